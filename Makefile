@@ -1,0 +1,114 @@
+# mayfly — one binary, bin/mayfly. See README.md.
+#
+#   make          build bin/mayfly and the examples that need compiling
+#   make deps     install the Debian packages the build and tests need
+#   make run      deps + build + start the server with the examples deployed
+#   make test     deps + build + unit tests, fuzz corpus replay, end-to-end
+#   make fuzz     build the libFuzzer targets (clang) into build/fuzz/
+#   make bench    the benchmark suite (never part of make test)
+
+CC      ?= gcc
+PYTHON  := /usr/bin/python3
+PKGS    := libuv jansson sqlite3 libzip libcurl libcrypto libseccomp libcap
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+CFLAGS_COMMON = -std=gnu17 -g $(WARN) -Isrc -D_GNU_SOURCE \
+		$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+
+RELEASE_CFLAGS := -O2 -fno-omit-frame-pointer
+SAN_FLAGS      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_CFLAGS    := -O1 -fno-omit-frame-pointer $(SAN_FLAGS)
+
+# Every source file but main.c goes into the library the unit tests link.
+SRC     := $(shell find src -name '*.c' | sort)
+LIB_SRC := $(filter-out src/main.c,$(SRC))
+
+REL_OBJ  := $(SRC:%.c=build/rel/%.o)
+ASAN_OBJ := $(SRC:%.c=build/asan/%.o)
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
+
+EXAMPLES :=
+
+# Debian packages the build, the tests and the examples need.
+DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
+	libsqlite3-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
+	libcap-dev libcmocka-dev python3 python3-pytest python3-requests zip unzip \
+	iproute2 procps
+
+.PHONY: all deps run test unit fuzz-replay e2e fuzz bench clean format
+
+all: bin/mayfly $(EXAMPLES)
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing" $$missing; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bin/mayfly: $(REL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/asan/mayfly: $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/rel/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(RELEASE_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/tests/test_%: tests/unit/test_%.c $(ASAN_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(LDLIBS) -lcmocka
+
+build/asan/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	clang -std=gnu17 -g -O1 -Isrc -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS)) \
+		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+
+run: deps all
+	./scripts/run.sh
+
+test: deps all build/asan/mayfly unit fuzz-replay e2e
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@set -e; for t in $(FUZZ_REPLAY); do \
+		name=$${t##*/replay_}; echo "== $$t tests/fuzz/corpus/$$name"; \
+		$$t tests/fuzz/corpus/$$name; done
+
+e2e: bin/mayfly build/asan/mayfly $(EXAMPLES)
+	MAYFLY_BIN=$(CURDIR)/build/asan/mayfly $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+bench: deps all
+	./bench/run.sh
+
+format:
+	clang-format -i $(SRC) $(shell find src -name '*.h') $(UNIT_SRC) $(FUZZ_SRC)
+
+clean:
+	rm -rf build bin $(EXAMPLES)
+
+-include $(shell find build -name '*.d' 2>/dev/null)

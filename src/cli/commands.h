@@ -1,0 +1,18 @@
+/* The subcommands of bin/mayfly, one file each under src/cli/. Each takes
+ * the arguments after its own name (argv[0] is the subcommand) and returns
+ * the process exit code: 0 ok, 1 an error reported by the server or the
+ * function (the message on stderr), 2 bad usage. */
+#ifndef MAYFLY_CLI_COMMANDS_H
+#define MAYFLY_CLI_COMMANDS_H
+
+int cmd_server(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1
+#define CLI_EXIT_USAGE 2
+
+#endif

@@ -1,0 +1,24 @@
+/* Small JSON helpers around jansson, which the control plane uses for
+ * parsing and building documents. Payloads on the invoke path are never
+ * parsed. */
+#ifndef MAYFLY_CORE_JSON_H
+#define MAYFLY_CORE_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+
+/* Appends s (len bytes, may hold NULs) as a quoted, escaped JSON string. */
+void json_quote(buf_t *out, const char *s, size_t len);
+/* Appends the compact serialisation of v. */
+void json_dump_buf(buf_t *out, const json_t *v);
+
+static inline void json_decrefp(json_t **v)
+{
+    if (*v)
+        json_decref(*v);
+}
+#define cleanup_json __attribute__((cleanup(json_decrefp)))
+
+#endif

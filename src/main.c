@@ -1,0 +1,46 @@
+/* bin/mayfly: the server and the CLI in one binary. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    { "server", cmd_server, "run the mayfly server" },
+    { "deploy", cmd_deploy, "create or update a function from a folder or a .zip" },
+    { "ls", cmd_ls, "list functions" },
+    { "get", cmd_get, "show one function" },
+    { "rm", cmd_rm, "delete a function" },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mayfly COMMAND [ARGS]...\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'mayfly COMMAND --help' for a command's options.\n"
+                 "The CLI talks to MAYFLY_URL (default http://127.0.0.1:8700), with\n"
+                 "MAYFLY_TOKEN as bearer token when set.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "mayfly: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}

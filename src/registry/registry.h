@@ -1,0 +1,78 @@
+/* The function registry: validation of a function's settings, versions,
+ * and its code package, over the store and the code directory.
+ *
+ * Errors map onto HTTP statuses by their errno: -EINVAL a bad field (the
+ * message starts with the field's name, e.g. "memory_mb: must be an integer
+ * from 128 to 10240"), -ENOENT no such function, -EFBIG a package past its
+ * limits, anything else an internal error. */
+#ifndef MAYFLY_REGISTRY_REGISTRY_H
+#define MAYFLY_REGISTRY_REGISTRY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "registry/code.h"
+#include "store/store.h"
+
+#define FN_NAME_MAX 64
+
+typedef struct fn_async {
+    int max_retries;             /* 0–2, default 2 */
+    int max_event_age_s;         /* 60–21600, default 21600 */
+    char on_success[FN_NAME_MAX + 1]; /* "" when unset */
+    char on_failure[FN_NAME_MAX + 1];
+} fn_async_t;
+
+/* A function as the rest of mayfly sees it. */
+typedef struct fn {
+    char name[FN_NAME_MAX + 1];
+    char runtime[16];            /* canonical: "python3", "nodejs", "provided" */
+    char handler[129];
+    int memory_mb;               /* 128–10240, default 128 */
+    int timeout_s;               /* 1–900, default 3 */
+    int max_concurrency;         /* 1–1000, default 10 */
+    int tmp_mb;                  /* 16–10240, default 64 */
+    json_t *env;                 /* object of string → string, owned */
+    fn_async_t async;
+    int64_t version;
+    char code_sha256[65];
+    int64_t code_size;
+    int64_t created_ms, updated_ms;
+} fn_t;
+
+typedef struct registry registry_t;
+
+/* Code packages live under DATA_DIR/code. */
+int registry_open(store_t *store, const char *data_dir, const code_limits_t *limits,
+                  registry_t **out, mf_error_t *err);
+void registry_close(registry_t *r);
+
+/* True when name matches [A-Za-z0-9_-]{1,64}. */
+bool registry_valid_name(const char *name);
+
+/* Creates or updates the function name from a request body shaped as in
+ * DESIGN.md: {"runtime","handler","memory_mb","timeout_s","env",
+ * "max_concurrency","tmp_mb","async":{…},"code":{"zip_base64"}}.
+ * On create, runtime and code are required, and other fields take their
+ * defaults; on update, a field left out keeps its current value, and a new
+ * code package or any changed field raises the version by one. Unknown
+ * fields are rejected. *created tells which happened. */
+int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
+                 bool *created, mf_error_t *err);
+int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err);
+/* Fills *out with a newly allocated array; free with fn_list_free. */
+int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err);
+/* Deletes the function and, when no other function uses it, its package. */
+int registry_delete(registry_t *r, const char *name, mf_error_t *err);
+
+/* The directory holding a function's unpacked code (free() it). */
+char *registry_code_dir(registry_t *r, const fn_t *f);
+
+/* The function's JSON as the API returns it (a new reference). */
+json_t *fn_to_json(const fn_t *f);
+void fn_clear(fn_t *f);
+void fn_list_free(fn_t *list, size_t count);
+
+#endif

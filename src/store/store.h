@@ -1,0 +1,54 @@
+/* The store: everything mayfly keeps durably, behind one interface. The
+ * embedded default is SQLite in WAL mode under the data directory
+ * (sqlite.c); several machines may later share PostgreSQL behind the same
+ * calls.
+ *
+ * A store_t is used from one thread at a time (the server's event loop);
+ * there is one writer. Calls return 0 or a negative errno and fill *err:
+ * -ENOENT when the thing asked for does not exist, -EBUSY when another
+ * server holds the data directory, -EIO (or the OS errno) otherwise. */
+#ifndef MAYFLY_STORE_STORE_H
+#define MAYFLY_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct store store_t;
+
+/* One stored function. config_json holds the function's settings as a JSON
+ * object (the registry owns its shape); the store only keeps it. */
+typedef struct store_function {
+    char name[65];
+    int64_t version;
+    char code_sha256[65];
+    int64_t code_size;      /* bytes of the unpacked package */
+    char *config_json;      /* owned, NUL-terminated */
+    int64_t created_ms;     /* wall clock, ms since the epoch */
+    int64_t updated_ms;
+} store_function_t;
+
+/* Opens (creating if needed) DIR/mayfly.db in WAL mode, takes DIR/lock so a
+ * second server on the same directory fails with -EBUSY and a message that
+ * says so, and applies pending schema migrations. */
+int store_open(const char *data_dir, store_t **out, mf_error_t *err);
+void store_close(store_t *s);
+/* The schema version after migrations. */
+int store_schema_version(store_t *s);
+
+/* Fills *out (free it with store_function_clear); -ENOENT if absent. */
+int store_function_get(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
+/* Inserts or replaces the function named f->name, as given. */
+int store_function_put(store_t *s, const store_function_t *f, mf_error_t *err);
+/* -ENOENT if absent. */
+int store_function_delete(store_t *s, const char *name, mf_error_t *err);
+/* All functions ordered by name; free with store_function_list_free. */
+int store_function_list(store_t *s, store_function_t **out, size_t *count, mf_error_t *err);
+/* How many functions reference a code package. */
+int store_code_refs(store_t *s, const char *code_sha256, int64_t *count, mf_error_t *err);
+
+void store_function_clear(store_function_t *f);
+void store_function_list_free(store_function_t *list, size_t count);
+
+#endif
