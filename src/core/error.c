@@ -23,7 +23,7 @@ int mf_error_wrap(mf_error_t *err, const char *fmt, ...)
 {
     if (!err)
         return -EINVAL;
-    char prefix[256];
+    char prefix[128];
     char old[sizeof err->msg];
     va_list ap;
 
@@ -31,6 +31,13 @@ int mf_error_wrap(mf_error_t *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    /* Keep as much of both as fits; the message is for people. */
+    memcpy(err->msg, prefix, n);
+    memcpy(err->msg + n, ": ", 2);
+    size_t room = sizeof err->msg - n - 3;
+    size_t ol = strnlen(old, room);
+    memcpy(err->msg + n + 2, old, ol);
+    err->msg[n + 2 + ol] = '\0';
     return err->code ? -err->code : -EINVAL;
 }

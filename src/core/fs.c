@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "core/fs.h"
 
 #include <dirent.h>
@@ -37,17 +36,17 @@ int fs_mkdir_p(const char *path, mode_t mode, mf_error_t *err)
     return 0;
 }
 
-static int rm_rf_at(int dirfd, const char *name, mf_error_t *err)
+static int rm_rf_at(int parent, const char *name, mf_error_t *err)
 {
     struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : mf_error_set(err, errno, "stat `%s`", name);
     if (!S_ISDIR(st.st_mode)) {
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        if (unlinkat(parent, name, 0) < 0 && errno != ENOENT)
             return mf_error_set(err, errno, "unlink `%s`", name);
         return 0;
     }
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return mf_error_set(err, errno, "open `%s`", name);
     DIR *d = fdopendir(fd);
@@ -67,7 +66,7 @@ static int rm_rf_at(int dirfd, const char *name, mf_error_t *err)
     closedir(d);
     if (ret < 0)
         return ret;
-    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
         return mf_error_set(err, errno, "rmdir `%s`", name);
     return 0;
 }

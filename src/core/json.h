@@ -14,11 +14,7 @@ void json_quote(buf_t *out, const char *s, size_t len);
 /* Appends the compact serialisation of v. */
 void json_dump_buf(buf_t *out, const json_t *v);
 
-static inline void json_decrefp(json_t **v)
-{
-    if (*v)
-        json_decref(*v);
-}
+/* jansson provides json_decrefp (NULL-safe). */
 #define cleanup_json __attribute__((cleanup(json_decrefp)))
 
 #endif

@@ -1,0 +1,79 @@
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+
+typedef struct api_route {
+    struct api_route *next;
+    api_handler_fn fn;
+    api_ctx_t *ctx;
+    bool open;
+} api_route_t;
+
+static api_route_t *routes;
+
+static void trampoline(http_request_t *req, void *ud)
+{
+    api_route_t *rt = ud;
+    if (!rt->open && !auth_check_bearer(rt->ctx->keys, http_request_header(req, "Authorization"))) {
+        http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
+        http_respond_error(req, 401, "unauthorized",
+                           "missing or wrong credentials: send `Authorization: Bearer ID:SECRET`");
+        return;
+    }
+    rt->fn(req, rt->ctx);
+}
+
+void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                const char *pattern, api_handler_fn fn, size_t max_body, bool open)
+{
+    api_route_t *rt = xcalloc(1, sizeof *rt);
+    rt->fn = fn;
+    rt->ctx = ctx;
+    rt->open = open;
+    rt->next = routes;
+    routes = rt;
+    http_router_add(router, method, pattern, trampoline, rt, max_body);
+}
+
+void api_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__system_register(router, ctx);
+    api__functions_register(router, ctx);
+}
+
+void api_release(void)
+{
+    while (routes) {
+        api_route_t *rt = routes;
+        routes = rt->next;
+        free(rt);
+    }
+}
+
+void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : "unknown error";
+    switch (r) {
+    case -EINVAL:
+        http_respond_error(req, 400, "bad_request", "%s", msg);
+        return;
+    case -ENOENT:
+        http_respond_error(req, 404, "not_found", "%s", msg);
+        return;
+    case -EEXIST:
+    case -EBUSY:
+        http_respond_error(req, 409, "conflict", "%s", msg);
+        return;
+    case -EFBIG:
+        http_respond_error(req, 413, "payload_too_large", "%s", msg);
+        return;
+    default:
+        log_error("api", "%s %s: %s", http_method_str(req->method), req->path, msg);
+        http_respond_error(req, 500, "internal", "internal error: %s", msg);
+        return;
+    }
+}

@@ -1,0 +1,33 @@
+/* The HTTP API: the /v1 routes, health and metrics. Handlers turn the
+ * errors of the layers below into the JSON error shape of DESIGN.md. */
+#ifndef MAYFLY_API_API_H
+#define MAYFLY_API_API_H
+
+#include "api/auth.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "registry/registry.h"
+
+typedef struct api_ctx {
+    registry_t *registry;
+    code_limits_t code_limits;
+    const auth_keys_t *keys;
+} api_ctx_t;
+
+/* Adds every route to router; ctx must outlive it. */
+void api_register(http_router_t *router, api_ctx_t *ctx);
+void api_release(void);
+
+/* Answers a request with the error a lower layer returned (r < 0):
+ * -EINVAL 400, -ENOENT 404, -EEXIST/-EBUSY 409, -EFBIG 413, else 500. */
+void api_respond_failure(http_request_t *req, int r, const mf_error_t *err);
+
+/* Route handlers, by file. */
+typedef void (*api_handler_fn)(http_request_t *req, api_ctx_t *ctx);
+void api__functions_register(http_router_t *router, api_ctx_t *ctx);
+void api__system_register(http_router_t *router, api_ctx_t *ctx);
+/* Registers a handler behind the access-key check (unless open is true). */
+void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                const char *pattern, api_handler_fn fn, size_t max_body, bool open);
+
+#endif

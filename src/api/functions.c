@@ -1,0 +1,106 @@
+/* /v1/functions: create or update, list, get, delete, invoke. */
+#include <errno.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/json.h"
+
+/* Every handler below takes the function's name from the path. */
+static const char *fn_name(const http_request_t *req)
+{
+    return req->params[0];
+}
+
+static void handle_put(http_request_t *req, api_ctx_t *ctx)
+{
+    json_error_t jerr;
+    cleanup_json json_t *body = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        http_respond_error(req, 400, "bad_request", "body: invalid JSON at line %d column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
+        return;
+    }
+    fn_t fn;
+    bool created = false;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_put(ctx->registry, fn_name(req), body, &fn, &created, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    cleanup_json json_t *out = fn_to_json(&fn);
+    fn_clear(&fn);
+    http_respond_json(req, created ? 201 : 200, out);
+}
+
+static void handle_get(http_request_t *req, api_ctx_t *ctx)
+{
+    fn_t fn;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_get(ctx->registry, fn_name(req), &fn, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    cleanup_json json_t *out = fn_to_json(&fn);
+    fn_clear(&fn);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_list(http_request_t *req, api_ctx_t *ctx)
+{
+    fn_t *list = NULL;
+    size_t n = 0;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_list(ctx->registry, &list, &n, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    cleanup_json json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, fn_to_json(&list[i]));
+    fn_list_free(list, n);
+    cleanup_json json_t *out = json_pack("{sO}", "functions", arr);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_delete(http_request_t *req, api_ctx_t *ctx)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_delete(ctx->registry, fn_name(req), &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    http_respond(req, 204, NULL, NULL, 0);
+}
+
+static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
+{
+    fn_t fn;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_get(ctx->registry, fn_name(req), &fn, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    fn_clear(&fn);
+    http_respond_error(req, 501, "not_implemented",
+                       "invoking functions is not available in this build yet: function `%s` is "
+                       "stored, but mayfly cannot run it",
+                       fn_name(req));
+}
+
+void api__functions_register(http_router_t *router, api_ctx_t *ctx)
+{
+    /* A create or update carries the zip base64-encoded inside JSON: 4/3 of
+     * the zip limit plus room for the settings. */
+    size_t put_max = (size_t)(ctx->code_limits.max_zip_bytes / 3 + 1) * 4 + 64 * 1024;
+    api__route(router, ctx, HTTP_GET, "/v1/functions", handle_list, 0, false);
+    api__route(router, ctx, HTTP_PUT, "/v1/functions/{name}", handle_put, put_max, false);
+    api__route(router, ctx, HTTP_GET, "/v1/functions/{name}", handle_get, 0, false);
+    api__route(router, ctx, HTTP_DELETE, "/v1/functions/{name}", handle_delete, 0, false);
+    api__route(router, ctx, HTTP_POST, "/v1/functions/{name}/invoke", handle_invoke,
+               6 * 1024 * 1024, false);
+}

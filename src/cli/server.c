@@ -1,0 +1,320 @@
+/* mayfly server: flags, start-up checks, the event loop, and a graceful
+ * shutdown on SIGTERM or SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "obs/metrics.h"
+#include "store/store.h"
+
+typedef struct server_opts {
+    char host[256];
+    int port;
+    const char *data_dir;
+    const char *keys_file;
+    http_server_config_t http;
+    code_limits_t code;
+} server_opts_t;
+
+typedef struct server_state {
+    uv_loop_t *loop;
+    http_server_t *http;
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+} server_state_t;
+
+static const char usage_text[] =
+    "usage: mayfly server [OPTIONS]\n"
+    "\n"
+    "Runs the mayfly server until SIGTERM or SIGINT.\n"
+    "\n"
+    "  --listen HOST:PORT        address to listen on (default 127.0.0.1:8700, env MAYFLY_LISTEN)\n"
+    "  --data DIR                data directory (default ./.mayfly, env MAYFLY_DATA)\n"
+    "  --keys FILE               access keys, one `ACCESS_KEY_ID SECRET` a line\n"
+    "                            (or env MAYFLY_ACCESS_KEYS=ID:SECRET[,ID:SECRET...]);\n"
+    "                            without keys the server runs in development mode and\n"
+    "                            only listens on loopback\n"
+    "  --log-format text|json    log line format on stderr (default text)\n"
+    "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+    "  --max-connections N       open connections at most (default 1024)\n"
+    "  --header-timeout S        seconds a client has to send a whole request (default 30)\n"
+    "  --keepalive-timeout S     seconds an idle connection stays open (default 60)\n"
+    "  --max-zip-mb N            largest code zip in MiB (default 50)\n"
+    "  --max-unzipped-mb N       largest unpacked code package in MiB (default 250)\n"
+    "  --max-files N             most files in a code package (default 10000)\n"
+    "  -h, --help                show this help\n";
+
+enum {
+    OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
+    OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
+};
+
+static const struct option long_opts[] = {
+    { "listen", required_argument, NULL, OPT_LISTEN },
+    { "data", required_argument, NULL, OPT_DATA },
+    { "keys", required_argument, NULL, OPT_KEYS },
+    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+    { "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
+    { "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
+    { "max-zip-mb", required_argument, NULL, OPT_MAX_ZIP },
+    { "max-unzipped-mb", required_argument, NULL, OPT_MAX_UNZIPPED },
+    { "max-files", required_argument, NULL, OPT_MAX_FILES },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "mayfly server: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nRun 'mayfly server --help' for the options.\n");
+    return CLI_EXIT_USAGE;
+}
+
+/* Parses a whole decimal number within [min, max]. */
+static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    if (!*s || *s == '-' || *s == '+')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Splits "HOST:PORT" (IPv6 hosts in brackets) into host and port. */
+static bool parse_listen(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return false;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= hostlen)
+        return false;
+    if (strchr(s, ':') != colon && !(s[0] == '[' && colon[-1] == ']'))
+        return false;
+    unsigned long p;
+    if (!parse_uint(colon + 1, 0, 65535, &p))
+        return false;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (!strcmp(host, "localhost"))
+        snprintf(host, hostlen, "127.0.0.1");
+    *port = (int)p;
+    return true;
+}
+
+static bool is_loopback(const char *host)
+{
+    return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "[::1]");
+}
+
+static int parse_opts(int argc, char **argv, server_opts_t *o)
+{
+    const char *listen = getenv("MAYFLY_LISTEN");
+    o->data_dir = getenv("MAYFLY_DATA");
+    if (!o->data_dir || !*o->data_dir)
+        o->data_dir = "./.mayfly";
+    if (!listen || !*listen)
+        listen = "127.0.0.1:8700";
+
+    opterr = 0;
+    optind = 1;
+    int c;
+    unsigned long v;
+    while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return -1;
+        case OPT_LISTEN:
+            listen = optarg;
+            break;
+        case OPT_DATA:
+            o->data_dir = optarg;
+            break;
+        case OPT_KEYS:
+            o->keys_file = optarg;
+            break;
+        case OPT_LOG_FORMAT: {
+            log_format_t f;
+            if (log_parse_format(optarg, &f) < 0)
+                return usage_error("--log-format must be text or json, not `%s`", optarg);
+            log_set_format(f);
+            break;
+        }
+        case OPT_LOG_LEVEL: {
+            log_level_t l;
+            if (log_parse_level(optarg, &l) < 0)
+                return usage_error("--log-level must be debug, info, warn or error, not `%s`",
+                                   optarg);
+            log_set_level(l);
+            break;
+        }
+        case OPT_MAX_CONNS:
+            if (!parse_uint(optarg, 1, 1000000, &v))
+                return usage_error("--max-connections must be a number from 1 to 1000000, not `%s`", optarg);
+            o->http.max_connections = (unsigned)v;
+            break;
+        case OPT_HEADER_TIMEOUT:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--header-timeout must be seconds from 1 to 3600, not `%s`", optarg);
+            o->http.header_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_KEEPALIVE_TIMEOUT:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--keepalive-timeout must be seconds from 1 to 3600, not `%s`", optarg);
+            o->http.keepalive_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_MAX_ZIP:
+            if (!parse_uint(optarg, 1, 1024, &v))
+                return usage_error("--max-zip-mb must be a number from 1 to 1024, not `%s`", optarg);
+            o->code.max_zip_bytes = (uint64_t)v << 20;
+            break;
+        case OPT_MAX_UNZIPPED:
+            if (!parse_uint(optarg, 1, 10240, &v))
+                return usage_error("--max-unzipped-mb must be a number from 1 to 10240, not `%s`", optarg);
+            o->code.max_unzipped_bytes = (uint64_t)v << 20;
+            break;
+        case OPT_MAX_FILES:
+            if (!parse_uint(optarg, 1, 1000000, &v))
+                return usage_error("--max-files must be a number from 1 to 1000000, not `%s`", optarg);
+            o->code.max_files = v;
+            break;
+        case ':':
+            return usage_error("option `%s` needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option `%s`", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument `%s`", argv[optind]);
+    if (!parse_listen(listen, o->host, sizeof o->host, &o->port))
+        return usage_error("--listen must be HOST:PORT (e.g. 127.0.0.1:8700), not `%s`", listen);
+    return 0;
+}
+
+static void on_http_stopped(void *ud)
+{
+    server_state_t *st = ud;
+    uv_close((uv_handle_t *)&st->sigterm, NULL);
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server_state_t *st = h->data;
+    if (st->stopping) {
+        log_warn("server", "%s again: still finishing in-flight requests", strsignal(signum));
+        return;
+    }
+    st->stopping = true;
+    log_info("server", "%s: stopping (no new connections; finishing in-flight requests)",
+             strsignal(signum));
+    http_server_shutdown(st->http, on_http_stopped, st);
+}
+
+int cmd_server(int argc, char **argv)
+{
+    server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT, .code = CODE_LIMITS_DEFAULT };
+    int r = parse_opts(argc, argv, &o);
+    if (r < 0)
+        return CLI_EXIT_OK;
+    if (r > 0)
+        return r;
+
+    mf_error_t err = MF_ERROR_INIT;
+    auth_keys_t keys = { 0 };
+    const char *key_list = getenv("MAYFLY_ACCESS_KEYS");
+    if ((o.keys_file && auth_keys_load_file(&keys, o.keys_file, &err) < 0) ||
+        (key_list && *key_list && auth_keys_parse_list(&keys, key_list, &err) < 0)) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
+    if (keys.count == 0) {
+        if (!is_loopback(o.host)) {
+            fprintf(stderr,
+                    "mayfly server: refusing to listen on %s: with no access keys the server runs "
+                    "in development mode, which only listens on loopback (127.0.0.1 or ::1); "
+                    "give --keys FILE or MAYFLY_ACCESS_KEYS\n",
+                    o.host);
+            return CLI_EXIT_ERROR;
+        }
+        log_warn("server", "development mode: no access keys given, every request is accepted "
+                           "without credentials");
+    } else {
+        log_info("server", "%zu access key(s) loaded; requests must carry credentials",
+                 keys.count);
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+
+    store_t *store = NULL;
+    registry_t *registry = NULL;
+    if (store_open(o.data_dir, &store, &err) < 0 ||
+        registry_open(store, o.data_dir, &o.code, &registry, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        store_close(store);
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
+    log_info("store", "data in %s (sqlite, schema version %d)", o.data_dir,
+             store_schema_version(store));
+
+    api_ctx_t api = { .registry = registry, .code_limits = o.code, .keys = &keys };
+    http_router_t router;
+    http_router_init(&router);
+    api_register(&router, &api);
+
+    server_state_t st = { .loop = uv_default_loop() };
+    r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
+    if (r < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        goto out;
+    }
+
+    uv_signal_init(st.loop, &st.sigterm);
+    uv_signal_init(st.loop, &st.sigint);
+    st.sigterm.data = st.sigint.data = &st;
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+
+    char addr[300];
+    http_server_address(st.http, addr, sizeof addr);
+    log_info("server", "mayfly listening on %s", addr);
+    /* The contract's ready line, on stdout, flushed at once: scripts and
+     * tests wait for it. */
+    printf("mayfly listening on %s\n", addr);
+    fflush(stdout);
+
+    uv_run(st.loop, UV_RUN_DEFAULT);
+    log_info("server", "stopped");
+    r = CLI_EXIT_OK;
+
+out:
+    http_server_free(st.http);
+    uv_loop_close(st.loop);
+    http_router_release(&router);
+    api_release();
+    registry_close(registry);
+    store_close(store);
+    auth_keys_release(&keys);
+    metrics_free_all();
+    return r;
+}

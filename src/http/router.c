@@ -1,0 +1,86 @@
+#include "http/router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+
+void http_router_init(http_router_t *r)
+{
+    r->routes = NULL;
+    r->nroutes = 0;
+}
+
+void http_router_release(http_router_t *r)
+{
+    free(r->routes);
+    http_router_init(r);
+}
+
+void http_router_add(http_router_t *r, enum http_method method, const char *pattern,
+                     http_handler_fn handler, void *ud, size_t max_body)
+{
+    r->routes = xrealloc(r->routes, (r->nroutes + 1) * sizeof *r->routes);
+    r->routes[r->nroutes++] = (http_route_t){ method, pattern, handler, ud, max_body };
+}
+
+/* Compares one pattern with a path segment by segment. On a match the
+ * parameters' raw spans go to spans[]. */
+static bool pattern_matches(const char *pat, const char *path, slice_t *spans, size_t *nspans)
+{
+    *nspans = 0;
+    while (*pat && *path) {
+        if (*pat != '/' || *path != '/')
+            return false;
+        pat++;
+        path++;
+        const char *pend = strchr(pat, '/');
+        size_t plen = pend ? (size_t)(pend - pat) : strlen(pat);
+        const char *send = strchr(path, '/');
+        size_t slen = send ? (size_t)(send - path) : strlen(path);
+        if (plen >= 2 && pat[0] == '{' && pat[plen - 1] == '}') {
+            if (slen == 0 || *nspans == HTTP_MAX_PARAMS)
+                return false;
+            spans[(*nspans)++] = (slice_t){ path, slen };
+        } else if (plen != slen || memcmp(pat, path, plen) != 0) {
+            return false;
+        }
+        pat += plen;
+        path += slen;
+    }
+    return *pat == '\0' && *path == '\0';
+}
+
+int http_router_match(const http_router_t *r, http_request_t *req, buf_t *allow)
+{
+    bool path_known = false;
+    slice_t spans[HTTP_MAX_PARAMS];
+    size_t nspans;
+
+    for (size_t i = 0; i < r->nroutes; i++) {
+        const http_route_t *rt = &r->routes[i];
+        if (!pattern_matches(rt->pattern, req->path, spans, &nspans))
+            continue;
+        if (rt->method != req->method) {
+            if (allow) {
+                if (allow->len)
+                    buf_adds(allow, ", ");
+                buf_adds(allow, http_method_str(rt->method));
+            }
+            path_known = true;
+            continue;
+        }
+        for (size_t j = 0; j < nspans; j++) {
+            buf_t b = BUF_INIT;
+            if (http_percent_decode(&b, spans[j].base, spans[j].len, false) < 0 ||
+                memchr(b.data, '/', b.len)) {
+                buf_release(&b);
+                return 400;
+            }
+            req->params[req->nparams++] = buf_detach(&b, NULL);
+        }
+        req->route = rt;
+        return 0;
+    }
+    return path_known ? 405 : 404;
+}

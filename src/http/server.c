@@ -1,0 +1,698 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "obs/metrics.h"
+
+/* Past this much unparsed input behind a request in flight, stop reading
+ * from the client until the request is answered. */
+#define IN_HIGH_WATER (256 * 1024)
+/* Body bytes accepted (and thrown away) on a path that matches no route. */
+#define UNROUTED_MAX_BODY (64 * 1024)
+#define READ_SLAB (64 * 1024)
+
+typedef enum { TIMER_NONE, TIMER_KEEPALIVE, TIMER_HEAD } timer_mode_t;
+
+typedef struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    http_server_t *srv;
+    http_reader_t reader;
+    buf_t in;                  /* received, not yet parsed */
+    http_request_t *active;    /* the one request being answered */
+    struct http_conn *prev, *next;
+    timer_mode_t timer_mode;
+    int open_handles;
+    bool closing;
+    bool processing;
+    bool close_after;          /* close once the queued writes are done */
+    bool eof;
+    bool reading;
+} http_conn_t;
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t grace_timer;
+    http_server_config_t config;
+    const http_router_t *router;
+    http_conn_t *conns;
+    unsigned nconns;
+    bool shutting_down;
+    bool listener_closed;
+    bool grace_closed;
+    void (*done)(void *);
+    void *done_ud;
+    char read_slab[READ_SLAB];
+};
+
+typedef struct write_req {
+    uv_write_t w;
+    http_conn_t *conn;
+    buf_t head;
+    buf_t body;
+    bool close_after;
+} write_req_t;
+
+static metrics_family_t *m_requests, *m_duration;
+
+static void conn_close(http_conn_t *conn);
+static void conn_process(http_conn_t *conn);
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+const char *http_status_code_name(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 409: return "conflict";
+    case 413: return "payload_too_large";
+    case 429: return "throttled";
+    case 431: return "header_too_large";
+    case 501: return "not_implemented";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "internal" : "bad_request";
+    }
+}
+
+static void metrics_init_once(void)
+{
+    if (m_requests)
+        return;
+    static const char *const labels[] = { "route", "code", NULL };
+    m_requests = metrics_family_new(METRICS_COUNTER, "mayfly_http_requests_total",
+                                    "HTTP requests answered, by route and status code.", labels,
+                                    NULL, 0);
+    m_duration = metrics_family_new(METRICS_HISTOGRAM, "mayfly_http_request_duration_seconds",
+                                    "Time from a request's arrival to its answer.", labels, NULL,
+                                    0);
+}
+
+static void observe(const http_request_t *req, int status)
+{
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
+    const char *route = req->route ? req->route->pattern : "unmatched";
+    const char *values[] = { route, code };
+    metrics_inc(m_requests, values, 1);
+    metrics_observe(m_duration, values, (double)(clock_mono_ns() - req->start_ns) / 1e9);
+}
+
+/* ---- connection plumbing ---------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    http_conn_t *conn = h->data;
+    if (--conn->open_handles > 0)
+        return;
+    http_server_t *srv = conn->srv;
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        srv->conns = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    srv->nconns--;
+    http_reader_release(&conn->reader);
+    buf_release(&conn->in);
+    free(conn);
+    if (srv->shutting_down && srv->nconns == 0 && srv->listener_closed && srv->done) {
+        void (*done)(void *) = srv->done;
+        srv->done = NULL;
+        done(srv->done_ud);
+    }
+}
+
+static void conn_close(http_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = true;
+    if (conn->active) {
+        /* The handler still owns the request; tell it the client is gone. */
+        http_request_t *req = conn->active;
+        conn->active = NULL;
+        req->conn = NULL;
+        if (req->abort_cb)
+            req->abort_cb(req);
+    }
+    uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+    write_req_t *wr = (write_req_t *)w;
+    http_conn_t *conn = wr->conn;
+    buf_release(&wr->head);
+    buf_release(&wr->body);
+    bool close_after = wr->close_after;
+    free(wr);
+    if (conn->closing)
+        return;
+    if (status < 0 || close_after)
+        conn_close(conn);
+}
+
+/* Queues head (and body, whose memory the write takes over) on the socket. */
+static void conn_write(http_conn_t *conn, buf_t *head, buf_t *body, bool close_after)
+{
+    write_req_t *wr = xcalloc(1, sizeof *wr);
+    wr->conn = conn;
+    wr->head = *head;
+    buf_init(head, 0);
+    if (body) {
+        wr->body = *body;
+        buf_init(body, 0);
+    } else {
+        buf_init(&wr->body, 0);
+    }
+    wr->close_after = close_after;
+    uv_buf_t bufs[2] = { uv_buf_init(wr->head.data, (unsigned)wr->head.len),
+                         uv_buf_init(wr->body.data, (unsigned)wr->body.len) };
+    int r = uv_write(&wr->w, (uv_stream_t *)&conn->tcp, bufs, wr->body.len ? 2 : 1, on_write);
+    if (r < 0) {
+        buf_release(&wr->head);
+        buf_release(&wr->body);
+        free(wr);
+        conn_close(conn);
+    }
+}
+
+/* Answers a request the reader refused (or one arriving during shutdown)
+ * without a handler, and closes the connection after. */
+static void conn_write_error(http_conn_t *conn, int status, const char *message)
+{
+    buf_t body = BUF_INIT, head = BUF_INIT;
+    buf_addf(&body, "{\"error\":{\"code\":\"%s\",\"message\":", http_status_code_name(status));
+    json_quote(&body, message, strlen(message));
+    buf_adds(&body, "}}");
+    buf_addf(&head,
+             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             status, http_status_text(status), body.len);
+    buf_add(&head, body.data, body.len);
+    buf_release(&body);
+    conn->close_after = true;
+    conn_write(conn, &head, NULL, true);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    http_conn_t *conn = t->data;
+    if (conn->timer_mode == TIMER_HEAD && !conn->close_after) {
+        /* A client too slow to send its request holds a connection slot;
+         * tell it why and let it go. */
+        conn_write_error(conn, 408, "the request did not arrive in time");
+        return;
+    }
+    conn_close(conn);
+}
+
+static void conn_set_timer(http_conn_t *conn, timer_mode_t mode)
+{
+    if (conn->timer_mode == mode || conn->closing)
+        return;
+    conn->timer_mode = mode;
+    if (mode == TIMER_NONE) {
+        uv_timer_stop(&conn->timer);
+        return;
+    }
+    uint64_t ms = mode == TIMER_HEAD ? conn->srv->config.header_timeout_ms
+                                     : conn->srv->config.keepalive_timeout_ms;
+    uv_timer_start(&conn->timer, on_timer, ms, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    http_conn_t *conn = h->data;
+    /* Reads are copied out at once, so every connection can share one slab. */
+    *buf = uv_buf_init(conn->srv->read_slab, READ_SLAB);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    http_conn_t *conn = s->data;
+    if (nread == UV_EOF) {
+        conn->eof = true;
+        uv_read_stop(s);
+        conn->reading = false;
+        conn_process(conn);
+        if (!conn->active && !conn->closing && !conn->close_after)
+            conn_close(conn);
+        return;
+    }
+    if (nread < 0) {
+        conn_close(conn);
+        return;
+    }
+    if (nread == 0 || conn->close_after)
+        return;
+    buf_add(&conn->in, buf->base, (size_t)nread);
+    conn_process(conn);
+}
+
+static void conn_set_reading(http_conn_t *conn, bool on)
+{
+    if (conn->reading == on || conn->closing || conn->eof)
+        return;
+    if (on)
+        uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+    conn->reading = on;
+}
+
+/* ---- the reader's callbacks -------------------------------------------- */
+
+static size_t reader_on_head(void *ud, http_request_t *req)
+{
+    http_conn_t *conn = ud;
+    buf_t allow = BUF_INIT;
+    req->route_status = http_router_match(conn->srv->router, req, &allow);
+    if (req->route_status == 405)
+        buf_addf(&req->resp_headers, "Allow: %s\r\n", allow.data);
+    buf_release(&allow);
+    return req->route ? req->route->max_body : UNROUTED_MAX_BODY;
+}
+
+static void reader_on_continue(void *ud, http_request_t *req)
+{
+    http_conn_t *conn = ud;
+    buf_t head = BUF_INIT;
+    buf_adds(&head, "HTTP/1.1 100 Continue\r\n\r\n");
+    conn_write(conn, &head, NULL, false);
+}
+
+/* ---- dispatching -------------------------------------------------------- */
+
+static void dispatch(http_conn_t *conn, http_request_t *req)
+{
+    req->conn = conn;
+    conn->active = req;
+    if (conn->srv->shutting_down) {
+        req->keep_alive = false;
+        http_respond_error(req, 503, "unavailable", "the server is shutting down");
+        return;
+    }
+    switch (req->route_status) {
+    case 0:
+        req->route->handler(req, req->route->ud);
+        return;
+    case 405:
+        http_respond_error(req, 405, "method_not_allowed", "%s is not allowed on %s",
+                           http_method_str(req->method), req->path);
+        return;
+    case 400:
+        http_respond_error(req, 400, "bad_request", "bad percent-encoding in the path %s",
+                           req->path);
+        return;
+    default:
+        http_respond_error(req, 404, "not_found", "no route for %s %s",
+                           http_method_str(req->method), req->path);
+        return;
+    }
+}
+
+static void conn_process(http_conn_t *conn)
+{
+    if (conn->processing || conn->closing)
+        return;
+    conn->processing = true;
+    while (!conn->active && !conn->closing && !conn->close_after && conn->in.len) {
+        size_t used = 0;
+        http_reader_result_t r =
+            http_reader_feed(&conn->reader, conn->in.data, conn->in.len, &used);
+        buf_consume(&conn->in, used);
+        if (r == HTTP_READER_ERROR) {
+            conn_write_error(conn, conn->reader.error_status, conn->reader.error_message);
+            break;
+        }
+        if (r == HTTP_READER_MORE)
+            break;
+        http_request_t *req = http_reader_take(&conn->reader);
+        req->start_ns = clock_mono_ns();
+        conn_set_timer(conn, TIMER_NONE);
+        dispatch(conn, req);
+    }
+    conn->processing = false;
+    if (conn->closing || conn->close_after)
+        return;
+    if (conn->active)
+        conn_set_timer(conn, TIMER_NONE);
+    else if (conn->in.len || http_reader_busy(&conn->reader))
+        conn_set_timer(conn, TIMER_HEAD);
+    else
+        conn_set_timer(conn, TIMER_KEEPALIVE);
+    conn_set_reading(conn, !(conn->active && conn->in.len > IN_HIGH_WATER));
+    if (conn->eof && !conn->active)
+        conn_close(conn);
+}
+
+/* Called when a request's answer has been queued in full. */
+static void request_done(http_request_t *req)
+{
+    http_conn_t *conn = req->conn;
+    observe(req, req->status);
+    if (!conn) {
+        http_request_free(req);
+        return;
+    }
+    bool keep = req->keep_alive && !conn->srv->shutting_down;
+    conn->active = NULL;
+    http_request_free(req);
+    if (!keep) {
+        conn->close_after = true;
+        return;
+    }
+    conn_process(conn);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+void http_header_add(http_request_t *req, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    buf_addf(&req->resp_headers, "%s: ", name);
+    va_start(ap, fmt);
+    buf_vaddf(&req->resp_headers, fmt, ap);
+    va_end(ap);
+    buf_adds(&req->resp_headers, "\r\n");
+}
+
+static bool response_keeps_alive(const http_request_t *req)
+{
+    return req->keep_alive && req->conn && !req->conn->srv->shutting_down;
+}
+
+/* content_length: the body's size, HEAD_CHUNKED for a stream, or HEAD_NONE
+ * for a status that carries no body. */
+#define HEAD_CHUNKED (-1)
+#define HEAD_NONE (-2)
+
+static void build_head(buf_t *head, http_request_t *req, int status, const char *content_type,
+                       long long content_length)
+{
+    buf_addf(head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    if (content_type && content_length != HEAD_NONE)
+        buf_addf(head, "Content-Type: %s\r\n", content_type);
+    if (content_length >= 0)
+        buf_addf(head, "Content-Length: %lld\r\n", content_length);
+    else if (content_length == HEAD_CHUNKED)
+        buf_adds(head, "Transfer-Encoding: chunked\r\n");
+    if (!response_keeps_alive(req))
+        buf_adds(head, "Connection: close\r\n");
+    buf_add(head, req->resp_headers.data, req->resp_headers.len);
+    buf_adds(head, "\r\n");
+}
+
+void http_respond_buf(http_request_t *req, int status, const char *content_type, buf_t *body)
+{
+    req->status = status;
+    http_conn_t *conn = req->conn;
+    if (conn) {
+        buf_t head = BUF_INIT;
+        bool no_body = status == 204 || status == 304;
+        build_head(&head, req, status, content_type, no_body ? HEAD_NONE : (long long)body->len);
+        bool close_after = !response_keeps_alive(req);
+        if (no_body || req->method == HTTP_HEAD) {
+            conn_write(conn, &head, NULL, close_after);
+        } else if (body->len <= 16384) {
+            /* Small answers go out in one buffer. */
+            buf_add(&head, body->data, body->len);
+            conn_write(conn, &head, NULL, close_after);
+        } else {
+            conn_write(conn, &head, body, close_after);
+        }
+    }
+    buf_release(body);
+    request_done(req);
+}
+
+void http_respond(http_request_t *req, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    buf_t b = BUF_INIT;
+    buf_add(&b, body, len);
+    http_respond_buf(req, status, content_type, &b);
+}
+
+void http_respond_json(http_request_t *req, int status, const json_t *v)
+{
+    buf_t b = BUF_INIT;
+    json_dump_buf(&b, v);
+    buf_addch(&b, '\n');
+    http_respond_buf(req, status, "application/json", &b);
+}
+
+void http_respond_error(http_request_t *req, int status, const char *code, const char *fmt, ...)
+{
+    buf_t msg = BUF_INIT, b = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&msg, fmt, ap);
+    va_end(ap);
+    buf_addf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+    json_quote(&b, msg.data, msg.len);
+    buf_adds(&b, "}}\n");
+    buf_release(&msg);
+    http_respond_buf(req, status, "application/json", &b);
+}
+
+void http_stream_begin(http_request_t *req, int status, const char *content_type)
+{
+    req->status = status;
+    req->streaming = true;
+    if (!req->conn)
+        return;
+    buf_t head = BUF_INIT;
+    build_head(&head, req, status, content_type, HEAD_CHUNKED);
+    conn_write(req->conn, &head, NULL, false);
+}
+
+void http_stream_write(http_request_t *req, const void *data, size_t len)
+{
+    if (!req->conn || !len)
+        return;
+    buf_t chunk = BUF_INIT;
+    buf_addf(&chunk, "%zx\r\n", len);
+    buf_add(&chunk, data, len);
+    buf_adds(&chunk, "\r\n");
+    conn_write(req->conn, &chunk, NULL, false);
+}
+
+void http_stream_end(http_request_t *req)
+{
+    if (req->conn) {
+        buf_t chunk = BUF_INIT;
+        buf_adds(&chunk, "0\r\n\r\n");
+        conn_write(req->conn, &chunk, NULL, !response_keeps_alive(req));
+    }
+    request_done(req);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    http_server_t *srv = listener->data;
+    if (status < 0) {
+        log_warn("http", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    http_conn_t *conn = xcalloc(1, sizeof *conn);
+    conn->srv = srv;
+    buf_init(&conn->in, 0);
+    uv_tcp_init(srv->loop, &conn->tcp);
+    uv_timer_init(srv->loop, &conn->timer);
+    conn->tcp.data = conn;
+    conn->timer.data = conn;
+    conn->open_handles = 2;
+    http_reader_init(&conn->reader, reader_on_head, reader_on_continue, conn);
+    conn->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = conn;
+    srv->conns = conn;
+    srv->nconns++;
+
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) < 0) {
+        conn_close(conn);
+        return;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    if (srv->nconns > srv->config.max_connections || srv->shutting_down) {
+        conn_write_error(conn, 503,
+                         srv->shutting_down ? "the server is shutting down"
+                                            : "too many connections; try again later");
+        return;
+    }
+    conn_set_timer(conn, TIMER_KEEPALIVE);
+    conn_set_reading(conn, true);
+}
+
+static int parse_ip(const char *host, int port, struct sockaddr_storage *ss)
+{
+    char h[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof h) {
+        memcpy(h, host + 1, n - 2);
+        h[n - 2] = '\0';
+        host = h;
+    }
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return -EINVAL;
+}
+
+int http_server_listen(uv_loop_t *loop, const char *host, int port,
+                       const http_server_config_t *config, const http_router_t *router,
+                       http_server_t **out, mf_error_t *err)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (parse_ip(host, port, &ss) < 0)
+        return mf_error_set(err, 0, "cannot listen on %s:%d: not an IP address", host, port);
+
+    metrics_init_once();
+    http_server_t *srv = xcalloc(1, sizeof *srv);
+    srv->loop = loop;
+    srv->config = *config;
+    srv->router = router;
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    uv_timer_init(loop, &srv->grace_timer);
+    srv->grace_timer.data = srv;
+
+    int r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (r < 0) {
+        mf_error_set(err, 0, "cannot listen on %s:%d: %s", host, port,
+                     r == UV_EADDRINUSE ? "address already in use" : uv_strerror(r));
+        /* The handles must be closed through the loop before freeing. */
+        srv->shutting_down = true;
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_close((uv_handle_t *)&srv->grace_timer, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        free(srv);
+        return r == UV_EADDRINUSE ? -EADDRINUSE : -EINVAL;
+    }
+    *out = srv;
+    return 0;
+}
+
+void http_server_address(http_server_t *srv, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN];
+    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) < 0) {
+        snprintf(out, outlen, "?");
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        snprintf(out, outlen, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        snprintf(out, outlen, "%s:%d", ip, ntohs(a->sin_port));
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    http_server_t *srv = h->data;
+    srv->listener_closed = true;
+    if (srv->nconns == 0 && srv->done) {
+        void (*done)(void *) = srv->done;
+        srv->done = NULL;
+        done(srv->done_ud);
+    }
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    http_server_t *srv = t->data;
+    if (srv->nconns)
+        log_warn("http", "closing %u connection(s) still busy after the grace period",
+                 srv->nconns);
+    for (http_conn_t *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+}
+
+void http_server_shutdown(http_server_t *srv, void (*done)(void *ud), void *ud)
+{
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = true;
+    srv->done = done;
+    srv->done_ud = ud;
+    for (http_conn_t *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->active) {
+            conn_close(c);
+        } else if (c->active->streaming && c->active->abort_cb) {
+            /* A stream (log following) has no natural end: end it now. */
+            c->active->abort_cb(c->active);
+        }
+    }
+    uv_timer_start(&srv->grace_timer, on_grace_over, srv->config.shutdown_grace_ms, 0);
+    uv_unref((uv_handle_t *)&srv->grace_timer);
+    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+}
+
+void http_server_free(http_server_t *srv)
+{
+    if (!srv)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&srv->grace_timer))
+        uv_close((uv_handle_t *)&srv->grace_timer, NULL);
+    uv_run(srv->loop, UV_RUN_NOWAIT);
+    free(srv);
+}
