@@ -1,0 +1,133 @@
+/* Core helpers: buffers, base64, JSON quoting, errors, fs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/codec.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/id.h"
+#include "core/json.h"
+
+static void test_buf_grows_and_stays_terminated(void **state)
+{
+    buf_t b = BUF_INIT;
+    assert_string_equal(b.data, "");
+    for (int i = 0; i < 1000; i++)
+        buf_addf(&b, "%d,", i);
+    assert_int_equal(b.data[b.len], '\0');
+    assert_memory_equal(b.data, "0,1,2,", 6);
+    buf_consume(&b, 2);
+    assert_memory_equal(b.data, "1,2,", 4);
+    size_t len;
+    char *p = buf_detach(&b, &len);
+    assert_int_equal(strlen(p), len);
+    assert_int_equal(b.len, 0);
+    free(p);
+}
+
+static void test_base64_round_trip_and_errors(void **state)
+{
+    const char *samples[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
+    const char *encoded[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+    for (int i = 0; i < 7; i++) {
+        buf_t e = BUF_INIT, d = BUF_INIT;
+        codec_base64_encode(&e, samples[i], strlen(samples[i]));
+        assert_string_equal(e.data, encoded[i]);
+        assert_int_equal(codec_base64_decode(&d, e.data, e.len, 100), 0);
+        assert_string_equal(d.data, samples[i]);
+        buf_release(&e);
+        buf_release(&d);
+    }
+    buf_t d = BUF_INIT;
+    assert_int_equal(codec_base64_decode(&d, "Zm9v!", 5, 100), -EINVAL);
+    assert_int_equal(codec_base64_decode(&d, "Z", 1, 100), -EINVAL);
+    assert_int_equal(codec_base64_decode(&d, "Zm=v", 4, 100), -EINVAL);
+    assert_int_equal(codec_base64_decode(&d, "Zm9vYmFy", 8, 5), -EFBIG);
+    assert_int_equal(d.len, 0);
+    buf_release(&d);
+}
+
+static void test_sha256_hex(void **state)
+{
+    char hex[65];
+    codec_sha256_hex(hex, "abc", 3);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void test_json_quote_escapes(void **state)
+{
+    buf_t b = BUF_INIT;
+    json_quote(&b, "a\"b\\c\n\x01\x7f", 8);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\\u007f\"");
+    buf_release(&b);
+}
+
+static void test_error_wrap(void **state)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(mf_error_set(&err, ENOENT, "open `%s`", "x"), -ENOENT);
+    assert_string_equal(err.msg, "open `x`: No such file or directory");
+    mf_error_wrap(&err, "loading %s", "keys");
+    assert_string_equal(err.msg, "loading keys: open `x`: No such file or directory");
+    assert_int_equal(mf_error_set(&err, 0, "plain"), -EINVAL);
+}
+
+static void test_fs_mkdir_rm_write(void **state)
+{
+    char tmpl[] = "/tmp/mayfly-test-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    char path[600], file[600];
+    snprintf(path, sizeof path, "%s/a/b/c", tmpl);
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(fs_mkdir_p(path, 0755, &err), 0);
+    assert_int_equal(fs_mkdir_p(path, 0755, &err), 0);
+    snprintf(file, sizeof file, "%.500s/f", path);
+    assert_int_equal(fs_write_file_atomic(file, "data", 4, 0644, &err), 0);
+    buf_t b = BUF_INIT;
+    assert_int_equal(fs_read_file(file, &b, 100, &err), 0);
+    assert_string_equal(b.data, "data");
+    buf_reset(&b);
+    assert_int_equal(fs_read_file(file, &b, 2, &err), -EFBIG);
+    buf_release(&b);
+    /* A path through a regular file cannot be a directory. */
+    snprintf(path, sizeof path, "%.500s/f/sub", file);
+    assert_true(fs_mkdir_p(path, 0755, &err) < 0);
+    assert_int_equal(fs_rm_rf(tmpl, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(tmpl, &st), -1);
+    assert_int_equal(fs_rm_rf(tmpl, &err), 0);
+}
+
+static void test_uuid_shape(void **state)
+{
+    char a[ID_UUID_LEN + 1], b[ID_UUID_LEN + 1];
+    id_uuid4(a);
+    id_uuid4(b);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '4');
+    assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_grows_and_stays_terminated),
+        cmocka_unit_test(test_base64_round_trip_and_errors),
+        cmocka_unit_test(test_sha256_hex),
+        cmocka_unit_test(test_json_quote_escapes),
+        cmocka_unit_test(test_error_wrap),
+        cmocka_unit_test(test_fs_mkdir_rm_write),
+        cmocka_unit_test(test_uuid_shape),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
