@@ -1,0 +1,99 @@
+/* Sandboxes: one Linux process tree per function instance, in its own PID,
+ * mount, IPC, UTS and network namespaces (and a user namespace when the
+ * server is not root), with a minimal read-only root, its own cgroup,
+ * rlimits, no capabilities, no_new_privs and a seccomp filter.
+ *
+ * Inside, PID 1 is a small init (a fork of the server, never exec'd) that
+ * reaps orphans and exits when the function's process exits, after sending
+ * that process's wait status to the server. The function's process is
+ * exec'd from it with the argv and envp given.
+ *
+ * The Runtime API address 127.0.0.1:PORT exists inside the sandbox's own
+ * network namespace: the child brings up `lo`, binds and listens there, and
+ * hands the listening descriptor to the server (SCM_RIGHTS) before it execs.
+ * The server accepts on it from its own event loop. */
+#ifndef MAYFLY_SANDBOX_SANDBOX_H
+#define MAYFLY_SANDBOX_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/error.h"
+
+typedef enum { SANDBOX_CGROUP_V1 = 1, SANDBOX_CGROUP_V2 = 2 } sandbox_cgroup_version_t;
+
+/* Process-wide state: which cgroup version is in use and where mayfly's
+ * parent cgroup is. */
+typedef struct sandbox_system sandbox_system_t;
+
+typedef struct sandbox_config {
+    const char *id;            /* unique instance id: names the cgroup */
+    const char *code_dir;      /* host directory → /var/task, read-only */
+    const char *runtime_dir;   /* host directory → /var/runtime, read-only (may be NULL) */
+    char *const *argv;         /* what to exec inside; argv[0] a path inside */
+    char *const *envp;
+    const char *hostname;      /* the UTS name inside */
+    unsigned memory_mb;        /* cgroup memory limit (swap included where possible) */
+    unsigned tmp_mb;           /* size of the /tmp tmpfs */
+    unsigned max_pids;         /* cgroup pids limit */
+    uint16_t api_port;         /* the Runtime API port on the sandbox's loopback */
+} sandbox_config_t;
+
+/* Where the time of a start went (monotonic ns), for the cold-start
+ * breakdown. */
+typedef struct sandbox_timings {
+    uint64_t start_ns;         /* sandbox_spawn entered */
+    uint64_t cloned_ns;        /* clone() returned in the parent */
+    uint64_t ready_ns;         /* the child reported its listener: about to exec */
+} sandbox_timings_t;
+
+typedef struct sandbox {
+    pid_t pid;                 /* the sandbox's PID 1, as the host sees it */
+    int pidfd;                 /* becomes readable when PID 1 exits */
+    int status_fd;             /* PID 1 writes the function's wait status here */
+    int api_listen_fd;         /* listening socket at 127.0.0.1:api_port inside */
+    int stdout_fd;             /* read ends of the function's stdout and stderr */
+    int stderr_fd;
+    char *cgroup_path;         /* v2: the cgroup; v1: the memory controller's dir */
+    sandbox_timings_t timings;
+    /* private */
+    struct sandbox__cg *cg;
+} sandbox_t;
+
+/* Resource use of a sandbox so far. */
+typedef struct sandbox_stats {
+    uint64_t memory_peak_bytes;  /* high-water mark since the last reset */
+    uint64_t cpu_ns;             /* CPU time of every process in it */
+    uint64_t oom_kills;          /* processes the memory limit killed */
+} sandbox_stats_t;
+
+/* Detects the cgroup version (and logs which one is in use), checks that
+ * namespaces can be created, creates mayfly's parent cgroup and removes
+ * cgroups left behind by an earlier server that died. */
+int sandbox_system_init(sandbox_system_t **out, mf_error_t *err);
+sandbox_cgroup_version_t sandbox_system_cgroup_version(const sandbox_system_t *sys);
+/* Removes mayfly's parent cgroup (after every sandbox is destroyed). */
+void sandbox_system_free(sandbox_system_t *sys);
+
+/* Creates the sandbox and starts cfg->argv in it. Returns once the child
+ * has set everything up and is about to exec, or fails with the name of
+ * the step that failed and its errno (e.g. "sandbox: pivot_root: Operation
+ * not permitted"); a failed start leaves nothing behind. All descriptors
+ * are O_CLOEXEC and non-blocking. */
+int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
+                  mf_error_t *err);
+int sandbox_stats(const sandbox_t *sb, sandbox_stats_t *out);
+/* Starts a new high-water mark for memory_peak_bytes (where the kernel
+ * allows it; otherwise the peak is over the sandbox's life). */
+void sandbox_reset_peak(sandbox_t *sb);
+/* SIGKILLs every process in the sandbox. */
+void sandbox_kill(sandbox_t *sb);
+/* Collects PID 1 once it has exited (pidfd readable); fills the function
+ * process's wait status (as from waitpid) when PID 1 reported it, else
+ * PID 1's own status. Returns 0, or -EAGAIN if PID 1 is still running. */
+int sandbox_reap(sandbox_t *sb, int *wstatus);
+/* Kills what is left, reaps it, removes the cgroup, closes descriptors. */
+void sandbox_destroy(sandbox_t *sb);
+
+#endif
