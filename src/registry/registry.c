@@ -1,0 +1,707 @@
+/* The function registry: turns a client's JSON into a validated fn_t, keeps
+ * it in the store (settings as a JSON object in config_json, the rest in
+ * columns) and keeps the code directory in step: a package is installed
+ * before the function that uses it is written, and removed once no function
+ * uses it any more.
+ *
+ * Every validation error is -EINVAL with a message that starts with the
+ * field's name, so the API can answer 400 with something a user can act on. */
+#include "registry/registry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/clock.h"
+#include "core/codec.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+/* Lambda's bound: the keys and values of all variables together. */
+#define REG_ENV_MAX 4096
+
+struct registry {
+    store_t *store;
+    char *code_root;
+    code_limits_t limits;
+};
+
+typedef struct reg_range {
+    const char *field;
+    int lo, hi, def;
+} reg_range_t;
+
+static const reg_range_t reg__memory_mb = {"memory_mb", 128, 10240, 128};
+static const reg_range_t reg__timeout_s = {"timeout_s", 1, 900, 3};
+static const reg_range_t reg__max_concurrency = {"max_concurrency", 1, 1000, 10};
+static const reg_range_t reg__tmp_mb = {"tmp_mb", 16, 10240, 64};
+static const reg_range_t reg__max_retries = {"async.max_retries", 0, 2, 2};
+static const reg_range_t reg__max_event_age_s = {"async.max_event_age_s", 60, 21600, 21600};
+
+static const char *const reg__fields[] = {
+    "name",   "runtime", "handler", "memory_mb", "timeout_s", "max_concurrency",
+    "tmp_mb", "env",     "async",   "code",      NULL,
+};
+static const char *const reg__async_fields[] = {
+    "max_retries", "max_event_age_s", "on_success", "on_failure", NULL,
+};
+
+static int reg__fail(mf_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int reg__fail(mf_error_t *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return -code;
+}
+
+/* Client text made fit for a message: printable and short. */
+static const char *reg__show(const char *s, char *out, size_t size)
+{
+    size_t j = 0;
+    for (size_t i = 0; s[i] && j + 4 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+        if (j == 64) {
+            memcpy(out + j, "...", 3);
+            j += 3;
+            break;
+        }
+    }
+    out[j] = '\0';
+    return out;
+}
+
+#define SHOW(s) reg__show((s), (char[80]){0}, 80)
+
+static bool reg__in(const char *const *list, const char *key, size_t key_len)
+{
+    if (strlen(key) != key_len)
+        return false;
+    for (size_t i = 0; list[i]; i++)
+        if (!strcmp(list[i], key))
+            return true;
+    return false;
+}
+
+bool registry_valid_name(const char *name)
+{
+    size_t len = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+    return len >= 1 && len <= FN_NAME_MAX && name[len] == '\0';
+}
+
+static bool reg__digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* Maps Lambda's runtime names onto the three mayfly runs. The version in
+ * an alias is not honoured: the host's python3 or node runs the function. */
+static const char *reg__canonical_runtime(const char *s)
+{
+    size_t len = strlen(s);
+    if (!strcmp(s, "python3") || (!strncmp(s, "python3.", 8) && reg__digits(s + 8, len - 8)))
+        return "python3";
+    if (!strcmp(s, "nodejs") || (len > 8 && !strncmp(s, "nodejs", 6) &&
+                                 !strcmp(s + len - 2, ".x") && reg__digits(s + 6, len - 8)))
+        return "nodejs";
+    if (!strcmp(s, "provided") || !strcmp(s, "provided.al2") || !strcmp(s, "provided.al2023"))
+        return "provided";
+    return NULL;
+}
+
+static bool reg__ident_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '$';
+}
+
+static bool reg__ident_char(char c)
+{
+    return reg__ident_start(c) || (c >= '0' && c <= '9');
+}
+
+/* `path/module.function`: the module part may hold dots and slashes (a
+ * package path), the function part is an identifier. */
+static bool reg__handler_shape(const char *h)
+{
+    const char *dot = strrchr(h, '.');
+    if (!dot || dot == h || !reg__ident_start(dot[1]))
+        return false;
+    for (const char *p = dot + 2; *p; p++)
+        if (!reg__ident_char(*p))
+            return false;
+    size_t mod = (size_t)(dot - h);
+    return strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-") >= mod;
+}
+
+static int reg__check_handler(const fn_t *f, mf_error_t *err)
+{
+    if (!strcmp(f->runtime, "provided")) {
+        /* The bootstrap reads _HANDLER as it likes; it only has to survive
+         * being put in the environment. */
+        for (const char *p = f->handler; *p; p++)
+            if (*p < 0x21 || *p > 0x7e)
+                return reg__fail(err, EINVAL, "handler: must be printable ASCII without spaces");
+        return 0;
+    }
+    if (!f->handler[0])
+        return reg__fail(err, EINVAL, "handler: required for runtime %s", f->runtime);
+    if (!reg__handler_shape(f->handler))
+        return reg__fail(err, EINVAL,
+                         "handler: must look like `file.function` (e.g. `index.handler`), "
+                         "not `%s`",
+                         SHOW(f->handler));
+    return 0;
+}
+
+/* A present field must be an integer in range: 128.0, "128" and true are
+ * refused rather than coerced, so a typo is not silently accepted. */
+static int reg__int(const json_t *obj, const char *key, const reg_range_t *range, int *out,
+                    mf_error_t *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < range->lo ||
+        json_integer_value(v) > range->hi)
+        return reg__fail(err, EINVAL, "%s: must be an integer from %d to %d", range->field,
+                         range->lo, range->hi);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+/* A JSON string as a C string: refuses NULs, which would cut the value
+ * short wherever it ends up (the environment, a file name). */
+static const char *reg__string(const json_t *v, size_t max, size_t *len)
+{
+    if (!json_is_string(v))
+        return NULL;
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (n > max || memchr(s, '\0', n))
+        return NULL;
+    if (len)
+        *len = n;
+    return s;
+}
+
+static bool reg__env_name(const char *k)
+{
+    if (!((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z')))
+        return false;
+    size_t n = strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+    return k[n] == '\0';
+}
+
+/* Names the sandbox sets itself: a function may not override what tells
+ * the runtime where its code and its API are. */
+static bool reg__env_reserved(const char *k)
+{
+    return !strncmp(k, "AWS_", 4) || !strcmp(k, "_HANDLER") || !strcmp(k, "LAMBDA_TASK_ROOT") ||
+           !strcmp(k, "LAMBDA_RUNTIME_DIR");
+}
+
+static int reg__env(const json_t *v, json_t **out, mf_error_t *err)
+{
+    if (!json_is_object(v))
+        return reg__fail(err, EINVAL, "env: must be an object of strings");
+    const char *k;
+    size_t klen;
+    json_t *val;
+    size_t total = 0;
+    json_object_keylen_foreach((json_t *)v, k, klen, val)
+    {
+        if (strlen(k) != klen)
+            return reg__fail(err, EINVAL, "env: a variable name contains NUL");
+        if (reg__env_reserved(k))
+            return reg__fail(err, EINVAL, "env: `%s` is reserved", SHOW(k));
+        if (!reg__env_name(k))
+            return reg__fail(err, EINVAL,
+                             "env: `%s` is not a valid variable name (use [A-Za-z][A-Za-z0-9_]*)",
+                             SHOW(k));
+        if (!json_is_string(val))
+            return reg__fail(err, EINVAL, "env.%s: must be a string", SHOW(k));
+        size_t vlen = json_string_length(val);
+        if (memchr(json_string_value(val), '\0', vlen))
+            return reg__fail(err, EINVAL, "env.%s: must not contain NUL", SHOW(k));
+        total += klen + vlen;
+        if (total > REG_ENV_MAX)
+            return reg__fail(err, EINVAL, "env: the variables are over the 4 KiB limit");
+    }
+    *out = json_deep_copy(v);
+    return 0;
+}
+
+static int reg__destination(const json_t *obj, const char *key, char *out, mf_error_t *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (json_is_null(v)) {
+        out[0] = '\0';
+        return 0;
+    }
+    const char *s = reg__string(v, FN_NAME_MAX, NULL);
+    if (!s || !registry_valid_name(s))
+        return reg__fail(err, EINVAL, "async.%s: must be null or a function name", key);
+    snprintf(out, FN_NAME_MAX + 1, "%s", s);
+    return 0;
+}
+
+/* Fields left out of async keep their value, as at the top level. */
+static int reg__async(const json_t *v, fn_async_t *a, mf_error_t *err)
+{
+    if (!json_is_object(v))
+        return reg__fail(err, EINVAL, "async: must be an object");
+    const char *k;
+    size_t klen;
+    json_t *val;
+    json_object_keylen_foreach((json_t *)v, k, klen, val)
+    {
+        if (!reg__in(reg__async_fields, k, klen))
+            return reg__fail(err, EINVAL, "async.%s: unknown field", SHOW(k));
+    }
+    int r;
+    if ((r = reg__int(v, "max_retries", &reg__max_retries, &a->max_retries, err)) < 0 ||
+        (r = reg__int(v, "max_event_age_s", &reg__max_event_age_s, &a->max_event_age_s, err)) < 0 ||
+        (r = reg__destination(v, "on_success", a->on_success, err)) < 0 ||
+        (r = reg__destination(v, "on_failure", a->on_failure, err)) < 0)
+        return r;
+    return 0;
+}
+
+static void reg__size_str(uint64_t n, char *out, size_t size)
+{
+    if (n && n % (1u << 20) == 0)
+        snprintf(out, size, "%llu MiB", (unsigned long long)(n >> 20));
+    else
+        snprintf(out, size, "%llu bytes", (unsigned long long)n);
+}
+
+/* Decodes code.zip_base64 into zip. */
+static int reg__code(const registry_t *r, const json_t *v, buf_t *zip, mf_error_t *err)
+{
+    if (!json_is_object(v))
+        return reg__fail(err, EINVAL, "code: must be an object with zip_base64");
+    const char *k;
+    size_t klen;
+    json_t *val;
+    json_object_keylen_foreach((json_t *)v, k, klen, val)
+    {
+        if (strlen(k) != klen || strcmp(k, "zip_base64"))
+            return reg__fail(err, EINVAL, "code.%s: unknown field", SHOW(k));
+    }
+    const json_t *b64 = json_object_get(v, "zip_base64");
+    if (!b64)
+        return reg__fail(err, EINVAL, "code.zip_base64: required");
+    if (!json_is_string(b64))
+        return reg__fail(err, EINVAL, "code.zip_base64: must be a base64 string");
+    int rc = codec_base64_decode(zip, json_string_value(b64), json_string_length(b64),
+                                 (size_t)r->limits.max_zip_bytes);
+    if (rc == -EFBIG) {
+        char lim[32];
+        reg__size_str(r->limits.max_zip_bytes, lim, sizeof lim);
+        return reg__fail(err, EFBIG, "code: the zip is over the %s limit", lim);
+    }
+    if (rc < 0)
+        return reg__fail(err, EINVAL, "code.zip_base64: not valid base64");
+    return 0;
+}
+
+static void reg__defaults(fn_t *f, const char *name)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->memory_mb = reg__memory_mb.def;
+    f->timeout_s = reg__timeout_s.def;
+    f->max_concurrency = reg__max_concurrency.def;
+    f->tmp_mb = reg__tmp_mb.def;
+    f->env = json_object();
+    f->async.max_retries = reg__max_retries.def;
+    f->async.max_event_age_s = reg__max_event_age_s.def;
+}
+
+/* The settings as stored: what fn_to_json shows, less the columns the
+ * store keeps itself. */
+static json_t *reg__config(const fn_t *f)
+{
+    json_t *async = json_pack("{s:i, s:i, s:s?, s:s?}", "max_retries", f->async.max_retries,
+                              "max_event_age_s", f->async.max_event_age_s, "on_success",
+                              f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
+                              f->async.on_failure[0] ? f->async.on_failure : NULL);
+    return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:o}", "runtime", f->runtime, "handler",
+                     f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
+                     "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
+                     "async", async);
+}
+
+static int reg__cfg_int(const json_t *obj, const char *key, int def)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+static void reg__cfg_str(const json_t *obj, const char *key, char *out, size_t size)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_string(v))
+        snprintf(out, size, "%s", json_string_value(v));
+}
+
+/* Reads a stored function back. The store holds only what this file wrote,
+ * so a missing setting takes its default (a later version may add one)
+ * instead of failing the whole function. */
+static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err)
+{
+    json_error_t jerr;
+    json_t *cfg = json_loads(sf->config_json, 0, &jerr);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        return reg__fail(err, EIO, "registry: function `%s` has an unreadable config: %s", sf->name,
+                         jerr.text);
+    }
+    reg__defaults(f, sf->name);
+    reg__cfg_str(cfg, "runtime", f->runtime, sizeof f->runtime);
+    reg__cfg_str(cfg, "handler", f->handler, sizeof f->handler);
+    f->memory_mb = reg__cfg_int(cfg, "memory_mb", f->memory_mb);
+    f->timeout_s = reg__cfg_int(cfg, "timeout_s", f->timeout_s);
+    f->max_concurrency = reg__cfg_int(cfg, "max_concurrency", f->max_concurrency);
+    f->tmp_mb = reg__cfg_int(cfg, "tmp_mb", f->tmp_mb);
+    json_t *env = json_object_get(cfg, "env");
+    if (json_is_object(env)) {
+        json_decref(f->env);
+        f->env = json_incref(env);
+    }
+    const json_t *async = json_object_get(cfg, "async");
+    f->async.max_retries = reg__cfg_int(async, "max_retries", f->async.max_retries);
+    f->async.max_event_age_s = reg__cfg_int(async, "max_event_age_s", f->async.max_event_age_s);
+    reg__cfg_str(async, "on_success", f->async.on_success, sizeof f->async.on_success);
+    reg__cfg_str(async, "on_failure", f->async.on_failure, sizeof f->async.on_failure);
+    json_decref(cfg);
+
+    f->version = sf->version;
+    snprintf(f->code_sha256, sizeof f->code_sha256, "%s", sf->code_sha256);
+    f->code_size = sf->code_size;
+    f->created_ms = sf->created_ms;
+    f->updated_ms = sf->updated_ms;
+    return 0;
+}
+
+int registry_open(store_t *store, const char *data_dir, const code_limits_t *limits,
+                  registry_t **out, mf_error_t *err)
+{
+    cleanup_free char *code_root = xasprintf("%s/code", data_dir);
+    int r = fs_mkdir_p(code_root, 0755, err);
+    if (r < 0)
+        return r;
+    /* A .tmp- directory is an unpacking that a crash interrupted; the store
+     * holds the data dir's lock, so no other server is unpacking now. */
+    DIR *d = opendir(code_root);
+    if (!d)
+        return mf_error_set(err, errno, "registry: open `%s`", code_root);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, ".tmp-", 5))
+            continue;
+        cleanup_free char *path = xasprintf("%s/%s", code_root, de->d_name);
+        mf_error_t e = MF_ERROR_INIT;
+        if (fs_rm_rf(path, &e) < 0)
+            log_warn("registry", "cannot remove an interrupted unpacking: %s", e.msg);
+    }
+    closedir(d);
+
+    registry_t *reg = xcalloc(1, sizeof *reg);
+    reg->store = store;
+    reg->code_root = steal_pointer(&code_root);
+    reg->limits = *limits;
+    *out = reg;
+    return 0;
+}
+
+void registry_close(registry_t *r)
+{
+    if (!r)
+        return;
+    free(r->code_root);
+    free(r);
+}
+
+static int reg__check_name(const char *name, mf_error_t *err)
+{
+    if (!registry_valid_name(name))
+        return reg__fail(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,64}");
+    return 0;
+}
+
+/* Removes a package once no function refers to it. Failing to remove it
+ * only wastes disk, so it is logged rather than failing the call that
+ * already changed the store. */
+static void reg__release_code(registry_t *r, const char *sha)
+{
+    if (!sha[0])
+        return;
+    mf_error_t err = MF_ERROR_INIT;
+    int64_t refs = 0;
+    if (store_code_refs(r->store, sha, &refs, &err) < 0) {
+        log_warn("registry", "keeping code package %s: %s", sha, err.msg);
+        return;
+    }
+    if (refs == 0 && code_remove(r->code_root, sha, &err) < 0)
+        log_warn("registry", "cannot remove code package %s: %s", sha, err.msg);
+}
+
+/* Applies body to f, which holds the current settings or the defaults.
+ * Every field is checked before the package is touched, so a bad field
+ * never leaves an unpacked package behind. */
+static int reg__apply(registry_t *r, const char *name, const json_t *body, bool create, fn_t *f,
+                      mf_error_t *err)
+{
+    const char *k;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach((json_t *)body, k, klen, v)
+    {
+        if (!reg__in(reg__fields, k, klen))
+            return reg__fail(err, EINVAL, "%s: unknown field", SHOW(k));
+    }
+
+    if ((v = json_object_get(body, "name"))) {
+        const char *s = reg__string(v, FN_NAME_MAX, NULL);
+        if (!s || strcmp(s, name))
+            return reg__fail(err, EINVAL, "name: does not match the name in the path");
+    }
+
+    if ((v = json_object_get(body, "runtime"))) {
+        const char *s = reg__string(v, 64, NULL);
+        const char *rt = s ? reg__canonical_runtime(s) : NULL;
+        if (!rt) {
+            if (!json_is_string(v))
+                return reg__fail(err, EINVAL, "runtime: must be a string");
+            return reg__fail(err, EINVAL,
+                             "runtime: unsupported runtime `%s` (use python3, nodejs or provided)",
+                             SHOW(json_string_value(v)));
+        }
+        snprintf(f->runtime, sizeof f->runtime, "%s", rt);
+    } else if (create) {
+        return reg__fail(err, EINVAL, "runtime: required when creating a function");
+    }
+
+    if ((v = json_object_get(body, "handler"))) {
+        if (!json_is_string(v))
+            return reg__fail(err, EINVAL, "handler: must be a string");
+        const char *s = reg__string(v, sizeof f->handler - 1, NULL);
+        if (!s)
+            return reg__fail(err, EINVAL, "handler: must be at most %zu characters without NUL",
+                             sizeof f->handler - 1);
+        snprintf(f->handler, sizeof f->handler, "%s", s);
+    }
+    /* Checked on every put, not only when handler is given: a new runtime
+     * may need a handler the old one did without. */
+    int rc = reg__check_handler(f, err);
+    if (rc < 0)
+        return rc;
+
+    if ((rc = reg__int(body, "memory_mb", &reg__memory_mb, &f->memory_mb, err)) < 0 ||
+        (rc = reg__int(body, "timeout_s", &reg__timeout_s, &f->timeout_s, err)) < 0 ||
+        (rc = reg__int(body, "max_concurrency", &reg__max_concurrency, &f->max_concurrency, err)) <
+            0 ||
+        (rc = reg__int(body, "tmp_mb", &reg__tmp_mb, &f->tmp_mb, err)) < 0)
+        return rc;
+
+    if ((v = json_object_get(body, "env"))) {
+        json_t *env = NULL;
+        if ((rc = reg__env(v, &env, err)) < 0)
+            return rc;
+        json_decref(f->env);
+        f->env = env;
+    }
+
+    if ((v = json_object_get(body, "async")) && (rc = reg__async(v, &f->async, err)) < 0)
+        return rc;
+
+    v = json_object_get(body, "code");
+    if (!v) {
+        if (create)
+            return reg__fail(err, EINVAL, "code: required when creating a function");
+        return 0;
+    }
+    cleanup_buf buf_t zip = BUF_INIT;
+    if ((rc = reg__code(r, v, &zip, err)) < 0)
+        return rc;
+    return code_install(r->code_root, zip.data, zip.len, &r->limits, f->code_sha256, &f->code_size,
+                        err);
+}
+
+int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out, bool *created,
+                 mf_error_t *err)
+{
+    int rc = reg__check_name(name, err);
+    if (rc < 0)
+        return rc;
+    if (!json_is_object(body))
+        return reg__fail(err, EINVAL, "body: must be a JSON object");
+
+    store_function_t cur = {0};
+    rc = store_function_get(r->store, name, &cur, err);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    bool create = rc == -ENOENT;
+
+    fn_t f;
+    if (create)
+        reg__defaults(&f, name);
+    else if ((rc = reg__from_stored(&cur, &f, err)) < 0)
+        goto out;
+    char old_sha[sizeof f.code_sha256];
+    memcpy(old_sha, f.code_sha256, sizeof old_sha);
+
+    if ((rc = reg__apply(r, name, body, create, &f, err)) < 0)
+        goto fail;
+
+    /* Every successful put to an existing function is a new version, even
+     * one that changes nothing: simple to explain, and a version never
+     * names two different configurations. */
+    int64_t now = clock_wall_ms();
+    f.version = create ? 1 : cur.version + 1;
+    f.created_ms = create ? now : cur.created_ms;
+    f.updated_ms = now;
+
+    json_t *cfg = reg__config(&f);
+    store_function_t sf = {
+        .version = f.version,
+        .code_size = f.code_size,
+        .config_json = json_dumps(cfg, JSON_COMPACT),
+        .created_ms = f.created_ms,
+        .updated_ms = f.updated_ms,
+    };
+    json_decref(cfg);
+    if (!sf.config_json) {
+        rc = reg__fail(err, ENOMEM, "registry: cannot encode function `%s`", name);
+        goto fail;
+    }
+    memcpy(sf.name, f.name, sizeof sf.name);
+    memcpy(sf.code_sha256, f.code_sha256, sizeof sf.code_sha256);
+    rc = store_function_put(r->store, &sf, err);
+    free(sf.config_json);
+    if (rc < 0)
+        goto fail;
+
+    if (strcmp(old_sha, f.code_sha256))
+        reg__release_code(r, old_sha);
+    *created = create;
+    *out = f;
+    rc = 0;
+    goto out;
+
+fail:
+    /* A package this call unpacked and nothing refers to is not kept. */
+    if (strcmp(old_sha, f.code_sha256))
+        reg__release_code(r, f.code_sha256);
+    fn_clear(&f);
+out:
+    store_function_clear(&cur);
+    return rc;
+}
+
+int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err)
+{
+    int rc = reg__check_name(name, err);
+    if (rc < 0)
+        return rc;
+    store_function_t sf = {0};
+    if ((rc = store_function_get(r->store, name, &sf, err)) < 0)
+        return rc;
+    rc = reg__from_stored(&sf, out, err);
+    store_function_clear(&sf);
+    return rc;
+}
+
+int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err)
+{
+    store_function_t *list = NULL;
+    size_t n = 0;
+    int rc = store_function_list(r->store, &list, &n, err);
+    if (rc < 0)
+        return rc;
+    fn_t *fns = xcalloc(n ? n : 1, sizeof *fns);
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = reg__from_stored(&list[i], &fns[i], err)) < 0) {
+            fn_list_free(fns, i);
+            store_function_list_free(list, n);
+            return rc;
+        }
+    }
+    store_function_list_free(list, n);
+    *out = fns;
+    *count = n;
+    return 0;
+}
+
+int registry_delete(registry_t *r, const char *name, mf_error_t *err)
+{
+    int rc = reg__check_name(name, err);
+    if (rc < 0)
+        return rc;
+    store_function_t sf = {0};
+    if ((rc = store_function_get(r->store, name, &sf, err)) < 0)
+        return rc;
+    rc = store_function_delete(r->store, name, err);
+    if (rc == 0)
+        reg__release_code(r, sf.code_sha256);
+    store_function_clear(&sf);
+    return rc;
+}
+
+char *registry_code_dir(registry_t *r, const fn_t *f)
+{
+    return xasprintf("%s/%s", r->code_root, f->code_sha256);
+}
+
+json_t *fn_to_json(const fn_t *f)
+{
+    char created[32], updated[32];
+    clock_format_iso8601(f->created_ms, created, sizeof created);
+    clock_format_iso8601(f->updated_ms, updated, sizeof updated);
+    json_t *env = f->env ? json_deep_copy(f->env) : json_object();
+    json_t *async = json_pack("{s:i, s:i, s:s?, s:s?}", "max_retries", f->async.max_retries,
+                              "max_event_age_s", f->async.max_event_age_s, "on_success",
+                              f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
+                              f->async.on_failure[0] ? f->async.on_failure : NULL);
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:I, s:s, s:I, s:s, s:s}",
+                     "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
+                     f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
+                     "tmp_mb", f->tmp_mb, "env", env, "async", async, "version",
+                     (json_int_t)f->version, "code_sha256", f->code_sha256, "code_size",
+                     (json_int_t)f->code_size, "created", created, "updated", updated);
+}
+
+void fn_clear(fn_t *f)
+{
+    if (!f)
+        return;
+    json_decref(f->env);
+    memset(f, 0, sizeof *f);
+}
+
+void fn_list_free(fn_t *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        fn_clear(&list[i]);
+    free(list);
+}

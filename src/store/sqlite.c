@@ -1,0 +1,429 @@
+/* The embedded store: one SQLite database in WAL mode under the data
+ * directory, guarded by a lock file so that two servers never share it.
+ *
+ * Schema changes are an ordered list of migrations applied at open inside one
+ * transaction; PRAGMA user_version records how many have run. A later change
+ * appends to the list and never edits an entry that has shipped. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/cleanup.h"
+#include "core/fs.h"
+#include "core/xalloc.h"
+
+/* How long a statement waits on a lock held by another connection (a
+ * backup tool, the sqlite3 shell) before giving up with SQLITE_BUSY. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+static const char *const store__migrations[] = {
+    /* 1: functions. The settings the registry validates live in config_json
+     * so that adding a setting needs no migration; the columns are what the
+     * store itself queries on. */
+    "CREATE TABLE functions ("
+    "  name        TEXT PRIMARY KEY NOT NULL,"
+    "  version     INTEGER NOT NULL,"
+    "  code_sha256 TEXT NOT NULL,"
+    "  code_size   INTEGER NOT NULL,"
+    "  config_json TEXT NOT NULL,"
+    "  created_ms  INTEGER NOT NULL,"
+    "  updated_ms  INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX functions_code_sha256 ON functions (code_sha256);",
+};
+
+#define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
+
+struct store {
+    sqlite3 *db;
+    int lock_fd;
+    int schema_version;
+    /* Prepared once and reused: the statements run on every control-plane
+     * request and preparing them each time would parse the SQL again. */
+    sqlite3_stmt *fn_get;
+    sqlite3_stmt *fn_put;
+    sqlite3_stmt *fn_delete;
+    sqlite3_stmt *fn_list;
+    sqlite3_stmt *code_refs;
+};
+
+/* Sets *err without the ": strerror" suffix mf_error_set adds, for errors
+ * whose message already says everything. */
+static int store__fail(mf_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int store__fail(mf_error_t *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return -code;
+}
+
+static int store__sql_fail(store_t *s, mf_error_t *err, const char *what)
+{
+    return store__fail(err, EIO, "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Takes DIR/lock. flock() locks belong to the open file description, so
+ * the lock is dropped by the kernel when the server dies, however it dies,
+ * and a second open in the same process conflicts as a second server would. */
+static int store__lock(const char *data_dir, int *out_fd, mf_error_t *err)
+{
+    cleanup_free char *path = xasprintf("%s/lock", data_dir);
+    cleanup_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return mf_error_set(err, errno, "data dir `%s` is not writable: cannot open `%s`", data_dir,
+                            path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK)
+            return mf_error_set(err, errno, "lock `%s`", path);
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        if (n > 0) {
+            pid[n] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+        }
+        return store__fail(err, EBUSY, "data dir `%s` is in use by another mayfly server (pid %s)",
+                           data_dir, *pid ? pid : "unknown");
+    }
+    /* The pid is only for the message above; the lock itself is the flock. */
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0)
+        return mf_error_set(err, errno, "truncate `%s`", path);
+    ssize_t w = pwrite(fd, pid, (size_t)len, 0);
+    if (w != len)
+        return mf_error_set(err, w < 0 ? errno : EIO, "write `%s`", path);
+    *out_fd = steal_fd(&fd);
+    return 0;
+}
+
+static int store__exec(store_t *s, const char *sql, mf_error_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int r = store__fail(err, EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return r;
+    }
+    return 0;
+}
+
+static int store__user_version(store_t *s, int *out, mf_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return store__sql_fail(s, err, "read the schema version");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return store__sql_fail(s, err, "read the schema version");
+    return 0;
+}
+
+/* Applies the migrations the file has not seen yet, all or none: BEGIN
+ * IMMEDIATE takes the write lock before user_version is read, so the check
+ * and the change cannot interleave with another writer's. */
+static int store__migrate(store_t *s, mf_error_t *err)
+{
+    int r = store__exec(s, "BEGIN IMMEDIATE", err);
+    if (r < 0)
+        return r;
+    int version = 0;
+    r = store__user_version(s, &version, err);
+    if (r < 0)
+        goto rollback;
+    if (version > STORE_SCHEMA_VERSION) {
+        r = store__fail(err, EPROTO,
+                        "store: the database has schema version %d, newer than this "
+                        "mayfly knows (%d); use a newer mayfly",
+                        version, STORE_SCHEMA_VERSION);
+        goto rollback;
+    }
+    for (int i = version; i < STORE_SCHEMA_VERSION; i++) {
+        r = store__exec(s, store__migrations[i], err);
+        if (r < 0) {
+            mf_error_wrap(err, "store: migration %d", i + 1);
+            goto rollback;
+        }
+    }
+    if (version < STORE_SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+        r = store__exec(s, sql, err);
+        if (r < 0)
+            goto rollback;
+    }
+    r = store__exec(s, "COMMIT", err);
+    if (r < 0)
+        goto rollback;
+    s->schema_version = STORE_SCHEMA_VERSION;
+    return 0;
+
+rollback:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_error_t *err)
+{
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+        return store__sql_fail(s, err, "prepare a statement");
+    return 0;
+}
+
+#define STORE_FN_COLUMNS                                                                           \
+    "name, version, code_sha256, code_size, config_json, created_ms, updated_ms"
+
+static int store__prepare_all(store_t *s, mf_error_t *err)
+{
+    int r;
+    if ((r = store__prepare(s, "SELECT " STORE_FN_COLUMNS " FROM functions WHERE name = ?1",
+                            &s->fn_get, err)) < 0 ||
+        (r = store__prepare(s,
+                            "INSERT INTO functions (" STORE_FN_COLUMNS ")"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                            " ON CONFLICT (name) DO UPDATE SET"
+                            " version = excluded.version, code_sha256 = excluded.code_sha256,"
+                            " code_size = excluded.code_size, config_json = excluded.config_json,"
+                            " created_ms = excluded.created_ms, updated_ms = excluded.updated_ms",
+                            &s->fn_put, err)) < 0 ||
+        (r = store__prepare(s, "DELETE FROM functions WHERE name = ?1", &s->fn_delete, err)) < 0 ||
+        (r = store__prepare(s, "SELECT " STORE_FN_COLUMNS " FROM functions ORDER BY name",
+                            &s->fn_list, err)) < 0 ||
+        (r = store__prepare(s, "SELECT count(*) FROM functions WHERE code_sha256 = ?1",
+                            &s->code_refs, err)) < 0)
+        return r;
+    return 0;
+}
+
+static int store__open_db(store_t *s, const char *data_dir, mf_error_t *err)
+{
+    cleanup_free char *path = xasprintf("%s/mayfly.db", data_dir);
+    /* NOMUTEX: a store_t is used from one thread at a time (store.h), so
+     * SQLite's own per-connection mutex would be pure overhead. */
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        return store__fail(err, EIO, "store: open `%s`: %s", path,
+                           s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+    /* journal_mode answers with the mode it ended up in; a file system that
+     * cannot do WAL (no shared memory) would silently stay in DELETE mode. */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+        return store__sql_fail(s, err, "set WAL mode");
+    rc = sqlite3_step(st);
+    int wal = rc == SQLITE_ROW && !sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return store__sql_fail(s, err, "set WAL mode");
+    if (!wal)
+        return store__fail(err, EIO, "store: `%s` cannot be put in WAL mode", path);
+
+    /* FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
+     * power cut, and a client told 201 or 202 must find its function or
+     * its queued event after a reboot. Writes are grouped into few
+     * transactions, so the fsync per commit is affordable. */
+    return store__exec(s,
+                       "PRAGMA synchronous = FULL;"
+                       "PRAGMA foreign_keys = ON;",
+                       err);
+}
+
+int store_open(const char *data_dir, store_t **out, mf_error_t *err)
+{
+    int r = fs_mkdir_p(data_dir, 0755, err);
+    if (r < 0) {
+        mf_error_wrap(err, "cannot create data dir `%s`", data_dir);
+        return r;
+    }
+    store_t *s = xcalloc(1, sizeof *s);
+    s->lock_fd = -1;
+    if ((r = store__lock(data_dir, &s->lock_fd, err)) < 0 ||
+        (r = store__open_db(s, data_dir, err)) < 0 || (r = store__migrate(s, err)) < 0 ||
+        (r = store__prepare_all(s, err)) < 0) {
+        store_close(s);
+        return r;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store_t *s)
+{
+    if (!s)
+        return;
+    sqlite3_finalize(s->fn_get);
+    sqlite3_finalize(s->fn_put);
+    sqlite3_finalize(s->fn_delete);
+    sqlite3_finalize(s->fn_list);
+    sqlite3_finalize(s->code_refs);
+    /* sqlite3_close (not _v2) fails loudly if a statement is left
+     * unfinalized, which would be a bug here. */
+    if (s->db)
+        sqlite3_close(s->db);
+    /* Closing the descriptor drops the flock; the file stays, since
+     * unlinking it would let a third server lock a fresh inode while a
+     * second still waits on the old one. */
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    free(s);
+}
+
+int store_schema_version(store_t *s)
+{
+    return s->schema_version;
+}
+
+/* Resets a reused statement so that it releases its read snapshot and its
+ * bindings do not leak into the next call. */
+static void store__done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static void store__copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    snprintf(dst, size, "%s", v ? v : "");
+}
+
+static void store__row_to_function(sqlite3_stmt *st, store_function_t *f)
+{
+    memset(f, 0, sizeof *f);
+    store__copy_text(f->name, sizeof f->name, st, 0);
+    f->version = sqlite3_column_int64(st, 1);
+    store__copy_text(f->code_sha256, sizeof f->code_sha256, st, 2);
+    f->code_size = sqlite3_column_int64(st, 3);
+    const char *cfg = (const char *)sqlite3_column_text(st, 4);
+    f->config_json = xstrdup(cfg ? cfg : "{}");
+    f->created_ms = sqlite3_column_int64(st, 5);
+    f->updated_ms = sqlite3_column_int64(st, 6);
+}
+
+int store_function_get(store_t *s, const char *name, store_function_t *out, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->fn_get;
+    int r = 0;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
+        r = store__sql_fail(s, err, "get a function");
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        store__row_to_function(st, out);
+    else if (rc == SQLITE_DONE)
+        r = store__fail(err, ENOENT, "function `%s` does not exist", name);
+    else
+        r = store__sql_fail(s, err, "get a function");
+out:
+    store__done(st);
+    return r;
+}
+
+int store_function_put(store_t *s, const store_function_t *f, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->fn_put;
+    int r = 0;
+    if (sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, f->version) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, f->code_sha256, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, f->code_size) != SQLITE_OK ||
+        sqlite3_bind_text(st, 5, f->config_json ? f->config_json : "{}", -1, SQLITE_STATIC) !=
+            SQLITE_OK ||
+        sqlite3_bind_int64(st, 6, f->created_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 7, f->updated_ms) != SQLITE_OK) {
+        r = store__sql_fail(s, err, "put a function");
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = store__sql_fail(s, err, "put a function");
+out:
+    store__done(st);
+    return r;
+}
+
+int store_function_delete(store_t *s, const char *name, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->fn_delete;
+    int r = 0;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        r = store__sql_fail(s, err, "delete a function");
+    else if (sqlite3_changes(s->db) == 0)
+        r = store__fail(err, ENOENT, "function `%s` does not exist", name);
+    store__done(st);
+    return r;
+}
+
+int store_function_list(store_t *s, store_function_t **out, size_t *count, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->fn_list;
+    store_function_t *list = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            list = xrealloc(list, cap * sizeof *list);
+        }
+        store__row_to_function(st, &list[n++]);
+    }
+    if (rc != SQLITE_DONE) {
+        int r = store__sql_fail(s, err, "list functions");
+        store__done(st);
+        store_function_list_free(list, n);
+        return r;
+    }
+    store__done(st);
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+int store_code_refs(store_t *s, const char *code_sha256, int64_t *count, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->code_refs;
+    int r = 0;
+    if (sqlite3_bind_text(st, 1, code_sha256, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        r = store__sql_fail(s, err, "count code references");
+    else
+        *count = sqlite3_column_int64(st, 0);
+    store__done(st);
+    return r;
+}
+
+void store_function_clear(store_function_t *f)
+{
+    if (!f)
+        return;
+    free(f->config_json);
+    memset(f, 0, sizeof *f);
+}
+
+void store_function_list_free(store_function_t *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        store_function_clear(&list[i]);
+    free(list);
+}

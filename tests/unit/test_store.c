@@ -1,0 +1,224 @@
+/* The SQLite store against a real database file in a fresh directory. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/cleanup.h"
+#include "core/fs.h"
+#include "core/xalloc.h"
+#include "store/store.h"
+
+static int setup_dir(void **state)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = xasprintf("%s/mayfly-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return -1;
+    }
+    *state = dir;
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    fs_rm_rf(*state, &err);
+    free(*state);
+    return 0;
+}
+
+static store_t *open_store(const char *dir)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_t *s = NULL;
+    int r = store_open(dir, &s, &err);
+    if (r < 0)
+        fail_msg("store_open: %s", err.msg);
+    return s;
+}
+
+static void make_fn(store_function_t *f, const char *name, int64_t version, const char *sha,
+                    const char *config)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->version = version;
+    snprintf(f->code_sha256, sizeof f->code_sha256, "%s", sha);
+    f->code_size = 1234;
+    f->config_json = (char *)config;
+    f->created_ms = 1700000000000;
+    f->updated_ms = 1700000000500;
+}
+
+static void test_open_creates_schema(void **state)
+{
+    const char *dir = *state;
+    store_t *s = open_store(dir);
+    assert_true(store_schema_version(s) >= 1);
+
+    cleanup_free char *db = xasprintf("%s/mayfly.db", dir);
+    struct stat st;
+    assert_int_equal(stat(db, &st), 0);
+    /* The lock file holds our pid, for the message a second server gets. */
+    cleanup_free char *lock = xasprintf("%s/lock", dir);
+    buf_t pid = BUF_INIT;
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(fs_read_file(lock, &pid, 64, &err), 0);
+    assert_int_equal(atol(pid.data), (long)getpid());
+    buf_release(&pid);
+    store_close(s);
+}
+
+static void test_put_get_list_delete(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    store_function_t f;
+
+    make_fn(&f, "zeta", 1, "aa", "{\"runtime\":\"python3\"}");
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+    make_fn(&f, "alpha", 3, "bb", "{\"runtime\":\"nodejs\"}");
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+    make_fn(&f, "mid", 1, "aa", "{}");
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+
+    store_function_t got;
+    assert_int_equal(store_function_get(s, "alpha", &got, &err), 0);
+    assert_string_equal(got.name, "alpha");
+    assert_int_equal(got.version, 3);
+    assert_string_equal(got.code_sha256, "bb");
+    assert_int_equal(got.code_size, 1234);
+    assert_string_equal(got.config_json, "{\"runtime\":\"nodejs\"}");
+    assert_int_equal(got.created_ms, 1700000000000);
+    assert_int_equal(got.updated_ms, 1700000000500);
+    store_function_clear(&got);
+
+    /* A put on an existing name replaces it. */
+    make_fn(&f, "alpha", 4, "cc", "{\"runtime\":\"provided\"}");
+    f.updated_ms = 1800000000000;
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+    assert_int_equal(store_function_get(s, "alpha", &got, &err), 0);
+    assert_int_equal(got.version, 4);
+    assert_string_equal(got.code_sha256, "cc");
+    assert_string_equal(got.config_json, "{\"runtime\":\"provided\"}");
+    assert_int_equal(got.updated_ms, 1800000000000);
+    store_function_clear(&got);
+
+    store_function_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_function_list(s, &list, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].name, "alpha");
+    assert_string_equal(list[1].name, "mid");
+    assert_string_equal(list[2].name, "zeta");
+    store_function_list_free(list, n);
+
+    int64_t refs = -1;
+    assert_int_equal(store_code_refs(s, "aa", &refs, &err), 0);
+    assert_int_equal(refs, 2);
+    assert_int_equal(store_code_refs(s, "bb", &refs, &err), 0);
+    assert_int_equal(refs, 0);
+
+    assert_int_equal(store_function_delete(s, "zeta", &err), 0);
+    assert_int_equal(store_code_refs(s, "aa", &refs, &err), 0);
+    assert_int_equal(refs, 1);
+    assert_int_equal(store_function_list(s, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    store_function_list_free(list, n);
+    store_close(s);
+}
+
+static void test_missing_is_enoent(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    store_function_t got;
+    assert_int_equal(store_function_get(s, "nope", &got, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "nope"));
+    assert_int_equal(store_function_delete(s, "nope", &err), -ENOENT);
+
+    store_function_t *list = NULL;
+    size_t n = 99;
+    assert_int_equal(store_function_list(s, &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    store_function_list_free(list, n);
+    store_close(s);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_t *s = open_store(*state);
+    store_function_t f;
+    make_fn(&f, "keep", 7, "dd", "{\"memory_mb\":256}");
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+    int version = store_schema_version(s);
+    store_close(s);
+
+    /* Reopening runs no migration twice and finds what was written. */
+    s = open_store(*state);
+    assert_int_equal(store_schema_version(s), version);
+    store_function_t got;
+    assert_int_equal(store_function_get(s, "keep", &got, &err), 0);
+    assert_int_equal(got.version, 7);
+    assert_string_equal(got.config_json, "{\"memory_mb\":256}");
+    store_function_clear(&got);
+    store_close(s);
+}
+
+static void test_second_open_is_ebusy(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    store_t *second = NULL;
+    assert_int_equal(store_open(*state, &second, &err), -EBUSY);
+    assert_null(second);
+    assert_non_null(strstr(err.msg, "in use"));
+    assert_non_null(strstr(err.msg, (const char *)*state));
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    assert_non_null(strstr(err.msg, pid));
+
+    /* Once the first server is gone the directory is free again. */
+    store_close(s);
+    s = open_store(*state);
+    store_close(s);
+}
+
+static void test_uncreatable_dir(void **state)
+{
+    /* A data dir below a regular file can never be created, even as root. */
+    cleanup_free char *file = xasprintf("%s/file", (const char *)*state);
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(fs_write_file_atomic(file, "x", 1, 0644, &err), 0);
+    cleanup_free char *dir = xasprintf("%s/data", file);
+    store_t *s = NULL;
+    int r = store_open(dir, &s, &err);
+    assert_true(r < 0);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, dir));
+    assert_non_null(strstr(err.msg, strerror(ENOTDIR)));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_creates_schema, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_put_get_list_delete, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_missing_is_enoent, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_second_open_is_ebusy, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_uncreatable_dir, setup_dir, teardown_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
