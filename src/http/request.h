@@ -44,6 +44,8 @@ typedef struct http_request {
     /* Owned by the server. */
     struct http_conn *conn;        /* NULL once the client is gone */
     uint64_t start_ns;
+    void *server_data;             /* the server's ud */
+    bool metrics;                  /* counted in the HTTP metrics */
     buf_t resp_headers;            /* extra "Name: value\r\n" lines */
     int status;
     bool streaming;

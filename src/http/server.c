@@ -46,9 +46,12 @@ struct http_server {
     const http_router_t *router;
     http_conn_t *conns;
     unsigned nconns;
+    void *ud;
+    bool metrics;
     bool shutting_down;
     bool listener_closed;
     bool grace_closed;
+    int closing_handles;
     void (*done)(void *);
     void *done_ud;
     char read_slab[READ_SLAB];
@@ -66,6 +69,7 @@ static metrics_family_t *m_requests, *m_duration;
 
 static void conn_close(http_conn_t *conn);
 static void conn_process(http_conn_t *conn);
+static void maybe_finish_shutdown(http_server_t *srv);
 
 const char *http_status_text(int status)
 {
@@ -156,11 +160,7 @@ static void on_handle_closed(uv_handle_t *h)
     http_reader_release(&conn->reader);
     buf_release(&conn->in);
     free(conn);
-    if (srv->shutting_down && srv->nconns == 0 && srv->listener_closed && srv->done) {
-        void (*done)(void *) = srv->done;
-        srv->done = NULL;
-        done(srv->done_ud);
-    }
+    maybe_finish_shutdown(srv);
 }
 
 static void conn_close(http_conn_t *conn)
@@ -329,6 +329,8 @@ static void reader_on_continue(void *ud, http_request_t *req)
 static void dispatch(http_conn_t *conn, http_request_t *req)
 {
     req->conn = conn;
+    req->server_data = conn->srv->ud;
+    req->metrics = conn->srv->metrics;
     conn->active = req;
     if (conn->srv->shutting_down) {
         req->keep_alive = false;
@@ -393,7 +395,8 @@ static void conn_process(http_conn_t *conn)
 static void request_done(http_request_t *req)
 {
     http_conn_t *conn = req->conn;
-    observe(req, req->status);
+    if (req->metrics)
+        observe(req, req->status);
     if (!conn) {
         http_request_free(req);
         return;
@@ -586,6 +589,40 @@ static int parse_ip(const char *host, int port, struct sockaddr_storage *ss)
     return -EINVAL;
 }
 
+static http_server_t *server_new(uv_loop_t *loop, const http_server_config_t *config,
+                                 const http_router_t *router, void *ud)
+{
+    metrics_init_once();
+    http_server_t *srv = xcalloc(1, sizeof *srv);
+    srv->loop = loop;
+    srv->config = *config;
+    srv->router = router;
+    srv->ud = ud;
+    srv->metrics = true;
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    uv_timer_init(loop, &srv->grace_timer);
+    srv->grace_timer.data = srv;
+    return srv;
+}
+
+static void on_abandoned_handle_closed(uv_handle_t *h)
+{
+    http_server_t *srv = h->data;
+    if (--srv->closing_handles == 0)
+        free(srv);
+}
+
+/* Frees a server whose listener never started, through the loop (its
+ * handles must be closed before the memory goes). */
+static void server_abandon(http_server_t *srv)
+{
+    srv->shutting_down = true;
+    srv->closing_handles = 2;
+    uv_close((uv_handle_t *)&srv->listener, on_abandoned_handle_closed);
+    uv_close((uv_handle_t *)&srv->grace_timer, on_abandoned_handle_closed);
+}
+
 int http_server_listen(uv_loop_t *loop, const char *host, int port,
                        const http_server_config_t *config, const http_router_t *router,
                        http_server_t **out, mf_error_t *err)
@@ -595,32 +632,44 @@ int http_server_listen(uv_loop_t *loop, const char *host, int port,
     if (parse_ip(host, port, &ss) < 0)
         return mf_error_set(err, 0, "cannot listen on %s:%d: not an IP address", host, port);
 
-    metrics_init_once();
-    http_server_t *srv = xcalloc(1, sizeof *srv);
-    srv->loop = loop;
-    srv->config = *config;
-    srv->router = router;
-    uv_tcp_init(loop, &srv->listener);
-    srv->listener.data = srv;
-    uv_timer_init(loop, &srv->grace_timer);
-    srv->grace_timer.data = srv;
-
+    http_server_t *srv = server_new(loop, config, router, NULL);
     int r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
     if (r < 0) {
         mf_error_set(err, 0, "cannot listen on %s:%d: %s", host, port,
                      r == UV_EADDRINUSE ? "address already in use" : uv_strerror(r));
-        /* The handles must be closed through the loop before freeing. */
-        srv->shutting_down = true;
-        uv_close((uv_handle_t *)&srv->listener, NULL);
-        uv_close((uv_handle_t *)&srv->grace_timer, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        free(srv);
+        server_abandon(srv);
         return r == UV_EADDRINUSE ? -EADDRINUSE : -EINVAL;
     }
     *out = srv;
     return 0;
+}
+
+int http_server_open_fd(uv_loop_t *loop, int fd, const http_server_config_t *config,
+                        const http_router_t *router, void *ud, http_server_t **out,
+                        mf_error_t *err)
+{
+    http_server_t *srv = server_new(loop, config, router, ud);
+    int r = uv_tcp_open(&srv->listener, fd);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
+    if (r < 0) {
+        server_abandon(srv);
+        return mf_error_set(err, -r, "serve on descriptor %d", fd);
+    }
+    *out = srv;
+    return 0;
+}
+
+void *http_request_server_data(const http_request_t *req)
+{
+    return req->server_data;
+}
+
+void http_server_set_metrics(http_server_t *srv, bool on)
+{
+    srv->metrics = on;
 }
 
 void http_server_address(http_server_t *srv, char *out, size_t outlen)
@@ -643,15 +692,31 @@ void http_server_address(http_server_t *srv, char *out, size_t outlen)
     }
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_grace_closed(uv_handle_t *h)
 {
     http_server_t *srv = h->data;
-    srv->listener_closed = true;
-    if (srv->nconns == 0 && srv->done) {
+    srv->grace_closed = true;
+    if (srv->done) {
         void (*done)(void *) = srv->done;
         srv->done = NULL;
         done(srv->done_ud);
     }
+}
+
+/* The last step of a shutdown: every connection and the listener are gone. */
+static void maybe_finish_shutdown(http_server_t *srv)
+{
+    if (!srv->shutting_down || srv->nconns || !srv->listener_closed)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&srv->grace_timer))
+        uv_close((uv_handle_t *)&srv->grace_timer, on_grace_closed);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    http_server_t *srv = h->data;
+    srv->listener_closed = true;
+    maybe_finish_shutdown(srv);
 }
 
 static void on_grace_over(uv_timer_t *t)
@@ -689,10 +754,6 @@ void http_server_shutdown(http_server_t *srv, void (*done)(void *ud), void *ud)
 
 void http_server_free(http_server_t *srv)
 {
-    if (!srv)
-        return;
-    if (!uv_is_closing((uv_handle_t *)&srv->grace_timer))
-        uv_close((uv_handle_t *)&srv->grace_timer, NULL);
-    uv_run(srv->loop, UV_RUN_NOWAIT);
+    /* Only after the shutdown's done callback: every handle is closed. */
     free(srv);
 }

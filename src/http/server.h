@@ -35,13 +35,24 @@ typedef struct http_server http_server_t;
 int http_server_listen(uv_loop_t *loop, const char *host, int port,
                        const http_server_config_t *config, const http_router_t *router,
                        http_server_t **out, mf_error_t *err);
+/* Serves on fd, a socket already bound and listening (e.g. one handed over
+ * from a sandbox's network namespace); the server takes fd over. ud is
+ * given to handlers through http_request_server_data(). */
+int http_server_open_fd(uv_loop_t *loop, int fd, const http_server_config_t *config,
+                        const http_router_t *router, void *ud, http_server_t **out,
+                        mf_error_t *err);
+/* The ud of the server a request arrived on (NULL for http_server_listen). */
+void *http_request_server_data(const http_request_t *req);
 /* The bound address as "HOST:PORT" (the real port when 0 was asked for). */
 void http_server_address(http_server_t *srv, char *out, size_t outlen);
 /* Stops accepting, answers new requests on open connections with 503,
  * ends streaming responses, gives in-flight requests the grace period, then
- * closes every connection and calls done(ud). */
+ * closes every connection and calls done(ud) (always from a later loop
+ * callback, once every handle of the server is closed). */
 void http_server_shutdown(http_server_t *srv, void (*done)(void *ud), void *ud);
-/* Frees the server after shutdown has completed. */
+/* Labels this server's requests in the HTTP metrics (default: counted). */
+void http_server_set_metrics(http_server_t *srv, bool on);
+/* Frees the server; only after shutdown's done callback has run. */
 void http_server_free(http_server_t *srv);
 
 /* Adds a response header (before the response is sent). */

@@ -38,6 +38,40 @@ static const char *const store__migrations[] = {
     "  updated_ms  INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX functions_code_sha256 ON functions (code_sha256);",
+
+    /* 2: invocation records and function logs. Records are replaced in
+     * place as an invocation moves on (queued → running → success), so the
+     * request id is the key. */
+    "CREATE TABLE invocations ("
+    "  request_id    TEXT PRIMARY KEY NOT NULL,"
+    "  function      TEXT NOT NULL,"
+    "  version       INTEGER NOT NULL,"
+    "  status        TEXT NOT NULL,"
+    "  start_ms      INTEGER NOT NULL,"
+    "  duration_ms   REAL NOT NULL,"
+    "  billed_ms     INTEGER NOT NULL,"
+    "  memory_mb     INTEGER NOT NULL,"
+    "  max_rss_kb    INTEGER NOT NULL,"
+    "  cpu_ms        INTEGER NOT NULL,"
+    "  cold_start    INTEGER NOT NULL,"
+    "  init_ms       REAL NOT NULL,"
+    "  error_type    TEXT,"
+    "  error_message TEXT,"
+    "  attempts      INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX invocations_function_start ON invocations (function, start_ms);"
+    "CREATE INDEX invocations_status_start ON invocations (status, start_ms);"
+    "CREATE INDEX invocations_start ON invocations (start_ms);"
+    "CREATE TABLE logs ("
+    "  id         INTEGER PRIMARY KEY,"
+    "  time_ms    INTEGER NOT NULL,"
+    "  function   TEXT NOT NULL,"
+    "  request_id TEXT NOT NULL,"
+    "  stream     INTEGER NOT NULL,"
+    "  message    BLOB NOT NULL"
+    ");"
+    "CREATE INDEX logs_function ON logs (function, id);"
+    "CREATE INDEX logs_request ON logs (request_id, id);",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -53,6 +87,11 @@ struct store {
     sqlite3_stmt *fn_delete;
     sqlite3_stmt *fn_list;
     sqlite3_stmt *code_refs;
+    sqlite3_stmt *rec_put;
+    sqlite3_stmt *rec_get;
+    sqlite3_stmt *rec_list;
+    sqlite3_stmt *log_put;
+    sqlite3_stmt *log_list;
 };
 
 /* Sets *err without the ": strerror" suffix mf_error_set adds, for errors
@@ -186,6 +225,10 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
     return 0;
 }
 
+#define STORE_REC_COLUMNS                                                                          \
+    "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
+    " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts"
+
 #define STORE_FN_COLUMNS                                                                           \
     "name, version, code_sha256, code_size, config_json, created_ms, updated_ms"
 
@@ -206,7 +249,28 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
         (r = store__prepare(s, "SELECT " STORE_FN_COLUMNS " FROM functions ORDER BY name",
                             &s->fn_list, err)) < 0 ||
         (r = store__prepare(s, "SELECT count(*) FROM functions WHERE code_sha256 = ?1",
-                            &s->code_refs, err)) < 0)
+                            &s->code_refs, err)) < 0 ||
+        (r = store__prepare(s,
+                            "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ")"
+                            " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                            &s->rec_put, err)) < 0 ||
+        (r = store__prepare(s,
+                            "SELECT " STORE_REC_COLUMNS " FROM invocations WHERE request_id = ?1",
+                            &s->rec_get, err)) < 0 ||
+        (r = store__prepare(s,
+                            "SELECT " STORE_REC_COLUMNS " FROM invocations"
+                            " WHERE (?1 IS NULL OR function = ?1) AND (?2 IS NULL OR status = ?2)"
+                            " ORDER BY start_ms DESC, rowid DESC LIMIT ?3",
+                            &s->rec_list, err)) < 0 ||
+        (r = store__prepare(s,
+                            "INSERT INTO logs (time_ms, function, request_id, stream, message)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5)",
+                            &s->log_put, err)) < 0 ||
+        (r = store__prepare(s,
+                            "SELECT id, time_ms, function, request_id, stream, message FROM logs"
+                            " WHERE function = ?1 AND (?2 IS NULL OR request_id = ?2)"
+                            " AND time_ms >= ?3 AND id > ?4 ORDER BY id LIMIT ?5",
+                            &s->log_list, err)) < 0)
         return r;
     return 0;
 }
@@ -276,6 +340,11 @@ void store_close(store_t *s)
     sqlite3_finalize(s->fn_delete);
     sqlite3_finalize(s->fn_list);
     sqlite3_finalize(s->code_refs);
+    sqlite3_finalize(s->rec_put);
+    sqlite3_finalize(s->rec_get);
+    sqlite3_finalize(s->rec_list);
+    sqlite3_finalize(s->log_put);
+    sqlite3_finalize(s->log_list);
     /* sqlite3_close (not _v2) fails loudly if a statement is left
      * unfinalized, which would be a bug here. */
     if (s->db)
@@ -425,5 +494,228 @@ void store_function_list_free(store_function_t *list, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         store_function_clear(&list[i]);
+    free(list);
+}
+
+/* ---- invocation records ---------------------------------------------- */
+
+static int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
+{
+    return v ? sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, col);
+}
+
+/* Batches run inside one transaction: one commit, one sync. */
+static int store__begin(store_t *s, mf_error_t *err)
+{
+    return store__exec(s, "BEGIN IMMEDIATE", err);
+}
+
+static int store__end(store_t *s, int r, mf_error_t *err)
+{
+    if (r < 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+    }
+    return store__exec(s, "COMMIT", err);
+}
+
+int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err)
+{
+    int r = store__begin(s, err);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = s->rec_put;
+    for (size_t i = 0; i < count && r == 0; i++) {
+        const store_record_t *rec = &recs[i];
+        if (sqlite3_bind_text(st, 1, rec->request_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, rec->function, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, rec->version) != SQLITE_OK ||
+            sqlite3_bind_text(st, 4, rec->status, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 5, rec->start_ms) != SQLITE_OK ||
+            sqlite3_bind_double(st, 6, rec->duration_ms) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 7, rec->billed_ms) != SQLITE_OK ||
+            sqlite3_bind_int(st, 8, rec->memory_mb) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 9, rec->max_rss_kb) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 10, rec->cpu_ms) != SQLITE_OK ||
+            sqlite3_bind_int(st, 11, rec->cold_start) != SQLITE_OK ||
+            sqlite3_bind_double(st, 12, rec->init_ms) != SQLITE_OK ||
+            store__bind_text_or_null(st, 13, rec->error_type) != SQLITE_OK ||
+            store__bind_text_or_null(st, 14, rec->error_message) != SQLITE_OK ||
+            sqlite3_bind_int(st, 15, rec->attempts) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+            r = store__sql_fail(s, err, "write an invocation record");
+        store__done(st);
+    }
+    return store__end(s, r, err);
+}
+
+static char *store__dup_column(sqlite3_stmt *st, int col)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    return v ? xstrdup(v) : NULL;
+}
+
+static void store__row_to_record(sqlite3_stmt *st, store_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    store__copy_text(rec->request_id, sizeof rec->request_id, st, 0);
+    store__copy_text(rec->function, sizeof rec->function, st, 1);
+    rec->version = sqlite3_column_int64(st, 2);
+    store__copy_text(rec->status, sizeof rec->status, st, 3);
+    rec->start_ms = sqlite3_column_int64(st, 4);
+    rec->duration_ms = sqlite3_column_double(st, 5);
+    rec->billed_ms = sqlite3_column_int64(st, 6);
+    rec->memory_mb = sqlite3_column_int(st, 7);
+    rec->max_rss_kb = sqlite3_column_int64(st, 8);
+    rec->cpu_ms = sqlite3_column_int64(st, 9);
+    rec->cold_start = sqlite3_column_int(st, 10);
+    rec->init_ms = sqlite3_column_double(st, 11);
+    rec->error_type = store__dup_column(st, 12);
+    rec->error_message = store__dup_column(st, 13);
+    rec->attempts = sqlite3_column_int(st, 14);
+}
+
+int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->rec_get;
+    int r = 0;
+    if (sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+        r = store__sql_fail(s, err, "read an invocation record");
+    } else {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            store__row_to_record(st, out);
+        else if (rc == SQLITE_DONE)
+            r = store__fail(err, ENOENT, "invocation `%s` does not exist", request_id);
+        else
+            r = store__sql_fail(s, err, "read an invocation record");
+    }
+    store__done(st);
+    return r;
+}
+
+int store_records_list(store_t *s, const char *function, const char *status, int limit,
+                       store_record_t **out, size_t *count, mf_error_t *err)
+{
+    sqlite3_stmt *st = s->rec_list;
+    store_record_t *list = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    if (store__bind_text_or_null(st, 1, function) != SQLITE_OK ||
+        store__bind_text_or_null(st, 2, status) != SQLITE_OK ||
+        sqlite3_bind_int(st, 3, limit) != SQLITE_OK) {
+        r = store__sql_fail(s, err, "list invocation records");
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            list = xrealloc(list, cap * sizeof *list);
+        }
+        store__row_to_record(st, &list[n++]);
+    }
+    if (rc != SQLITE_DONE)
+        r = store__sql_fail(s, err, "list invocation records");
+out:
+    store__done(st);
+    if (r < 0) {
+        store_record_list_free(list, n);
+        return r;
+    }
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+void store_record_clear(store_record_t *r)
+{
+    if (!r)
+        return;
+    free(r->error_type);
+    free(r->error_message);
+    r->error_type = r->error_message = NULL;
+}
+
+void store_record_list_free(store_record_t *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        store_record_clear(&list[i]);
+    free(list);
+}
+
+/* ---- function logs ----------------------------------------------------- */
+
+int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err)
+{
+    int r = store__begin(s, err);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = s->log_put;
+    for (size_t i = 0; i < count && r == 0; i++) {
+        const store_log_t *l = &lines[i];
+        if (sqlite3_bind_int64(st, 1, l->time_ms) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, l->function, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 3, l->request_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int(st, 4, l->stream) != SQLITE_OK ||
+            sqlite3_bind_blob64(st, 5, l->message, l->len, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE)
+            r = store__sql_fail(s, err, "write a log line");
+        store__done(st);
+    }
+    return store__end(s, r, err);
+}
+
+int store_logs_list(store_t *s, const char *function, const char *request_id, int64_t since_ms,
+                    int64_t after_id, int limit, store_log_t **out, size_t *count,
+                    mf_error_t *err)
+{
+    sqlite3_stmt *st = s->log_list;
+    store_log_t *list = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    if (sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) != SQLITE_OK ||
+        store__bind_text_or_null(st, 2, request_id) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, since_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, after_id) != SQLITE_OK ||
+        sqlite3_bind_int(st, 5, limit) != SQLITE_OK) {
+        r = store__sql_fail(s, err, "list log lines");
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            list = xrealloc(list, cap * sizeof *list);
+        }
+        store_log_t *l = &list[n++];
+        memset(l, 0, sizeof *l);
+        l->id = sqlite3_column_int64(st, 0);
+        l->time_ms = sqlite3_column_int64(st, 1);
+        store__copy_text(l->function, sizeof l->function, st, 2);
+        store__copy_text(l->request_id, sizeof l->request_id, st, 3);
+        l->stream = sqlite3_column_int(st, 4);
+        int len = sqlite3_column_bytes(st, 5);
+        const void *blob = sqlite3_column_blob(st, 5);
+        l->message = xstrndup(blob ? blob : "", (size_t)len);
+        l->len = (size_t)len;
+    }
+    if (rc != SQLITE_DONE)
+        r = store__sql_fail(s, err, "list log lines");
+out:
+    store__done(st);
+    if (r < 0) {
+        store_log_list_free(list, n);
+        return r;
+    }
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+void store_log_list_free(store_log_t *list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(list[i].message);
     free(list);
 }

@@ -51,4 +51,55 @@ int store_code_refs(store_t *s, const char *code_sha256, int64_t *count, mf_erro
 void store_function_clear(store_function_t *f);
 void store_function_list_free(store_function_t *list, size_t count);
 
+/* ---- invocation records ---------------------------------------------- */
+
+typedef struct store_record {
+    char request_id[37];
+    char function[65];
+    int64_t version;
+    char status[16];          /* success|error|timeout|oom|throttled|queued|running */
+    int64_t start_ms;         /* wall clock */
+    double duration_ms;
+    int64_t billed_ms;
+    int memory_mb;
+    int64_t max_rss_kb;
+    int64_t cpu_ms;
+    int cold_start;
+    double init_ms;
+    char *error_type;         /* owned, NULL when none */
+    char *error_message;      /* owned, NULL when none */
+    int attempts;
+} store_record_t;
+
+/* Inserts or replaces count records in one transaction. */
+int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
+/* -ENOENT if absent. */
+int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf_error_t *err);
+/* Newest first; function and status may be NULL for any. */
+int store_records_list(store_t *s, const char *function, const char *status, int limit,
+                       store_record_t **out, size_t *count, mf_error_t *err);
+void store_record_clear(store_record_t *r);
+void store_record_list_free(store_record_t *list, size_t count);
+
+/* ---- function logs ----------------------------------------------------- */
+
+typedef struct store_log {
+    int64_t id;               /* assigned by the store, increasing */
+    int64_t time_ms;
+    char function[65];
+    char request_id[37];      /* "" for lines outside an invocation */
+    int stream;               /* 1 stdout, 2 stderr */
+    char *message;            /* owned */
+    size_t len;
+} store_log_t;
+
+/* Appends count lines in one transaction. */
+int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err);
+/* Lines of function (and request_id when not NULL) with time ≥ since_ms and
+ * id > after_id, oldest first, at most limit. */
+int store_logs_list(store_t *s, const char *function, const char *request_id, int64_t since_ms,
+                    int64_t after_id, int limit, store_log_t **out, size_t *count,
+                    mf_error_t *err);
+void store_log_list_free(store_log_t *list, size_t count);
+
 #endif

@@ -1,0 +1,28 @@
+/* Function logs: the lines a function prints, tagged with the request id
+ * and a timestamp, kept in the store (written in batches) and streamed to
+ * followers as they arrive. */
+#ifndef MAYFLY_OBS_LOGS_H
+#define MAYFLY_OBS_LOGS_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "store/store.h"
+
+typedef struct obs_logs obs_logs_t;
+typedef struct obs_log_sub obs_log_sub_t;
+typedef void (*obs_log_cb)(const store_log_t *line, void *ud);
+
+obs_logs_t *obs_logs_new(uv_loop_t *loop, store_t *store);
+/* Appends one line (without its newline). */
+void obs_logs_append(obs_logs_t *l, const char *function, const char *request_id, int stream,
+                     const char *msg, size_t len);
+int obs_logs_flush(obs_logs_t *l, mf_error_t *err);
+/* Calls cb for every new line of function (and request_id, when not NULL)
+ * until unsubscribed. */
+obs_log_sub_t *obs_logs_subscribe(obs_logs_t *l, const char *function, const char *request_id,
+                                  obs_log_cb cb, void *ud);
+void obs_logs_unsubscribe(obs_logs_t *l, obs_log_sub_t *sub);
+void obs_logs_free(obs_logs_t *l);
+
+#endif

@@ -1,0 +1,92 @@
+#include "obs/records.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xalloc.h"
+
+/* Up to this long between a call's end and its record on disk. */
+#define FLUSH_DELAY_MS 50
+/* A batch this large is written at once. */
+#define FLUSH_COUNT 512
+
+struct obs_records {
+    store_t *store;
+    uv_timer_t *timer;
+    store_record_t *pending;
+    size_t count, cap;
+};
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    obs_records_t *r = t->data;
+    mf_error_t err = MF_ERROR_INIT;
+    if (obs_records_flush(r, &err) < 0)
+        log_error("records", "writing invocation records: %s", err.msg);
+}
+
+obs_records_t *obs_records_new(uv_loop_t *loop, store_t *store)
+{
+    obs_records_t *r = xcalloc(1, sizeof *r);
+    r->store = store;
+    r->timer = xmalloc(sizeof *r->timer);
+    uv_timer_init(loop, r->timer);
+    r->timer->data = r;
+    return r;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+void obs_records_add(obs_records_t *r, const store_record_t *rec)
+{
+    if (r->count == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 64;
+        r->pending = xrealloc(r->pending, r->cap * sizeof *r->pending);
+    }
+    store_record_t *copy = &r->pending[r->count++];
+    *copy = *rec;
+    copy->error_type = dup_or_null(rec->error_type);
+    copy->error_message = dup_or_null(rec->error_message);
+    if (r->count >= FLUSH_COUNT) {
+        mf_error_t err = MF_ERROR_INIT;
+        if (obs_records_flush(r, &err) < 0)
+            log_error("records", "writing invocation records: %s", err.msg);
+    } else if (!uv_is_active((uv_handle_t *)r->timer)) {
+        uv_timer_start(r->timer, on_flush_timer, FLUSH_DELAY_MS, 0);
+    }
+}
+
+int obs_records_flush(obs_records_t *r, mf_error_t *err)
+{
+    uv_timer_stop(r->timer);
+    if (!r->count)
+        return 0;
+    int ret = store_records_put(r->store, r->pending, r->count, err);
+    /* On a failed write the batch is dropped rather than retried forever:
+     * the error is logged, and the server keeps serving calls. */
+    for (size_t i = 0; i < r->count; i++)
+        store_record_clear(&r->pending[i]);
+    r->count = 0;
+    return ret;
+}
+
+static void free_timer(uv_handle_t *h)
+{
+    free(h);
+}
+
+void obs_records_free(obs_records_t *r)
+{
+    if (!r)
+        return;
+    mf_error_t err = MF_ERROR_INIT;
+    if (obs_records_flush(r, &err) < 0)
+        log_error("records", "writing invocation records: %s", err.msg);
+    uv_close((uv_handle_t *)r->timer, free_timer);
+    free(r->pending);
+    free(r);
+}
