@@ -1,0 +1,385 @@
+/* mayfly deploy NAME PATH: packs a folder (or takes a .zip as it is) and
+ * creates or updates the function with PUT /v1/functions/NAME. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zip.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/codec.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/xalloc.h"
+
+static const char deploy_usage[] =
+    "usage: mayfly deploy NAME PATH [--runtime RT] [--handler H] [--memory MB]\n"
+    "                     [--timeout S] [--env K=V]... [--max-concurrency N] [--tmp-mb N]\n"
+    "\n"
+    "Creates the function NAME, or updates it, from PATH: a folder (zipped on the\n"
+    "fly, keeping executable bits and symlinks) or a .zip file sent as it is.\n"
+    "On an update, a setting left out keeps its current value.\n"
+    "\n"
+    "options:\n"
+    "  --runtime RT           python3, nodejs or provided (Lambda names such as\n"
+    "                         python3.12, nodejs20.x, provided.al2023 work too);\n"
+    "                         required when the function is created\n"
+    "  --handler H            module.function (python3), file.function (nodejs)\n"
+    "  --memory MB            memory limit, 128-10240 (default 128)\n"
+    "  --timeout S            time limit per invocation, 1-900 (default 3)\n"
+    "  --env K=V              an environment variable; repeat for more\n"
+    "  --max-concurrency N    instances at once, 1-1000 (default 10)\n"
+    "  --tmp-mb N             size of /tmp, 16-10240 (default 64)\n"
+    "  -h, --help             show this help\n";
+
+enum {
+    OPT_RUNTIME = 256,
+    OPT_HANDLER,
+    OPT_MEMORY,
+    OPT_TIMEOUT,
+    OPT_ENV,
+    OPT_MAX_CONCURRENCY,
+    OPT_TMP_MB,
+};
+
+static const struct option deploy_options[] = {
+    { "runtime", required_argument, NULL, OPT_RUNTIME },
+    { "handler", required_argument, NULL, OPT_HANDLER },
+    { "memory", required_argument, NULL, OPT_MEMORY },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "env", required_argument, NULL, OPT_ENV },
+    { "max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY },
+    { "tmp-mb", required_argument, NULL, OPT_TMP_MB },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static void archive_discardp(zip_t **za)
+{
+    if (*za)
+        zip_discard(*za);
+}
+
+static void source_freep(zip_source_t **src)
+{
+    if (*src)
+        zip_source_free(*src);
+}
+
+static int pack_fail(mf_error_t *err, zip_t *za, const char *what, const char *name)
+{
+    return mf_error_set(err, 0, "cannot zip `%s`: %s: %s", name, what, zip_strerror(za));
+}
+
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int not_dots(const struct dirent *d)
+{
+    return strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
+}
+
+/* Sets the Unix mode (type and permission bits) and mtime an unzip will
+ * restore; the mode is what keeps `bootstrap` executable. */
+static int pack_set_attrs(zip_t *za, zip_int64_t idx, mode_t mode, time_t mtime,
+                             const char *name, mf_error_t *err)
+{
+    if (zip_file_set_external_attributes(za, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
+                                         (zip_uint32_t)mode << 16) < 0)
+        return pack_fail(err, za, "set attributes", name);
+    if (zip_file_set_mtime(za, (zip_uint64_t)idx, mtime, 0) < 0)
+        return pack_fail(err, za, "set mtime", name);
+    return 0;
+}
+
+static int pack_add_symlink(zip_t *za, const char *path, const char *name,
+                               const struct stat *st, mf_error_t *err)
+{
+    char target[PATH_MAX];
+    ssize_t n = readlink(path, target, sizeof target);
+    if (n < 0)
+        return mf_error_set(err, errno, "cannot read the symlink `%s`", path);
+    if ((size_t)n >= sizeof target)
+        return mf_error_set(err, ENAMETOOLONG, "cannot read the symlink `%s`", path);
+    /* libzip frees the copy with the source (freep = 1). */
+    char *copy = xstrndup(target, (size_t)n);
+    zip_source_t *src = zip_source_buffer(za, copy, (zip_uint64_t)n, 1);
+    if (!src) {
+        free(copy);
+        return pack_fail(err, za, "buffer", name);
+    }
+    zip_int64_t idx = zip_file_add(za, name, src, ZIP_FL_ENC_GUESS);
+    if (idx < 0) {
+        zip_source_free(src);
+        return pack_fail(err, za, "add", name);
+    }
+    if (zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_STORE, 0) < 0)
+        return pack_fail(err, za, "set compression", name);
+    return pack_set_attrs(za, idx, S_IFLNK | 0777, st->st_mtime, name, err);
+}
+
+static int pack_add_file(zip_t *za, const char *path, const char *name,
+                            const struct stat *st, mf_error_t *err)
+{
+    /* libzip reads the file only in zip_close; opening it now reports an
+     * unreadable file by its name instead of as a failed close. */
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return mf_error_set(err, errno, "cannot read `%s`", path);
+    zip_source_t *src = zip_source_file(za, path, 0, -1);
+    if (!src)
+        return pack_fail(err, za, "open", name);
+    zip_int64_t idx = zip_file_add(za, name, src, ZIP_FL_ENC_GUESS);
+    if (idx < 0) {
+        zip_source_free(src);
+        return pack_fail(err, za, "add", name);
+    }
+    return pack_set_attrs(za, idx, S_IFREG | (st->st_mode & 07777), st->st_mtime, name, err);
+}
+
+/* Adds everything under root/rel to the archive, names relative to root,
+ * in a stable (sorted) order so the same folder packs the same way. */
+static int pack_add_tree(zip_t *za, const char *root, const char *rel, mf_error_t *err)
+{
+    cleanup_free char *dir = *rel ? xasprintf("%s/%s", root, rel) : xstrdup(root);
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, not_dots, name_cmp);
+    if (n < 0)
+        return mf_error_set(err, errno, "cannot read `%s`", dir);
+
+    int ret = 0;
+    for (int i = 0; i < n; i++) {
+        const char *base = list[i]->d_name;
+        if (ret < 0)
+            continue;
+        cleanup_free char *path = xasprintf("%s/%s", dir, base);
+        cleanup_free char *name = *rel ? xasprintf("%s/%s", rel, base) : xstrdup(base);
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            ret = mf_error_set(err, errno, "cannot read `%s`", path);
+        } else if (S_ISDIR(st.st_mode)) {
+            cleanup_free char *dname = xasprintf("%s/", name);
+            zip_int64_t idx = zip_dir_add(za, name, ZIP_FL_ENC_GUESS);
+            if (idx < 0)
+                ret = pack_fail(err, za, "add", dname);
+            else
+                ret = pack_set_attrs(za, idx, S_IFDIR | (st.st_mode & 07777), st.st_mtime,
+                                        dname, err);
+            if (ret == 0)
+                ret = pack_add_tree(za, root, name, err);
+        } else if (S_ISREG(st.st_mode)) {
+            ret = pack_add_file(za, path, name, &st, err);
+        } else if (S_ISLNK(st.st_mode)) {
+            ret = pack_add_symlink(za, path, name, &st, err);
+        } else {
+            fprintf(stderr, "mayfly deploy: skipping `%s`: not a file, folder or symlink\n",
+                    path);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    return ret;
+}
+
+/* Zips the folder in memory and appends the archive's bytes to out. */
+static int pack_folder(const char *folder, buf_t *out, mf_error_t *err)
+{
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *fresh = zip_source_buffer_create(NULL, 0, 0, &ze);
+    if (!fresh) {
+        mf_error_set(err, 0, "cannot create a zip in memory: %s", zip_error_strerror(&ze));
+        zip_error_fini(&ze);
+        return -ENOMEM;
+    }
+    __attribute__((cleanup(archive_discardp))) zip_t *za =
+        zip_open_from_source(fresh, ZIP_TRUNCATE, &ze);
+    if (!za) {
+        mf_error_set(err, 0, "cannot create a zip in memory: %s", zip_error_strerror(&ze));
+        zip_error_fini(&ze);
+        zip_source_free(fresh);
+        return -ENOMEM;
+    }
+    zip_error_fini(&ze);
+    /* The archive drops its reference when closed; this one keeps the
+     * buffer alive so the finished bytes can be read back. */
+    __attribute__((cleanup(source_freep))) zip_source_t *src = fresh;
+    zip_source_keep(src);
+
+    int r = pack_add_tree(za, folder, "", err);
+    if (r < 0)
+        return r;
+    if (zip_get_num_entries(za, 0) == 0)
+        return mf_error_set(err, 0, "nothing to deploy: `%s` is an empty folder", folder);
+    if (zip_close(za) < 0)
+        return mf_error_set(err, 0, "cannot zip `%s`: %s", folder, zip_strerror(za));
+    za = NULL;
+
+    if (zip_source_open(src) < 0)
+        return mf_error_set(err, 0, "cannot read the zip back: %s",
+                            zip_error_strerror(zip_source_error(src)));
+    char tmp[65536];
+    zip_int64_t n;
+    while ((n = zip_source_read(src, tmp, sizeof tmp)) > 0)
+        buf_add(out, tmp, (size_t)n);
+    zip_source_close(src);
+    if (n < 0)
+        return mf_error_set(err, 0, "cannot read the zip back: %s",
+                            zip_error_strerror(zip_source_error(src)));
+    return 0;
+}
+
+/* The request body: the settings the user gave, then the code. The code is
+ * appended by hand because it is by far the largest part and base64 needs
+ * no JSON escaping; handing tens of MiB through jansson would only copy and
+ * re-scan it. */
+static void build_body(buf_t *body, const json_t *settings, const buf_t *zip)
+{
+    json_dump_buf(body, settings);
+    /* body is "{}" or "{...}": reopen the object to add "code". */
+    body->len--;
+    if (body->len > 1)
+        buf_addch(body, ',');
+    buf_adds(body, "\"code\":{\"zip_base64\":\"");
+    codec_base64_encode(body, zip->data, zip->len);
+    buf_adds(body, "\"}}");
+}
+
+static int print_result(const char *name, const client_response_t *resp)
+{
+    json_error_t jerr;
+    cleanup_json json_t *fn = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
+    json_t *version = json_object_get(fn, "version");
+    const char *sha = json_string_value(json_object_get(fn, "code_sha256"));
+    if (!json_is_integer(version) || !sha) {
+        fprintf(stderr, "mayfly deploy: the server answered HTTP %ld without the function's "
+                        "version and code_sha256\n", resp->status);
+        return CLI_EXIT_ERROR;
+    }
+    printf("deployed %s version %" JSON_INTEGER_FORMAT " (code sha256 %.12s%s, %s)\n", name,
+           json_integer_value(version), sha, strlen(sha) > 12 ? "…" : "",
+           resp->status == 201 ? "created" : "updated");
+    return CLI_EXIT_OK;
+}
+
+int cmd_deploy(int argc, char **argv)
+{
+    cleanup_json json_t *settings = json_object();
+    cleanup_json json_t *env = NULL;
+    int opt;
+
+    cli_getopt_begin(argc, argv, "deploy");
+    while ((opt = getopt_long(argc, argv, "h", deploy_options, NULL)) != -1) {
+        int v;
+        const char *field = NULL, *flag = NULL;
+        switch (opt) {
+        case 'h':
+            fputs(deploy_usage, stdout);
+            return CLI_EXIT_OK;
+        case OPT_RUNTIME:
+        case OPT_HANDLER: {
+            const char *key = opt == OPT_RUNTIME ? "runtime" : "handler";
+            json_t *val = json_string(optarg);
+            if (!val)
+                return cli_usage_error("deploy", deploy_usage, "--%s: not valid UTF-8", key);
+            json_object_set_new(settings, key, val);
+            break;
+        }
+        case OPT_MEMORY:
+            field = "memory_mb", flag = "memory";
+            break;
+        case OPT_TIMEOUT:
+            field = "timeout_s", flag = "timeout";
+            break;
+        case OPT_MAX_CONCURRENCY:
+            field = "max_concurrency", flag = "max-concurrency";
+            break;
+        case OPT_TMP_MB:
+            field = "tmp_mb", flag = "tmp-mb";
+            break;
+        case OPT_ENV: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return cli_usage_error("deploy", deploy_usage,
+                                       "--env expects KEY=VALUE, got `%s`", optarg);
+            if (!env)
+                env = json_object();
+            cleanup_free char *key = xstrndup(optarg, (size_t)(eq - optarg));
+            json_t *val = json_string(eq + 1);
+            if (!val)
+                return cli_usage_error("deploy", deploy_usage,
+                                       "--env %s: the value is not valid UTF-8", key);
+            json_object_set_new(env, key, val);
+            break;
+        }
+        default:
+            return cli_usage_error("deploy", deploy_usage, NULL);
+        }
+        if (field) {
+            if (!cli_parse_int(optarg, &v))
+                return cli_usage_error("deploy", deploy_usage, "--%s expects an integer, got `%s`",
+                                       flag, optarg);
+            json_object_set_new(settings, field, json_integer(v));
+        }
+    }
+    if (env)
+        json_object_set(settings, "env", env);
+    if (argc - optind < 2)
+        return cli_usage_error("deploy", deploy_usage, "%s",
+                               argc - optind == 0 ? "missing NAME and PATH" : "missing PATH");
+    if (argc - optind > 2)
+        return cli_usage_error("deploy", deploy_usage, "unexpected argument `%s`",
+                               argv[optind + 2]);
+    const char *name = argv[optind];
+    const char *path = argv[optind + 1];
+    if (!*name)
+        return cli_usage_error("deploy", deploy_usage, "NAME is empty");
+
+    mf_error_t err = MF_ERROR_INIT;
+    cleanup_buf buf_t zip = BUF_INIT;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        mf_error_set(&err, errno, "cannot read `%s`", path);
+        fprintf(stderr, "mayfly deploy: %s\n", err.msg);
+        return CLI_EXIT_ERROR;
+    }
+    int r = S_ISDIR(st.st_mode) ? pack_folder(path, &zip, &err)
+                                : fs_read_file(path, &zip, SIZE_MAX, &err);
+    if (r < 0) {
+        if (!S_ISDIR(st.st_mode))
+            mf_error_set(&err, -r, "cannot read `%s`", path);
+        fprintf(stderr, "mayfly deploy: %s\n", err.msg);
+        return CLI_EXIT_ERROR;
+    }
+
+    cleanup_buf buf_t body = BUF_INIT;
+    build_body(&body, settings, &zip);
+    buf_release(&zip);
+
+    cleanup_buf buf_t url = BUF_INIT;
+    cli_function_path(&url, name, NULL);
+    const client_header_t headers[] = { { "Content-Type", "application/json" } };
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("PUT", url.data, body.data, body.len, headers, 1, &resp))
+        return CLI_EXIT_ERROR;
+    if (resp.status != 200 && resp.status != 201) {
+        client_print_error(&resp);
+        return CLI_EXIT_ERROR;
+    }
+    return print_result(name, &resp);
+}

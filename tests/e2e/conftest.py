@@ -1,0 +1,520 @@
+"""Shared fixtures for the end-to-end suite: a factory that starts the real
+mayfly binary on a free loopback port, a raw-socket HTTP helper for what
+requests cannot do (pipelining, oversized headers, early rejects), and
+helpers that build code zips in memory.
+
+MAYFLY_BIN selects the binary (default: bin/mayfly in the repository)."""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MAYFLY_BIN = os.environ.get("MAYFLY_BIN") or str(REPO / "bin" / "mayfly")
+
+START_TIMEOUT_S = 15
+STOP_TIMEOUT_S = 10
+
+# The suite only ever talks to loopback; a proxy from the environment must
+# not get in between (requests and libcurl both honour these).
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+def free_port():
+    """A loopback port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(url=None, extra=None):
+    """The environment the CLI runs with: MAYFLY_URL set, no stray token."""
+    env = dict(os.environ)
+    env.pop("MAYFLY_TOKEN", None)
+    if url is not None:
+        env["MAYFLY_URL"] = url
+    env.update(extra or {})
+    return env
+
+
+def run_cli(url, *args, input=None, env=None, timeout=60):
+    """Runs `mayfly ARGS...` against url; returns the CompletedProcess with
+    text stdout and stderr."""
+    return subprocess.run(
+        [MAYFLY_BIN, *map(str, args)],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=cli_env(url, env),
+        timeout=timeout,
+    )
+
+
+def _tail(path, limit=8000):
+    try:
+        data = Path(path).read_text(errors="replace")
+    except OSError:
+        return "<missing>"
+    return data if len(data) <= limit else "...\n" + data[-limit:]
+
+
+_LIVE = set()  # servers running now
+_ALL = []  # every server the session created, in order
+
+
+class Server:
+    """One `mayfly server` process. Its stdout and stderr go to files next to
+    (not inside) its data directory so a failing test can show them."""
+
+    def __init__(self, workdir, extra_args=(), data_dir=None, env=None, via_env=False):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
+        self.extra_args = [str(a) for a in extra_args]
+        self.env = env or {}
+        self.via_env = via_env
+        self.port = None
+        self.proc = None
+        self._starts = 0
+        self._fixed_port = False
+        _ALL.append(self)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stdout_path(self):
+        return self.workdir / f"stdout.{self._starts}.log"
+
+    @property
+    def stderr_path(self):
+        return self.workdir / f"stderr.{self._starts}.log"
+
+    def stdout(self):
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self):
+        return self.stderr_path.read_text(errors="replace")
+
+    def logs(self):
+        return (
+            f"--- server on port {self.port}, start {self._starts}: "
+            f"{' '.join(self.command())}\n"
+            f"--- stdout\n{_tail(self.stdout_path)}\n--- stderr\n{_tail(self.stderr_path)}\n"
+        )
+
+    def command(self):
+        cmd = [MAYFLY_BIN, "server"]
+        if not self.via_env:
+            cmd += ["--listen", f"127.0.0.1:{self.port}", "--data", str(self.data_dir)]
+        return cmd + self.extra_args
+
+    def start(self):
+        """Starts the server and waits for its listening line. A port taken
+        between choosing and binding it is retried on another port."""
+        for attempt in range(3):
+            if not self._fixed_port:
+                self.port = free_port()
+            if self._spawn_and_wait(last_try=attempt == 2 or self._fixed_port):
+                self._fixed_port = True  # restarts keep the port and the URL
+                return self
+        raise AssertionError("unreachable")
+
+    def _spawn_and_wait(self, last_try):
+        self._starts += 1
+        env = dict(os.environ)
+        env.update(self.env)
+        if self.via_env:
+            env["MAYFLY_LISTEN"] = f"127.0.0.1:{self.port}"
+            env["MAYFLY_DATA"] = str(self.data_dir)
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+            )
+        _LIVE.add(self)
+        ready = re.compile(rf"mayfly listening on 127\.0\.0\.1:{self.port}\b")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if ready.search(self.stdout_path.read_text(errors="replace")):
+                return True
+            if self.proc.poll() is not None:
+                _LIVE.discard(self)
+                if not last_try and "in use" in self.stderr().lower():
+                    return False
+                raise AssertionError(
+                    f"mayfly server exited with {self.proc.returncode} before listening\n"
+                    + self.logs()
+                )
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError(
+            f"no 'mayfly listening on 127.0.0.1:{self.port}' line on stdout within "
+            f"{START_TIMEOUT_S} s\n" + self.logs()
+        )
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Sends sig (SIGTERM) and asserts a clean exit 0 within 10 s."""
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"mayfly server did not exit within {STOP_TIMEOUT_S} s of "
+                f"{signal.Signals(sig).name}\n" + self.logs()
+            )
+        finally:
+            _LIVE.discard(self)
+        assert rc == 0, f"mayfly server exited with {rc} after {sig!r}\n" + self.logs()
+        return rc
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        _LIVE.discard(self)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def cli(self, *args, input=None, env=None, timeout=60):
+        return run_cli(self.url, *args, input=input, env=env, timeout=timeout)
+
+    def code_dir(self, sha=None):
+        d = self.data_dir / "code"
+        return d / sha if sha else d
+
+
+class ServerFactory:
+    def __init__(self, base):
+        self.base = Path(base)
+        self.servers = []
+
+    def __call__(self, *extra_args, data_dir=None, env=None, via_env=False, start=True):
+        srv = Server(
+            self.base / f"server{len(self.servers)}",
+            extra_args,
+            data_dir=data_dir,
+            env=env,
+            via_env=via_env,
+        )
+        self.servers.append(srv)
+        return srv.start() if start else srv
+
+    def cleanup(self):
+        for srv in self.servers:
+            srv.kill()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """server(*extra_flags, data_dir=None) starts a fresh mayfly server for
+    this test; every server it started is stopped afterwards."""
+    factory = ServerFactory(tmp_path / "servers")
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory):
+    """Like `server`, for servers a whole test module shares."""
+    factory = ServerFactory(tmp_path_factory.mktemp("servers"))
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture(scope="module")
+def shared_server(module_server_factory):
+    """One default server per module, for tests that need no fresh state."""
+    return module_server_factory()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def _show_server_logs_on_failure(request):
+    """A failing test prints the logs of the servers it started and of the
+    shared ones still running, so the server's side is in the report."""
+    before = len(_ALL)
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        mine = _ALL[before:]
+        for srv in [s for s in _ALL[:before] if s in _LIVE] + mine:
+            if srv._starts:
+                print(srv.logs())
+
+
+# ---------------------------------------------------------------- zips
+
+
+class Entry:
+    """A zip member with Unix metadata: a mode for a file, or a symlink."""
+
+    def __init__(self, data=b"", mode=None, symlink=None):
+        self.data = data
+        self.mode = mode
+        self.symlink = symlink
+
+
+def executable(data, mode=0o755):
+    return Entry(data, mode=mode)
+
+
+def symlink(target):
+    return Entry(symlink=target)
+
+
+def make_zip(entries, compression=zipfile.ZIP_DEFLATED):
+    """Builds a zip in memory. entries is a dict (or list of pairs) of
+    name -> bytes | str | Entry; names are used as given, so `../x` and
+    `/abs` can be written on purpose."""
+    items = entries.items() if isinstance(entries, dict) else entries
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as z:
+        for name, value in items:
+            entry = value if isinstance(value, Entry) else Entry(value)
+            zi = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
+            zi.compress_type = compression
+            zi.create_system = 3  # Unix, so external_attr carries a mode
+            data = entry.data
+            if entry.symlink is not None:
+                zi.external_attr = 0o120777 << 16
+                data = entry.symlink
+                zi.compress_type = zipfile.ZIP_STORED
+            elif name.endswith("/"):
+                zi.external_attr = (0o040755 << 16) | 0x10
+            else:
+                zi.external_attr = (0o100000 | (entry.mode or 0o644)) << 16
+            if isinstance(data, str):
+                data = data.encode()
+            z.writestr(zi, data)
+    return out.getvalue()
+
+
+PY_HANDLER = "def handler(event, context):\n    return event\n"
+PY_APP = {"app.py": PY_HANDLER}
+
+
+def py_zip(extra=None):
+    entries = dict(PY_APP)
+    entries.update(extra or {})
+    return make_zip(entries)
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def fn_body(code=None, **fields):
+    """A create body for a python3 function; fields override or, set to
+    None, drop the defaults (runtime, handler, code)."""
+    body = {
+        "runtime": "python3",
+        "handler": "app.handler",
+        "code": {"zip_base64": b64(py_zip() if code is None else code)},
+    }
+    for k, v in fields.items():
+        if v is None:
+            body.pop(k, None)
+        else:
+            body[k] = v
+    return body
+
+
+# ---------------------------------------------------------------- errors
+
+
+def assert_error(resp, status, code, *mentions):
+    """Asserts an error response: the status, the JSON shape
+    {"error":{"code","message"}}, the code, and that the message mentions
+    each item (a string, or a tuple of alternatives; case-insensitive)."""
+    body = resp.text if hasattr(resp, "text") else resp.body.decode(errors="replace")
+    assert resp.status_code == status, f"expected HTTP {status}, got {resp.status_code}: {body}"
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {body!r}")
+    assert isinstance(doc, dict) and isinstance(doc.get("error"), dict), doc
+    err = doc["error"]
+    assert err.get("code") == code, f"expected code {code!r}: {doc}"
+    message = err.get("message")
+    assert isinstance(message, str) and message.strip(), f"empty message: {doc}"
+    for m in mentions:
+        alts = m if isinstance(m, tuple) else (m,)
+        assert any(a.lower() in message.lower() for a in alts), (
+            f"message {message!r} does not mention {' or '.join(map(repr, alts))}"
+        )
+    return message
+
+
+# ---------------------------------------------------------------- raw HTTP
+
+
+class RawResponse:
+    def __init__(self, status_code, reason, headers, body):
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers  # lower-case names
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode(errors="replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class RawConn:
+    """A plain socket to the server with a buffered HTTP/1.1 response
+    reader, for tests that need control over the bytes on the wire."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_body_until_answered(self, body, chunk=65536):
+        """Sends body in pieces, stopping early once the server has
+        answered (or closed), as a client does when rejected mid-upload.
+        Returns the number of bytes sent."""
+        sent = 0
+        while sent < len(body):
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sent += self.sock.send(body[sent : sent + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        return sent
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed by the server")
+        self.buf += data
+
+    def _read_line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, head_only=False):
+        status_line = self._read_line().decode("latin-1")
+        parts = status_line.split(" ", 2)
+        assert parts[0].startswith("HTTP/1."), f"not an HTTP status line: {status_line!r}"
+        headers = {}
+        while True:
+            line = self._read_line()
+            if not line:
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = b""
+        if head_only:
+            pass
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size = int(self._read_line().split(b";")[0], 16)
+                if size == 0:
+                    while self._read_line():
+                        pass
+                    break
+                body += self._read_exact(size)
+                self._read_exact(2)
+        elif "content-length" in headers:
+            body = self._read_exact(int(headers["content-length"]))
+        else:
+            try:
+                while True:
+                    self._fill()
+            except EOFError:
+                pass
+            body, self.buf = self.buf, b""
+        return RawResponse(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, body)
+
+    def wait_closed(self, timeout):
+        """True when the server closes the connection within timeout
+        seconds (any bytes it sends first are kept in self.buf)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+            if not data:
+                return True
+            self.buf += data
+
+
+def raw_request(port, method, path, body=b"", headers=None, timeout=10):
+    """One request on a fresh connection; returns a RawResponse."""
+    hdrs = {"Host": f"127.0.0.1:{port}", "Connection": "close"}
+    hdrs.update(headers or {})
+    if body and "Transfer-Encoding" not in hdrs:
+        hdrs.setdefault("Content-Length", str(len(body)))
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+    with RawConn(port, timeout) as c:
+        c.send((head + "\r\n").encode())
+        if body:
+            c.send_body_until_answered(body)
+        return c.read_response()
