@@ -59,6 +59,8 @@ typedef struct sandbox {
     sandbox_timings_t timings;
     /* private */
     struct sandbox__cg *cg;
+    bool reaped;               /* PID 1 has been collected */
+    int wstatus;               /* what sandbox_reap reported */
 } sandbox_t;
 
 /* Resource use of a sandbox so far. */
@@ -80,20 +82,38 @@ void sandbox_system_free(sandbox_system_t *sys);
  * has set everything up and is about to exec, or fails with the name of
  * the step that failed and its errno (e.g. "sandbox: pivot_root: Operation
  * not permitted"); a failed start leaves nothing behind. All descriptors
- * are O_CLOEXEC and non-blocking. */
+ * are O_CLOEXEC and non-blocking.
+ *
+ * It blocks for the few milliseconds the child needs (the child reports
+ * over a socket; nothing sleeps or polls). The sandbox's init gets
+ * PR_SET_PDEATHSIG, which fires when the *thread* that called this exits:
+ * call it from a thread that lives as long as the sandbox should (the loop
+ * thread, or a libuv pool thread, which lives until exit). The code in
+ * code_dir is read by uid 65534 inside: it must be world-readable.
+ *
+ * *out is always initialised (descriptors -1), so sandbox_destroy may be
+ * called on it after a failure too. sandbox_destroy closes every
+ * descriptor field that is not -1: a caller that hands one over (e.g.
+ * uv_tcp_open(api_listen_fd), after which uv_close closes it) must set the
+ * field to -1. */
 int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
                   mf_error_t *err);
 int sandbox_stats(const sandbox_t *sb, sandbox_stats_t *out);
 /* Starts a new high-water mark for memory_peak_bytes (where the kernel
  * allows it; otherwise the peak is over the sandbox's life). */
 void sandbox_reset_peak(sandbox_t *sb);
-/* SIGKILLs every process in the sandbox. */
+/* SIGKILLs every process in the sandbox: its init through the pidfd (the
+ * kernel then kills the whole PID namespace, and nothing new can start in
+ * it), plus cgroup.kill on v2. Does not wait: the pidfd becomes readable
+ * once it is over. */
 void sandbox_kill(sandbox_t *sb);
 /* Collects PID 1 once it has exited (pidfd readable); fills the function
  * process's wait status (as from waitpid) when PID 1 reported it, else
  * PID 1's own status. Returns 0, or -EAGAIN if PID 1 is still running. */
 int sandbox_reap(sandbox_t *sb, int *wstatus);
-/* Kills what is left, reaps it, removes the cgroup, closes descriptors. */
+/* Kills what is left, reaps it, removes the cgroup, closes descriptors.
+ * Idempotent. Stop watching the descriptors (uv_close) before calling it:
+ * their numbers may be reused right after. */
 void sandbox_destroy(sandbox_t *sb);
 
 #endif

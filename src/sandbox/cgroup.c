@@ -1,0 +1,785 @@
+/* Control groups for sandboxes: v1 and v2. See cgroup.h for the layout.
+ *
+ * Every per-sandbox operation works relative to a descriptor of the
+ * server's mayfly/<tag> directory (openat, mkdirat, unlinkat), so the
+ * per-invocation path never walks /sys/fs/cgroup again, and the files
+ * sandbox_stats reads are opened once and read with pread. */
+#include "sandbox/cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+enum { CTL_MEMORY, CTL_CPU, CTL_CPUACCT, CTL_PIDS, CTL_COUNT };
+static const char *const ctl_names[CTL_COUNT] = {"memory", "cpu", "cpuacct", "pids"};
+
+/* Lambda's rule: 1769 MB of memory buys one full vCPU. */
+#define MB_PER_CPU 1769
+
+typedef struct hier {
+    char *mayfly; /* <base>/mayfly */
+    char *path;   /* <base>/mayfly/<tag> */
+    int fd;       /* O_PATH descriptor of path */
+} hier_t;
+
+struct sandbox__cgsys {
+    sandbox_cgroup_version_t version;
+    char tag[64];
+    hier_t hier[CTL_COUNT];
+    size_t nhier;
+    int ctl[CTL_COUNT]; /* index into hier, or -1 when the controller is missing */
+    /* v1 */
+    bool memsw;          /* memory.memsw.* exists (swap accounting is on) */
+    bool oom_kill_field; /* memory.oom_control has the oom_kill counter */
+    /* v2 */
+    bool swap_max, peak, kill_file;
+};
+
+struct sandbox__cg {
+    struct sandbox__cgsys *sys;
+    char *id;
+    char *path;
+    bool created[CTL_COUNT]; /* per hierarchy */
+    int peak_fd, cpu_fd, oom_fd;
+    bool peak_writable;
+};
+
+/* ---- small file helpers ---------------------------------------------- */
+
+static int write_at(int dirfd, const char *name, const char *value)
+{
+    cleanup_close int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(value);
+    ssize_t n = write(fd, value, len);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+static int write_atf(int dirfd, const char *id, const char *file, const char *value)
+{
+    char name[512];
+    if ((size_t)snprintf(name, sizeof name, "%s/%s", id, file) >= sizeof name)
+        return -ENAMETOOLONG;
+    return write_at(dirfd, name, value);
+}
+
+static int open_atf(int dirfd, const char *id, const char *file, int flags)
+{
+    char name[512];
+    if ((size_t)snprintf(name, sizeof name, "%s/%s", id, file) >= sizeof name) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return openat(dirfd, name, flags | O_CLOEXEC);
+}
+
+/* Reads a small cgroup file from the start into buf (NUL-terminated). */
+static ssize_t pread_str(int fd, char *buf, size_t size)
+{
+    if (fd < 0)
+        return -EBADF;
+    ssize_t n = pread(fd, buf, size - 1, 0);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    return n;
+}
+
+/* Finds "key value" in a flat-keyed file such as memory.events. */
+static bool keyed_u64(const char *text, const char *key, uint64_t *out)
+{
+    size_t klen = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (!strncmp(p, key, klen) && p[klen] == ' ') {
+            *out = strtoull(p + klen + 1, NULL, 10);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool exists_at(int dirfd, const char *name)
+{
+    return faccessat(dirfd, name, F_OK, 0) == 0;
+}
+
+/* ---- discovering the hierarchies --------------------------------------- */
+
+/* A process's start time (clock ticks since boot, /proc/PID/stat field 22):
+ * with the pid it names one process for the life of the machine. */
+static int proc_start_time(pid_t pid, unsigned long long *out)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    if (n <= 0)
+        return n < 0 ? -errno : -EIO;
+    text[n] = '\0';
+    /* The command name may hold spaces and parentheses: fields count from
+     * the last ')'. It is followed by field 3 (state); we want field 22. */
+    char *p = strrchr(text, ')');
+    if (!p)
+        return -EIO;
+    p++;
+    for (int field = 2; field < 21 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return -EIO;
+    *out = strtoull(p + 1, NULL, 10);
+    return 0;
+}
+
+/* Splits /proc/self/mountinfo lines into the fields we need. */
+typedef struct mount_line {
+    char *root, *mountpoint, *fstype, *superopts;
+} mount_line_t;
+
+static bool parse_mount_line(char *line, mount_line_t *m)
+{
+    char *field[6] = {0};
+    char *save = NULL, *tok = strtok_r(line, " ", &save);
+    int i = 0;
+    /* id parent major:minor root mountpoint options [optional…] - fstype source superopts */
+    for (; tok && i < 6; tok = strtok_r(NULL, " ", &save))
+        field[i++] = tok;
+    if (i < 6)
+        return false;
+    m->root = field[3];
+    m->mountpoint = field[4];
+    while (tok && strcmp(tok, "-"))
+        tok = strtok_r(NULL, " ", &save);
+    if (!tok)
+        return false;
+    m->fstype = strtok_r(NULL, " ", &save);
+    strtok_r(NULL, " ", &save);
+    m->superopts = strtok_r(NULL, " \n", &save);
+    return m->fstype && m->superopts;
+}
+
+/* Whether word appears in a list separated by sep ("rw,memory" or
+ * "cpu memory pids"). */
+static bool word_listed(const char *list, const char *word, char sep)
+{
+    size_t len = strlen(word);
+    for (const char *p = list; p; p = strchr(p, sep), p = p ? p + 1 : NULL)
+        if (!strncmp(p, word, len) && (p[len] == sep || p[len] == '\0' || p[len] == '\n'))
+            return true;
+    return false;
+}
+
+/* The server's own cgroup in the hierarchy holding ctl ("" for v2's
+ * "0::" line), from /proc/self/cgroup. */
+static char *own_cgroup(const char *cgroup_file, const char *ctl)
+{
+    cleanup_free char *copy = xstrdup(cgroup_file);
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        const char *ctls = c1 + 1;
+        if (*ctl ? word_listed(ctls, ctl, ',') : !*ctls)
+            return xstrdup(c2 + 1);
+    }
+    return NULL;
+}
+
+/* The directory of the server's own cgroup as seen through a mount whose
+ * root is mnt_root (a container sees only part of the tree). */
+static char *own_dir(const char *mountpoint, const char *mnt_root, const char *own)
+{
+    size_t rl = strlen(mnt_root);
+    const char *rel = "";
+    if (own && !strcmp(mnt_root, "/"))
+        rel = own;
+    else if (own && !strncmp(own, mnt_root, rl) && (own[rl] == '/' || own[rl] == '\0'))
+        rel = own + rl;
+    if (!strcmp(rel, "/"))
+        rel = "";
+    return xasprintf("%s%s", mountpoint, rel);
+}
+
+/* ---- killing and removing ---------------------------------------------- */
+
+/* SIGKILLs every process listed in dir/cgroup.procs; returns how many it
+ * saw. Reading the pids and killing them is racy against pid reuse, which
+ * is why this is only the fallback: a sandbox is normally killed through
+ * its init's pidfd (the kernel then kills its whole PID namespace) or v2's
+ * cgroup.kill. */
+static int sweep_procs(int dirfd, const char *dir)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s/cgroup.procs", dir);
+    cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char text[4096];
+    int found = 0;
+    ssize_t n;
+    size_t keep = 0;
+    while ((n = read(fd, text + keep, sizeof text - 1 - keep)) > 0) {
+        size_t len = keep + (size_t)n;
+        text[len] = '\0';
+        char *p = text, *nl;
+        while ((nl = strchr(p, '\n'))) {
+            *nl = '\0';
+            pid_t pid = (pid_t)strtol(p, NULL, 10);
+            if (pid > 0) {
+                kill(pid, SIGKILL);
+                found++;
+            }
+            p = nl + 1;
+        }
+        keep = len - (size_t)(p - text);
+        memmove(text, p, keep);
+    }
+    return found;
+}
+
+/* rmdir can fail with EBUSY for a moment after the last process of a
+ * cgroup was reaped (its exit is still being accounted); retry, killing
+ * whatever is listed, for up to about half a second. */
+static int remove_cgroup(int dirfd, const char *name)
+{
+    for (int attempt = 0;; attempt++) {
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY || attempt >= 500)
+            return -errno;
+        sweep_procs(dirfd, name);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Kills and removes every cgroup below dir (one server's tag directory). */
+static void remove_tree(int parentfd, const char *name, sandbox_cgroup_version_t version)
+{
+    int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.')
+            continue;
+        if (version == SANDBOX_CGROUP_V2) {
+            char kill_name[512];
+            snprintf(kill_name, sizeof kill_name, "%s/cgroup.kill", de->d_name);
+            if (write_at(dirfd(d), kill_name, "1") < 0)
+                sweep_procs(dirfd(d), de->d_name);
+        } else {
+            sweep_procs(dirfd(d), de->d_name);
+        }
+        int r = remove_cgroup(dirfd(d), de->d_name);
+        if (r < 0)
+            log_warn("sandbox", "cannot remove leftover cgroup %s/%s: %s", name, de->d_name,
+                     strerror(-r));
+    }
+    closedir(d);
+    int r = remove_cgroup(parentfd, name);
+    if (r < 0)
+        log_warn("sandbox", "cannot remove leftover cgroup %s: %s", name, strerror(-r));
+}
+
+/* Removes what servers that are no longer running left in mayfly/. Their
+ * sandboxes normally died with them (PR_SET_PDEATHSIG); the cgroups
+ * remain, and so might processes if the kill raced. */
+static void remove_stale(const char *mayfly, const char *own_tag, sandbox_cgroup_version_t v)
+{
+    cleanup_close int fd = open(mayfly, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int dfd = dup(fd);
+    if (dfd < 0)
+        return;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int pid;
+        unsigned long long start, now;
+        if (de->d_type != DT_DIR || !strcmp(de->d_name, own_tag))
+            continue;
+        if (sscanf(de->d_name, "server-%d-%llu", &pid, &start) != 2)
+            continue;
+        if (proc_start_time(pid, &now) == 0 && now == start)
+            continue; /* another live server's */
+        log_info("sandbox", "removing cgroups left by server %d at %s/%s", pid, mayfly, de->d_name);
+        remove_tree(fd, de->d_name, v);
+    }
+    closedir(d);
+}
+
+/* ---- v2 controller delegation ----------------------------------------- */
+
+static bool controllers_listed(const char *text, bool cpu)
+{
+    return word_listed(text, "memory", ' ') && word_listed(text, "pids", ' ') &&
+           (!cpu || word_listed(text, "cpu", ' '));
+}
+
+/* Lets dir's children use the controllers, unless they already can. */
+static int enable_controllers(const char *dir, bool cpu, mf_error_t *err)
+{
+    cleanup_buf buf_t current = BUF_INIT;
+    cleanup_free char *file = xasprintf("%s/cgroup.subtree_control", dir);
+    int r = fs_read_file(file, &current, 4096, err);
+    if (r < 0)
+        return r;
+    if (controllers_listed(current.data, cpu))
+        return 0;
+    const char *want = cpu ? "+memory +pids +cpu" : "+memory +pids";
+    r = write_at(AT_FDCWD, file, want);
+    if (r < 0)
+        return mf_error_set(err, -r, "cgroup v2: write `%s` to %s", want, file);
+    return 0;
+}
+
+/* v2 refuses controllers below a cgroup that holds processes (EBUSY). The
+ * root of the whole hierarchy is exempt, but the root of a container's
+ * cgroup namespace is not, and a container whose only process is mayfly is
+ * the usual way to run it there: move the server into a leaf of its own,
+ * as container inits do, then retry. With other processes there we give
+ * up with advice rather than move processes that are not ours. */
+static int enable_root_controllers(const char *base, bool cpu, mf_error_t *err)
+{
+    int r = enable_controllers(base, cpu, err);
+    if (r != -EBUSY)
+        return r;
+    cleanup_buf buf_t procs = BUF_INIT;
+    cleanup_free char *procs_file = xasprintf("%s/cgroup.procs", base);
+    char self[32];
+    snprintf(self, sizeof self, "%d\n", (int)getpid());
+    if (fs_read_file(procs_file, &procs, 1 << 20, NULL) < 0 || strcmp(procs.data, self))
+        return mf_error_set(err, EBUSY,
+                            "cgroup v2: cannot enable controllers in %s: other processes live "
+                            "there (run mayfly in a delegated cgroup, e.g. systemd Delegate=yes)",
+                            base);
+    cleanup_free char *leaf = xasprintf("%s/mayfly.server", base);
+    if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
+        return mf_error_set(err, errno, "cgroup v2: mkdir %s", leaf);
+    cleanup_free char *leaf_procs = xasprintf("%s/cgroup.procs", leaf);
+    r = write_at(AT_FDCWD, leaf_procs, self);
+    if (r < 0)
+        return mf_error_set(err, -r, "cgroup v2: move the server into %s", leaf);
+    log_info("sandbox", "moved the server into %s so that %s can delegate controllers", leaf, base);
+    return enable_controllers(base, cpu, err);
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+/* Creates <base>/mayfly and <base>/mayfly/<tag> and opens the latter. A
+ * concurrent server's sandbox_system_free may remove an empty mayfly/
+ * between our two mkdirs, hence the second round. */
+static int make_hier(hier_t *h, const char *base, const char *tag, bool v2, bool cpu,
+                     mf_error_t *err)
+{
+    h->mayfly = xasprintf("%s/mayfly", base);
+    h->path = xasprintf("%s/%s", h->mayfly, tag);
+    for (int round = 0; round < 2; round++) {
+        if (mkdir(h->mayfly, 0755) < 0 && errno != EEXIST)
+            return mf_error_set(err, errno, "cgroup: mkdir %s", h->mayfly);
+        if (v2) {
+            int r = enable_controllers(h->mayfly, cpu, err);
+            if (r < 0)
+                return r;
+        }
+        if (mkdir(h->path, 0755) == 0 || errno == EEXIST)
+            break;
+        if (errno != ENOENT || round == 1)
+            return mf_error_set(err, errno, "cgroup: mkdir %s", h->path);
+    }
+    if (v2) {
+        int r = enable_controllers(h->path, cpu, err);
+        if (r < 0)
+            return r;
+    }
+    h->fd = open(h->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (h->fd < 0)
+        return mf_error_set(err, errno, "cgroup: open %s", h->path);
+    return 0;
+}
+
+static int init_v1(struct sandbox__cgsys *cs, mount_line_t mounts[CTL_COUNT],
+                   const char *cgroup_file, mf_error_t *err)
+{
+    for (int c = 0; c < CTL_COUNT; c++) {
+        cs->ctl[c] = -1;
+        if (!mounts[c].mountpoint) {
+            if (c == CTL_MEMORY || c == CTL_PIDS)
+                return mf_error_set(err, ENOENT, "cgroup v1: no hierarchy has the %s controller",
+                                    ctl_names[c]);
+            log_warn("sandbox", "cgroup v1: no %s controller; %s", ctl_names[c],
+                     c == CTL_CPU ? "sandboxes get no CPU share" : "cpu_ns stays 0");
+            continue;
+        }
+        /* cpu and cpuacct are often mounted together as cpu,cpuacct. */
+        for (int o = 0; o < c; o++)
+            if (cs->ctl[o] >= 0 && mounts[o].mountpoint &&
+                !strcmp(mounts[o].mountpoint, mounts[c].mountpoint))
+                cs->ctl[c] = cs->ctl[o];
+        if (cs->ctl[c] >= 0)
+            continue;
+        cleanup_free char *own = own_cgroup(cgroup_file, ctl_names[c]);
+        cleanup_free char *base = own_dir(mounts[c].mountpoint, mounts[c].root, own);
+        cleanup_free char *mayfly = xasprintf("%s/mayfly", base);
+        remove_stale(mayfly, cs->tag, SANDBOX_CGROUP_V1);
+        cs->ctl[c] = (int)cs->nhier;
+        hier_t *h = &cs->hier[cs->nhier++];
+        int r = make_hier(h, base, cs->tag, false, false, err);
+        if (r < 0)
+            return r;
+    }
+    int memfd = cs->hier[cs->ctl[CTL_MEMORY]].fd;
+    cs->memsw = exists_at(memfd, "memory.memsw.limit_in_bytes");
+    char text[256];
+    cleanup_close int oomfd = openat(memfd, "memory.oom_control", O_RDONLY | O_CLOEXEC);
+    uint64_t v;
+    cs->oom_kill_field = pread_str(oomfd, text, sizeof text) > 0 && keyed_u64(text, "oom_kill", &v);
+    log_info("sandbox", "cgroup v1 in use: memory at %s, pids at %s%s",
+             cs->hier[cs->ctl[CTL_MEMORY]].path, cs->hier[cs->ctl[CTL_PIDS]].path,
+             cs->memsw ? "" : " (no swap accounting: the memory limit excludes swap)");
+    return 0;
+}
+
+static int init_v2(struct sandbox__cgsys *cs, const char *base, mf_error_t *err)
+{
+    cleanup_buf buf_t avail = BUF_INIT;
+    cleanup_free char *file = xasprintf("%s/cgroup.controllers", base);
+    int r = fs_read_file(file, &avail, 4096, err);
+    if (r < 0)
+        return r;
+    if (!controllers_listed(avail.data, false))
+        return mf_error_set(err, ENOENT,
+                            "cgroup v2: memory and pids controllers not available in %s", base);
+    bool cpu = word_listed(avail.data, "cpu", ' ');
+    if (!cpu)
+        log_warn("sandbox", "cgroup v2: no cpu controller in %s; sandboxes get no CPU share", base);
+    r = enable_root_controllers(base, cpu, err);
+    if (r < 0)
+        return r;
+    cleanup_free char *mayfly = xasprintf("%s/mayfly", base);
+    remove_stale(mayfly, cs->tag, SANDBOX_CGROUP_V2);
+    cs->nhier = 1;
+    r = make_hier(&cs->hier[0], base, cs->tag, true, cpu, err);
+    if (r < 0)
+        return r;
+    for (int c = 0; c < CTL_COUNT; c++)
+        cs->ctl[c] = 0;
+    if (!cpu)
+        cs->ctl[CTL_CPU] = -1;
+    int fd = cs->hier[0].fd;
+    cs->swap_max = exists_at(fd, "memory.swap.max");
+    cs->peak = exists_at(fd, "memory.peak");
+    cs->kill_file = exists_at(fd, "cgroup.kill");
+    log_info("sandbox", "cgroup v2 in use at %s%s%s", cs->hier[0].path,
+             cs->swap_max ? "" : " (no memory.swap.max: the memory limit excludes swap)",
+             cs->peak ? "" : " (no memory.peak: the peak is sampled from memory.current)");
+    return 0;
+}
+
+int sandbox__cgsys_init(struct sandbox__cgsys **out, mf_error_t *err)
+{
+    struct sandbox__cgsys *cs = xcalloc(1, sizeof *cs);
+    unsigned long long start = 0;
+    proc_start_time(getpid(), &start);
+    snprintf(cs->tag, sizeof cs->tag, "server-%d-%llu", (int)getpid(), start);
+    for (int i = 0; i < CTL_COUNT; i++)
+        cs->hier[i].fd = -1;
+
+    cleanup_buf buf_t mountinfo = BUF_INIT;
+    cleanup_buf buf_t cgroups = BUF_INIT;
+    int r = fs_read_file("/proc/self/mountinfo", &mountinfo, 16 << 20, err);
+    if (r == 0)
+        r = fs_read_file("/proc/self/cgroup", &cgroups, 1 << 20, err);
+    if (r < 0) {
+        sandbox__cgsys_free(cs);
+        return r;
+    }
+
+    /* v1 when some v1 hierarchy carries the memory controller (that
+     * includes "hybrid" systems with an empty v2 mount beside); v2 when a
+     * cgroup2 mount exists and no v1 hierarchy took memory. */
+    mount_line_t v1[CTL_COUNT] = {0};
+    mount_line_t v2 = {0};
+    char *save = NULL;
+    for (char *line = strtok_r(mountinfo.data, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        mount_line_t m;
+        if (!parse_mount_line(line, &m))
+            continue;
+        if (!strcmp(m.fstype, "cgroup2")) {
+            /* Prefer /sys/fs/cgroup itself over e.g. /sys/fs/cgroup/unified. */
+            if (!v2.mountpoint || !strcmp(m.mountpoint, "/sys/fs/cgroup"))
+                v2 = m;
+        } else if (!strcmp(m.fstype, "cgroup")) {
+            for (int c = 0; c < CTL_COUNT; c++)
+                if (!v1[c].mountpoint && word_listed(m.superopts, ctl_names[c], ','))
+                    v1[c] = m;
+        }
+    }
+    if (v1[CTL_MEMORY].mountpoint) {
+        cs->version = SANDBOX_CGROUP_V1;
+        r = init_v1(cs, v1, cgroups.data, err);
+    } else if (v2.mountpoint) {
+        cs->version = SANDBOX_CGROUP_V2;
+        r = init_v2(cs, v2.mountpoint, err);
+    } else {
+        r = mf_error_set(err, ENOENT, "cgroup: no cgroup v1 memory hierarchy and no cgroup2 mount");
+    }
+    if (r < 0) {
+        sandbox__cgsys_free(cs);
+        return r;
+    }
+    *out = cs;
+    return 0;
+}
+
+sandbox_cgroup_version_t sandbox__cgsys_version(const struct sandbox__cgsys *cs)
+{
+    return cs->version;
+}
+
+void sandbox__cgsys_free(struct sandbox__cgsys *cs)
+{
+    if (!cs)
+        return;
+    for (size_t i = 0; i < cs->nhier; i++) {
+        hier_t *h = &cs->hier[i];
+        if (h->fd >= 0) {
+            close(h->fd);
+            int r = remove_cgroup(AT_FDCWD, h->path);
+            if (r < 0)
+                log_warn("sandbox", "cannot remove cgroup %s: %s", h->path, strerror(-r));
+            /* Other servers may still use mayfly/: then this fails, fine. */
+            rmdir(h->mayfly);
+        }
+        free(h->mayfly);
+        free(h->path);
+    }
+    free(cs);
+}
+
+/* ---- per sandbox ------------------------------------------------------ */
+
+int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memory_mb,
+                       unsigned max_pids, struct sandbox__cg **out, mf_error_t *err)
+{
+    struct sandbox__cg *cg = xcalloc(1, sizeof *cg);
+    cg->sys = cs;
+    cg->id = xstrdup(id);
+    cg->peak_fd = cg->cpu_fd = cg->oom_fd = -1;
+
+    for (size_t i = 0; i < cs->nhier; i++) {
+        if (mkdirat(cs->hier[i].fd, id, 0755) < 0) {
+            int e = errno;
+            sandbox__cg_destroy(cg);
+            return mf_error_set(err, e, "cgroup: mkdir %s/%s", cs->hier[i].path, id);
+        }
+        cg->created[i] = true;
+    }
+
+    uint64_t bytes = (uint64_t)memory_mb << 20;
+    char mem[32], pids[32], cpu[32];
+    snprintf(mem, sizeof mem, "%" PRIu64, bytes);
+    snprintf(pids, sizeof pids, "%u", max_pids);
+    const hier_t *hm = &cs->hier[cs->ctl[CTL_MEMORY]];
+    const hier_t *hp = &cs->hier[cs->ctl[CTL_PIDS]];
+    const hier_t *hc = cs->ctl[CTL_CPU] >= 0 ? &cs->hier[cs->ctl[CTL_CPU]] : NULL;
+    const char *step;
+    int r;
+
+    /* CPU follows memory as on Lambda (1769 MB = one CPU), as a relative
+     * weight and never as a quota: an idle machine lets any sandbox use
+     * what is free, a busy one shares in proportion to memory. */
+    if (cs->version == SANDBOX_CGROUP_V1) {
+        uint64_t shares = (uint64_t)memory_mb * 1024 / MB_PER_CPU;
+        snprintf(cpu, sizeof cpu, "%" PRIu64, shares < 2 ? 2 : shares);
+        /* The plain limit first: memsw must never be below it. */
+        r = write_atf(hm->fd, id, step = "memory.limit_in_bytes", mem);
+        if (r == 0 && cs->memsw)
+            r = write_atf(hm->fd, id, step = "memory.memsw.limit_in_bytes", mem);
+        if (r == 0 && hc)
+            r = write_atf(hc->fd, id, step = "cpu.shares", cpu);
+        if (r == 0)
+            r = write_atf(hp->fd, id, step = "pids.max", pids);
+        if (r == 0) {
+            step = "memory.max_usage_in_bytes";
+            cg->peak_fd = open_atf(hm->fd, id, step, O_RDWR);
+            cg->peak_writable = true;
+            r = cg->peak_fd < 0 ? -errno : 0;
+        }
+        if (r == 0) {
+            step = cs->oom_kill_field ? "memory.oom_control" : "memory.failcnt";
+            cg->oom_fd = open_atf(hm->fd, id, step, O_RDONLY);
+            r = cg->oom_fd < 0 ? -errno : 0;
+        }
+        if (r == 0 && cs->ctl[CTL_CPUACCT] >= 0) {
+            step = "cpuacct.usage";
+            cg->cpu_fd = open_atf(cs->hier[cs->ctl[CTL_CPUACCT]].fd, id, step, O_RDONLY);
+            r = cg->cpu_fd < 0 ? -errno : 0;
+        }
+    } else {
+        uint64_t weight = (uint64_t)memory_mb * 100 / MB_PER_CPU;
+        snprintf(cpu, sizeof cpu, "%" PRIu64, weight < 1 ? 1 : weight > 10000 ? 10000 : weight);
+        r = write_atf(hm->fd, id, step = "memory.max", mem);
+        /* No swap: a function over its memory is killed, as on Lambda,
+         * rather than slowed down by swapping. */
+        if (r == 0 && cs->swap_max)
+            r = write_atf(hm->fd, id, step = "memory.swap.max", "0");
+        if (r == 0 && hc)
+            r = write_atf(hc->fd, id, step = "cpu.weight", cpu);
+        if (r == 0)
+            r = write_atf(hp->fd, id, step = "pids.max", pids);
+        if (r == 0) {
+            /* memory.peak can be reset per open file (Linux 6.12+) by
+             * writing to it; older kernels have it read-only, and before
+             * 5.19 not at all (then memory.current is sampled). */
+            step = cs->peak ? "memory.peak" : "memory.current";
+            cg->peak_fd = open_atf(hm->fd, id, step, O_RDWR);
+            cg->peak_writable = cg->peak_fd >= 0 && cs->peak;
+            if (cg->peak_fd < 0)
+                cg->peak_fd = open_atf(hm->fd, id, step, O_RDONLY);
+            r = cg->peak_fd < 0 ? -errno : 0;
+        }
+        if (r == 0) {
+            step = "memory.events";
+            cg->oom_fd = open_atf(hm->fd, id, step, O_RDONLY);
+            r = cg->oom_fd < 0 ? -errno : 0;
+        }
+        if (r == 0) {
+            step = "cpu.stat";
+            cg->cpu_fd = open_atf(hm->fd, id, step, O_RDONLY);
+            r = cg->cpu_fd < 0 ? -errno : 0;
+        }
+    }
+    if (r < 0) {
+        sandbox__cg_destroy(cg);
+        return mf_error_set(err, -r, "cgroup: %s/%s/%s", hm->path, id, step);
+    }
+    cg->path = xasprintf("%s/%s", hm->path, id);
+    *out = cg;
+    return 0;
+}
+
+int sandbox__cg_attach(struct sandbox__cg *cg, pid_t pid, mf_error_t *err)
+{
+    char value[32];
+    snprintf(value, sizeof value, "%d", (int)pid);
+    for (size_t i = 0; i < cg->sys->nhier; i++) {
+        int r = write_atf(cg->sys->hier[i].fd, cg->id, "cgroup.procs", value);
+        if (r < 0)
+            return mf_error_set(err, -r, "cgroup: move %d into %s/%s", (int)pid,
+                                cg->sys->hier[i].path, cg->id);
+    }
+    return 0;
+}
+
+const char *sandbox__cg_path(const struct sandbox__cg *cg)
+{
+    return cg->path;
+}
+
+int sandbox__cg_stats(const struct sandbox__cg *cg, sandbox_stats_t *out)
+{
+    char text[1024];
+    ssize_t n;
+    int ret = 0;
+    bool v2 = cg->sys->version == SANDBOX_CGROUP_V2;
+
+    *out = (sandbox_stats_t){0};
+    if ((n = pread_str(cg->peak_fd, text, sizeof text)) >= 0)
+        out->memory_peak_bytes = strtoull(text, NULL, 10);
+    else
+        ret = (int)n;
+    if (cg->cpu_fd >= 0) {
+        if ((n = pread_str(cg->cpu_fd, text, sizeof text)) < 0) {
+            ret = (int)n;
+        } else if (v2) {
+            uint64_t usec = 0;
+            keyed_u64(text, "usage_usec", &usec);
+            out->cpu_ns = usec * 1000;
+        } else {
+            out->cpu_ns = strtoull(text, NULL, 10);
+        }
+    }
+    if ((n = pread_str(cg->oom_fd, text, sizeof text)) < 0)
+        ret = (int)n;
+    else if (v2 || cg->sys->oom_kill_field)
+        keyed_u64(text, "oom_kill", &out->oom_kills);
+    else
+        out->oom_kills = strtoull(text, NULL, 10); /* memory.failcnt: limit hits */
+    return ret;
+}
+
+void sandbox__cg_reset_peak(struct sandbox__cg *cg)
+{
+    if (cg->peak_fd < 0 || !cg->peak_writable)
+        return;
+    /* v1 resets max_usage_in_bytes on "0"; v2 resets on any write, for
+     * reads through this descriptor. A kernel that refuses leaves the
+     * life-long peak, which the header allows. */
+    const char *v = cg->sys->version == SANDBOX_CGROUP_V1 ? "0" : "reset";
+    if (pwrite(cg->peak_fd, v, strlen(v), 0) < 0)
+        cg->peak_writable = false;
+}
+
+void sandbox__cg_kill(struct sandbox__cg *cg)
+{
+    const struct sandbox__cgsys *cs = cg->sys;
+    if (cs->version == SANDBOX_CGROUP_V2 && cs->kill_file &&
+        write_atf(cs->hier[0].fd, cg->id, "cgroup.kill", "1") == 0)
+        return;
+    sweep_procs(cs->hier[cs->ctl[CTL_PIDS]].fd, cg->id);
+}
+
+void sandbox__cg_destroy(struct sandbox__cg *cg)
+{
+    if (!cg)
+        return;
+    cleanup_closep(&cg->peak_fd);
+    cleanup_closep(&cg->cpu_fd);
+    cleanup_closep(&cg->oom_fd);
+    for (size_t i = 0; i < cg->sys->nhier; i++) {
+        if (!cg->created[i])
+            continue;
+        int r = remove_cgroup(cg->sys->hier[i].fd, cg->id);
+        if (r < 0)
+            log_warn("sandbox", "cannot remove cgroup %s/%s: %s", cg->sys->hier[i].path, cg->id,
+                     strerror(-r));
+    }
+    free(cg->id);
+    free(cg->path);
+    free(cg);
+}

@@ -1,0 +1,113 @@
+/* What the files of src/sandbox/ share and nothing else sees: the layout of
+ * sandbox_system_t, the arguments the parent prepares for the child, and the
+ * child-side steps (init.c, mounts.c, netns.c).
+ *
+ * Everything the child needs is computed by the parent before clone(): the
+ * child runs in a copy of a possibly multi-threaded server whose other
+ * threads may have held the malloc or stdio locks at the moment of the
+ * clone, so between clone() and execve() it only makes system calls and
+ * touches memory that already exists (the rule posix_spawn and crun follow). */
+#ifndef MAYFLY_SANDBOX_INTERNAL_H
+#define MAYFLY_SANDBOX_INTERNAL_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/capability.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "core/error.h"
+#include "sandbox/sandbox.h"
+
+/* The identity the function runs as: Debian's "nobody"/"nogroup". */
+#define SANDBOX__UID 65534
+#define SANDBOX__GID 65534
+
+/* How long sandbox_spawn waits for the child to report. The child only
+ * makes local system calls, so this is a guard against a wedged kernel
+ * path (a hung network file system under code_dir), not a tuning knob. */
+#define SANDBOX__SETUP_TIMEOUT_MS 10000
+
+struct sandbox__cgsys;
+
+/* A host path the new root reproduces: a symlink is recreated as the same
+ * symlink (no mount needed), a directory or file is bind-mounted read-only. */
+typedef enum {
+    SANDBOX__HOST_MISSING = 0,
+    SANDBOX__HOST_SYMLINK,
+    SANDBOX__HOST_DIR,
+    SANDBOX__HOST_FILE,
+} sandbox__host_kind_t;
+
+typedef struct sandbox__host_entry {
+    const char *host;   /* absolute path on the host, e.g. "/lib64" */
+    const char *inside; /* the same path relative to the new root: "lib64" */
+    sandbox__host_kind_t kind;
+    char *link;      /* the symlink's target when kind is SYMLINK */
+    char *step_bind; /* "bind /lib64": the step name a failure reports */
+    char *step_ro;   /* "remount /lib64 read-only" */
+} sandbox__host_entry_t;
+
+#define SANDBOX__MAX_HOST_ENTRIES 8
+
+struct sandbox_system {
+    struct sandbox__cgsys *cg;
+    /* An empty host directory the child mounts its new root's tmpfs on.
+     * Inside the child's private mount namespace that hides nothing anyone
+     * else sees, and no source the child binds can live below it. */
+    char *root_dir;
+    sandbox__host_entry_t top[SANDBOX__MAX_HOST_ENTRIES]; /* bin, sbin, lib… */
+    size_t ntop;
+    sandbox__host_entry_t etc[SANDBOX__MAX_HOST_ENTRIES]; /* ld.so.cache… */
+    size_t netc;
+    /* The seccomp program, compiled once by libseccomp at start so that the
+     * child installs it with one system call and no allocation. */
+    struct sock_fprog seccomp;
+    /* An empty capability set, allocated once for the same reason. */
+    cap_t no_caps;
+    int last_cap;
+    /* Not root: the sandbox gets a user namespace mapping 0 to our uid. */
+    bool userns;
+    uid_t uid;
+    gid_t gid;
+};
+
+/* What the parent hands the child across clone(). */
+typedef struct sandbox__child {
+    const sandbox_system_t *sys;
+    const sandbox_config_t *cfg;
+    int sync_fd;        /* the child's end of the SEQPACKET socketpair */
+    int out_fd, err_fd; /* write ends of the stdout and stderr pipes */
+    char tmp_opts[64];  /* "size=64m,mode=1777" */
+    char hosts[384];    /* the sandbox's /etc/hosts */
+    rlim_t fsize;       /* RLIMIT_FSIZE: the /tmp size in bytes */
+} sandbox__child_t;
+
+/* The child's one message to the parent during setup. On success it
+ * carries the listening socket as SCM_RIGHTS; on failure the step that
+ * failed and its errno. */
+typedef struct sandbox__report {
+    int ok;
+    int err;
+    char step[96];
+} sandbox__report_t;
+
+/* init.c: the child's whole life after clone(); never returns. */
+_Noreturn void sandbox__child_main(sandbox__child_t *c);
+/* init.c: reports {step, errno} to the parent and exits 127 (bubblewrap's
+ * die_with_error). Usable from every child-side step. */
+_Noreturn void sandbox__child_die(const char *step);
+
+/* mounts.c: builds the new root and pivots into it (child side). */
+void sandbox__child_mounts(const sandbox__child_t *c);
+
+/* netns.c: brings up lo and returns a socket listening on
+ * 127.0.0.1:port inside the new network namespace (child side). */
+int sandbox__child_listen(uint16_t port);
+
+/* seccomp.c: compiles the filter into a BPF program (parent side). */
+int sandbox__seccomp_build(struct sock_fprog *out, mf_error_t *err);
+void sandbox__seccomp_free(struct sock_fprog *prog);
+
+#endif

@@ -1,0 +1,575 @@
+/* Sandboxes, the server's side: process-wide set-up, spawning (clone and
+ * the handshake with the child), stats, reaping and tear-down. The child's
+ * side is in init.c, mounts.c and netns.c; cgroups in cgroup.c; the
+ * seccomp filter in seccomp.c. */
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/cleanup.h"
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/internal.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* Every namespace but cgroup and time: the PID namespace makes the
+ * sandbox's processes invisible to each other across sandboxes and lets
+ * one SIGKILL to its init end all of them; mount for the private root;
+ * IPC so System V objects are not shared; UTS for the host name; network
+ * for the private loopback. CLONE_PIDFD gives a descriptor that becomes
+ * readable when init exits, for the server's event loop, and that signals
+ * without pid-reuse races. */
+#define SANDBOX_CLONE_FLAGS                                                                        \
+    (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_PIDFD)
+
+/* ---- process-wide set-up -------------------------------------------- */
+
+static void host_entry_init(sandbox__host_entry_t *e, const char *host)
+{
+    e->host = host;
+    e->inside = host + 1;
+    e->step_bind = xasprintf("bind %s", host);
+    e->step_ro = xasprintf("remount %s read-only", host);
+    struct stat st;
+    if (lstat(host, &st) < 0)
+        return;
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(host, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            /* A link into /usr (merged-/usr's bin -> usr/bin, Debian's
+             * localtime -> /usr/share/zoneinfo/…) resolves the same inside,
+             * so the link is copied and costs no mount. Anything else is
+             * bound as what it points to. */
+            bool relative_usr = !strncmp(target, "usr/", 4);
+            bool absolute_usr = !strncmp(target, "/usr/", 5);
+            if (relative_usr || absolute_usr) {
+                e->kind = SANDBOX__HOST_SYMLINK;
+                e->link = xstrdup(target);
+                return;
+            }
+        }
+        if (stat(host, &st) < 0)
+            return;
+    }
+    if (S_ISDIR(st.st_mode))
+        e->kind = SANDBOX__HOST_DIR;
+    else if (S_ISREG(st.st_mode))
+        e->kind = SANDBOX__HOST_FILE;
+}
+
+static void host_entry_free(sandbox__host_entry_t *e)
+{
+    free(e->link);
+    free(e->step_bind);
+    free(e->step_ro);
+}
+
+/* Clones a child into every namespace a sandbox uses and lets it exit at
+ * once, so a host that forbids them fails at start with a clear message
+ * instead of on the first invocation. */
+static int probe_namespaces(const sandbox_system_t *sys, mf_error_t *err)
+{
+    unsigned long flags = (SANDBOX_CLONE_FLAGS & ~(unsigned long)CLONE_PIDFD) | SIGCHLD;
+    if (sys->userns)
+        flags |= CLONE_NEWUSER;
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, 0);
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0)
+        return mf_error_set(err, errno, "sandbox: cannot create namespaces%s",
+                            sys->userns ? " (are unprivileged user namespaces disabled?)" : "");
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+int sandbox_system_init(sandbox_system_t **out, mf_error_t *err)
+{
+    sandbox_system_t *sys = xcalloc(1, sizeof *sys);
+    int r;
+
+    sys->uid = geteuid();
+    sys->gid = getegid();
+    sys->userns = sys->uid != 0;
+
+    r = sandbox__seccomp_build(&sys->seccomp, err);
+    if (r < 0)
+        goto fail;
+    sys->no_caps = cap_init(); /* allocated empty */
+    if (!sys->no_caps) {
+        r = mf_error_set(err, errno, "sandbox: cap_init");
+        goto fail;
+    }
+    sys->last_cap = (int)cap_max_bits() - 1;
+
+    /* The mount point for each sandbox's root: root-owned and empty, in
+     * /run (a tmpfs, gone at reboot). Without root, a private directory
+     * under the temporary directory instead. */
+    if (!sys->userns) {
+        sys->root_dir = xstrdup("/run/mayfly/root");
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        sys->root_dir =
+            xasprintf("%s/mayfly-%u-root", tmp && *tmp ? tmp : "/tmp", (unsigned)sys->uid);
+    }
+    r = fs_mkdir_p(sys->root_dir, 0755, err);
+    if (r < 0) {
+        mf_error_wrap(err, "sandbox");
+        goto fail;
+    }
+
+    struct stat st;
+    if (stat("/usr", &st) < 0 || !S_ISDIR(st.st_mode)) {
+        r = mf_error_set(err, ENOENT, "sandbox: the host has no /usr to give sandboxes");
+        goto fail;
+    }
+    /* The top-level directories programs expect besides /usr. */
+    static const char *const top[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++)
+        host_entry_init(&sys->top[sys->ntop++], top[i]);
+    /* What of the host's /etc a program needs: the dynamic linker's cache
+     * (it finds /usr/lib/<triplet> through it), the time zone, TLS
+     * configuration and certificates (openssl.cnf lives in /etc/ssl), and
+     * Debian's alternatives, through which links such as /usr/bin/nodejs
+     * resolve. /etc/ca-certificates is left out: it only configures
+     * update-ca-certificates; the certificates are in /etc/ssl/certs. */
+    static const char *const etc[] = {"/etc/ld.so.cache", "/etc/localtime", "/etc/ssl",
+                                      "/etc/alternatives"};
+    for (size_t i = 0; i < sizeof etc / sizeof *etc; i++)
+        host_entry_init(&sys->etc[sys->netc++], etc[i]);
+
+    r = sandbox__cgsys_init(&sys->cg, err);
+    if (r < 0) {
+        mf_error_wrap(err, "sandbox");
+        goto fail;
+    }
+    r = probe_namespaces(sys, err);
+    if (r < 0)
+        goto fail;
+    if (sys->userns)
+        log_info("sandbox", "not root: sandboxes get a user namespace (uid 0 inside is uid %u)",
+                 (unsigned)sys->uid);
+    *out = sys;
+    return 0;
+
+fail:
+    sandbox_system_free(sys);
+    return r;
+}
+
+sandbox_cgroup_version_t sandbox_system_cgroup_version(const sandbox_system_t *sys)
+{
+    return sandbox__cgsys_version(sys->cg);
+}
+
+void sandbox_system_free(sandbox_system_t *sys)
+{
+    if (!sys)
+        return;
+    sandbox__cgsys_free(sys->cg);
+    sandbox__seccomp_free(&sys->seccomp);
+    if (sys->no_caps)
+        cap_free(sys->no_caps);
+    for (size_t i = 0; i < sys->ntop; i++)
+        host_entry_free(&sys->top[i]);
+    for (size_t i = 0; i < sys->netc; i++)
+        host_entry_free(&sys->etc[i]);
+    /* root_dir stays: other servers may use it, and it is an empty dir. */
+    free(sys->root_dir);
+    free(sys);
+}
+
+/* ---- spawning -------------------------------------------------------- */
+
+/* The names become directory names and a host name: keep them plain. */
+static bool valid_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 128 || !strcmp(s, ".") || !strcmp(s, ".."))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
+static int check_config(const sandbox_config_t *cfg, mf_error_t *err)
+{
+    if (!valid_id(cfg->id))
+        return mf_error_set(err, EINVAL, "sandbox: bad id `%s`", cfg->id ? cfg->id : "");
+    if (!cfg->code_dir || cfg->code_dir[0] != '/')
+        return mf_error_set(err, EINVAL, "sandbox: code_dir must be an absolute path");
+    if (cfg->runtime_dir && cfg->runtime_dir[0] != '/')
+        return mf_error_set(err, EINVAL, "sandbox: runtime_dir must be an absolute path");
+    if (!cfg->argv || !cfg->argv[0] || cfg->argv[0][0] != '/')
+        return mf_error_set(err, EINVAL, "sandbox: argv[0] must be an absolute path inside");
+    if (!cfg->envp)
+        return mf_error_set(err, EINVAL, "sandbox: envp is NULL");
+    if (!cfg->hostname || !*cfg->hostname || strlen(cfg->hostname) > 64 ||
+        strpbrk(cfg->hostname, " \t\n"))
+        return mf_error_set(err, EINVAL, "sandbox: bad hostname");
+    if (cfg->memory_mb < 16 || cfg->tmp_mb < 1 || cfg->tmp_mb > 1 << 20 || cfg->max_pids < 2)
+        return mf_error_set(err, EINVAL,
+                            "sandbox: limits out of range (memory %u MB, tmp %u MB, "
+                            "pids %u)",
+                            cfg->memory_mb, cfg->tmp_mb, cfg->max_pids);
+    if (cfg->api_port == 0)
+        return mf_error_set(err, EINVAL, "sandbox: api_port is 0");
+    return 0;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+static int write_proc_file(pid_t pid, const char *name, const char *value)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return fs_write_all(fd, value, strlen(value));
+}
+
+/* In a user namespace the child is uid 0 inside only once we map it:
+ * "0 <our uid> 1" is the one mapping an unprivileged process may write,
+ * and only after denying setgroups (which could otherwise drop a group
+ * that denies access). */
+static int write_id_maps(const sandbox_system_t *sys, pid_t pid, mf_error_t *err)
+{
+    char map[64];
+    int r = write_proc_file(pid, "setgroups", "deny");
+    if (r < 0 && r != -ENOENT)
+        return mf_error_set(err, -r, "sandbox: write setgroups");
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)sys->uid);
+    if ((r = write_proc_file(pid, "uid_map", map)) < 0)
+        return mf_error_set(err, -r, "sandbox: write uid_map");
+    snprintf(map, sizeof map, "0 %u 1\n", (unsigned)sys->gid);
+    if ((r = write_proc_file(pid, "gid_map", map)) < 0)
+        return mf_error_set(err, -r, "sandbox: write gid_map");
+    return 0;
+}
+
+static void describe_status(char *out, size_t len, int st)
+{
+    if (WIFEXITED(st))
+        snprintf(out, len, "exit status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(out, len, "signal %s",
+                 sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st)) : "?");
+    else
+        snprintf(out, len, "status %#x", st);
+}
+
+/* Waits for the child's one report: ready (with the listener) or the step
+ * that failed. Returns the listener. */
+static int wait_report(int sync_fd, pid_t pid, mf_error_t *err)
+{
+    struct pollfd p = {.fd = sync_fd, .events = POLLIN};
+    int n;
+    do
+        n = poll(&p, 1, SANDBOX__SETUP_TIMEOUT_MS);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return mf_error_set(err, errno, "sandbox: poll");
+    if (n == 0)
+        return mf_error_set(err, ETIMEDOUT, "sandbox: the child did not report within %d ms",
+                            SANDBOX__SETUP_TIMEOUT_MS);
+
+    sandbox__report_t rep;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = {&rep, sizeof rep};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t got;
+    /* MSG_CMSG_CLOEXEC: the received descriptor is O_CLOEXEC from birth,
+     * so a concurrent fork elsewhere in the server cannot leak it. */
+    do
+        got = recvmsg(sync_fd, &msg, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return mf_error_set(err, errno, "sandbox: receive the child's report");
+
+    int fd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+
+    if (got == (ssize_t)sizeof rep && rep.ok && fd >= 0)
+        return fd;
+    cleanup_closep(&fd);
+    if (got == (ssize_t)sizeof rep && !rep.ok) {
+        rep.step[sizeof rep.step - 1] = '\0';
+        return mf_error_set(err, rep.err, "sandbox: %s", rep.step);
+    }
+    if (got == 0) {
+        /* The child died without a word (killed, or a crash). */
+        int st = 0;
+        char what[64];
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        describe_status(what, sizeof what, st);
+        return mf_error_set(err, 0, "sandbox: the child died during set-up (%s)", what);
+    }
+    return mf_error_set(err, EPROTO, "sandbox: malformed report from the child");
+}
+
+int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
+                  mf_error_t *err)
+{
+    *out = (sandbox_t){.pid = -1,
+                       .pidfd = -1,
+                       .status_fd = -1,
+                       .api_listen_fd = -1,
+                       .stdout_fd = -1,
+                       .stderr_fd = -1};
+    out->timings.start_ns = clock_mono_ns();
+
+    int r = check_config(cfg, err);
+    if (r < 0)
+        return r;
+
+    /* Everything the child needs is computed here: it must not allocate. */
+    sandbox__child_t child = {.sys = sys, .cfg = cfg};
+    snprintf(child.tmp_opts, sizeof child.tmp_opts, "size=%um,mode=1777", cfg->tmp_mb);
+    snprintf(child.hosts, sizeof child.hosts,
+             "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", cfg->hostname);
+    child.fsize = (rlim_t)cfg->tmp_mb << 20;
+
+    /* The cgroup first, so the child can be put in it before it does
+     * anything worth accounting. */
+    struct sandbox__cg *cg = NULL;
+    r = sandbox__cg_create(sys->cg, cfg->id, cfg->memory_mb, cfg->max_pids, &cg, err);
+    if (r < 0) {
+        mf_error_wrap(err, "sandbox");
+        return r;
+    }
+
+    /* The sync channel: SEQPACKET keeps the child's report, the listener
+     * it carries and later the function's wait status as separate
+     * messages, and EOF tells either side that the other died. */
+    cleanup_close int sync_parent = -1, sync_child = -1;
+    cleanup_close int out_r = -1, out_w = -1, err_r = -1, err_w = -1;
+    cleanup_close int pidfd = -1, listen_fd = -1;
+    pid_t pid = -1;
+    int sp[2], po[2], pe[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+        r = mf_error_set(err, errno, "sandbox: socketpair");
+        goto fail;
+    }
+    sync_parent = sp[0];
+    sync_child = sp[1];
+    /* The function's stdout and stderr. Blocking on the function's side
+     * (programs do not expect EAGAIN on stdout); the server's ends are
+     * made non-blocking below. */
+    if (pipe2(po, O_CLOEXEC) < 0 || (out_r = po[0], out_w = po[1], pipe2(pe, O_CLOEXEC) < 0)) {
+        r = mf_error_set(err, errno, "sandbox: pipe");
+        goto fail;
+    }
+    err_r = pe[0];
+    err_w = pe[1];
+    child.sync_fd = sync_child;
+    child.out_fd = out_w;
+    child.err_fd = err_w;
+
+    /* No signal handler of the server may run in the child before it has
+     * reset them: block everything around the clone (posix_spawn and crun
+     * do the same). */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    unsigned long flags = SANDBOX_CLONE_FLAGS | SIGCHLD;
+    if (sys->userns)
+        flags |= CLONE_NEWUSER;
+    /* A raw clone without a new stack behaves like fork, and unlike
+     * glibc's fork runs no atfork handlers in the child. CLONE_PIDFD
+     * stores the pidfd where the parent_tid argument points. */
+    pid = (pid_t)syscall(SYS_clone, flags, NULL, &pidfd, NULL, 0);
+    if (pid == 0)
+        sandbox__child_main(&child);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0) {
+        r = mf_error_set(err, clone_errno, "sandbox: clone");
+        goto fail;
+    }
+    out->timings.cloned_ns = clock_mono_ns();
+
+    /* The child's ends live on in the child only. */
+    cleanup_closep(&sync_child);
+    sync_child = -1;
+    cleanup_closep(&out_w);
+    out_w = -1;
+    cleanup_closep(&err_w);
+    err_w = -1;
+
+    if (sys->userns && (r = write_id_maps(sys, pid, err)) < 0)
+        goto fail;
+    if ((r = sandbox__cg_attach(cg, pid, err)) < 0) {
+        mf_error_wrap(err, "sandbox");
+        goto fail;
+    }
+    /* Go. */
+    if (send(sync_parent, "g", 1, MSG_NOSIGNAL) != 1) {
+        r = mf_error_set(err, errno, "sandbox: start the child");
+        goto fail;
+    }
+    listen_fd = wait_report(sync_parent, pid, err);
+    if (listen_fd < 0) {
+        r = listen_fd;
+        goto fail;
+    }
+    out->timings.ready_ns = clock_mono_ns();
+
+    /* The server watches these from its event loop. */
+    int fds[] = {sync_parent, listen_fd, out_r, err_r, pidfd};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        if ((r = set_nonblock(fds[i])) < 0) {
+            r = mf_error_set(err, -r, "sandbox: O_NONBLOCK");
+            goto fail;
+        }
+    }
+
+    out->pid = pid;
+    out->pidfd = steal_fd(&pidfd);
+    out->status_fd = steal_fd(&sync_parent);
+    out->api_listen_fd = steal_fd(&listen_fd);
+    out->stdout_fd = steal_fd(&out_r);
+    out->stderr_fd = steal_fd(&err_r);
+    out->cgroup_path = xstrdup(sandbox__cg_path(cg));
+    out->cg = cg;
+    return 0;
+
+fail:
+    if (pid > 0) {
+        /* SIGKILL to its init ends the whole namespace; then reap it, so
+         * that nothing is left (wait_report may have reaped it already). */
+        if (pidfd >= 0)
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        else
+            kill(pid, SIGKILL);
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+    sandbox__cg_destroy(cg);
+    return r;
+}
+
+/* ---- running sandboxes ---------------------------------------------- */
+
+int sandbox_stats(const sandbox_t *sb, sandbox_stats_t *out)
+{
+    if (!sb->cg)
+        return -EINVAL;
+    return sandbox__cg_stats(sb->cg, out);
+}
+
+void sandbox_reset_peak(sandbox_t *sb)
+{
+    if (sb->cg)
+        sandbox__cg_reset_peak(sb->cg);
+}
+
+void sandbox_kill(sandbox_t *sb)
+{
+    if (sb->pidfd >= 0 && !sb->reaped)
+        syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+    if (sb->cg)
+        sandbox__cg_kill(sb->cg);
+}
+
+/* waitid's siginfo back to a waitpid status word. */
+static int siginfo_status(const siginfo_t *si)
+{
+    switch (si->si_code) {
+    case CLD_EXITED: return (si->si_status & 0xff) << 8;
+    case CLD_KILLED: return si->si_status & 0x7f;
+    case CLD_DUMPED: return (si->si_status & 0x7f) | 0x80;
+    default: return 0;
+    }
+}
+
+int sandbox_reap(sandbox_t *sb, int *wstatus)
+{
+    if (sb->reaped) {
+        *wstatus = sb->wstatus;
+        return 0;
+    }
+    if (sb->pidfd < 0)
+        return -EINVAL;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid((idtype_t)P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | WNOHANG) < 0)
+        return errno == EAGAIN ? -EAGAIN : -errno;
+    if (si.si_pid == 0)
+        return -EAGAIN;
+    int st = siginfo_status(&si);
+    /* Init sends the function's status before it exits, so if there is
+     * one it is queued by now. */
+    int fst;
+    if (sb->status_fd >= 0 && recv(sb->status_fd, &fst, sizeof fst, MSG_DONTWAIT) == sizeof fst)
+        st = fst;
+    sb->reaped = true;
+    sb->wstatus = st;
+    *wstatus = st;
+    return 0;
+}
+
+void sandbox_destroy(sandbox_t *sb)
+{
+    if (sb->pid > 0 && !sb->reaped) {
+        sandbox_kill(sb);
+        /* After SIGKILL this returns as soon as the kernel has torn the
+         * namespace down; a blocking wait is fine. */
+        int st = 0;
+        while (waitpid(sb->pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        sb->reaped = true;
+        sb->wstatus = st;
+    }
+    if (sb->cg) {
+        sandbox__cg_destroy(sb->cg);
+        sb->cg = NULL;
+    }
+    int *fds[] = {&sb->pidfd, &sb->status_fd, &sb->api_listen_fd, &sb->stdout_fd, &sb->stderr_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        cleanup_closep(fds[i]);
+        *fds[i] = -1;
+    }
+    free(sb->cgroup_path);
+    sb->cgroup_path = NULL;
+}
