@@ -32,13 +32,13 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
 
-EXAMPLES :=
+EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
 
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
 	libcap-dev libcmocka-dev python3 python3-pytest python3-requests zip unzip \
-	iproute2 procps
+	iproute2 procps nodejs
 
 .PHONY: all deps run test unit fuzz-replay e2e fuzz bench clean format
 
@@ -83,6 +83,11 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	clang -std=gnu17 -g -O1 -Isrc -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS)) \
 		-fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
+
+# A C function is its handler plus runtimes/c, built into the package's
+# `bootstrap` (the `provided` runtime's entry point).
+examples/%/bootstrap: examples/%/main.c runtimes/c/mayfly_runtime.c runtimes/c/mayfly_runtime.h
+	$(CC) -std=gnu17 -O2 -Wall -Wextra -Werror -Iruntimes/c -o $@ $< runtimes/c/mayfly_runtime.c
 
 run: deps all
 	./scripts/run.sh

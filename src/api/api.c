@@ -43,6 +43,9 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
 {
     api__system_register(router, ctx);
     api__functions_register(router, ctx);
+    api__invoke_register(router, ctx);
+    api__invocations_register(router, ctx);
+    api__logs_register(router, ctx);
 }
 
 void api_release(void)

@@ -8,8 +8,16 @@
 #include "http/server.h"
 #include "registry/registry.h"
 
+struct exec;
+struct obs_records;
+struct obs_logs;
+
 typedef struct api_ctx {
     registry_t *registry;
+    store_t *store;
+    struct exec *exec;
+    struct obs_records *records;
+    struct obs_logs *logs;
     code_limits_t code_limits;
     const auth_keys_t *keys;
 } api_ctx_t;
@@ -26,6 +34,9 @@ void api_respond_failure(http_request_t *req, int r, const mf_error_t *err);
 typedef void (*api_handler_fn)(http_request_t *req, api_ctx_t *ctx);
 void api__functions_register(http_router_t *router, api_ctx_t *ctx);
 void api__system_register(http_router_t *router, api_ctx_t *ctx);
+void api__invoke_register(http_router_t *router, api_ctx_t *ctx);
+void api__invocations_register(http_router_t *router, api_ctx_t *ctx);
+void api__logs_register(http_router_t *router, api_ctx_t *ctx);
 /* Registers a handler behind the access-key check (unless open is true). */
 void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
                 const char *pattern, api_handler_fn fn, size_t max_body, bool open);

@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "core/json.h"
+#include "exec/exec.h"
 
 /* Every handler below takes the function's name from the path. */
 static const char *fn_name(const http_request_t *req)
@@ -28,6 +29,8 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
         api_respond_failure(req, r, &err);
         return;
     }
+    /* Running instances of the old version drain; new calls get this one. */
+    exec_function_changed(ctx->exec, &fn);
     cleanup_json json_t *out = fn_to_json(&fn);
     fn_clear(&fn);
     http_respond_json(req, created ? 201 : 200, out);
@@ -73,23 +76,8 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
         api_respond_failure(req, r, &err);
         return;
     }
+    exec_function_removed(ctx->exec, fn_name(req));
     http_respond(req, 204, NULL, NULL, 0);
-}
-
-static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
-{
-    fn_t fn;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = registry_get(ctx->registry, fn_name(req), &fn, &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
-        return;
-    }
-    fn_clear(&fn);
-    http_respond_error(req, 501, "not_implemented",
-                       "invoking functions is not available in this build yet: function `%s` is "
-                       "stored, but mayfly cannot run it",
-                       fn_name(req));
 }
 
 void api__functions_register(http_router_t *router, api_ctx_t *ctx)
@@ -101,6 +89,4 @@ void api__functions_register(http_router_t *router, api_ctx_t *ctx)
     api__route(router, ctx, HTTP_PUT, "/v1/functions/{name}", handle_put, put_max, false);
     api__route(router, ctx, HTTP_GET, "/v1/functions/{name}", handle_get, 0, false);
     api__route(router, ctx, HTTP_DELETE, "/v1/functions/{name}", handle_delete, 0, false);
-    api__route(router, ctx, HTTP_POST, "/v1/functions/{name}/invoke", handle_invoke,
-               6 * 1024 * 1024, false);
 }

@@ -11,9 +11,14 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "core/cleanup.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "exec/exec.h"
+#include "obs/logs.h"
 #include "obs/metrics.h"
+#include "obs/records.h"
+#include "sandbox/sandbox.h"
 #include "store/store.h"
 
 typedef struct server_opts {
@@ -21,13 +26,16 @@ typedef struct server_opts {
     int port;
     const char *data_dir;
     const char *keys_file;
+    const char *runtimes_dir;
     http_server_config_t http;
     code_limits_t code;
+    exec_config_t exec;
 } server_opts_t;
 
 typedef struct server_state {
     uv_loop_t *loop;
     http_server_t *http;
+    exec_t *exec;
     uv_signal_t sigterm, sigint;
     bool stopping;
 } server_state_t;
@@ -51,11 +59,17 @@ static const char usage_text[] =
     "  --max-zip-mb N            largest code zip in MiB (default 50)\n"
     "  --max-unzipped-mb N       largest unpacked code package in MiB (default 250)\n"
     "  --max-files N             most files in a code package (default 10000)\n"
+    "  --idle-timeout S          seconds an idle instance is kept warm (default 300)\n"
+    "  --max-queue N             calls waiting per function before 429 (default 100)\n"
+    "  --max-pids N              processes per instance (default 128)\n"
+    "  --region NAME             AWS_REGION inside functions (default us-east-1)\n"
+    "  --runtimes-dir DIR        the runtimes folder (default: next to the binary)\n"
     "  -h, --help                show this help\n";
 
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
+    OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
 };
 
 static const struct option long_opts[] = {
@@ -70,6 +84,11 @@ static const struct option long_opts[] = {
     { "max-zip-mb", required_argument, NULL, OPT_MAX_ZIP },
     { "max-unzipped-mb", required_argument, NULL, OPT_MAX_UNZIPPED },
     { "max-files", required_argument, NULL, OPT_MAX_FILES },
+    { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+    { "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+    { "max-pids", required_argument, NULL, OPT_MAX_PIDS },
+    { "region", required_argument, NULL, OPT_REGION },
+    { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -195,6 +214,29 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--max-files must be a number from 1 to 1000000, not `%s`", optarg);
             o->code.max_files = v;
             break;
+        case OPT_IDLE_TIMEOUT:
+            if (!parse_uint(optarg, 1, 86400, &v))
+                return usage_error("--idle-timeout must be seconds from 1 to 86400, not `%s`", optarg);
+            o->exec.idle_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_MAX_QUEUE:
+            if (!parse_uint(optarg, 0, 100000, &v))
+                return usage_error("--max-queue must be a number from 0 to 100000, not `%s`", optarg);
+            o->exec.max_queue = (unsigned)v;
+            break;
+        case OPT_MAX_PIDS:
+            if (!parse_uint(optarg, 8, 65536, &v))
+                return usage_error("--max-pids must be a number from 8 to 65536, not `%s`", optarg);
+            o->exec.max_pids = (unsigned)v;
+            break;
+        case OPT_REGION:
+            if (!*optarg || strlen(optarg) > 32 || strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(optarg))
+                return usage_error("--region must be a region name like us-east-1, not `%s`", optarg);
+            o->exec.region = optarg;
+            break;
+        case OPT_RUNTIMES_DIR:
+            o->runtimes_dir = optarg;
+            break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);
         default:
@@ -208,11 +250,33 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
     return 0;
 }
 
-static void on_http_stopped(void *ud)
+static void on_exec_stopped(void *ud)
 {
     server_state_t *st = ud;
     uv_close((uv_handle_t *)&st->sigterm, NULL);
     uv_close((uv_handle_t *)&st->sigint, NULL);
+}
+
+/* In-flight calls have answered (or the grace period is over): now the
+ * instances go, with their processes, mounts and cgroups. */
+static void on_http_stopped(void *ud)
+{
+    server_state_t *st = ud;
+    exec_shutdown(st->exec, on_exec_stopped, st);
+}
+
+/* The runtimes folder ships beside the binary: bin/mayfly and runtimes/. */
+static char *default_runtimes_dir(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return xstrdup("runtimes");
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    return xasprintf("%s/../runtimes", exe);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -230,7 +294,9 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int cmd_server(int argc, char **argv)
 {
-    server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT, .code = CODE_LIMITS_DEFAULT };
+    server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT,
+                        .code = CODE_LIMITS_DEFAULT,
+                        .exec = EXEC_CONFIG_DEFAULT };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -264,24 +330,51 @@ int cmd_server(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
 
+    cleanup_free char *runtimes = o.runtimes_dir ? xstrdup(o.runtimes_dir) : default_runtimes_dir();
+    char resolved[4096];
+    if (!realpath(runtimes, resolved)) {
+        fprintf(stderr, "mayfly server: runtimes folder `%s`: %s (give --runtimes-dir)\n",
+                runtimes, strerror(errno));
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
+    o.exec.runtimes_dir = resolved;
+
+    sandbox_system_t *sandboxes = NULL;
+    if (sandbox_system_init(&sandboxes, &err) < 0) {
+        fprintf(stderr, "mayfly server: cannot create sandboxes here: %s\n", err.msg);
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
+
     store_t *store = NULL;
     registry_t *registry = NULL;
     if (store_open(o.data_dir, &store, &err) < 0 ||
         registry_open(store, o.data_dir, &o.code, &registry, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         store_close(store);
+        sandbox_system_free(sandboxes);
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }
     log_info("store", "data in %s (sqlite, schema version %d)", o.data_dir,
              store_schema_version(store));
 
-    api_ctx_t api = { .registry = registry, .code_limits = o.code, .keys = &keys };
+    server_state_t st = { .loop = uv_default_loop() };
+    obs_records_t *records = obs_records_new(st.loop, store);
+    obs_logs_t *logs = obs_logs_new(st.loop, store);
+    st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
+
+    api_ctx_t api = { .registry = registry,
+                      .store = store,
+                      .exec = st.exec,
+                      .records = records,
+                      .logs = logs,
+                      .code_limits = o.code,
+                      .keys = &keys };
     http_router_t router;
     http_router_init(&router);
     api_register(&router, &api);
-
-    server_state_t st = { .loop = uv_default_loop() };
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
@@ -309,11 +402,18 @@ int cmd_server(int argc, char **argv)
 
 out:
     http_server_free(st.http);
-    uv_loop_close(st.loop);
+    exec_free(st.exec);
+    obs_records_free(records);
+    obs_logs_free(logs);
+    /* Let the loop run the close callbacks of the timers freed above. */
+    uv_run(st.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(st.loop) != 0)
+        log_warn("server", "the event loop still had open handles at exit");
     http_router_release(&router);
     api_release();
     registry_close(registry);
     store_close(store);
+    sandbox_system_free(sandboxes);
     auth_keys_release(&keys);
     metrics_free_all();
     return r;

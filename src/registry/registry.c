@@ -30,6 +30,8 @@ struct registry {
     store_t *store;
     char *code_root;
     code_limits_t limits;
+    bool (*code_in_use)(void *ud, const char *sha);
+    void *code_in_use_ud;
 };
 
 typedef struct reg_range {
@@ -456,6 +458,10 @@ static void reg__release_code(registry_t *r, const char *sha)
 {
     if (!sha[0])
         return;
+    /* A running instance has the package mounted as its /var/task; it is
+     * removed when the last such instance stops (registry_code_released). */
+    if (r->code_in_use && r->code_in_use(r->code_in_use_ud, sha))
+        return;
     mf_error_t err = MF_ERROR_INIT;
     int64_t refs = 0;
     if (store_code_refs(r->store, sha, &refs, &err) < 0) {
@@ -704,4 +710,15 @@ void fn_list_free(fn_t *list, size_t count)
     for (size_t i = 0; i < count; i++)
         fn_clear(&list[i]);
     free(list);
+}
+
+void registry_set_code_guard(registry_t *r, bool (*in_use)(void *ud, const char *sha), void *ud)
+{
+    r->code_in_use = in_use;
+    r->code_in_use_ud = ud;
+}
+
+void registry_code_released(registry_t *r, const char *sha)
+{
+    reg__release_code(r, sha);
 }

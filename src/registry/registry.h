@@ -67,6 +67,12 @@ int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err);
 /* Deletes the function and, when no other function uses it, its package. */
 int registry_delete(registry_t *r, const char *name, mf_error_t *err);
 
+/* Lets the execution layer keep packages its instances still run from:
+ * a package no function refers to any more is only removed when in_use
+ * says no; registry_code_released(sha) then asks again. */
+void registry_set_code_guard(registry_t *r, bool (*in_use)(void *ud, const char *sha), void *ud);
+void registry_code_released(registry_t *r, const char *sha);
+
 /* The directory holding a function's unpacked code (free() it). */
 char *registry_code_dir(registry_t *r, const fn_t *f);
 

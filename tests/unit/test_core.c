@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "core/id.h"
 #include "core/json.h"
+#include "core/map.h"
 
 static void test_buf_grows_and_stays_terminated(void **state)
 {
@@ -118,6 +119,39 @@ static void test_uuid_shape(void **state)
     assert_string_not_equal(a, b);
 }
 
+static void test_map_put_get_remove_grow(void **state)
+{
+    map_t m = MAP_INIT;
+    char key[32];
+    for (uintptr_t i = 1; i <= 1000; i++) {
+        snprintf(key, sizeof key, "k%lu", (unsigned long)i);
+        assert_null(map_put(&m, key, (void *)i));
+    }
+    assert_int_equal(m.len, 1000);
+    assert_ptr_equal(map_get(&m, "k500"), (void *)500);
+    assert_ptr_equal(map_put(&m, "k500", (void *)7), (void *)500);
+    for (uintptr_t i = 1; i <= 1000; i += 2) {
+        snprintf(key, sizeof key, "k%lu", (unsigned long)i);
+        assert_non_null(map_remove(&m, key));
+    }
+    assert_null(map_get(&m, "k1"));
+    assert_null(map_remove(&m, "k1"));
+    assert_ptr_equal(map_get(&m, "k2"), (void *)2);
+    /* Re-adding after removals reuses tombstones and keeps lookups right. */
+    for (uintptr_t i = 1; i <= 1000; i += 2) {
+        snprintf(key, sizeof key, "k%lu", (unsigned long)i);
+        map_put(&m, key, (void *)i);
+    }
+    size_t seen = 0;
+    const char *k;
+    void *v;
+    for (size_t it = 0; map_next(&m, &it, &k, &v);)
+        seen++;
+    assert_int_equal(seen, 1000);
+    assert_int_equal(m.len, 1000);
+    map_release(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_error_wrap),
         cmocka_unit_test(test_fs_mkdir_rm_write),
         cmocka_unit_test(test_uuid_shape),
+        cmocka_unit_test(test_map_put_get_remove_grow),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

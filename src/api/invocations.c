@@ -1,0 +1,144 @@
+/* Invocation records: one, a function's, or filtered. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "obs/records.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
+
+static const char *const statuses[] = { "success", "error",  "timeout", "oom",
+                                        "throttled", "queued", "running", NULL };
+
+static json_t *record_json(const store_record_t *r)
+{
+    char start[32];
+    clock_format_iso8601(r->start_ms, start, sizeof start);
+    return json_pack("{ss ss sI ss ss sf sI si sI sI sb sf ss? ss? si}", "request_id", r->request_id,
+                     "function", r->function, "version", (json_int_t)r->version, "status",
+                     r->status, "start", start, "duration_ms", r->duration_ms, "billed_ms",
+                     (json_int_t)r->billed_ms, "memory_mb", r->memory_mb, "max_rss_kb",
+                     (json_int_t)r->max_rss_kb, "cpu_ms", (json_int_t)r->cpu_ms, "cold_start",
+                     r->cold_start, "init_ms", r->init_ms, "error_type",
+                     r->error_type, "error_message", r->error_message, "attempts", r->attempts);
+}
+
+/* Reads ?limit=; answers 400 itself and returns false when it is bad. */
+static bool parse_limit(http_request_t *req, int *limit)
+{
+    buf_t v = BUF_INIT;
+    *limit = LIST_DEFAULT;
+    bool ok = true;
+    if (http_request_query(req, "limit", &v)) {
+        char *end;
+        long n = strtol(v.data, &end, 10);
+        if (!v.len || *end || n < 1 || n > LIST_MAX) {
+            http_respond_error(req, 400, "bad_request", "limit: must be a number from 1 to %d",
+                               LIST_MAX);
+            ok = false;
+        } else {
+            *limit = (int)n;
+        }
+    }
+    buf_release(&v);
+    return ok;
+}
+
+static bool flush_records(http_request_t *req, api_ctx_t *ctx)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    int r = obs_records_flush(ctx->records, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return false;
+    }
+    return true;
+}
+
+static void respond_list(http_request_t *req, api_ctx_t *ctx, const char *function,
+                         const char *status, int limit)
+{
+    store_record_t *list = NULL;
+    size_t n = 0;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = store_records_list(ctx->store, function, status, limit, &list, &n, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, record_json(&list[i]));
+    store_record_list_free(list, n);
+    cleanup_json json_t *out = json_pack("{so}", "invocations", arr);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_get(http_request_t *req, api_ctx_t *ctx)
+{
+    if (!flush_records(req, ctx))
+        return;
+    store_record_t rec;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = store_record_get(ctx->store, req->params[0], &rec, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    cleanup_json json_t *out = record_json(&rec);
+    store_record_clear(&rec);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
+{
+    int limit;
+    if (!registry_valid_name(req->params[0])) {
+        http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
+        return;
+    }
+    if (!parse_limit(req, &limit) || !flush_records(req, ctx))
+        return;
+    respond_list(req, ctx, req->params[0], NULL, limit);
+}
+
+static void handle_list(http_request_t *req, api_ctx_t *ctx)
+{
+    int limit;
+    buf_t function = BUF_INIT, status = BUF_INIT;
+    bool has_fn = http_request_query(req, "function", &function) && function.len;
+    bool has_status = http_request_query(req, "status", &status) && status.len;
+    if (has_fn && !registry_valid_name(function.data)) {
+        http_respond_error(req, 400, "bad_request", "function: must match [A-Za-z0-9_-]{1,64}");
+        goto out;
+    }
+    if (has_status) {
+        bool known = false;
+        for (int i = 0; statuses[i]; i++)
+            known |= !strcmp(statuses[i], status.data);
+        if (!known) {
+            http_respond_error(req, 400, "bad_request",
+                               "status: must be one of success, error, timeout, oom, throttled, "
+                               "queued, running");
+            goto out;
+        }
+    }
+    if (!parse_limit(req, &limit) || !flush_records(req, ctx))
+        goto out;
+    respond_list(req, ctx, has_fn ? function.data : NULL, has_status ? status.data : NULL, limit);
+out:
+    buf_release(&function);
+    buf_release(&status);
+}
+
+void api__invocations_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__route(router, ctx, HTTP_GET, "/v1/invocations", handle_list, 0, false);
+    api__route(router, ctx, HTTP_GET, "/v1/invocations/{id}", handle_get, 0, false);
+    api__route(router, ctx, HTTP_GET, "/v1/functions/{name}/invocations", handle_function_list, 0,
+               false);
+}

@@ -1,0 +1,77 @@
+/* POST /v1/functions/{name}/invoke: the synchronous call. The event's
+ * bytes go to the function as they came, and its answer's bytes come back
+ * the same way. */
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "exec/exec.h"
+
+/* 6 MiB, Lambda's bound on a synchronous event. */
+#define SYNC_EVENT_MAX (6u << 20)
+
+static void add_call_headers(http_request_t *req, const invocation_t *inv)
+{
+    http_header_add(req, "X-Mayfly-Request-Id", "%s", inv->request_id);
+    http_header_add(req, "X-Mayfly-Duration-Ms", "%.3f", inv->duration_ms);
+    http_header_add(req, "X-Mayfly-Billed-Ms", "%llu", (unsigned long long)inv->billed_ms);
+    http_header_add(req, "X-Mayfly-Cold-Start", "%d", inv->cold_start ? 1 : 0);
+}
+
+static void on_done(invocation_t *inv, void *ud)
+{
+    http_request_t *req = ud;
+    add_call_headers(req, inv);
+    const char *type = inv->error_type ? inv->error_type : "";
+    if (inv->status == INV_SUCCESS) {
+        http_respond_buf(req, 200, "application/json", &inv->result);
+    } else if (inv->status == INV_THROTTLED) {
+        http_header_add(req, "Retry-After", "1");
+        http_respond_error(req, 429, "throttled", "%s", inv->error_message);
+    } else if (!strncmp(type, "Mayfly.", 7)) {
+        /* The platform failed, not the function. */
+        http_respond_error(req, !strcmp(type, "Mayfly.ShuttingDown") ? 503 : 500,
+                           !strcmp(type, "Mayfly.ShuttingDown") ? "unavailable" : "internal",
+                           "%s", inv->error_message);
+    } else if (!strcmp(type, "ResourceNotFoundException")) {
+        http_respond_error(req, 404, "not_found", "%s", inv->error_message);
+    } else {
+        /* A function error, timeout or out-of-memory is the function's
+         * answer, as on Lambda: 200 with the error document. */
+        http_header_add(req, "X-Mayfly-Function-Error", "Unhandled");
+        http_respond_buf(req, 200, "application/json", &inv->result);
+    }
+    invocation_free(inv);
+}
+
+static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
+{
+    const char *type = http_request_header(req, "X-Mayfly-Invocation-Type");
+    if (type && strcasecmp(type, "RequestResponse")) {
+        if (!strcasecmp(type, "Event"))
+            http_respond_error(req, 501, "not_implemented",
+                               "asynchronous invocations (X-Mayfly-Invocation-Type: Event) are "
+                               "not available in this build yet");
+        else
+            http_respond_error(req, 400, "bad_request",
+                               "X-Mayfly-Invocation-Type: must be RequestResponse or Event, not "
+                               "`%s`", type);
+        return;
+    }
+    buf_t event = req->body;
+    buf_init(&req->body, 0);
+    mf_error_t err = MF_ERROR_INIT;
+    int r = exec_invoke(ctx->exec, req->params[0], &event, on_done, req, &err);
+    if (r < 0) {
+        buf_release(&event);
+        api_respond_failure(req, r, &err);
+    }
+    /* Otherwise on_done answers, now or later. A client that leaves does
+     * not stop the call: it runs to its end and is recorded, as on Lambda. */
+}
+
+void api__invoke_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__route(router, ctx, HTTP_POST, "/v1/functions/{name}/invoke", handle_invoke,
+               SYNC_EVENT_MAX, false);
+}

@@ -1,0 +1,168 @@
+/* GET /v1/functions/{name}/logs: a function's log lines as NDJSON, one
+ * {"time","request_id","stream","message"} a line; follow=1 keeps the
+ * response open and streams new lines as the function prints them. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/xalloc.h"
+#include "obs/logs.h"
+
+#define PAGE 1000
+#define DEFAULT_LIMIT 10000
+#define MAX_LIMIT 100000
+
+typedef struct follow {
+    api_ctx_t *ctx;
+    obs_log_sub_t *sub;
+} follow_t;
+
+static void line_json(buf_t *out, const store_log_t *l)
+{
+    char t[32];
+    clock_format_iso8601(l->time_ms, t, sizeof t);
+    buf_addf(out, "{\"time\":\"%s\",\"request_id\":", t);
+    json_quote(out, l->request_id, strlen(l->request_id));
+    buf_addf(out, ",\"stream\":\"%s\",\"message\":", l->stream == 2 ? "stderr" : "stdout");
+    json_quote(out, l->message, l->len);
+    buf_adds(out, "}\n");
+}
+
+/* Parses ?since= as milliseconds since the epoch or as an ISO 8601 UTC
+ * time ("2026-01-02T03:04:05Z", fractions allowed). */
+static bool parse_since(const char *s, int64_t *out)
+{
+    char *end;
+    long long ms = strtoll(s, &end, 10);
+    if (*s && !*end && ms >= 0) {
+        *out = ms;
+        return true;
+    }
+    struct tm tm = { 0 };
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        return false;
+    long frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                frac = frac * 10 + (*p - '0');
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    if (strcmp(p, "Z") && strcmp(p, ""))
+        return false;
+    *out = (int64_t)timegm(&tm) * 1000 + frac;
+    return true;
+}
+
+static void on_line(const store_log_t *line, void *ud)
+{
+    http_request_t *req = ud;
+    buf_t b = BUF_INIT;
+    line_json(&b, line);
+    http_stream_write(req, b.data, b.len);
+    buf_release(&b);
+}
+
+static void on_follow_aborted(http_request_t *req)
+{
+    follow_t *f = req->data;
+    obs_logs_unsubscribe(f->ctx->logs, f->sub);
+    free(f);
+    req->data = NULL;
+    http_stream_end(req);
+}
+
+static void handle_logs(http_request_t *req, api_ctx_t *ctx)
+{
+    const char *name = req->params[0];
+    if (!registry_valid_name(name)) {
+        http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
+        return;
+    }
+    buf_t v = BUF_INIT;
+    char request_id[64] = "";
+    int64_t since = 0;
+    int limit = DEFAULT_LIMIT;
+    bool follow = false;
+    if (http_request_query(req, "request_id", &v) && v.len) {
+        if (v.len >= sizeof request_id) {
+            buf_release(&v);
+            http_respond_error(req, 400, "bad_request", "request_id: too long");
+            return;
+        }
+        memcpy(request_id, v.data, v.len + 1);
+    }
+    if (http_request_query(req, "since", &v) && v.len && !parse_since(v.data, &since)) {
+        buf_release(&v);
+        http_respond_error(req, 400, "bad_request",
+                           "since: must be milliseconds since the epoch or an ISO 8601 UTC time");
+        return;
+    }
+    if (http_request_query(req, "limit", &v)) {
+        char *end;
+        long n = strtol(v.data, &end, 10);
+        if (!v.len || *end || n < 1 || n > MAX_LIMIT) {
+            buf_release(&v);
+            http_respond_error(req, 400, "bad_request", "limit: must be a number from 1 to %d",
+                               MAX_LIMIT);
+            return;
+        }
+        limit = (int)n;
+    }
+    if (http_request_query(req, "follow", &v))
+        follow = !strcmp(v.data, "1") || !strcmp(v.data, "true");
+    buf_release(&v);
+
+    mf_error_t err = MF_ERROR_INIT;
+    int r = obs_logs_flush(ctx->logs, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    http_stream_begin(req, 200, "application/x-ndjson");
+    const char *rid = request_id[0] ? request_id : NULL;
+    int64_t after = 0;
+    int left = limit;
+    while (left > 0) {
+        store_log_t *lines = NULL;
+        size_t n = 0;
+        r = store_logs_list(ctx->store, name, rid, since, after, left < PAGE ? left : PAGE, &lines,
+                            &n, &err);
+        if (r < 0)
+            break;
+        buf_t b = BUF_INIT;
+        for (size_t i = 0; i < n; i++)
+            line_json(&b, &lines[i]);
+        http_stream_write(req, b.data, b.len);
+        buf_release(&b);
+        if (n)
+            after = lines[n - 1].id;
+        store_log_list_free(lines, n);
+        left -= (int)n;
+        if (n < PAGE)
+            break;
+    }
+    if (!follow || http_request_gone(req)) {
+        http_stream_end(req);
+        return;
+    }
+    /* New lines arrive through the subscription until the client leaves or
+     * the server stops. */
+    follow_t *f = xcalloc(1, sizeof *f);
+    f->ctx = ctx;
+    f->sub = obs_logs_subscribe(ctx->logs, name, rid, on_line, req);
+    req->data = f;
+    req->abort_cb = on_follow_aborted;
+}
+
+void api__logs_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__route(router, ctx, HTTP_GET, "/v1/functions/{name}/logs", handle_logs, 0, false);
+}

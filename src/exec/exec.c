@@ -1,0 +1,462 @@
+/* Pools and the scheduler: which instance runs which invocation. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "exec/exec_internal.h"
+
+const char *inv_status_name(inv_status_t s)
+{
+    switch (s) {
+    case INV_SUCCESS: return "success";
+    case INV_ERROR: return "error";
+    case INV_TIMEOUT: return "timeout";
+    case INV_OOM: return "oom";
+    case INV_THROTTLED: return "throttled";
+    default: return "running";
+    }
+}
+
+static void metrics_setup(exec_t *ex)
+{
+    static const char *const fn_status[] = { "function", "status", NULL };
+    static const char *const fn[] = { "function", NULL };
+    static const char *const fn_state[] = { "function", "state", NULL };
+    static const double dur_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,      2.5,   5,    10,    30,   60,  300, 900 };
+    ex->m_invocations = metrics_family_new(METRICS_COUNTER, "mayfly_invocations_total",
+                                           "Invocations ended, by function and status.",
+                                           fn_status, NULL, 0);
+    ex->m_duration = metrics_family_new(
+        METRICS_HISTOGRAM, "mayfly_invocation_duration_seconds",
+        "Time from handing the event to the function to its answer.", fn, dur_buckets,
+        sizeof dur_buckets / sizeof dur_buckets[0]);
+    ex->m_cold = metrics_family_new(METRICS_COUNTER, "mayfly_cold_starts_total",
+                                    "Invocations that waited for a new instance.", fn, NULL, 0);
+    ex->m_instances = metrics_family_new(METRICS_GAUGE, "mayfly_instances",
+                                         "Instances by function and state.", fn_state, NULL, 0);
+}
+
+/* Tells the registry whether an instance still runs from a package. */
+static bool code_in_use(void *ud, const char *sha)
+{
+    exec_t *ex = ud;
+    return map_get(&ex->code_users, sha) != NULL;
+}
+
+void exec__code_acquire(exec_t *ex, const char *sha)
+{
+    uintptr_t n = (uintptr_t)map_get(&ex->code_users, sha);
+    map_put(&ex->code_users, sha, (void *)(n + 1));
+}
+
+void exec__code_release(exec_t *ex, const char *sha)
+{
+    uintptr_t n = (uintptr_t)map_get(&ex->code_users, sha);
+    if (n > 1) {
+        map_put(&ex->code_users, sha, (void *)(n - 1));
+        return;
+    }
+    map_remove(&ex->code_users, sha);
+    registry_code_released(ex->registry, sha);
+}
+
+exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *registry,
+                 struct obs_records *records, struct obs_logs *logs, const exec_config_t *cfg)
+{
+    exec_t *ex = xcalloc(1, sizeof *ex);
+    ex->loop = loop;
+    ex->sandboxes = sandboxes;
+    ex->registry = registry;
+    ex->records = records;
+    ex->logs = logs;
+    ex->cfg = *cfg;
+    http_router_init(&ex->runtime_router);
+    exec__runtime_api_routes(&ex->runtime_router);
+    metrics_setup(ex);
+    registry_set_code_guard(registry, code_in_use, ex);
+    return ex;
+}
+
+/* ---- pools -------------------------------------------------------------- */
+
+static void fn_copy(fn_t *dst, const fn_t *src)
+{
+    *dst = *src;
+    dst->env = src->env ? json_deep_copy(src->env) : json_object();
+}
+
+static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)
+{
+    exec_pool_t *p = xcalloc(1, sizeof *p);
+    p->ex = ex;
+    snprintf(p->name, sizeof p->name, "%s", fn->name);
+    fn_copy(&p->fn, fn);
+    map_put(&ex->pools, p->name, p);
+    return p;
+}
+
+static void pool_free(exec_pool_t *p)
+{
+    map_remove(&p->ex->pools, p->name);
+    fn_clear(&p->fn);
+    free(p);
+}
+
+/* A pool with nothing left in it, whose function is gone, is dropped. */
+static void pool_maybe_free(exec_pool_t *p)
+{
+    if (p->removed && !p->instances && !p->queue_head)
+        pool_free(p);
+}
+
+void exec__instance_counts_changed(exec_pool_t *p)
+{
+    static const char *const states[] = { "starting", "idle", "busy", "stopping" };
+    unsigned counts[] = { p->n_starting, p->n_idle, p->n_busy, p->n_stopping };
+    for (int i = 0; i < 4; i++) {
+        const char *labels[] = { p->name, states[i] };
+        metrics_set(p->ex->m_instances, labels, counts[i]);
+    }
+}
+
+void exec__instance_freed(exec_t *ex, exec_pool_t *p)
+{
+    ex->n_instances--;
+    if (p) {
+        exec__pool_pump(p);
+        pool_maybe_free(p);
+    }
+    if (ex->shutting_down && ex->n_instances == 0 && ex->shutdown_done) {
+        void (*done)(void *) = ex->shutdown_done;
+        ex->shutdown_done = NULL;
+        done(ex->shutdown_ud);
+    }
+}
+
+static invocation_t *queue_pop(exec_pool_t *p)
+{
+    invocation_t *inv = p->queue_head;
+    if (inv) {
+        p->queue_head = inv->next;
+        if (!p->queue_head)
+            p->queue_tail = NULL;
+        inv->next = NULL;
+        p->n_queued--;
+    }
+    return inv;
+}
+
+static void queue_push(exec_pool_t *p, invocation_t *inv)
+{
+    inv->next = NULL;
+    if (p->queue_tail)
+        p->queue_tail->next = inv;
+    else
+        p->queue_head = inv;
+    p->queue_tail = inv;
+    p->n_queued++;
+}
+
+/* ---- ending invocations -------------------------------------------------- */
+
+static void record_and_finish(exec_t *ex, invocation_t *inv)
+{
+    store_record_t rec = { 0 };
+    snprintf(rec.request_id, sizeof rec.request_id, "%s", inv->request_id);
+    snprintf(rec.function, sizeof rec.function, "%s", inv->function);
+    rec.version = inv->version;
+    snprintf(rec.status, sizeof rec.status, "%s", inv_status_name(inv->status));
+    rec.start_ms = inv->start_wall_ms;
+    rec.duration_ms = inv->duration_ms;
+    rec.billed_ms = (int64_t)inv->billed_ms;
+    rec.memory_mb = inv->memory_mb;
+    rec.max_rss_kb = (int64_t)inv->max_rss_kb;
+    rec.cpu_ms = (int64_t)inv->cpu_ms;
+    rec.cold_start = inv->cold_start;
+    rec.init_ms = inv->init_ms;
+    rec.error_type = inv->error_type;
+    rec.error_message = inv->error_message;
+    rec.attempts = inv->attempts;
+    obs_records_add(ex->records, &rec);
+
+    const char *labels[] = { inv->function, inv_status_name(inv->status) };
+    metrics_inc(ex->m_invocations, labels, 1);
+    if (inv->status != INV_THROTTLED)
+        metrics_observe(ex->m_duration, labels, inv->duration_ms / 1000.0);
+    if (inv->cold_start)
+        metrics_inc(ex->m_cold, labels, 1);
+    inv->done(inv, inv->ud);
+}
+
+/* Ends an invocation that never reached an instance. */
+static void fail_unstarted(exec_t *ex, invocation_t *inv, inv_status_t status,
+                           const char *error_type, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void fail_unstarted(exec_t *ex, invocation_t *inv, inv_status_t status,
+                           const char *error_type, const char *fmt, ...)
+{
+    va_list ap;
+    buf_t msg = BUF_INIT;
+    va_start(ap, fmt);
+    buf_vaddf(&msg, fmt, ap);
+    va_end(ap);
+    inv->status = status;
+    inv->error_type = xstrdup(error_type);
+    inv->error_message = buf_detach(&msg, NULL);
+    buf_reset(&inv->result);
+    buf_adds(&inv->result, "{\"errorType\":");
+    json_quote(&inv->result, inv->error_type, strlen(inv->error_type));
+    buf_adds(&inv->result, ",\"errorMessage\":");
+    json_quote(&inv->result, inv->error_message, strlen(inv->error_message));
+    buf_adds(&inv->result, "}");
+    record_and_finish(ex, inv);
+}
+
+void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
+                    const char *error_type, const char *error_message)
+{
+    invocation_t *inv = inst->inv;
+    exec_t *ex = inst->pool->ex;
+    inst->inv = NULL;
+    inv->instance = NULL;
+    uv_timer_stop(&inst->timer);
+    snprintf(inst->last_request_id, sizeof inst->last_request_id, "%s", inv->request_id);
+
+    if (inv->delivered_ns) {
+        inv->duration_ms = (double)(clock_mono_ns() - inv->delivered_ns) / 1e6;
+        inv->billed_ms = (uint64_t)ceil(inv->duration_ms);
+        if (inv->billed_ms == 0)
+            inv->billed_ms = 1;
+        sandbox_stats_t st;
+        if (sandbox_stats(&inst->sb, &st) == 0) {
+            inv->max_rss_kb = st.memory_peak_bytes / 1024;
+            if (st.cpu_ns >= inst->cpu_ns_at_delivery)
+                inv->cpu_ms = (st.cpu_ns - inst->cpu_ns_at_delivery) / 1000000;
+        }
+    }
+    inv->status = status;
+    buf_release(&inv->result);
+    if (result) {
+        inv->result = *result;
+        buf_init(result, 0);
+    }
+    if (error_type) {
+        inv->error_type = xstrdup(error_type);
+        inv->error_message = xstrdup(error_message ? error_message : "");
+    }
+    record_and_finish(ex, inv);
+}
+
+/* ---- scheduling -------------------------------------------------------- */
+
+static void assign(exec_instance_t *inst, invocation_t *inv)
+{
+    inst->inv = inv;
+    inv->instance = inst;
+    inv->cold_start = !inst->initialized;
+    if (inst->next_req)
+        exec__instance_deliver(inst);
+}
+
+void exec__pool_pump(exec_pool_t *p)
+{
+    exec_t *ex = p->ex;
+    while (p->queue_head) {
+        if (p->idle) {
+            exec_instance_t *inst = p->idle;
+            p->idle = inst->next_idle;
+            inst->next_idle = NULL;
+            exec__instance_set_state(inst, INST_BUSY);
+            assign(inst, queue_pop(p));
+            continue;
+        }
+        unsigned live = p->n_starting + p->n_idle + p->n_busy;
+        if (p->removed || ex->shutting_down || live >= (unsigned)p->fn.max_concurrency)
+            break;
+        invocation_t *inv = queue_pop(p);
+        exec_instance_t *inst;
+        mf_error_t err = MF_ERROR_INIT;
+        if (exec__instance_start(p, &inst, &err) < 0) {
+            log_error("exec", "starting an instance of %s: %s", p->name, err.msg);
+            fail_unstarted(ex, inv, INV_ERROR, "Mayfly.SandboxError",
+                           "mayfly could not start an instance: %s", err.msg);
+            continue;
+        }
+        assign(inst, inv);
+    }
+}
+
+int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb done, void *ud,
+                mf_error_t *err)
+{
+    exec_pool_t *p = map_get(&ex->pools, name);
+    if (!p || p->removed) {
+        fn_t fn;
+        int r = registry_get(ex->registry, name, &fn, err);
+        if (r < 0)
+            return r;
+        if (p) {
+            fn_clear(&p->fn);
+            fn_copy(&p->fn, &fn);
+            p->removed = false;
+        } else {
+            p = pool_new(ex, &fn);
+        }
+        fn_clear(&fn);
+    }
+
+    invocation_t *inv = xcalloc(1, sizeof *inv);
+    id_uuid4(inv->request_id);
+    snprintf(inv->function, sizeof inv->function, "%s", p->name);
+    inv->version = p->fn.version;
+    inv->memory_mb = p->fn.memory_mb;
+    inv->event = *event;
+    buf_init(event, 0);
+    buf_init(&inv->result, 0);
+    inv->start_wall_ms = clock_wall_ms();
+    inv->enqueued_ns = clock_mono_ns();
+    inv->attempts = 1;
+    inv->done = done;
+    inv->ud = ud;
+
+    if (ex->shutting_down) {
+        fail_unstarted(ex, inv, INV_ERROR, "Mayfly.ShuttingDown", "the server is shutting down");
+        return 0;
+    }
+    unsigned live = p->n_starting + p->n_idle + p->n_busy;
+    if (!p->idle && live >= (unsigned)p->fn.max_concurrency && p->n_queued >= ex->cfg.max_queue) {
+        fail_unstarted(ex, inv, INV_THROTTLED, "TooManyRequestsException",
+                       "Rate exceeded: %s has %d calls running and %u waiting", p->name,
+                       p->fn.max_concurrency, p->n_queued);
+        return 0;
+    }
+    queue_push(p, inv);
+    exec__pool_pump(p);
+    return 0;
+}
+
+void invocation_free(invocation_t *inv)
+{
+    if (!inv)
+        return;
+    buf_release(&inv->event);
+    buf_release(&inv->result);
+    free(inv->error_type);
+    free(inv->error_message);
+    free(inv);
+}
+
+/* ---- changes to functions ----------------------------------------------- */
+
+/* Stops idle instances of versions other than the pool's own; busy ones
+ * stop when they next ask for work. */
+static void drain_old(exec_pool_t *p)
+{
+    for (exec_instance_t **pp = &p->idle; *pp;) {
+        exec_instance_t *inst = *pp;
+        if (p->removed || inst->version != p->fn.version) {
+            *pp = inst->next_idle;
+            inst->next_idle = NULL;
+            exec__instance_stop(inst);
+        } else {
+            pp = &inst->next_idle;
+        }
+    }
+}
+
+void exec_function_changed(exec_t *ex, const fn_t *fn)
+{
+    exec_pool_t *p = map_get(&ex->pools, fn->name);
+    if (!p)
+        return; /* nothing running: the next call reads the registry */
+    fn_clear(&p->fn);
+    fn_copy(&p->fn, fn);
+    p->removed = false;
+    drain_old(p);
+    exec__pool_pump(p);
+}
+
+void exec_function_removed(exec_t *ex, const char *name)
+{
+    exec_pool_t *p = map_get(&ex->pools, name);
+    if (!p)
+        return;
+    p->removed = true;
+    invocation_t *inv;
+    while ((inv = queue_pop(p)))
+        fail_unstarted(ex, inv, INV_ERROR, "ResourceNotFoundException",
+                       "Function not found: %s was deleted", name);
+    drain_old(p);
+    pool_maybe_free(p);
+}
+
+int exec_pool_stats(exec_t *ex, const char *name, exec_pool_stats_t *out)
+{
+    exec_pool_t *p = map_get(&ex->pools, name);
+    if (!p)
+        return -ENOENT;
+    out->starting = p->n_starting;
+    out->idle = p->n_idle;
+    out->busy = p->n_busy;
+    out->queued = p->n_queued;
+    return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud)
+{
+    ex->shutting_down = true;
+    ex->shutdown_done = done;
+    ex->shutdown_ud = ud;
+    const char *key;
+    void *value;
+    /* Collect first: stopping may free pools while we walk the map. */
+    size_t n = ex->pools.len, k = 0;
+    exec_pool_t **pools = xcalloc(n ? n : 1, sizeof *pools);
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
+        pools[k++] = value;
+    for (size_t i = 0; i < k; i++) {
+        exec_pool_t *p = pools[i];
+        invocation_t *inv;
+        while ((inv = queue_pop(p)))
+            fail_unstarted(ex, inv, INV_ERROR, "Mayfly.ShuttingDown",
+                           "the server is shutting down");
+        p->removed = true;
+        for (exec_instance_t *inst = p->instances, *next; inst; inst = next) {
+            next = inst->next;
+            exec__instance_stop(inst);
+        }
+        pool_maybe_free(p);
+    }
+    free(pools);
+    if (ex->n_instances == 0 && ex->shutdown_done) {
+        ex->shutdown_done = NULL;
+        done(ud);
+    }
+}
+
+void exec_free(exec_t *ex)
+{
+    if (!ex)
+        return;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
+        exec_pool_t *p = value;
+        fn_clear(&p->fn);
+        free(p);
+    }
+    map_release(&ex->pools);
+    map_release(&ex->code_users);
+    registry_set_code_guard(ex->registry, NULL, NULL);
+    http_router_release(&ex->runtime_router);
+    free(ex);
+}

@@ -1,0 +1,116 @@
+/* Execution: warm pools of sandboxed instances per function, the scheduler
+ * that hands invocations to them, and the Lambda Runtime API each instance
+ * talks to.
+ *
+ * An invocation walks: exec_invoke → an idle instance (most recently used
+ * first), or a new one while the function is under max_concurrency, or the
+ * function's bounded queue, or throttled → the instance's pending
+ * `GET …/next` gets the event → `POST …/response` (or /error, a timeout, a
+ * crash) completes it → the done callback. Event and result are opaque
+ * bytes throughout. */
+#ifndef MAYFLY_EXEC_EXEC_H
+#define MAYFLY_EXEC_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/id.h"
+#include "registry/registry.h"
+#include "sandbox/sandbox.h"
+
+typedef enum {
+    INV_PENDING = 0,
+    INV_SUCCESS,
+    INV_ERROR,
+    INV_TIMEOUT,
+    INV_OOM,
+    INV_THROTTLED,
+} inv_status_t;
+
+/* The record's name for a status: "success", "error", … */
+const char *inv_status_name(inv_status_t s);
+
+typedef struct invocation invocation_t;
+typedef void (*invocation_done_cb)(invocation_t *inv, void *ud);
+
+struct invocation {
+    char request_id[ID_UUID_LEN + 1];
+    char function[FN_NAME_MAX + 1];
+    int64_t version;
+    int memory_mb;
+    buf_t event;                 /* the event bytes, as received */
+
+    /* The outcome, filled before done is called. */
+    inv_status_t status;
+    buf_t result;                /* the response bytes, or the error JSON */
+    char *error_type;            /* NULL on success */
+    char *error_message;
+    bool cold_start;
+    double init_ms;              /* the instance's start, on a cold start */
+    double duration_ms;          /* event handed over → answer */
+    uint64_t billed_ms;          /* duration rounded up to 1 ms */
+    uint64_t max_rss_kb;
+    uint64_t cpu_ms;
+    int64_t start_wall_ms;
+    int attempts;
+
+    /* Plumbing. */
+    invocation_done_cb done;
+    void *ud;
+    struct invocation *next;     /* in a function's queue */
+    struct exec_instance *instance;
+    uint64_t enqueued_ns;
+    uint64_t delivered_ns;
+    uint64_t log_bytes;          /* log bytes so far, bounded per invocation */
+    bool log_truncated;
+};
+
+typedef struct exec_config {
+    const char *runtimes_dir;    /* host folder mounted at /var/runtime */
+    const char *region;          /* AWS_REGION inside (default us-east-1) */
+    unsigned idle_timeout_ms;    /* an idle instance stops after it (default 5 min) */
+    unsigned max_queue;          /* waiting calls per function before 429 (100) */
+    unsigned max_pids;           /* processes per instance (128) */
+    size_t max_result_bytes;     /* sync result (6 MiB) */
+    size_t max_log_bytes;        /* log bytes per invocation (1 MiB) */
+} exec_config_t;
+
+#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20 }
+
+typedef struct exec exec_t;
+struct obs_records;
+struct obs_logs;
+
+exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *registry,
+                 struct obs_records *records, struct obs_logs *logs, const exec_config_t *cfg);
+
+/* Starts an invocation of function name with event (whose memory it takes
+ * over). done(inv, ud) is called exactly once when it ends, possibly before
+ * exec_invoke returns (e.g. throttled); the callback owns inv then and
+ * frees it with invocation_free. Returns -ENOENT (no such function) or
+ * -EINVAL (a bad name) without calling done. */
+int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb done, void *ud,
+                mf_error_t *err);
+void invocation_free(invocation_t *inv);
+
+/* A function's code or settings changed: new calls get the new version and
+ * instances of the old one stop once they are idle. */
+void exec_function_changed(exec_t *ex, const fn_t *fn);
+/* A function was deleted: its instances stop once idle; queued calls fail. */
+void exec_function_removed(exec_t *ex, const char *name);
+
+/* Counts for metrics and tests. */
+typedef struct exec_pool_stats {
+    unsigned starting, idle, busy, queued;
+} exec_pool_stats_t;
+int exec_pool_stats(exec_t *ex, const char *name, exec_pool_stats_t *out);
+
+/* Stops every instance (their processes, mounts and cgroups go with them)
+ * and calls done(ud) once all are gone. Queued invocations fail. */
+void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud);
+void exec_free(exec_t *ex);
+
+#endif

@@ -1,0 +1,101 @@
+/* What exec.c, instance.c and runtime_api.c share. Not for other modules. */
+#ifndef MAYFLY_EXEC_INTERNAL_H
+#define MAYFLY_EXEC_INTERNAL_H
+
+#include "core/map.h"
+#include "exec/exec.h"
+#include "http/server.h"
+#include "obs/logs.h"
+#include "obs/metrics.h"
+#include "obs/records.h"
+
+typedef enum {
+    INST_STARTING, /* spawned; its runtime has not asked for work yet */
+    INST_IDLE,     /* waiting in GET /next, on the pool's idle stack */
+    INST_BUSY,     /* has an invocation, or is between an answer and its next GET */
+    INST_STOPPING, /* killed; waiting for its processes and handles to go */
+} exec_inst_state_t;
+
+typedef struct exec_pool exec_pool_t;
+
+typedef struct exec_instance {
+    exec_pool_t *pool;
+    char id[48];
+    int64_t version;
+    char code_sha[65];           /* the package mounted at /var/task */
+    exec_inst_state_t state;
+    sandbox_t sb;
+    http_server_t *api;          /* the Runtime API, on the sandbox's listener */
+    uv_poll_t exit_poll;         /* on the sandbox's pidfd */
+    uv_pipe_t out[2];            /* the function's stdout and stderr */
+    buf_t partial[2];            /* an unfinished line of each */
+    uv_timer_t timer;            /* the invocation's deadline, or the idle timeout */
+    http_request_t *next_req;    /* the runtime's pending GET /next */
+    invocation_t *inv;           /* the current invocation */
+    char last_request_id[ID_UUID_LEN + 1]; /* late log lines belong to it */
+    uint64_t spawn_ns;
+    double init_ms;
+    bool initialized;            /* the runtime has asked for work once */
+    bool reaped;
+    bool timed_out;
+    int open_handles;
+    uint64_t cpu_ns_at_delivery;
+    struct exec_instance *next_idle;
+    struct exec_instance *prev, *next; /* every instance of the pool */
+} exec_instance_t;
+
+struct exec_pool {
+    exec_t *ex;
+    char name[FN_NAME_MAX + 1];
+    fn_t fn;                     /* the current version's settings */
+    bool removed;
+    exec_instance_t *instances;
+    exec_instance_t *idle;       /* LIFO: the most recently used on top */
+    unsigned n_starting, n_idle, n_busy, n_stopping;
+    invocation_t *queue_head, *queue_tail;
+    unsigned n_queued;
+};
+
+struct exec {
+    uv_loop_t *loop;
+    sandbox_system_t *sandboxes;
+    registry_t *registry;
+    obs_records_t *records;
+    obs_logs_t *logs;
+    exec_config_t cfg;
+    map_t pools;                 /* name → exec_pool_t */
+    map_t code_users;            /* code sha → instances running it (a count) */
+    http_router_t runtime_router;
+    unsigned n_instances;        /* not yet freed */
+    uint64_t instance_seq;
+    bool shutting_down;
+    void (*shutdown_done)(void *);
+    void *shutdown_ud;
+    metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances;
+};
+
+/* exec.c */
+void exec__code_acquire(exec_t *ex, const char *sha);
+void exec__code_release(exec_t *ex, const char *sha);
+void exec__pool_pump(exec_pool_t *p);
+void exec__instance_counts_changed(exec_pool_t *p);
+void exec__instance_freed(exec_t *ex, exec_pool_t *p);
+/* Ends the instance's invocation with an outcome, records it and calls its
+ * done callback. error_type NULL means success; result's memory is taken. */
+void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
+                    const char *error_type, const char *error_message);
+
+/* instance.c */
+int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err);
+/* Hands the event of inst->inv to the runtime's pending GET /next. */
+void exec__instance_deliver(exec_instance_t *inst);
+/* The runtime is waiting for work and has none: idle it (or stop it if its
+ * version is old or the pool is going). */
+void exec__instance_idle(exec_instance_t *inst);
+void exec__instance_stop(exec_instance_t *inst);
+void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state);
+
+/* runtime_api.c */
+void exec__runtime_api_routes(http_router_t *router);
+
+#endif

@@ -1,0 +1,500 @@
+/* One instance: a sandbox running a function's runtime, its Runtime API
+ * endpoint, its log pipes, and its deadline and idle timers. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "exec/exec_internal.h"
+
+/* A line longer than this is cut into pieces of this size. */
+#define LOG_LINE_MAX (64 * 1024)
+#define RUNTIME_API_PORT 9001
+
+static const http_server_config_t runtime_api_config = {
+    .max_connections = 16,
+    .header_timeout_ms = 30000,
+    .keepalive_timeout_ms = 60000,
+    /* The runtime is killed before its API closes: nothing to wait for. */
+    .shutdown_grace_ms = 1000,
+};
+
+static void on_handle_closed(uv_handle_t *h);
+
+/* ---- states and counts --------------------------------------------------- */
+
+static unsigned *state_counter(exec_pool_t *p, exec_inst_state_t s)
+{
+    switch (s) {
+    case INST_STARTING: return &p->n_starting;
+    case INST_IDLE: return &p->n_idle;
+    case INST_BUSY: return &p->n_busy;
+    default: return &p->n_stopping;
+    }
+}
+
+void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
+{
+    exec_pool_t *p = inst->pool;
+    if (inst->state == state)
+        return;
+    if (inst->state == INST_IDLE)
+        uv_timer_stop(&inst->timer); /* the idle timeout */
+    (*state_counter(p, inst->state))--;
+    (*state_counter(p, state))++;
+    inst->state = state;
+    exec__instance_counts_changed(p);
+}
+
+static void idle_stack_remove(exec_instance_t *inst)
+{
+    for (exec_instance_t **pp = &inst->pool->idle; *pp; pp = &(*pp)->next_idle) {
+        if (*pp == inst) {
+            *pp = inst->next_idle;
+            inst->next_idle = NULL;
+            return;
+        }
+    }
+}
+
+/* ---- environment ----------------------------------------------------------- */
+
+static void env_add(char ***env, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void env_add(char ***env, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    buf_t b = BUF_INIT;
+    va_start(ap, fmt);
+    buf_vaddf(&b, fmt, ap);
+    va_end(ap);
+    *env = xrealloc(*env, (*n + 2) * sizeof **env);
+    (*env)[(*n)++] = buf_detach(&b, NULL);
+    (*env)[*n] = NULL;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The environment a Lambda function expects, then the function's own. */
+static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_t *fn)
+{
+    char **env = NULL;
+    size_t n = 0;
+    char day[16];
+    int64_t now = clock_wall_ms();
+    char iso[32];
+    clock_format_iso8601(now, iso, sizeof iso);
+    snprintf(day, sizeof day, "%.4s/%.2s/%.2s", iso, iso + 5, iso + 8);
+
+    env_add(&env, &n, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", RUNTIME_API_PORT);
+    env_add(&env, &n, "_HANDLER=%s", fn->handler);
+    env_add(&env, &n, "LAMBDA_TASK_ROOT=/var/task");
+    env_add(&env, &n, "LAMBDA_RUNTIME_DIR=/var/runtime");
+    env_add(&env, &n, "AWS_LAMBDA_FUNCTION_NAME=%s", fn->name);
+    env_add(&env, &n, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
+    env_add(&env, &n, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", fn->memory_mb);
+    env_add(&env, &n, "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/%s", fn->name);
+    env_add(&env, &n, "AWS_LAMBDA_LOG_STREAM_NAME=%s/[$LATEST]%s", day, inst->id);
+    env_add(&env, &n, "AWS_REGION=%s", ex->cfg.region);
+    env_add(&env, &n, "AWS_DEFAULT_REGION=%s", ex->cfg.region);
+    env_add(&env, &n, "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
+    env_add(&env, &n, "AWS_EXECUTION_ENV=AWS_Lambda_%s", fn->runtime);
+    env_add(&env, &n, "MAYFLY_FUNCTION_VERSION=%lld", (long long)fn->version);
+    env_add(&env, &n, "TZ=:UTC");
+    env_add(&env, &n, "LANG=en_US.UTF-8");
+    env_add(&env, &n, "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin");
+    env_add(&env, &n, "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
+                      "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib");
+    if (!strcmp(fn->runtime, "python3")) {
+        env_add(&env, &n, "PYTHONUNBUFFERED=1");
+        env_add(&env, &n, "PYTHONDONTWRITEBYTECODE=1");
+    } else if (!strcmp(fn->runtime, "nodejs")) {
+        env_add(&env, &n, "NODE_PATH=/opt/nodejs/node_modules:/var/runtime/node_modules:"
+                          "/var/task/node_modules");
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(fn->env, key, value)
+        env_add(&env, &n, "%s=%s", key, json_string_value(value));
+    return env;
+}
+
+static char **build_argv(const fn_t *fn)
+{
+    char **argv = xcalloc(3, sizeof *argv);
+    if (!strcmp(fn->runtime, "python3")) {
+        argv[0] = xstrdup("/usr/bin/python3");
+        argv[1] = xstrdup("/var/runtime/python3/bootstrap.py");
+    } else if (!strcmp(fn->runtime, "nodejs")) {
+        argv[0] = xstrdup("/usr/bin/node");
+        argv[1] = xstrdup("/var/runtime/nodejs/bootstrap.js");
+    } else {
+        argv[0] = xstrdup("/var/task/bootstrap");
+    }
+    return argv;
+}
+
+/* ---- logs ------------------------------------------------------------------ */
+
+static void emit_line(exec_instance_t *inst, int stream, const char *data, size_t len)
+{
+    exec_t *ex = inst->pool->ex;
+    if (len && data[len - 1] == '\r')
+        len--;
+    invocation_t *inv = inst->inv;
+    const char *rid = inv ? inv->request_id : inst->last_request_id;
+    if (inv) {
+        if (inv->log_truncated)
+            return;
+        if (inv->log_bytes + len > ex->cfg.max_log_bytes) {
+            inv->log_truncated = true;
+            char note[160];
+            int n = snprintf(note, sizeof note,
+                             "mayfly: this invocation's log is over %zu bytes; the rest is dropped",
+                             ex->cfg.max_log_bytes);
+            obs_logs_append(ex->logs, inst->pool->name, rid, stream, note, (size_t)n);
+            return;
+        }
+        inv->log_bytes += len;
+    }
+    obs_logs_append(ex->logs, inst->pool->name, rid, stream, data, len);
+}
+
+static void on_log_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    /* Consumed at once in on_log_read, so one buffer serves every pipe. */
+    static char slab[65536];
+    *b = uv_buf_init(slab, sizeof slab);
+}
+
+static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    exec_instance_t *inst = s->data;
+    int idx = s == (uv_stream_t *)&inst->out[0] ? 0 : 1;
+    buf_t *partial = &inst->partial[idx];
+    if (nread < 0) {
+        if (partial->len)
+            emit_line(inst, idx + 1, partial->data, partial->len);
+        buf_release(partial);
+        uv_close((uv_handle_t *)s, on_handle_closed);
+        return;
+    }
+    const char *p = b->base, *end = b->base + nread;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t take = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (partial->len + take > LOG_LINE_MAX)
+            take = LOG_LINE_MAX - partial->len;
+        if (partial->len == 0 && nl && take == (size_t)(nl - p)) {
+            emit_line(inst, idx + 1, p, take); /* a whole line: no copy */
+        } else {
+            buf_add(partial, p, take);
+            if ((nl && take == (size_t)(nl - p)) || partial->len >= LOG_LINE_MAX) {
+                emit_line(inst, idx + 1, partial->data, partial->len);
+                buf_reset(partial);
+            }
+        }
+        p += take;
+        if (nl && p == nl)
+            p++;
+    }
+}
+
+/* ---- teardown -------------------------------------------------------------- */
+
+static void instance_free(exec_instance_t *inst)
+{
+    exec_pool_t *p = inst->pool;
+    exec_t *ex = p->ex;
+    sandbox_destroy(&inst->sb);
+    exec__code_release(ex, inst->code_sha);
+    (*state_counter(p, inst->state))--;
+    exec__instance_counts_changed(p);
+    if (inst->prev)
+        inst->prev->next = inst->next;
+    else
+        p->instances = inst->next;
+    if (inst->next)
+        inst->next->prev = inst->prev;
+    buf_release(&inst->partial[0]);
+    buf_release(&inst->partial[1]);
+    free(inst);
+    exec__instance_freed(ex, p);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    exec_instance_t *inst = h->data;
+    if (--inst->open_handles == 0)
+        instance_free(inst);
+}
+
+static void on_api_closed(void *ud)
+{
+    exec_instance_t *inst = ud;
+    http_server_free(inst->api);
+    inst->api = NULL;
+    if (--inst->open_handles == 0)
+        instance_free(inst);
+}
+
+/* Describes how the runtime ended, as Lambda words it. */
+static void describe_exit(int wstatus, char *out, size_t outlen)
+{
+    if (WIFSIGNALED(wstatus)) {
+        int sig = WTERMSIG(wstatus);
+        const char *name = sig == SIGKILL ? "killed" : strsignal(sig);
+        snprintf(out, outlen, "signal: %s", name);
+    } else if (WIFEXITED(wstatus)) {
+        snprintf(out, outlen, "exit status %d", WEXITSTATUS(wstatus));
+    } else {
+        snprintf(out, outlen, "status %d", wstatus);
+    }
+}
+
+static void fail_current(exec_instance_t *inst, inv_status_t status, const char *type,
+                         const char *message)
+{
+    buf_t result = BUF_INIT;
+    buf_adds(&result, "{\"errorType\":");
+    json_quote(&result, type, strlen(type));
+    buf_adds(&result, ",\"errorMessage\":");
+    json_quote(&result, message, strlen(message));
+    buf_adds(&result, "}");
+    exec__complete(inst, status, &result, type, message);
+}
+
+static void on_exit_ready(uv_poll_t *h, int status, int events)
+{
+    exec_instance_t *inst = h->data;
+    int wstatus = 0;
+    if (sandbox_reap(&inst->sb, &wstatus) == -EAGAIN)
+        return; /* not yet: the poll fires again */
+    inst->reaped = true;
+    uv_poll_stop(h);
+
+    if (inst->inv) {
+        sandbox_stats_t st = { 0 };
+        sandbox_stats(&inst->sb, &st);
+        char how[64], msg[256];
+        describe_exit(wstatus, how, sizeof how);
+        snprintf(msg, sizeof msg, "RequestId: %s Error: Runtime exited with error: %s",
+                 inst->inv->request_id, how);
+        if (st.oom_kills > 0)
+            fail_current(inst, INV_OOM, "Runtime.OutOfMemory", msg);
+        else
+            fail_current(inst, INV_ERROR, "Runtime.ExitError", msg);
+    } else if (inst->state != INST_STOPPING) {
+        char how[64];
+        describe_exit(wstatus, how, sizeof how);
+        log_info("exec", "instance %s of %s exited (%s)", inst->id, inst->pool->name, how);
+    }
+    exec__instance_stop(inst);
+}
+
+void exec__instance_stop(exec_instance_t *inst)
+{
+    if (inst->state == INST_STOPPING) {
+        if (inst->reaped && !uv_is_closing((uv_handle_t *)&inst->exit_poll))
+            uv_close((uv_handle_t *)&inst->exit_poll, on_handle_closed);
+        return;
+    }
+    if (inst->state == INST_IDLE)
+        idle_stack_remove(inst);
+    exec__instance_set_state(inst, INST_STOPPING);
+    uv_timer_stop(&inst->timer);
+    uv_close((uv_handle_t *)&inst->timer, on_handle_closed);
+    /* Killing first means the runtime cannot race the API's closing. */
+    sandbox_kill(&inst->sb);
+    if (inst->next_req) {
+        http_request_t *req = inst->next_req;
+        inst->next_req = NULL;
+        req->abort_cb = NULL;
+        http_respond_error(req, 410, "gone", "this instance is stopping");
+    }
+    http_server_shutdown(inst->api, on_api_closed, inst);
+    if (inst->reaped)
+        uv_close((uv_handle_t *)&inst->exit_poll, on_handle_closed);
+    /* The log pipes close on their own when the last writer is gone. An
+     * invocation still running is failed in on_exit_ready, once the
+     * sandbox's processes are reaped. */
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void on_deadline(uv_timer_t *t)
+{
+    exec_instance_t *inst = t->data;
+    if (!inst->inv)
+        return;
+    inst->timed_out = true;
+    char msg[64];
+    snprintf(msg, sizeof msg, "Task timed out after %.2f seconds",
+             (double)inst->pool->fn.timeout_s);
+    /* The runtime is stuck in the handler: only a new instance can serve the
+     * next call, as on Lambda. */
+    fail_current(inst, INV_TIMEOUT, "Sandbox.Timedout", msg);
+    exec__instance_stop(inst);
+}
+
+static void on_idle_timeout(uv_timer_t *t)
+{
+    exec_instance_t *inst = t->data;
+    log_debug("exec", "instance %s of %s idle for %u ms: stopping", inst->id, inst->pool->name,
+              inst->pool->ex->cfg.idle_timeout_ms);
+    exec__instance_stop(inst);
+}
+
+/* ---- the hot path ----------------------------------------------------------- */
+
+static void trace_id(const char *rid, char *out, size_t outlen)
+{
+    /* X-Ray's shape, derived from the request id so it is stable for it. */
+    char hex[33];
+    size_t k = 0;
+    for (const char *p = rid; *p && k < 32; p++)
+        if (*p != '-')
+            hex[k++] = *p;
+    hex[k] = '\0';
+    snprintf(out, outlen, "Root=1-%.8s-%.24s;Parent=%.16s;Sampled=0",
+             hex, hex + 8, hex + 16);
+}
+
+void exec__instance_deliver(exec_instance_t *inst)
+{
+    invocation_t *inv = inst->inv;
+    exec_t *ex = inst->pool->ex;
+    const fn_t *fn = &inst->pool->fn;
+    http_request_t *req = inst->next_req;
+    inst->next_req = NULL;
+    req->abort_cb = NULL;
+    exec__instance_set_state(inst, INST_BUSY);
+
+    sandbox_reset_peak(&inst->sb);
+    sandbox_stats_t st;
+    inst->cpu_ns_at_delivery = sandbox_stats(&inst->sb, &st) == 0 ? st.cpu_ns : 0;
+    if (inv->cold_start)
+        inv->init_ms = inst->init_ms;
+
+    char tid[96];
+    trace_id(inv->request_id, tid, sizeof tid);
+    http_header_add(req, "Lambda-Runtime-Aws-Request-Id", "%s", inv->request_id);
+    http_header_add(req, "Lambda-Runtime-Deadline-Ms", "%lld",
+                    (long long)(clock_wall_ms() + (int64_t)fn->timeout_s * 1000));
+    http_header_add(req, "Lambda-Runtime-Invoked-Function-Arn",
+                    "arn:aws:lambda:%s:000000000000:function:%s", ex->cfg.region, fn->name);
+    http_header_add(req, "Lambda-Runtime-Trace-Id", "%s", tid);
+
+    inv->delivered_ns = clock_mono_ns();
+    uv_timer_start(&inst->timer, on_deadline, (uint64_t)fn->timeout_s * 1000, 0);
+    /* The event's bytes go to the runtime as they came: no parse, no copy. */
+    http_respond_buf(req, 200, "application/json", &inv->event);
+}
+
+void exec__instance_idle(exec_instance_t *inst)
+{
+    exec_pool_t *p = inst->pool;
+    exec_t *ex = p->ex;
+    if (p->removed || inst->version != p->fn.version || ex->shutting_down) {
+        exec__instance_stop(inst);
+        return;
+    }
+    exec__instance_set_state(inst, INST_IDLE);
+    inst->next_idle = p->idle;
+    p->idle = inst;
+    uv_timer_start(&inst->timer, on_idle_timeout, ex->cfg.idle_timeout_ms, 0);
+    exec__pool_pump(p);
+}
+
+/* ---- start ------------------------------------------------------------------ */
+
+int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
+{
+    exec_t *ex = p->ex;
+    exec_instance_t *inst = xcalloc(1, sizeof *inst);
+    inst->pool = p;
+    inst->version = p->fn.version;
+    uint8_t rnd[8];
+    id_random_bytes(rnd, sizeof rnd);
+    snprintf(inst->id, sizeof inst->id, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    buf_init(&inst->partial[0], 0);
+    buf_init(&inst->partial[1], 0);
+
+    char *code_dir = registry_code_dir(ex->registry, &p->fn);
+    char **argv = build_argv(&p->fn);
+    char **envp = build_env(inst, ex, &p->fn);
+    char hostname[64];
+    snprintf(hostname, sizeof hostname, "mayfly-%.12s", inst->id);
+    sandbox_config_t cfg = {
+        .id = inst->id,
+        .code_dir = code_dir,
+        .runtime_dir = ex->cfg.runtimes_dir,
+        .argv = argv,
+        .envp = envp,
+        .hostname = hostname,
+        .memory_mb = (unsigned)p->fn.memory_mb,
+        .tmp_mb = (unsigned)p->fn.tmp_mb,
+        .max_pids = ex->cfg.max_pids,
+        .api_port = RUNTIME_API_PORT,
+    };
+    inst->spawn_ns = clock_mono_ns();
+    int r = sandbox_spawn(ex->sandboxes, &cfg, &inst->sb, err);
+    free(code_dir);
+    strv_free(argv);
+    strv_free(envp);
+    if (r < 0) {
+        free(inst);
+        return r;
+    }
+
+    r = http_server_open_fd(ex->loop, inst->sb.api_listen_fd, &runtime_api_config,
+                            &ex->runtime_router, inst, &inst->api, err);
+    if (r < 0) {
+        sandbox_destroy(&inst->sb);
+        free(inst);
+        return r;
+    }
+    http_server_set_metrics(inst->api, false);
+    inst->sb.api_listen_fd = -1; /* the server owns it now */
+
+    uv_loop_t *loop = ex->loop;
+    uv_poll_init(loop, &inst->exit_poll, inst->sb.pidfd);
+    inst->exit_poll.data = inst;
+    uv_poll_start(&inst->exit_poll, UV_READABLE, on_exit_ready);
+    int fds[2] = { inst->sb.stdout_fd, inst->sb.stderr_fd };
+    for (int i = 0; i < 2; i++) {
+        uv_pipe_init(loop, &inst->out[i], 0);
+        inst->out[i].data = inst;
+        uv_pipe_open(&inst->out[i], fds[i]);
+        uv_read_start((uv_stream_t *)&inst->out[i], on_log_alloc, on_log_read);
+    }
+    inst->sb.stdout_fd = inst->sb.stderr_fd = -1; /* the pipes own them now */
+    uv_timer_init(loop, &inst->timer);
+    inst->timer.data = inst;
+    inst->open_handles = 5; /* api server, exit poll, two pipes, timer */
+
+    snprintf(inst->code_sha, sizeof inst->code_sha, "%s", p->fn.code_sha256);
+    exec__code_acquire(ex, inst->code_sha);
+    inst->state = INST_STARTING;
+    p->n_starting++;
+    inst->next = p->instances;
+    if (p->instances)
+        p->instances->prev = inst;
+    p->instances = inst;
+    ex->n_instances++;
+    exec__instance_counts_changed(p);
+    *out = inst;
+    return 0;
+}

@@ -1,0 +1,197 @@
+/* The Lambda Runtime API, as each instance's runtime sees it at
+ * 127.0.0.1:9001 inside its sandbox. Requests arrive on the server's loop
+ * through the listening socket the sandbox handed over; the instance is the
+ * server's data. */
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/xalloc.h"
+#include "exec/exec_internal.h"
+
+#define API_PREFIX "/2018-06-01/runtime"
+/* An error document or init error is small; a response may be a whole
+ * result (bounded per exec config, checked again in the handler). */
+#define ERROR_BODY_MAX (1u << 20)
+#define RESPONSE_BODY_MAX (6u << 20)
+
+static void respond_lambda_error(http_request_t *req, int status, const char *type,
+                                 const char *message)
+{
+    buf_t b = BUF_INIT;
+    buf_adds(&b, "{\"errorMessage\":");
+    json_quote(&b, message, strlen(message));
+    buf_adds(&b, ",\"errorType\":");
+    json_quote(&b, type, strlen(type));
+    buf_adds(&b, "}");
+    http_respond_buf(req, status, "application/json", &b);
+}
+
+static void respond_accepted(http_request_t *req)
+{
+    static const char ok[] = "{\"status\":\"OK\"}";
+    http_respond(req, 202, "application/json", ok, sizeof ok - 1);
+}
+
+static void on_next_aborted(http_request_t *req)
+{
+    exec_instance_t *inst = req->data;
+    if (inst->next_req != req)
+        return;
+    inst->next_req = NULL;
+    /* Its runtime stopped waiting: it cannot take work until it asks again. */
+    if (inst->state == INST_IDLE) {
+        for (exec_instance_t **pp = &inst->pool->idle; *pp; pp = &(*pp)->next_idle) {
+            if (*pp == inst) {
+                *pp = inst->next_idle;
+                inst->next_idle = NULL;
+                break;
+            }
+        }
+        exec__instance_set_state(inst, INST_BUSY);
+    }
+    http_respond(req, 410, NULL, NULL, 0);
+}
+
+static void handle_next(http_request_t *req, void *ud)
+{
+    exec_instance_t *inst = http_request_server_data(req);
+    if (inst->state == INST_STOPPING) {
+        respond_lambda_error(req, 410, "Runtime.Stopping", "this instance is stopping");
+        return;
+    }
+    if (inst->next_req) {
+        respond_lambda_error(req, 409, "InvalidStateTransition",
+                             "another GET /next from this runtime is already waiting");
+        return;
+    }
+    if (inst->inv && inst->inv->delivered_ns) {
+        respond_lambda_error(req, 409, "InvalidStateTransition",
+                             "the current invocation has not been answered: post its response "
+                             "or error first");
+        return;
+    }
+    if (!inst->initialized) {
+        inst->initialized = true;
+        inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
+    }
+    inst->next_req = req;
+    req->data = inst;
+    req->abort_cb = on_next_aborted;
+    if (inst->inv)
+        exec__instance_deliver(inst);
+    else
+        exec__instance_idle(inst);
+}
+
+/* The invocation a response or error names, if it is the one in flight. */
+static invocation_t *current(exec_instance_t *inst, http_request_t *req)
+{
+    invocation_t *inv = inst->inv;
+    if (!inv || !inv->delivered_ns || strcmp(req->params[0], inv->request_id)) {
+        respond_lambda_error(req, 400, "InvalidRequestID", "Invalid request ID");
+        return NULL;
+    }
+    return inv;
+}
+
+static void handle_response(http_request_t *req, void *ud)
+{
+    exec_instance_t *inst = http_request_server_data(req);
+    if (!current(inst, req))
+        return;
+    exec_t *ex = inst->pool->ex;
+    if (req->body.len > ex->cfg.max_result_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Response payload size (%zu bytes) exceeded maximum allowed "
+                 "payload size (%zu bytes).", req->body.len, ex->cfg.max_result_bytes);
+        buf_t result = BUF_INIT;
+        buf_adds(&result, "{\"errorType\":\"Function.ResponseSizeTooLarge\",\"errorMessage\":");
+        json_quote(&result, msg, strlen(msg));
+        buf_adds(&result, "}");
+        exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
+        respond_lambda_error(req, 413, "RequestEntityTooLarge", msg);
+        return;
+    }
+    exec__complete(inst, INV_SUCCESS, &req->body, NULL, NULL);
+    respond_accepted(req);
+}
+
+/* Reads errorType and errorMessage from an error document the runtime
+ * posted; the document itself goes to the caller as it is. */
+static void parse_error_doc(const http_request_t *req, char **type, char **message)
+{
+    const char *hdr = http_request_header(req, "Lambda-Runtime-Function-Error-Type");
+    json_t *doc = json_loadb(req->body.data, req->body.len, 0, NULL);
+    const char *t = doc ? json_string_value(json_object_get(doc, "errorType")) : NULL;
+    const char *m = doc ? json_string_value(json_object_get(doc, "errorMessage")) : NULL;
+    *type = xstrdup(t ? t : hdr && *hdr ? hdr : "Unhandled");
+    *message = xstrdup(m ? m : doc ? "" : req->body.data);
+    json_decref(doc);
+}
+
+/* The caller gets a JSON error document even when the runtime sent none. */
+static void error_result(http_request_t *req, const char *type, const char *message,
+                         buf_t *out)
+{
+    json_t *doc = json_loadb(req->body.data, req->body.len, 0, NULL);
+    if (json_is_object(doc)) {
+        *out = req->body;
+        buf_init(&req->body, 0);
+    } else {
+        buf_adds(out, "{\"errorType\":");
+        json_quote(out, type, strlen(type));
+        buf_adds(out, ",\"errorMessage\":");
+        json_quote(out, message, strlen(message));
+        buf_adds(out, "}");
+    }
+    json_decref(doc);
+}
+
+static void handle_error(http_request_t *req, void *ud)
+{
+    exec_instance_t *inst = http_request_server_data(req);
+    if (!current(inst, req))
+        return;
+    char *type, *message;
+    parse_error_doc(req, &type, &message);
+    buf_t result = BUF_INIT;
+    error_result(req, type, message, &result);
+    exec__complete(inst, INV_ERROR, &result, type, message);
+    free(type);
+    free(message);
+    respond_accepted(req);
+}
+
+static void handle_init_error(http_request_t *req, void *ud)
+{
+    exec_instance_t *inst = http_request_server_data(req);
+    char *type, *message;
+    parse_error_doc(req, &type, &message);
+    if (inst->inv && !inst->inv->delivered_ns) {
+        buf_t result = BUF_INIT;
+        error_result(req, type, message, &result);
+        if (!inst->initialized) {
+            inst->initialized = true;
+            inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
+            inst->inv->init_ms = inst->init_ms;
+        }
+        exec__complete(inst, INV_ERROR, &result, type, message);
+    }
+    free(type);
+    free(message);
+    respond_accepted(req);
+    /* A runtime that failed to start is of no further use, as on Lambda. */
+    exec__instance_stop(inst);
+}
+
+void exec__runtime_api_routes(http_router_t *router)
+{
+    http_router_add(router, HTTP_GET, API_PREFIX "/invocation/next", handle_next, NULL, 0);
+    http_router_add(router, HTTP_POST, API_PREFIX "/invocation/{id}/response", handle_response,
+                    NULL, RESPONSE_BODY_MAX);
+    http_router_add(router, HTTP_POST, API_PREFIX "/invocation/{id}/error", handle_error, NULL,
+                    ERROR_BODY_MAX);
+    http_router_add(router, HTTP_POST, API_PREFIX "/init/error", handle_init_error, NULL,
+                    ERROR_BODY_MAX);
+}
