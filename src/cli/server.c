@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -265,6 +266,19 @@ static void on_http_stopped(void *ud)
     exec_shutdown(st->exec, on_exec_stopped, st);
 }
 
+/* Every instance holds a handful of descriptors (its Runtime API socket,
+ * log pipes, pidfd, cgroup files), so the soft default of 1024 would cap the
+ * server at a hundred or so instances. */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warn("server", "cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
 /* The runtimes folder ships beside the binary: bin/mayfly and runtimes/. */
 static char *default_runtimes_dir(void)
 {
@@ -329,6 +343,7 @@ int cmd_server(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile_limit();
 
     cleanup_free char *runtimes = o.runtimes_dir ? xstrdup(o.runtimes_dir) : default_runtimes_dir();
     char resolved[4096];

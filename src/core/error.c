@@ -41,3 +41,31 @@ int mf_error_wrap(mf_error_t *err, const char *fmt, ...)
     err->msg[n + 2 + ol] = '\0';
     return err->code ? -err->code : -EINVAL;
 }
+
+int mf_error_plain(mf_error_t *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return -code;
+}
+
+const char *mf_error_show(const char *text, size_t max, char *out, size_t size)
+{
+    size_t j = 0;
+    for (size_t i = 0; text[i] && j + 4 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+        if (j == max) {
+            memcpy(out + j, "...", 3);
+            j += 3;
+            break;
+        }
+    }
+    out[j] = '\0';
+    return out;
+}

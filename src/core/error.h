@@ -20,6 +20,16 @@ typedef struct mf_error {
 int mf_error_set(mf_error_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Like mf_error_set, but the message is used as it is (no strerror), for
+ * errors whose message already says everything. Returns -code. */
+int mf_error_plain(mf_error_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copies text that came from a client into out (size bytes) fit for a
+ * message: control characters become '?', and past max characters it is
+ * cut with "...". Returns out. */
+const char *mf_error_show(const char *text, size_t max, char *out, size_t size);
+
 /* Prefixes the message already in *err with more context: "ctx: old". */
 int mf_error_wrap(mf_error_t *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -55,39 +55,8 @@ typedef struct code_pkg {
     uint64_t declared; /* sum of the sizes the zip declares */
 } code_pkg_t;
 
-static int code__fail(mf_error_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int code__fail(mf_error_t *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return -code;
-}
-
-/* An entry name made safe to put in a message: it came from the client and
- * may hold control characters, and it may be long. */
-static const char *code__show(const char *name, char *out, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; name[i] && j + 4 < size; i++) {
-        unsigned char c = (unsigned char)name[i];
-        out[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-        if (j == 200) {
-            memcpy(out + j, "...", 3);
-            j += 3;
-            break;
-        }
-    }
-    out[j] = '\0';
-    return out;
-}
-
-#define SHOW(name) code__show((name), (char[256]){0}, 256)
+/* Client text made fit for a message: printable and short. */
+#define SHOW(name) mf_error_show((name), 200, (char[256]){0}, 256)
 
 static void code__size_str(uint64_t n, char *out, size_t size)
 {
@@ -103,7 +72,7 @@ static int code__too_big(mf_error_t *err, uint64_t limit)
 {
     char lim[32];
     code__size_str(limit, lim, sizeof lim);
-    return code__fail(err, EFBIG, "code: the package unpacks to more than %s", lim);
+    return mf_error_plain(err, EFBIG, "code: the package unpacks to more than %s", lim);
 }
 
 /* Turns an entry name into a relative path with no `.`, `..` or empty
@@ -113,23 +82,23 @@ static int code__normalise(const char *name, char **path, mf_error_t *err)
 {
     *path = NULL;
     if (!*name)
-        return code__fail(err, EINVAL, "code: an entry has an empty name");
+        return mf_error_plain(err, EINVAL, "code: an entry has an empty name");
     for (const char *p = name; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f)
-            return code__fail(err, EINVAL, "code: entry `%s` has a control character in its name",
+            return mf_error_plain(err, EINVAL, "code: entry `%s` has a control character in its name",
                               SHOW(name));
         /* A zip made on Windows may use `\` as a separator; unpacked here
          * it would be part of a file name, so a `..\x` slips past the `..`
          * check and escapes on any tool that reads it the Windows way. */
         if (c == '\\')
-            return code__fail(err, EINVAL, "code: entry `%s` has a backslash in its name",
+            return mf_error_plain(err, EINVAL, "code: entry `%s` has a backslash in its name",
                               SHOW(name));
     }
     if (name[0] == '/')
-        return code__fail(err, EINVAL, "code: entry `%s` is an absolute path", SHOW(name));
+        return mf_error_plain(err, EINVAL, "code: entry `%s` is an absolute path", SHOW(name));
     if (isalpha((unsigned char)name[0]) && name[1] == ':')
-        return code__fail(err, EINVAL, "code: entry `%s` starts with a drive letter", SHOW(name));
+        return mf_error_plain(err, EINVAL, "code: entry `%s` starts with a drive letter", SHOW(name));
 
     buf_t out = BUF_INIT;
     const char *p = name;
@@ -137,11 +106,11 @@ static int code__normalise(const char *name, char **path, mf_error_t *err)
         size_t len = strcspn(p, "/");
         if (len == 2 && p[0] == '.' && p[1] == '.') {
             buf_release(&out);
-            return code__fail(err, EINVAL, "code: entry `%s` leaves the package", SHOW(name));
+            return mf_error_plain(err, EINVAL, "code: entry `%s` leaves the package", SHOW(name));
         }
         if (len > CODE_NAME_MAX) {
             buf_release(&out);
-            return code__fail(err, EINVAL, "code: entry `%s` has a name part over %d bytes",
+            return mf_error_plain(err, EINVAL, "code: entry `%s` has a name part over %d bytes",
                               SHOW(name), CODE_NAME_MAX);
         }
         if (len && !(len == 1 && p[0] == '.')) {
@@ -155,7 +124,7 @@ static int code__normalise(const char *name, char **path, mf_error_t *err)
     }
     if (out.len > CODE_PATH_MAX) {
         buf_release(&out);
-        return code__fail(err, EINVAL, "code: entry `%s` has a name over %d bytes", SHOW(name),
+        return mf_error_plain(err, EINVAL, "code: entry `%s` has a name over %d bytes", SHOW(name),
                           CODE_PATH_MAX);
     }
     if (out.len)
@@ -166,26 +135,26 @@ static int code__normalise(const char *name, char **path, mf_error_t *err)
 static int code__read_target(code_pkg_t *pkg, code_entry_t *e, uint64_t size, mf_error_t *err)
 {
     if (size == 0 || size > CODE_TARGET_MAX)
-        return code__fail(err, EINVAL, "code: symlink `%s` has a target of %llu bytes",
+        return mf_error_plain(err, EINVAL, "code: symlink `%s` has a target of %llu bytes",
                           SHOW(e->name), (unsigned long long)size);
     zip_file_t *zf = zip_fopen_index(pkg->za, e->index, 0);
     if (!zf)
-        return code__fail(err, EINVAL, "code: entry `%s` cannot be read: %s", SHOW(e->name),
+        return mf_error_plain(err, EINVAL, "code: entry `%s` cannot be read: %s", SHOW(e->name),
                           zip_strerror(pkg->za));
     char target[CODE_TARGET_MAX + 1];
     zip_int64_t n = zip_fread(zf, target, size);
     int r = 0;
     if (n < 0)
-        r = code__fail(err, EINVAL, "code: entry `%s` is corrupt: %s", SHOW(e->name),
+        r = mf_error_plain(err, EINVAL, "code: entry `%s` is corrupt: %s", SHOW(e->name),
                        zip_file_strerror(zf));
     else if ((uint64_t)n != size || memchr(target, '\0', (size_t)n))
-        r = code__fail(err, EINVAL, "code: symlink `%s` has a bad target", SHOW(e->name));
+        r = mf_error_plain(err, EINVAL, "code: symlink `%s` has a bad target", SHOW(e->name));
     zip_fclose(zf);
     if (r < 0)
         return r;
     target[n] = '\0';
     if (target[0] == '/')
-        return code__fail(err, EINVAL, "code: symlink `%s` points outside the package (`%s`)",
+        return mf_error_plain(err, EINVAL, "code: symlink `%s` points outside the package (`%s`)",
                           SHOW(e->name), SHOW(target));
     e->target = xstrdup(target);
     return 0;
@@ -197,9 +166,9 @@ static int code__read_entries(code_pkg_t *pkg, const code_limits_t *limits, mf_e
 {
     zip_int64_t n = zip_get_num_entries(pkg->za, 0);
     if (n < 0)
-        return code__fail(err, EINVAL, "code: not a valid zip archive");
+        return mf_error_plain(err, EINVAL, "code: not a valid zip archive");
     if ((uint64_t)n > limits->max_files)
-        return code__fail(err, EFBIG, "code: the zip has %lld entries, over the limit of %llu",
+        return mf_error_plain(err, EFBIG, "code: the zip has %lld entries, over the limit of %llu",
                           (long long)n, (unsigned long long)limits->max_files);
     pkg->entries = xcalloc((size_t)n ? (size_t)n : 1, sizeof *pkg->entries);
 
@@ -208,7 +177,7 @@ static int code__read_entries(code_pkg_t *pkg, const code_limits_t *limits, mf_e
         zip_stat_init(&st);
         if (zip_stat_index(pkg->za, i, 0, &st) < 0 || !(st.valid & ZIP_STAT_NAME) ||
             !(st.valid & ZIP_STAT_SIZE))
-            return code__fail(err, EINVAL, "code: entry %llu cannot be read: %s",
+            return mf_error_plain(err, EINVAL, "code: entry %llu cannot be read: %s",
                               (unsigned long long)i, zip_strerror(pkg->za));
         char *path = NULL;
         int r = code__normalise(st.name, &path, err);
@@ -240,7 +209,7 @@ static int code__read_entries(code_pkg_t *pkg, const code_limits_t *limits, mf_e
             case 0:
             case S_IFREG: e->kind = CODE_FILE; break;
             default:
-                return code__fail(err, EINVAL,
+                return mf_error_plain(err, EINVAL,
                                   "code: entry `%s` is not a file, directory or symlink",
                                   SHOW(st.name));
             }
@@ -291,7 +260,7 @@ static int code__check_link(const code_pkg_t *pkg, const code_entry_t *link, mf_
             continue;
         if (!strcmp(part, "..")) {
             if (!cur.len)
-                return code__fail(err, EINVAL,
+                return mf_error_plain(err, EINVAL,
                                   "code: symlink `%s` points outside the package (`%s`)",
                                   SHOW(link->name), SHOW(link->target));
             char *up = strrchr(cur.data, '/');
@@ -307,7 +276,7 @@ static int code__check_link(const code_pkg_t *pkg, const code_entry_t *link, mf_
         if (!e || e->kind != CODE_LINK)
             continue;
         if (++hops > CODE_LINK_HOPS)
-            return code__fail(err, EINVAL, "code: symlink `%s` is part of a symlink loop",
+            return mf_error_plain(err, EINVAL, "code: symlink `%s` is part of a symlink loop",
                               SHOW(link->name));
         /* Step back to the link's directory and walk its target instead;
          * what was left to walk follows the target. */
@@ -334,7 +303,7 @@ static int code__check_entries(code_pkg_t *pkg, mf_error_t *err)
         const code_entry_t *e = &pkg->entries[i];
         if (i > 0 && !strcmp(e->path, pkg->entries[i - 1].path) &&
             (e->kind != CODE_DIR || pkg->entries[i - 1].kind != CODE_DIR))
-            return code__fail(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name));
+            return mf_error_plain(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name));
 
         cleanup_free char *prefix = xstrdup(e->path);
         for (char *p = strchr(prefix, '/'); p; p = strchr(p + 1, '/')) {
@@ -342,10 +311,10 @@ static int code__check_entries(code_pkg_t *pkg, mf_error_t *err)
             const code_entry_t *parent = code__lookup(pkg, prefix);
             *p = '/';
             if (parent && parent->kind == CODE_LINK)
-                return code__fail(err, EINVAL, "code: entry `%s` is inside symlink `%s`",
+                return mf_error_plain(err, EINVAL, "code: entry `%s` is inside symlink `%s`",
                                   SHOW(e->name), SHOW(parent->name));
             if (parent && parent->kind == CODE_FILE)
-                return code__fail(err, EINVAL, "code: entry `%s` is inside file `%s`",
+                return mf_error_plain(err, EINVAL, "code: entry `%s` is inside file `%s`",
                                   SHOW(e->name), SHOW(parent->name));
         }
         int r;
@@ -385,7 +354,7 @@ static int code__open_parent(int top, const code_entry_t *e, const char **leaf, 
         int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {
             if (errno == ELOOP || errno == ENOTDIR)
-                return code__fail(err, EINVAL, "code: entry `%s` goes through a symlink or a file",
+                return mf_error_plain(err, EINVAL, "code: entry `%s` goes through a symlink or a file",
                                   SHOW(e->name));
             return mf_error_set(err, errno, "code: open the directory for `%s`", SHOW(e->name));
         }
@@ -407,18 +376,18 @@ static int code__write_file(code_pkg_t *pkg, const code_entry_t *e, int dirfd_, 
         openat(dirfd_, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         if (errno == EEXIST)
-            return code__fail(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name));
+            return mf_error_plain(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name));
         return mf_error_set(err, errno, "code: create `%s`", SHOW(e->name));
     }
     zip_file_t *zf = zip_fopen_index(pkg->za, e->index, 0);
     if (!zf)
-        return code__fail(err, EINVAL, "code: entry `%s` cannot be read: %s", SHOW(e->name),
+        return mf_error_plain(err, EINVAL, "code: entry `%s` cannot be read: %s", SHOW(e->name),
                           zip_strerror(pkg->za));
     int r = 0;
     for (;;) {
         zip_int64_t n = zip_fread(zf, chunk, CODE_CHUNK);
         if (n < 0) {
-            r = code__fail(err, EINVAL, "code: entry `%s` is corrupt: %s", SHOW(e->name),
+            r = mf_error_plain(err, EINVAL, "code: entry `%s` is corrupt: %s", SHOW(e->name),
                            zip_file_strerror(zf));
             break;
         }
@@ -452,7 +421,7 @@ static int code__make_dir(const code_entry_t *e, int dirfd_, const char *leaf, m
             return mf_error_set(err, errno, "code: create directory `%s`", SHOW(e->name));
         struct stat st;
         if (fstatat(dirfd_, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-            return code__fail(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name));
+            return mf_error_plain(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name));
         return 0;
     }
     cleanup_close int fd = openat(dirfd_, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -477,7 +446,7 @@ static int code__unpack(code_pkg_t *pkg, int top, uint64_t max, uint64_t *total,
         case CODE_LINK:
             if (symlinkat(e->target, dfd, leaf) < 0)
                 r = errno == EEXIST
-                        ? code__fail(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name))
+                        ? mf_error_plain(err, EINVAL, "code: entry `%s` appears twice", SHOW(e->name))
                         : mf_error_set(err, errno, "code: create symlink `%s`", SHOW(e->name));
             break;
         }
@@ -530,13 +499,13 @@ static int code__open_zip(code_pkg_t *pkg, const void *zip, size_t zip_len, mf_e
 {
     /* An empty body would open as a new, empty archive. */
     if (zip_len == 0)
-        return code__fail(err, EINVAL, "code: not a valid zip archive");
+        return mf_error_plain(err, EINVAL, "code: not a valid zip archive");
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(zip, zip_len, 0, &ze);
     if (!src) {
         zip_error_fini(&ze);
-        return code__fail(err, ENOMEM, "code: cannot read the zip");
+        return mf_error_plain(err, ENOMEM, "code: cannot read the zip");
     }
     /* No ZIP_CHECKCONS: libzip before 1.10.1 rejects the zips macOS's
      * Archive Utility makes with it, and what it guards against (local and
@@ -547,7 +516,7 @@ static int code__open_zip(code_pkg_t *pkg, const void *zip, size_t zip_len, mf_e
     zip_error_fini(&ze);
     if (!pkg->za) {
         zip_source_free(src);
-        return code__fail(err, EINVAL, "code: not a valid zip archive");
+        return mf_error_plain(err, EINVAL, "code: not a valid zip archive");
     }
     return 0;
 }
@@ -607,7 +576,7 @@ static int code__install_pkg(code_pkg_t *pkg, const char *code_root, const void 
     if (pkg->declared > limits->max_unzipped_bytes) {
         char lim[32];
         code__size_str(limits->max_unzipped_bytes, lim, sizeof lim);
-        return code__fail(err, EFBIG,
+        return mf_error_plain(err, EFBIG,
                           "code: the zip declares %llu bytes unpacked, over the %s limit",
                           (unsigned long long)pkg->declared, lim);
     }
@@ -641,7 +610,7 @@ int code_install(const char *code_root, const void *zip, size_t zip_len,
     if (zip_len > limits->max_zip_bytes) {
         char lim[32];
         code__size_str(limits->max_zip_bytes, lim, sizeof lim);
-        return code__fail(err, EFBIG, "code: the zip is over the %s limit", lim);
+        return mf_error_plain(err, EFBIG, "code: the zip is over the %s limit", lim);
     }
     char sha[CODEC_SHA256_HEX_LEN + 1];
     codec_sha256_hex(sha, zip, zip_len);
@@ -662,7 +631,7 @@ int code_remove(const char *code_root, const char *sha, mf_error_t *err)
     /* The name becomes part of an rm -rf: accept nothing but a digest. */
     size_t len = strlen(sha);
     if (len != CODEC_SHA256_HEX_LEN || strspn(sha, "0123456789abcdef") != len)
-        return code__fail(err, EINVAL, "code: `%s` is not a package digest", SHOW(sha));
+        return mf_error_plain(err, EINVAL, "code: `%s` is not a package digest", SHOW(sha));
     cleanup_free char *path = xasprintf("%s/%s", code_root, sha);
     return fs_rm_rf(path, err);
 }

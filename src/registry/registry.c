@@ -54,38 +54,8 @@ static const char *const reg__async_fields[] = {
     "max_retries", "max_event_age_s", "on_success", "on_failure", NULL,
 };
 
-static int reg__fail(mf_error_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int reg__fail(mf_error_t *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return -code;
-}
-
 /* Client text made fit for a message: printable and short. */
-static const char *reg__show(const char *s, char *out, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; s[i] && j + 4 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-        if (j == 64) {
-            memcpy(out + j, "...", 3);
-            j += 3;
-            break;
-        }
-    }
-    out[j] = '\0';
-    return out;
-}
-
-#define SHOW(s) reg__show((s), (char[80]){0}, 80)
+#define SHOW(s) mf_error_show((s), 64, (char[80]){0}, 80)
 
 static bool reg__in(const char *const *list, const char *key, size_t key_len)
 {
@@ -159,13 +129,13 @@ static int reg__check_handler(const fn_t *f, mf_error_t *err)
          * being put in the environment. */
         for (const char *p = f->handler; *p; p++)
             if (*p < 0x21 || *p > 0x7e)
-                return reg__fail(err, EINVAL, "handler: must be printable ASCII without spaces");
+                return mf_error_plain(err, EINVAL, "handler: must be printable ASCII without spaces");
         return 0;
     }
     if (!f->handler[0])
-        return reg__fail(err, EINVAL, "handler: required for runtime %s", f->runtime);
+        return mf_error_plain(err, EINVAL, "handler: required for runtime %s", f->runtime);
     if (!reg__handler_shape(f->handler))
-        return reg__fail(err, EINVAL,
+        return mf_error_plain(err, EINVAL,
                          "handler: must look like `file.function` (e.g. `index.handler`), "
                          "not `%s`",
                          SHOW(f->handler));
@@ -182,7 +152,7 @@ static int reg__int(const json_t *obj, const char *key, const reg_range_t *range
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < range->lo ||
         json_integer_value(v) > range->hi)
-        return reg__fail(err, EINVAL, "%s: must be an integer from %d to %d", range->field,
+        return mf_error_plain(err, EINVAL, "%s: must be an integer from %d to %d", range->field,
                          range->lo, range->hi);
     *out = (int)json_integer_value(v);
     return 0;
@@ -222,7 +192,7 @@ static bool reg__env_reserved(const char *k)
 static int reg__env(const json_t *v, json_t **out, mf_error_t *err)
 {
     if (!json_is_object(v))
-        return reg__fail(err, EINVAL, "env: must be an object of strings");
+        return mf_error_plain(err, EINVAL, "env: must be an object of strings");
     const char *k;
     size_t klen;
     json_t *val;
@@ -230,21 +200,21 @@ static int reg__env(const json_t *v, json_t **out, mf_error_t *err)
     json_object_keylen_foreach((json_t *)v, k, klen, val)
     {
         if (strlen(k) != klen)
-            return reg__fail(err, EINVAL, "env: a variable name contains NUL");
+            return mf_error_plain(err, EINVAL, "env: a variable name contains NUL");
         if (reg__env_reserved(k))
-            return reg__fail(err, EINVAL, "env: `%s` is reserved", SHOW(k));
+            return mf_error_plain(err, EINVAL, "env: `%s` is reserved", SHOW(k));
         if (!reg__env_name(k))
-            return reg__fail(err, EINVAL,
+            return mf_error_plain(err, EINVAL,
                              "env: `%s` is not a valid variable name (use [A-Za-z][A-Za-z0-9_]*)",
                              SHOW(k));
         if (!json_is_string(val))
-            return reg__fail(err, EINVAL, "env.%s: must be a string", SHOW(k));
+            return mf_error_plain(err, EINVAL, "env.%s: must be a string", SHOW(k));
         size_t vlen = json_string_length(val);
         if (memchr(json_string_value(val), '\0', vlen))
-            return reg__fail(err, EINVAL, "env.%s: must not contain NUL", SHOW(k));
+            return mf_error_plain(err, EINVAL, "env.%s: must not contain NUL", SHOW(k));
         total += klen + vlen;
         if (total > REG_ENV_MAX)
-            return reg__fail(err, EINVAL, "env: the variables are over the 4 KiB limit");
+            return mf_error_plain(err, EINVAL, "env: the variables are over the 4 KiB limit");
     }
     *out = json_deep_copy(v);
     return 0;
@@ -261,7 +231,7 @@ static int reg__destination(const json_t *obj, const char *key, char *out, mf_er
     }
     const char *s = reg__string(v, FN_NAME_MAX, NULL);
     if (!s || !registry_valid_name(s))
-        return reg__fail(err, EINVAL, "async.%s: must be null or a function name", key);
+        return mf_error_plain(err, EINVAL, "async.%s: must be null or a function name", key);
     snprintf(out, FN_NAME_MAX + 1, "%s", s);
     return 0;
 }
@@ -270,14 +240,14 @@ static int reg__destination(const json_t *obj, const char *key, char *out, mf_er
 static int reg__async(const json_t *v, fn_async_t *a, mf_error_t *err)
 {
     if (!json_is_object(v))
-        return reg__fail(err, EINVAL, "async: must be an object");
+        return mf_error_plain(err, EINVAL, "async: must be an object");
     const char *k;
     size_t klen;
     json_t *val;
     json_object_keylen_foreach((json_t *)v, k, klen, val)
     {
         if (!reg__in(reg__async_fields, k, klen))
-            return reg__fail(err, EINVAL, "async.%s: unknown field", SHOW(k));
+            return mf_error_plain(err, EINVAL, "async.%s: unknown field", SHOW(k));
     }
     int r;
     if ((r = reg__int(v, "max_retries", &reg__max_retries, &a->max_retries, err)) < 0 ||
@@ -300,29 +270,29 @@ static void reg__size_str(uint64_t n, char *out, size_t size)
 static int reg__code(const registry_t *r, const json_t *v, buf_t *zip, mf_error_t *err)
 {
     if (!json_is_object(v))
-        return reg__fail(err, EINVAL, "code: must be an object with zip_base64");
+        return mf_error_plain(err, EINVAL, "code: must be an object with zip_base64");
     const char *k;
     size_t klen;
     json_t *val;
     json_object_keylen_foreach((json_t *)v, k, klen, val)
     {
         if (strlen(k) != klen || strcmp(k, "zip_base64"))
-            return reg__fail(err, EINVAL, "code.%s: unknown field", SHOW(k));
+            return mf_error_plain(err, EINVAL, "code.%s: unknown field", SHOW(k));
     }
     const json_t *b64 = json_object_get(v, "zip_base64");
     if (!b64)
-        return reg__fail(err, EINVAL, "code.zip_base64: required");
+        return mf_error_plain(err, EINVAL, "code.zip_base64: required");
     if (!json_is_string(b64))
-        return reg__fail(err, EINVAL, "code.zip_base64: must be a base64 string");
+        return mf_error_plain(err, EINVAL, "code.zip_base64: must be a base64 string");
     int rc = codec_base64_decode(zip, json_string_value(b64), json_string_length(b64),
                                  (size_t)r->limits.max_zip_bytes);
     if (rc == -EFBIG) {
         char lim[32];
         reg__size_str(r->limits.max_zip_bytes, lim, sizeof lim);
-        return reg__fail(err, EFBIG, "code: the zip is over the %s limit", lim);
+        return mf_error_plain(err, EFBIG, "code: the zip is over the %s limit", lim);
     }
     if (rc < 0)
-        return reg__fail(err, EINVAL, "code.zip_base64: not valid base64");
+        return mf_error_plain(err, EINVAL, "code.zip_base64: not valid base64");
     return 0;
 }
 
@@ -375,7 +345,7 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     json_t *cfg = json_loads(sf->config_json, 0, &jerr);
     if (!json_is_object(cfg)) {
         json_decref(cfg);
-        return reg__fail(err, EIO, "registry: function `%s` has an unreadable config: %s", sf->name,
+        return mf_error_plain(err, EIO, "registry: function `%s` has an unreadable config: %s", sf->name,
                          jerr.text);
     }
     reg__defaults(f, sf->name);
@@ -447,7 +417,7 @@ void registry_close(registry_t *r)
 static int reg__check_name(const char *name, mf_error_t *err)
 {
     if (!registry_valid_name(name))
-        return reg__fail(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,64}");
+        return mf_error_plain(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,64}");
     return 0;
 }
 
@@ -484,13 +454,13 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     json_object_keylen_foreach((json_t *)body, k, klen, v)
     {
         if (!reg__in(reg__fields, k, klen))
-            return reg__fail(err, EINVAL, "%s: unknown field", SHOW(k));
+            return mf_error_plain(err, EINVAL, "%s: unknown field", SHOW(k));
     }
 
     if ((v = json_object_get(body, "name"))) {
         const char *s = reg__string(v, FN_NAME_MAX, NULL);
         if (!s || strcmp(s, name))
-            return reg__fail(err, EINVAL, "name: does not match the name in the path");
+            return mf_error_plain(err, EINVAL, "name: does not match the name in the path");
     }
 
     if ((v = json_object_get(body, "runtime"))) {
@@ -498,22 +468,22 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         const char *rt = s ? reg__canonical_runtime(s) : NULL;
         if (!rt) {
             if (!json_is_string(v))
-                return reg__fail(err, EINVAL, "runtime: must be a string");
-            return reg__fail(err, EINVAL,
+                return mf_error_plain(err, EINVAL, "runtime: must be a string");
+            return mf_error_plain(err, EINVAL,
                              "runtime: unsupported runtime `%s` (use python3, nodejs or provided)",
                              SHOW(json_string_value(v)));
         }
         snprintf(f->runtime, sizeof f->runtime, "%s", rt);
     } else if (create) {
-        return reg__fail(err, EINVAL, "runtime: required when creating a function");
+        return mf_error_plain(err, EINVAL, "runtime: required when creating a function");
     }
 
     if ((v = json_object_get(body, "handler"))) {
         if (!json_is_string(v))
-            return reg__fail(err, EINVAL, "handler: must be a string");
+            return mf_error_plain(err, EINVAL, "handler: must be a string");
         const char *s = reg__string(v, sizeof f->handler - 1, NULL);
         if (!s)
-            return reg__fail(err, EINVAL, "handler: must be at most %zu characters without NUL",
+            return mf_error_plain(err, EINVAL, "handler: must be at most %zu characters without NUL",
                              sizeof f->handler - 1);
         snprintf(f->handler, sizeof f->handler, "%s", s);
     }
@@ -544,7 +514,7 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     v = json_object_get(body, "code");
     if (!v) {
         if (create)
-            return reg__fail(err, EINVAL, "code: required when creating a function");
+            return mf_error_plain(err, EINVAL, "code: required when creating a function");
         return 0;
     }
     cleanup_buf buf_t zip = BUF_INIT;
@@ -561,7 +531,7 @@ int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
     if (rc < 0)
         return rc;
     if (!json_is_object(body))
-        return reg__fail(err, EINVAL, "body: must be a JSON object");
+        return mf_error_plain(err, EINVAL, "body: must be a JSON object");
 
     store_function_t cur = {0};
     rc = store_function_get(r->store, name, &cur, err);
@@ -598,7 +568,7 @@ int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
     };
     json_decref(cfg);
     if (!sf.config_json) {
-        rc = reg__fail(err, ENOMEM, "registry: cannot encode function `%s`", name);
+        rc = mf_error_plain(err, ENOMEM, "registry: cannot encode function `%s`", name);
         goto fail;
     }
     memcpy(sf.name, f.name, sizeof sf.name);

@@ -94,25 +94,9 @@ struct store {
     sqlite3_stmt *log_list;
 };
 
-/* Sets *err without the ": strerror" suffix mf_error_set adds, for errors
- * whose message already says everything. */
-static int store__fail(mf_error_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int store__fail(mf_error_t *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return -code;
-}
-
 static int store__sql_fail(store_t *s, mf_error_t *err, const char *what)
 {
-    return store__fail(err, EIO, "store: %s: %s", what, sqlite3_errmsg(s->db));
+    return mf_error_plain(err, EIO, "store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
 /* Takes DIR/lock. flock() locks belong to the open file description, so
@@ -134,7 +118,7 @@ static int store__lock(const char *data_dir, int *out_fd, mf_error_t *err)
             pid[n] = '\0';
             pid[strcspn(pid, "\n")] = '\0';
         }
-        return store__fail(err, EBUSY, "data dir `%s` is in use by another mayfly server (pid %s)",
+        return mf_error_plain(err, EBUSY, "data dir `%s` is in use by another mayfly server (pid %s)",
                            data_dir, *pid ? pid : "unknown");
     }
     /* The pid is only for the message above; the lock itself is the flock. */
@@ -153,7 +137,7 @@ static int store__exec(store_t *s, const char *sql, mf_error_t *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int r = store__fail(err, EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+        int r = mf_error_plain(err, EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return r;
     }
@@ -187,7 +171,7 @@ static int store__migrate(store_t *s, mf_error_t *err)
     if (r < 0)
         goto rollback;
     if (version > STORE_SCHEMA_VERSION) {
-        r = store__fail(err, EPROTO,
+        r = mf_error_plain(err, EPROTO,
                         "store: the database has schema version %d, newer than this "
                         "mayfly knows (%d); use a newer mayfly",
                         version, STORE_SCHEMA_VERSION);
@@ -283,7 +267,7 @@ static int store__open_db(store_t *s, const char *data_dir, mf_error_t *err)
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        return store__fail(err, EIO, "store: open `%s`: %s", path,
+        return mf_error_plain(err, EIO, "store: open `%s`: %s", path,
                            s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     }
     sqlite3_extended_result_codes(s->db, 1);
@@ -300,7 +284,7 @@ static int store__open_db(store_t *s, const char *data_dir, mf_error_t *err)
     if (rc != SQLITE_ROW)
         return store__sql_fail(s, err, "set WAL mode");
     if (!wal)
-        return store__fail(err, EIO, "store: `%s` cannot be put in WAL mode", path);
+        return mf_error_plain(err, EIO, "store: `%s` cannot be put in WAL mode", path);
 
     /* FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
      * power cut, and a client told 201 or 202 must find its function or
@@ -401,7 +385,7 @@ int store_function_get(store_t *s, const char *name, store_function_t *out, mf_e
     if (rc == SQLITE_ROW)
         store__row_to_function(st, out);
     else if (rc == SQLITE_DONE)
-        r = store__fail(err, ENOENT, "function `%s` does not exist", name);
+        r = mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
     else
         r = store__sql_fail(s, err, "get a function");
 out:
@@ -439,7 +423,7 @@ int store_function_delete(store_t *s, const char *name, mf_error_t *err)
         sqlite3_step(st) != SQLITE_DONE)
         r = store__sql_fail(s, err, "delete a function");
     else if (sqlite3_changes(s->db) == 0)
-        r = store__fail(err, ENOENT, "function `%s` does not exist", name);
+        r = mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
     store__done(st);
     return r;
 }
@@ -586,7 +570,7 @@ int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf
         if (rc == SQLITE_ROW)
             store__row_to_record(st, out);
         else if (rc == SQLITE_DONE)
-            r = store__fail(err, ENOENT, "invocation `%s` does not exist", request_id);
+            r = mf_error_plain(err, ENOENT, "invocation `%s` does not exist", request_id);
         else
             r = store__sql_fail(s, err, "read an invocation record");
     }
