@@ -1,0 +1,1268 @@
+/*
+ * mayfly_runtime.c - the Lambda Runtime API client behind mayfly_runtime.h.
+ *
+ * Self-contained on purpose: a function's author copies two files, or
+ * compiles them from the repository, and needs nothing but libc.  That is
+ * also why it carries its own small buffer type and JSON escaping instead of
+ * the server's: it must build without the rest of mayfly.
+ *
+ * The HTTP/1.1 client does exactly what the Runtime API needs and no more:
+ * one connection, one request at a time, responses framed by Content-Length,
+ * chunked transfer coding, or the end of the connection.  Everything the
+ * server sends is bounded (a 64 KiB header block, MAYFLY_MAX_BODY_BYTES of
+ * body) and validated before use, so a confused server makes the runtime exit
+ * with a message instead of misbehaving.
+ *
+ * Addresses are parsed with inet_pton(), never resolved: the Runtime API is
+ * always an IP literal, and avoiding getaddrinfo() keeps the library usable
+ * in a statically linked bootstrap and inside a sandbox without NSS files.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem, MSG_NOSIGNAL, SOCK_CLOEXEC */
+#endif
+
+#include "mayfly_runtime.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define API_PREFIX "/2018-06-01/runtime"
+#define MAX_HEAD_BYTES (64u * 1024u)
+#define READ_CHUNK (64u * 1024u)
+#define MAX_ERROR_TYPE 128
+
+/* --- Buffers ------------------------------------------------------------ */
+
+/* A growable byte buffer, always NUL-terminated once it has storage. */
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf_t;
+
+static void die_oom(void)
+{
+    fputs("mayfly runtime: out of memory\n", stderr);
+    abort();
+}
+
+static void buf_reserve(buf_t *b, size_t extra)
+{
+    size_t need;
+    if (__builtin_add_overflow(b->len, extra, &need) || __builtin_add_overflow(need, 1, &need))
+        die_oom();
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) {
+        if (__builtin_mul_overflow(cap, 2, &cap)) {
+            cap = need;
+            break;
+        }
+    }
+    char *data = realloc(b->data, cap);
+    if (!data)
+        die_oom();
+    b->data = data;
+    b->cap = cap;
+}
+
+static void buf_add(buf_t *b, const void *data, size_t len)
+{
+    buf_reserve(b, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+static void buf_addstr(buf_t *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+static void buf_reset(buf_t *b)
+{
+    buf_reserve(b, 0);
+    b->len = 0;
+    b->data[0] = '\0';
+}
+
+static void buf_release(buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int buf_vprintf(buf_t *b, const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0)
+        return -EINVAL;
+    buf_reserve(b, (size_t)n);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+static int buf_printf(buf_t *b, const char *fmt, ...) MAYFLY__PRINTF(2, 3);
+static int buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* --- JSON text ---------------------------------------------------------- */
+
+/* The length of the valid UTF-8 sequence at s[0..len), or 0 if it is not
+ * one (overlong forms, surrogates and code points past U+10FFFF included). */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    if (len < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* Append s[0..len) as a JSON string literal.  Invalid UTF-8 becomes U+FFFD
+ * so that a strict parser on the other side never rejects the document. */
+static void json_quote(buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+
+    buf_add(b, "\"", 1);
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t seq = c >= 0x80 ? utf8_sequence(p + i, len - i) : 0;
+        if (seq) {
+            i += seq;
+            continue;
+        }
+        buf_add(b, s + run, i - run);
+        switch (c) {
+        case '"': buf_add(b, "\\\"", 2); break;
+        case '\\': buf_add(b, "\\\\", 2); break;
+        case '\n': buf_add(b, "\\n", 2); break;
+        case '\r': buf_add(b, "\\r", 2); break;
+        case '\t': buf_add(b, "\\t", 2); break;
+        case '\b': buf_add(b, "\\b", 2); break;
+        case '\f': buf_add(b, "\\f", 2); break;
+        default:
+            if (c < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                buf_add(b, esc, sizeof esc);
+            } else {
+                buf_add(b, "\xef\xbf\xbd", 3);
+            }
+        }
+        i++;
+        run = i;
+    }
+    buf_add(b, s + run, i - run);
+    buf_add(b, "\"", 1);
+}
+
+/* --- Reading JSON: just enough to pick one member out of an object ------ */
+
+typedef struct json_in {
+    const char *p;
+    const char *end;
+} json_in_t;
+
+static void json_ws(json_in_t *in)
+{
+    while (in->p < in->end && (*in->p == ' ' || *in->p == '\t' || *in->p == '\n' || *in->p == '\r'))
+        in->p++;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Emit one code point as UTF-8 into out[0..size) at *len, counting bytes
+ * even past the end so the caller learns the length it would need. */
+static void put_utf8(char *out, size_t size, size_t *len, unsigned cp)
+{
+    char tmp[4];
+    size_t n;
+    if (cp < 0x80) {
+        tmp[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        tmp[0] = (char)(0xc0 | (cp >> 6));
+        tmp[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        tmp[0] = (char)(0xe0 | (cp >> 12));
+        tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        tmp[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        tmp[0] = (char)(0xf0 | (cp >> 18));
+        tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        tmp[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    for (size_t i = 0; i < n; i++, (*len)++)
+        if (out && *len < size)
+            out[*len] = tmp[i];
+}
+
+/* Parse the string literal at in->p, decoding it into out[0..size) when out
+ * is not NULL.  Returns its decoded length, or -EINVAL. */
+static long json_string(json_in_t *in, char *out, size_t size)
+{
+    size_t len = 0;
+    if (in->p >= in->end || *in->p != '"')
+        return -EINVAL;
+    in->p++;
+    while (in->p < in->end) {
+        unsigned char c = (unsigned char)*in->p++;
+        if (c == '"')
+            return len > (size_t)0x7fffffff ? -EINVAL : (long)len;
+        if (c < 0x20)
+            return -EINVAL;
+        if (c != '\\') {
+            if (out && len < size)
+                out[len] = (char)c;
+            len++;
+            continue;
+        }
+        if (in->p >= in->end)
+            return -EINVAL;
+        char e = *in->p++;
+        unsigned cp;
+        switch (e) {
+        case '"': cp = '"'; break;
+        case '\\': cp = '\\'; break;
+        case '/': cp = '/'; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            if (in->end - in->p < 4 || hex4(in->p, &cp) < 0)
+                return -EINVAL;
+            in->p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                unsigned lo;
+                if (in->end - in->p >= 6 && in->p[0] == '\\' && in->p[1] == 'u' &&
+                    hex4(in->p + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+                    in->p += 6;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                } else {
+                    cp = 0xfffd; /* a lone high surrogate */
+                }
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                cp = 0xfffd; /* a lone low surrogate */
+            }
+            break;
+        default: return -EINVAL;
+        }
+        put_utf8(out, size, &len, cp);
+    }
+    return -EINVAL;
+}
+
+/* Skip one value of any kind.  Nesting is tracked with an explicit stack, so
+ * hostile input cannot exhaust the C stack. */
+static int json_skip(json_in_t *in)
+{
+    char stack[256];
+    size_t depth = 0;
+    bool expect_value = true;
+
+    for (;;) {
+        json_ws(in);
+        if (in->p >= in->end)
+            return -EINVAL;
+        char c = *in->p;
+        if (expect_value) {
+            if (c == '{' || c == '[') {
+                if (depth == sizeof stack)
+                    return -EINVAL;
+                stack[depth++] = c == '{' ? '}' : ']';
+                in->p++;
+                json_ws(in);
+                if (in->p < in->end && *in->p == stack[depth - 1]) {
+                    in->p++;
+                    depth--;
+                    expect_value = false;
+                    if (depth == 0)
+                        return 0;
+                    continue;
+                }
+                if (stack[depth - 1] == '}') {
+                    if (json_string(in, NULL, 0) < 0)
+                        return -EINVAL;
+                    json_ws(in);
+                    if (in->p >= in->end || *in->p++ != ':')
+                        return -EINVAL;
+                }
+                continue;
+            }
+            if (c == '"') {
+                if (json_string(in, NULL, 0) < 0)
+                    return -EINVAL;
+            } else {
+                /* A number or a literal: its characters, validated loosely. */
+                const char *start = in->p;
+                while (in->p < in->end &&
+                       ((*in->p >= '0' && *in->p <= '9') || (*in->p >= 'a' && *in->p <= 'z') ||
+                        *in->p == '-' || *in->p == '+' || *in->p == '.' || *in->p == 'E'))
+                    in->p++;
+                if (in->p == start)
+                    return -EINVAL;
+            }
+            expect_value = false;
+            if (depth == 0)
+                return 0;
+            continue;
+        }
+        /* After a value inside a container: a comma or the closer. */
+        if (c == ',') {
+            in->p++;
+            if (stack[depth - 1] == '}') {
+                json_ws(in);
+                if (json_string(in, NULL, 0) < 0)
+                    return -EINVAL;
+                json_ws(in);
+                if (in->p >= in->end || *in->p++ != ':')
+                    return -EINVAL;
+            }
+            expect_value = true;
+        } else if (c == stack[depth - 1]) {
+            in->p++;
+            if (--depth == 0)
+                return 0;
+        } else {
+            return -EINVAL;
+        }
+    }
+}
+
+int mayfly_json_get_string(const char *json, size_t len, const char *key, char *out,
+                           size_t out_size)
+{
+    char name[256];
+    size_t key_len = strlen(key);
+    json_in_t in = {json, json + len};
+
+    if (!json || key_len >= sizeof name)
+        return -EINVAL;
+    json_ws(&in);
+    if (in.p >= in.end || *in.p != '{')
+        return in.p >= in.end ? -EINVAL : -ENOENT;
+    in.p++;
+    json_ws(&in);
+    if (in.p < in.end && *in.p == '}')
+        return -ENOENT;
+    for (;;) {
+        json_ws(&in);
+        long n = json_string(&in, name, sizeof name - 1);
+        if (n < 0)
+            return -EINVAL;
+        json_ws(&in);
+        if (in.p >= in.end || *in.p++ != ':')
+            return -EINVAL;
+        json_ws(&in);
+        if ((size_t)n == key_len && memcmp(name, key, key_len) == 0) {
+            if (in.p >= in.end || *in.p != '"')
+                return -EINVAL;
+            long v = json_string(&in, out, out_size);
+            if (v < 0)
+                return -EINVAL;
+            if ((size_t)v >= out_size)
+                return -ENOSPC;
+            out[v] = '\0';
+            return v > 0x7fffffff ? -ENOSPC : (int)v;
+        }
+        if (json_skip(&in) < 0)
+            return -EINVAL;
+        json_ws(&in);
+        if (in.p >= in.end)
+            return -EINVAL;
+        if (*in.p == '}')
+            return -ENOENT;
+        if (*in.p++ != ',')
+            return -EINVAL;
+    }
+}
+
+/* --- The connection to the Runtime API ---------------------------------- */
+
+/* The response headers the runtime needs, pointing into conn.head. */
+typedef struct resp_headers {
+    const char *request_id;
+    const char *deadline_ms;
+    const char *function_arn;
+    const char *trace_id;
+    const char *client_context;
+    const char *cognito_identity;
+    const char *content_length;
+    const char *transfer_encoding;
+    const char *connection;
+} resp_headers_t;
+
+typedef struct conn {
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char host[256]; /* the Host header: AWS_LAMBDA_RUNTIME_API as given */
+    buf_t in;       /* bytes received, unconsumed from in_off on */
+    size_t in_off;
+    buf_t head; /* the current response's header block */
+    buf_t body; /* the current response's body */
+    buf_t req;  /* the request head being sent */
+    int status;
+    resp_headers_t hdr;
+} conn_t;
+
+static void conn_close(conn_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->in.len = 0;
+    c->in_off = 0;
+}
+
+static void conn_release(conn_t *c)
+{
+    conn_close(c);
+    buf_release(&c->in);
+    buf_release(&c->head);
+    buf_release(&c->body);
+    buf_release(&c->req);
+}
+
+/* Parse "HOST:PORT" ("[V6]:PORT" for IPv6).  "localhost" is accepted as the
+ * loopback address; other names are refused rather than resolved. */
+static int conn_init(conn_t *c, const char *api)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    if (!api || !*api)
+        api = "127.0.0.1:9001";
+    size_t len = strlen(api);
+    const char *colon = strrchr(api, ':');
+    if (len >= sizeof c->host || !colon || colon[1] == '\0')
+        return -EINVAL;
+    for (const char *p = api; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            return -EINVAL;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        port = port * 10 + (unsigned long)(*p - '0');
+        if (port > 65535)
+            return -EINVAL;
+    }
+    if (port == 0)
+        return -EINVAL;
+
+    char host[sizeof c->host];
+    size_t host_len = (size_t)(colon - api);
+    const char *h = api;
+    if (host_len >= 2 && api[0] == '[' && api[host_len - 1] == ']') {
+        h++;
+        host_len -= 2;
+    }
+    memcpy(host, h, host_len);
+    host[host_len] = '\0';
+    if (host_len == 0 || strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&c->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&c->addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        c->addr_len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        c->addr_len = sizeof *v6;
+    } else {
+        return -EINVAL;
+    }
+    memcpy(c->host, api, len + 1);
+    return 0;
+}
+
+static int conn_connect(conn_t *c)
+{
+    int fd = socket(c->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* Requests are written whole; Nagle would only delay the last segment. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&c->addr, c->addr_len) < 0) {
+        int err = errno;
+        if (err == EINTR) {
+            /* The connection goes on in the background; wait for it. */
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            socklen_t elen = sizeof err;
+            while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+                ;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+                err = errno;
+        }
+        if (err) {
+            close(fd);
+            return -err;
+        }
+    }
+    c->fd = fd;
+    c->in.len = 0;
+    c->in_off = 0;
+    return 0;
+}
+
+static int send_all(int fd, struct iovec *iov, int iovcnt)
+{
+    while (iovcnt > 0 && iov->iov_len == 0) {
+        iov++;
+        iovcnt--;
+    }
+    while (iovcnt > 0) {
+        /* MSG_NOSIGNAL: a closed connection is an error to handle, not a
+         * SIGPIPE that kills the function. */
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        size_t left = (size_t)n;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+/* Receive more bytes into c->in.  Returns how many, 0 at the end of the
+ * connection, or a negative errno value. */
+static ssize_t conn_fill(conn_t *c)
+{
+    if (c->in_off == c->in.len) {
+        c->in.len = c->in_off = 0;
+    } else if (c->in_off > 0 && c->in.cap - c->in.len < READ_CHUNK / 2) {
+        memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+        c->in.len -= c->in_off;
+        c->in_off = 0;
+    }
+    buf_reserve(&c->in, READ_CHUNK);
+    for (;;) {
+        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len - 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET ? 0 : -errno;
+        c->in.len += (size_t)n;
+        c->in.data[c->in.len] = '\0';
+        return n;
+    }
+}
+
+static size_t conn_avail(const conn_t *c)
+{
+    return c->in.len - c->in_off;
+}
+
+static bool token_eq(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0;
+}
+
+/* Does a comma-separated header value contain `token`?  Used for Connection:
+ * close and for the last transfer coding. */
+static bool header_has_token(const char *value, const char *token)
+{
+    size_t tlen = strlen(token);
+    const char *p = value;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        const char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool ends_with_chunked(const char *value)
+{
+    const char *last = strrchr(value, ',');
+    last = last ? last + 1 : value;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    size_t n = strlen(last);
+    while (n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(last, "chunked", 7) == 0;
+}
+
+/* Split the header block in c->head in place and pick out the headers we use.
+ * Returns 0 or -EPROTO. */
+static int parse_head(conn_t *c, bool *http10)
+{
+    char *p = c->head.data;
+    char *eol = strstr(p, "\r\n");
+    char *line_end = eol ? eol : p + c->head.len;
+
+    /* Status line: HTTP/1.x SP 3DIGIT [SP reason] */
+    if (line_end - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ' || p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' ||
+        p[11] > '9' || (line_end - p > 12 && p[12] != ' '))
+        return -EPROTO;
+    *http10 = p[7] == '0';
+    c->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    memset(&c->hdr, 0, sizeof c->hdr);
+
+    while (eol) {
+        char *line = eol + 2;
+        eol = strstr(line, "\r\n");
+        char *end = eol ? eol : c->head.data + c->head.len;
+        *end = '\0';
+        if (line == end)
+            continue;
+        if (*line == ' ' || *line == '\t')
+            return -EPROTO; /* obsolete line folding */
+        char *colon = memchr(line, ':', (size_t)(end - line));
+        if (!colon || colon == line)
+            return -EPROTO;
+        for (char *q = line; q < colon; q++)
+            if (*q <= ' ' || *q >= 0x7f)
+                return -EPROTO;
+        *colon = '\0';
+        char *value = colon + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        char *vend = end;
+        while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
+            *--vend = '\0';
+        for (char *q = value; q < vend; q++)
+            if ((unsigned char)*q < ' ' && *q != '\t')
+                return -EPROTO;
+
+        if (token_eq(line, "Lambda-Runtime-Aws-Request-Id"))
+            c->hdr.request_id = value;
+        else if (token_eq(line, "Lambda-Runtime-Deadline-Ms"))
+            c->hdr.deadline_ms = value;
+        else if (token_eq(line, "Lambda-Runtime-Invoked-Function-Arn"))
+            c->hdr.function_arn = value;
+        else if (token_eq(line, "Lambda-Runtime-Trace-Id"))
+            c->hdr.trace_id = value;
+        else if (token_eq(line, "Lambda-Runtime-Client-Context"))
+            c->hdr.client_context = value;
+        else if (token_eq(line, "Lambda-Runtime-Cognito-Identity"))
+            c->hdr.cognito_identity = value;
+        else if (token_eq(line, "Content-Length")) {
+            if (c->hdr.content_length && strcmp(c->hdr.content_length, value) != 0)
+                return -EPROTO; /* conflicting lengths: request smuggling shape */
+            c->hdr.content_length = value;
+        } else if (token_eq(line, "Transfer-Encoding"))
+            c->hdr.transfer_encoding = value;
+        else if (token_eq(line, "Connection"))
+            c->hdr.connection = value;
+    }
+    return 0;
+}
+
+/* Make sure at least `need` unconsumed bytes are in c->in. */
+static int conn_want(conn_t *c, size_t need)
+{
+    while (conn_avail(c) < need) {
+        ssize_t n = conn_fill(c);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0)
+            return (int)n;
+    }
+    return 0;
+}
+
+/* The next CRLF-terminated line in c->in, NUL-terminated in place; at most
+ * `limit` bytes long.  Consumes it. */
+static int conn_line(conn_t *c, size_t limit, char **line)
+{
+    for (;;) {
+        char *start = c->in.data + c->in_off;
+        char *eol = conn_avail(c) ? memmem(start, conn_avail(c), "\r\n", 2) : NULL;
+        if (eol) {
+            *eol = '\0';
+            c->in_off += (size_t)(eol - start) + 2;
+            *line = start;
+            return 0;
+        }
+        if (conn_avail(c) > limit)
+            return -EPROTO;
+        ssize_t n = conn_fill(c);
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0)
+            return (int)n;
+    }
+}
+
+static int read_chunked(conn_t *c)
+{
+    for (;;) {
+        char *line;
+        int rc = conn_line(c, 1024, &line);
+        if (rc < 0)
+            return rc;
+        char *semi = strchr(line, ';');
+        if (semi)
+            *semi = '\0';
+        size_t size = 0, digits = 0;
+        char *p = line;
+        for (;; p++, digits++) {
+            int v;
+            if (*p >= '0' && *p <= '9')
+                v = *p - '0';
+            else if (*p >= 'a' && *p <= 'f')
+                v = *p - 'a' + 10;
+            else if (*p >= 'A' && *p <= 'F')
+                v = *p - 'A' + 10;
+            else
+                break;
+            if (size > MAYFLY_MAX_BODY_BYTES)
+                return -EMSGSIZE;
+            size = size * 16 + (size_t)v;
+        }
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (digits == 0 || *p != '\0')
+            return -EPROTO;
+        if (size > MAYFLY_MAX_BODY_BYTES - c->body.len)
+            return -EMSGSIZE;
+        if (size == 0) {
+            /* Trailers, if any, end with an empty line. */
+            for (size_t n = 0;; n++) {
+                if (n > 64)
+                    return -EPROTO;
+                rc = conn_line(c, MAX_HEAD_BYTES, &line);
+                if (rc < 0)
+                    return rc;
+                if (*line == '\0')
+                    return 0;
+            }
+        }
+        while (size > 0) {
+            if (conn_avail(c) == 0 && (rc = conn_want(c, 1)) < 0)
+                return rc;
+            size_t take = conn_avail(c) < size ? conn_avail(c) : size;
+            buf_add(&c->body, c->in.data + c->in_off, take);
+            c->in_off += take;
+            size -= take;
+        }
+        if ((rc = conn_want(c, 2)) < 0)
+            return rc;
+        if (memcmp(c->in.data + c->in_off, "\r\n", 2) != 0)
+            return -EPROTO;
+        c->in_off += 2;
+    }
+}
+
+static int read_length(conn_t *c, size_t length)
+{
+    buf_reserve(&c->body, length);
+    size_t take = conn_avail(c) < length ? conn_avail(c) : length;
+    buf_add(&c->body, c->in.data + c->in_off, take);
+    c->in_off += take;
+    /* The rest goes straight from the socket into the body: a 6 MiB event is
+     * copied once, not twice. */
+    while (c->body.len < length) {
+        ssize_t n = recv(c->fd, c->body.data + c->body.len, length - c->body.len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return -ECONNRESET;
+        if (n < 0)
+            return -errno;
+        c->body.len += (size_t)n;
+    }
+    c->body.data[c->body.len] = '\0';
+    return 0;
+}
+
+static int read_to_close(conn_t *c)
+{
+    buf_add(&c->body, c->in.data + c->in_off, conn_avail(c));
+    c->in_off = c->in.len;
+    for (;;) {
+        if (c->body.len > MAYFLY_MAX_BODY_BYTES)
+            return -EMSGSIZE;
+        buf_reserve(&c->body, READ_CHUNK);
+        ssize_t n = recv(c->fd, c->body.data + c->body.len, c->body.cap - c->body.len - 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        c->body.len += (size_t)n;
+    }
+    c->body.data[c->body.len] = '\0';
+    return c->body.len > MAYFLY_MAX_BODY_BYTES ? -EMSGSIZE : 0;
+}
+
+/* Read one response into c->status, c->hdr and c->body.  *got_any tells the
+ * caller whether the server sent anything at all, which decides whether the
+ * request may be retried. */
+static int conn_read_response(conn_t *c, bool *got_any)
+{
+    bool http10;
+    buf_reserve(&c->in, 0); /* c->in.data + c->in_off needs storage behind it */
+    for (;;) {
+        char *start, *end;
+        for (;;) {
+            start = c->in.data + c->in_off;
+            end = conn_avail(c) >= 4 ? memmem(start, conn_avail(c), "\r\n\r\n", 4) : NULL;
+            if (end)
+                break;
+            if (conn_avail(c) > MAX_HEAD_BYTES)
+                return -EMSGSIZE;
+            ssize_t n = conn_fill(c);
+            if (n == 0)
+                return -ECONNRESET;
+            if (n < 0)
+                return (int)n;
+            *got_any = true;
+        }
+        *got_any = true;
+        size_t head_len = (size_t)(end - start);
+        if (head_len > MAX_HEAD_BYTES)
+            return -EMSGSIZE;
+        buf_reset(&c->head);
+        buf_add(&c->head, start, head_len);
+        c->in_off += head_len + 4;
+        int rc = parse_head(c, &http10);
+        if (rc < 0)
+            return rc;
+        if (c->status >= 200)
+            break;
+        /* An interim response (100 Continue); the real one follows. */
+    }
+
+    bool keep = !http10 && !(c->hdr.connection && header_has_token(c->hdr.connection, "close"));
+    int rc;
+    buf_reset(&c->body);
+    if (c->hdr.transfer_encoding && !token_eq(c->hdr.transfer_encoding, "identity")) {
+        if (!ends_with_chunked(c->hdr.transfer_encoding))
+            return -EPROTO;
+        rc = read_chunked(c);
+    } else if (c->hdr.content_length) {
+        size_t length = 0;
+        const char *p = c->hdr.content_length;
+        if (!*p)
+            return -EPROTO;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return -EPROTO;
+            length = length * 10 + (size_t)(*p - '0');
+            if (length > MAYFLY_MAX_BODY_BYTES)
+                return -EMSGSIZE;
+        }
+        rc = read_length(c, length);
+    } else if (c->status == 204 || c->status == 304) {
+        rc = 0;
+    } else {
+        keep = false;
+        rc = read_to_close(c);
+    }
+    if (rc < 0)
+        return rc;
+    /* Bytes past the response were never asked for; the connection's state
+     * is unknowable, so start the next request on a fresh one. */
+    if (!keep || conn_avail(c) > 0)
+        conn_close(c);
+    return 0;
+}
+
+/* Send one request and read its response.  A reused connection that the
+ * server closed while it sat idle fails before any byte of the response; the
+ * request was not processed, so it is sent again once on a new connection. */
+static int conn_request(conn_t *c, const char *method, const char *path, const char *extra_headers,
+                        const void *body, size_t body_len, bool has_body)
+{
+    buf_reset(&c->req);
+    buf_printf(&c->req, "%s %s HTTP/1.1\r\nHost: %s\r\n%s", method, path, c->host,
+               extra_headers ? extra_headers : "");
+    if (has_body)
+        buf_printf(&c->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                   body_len);
+    else
+        buf_addstr(&c->req, "\r\n");
+
+    for (int attempt = 0;; attempt++) {
+        bool reused = c->fd >= 0;
+        bool got_any = false;
+        int rc;
+        if (!reused && (rc = conn_connect(c)) < 0)
+            return rc;
+        struct iovec iov[2] = {
+            {.iov_base = c->req.data, .iov_len = c->req.len},
+            {.iov_base = (void *)body, .iov_len = has_body ? body_len : 0},
+        };
+        rc = send_all(c->fd, iov, 2);
+        if (rc == 0)
+            rc = conn_read_response(c, &got_any);
+        if (rc == 0)
+            return 0;
+        conn_close(c);
+        if (attempt == 0 && reused && !got_any &&
+            (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN))
+            continue;
+        return rc;
+    }
+}
+
+static const char *describe(int rc)
+{
+    switch (rc) {
+    case -EPROTO: return "malformed HTTP response";
+    case -EMSGSIZE: return "response too large";
+    case -ECONNRESET: return "connection closed by the Runtime API";
+    default: return strerror(-rc);
+    }
+}
+
+/* --- Building requests -------------------------------------------------- */
+
+/* Request ids go into a URL path: anything but unreserved characters is
+ * percent-encoded. */
+static void add_path_segment(buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            buf_add(b, p, 1);
+        } else {
+            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            buf_add(b, esc, 3);
+        }
+    }
+}
+
+/* The error type also travels as a header value: printable ASCII only. */
+static void add_error_type_header(buf_t *b, const char *type)
+{
+    buf_addstr(b, "Lambda-Runtime-Function-Error-Type: ");
+    size_t n = 0;
+    for (const char *p = type; *p && n < MAX_ERROR_TYPE; p++, n++)
+        buf_add(b, (*p > ' ' && *p < 0x7f) ? p : "_", 1);
+    if (n == 0)
+        buf_addstr(b, "Unknown");
+    buf_addstr(b, "\r\n");
+}
+
+static void error_json(buf_t *b, const char *type, const char *message)
+{
+    buf_reset(b);
+    buf_addstr(b, "{\"errorMessage\":");
+    json_quote(b, message, strlen(message));
+    buf_addstr(b, ",\"errorType\":");
+    json_quote(b, type, strlen(type));
+    buf_addstr(b, ",\"stackTrace\":[]}");
+}
+
+/* Log an error the way the other mayfly runtimes do, then POST it. */
+static int post_error(conn_t *c, const char *path, const char *type, const char *message)
+{
+    buf_t json = {0}, headers = {0};
+    fflush(stdout);
+    fprintf(stderr, "[ERROR] %s: %s\n", type, message);
+    fflush(stderr);
+    error_json(&json, type, message);
+    add_error_type_header(&headers, type);
+    int rc = conn_request(c, "POST", path, headers.data, json.data, json.len, true);
+    buf_release(&json);
+    buf_release(&headers);
+    return rc;
+}
+
+/* --- Responses ---------------------------------------------------------- */
+
+struct mayfly_response {
+    buf_t body;
+    bool written;
+    bool is_error;
+    buf_t error_type;
+    buf_t error_message;
+};
+
+static void response_reset(mayfly_response_t *res)
+{
+    buf_reset(&res->body);
+    buf_reset(&res->error_type);
+    buf_reset(&res->error_message);
+    res->written = false;
+    res->is_error = false;
+}
+
+int mayfly_response_set(mayfly_response_t *res, const void *data, size_t len)
+{
+    buf_reset(&res->body);
+    buf_add(&res->body, data, len);
+    res->written = true;
+    return 0;
+}
+
+int mayfly_response_append(mayfly_response_t *res, const void *data, size_t len)
+{
+    buf_add(&res->body, data, len);
+    res->written = true;
+    return 0;
+}
+
+int mayfly_response_printf(mayfly_response_t *res, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = buf_vprintf(&res->body, fmt, ap);
+    va_end(ap);
+    res->written = true;
+    return rc;
+}
+
+int mayfly_response_append_json_string(mayfly_response_t *res, const char *s, size_t len)
+{
+    json_quote(&res->body, s, len);
+    res->written = true;
+    return 0;
+}
+
+int mayfly_response_error(mayfly_response_t *res, const char *error_type, const char *fmt, ...)
+{
+    va_list ap;
+    buf_reset(&res->error_type);
+    buf_addstr(&res->error_type, error_type && *error_type ? error_type : "HandlerError");
+    buf_reset(&res->error_message);
+    va_start(ap, fmt);
+    if (buf_vprintf(&res->error_message, fmt, ap) < 0)
+        buf_addstr(&res->error_message, fmt);
+    va_end(ap);
+    res->is_error = true;
+    return -1;
+}
+
+int64_t mayfly_event_remaining_ms(const mayfly_event_t *event)
+{
+    if (event->deadline_ms <= 0)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return event->deadline_ms > now_ms ? event->deadline_ms - now_ms : 0;
+}
+
+/* --- The loop ------------------------------------------------------------ */
+
+static int64_t parse_ms(const char *s)
+{
+    int64_t v = 0;
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+int mayfly_runtime_run(mayfly_handler_fn handler)
+{
+    conn_t c;
+    mayfly_response_t res = {0};
+    buf_t path = {0}, request_id = {0};
+    int rc = conn_init(&c, getenv("AWS_LAMBDA_RUNTIME_API"));
+    if (rc < 0) {
+        fprintf(stderr, "mayfly runtime: bad AWS_LAMBDA_RUNTIME_API\n");
+        return 1;
+    }
+    /* A pipe makes stdout fully buffered; the function's log lines should
+     * appear as they are printed, not when the buffer fills. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    for (;;) {
+        rc = conn_request(&c, "GET", API_PREFIX "/invocation/next", NULL, NULL, 0, false);
+        if (rc < 0) {
+            fprintf(stderr, "mayfly runtime: waiting for the next event failed: %s\n",
+                    describe(rc));
+            break;
+        }
+        if (c.status != 200) {
+            fprintf(stderr, "mayfly runtime: next event: HTTP %d: %.200s\n", c.status, c.body.data);
+            break;
+        }
+        if (!c.hdr.request_id || !*c.hdr.request_id) {
+            fprintf(stderr, "mayfly runtime: the next event carries no request id\n");
+            break;
+        }
+
+        mayfly_event_t ev = {
+            .body = c.body.data,
+            .body_len = c.body.len,
+            .request_id = c.hdr.request_id,
+            .invoked_function_arn = c.hdr.function_arn ? c.hdr.function_arn : "",
+            .trace_id = c.hdr.trace_id ? c.hdr.trace_id : "",
+            .client_context = c.hdr.client_context,
+            .cognito_identity = c.hdr.cognito_identity,
+            .deadline_ms = parse_ms(c.hdr.deadline_ms),
+        };
+        if (*ev.trace_id)
+            setenv("_X_AMZN_TRACE_ID", ev.trace_id, 1);
+        else
+            unsetenv("_X_AMZN_TRACE_ID");
+        buf_reset(&request_id);
+        buf_addstr(&request_id, ev.request_id);
+        buf_reset(&path);
+        buf_addstr(&path, API_PREFIX "/invocation/");
+        add_path_segment(&path, ev.request_id);
+
+        response_reset(&res);
+        int hrc = handler(&ev, &res);
+
+        /* What the handler printed belongs to this invocation: out before
+         * the result is. */
+        fflush(stdout);
+        fflush(stderr);
+        if (hrc == 0 && !res.is_error) {
+            buf_addstr(&path, "/response");
+            if (!res.written)
+                buf_addstr(&res.body, "null");
+            rc = conn_request(&c, "POST", path.data, NULL, res.body.data, res.body.len, true);
+        } else {
+            buf_addstr(&path, "/error");
+            if (!res.is_error)
+                mayfly_response_error(&res, "HandlerError", "handler returned %d", hrc);
+            rc = post_error(&c, path.data, res.error_type.data, res.error_message.data);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "mayfly runtime: reporting %s failed: %s\n", request_id.data,
+                    describe(rc));
+            break;
+        }
+        if (c.status >= 300)
+            fprintf(stderr, "mayfly runtime: %s answered HTTP %d: %.200s\n", path.data, c.status,
+                    c.body.data);
+    }
+    conn_release(&c);
+    buf_release(&res.body);
+    buf_release(&res.error_type);
+    buf_release(&res.error_message);
+    buf_release(&path);
+    buf_release(&request_id);
+    return 1;
+}
+
+int mayfly_runtime_init_error(const char *error_type, const char *fmt, ...)
+{
+    conn_t c;
+    buf_t message = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf_vprintf(&message, fmt, ap) < 0)
+        buf_addstr(&message, fmt);
+    va_end(ap);
+    if (!error_type || !*error_type)
+        error_type = "Runtime.InitError";
+
+    int rc = conn_init(&c, getenv("AWS_LAMBDA_RUNTIME_API"));
+    if (rc == 0)
+        rc = post_error(&c, API_PREFIX "/init/error", error_type, message.data);
+    else
+        fprintf(stderr, "[ERROR] %s: %s\n", error_type, message.data);
+    if (rc < 0)
+        fprintf(stderr, "mayfly runtime: cannot report the init error: %s\n", describe(rc));
+    if (rc == 0 && c.status >= 300)
+        fprintf(stderr, "mayfly runtime: init/error answered HTTP %d\n", c.status);
+    conn_release(&c);
+    buf_release(&message);
+    return rc;
+}

@@ -1,0 +1,158 @@
+/*
+ * mayfly_runtime.h - write a Lambda-compatible function in C.
+ *
+ * A function for mayfly's `provided` runtime (and for AWS Lambda's
+ * `provided.al2*`) is an executable named `bootstrap` that speaks the Lambda
+ * Runtime API.  This library speaks it for you, so a function is one handler
+ * and one call in main:
+ *
+ *     #include "mayfly_runtime.h"
+ *
+ *     static int handler(const mayfly_event_t *ev, mayfly_response_t *res)
+ *     {
+ *         return mayfly_response_set(res, "{\"ok\":true}", 11);
+ *     }
+ *
+ *     int main(void)
+ *     {
+ *         return mayfly_runtime_run(handler);
+ *     }
+ *
+ * Build it with nothing but a C17 compiler and libc:
+ *
+ *     cc -std=gnu17 -O2 -Iruntimes/c -o bootstrap main.c runtimes/c/mayfly_runtime.c
+ *
+ * then deploy the folder that holds `bootstrap` with `--runtime provided`.
+ *
+ * How it behaves
+ * - It reads AWS_LAMBDA_RUNTIME_API (host:port, default 127.0.0.1:9001) and
+ *   keeps one persistent HTTP/1.1 connection to it for every call: a long
+ *   poll on GET /2018-06-01/runtime/invocation/next, then POST .../response
+ *   or .../error.  If the server closes the idle connection, the library
+ *   reconnects and retries once.
+ * - The event is handed over as raw bytes (Lambda's events are JSON; this
+ *   library does not parse them, see mayfly_json_get_string() for the common
+ *   case of picking out one field).  Events may be up to
+ *   MAYFLY_MAX_BODY_BYTES; the response bodies it reads are Content-Length
+ *   or chunked framed, as the server chooses.
+ * - stdout is made line buffered, and stdout and stderr are flushed before
+ *   each result is posted, so what the handler prints is attributed to its
+ *   invocation and shows up promptly in `mayfly logs`.
+ * - Nothing here is thread-safe: call the library from one thread.
+ * - Memory allocation failure aborts the process with a message (the
+ *   platform restarts it); every other failure is reported.
+ */
+#ifndef MAYFLY_RUNTIME_H
+#define MAYFLY_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MAYFLY__PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define MAYFLY__PRINTF(fmt, args)
+#endif
+
+/* The largest event the library accepts: the platform's default limit for a
+ * synchronous event.  A larger body is treated as a protocol error (the
+ * runtime exits).  A server configured for larger events needs functions
+ * built with -DMAYFLY_MAX_BODY_BYTES=... to match. */
+#ifndef MAYFLY_MAX_BODY_BYTES
+#define MAYFLY_MAX_BODY_BYTES (6u * 1024u * 1024u)
+#endif
+
+/* One invocation, as the Runtime API delivered it.  Every pointer stays
+ * valid until the handler returns; copy what you need to keep. */
+typedef struct mayfly_event {
+    /* The event bytes (JSON on Lambda), body_len of them.  A NUL follows the
+     * last byte, so text events can be used as C strings, but the body itself
+     * may contain NUL bytes: trust body_len. */
+    const char *body;
+    size_t body_len;
+    /* Lambda-Runtime-Aws-Request-Id: the invocation's id, never empty. */
+    const char *request_id;
+    /* Lambda-Runtime-Invoked-Function-Arn, or "" if the server sent none. */
+    const char *invoked_function_arn;
+    /* Lambda-Runtime-Trace-Id, or "".  The library also exports it as
+     * _X_AMZN_TRACE_ID for the duration of the invocation, as Lambda does. */
+    const char *trace_id;
+    /* Lambda-Runtime-Client-Context and Lambda-Runtime-Cognito-Identity: JSON
+     * text, or NULL when the invocation carried none. */
+    const char *client_context;
+    const char *cognito_identity;
+    /* Lambda-Runtime-Deadline-Ms: when the platform stops the invocation, in
+     * milliseconds since the Unix epoch; 0 if the server sent none. */
+    int64_t deadline_ms;
+} mayfly_event_t;
+
+/* What the handler answers.  Opaque: fill it with the functions below.  The
+ * library owns it and reuses its storage between invocations. */
+typedef struct mayfly_response mayfly_response_t;
+
+/* The function's code.  Return 0 for success: the bytes put into `res` are
+ * the invocation's result (JSON, by Lambda's convention; nothing at all means
+ * `null`).  Return non-zero, or call mayfly_response_error(), for a function
+ * error: the caller then gets {"errorType","errorMessage"} instead. */
+typedef int (*mayfly_handler_fn)(const mayfly_event_t *event, mayfly_response_t *res);
+
+/* Serve invocations until the Runtime API goes away, calling `handler` for
+ * each.  It only returns when the Runtime API cannot be reached or answers
+ * nonsense, after printing why on stderr; the return value is then an exit
+ * status for main (1).  The platform starts a new process when it needs one. */
+int mayfly_runtime_run(mayfly_handler_fn handler);
+
+/* Report a failure to initialise (a missing configuration, an unreachable
+ * dependency) before calling mayfly_runtime_run(): POSTs
+ * {"errorType","errorMessage"} to /runtime/init/error and prints it on
+ * stderr.  Exit non-zero afterwards; the platform fails the pending
+ * invocation with this error.  Returns 0, or a negative errno value if the
+ * Runtime API could not be told. */
+int mayfly_runtime_init_error(const char *error_type, const char *fmt, ...) MAYFLY__PRINTF(2, 3);
+
+/* Replace the response body with `len` bytes of `data`.  Returns 0. */
+int mayfly_response_set(mayfly_response_t *res, const void *data, size_t len);
+
+/* Append `len` bytes of `data` to the response body.  Returns 0. */
+int mayfly_response_append(mayfly_response_t *res, const void *data, size_t len);
+
+/* Append printf-formatted text to the response body.  Returns 0, or -EINVAL
+ * for a format the C library refuses. */
+int mayfly_response_printf(mayfly_response_t *res, const char *fmt, ...) MAYFLY__PRINTF(2, 3);
+
+/* Append `len` bytes of `s` as a JSON string literal, quotes included: `"`,
+ * `\` and control characters are escaped and invalid UTF-8 becomes U+FFFD,
+ * so the result is always valid JSON.  Returns 0. */
+int mayfly_response_append_json_string(mayfly_response_t *res, const char *s, size_t len);
+
+/* Turn the invocation into a function error of type `error_type` (for
+ * example "ValidationError"; NULL means "HandlerError") with a
+ * printf-formatted message.  Whatever the handler then returns, the library
+ * POSTs {"errorMessage","errorType","stackTrace":[]} to .../error with the
+ * header Lambda-Runtime-Function-Error-Type.  Returns -1, so a handler can
+ * end with `return mayfly_response_error(res, "X", "...");`. */
+int mayfly_response_error(mayfly_response_t *res, const char *error_type, const char *fmt, ...)
+    MAYFLY__PRINTF(3, 4);
+
+/* Milliseconds left before the invocation's deadline (never negative); -1 if
+ * the server sent no deadline. */
+int64_t mayfly_event_remaining_ms(const mayfly_event_t *event);
+
+/* Find the string member `key` of the JSON object in json[0..len) - top
+ * level only - and write its decoded value (escapes resolved, as UTF-8) NUL
+ * terminated into out[0..out_size).  Returns the value's length in bytes,
+ * -ENOENT if the text is not an object or has no such member, -EINVAL if the
+ * text is not valid JSON as far as it was read or the member is not a
+ * string, -ENOSPC if out_size is too small for the value and its NUL. */
+int mayfly_json_get_string(const char *json, size_t len, const char *key, char *out,
+                           size_t out_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MAYFLY_RUNTIME_H */

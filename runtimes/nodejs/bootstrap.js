@@ -1,0 +1,717 @@
+/*
+ * mayfly's Node.js runtime: runs an unchanged AWS Lambda Node.js handler.
+ *
+ * mayfly starts this file as the sandbox's first process:
+ *
+ *     /usr/bin/node /var/runtime/nodejs/bootstrap.js
+ *
+ * with the Lambda environment (_HANDLER, LAMBDA_TASK_ROOT, AWS_LAMBDA_*).  It
+ * loads the handler named by _HANDLER ("file.function", where file may be
+ * "dir/file" and function may be "a.b" for a nested export) from
+ * LAMBDA_TASK_ROOT, then loops on the Lambda Runtime API at
+ * AWS_LAMBDA_RUNTIME_API: GET the next event, call handler(event, context,
+ * callback), POST the JSON result or the error.
+ *
+ * Why it looks the way it does:
+ *
+ * - Cold start is measured against a bare `node -e 0`, so the only module
+ *   loaded beyond Node's own bootstrap is 'net'.  The 'http' client costs more
+ *   to load and far more per request (agents, streams, a parser object per
+ *   response) than the few lines of HTTP/1.1 below.
+ * - Warm invokes are measured against nginx, so all calls share one
+ *   persistent keep-alive connection with TCP_NODELAY, and each request is a
+ *   single write.
+ * - The programming model is Lambda's: async handlers, callback handlers
+ *   (callback(err, result), context.done/succeed/fail), and
+ *   context.callbackWaitsForEmptyEventLoop.  That last one needs the event
+ *   loop to be able to empty while a handler runs, so the connection is
+ *   unref()'d whenever no request is in flight and 'beforeExit' is the signal
+ *   that the handler's work is finished.
+ * - Error shapes, type names and messages follow Lambda's own Node.js runtime
+ *   ({"errorType","errorMessage","trace"}; Runtime.ImportModuleError, ...), so
+ *   tools written for Lambda recognise them.
+ */
+'use strict';
+
+const net = require('net');
+const path = require('path');
+const fs = require('fs');
+
+const API_PREFIX = '/2018-06-01/runtime';
+// Bounds what a misbehaving Runtime API could make us buffer.  The platform
+// caps events at 6 MiB; a real header block is a few hundred bytes.
+const MAX_BODY = 16 << 20;
+const MAX_HEAD = 64 << 10;
+
+// ---------------------------------------------------------------------------
+// Errors
+
+// Runtime failures carry Lambda's error type names.
+class RuntimeError extends Error {
+  constructor(type, message) {
+    super(message);
+    Object.defineProperty(this, 'name', { value: type, enumerable: false, writable: true });
+  }
+}
+
+// The error object the Runtime API receives, shaped as Lambda's Node.js
+// runtime shapes it.  Anything can be thrown in JavaScript; a non-Error is
+// reported with its typeof as the type, as Lambda does.
+function toRuntimeError(err) {
+  try {
+    if (err instanceof Error ||
+        (err && typeof err.name === 'string' && typeof err.message === 'string' &&
+         typeof err.stack === 'string')) {
+      return {
+        errorType: String(err.name),
+        errorMessage: String(err.message),
+        trace: typeof err.stack === 'string' ? err.stack.split('\n') : [],
+      };
+    }
+    return {
+      errorType: typeof err,
+      errorMessage: err === undefined ? 'undefined' : err === null ? 'null' : String(err),
+      trace: [],
+    };
+  } catch (_) {
+    return {
+      errorType: 'handled',
+      errorMessage: 'callback called with Error argument, but there was a problem ' +
+        'while retrieving one or more of its message, name, and stack',
+      trace: [],
+    };
+  }
+}
+
+// Lambda logs an invocation's error as one line: a label and the JSON.
+function logError(label, report) {
+  let json;
+  try {
+    json = JSON.stringify({
+      errorType: report.errorType,
+      errorMessage: report.errorMessage,
+      stack: report.trace,
+    });
+  } catch (_) {
+    json = '{}';
+  }
+  process.stderr.write(`ERROR\t${label} \t${json}\n`);
+}
+
+function headerSafe(value) {
+  const out = String(value).slice(0, 128).replace(/[^\x21-\x7e]/g, '_');
+  return out || 'Unknown';
+}
+
+// ---------------------------------------------------------------------------
+// The Runtime API connection
+
+// One persistent HTTP/1.1 connection.  Requests are strictly sequential, as
+// the Runtime API protocol is, so one parser state suffices.  A server that
+// closes an idle connection gets the request again on a fresh one.
+class RuntimeConnection {
+  constructor(address) {
+    const colon = address.lastIndexOf(':');
+    const port = Number(address.slice(colon + 1));
+    if (colon < 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+      throw new Error(`bad AWS_LAMBDA_RUNTIME_API '${address}'`);
+    }
+    this.host = address.slice(0, colon).replace(/^\[|\]$/g, '') || '127.0.0.1';
+    this.port = port;
+    this.hostHeader = address;
+    this.sock = null;
+    this.pending = null; // { resolve, reject, retry: () => void, got: bool }
+    this.resetParser();
+  }
+
+  resetParser() {
+    this.chunks = [];
+    this.length = 0;
+    this.head = null; // parsed { status, headers, keep } once the header block is in
+    this.need = -1; // body bytes wanted; -1 chunked, -2 until close
+    this.bodyParts = null;
+    this.bodyLength = 0;
+  }
+
+  connect() {
+    const sock = net.connect({ host: this.host, port: this.port, noDelay: true });
+    sock.setNoDelay(true);
+    sock.on('data', (data) => this.onData(sock, data));
+    sock.on('error', (err) => this.onClose(sock, err));
+    sock.on('close', () => this.onClose(sock, null));
+    this.sock = sock;
+    this.resetParser();
+  }
+
+  // Returns a promise of { status, headers (lower-case names), body: Buffer }.
+  request(method, urlPath, body, extraHeaders) {
+    let head = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.hostHeader}\r\n${extraHeaders || ''}`;
+    if (body === null || body === undefined) {
+      head += '\r\n';
+    } else {
+      const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+      head += `Content-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+    }
+    return new Promise((resolve, reject) => {
+      let attempts = 0;
+      const send = () => {
+        attempts++;
+        const reused = this.sock !== null;
+        if (!reused) this.connect();
+        this.pending = {
+          resolve,
+          reject,
+          got: false,
+          // A reused connection the server closed while idle: nothing was
+          // processed, so sending again on a fresh connection is safe.
+          retry: reused && attempts === 1 ? send : null,
+        };
+        const sock = this.sock;
+        sock.ref();
+        if (body === null || body === undefined) {
+          sock.write(head, 'latin1');
+        } else if (typeof body === 'string' && body.length < 65536) {
+          sock.write(head + body);
+        } else {
+          sock.cork();
+          sock.write(head, 'latin1');
+          sock.write(body);
+          sock.uncork();
+        }
+      };
+      send();
+    });
+  }
+
+  onClose(sock, err) {
+    if (sock !== this.sock) return;
+    this.sock = null;
+    if (this.head && this.need === -2 && !err) {
+      // A body delimited by the end of the connection is complete now.
+      this.finish(Buffer.concat(this.bodyParts, this.bodyLength), false);
+      return;
+    }
+    const pending = this.pending;
+    this.pending = null;
+    this.resetParser();
+    if (!pending) return;
+    if (!pending.got && pending.retry) {
+      pending.retry();
+      return;
+    }
+    pending.reject(err || new Error('the Runtime API closed the connection'));
+  }
+
+  fail(sock, message) {
+    const pending = this.pending;
+    this.pending = null;
+    this.sock = null;
+    sock.destroy();
+    this.resetParser();
+    if (pending) pending.reject(new Error(message));
+  }
+
+  onData(sock, data) {
+    if (sock !== this.sock || !this.pending) {
+      // Bytes nobody asked for: the connection's state is unknowable.
+      sock.destroy();
+      if (sock === this.sock) this.sock = null;
+      return;
+    }
+    this.pending.got = true;
+    if (this.head === null) {
+      this.chunks.push(data);
+      this.length += data.length;
+      const buf = this.chunks.length === 1 ? data : Buffer.concat(this.chunks, this.length);
+      const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
+      if (end < 0) {
+        if (this.length > MAX_HEAD) this.fail(sock, 'response header block too large');
+        else this.chunks = [buf];
+        return;
+      }
+      const err = this.parseHead(buf.toString('latin1', 0, end));
+      if (err) {
+        this.fail(sock, err);
+        return;
+      }
+      this.chunks = [];
+      this.length = 0;
+      data = buf.subarray(end + 4);
+      if (this.head.status >= 100 && this.head.status < 200) {
+        // An interim response (100 Continue): the real one follows.
+        this.head = null;
+        if (data.length) this.onData(sock, data);
+        return;
+      }
+    }
+    this.onBody(sock, data);
+  }
+
+  parseHead(text) {
+    const lines = text.split('\r\n');
+    const m = /^HTTP\/1\.(\d) (\d{3})/.exec(lines[0]);
+    if (!m) return `bad status line '${lines[0].slice(0, 80)}'`;
+    const headers = {};
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(':');
+      if (colon <= 0) return `bad header line '${line.slice(0, 80)}'`;
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const status = Number(m[2]);
+    const keep = m[1] !== '0' && (headers.connection || '').toLowerCase() !== 'close';
+    const te = (headers['transfer-encoding'] || '').toLowerCase();
+    let need;
+    if (te && te !== 'identity') {
+      if (!te.endsWith('chunked')) return `unsupported transfer-encoding '${te}'`;
+      need = -1;
+    } else if (headers['content-length'] !== undefined) {
+      const cl = headers['content-length'];
+      if (!/^\d{1,15}$/.test(cl) || Number(cl) > MAX_BODY) return `bad content-length '${cl}'`;
+      need = Number(cl);
+    } else if (status === 204 || status === 304 || (status >= 100 && status < 200)) {
+      need = 0;
+    } else {
+      need = -2;
+    }
+    this.head = { status, headers, keep: keep && need !== -2 };
+    this.need = need;
+    this.bodyParts = [];
+    this.bodyLength = 0;
+    this.chunkState = { size: -1, trailer: false };
+    return null;
+  }
+
+  onBody(sock, data) {
+    if (this.need >= 0) {
+      if (data.length) {
+        this.bodyParts.push(data);
+        this.bodyLength += data.length;
+      }
+      if (this.bodyLength < this.need) return;
+      const all = this.bodyParts.length === 1 ? this.bodyParts[0] : Buffer.concat(this.bodyParts, this.bodyLength);
+      if (all.length > this.need) {
+        this.fail(sock, 'the Runtime API sent more than it announced');
+        return;
+      }
+      this.finish(all, this.head.keep);
+    } else if (this.need === -2) {
+      this.bodyParts.push(data);
+      this.bodyLength += data.length;
+      if (this.bodyLength > MAX_BODY) this.fail(sock, 'response body too large');
+    } else {
+      this.onChunked(sock, data);
+    }
+  }
+
+  // Chunked transfer coding: "SIZE[;ext]\r\n" DATA "\r\n" ... "0\r\n"
+  // trailers "\r\n".  Unparsed bytes wait in this.chunks.
+  onChunked(sock, data) {
+    let buf = this.length ? Buffer.concat([...this.chunks, data]) : data;
+    this.chunks = [];
+    this.length = 0;
+    const st = this.chunkState;
+    for (;;) {
+      if (st.size < 0) {
+        const eol = buf.indexOf('\r\n', 0, 'latin1');
+        if (eol < 0) break;
+        const line = buf.toString('latin1', 0, eol);
+        buf = buf.subarray(eol + 2);
+        if (st.trailer) {
+          if (line === '') {
+            if (buf.length) {
+              this.fail(sock, 'the Runtime API sent bytes after the response');
+              return;
+            }
+            this.finish(Buffer.concat(this.bodyParts, this.bodyLength), this.head.keep);
+            return;
+          }
+          continue;
+        }
+        const sizeText = line.split(';', 1)[0].trim();
+        if (!/^[0-9a-fA-F]{1,15}$/.test(sizeText)) {
+          this.fail(sock, `bad chunk size '${sizeText.slice(0, 20)}'`);
+          return;
+        }
+        const size = parseInt(sizeText, 16);
+        if (this.bodyLength + size > MAX_BODY) {
+          this.fail(sock, 'chunked body too large');
+          return;
+        }
+        if (size === 0) st.trailer = true;
+        else st.size = size;
+        continue;
+      }
+      if (buf.length < st.size + 2) break;
+      if (buf[st.size] !== 13 || buf[st.size + 1] !== 10) {
+        this.fail(sock, 'bad chunk terminator');
+        return;
+      }
+      this.bodyParts.push(buf.subarray(0, st.size));
+      this.bodyLength += st.size;
+      buf = buf.subarray(st.size + 2);
+      st.size = -1;
+    }
+    if (buf.length) {
+      if (buf.length > MAX_HEAD + (st.size > 0 ? st.size : 0)) {
+        this.fail(sock, 'bad chunked body');
+        return;
+      }
+      this.chunks = [buf];
+      this.length = buf.length;
+    }
+  }
+
+  finish(body, keep) {
+    const pending = this.pending;
+    const head = this.head;
+    this.pending = null;
+    this.resetParser();
+    if (this.sock) {
+      if (keep) this.sock.unref();
+      else {
+        this.sock.destroy();
+        this.sock = null;
+      }
+    }
+    pending.resolve({ status: head.status, headers: head.headers, body });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Loading the handler
+
+const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
+
+function isFile(p) {
+  try {
+    return fs.statSync(p).isFile();
+  } catch (_) {
+    return false;
+  }
+}
+
+// Node's rule for whether a .js file is an ES module: the "type" of the
+// nearest package.json, searching upward but not past node_modules.
+function packageTypeIsModule(dir) {
+  for (;;) {
+    if (dir.endsWith(`${path.sep}node_modules`)) return false;
+    const pj = path.join(dir, 'package.json');
+    if (isFile(pj)) {
+      try {
+        return JSON.parse(fs.readFileSync(pj, 'utf8')).type === 'module';
+      } catch (_) {
+        return false;
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return false;
+    dir = parent;
+  }
+}
+
+function importESM(file) {
+  const { pathToFileURL } = require('url');
+  return import(pathToFileURL(file).href);
+}
+
+// Lambda's search order: the exact file, FILE.js (CommonJS unless package.json
+// says "module"), FILE.mjs, FILE.cjs, then a package on the Node module path.
+async function loadModule(moduleRoot, moduleName) {
+  const base = path.resolve(TASK_ROOT, moduleRoot, moduleName);
+  if (isFile(base)) return require(base);
+  if (isFile(`${base}.js`)) {
+    if (packageTypeIsModule(path.dirname(base))) return importESM(`${base}.js`);
+    return require(`${base}.js`);
+  }
+  if (isFile(`${base}.mjs`)) return importESM(`${base}.mjs`);
+  if (isFile(`${base}.cjs`)) return require(`${base}.cjs`);
+  return require(require.resolve(moduleName, { paths: [TASK_ROOT, path.resolve(TASK_ROOT, moduleRoot)] }));
+}
+
+async function loadHandler(spec) {
+  if (spec.includes('..')) {
+    throw new RuntimeError('Runtime.MalformedHandlerName',
+      `'${spec}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`);
+  }
+  const file = path.basename(spec);
+  const moduleRoot = spec.slice(0, spec.length - file.length);
+  const m = /^([^.]*)\.(.*)$/.exec(file);
+  if (!m || !m[1] || !m[2]) throw new RuntimeError('Runtime.MalformedHandlerName', 'Bad handler');
+
+  let mod;
+  try {
+    mod = await loadModule(moduleRoot, m[1]);
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new RuntimeError('Runtime.UserCodeSyntaxError', String(e));
+    if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND')) {
+      throw new RuntimeError('Runtime.ImportModuleError', String(e));
+    }
+    throw e;
+  }
+  const fn = m[2].split('.').reduce((obj, key) => (obj == null ? undefined : obj[key]), mod);
+  if (!fn) throw new RuntimeError('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
+  if (typeof fn !== 'function') throw new RuntimeError('Runtime.HandlerNotFound', `${spec} is not a function`);
+  return fn;
+}
+
+// ---------------------------------------------------------------------------
+// Invocations
+
+const ENV = {
+  functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+  functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+  memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+  logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+  logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+};
+
+let conn = null;
+let handler = null;
+let current = null; // the invocation whose result has not been delivered yet
+let crashed = false; // an uncaught exception: exit once in-flight work is out
+
+function fatal(message) {
+  process.stderr.write(`mayfly runtime: ${message}\n`);
+  process.exit(1);
+}
+
+function parseHeaderJson(value, name) {
+  if (value === undefined || value === '') return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (e) {
+    throw new Error(`Cannot parse ${name} as json: ${e}`);
+  }
+}
+
+class Invocation {
+  constructor(headers, body) {
+    this.id = headers['lambda-runtime-aws-request-id'] || '';
+    this.headers = headers;
+    this.body = body;
+    this.claimed = false; // the handler has reported, one way or another
+    this.finished = false; // a result or an error is being posted
+    this.returnedPromise = false;
+    this.deferred = null; // { result } while a callback waits for an empty loop
+    this.base = `${API_PREFIX}/invocation/${encodeURIComponent(this.id)}`;
+  }
+
+  // As on Lambda, only the first of the ways a handler can report counts:
+  // callback, context.done/succeed/fail, its promise, or its return value.
+  claim() {
+    if (this.claimed) return false;
+    this.claimed = true;
+    return true;
+  }
+
+  context() {
+    const inv = this;
+    const h = this.headers;
+    const deadline = Number(h['lambda-runtime-deadline-ms']) || 0;
+    let waits = true;
+    const done = (err, result) => {
+      if (!inv.claim()) return;
+      if (err !== undefined && err !== null) inv.fail(err);
+      else inv.succeed(result);
+    };
+    const ctx = {
+      get callbackWaitsForEmptyEventLoop() {
+        return waits;
+      },
+      set callbackWaitsForEmptyEventLoop(value) {
+        waits = value;
+      },
+      succeed: (result) => done(null, result),
+      fail: (err) => done(err === undefined || err === null ? 'handled' : err),
+      done,
+      functionName: ENV.functionName,
+      functionVersion: ENV.functionVersion,
+      memoryLimitInMB: ENV.memoryLimitInMB,
+      logGroupName: ENV.logGroupName,
+      logStreamName: ENV.logStreamName,
+      clientContext: parseHeaderJson(h['lambda-runtime-client-context'], 'ClientContext'),
+      identity: parseHeaderJson(h['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
+      invokedFunctionArn: h['lambda-runtime-invoked-function-arn'],
+      awsRequestId: this.id,
+      getRemainingTimeInMillis: () => deadline - Date.now(),
+    };
+    const callback = (err, result) => {
+      if (!inv.claim()) return;
+      if (err !== undefined && err !== null) inv.fail(err);
+      else if (waits) inv.deferred = { result };
+      else inv.succeed(result);
+    };
+    return [ctx, done, callback];
+  }
+
+  run() {
+    const trace = this.headers['lambda-runtime-trace-id'];
+    if (trace) process.env._X_AMZN_TRACE_ID = trace;
+    else delete process.env._X_AMZN_TRACE_ID;
+    let result;
+    let done;
+    try {
+      const [ctx, ctxDone, callback] = this.context();
+      done = ctxDone;
+      const event = JSON.parse(this.body.toString('utf8'));
+      this.body = null;
+      result = handler(event, ctx, callback);
+    } catch (err) {
+      if (this.claim()) this.fail(err);
+      return;
+    }
+    if (result !== null && result !== undefined && typeof result.then === 'function') {
+      this.returnedPromise = true;
+      result.then((value) => done(null, value),
+        (err) => done(err === undefined || err === null ? 'handled' : err));
+    } else if (result !== undefined) {
+      // Lambda ignores what a non-async handler returns and waits for the
+      // callback; mayfly takes a returned value as the result, which is what
+      // such code means.
+      done(null, result);
+    }
+    // Otherwise the callback, context.done/succeed/fail, or an empty event
+    // loop (see onBeforeExit) ends the invocation.
+  }
+
+  succeed(result) {
+    if (this.finished) return;
+    let body;
+    try {
+      body = JSON.stringify(result === undefined ? null : result);
+    } catch (err) {
+      this.fail(new Error(`Unable to stringify response body: ${err && err.message}`));
+      return;
+    }
+    if (body === undefined) body = 'null'; // a function or a symbol
+    this.finished = true;
+    this.post(`${this.base}/response`, body, '');
+  }
+
+  fail(err) {
+    if (this.finished) return;
+    this.finished = true;
+    const report = toRuntimeError(err);
+    logError('Invoke Error', report);
+    this.postError(report);
+  }
+
+  postError(report) {
+    let body;
+    try {
+      body = JSON.stringify(report);
+    } catch (_) {
+      body = JSON.stringify({ errorType: 'Error', errorMessage: 'unserialisable error', trace: [] });
+    }
+    this.post(`${this.base}/error`, body, `Lambda-Runtime-Function-Error-Type: ${headerSafe(report.errorType)}\r\n`);
+  }
+
+  post(urlPath, body, headers) {
+    conn.request('POST', urlPath, body, headers).then((res) => {
+      if (res.status >= 300) {
+        process.stderr.write(`mayfly runtime: ${urlPath} answered ${res.status}: ${res.body.toString('utf8', 0, 200)}\n`);
+      }
+      if (current === this) current = null;
+      if (crashed) process.exit(1);
+      next();
+    }, (err) => fatal(`reporting ${this.id} failed: ${err.message}`));
+  }
+}
+
+function next() {
+  conn.request('GET', `${API_PREFIX}/invocation/next`, null, '').then((res) => {
+    if (res.status !== 200) {
+      fatal(`next event: HTTP ${res.status}: ${res.body.toString('utf8', 0, 200)}`);
+    }
+    current = new Invocation(res.headers, res.body);
+    current.run();
+  }, (err) => fatal(`waiting for the next event failed: ${err.message}`));
+}
+
+// The event loop has nothing left to do while an invocation is open: the
+// handler's work is over.  This is where callbackWaitsForEmptyEventLoop
+// completes, and where a handler that never reported anything is ended.
+function onBeforeExit() {
+  const inv = current;
+  if (!inv || inv.finished) return;
+  if (inv.deferred) {
+    inv.succeed(inv.deferred.result);
+    return;
+  }
+  if (!inv.claim()) return;
+  if (inv.returnedPromise) {
+    inv.fail(new RuntimeError('Runtime.NodeJsExit',
+      'The handler\'s promise never settled and nothing else was left to run'));
+  } else {
+    // A non-async handler that never called back: Lambda answers null.
+    inv.succeed(null);
+  }
+}
+
+// A crash during an invocation is that invocation's error; then the runtime
+// exits, because its state is unknowable, and mayfly starts a fresh one.
+function onCrash(err, rejection) {
+  let report = toRuntimeError(err);
+  if (rejection) {
+    let reason;
+    try {
+      reason = String(err);
+    } catch (_) {
+      reason = typeof err;
+    }
+    report = { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: reason, trace: report.trace };
+  }
+  logError(rejection ? 'Unhandled Promise Rejection' : 'Uncaught Exception', report);
+  if (crashed) return;
+  crashed = true;
+  const inv = current;
+  if (inv && !inv.finished) {
+    inv.finished = true;
+    inv.claimed = true;
+    const body = JSON.stringify(report);
+    const done = () => process.exit(1);
+    conn.request('POST', `${inv.base}/error`, body,
+      `Lambda-Runtime-Function-Error-Type: ${headerSafe(report.errorType)}\r\n`).then(done, done);
+  } else if (!(inv && conn.pending)) {
+    // Between invocations: nothing to report to.
+    process.exit(1);
+  }
+  // Otherwise the invocation's result is on its way; post() exits once it
+  // has been delivered.
+}
+
+async function main() {
+  try {
+    conn = new RuntimeConnection(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
+  } catch (e) {
+    fatal(e.message);
+  }
+  try {
+    process.chdir(TASK_ROOT);
+  } catch (_) {
+    // Lambda's working directory is the task root; carry on if it is absent.
+  }
+
+  try {
+    handler = await loadHandler(process.env._HANDLER || '');
+  } catch (err) {
+    const report = toRuntimeError(err);
+    logError('Init Error', report);
+    const body = JSON.stringify(report);
+    try {
+      await conn.request('POST', `${API_PREFIX}/init/error`, body,
+        `Lambda-Runtime-Function-Error-Type: ${headerSafe(report.errorType)}\r\n`);
+    } catch (e) {
+      process.stderr.write(`mayfly runtime: cannot report the init error: ${e.message}\n`);
+    }
+    process.exit(1);
+  }
+
+  process.on('beforeExit', onBeforeExit);
+  process.on('uncaughtException', (err) => onCrash(err, false));
+  process.on('unhandledRejection', (reason) => onCrash(reason, true));
+  next();
+}
+
+main();

@@ -1,0 +1,693 @@
+"""mayfly's Python runtime: runs an unchanged AWS Lambda Python handler.
+
+bootstrap.py, the file mayfly starts, imports this module and calls run().
+It imports the handler named by _HANDLER ("module.function", where module may
+be a path such as "dir/sub.mod") from LAMBDA_TASK_ROOT, then loops on the
+Lambda Runtime API at AWS_LAMBDA_RUNTIME_API: GET the next event, call
+handler(event, context), POST the JSON result or the error.
+
+Why it looks the way it does:
+
+- Cold start is measured against a bare `python3 -c pass`, so the module
+  imports nothing that the interpreter has not already loaded except the C
+  extensions _socket and _json (well under a millisecond together).  The
+  friendly wrappers cost far more: `json` drags in `re` and `enum` (~7 ms) and
+  `http.client` drags in `email` and `ssl` (~25 ms).  `traceback` is imported
+  only when something fails.
+- Warm invokes are measured against nginx, so all calls share one persistent
+  keep-alive HTTP/1.1 connection with TCP_NODELAY, each request goes out in a
+  single send, and the response parser does the least work that is still
+  correct (Content-Length, chunked, or read-to-close).
+- Error shapes, error type names and messages follow Lambda's own Python
+  runtime, so callers and tools that inspect them see what they would see on
+  Lambda.
+- It is a module rather than the script itself because Python never caches
+  the bytecode of the script it runs: compiling this file costs ~4 ms, and a
+  module's __pycache__ entry, written at build time (`python3 -m compileall
+  runtimes/python3`), is simply loaded.  The runtime directory is read-only
+  in the sandbox, so nothing is written there at run time.
+"""
+
+import os
+import sys
+import time
+
+import _json
+import _socket
+
+API_PREFIX = "/2018-06-01/runtime"
+# Bounds what a misbehaving Runtime API could make us buffer.  The platform
+# caps events at 6 MiB; the header block of a real response is a few hundred
+# bytes.
+MAX_BODY = 16 << 20
+MAX_HEAD = 64 << 10
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+# Lambda's error type names, so tooling written for Lambda recognises them.
+IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+MARSHAL_ERROR = "Runtime.MarshalError"
+UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
+
+
+class FaultError(Exception):
+    """A failure the runtime itself classifies, carrying Lambda's type name."""
+
+    def __init__(self, error_type, message, trace=None):
+        Exception.__init__(self, message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+class RuntimeAPIError(Exception):
+    """The Runtime API could not be reached or answered nonsense."""
+
+
+# --- JSON ---------------------------------------------------------------
+#
+# The C accelerator behind the json package, used directly so the runtime does
+# not pay for importing `re`.  The output is exactly json.dumps()/json.loads()
+# with default arguments.  Should a future CPython change the private
+# signatures, the self-check below fails and we fall back to the json package.
+
+
+class _DecoderConfig:
+    __slots__ = ("strict", "object_hook", "object_pairs_hook", "parse_float",
+                 "parse_int", "parse_constant")
+
+    def __init__(self):
+        self.strict = True
+        self.object_hook = None
+        self.object_pairs_hook = None
+        self.parse_float = float
+        self.parse_int = int
+        self.parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"),
+                               "NaN": float("nan")}.__getitem__
+
+
+_JSON_WS = " \t\n\r"
+
+
+def _json_default(obj):
+    # DynamoDB and boto3 hand out Decimal; Lambda's encoder accepts it, so we
+    # do too, without importing decimal ourselves.
+    if type(obj).__name__ == "Decimal" and type(obj).__module__ in ("decimal", "_pydecimal"):
+        if obj.is_finite() and obj == obj.to_integral_value():
+            return int(obj)
+        return float(obj)
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+def _make_fast_json():
+    scanner = _json.make_scanner(_DecoderConfig())
+    # json.dumps() detects circular references through this dict; it is
+    # cleared before each use because an exception can leave entries behind.
+    markers = {}
+    encoder = _json.make_encoder(markers, _json_default, _json.encode_basestring_ascii,
+                                 None, ": ", ", ", False, False, True)
+
+    def loads(text):
+        start = len(text) - len(text.lstrip(_JSON_WS))
+        try:
+            obj, end = scanner(text, start)
+        except StopIteration as e:
+            raise ValueError(f"Expecting value: line 1 column {e.value + 1} "
+                             f"(char {e.value})") from None
+        if text[end:].strip(_JSON_WS):
+            raise ValueError(f"Extra data: char {end}")
+        return obj
+
+    def dumps(obj):
+        markers.clear()
+        return "".join(encoder(obj, 0))
+
+    probe = {"a": [1, 2.5, None, True, "x\u00e9\n"], "b": {}}
+    if dumps(probe) != '{"a": [1, 2.5, null, true, "x\\u00e9\\n"], "b": {}}':
+        raise ValueError("json accelerator self-check failed")
+    if loads(' {"a": [1, 2.5, null, true, "x\\u00e9"]} ') != {"a": [1, 2.5, None, True, "x\u00e9"]}:
+        raise ValueError("json accelerator self-check failed")
+    return loads, dumps
+
+
+try:
+    json_loads, json_dumps = _make_fast_json()
+except Exception:  # pragma: no cover - only on an unexpected CPython
+    import json as _json_pkg
+
+    json_loads = _json_pkg.loads
+
+    def json_dumps(obj):
+        return _json_pkg.dumps(obj, default=_json_default)
+
+
+# --- The Runtime API connection -------------------------------------------
+
+
+class RuntimeConnection:
+    """One persistent HTTP/1.1 connection to the Runtime API.
+
+    Requests are strictly sequential, which is all the Runtime API protocol
+    needs, so there is no pipelining and no connection pool.  When the server
+    closes an idle connection we reconnect once and retry the request."""
+
+    def __init__(self, address):
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit():
+            raise RuntimeAPIError(f"bad AWS_LAMBDA_RUNTIME_API {address!r}")
+        host = host.strip("[]") or "127.0.0.1"
+        self.address = (host, int(port))
+        self.host_header = address.encode("latin-1")
+        self.sock = None
+        self.buf = b""
+
+    def _connect(self):
+        family = _socket.AF_INET6 if ":" in self.address[0] else _socket.AF_INET
+        sock = _socket.socket(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            sock.connect(self.address)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.buf = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.buf = b""
+
+    def request(self, method, path, body=b"", headers=b""):
+        """Send one request; return (status, headers dict, body bytes).
+
+        Header names in the returned dict are lower case."""
+        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (
+            method, path, self.host_header, headers)
+        if method == b"GET":
+            head += b"\r\n"
+        else:
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        for attempt in (0, 1):
+            reused = self.sock is not None
+            try:
+                if not reused:
+                    self._connect()
+                if len(body) < 65536:
+                    self.sock.sendall(head + body)
+                else:
+                    # Avoid copying a large result just to prepend a header.
+                    self.sock.sendall(head)
+                    self.sock.sendall(body)
+                return self._read_response()
+            except _EarlyClose:
+                self.close()
+                # The server closed a reused connection before answering: it
+                # was idle and timed out, and nothing was processed, so one
+                # retry on a fresh connection is safe.
+                if attempt == 0 and reused:
+                    continue
+                raise RuntimeAPIError(f"{method.decode()} {path.decode()}: "
+                                      "connection closed without a response") from None
+            except (BrokenPipeError, ConnectionResetError) as e:
+                self.close()
+                if attempt == 0 and reused:
+                    continue
+                raise RuntimeAPIError(f"{method.decode()} {path.decode()}: {e}") from None
+            except OSError as e:
+                self.close()
+                raise RuntimeAPIError(f"{method.decode()} {path.decode()}: {e}") from None
+            except RuntimeAPIError:
+                self.close()
+                raise
+
+    def _recv(self):
+        data = self.sock.recv(262144)
+        if not data:
+            raise RuntimeAPIError("connection closed mid-response")
+        return data
+
+    def _read_response(self):
+        while True:
+            buf = self.buf
+            first = True
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                if end >= 0:
+                    break
+                if len(buf) > MAX_HEAD:
+                    raise RuntimeAPIError("response header block too large")
+                try:
+                    data = self.sock.recv(262144)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    if first and not buf:
+                        raise _EarlyClose()
+                    raise RuntimeAPIError("connection closed mid-response")
+                first = False
+                buf += data
+            lines = buf[:end].split(b"\r\n")
+            rest = buf[end + 4:]
+            status_line = lines[0].split(None, 2)
+            if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
+                raise RuntimeAPIError(f"bad status line {lines[0][:80]!r}")
+            try:
+                status = int(status_line[1])
+            except ValueError:
+                raise RuntimeAPIError(f"bad status line {lines[0][:80]!r}") from None
+            headers = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                if not sep:
+                    raise RuntimeAPIError(f"bad header line {line[:80]!r}")
+                headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+            if 100 <= status < 200:
+                # An interim response (100 Continue): the real one follows.
+                self.buf = rest
+                continue
+            break
+        keep = status_line[0] != b"HTTP/1.0" and \
+            headers.get("connection", "").lower() != "close"
+        te = headers.get("transfer-encoding", "").lower()
+        if te and te != "identity":
+            if not te.endswith("chunked"):
+                raise RuntimeAPIError(f"unsupported transfer-encoding {te!r}")
+            body, rest = self._read_chunked(rest)
+        elif "content-length" in headers:
+            cl = headers["content-length"]
+            if not (cl.isascii() and cl.isdigit() and len(cl) < 16) or int(cl) > MAX_BODY:
+                raise RuntimeAPIError(f"bad content-length {cl[:40]!r}")
+            need = int(cl)
+            if len(rest) < need:
+                parts = [rest]
+                have = len(rest)
+                while have < need:
+                    data = self._recv()
+                    parts.append(data)
+                    have += len(data)
+                rest = b"".join(parts)
+            body, rest = rest[:need], rest[need:]
+        elif status in (204, 304):
+            body = b""
+        else:
+            # No framing: the body runs to the end of the connection.
+            parts = [rest]
+            have = len(rest)
+            while True:
+                data = self.sock.recv(262144)
+                if not data:
+                    break
+                parts.append(data)
+                have += len(data)
+                if have > MAX_BODY:
+                    raise RuntimeAPIError("response body too large")
+            body, rest, keep = b"".join(parts), b"", False
+        if keep:
+            self.buf = rest
+        else:
+            self.close()
+        return status, headers, body
+
+    def _read_chunked(self, buf):
+        parts = []
+        total = 0
+        while True:
+            while b"\r\n" not in buf:
+                if len(buf) > MAX_HEAD:
+                    raise RuntimeAPIError("bad chunk header")
+                buf += self._recv()
+            line, _, buf = buf.partition(b"\r\n")
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 15 or size_text.strip(_HEX_DIGITS):
+                raise RuntimeAPIError(f"bad chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
+            if total + size > MAX_BODY:
+                raise RuntimeAPIError("chunked body too large")
+            if size == 0:
+                # Skip trailers up to and including the empty line.
+                while True:
+                    while b"\r\n" not in buf:
+                        if len(buf) > MAX_HEAD:
+                            raise RuntimeAPIError("bad chunk trailer")
+                        buf += self._recv()
+                    line, _, buf = buf.partition(b"\r\n")
+                    if not line:
+                        return b"".join(parts), buf
+            if len(buf) < size + 2:
+                pending = [buf]
+                have = len(buf)
+                while have < size + 2:
+                    data = self._recv()
+                    pending.append(data)
+                    have += len(data)
+                buf = b"".join(pending)
+            if buf[size:size + 2] != b"\r\n":
+                raise RuntimeAPIError("bad chunk terminator")
+            parts.append(buf[:size])
+            total += size
+            buf = buf[size + 2:]
+
+
+class _EarlyClose(Exception):
+    """The server closed a connection before sending any byte of a response."""
+
+
+# --- The context object ---------------------------------------------------
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __repr__(self):
+        return (f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+                f"cognito_identity_pool_id={self.cognito_identity_pool_id}])")
+
+
+class Client:
+    __slots__ = ("installation_id", "app_title", "app_version_name",
+                 "app_version_code", "app_package_name")
+
+    def __repr__(self):
+        return "Client([" + ",".join(f"{k}={getattr(self, k)}" for k in self.__slots__) + "])"
+
+
+class ClientContext:
+    __slots__ = ("custom", "env", "client")
+
+    def __repr__(self):
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+def _object_from_dict(cls, data):
+    obj = cls()
+    get = data.get if isinstance(data, dict) else (lambda _k: None)
+    for field in cls.__slots__:
+        setattr(obj, field, get(field))
+    return obj
+
+
+def _memory_size():
+    try:
+        return int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+    except ValueError:
+        return 128
+
+
+class LambdaContext:
+    """What Lambda passes as the handler's second argument."""
+
+    # The environment does not change during the process's life, so these
+    # are read once.
+    _env = (os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+            os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+            _memory_size(),
+            os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+            os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"))
+
+    def __init__(self, request_id, deadline_ms, arn, client_context, identity):
+        self.aws_request_id = request_id
+        self.invoked_function_arn = arn
+        self.client_context = client_context
+        self.identity = identity
+        (self.function_name, self.function_version, self.memory_limit_in_mb,
+         self.log_group_name, self.log_stream_name) = self._env
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        remaining = self._deadline_ms - int(time.time() * 1000)
+        return remaining if remaining > 0 else 0
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (f"LambdaContext([aws_request_id={self.aws_request_id},"
+                f"log_group_name={self.log_group_name},"
+                f"log_stream_name={self.log_stream_name},"
+                f"function_name={self.function_name},"
+                f"memory_limit_in_mb={self.memory_limit_in_mb},"
+                f"function_version={self.function_version},"
+                f"invoked_function_arn={self.invoked_function_arn},"
+                f"client_context={self.client_context},"
+                f"identity={self.identity}])")
+
+
+def _parse_json_header(value, name):
+    try:
+        return json_loads(value)
+    except Exception as e:
+        raise FaultError(CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {e}")
+
+
+def make_context(request_id, headers):
+    try:
+        deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
+    except ValueError:
+        deadline_ms = 0
+    client_context = None
+    raw = headers.get("lambda-runtime-client-context")
+    if raw:
+        data = _parse_json_header(raw, "Client Context")
+        client_context = _object_from_dict(ClientContext, data)
+        client_context.client = _object_from_dict(Client, client_context.client) \
+            if client_context.client is not None else None
+    # As on Lambda, identity is always an object; its fields are None unless
+    # the invocation carried a Cognito identity.
+    identity = _object_from_dict(CognitoIdentity, None)
+    raw = headers.get("lambda-runtime-cognito-identity")
+    if raw:
+        data = _parse_json_header(raw, "Cognito Identity")
+        if isinstance(data, dict):
+            identity.cognito_identity_id = data.get("cognitoIdentityId")
+            identity.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
+    return LambdaContext(request_id, deadline_ms,
+                         headers.get("lambda-runtime-invoked-function-arn"),
+                         client_context, identity)
+
+
+# --- Errors -----------------------------------------------------------------
+
+
+def make_error(message, error_type, trace, request_id=None):
+    err = {
+        "errorMessage": message or "",
+        "errorType": error_type or "",
+        "requestId": request_id or "",
+        "stackTrace": trace or [],
+    }
+    if request_id is None:
+        del err["requestId"]
+    return err
+
+
+def error_from_exception(exc, request_id=None):
+    """Lambda's error object for an exception, without our own frames."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = __file__
+    skip = 0
+    while skip < len(frames) and (frames[skip].filename == here or
+                                  frames[skip].filename.startswith("<frozen importlib")):
+        skip += 1
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    return make_error(message, type(exc).__name__, traceback.format_list(frames[skip:]),
+                      request_id)
+
+
+def log_error(err):
+    """Print an error the way Lambda's runtime does: [ERROR] Type: message,
+    then the traceback."""
+    line = "[ERROR]"
+    if err.get("errorType"):
+        line += " " + err["errorType"]
+    if err.get("errorMessage"):
+        line += (":" if err.get("errorType") else "") + " " + err["errorMessage"]
+    lines = [line]
+    trace = err.get("stackTrace")
+    if trace:
+        lines.append("Traceback (most recent call last):")
+        for entry in trace:
+            lines.extend(entry.rstrip("\n").split("\n"))
+    sys.stdout.flush()
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def header_safe(value):
+    """An error type is echoed in a header; keep it printable ASCII."""
+    out = "".join(c if " " < c < "\x7f" else "_" for c in value[:128])
+    return (out or "Unknown").encode("ascii")
+
+
+def quote_id(request_id):
+    """Request ids go into a URL path; keep them to unreserved characters."""
+    if all(c.isalnum() or c in "-._~" for c in request_id) and request_id.isascii():
+        return request_id.encode("ascii")
+    return "".join(c if (c.isascii() and (c.isalnum() or c in "-._~"))
+                   else "".join("%%%02X" % b for b in c.encode("utf-8"))
+                   for c in request_id).encode("ascii")
+
+
+# --- Handler loading ---------------------------------------------------------
+
+
+def load_handler(spec):
+    modname, dot, fname = spec.rpartition(".")
+    if not dot or not modname or not fname:
+        raise FaultError(MALFORMED_HANDLER_NAME,
+                         f"Bad handler '{spec}': not enough values to unpack (expected 2, got 1)")
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise FaultError(BUILT_IN_MODULE_CONFLICT,
+                         f"Cannot use built-in module {modname} as a handler module")
+    import_name = modname.replace("/", ".")
+    try:
+        __import__(import_name)
+        module = sys.modules[import_name]
+    except ImportError as e:
+        raise FaultError(IMPORT_MODULE_ERROR,
+                         f"Unable to import module '{modname}': {e}") from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise FaultError(USER_CODE_SYNTAX_ERROR,
+                         f"Syntax error in module '{modname}': {e}", trace) from None
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise FaultError(HANDLER_NOT_FOUND,
+                         f"Handler '{fname}' missing on module '{modname}'") from None
+
+
+# --- The loop -------------------------------------------------------------
+
+
+def flush_logs():
+    # The server attributes log lines to the invocation in flight, so
+    # everything the handler printed must be out before its result is.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def post_error(conn, path, err):
+    body = json_dumps(err).encode("utf-8")
+    header = b"Lambda-Runtime-Function-Error-Type: " + header_safe(err.get("errorType", "")) + b"\r\n"
+    status, _, reply = conn.request(b"POST", path, body, header)
+    if status >= 300:
+        sys.stderr.write(f"mayfly runtime: {path.decode()} answered {status}: "
+                         f"{reply[:200].decode('utf-8', 'replace')}\n")
+
+
+def init_error(conn, err):
+    log_error(err)
+    try:
+        post_error(conn, (API_PREFIX + "/init/error").encode(), err)
+    except RuntimeAPIError as e:
+        sys.stderr.write(f"mayfly runtime: cannot report the init error: {e}\n")
+    sys.exit(1)
+
+
+def run():
+    address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    handler_spec = os.environ.get("_HANDLER", "")
+
+    # The function's code, not this runtime's directory, is first on the
+    # import path, as on Lambda.
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
+        sys.path[0] = task_root
+    else:
+        sys.path.insert(0, task_root)
+    try:
+        os.chdir(task_root)
+    except OSError:
+        pass
+    if not getattr(sys.stdout, "write_through", True):
+        # Without PYTHONUNBUFFERED a pipe is block-buffered; line buffering keeps
+        # print() output prompt, and flush_logs() covers partial lines.
+        try:
+            sys.stdout.reconfigure(line_buffering=True)
+        except Exception:
+            pass
+
+    try:
+        conn = RuntimeConnection(address)
+    except RuntimeAPIError as e:
+        sys.stderr.write(f"mayfly runtime: {e}\n")
+        sys.exit(1)
+
+    try:
+        handler = load_handler(handler_spec)
+    except FaultError as e:
+        init_error(conn, make_error(e.message, e.error_type, e.trace))
+    except Exception as e:
+        # The module imported but raised while running its top level.
+        init_error(conn, error_from_exception(e))
+
+    next_path = (API_PREFIX + "/invocation/next").encode()
+    invocation_prefix = (API_PREFIX + "/invocation/").encode()
+    environ = os.environ
+    while True:
+        try:
+            status, headers, body = conn.request(b"GET", next_path)
+        except RuntimeAPIError as e:
+            sys.stderr.write(f"mayfly runtime: waiting for the next event failed: {e}\n")
+            sys.exit(1)
+        if status != 200:
+            sys.stderr.write(f"mayfly runtime: next event: HTTP {status}: "
+                             f"{body[:200].decode('utf-8', 'replace')}\n")
+            sys.exit(1)
+        request_id = headers.get("lambda-runtime-aws-request-id", "")
+        trace_id = headers.get("lambda-runtime-trace-id")
+        if trace_id:
+            environ["_X_AMZN_TRACE_ID"] = trace_id
+        elif "_X_AMZN_TRACE_ID" in environ:
+            del environ["_X_AMZN_TRACE_ID"]
+        base = invocation_prefix + quote_id(request_id)
+
+        err = None
+        try:
+            context = make_context(request_id, headers)
+            try:
+                event = json_loads(body.decode("utf-8"))
+            except Exception as e:
+                raise FaultError(UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}")
+            result = handler(event, context)
+            if isinstance(result, (bytes, bytearray)):
+                payload = bytes(result)
+            else:
+                try:
+                    payload = json_dumps(result).encode("utf-8")
+                except Exception as e:
+                    raise FaultError(MARSHAL_ERROR, f"Unable to marshal response: {e}")
+        except FaultError as e:
+            err = make_error(e.message, e.error_type, e.trace, request_id)
+        except Exception as e:
+            err = error_from_exception(e, request_id)
+
+        try:
+            if err is None:
+                flush_logs()
+                status, _, reply = conn.request(b"POST", base + b"/response", payload)
+                if status >= 300:
+                    sys.stderr.write(f"mayfly runtime: response for {request_id} answered "
+                                     f"{status}: {reply[:200].decode('utf-8', 'replace')}\n")
+            else:
+                log_error(err)
+                post_error(conn, base + b"/error", err)
+        except RuntimeAPIError as e:
+            sys.stderr.write(f"mayfly runtime: reporting {request_id} failed: {e}\n")
+            sys.exit(1)
+
