@@ -54,6 +54,13 @@ class RuntimeError extends Error {
   }
 }
 
+// Lambda's Node.js runtime names the frames `trace`; mayfly's other runtimes
+// (and its API docs) say `stackTrace`. Both are sent so either reader works.
+function withStackTrace(report) {
+  report.stackTrace = report.trace;
+  return report;
+}
+
 // The error object the Runtime API receives, shaped as Lambda's Node.js
 // runtime shapes it.  Anything can be thrown in JavaScript; a non-Error is
 // reported with its typeof as the type, as Lambda does.
@@ -62,17 +69,17 @@ function toRuntimeError(err) {
     if (err instanceof Error ||
         (err && typeof err.name === 'string' && typeof err.message === 'string' &&
          typeof err.stack === 'string')) {
-      return {
+      return withStackTrace({
         errorType: String(err.name),
         errorMessage: String(err.message),
         trace: typeof err.stack === 'string' ? err.stack.split('\n') : [],
-      };
+      });
     }
-    return {
+    return withStackTrace({
       errorType: typeof err,
       errorMessage: err === undefined ? 'undefined' : err === null ? 'null' : String(err),
       trace: [],
-    };
+    });
   } catch (_) {
     return {
       errorType: 'handled',
