@@ -14,6 +14,10 @@ static const struct {
     { "ls", cmd_ls, "list functions" },
     { "get", cmd_get, "show one function" },
     { "rm", cmd_rm, "delete a function" },
+    { "invoke", cmd_invoke, "call a function with an event and print its result" },
+    { "logs", cmd_logs, "print a function's log lines, or follow them" },
+    { "invocations", cmd_invocations, "list a function's invocation records" },
+    { "invocation", cmd_invocation, "show one invocation record" },
 };
 
 static void usage(FILE *out)

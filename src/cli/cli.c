@@ -58,11 +58,10 @@ bool cli_parse_int(const char *s, int *out)
     return true;
 }
 
-void cli_function_path(buf_t *out, const char *name, const char *suffix)
+void cli_url_encode(buf_t *out, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    buf_adds(out, "/v1/functions/");
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '_' || c == '.' || c == '~') {
@@ -73,8 +72,56 @@ void cli_function_path(buf_t *out, const char *name, const char *suffix)
             buf_addch(out, hex[c & 15]);
         }
     }
+}
+
+void cli_function_path(buf_t *out, const char *name, const char *suffix)
+{
+    buf_adds(out, "/v1/functions/");
+    cli_url_encode(out, name);
     if (suffix)
         buf_adds(out, suffix);
+}
+
+void cli_query_add(buf_t *url, const char *key, const char *value)
+{
+    buf_addch(url, strchr(url->data, '?') ? '&' : '?');
+    buf_adds(url, key);
+    buf_addch(url, '=');
+    cli_url_encode(url, value);
+}
+
+/* The last column is not padded: trailing blanks only get in the way of a
+ * script that cuts the output. */
+static void print_cell(const char *s, size_t width, bool last)
+{
+    if (last)
+        printf("%s\n", s);
+    else
+        printf("%-*s  ", (int)width, s);
+}
+
+void cli_print_table(size_t ncols, const char *const *header, buf_t *cells, size_t nrows)
+{
+    size_t *width = xcalloc(ncols, sizeof *width);
+    for (size_t c = 0; c < ncols; c++)
+        width[c] = strlen(header[c]);
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++)
+            if (cells[r * ncols + c].len > width[c])
+                width[c] = cells[r * ncols + c].len;
+    for (size_t c = 0; c < ncols; c++)
+        print_cell(header[c], width[c], c + 1 == ncols);
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t c = 0; c < ncols; c++)
+            print_cell(cells[r * ncols + c].data, width[c], c + 1 == ncols);
+    free(width);
+}
+
+void cli_print_body(const buf_t *body)
+{
+    fwrite(body->data, 1, body->len, stdout);
+    if (!body->len || body->data[body->len - 1] != '\n')
+        putchar('\n');
 }
 
 int cli_request(const char *method, const char *path, const void *body, size_t body_len,
@@ -82,6 +129,18 @@ int cli_request(const char *method, const char *path, const void *body, size_t b
 {
     mf_error_t err = MF_ERROR_INIT;
     if (client_request(method, path, body, body_len, headers, nheaders, resp, &err) < 0) {
+        fprintf(stderr, "mayfly: %s\n", err.msg);
+        return CLI_EXIT_ERROR;
+    }
+    return 0;
+}
+
+int cli_request_stream(const char *method, const char *path, const client_header_t *headers,
+                       size_t nheaders, client_body_cb on_body, void *ud,
+                       client_response_t *resp)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    if (client_request_stream(method, path, headers, nheaders, on_body, ud, resp, &err) < 0) {
         fprintf(stderr, "mayfly: %s\n", err.msg);
         return CLI_EXIT_ERROR;
     }

@@ -28,11 +28,34 @@ bool cli_parse_int(const char *s, int *out);
  * (may be NULL), so a name the server will reject still makes a valid URL. */
 void cli_function_path(buf_t *out, const char *name, const char *suffix);
 
+/* Appends s percent-encoded: everything but A-Z a-z 0-9 - _ . ~ becomes
+ * %XX, so it is safe both as a path segment and as a query value. */
+void cli_url_encode(buf_t *out, const char *s);
+
+/* Appends "?key=value" to url, or "&key=value" when url already has a
+ * query, with value percent-encoded. */
+void cli_query_add(buf_t *url, const char *key, const char *value);
+
+/* Prints rows of ncols cells as a table with a header row, each column
+ * as wide as its widest cell and two spaces between columns. cells holds
+ * nrows * ncols strings, row after row. */
+void cli_print_table(size_t ncols, const char *const *header, buf_t *cells, size_t nrows);
+
+/* Writes the bytes to stdout as they are, then a newline unless they end
+ * with one, so the shell prompt starts on a line of its own. */
+void cli_print_body(const buf_t *body);
+
 /* Sends the request and, when the server cannot be reached, prints
  * "mayfly: cannot reach the mayfly server at URL: ..." on stderr. Returns
  * 0 with resp filled for any HTTP status, or CLI_EXIT_ERROR. */
 int cli_request(const char *method, const char *path, const void *body, size_t body_len,
                 const client_header_t *headers, size_t nheaders, client_response_t *resp);
+
+/* cli_request for a streamed answer: a 2xx body goes to on_body as it
+ * arrives (see client_request_stream). */
+int cli_request_stream(const char *method, const char *path, const client_header_t *headers,
+                       size_t nheaders, client_body_cb on_body, void *ud,
+                       client_response_t *resp);
 
 static inline void cli_response_cleanup(client_response_t *r)
 {

@@ -39,10 +39,32 @@ static char *base_url(void)
     return url;
 }
 
+/* Where a response's body goes: into resp->body, or, for a 2xx answer to
+ * a streamed request, to the caller's callback as it arrives. */
+typedef struct body_sink {
+    CURL *curl;
+    buf_t *body;
+    client_body_cb cb;
+    void *ud;
+    bool stopped;  /* the callback asked to stop */
+} body_sink_t;
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
-    buf_add(ud, data, size * nmemb);
-    return size * nmemb;
+    body_sink_t *sink = ud;
+    size_t n = size * nmemb;
+    long status = 0;
+    if (sink->cb)
+        curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+        if (sink->cb(data, n, sink->ud) != 0) {
+            sink->stopped = true;
+            return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+        }
+        return n;
+    }
+    buf_add(sink->body, data, n);
+    return n;
 }
 
 /* Called once per header line, for every response curl sees (a 100
@@ -72,9 +94,9 @@ static void easy_cleanupp(CURL **c)
         curl_easy_cleanup(*c);
 }
 
-int client_request(const char *method, const char *path, const void *body, size_t body_len,
-                   const client_header_t *headers, size_t nheaders, client_response_t *resp,
-                   mf_error_t *err)
+static int perform(const char *method, const char *path, const void *body, size_t body_len,
+                   const client_header_t *headers, size_t nheaders, client_body_cb cb, void *ud,
+                   client_response_t *resp, mf_error_t *err)
 {
     resp->status = 0;
     buf_init(&resp->body, 0);
@@ -121,8 +143,9 @@ int client_request(const char *method, const char *path, const void *body, size_
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "mayfly-cli");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    body_sink_t sink = { .curl = c, .body = &resp->body, .cb = cb, .ud = ud };
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
 
@@ -141,6 +164,8 @@ int client_request(const char *method, const char *path, const void *body, size_
     }
 
     CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_WRITE_ERROR && sink.stopped)
+        rc = CURLE_OK;
     if (rc != CURLE_OK) {
         const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         switch (rc) {
@@ -164,6 +189,20 @@ int client_request(const char *method, const char *path, const void *body, size_
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
     return 0;
+}
+
+int client_request(const char *method, const char *path, const void *body, size_t body_len,
+                   const client_header_t *headers, size_t nheaders, client_response_t *resp,
+                   mf_error_t *err)
+{
+    return perform(method, path, body, body_len, headers, nheaders, NULL, NULL, resp, err);
+}
+
+int client_request_stream(const char *method, const char *path, const client_header_t *headers,
+                          size_t nheaders, client_body_cb on_body_cb, void *ud,
+                          client_response_t *resp, mf_error_t *err)
+{
+    return perform(method, path, NULL, 0, headers, nheaders, on_body_cb, ud, resp, err);
 }
 
 int client_response_header(const client_response_t *resp, const char *name, char *out,

@@ -26,6 +26,18 @@ int client_request(const char *method, const char *path, const void *body, size_
                    const client_header_t *headers, size_t nheaders, client_response_t *resp,
                    mf_error_t *err);
 
+/* Receives a 2xx response's body piece by piece, as it arrives; returns 0
+ * to go on, or non-zero to stop the transfer (client_request_stream then
+ * returns 0 as if the body had ended). */
+typedef int (*client_body_cb)(const char *data, size_t len, void *ud);
+
+/* Like client_request, for a long or endless body (a followed log): a 2xx
+ * body goes to on_body as it arrives instead of into resp->body; any other
+ * status's body is still collected in resp->body for client_print_error. */
+int client_request_stream(const char *method, const char *path, const client_header_t *headers,
+                          size_t nheaders, client_body_cb on_body, void *ud,
+                          client_response_t *resp, mf_error_t *err);
+
 /* The value of a response header (case-insensitive name), copied into out;
  * returns 0, or -ENOENT when absent. */
 int client_response_header(const client_response_t *resp, const char *name, char *out,

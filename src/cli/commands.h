@@ -10,6 +10,10 @@ int cmd_deploy(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_invoke(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_invocations(int argc, char **argv);
+int cmd_invocation(int argc, char **argv);
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERROR 1

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[2]
 MAYFLY_BIN = os.environ.get("MAYFLY_BIN") or str(REPO / "bin" / "mayfly")
@@ -518,3 +519,198 @@ def raw_request(port, method, path, body=b"", headers=None, timeout=10):
         if body:
             c.send_body_until_answered(body)
         return c.read_response()
+
+
+# ---------------------------------------------------------------- functions
+
+
+def unique(prefix):
+    """A function name no other test (or earlier run) uses."""
+    return f"{prefix}-{os.urandom(4).hex()}"
+
+
+def deploy(srv, name, files, runtime="python3", handler="app.handler", **settings):
+    """Creates or updates the function name from files (a dict for make_zip,
+    or zip bytes) and returns its JSON."""
+    code = files if isinstance(files, bytes) else make_zip(files)
+    body = {"runtime": runtime, "code": {"zip_base64": b64(code)}}
+    if handler is not None:
+        body["handler"] = handler
+    body.update(settings)
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json=body, timeout=60)
+    assert r.status_code in (200, 201), f"deploying {name}: HTTP {r.status_code} {r.text}"
+    return r.json()
+
+
+def deploy_py(srv, name, source, **settings):
+    """Deploys python source as app.py with handler app.handler."""
+    return deploy(srv, name, {"app.py": source}, **settings)
+
+
+def invoke(srv, name, event=None, raw=None, headers=None, timeout=60):
+    """POST /v1/functions/name/invoke with event as JSON (or raw bytes)."""
+    data = raw if raw is not None else json.dumps({} if event is None else event).encode()
+    return requests.post(f"{srv.url}/v1/functions/{name}/invoke", data=data,
+                         headers=headers or {}, timeout=timeout)
+
+
+def invoke_ok(srv, name, event=None, timeout=60):
+    """Invokes and asserts a successful call; returns the response."""
+    r = invoke(srv, name, event, timeout=timeout)
+    assert r.status_code == 200, f"invoke {name}: HTTP {r.status_code} {r.text}"
+    assert "X-Mayfly-Function-Error" not in r.headers, f"invoke {name}: function error {r.text}"
+    return r
+
+
+def invoke_error(srv, name, event=None, timeout=60):
+    """Invokes and asserts a function error (200 with X-Mayfly-Function-Error:
+    Unhandled and an error document); returns (response, error document)."""
+    r = invoke(srv, name, event, timeout=timeout)
+    assert r.status_code == 200, f"invoke {name}: HTTP {r.status_code} {r.text}"
+    assert r.headers.get("X-Mayfly-Function-Error") == "Unhandled", (
+        f"expected a function error, got headers {dict(r.headers)} body {r.text!r}")
+    doc = r.json()
+    assert isinstance(doc.get("errorType"), str) and isinstance(doc.get("errorMessage"), str), doc
+    return r, doc
+
+
+def wait_for(what, fn, timeout=5.0, interval=0.05):
+    """Polls fn until it returns something truthy; fails naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def get_record(srv, request_id, timeout=5.0):
+    """The invocation record of request_id. Records are written in batches
+    off the hot path, so it may take a moment to appear."""
+    def fetch():
+        r = requests.get(f"{srv.url}/v1/invocations/{request_id}", timeout=10)
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, f"record {request_id}: HTTP {r.status_code} {r.text}"
+        rec = r.json()
+        return rec if rec.get("status") not in ("queued", "running") else None
+    return wait_for(f"the record of {request_id}", fetch, timeout)
+
+
+def get_logs(srv, name, request_id=None, **params):
+    """A function's log lines (GET .../logs) as a list of dicts."""
+    if request_id:
+        params["request_id"] = request_id
+    r = requests.get(f"{srv.url}/v1/functions/{name}/logs", params=params, timeout=10)
+    assert r.status_code == 200, f"logs of {name}: HTTP {r.status_code} {r.text}"
+    return [json.loads(line) for line in r.text.splitlines() if line.strip()]
+
+
+def healthy(srv):
+    assert srv.alive(), "the server died\n" + srv.logs()
+    r = requests.get(f"{srv.url}/healthz", timeout=10)
+    assert r.status_code == 200, r.text
+
+
+ECHO_PY = "def handler(event, context):\n    return {'echo': event}\n"
+
+
+def build_c_bootstrap(source, out_path):
+    """Compiles a C function (source text) with the project's C runtime
+    library into out_path, as `make` builds examples/*/bootstrap."""
+    out_path = Path(out_path)
+    src = out_path.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run(
+        ["gcc", "-std=gnu17", "-O2", "-Wall", "-Werror", f"-I{REPO / 'runtimes' / 'c'}", "-o",
+         str(out_path), str(src), str(REPO / "runtimes" / "c" / "mayfly_runtime.c")],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    return out_path
+
+
+# ---------------------------------------------------------------- sandboxes
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+RUNTIME_BOOTSTRAPS = ("/var/runtime/python3/bootstrap.py", "/var/runtime/nodejs/bootstrap.js")
+
+
+def mayfly_cgroup_roots():
+    """Every `mayfly` cgroup folder the server could have made: under this
+    process's own cgroup (the server is our child) and at the top of each
+    hierarchy, in every cgroup v1 controller and in the v2 tree."""
+    roots = set()
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            path = path.lstrip("/")
+            if controllers == "":  # v2 (unified) hierarchy
+                bases = [CGROUP_ROOT, CGROUP_ROOT / "unified"]
+            else:
+                bases = [CGROUP_ROOT / c.replace("name=", "") for c in controllers.split(",")]
+            for base in bases:
+                for d in (base / path / "mayfly", base / "mayfly"):
+                    if d.is_dir():
+                        roots.add(d.resolve())
+    return roots
+
+
+def server_cgroups(srv_pid):
+    """The cgroup folders (one per controller) a server with this pid made
+    for itself: the server names its folder after its pid."""
+    tag = re.compile(rf"(^|\D){srv_pid}(\D|$)")
+    found = []
+    for root in mayfly_cgroup_roots():
+        for d in root.iterdir():
+            if d.is_dir() and tag.search(d.name):
+                found.append(d)
+    return found
+
+
+def instance_cgroups(srv_pid):
+    """The instance cgroup folders below a server's own, in every controller."""
+    return [d for s in server_cgroups(srv_pid) for d in s.iterdir() if d.is_dir()]
+
+
+def cgroup_pids(d):
+    try:
+        return {int(p) for p in (Path(d) / "cgroup.procs").read_text().split()}
+    except OSError:
+        return set()
+
+
+def proc_cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return None
+
+
+def proc_environ(pid):
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        k, sep, v = item.partition(b"=")
+        if sep:
+            env[k.decode(errors="replace")] = v.decode(errors="replace")
+    return env
+
+
+def function_processes(function_names):
+    """Live processes running a function of one of these names (found by
+    the AWS_LAMBDA_FUNCTION_NAME the sandbox gives its runtime)."""
+    names = set(function_names)
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            env = proc_environ(p.name)
+            if env.get("AWS_LAMBDA_FUNCTION_NAME") in names:
+                found.append((int(p.name), proc_cmdline(p.name)))
+    return found

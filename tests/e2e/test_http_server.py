@@ -117,11 +117,19 @@ def test_garbage_is_400_and_the_server_stays_up(shared_server):
     assert requests.get(f"{shared_server.url}/healthz", timeout=10).status_code == 200
 
 
-def test_invoke_is_501_until_it_exists(shared_server):
+def test_sync_event_over_6_mib_is_413(shared_server):
     assert requests.put(f"{shared_server.url}/v1/functions/inv", json=fn_body(),
                         timeout=30).status_code == 201
-    r = requests.post(f"{shared_server.url}/v1/functions/inv/invoke", data=b"{}", timeout=10)
-    assert_error(r, 501, "not_implemented", "invok")
+    big = b'{"pad":"' + b"x" * (6 << 20) + b'"}'
+    r = raw_request(shared_server.port, "POST", "/v1/functions/inv/invoke", body=big,
+                    headers={"Content-Type": "application/json"}, timeout=30)
+    assert_error(r, 413, "payload_too_large")
+    # The server is fine, and an event just under the bound still runs.
+    ok = b'{"pad":"' + b"x" * ((6 << 20) - 16) + b'"}'
+    r = requests.post(f"{shared_server.url}/v1/functions/inv/invoke", data=ok, timeout=60)
+    assert r.status_code == 200, r.text[:500]
+    assert "X-Mayfly-Function-Error" not in r.headers, r.text[:500]
+    assert len(r.json()["pad"]) == (6 << 20) - 16
 
 
 def test_metrics_count_requests_by_route_and_code(shared_server):

@@ -1,0 +1,218 @@
+/* mayfly invocations NAME: a function's invocation records as a table,
+ * newest first; mayfly invocation ID: one record as JSON. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/xalloc.h"
+
+static const char invocations_usage[] =
+    "usage: mayfly invocations NAME [--limit N] [--status S] [--json]\n"
+    "\n"
+    "Lists the function's invocation records, newest first: request id,\n"
+    "status, start time, duration, billed time, whether it was a cold start\n"
+    "and the most memory the instance used.\n"
+    "\n"
+    "options:\n"
+    "  --limit N    at most N records, 1-1000 (the server's default is 50)\n"
+    "  --status S   only records with this status: success, error, timeout,\n"
+    "               oom, throttled, queued or running\n"
+    "  --json       print the server's JSON instead of a table\n"
+    "  -h, --help   show this help\n";
+
+static const char invocation_usage[] =
+    "usage: mayfly invocation ID\n"
+    "\n"
+    "Prints the invocation record with the request id ID as JSON: function,\n"
+    "version, status, start, duration_ms, billed_ms, memory_mb, max_rss_kb,\n"
+    "cpu_ms, cold_start, init_ms, error_type, error_message, attempts.\n"
+    "\n"
+    "options:\n"
+    "  -h, --help   show this help\n";
+
+enum {
+    OPT_LIMIT = 256,
+    OPT_STATUS,
+    OPT_JSON,
+};
+
+static const struct option invocations_options[] = {
+    { "limit", required_argument, NULL, OPT_LIMIT },
+    { "status", required_argument, NULL, OPT_STATUS },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static const struct option invocation_options[] = {
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+#define INV_COLS 7
+static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "START",
+                                                  "DURATION_MS", "BILLED_MS", "COLD",
+                                                  "MAX_RSS_KB" };
+
+static void format_string(buf_t *out, const json_t *v)
+{
+    buf_adds(out, json_is_string(v) ? json_string_value(v) : "-");
+}
+
+/* Durations are fractional milliseconds; counts are whole. */
+static void format_number(buf_t *out, const json_t *v)
+{
+    if (json_is_integer(v))
+        buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        buf_addf(out, "%.2f", json_real_value(v));
+    else
+        buf_adds(out, "-");
+}
+
+static void fill_row(buf_t *cells, const json_t *rec)
+{
+    format_string(&cells[0], json_object_get(rec, "request_id"));
+    format_string(&cells[1], json_object_get(rec, "status"));
+    format_string(&cells[2], json_object_get(rec, "start"));
+    format_number(&cells[3], json_object_get(rec, "duration_ms"));
+    format_number(&cells[4], json_object_get(rec, "billed_ms"));
+    json_t *cold = json_object_get(rec, "cold_start");
+    buf_adds(&cells[5], json_is_boolean(cold) ? (json_is_true(cold) ? "yes" : "no") : "-");
+    format_number(&cells[6], json_object_get(rec, "max_rss_kb"));
+}
+
+static int print_table(const client_response_t *resp)
+{
+    json_error_t jerr;
+    cleanup_json json_t *doc = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
+    json_t *list = json_object_get(doc, "invocations");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "mayfly invocations: the server's answer has no \"invocations\" list\n");
+        return CLI_EXIT_ERROR;
+    }
+    size_t rows = json_array_size(list);
+    buf_t *cells = xcalloc(rows * INV_COLS + 1, sizeof *cells);
+    for (size_t i = 0; i < rows * INV_COLS; i++)
+        buf_init(&cells[i], 0);
+    for (size_t r = 0; r < rows; r++)
+        fill_row(&cells[r * INV_COLS], json_array_get(list, r));
+    cli_print_table(INV_COLS, inv_header, cells, rows);
+    for (size_t i = 0; i < rows * INV_COLS; i++)
+        buf_release(&cells[i]);
+    free(cells);
+    return CLI_EXIT_OK;
+}
+
+int cmd_invocations(int argc, char **argv)
+{
+    const char *status = NULL;
+    int limit = 0;
+    bool as_json = false;
+    int opt;
+
+    cli_getopt_begin(argc, argv, "invocations");
+    while ((opt = getopt_long(argc, argv, "h", invocations_options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            fputs(invocations_usage, stdout);
+            return CLI_EXIT_OK;
+        case OPT_LIMIT:
+            if (!cli_parse_int(optarg, &limit) || limit < 1)
+                return cli_usage_error("invocations", invocations_usage,
+                                       "--limit expects a positive integer, got `%s`", optarg);
+            break;
+        case OPT_STATUS:
+            status = optarg;
+            break;
+        case OPT_JSON:
+            as_json = true;
+            break;
+        default:
+            return cli_usage_error("invocations", invocations_usage, NULL);
+        }
+    }
+    if (argc == optind)
+        return cli_usage_error("invocations", invocations_usage, "missing NAME");
+    if (argc - optind > 1)
+        return cli_usage_error("invocations", invocations_usage, "unexpected argument `%s`",
+                               argv[optind + 1]);
+    const char *name = argv[optind];
+    if (!*name)
+        return cli_usage_error("invocations", invocations_usage, "NAME is empty");
+
+    /* The function's own list has no status filter; the global one has. */
+    cleanup_buf buf_t path = BUF_INIT;
+    if (status) {
+        buf_adds(&path, "/v1/invocations");
+        cli_query_add(&path, "function", name);
+        cli_query_add(&path, "status", status);
+    } else {
+        cli_function_path(&path, name, "/invocations");
+    }
+    if (limit) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", limit);
+        cli_query_add(&path, "limit", n);
+    }
+
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    if (resp.status != 200) {
+        client_print_error(&resp);
+        return CLI_EXIT_ERROR;
+    }
+    if (as_json) {
+        cli_print_body(&resp.body);
+        return CLI_EXIT_OK;
+    }
+    return print_table(&resp);
+}
+
+int cmd_invocation(int argc, char **argv)
+{
+    int opt;
+
+    cli_getopt_begin(argc, argv, "invocation");
+    while ((opt = getopt_long(argc, argv, "h", invocation_options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(invocation_usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        return cli_usage_error("invocation", invocation_usage, NULL);
+    }
+    if (argc == optind)
+        return cli_usage_error("invocation", invocation_usage, "missing ID");
+    if (argc - optind > 1)
+        return cli_usage_error("invocation", invocation_usage, "unexpected argument `%s`",
+                               argv[optind + 1]);
+    const char *id = argv[optind];
+    if (!*id)
+        return cli_usage_error("invocation", invocation_usage, "ID is empty");
+
+    cleanup_buf buf_t path = BUF_INIT;
+    buf_adds(&path, "/v1/invocations/");
+    cli_url_encode(&path, id);
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    if (resp.status != 200) {
+        client_print_error(&resp);
+        return CLI_EXIT_ERROR;
+    }
+    json_error_t jerr;
+    cleanup_json json_t *rec = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
+    if (!rec) {
+        fprintf(stderr, "mayfly invocation: the server's answer is not JSON: %s\n", jerr.text);
+        return CLI_EXIT_ERROR;
+    }
+    json_dumpf(rec, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,147 @@
+"""Scheduling: calls beyond max_concurrency queue and then get 429, idle
+instances stop (process and cgroup), and a server that stops leaves no
+process, cgroup or mount behind."""
+
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from conftest import (ECHO_PY, assert_error, cgroup_pids, deploy_py, function_processes,
+                      get_record, healthy, instance_cgroups, invoke, invoke_ok,
+                      proc_cmdline, proc_environ, server_cgroups, unique, wait_for)
+
+SLEEP_1S = """
+import time
+
+def handler(event, context):
+    time.sleep(1)
+    return {"i": event.get("i")}
+"""
+
+
+def test_calls_beyond_max_concurrency_queue_then_get_429(server):
+    srv = server("--max-queue", "2")
+    name = unique("busy")
+    deploy_py(srv, name, SLEEP_1S, max_concurrency=1, timeout_s=10)
+
+    results = [None] * 5
+
+    def call(i):
+        t0 = time.monotonic()
+        try:
+            r = invoke(srv, name, {"i": i}, timeout=30)
+        except requests.RequestException as e:
+            results[i] = (e, time.monotonic() - t0)
+            return
+        results[i] = (r, time.monotonic() - t0)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for r, _ in results:
+        assert isinstance(r, requests.Response), f"a call failed outright: {r!r}"
+
+    ok = [(r, took) for r, took in results if r.status_code == 200]
+    throttled = [r for r, _ in results if r.status_code == 429]
+    assert len(ok) + len(throttled) == 5, [(r.status_code, r.text) for r, _ in results]
+    # One runs, two wait in the queue: three complete, one after another.
+    assert len(ok) >= 2, [(r.status_code, r.text) for r, _ in results]
+    for r, _ in ok:
+        assert "X-Mayfly-Function-Error" not in r.headers, r.text
+    assert max(took for _, took in ok) >= 2.0, "queued calls did not wait for the busy instance"
+    assert throttled, "no call was throttled with a queue of 2 and 5 concurrent calls"
+    for r in throttled:
+        assert_error(r, 429, "throttled")
+        assert int(r.headers.get("Retry-After", "0")) >= 1, dict(r.headers)
+
+    # Each throttled call is on record.
+    def throttled_records():
+        resp = requests.get(f"{srv.url}/v1/invocations",
+                            params={"function": name, "status": "throttled"}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        recs = resp.json()["invocations"]
+        return recs if len(recs) >= len(throttled) else None
+    recs = wait_for("the throttled records", throttled_records)
+    assert all(rec["status"] == "throttled" and rec["function"] == name for rec in recs)
+    ids = {r.headers.get("X-Mayfly-Request-Id") for r in throttled} - {None}
+    assert ids <= {rec["request_id"] for rec in recs}
+
+
+def instance_processes(srv):
+    """pid -> cmdline of the processes in the server's instance cgroups."""
+    procs = {}
+    for d in instance_cgroups(srv.proc.pid):
+        for pid in cgroup_pids(d):
+            procs[pid] = proc_cmdline(pid)
+    return procs
+
+
+def test_idle_instances_stop_with_their_process_and_cgroup(server):
+    srv = server("--idle-timeout", "2")
+    name = unique("idle")
+    deploy_py(srv, name, ECHO_PY)
+    r = invoke_ok(srv, name)
+    assert r.headers["X-Mayfly-Cold-Start"] == "1"
+
+    dirs = instance_cgroups(srv.proc.pid)
+    assert dirs, ("no instance cgroup found under the server's mayfly cgroup folders "
+                  f"{server_cgroups(srv.proc.pid)}")
+    procs = instance_processes(srv)
+    assert procs, f"no process in the instance cgroups {dirs}"
+    assert any("bootstrap" in (c or "") for c in procs.values()), procs
+
+    # Still there well inside the idle timeout...
+    time.sleep(1)
+    assert all(d.exists() for d in dirs), "the instance stopped before its idle timeout"
+
+    # ...and gone soon after it.
+    wait_for("the idle instance's cgroups to go", lambda: not any(d.exists() for d in dirs),
+             timeout=4)
+    left = {pid: proc_cmdline(pid) for pid in procs if proc_cmdline(pid) == procs[pid]}
+    assert not left, f"processes of the stopped instance are still running: {left}"
+    assert not function_processes([name])
+
+    r = invoke_ok(srv, name)
+    assert r.headers["X-Mayfly-Cold-Start"] == "1", "the call after the idle stop was warm"
+    healthy(srv)
+
+
+def mountinfo():
+    return Path("/proc/self/mountinfo").read_text().splitlines()
+
+
+def test_shutdown_leaves_no_process_cgroup_or_mount_behind(server):
+    mounts_before = mountinfo()
+    srv = server()
+    pid = srv.proc.pid
+    names = [unique("stop-a"), unique("stop-b")]
+    for n in names:
+        deploy_py(srv, n, ECHO_PY)
+        rid = invoke_ok(srv, n).headers["X-Mayfly-Request-Id"]
+        get_record(srv, rid)
+
+    cgroups = server_cgroups(pid)
+    instances = instance_cgroups(pid)
+    procs = instance_processes(srv)
+    live = function_processes(names)
+    assert len({d.name for d in instances}) >= 2, f"expected two instances: {instances}"
+    running = {proc_environ(p).get("AWS_LAMBDA_FUNCTION_NAME") for p, _ in live}
+    assert running == set(names), f"expected a runtime process per function: {live}"
+    mounts_during = mountinfo()
+
+    srv.stop()  # SIGTERM; asserts exit 0
+
+    left_cgroups = [str(d) for d in cgroups + instances if d.exists()]
+    assert not left_cgroups, f"cgroups left behind: {left_cgroups}"
+    left_procs = {p: c for p, c in procs.items() if proc_cmdline(p) == c}
+    assert not left_procs, f"instance processes left behind: {left_procs}"
+    assert not function_processes(names), "runtime processes of the functions survived"
+    for line in mountinfo():
+        assert str(srv.workdir) not in line, f"a mount of the server's is left behind: {line}"
+    new = set(mountinfo()) - set(mounts_before)
+    ours = [m for m in new if m in set(mounts_during)]
+    assert not ours, f"mounts made while the server ran are still there: {ours}"
