@@ -279,7 +279,8 @@ static void raise_nofile_limit(void)
     }
 }
 
-/* The runtimes folder ships beside the binary: bin/mayfly and runtimes/. */
+/* The runtimes folder ships beside the binary: bin/mayfly and runtimes/
+ * (or, for the test build, build/asan/mayfly and runtimes/). */
 static char *default_runtimes_dir(void)
 {
     char exe[4096];
@@ -290,6 +291,13 @@ static char *default_runtimes_dir(void)
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = '\0';
+    static const char *const candidates[] = { "../runtimes", "../../runtimes" };
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        char *dir = xasprintf("%s/%s", exe, candidates[i]);
+        if (access(dir, F_OK) == 0)
+            return dir;
+        free(dir);
+    }
     return xasprintf("%s/../runtimes", exe);
 }
 
@@ -362,17 +370,21 @@ int cmd_server(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
 
+    /* Sandboxes mount code by absolute path, whatever the server's cwd. */
     store_t *store = NULL;
     registry_t *registry = NULL;
+    char data_dir[4096];
     if (store_open(o.data_dir, &store, &err) < 0 ||
-        registry_open(store, o.data_dir, &o.code, &registry, &err) < 0) {
+        (!realpath(o.data_dir, data_dir) &&
+         mf_error_set(&err, errno, "data dir `%s`", o.data_dir) < 0) ||
+        registry_open(store, data_dir, &o.code, &registry, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         store_close(store);
         sandbox_system_free(sandboxes);
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }
-    log_info("store", "data in %s (sqlite, schema version %d)", o.data_dir,
+    log_info("store", "data in %s (sqlite, schema version %d)", data_dir,
              store_schema_version(store));
 
     server_state_t st = { .loop = uv_default_loop() };

@@ -163,6 +163,15 @@ static void queue_push(exec_pool_t *p, invocation_t *inv)
     p->n_queued++;
 }
 
+void exec__requeue(exec_pool_t *p, invocation_t *inv)
+{
+    inv->next = p->queue_head;
+    p->queue_head = inv;
+    if (!p->queue_tail)
+        p->queue_tail = inv;
+    p->n_queued++;
+}
+
 /* ---- ending invocations -------------------------------------------------- */
 
 static void record_and_finish(exec_t *ex, invocation_t *inv)

@@ -78,6 +78,8 @@ struct exec {
 void exec__code_acquire(exec_t *ex, const char *sha);
 void exec__code_release(exec_t *ex, const char *sha);
 void exec__pool_pump(exec_pool_t *p);
+/* Puts an invocation back at the head of its pool's queue. */
+void exec__requeue(exec_pool_t *p, invocation_t *inv);
 void exec__instance_counts_changed(exec_pool_t *p);
 void exec__instance_freed(exec_t *ex, exec_pool_t *p);
 /* Ends the instance's invocation with an outcome, records it and calls its

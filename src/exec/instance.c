@@ -284,6 +284,18 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
     inst->reaped = true;
     uv_poll_stop(h);
 
+    bool requeued = false;
+    if (inst->inv && !inst->inv->delivered_ns && !inst->pool->removed &&
+        !inst->pool->ex->shutting_down) {
+        /* Assigned while it was between calls, never handed over: the call
+         * is not this runtime's to fail. Back to the front of the queue. */
+        invocation_t *inv = inst->inv;
+        inst->inv = NULL;
+        inv->instance = NULL;
+        inv->cold_start = false;
+        exec__requeue(inst->pool, inv);
+        requeued = true;
+    }
     if (inst->inv) {
         sandbox_stats_t st = { 0 };
         sandbox_stats(&inst->sb, &st);
@@ -300,7 +312,10 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
         describe_exit(wstatus, how, sizeof how);
         log_info("exec", "instance %s of %s exited (%s)", inst->id, inst->pool->name, how);
     }
+    exec_pool_t *p = inst->pool;
     exec__instance_stop(inst);
+    if (requeued)
+        exec__pool_pump(p);
 }
 
 void exec__instance_stop(exec_instance_t *inst)

@@ -80,7 +80,18 @@ static void handle_next(http_request_t *req, void *ud)
     req->abort_cb = on_next_aborted;
     if (inst->inv)
         exec__instance_deliver(inst);
-    else
+    else if (inst->state != INST_IDLE)
+        exec__instance_idle(inst);
+    /* else it was made available when it answered, and now it is polling. */
+}
+
+/* A runtime that has answered polls for more work within microseconds, so
+ * the instance is available at once: a call that arrives meanwhile is
+ * assigned to it and waits for the poll, rather than starting a cold
+ * instance beside it. */
+static void answered(exec_instance_t *inst)
+{
+    if (inst->state == INST_BUSY && !inst->inv)
         exec__instance_idle(inst);
 }
 
@@ -115,6 +126,7 @@ static void handle_response(http_request_t *req, void *ud)
     }
     exec__complete(inst, INV_SUCCESS, &req->body, NULL, NULL);
     respond_accepted(req);
+    answered(inst);
 }
 
 /* Reads errorType and errorMessage from an error document the runtime
@@ -161,6 +173,7 @@ static void handle_error(http_request_t *req, void *ud)
     free(type);
     free(message);
     respond_accepted(req);
+    answered(inst);
 }
 
 static void handle_init_error(http_request_t *req, void *ud)

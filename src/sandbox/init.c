@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/proctitle.h"
 #include "sandbox/internal.h"
 
 /* The descriptor numbers the child moves its three descriptors to. */
@@ -340,6 +341,10 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
      * the function. Last, because the steps above need mount and friends. */
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &c->sys->seccomp, 0, 0) < 0)
         sandbox__child_die("install the seccomp filter");
+
+    /* This process is a fork of the server: before the function exists,
+     * replace the server's command line it would see as /proc/1/cmdline. */
+    proctitle_set("mayfly-init");
 
     /* Step 9: tell the server we are ready and hand it the listener. */
     send_ready(listen_fd);

@@ -79,8 +79,10 @@ class Server:
     """One `mayfly server` process. Its stdout and stderr go to files next to
     (not inside) its data directory so a failing test can show them."""
 
-    def __init__(self, workdir, extra_args=(), data_dir=None, env=None, via_env=False):
+    def __init__(self, workdir, extra_args=(), data_dir=None, env=None, via_env=False,
+                 cwd=None):
         self.workdir = Path(workdir)
+        self.cwd = cwd
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
         self.extra_args = [str(a) for a in extra_args]
@@ -143,7 +145,8 @@ class Server:
             env["MAYFLY_DATA"] = str(self.data_dir)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+                self.command(), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                cwd=self.cwd,
             )
         _LIVE.add(self)
         ready = re.compile(rf"mayfly listening on 127\.0\.0\.1:{self.port}\b")
@@ -215,13 +218,15 @@ class ServerFactory:
         self.base = Path(base)
         self.servers = []
 
-    def __call__(self, *extra_args, data_dir=None, env=None, via_env=False, start=True):
+    def __call__(self, *extra_args, data_dir=None, env=None, via_env=False, start=True,
+                 cwd=None):
         srv = Server(
             self.base / f"server{len(self.servers)}",
             extra_args,
             data_dir=data_dir,
             env=env,
             via_env=via_env,
+            cwd=cwd,
         )
         self.servers.append(srv)
         return srv.start() if start else srv

@@ -251,11 +251,6 @@ def test_deploy_help_lists_every_option():
         assert opt in p.stdout
 
 
-@pytest.mark.skip(reason="mayfly invoke does not exist yet")
-def test_invoke():
-    pass
-
-
 def test_deployed_folder_is_a_stable_package(shared_server, app_dir):
     """Deploying the same folder twice sends the same package, so the
     server sees no new code."""

@@ -461,3 +461,14 @@ def test_the_examples_deploy_and_answer_through_the_cli(srv, tmp_path, example):
     p = srv.cli("logs", name, "--request", rid)
     assert p.returncode == 0, p.stderr
     assert rid in p.stdout, p.stdout
+
+
+def test_a_relative_data_dir_still_runs_functions(server, tmp_path):
+    """Sandboxes mount code by absolute path whatever the server's cwd."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    srv = server(data_dir="relative-data", cwd=workdir)
+    assert (workdir / "relative-data" / "mayfly.db").exists()
+    deploy_py(srv, "rel", "def handler(event, context):\n    return {'ok': event['n']}\n")
+    r = invoke_ok(srv, "rel", {"n": 7})
+    assert r.json() == {"ok": 7}

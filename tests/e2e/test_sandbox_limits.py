@@ -240,6 +240,14 @@ def test_cannot_see_host_processes(srv, inside):
         f"{inside['cmdlines']}")
 
 
+def test_cannot_read_the_servers_command_line(srv, inside):
+    """The sandbox's init is a fork of the server: it must not show the
+    function the server's flags (its port, its data directory)."""
+    for pid, cmd in inside["cmdlines"].items():
+        assert str(srv.data_dir) not in cmd, f"pid {pid} shows the server's command line: {cmd}"
+        assert "--listen" not in cmd, f"pid {pid} shows the server's command line: {cmd}"
+
+
 def test_cannot_connect_to_the_servers_port(inside):
     assert inside["connect_host_port"] != "ok", "reached the server's port from inside"
     # Not merely refused: there is no route out of the sandbox at all.
