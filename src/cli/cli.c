@@ -146,3 +146,29 @@ int cli_request_stream(const char *method, const char *path, const client_header
     }
     return 0;
 }
+
+int cli_one_operand(int argc, char **argv, const char *cmd, const char *usage, const char *what,
+                    const char **operand)
+{
+    static const struct option options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    cli_getopt_begin(argc, argv, cmd);
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        return cli_usage_error(cmd, usage, NULL);
+    }
+    if (argc == optind)
+        return cli_usage_error(cmd, usage, "missing %s", what);
+    if (argc - optind > 1)
+        return cli_usage_error(cmd, usage, "unexpected argument `%s`", argv[optind + 1]);
+    if (!*argv[optind])
+        return cli_usage_error(cmd, usage, "%s is empty", what);
+    *operand = argv[optind];
+    return -1;
+}

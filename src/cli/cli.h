@@ -17,6 +17,12 @@ void cli_getopt_begin(int argc, char **argv, const char *cmd);
 /* Prints "mayfly CMD: <message>", the usage synopsis (usage up to its first
  * blank line) and a pointer to --help on stderr, and returns CLI_EXIT_USAGE.
  * A NULL fmt (getopt has already said what is wrong) skips the message. */
+/* Parses the arguments of a command that takes only --help and one
+ * operand (what names it in messages, e.g. "NAME"). Returns -1 with *operand
+ * set when the command should go on, or the exit code to return (0 after
+ * --help, 2 on bad usage). */
+int cli_one_operand(int argc, char **argv, const char *cmd, const char *usage, const char *what,
+                    const char **operand);
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

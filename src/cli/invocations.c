@@ -49,11 +49,6 @@ static const struct option invocations_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static const struct option invocation_options[] = {
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
 #define INV_COLS 7
 static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "START",
                                                   "DURATION_MS", "BILLED_MS", "COLD",
@@ -177,24 +172,10 @@ int cmd_invocations(int argc, char **argv)
 
 int cmd_invocation(int argc, char **argv)
 {
-    int opt;
-
-    cli_getopt_begin(argc, argv, "invocation");
-    while ((opt = getopt_long(argc, argv, "h", invocation_options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(invocation_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        return cli_usage_error("invocation", invocation_usage, NULL);
-    }
-    if (argc == optind)
-        return cli_usage_error("invocation", invocation_usage, "missing ID");
-    if (argc - optind > 1)
-        return cli_usage_error("invocation", invocation_usage, "unexpected argument `%s`",
-                               argv[optind + 1]);
-    const char *id = argv[optind];
-    if (!*id)
-        return cli_usage_error("invocation", invocation_usage, "ID is empty");
+    const char *id;
+    int rc = cli_one_operand(argc, argv, "invocation", invocation_usage, "ID", &id);
+    if (rc >= 0)
+        return rc;
 
     cleanup_buf buf_t path = BUF_INIT;
     buf_adds(&path, "/v1/invocations/");

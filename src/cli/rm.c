@@ -15,28 +15,12 @@ static const char rm_usage[] =
     "options:\n"
     "  -h, --help   show this help\n";
 
-static const struct option rm_options[] = {
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
 int cmd_rm(int argc, char **argv)
 {
-    int opt;
-
-    cli_getopt_begin(argc, argv, "rm");
-    while ((opt = getopt_long(argc, argv, "h", rm_options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(rm_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        return cli_usage_error("rm", rm_usage, NULL);
-    }
-    if (argc == optind)
-        return cli_usage_error("rm", rm_usage, "missing NAME");
-    if (argc - optind > 1)
-        return cli_usage_error("rm", rm_usage, "unexpected argument `%s`", argv[optind + 1]);
-    const char *name = argv[optind];
+    const char *name;
+    int rc = cli_one_operand(argc, argv, "rm", rm_usage, "NAME", &name);
+    if (rc >= 0)
+        return rc;
 
     cleanup_buf buf_t path = BUF_INIT;
     cli_function_path(&path, name, NULL);
