@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/json.h"
 #include "core/xalloc.h"
 
 void cli_getopt_begin(int argc, char **argv, const char *cmd)
@@ -171,4 +172,24 @@ int cli_one_operand(int argc, char **argv, const char *cmd, const char *usage, c
         return cli_usage_error(cmd, usage, "%s is empty", what);
     *operand = argv[optind];
     return -1;
+}
+
+int cli_get_and_print_json(const char *cmd, const char *path)
+{
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("GET", path, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    if (resp.status != 200) {
+        client_print_error(&resp);
+        return CLI_EXIT_ERROR;
+    }
+    json_error_t jerr;
+    cleanup_json json_t *doc = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
+    if (!doc) {
+        fprintf(stderr, "mayfly %s: the server's answer is not JSON: %s\n", cmd, jerr.text);
+        return CLI_EXIT_ERROR;
+    }
+    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    return CLI_EXIT_OK;
 }

@@ -17,6 +17,9 @@ void cli_getopt_begin(int argc, char **argv, const char *cmd);
 /* Prints "mayfly CMD: <message>", the usage synopsis (usage up to its first
  * blank line) and a pointer to --help on stderr, and returns CLI_EXIT_USAGE.
  * A NULL fmt (getopt has already said what is wrong) skips the message. */
+/* GETs path and prints the JSON answer indented; returns the exit code. */
+int cli_get_and_print_json(const char *cmd, const char *path);
+
 /* Parses the arguments of a command that takes only --help and one
  * operand (what names it in messages, e.g. "NAME"). Returns -1 with *operand
  * set when the command should go on, or the exit code to return (0 after

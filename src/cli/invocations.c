@@ -180,20 +180,5 @@ int cmd_invocation(int argc, char **argv)
     cleanup_buf buf_t path = BUF_INIT;
     buf_adds(&path, "/v1/invocations/");
     cli_url_encode(&path, id);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if (resp.status != 200) {
-        client_print_error(&resp);
-        return CLI_EXIT_ERROR;
-    }
-    json_error_t jerr;
-    cleanup_json json_t *rec = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
-    if (!rec) {
-        fprintf(stderr, "mayfly invocation: the server's answer is not JSON: %s\n", jerr.text);
-        return CLI_EXIT_ERROR;
-    }
-    json_dumpf(rec, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    putchar('\n');
-    return CLI_EXIT_OK;
+    return cli_get_and_print_json("invocation", path.data);
 }

@@ -163,6 +163,15 @@ static void queue_push(exec_pool_t *p, invocation_t *inv)
     p->n_queued++;
 }
 
+void exec__error_doc(buf_t *out, const char *type, const char *message)
+{
+    buf_adds(out, "{\"errorType\":");
+    json_quote(out, type, strlen(type));
+    buf_adds(out, ",\"errorMessage\":");
+    json_quote(out, message, strlen(message));
+    buf_addch(out, '}');
+}
+
 void exec__requeue(exec_pool_t *p, invocation_t *inv)
 {
     inv->next = p->queue_head;
@@ -220,11 +229,7 @@ static void fail_unstarted(exec_t *ex, invocation_t *inv, inv_status_t status,
     inv->error_type = xstrdup(error_type);
     inv->error_message = buf_detach(&msg, NULL);
     buf_reset(&inv->result);
-    buf_adds(&inv->result, "{\"errorType\":");
-    json_quote(&inv->result, inv->error_type, strlen(inv->error_type));
-    buf_adds(&inv->result, ",\"errorMessage\":");
-    json_quote(&inv->result, inv->error_message, strlen(inv->error_message));
-    buf_adds(&inv->result, "}");
+    exec__error_doc(&inv->result, inv->error_type, inv->error_message);
     record_and_finish(ex, inv);
 }
 

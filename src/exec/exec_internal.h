@@ -75,6 +75,8 @@ struct exec {
 };
 
 /* exec.c */
+/* Appends Lambda's error document: {"errorType":…,"errorMessage":…}. */
+void exec__error_doc(buf_t *out, const char *type, const char *message);
 void exec__code_acquire(exec_t *ex, const char *sha);
 void exec__code_release(exec_t *ex, const char *sha);
 void exec__pool_pump(exec_pool_t *p);

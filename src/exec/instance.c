@@ -267,11 +267,7 @@ static void fail_current(exec_instance_t *inst, inv_status_t status, const char 
                          const char *message)
 {
     buf_t result = BUF_INIT;
-    buf_adds(&result, "{\"errorType\":");
-    json_quote(&result, type, strlen(type));
-    buf_adds(&result, ",\"errorMessage\":");
-    json_quote(&result, message, strlen(message));
-    buf_adds(&result, "}");
+    exec__error_doc(&result, type, message);
     exec__complete(inst, status, &result, type, message);
 }
 

@@ -19,11 +19,7 @@ static void respond_lambda_error(http_request_t *req, int status, const char *ty
                                  const char *message)
 {
     buf_t b = BUF_INIT;
-    buf_adds(&b, "{\"errorMessage\":");
-    json_quote(&b, message, strlen(message));
-    buf_adds(&b, ",\"errorType\":");
-    json_quote(&b, type, strlen(type));
-    buf_adds(&b, "}");
+    exec__error_doc(&b, type, message);
     http_respond_buf(req, status, "application/json", &b);
 }
 
@@ -117,9 +113,7 @@ static void handle_response(http_request_t *req, void *ud)
         snprintf(msg, sizeof msg, "Response payload size (%zu bytes) exceeded maximum allowed "
                  "payload size (%zu bytes).", req->body.len, ex->cfg.max_result_bytes);
         buf_t result = BUF_INIT;
-        buf_adds(&result, "{\"errorType\":\"Function.ResponseSizeTooLarge\",\"errorMessage\":");
-        json_quote(&result, msg, strlen(msg));
-        buf_adds(&result, "}");
+        exec__error_doc(&result, "Function.ResponseSizeTooLarge", msg);
         exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
         respond_lambda_error(req, 413, "RequestEntityTooLarge", msg);
         return;
@@ -151,11 +145,7 @@ static void error_result(http_request_t *req, const char *type, const char *mess
         *out = req->body;
         buf_init(&req->body, 0);
     } else {
-        buf_adds(out, "{\"errorType\":");
-        json_quote(out, type, strlen(type));
-        buf_adds(out, ",\"errorMessage\":");
-        json_quote(out, message, strlen(message));
-        buf_adds(out, "}");
+        exec__error_doc(out, type, message);
     }
     json_decref(doc);
 }
