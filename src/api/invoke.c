@@ -16,6 +16,12 @@ static void add_call_headers(http_request_t *req, const invocation_t *inv)
     http_header_add(req, "X-Mayfly-Duration-Ms", "%.3f", inv->duration_ms);
     http_header_add(req, "X-Mayfly-Billed-Ms", "%llu", (unsigned long long)inv->billed_ms);
     http_header_add(req, "X-Mayfly-Cold-Start", "%d", inv->cold_start ? 1 : 0);
+    if (inv->cold_start) {
+        /* The cold start's breakdown: sandbox creation, then the runtime's
+         * own start up to its first poll for work (init includes both). */
+        http_header_add(req, "X-Mayfly-Init-Ms", "%.3f", inv->init_ms);
+        http_header_add(req, "X-Mayfly-Sandbox-Ms", "%.3f", inv->sandbox_ms);
+    }
 }
 
 static void on_done(invocation_t *inv, void *ud)

@@ -50,6 +50,7 @@ struct invocation {
     char *error_message;
     bool cold_start;
     double init_ms;              /* the instance's start, on a cold start */
+    double sandbox_ms;           /* of which creating the sandbox */
     double duration_ms;          /* event handed over → answer */
     uint64_t billed_ms;          /* duration rounded up to 1 ms */
     uint64_t max_rss_kb;

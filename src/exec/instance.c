@@ -395,8 +395,10 @@ void exec__instance_deliver(exec_instance_t *inst)
     sandbox_reset_peak(&inst->sb);
     sandbox_stats_t st;
     inst->cpu_ns_at_delivery = sandbox_stats(&inst->sb, &st) == 0 ? st.cpu_ns : 0;
-    if (inv->cold_start)
+    if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
+        inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;
+    }
 
     char tid[96];
     trace_id(inv->request_id, tid, sizeof tid);
