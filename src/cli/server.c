@@ -28,6 +28,7 @@ typedef struct server_opts {
     const char *data_dir;
     const char *keys_file;
     const char *runtimes_dir;
+    unsigned sandbox_pool;
     http_server_config_t http;
     code_limits_t code;
     exec_config_t exec;
@@ -65,12 +66,14 @@ static const char usage_text[] =
     "  --max-pids N              processes per instance (default 128)\n"
     "  --region NAME             AWS_REGION inside functions (default us-east-1)\n"
     "  --runtimes-dir DIR        the runtimes folder (default: next to the binary)\n"
+    "  --sandbox-pool N          sandboxes kept prepared for cold starts (default 4; 0: none)\n"
     "  -h, --help                show this help\n";
 
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
+    OPT_SANDBOX_POOL,
 };
 
 static const struct option long_opts[] = {
@@ -90,6 +93,7 @@ static const struct option long_opts[] = {
     { "max-pids", required_argument, NULL, OPT_MAX_PIDS },
     { "region", required_argument, NULL, OPT_REGION },
     { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
+    { "sandbox-pool", required_argument, NULL, OPT_SANDBOX_POOL },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -238,6 +242,11 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
         case OPT_RUNTIMES_DIR:
             o->runtimes_dir = optarg;
             break;
+        case OPT_SANDBOX_POOL:
+            if (!parse_uint(optarg, 0, 256, &v))
+                return usage_error("--sandbox-pool must be a number from 0 to 256, not `%s`", optarg);
+            o->sandbox_pool = (unsigned)v;
+            break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);
         default:
@@ -318,7 +327,8 @@ int cmd_server(int argc, char **argv)
 {
     server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT,
                         .code = CODE_LIMITS_DEFAULT,
-                        .exec = EXEC_CONFIG_DEFAULT };
+                        .exec = EXEC_CONFIG_DEFAULT,
+                        .sandbox_pool = 4 };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -364,8 +374,10 @@ int cmd_server(int argc, char **argv)
     o.exec.runtimes_dir = resolved;
 
     sandbox_system_t *sandboxes = NULL;
-    if (sandbox_system_init(&sandboxes, &err) < 0) {
+    if (sandbox_system_init(&sandboxes, &err) < 0 ||
+        sandbox_system_start_pool(sandboxes, o.sandbox_pool, o.exec.max_pids, &err) < 0) {
         fprintf(stderr, "mayfly server: cannot create sandboxes here: %s\n", err.msg);
+        sandbox_system_free(sandboxes);
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 void id_random_bytes(void *out, unsigned len)
@@ -21,10 +22,23 @@ void id_random_bytes(void *out, unsigned len)
     }
 }
 
+/* Request ids are made on every call: drawing the kernel's randomness a
+ * page at a time keeps a syscall off the invoke path. Per thread, so no
+ * lock. */
+static __thread unsigned char pool[4096];
+static __thread unsigned pool_left;
+
 void id_uuid4(char out[ID_UUID_LEN + 1])
 {
     unsigned char r[16];
-    id_random_bytes(r, sizeof r);
+    if (pool_left < sizeof r) {
+        id_random_bytes(pool, sizeof pool);
+        pool_left = sizeof pool;
+    }
+    pool_left -= sizeof r;
+    memcpy(r, pool + pool_left, sizeof r);
+    /* Used bytes are not left behind for a later reader of the pool. */
+    memset(pool + pool_left, 0, sizeof r);
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
     snprintf(out, ID_UUID_LEN + 1,

@@ -248,11 +248,14 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
         inv->billed_ms = (uint64_t)ceil(inv->duration_ms);
         if (inv->billed_ms == 0)
             inv->billed_ms = 1;
+        /* Max memory is the instance's high-water mark, as Lambda reports
+         * "Max Memory Used" for its execution environment. */
         sandbox_stats_t st;
-        if (sandbox_stats(&inst->sb, &st) == 0) {
+        if (sandbox_stats(&inst->sb, SANDBOX_STAT_MEMORY | SANDBOX_STAT_CPU, &st) == 0) {
             inv->max_rss_kb = st.memory_peak_bytes / 1024;
             if (st.cpu_ns >= inst->cpu_ns_at_delivery)
                 inv->cpu_ms = (st.cpu_ns - inst->cpu_ns_at_delivery) / 1000000;
+            inst->cpu_ns_last = st.cpu_ns;
         }
     }
     inv->status = status;

@@ -40,6 +40,8 @@ typedef struct exec_instance {
     bool timed_out;
     int open_handles;
     uint64_t cpu_ns_at_delivery;
+    uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last reading */
+    bool cpu_known;
     struct exec_instance *next_idle;
     struct exec_instance *prev, *next; /* every instance of the pool */
 } exec_instance_t;

@@ -114,8 +114,11 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     env_add(&env, &n, "TZ=:UTC");
     env_add(&env, &n, "LANG=en_US.UTF-8");
     env_add(&env, &n, "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin");
-    env_add(&env, &n, "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
-                      "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib");
+    /* Lambda's list names folders this sandbox does not have (/var/lang,
+     * /opt) or that hold no libraries; the dynamic loader probes each one
+     * for every library of every start. The package's own lib/ is what a
+     * function ships native libraries in. */
+    env_add(&env, &n, "LD_LIBRARY_PATH=/var/task/lib");
     if (!strcmp(fn->runtime, "python3")) {
         env_add(&env, &n, "PYTHONUNBUFFERED=1");
         env_add(&env, &n, "PYTHONDONTWRITEBYTECODE=1");
@@ -294,7 +297,7 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
     }
     if (inst->inv) {
         sandbox_stats_t st = { 0 };
-        sandbox_stats(&inst->sb, &st);
+        sandbox_stats(&inst->sb, SANDBOX_STAT_OOM, &st);
         char how[64], msg[256];
         describe_exit(wstatus, how, sizeof how);
         snprintf(msg, sizeof msg, "RequestId: %s Error: Runtime exited with error: %s",
@@ -392,9 +395,15 @@ void exec__instance_deliver(exec_instance_t *inst)
     req->abort_cb = NULL;
     exec__instance_set_state(inst, INST_BUSY);
 
-    sandbox_reset_peak(&inst->sb);
-    sandbox_stats_t st;
-    inst->cpu_ns_at_delivery = sandbox_stats(&inst->sb, &st) == 0 ? st.cpu_ns : 0;
+    /* CPU time is metered as the difference from the last reading, taken
+     * when the previous call ended (an idle runtime uses next to none), so
+     * only a new instance needs a reading here. */
+    if (!inst->cpu_known) {
+        sandbox_stats_t st;
+        inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
+        inst->cpu_known = true;
+    }
+    inst->cpu_ns_at_delivery = inst->cpu_ns_last;
     if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
         inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;

@@ -36,12 +36,19 @@ typedef struct http_conn {
     bool close_after;          /* close once the queued writes are done */
     bool eof;
     bool reading;
+    buf_t out;                 /* answered, not yet handed to the kernel */
+    bool out_close;            /* close once out is written */
+    bool flush_queued;         /* on the server's flush list */
+    struct http_conn *flush_next;
 } http_conn_t;
 
 struct http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t grace_timer;
+    uv_check_t flusher;        /* writes each loop iteration's output */
+    uv_idle_t flush_soon;      /* active while output waits: the poll must not block */
+    http_conn_t *flush_list;
     http_server_config_t config;
     const http_router_t *router;
     http_conn_t *conns;
@@ -157,8 +164,17 @@ static void on_handle_closed(uv_handle_t *h)
     if (conn->next)
         conn->next->prev = conn->prev;
     srv->nconns--;
+    if (conn->flush_queued) {
+        for (http_conn_t **pp = &srv->flush_list; *pp; pp = &(*pp)->flush_next) {
+            if (*pp == conn) {
+                *pp = conn->flush_next;
+                break;
+            }
+        }
+    }
     http_reader_release(&conn->reader);
     buf_release(&conn->in);
+    buf_release(&conn->out);
     free(conn);
     maybe_finish_shutdown(srv);
 }
@@ -194,28 +210,112 @@ static void on_write(uv_write_t *w, int status)
         conn_close(conn);
 }
 
-/* Queues head (and body, whose memory the write takes over) on the socket. */
-static void conn_write(http_conn_t *conn, buf_t *head, buf_t *body, bool close_after)
+/* Hands data to the kernel: as much as it takes at once, and the rest
+ * through a queued write that owns data's memory. Trying first spares the
+ * event loop a poll-for-writable round (and an epoll_ctl) on the common
+ * path, where a loopback socket takes everything. */
+static void conn_send(http_conn_t *conn, buf_t *data, bool close_after)
 {
+    size_t off = 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) == 0) {
+        uv_buf_t b = uv_buf_init(data->data, (unsigned)data->len);
+        int n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            buf_release(data);
+            conn_close(conn);
+            return;
+        }
+        off = n > 0 ? (size_t)n : 0;
+    }
+    if (off == data->len) {
+        buf_release(data);
+        if (close_after)
+            conn_close(conn);
+        return;
+    }
     write_req_t *wr = xcalloc(1, sizeof *wr);
     wr->conn = conn;
-    wr->head = *head;
-    buf_init(head, 0);
-    if (body) {
-        wr->body = *body;
-        buf_init(body, 0);
-    } else {
-        buf_init(&wr->body, 0);
-    }
+    buf_consume(data, off);
+    wr->head = *data;
+    buf_init(data, 0);
+    buf_init(&wr->body, 0);
     wr->close_after = close_after;
-    uv_buf_t bufs[2] = { uv_buf_init(wr->head.data, (unsigned)wr->head.len),
-                         uv_buf_init(wr->body.data, (unsigned)wr->body.len) };
-    int r = uv_write(&wr->w, (uv_stream_t *)&conn->tcp, bufs, wr->body.len ? 2 : 1, on_write);
-    if (r < 0) {
+    uv_buf_t b = uv_buf_init(wr->head.data, (unsigned)wr->head.len);
+    if (uv_write(&wr->w, (uv_stream_t *)&conn->tcp, &b, 1, on_write) < 0) {
         buf_release(&wr->head);
-        buf_release(&wr->body);
         free(wr);
         conn_close(conn);
+    }
+}
+
+static void conn_flush(http_conn_t *conn)
+{
+    if (conn->closing || !conn->out.len)
+        return;
+    buf_t out = conn->out;
+    buf_init(&conn->out, 0);
+    bool close_after = conn->out_close;
+    conn_send(conn, &out, close_after);
+}
+
+/* Runs after each poll phase: every answer produced while handling that
+ * round of events goes out in one write per connection (an answer to a
+ * runtime and the next event for it, say), waking its reader once. */
+static void on_flush(uv_check_t *h)
+{
+    http_server_t *srv = h->data;
+    uv_idle_stop(&srv->flush_soon);
+    while (srv->flush_list) {
+        http_conn_t *conn = srv->flush_list;
+        srv->flush_list = conn->flush_next;
+        conn->flush_next = NULL;
+        conn->flush_queued = false;
+        conn_flush(conn);
+    }
+}
+
+static void on_flush_soon(uv_idle_t *h)
+{
+    /* Nothing to do here: being active keeps the next poll from blocking,
+     * and on_flush runs right after it. */
+}
+
+/* Queues head (and body, whose memory the write takes over) on the socket:
+ * small answers are gathered and written by on_flush; a large body goes
+ * out at once, behind what was gathered, without being copied. */
+static void conn_write(http_conn_t *conn, buf_t *head, buf_t *body, bool close_after)
+{
+    if (conn->closing) {
+        buf_release(head);
+        if (body)
+            buf_release(body);
+        return;
+    }
+    buf_add(&conn->out, head->data, head->len);
+    buf_release(head);
+    if (close_after)
+        conn->out_close = true;
+    if (body && body->len > 65536) {
+        bool closing = conn->out_close;
+        conn->out_close = false;
+        conn_flush(conn);
+        if (!conn->closing)
+            conn_send(conn, body, closing);
+        else
+            buf_release(body);
+        return;
+    }
+    if (body) {
+        buf_add(&conn->out, body->data, body->len);
+        buf_release(body);
+    }
+    if (!conn->flush_queued) {
+        conn->flush_queued = true;
+        conn->flush_next = conn->srv->flush_list;
+        conn->srv->flush_list = conn;
+        /* Output made outside the poll phase (a timer, a deadline) must not
+         * wait for the next I/O event to go out. */
+        uv_idle_start(&conn->srv->flush_soon, on_flush_soon);
     }
 }
 
@@ -321,7 +421,9 @@ static void reader_on_continue(void *ud, http_request_t *req)
     http_conn_t *conn = ud;
     buf_t head = BUF_INIT;
     buf_adds(&head, "HTTP/1.1 100 Continue\r\n\r\n");
+    /* The client waits for this before sending its body: no gathering. */
     conn_write(conn, &head, NULL, false);
+    conn_flush(conn);
 }
 
 /* ---- dispatching -------------------------------------------------------- */
@@ -546,6 +648,7 @@ static void on_connection(uv_stream_t *listener, int status)
     http_conn_t *conn = xcalloc(1, sizeof *conn);
     conn->srv = srv;
     buf_init(&conn->in, 0);
+    buf_init(&conn->out, 0);
     uv_tcp_init(srv->loop, &conn->tcp);
     uv_timer_init(srv->loop, &conn->timer);
     conn->tcp.data = conn;
@@ -603,6 +706,12 @@ static http_server_t *server_new(uv_loop_t *loop, const http_server_config_t *co
     srv->listener.data = srv;
     uv_timer_init(loop, &srv->grace_timer);
     srv->grace_timer.data = srv;
+    uv_check_init(loop, &srv->flusher);
+    srv->flusher.data = srv;
+    uv_check_start(&srv->flusher, on_flush);
+    uv_unref((uv_handle_t *)&srv->flusher);
+    uv_idle_init(loop, &srv->flush_soon);
+    srv->flush_soon.data = srv;
     return srv;
 }
 
@@ -618,9 +727,11 @@ static void on_abandoned_handle_closed(uv_handle_t *h)
 static void server_abandon(http_server_t *srv)
 {
     srv->shutting_down = true;
-    srv->closing_handles = 2;
+    srv->closing_handles = 4;
     uv_close((uv_handle_t *)&srv->listener, on_abandoned_handle_closed);
     uv_close((uv_handle_t *)&srv->grace_timer, on_abandoned_handle_closed);
+    uv_close((uv_handle_t *)&srv->flusher, on_abandoned_handle_closed);
+    uv_close((uv_handle_t *)&srv->flush_soon, on_abandoned_handle_closed);
 }
 
 int http_server_listen(uv_loop_t *loop, const char *host, int port,
@@ -695,6 +806,8 @@ void http_server_address(http_server_t *srv, char *out, size_t outlen)
 static void on_grace_closed(uv_handle_t *h)
 {
     http_server_t *srv = h->data;
+    if (--srv->closing_handles > 0)
+        return;
     srv->grace_closed = true;
     if (srv->done) {
         void (*done)(void *) = srv->done;
@@ -708,8 +821,12 @@ static void maybe_finish_shutdown(http_server_t *srv)
 {
     if (!srv->shutting_down || srv->nconns || !srv->listener_closed)
         return;
-    if (!uv_is_closing((uv_handle_t *)&srv->grace_timer))
+    if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
+        srv->closing_handles = 3;
         uv_close((uv_handle_t *)&srv->grace_timer, on_grace_closed);
+        uv_close((uv_handle_t *)&srv->flusher, on_grace_closed);
+        uv_close((uv_handle_t *)&srv->flush_soon, on_grace_closed);
+    }
 }
 
 static void on_listener_closed(uv_handle_t *h)

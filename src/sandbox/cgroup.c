@@ -593,6 +593,51 @@ void sandbox__cgsys_free(struct sandbox__cgsys *cs)
 
 /* ---- per sandbox ------------------------------------------------------ */
 
+/* The memory limit and, following it as on Lambda (1769 MB = one CPU), the
+ * CPU weight: a relative share, never a quota, so an idle machine lets any
+ * sandbox use what is free and a busy one shares in proportion to memory.
+ * Callable again on a live cgroup (a pooled sandbox gets its function's
+ * limits when it is handed out). */
+static int cg_set_limits(struct sandbox__cg *cg, unsigned memory_mb, const char **step)
+{
+    struct sandbox__cgsys *cs = cg->sys;
+    const char *id = cg->id;
+    char mem[32], cpu[32];
+    snprintf(mem, sizeof mem, "%" PRIu64, (uint64_t)memory_mb << 20);
+    const hier_t *hm = &cs->hier[cs->ctl[CTL_MEMORY]];
+    const hier_t *hc = cs->ctl[CTL_CPU] >= 0 ? &cs->hier[cs->ctl[CTL_CPU]] : NULL;
+    int r;
+    if (cs->version == SANDBOX_CGROUP_V1) {
+        uint64_t shares = (uint64_t)memory_mb * 1024 / MB_PER_CPU;
+        snprintf(cpu, sizeof cpu, "%" PRIu64, shares < 2 ? 2 : shares);
+        /* memsw may never be below the plain limit: raising, memsw goes
+         * first; lowering, the plain limit does. */
+        r = write_atf(hm->fd, id, *step = "memory.limit_in_bytes", mem);
+        if (cs->memsw) {
+            if (r == -EINVAL) {
+                r = write_atf(hm->fd, id, *step = "memory.memsw.limit_in_bytes", mem);
+                if (r == 0)
+                    r = write_atf(hm->fd, id, *step = "memory.limit_in_bytes", mem);
+            } else if (r == 0) {
+                r = write_atf(hm->fd, id, *step = "memory.memsw.limit_in_bytes", mem);
+            }
+        }
+        if (r == 0 && hc)
+            r = write_atf(hc->fd, id, *step = "cpu.shares", cpu);
+    } else {
+        uint64_t weight = (uint64_t)memory_mb * 100 / MB_PER_CPU;
+        snprintf(cpu, sizeof cpu, "%" PRIu64, weight < 1 ? 1 : weight > 10000 ? 10000 : weight);
+        r = write_atf(hm->fd, id, *step = "memory.max", mem);
+        /* No swap: a function over its memory is killed, as on Lambda,
+         * rather than slowed down by swapping. */
+        if (r == 0 && cs->swap_max)
+            r = write_atf(hm->fd, id, *step = "memory.swap.max", "0");
+        if (r == 0 && hc)
+            r = write_atf(hc->fd, id, *step = "cpu.weight", cpu);
+    }
+    return r;
+}
+
 int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memory_mb,
                        unsigned max_pids, struct sandbox__cg **out, mf_error_t *err)
 {
@@ -610,30 +655,16 @@ int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memor
         cg->created[i] = true;
     }
 
-    uint64_t bytes = (uint64_t)memory_mb << 20;
-    char mem[32], pids[32], cpu[32];
-    snprintf(mem, sizeof mem, "%" PRIu64, bytes);
+    char pids[32];
     snprintf(pids, sizeof pids, "%u", max_pids);
     const hier_t *hm = &cs->hier[cs->ctl[CTL_MEMORY]];
     const hier_t *hp = &cs->hier[cs->ctl[CTL_PIDS]];
-    const hier_t *hc = cs->ctl[CTL_CPU] >= 0 ? &cs->hier[cs->ctl[CTL_CPU]] : NULL;
     const char *step;
-    int r;
+    int r = cg_set_limits(cg, memory_mb, &step);
+    if (r == 0)
+        r = write_atf(hp->fd, id, step = "pids.max", pids);
 
-    /* CPU follows memory as on Lambda (1769 MB = one CPU), as a relative
-     * weight and never as a quota: an idle machine lets any sandbox use
-     * what is free, a busy one shares in proportion to memory. */
     if (cs->version == SANDBOX_CGROUP_V1) {
-        uint64_t shares = (uint64_t)memory_mb * 1024 / MB_PER_CPU;
-        snprintf(cpu, sizeof cpu, "%" PRIu64, shares < 2 ? 2 : shares);
-        /* The plain limit first: memsw must never be below it. */
-        r = write_atf(hm->fd, id, step = "memory.limit_in_bytes", mem);
-        if (r == 0 && cs->memsw)
-            r = write_atf(hm->fd, id, step = "memory.memsw.limit_in_bytes", mem);
-        if (r == 0 && hc)
-            r = write_atf(hc->fd, id, step = "cpu.shares", cpu);
-        if (r == 0)
-            r = write_atf(hp->fd, id, step = "pids.max", pids);
         if (r == 0) {
             step = "memory.max_usage_in_bytes";
             cg->peak_fd = open_atf(hm->fd, id, step, O_RDWR);
@@ -651,17 +682,6 @@ int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memor
             r = cg->cpu_fd < 0 ? -errno : 0;
         }
     } else {
-        uint64_t weight = (uint64_t)memory_mb * 100 / MB_PER_CPU;
-        snprintf(cpu, sizeof cpu, "%" PRIu64, weight < 1 ? 1 : weight > 10000 ? 10000 : weight);
-        r = write_atf(hm->fd, id, step = "memory.max", mem);
-        /* No swap: a function over its memory is killed, as on Lambda,
-         * rather than slowed down by swapping. */
-        if (r == 0 && cs->swap_max)
-            r = write_atf(hm->fd, id, step = "memory.swap.max", "0");
-        if (r == 0 && hc)
-            r = write_atf(hc->fd, id, step = "cpu.weight", cpu);
-        if (r == 0)
-            r = write_atf(hp->fd, id, step = "pids.max", pids);
         if (r == 0) {
             /* memory.peak can be reset per open file (Linux 6.12+) by
              * writing to it; older kernels have it read-only, and before
@@ -711,7 +731,7 @@ const char *sandbox__cg_path(const struct sandbox__cg *cg)
     return cg->path;
 }
 
-int sandbox__cg_stats(const struct sandbox__cg *cg, sandbox_stats_t *out)
+int sandbox__cg_stats(const struct sandbox__cg *cg, unsigned what, sandbox_stats_t *out)
 {
     char text[1024];
     ssize_t n;
@@ -719,11 +739,13 @@ int sandbox__cg_stats(const struct sandbox__cg *cg, sandbox_stats_t *out)
     bool v2 = cg->sys->version == SANDBOX_CGROUP_V2;
 
     *out = (sandbox_stats_t){0};
-    if ((n = pread_str(cg->peak_fd, text, sizeof text)) >= 0)
-        out->memory_peak_bytes = strtoull(text, NULL, 10);
-    else
-        ret = (int)n;
-    if (cg->cpu_fd >= 0) {
+    if (what & SANDBOX_STAT_MEMORY) {
+        if ((n = pread_str(cg->peak_fd, text, sizeof text)) >= 0)
+            out->memory_peak_bytes = strtoull(text, NULL, 10);
+        else
+            ret = (int)n;
+    }
+    if ((what & SANDBOX_STAT_CPU) && cg->cpu_fd >= 0) {
         if ((n = pread_str(cg->cpu_fd, text, sizeof text)) < 0) {
             ret = (int)n;
         } else if (v2) {
@@ -734,6 +756,8 @@ int sandbox__cg_stats(const struct sandbox__cg *cg, sandbox_stats_t *out)
             out->cpu_ns = strtoull(text, NULL, 10);
         }
     }
+    if (!(what & SANDBOX_STAT_OOM))
+        return ret;
     if ((n = pread_str(cg->oom_fd, text, sizeof text)) < 0)
         ret = (int)n;
     else if (v2 || cg->sys->oom_kill_field)
@@ -782,4 +806,32 @@ void sandbox__cg_destroy(struct sandbox__cg *cg)
     free(cg->id);
     free(cg->path);
     free(cg);
+}
+
+int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_t *err)
+{
+    const char *step = "";
+    int r = cg_set_limits(cg, memory_mb, &step);
+    if (r < 0)
+        return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, step);
+    return 0;
+}
+
+int sandbox__cg_rename(struct sandbox__cg *cg, const char *id, mf_error_t *err)
+{
+    struct sandbox__cgsys *cs = cg->sys;
+    for (size_t i = 0; i < cs->nhier; i++) {
+        if (renameat(cs->hier[i].fd, cg->id, cs->hier[i].fd, id) < 0) {
+            int e = errno;
+            /* Put back what was renamed, so every hierarchy agrees. */
+            while (i-- > 0)
+                renameat(cs->hier[i].fd, id, cs->hier[i].fd, cg->id);
+            return mf_error_set(err, e, "cgroup: rename %s/%s to %s", cs->hier[0].path, cg->id, id);
+        }
+    }
+    free(cg->id);
+    cg->id = xstrdup(id);
+    free(cg->path);
+    cg->path = xasprintf("%s/%s", cs->hier[cs->ctl[CTL_MEMORY]].path, id);
+    return 0;
 }

@@ -35,11 +35,17 @@ void sandbox__cgsys_free(struct sandbox__cgsys *cs);
  * sandbox__cg_stats reads. A failure leaves nothing behind. */
 int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memory_mb,
                        unsigned max_pids, struct sandbox__cg **out, mf_error_t *err);
+/* Sets the memory limit and the CPU share that follows it, on a live
+ * cgroup too. */
+int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_t *err);
+/* Renames the cgroup(s) within their parent (a pooled sandbox takes its
+ * instance's id). Open stat files stay valid. */
+int sandbox__cg_rename(struct sandbox__cg *cg, const char *id, mf_error_t *err);
 /* Moves pid (a whole process) into the sandbox's cgroup(s). */
 int sandbox__cg_attach(struct sandbox__cg *cg, pid_t pid, mf_error_t *err);
 /* v2: the cgroup; v1: the memory controller's directory. */
 const char *sandbox__cg_path(const struct sandbox__cg *cg);
-int sandbox__cg_stats(const struct sandbox__cg *cg, sandbox_stats_t *out);
+int sandbox__cg_stats(const struct sandbox__cg *cg, unsigned what, sandbox_stats_t *out);
 void sandbox__cg_reset_peak(struct sandbox__cg *cg);
 /* SIGKILLs what is in the cgroup: cgroup.kill on v2, one sweep of
  * cgroup.procs on v1. Does not wait. */

@@ -317,10 +317,32 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
         sandbox__child_die("unshare the cgroup namespace");
 
     /* Step 3: the network: lo up, and the Runtime API listener. */
-    int listen_fd = sandbox__child_listen(cfg->api_port);
+    int listen_fd = sandbox__child_listen(c->pooled ? SANDBOX_API_PORT : cfg->api_port);
 
-    /* Step 4: the file system. */
-    sandbox__child_mounts(c);
+    /* Step 4: the file system. A pooled sandbox builds the part every
+     * sandbox shares now, says so, and waits for the function it becomes:
+     * its code, its limits, its command. Everything so far (the clone, the
+     * cgroup move, the network, most mounts) is off the cold-start path. */
+    if (c->pooled) {
+        sandbox__child_mounts_base(c);
+        char ready = SANDBOX__PREPARED;
+        if (send(FD_SYNC, &ready, 1, MSG_NOSIGNAL) != 1)
+            _exit(127);
+        static char spec[SANDBOX__SPEC_MAX];
+        do
+            n = recv(FD_SYNC, spec, sizeof spec, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            _exit(127); /* the server let the pooled sandbox go */
+        if (sandbox__spec_decode(spec, (size_t)n, c) < 0) {
+            errno = EINVAL;
+            sandbox__child_die("decode the specialisation");
+        }
+        cfg = c->cfg;
+        sandbox__child_mounts_finish(c);
+    } else {
+        sandbox__child_mounts(c);
+    }
 
     /* Step 5: our own host name (new UTS namespace). */
     if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)

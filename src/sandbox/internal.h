@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "sandbox/sandbox.h"
 
@@ -51,8 +52,11 @@ typedef struct sandbox__host_entry {
 
 #define SANDBOX__MAX_HOST_ENTRIES 8
 
+struct sandbox__pool;
+
 struct sandbox_system {
     struct sandbox__cgsys *cg;
+    struct sandbox__pool *pool; /* prepared sandboxes, when started */
     /* An empty host directory the child mounts its new root's tmpfs on.
      * Inside the child's private mount namespace that hides nothing anyone
      * else sees, and no source the child binds can live below it. */
@@ -79,10 +83,19 @@ typedef struct sandbox__child {
     const sandbox_config_t *cfg;
     int sync_fd;        /* the child's end of the SEQPACKET socketpair */
     int out_fd, err_fd; /* write ends of the stdout and stderr pipes */
+    bool pooled;        /* prepared ahead: cfg arrives later, as a message */
     char tmp_opts[64];  /* "size=64m,mode=1777" */
     char hosts[384];    /* the sandbox's /etc/hosts */
     rlim_t fsize;       /* RLIMIT_FSIZE: the /tmp size in bytes */
 } sandbox__child_t;
+
+/* A pooled child's word that its generic part is done and it now waits
+ * for its function (a one-byte message). */
+#define SANDBOX__PREPARED 'p'
+/* The most a specialisation message may hold (argv, envp and paths). */
+#define SANDBOX__SPEC_MAX (128 * 1024)
+#define SANDBOX__SPEC_MAX_ARGV 64
+#define SANDBOX__SPEC_MAX_ENVP 1024
 
 /* The child's one message to the parent during setup. On success it
  * carries the listening socket as SCM_RIGHTS; on failure the step that
@@ -93,14 +106,28 @@ typedef struct sandbox__report {
     char step[96];
 } sandbox__report_t;
 
+/* sandbox.c: the specialisation message: the strings of cfg and the
+ * computed child fields, NUL-separated (parent side). */
+void sandbox__spec_encode(buf_t *out, const sandbox_config_t *cfg, const sandbox__child_t *c);
+/* Decodes it in the child into static storage; returns 0 or -EINVAL. */
+int sandbox__spec_decode(char *msg, size_t len, sandbox__child_t *c);
+
+/* sandbox.c: stops the pool's thread and destroys what it prepared. */
+void sandbox__pool_free(struct sandbox__pool *pool);
+
 /* init.c: the child's whole life after clone(); never returns. */
 _Noreturn void sandbox__child_main(sandbox__child_t *c);
 /* init.c: reports {step, errno} to the parent and exits 127 (bubblewrap's
  * die_with_error). Usable from every child-side step. */
 _Noreturn void sandbox__child_die(const char *step);
 
-/* mounts.c: builds the new root and pivots into it (child side). */
+/* mounts.c: builds the new root and pivots into it (child side): the base
+ * (what every sandbox has), then the finish (the function's code, /tmp of
+ * its size, /etc/hosts with its host name, the pivot). A pooled sandbox
+ * does the base ahead of time and the finish when it is handed out. */
 void sandbox__child_mounts(const sandbox__child_t *c);
+void sandbox__child_mounts_base(const sandbox__child_t *c);
+void sandbox__child_mounts_finish(const sandbox__child_t *c);
 
 /* netns.c: brings up lo and returns a socket listening on
  * 127.0.0.1:port inside the new network namespace (child side). */

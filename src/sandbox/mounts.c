@@ -153,10 +153,9 @@ static void make_dev(const sandbox__child_t *c)
         sandbox__child_die("symlinks in /dev");
 }
 
-void sandbox__child_mounts(const sandbox__child_t *c)
+void sandbox__child_mounts_base(const sandbox__child_t *c)
 {
     const sandbox_system_t *sys = c->sys;
-    const sandbox_config_t *cfg = c->cfg;
 
     /* The new mount namespace starts as a copy of the host's, with the
      * host's propagation: on a shared "/" (systemd's default) our mounts
@@ -184,17 +183,31 @@ void sandbox__child_mounts(const sandbox__child_t *c)
         host_entry(c, &sys->top[i]);
 
     /* Our own passwd and group: the function sees its own user and root,
-     * not the host's accounts. hosts names the sandbox's host name, which
-     * some runtimes resolve at start. */
+     * not the host's accounts. */
     write_file("etc/passwd", etc_passwd, sizeof etc_passwd - 1, "write /etc/passwd");
     write_file("etc/group", etc_group, sizeof etc_group - 1, "write /etc/group");
-    write_file("etc/hosts", c->hosts, strlen(c->hosts), "write /etc/hosts");
     write_file("etc/nsswitch.conf", etc_nsswitch, sizeof etc_nsswitch - 1,
                "write /etc/nsswitch.conf");
     write_file("etc/resolv.conf", "", 0, "write /etc/resolv.conf");
     for (size_t i = 0; i < sys->netc; i++)
         host_entry(c, &sys->etc[i]);
 
+    /* A procfs of our own PID namespace: it lists only the sandbox's
+     * processes. We may mount it because we are PID 1 of that namespace
+     * and own this mount namespace. */
+    if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        sandbox__child_die("mount /proc");
+
+    make_dev(c);
+}
+
+void sandbox__child_mounts_finish(const sandbox__child_t *c)
+{
+    const sandbox_config_t *cfg = c->cfg;
+
+    /* hosts names the sandbox's host name, which some runtimes resolve at
+     * start. */
+    write_file("etc/hosts", c->hosts, strlen(c->hosts), "write /etc/hosts");
     bind_ro(c, cfg->code_dir, "var/task", "bind /var/task", "remount /var/task read-only");
     if (cfg->runtime_dir)
         bind_ro(c, cfg->runtime_dir, "var/runtime", "bind /var/runtime",
@@ -204,14 +217,6 @@ void sandbox__child_mounts(const sandbox__child_t *c)
      * memory cgroup its pages are charged to, by memory). */
     if (mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
         sandbox__child_die("mount /tmp");
-
-    /* A procfs of our own PID namespace: it lists only the sandbox's
-     * processes. We may mount it because we are PID 1 of that namespace
-     * and own this mount namespace. */
-    if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        sandbox__child_die("mount /proc");
-
-    make_dev(c);
 
     /* pivot_root(".", ".") stacks the old root on top of the new one at
      * "/"; detaching it then drops every host mount from this namespace,
@@ -228,4 +233,10 @@ void sandbox__child_mounts(const sandbox__child_t *c)
      * keep their flags. */
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         sandbox__child_die("remount / read-only");
+}
+
+void sandbox__child_mounts(const sandbox__child_t *c)
+{
+    sandbox__child_mounts_base(c);
+    sandbox__child_mounts_finish(c);
 }

@@ -23,6 +23,7 @@
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/id.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "sandbox/cgroup.h"
@@ -189,6 +190,7 @@ void sandbox_system_free(sandbox_system_t *sys)
 {
     if (!sys)
         return;
+    sandbox__pool_free(sys->pool);
     sandbox__cgsys_free(sys->cg);
     sandbox__seccomp_free(&sys->seccomp);
     if (sys->no_caps)
@@ -347,32 +349,54 @@ static int wait_report(int sync_fd, pid_t pid, mf_error_t *err)
     return mf_error_set(err, EPROTO, "sandbox: malformed report from the child");
 }
 
-int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
-                  mf_error_t *err)
+/* A child between clone() and its report: what both a direct spawn and a
+ * pooled one hold while they wait for it. */
+typedef struct started {
+    pid_t pid;
+    int pidfd, sync_fd, out_r, err_r;
+    struct sandbox__cg *cg;
+    uint64_t start_ns, cloned_ns;
+} started_t;
+
+static void started_init(started_t *st)
 {
-    *out = (sandbox_t){.pid = -1,
-                       .pidfd = -1,
-                       .status_fd = -1,
-                       .api_listen_fd = -1,
-                       .stdout_fd = -1,
-                       .stderr_fd = -1};
-    out->timings.start_ns = clock_mono_ns();
+    *st = (started_t){.pid = -1, .pidfd = -1, .sync_fd = -1, .out_r = -1, .err_r = -1};
+}
 
-    int r = check_config(cfg, err);
-    if (r < 0)
-        return r;
+/* Kills and reaps the child, removes its cgroup and closes the parent's
+ * descriptors. */
+static void started_destroy(started_t *st)
+{
+    if (st->pid > 0) {
+        /* SIGKILL to its init ends the whole namespace; then reap it, so
+         * that nothing is left. */
+        if (st->pidfd >= 0)
+            syscall(SYS_pidfd_send_signal, st->pidfd, SIGKILL, NULL, 0);
+        else
+            kill(st->pid, SIGKILL);
+        int w;
+        while (waitpid(st->pid, &w, 0) < 0 && errno == EINTR)
+            ;
+    }
+    sandbox__cg_destroy(st->cg);
+    cleanup_closep(&st->pidfd);
+    cleanup_closep(&st->sync_fd);
+    cleanup_closep(&st->out_r);
+    cleanup_closep(&st->err_r);
+    started_init(st);
+}
 
-    /* Everything the child needs is computed here: it must not allocate. */
-    sandbox__child_t child = {.sys = sys, .cfg = cfg};
-    snprintf(child.tmp_opts, sizeof child.tmp_opts, "size=%um,mode=1777", cfg->tmp_mb);
-    snprintf(child.hosts, sizeof child.hosts,
-             "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", cfg->hostname);
-    child.fsize = (rlim_t)cfg->tmp_mb << 20;
+/* Creates the cgroup, clones the child, puts it in the cgroup and lets it
+ * go. The child then runs sandbox__child_main(child). */
+static int start_child(sandbox_system_t *sys, sandbox__child_t *child, const char *id,
+                       unsigned memory_mb, unsigned max_pids, started_t *st, mf_error_t *err)
+{
+    started_init(st);
+    st->start_ns = clock_mono_ns();
 
     /* The cgroup first, so the child can be put in it before it does
      * anything worth accounting. */
-    struct sandbox__cg *cg = NULL;
-    r = sandbox__cg_create(sys->cg, cfg->id, cfg->memory_mb, cfg->max_pids, &cg, err);
+    int r = sandbox__cg_create(sys->cg, id, memory_mb, max_pids, &st->cg, err);
     if (r < 0) {
         mf_error_wrap(err, "sandbox");
         return r;
@@ -381,29 +405,32 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
     /* The sync channel: SEQPACKET keeps the child's report, the listener
      * it carries and later the function's wait status as separate
      * messages, and EOF tells either side that the other died. */
-    cleanup_close int sync_parent = -1, sync_child = -1;
-    cleanup_close int out_r = -1, out_w = -1, err_r = -1, err_w = -1;
-    cleanup_close int pidfd = -1, listen_fd = -1;
-    pid_t pid = -1;
+    cleanup_close int sync_child = -1, out_w = -1, err_w = -1;
     int sp[2], po[2], pe[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
         r = mf_error_set(err, errno, "sandbox: socketpair");
         goto fail;
     }
-    sync_parent = sp[0];
+    st->sync_fd = sp[0];
     sync_child = sp[1];
     /* The function's stdout and stderr. Blocking on the function's side
      * (programs do not expect EAGAIN on stdout); the server's ends are
-     * made non-blocking below. */
-    if (pipe2(po, O_CLOEXEC) < 0 || (out_r = po[0], out_w = po[1], pipe2(pe, O_CLOEXEC) < 0)) {
+     * made non-blocking when the sandbox is handed out. */
+    if (pipe2(po, O_CLOEXEC) < 0) {
         r = mf_error_set(err, errno, "sandbox: pipe");
         goto fail;
     }
-    err_r = pe[0];
+    st->out_r = po[0];
+    out_w = po[1];
+    if (pipe2(pe, O_CLOEXEC) < 0) {
+        r = mf_error_set(err, errno, "sandbox: pipe");
+        goto fail;
+    }
+    st->err_r = pe[0];
     err_w = pe[1];
-    child.sync_fd = sync_child;
-    child.out_fd = out_w;
-    child.err_fd = err_w;
+    child->sync_fd = sync_child;
+    child->out_fd = out_w;
+    child->err_fd = err_w;
 
     /* No signal handler of the server may run in the child before it has
      * reset them: block everything around the clone (posix_spawn and crun
@@ -417,37 +444,42 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
     /* A raw clone without a new stack behaves like fork, and unlike
      * glibc's fork runs no atfork handlers in the child. CLONE_PIDFD
      * stores the pidfd where the parent_tid argument points. */
-    pid = (pid_t)syscall(SYS_clone, flags, NULL, &pidfd, NULL, 0);
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, &st->pidfd, NULL, 0);
     if (pid == 0)
-        sandbox__child_main(&child);
+        sandbox__child_main(child);
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         r = mf_error_set(err, clone_errno, "sandbox: clone");
         goto fail;
     }
-    out->timings.cloned_ns = clock_mono_ns();
-
-    /* The child's ends live on in the child only. */
-    cleanup_closep(&sync_child);
-    sync_child = -1;
-    cleanup_closep(&out_w);
-    out_w = -1;
-    cleanup_closep(&err_w);
-    err_w = -1;
+    st->pid = pid;
+    st->cloned_ns = clock_mono_ns();
 
     if (sys->userns && (r = write_id_maps(sys, pid, err)) < 0)
         goto fail;
-    if ((r = sandbox__cg_attach(cg, pid, err)) < 0) {
+    if ((r = sandbox__cg_attach(st->cg, pid, err)) < 0) {
         mf_error_wrap(err, "sandbox");
         goto fail;
     }
     /* Go. */
-    if (send(sync_parent, "g", 1, MSG_NOSIGNAL) != 1) {
+    if (send(st->sync_fd, "g", 1, MSG_NOSIGNAL) != 1) {
         r = mf_error_set(err, errno, "sandbox: start the child");
         goto fail;
     }
-    listen_fd = wait_report(sync_parent, pid, err);
+    return 0;
+
+fail:
+    started_destroy(st);
+    return r;
+}
+
+/* Waits for the child's ready report and turns st into a running sandbox
+ * (st is consumed either way). */
+static int finish_child(started_t *st, sandbox_t *out, mf_error_t *err)
+{
+    int r;
+    int listen_fd = wait_report(st->sync_fd, st->pid, err);
     if (listen_fd < 0) {
         r = listen_fd;
         goto fail;
@@ -455,47 +487,402 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
     out->timings.ready_ns = clock_mono_ns();
 
     /* The server watches these from its event loop. */
-    int fds[] = {sync_parent, listen_fd, out_r, err_r, pidfd};
+    int fds[] = {st->sync_fd, listen_fd, st->out_r, st->err_r, st->pidfd};
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
         if ((r = set_nonblock(fds[i])) < 0) {
+            close(listen_fd);
             r = mf_error_set(err, -r, "sandbox: O_NONBLOCK");
             goto fail;
         }
     }
-
-    out->pid = pid;
-    out->pidfd = steal_fd(&pidfd);
-    out->status_fd = steal_fd(&sync_parent);
-    out->api_listen_fd = steal_fd(&listen_fd);
-    out->stdout_fd = steal_fd(&out_r);
-    out->stderr_fd = steal_fd(&err_r);
-    out->cgroup_path = xstrdup(sandbox__cg_path(cg));
-    out->cg = cg;
+    out->pid = st->pid;
+    out->pidfd = steal_fd(&st->pidfd);
+    out->status_fd = steal_fd(&st->sync_fd);
+    out->api_listen_fd = listen_fd;
+    out->stdout_fd = steal_fd(&st->out_r);
+    out->stderr_fd = steal_fd(&st->err_r);
+    out->cgroup_path = xstrdup(sandbox__cg_path(st->cg));
+    out->cg = steal_pointer(&st->cg);
+    st->pid = -1;
     return 0;
 
 fail:
-    if (pid > 0) {
-        /* SIGKILL to its init ends the whole namespace; then reap it, so
-         * that nothing is left (wait_report may have reaped it already). */
-        if (pidfd >= 0)
-            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        else
-            kill(pid, SIGKILL);
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
+    started_destroy(st);
+    return r;
+}
+
+/* The child fields the parent computes from a config. */
+static void child_for(sandbox__child_t *child, const sandbox_config_t *cfg)
+{
+    snprintf(child->tmp_opts, sizeof child->tmp_opts, "size=%um,mode=1777", cfg->tmp_mb);
+    snprintf(child->hosts, sizeof child->hosts,
+             "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", cfg->hostname);
+    child->fsize = (rlim_t)cfg->tmp_mb << 20;
+}
+
+/* ---- the pool of prepared sandboxes -------------------------------- */
+
+/* Sandboxes cloned, put in their cgroup, given their loopback listener and
+ * the part of the root every sandbox shares, waiting for a function. A
+ * thread of its own keeps the pool full, so creating them costs the event
+ * loop nothing; handing one out costs the function-specific steps only. */
+typedef struct sandbox__pool {
+    sandbox_system_t *sys;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    started_t *ready;
+    unsigned count, target;
+    unsigned max_pids;
+    bool stop;
+    unsigned failures;
+    uint64_t last_take_ns;
+} sandbox__pool_t;
+
+/* A refill waits for this long after the last sandbox was handed out: a
+ * new sandbox's runtime is starting then, and a clone beside it would slow
+ * that start down (same CPUs, same kernel locks). Bursts drain the pool
+ * and fall back to direct spawns; the pool refills in the quiet after. */
+#define POOL_QUIET_NS (20u * 1000 * 1000)
+
+/* The memory limit a waiting sandbox has until it knows its function: the
+ * smallest a function may ask for. */
+#define POOL_MEMORY_MB 128
+
+static int pool_prepare(sandbox__pool_t *pool, started_t *st, mf_error_t *err)
+{
+    char id[32];
+    uint8_t rnd[6];
+    id_random_bytes(rnd, sizeof rnd);
+    snprintf(id, sizeof id, "pool-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+             rnd[4], rnd[5]);
+    sandbox__child_t child = {.sys = pool->sys, .pooled = true};
+    int r = start_child(pool->sys, &child, id, POOL_MEMORY_MB, pool->max_pids, st, err);
+    if (r < 0)
+        return r;
+    /* The one-byte "prepared" message, or a failure report. */
+    struct pollfd p = {.fd = st->sync_fd, .events = POLLIN};
+    int n;
+    do
+        n = poll(&p, 1, SANDBOX__SETUP_TIMEOUT_MS);
+    while (n < 0 && errno == EINTR);
+    char buf[sizeof(sandbox__report_t)];
+    ssize_t got = n > 0 ? recv(st->sync_fd, buf, sizeof buf, 0) : -1;
+    if (got == 1 && buf[0] == SANDBOX__PREPARED)
+        return 0;
+    if (got == (ssize_t)sizeof(sandbox__report_t)) {
+        sandbox__report_t *rep = (sandbox__report_t *)buf;
+        rep->step[sizeof rep->step - 1] = '\0';
+        r = mf_error_set(err, rep->err, "sandbox: %s", rep->step);
+    } else {
+        r = mf_error_set(err, n == 0 ? ETIMEDOUT : EPROTO,
+                         "sandbox: a pooled sandbox did not get ready");
     }
-    sandbox__cg_destroy(cg);
+    started_destroy(st);
+    return r;
+}
+
+static void *pool_main(void *arg)
+{
+    sandbox__pool_t *pool = arg;
+    pthread_mutex_lock(&pool->lock);
+    while (!pool->stop) {
+        if (pool->count >= pool->target) {
+            pthread_cond_wait(&pool->wake, &pool->lock);
+            continue;
+        }
+        uint64_t now = clock_mono_ns();
+        if (now - pool->last_take_ns < POOL_QUIET_NS) {
+            uint64_t wait_ns = POOL_QUIET_NS - (now - pool->last_take_ns);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)wait_ns;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&pool->wake, &pool->lock, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&pool->lock);
+        started_t st;
+        mf_error_t err = MF_ERROR_INIT;
+        int r = pool_prepare(pool, &st, &err);
+        pthread_mutex_lock(&pool->lock);
+        if (r < 0) {
+            /* Keep serving (spawns fall back to the direct path), but do
+             * not spin: a broken pool would otherwise burn a core. */
+            if (pool->failures++ < 3)
+                log_warn("sandbox", "preparing a pooled sandbox: %s", err.msg);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&pool->wake, &pool->lock, &ts);
+            continue;
+        }
+        pool->failures = 0;
+        if (pool->stop) {
+            pthread_mutex_unlock(&pool->lock);
+            started_destroy(&st);
+            pthread_mutex_lock(&pool->lock);
+            break;
+        }
+        pool->ready[pool->count++] = st;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned max_pids,
+                              mf_error_t *err)
+{
+    if (count == 0 || sys->pool)
+        return 0;
+    sandbox__pool_t *pool = xcalloc(1, sizeof *pool);
+    pool->sys = sys;
+    pool->target = count;
+    pool->max_pids = max_pids;
+    pool->ready = xcalloc(count, sizeof *pool->ready);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    int r = pthread_create(&pool->thread, NULL, pool_main, pool);
+    if (r != 0) {
+        pthread_mutex_destroy(&pool->lock);
+        pthread_cond_destroy(&pool->wake);
+        free(pool->ready);
+        free(pool);
+        return mf_error_set(err, r, "sandbox: start the pool thread");
+    }
+    sys->pool = pool;
+    return 0;
+}
+
+void sandbox__pool_free(sandbox__pool_t *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stop = true;
+    pthread_cond_signal(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    pthread_join(pool->thread, NULL);
+    for (unsigned i = 0; i < pool->count; i++)
+        started_destroy(&pool->ready[i]);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->wake);
+    free(pool->ready);
+    free(pool);
+}
+
+/* Takes a prepared sandbox, if one is waiting (and the pool would have
+ * made this one). */
+static bool pool_take(sandbox__pool_t *pool, const sandbox_config_t *cfg, started_t *st)
+{
+    if (!pool || cfg->api_port != SANDBOX_API_PORT || cfg->max_pids != pool->max_pids)
+        return false;
+    pthread_mutex_lock(&pool->lock);
+    bool got = pool->count > 0;
+    if (got)
+        *st = pool->ready[--pool->count];
+    pool->last_take_ns = clock_mono_ns();
+    pthread_mutex_unlock(&pool->lock);
+    return got;
+}
+
+/* Lets the pool make up for what was taken. Called once the taken sandbox
+ * is running: a refill racing its specialisation would compete for the
+ * same CPU and the kernel's namespace and cgroup locks. */
+static void pool_refill(sandbox__pool_t *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pthread_cond_signal(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* ---- specialisation ----------------------------------------------------- */
+
+static void spec_add(buf_t *out, const char *s)
+{
+    buf_add(out, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+void sandbox__spec_encode(buf_t *out, const sandbox_config_t *cfg, const sandbox__child_t *c)
+{
+    char num[32];
+    spec_add(out, cfg->hostname);
+    spec_add(out, cfg->code_dir);
+    spec_add(out, cfg->runtime_dir);
+    spec_add(out, c->tmp_opts);
+    spec_add(out, c->hosts);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)c->fsize);
+    spec_add(out, num);
+    size_t n = 0;
+    while (cfg->argv[n])
+        n++;
+    snprintf(num, sizeof num, "%zu", n);
+    spec_add(out, num);
+    for (size_t i = 0; i < n; i++)
+        spec_add(out, cfg->argv[i]);
+    n = 0;
+    while (cfg->envp[n])
+        n++;
+    snprintf(num, sizeof num, "%zu", n);
+    spec_add(out, num);
+    for (size_t i = 0; i < n; i++)
+        spec_add(out, cfg->envp[i]);
+}
+
+/* Child side: no allocation, static storage only. */
+static const char *spec_next(char **p, char *end)
+{
+    if (*p >= end)
+        return NULL;
+    char *s = *p;
+    char *nul = memchr(s, '\0', (size_t)(end - s));
+    if (!nul)
+        return NULL;
+    *p = nul + 1;
+    return s;
+}
+
+static bool spec_count(char **p, char *end, size_t max, size_t *n)
+{
+    const char *s = spec_next(p, end);
+    if (!s || !*s)
+        return false;
+    size_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (size_t)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    *n = v;
+    return true;
+}
+
+int sandbox__spec_decode(char *msg, size_t len, sandbox__child_t *c)
+{
+    static sandbox_config_t cfg;
+    static char *argv[SANDBOX__SPEC_MAX_ARGV + 1];
+    static char *envp[SANDBOX__SPEC_MAX_ENVP + 1];
+    char *p = msg, *end = msg + len;
+    const char *hostname = spec_next(&p, end), *code_dir = spec_next(&p, end),
+               *runtime_dir = spec_next(&p, end), *tmp_opts = spec_next(&p, end),
+               *hosts = spec_next(&p, end), *fsize = spec_next(&p, end);
+    size_t n;
+    if (!fsize || strlen(tmp_opts) >= sizeof c->tmp_opts || strlen(hosts) >= sizeof c->hosts)
+        return -EINVAL;
+    if (!spec_count(&p, end, SANDBOX__SPEC_MAX_ARGV, &n) || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!(argv[i] = (char *)spec_next(&p, end)))
+            return -EINVAL;
+    argv[n] = NULL;
+    if (!spec_count(&p, end, SANDBOX__SPEC_MAX_ENVP, &n))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!(envp[i] = (char *)spec_next(&p, end)))
+            return -EINVAL;
+    envp[n] = NULL;
+
+    cfg.hostname = hostname;
+    cfg.code_dir = code_dir;
+    cfg.runtime_dir = *runtime_dir ? runtime_dir : NULL;
+    cfg.argv = argv;
+    cfg.envp = envp;
+    cfg.api_port = SANDBOX_API_PORT;
+    memcpy(c->tmp_opts, tmp_opts, strlen(tmp_opts) + 1);
+    memcpy(c->hosts, hosts, strlen(hosts) + 1);
+    c->fsize = (rlim_t)strtoull(fsize, NULL, 10);
+    c->cfg = &cfg;
+    return 0;
+}
+
+/* Turns a pooled sandbox into cfg's: its limits and name, then the
+ * function's part of the set-up in the child. */
+static int specialise(started_t *st, const sandbox_config_t *cfg, sandbox_t *out,
+                      mf_error_t *err)
+{
+    out->timings.start_ns = clock_mono_ns();
+    out->timings.cloned_ns = out->timings.start_ns;
+    sandbox__child_t child = {0};
+    child_for(&child, cfg);
+    int r = sandbox__cg_set_memory(st->cg, cfg->memory_mb, err);
+    if (r == 0)
+        r = sandbox__cg_rename(st->cg, cfg->id, err);
+    if (r < 0) {
+        mf_error_wrap(err, "sandbox");
+        started_destroy(st);
+        return r;
+    }
+    buf_t spec = BUF_INIT;
+    sandbox__spec_encode(&spec, cfg, &child);
+    if (spec.len > SANDBOX__SPEC_MAX) {
+        buf_release(&spec);
+        started_destroy(st);
+        return mf_error_set(err, E2BIG, "sandbox: the function's command and environment are "
+                                        "over %d bytes", SANDBOX__SPEC_MAX);
+    }
+    ssize_t w = send(st->sync_fd, spec.data, spec.len, MSG_NOSIGNAL);
+    buf_release(&spec);
+    if (w < 0) {
+        r = mf_error_set(err, errno, "sandbox: hand the function to a pooled sandbox");
+        started_destroy(st);
+        return r;
+    }
+    return finish_child(st, out, err);
+}
+
+int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
+                  mf_error_t *err)
+{
+    *out = (sandbox_t){.pid = -1,
+                       .pidfd = -1,
+                       .status_fd = -1,
+                       .api_listen_fd = -1,
+                       .stdout_fd = -1,
+                       .stderr_fd = -1};
+    int r = check_config(cfg, err);
+    if (r < 0)
+        return r;
+
+    started_t st;
+    if (pool_take(sys->pool, cfg, &st)) {
+        mf_error_t perr = MF_ERROR_INIT;
+        r = specialise(&st, cfg, out, &perr);
+        pool_refill(sys->pool);
+        if (r == 0)
+            return 0;
+        /* A prepared sandbox that died waiting is no reason to fail the
+         * call: make one the slow way. A function-specific failure (its
+         * code dir is gone) fails the same way below, with its step. */
+        log_debug("sandbox", "pooled sandbox not usable: %s", perr.msg);
+        *out = (sandbox_t){.pid = -1, .pidfd = -1, .status_fd = -1, .api_listen_fd = -1,
+                           .stdout_fd = -1, .stderr_fd = -1};
+    }
+
+    /* Everything the child needs is computed here: it must not allocate. */
+    sandbox__child_t child = {.sys = sys, .cfg = cfg};
+    child_for(&child, cfg);
+    r = start_child(sys, &child, cfg->id, cfg->memory_mb, cfg->max_pids, &st, err);
+    if (r < 0)
+        return r;
+    out->timings.start_ns = st.start_ns;
+    out->timings.cloned_ns = st.cloned_ns;
+    r = finish_child(&st, out, err);
+    pool_refill(sys->pool); /* an empty pool is refilled after a direct spawn */
     return r;
 }
 
 /* ---- running sandboxes ---------------------------------------------- */
 
-int sandbox_stats(const sandbox_t *sb, sandbox_stats_t *out)
+int sandbox_stats(const sandbox_t *sb, unsigned what, sandbox_stats_t *out)
 {
     if (!sb->cg)
         return -EINVAL;
-    return sandbox__cg_stats(sb->cg, out);
+    return sandbox__cg_stats(sb->cg, what, out);
 }
 
 void sandbox_reset_peak(sandbox_t *sb)

@@ -23,6 +23,9 @@
 
 typedef enum { SANDBOX_CGROUP_V1 = 1, SANDBOX_CGROUP_V2 = 2 } sandbox_cgroup_version_t;
 
+/* The Runtime API port inside, as on Lambda; pooled sandboxes listen on it. */
+#define SANDBOX_API_PORT 9001
+
 /* Process-wide state: which cgroup version is in use and where mayfly's
  * parent cgroup is. */
 typedef struct sandbox_system sandbox_system_t;
@@ -75,6 +78,13 @@ typedef struct sandbox_stats {
  * cgroups left behind by an earlier server that died. */
 int sandbox_system_init(sandbox_system_t **out, mf_error_t *err);
 sandbox_cgroup_version_t sandbox_system_cgroup_version(const sandbox_system_t *sys);
+/* Keeps count sandboxes prepared ahead (cloned, in their cgroup, loopback
+ * listening, the shared part of the root built), refilled by a thread of
+ * the system's. sandbox_spawn then only does the function's part: its code
+ * mount, /tmp, limits, identity and exec. Spawns whose max_pids or
+ * api_port differ from the pool's take the direct path. */
+int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned max_pids,
+                              mf_error_t *err);
 /* Removes mayfly's parent cgroup (after every sandbox is destroyed). */
 void sandbox_system_free(sandbox_system_t *sys);
 
@@ -98,7 +108,15 @@ void sandbox_system_free(sandbox_system_t *sys);
  * field to -1. */
 int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
                   mf_error_t *err);
-int sandbox_stats(const sandbox_t *sb, sandbox_stats_t *out);
+/* What sandbox_stats reads: each is a file read, and the warm path reads
+ * only what it needs. */
+#define SANDBOX_STAT_MEMORY 1u
+#define SANDBOX_STAT_CPU 2u
+#define SANDBOX_STAT_OOM 4u
+#define SANDBOX_STAT_ALL 7u
+
+/* Fills the fields of *out that what asks for (the others are 0). */
+int sandbox_stats(const sandbox_t *sb, unsigned what, sandbox_stats_t *out);
 /* Starts a new high-water mark for memory_peak_bytes (where the kernel
  * allows it; otherwise the peak is over the sandbox's life). */
 void sandbox_reset_peak(sandbox_t *sb);

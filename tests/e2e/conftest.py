@@ -676,8 +676,11 @@ def server_cgroups(srv_pid):
 
 
 def instance_cgroups(srv_pid):
-    """The instance cgroup folders below a server's own, in every controller."""
-    return [d for s in server_cgroups(srv_pid) for d in s.iterdir() if d.is_dir()]
+    """The instance cgroup folders below a server's own, in every controller.
+    Sandboxes the server keeps prepared for cold starts (`pool-*`) are not
+    instances: one becomes an instance (and takes its name) when it is used."""
+    return [d for s in server_cgroups(srv_pid) for d in s.iterdir()
+            if d.is_dir() and not d.name.startswith("pool-")]
 
 
 def cgroup_pids(d):

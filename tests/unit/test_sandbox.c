@@ -173,7 +173,7 @@ static void run_sandbox(const sandbox_config_t *cfg, run_t *r)
         close(conn);
     struct pollfd pp = {sb.pidfd, POLLIN, 0};
     assert_int_equal(poll(&pp, 1, 30000), 1);
-    assert_int_equal(sandbox_stats(&sb, &r->stats), 0);
+    assert_int_equal(sandbox_stats(&sb, SANDBOX_STAT_ALL, &r->stats), 0);
     assert_int_equal(sandbox_reap(&sb, &r->status), 0);
     sandbox_destroy(&sb);
 }
@@ -626,9 +626,9 @@ static void test_reset_peak(void **state)
     struct pollfd p = {sb.stdout_fd, POLLIN, 0};
     assert_int_equal(poll(&p, 1, 10000), 1);
     sandbox_stats_t before, after;
-    assert_int_equal(sandbox_stats(&sb, &before), 0);
+    assert_int_equal(sandbox_stats(&sb, SANDBOX_STAT_ALL, &before), 0);
     sandbox_reset_peak(&sb);
-    assert_int_equal(sandbox_stats(&sb, &after), 0);
+    assert_int_equal(sandbox_stats(&sb, SANDBOX_STAT_ALL, &after), 0);
     print_message("peak before reset %.1f MB, after %.1f MB\n",
                   before.memory_peak_bytes / 1048576.0, after.memory_peak_bytes / 1048576.0);
     assert_true(before.memory_peak_bytes > 40ull << 20);
