@@ -1,0 +1,224 @@
+"""Helpers shared by the benchmark's Python harnesses (coldstart.py,
+density.py): the mayfly HTTP API over one keep-alive connection, function
+packages built from a folder, and what /proc and the cgroup tree say about
+the server and its sandboxes. Standard library only (Debian's python3)."""
+import base64
+import glob
+import io
+import json
+import os
+import shlex
+import time
+import zipfile
+from http.client import HTTPConnection
+from urllib.parse import urlsplit
+
+
+class Api:
+    """The mayfly HTTP API over one persistent connection."""
+
+    def __init__(self, url, timeout=60):
+        u = urlsplit(url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.timeout = timeout
+        self.conn = None
+
+    def _connect(self):
+        self.conn = HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self.conn.connect()
+
+    def request(self, method, path, body=None, headers=None):
+        """Returns (status, headers as a dict with lower-case names, body)."""
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        for attempt in (0, 1):
+            if self.conn is None:
+                self._connect()
+            try:
+                self.conn.request(method, path, body=body, headers=hdrs)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                h = {k.lower(): v for k, v in resp.getheaders()}
+                if h.get("connection", "").lower() == "close":
+                    self.close()
+                return resp.status, h, data
+            except (ConnectionError, OSError):
+                # The server closed an idle keep-alive connection: one retry
+                # on a fresh one (never for an invoke that may have run).
+                self.close()
+                if attempt or method == "POST":
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def put_function(self, name, spec):
+        st, _, body = self.request("PUT", "/v1/functions/" + name, json.dumps(spec))
+        if st not in (200, 201):
+            raise RuntimeError("PUT %s: HTTP %d: %s" % (name, st, body[:300]))
+
+    def delete_function(self, name):
+        st, _, body = self.request("DELETE", "/v1/functions/" + name)
+        if st not in (204, 404):
+            raise RuntimeError("DELETE %s: HTTP %d: %s" % (name, st, body[:300]))
+
+    def invoke(self, name, event=b"{}"):
+        return self.request("POST", "/v1/functions/%s/invoke" % name, event)
+
+
+def zip_folder(folder):
+    """The folder as a zip (executable bits kept), base64 for the API."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, _, files in os.walk(folder):
+            for f in sorted(files):
+                path = os.path.join(root, f)
+                if f == "deploy.args" or "__pycache__" in path:
+                    continue
+                z.write(path, os.path.relpath(path, folder))
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def deploy_args(folder):
+    """runtime and handler from an example's deploy.args."""
+    spec = {}
+    path = os.path.join(folder, "deploy.args")
+    if os.path.exists(path):
+        words = shlex.split(open(path).read())
+        for i, w in enumerate(words[:-1]):
+            if w == "--runtime":
+                spec["runtime"] = words[i + 1]
+            elif w == "--handler":
+                spec["handler"] = words[i + 1]
+    return spec
+
+
+# ---- /proc ---------------------------------------------------------------
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of strings."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def kb_field(text):
+    return int(text.split()[0]) if text else 0
+
+
+def vm_rss_kb(pid):
+    return kb_field(proc_status(pid).get("VmRSS", ""))
+
+
+def rollup_kb(pid):
+    """Rss and Pss (KiB) from /proc/PID/smaps_rollup."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Rss", "Pss"):
+                out[k.lower()] = kb_field(v)
+    return out
+
+
+def children(pid):
+    """The direct children of a process (every thread's)."""
+    kids = []
+    for path in glob.glob("/proc/%d/task/*/children" % pid):
+        try:
+            kids += [int(x) for x in open(path).read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def wait_children_at_most(pid, count, timeout):
+    """Waits until the process has at most count children; returns whether
+    it did within timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len(children(pid)) <= count:
+            return True
+        time.sleep(0.002)
+    return False
+
+
+# ---- cgroups ------------------------------------------------------------
+
+def server_cgroup_dirs(server_pid):
+    """The server's own cgroup directories for its sandboxes: on v1 one
+    .../mayfly/server-PID-START per hierarchy (memory, pids, ...), on v2
+    the one under the unified tree."""
+    dirs = []
+    for depth in range(0, 6):
+        pattern = "/sys/fs/cgroup/" + "*/" * depth + "mayfly/server-%d-*" % server_pid
+        dirs += [d for d in glob.glob(pattern) if os.path.isdir(d)]
+    return sorted(set(dirs))
+
+
+def instance_cgroups(server_pid):
+    """{instance id: {"procs": [pid...], "memory_dir": dir or None}}."""
+    out = {}
+    for tag in server_cgroup_dirs(server_pid):
+        is_memory = os.path.exists(os.path.join(tag, "memory.usage_in_bytes")) or \
+            os.path.exists(os.path.join(tag, "memory.current")) or \
+            os.path.exists(os.path.join(tag, "memory.stat"))
+        for d in sorted(os.listdir(tag)):
+            path = os.path.join(tag, d)
+            if not os.path.isdir(path):
+                continue
+            inst = out.setdefault(d, {"procs": [], "memory_dir": None})
+            if is_memory and inst["memory_dir"] is None:
+                inst["memory_dir"] = path
+            try:
+                procs = [int(x) for x in open(os.path.join(path, "cgroup.procs")).read().split()]
+            except OSError:
+                procs = []
+            if len(procs) > len(inst["procs"]):
+                inst["procs"] = procs
+    return out
+
+
+def kernel_memory_bytes(memory_dir):
+    """The cgroup's kernel memory: v1 memory.kmem.usage_in_bytes; v2 the
+    "kernel" line of memory.stat (or its parts on older kernels)."""
+    if not memory_dir:
+        return None
+    kmem = os.path.join(memory_dir, "memory.kmem.usage_in_bytes")
+    if os.path.exists(kmem):
+        try:
+            return int(open(kmem).read())
+        except (OSError, ValueError):
+            return None
+    stat = os.path.join(memory_dir, "memory.stat")
+    if os.path.exists(stat) and os.path.exists(os.path.join(memory_dir, "memory.current")):
+        fields = {}
+        for line in open(stat):
+            k, _, v = line.partition(" ")
+            fields[k] = int(v)
+        if "kernel" in fields:
+            return fields["kernel"]
+        parts = ("kernel_stack", "pagetables", "percpu", "sock", "slab", "vmalloc")
+        return sum(fields.get(p, 0) for p in parts)
+    return None
+
+
+def median(values):
+    v = sorted(values)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def percentile(values, q):
+    v = sorted(values)
+    if not v:
+        return None
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]

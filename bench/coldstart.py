@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Cold starts, timed by the same harness as their baselines.
+
+For each runtime, N times: create a function (cold-RT-I, the example's
+no-op code), time one invoke from request to the last byte of the answer
+(no instance exists, so it is a cold start), delete the function and wait
+until its instance is gone. The answer's headers break the start down:
+X-Mayfly-Sandbox-Ms (sandbox creation), X-Mayfly-Init-Ms (sandbox creation
+plus runtime init, up to the runtime's first poll for work) and
+X-Mayfly-Duration-Ms (the first call itself); what is left of the total is
+HTTP and scheduling.
+
+Interleaved with the cold starts, the same process times the baselines
+with os.posix_spawn + os.waitpid: /bin/true (against the sandboxed C
+function), `python3 -c pass` and `node -e 0` (against the python3 and
+nodejs functions, with the interpreters the sandboxes run). run.sh pins
+this process, and so the baselines' children, to the load generator's CPU.
+
+Writes one JSON document with every sample to --out.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
+RUNTIMES = {
+    # runtime: (example folder, baseline name, baseline argv)
+    "c": ("noop-c", "posix_spawn /bin/true", ["/bin/true"]),
+    "python": ("noop-python", "python3 -c pass", ["/usr/bin/python3", "-c", "pass"]),
+    "node": ("noop-node", "node -e 0", ["/usr/bin/node", "-e", "0"]),
+}
+
+SPAWN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def spawn_once(argv):
+    """Milliseconds from posix_spawn to waitpid returning."""
+    t0 = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, SPAWN_ENV)
+    _, st = os.waitpid(pid, 0)
+    t1 = time.perf_counter_ns()
+    if not os.WIFEXITED(st) or os.WEXITSTATUS(st) != 0:
+        raise RuntimeError("%s ended with status %#x" % (" ".join(argv), st))
+    return (t1 - t0) / 1e6
+
+
+def fl(h, name):
+    try:
+        return float(h[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def cold_once(api, name, spec, server_pid, settle_children):
+    """Creates the function, times its first invoke, deletes it."""
+    api.put_function(name, spec)
+    # Nothing of an earlier start may still be winding down.
+    benchlib.wait_children_at_most(server_pid, settle_children, 5)
+    time.sleep(0.02)
+    t0 = time.perf_counter_ns()
+    st, h, body = api.invoke(name)
+    t1 = time.perf_counter_ns()
+    api.delete_function(name)
+    total = (t1 - t0) / 1e6
+    sample = {
+        "name": name,
+        "status": st,
+        "total_ms": total,
+        "cold": h.get("x-mayfly-cold-start"),
+        "sandbox_ms": fl(h, "x-mayfly-sandbox-ms"),
+        "init_ms": fl(h, "x-mayfly-init-ms"),
+        "duration_ms": fl(h, "x-mayfly-duration-ms"),
+        "function_error": h.get("x-mayfly-function-error"),
+    }
+    if st != 200 or sample["function_error"]:
+        sample["error"] = "HTTP %d %s: %s" % (st, sample["function_error"] or "",
+                                              body[:200].decode("utf-8", "replace"))
+    elif sample["cold"] != "1":
+        sample["error"] = "not a cold start (X-Mayfly-Cold-Start: %s)" % sample["cold"]
+    elif None in (sample["sandbox_ms"], sample["init_ms"], sample["duration_ms"]):
+        sample["error"] = "breakdown headers missing"
+    return sample
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--server-pid", type=int, required=True)
+    ap.add_argument("--examples", required=True, help="the repository's examples/ folder")
+    ap.add_argument("--runtimes", default="c,python,node")
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    api = benchlib.Api(args.url)
+    result = {"n": args.n, "runtimes": {}, "baselines": {}}
+    for rt in args.runtimes.split(","):
+        folder, base_name, base_argv = RUNTIMES[rt]
+        entry = result["runtimes"][rt] = {"samples": [], "errors": [], "baseline": base_name}
+        base = result["baselines"].setdefault(base_name, {"argv": base_argv, "samples_ms": [],
+                                                           "errors": []})
+        try:
+            path = os.path.join(args.examples, folder)
+            spec = benchlib.deploy_args(path)
+            spec.update({"memory_mb": 128, "timeout_s": 30, "max_concurrency": 1,
+                         "code": {"zip_base64": benchlib.zip_folder(path)}})
+            # Whatever the server keeps (a pool of sandboxes, say) once it is
+            # settled: each start waits for the count to come back to this.
+            settle = len(benchlib.children(args.server_pid))
+            for i in range(args.warmup):
+                cold_once(api, "cold-%s-w%d" % (rt, i), spec, args.server_pid, settle)
+                spawn_once(base_argv)
+            benchlib.wait_children_at_most(args.server_pid, settle, 5)
+            settle = len(benchlib.children(args.server_pid))
+            fails = 0
+            for i in range(args.n):
+                s = cold_once(api, "cold-%s-%d" % (rt, i), spec, args.server_pid, settle)
+                if "error" in s:
+                    entry["errors"].append(s)
+                    fails += 1
+                    if fails >= 10 and not entry["samples"]:
+                        break
+                else:
+                    entry["samples"].append(s)
+                try:
+                    base["samples_ms"].append(spawn_once(base_argv))
+                except (OSError, RuntimeError) as e:
+                    base["errors"].append(str(e))
+        except Exception as e:  # the row fails, the others go on
+            entry["errors"].append({"error": "%s: %s" % (type(e).__name__, e)})
+            api.close()
+        s = entry["samples"]
+        print("cold %-6s %d ok, %d failed; median total %s ms; %s median %s ms" % (
+            rt, len(s), len(entry["errors"]),
+            benchlib.median([x["total_ms"] for x in s]), base_name,
+            benchlib.median(base["samples_ms"])), flush=True)
+
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    ok = any(v["samples"] for v in result["runtimes"].values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

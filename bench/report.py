@@ -1,0 +1,513 @@
+#!/usr/bin/python3
+"""Turns bench/out/ (what bench/run.sh measured) into bench/RESULTS.md and
+bench/latency.png: medians of the raw figures, the ratios against issue 4's
+targets (met or not), and a plot of latency percentiles and of the
+cold-start breakdown next to its baselines.
+
+A row that failed or measured nothing is reported as failed; this script
+fails only when it cannot write the report.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import median, percentile  # noqa: E402
+
+HTTP_ROWS = [
+    ("nginx", "nginx 1 worker, fixed 200 (ceiling)"),
+    ("fcgiwrap", "nginx + fcgiwrap, fork+exec per request"),
+    ("warm-c", "mayfly warm, C (provided)"),
+    ("warm-python", "mayfly warm, python3"),
+    ("warm-node", "mayfly warm, nodejs"),
+]
+COLD = [("c", "C (provided)"), ("python", "python3"), ("node", "nodejs")]
+DENSITY = [("python", "python3"), ("c", "C (provided)")]
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+# ---- reading ---------------------------------------------------------------
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def status(out, name):
+    s = read(os.path.join(out, "status", name))
+    return s.strip() if s else "not run"
+
+
+def ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def parse_wrk(text):
+    r = {"rps": None, "pct": {}, "requests": 0, "non2xx": 0, "socket_errors": 0}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        r["rps"] = float(m.group(1))
+    for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M):
+        r["pct"][int(p)] = ms(v)
+    m = re.search(r"(\d+) requests in", text)
+    if m:
+        r["requests"] = int(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if m:
+        r["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        r["socket_errors"] = sum(int(x) for x in m.groups())
+    return r
+
+
+def http_row(out, name):
+    row = {"name": name, "status": status(out, name), "rps": None, "pct": {}, "runs_thr": 0,
+           "runs_lat": 0, "errors": 0, "requests": 0}
+    thr = [parse_wrk(read(p, "")) for p in sorted(glob.glob("%s/wrk-%s-c32-*.txt" % (out, name)))]
+    lat = [parse_wrk(read(p, "")) for p in sorted(glob.glob("%s/wrk-%s-c1-*.txt" % (out, name)))]
+    thr = [t for t in thr if t["rps"] is not None]
+    lat = [t for t in lat if t["pct"]]
+    row["runs_thr"], row["runs_lat"] = len(thr), len(lat)
+    row["rps"] = median([t["rps"] for t in thr])
+    row["rps_all"] = [t["rps"] for t in thr]
+    for p in (50, 75, 90, 99):
+        row["pct"][p] = median([t["pct"][p] for t in lat if p in t["pct"]])
+    row["errors"] = sum(t["non2xx"] + t["socket_errors"] for t in thr + lat)
+    row["requests"] = sum(t["requests"] for t in thr + lat)
+    if row["status"] == "ok" and (row["rps"] is None or not lat):
+        row["status"] = "failed: no wrk result"
+    return row
+
+
+def cold_figures(out):
+    data = json.loads(read(os.path.join(out, "cold.json"), "null") or "null")
+    res = {}
+    for rt, _ in COLD:
+        entry = (data or {}).get("runtimes", {}).get(rt)
+        if not entry:
+            res[rt] = {"status": "failed: " + status(out, "cold")
+                       if status(out, "cold") != "ok" else "failed: not measured"}
+            continue
+        s = entry["samples"]
+        r = {"n": len(s), "errors": len(entry["errors"]), "baseline": entry["baseline"],
+             "first_error": (entry["errors"][0].get("error") if entry["errors"] else None)}
+        if s:
+            r["total"] = median([x["total_ms"] for x in s])
+            r["total_p90"] = percentile([x["total_ms"] for x in s], 0.9)
+            r["sandbox"] = median([x["sandbox_ms"] for x in s])
+            r["init"] = median([x["init_ms"] - x["sandbox_ms"] for x in s])
+            r["first"] = median([x["duration_ms"] for x in s])
+            r["rest"] = median([x["total_ms"] - x["init_ms"] - x["duration_ms"] for x in s])
+        r["status"] = "ok" if len(s) >= 1 and not entry["errors"] else (
+            "failed: %d of %d starts failed (%s)" % (r["errors"], r["errors"] + len(s),
+                                                     r["first_error"]))
+        if s and entry["errors"] and len(s) >= 0.9 * (len(s) + len(entry["errors"])):
+            r["status"] = "ok, but %d starts failed (%s)" % (r["errors"], r["first_error"])
+        res[rt] = r
+    bases = {}
+    for name, b in ((data or {}).get("baselines") or {}).items():
+        v = b["samples_ms"]
+        bases[name] = {"n": len(v), "median": median(v), "p90": percentile(v, 0.9),
+                       "errors": len(b["errors"])}
+    return res, bases
+
+
+def rate_figures(out):
+    runs = []
+    for p in sorted(glob.glob(os.path.join(out, "sandbox_rate-*.json"))):
+        try:
+            runs.append(json.loads(read(p)))
+        except (TypeError, ValueError):
+            pass
+    r = {"status": status(out, "sandbox-rate"), "runs": len(runs)}
+    if runs:
+        r["rate"] = median([x["rate"] for x in runs])
+        r["threads"] = runs[0]["threads"]
+        r["creation_p50"] = median([x["creation_ms_p50"] for x in runs])
+        r["spawn_p50"] = median([x["spawn_ms_p50"] for x in runs])
+        r["errors"] = sum(x["errors"] for x in runs)
+        r["first_error"] = next((x["first_error"] for x in runs if x["first_error"]), "")
+    elif r["status"] == "ok":
+        r["status"] = "failed: no result"
+    return r
+
+
+def density_figures(out):
+    res = {}
+    for rt, _ in DENSITY:
+        runs = []
+        for p in sorted(glob.glob(os.path.join(out, "density-%s-*.json" % rt))):
+            try:
+                runs.append(json.loads(read(p)))
+            except (TypeError, ValueError):
+                pass
+        r = {"status": status(out, "density-" + rt), "runs": len(runs)}
+        runs = [x for x in runs if x.get("instances_added", 0) > 0]
+        if runs:
+            def med(key):
+                vals = [x[key] for x in runs if x.get(key) is not None]
+                return median(vals) if vals else None
+            r.update({
+                "instances": med("instances_after"),
+                "server_kb": med("server_kb_per_instance"),
+                "server_pss_kb": med("server_pss_kb_per_instance"),
+                "overhead_kb": med("median_overhead_kb"),
+                "init_pss_kb": med("median_init_pss_kb"),
+                "kmem_kb": med("median_kmem_kb"),
+                "runtime_pss_kb": med("median_runtime_pss_kb"),
+                "runtime_rss_kb": med("median_runtime_rss_kb"),
+                "burst_non200": sum(n for x in runs for c, n in x["burst_status"].items()
+                                    if c != "200"),
+            })
+        elif r["status"] == "ok":
+            r["status"] = "failed: no result"
+        res[rt] = r
+    return res
+
+
+# ---- formatting ---------------------------------------------------------------
+
+def f_ms(v):
+    if v is None:
+        return "—"
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    if v >= 1:
+        return "%.2f" % v
+    return "%.3f" % v
+
+
+def f_int(v):
+    return "—" if v is None else "{:,.0f}".format(v)
+
+
+def f_kb(v):
+    return "—" if v is None else "%.1f" % v
+
+
+def f_ratio(v):
+    return "—" if v is None else ("%.3f" % v if v < 0.1 else "%.2f" % v)
+
+
+def div(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+# ---- the plot -------------------------------------------------------------------
+
+def plot(out, rows, cold, bases, png):
+    lat = os.path.join(out, "plot-latency.dat")
+    with open(lat, "w") as f:
+        for r in rows:
+            p = r["pct"]
+            if r["runs_lat"] and all(p.get(k) for k in (50, 90, 99)):
+                label = dict(HTTP_ROWS)[r["name"]].replace(" (ceiling)", "")
+                label = {"nginx": "nginx (ceiling)", "fcgiwrap": "nginx+fcgiwrap (CGI)",
+                         "warm-c": "mayfly C", "warm-python": "mayfly python3",
+                         "warm-node": "mayfly nodejs"}[r["name"]]
+                f.write('"%s" %g %g %g\n' % (label, p[50], p[90], p[99]))
+    cd = os.path.join(out, "plot-cold.dat")
+    with open(cd, "w") as f:
+        for rt, label in COLD:
+            c = cold.get(rt, {})
+            if "total" in c:
+                parts = [c["sandbox"], max(c["init"], 0), c["first"], max(c["rest"], 0)]
+                f.write('"%s cold" %g %g %g %g 0 %g %g\n' % (
+                    {"c": "C", "python": "python3", "node": "nodejs"}[rt], *parts, c["total"],
+                    max(sum(parts), c["total"])))
+            b = bases.get(c.get("baseline") or "", {})
+            if b.get("median") is not None:
+                f.write('"%s" 0 0 0 0 %g %g %g\n' % (c["baseline"], b["median"], b["median"],
+                                                     b["median"]))
+    # A log axis that starts a decade below the smallest bar, so that bar shows.
+    lows = [r["pct"][50] for r in rows if r["pct"].get(50)]
+    ymin = 10 ** math.floor(math.log10(min(lows) * 0.5)) if lows else 0.01
+    gp = os.path.join(out, "latency.gp")
+    with open(gp, "w") as f:
+        f.write("""set terminal pngcairo size 1500,620 font "sans,10" noenhanced
+set output "%(png)s"
+set multiplot layout 1,2 margins 0.05,0.98,0.2,0.9 spacing 0.07
+set style data histograms
+set style fill solid 0.85 border -1
+set boxwidth 0.85
+set grid ytics
+set key top left
+set xtics rotate by -25 scale 0
+set title "HTTP latency at 1 connection (wrk -t1 -c1 --latency, POST {}), median of runs"
+set style histogram clustered gap 1
+set logscale y
+set yrange [%(ymin)g:*]
+set ylabel "ms (log scale)"
+plot "%(lat)s" using 2:xtic(1) title "p50" lc rgb "#4c72b0", \\
+     "" using 3 title "p90" lc rgb "#dd8452", \\
+     "" using 4 title "p99" lc rgb "#c44e52"
+unset logscale y
+set title "Cold start, invoke to response: median of each part (label: median total)\\nnext to posix_spawn + waitpid of the bare program, in the same harness"
+set style histogram rowstacked
+set ylabel "ms"
+set yrange [0:*]
+set key top left
+plot "%(cd)s" using 2:xtic(1) title "sandbox creation" lc rgb "#4c72b0", \\
+     "" using 3 title "runtime init" lc rgb "#55a868", \\
+     "" using 4 title "first call" lc rgb "#dd8452", \\
+     "" using 5 title "HTTP + scheduling" lc rgb "#8172b3", \\
+     "" using 6 title "baseline: posix_spawn + waitpid" lc rgb "#937860", \\
+     "" using 0:8:(sprintf("%%.1f ms", $7)) with labels offset 0,0.8 notitle
+unset multiplot
+""" % {"png": png, "lat": lat, "cd": cd, "ymin": ymin})
+    subprocess.run(["gnuplot", gp], check=True)
+
+
+# ---- the report --------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out-dir", default="bench/out")
+    ap.add_argument("--results", default="bench/RESULTS.md")
+    ap.add_argument("--plot", default="bench/latency.png")
+    args = ap.parse_args()
+    out = args.out_dir
+
+    env = dict(line.split("=", 1) for line in (read(os.path.join(out, "run.env"), "") or "")
+               .splitlines() if "=" in line)
+    machine = json.loads(read(os.path.join(out, "machine.json"), "{}") or "{}")
+    load = json.loads(read(os.path.join(out, "load.json"), "{}") or "{}")
+    rows = [http_row(out, name) for name, _ in HTTP_ROWS]
+    by = {r["name"]: r for r in rows}
+    cold, bases = cold_figures(out)
+    rate = rate_figures(out)
+    dens = density_figures(out)
+
+    def ok(status):
+        return status.startswith("ok")
+
+    def usable(r):
+        return ok(r["status"]) and r["rps"] is not None
+
+    ng = by["nginx"]
+
+    # ---- ratios
+    ratios = []
+
+    def add(num, what, measured, ratio, target, cmp, note=""):
+        if ratio is None:
+            met = "failed (not measured)"
+        else:
+            met = "met" if (ratio >= target if cmp == ">=" else ratio <= target) else "not met"
+        ratios.append((num, what, measured, ratio, "%s %s" % (cmp, target), met, note))
+
+    def thr_ratio(name):
+        r = by[name]
+        if usable(r) and usable(ng):
+            return r["rps"] / ng["rps"], "%s / %s req/s" % (f_int(r["rps"]), f_int(ng["rps"]))
+        return None, "—"
+
+    ratio, meas = thr_ratio("warm-c")
+    add("1", "warm C throughput / nginx", meas, ratio, 0.5, ">=")
+    c, n = by["warm-c"], ng
+    p = div(c["pct"].get(50), n["pct"].get(50)) if usable(c) and usable(n) else None
+    add("2", "warm C p50 / nginx p50 (1 connection)",
+        "%s / %s ms" % (f_ms(c["pct"].get(50)), f_ms(n["pct"].get(50))), p, 2.5, "<=")
+    for rt, label in (("python", "python3"), ("node", "nodejs")):
+        ratio, meas = thr_ratio("warm-" + rt)
+        add("3", "warm %s throughput / nginx" % label, meas, ratio, 0.25, ">=")
+    cc = cold.get("c", {})
+    bt = bases.get("posix_spawn /bin/true", {})
+    add("4", "sandboxed C cold start / posix_spawn /bin/true",
+        "%s / %s ms" % (f_ms(cc.get("total")), f_ms(bt.get("median"))),
+        div(cc.get("total"), bt.get("median")) if ok(cc.get("status", "")) else None, 3, "<=")
+    for rt, bname in (("python", "python3 -c pass"), ("node", "node -e 0")):
+        cr, b = cold.get(rt, {}), bases.get(bname, {})
+        add("5", "%s cold start / bare `%s`" % (dict(COLD)[rt], bname),
+            "%s / %s ms" % (f_ms(cr.get("total")), f_ms(b.get("median"))),
+            div(cr.get("total"), b.get("median")) if ok(cr.get("status", "")) else None, 1, "<=")
+    fc = by["fcgiwrap"]
+    add("6", "warm C throughput / nginx+fcgiwrap",
+        "%s / %s req/s" % (f_int(c["rps"]), f_int(fc["rps"])),
+        div(c["rps"], fc["rps"]) if usable(c) and usable(fc) else None, 5, ">=")
+    for rt, label in DENSITY:
+        d = dens[rt]
+        v = d.get("server_kb") if ok(d["status"]) else None
+        add("7", "server memory per idle %s instance (VmRSS)" % label,
+            "%s KiB" % f_kb(v), v, 64, "<=", "KiB, not a ratio")
+    for rt, label in DENSITY:
+        d = dens[rt]
+        v = d.get("overhead_kb") if ok(d["status"]) else None
+        add("7", "sandbox overhead per idle %s instance" % label,
+            "%s KiB" % f_kb(v), v, 1024, "<=", "KiB, not a ratio")
+    v = rate.get("rate") if ok(rate["status"]) else None
+    add("8", "sandbox creations per second (%s threads)" % rate.get("threads", 2),
+        "%s /s" % f_int(v), v, 300, ">=", "per second, not a ratio")
+
+    # ---- the document
+    L = []
+    w = L.append
+    dirty = env.get("dirty") == "1"
+    w("# mayfly benchmark results")
+    w("")
+    w("Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from "
+      "one run on one machine. Targets are issue 4's.")
+    w("")
+    w("- **Date:** %s" % env.get("date", "?"))
+    w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
+        env.get("commit", "?"),
+        " + uncommitted changes (%s files; diff of src, runtimes, examples, Makefile: sha256 "
+        "`%s…`)" % (env.get("dirty_files", "?"), env.get("dirty_diff", "?")) if dirty else "",
+        env.get("binary_sha256", "?")))
+    w("- **Machine:** %s CPUs, %s, kernel %s, %s GiB memory, Debian %s, cgroup %s" % (
+        machine.get("nproc", "?"), machine.get("model", "?"), machine.get("kernel", "?"),
+        machine.get("mem_gib", "?"), machine.get("debian", "?"), machine.get("cgroup", "?")))
+    w("- **Pinning:** server under test (nginx, fcgiwrap, mayfly and so its sandboxes) on CPU %s; "
+      "load generator (wrk, the cold-start and density harnesses) on CPU %s" % (
+          env.get("server_cpu", "0"), env.get("load_cpu", "1")))
+    w("- **Load:** throughput `wrk %s`, latency `wrk %s` (POST `{}` for every row)" % (
+        env.get("wrk_throughput", "?"), env.get("wrk_latency", "?")))
+    w("- **Versions:** nginx %s, fcgiwrap %s, wrk %s, python3 %s, node %s" % (
+        env.get("nginx", "?"), env.get("fcgiwrap", "?"), env.get("wrk", "?"),
+        env.get("python3", "?"), env.get("node", "?")))
+    if load:
+        busy = load.get("other_cpu_s", 0)
+        el = load.get("elapsed_s") or 1
+        top = ", ".join("%s %.0f s" % (c_, t) for c_, t in load.get("other_top", []))
+        w("- **Other activity during the run:** other processes used %.0f CPU-seconds in %.0f s "
+          "(%.0f%% of one CPU)%s; kernel threads %.0f s.%s" % (
+              busy, el, 100 * busy / el, " — " + top if top else "",
+              load.get("kernel_threads_cpu_s", 0),
+              " **The machine was not quiet: figures are pessimistic and noisier.**"
+              if busy / el > 0.05 else ""))
+    w("- **Suite time:** %s s" % env.get("elapsed_s", "?"))
+    w("")
+    w("![latency percentiles and cold-start breakdown](latency.png)")
+    w("")
+    w("## Targets")
+    w("")
+    w("| # | figure | measured | ratio | target | |")
+    w("|---|---|---|---|---|---|")
+    for num, what, meas, ratio, target, met, note in ratios:
+        shown = f_ratio(ratio) if not note else (f_kb(ratio) if "KiB" in note else f_int(ratio))
+        w("| %s | %s | %s | %s | %s | **%s** |" % (num, what, meas, shown, target, met))
+    w("")
+    w("Ratios are of medians. 7 and 8 are absolute figures (KiB, creations per second).")
+    w("")
+
+    w("## Raw figures")
+    w("")
+    w("### HTTP, warm (medians; throughput at 32 connections, latency at 1 connection)")
+    w("")
+    w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | status |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        p = r["pct"]
+        w("| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s |" % (
+            dict(HTTP_ROWS)[r["name"]], f_int(r["rps"]), r["runs_thr"], f_ms(p.get(50)),
+            f_ms(p.get(75)), f_ms(p.get(90)), f_ms(p.get(99)), r["runs_lat"],
+            "%d of %s" % (r["errors"], f_int(r["requests"])) if r["errors"] else "0",
+            r["status"]))
+    w("")
+    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row. "
+      "Throughput of each run: " + "; ".join(
+          "%s %s" % (r["name"], ", ".join(f_int(x) for x in r.get("rps_all", [])))
+          for r in rows if r.get("rps_all")) + ".")
+    w("")
+    w("### Cold starts (time from invoke to response, no instance; median over starts)")
+    w("")
+    w("| runtime | starts | total ms | p90 ms | sandbox creation | runtime init | first call "
+      "| HTTP + scheduling | status |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for rt, label in COLD:
+        c = cold.get(rt, {})
+        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            label, c.get("n", 0), f_ms(c.get("total")), f_ms(c.get("total_p90")),
+            f_ms(c.get("sandbox")), f_ms(c.get("init")), f_ms(c.get("first")),
+            f_ms(c.get("rest")), c.get("status", "not run")))
+    w("")
+    w("Parts: sandbox creation = X-Mayfly-Sandbox-Ms; runtime init = X-Mayfly-Init-Ms − "
+      "X-Mayfly-Sandbox-Ms (up to the runtime's first poll for work); first call = "
+      "X-Mayfly-Duration-Ms; HTTP + scheduling = total − Init − Duration. Each part's median is "
+      "taken on its own, so they need not add up to the median total. Each start creates a "
+      "function, invokes it once and deletes it (its instance drains before the next start).")
+    w("")
+    w("| baseline, same harness (os.posix_spawn + os.waitpid) | runs | median ms | p90 ms |")
+    w("|---|---|---|---|")
+    for name, b in bases.items():
+        w("| `%s` | %d | %s | %s |" % (name, b["n"], f_ms(b["median"]), f_ms(b["p90"])))
+    if not bases:
+        w("| (not measured) | 0 | — | — |")
+    w("")
+    w("### Sandbox creations per second (bench/sandbox_rate.c on src/sandbox, no server)")
+    w("")
+    w("| threads | runs | creations/s (median) | one creation, median ms | sandbox_spawn, "
+      "median ms | errors | status |")
+    w("|---|---|---|---|---|---|---|")
+    w("| %s | %d | %s | %s | %s | %s | %s |" % (
+        rate.get("threads", "—"), rate["runs"], f_int(rate.get("rate")),
+        f_ms(rate.get("creation_p50")), f_ms(rate.get("spawn_p50")), rate.get("errors", "—"),
+        rate["status"] + (" (%s)" % rate["first_error"] if rate.get("first_error") else "")))
+    w("")
+    w("A creation is sandbox_spawn of /bin/true (namespaces, cgroup, mounts, seccomp, the "
+      "Runtime API listener), waiting for it to exit, reaping and sandbox_destroy; 5 s per run.")
+    w("")
+    w("### Density (idle warm instances; medians over runs, and over instances within a run)")
+    w("")
+    w("| runtime | runs | instances | server KiB/instance (VmRSS) | server KiB/instance (Pss) "
+      "| sandbox overhead KiB | of which init Pss | of which kernel memory | runtime's own Pss "
+      "KiB | runtime's own RSS KiB | status |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for rt, label in DENSITY:
+        d = dens[rt]
+        w("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            label, d["runs"], f_int(d.get("instances")), f_kb(d.get("server_kb")),
+            f_kb(d.get("server_pss_kb")), f_kb(d.get("overhead_kb")),
+            f_kb(d.get("init_pss_kb")), f_kb(d.get("kmem_kb")), f_kb(d.get("runtime_pss_kb")),
+            f_kb(d.get("runtime_rss_kb")),
+            d["status"] + ("; %d calls of the burst were not 200" % d["burst_non200"]
+                           if d.get("burst_non200") else "")))
+    w("")
+    w("Each run starts a fresh server, deploys a no-op whose first call sleeps 1 s, calls it "
+      "once, then fires %s concurrent calls so that each gets its own instance, and measures "
+      "once every call has answered. Server memory per instance = (after − before) / instances "
+      "added. Sandbox overhead = Pss of the instance's processes other than the runtime (its "
+      "init) + the cgroup's kernel memory (v1 memory.kmem.usage_in_bytes, v2 memory.stat "
+      "kernel)." % env.get("density", "200"))
+    w("")
+    failed = [(n, s) for n, s in sorted(
+        (os.path.basename(p), read(p, "").strip())
+        for p in glob.glob(os.path.join(out, "status", "*"))) if not s.startswith("ok")]
+    if failed:
+        w("## Failed rows")
+        w("")
+        for n, s in failed:
+            w("- `%s`: %s" % (n, s))
+        w("")
+    w("## How to reproduce")
+    w("")
+    w("`make bench` as root on Debian 12 (it installs wrk, nginx-light, fcgiwrap and gnuplot "
+      "if missing, builds, runs bench/run.sh for about 8 minutes, and rewrites this file and "
+      "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
+      "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ROWS (see bench/run.sh).")
+    w("")
+
+    try:
+        plot(out, rows, cold, bases, args.plot)
+    except (OSError, subprocess.CalledProcessError) as e:
+        L.insert(L.index("## Targets"), "**The plot could not be drawn: %s**\n" % e)
+    with open(args.results, "w") as f:
+        f.write("\n".join(L))
+    print("\n".join(L[L.index("## Targets"):L.index("## Raw figures")]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+#!/usr/bin/env bash
+# mayfly's benchmark suite: `make bench` (after `make deps all`), as root on
+# Debian 12. Never part of `make test`.
+#
+# Every figure is measured on this machine in one run, on 127.0.0.1, with
+# the server under test pinned to one CPU and the load generator to
+# another, each figure several times, medians reported:
+#
+#   nginx        the ceiling: nginx (1 worker) answering a fixed 200 `{}`
+#   fcgiwrap     the classic peer: nginx + fcgiwrap forking a tiny CGI program
+#   warm-RT      mayfly's no-op functions (C, python3, nodejs), warm
+#   cold         mayfly cold starts per runtime, and the posix_spawn baselines
+#   sandbox-rate sandbox creations per second (src/sandbox, no server)
+#   density-RT   memory per idle instance with 200 idle instances
+#
+# Raw outputs go to bench/out/ (git-ignored); bench/report.py turns them
+# into bench/RESULTS.md and bench/latency.png.
+#
+# Knobs (environment): BENCH_RUNS (3), BENCH_DURATION (10, seconds per wrk
+# run), BENCH_COLD_STARTS (50), BENCH_DENSITY (200 instances),
+# BENCH_DENSITY_RUNS (3), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+# BENCH_ROWS (all: space-separated subset of the row names above, with
+# warm and density meaning every runtime).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+RUNS=${BENCH_RUNS:-3}
+DUR=${BENCH_DURATION:-10}
+WARMUP=3
+COLD_STARTS=${BENCH_COLD_STARTS:-50}
+DENSITY=${BENCH_DENSITY:-200}
+DENSITY_RUNS=${BENCH_DENSITY_RUNS:-3}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+ROWS=${BENCH_ROWS:-"nginx fcgiwrap warm cold sandbox-rate density"}
+PY=/usr/bin/python3
+OUT=bench/out
+MAYFLY=$ROOT/bin/mayfly
+# The same settings for every HTTP row.
+WRK_THROUGHPUT=(-t1 -c32)
+WRK_LATENCY=(-t1 -c1)
+
+say() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { say "error: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (sandboxes, cgroups and apt-get need it)"
+[ -x "$MAYFLY" ] || die "bin/mayfly is missing: run \`make bench\` (it builds first)"
+[ -x "$PY" ] || die "$PY is missing"
+
+# ---- Debian packages -----------------------------------------------------
+
+install_deps() {
+    local missing=() p
+    for p in wrk nginx-light fcgiwrap taskset:util-linux timeout:coreutils gcc pkg-config \
+        libseccomp-dev libcap-dev libjansson-dev libuv1-dev libssl-dev; do
+        local cmd=${p%%:*} pkg=${p##*:}
+        if [ "$cmd" != "$pkg" ]; then
+            command -v "$cmd" >/dev/null || missing+=("$pkg")
+        elif ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    # Any gnuplot will do (gnuplot-nox, -qt or -x11 all provide the binary).
+    command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+install_deps
+
+# ---- temp dir, processes, clean-up ----------------------------------------
+
+rm -rf "$OUT"
+mkdir -p "$OUT/status"
+TMP=$(mktemp -d /tmp/mayfly-bench.XXXXXX)
+
+PIDS=$TMP/pids
+: >"$PIDS"
+
+# Background processes are recorded with their start time, so clean-up
+# never signals a process that merely reused a pid.
+start_time() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || true; }
+track() { echo "$1 $(start_time "$1")" >>"$PIDS"; }
+ours() { [ -n "$2" ] && [ "$(start_time "$1")" = "$2" ]; }
+
+# Stops the processes listed in $PIDS that still run: SIGTERM, then
+# SIGKILL after 15 s.
+stop_tracked() {
+    local pid st left
+    while read -r pid st; do
+        if ours "$pid" "$st"; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done <"$PIDS"
+    for _ in $(seq 150); do
+        left=0
+        while read -r pid st; do ours "$pid" "$st" && left=1; done <"$PIDS"
+        [ $left -eq 0 ] && return 0
+        sleep 0.1
+    done
+    while read -r pid st; do
+        if ours "$pid" "$st"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done <"$PIDS"
+}
+
+# Every row's processes, then the suite's own, then the temp dir.
+cleanup() {
+    local rc=$? f
+    trap - EXIT INT TERM
+    if [ -f "$TMP/pidlists" ]; then
+        while read -r f; do PIDS=$f stop_tracked; done <"$TMP/pidlists"
+    fi
+    PIDS=$TMP/pids stop_tracked
+    rm -rf "$TMP"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+: >"$TMP/pidlists"
+
+free_port() {
+    $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Runs the load generator on its own CPU, bounded in time.
+load() { taskset -c "$LOAD_CPU" timeout "${LOAD_TIMEOUT:-$((DUR + 60))}" "$@"; }
+
+# An HTTP POST of `{}`; fails unless the answer is 200.
+check_post() {
+    $PY - "$1" <<'EOF'
+import sys, http.client, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+c.request("POST", u.path, body=b"{}", headers={"Content-Type": "application/json"})
+r = c.getresponse()
+body = r.read()
+print("POST %s: %d %r" % (u.path, r.status, body[:200]))
+sys.exit(0 if r.status == 200 else 1)
+EOF
+}
+
+# wrk rows: a short warm-up, then RUNS throughput runs (32 connections) and
+# RUNS latency runs (1 connection), every one with the same settings.
+http_runs() {
+    local name=$1 url=$2 i
+    load wrk "${WRK_THROUGHPUT[@]}" -d"${WARMUP}s" -s bench/post.lua "$url" >"$OUT/wrk-$name-warmup.txt" 2>&1
+    for i in $(seq "$RUNS"); do
+        load wrk "${WRK_THROUGHPUT[@]}" -d"${DUR}s" --latency -s bench/post.lua "$url" \
+            >"$OUT/wrk-$name-c32-$i.txt" 2>&1
+        say "$name: $(grep -h 'Requests/sec' "$OUT/wrk-$name-c32-$i.txt" || echo 'no result')"
+    done
+    for i in $(seq "$RUNS"); do
+        load wrk "${WRK_LATENCY[@]}" -d"${DUR}s" --latency -s bench/post.lua "$url" \
+            >"$OUT/wrk-$name-c1-$i.txt" 2>&1
+        say "$name: 1 connection: $(awk '/ 50%/{print "p50 " $2} / 99%/{print "p99 " $2}' \
+            "$OUT/wrk-$name-c1-$i.txt" | paste -sd' ')"
+    done
+}
+
+# Marks a row failed with a reason and leaves the row's subshell.
+fail() {
+    echo "failed: $*" >"$OUT/status/$ROW"
+    say "$ROW failed: $*" >&2
+    exit 1
+}
+
+# Runs one row in a subshell of its own, with errexit on (a failing row
+# ends there, not the suite), and records ok or failed.
+row() {
+    local name=$1 rc
+    shift
+    say "== $name"
+    set +e
+    (
+        set -e
+        ROW=$name
+        PIDS=$TMP/pids.$name
+        : >"$PIDS"
+        echo "$PIDS" >>"$TMP/pidlists"
+        trap 'stop_tracked' EXIT
+        "$@"
+    )
+    rc=$?
+    set -e
+    if [ $rc -eq 0 ]; then
+        [ -s "$OUT/status/$name" ] || echo ok >"$OUT/status/$name"
+    else
+        [ -s "$OUT/status/$name" ] || echo "failed: exit status $rc" >"$OUT/status/$name"
+    fi
+    say "$name: $(cat "$OUT/status/$name")"
+}
+selected() { case " $ROWS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# ---- nginx and fcgiwrap -----------------------------------------------------
+
+# nginx.conf in $1 listening on $2; with $3 (a unix socket), /cgi goes to
+# fcgiwrap and runs $4.
+nginx_conf() {
+    local dir=$1 port=$2 sock=${3:-} cgi=${4:-}
+    mkdir -p "$dir/tmp"
+    {
+        cat <<EOF
+user root;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    # Only answers other than 200 are logged (so errors can be explained);
+    # a 200 costs one variable lookup.
+    map \$status \$not_ok { 200 0; default 1; }
+    log_format brief '\$status \$request_time \$upstream_status "\$request"';
+    access_log $dir/not-ok.log brief if=\$not_ok;
+    # The ceiling: keep-alive connections stay open for the whole run.
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $dir/tmp/body;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    proxy_temp_path $dir/tmp/proxy;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            default_type application/json;
+            return 200 '{}';
+        }
+EOF
+        if [ -n "$sock" ]; then
+            cat <<EOF
+        location /cgi {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $cgi;
+            fastcgi_pass unix:$sock;
+        }
+EOF
+        fi
+        echo "    }"
+        echo "}"
+    } >"$dir/nginx.conf"
+}
+
+start_nginx() {
+    local dir=$1
+    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" || fail "nginx -t rejected the config"
+    taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+        -g 'daemon off;' >"$dir/nginx.out" 2>&1 &
+    track $!
+    NGINX_PID=$!
+}
+
+wait_http() {
+    local url=$1 i
+    for i in $(seq 100); do
+        check_post "$url" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    check_post "$url" || fail "no answer from $url"
+}
+
+row_nginx() {
+    local dir=$TMP/nginx port
+    port=$(free_port)
+    mkdir -p "$dir"
+    nginx_conf "$dir" "$port"
+    start_nginx "$dir"
+    wait_http "http://127.0.0.1:$port/"
+    http_runs nginx "http://127.0.0.1:$port/"
+    cp "$dir/error.log" "$OUT/nginx-error.log" 2>/dev/null || true
+    cp "$dir/not-ok.log" "$OUT/nginx-not-ok.log" 2>/dev/null || true
+    kill -0 "$NGINX_PID" 2>/dev/null || fail "nginx exited during the run"
+}
+
+row_fcgiwrap() {
+    local dir=$TMP/fcgiwrap port
+    port=$(free_port)
+    mkdir -p "$dir"
+    gcc -std=gnu17 -O2 -Wall -Wextra -o "$dir/cgi_noop" bench/cgi_noop.c
+    taskset -c "$SERVER_CPU" fcgiwrap -c 2 -s "unix:$dir/fcgi.sock" >"$dir/fcgiwrap.out" 2>&1 &
+    track $!
+    local fpid=$! kid
+    for _ in $(seq 50); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.1; done
+    [ -S "$dir/fcgi.sock" ] || fail "fcgiwrap did not create its socket"
+    # Its preforked children outlive a SIGTERM to it for a moment: stop
+    # them too.
+    sleep 0.2
+    # shellcheck disable=SC2013
+    for kid in $(cat /proc/"$fpid"/task/*/children 2>/dev/null); do track "$kid"; done
+    nginx_conf "$dir" "$port" "$dir/fcgi.sock" "$dir/cgi_noop"
+    start_nginx "$dir"
+    wait_http "http://127.0.0.1:$port/cgi"
+    http_runs fcgiwrap "http://127.0.0.1:$port/cgi"
+    cp "$dir/error.log" "$OUT/fcgiwrap-nginx-error.log" 2>/dev/null || true
+    cp "$dir/not-ok.log" "$OUT/fcgiwrap-not-ok.log" 2>/dev/null || true
+    cp "$dir/fcgiwrap.out" "$OUT/fcgiwrap.out" 2>/dev/null || true
+    kill -0 "$fpid" 2>/dev/null || fail "fcgiwrap exited during the run"
+}
+
+# ---- mayfly -----------------------------------------------------------------
+
+# Starts a fresh server (its own data dir) on SERVER_CPU; sets MF_PID and
+# MF_URL. $1 names its logs in bench/out; the rest are extra flags.
+start_mayfly() {
+    local tag=$1 port
+    shift
+    port=$(free_port)
+    mkdir -p "$TMP/data-$tag"
+    taskset -c "$SERVER_CPU" "$MAYFLY" server --listen "127.0.0.1:$port" --data "$TMP/data-$tag" \
+        --log-level warn --idle-timeout 600 "$@" >"$OUT/server-$tag.out" 2>"$OUT/server-$tag.log" &
+    MF_PID=$!
+    track $MF_PID
+    MF_URL=http://127.0.0.1:$port
+    for _ in $(seq 100); do
+        grep -q '^mayfly listening on ' "$OUT/server-$tag.out" && return 0
+        kill -0 "$MF_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    fail "the server did not start: $(tail -c 300 "$OUT/server-$tag.log")"
+}
+
+# Stops the server with SIGTERM (it should exit 0 within 15 s) and fails
+# the row, precisely, if it had died or does not stop cleanly.
+stop_mayfly() {
+    local tag=$1 rc=0
+    if ! kill -0 "$MF_PID" 2>/dev/null; then
+        wait "$MF_PID" || rc=$?
+        fail "the server died during the run (exit status $rc$( [ $rc -gt 128 ] && echo ", signal $((rc - 128))")); see bench/out/server-$tag.log"
+    fi
+    kill -TERM "$MF_PID"
+    for _ in $(seq 150); do kill -0 "$MF_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$MF_PID" 2>/dev/null; then
+        kill -KILL "$MF_PID"
+        wait "$MF_PID" 2>/dev/null || true
+        fail "the server did not stop within 15 s of SIGTERM"
+    fi
+    wait "$MF_PID" || rc=$?
+    [ $rc -eq 0 ] || fail "the server exited with status $rc on SIGTERM"
+}
+
+deploy_example() { # name folder [flags]
+    local name=$1 dir=$2
+    shift 2
+    # shellcheck disable=SC2046
+    MAYFLY_URL=$MF_URL "$MAYFLY" deploy "$name" "$dir" $(cat "$dir/deploy.args") "$@" >/dev/null
+}
+
+warm_one() {
+    local rt=$1
+    deploy_example "noop-$rt" "$SNAP/examples/noop-$rt" --max-concurrency 64 \
+        || fail "could not deploy examples/noop-$rt"
+    check_post "$MF_URL/v1/functions/noop-$rt/invoke" || fail "the first invoke failed"
+    http_runs "warm-$rt" "$MF_URL/v1/functions/noop-$rt/invoke"
+    kill -0 "$MF_PID" 2>/dev/null || fail "the server died during the run; see bench/out/server-warm.log"
+}
+
+row_warm() {
+    start_mayfly warm
+    local rt
+    for rt in c python node; do
+        row "warm-$rt" warm_one "$rt"
+    done
+    # Keep what the server said about its instances.
+    $PY -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+        "$MF_URL/metrics" >"$OUT/server-warm.metrics" 2>&1 || true
+    stop_mayfly warm
+}
+
+row_cold() {
+    start_mayfly cold
+    LOAD_TIMEOUT=900 load $PY bench/coldstart.py --url "$MF_URL" --server-pid "$MF_PID" \
+        --examples "$SNAP/examples" --n "$COLD_STARTS" --out "$OUT/cold.json" \
+        || fail "the cold-start harness failed (see bench/out/cold.json)"
+    stop_mayfly cold
+}
+
+row_sandbox_rate() {
+    # The Makefile's flags, and the sandbox module with what it uses.
+    # shellcheck disable=SC2046
+    gcc -std=gnu17 -O2 -I"$SNAP/src" -D_GNU_SOURCE -o "$TMP/sandbox_rate" bench/sandbox_rate.c \
+        "$SNAP"/src/sandbox/*.c "$SNAP"/src/core/*.c \
+        $(pkg-config --cflags --libs libuv jansson libcrypto libseccomp libcap) -lpthread -lm \
+        >"$OUT/sandbox_rate-build.log" 2>&1 \
+        || fail "bench/sandbox_rate.c does not build against src/sandbox (see bench/out/sandbox_rate-build.log)"
+    local i
+    for i in $(seq "$RUNS"); do
+        # Both CPUs: the program is its own load and its own server.
+        timeout 60 "$TMP/sandbox_rate" --threads 2 --seconds 5 >"$OUT/sandbox_rate-$i.json" \
+            2>"$OUT/sandbox_rate-$i.log" || fail "run $i: $(tail -c 300 "$OUT/sandbox_rate-$i.log")"
+        say "sandbox-rate: $(cat "$OUT/sandbox_rate-$i.json")"
+    done
+}
+
+density_one() {
+    local rt=$1 i spec code
+    case $rt in
+    python)
+        code=$TMP/density-python
+        mkdir -p "$code"
+        cat >"$code/handler.py" <<'EOF'
+import os
+import time
+
+_first = True
+
+
+def handler(event, context):
+    global _first
+    if _first:
+        _first = False
+        time.sleep(int(os.environ.get("BENCH_FIRST_SLEEP_MS", "1000")) / 1000)
+    return {}
+EOF
+        spec='{"runtime":"python3","handler":"handler.handler","env":{"BENCH_FIRST_SLEEP_MS":"1000"}}'
+        ;;
+    c)
+        code=$TMP/density-c
+        mkdir -p "$code"
+        gcc -std=gnu17 -O2 -Wall -Wextra -I"$SNAP/runtimes/c" -o "$code/bootstrap" \
+            bench/density_c.c "$SNAP/runtimes/c/mayfly_runtime.c"
+        spec='{"runtime":"provided","env":{"BENCH_FIRST_SLEEP_MS":"1000"}}'
+        ;;
+    esac
+    chmod -R a+rX "$code"
+    for i in $(seq "$DENSITY_RUNS"); do
+        start_mayfly "density-$rt-$i" --max-queue 1000
+        LOAD_TIMEOUT=300 load $PY bench/density.py --url "$MF_URL" --server-pid "$MF_PID" \
+            --name "dense-$rt" --spec "$spec" --code "$code" --n "$DENSITY" \
+            --out "$OUT/density-$rt-$i.json" || fail "run $i: the density harness failed"
+        stop_mayfly "density-$rt-$i"
+    done
+}
+
+row_density() {
+    local rt
+    for rt in python c; do
+        row "density-$rt" density_one "$rt"
+    done
+}
+
+# ---- the run ------------------------------------------------------------------
+
+# What is measured is a snapshot taken now: the binary, the runtimes beside
+# it, the examples and the sources the sandbox-rate program builds from. A
+# rebuild in the work tree while the suite runs (make in another shell)
+# then changes nothing half-way through.
+SNAP=$TMP/snap
+mkdir -p "$SNAP/bin"
+cp bin/mayfly "$SNAP/bin/mayfly"
+cp -a runtimes examples src "$SNAP/"
+MAYFLY=$SNAP/bin/mayfly
+
+say "suite start: $RUNS runs of ${DUR}s per HTTP figure, $COLD_STARTS cold starts per runtime, $DENSITY instances for density"
+$PY bench/machine.py info >"$OUT/machine.json"
+$PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
+{
+    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    changed=$(git status --porcelain -- . ':!bench/RESULTS.md' ':!bench/latency.png' 2>/dev/null || true)
+    if [ -n "$changed" ]; then
+        echo "dirty=1"
+        echo "dirty_files=$(printf '%s\n' "$changed" | wc -l)"
+        # Names the uncommitted state measured: the same diff, the same hash.
+        echo "dirty_diff=$(git diff HEAD -- src runtimes examples Makefile | sha256sum | cut -c1-12)"
+    else
+        echo "dirty=0"
+    fi
+    echo "binary_sha256=$(sha256sum "$MAYFLY" | cut -c1-12)"
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "runs=$RUNS"
+    echo "duration=$DUR"
+    echo "cold_starts=$COLD_STARTS"
+    echo "density=$DENSITY"
+    echo "density_runs=$DENSITY_RUNS"
+    echo "server_cpu=$SERVER_CPU"
+    echo "load_cpu=$LOAD_CPU"
+    echo "wrk_throughput=${WRK_THROUGHPUT[*]} -d${DUR}s --latency -s bench/post.lua"
+    echo "wrk_latency=${WRK_LATENCY[*]} -d${DUR}s --latency -s bench/post.lua"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///')"
+    echo "fcgiwrap=$(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null)"
+    echo "wrk=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
+    echo "python3=$(/usr/bin/python3 -c 'import platform; print(platform.python_version())')"
+    echo "node=$(/usr/bin/node --version 2>/dev/null)"
+} >"$OUT/run.env"
+started=$(date +%s)
+
+for r in nginx fcgiwrap warm cold sandbox-rate density; do
+    if selected $r; then
+        row $r "row_${r//-/_}"
+    fi
+done
+
+echo "elapsed_s=$(($(date +%s) - started))" >>"$OUT/run.env"
+$PY bench/machine.py load "$TMP/cpu-snapshot.json" --self $$ >"$OUT/load.json" || true
+say "writing bench/RESULTS.md and bench/latency.png"
+$PY bench/report.py --out-dir "$OUT" --results bench/RESULTS.md --plot bench/latency.png \
+    || die "bench/report.py failed"
+# The ceiling is what every ratio is measured against: without it the suite
+# itself is broken (the other rows fail on their own and are reported so).
+if selected nginx && [ "$(cat "$OUT/status/nginx")" != ok ]; then
+    die "the nginx ceiling row failed: $(cat "$OUT/status/nginx")"
+fi
+say "done in $(($(date +%s) - started)) s: bench/RESULTS.md, bench/latency.png, raw outputs in bench/out/"
