@@ -37,6 +37,25 @@ const net = require('net');
 const path = require('path');
 const fs = require('fs');
 
+// Zygote mode: mayfly started this runtime before knowing its function.
+// Node itself and the modules above are loaded; say so on the descriptor,
+// then wait there for the function's environment ("K=V" strings,
+// NUL-separated, one message). Its code is at /var/task when it arrives.
+// Everything below reads the environment, so this comes first.
+if (process.env.MAYFLY_ZYGOTE_FD) {
+  const fd = Number(process.env.MAYFLY_ZYGOTE_FD);
+  fs.writeSync(fd, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  const n = fs.readSync(fd, buf, 0, buf.length, null);
+  fs.closeSync(fd);
+  if (n <= 0) process.exit(1); // let go before it was used
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  for (const item of buf.subarray(0, n).toString('utf8').split('\0')) {
+    const eq = item.indexOf('=');
+    if (eq > 0) process.env[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+}
+
 const API_PREFIX = '/2018-06-01/runtime';
 // Bounds what a misbehaving Runtime API could make us buffer.  The platform
 // caps events at 6 MiB; a real header block is a few hundred bytes.

@@ -402,13 +402,17 @@ def _memory_size():
 class LambdaContext:
     """What Lambda passes as the handler's second argument."""
 
-    # The environment does not change during the process's life, so these
-    # are read once.
-    _env = (os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
-            os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
-            _memory_size(),
-            os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
-            os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"))
+    # The environment does not change once the function is known, so these
+    # are read once (again by become(), in a zygote).
+    @staticmethod
+    def _read_env():
+        return (os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+                os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+                _memory_size(),
+                os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+                os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"))
+
+    _env = _read_env.__func__()
 
     def __init__(self, request_id, deadline_ms, arn, client_context, identity):
         self.aws_request_id = request_id
@@ -596,6 +600,27 @@ def init_error(conn, err):
     except RuntimeAPIError as e:
         sys.stderr.write(f"mayfly runtime: cannot report the init error: {e}\n")
     sys.exit(1)
+
+
+def become(fd):
+    """Zygote mode: mayfly started this runtime before knowing its function.
+    Everything up to here (the interpreter, this module) is initialised; say
+    so on fd, then wait there for the function's environment ("K=V" strings,
+    NUL-separated, one message). Its code is at /var/task when it arrives."""
+    os.write(fd, b"r")
+    data = os.read(fd, 1 << 20)
+    os.close(fd)
+    if not data:
+        sys.exit(1)  # the sandbox was let go before it was used
+    env = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    LambdaContext._env = LambdaContext._read_env()
 
 
 def run():

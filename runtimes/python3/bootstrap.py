@@ -9,6 +9,11 @@ work happens in _mayfly_runtime, a module so that its bytecode can be
 precompiled (see that module's docstring); this file stays tiny because the
 script Python is started with is compiled afresh every time.
 """
+import os
+
 import _mayfly_runtime
 
+# Zygote mode: started ahead, before its function was known (see become()).
+if "MAYFLY_ZYGOTE_FD" in os.environ:
+    _mayfly_runtime.become(int(os.environ["MAYFLY_ZYGOTE_FD"]))
 _mayfly_runtime.run()

@@ -29,6 +29,7 @@ typedef struct server_opts {
     const char *keys_file;
     const char *runtimes_dir;
     unsigned sandbox_pool;
+    unsigned zygotes;
     http_server_config_t http;
     code_limits_t code;
     exec_config_t exec;
@@ -67,13 +68,15 @@ static const char usage_text[] =
     "  --region NAME             AWS_REGION inside functions (default us-east-1)\n"
     "  --runtimes-dir DIR        the runtimes folder (default: next to the binary)\n"
     "  --sandbox-pool N          sandboxes kept prepared for cold starts (default 4; 0: none)\n"
+    "  --zygotes N               python3 and nodejs runtimes each kept started ahead\n"
+    "                            for cold starts (default 2; 0: none)\n"
     "  -h, --help                show this help\n";
 
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
-    OPT_SANDBOX_POOL,
+    OPT_SANDBOX_POOL, OPT_ZYGOTES,
 };
 
 static const struct option long_opts[] = {
@@ -94,6 +97,7 @@ static const struct option long_opts[] = {
     { "region", required_argument, NULL, OPT_REGION },
     { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
     { "sandbox-pool", required_argument, NULL, OPT_SANDBOX_POOL },
+    { "zygotes", required_argument, NULL, OPT_ZYGOTES },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -247,6 +251,11 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--sandbox-pool must be a number from 0 to 256, not `%s`", optarg);
             o->sandbox_pool = (unsigned)v;
             break;
+        case OPT_ZYGOTES:
+            if (!parse_uint(optarg, 0, 64, &v))
+                return usage_error("--zygotes must be a number from 0 to 64, not `%s`", optarg);
+            o->zygotes = (unsigned)v;
+            break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);
         default:
@@ -328,7 +337,8 @@ int cmd_server(int argc, char **argv)
     server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT,
                         .code = CODE_LIMITS_DEFAULT,
                         .exec = EXEC_CONFIG_DEFAULT,
-                        .sandbox_pool = 4 };
+                        .sandbox_pool = 4,
+                        .zygotes = 2 };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -403,6 +413,8 @@ int cmd_server(int argc, char **argv)
     obs_records_t *records = obs_records_new(st.loop, store);
     obs_logs_t *logs = obs_logs_new(st.loop, store);
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
+    if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
+        log_warn("server", "no pre-started runtimes: %s", err.msg);
 
     api_ctx_t api = { .registry = registry,
                       .store = store,

@@ -40,6 +40,22 @@ static void metrics_setup(exec_t *ex)
                                     "Invocations that waited for a new instance.", fn, NULL, 0);
     ex->m_instances = metrics_family_new(METRICS_GAUGE, "mayfly_instances",
                                          "Instances by function and state.", fn_state, NULL, 0);
+    static const char *const kind[] = { "kind", NULL };
+    ex->m_pool = metrics_family_new(METRICS_GAUGE, "mayfly_sandbox_pool_ready",
+                                    "Sandboxes prepared ahead for cold starts, by kind "
+                                    "(generic, or the runtime a zygote has started).",
+                                    kind, NULL, 0);
+}
+
+static void collect_pool(void *ud)
+{
+    exec_t *ex = ud;
+    static const char *const kinds[] = { "generic", "python3", "nodejs" };
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        const char *labels[] = { kinds[i] };
+        metrics_set(ex->m_pool, labels,
+                    sandbox_system_pool_ready(ex->sandboxes, i ? kinds[i] : NULL));
+    }
 }
 
 /* Tells the registry whether an instance still runs from a package. */
@@ -79,6 +95,7 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     http_router_init(&ex->runtime_router);
     exec__runtime_api_routes(&ex->runtime_router);
     metrics_setup(ex);
+    metrics_add_collector(collect_pool, ex);
     registry_set_code_guard(registry, code_in_use, ex);
     return ex;
 }

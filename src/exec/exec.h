@@ -88,6 +88,11 @@ struct obs_logs;
 exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *registry,
                  struct obs_records *records, struct obs_logs *logs, const exec_config_t *cfg);
 
+/* Keeps count pre-started python3 and nodejs runtimes (zygotes) ready in
+ * the sandbox pool, so their functions' cold starts skip the interpreter's
+ * start. */
+int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
+
 /* Starts an invocation of function name with event (whose memory it takes
  * over). done(inv, ud) is called exactly once when it ends, possibly before
  * exec_invoke returns (e.g. throttled); the callback owns inv then and

@@ -73,7 +73,7 @@ struct exec {
     bool shutting_down;
     void (*shutdown_done)(void *);
     void *shutdown_ud;
-    metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances;
+    metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances, *m_pool;
 };
 
 /* exec.c */

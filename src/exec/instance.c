@@ -14,7 +14,6 @@
 
 /* A line longer than this is cut into pieces of this size. */
 #define LOG_LINE_MAX (64 * 1024)
-#define RUNTIME_API_PORT 9001
 
 static const http_server_config_t runtime_api_config = {
     .max_connections = 16,
@@ -86,6 +85,29 @@ static void strv_free(char **v)
     free(v);
 }
 
+/* What the runtime needs from its very start (the interpreter reads it
+ * once): shared by a function's environment and a zygote's. */
+static void env_runtime(char ***env, size_t *n, const char *runtime)
+{
+    env_add(env, n, "TZ=:UTC");
+    env_add(env, n, "LANG=en_US.UTF-8");
+    env_add(env, n, "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin");
+    /* Lambda's list names folders this sandbox does not have (/var/lang,
+     * /opt) or that hold no libraries; the dynamic loader probes each one
+     * for every library of every start. The package's own lib/ is what a
+     * function ships native libraries in. */
+    env_add(env, n, "LD_LIBRARY_PATH=/var/task/lib");
+    env_add(env, n, "LAMBDA_TASK_ROOT=/var/task");
+    env_add(env, n, "LAMBDA_RUNTIME_DIR=/var/runtime");
+    if (!strcmp(runtime, "python3")) {
+        env_add(env, n, "PYTHONUNBUFFERED=1");
+        env_add(env, n, "PYTHONDONTWRITEBYTECODE=1");
+    } else if (!strcmp(runtime, "nodejs")) {
+        env_add(env, n, "NODE_PATH=/opt/nodejs/node_modules:/var/runtime/node_modules:"
+                        "/var/task/node_modules");
+    }
+}
+
 /* The environment a Lambda function expects, then the function's own. */
 static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_t *fn)
 {
@@ -97,10 +119,9 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     clock_format_iso8601(now, iso, sizeof iso);
     snprintf(day, sizeof day, "%.4s/%.2s/%.2s", iso, iso + 5, iso + 8);
 
-    env_add(&env, &n, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", RUNTIME_API_PORT);
+    env_runtime(&env, &n, fn->runtime);
+    env_add(&env, &n, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", SANDBOX_API_PORT);
     env_add(&env, &n, "_HANDLER=%s", fn->handler);
-    env_add(&env, &n, "LAMBDA_TASK_ROOT=/var/task");
-    env_add(&env, &n, "LAMBDA_RUNTIME_DIR=/var/runtime");
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_NAME=%s", fn->name);
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", fn->memory_mb);
@@ -111,21 +132,6 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     env_add(&env, &n, "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
     env_add(&env, &n, "AWS_EXECUTION_ENV=AWS_Lambda_%s", fn->runtime);
     env_add(&env, &n, "MAYFLY_FUNCTION_VERSION=%lld", (long long)fn->version);
-    env_add(&env, &n, "TZ=:UTC");
-    env_add(&env, &n, "LANG=en_US.UTF-8");
-    env_add(&env, &n, "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin");
-    /* Lambda's list names folders this sandbox does not have (/var/lang,
-     * /opt) or that hold no libraries; the dynamic loader probes each one
-     * for every library of every start. The package's own lib/ is what a
-     * function ships native libraries in. */
-    env_add(&env, &n, "LD_LIBRARY_PATH=/var/task/lib");
-    if (!strcmp(fn->runtime, "python3")) {
-        env_add(&env, &n, "PYTHONUNBUFFERED=1");
-        env_add(&env, &n, "PYTHONDONTWRITEBYTECODE=1");
-    } else if (!strcmp(fn->runtime, "nodejs")) {
-        env_add(&env, &n, "NODE_PATH=/opt/nodejs/node_modules:/var/runtime/node_modules:"
-                          "/var/task/node_modules");
-    }
     const char *key;
     json_t *value;
     json_object_foreach(fn->env, key, value)
@@ -133,19 +139,55 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     return env;
 }
 
-static char **build_argv(const fn_t *fn)
+/* A pre-started runtime (a zygote) can serve a function unless its
+ * environment changes how that runtime starts: the interpreter has read
+ * those variables already. */
+static const char *zygote_for(const fn_t *fn)
+{
+    if (strcmp(fn->runtime, "python3") && strcmp(fn->runtime, "nodejs"))
+        return NULL;
+    static const char *const startup[] = { "PYTHON", "NODE_", "LD_", "MALLOC_", "GLIBC_" };
+    const char *key;
+    json_t *value;
+    json_object_foreach(fn->env, key, value) {
+        for (size_t i = 0; i < sizeof startup / sizeof *startup; i++)
+            if (!strncmp(key, startup[i], strlen(startup[i])))
+                return NULL;
+    }
+    return fn->runtime;
+}
+
+static char **build_argv(const char *runtime)
 {
     char **argv = xcalloc(3, sizeof *argv);
-    if (!strcmp(fn->runtime, "python3")) {
+    if (!strcmp(runtime, "python3")) {
         argv[0] = xstrdup("/usr/bin/python3");
         argv[1] = xstrdup("/var/runtime/python3/bootstrap.py");
-    } else if (!strcmp(fn->runtime, "nodejs")) {
+    } else if (!strcmp(runtime, "nodejs")) {
         argv[0] = xstrdup("/usr/bin/node");
         argv[1] = xstrdup("/var/runtime/nodejs/bootstrap.js");
     } else {
         argv[0] = xstrdup("/var/task/bootstrap");
     }
     return argv;
+}
+
+int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
+{
+    static const char *const runtimes[] = { "python3", "nodejs" };
+    for (size_t i = 0; i < sizeof runtimes / sizeof *runtimes; i++) {
+        char **argv = build_argv(runtimes[i]);
+        char **env = NULL;
+        size_t n = 0;
+        env_runtime(&env, &n, runtimes[i]);
+        int r = sandbox_system_add_zygotes(ex->sandboxes, runtimes[i], argv, env,
+                                           ex->cfg.runtimes_dir, count, err);
+        strv_free(argv);
+        strv_free(env);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* ---- logs ------------------------------------------------------------------ */
@@ -455,7 +497,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     buf_init(&inst->partial[1], 0);
 
     char *code_dir = registry_code_dir(ex->registry, &p->fn);
-    char **argv = build_argv(&p->fn);
+    char **argv = build_argv(p->fn.runtime);
     char **envp = build_env(inst, ex, &p->fn);
     char hostname[64];
     snprintf(hostname, sizeof hostname, "mayfly-%.12s", inst->id);
@@ -469,7 +511,8 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
         .memory_mb = (unsigned)p->fn.memory_mb,
         .tmp_mb = (unsigned)p->fn.tmp_mb,
         .max_pids = ex->cfg.max_pids,
-        .api_port = RUNTIME_API_PORT,
+        .api_port = SANDBOX_API_PORT,
+        .zygote = zygote_for(&p->fn),
     };
     inst->spawn_ns = clock_mono_ns();
     int r = sandbox_spawn(ex->sandboxes, &cfg, &inst->sb, err);

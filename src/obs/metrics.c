@@ -36,6 +36,24 @@ struct metrics_family {
 };
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define MAX_COLLECTORS 8
+static struct {
+    void (*fn)(void *ud);
+    void *ud;
+} collectors[MAX_COLLECTORS];
+static size_t ncollectors;
+
+void metrics_add_collector(void (*fn)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&metrics_lock);
+    if (ncollectors < MAX_COLLECTORS) {
+        collectors[ncollectors].fn = fn;
+        collectors[ncollectors].ud = ud;
+        ncollectors++;
+    }
+    pthread_mutex_unlock(&metrics_lock);
+}
 static metrics_family_t *families, **families_tail = &families;
 
 metrics_family_t *metrics_family_new(metrics_type_t type, const char *name, const char *help,
@@ -180,6 +198,9 @@ static void add_number(buf_t *out, double v)
 void metrics_render(buf_t *out)
 {
     static const char *const type_names[] = { "counter", "gauge", "histogram" };
+    /* Outside the lock: a collector sets gauges, which takes it. */
+    for (size_t i = 0; i < ncollectors; i++)
+        collectors[i].fn(collectors[i].ud);
     pthread_mutex_lock(&metrics_lock);
     for (metrics_family_t *f = families; f; f = f->next) {
         buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
@@ -234,5 +255,6 @@ void metrics_free_all(void)
         free(f);
     }
     families_tail = &families;
+    ncollectors = 0;
     pthread_mutex_unlock(&metrics_lock);
 }

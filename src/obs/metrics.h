@@ -25,6 +25,10 @@ void metrics_observe(metrics_family_t *f, const char *const *label_values, doubl
 /* Drops one series (e.g. a deleted function's gauges). */
 void metrics_remove(metrics_family_t *f, const char *const *label_values);
 
+/* Calls fn(ud) before each render, so gauges that mirror state kept
+ * elsewhere (a pool's size, say) are read when someone asks. */
+void metrics_add_collector(void (*fn)(void *ud), void *ud);
+
 /* Appends every family in registration order. */
 void metrics_render(buf_t *out);
 /* Frees every family (at exit, so leak checkers stay quiet). */

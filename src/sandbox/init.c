@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -265,6 +266,133 @@ static _Noreturn void init_loop(pid_t fn)
     }
 }
 
+static void set_limits(const sandbox__child_t *c)
+{
+    /* Limits the cgroup does not cover. Processes are bounded by the pids
+     * controller, memory by the memory controller. */
+    set_limit(RLIMIT_NOFILE, 1024, "RLIMIT_NOFILE");
+    set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"); /* no core files filling /tmp */
+    /* No file can outgrow /tmp anyway; the limit turns a runaway write
+     * into a clean EFBIG (SIGXFSZ is ignored, see exec_function). */
+    set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
+}
+
+static void install_seccomp(const sandbox__child_t *c)
+{
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &c->sys->seccomp, 0, 0) < 0)
+        sandbox__child_die("install the seccomp filter");
+}
+
+/* The contiguous bytes of a NUL-separated string list decoded in place
+ * (sandbox__spec_decode keeps the strings where they arrived). */
+static void strv_span(char *const *v, const char **start, size_t *len)
+{
+    static const char empty[1];
+    if (!v[0]) {
+        *start = empty;
+        *len = 1;
+        return;
+    }
+    size_t n = 0;
+    while (v[n + 1])
+        n++;
+    *start = v[0];
+    *len = (size_t)(v[n] + strlen(v[n]) + 1 - v[0]);
+}
+
+/* A zygote's init: the root is finished and pivoted now, and the runtime
+ * starts (unprivileged, filtered) and initialises while the sandbox waits
+ * in the pool. When the function comes, init attaches its code at
+ * /var/task, sizes /tmp, gives up its own privileges, and only then hands
+ * the runtime the function's environment: no user code ever runs beside a
+ * privileged init. */
+static _Noreturn void zygote_main(sandbox__child_t *c, int listen_fd)
+{
+    const sandbox_config_t *cfg = c->cfg;
+    sandbox__child_mounts_finish(c);
+    if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
+        sandbox__child_die("sethostname");
+    set_limits(c);
+
+    int zs[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, zs) < 0)
+        sandbox__child_die("socketpair for the zygote");
+    pid_t fn = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (fn == 0) {
+        /* The runtime's end becomes SANDBOX__ZYGOTE_FD; dup2 clears
+         * FD_CLOEXEC so it survives the exec (the sync socket it replaces
+         * there is init's, not the runtime's). */
+        if (dup2(zs[1], SANDBOX__ZYGOTE_FD) < 0)
+            _exit(127);
+        drop_privileges(c);
+        install_seccomp(c);
+        exec_function(c);
+    }
+    if (fn < 0)
+        sandbox__child_die("fork the zygote's runtime");
+    close(zs[1]);
+    close(FD_OUT);
+    close(FD_ERR);
+
+    /* The runtime says it has initialised with one byte. */
+    char b;
+    ssize_t n;
+    do
+        n = recv(zs[0], &b, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        errno = n < 0 ? errno : EPIPE;
+        sandbox__child_die("start the zygote's runtime");
+    }
+    char ready = SANDBOX__PREPARED;
+    if (send(FD_SYNC, &ready, 1, MSG_NOSIGNAL) != 1)
+        _exit(127);
+
+    /* The function: its paths, limits and environment, and its code as a
+     * detached mount. */
+    static char spec[SANDBOX__SPEC_MAX];
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = {spec, sizeof spec};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    do
+        n = recvmsg(FD_SYNC, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        _exit(127); /* the server let the pooled sandbox go */
+    int code = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&code, CMSG_DATA(cm), sizeof code);
+    if (sandbox__spec_decode(spec, (size_t)n, c) < 0 || code < 0) {
+        errno = EINVAL;
+        sandbox__child_die("decode the specialisation");
+    }
+    if (move_mount(code, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        sandbox__child_die("attach /var/task");
+    close(code);
+    if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
+        sandbox__child_die("resize /tmp");
+
+    drop_privileges(c);
+    install_seccomp(c);
+    proctitle_set("mayfly-init");
+    send_ready(listen_fd);
+    close(listen_fd);
+
+    const char *env;
+    size_t env_len;
+    strv_span(c->cfg->envp, &env, &env_len);
+    if (send(zs[0], env, env_len, MSG_NOSIGNAL) != (ssize_t)env_len)
+        complain(FD_SYNC, "hand the environment to", "the runtime", errno);
+    close(zs[0]);
+    init_loop(fn);
+}
+
 _Noreturn void sandbox__child_main(sandbox__child_t *c)
 {
     const sandbox_config_t *cfg = c->cfg;
@@ -325,6 +453,8 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
      * cgroup move, the network, most mounts) is off the cold-start path. */
     if (c->pooled) {
         sandbox__child_mounts_base(c);
+        if (c->zygote)
+            zygote_main(c, listen_fd);
         char ready = SANDBOX__PREPARED;
         if (send(FD_SYNC, &ready, 1, MSG_NOSIGNAL) != 1)
             _exit(127);
@@ -348,21 +478,15 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
     if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
         sandbox__child_die("sethostname");
 
-    /* Step 6: limits the cgroup does not cover. Processes are bounded by
-     * the pids controller, memory by the memory controller. */
-    set_limit(RLIMIT_NOFILE, 1024, "RLIMIT_NOFILE");
-    set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"); /* no core files filling /tmp */
-    /* No file can outgrow /tmp anyway; the limit turns a runaway write
-     * into a clean EFBIG (SIGXFSZ is ignored, see exec_function). */
-    set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
+    /* Step 6: limits the cgroup does not cover. */
+    set_limits(c);
 
     /* Step 7: identity, capabilities, no_new_privs, parent-death signal. */
     drop_privileges(c);
 
     /* Step 8: the seccomp filter, for init and (inherited across fork)
      * the function. Last, because the steps above need mount and friends. */
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &c->sys->seccomp, 0, 0) < 0)
-        sandbox__child_die("install the seccomp filter");
+    install_seccomp(c);
 
     /* This process is a fork of the server: before the function exists,
      * replace the server's command line it would see as /proc/1/cmdline. */

@@ -84,6 +84,7 @@ typedef struct sandbox__child {
     int sync_fd;        /* the child's end of the SEQPACKET socketpair */
     int out_fd, err_fd; /* write ends of the stdout and stderr pipes */
     bool pooled;        /* prepared ahead: cfg arrives later, as a message */
+    bool zygote;        /* pooled, with its runtime started from cfg->argv */
     char tmp_opts[64];  /* "size=64m,mode=1777" */
     char hosts[384];    /* the sandbox's /etc/hosts */
     rlim_t fsize;       /* RLIMIT_FSIZE: the /tmp size in bytes */
@@ -92,6 +93,8 @@ typedef struct sandbox__child {
 /* A pooled child's word that its generic part is done and it now waits
  * for its function (a one-byte message). */
 #define SANDBOX__PREPARED 'p'
+/* The descriptor a zygote's runtime waits on for its environment. */
+#define SANDBOX__ZYGOTE_FD 3
 /* The most a specialisation message may hold (argv, envp and paths). */
 #define SANDBOX__SPEC_MAX (128 * 1024)
 #define SANDBOX__SPEC_MAX_ARGV 64

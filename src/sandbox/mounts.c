@@ -208,7 +208,10 @@ void sandbox__child_mounts_finish(const sandbox__child_t *c)
     /* hosts names the sandbox's host name, which some runtimes resolve at
      * start. */
     write_file("etc/hosts", c->hosts, strlen(c->hosts), "write /etc/hosts");
-    bind_ro(c, cfg->code_dir, "var/task", "bind /var/task", "remount /var/task read-only");
+    /* A zygote gets its code later, through move_mount: /var/task stays an
+     * empty mount point until then. */
+    if (cfg->code_dir)
+        bind_ro(c, cfg->code_dir, "var/task", "bind /var/task", "remount /var/task read-only");
     if (cfg->runtime_dir)
         bind_ro(c, cfg->runtime_dir, "var/runtime", "bind /var/runtime",
                 "remount /var/runtime read-only");

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -525,14 +526,26 @@ static void child_for(sandbox__child_t *child, const sandbox_config_t *cfg)
 /* Sandboxes cloned, put in their cgroup, given their loopback listener and
  * the part of the root every sandbox shares, waiting for a function. A
  * thread of its own keeps the pool full, so creating them costs the event
- * loop nothing; handing one out costs the function-specific steps only. */
+ * loop nothing; handing one out costs the function-specific steps only.
+ * Zygote kinds go further: their root is finished and their runtime is
+ * already running, waiting for the function's code and environment. */
+typedef struct pool_kind {
+    char *name;                /* NULL for the generic kind */
+    char **argv, **envp;       /* zygotes: the runtime's command */
+    char *runtime_dir;
+    started_t *ready;
+    unsigned count, target;
+} pool_kind_t;
+
+#define POOL_MAX_KINDS 8
+
 typedef struct sandbox__pool {
     sandbox_system_t *sys;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    started_t *ready;
-    unsigned count, target;
+    pool_kind_t kinds[POOL_MAX_KINDS];
+    unsigned nkinds;
     unsigned max_pids;
     bool stop;
     unsigned failures;
@@ -546,10 +559,14 @@ typedef struct sandbox__pool {
 #define POOL_QUIET_NS (20u * 1000 * 1000)
 
 /* The memory limit a waiting sandbox has until it knows its function: the
- * smallest a function may ask for. */
+ * smallest a function may ask for (a zygote's runtime fits in it). */
 #define POOL_MEMORY_MB 128
+/* /tmp's size until the function's own is known, and the most it can be. */
+#define POOL_TMP_MB 64
+#define POOL_MAX_TMP_MB 10240
 
-static int pool_prepare(sandbox__pool_t *pool, started_t *st, mf_error_t *err)
+static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_t *st,
+                        mf_error_t *err)
 {
     char id[32];
     uint8_t rnd[6];
@@ -557,6 +574,33 @@ static int pool_prepare(sandbox__pool_t *pool, started_t *st, mf_error_t *err)
     snprintf(id, sizeof id, "pool-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
              rnd[4], rnd[5]);
     sandbox__child_t child = {.sys = pool->sys, .pooled = true};
+    sandbox_config_t zcfg;
+    char hostname[64];
+    if (kind->name) {
+        /* A zygote finishes its root now, so everything a config would
+         * carry is known but the code and the environment. */
+        snprintf(hostname, sizeof hostname, "mayfly-%.12s", id + 5);
+        zcfg = (sandbox_config_t){
+            .id = id,
+            .code_dir = NULL,
+            .runtime_dir = kind->runtime_dir,
+            .argv = kind->argv,
+            .envp = kind->envp,
+            .hostname = hostname,
+            .memory_mb = POOL_MEMORY_MB,
+            .tmp_mb = POOL_TMP_MB,
+            .max_pids = pool->max_pids,
+            .api_port = SANDBOX_API_PORT,
+        };
+        child.cfg = &zcfg;
+        child.zygote = true;
+        child_for(&child, &zcfg);
+        /* The runtime starts before its function's /tmp size is known, and
+         * its file-size limit cannot be raised later from outside: it gets
+         * the largest /tmp a function may have. The tmpfs's own size still
+         * bounds every write (ENOSPC rather than EFBIG). */
+        child.fsize = (rlim_t)POOL_MAX_TMP_MB << 20;
+    }
     int r = start_child(pool->sys, &child, id, POOL_MEMORY_MB, pool->max_pids, st, err);
     if (r < 0)
         return r;
@@ -582,12 +626,25 @@ static int pool_prepare(sandbox__pool_t *pool, started_t *st, mf_error_t *err)
     return r;
 }
 
+/* The kind most in need of a sandbox, or NULL when all are full. */
+static pool_kind_t *pool_needy(sandbox__pool_t *pool)
+{
+    pool_kind_t *best = NULL;
+    for (unsigned i = 0; i < pool->nkinds; i++) {
+        pool_kind_t *k = &pool->kinds[i];
+        if (k->count < k->target && (!best || k->count < best->count))
+            best = k;
+    }
+    return best;
+}
+
 static void *pool_main(void *arg)
 {
     sandbox__pool_t *pool = arg;
     pthread_mutex_lock(&pool->lock);
     while (!pool->stop) {
-        if (pool->count >= pool->target) {
+        pool_kind_t *kind = pool_needy(pool);
+        if (!kind) {
             pthread_cond_wait(&pool->wake, &pool->lock);
             continue;
         }
@@ -605,13 +662,14 @@ static void *pool_main(void *arg)
         pthread_mutex_unlock(&pool->lock);
         started_t st;
         mf_error_t err = MF_ERROR_INIT;
-        int r = pool_prepare(pool, &st, &err);
+        int r = pool_prepare(pool, kind, &st, &err);
         pthread_mutex_lock(&pool->lock);
         if (r < 0) {
             /* Keep serving (spawns fall back to the direct path), but do
              * not spin: a broken pool would otherwise burn a core. */
             if (pool->failures++ < 3)
-                log_warn("sandbox", "preparing a pooled sandbox: %s", err.msg);
+                log_warn("sandbox", "preparing a pooled %s sandbox: %s",
+                         kind->name ? kind->name : "generic", err.msg);
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
@@ -625,33 +683,90 @@ static void *pool_main(void *arg)
             pthread_mutex_lock(&pool->lock);
             break;
         }
-        pool->ready[pool->count++] = st;
+        kind->ready[kind->count++] = st;
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
+static char **strv_dup(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = xcalloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = xstrdup(v[i]);
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
 int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned max_pids,
                               mf_error_t *err)
 {
-    if (count == 0 || sys->pool)
+    if (sys->pool)
         return 0;
     sandbox__pool_t *pool = xcalloc(1, sizeof *pool);
     pool->sys = sys;
-    pool->target = count;
     pool->max_pids = max_pids;
-    pool->ready = xcalloc(count, sizeof *pool->ready);
+    pool->nkinds = 1;
+    pool->kinds[0].target = count;
+    pool->kinds[0].ready = xcalloc(count ? count : 1, sizeof(started_t));
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     int r = pthread_create(&pool->thread, NULL, pool_main, pool);
     if (r != 0) {
         pthread_mutex_destroy(&pool->lock);
         pthread_cond_destroy(&pool->wake);
-        free(pool->ready);
+        free(pool->kinds[0].ready);
         free(pool);
         return mf_error_set(err, r, "sandbox: start the pool thread");
     }
     sys->pool = pool;
+    return 0;
+}
+
+int sandbox_system_add_zygotes(sandbox_system_t *sys, const char *kind, char *const *argv,
+                               char *const *envp, const char *runtime_dir, unsigned count,
+                               mf_error_t *err)
+{
+    sandbox__pool_t *pool = sys->pool;
+    if (count == 0)
+        return 0;
+    if (!pool)
+        return mf_error_set(err, EINVAL, "sandbox: start the pool before adding zygotes");
+    if (sys->userns)
+        return mf_error_set(err, EPERM, "sandbox: zygotes need root (open_tree)");
+    if (!argv || !argv[0] || argv[0][0] != '/' || !runtime_dir || runtime_dir[0] != '/')
+        return mf_error_set(err, EINVAL, "sandbox: a zygote needs an absolute command and "
+                                         "runtime folder");
+    pthread_mutex_lock(&pool->lock);
+    if (pool->nkinds == POOL_MAX_KINDS) {
+        pthread_mutex_unlock(&pool->lock);
+        return mf_error_set(err, ENOSPC, "sandbox: too many zygote kinds");
+    }
+    pool_kind_t *k = &pool->kinds[pool->nkinds++];
+    k->name = xstrdup(kind);
+    k->argv = strv_dup(argv);
+    /* The runtime finds its descriptor through the environment. */
+    size_t n = 0;
+    while (envp && envp[n])
+        n++;
+    k->envp = xcalloc(n + 2, sizeof *k->envp);
+    for (size_t i = 0; i < n; i++)
+        k->envp[i] = xstrdup(envp[i]);
+    k->envp[n] = xasprintf("MAYFLY_ZYGOTE_FD=%d", SANDBOX__ZYGOTE_FD);
+    k->runtime_dir = xstrdup(runtime_dir);
+    k->ready = xcalloc(count, sizeof *k->ready);
+    k->target = count;
+    pthread_cond_signal(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
     return 0;
 }
 
@@ -664,25 +779,57 @@ void sandbox__pool_free(sandbox__pool_t *pool)
     pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     pthread_join(pool->thread, NULL);
-    for (unsigned i = 0; i < pool->count; i++)
-        started_destroy(&pool->ready[i]);
+    for (unsigned i = 0; i < pool->nkinds; i++) {
+        pool_kind_t *k = &pool->kinds[i];
+        for (unsigned j = 0; j < k->count; j++)
+            started_destroy(&k->ready[j]);
+        free(k->ready);
+        free(k->name);
+        strv_free(k->argv);
+        strv_free(k->envp);
+        free(k->runtime_dir);
+    }
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->wake);
-    free(pool->ready);
     free(pool);
 }
 
-/* Takes a prepared sandbox, if one is waiting (and the pool would have
- * made this one). */
-static bool pool_take(sandbox__pool_t *pool, const sandbox_config_t *cfg, started_t *st)
+unsigned sandbox_system_pool_ready(sandbox_system_t *sys, const char *kind)
+{
+    sandbox__pool_t *pool = sys->pool;
+    unsigned n = 0;
+    if (!pool)
+        return 0;
+    pthread_mutex_lock(&pool->lock);
+    for (unsigned i = 0; i < pool->nkinds; i++) {
+        const pool_kind_t *k = &pool->kinds[i];
+        if (kind ? k->name && !strcmp(k->name, kind) : !k->name)
+            n = k->count;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
+/* Takes a prepared sandbox for cfg, if one is waiting: a zygote of cfg's
+ * kind when it names one, else a generic one. */
+static const pool_kind_t *pool_take(sandbox__pool_t *pool, const sandbox_config_t *cfg,
+                                    started_t *st)
 {
     if (!pool || cfg->api_port != SANDBOX_API_PORT || cfg->max_pids != pool->max_pids)
-        return false;
+        return NULL;
     pthread_mutex_lock(&pool->lock);
-    bool got = pool->count > 0;
-    if (got)
-        *st = pool->ready[--pool->count];
-    pool->last_take_ns = clock_mono_ns();
+    pool_kind_t *got = NULL;
+    for (unsigned i = 1; cfg->zygote && i < pool->nkinds && !got; i++) {
+        pool_kind_t *k = &pool->kinds[i];
+        if (k->count && !strcmp(k->name, cfg->zygote))
+            got = k;
+    }
+    if (!got && pool->kinds[0].count)
+        got = &pool->kinds[0];
+    if (got) {
+        *st = got->ready[--got->count];
+        pool->last_take_ns = clock_mono_ns();
+    }
     pthread_mutex_unlock(&pool->lock);
     return got;
 }
@@ -800,10 +947,50 @@ int sandbox__spec_decode(char *msg, size_t len, sandbox__child_t *c)
     return 0;
 }
 
+/* The function's code as a detached, read-only mount, for a zygote whose
+ * root no longer reaches the host's paths: its init attaches it at
+ * /var/task with move_mount. */
+static int code_tree(const char *code_dir, mf_error_t *err)
+{
+    int fd = open_tree(AT_FDCWD, code_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0)
+        return mf_error_set(err, errno, "sandbox: open_tree `%s`", code_dir);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                          MOUNT_ATTR_NODEV};
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        int e = errno;
+        close(fd);
+        return mf_error_set(err, e, "sandbox: make the code mount read-only");
+    }
+    return fd;
+}
+
+/* Sends the specialisation, with fd (when not -1) as SCM_RIGHTS. */
+static int send_spec(int sync_fd, const buf_t *spec, int fd)
+{
+    struct iovec iov = {spec->data, spec->len};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof ctl.buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    }
+    return sendmsg(sync_fd, &msg, MSG_NOSIGNAL) == (ssize_t)spec->len ? 0 : -errno;
+}
+
 /* Turns a pooled sandbox into cfg's: its limits and name, then the
  * function's part of the set-up in the child. */
-static int specialise(started_t *st, const sandbox_config_t *cfg, sandbox_t *out,
-                      mf_error_t *err)
+static int specialise(started_t *st, const pool_kind_t *kind, const sandbox_config_t *cfg,
+                      sandbox_t *out, mf_error_t *err)
 {
     out->timings.start_ns = clock_mono_ns();
     out->timings.cloned_ns = out->timings.start_ns;
@@ -812,6 +999,9 @@ static int specialise(started_t *st, const sandbox_config_t *cfg, sandbox_t *out
     int r = sandbox__cg_set_memory(st->cg, cfg->memory_mb, err);
     if (r == 0)
         r = sandbox__cg_rename(st->cg, cfg->id, err);
+    cleanup_close int tree = -1;
+    if (r == 0 && kind->name && (tree = code_tree(cfg->code_dir, err)) < 0)
+        r = tree;
     if (r < 0) {
         mf_error_wrap(err, "sandbox");
         started_destroy(st);
@@ -825,10 +1015,10 @@ static int specialise(started_t *st, const sandbox_config_t *cfg, sandbox_t *out
         return mf_error_set(err, E2BIG, "sandbox: the function's command and environment are "
                                         "over %d bytes", SANDBOX__SPEC_MAX);
     }
-    ssize_t w = send(st->sync_fd, spec.data, spec.len, MSG_NOSIGNAL);
+    r = send_spec(st->sync_fd, &spec, tree);
     buf_release(&spec);
-    if (w < 0) {
-        r = mf_error_set(err, errno, "sandbox: hand the function to a pooled sandbox");
+    if (r < 0) {
+        r = mf_error_set(err, -r, "sandbox: hand the function to a pooled sandbox");
         started_destroy(st);
         return r;
     }
@@ -849,9 +1039,10 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
         return r;
 
     started_t st;
-    if (pool_take(sys->pool, cfg, &st)) {
+    const pool_kind_t *kind = pool_take(sys->pool, cfg, &st);
+    if (kind) {
         mf_error_t perr = MF_ERROR_INIT;
-        r = specialise(&st, cfg, out, &perr);
+        r = specialise(&st, kind, cfg, out, &perr);
         pool_refill(sys->pool);
         if (r == 0)
             return 0;

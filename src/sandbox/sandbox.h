@@ -41,6 +41,10 @@ typedef struct sandbox_config {
     unsigned tmp_mb;           /* size of the /tmp tmpfs */
     unsigned max_pids;         /* cgroup pids limit */
     uint16_t api_port;         /* the Runtime API port on the sandbox's loopback */
+    /* Optional: the zygote kind ("python3", "nodejs") whose pre-started
+     * runtime may serve this sandbox; then argv is not exec'd and envp is
+     * handed to the waiting runtime instead (see sandbox_system_add_zygotes). */
+    const char *zygote;
 } sandbox_config_t;
 
 /* Where the time of a start went (monotonic ns), for the cold-start
@@ -85,6 +89,19 @@ sandbox_cgroup_version_t sandbox_system_cgroup_version(const sandbox_system_t *s
  * api_port differ from the pool's take the direct path. */
 int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned max_pids,
                               mf_error_t *err);
+/* Adds zygotes of a kind to the pool: sandboxes whose whole root is built
+ * (with runtime_dir at /var/runtime and an empty /var/task) and whose
+ * runtime is already running, exec'd from argv with envp plus
+ * MAYFLY_ZYGOTE_FD. That runtime, once initialised, writes one byte to
+ * the descriptor and waits there for the function's environment (envp
+ * strings, NUL-separated, one message). Handing one out mounts the code
+ * (an open_tree clone, passed in) and sends the environment: no exec and
+ * no interpreter start on the cold path. Needs root (open_tree). */
+int sandbox_system_add_zygotes(sandbox_system_t *sys, const char *kind, char *const *argv,
+                               char *const *envp, const char *runtime_dir, unsigned count,
+                               mf_error_t *err);
+/* How many sandboxes of a kind (NULL: generic) wait ready in the pool. */
+unsigned sandbox_system_pool_ready(sandbox_system_t *sys, const char *kind);
 /* Removes mayfly's parent cgroup (after every sandbox is destroyed). */
 void sandbox_system_free(sandbox_system_t *sys);
 

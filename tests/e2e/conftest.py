@@ -711,14 +711,3 @@ def proc_environ(pid):
     return env
 
 
-def function_processes(function_names):
-    """Live processes running a function of one of these names (found by
-    the AWS_LAMBDA_FUNCTION_NAME the sandbox gives its runtime)."""
-    names = set(function_names)
-    found = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            env = proc_environ(p.name)
-            if env.get("AWS_LAMBDA_FUNCTION_NAME") in names:
-                found.append((int(p.name), proc_cmdline(p.name)))
-    return found
