@@ -117,6 +117,7 @@ def main():
                 spawn_once(base_argv)
             benchlib.wait_children_at_most(args.server_pid, settle, 5)
             settle = len(benchlib.children(args.server_pid))
+            entry["settled_children"] = settle
             fails = 0
             for i in range(args.n):
                 s = cold_once(api, "cold-%s-%d" % (rt, i), spec, args.server_pid, settle)

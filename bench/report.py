@@ -70,6 +70,19 @@ def parse_wrk(text):
     return r
 
 
+def other_cpu(out, name):
+    """CPU-seconds other processes used while the row ran, and its length."""
+    try:
+        d = json.loads(read(os.path.join(out, "load-%s.json" % name)))
+        return d["other_cpu_s"], d["elapsed_s"]
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def f_other(v):
+    return "—" if not v else "%.0f s in %.0f s" % v
+
+
 def http_row(out, name):
     row = {"name": name, "status": status(out, name), "rps": None, "pct": {}, "runs_thr": 0,
            "runs_lat": 0, "errors": 0, "requests": 0}
@@ -84,6 +97,7 @@ def http_row(out, name):
         row["pct"][p] = median([t["pct"][p] for t in lat if p in t["pct"]])
     row["errors"] = sum(t["non2xx"] + t["socket_errors"] for t in thr + lat)
     row["requests"] = sum(t["requests"] for t in thr + lat)
+    row["other_cpu"] = other_cpu(out, name)
     if row["status"] == "ok" and (row["rps"] is None or not lat):
         row["status"] = "failed: no wrk result"
     return row
@@ -100,6 +114,7 @@ def cold_figures(out):
             continue
         s = entry["samples"]
         r = {"n": len(s), "errors": len(entry["errors"]), "baseline": entry["baseline"],
+             "settled_children": entry.get("settled_children"),
              "first_error": (entry["errors"][0].get("error") if entry["errors"] else None)}
         if s:
             r["total"] = median([x["total_ms"] for x in s])
@@ -363,8 +378,10 @@ def main():
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
         env.get("commit", "?"),
-        " + uncommitted changes (%s files; diff of src, runtimes, examples, Makefile: sha256 "
-        "`%s…`)" % (env.get("dirty_files", "?"), env.get("dirty_diff", "?")) if dirty else "",
+        " + uncommitted changes (%s files in %s; `git diff HEAD` sha256 `%s…`)" % (
+            env.get("dirty_files", "?"), ", ".join(
+                d + "/" if "." not in d else d for d in env.get("dirty_dirs", "?").split(",")),
+            env.get("dirty_diff", "?")) if dirty else "",
         env.get("binary_sha256", "?")))
     w("- **Machine:** %s CPUs, %s, kernel %s, %s GiB memory, Debian %s, cgroup %s" % (
         machine.get("nproc", "?"), machine.get("model", "?"), machine.get("kernel", "?"),
@@ -406,17 +423,25 @@ def main():
     w("")
     w("### HTTP, warm (medians; throughput at 32 connections, latency at 1 connection)")
     w("")
-    w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | status |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
+    w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | other CPU use "
+      "| status |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["pct"]
-        w("| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s |" % (
+        w("| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s | %s |" % (
             dict(HTTP_ROWS)[r["name"]], f_int(r["rps"]), r["runs_thr"], f_ms(p.get(50)),
             f_ms(p.get(75)), f_ms(p.get(90)), f_ms(p.get(99)), r["runs_lat"],
             "%d of %s" % (r["errors"], f_int(r["requests"])) if r["errors"] else "0",
-            r["status"]))
+            f_other(r["other_cpu"]), r["status"]))
     w("")
-    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row. "
+    w("Percentiles are wrk's, which corrects for coordinated omission: a response that takes "
+      "S ms where one request per I ms was the pace also counts as if requests sent during the "
+      "stall had waited, so a rare stall shows in p90/p99 in proportion to the time it lasts. "
+      "Every row is measured the same way.")
+    w("")
+    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row. Other "
+      "CPU use: CPU time of processes outside the suite while the row ran; "
+      "anything but a few seconds means the figures of that row were disturbed. "
       "Throughput of each run: " + "; ".join(
           "%s %s" % (r["name"], ", ".join(f_int(x) for x in r.get("rps_all", [])))
           for r in rows if r.get("rps_all")) + ".")
@@ -439,6 +464,14 @@ def main():
       "taken on its own, so they need not add up to the median total. Each start creates a "
       "function, invokes it once and deletes it (its instance drains before the next start).")
     w("")
+    kept = ", ".join("%s %s" % (label, cold[rt]["settled_children"]) for rt, label in COLD
+                     if cold.get(rt, {}).get("settled_children") is not None)
+    if kept:
+        w("Sandboxes the idle server kept running before each start (its children: prepared "
+          "sandboxes or runtimes, if it keeps a pool): %s." % kept)
+        w("")
+    w("Other CPU use while the cold starts ran: %s." % f_other(other_cpu(out, "cold")))
+    w("")
     w("| baseline, same harness (os.posix_spawn + os.waitpid) | runs | median ms | p90 ms |")
     w("|---|---|---|---|")
     for name, b in bases.items():
@@ -456,7 +489,8 @@ def main():
         f_ms(rate.get("creation_p50")), f_ms(rate.get("spawn_p50")), rate.get("errors", "—"),
         rate["status"] + (" (%s)" % rate["first_error"] if rate.get("first_error") else "")))
     w("")
-    w("A creation is sandbox_spawn of /bin/true (namespaces, cgroup, mounts, seccomp, the "
+    w("Other CPU use meanwhile: %s. " % f_other(other_cpu(out, "sandbox-rate")) +
+      "A creation is sandbox_spawn of /bin/true (namespaces, cgroup, mounts, seccomp, the "
       "Runtime API listener), waiting for it to exit, reaping and sandbox_destroy; 5 s per run.")
     w("")
     w("### Density (idle warm instances; medians over runs, and over instances within a run)")
@@ -480,7 +514,9 @@ def main():
       "once every call has answered. Server memory per instance = (after − before) / instances "
       "added. Sandbox overhead = Pss of the instance's processes other than the runtime (its "
       "init) + the cgroup's kernel memory (v1 memory.kmem.usage_in_bytes, v2 memory.stat "
-      "kernel)." % env.get("density", "200"))
+      "kernel). Other CPU use meanwhile: %s (python3), %s (C)." % (
+          env.get("density", "200"), f_other(other_cpu(out, "density-python")),
+          f_other(other_cpu(out, "density-c"))))
     w("")
     failed = [(n, s) for n, s in sorted(
         (os.path.basename(p), read(p, "").strip())

@@ -172,6 +172,8 @@ row() {
     local name=$1 rc
     shift
     say "== $name"
+    # What else used the CPUs meanwhile, for the report.
+    $PY bench/machine.py snapshot "$TMP/snapshot-$name.json" || true
     set +e
     (
         set -e
@@ -184,6 +186,7 @@ row() {
     )
     rc=$?
     set -e
+    $PY bench/machine.py load "$TMP/snapshot-$name.json" --self $$ >"$OUT/load-$name.json" || true
     if [ $rc -eq 0 ]; then
         [ -s "$OUT/status/$name" ] || echo ok >"$OUT/status/$name"
     else
@@ -458,8 +461,9 @@ $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
     if [ -n "$changed" ]; then
         echo "dirty=1"
         echo "dirty_files=$(printf '%s\n' "$changed" | wc -l)"
+        echo "dirty_dirs=$(printf '%s\n' "$changed" | cut -c4- | cut -d/ -f1 | sort -u | paste -sd, -)"
         # Names the uncommitted state measured: the same diff, the same hash.
-        echo "dirty_diff=$(git diff HEAD -- src runtimes examples Makefile | sha256sum | cut -c1-12)"
+        echo "dirty_diff=$(git diff HEAD -- . ':!bench/RESULTS.md' ':!bench/latency.png' | sha256sum | cut -c1-12)"
     else
         echo "dirty=0"
     fi
