@@ -59,7 +59,13 @@ def processes():
         # fields from 3 (state): ppid=4, flags=9, utime=14, stime=15,
         # cutime=16, cstime=17, starttime=22
         ppid, flags = int(f[1]), int(f[6])
-        ticks = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+        ticks = int(f[11]) + int(f[12])
+        # What reaped children used counts for their parent, except for
+        # PID 1: it reaps every orphan, the suite's own too (fcgiwrap's
+        # children outlive their master for a moment), so its share of
+        # them is nobody's in particular.
+        if int(d) != 1:
+            ticks += int(f[13]) + int(f[14])
         kthread = bool(flags & 0x00200000) or ppid == 2 or int(d) == 2
         out[int(d)] = (int(f[19]), ppid, comm, ticks, kthread)
     return out
