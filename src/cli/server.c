@@ -385,7 +385,8 @@ int cmd_server(int argc, char **argv)
 
     sandbox_system_t *sandboxes = NULL;
     if (sandbox_system_init(&sandboxes, &err) < 0 ||
-        sandbox_system_start_pool(sandboxes, o.sandbox_pool, o.exec.max_pids, &err) < 0) {
+        sandbox_system_start_pool(sandboxes, o.sandbox_pool, o.exec.max_pids, resolved,
+                                  &err) < 0) {
         fprintf(stderr, "mayfly server: cannot create sandboxes here: %s\n", err.msg);
         sandbox_system_free(sandboxes);
         auth_keys_release(&keys);

@@ -61,8 +61,12 @@ struct http_server {
     int closing_handles;
     void (*done)(void *);
     void *done_ud;
-    char read_slab[READ_SLAB];
 };
+
+/* Reads are copied out (or parsed) at once, on the one loop thread, so
+ * every connection of every server shares one slab: a server per instance
+ * (the Runtime API) must not cost a 64 KiB buffer each. */
+static char read_slab[READ_SLAB];
 
 typedef struct write_req {
     uv_write_t w;
@@ -365,9 +369,7 @@ static void conn_set_timer(http_conn_t *conn, timer_mode_t mode)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    http_conn_t *conn = h->data;
-    /* Reads are copied out at once, so every connection can share one slab. */
-    *buf = uv_buf_init(conn->srv->read_slab, READ_SLAB);
+    *buf = uv_buf_init(read_slab, READ_SLAB);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

@@ -12,6 +12,7 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -246,6 +247,43 @@ static _Noreturn void exec_function(const sandbox__child_t *c)
     _exit(127);
 }
 
+/* Starts the function's process from an init that has already given up
+ * its privileges: posix_spawn clones with CLONE_VM | CLONE_VFORK, so the
+ * page tables of this copy of the server are not copied again (a fork
+ * would), and runs no atfork handler. What the function inherits is set
+ * here in init: SIGXFSZ ignored (past RLIMIT_FSIZE a write then fails with
+ * EFBIG instead of killing; an ignored disposition is the one kind execve
+ * keeps) and the usual umask. On failure the server gets status 127 and
+ * the reason on the function's stderr, as from a failed exec. */
+static pid_t spawn_function(const sandbox__child_t *c)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    umask(022);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    /* stdin is /dev/null already; stdout and stderr become the pipes the
+     * server reads (a dup2 action leaves the copies inheritable). */
+    posix_spawn_file_actions_adddup2(&fa, FD_OUT, 1);
+    posix_spawn_file_actions_adddup2(&fa, FD_ERR, 2);
+    /* Lambda starts a runtime in its task root. */
+    posix_spawn_file_actions_addchdir_np(&fa, "/var/task");
+    pid_t fn = -1;
+    int e = posix_spawn(&fn, c->cfg->argv[0], &fa, NULL, c->cfg->argv, c->cfg->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) {
+        int st = 127 << 8; /* as if the function exited 127 */
+        complain(FD_ERR, "exec", c->cfg->argv[0], e);
+        ssize_t w = send(FD_SYNC, &st, sizeof st, MSG_NOSIGNAL);
+        (void)w;
+        _exit(0);
+    }
+    /* Only the function may hold the output pipes' write ends, so that
+     * the server sees EOF when the function and its children are gone. */
+    close(FD_OUT);
+    close(FD_ERR);
+    return fn;
+}
+
 /* PID 1's job: reap everything (orphans of the function are reparented
  * to us), and when the function's own process exits, hand its status to
  * the server and exit; the kernel then SIGKILLs whatever is left in the
@@ -300,13 +338,15 @@ static void strv_span(char *const *v, const char **start, size_t *len)
     *len = (size_t)(v[n] + strlen(v[n]) + 1 - v[0]);
 }
 
-/* A zygote's init: the root is finished and pivoted now, and the runtime
- * starts (unprivileged, filtered) and initialises while the sandbox waits
- * in the pool. When the function comes, init attaches its code at
- * /var/task, sizes /tmp, gives up its own privileges, and only then hands
- * the runtime the function's environment: no user code ever runs beside a
- * privileged init. */
-static _Noreturn void zygote_main(sandbox__child_t *c, int listen_fd)
+/* A pooled sandbox's init. Everything but the function is done ahead:
+ * the root is finished and pivoted (with /var/task an empty mount point),
+ * and a zygote's runtime starts (unprivileged, filtered) and initialises,
+ * while the sandbox waits in the pool. When the function comes, init
+ * attaches its code at /var/task, sizes /tmp, gives up its own privileges,
+ * and only then starts the function (a generic sandbox) or hands the
+ * zygote's runtime the function's environment: no user code ever runs
+ * beside a privileged init. */
+static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
 {
     const sandbox_config_t *cfg = c->cfg;
     sandbox__child_mounts_finish(c);
@@ -314,42 +354,44 @@ static _Noreturn void zygote_main(sandbox__child_t *c, int listen_fd)
         sandbox__child_die("sethostname");
     set_limits(c);
 
-    int zs[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, zs) < 0)
-        sandbox__child_die("socketpair for the zygote");
-    pid_t fn = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (fn == 0) {
-        /* The runtime's end becomes SANDBOX__ZYGOTE_FD; dup2 clears
-         * FD_CLOEXEC so it survives the exec (the sync socket it replaces
-         * there is init's, not the runtime's). */
-        if (dup2(zs[1], SANDBOX__ZYGOTE_FD) < 0)
-            _exit(127);
-        drop_privileges(c);
-        install_seccomp(c);
-        exec_function(c);
-    }
-    if (fn < 0)
-        sandbox__child_die("fork the zygote's runtime");
-    close(zs[1]);
-    close(FD_OUT);
-    close(FD_ERR);
-
-    /* The runtime says it has initialised with one byte. */
-    char b;
-    ssize_t n;
-    do
-        n = recv(zs[0], &b, 1, 0);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        errno = n < 0 ? errno : EPIPE;
-        sandbox__child_die("start the zygote's runtime");
+    int zs[2] = { -1, -1 };
+    pid_t fn = -1;
+    if (c->zygote) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, zs) < 0)
+            sandbox__child_die("socketpair for the zygote");
+        fn = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+        if (fn == 0) {
+            /* The runtime's end becomes SANDBOX__ZYGOTE_FD; dup2 clears
+             * FD_CLOEXEC so it survives the exec (the sync socket it
+             * replaces there is init's, not the runtime's). */
+            if (dup2(zs[1], SANDBOX__ZYGOTE_FD) < 0)
+                _exit(127);
+            drop_privileges(c);
+            install_seccomp(c);
+            exec_function(c);
+        }
+        if (fn < 0)
+            sandbox__child_die("fork the zygote's runtime");
+        close(zs[1]);
+        close(FD_OUT);
+        close(FD_ERR);
+        /* The runtime says it has initialised with one byte. */
+        char b;
+        ssize_t n;
+        do
+            n = recv(zs[0], &b, 1, 0);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            errno = n < 0 ? errno : EPIPE;
+            sandbox__child_die("start the zygote's runtime");
+        }
     }
     char ready = SANDBOX__PREPARED;
     if (send(FD_SYNC, &ready, 1, MSG_NOSIGNAL) != 1)
         _exit(127);
 
-    /* The function: its paths, limits and environment, and its code as a
-     * detached mount. */
+    /* The function: its paths, limits, command and environment, and its
+     * code as a detached mount. */
     static char spec[SANDBOX__SPEC_MAX];
     union {
         struct cmsghdr h;
@@ -358,6 +400,7 @@ static _Noreturn void zygote_main(sandbox__child_t *c, int listen_fd)
     struct iovec iov = {spec, sizeof spec};
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t n;
     do
         n = recvmsg(FD_SYNC, &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
@@ -377,6 +420,10 @@ static _Noreturn void zygote_main(sandbox__child_t *c, int listen_fd)
     close(code);
     if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
         sandbox__child_die("resize /tmp");
+    /* A function init starts gets the file-size limit of its own /tmp (a
+     * limit can always be lowered); a zygote's runtime keeps the largest. */
+    if (!c->zygote)
+        set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
 
     drop_privileges(c);
     install_seccomp(c);
@@ -384,12 +431,16 @@ static _Noreturn void zygote_main(sandbox__child_t *c, int listen_fd)
     send_ready(listen_fd);
     close(listen_fd);
 
-    const char *env;
-    size_t env_len;
-    strv_span(c->cfg->envp, &env, &env_len);
-    if (send(zs[0], env, env_len, MSG_NOSIGNAL) != (ssize_t)env_len)
-        complain(FD_SYNC, "hand the environment to", "the runtime", errno);
-    close(zs[0]);
+    if (c->zygote) {
+        const char *env;
+        size_t env_len;
+        strv_span(c->cfg->envp, &env, &env_len);
+        if (send(zs[0], env, env_len, MSG_NOSIGNAL) != (ssize_t)env_len)
+            complain(FD_SYNC, "hand the environment to", "the runtime", errno);
+        close(zs[0]);
+    } else {
+        fn = spawn_function(c);
+    }
     init_loop(fn);
 }
 
@@ -447,32 +498,15 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
     /* Step 3: the network: lo up, and the Runtime API listener. */
     int listen_fd = sandbox__child_listen(c->pooled ? SANDBOX_API_PORT : cfg->api_port);
 
-    /* Step 4: the file system. A pooled sandbox builds the part every
-     * sandbox shares now, says so, and waits for the function it becomes:
-     * its code, its limits, its command. Everything so far (the clone, the
-     * cgroup move, the network, most mounts) is off the cold-start path. */
+    /* Step 4: the file system. A pooled sandbox goes on in prepared_main:
+     * it finishes everything but the function and waits for it, so that
+     * the clone, the cgroup move, the network and the mounts are all off
+     * the cold-start path. */
     if (c->pooled) {
         sandbox__child_mounts_base(c);
-        if (c->zygote)
-            zygote_main(c, listen_fd);
-        char ready = SANDBOX__PREPARED;
-        if (send(FD_SYNC, &ready, 1, MSG_NOSIGNAL) != 1)
-            _exit(127);
-        static char spec[SANDBOX__SPEC_MAX];
-        do
-            n = recv(FD_SYNC, spec, sizeof spec, 0);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0)
-            _exit(127); /* the server let the pooled sandbox go */
-        if (sandbox__spec_decode(spec, (size_t)n, c) < 0) {
-            errno = EINVAL;
-            sandbox__child_die("decode the specialisation");
-        }
-        cfg = c->cfg;
-        sandbox__child_mounts_finish(c);
-    } else {
-        sandbox__child_mounts(c);
+        prepared_main(c, listen_fd);
     }
+    sandbox__child_mounts(c);
 
     /* Step 5: our own host name (new UTS namespace). */
     if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
@@ -496,21 +530,7 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
     send_ready(listen_fd);
     close(listen_fd);
 
-    /* Step 10: the function's process. A raw clone, like our own: glibc's
-     * fork would run the server's atfork handlers. */
-    pid_t fn = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (fn == 0)
-        exec_function(c);
-    if (fn < 0) {
-        int st = 127 << 8; /* as if the function exited 127 */
-        complain(FD_ERR, "fork", "the function", errno);
-        ssize_t w = send(FD_SYNC, &st, sizeof st, MSG_NOSIGNAL);
-        (void)w;
-        _exit(0);
-    }
-    /* Only the function may hold the output pipes' write ends, so that
-     * the server sees EOF when the function and its children are gone. */
-    close(FD_OUT);
-    close(FD_ERR);
+    /* Step 10: the function's process. */
+    pid_t fn = spawn_function(c);
     init_loop(fn);
 }

@@ -573,34 +573,31 @@ static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_
     id_random_bytes(rnd, sizeof rnd);
     snprintf(id, sizeof id, "pool-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
              rnd[4], rnd[5]);
-    sandbox__child_t child = {.sys = pool->sys, .pooled = true};
-    sandbox_config_t zcfg;
+    /* A pooled sandbox finishes its root now, so everything a config
+     * carries is known but the code, the command and the environment
+     * (and, for a zygote, the command is its runtime's). */
     char hostname[64];
-    if (kind->name) {
-        /* A zygote finishes its root now, so everything a config would
-         * carry is known but the code and the environment. */
-        snprintf(hostname, sizeof hostname, "mayfly-%.12s", id + 5);
-        zcfg = (sandbox_config_t){
-            .id = id,
-            .code_dir = NULL,
-            .runtime_dir = kind->runtime_dir,
-            .argv = kind->argv,
-            .envp = kind->envp,
-            .hostname = hostname,
-            .memory_mb = POOL_MEMORY_MB,
-            .tmp_mb = POOL_TMP_MB,
-            .max_pids = pool->max_pids,
-            .api_port = SANDBOX_API_PORT,
-        };
-        child.cfg = &zcfg;
-        child.zygote = true;
-        child_for(&child, &zcfg);
-        /* The runtime starts before its function's /tmp size is known, and
-         * its file-size limit cannot be raised later from outside: it gets
-         * the largest /tmp a function may have. The tmpfs's own size still
-         * bounds every write (ENOSPC rather than EFBIG). */
-        child.fsize = (rlim_t)POOL_MAX_TMP_MB << 20;
-    }
+    snprintf(hostname, sizeof hostname, "mayfly-%.12s", id + 5);
+    sandbox_config_t pcfg = {
+        .id = id,
+        .code_dir = NULL,
+        .runtime_dir = kind->runtime_dir,
+        .argv = kind->argv,
+        .envp = kind->envp,
+        .hostname = hostname,
+        .memory_mb = POOL_MEMORY_MB,
+        .tmp_mb = POOL_TMP_MB,
+        .max_pids = pool->max_pids,
+        .api_port = SANDBOX_API_PORT,
+    };
+    sandbox__child_t child = {.sys = pool->sys, .pooled = true, .cfg = &pcfg,
+                              .zygote = kind->name != NULL};
+    child_for(&child, &pcfg);
+    /* Init can only lower its file-size limit when the function comes
+     * (and a zygote's runtime, started now, keeps this one): start at the
+     * largest /tmp a function may have. The tmpfs's own size still bounds
+     * every write. */
+    child.fsize = (rlim_t)POOL_MAX_TMP_MB << 20;
     int r = start_child(pool->sys, &child, id, POOL_MEMORY_MB, pool->max_pids, st, err);
     if (r < 0)
         return r;
@@ -708,15 +705,18 @@ static void strv_free(char **v)
 }
 
 int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned max_pids,
-                              mf_error_t *err)
+                              const char *runtime_dir, mf_error_t *err)
 {
     if (sys->pool)
         return 0;
+    if (sys->userns)
+        count = 0; /* handing out a prepared sandbox needs open_tree: root */
     sandbox__pool_t *pool = xcalloc(1, sizeof *pool);
     pool->sys = sys;
     pool->max_pids = max_pids;
     pool->nkinds = 1;
     pool->kinds[0].target = count;
+    pool->kinds[0].runtime_dir = runtime_dir ? xstrdup(runtime_dir) : NULL;
     pool->kinds[0].ready = xcalloc(count ? count : 1, sizeof(started_t));
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
@@ -824,7 +824,10 @@ static const pool_kind_t *pool_take(sandbox__pool_t *pool, const sandbox_config_
         if (k->count && !strcmp(k->name, cfg->zygote))
             got = k;
     }
-    if (!got && pool->kinds[0].count)
+    /* A generic sandbox has its /var/runtime already: only for the same. */
+    const char *rd = pool->kinds[0].runtime_dir;
+    if (!got && pool->kinds[0].count &&
+        (rd && cfg->runtime_dir ? !strcmp(rd, cfg->runtime_dir) : rd == cfg->runtime_dir))
         got = &pool->kinds[0];
     if (got) {
         *st = got->ready[--got->count];
@@ -1000,7 +1003,7 @@ static int specialise(started_t *st, const pool_kind_t *kind, const sandbox_conf
     if (r == 0)
         r = sandbox__cg_rename(st->cg, cfg->id, err);
     cleanup_close int tree = -1;
-    if (r == 0 && kind->name && (tree = code_tree(cfg->code_dir, err)) < 0)
+    if (r == 0 && (tree = code_tree(cfg->code_dir, err)) < 0)
         r = tree;
     if (r < 0) {
         mf_error_wrap(err, "sandbox");

@@ -83,12 +83,14 @@ typedef struct sandbox_stats {
 int sandbox_system_init(sandbox_system_t **out, mf_error_t *err);
 sandbox_cgroup_version_t sandbox_system_cgroup_version(const sandbox_system_t *sys);
 /* Keeps count sandboxes prepared ahead (cloned, in their cgroup, loopback
- * listening, the shared part of the root built), refilled by a thread of
- * the system's. sandbox_spawn then only does the function's part: its code
- * mount, /tmp, limits, identity and exec. Spawns whose max_pids or
- * api_port differ from the pool's take the direct path. */
+ * listening, the whole root built with runtime_dir at /var/runtime and an
+ * empty /var/task), refilled by a thread of the system's. sandbox_spawn
+ * then only does the function's part: its code (attached with move_mount),
+ * /tmp's size, limits, identity and exec. Spawns whose max_pids, api_port
+ * or runtime_dir differ from the pool's take the direct path. Needs root
+ * (open_tree); a server without it keeps no pool. */
 int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned max_pids,
-                              mf_error_t *err);
+                              const char *runtime_dir, mf_error_t *err);
 /* Adds zygotes of a kind to the pool: sandboxes whose whole root is built
  * (with runtime_dir at /var/runtime and an empty /var/task) and whose
  * runtime is already running, exec'd from argv with envp plus

@@ -488,24 +488,35 @@ static int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
     return v ? sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, col);
 }
 
-/* Batches run inside one transaction: one commit, one sync. */
-static int store__begin(store_t *s, mf_error_t *err)
+/* Records and logs are what happened, not what was promised: losing the
+ * last moments of them to a power cut is acceptable, and an fsync on every
+ * batch would stall the event loop that writes them. So their batches
+ * commit with synchronous=NORMAL (in WAL mode: no sync at commit; the WAL
+ * is synced at checkpoints), while functions (and queued events) keep the
+ * connection's FULL. */
+static int store__begin_batch(store_t *s, mf_error_t *err)
 {
-    return store__exec(s, "BEGIN IMMEDIATE", err);
+    int r = store__exec(s, "PRAGMA synchronous = NORMAL", err);
+    if (r == 0 && (r = store__exec(s, "BEGIN IMMEDIATE", err)) < 0)
+        sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    return r;
 }
 
-static int store__end(store_t *s, int r, mf_error_t *err)
+static int store__end_batch(store_t *s, int r, mf_error_t *err)
 {
-    if (r < 0) {
+    if (r < 0)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return r;
-    }
-    return store__exec(s, "COMMIT", err);
+    else
+        r = store__exec(s, "COMMIT", err);
+    mf_error_t e2 = MF_ERROR_INIT;
+    if (store__exec(s, "PRAGMA synchronous = FULL", &e2) < 0 && r == 0)
+        r = store__exec(s, "PRAGMA synchronous = FULL", err);
+    return r;
 }
 
 int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err)
 {
-    int r = store__begin(s, err);
+    int r = store__begin_batch(s, err);
     if (r < 0)
         return r;
     sqlite3_stmt *st = s->rec_put;
@@ -530,7 +541,7 @@ int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_e
             r = store__sql_fail(s, err, "write an invocation record");
         store__done(st);
     }
-    return store__end(s, r, err);
+    return store__end_batch(s, r, err);
 }
 
 static char *store__dup_column(sqlite3_stmt *st, int col)
@@ -632,7 +643,7 @@ void store_record_list_free(store_record_t *list, size_t count)
 
 int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err)
 {
-    int r = store__begin(s, err);
+    int r = store__begin_batch(s, err);
     if (r < 0)
         return r;
     sqlite3_stmt *st = s->log_put;
@@ -647,7 +658,7 @@ int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_
             r = store__sql_fail(s, err, "write a log line");
         store__done(st);
     }
-    return store__end(s, r, err);
+    return store__end_batch(s, r, err);
 }
 
 int store_logs_list(store_t *s, const char *function, const char *request_id, int64_t since_ms,
