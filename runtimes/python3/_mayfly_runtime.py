@@ -151,9 +151,9 @@ except Exception:  # pragma: no cover - only on an unexpected CPython
 class RuntimeConnection:
     """One persistent HTTP/1.1 connection to the Runtime API.
 
-    Requests are strictly sequential, which is all the Runtime API protocol
-    needs, so there is no pipelining and no connection pool.  When the server
-    closes an idle connection we reconnect once and retry the request."""
+    Requests are sequential but for one pipelined pair (post_and_next), and
+    there is no connection pool.  When the server closes an idle connection
+    we reconnect once and retry the request."""
 
     def __init__(self, address):
         host, sep, port = address.rpartition(":")
@@ -225,6 +225,48 @@ class RuntimeConnection:
             except RuntimeAPIError:
                 self.close()
                 raise
+
+    def post_and_next(self, path, body, next_path):
+        """Posts a result and asks for the next event in one write.
+
+        The Runtime API answers both in order, and the server, seeing the
+        two together, sends the acknowledgement and the next event in one
+        write too: one wake-up per invocation on each side instead of two.
+        Returns (post status, next response or None when the server closed
+        after the first answer), or None when nothing was answered (an
+        idle connection the server had closed): then post the plain way."""
+        if self.sock is None:
+            return None
+        head = b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n" \
+               b"Content-Length: %d\r\n\r\n" % (path, self.host_header, len(body))
+        tail = b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (next_path, self.host_header)
+        try:
+            if len(body) < 65536:
+                self.sock.sendall(head + body + tail)
+            else:
+                self.sock.sendall(head)
+                self.sock.sendall(body)
+                self.sock.sendall(tail)
+            status = self._read_response()[0]
+        except (_EarlyClose, BrokenPipeError, ConnectionResetError):
+            self.close()
+            return None
+        except OSError as e:
+            self.close()
+            raise RuntimeAPIError(f"POST {path.decode()}: {e}") from None
+        except RuntimeAPIError:
+            self.close()
+            raise
+        if self.sock is None:
+            return status, None
+        try:
+            return status, self._read_response()
+        except (_EarlyClose, OSError) as e:
+            self.close()
+            raise RuntimeAPIError(f"GET {next_path.decode()}: {e or 'closed'}") from None
+        except RuntimeAPIError:
+            self.close()
+            raise
 
     def _recv(self):
         data = self.sock.recv(262144)
@@ -664,9 +706,14 @@ def run():
     next_path = (API_PREFIX + "/invocation/next").encode()
     invocation_prefix = (API_PREFIX + "/invocation/").encode()
     environ = os.environ
+    pending = None  # the next event, when it came with the last answer
     while True:
         try:
-            status, headers, body = conn.request(b"GET", next_path)
+            if pending is not None:
+                status, headers, body = pending
+                pending = None
+            else:
+                status, headers, body = conn.request(b"GET", next_path)
         except RuntimeAPIError as e:
             sys.stderr.write(f"mayfly runtime: waiting for the next event failed: {e}\n")
             sys.exit(1)
@@ -705,7 +752,12 @@ def run():
         try:
             if err is None:
                 flush_logs()
-                status, _, reply = conn.request(b"POST", base + b"/response", payload)
+                both = conn.post_and_next(base + b"/response", payload, next_path)
+                if both is not None:
+                    status, pending = both
+                    reply = b""
+                else:
+                    status, _, reply = conn.request(b"POST", base + b"/response", payload)
                 if status >= 300:
                     sys.stderr.write(f"mayfly runtime: response for {request_id} answered "
                                      f"{status}: {reply[:200].decode('utf-8', 'replace')}\n")

@@ -1,10 +1,13 @@
 #include "core/id.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include "core/clock.h"
 
 void id_random_bytes(void *out, unsigned len)
 {
@@ -28,21 +31,44 @@ void id_random_bytes(void *out, unsigned len)
 static __thread unsigned char pool[4096];
 static __thread unsigned pool_left;
 
-void id_uuid4(char out[ID_UUID_LEN + 1])
+/* 16 random bytes from the pool. */
+static void pool_bytes(unsigned char r[16])
 {
-    unsigned char r[16];
-    if (pool_left < sizeof r) {
+    if (pool_left < 16) {
         id_random_bytes(pool, sizeof pool);
         pool_left = sizeof pool;
     }
-    pool_left -= sizeof r;
-    memcpy(r, pool + pool_left, sizeof r);
+    pool_left -= 16;
+    memcpy(r, pool + pool_left, 16);
     /* Used bytes are not left behind for a later reader of the pool. */
-    memset(pool + pool_left, 0, sizeof r);
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    memset(pool + pool_left, 0, 16);
+}
+
+static void format_uuid(const unsigned char r[16], char out[ID_UUID_LEN + 1])
+{
     snprintf(out, ID_UUID_LEN + 1,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
              r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
              r[15]);
+}
+
+void id_uuid4(char out[ID_UUID_LEN + 1])
+{
+    unsigned char r[16];
+    pool_bytes(r);
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    format_uuid(r, out);
+}
+
+void id_uuid7(char out[ID_UUID_LEN + 1])
+{
+    unsigned char r[16];
+    pool_bytes(r);
+    uint64_t ms = (uint64_t)clock_wall_ms();
+    for (int i = 0; i < 6; i++)
+        r[i] = (unsigned char)(ms >> (40 - 8 * i));
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x70);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    format_uuid(r, out);
 }

@@ -347,7 +347,7 @@ int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb d
     }
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
-    id_uuid4(inv->request_id);
+    id_uuid7(inv->request_id);
     snprintf(inv->function, sizeof inv->function, "%s", p->name);
     inv->version = p->fn.version;
     inv->memory_mb = p->fn.memory_mb;

@@ -39,6 +39,7 @@ typedef struct http_conn {
     buf_t out;                 /* answered, not yet handed to the kernel */
     bool out_close;            /* close once out is written */
     bool flush_queued;         /* on the server's flush list */
+    bool hold;                 /* the next answer waits for the one after it */
     struct http_conn *flush_next;
 } http_conn_t;
 
@@ -313,6 +314,11 @@ static void conn_write(http_conn_t *conn, buf_t *head, buf_t *body, bool close_a
         buf_add(&conn->out, body->data, body->len);
         buf_release(body);
     }
+    if (conn->hold && !conn->out_close) {
+        conn->hold = false; /* it goes out with the next answer */
+        return;
+    }
+    conn->hold = false;
     if (!conn->flush_queued) {
         conn->flush_queued = true;
         conn->flush_next = conn->srv->flush_list;
@@ -604,6 +610,15 @@ void http_respond_error(http_request_t *req, int status, const char *code, const
     buf_adds(&b, "}}\n");
     buf_release(&msg);
     http_respond_buf(req, status, "application/json", &b);
+}
+
+bool http_hold_for_next(http_request_t *req)
+{
+    http_conn_t *conn = req->conn;
+    if (!conn || !conn->in.len || !req->keep_alive)
+        return false;
+    conn->hold = true;
+    return true;
 }
 
 void http_stream_begin(http_request_t *req, int status, const char *content_type)

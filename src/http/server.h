@@ -67,6 +67,12 @@ void http_respond_json(http_request_t *req, int status, const json_t *v);
 void http_respond_error(http_request_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* When the client has already sent its next request on this connection,
+ * lets the answer about to be given wait, and go out in one write with the
+ * next answer on the connection: one write and one wake-up for the client
+ * instead of two. Returns false (and changes nothing) otherwise. */
+bool http_hold_for_next(http_request_t *req);
+
 void http_stream_begin(http_request_t *req, int status, const char *content_type);
 void http_stream_write(http_request_t *req, const void *data, size_t len);
 void http_stream_end(http_request_t *req);

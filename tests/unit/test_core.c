@@ -8,6 +8,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -109,6 +110,20 @@ static void test_fs_mkdir_rm_write(void **state)
     assert_int_equal(fs_rm_rf(tmpl, &err), 0);
 }
 
+static void test_uuid7_is_time_ordered(void **state)
+{
+    char a[ID_UUID_LEN + 1], b[ID_UUID_LEN + 1];
+    id_uuid7(a);
+    struct timespec ts = { 0, 2 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    id_uuid7(b);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '7');
+    assert_true(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b');
+    /* Later ids sort after earlier ones, by their time prefix. */
+    assert_true(strcmp(a, b) < 0);
+}
+
 static void test_uuid_shape(void **state)
 {
     char a[ID_UUID_LEN + 1], b[ID_UUID_LEN + 1];
@@ -162,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_error_wrap),
         cmocka_unit_test(test_fs_mkdir_rm_write),
         cmocka_unit_test(test_uuid_shape),
+        cmocka_unit_test(test_uuid7_is_time_ordered),
         cmocka_unit_test(test_map_put_get_remove_grow),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
