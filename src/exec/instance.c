@@ -18,7 +18,10 @@
 static const http_server_config_t runtime_api_config = {
     .max_connections = 16,
     .header_timeout_ms = 30000,
-    .keepalive_timeout_ms = 60000,
+    /* The runtime's connection is idle while its handler runs, which may
+     * be up to the longest timeout (900 s): closing it then would make the
+     * runtime post its result on a new one. */
+    .keepalive_timeout_ms = 1000 * 1000,
     /* The runtime is killed before its API closes: nothing to wait for. */
     .shutdown_grace_ms = 1000,
 };

@@ -52,6 +52,7 @@ struct sandbox__cgsys {
 
 struct sandbox__cg {
     struct sandbox__cgsys *sys;
+    unsigned memory_mb;      /* the limit last written */
     char *id;
     char *path;
     bool created[CTL_COUNT]; /* per hierarchy */
@@ -661,6 +662,7 @@ int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memor
     const hier_t *hp = &cs->hier[cs->ctl[CTL_PIDS]];
     const char *step;
     int r = cg_set_limits(cg, memory_mb, &step);
+    cg->memory_mb = memory_mb;
     if (r == 0)
         r = write_atf(hp->fd, id, step = "pids.max", pids);
 
@@ -811,9 +813,12 @@ void sandbox__cg_destroy(struct sandbox__cg *cg)
 int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_t *err)
 {
     const char *step = "";
+    if (memory_mb == cg->memory_mb)
+        return 0; /* the usual case: a pooled sandbox has the default already */
     int r = cg_set_limits(cg, memory_mb, &step);
     if (r < 0)
         return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, step);
+    cg->memory_mb = memory_mb;
     return 0;
 }
 
