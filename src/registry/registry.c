@@ -237,19 +237,28 @@ static int reg__destination(const json_t *obj, const char *key, char *out, mf_er
 }
 
 /* Fields left out of async keep their value, as at the top level. */
+/* Refuses a field of obj that is not in fields, naming it (with prefix). */
+static int reg__known_fields(const json_t *obj, const char *const *fields, const char *prefix,
+                             mf_error_t *err)
+{
+    const char *k;
+    size_t klen;
+    json_t *val;
+    json_object_keylen_foreach((json_t *)obj, k, klen, val)
+    {
+        if (!reg__in(fields, k, klen))
+            return mf_error_plain(err, EINVAL, "%s%s: unknown field", prefix, SHOW(k));
+    }
+    return 0;
+}
+
 static int reg__async(const json_t *v, fn_async_t *a, mf_error_t *err)
 {
     if (!json_is_object(v))
         return mf_error_plain(err, EINVAL, "async: must be an object");
-    const char *k;
-    size_t klen;
-    json_t *val;
-    json_object_keylen_foreach((json_t *)v, k, klen, val)
-    {
-        if (!reg__in(reg__async_fields, k, klen))
-            return mf_error_plain(err, EINVAL, "async.%s: unknown field", SHOW(k));
-    }
-    int r;
+    int r = reg__known_fields(v, reg__async_fields, "async.", err);
+    if (r < 0)
+        return r;
     if ((r = reg__int(v, "max_retries", &reg__max_retries, &a->max_retries, err)) < 0 ||
         (r = reg__int(v, "max_event_age_s", &reg__max_event_age_s, &a->max_event_age_s, err)) < 0 ||
         (r = reg__destination(v, "on_success", a->on_success, err)) < 0 ||
@@ -448,14 +457,10 @@ static void reg__release_code(registry_t *r, const char *sha)
 static int reg__apply(registry_t *r, const char *name, const json_t *body, bool create, fn_t *f,
                       mf_error_t *err)
 {
-    const char *k;
-    size_t klen;
     json_t *v;
-    json_object_keylen_foreach((json_t *)body, k, klen, v)
-    {
-        if (!reg__in(reg__fields, k, klen))
-            return mf_error_plain(err, EINVAL, "%s: unknown field", SHOW(k));
-    }
+    int known = reg__known_fields(body, reg__fields, "", err);
+    if (known < 0)
+        return known;
 
     if ((v = json_object_get(body, "name"))) {
         const char *s = reg__string(v, FN_NAME_MAX, NULL);

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/codec.h"
@@ -86,25 +88,6 @@ static void make_zip_raw(buf_t *out, const zent_t *ents, size_t n)
         make_zip_raw((out), ents_, sizeof ents_ / sizeof ents_[0]);                                \
     } while (0)
 
-static int setup_dir(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-    char *dir = xasprintf("%s/mayfly-code-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return -1;
-    }
-    *state = dir;
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    fs_rm_rf(*state, &err);
-    free(*state);
-    return 0;
-}
 
 static int count_entries(const char *dir)
 {

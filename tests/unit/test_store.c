@@ -12,30 +12,13 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "core/cleanup.h"
 #include "core/fs.h"
 #include "core/xalloc.h"
 #include "store/store.h"
 
-static int setup_dir(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-    char *dir = xasprintf("%s/mayfly-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return -1;
-    }
-    *state = dir;
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    fs_rm_rf(*state, &err);
-    free(*state);
-    return 0;
-}
 
 static store_t *open_store(const char *dir)
 {
