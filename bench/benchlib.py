@@ -138,15 +138,38 @@ def children(pid):
     return kids
 
 
-def wait_children_at_most(pid, count, timeout):
-    """Waits until the process has at most count children; returns whether
-    it did within timeout seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if len(children(pid)) <= count:
-            return True
+def cpu_busy_ticks(cpus):
+    """Busy clock ticks so far of the given CPUs (/proc/stat)."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, _, rest = line.partition(" ")
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                v = [int(x) for x in rest.split()]
+                # user nice system idle iowait irq softirq steal ...
+                total += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return total
+
+
+def wait_quiet(pid, timeout=3.0, quiet=0.03):
+    """Waits until the server is at rest: its set of children (sandboxes,
+    prepared or in use) unchanged and the CPUs it is pinned to busy for no
+    new clock tick, both for `quiet` seconds. Whatever it does between
+    calls (tearing an instance down, refilling a pool of prepared
+    sandboxes) is then over. Returns (settled, seconds waited)."""
+    cpus = os.sched_getaffinity(pid)
+    start = time.monotonic()
+    state, since = None, start
+    while True:
+        now = time.monotonic()
+        cur = (tuple(sorted(children(pid))), cpu_busy_ticks(cpus))
+        if cur != state:
+            state, since = cur, now
+        elif now - since >= quiet:
+            return True, now - start
+        if now - start >= timeout:
+            return False, now - start
         time.sleep(0.002)
-    return False
 
 
 # ---- cgroups ------------------------------------------------------------

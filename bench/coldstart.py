@@ -3,8 +3,10 @@
 
 For each runtime, N times: create a function (cold-RT-I, the example's
 no-op code), time one invoke from request to the last byte of the answer
-(no instance exists, so it is a cold start), delete the function and wait
-until its instance is gone. The answer's headers break the start down:
+(no instance exists, so it is a cold start) and delete the function. Each
+start waits first until the server is at rest (its sandboxes unchanged and
+its CPU idle for 30 ms): the last start's instance gone, any pool it keeps
+refilled. The answer's headers break the start down:
 X-Mayfly-Sandbox-Ms (sandbox creation), X-Mayfly-Init-Ms (sandbox creation
 plus runtime init, up to the runtime's first poll for work) and
 X-Mayfly-Duration-Ms (the first call itself); what is left of the total is
@@ -55,12 +57,12 @@ def fl(h, name):
         return None
 
 
-def cold_once(api, name, spec, server_pid, settle_children):
+def cold_once(api, name, spec, server_pid):
     """Creates the function, times its first invoke, deletes it."""
     api.put_function(name, spec)
-    # Nothing of an earlier start may still be winding down.
-    benchlib.wait_children_at_most(server_pid, settle_children, 5)
-    time.sleep(0.02)
+    # Nothing of an earlier start may still be winding down (an instance
+    # draining, a pool of prepared sandboxes refilling).
+    settled, waited = benchlib.wait_quiet(server_pid)
     t0 = time.perf_counter_ns()
     st, h, body = api.invoke(name)
     t1 = time.perf_counter_ns()
@@ -75,6 +77,9 @@ def cold_once(api, name, spec, server_pid, settle_children):
         "init_ms": fl(h, "x-mayfly-init-ms"),
         "duration_ms": fl(h, "x-mayfly-duration-ms"),
         "function_error": h.get("x-mayfly-function-error"),
+        "settled": settled,
+        "settle_wait_ms": waited * 1e3,
+        "server_children": len(benchlib.children(server_pid)),
     }
     if st != 200 or sample["function_error"]:
         sample["error"] = "HTTP %d %s: %s" % (st, sample["function_error"] or "",
@@ -109,18 +114,16 @@ def main():
             spec = benchlib.deploy_args(path)
             spec.update({"memory_mb": 128, "timeout_s": 30, "max_concurrency": 1,
                          "code": {"zip_base64": benchlib.zip_folder(path)}})
-            # Whatever the server keeps (a pool of sandboxes, say) once it is
-            # settled: each start waits for the count to come back to this.
-            settle = len(benchlib.children(args.server_pid))
             for i in range(args.warmup):
-                cold_once(api, "cold-%s-w%d" % (rt, i), spec, args.server_pid, settle)
+                cold_once(api, "cold-%s-w%d" % (rt, i), spec, args.server_pid)
                 spawn_once(base_argv)
-            benchlib.wait_children_at_most(args.server_pid, settle, 5)
-            settle = len(benchlib.children(args.server_pid))
-            entry["settled_children"] = settle
+            benchlib.wait_quiet(args.server_pid)
+            # What the server keeps running at rest (a pool of prepared
+            # sandboxes, say): each start finds that much ready.
+            entry["settled_children"] = len(benchlib.children(args.server_pid))
             fails = 0
             for i in range(args.n):
-                s = cold_once(api, "cold-%s-%d" % (rt, i), spec, args.server_pid, settle)
+                s = cold_once(api, "cold-%s-%d" % (rt, i), spec, args.server_pid)
                 if "error" in s:
                     entry["errors"].append(s)
                     fails += 1
@@ -136,10 +139,12 @@ def main():
             entry["errors"].append({"error": "%s: %s" % (type(e).__name__, e)})
             api.close()
         s = entry["samples"]
-        print("cold %-6s %d ok, %d failed; median total %s ms; %s median %s ms" % (
-            rt, len(s), len(entry["errors"]),
-            benchlib.median([x["total_ms"] for x in s]), base_name,
-            benchlib.median(base["samples_ms"])), flush=True)
+        entry["unsettled"] = sum(1 for x in s if not x["settled"])
+        print("cold %-6s %d ok, %d failed, %d started before the server was at rest; "
+              "median total %s ms; %s median %s ms" % (
+                  rt, len(s), len(entry["errors"]), entry["unsettled"],
+                  benchlib.median([x["total_ms"] for x in s]), base_name,
+                  benchlib.median(base["samples_ms"])), flush=True)
 
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

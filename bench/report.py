@@ -128,6 +128,9 @@ def cold_figures(out):
                                                      r["first_error"]))
         if s and entry["errors"] and len(s) >= 0.9 * (len(s) + len(entry["errors"])):
             r["status"] = "ok, but %d starts failed (%s)" % (r["errors"], r["first_error"])
+        if entry.get("unsettled"):
+            r["status"] += "; %d started before the server was at rest (3 s wait)" % (
+                entry["unsettled"])
         res[rt] = r
     bases = {}
     for name, b in ((data or {}).get("baselines") or {}).items():
@@ -250,8 +253,7 @@ def plot(out, rows, cold, bases, png):
     lows = [r["pct"][50] for r in rows if r["pct"].get(50)]
     ymin = 10 ** math.floor(math.log10(min(lows) * 0.5)) if lows else 0.01
     gp = os.path.join(out, "latency.gp")
-    with open(gp, "w") as f:
-        f.write("""set terminal pngcairo size 1500,620 font "sans,10" noenhanced
+    text = """set terminal pngcairo size 1500,620 font "sans,10" noenhanced
 set output "%(png)s"
 set multiplot layout 1,2 margins 0.05,0.98,0.2,0.9 spacing 0.07
 set style data histograms
@@ -273,6 +275,7 @@ set title "Cold start, invoke to response: median of each part (label: median to
 set style histogram rowstacked
 set ylabel "ms"
 set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
 set key top left
 plot "%(cd)s" using 2:xtic(1) title "sandbox creation" lc rgb "#4c72b0", \\
      "" using 3 title "runtime init" lc rgb "#55a868", \\
@@ -281,7 +284,17 @@ plot "%(cd)s" using 2:xtic(1) title "sandbox creation" lc rgb "#4c72b0", \\
      "" using 6 title "baseline: posix_spawn + waitpid" lc rgb "#937860", \\
      "" using 0:8:(sprintf("%%.1f ms", $7)) with labels offset 0,0.8 notitle
 unset multiplot
-""" % {"png": png, "lat": lat, "cd": cd, "ymin": ymin})
+""" % {"png": png, "lat": lat, "cd": cd, "ymin": ymin}
+    # A panel with nothing measured says so instead of failing the plot.
+    empty = 'unset logscale y\nset label 9 "not measured" at graph 0.5,0.5 center\nplot [0:1] [0:1] NaN notitle\n' \
+        'unset label 9\n'
+    for path in (lat, cd):
+        if os.path.getsize(path) == 0:
+            start = text.index('plot "%s"' % path)
+            end = text.index("\n", text.index(" notitle" if path == cd else '"p99"', start))
+            text = text[:start] + empty + text[end + 1:]
+    with open(gp, "w") as f:
+        f.write(text)
     subprocess.run(["gnuplot", gp], check=True)
 
 
