@@ -91,9 +91,10 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 
 
 # A C function is its handler plus runtimes/c, built into the package's
-# `bootstrap` (the `provided` runtime's entry point).
+# `bootstrap` (the `provided` runtime's entry point), linked statically: no
+# dynamic loader work on a cold start.
 examples/%/bootstrap: examples/%/main.c runtimes/c/mayfly_runtime.c runtimes/c/mayfly_runtime.h
-	$(CC) -std=gnu17 -O2 -Wall -Wextra -Werror -Iruntimes/c -o $@ $< runtimes/c/mayfly_runtime.c
+	$(CC) -std=gnu17 -O2 -Wall -Wextra -Werror -static -Iruntimes/c -o $@ $< runtimes/c/mayfly_runtime.c
 
 run: deps all
 	./scripts/run.sh
