@@ -146,7 +146,9 @@ class RuntimeConnection {
     this.port = port;
     this.hostHeader = address;
     this.sock = null;
-    this.pending = null; // { resolve, reject, retry: () => void, got: bool }
+    // Requests sent and not yet answered, oldest first: at most a result and
+    // the poll for the next event, pipelined. { resolve, reject, retry, got }
+    this.queue = [];
     this.resetParser();
   }
 
@@ -184,14 +186,15 @@ class RuntimeConnection {
         attempts++;
         const reused = this.sock !== null;
         if (!reused) this.connect();
-        this.pending = {
+        this.queue.push({
           resolve,
           reject,
           got: false,
           // A reused connection the server closed while idle: nothing was
-          // processed, so sending again on a fresh connection is safe.
-          retry: reused && attempts === 1 ? send : null,
-        };
+          // processed, so sending again on a fresh connection is safe (when
+          // nothing else was in flight on it).
+          retry: reused && attempts === 1 && this.queue.length === 0 ? send : null,
+        });
         const sock = this.sock;
         sock.ref();
         if (body === null || body === undefined) {
@@ -217,34 +220,34 @@ class RuntimeConnection {
       this.finish(Buffer.concat(this.bodyParts, this.bodyLength), false);
       return;
     }
-    const pending = this.pending;
-    this.pending = null;
+    const queue = this.queue;
+    this.queue = [];
     this.resetParser();
-    if (!pending) return;
-    if (!pending.got && pending.retry) {
-      pending.retry();
+    if (!queue.length) return;
+    if (queue.length === 1 && !queue[0].got && queue[0].retry) {
+      queue[0].retry();
       return;
     }
-    pending.reject(err || new Error('the Runtime API closed the connection'));
+    for (const p of queue) p.reject(err || new Error('the Runtime API closed the connection'));
   }
 
   fail(sock, message) {
-    const pending = this.pending;
-    this.pending = null;
+    const queue = this.queue;
+    this.queue = [];
     this.sock = null;
     sock.destroy();
     this.resetParser();
-    if (pending) pending.reject(new Error(message));
+    for (const p of queue) p.reject(new Error(message));
   }
 
   onData(sock, data) {
-    if (sock !== this.sock || !this.pending) {
+    if (sock !== this.sock || !this.queue.length) {
       // Bytes nobody asked for: the connection's state is unknowable.
       sock.destroy();
       if (sock === this.sock) this.sock = null;
       return;
     }
-    this.pending.got = true;
+    this.queue[0].got = true;
     if (this.head === null) {
       this.chunks.push(data);
       this.length += data.length;
@@ -316,11 +319,10 @@ class RuntimeConnection {
       }
       if (this.bodyLength < this.need) return;
       const all = this.bodyParts.length === 1 ? this.bodyParts[0] : Buffer.concat(this.bodyParts, this.bodyLength);
-      if (all.length > this.need) {
-        this.fail(sock, 'the Runtime API sent more than it announced');
-        return;
-      }
-      this.finish(all, this.head.keep);
+      // Bytes past this body begin the answer to the next, pipelined request.
+      const rest = all.subarray(this.need);
+      this.finish(all.subarray(0, this.need), this.head.keep);
+      if (rest.length) this.onData(sock, rest);
     } else if (this.need === -2) {
       this.bodyParts.push(data);
       this.bodyLength += data.length;
@@ -345,11 +347,9 @@ class RuntimeConnection {
         buf = buf.subarray(eol + 2);
         if (st.trailer) {
           if (line === '') {
-            if (buf.length) {
-              this.fail(sock, 'the Runtime API sent bytes after the response');
-              return;
-            }
             this.finish(Buffer.concat(this.bodyParts, this.bodyLength), this.head.keep);
+            // Bytes past the trailers begin the next pipelined answer.
+            if (buf.length) this.onData(sock, buf);
             return;
           }
           continue;
@@ -389,18 +389,24 @@ class RuntimeConnection {
   }
 
   finish(body, keep) {
-    const pending = this.pending;
+    const pending = this.queue.shift();
     const head = this.head;
-    this.pending = null;
     this.resetParser();
+    let dropped = [];
     if (this.sock) {
-      if (keep) this.sock.unref();
-      else {
+      if (keep) {
+        if (!this.queue.length) this.sock.unref();
+      } else {
         this.sock.destroy();
         this.sock = null;
+        // Requests pipelined behind this answer will get none on this
+        // connection; their callers start over on a new one.
+        dropped = this.queue;
+        this.queue = [];
       }
     }
     pending.resolve({ status: head.status, headers: head.headers, body });
+    for (const p of dropped) p.reject(new Error('the Runtime API closed the connection'));
   }
 }
 
@@ -612,7 +618,7 @@ class Invocation {
     }
     if (body === undefined) body = 'null'; // a function or a symbol
     this.finished = true;
-    this.post(`${this.base}/response`, body, '');
+    this.post(`${this.base}/response`, body, '', true);
   }
 
   fail(err) {
@@ -633,26 +639,41 @@ class Invocation {
     this.post(`${this.base}/error`, body, `Lambda-Runtime-Function-Error-Type: ${headerSafe(report.errorType)}\r\n`);
   }
 
-  post(urlPath, body, headers) {
-    conn.request('POST', urlPath, body, headers).then((res) => {
+  // A result is sent with the poll for the next event right behind it, in
+  // one write: the server can then answer both in one write too. An error
+  // report goes alone.
+  post(urlPath, body, headers, pipelineNext) {
+    const posted = conn.request('POST', urlPath, body, headers);
+    let polled = null;
+    if (pipelineNext) {
+      polled = conn.request('GET', NEXT_PATH, null, '');
+      polled.catch(() => {}); // handled below, once the result is answered
+    }
+    posted.then((res) => {
       if (res.status >= 300) {
         process.stderr.write(`mayfly runtime: ${urlPath} answered ${res.status}: ${res.body.toString('utf8', 0, 200)}\n`);
       }
       if (current === this) current = null;
       if (crashed) process.exit(1);
-      next();
+      if (polled) polled.then(startInvocation, () => next());
+      else next();
     }, (err) => fatal(`reporting ${this.id} failed: ${err.message}`));
   }
 }
 
+const NEXT_PATH = `${API_PREFIX}/invocation/next`;
+
+function startInvocation(res) {
+  if (res.status !== 200) {
+    fatal(`next event: HTTP ${res.status}: ${res.body.toString('utf8', 0, 200)}`);
+  }
+  current = new Invocation(res.headers, res.body);
+  current.run();
+}
+
 function next() {
-  conn.request('GET', `${API_PREFIX}/invocation/next`, null, '').then((res) => {
-    if (res.status !== 200) {
-      fatal(`next event: HTTP ${res.status}: ${res.body.toString('utf8', 0, 200)}`);
-    }
-    current = new Invocation(res.headers, res.body);
-    current.run();
-  }, (err) => fatal(`waiting for the next event failed: ${err.message}`));
+  conn.request('GET', NEXT_PATH, null, '').then(startInvocation,
+    (err) => fatal(`waiting for the next event failed: ${err.message}`));
 }
 
 // The event loop has nothing left to do while an invocation is open: the
