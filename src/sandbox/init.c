@@ -349,6 +349,9 @@ static void strv_span(char *const *v, const char **start, size_t *len)
 static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
 {
     const sandbox_config_t *cfg = c->cfg;
+    /* A fork of the server: hide its command line before anything runs
+     * beside us (a zygote's runtime reads /proc like any process). */
+    proctitle_set("mayfly-init");
     sandbox__child_mounts_finish(c);
     if (sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
         sandbox__child_die("sethostname");
@@ -427,7 +430,6 @@ static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
 
     drop_privileges(c);
     install_seccomp(c);
-    proctitle_set("mayfly-init");
     send_ready(listen_fd);
     close(listen_fd);
 

@@ -33,6 +33,7 @@ def handler(event, context):
         "uid": os.getuid(),
         "hostname": socket.gethostname(),
         "cwd": os.getcwd(),
+        "init_cmdline": open("/proc/1/cmdline", "rb").read().decode(errors="replace"),
         "module_file": __file__,
     }
 """
@@ -86,6 +87,8 @@ def test_a_python_zygote_becomes_the_function_with_its_settings(server):
     assert got["cwd"] == "/var/task"
     assert not got["task_writable"]
     assert got["uid"] == 65534
+    # Its init is a fork of the server: not a word of the server's flags.
+    assert "--listen" not in got["init_cmdline"] and "server" not in got["init_cmdline"]
 
 
 def test_a_zygote_is_not_used_when_the_env_changes_how_python_starts(server):
