@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "sandbox/internal.h"
 #include "sandbox/sandbox.h"
 
 extern char **environ;
@@ -730,9 +731,66 @@ static void test_spawn_timing(void **state)
                   (double)total[N / 2] / (double)plain[N / 2]);
 }
 
+/* The message that turns a pooled sandbox into a function's, decoded in
+ * the sandbox's child without allocating: a round trip keeps every field,
+ * and a message cut short or padded with garbage is refused. */
+static void test_specialisation_round_trip_and_bad_messages(void **state)
+{
+    char *argv[] = {"/var/task/bootstrap", "--flag", NULL};
+    char *envp[] = {"A=1", "_HANDLER=app.handler", "EMPTY=", NULL};
+    sandbox_config_t cfg = {
+        .id = "abc", .code_dir = "/data/code/x", .runtime_dir = "/opt/runtimes", .argv = argv,
+        .envp = envp, .hostname = "mayfly-abc", .memory_mb = 256, .tmp_mb = 32, .max_pids = 64,
+        .api_port = SANDBOX_API_PORT,
+    };
+    sandbox__child_t in = {0};
+    snprintf(in.tmp_opts, sizeof in.tmp_opts, "size=32m,mode=1777");
+    snprintf(in.hosts, sizeof in.hosts, "127.0.0.1\tlocalhost mayfly-abc\n");
+    in.fsize = (rlim_t)32 << 20;
+    buf_t msg = BUF_INIT;
+    sandbox__spec_encode(&msg, &cfg, &in);
+
+    sandbox__child_t out = {0};
+    char *copy = malloc(msg.len);
+    memcpy(copy, msg.data, msg.len);
+    assert_int_equal(sandbox__spec_decode(copy, msg.len, &out), 0);
+    assert_string_equal(out.cfg->hostname, "mayfly-abc");
+    assert_string_equal(out.cfg->code_dir, "/data/code/x");
+    assert_string_equal(out.cfg->runtime_dir, "/opt/runtimes");
+    assert_string_equal(out.cfg->argv[0], "/var/task/bootstrap");
+    assert_string_equal(out.cfg->argv[1], "--flag");
+    assert_null(out.cfg->argv[2]);
+    assert_string_equal(out.cfg->envp[2], "EMPTY=");
+    assert_null(out.cfg->envp[3]);
+    assert_string_equal(out.tmp_opts, "size=32m,mode=1777");
+    assert_string_equal(out.hosts, in.hosts);
+    assert_int_equal(out.fsize, in.fsize);
+
+    /* Every truncation of the message is refused, never read past. */
+    for (size_t cut = 0; cut < msg.len; cut++) {
+        char *part = malloc(cut ? cut : 1);
+        memcpy(part, msg.data, cut);
+        sandbox__child_t bad = {0};
+        assert_int_equal(sandbox__spec_decode(part, cut, &bad), -EINVAL);
+        free(part);
+    }
+    /* A count that is not a number, or past the bound, is refused. */
+    buf_t forged = BUF_INIT;
+    buf_add(&forged, "h\0/c\0\0size=1m\0hosts\0" "1\0" "x1\0/a\0" "0\0", 30);
+    sandbox__child_t bad = {0};
+    assert_int_equal(sandbox__spec_decode(forged.data, forged.len, &bad), -EINVAL);
+    buf_reset(&forged);
+    buf_add(&forged, "h\0/c\0\0size=1m\0hosts\0" "1\0" "99999\0", 29);
+    assert_int_equal(sandbox__spec_decode(forged.data, forged.len, &bad), -EINVAL);
+    buf_release(&forged);
+    free(copy);
+    buf_release(&msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_specialisation_round_trip_and_bad_messages),
         cmocka_unit_test(test_identity_and_namespaces),
         cmocka_unit_test(test_filesystem_is_read_only_but_tmp),
         cmocka_unit_test(test_tmp_is_size_limited),
