@@ -62,27 +62,33 @@ deps:
 
 bin/mayfly: $(REL_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(RELEASE_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK $@"
+	@$(CC) $(RELEASE_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/asan/mayfly: $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK $@"
+	@$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/rel/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(RELEASE_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC   $@"
+	@$(CC) $(CFLAGS_COMMON) $(RELEASE_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC   $@"
+	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -MMD -MP -c -o $@ $<
 
 build/asan/tests/test_%: tests/unit/test_%.c $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  LINK $@"
+	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(LDLIBS) -lcmocka
 
 build/asan/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK $@"
+	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(@D)
