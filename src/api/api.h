@@ -13,6 +13,7 @@ struct obs_records;
 struct obs_logs;
 
 typedef struct api_ctx {
+    uv_loop_t *loop;
     registry_t *registry;
     store_t *store;
     struct exec *exec;

@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "core/json.h"
+#include "core/xalloc.h"
 #include "exec/exec.h"
 
 /* Every handler below takes the function's name from the path. */
@@ -12,19 +13,36 @@ static const char *fn_name(const http_request_t *req)
     return req->params[0];
 }
 
-static void handle_put(http_request_t *req, api_ctx_t *ctx)
+/* A create or update: the body is parsed and its package unpacked on
+ * libuv's thread pool (up to 50 MiB of zip and 250 MiB unpacked would
+ * otherwise stop every call for as long), then put on the loop thread. */
+typedef struct put_job {
+    uv_work_t work;
+    http_request_t *req;
+    api_ctx_t *ctx;
+    registry_upload_t up;
+} put_job_t;
+
+static void put_work(uv_work_t *w)
 {
-    json_error_t jerr;
-    cleanup_json json_t *body = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body) {
-        http_respond_error(req, 400, "bad_request", "body: invalid JSON at line %d column %d: %s",
-                           jerr.line, jerr.column, jerr.text);
-        return;
-    }
+    put_job_t *job = w->data;
+    /* The request stays alive until it is answered, and the loop does not
+     * touch its body meanwhile. */
+    registry_prepare_upload(job->ctx->registry, job->req->body.data, job->req->body.len,
+                            &job->up);
+}
+
+static void put_done(uv_work_t *w, int status)
+{
+    put_job_t *job = w->data;
+    http_request_t *req = job->req;
+    api_ctx_t *ctx = job->ctx;
     fn_t fn;
     bool created = false;
     mf_error_t err = MF_ERROR_INIT;
-    int r = registry_put(ctx->registry, fn_name(req), body, &fn, &created, &err);
+    int r = registry_put_prepared(ctx->registry, fn_name(req), &job->up, &fn, &created, &err);
+    registry_upload_release(&job->up);
+    free(job);
     if (r < 0) {
         api_respond_failure(req, r, &err);
         return;
@@ -34,6 +52,25 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
     cleanup_json json_t *out = fn_to_json(&fn);
     fn_clear(&fn);
     http_respond_json(req, created ? 201 : 200, out);
+}
+
+static void handle_put(http_request_t *req, api_ctx_t *ctx)
+{
+    if (!registry_valid_name(fn_name(req))) {
+        http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
+        return;
+    }
+    put_job_t *job = xcalloc(1, sizeof *job);
+    job->req = req;
+    job->ctx = ctx;
+    job->work.data = job;
+    registry_upload_begin(ctx->registry);
+    int r = uv_queue_work(ctx->loop, &job->work, put_work, put_done);
+    if (r < 0) {
+        /* Cannot happen with a valid loop; do it here rather than fail. */
+        put_work(&job->work);
+        put_done(&job->work, 0);
+    }
 }
 
 static void handle_get(http_request_t *req, api_ctx_t *ctx)

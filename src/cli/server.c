@@ -417,7 +417,8 @@ int cmd_server(int argc, char **argv)
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
 
-    api_ctx_t api = { .registry = registry,
+    api_ctx_t api = { .loop = st.loop,
+                      .registry = registry,
                       .store = store,
                       .exec = st.exec,
                       .records = records,

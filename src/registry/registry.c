@@ -32,6 +32,9 @@ struct registry {
     code_limits_t limits;
     bool (*code_in_use)(void *ud, const char *sha);
     void *code_in_use_ud;
+    unsigned uploads;       /* prepared off the loop, not yet put */
+    char **deferred;        /* packages to look at again when they end */
+    size_t ndeferred;
 };
 
 typedef struct reg_range {
@@ -419,6 +422,9 @@ void registry_close(registry_t *r)
 {
     if (!r)
         return;
+    for (size_t i = 0; i < r->ndeferred; i++)
+        free(r->deferred[i]);
+    free(r->deferred);
     free(r->code_root);
     free(r);
 }
@@ -441,6 +447,11 @@ static void reg__release_code(registry_t *r, const char *sha)
      * removed when the last such instance stops (registry_code_released). */
     if (r->code_in_use && r->code_in_use(r->code_in_use_ud, sha))
         return;
+    if (r->uploads) {
+        r->deferred = xrealloc(r->deferred, (r->ndeferred + 1) * sizeof *r->deferred);
+        r->deferred[r->ndeferred++] = xstrdup(sha);
+        return;
+    }
     mf_error_t err = MF_ERROR_INIT;
     int64_t refs = 0;
     if (store_code_refs(r->store, sha, &refs, &err) < 0) {
@@ -455,7 +466,7 @@ static void reg__release_code(registry_t *r, const char *sha)
  * Every field is checked before the package is touched, so a bad field
  * never leaves an unpacked package behind. */
 static int reg__apply(registry_t *r, const char *name, const json_t *body, bool create, fn_t *f,
-                      mf_error_t *err)
+                      const registry_upload_t *pre, mf_error_t *err)
 {
     json_t *v;
     int known = reg__known_fields(body, reg__fields, "", err);
@@ -522,6 +533,18 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
             return mf_error_plain(err, EINVAL, "code: required when creating a function");
         return 0;
     }
+    if (pre) {
+        /* Unpacked already, off the loop; its failure comes after the
+         * fields', as in a put done in one go. */
+        if (pre->rc < 0) {
+            if (err)
+                *err = pre->err;
+            return pre->rc;
+        }
+        memcpy(f->code_sha256, pre->code_sha256, sizeof f->code_sha256);
+        f->code_size = pre->code_size;
+        return 0;
+    }
     cleanup_buf buf_t zip = BUF_INIT;
     if ((rc = reg__code(r, v, &zip, err)) < 0)
         return rc;
@@ -529,8 +552,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
                         err);
 }
 
-int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out, bool *created,
-                 mf_error_t *err)
+static int reg__put(registry_t *r, const char *name, const json_t *body,
+                    const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err)
 {
     int rc = reg__check_name(name, err);
     if (rc < 0)
@@ -552,7 +575,7 @@ int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
     char old_sha[sizeof f.code_sha256];
     memcpy(old_sha, f.code_sha256, sizeof old_sha);
 
-    if ((rc = reg__apply(r, name, body, create, &f, err)) < 0)
+    if ((rc = reg__apply(r, name, body, create, &f, pre, err)) < 0)
         goto fail;
 
     /* Every successful put to an existing function is a new version, even
@@ -598,6 +621,74 @@ fail:
 out:
     store_function_clear(&cur);
     return rc;
+}
+
+int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out, bool *created,
+                 mf_error_t *err)
+{
+    return reg__put(r, name, body, NULL, out, created, err);
+}
+
+void registry_upload_begin(registry_t *r)
+{
+    r->uploads++;
+}
+
+void registry_prepare_upload(registry_t *r, const char *data, size_t len, registry_upload_t *up)
+{
+    memset(up, 0, sizeof *up);
+    json_error_t jerr;
+    up->body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!up->body) {
+        up->body_failed = true;
+        up->rc = mf_error_plain(&up->err, EINVAL, "body: invalid JSON at line %d column %d: %s",
+                                jerr.line, jerr.column, jerr.text);
+        return;
+    }
+    const json_t *code = json_is_object(up->body) ? json_object_get(up->body, "code") : NULL;
+    if (!code)
+        return; /* the rest is checked by registry_put_prepared */
+    cleanup_buf buf_t zip = BUF_INIT;
+    up->rc = reg__code(r, code, &zip, &up->err);
+    if (up->rc == 0)
+        up->rc = code_install(r->code_root, zip.data, zip.len, &r->limits, up->code_sha256,
+                              &up->code_size, &up->err);
+    up->has_code = up->rc == 0;
+}
+
+int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up, fn_t *out,
+                          bool *created, mf_error_t *err)
+{
+    int rc;
+    if (up->body_failed) {
+        if (err)
+            *err = up->err;
+        rc = up->rc;
+    } else {
+        rc = reg__put(r, name, up->body, up, out, created, err);
+    }
+    r->uploads--;
+    /* A package unpacked for a put that failed belongs to no one. */
+    if (rc < 0 && up->has_code)
+        reg__release_code(r, up->code_sha256);
+    if (!r->uploads) {
+        char **deferred = r->deferred;
+        size_t n = r->ndeferred;
+        r->deferred = NULL;
+        r->ndeferred = 0;
+        for (size_t i = 0; i < n; i++) {
+            reg__release_code(r, deferred[i]);
+            free(deferred[i]);
+        }
+        free(deferred);
+    }
+    return rc;
+}
+
+void registry_upload_release(registry_upload_t *up)
+{
+    json_decref(up->body);
+    up->body = NULL;
 }
 
 int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err)

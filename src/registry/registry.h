@@ -61,6 +61,29 @@ bool registry_valid_name(const char *name);
  * fields are rejected. *created tells which happened. */
 int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
                  bool *created, mf_error_t *err);
+/* A put split in two, so the slow part (parsing a body of up to about
+ * 67 MiB, base64, SHA-256, unzipping up to 250 MiB) runs off the event
+ * loop: registry_upload_begin on the loop thread, registry_prepare_upload
+ * on any thread, then registry_put_prepared on the loop thread. Answers
+ * and errors are registry_put's. While an upload is in flight, packages
+ * no function uses any more stay (the upload may have found one in place)
+ * until the last upload ends. */
+typedef struct registry_upload {
+    json_t *body;             /* the parsed body, or NULL */
+    bool has_code;            /* the package below is unpacked */
+    char code_sha256[65];
+    int64_t code_size;
+    int rc;                   /* the body's or the package's failure, or 0 */
+    bool body_failed;         /* rc is about the body as a whole */
+    mf_error_t err;
+} registry_upload_t;
+
+void registry_upload_begin(registry_t *r);
+void registry_prepare_upload(registry_t *r, const char *data, size_t len, registry_upload_t *up);
+int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up, fn_t *out,
+                          bool *created, mf_error_t *err);
+void registry_upload_release(registry_upload_t *up);
+
 int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err);
 /* Fills *out with a newly allocated array; free with fn_list_free. */
 int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err);
