@@ -47,9 +47,22 @@ static void metrics_setup(exec_t *ex)
                                     kind, NULL, 0);
 }
 
-static void collect_pool(void *ud)
+/* Gauges that mirror state the scheduler keeps anyway: read when /metrics
+ * is asked for, not updated on every call. */
+static void collect_gauges(void *ud)
 {
     exec_t *ex = ud;
+    static const char *const states[] = { "starting", "idle", "busy", "stopping" };
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
+        exec_pool_t *p = value;
+        unsigned counts[] = { p->n_starting, p->n_idle, p->n_busy, p->n_stopping };
+        for (int i = 0; i < 4; i++) {
+            const char *labels[] = { p->name, states[i] };
+            metrics_set(ex->m_instances, labels, counts[i]);
+        }
+    }
     static const char *const kinds[] = { "generic", "python3", "nodejs" };
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         const char *labels[] = { kinds[i] };
@@ -95,7 +108,7 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     http_router_init(&ex->runtime_router);
     exec__runtime_api_routes(&ex->runtime_router);
     metrics_setup(ex);
-    metrics_add_collector(collect_pool, ex);
+    metrics_add_collector(collect_gauges, ex);
     registry_set_code_guard(registry, code_in_use, ex);
     return ex;
 }
@@ -130,16 +143,6 @@ static void pool_maybe_free(exec_pool_t *p)
 {
     if (p->removed && !p->instances && !p->queue_head)
         pool_free(p);
-}
-
-void exec__instance_counts_changed(exec_pool_t *p)
-{
-    static const char *const states[] = { "starting", "idle", "busy", "stopping" };
-    unsigned counts[] = { p->n_starting, p->n_idle, p->n_busy, p->n_stopping };
-    for (int i = 0; i < 4; i++) {
-        const char *labels[] = { p->name, states[i] };
-        metrics_set(p->ex->m_instances, labels, counts[i]);
-    }
 }
 
 void exec__instance_freed(exec_t *ex, exec_pool_t *p)
@@ -270,8 +273,10 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
         sandbox_stats_t st;
         if (sandbox_stats(&inst->sb, SANDBOX_STAT_MEMORY | SANDBOX_STAT_CPU, &st) == 0) {
             inv->max_rss_kb = st.memory_peak_bytes / 1024;
-            if (st.cpu_ns >= inst->cpu_ns_at_delivery)
-                inv->cpu_ms = (st.cpu_ns - inst->cpu_ns_at_delivery) / 1000000;
+            /* CPU since the reading the last call ended with (an idle
+             * runtime uses next to none). */
+            if (st.cpu_ns >= inst->cpu_ns_last)
+                inv->cpu_ms = (st.cpu_ns - inst->cpu_ns_last) / 1000000;
             inst->cpu_ns_last = st.cpu_ns;
         }
     }
@@ -429,18 +434,6 @@ void exec_function_removed(exec_t *ex, const char *name)
                        "Function not found: %s was deleted", name);
     drain_old(p);
     pool_maybe_free(p);
-}
-
-int exec_pool_stats(exec_t *ex, const char *name, exec_pool_stats_t *out)
-{
-    exec_pool_t *p = map_get(&ex->pools, name);
-    if (!p)
-        return -ENOENT;
-    out->starting = p->n_starting;
-    out->idle = p->n_idle;
-    out->busy = p->n_busy;
-    out->queued = p->n_queued;
-    return 0;
 }
 
 /* ---- shutdown ------------------------------------------------------------ */

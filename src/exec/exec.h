@@ -108,12 +108,6 @@ void exec_function_changed(exec_t *ex, const fn_t *fn);
 /* A function was deleted: its instances stop once idle; queued calls fail. */
 void exec_function_removed(exec_t *ex, const char *name);
 
-/* Counts for metrics and tests. */
-typedef struct exec_pool_stats {
-    unsigned starting, idle, busy, queued;
-} exec_pool_stats_t;
-int exec_pool_stats(exec_t *ex, const char *name, exec_pool_stats_t *out);
-
 /* Stops every instance (their processes, mounts and cgroups go with them)
  * and calls done(ud) once all are gone. Queued invocations fail. */
 void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud);

@@ -37,9 +37,7 @@ typedef struct exec_instance {
     double init_ms;
     bool initialized;            /* the runtime has asked for work once */
     bool reaped;
-    bool timed_out;
     int open_handles;
-    uint64_t cpu_ns_at_delivery;
     uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last reading */
     bool cpu_known;
     struct exec_instance *next_idle;
@@ -84,7 +82,6 @@ void exec__code_release(exec_t *ex, const char *sha);
 void exec__pool_pump(exec_pool_t *p);
 /* Puts an invocation back at the head of its pool's queue. */
 void exec__requeue(exec_pool_t *p, invocation_t *inv);
-void exec__instance_counts_changed(exec_pool_t *p);
 void exec__instance_freed(exec_t *ex, exec_pool_t *p);
 /* Ends the instance's invocation with an outcome, records it and calls its
  * done callback. error_type NULL means success; result's memory is taken. */
@@ -99,6 +96,8 @@ void exec__instance_deliver(exec_instance_t *inst);
  * version is old or the pool is going). */
 void exec__instance_idle(exec_instance_t *inst);
 void exec__instance_stop(exec_instance_t *inst);
+/* Takes an instance off its pool's idle stack (if it is there). */
+void exec__idle_stack_remove(exec_instance_t *inst);
 void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state);
 
 /* runtime_api.c */

@@ -50,10 +50,9 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
     (*state_counter(p, inst->state))--;
     (*state_counter(p, state))++;
     inst->state = state;
-    exec__instance_counts_changed(p);
 }
 
-static void idle_stack_remove(exec_instance_t *inst)
+void exec__idle_stack_remove(exec_instance_t *inst)
 {
     for (exec_instance_t **pp = &inst->pool->idle; *pp; pp = &(*pp)->next_idle) {
         if (*pp == inst) {
@@ -268,7 +267,6 @@ static void instance_free(exec_instance_t *inst)
     sandbox_destroy(&inst->sb);
     exec__code_release(ex, inst->code_sha);
     (*state_counter(p, inst->state))--;
-    exec__instance_counts_changed(p);
     if (inst->prev)
         inst->prev->next = inst->next;
     else
@@ -370,7 +368,7 @@ void exec__instance_stop(exec_instance_t *inst)
         return;
     }
     if (inst->state == INST_IDLE)
-        idle_stack_remove(inst);
+        exec__idle_stack_remove(inst);
     exec__instance_set_state(inst, INST_STOPPING);
     uv_timer_stop(&inst->timer);
     uv_close((uv_handle_t *)&inst->timer, on_handle_closed);
@@ -397,7 +395,6 @@ static void on_deadline(uv_timer_t *t)
     exec_instance_t *inst = t->data;
     if (!inst->inv)
         return;
-    inst->timed_out = true;
     char msg[64];
     snprintf(msg, sizeof msg, "Task timed out after %.2f seconds",
              (double)inst->pool->fn.timeout_s);
@@ -448,7 +445,6 @@ void exec__instance_deliver(exec_instance_t *inst)
         inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
         inst->cpu_known = true;
     }
-    inst->cpu_ns_at_delivery = inst->cpu_ns_last;
     if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
         inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;
@@ -562,7 +558,6 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
         p->instances->prev = inst;
     p->instances = inst;
     ex->n_instances++;
-    exec__instance_counts_changed(p);
     *out = inst;
     return 0;
 }

@@ -37,13 +37,7 @@ static void on_next_aborted(http_request_t *req)
     inst->next_req = NULL;
     /* Its runtime stopped waiting: it cannot take work until it asks again. */
     if (inst->state == INST_IDLE) {
-        for (exec_instance_t **pp = &inst->pool->idle; *pp; pp = &(*pp)->next_idle) {
-            if (*pp == inst) {
-                *pp = inst->next_idle;
-                inst->next_idle = NULL;
-                break;
-            }
-        }
+        exec__idle_stack_remove(inst);
         exec__instance_set_state(inst, INST_BUSY);
     }
     http_respond(req, 410, NULL, NULL, 0);

@@ -58,7 +58,6 @@ struct http_server {
     bool metrics;
     bool shutting_down;
     bool listener_closed;
-    bool grace_closed;
     int closing_handles;
     void (*done)(void *);
     void *done_ud;
@@ -825,7 +824,6 @@ static void on_grace_closed(uv_handle_t *h)
     http_server_t *srv = h->data;
     if (--srv->closing_handles > 0)
         return;
-    srv->grace_closed = true;
     if (srv->done) {
         void (*done)(void *) = srv->done;
         srv->done = NULL;

@@ -516,3 +516,12 @@ def test_a_large_deploy_does_not_stall_calls(server):
     # the whole parse, decode, hash and unzip.
     assert max(gaps) < 0.15, (f"a health check waited {max(gaps):.3f} s during a deploy "
                               f"that took {took:.3f} s")
+
+
+def test_a_node_esm_handler_runs(shared_server):
+    """The README says nodejs handlers may be ES modules (.mjs)."""
+    name = unique("esm")
+    deploy(shared_server, name,
+           {"index.mjs": "export const handler = async (event) => ({ esm: true, got: event });\n"},
+           runtime="nodejs", handler="index.handler")
+    assert invoke_ok(shared_server, name, {"n": 1}).json() == {"esm": True, "got": {"n": 1}}

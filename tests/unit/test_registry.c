@@ -44,7 +44,11 @@ static void make_zip(buf_t *out, const char *const *files)
     for (size_t i = 0; files[i]; i += 2) {
         zip_source_t *fs = zip_source_buffer(za, files[i + 1], strlen(files[i + 1]), 0);
         assert_non_null(fs);
-        assert_true(zip_file_add(za, files[i], fs, ZIP_FL_ENC_UTF_8) >= 0);
+        zip_int64_t idx = zip_file_add(za, files[i], fs, ZIP_FL_ENC_UTF_8);
+        assert_true(idx >= 0);
+        /* A fixed time: the same files must make the same bytes (and so
+         * the same package digest) whenever the zip is built. */
+        assert_int_equal(zip_file_set_mtime(za, (zip_uint64_t)idx, 1700000000, 0), 0);
     }
     assert_int_equal(zip_close(za), 0);
     zip_stat_t st;
