@@ -19,13 +19,14 @@ static const struct {
     { "logs", cmd_logs, "print a function's log lines, or follow them" },
     { "invocations", cmd_invocations, "list a function's invocation records" },
     { "invocation", cmd_invocation, "show one invocation record" },
+    { "dead-letters", cmd_dead_letters, "list a function's failed async events, or redrive one" },
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: mayfly COMMAND [ARGS]...\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'mayfly COMMAND --help' for a command's options.\n"
                  "The CLI talks to MAYFLY_URL (default http://127.0.0.1:8700), with\n"
                  "MAYFLY_TOKEN as bearer token when set.\n");

@@ -46,6 +46,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__invoke_register(router, ctx);
     api__invocations_register(router, ctx);
     api__logs_register(router, ctx);
+    api__async_register(router, ctx);
 }
 
 void api_release(void)
@@ -73,6 +74,9 @@ void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
         return;
     case -EFBIG:
         http_respond_error(req, 413, "payload_too_large", "%s", msg);
+        return;
+    case -ESHUTDOWN:
+        http_respond_error(req, 503, "unavailable", "%s", msg);
         return;
     default:
         log_error("api", "%s %s: %s", http_method_str(req->method), req->path, msg);

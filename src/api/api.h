@@ -9,6 +9,7 @@
 #include "registry/registry.h"
 
 struct exec;
+struct async;
 struct obs_records;
 struct obs_logs;
 
@@ -17,6 +18,7 @@ typedef struct api_ctx {
     registry_t *registry;
     store_t *store;
     struct exec *exec;
+    struct async *async;
     struct obs_records *records;
     struct obs_logs *logs;
     code_limits_t code_limits;
@@ -28,7 +30,8 @@ void api_register(http_router_t *router, api_ctx_t *ctx);
 void api_release(void);
 
 /* Answers a request with the error a lower layer returned (r < 0):
- * -EINVAL 400, -ENOENT 404, -EEXIST/-EBUSY 409, -EFBIG 413, else 500. */
+ * -EINVAL 400, -ENOENT 404, -EEXIST/-EBUSY 409, -EFBIG 413, -ESHUTDOWN 503,
+ * else 500. */
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err);
 
 /* Route handlers, by file. */
@@ -38,6 +41,9 @@ void api__system_register(http_router_t *router, api_ctx_t *ctx);
 void api__invoke_register(http_router_t *router, api_ctx_t *ctx);
 void api__invocations_register(http_router_t *router, api_ctx_t *ctx);
 void api__logs_register(http_router_t *router, api_ctx_t *ctx);
+void api__async_register(http_router_t *router, api_ctx_t *ctx);
+/* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
+void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
 /* Registers a handler behind the access-key check (unless open is true). */
 void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
                 const char *pattern, api_handler_fn fn, size_t max_body, bool open);

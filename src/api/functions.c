@@ -6,6 +6,7 @@
 #include "core/json.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
+#include "invoke/async.h"
 
 /* Every handler below takes the function's name from the path. */
 static const char *fn_name(const http_request_t *req)
@@ -49,6 +50,7 @@ static void put_done(uv_work_t *w, int status)
     }
     /* Running instances of the old version drain; new calls get this one. */
     exec_function_changed(ctx->exec, &fn);
+    async_function_changed(ctx->async, &fn);
     cleanup_json json_t *out = fn_to_json(&fn);
     fn_clear(&fn);
     http_respond_json(req, created ? 201 : 200, out);
@@ -84,6 +86,14 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
     }
     cleanup_json json_t *out = fn_to_json(&fn);
     fn_clear(&fn);
+    async_fn_stats_t st;
+    async_function_stats(ctx->async, fn_name(req), &st);
+    json_object_set_new(out, "async_queue",
+                        json_pack("{sI sI sf sI sI sI sI}", "depth", (json_int_t)st.depth,
+                                  "running", (json_int_t)st.running, "oldest_age_s",
+                                  st.oldest_age_s, "dead_letters", (json_int_t)st.dead_letters,
+                                  "enqueued", (json_int_t)st.enqueued, "attempts",
+                                  (json_int_t)st.attempts, "retries", (json_int_t)st.retries));
     http_respond_json(req, 200, out);
 }
 
@@ -114,6 +124,7 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
         return;
     }
     exec_function_removed(ctx->exec, fn_name(req));
+    async_function_removed(ctx->async, fn_name(req));
     http_respond(req, 204, NULL, NULL, 0);
 }
 

@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "invoke/async.h"
 #include "obs/records.h"
 
 #define LIST_DEFAULT 50
@@ -46,6 +47,21 @@ static bool parse_limit(http_request_t *req, int *limit)
     }
     buf_release(&v);
     return ok;
+}
+
+/* Reads ?status=; answers 400 itself and returns false when it is bad. */
+static bool parse_status(http_request_t *req, buf_t *status, bool *has)
+{
+    *has = http_request_query(req, "status", status) && status->len;
+    if (!*has)
+        return true;
+    for (int i = 0; statuses[i]; i++)
+        if (!strcmp(statuses[i], status->data))
+            return true;
+    http_respond_error(req, 400, "bad_request",
+                       "status: must be one of success, error, timeout, oom, throttled, "
+                       "queued, running");
+    return false;
 }
 
 static bool flush_records(http_request_t *req, api_ctx_t *ctx)
@@ -91,6 +107,27 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
     }
     cleanup_json json_t *out = record_json(&rec);
     store_record_clear(&rec);
+    /* An async event's attempts, each with its outcome. */
+    store_attempt_t *at = NULL;
+    size_t n = 0;
+    if (store_attempt_list(async_store(ctx->async), req->params[0], &at, &n, &err) < 0) {
+        api_respond_failure(req, -EIO, &err);
+        return;
+    }
+    if (n) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            char start[32];
+            clock_format_iso8601(at[i].start_ms, start, sizeof start);
+            json_array_append_new(arr, json_pack("{si ss ss sf ss? ss?}", "attempt", at[i].attempt,
+                                                 "start", start, "status", at[i].status,
+                                                 "duration_ms", at[i].duration_ms, "error_type",
+                                                 at[i].error_type, "error_message",
+                                                 at[i].error_message));
+        }
+        json_object_set_new(out, "attempt_history", arr);
+    }
+    store_attempt_list_free(at, n);
     http_respond_json(req, 200, out);
 }
 
@@ -101,9 +138,12 @@ static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
         return;
     }
-    if (!parse_limit(req, &limit) || !flush_records(req, ctx))
-        return;
-    respond_list(req, ctx, req->params[0], NULL, limit);
+    buf_t status = BUF_INIT;
+    bool has_status;
+    if (parse_status(req, &status, &has_status) && parse_limit(req, &limit) &&
+        flush_records(req, ctx))
+        respond_list(req, ctx, req->params[0], has_status ? status.data : NULL, limit);
+    buf_release(&status);
 }
 
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
@@ -111,23 +151,13 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     int limit;
     buf_t function = BUF_INIT, status = BUF_INIT;
     bool has_fn = http_request_query(req, "function", &function) && function.len;
-    bool has_status = http_request_query(req, "status", &status) && status.len;
+    bool has_status;
     if (has_fn && !registry_valid_name(function.data)) {
         http_respond_error(req, 400, "bad_request", "function: must match [A-Za-z0-9_-]{1,64}");
         goto out;
     }
-    if (has_status) {
-        bool known = false;
-        for (int i = 0; statuses[i]; i++)
-            known |= !strcmp(statuses[i], status.data);
-        if (!known) {
-            http_respond_error(req, 400, "bad_request",
-                               "status: must be one of success, error, timeout, oom, throttled, "
-                               "queued, running");
-            goto out;
-        }
-    }
-    if (!parse_limit(req, &limit) || !flush_records(req, ctx))
+    if (!parse_status(req, &status, &has_status) || !parse_limit(req, &limit) ||
+        !flush_records(req, ctx))
         goto out;
     respond_list(req, ctx, has_fn ? function.data : NULL, has_status ? status.data : NULL, limit);
 out:

@@ -55,9 +55,7 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     const char *type = http_request_header(req, "X-Mayfly-Invocation-Type");
     if (type && strcasecmp(type, "RequestResponse")) {
         if (!strcasecmp(type, "Event"))
-            http_respond_error(req, 501, "not_implemented",
-                               "asynchronous invocations (X-Mayfly-Invocation-Type: Event) are "
-                               "not available in this build yet");
+            api__invoke_event(req, ctx);
         else
             http_respond_error(req, 400, "bad_request",
                                "X-Mayfly-Invocation-Type: must be RequestResponse or Event, not "

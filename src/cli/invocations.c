@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -48,6 +49,19 @@ static const struct option invocations_options[] = {
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
+
+/* The statuses a record can have, as the server names them; anything else
+ * is a usage error here rather than an HTTP 400 later. */
+static const char *const inv_statuses[] = { "success",   "error",  "timeout", "oom",
+                                            "throttled", "queued", "running" };
+
+static bool status_valid(const char *s)
+{
+    for (size_t i = 0; i < sizeof inv_statuses / sizeof inv_statuses[0]; i++)
+        if (!strcmp(s, inv_statuses[i]))
+            return true;
+    return false;
+}
 
 #define INV_COLS 7
 static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "START",
@@ -123,6 +137,11 @@ int cmd_invocations(int argc, char **argv)
                                        "--limit expects a positive integer, got `%s`", optarg);
             break;
         case OPT_STATUS:
+            if (!status_valid(optarg))
+                return cli_usage_error("invocations", invocations_usage,
+                                       "--status must be one of success, error, timeout, oom, "
+                                       "throttled, queued or running, not `%s`",
+                                       optarg);
             status = optarg;
             break;
         case OPT_JSON:
@@ -141,7 +160,9 @@ int cmd_invocations(int argc, char **argv)
     if (!*name)
         return cli_usage_error("invocations", invocations_usage, "NAME is empty");
 
-    /* The function's own list has no status filter; the global one has. */
+    /* A status filter goes to the global list, which has always filtered
+     * by function and status; older servers ignore status on the
+     * function's own list and would answer unfiltered. */
     cleanup_buf buf_t path = BUF_INIT;
     if (status) {
         buf_adds(&path, "/v1/invocations");

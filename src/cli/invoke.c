@@ -16,7 +16,8 @@
 #include "core/json.h"
 
 static const char invoke_usage[] =
-    "usage: mayfly invoke NAME [--data JSON | --file F | -] [--async] [--verbose]\n"
+    "usage: mayfly invoke NAME [--data JSON | --file F | -]\n"
+    "                    [--async [--idempotency-key K]] [--verbose]\n"
     "\n"
     "Calls the function NAME with an event and prints its result on stdout.\n"
     "The event is sent as it is given, byte for byte; without --data, --file\n"
@@ -30,20 +31,32 @@ static const char invoke_usage[] =
     "  -              read the event from stdin\n"
     "  --async        queue the event and print its request id instead of\n"
     "                 waiting for the result\n"
+    "  --idempotency-key K\n"
+    "                 with --async: a repeat with the same key within 24 hours\n"
+    "                 queues nothing and prints the first call's request id;\n"
+    "                 K is 1-256 printable ASCII characters\n"
     "  -v, --verbose  also print the request id, duration, billed time and\n"
-    "                 whether the call started a new instance, on stderr\n"
+    "                 whether the call started a new instance, on stderr;\n"
+    "                 with --async, whether the idempotency key was seen before\n"
     "  -h, --help     show this help\n";
 
 enum {
     OPT_DATA = 256,
     OPT_FILE,
     OPT_ASYNC,
+    OPT_IDEMPOTENCY_KEY,
 };
+
+/* The server accepts the same keys; checking here too turns a typo into a
+ * usage error rather than a round trip, and keeps control bytes out of the
+ * request's headers. */
+#define IDEMPOTENCY_KEY_MAX 256
 
 static const struct option invoke_options[] = {
     { "data", required_argument, NULL, OPT_DATA },
     { "file", required_argument, NULL, OPT_FILE },
     { "async", no_argument, NULL, OPT_ASYNC },
+    { "idempotency-key", required_argument, NULL, OPT_IDEMPOTENCY_KEY },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -97,7 +110,18 @@ static void print_function_error(const char *name, const buf_t *body)
         fprintf(stderr, "mayfly invoke: %s failed\n", name);
 }
 
-static int print_queued(const client_response_t *resp)
+static bool idempotency_key_valid(const char *key)
+{
+    size_t n = strlen(key);
+    if (n < 1 || n > IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x20 || key[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static int print_queued(const client_response_t *resp, bool verbose)
 {
     json_error_t jerr;
     cleanup_json json_t *doc = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
@@ -108,12 +132,20 @@ static int print_queued(const client_response_t *resp)
         return CLI_EXIT_ERROR;
     }
     printf("%s\n", id);
+    /* stdout stays the bare id either way, so a script's retry reads the
+     * same thing; only --verbose says the event was not queued again. */
+    if (verbose) {
+        char replay[8] = "";
+        client_response_header(resp, "X-Mayfly-Idempotent-Replay", replay, sizeof replay);
+        fprintf(stderr, "request id: %s\nreplay:     %s\n", id,
+                !strcmp(replay, "1") ? "yes (queued by an earlier call with this key)" : "no");
+    }
     return CLI_EXIT_OK;
 }
 
 int cmd_invoke(int argc, char **argv)
 {
-    const char *data = NULL, *file = NULL;
+    const char *data = NULL, *file = NULL, *idempotency_key = NULL;
     bool async = false, verbose = false, from_stdin = false;
     int opt;
 
@@ -135,6 +167,9 @@ int cmd_invoke(int argc, char **argv)
         case OPT_ASYNC:
             async = true;
             break;
+        case OPT_IDEMPOTENCY_KEY:
+            idempotency_key = optarg;
+            break;
         default:
             return cli_usage_error("invoke", invoke_usage, NULL);
         }
@@ -155,6 +190,12 @@ int cmd_invoke(int argc, char **argv)
     if ((data != NULL) + (file != NULL) + from_stdin > 1)
         return cli_usage_error("invoke", invoke_usage,
                                "give the event one way only: --data, --file or -");
+    if (idempotency_key && !async)
+        return cli_usage_error("invoke", invoke_usage, "--idempotency-key needs --async");
+    if (idempotency_key && !idempotency_key_valid(idempotency_key))
+        return cli_usage_error("invoke", invoke_usage,
+                               "--idempotency-key must be 1-%d printable ASCII characters",
+                               IDEMPOTENCY_KEY_MAX);
 
     mf_error_t err = MF_ERROR_INIT;
     cleanup_buf buf_t event = BUF_INIT;
@@ -178,10 +219,12 @@ int cmd_invoke(int argc, char **argv)
 
     cleanup_buf buf_t path = BUF_INIT;
     cli_function_path(&path, name, "/invoke");
-    client_header_t headers[2] = { { "Content-Type", "application/json" } };
+    client_header_t headers[3] = { { "Content-Type", "application/json" } };
     size_t nheaders = 1;
     if (async)
         headers[nheaders++] = (client_header_t){ "X-Mayfly-Invocation-Type", "Event" };
+    if (idempotency_key)
+        headers[nheaders++] = (client_header_t){ "X-Mayfly-Idempotency-Key", idempotency_key };
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("POST", path.data, event.data, event.len, headers, nheaders, &resp))
         return CLI_EXIT_ERROR;
@@ -191,7 +234,7 @@ int cmd_invoke(int argc, char **argv)
             client_print_error(&resp);
             return CLI_EXIT_ERROR;
         }
-        return print_queued(&resp);
+        return print_queued(&resp, verbose);
     }
     if (resp.status != 200) {
         client_print_error(&resp);

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
+#include "invoke/async.h"
 #include "obs/logs.h"
 #include "obs/metrics.h"
 #include "obs/records.h"
@@ -33,14 +34,17 @@ typedef struct server_opts {
     http_server_config_t http;
     code_limits_t code;
     exec_config_t exec;
+    async_config_t async;
 } server_opts_t;
 
 typedef struct server_state {
     uv_loop_t *loop;
     http_server_t *http;
     exec_t *exec;
+    async_t *async;
     uv_signal_t sigterm, sigint;
     bool stopping;
+    int stop_waits;              /* the HTTP server and the async queue */
 } server_state_t;
 
 static const char usage_text[] =
@@ -70,13 +74,17 @@ static const char usage_text[] =
     "  --sandbox-pool N          sandboxes kept prepared for cold starts (default 4; 0: none)\n"
     "  --zygotes N               python3 and nodejs runtimes each kept started ahead\n"
     "                            for cold starts (default 2; 0: none)\n"
+    "  --retry-base-ms N         async retry schedule: function errors retry after\n"
+    "                            about 1x and 2x N ms (default 60000)\n"
+    "  --max-async-event-kb N    largest async event in KiB (default 256)\n"
+    "  --shutdown-grace S        seconds a stop waits for running async events (default 10)\n"
     "  -h, --help                show this help\n";
 
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
-    OPT_SANDBOX_POOL, OPT_ZYGOTES,
+    OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +106,9 @@ static const struct option long_opts[] = {
     { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
     { "sandbox-pool", required_argument, NULL, OPT_SANDBOX_POOL },
     { "zygotes", required_argument, NULL, OPT_ZYGOTES },
+    { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
+    { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
+    { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -256,6 +267,21 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--zygotes must be a number from 0 to 64, not `%s`", optarg);
             o->zygotes = (unsigned)v;
             break;
+        case OPT_RETRY_BASE:
+            if (!parse_uint(optarg, 10, 3600000, &v))
+                return usage_error("--retry-base-ms must be a number from 10 to 3600000, not `%s`", optarg);
+            o->async.retry_base_ms = (unsigned)v;
+            break;
+        case OPT_MAX_ASYNC_EVENT:
+            if (!parse_uint(optarg, 1, 6144, &v))
+                return usage_error("--max-async-event-kb must be a number from 1 to 6144, not `%s`", optarg);
+            o->async.max_event_bytes = (size_t)v << 10;
+            break;
+        case OPT_SHUTDOWN_GRACE:
+            if (!parse_uint(optarg, 0, 3600, &v))
+                return usage_error("--shutdown-grace must be seconds from 0 to 3600, not `%s`", optarg);
+            o->async.shutdown_grace_ms = (unsigned)v * 1000;
+            break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);
         default:
@@ -272,16 +298,21 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
 static void on_exec_stopped(void *ud)
 {
     server_state_t *st = ud;
+    /* Attempts cut short are back in the queue; what is left is written. */
+    async_close(st->async);
+    st->async = NULL;
     uv_close((uv_handle_t *)&st->sigterm, NULL);
     uv_close((uv_handle_t *)&st->sigint, NULL);
 }
 
-/* In-flight calls have answered (or the grace period is over): now the
- * instances go, with their processes, mounts and cgroups. */
-static void on_http_stopped(void *ud)
+/* In-flight calls have answered and running async events have ended (or
+ * their grace periods are over): now the instances go, with their
+ * processes, mounts and cgroups. */
+static void on_drained(void *ud)
 {
     server_state_t *st = ud;
-    exec_shutdown(st->exec, on_exec_stopped, st);
+    if (--st->stop_waits == 0)
+        exec_shutdown(st->exec, on_exec_stopped, st);
 }
 
 /* Every instance holds a handful of descriptors (its Runtime API socket,
@@ -329,7 +360,9 @@ static void on_signal(uv_signal_t *h, int signum)
     st->stopping = true;
     log_info("server", "%s: stopping (no new connections; finishing in-flight requests)",
              strsignal(signum));
-    http_server_shutdown(st->http, on_http_stopped, st);
+    st->stop_waits = 2;
+    http_server_shutdown(st->http, on_drained, st);
+    async_stop(st->async, on_drained, st);
 }
 
 int cmd_server(int argc, char **argv)
@@ -337,6 +370,7 @@ int cmd_server(int argc, char **argv)
     server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT,
                         .code = CODE_LIMITS_DEFAULT,
                         .exec = EXEC_CONFIG_DEFAULT,
+                        .async = ASYNC_CONFIG_DEFAULT,
                         .sandbox_pool = 4,
                         .zygotes = 2 };
     int r = parse_opts(argc, argv, &o);
@@ -411,22 +445,30 @@ int cmd_server(int argc, char **argv)
              store_schema_version(store));
 
     server_state_t st = { .loop = uv_default_loop() };
+    http_router_t router;
+    http_router_init(&router);
     obs_records_t *records = obs_records_new(st.loop, store);
     obs_logs_t *logs = obs_logs_new(st.loop, store);
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
+    o.async.region = o.exec.region;
+    if (async_open(st.loop, data_dir, st.exec, registry, records, &o.async, &st.async, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
 
     api_ctx_t api = { .loop = st.loop,
                       .registry = registry,
                       .store = store,
                       .exec = st.exec,
+                      .async = st.async,
                       .records = records,
                       .logs = logs,
                       .code_limits = o.code,
                       .keys = &keys };
-    http_router_t router;
-    http_router_init(&router);
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -455,6 +497,7 @@ int cmd_server(int argc, char **argv)
 
 out:
     http_server_free(st.http);
+    async_close(st.async);
     exec_free(st.exec);
     obs_records_free(records);
     obs_logs_free(logs);

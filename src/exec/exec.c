@@ -205,23 +205,11 @@ void exec__requeue(exec_pool_t *p, invocation_t *inv)
 
 static void record_and_finish(exec_t *ex, invocation_t *inv)
 {
-    store_record_t rec = { 0 };
-    snprintf(rec.request_id, sizeof rec.request_id, "%s", inv->request_id);
-    snprintf(rec.function, sizeof rec.function, "%s", inv->function);
-    rec.version = inv->version;
-    snprintf(rec.status, sizeof rec.status, "%s", inv_status_name(inv->status));
-    rec.start_ms = inv->start_wall_ms;
-    rec.duration_ms = inv->duration_ms;
-    rec.billed_ms = (int64_t)inv->billed_ms;
-    rec.memory_mb = inv->memory_mb;
-    rec.max_rss_kb = (int64_t)inv->max_rss_kb;
-    rec.cpu_ms = (int64_t)inv->cpu_ms;
-    rec.cold_start = inv->cold_start;
-    rec.init_ms = inv->init_ms;
-    rec.error_type = inv->error_type;
-    rec.error_message = inv->error_message;
-    rec.attempts = inv->attempts;
-    obs_records_add(ex->records, &rec);
+    if (!inv->no_record) {
+        store_record_t rec;
+        invocation_record(inv, &rec);
+        obs_records_add(ex->records, &rec);
+    }
 
     const char *labels[] = { inv->function, inv_status_name(inv->status) };
     metrics_inc(ex->m_invocations, labels, 1);
@@ -230,6 +218,26 @@ static void record_and_finish(exec_t *ex, invocation_t *inv)
     if (inv->cold_start)
         metrics_inc(ex->m_cold, labels, 1);
     inv->done(inv, inv->ud);
+}
+
+void invocation_record(const invocation_t *inv, store_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    snprintf(rec->request_id, sizeof rec->request_id, "%s", inv->request_id);
+    snprintf(rec->function, sizeof rec->function, "%s", inv->function);
+    rec->version = inv->version;
+    snprintf(rec->status, sizeof rec->status, "%s", inv_status_name(inv->status));
+    rec->start_ms = inv->start_wall_ms;
+    rec->duration_ms = inv->duration_ms;
+    rec->billed_ms = (int64_t)inv->billed_ms;
+    rec->memory_mb = inv->memory_mb;
+    rec->max_rss_kb = (int64_t)inv->max_rss_kb;
+    rec->cpu_ms = (int64_t)inv->cpu_ms;
+    rec->cold_start = inv->cold_start;
+    rec->init_ms = inv->init_ms;
+    rec->error_type = inv->error_type;
+    rec->error_message = inv->error_message;
+    rec->attempts = inv->attempts;
 }
 
 /* Ends an invocation that never reached an instance. */
@@ -304,6 +312,16 @@ static void assign(exec_instance_t *inst, invocation_t *inv)
         exec__instance_deliver(inst);
 }
 
+/* Whether a call could start at once: an idle instance, or room for a
+ * new one. */
+static bool pool_can_start(const exec_pool_t *p)
+{
+    if (p->idle)
+        return true;
+    unsigned live = p->n_starting + p->n_idle + p->n_busy;
+    return !p->removed && !p->ex->shutting_down && live < (unsigned)p->fn.max_concurrency;
+}
+
 void exec__pool_pump(exec_pool_t *p)
 {
     exec_t *ex = p->ex;
@@ -330,10 +348,24 @@ void exec__pool_pump(exec_pool_t *p)
         }
         assign(inst, inv);
     }
+    if (!p->queue_head && ex->capacity_cb && pool_can_start(p))
+        ex->capacity_cb(ex->capacity_ud, p->name);
+}
+
+void exec_set_capacity_cb(exec_t *ex, void (*cb)(void *ud, const char *function), void *ud)
+{
+    ex->capacity_cb = cb;
+    ex->capacity_ud = ud;
 }
 
 int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb done, void *ud,
                 mf_error_t *err)
+{
+    return exec_invoke_opts(ex, name, event, NULL, done, ud, err);
+}
+
+int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
+                     invocation_done_cb done, void *ud, mf_error_t *err)
 {
     exec_pool_t *p = map_get(&ex->pools, name);
     if (!p || p->removed) {
@@ -351,8 +383,14 @@ int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb d
         fn_clear(&fn);
     }
 
+    if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p)))
+        return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
+
     invocation_t *inv = xcalloc(1, sizeof *inv);
-    id_uuid7(inv->request_id);
+    if (opts && opts->request_id)
+        snprintf(inv->request_id, sizeof inv->request_id, "%s", opts->request_id);
+    else
+        id_uuid7(inv->request_id);
     snprintf(inv->function, sizeof inv->function, "%s", p->name);
     inv->version = p->fn.version;
     inv->memory_mb = p->fn.memory_mb;
@@ -361,7 +399,8 @@ int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb d
     buf_init(&inv->result, 0);
     inv->start_wall_ms = clock_wall_ms();
     inv->enqueued_ns = clock_mono_ns();
-    inv->attempts = 1;
+    inv->attempts = opts && opts->attempt > 0 ? opts->attempt : 1;
+    inv->no_record = opts && opts->no_record;
     inv->done = done;
     inv->ud = ud;
 

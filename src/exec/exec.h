@@ -20,6 +20,7 @@
 #include "core/id.h"
 #include "registry/registry.h"
 #include "sandbox/sandbox.h"
+#include "store/store.h"
 
 typedef enum {
     INV_PENDING = 0,
@@ -67,6 +68,7 @@ struct invocation {
     uint64_t delivered_ns;
     uint64_t log_bytes;          /* log bytes so far, bounded per invocation */
     bool log_truncated;
+    bool no_record;
 };
 
 typedef struct exec_config {
@@ -100,7 +102,28 @@ int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
  * -EINVAL (a bad name) without calling done. */
 int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb done, void *ud,
                 mf_error_t *err);
+
+/* How an asynchronous event's attempt differs from a synchronous call. */
+typedef struct exec_call_opts {
+    const char *request_id;      /* the event's, kept across attempts */
+    int attempt;                 /* 1, 2, … */
+    bool no_record;              /* the caller writes the record */
+    /* Start now on an idle instance or a new one, or fail with -EAGAIN
+     * (done not called): never wait in the function's queue, where
+     * synchronous callers wait, and never throttle. */
+    bool no_wait;
+} exec_call_opts_t;
+
+int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
+                     invocation_done_cb done, void *ud, mf_error_t *err);
+
+/* cb(ud, function) is called when a function could start a call at once
+ * and no synchronous caller is waiting for it: the async queue's cue to
+ * hand it an event. */
+void exec_set_capacity_cb(exec_t *ex, void (*cb)(void *ud, const char *function), void *ud);
 void invocation_free(invocation_t *inv);
+/* Fills rec with inv's outcome; its strings are inv's, not copies. */
+void invocation_record(const invocation_t *inv, store_record_t *rec);
 
 /* A function's code or settings changed: new calls get the new version and
  * instances of the old one stop once they are idle. */

@@ -71,6 +71,8 @@ struct exec {
     bool shutting_down;
     void (*shutdown_done)(void *);
     void *shutdown_ud;
+    void (*capacity_cb)(void *ud, const char *function);
+    void *capacity_ud;
     metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances, *m_pool;
 };
 

@@ -19,10 +19,7 @@
 #include "core/cleanup.h"
 #include "core/fs.h"
 #include "core/xalloc.h"
-
-/* How long a statement waits on a lock held by another connection (a
- * backup tool, the sqlite3 shell) before giving up with SQLITE_BUSY. */
-#define STORE_BUSY_TIMEOUT_MS 5000
+#include "store/sqlite_internal.h"
 
 static const char *const store__migrations[] = {
     /* 1: functions. The settings the registry validates live in config_json
@@ -96,7 +93,7 @@ struct store {
 
 static int store__sql_fail(store_t *s, mf_error_t *err, const char *what)
 {
-    return mf_error_plain(err, EIO, "store: %s: %s", what, sqlite3_errmsg(s->db));
+    return store__sqlite_fail(s->db, err, what);
 }
 
 /* Takes DIR/lock. flock() locks belong to the open file description, so
@@ -135,78 +132,12 @@ static int store__lock(const char *data_dir, int *out_fd, mf_error_t *err)
 
 static int store__exec(store_t *s, const char *sql, mf_error_t *err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int r = mf_error_plain(err, EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
-        sqlite3_free(msg);
-        return r;
-    }
-    return 0;
-}
-
-static int store__user_version(store_t *s, int *out, mf_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return store__sql_fail(s, err, "read the schema version");
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return store__sql_fail(s, err, "read the schema version");
-    return 0;
-}
-
-/* Applies the migrations the file has not seen yet, all or none: BEGIN
- * IMMEDIATE takes the write lock before user_version is read, so the check
- * and the change cannot interleave with another writer's. */
-static int store__migrate(store_t *s, mf_error_t *err)
-{
-    int r = store__exec(s, "BEGIN IMMEDIATE", err);
-    if (r < 0)
-        return r;
-    int version = 0;
-    r = store__user_version(s, &version, err);
-    if (r < 0)
-        goto rollback;
-    if (version > STORE_SCHEMA_VERSION) {
-        r = mf_error_plain(err, EPROTO,
-                        "store: the database has schema version %d, newer than this "
-                        "mayfly knows (%d); use a newer mayfly",
-                        version, STORE_SCHEMA_VERSION);
-        goto rollback;
-    }
-    for (int i = version; i < STORE_SCHEMA_VERSION; i++) {
-        r = store__exec(s, store__migrations[i], err);
-        if (r < 0) {
-            mf_error_wrap(err, "store: migration %d", i + 1);
-            goto rollback;
-        }
-    }
-    if (version < STORE_SCHEMA_VERSION) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
-        r = store__exec(s, sql, err);
-        if (r < 0)
-            goto rollback;
-    }
-    r = store__exec(s, "COMMIT", err);
-    if (r < 0)
-        goto rollback;
-    s->schema_version = STORE_SCHEMA_VERSION;
-    return 0;
-
-rollback:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return r;
+    return store__sqlite_exec(s->db, sql, err);
 }
 
 static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_error_t *err)
 {
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
-        return store__sql_fail(s, err, "prepare a statement");
-    return 0;
+    return store__sqlite_prepare(s->db, sql, out, err);
 }
 
 #define STORE_REC_COLUMNS                                                                          \
@@ -262,38 +193,13 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
 static int store__open_db(store_t *s, const char *data_dir, mf_error_t *err)
 {
     cleanup_free char *path = xasprintf("%s/mayfly.db", data_dir);
-    /* NOMUTEX: a store_t is used from one thread at a time (store.h), so
-     * SQLite's own per-connection mutex would be pure overhead. */
-    int rc = sqlite3_open_v2(
-        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        return mf_error_plain(err, EIO, "store: open `%s`: %s", path,
-                           s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    return store__sqlite_open(path, &s->db, err);
+}
 
-    /* journal_mode answers with the mode it ended up in; a file system that
-     * cannot do WAL (no shared memory) would silently stay in DELETE mode. */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
-        return store__sql_fail(s, err, "set WAL mode");
-    rc = sqlite3_step(st);
-    int wal = rc == SQLITE_ROW && !sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal");
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return store__sql_fail(s, err, "set WAL mode");
-    if (!wal)
-        return mf_error_plain(err, EIO, "store: `%s` cannot be put in WAL mode", path);
-
-    /* FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
-     * power cut, and a client told 201 or 202 must find its function or
-     * its queued event after a reboot. Writes are grouped into few
-     * transactions, so the fsync per commit is affordable. */
-    return store__exec(s,
-                       "PRAGMA synchronous = FULL;"
-                       "PRAGMA foreign_keys = ON;",
-                       err);
+static int store__migrate(store_t *s, mf_error_t *err)
+{
+    return store__sqlite_migrate(s->db, store__migrations, STORE_SCHEMA_VERSION,
+                                 &s->schema_version, err);
 }
 
 int store_open(const char *data_dir, store_t **out, mf_error_t *err)
@@ -346,20 +252,6 @@ int store_schema_version(store_t *s)
     return s->schema_version;
 }
 
-/* Resets a reused statement so that it releases its read snapshot and its
- * bindings do not leak into the next call. */
-static void store__done(sqlite3_stmt *st)
-{
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-}
-
-static void store__copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
-{
-    const char *v = (const char *)sqlite3_column_text(st, col);
-    snprintf(dst, size, "%s", v ? v : "");
-}
-
 static void store__row_to_function(sqlite3_stmt *st, store_function_t *f)
 {
     memset(f, 0, sizeof *f);
@@ -389,7 +281,7 @@ int store_function_get(store_t *s, const char *name, store_function_t *out, mf_e
     else
         r = store__sql_fail(s, err, "get a function");
 out:
-    store__done(st);
+    store__stmt_done(st);
     return r;
 }
 
@@ -411,7 +303,7 @@ int store_function_put(store_t *s, const store_function_t *f, mf_error_t *err)
     if (sqlite3_step(st) != SQLITE_DONE)
         r = store__sql_fail(s, err, "put a function");
 out:
-    store__done(st);
+    store__stmt_done(st);
     return r;
 }
 
@@ -424,7 +316,7 @@ int store_function_delete(store_t *s, const char *name, mf_error_t *err)
         r = store__sql_fail(s, err, "delete a function");
     else if (sqlite3_changes(s->db) == 0)
         r = mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
-    store__done(st);
+    store__stmt_done(st);
     return r;
 }
 
@@ -443,11 +335,11 @@ int store_function_list(store_t *s, store_function_t **out, size_t *count, mf_er
     }
     if (rc != SQLITE_DONE) {
         int r = store__sql_fail(s, err, "list functions");
-        store__done(st);
+        store__stmt_done(st);
         store_function_list_free(list, n);
         return r;
     }
-    store__done(st);
+    store__stmt_done(st);
     *out = list;
     *count = n;
     return 0;
@@ -462,7 +354,7 @@ int store_code_refs(store_t *s, const char *code_sha256, int64_t *count, mf_erro
         r = store__sql_fail(s, err, "count code references");
     else
         *count = sqlite3_column_int64(st, 0);
-    store__done(st);
+    store__stmt_done(st);
     return r;
 }
 
@@ -482,11 +374,6 @@ void store_function_list_free(store_function_t *list, size_t count)
 }
 
 /* ---- invocation records ---------------------------------------------- */
-
-static int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
-{
-    return v ? sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, col);
-}
 
 /* Records and logs are what happened, not what was promised: losing the
  * last moments of them to a power cut is acceptable, and an fsync on every
@@ -539,15 +426,9 @@ int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_e
             sqlite3_bind_int(st, 15, rec->attempts) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
             r = store__sql_fail(s, err, "write an invocation record");
-        store__done(st);
+        store__stmt_done(st);
     }
     return store__end_batch(s, r, err);
-}
-
-static char *store__dup_column(sqlite3_stmt *st, int col)
-{
-    const char *v = (const char *)sqlite3_column_text(st, col);
-    return v ? xstrdup(v) : NULL;
 }
 
 static void store__row_to_record(sqlite3_stmt *st, store_record_t *rec)
@@ -585,7 +466,7 @@ int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf
         else
             r = store__sql_fail(s, err, "read an invocation record");
     }
-    store__done(st);
+    store__stmt_done(st);
     return r;
 }
 
@@ -613,7 +494,7 @@ int store_records_list(store_t *s, const char *function, const char *status, int
     if (rc != SQLITE_DONE)
         r = store__sql_fail(s, err, "list invocation records");
 out:
-    store__done(st);
+    store__stmt_done(st);
     if (r < 0) {
         store_record_list_free(list, n);
         return r;
@@ -656,7 +537,7 @@ int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_
             sqlite3_bind_blob64(st, 5, l->message, l->len, SQLITE_STATIC) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
             r = store__sql_fail(s, err, "write a log line");
-        store__done(st);
+        store__stmt_done(st);
     }
     return store__end_batch(s, r, err);
 }
@@ -698,7 +579,7 @@ int store_logs_list(store_t *s, const char *function, const char *request_id, in
     if (rc != SQLITE_DONE)
         r = store__sql_fail(s, err, "list log lines");
 out:
-    store__done(st);
+    store__stmt_done(st);
     if (r < 0) {
         store_log_list_free(list, n);
         return r;

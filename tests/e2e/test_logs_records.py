@@ -311,7 +311,7 @@ def test_cli_invocations_and_invocation(srv, recorded):
     assert {x["request_id"] for x in json.loads(p.stdout)["invocations"]} == set(ids)
 
     p = srv.cli("invocations", name, "--status", "bogus")
-    assert p.returncode == 1 and "HTTP 400" in p.stderr, p
+    assert p.returncode == 2 and "--status must be one of" in p.stderr, p
 
     p = srv.cli("invocations", name, "--limit", "x")
     assert p.returncode == 2

@@ -1,0 +1,125 @@
+/* Asynchronous invocations over /v1: accepting an event, and a function's
+ * dead letters. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/codec.h"
+#include "core/json.h"
+#include "invoke/async.h"
+
+#define DEAD_LETTERS_DEFAULT 100
+#define DEAD_LETTERS_MAX 1000
+
+static void on_accepted(void *ud, int r, const char *request_id, bool replay,
+                        const mf_error_t *err)
+{
+    http_request_t *req = ud;
+    if (r < 0) {
+        api_respond_failure(req, r, err);
+        return;
+    }
+    http_header_add(req, "X-Mayfly-Request-Id", "%s", request_id);
+    if (replay)
+        http_header_add(req, "X-Mayfly-Idempotent-Replay", "1");
+    cleanup_json json_t *out = json_pack("{ss}", "request_id", request_id);
+    http_respond_json(req, 202, out);
+}
+
+void api__invoke_event(http_request_t *req, api_ctx_t *ctx)
+{
+    if (!registry_valid_name(req->params[0])) {
+        http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
+        return;
+    }
+    const char *key = http_request_header(req, "X-Mayfly-Idempotency-Key");
+    mf_error_t err = MF_ERROR_INIT;
+    /* The 202 goes out once the event is on disk (on_accepted). */
+    int r = async_enqueue(ctx->async, req->params[0], &req->body, key, on_accepted, req, &err);
+    if (r < 0)
+        api_respond_failure(req, r, &err);
+}
+
+/* A dead letter id from the path: a positive integer. */
+static bool parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < 1)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void handle_list(http_request_t *req, api_ctx_t *ctx)
+{
+    fn_t fn;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_get(ctx->registry, req->params[0], &fn, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    fn_clear(&fn);
+    int limit = DEAD_LETTERS_DEFAULT;
+    buf_t v = BUF_INIT;
+    if (http_request_query(req, "limit", &v)) {
+        char *end;
+        long n = strtol(v.data, &end, 10);
+        if (!v.len || *end || n < 1 || n > DEAD_LETTERS_MAX) {
+            buf_release(&v);
+            http_respond_error(req, 400, "bad_request", "limit: must be a number from 1 to %d",
+                               DEAD_LETTERS_MAX);
+            return;
+        }
+        limit = (int)n;
+    }
+    buf_release(&v);
+    store_dead_letter_t *list = NULL;
+    size_t n = 0;
+    if ((r = store_dead_letter_list(async_store(ctx->async), req->params[0], limit, &list, &n,
+                                    &err)) < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char time[32];
+        clock_format_iso8601(list[i].time_ms, time, sizeof time);
+        buf_t b64 = BUF_INIT;
+        codec_base64_encode(&b64, list[i].event, list[i].event_len);
+        json_array_append_new(
+            arr, json_pack("{sI ss si ss ss? ss? ss ss}", "id", (json_int_t)list[i].id,
+                           "request_id", list[i].request_id, "attempts", list[i].attempts,
+                           "condition", list[i].condition, "error_type", list[i].error_type,
+                           "error_message", list[i].error_message, "event_base64",
+                           b64.data ? b64.data : "", "time", time));
+        buf_release(&b64);
+    }
+    store_dead_letter_list_free(list, n);
+    cleanup_json json_t *out = json_pack("{so}", "dead_letters", arr);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_redrive(http_request_t *req, api_ctx_t *ctx)
+{
+    int64_t id;
+    if (!parse_id(req->params[1], &id)) {
+        http_respond_error(req, 400, "bad_request", "id: must be a dead letter's number, not `%s`",
+                           req->params[1]);
+        return;
+    }
+    mf_error_t err = MF_ERROR_INIT;
+    int r = async_redrive(ctx->async, req->params[0], id, on_accepted, req, &err);
+    if (r < 0)
+        api_respond_failure(req, r, &err);
+}
+
+void api__async_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__route(router, ctx, HTTP_GET, "/v1/functions/{name}/dead-letters", handle_list, 0, false);
+    api__route(router, ctx, HTTP_POST, "/v1/functions/{name}/dead-letters/{id}/redrive",
+               handle_redrive, 0, false);
+}

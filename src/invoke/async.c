@@ -1,0 +1,1351 @@
+/* The async queue: accepting events durably, running them where there is
+ * room, retrying, dead letters, destinations and recovery (see async.h).
+ *
+ * Every event's state lives in queue.db; the loop keeps an index of it in
+ * memory (no bodies: those are read back when an attempt starts), per
+ * function: every event oldest first, the ready ones in a FIFO, and the
+ * ones waiting for a retry in one heap ordered by their time. */
+#include "invoke/async.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/id.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "core/xalloc.h"
+#include "obs/metrics.h"
+#include "store/writer.h"
+
+typedef struct afn afn_t;
+typedef struct async async_t;
+
+typedef struct aevent {
+    store_qevent_t q;            /* as last written (event bytes not kept) */
+    afn_t *fn;
+    struct aevent *next_ready;
+    struct aevent *prev, *next;  /* the function's events, oldest first */
+    size_t heap_i;               /* in the retry heap, or NOT_IN_HEAP */
+    bool linked;
+    bool orphan;                 /* its function was deleted while it ran */
+    bool starting;               /* inside exec_invoke_opts */
+    invocation_t *early;         /* an attempt that ended before that returned */
+} aevent_t;
+
+#define NOT_IN_HEAP ((size_t)-1)
+
+struct afn {
+    async_t *a;
+    char name[FN_NAME_MAX + 1];
+    bool known;                  /* cfg, version and memory are the registry's */
+    fn_async_t cfg;
+    int64_t version;
+    int memory_mb;
+    aevent_t *ready_head, *ready_tail;
+    aevent_t *head, *tail;       /* every linked event */
+    uint64_t n_events, n_running;
+    int64_t dead_letters;
+    uint64_t enqueued, attempts, retries;
+    bool dirty;
+    afn_t *next_dirty;
+};
+
+/* An idempotency key's first request. */
+typedef struct idem {
+    char request_id[ID_UUID_LEN + 1];
+    int64_t created_ms;
+    bool committed;
+} idem_t;
+
+/* A job whose commit must wait until the records it follows are written:
+ * an event leaves the queue only after its final record is in mayfly.db. */
+typedef struct after_records {
+    struct after_records *next;
+    store_job_apply_fn apply;
+    store_job_done_fn done;
+    void *arg;
+} after_records_t;
+
+struct async {
+    uv_loop_t *loop;
+    exec_t *exec;
+    registry_t *registry;
+    obs_records_t *records;
+    async_config_t cfg;
+    char region[33];
+    store_queue_t *rq;           /* the loop's reading connection */
+    store_writer_t *writer;
+    map_t fns;                   /* name → afn_t */
+    map_t idem;                  /* "function\nkey" → idem_t */
+    aevent_t **heap;
+    size_t heap_n, heap_cap;
+    uv_timer_t *retry_timer;
+    uv_timer_t *prune_timer;
+    uv_timer_t *grace_timer;
+    uv_idle_t *kick;             /* runs dispatch and pending commits once the loop is free */
+    afn_t *dirty_head, *dirty_tail;
+    after_records_t *after_head, *after_tail;
+    uint64_t rng;
+    uint64_t n_running;
+    bool stopping;
+    void (*stop_done)(void *ud);
+    void *stop_ud;
+    metrics_family_t *m_depth, *m_age, *m_running, *m_dead, *m_enqueued, *m_attempts,
+        *m_retries, *m_commits, *m_commit_s, *m_commit_jobs;
+};
+
+static void async__kick(async_t *a);
+static void async__schedule(async_t *a, aevent_t *ev);
+
+/* ---- small helpers --------------------------------------------------------- */
+
+/* A number in [lo, hi), for jitter (xorshift64*: plenty for spreading
+ * retries, and no lock or syscall). */
+static double async__uniform(async_t *a, double lo, double hi)
+{
+    a->rng ^= a->rng >> 12;
+    a->rng ^= a->rng << 25;
+    a->rng ^= a->rng >> 27;
+    uint64_t x = a->rng * 2685821657736338717ULL;
+    return lo + (hi - lo) * (double)(x >> 11) / (double)(1ULL << 53);
+}
+
+static bool async__valid_key(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > ASYNC_IDEMPOTENCY_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x20 || key[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static char *async__idem_key(const char *function, const char *key)
+{
+    return xasprintf("%s\n%s", function, key);
+}
+
+static void async__fn_load(afn_t *fn, const fn_t *f)
+{
+    fn->known = true;
+    fn->cfg = f->async;
+    fn->version = f->version;
+    fn->memory_mb = f->memory_mb;
+}
+
+/* The function's queue state; with check, the function must exist in the
+ * registry (-ENOENT otherwise). */
+static int async__fn(async_t *a, const char *name, bool check, afn_t **out, mf_error_t *err)
+{
+    afn_t *fn = map_get(&a->fns, name);
+    if (!fn || (check && !fn->known)) {
+        fn_t f;
+        int r = registry_get(a->registry, name, &f, err);
+        if (r < 0 && (check || r != -ENOENT))
+            return r;
+        if (!fn) {
+            fn = xcalloc(1, sizeof *fn);
+            fn->a = a;
+            snprintf(fn->name, sizeof fn->name, "%s", name);
+            map_put(&a->fns, name, fn);
+        }
+        if (r == 0) {
+            async__fn_load(fn, &f);
+            fn_clear(&f);
+        }
+    }
+    *out = fn;
+    return 0;
+}
+
+static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
+                                obs_records_t *records)
+{
+    store_record_t rec = { 0 };
+    snprintf(rec.request_id, sizeof rec.request_id, "%s", ev->q.request_id);
+    snprintf(rec.function, sizeof rec.function, "%s", ev->fn->name);
+    rec.version = ev->fn->version;
+    snprintf(rec.status, sizeof rec.status, "%s", status);
+    rec.start_ms = start_ms;
+    rec.memory_mb = ev->fn->memory_mb;
+    rec.attempts = ev->q.attempts;
+    obs_records_add(records, &rec);
+}
+
+/* ---- the in-memory index ----------------------------------------------------- */
+
+static void async__link(aevent_t *ev)
+{
+    afn_t *fn = ev->fn;
+    ev->prev = fn->tail;
+    ev->next = NULL;
+    if (fn->tail)
+        fn->tail->next = ev;
+    else
+        fn->head = ev;
+    fn->tail = ev;
+    fn->n_events++;
+    ev->linked = true;
+}
+
+/* The function has ready events and may have room: dispatch soon. */
+static void async__mark_dirty(async_t *a, afn_t *fn)
+{
+    if (!fn->dirty) {
+        fn->dirty = true;
+        fn->next_dirty = NULL;
+        if (a->dirty_tail)
+            a->dirty_tail->next_dirty = fn;
+        else
+            a->dirty_head = fn;
+        a->dirty_tail = fn;
+    }
+    async__kick(a);
+}
+
+static void async__ready_push(async_t *a, aevent_t *ev)
+{
+    afn_t *fn = ev->fn;
+    ev->next_ready = NULL;
+    if (fn->ready_tail)
+        fn->ready_tail->next_ready = ev;
+    else
+        fn->ready_head = ev;
+    fn->ready_tail = ev;
+    async__mark_dirty(a, fn);
+}
+
+static aevent_t *async__ready_pop(afn_t *fn)
+{
+    aevent_t *ev = fn->ready_head;
+    if (ev) {
+        fn->ready_head = ev->next_ready;
+        if (!fn->ready_head)
+            fn->ready_tail = NULL;
+        ev->next_ready = NULL;
+    }
+    return ev;
+}
+
+static void async__ready_unpop(afn_t *fn, aevent_t *ev)
+{
+    ev->next_ready = fn->ready_head;
+    fn->ready_head = ev;
+    if (!fn->ready_tail)
+        fn->ready_tail = ev;
+}
+
+/* The retry heap: a binary min-heap on next_ms. */
+static void async__heap_swap(async_t *a, size_t i, size_t j)
+{
+    aevent_t *t = a->heap[i];
+    a->heap[i] = a->heap[j];
+    a->heap[j] = t;
+    a->heap[i]->heap_i = i;
+    a->heap[j]->heap_i = j;
+}
+
+static void async__heap_up(async_t *a, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (a->heap[parent]->q.next_ms <= a->heap[i]->q.next_ms)
+            break;
+        async__heap_swap(a, i, parent);
+        i = parent;
+    }
+}
+
+static void async__heap_down(async_t *a, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < a->heap_n && a->heap[l]->q.next_ms < a->heap[m]->q.next_ms)
+            m = l;
+        if (r < a->heap_n && a->heap[r]->q.next_ms < a->heap[m]->q.next_ms)
+            m = r;
+        if (m == i)
+            return;
+        async__heap_swap(a, i, m);
+        i = m;
+    }
+}
+
+static void async__heap_remove(async_t *a, aevent_t *ev)
+{
+    size_t i = ev->heap_i;
+    if (i == NOT_IN_HEAP)
+        return;
+    async__heap_swap(a, i, a->heap_n - 1);
+    a->heap_n--;
+    ev->heap_i = NOT_IN_HEAP;
+    if (i < a->heap_n) {
+        async__heap_up(a, i);
+        async__heap_down(a, i);
+    }
+}
+
+static void async__on_retry_timer(uv_timer_t *t);
+
+static void async__arm_retry_timer(async_t *a)
+{
+    if (!a->heap_n || a->stopping) {
+        uv_timer_stop(a->retry_timer);
+        return;
+    }
+    int64_t wait = a->heap[0]->q.next_ms - clock_wall_ms();
+    uv_timer_start(a->retry_timer, async__on_retry_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+/* Puts a linked event where it waits: ready now, or in the heap. */
+static void async__schedule(async_t *a, aevent_t *ev)
+{
+    if (ev->q.next_ms <= clock_wall_ms()) {
+        async__ready_push(a, ev);
+        return;
+    }
+    if (a->heap_n == a->heap_cap) {
+        a->heap_cap = a->heap_cap ? a->heap_cap * 2 : 64;
+        a->heap = xrealloc(a->heap, a->heap_cap * sizeof *a->heap);
+    }
+    ev->heap_i = a->heap_n;
+    a->heap[a->heap_n++] = ev;
+    async__heap_up(a, ev->heap_i);
+    if (ev->heap_i == 0)
+        async__arm_retry_timer(a);
+}
+
+static void async__on_retry_timer(uv_timer_t *t)
+{
+    async_t *a = t->data;
+    int64_t now = clock_wall_ms();
+    while (a->heap_n && a->heap[0]->q.next_ms <= now) {
+        aevent_t *ev = a->heap[0];
+        async__heap_remove(a, ev);
+        async__ready_push(a, ev);
+    }
+    async__arm_retry_timer(a);
+}
+
+/* Takes an event out of the function's list and the heap (a ready event
+ * has already left its FIFO). */
+static void async__unlink(async_t *a, aevent_t *ev)
+{
+    afn_t *fn = ev->fn;
+    async__heap_remove(a, ev);
+    if (ev->linked) {
+        if (ev->prev)
+            ev->prev->next = ev->next;
+        else
+            fn->head = ev->next;
+        if (ev->next)
+            ev->next->prev = ev->prev;
+        else
+            fn->tail = ev->prev;
+        fn->n_events--;
+        ev->linked = false;
+    }
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+typedef struct accept_job {
+    async_t *a;
+    aevent_t *ev;
+    buf_t body;
+    char *idem;                  /* the map key, or NULL */
+    char key[ASYNC_IDEMPOTENCY_KEY_MAX + 1];
+    int64_t redrive_id;          /* the dead letter it replaces, or 0 */
+    async_accepted_cb cb;
+    void *ud;
+} accept_job_t;
+
+static int async__accept_apply(store_queue_t *q, void *arg, mf_error_t *err)
+{
+    accept_job_t *j = arg;
+    int r;
+    if (j->redrive_id && (r = store_dead_letter_delete(q, j->redrive_id, err)) < 0)
+        return r;
+    j->ev->q.event = j->body.data;
+    j->ev->q.event_len = j->body.len;
+    r = store_qevent_insert(q, &j->ev->q, err);
+    j->ev->q.event = NULL;
+    if (r == 0 && j->idem)
+        r = store_idem_put(q, j->ev->q.function, j->key, j->ev->q.request_id, j->ev->q.enqueued_ms,
+                           err);
+    return r;
+}
+
+static void async__accept_done(void *arg, int r, const mf_error_t *err)
+{
+    accept_job_t *j = arg;
+    async_t *a = j->a;
+    aevent_t *ev = j->ev;
+    afn_t *fn = ev->fn;
+    if (r < 0) {
+        if (j->idem)
+            free(map_remove(&a->idem, j->idem));
+        log_error("async", "queueing an event for %s: %s", fn->name, err->msg);
+        j->cb(j->ud, r, NULL, false, err);
+        free(ev);
+    } else {
+        if (j->idem) {
+            idem_t *k = map_get(&a->idem, j->idem);
+            if (k)
+                k->committed = true;
+        }
+        if (j->redrive_id && fn->dead_letters > 0)
+            fn->dead_letters--;
+        char rid[ID_UUID_LEN + 1];
+        snprintf(rid, sizeof rid, "%s", ev->q.request_id);
+        if (!fn->known) {
+            /* Deleted while its event was being written: the deletion's own
+             * job has removed the row. */
+            free(ev);
+        } else {
+            fn->enqueued++;
+            metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
+            async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
+            async__link(ev);
+            async__schedule(a, ev);
+        }
+        j->cb(j->ud, 0, rid, false, err);
+    }
+    buf_release(&j->body);
+    free(j->idem);
+    free(j);
+}
+
+static aevent_t *async__new_event(afn_t *fn)
+{
+    aevent_t *ev = xcalloc(1, sizeof *ev);
+    ev->fn = fn;
+    ev->heap_i = NOT_IN_HEAP;
+    id_uuid7(ev->q.request_id);
+    snprintf(ev->q.function, sizeof ev->q.function, "%s", fn->name);
+    ev->q.enqueued_ms = ev->q.next_ms = clock_wall_ms();
+    return ev;
+}
+
+/* A repeat of an idempotency key is answered once everything before it is
+ * committed, the first request's event included. */
+typedef struct replay_job {
+    async_t *a;
+    char *idem;
+    async_accepted_cb cb;
+    void *ud;
+} replay_job_t;
+
+static void async__replay_done(void *arg, int r, const mf_error_t *err)
+{
+    replay_job_t *j = arg;
+    idem_t *k = map_get(&j->a->idem, j->idem);
+    if (r == 0 && k && k->committed) {
+        j->cb(j->ud, 0, k->request_id, true, err);
+    } else {
+        mf_error_t e = MF_ERROR_INIT;
+        mf_error_plain(&e, EIO, "the first request with this idempotency key was not queued");
+        j->cb(j->ud, r < 0 ? r : -EIO, NULL, false, r < 0 ? err : &e);
+    }
+    free(j->idem);
+    free(j);
+}
+
+int async_enqueue(async_t *a, const char *function, buf_t *event, const char *idem_key,
+                  async_accepted_cb cb, void *ud, mf_error_t *err)
+{
+    if (a->stopping)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    if (event->len > a->cfg.max_event_bytes)
+        return mf_error_plain(err, EFBIG,
+                              "the event is %zu bytes; an asynchronous event may be %zu at most",
+                              event->len, a->cfg.max_event_bytes);
+    if (idem_key && !async__valid_key(idem_key))
+        return mf_error_plain(err, EINVAL,
+                              "X-Mayfly-Idempotency-Key: must be 1 to %d printable ASCII "
+                              "characters",
+                              ASYNC_IDEMPOTENCY_KEY_MAX);
+    afn_t *fn;
+    int r = async__fn(a, function, true, &fn, err);
+    if (r < 0)
+        return r;
+
+    char *idem = idem_key ? async__idem_key(function, idem_key) : NULL;
+    if (idem) {
+        idem_t *k = map_get(&a->idem, idem);
+        if (k && k->created_ms + ASYNC_IDEMPOTENCY_MS > clock_wall_ms()) {
+            replay_job_t *j = xcalloc(1, sizeof *j);
+            *j = (replay_job_t){ a, idem, cb, ud };
+            store_writer_submit(a->writer, false, NULL, async__replay_done, j);
+            return 0;
+        }
+    }
+    accept_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->ev = async__new_event(fn);
+    j->body = *event;
+    buf_init(event, 0);
+    j->cb = cb;
+    j->ud = ud;
+    if (idem) {
+        j->idem = idem;
+        snprintf(j->key, sizeof j->key, "%s", idem_key);
+        idem_t *k = xcalloc(1, sizeof *k);
+        snprintf(k->request_id, sizeof k->request_id, "%s", j->ev->q.request_id);
+        k->created_ms = j->ev->q.enqueued_ms;
+        free(map_put(&a->idem, idem, k));
+    }
+    store_writer_submit(a->writer, true, async__accept_apply, async__accept_done, j);
+    return 0;
+}
+
+int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
+                  mf_error_t *err)
+{
+    if (a->stopping)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    afn_t *fn;
+    int r = async__fn(a, function, true, &fn, err);
+    if (r < 0)
+        return r;
+    store_dead_letter_t dl;
+    if ((r = store_dead_letter_get(a->rq, function, id, &dl, err)) < 0)
+        return r;
+    accept_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->ev = async__new_event(fn);
+    buf_init(&j->body, 0);
+    buf_add(&j->body, dl.event, dl.event_len);
+    j->redrive_id = id;
+    j->cb = cb;
+    j->ud = ud;
+    store_dead_letter_clear(&dl);
+    store_writer_submit(a->writer, true, async__accept_apply, async__accept_done, j);
+    return 0;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+/* Writes an event's new state (started, or waiting for a retry) and the
+ * attempt that just ended, if any. */
+typedef struct update_job {
+    store_qevent_t q;
+    bool has_attempt;
+    store_attempt_t at;
+} update_job_t;
+
+static int async__update_apply(store_queue_t *q, void *arg, mf_error_t *err)
+{
+    update_job_t *j = arg;
+    int r = 0;
+    if (j->has_attempt)
+        r = store_attempt_put(q, &j->at, err);
+    return r < 0 ? r : store_qevent_update(q, &j->q, err);
+}
+
+static void async__update_done(void *arg, int r, const mf_error_t *err)
+{
+    update_job_t *j = arg;
+    if (r < 0)
+        log_error("async", "writing the state of event %s: %s", j->q.request_id, err->msg);
+    free(j->at.error_type);
+    free(j->at.error_message);
+    free(j);
+}
+
+static void async__submit_update(async_t *a, const aevent_t *ev, const store_attempt_t *at)
+{
+    update_job_t *j = xcalloc(1, sizeof *j);
+    j->q = ev->q;
+    j->q.event = NULL;
+    if (at) {
+        j->has_attempt = true;
+        j->at = *at;
+        j->at.error_type = at->error_type ? xstrdup(at->error_type) : NULL;
+        j->at.error_message = at->error_message ? xstrdup(at->error_message) : NULL;
+    }
+    store_writer_submit(a->writer, false, async__update_apply, async__update_done, j);
+}
+
+/* The end of an event: success, or a dead letter. */
+typedef struct final_job {
+    async_t *a;
+    aevent_t *ev;                /* unlinked; freed when written */
+    store_attempt_t at;
+    bool has_attempt;
+    bool dead;
+    store_dead_letter_t dl;
+    aevent_t *dest;              /* a destination's new event, or NULL */
+    buf_t dest_body;
+} final_job_t;
+
+static int async__final_apply(store_queue_t *q, void *arg, mf_error_t *err)
+{
+    final_job_t *j = arg;
+    int r = 0;
+    if (j->has_attempt)
+        r = store_attempt_put(q, &j->at, err);
+    if (r == 0 && j->dead)
+        r = store_dead_letter_put(q, &j->dl, j->ev->q.seq, err);
+    if (r == 0 && j->dest) {
+        j->dest->q.event = j->dest_body.data;
+        j->dest->q.event_len = j->dest_body.len;
+        r = store_qevent_insert(q, &j->dest->q, err);
+        j->dest->q.event = NULL;
+    }
+    if (r == 0)
+        r = store_qevent_delete(q, j->ev->q.seq, err);
+    return r;
+}
+
+static void async__final_done(void *arg, int r, const mf_error_t *err)
+{
+    final_job_t *j = arg;
+    async_t *a = j->a;
+    if (r < 0) {
+        /* Still queued on disk: it runs again after a restart, which is
+         * within at-least-once. */
+        log_error("async", "finishing event %s: %s", j->ev->q.request_id, err->msg);
+        free(j->dest);
+    } else {
+        if (j->dead)
+            j->ev->fn->dead_letters++;
+        if (j->dest) {
+            aevent_t *d = j->dest;
+            d->fn->enqueued++;
+            metrics_inc(a->m_enqueued, (const char *[]){ d->fn->name }, 1);
+            async__record_basic(d, "queued", d->q.enqueued_ms, a->records);
+            async__link(d);
+            async__schedule(a, d);
+        }
+    }
+    free(j->at.error_type);
+    free(j->at.error_message);
+    free(j->dl.error_type);
+    free(j->dl.error_message);
+    buf_release(&j->dest_body);
+    free(j->ev);
+    free(j);
+}
+
+/* Queues a job to be submitted once the records added so far are written. */
+static void async__after_records(async_t *a, store_job_apply_fn apply, store_job_done_fn done,
+                                 void *arg)
+{
+    after_records_t *n = xcalloc(1, sizeof *n);
+    n->apply = apply;
+    n->done = done;
+    n->arg = arg;
+    if (a->after_tail)
+        a->after_tail->next = n;
+    else
+        a->after_head = n;
+    a->after_tail = n;
+    async__kick(a);
+}
+
+/* Parses bytes as JSON for a destination record; what is not JSON goes in
+ * as a string. */
+static json_t *async__payload(const void *data, size_t len)
+{
+    if (!len)
+        return json_null();
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY, NULL);
+    return v ? v : json_stringn_nocheck(data, len);
+}
+
+/* Builds Lambda's destination record for ev's outcome. */
+static void async__destination_record(async_t *a, const aevent_t *ev, const invocation_t *inv,
+                                      const char *condition, buf_t *out)
+{
+    buf_t body = BUF_INIT;
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_qevent_body(a->rq, ev->q.seq, &body, &err) < 0)
+        log_warn("async", "destination record of %s without its event: %s", ev->q.request_id,
+                 err.msg);
+    char ts[40], arn[160];
+    clock_format_iso8601(clock_wall_ms(), ts, sizeof ts);
+    snprintf(arn, sizeof arn, "arn:aws:lambda:%s:000000000000:function:%s:$LATEST", a->region,
+             ev->fn->name);
+    json_t *resp = json_pack("{s:i, s:s}", "statusCode", 200, "executedVersion", "$LATEST");
+    if (inv && inv->status != INV_SUCCESS)
+        json_object_set_new(resp, "functionError", json_string("Unhandled"));
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:s, s:i}, s:o, s:o, s:o}", "version", "1.0", "timestamp", ts,
+        "requestContext", "requestId", ev->q.request_id, "functionArn", arn, "condition",
+        condition, "approximateInvokeCount", ev->q.attempts, "requestPayload",
+        async__payload(body.data, body.len), "responseContext", resp, "responsePayload",
+        inv ? async__payload(inv->result.data, inv->result.len) : json_null());
+    json_dump_buf(out, doc);
+    json_decref(doc);
+    buf_release(&body);
+    if (out->len > a->cfg.max_event_bytes) {
+        /* Too large to queue: the context still goes, without payloads. */
+        log_warn("async", "destination record of %s is %zu bytes; sent without its payloads",
+                 ev->q.request_id, out->len);
+        buf_reset(out);
+        json_t *small = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:i}, s:n, s:n}", "version",
+                                  "1.0", "timestamp", ts, "requestContext", "requestId",
+                                  ev->q.request_id, "functionArn", arn, "condition", condition,
+                                  "approximateInvokeCount", ev->q.attempts, "requestPayload",
+                                  "responsePayload");
+        json_dump_buf(out, small);
+        json_decref(small);
+    }
+}
+
+/* Ends an event for good: condition is "Success", "RetriesExhausted" or
+ * "EventAgeExceeded". inv is its last attempt (NULL if none ran now). */
+static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
+                          const store_attempt_t *at, const char *condition)
+{
+    afn_t *fn = ev->fn;
+    bool success = !strcmp(condition, "Success");
+    final_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->ev = ev;
+    buf_init(&j->dest_body, 0);
+    if (at) {
+        j->has_attempt = true;
+        j->at = *at;
+        j->at.error_type = at->error_type ? xstrdup(at->error_type) : NULL;
+        j->at.error_message = at->error_message ? xstrdup(at->error_message) : NULL;
+    }
+    if (inv) {
+        store_record_t rec;
+        invocation_record(inv, &rec);
+        rec.attempts = ev->q.attempts;
+        obs_records_add(a->records, &rec);
+    } else {
+        /* Expired before an attempt ran now: the record keeps the last
+         * attempt's figures and says why it stopped. */
+        store_record_t rec = { 0 };
+        snprintf(rec.request_id, sizeof rec.request_id, "%s", ev->q.request_id);
+        snprintf(rec.function, sizeof rec.function, "%s", fn->name);
+        rec.version = fn->version;
+        snprintf(rec.status, sizeof rec.status, "error");
+        rec.start_ms = clock_wall_ms();
+        rec.memory_mb = fn->memory_mb;
+        rec.attempts = ev->q.attempts;
+        rec.error_type = "Mayfly.EventAgeExceeded";
+        rec.error_message = "the event was older than async.max_event_age_s before it could run";
+        obs_records_add(a->records, &rec);
+    }
+    if (!success) {
+        j->dead = true;
+        snprintf(j->dl.function, sizeof j->dl.function, "%s", fn->name);
+        snprintf(j->dl.request_id, sizeof j->dl.request_id, "%s", ev->q.request_id);
+        j->dl.attempts = ev->q.attempts;
+        snprintf(j->dl.condition, sizeof j->dl.condition, "%s", condition);
+        if (inv && inv->error_type) {
+            j->dl.error_type = xstrdup(inv->error_type);
+            j->dl.error_message = xstrdup(inv->error_message ? inv->error_message : "");
+        } else if (!inv) {
+            j->dl.error_type = xstrdup("Mayfly.EventAgeExceeded");
+            j->dl.error_message = xasprintf("the event was older than %d s before it could run",
+                                            fn->cfg.max_event_age_s);
+        }
+        j->dl.time_ms = clock_wall_ms();
+        log_info("async", "event %s of %s is a dead letter (%s after %d attempts)",
+                 ev->q.request_id, fn->name, condition, ev->q.attempts);
+    }
+    const char *dest = success ? fn->cfg.on_success : fn->cfg.on_failure;
+    if (*dest) {
+        afn_t *dfn;
+        mf_error_t err = MF_ERROR_INIT;
+        if (async__fn(a, dest, true, &dfn, &err) < 0) {
+            log_warn("async", "%s's %s destination %s: %s; not sent", fn->name,
+                     success ? "on_success" : "on_failure", dest, err.msg);
+        } else {
+            j->dest = async__new_event(dfn);
+            async__destination_record(a, ev, inv, condition, &j->dest_body);
+        }
+    }
+    async__unlink(a, ev);
+    async__after_records(a, async__final_apply, async__final_done, j);
+}
+
+/* ---- an attempt's end ------------------------------------------------------ */
+
+static void async__maybe_stopped(async_t *a)
+{
+    if (a->stopping && a->n_running == 0 && a->stop_done) {
+        void (*done)(void *) = a->stop_done;
+        a->stop_done = NULL;
+        uv_timer_stop(a->grace_timer);
+        done(a->stop_ud);
+    }
+}
+
+/* A function error is the function's answer (an error it raised, a
+ * timeout, running out of memory); the rest is the platform's doing. */
+static bool async__function_error(const invocation_t *inv)
+{
+    if (inv->status == INV_TIMEOUT || inv->status == INV_OOM)
+        return true;
+    return inv->status == INV_ERROR && inv->error_type && strncmp(inv->error_type, "Mayfly.", 7);
+}
+
+static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
+{
+    afn_t *fn = ev->fn;
+    fn->n_running--;
+    a->n_running--;
+    ev->q.running = 0;
+    if (ev->orphan) {
+        free(ev);
+        invocation_free(inv);
+        async__maybe_stopped(a);
+        return;
+    }
+    int64_t now = clock_wall_ms();
+    store_attempt_t at = { .attempt = ev->q.attempts,
+                           .start_ms = inv->start_wall_ms,
+                           .duration_ms = inv->duration_ms,
+                           .error_type = inv->error_type,
+                           .error_message = inv->error_message };
+    snprintf(at.request_id, sizeof at.request_id, "%s", ev->q.request_id);
+    snprintf(at.status, sizeof at.status, "%s", inv_status_name(inv->status));
+
+    if (inv->status == INV_SUCCESS) {
+        async__finish(a, ev, inv, &at, "Success");
+    } else if (a->stopping) {
+        /* Cut short by the shutdown: back to the queue, not counted
+         * against the function; it runs after the restart. */
+        snprintf(at.status, sizeof at.status, "interrupted");
+        at.error_type = "Mayfly.Interrupted";
+        at.error_message = "the server stopped while this attempt ran; the event runs again";
+        ev->q.next_ms = now;
+        async__submit_update(a, ev, &at);
+        async__record_basic(ev, "queued", now, a->records);
+    } else {
+        bool fn_error = async__function_error(inv);
+        double delay;
+        if (fn_error) {
+            ev->q.fn_errors++;
+            if (ev->q.fn_errors > fn->cfg.max_retries) {
+                async__finish(a, ev, inv, &at, "RetriesExhausted");
+                goto out;
+            }
+            /* Lambda's schedule: about 1 minute, then about 2. */
+            delay = (double)a->cfg.retry_base_ms * ev->q.fn_errors * async__uniform(a, 0.9, 1.1);
+        } else {
+            /* Throttles and platform errors: exponential backoff from a
+             * sixtieth of the base (1 s by default) up to 5 bases. */
+            int k = ev->q.attempts - ev->q.fn_errors;
+            double base = a->cfg.retry_base_ms / 60.0;
+            delay = base * ldexp(1.0, k > 20 ? 20 : k - 1);
+            if (delay > 5.0 * a->cfg.retry_base_ms)
+                delay = 5.0 * a->cfg.retry_base_ms;
+            delay *= async__uniform(a, 0.75, 1.25);
+        }
+        int64_t next = now + (int64_t)delay;
+        if (next - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
+            async__finish(a, ev, inv, &at, "EventAgeExceeded");
+            goto out;
+        }
+        ev->q.next_ms = next;
+        fn->retries++;
+        metrics_inc(a->m_retries, (const char *[]){ fn->name }, 1);
+        store_record_t rec;
+        invocation_record(inv, &rec);
+        snprintf(rec.status, sizeof rec.status, "queued");
+        rec.attempts = ev->q.attempts;
+        obs_records_add(a->records, &rec);
+        async__submit_update(a, ev, &at);
+        async__schedule(a, ev);
+    }
+out:
+    invocation_free(inv);
+    async__maybe_stopped(a);
+}
+
+static void async__on_attempt(invocation_t *inv, void *ud)
+{
+    aevent_t *ev = ud;
+    if (ev->starting) {
+        ev->early = inv; /* finished inside exec_invoke_opts: handled after it returns */
+        return;
+    }
+    async__attempt_ended(ev->fn->a, ev, inv);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+/* Starts the function's ready events while it has room for them. */
+static void async__dispatch_fn(async_t *a, afn_t *fn)
+{
+    while (!a->stopping && fn->ready_head) {
+        aevent_t *ev = async__ready_pop(fn);
+        int64_t now = clock_wall_ms();
+        if (fn->known && now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
+            async__finish(a, ev, NULL, NULL, "EventAgeExceeded");
+            continue;
+        }
+        buf_t body = BUF_INIT;
+        mf_error_t err = MF_ERROR_INIT;
+        int r = store_qevent_body(a->rq, ev->q.seq, &body, &err);
+        if (r == -ENOENT) {
+            /* Forgotten with its deleted function. */
+            async__unlink(a, ev);
+            free(ev);
+            buf_release(&body);
+            continue;
+        }
+        if (r < 0) {
+            log_error("async", "reading event %s: %s", ev->q.request_id, err.msg);
+            async__ready_unpop(fn, ev);
+            buf_release(&body);
+            break;
+        }
+        exec_call_opts_t opts = { .request_id = ev->q.request_id,
+                                  .attempt = ev->q.attempts + 1,
+                                  .no_record = true,
+                                  .no_wait = true };
+        ev->starting = true;
+        r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
+        ev->starting = false;
+        if (r < 0) {
+            buf_release(&body);
+            async__ready_unpop(fn, ev);
+            if (r == -ENOENT)
+                log_warn("async", "%s no longer exists; its events wait for it", fn->name);
+            else if (r != -EAGAIN)
+                log_error("async", "starting event %s: %s", ev->q.request_id, err.msg);
+            break;
+        }
+        ev->q.attempts++;
+        ev->q.running = 1;
+        /* While an attempt runs, next_ms holds its start: a restart reads
+         * it for the interrupted attempt's record. */
+        ev->q.next_ms = now;
+        fn->n_running++;
+        a->n_running++;
+        fn->attempts++;
+        metrics_inc(a->m_attempts, (const char *[]){ fn->name }, 1);
+        async__record_basic(ev, "running", now, a->records);
+        async__submit_update(a, ev, NULL);
+        if (ev->early) {
+            invocation_t *inv = ev->early;
+            ev->early = NULL;
+            async__attempt_ended(a, ev, inv);
+        }
+    }
+}
+
+static void async__on_kick(uv_idle_t *h)
+{
+    async_t *a = h->data;
+    uv_idle_stop(h);
+    if (a->after_head) {
+        mf_error_t err = MF_ERROR_INIT;
+        if (obs_records_flush(a->records, &err) < 0)
+            log_error("async", "writing invocation records: %s", err.msg);
+        after_records_t *n = a->after_head;
+        a->after_head = a->after_tail = NULL;
+        while (n) {
+            after_records_t *next = n->next;
+            store_writer_submit(a->writer, false, n->apply, n->done, n->arg);
+            free(n);
+            n = next;
+        }
+    }
+    /* Functions marked while this pass runs wait for the next one. */
+    afn_t *fn = a->dirty_head;
+    a->dirty_head = a->dirty_tail = NULL;
+    while (fn) {
+        afn_t *next = fn->next_dirty;
+        fn->dirty = false;
+        fn->next_dirty = NULL;
+        async__dispatch_fn(a, fn);
+        fn = next;
+    }
+}
+
+static void async__kick(async_t *a)
+{
+    if (!uv_is_active((uv_handle_t *)a->kick))
+        uv_idle_start(a->kick, async__on_kick);
+}
+
+static void async__on_capacity(void *ud, const char *function)
+{
+    async_t *a = ud;
+    afn_t *fn = map_get(&a->fns, function);
+    if (fn && fn->ready_head && !a->stopping)
+        async__mark_dirty(a, fn);
+}
+
+/* ---- functions changing --------------------------------------------------------- */
+
+void async_function_changed(async_t *a, const fn_t *f)
+{
+    afn_t *fn = map_get(&a->fns, f->name);
+    if (fn)
+        async__fn_load(fn, f);
+}
+
+static int async__forget_apply(store_queue_t *q, void *arg, mf_error_t *err)
+{
+    return store_queue_forget_function(q, arg, err);
+}
+
+static void async__forget_done(void *arg, int r, const mf_error_t *err)
+{
+    if (r < 0)
+        log_error("async", "forgetting the queue of %s: %s", (char *)arg, err->msg);
+    free(arg);
+}
+
+/* Drops a function's events from memory and, through the writer, from
+ * disk, with its dead letters and keys. */
+static void async__forget(async_t *a, afn_t *fn)
+{
+    fn->known = false;
+    fn->ready_head = fn->ready_tail = NULL;
+    for (aevent_t *ev = fn->head, *next; ev; ev = next) {
+        next = ev->next;
+        async__unlink(a, ev);
+        if (ev->q.running)
+            ev->orphan = true; /* freed when its attempt ends */
+        else
+            free(ev);
+    }
+    async__arm_retry_timer(a);
+    fn->dead_letters = 0;
+    size_t plen = strlen(fn->name);
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&a->idem, &it, &key, &value);) {
+        if (!strncmp(key, fn->name, plen) && key[plen] == '\n')
+            free(map_remove(&a->idem, key));
+    }
+    store_writer_submit(a->writer, false, async__forget_apply, async__forget_done,
+                        xstrdup(fn->name));
+}
+
+void async_function_removed(async_t *a, const char *function)
+{
+    afn_t *fn = map_get(&a->fns, function);
+    if (fn)
+        async__forget(a, fn);
+    else
+        store_writer_submit(a->writer, false, async__forget_apply, async__forget_done,
+                            xstrdup(function));
+}
+
+/* ---- visibility ------------------------------------------------------------------ */
+
+store_queue_t *async_store(async_t *a)
+{
+    return a->rq;
+}
+
+void async_function_stats(async_t *a, const char *function, async_fn_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    afn_t *fn = map_get(&a->fns, function);
+    if (!fn)
+        return;
+    out->depth = fn->n_events - fn->n_running;
+    out->running = fn->n_running;
+    if (fn->head) {
+        int64_t age = clock_wall_ms() - fn->head->q.enqueued_ms;
+        out->oldest_age_s = age > 0 ? age / 1000.0 : 0;
+    }
+    out->dead_letters = (uint64_t)fn->dead_letters;
+    out->enqueued = fn->enqueued;
+    out->attempts = fn->attempts;
+    out->retries = fn->retries;
+}
+
+static void async__collect(void *ud)
+{
+    async_t *a = ud;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
+        afn_t *fn = value;
+        async_fn_stats_t st;
+        async_function_stats(a, fn->name, &st);
+        const char *labels[] = { fn->name };
+        metrics_set(a->m_depth, labels, (double)st.depth);
+        metrics_set(a->m_age, labels, st.oldest_age_s);
+        metrics_set(a->m_running, labels, (double)st.running);
+        metrics_set(a->m_dead, labels, (double)st.dead_letters);
+    }
+}
+
+static void async__on_commit(void *ud, unsigned jobs, bool durable, uint64_t ns)
+{
+    async_t *a = ud;
+    const char *labels[] = { durable ? "fsync" : "no" };
+    metrics_inc(a->m_commits, labels, 1);
+    metrics_observe(a->m_commit_s, labels, (double)ns / 1e9);
+    metrics_observe(a->m_commit_jobs, labels, jobs);
+}
+
+static void async__metrics_setup(async_t *a)
+{
+    static const char *const fn[] = { "function", NULL };
+    static const char *const sync[] = { "sync", NULL };
+    static const double secs[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                   0.01,   0.025,   0.05,   0.1,   0.25,   1 };
+    static const double jobs[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 1024 };
+    a->m_depth = metrics_family_new(METRICS_GAUGE, "mayfly_async_queue_depth",
+                                    "Async events waiting to run or to be retried.", fn, NULL, 0);
+    a->m_age = metrics_family_new(METRICS_GAUGE, "mayfly_async_oldest_age_seconds",
+                                  "Age of the oldest async event not yet done.", fn, NULL, 0);
+    a->m_running = metrics_family_new(METRICS_GAUGE, "mayfly_async_running",
+                                      "Async events being run.", fn, NULL, 0);
+    a->m_dead = metrics_family_new(METRICS_GAUGE, "mayfly_dead_letters",
+                                   "Dead letters kept, by function.", fn, NULL, 0);
+    a->m_enqueued = metrics_family_new(METRICS_COUNTER, "mayfly_async_enqueued_total",
+                                       "Async events accepted.", fn, NULL, 0);
+    a->m_attempts = metrics_family_new(METRICS_COUNTER, "mayfly_async_attempts_total",
+                                       "Attempts started at async events.", fn, NULL, 0);
+    a->m_retries = metrics_family_new(METRICS_COUNTER, "mayfly_async_retries_total",
+                                      "Async events scheduled for another attempt.", fn, NULL, 0);
+    a->m_commits = metrics_family_new(METRICS_COUNTER, "mayfly_queue_commits_total",
+                                      "Group commits of the async queue, by whether they "
+                                      "fsync'd.", sync, NULL, 0);
+    a->m_commit_s = metrics_family_new(METRICS_HISTOGRAM, "mayfly_queue_commit_seconds",
+                                       "Time one group commit of the async queue took.", sync,
+                                       secs, sizeof secs / sizeof secs[0]);
+    a->m_commit_jobs = metrics_family_new(METRICS_HISTOGRAM, "mayfly_queue_commit_jobs",
+                                          "Writes grouped into one commit of the async queue.",
+                                          sync, jobs, sizeof jobs / sizeof jobs[0]);
+}
+
+/* ---- start, recovery, idempotency keys ------------------------------------------ */
+
+static void async__load_dead_count(const char *function, int64_t n, void *ud)
+{
+    async_t *a = ud;
+    afn_t *fn;
+    mf_error_t err = MF_ERROR_INIT;
+    if (async__fn(a, function, false, &fn, &err) == 0)
+        fn->dead_letters = n;
+}
+
+static void async__load_key(const char *function, const char *key, const char *request_id,
+                            int64_t created_ms, void *ud)
+{
+    async_t *a = ud;
+    idem_t *k = xcalloc(1, sizeof *k);
+    snprintf(k->request_id, sizeof k->request_id, "%s", request_id);
+    k->created_ms = created_ms;
+    k->committed = true;
+    char *mk = async__idem_key(function, key);
+    free(map_put(&a->idem, mk, k));
+    free(mk);
+}
+
+static int async__prune_apply(store_queue_t *q, void *arg, mf_error_t *err)
+{
+    return store_idem_prune(q, *(int64_t *)arg, err);
+}
+
+static void async__prune_done(void *arg, int r, const mf_error_t *err)
+{
+    if (r < 0)
+        log_error("async", "pruning idempotency keys: %s", err->msg);
+    free(arg);
+}
+
+static void async__on_prune(uv_timer_t *t)
+{
+    async_t *a = t->data;
+    int64_t *before = xmalloc(sizeof *before);
+    *before = clock_wall_ms() - ASYNC_IDEMPOTENCY_MS;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&a->idem, &it, &key, &value);) {
+        idem_t *k = value;
+        if (k->committed && k->created_ms < *before)
+            free(map_remove(&a->idem, key));
+    }
+    store_writer_submit(a->writer, false, async__prune_apply, async__prune_done, before);
+}
+
+/* Takes up what the last run left: every queued event goes back in the
+ * index; one it was running is run again, with the cut attempt in its
+ * history. */
+static int async__recover(async_t *a, mf_error_t *err)
+{
+    store_qevent_t *rows = NULL;
+    size_t n = 0, interrupted = 0, dropped = 0;
+    int r = store_qevent_list(a->rq, &rows, &n, err);
+    if (r < 0)
+        return r;
+    int64_t now = clock_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        afn_t *fn;
+        if ((r = async__fn(a, rows[i].function, false, &fn, err)) < 0)
+            break;
+        if (!fn->known) {
+            dropped++;
+            continue;
+        }
+        aevent_t *ev = xcalloc(1, sizeof *ev);
+        ev->q = rows[i];
+        ev->fn = fn;
+        ev->heap_i = NOT_IN_HEAP;
+        if (ev->q.running) {
+            store_attempt_t at = { .attempt = ev->q.attempts,
+                                   .start_ms = ev->q.next_ms,
+                                   .duration_ms = 0,
+                                   .error_type = "Mayfly.Interrupted",
+                                   .error_message = "the server stopped while this attempt "
+                                                    "ran; the event runs again" };
+            snprintf(at.request_id, sizeof at.request_id, "%s", ev->q.request_id);
+            snprintf(at.status, sizeof at.status, "interrupted");
+            ev->q.running = 0;
+            ev->q.next_ms = now;
+            async__submit_update(a, ev, &at);
+            interrupted++;
+        }
+        async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
+        async__link(ev);
+        async__schedule(a, ev);
+    }
+    store_qevent_list_free(rows, n);
+    if (r < 0)
+        return r;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
+        afn_t *fn = value;
+        if (!fn->known)
+            async__forget(a, fn);
+    }
+    if (n)
+        log_info("async", "took up %zu queued events (%zu cut short by the last stop run again, "
+                          "%zu of deleted functions dropped)",
+                 n - dropped, interrupted, dropped);
+    if ((r = store_dead_letter_counts(a->rq, async__load_dead_count, a, err)) < 0)
+        return r;
+    return store_idem_list(a->rq, now - ASYNC_IDEMPOTENCY_MS, async__load_key, a, err);
+}
+
+static uv_timer_t *async__timer(async_t *a)
+{
+    uv_timer_t *t = xmalloc(sizeof *t);
+    uv_timer_init(a->loop, t);
+    t->data = a;
+    return t;
+}
+
+int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *registry,
+               obs_records_t *records, const async_config_t *cfg, async_t **out,
+               mf_error_t *err)
+{
+    async_t *a = xcalloc(1, sizeof *a);
+    a->loop = loop;
+    a->exec = exec;
+    a->registry = registry;
+    a->records = records;
+    a->cfg = *cfg;
+    snprintf(a->region, sizeof a->region, "%s", cfg->region ? cfg->region : "us-east-1");
+    id_random_bytes(&a->rng, sizeof a->rng);
+    a->rng |= 1;
+    int r = store_queue_open(data_dir, &a->rq, err);
+    if (r < 0) {
+        free(a);
+        return r;
+    }
+    async__metrics_setup(a);
+    if ((r = store_writer_start(loop, data_dir, async__on_commit, a, &a->writer, err)) < 0) {
+        store_queue_close(a->rq);
+        free(a);
+        return r;
+    }
+    a->retry_timer = async__timer(a);
+    a->prune_timer = async__timer(a);
+    a->grace_timer = async__timer(a);
+    a->kick = xmalloc(sizeof *a->kick);
+    uv_idle_init(loop, a->kick);
+    a->kick->data = a;
+    if ((r = async__recover(a, err)) < 0) {
+        async_close(a);
+        return r;
+    }
+    uv_timer_start(a->prune_timer, async__on_prune, 60 * 1000, 3600 * 1000);
+    exec_set_capacity_cb(exec, async__on_capacity, a);
+    metrics_add_collector(async__collect, a);
+    *out = a;
+    return 0;
+}
+
+/* ---- stopping ------------------------------------------------------------------- */
+
+static void async__on_grace(uv_timer_t *t)
+{
+    async_t *a = t->data;
+    log_warn("async", "%llu events still running after the grace period; they go back to the "
+                      "queue",
+             (unsigned long long)a->n_running);
+    void (*done)(void *) = a->stop_done;
+    a->stop_done = NULL;
+    if (done)
+        done(a->stop_ud);
+}
+
+void async_stop(async_t *a, void (*done)(void *ud), void *ud)
+{
+    a->stopping = true;
+    uv_timer_stop(a->retry_timer);
+    a->stop_done = done;
+    a->stop_ud = ud;
+    if (a->n_running) {
+        log_info("async", "waiting up to %u ms for %llu running events", a->cfg.shutdown_grace_ms,
+                 (unsigned long long)a->n_running);
+        uv_timer_start(a->grace_timer, async__on_grace, a->cfg.shutdown_grace_ms, 0);
+    }
+    async__maybe_stopped(a);
+}
+
+static void async__free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+void async_close(async_t *a)
+{
+    if (!a)
+        return;
+    exec_set_capacity_cb(a->exec, NULL, NULL);
+    a->stopping = true;
+    a->dirty_head = a->dirty_tail = NULL;
+    async__on_kick(a->kick); /* submits what waits for the records */
+    store_writer_stop(a->writer);
+    /* A final write may have queued more behind the records. */
+    async__on_kick(a->kick);
+    uv_close((uv_handle_t *)a->retry_timer, async__free_handle);
+    uv_close((uv_handle_t *)a->prune_timer, async__free_handle);
+    uv_close((uv_handle_t *)a->grace_timer, async__free_handle);
+    uv_close((uv_handle_t *)a->kick, async__free_handle);
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
+        afn_t *fn = value;
+        for (aevent_t *ev = fn->head, *next; ev; ev = next) {
+            next = ev->next;
+            free(ev);
+        }
+        free(fn);
+    }
+    map_release(&a->fns);
+    for (size_t it = 0; map_next(&a->idem, &it, &key, &value);)
+        free(value);
+    map_release(&a->idem);
+    free(a->heap);
+    store_queue_close(a->rq);
+    free(a);
+}

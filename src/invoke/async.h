@@ -1,0 +1,91 @@
+/* Asynchronous invocations: a durable queue inside the server.
+ *
+ * An event is accepted only once it is on disk (store/writer.h's group
+ * commit, fsync'd), and leaves the queue only once its outcome is: success,
+ * or a dead letter after its retries or its age ran out. Between the two it
+ * runs on the same pools and limits as synchronous calls, but only where a
+ * function could start a call at once and no synchronous caller waits, so
+ * a backlog never stands in front of a synchronous call.
+ *
+ * Retries follow Lambda: a function error (error, timeout, out of memory) is
+ * retried up to async.max_retries times, after about 1 and then about 2
+ * retry bases (60 s by default), with jitter; a throttle or a platform
+ * error is retried with exponential backoff until the event's age limit.
+ * An attempt cut short by a crash or a restart is run again, and its record
+ * says so. Delivery is at least once: an event may run twice. */
+#ifndef MAYFLY_INVOKE_ASYNC_H
+#define MAYFLY_INVOKE_ASYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "exec/exec.h"
+#include "obs/records.h"
+#include "registry/registry.h"
+#include "store/queue.h"
+
+typedef struct async_config {
+    unsigned retry_base_ms;      /* function errors retry after ~1× and ~2× this (60000) */
+    size_t max_event_bytes;      /* largest event (256 KiB) */
+    unsigned shutdown_grace_ms;  /* how long a stop waits for running events (10 s) */
+    const char *region;          /* for the function ARNs of destination records */
+} async_config_t;
+
+#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1" }
+
+/* An idempotency key is remembered this long. */
+#define ASYNC_IDEMPOTENCY_MS (24LL * 3600 * 1000)
+#define ASYNC_IDEMPOTENCY_KEY_MAX 256
+
+typedef struct async async_t;
+
+/* Opens DATA_DIR/queue.db, starts its writer, and takes up the events a
+ * previous run left (those it was running are run again). */
+int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *registry,
+               obs_records_t *records, const async_config_t *cfg, async_t **out,
+               mf_error_t *err);
+
+/* r is 0 and request_id the event's once it is durably queued; replay is
+ * true when an idempotency key matched an earlier event, whose id it is. */
+typedef void (*async_accepted_cb)(void *ud, int r, const char *request_id, bool replay,
+                                  const mf_error_t *err);
+
+/* Queues event (taking its memory on success) for function. idem_key may be
+ * NULL. Fails at once, without calling cb, with -ENOENT (no such function),
+ * -EFBIG (too large), -EINVAL (a bad key) or -ESHUTDOWN (stopping). */
+int async_enqueue(async_t *a, const char *function, buf_t *event, const char *idem_key,
+                  async_accepted_cb cb, void *ud, mf_error_t *err);
+/* Queues dead letter id of function again, as a new event; -ENOENT at once
+ * or through cb when there is no such dead letter. */
+int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
+                  mf_error_t *err);
+
+/* The loop's own connection to queue.db, for reading. */
+store_queue_t *async_store(async_t *a);
+
+typedef struct async_fn_stats {
+    uint64_t depth;              /* waiting (to run, or to be retried) */
+    uint64_t running;
+    double oldest_age_s;         /* of the oldest event not yet done */
+    uint64_t dead_letters;
+    uint64_t enqueued, attempts, retries; /* since the server started */
+} async_fn_stats_t;
+
+void async_function_stats(async_t *a, const char *function, async_fn_stats_t *out);
+/* The registry changed or removed a function: new settings apply to its
+ * queue; a removed function's events, dead letters and keys go. */
+void async_function_changed(async_t *a, const fn_t *fn);
+void async_function_removed(async_t *a, const char *function);
+
+/* Stops accepting and starting events, waits up to the grace period for
+ * running ones, then calls done. Attempts still running after it are cut
+ * short by the instances' shutdown and go back to the queue. */
+void async_stop(async_t *a, void (*done)(void *ud), void *ud);
+/* After the instances are gone: writes what is left and closes. */
+void async_close(async_t *a);
+
+#endif

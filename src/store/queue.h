@@ -1,0 +1,125 @@
+/* The durable state of asynchronous invocations: queued events, the history
+ * of their attempts, dead letters and idempotency keys. It lives in its own
+ * SQLite file, DATA/queue.db, so that the queue's writer thread and the
+ * event loop's writes to mayfly.db (functions, records, logs) never wait on
+ * each other's locks.
+ *
+ * A store_queue_t is one connection, used from one thread at a time: the
+ * event loop opens one to read, and the writer thread (store/writer.h) one
+ * to write. Calls return 0 or a negative errno and fill *err; -ENOENT when
+ * the thing asked for does not exist. */
+#ifndef MAYFLY_STORE_QUEUE_H
+#define MAYFLY_STORE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/error.h"
+
+typedef struct store_queue store_queue_t;
+
+/* One accepted event. */
+typedef struct store_qevent {
+    int64_t seq;              /* assigned at insert: the order of acceptance */
+    char request_id[37];
+    char function[65];
+    int64_t enqueued_ms;      /* accepted at (wall clock); its age counts from here */
+    int64_t next_ms;          /* not to run before */
+    int attempts;             /* attempts started */
+    int fn_errors;            /* of which ended in a function error */
+    int running;              /* an attempt was under way at the last write */
+    void *event;              /* owned; NULL in listings */
+    size_t event_len;
+} store_qevent_t;
+
+/* One attempt at an event, as its record's history shows it. */
+typedef struct store_attempt {
+    char request_id[37];
+    int attempt;              /* 1, 2, … */
+    int64_t start_ms;
+    double duration_ms;
+    char status[16];          /* success|error|timeout|oom|throttled|interrupted */
+    char *error_type;         /* owned, NULL when none */
+    char *error_message;
+} store_attempt_t;
+
+typedef struct store_dead_letter {
+    int64_t id;               /* assigned at insert */
+    char function[65];
+    char request_id[37];
+    int attempts;
+    char condition[24];       /* RetriesExhausted | EventAgeExceeded */
+    char *error_type;         /* owned, NULL when none */
+    char *error_message;
+    void *event;              /* owned */
+    size_t event_len;
+    int64_t time_ms;
+} store_dead_letter_t;
+
+/* Opens (creating and migrating) DIR/queue.db. */
+int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err);
+void store_queue_close(store_queue_t *q);
+
+/* Transactions, for the writer's group commits. A durable one is fsync'd
+ * at commit; the others (synchronous=NORMAL) reach the disk with the next
+ * durable commit or checkpoint, and survive a crash of the process but not
+ * a power cut. Savepoints let one job of a batch fail without the rest. */
+int store_queue_begin(store_queue_t *q, bool durable, mf_error_t *err);
+int store_queue_commit(store_queue_t *q, mf_error_t *err);
+void store_queue_rollback(store_queue_t *q);
+int store_queue_savepoint(store_queue_t *q, mf_error_t *err);
+/* Keeps (keep) or undoes the work since the savepoint. */
+void store_queue_release(store_queue_t *q, bool keep);
+
+/* Inserts ev (its body included) and sets ev->seq. */
+int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err);
+/* Writes next_ms, attempts, fn_errors and running of the event ev->seq. */
+int store_qevent_update(store_queue_t *q, const store_qevent_t *ev, mf_error_t *err);
+int store_qevent_delete(store_queue_t *q, int64_t seq, mf_error_t *err);
+/* Replaces out's contents with the event's body. */
+int store_qevent_body(store_queue_t *q, int64_t seq, buf_t *out, mf_error_t *err);
+/* Every queued event in acceptance order, without bodies. */
+int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err);
+void store_qevent_list_free(store_qevent_t *list, size_t count);
+
+int store_attempt_put(store_queue_t *q, const store_attempt_t *a, mf_error_t *err);
+/* Oldest first. */
+int store_attempt_list(store_queue_t *q, const char *request_id, store_attempt_t **out,
+                       size_t *count, mf_error_t *err);
+void store_attempt_list_free(store_attempt_t *list, size_t count);
+
+/* Inserts dl and sets dl->id. With from_seq, the event's bytes are taken
+ * from that queued event instead of dl->event. */
+int store_dead_letter_put(store_queue_t *q, store_dead_letter_t *dl, int64_t from_seq,
+                          mf_error_t *err);
+/* -ENOENT unless function has the dead letter id. */
+int store_dead_letter_get(store_queue_t *q, const char *function, int64_t id,
+                          store_dead_letter_t *out, mf_error_t *err);
+/* -ENOENT if it is not there (already redriven, say). */
+int store_dead_letter_delete(store_queue_t *q, int64_t id, mf_error_t *err);
+/* Newest first, at most limit. */
+int store_dead_letter_list(store_queue_t *q, const char *function, int limit,
+                           store_dead_letter_t **out, size_t *count, mf_error_t *err);
+/* Calls cb once per function that has dead letters, with their number. */
+int store_dead_letter_counts(store_queue_t *q, void (*cb)(const char *function, int64_t n, void *ud),
+                             void *ud, mf_error_t *err);
+void store_dead_letter_clear(store_dead_letter_t *dl);
+void store_dead_letter_list_free(store_dead_letter_t *list, size_t count);
+
+/* Idempotency keys: (function, key) → the request id it was first given. */
+int store_idem_put(store_queue_t *q, const char *function, const char *key,
+                   const char *request_id, int64_t created_ms, mf_error_t *err);
+/* Calls cb for every key created at or after since_ms. */
+int store_idem_list(store_queue_t *q, int64_t since_ms,
+                    void (*cb)(const char *function, const char *key, const char *request_id,
+                               int64_t created_ms, void *ud),
+                    void *ud, mf_error_t *err);
+/* Deletes the keys created before before_ms. */
+int store_idem_prune(store_queue_t *q, int64_t before_ms, mf_error_t *err);
+
+/* Forgets a deleted function's queued events, dead letters and keys. */
+int store_queue_forget_function(store_queue_t *q, const char *function, mf_error_t *err);
+
+#endif

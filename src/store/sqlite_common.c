@@ -1,0 +1,175 @@
+/* Opening and migrating a SQLite file, and the statement helpers both of
+ * the store's databases use. */
+#include "store/sqlite_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+
+int store__sqlite_fail(sqlite3 *db, mf_error_t *err, const char *what)
+{
+    return mf_error_plain(err, EIO, "store: %s: %s", what, sqlite3_errmsg(db));
+}
+
+int store__sqlite_exec(sqlite3 *db, const char *sql, mf_error_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int r = mf_error_plain(err, EIO, "store: %s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return r;
+    }
+    return 0;
+}
+
+int store__sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, mf_error_t *err)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+        return store__sqlite_fail(db, err, "prepare a statement");
+    return 0;
+}
+
+int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
+{
+    sqlite3 *db = NULL;
+    /* NOMUTEX: a connection is used from one thread at a time, so SQLite's
+     * own per-connection mutex would be pure overhead. */
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int r = mf_error_plain(err, EIO, "store: open `%s`: %s", path,
+                               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return r;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+
+    /* journal_mode answers with the mode it ended up in; a file system that
+     * cannot do WAL (no shared memory) would silently stay in DELETE mode. */
+    sqlite3_stmt *st = NULL;
+    int r = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
+        r = store__sqlite_fail(db, err, "set WAL mode");
+        goto out;
+    }
+    rc = sqlite3_step(st);
+    int wal = rc == SQLITE_ROW && !sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        r = store__sqlite_fail(db, err, "set WAL mode");
+        goto out;
+    }
+    if (!wal) {
+        r = mf_error_plain(err, EIO, "store: `%s` cannot be put in WAL mode", path);
+        goto out;
+    }
+    /* FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
+     * power cut, and a client told 201 or 202 must find its function or
+     * its queued event after a reboot. Writes are grouped into few
+     * transactions, so the fsync per commit is affordable. */
+    r = store__sqlite_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", err);
+out:
+    if (r < 0) {
+        sqlite3_close(db);
+        return r;
+    }
+    *out = db;
+    return 0;
+}
+
+static int store__user_version(sqlite3 *db, int *out, mf_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return store__sqlite_fail(db, err, "read the schema version");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return store__sqlite_fail(db, err, "read the schema version");
+    return 0;
+}
+
+/* BEGIN IMMEDIATE takes the write lock before user_version is read, so the
+ * check and the change cannot interleave with another writer's. */
+int store__sqlite_migrate(sqlite3 *db, const char *const *migrations, int count, int *version,
+                          mf_error_t *err)
+{
+    int r = store__sqlite_exec(db, "BEGIN IMMEDIATE", err);
+    if (r < 0)
+        return r;
+    int have = 0;
+    r = store__user_version(db, &have, err);
+    if (r < 0)
+        goto rollback;
+    if (have > count) {
+        r = mf_error_plain(err, EPROTO,
+                           "store: the database has schema version %d, newer than this "
+                           "mayfly knows (%d); use a newer mayfly",
+                           have, count);
+        goto rollback;
+    }
+    for (int i = have; i < count; i++) {
+        r = store__sqlite_exec(db, migrations[i], err);
+        if (r < 0) {
+            mf_error_wrap(err, "store: migration %d", i + 1);
+            goto rollback;
+        }
+    }
+    if (have < count) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", count);
+        r = store__sqlite_exec(db, sql, err);
+        if (r < 0)
+            goto rollback;
+    }
+    r = store__sqlite_exec(db, "COMMIT", err);
+    if (r < 0)
+        goto rollback;
+    *version = count;
+    return 0;
+
+rollback:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+void store__stmt_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+void store__copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    snprintf(dst, size, "%s", v ? v : "");
+}
+
+char *store__dup_column(sqlite3_stmt *st, int col)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    return v ? xstrdup(v) : NULL;
+}
+
+void *store__dup_blob(sqlite3_stmt *st, int col, size_t *len)
+{
+    const void *blob = sqlite3_column_blob(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    char *out = xmalloc((size_t)n + 1);
+    if (n > 0)
+        memcpy(out, blob, (size_t)n);
+    out[n] = '\0';
+    *len = (size_t)n;
+    return out;
+}
+
+int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
+{
+    return v ? sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, col);
+}

@@ -1,0 +1,39 @@
+/* What the SQLite files of the store share: opening a database in WAL mode,
+ * applying its migrations, and small statement helpers. Not for other
+ * modules. */
+#ifndef MAYFLY_STORE_SQLITE_INTERNAL_H
+#define MAYFLY_STORE_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "core/error.h"
+
+/* How long a statement waits on a lock held by another connection (a
+ * backup tool, the sqlite3 shell, the queue's writer thread) before giving
+ * up with SQLITE_BUSY. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* Opens (creating) path in WAL mode with synchronous=FULL. The connection
+ * is for one thread (SQLITE_OPEN_NOMUTEX). */
+int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err);
+/* Applies the migrations the file has not seen yet, all or none, and sets
+ * *version to the schema version after them. */
+int store__sqlite_migrate(sqlite3 *db, const char *const *migrations, int count, int *version,
+                          mf_error_t *err);
+int store__sqlite_exec(sqlite3 *db, const char *sql, mf_error_t *err);
+/* Fills err with "store: what: <sqlite's message>" and returns -EIO. */
+int store__sqlite_fail(sqlite3 *db, mf_error_t *err, const char *what);
+int store__sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, mf_error_t *err);
+
+/* Resets a reused statement so that it releases its read snapshot and its
+ * bindings do not leak into the next call. */
+void store__stmt_done(sqlite3_stmt *st);
+void store__copy_text(char *dst, size_t size, sqlite3_stmt *st, int col);
+/* The column as a malloc'd string, NULL for SQL NULL. */
+char *store__dup_column(sqlite3_stmt *st, int col);
+/* The column's bytes, malloc'd and NUL-terminated; *len their count. */
+void *store__dup_blob(sqlite3_stmt *st, int col, size_t *len);
+int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v);
+
+#endif

@@ -1,0 +1,226 @@
+/* The queue's writer thread and its group commits (see store/writer.h). */
+#include "store/writer.h"
+
+#include <stdlib.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+typedef struct writer_job {
+    struct writer_job *next;
+    bool durable;
+    store_job_apply_fn apply;
+    store_job_done_fn done;
+    void *arg;
+    int r;
+    mf_error_t err;
+} writer_job_t;
+
+typedef struct writer_commit {
+    unsigned jobs;
+    bool durable;
+    uint64_t ns;
+} writer_commit_t;
+
+struct store_writer {
+    uv_loop_t *loop;
+    uv_async_t *wake;            /* the thread → the loop: callbacks are due */
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    /* Under lock: */
+    writer_job_t *in_head, *in_tail;     /* submitted, not yet taken */
+    writer_job_t *out_head, *out_tail;   /* finished, callbacks due */
+    writer_commit_t *commits;            /* finished batches, to report */
+    size_t n_commits, cap_commits;
+    bool stopping;
+    /* The thread's own: */
+    store_queue_t *q;
+    store_commit_cb on_commit;
+    void *ud;
+};
+
+/* Runs one batch in one transaction and returns whether any job asked for
+ * durability. */
+static bool writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *n)
+{
+    bool durable = false;
+    *n = 0;
+    for (writer_job_t *j = batch; j; j = j->next) {
+        durable |= j->durable;
+        ++*n;
+    }
+    mf_error_t err = MF_ERROR_INIT;
+    int r = store_queue_begin(w->q, durable, &err);
+    for (writer_job_t *j = batch; j; j = j->next) {
+        if (r < 0) {
+            j->r = r;
+            j->err = err;
+            continue;
+        }
+        if (!j->apply)
+            continue;
+        j->r = store_queue_savepoint(w->q, &j->err);
+        if (j->r == 0)
+            j->r = j->apply(w->q, j->arg, &j->err);
+        store_queue_release(w->q, j->r == 0);
+    }
+    if (r == 0 && (r = store_queue_commit(w->q, &err)) < 0) {
+        for (writer_job_t *j = batch; j; j = j->next) {
+            j->r = r;
+            j->err = err;
+        }
+    }
+    return durable;
+}
+
+static void writer__thread(void *arg)
+{
+    store_writer_t *w = arg;
+    for (;;) {
+        uv_mutex_lock(&w->lock);
+        while (!w->in_head && !w->stopping)
+            uv_cond_wait(&w->cond, &w->lock);
+        writer_job_t *batch = w->in_head;
+        w->in_head = w->in_tail = NULL;
+        uv_mutex_unlock(&w->lock);
+        if (!batch)
+            return; /* stopping, and nothing left */
+
+        uint64_t t0 = clock_mono_ns();
+        unsigned n;
+        bool durable = writer__run_batch(w, batch, &n);
+        writer_commit_t c = { n, durable, clock_mono_ns() - t0 };
+
+        writer_job_t *last = batch;
+        while (last->next)
+            last = last->next;
+        uv_mutex_lock(&w->lock);
+        if (w->out_tail)
+            w->out_tail->next = batch;
+        else
+            w->out_head = batch;
+        w->out_tail = last;
+        if (w->n_commits == w->cap_commits) {
+            w->cap_commits = w->cap_commits ? w->cap_commits * 2 : 16;
+            w->commits = xrealloc(w->commits, w->cap_commits * sizeof *w->commits);
+        }
+        w->commits[w->n_commits++] = c;
+        uv_mutex_unlock(&w->lock);
+        uv_async_send(w->wake);
+    }
+}
+
+/* On the loop: reports finished batches and calls their jobs' callbacks. */
+static void writer__deliver(store_writer_t *w)
+{
+    uv_mutex_lock(&w->lock);
+    writer_job_t *done = w->out_head;
+    w->out_head = w->out_tail = NULL;
+    writer_commit_t *commits = w->commits;
+    size_t n_commits = w->n_commits;
+    w->commits = NULL;
+    w->n_commits = w->cap_commits = 0;
+    uv_mutex_unlock(&w->lock);
+
+    for (size_t i = 0; i < n_commits && w->on_commit; i++)
+        w->on_commit(w->ud, commits[i].jobs, commits[i].durable, commits[i].ns);
+    free(commits);
+    while (done) {
+        writer_job_t *j = done;
+        done = j->next;
+        if (j->done)
+            j->done(j->arg, j->r, &j->err);
+        free(j);
+    }
+}
+
+static void writer__free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void writer__on_wake(uv_async_t *h)
+{
+    writer__deliver(h->data);
+}
+
+int store_writer_start(uv_loop_t *loop, const char *data_dir, store_commit_cb on_commit,
+                       void *ud, store_writer_t **out, mf_error_t *err)
+{
+    store_writer_t *w = xcalloc(1, sizeof *w);
+    int r = store_queue_open(data_dir, &w->q, err);
+    if (r < 0) {
+        free(w);
+        return r;
+    }
+    w->loop = loop;
+    w->on_commit = on_commit;
+    w->ud = ud;
+    w->wake = xmalloc(sizeof *w->wake);
+    uv_async_init(loop, w->wake, writer__on_wake);
+    w->wake->data = w;
+    uv_mutex_init(&w->lock);
+    uv_cond_init(&w->cond);
+    if ((r = uv_thread_create(&w->thread, writer__thread, w)) < 0) {
+        mf_error_plain(err, -r, "start the queue's writer thread: %s", uv_strerror(r));
+        uv_close((uv_handle_t *)w->wake, writer__free_handle);
+        uv_cond_destroy(&w->cond);
+        uv_mutex_destroy(&w->lock);
+        store_queue_close(w->q);
+        free(w);
+        return r;
+    }
+    *out = w;
+    return 0;
+}
+
+void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
+                         store_job_done_fn done, void *arg)
+{
+    writer_job_t *j = xcalloc(1, sizeof *j);
+    j->durable = durable;
+    j->apply = apply;
+    j->done = done;
+    j->arg = arg;
+    uv_mutex_lock(&w->lock);
+    if (w->in_tail)
+        w->in_tail->next = j;
+    else
+        w->in_head = j;
+    w->in_tail = j;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->lock);
+}
+
+void store_writer_stop(store_writer_t *w)
+{
+    if (!w)
+        return;
+    uv_mutex_lock(&w->lock);
+    w->stopping = true;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->lock);
+    uv_thread_join(&w->thread);
+    /* The thread ran everything before it returned; callbacks may submit
+     * more (a finished job that queues a follow-up), so run until quiet. */
+    for (;;) {
+        writer__deliver(w);
+        if (!w->in_head)
+            break;
+        writer_job_t *batch = w->in_head;
+        w->in_head = w->in_tail = NULL;
+        unsigned n;
+        writer__run_batch(w, batch, &n);
+        w->out_head = batch;
+        while (batch->next)
+            batch = batch->next;
+        w->out_tail = batch;
+    }
+    store_queue_close(w->q);
+    uv_cond_destroy(&w->cond);
+    uv_mutex_destroy(&w->lock);
+    uv_close((uv_handle_t *)w->wake, writer__free_handle);
+    free(w);
+}
