@@ -143,6 +143,9 @@ static int proc_start_time(pid_t pid, unsigned long long *out)
     if (!p)
         return -EIO;
     p++;
+    /* A server killed a moment ago may still be a zombie: it is gone. */
+    if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+        return -ESRCH;
     for (int field = 2; field < 21 && p; field++)
         p = strchr(p + 1, ' ');
     if (!p)
