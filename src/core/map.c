@@ -95,6 +95,17 @@ void *map_remove(map_t *m, const char *key)
     return v;
 }
 
+void map_clear(map_t *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->entries[i].key && m->entries[i].key != MAP__TOMBSTONE)
+            free(m->entries[i].key);
+        m->entries[i].key = NULL;
+        m->entries[i].value = NULL;
+    }
+    m->len = m->used = 0;
+}
+
 void map_release(map_t *m)
 {
     for (size_t i = 0; i < m->cap; i++) {

@@ -24,6 +24,8 @@ void *map_get(const map_t *m, const char *key);
 void *map_put(map_t *m, const char *key, void *value);
 /* Removes key and returns its value, or NULL. */
 void *map_remove(map_t *m, const char *key);
+/* Empties the map but keeps its table for reuse. */
+void map_clear(map_t *m);
 void map_release(map_t *m);
 
 /* Iterates: for (size_t i = 0; map_next(m, &i, &key, &value);) … */

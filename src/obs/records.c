@@ -1,9 +1,11 @@
 #include "obs/records.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "core/map.h"
 #include "core/xalloc.h"
 
 /* Up to this long between a call's end and its record on disk. */
@@ -16,6 +18,10 @@ struct obs_records {
     uv_timer_t *timer;
     store_record_t *pending;
     size_t count, cap;
+    /* request id → 1 + its index in pending: an async event moves through
+     * queued, running and done within one batch more often than not, and
+     * only its last state needs writing. */
+    map_t index;
 };
 
 static void on_flush_timer(uv_timer_t *t)
@@ -43,6 +49,15 @@ static char *dup_or_null(const char *s)
 
 void obs_records_add(obs_records_t *r, const store_record_t *rec)
 {
+    uintptr_t at = (uintptr_t)map_get(&r->index, rec->request_id);
+    if (at) {
+        store_record_t *old = &r->pending[at - 1];
+        store_record_clear(old);
+        *old = *rec;
+        old->error_type = dup_or_null(rec->error_type);
+        old->error_message = dup_or_null(rec->error_message);
+        return;
+    }
     if (r->count == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 64;
         r->pending = xrealloc(r->pending, r->cap * sizeof *r->pending);
@@ -51,6 +66,7 @@ void obs_records_add(obs_records_t *r, const store_record_t *rec)
     *copy = *rec;
     copy->error_type = dup_or_null(rec->error_type);
     copy->error_message = dup_or_null(rec->error_message);
+    map_put(&r->index, copy->request_id, (void *)(uintptr_t)r->count);
     if (r->count >= FLUSH_COUNT) {
         mf_error_t err = MF_ERROR_INIT;
         if (obs_records_flush(r, &err) < 0)
@@ -71,6 +87,7 @@ int obs_records_flush(obs_records_t *r, mf_error_t *err)
     for (size_t i = 0; i < r->count; i++)
         store_record_clear(&r->pending[i]);
     r->count = 0;
+    map_clear(&r->index);
     return ret;
 }
 
@@ -88,5 +105,6 @@ void obs_records_free(obs_records_t *r)
         log_error("records", "writing invocation records: %s", err.msg);
     uv_close((uv_handle_t *)r->timer, free_timer);
     free(r->pending);
+    map_release(&r->index);
     free(r);
 }

@@ -63,6 +63,7 @@ enum {
     Q_DL_PUT, Q_DL_PUT_FROM_EVENT, Q_DL_GET, Q_DL_DELETE, Q_DL_LIST, Q_DL_COUNTS,
     Q_IDEM_PUT, Q_IDEM_LIST, Q_IDEM_PRUNE,
     Q_FORGET_EVENTS, Q_FORGET_DL, Q_FORGET_IDEM,
+    Q_BEGIN, Q_COMMIT, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
     Q_COUNT
 };
 
@@ -100,6 +101,12 @@ static const char *const queue__sql[Q_COUNT] = {
     [Q_FORGET_EVENTS] = "DELETE FROM events WHERE function = ?1",
     [Q_FORGET_DL] = "DELETE FROM dead_letters WHERE function = ?1",
     [Q_FORGET_IDEM] = "DELETE FROM idempotency_keys WHERE function = ?1",
+    /* Prepared too: the writer runs them for every job of every batch. */
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_SAVEPOINT] = "SAVEPOINT job",
+    [Q_RELEASE] = "RELEASE job",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO job",
 };
 
 struct store_queue {
@@ -141,6 +148,9 @@ void store_queue_close(store_queue_t *q)
     free(q);
 }
 
+static int queue__step_done(store_queue_t *q, sqlite3_stmt *st, int bind_ok, const char *what,
+                            mf_error_t *err);
+
 /* ---- transactions ------------------------------------------------------- */
 
 int store_queue_begin(store_queue_t *q, bool durable, mf_error_t *err)
@@ -154,12 +164,12 @@ int store_queue_begin(store_queue_t *q, bool durable, mf_error_t *err)
             return r;
         q->durable = durable;
     }
-    return store__sqlite_exec(q->db, "BEGIN IMMEDIATE", err);
+    return queue__step_done(q, q->st[Q_BEGIN], 1, "begin a transaction", err);
 }
 
 int store_queue_commit(store_queue_t *q, mf_error_t *err)
 {
-    int r = store__sqlite_exec(q->db, "COMMIT", err);
+    int r = queue__step_done(q, q->st[Q_COMMIT], 1, "commit", err);
     if (r < 0)
         store_queue_rollback(q);
     return r;
@@ -173,14 +183,15 @@ void store_queue_rollback(store_queue_t *q)
 
 int store_queue_savepoint(store_queue_t *q, mf_error_t *err)
 {
-    return store__sqlite_exec(q->db, "SAVEPOINT job", err);
+    return queue__step_done(q, q->st[Q_SAVEPOINT], 1, "open a savepoint", err);
 }
 
 void store_queue_release(store_queue_t *q, bool keep)
 {
+    mf_error_t err = MF_ERROR_INIT;
     if (!keep)
-        sqlite3_exec(q->db, "ROLLBACK TO job", NULL, NULL, NULL);
-    sqlite3_exec(q->db, "RELEASE job", NULL, NULL, NULL);
+        queue__step_done(q, q->st[Q_ROLLBACK_TO], 1, "roll back a savepoint", &err);
+    queue__step_done(q, q->st[Q_RELEASE], 1, "release a savepoint", &err);
 }
 
 /* ---- statements --------------------------------------------------------- */
