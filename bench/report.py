@@ -26,6 +26,19 @@ HTTP_ROWS = [
     ("warm-python", "mayfly warm, python3"),
     ("warm-node", "mayfly warm, nodejs"),
 ]
+# The async row (bench/run.sh row_async): one server, sync and async runs
+# alternating, to the same C no-op (and to a copy with max_concurrency 1).
+ASYNC_ROWS = [
+    ("async-sync", "sync invoke (as warm C), same server"),
+    ("async-event", "async enqueue, events run meanwhile (max_concurrency 64)"),
+    ("async-low", "async enqueue, max_concurrency 1 (little runs meanwhile)"),
+]
+# Enqueue runs whose group commits are counted: (files' name, function, label).
+COMMIT_RUNS = [
+    ("async-event-c32", "noop-c", "32 connections, events run meanwhile"),
+    ("async-low-c32", "noop-c-low", "32 connections, max_concurrency 1"),
+    ("async-event-c1", "noop-c", "1 connection, events run meanwhile"),
+]
 COLD = [("c", "C (provided)"), ("python", "python3"), ("node", "nodejs")]
 DENSITY = [("python", "python3"), ("c", "C (provided)")]
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -58,9 +71,10 @@ def parse_wrk(text):
         r["rps"] = float(m.group(1))
     for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M):
         r["pct"][int(p)] = ms(v)
-    m = re.search(r"(\d+) requests in", text)
+    m = re.search(r"(\d+) requests in ([\d.]+(?:us|ms|s|m|h))", text)
     if m:
         r["requests"] = int(m.group(1))
+        r["seconds"] = ms(m.group(2)) / 1e3
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if m:
         r["non2xx"] = int(m.group(1))
@@ -83,8 +97,11 @@ def f_other(v):
     return "—" if not v else "%.0f s in %.0f s" % v
 
 
-def http_row(out, name):
-    row = {"name": name, "status": status(out, name), "rps": None, "pct": {}, "runs_thr": 0,
+def http_row(out, name, row_name=None, latency=True):
+    """wrk's figures of a row; row_name: the suite row whose status it has
+    (default: its own); latency: whether it has 1-connection runs."""
+    row = {"name": name, "status": status(out, row_name or name), "rps": None, "pct": {},
+           "runs_thr": 0,
            "runs_lat": 0, "errors": 0, "requests": 0}
     thr = [parse_wrk(read(p, "")) for p in sorted(glob.glob("%s/wrk-%s-c32-*.txt" % (out, name)))]
     lat = [parse_wrk(read(p, "")) for p in sorted(glob.glob("%s/wrk-%s-c1-*.txt" % (out, name)))]
@@ -98,9 +115,80 @@ def http_row(out, name):
     row["errors"] = sum(t["non2xx"] + t["socket_errors"] for t in thr + lat)
     row["requests"] = sum(t["requests"] for t in thr + lat)
     row["other_cpu"] = other_cpu(out, name)
-    if row["status"] == "ok" and (row["rps"] is None or not lat):
+    if row["status"] == "ok" and (row["rps"] is None or (latency and not lat)):
         row["status"] = "failed: no wrk result"
     return row
+
+
+def parse_metrics(text):
+    """Prometheus text format: {series as written, name{labels}: value}."""
+    res = {}
+    for line in (text or "").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, v = line.rpartition(" ")
+        try:
+            res[key] = float(v)
+        except ValueError:
+            pass
+    return res
+
+
+def commit_figures(out):
+    """Per enqueue setting (COMMIT_RUNS), medians over its runs of what the
+    group commits did during the wrk run: the deltas of /metrics taken just
+    before and just after it, and how long its backlog took to run."""
+    res = {}
+    for tag, fn, _ in COMMIT_RUNS:
+        runs = []
+        for path in sorted(glob.glob(os.path.join(out, "%s-*.before.metrics" % tag))):
+            i = os.path.basename(path)[len(tag) + 1:-len(".before.metrics")]
+            before = parse_metrics(read(path))
+            after = parse_metrics(read(os.path.join(out, "%s-%s.after.metrics" % (tag, i))))
+            wrk = parse_wrk(read(os.path.join(out, "wrk-%s-%s.txt" % (tag, i)), ""))
+            if not before or not after or not wrk.get("seconds"):
+                continue
+
+            def d(series):
+                return after.get(series, 0.0) - before.get(series, 0.0)
+
+            fs, no = '{sync="fsync"}', '{sync="no"}'
+            secs = wrk["seconds"]
+            n = d("mayfly_queue_commits_total" + fs)
+            r = {
+                "commits": n,
+                "commits_per_s": div(n, secs),
+                "commit_ms": div(d("mayfly_queue_commit_seconds_sum" + fs) * 1e3,
+                                 d("mayfly_queue_commit_seconds_count" + fs)),
+                "writes_per_commit": div(d("mayfly_queue_commit_jobs_sum" + fs),
+                                         d("mayfly_queue_commit_jobs_count" + fs)),
+                "events": d('mayfly_async_enqueued_total{function="%s"}' % fn),
+                "busy": div(d("mayfly_queue_commit_seconds_sum" + fs), secs),
+                "other_per_s": div(d("mayfly_queue_commits_total" + no), secs),
+                "other_ms": div(d("mayfly_queue_commit_seconds_sum" + no) * 1e3,
+                                d("mayfly_queue_commit_seconds_count" + no)),
+                "requests": wrk["requests"],
+            }
+            r["events_per_commit"] = div(r["events"], n)
+            drain = json.loads(read(os.path.join(out, "%s-%s.drain.json" % (tag, i)), "null")
+                               or "null")
+            if drain:
+                r["backlog"] = drain["backlog"]
+                r["drain_s"] = drain["seconds"]
+                r["drained"] = drain["drained"]
+                r["drain_rate"] = div(drain["backlog"], drain["seconds"]) \
+                    if drain["backlog"] >= 1000 else None
+            runs.append(r)
+        fig = {"runs": len(runs), "undrained": sum(1 for r in runs if not r.get("drained", True))}
+        for k in ("commits_per_s", "commit_ms", "writes_per_commit", "events_per_commit", "busy",
+                  "other_per_s", "other_ms", "backlog", "drain_s", "drain_rate"):
+            vals = [r[k] for r in runs if r.get(k) is not None]
+            fig[k] = median(vals) if vals else None
+        # Accepted events the wrk runs did not see answered (in flight when
+        # wrk stopped): a handful at most, or the counts are wrong.
+        fig["unanswered"] = sum(r["events"] - r["requests"] for r in runs)
+        res[tag] = fig
+    return res
 
 
 def cold_figures(out):
@@ -314,6 +402,11 @@ def main():
     load = json.loads(read(os.path.join(out, "load.json"), "{}") or "{}")
     rows = [http_row(out, name) for name, _ in HTTP_ROWS]
     by = {r["name"]: r for r in rows}
+    arows = [http_row(out, name, "async", name != "async-low") for name, _ in ASYNC_ROWS]
+    aby = {r["name"]: r for r in arows}
+    commits = commit_figures(out)
+    # The max_concurrency 1 copy is optional (BENCH_ASYNC_LOW=0 leaves it out).
+    low_wanted = env.get("async_low", "1") == "1"
     cold, bases = cold_figures(out)
     rate = rate_figures(out)
     dens = density_figures(out)
@@ -378,6 +471,16 @@ def main():
     v = rate.get("rate") if ok(rate["status"]) else None
     add("8", "sandbox creations per second (%s threads)" % rate.get("threads", 2),
         "%s /s" % f_int(v), v, 300, ">=", "per second, not a ratio")
+    sy = aby["async-sync"]
+    for name, what in (("async-event", "async enqueue throughput / sync warm C throughput "
+                        "(same server; the events run meanwhile)"),
+                       ("async-low", "async enqueue throughput, function at max_concurrency 1 "
+                        "/ sync warm C throughput (little runs meanwhile)")):
+        ev = aby[name]
+        if name == "async-low" and not low_wanted:
+            continue
+        add("9", what, "%s / %s req/s" % (f_int(ev["rps"]), f_int(sy["rps"])),
+            div(ev["rps"], sy["rps"]) if usable(ev) and usable(sy) else None, 0.5, ">=")
 
     # ---- the document
     L = []
@@ -386,7 +489,7 @@ def main():
     w("# mayfly benchmark results")
     w("")
     w("Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from "
-      "one run on one machine. Targets are issue 4's.")
+      "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's.")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -402,8 +505,9 @@ def main():
     w("- **Pinning:** server under test (nginx, fcgiwrap, mayfly and so its sandboxes) on CPU %s; "
       "load generator (wrk, the cold-start and density harnesses) on CPU %s" % (
           env.get("server_cpu", "0"), env.get("load_cpu", "1")))
-    w("- **Load:** throughput `wrk %s`, latency `wrk %s` (POST `{}` for every row)" % (
-        env.get("wrk_throughput", "?"), env.get("wrk_latency", "?")))
+    w("- **Load:** throughput `wrk %s`, latency `wrk %s` (POST `{}` for every row; the async "
+      "enqueues add `X-Mayfly-Invocation-Type: Event`, bench/event.lua)" % (
+          env.get("wrk_throughput", "?"), env.get("wrk_latency", "?")))
     w("- **Versions:** nginx %s, fcgiwrap %s, wrk %s, python3 %s, node %s" % (
         env.get("nginx", "?"), env.get("fcgiwrap", "?"), env.get("wrk", "?"),
         env.get("python3", "?"), env.get("node", "?")))
@@ -429,7 +533,24 @@ def main():
         shown = f_ratio(ratio) if not note else (f_kb(ratio) if "KiB" in note else f_int(ratio))
         w("| %s | %s | %s | %s | %s | **%s** |" % (num, what, meas, shown, target, met))
     w("")
-    w("Ratios are of medians. 7 and 8 are absolute figures (KiB, creations per second).")
+    w("Ratios are of medians. 7 and 8 are absolute figures (KiB, creations per second). 9 "
+      "compares runs that alternate on one server, to one function (the max_concurrency 1 "
+      "figure: a copy of it), at 32 connections.")
+    w("")
+    ev, lo = aby["async-event"], aby["async-low"]
+    cm, cl, c1 = (commits.get("async-event-c32", {}), commits.get("async-low-c32", {}),
+                  commits.get("async-event-c1", {}))
+    w("**Async queue:** enqueue %s req/s with the events running meanwhile%s, sync %s req/s "
+      "(32 connections, same server). One fsync'd group commit: %s ms on average, %s events "
+      "(%s writes) per commit, %s commits/s%s. At 1 connection: enqueue p50 %s ms vs sync p50 "
+      "%s ms (one event per commit: %s ms)." % (
+          f_int(ev["rps"]),
+          ", %s req/s at max_concurrency 1" % f_int(lo["rps"]) if low_wanted else "",
+          f_int(sy["rps"]), f_ms(cm.get("commit_ms")), f_kb(cm.get("events_per_commit")),
+          f_kb(cm.get("writes_per_commit")), f_int(cm.get("commits_per_s")),
+          " (%s ms, %s events at max_concurrency 1)" % (
+              f_ms(cl.get("commit_ms")), f_kb(cl.get("events_per_commit"))) if low_wanted else "",
+          f_ms(ev["pct"].get(50)), f_ms(sy["pct"].get(50)), f_ms(c1.get("commit_ms"))))
     w("")
 
     w("## Raw figures")
@@ -458,6 +579,67 @@ def main():
       "Throughput of each run: " + "; ".join(
           "%s %s" % (r["name"], ", ".join(f_int(x) for x in r.get("rps_all", [])))
           for r in rows if r.get("rps_all")) + ".")
+    w("")
+    w("### Async invocations (one server; sync and async runs alternate)")
+    w("")
+    w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | status |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for r in arows:
+        if r["name"] == "async-low" and not low_wanted:
+            continue
+        p = r["pct"]
+        st = r["status"]
+        w("| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s |" % (
+            dict(ASYNC_ROWS)[r["name"]], f_int(r["rps"]), r["runs_thr"], f_ms(p.get(50)),
+            f_ms(p.get(75)), f_ms(p.get(90)), f_ms(p.get(99)), r["runs_lat"],
+            "%d of %s" % (r["errors"], f_int(r["requests"])) if r["errors"] else "0", st))
+    w("")
+    w("`POST /v1/functions/noop-c/invoke` (examples/noop-c, max_concurrency 64 as in warm C), "
+      "the async rows with `X-Mayfly-Invocation-Type: Event`: 202 `{\"request_id\"}` once the "
+      "event is in the queue and fsync'd. Each round runs sync, then async, then async to "
+      "noop-c-low (the same code, max_concurrency 1); after each async run the suite waits "
+      "until the function's queue is empty (GET /v1/functions/NAME, async_queue depth and "
+      "running 0) and the server is idle, so a run's backlog never runs during the next one. "
+      "With the events running meanwhile, the server's CPU does both, accepting and running: "
+      "that is the figure a user sees. At max_concurrency 1 one instance runs events while "
+      "they are accepted and the rest waits; that isolates the cost of accepting one. "
+      "Latency at 1 connection: sync and async (events running meanwhile) only. Other CPU "
+      "use while the row ran: %s. Throughput of each run: %s." % (
+          f_other(other_cpu(out, "async")), "; ".join(
+              "%s %s" % (r["name"], ", ".join(f_int(x) for x in r.get("rps_all", [])))
+              for r in arows if r.get("rps_all"))))
+    w("")
+    w("| group commits during | runs | fsync'd commits/s | mean ms per commit | events per "
+      "commit | writes per commit | writer busy | other commits/s (no fsync), mean ms "
+      "| backlog at the end | emptied in s |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for tag, _, label in COMMIT_RUNS:
+        c = commits.get(tag, {})
+        if tag == "async-low-c32" and not low_wanted:
+            continue
+        w("| %s | %d | %s | %s | %s | %s | %s | %s, %s | %s | %s |" % (
+            label, c.get("runs", 0), f_int(c.get("commits_per_s")), f_ms(c.get("commit_ms")),
+            f_kb(c.get("events_per_commit")), f_kb(c.get("writes_per_commit")),
+            "—" if c.get("busy") is None else "%.0f%%" % (100 * c["busy"]),
+            f_int(c.get("other_per_s")), f_ms(c.get("other_ms")), f_int(c.get("backlog")),
+            f_ms(c.get("drain_s")) + (" (%s events/s)" % f_int(c["drain_rate"])
+                                      if c.get("drain_rate") else "") +
+            (" — **%d runs not emptied**" % c["undrained"] if c.get("undrained") else "")))
+    w("")
+    w("Medians over runs of the deltas of /metrics taken just before and just after each wrk "
+      "run (`sync=\"fsync\"` series). A commit's time is mayfly_queue_commit_seconds: one "
+      "SQLite transaction with its fsync, from the writer thread taking the batch to the commit "
+      "returning. Events per commit = mayfly_async_enqueued_total / commits; writes per commit "
+      "= mayfly_queue_commit_jobs (sum/count): the events accepted plus the state changes "
+      "(started, done) of events that ran, written in the same transaction. Writer busy = "
+      "commit seconds / run seconds. Other commits: transactions that held only state changes, "
+      "without fsync. Backlog at the end: events accepted but not yet run when wrk stopped; "
+      "emptied in: until the queue was empty (polled every 50 ms). Accepted events that wrk "
+      "did not count as answered (in flight at its end), all runs: %s." % ", ".join(
+          "%s %s" % (tag, f_int(commits.get(tag, {}).get("unanswered")))
+          for tag, _, _ in COMMIT_RUNS if commits.get(tag, {}).get("runs")) if any(
+          commits.get(tag, {}).get("runs") for tag, _, _ in COMMIT_RUNS) else
+      "Medians over runs of /metrics deltas (not measured).")
     w("")
     w("### Cold starts (time from invoke to response, no instance; median over starts)")
     w("")
@@ -545,7 +727,9 @@ def main():
     w("`make bench` as root on Debian 12 (it installs wrk, nginx-light, fcgiwrap and gnuplot "
       "if missing, builds, runs bench/run.sh for about 8 minutes, and rewrites this file and "
       "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
-      "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ROWS (see bench/run.sh).")
+      "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ASYNC_LOW, "
+      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_ROWS (see bench/run.sh; a subset of rows, e.g. "
+      "`BENCH_ROWS=async bench/run.sh`, writes bench/out/RESULTS.md instead of this file).")
     w("")
 
     try:

@@ -9,6 +9,10 @@
 #   nginx        the ceiling: nginx (1 worker) answering a fixed 200 `{}`
 #   fcgiwrap     the classic peer: nginx + fcgiwrap forking a tiny CGI program
 #   warm-RT      mayfly's no-op functions (C, python3, nodejs), warm
+#   async        asynchronous invocations of the C no-op (202 once the event
+#                is fsync'd in a group commit), side by side with the same
+#                function called synchronously on the same server, and what
+#                one group commit costs
 #   cold         mayfly cold starts per runtime, and the posix_spawn baselines
 #   sandbox-rate sandbox creations per second (src/sandbox, no server)
 #   density-RT   memory per idle instance with 200 idle instances
@@ -19,8 +23,13 @@
 # Knobs (environment): BENCH_RUNS (3), BENCH_DURATION (10, seconds per wrk
 # run), BENCH_COLD_STARTS (50), BENCH_DENSITY (200 instances),
 # BENCH_DENSITY_RUNS (3), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+# BENCH_ASYNC_LOW (1: the async row also measures enqueues to a copy of the
+# function with max_concurrency 1; 0: not), BENCH_ASYNC_DRAIN_TIMEOUT (900,
+# seconds a backlog of events may take to run),
 # BENCH_ROWS (all: space-separated subset of the row names above, with
-# warm and density meaning every runtime).
+# warm and density meaning every runtime). A subset writes its report to
+# bench/out/RESULTS.md and bench/out/latency.png, leaving bench/RESULTS.md
+# (the whole suite's) alone; e.g. BENCH_ROWS=async bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,7 +42,10 @@ DENSITY=${BENCH_DENSITY:-200}
 DENSITY_RUNS=${BENCH_DENSITY_RUNS:-3}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
-ROWS=${BENCH_ROWS:-"nginx fcgiwrap warm cold sandbox-rate density"}
+ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
+DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density"
+ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
 MAYFLY=$ROOT/bin/mayfly
@@ -368,6 +380,82 @@ row_warm() {
     stop_mayfly warm
 }
 
+# ---- async ------------------------------------------------------------------
+
+# One wrk run of bench/$1 against $2 for $3 into bench/out/$4; the rest
+# are wrk's settings (WRK_THROUGHPUT or WRK_LATENCY).
+wrk_run() {
+    local script=$1 url=$2 dur=$3 file=$4
+    shift 4
+    load wrk "$@" -d"$dur" --latency -s "bench/$script" "$url" >"$OUT/$file" 2>&1
+}
+
+# Waits until function $1's async queue is empty; $2 names the record.
+drain() {
+    LOAD_TIMEOUT=$((DRAIN_TIMEOUT + 60)) load $PY bench/asyncq.py drain "$MF_URL" "$1" \
+        --server-pid "$MF_PID" --timeout "$DRAIN_TIMEOUT" --out "$OUT/$2" \
+        || fail "the events of $1 did not all run within ${DRAIN_TIMEOUT} s (see bench/out/$2)"
+}
+
+# One enqueue run: /metrics before and after (the group commits' counters
+# and histograms), then the backlog drained. $1 function, $2 the files'
+# name, the rest wrk's settings.
+event_run() {
+    local fn=$1 tag=$2
+    shift 2
+    load $PY bench/asyncq.py metrics "$MF_URL" "$OUT/$tag.before.metrics" || fail "no /metrics"
+    wrk_run event.lua "$MF_URL/v1/functions/$fn/invoke" "${DUR}s" "wrk-$tag.txt" "$@"
+    load $PY bench/asyncq.py metrics "$MF_URL" "$OUT/$tag.after.metrics" || fail "no /metrics"
+    say "$tag: $(grep -h 'Requests/sec' "$OUT/wrk-$tag.txt" || echo 'no result'); $(awk '/ 50%/{print "p50 " $2}' "$OUT/wrk-$tag.txt")"
+    drain "$fn" "$tag.drain.json"
+}
+
+# The same server, function and wrk settings for both: sync and async runs
+# alternate, each async run's backlog drained before the next run.
+#   async-sync   POST /v1/functions/noop-c/invoke (like warm-c)
+#   async-event  the same with X-Mayfly-Invocation-Type: Event; the events
+#                run meanwhile, as they would (max_concurrency 64, as warm)
+#   async-low    events to noop-c-low, the same code with max_concurrency 1,
+#                so that little runs while events are accepted
+row_async() {
+    start_mayfly async
+    local fn=noop-c low=noop-c-low url i
+    url=$MF_URL/v1/functions/$fn/invoke
+    deploy_example "$fn" "$SNAP/examples/noop-c" --max-concurrency 64 \
+        || fail "could not deploy examples/noop-c"
+    check_post "$url" || fail "the first invoke failed"
+    load $PY bench/asyncq.py check "$MF_URL" "$fn" || fail "an event was not accepted with 202"
+    if [ "$ASYNC_LOW" = 1 ]; then
+        deploy_example "$low" "$SNAP/examples/noop-c" --max-concurrency 1 \
+            || fail "could not deploy examples/noop-c as $low"
+        load $PY bench/asyncq.py check "$MF_URL" "$low" || fail "an event was not accepted with 202"
+    fi
+    # Warm-up: instances started, the queue's database file grown.
+    wrk_run post.lua "$url" "${WARMUP}s" wrk-async-sync-warmup.txt "${WRK_THROUGHPUT[@]}"
+    wrk_run event.lua "$url" "${WARMUP}s" wrk-async-event-warmup.txt "${WRK_THROUGHPUT[@]}"
+    drain "$fn" async-event-warmup.drain.json
+    if [ "$ASYNC_LOW" = 1 ]; then
+        wrk_run event.lua "$MF_URL/v1/functions/$low/invoke" "${WARMUP}s" \
+            wrk-async-low-warmup.txt "${WRK_THROUGHPUT[@]}"
+        drain "$low" async-low-warmup.drain.json
+    fi
+    for i in $(seq "$RUNS"); do
+        wrk_run post.lua "$url" "${DUR}s" "wrk-async-sync-c32-$i.txt" "${WRK_THROUGHPUT[@]}"
+        say "async-sync-c32-$i: $(grep -h 'Requests/sec' "$OUT/wrk-async-sync-c32-$i.txt" || echo 'no result')"
+        event_run "$fn" "async-event-c32-$i" "${WRK_THROUGHPUT[@]}"
+        if [ "$ASYNC_LOW" = 1 ]; then
+            event_run "$low" "async-low-c32-$i" "${WRK_THROUGHPUT[@]}"
+        fi
+    done
+    for i in $(seq "$RUNS"); do
+        wrk_run post.lua "$url" "${DUR}s" "wrk-async-sync-c1-$i.txt" "${WRK_LATENCY[@]}"
+        say "async-sync-c1-$i: $(awk '/ 50%/{print "p50 " $2}' "$OUT/wrk-async-sync-c1-$i.txt")"
+        event_run "$fn" "async-event-c1-$i" "${WRK_LATENCY[@]}"
+    done
+    load $PY bench/asyncq.py metrics "$MF_URL" "$OUT/server-async.metrics" || true
+    stop_mayfly async
+}
+
 row_cold() {
     start_mayfly cold
     LOAD_TIMEOUT=900 load $PY bench/coldstart.py --url "$MF_URL" --server-pid "$MF_PID" \
@@ -478,6 +566,9 @@ $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
     echo "load_cpu=$LOAD_CPU"
     echo "wrk_throughput=${WRK_THROUGHPUT[*]} -d${DUR}s --latency -s bench/post.lua"
     echo "wrk_latency=${WRK_LATENCY[*]} -d${DUR}s --latency -s bench/post.lua"
+    echo "wrk_event=-s bench/event.lua"
+    echo "async_low=$ASYNC_LOW"
+    echo "rows=$ROWS"
     echo "nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///')"
     echo "fcgiwrap=$(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null)"
     echo "wrk=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
@@ -486,20 +577,23 @@ $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
 } >"$OUT/run.env"
 started=$(date +%s)
 
-for r in nginx fcgiwrap warm cold sandbox-rate density; do
-    if selected $r; then
-        row $r "row_${r//-/_}"
+for r in $ALL_ROWS; do
+    if selected "$r"; then
+        row "$r" "row_${r//-/_}"
     fi
 done
 
 echo "elapsed_s=$(($(date +%s) - started))" >>"$OUT/run.env"
 $PY bench/machine.py load "$TMP/cpu-snapshot.json" --self $$ >"$OUT/load.json" || true
-say "writing bench/RESULTS.md and bench/latency.png"
-$PY bench/report.py --out-dir "$OUT" --results bench/RESULTS.md --plot bench/latency.png \
+# Only the whole suite rewrites the committed report.
+RESULTS=bench/RESULTS.md PLOT=bench/latency.png
+for r in $ALL_ROWS; do selected "$r" || { RESULTS=$OUT/RESULTS.md PLOT=$OUT/latency.png; }; done
+say "writing $RESULTS and $PLOT"
+$PY bench/report.py --out-dir "$OUT" --results "$RESULTS" --plot "$PLOT" \
     || die "bench/report.py failed"
 # The ceiling is what every ratio is measured against: without it the suite
 # itself is broken (the other rows fail on their own and are reported so).
 if selected nginx && [ "$(cat "$OUT/status/nginx")" != ok ]; then
     die "the nginx ceiling row failed: $(cat "$OUT/status/nginx")"
 fi
-say "done in $(($(date +%s) - started)) s: bench/RESULTS.md, bench/latency.png, raw outputs in bench/out/"
+say "done in $(($(date +%s) - started)) s: $RESULTS, $PLOT, raw outputs in bench/out/"

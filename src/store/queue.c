@@ -14,7 +14,9 @@
 static const char *const queue__migrations[] = {
     /* 1: events, attempts, dead letters, idempotency keys. */
     "CREATE TABLE events ("
-    "  seq         INTEGER PRIMARY KEY,"
+    /* AUTOINCREMENT: a number is never given twice, so one the loop still
+     * holds for a deleted event cannot come to mean another event. */
+    "  seq         INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  request_id  TEXT NOT NULL UNIQUE,"
     "  function    TEXT NOT NULL,"
     "  event       BLOB NOT NULL,"
@@ -36,7 +38,7 @@ static const char *const queue__migrations[] = {
     "  PRIMARY KEY (request_id, attempt)"
     ") WITHOUT ROWID;"
     "CREATE TABLE dead_letters ("
-    "  id            INTEGER PRIMARY KEY,"
+    "  id            INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  function      TEXT NOT NULL,"
     "  request_id    TEXT NOT NULL,"
     "  attempts      INTEGER NOT NULL,"

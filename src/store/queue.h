@@ -22,7 +22,7 @@ typedef struct store_queue store_queue_t;
 
 /* One accepted event. */
 typedef struct store_qevent {
-    int64_t seq;              /* assigned at insert: the order of acceptance */
+    int64_t seq;              /* assigned at insert: the order of acceptance, never reused */
     char request_id[37];
     char function[65];
     int64_t enqueued_ms;      /* accepted at (wall clock); its age counts from here */
@@ -75,7 +75,9 @@ void store_queue_release(store_queue_t *q, bool keep);
 
 /* Inserts ev (its body included) and sets ev->seq. */
 int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err);
-/* Writes next_ms, attempts, fn_errors and running of the event ev->seq. */
+/* Writes next_ms, attempts, fn_errors and running of the event ev->seq.
+ * Updating or deleting an event that is already gone (its function was
+ * deleted) does nothing and is not an error. */
 int store_qevent_update(store_queue_t *q, const store_qevent_t *ev, mf_error_t *err);
 int store_qevent_delete(store_queue_t *q, int64_t seq, mf_error_t *err);
 /* Replaces out's contents with the event's body. */
@@ -108,7 +110,8 @@ int store_dead_letter_counts(store_queue_t *q, void (*cb)(const char *function, 
 void store_dead_letter_clear(store_dead_letter_t *dl);
 void store_dead_letter_list_free(store_dead_letter_t *list, size_t count);
 
-/* Idempotency keys: (function, key) → the request id it was first given. */
+/* Idempotency keys: (function, key) → the request id it was given. The
+ * caller checks for a live key first; a put replaces a pruned one. */
 int store_idem_put(store_queue_t *q, const char *function, const char *key,
                    const char *request_id, int64_t created_ms, mf_error_t *err);
 /* Calls cb for every key created at or after since_ms. */

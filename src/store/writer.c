@@ -75,6 +75,31 @@ static bool writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *
     return durable;
 }
 
+/* Runs a batch and queues its outcome for the loop. */
+static void writer__commit(store_writer_t *w, writer_job_t *batch)
+{
+    uint64_t t0 = clock_mono_ns();
+    unsigned n;
+    bool durable = writer__run_batch(w, batch, &n);
+    writer_commit_t c = { n, durable, clock_mono_ns() - t0 };
+
+    writer_job_t *last = batch;
+    while (last->next)
+        last = last->next;
+    uv_mutex_lock(&w->lock);
+    if (w->out_tail)
+        w->out_tail->next = batch;
+    else
+        w->out_head = batch;
+    w->out_tail = last;
+    if (w->n_commits == w->cap_commits) {
+        w->cap_commits = w->cap_commits ? w->cap_commits * 2 : 16;
+        w->commits = xrealloc(w->commits, w->cap_commits * sizeof *w->commits);
+    }
+    w->commits[w->n_commits++] = c;
+    uv_mutex_unlock(&w->lock);
+}
+
 static void writer__thread(void *arg)
 {
     store_writer_t *w = arg;
@@ -87,27 +112,7 @@ static void writer__thread(void *arg)
         uv_mutex_unlock(&w->lock);
         if (!batch)
             return; /* stopping, and nothing left */
-
-        uint64_t t0 = clock_mono_ns();
-        unsigned n;
-        bool durable = writer__run_batch(w, batch, &n);
-        writer_commit_t c = { n, durable, clock_mono_ns() - t0 };
-
-        writer_job_t *last = batch;
-        while (last->next)
-            last = last->next;
-        uv_mutex_lock(&w->lock);
-        if (w->out_tail)
-            w->out_tail->next = batch;
-        else
-            w->out_head = batch;
-        w->out_tail = last;
-        if (w->n_commits == w->cap_commits) {
-            w->cap_commits = w->cap_commits ? w->cap_commits * 2 : 16;
-            w->commits = xrealloc(w->commits, w->cap_commits * sizeof *w->commits);
-        }
-        w->commits[w->n_commits++] = c;
-        uv_mutex_unlock(&w->lock);
+        writer__commit(w, batch);
         uv_async_send(w->wake);
     }
 }
@@ -211,12 +216,7 @@ void store_writer_stop(store_writer_t *w)
             break;
         writer_job_t *batch = w->in_head;
         w->in_head = w->in_tail = NULL;
-        unsigned n;
-        writer__run_batch(w, batch, &n);
-        w->out_head = batch;
-        while (batch->next)
-            batch = batch->next;
-        w->out_tail = batch;
+        writer__commit(w, batch);
     }
     store_queue_close(w->q);
     uv_cond_destroy(&w->cond);

@@ -108,7 +108,12 @@ def test_get_returns_the_function(shared_server):
     created = put(shared_server, "getme", fn_body(env={"K": "V"})).json()
     r = get(shared_server, "getme")
     assert r.status_code == 200, r.text
-    assert r.json() == created
+    got = r.json()
+    # GET adds the state of the function's async queue.
+    assert got.pop("async_queue") == {"depth": 0, "running": 0, "oldest_age_s": 0.0,
+                                      "dead_letters": 0, "enqueued": 0, "attempts": 0,
+                                      "retries": 0}
+    assert got == created
 
 
 def test_list_returns_every_function(shared_server):
