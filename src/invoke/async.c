@@ -33,6 +33,7 @@ typedef struct aevent {
     size_t heap_i;               /* in the retry heap, or NOT_IN_HEAP */
     bool linked;
     bool orphan;                 /* its function was deleted while it ran */
+    bool ending;                 /* its attempt ended; the history is being written */
     bool starting;               /* inside exec_invoke_opts */
     invocation_t *early;         /* an attempt that ended before that returned */
 } aevent_t;
@@ -93,6 +94,7 @@ struct async {
     uint64_t rng;
     uint64_t n_running;
     bool stopping;
+    bool closing;                /* the writer is draining for good */
     void (*stop_done)(void *ud);
     void *stop_ud;
     metrics_family_t *m_depth, *m_age, *m_running, *m_dead, *m_enqueued, *m_attempts,
@@ -577,8 +579,6 @@ static void async__submit_update(async_t *a, const aevent_t *ev, const store_att
 typedef struct final_job {
     async_t *a;
     aevent_t *ev;                /* unlinked; freed when written */
-    store_attempt_t at;
-    bool has_attempt;
     bool dead;
     store_dead_letter_t dl;
     aevent_t *dest;              /* a destination's new event, or NULL */
@@ -589,9 +589,7 @@ static int async__final_apply(store_queue_t *q, void *arg, mf_error_t *err)
 {
     final_job_t *j = arg;
     int r = 0;
-    if (j->has_attempt)
-        r = store_attempt_put(q, &j->at, err);
-    if (r == 0 && j->dead)
+    if (j->dead)
         r = store_dead_letter_put(q, &j->dl, j->ev->q.seq, err);
     if (r == 0 && j->dest) {
         j->dest->q.event = j->dest_body.data;
@@ -625,8 +623,6 @@ static void async__final_done(void *arg, int r, const mf_error_t *err)
             async__schedule(a, d);
         }
     }
-    free(j->at.error_type);
-    free(j->at.error_message);
     free(j->dl.error_type);
     free(j->dl.error_message);
     buf_release(&j->dest_body);
@@ -638,6 +634,15 @@ static void async__final_done(void *arg, int r, const mf_error_t *err)
 static void async__after_records(async_t *a, store_job_apply_fn apply, store_job_done_fn done,
                                  void *arg)
 {
+    if (a->closing) {
+        /* The writer is draining (a callback of its last jobs got here):
+         * no loop iteration is left to wait for. */
+        mf_error_t err = MF_ERROR_INIT;
+        if (obs_records_flush(a->records, &err) < 0)
+            log_error("async", "writing invocation records: %s", err.msg);
+        store_writer_submit(a->writer, false, apply, done, arg);
+        return;
+    }
     after_records_t *n = xcalloc(1, sizeof *n);
     n->apply = apply;
     n->done = done;
@@ -703,7 +708,7 @@ static void async__destination_record(async_t *a, const aevent_t *ev, const invo
 /* Ends an event for good: condition is "Success", "RetriesExhausted" or
  * "EventAgeExceeded". inv is its last attempt (NULL if none ran now). */
 static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
-                          const store_attempt_t *at, const char *condition)
+                          const char *condition)
 {
     afn_t *fn = ev->fn;
     bool success = !strcmp(condition, "Success");
@@ -711,12 +716,6 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
     j->a = a;
     j->ev = ev;
     buf_init(&j->dest_body, 0);
-    if (at) {
-        j->has_attempt = true;
-        j->at = *at;
-        j->at.error_type = at->error_type ? xstrdup(at->error_type) : NULL;
-        j->at.error_message = at->error_message ? xstrdup(at->error_message) : NULL;
-    }
     if (inv) {
         store_record_t rec;
         invocation_record(inv, &rec);
@@ -792,37 +791,25 @@ static bool async__function_error(const invocation_t *inv)
     return inv->status == INV_ERROR && inv->error_type && strncmp(inv->error_type, "Mayfly.", 7);
 }
 
-static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
+/* An attempt's end, once its line in the history is written: the record
+ * the caller reads never says more than the history shows. */
+static void async__attempt_written(async_t *a, aevent_t *ev, invocation_t *inv, bool interrupted)
 {
     afn_t *fn = ev->fn;
-    fn->n_running--;
-    a->n_running--;
-    ev->q.running = 0;
+    ev->ending = false;
     if (ev->orphan) {
         free(ev);
         invocation_free(inv);
-        async__maybe_stopped(a);
         return;
     }
     int64_t now = clock_wall_ms();
-    store_attempt_t at = { .attempt = ev->q.attempts,
-                           .start_ms = inv->start_wall_ms,
-                           .duration_ms = inv->duration_ms,
-                           .error_type = inv->error_type,
-                           .error_message = inv->error_message };
-    snprintf(at.request_id, sizeof at.request_id, "%s", ev->q.request_id);
-    snprintf(at.status, sizeof at.status, "%s", inv_status_name(inv->status));
-
     if (inv->status == INV_SUCCESS) {
-        async__finish(a, ev, inv, &at, "Success");
-    } else if (a->stopping) {
+        async__finish(a, ev, inv, "Success");
+    } else if (interrupted) {
         /* Cut short by the shutdown: back to the queue, not counted
          * against the function; it runs after the restart. */
-        snprintf(at.status, sizeof at.status, "interrupted");
-        at.error_type = "Mayfly.Interrupted";
-        at.error_message = "the server stopped while this attempt ran; the event runs again";
         ev->q.next_ms = now;
-        async__submit_update(a, ev, &at);
+        async__submit_update(a, ev, NULL);
         async__record_basic(ev, "queued", now, a->records);
     } else {
         bool fn_error = async__function_error(inv);
@@ -830,7 +817,7 @@ static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
         if (fn_error) {
             ev->q.fn_errors++;
             if (ev->q.fn_errors > fn->cfg.max_retries) {
-                async__finish(a, ev, inv, &at, "RetriesExhausted");
+                async__finish(a, ev, inv, "RetriesExhausted");
                 goto out;
             }
             /* Lambda's schedule: about 1 minute, then about 2. */
@@ -847,7 +834,7 @@ static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
         }
         int64_t next = now + (int64_t)delay;
         if (next - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
-            async__finish(a, ev, inv, &at, "EventAgeExceeded");
+            async__finish(a, ev, inv, "EventAgeExceeded");
             goto out;
         }
         ev->q.next_ms = next;
@@ -858,11 +845,70 @@ static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
         snprintf(rec.status, sizeof rec.status, "queued");
         rec.attempts = ev->q.attempts;
         obs_records_add(a->records, &rec);
-        async__submit_update(a, ev, &at);
-        async__schedule(a, ev);
+        async__submit_update(a, ev, NULL);
+        if (!a->stopping)
+            async__schedule(a, ev);
     }
 out:
     invocation_free(inv);
+}
+
+typedef struct attempt_job {
+    async_t *a;
+    aevent_t *ev;
+    invocation_t *inv;
+    bool interrupted;
+    store_attempt_t at;          /* its strings are inv's or static */
+} attempt_job_t;
+
+static int async__attempt_apply(store_queue_t *q, void *arg, mf_error_t *err)
+{
+    attempt_job_t *j = arg;
+    return store_attempt_put(q, &j->at, err);
+}
+
+static void async__attempt_done(void *arg, int r, const mf_error_t *err)
+{
+    attempt_job_t *j = arg;
+    if (r < 0)
+        log_error("async", "writing attempt %d of %s: %s", j->at.attempt, j->at.request_id,
+                  err->msg);
+    async__attempt_written(j->a, j->ev, j->inv, j->interrupted);
+    free(j);
+}
+
+static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
+{
+    afn_t *fn = ev->fn;
+    if (!ev->orphan)
+        fn->n_running--; /* an orphan's was taken off when its function went */
+    a->n_running--;
+    ev->q.running = 0;
+    if (ev->orphan) {
+        free(ev);
+        invocation_free(inv);
+        async__maybe_stopped(a);
+        return;
+    }
+    attempt_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->ev = ev;
+    j->inv = inv;
+    j->interrupted = inv->status != INV_SUCCESS && a->stopping;
+    j->at = (store_attempt_t){ .attempt = ev->q.attempts,
+                               .start_ms = inv->start_wall_ms,
+                               .duration_ms = inv->duration_ms,
+                               .error_type = inv->error_type,
+                               .error_message = inv->error_message };
+    snprintf(j->at.request_id, sizeof j->at.request_id, "%s", ev->q.request_id);
+    snprintf(j->at.status, sizeof j->at.status, "%s", inv_status_name(inv->status));
+    if (j->interrupted) {
+        snprintf(j->at.status, sizeof j->at.status, "interrupted");
+        j->at.error_type = "Mayfly.Interrupted";
+        j->at.error_message = "the server stopped while this attempt ran; the event runs again";
+    }
+    ev->ending = true;
+    store_writer_submit(a->writer, false, async__attempt_apply, async__attempt_done, j);
     async__maybe_stopped(a);
 }
 
@@ -885,7 +931,7 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
         aevent_t *ev = async__ready_pop(fn);
         int64_t now = clock_wall_ms();
         if (fn->known && now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
-            async__finish(a, ev, NULL, NULL, "EventAgeExceeded");
+            async__finish(a, ev, NULL, "EventAgeExceeded");
             continue;
         }
         buf_t body = BUF_INIT;
@@ -1012,11 +1058,16 @@ static void async__forget(async_t *a, afn_t *fn)
     for (aevent_t *ev = fn->head, *next; ev; ev = next) {
         next = ev->next;
         async__unlink(a, ev);
-        if (ev->q.running)
-            ev->orphan = true; /* freed when its attempt ends */
-        else
+        if (ev->q.running || ev->ending) {
+            /* Freed when its attempt is done with it. */
+            ev->orphan = true;
+            if (ev->q.running)
+                fn->n_running--;
+        } else {
             free(ev);
+        }
     }
+    fn->enqueued = fn->attempts = fn->retries = 0;
     async__arm_retry_timer(a);
     fn->dead_letters = 0;
     size_t plen = strlen(fn->name);
@@ -1324,9 +1375,8 @@ void async_close(async_t *a)
     a->stopping = true;
     a->dirty_head = a->dirty_tail = NULL;
     async__on_kick(a->kick); /* submits what waits for the records */
+    a->closing = true;
     store_writer_stop(a->writer);
-    /* A final write may have queued more behind the records. */
-    async__on_kick(a->kick);
     uv_close((uv_handle_t *)a->retry_timer, async__free_handle);
     uv_close((uv_handle_t *)a->prune_timer, async__free_handle);
     uv_close((uv_handle_t *)a->grace_timer, async__free_handle);

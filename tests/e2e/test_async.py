@@ -234,6 +234,28 @@ def test_an_event_is_accepted_then_runs_once(srv):
     assert q["enqueued"] == 1 and q["attempts"] == 1 and q["retries"] == 0, q
 
 
+def test_a_finished_record_already_holds_its_attempt_history(srv):
+    """A client that polls until the status is final reads the attempt
+    history with it, every time."""
+    name = unique("async-poll")
+    deploy_py(srv, name, PRINTER_PY)
+    s = requests.Session()
+    incomplete = []
+    for i in range(20):
+        rid = enqueue_ok(srv, name, {"i": i}, session=s)
+        deadline = time.monotonic() + 10
+        while True:
+            rec = fetch_record(srv, rid, session=s)
+            if rec and rec["status"] in DONE:
+                break
+            assert time.monotonic() < deadline, f"{rid} did not finish: {rec}"
+        hist = rec.get("attempt_history")
+        if not hist or hist[-1]["status"] != rec["status"] or len(hist) != rec["attempts"]:
+            incomplete.append(rec)
+    assert not incomplete, (f"{len(incomplete)} of 20 records had a final status without "
+                            f"the attempt that reached it, e.g. {incomplete[0]}")
+
+
 def test_unknown_invocation_type_is_400_and_request_response_is_sync(srv):
     name = unique("async-type")
     deploy_py(srv, name, ECHO_PY)
@@ -708,20 +730,24 @@ def handler(event, context):
     r = requests.delete(f"{srv.url}/v1/functions/{name}", timeout=30)
     assert r.status_code == 204, r.text
     assert_error(enqueue(srv, name, {}), 404, "not_found")
+    # Read at once, while the deleted function's last attempt may still run;
+    # checked at the end.
     m = metrics(srv)
-    assert metric(m, "mayfly_async_queue_depth", function=name) == 0
-    assert metric(m, "mayfly_dead_letters", function=name) == 0
 
     # A new function of the same name starts with nothing queued.
     deploy_py(srv, name, PRINTER_PY)
-    q = async_queue(srv, name)
-    assert q["depth"] == 0 and q["dead_letters"] == 0, q
+    q_new = async_queue(srv, name)
     assert dead_letters(srv, name) == []
     time.sleep(1.0)
     ran = {p.get("rid") for p in printed(srv, name)}
     assert not ran & set(ids), "events of the deleted function ran in its successor"
-    assert async_queue(srv, name)["depth"] == 0
+    q = async_queue(srv, name)
+    assert q["depth"] == 0 and q["running"] == 0 and q["dead_letters"] == 0, q
     healthy(srv)
+
+    assert q_new["depth"] == 0 and q_new["dead_letters"] == 0, q_new
+    assert metric(m, "mayfly_async_queue_depth", function=name) == 0
+    assert metric(m, "mayfly_dead_letters", function=name) == 0
 
 
 # ---------------------------------------------------------------- stopping
