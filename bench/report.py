@@ -421,8 +421,16 @@ def main():
 
     # ---- ratios
     ratios = []
+    # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
+    # the others.
+    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
+        needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
+                 "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
+                 "9": "async"}[num].split()
+        if not chosen.issuperset(needs):
+            return
         if ratio is None:
             met = "failed (not measured)"
         else:
@@ -540,18 +548,20 @@ def main():
     ev, lo = aby["async-event"], aby["async-low"]
     cm, cl, c1 = (commits.get("async-event-c32", {}), commits.get("async-low-c32", {}),
                   commits.get("async-event-c1", {}))
-    w("**Async queue:** enqueue %s req/s with the events running meanwhile%s, sync %s req/s "
-      "(32 connections, same server). One fsync'd group commit: %s ms on average, %s events "
-      "(%s writes) per commit, %s commits/s%s. At 1 connection: enqueue p50 %s ms vs sync p50 "
-      "%s ms (one event per commit: %s ms)." % (
-          f_int(ev["rps"]),
-          ", %s req/s at max_concurrency 1" % f_int(lo["rps"]) if low_wanted else "",
-          f_int(sy["rps"]), f_ms(cm.get("commit_ms")), f_kb(cm.get("events_per_commit")),
-          f_kb(cm.get("writes_per_commit")), f_int(cm.get("commits_per_s")),
-          " (%s ms, %s events at max_concurrency 1)" % (
-              f_ms(cl.get("commit_ms")), f_kb(cl.get("events_per_commit"))) if low_wanted else "",
-          f_ms(ev["pct"].get(50)), f_ms(sy["pct"].get(50)), f_ms(c1.get("commit_ms"))))
-    w("")
+    if "async" in chosen:
+        w("**Async queue:** enqueue %s req/s with the events running meanwhile%s, sync %s req/s "
+          "(32 connections, same server). One fsync'd group commit: %s ms on average, %s events "
+          "(%s writes) per commit, %s commits/s%s. At 1 connection: enqueue p50 %s ms vs sync p50 "
+          "%s ms (one event per commit: %s ms)." % (
+              f_int(ev["rps"]),
+              ", %s req/s at max_concurrency 1" % f_int(lo["rps"]) if low_wanted else "",
+              f_int(sy["rps"]), f_ms(cm.get("commit_ms")), f_kb(cm.get("events_per_commit")),
+              f_kb(cm.get("writes_per_commit")), f_int(cm.get("commits_per_s")),
+              " (%s ms, %s events at max_concurrency 1)" % (
+                  f_ms(cl.get("commit_ms")), f_kb(cl.get("events_per_commit")))
+              if low_wanted else "",
+              f_ms(ev["pct"].get(50)), f_ms(sy["pct"].get(50)), f_ms(c1.get("commit_ms"))))
+        w("")
 
     w("## Raw figures")
     w("")
@@ -602,7 +612,8 @@ def main():
       "running 0) and the server is idle, so a run's backlog never runs during the next one. "
       "With the events running meanwhile, the server's CPU does both, accepting and running: "
       "that is the figure a user sees. At max_concurrency 1 one instance runs events while "
-      "they are accepted and the rest waits; that isolates the cost of accepting one. "
+      "they are accepted and the rest waits (it runs after the wrk run: the backlog below), "
+      "so the figure is mostly the cost of accepting one. "
       "Latency at 1 connection: sync and async (events running meanwhile) only. Other CPU "
       "use while the row ran: %s. Throughput of each run: %s." % (
           f_other(other_cpu(out, "async")), "; ".join(
@@ -725,7 +736,7 @@ def main():
     w("## How to reproduce")
     w("")
     w("`make bench` as root on Debian 12 (it installs wrk, nginx-light, fcgiwrap and gnuplot "
-      "if missing, builds, runs bench/run.sh for about 8 minutes, and rewrites this file and "
+      "if missing, builds, runs bench/run.sh for about 12 minutes, and rewrites this file and "
       "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
       "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ASYNC_LOW, "
       "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_ROWS (see bench/run.sh; a subset of rows, e.g. "

@@ -406,7 +406,8 @@ event_run() {
     load $PY bench/asyncq.py metrics "$MF_URL" "$OUT/$tag.before.metrics" || fail "no /metrics"
     wrk_run event.lua "$MF_URL/v1/functions/$fn/invoke" "${DUR}s" "wrk-$tag.txt" "$@"
     load $PY bench/asyncq.py metrics "$MF_URL" "$OUT/$tag.after.metrics" || fail "no /metrics"
-    say "$tag: $(grep -h 'Requests/sec' "$OUT/wrk-$tag.txt" || echo 'no result'); $(awk '/ 50%/{print "p50 " $2}' "$OUT/wrk-$tag.txt")"
+    say "$tag: $(grep -h 'Requests/sec' "$OUT/wrk-$tag.txt" || echo 'no result');" \
+        "$(awk '/ 50%/{print "p50 " $2}' "$OUT/wrk-$tag.txt")"
     drain "$fn" "$tag.drain.json"
 }
 
@@ -441,7 +442,8 @@ row_async() {
     fi
     for i in $(seq "$RUNS"); do
         wrk_run post.lua "$url" "${DUR}s" "wrk-async-sync-c32-$i.txt" "${WRK_THROUGHPUT[@]}"
-        say "async-sync-c32-$i: $(grep -h 'Requests/sec' "$OUT/wrk-async-sync-c32-$i.txt" || echo 'no result')"
+        say "async-sync-c32-$i:" \
+            "$(grep -h 'Requests/sec' "$OUT/wrk-async-sync-c32-$i.txt" || echo 'no result')"
         event_run "$fn" "async-event-c32-$i" "${WRK_THROUGHPUT[@]}"
         if [ "$ASYNC_LOW" = 1 ]; then
             event_run "$low" "async-low-c32-$i" "${WRK_THROUGHPUT[@]}"
@@ -566,7 +568,6 @@ $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
     echo "load_cpu=$LOAD_CPU"
     echo "wrk_throughput=${WRK_THROUGHPUT[*]} -d${DUR}s --latency -s bench/post.lua"
     echo "wrk_latency=${WRK_LATENCY[*]} -d${DUR}s --latency -s bench/post.lua"
-    echo "wrk_event=-s bench/event.lua"
     echo "async_low=$ASYNC_LOW"
     echo "rows=$ROWS"
     echo "nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///')"

@@ -26,6 +26,8 @@ typedef struct writer_commit {
 struct store_writer {
     uv_loop_t *loop;
     uv_async_t *wake;            /* the thread → the loop: callbacks are due */
+    uv_idle_t *handoff;          /* the loop → the thread, once per loop iteration */
+    writer_job_t *local_head, *local_tail; /* submitted this iteration (loop only) */
     uv_thread_t thread;
     uv_mutex_t lock;
     uv_cond_t cond;
@@ -166,11 +168,15 @@ int store_writer_start(uv_loop_t *loop, const char *data_dir, store_commit_cb on
     w->wake = xmalloc(sizeof *w->wake);
     uv_async_init(loop, w->wake, writer__on_wake);
     w->wake->data = w;
+    w->handoff = xmalloc(sizeof *w->handoff);
+    uv_idle_init(loop, w->handoff);
+    w->handoff->data = w;
     uv_mutex_init(&w->lock);
     uv_cond_init(&w->cond);
     if ((r = uv_thread_create(&w->thread, writer__thread, w)) < 0) {
         mf_error_plain(err, -r, "start the queue's writer thread: %s", uv_strerror(r));
         uv_close((uv_handle_t *)w->wake, writer__free_handle);
+        uv_close((uv_handle_t *)w->handoff, writer__free_handle);
         uv_cond_destroy(&w->cond);
         uv_mutex_destroy(&w->lock);
         store_queue_close(w->q);
@@ -181,6 +187,29 @@ int store_writer_start(uv_loop_t *loop, const char *data_dir, store_commit_cb on
     return 0;
 }
 
+/* Hands the jobs submitted since the last hand-off to the thread: one lock
+ * and one wake-up for all of them, not one per job. */
+static void writer__handoff(store_writer_t *w)
+{
+    if (!w->local_head)
+        return;
+    uv_mutex_lock(&w->lock);
+    if (w->in_tail)
+        w->in_tail->next = w->local_head;
+    else
+        w->in_head = w->local_head;
+    w->in_tail = w->local_tail;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->lock);
+    w->local_head = w->local_tail = NULL;
+}
+
+static void writer__on_handoff(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    writer__handoff(h->data);
+}
+
 void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
                          store_job_done_fn done, void *arg)
 {
@@ -189,20 +218,33 @@ void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn app
     j->apply = apply;
     j->done = done;
     j->arg = arg;
-    uv_mutex_lock(&w->lock);
-    if (w->in_tail)
-        w->in_tail->next = j;
+    if (w->stopping) {
+        /* A callback during the stop: the stop loop runs it. */
+        if (w->in_tail)
+            w->in_tail->next = j;
+        else
+            w->in_head = j;
+        w->in_tail = j;
+        return;
+    }
+    if (w->local_tail)
+        w->local_tail->next = j;
     else
-        w->in_head = j;
-    w->in_tail = j;
-    uv_cond_signal(&w->cond);
-    uv_mutex_unlock(&w->lock);
+        w->local_head = j;
+    w->local_tail = j;
+    /* Jobs submitted while the loop handles this iteration's events go
+     * together at the start of the next (an idle handle also keeps the
+     * loop from blocking before then). */
+    if (!uv_is_active((uv_handle_t *)w->handoff))
+        uv_idle_start(w->handoff, writer__on_handoff);
 }
 
 void store_writer_stop(store_writer_t *w)
 {
     if (!w)
         return;
+    writer__handoff(w);
+    uv_idle_stop(w->handoff);
     uv_mutex_lock(&w->lock);
     w->stopping = true;
     uv_cond_signal(&w->cond);
@@ -222,5 +264,6 @@ void store_writer_stop(store_writer_t *w)
     uv_cond_destroy(&w->cond);
     uv_mutex_destroy(&w->lock);
     uv_close((uv_handle_t *)w->wake, writer__free_handle);
+    uv_close((uv_handle_t *)w->handoff, writer__free_handle);
     free(w);
 }
