@@ -44,6 +44,20 @@ void api__logs_register(http_router_t *router, api_ctx_t *ctx);
 void api__async_register(http_router_t *router, api_ctx_t *ctx);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
+/* A function create or update (api/functions.c), shared by /v1 and the
+ * Lambda API: body (whose memory it takes) is translated into /v1's shape
+ * by translate, if given, then parsed and unpacked on the thread pool;
+ * done answers. With API_PUT_CREATE an existing function is -EEXIST, with
+ * API_PUT_UPDATE a missing one -ENOENT. fn is NULL on failure. */
+typedef enum { API_PUT_ANY, API_PUT_CREATE, API_PUT_UPDATE } api_put_mode_t;
+typedef int (*api_translate_fn)(buf_t *body, mf_error_t *err);
+typedef void (*api_put_done_fn)(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn,
+                                bool created, const mf_error_t *err);
+void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, buf_t *body,
+                       api_put_mode_t mode, api_translate_fn translate, api_put_done_fn done);
+/* A deleted function's instances and queue go. */
+void api__function_removed(api_ctx_t *ctx, const char *name);
+
 /* Registers a handler behind the access-key check (unless open is true). */
 void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
                 const char *pattern, api_handler_fn fn, size_t max_body, bool open);

@@ -1,5 +1,7 @@
 /* /v1/functions: create or update, list, get, delete, invoke. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -21,16 +23,23 @@ typedef struct put_job {
     uv_work_t work;
     http_request_t *req;
     api_ctx_t *ctx;
+    char name[FN_NAME_MAX + 1];
+    buf_t body;
+    api_put_mode_t mode;
+    api_translate_fn translate;
+    int translate_rc;
+    mf_error_t translate_err;
+    api_put_done_fn done;
     registry_upload_t up;
 } put_job_t;
 
 static void put_work(uv_work_t *w)
 {
     put_job_t *job = w->data;
-    /* The request stays alive until it is answered, and the loop does not
-     * touch its body meanwhile. */
-    registry_prepare_upload(job->ctx->registry, job->req->body.data, job->req->body.len,
-                            &job->up);
+    if (job->translate &&
+        (job->translate_rc = job->translate(&job->body, &job->translate_err)) < 0)
+        return;
+    registry_prepare_upload(job->ctx->registry, job->body.data, job->body.len, &job->up);
 }
 
 static void put_done(uv_work_t *w, int status)
@@ -38,21 +47,72 @@ static void put_done(uv_work_t *w, int status)
     put_job_t *job = w->data;
     http_request_t *req = job->req;
     api_ctx_t *ctx = job->ctx;
-    fn_t fn;
+    fn_t fn = { 0 };
     bool created = false;
     mf_error_t err = MF_ERROR_INIT;
-    int r = registry_put_prepared(ctx->registry, fn_name(req), &job->up, &fn, &created, &err);
-    registry_upload_release(&job->up);
-    free(job);
+    int r = job->translate_rc;
     if (r < 0) {
-        api_respond_failure(req, r, &err);
+        err = job->translate_err;
+    } else if (job->mode != API_PUT_ANY) {
+        /* Checked here, on the loop, so that two creates cannot both pass. */
+        fn_t cur;
+        int g = registry_get(ctx->registry, job->name, &cur, &err);
+        if (g == 0)
+            fn_clear(&cur);
+        if (job->mode == API_PUT_CREATE && g == 0)
+            r = mf_error_plain(&err, EEXIST, "Function already exist: %s", job->name);
+        else if (job->mode == API_PUT_UPDATE && g < 0)
+            r = g;
+        else
+            err = (mf_error_t)MF_ERROR_INIT;
+    }
+    if (r == 0)
+        r = registry_put_prepared(ctx->registry, job->name, &job->up, &fn, &created, &err);
+    registry_upload_release(&job->up);
+    buf_release(&job->body);
+    api_put_done_fn done = job->done;
+    free(job);
+    if (r == 0) {
+        /* Running instances of the old version drain; new calls get this one. */
+        exec_function_changed(ctx->exec, &fn);
+        async_function_changed(ctx->async, &fn);
+    }
+    done(req, ctx, r, r == 0 ? &fn : NULL, created, &err);
+    if (r == 0)
+        fn_clear(&fn);
+}
+
+void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, buf_t *body,
+                       api_put_mode_t mode, api_translate_fn translate, api_put_done_fn done)
+{
+    put_job_t *job = xcalloc(1, sizeof *job);
+    job->req = req;
+    job->ctx = ctx;
+    snprintf(job->name, sizeof job->name, "%s", name);
+    job->body = *body;
+    buf_init(body, 0);
+    job->mode = mode;
+    job->translate = translate;
+    job->translate_err = (mf_error_t)MF_ERROR_INIT;
+    job->done = done;
+    job->work.data = job;
+    registry_upload_begin(ctx->registry);
+    int r = uv_queue_work(ctx->loop, &job->work, put_work, put_done);
+    if (r < 0) {
+        /* Cannot happen with a valid loop; do it here rather than fail. */
+        put_work(&job->work);
+        put_done(&job->work, 0);
+    }
+}
+
+static void put_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn, bool created,
+                         const mf_error_t *err)
+{
+    if (r < 0) {
+        api_respond_failure(req, r, err);
         return;
     }
-    /* Running instances of the old version drain; new calls get this one. */
-    exec_function_changed(ctx->exec, &fn);
-    async_function_changed(ctx->async, &fn);
-    cleanup_json json_t *out = fn_to_json(&fn);
-    fn_clear(&fn);
+    cleanup_json json_t *out = fn_to_json(fn);
     http_respond_json(req, created ? 201 : 200, out);
 }
 
@@ -62,17 +122,8 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
         return;
     }
-    put_job_t *job = xcalloc(1, sizeof *job);
-    job->req = req;
-    job->ctx = ctx;
-    job->work.data = job;
-    registry_upload_begin(ctx->registry);
-    int r = uv_queue_work(ctx->loop, &job->work, put_work, put_done);
-    if (r < 0) {
-        /* Cannot happen with a valid loop; do it here rather than fail. */
-        put_work(&job->work);
-        put_done(&job->work, 0);
-    }
+    /* The request stays alive until it is answered. */
+    api__function_put(req, ctx, fn_name(req), &req->body, API_PUT_ANY, NULL, put_answered);
 }
 
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
@@ -123,9 +174,14 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
         api_respond_failure(req, r, &err);
         return;
     }
-    exec_function_removed(ctx->exec, fn_name(req));
-    async_function_removed(ctx->async, fn_name(req));
+    api__function_removed(ctx, fn_name(req));
     http_respond(req, 204, NULL, NULL, 0);
+}
+
+void api__function_removed(api_ctx_t *ctx, const char *name)
+{
+    exec_function_removed(ctx->exec, name);
+    async_function_removed(ctx->async, name);
 }
 
 void api__functions_register(http_router_t *router, api_ctx_t *ctx)

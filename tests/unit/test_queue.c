@@ -1100,6 +1100,8 @@ static void test_writer_failing_job_fails_alone(void **state)
     jobs[0].started = &started;
     jobs[0].gate = &gate;
     store_writer_submit(h.w, false, job_apply, job_done, &jobs[0]);
+    /* Jobs reach the thread once per loop iteration. */
+    uv_run(&h.loop, UV_RUN_NOWAIT);
     uv_sem_wait(&started);
     jobs[2].fail = -EINVAL;
     store_writer_submit(h.w, true, job_apply, job_done, &jobs[1]);
