@@ -23,6 +23,7 @@ typedef struct api_ctx {
     struct obs_logs *logs;
     code_limits_t code_limits;
     const auth_keys_t *keys;
+    const char *region;          /* in the ARNs the Lambda API shows */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -42,6 +43,7 @@ void api__invoke_register(http_router_t *router, api_ctx_t *ctx);
 void api__invocations_register(http_router_t *router, api_ctx_t *ctx);
 void api__logs_register(http_router_t *router, api_ctx_t *ctx);
 void api__async_register(http_router_t *router, api_ctx_t *ctx);
+void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
 /* A function create or update (api/functions.c), shared by /v1 and the

@@ -96,6 +96,11 @@ typedef struct sigv4_result {
      * is not covered by the signature. Accepted; a caller that must not
      * trust an unsigned body checks this. */
     bool unsigned_payload;
+    /* The path had empty, "." or ".." segments: the signature covers the
+     * path with those resolved ("/a//b/../c" signs as "/a/c"), so a caller
+     * that routes on the raw path should refuse the request rather than
+     * let one signed path stand for another. No SDK sends such a path. */
+    bool path_normalized;
     /* In: when not NULL, the canonical request and the string to sign are
      * appended here once built, for logs and tests. sigv4_verify never
      * clears these two fields. */

@@ -468,7 +468,8 @@ int cmd_server(int argc, char **argv)
                       .records = records,
                       .logs = logs,
                       .code_limits = o.code,
-                      .keys = &keys };
+                      .keys = &keys,
+                      .region = o.exec.region };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {

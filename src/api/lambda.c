@@ -1,0 +1,812 @@
+/* The AWS Lambda control-plane API, so that awscli, boto3 and the AWS SDKs
+ * work against mayfly with --endpoint-url: Lambda's paths, JSON shapes,
+ * status codes and error types, on the same registry, pools, queue and
+ * records as /v1. Requests carry an AWS Signature Version 4 (api/sigv4.h)
+ * from one of the server's access keys; without keys (development mode)
+ * any signature is accepted.
+ *
+ * docs/lambda-compat.md lists what is supported, field by field. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "api/sigv4.h"
+#include "core/clock.h"
+#include "core/codec.h"
+#include "core/id.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "exec/exec.h"
+#include "invoke/async.h"
+#include "obs/logs.h"
+
+#define ACCOUNT "000000000000"
+#define LIST_MAX 50
+/* Lambda's bounds on an event: 6 MiB invoked synchronously. */
+#define SYNC_EVENT_MAX (6u << 20)
+/* X-Amz-Log-Result carries the last 4 KB of the call's log. */
+#define TAIL_BYTES 4096
+
+/* ---- errors in Lambda's shape ---------------------------------------------- */
+
+/* Answers with Lambda's error: the type in x-amzn-ErrorType (which the SDKs
+ * read first) and in the body with the message. */
+static void lambda_error(http_request_t *req, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void lambda_error(http_request_t *req, int status, const char *type, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    http_header_add(req, "x-amzn-ErrorType", "%s", type);
+    cleanup_json json_t *body = json_pack("{ss ss ss}", "Type", status >= 500 ? "Service" : "User",
+                                          "message", msg, "__type", type);
+    http_respond_json(req, status, body);
+}
+
+static void lambda_failure(http_request_t *req, int r, const mf_error_t *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : "unknown error";
+    switch (r) {
+    case -ENOENT:
+        lambda_error(req, 404, "ResourceNotFoundException", "%s", msg);
+        return;
+    case -EINVAL:
+        lambda_error(req, 400, "InvalidParameterValueException", "%s", msg);
+        return;
+    case -EEXIST:
+    case -EBUSY:
+        lambda_error(req, 409, "ResourceConflictException", "%s", msg);
+        return;
+    case -EFBIG:
+        lambda_error(req, 413, "RequestEntityTooLargeException", "%s", msg);
+        return;
+    case -ESHUTDOWN:
+        lambda_error(req, 503, "ServiceException", "%s", msg);
+        return;
+    default:
+        log_error("lambda", "%s %s: %s", http_method_str(req->method), req->path, msg);
+        lambda_error(req, 500, "ServiceException", "%s", msg);
+        return;
+    }
+}
+
+/* ---- names and shapes ------------------------------------------------------------ */
+
+/* The function name in a path: a name, a partial ARN (ACCOUNT:function:NAME)
+ * or a full one, with an optional :$LATEST qualifier. */
+static bool lambda_name(const char *param, char out[FN_NAME_MAX + 1])
+{
+    const char *p = param;
+    const char *fn = strstr(p, "function:");
+    if (fn)
+        p = fn + strlen("function:");
+    size_t n = strcspn(p, ":");
+    if (p[n] && strcmp(p + n, ":$LATEST"))
+        return false; /* versions and aliases are not kept */
+    if (n == 0 || n > FN_NAME_MAX)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return registry_valid_name(out);
+}
+
+static void lambda_arn(const api_ctx_t *ctx, const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "arn:aws:lambda:%s:" ACCOUNT ":function:%s", ctx->region, name);
+}
+
+/* 2026-11-21T08:18:40.173+0000, as Lambda writes LastModified. */
+static void lambda_time(int64_t ms, char *out, size_t len)
+{
+    char iso[40];
+    clock_format_iso8601(ms, iso, sizeof iso);
+    size_t n = strlen(iso);
+    if (n && iso[n - 1] == 'Z')
+        iso[n - 1] = '\0';
+    snprintf(out, len, "%s+0000", iso);
+}
+
+static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
+{
+    char arn[256], modified[48];
+    lambda_arn(ctx, f->name, arn, sizeof arn);
+    lambda_time(f->updated_ms, modified, sizeof modified);
+    /* CodeSha256 is the zip's digest in base64, where mayfly keeps hex. */
+    uint8_t digest[32];
+    buf_t sha = BUF_INIT;
+    size_t n = strlen(f->code_sha256);
+    for (size_t i = 0; i + 1 < n && i / 2 < sizeof digest; i += 2) {
+        unsigned v;
+        sscanf(f->code_sha256 + i, "%2x", &v);
+        digest[i / 2] = (uint8_t)v;
+    }
+    codec_base64_encode(&sha, digest, n / 2 < sizeof digest ? n / 2 : sizeof digest);
+    char revision[40];
+    snprintf(revision, sizeof revision, "%s-%lld", f->code_sha256[0] ? f->code_sha256 : "0",
+             (long long)f->version);
+    revision[36] = '\0';
+    json_t *c = json_pack(
+        "{ss ss ss ss ss sI ss si si ss ss s{sO} ss ss ss ss s[s] ss}", "FunctionName", f->name,
+        "FunctionArn", arn, "Runtime", f->runtime, "Role", "arn:aws:iam::" ACCOUNT ":role/mayfly",
+        "Handler", f->handler, "CodeSize", (json_int_t)f->code_size, "Description", "", "Timeout",
+        f->timeout_s, "MemorySize", f->memory_mb, "LastModified", modified, "CodeSha256",
+        sha.data ? sha.data : "", "Environment", "Variables", f->env ? f->env : json_object(),
+        "Version", "$LATEST", "State", "Active", "LastUpdateStatus", "Successful", "PackageType",
+        "Zip", "Architectures", "x86_64", "RevisionId", revision);
+    buf_release(&sha);
+    return c;
+}
+
+/* The name from the path, or an answer and false. */
+static bool path_name(http_request_t *req, char name[FN_NAME_MAX + 1])
+{
+    if (lambda_name(req->params[0], name))
+        return true;
+    lambda_error(req, 400, "InvalidParameterValueException",
+                 "1 validation error detected: Value '%s' at 'functionName' failed to satisfy "
+                 "constraint: Member must satisfy regular expression pattern: "
+                 "[A-Za-z0-9_-]{1,64}, a function ARN, or NAME:$LATEST",
+                 req->params[0]);
+    return false;
+}
+
+/* ---- authentication ------------------------------------------------------- */
+
+typedef void (*lambda_handler_fn)(http_request_t *req, api_ctx_t *ctx);
+
+/* Every Lambda route passes here: the signature first (unless the server
+ * has no keys), then the handler. */
+static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
+{
+    /* Every answer carries a request id, as Lambda's do (an invocation's
+     * own id replaces it). */
+    if (req->method != HTTP_POST || !strstr(req->path, "/invocations")) {
+        char id[ID_UUID_LEN + 1];
+        id_uuid4(id);
+        http_header_add(req, "x-amzn-RequestId", "%s", id);
+    }
+    if (!ctx->keys || ctx->keys->count == 0)
+        return true;
+    sigv4_result_t res = { 0 };
+    mf_error_t err = MF_ERROR_INIT;
+    if (sigv4_verify_http(req, "lambda", ctx->keys, clock_wall_ms(), &res, &err) == 0 &&
+        !res.path_normalized)
+        return true;
+    if (res.status == SIGV4_OK) {
+        lambda_error(req, 403, "InvalidSignatureException",
+                     "The request path has empty, '.' or '..' segments");
+        return false;
+    }
+    log_info("lambda", "%s %s refused: %s (key `%s`)", http_method_str(req->method), req->path,
+             res.error_type, res.access_key_id);
+    lambda_error(req, res.http_status ? res.http_status : 403,
+                 res.error_type ? res.error_type : "AccessDeniedException", "%s", err.msg);
+    return false;
+}
+
+/* The first line of every handler. */
+#define LAMBDA_AUTHORIZE(req, ctx)                                                                 \
+    do {                                                                                           \
+        if (!lambda_authorized(req, ctx))                                                          \
+            return;                                                                                \
+    } while (0)
+
+/* ---- create, update ------------------------------------------------------- */
+
+/* Copies Lambda's fields of a function's configuration into /v1's shape.
+ * Fields Lambda has and mayfly has not are accepted and ignored (Role,
+ * Description, Publish, Architectures, ...); those that would change what
+ * runs and cannot be honoured are refused. */
+static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
+{
+    static const struct {
+        const char *from, *to;
+        json_type type;
+    } map[] = {
+        { "Runtime", "runtime", JSON_STRING },
+        { "Handler", "handler", JSON_STRING },
+        { "MemorySize", "memory_mb", JSON_INTEGER },
+        { "Timeout", "timeout_s", JSON_INTEGER },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        json_t *v = json_object_get(in, map[i].from);
+        if (!v)
+            continue;
+        if (json_typeof(v) != map[i].type)
+            return mf_error_plain(err, EINVAL, "%s: must be a %s", map[i].from,
+                                  map[i].type == JSON_STRING ? "string" : "number");
+        json_object_set(out, map[i].to, v);
+    }
+    json_t *env = json_object_get(in, "Environment");
+    if (env) {
+        json_t *vars = json_is_object(env) ? json_object_get(env, "Variables") : NULL;
+        if (!json_is_object(env) || (vars && !json_is_object(vars)))
+            return mf_error_plain(err, EINVAL, "Environment: must be {\"Variables\": {...}}");
+        json_object_set_new(out, "env", vars ? json_deep_copy(vars) : json_object());
+    }
+    static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",
+                                           "KMSKeyArn", "SnapStart", NULL };
+    for (int i = 0; refused[i]; i++) {
+        json_t *v = json_object_get(in, refused[i]);
+        if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0) &&
+            !(json_is_object(v) && json_object_size(v) == 0))
+            return mf_error_plain(err, EINVAL, "%s: not supported by mayfly", refused[i]);
+    }
+    return 0;
+}
+
+/* The Code object (CreateFunction) or the body (UpdateFunctionCode). */
+static int lambda_translate_code(json_t *code, json_t *out, bool required, mf_error_t *err)
+{
+    if (!code || !json_is_object(code)) {
+        if (required)
+            return mf_error_plain(err, EINVAL, "Code: must be {\"ZipFile\": base64}");
+        return 0;
+    }
+    json_t *zip = json_object_get(code, "ZipFile");
+    if (!zip) {
+        if (json_object_get(code, "S3Bucket") || json_object_get(code, "ImageUri"))
+            return mf_error_plain(err, EINVAL,
+                                  "Code: only ZipFile is supported (no S3 or image packages)");
+        return mf_error_plain(err, EINVAL, "Code.ZipFile: required");
+    }
+    if (!json_is_string(zip))
+        return mf_error_plain(err, EINVAL, "Code.ZipFile: must be base64 text");
+    json_object_set_new(out, "code", json_pack("{sO}", "zip_base64", zip));
+    return 0;
+}
+
+static int lambda_parse(buf_t *body, json_t **out, mf_error_t *err)
+{
+    json_error_t jerr;
+    *out = json_loadb(body->data ? body->data : "", body->len, 0, &jerr);
+    if (!*out || !json_is_object(*out)) {
+        json_decref(*out);
+        return mf_error_plain(err, EINVAL, "the body must be a JSON object: %s", jerr.text);
+    }
+    return 0;
+}
+
+static int lambda_emit(buf_t *body, json_t *out)
+{
+    buf_reset(body);
+    json_dump_buf(body, out);
+    json_decref(out);
+    return 0;
+}
+
+/* On the thread pool: CreateFunction's body → PUT /v1/functions/NAME's. */
+static int translate_create(buf_t *body, mf_error_t *err)
+{
+    json_t *in;
+    int r = lambda_parse(body, &in, err);
+    if (r < 0)
+        return r;
+    json_t *out = json_object();
+    if ((r = lambda_translate_fields(in, out, err)) == 0)
+        r = lambda_translate_code(json_object_get(in, "Code"), out, true, err);
+    json_decref(in);
+    if (r < 0) {
+        json_decref(out);
+        return r;
+    }
+    return lambda_emit(body, out);
+}
+
+static int translate_configuration(buf_t *body, mf_error_t *err)
+{
+    json_t *in;
+    int r = lambda_parse(body, &in, err);
+    if (r < 0)
+        return r;
+    json_t *out = json_object();
+    r = lambda_translate_fields(in, out, err);
+    json_decref(in);
+    if (r < 0) {
+        json_decref(out);
+        return r;
+    }
+    return lambda_emit(body, out);
+}
+
+static int translate_code(buf_t *body, mf_error_t *err)
+{
+    json_t *in;
+    int r = lambda_parse(body, &in, err);
+    if (r < 0)
+        return r;
+    json_t *out = json_object();
+    r = lambda_translate_code(in, out, true, err);
+    json_decref(in);
+    if (r < 0) {
+        json_decref(out);
+        return r;
+    }
+    return lambda_emit(body, out);
+}
+
+static void put_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn, bool created,
+                         const mf_error_t *err)
+{
+    if (r < 0) {
+        lambda_failure(req, r, err);
+        return;
+    }
+    cleanup_json json_t *out = lambda_config(ctx, fn);
+    http_respond_json(req, created ? 201 : 200, out);
+}
+
+static void handle_create(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    /* The name is needed before the body goes to the thread pool; the
+     * rest of the body is read there. FunctionName sits before the large
+     * ZipFile in what the SDKs send, but it may be anywhere. */
+    json_error_t jerr;
+    cleanup_json json_t *in = json_loadb(req->body.data ? req->body.data : "", req->body.len,
+                                         JSON_DISABLE_EOF_CHECK, &jerr);
+    json_t *fname = in ? json_object_get(in, "FunctionName") : NULL;
+    char name[FN_NAME_MAX + 1];
+    if (!in) {
+        lambda_error(req, 400, "InvalidParameterValueException",
+                     "the body must be a JSON object: %s", jerr.text);
+        return;
+    }
+    if (!json_is_string(fname) || !lambda_name(json_string_value(fname), name)) {
+        lambda_error(req, 400, "InvalidParameterValueException",
+                     "FunctionName: required, [A-Za-z0-9_-]{1,64} or a function ARN");
+        return;
+    }
+    api__function_put(req, ctx, name, &req->body, API_PUT_CREATE, translate_create, put_answered);
+}
+
+static void handle_update_code(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (path_name(req, name))
+        api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_code,
+                          put_answered);
+}
+
+static void handle_update_configuration(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (path_name(req, name))
+        api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_configuration,
+                          put_answered);
+}
+
+/* ---- read, list, delete ---------------------------------------------------------- */
+
+static bool get_function(http_request_t *req, api_ctx_t *ctx, fn_t *fn)
+{
+    char name[FN_NAME_MAX + 1];
+    if (!path_name(req, name))
+        return false;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_get(ctx->registry, name, fn, &err);
+    if (r == -ENOENT) {
+        char arn[256];
+        lambda_arn(ctx, name, arn, sizeof arn);
+        lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
+        return false;
+    }
+    if (r < 0) {
+        lambda_failure(req, r, &err);
+        return false;
+    }
+    return true;
+}
+
+static void handle_get(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    fn_t fn;
+    if (!get_function(req, ctx, &fn))
+        return;
+    cleanup_json json_t *out =
+        json_pack("{so s{ss ss}}", "Configuration", lambda_config(ctx, &fn), "Code",
+                  "RepositoryType", "S3", "Location", "");
+    fn_clear(&fn);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_get_configuration(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    fn_t fn;
+    if (!get_function(req, ctx, &fn))
+        return;
+    cleanup_json json_t *out = lambda_config(ctx, &fn);
+    fn_clear(&fn);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_list(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    int max = LIST_MAX;
+    buf_t v = BUF_INIT, marker = BUF_INIT;
+    if (http_request_query(req, "MaxItems", &v)) {
+        char *end;
+        long n = strtol(v.data ? v.data : "", &end, 10);
+        if (!v.len || *end || n < 1 || n > 10000) {
+            buf_release(&v);
+            lambda_error(req, 400, "InvalidParameterValueException",
+                         "MaxItems: must be a number from 1 to 10000");
+            return;
+        }
+        max = n < LIST_MAX ? (int)n : LIST_MAX;
+    }
+    buf_release(&v);
+    http_request_query(req, "Marker", &marker);
+    fn_t *list = NULL;
+    size_t n = 0;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_list(ctx->registry, &list, &n, &err);
+    if (r < 0) {
+        buf_release(&marker);
+        lambda_failure(req, r, &err);
+        return;
+    }
+    /* The marker is the last name of the page before: the list is by name. */
+    json_t *arr = json_array();
+    const char *last = NULL;
+    size_t i = 0;
+    while (i < n && marker.len && strcmp(list[i].name, marker.data) <= 0)
+        i++;
+    for (; i < n && (int)json_array_size(arr) < max; i++) {
+        json_array_append_new(arr, lambda_config(ctx, &list[i]));
+        last = list[i].name;
+    }
+    cleanup_json json_t *out = json_pack("{so}", "Functions", arr);
+    if (i < n && last)
+        json_object_set_new(out, "NextMarker", json_string(last));
+    fn_list_free(list, n);
+    buf_release(&marker);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_delete(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (!path_name(req, name))
+        return;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = registry_delete(ctx->registry, name, &err);
+    if (r < 0) {
+        char arn[256];
+        lambda_arn(ctx, name, arn, sizeof arn);
+        if (r == -ENOENT)
+            lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
+        else
+            lambda_failure(req, r, &err);
+        return;
+    }
+    api__function_removed(ctx, name);
+    http_respond(req, 204, NULL, NULL, 0);
+}
+
+/* ---- invoke ------------------------------------------------------------------ */
+
+/* X-Amz-Log-Result: the call's log as Lambda frames it, its last 4 KB,
+ * base64. */
+static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t *inv)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    if (obs_logs_flush(ctx->logs, &err) < 0)
+        log_warn("lambda", "log tail of %s: %s", inv->request_id, err.msg);
+    store_log_t *lines = NULL;
+    size_t n = 0;
+    buf_t text = BUF_INIT;
+    buf_addf(&text, "START RequestId: %s Version: $LATEST\n", inv->request_id);
+    if (store_logs_list(ctx->store, inv->function, inv->request_id, 0, 0, 10000, &lines, &n,
+                        &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            buf_add(&text, lines[i].message, lines[i].len);
+            buf_addch(&text, '\n');
+        }
+        store_log_list_free(lines, n);
+    }
+    buf_addf(&text,
+             "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: "
+             "%llu ms\tMemory Size: %d MB\tMax Memory Used: %llu MB\t\n",
+             inv->request_id, inv->request_id, inv->duration_ms,
+             (unsigned long long)inv->billed_ms, inv->memory_mb,
+             (unsigned long long)(inv->max_rss_kb / 1024));
+    size_t from = text.len > TAIL_BYTES ? text.len - TAIL_BYTES : 0;
+    buf_t b64 = BUF_INIT;
+    codec_base64_encode(&b64, text.data + from, text.len - from);
+    http_header_add(req, "X-Amz-Log-Result", "%s", b64.data ? b64.data : "");
+    buf_release(&b64);
+    buf_release(&text);
+}
+
+typedef struct invoke_call {
+    http_request_t *req;
+    api_ctx_t *ctx;
+    bool tail;
+    invocation_t *inv;
+    uv_timer_t timer;
+} invoke_call_t;
+
+static void invoke_answer(invoke_call_t *call)
+{
+    http_request_t *req = call->req;
+    invocation_t *inv = call->inv;
+    const char *type = inv->error_type ? inv->error_type : "";
+    http_header_add(req, "x-amzn-RequestId", "%s", inv->request_id);
+    if (inv->status == INV_THROTTLED) {
+        http_header_add(req, "Retry-After", "1");
+        http_header_add(req, "x-amzn-ErrorType", "TooManyRequestsException");
+        cleanup_json json_t *body =
+            json_pack("{ss ss ss ss}", "Reason", "ReservedFunctionConcurrentInvocationLimitExceeded",
+                      "Type", "User", "message", "Rate Exceeded.", "__type",
+                      "TooManyRequestsException");
+        http_respond_json(req, 429, body);
+    } else if (!strcmp(type, "ResourceNotFoundException")) {
+        lambda_error(req, 404, type, "%s", inv->error_message);
+    } else if (!strncmp(type, "Mayfly.", 7)) {
+        lambda_error(req, !strcmp(type, "Mayfly.ShuttingDown") ? 503 : 500, "ServiceException",
+                     "%s", inv->error_message);
+    } else {
+        http_header_add(req, "X-Amz-Executed-Version", "$LATEST");
+        if (call->tail)
+            add_log_tail(req, call->ctx, inv);
+        if (inv->status != INV_SUCCESS)
+            http_header_add(req, "X-Amz-Function-Error", "Unhandled");
+        http_respond_buf(req, 200, "application/json", &inv->result);
+    }
+    invocation_free(inv);
+}
+
+static void invoke_call_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_tail_timer(uv_timer_t *t)
+{
+    invoke_call_t *call = t->data;
+    invoke_answer(call);
+    uv_close((uv_handle_t *)&call->timer, invoke_call_free);
+}
+
+static void on_invoked(invocation_t *inv, void *ud)
+{
+    invoke_call_t *call = ud;
+    call->inv = inv;
+    if (call->tail) {
+        /* The function's last lines may still sit in its pipe, read in this
+         * loop iteration: answer in the next one. */
+        uv_timer_init(call->ctx->loop, &call->timer);
+        call->timer.data = call;
+        uv_timer_start(&call->timer, on_tail_timer, 1, 0);
+        return;
+    }
+    invoke_answer(call);
+    free(call);
+}
+
+static void on_event_accepted(void *ud, int r, const char *request_id, bool replay,
+                              const mf_error_t *err)
+{
+    http_request_t *req = ud;
+    if (r < 0) {
+        lambda_failure(req, r, err);
+        return;
+    }
+    http_header_add(req, "x-amzn-RequestId", "%s", request_id);
+    http_respond(req, 202, NULL, NULL, 0);
+}
+
+static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (!path_name(req, name))
+        return;
+    buf_t q = BUF_INIT;
+    if (http_request_query(req, "Qualifier", &q) && q.len && strcmp(q.data, "$LATEST")) {
+        lambda_error(req, 404, "ResourceNotFoundException",
+                     "Function not found: %s:%s (mayfly keeps $LATEST only)", name, q.data);
+        buf_release(&q);
+        return;
+    }
+    buf_release(&q);
+    const char *type = http_request_header(req, "X-Amz-Invocation-Type");
+    const char *log = http_request_header(req, "X-Amz-Log-Type");
+    mf_error_t err = MF_ERROR_INIT;
+    if (type && !strcasecmp(type, "Event")) {
+        int r = async_enqueue(ctx->async, name, &req->body, NULL, on_event_accepted, req, &err);
+        if (r < 0)
+            lambda_failure(req, r, &err);
+        return;
+    }
+    if (type && !strcasecmp(type, "DryRun")) {
+        fn_t fn;
+        if (get_function(req, ctx, &fn)) {
+            fn_clear(&fn);
+            http_respond(req, 204, NULL, NULL, 0);
+        }
+        return;
+    }
+    if (type && strcasecmp(type, "RequestResponse")) {
+        lambda_error(req, 400, "InvalidParameterValueException",
+                     "X-Amz-Invocation-Type: must be RequestResponse, Event or DryRun, not `%s`",
+                     type);
+        return;
+    }
+    if (req->body.len > SYNC_EVENT_MAX) {
+        lambda_error(req, 413, "RequestEntityTooLargeException",
+                     "Request must be smaller than %u bytes for the InvokeFunction operation",
+                     SYNC_EVENT_MAX);
+        return;
+    }
+    invoke_call_t *call = xcalloc(1, sizeof *call);
+    call->req = req;
+    call->ctx = ctx;
+    call->tail = log && !strcasecmp(log, "Tail");
+    buf_t event = req->body;
+    buf_init(&req->body, 0);
+    int r = exec_invoke(ctx->exec, name, &event, on_invoked, call, &err);
+    if (r < 0) {
+        buf_release(&event);
+        free(call);
+        if (r == -ENOENT) {
+            char arn[256];
+            lambda_arn(ctx, name, arn, sizeof arn);
+            lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
+        } else {
+            lambda_failure(req, r, &err);
+        }
+    }
+}
+
+/* ---- event invoke config -------------------------------------------------------- */
+
+/* A destination ARN (a function's: mayfly calls functions only) → name. */
+static int destination_name(json_t *dest, char *out, mf_error_t *err)
+{
+    const char *arn = json_is_string(dest) ? json_string_value(dest) : "";
+    if (!strstr(arn, ":function:") || !lambda_name(arn, out))
+        return mf_error_plain(err, EINVAL,
+                              "DestinationConfig: `%s` is not a function ARN; mayfly's "
+                              "destinations are functions",
+                              arn);
+    return 0;
+}
+
+static int translate_event_config(buf_t *body, mf_error_t *err)
+{
+    json_t *in;
+    int r = lambda_parse(body, &in, err);
+    if (r < 0)
+        return r;
+    json_t *async = json_object();
+    json_t *v;
+    if ((v = json_object_get(in, "MaximumRetryAttempts")))
+        json_object_set(async, "max_retries", v);
+    if ((v = json_object_get(in, "MaximumEventAgeInSeconds")))
+        json_object_set(async, "max_event_age_s", v);
+    json_t *dc = json_object_get(in, "DestinationConfig");
+    static const char *const kinds[][2] = { { "OnSuccess", "on_success" },
+                                            { "OnFailure", "on_failure" } };
+    for (int i = 0; i < 2 && r == 0; i++) {
+        json_t *d = dc ? json_object_get(dc, kinds[i][0]) : NULL;
+        json_t *arn = d ? json_object_get(d, "Destination") : NULL;
+        if (!arn || json_is_null(arn)) {
+            json_object_set_new(async, kinds[i][1], json_null());
+            continue;
+        }
+        char name[FN_NAME_MAX + 1];
+        if ((r = destination_name(arn, name, err)) == 0)
+            json_object_set_new(async, kinds[i][1], json_string(name));
+    }
+    json_decref(in);
+    if (r < 0) {
+        json_decref(async);
+        return r;
+    }
+    return lambda_emit(body, json_pack("{so}", "async", async));
+}
+
+static json_t *event_config_json(const api_ctx_t *ctx, const fn_t *f)
+{
+    char arn[256], dest[256];
+    lambda_arn(ctx, f->name, arn, sizeof arn);
+    json_t *dc = json_object();
+    const char *names[2] = { f->async.on_success, f->async.on_failure };
+    const char *kinds[2] = { "OnSuccess", "OnFailure" };
+    for (int i = 0; i < 2; i++) {
+        json_t *d = json_object();
+        if (names[i][0]) {
+            lambda_arn(ctx, names[i], dest, sizeof dest);
+            json_object_set_new(d, "Destination", json_string(dest));
+        }
+        json_object_set_new(dc, kinds[i], d);
+    }
+    return json_pack("{sf ss si si so}", "LastModified", f->updated_ms / 1000.0, "FunctionArn",
+                     arn, "MaximumRetryAttempts", f->async.max_retries,
+                     "MaximumEventAgeInSeconds", f->async.max_event_age_s, "DestinationConfig",
+                     dc);
+}
+
+static void event_config_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn,
+                                  bool created, const mf_error_t *err)
+{
+    if (r < 0) {
+        lambda_failure(req, r, err);
+        return;
+    }
+    cleanup_json json_t *out = event_config_json(ctx, fn);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_put_event_config(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (path_name(req, name))
+        api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_event_config,
+                          event_config_answered);
+}
+
+static void handle_get_event_config(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    fn_t fn;
+    if (!get_function(req, ctx, &fn))
+        return;
+    cleanup_json json_t *out = event_config_json(ctx, &fn);
+    fn_clear(&fn);
+    http_respond_json(req, 200, out);
+}
+
+/* ---- routes ---------------------------------------------------------------------- */
+
+static const struct {
+    enum http_method method;
+    const char *pattern;
+    lambda_handler_fn fn;
+    bool large;                  /* carries a code package */
+} lambda_routes[] = {
+    { HTTP_POST, "/2015-03-31/functions", handle_create, true },
+    { HTTP_POST, "/2015-03-31/functions/", handle_create, true },
+    { HTTP_GET, "/2015-03-31/functions", handle_list, false },
+    { HTTP_GET, "/2015-03-31/functions/", handle_list, false },
+    { HTTP_GET, "/2015-03-31/functions/{name}", handle_get, false },
+    { HTTP_DELETE, "/2015-03-31/functions/{name}", handle_delete, false },
+    { HTTP_GET, "/2015-03-31/functions/{name}/configuration", handle_get_configuration, false },
+    { HTTP_PUT, "/2015-03-31/functions/{name}/configuration", handle_update_configuration,
+      false },
+    { HTTP_PUT, "/2015-03-31/functions/{name}/code", handle_update_code, true },
+    { HTTP_POST, "/2015-03-31/functions/{name}/invocations", handle_invoke, false },
+    { HTTP_PUT, "/2019-09-25/functions/{name}/event-invoke-config", handle_put_event_config,
+      false },
+    { HTTP_GET, "/2019-09-25/functions/{name}/event-invoke-config", handle_get_event_config,
+      false },
+};
+
+void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
+{
+    /* A create or code update carries the zip base64-encoded inside JSON,
+     * as /v1's PUT does. */
+    size_t large = (size_t)(ctx->code_limits.max_zip_bytes / 3 + 1) * 4 + 64 * 1024;
+    for (size_t i = 0; i < sizeof lambda_routes / sizeof lambda_routes[0]; i++)
+        api__route(router, ctx, lambda_routes[i].method, lambda_routes[i].pattern,
+                   lambda_routes[i].fn, lambda_routes[i].large ? large : SYNC_EVENT_MAX,
+                   true /* signed with SigV4, checked by each handler */);
+}
