@@ -130,10 +130,12 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
         digest[i / 2] = (uint8_t)v;
     }
     codec_base64_encode(&sha, digest, n / 2 < sizeof digest ? n / 2 : sizeof digest);
+    /* A revision id changes with each version: the code's digest and the
+     * version number, shaped like Lambda's UUIDs. */
     char revision[40];
-    snprintf(revision, sizeof revision, "%s-%lld", f->code_sha256[0] ? f->code_sha256 : "0",
-             (long long)f->version);
-    revision[36] = '\0';
+    snprintf(revision, sizeof revision, "%.8s-%.4s-%.4s-%.4s-%012llx", f->code_sha256,
+             f->code_sha256 + 8, f->code_sha256 + 12, f->code_sha256 + 16,
+             (unsigned long long)f->version);
     json_t *c = json_pack(
         "{ss ss ss ss ss sI ss si si ss ss s{sO} ss ss ss ss s[s] ss}", "FunctionName", f->name,
         "FunctionArn", arn, "Runtime", f->runtime, "Role", "arn:aws:iam::" ACCOUNT ":role/mayfly",
