@@ -38,7 +38,15 @@ EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
 	libcap-dev libcmocka-dev python3 python3-pytest python3-requests zip unzip \
-	iproute2 procps nodejs
+	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils
+# npm and Node's headers (for the native addon aws-lambda-ric builds) only
+# when this machine's node lacks them: a NodeSource nodejs bundles both and
+# conflicts with Debian's npm package.
+NODE_DEB_PKGS = $$(command -v npm >/dev/null || echo npm; \
+	test -f /usr/include/node/common.gypi || echo libnode-dev)
+# The Node.js clients of the Lambda-compatibility tests, pinned by
+# tests/e2e/js/package-lock.json; reinstalled when the lock or node changes.
+JS_DIR := tests/e2e/js
 
 .PHONY: all deps run test unit fuzz-replay e2e fuzz bench clean format
 
@@ -54,10 +62,21 @@ deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
+	missing="$$missing $(NODE_DEB_PKGS)"; missing=$$(echo $$missing); \
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing" $$missing; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@stamp=$(JS_DIR)/node_modules/.mayfly-deps; \
+	if [ ! -f $$stamp ] || [ $(JS_DIR)/package-lock.json -nt $$stamp ] || \
+	   [ "$$(cat $$stamp)" != "$$(node --version)" ]; then \
+		echo "make deps: npm ci in $(JS_DIR)"; \
+		if [ -f /usr/include/node/common.gypi ]; then export npm_config_nodedir=/usr; fi; \
+		(cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error) && \
+		test -f $(JS_DIR)/node_modules/aws-lambda-ric/rapid-client.node || \
+		{ echo "make deps: npm ci did not build aws-lambda-ric's native client" >&2; exit 1; }; \
+		node --version > $$stamp; \
 	fi
 
 bin/mayfly: $(REL_OBJ)

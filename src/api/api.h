@@ -53,6 +53,10 @@ void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
  * API_PUT_UPDATE a missing one -ENOENT. fn is NULL on failure. */
 typedef enum { API_PUT_ANY, API_PUT_CREATE, API_PUT_UPDATE } api_put_mode_t;
 typedef int (*api_translate_fn)(buf_t *body, mf_error_t *err);
+/* A translate_fn's answer for a request that only checks: the package is
+ * unpacked and validated, nothing changes, and done gets the function as
+ * it is. */
+#define API_TRANSLATE_DRY_RUN 1
 typedef void (*api_put_done_fn)(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn,
                                 bool created, const mf_error_t *err);
 void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, buf_t *body,

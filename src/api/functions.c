@@ -51,8 +51,16 @@ static void put_done(uv_work_t *w, int status)
     bool created = false;
     mf_error_t err = MF_ERROR_INIT;
     int r = job->translate_rc;
+    bool dry_run = r == API_TRANSLATE_DRY_RUN;
     if (r < 0) {
         err = job->translate_err;
+    } else if (dry_run) {
+        /* Checked, not applied: the package's own failure, else what is. */
+        r = job->up.rc;
+        if (r < 0)
+            err = job->up.err;
+        else
+            r = registry_get(ctx->registry, job->name, &fn, &err);
     } else if (job->mode != API_PUT_ANY) {
         /* Checked here, on the loop, so that two creates cannot both pass. */
         fn_t cur;
@@ -66,13 +74,13 @@ static void put_done(uv_work_t *w, int status)
         else
             err = (mf_error_t)MF_ERROR_INIT;
     }
-    if (r == 0)
+    if (r == 0 && !dry_run)
         r = registry_put_prepared(ctx->registry, job->name, &job->up, &fn, &created, &err);
     registry_upload_release(&job->up);
     buf_release(&job->body);
     api_put_done_fn done = job->done;
     free(job);
-    if (r == 0) {
+    if (r == 0 && !dry_run) {
         /* Running instances of the old version drain; new calls get this one. */
         exec_function_changed(ctx->exec, &fn);
         async_function_changed(ctx->async, &fn);

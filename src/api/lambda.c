@@ -79,6 +79,19 @@ static void lambda_failure(http_request_t *req, int r, const mf_error_t *err)
     }
 }
 
+/* The server's refusals (a body too large, a request too slow) in
+ * Lambda's shape, for the paths of the Lambda API. */
+static void lambda_refused(int status, const char *message, buf_t *headers, buf_t *body)
+{
+    const char *type = status == 413 ? "RequestEntityTooLargeException"
+                       : status == 408 ? "RequestTimeoutException"
+                                       : "InvalidParameterValueException";
+    buf_addf(headers, "x-amzn-ErrorType: %s\r\n", type);
+    buf_adds(body, "{\"Type\":\"User\",\"message\":");
+    json_quote(body, message, strlen(message));
+    buf_addf(body, ",\"__type\":\"%s\"}", type);
+}
+
 /* ---- names and shapes ------------------------------------------------------------ */
 
 /* The function name in a path: a name, a partial ARN (ACCOUNT:function:NAME)
@@ -138,8 +151,8 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
              (unsigned long long)f->version);
     json_t *c = json_pack(
         "{ss ss ss ss ss sI ss si si ss ss s{sO} ss ss ss ss s[s] ss}", "FunctionName", f->name,
-        "FunctionArn", arn, "Runtime", f->runtime, "Role", "arn:aws:iam::" ACCOUNT ":role/mayfly",
-        "Handler", f->handler, "CodeSize", (json_int_t)f->code_size, "Description", "", "Timeout",
+        "FunctionArn", arn, "Runtime", f->runtime_name[0] ? f->runtime_name : f->runtime, "Role", "arn:aws:iam::" ACCOUNT ":role/mayfly",
+        "Handler", f->handler, "CodeSize", (json_int_t)(f->zip_size ? f->zip_size : f->code_size), "Description", "", "Timeout",
         f->timeout_s, "MemorySize", f->memory_mb, "LastModified", modified, "CodeSha256",
         sha.data ? sha.data : "", "Environment", "Variables", f->env ? f->env : json_object(),
         "Version", "$LATEST", "State", "Active", "LastUpdateStatus", "Successful", "PackageType",
@@ -159,6 +172,22 @@ static bool path_name(http_request_t *req, char name[FN_NAME_MAX + 1])
                  "[A-Za-z0-9_-]{1,64}, a function ARN, or NAME:$LATEST",
                  req->params[0]);
     return false;
+}
+
+/* Only $LATEST exists (no published versions or aliases): any other
+ * ?Qualifier= names a version that is not there. */
+static bool qualifier_ok(http_request_t *req, const api_ctx_t *ctx, const char *name)
+{
+    buf_t q = BUF_INIT;
+    bool ok = !http_request_query(req, "Qualifier", &q) || !q.len || !strcmp(q.data, "$LATEST");
+    if (!ok) {
+        char arn[256];
+        lambda_arn(ctx, name, arn, sizeof arn);
+        lambda_error(req, 404, "ResourceNotFoundException",
+                     "Function not found: %s:%s (mayfly keeps $LATEST only)", arn, q.data);
+    }
+    buf_release(&q);
+    return ok;
 }
 
 /* ---- authentication ------------------------------------------------------- */
@@ -328,12 +357,14 @@ static int translate_code(buf_t *body, mf_error_t *err)
         return r;
     json_t *out = json_object();
     r = lambda_translate_code(in, out, true, err);
+    bool dry_run = json_is_true(json_object_get(in, "DryRun"));
     json_decref(in);
     if (r < 0) {
         json_decref(out);
         return r;
     }
-    return lambda_emit(body, out);
+    lambda_emit(body, out);
+    return dry_run ? API_TRANSLATE_DRY_RUN : 0;
 }
 
 static void put_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn, bool created,
@@ -394,7 +425,7 @@ static void handle_update_configuration(http_request_t *req, api_ctx_t *ctx)
 static bool get_function(http_request_t *req, api_ctx_t *ctx, fn_t *fn)
 {
     char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name))
+    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
         return false;
     mf_error_t err = MF_ERROR_INIT;
     int r = registry_get(ctx->registry, name, fn, &err);
@@ -484,7 +515,7 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
     char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name))
+    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
         return;
     mf_error_t err = MF_ERROR_INIT;
     int r = registry_delete(ctx->registry, name, &err);
@@ -618,16 +649,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
     char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name))
+    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
         return;
-    buf_t q = BUF_INIT;
-    if (http_request_query(req, "Qualifier", &q) && q.len && strcmp(q.data, "$LATEST")) {
-        lambda_error(req, 404, "ResourceNotFoundException",
-                     "Function not found: %s:%s (mayfly keeps $LATEST only)", name, q.data);
-        buf_release(&q);
-        return;
-    }
-    buf_release(&q);
     const char *type = http_request_header(req, "X-Amz-Invocation-Type");
     const char *log = http_request_header(req, "X-Amz-Log-Type");
     mf_error_t err = MF_ERROR_INIT;
@@ -783,23 +806,23 @@ static const struct {
     enum http_method method;
     const char *pattern;
     lambda_handler_fn fn;
-    bool large;                  /* carries a code package */
+    /* BODY_EVENT reads a body up to twice Lambda's bound, so that a client
+     * just over it gets Lambda's 413 rather than a connection closed in the
+     * middle of its upload. */
+    enum { BODY_SMALL, BODY_CODE, BODY_EVENT } body;
 } lambda_routes[] = {
-    { HTTP_POST, "/2015-03-31/functions", handle_create, true },
-    { HTTP_POST, "/2015-03-31/functions/", handle_create, true },
-    { HTTP_GET, "/2015-03-31/functions", handle_list, false },
-    { HTTP_GET, "/2015-03-31/functions/", handle_list, false },
-    { HTTP_GET, "/2015-03-31/functions/{name}", handle_get, false },
-    { HTTP_DELETE, "/2015-03-31/functions/{name}", handle_delete, false },
-    { HTTP_GET, "/2015-03-31/functions/{name}/configuration", handle_get_configuration, false },
-    { HTTP_PUT, "/2015-03-31/functions/{name}/configuration", handle_update_configuration,
-      false },
-    { HTTP_PUT, "/2015-03-31/functions/{name}/code", handle_update_code, true },
-    { HTTP_POST, "/2015-03-31/functions/{name}/invocations", handle_invoke, false },
-    { HTTP_PUT, "/2019-09-25/functions/{name}/event-invoke-config", handle_put_event_config,
-      false },
-    { HTTP_GET, "/2019-09-25/functions/{name}/event-invoke-config", handle_get_event_config,
-      false },
+    { HTTP_POST, "/2015-03-31/functions", handle_create, BODY_CODE },
+    { HTTP_POST, "/2015-03-31/functions/", handle_create, BODY_CODE },
+    { HTTP_GET, "/2015-03-31/functions", handle_list, BODY_SMALL },
+    { HTTP_GET, "/2015-03-31/functions/", handle_list, BODY_SMALL },
+    { HTTP_GET, "/2015-03-31/functions/{name}", handle_get, BODY_SMALL },
+    { HTTP_DELETE, "/2015-03-31/functions/{name}", handle_delete, BODY_SMALL },
+    { HTTP_GET, "/2015-03-31/functions/{name}/configuration", handle_get_configuration, BODY_SMALL },
+    { HTTP_PUT, "/2015-03-31/functions/{name}/configuration", handle_update_configuration, BODY_SMALL },
+    { HTTP_PUT, "/2015-03-31/functions/{name}/code", handle_update_code, BODY_CODE },
+    { HTTP_POST, "/2015-03-31/functions/{name}/invocations", handle_invoke, BODY_EVENT },
+    { HTTP_PUT, "/2019-09-25/functions/{name}/event-invoke-config", handle_put_event_config, BODY_SMALL },
+    { HTTP_GET, "/2019-09-25/functions/{name}/event-invoke-config", handle_get_event_config, BODY_SMALL },
 };
 
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
@@ -809,6 +832,11 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
     size_t large = (size_t)(ctx->code_limits.max_zip_bytes / 3 + 1) * 4 + 64 * 1024;
     for (size_t i = 0; i < sizeof lambda_routes / sizeof lambda_routes[0]; i++)
         api__route(router, ctx, lambda_routes[i].method, lambda_routes[i].pattern,
-                   lambda_routes[i].fn, lambda_routes[i].large ? large : SYNC_EVENT_MAX,
+                   lambda_routes[i].fn,
+                   lambda_routes[i].body == BODY_CODE    ? large
+                   : lambda_routes[i].body == BODY_EVENT ? 2 * (size_t)SYNC_EVENT_MAX
+                                                         : SYNC_EVENT_MAX,
                    true /* signed with SigV4, checked by each handler */);
+    http_router_refuse_with(router, "/2015-03-31/", lambda_refused);
+    http_router_refuse_with(router, "/2019-09-25/", lambda_refused);
 }

@@ -7,8 +7,21 @@
 
 void http_router_init(http_router_t *r)
 {
-    r->routes = NULL;
-    r->nroutes = 0;
+    memset(r, 0, sizeof *r);
+}
+
+void http_router_refuse_with(http_router_t *r, const char *prefix, http_refuse_fn fn)
+{
+    if (r->nrefusers < sizeof r->refusers / sizeof r->refusers[0])
+        r->refusers[r->nrefusers++] = (struct http_refuser){ prefix, fn };
+}
+
+http_refuse_fn http_router_refuser(const http_router_t *r, const char *path)
+{
+    for (size_t i = 0; path && i < r->nrefusers; i++)
+        if (!strncmp(path, r->refusers[i].prefix, strlen(r->refusers[i].prefix)))
+            return r->refusers[i].fn;
+    return NULL;
 }
 
 void http_router_release(http_router_t *r)

@@ -28,6 +28,7 @@ typedef struct http_conn {
     http_reader_t reader;
     buf_t in;                  /* received, not yet parsed */
     http_request_t *active;    /* the one request being answered */
+    http_refuse_fn refuse;     /* shapes a refusal of the request being read */
     struct http_conn *prev, *next;
     timer_mode_t timer_mode;
     int open_handles;
@@ -332,14 +333,20 @@ static void conn_write(http_conn_t *conn, buf_t *head, buf_t *body, bool close_a
  * without a handler, and closes the connection after. */
 static void conn_write_error(http_conn_t *conn, int status, const char *message)
 {
-    buf_t body = BUF_INIT, head = BUF_INIT;
-    buf_addf(&body, "{\"error\":{\"code\":\"%s\",\"message\":", http_status_code_name(status));
-    json_quote(&body, message, strlen(message));
-    buf_adds(&body, "}}");
+    buf_t body = BUF_INIT, head = BUF_INIT, extra = BUF_INIT;
+    if (conn->refuse) {
+        conn->refuse(status, message, &extra, &body);
+    } else {
+        buf_addf(&body, "{\"error\":{\"code\":\"%s\",\"message\":",
+                 http_status_code_name(status));
+        json_quote(&body, message, strlen(message));
+        buf_adds(&body, "}}");
+    }
     buf_addf(&head,
              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n",
-             status, http_status_text(status), body.len);
+             "%sConnection: close\r\n\r\n",
+             status, http_status_text(status), body.len, extra.data ? extra.data : "");
+    buf_release(&extra);
     buf_add(&head, body.data, body.len);
     buf_release(&body);
     conn->close_after = true;
@@ -417,6 +424,7 @@ static size_t reader_on_head(void *ud, http_request_t *req)
     http_conn_t *conn = ud;
     buf_t allow = BUF_INIT;
     req->route_status = http_router_match(conn->srv->router, req, &allow);
+    conn->refuse = http_router_refuser(conn->srv->router, req->path);
     if (req->route_status == 405)
         buf_addf(&req->resp_headers, "Allow: %s\r\n", allow.data);
     buf_release(&allow);
@@ -482,6 +490,7 @@ static void conn_process(http_conn_t *conn)
         if (r == HTTP_READER_MORE)
             break;
         http_request_t *req = http_reader_take(&conn->reader);
+        conn->refuse = NULL;
         req->start_ns = clock_mono_ns();
         conn_set_timer(conn, TIMER_NONE);
         dispatch(conn, req);

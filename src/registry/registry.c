@@ -329,10 +329,11 @@ static json_t *reg__config(const fn_t *f)
                               "max_event_age_s", f->async.max_event_age_s, "on_success",
                               f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
                               f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:o}", "runtime", f->runtime, "handler",
-                     f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
-                     "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
-                     "async", async);
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:o, s:I}", "runtime", f->runtime,
+                     "runtime_name", f->runtime_name, "handler", f->handler, "memory_mb",
+                     f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency",
+                     f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env, "async", async,
+                     "zip_size", (json_int_t)f->zip_size);
 }
 
 static int reg__cfg_int(const json_t *obj, const char *key, int def)
@@ -362,7 +363,11 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     }
     reg__defaults(f, sf->name);
     reg__cfg_str(cfg, "runtime", f->runtime, sizeof f->runtime);
+    snprintf(f->runtime_name, sizeof f->runtime_name, "%s", f->runtime);
+    reg__cfg_str(cfg, "runtime_name", f->runtime_name, sizeof f->runtime_name);
     reg__cfg_str(cfg, "handler", f->handler, sizeof f->handler);
+    const json_t *zs = json_object_get(cfg, "zip_size");
+    f->zip_size = json_is_integer(zs) ? json_integer_value(zs) : 0;
     f->memory_mb = reg__cfg_int(cfg, "memory_mb", f->memory_mb);
     f->timeout_s = reg__cfg_int(cfg, "timeout_s", f->timeout_s);
     f->max_concurrency = reg__cfg_int(cfg, "max_concurrency", f->max_concurrency);
@@ -490,6 +495,7 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
                              SHOW(json_string_value(v)));
         }
         snprintf(f->runtime, sizeof f->runtime, "%s", rt);
+        snprintf(f->runtime_name, sizeof f->runtime_name, "%s", s);
     } else if (create) {
         return mf_error_plain(err, EINVAL, "runtime: required when creating a function");
     }
@@ -543,11 +549,13 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         }
         memcpy(f->code_sha256, pre->code_sha256, sizeof f->code_sha256);
         f->code_size = pre->code_size;
+        f->zip_size = pre->zip_size;
         return 0;
     }
     cleanup_buf buf_t zip = BUF_INIT;
     if ((rc = reg__code(r, v, &zip, err)) < 0)
         return rc;
+    f->zip_size = (int64_t)zip.len;
     return code_install(r->code_root, zip.data, zip.len, &r->limits, f->code_sha256, &f->code_size,
                         err);
 }
@@ -650,6 +658,7 @@ void registry_prepare_upload(registry_t *r, const char *data, size_t len, regist
         return; /* the rest is checked by registry_put_prepared */
     cleanup_buf buf_t zip = BUF_INIT;
     up->rc = reg__code(r, code, &zip, &up->err);
+    up->zip_size = (int64_t)zip.len;
     if (up->rc == 0)
         up->rc = code_install(r->code_root, zip.data, zip.len, &r->limits, up->code_sha256,
                               &up->code_size, &up->err);

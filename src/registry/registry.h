@@ -29,6 +29,7 @@ typedef struct fn_async {
 typedef struct fn {
     char name[FN_NAME_MAX + 1];
     char runtime[16];            /* canonical: "python3", "nodejs", "provided" */
+    char runtime_name[65];       /* as given, e.g. "python3.12" (Lambda shows it back) */
     char handler[129];
     int memory_mb;               /* 128–10240, default 128 */
     int timeout_s;               /* 1–900, default 3 */
@@ -38,7 +39,8 @@ typedef struct fn {
     fn_async_t async;
     int64_t version;
     char code_sha256[65];
-    int64_t code_size;
+    int64_t code_size;           /* unpacked */
+    int64_t zip_size;            /* the package as uploaded (Lambda's CodeSize) */
     int64_t created_ms, updated_ms;
 } fn_t;
 
@@ -72,7 +74,8 @@ typedef struct registry_upload {
     json_t *body;             /* the parsed body, or NULL */
     bool has_code;            /* the package below is unpacked */
     char code_sha256[65];
-    int64_t code_size;
+    int64_t code_size;           /* unpacked */
+    int64_t zip_size;            /* the package as uploaded (Lambda's CodeSize) */
     int rc;                   /* the body's or the package's failure, or 0 */
     bool body_failed;         /* rc is about the body as a whole */
     mf_error_t err;
