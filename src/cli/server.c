@@ -398,7 +398,8 @@ int cmd_server(int argc, char **argv)
             return CLI_EXIT_ERROR;
         }
         log_warn("server", "development mode: no access keys given, every request is accepted "
-                           "without credentials");
+                           "without credentials (/v1 without a token, the Lambda API with any "
+                           "signature)");
     } else {
         log_info("server", "%zu access key(s) loaded; requests must carry credentials",
                  keys.count);
