@@ -124,25 +124,14 @@ static const char *header_get(const sigv4_request_t *req, const char *name)
 
 /* --- Encodings ------------------------------------------------------------ */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX escapes; a '%' not followed by two hex digits stays as it is,
  * and '+' is a plus (the SDKs send a space as %20). */
 static void percent_decode(buf_t *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_value(s[i + 1])) >= 0 &&
-            (lo = hex_value(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = codec_hex_digit(s[i + 1])) >= 0 &&
+            (lo = codec_hex_digit(s[i + 2])) >= 0) {
             buf_addch(out, (char)(hi << 4 | lo));
             i += 2;
         } else {

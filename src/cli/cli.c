@@ -193,3 +193,45 @@ int cli_get_and_print_json(const char *cmd, const char *path)
     putchar('\n');
     return CLI_EXIT_OK;
 }
+
+int cli_print_json_list(const client_response_t *resp, const char *command, const char *key,
+                        size_t ncols, const char *const *header,
+                        void (*fill_row)(buf_t *cells, const json_t *item))
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, &jerr);
+    json_t *list = json_object_get(doc, key);
+    if (!json_is_array(list)) {
+        fprintf(stderr, "mayfly %s: the server's answer has no \"%s\" list\n", command, key);
+        json_decref(doc);
+        return CLI_EXIT_ERROR;
+    }
+    size_t rows = json_array_size(list);
+    buf_t *cells = xcalloc(rows * ncols + 1, sizeof *cells);
+    for (size_t i = 0; i < rows * ncols; i++)
+        buf_init(&cells[i], 0);
+    for (size_t r = 0; r < rows; r++)
+        fill_row(&cells[r * ncols], json_array_get(list, r));
+    cli_print_table(ncols, header, cells, rows);
+    for (size_t i = 0; i < rows * ncols; i++)
+        buf_release(&cells[i]);
+    free(cells);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+void cli_cell_string(buf_t *out, const json_t *v)
+{
+    const char *s = json_string_value(v);
+    buf_adds(out, s && *s ? s : "-");
+}
+
+void cli_cell_number(buf_t *out, const json_t *v)
+{
+    if (json_is_integer(v))
+        buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        buf_addf(out, "%.2f", json_real_value(v));
+    else
+        buf_adds(out, "-");
+}

@@ -4,6 +4,7 @@
 #define MAYFLY_CLI_CLI_H
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "cli/client.h"
@@ -49,6 +50,16 @@ void cli_query_add(buf_t *url, const char *key, const char *value);
  * as wide as its widest cell and two spaces between columns. cells holds
  * nrows * ncols strings, row after row. */
 void cli_print_table(size_t ncols, const char *const *header, buf_t *cells, size_t nrows);
+
+/* Prints the JSON array named key of the server's answer as a table, one
+ * row a member, fill_row filling a row's ncols cells; a missing list is an
+ * error naming command. Returns an exit code. */
+int cli_print_json_list(const client_response_t *resp, const char *command, const char *key,
+                        size_t ncols, const char *const *header,
+                        void (*fill_row)(buf_t *cells, const json_t *item));
+/* Cells: a string, or a number (whole, or with two decimals), or "-". */
+void cli_cell_string(buf_t *out, const json_t *v);
+void cli_cell_number(buf_t *out, const json_t *v);
 
 /* Writes the bytes to stdout as they are, then a newline unless they end
  * with one, so the shell prompt starts on a line of its own. */

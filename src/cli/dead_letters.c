@@ -63,20 +63,6 @@ static bool id_valid(const char *s)
     return errno == 0;
 }
 
-static void format_string(buf_t *out, const json_t *v)
-{
-    const char *s = json_string_value(v);
-    buf_adds(out, s && *s ? s : "-");
-}
-
-static void format_integer(buf_t *out, const json_t *v)
-{
-    if (json_is_integer(v))
-        buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else
-        buf_adds(out, "-");
-}
-
 /* The error message on one line: control bytes (a traceback's newlines)
  * become spaces, and a long one is cut at a character boundary with "...". */
 static void format_message(buf_t *out, const json_t *v)
@@ -103,34 +89,17 @@ static void format_message(buf_t *out, const json_t *v)
 
 static void fill_row(buf_t *cells, const json_t *dl)
 {
-    format_integer(&cells[0], json_object_get(dl, "id"));
-    format_string(&cells[1], json_object_get(dl, "request_id"));
-    format_integer(&cells[2], json_object_get(dl, "attempts"));
-    format_string(&cells[3], json_object_get(dl, "error_type"));
-    format_string(&cells[4], json_object_get(dl, "time"));
+    cli_cell_number(&cells[0], json_object_get(dl, "id"));
+    cli_cell_string(&cells[1], json_object_get(dl, "request_id"));
+    cli_cell_number(&cells[2], json_object_get(dl, "attempts"));
+    cli_cell_string(&cells[3], json_object_get(dl, "error_type"));
+    cli_cell_string(&cells[4], json_object_get(dl, "time"));
     format_message(&cells[5], json_object_get(dl, "error_message"));
 }
 
 static int print_table(const client_response_t *resp)
 {
-    json_error_t jerr;
-    cleanup_json json_t *doc = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
-    json_t *list = json_object_get(doc, "dead_letters");
-    if (!json_is_array(list)) {
-        fprintf(stderr, "mayfly dead-letters: the server's answer has no \"dead_letters\" list\n");
-        return CLI_EXIT_ERROR;
-    }
-    size_t rows = json_array_size(list);
-    buf_t *cells = xcalloc(rows * DL_COLS + 1, sizeof *cells);
-    for (size_t i = 0; i < rows * DL_COLS; i++)
-        buf_init(&cells[i], 0);
-    for (size_t r = 0; r < rows; r++)
-        fill_row(&cells[r * DL_COLS], json_array_get(list, r));
-    cli_print_table(DL_COLS, dl_header, cells, rows);
-    for (size_t i = 0; i < rows * DL_COLS; i++)
-        buf_release(&cells[i]);
-    free(cells);
-    return CLI_EXIT_OK;
+    return cli_print_json_list(resp, "dead-letters", "dead_letters", DL_COLS, dl_header, fill_row);
 }
 
 static int list(const char *name, int limit, bool as_json)

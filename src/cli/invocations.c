@@ -68,54 +68,21 @@ static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "ST
                                                   "DURATION_MS", "BILLED_MS", "COLD",
                                                   "MAX_RSS_KB" };
 
-static void format_string(buf_t *out, const json_t *v)
-{
-    buf_adds(out, json_is_string(v) ? json_string_value(v) : "-");
-}
-
-/* Durations are fractional milliseconds; counts are whole. */
-static void format_number(buf_t *out, const json_t *v)
-{
-    if (json_is_integer(v))
-        buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else if (json_is_real(v))
-        buf_addf(out, "%.2f", json_real_value(v));
-    else
-        buf_adds(out, "-");
-}
-
 static void fill_row(buf_t *cells, const json_t *rec)
 {
-    format_string(&cells[0], json_object_get(rec, "request_id"));
-    format_string(&cells[1], json_object_get(rec, "status"));
-    format_string(&cells[2], json_object_get(rec, "start"));
-    format_number(&cells[3], json_object_get(rec, "duration_ms"));
-    format_number(&cells[4], json_object_get(rec, "billed_ms"));
+    cli_cell_string(&cells[0], json_object_get(rec, "request_id"));
+    cli_cell_string(&cells[1], json_object_get(rec, "status"));
+    cli_cell_string(&cells[2], json_object_get(rec, "start"));
+    cli_cell_number(&cells[3], json_object_get(rec, "duration_ms"));
+    cli_cell_number(&cells[4], json_object_get(rec, "billed_ms"));
     json_t *cold = json_object_get(rec, "cold_start");
     buf_adds(&cells[5], json_is_boolean(cold) ? (json_is_true(cold) ? "yes" : "no") : "-");
-    format_number(&cells[6], json_object_get(rec, "max_rss_kb"));
+    cli_cell_number(&cells[6], json_object_get(rec, "max_rss_kb"));
 }
 
 static int print_table(const client_response_t *resp)
 {
-    json_error_t jerr;
-    cleanup_json json_t *doc = json_loadb(resp->body.data, resp->body.len, 0, &jerr);
-    json_t *list = json_object_get(doc, "invocations");
-    if (!json_is_array(list)) {
-        fprintf(stderr, "mayfly invocations: the server's answer has no \"invocations\" list\n");
-        return CLI_EXIT_ERROR;
-    }
-    size_t rows = json_array_size(list);
-    buf_t *cells = xcalloc(rows * INV_COLS + 1, sizeof *cells);
-    for (size_t i = 0; i < rows * INV_COLS; i++)
-        buf_init(&cells[i], 0);
-    for (size_t r = 0; r < rows; r++)
-        fill_row(&cells[r * INV_COLS], json_array_get(list, r));
-    cli_print_table(INV_COLS, inv_header, cells, rows);
-    for (size_t i = 0; i < rows * INV_COLS; i++)
-        buf_release(&cells[i]);
-    free(cells);
-    return CLI_EXIT_OK;
+    return cli_print_json_list(resp, "invocations", "invocations", INV_COLS, inv_header, fill_row);
 }
 
 int cmd_invocations(int argc, char **argv)

@@ -108,3 +108,14 @@ void codec_hmac_sha256(uint8_t out[CODEC_SHA256_LEN], const void *key, size_t ke
     unsigned int outlen = CODEC_SHA256_LEN;
     HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen);
 }
+
+int codec_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -18,6 +18,8 @@ void codec_base64_encode(buf_t *out, const void *data, size_t len);
  * size would pass max_len. */
 int codec_base64_decode(buf_t *out, const char *s, size_t len, size_t max_len);
 void codec_hex(char *out, const uint8_t *data, size_t len);
+/* The value of one hex digit (either case), or -1. */
+int codec_hex_digit(char c);
 void codec_sha256(uint8_t out[CODEC_SHA256_LEN], const void *data, size_t len);
 void codec_sha256_hex(char out[CODEC_SHA256_HEX_LEN + 1], const void *data, size_t len);
 void codec_hmac_sha256(uint8_t out[CODEC_SHA256_LEN], const void *key, size_t keylen,

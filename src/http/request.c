@@ -1,5 +1,6 @@
 #include "http/request.h"
 
+#include "core/codec.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -17,17 +18,6 @@ const char *http_request_header(const http_request_t *req, const char *name)
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int http_percent_decode(buf_t *out, const char *s, size_t len, bool plus_is_space)
 {
     for (size_t i = 0; i < len; i++) {
@@ -35,7 +25,7 @@ int http_percent_decode(buf_t *out, const char *s, size_t len, bool plus_is_spac
         if (c == '%') {
             if (i + 2 >= len)
                 return -EINVAL;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = codec_hex_digit(s[i + 1]), lo = codec_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             c = (char)(hi << 4 | lo);
