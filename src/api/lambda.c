@@ -79,13 +79,15 @@ static void lambda_failure(http_request_t *req, int r, const mf_error_t *err)
     }
 }
 
-/* The server's refusals (a body too large, a request too slow) in
- * Lambda's shape, for the paths of the Lambda API. */
+/* The server's refusals (a body too large, a request too slow, an action
+ * mayfly does not serve) in Lambda's shape, for the paths of the Lambda
+ * API. */
 static void lambda_refused(int status, const char *message, buf_t *headers, buf_t *body)
 {
-    const char *type = status == 413 ? "RequestEntityTooLargeException"
-                       : status == 408 ? "RequestTimeoutException"
-                                       : "InvalidParameterValueException";
+    const char *type = status == 413                   ? "RequestEntityTooLargeException"
+                       : status == 408                 ? "RequestTimeoutException"
+                       : status == 404 || status == 405 ? "UnknownOperationException"
+                                                        : "InvalidParameterValueException";
     buf_addf(headers, "x-amzn-ErrorType: %s\r\n", type);
     buf_adds(body, "{\"Type\":\"User\",\"message\":");
     json_quote(body, message, strlen(message));

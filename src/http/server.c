@@ -454,6 +454,20 @@ static void dispatch(http_conn_t *conn, http_request_t *req)
         http_respond_error(req, 503, "unavailable", "the server is shutting down");
         return;
     }
+    if (req->route_status) {
+        /* No handler takes it: an API with its own error format shapes
+         * the answer (a Lambda SDK reads the error type from a header). */
+        http_refuse_fn refuse = http_router_refuser(conn->srv->router, req->path);
+        if (refuse) {
+            buf_t body = BUF_INIT;
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s %s is not an operation this server serves",
+                     http_method_str(req->method), req->path);
+            refuse(req->route_status, msg, &req->resp_headers, &body);
+            http_respond_buf(req, req->route_status, "application/json", &body);
+            return;
+        }
+    }
     switch (req->route_status) {
     case 0:
         req->route->handler(req, req->route->ud);

@@ -587,6 +587,20 @@ def test_boto3_unknown_function(srv, lam):
     assert r.headers.get("x-amzn-RequestId"), dict(r.headers)
 
 
+def test_an_action_mayfly_does_not_serve_is_a_named_error(srv, lam):
+    """Versions are not kept: PublishVersion's path is not served, and the
+    SDK still gets an error type it can name, not a bare 404."""
+    import botocore.exceptions
+
+    name = unique("unserved")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.publish_version(FunctionName=name)
+    assert client_error(e)[0] == "UnknownOperationException", client_error(e)
+    assert client_error(e)[1] == 404, client_error(e)
+    r = signed_request(srv, "DELETE", f"/2019-09-25/functions/{name}/event-invoke-config")
+    assert r.status_code == 405 and error_type(r) == "UnknownOperationException", r.text
+
+
 SLEEPER_PY = """
 import time
 
