@@ -49,10 +49,12 @@ void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
 /* A function create or update (api/functions.c), shared by /v1 and the
  * Lambda API: body (whose memory it takes) is translated into /v1's shape
  * by translate, if given, then parsed and unpacked on the thread pool;
- * done answers. With API_PUT_CREATE an existing function is -EEXIST, with
+ * done answers. name may be "" when translate finds it in the body. With API_PUT_CREATE an existing function is -EEXIST, with
  * API_PUT_UPDATE a missing one -ENOENT. fn is NULL on failure. */
 typedef enum { API_PUT_ANY, API_PUT_CREATE, API_PUT_UPDATE } api_put_mode_t;
-typedef int (*api_translate_fn)(buf_t *body, mf_error_t *err);
+/* Runs on the thread pool. name is the path's; a translate_fn for a body
+ * that carries the name instead (Lambda's CreateFunction) fills it. */
+typedef int (*api_translate_fn)(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err);
 /* A translate_fn's answer for a request that only checks: the package is
  * unpacked and validated, nothing changes, and done gets the function as
  * it is. */

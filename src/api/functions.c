@@ -37,7 +37,7 @@ static void put_work(uv_work_t *w)
 {
     put_job_t *job = w->data;
     if (job->translate &&
-        (job->translate_rc = job->translate(&job->body, &job->translate_err)) < 0)
+        (job->translate_rc = job->translate(&job->body, job->name, &job->translate_err)) < 0)
         return;
     registry_prepare_upload(job->ctx->registry, job->body.data, job->body.len, &job->up);
 }

@@ -12,9 +12,6 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
 
-static const char *const statuses[] = { "success", "error",  "timeout", "oom",
-                                        "throttled", "queued", "running", NULL };
-
 static json_t *record_json(const store_record_t *r)
 {
     char start[32];
@@ -55,9 +52,8 @@ static bool parse_status(http_request_t *req, buf_t *status, bool *has)
     *has = http_request_query(req, "status", status) && status->len;
     if (!*has)
         return true;
-    for (int i = 0; statuses[i]; i++)
-        if (!strcmp(statuses[i], status->data))
-            return true;
+    if (obs_records_status_valid(status->data))
+        return true;
     http_respond_error(req, 400, "bad_request",
                        "status: must be one of success, error, timeout, oom, throttled, "
                        "queued, running");

@@ -139,11 +139,9 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
     uint8_t digest[32];
     buf_t sha = BUF_INIT;
     size_t n = strlen(f->code_sha256);
-    for (size_t i = 0; i + 1 < n && i / 2 < sizeof digest; i += 2) {
-        unsigned v;
-        sscanf(f->code_sha256 + i, "%2x", &v);
-        digest[i / 2] = (uint8_t)v;
-    }
+    for (size_t i = 0; i + 1 < n && i / 2 < sizeof digest; i += 2)
+        digest[i / 2] = (uint8_t)(codec_hex_digit(f->code_sha256[i]) << 4 |
+                                  codec_hex_digit(f->code_sha256[i + 1]));
     codec_base64_encode(&sha, digest, n / 2 < sizeof digest ? n / 2 : sizeof digest);
     /* A revision id changes with each version: the code's digest and the
      * version number, shaped like Lambda's UUIDs. */
@@ -317,13 +315,20 @@ static int lambda_emit(buf_t *body, json_t *out)
     return 0;
 }
 
-/* On the thread pool: CreateFunction's body → PUT /v1/functions/NAME's. */
-static int translate_create(buf_t *body, mf_error_t *err)
+/* On the thread pool: CreateFunction's body → PUT /v1/functions/NAME's,
+ * and the name it carries. */
+static int translate_create(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
     if (r < 0)
         return r;
+    json_t *fname = json_object_get(in, "FunctionName");
+    if (!json_is_string(fname) || !lambda_name(json_string_value(fname), name)) {
+        json_decref(in);
+        return mf_error_plain(err, EINVAL,
+                              "FunctionName: required, [A-Za-z0-9_-]{1,64} or a function ARN");
+    }
     json_t *out = json_object();
     if ((r = lambda_translate_fields(in, out, err)) == 0)
         r = lambda_translate_code(json_object_get(in, "Code"), out, true, err);
@@ -335,7 +340,7 @@ static int translate_create(buf_t *body, mf_error_t *err)
     return lambda_emit(body, out);
 }
 
-static int translate_configuration(buf_t *body, mf_error_t *err)
+static int translate_configuration(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -351,7 +356,7 @@ static int translate_configuration(buf_t *body, mf_error_t *err)
     return lambda_emit(body, out);
 }
 
-static int translate_code(buf_t *body, mf_error_t *err)
+static int translate_code(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -383,25 +388,9 @@ static void put_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t 
 static void handle_create(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    /* The name is needed before the body goes to the thread pool; the
-     * rest of the body is read there. FunctionName sits before the large
-     * ZipFile in what the SDKs send, but it may be anywhere. */
-    json_error_t jerr;
-    cleanup_json json_t *in = json_loadb(req->body.data ? req->body.data : "", req->body.len,
-                                         JSON_DISABLE_EOF_CHECK, &jerr);
-    json_t *fname = in ? json_object_get(in, "FunctionName") : NULL;
-    char name[FN_NAME_MAX + 1];
-    if (!in) {
-        lambda_error(req, 400, "InvalidParameterValueException",
-                     "the body must be a JSON object: %s", jerr.text);
-        return;
-    }
-    if (!json_is_string(fname) || !lambda_name(json_string_value(fname), name)) {
-        lambda_error(req, 400, "InvalidParameterValueException",
-                     "FunctionName: required, [A-Za-z0-9_-]{1,64} or a function ARN");
-        return;
-    }
-    api__function_put(req, ctx, name, &req->body, API_PUT_CREATE, translate_create, put_answered);
+    /* The name is in the body, which is read on the thread pool: up to
+     * 67 MB of JSON would otherwise hold the loop. */
+    api__function_put(req, ctx, "", &req->body, API_PUT_CREATE, translate_create, put_answered);
 }
 
 static void handle_update_code(http_request_t *req, api_ctx_t *ctx)
@@ -716,7 +705,7 @@ static int destination_name(json_t *dest, char *out, mf_error_t *err)
     return 0;
 }
 
-static int translate_event_config(buf_t *body, mf_error_t *err)
+static int translate_event_config(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -738,9 +727,9 @@ static int translate_event_config(buf_t *body, mf_error_t *err)
             json_object_set_new(async, kinds[i][1], json_null());
             continue;
         }
-        char name[FN_NAME_MAX + 1];
-        if ((r = destination_name(arn, name, err)) == 0)
-            json_object_set_new(async, kinds[i][1], json_string(name));
+        char dest[FN_NAME_MAX + 1];
+        if ((r = destination_name(arn, dest, err)) == 0)
+            json_object_set_new(async, kinds[i][1], json_string(dest));
     }
     json_decref(in);
     if (r < 0) {

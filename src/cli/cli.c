@@ -164,6 +164,12 @@ int cli_one_operand(int argc, char **argv, const char *cmd, const char *usage, c
         }
         return cli_usage_error(cmd, usage, NULL);
     }
+    return cli_last_operand(argc, argv, cmd, usage, what, operand);
+}
+
+int cli_last_operand(int argc, char **argv, const char *cmd, const char *usage, const char *what,
+                     const char **operand)
+{
     if (argc == optind)
         return cli_usage_error(cmd, usage, "missing %s", what);
     if (argc - optind > 1)

@@ -27,6 +27,11 @@ int cli_get_and_print_json(const char *cmd, const char *path);
  * --help, 2 on bad usage). */
 int cli_one_operand(int argc, char **argv, const char *cmd, const char *usage, const char *what,
                     const char **operand);
+/* After getopt: takes the one operand left (what names it in messages).
+ * Returns -1 with *operand set, or 2 when it is missing, empty, or not
+ * alone. */
+int cli_last_operand(int argc, char **argv, const char *cmd, const char *usage, const char *what,
+                     const char **operand);
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -183,14 +183,10 @@ int cmd_dead_letters(int argc, char **argv)
             return cli_usage_error("dead-letters", dead_letters_usage, NULL);
         }
     }
-    if (argc == optind)
-        return cli_usage_error("dead-letters", dead_letters_usage, "missing NAME");
-    if (argc - optind > 1)
-        return cli_usage_error("dead-letters", dead_letters_usage, "unexpected argument `%s`",
-                               argv[optind + 1]);
-    const char *name = argv[optind];
-    if (!*name)
-        return cli_usage_error("dead-letters", dead_letters_usage, "NAME is empty");
+    const char *name;
+    int rc = cli_last_operand(argc, argv, "dead-letters", dead_letters_usage, "NAME", &name);
+    if (rc >= 0)
+        return rc;
     if (redrive_id && (limit || as_json))
         return cli_usage_error("dead-letters", dead_letters_usage,
                                "--redrive does not go with --limit or --json");

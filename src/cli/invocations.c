@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/xalloc.h"
+#include "obs/records.h"
 
 static const char invocations_usage[] =
     "usage: mayfly invocations NAME [--limit N] [--status S] [--json]\n"
@@ -49,19 +50,6 @@ static const struct option invocations_options[] = {
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
-
-/* The statuses a record can have, as the server names them; anything else
- * is a usage error here rather than an HTTP 400 later. */
-static const char *const inv_statuses[] = { "success",   "error",  "timeout", "oom",
-                                            "throttled", "queued", "running" };
-
-static bool status_valid(const char *s)
-{
-    for (size_t i = 0; i < sizeof inv_statuses / sizeof inv_statuses[0]; i++)
-        if (!strcmp(s, inv_statuses[i]))
-            return true;
-    return false;
-}
 
 #define INV_COLS 7
 static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "START",
@@ -104,7 +92,8 @@ int cmd_invocations(int argc, char **argv)
                                        "--limit expects a positive integer, got `%s`", optarg);
             break;
         case OPT_STATUS:
-            if (!status_valid(optarg))
+            /* A usage error here rather than an HTTP 400 later. */
+            if (!obs_records_status_valid(optarg))
                 return cli_usage_error("invocations", invocations_usage,
                                        "--status must be one of success, error, timeout, oom, "
                                        "throttled, queued or running, not `%s`",
@@ -118,26 +107,15 @@ int cmd_invocations(int argc, char **argv)
             return cli_usage_error("invocations", invocations_usage, NULL);
         }
     }
-    if (argc == optind)
-        return cli_usage_error("invocations", invocations_usage, "missing NAME");
-    if (argc - optind > 1)
-        return cli_usage_error("invocations", invocations_usage, "unexpected argument `%s`",
-                               argv[optind + 1]);
-    const char *name = argv[optind];
-    if (!*name)
-        return cli_usage_error("invocations", invocations_usage, "NAME is empty");
+    const char *name;
+    int rc = cli_last_operand(argc, argv, "invocations", invocations_usage, "NAME", &name);
+    if (rc >= 0)
+        return rc;
 
-    /* A status filter goes to the global list, which has always filtered
-     * by function and status; older servers ignore status on the
-     * function's own list and would answer unfiltered. */
     cleanup_buf buf_t path = BUF_INIT;
-    if (status) {
-        buf_adds(&path, "/v1/invocations");
-        cli_query_add(&path, "function", name);
+    cli_function_path(&path, name, "/invocations");
+    if (status)
         cli_query_add(&path, "status", status);
-    } else {
-        cli_function_path(&path, name, "/invocations");
-    }
     if (limit) {
         char n[16];
         snprintf(n, sizeof n, "%d", limit);

@@ -118,13 +118,10 @@ int cmd_logs(int argc, char **argv)
             return cli_usage_error("logs", logs_usage, NULL);
         }
     }
-    if (argc == optind)
-        return cli_usage_error("logs", logs_usage, "missing NAME");
-    if (argc - optind > 1)
-        return cli_usage_error("logs", logs_usage, "unexpected argument `%s`", argv[optind + 1]);
-    const char *name = argv[optind];
-    if (!*name)
-        return cli_usage_error("logs", logs_usage, "NAME is empty");
+    const char *name;
+    int rc = cli_last_operand(argc, argv, "logs", logs_usage, "NAME", &name);
+    if (rc >= 0)
+        return rc;
 
     cleanup_buf buf_t path = BUF_INIT;
     cli_function_path(&path, name, "/logs");

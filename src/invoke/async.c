@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/codec.h"
 #include "core/id.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -166,18 +167,27 @@ static int async__fn(async_t *a, const char *name, bool check, afn_t **out, mf_e
     return 0;
 }
 
+/* An event's record when no attempt's figures go with it (queued,
+ * running, expired). */
+static void async__record_fill(const aevent_t *ev, const char *status, int64_t start_ms,
+                               store_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    snprintf(rec->request_id, sizeof rec->request_id, "%s", ev->q.request_id);
+    snprintf(rec->function, sizeof rec->function, "%s", ev->fn->name);
+    rec->version = ev->fn->version;
+    snprintf(rec->status, sizeof rec->status, "%s", status);
+    rec->start_ms = start_ms;
+    rec->memory_mb = ev->fn->memory_mb;
+    rec->attempts = ev->q.attempts;
+}
+
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
                                 obs_records_t *records)
 {
-    store_record_t rec = { 0 };
-    snprintf(rec.request_id, sizeof rec.request_id, "%s", ev->q.request_id);
-    snprintf(rec.function, sizeof rec.function, "%s", ev->fn->name);
-    rec.version = ev->fn->version;
-    snprintf(rec.status, sizeof rec.status, "%s", status);
-    rec.start_ms = start_ms;
-    rec.memory_mb = ev->fn->memory_mb;
-    rec.attempts = ev->q.attempts;
-    obs_records_add(records, &rec);
+    store_record_t rec;
+    async__record_fill(ev, status, start_ms, &rec);
+    obs_records_set(records, &rec);
 }
 
 /* ---- the in-memory index ----------------------------------------------------- */
@@ -655,14 +665,23 @@ static void async__after_records(async_t *a, store_job_apply_fn apply, store_job
     async__kick(a);
 }
 
-/* Parses bytes as JSON for a destination record; what is not JSON goes in
- * as a string. */
+/* Bytes for a destination record: JSON as it is; other UTF-8 text as a
+ * string; anything else (the event is the caller's bytes) as
+ * {"base64": "..."} so the record stays valid JSON. */
 static json_t *async__payload(const void *data, size_t len)
 {
     if (!len)
         return json_null();
     json_t *v = json_loadb(data, len, JSON_DECODE_ANY, NULL);
-    return v ? v : json_stringn_nocheck(data, len);
+    if (!v)
+        v = json_stringn(data, len);
+    if (!v) {
+        buf_t b64 = BUF_INIT;
+        codec_base64_encode(&b64, data, len);
+        v = json_pack("{ss}", "base64", b64.data ? b64.data : "");
+        buf_release(&b64);
+    }
+    return v;
 }
 
 /* Builds Lambda's destination record for ev's outcome. */
@@ -720,21 +739,15 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
         store_record_t rec;
         invocation_record(inv, &rec);
         rec.attempts = ev->q.attempts;
-        obs_records_add(a->records, &rec);
+        obs_records_set(a->records, &rec);
     } else {
-        /* Expired before an attempt ran now: the record keeps the last
-         * attempt's figures and says why it stopped. */
-        store_record_t rec = { 0 };
-        snprintf(rec.request_id, sizeof rec.request_id, "%s", ev->q.request_id);
-        snprintf(rec.function, sizeof rec.function, "%s", fn->name);
-        rec.version = fn->version;
-        snprintf(rec.status, sizeof rec.status, "error");
-        rec.start_ms = clock_wall_ms();
-        rec.memory_mb = fn->memory_mb;
-        rec.attempts = ev->q.attempts;
+        /* Expired before an attempt could run: the record says why it
+         * stopped (the earlier attempts are in its history). */
+        store_record_t rec;
+        async__record_fill(ev, "error", clock_wall_ms(), &rec);
         rec.error_type = "Mayfly.EventAgeExceeded";
         rec.error_message = "the event was older than async.max_event_age_s before it could run";
-        obs_records_add(a->records, &rec);
+        obs_records_set(a->records, &rec);
     }
     if (!success) {
         j->dead = true;
@@ -844,7 +857,7 @@ static void async__attempt_written(async_t *a, aevent_t *ev, invocation_t *inv, 
         invocation_record(inv, &rec);
         snprintf(rec.status, sizeof rec.status, "queued");
         rec.attempts = ev->q.attempts;
-        obs_records_add(a->records, &rec);
+        obs_records_set(a->records, &rec);
         async__submit_update(a, ev, NULL);
         if (!a->stopping)
             async__schedule(a, ev);

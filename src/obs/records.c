@@ -18,11 +18,22 @@ struct obs_records {
     uv_timer_t *timer;
     store_record_t *pending;
     size_t count, cap;
-    /* request id → 1 + its index in pending: an async event moves through
-     * queued, running and done within one batch more often than not, and
-     * only its last state needs writing. */
+    /* request id → 1 + its index in pending, for records added with
+     * obs_records_set: an async event moves through queued, running and
+     * done within one batch more often than not, and only its last state
+     * needs writing. */
     map_t index;
 };
+
+bool obs_records_status_valid(const char *status)
+{
+    static const char *const statuses[] = { "success", "error",  "timeout", "oom",
+                                            "throttled", "queued", "running" };
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if (!strcmp(status, statuses[i]))
+            return true;
+    return false;
+}
 
 static void on_flush_timer(uv_timer_t *t)
 {
@@ -47,17 +58,9 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-void obs_records_add(obs_records_t *r, const store_record_t *rec)
+/* Appends a copy of rec to the batch; with index, remembers where. */
+static void records_append(obs_records_t *r, const store_record_t *rec, bool index)
 {
-    uintptr_t at = (uintptr_t)map_get(&r->index, rec->request_id);
-    if (at) {
-        store_record_t *old = &r->pending[at - 1];
-        store_record_clear(old);
-        *old = *rec;
-        old->error_type = dup_or_null(rec->error_type);
-        old->error_message = dup_or_null(rec->error_message);
-        return;
-    }
     if (r->count == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 64;
         r->pending = xrealloc(r->pending, r->cap * sizeof *r->pending);
@@ -66,7 +69,8 @@ void obs_records_add(obs_records_t *r, const store_record_t *rec)
     *copy = *rec;
     copy->error_type = dup_or_null(rec->error_type);
     copy->error_message = dup_or_null(rec->error_message);
-    map_put(&r->index, copy->request_id, (void *)(uintptr_t)r->count);
+    if (index)
+        map_put(&r->index, copy->request_id, (void *)(uintptr_t)r->count);
     if (r->count >= FLUSH_COUNT) {
         mf_error_t err = MF_ERROR_INIT;
         if (obs_records_flush(r, &err) < 0)
@@ -74,6 +78,25 @@ void obs_records_add(obs_records_t *r, const store_record_t *rec)
     } else if (!uv_is_active((uv_handle_t *)r->timer)) {
         uv_timer_start(r->timer, on_flush_timer, FLUSH_DELAY_MS, 0);
     }
+}
+
+void obs_records_add(obs_records_t *r, const store_record_t *rec)
+{
+    records_append(r, rec, false);
+}
+
+void obs_records_set(obs_records_t *r, const store_record_t *rec)
+{
+    uintptr_t at = (uintptr_t)map_get(&r->index, rec->request_id);
+    if (!at) {
+        records_append(r, rec, true);
+        return;
+    }
+    store_record_t *old = &r->pending[at - 1];
+    store_record_clear(old);
+    *old = *rec;
+    old->error_type = dup_or_null(rec->error_type);
+    old->error_message = dup_or_null(rec->error_message);
 }
 
 int obs_records_flush(obs_records_t *r, mf_error_t *err)

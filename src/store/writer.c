@@ -24,7 +24,6 @@ typedef struct writer_commit {
 } writer_commit_t;
 
 struct store_writer {
-    uv_loop_t *loop;
     uv_async_t *wake;            /* the thread → the loop: callbacks are due */
     uv_idle_t *handoff;          /* the loop → the thread, once per loop iteration */
     writer_job_t *local_head, *local_tail; /* submitted this iteration (loop only) */
@@ -162,7 +161,6 @@ int store_writer_start(uv_loop_t *loop, const char *data_dir, store_commit_cb on
         free(w);
         return r;
     }
-    w->loop = loop;
     w->on_commit = on_commit;
     w->ud = ud;
     w->wake = xmalloc(sizeof *w->wake);

@@ -619,6 +619,23 @@ def test_on_failure_destination_gets_retries_exhausted(srv):
     assert printed(srv, ok_sink) == []
 
 
+def test_a_destination_record_carries_bytes_that_are_not_json(srv):
+    """An event is the caller's bytes: what is neither JSON nor UTF-8 goes
+    into the destination record as base64, and the record stays JSON."""
+    sink = unique("async-bsink")
+    name = unique("async-bsrc")
+    deploy_py(srv, sink, PRINTER_PY)
+    deploy_py(srv, name, "def handler(event, context):\n    return 'seen'\n",
+              **{"async": {"on_success": sink, "on_failure": sink, "max_retries": 0}})
+    raw = b"\xff\xfe not json \x00"
+    rid = accepted(enqueue(srv, name, raw=raw))
+    wait_record(srv, rid)
+    got = wait_printed(srv, sink, 1)
+    doc = got[0]["event"]
+    assert doc["requestContext"]["requestId"] == rid, doc
+    assert doc["requestPayload"] == {"base64": base64.b64encode(raw).decode()}, doc
+
+
 def test_destinations_chain_a_to_b_to_c(srv):
     c = unique("async-c")
     b = unique("async-b")
