@@ -79,9 +79,12 @@ typedef struct exec_config {
     unsigned max_pids;           /* processes per instance (128) */
     size_t max_result_bytes;     /* sync result (6 MiB) */
     size_t max_log_bytes;        /* log bytes per invocation (1 MiB) */
+    /* The sum of memory_mb over every running instance may not pass this:
+     * a new instance starts only while it fits (0: no bound). */
+    uint64_t memory_budget_mb;
 } exec_config_t;
 
-#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20 }
+#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0 }
 
 typedef struct exec exec_t;
 struct obs_records;
