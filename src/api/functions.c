@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
@@ -113,6 +114,27 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
     }
 }
 
+/* The function as /v1 shows it: its settings, and how its starts go. */
+static json_t *function_json(api_ctx_t *ctx, const fn_t *fn)
+{
+    json_t *out = fn_to_json(fn);
+    exec_start_health_t h;
+    exec_start_health(ctx->exec, fn->name, &h);
+    if (!h.consecutive_failures) {
+        json_object_set_new(out, "start_failures", json_null());
+        return out;
+    }
+    char retry[32], at[32];
+    clock_format_iso8601(h.retry_after_ms, retry, sizeof retry);
+    clock_format_iso8601(h.failed_at_ms, at, sizeof at);
+    json_object_set_new(out, "start_failures",
+                        json_pack("{sI ss ss s{ss ss}}", "consecutive",
+                                  (json_int_t)h.consecutive_failures, "retry_after", retry,
+                                  "time", at, "last_error", "errorType", h.error_type,
+                                  "errorMessage", h.error_reason));
+    return out;
+}
+
 static void put_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn, bool created,
                          const mf_error_t *err)
 {
@@ -120,7 +142,7 @@ static void put_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t 
         api_respond_failure(req, r, err);
         return;
     }
-    cleanup_json json_t *out = fn_to_json(fn);
+    cleanup_json json_t *out = function_json(ctx, fn);
     http_respond_json(req, created ? 201 : 200, out);
 }
 
@@ -143,7 +165,7 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
         api_respond_failure(req, r, &err);
         return;
     }
-    cleanup_json json_t *out = fn_to_json(&fn);
+    cleanup_json json_t *out = function_json(ctx, &fn);
     fn_clear(&fn);
     async_fn_stats_t st;
     async_function_stats(ctx->async, fn_name(req), &st);
@@ -168,7 +190,7 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     }
     cleanup_json json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, fn_to_json(&list[i]));
+        json_array_append_new(arr, function_json(ctx, &list[i]));
     fn_list_free(list, n);
     cleanup_json json_t *out = json_pack("{sO}", "functions", arr);
     http_respond_json(req, 200, out);

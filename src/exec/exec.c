@@ -40,6 +40,13 @@ static void metrics_setup(exec_t *ex)
                                     "Invocations that waited for a new instance.", fn, NULL, 0);
     ex->m_instances = metrics_family_new(METRICS_GAUGE, "mayfly_instances",
                                          "Instances by function and state.", fn_state, NULL, 0);
+    ex->m_start_failures = metrics_family_new(
+        METRICS_COUNTER, "mayfly_instance_start_failures_total",
+        "Instances that exited or reported an init error before asking for work.", fn, NULL, 0);
+    ex->m_backoff = metrics_family_new(
+        METRICS_GAUGE, "mayfly_function_start_backoff_seconds",
+        "How long a function whose instances keep failing to start waits before the next "
+        "try (0 when it starts normally).", fn, NULL, 0);
     static const char *const kind[] = { "kind", NULL };
     ex->m_pool = metrics_family_new(METRICS_GAUGE, "mayfly_sandbox_pool_ready",
                                     "Sandboxes prepared ahead for cold starts, by kind "
@@ -55,6 +62,7 @@ static void collect_gauges(void *ud)
     static const char *const states[] = { "starting", "idle", "busy", "stopping" };
     const char *key;
     void *value;
+    uint64_t now = clock_mono_ns();
     for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
         exec_pool_t *p = value;
         unsigned counts[] = { p->n_starting, p->n_idle, p->n_busy, p->n_stopping };
@@ -62,6 +70,9 @@ static void collect_gauges(void *ud)
             const char *labels[] = { p->name, states[i] };
             metrics_set(ex->m_instances, labels, counts[i]);
         }
+        const char *labels[] = { p->name };
+        metrics_set(ex->m_backoff, labels,
+                    p->backoff_until_ns > now ? (double)(p->backoff_until_ns - now) / 1e9 : 0);
     }
     static const char *const kinds[] = { "generic", "python3", "nodejs" };
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
@@ -107,6 +118,9 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     ex->cfg = *cfg;
     http_router_init(&ex->runtime_router);
     exec__runtime_api_routes(&ex->runtime_router);
+    ex->queue_timer = xmalloc(sizeof *ex->queue_timer);
+    uv_timer_init(loop, ex->queue_timer);
+    ex->queue_timer->data = ex;
     metrics_setup(ex);
     metrics_add_collector(collect_gauges, ex);
     registry_set_code_guard(registry, code_in_use, ex);
@@ -131,11 +145,18 @@ static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)
     return p;
 }
 
+static void pool_release(exec_pool_t *p)
+{
+    fn_clear(&p->fn);
+    free(p->start_error_type);
+    free(p->start_error_reason);
+    free(p);
+}
+
 static void pool_free(exec_pool_t *p)
 {
     map_remove(&p->ex->pools, p->name);
-    fn_clear(&p->fn);
-    free(p);
+    pool_release(p);
 }
 
 /* A pool with nothing left in it, whose function is gone, is dropped. */
@@ -183,6 +204,8 @@ static void queue_push(exec_pool_t *p, invocation_t *inv)
     p->n_queued++;
 }
 
+static void queue_timer_arm(exec_t *ex, uint64_t due);
+
 void exec__error_doc(buf_t *out, const char *type, const char *message)
 {
     buf_adds(out, "{\"errorType\":");
@@ -199,6 +222,8 @@ void exec__requeue(exec_pool_t *p, invocation_t *inv)
     if (!p->queue_tail)
         p->queue_tail = inv;
     p->n_queued++;
+    inv->requeues++;
+    queue_timer_arm(p->ex, inv->deadline_ns);
 }
 
 /* ---- ending invocations -------------------------------------------------- */
@@ -240,13 +265,8 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->attempts = inv->attempts;
 }
 
-/* Ends an invocation that never reached an instance. */
-static void fail_unstarted(exec_t *ex, invocation_t *inv, inv_status_t status,
-                           const char *error_type, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void fail_unstarted(exec_t *ex, invocation_t *inv, inv_status_t status,
-                           const char *error_type, const char *fmt, ...)
+void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *error_type,
+                const char *fmt, ...)
 {
     va_list ap;
     buf_t msg = BUF_INIT;
@@ -254,6 +274,8 @@ static void fail_unstarted(exec_t *ex, invocation_t *inv, inv_status_t status,
     buf_vaddf(&msg, fmt, ap);
     va_end(ap);
     inv->status = status;
+    free(inv->error_type);
+    free(inv->error_message);
     inv->error_type = xstrdup(error_type);
     inv->error_message = buf_detach(&msg, NULL);
     buf_reset(&inv->result);
@@ -301,6 +323,152 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
     record_and_finish(ex, inv);
 }
 
+/* ---- failing starts ------------------------------------------------------- */
+
+/* The back-off after a failed start: 250 ms, doubling per failure in a row,
+ * at most 30 s. A deploy starts afresh. */
+#define BACKOFF_BASE_MS 250u
+#define BACKOFF_MAX_MS 30000u
+
+void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
+                        bool per_call_prefix)
+{
+    exec_t *ex = p->ex;
+    p->start_failures++;
+    unsigned shift = p->start_failures - 1 < 7 ? p->start_failures - 1 : 7;
+    uint64_t delay_ms = (uint64_t)BACKOFF_BASE_MS << shift;
+    if (delay_ms > BACKOFF_MAX_MS)
+        delay_ms = BACKOFF_MAX_MS;
+    p->backoff_until_ns = clock_mono_ns() + delay_ms * 1000000;
+    free(p->start_error_type);
+    free(p->start_error_reason);
+    p->start_error_type = xstrdup(type);
+    p->start_error_reason = xstrdup(reason);
+    p->start_error_prefixed = per_call_prefix;
+    p->start_error_ms = clock_wall_ms();
+    const char *labels[] = { p->name };
+    metrics_inc(ex->m_start_failures, labels, 1);
+    log_warn("exec", "%s: an instance failed to start (%s: %s), %u in a row; calls fail at once "
+             "for the next %llu ms",
+             p->name, type, reason, p->start_failures, (unsigned long long)delay_ms);
+}
+
+void exec__start_succeeded(exec_pool_t *p)
+{
+    if (!p->start_failures)
+        return;
+    log_info("exec", "%s: an instance started after %u failed start(s)", p->name,
+             p->start_failures);
+    p->start_failures = 0;
+    p->backoff_until_ns = 0;
+}
+
+void exec_start_health(exec_t *ex, const char *name, exec_start_health_t *out)
+{
+    *out = (exec_start_health_t){ 0 };
+    exec_pool_t *p = map_get(&ex->pools, name);
+    if (!p || !p->start_failures)
+        return;
+    uint64_t now = clock_mono_ns();
+    out->consecutive_failures = p->start_failures;
+    out->retry_after_ms = clock_wall_ms() + (p->backoff_until_ns > now
+                                                 ? (int64_t)((p->backoff_until_ns - now) / 1000000)
+                                                 : 0);
+    out->failed_at_ms = p->start_error_ms;
+    out->error_type = p->start_error_type;
+    out->error_reason = p->start_error_reason;
+}
+
+/* Fails a call at once with the start failure that put its function in
+ * back-off, worded for this call as Lambda words it. */
+static void fail_backing_off(exec_pool_t *p, invocation_t *inv)
+{
+    inv_status_t st = !strcmp(p->start_error_type, "Runtime.OutOfMemory") ? INV_OOM : INV_ERROR;
+    if (p->start_error_prefixed)
+        exec__fail(p->ex, inv, st, p->start_error_type, "RequestId: %s Error: %s",
+                   inv->request_id, p->start_error_reason);
+    else
+        exec__fail(p->ex, inv, st, p->start_error_type, "%s", p->start_error_reason);
+}
+
+/* ---- deadlines of waiting calls ---------------------------------------- */
+
+/* A call's deadline counts from its acceptance, as the caller sees it: a
+ * call still waiting in its function's queue at its deadline fails with
+ * Lambda's timeout there and then. One timer serves every queue. */
+static void on_queue_timer(uv_timer_t *t);
+
+static void queue_timer_arm(exec_t *ex, uint64_t due)
+{
+    if (ex->queue_timer_due && ex->queue_timer_due <= due)
+        return;
+    ex->queue_timer_due = due;
+    uint64_t now = clock_mono_ns();
+    uv_timer_start(ex->queue_timer, on_queue_timer, due > now ? (due - now + 999999) / 1000000 : 0,
+                   0);
+}
+
+static void queue_unlink(exec_pool_t *p, invocation_t **pp)
+{
+    invocation_t *inv = *pp;
+    *pp = inv->next;
+    if (p->queue_tail == inv) {
+        p->queue_tail = NULL;
+        for (invocation_t *q = p->queue_head; q; q = q->next)
+            p->queue_tail = q;
+    }
+    inv->next = NULL;
+    p->n_queued--;
+}
+
+void exec__timeout_message(const invocation_t *inv, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "Task timed out after %.2f seconds",
+             (double)(inv->deadline_ns - inv->enqueued_ns) / 1e9);
+}
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    exec_t *ex = t->data;
+    ex->queue_timer_due = 0;
+    /* Failing a call runs its done callback, which may start other calls
+     * (and make pools): collect the pools first. */
+    size_t n = ex->pools.len, k = 0;
+    exec_pool_t **pools = xcalloc(n ? n : 1, sizeof *pools);
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
+        pools[k++] = value;
+    uint64_t now = clock_mono_ns(), next = 0;
+    for (size_t i = 0; i < k; i++) {
+        exec_pool_t *p = pools[i];
+        for (invocation_t **pp = &p->queue_head; *pp;) {
+            invocation_t *inv = *pp;
+            if (inv->deadline_ns > now) {
+                if (!next || inv->deadline_ns < next)
+                    next = inv->deadline_ns;
+                pp = &inv->next;
+                continue;
+            }
+            queue_unlink(p, pp);
+            char msg[64];
+            exec__timeout_message(inv, msg, sizeof msg);
+            exec__fail(ex, inv, INV_TIMEOUT, "Sandbox.Timedout", "%s", msg);
+            pp = &p->queue_head; /* the callback may have changed the queue */
+            next = 0;
+        }
+    }
+    free(pools);
+    /* Anything still waiting (including what callbacks queued) sets the
+     * next firing. */
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
+        for (invocation_t *inv = ((exec_pool_t *)value)->queue_head; inv; inv = inv->next)
+            if (!next || inv->deadline_ns < next)
+                next = inv->deadline_ns;
+    if (next)
+        queue_timer_arm(ex, next);
+}
+
 /* ---- scheduling -------------------------------------------------------- */
 
 static void assign(exec_instance_t *inst, invocation_t *inv)
@@ -310,16 +478,23 @@ static void assign(exec_instance_t *inst, invocation_t *inv)
     inv->cold_start = !inst->initialized;
     if (inst->next_req)
         exec__instance_deliver(inst);
+    else
+        exec__instance_arm_timer(inst);
 }
 
 /* Whether a call could start at once: an idle instance, or room for a
- * new one. */
+ * new one (a function whose starts fail tries one at a time; in its
+ * back-off a call fails at once, which also counts as starting). */
 static bool pool_can_start(const exec_pool_t *p)
 {
     if (p->idle)
         return true;
     unsigned live = p->n_starting + p->n_idle + p->n_busy;
-    return !p->removed && !p->ex->shutting_down && live < (unsigned)p->fn.max_concurrency;
+    if (p->removed || p->ex->shutting_down || live >= (unsigned)p->fn.max_concurrency)
+        return false;
+    if (p->start_failures && p->n_starting && clock_mono_ns() >= p->backoff_until_ns)
+        return false;
+    return true;
 }
 
 void exec__pool_pump(exec_pool_t *p)
@@ -337,13 +512,21 @@ void exec__pool_pump(exec_pool_t *p)
         unsigned live = p->n_starting + p->n_idle + p->n_busy;
         if (p->removed || ex->shutting_down || live >= (unsigned)p->fn.max_concurrency)
             break;
+        if (p->start_failures) {
+            if (clock_mono_ns() < p->backoff_until_ns) {
+                fail_backing_off(p, queue_pop(p));
+                continue;
+            }
+            if (p->n_starting)
+                break; /* one try at a time: the calls wait for its outcome */
+        }
         invocation_t *inv = queue_pop(p);
         exec_instance_t *inst;
         mf_error_t err = MF_ERROR_INIT;
         if (exec__instance_start(p, &inst, &err) < 0) {
             log_error("exec", "starting an instance of %s: %s", p->name, err.msg);
-            fail_unstarted(ex, inv, INV_ERROR, "Mayfly.SandboxError",
-                           "mayfly could not start an instance: %s", err.msg);
+            exec__fail(ex, inv, INV_ERROR, "Mayfly.SandboxError",
+                       "mayfly could not start an instance: %s", err.msg);
             continue;
         }
         assign(inst, inv);
@@ -399,24 +582,29 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     buf_init(&inv->result, 0);
     inv->start_wall_ms = clock_wall_ms();
     inv->enqueued_ns = clock_mono_ns();
+    inv->deadline_ns = inv->enqueued_ns + (uint64_t)p->fn.timeout_s * 1000000000u;
     inv->attempts = opts && opts->attempt > 0 ? opts->attempt : 1;
     inv->no_record = opts && opts->no_record;
     inv->done = done;
     inv->ud = ud;
 
     if (ex->shutting_down) {
-        fail_unstarted(ex, inv, INV_ERROR, "Mayfly.ShuttingDown", "the server is shutting down");
+        exec__fail(ex, inv, INV_ERROR, "Mayfly.ShuttingDown", "the server is shutting down");
         return 0;
     }
     unsigned live = p->n_starting + p->n_idle + p->n_busy;
     if (!p->idle && live >= (unsigned)p->fn.max_concurrency && p->n_queued >= ex->cfg.max_queue) {
-        fail_unstarted(ex, inv, INV_THROTTLED, "TooManyRequestsException",
-                       "Rate exceeded: %s has %d calls running and %u waiting", p->name,
-                       p->fn.max_concurrency, p->n_queued);
+        exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
+                   "Rate exceeded: %s has %d calls running and %u waiting", p->name,
+                   p->fn.max_concurrency, p->n_queued);
         return 0;
     }
     queue_push(p, inv);
     exec__pool_pump(p);
+    /* Still waiting (inv itself or an older call): its deadline must fire
+     * even if no instance frees up. */
+    if (p->queue_tail)
+        queue_timer_arm(ex, p->queue_tail->deadline_ns);
     return 0;
 }
 
@@ -454,6 +642,11 @@ void exec_function_changed(exec_t *ex, const fn_t *fn)
     exec_pool_t *p = map_get(&ex->pools, fn->name);
     if (!p)
         return; /* nothing running: the next call reads the registry */
+    if (fn->version != p->fn.version) {
+        /* New code or settings may start where the old could not. */
+        p->start_failures = 0;
+        p->backoff_until_ns = 0;
+    }
     fn_clear(&p->fn);
     fn_copy(&p->fn, fn);
     p->removed = false;
@@ -469,7 +662,7 @@ void exec_function_removed(exec_t *ex, const char *name)
     p->removed = true;
     invocation_t *inv;
     while ((inv = queue_pop(p)))
-        fail_unstarted(ex, inv, INV_ERROR, "ResourceNotFoundException",
+        exec__fail(ex, inv, INV_ERROR, "ResourceNotFoundException",
                        "Function not found: %s was deleted", name);
     drain_old(p);
     pool_maybe_free(p);
@@ -493,7 +686,7 @@ void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud)
         exec_pool_t *p = pools[i];
         invocation_t *inv;
         while ((inv = queue_pop(p)))
-            fail_unstarted(ex, inv, INV_ERROR, "Mayfly.ShuttingDown",
+            exec__fail(ex, inv, INV_ERROR, "Mayfly.ShuttingDown",
                            "the server is shutting down");
         p->removed = true;
         for (exec_instance_t *inst = p->instances, *next; inst; inst = next) {
@@ -509,18 +702,21 @@ void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud)
     }
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 void exec_free(exec_t *ex)
 {
     if (!ex)
         return;
     const char *key;
     void *value;
-    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
-        exec_pool_t *p = value;
-        fn_clear(&p->fn);
-        free(p);
-    }
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
+        pool_release(value);
     map_release(&ex->pools);
+    uv_close((uv_handle_t *)ex->queue_timer, free_handle);
     map_release(&ex->code_users);
     registry_set_code_guard(ex->registry, NULL, NULL);
     http_router_release(&ex->runtime_router);

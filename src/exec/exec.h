@@ -65,7 +65,9 @@ struct invocation {
     struct invocation *next;     /* in a function's queue */
     struct exec_instance *instance;
     uint64_t enqueued_ns;
+    uint64_t deadline_ns;        /* enqueued + the timeout: the deadline counts from acceptance */
     uint64_t delivered_ns;
+    int requeues;                /* times it went back to the queue (at most once) */
     uint64_t log_bytes;          /* log bytes so far, bounded per invocation */
     bool log_truncated;
     bool no_record;
@@ -127,6 +129,19 @@ void exec_set_capacity_cb(exec_t *ex, void (*cb)(void *ud, const char *function)
 void invocation_free(invocation_t *inv);
 /* Fills rec with inv's outcome; its strings are inv's, not copies. */
 void invocation_record(const invocation_t *inv, store_record_t *rec);
+
+/* How a function's instances are starting, for its JSON: a function whose
+ * runtime keeps dying (or reporting an init error) before it asks for work
+ * is in back-off, and its calls fail at once with that error meanwhile. */
+typedef struct exec_start_health {
+    unsigned consecutive_failures; /* 0: starting normally; the rest is then unset */
+    int64_t retry_after_ms;        /* wall clock: the next start is tried from then on */
+    int64_t failed_at_ms;          /* wall clock of the last failure */
+    const char *error_type;        /* the last failure, e.g. "Runtime.ExitError"; exec's */
+    const char *error_reason;      /* memory, valid until exec is next called */
+} exec_start_health_t;
+
+void exec_start_health(exec_t *ex, const char *name, exec_start_health_t *out);
 
 /* A function's code or settings changed: new calls get the new version and
  * instances of the old one stop once they are idle. */

@@ -36,6 +36,7 @@ typedef struct exec_instance {
     uint64_t spawn_ns;
     double init_ms;
     bool initialized;            /* the runtime has asked for work once */
+    unsigned calls;              /* invocations handed to it so far */
     bool reaped;
     int open_handles;
     uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last reading */
@@ -54,6 +55,17 @@ struct exec_pool {
     unsigned n_starting, n_idle, n_busy, n_stopping;
     invocation_t *queue_head, *queue_tail;
     unsigned n_queued;
+    /* Instances that died (or reported an init error) before they asked for
+     * work, in a row: while there are any, one instance at a time tries to
+     * start, and after each failure calls fail at once with its error until
+     * backoff_until_ns (doubling, capped), rather than restarting a runtime
+     * that cannot start in a loop. A start that asks for work resets it. */
+    unsigned start_failures;
+    uint64_t backoff_until_ns;
+    char *start_error_type;      /* the last failure, for calls failed meanwhile */
+    char *start_error_reason;    /* "Runtime exited with error: exit status 1" */
+    bool start_error_prefixed;   /* calls get "RequestId: … Error: " + reason */
+    int64_t start_error_ms;      /* when it happened (wall clock) */
 };
 
 struct exec {
@@ -73,7 +85,10 @@ struct exec {
     void *shutdown_ud;
     void (*capacity_cb)(void *ud, const char *function);
     void *capacity_ud;
+    uv_timer_t *queue_timer;     /* the earliest deadline of a waiting call */
+    uint64_t queue_timer_due;    /* when it fires (0: not armed) */
     metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances, *m_pool;
+    metrics_family_t *m_start_failures, *m_backoff;
 };
 
 /* exec.c */
@@ -84,6 +99,21 @@ void exec__code_release(exec_t *ex, const char *sha);
 void exec__pool_pump(exec_pool_t *p);
 /* Puts an invocation back at the head of its pool's queue. */
 void exec__requeue(exec_pool_t *p, invocation_t *inv);
+/* An instance died or gave up before it asked for work: counts the failure,
+ * starts or lengthens the pool's back-off. type and reason describe it as
+ * Lambda does ("Runtime.ExitError", "Runtime exited with error: …"); calls
+ * failed during the back-off get reason as their message, after
+ * "RequestId: ID Error: " when per_call_prefix is set. */
+void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
+                        bool per_call_prefix);
+/* The instance asked for work: its function's runtime can start. */
+void exec__start_succeeded(exec_pool_t *p);
+/* Ends an invocation that is not (or no longer) on an instance with an
+ * error of the platform's making, records it and calls its done callback. */
+void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *error_type,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Lambda's timeout message for a call: "Task timed out after 3.00 seconds". */
+void exec__timeout_message(const invocation_t *inv, char *out, size_t outlen);
 void exec__instance_freed(exec_t *ex, exec_pool_t *p);
 /* Ends the instance's invocation with an outcome, records it and calls its
  * done callback. error_type NULL means success; result's memory is taken. */
@@ -101,6 +131,10 @@ void exec__instance_stop(exec_instance_t *inst);
 /* Takes an instance off its pool's idle stack (if it is there). */
 void exec__idle_stack_remove(exec_instance_t *inst);
 void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state);
+/* Sets the instance's one timer for what its state waits on: a starting
+ * runtime's init limit or its assigned call's deadline, a call's deadline,
+ * or an idle instance's keep-alive. */
+void exec__instance_arm_timer(exec_instance_t *inst);
 
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);

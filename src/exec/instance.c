@@ -317,6 +317,24 @@ static void fail_current(exec_instance_t *inst, inv_status_t status, const char 
     exec__complete(inst, status, &result, type, message);
 }
 
+/* The runtime ended before its call was handed over: the call goes back
+ * to the queue only when this instance had served calls before (it died
+ * between calls, and another may serve this one) and only once; otherwise
+ * the call fails with the runtime's exit, at once, as on Lambda. */
+static bool requeue_undelivered(exec_instance_t *inst)
+{
+    invocation_t *inv = inst->inv;
+    exec_pool_t *p = inst->pool;
+    if (!inv || inv->delivered_ns || !inst->calls || inv->requeues || p->removed ||
+        p->ex->shutting_down)
+        return false;
+    inst->inv = NULL;
+    inv->instance = NULL;
+    inv->cold_start = false;
+    exec__requeue(p, inv);
+    return true;
+}
+
 static void on_exit_ready(uv_poll_t *h, int status, int events)
 {
     exec_instance_t *inst = h->data;
@@ -326,37 +344,28 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
     inst->reaped = true;
     uv_poll_stop(h);
 
-    bool requeued = false;
-    if (inst->inv && !inst->inv->delivered_ns && !inst->pool->removed &&
-        !inst->pool->ex->shutting_down) {
-        /* Assigned while it was between calls, never handed over: the call
-         * is not this runtime's to fail. Back to the front of the queue. */
-        invocation_t *inv = inst->inv;
-        inst->inv = NULL;
-        inv->instance = NULL;
-        inv->cold_start = false;
-        exec__requeue(inst->pool, inv);
-        requeued = true;
-    }
-    if (inst->inv) {
-        sandbox_stats_t st = { 0 };
-        sandbox_stats(&inst->sb, SANDBOX_STAT_OOM, &st);
-        char how[64], msg[256];
-        describe_exit(wstatus, how, sizeof how);
-        snprintf(msg, sizeof msg, "RequestId: %s Error: Runtime exited with error: %s",
-                 inst->inv->request_id, how);
-        if (st.oom_kills > 0)
-            fail_current(inst, INV_OOM, "Runtime.OutOfMemory", msg);
-        else
-            fail_current(inst, INV_ERROR, "Runtime.ExitError", msg);
-    } else if (inst->state != INST_STOPPING) {
-        char how[64];
-        describe_exit(wstatus, how, sizeof how);
-        log_info("exec", "instance %s of %s exited (%s)", inst->id, inst->pool->name, how);
-    }
     exec_pool_t *p = inst->pool;
+    char how[64], reason[160];
+    describe_exit(wstatus, how, sizeof how);
+    snprintf(reason, sizeof reason, "Runtime exited with error: %s", how);
+    sandbox_stats_t st = { 0 };
+    sandbox_stats(&inst->sb, SANDBOX_STAT_OOM, &st);
+    const char *type = st.oom_kills > 0 ? "Runtime.OutOfMemory" : "Runtime.ExitError";
+    /* Gone before it ever asked for work, and not because we stopped it. */
+    bool failed_start = !inst->initialized && inst->state != INST_STOPPING;
+
+    bool requeued = requeue_undelivered(inst);
+    if (inst->inv) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "RequestId: %s Error: %s", inst->inv->request_id, reason);
+        fail_current(inst, st.oom_kills > 0 ? INV_OOM : INV_ERROR, type, msg);
+    } else if (inst->state != INST_STOPPING) {
+        log_info("exec", "instance %s of %s exited (%s)", inst->id, p->name, how);
+    }
+    if (failed_start)
+        exec__start_failed(p, type, reason, true);
     exec__instance_stop(inst);
-    if (requeued)
+    if (requeued || failed_start)
         exec__pool_pump(p);
 }
 
@@ -390,26 +399,85 @@ void exec__instance_stop(exec_instance_t *inst)
 
 /* ---- timers ------------------------------------------------------------- */
 
-static void on_deadline(uv_timer_t *t)
+/* How long a runtime may take to ask for its first call: Lambda's 10 s
+ * init phase, or the function's timeout when that is longer (Lambda then
+ * goes on initialising within the call). */
+static uint64_t init_limit_ns(const exec_instance_t *inst)
 {
-    exec_instance_t *inst = t->data;
-    if (!inst->inv)
-        return;
-    char msg[64];
-    snprintf(msg, sizeof msg, "Task timed out after %.2f seconds",
-             (double)inst->pool->fn.timeout_s);
-    /* The runtime is stuck in the handler: only a new instance can serve the
-     * next call, as on Lambda. */
-    fail_current(inst, INV_TIMEOUT, "Sandbox.Timedout", msg);
-    exec__instance_stop(inst);
+    uint64_t timeout_ms = (uint64_t)inst->pool->fn.timeout_s * 1000;
+    return (timeout_ms > 10000 ? timeout_ms : 10000) * 1000000;
 }
 
-static void on_idle_timeout(uv_timer_t *t)
+static void on_timer(uv_timer_t *t);
+
+void exec__instance_arm_timer(exec_instance_t *inst)
+{
+    uint64_t now = clock_mono_ns(), due = 0;
+    if (inst->state == INST_STOPPING) {
+        uv_timer_stop(&inst->timer);
+        return;
+    }
+    if (inst->state == INST_IDLE) {
+        due = now + (uint64_t)inst->pool->ex->cfg.idle_timeout_ms * 1000000;
+    } else {
+        if (inst->inv)
+            due = inst->inv->deadline_ns;
+        if (!inst->initialized) {
+            uint64_t limit = inst->spawn_ns + init_limit_ns(inst);
+            if (!due || limit < due)
+                due = limit;
+        }
+    }
+    if (!due) {
+        uv_timer_stop(&inst->timer);
+        return;
+    }
+    uv_timer_start(&inst->timer, on_timer, due > now ? (due - now + 999999) / 1000000 : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t)
 {
     exec_instance_t *inst = t->data;
-    log_debug("exec", "instance %s of %s idle for %u ms: stopping", inst->id, inst->pool->name,
-              inst->pool->ex->cfg.idle_timeout_ms);
-    exec__instance_stop(inst);
+    exec_pool_t *p = inst->pool;
+    uint64_t now = clock_mono_ns();
+    if (inst->state == INST_IDLE) {
+        log_debug("exec", "instance %s of %s idle for %u ms: stopping", inst->id, p->name,
+                  p->ex->cfg.idle_timeout_ms);
+        exec__instance_stop(inst);
+        return;
+    }
+    invocation_t *inv = inst->inv;
+    if (inv && now >= inv->deadline_ns) {
+        char msg[64];
+        exec__timeout_message(inv, msg, sizeof msg);
+        if (inv->delivered_ns) {
+            /* The runtime is stuck in the handler: only a new instance can
+             * serve the next call, as on Lambda. */
+            fail_current(inst, INV_TIMEOUT, "Sandbox.Timedout", msg);
+            exec__instance_stop(inst);
+            return;
+        }
+        /* Its deadline passed before the instance could take it (a slow
+         * start): the instance goes on and may serve later calls. */
+        inst->inv = NULL;
+        inv->instance = NULL;
+        exec__fail(p->ex, inv, INV_TIMEOUT, "Sandbox.Timedout", "%s", msg);
+    }
+    if (!inst->initialized && now >= inst->spawn_ns + init_limit_ns(inst)) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "Runtime did not ask for work within %llu s of starting",
+                 (unsigned long long)(init_limit_ns(inst) / 1000000000));
+        if (inst->inv) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "RequestId: %s Error: %s", inst->inv->request_id, reason);
+            fail_current(inst, INV_TIMEOUT, "Sandbox.Timedout", msg);
+        }
+        exec__start_failed(p, "Sandbox.Timedout", reason, true);
+        exec__instance_stop(inst);
+        exec__pool_pump(p);
+        return;
+    }
+    exec__instance_arm_timer(inst);
 }
 
 /* ---- the hot path ----------------------------------------------------------- */
@@ -432,10 +500,23 @@ void exec__instance_deliver(exec_instance_t *inst)
     invocation_t *inv = inst->inv;
     exec_t *ex = inst->pool->ex;
     const fn_t *fn = &inst->pool->fn;
+    uint64_t now = clock_mono_ns();
+    if (now >= inv->deadline_ns) {
+        /* It waited past its deadline: fail it without running it; the
+         * runtime keeps its poll and takes the next call. */
+        char msg[64];
+        exec__timeout_message(inv, msg, sizeof msg);
+        inst->inv = NULL;
+        inv->instance = NULL;
+        exec__fail(ex, inv, INV_TIMEOUT, "Sandbox.Timedout", "%s", msg);
+        exec__instance_idle(inst);
+        return;
+    }
     http_request_t *req = inst->next_req;
     inst->next_req = NULL;
     req->abort_cb = NULL;
     exec__instance_set_state(inst, INST_BUSY);
+    inst->calls++;
 
     /* CPU time is metered as the difference from the last reading, taken
      * when the previous call ended (an idle runtime uses next to none), so
@@ -454,13 +535,13 @@ void exec__instance_deliver(exec_instance_t *inst)
     trace_id(inv->request_id, tid, sizeof tid);
     http_header_add(req, "Lambda-Runtime-Aws-Request-Id", "%s", inv->request_id);
     http_header_add(req, "Lambda-Runtime-Deadline-Ms", "%lld",
-                    (long long)(clock_wall_ms() + (int64_t)fn->timeout_s * 1000));
+                    (long long)(clock_wall_ms() + (int64_t)((inv->deadline_ns - now) / 1000000)));
     http_header_add(req, "Lambda-Runtime-Invoked-Function-Arn",
                     "arn:aws:lambda:%s:000000000000:function:%s", ex->cfg.region, fn->name);
     http_header_add(req, "Lambda-Runtime-Trace-Id", "%s", tid);
 
-    inv->delivered_ns = clock_mono_ns();
-    uv_timer_start(&inst->timer, on_deadline, (uint64_t)fn->timeout_s * 1000, 0);
+    inv->delivered_ns = now;
+    exec__instance_arm_timer(inst);
     /* The event's bytes go to the runtime as they came: no parse, no copy. */
     http_respond_buf(req, 200, "application/json", &inv->event);
 }
@@ -476,7 +557,7 @@ void exec__instance_idle(exec_instance_t *inst)
     exec__instance_set_state(inst, INST_IDLE);
     inst->next_idle = p->idle;
     p->idle = inst;
-    uv_timer_start(&inst->timer, on_idle_timeout, ex->cfg.idle_timeout_ms, 0);
+    exec__instance_arm_timer(inst);
     exec__pool_pump(p);
 }
 
@@ -553,6 +634,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     exec__code_acquire(ex, inst->code_sha);
     inst->state = INST_STARTING;
     p->n_starting++;
+    exec__instance_arm_timer(inst); /* the init limit */
     inst->next = p->instances;
     if (p->instances)
         p->instances->prev = inst;

@@ -64,6 +64,7 @@ static void handle_next(http_request_t *req, void *ud)
     if (!inst->initialized) {
         inst->initialized = true;
         inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
+        exec__start_succeeded(inst->pool);
     }
     inst->next_req = req;
     req->data = inst;
@@ -169,21 +170,26 @@ static void handle_init_error(http_request_t *req, void *ud)
     exec_instance_t *inst = http_request_server_data(req);
     char *type, *message;
     parse_error_doc(req, &type, &message);
+    bool starting = !inst->initialized;
+    if (starting) {
+        inst->initialized = true; /* it ran its init, to this end */
+        inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
+    }
     if (inst->inv && !inst->inv->delivered_ns) {
         buf_t result = BUF_INIT;
         error_result(req, type, message, &result);
-        if (!inst->initialized) {
-            inst->initialized = true;
-            inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
-            inst->inv->init_ms = inst->init_ms;
-        }
+        inst->inv->init_ms = inst->init_ms;
         exec__complete(inst, INV_ERROR, &result, type, message);
     }
+    exec_pool_t *p = inst->pool;
+    if (starting)
+        exec__start_failed(p, type, message, false);
     free(type);
     free(message);
     respond_accepted(req);
     /* A runtime that failed to start is of no further use, as on Lambda. */
     exec__instance_stop(inst);
+    exec__pool_pump(p);
 }
 
 void exec__runtime_api_routes(http_router_t *router)

@@ -1,0 +1,238 @@
+"""Runtimes that fail to start, die between calls or never ask for work:
+each call fails at once with Lambda's error and one record, restarts back
+off instead of looping, and a call's deadline counts from its acceptance."""
+
+import math
+import re
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import (
+    deploy,
+    deploy_py,
+    executable,
+    get_record,
+    invoke,
+    invoke_error,
+    invoke_ok,
+    unique,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def srv(module_server_factory):
+    return module_server_factory()
+
+
+def metrics(srv):
+    """Prometheus samples as {(name, frozenset(labels)): value}."""
+    r = requests.get(f"{srv.url}/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    out = {}
+    for line in r.text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(samples, name, **labels):
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def records_of(srv, name):
+    r = requests.get(f"{srv.url}/v1/functions/{name}/invocations", params={"limit": 1000},
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["invocations"]
+
+
+EXITS_AT_ONCE = "#!/bin/sh\necho 'bootstrap: giving up' >&2\nexit 1\n"
+
+
+def deploy_script(srv, name, script, **settings):
+    return deploy(srv, name, {"bootstrap": executable(script)}, runtime="provided",
+                  handler=None, **settings)
+
+
+def test_a_runtime_that_exits_before_asking_for_work_fails_the_call_at_once(srv):
+    name = unique("exit1")
+    deploy_script(srv, name, EXITS_AT_ONCE, timeout_s=60)
+    r, err = invoke_error(srv, name, {})
+    rid = r.headers["X-Mayfly-Request-Id"]
+    assert err == {"errorType": "Runtime.ExitError",
+                   "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: "
+                                   "exit status 1"}
+    rec = get_record(srv, rid)
+    assert rec["status"] == "error" and rec["error_type"] == "Runtime.ExitError", rec
+    # The runtime's own words are in the function's log.
+    logs = requests.get(f"{srv.url}/v1/functions/{name}/logs", timeout=10).text
+    assert "bootstrap: giving up" in logs
+
+
+def test_restarts_of_a_runtime_that_keeps_dying_back_off(srv):
+    name = unique("loop")
+    deploy_script(srv, name, EXITS_AT_ONCE, timeout_s=60)
+    calls = 20
+    t0 = time.monotonic()
+    ids = []
+    for _ in range(calls):
+        r, err = invoke_error(srv, name, {})
+        assert err["errorType"] == "Runtime.ExitError", err
+        assert err["errorMessage"].startswith(f"RequestId: {r.headers['X-Mayfly-Request-Id']} "
+                                              "Error: Runtime exited with error: exit status 1")
+        ids.append(r.headers["X-Mayfly-Request-Id"])
+    elapsed = time.monotonic() - t0
+    # One record per call, each an error: none retried behind the caller's back.
+    recs = {rec["request_id"]: rec for rec in records_of(srv, name)}
+    assert set(recs) == set(ids), (len(recs), len(ids))
+    assert all(rec["status"] == "error" for rec in recs.values())
+    # Back-off doubling from 250 ms: at most about log2(elapsed / 0.25) + 1
+    # starts in the time the calls took, however long that was; a runtime
+    # restarted for every call (or in a loop) would exceed it.
+    starts = metric(metrics(srv), "mayfly_instance_start_failures_total", function=name)
+    bound = 2 + math.log2(max(elapsed, 0.25) / 0.25)
+    assert 1 <= starts <= bound, (starts, elapsed)
+    # The function says so, in its JSON and in /metrics.
+    fn = requests.get(f"{srv.url}/v1/functions/{name}", timeout=10).json()
+    failing = fn["start_failures"]
+    assert failing["consecutive"] == starts, fn
+    assert failing["last_error"] == {"errorType": "Runtime.ExitError",
+                                     "errorMessage": "Runtime exited with error: exit status 1"}
+    assert re.match(r"^\d{4}-\d\d-\d\dT", failing["retry_after"]), failing
+    assert metric(metrics(srv), "mayfly_function_start_backoff_seconds", function=name) >= 0
+
+
+def test_a_deploy_ends_the_back_off(srv):
+    name = unique("fixed")
+    deploy_script(srv, name, EXITS_AT_ONCE)
+    invoke_error(srv, name, {})
+    fn = deploy_py(srv, name, "def handler(event, context):\n    return 'fixed'\n")
+    assert fn["start_failures"] is None, fn
+    assert invoke_ok(srv, name, {}).json() == "fixed"
+
+
+def test_an_init_error_fails_each_call_with_the_runtimes_error(srv):
+    name = unique("initerr")
+    deploy(srv, name, {"app.py": "def handler(event, context):\n    return 1\n"},
+           handler="missing.handler")
+    for _ in range(3):
+        r, err = invoke_error(srv, name, {})
+        assert err["errorType"] == "Runtime.ImportModuleError", err
+        assert "Unable to import module 'missing'" in err["errorMessage"], err
+        assert get_record(srv, r.headers["X-Mayfly-Request-Id"])["status"] == "error"
+    samples = metrics(srv)
+    assert 1 <= metric(samples, "mayfly_instance_start_failures_total", function=name) <= 3
+    fn = requests.get(f"{srv.url}/v1/functions/{name}", timeout=10).json()
+    assert fn["start_failures"]["last_error"]["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_a_runtime_that_dies_during_a_call_fails_that_call(srv):
+    name = unique("dies")
+    deploy_py(srv, name, "import os\ndef handler(event, context):\n    os._exit(7)\n")
+    r, err = invoke_error(srv, name, {})
+    assert err["errorType"] == "Runtime.ExitError"
+    assert err["errorMessage"] == (f"RequestId: {r.headers['X-Mayfly-Request-Id']} Error: "
+                                   "Runtime exited with error: exit status 7")
+    # It had initialised, so this is no failed start.
+    assert metric(metrics(srv), "mayfly_instance_start_failures_total", function=name) == 0
+
+
+# A bootstrap that answers each call and then exits instead of asking for
+# the next one, after a pause: a call that arrives meanwhile was assigned to
+# it and goes back to the queue, once, for a new instance.
+ANSWERS_THEN_EXITS = """#!/usr/bin/python3
+import os, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+with urllib.request.urlopen(api + "next") as r:
+    rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+req = urllib.request.Request(api + rid + "/response", data=b'"served"', method="POST")
+urllib.request.urlopen(req).read()
+time.sleep(0.5)
+"""
+
+
+def test_a_call_assigned_to_a_runtime_that_exits_between_calls_goes_to_another(srv):
+    name = unique("between")
+    deploy_script(srv, name, ANSWERS_THEN_EXITS, timeout_s=30)
+    first = invoke_ok(srv, name, {})
+    second = invoke_ok(srv, name, {})
+    assert first.json() == second.json() == "served"
+    assert second.headers["X-Mayfly-Cold-Start"] == "1"
+    for r in (first, second):
+        assert get_record(srv, r.headers["X-Mayfly-Request-Id"])["status"] == "success"
+    # Exits after serving calls are not failed starts.
+    assert metric(metrics(srv), "mayfly_instance_start_failures_total", function=name) == 0
+
+
+NEVER_ASKS = "#!/bin/sh\nexec sleep 600\n"
+
+
+def test_a_call_waiting_for_a_runtime_that_never_asks_times_out_from_its_acceptance(server):
+    srv = server()
+    name = unique("stuck")
+    deploy_script(srv, name, NEVER_ASKS, timeout_s=1)
+    r, err = invoke_error(srv, name, {}, timeout=120)
+    assert err == {"errorType": "Sandbox.Timedout",
+                   "errorMessage": "Task timed out after 1.00 seconds"}
+    rec = get_record(srv, r.headers["X-Mayfly-Request-Id"])
+    assert rec["status"] == "timeout", rec
+    # The runtime gets Lambda's 10 s to initialise, then counts as a failed
+    # start; the server stops without waiting for it.
+    wait_for("the stuck start to be given up",
+             lambda: metric(metrics(srv), "mayfly_instance_start_failures_total",
+                            function=name) == 1, timeout=60)
+    fn = requests.get(f"{srv.url}/v1/functions/{name}", timeout=10).json()
+    assert fn["start_failures"]["last_error"]["errorType"] == "Sandbox.Timedout"
+    srv.stop()
+
+
+REMAINING_PY = """
+import time
+def handler(event, context):
+    start = time.time()
+    time.sleep(event.get("sleep", 0))
+    return {"remaining_ms": context.get_remaining_time_in_millis() + int((time.time() - start) * 1000),
+            "start_ms": int(start * 1000)}
+"""
+
+
+def test_a_queued_calls_deadline_counts_from_its_acceptance(srv):
+    name = unique("queued")
+    deploy_py(srv, name, REMAINING_PY, timeout_s=5, max_concurrency=1)
+    invoke_ok(srv, name, {})  # warm, so the waits below are the queue's
+    for _ in range(5):
+        out = {}
+        first = threading.Thread(
+            target=lambda: out.update(a=invoke(srv, name, {"sleep": 1.0}, timeout=60)))
+        first.start()
+        time.sleep(0.3)
+        b = invoke(srv, name, {}, timeout=60)
+        first.join(60)
+        a = out["a"]
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        rec_a = get_record(srv, a.headers["X-Mayfly-Request-Id"])
+        rec_b = get_record(srv, b.headers["X-Mayfly-Request-Id"])
+        start_a, start_b = (re_iso(r["start"]) for r in (rec_a, rec_b))
+        if start_b < start_a + rec_a["duration_ms"]:
+            break  # b was accepted while a ran: it waited in the queue
+    else:
+        pytest.fail("the second call never arrived while the first ran")
+    doc = b.json()
+    # The runtime's deadline is acceptance + timeout on the server's clock:
+    # remaining + the moment the handler started reads back that instant.
+    deadline = doc["remaining_ms"] + doc["start_ms"]
+    assert abs(deadline - (start_b + 5000)) < 50, (deadline, start_b)
+
+
+def re_iso(ts):
+    from datetime import datetime
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
