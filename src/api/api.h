@@ -3,7 +3,7 @@
 #ifndef MAYFLY_API_API_H
 #define MAYFLY_API_API_H
 
-#include "api/auth.h"
+#include "auth/auth.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "registry/registry.h"

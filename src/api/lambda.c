@@ -1,7 +1,7 @@
 /* The AWS Lambda control-plane API, so that awscli, boto3 and the AWS SDKs
  * work against mayfly with --endpoint-url: Lambda's paths, JSON shapes,
  * status codes and error types, on the same registry, pools, queue and
- * records as /v1. Requests carry an AWS Signature Version 4 (api/sigv4.h)
+ * records as /v1. Requests carry an AWS Signature Version 4 (auth/sigv4.h)
  * from one of the server's access keys; without keys (development mode)
  * any signature is accepted.
  *
@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "api/sigv4.h"
+#include "auth/sigv4.h"
 #include "core/clock.h"
 #include "core/codec.h"
 #include "core/id.h"

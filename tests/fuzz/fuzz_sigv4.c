@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/sigv4.h"
+#include "auth/sigv4.h"
 
 /* Reachable for the whole run, so leak checkers do not count it. */
 static auth_keys_t keys;

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "api/auth.h"
-#include "api/sigv4.h"
+#include "auth/auth.h"
+#include "auth/sigv4.h"
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/error.h"

@@ -1,4 +1,4 @@
-#include "api/auth.h"
+#include "auth/auth.h"
 
 #include <ctype.h>
 #include <errno.h>

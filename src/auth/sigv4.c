@@ -1,4 +1,4 @@
-#include "api/sigv4.h"
+#include "auth/sigv4.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -19,14 +19,14 @@
  *
  * Rejections carry the error type and message AWS's own endpoints answer
  * with, so an SDK shows its user the error it would show against AWS. */
-#ifndef MAYFLY_API_SIGV4_H
-#define MAYFLY_API_SIGV4_H
+#ifndef MAYFLY_AUTH_SIGV4_H
+#define MAYFLY_AUTH_SIGV4_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/auth.h"
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "http/request.h"

@@ -1,7 +1,7 @@
 /* Access keys and the checks that use them. With no keys the server runs in
  * development mode and accepts every request. */
-#ifndef MAYFLY_API_AUTH_H
-#define MAYFLY_API_AUTH_H
+#ifndef MAYFLY_AUTH_AUTH_H
+#define MAYFLY_AUTH_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
