@@ -10,7 +10,7 @@ typedef struct api_route {
     struct api_route *next;
     api_handler_fn fn;
     api_ctx_t *ctx;
-    bool open;
+    api_head_check_fn check;   /* NULL: open to all */
 } api_route_t;
 
 static api_route_t *routes;
@@ -18,25 +18,46 @@ static api_route_t *routes;
 static void trampoline(http_request_t *req, void *ud)
 {
     api_route_t *rt = ud;
-    if (!rt->open && !auth_check_bearer(rt->ctx->keys, http_request_header(req, "Authorization"))) {
-        http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
-        http_respond_error(req, 401, "unauthorized",
-                           "missing or wrong credentials: send `Authorization: Bearer ID:SECRET`");
-        return;
-    }
     rt->fn(req, rt->ctx);
+}
+
+/* Runs before the body is read: a client without credentials learns so
+ * at once, and the server holds none of what it was about to upload. */
+static int head_check(http_request_t *req, void *ud, buf_t *refusal)
+{
+    api_route_t *rt = ud;
+    return rt->check(req, rt->ctx, refusal);
+}
+
+/* /v1's credentials: the bearer token `ID:SECRET` of an access key. */
+static int bearer_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
+{
+    if (auth_check_bearer(ctx->keys, http_request_header(req, "Authorization")))
+        return 0;
+    http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
+    buf_adds(refusal, "{\"error\":{\"code\":\"unauthorized\",\"message\":"
+                      "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
+    return 401;
+}
+
+void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                        const char *pattern, api_handler_fn fn, size_t max_body,
+                        api_head_check_fn check)
+{
+    api_route_t *rt = xcalloc(1, sizeof *rt);
+    rt->fn = fn;
+    rt->ctx = ctx;
+    rt->check = check;
+    rt->next = routes;
+    routes = rt;
+    http_router_add_checked(router, method, pattern, trampoline, check ? head_check : NULL, rt,
+                            max_body);
 }
 
 void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
                 const char *pattern, api_handler_fn fn, size_t max_body, bool open)
 {
-    api_route_t *rt = xcalloc(1, sizeof *rt);
-    rt->fn = fn;
-    rt->ctx = ctx;
-    rt->open = open;
-    rt->next = routes;
-    routes = rt;
-    http_router_add(router, method, pattern, trampoline, rt, max_body);
+    api__route_checked(router, ctx, method, pattern, fn, max_body, open ? NULL : bearer_check);
 }
 
 void api_register(http_router_t *router, api_ctx_t *ctx)

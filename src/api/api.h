@@ -66,8 +66,19 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
 /* A deleted function's instances and queue go. */
 void api__function_removed(api_ctx_t *ctx, const char *name);
 
-/* Registers a handler behind the access-key check (unless open is true). */
+/* Registers a handler behind the access-key check (unless open is true):
+ * the bearer token is checked from the request's head, and a request
+ * without a valid one is refused with 401 before its body is read. */
 void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
                 const char *pattern, api_handler_fn fn, size_t max_body, bool open);
+/* Checks a request from its head, before its body is read (see
+ * http_head_check_fn in http/router.h): 0 lets it go on, or a status
+ * refuses it with the body written into refusal. */
+typedef int (*api_head_check_fn)(http_request_t *req, api_ctx_t *ctx, buf_t *refusal);
+/* Registers a handler whose requests pass check instead of the access-key
+ * check (the Lambda API's SigV4, say). */
+void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                        const char *pattern, api_handler_fn fn, size_t max_body,
+                        api_head_check_fn check);
 
 #endif

@@ -194,9 +194,31 @@ static bool qualifier_ok(http_request_t *req, const api_ctx_t *ctx, const char *
 
 typedef void (*lambda_handler_fn)(http_request_t *req, api_ctx_t *ctx);
 
-/* Every Lambda route passes here: the signature first (unless the server
- * has no keys), then the handler. */
-static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
+/* A Lambda-shaped refusal written at head time, before a handler exists. */
+static int lambda_refusal(http_request_t *req, buf_t *body, int status, const char *type,
+                          const char *message)
+{
+    http_header_add(req, "x-amzn-ErrorType", "%s", type);
+    buf_adds(body, "{\"Type\":\"User\",\"message\":");
+    json_quote(body, message, strlen(message));
+    buf_addf(body, ",\"__type\":\"%s\"}\n", type);
+    return status;
+}
+
+/* The wall-clock time the request's head arrived: the signature's date is
+ * judged against it, both before and after the body (a long upload must
+ * not make a fresh signature stale). */
+static int64_t head_wall_ms(const http_request_t *req)
+{
+    uint64_t since = clock_mono_ns() - req->head_ns;
+    return clock_wall_ms() - (int64_t)(since / 1000000);
+}
+
+/* Every Lambda route's head check: everything about the signature that
+ * the head tells (its form, the key, the date, the scope, and the
+ * signature itself when x-amz-content-sha256 names the payload's hash)
+ * before any of the body is read. */
+static int lambda_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
 {
     /* Every answer carries a request id, as Lambda's do (an invocation's
      * own id replaces it). */
@@ -206,10 +228,32 @@ static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
         http_header_add(req, "x-amzn-RequestId", "%s", id);
     }
     if (!ctx->keys || ctx->keys->count == 0)
+        return 0;
+    sigv4_result_t res = { 0 };
+    mf_error_t err = MF_ERROR_INIT;
+    if (sigv4_verify_http_head(req, "lambda", ctx->keys, head_wall_ms(req), &res, &err) == 0) {
+        if (!res.path_normalized)
+            return 0;
+        return lambda_refusal(req, refusal, 403, "InvalidSignatureException",
+                              "The request path has empty, '.' or '..' segments");
+    }
+    log_info("lambda", "%s %s refused: %s (key `%s`)", http_method_str(req->method), req->path,
+             res.error_type, res.access_key_id);
+    return lambda_refusal(req, refusal, res.http_status ? res.http_status : 403,
+                          res.error_type ? res.error_type : "AccessDeniedException", err.msg);
+}
+
+/* Every Lambda handler passes here once the body is read: the signature
+ * over it (the head check has passed everything else, and the signature
+ * too when the request declared its payload's hash, whose match with the
+ * body is checked now). */
+static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
+{
+    if (!ctx->keys || ctx->keys->count == 0)
         return true;
     sigv4_result_t res = { 0 };
     mf_error_t err = MF_ERROR_INIT;
-    if (sigv4_verify_http(req, "lambda", ctx->keys, clock_wall_ms(), &res, &err) == 0 &&
+    if (sigv4_verify_http(req, "lambda", ctx->keys, head_wall_ms(req), &res, &err) == 0 &&
         !res.path_normalized)
         return true;
     if (res.status == SIGV4_OK) {
@@ -822,12 +866,12 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
      * as /v1's PUT does. */
     size_t large = (size_t)(ctx->code_limits.max_zip_bytes / 3 + 1) * 4 + 64 * 1024;
     for (size_t i = 0; i < sizeof lambda_routes / sizeof lambda_routes[0]; i++)
-        api__route(router, ctx, lambda_routes[i].method, lambda_routes[i].pattern,
-                   lambda_routes[i].fn,
-                   lambda_routes[i].body == BODY_CODE    ? large
-                   : lambda_routes[i].body == BODY_EVENT ? 2 * (size_t)SYNC_EVENT_MAX
-                                                         : SYNC_EVENT_MAX,
-                   true /* signed with SigV4, checked by each handler */);
+        api__route_checked(router, ctx, lambda_routes[i].method, lambda_routes[i].pattern,
+                           lambda_routes[i].fn,
+                           lambda_routes[i].body == BODY_CODE    ? large
+                           : lambda_routes[i].body == BODY_EVENT ? 2 * (size_t)SYNC_EVENT_MAX
+                                                                 : SYNC_EVENT_MAX,
+                           lambda_head_check /* SigV4: the head here, the body in handlers */);
     http_router_refuse_with(router, "/2015-03-31/", lambda_refused);
     http_router_refuse_with(router, "/2019-09-25/", lambda_refused);
 }

@@ -1,6 +1,16 @@
 /* GET /v1/functions/{name}/logs: a function's log lines as NDJSON, one
  * {"time","request_id","stream","message"} a line; follow=1 keeps the
- * response open and streams new lines as the function prints them. */
+ * response open and streams new lines as the function prints them.
+ *
+ * A follower that reads more slowly than the function prints does not make
+ * the server hold lines for it: while more than FOLLOW_BACKLOG_MAX bytes of
+ * its stream are unsent, new lines are skipped, and the first line written
+ * after that is one gap marker with the same four fields and a count:
+ *   {"time":"<now>","request_id":"","stream":"gap",
+ *    "message":"N log lines skipped: the client read too slowly","skipped":N}
+ * (stream "gap" appears on no other line). A follower that takes nothing
+ * of its stream for the server's keep-alive timeout is disconnected by the
+ * HTTP server. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +23,15 @@
 #include "obs/logs.h"
 
 #define PAGE 1000
+/* Unsent bytes of a followed stream past which new lines are skipped. */
+#define FOLLOW_BACKLOG_MAX (256 * 1024)
 #define DEFAULT_LIMIT 10000
 #define MAX_LIMIT 100000
 
 typedef struct follow {
     api_ctx_t *ctx;
     obs_log_sub_t *sub;
+    uint64_t skipped;          /* lines left out since the last one written */
 } follow_t;
 
 static void line_json(buf_t *out, const store_log_t *l)
@@ -61,10 +74,29 @@ static bool parse_since(const char *s, int64_t *out)
     return true;
 }
 
+static void gap_json(buf_t *out, uint64_t skipped)
+{
+    char t[32];
+    clock_format_iso8601(clock_wall_ms(), t, sizeof t);
+    buf_addf(out,
+             "{\"time\":\"%s\",\"request_id\":\"\",\"stream\":\"gap\",\"message\":\"%llu log "
+             "lines skipped: the client read too slowly\",\"skipped\":%llu}\n",
+             t, (unsigned long long)skipped, (unsigned long long)skipped);
+}
+
 static void on_line(const store_log_t *line, void *ud)
 {
     http_request_t *req = ud;
+    follow_t *f = req->data;
+    if (http_request_unsent(req) > FOLLOW_BACKLOG_MAX) {
+        f->skipped++;
+        return;
+    }
     buf_t b = BUF_INIT;
+    if (f->skipped) {
+        gap_json(&b, f->skipped);
+        f->skipped = 0;
+    }
     line_json(&b, line);
     http_stream_write(req, b.data, b.len);
     buf_release(&b);
@@ -157,8 +189,8 @@ static void handle_logs(http_request_t *req, api_ctx_t *ctx)
      * the server stops. */
     follow_t *f = xcalloc(1, sizeof *f);
     f->ctx = ctx;
-    f->sub = obs_logs_subscribe(ctx->logs, name, rid, on_line, req);
     req->data = f;
+    f->sub = obs_logs_subscribe(ctx->logs, name, rid, on_line, req);
     req->abort_cb = on_follow_aborted;
 }
 

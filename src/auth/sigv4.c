@@ -708,19 +708,36 @@ static int check_scope(const slice_t scope[5], const char *service, const char *
     return reject(res, err, SIGV4_INVALID, "%s", msg.data);
 }
 
+static bool is_hex(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (codec_hex_digit(s[i]) < 0)
+            return false;
+    }
+    return true;
+}
+
 /* The payload hash the client signed: x-amz-content-sha256 when it sent
  * one, which must then be the body's (or UNSIGNED-PAYLOAD), else the
- * body's own. */
-static int payload_hash(const sigv4_request_t *req, char out[CODEC_SHA256_HEX_LEN + 1],
-                        const char **signed_hash, sigv4_result_t *res, mf_error_t *err)
+ * body's own. With head_only there is no body yet: a hash sent in the
+ * header is taken as it is (the caller compares it with the body later),
+ * and without one *signed_hash is NULL: the signature cannot be checked. */
+static int payload_hash(const sigv4_request_t *req, bool head_only,
+                        char out[CODEC_SHA256_HEX_LEN + 1], const char **signed_hash,
+                        sigv4_result_t *res, mf_error_t *err)
 {
-    if (req->body_sha256)
-        snprintf(out, CODEC_SHA256_HEX_LEN + 1, "%s", req->body_sha256);
-    else
-        codec_sha256_hex(out, req->body ? req->body : "", req->body ? req->body_len : 0);
     const char *given = header_get(req, "X-Amz-Content-Sha256");
+    *signed_hash = NULL;
+    out[0] = '\0';
+    if (!head_only) {
+        if (req->body_sha256)
+            snprintf(out, CODEC_SHA256_HEX_LEN + 1, "%s", req->body_sha256);
+        else if (!given || strcmp(given, UNSIGNED_PAYLOAD))
+            codec_sha256_hex(out, req->body ? req->body : "", req->body ? req->body_len : 0);
+    }
     if (!given) {
-        *signed_hash = out;
+        if (!head_only)
+            *signed_hash = out;
         return 0;
     }
     *signed_hash = given;
@@ -734,8 +751,8 @@ static int payload_hash(const sigv4_request_t *req, char out[CODEC_SHA256_HEX_LE
                       "x-amz-content-sha256 '%s' (chunked signing) is not supported.",
                       show(given, strlen(given), shown));
     }
-    if (strlen(given) != CODEC_SHA256_HEX_LEN ||
-        !hex_equal_nocase(given, out, CODEC_SHA256_HEX_LEN))
+    if (strlen(given) != CODEC_SHA256_HEX_LEN || !is_hex(given, CODEC_SHA256_HEX_LEN) ||
+        (!head_only && !hex_equal_nocase(given, out, CODEC_SHA256_HEX_LEN)))
         return reject(res, err, SIGV4_INVALID,
                       "The provided 'x-amz-content-sha256' header does not match what was "
                       "computed.");
@@ -758,9 +775,10 @@ static void signing_key(uint8_t key[CODEC_SHA256_LEN], const char *secret, slice
     explicit_bzero(b, sizeof b);
 }
 
-int sigv4_verify(const sigv4_request_t *req, const char *service, const auth_keys_t *keys,
-                 int64_t now_ms, sigv4_result_t *res, mf_error_t *err)
+static int verify(const sigv4_request_t *req, const char *service, const auth_keys_t *keys,
+                  int64_t now_ms, bool head_only, sigv4_result_t *res, mf_error_t *err)
 {
+    res->signature_checked = false;
     res->status = SIGV4_OK;
     res->http_status = 0;
     res->error_type = NULL;
@@ -850,8 +868,16 @@ int sigv4_verify(const sigv4_request_t *req, const char *service, const auth_key
 
     char body_hash[CODEC_SHA256_HEX_LEN + 1];
     const char *signed_hash;
-    if ((r = payload_hash(req, body_hash, &signed_hash, res, err)) < 0)
+    if ((r = payload_hash(req, head_only, body_hash, &signed_hash, res, err)) < 0)
         return r;
+    if (!signed_hash) {
+        /* Everything but the signature holds; it waits for the body. The
+         * path is resolved anyway, so a caller can refuse an unusual one
+         * now. */
+        cleanup_buf buf_t uri = BUF_INIT;
+        res->path_normalized = add_canonical_uri(&uri, req->path ? req->path : "");
+        return 0;
+    }
 
     /* The canonical request, the string to sign, and the signature. */
     cleanup_buf buf_t creq = BUF_INIT;
@@ -890,13 +916,25 @@ int sigv4_verify(const sigv4_request_t *req, const char *service, const auth_key
                       "The request signature we calculated does not match the signature you "
                       "provided. Check your AWS Secret Access Key and signing method. Consult "
                       "the service documentation for details.");
+    res->signature_checked = true;
     return 0;
 }
 
-int sigv4_verify_http(const http_request_t *req, const char *service, const auth_keys_t *keys,
+int sigv4_verify(const sigv4_request_t *req, const char *service, const auth_keys_t *keys,
+                 int64_t now_ms, sigv4_result_t *res, mf_error_t *err)
+{
+    return verify(req, service, keys, now_ms, false, res, err);
+}
+
+int sigv4_verify_head(const sigv4_request_t *req, const char *service, const auth_keys_t *keys,
                       int64_t now_ms, sigv4_result_t *res, mf_error_t *err)
 {
-    sigv4_request_t r = {
+    return verify(req, service, keys, now_ms, true, res, err);
+}
+
+static void from_http(sigv4_request_t *out, const http_request_t *req)
+{
+    *out = (sigv4_request_t){
         .method = http_method_str(req->method),
         .path = req->path,
         .query = req->query,
@@ -905,5 +943,21 @@ int sigv4_verify_http(const http_request_t *req, const char *service, const auth
         .body = req->body.data,
         .body_len = req->body.len,
     };
+}
+
+int sigv4_verify_http_head(const http_request_t *req, const char *service,
+                           const auth_keys_t *keys, int64_t now_ms, sigv4_result_t *res,
+                           mf_error_t *err)
+{
+    sigv4_request_t r;
+    from_http(&r, req);
+    return sigv4_verify_head(&r, service, keys, now_ms, res, err);
+}
+
+int sigv4_verify_http(const http_request_t *req, const char *service, const auth_keys_t *keys,
+                      int64_t now_ms, sigv4_result_t *res, mf_error_t *err)
+{
+    sigv4_request_t r;
+    from_http(&r, req);
     return sigv4_verify(&r, service, keys, now_ms, res, err);
 }

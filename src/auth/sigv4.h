@@ -101,6 +101,11 @@ typedef struct sigv4_result {
      * that routes on the raw path should refuse the request rather than
      * let one signed path stand for another. No SDK sends such a path. */
     bool path_normalized;
+    /* The signature itself was verified. Always so when sigv4_verify
+     * accepts a request; sigv4_verify_head sets it only when the request
+     * carried x-amz-content-sha256 (a hash, or UNSIGNED-PAYLOAD), the one
+     * case where the head alone fixes the canonical request. */
+    bool signature_checked;
     /* In: when not NULL, the canonical request and the string to sign are
      * appended here once built, for logs and tests. sigv4_verify never
      * clears these two fields. */
@@ -123,5 +128,21 @@ int sigv4_verify(const sigv4_request_t *req, const char *service, const auth_key
  * read). */
 int sigv4_verify_http(const http_request_t *req, const char *service, const auth_keys_t *keys,
                       int64_t now_ms, sigv4_result_t *res, mf_error_t *err);
+
+/* What can be verified before the body is read, for refusing a request
+ * without reading it: the signing form (header or query), the key id, the
+ * date and its window, the credential scope, and, when the request carries
+ * x-amz-content-sha256, the signature itself over the hash it declares
+ * (UNSIGNED-PAYLOAD included; a declared hash must be well formed, and the
+ * body must match it: sigv4_verify checks that once the body is read).
+ * Without that header the signature covers the body's hash, so it waits
+ * for sigv4_verify; res->signature_checked tells which happened. body and
+ * body_len of req are not used. Returns as sigv4_verify does. */
+int sigv4_verify_head(const sigv4_request_t *req, const char *service, const auth_keys_t *keys,
+                      int64_t now_ms, sigv4_result_t *res, mf_error_t *err);
+/* sigv4_verify_head on a request whose head the HTTP reader has read. */
+int sigv4_verify_http_head(const http_request_t *req, const char *service,
+                           const auth_keys_t *keys, int64_t now_ms, sigv4_result_t *res,
+                           mf_error_t *err);
 
 #endif

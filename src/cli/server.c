@@ -63,6 +63,12 @@ static const char usage_text[] =
     "  --max-connections N       open connections at most (default 1024)\n"
     "  --header-timeout S        seconds a client has to send a whole request (default 30)\n"
     "  --keepalive-timeout S     seconds an idle connection stays open (default 60)\n"
+    "  --max-connections-per-client N\n"
+    "                            open connections from one client address at most\n"
+    "                            (default 128; 0: no bound, e.g. behind a reverse proxy)\n"
+    "  --max-buffered-body-mb N  request bodies being received held in memory at once,\n"
+    "                            in MiB; a request over it waits with 503 and Retry-After\n"
+    "                            (default 256)\n"
     "  --max-zip-mb N            largest code zip in MiB (default 50)\n"
     "  --max-unzipped-mb N       largest unpacked code package in MiB (default 250)\n"
     "  --max-files N             most files in a code package (default 10000)\n"
@@ -85,6 +91,7 @@ enum {
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
     OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
+    OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY,
 };
 
 static const struct option long_opts[] = {
@@ -96,6 +103,8 @@ static const struct option long_opts[] = {
     { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
     { "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
     { "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
+    { "max-connections-per-client", required_argument, NULL, OPT_MAX_CONNS_PER_CLIENT },
+    { "max-buffered-body-mb", required_argument, NULL, OPT_MAX_BUFFERED_BODY },
     { "max-zip-mb", required_argument, NULL, OPT_MAX_ZIP },
     { "max-unzipped-mb", required_argument, NULL, OPT_MAX_UNZIPPED },
     { "max-files", required_argument, NULL, OPT_MAX_FILES },
@@ -218,6 +227,16 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (!parse_uint(optarg, 1, 3600, &v))
                 return usage_error("--keepalive-timeout must be seconds from 1 to 3600, not `%s`", optarg);
             o->http.keepalive_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_MAX_CONNS_PER_CLIENT:
+            if (!parse_uint(optarg, 0, 1000000, &v))
+                return usage_error("--max-connections-per-client must be a number from 0 to 1000000, not `%s`", optarg);
+            o->http.max_connections_per_client = (unsigned)v;
+            break;
+        case OPT_MAX_BUFFERED_BODY:
+            if (!parse_uint(optarg, 1, 1048576, &v))
+                return usage_error("--max-buffered-body-mb must be a number from 1 to 1048576, not `%s`", optarg);
+            o->http.max_buffered_body_bytes = (size_t)v << 20;
             break;
         case OPT_MAX_ZIP:
             if (!parse_uint(optarg, 1, 1024, &v))

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clock.h"
 #include "core/xalloc.h"
 
 const char *http_request_header(const http_request_t *req, const char *name)
@@ -64,6 +65,11 @@ void http_request_free(http_request_t *req)
 {
     if (!req)
         return;
+    if (req->unhandled_cb) {
+        void (*cb)(http_request_t *) = req->unhandled_cb;
+        req->unhandled_cb = NULL;
+        cb(req);
+    }
     free(req->url);
     free(req->path);
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -182,11 +188,23 @@ static int on_headers_complete(http_parser *p)
     const char *expect = http_request_header(req, "Expect");
     if (expect && !strcasecmp(expect, "100-continue"))
         req->expect_continue = true;
+    req->body_chunked = (p->flags & F_CHUNKED) != 0;
+    req->content_length =
+        !req->body_chunked && p->content_length != ULLONG_MAX ? p->content_length : 0;
+    req->head_ns = clock_mono_ns();
 
-    r->body_limit = r->on_head ? r->on_head(r->ud, req) : 0;
-    if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
-        p->content_length > r->body_limit)
+    /* Routing and the route's own checks (credentials, say) come first:
+     * a client that may not send this request learns so before it learns
+     * anything about sizes, and no byte of its body is read. */
+    r->body_limit = 0;
+    int status = r->on_head ? r->on_head(r->ud, req, &r->body_limit) : 0;
+    if (status)
+        return fail(r, status, "the request was refused before its body was read");
+    if (req->content_length > r->body_limit)
         return fail(r, 413, "the request body is over this route's limit");
+    /* The body's whole size is known and allowed: one allocation holds it. */
+    if (req->content_length)
+        buf_grow(&req->body, (size_t)req->content_length);
     if (req->expect_continue && r->on_continue)
         r->on_continue(r->ud, req);
     return 0;
@@ -221,7 +239,7 @@ static const http_parser_settings reader_settings = {
     .on_message_complete = on_message_complete,
 };
 
-void http_reader_init(http_reader_t *r, size_t (*on_head)(void *, http_request_t *),
+void http_reader_init(http_reader_t *r, int (*on_head)(void *, http_request_t *, size_t *),
                       void (*on_continue)(void *, http_request_t *), void *ud)
 {
     memset(r, 0, sizeof *r);

@@ -34,6 +34,12 @@ typedef struct http_request {
     buf_t body;
     bool keep_alive;
     bool expect_continue;
+    /* The body's length as the head declared it (Content-Length), 0 when
+     * there is none; body_chunked when it comes in chunks of a length
+     * nobody knows yet. Set before the head check runs. */
+    uint64_t content_length;
+    bool body_chunked;
+    uint64_t head_ns;              /* monotonic time the head was complete */
 
     /* Filled by routing when the head is complete. */
     const struct http_route *route;
@@ -52,7 +58,14 @@ typedef struct http_request {
     /* Called when the client goes away (or the server shuts down) before
      * the handler responded: the handler must still end the request. */
     void (*abort_cb)(struct http_request *req);
-    void *data;                    /* the handler's */
+    /* Set by a head check (http/router.h) that took something for this
+     * request at head time: called once, just before the request is freed,
+     * when its handler never ran (the client left in the middle of the
+     * body, the body broke a limit, the request timed out, the server shut
+     * down), so the check's route can give back what it took. The handler
+     * running clears it: from then on the handler owns that state. */
+    void (*unhandled_cb)(struct http_request *req);
+    void *data;                    /* the handler's (or its head check's) */
 } http_request_t;
 
 /* The value of header name (case-insensitive), or NULL. */
@@ -60,6 +73,7 @@ const char *http_request_header(const http_request_t *req, const char *name);
 /* Looks up a query parameter, percent-decoded into out; returns false when
  * it is absent or its encoding is bad. */
 bool http_request_query(const http_request_t *req, const char *name, buf_t *out);
+/* Frees the request, calling its unhandled_cb first if it is still set. */
 void http_request_free(http_request_t *req);
 
 /* Decodes %XX escapes (and '+' as space when plus_is_space) into out;
@@ -79,17 +93,25 @@ typedef struct http_reader {
     size_t head_bytes;
     size_t body_limit;
     bool in_value;                /* last header callback was a value */
-    int error_status;             /* 400, 413 or 431 after HTTP_READER_ERROR */
+    /* 400, 413 or 431 after HTTP_READER_ERROR, or the status on_head
+     * refused the request with. */
+    int error_status;
     const char *error_message;
-    /* Called once a request's head is complete, to route it; returns the
-     * most body bytes the request may carry. */
-    size_t (*on_head)(void *ud, http_request_t *req);
-    /* Called when the client waits for "100 Continue". */
+    /* Called once a request's head is complete, before any of its body is
+     * read, to route and check it: returns 0 and sets *body_limit to the
+     * most body bytes the request may carry, or returns an HTTP status
+     * (4xx or 5xx) to refuse the request; feeding then stops with
+     * HTTP_READER_ERROR and that status, its body unread. A declared
+     * Content-Length over *body_limit is refused with 413 after on_head
+     * has let the request go on, so a check answers before the limit. */
+    int (*on_head)(void *ud, http_request_t *req, size_t *body_limit);
+    /* Called when the client waits for "100 Continue", once on_head has
+     * let the request go on (a refused request gets no 100). */
     void (*on_continue)(void *ud, http_request_t *req);
     void *ud;
 } http_reader_t;
 
-void http_reader_init(http_reader_t *r, size_t (*on_head)(void *, http_request_t *),
+void http_reader_init(http_reader_t *r, int (*on_head)(void *, http_request_t *, size_t *),
                       void (*on_continue)(void *, http_request_t *), void *ud);
 void http_reader_release(http_reader_t *r);
 /* Parses up to len bytes; *consumed says how many were used. Parsing stops

@@ -30,11 +30,23 @@ void http_router_release(http_router_t *r)
     http_router_init(r);
 }
 
+void http_router_add_checked(http_router_t *r, enum http_method method, const char *pattern,
+                             http_handler_fn handler, http_head_check_fn head_check, void *ud,
+                             size_t max_body)
+{
+    r->routes = xrealloc(r->routes, (r->nroutes + 1) * sizeof *r->routes);
+    r->routes[r->nroutes++] = (http_route_t){ .method = method,
+                                              .pattern = pattern,
+                                              .handler = handler,
+                                              .ud = ud,
+                                              .max_body = max_body,
+                                              .head_check = head_check };
+}
+
 void http_router_add(http_router_t *r, enum http_method method, const char *pattern,
                      http_handler_fn handler, void *ud, size_t max_body)
 {
-    r->routes = xrealloc(r->routes, (r->nroutes + 1) * sizeof *r->routes);
-    r->routes[r->nroutes++] = (http_route_t){ method, pattern, handler, ud, max_body };
+    http_router_add_checked(r, method, pattern, handler, NULL, ud, max_body);
 }
 
 /* Compares one pattern with a path segment by segment. On a match the

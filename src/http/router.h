@@ -1,5 +1,5 @@
 /* Routes by method and path pattern ("/v1/functions/{name}/invoke"), with
- * path parameters and a body limit per route. */
+ * path parameters, a body limit and an optional head check per route. */
 #ifndef MAYFLY_HTTP_ROUTER_H
 #define MAYFLY_HTTP_ROUTER_H
 
@@ -10,12 +10,38 @@
 
 typedef void (*http_handler_fn)(http_request_t *req, void *ud);
 
+/* A head check decides whether a request may go on as soon as its head is
+ * complete and routed, before any byte of its body is read: credentials,
+ * or whether the state the request names is there to take it (the Runtime
+ * API checks the request id of a response before reading the response).
+ *
+ * It sees the method, path, query, headers, path parameters,
+ * content_length and body_chunked, and http_request_server_data(req);
+ * req->body is empty. It returns 0 to let the request go on, or an HTTP
+ * status (4xx or 5xx) to refuse it: the answer is that status with the
+ * body the check wrote into refusal (sent as application/json) and the
+ * header lines it added with http_header_add(req, ...), and it goes out
+ * with "Connection: close". The request's body is never read (no
+ * "100 Continue" is sent) and its handler never runs.
+ *
+ * Checks run in this order, all before the body: the head check (401,
+ * 403...), then the route's body limit (413), then the server's bound on
+ * the body bytes it holds at once (503).
+ *
+ * A check that takes something at head time (a slot, a reservation) and
+ * lets the request go on sets req->unhandled_cb (and req->data): it is
+ * called if the request is dropped before its handler runs, and the
+ * handler takes over otherwise. Head checks run on the loop for every
+ * request of their route: keep them O(1) and free of blocking calls. */
+typedef int (*http_head_check_fn)(http_request_t *req, void *ud, buf_t *refusal);
+
 typedef struct http_route {
     enum http_method method;
     const char *pattern;      /* also the "route" label in metrics */
     http_handler_fn handler;
-    void *ud;
+    void *ud;                 /* given to handler and head_check */
     size_t max_body;
+    http_head_check_fn head_check; /* NULL: none */
 } http_route_t;
 
 /* Shapes the answer to a request the server refuses before any handler
@@ -38,6 +64,10 @@ void http_router_release(http_router_t *r);
 /* pattern must outlive the router (a string literal). */
 void http_router_add(http_router_t *r, enum http_method method, const char *pattern,
                      http_handler_fn handler, void *ud, size_t max_body);
+/* Like http_router_add, with a head check run before the body is read. */
+void http_router_add_checked(http_router_t *r, enum http_method method, const char *pattern,
+                             http_handler_fn handler, http_head_check_fn head_check, void *ud,
+                             size_t max_body);
 /* Matches req->method and req->path: sets req->route and req->params and
  * returns 0; or returns 404 (no such path), 405 (path known, method not;
  * allow then lists the methods, comma-separated) or 400 (a path parameter

@@ -10,38 +10,66 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "http/peers.h"
 #include "obs/metrics.h"
 
 /* Past this much unparsed input behind a request in flight, stop reading
  * from the client until the request is answered. */
 #define IN_HIGH_WATER (256 * 1024)
+/* Reading and parsing resume once the unsent output is down to this. */
+#define OUTPUT_LOW_WATER (HTTP_OUTPUT_HIGH_WATER / 4)
 /* Body bytes accepted (and thrown away) on a path that matches no route. */
 #define UNROUTED_MAX_BODY (64 * 1024)
 #define READ_SLAB (64 * 1024)
+/* An emptied input buffer larger than this is freed rather than kept. */
+#define IN_KEEP_MAX (16 * 1024)
+/* After a refusal the client's further bytes are read and dropped for at
+ * most this long, and at most this many, before the connection closes. */
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (1024 * 1024)
+/* Connections refused over the per-client bound are logged this seldom. */
+#define CAP_LOG_INTERVAL_NS (10 * 1000000000ULL)
 
-typedef enum { TIMER_NONE, TIMER_KEEPALIVE, TIMER_HEAD } timer_mode_t;
+typedef enum { TIMER_NONE, TIMER_KEEPALIVE, TIMER_HEAD, TIMER_SEND, TIMER_LINGER } timer_mode_t;
 
 typedef struct http_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_shutdown_t shutdown;
     http_server_t *srv;
     http_reader_t reader;
-    buf_t in;                  /* received, not yet parsed */
+    buf_t in;                  /* received; parsed up to in_off */
+    size_t in_off;
     http_request_t *active;    /* the one request being answered */
     http_refuse_fn refuse;     /* shapes a refusal of the request being read */
+    int refusal_status;        /* a head check's refusal of the request being read */
+    buf_t refusal;             /* ... and its body */
+    const char *refusal_message; /* the server's own refusal at head time */
+    const char *refusal_headers;
     struct http_conn *prev, *next;
     timer_mode_t timer_mode;
+    size_t send_mark;          /* the write queue when TIMER_SEND last saw progress */
     int open_handles;
+    http__peer_addr_t peer;
+    bool peer_counted;         /* in the server's per-client counts */
     bool closing;
     bool processing;
-    bool close_after;          /* close once the queued writes are done */
+    bool close_after;          /* no more requests: close once the output is written */
     bool eof;
     bool reading;
+    bool served;               /* a request has been dispatched on it */
+    bool out_paused;           /* parsing waits for the output to drain */
+    bool yielded;              /* used its turn's budget: on the resume list */
+    bool lingering;
+    size_t lingered;           /* bytes dropped while lingering */
+    uint64_t turn;             /* the loop turn budget counts for */
+    unsigned budget;           /* requests it may still start in that turn */
+    size_t body_held;          /* the server's body bytes this request holds */
     buf_t out;                 /* answered, not yet handed to the kernel */
-    bool out_close;            /* close once out is written */
     bool flush_queued;         /* on the server's flush list */
     bool hold;                 /* the next answer waits for the one after it */
     struct http_conn *flush_next;
+    struct http_conn *resume_next;
 } http_conn_t;
 
 struct http_server {
@@ -50,11 +78,17 @@ struct http_server {
     uv_timer_t grace_timer;
     uv_check_t flusher;        /* writes each loop iteration's output */
     uv_idle_t flush_soon;      /* active while output waits: the poll must not block */
+    uv_idle_t resumer;         /* runs connections that used up a turn's budget */
     http_conn_t *flush_list;
+    http_conn_t *resume_list;
     http_server_config_t config;
     const http_router_t *router;
     http_conn_t *conns;
     unsigned nconns;
+    http__peers_t peers;
+    size_t body_bytes;         /* held by requests being read */
+    uint64_t cap_logged_ns;    /* the last log line about the per-client bound */
+    unsigned cap_unlogged;     /* refusals since */
     void *ud;
     bool metrics;
     bool shutting_down;
@@ -69,18 +103,23 @@ struct http_server {
  * (the Runtime API) must not cost a 64 KiB buffer each. */
 static char read_slab[READ_SLAB];
 
+/* Counts loop iterations (every server's check phase moves it on; several
+ * moves in one iteration are harmless): a connection's request budget is
+ * for one value of it. */
+static uint64_t turn_counter;
+
 typedef struct write_req {
     uv_write_t w;
     http_conn_t *conn;
     buf_t head;
     buf_t body;
-    bool close_after;
 } write_req_t;
 
-static metrics_family_t *m_requests, *m_duration;
+static metrics_family_t *m_requests, *m_duration, *m_refused;
 
 static void conn_close(http_conn_t *conn);
 static void conn_process(http_conn_t *conn);
+static void conn_update_timer(http_conn_t *conn);
 static void maybe_finish_shutdown(http_server_t *srv);
 
 const char *http_status_text(int status)
@@ -121,6 +160,7 @@ const char *http_status_code_name(int status)
     case 403: return "forbidden";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
+    case 408: return "request_timeout";
     case 409: return "conflict";
     case 413: return "payload_too_large";
     case 429: return "throttled";
@@ -142,6 +182,14 @@ static void metrics_init_once(void)
     m_duration = metrics_family_new(METRICS_HISTOGRAM, "mayfly_http_request_duration_seconds",
                                     "Time from a request's arrival to its answer.", labels, NULL,
                                     0);
+    static const char *const reason[] = { "reason", NULL };
+    m_refused = metrics_family_new(
+        METRICS_COUNTER, "mayfly_http_refused_total",
+        "Requests and connections the HTTP server refused before any handler ran, by reason: "
+        "head_check (a route's own check, credentials say), body_too_large, header_too_large, "
+        "bad_request, header_timeout, buffered_bodies, max_connections, client_connections, "
+        "shutting_down.",
+        reason, NULL, 0);
 }
 
 static void observe(const http_request_t *req, int status)
@@ -154,7 +202,46 @@ static void observe(const http_request_t *req, int status)
     metrics_observe(m_duration, values, (double)(clock_mono_ns() - req->start_ns) / 1e9);
 }
 
+static void count_refusal(const http_server_t *srv, const char *reason)
+{
+    if (srv->metrics)
+        metrics_inc(m_refused, &reason, 1);
+}
+
 /* ---- connection plumbing ---------------------------------------------- */
+
+static size_t conn_unsent(const http_conn_t *conn)
+{
+    return conn->out.len + uv_stream_get_write_queue_size((const uv_stream_t *)&conn->tcp);
+}
+
+/* Gives back the server's body bytes the request being read holds. */
+static void conn_release_body(http_conn_t *conn)
+{
+    conn->srv->body_bytes -= conn->body_held;
+    conn->body_held = 0;
+}
+
+/* Takes conn off one of the server's singly linked lists. */
+static void unlink_flush(http_conn_t **list, http_conn_t *conn)
+{
+    for (http_conn_t **pp = list; *pp; pp = &(*pp)->flush_next) {
+        if (*pp == conn) {
+            *pp = conn->flush_next;
+            return;
+        }
+    }
+}
+
+static void unlink_resume(http_conn_t **list, http_conn_t *conn)
+{
+    for (http_conn_t **pp = list; *pp; pp = &(*pp)->resume_next) {
+        if (*pp == conn) {
+            *pp = conn->resume_next;
+            return;
+        }
+    }
+}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -169,17 +256,18 @@ static void on_handle_closed(uv_handle_t *h)
     if (conn->next)
         conn->next->prev = conn->prev;
     srv->nconns--;
-    if (conn->flush_queued) {
-        for (http_conn_t **pp = &srv->flush_list; *pp; pp = &(*pp)->flush_next) {
-            if (*pp == conn) {
-                *pp = conn->flush_next;
-                break;
-            }
-        }
-    }
+    if (conn->flush_queued)
+        unlink_flush(&srv->flush_list, conn);
+    if (conn->yielded)
+        unlink_resume(&srv->resume_list, conn);
+    if (conn->peer_counted)
+        http__peers_remove(&srv->peers, &conn->peer);
+    conn_release_body(conn);
+    /* A request cut off in the middle tells its route (unhandled_cb). */
     http_reader_release(&conn->reader);
     buf_release(&conn->in);
     buf_release(&conn->out);
+    buf_release(&conn->refusal);
     free(conn);
     maybe_finish_shutdown(srv);
 }
@@ -201,56 +289,129 @@ static void conn_close(http_conn_t *conn)
     uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+    http_conn_t *conn = sr->data;
+    if (status < 0 && !conn->closing)
+        conn_close(conn);
+}
+
+/* Ends a connection whose last answer has been written: a FIN, then the
+ * client's further bytes (the rest of a refused body, say) are read and
+ * dropped until it closes too, or for a short while. Closing at once with
+ * unread bytes would send a reset, which can destroy the answer before the
+ * client has read it. */
+static void conn_set_timer(http_conn_t *conn, timer_mode_t mode);
+static void conn_set_reading(http_conn_t *conn, bool on);
+
+static void conn_linger(http_conn_t *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    conn->shutdown.data = conn;
+    if (conn->eof ||
+        uv_shutdown(&conn->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) < 0) {
+        conn_close(conn);
+        return;
+    }
+    conn->lingering = true;
+    conn_set_timer(conn, TIMER_LINGER);
+    conn_set_reading(conn, true);
+}
+
+/* After output left: a finished connection closes once everything is
+ * written, and one paused for its output goes on once enough has gone. */
+static void conn_after_write(http_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    size_t unsent = conn_unsent(conn);
+    if (conn->close_after && unsent == 0) {
+        conn_linger(conn);
+        return;
+    }
+    if (conn->out_paused && unsent <= OUTPUT_LOW_WATER) {
+        conn->out_paused = false;
+        conn_process(conn);
+        return;
+    }
+    conn_update_timer(conn);
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     write_req_t *wr = (write_req_t *)w;
     http_conn_t *conn = wr->conn;
     buf_release(&wr->head);
     buf_release(&wr->body);
-    bool close_after = wr->close_after;
     free(wr);
     if (conn->closing)
         return;
-    if (status < 0 || close_after)
+    if (status < 0) {
         conn_close(conn);
+        return;
+    }
+    conn_after_write(conn);
 }
 
-/* Hands data to the kernel: as much as it takes at once, and the rest
- * through a queued write that owns data's memory. Trying first spares the
- * event loop a poll-for-writable round (and an epoll_ctl) on the common
- * path, where a loopback socket takes everything. */
-static void conn_send(http_conn_t *conn, buf_t *data, bool close_after)
+/* Hands head and then body (NULL for none) to the kernel: as much as it
+ * takes at once, and the rest through a queued write that takes over
+ * their memory. Trying first spares the event loop a poll-for-writable
+ * round (and an epoll_ctl) on the common path, where a loopback socket
+ * takes everything. */
+static void conn_send(http_conn_t *conn, buf_t *head, buf_t *body)
 {
+    uv_stream_t *s = (uv_stream_t *)&conn->tcp;
+    size_t hlen = head->len, blen = body ? body->len : 0;
     size_t off = 0;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) == 0) {
-        uv_buf_t b = uv_buf_init(data->data, (unsigned)data->len);
-        int n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+    if (uv_stream_get_write_queue_size(s) == 0) {
+        uv_buf_t b[2];
+        unsigned nb = 0;
+        if (hlen)
+            b[nb++] = uv_buf_init(head->data, (unsigned)hlen);
+        if (blen)
+            b[nb++] = uv_buf_init(body->data, (unsigned)blen);
+        int n = nb ? uv_try_write(s, b, nb) : 0;
         if (n < 0 && n != UV_EAGAIN) {
-            buf_release(data);
+            buf_release(head);
+            if (body)
+                buf_release(body);
             conn_close(conn);
             return;
         }
         off = n > 0 ? (size_t)n : 0;
     }
-    if (off == data->len) {
-        buf_release(data);
-        if (close_after)
-            conn_close(conn);
+    if (off == hlen + blen) {
+        buf_release(head);
+        if (body)
+            buf_release(body);
+        conn_after_write(conn);
         return;
     }
     write_req_t *wr = xcalloc(1, sizeof *wr);
     wr->conn = conn;
-    buf_consume(data, off);
-    wr->head = *data;
-    buf_init(data, 0);
+    wr->head = *head;
+    buf_init(head, 0);
     buf_init(&wr->body, 0);
-    wr->close_after = close_after;
-    uv_buf_t b = uv_buf_init(wr->head.data, (unsigned)wr->head.len);
-    if (uv_write(&wr->w, (uv_stream_t *)&conn->tcp, &b, 1, on_write) < 0) {
+    if (body) {
+        wr->body = *body;
+        buf_init(body, 0);
+    }
+    uv_buf_t b[2];
+    unsigned nb = 0;
+    if (off < hlen)
+        b[nb++] = uv_buf_init(wr->head.data + off, (unsigned)(hlen - off));
+    size_t boff = off > hlen ? off - hlen : 0;
+    if (blen > boff)
+        b[nb++] = uv_buf_init(wr->body.data + boff, (unsigned)(blen - boff));
+    if (uv_write(&wr->w, s, b, nb, on_write) < 0) {
         buf_release(&wr->head);
+        buf_release(&wr->body);
         free(wr);
         conn_close(conn);
+        return;
     }
+    conn_update_timer(conn);
 }
 
 static void conn_flush(http_conn_t *conn)
@@ -259,8 +420,7 @@ static void conn_flush(http_conn_t *conn)
         return;
     buf_t out = conn->out;
     buf_init(&conn->out, 0);
-    bool close_after = conn->out_close;
-    conn_send(conn, &out, close_after);
+    conn_send(conn, &out, NULL);
 }
 
 /* Runs after each poll phase: every answer produced while handling that
@@ -269,6 +429,7 @@ static void conn_flush(http_conn_t *conn)
 static void on_flush(uv_check_t *h)
 {
     http_server_t *srv = h->data;
+    turn_counter++;
     uv_idle_stop(&srv->flush_soon);
     while (srv->flush_list) {
         http_conn_t *conn = srv->flush_list;
@@ -285,6 +446,18 @@ static void on_flush_soon(uv_idle_t *h)
      * and on_flush runs right after it. */
 }
 
+static void conn_queue_flush(http_conn_t *conn)
+{
+    if (conn->flush_queued)
+        return;
+    conn->flush_queued = true;
+    conn->flush_next = conn->srv->flush_list;
+    conn->srv->flush_list = conn;
+    /* Output made outside the poll phase (a timer, a deadline) must not
+     * wait for the next I/O event to go out. */
+    uv_idle_start(&conn->srv->flush_soon, on_flush_soon);
+}
+
 /* Queues head (and body, whose memory the write takes over) on the socket:
  * small answers are gathered and written by on_flush; a large body goes
  * out at once, behind what was gathered, without being copied. */
@@ -299,41 +472,50 @@ static void conn_write(http_conn_t *conn, buf_t *head, buf_t *body, bool close_a
     buf_add(&conn->out, head->data, head->len);
     buf_release(head);
     if (close_after)
-        conn->out_close = true;
+        conn->close_after = true;
     if (body && body->len > 65536) {
-        bool closing = conn->out_close;
-        conn->out_close = false;
-        conn_flush(conn);
-        if (!conn->closing)
-            conn_send(conn, body, closing);
-        else
-            buf_release(body);
+        buf_t out = conn->out;
+        buf_init(&conn->out, 0);
+        conn->hold = false;
+        conn_send(conn, &out, body);
         return;
     }
     if (body) {
         buf_add(&conn->out, body->data, body->len);
         buf_release(body);
     }
-    if (conn->hold && !conn->out_close) {
+    if (conn->hold && !conn->close_after) {
         conn->hold = false; /* it goes out with the next answer */
         return;
     }
     conn->hold = false;
-    if (!conn->flush_queued) {
-        conn->flush_queued = true;
-        conn->flush_next = conn->srv->flush_list;
-        conn->srv->flush_list = conn;
-        /* Output made outside the poll phase (a timer, a deadline) must not
-         * wait for the next I/O event to go out. */
-        uv_idle_start(&conn->srv->flush_soon, on_flush_soon);
-    }
+    conn_queue_flush(conn);
 }
 
-/* Answers a request the reader refused (or one arriving during shutdown)
- * without a handler, and closes the connection after. */
-static void conn_write_error(http_conn_t *conn, int status, const char *message)
+/* Refuses what the connection is reading, without a handler, and closes
+ * the connection once the answer is written. */
+static void conn_refuse(http_conn_t *conn, int status, const char *extra_headers, const buf_t *body)
 {
-    buf_t body = BUF_INIT, head = BUF_INIT, extra = BUF_INIT;
+    buf_t head = BUF_INIT;
+    buf_addf(&head,
+             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "%sConnection: close\r\n\r\n",
+             status, http_status_text(status), body->len, extra_headers ? extra_headers : "");
+    buf_add(&head, body->data, body->len);
+    /* Nothing more is read into memory: the rest of a body is dropped. */
+    conn_release_body(conn);
+    conn->close_after = true;
+    conn_write(conn, &head, NULL, true);
+}
+
+/* Answers a request the server refuses on its own (the reader's errors, a
+ * connection over a bound, a request during shutdown) in the error shape
+ * of the API the path belongs to. */
+static void conn_write_error(http_conn_t *conn, int status, const char *message,
+                             const char *extra_headers)
+{
+    buf_t body = BUF_INIT, extra = BUF_INIT;
+    buf_adds(&extra, extra_headers);
     if (conn->refuse) {
         conn->refuse(status, message, &extra, &body);
     } else {
@@ -342,25 +524,56 @@ static void conn_write_error(http_conn_t *conn, int status, const char *message)
         json_quote(&body, message, strlen(message));
         buf_adds(&body, "}}");
     }
-    buf_addf(&head,
-             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-             "%sConnection: close\r\n\r\n",
-             status, http_status_text(status), body.len, extra.data ? extra.data : "");
+    conn_refuse(conn, status, extra.data, &body);
     buf_release(&extra);
-    buf_add(&head, body.data, body.len);
     buf_release(&body);
+}
+
+/* Ends a connection whose client has finished sending: what is answered
+ * still goes out, then it closes. */
+static void conn_end(http_conn_t *conn)
+{
     conn->close_after = true;
-    conn_write(conn, &head, NULL, true);
+    if (conn->out.len)
+        conn_queue_flush(conn);
+    else if (!conn_unsent(conn))
+        conn_close(conn);
+    /* else the queued writes' completion closes it */
 }
 
 static void on_timer(uv_timer_t *t)
 {
     http_conn_t *conn = t->data;
-    if (conn->timer_mode == TIMER_HEAD && !conn->close_after) {
-        /* A client too slow to send its request holds a connection slot;
-         * tell it why and let it go. */
-        conn_write_error(conn, 408, "the request did not arrive in time");
-        return;
+    switch (conn->timer_mode) {
+    case TIMER_HEAD:
+        conn->timer_mode = TIMER_NONE;
+        if (!conn->close_after &&
+            (conn->in_off < conn->in.len || http_reader_busy(&conn->reader))) {
+            /* A client too slow to send its request holds a connection
+             * slot; tell it why and let it go. */
+            count_refusal(conn->srv, "header_timeout");
+            conn_write_error(conn, 408, "the request did not arrive in time", "");
+            return;
+        }
+        break; /* nothing of a request arrived: just close */
+    case TIMER_SEND: {
+        /* The client has not taken its answers: close it unless it has
+         * taken some since the timer was set. */
+        size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp);
+        if (queued && queued < conn->send_mark) {
+            conn->send_mark = queued;
+            uv_timer_start(t, on_timer, conn->srv->config.keepalive_timeout_ms, 0);
+            return;
+        }
+        if (!queued) {
+            conn->timer_mode = TIMER_NONE;
+            conn_update_timer(conn);
+            return;
+        }
+        break;
+    }
+    default:
+        break;
     }
     conn_close(conn);
 }
@@ -370,13 +583,45 @@ static void conn_set_timer(http_conn_t *conn, timer_mode_t mode)
     if (conn->timer_mode == mode || conn->closing)
         return;
     conn->timer_mode = mode;
-    if (mode == TIMER_NONE) {
+    uint64_t ms;
+    switch (mode) {
+    case TIMER_NONE:
         uv_timer_stop(&conn->timer);
         return;
+    case TIMER_HEAD:
+        ms = conn->srv->config.header_timeout_ms;
+        break;
+    case TIMER_LINGER:
+        ms = LINGER_MS;
+        break;
+    case TIMER_SEND:
+        conn->send_mark = uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp);
+        ms = conn->srv->config.keepalive_timeout_ms;
+        break;
+    default:
+        ms = conn->srv->config.keepalive_timeout_ms;
+        break;
     }
-    uint64_t ms = mode == TIMER_HEAD ? conn->srv->config.header_timeout_ms
-                                     : conn->srv->config.keepalive_timeout_ms;
     uv_timer_start(&conn->timer, on_timer, ms, 0);
+}
+
+/* Picks the one deadline that applies now. */
+static void conn_update_timer(http_conn_t *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    timer_mode_t mode;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp))
+        mode = TIMER_SEND;
+    else if (conn->close_after)
+        return; /* the last answer goes out in this iteration */
+    else if (conn->active)
+        mode = TIMER_NONE;
+    else if (conn->in_off < conn->in.len || http_reader_busy(&conn->reader) || !conn->served)
+        mode = TIMER_HEAD;
+    else
+        mode = TIMER_KEEPALIVE;
+    conn_set_timer(conn, mode);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -387,12 +632,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     http_conn_t *conn = s->data;
+    if (conn->lingering) {
+        if (nread < 0) {
+            conn_close(conn);
+            return;
+        }
+        conn->lingered += (size_t)nread;
+        if (conn->lingered > LINGER_MAX_BYTES)
+            conn_close(conn);
+        return;
+    }
     if (nread == UV_EOF) {
         conn->eof = true;
         uv_read_stop(s);
         conn->reading = false;
         conn_process(conn);
-        if (!conn->active && !conn->closing && !conn->close_after)
+        if (!conn->closing && conn->close_after && !conn_unsent(conn))
             conn_close(conn);
         return;
     }
@@ -419,16 +674,58 @@ static void conn_set_reading(http_conn_t *conn, bool on)
 
 /* ---- the reader's callbacks -------------------------------------------- */
 
-static size_t reader_on_head(void *ud, http_request_t *req)
+/* Everything decided about a request before its body: route, the route's
+ * head check, the body limit (the reader answers 413 on a 0 return), and
+ * the server's bound on the body bytes it holds. */
+static int reader_on_head(void *ud, http_request_t *req, size_t *body_limit)
 {
     http_conn_t *conn = ud;
+    http_server_t *srv = conn->srv;
     buf_t allow = BUF_INIT;
-    req->route_status = http_router_match(conn->srv->router, req, &allow);
-    conn->refuse = http_router_refuser(conn->srv->router, req->path);
+    req->route_status = http_router_match(srv->router, req, &allow);
+    conn->refuse = http_router_refuser(srv->router, req->path);
+    conn->refusal_status = 0;
+    conn->refusal_message = NULL;
+    conn->refusal_headers = NULL;
     if (req->route_status == 405)
         buf_addf(&req->resp_headers, "Allow: %s\r\n", allow.data);
     buf_release(&allow);
-    return req->route ? req->route->max_body : UNROUTED_MAX_BODY;
+    req->server_data = srv->ud;
+    *body_limit = req->route ? req->route->max_body : UNROUTED_MAX_BODY;
+
+    if (srv->shutting_down) {
+        count_refusal(srv, "shutting_down");
+        conn->refusal_message = "the server is shutting down";
+        return 503;
+    }
+    if (req->route && req->route->head_check) {
+        buf_reset(&conn->refusal);
+        int status = req->route->head_check(req, req->route->ud, &conn->refusal);
+        if (status) {
+            count_refusal(srv, "head_check");
+            conn->refusal_status = status;
+            return status;
+        }
+    }
+    size_t cap = srv->config.max_buffered_body_bytes;
+    if (!cap || !req->content_length || req->content_length > *body_limit)
+        return 0;
+    if (req->content_length > cap) {
+        /* It could never fit, however long it waited. */
+        count_refusal(srv, "body_too_large");
+        conn->refusal_message = "the request body is over the most this server holds at once";
+        return 413;
+    }
+    if (srv->body_bytes + req->content_length > cap) {
+        count_refusal(srv, "buffered_bodies");
+        conn->refusal_message =
+            "the server holds as many request bodies as it may at once; try again shortly";
+        conn->refusal_headers = "Retry-After: 1\r\n";
+        return 503;
+    }
+    conn->body_held = (size_t)req->content_length;
+    srv->body_bytes += conn->body_held;
+    return 0;
 }
 
 static void reader_on_continue(void *ud, http_request_t *req)
@@ -441,6 +738,50 @@ static void reader_on_continue(void *ud, http_request_t *req)
     conn_flush(conn);
 }
 
+/* A chunked body's bytes count against the server's bound as they come;
+ * returns false, having refused the request, once they would break it. */
+static bool conn_count_chunked(http_conn_t *conn)
+{
+    http_server_t *srv = conn->srv;
+    const http_request_t *cur = conn->reader.cur;
+    size_t cap = srv->config.max_buffered_body_bytes;
+    if (!cap || !cur || !cur->body_chunked || cur->body.len <= conn->body_held)
+        return true;
+    size_t more = cur->body.len - conn->body_held;
+    if (srv->body_bytes + more > cap) {
+        count_refusal(srv, "buffered_bodies");
+        conn_write_error(conn, 503,
+                         "the server holds as many request bodies as it may at once; try again "
+                         "shortly",
+                         "Retry-After: 1\r\n");
+        return false;
+    }
+    srv->body_bytes += more;
+    conn->body_held = cur->body.len;
+    return true;
+}
+
+/* The reader stopped on bad input or a refusal at head time. */
+static void conn_reader_failed(http_conn_t *conn)
+{
+    int status = conn->reader.error_status;
+    if (conn->refusal_status) {
+        const http_request_t *cur = conn->reader.cur;
+        conn_refuse(conn, status, cur ? cur->resp_headers.data : "", &conn->refusal);
+        buf_release(&conn->refusal);
+        return;
+    }
+    if (conn->refusal_message) {
+        conn_write_error(conn, status, conn->refusal_message,
+                         conn->refusal_headers ? conn->refusal_headers : "");
+        return;
+    }
+    count_refusal(conn->srv, status == 413   ? "body_too_large"
+                             : status == 431 ? "header_too_large"
+                                             : "bad_request");
+    conn_write_error(conn, status, conn->reader.error_message, "");
+}
+
 /* ---- dispatching -------------------------------------------------------- */
 
 static void dispatch(http_conn_t *conn, http_request_t *req)
@@ -449,6 +790,7 @@ static void dispatch(http_conn_t *conn, http_request_t *req)
     req->server_data = conn->srv->ud;
     req->metrics = conn->srv->metrics;
     conn->active = req;
+    conn->served = true;
     if (conn->srv->shutting_down) {
         req->keep_alive = false;
         http_respond_error(req, 503, "unavailable", "the server is shutting down");
@@ -470,6 +812,8 @@ static void dispatch(http_conn_t *conn, http_request_t *req)
     }
     switch (req->route_status) {
     case 0:
+        /* From here the handler owns whatever the head check took. */
+        req->unhandled_cb = NULL;
         req->route->handler(req, req->route->ud);
         return;
     case 405:
@@ -487,40 +831,97 @@ static void dispatch(http_conn_t *conn, http_request_t *req)
     }
 }
 
+static void on_resume(uv_idle_t *h);
+
+/* The connection has started its turn's share of requests: the rest wait
+ * for the next loop iteration, after every other connection's events. */
+static void conn_yield(http_conn_t *conn)
+{
+    if (conn->yielded)
+        return;
+    conn->yielded = true;
+    conn->resume_next = conn->srv->resume_list;
+    conn->srv->resume_list = conn;
+    uv_idle_start(&conn->srv->resumer, on_resume);
+}
+
+static void on_resume(uv_idle_t *h)
+{
+    http_server_t *srv = h->data;
+    http_conn_t *list = srv->resume_list;
+    srv->resume_list = NULL;
+    while (list) {
+        http_conn_t *conn = list;
+        list = conn->resume_next;
+        conn->resume_next = NULL;
+        conn->yielded = false;
+        conn_process(conn);
+    }
+    if (!srv->resume_list)
+        uv_idle_stop(h);
+}
+
+/* Drops the parsed part of the input; a large buffer left empty goes. */
+static void conn_compact_input(http_conn_t *conn)
+{
+    if (conn->in_off < conn->in.len) {
+        buf_consume(&conn->in, conn->in_off);
+    } else if (conn->in.cap > IN_KEEP_MAX) {
+        buf_release(&conn->in);
+    } else {
+        buf_reset(&conn->in);
+    }
+    conn->in_off = 0;
+}
+
 static void conn_process(http_conn_t *conn)
 {
     if (conn->processing || conn->closing)
         return;
     conn->processing = true;
-    while (!conn->active && !conn->closing && !conn->close_after && conn->in.len) {
-        size_t used = 0;
-        http_reader_result_t r =
-            http_reader_feed(&conn->reader, conn->in.data, conn->in.len, &used);
-        buf_consume(&conn->in, used);
-        if (r == HTTP_READER_ERROR) {
-            conn_write_error(conn, conn->reader.error_status, conn->reader.error_message);
+    if (conn->turn != turn_counter) {
+        conn->turn = turn_counter;
+        conn->budget = HTTP_REQUESTS_PER_TURN;
+    }
+    while (!conn->active && !conn->closing && !conn->close_after &&
+           conn->in_off < conn->in.len) {
+        /* A client that does not read its answers gets no more of them. */
+        if (conn_unsent(conn) > HTTP_OUTPUT_HIGH_WATER) {
+            conn->out_paused = true;
             break;
         }
-        if (r == HTTP_READER_MORE)
+        if (!conn->budget) {
+            conn_yield(conn);
+            break;
+        }
+        size_t used = 0;
+        http_reader_result_t r = http_reader_feed(&conn->reader, conn->in.data + conn->in_off,
+                                                  conn->in.len - conn->in_off, &used);
+        conn->in_off += used;
+        if (r == HTTP_READER_ERROR) {
+            conn_reader_failed(conn);
+            break;
+        }
+        if (!conn_count_chunked(conn) || r == HTTP_READER_MORE)
             break;
         http_request_t *req = http_reader_take(&conn->reader);
+        conn_release_body(conn);
         conn->refuse = NULL;
+        conn->budget--;
         req->start_ns = clock_mono_ns();
-        conn_set_timer(conn, TIMER_NONE);
         dispatch(conn, req);
     }
     conn->processing = false;
-    if (conn->closing || conn->close_after)
+    if (conn->closing)
         return;
-    if (conn->active)
-        conn_set_timer(conn, TIMER_NONE);
-    else if (conn->in.len || http_reader_busy(&conn->reader))
-        conn_set_timer(conn, TIMER_HEAD);
-    else
-        conn_set_timer(conn, TIMER_KEEPALIVE);
-    conn_set_reading(conn, !(conn->active && conn->in.len > IN_HIGH_WATER));
-    if (conn->eof && !conn->active)
-        conn_close(conn);
+    conn_compact_input(conn);
+    if (conn->close_after)
+        return;
+    conn_update_timer(conn);
+    bool backlog = conn->active && conn->in.len > IN_HIGH_WATER;
+    conn_set_reading(conn, !conn->out_paused && !conn->yielded && !backlog);
+    if (conn->eof && !conn->active && !conn->out_paused && !conn->yielded)
+        conn_end(conn);
 }
 
 /* Called when a request's answer has been queued in full. */
@@ -637,7 +1038,7 @@ void http_respond_error(http_request_t *req, int status, const char *code, const
 bool http_hold_for_next(http_request_t *req)
 {
     http_conn_t *conn = req->conn;
-    if (!conn || !conn->in.len || !req->keep_alive)
+    if (!conn || conn->in_off >= conn->in.len || !req->keep_alive)
         return false;
     conn->hold = true;
     return true;
@@ -675,7 +1076,43 @@ void http_stream_end(http_request_t *req)
     request_done(req);
 }
 
+size_t http_request_unsent(const http_request_t *req)
+{
+    return req->conn ? conn_unsent(req->conn) : 0;
+}
+
 /* ---- accepting ---------------------------------------------------------- */
+
+/* Counts the connection against its client's bound; false when over. */
+static bool conn_count_peer(http_conn_t *conn)
+{
+    http_server_t *srv = conn->srv;
+    unsigned cap = srv->config.max_connections_per_client;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (!cap || uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) < 0 ||
+        http__peer_addr_from(&conn->peer, (struct sockaddr *)&ss) < 0)
+        return true;
+    conn->peer_counted = true;
+    unsigned open = http__peers_add(&srv->peers, &conn->peer);
+    if (open <= cap)
+        return true;
+    /* One line now and then, not one per refused connection: a client
+     * that keeps connecting must not flood the log either. */
+    srv->cap_unlogged++;
+    uint64_t now = clock_mono_ns();
+    if (!srv->cap_logged_ns || now - srv->cap_logged_ns >= CAP_LOG_INTERVAL_NS) {
+        char ip[64];
+        http__peer_addr_format(&conn->peer, ip, sizeof ip);
+        log_warn("http",
+                 "refusing connections from %s: it has %u open, the most one client may have "
+                 "(%u refused since the last such message)",
+                 ip, open - 1, srv->cap_unlogged);
+        srv->cap_logged_ns = now;
+        srv->cap_unlogged = 0;
+    }
+    return false;
+}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -705,14 +1142,30 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
-    if (srv->nconns > srv->config.max_connections || srv->shutting_down) {
-        conn_write_error(conn, 503,
-                         srv->shutting_down ? "the server is shutting down"
-                                            : "too many connections; try again later");
+    /* A refused connection is still read from, briefly, so its client can
+     * send its request and then read the refusal. */
+    conn_set_reading(conn, true);
+    if (srv->shutting_down) {
+        count_refusal(srv, "shutting_down");
+        conn_write_error(conn, 503, "the server is shutting down", "");
         return;
     }
-    conn_set_timer(conn, TIMER_KEEPALIVE);
-    conn_set_reading(conn, true);
+    if (!conn_count_peer(conn)) {
+        count_refusal(srv, "client_connections");
+        conn_write_error(conn, 429,
+                         "too many connections from your address; close some and try again",
+                         "Retry-After: 1\r\n");
+        return;
+    }
+    if (srv->nconns > srv->config.max_connections) {
+        count_refusal(srv, "max_connections");
+        conn_write_error(conn, 503, "too many connections; try again later", "");
+        return;
+    }
+    /* Until its first request has arrived whole, a connection has the
+     * short header deadline: idle connections nobody uses must not hold
+     * slots for the long keep-alive time. */
+    conn_set_timer(conn, TIMER_HEAD);
 }
 
 static int parse_ip(const char *host, int port, struct sockaddr_storage *ss)
@@ -751,14 +1204,19 @@ static http_server_t *server_new(uv_loop_t *loop, const http_server_config_t *co
     uv_unref((uv_handle_t *)&srv->flusher);
     uv_idle_init(loop, &srv->flush_soon);
     srv->flush_soon.data = srv;
+    uv_idle_init(loop, &srv->resumer);
+    srv->resumer.data = srv;
+    http__peers_init(&srv->peers);
     return srv;
 }
 
 static void on_abandoned_handle_closed(uv_handle_t *h)
 {
     http_server_t *srv = h->data;
-    if (--srv->closing_handles == 0)
+    if (--srv->closing_handles == 0) {
+        http__peers_release(&srv->peers);
         free(srv);
+    }
 }
 
 /* Frees a server whose listener never started, through the loop (its
@@ -766,11 +1224,12 @@ static void on_abandoned_handle_closed(uv_handle_t *h)
 static void server_abandon(http_server_t *srv)
 {
     srv->shutting_down = true;
-    srv->closing_handles = 4;
+    srv->closing_handles = 5;
     uv_close((uv_handle_t *)&srv->listener, on_abandoned_handle_closed);
     uv_close((uv_handle_t *)&srv->grace_timer, on_abandoned_handle_closed);
     uv_close((uv_handle_t *)&srv->flusher, on_abandoned_handle_closed);
     uv_close((uv_handle_t *)&srv->flush_soon, on_abandoned_handle_closed);
+    uv_close((uv_handle_t *)&srv->resumer, on_abandoned_handle_closed);
 }
 
 int http_server_listen(uv_loop_t *loop, const char *host, int port,
@@ -860,10 +1319,11 @@ static void maybe_finish_shutdown(http_server_t *srv)
     if (!srv->shutting_down || srv->nconns || !srv->listener_closed)
         return;
     if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
-        srv->closing_handles = 3;
+        srv->closing_handles = 4;
         uv_close((uv_handle_t *)&srv->grace_timer, on_grace_closed);
         uv_close((uv_handle_t *)&srv->flusher, on_grace_closed);
         uv_close((uv_handle_t *)&srv->flush_soon, on_grace_closed);
+        uv_close((uv_handle_t *)&srv->resumer, on_grace_closed);
     }
 }
 
@@ -910,5 +1370,7 @@ void http_server_shutdown(http_server_t *srv, void (*done)(void *ud), void *ud)
 void http_server_free(http_server_t *srv)
 {
     /* Only after the shutdown's done callback: every handle is closed. */
+    if (srv)
+        http__peers_release(&srv->peers);
     free(srv);
 }

@@ -3,6 +3,30 @@
  * limits (head size, body size per route, connection count, slow clients,
  * idle connections) and a graceful shutdown.
  *
+ * What one client can make the server hold or do is bounded, on every
+ * listener (the public API and each sandbox's Runtime API alike):
+ * - Output: while a connection's unsent answers are over
+ *   HTTP_OUTPUT_HIGH_WATER, its requests are neither read nor parsed; they
+ *   are again once the client has taken the answers down to a quarter of
+ *   that. A client that takes nothing of its answers for keepalive_timeout_ms
+ *   is closed. A streaming handler sees its backlog with
+ *   http_request_unsent() and decides what to drop.
+ * - Turns: a connection starts at most HTTP_REQUESTS_PER_TURN requests per
+ *   event-loop iteration; the rest of its pipelined requests wait for a later
+ *   iteration, so other connections are served in between.
+ * - Before the body: a route's head check (http/router.h), then its body
+ *   limit (413), then the server's bound on the request bodies it holds at
+ *   once (503 with Retry-After) are applied once the head has arrived, and a
+ *   refused request's body is never read.
+ * - Connections: max_connections in all, max_connections_per_client from
+ *   one client address (429 with Retry-After beyond it, logged at most every
+ *   ten seconds); a connection that has not yet sent a whole request has
+ *   header_timeout_ms to do so, and only one that has been answered waits
+ *   keepalive_timeout_ms for its next request.
+ * - A refusal closes its connection gracefully: the answer, then a FIN,
+ *   then whatever the client still sends is read and dropped for a moment,
+ *   so the client can read the answer rather than a reset.
+ *
  * Every request handed to a handler must end with exactly one final call:
  * one of the http_respond* functions, or http_stream_end after
  * http_stream_begin. A handler may answer later, from another loop
@@ -19,14 +43,33 @@
 #include "http/request.h"
 #include "http/router.h"
 
+/* A connection whose unsent answers are over this is not read from. */
+#define HTTP_OUTPUT_HIGH_WATER (1024 * 1024)
+/* Requests one connection may start per event-loop iteration. */
+#define HTTP_REQUESTS_PER_TURN 32
+
 typedef struct http_server_config {
     unsigned max_connections;       /* default 1024 */
-    unsigned header_timeout_ms;     /* a whole request must arrive within it */
-    unsigned keepalive_timeout_ms;  /* an idle connection is closed after it */
+    /* A whole request must arrive within it, counted from the connection's
+     * start or from the first byte after the previous answer. */
+    unsigned header_timeout_ms;
+    /* A connection idle after an answer is closed after it; so is one whose
+     * client takes none of its pending answers for this long. */
+    unsigned keepalive_timeout_ms;
     unsigned shutdown_grace_ms;     /* in-flight requests get this long to end */
+    /* Open connections from one client address at most; 0: no bound. */
+    unsigned max_connections_per_client;
+    /* Request body bytes held at once by the requests being read, declared
+     * Content-Length counted from the head on; 0: no bound. */
+    size_t max_buffered_body_bytes;
 } http_server_config_t;
 
-#define HTTP_SERVER_CONFIG_DEFAULT { 1024, 30000, 60000, 30000 }
+#define HTTP_SERVER_CONFIG_DEFAULT                                                                 \
+    {                                                                                              \
+        .max_connections = 1024, .header_timeout_ms = 30000, .keepalive_timeout_ms = 60000,        \
+        .shutdown_grace_ms = 30000, .max_connections_per_client = 128,                             \
+        .max_buffered_body_bytes = (size_t)256 << 20,                                              \
+    }
 
 typedef struct http_server http_server_t;
 
@@ -76,6 +119,11 @@ bool http_hold_for_next(http_request_t *req);
 void http_stream_begin(http_request_t *req, int status, const char *content_type);
 void http_stream_write(http_request_t *req, const void *data, size_t len);
 void http_stream_end(http_request_t *req);
+/* The bytes answered on req's connection that the client has not taken
+ * yet (gathered and queued on the socket), 0 once the client is gone: a
+ * stream that must not grow without bound drops or sums up what it would
+ * write while this is large. O(1). */
+size_t http_request_unsent(const http_request_t *req);
 
 /* True once the client has gone (its answer will be dropped). */
 static inline bool http_request_gone(const http_request_t *req)

@@ -13,7 +13,7 @@ static void noop(http_request_t *req, void *ud)
 
 static http_router_t router;
 
-static size_t on_head(void *ud, http_request_t *req)
+static int on_head(void *ud, http_request_t *req, size_t *body_limit)
 {
     buf_t allow = BUF_INIT;
     http_router_match(&router, req, &allow);
@@ -21,7 +21,8 @@ static size_t on_head(void *ud, http_request_t *req)
     buf_t q = BUF_INIT;
     http_request_query(req, "limit", &q);
     buf_release(&q);
-    return req->route ? req->route->max_body : 4096;
+    *body_limit = req->route ? req->route->max_body : 4096;
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -19,12 +19,13 @@ static void noop(http_request_t *req, void *ud)
 
 static http_router_t router;
 
-static size_t on_head(void *ud, http_request_t *req)
+static int on_head(void *ud, http_request_t *req, size_t *body_limit)
 {
     buf_t allow = BUF_INIT;
     req->route_status = http_router_match(&router, req, &allow);
     buf_release(&allow);
-    return req->route ? req->route->max_body : 0;
+    *body_limit = req->route ? req->route->max_body : 0;
+    return 0;
 }
 
 static int setup(void **state)

@@ -664,9 +664,10 @@ static const client_case_t clients[] = {
       "{\"Description\":\"h\303\251llo w\303\266rld\",\"Timeout\":3}" },
 };
 
-static size_t allow_body(void *ud, http_request_t *req)
+static int allow_body(void *ud, http_request_t *req, size_t *body_limit)
 {
-    return 1 << 20;
+    *body_limit = 1 << 20;
+    return 0;
 }
 
 /* Reads raw with the server's own HTTP reader, the way the request would
