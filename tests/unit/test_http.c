@@ -10,8 +10,15 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "http/request.h"
 #include "http/router.h"
+#include "http/server.h"
+#include "obs/metrics.h"
 
 static void noop(http_request_t *req, void *ud)
 {
@@ -241,6 +248,240 @@ static void test_percent_decode(void **state)
     buf_release(&b);
 }
 
+/* ---- head checks ------------------------------------------------------------- */
+
+typedef struct check_state {
+    int refuse;            /* the status the check answers, 0 to pass */
+    int checks;            /* times the check ran */
+    int continues;         /* 100 Continue requests seen */
+    int unhandled;         /* unhandled_cb calls */
+    size_t body_seen;      /* the body's length when the check ran */
+    size_t limit;
+} check_state_t;
+
+static check_state_t cs;
+
+static void on_unhandled(http_request_t *req)
+{
+    cs.unhandled++;
+    assert_ptr_equal(req->data, &cs);
+}
+
+/* What the server's on_head does: route, then the route's head check. */
+static int on_head_checked(void *ud, http_request_t *req, size_t *body_limit)
+{
+    cs.checks++;
+    cs.body_seen = req->body.len;
+    *body_limit = cs.limit;
+    if (cs.refuse)
+        return cs.refuse;
+    req->data = &cs;
+    req->unhandled_cb = on_unhandled;
+    return 0;
+}
+
+static void on_continue_count(void *ud, http_request_t *req)
+{
+    cs.continues++;
+}
+
+static void test_head_check_refuses_before_the_body(void **state)
+{
+    memset(&cs, 0, sizeof cs);
+    cs.refuse = 401;
+    cs.limit = 10;
+    http_reader_t r;
+    http_reader_init(&r, on_head_checked, on_continue_count, NULL);
+    /* Credentials are judged before size: a body over the limit still
+     * gets the check's 401, not 413, and none of it is consumed. */
+    const char head[] = "PUT /v1/functions/a HTTP/1.1\r\nContent-Length: 1000\r\n"
+                        "Expect: 100-continue\r\n\r\n";
+    buf_t in = BUF_INIT;
+    buf_adds(&in, head);
+    for (int i = 0; i < 1000; i++)
+        buf_addch(&in, 'x');
+    size_t used = 0;
+    assert_int_equal(http_reader_feed(&r, in.data, in.len, &used), HTTP_READER_ERROR);
+    assert_int_equal(r.error_status, 401);
+    assert_int_equal(cs.checks, 1);
+    assert_int_equal(cs.body_seen, 0);
+    assert_int_equal(cs.continues, 0); /* no 100 Continue for a refused request */
+    assert_true(used <= sizeof head - 1);
+    /* Once failed, the reader takes nothing more. */
+    assert_int_equal(http_reader_feed(&r, in.data + used, in.len - used, &used),
+                     HTTP_READER_ERROR);
+    assert_int_equal(used, 0);
+    http_reader_release(&r);
+    assert_int_equal(cs.unhandled, 0); /* the refusing check took nothing */
+    buf_release(&in);
+}
+
+static void test_body_limit_comes_after_a_passed_check(void **state)
+{
+    memset(&cs, 0, sizeof cs);
+    cs.limit = 10;
+    http_reader_t r;
+    http_reader_init(&r, on_head_checked, on_continue_count, NULL);
+    const char in[] = "PUT /v1/functions/a HTTP/1.1\r\nContent-Length: 11\r\n"
+                      "Expect: 100-continue\r\n\r\nxxxxxxxxxxx";
+    size_t used = 0;
+    assert_int_equal(http_reader_feed(&r, in, sizeof in - 1, &used), HTTP_READER_ERROR);
+    assert_int_equal(r.error_status, 413);
+    assert_int_equal(cs.checks, 1);
+    assert_int_equal(cs.continues, 0);
+    /* The check passed and took something: the request dies unhandled, and
+     * its route hears of it once, when the reader lets it go. */
+    assert_int_equal(cs.unhandled, 0);
+    http_reader_release(&r);
+    assert_int_equal(cs.unhandled, 1);
+}
+
+static void test_unhandled_cb_on_a_request_cut_off_mid_body(void **state)
+{
+    memset(&cs, 0, sizeof cs);
+    cs.limit = 100;
+    http_reader_t r;
+    http_reader_init(&r, on_head_checked, on_continue_count, NULL);
+    const char in[] = "POST /v1/functions/f/invoke HTTP/1.1\r\nContent-Length: 50\r\n"
+                      "Expect: 100-continue\r\n\r\nonly part";
+    size_t used = 0;
+    assert_int_equal(http_reader_feed(&r, in, sizeof in - 1, &used), HTTP_READER_MORE);
+    assert_int_equal(cs.continues, 1);
+    assert_true(http_reader_busy(&r));
+    http_reader_release(&r); /* the client went away */
+    assert_int_equal(cs.unhandled, 1);
+}
+
+static void test_unhandled_cb_not_called_once_handled(void **state)
+{
+    memset(&cs, 0, sizeof cs);
+    cs.limit = 100;
+    http_reader_t r;
+    http_reader_init(&r, on_head_checked, NULL, NULL);
+    const char in[] = "POST /v1/functions/f/invoke HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                      "POST /v1/functions/f/invoke HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    http_request_t *reqs[4];
+    size_t n;
+    feed_all(&r, in, sizeof in - 1, reqs, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(reqs[0]->content_length, 5);
+    assert_false(reqs[0]->body_chunked);
+    /* The first reaches its handler (the server clears the callback then);
+     * the second is dropped unanswered. */
+    reqs[0]->unhandled_cb = NULL;
+    free_all(reqs, n);
+    assert_int_equal(cs.unhandled, 1);
+    http_reader_release(&r);
+    assert_int_equal(cs.unhandled, 1);
+}
+
+/* ---- the server: turns -------------------------------------------------------- */
+
+#define FLOOD 2000
+
+typedef struct turn_state {
+    unsigned a_count;      /* requests for /a handled */
+    int a_at_b;            /* a_count when /b was handled, -1 before */
+    bool done;
+} turn_state_t;
+
+static turn_state_t ts;
+
+static void handle_a(http_request_t *req, void *ud)
+{
+    ts.a_count++;
+    http_respond(req, 204, NULL, NULL, 0);
+}
+
+static void handle_b(http_request_t *req, void *ud)
+{
+    ts.a_at_b = (int)ts.a_count;
+    http_respond(req, 204, NULL, NULL, 0);
+}
+
+static void on_server_done(void *ud)
+{
+    ts.done = true;
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Reads and drops what the server answered, without waiting. */
+static void drain(int fd)
+{
+    char b[65536];
+    while (recv(fd, b, sizeof b, MSG_DONTWAIT) > 0) {
+    }
+}
+
+/* One connection pipelining thousands of requests, another sending one:
+ * the one is answered after at most one turn's worth of the thousands.
+ * Counted by the handlers themselves, so no clock takes part. */
+static void test_pipelining_connection_yields_to_others(void **state)
+{
+    memset(&ts, 0, sizeof ts);
+    ts.a_at_b = -1;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    http_router_t rt;
+    http_router_init(&rt);
+    http_router_add(&rt, HTTP_GET, "/a", handle_a, NULL, 0);
+    http_router_add(&rt, HTTP_GET, "/b", handle_b, NULL, 0);
+    http_server_config_t cfg = HTTP_SERVER_CONFIG_DEFAULT;
+    http_server_t *srv = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(http_server_listen(&loop, "127.0.0.1", 0, &cfg, &rt, &srv, &err), 0);
+    char addr[64];
+    http_server_address(srv, addr, sizeof addr);
+    int port = atoi(strrchr(addr, ':') + 1);
+
+    int a = connect_to(port), b = connect_to(port);
+    /* Both connections accepted and being read before any request comes. */
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+
+    /* A's flood is in the kernel before B's one request, so the server
+     * sees A first; all of it fits one read. */
+    static const char get_a[] = "GET /a HTTP/1.1\r\nHost: t\r\n\r\n";
+    buf_t flood = BUF_INIT;
+    for (int i = 0; i < FLOOD; i++)
+        buf_add(&flood, get_a, sizeof get_a - 1);
+    assert_true(flood.len < 64 * 1024);
+    assert_int_equal(send(a, flood.data, flood.len, 0), (ssize_t)flood.len);
+    static const char get_b[] = "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_int_equal(send(b, get_b, sizeof get_b - 1, 0), (ssize_t)sizeof get_b - 1);
+    buf_release(&flood);
+
+    while (ts.a_at_b < 0 || ts.a_count < FLOOD) {
+        uv_run(&loop, UV_RUN_ONCE);
+        drain(a);
+        drain(b);
+    }
+    /* B waited for one turn of A's at most, not for A's whole flood, and
+     * none of A's requests was lost on the way. */
+    assert_true(HTTP_REQUESTS_PER_TURN * 10 < FLOOD);
+    assert_true(ts.a_at_b <= HTTP_REQUESTS_PER_TURN);
+    assert_int_equal(ts.a_count, FLOOD);
+
+    close(a);
+    close(b);
+    http_server_shutdown(srv, on_server_done, NULL);
+    while (!ts.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    http_server_free(srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    http_router_release(&rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +492,13 @@ int main(void)
         cmocka_unit_test(test_router_statuses),
         cmocka_unit_test(test_router_allow_lists_methods),
         cmocka_unit_test(test_percent_decode),
+        cmocka_unit_test(test_head_check_refuses_before_the_body),
+        cmocka_unit_test(test_body_limit_comes_after_a_passed_check),
+        cmocka_unit_test(test_unhandled_cb_on_a_request_cut_off_mid_body),
+        cmocka_unit_test(test_unhandled_cb_not_called_once_handled),
+        cmocka_unit_test(test_pipelining_connection_yields_to_others),
     };
-    return cmocka_run_group_tests_name("http", tests, setup, teardown);
+    int failed = cmocka_run_group_tests_name("http", tests, setup, teardown);
+    metrics_free_all();
+    return failed;
 }
