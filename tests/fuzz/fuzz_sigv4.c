@@ -1,5 +1,6 @@
-/* libFuzzer target: the SigV4 verifier on arbitrary Authorization headers,
- * queries, paths, dates and bodies (newline-separated fields of the input).
+/* libFuzzer target: the SigV4 verifier (whole, and from the head alone) on
+ * arbitrary Authorization headers, queries, paths, dates and bodies
+ * (newline-separated fields of the input).
  * Build with `make fuzz`; `make test` replays the checked-in corpus. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sigv4_result_t res = { 0 };
     mf_error_t err = MF_ERROR_INIT;
     sigv4_verify(&req, "lambda", &keys, 1440938160000LL, &res, &err);
+    /* The head-only check sees the same parts without the body. */
+    sigv4_result_t head = { 0 };
+    sigv4_verify_head(&req, "lambda", &keys, 1440938160000LL, &head, &err);
     free(s);
     return 0;
 }

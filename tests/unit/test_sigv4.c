@@ -1227,6 +1227,140 @@ static void test_presigned(void **state)
     }
 }
 
+/* --- From the head alone --------------------------------------------------- */
+
+static int run_head(const tcase_t *t, const auth_keys_t *k, int64_t now_ms, sigv4_result_t *res,
+                    mf_error_t *err)
+{
+    http_header_t headers[MAX_HEADERS];
+    size_t n = 0;
+    for (; t->hdr[2 * n]; n++)
+        headers[n] = (http_header_t){ (char *)t->hdr[2 * n], (char *)t->hdr[2 * n + 1] };
+    /* No body: the head is all there is when this runs. */
+    sigv4_request_t req = { .method = t->method, .path = t->path, .query = t->query,
+                            .headers = headers, .nheaders = n };
+    int r = sigv4_verify_head(&req, "lambda", k, now_ms, res, err);
+    assert_int_equal(r == 0, res->status == SIGV4_OK);
+    assert_int_equal(res->http_status, r == 0 ? 0 : 403);
+    return r;
+}
+
+static void test_head_without_payload_hash(void **state)
+{
+    /* What the SDKs send to Lambda: no x-amz-content-sha256, so the
+     * signature covers the body's hash and waits for the body; the rest
+     * is judged from the head. */
+    tcase_t t = lambda_get();
+    char authz[512];
+    sign(&t, "lambda", LAMBDA_SCOPE, LAMBDA_SIGNED, SUITE_NOW_MS, authz, sizeof authz);
+    sigv4_result_t res = { 0 };
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), 0);
+    assert_false(res.signature_checked);
+    assert_string_equal(res.access_key_id, SUITE_KEY);
+
+    /* A wrong secret cannot show before the body... */
+    auth_keys_t other = { 0 };
+    assert_int_equal(auth_keys_parse_list(&other, SUITE_KEY ":not-the-secret", &err), 0);
+    assert_int_equal(run_head(&t, &other, SUITE_NOW_MS, &res, &err), 0);
+    assert_int_equal(run_keys(&t, &other, "lambda", SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_MISMATCH);
+    auth_keys_release(&other);
+
+    /* ... but an unknown key, a stale date, a wrong scope and a missing
+     * part all do. */
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS + 6 * 60 * 1000, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_EXPIRED);
+    const char **a = find_header(&t, "Authorization");
+    *a = "AWS4-HMAC-SHA256 Credential=AKIDUNKNOWN/20150830/us-east-1/lambda/aws4_request, "
+         "SignedHeaders=host;x-amz-date, Signature=" EMPTY_SHA256;
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_UNKNOWN_KEY);
+    assert_string_equal(res.error_type, "UnrecognizedClientException");
+    *a = "AWS4-HMAC-SHA256 Credential=" SUITE_KEY "/20150830/us-east-1/s3/aws4_request, "
+         "SignedHeaders=host;x-amz-date, Signature=" EMPTY_SHA256;
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_INVALID);
+    *a = "AWS4-HMAC-SHA256 Credential=" SUITE_KEY "/20150830/us-east-1/lambda/aws4_request, "
+         "SignedHeaders=host;x-amz-date";
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_INCOMPLETE);
+    *a = "Bearer x:y";
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_MISSING);
+}
+
+static void test_head_with_payload_hash(void **state)
+{
+    /* x-amz-content-sha256 fixes the canonical request from the head: the
+     * signature itself is checked there. */
+    tcase_t t = { "POST", "/2015-03-31/functions/f/invocations", "", "{\"a\": 1}",
+                  { "Host", "h", "X-Amz-Date", SUITE_DATE, "X-Amz-Content-Sha256", "",
+                    "Authorization", "", NULL } };
+    char authz[512], hash[CODEC_SHA256_HEX_LEN + 1];
+    codec_sha256_hex(hash, t.body, strlen(t.body));
+    t.hdr[5] = hash;
+    sign(&t, "lambda", LAMBDA_SCOPE, "host;x-amz-content-sha256;x-amz-date", SUITE_NOW_MS,
+         authz, sizeof authz);
+    sigv4_result_t res = { 0 };
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), 0);
+    assert_true(res.signature_checked);
+
+    auth_keys_t other = { 0 };
+    assert_int_equal(auth_keys_parse_list(&other, SUITE_KEY ":not-the-secret", &err), 0);
+    assert_int_equal(run_head(&t, &other, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_MISMATCH);
+    assert_string_equal(err.msg, MISMATCH_MSG);
+
+    /* A body other than the one declared passes the head (it has not come
+     * yet) and fails once it has. */
+    t.body = "{\"a\": 2}";
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), 0);
+    assert_int_equal(run(&t, "lambda", SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_INVALID);
+
+    /* UNSIGNED-PAYLOAD: the whole signature from the head, the body never
+     * part of it. */
+    t.hdr[5] = "UNSIGNED-PAYLOAD";
+    sign(&t, "lambda", LAMBDA_SCOPE, "host;x-amz-content-sha256;x-amz-date", SUITE_NOW_MS,
+         authz, sizeof authz);
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), 0);
+    assert_true(res.signature_checked);
+    assert_true(res.unsigned_payload);
+    assert_int_equal(run_head(&t, &other, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_MISMATCH);
+    auth_keys_release(&other);
+
+    /* Chunked signing (S3's) and a declared hash that is no hash are
+     * refused before the body. */
+    t.hdr[5] = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_INVALID);
+    t.hdr[5] = "0ff2e3b4e5e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4ZZZZ";
+    assert_int_equal(run_head(&t, &keys, SUITE_NOW_MS, &res, &err), -EACCES);
+    assert_int_equal(res.status, SIGV4_INVALID);
+}
+
+static void test_head_of_real_clients(void **state)
+{
+    /* Every captured client request passes the head; the head checks the
+     * signature of exactly those that declared their payload's hash. */
+    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++) {
+        const client_case_t *c = &clients[i];
+        http_request_t *req = read_request(c->raw, strlen(c->raw));
+        sigv4_result_t res = { 0 };
+        mf_error_t err = MF_ERROR_INIT;
+        int r = sigv4_verify_http_head(req, "lambda", &keys, c->now_ms, &res, &err);
+        if (r != 0)
+            print_error("%s: %s\n", c->name, err.msg);
+        assert_int_equal(r, 0);
+        assert_int_equal(res.signature_checked,
+                         http_request_header(req, "X-Amz-Content-Sha256") != NULL);
+        http_request_free(req);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1245,6 +1379,9 @@ int main(void)
         cmocka_unit_test(test_malformed_authorization),
         cmocka_unit_test(test_truncated_and_mangled),
         cmocka_unit_test(test_presigned),
+        cmocka_unit_test(test_head_without_payload_hash),
+        cmocka_unit_test(test_head_with_payload_hash),
+        cmocka_unit_test(test_head_of_real_clients),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
