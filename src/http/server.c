@@ -52,6 +52,7 @@ typedef struct http_conn {
     int open_handles;
     http__peer_addr_t peer;
     bool peer_counted;         /* in the server's per-client counts */
+    bool admitted;             /* counted in nadmitted */
     bool closing;
     bool processing;
     bool close_after;          /* no more requests: close once the output is written */
@@ -84,7 +85,8 @@ struct http_server {
     http_server_config_t config;
     const http_router_t *router;
     http_conn_t *conns;
-    unsigned nconns;
+    unsigned nconns;           /* open, refused ones closing included */
+    unsigned nadmitted;        /* open and not refused at accept */
     http__peers_t peers;
     size_t body_bytes;         /* held by requests being read */
     uint64_t cap_logged_ns;    /* the last log line about the per-client bound */
@@ -115,7 +117,11 @@ typedef struct write_req {
     buf_t body;
 } write_req_t;
 
-static metrics_family_t *m_requests, *m_duration, *m_refused;
+static metrics_family_t *m_requests, *m_duration, *m_refused, *m_body_bytes;
+/* Body bytes held by the requests being read on servers with metrics on,
+ * read when /metrics is rendered (a gauge set per request would cost the
+ * warm path a lookup). */
+static size_t counted_body_bytes;
 
 static void conn_close(http_conn_t *conn);
 static void conn_process(http_conn_t *conn);
@@ -171,6 +177,11 @@ const char *http_status_code_name(int status)
     }
 }
 
+static void collect_body_bytes(void *ud)
+{
+    metrics_set(m_body_bytes, NULL, (double)counted_body_bytes);
+}
+
 static void metrics_init_once(void)
 {
     if (m_requests)
@@ -190,6 +201,12 @@ static void metrics_init_once(void)
         "bad_request, header_timeout, buffered_bodies, max_connections, client_connections, "
         "shutting_down.",
         reason, NULL, 0);
+    m_body_bytes = metrics_family_new(
+        METRICS_GAUGE, "mayfly_http_request_body_bytes",
+        "Request body bytes the server holds for requests still being received, declared "
+        "Content-Length counted from the head on.",
+        NULL, NULL, 0);
+    metrics_add_collector(collect_body_bytes, NULL);
 }
 
 static void observe(const http_request_t *req, int status)
@@ -219,7 +236,17 @@ static size_t conn_unsent(const http_conn_t *conn)
 static void conn_release_body(http_conn_t *conn)
 {
     conn->srv->body_bytes -= conn->body_held;
+    if (conn->srv->metrics)
+        counted_body_bytes -= conn->body_held;
     conn->body_held = 0;
+}
+
+static void conn_hold_body(http_conn_t *conn, size_t more)
+{
+    conn->srv->body_bytes += more;
+    if (conn->srv->metrics)
+        counted_body_bytes += more;
+    conn->body_held += more;
 }
 
 /* Takes conn off one of the server's singly linked lists. */
@@ -256,6 +283,8 @@ static void on_handle_closed(uv_handle_t *h)
     if (conn->next)
         conn->next->prev = conn->prev;
     srv->nconns--;
+    if (conn->admitted)
+        srv->nadmitted--;
     if (conn->flush_queued)
         unlink_flush(&srv->flush_list, conn);
     if (conn->yielded)
@@ -723,8 +752,7 @@ static int reader_on_head(void *ud, http_request_t *req, size_t *body_limit)
         conn->refusal_headers = "Retry-After: 1\r\n";
         return 503;
     }
-    conn->body_held = (size_t)req->content_length;
-    srv->body_bytes += conn->body_held;
+    conn_hold_body(conn, (size_t)req->content_length);
     return 0;
 }
 
@@ -756,8 +784,7 @@ static bool conn_count_chunked(http_conn_t *conn)
                          "Retry-After: 1\r\n");
         return false;
     }
-    srv->body_bytes += more;
-    conn->body_held = cur->body.len;
+    conn_hold_body(conn, more);
     return true;
 }
 
@@ -1097,6 +1124,10 @@ static bool conn_count_peer(http_conn_t *conn)
     unsigned open = http__peers_add(&srv->peers, &conn->peer);
     if (open <= cap)
         return true;
+    /* Refused: it is closing, and must not keep its client's next
+     * connection out. */
+    http__peers_remove(&srv->peers, &conn->peer);
+    conn->peer_counted = false;
     /* One line now and then, not one per refused connection: a client
      * that keeps connecting must not flood the log either. */
     srv->cap_unlogged++;
@@ -1157,11 +1188,16 @@ static void on_connection(uv_stream_t *listener, int status)
                          "Retry-After: 1\r\n");
         return;
     }
-    if (srv->nconns > srv->config.max_connections) {
+    /* Refused connections linger a moment before they close; they do not
+     * count here, or a client refused by the bound above would take the
+     * slots of everyone else meanwhile. */
+    if (srv->nadmitted >= srv->config.max_connections) {
         count_refusal(srv, "max_connections");
         conn_write_error(conn, 503, "too many connections; try again later", "");
         return;
     }
+    conn->admitted = true;
+    srv->nadmitted++;
     /* Until its first request has arrived whole, a connection has the
      * short header deadline: idle connections nobody uses must not hold
      * slots for the long keep-alive time. */

@@ -41,9 +41,17 @@ def rss_kib(srv):
     raise AssertionError("no VmRSS for the server")
 
 
-def metric(srv, name, **labels):
-    """The value of one series in /metrics (0 when it is not there yet)."""
-    text = requests.get(f"{srv.url}/metrics", timeout=30).text
+def metric(srv, name, source=None, **labels):
+    """The value of one series in /metrics (0 when it is not there yet),
+    asked from the loopback address source (default 127.0.0.1)."""
+    if source:
+        with RawConnFrom(srv.port, source) as c:
+            c.send(get_req("/metrics"))
+            r = c.read_response()
+    else:
+        r = requests.get(f"{srv.url}/metrics", timeout=30)
+    assert r.status_code == 200, r.text
+    text = r.text
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     pattern = rf"^{re.escape(name)}{re.escape('{' + want + '}') if want else ''} (\S+)$"
     m = re.search(pattern, text, re.M)
@@ -345,3 +353,150 @@ def test_a_pipelining_flood_does_not_starve_another_connection(server):
         # The flood itself is answered in full, in order.
         for i in range(queued):
             assert flooder.read_response().status_code == 200, i
+
+
+# ---------------------------------------------------------------- connections
+
+
+class RawConnFrom(RawConn):
+    """RawConn from another loopback source address: another client."""
+
+    def __init__(self, port, source_ip, timeout=30):
+        self.sock = connect_from(port, source_ip, timeout)
+        self.buf = b""
+
+
+def test_idle_connections_of_one_client_leave_room_for_others(server):
+    """The audit's case, with the default bounds: 1,100 idle connections
+    from one address used to take every slot (1,024), so /healthz answered
+    503 to everyone else."""
+    srv = server()
+    idle = []
+    try:
+        for _ in range(1100):
+            idle.append(socket.create_connection(("127.0.0.1", srv.port), timeout=60))
+        with RawConnFrom(srv.port, "127.0.0.2", timeout=60) as other:
+            other.send(get_req("/healthz"))
+            r = other.read_response()
+            assert r.status_code == 200, r.text
+        # The connections over the per-client bound were told why.
+        last = RawConn.__new__(RawConn)
+        last.sock, last.buf = idle[-1], b""
+        r = last.read_response()
+        assert_error(r, 429, "throttled", "too many connections")
+        assert r.headers.get("retry-after") == "1", r.headers
+    finally:
+        for s in idle:
+            s.close()
+    assert metric(srv, "mayfly_http_refused_total", reason="client_connections") >= 1100 - 128
+
+
+def test_connections_per_client(server):
+    srv = server("--max-connections", "20", "--max-connections-per-client", "3")
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(3)]
+    try:
+        # The three are in (the server answers on one of them)...
+        idle[0].sendall(get_req("/healthz"))
+        assert idle[0].recv(65536).startswith(b"HTTP/1.1 200")
+        # ... and a fourth from the same address is refused, five times.
+        for _ in range(5):
+            with RawConn(srv.port) as c:
+                c.send(get_req("/healthz"))
+                r = c.read_response()
+                assert_error(r, 429, "throttled", "too many connections")
+                assert r.headers.get("connection", "").lower() == "close"
+                assert c.wait_closed(60)
+        # Another address is not.
+        with RawConnFrom(srv.port, "127.0.0.2") as other:
+            other.send(get_req("/healthz"))
+            assert other.read_response().status_code == 200
+        assert metric(srv, "mayfly_http_refused_total", source="127.0.0.2",
+                      reason="client_connections") == 5
+        # Refusals are logged, not once each.
+        logged = srv.stderr().count("refusing connections from 127.0.0.1")
+        assert 1 <= logged < 5, srv.stderr()[-3000:]
+        # A slot given back is a slot to use again.
+        idle.pop().close()
+
+        def gets_in():
+            with RawConn(srv.port) as c:
+                c.send(get_req("/healthz"))
+                return c.read_response().status_code == 200
+        wait_for("a connection once another closed", gets_in, timeout=60)
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_fresh_connection_gets_the_header_deadline(server):
+    """A connection that never sends a request is closed after the header
+    timeout, not the keep-alive one; one that has been answered waits for
+    its next request under the keep-alive timeout."""
+    srv = server("--header-timeout", "1", "--keepalive-timeout", "3600")
+    with RawConn(srv.port) as fresh:
+        assert fresh.wait_closed(60), "an idle fresh connection was kept for the keep-alive time"
+        assert fresh.buf == b"", "a connection that sent nothing needs no 408"
+    with RawConn(srv.port) as used:
+        used.send(get_req("/healthz"))
+        assert used.read_response().status_code == 200
+        # Three times the header timeout later it is still open.
+        assert not used.wait_closed(3), "an answered connection got the header deadline"
+        used.send(get_req("/healthz"))
+        assert used.read_response().status_code == 200
+
+
+# ---------------------------------------------------------------- bodies
+
+
+def put_head(name, length, extra=""):
+    return (f"PUT /v1/functions/{name} HTTP/1.1\r\nHost: mayfly\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n{extra}\r\n").encode()
+
+
+def body_bytes(srv):
+    return metric(srv, "mayfly_http_request_body_bytes")
+
+
+def test_bodies_being_received_are_bounded_across_connections(server):
+    srv = server("--max-buffered-body-mb", "8")
+    big = 6 << 20
+    with RawConn(srv.port, timeout=60) as a:
+        # A holds 6 MiB of the 8 from its head on, with 1 MiB sent so far.
+        a.send(put_head("budget-a", big))
+        a.send(b"x" * (1 << 20))
+        wait_for("A's body counted", lambda: body_bytes(srv) == big, timeout=60)
+        # Another 6 MiB would not fit: refused at its head, to retry later.
+        with RawConn(srv.port, timeout=60) as b:
+            b.send(put_head("budget-b", big))
+            r = b.read_response()
+            assert_error(r, 503, "unavailable", "try again")
+            assert r.headers.get("retry-after") == "1", r.headers
+            assert r.headers.get("connection", "").lower() == "close"
+            assert b.wait_closed(60)
+        # A body larger than the whole bound could never fit: 413 at once.
+        with RawConn(srv.port, timeout=60) as c:
+            c.send(put_head("budget-c", 9 << 20))
+            assert_error(c.read_response(), 413, "payload_too_large", "holds at once")
+        # Small bodies still fit beside A's.
+        r = requests.put(f"{srv.url}/v1/functions/budget-d", json=fn_body(), timeout=60)
+        assert r.status_code == 201, r.text
+        # A chunked body counts as it comes, and is refused once over.
+        chunk = b"x" * 65536
+        wire = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(48)) + b"0\r\n\r\n"
+        with RawConn(srv.port, timeout=60) as d:
+            d.send(b"PUT /v1/functions/budget-e HTTP/1.1\r\nHost: mayfly\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
+            d.send_body_until_answered(wire)
+            try:
+                r = d.read_response()
+            except (EOFError, ConnectionResetError) as e:
+                pytest.fail(f"no answer to a chunked body over the bound ({e!r})")
+            assert_error(r, 503, "unavailable")
+        # A finishes (its body is no JSON): its 6 MiB are given back.
+        a.send(b"x" * (big - (1 << 20)))
+        assert_error(a.read_response(), 400, "bad_request")
+    wait_for("the bound given back", lambda: body_bytes(srv) == 0, timeout=60)
+    r = requests.put(f"{srv.url}/v1/functions/budget-b", data=b"x" * big,
+                     headers={"Content-Type": "application/json"}, timeout=60)
+    assert_error(r, 400, "bad_request")
+    assert metric(srv, "mayfly_http_refused_total", reason="buffered_bodies") == 2
