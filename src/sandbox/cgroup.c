@@ -358,8 +358,7 @@ static int remove_cgroup(int dirfd, const char *name, bool sweep)
 /* Kills what is in dirfd/name and every cgroup below it, and removes them
  * all, deepest first (a dead server's <tag>: server, sandboxes and the
  * sandboxes in it, or the older layout's sandboxes right below <tag>). */
-static void remove_tree(int parentfd, const char *name, sandbox_cgroup_version_t version,
-                        int depth)
+static void remove_tree(int parentfd, const char *name, sandbox_cgroup_version_t version, int depth)
 {
     int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -521,8 +520,9 @@ static void freezer_anchor(struct sandbox__cgsys *cs)
     if (r == 0)
         r = write_atf(AT_FDCWD, dir, "freezer.state", "FROZEN");
     if (r < 0)
-        log_warn("sandbox", "cgroup v1: cannot keep %s frozen (%s): each freeze and thaw of a "
-                            "sandbox may take milliseconds",
+        log_warn("sandbox",
+                 "cgroup v1: cannot keep %s frozen (%s): each freeze and thaw of a "
+                 "sandbox may take milliseconds",
                  dir, strerror(-r));
 }
 
@@ -616,9 +616,8 @@ static int init_v1(struct sandbox__cgsys *cs, mount_line_t mounts[CTL_COUNT],
     cleanup_close int oomfd = openat(memfd, "memory.oom_control", O_RDONLY | O_CLOEXEC);
     uint64_t v;
     cs->oom_kill_field = pread_str(oomfd, text, sizeof text) > 0 && keyed_u64(text, "oom_kill", &v);
-    log_info("sandbox", "cgroup v1 in use: sandboxes in %s, the server in %s/server%s",
-             hm->boxes, hm->path,
-             cs->memsw ? "" : " (no swap accounting: the memory limit excludes swap)");
+    log_info("sandbox", "cgroup v1 in use: sandboxes in %s, the server in %s/server%s", hm->boxes,
+             hm->path, cs->memsw ? "" : " (no swap accounting: the memory limit excludes swap)");
     return 0;
 }
 
@@ -735,8 +734,7 @@ sandbox_cgroup_version_t sandbox__cgsys_version(const struct sandbox__cgsys *cs)
     return cs->version;
 }
 
-void sandbox__cgsys_limits(const struct sandbox__cgsys *cs, uint64_t *memory_bytes,
-                           uint64_t *pids)
+void sandbox__cgsys_limits(const struct sandbox__cgsys *cs, uint64_t *memory_bytes, uint64_t *pids)
 {
     *memory_bytes = cs->limit_memory;
     *pids = cs->limit_pids;

@@ -57,8 +57,7 @@ int sandbox__cgsys_init(struct sandbox__cgsys **out, mf_error_t *err);
 sandbox_cgroup_version_t sandbox__cgsys_version(const struct sandbox__cgsys *cs);
 /* The lowest memory limit (bytes) and pids limit on the cgroup the server
  * started in and its ancestors, UINT64_MAX where there is none. */
-void sandbox__cgsys_limits(const struct sandbox__cgsys *cs, uint64_t *memory_bytes,
-                           uint64_t *pids);
+void sandbox__cgsys_limits(const struct sandbox__cgsys *cs, uint64_t *memory_bytes, uint64_t *pids);
 /* The CPUs the server may run on (its affinity when it started). */
 unsigned sandbox__cgsys_cpus(const struct sandbox__cgsys *cs);
 /* Writes the limits of all sandboxes together on <tag>/sandboxes (0

@@ -62,8 +62,8 @@ struct sandbox__pool;
 typedef struct sandbox__uids {
     pthread_mutex_t lock;
     uint32_t first, count;
-    uint32_t next;  /* where the search for a free one starts: recently
-                       freed ids are the last to be reused */
+    uint32_t next; /* where the search for a free one starts: recently
+                      freed ids are the last to be reused */
     uint32_t in_use;
     uint64_t *used; /* a bit per id of the range */
 } sandbox__uids_t;

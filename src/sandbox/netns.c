@@ -33,8 +33,8 @@ typedef struct addr_req {
     char attrs[2 * RTA_SPACE(sizeof(struct in6_addr))];
 } addr_req_t;
 
-static void addr_req_init(addr_req_t *req, uint32_t seq, int ifindex, int family,
-                          const void *addr, size_t len, unsigned prefix)
+static void addr_req_init(addr_req_t *req, uint32_t seq, int ifindex, int family, const void *addr,
+                          size_t len, unsigned prefix)
 {
     memset(req, 0, sizeof *req);
     req->nh.nlmsg_type = RTM_NEWADDR;
@@ -87,8 +87,8 @@ static void add_addresses(int ifindex)
     struct iovec iov[2] = {{&reqs.v4, NLMSG_ALIGN(reqs.v4.nh.nlmsg_len)},
                            {&reqs.v6, reqs.v6.nh.nlmsg_len}};
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    struct msghdr msg = {.msg_name = &kernel, .msg_namelen = sizeof kernel,
-                         .msg_iov = iov, .msg_iovlen = 2};
+    struct msghdr msg = {
+        .msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 2};
     if (sendmsg(nl, &msg, 0) < 0)
         sandbox__child_die("send lo's addresses");
 

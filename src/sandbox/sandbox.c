@@ -190,12 +190,12 @@ static int check_id_file(const char *path, bool subids, uint32_t first, uint32_t
         unsigned long long n = subids ? strtoull(f[2], &end, 10) : 1;
         if (ranges_meet(first, count, lo, n))
             return subids ? mf_error_plain(err, EINVAL,
-                                         "sandbox: uid range %u:%u overlaps the subordinate ids "
-                                         "%llu:%llu of `%s` in %s",
-                                         first, count, lo, n, f[0], path)
+                                           "sandbox: uid range %u:%u overlaps the subordinate ids "
+                                           "%llu:%llu of `%s` in %s",
+                                           first, count, lo, n, f[0], path)
                           : mf_error_plain(err, EINVAL,
-                                         "sandbox: uid range %u:%u holds id %llu of `%s` in %s",
-                                         first, count, lo, f[0], path);
+                                           "sandbox: uid range %u:%u holds id %llu of `%s` in %s",
+                                           first, count, lo, f[0], path);
     }
     return 0;
 }
@@ -215,8 +215,8 @@ static int check_mapped(const char *path, uint32_t first, uint32_t count, mf_err
             return 0;
     }
     return mf_error_plain(err, EINVAL,
-                        "sandbox: uid range %u:%u is not mapped in this user namespace (see %s)",
-                        first, count, path);
+                          "sandbox: uid range %u:%u is not mapped in this user namespace (see %s)",
+                          first, count, path);
 }
 
 int sandbox_system_set_uid_range(sandbox_system_t *sys, uint32_t first, uint32_t count,
@@ -225,9 +225,9 @@ int sandbox_system_set_uid_range(sandbox_system_t *sys, uint32_t first, uint32_t
     uint64_t end = (uint64_t)first + count;
     if (count == 0 || first == 0 || end > 4294967295u || ranges_meet(first, count, 65534, 2))
         return mf_error_plain(err, EINVAL,
-                            "sandbox: uid range %u:%u must be 1 or more ids from 1 to 4294967294 "
-                            "without 65534 and 65535",
-                            first, count);
+                              "sandbox: uid range %u:%u must be 1 or more ids from 1 to 4294967294 "
+                              "without 65534 and 65535",
+                              first, count);
     if (sys->userns)
         return 0; /* every sandbox is the server's own uid */
     int r = check_mapped("/proc/self/uid_map", first, count, err);
@@ -246,8 +246,9 @@ int sandbox_system_set_uid_range(sandbox_system_t *sys, uint32_t first, uint32_t
     pthread_mutex_lock(&sys->uids.lock);
     if (sys->uids.in_use) {
         pthread_mutex_unlock(&sys->uids.lock);
-        return mf_error_set(err, EBUSY, "sandbox: the uid range cannot change while sandboxes "
-                                        "exist");
+        return mf_error_set(err, EBUSY,
+                            "sandbox: the uid range cannot change while sandboxes "
+                            "exist");
     }
     uids_set(&sys->uids, first, count);
     pthread_mutex_unlock(&sys->uids.lock);
@@ -596,8 +597,8 @@ typedef struct started {
     pid_t pid;
     int pidfd, sync_fd, out_r, err_r;
     struct sandbox__cg *cg;
-    uid_t uid;           /* the sandbox's user (and group) id, as the host sees it */
-    bool owns_uid;       /* taken from the range: given back with the sandbox */
+    uid_t uid;     /* the sandbox's user (and group) id, as the host sees it */
+    bool owns_uid; /* taken from the range: given back with the sandbox */
     uint64_t start_ns, cloned_ns;
 } started_t;
 
@@ -645,8 +646,8 @@ static void child_identity(const sandbox_system_t *sys, sandbox__child_t *child,
         return;
     }
     snprintf(child->passwd, sizeof child->passwd,
-             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-             SANDBOX__USER ":x:%u:%u::/tmp:/usr/sbin/nologin\n"
+             "root:x:0:0:root:/root:/usr/sbin/nologin\n" SANDBOX__USER
+             ":x:%u:%u::/tmp:/usr/sbin/nologin\n"
              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
              (unsigned)uid, (unsigned)uid);
     snprintf(child->group, sizeof child->group,

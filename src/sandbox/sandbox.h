@@ -96,10 +96,10 @@ typedef struct sandbox {
     int api_listen_fd;         /* listening socket at 127.0.0.1:api_port inside */
     int stdout_fd;             /* read ends of the function's stdout and stderr */
     int stderr_fd;
-    char *cgroup_path;         /* v2: the cgroup; v1: the memory controller's dir
-                                  (the other controllers', freezer included, are
-                                  in /proc/<pid>/cgroup, read from the host) */
-    uid_t uid;                 /* who the function runs as, as the host sees it */
+    char *cgroup_path; /* v2: the cgroup; v1: the memory controller's dir
+                          (the other controllers', freezer included, are
+                          in /proc/<pid>/cgroup, read from the host) */
+    uid_t uid;         /* who the function runs as, as the host sees it */
     gid_t gid;
     /* Set by sandbox_reap: the errno of the exec that could not start the
      * function's process (EACCES: not executable; ENOENT: no such file,

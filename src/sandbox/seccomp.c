@@ -83,15 +83,13 @@ static int add_family_rules(scmp_filter_ctx ctx, int nr, bool protocols)
     int r = 0;
     for (unsigned long f = 0; r == 0 && f < AF_MAX; f++)
         if (!family_allowed(f))
-            r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
-                                 SCMP_A0(SCMP_CMP_EQ, f));
+            r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, SCMP_A0(SCMP_CMP_EQ, f));
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
                              SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX));
     if (r == 0 && protocols)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), nr, 2,
-                             SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-                             SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE));
+                             SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE));
     return r;
 }
 

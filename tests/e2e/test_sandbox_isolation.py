@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (MAYFLY_BIN, build_c_bootstrap, cgroup_pids, deploy, deploy_py, executable,
-                      instance_cgroups, invoke_ok, server_cgroups, server_own_cgroups,
-                      sandboxes_cgroups, unique, wait_for)
+from conftest import (MAYFLY_BIN, build_c_bootstrap, cgroup_frozen, cgroup_pids, deploy,
+                      deploy_py, executable, instance_cgroups, invoke_ok, server_cgroups,
+                      server_own_cgroups, sandboxes_cgroups, unique)
 
 
 def proc_ids(pid):
@@ -229,7 +229,11 @@ def handler(event, context):
                                         text=True)
     bash = run('echo "$BASH_VERSION"')
     pipefail = run("set -o pipefail && false | true; echo $?")
+    # What docs/lambda-compat.md promises beyond pipefail.
+    features = run("a=(x y); [[ ${a[1]} == y ]] && echo arrays;"
+                   "exec 3<>/dev/tcp/127.0.0.1/9001 && echo tcp")
     return {"bash": bash.stdout.strip(), "pipefail": pipefail.stdout.strip(),
+            "features": features.stdout.split(),
             "dash_left_alone": os.path.exists("/usr/bin/dash")
                                and "BASH" not in run("/usr/bin/dash -c 'echo $BASH'").stdout}
 """
@@ -243,6 +247,7 @@ def test_bin_sh_is_bash_in_every_runtime(shared_server):
     got = invoke_ok(shared_server, name).json()
     assert got["bash"], f"/bin/sh is not bash: {got}"
     assert got["pipefail"] == "1", got
+    assert got["features"] == ["arrays", "tcp"], got
     assert got["dash_left_alone"], got
 
 
@@ -472,3 +477,25 @@ def test_shutdown_leaves_no_cgroup_behind(server):
     srv.stop()
     left = [str(d) for d in dirs if d.exists()]
     assert not left, f"cgroups left behind: {left}"
+
+
+def test_an_instances_freezer_is_found_with_its_cgroups(server):
+    """Each instance has a freezer (v1's freezer hierarchy, v2's
+    cgroup.freeze) among the cgroup folders instance_cgroups lists, where a
+    test can see whether it is frozen."""
+    srv = server("--sandbox-pool", "0", "--zygotes", "0")
+    name = unique("freezer")
+    deploy_py(srv, name, "def handler(e, c):\n    return 'thawed'\n")
+    invoke_ok(srv, name)
+    dirs = instance_cgroups(srv.proc.pid)
+    assert {d.name for d in dirs} and len({d.name for d in dirs}) == 1, dirs
+    assert cgroup_frozen(dirs) is False
+    v1 = [d for d in dirs if (d / "freezer.state").exists()]
+    state = v1[0] / "freezer.state" if v1 else dirs[0] / "cgroup.freeze"
+    state.write_text("FROZEN" if v1 else "1")
+    try:
+        assert cgroup_frozen(dirs) is True
+    finally:
+        state.write_text("THAWED" if v1 else "0")
+    assert cgroup_frozen(dirs) is False
+    assert invoke_ok(srv, name).json() == "thawed"

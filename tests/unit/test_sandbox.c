@@ -89,7 +89,7 @@ typedef struct run {
     int exec_errno;
 } run_t;
 
-#define RUN_INIT {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT, 0, 0}
+#define RUN_INIT ((run_t){0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT, 0, 0})
 
 static void run_release(run_t *r)
 {
@@ -577,7 +577,7 @@ static void test_exec_errno_tells_why_the_function_did_not_start(void **state)
     } cases[] = {
         {"not-executable", "#!/bin/sh\necho hi\n", 0644, EACCES},
         {"no-interpreter", "#!/usr/bin/no-such-interpreter\n", 0755, ENOENT},
-        {"not-a-program", "\x7f" "ELF but not really", 0755, ENOEXEC},
+        {"not-a-program", "\177ELF but not really", 0755, ENOEXEC},
         {"exits-127", "#!/bin/sh\nexit 127\n", 0755, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -820,8 +820,7 @@ static void test_init_removes_what_a_dead_server_left(void **state)
     snprintf(pid_text, sizeof pid_text, "%d", (int)frozen);
     assert_int_equal(write_file_at(stale2, "cgroup.procs", pid_text), 0);
     if (freezer) {
-        snprintf(frozen_dir, sizeof frozen_dir, "%s/server-1-12346/sandboxes/i-2",
-                 freezer_mayfly);
+        snprintf(frozen_dir, sizeof frozen_dir, "%s/server-1-12346/sandboxes/i-2", freezer_mayfly);
         assert_int_equal(fs_mkdir_p(frozen_dir, 0755, NULL), 0);
         assert_int_equal(write_file_at(frozen_dir, "cgroup.procs", pid_text), 0);
         assert_int_equal(write_file_at(frozen_dir, "freezer.state", "FROZEN"), 0);
@@ -938,10 +937,16 @@ static void test_socket_families_are_limited(void **state)
     run_sandbox(&cfg, &r);
     if (!exited_ok(&r))
         fail_msg("stdout:\n%s\nstderr:\n%s", r.out.data, r.err.data);
-    const char *want[] = {"unix ok\n",        "inet ok\n",          "inet6 ok\n",
-                          "route ok\n",       "audit EPROTONOSUPPORT\n",
-                          "vsock EAFNOSUPPORT\n", "packet EAFNOSUPPORT\n",
-                          "high EAFNOSUPPORT\n",  "pair ok\n", "pair-vsock EAFNOSUPPORT\n"};
+    const char *want[] = {"unix ok\n",
+                          "inet ok\n",
+                          "inet6 ok\n",
+                          "route ok\n",
+                          "audit EPROTONOSUPPORT\n",
+                          "vsock EAFNOSUPPORT\n",
+                          "packet EAFNOSUPPORT\n",
+                          "high EAFNOSUPPORT\n",
+                          "pair ok\n",
+                          "pair-vsock EAFNOSUPPORT\n"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         assert_output(&r, want[i]);
     run_release(&r);
@@ -1252,8 +1257,8 @@ static void test_budget_holds_all_sandboxes(void **state)
     snprintf(parent, sizeof parent, "%s", sb.cgroup_path);
     *strrchr(parent, '/') = '\0';
     bool v2 = sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2;
-    assert_true(read_file_at(parent, v2 ? "memory.max" : "memory.limit_in_bytes", text,
-                             sizeof text));
+    assert_true(
+        read_file_at(parent, v2 ? "memory.max" : "memory.limit_in_bytes", text, sizeof text));
     assert_int_equal(strtoull(text, NULL, 10), 200ull << 20);
     sandbox_destroy(&sb);
 
@@ -1312,8 +1317,8 @@ static void test_pooled_sandbox_gets_the_same(void **state)
     char parent[512];
     snprintf(parent, sizeof parent, "%s", sb.cgroup_path);
     *strrchr(parent, '/') = '\0';
-    assert_true(read_file_at(parent, v2 ? "memory.max" : "memory.limit_in_bytes", text,
-                             sizeof text));
+    assert_true(
+        read_file_at(parent, v2 ? "memory.max" : "memory.limit_in_bytes", text, sizeof text));
     assert_int_equal(strtoull(text, NULL, 10), (1000ull + SANDBOX_POOL_MEMORY_MB) << 20);
     sandbox_destroy(&sb);
     assert_int_equal(sandbox_system_set_budget(sys, 0, 0, &err), 0);
