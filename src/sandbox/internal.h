@@ -178,8 +178,8 @@ int sandbox__child_listen(uint16_t port);
  * with AI_ADDRCONFIG (the default of many clients) treats a family as
  * configured only when an address of it is not loopback: without these,
  * asking for IPv4 returns nothing, even for the literal 127.0.0.1. They
- * are host-scoped in effect (a /32 and a /128 on lo: no route anywhere),
- * and the egress gateway uses them as the source of its routes. */
+ * lead nowhere (a /32 and a /128 on lo add no route out), and they are
+ * the ones the planned egress gateway routes from. */
 #define SANDBOX__ADDR4 "10.255.255.2"
 #define SANDBOX__ADDR6 "fd00:6d66::2"
 

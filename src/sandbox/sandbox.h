@@ -87,8 +87,6 @@ typedef struct sandbox_timings {
     uint64_t ready_ns;         /* the child reported its listener: about to exec */
 } sandbox_timings_t;
 
-struct sandbox_system;
-
 typedef struct sandbox {
     pid_t pid;                 /* the sandbox's PID 1, as the host sees it */
     int pidfd;                 /* becomes readable when PID 1 exits */
@@ -96,10 +94,10 @@ typedef struct sandbox {
     int api_listen_fd;         /* listening socket at 127.0.0.1:api_port inside */
     int stdout_fd;             /* read ends of the function's stdout and stderr */
     int stderr_fd;
-    char *cgroup_path; /* v2: the cgroup; v1: the memory controller's dir
-                          (the other controllers', freezer included, are
-                          in /proc/<pid>/cgroup, read from the host) */
-    uid_t uid;         /* who the function runs as, as the host sees it */
+    char *cgroup_path;         /* v2: the cgroup; v1: the memory controller's dir
+                                  (the other controllers', the freezer's too, are
+                                  named in /proc/<pid>/cgroup read from the host) */
+    uid_t uid;                 /* who the function runs as, as the host sees it */
     gid_t gid;
     /* Set by sandbox_reap: the errno of the exec that could not start the
      * function's process (EACCES: not executable; ENOENT: no such file,
@@ -256,8 +254,8 @@ void sandbox_kill(sandbox_t *sb);
  * PID 1 is still running. */
 int sandbox_reap(sandbox_t *sb, int *wstatus);
 /* Kills what is left, reaps it, removes the cgroup, gives the uid back,
- * closes descriptors. Idempotent. Stop watching the descriptors (uv_close) before calling it:
- * their numbers may be reused right after. */
+ * closes descriptors. Idempotent. Stop watching the descriptors (uv_close)
+ * before calling it: their numbers may be reused right after. */
 void sandbox_destroy(sandbox_t *sb);
 
 #endif

@@ -14,7 +14,8 @@
  * could reach. A function needs Unix sockets, IPv4, IPv6 and the routing
  * netlink (glibc's getaddrinfo asks it which addresses exist, for
  * AI_ADDRCONFIG; getifaddrs too); the rest fails as on a kernel built
- * without them, with EAFNOSUPPORT.
+ * without them, with EAFNOSUPPORT, and the other netlink protocols (audit,
+ * uevents, sock_diag…) with EPROTONOSUPPORT.
  *
  * libseccomp allocates while building, which the child must not do (see
  * internal.h), so the filter is exported as a raw BPF program here and the
@@ -75,9 +76,10 @@ static bool family_allowed(unsigned long family)
  * the family: every value below AF_MAX that is not allowed is refused by a
  * rule of its own, and everything from AF_MAX up by one more (a comparison
  * of the whole 64-bit argument, so a value with high bits set is refused
- * too). The rules of a call are ORed; libseccomp keeps them in a tree,
- * so this costs a few instructions per call. For socket(), the netlink
- * protocols other than NETLINK_ROUTE are refused as well. */
+ * too). The rules of a call are ORed, and only socket() and socketpair()
+ * pass through these comparisons: no other system call pays for them. For
+ * socket(), the netlink protocols other than NETLINK_ROUTE are refused as
+ * well. */
 static int add_family_rules(scmp_filter_ctx ctx, int nr, bool protocols)
 {
     int r = 0;

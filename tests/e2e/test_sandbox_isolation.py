@@ -444,15 +444,29 @@ def test_a_budget_bounds_all_sandboxes_together(server):
     assert re.search(r"budget.*1500 MB", srv.stderr()), srv.stderr()
 
 
+BUDGET_LINE = re.compile(r"sandbox budget: (\d+) MB for instances \+ (\d+) MB for (\d+) prepared "
+                         r"sandboxes, (\d+) processes \(this machine: (\d+) MB, (\d+) processes")
+
+
 def test_the_default_budget_follows_the_machine(shared_server):
+    m = BUDGET_LINE.search(shared_server.stderr())
+    assert m, shared_server.stderr()
+    budget, pool_mb, prepared, pids, machine_mb, machine_pids = map(int, m.groups())
+    total_mb = int(re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(),
+                             re.M).group(1)) >> 10
+    # The machine is MemTotal, or less where the server's cgroup says so.
+    assert 0 < machine_mb <= total_mb
+    # The documented rule: less a reserve of 1/8 (0.5 to 4 GiB) and the
+    # prepared sandboxes' 128 MB each, which the kernel's limit adds back.
+    reserve = min(max(machine_mb // 8, 512), 4096)
+    assert pool_mb == prepared * 128
+    assert budget == max(machine_mb - reserve - pool_mb, 128), m.group(0)
     boxes = sandboxes_cgroups(shared_server.proc.pid)
-    total = int(re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(),
-                          re.M).group(1)) << 10
-    limit = limit_bytes(boxes)
-    assert total // 2 < limit < total, (limit, total)
-    pids = cgroup_file(boxes, "pids.max")
-    assert pids != "max" and int(pids) < int(Path("/proc/sys/kernel/pid_max").read_text())
-    assert "budget" in shared_server.stderr()
+    assert limit_bytes(boxes) == (budget + pool_mb) << 20
+    # Half of what the machine allows in processes.
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert machine_pids <= pid_max and pids == max(machine_pids // 2, 64)
+    assert cgroup_file(boxes, "pids.max") == str(pids)
 
 
 @pytest.mark.parametrize("flag,value", [("--sandbox-memory-mb", "0"),
