@@ -134,6 +134,11 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     env_add(&env, &n, "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
     env_add(&env, &n, "AWS_EXECUTION_ENV=AWS_Lambda_%s", fn->runtime);
     env_add(&env, &n, "MAYFLY_FUNCTION_VERSION=%lld", (long long)fn->version);
+    /* Lambda's log settings, unless the function's own env names them. */
+    if (!json_object_get(fn->env, "AWS_LAMBDA_LOG_FORMAT"))
+        env_add(&env, &n, "AWS_LAMBDA_LOG_FORMAT=%s", fn->log_format);
+    if (fn->log_level[0] && !json_object_get(fn->env, "AWS_LAMBDA_LOG_LEVEL"))
+        env_add(&env, &n, "AWS_LAMBDA_LOG_LEVEL=%s", fn->log_level);
     const char *key;
     json_t *value;
     json_object_foreach(fn->env, key, value)
