@@ -130,6 +130,21 @@ static void lambda_time(int64_t ms, char *out, size_t len)
     snprintf(out, len, "%s+0000", iso);
 }
 
+/* LoggingConfig as Lambda shows it: the levels with JSON only, and the
+ * log group a function's logs go to (mayfly keeps one log per function). */
+static json_t *lambda_logging_config(const fn_t *f)
+{
+    json_t *lc = json_pack("{ss}", "LogFormat", f->log_format);
+    if (f->log_level[0])
+        json_object_set_new(lc, "ApplicationLogLevel", json_string(f->log_level));
+    if (f->system_log_level[0])
+        json_object_set_new(lc, "SystemLogLevel", json_string(f->system_log_level));
+    char group[16 + FN_NAME_MAX];
+    snprintf(group, sizeof group, "/aws/lambda/%s", f->name);
+    json_object_set_new(lc, "LogGroup", json_string(group));
+    return lc;
+}
+
 static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
 {
     char arn[256], modified[48];
@@ -158,6 +173,7 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
         "Version", "$LATEST", "State", "Active", "LastUpdateStatus", "Successful", "PackageType",
         "Zip", "Architectures", "x86_64", "RevisionId", revision);
     buf_release(&sha);
+    json_object_set_new(c, "LoggingConfig", lambda_logging_config(f));
     return c;
 }
 
@@ -233,6 +249,42 @@ static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
 
 /* ---- create, update ------------------------------------------------------- */
 
+/* LoggingConfig → log_format, log_level and system_log_level; the registry
+ * checks their values. LogGroup is checked as Lambda checks it and not
+ * kept: a function's log is its own, and Get shows /aws/lambda/NAME. */
+static int lambda_translate_logging(json_t *lc, json_t *out, mf_error_t *err)
+{
+    static const struct {
+        const char *from, *to;
+    } map[] = {
+        { "LogFormat", "log_format" },
+        { "ApplicationLogLevel", "log_level" },
+        { "SystemLogLevel", "system_log_level" },
+    };
+    if (!lc || json_is_null(lc))
+        return 0;
+    if (!json_is_object(lc))
+        return mf_error_plain(err, EINVAL, "LoggingConfig: must be an object");
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        json_t *v = json_object_get(lc, map[i].from);
+        if (!v)
+            continue;
+        if (!json_is_string(v))
+            return mf_error_plain(err, EINVAL, "LoggingConfig.%s: must be a string", map[i].from);
+        json_object_set(out, map[i].to, v);
+    }
+    json_t *group = json_object_get(lc, "LogGroup");
+    if (group) {
+        const char *g = json_string_value(group);
+        size_t n = g ? json_string_length(group) : 0;
+        if (!g || n < 1 || n > 512 ||
+            strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/#") != n)
+            return mf_error_plain(err, EINVAL,
+                                  "LoggingConfig.LogGroup: must be 1 to 512 of [.-_/#A-Za-z0-9]");
+    }
+    return 0;
+}
+
 /* Copies Lambda's fields of a function's configuration into /v1's shape.
  * Fields Lambda has and mayfly has not are accepted and ignored (Role,
  * Description, Publish, Architectures, ...); those that would change what
@@ -264,6 +316,9 @@ static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
             return mf_error_plain(err, EINVAL, "Environment: must be {\"Variables\": {...}}");
         json_object_set_new(out, "env", vars ? json_deep_copy(vars) : json_object());
     }
+    int r = lambda_translate_logging(json_object_get(in, "LoggingConfig"), out, err);
+    if (r < 0)
+        return r;
     static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",
                                            "KMSKeyArn", "SnapStart", NULL };
     for (int i = 0; refused[i]; i++) {
