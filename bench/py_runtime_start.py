@@ -87,7 +87,8 @@ class OneEventApi:
                 self.done_ns = time.perf_counter_ns()
                 conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
             else:
-                conn.sendall(b"HTTP/1.1 500 Done\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 500 Done\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
                 conn.close()
                 return
 
