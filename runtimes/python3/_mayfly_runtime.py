@@ -564,7 +564,9 @@ def error_from_exception(exc, request_id=None):
 # `import logging` costs milliseconds, so the runtime never imports it: a
 # finder on sys.meta_path waits for the function's code (or a library it
 # uses) to import it, lets the import run, and installs the handler before
-# the importer sees the module.  A function that never logs pays nothing.
+# the importer sees the module.  The handler and formatters are in
+# _mayfly_logging, loaded at that moment too, so that a function that never
+# logs does not even unmarshal them.
 
 # The invocation in flight, for the request id of each record; None while
 # the module initialises, as on Lambda, and the last one between calls.
@@ -574,15 +576,7 @@ _request_id = None
 _log_json = False
 _log_level = ""
 
-_TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
-# A LogRecord's own attributes: everything else on a record came from
-# extra= and is a field of its JSON object.
-_RECORD_FIELDS = frozenset((
-    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
-    "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
-    "relativeCreated", "thread", "threadName", "processName", "process", "aws_request_id",
-    "tenant_id", "_frame_type"))
 # The runtime's error report indents its traceback with no-break spaces, as
 # Lambda's does, so that log viewers which trim lines keep the indentation.
 _NBSP = "\u00a0"
@@ -604,90 +598,17 @@ def write_log(text):
     sys.stdout.write(text.replace("\n", "\r") + "\n")
 
 
-def _log_json_default(obj):
-    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
-
-
-def _make_log_json_encoder():
-    # As json.dumps(ensure_ascii=False): a log keeps its text readable.
-    try:
-        markers = {}
-        encoder = _json.make_encoder(markers, _log_json_default, _json.encode_basestring,
-                                     None, ": ", ", ", False, False, True)
-
-        def dumps(obj):
-            markers.clear()
-            return "".join(encoder(obj, 0))
-        if dumps({"a": ["\u00e9\n", 1.5, None]}) == '{"a": ["\u00e9\\n", 1.5, null]}':
-            return dumps
-    except Exception:  # pragma: no cover - only on an unexpected CPython
-        pass
-    import json as _json_pkg
-    return _json_pkg.JSONEncoder(ensure_ascii=False, default=_log_json_default).encode
-
-
 def configure_logging(logging):
     """Gives the root logger Lambda's handler, formatter and level."""
-    logging.Formatter.converter = time.gmtime
+    # _mayfly_logging sits beside this module, where sys.path does not look
+    # any more (the function's code is first there, as on Lambda).
+    from importlib.machinery import PathFinder
+    from importlib.util import module_from_spec
 
-    class LambdaLoggerFilter(logging.Filter):
-        def filter(self, record):
-            record.aws_request_id = _request_id or ""
-            return True
-
-    class LambdaLoggerHandler(logging.Handler):
-        def emit(self, record):
-            try:
-                write_log(self.format(record))
-            except Exception:
-                self.handleError(record)
-
-    handler = LambdaLoggerHandler()
-    if _log_json:
-        handler.setFormatter(_make_json_formatter(logging))
-    else:
-        handler.setFormatter(logging.Formatter(_TEXT_FORMAT, _DATE_FORMAT))
-    handler.addFilter(LambdaLoggerFilter())
-    root = logging.getLogger()
-    if _log_level in logging._nameToLevel:
-        root.setLevel(_log_level)
-    root.addHandler(handler)
-
-
-def _make_json_formatter(logging):
-    dumps = _make_log_json_encoder()
-
-    class JsonFormatter(logging.Formatter):
-        def format(self, record):
-            # Lambda reports levels in steps of ten: a custom level 25 is INFO.
-            record.levelno = min(50, max(0, record.levelno)) // 10 * 10
-            record.levelname = logging.getLevelName(record.levelno)
-            exc = record.exc_info
-            doc = {
-                "timestamp": time.strftime(_DATE_FORMAT, time.gmtime(record.created))
-                + ".%03dZ" % record.msecs,
-                "level": record.levelname,
-                "message": record.getMessage(),
-                "logger": record.name,
-                "stackTrace": None,
-                "errorType": None,
-                "errorMessage": None,
-                "requestId": getattr(record, "aws_request_id", None),
-                "location": None,
-            }
-            if exc:
-                import traceback
-
-                doc["stackTrace"] = traceback.format_tb(exc[2])
-                doc["errorType"] = exc[0].__name__
-                doc["errorMessage"] = str(exc[1])
-                doc["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
-            for key, value in record.__dict__.items():
-                if key not in _RECORD_FIELDS and key not in doc:
-                    doc[key] = value
-            return dumps({k: v for k, v in doc.items() if v is not None}) + "\n"
-
-    return JsonFormatter()
+    spec = PathFinder.find_spec("_mayfly_logging", [os.path.dirname(os.path.abspath(__file__))])
+    setup = module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    setup.configure(logging, sys.modules[__name__])
 
 
 class _ConfigureAfterImport:
