@@ -225,19 +225,26 @@ function errorFields(value) {
 // as Lambda's runtime writes it: in text, the label and the error as
 // "\t"-prefixed JSON; in JSON, the error as the record's message.
 function logError(label, thrown) {
-  const err = thrown instanceof Error ? thrown : new Error(thrown);
-  if (logJson) {
-    console.error(err);
-    return;
-  }
-  let text;
   try {
-    text = `\t${JSON.stringify(err, (_k, v) => errorFields(v))}`;
-  } catch (_) {
-    const report = toRuntimeError(err);
-    text = `\t${JSON.stringify({ errorType: report.errorType, errorMessage: report.errorMessage, trace: report.trace })}`;
+    const err = thrown instanceof Error ? thrown : new Error(thrown);
+    if (logJson) {
+      console.error(err);
+      return;
+    }
+    let text;
+    try {
+      text = `\t${JSON.stringify(err, (_k, v) => errorFields(v))}`;
+    } catch (_) {
+      const report = toRuntimeError(err);
+      text = `\t${JSON.stringify({ errorType: report.errorType, errorMessage: report.errorMessage, trace: report.trace })}`;
+    }
+    console.error(label, text);
+  } catch (e) {
+    // Whatever was thrown (a Symbol cannot become an Error's message) or
+    // whatever the function did to console, the call's error is still
+    // reported; only this line is lost.
+    process.stderr.write(`mayfly runtime: cannot log the ${label}: ${e && e.message}\n`);
   }
-  console.error(label, text);
 }
 
 function headerSafe(value) {
