@@ -288,6 +288,8 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
 {
     invocation_t *inv = inst->inv;
     exec_t *ex = inst->pool->ex;
+    if (inv->delivered_ns)
+        exec__instance_logs_settle(inst);
     inst->inv = NULL;
     inv->instance = NULL;
     uv_timer_stop(&inst->timer);
@@ -320,6 +322,8 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
         inv->error_type = xstrdup(error_type);
         inv->error_message = xstrdup(error_message ? error_message : "");
     }
+    if (inv->delivered_ns)
+        exec__instance_log_end(inst, inv);
     record_and_finish(ex, inv);
 }
 

@@ -37,6 +37,8 @@ typedef struct exec_instance {
     double init_ms;
     bool initialized;            /* the runtime has asked for work once */
     unsigned calls;              /* invocations handed to it so far */
+    size_t between_calls_log_bytes; /* printed since its last call ended */
+    bool logs_paused;            /* its pipes are not read until the next call */
     bool reaped;
     int open_handles;
     uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last reading */
@@ -135,6 +137,12 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state);
  * runtime's init limit or its assigned call's deadline, a call's deadline,
  * or an idle instance's keep-alive. */
 void exec__instance_arm_timer(exec_instance_t *inst);
+
+/* Reads what the function has already written to its pipes into its
+ * running call's log (the loop may see its answer before its output). */
+void exec__instance_logs_settle(exec_instance_t *inst);
+/* Ends inv's log with Lambda's END and REPORT lines. */
+void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv);
 
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);
