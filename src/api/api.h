@@ -21,6 +21,7 @@ typedef struct api_ctx {
     struct async *async;
     struct obs_records *records;
     struct obs_logs *logs;
+    store_writer_t *obs_writer;  /* writes records and logs (and purges them) */
     code_limits_t code_limits;
     const auth_keys_t *keys;
     const char *region;          /* in the ARNs the Lambda API shows */

@@ -481,6 +481,7 @@ int cmd_server(int argc, char **argv)
                       .async = st.async,
                       .records = records,
                       .logs = logs,
+                      .obs_writer = obs_writer,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region };

@@ -51,6 +51,8 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
         return;
     if (inst->state == INST_IDLE)
         uv_timer_stop(&inst->timer); /* the idle timeout */
+    if (state == INST_STOPPING)
+        p->ex->memory_stopping_mb += inst->memory_mb;
     (*state_counter(p, inst->state))--;
     (*state_counter(p, state))++;
     inst->state = state;
@@ -393,8 +395,9 @@ static void instance_free(exec_instance_t *inst)
         inst->next->prev = inst->prev;
     buf_release(&inst->partial[0]);
     buf_release(&inst->partial[1]);
+    unsigned memory_mb = inst->memory_mb;
     free(inst);
-    exec__instance_freed(ex, p);
+    exec__instance_freed(ex, p, memory_mb);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -687,6 +690,7 @@ void exec__instance_idle(exec_instance_t *inst)
     exec__instance_set_state(inst, INST_IDLE);
     inst->next_idle = p->idle;
     p->idle = inst;
+    inst->idle_since_ns = clock_mono_ns();
     exec__instance_arm_timer(inst);
     exec__pool_pump(p);
 }
@@ -764,6 +768,8 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     exec__code_acquire(ex, inst->code_sha);
     inst->state = INST_STARTING;
     p->n_starting++;
+    inst->memory_mb = (unsigned)p->fn.memory_mb;
+    ex->memory_used_mb += inst->memory_mb;
     exec__instance_arm_timer(inst); /* the init limit */
     inst->next = p->instances;
     if (p->instances)

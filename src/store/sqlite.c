@@ -596,6 +596,27 @@ void store_record_list_free(store_record_t *list, size_t count)
     free(list);
 }
 
+int store_function_purge_write(store_t *s, const char *function, int64_t *records,
+                               int64_t *lines, mf_error_t *err)
+{
+    static const char *const sql[] = { "DELETE FROM invocations WHERE function = ?1",
+                                       "DELETE FROM logs WHERE function = ?1" };
+    int64_t *counts[] = { records, lines };
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        int r = store__prepare(s, sql[i], &st, err);
+        if (r < 0)
+            return r;
+        bool ok = sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) == SQLITE_OK &&
+                  sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+        if (!ok)
+            return store__sql_fail(s, err, "purge a function's records and logs");
+        *counts[i] = sqlite3_changes64(s->db);
+    }
+    return 0;
+}
+
 /* ---- function logs ----------------------------------------------------- */
 
 int store_logs_write(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err)

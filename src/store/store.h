@@ -90,6 +90,12 @@ int store_records_list(store_t *s, const char *function, const char *status, int
 void store_record_clear(store_record_t *r);
 void store_record_list_free(store_record_t *list, size_t count);
 
+/* Deletes every invocation record and log line of function, inside a
+ * transaction the caller holds (a writer's job, ordered after the writes
+ * handed to it before); says how many of each went. */
+int store_function_purge_write(store_t *s, const char *function, int64_t *records,
+                               int64_t *lines, mf_error_t *err);
+
 /* ---- function logs ----------------------------------------------------- */
 
 typedef struct store_log {
