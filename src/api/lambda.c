@@ -580,17 +580,14 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 
 /* ---- invoke ------------------------------------------------------------------ */
 
-/* X-Amz-Log-Result: the call's log as Lambda frames it, its last 4 KB,
- * base64. */
+/* X-Amz-Log-Result: the call's log (the platform's START, END and REPORT
+ * lines around what the function printed), its last 4 KB, base64. */
 static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t *inv)
 {
     mf_error_t err = MF_ERROR_INIT;
-    if (obs_logs_flush(ctx->logs, &err) < 0)
-        log_warn("lambda", "log tail of %s: %s", inv->request_id, err.msg);
     store_log_t *lines = NULL;
     size_t n = 0;
     buf_t text = BUF_INIT;
-    buf_addf(&text, "START RequestId: %s Version: $LATEST\n", inv->request_id);
     if (store_logs_list(ctx->store, inv->function, inv->request_id, 0, 0, 10000, &lines, &n,
                         &err) == 0) {
         for (size_t i = 0; i < n; i++) {
@@ -599,12 +596,6 @@ static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t
         }
         store_log_list_free(lines, n);
     }
-    buf_addf(&text,
-             "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: "
-             "%llu ms\tMemory Size: %d MB\tMax Memory Used: %llu MB\t\n",
-             inv->request_id, inv->request_id, inv->duration_ms,
-             (unsigned long long)inv->billed_ms, inv->memory_mb,
-             (unsigned long long)(inv->max_rss_kb / 1024));
     size_t from = text.len > TAIL_BYTES ? text.len - TAIL_BYTES : 0;
     buf_t b64 = BUF_INIT;
     codec_base64_encode(&b64, text.data + from, text.len - from);
@@ -618,7 +609,6 @@ typedef struct invoke_call {
     api_ctx_t *ctx;
     bool tail;
     invocation_t *inv;
-    uv_timer_t timer;
 } invoke_call_t;
 
 static void invoke_answer(invoke_call_t *call)
@@ -651,16 +641,11 @@ static void invoke_answer(invoke_call_t *call)
     invocation_free(inv);
 }
 
-static void invoke_call_free(uv_handle_t *h)
+static void answer_after_log(void *ud)
 {
-    free(h->data);
-}
-
-static void on_tail_timer(uv_timer_t *t)
-{
-    invoke_call_t *call = t->data;
+    invoke_call_t *call = ud;
     invoke_answer(call);
-    uv_close((uv_handle_t *)&call->timer, invoke_call_free);
+    free(call);
 }
 
 static void on_invoked(invocation_t *inv, void *ud)
@@ -668,15 +653,12 @@ static void on_invoked(invocation_t *inv, void *ud)
     invoke_call_t *call = ud;
     call->inv = inv;
     if (call->tail) {
-        /* The function's last lines may still sit in its pipe, read in this
-         * loop iteration: answer in the next one. */
-        uv_timer_init(call->ctx->loop, &call->timer);
-        call->timer.data = call;
-        uv_timer_start(&call->timer, on_tail_timer, 1, 0);
+        /* The tail is read back from the store once the call's lines are
+         * written. */
+        obs_logs_sync(call->ctx->logs, answer_after_log, call);
         return;
     }
-    invoke_answer(call);
-    free(call);
+    answer_after_log(call);
 }
 
 static void on_event_accepted(void *ud, int r, const char *request_id, bool replay,
