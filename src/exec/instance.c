@@ -361,9 +361,67 @@ void exec__instance_logs_settle(exec_instance_t *inst)
     }
 }
 
+/* A function with Lambda's JSON log format gets the platform's lines as
+ * Lambda's JSON system events (platform.start, platform.report), which its
+ * system log level WARN leaves out; otherwise START, END and REPORT. */
+static bool platform_json(const exec_instance_t *inst)
+{
+    return !strcmp(inst->pool->fn.log_format, "JSON");
+}
+
+static bool platform_quiet(const exec_instance_t *inst)
+{
+    return platform_json(inst) && !strcmp(inst->pool->fn.system_log_level, "WARN");
+}
+
+static void platform_start(exec_instance_t *inst, const invocation_t *inv)
+{
+    const char *rid = inv->request_id;
+    if (!platform_json(inst)) {
+        platform_line(inst, rid, "START RequestId: %s Version: $LATEST", rid);
+    } else if (!platform_quiet(inst)) {
+        char t[32];
+        clock_format_iso8601(clock_wall_ms(), t, sizeof t);
+        platform_line(inst, rid,
+                      "{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":{\"requestId\":"
+                      "\"%s\",\"version\":\"$LATEST\"}}",
+                      t, rid);
+    }
+}
+
+static void platform_report_json(exec_instance_t *inst, const invocation_t *inv)
+{
+    char t[32];
+    clock_format_iso8601(clock_wall_ms(), t, sizeof t);
+    buf_t b = BUF_INIT;
+    buf_addf(&b,
+             "{\"time\":\"%s\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"%s\","
+             "\"metrics\":{\"durationMs\":%.3f,\"billedDurationMs\":%llu,\"memorySizeMB\":%d,"
+             "\"maxMemoryUsedMB\":%llu",
+             t, inv->request_id, inv->duration_ms, (unsigned long long)inv->billed_ms,
+             inv->memory_mb, (unsigned long long)(inv->max_rss_kb / 1024));
+    if (inv->cold_start)
+        buf_addf(&b, ",\"initDurationMs\":%.3f", inv->init_ms);
+    buf_addf(&b, "},\"status\":\"%s\"",
+             inv->status == INV_SUCCESS ? "success" : inv->status == INV_TIMEOUT ? "timeout"
+                                                                                : "error");
+    if (inv->status != INV_SUCCESS && inv->error_type) {
+        buf_adds(&b, ",\"errorType\":");
+        json_quote(&b, inv->error_type, strlen(inv->error_type));
+    }
+    buf_adds(&b, "}}");
+    obs_logs_append(inst->pool->ex->logs, inst->pool->name, inv->request_id, 1, b.data, b.len);
+    buf_release(&b);
+}
+
 void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv)
 {
     const char *rid = inv->request_id;
+    if (platform_json(inst)) {
+        if (!platform_quiet(inst))
+            platform_report_json(inst, inv);
+        return;
+    }
     if (inv->status == INV_TIMEOUT) {
         char t[32];
         clock_format_iso8601(clock_wall_ms(), t, sizeof t);
@@ -438,9 +496,10 @@ static void describe_exit(int wstatus, char *out, size_t outlen)
 static void fail_current(exec_instance_t *inst, inv_status_t status, const char *type,
                          const char *message)
 {
-    if (running_call(inst) && status != INV_TIMEOUT) {
+    if (running_call(inst) && status != INV_TIMEOUT && !platform_json(inst)) {
         /* The runtime could not say what happened: the platform does, as
-         * Lambda does, after what the function printed. */
+         * Lambda does, after what the function printed (in JSON, the
+         * report's status and errorType say it). */
         exec__instance_logs_settle(inst);
         platform_line(inst, inst->inv->request_id, "%s", message);
         platform_line(inst, inst->inv->request_id, "%s", type);
@@ -653,8 +712,7 @@ void exec__instance_deliver(exec_instance_t *inst)
     inst->calls++;
     inst->between_calls_log_bytes = 0;
     log_reading(inst, true);
-    platform_line(inst, inv->request_id, "START RequestId: %s Version: $LATEST",
-                  inv->request_id);
+    platform_start(inst, inv);
 
     /* CPU time is metered as the difference from the last reading, taken
      * when the previous call ended (an idle runtime uses next to none), so

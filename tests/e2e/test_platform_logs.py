@@ -2,6 +2,7 @@
 END, REPORT), in order with what the function printed, and the bounds on
 what a function may print during and between its calls."""
 
+import json
 import re
 
 import pytest
@@ -158,3 +159,44 @@ def test_output_after_an_answer_is_capped_until_the_next_call(srv):
     # The instance still serves calls.
     second = invoke_ok(srv, name, {})
     assert second.json() == "answered"
+
+
+def test_the_json_log_format_gets_lambdas_json_system_events(srv):
+    name = unique("plat-json")
+    deploy_py(srv, name, "def handler(event, context):\n    print('plain')\n"
+                         "    if event.get('fail'):\n        raise ValueError('no')\n"
+                         "    return 1\n", log_format="JSON", memory_mb=256)
+    rid = invoke_ok(srv, name).headers["X-Mayfly-Request-Id"]
+    log = wait_for("the report", lambda: (lambda m: m if m and "platform.report" in m[-1]
+                                          else None)(messages(srv, name, rid)), timeout=30)
+    start, report = json.loads(log[0]), json.loads(log[-1])
+    assert start["type"] == "platform.start" and start["record"] == {
+        "requestId": rid, "version": "$LATEST"}, start
+    assert "plain" in log
+    assert not any(m.startswith(("END ", "REPORT ")) for m in log), log
+    rec = report["record"]
+    assert report["type"] == "platform.report" and rec["requestId"] == rid
+    assert rec["status"] == "success" and rec["metrics"]["memorySizeMB"] == 256, rec
+    assert {"durationMs", "billedDurationMs", "maxMemoryUsedMB", "initDurationMs"} <= \
+        set(rec["metrics"]), rec
+    assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z$", report["time"]), report
+
+    r, _ = invoke_error(srv, name, {"fail": True})
+    rid = r.headers["X-Mayfly-Request-Id"]
+    log = wait_for("the report", lambda: (lambda m: m if m and "platform.report" in m[-1]
+                                          else None)(messages(srv, name, rid)), timeout=30)
+    rec = json.loads(log[-1])["record"]
+    assert rec["status"] == "error" and rec["errorType"] == "ValueError", rec
+    assert "initDurationMs" not in rec["metrics"]
+
+
+def test_system_log_level_warn_leaves_the_platforms_lines_out(srv):
+    name = unique("plat-quiet")
+    deploy_py(srv, name, "def handler(event, context):\n    print('only me')\n    return 1\n",
+              log_format="JSON", system_log_level="WARN")
+    rid = invoke_ok(srv, name).headers["X-Mayfly-Request-Id"]
+    # A second call's lines being in means the first call's are all in.
+    rid2 = invoke_ok(srv, name).headers["X-Mayfly-Request-Id"]
+    wait_for("the second call's line", lambda: messages(srv, name, rid2) == ["only me"],
+             timeout=30)
+    assert messages(srv, name, rid) == ["only me"]
