@@ -551,10 +551,23 @@ int cmd_server(int argc, char **argv)
              store_schema_version(store));
 
     server_state_t st = { .loop = uv_default_loop() };
+    /* Invocation records and function logs are written by a thread of
+     * their own, with its own connection: never on the event loop. */
+    store_writer_t *obs_writer = NULL;
+    store_writer_db_t obs_db;
+    if (store_writer_db(store, &obs_db, &err) < 0 ||
+        store_writer_start(st.loop, &obs_db, NULL, NULL, &obs_writer, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        registry_close(registry);
+        store_close(store);
+        sandbox_system_free(sandboxes);
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
     http_router_t router;
     http_router_init(&router);
-    obs_records_t *records = obs_records_new(st.loop, store);
-    obs_logs_t *logs = obs_logs_new(st.loop, store);
+    obs_records_t *records = obs_records_new(st.loop, obs_writer);
+    obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
@@ -573,6 +586,7 @@ int cmd_server(int argc, char **argv)
                       .async = st.async,
                       .records = records,
                       .logs = logs,
+                      .obs_writer = obs_writer,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region };
@@ -608,6 +622,7 @@ out:
     exec_free(st.exec);
     obs_records_free(records);
     obs_logs_free(logs);
+    store_writer_stop(obs_writer); /* writes what the two above handed it */
     /* Let the loop run the close callbacks of the timers freed above. */
     uv_run(st.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(st.loop) != 0)
