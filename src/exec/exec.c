@@ -492,6 +492,7 @@ static void on_queue_timer(uv_timer_t *t)
 
 static void assign(exec_instance_t *inst, invocation_t *inv)
 {
+    exec__instance_freeze(inst, false);
     inst->inv = inv;
     inv->instance = inst;
     inv->cold_start = !inst->initialized;

@@ -23,6 +23,7 @@ typedef struct exec_instance {
     char id[48];
     int64_t version;
     char code_sha[65];           /* the package mounted at /var/task */
+    char argv0[64];              /* what its sandbox execs, for an error that names it */
     exec_inst_state_t state;
     sandbox_t sb;
     http_server_t *api;          /* the Runtime API, on the sandbox's listener */
@@ -43,8 +44,8 @@ typedef struct exec_instance {
     bool logs_paused;            /* its pipes are not read until the next call */
     bool reaped;
     int open_handles;
-    uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last reading */
-    bool cpu_known;
+    uint64_t cpu_ns_last;        /* the sandbox's CPU time when its call was handed over */
+    bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
     struct exec_instance *next_idle;
     struct exec_instance *prev, *next; /* every instance of the pool */
 } exec_instance_t;
@@ -141,6 +142,8 @@ void exec__instance_stop(exec_instance_t *inst);
 /* Takes an instance off its pool's idle stack (if it is there). */
 void exec__idle_stack_remove(exec_instance_t *inst);
 void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state);
+/* Freezes (on) or thaws the instance's processes. */
+void exec__instance_freeze(exec_instance_t *inst, bool on);
 /* Sets the instance's one timer for what its state waits on: a starting
  * runtime's init limit or its assigned call's deadline, a call's deadline,
  * or an idle instance's keep-alive. */

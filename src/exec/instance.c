@@ -1,5 +1,6 @@
 /* One instance: a sandbox running a function's runtime, its Runtime API
  * endpoint, its log pipes, and its deadline and idle timers. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -537,18 +538,28 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
     uv_poll_stop(h);
 
     exec_pool_t *p = inst->pool;
-    char how[64], reason[160];
+    char how[64], reason[256];
     describe_exit(wstatus, how, sizeof how);
-    snprintf(reason, sizeof reason, "Runtime exited with error: %s", how);
     sandbox_stats_t st = { 0 };
     sandbox_stats(&inst->sb, SANDBOX_STAT_OOM, &st);
     const char *type = st.oom_kills > 0 ? "Runtime.OutOfMemory" : "Runtime.ExitError";
+    if (inst->sb.exec_errno) {
+        /* The entry point could not even be started: Lambda's words, which
+         * are Go's ("fork/exec /var/task/bootstrap: permission denied"). */
+        char desc[96];
+        snprintf(desc, sizeof desc, "%s", strerror(inst->sb.exec_errno));
+        desc[0] = (char)tolower((unsigned char)desc[0]);
+        type = "Runtime.InvalidEntrypoint";
+        snprintf(reason, sizeof reason, "fork/exec %s: %s", inst->argv0, desc);
+    } else {
+        snprintf(reason, sizeof reason, "Runtime exited with error: %s", how);
+    }
     /* Gone before it ever asked for work, and not because we stopped it. */
     bool failed_start = !inst->initialized && inst->state != INST_STOPPING;
 
     bool requeued = requeue_undelivered(inst);
     if (inst->inv) {
-        char msg[256];
+        char msg[320];
         snprintf(msg, sizeof msg, "RequestId: %s Error: %s", inst->inv->request_id, reason);
         fail_current(inst, st.oom_kills > 0 ? INV_OOM : INV_ERROR, type, msg);
     } else if (inst->state != INST_STOPPING) {
@@ -601,6 +612,24 @@ static uint64_t init_limit_ns(const exec_instance_t *inst)
     return (timeout_ms > 10000 ? timeout_ms : 10000) * 1000000;
 }
 
+/* An idle instance is frozen (its cgroup's freezer) once it has been idle
+ * this long, as Lambda freezes an environment between calls: a process it
+ * left running uses no CPU until the next call thaws it. Not at once, so
+ * that back-to-back calls pay no freeze and thaw each. */
+#define FREEZE_AFTER_NS (2u * 1000 * 1000)
+
+void exec__instance_freeze(exec_instance_t *inst, bool on)
+{
+    if (inst->frozen == on)
+        return;
+    int r = on ? sandbox_freeze(&inst->sb) : sandbox_thaw(&inst->sb);
+    if (r == 0)
+        inst->frozen = on;
+    else if (r != -ENOTSUP)
+        log_warn("exec", "%s instance %s of %s: %s", on ? "freezing" : "thawing", inst->id,
+                 inst->pool->name, strerror(-r));
+}
+
 static void on_timer(uv_timer_t *t);
 
 void exec__instance_arm_timer(exec_instance_t *inst)
@@ -611,7 +640,9 @@ void exec__instance_arm_timer(exec_instance_t *inst)
         return;
     }
     if (inst->state == INST_IDLE) {
-        due = now + (uint64_t)inst->pool->ex->cfg.idle_timeout_ms * 1000000;
+        due = inst->frozen ? inst->idle_since_ns +
+                                 (uint64_t)inst->pool->ex->cfg.idle_timeout_ms * 1000000
+                           : inst->idle_since_ns + FREEZE_AFTER_NS;
     } else {
         if (inst->inv)
             due = inst->inv->deadline_ns;
@@ -634,6 +665,16 @@ static void on_timer(uv_timer_t *t)
     exec_pool_t *p = inst->pool;
     uint64_t now = clock_mono_ns();
     if (inst->state == INST_IDLE) {
+        if (!inst->frozen) {
+            if (now >= inst->idle_since_ns + FREEZE_AFTER_NS)
+                exec__instance_freeze(inst, true);
+            exec__instance_arm_timer(inst);
+            return;
+        }
+        if (now < inst->idle_since_ns + (uint64_t)p->ex->cfg.idle_timeout_ms * 1000000) {
+            exec__instance_arm_timer(inst);
+            return;
+        }
         log_debug("exec", "instance %s of %s idle for %u ms: stopping", inst->id, p->name,
                   p->ex->cfg.idle_timeout_ms);
         exec__instance_stop(inst);
@@ -714,14 +755,10 @@ void exec__instance_deliver(exec_instance_t *inst)
     log_reading(inst, true);
     platform_start(inst, inv);
 
-    /* CPU time is metered as the difference from the last reading, taken
-     * when the previous call ended (an idle runtime uses next to none), so
-     * only a new instance needs a reading here. */
-    if (!inst->cpu_known) {
-        sandbox_stats_t st;
-        inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
-        inst->cpu_known = true;
-    }
+    /* A call is billed the CPU its sandbox uses from hand-over to answer,
+     * and nothing a process did between calls. */
+    sandbox_stats_t st;
+    inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
     if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
         inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;
@@ -775,6 +812,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
 
     char *code_dir = registry_code_dir(ex->registry, &p->fn);
     char **argv = build_argv(p->fn.runtime);
+    snprintf(inst->argv0, sizeof inst->argv0, "%s", argv[0]);
     char **envp = build_env(inst, ex, &p->fn);
     char hostname[64];
     snprintf(hostname, sizeof hostname, "mayfly-%.12s", inst->id);
