@@ -192,6 +192,9 @@ def instance_cgroups(server_pid):
         is_memory = os.path.exists(os.path.join(tag, "memory.usage_in_bytes")) or \
             os.path.exists(os.path.join(tag, "memory.current")) or \
             os.path.exists(os.path.join(tag, "memory.stat"))
+        # Sandboxes live in <tag>/sandboxes (older servers: right in <tag>).
+        if os.path.isdir(os.path.join(tag, "sandboxes")):
+            tag = os.path.join(tag, "sandboxes")
         for d in sorted(os.listdir(tag)):
             path = os.path.join(tag, d)
             if not os.path.isdir(path):

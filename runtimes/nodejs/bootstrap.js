@@ -30,12 +30,18 @@
  * - Error shapes, type names and messages follow Lambda's own Node.js runtime
  *   ({"errorType","errorMessage","trace"}; Runtime.ImportModuleError, ...), so
  *   tools written for Lambda recognise them.
+ * - So do log lines: console's methods are replaced, as Lambda's runtime
+ *   replaces them, to write "<time>\t<request id>\t<LEVEL>\t<message>" (or
+ *   one JSON object with AWS_LAMBDA_LOG_FORMAT=JSON) as one line of stdout,
+ *   filtered by AWS_LAMBDA_LOG_LEVEL.
  */
 'use strict';
 
 const net = require('net');
 const path = require('path');
 const fs = require('fs');
+// Loaded by Node's own bootstrap already: console formats with it.
+const util = require('util');
 
 // Zygote mode: mayfly started this runtime before knowing its function.
 // Node itself and the modules above are loaded; say so on the descriptor,
@@ -65,12 +71,20 @@ const MAX_HEAD = 64 << 10;
 // ---------------------------------------------------------------------------
 // Errors
 
-// Runtime failures carry Lambda's error type names.
-class RuntimeError extends Error {
-  constructor(type, message) {
-    super(message);
-    Object.defineProperty(this, 'name', { value: type, enumerable: false, writable: true });
+// Runtime failures carry Lambda's error type names. As in Lambda's runtime,
+// each is a class of its own: the name (Runtime.X) is on its prototype and
+// the class is called X, which is what a JSON log line shows as errorType.
+const runtimeErrorClasses = new Map();
+
+function runtimeError(type, message) {
+  let cls = runtimeErrorClasses.get(type);
+  if (!cls) {
+    cls = class extends Error {};
+    Object.defineProperty(cls, 'name', { value: type.replace(/^Runtime\./, '') });
+    cls.prototype.name = type;
+    runtimeErrorClasses.set(type, cls);
   }
+  return new cls(message);
 }
 
 // Lambda's Node.js runtime names the frames `trace`; mayfly's other runtimes
@@ -109,19 +123,128 @@ function toRuntimeError(err) {
   }
 }
 
-// Lambda logs an invocation's error as one line: a label and the JSON.
-function logError(label, report) {
-  let json;
-  try {
-    json = JSON.stringify({
-      errorType: report.errorType,
-      errorMessage: report.errorMessage,
-      stack: report.trace,
-    });
-  } catch (_) {
-    json = '{}';
+// ---------------------------------------------------------------------------
+// Logging, as Lambda's Node.js runtime does it
+
+const LEVELS = {
+  TRACE: { name: 'TRACE', priority: 1 },
+  DEBUG: { name: 'DEBUG', priority: 2 },
+  INFO: { name: 'INFO', priority: 3 },
+  WARN: { name: 'WARN', priority: 4 },
+  ERROR: { name: 'ERROR', priority: 5 },
+  FATAL: { name: 'FATAL', priority: 6 },
+};
+
+// The invocation in flight, under the symbol Lambda's runtime keeps it in
+// (libraries read it there); undefined until the first one, so lines logged
+// while the handler's module loads say "undefined", as on Lambda.
+const REQUEST_ID = Symbol.for('aws.lambda.runtime.requestId');
+
+// An Error has no enumerable name, message or stack: a JSON log line shows
+// them under Lambda's field names, with the error's own fields.
+function jsonErrorReplacer(_key, value) {
+  if (value instanceof Error) {
+    return Object.assign({
+      errorType: value?.constructor?.name ?? 'UnknownError',
+      errorMessage: value.message,
+      stackTrace: typeof value.stack === 'string' ? value.stack.split('\n') : value.stack,
+    }, value);
   }
-  process.stderr.write(`ERROR\t${label} \t${json}\n`);
+  return value;
+}
+
+function formatJson(level, message, params) {
+  const doc = {
+    timestamp: new Date().toISOString(),
+    level: level.name,
+    requestId: global[REQUEST_ID],
+  };
+  if (params.length === 0) {
+    // A lone argument stays what it is (an object stays an object).
+    doc.message = message;
+    try {
+      return JSON.stringify(doc, jsonErrorReplacer);
+    } catch (_) {
+      doc.message = util.format(message);
+      return JSON.stringify(doc);
+    }
+  }
+  doc.message = util.format(message, ...params);
+  for (const arg of [message, ...params]) {
+    if (arg instanceof Error) {
+      doc.errorType = arg?.constructor?.name ?? 'UnknownError';
+      doc.errorMessage = arg.message;
+      doc.stackTrace = typeof arg.stack === 'string' ? arg.stack.split('\n') : [];
+      break;
+    }
+  }
+  return JSON.stringify(doc);
+}
+
+function formatText(level, message, params) {
+  return `${new Date().toISOString()}\t${global[REQUEST_ID]}\t${level.name}\t${util.format(message, ...params)}`;
+}
+
+// The format and level are the function's: read once its environment is
+// known (after the zygote hand-over at the top of this file).
+let logJson = false;
+
+function patchConsole() {
+  const json = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+  const format = json ? formatJson : formatText;
+  const threshold = LEVELS[(process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase()] || LEVELS.TRACE;
+  const nop = () => {};
+  // One record, one line: the platform reads the log a line at a time.
+  const logger = (level) => (level.priority < threshold.priority ? nop
+    : (message, ...params) => {
+      process.stdout.write(`${format(level, message, params).replace(/\n/g, '\r')}\n`);
+    });
+  console.trace = logger(LEVELS.TRACE);
+  console.debug = logger(LEVELS.DEBUG);
+  console.info = logger(LEVELS.INFO);
+  console.log = console.info;
+  console.warn = logger(LEVELS.WARN);
+  console.error = logger(LEVELS.ERROR);
+  // FATAL is never filtered out.
+  console.fatal = (message, ...params) => {
+    process.stdout.write(`${format(LEVELS.FATAL, message, params).replace(/\n/g, '\r')}\n`);
+  };
+  logJson = json;
+}
+
+// An Error's fields for a text log line: name, message and code first, its
+// own fields, the stack as a list of lines.
+function errorFields(value) {
+  if (!(value instanceof Error)) return value;
+  const out = Object.assign({ errorType: value.name, errorMessage: value.message, code: value.code }, value);
+  if (typeof value.stack === 'string') out.stack = value.stack.split('\n');
+  return out;
+}
+
+// The runtime's own report of a failed call or init, through console.error
+// as Lambda's runtime writes it: in text, the label and the error as
+// "\t"-prefixed JSON; in JSON, the error as the record's message.
+function logError(label, thrown) {
+  try {
+    const err = thrown instanceof Error ? thrown : new Error(thrown);
+    if (logJson) {
+      console.error(err);
+      return;
+    }
+    let text;
+    try {
+      text = `\t${JSON.stringify(err, (_k, v) => errorFields(v))}`;
+    } catch (_) {
+      const report = toRuntimeError(err);
+      text = `\t${JSON.stringify({ errorType: report.errorType, errorMessage: report.errorMessage, trace: report.trace })}`;
+    }
+    console.error(label, text);
+  } catch (e) {
+    // Whatever was thrown (a Symbol cannot become an Error's message) or
+    // whatever the function did to console, the call's error is still
+    // reported; only this line is lost.
+    process.stderr.write(`mayfly runtime: cannot log the ${label}: ${e && e.message}\n`);
+  }
 }
 
 function headerSafe(value) {
@@ -463,27 +586,27 @@ async function loadModule(moduleRoot, moduleName) {
 
 async function loadHandler(spec) {
   if (spec.includes('..')) {
-    throw new RuntimeError('Runtime.MalformedHandlerName',
+    throw runtimeError('Runtime.MalformedHandlerName',
       `'${spec}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`);
   }
   const file = path.basename(spec);
   const moduleRoot = spec.slice(0, spec.length - file.length);
   const m = /^([^.]*)\.(.*)$/.exec(file);
-  if (!m || !m[1] || !m[2]) throw new RuntimeError('Runtime.MalformedHandlerName', 'Bad handler');
+  if (!m || !m[1] || !m[2]) throw runtimeError('Runtime.MalformedHandlerName', 'Bad handler');
 
   let mod;
   try {
     mod = await loadModule(moduleRoot, m[1]);
   } catch (e) {
-    if (e instanceof SyntaxError) throw new RuntimeError('Runtime.UserCodeSyntaxError', String(e));
+    if (e instanceof SyntaxError) throw runtimeError('Runtime.UserCodeSyntaxError', String(e));
     if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND')) {
-      throw new RuntimeError('Runtime.ImportModuleError', String(e));
+      throw runtimeError('Runtime.ImportModuleError', String(e));
     }
     throw e;
   }
   const fn = m[2].split('.').reduce((obj, key) => (obj == null ? undefined : obj[key]), mod);
-  if (!fn) throw new RuntimeError('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
-  if (typeof fn !== 'function') throw new RuntimeError('Runtime.HandlerNotFound', `${spec} is not a function`);
+  if (!fn) throw runtimeError('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
+  if (typeof fn !== 'function') throw runtimeError('Runtime.HandlerNotFound', `${spec} is not a function`);
   return fn;
 }
 
@@ -578,6 +701,7 @@ class Invocation {
   }
 
   run() {
+    global[REQUEST_ID] = this.id;
     const trace = this.headers['lambda-runtime-trace-id'];
     if (trace) process.env._X_AMZN_TRACE_ID = trace;
     else delete process.env._X_AMZN_TRACE_ID;
@@ -624,9 +748,8 @@ class Invocation {
   fail(err) {
     if (this.finished) return;
     this.finished = true;
-    const report = toRuntimeError(err);
-    logError('Invoke Error', report);
-    this.postError(report);
+    logError('Invoke Error', err);
+    this.postError(toRuntimeError(err));
   }
 
   postError(report) {
@@ -688,7 +811,7 @@ function onBeforeExit() {
   }
   if (!inv.claim()) return;
   if (inv.returnedPromise) {
-    inv.fail(new RuntimeError('Runtime.NodeJsExit',
+    inv.fail(runtimeError('Runtime.NodeJsExit',
       'The handler\'s promise never settled and nothing else was left to run'));
   } else {
     // A non-async handler that never called back: Lambda answers null.
@@ -698,7 +821,7 @@ function onBeforeExit() {
 
 // A crash during an invocation is that invocation's error; then the runtime
 // exits, because its state is unknowable, and mayfly starts a fresh one.
-function onCrash(err, rejection) {
+function onCrash(err, rejection, promise) {
   let report = toRuntimeError(err);
   if (rejection) {
     let reason;
@@ -708,8 +831,15 @@ function onCrash(err, rejection) {
       reason = typeof err;
     }
     report = { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: reason, trace: report.trace };
+    // Logged as Lambda's runtime logs it: an error of its own that carries
+    // the reason and the promise.
+    const logged = runtimeError('Runtime.UnhandledPromiseRejection', reason);
+    logged.reason = err;
+    logged.promise = promise;
+    logError('Unhandled Promise Rejection', logged);
+  } else {
+    logError('Uncaught Exception', err);
   }
-  logError(rejection ? 'Unhandled Promise Rejection' : 'Uncaught Exception', report);
   if (crashed) return;
   crashed = true;
   const inv = current;
@@ -729,6 +859,7 @@ function onCrash(err, rejection) {
 }
 
 async function main() {
+  patchConsole();
   try {
     conn = new RuntimeConnection(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
   } catch (e) {
@@ -744,7 +875,7 @@ async function main() {
     handler = await loadHandler(process.env._HANDLER || '');
   } catch (err) {
     const report = toRuntimeError(err);
-    logError('Init Error', report);
+    logError('Init Error', err);
     const body = JSON.stringify(report);
     try {
       await conn.request('POST', `${API_PREFIX}/init/error`, body,
@@ -757,7 +888,7 @@ async function main() {
 
   process.on('beforeExit', onBeforeExit);
   process.on('uncaughtException', (err) => onCrash(err, false));
-  process.on('unhandledRejection', (reason) => onCrash(reason, true));
+  process.on('unhandledRejection', (reason, promise) => onCrash(reason, true, promise));
   next();
 }
 

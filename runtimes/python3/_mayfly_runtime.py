@@ -13,7 +13,8 @@ Why it looks the way it does:
   extensions _socket and _json (well under a millisecond together).  The
   friendly wrappers cost far more: `json` drags in `re` and `enum` (~7 ms) and
   `http.client` drags in `email` and `ssl` (~25 ms).  `traceback` is imported
-  only when something fails.
+  only when something fails, and `logging` not at all: the function's own
+  import of it triggers Lambda's set-up (see install_logging()).
 - Warm invokes are measured against nginx, so all calls share one persistent
   keep-alive HTTP/1.1 connection with TCP_NODELAY, each request goes out in a
   single send, and the response parser does the least work that is still
@@ -550,23 +551,152 @@ def error_from_exception(exc, request_id=None):
                       request_id)
 
 
+# --- Logging ----------------------------------------------------------------
+#
+# What a function writes reaches its log as Lambda's Python runtime writes
+# it: the `logging` module's root logger has Lambda's handler, so records
+# come out as "[LEVEL]\t<time>Z\t<request id>\t<message>" (or one JSON object
+# each with AWS_LAMBDA_LOG_FORMAT=JSON), and the runtime's own error report
+# follows the same format.  The platform reads the log a line at a time, so
+# a record's own line breaks become "\r", as the Lambda runtime does when it
+# writes to a plain stream: one record, one line.
+#
+# `import logging` costs milliseconds, so the runtime never imports it: a
+# finder on sys.meta_path waits for the function's code (or a library it
+# uses) to import it, lets the import run, and installs the handler before
+# the importer sees the module.  The handler and formatters are in
+# _mayfly_logging, loaded at that moment too, so that a function that never
+# logs does not even unmarshal them.
+
+# The invocation in flight, for the request id of each record; None while
+# the module initialises, as on Lambda, and the last one between calls.
+_request_id = None
+# AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL, read by read_log_config()
+# once the function's environment is known (after become() in a zygote).
+_log_json = False
+_log_level = ""
+
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# The runtime's error report indents its traceback with no-break spaces, as
+# Lambda's does, so that log viewers which trim lines keep the indentation.
+_NBSP = "\u00a0"
+
+
+def read_log_config():
+    """Lambda's log settings, from the function's environment."""
+    global _log_json, _log_level
+    _log_json = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    # Python's logging has no TRACE; Lambda's runtime maps it to DEBUG.
+    _log_level = "DEBUG" if level == "TRACE" else level
+
+
+def write_log(text):
+    """Writes one record as one line of the function's log."""
+    if text.endswith("\n"):
+        text = text[:-1]
+    sys.stdout.write(text.replace("\n", "\r") + "\n")
+
+
+def configure_logging(logging):
+    """Gives the root logger Lambda's handler, formatter and level."""
+    # _mayfly_logging sits beside this module, where sys.path does not look
+    # any more (the function's code is first there, as on Lambda).
+    from importlib.machinery import PathFinder
+    from importlib.util import module_from_spec
+
+    spec = PathFinder.find_spec("_mayfly_logging", [os.path.dirname(os.path.abspath(__file__))])
+    setup = module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    setup.configure(logging, sys.modules[__name__])
+
+
+class _ConfigureAfterImport:
+    """Wraps logging's loader: runs the module, then configures it."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # Introspection (linecache, importlib.reload) sees the real loader.
+        module.__loader__ = self.loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        try:
+            configure_logging(module)
+        except Exception as e:  # the function's import must not fail for it
+            sys.stderr.write(f"mayfly runtime: cannot set up logging: {e!r}\n")
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+class _LoggingFinder:
+    """On sys.meta_path until `logging` is first imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ConfigureAfterImport(spec.loader)
+        return spec
+
+
+def install_logging():
+    """Reads the log settings; configures `logging` now if something
+    imported it already, else when it is first imported."""
+    read_log_config()
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        configure_logging(logging)
+    else:
+        sys.meta_path.insert(0, _LoggingFinder())
+
+
 def log_error(err):
-    """Print an error the way Lambda's runtime does: [ERROR] Type: message,
-    then the traceback."""
-    line = "[ERROR]"
-    if err.get("errorType"):
-        line += " " + err["errorType"]
-    if err.get("errorMessage"):
-        line += (":" if err.get("errorType") else "") + " " + err["errorMessage"]
-    lines = [line]
-    trace = err.get("stackTrace")
-    if trace:
-        lines.append("Traceback (most recent call last):")
-        for entry in trace:
-            lines.extend(entry.rstrip("\n").split("\n"))
-    sys.stdout.flush()
-    sys.stderr.write("\n".join(lines) + "\n")
-    sys.stderr.flush()
+    """Logs the runtime's report of a failed call or init the way Lambda's
+    runtime does: in text, [ERROR] Type: message, then the traceback, as one
+    line; in JSON, the error object with a timestamp and level."""
+    if _log_json:
+        line = json_dumps({"timestamp": time.strftime(_DATE_FORMAT, time.gmtime()),
+                           "level": "ERROR",
+                           "errorMessage": err.get("errorMessage", ""),
+                           "errorType": err.get("errorType", ""),
+                           "requestId": err.get("requestId", ""),
+                           "stackTrace": err.get("stackTrace", [])})
+    else:
+        line = "[ERROR]"
+        if err.get("errorType"):
+            line += " " + err["errorType"]
+        if err.get("errorMessage"):
+            line += (":" if err.get("errorType") else "") + " " + err["errorMessage"]
+        lines = [line, "Traceback (most recent call last):"]
+        for entry in err.get("stackTrace") or ():
+            if entry == "":
+                lines.append("")
+                continue
+            for text in entry.splitlines():
+                stripped = text.lstrip(" ")
+                lines.append(_NBSP * (len(text) - len(stripped)) + stripped)
+        line = "\r".join(lines)
+    flush_logs()
+    write_log(line)
+    flush_logs()
 
 
 def header_safe(value):
@@ -666,6 +796,7 @@ def become(fd):
 
 
 def run():
+    global _request_id
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     handler_spec = os.environ.get("_HANDLER", "")
@@ -695,6 +826,7 @@ def run():
         sys.stderr.write(f"mayfly runtime: {e}\n")
         sys.exit(1)
 
+    install_logging()
     try:
         handler = load_handler(handler_spec)
     except FaultError as e:
@@ -722,6 +854,7 @@ def run():
                              f"{body[:200].decode('utf-8', 'replace')}\n")
             sys.exit(1)
         request_id = headers.get("lambda-runtime-aws-request-id", "")
+        _request_id = request_id
         trace_id = headers.get("lambda-runtime-trace-id")
         if trace_id:
             environ["_X_AMZN_TRACE_ID"] = trace_id

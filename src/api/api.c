@@ -5,6 +5,8 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "obs/logs.h"
+#include "obs/records.h"
 
 typedef struct api_route {
     struct api_route *next;
@@ -78,6 +80,29 @@ void api_release(void)
         routes = rt->next;
         free(rt);
     }
+}
+
+typedef struct after_writes {
+    http_request_t *req;
+    api_ctx_t *ctx;
+    api_handler_fn then;
+} after_writes_t;
+
+static void after_writes_done(void *ud)
+{
+    after_writes_t *a = ud;
+    a->then(a->req, a->ctx);
+    free(a);
+}
+
+void api__after_writes(http_request_t *req, api_ctx_t *ctx, api_handler_fn then)
+{
+    after_writes_t *a = xmalloc(sizeof *a);
+    *a = (after_writes_t){ req, ctx, then };
+    /* Records and logs share one writer (see cmd_server): the records'
+     * barrier also covers the log lines handed over just before it. */
+    obs_logs_flush(ctx->logs);
+    obs_records_sync(ctx->records, after_writes_done, a);
 }
 
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)

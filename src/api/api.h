@@ -21,6 +21,7 @@ typedef struct api_ctx {
     struct async *async;
     struct obs_records *records;
     struct obs_logs *logs;
+    store_writer_t *obs_writer;  /* writes records and logs (and purges them) */
     code_limits_t code_limits;
     const auth_keys_t *keys;
     const char *region;          /* in the ARNs the Lambda API shows */
@@ -65,6 +66,11 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
                        api_put_mode_t mode, api_translate_fn translate, api_put_done_fn done);
 /* A deleted function's instances and queue go. */
 void api__function_removed(api_ctx_t *ctx, const char *name);
+
+/* Runs then(req, ctx) once every invocation record and log line added so
+ * far is written (they are written off the loop), so that a handler that
+ * reads them sees every call that has answered. */
+void api__after_writes(http_request_t *req, api_ctx_t *ctx, api_handler_fn then);
 
 /* Registers a handler behind the access-key check (unless open is true):
  * the bearer token is checked from the request's head, and a request

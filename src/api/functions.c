@@ -10,6 +10,8 @@
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
+#include "obs/logs.h"
+#include "obs/records.h"
 
 /* Every handler below takes the function's name from the path. */
 static const char *fn_name(const http_request_t *req)
@@ -196,8 +198,44 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
+/* ?purge=1 also deletes the function's invocation records and log lines,
+ * after every one already handed to the writer (so none written before the
+ * delete survives it). */
+typedef struct purge_job {
+    http_request_t *req;
+    char name[FN_NAME_MAX + 1];
+    int64_t records, lines;
+} purge_job_t;
+
+static int purge_apply(void *db, void *arg, mf_error_t *err)
+{
+    purge_job_t *j = arg;
+    return store_function_purge_write(db, j->name, &j->records, &j->lines, err);
+}
+
+static void purge_done(void *arg, int r, const mf_error_t *err)
+{
+    purge_job_t *j = arg;
+    if (r < 0)
+        api_respond_failure(j->req, r, err);
+    else
+        http_respond(j->req, 204, NULL, NULL, 0);
+    free(j);
+}
+
 static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 {
+    buf_t v = BUF_INIT;
+    bool purge = false;
+    if (http_request_query(req, "purge", &v)) {
+        purge = !strcmp(v.data, "1") || !strcmp(v.data, "true");
+        if (!purge && strcmp(v.data, "0") && strcmp(v.data, "false")) {
+            buf_release(&v);
+            http_respond_error(req, 400, "bad_request", "purge: must be 1, 0, true or false");
+            return;
+        }
+    }
+    buf_release(&v);
     mf_error_t err = MF_ERROR_INIT;
     int r = registry_delete(ctx->registry, fn_name(req), &err);
     if (r < 0) {
@@ -205,7 +243,16 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
         return;
     }
     api__function_removed(ctx, fn_name(req));
-    http_respond(req, 204, NULL, NULL, 0);
+    if (!purge) {
+        http_respond(req, 204, NULL, NULL, 0);
+        return;
+    }
+    purge_job_t *j = xcalloc(1, sizeof *j);
+    j->req = req;
+    snprintf(j->name, sizeof j->name, "%s", fn_name(req));
+    obs_records_flush(ctx->records);
+    obs_logs_flush(ctx->logs);
+    store_writer_submit(ctx->obs_writer, false, purge_apply, purge_done, j);
 }
 
 void api__function_removed(api_ctx_t *ctx, const char *name)

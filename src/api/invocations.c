@@ -60,17 +60,6 @@ static bool parse_status(http_request_t *req, buf_t *status, bool *has)
     return false;
 }
 
-static bool flush_records(http_request_t *req, api_ctx_t *ctx)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    int r = obs_records_flush(ctx->records, &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
-        return false;
-    }
-    return true;
-}
-
 static void respond_list(http_request_t *req, api_ctx_t *ctx, const char *function,
                          const char *status, int limit)
 {
@@ -90,10 +79,8 @@ static void respond_list(http_request_t *req, api_ctx_t *ctx, const char *functi
     http_respond_json(req, 200, out);
 }
 
-static void handle_get(http_request_t *req, api_ctx_t *ctx)
+static void get_now(http_request_t *req, api_ctx_t *ctx)
 {
-    if (!flush_records(req, ctx))
-        return;
     store_record_t rec;
     mf_error_t err = MF_ERROR_INIT;
     int r = store_record_get(ctx->store, req->params[0], &rec, &err);
@@ -127,7 +114,7 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
-static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
+static void function_list_now(http_request_t *req, api_ctx_t *ctx)
 {
     int limit;
     if (!registry_valid_name(req->params[0])) {
@@ -136,13 +123,12 @@ static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
     }
     buf_t status = BUF_INIT;
     bool has_status;
-    if (parse_status(req, &status, &has_status) && parse_limit(req, &limit) &&
-        flush_records(req, ctx))
+    if (parse_status(req, &status, &has_status) && parse_limit(req, &limit))
         respond_list(req, ctx, req->params[0], has_status ? status.data : NULL, limit);
     buf_release(&status);
 }
 
-static void handle_list(http_request_t *req, api_ctx_t *ctx)
+static void list_now(http_request_t *req, api_ctx_t *ctx)
 {
     int limit;
     buf_t function = BUF_INIT, status = BUF_INIT;
@@ -152,13 +138,28 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 400, "bad_request", "function: must match [A-Za-z0-9_-]{1,64}");
         goto out;
     }
-    if (!parse_status(req, &status, &has_status) || !parse_limit(req, &limit) ||
-        !flush_records(req, ctx))
+    if (!parse_status(req, &status, &has_status) || !parse_limit(req, &limit))
         goto out;
     respond_list(req, ctx, has_fn ? function.data : NULL, has_status ? status.data : NULL, limit);
 out:
     buf_release(&function);
     buf_release(&status);
+}
+
+/* Each reads once the records of calls that have answered are written. */
+static void handle_get(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, get_now);
+}
+
+static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, function_list_now);
+}
+
+static void handle_list(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, list_now);
 }
 
 void api__invocations_register(http_router_t *router, api_ctx_t *ctx)

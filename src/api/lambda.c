@@ -130,6 +130,21 @@ static void lambda_time(int64_t ms, char *out, size_t len)
     snprintf(out, len, "%s+0000", iso);
 }
 
+/* LoggingConfig as Lambda shows it: the levels with JSON only, and the
+ * log group a function's logs go to (mayfly keeps one log per function). */
+static json_t *lambda_logging_config(const fn_t *f)
+{
+    json_t *lc = json_pack("{ss}", "LogFormat", f->log_format);
+    if (f->log_level[0])
+        json_object_set_new(lc, "ApplicationLogLevel", json_string(f->log_level));
+    if (f->system_log_level[0])
+        json_object_set_new(lc, "SystemLogLevel", json_string(f->system_log_level));
+    char group[16 + FN_NAME_MAX];
+    snprintf(group, sizeof group, "/aws/lambda/%s", f->name);
+    json_object_set_new(lc, "LogGroup", json_string(group));
+    return lc;
+}
+
 static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
 {
     char arn[256], modified[48];
@@ -158,6 +173,7 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
         "Version", "$LATEST", "State", "Active", "LastUpdateStatus", "Successful", "PackageType",
         "Zip", "Architectures", "x86_64", "RevisionId", revision);
     buf_release(&sha);
+    json_object_set_new(c, "LoggingConfig", lambda_logging_config(f));
     return c;
 }
 
@@ -277,6 +293,42 @@ static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
 
 /* ---- create, update ------------------------------------------------------- */
 
+/* LoggingConfig → log_format, log_level and system_log_level; the registry
+ * checks their values. LogGroup is checked as Lambda checks it and not
+ * kept: a function's log is its own, and Get shows /aws/lambda/NAME. */
+static int lambda_translate_logging(json_t *lc, json_t *out, mf_error_t *err)
+{
+    static const struct {
+        const char *from, *to;
+    } map[] = {
+        { "LogFormat", "log_format" },
+        { "ApplicationLogLevel", "log_level" },
+        { "SystemLogLevel", "system_log_level" },
+    };
+    if (!lc || json_is_null(lc))
+        return 0;
+    if (!json_is_object(lc))
+        return mf_error_plain(err, EINVAL, "LoggingConfig: must be an object");
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        json_t *v = json_object_get(lc, map[i].from);
+        if (!v)
+            continue;
+        if (!json_is_string(v))
+            return mf_error_plain(err, EINVAL, "LoggingConfig.%s: must be a string", map[i].from);
+        json_object_set(out, map[i].to, v);
+    }
+    json_t *group = json_object_get(lc, "LogGroup");
+    if (group) {
+        const char *g = json_string_value(group);
+        size_t n = g ? json_string_length(group) : 0;
+        if (!g || n < 1 || n > 512 ||
+            strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/#") != n)
+            return mf_error_plain(err, EINVAL,
+                                  "LoggingConfig.LogGroup: must be 1 to 512 of [.-_/#A-Za-z0-9]");
+    }
+    return 0;
+}
+
 /* Copies Lambda's fields of a function's configuration into /v1's shape.
  * Fields Lambda has and mayfly has not are accepted and ignored (Role,
  * Description, Publish, Architectures, ...); those that would change what
@@ -308,6 +360,9 @@ static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
             return mf_error_plain(err, EINVAL, "Environment: must be {\"Variables\": {...}}");
         json_object_set_new(out, "env", vars ? json_deep_copy(vars) : json_object());
     }
+    int r = lambda_translate_logging(json_object_get(in, "LoggingConfig"), out, err);
+    if (r < 0)
+        return r;
     static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",
                                            "KMSKeyArn", "SnapStart", NULL };
     for (int i = 0; refused[i]; i++) {
@@ -569,17 +624,14 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 
 /* ---- invoke ------------------------------------------------------------------ */
 
-/* X-Amz-Log-Result: the call's log as Lambda frames it, its last 4 KB,
- * base64. */
+/* X-Amz-Log-Result: the call's log (the platform's START, END and REPORT
+ * lines around what the function printed), its last 4 KB, base64. */
 static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t *inv)
 {
     mf_error_t err = MF_ERROR_INIT;
-    if (obs_logs_flush(ctx->logs, &err) < 0)
-        log_warn("lambda", "log tail of %s: %s", inv->request_id, err.msg);
     store_log_t *lines = NULL;
     size_t n = 0;
     buf_t text = BUF_INIT;
-    buf_addf(&text, "START RequestId: %s Version: $LATEST\n", inv->request_id);
     if (store_logs_list(ctx->store, inv->function, inv->request_id, 0, 0, 10000, &lines, &n,
                         &err) == 0) {
         for (size_t i = 0; i < n; i++) {
@@ -588,12 +640,6 @@ static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t
         }
         store_log_list_free(lines, n);
     }
-    buf_addf(&text,
-             "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: "
-             "%llu ms\tMemory Size: %d MB\tMax Memory Used: %llu MB\t\n",
-             inv->request_id, inv->request_id, inv->duration_ms,
-             (unsigned long long)inv->billed_ms, inv->memory_mb,
-             (unsigned long long)(inv->max_rss_kb / 1024));
     size_t from = text.len > TAIL_BYTES ? text.len - TAIL_BYTES : 0;
     buf_t b64 = BUF_INIT;
     codec_base64_encode(&b64, text.data + from, text.len - from);
@@ -607,7 +653,6 @@ typedef struct invoke_call {
     api_ctx_t *ctx;
     bool tail;
     invocation_t *inv;
-    uv_timer_t timer;
 } invoke_call_t;
 
 static void invoke_answer(invoke_call_t *call)
@@ -640,16 +685,11 @@ static void invoke_answer(invoke_call_t *call)
     invocation_free(inv);
 }
 
-static void invoke_call_free(uv_handle_t *h)
+static void answer_after_log(void *ud)
 {
-    free(h->data);
-}
-
-static void on_tail_timer(uv_timer_t *t)
-{
-    invoke_call_t *call = t->data;
+    invoke_call_t *call = ud;
     invoke_answer(call);
-    uv_close((uv_handle_t *)&call->timer, invoke_call_free);
+    free(call);
 }
 
 static void on_invoked(invocation_t *inv, void *ud)
@@ -657,15 +697,12 @@ static void on_invoked(invocation_t *inv, void *ud)
     invoke_call_t *call = ud;
     call->inv = inv;
     if (call->tail) {
-        /* The function's last lines may still sit in its pipe, read in this
-         * loop iteration: answer in the next one. */
-        uv_timer_init(call->ctx->loop, &call->timer);
-        call->timer.data = call;
-        uv_timer_start(&call->timer, on_tail_timer, 1, 0);
+        /* The tail is read back from the store once the call's lines are
+         * written. */
+        obs_logs_sync(call->ctx->logs, answer_after_log, call);
         return;
     }
-    invoke_answer(call);
-    free(call);
+    answer_after_log(call);
 }
 
 static void on_event_accepted(void *ud, int r, const char *request_id, bool replay,

@@ -111,7 +111,7 @@ static void on_follow_aborted(http_request_t *req)
     http_stream_end(req);
 }
 
-static void handle_logs(http_request_t *req, api_ctx_t *ctx)
+static void logs_now(http_request_t *req, api_ctx_t *ctx)
 {
     const char *name = req->params[0];
     if (!registry_valid_name(name)) {
@@ -153,11 +153,7 @@ static void handle_logs(http_request_t *req, api_ctx_t *ctx)
     buf_release(&v);
 
     mf_error_t err = MF_ERROR_INIT;
-    int r = obs_logs_flush(ctx->logs, &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
-        return;
-    }
+    int r;
     http_stream_begin(req, 200, "application/x-ndjson");
     const char *rid = request_id[0] ? request_id : NULL;
     int64_t after = 0;
@@ -192,6 +188,12 @@ static void handle_logs(http_request_t *req, api_ctx_t *ctx)
     req->data = f;
     f->sub = obs_logs_subscribe(ctx->logs, name, rid, on_line, req);
     req->abort_cb = on_follow_aborted;
+}
+
+/* Reads once the lines printed so far are written. */
+static void handle_logs(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, logs_now);
 }
 
 void api__logs_register(http_router_t *router, api_ctx_t *ctx)

@@ -27,6 +27,7 @@
 static const char deploy_usage[] =
     "usage: mayfly deploy NAME PATH [--runtime RT] [--handler H] [--memory MB]\n"
     "                     [--timeout S] [--env K=V]... [--max-concurrency N] [--tmp-mb N]\n"
+    "                     [--log-format Text|JSON] [--log-level LEVEL]\n"
     "\n"
     "Creates the function NAME, or updates it, from PATH: a folder (zipped on the\n"
     "fly, keeping executable bits and symlinks) or a .zip file sent as it is.\n"
@@ -42,6 +43,10 @@ static const char deploy_usage[] =
     "  --env K=V              an environment variable; repeat for more\n"
     "  --max-concurrency N    instances at once, 1-1000 (default 10)\n"
     "  --tmp-mb N             size of /tmp, 16-10240 (default 64)\n"
+    "  --log-format F         Text (default) or JSON: how the runtime writes log\n"
+    "                         lines, as Lambda's LoggingConfig LogFormat\n"
+    "  --log-level LEVEL      with JSON, the lowest level logged: TRACE, DEBUG, INFO\n"
+    "                         (default), WARN, ERROR or FATAL; `default` resets it\n"
     "  -h, --help             show this help\n";
 
 enum {
@@ -52,6 +57,8 @@ enum {
     OPT_ENV,
     OPT_MAX_CONCURRENCY,
     OPT_TMP_MB,
+    OPT_LOG_FORMAT,
+    OPT_LOG_LEVEL,
 };
 
 static const struct option deploy_options[] = {
@@ -62,6 +69,8 @@ static const struct option deploy_options[] = {
     { "env", required_argument, NULL, OPT_ENV },
     { "max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY },
     { "tmp-mb", required_argument, NULL, OPT_TMP_MB },
+    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -292,12 +301,25 @@ int cmd_deploy(int argc, char **argv)
             fputs(deploy_usage, stdout);
             return CLI_EXIT_OK;
         case OPT_RUNTIME:
-        case OPT_HANDLER: {
-            const char *key = opt == OPT_RUNTIME ? "runtime" : "handler";
-            json_t *val = json_string(optarg);
+        case OPT_HANDLER:
+        case OPT_LOG_FORMAT:
+        case OPT_LOG_LEVEL: {
+            /* The server checks the values and names what it accepts. */
+            static const char *const keys[][2] = {
+                { "runtime", "runtime" },
+                { "handler", "handler" },
+                { "log_format", "log-format" },
+                { "log_level", "log-level" },
+            };
+            const char *const *key = keys[opt == OPT_RUNTIME      ? 0
+                                          : opt == OPT_HANDLER    ? 1
+                                          : opt == OPT_LOG_FORMAT ? 2
+                                                                  : 3];
+            json_t *val = opt == OPT_LOG_LEVEL && !strcmp(optarg, "default") ? json_null()
+                                                                             : json_string(optarg);
             if (!val)
-                return cli_usage_error("deploy", deploy_usage, "--%s: not valid UTF-8", key);
-            json_object_set_new(settings, key, val);
+                return cli_usage_error("deploy", deploy_usage, "--%s: not valid UTF-8", key[1]);
+            json_object_set_new(settings, key[0], val);
             break;
         }
         case OPT_MEMORY:

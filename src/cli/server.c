@@ -31,6 +31,9 @@ typedef struct server_opts {
     const char *runtimes_dir;
     unsigned sandbox_pool;
     unsigned zygotes;
+    uint32_t uid_first, uid_count;
+    uint64_t sandbox_memory_mb;  /* 0: from the machine's size */
+    uint64_t sandbox_max_pids;   /* 0: from the machine's size */
     http_server_config_t http;
     code_limits_t code;
     exec_config_t exec;
@@ -81,6 +84,15 @@ static const char usage_text[] =
     "  --sandbox-pool N          sandboxes kept prepared for cold starts (default 4; 0: none)\n"
     "  --zygotes N               python3 and nodejs runtimes each kept started ahead\n"
     "                            for cold starts (default 2; 0: none)\n"
+    "  --sandbox-memory-mb N     memory of all instances together, in MiB; a new\n"
+    "                            instance starts only while it fits, and the kernel\n"
+    "                            enforces it (default: the machine's memory, or its\n"
+    "                            cgroup's limit, less 1/8 of it (0.5 to 4 GiB) for the\n"
+    "                            server and the system and 128 MiB per prepared sandbox)\n"
+    "  --sandbox-max-pids N      processes of all sandboxes together (default: half\n"
+    "                            of the machine's pid_max or threads-max)\n"
+    "  --uid-range FIRST:COUNT   user ids sandboxes run as, one per sandbox (default\n"
+    "                            1879048192:65536; as root only)\n"
     "  --retry-base-ms N         async retry schedule: function errors retry after\n"
     "                            about 1x and 2x N ms (default 60000)\n"
     "  --max-async-event-kb N    largest async event in KiB (default 256)\n"
@@ -92,6 +104,7 @@ enum {
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
     OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
+    OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY,
 };
 
@@ -119,6 +132,9 @@ static const struct option long_opts[] = {
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
     { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
     { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
+    { "sandbox-memory-mb", required_argument, NULL, OPT_SANDBOX_MEMORY },
+    { "sandbox-max-pids", required_argument, NULL, OPT_SANDBOX_MAX_PIDS },
+    { "uid-range", required_argument, NULL, OPT_UID_RANGE },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -164,6 +180,26 @@ static bool parse_listen(const char *s, char *host, size_t hostlen, int *port)
     if (!strcmp(host, "localhost"))
         snprintf(host, hostlen, "127.0.0.1");
     *port = (int)p;
+    return true;
+}
+
+/* "FIRST:COUNT": count ids from first, none of them 0, 65534 (nobody),
+ * 65535 or past 4294967294 ((uid_t)-1 means "no change" to the kernel). */
+static bool parse_uid_range(const char *s, uint32_t *first, uint32_t *count)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) > 10)
+        return false;
+    char head[16];
+    memcpy(head, s, (size_t)(colon - s));
+    head[colon - s] = '\0';
+    unsigned long f, c;
+    if (!parse_uint(head, 1, 4294967294ul, &f) || !parse_uint(colon + 1, 1, 4294967294ul, &c))
+        return false;
+    if (f + c - 1 > 4294967294ul || (f <= 65535 && f + c > 65534))
+        return false;
+    *first = (uint32_t)f;
+    *count = (uint32_t)c;
     return true;
 }
 
@@ -302,6 +338,22 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--shutdown-grace must be seconds from 0 to 3600, not `%s`", optarg);
             o->async.shutdown_grace_ms = (unsigned)v * 1000;
             break;
+        case OPT_SANDBOX_MEMORY:
+            if (!parse_uint(optarg, 128, 1ul << 30, &v))
+                return usage_error("--sandbox-memory-mb must be MiB from 128 to 1073741824, not `%s`", optarg);
+            o->sandbox_memory_mb = v;
+            break;
+        case OPT_SANDBOX_MAX_PIDS:
+            if (!parse_uint(optarg, 16, 1ul << 22, &v))
+                return usage_error("--sandbox-max-pids must be a number from 16 to 4194304, not `%s`", optarg);
+            o->sandbox_max_pids = v;
+            break;
+        case OPT_UID_RANGE:
+            if (!parse_uid_range(optarg, &o->uid_first, &o->uid_count))
+                return usage_error("--uid-range must be FIRST:COUNT, ids from 1 to 4294967294 "
+                                   "without 65534 and 65535 (e.g. 1879048192:65536), not `%s`",
+                                   optarg);
+            break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);
         default:
@@ -370,6 +422,52 @@ static char *default_runtimes_dir(void)
     return xasprintf("%s/../runtimes", exe);
 }
 
+/* The budget of all sandboxes together: the flags, or from the machine's
+ * size. Memory: what the machine (or the cgroup the server started in)
+ * has, less a reserve for the server and the system (1/8 of it, from 512
+ * MiB to 4 GiB) and less what the prepared sandboxes may hold, which the
+ * kernel's limit adds back on top (sandbox_system_set_budget): so the
+ * instances' budget and the pool together fit in the machine. Processes:
+ * half of what the machine allows, the rest for everything else. */
+static int set_sandbox_budget(sandbox_system_t *sandboxes, server_opts_t *o, mf_error_t *err)
+{
+    sandbox_capacity_t cap;
+    sandbox_system_capacity(sandboxes, &cap);
+    /* The pool and the zygotes (python3 and nodejs, --zygotes of each)
+     * exist only for a root server. */
+    unsigned prepared = geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes : 0;
+    uint64_t pool_mb = (uint64_t)prepared * SANDBOX_POOL_MEMORY_MB;
+    uint64_t memory = o->sandbox_memory_mb, pids = o->sandbox_max_pids;
+    if (!memory) {
+        uint64_t reserve = cap.memory_mb / 8;
+        reserve = reserve < 512 ? 512 : reserve > 4096 ? 4096 : reserve;
+        memory = cap.memory_mb > reserve + pool_mb + 128 ? cap.memory_mb - reserve - pool_mb : 128;
+        if (memory == 128)
+            log_warn("server", "this machine has little memory (%llu MB) for sandboxes: their "
+                               "budget is the least, 128 MB (fewer prepared sandboxes leave "
+                               "more: --sandbox-pool, --zygotes)",
+                     (unsigned long long)cap.memory_mb);
+    } else if (memory + pool_mb > cap.memory_mb) {
+        log_warn("server", "--sandbox-memory-mb %llu (+ %llu MB for prepared sandboxes) is more "
+                           "than the %llu MB this machine has",
+                 (unsigned long long)memory, (unsigned long long)pool_mb,
+                 (unsigned long long)cap.memory_mb);
+    }
+    if (!pids)
+        pids = cap.max_pids / 2 < 64 ? 64 : cap.max_pids / 2;
+    int r = sandbox_system_set_budget(sandboxes, memory, pids, err);
+    if (r < 0)
+        return r;
+    o->exec.memory_budget_mb = memory;
+    log_info("server", "sandbox budget: %llu MB for instances + %llu MB for %u prepared "
+                       "sandboxes, %llu processes (this machine: %llu MB, %llu processes, "
+                       "%u CPUs)",
+             (unsigned long long)memory, (unsigned long long)pool_mb, prepared,
+             (unsigned long long)pids, (unsigned long long)cap.memory_mb,
+             (unsigned long long)cap.max_pids, cap.cpus);
+    return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     server_state_t *st = h->data;
@@ -392,7 +490,9 @@ int cmd_server(int argc, char **argv)
                         .exec = EXEC_CONFIG_DEFAULT,
                         .async = ASYNC_CONFIG_DEFAULT,
                         .sandbox_pool = 4,
-                        .zygotes = 2 };
+                        .zygotes = 2,
+                        .uid_first = SANDBOX_UID_FIRST_DEFAULT,
+                        .uid_count = SANDBOX_UID_COUNT_DEFAULT };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -438,8 +538,13 @@ int cmd_server(int argc, char **argv)
     }
     o.exec.runtimes_dir = resolved;
 
+    /* The uids and the budget before the pool: prepared sandboxes take a
+     * uid each and count against the budget. */
     sandbox_system_t *sandboxes = NULL;
     if (sandbox_system_init(&sandboxes, &err) < 0 ||
+        (sandbox_system_set_uid_range(sandboxes, o.uid_first, o.uid_count, &err) < 0 &&
+         mf_error_wrap(&err, "--uid-range") < 0) ||
+        set_sandbox_budget(sandboxes, &o, &err) < 0 ||
         sandbox_system_start_pool(sandboxes, o.sandbox_pool, o.exec.max_pids, resolved,
                                   &err) < 0) {
         fprintf(stderr, "mayfly server: cannot create sandboxes here: %s\n", err.msg);
@@ -466,10 +571,23 @@ int cmd_server(int argc, char **argv)
              store_schema_version(store));
 
     server_state_t st = { .loop = uv_default_loop() };
+    /* Invocation records and function logs are written by a thread of
+     * their own, with its own connection: never on the event loop. */
+    store_writer_t *obs_writer = NULL;
+    store_writer_db_t obs_db;
+    if (store_writer_db(store, &obs_db, &err) < 0 ||
+        store_writer_start(st.loop, &obs_db, NULL, NULL, &obs_writer, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        registry_close(registry);
+        store_close(store);
+        sandbox_system_free(sandboxes);
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
     http_router_t router;
     http_router_init(&router);
-    obs_records_t *records = obs_records_new(st.loop, store);
-    obs_logs_t *logs = obs_logs_new(st.loop, store);
+    obs_records_t *records = obs_records_new(st.loop, obs_writer);
+    obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
@@ -488,6 +606,7 @@ int cmd_server(int argc, char **argv)
                       .async = st.async,
                       .records = records,
                       .logs = logs,
+                      .obs_writer = obs_writer,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region };
@@ -523,6 +642,7 @@ out:
     exec_free(st.exec);
     obs_records_free(records);
     obs_logs_free(logs);
+    store_writer_stop(obs_writer); /* writes what the two above handed it */
     /* Let the loop run the close callbacks of the timers freed above. */
     uv_run(st.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(st.loop) != 0)

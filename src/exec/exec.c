@@ -47,6 +47,12 @@ static void metrics_setup(exec_t *ex)
         METRICS_GAUGE, "mayfly_function_start_backoff_seconds",
         "How long a function whose instances keep failing to start waits before the next "
         "try (0 when it starts normally).", fn, NULL, 0);
+    static const char *const mem_kind[] = { "kind", NULL };
+    ex->m_memory = metrics_family_new(
+        METRICS_GAUGE, "mayfly_instance_memory_bytes",
+        "The sandboxes' memory budget (kind=budget, 0 when unbounded) and how much of it "
+        "running instances hold (kind=reserved: the sum of their memory_mb).",
+        mem_kind, NULL, 0);
     static const char *const kind[] = { "kind", NULL };
     ex->m_pool = metrics_family_new(METRICS_GAUGE, "mayfly_sandbox_pool_ready",
                                     "Sandboxes prepared ahead for cold starts, by kind "
@@ -74,6 +80,10 @@ static void collect_gauges(void *ud)
         metrics_set(ex->m_backoff, labels,
                     p->backoff_until_ns > now ? (double)(p->backoff_until_ns - now) / 1e9 : 0);
     }
+    metrics_set(ex->m_memory, (const char *[]){ "budget" },
+                (double)ex->cfg.memory_budget_mb * 1048576);
+    metrics_set(ex->m_memory, (const char *[]){ "reserved" },
+                (double)ex->memory_used_mb * 1048576);
     static const char *const kinds[] = { "generic", "python3", "nodejs" };
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         const char *labels[] = { kinds[i] };
@@ -166,13 +176,18 @@ static void pool_maybe_free(exec_pool_t *p)
         pool_free(p);
 }
 
-void exec__instance_freed(exec_t *ex, exec_pool_t *p)
+static void pump_waiting_for_memory(exec_t *ex);
+
+void exec__instance_freed(exec_t *ex, exec_pool_t *p, unsigned memory_mb)
 {
     ex->n_instances--;
+    ex->memory_used_mb -= memory_mb;
+    ex->memory_stopping_mb -= memory_mb;
     if (p) {
         exec__pool_pump(p);
         pool_maybe_free(p);
     }
+    pump_waiting_for_memory(ex);
     if (ex->shutting_down && ex->n_instances == 0 && ex->shutdown_done) {
         void (*done)(void *) = ex->shutdown_done;
         ex->shutdown_done = NULL;
@@ -288,6 +303,8 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
 {
     invocation_t *inv = inst->inv;
     exec_t *ex = inst->pool->ex;
+    if (inv->delivered_ns)
+        exec__instance_logs_settle(inst);
     inst->inv = NULL;
     inv->instance = NULL;
     uv_timer_stop(&inst->timer);
@@ -320,6 +337,8 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
         inv->error_type = xstrdup(error_type);
         inv->error_message = xstrdup(error_message ? error_message : "");
     }
+    if (inv->delivered_ns)
+        exec__instance_log_end(inst, inv);
     record_and_finish(ex, inv);
 }
 
@@ -473,6 +492,7 @@ static void on_queue_timer(uv_timer_t *t)
 
 static void assign(exec_instance_t *inst, invocation_t *inv)
 {
+    exec__instance_freeze(inst, false);
     inst->inv = inv;
     inv->instance = inst;
     inv->cold_start = !inst->initialized;
@@ -482,10 +502,77 @@ static void assign(exec_instance_t *inst, invocation_t *inv)
         exec__instance_arm_timer(inst);
 }
 
+/* ---- the sandboxes' memory budget ----------------------------------------- */
+
+/* The idle instance that has waited longest, of any function but p's. */
+static exec_instance_t *oldest_idle_elsewhere(exec_t *ex, const exec_pool_t *p)
+{
+    exec_instance_t *oldest = NULL;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
+        if (value == p)
+            continue;
+        for (exec_instance_t *i = ((exec_pool_t *)value)->idle; i; i = i->next_idle)
+            if (!oldest || i->idle_since_ns < oldest->idle_since_ns)
+                oldest = i;
+    }
+    return oldest;
+}
+
+/* Whether a new instance of p fits in the memory budget (the sum of
+ * memory_mb over every instance). When it does not and evict is set (a
+ * call is waiting), idle instances of other functions, longest idle first,
+ * are stopped to make room; p is pumped again whenever an instance is
+ * freed. */
+static bool memory_admits(exec_pool_t *p, bool evict)
+{
+    exec_t *ex = p->ex;
+    uint64_t budget = ex->cfg.memory_budget_mb, need = (uint64_t)p->fn.memory_mb;
+    if (!budget || ex->memory_used_mb + need <= budget)
+        return true;
+    while (evict && ex->memory_used_mb - ex->memory_stopping_mb + need > budget) {
+        exec_instance_t *victim = oldest_idle_elsewhere(ex, p);
+        if (!victim)
+            break;
+        log_debug("exec", "stopping idle instance %s of %s to make room for %s", victim->id,
+                  victim->pool->name, p->name);
+        exec__instance_stop(victim);
+    }
+    p->waiting_for_memory = true;
+    return false;
+}
+
+static void pump_waiting_for_memory(exec_t *ex)
+{
+    if (!ex->cfg.memory_budget_mb)
+        return;
+    size_t n = 0, k = 0;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
+        n += ((exec_pool_t *)value)->waiting_for_memory;
+    if (!n)
+        return;
+    /* Pumping may free pools: collect first. */
+    exec_pool_t **pools = xcalloc(n, sizeof *pools);
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
+        exec_pool_t *p = value;
+        if (p->waiting_for_memory && k < n) {
+            p->waiting_for_memory = false;
+            pools[k++] = p;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        exec__pool_pump(pools[i]);
+    free(pools);
+}
+
 /* Whether a call could start at once: an idle instance, or room for a
  * new one (a function whose starts fail tries one at a time; in its
- * back-off a call fails at once, which also counts as starting). */
-static bool pool_can_start(const exec_pool_t *p)
+ * back-off a call fails at once, which also counts as starting). With
+ * evict, idle instances of other functions may be stopped for the room. */
+static bool pool_can_start(exec_pool_t *p, bool evict)
 {
     if (p->idle)
         return true;
@@ -494,7 +581,7 @@ static bool pool_can_start(const exec_pool_t *p)
         return false;
     if (p->start_failures && p->n_starting && clock_mono_ns() >= p->backoff_until_ns)
         return false;
-    return true;
+    return memory_admits(p, evict);
 }
 
 void exec__pool_pump(exec_pool_t *p)
@@ -520,6 +607,15 @@ void exec__pool_pump(exec_pool_t *p)
             if (p->n_starting)
                 break; /* one try at a time: the calls wait for its outcome */
         }
+        if ((uint64_t)p->fn.memory_mb > ex->cfg.memory_budget_mb && ex->cfg.memory_budget_mb) {
+            exec__fail(ex, queue_pop(p), INV_ERROR, "Mayfly.InsufficientMemory",
+                       "%s needs %d MB, more than the %llu MB all instances together may use "
+                       "(the server's --sandbox-memory-mb)",
+                       p->name, p->fn.memory_mb, (unsigned long long)ex->cfg.memory_budget_mb);
+            continue;
+        }
+        if (!memory_admits(p, true))
+            break; /* the calls wait for memory, and then throttle as at max_concurrency */
         invocation_t *inv = queue_pop(p);
         exec_instance_t *inst;
         mf_error_t err = MF_ERROR_INIT;
@@ -531,7 +627,7 @@ void exec__pool_pump(exec_pool_t *p)
         }
         assign(inst, inv);
     }
-    if (!p->queue_head && ex->capacity_cb && pool_can_start(p))
+    if (!p->queue_head && ex->capacity_cb && pool_can_start(p, false))
         ex->capacity_cb(ex->capacity_ud, p->name);
 }
 
@@ -566,7 +662,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         fn_clear(&fn);
     }
 
-    if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p)))
+    if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
@@ -593,7 +689,8 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         return 0;
     }
     unsigned live = p->n_starting + p->n_idle + p->n_busy;
-    if (!p->idle && live >= (unsigned)p->fn.max_concurrency && p->n_queued >= ex->cfg.max_queue) {
+    if (!p->idle && p->n_queued >= ex->cfg.max_queue &&
+        (live >= (unsigned)p->fn.max_concurrency || p->waiting_for_memory)) {
         exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
                    "Rate exceeded: %s has %d calls running and %u waiting", p->name,
                    p->fn.max_concurrency, p->n_queued);

@@ -23,6 +23,7 @@ typedef struct exec_instance {
     char id[48];
     int64_t version;
     char code_sha[65];           /* the package mounted at /var/task */
+    char argv0[64];              /* what its sandbox execs, for an error that names it */
     exec_inst_state_t state;
     sandbox_t sb;
     http_server_t *api;          /* the Runtime API, on the sandbox's listener */
@@ -37,10 +38,14 @@ typedef struct exec_instance {
     double init_ms;
     bool initialized;            /* the runtime has asked for work once */
     unsigned calls;              /* invocations handed to it so far */
+    unsigned memory_mb;          /* what it holds of the sandboxes' memory budget */
+    uint64_t idle_since_ns;      /* when it last went idle */
+    size_t between_calls_log_bytes; /* printed since its last call ended */
+    bool logs_paused;            /* its pipes are not read until the next call */
     bool reaped;
     int open_handles;
-    uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last reading */
-    bool cpu_known;
+    uint64_t cpu_ns_last;        /* the sandbox's CPU time when its call was handed over */
+    bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
     struct exec_instance *next_idle;
     struct exec_instance *prev, *next; /* every instance of the pool */
 } exec_instance_t;
@@ -62,6 +67,9 @@ struct exec_pool {
      * that cannot start in a loop. A start that asks for work resets it. */
     unsigned start_failures;
     uint64_t backoff_until_ns;
+    /* A start was refused for want of memory in the sandboxes' budget: the
+     * pool is pumped again when an instance anywhere is freed. */
+    bool waiting_for_memory;
     char *start_error_type;      /* the last failure, for calls failed meanwhile */
     char *start_error_reason;    /* "Runtime exited with error: exit status 1" */
     bool start_error_prefixed;   /* calls get "RequestId: … Error: " + reason */
@@ -85,10 +93,12 @@ struct exec {
     void *shutdown_ud;
     void (*capacity_cb)(void *ud, const char *function);
     void *capacity_ud;
+    uint64_t memory_used_mb;     /* memory_mb of every instance not yet freed */
+    uint64_t memory_stopping_mb; /* of which instances already stopping */
     uv_timer_t *queue_timer;     /* the earliest deadline of a waiting call */
     uint64_t queue_timer_due;    /* when it fires (0: not armed) */
     metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances, *m_pool;
-    metrics_family_t *m_start_failures, *m_backoff;
+    metrics_family_t *m_start_failures, *m_backoff, *m_memory;
 };
 
 /* exec.c */
@@ -114,7 +124,8 @@ void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Lambda's timeout message for a call: "Task timed out after 3.00 seconds". */
 void exec__timeout_message(const invocation_t *inv, char *out, size_t outlen);
-void exec__instance_freed(exec_t *ex, exec_pool_t *p);
+/* An instance's last handle closed: its memory_mb is back in the budget. */
+void exec__instance_freed(exec_t *ex, exec_pool_t *p, unsigned memory_mb);
 /* Ends the instance's invocation with an outcome, records it and calls its
  * done callback. error_type NULL means success; result's memory is taken. */
 void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
@@ -131,10 +142,18 @@ void exec__instance_stop(exec_instance_t *inst);
 /* Takes an instance off its pool's idle stack (if it is there). */
 void exec__idle_stack_remove(exec_instance_t *inst);
 void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state);
+/* Freezes (on) or thaws the instance's processes. */
+void exec__instance_freeze(exec_instance_t *inst, bool on);
 /* Sets the instance's one timer for what its state waits on: a starting
  * runtime's init limit or its assigned call's deadline, a call's deadline,
  * or an idle instance's keep-alive. */
 void exec__instance_arm_timer(exec_instance_t *inst);
+
+/* Reads what the function has already written to its pipes into its
+ * running call's log (the loop may see its answer before its output). */
+void exec__instance_logs_settle(exec_instance_t *inst);
+/* Ends inv's log with Lambda's END and REPORT lines. */
+void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv);
 
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);

@@ -1,10 +1,13 @@
 /* One instance: a sandbox running a function's runtime, its Runtime API
  * endpoint, its log pipes, and its deadline and idle timers. */
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/json.h"
@@ -27,6 +30,8 @@ static const http_server_config_t runtime_api_config = {
 };
 
 static void on_handle_closed(uv_handle_t *h);
+static void on_log_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 
 /* ---- states and counts --------------------------------------------------- */
 
@@ -47,6 +52,8 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
         return;
     if (inst->state == INST_IDLE)
         uv_timer_stop(&inst->timer); /* the idle timeout */
+    if (state == INST_STOPPING)
+        p->ex->memory_stopping_mb += inst->memory_mb;
     (*state_counter(p, inst->state))--;
     (*state_counter(p, state))++;
     inst->state = state;
@@ -134,6 +141,11 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     env_add(&env, &n, "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
     env_add(&env, &n, "AWS_EXECUTION_ENV=AWS_Lambda_%s", fn->runtime);
     env_add(&env, &n, "MAYFLY_FUNCTION_VERSION=%lld", (long long)fn->version);
+    /* Lambda's log settings, unless the function's own env names them. */
+    if (!json_object_get(fn->env, "AWS_LAMBDA_LOG_FORMAT"))
+        env_add(&env, &n, "AWS_LAMBDA_LOG_FORMAT=%s", fn->log_format);
+    if (fn->log_level[0] && !json_object_get(fn->env, "AWS_LAMBDA_LOG_LEVEL"))
+        env_add(&env, &n, "AWS_LAMBDA_LOG_LEVEL=%s", fn->log_level);
     const char *key;
     json_t *value;
     json_object_foreach(fn->env, key, value)
@@ -194,51 +206,92 @@ int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
 
 /* ---- logs ------------------------------------------------------------------ */
 
+/* What an instance may print between calls (after an answer, before the
+ * next event) before the server stops reading its output until the next
+ * call: a runtime's own late lines fit easily; a process flooding its
+ * pipes after answering only fills the pipe and then blocks. */
+#define BETWEEN_CALLS_LOG_MAX (64 * 1024)
+
+/* The call the instance's output belongs to: the one it is running, or,
+ * for lines printed after an answer, the last one. */
+static invocation_t *running_call(const exec_instance_t *inst)
+{
+    return inst->inv && inst->inv->delivered_ns ? inst->inv : NULL;
+}
+
+static void log_reading(exec_instance_t *inst, bool on)
+{
+    if (inst->logs_paused == !on)
+        return;
+    inst->logs_paused = !on;
+    for (int i = 0; i < 2; i++) {
+        uv_stream_t *s = (uv_stream_t *)&inst->out[i];
+        if (uv_is_closing((uv_handle_t *)s))
+            continue;
+        if (on)
+            uv_read_start(s, on_log_alloc, on_log_read);
+        else
+            uv_read_stop(s);
+    }
+}
+
+/* A line the platform adds to a call's log (START, END, REPORT). */
+static void platform_line(exec_instance_t *inst, const char *rid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void platform_line(exec_instance_t *inst, const char *rid, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    obs_logs_append(inst->pool->ex->logs, inst->pool->name, rid, 1, line,
+                    (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
 static void emit_line(exec_instance_t *inst, int stream, const char *data, size_t len)
 {
     exec_t *ex = inst->pool->ex;
     if (len && data[len - 1] == '\r')
         len--;
-    invocation_t *inv = inst->inv;
+    invocation_t *inv = running_call(inst);
     const char *rid = inv ? inv->request_id : inst->last_request_id;
     if (inv) {
         if (inv->log_truncated)
             return;
         if (inv->log_bytes + len > ex->cfg.max_log_bytes) {
             inv->log_truncated = true;
-            char note[160];
-            int n = snprintf(note, sizeof note,
-                             "mayfly: this invocation's log is over %zu bytes; the rest is dropped",
-                             ex->cfg.max_log_bytes);
-            obs_logs_append(ex->logs, inst->pool->name, rid, stream, note, (size_t)n);
+            platform_line(inst, rid, "mayfly: this invocation's log is over %zu bytes; the rest "
+                                     "is dropped", ex->cfg.max_log_bytes);
             return;
         }
         inv->log_bytes += len;
+    } else if (inst->state != INST_STOPPING) {
+        inst->between_calls_log_bytes += len;
+        if (inst->between_calls_log_bytes > BETWEEN_CALLS_LOG_MAX) {
+            platform_line(inst, rid, "mayfly: over %d bytes of output between calls; the rest "
+                                     "waits for the next call", BETWEEN_CALLS_LOG_MAX);
+            log_reading(inst, false);
+            return;
+        }
     }
     obs_logs_append(ex->logs, inst->pool->name, rid, stream, data, len);
 }
 
-static void on_log_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+/* Splits what a pipe gave into lines; a line longer than LOG_LINE_MAX is
+ * cut into pieces of that size. Past a call's log cap the bytes are only
+ * read (so the function never blocks on its output mid-call), not parsed. */
+static void log_consume(exec_instance_t *inst, int idx, const char *data, size_t len)
 {
-    /* Consumed at once in on_log_read, so one buffer serves every pipe. */
-    static char slab[65536];
-    *b = uv_buf_init(slab, sizeof slab);
-}
-
-static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    exec_instance_t *inst = s->data;
-    int idx = s == (uv_stream_t *)&inst->out[0] ? 0 : 1;
-    buf_t *partial = &inst->partial[idx];
-    if (nread < 0) {
-        if (partial->len)
-            emit_line(inst, idx + 1, partial->data, partial->len);
-        buf_release(partial);
-        uv_close((uv_handle_t *)s, on_handle_closed);
+    invocation_t *inv = running_call(inst);
+    if ((inv && inv->log_truncated) || inst->logs_paused)
         return;
-    }
-    const char *p = b->base, *end = b->base + nread;
-    while (p < end) {
+    buf_t *partial = &inst->partial[idx];
+    const char *p = data, *end = data + len;
+    while (p < end && !inst->logs_paused) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t take = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (partial->len + take > LOG_LINE_MAX)
@@ -258,6 +311,137 @@ static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
 }
 
+/* Consumed at once in log_consume, so one buffer serves every pipe. */
+static char log_slab[65536];
+
+static void on_log_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    *b = uv_buf_init(log_slab, sizeof log_slab);
+}
+
+static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    exec_instance_t *inst = s->data;
+    int idx = s == (uv_stream_t *)&inst->out[0] ? 0 : 1;
+    if (nread < 0) {
+        buf_t *partial = &inst->partial[idx];
+        if (partial->len)
+            emit_line(inst, idx + 1, partial->data, partial->len);
+        buf_release(partial);
+        uv_close((uv_handle_t *)s, on_handle_closed);
+        return;
+    }
+    log_consume(inst, idx, b->base, (size_t)nread);
+}
+
+/* Reads what the function has already written to its pipes, so that every
+ * line it printed before answering is in its call's log before the END
+ * line (the pipes and the Runtime API are separate descriptors: the loop
+ * may see the answer first). Bounded, so a flood cannot hold the loop;
+ * what is left is read as usual. An unfinished last line ends with the
+ * call. */
+void exec__instance_logs_settle(exec_instance_t *inst)
+{
+    for (int i = 0; i < 2; i++) {
+        uv_handle_t *h = (uv_handle_t *)&inst->out[i];
+        uv_os_fd_t fd;
+        if (uv_is_closing(h) || uv_fileno(h, &fd) < 0)
+            continue;
+        for (size_t total = 0; total < (1u << 20) && !inst->logs_paused;) {
+            ssize_t n = read(fd, log_slab, sizeof log_slab);
+            if (n <= 0)
+                break;
+            log_consume(inst, i, log_slab, (size_t)n);
+            total += (size_t)n;
+        }
+        buf_t *partial = &inst->partial[i];
+        if (partial->len) {
+            emit_line(inst, i + 1, partial->data, partial->len);
+            buf_reset(partial);
+        }
+    }
+}
+
+/* A function with Lambda's JSON log format gets the platform's lines as
+ * Lambda's JSON system events (platform.start, platform.report), which its
+ * system log level WARN leaves out; otherwise START, END and REPORT. */
+static bool platform_json(const exec_instance_t *inst)
+{
+    return !strcmp(inst->pool->fn.log_format, "JSON");
+}
+
+static bool platform_quiet(const exec_instance_t *inst)
+{
+    return platform_json(inst) && !strcmp(inst->pool->fn.system_log_level, "WARN");
+}
+
+static void platform_start(exec_instance_t *inst, const invocation_t *inv)
+{
+    const char *rid = inv->request_id;
+    if (!platform_json(inst)) {
+        platform_line(inst, rid, "START RequestId: %s Version: $LATEST", rid);
+    } else if (!platform_quiet(inst)) {
+        char t[32];
+        clock_format_iso8601(clock_wall_ms(), t, sizeof t);
+        platform_line(inst, rid,
+                      "{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":{\"requestId\":"
+                      "\"%s\",\"version\":\"$LATEST\"}}",
+                      t, rid);
+    }
+}
+
+static void platform_report_json(exec_instance_t *inst, const invocation_t *inv)
+{
+    char t[32];
+    clock_format_iso8601(clock_wall_ms(), t, sizeof t);
+    buf_t b = BUF_INIT;
+    buf_addf(&b,
+             "{\"time\":\"%s\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"%s\","
+             "\"metrics\":{\"durationMs\":%.3f,\"billedDurationMs\":%llu,\"memorySizeMB\":%d,"
+             "\"maxMemoryUsedMB\":%llu",
+             t, inv->request_id, inv->duration_ms, (unsigned long long)inv->billed_ms,
+             inv->memory_mb, (unsigned long long)(inv->max_rss_kb / 1024));
+    if (inv->cold_start)
+        buf_addf(&b, ",\"initDurationMs\":%.3f", inv->init_ms);
+    buf_addf(&b, "},\"status\":\"%s\"",
+             inv->status == INV_SUCCESS ? "success" : inv->status == INV_TIMEOUT ? "timeout"
+                                                                                : "error");
+    if (inv->status != INV_SUCCESS && inv->error_type) {
+        buf_adds(&b, ",\"errorType\":");
+        json_quote(&b, inv->error_type, strlen(inv->error_type));
+    }
+    buf_adds(&b, "}}");
+    obs_logs_append(inst->pool->ex->logs, inst->pool->name, inv->request_id, 1, b.data, b.len);
+    buf_release(&b);
+}
+
+void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv)
+{
+    const char *rid = inv->request_id;
+    if (platform_json(inst)) {
+        if (!platform_quiet(inst))
+            platform_report_json(inst, inv);
+        return;
+    }
+    if (inv->status == INV_TIMEOUT) {
+        char t[32];
+        clock_format_iso8601(clock_wall_ms(), t, sizeof t);
+        platform_line(inst, rid, "%s %s %s", t, rid, inv->error_message);
+    }
+    platform_line(inst, rid, "END RequestId: %s", rid);
+    char init[64] = "";
+    if (inv->cold_start)
+        snprintf(init, sizeof init, "Init Duration: %.2f ms\t", inv->init_ms);
+    const char *status = inv->status == INV_TIMEOUT ? "Status: timeout\t"
+                         : inv->status == INV_OOM   ? "Status: error\tError Type: Runtime.OutOfMemory\t"
+                                                    : "";
+    platform_line(inst, rid,
+                  "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\tMemory "
+                  "Size: %d MB\tMax Memory Used: %llu MB\t%s%s",
+                  rid, inv->duration_ms, (unsigned long long)inv->billed_ms, inv->memory_mb,
+                  (unsigned long long)(inv->max_rss_kb / 1024), init, status);
+}
+
 /* ---- teardown -------------------------------------------------------------- */
 
 static void instance_free(exec_instance_t *inst)
@@ -275,8 +459,9 @@ static void instance_free(exec_instance_t *inst)
         inst->next->prev = inst->prev;
     buf_release(&inst->partial[0]);
     buf_release(&inst->partial[1]);
+    unsigned memory_mb = inst->memory_mb;
     free(inst);
-    exec__instance_freed(ex, p);
+    exec__instance_freed(ex, p, memory_mb);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -312,6 +497,14 @@ static void describe_exit(int wstatus, char *out, size_t outlen)
 static void fail_current(exec_instance_t *inst, inv_status_t status, const char *type,
                          const char *message)
 {
+    if (running_call(inst) && status != INV_TIMEOUT && !platform_json(inst)) {
+        /* The runtime could not say what happened: the platform does, as
+         * Lambda does, after what the function printed (in JSON, the
+         * report's status and errorType say it). */
+        exec__instance_logs_settle(inst);
+        platform_line(inst, inst->inv->request_id, "%s", message);
+        platform_line(inst, inst->inv->request_id, "%s", type);
+    }
     buf_t result = BUF_INIT;
     exec__error_doc(&result, type, message);
     exec__complete(inst, status, &result, type, message);
@@ -345,18 +538,28 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
     uv_poll_stop(h);
 
     exec_pool_t *p = inst->pool;
-    char how[64], reason[160];
+    char how[64], reason[256];
     describe_exit(wstatus, how, sizeof how);
-    snprintf(reason, sizeof reason, "Runtime exited with error: %s", how);
     sandbox_stats_t st = { 0 };
     sandbox_stats(&inst->sb, SANDBOX_STAT_OOM, &st);
     const char *type = st.oom_kills > 0 ? "Runtime.OutOfMemory" : "Runtime.ExitError";
+    if (inst->sb.exec_errno) {
+        /* The entry point could not even be started: Lambda's words, which
+         * are Go's ("fork/exec /var/task/bootstrap: permission denied"). */
+        char desc[96];
+        snprintf(desc, sizeof desc, "%s", strerror(inst->sb.exec_errno));
+        desc[0] = (char)tolower((unsigned char)desc[0]);
+        type = "Runtime.InvalidEntrypoint";
+        snprintf(reason, sizeof reason, "fork/exec %s: %s", inst->argv0, desc);
+    } else {
+        snprintf(reason, sizeof reason, "Runtime exited with error: %s", how);
+    }
     /* Gone before it ever asked for work, and not because we stopped it. */
     bool failed_start = !inst->initialized && inst->state != INST_STOPPING;
 
     bool requeued = requeue_undelivered(inst);
     if (inst->inv) {
-        char msg[256];
+        char msg[320];
         snprintf(msg, sizeof msg, "RequestId: %s Error: %s", inst->inv->request_id, reason);
         fail_current(inst, st.oom_kills > 0 ? INV_OOM : INV_ERROR, type, msg);
     } else if (inst->state != INST_STOPPING) {
@@ -390,6 +593,7 @@ void exec__instance_stop(exec_instance_t *inst)
         http_respond_error(req, 410, "gone", "this instance is stopping");
     }
     http_server_shutdown(inst->api, on_api_closed, inst);
+    log_reading(inst, true); /* the pipes close once read to their end */
     if (inst->reaped)
         uv_close((uv_handle_t *)&inst->exit_poll, on_handle_closed);
     /* The log pipes close on their own when the last writer is gone. An
@@ -408,6 +612,24 @@ static uint64_t init_limit_ns(const exec_instance_t *inst)
     return (timeout_ms > 10000 ? timeout_ms : 10000) * 1000000;
 }
 
+/* An idle instance is frozen (its cgroup's freezer) once it has been idle
+ * this long, as Lambda freezes an environment between calls: a process it
+ * left running uses no CPU until the next call thaws it. Not at once, so
+ * that back-to-back calls pay no freeze and thaw each. */
+#define FREEZE_AFTER_NS (2u * 1000 * 1000)
+
+void exec__instance_freeze(exec_instance_t *inst, bool on)
+{
+    if (inst->frozen == on)
+        return;
+    int r = on ? sandbox_freeze(&inst->sb) : sandbox_thaw(&inst->sb);
+    if (r == 0)
+        inst->frozen = on;
+    else if (r != -ENOTSUP)
+        log_warn("exec", "%s instance %s of %s: %s", on ? "freezing" : "thawing", inst->id,
+                 inst->pool->name, strerror(-r));
+}
+
 static void on_timer(uv_timer_t *t);
 
 void exec__instance_arm_timer(exec_instance_t *inst)
@@ -418,7 +640,9 @@ void exec__instance_arm_timer(exec_instance_t *inst)
         return;
     }
     if (inst->state == INST_IDLE) {
-        due = now + (uint64_t)inst->pool->ex->cfg.idle_timeout_ms * 1000000;
+        due = inst->frozen ? inst->idle_since_ns +
+                                 (uint64_t)inst->pool->ex->cfg.idle_timeout_ms * 1000000
+                           : inst->idle_since_ns + FREEZE_AFTER_NS;
     } else {
         if (inst->inv)
             due = inst->inv->deadline_ns;
@@ -441,6 +665,16 @@ static void on_timer(uv_timer_t *t)
     exec_pool_t *p = inst->pool;
     uint64_t now = clock_mono_ns();
     if (inst->state == INST_IDLE) {
+        if (!inst->frozen) {
+            if (now >= inst->idle_since_ns + FREEZE_AFTER_NS)
+                exec__instance_freeze(inst, true);
+            exec__instance_arm_timer(inst);
+            return;
+        }
+        if (now < inst->idle_since_ns + (uint64_t)p->ex->cfg.idle_timeout_ms * 1000000) {
+            exec__instance_arm_timer(inst);
+            return;
+        }
         log_debug("exec", "instance %s of %s idle for %u ms: stopping", inst->id, p->name,
                   p->ex->cfg.idle_timeout_ms);
         exec__instance_stop(inst);
@@ -517,15 +751,14 @@ void exec__instance_deliver(exec_instance_t *inst)
     req->abort_cb = NULL;
     exec__instance_set_state(inst, INST_BUSY);
     inst->calls++;
+    inst->between_calls_log_bytes = 0;
+    log_reading(inst, true);
+    platform_start(inst, inv);
 
-    /* CPU time is metered as the difference from the last reading, taken
-     * when the previous call ended (an idle runtime uses next to none), so
-     * only a new instance needs a reading here. */
-    if (!inst->cpu_known) {
-        sandbox_stats_t st;
-        inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
-        inst->cpu_known = true;
-    }
+    /* A call is billed the CPU its sandbox uses from hand-over to answer,
+     * and nothing a process did between calls. */
+    sandbox_stats_t st;
+    inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
     if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
         inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;
@@ -557,6 +790,7 @@ void exec__instance_idle(exec_instance_t *inst)
     exec__instance_set_state(inst, INST_IDLE);
     inst->next_idle = p->idle;
     p->idle = inst;
+    inst->idle_since_ns = clock_mono_ns();
     exec__instance_arm_timer(inst);
     exec__pool_pump(p);
 }
@@ -578,6 +812,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
 
     char *code_dir = registry_code_dir(ex->registry, &p->fn);
     char **argv = build_argv(p->fn.runtime);
+    snprintf(inst->argv0, sizeof inst->argv0, "%s", argv[0]);
     char **envp = build_env(inst, ex, &p->fn);
     char hostname[64];
     snprintf(hostname, sizeof hostname, "mayfly-%.12s", inst->id);
@@ -634,6 +869,8 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     exec__code_acquire(ex, inst->code_sha);
     inst->state = INST_STARTING;
     p->n_starting++;
+    inst->memory_mb = (unsigned)p->fn.memory_mb;
+    ex->memory_used_mb += inst->memory_mb;
     exec__instance_arm_timer(inst); /* the init limit */
     inst->next = p->instances;
     if (p->instances)

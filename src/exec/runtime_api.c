@@ -6,6 +6,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec_internal.h"
 
@@ -65,6 +66,12 @@ static void handle_next(http_request_t *req, void *ud)
         inst->initialized = true;
         inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
         exec__start_succeeded(inst->pool);
+        /* Init ran with every core, as Lambda boosts it; calls get the CPU
+         * share the function's memory buys. */
+        mf_error_t err = MF_ERROR_INIT;
+        if (sandbox_cap_cpu(&inst->sb, &err) < 0)
+            log_warn("exec", "capping the CPU of instance %s of %s: %s", inst->id,
+                     inst->pool->name, err.msg);
     }
     inst->next_req = req;
     req->data = inst;

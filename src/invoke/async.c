@@ -73,6 +73,13 @@ typedef struct after_records {
     void *arg;
 } after_records_t;
 
+/* Queue jobs handed on together once the records before them are written. */
+typedef struct after_batch {
+    struct async *a;             /* NULL once async_close took it over */
+    after_records_t *head;
+    struct after_batch *next;
+} after_batch_t;
+
 struct async {
     uv_loop_t *loop;
     exec_t *exec;
@@ -92,6 +99,7 @@ struct async {
     uv_idle_t *kick;             /* runs dispatch and pending commits once the loop is free */
     afn_t *dirty_head, *dirty_tail;
     after_records_t *after_head, *after_tail;
+    after_batch_t *after_batches; /* handed on, waiting for their records */
     uint64_t rng;
     uint64_t n_running;
     bool stopping;
@@ -378,8 +386,9 @@ typedef struct accept_job {
     void *ud;
 } accept_job_t;
 
-static int async__accept_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int async__accept_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     accept_job_t *j = arg;
     int r;
     if (j->redrive_id && (r = store_dead_letter_delete(q, j->redrive_id, err)) < 0)
@@ -552,8 +561,9 @@ typedef struct update_job {
     store_attempt_t at;
 } update_job_t;
 
-static int async__update_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int async__update_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     update_job_t *j = arg;
     int r = 0;
     if (j->has_attempt)
@@ -595,8 +605,9 @@ typedef struct final_job {
     buf_t dest_body;
 } final_job_t;
 
-static int async__final_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int async__final_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     final_job_t *j = arg;
     int r = 0;
     if (j->dead)
@@ -647,9 +658,7 @@ static void async__after_records(async_t *a, store_job_apply_fn apply, store_job
     if (a->closing) {
         /* The writer is draining (a callback of its last jobs got here):
          * no loop iteration is left to wait for. */
-        mf_error_t err = MF_ERROR_INIT;
-        if (obs_records_flush(a->records, &err) < 0)
-            log_error("async", "writing invocation records: %s", err.msg);
+        obs_records_flush_wait(a->records);
         store_writer_submit(a->writer, false, apply, done, arg);
         return;
     }
@@ -874,8 +883,9 @@ typedef struct attempt_job {
     store_attempt_t at;          /* its strings are inv's or static */
 } attempt_job_t;
 
-static int async__attempt_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int async__attempt_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     attempt_job_t *j = arg;
     return store_attempt_put(q, &j->at, err);
 }
@@ -998,22 +1008,47 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
     }
 }
 
+/* Submits the queue jobs of a batch whose records are written. */
+static void async__after_batch_submit(async_t *a, after_batch_t *b)
+{
+    for (after_records_t *n = b->head, *next; n; n = next) {
+        next = n->next;
+        store_writer_submit(a->writer, false, n->apply, n->done, n->arg);
+        free(n);
+    }
+    b->head = NULL;
+}
+
+static void async__after_records_written(void *ud)
+{
+    after_batch_t *b = ud;
+    async_t *a = b->a;
+    if (a) { /* else async_close submitted it already */
+        async__after_batch_submit(a, b);
+        for (after_batch_t **pp = &a->after_batches; *pp; pp = &(*pp)->next) {
+            if (*pp == b) {
+                *pp = b->next;
+                break;
+            }
+        }
+    }
+    free(b);
+}
+
 static void async__on_kick(uv_idle_t *h)
 {
     async_t *a = h->data;
     uv_idle_stop(h);
     if (a->after_head) {
-        mf_error_t err = MF_ERROR_INIT;
-        if (obs_records_flush(a->records, &err) < 0)
-            log_error("async", "writing invocation records: %s", err.msg);
-        after_records_t *n = a->after_head;
+        /* These jobs go to the queue once the records added so far are
+         * written (by the records' own writer). */
+        after_batch_t *b = xmalloc(sizeof *b);
+        b->a = a;
+        b->head = a->after_head;
+        b->next = a->after_batches;
+        a->after_batches = b;
         a->after_head = a->after_tail = NULL;
-        while (n) {
-            after_records_t *next = n->next;
-            store_writer_submit(a->writer, false, n->apply, n->done, n->arg);
-            free(n);
-            n = next;
-        }
+        obs_records_sync(a->records, async__after_records_written, b);
     }
     /* Functions marked while this pass runs wait for the next one. */
     afn_t *fn = a->dirty_head;
@@ -1050,8 +1085,9 @@ void async_function_changed(async_t *a, const fn_t *f)
         async__fn_load(fn, f);
 }
 
-static int async__forget_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int async__forget_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     return store_queue_forget_function(q, arg, err);
 }
 
@@ -1211,8 +1247,9 @@ static void async__load_key(const char *function, const char *key, const char *r
     free(mk);
 }
 
-static int async__prune_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int async__prune_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     return store_idem_prune(q, *(int64_t *)arg, err);
 }
 
@@ -1325,7 +1362,9 @@ int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *
         return r;
     }
     async__metrics_setup(a);
-    if ((r = store_writer_start(loop, data_dir, async__on_commit, a, &a->writer, err)) < 0) {
+    store_writer_db_t wdb;
+    if ((r = store_queue_writer_db(data_dir, &wdb, err)) < 0 ||
+        (r = store_writer_start(loop, &wdb, async__on_commit, a, &a->writer, err)) < 0) {
         store_queue_close(a->rq);
         free(a);
         return r;
@@ -1387,7 +1426,16 @@ void async_close(async_t *a)
     exec_set_capacity_cb(a->exec, NULL, NULL);
     a->stopping = true;
     a->dirty_head = a->dirty_tail = NULL;
-    async__on_kick(a->kick); /* submits what waits for the records */
+    /* What waits for records: no loop iteration is left to wait in. */
+    obs_records_flush_wait(a->records);
+    for (after_batch_t *b = a->after_batches; b; b = b->next) {
+        async__after_batch_submit(a, b);
+        b->a = NULL; /* its callback, still to come, only frees it */
+    }
+    a->after_batches = NULL;
+    after_batch_t rest = { a, a->after_head, NULL };
+    a->after_head = a->after_tail = NULL;
+    async__after_batch_submit(a, &rest);
     a->closing = true;
     store_writer_stop(a->writer);
     uv_close((uv_handle_t *)a->retry_timer, async__free_handle);

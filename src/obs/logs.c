@@ -19,7 +19,7 @@ struct obs_log_sub {
 };
 
 struct obs_logs {
-    store_t *store;
+    store_writer_t *writer;
     uv_timer_t *timer;
     store_log_t *pending;
     size_t count, cap;
@@ -28,16 +28,13 @@ struct obs_logs {
 
 static void on_flush_timer(uv_timer_t *t)
 {
-    obs_logs_t *l = t->data;
-    mf_error_t err = MF_ERROR_INIT;
-    if (obs_logs_flush(l, &err) < 0)
-        log_error("logs", "writing function logs: %s", err.msg);
+    obs_logs_flush(t->data);
 }
 
-obs_logs_t *obs_logs_new(uv_loop_t *loop, store_t *store)
+obs_logs_t *obs_logs_new(uv_loop_t *loop, store_writer_t *writer)
 {
     obs_logs_t *l = xcalloc(1, sizeof *l);
-    l->store = store;
+    l->writer = writer;
     l->timer = xmalloc(sizeof *l->timer);
     uv_timer_init(loop, l->timer);
     l->timer->data = l;
@@ -69,25 +66,52 @@ void obs_logs_append(obs_logs_t *l, const char *function, const char *request_id
         s->cb(line, s->ud);
     }
 
-    if (l->count >= FLUSH_COUNT) {
-        mf_error_t err = MF_ERROR_INIT;
-        if (obs_logs_flush(l, &err) < 0)
-            log_error("logs", "writing function logs: %s", err.msg);
-    } else if (!uv_is_active((uv_handle_t *)l->timer)) {
+    if (l->count >= FLUSH_COUNT)
+        obs_logs_flush(l);
+    else if (!uv_is_active((uv_handle_t *)l->timer))
         uv_timer_start(l->timer, on_flush_timer, FLUSH_DELAY_MS, 0);
-    }
 }
 
-int obs_logs_flush(obs_logs_t *l, mf_error_t *err)
+/* A batch on its way to the writer thread. */
+typedef struct lines_batch {
+    store_log_t *lines;
+    size_t count;
+} lines_batch_t;
+
+static int batch_apply(void *db, void *arg, mf_error_t *err)
+{
+    lines_batch_t *b = arg;
+    return store_logs_write(db, b->lines, b->count, err);
+}
+
+static void batch_done(void *arg, int r, const mf_error_t *err)
+{
+    lines_batch_t *b = arg;
+    if (r < 0)
+        log_error("logs", "writing %zu function log line(s): %s", b->count, err->msg);
+    for (size_t i = 0; i < b->count; i++)
+        free(b->lines[i].message);
+    free(b->lines);
+    free(b);
+}
+
+void obs_logs_flush(obs_logs_t *l)
 {
     uv_timer_stop(l->timer);
     if (!l->count)
-        return 0;
-    int ret = store_logs_put(l->store, l->pending, l->count, err);
-    for (size_t i = 0; i < l->count; i++)
-        free(l->pending[i].message);
-    l->count = 0;
-    return ret;
+        return;
+    lines_batch_t *b = xmalloc(sizeof *b);
+    b->lines = l->pending;
+    b->count = l->count;
+    l->pending = NULL;
+    l->count = l->cap = 0;
+    store_writer_submit(l->writer, false, batch_apply, batch_done, b);
+}
+
+void obs_logs_sync(obs_logs_t *l, void (*cb)(void *ud), void *ud)
+{
+    obs_logs_flush(l);
+    store_writer_barrier(l->writer, cb, ud);
 }
 
 obs_log_sub_t *obs_logs_subscribe(obs_logs_t *l, const char *function, const char *request_id,
@@ -123,9 +147,7 @@ void obs_logs_free(obs_logs_t *l)
 {
     if (!l)
         return;
-    mf_error_t err = MF_ERROR_INIT;
-    if (obs_logs_flush(l, &err) < 0)
-        log_error("logs", "writing function logs: %s", err.msg);
+    obs_logs_flush(l);
     while (l->subs)
         obs_logs_unsubscribe(l, l->subs);
     uv_close((uv_handle_t *)l->timer, free_timer);

@@ -1,6 +1,7 @@
 /* Function logs: the lines a function prints, tagged with the request id
- * and a timestamp, kept in the store (written in batches) and streamed to
- * followers as they arrive. */
+ * and a timestamp, kept in the store (handed in batches to a writer thread,
+ * never written on the event loop) and streamed to followers as they
+ * arrive. */
 #ifndef MAYFLY_OBS_LOGS_H
 #define MAYFLY_OBS_LOGS_H
 
@@ -13,11 +14,15 @@ typedef struct obs_logs obs_logs_t;
 typedef struct obs_log_sub obs_log_sub_t;
 typedef void (*obs_log_cb)(const store_log_t *line, void *ud);
 
-obs_logs_t *obs_logs_new(uv_loop_t *loop, store_t *store);
+/* writer is a store_writer_db writer of the store (shared with records). */
+obs_logs_t *obs_logs_new(uv_loop_t *loop, store_writer_t *writer);
 /* Appends one line (without its newline). */
 void obs_logs_append(obs_logs_t *l, const char *function, const char *request_id, int stream,
                      const char *msg, size_t len);
-int obs_logs_flush(obs_logs_t *l, mf_error_t *err);
+/* Hands every queued line to the writer now. */
+void obs_logs_flush(obs_logs_t *l);
+/* Calls cb(ud) on the loop once every line appended so far is written. */
+void obs_logs_sync(obs_logs_t *l, void (*cb)(void *ud), void *ud);
 /* Calls cb for every new line of function (and request_id, when not NULL)
  * until unsubscribed. */
 obs_log_sub_t *obs_logs_subscribe(obs_logs_t *l, const char *function, const char *request_id,

@@ -14,7 +14,7 @@
 #define FLUSH_COUNT 512
 
 struct obs_records {
-    store_t *store;
+    store_writer_t *writer;
     uv_timer_t *timer;
     store_record_t *pending;
     size_t count, cap;
@@ -37,16 +37,13 @@ bool obs_records_status_valid(const char *status)
 
 static void on_flush_timer(uv_timer_t *t)
 {
-    obs_records_t *r = t->data;
-    mf_error_t err = MF_ERROR_INIT;
-    if (obs_records_flush(r, &err) < 0)
-        log_error("records", "writing invocation records: %s", err.msg);
+    obs_records_flush(t->data);
 }
 
-obs_records_t *obs_records_new(uv_loop_t *loop, store_t *store)
+obs_records_t *obs_records_new(uv_loop_t *loop, store_writer_t *writer)
 {
     obs_records_t *r = xcalloc(1, sizeof *r);
-    r->store = store;
+    r->writer = writer;
     r->timer = xmalloc(sizeof *r->timer);
     uv_timer_init(loop, r->timer);
     r->timer->data = r;
@@ -71,13 +68,10 @@ static void records_append(obs_records_t *r, const store_record_t *rec, bool ind
     copy->error_message = dup_or_null(rec->error_message);
     if (index)
         map_put(&r->index, copy->request_id, (void *)(uintptr_t)r->count);
-    if (r->count >= FLUSH_COUNT) {
-        mf_error_t err = MF_ERROR_INIT;
-        if (obs_records_flush(r, &err) < 0)
-            log_error("records", "writing invocation records: %s", err.msg);
-    } else if (!uv_is_active((uv_handle_t *)r->timer)) {
+    if (r->count >= FLUSH_COUNT)
+        obs_records_flush(r);
+    else if (!uv_is_active((uv_handle_t *)r->timer))
         uv_timer_start(r->timer, on_flush_timer, FLUSH_DELAY_MS, 0);
-    }
 }
 
 void obs_records_add(obs_records_t *r, const store_record_t *rec)
@@ -99,19 +93,55 @@ void obs_records_set(obs_records_t *r, const store_record_t *rec)
     old->error_message = dup_or_null(rec->error_message);
 }
 
-int obs_records_flush(obs_records_t *r, mf_error_t *err)
+/* A batch on its way to the writer thread. */
+typedef struct records_batch {
+    store_record_t *recs;
+    size_t count;
+} records_batch_t;
+
+static int batch_apply(void *db, void *arg, mf_error_t *err)
+{
+    records_batch_t *b = arg;
+    return store_records_write(db, b->recs, b->count, err);
+}
+
+static void batch_done(void *arg, int r, const mf_error_t *err)
+{
+    records_batch_t *b = arg;
+    /* A failed write is logged and dropped rather than retried forever:
+     * the server keeps serving calls. */
+    if (r < 0)
+        log_error("records", "writing %zu invocation record(s): %s", b->count, err->msg);
+    for (size_t i = 0; i < b->count; i++)
+        store_record_clear(&b->recs[i]);
+    free(b->recs);
+    free(b);
+}
+
+void obs_records_flush(obs_records_t *r)
 {
     uv_timer_stop(r->timer);
     if (!r->count)
-        return 0;
-    int ret = store_records_put(r->store, r->pending, r->count, err);
-    /* On a failed write the batch is dropped rather than retried forever:
-     * the error is logged, and the server keeps serving calls. */
-    for (size_t i = 0; i < r->count; i++)
-        store_record_clear(&r->pending[i]);
-    r->count = 0;
+        return;
+    records_batch_t *b = xmalloc(sizeof *b);
+    b->recs = r->pending;
+    b->count = r->count;
+    r->pending = NULL;
+    r->count = r->cap = 0;
     map_clear(&r->index);
-    return ret;
+    store_writer_submit(r->writer, false, batch_apply, batch_done, b);
+}
+
+void obs_records_sync(obs_records_t *r, void (*cb)(void *ud), void *ud)
+{
+    obs_records_flush(r);
+    store_writer_barrier(r->writer, cb, ud);
+}
+
+void obs_records_flush_wait(obs_records_t *r)
+{
+    obs_records_flush(r);
+    store_writer_wait(r->writer);
 }
 
 static void free_timer(uv_handle_t *h)
@@ -123,9 +153,7 @@ void obs_records_free(obs_records_t *r)
 {
     if (!r)
         return;
-    mf_error_t err = MF_ERROR_INIT;
-    if (obs_records_flush(r, &err) < 0)
-        log_error("records", "writing invocation records: %s", err.msg);
+    obs_records_flush(r);
     uv_close((uv_handle_t *)r->timer, free_timer);
     free(r->pending);
     map_release(&r->index);

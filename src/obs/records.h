@@ -1,7 +1,9 @@
 /* Invocation records, written to the store in batches off the request
- * path: added in memory, flushed by a timer (or when many are waiting) in
- * one transaction. Readers flush first, so a record is visible as soon as
- * its call has answered. */
+ * path: added in memory, handed by a timer (or when many are waiting) to a
+ * writer thread (store/writer.h) that commits them with its own
+ * connection, never on the event loop. Readers sync first
+ * (obs_records_sync), so a record is visible as soon as its call has
+ * answered. */
 #ifndef MAYFLY_OBS_RECORDS_H
 #define MAYFLY_OBS_RECORDS_H
 
@@ -16,15 +18,21 @@ typedef struct obs_records obs_records_t;
  * throttled, queued or running. */
 bool obs_records_status_valid(const char *status);
 
-obs_records_t *obs_records_new(uv_loop_t *loop, store_t *store);
+/* writer is a store_writer_db writer of the store (shared with the logs). */
+obs_records_t *obs_records_new(uv_loop_t *loop, store_writer_t *writer);
 /* Queues a copy of rec: a call's one record. */
 void obs_records_add(obs_records_t *r, const store_record_t *rec);
 /* Queues a copy of rec in place of a record of the same request id still
  * waiting in the batch, if any: for records that change state (an async
  * event's queued, running, done). */
 void obs_records_set(obs_records_t *r, const store_record_t *rec);
-/* Writes every queued record now. */
-int obs_records_flush(obs_records_t *r, mf_error_t *err);
+/* Hands every queued record to the writer now. */
+void obs_records_flush(obs_records_t *r);
+/* Calls cb(ud) on the loop once every record added so far is written. */
+void obs_records_sync(obs_records_t *r, void (*cb)(void *ud), void *ud);
+/* Blocks until every record added so far is written (for a stopping
+ * server, which has no loop iteration left to wait in). */
+void obs_records_flush_wait(obs_records_t *r);
 /* Flushes, then frees (closing its timer through the loop). */
 void obs_records_free(obs_records_t *r);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -50,8 +51,8 @@ static const reg_range_t reg__max_retries = {"async.max_retries", 0, 2, 2};
 static const reg_range_t reg__max_event_age_s = {"async.max_event_age_s", 60, 21600, 21600};
 
 static const char *const reg__fields[] = {
-    "name",   "runtime", "handler", "memory_mb", "timeout_s", "max_concurrency",
-    "tmp_mb", "env",     "async",   "code",      NULL,
+    "name", "runtime", "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
+    "env",  "async",   "code",    "log_format", "log_level", "system_log_level", NULL,
 };
 static const char *const reg__async_fields[] = {
     "max_retries", "max_event_age_s", "on_success", "on_failure", NULL,
@@ -185,9 +186,13 @@ static bool reg__env_name(const char *k)
 }
 
 /* Names the sandbox sets itself: a function may not override what tells
- * the runtime where its code and its API are. */
+ * the runtime where its code and its API are. Lambda's log settings are
+ * the exception: Lambda does not reserve them, and a function's own value
+ * wins over log_format and log_level. */
 static bool reg__env_reserved(const char *k)
 {
+    if (!strcmp(k, "AWS_LAMBDA_LOG_FORMAT") || !strcmp(k, "AWS_LAMBDA_LOG_LEVEL"))
+        return false;
     return !strncmp(k, "AWS_", 4) || !strcmp(k, "_HANDLER") || !strcmp(k, "LAMBDA_TASK_ROOT") ||
            !strcmp(k, "LAMBDA_RUNTIME_DIR");
 }
@@ -270,6 +275,76 @@ static int reg__async(const json_t *v, fn_async_t *a, mf_error_t *err)
     return 0;
 }
 
+/* A string from names, in any case; its spelling in names, or NULL. */
+static const char *reg__choice(const json_t *v, const char *const *names)
+{
+    const char *s = reg__string(v, 16, NULL);
+    for (size_t i = 0; s && names[i]; i++)
+        if (!strcasecmp(s, names[i]))
+            return names[i];
+    return NULL;
+}
+
+/* A log level field: null puts back the default. *given tells whether the
+ * body named a level. */
+static int reg__log_level(const json_t *body, const char *key, const char *const *levels,
+                          char out[8], bool *given, mf_error_t *err)
+{
+    const json_t *v = json_object_get(body, key);
+    *given = false;
+    if (!v)
+        return 0;
+    if (json_is_null(v)) {
+        out[0] = '\0';
+        return 0;
+    }
+    const char *level = reg__choice(v, levels);
+    if (!level) {
+        char list[64] = "";
+        for (size_t i = 0; levels[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     levels[i]);
+        return mf_error_plain(err, EINVAL, "%s: must be null or one of %s", key, list);
+    }
+    snprintf(out, 8, "%s", level);
+    *given = true;
+    return 0;
+}
+
+/* Lambda's LoggingConfig rules: the levels belong to the JSON format. A
+ * level asked for with Text is an error; a function whose format becomes
+ * Text drops its levels; with JSON a level not set is INFO. */
+static int reg__logging(const json_t *body, fn_t *f, mf_error_t *err)
+{
+    static const char *const formats[] = {"Text", "JSON", NULL};
+    static const char *const levels[] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", NULL};
+    static const char *const system_levels[] = {"DEBUG", "INFO", "WARN", NULL};
+    const json_t *v = json_object_get(body, "log_format");
+    if (v) {
+        const char *format = reg__choice(v, formats);
+        if (!format)
+            return mf_error_plain(err, EINVAL, "log_format: must be \"Text\" or \"JSON\"");
+        snprintf(f->log_format, sizeof f->log_format, "%s", format);
+    }
+    bool level_given, system_given;
+    int rc = reg__log_level(body, "log_level", levels, f->log_level, &level_given, err);
+    if (rc < 0 || (rc = reg__log_level(body, "system_log_level", system_levels,
+                                       f->system_log_level, &system_given, err)) < 0)
+        return rc;
+    if (strcmp(f->log_format, "JSON")) {
+        if (level_given || system_given)
+            return mf_error_plain(err, EINVAL, "%s: applies only with log_format \"JSON\"",
+                                  level_given ? "log_level" : "system_log_level");
+        f->log_level[0] = f->system_log_level[0] = '\0';
+        return 0;
+    }
+    if (!f->log_level[0])
+        snprintf(f->log_level, sizeof f->log_level, "INFO");
+    if (!f->system_log_level[0])
+        snprintf(f->system_log_level, sizeof f->system_log_level, "INFO");
+    return 0;
+}
+
 static void reg__size_str(uint64_t n, char *out, size_t size)
 {
     if (n && n % (1u << 20) == 0)
@@ -319,6 +394,7 @@ static void reg__defaults(fn_t *f, const char *name)
     f->env = json_object();
     f->async.max_retries = reg__max_retries.def;
     f->async.max_event_age_s = reg__max_event_age_s.def;
+    snprintf(f->log_format, sizeof f->log_format, "Text");
 }
 
 /* The settings as stored: what fn_to_json shows, less the columns the
@@ -329,11 +405,13 @@ static json_t *reg__config(const fn_t *f)
                               "max_event_age_s", f->async.max_event_age_s, "on_success",
                               f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
                               f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:o, s:I}", "runtime", f->runtime,
-                     "runtime_name", f->runtime_name, "handler", f->handler, "memory_mb",
-                     f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency",
-                     f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env, "async", async,
-                     "zip_size", (json_int_t)f->zip_size);
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:o, s:I, s:s, s:s?, s:s?}",
+                     "runtime", f->runtime, "runtime_name", f->runtime_name, "handler",
+                     f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
+                     "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
+                     "async", async, "zip_size", (json_int_t)f->zip_size, "log_format",
+                     f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
+                     "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL);
 }
 
 static int reg__cfg_int(const json_t *obj, const char *key, int def)
@@ -382,6 +460,9 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     f->async.max_event_age_s = reg__cfg_int(async, "max_event_age_s", f->async.max_event_age_s);
     reg__cfg_str(async, "on_success", f->async.on_success, sizeof f->async.on_success);
     reg__cfg_str(async, "on_failure", f->async.on_failure, sizeof f->async.on_failure);
+    reg__cfg_str(cfg, "log_format", f->log_format, sizeof f->log_format);
+    reg__cfg_str(cfg, "log_level", f->log_level, sizeof f->log_level);
+    reg__cfg_str(cfg, "system_log_level", f->system_log_level, sizeof f->system_log_level);
     json_decref(cfg);
 
     f->version = sf->version;
@@ -531,6 +612,9 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     }
 
     if ((v = json_object_get(body, "async")) && (rc = reg__async(v, &f->async, err)) < 0)
+        return rc;
+
+    if ((rc = reg__logging(body, f, err)) < 0)
         return rc;
 
     v = json_object_get(body, "code");
@@ -764,12 +848,16 @@ json_t *fn_to_json(const fn_t *f)
                               "max_event_age_s", f->async.max_event_age_s, "on_success",
                               f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
                               f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:I, s:s, s:I, s:s, s:s}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:s, s:s?, s:s?, s:I, s:s, "
+                     "s:I, s:s, s:s}",
                      "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
-                     "tmp_mb", f->tmp_mb, "env", env, "async", async, "version",
-                     (json_int_t)f->version, "code_sha256", f->code_sha256, "code_size",
-                     (json_int_t)f->code_size, "created", created, "updated", updated);
+                     "tmp_mb", f->tmp_mb, "env", env, "async", async, "log_format",
+                     f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
+                     "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL,
+                     "version", (json_int_t)f->version, "code_sha256", f->code_sha256,
+                     "code_size", (json_int_t)f->code_size, "created", created, "updated",
+                     updated);
 }
 
 void fn_clear(fn_t *f)

@@ -37,6 +37,13 @@ typedef struct fn {
     int tmp_mb;                  /* 16–10240, default 64 */
     json_t *env;                 /* object of string → string, owned */
     fn_async_t async;
+    /* Lambda's LoggingConfig. The runtimes get the format and level as
+     * AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (unless env sets
+     * them). The levels apply to the JSON format only, as on Lambda: ""
+     * with Text, "INFO" by default with JSON. */
+    char log_format[8];          /* "Text" (default) or "JSON" */
+    char log_level[8];           /* TRACE, DEBUG, INFO, WARN, ERROR or FATAL */
+    char system_log_level[8];    /* the platform's own lines: DEBUG, INFO or WARN */
     int64_t version;
     char code_sha256[65];
     int64_t code_size;           /* unpacked */
@@ -56,11 +63,13 @@ bool registry_valid_name(const char *name);
 
 /* Creates or updates the function name from a request body shaped as in
  * DESIGN.md: {"runtime","handler","memory_mb","timeout_s","env",
- * "max_concurrency","tmp_mb","async":{…},"code":{"zip_base64"}}.
+ * "max_concurrency","tmp_mb","async":{…},"log_format","log_level",
+ * "system_log_level","code":{"zip_base64"}}.
  * On create, runtime and code are required, and other fields take their
- * defaults; on update, a field left out keeps its current value, and a new
- * code package or any changed field raises the version by one. Unknown
- * fields are rejected. *created tells which happened. */
+ * defaults; on update, a field left out keeps its current value (but a
+ * function whose format becomes Text drops its log levels, which only JSON
+ * has), and a new code package or any changed field raises the version by
+ * one. Unknown fields are rejected. *created tells which happened. */
 int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
                  bool *created, mf_error_t *err);
 /* A put split in two, so the slow part (parsing a body of up to about

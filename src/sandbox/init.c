@@ -150,17 +150,19 @@ static void drop_privileges(const sandbox__child_t *c)
         sandbox__child_die("clear ambient capabilities");
 
     if (!sys->userns) {
-        /* Become nobody: no supplementary groups left from the server,
-         * then the group, then the user last (after it we could change
-         * neither). The uid change from 0 also empties the permitted and
-         * effective capability sets. Raw system calls, not glibc's: in a
-         * multi-threaded parent glibc would try to apply the change to
-         * threads that do not exist in this copy of the process. */
+        /* Become the sandbox's own user (a uid no other sandbox has, so
+         * per-user kernel quotas are its own): no supplementary groups
+         * left from the server, then the group, then the user last (after
+         * it we could change neither). The uid change from 0 also empties
+         * the permitted and effective capability sets. Raw system calls,
+         * not glibc's: in a multi-threaded parent glibc would try to apply
+         * the change to threads that do not exist in this copy of the
+         * process. */
         if (syscall(SYS_setgroups, 0, NULL) < 0)
             sandbox__child_die("setgroups");
-        if (syscall(SYS_setresgid, SANDBOX__GID, SANDBOX__GID, SANDBOX__GID) < 0)
+        if (syscall(SYS_setresgid, c->gid, c->gid, c->gid) < 0)
             sandbox__child_die("setresgid");
-        if (syscall(SYS_setresuid, SANDBOX__UID, SANDBOX__UID, SANDBOX__UID) < 0)
+        if (syscall(SYS_setresuid, c->uid, c->uid, c->uid) < 0)
             sandbox__child_die("setresuid");
     }
     /* In a user namespace our only mapped id is 0 (the server's own uid
@@ -271,9 +273,13 @@ static pid_t spawn_function(const sandbox__child_t *c)
     int e = posix_spawn(&fn, c->cfg->argv[0], &fa, NULL, c->cfg->argv, c->cfg->envp);
     posix_spawn_file_actions_destroy(&fa);
     if (e != 0) {
-        int st = 127 << 8; /* as if the function exited 127 */
+        /* As if the function exited 127, as a shell reports it, plus the
+         * exec's errno, so the server can tell "could not be started" (a
+         * bootstrap that is not executable, a missing interpreter) from a
+         * function that exited 127 itself. */
+        sandbox__exit_t ex = {.wstatus = 127 << 8, .exec_errno = e};
         complain(FD_ERR, "exec", c->cfg->argv[0], e);
-        ssize_t w = send(FD_SYNC, &st, sizeof st, MSG_NOSIGNAL);
+        ssize_t w = send(FD_SYNC, &ex, sizeof ex, MSG_NOSIGNAL);
         (void)w;
         _exit(0);
     }
@@ -295,7 +301,8 @@ static _Noreturn void init_loop(pid_t fn)
         int st;
         pid_t r = waitpid(-1, &st, 0);
         if (r == fn) {
-            ssize_t n = send(FD_SYNC, &st, sizeof st, MSG_NOSIGNAL);
+            sandbox__exit_t ex = {.wstatus = st, .exec_errno = 0};
+            ssize_t n = send(FD_SYNC, &ex, sizeof ex, MSG_NOSIGNAL);
             (void)n;
             _exit(0);
         }

@@ -11,6 +11,7 @@
 #define MAYFLY_SANDBOX_INTERNAL_H
 
 #include <linux/filter.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/capability.h>
@@ -21,9 +22,9 @@
 #include "core/error.h"
 #include "sandbox/sandbox.h"
 
-/* The identity the function runs as: Debian's "nobody"/"nogroup". */
-#define SANDBOX__UID 65534
-#define SANDBOX__GID 65534
+/* The user name each sandbox's uid has in its /etc/passwd (Lambda's are
+ * sbx_userNNNN), so that getpwuid, `id` and Node's os.userInfo() work. */
+#define SANDBOX__USER "sbx_user"
 
 /* How long sandbox_spawn waits for the child to report. The child only
  * makes local system calls, so this is a guard against a wedged kernel
@@ -54,6 +55,19 @@ typedef struct sandbox__host_entry {
 
 struct sandbox__pool;
 
+/* The user ids sandboxes run as: one of its own per sandbox, so that
+ * per-user kernel quotas (inotify instances, POSIX message queue bytes,
+ * RLIMIT_NPROC) are not shared between functions. Taken by the loop
+ * thread and the pool's thread alike, hence the lock. */
+typedef struct sandbox__uids {
+    pthread_mutex_t lock;
+    uint32_t first, count;
+    uint32_t next; /* where the search for a free one starts: recently
+                      freed ids are the last to be reused */
+    uint32_t in_use;
+    uint64_t *used; /* a bit per id of the range */
+} sandbox__uids_t;
+
 struct sandbox_system {
     struct sandbox__cgsys *cg;
     struct sandbox__pool *pool; /* prepared sandboxes, when started */
@@ -75,6 +89,17 @@ struct sandbox_system {
     bool userns;
     uid_t uid;
     gid_t gid;
+    sandbox__uids_t uids; /* as root */
+    /* Inside, /bin/sh is bash, as on Lambda's images: sh_inside is where
+     * the host's sh is found in the new root ("usr/bin/sh"), bash_host the
+     * bash bound over it. NULL when the host's sh is bash already, or the
+     * host has no bash. */
+    char *sh_inside;
+    char *bash_host;
+    /* The budget of all sandboxes together (0: none) and what prepared
+     * sandboxes add to the memory part, SANDBOX_POOL_MEMORY_MB each. */
+    uint64_t budget_memory_mb, budget_pids;
+    uint64_t pool_memory_mb;
 };
 
 /* What the parent hands the child across clone(). */
@@ -85,8 +110,12 @@ typedef struct sandbox__child {
     int out_fd, err_fd; /* write ends of the stdout and stderr pipes */
     bool pooled;        /* prepared ahead: cfg arrives later, as a message */
     bool zygote;        /* pooled, with its runtime started from cfg->argv */
+    uid_t uid;          /* who the function runs as (as root) */
+    gid_t gid;
     char tmp_opts[64];  /* "size=64m,mode=1777" */
     char hosts[384];    /* the sandbox's /etc/hosts */
+    char passwd[256];   /* its /etc/passwd and /etc/group, naming uid and gid */
+    char group[128];
     rlim_t fsize;       /* RLIMIT_FSIZE: the /tmp size in bytes */
 } sandbox__child_t;
 
@@ -99,6 +128,14 @@ typedef struct sandbox__child {
 #define SANDBOX__SPEC_MAX (128 * 1024)
 #define SANDBOX__SPEC_MAX_ARGV 64
 #define SANDBOX__SPEC_MAX_ENVP 1024
+
+/* What init sends the server when the function's process is over (or
+ * could not be started): its wait status, and the errno of the exec that
+ * failed (0 when the exec worked). */
+typedef struct sandbox__exit {
+    int wstatus;
+    int exec_errno;
+} sandbox__exit_t;
 
 /* The child's one message to the parent during setup. On success it
  * carries the listening socket as SCM_RIGHTS; on failure the step that
@@ -132,9 +169,19 @@ void sandbox__child_mounts(const sandbox__child_t *c);
 void sandbox__child_mounts_base(const sandbox__child_t *c);
 void sandbox__child_mounts_finish(const sandbox__child_t *c);
 
-/* netns.c: brings up lo and returns a socket listening on
- * 127.0.0.1:port inside the new network namespace (child side). */
+/* netns.c: brings up lo, gives it the sandbox's own addresses and
+ * returns a socket listening on 127.0.0.1:port inside the new network
+ * namespace (child side). */
 int sandbox__child_listen(uint16_t port);
+
+/* The addresses lo gets besides 127.0.0.1 and ::1. glibc's getaddrinfo
+ * with AI_ADDRCONFIG (the default of many clients) treats a family as
+ * configured only when an address of it is not loopback: without these,
+ * asking for IPv4 returns nothing, even for the literal 127.0.0.1. They
+ * lead nowhere (a /32 and a /128 on lo add no route out), and they are
+ * the ones the planned egress gateway routes from. */
+#define SANDBOX__ADDR4 "10.255.255.2"
+#define SANDBOX__ADDR6 "fd00:6d66::2"
 
 /* seccomp.c: compiles the filter into a BPF program (parent side). */
 int sandbox__seccomp_build(struct sock_fprog *out, mf_error_t *err);

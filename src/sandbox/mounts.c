@@ -4,6 +4,9 @@
  *   /usr           the host's, read-only (programs and libraries)
  *   /bin /lib …    symlinks into usr as on the host (merged /usr), or
  *                  read-only binds where the host has real directories
+ *   /bin/sh        the host's bash, bound over the host's sh (Debian's is
+ *                  dash): on Lambda's images /bin/sh is bash, and custom
+ *                  runtimes' `#!/bin/sh` bootstraps rely on it
  *   /etc           a handful of generated files (passwd, group, hosts,
  *                  nsswitch.conf, resolv.conf) plus read-only binds of the
  *                  host's ld.so.cache, ssl and alternatives
@@ -31,10 +34,6 @@
 
 #include "sandbox/internal.h"
 
-static const char etc_passwd[] = "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                                 "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n";
-static const char etc_group[] = "root:x:0:\n"
-                                "nogroup:x:65534:\n";
 static const char etc_nsswitch[] = "passwd: files\n"
                                    "group: files\n"
                                    "shadow: files\n"
@@ -120,6 +119,49 @@ static void host_entry(const sandbox__child_t *c, const sandbox__host_entry_t *e
     }
 }
 
+/* "/proc/self/fd/<fd>" into out, without stdio. */
+static void proc_fd_path(char *out, size_t size, int fd)
+{
+    static const char prefix[] = "/proc/self/fd/";
+    char digits[16];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + fd % 10);
+    while ((fd /= 10) > 0 && n < sizeof digits);
+    if (sizeof prefix + n > size) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, prefix, sizeof prefix - 1);
+    for (size_t i = 0; i < n; i++)
+        out[sizeof prefix - 1 + i] = digits[n - 1 - i];
+    out[sizeof prefix - 1 + n] = '\0';
+}
+
+/* Binds the host's bash over /bin/sh inside. The host's sh is usually a
+ * symlink (Debian's sh -> dash), and mount(2) follows a symlink at its
+ * target, which would put bash over dash itself: so the mount goes
+ * through a descriptor of the link (O_PATH|O_NOFOLLOW, named by its
+ * /proc/self/fd entry), which covers the link and leaves dash alone. The
+ * remount that makes it read-only then names the path, which now leads to
+ * the mount. */
+static void bash_as_sh(const sandbox__child_t *c)
+{
+    const sandbox_system_t *sys = c->sys;
+    int fd = open(sys->sh_inside, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        sandbox__child_die("open /bin/sh");
+    char target[32];
+    proc_fd_path(target, sizeof target, fd);
+    if (mount(sys->bash_host, target, NULL, MS_BIND, NULL) < 0)
+        sandbox__child_die("bind bash at /bin/sh");
+    close(fd);
+    unsigned long extra = sys->userns ? locked_flags(sys->bash_host) : 0;
+    if (mount(NULL, sys->sh_inside, NULL,
+              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, NULL) < 0)
+        sandbox__child_die("remount /bin/sh read-only");
+}
+
 static void make_dev(const sandbox__child_t *c)
 {
     static const struct {
@@ -181,11 +223,13 @@ void sandbox__child_mounts_base(const sandbox__child_t *c)
     bind_ro(c, "/usr", "usr", "bind /usr", "remount /usr read-only");
     for (size_t i = 0; i < sys->ntop; i++)
         host_entry(c, &sys->top[i]);
+    if (sys->sh_inside)
+        bash_as_sh(c);
 
     /* Our own passwd and group: the function sees its own user and root,
      * not the host's accounts. */
-    write_file("etc/passwd", etc_passwd, sizeof etc_passwd - 1, "write /etc/passwd");
-    write_file("etc/group", etc_group, sizeof etc_group - 1, "write /etc/group");
+    write_file("etc/passwd", c->passwd, strlen(c->passwd), "write /etc/passwd");
+    write_file("etc/group", c->group, strlen(c->group), "write /etc/group");
     write_file("etc/nsswitch.conf", etc_nsswitch, sizeof etc_nsswitch - 1,
                "write /etc/nsswitch.conf");
     write_file("etc/resolv.conf", "", 0, "write /etc/resolv.conf");

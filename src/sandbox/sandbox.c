@@ -108,6 +108,170 @@ static int probe_namespaces(const sandbox_system_t *sys, mf_error_t *err)
     return 0;
 }
 
+/* ---- user ids ----------------------------------------------------------- */
+
+static void uids_set(sandbox__uids_t *u, uint32_t first, uint32_t count)
+{
+    free(u->used);
+    u->first = first;
+    u->count = count;
+    u->next = 0;
+    u->in_use = 0;
+    u->used = xcalloc((count + 63) / 64, sizeof *u->used);
+}
+
+/* Takes a free uid of the range for a new sandbox; -EAGAIN when all are
+ * taken. The search starts after the one taken last, so a uid just given
+ * back is the last to be reused. */
+static int uid_take(sandbox_system_t *sys, uid_t *out)
+{
+    sandbox__uids_t *u = &sys->uids;
+    pthread_mutex_lock(&u->lock);
+    if (u->in_use == u->count) {
+        pthread_mutex_unlock(&u->lock);
+        return -EAGAIN;
+    }
+    uint32_t i = u->next;
+    while (u->used[i / 64] & (1ull << (i % 64)))
+        i = i + 1 == u->count ? 0 : i + 1;
+    u->used[i / 64] |= 1ull << (i % 64);
+    u->in_use++;
+    u->next = i + 1 == u->count ? 0 : i + 1;
+    *out = (uid_t)(u->first + i);
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
+static void uid_give(sandbox_system_t *sys, uid_t uid)
+{
+    sandbox__uids_t *u = &sys->uids;
+    pthread_mutex_lock(&u->lock);
+    uint32_t i = (uint32_t)uid - u->first;
+    if (uid >= u->first && i < u->count && (u->used[i / 64] & (1ull << (i % 64)))) {
+        u->used[i / 64] &= ~(1ull << (i % 64));
+        u->in_use--;
+    }
+    pthread_mutex_unlock(&u->lock);
+}
+
+/* Whether [first, first+count) meets [lo, lo+n). */
+static bool ranges_meet(uint64_t first, uint64_t count, uint64_t lo, uint64_t n)
+{
+    return first < lo + n && lo < first + count;
+}
+
+/* Fails if the range holds an id of a local account or group, or one that
+ * is some user's subordinate id: a sandbox must not share its kernel
+ * quotas, or files, with anyone. Only the local files are read (an LDAP
+ * directory is not enumerated at start). */
+static int check_id_file(const char *path, bool subids, uint32_t first, uint32_t count,
+                         mf_error_t *err)
+{
+    cleanup_buf buf_t text = BUF_INIT;
+    if (fs_read_file(path, &text, 64 << 20, NULL) < 0)
+        return 0; /* no such file: nothing to collide with */
+    char *save = NULL;
+    for (char *line = strtok_r(text.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[4] = {line, NULL, NULL, NULL};
+        for (int i = 1; i < 4 && f[i - 1]; i++) {
+            char *colon = strchr(f[i - 1], ':');
+            if (colon)
+                *colon = '\0';
+            f[i] = colon ? colon + 1 : NULL;
+        }
+        /* passwd and group: name:x:id:…; subuid and subgid: name:first:count. */
+        const char *id_text = subids ? f[1] : f[2];
+        if (!id_text || !*id_text || (subids && !f[2]))
+            continue;
+        char *end;
+        unsigned long long lo = strtoull(id_text, &end, 10);
+        if (*end)
+            continue;
+        unsigned long long n = subids ? strtoull(f[2], &end, 10) : 1;
+        if (ranges_meet(first, count, lo, n))
+            return subids ? mf_error_plain(err, EINVAL,
+                                           "sandbox: uid range %u:%u overlaps the subordinate ids "
+                                           "%llu:%llu of `%s` in %s",
+                                           first, count, lo, n, f[0], path)
+                          : mf_error_plain(err, EINVAL,
+                                           "sandbox: uid range %u:%u holds id %llu of `%s` in %s",
+                                           first, count, lo, f[0], path);
+    }
+    return 0;
+}
+
+/* Fails unless the whole range is mapped in the user namespace we run in
+ * (a root server in a container may have only part of the ids). */
+static int check_mapped(const char *path, uint32_t first, uint32_t count, mf_error_t *err)
+{
+    cleanup_buf buf_t text = BUF_INIT;
+    if (fs_read_file(path, &text, 1 << 20, NULL) < 0)
+        return 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        unsigned long long in, outside, n;
+        if (sscanf(line, "%llu %llu %llu", &in, &outside, &n) == 3 && first >= in &&
+            (uint64_t)first + count <= in + n)
+            return 0;
+    }
+    return mf_error_plain(err, EINVAL,
+                          "sandbox: uid range %u:%u is not mapped in this user namespace (see %s)",
+                          first, count, path);
+}
+
+int sandbox_system_set_uid_range(sandbox_system_t *sys, uint32_t first, uint32_t count,
+                                 mf_error_t *err)
+{
+    uint64_t end = (uint64_t)first + count;
+    if (count == 0 || first == 0 || end > 4294967295u || ranges_meet(first, count, 65534, 2))
+        return mf_error_plain(err, EINVAL,
+                              "sandbox: uid range %u:%u must be 1 or more ids from 1 to 4294967294 "
+                              "without 65534 and 65535",
+                              first, count);
+    if (sys->userns)
+        return 0; /* every sandbox is the server's own uid */
+    int r = check_mapped("/proc/self/uid_map", first, count, err);
+    if (r == 0)
+        r = check_mapped("/proc/self/gid_map", first, count, err);
+    if (r == 0)
+        r = check_id_file("/etc/passwd", false, first, count, err);
+    if (r == 0)
+        r = check_id_file("/etc/group", false, first, count, err);
+    if (r == 0)
+        r = check_id_file("/etc/subuid", true, first, count, err);
+    if (r == 0)
+        r = check_id_file("/etc/subgid", true, first, count, err);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&sys->uids.lock);
+    if (sys->uids.in_use) {
+        pthread_mutex_unlock(&sys->uids.lock);
+        return mf_error_set(err, EBUSY,
+                            "sandbox: the uid range cannot change while sandboxes "
+                            "exist");
+    }
+    uids_set(&sys->uids, first, count);
+    pthread_mutex_unlock(&sys->uids.lock);
+    return 0;
+}
+
+/* Where /bin/sh is in the new root, and the bash to bind over it (see
+ * sandbox_system_t). */
+static void find_sh(sandbox_system_t *sys)
+{
+    char dir[PATH_MAX], sh[PATH_MAX], bash[PATH_MAX];
+    if (!realpath("/bin/bash", bash)) {
+        log_warn("sandbox", "no /bin/bash on this host: /bin/sh inside sandboxes is the host's");
+        return;
+    }
+    if (!realpath("/bin", dir) || !realpath("/bin/sh", sh) || !strcmp(sh, bash))
+        return;
+    /* On merged /usr, /bin is a symlink into usr, which is bound as is;
+     * otherwise /bin is bound (as itself or what it points to) at bin. */
+    sys->sh_inside = !strncmp(dir, "/usr/", 5) ? xasprintf("%s/sh", dir + 1) : xstrdup("bin/sh");
+    sys->bash_host = xstrdup(bash);
+}
+
 int sandbox_system_init(sandbox_system_t **out, mf_error_t *err)
 {
     sandbox_system_t *sys = xcalloc(1, sizeof *sys);
@@ -116,6 +280,9 @@ int sandbox_system_init(sandbox_system_t **out, mf_error_t *err)
     sys->uid = geteuid();
     sys->gid = getegid();
     sys->userns = sys->uid != 0;
+    pthread_mutex_init(&sys->uids.lock, NULL);
+    uids_set(&sys->uids, SANDBOX_UID_FIRST_DEFAULT, SANDBOX_UID_COUNT_DEFAULT);
+    find_sh(sys);
 
     r = sandbox__seccomp_build(&sys->seccomp, err);
     if (r < 0)
@@ -202,7 +369,80 @@ void sandbox_system_free(sandbox_system_t *sys)
         host_entry_free(&sys->etc[i]);
     /* root_dir stays: other servers may use it, and it is an empty dir. */
     free(sys->root_dir);
+    free(sys->sh_inside);
+    free(sys->bash_host);
+    free(sys->uids.used);
+    pthread_mutex_destroy(&sys->uids.lock);
     free(sys);
+}
+
+/* ---- capacity and budget ---------------------------------------------- */
+
+/* A number from a one-number file such as /proc/sys/kernel/pid_max. */
+static uint64_t read_number(const char *path)
+{
+    cleanup_buf buf_t text = BUF_INIT;
+    if (fs_read_file(path, &text, 4096, NULL) < 0)
+        return UINT64_MAX;
+    char *end;
+    unsigned long long v = strtoull(text.data, &end, 10);
+    return end == text.data ? UINT64_MAX : v;
+}
+
+static uint64_t mem_total_bytes(void)
+{
+    cleanup_buf buf_t text = BUF_INIT;
+    if (fs_read_file("/proc/meminfo", &text, 1 << 20, NULL) < 0)
+        return UINT64_MAX;
+    const char *p = strstr(text.data, "MemTotal:");
+    return p ? strtoull(p + 9, NULL, 10) << 10 : UINT64_MAX;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+void sandbox_system_capacity(const sandbox_system_t *sys, sandbox_capacity_t *out)
+{
+    uint64_t cg_memory, cg_pids;
+    sandbox__cgsys_limits(sys->cg, &cg_memory, &cg_pids);
+    out->memory_mb = min_u64(mem_total_bytes(), cg_memory) >> 20;
+    out->max_pids = min_u64(min_u64(read_number("/proc/sys/kernel/pid_max"),
+                                    read_number("/proc/sys/kernel/threads-max")),
+                            cg_pids);
+    out->cpus = sandbox__cgsys_cpus(sys->cg);
+}
+
+/* The budget as the kernel enforces it: the instances' memory plus what
+ * prepared sandboxes may hold. */
+static int write_budget(sandbox_system_t *sys, mf_error_t *err)
+{
+    uint64_t mb = sys->budget_memory_mb ? sys->budget_memory_mb + sys->pool_memory_mb : 0;
+    int r = sandbox__cgsys_set_budget(sys->cg, mb << 20, sys->budget_pids, err);
+    if (r < 0)
+        mf_error_wrap(err, "sandbox: the budget of all sandboxes");
+    return r;
+}
+
+int sandbox_system_set_budget(sandbox_system_t *sys, uint64_t memory_mb, uint64_t max_pids,
+                              mf_error_t *err)
+{
+    /* Bounds that keep the byte count far from overflowing. */
+    if (memory_mb > (1ull << 30) || max_pids > (1ull << 32))
+        return mf_error_set(err, EINVAL, "sandbox: budget out of range (%llu MB, %llu pids)",
+                            (unsigned long long)memory_mb, (unsigned long long)max_pids);
+    sys->budget_memory_mb = memory_mb;
+    sys->budget_pids = max_pids;
+    return write_budget(sys, err);
+}
+
+/* The pool grew by count prepared sandboxes: so does the memory they may
+ * hold together, and with it the kernel's limit. */
+static int pool_grew(sandbox_system_t *sys, unsigned count, mf_error_t *err)
+{
+    sys->pool_memory_mb += (uint64_t)count * SANDBOX_POOL_MEMORY_MB;
+    return sys->budget_memory_mb ? write_budget(sys, err) : 0;
 }
 
 /* ---- spawning -------------------------------------------------------- */
@@ -353,9 +593,12 @@ static int wait_report(int sync_fd, pid_t pid, mf_error_t *err)
 /* A child between clone() and its report: what both a direct spawn and a
  * pooled one hold while they wait for it. */
 typedef struct started {
+    sandbox_system_t *sys;
     pid_t pid;
     int pidfd, sync_fd, out_r, err_r;
     struct sandbox__cg *cg;
+    uid_t uid;     /* the sandbox's user (and group) id, as the host sees it */
+    bool owns_uid; /* taken from the range: given back with the sandbox */
     uint64_t start_ns, cloned_ns;
 } started_t;
 
@@ -380,11 +623,35 @@ static void started_destroy(started_t *st)
             ;
     }
     sandbox__cg_destroy(st->cg);
+    if (st->owns_uid)
+        uid_give(st->sys, st->uid);
     cleanup_closep(&st->pidfd);
     cleanup_closep(&st->sync_fd);
     cleanup_closep(&st->out_r);
     cleanup_closep(&st->err_r);
     started_init(st);
+}
+
+/* The sandbox's identity: its uid, and the /etc/passwd and /etc/group
+ * that name it. In a user namespace it is uid 0 inside, as before. */
+static void child_identity(const sandbox_system_t *sys, sandbox__child_t *child, uid_t uid)
+{
+    child->uid = uid;
+    child->gid = (gid_t)uid;
+    if (sys->userns) {
+        snprintf(child->passwd, sizeof child->passwd,
+                 "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                 "nobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n");
+        snprintf(child->group, sizeof child->group, "root:x:0:\nnogroup:x:65534:\n");
+        return;
+    }
+    snprintf(child->passwd, sizeof child->passwd,
+             "root:x:0:0:root:/root:/usr/sbin/nologin\n" SANDBOX__USER
+             ":x:%u:%u::/tmp:/usr/sbin/nologin\n"
+             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+             (unsigned)uid, (unsigned)uid);
+    snprintf(child->group, sizeof child->group,
+             "root:x:0:\n" SANDBOX__USER ":x:%u:\nnogroup:x:65534:\n", (unsigned)uid);
 }
 
 /* Creates the cgroup, clones the child, puts it in the cgroup and lets it
@@ -393,13 +660,28 @@ static int start_child(sandbox_system_t *sys, sandbox__child_t *child, const cha
                        unsigned memory_mb, unsigned max_pids, started_t *st, mf_error_t *err)
 {
     started_init(st);
+    st->sys = sys;
     st->start_ns = clock_mono_ns();
+
+    /* Its own uid, so that no per-user kernel quota is shared with
+     * another sandbox. */
+    int r;
+    if (sys->userns) {
+        st->uid = sys->uid;
+    } else if ((r = uid_take(sys, &st->uid)) < 0) {
+        return mf_error_set(err, -r, "sandbox: every uid of the range %u:%u is in use",
+                            sys->uids.first, sys->uids.count);
+    } else {
+        st->owns_uid = true;
+    }
+    child_identity(sys, child, st->uid);
 
     /* The cgroup first, so the child can be put in it before it does
      * anything worth accounting. */
-    int r = sandbox__cg_create(sys->cg, id, memory_mb, max_pids, &st->cg, err);
+    r = sandbox__cg_create(sys->cg, id, memory_mb, max_pids, &st->cg, err);
     if (r < 0) {
         mf_error_wrap(err, "sandbox");
+        started_destroy(st);
         return r;
     }
 
@@ -504,6 +786,11 @@ static int finish_child(started_t *st, sandbox_t *out, mf_error_t *err)
     out->stderr_fd = steal_fd(&st->err_r);
     out->cgroup_path = xstrdup(sandbox__cg_path(st->cg));
     out->cg = steal_pointer(&st->cg);
+    out->sys = st->sys;
+    out->uid = st->uid;
+    out->gid = st->sys->userns ? st->sys->gid : (gid_t)st->uid;
+    out->owns_uid = st->owns_uid;
+    st->owns_uid = false;
     st->pid = -1;
     return 0;
 
@@ -718,9 +1005,16 @@ int sandbox_system_start_pool(sandbox_system_t *sys, unsigned count, unsigned ma
     pool->kinds[0].target = count;
     pool->kinds[0].runtime_dir = runtime_dir ? xstrdup(runtime_dir) : NULL;
     pool->kinds[0].ready = xcalloc(count ? count : 1, sizeof(started_t));
+    int r = pool_grew(sys, count, err);
+    if (r < 0) {
+        free(pool->kinds[0].runtime_dir);
+        free(pool->kinds[0].ready);
+        free(pool);
+        return r;
+    }
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
-    int r = pthread_create(&pool->thread, NULL, pool_main, pool);
+    r = pthread_create(&pool->thread, NULL, pool_main, pool);
     if (r != 0) {
         pthread_mutex_destroy(&pool->lock);
         pthread_cond_destroy(&pool->wake);
@@ -746,6 +1040,9 @@ int sandbox_system_add_zygotes(sandbox_system_t *sys, const char *kind, char *co
     if (!argv || !argv[0] || argv[0][0] != '/' || !runtime_dir || runtime_dir[0] != '/')
         return mf_error_set(err, EINVAL, "sandbox: a zygote needs an absolute command and "
                                          "runtime folder");
+    int r = pool_grew(sys, count, err);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&pool->lock);
     if (pool->nkinds == POOL_MAX_KINDS) {
         pthread_mutex_unlock(&pool->lock);
@@ -1085,12 +1382,48 @@ void sandbox_reset_peak(sandbox_t *sb)
         sandbox__cg_reset_peak(sb->cg);
 }
 
+int sandbox_cap_cpu(sandbox_t *sb, mf_error_t *err)
+{
+    if (!sb->cg)
+        return mf_error_set(err, EINVAL, "sandbox: no cgroup to cap");
+    int r = sandbox__cg_cap_cpu(sb->cg, err);
+    if (r < 0)
+        mf_error_wrap(err, "sandbox: cap the CPU");
+    return r;
+}
+
+int sandbox_freeze(sandbox_t *sb)
+{
+    if (!sb->cg)
+        return -EINVAL;
+    int r = sandbox__cg_freeze(sb->cg, true);
+    if (r == 0)
+        sb->frozen = true;
+    return r;
+}
+
+int sandbox_thaw(sandbox_t *sb)
+{
+    if (!sb->cg)
+        return -EINVAL;
+    int r = sandbox__cg_freeze(sb->cg, false);
+    if (r == 0)
+        sb->frozen = false;
+    return r;
+}
+
 void sandbox_kill(sandbox_t *sb)
 {
     if (sb->pidfd >= 0 && !sb->reaped)
         syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
-    if (sb->cg)
+    if (sb->cg) {
         sandbox__cg_kill(sb->cg);
+        /* v1's freezer holds a frozen process until it is thawed, SIGKILL
+         * or not (v2's lets the kill through): thawed after the signal,
+         * nothing runs but the way out. */
+        if (sb->frozen)
+            sandbox_thaw(sb);
+    }
 }
 
 /* waitid's siginfo back to a waitpid status word. */
@@ -1121,9 +1454,11 @@ int sandbox_reap(sandbox_t *sb, int *wstatus)
     int st = siginfo_status(&si);
     /* Init sends the function's status before it exits, so if there is
      * one it is queued by now. */
-    int fst;
-    if (sb->status_fd >= 0 && recv(sb->status_fd, &fst, sizeof fst, MSG_DONTWAIT) == sizeof fst)
-        st = fst;
+    sandbox__exit_t ex;
+    if (sb->status_fd >= 0 && recv(sb->status_fd, &ex, sizeof ex, MSG_DONTWAIT) == sizeof ex) {
+        st = ex.wstatus;
+        sb->exec_errno = ex.exec_errno;
+    }
     sb->reaped = true;
     sb->wstatus = st;
     *wstatus = st;
@@ -1145,6 +1480,11 @@ void sandbox_destroy(sandbox_t *sb)
     if (sb->cg) {
         sandbox__cg_destroy(sb->cg);
         sb->cg = NULL;
+    }
+    /* Its processes are gone: the uid can serve another sandbox. */
+    if (sb->owns_uid) {
+        uid_give(sb->sys, sb->uid);
+        sb->owns_uid = false;
     }
     int *fds[] = {&sb->pidfd, &sb->status_fd, &sb->api_listen_fd, &sb->stdout_fd, &sb->stderr_fd};
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {

@@ -11,7 +11,18 @@
  * The Runtime API address 127.0.0.1:PORT exists inside the sandbox's own
  * network namespace: the child brings up `lo`, binds and listens there, and
  * hands the listening descriptor to the server (SCM_RIGHTS) before it execs.
- * The server accepts on it from its own event loop. */
+ * The server accepts on it from its own event loop. lo also carries
+ * 10.255.255.2/32 and fd00:6d66::2/128 (no route anywhere), so that
+ * getaddrinfo with AI_ADDRCONFIG resolves 127.0.0.1 inside.
+ *
+ * As root, each sandbox runs as a user (and group) id of its own, taken
+ * from a range (sandbox_system_set_uid_range) when it is made and given
+ * back when it is destroyed. Without root (a user namespace) it is uid 0
+ * inside, the server's uid outside, for every sandbox, as before.
+ *
+ * The server's own process moves into a cgroup of its own that outweighs
+ * all sandboxes together for CPU, and the sandboxes' common parent cgroup
+ * carries a memory and pids budget over all of them (see cgroup.h). */
 #ifndef MAYFLY_SANDBOX_SANDBOX_H
 #define MAYFLY_SANDBOX_SANDBOX_H
 
@@ -25,6 +36,27 @@ typedef enum { SANDBOX_CGROUP_V1 = 1, SANDBOX_CGROUP_V2 = 2 } sandbox_cgroup_ver
 
 /* The Runtime API port inside, as on Lambda; pooled sandboxes listen on it. */
 #define SANDBOX_API_PORT 9001
+
+/* The user ids sandboxes run as unless told otherwise: 0x70000000 and up,
+ * above the ranges Debian's useradd hands out as subordinate ids
+ * (/etc/subuid: 100000 up to 600100000) and systemd-nspawn's container
+ * ranges (up to 0x6FFFFFFF), below 2^31, which some programs mistake for
+ * negative. */
+#define SANDBOX_UID_FIRST_DEFAULT 1879048192u
+#define SANDBOX_UID_COUNT_DEFAULT 65536u
+
+/* The memory limit of a prepared (pooled) sandbox until it knows its
+ * function: the smallest a function may ask for. Each one counts this
+ * much against the sandboxes' memory budget, on top of the instances'
+ * part (sandbox_system_set_budget). */
+#define SANDBOX_POOL_MEMORY_MB 128
+
+/* The CPU-bandwidth period of a capped sandbox, in microseconds. At the
+ * smallest size, 128 MB, a 20 ms period gives a quota of 1.45 ms, above
+ * the kernel's 1 ms minimum, and a sandbox that used its quota waits at
+ * most about 18.5 ms for the next period (with the kernel's default 100
+ * ms it would be 93 ms: a visible stall on a short call). */
+#define SANDBOX_CPU_PERIOD_US 20000
 
 /* Process-wide state: which cgroup version is in use and where mayfly's
  * parent cgroup is. */
@@ -62,11 +94,23 @@ typedef struct sandbox {
     int api_listen_fd;         /* listening socket at 127.0.0.1:api_port inside */
     int stdout_fd;             /* read ends of the function's stdout and stderr */
     int stderr_fd;
-    char *cgroup_path;         /* v2: the cgroup; v1: the memory controller's dir */
+    char *cgroup_path;         /* v2: the cgroup; v1: the memory controller's dir
+                                  (the other controllers', the freezer's too, are
+                                  named in /proc/<pid>/cgroup read from the host) */
+    uid_t uid;                 /* who the function runs as, as the host sees it */
+    gid_t gid;
+    /* Set by sandbox_reap: the errno of the exec that could not start the
+     * function's process (EACCES: not executable; ENOENT: no such file,
+     * or its #! interpreter is missing; ENOEXEC: not a program), with
+     * wstatus then "exited 127"; 0 when the exec worked. */
+    int exec_errno;
     sandbox_timings_t timings;
     /* private */
     struct sandbox__cg *cg;
+    struct sandbox_system *sys;
     bool reaped;               /* PID 1 has been collected */
+    bool frozen;               /* sandbox_freeze'd and not thawed since */
+    bool owns_uid;             /* uid goes back to the range on destroy */
     int wstatus;               /* what sandbox_reap reported */
 } sandbox_t;
 
@@ -78,10 +122,45 @@ typedef struct sandbox_stats {
 } sandbox_stats_t;
 
 /* Detects the cgroup version (and logs which one is in use), checks that
- * namespaces can be created, creates mayfly's parent cgroup and removes
- * cgroups left behind by an earlier server that died. */
+ * namespaces can be created, creates mayfly's cgroups (moving the calling
+ * process into its own, see cgroup.h) and removes cgroups left behind by
+ * an earlier server that died. Sandboxes get uids from the default range
+ * and no budget until told otherwise. */
 int sandbox_system_init(sandbox_system_t **out, mf_error_t *err);
 sandbox_cgroup_version_t sandbox_system_cgroup_version(const sandbox_system_t *sys);
+
+/* Sandboxes run as uids (and the same gids) first .. first+count-1, one
+ * per sandbox. Refused (EINVAL, with the reason) when the range holds 0 or
+ * 65534 (nobody), passes 2^32-2, overlaps an account of /etc/passwd or
+ * /etc/group or subordinate ids of /etc/subuid or /etc/subgid, or is not
+ * mapped in the user namespace the server runs in; EBUSY once sandboxes
+ * exist. Without root this changes nothing: sandboxes run as the server's
+ * own uid (uid 0 in their user namespace). */
+int sandbox_system_set_uid_range(sandbox_system_t *sys, uint32_t first, uint32_t count,
+                                 mf_error_t *err);
+
+/* What the machine gives the server: memory (MemTotal, or less where the
+ * cgroup the server started in, or one above it, has a lower limit), the
+ * processes it may have (the least of pid_max, threads-max and such a
+ * cgroup's pids limit) and the CPUs it may run on. */
+typedef struct sandbox_capacity {
+    uint64_t memory_mb;
+    uint64_t max_pids;
+    unsigned cpus;
+} sandbox_capacity_t;
+
+void sandbox_system_capacity(const sandbox_system_t *sys, sandbox_capacity_t *out);
+
+/* The budget of all sandboxes together, enforced by the kernel as limits
+ * on their common parent cgroup, so that it holds even if admission is
+ * wrong: memory_mb for the instances, plus SANDBOX_POOL_MEMORY_MB for each
+ * sandbox the pool keeps prepared (added as the pool and its zygotes are
+ * set up), and max_pids for every process of every sandbox, prepared ones
+ * included. 0 lifts a limit. Past the memory limit the kernel kills a
+ * process in some sandbox (its oom_kills counts it); past the pids limit
+ * fork fails with EAGAIN inside. */
+int sandbox_system_set_budget(sandbox_system_t *sys, uint64_t memory_mb, uint64_t max_pids,
+                              mf_error_t *err);
 /* Keeps count sandboxes prepared ahead (cloned, in their cgroup, loopback
  * listening, the whole root built with runtime_dir at /var/runtime and an
  * empty /var/task), refilled by a thread of the system's. sandbox_spawn
@@ -118,7 +197,12 @@ void sandbox_system_free(sandbox_system_t *sys);
  * PR_SET_PDEATHSIG, which fires when the *thread* that called this exits:
  * call it from a thread that lives as long as the sandbox should (the loop
  * thread, or a libuv pool thread, which lives until exit). The code in
- * code_dir is read by uid 65534 inside: it must be world-readable.
+ * code_dir is read by the sandbox's own uid inside: it must be
+ * world-readable. Fails with EAGAIN when every uid of the range is taken.
+ *
+ * The sandbox starts without a CPU quota (up to every CPU, for a quick
+ * runtime start, as Lambda boosts init) and with its CPU weight and memory
+ * limit from memory_mb.
  *
  * *out is always initialised (descriptors -1), so sandbox_destroy may be
  * called on it after a failure too. sandbox_destroy closes every
@@ -139,18 +223,39 @@ int sandbox_stats(const sandbox_t *sb, unsigned what, sandbox_stats_t *out);
 /* Starts a new high-water mark for memory_peak_bytes (where the kernel
  * allows it; otherwise the peak is over the sandbox's life). */
 void sandbox_reset_peak(sandbox_t *sb);
+/* Caps the sandbox's CPU in proportion to its memory, as on Lambda: 1769
+ * MB buys one CPU, and no sandbox gets more than the machine's CPUs
+ * (quota memory_mb/1769 × SANDBOX_CPU_PERIOD_US per period, at least the
+ * kernel's 1 ms; cpu.cfs_quota_us on v1, cpu.max on v2), on top of its
+ * weight. Call it once the runtime has initialised: until then the
+ * sandbox may use every CPU, so a cold start is not slowed down. A pooled
+ * sandbox gets its function's quota here too. Without a cpu controller it
+ * does nothing and returns 0. */
+int sandbox_cap_cpu(sandbox_t *sb, mf_error_t *err);
+/* Freezes every process of the sandbox (v1 freezer.state FROZEN, v2
+ * cgroup.freeze 1): one write to a file kept open, cheap enough for every
+ * call, so that nothing the function left running after its answer uses
+ * CPU while the instance is idle. It takes effect asynchronously: the
+ * processes stop within moments. sandbox_thaw lets them run again.
+ * sandbox_kill and sandbox_destroy work on a frozen sandbox (on v1 a
+ * frozen process does not die of SIGKILL until thawed: they thaw it after
+ * the kill). Both return 0, or -ENOTSUP when there is no freezer (a v1
+ * host without the freezer hierarchy), or the write's error. */
+int sandbox_freeze(sandbox_t *sb);
+int sandbox_thaw(sandbox_t *sb);
 /* SIGKILLs every process in the sandbox: its init through the pidfd (the
  * kernel then kills the whole PID namespace, and nothing new can start in
- * it), plus cgroup.kill on v2. Does not wait: the pidfd becomes readable
- * once it is over. */
+ * it), plus cgroup.kill on v2, then thaws it if it was frozen. Does not
+ * wait: the pidfd becomes readable once it is over. */
 void sandbox_kill(sandbox_t *sb);
 /* Collects PID 1 once it has exited (pidfd readable); fills the function
  * process's wait status (as from waitpid) when PID 1 reported it, else
- * PID 1's own status. Returns 0, or -EAGAIN if PID 1 is still running. */
+ * PID 1's own status, and sets sb->exec_errno. Returns 0, or -EAGAIN if
+ * PID 1 is still running. */
 int sandbox_reap(sandbox_t *sb, int *wstatus);
-/* Kills what is left, reaps it, removes the cgroup, closes descriptors.
- * Idempotent. Stop watching the descriptors (uv_close) before calling it:
- * their numbers may be reused right after. */
+/* Kills what is left, reaps it, removes the cgroup, gives the uid back,
+ * closes descriptors. Idempotent. Stop watching the descriptors (uv_close)
+ * before calling it: their numbers may be reused right after. */
 void sandbox_destroy(sandbox_t *sb);
 
 #endif

@@ -7,16 +7,29 @@
  * reasoning of Docker's default profile). Everything else is allowed, so
  * stock language runtimes work unchanged.
  *
+ * Sockets are the exception: an allow list of families. The network
+ * namespace confines IPv4 and IPv6, but not every family is bound to one
+ * (AF_VSOCK shares the host's vsock port space, whatever the namespace),
+ * and each family is a protocol implementation of the kernel's a function
+ * could reach. A function needs Unix sockets, IPv4, IPv6 and the routing
+ * netlink (glibc's getaddrinfo asks it which addresses exist, for
+ * AI_ADDRCONFIG; getifaddrs too); the rest fails as on a kernel built
+ * without them, with EAFNOSUPPORT, and the other netlink protocols (audit,
+ * uevents, sock_diag…) with EPROTONOSUPPORT.
+ *
  * libseccomp allocates while building, which the child must not do (see
  * internal.h), so the filter is exported as a raw BPF program here and the
  * child loads it with a single prctl(). */
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +66,35 @@ static const unsigned long clone_new_flags[] = {
     CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET,
 };
 
+/* Whether a socket family is one a function may use. */
+static bool family_allowed(unsigned long family)
+{
+    return family == AF_UNIX || family == AF_INET || family == AF_INET6 || family == AF_NETLINK;
+}
+
+/* The family rules for socket() and socketpair(), whose first argument is
+ * the family: every value below AF_MAX that is not allowed is refused by a
+ * rule of its own, and everything from AF_MAX up by one more (a comparison
+ * of the whole 64-bit argument, so a value with high bits set is refused
+ * too). The rules of a call are ORed, and only socket() and socketpair()
+ * pass through these comparisons: no other system call pays for them. For
+ * socket(), the netlink protocols other than NETLINK_ROUTE are refused as
+ * well. */
+static int add_family_rules(scmp_filter_ctx ctx, int nr, bool protocols)
+{
+    int r = 0;
+    for (unsigned long f = 0; r == 0 && f < AF_MAX; f++)
+        if (!family_allowed(f))
+            r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, SCMP_A0(SCMP_CMP_EQ, f));
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1,
+                             SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX));
+    if (r == 0 && protocols)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), nr, 2,
+                             SCMP_A0(SCMP_CMP_EQ, AF_NETLINK), SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE));
+    return r;
+}
+
 int sandbox__seccomp_build(struct sock_fprog *out, mf_error_t *err)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -86,6 +128,14 @@ int sandbox__seccomp_build(struct sock_fprog *out, mf_error_t *err)
         int nr = seccomp_syscall_resolve_name("clone3");
         if (nr != __NR_SCMP_ERROR && nr >= 0)
             r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+    }
+    if (r == 0) {
+        what = "socket";
+        r = add_family_rules(ctx, SCMP_SYS(socket), true);
+    }
+    if (r == 0) {
+        what = "socketpair";
+        r = add_family_rules(ctx, SCMP_SYS(socketpair), false);
     }
     if (r < 0) {
         seccomp_release(ctx);

@@ -196,6 +196,47 @@ void store_queue_release(store_queue_t *q, bool keep)
     queue__step_done(q, q->st[Q_RELEASE], 1, "release a savepoint", &err);
 }
 
+/* The writer's view of a queue connection. */
+static int queue__w_begin(void *db, bool durable, mf_error_t *err)
+{
+    return store_queue_begin(db, durable, err);
+}
+
+static int queue__w_savepoint(void *db, mf_error_t *err)
+{
+    return store_queue_savepoint(db, err);
+}
+
+static void queue__w_release(void *db, bool keep)
+{
+    store_queue_release(db, keep);
+}
+
+static int queue__w_commit(void *db, mf_error_t *err)
+{
+    return store_queue_commit(db, err);
+}
+
+static void queue__w_close(void *db)
+{
+    store_queue_close(db);
+}
+
+int store_queue_writer_db(const char *data_dir, store_writer_db_t *out, mf_error_t *err)
+{
+    store_queue_t *q;
+    int r = store_queue_open(data_dir, &q, err);
+    if (r < 0)
+        return r;
+    *out = (store_writer_db_t){ .db = q,
+                                .begin = queue__w_begin,
+                                .savepoint = queue__w_savepoint,
+                                .release = queue__w_release,
+                                .commit = queue__w_commit,
+                                .close = queue__w_close };
+    return 0;
+}
+
 /* ---- statements --------------------------------------------------------- */
 
 /* Runs a statement that returns no rows; what names it in errors. */

@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "store/writer.h"
 
 typedef struct store_queue store_queue_t;
 
@@ -61,6 +62,9 @@ typedef struct store_dead_letter {
 /* Opens (creating and migrating) DIR/queue.db. */
 int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err);
 void store_queue_close(store_queue_t *q);
+/* Opens a connection to DIR/queue.db for a writer thread (store/writer.h):
+ * its jobs get the store_queue_t as their db. */
+int store_queue_writer_db(const char *data_dir, store_writer_db_t *out, mf_error_t *err);
 
 /* Transactions, for the writer's group commits. A durable one is fsync'd
  * at commit; the others (synchronous=NORMAL) reach the disk with the next

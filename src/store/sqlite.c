@@ -77,6 +77,7 @@ struct store {
     sqlite3 *db;
     int lock_fd;
     int schema_version;
+    bool durable;              /* a writer's connection: synchronous is FULL */
     /* Prepared once and reused: the statements run on every control-plane
      * request and preparing them each time would parse the SQL again. */
     sqlite3_stmt *fn_get;
@@ -218,6 +219,75 @@ int store_open(const char *data_dir, store_t **out, mf_error_t *err)
         return r;
     }
     *out = s;
+    return 0;
+}
+
+/* The writer's view of a secondary connection (store_writer_db). Records
+ * and log lines are re-derivable telemetry written in bulk: their batches
+ * commit with synchronous=NORMAL (in WAL mode no sync at commit; the WAL is
+ * synced at checkpoints). */
+static int store__w_begin(void *db, bool durable, mf_error_t *err)
+{
+    store_t *s = db;
+    if (durable != s->durable) {
+        int r = store__exec(s, durable ? "PRAGMA synchronous = FULL"
+                                       : "PRAGMA synchronous = NORMAL", err);
+        if (r < 0)
+            return r;
+        s->durable = durable;
+    }
+    return store__exec(s, "BEGIN IMMEDIATE", err);
+}
+
+static int store__w_savepoint(void *db, mf_error_t *err)
+{
+    return store__exec(db, "SAVEPOINT job", err);
+}
+
+static void store__w_release(void *db, bool keep)
+{
+    store_t *s = db;
+    if (!keep)
+        sqlite3_exec(s->db, "ROLLBACK TO job", NULL, NULL, NULL);
+    sqlite3_exec(s->db, "RELEASE job", NULL, NULL, NULL);
+}
+
+static int store__w_commit(void *db, mf_error_t *err)
+{
+    store_t *s = db;
+    int r = store__exec(s, "COMMIT", err);
+    if (r < 0 && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+static void store__w_close(void *db)
+{
+    store_close(db);
+}
+
+int store_writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+{
+    const char *path = sqlite3_db_filename(primary->db, "main");
+    if (!path || !*path)
+        return mf_error_plain(err, EINVAL, "store: the database has no file to open again");
+    store_t *s = xcalloc(1, sizeof *s);
+    s->lock_fd = -1;
+    s->schema_version = primary->schema_version;
+    s->durable = true;
+    int r = store__sqlite_open(path, &s->db, err);
+    if (r == 0)
+        r = store__prepare_all(s, err);
+    if (r < 0) {
+        store_close(s);
+        return r;
+    }
+    *out = (store_writer_db_t){ .db = s,
+                                .begin = store__w_begin,
+                                .savepoint = store__w_savepoint,
+                                .release = store__w_release,
+                                .commit = store__w_commit,
+                                .close = store__w_close };
     return 0;
 }
 
@@ -401,11 +471,9 @@ static int store__end_batch(store_t *s, int r, mf_error_t *err)
     return r;
 }
 
-int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err)
+int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err)
 {
-    int r = store__begin_batch(s, err);
-    if (r < 0)
-        return r;
+    int r = 0;
     sqlite3_stmt *st = s->rec_put;
     for (size_t i = 0; i < count && r == 0; i++) {
         const store_record_t *rec = &recs[i];
@@ -428,6 +496,14 @@ int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_e
             r = store__sql_fail(s, err, "write an invocation record");
         store__stmt_done(st);
     }
+    return r;
+}
+
+int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err)
+{
+    int r = store__begin_batch(s, err);
+    if (r == 0)
+        r = store_records_write(s, recs, count, err);
     return store__end_batch(s, r, err);
 }
 
@@ -520,13 +596,32 @@ void store_record_list_free(store_record_t *list, size_t count)
     free(list);
 }
 
+int store_function_purge_write(store_t *s, const char *function, int64_t *records,
+                               int64_t *lines, mf_error_t *err)
+{
+    static const char *const sql[] = { "DELETE FROM invocations WHERE function = ?1",
+                                       "DELETE FROM logs WHERE function = ?1" };
+    int64_t *counts[] = { records, lines };
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        int r = store__prepare(s, sql[i], &st, err);
+        if (r < 0)
+            return r;
+        bool ok = sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) == SQLITE_OK &&
+                  sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+        if (!ok)
+            return store__sql_fail(s, err, "purge a function's records and logs");
+        *counts[i] = sqlite3_changes64(s->db);
+    }
+    return 0;
+}
+
 /* ---- function logs ----------------------------------------------------- */
 
-int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err)
+int store_logs_write(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err)
 {
-    int r = store__begin_batch(s, err);
-    if (r < 0)
-        return r;
+    int r = 0;
     sqlite3_stmt *st = s->log_put;
     for (size_t i = 0; i < count && r == 0; i++) {
         const store_log_t *l = &lines[i];
@@ -539,6 +634,14 @@ int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_
             r = store__sql_fail(s, err, "write a log line");
         store__stmt_done(st);
     }
+    return r;
+}
+
+int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err)
+{
+    int r = store__begin_batch(s, err);
+    if (r == 0)
+        r = store_logs_write(s, lines, count, err);
     return store__end_batch(s, r, err);
 }
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "store/writer.h"
 
 typedef struct store store_t;
 
@@ -36,6 +37,12 @@ int store_open(const char *data_dir, store_t **out, mf_error_t *err);
 void store_close(store_t *s);
 /* The schema version after migrations. */
 int store_schema_version(store_t *s);
+/* Opens a second connection to s's database for a writer thread
+ * (store/writer.h), which then writes invocation records and log lines off
+ * the event loop: its jobs get that connection (a store_t) as their db and
+ * call store_records_write and store_logs_write, inside the writer's
+ * transaction. */
+int store_writer_db(store_t *s, store_writer_db_t *out, mf_error_t *err);
 
 /* Fills *out (free it with store_function_clear); -ENOENT if absent. */
 int store_function_get(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
@@ -73,6 +80,8 @@ typedef struct store_record {
 
 /* Inserts or replaces count records in one transaction. */
 int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
+/* The same inside a transaction the caller holds (a writer's job). */
+int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
 /* -ENOENT if absent. */
 int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf_error_t *err);
 /* Newest first; function and status may be NULL for any. */
@@ -80,6 +89,12 @@ int store_records_list(store_t *s, const char *function, const char *status, int
                        store_record_t **out, size_t *count, mf_error_t *err);
 void store_record_clear(store_record_t *r);
 void store_record_list_free(store_record_t *list, size_t count);
+
+/* Deletes every invocation record and log line of function, inside a
+ * transaction the caller holds (a writer's job, ordered after the writes
+ * handed to it before); says how many of each went. */
+int store_function_purge_write(store_t *s, const char *function, int64_t *records,
+                               int64_t *lines, mf_error_t *err);
 
 /* ---- function logs ----------------------------------------------------- */
 
@@ -95,6 +110,8 @@ typedef struct store_log {
 
 /* Appends count lines in one transaction. */
 int store_logs_put(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err);
+/* The same inside a transaction the caller holds (a writer's job). */
+int store_logs_write(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err);
 /* Lines of function (and request_id when not NULL) with time ≥ since_ms and
  * id > after_id, oldest first, at most limit. */
 int store_logs_list(store_t *s, const char *function, const char *request_id, int64_t since_ms,

@@ -1,4 +1,4 @@
-/* The queue's writer thread and its group commits (see store/writer.h). */
+/* A writer thread and its group commits (see store/writer.h). */
 #include "store/writer.h"
 
 #include <stdlib.h>
@@ -29,15 +29,17 @@ struct store_writer {
     writer_job_t *local_head, *local_tail; /* submitted this iteration (loop only) */
     uv_thread_t thread;
     uv_mutex_t lock;
-    uv_cond_t cond;
+    uv_cond_t cond;              /* the thread waits here for jobs */
+    uv_cond_t done;              /* store_writer_wait waits here for commits */
     /* Under lock: */
     writer_job_t *in_head, *in_tail;     /* submitted, not yet taken */
     writer_job_t *out_head, *out_tail;   /* finished, callbacks due */
     writer_commit_t *commits;            /* finished batches, to report */
     size_t n_commits, cap_commits;
     bool stopping;
+    uint64_t submitted, committed; /* jobs, for store_writer_wait */
     /* The thread's own: */
-    store_queue_t *q;
+    store_writer_db_t db;
     store_commit_cb on_commit;
     void *ud;
 };
@@ -53,7 +55,8 @@ static bool writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *
         ++*n;
     }
     mf_error_t err = MF_ERROR_INIT;
-    int r = store_queue_begin(w->q, durable, &err);
+    const store_writer_db_t *db = &w->db;
+    int r = db->begin(db->db, durable, &err);
     for (writer_job_t *j = batch; j; j = j->next) {
         if (r < 0) {
             j->r = r;
@@ -62,12 +65,12 @@ static bool writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *
         }
         if (!j->apply)
             continue;
-        j->r = store_queue_savepoint(w->q, &j->err);
+        j->r = db->savepoint(db->db, &j->err);
         if (j->r == 0)
-            j->r = j->apply(w->q, j->arg, &j->err);
-        store_queue_release(w->q, j->r == 0);
+            j->r = j->apply(db->db, j->arg, &j->err);
+        db->release(db->db, j->r == 0);
     }
-    if (r == 0 && (r = store_queue_commit(w->q, &err)) < 0) {
+    if (r == 0 && (r = db->commit(db->db, &err)) < 0) {
         for (writer_job_t *j = batch; j; j = j->next) {
             j->r = r;
             j->err = err;
@@ -98,6 +101,8 @@ static void writer__commit(store_writer_t *w, writer_job_t *batch)
         w->commits = xrealloc(w->commits, w->cap_commits * sizeof *w->commits);
     }
     w->commits[w->n_commits++] = c;
+    w->committed += n;
+    uv_cond_broadcast(&w->done);
     uv_mutex_unlock(&w->lock);
 }
 
@@ -152,32 +157,35 @@ static void writer__on_wake(uv_async_t *h)
     writer__deliver(h->data);
 }
 
-int store_writer_start(uv_loop_t *loop, const char *data_dir, store_commit_cb on_commit,
+int store_writer_start(uv_loop_t *loop, const store_writer_db_t *db, store_commit_cb on_commit,
                        void *ud, store_writer_t **out, mf_error_t *err)
 {
     store_writer_t *w = xcalloc(1, sizeof *w);
-    int r = store_queue_open(data_dir, &w->q, err);
-    if (r < 0) {
-        free(w);
-        return r;
-    }
+    int r;
+    w->db = *db;
     w->on_commit = on_commit;
     w->ud = ud;
     w->wake = xmalloc(sizeof *w->wake);
     uv_async_init(loop, w->wake, writer__on_wake);
     w->wake->data = w;
+    /* A writer does not keep the loop alive on its own (a server's loop
+     * ends once its work is done): store_writer_stop delivers what is
+     * left. */
+    uv_unref((uv_handle_t *)w->wake);
     w->handoff = xmalloc(sizeof *w->handoff);
     uv_idle_init(loop, w->handoff);
     w->handoff->data = w;
     uv_mutex_init(&w->lock);
     uv_cond_init(&w->cond);
+    uv_cond_init(&w->done);
     if ((r = uv_thread_create(&w->thread, writer__thread, w)) < 0) {
-        mf_error_plain(err, -r, "start the queue's writer thread: %s", uv_strerror(r));
+        mf_error_plain(err, -r, "start a writer thread: %s", uv_strerror(r));
         uv_close((uv_handle_t *)w->wake, writer__free_handle);
         uv_close((uv_handle_t *)w->handoff, writer__free_handle);
         uv_cond_destroy(&w->cond);
+        uv_cond_destroy(&w->done);
         uv_mutex_destroy(&w->lock);
-        store_queue_close(w->q);
+        w->db.close(w->db.db);
         free(w);
         return r;
     }
@@ -216,6 +224,7 @@ void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn app
     j->apply = apply;
     j->done = done;
     j->arg = arg;
+    w->submitted++;
     if (w->stopping) {
         /* A callback during the stop: the stop loop runs it. */
         if (w->in_tail)
@@ -235,6 +244,36 @@ void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn app
      * loop from blocking before then). */
     if (!uv_is_active((uv_handle_t *)w->handoff))
         uv_idle_start(w->handoff, writer__on_handoff);
+}
+
+typedef struct writer_barrier {
+    void (*cb)(void *ud);
+    void *ud;
+} writer_barrier_t;
+
+static void writer__barrier_done(void *arg, int r, const mf_error_t *err)
+{
+    writer_barrier_t *b = arg;
+    b->cb(b->ud);
+    free(b);
+}
+
+void store_writer_barrier(store_writer_t *w, void (*cb)(void *ud), void *ud)
+{
+    writer_barrier_t *b = xmalloc(sizeof *b);
+    b->cb = cb;
+    b->ud = ud;
+    store_writer_submit(w, false, NULL, writer__barrier_done, b);
+}
+
+void store_writer_wait(store_writer_t *w)
+{
+    writer__handoff(w);
+    uv_idle_stop(w->handoff);
+    uv_mutex_lock(&w->lock);
+    while (w->committed < w->submitted)
+        uv_cond_wait(&w->done, &w->lock);
+    uv_mutex_unlock(&w->lock);
 }
 
 void store_writer_stop(store_writer_t *w)
@@ -258,8 +297,9 @@ void store_writer_stop(store_writer_t *w)
         w->in_head = w->in_tail = NULL;
         writer__commit(w, batch);
     }
-    store_queue_close(w->q);
+    w->db.close(w->db.db);
     uv_cond_destroy(&w->cond);
+    uv_cond_destroy(&w->done);
     uv_mutex_destroy(&w->lock);
     uv_close((uv_handle_t *)w->wake, writer__free_handle);
     uv_close((uv_handle_t *)w->handoff, writer__free_handle);

@@ -665,7 +665,9 @@ def mayfly_cgroup_roots():
 
 def server_cgroups(srv_pid):
     """The cgroup folders (one per controller) a server with this pid made
-    for itself: the server names its folder after its pid."""
+    for itself, mayfly/server-PID-START: the server names its folder after
+    its pid. Below each are `server` (the server's own process) and
+    `sandboxes` (every sandbox, with the budget of them all)."""
     tag = re.compile(rf"(^|\D){srv_pid}(\D|$)")
     found = []
     for root in mayfly_cgroup_roots():
@@ -675,12 +677,40 @@ def server_cgroups(srv_pid):
     return found
 
 
+def server_own_cgroups(srv_pid):
+    """The cgroup folders that hold the server's own process, one per
+    controller: protected from its sandboxes by a higher CPU weight."""
+    return [d / "server" for d in server_cgroups(srv_pid) if (d / "server").is_dir()]
+
+
+def sandboxes_cgroups(srv_pid):
+    """The common parent of a server's sandboxes, one per controller: the
+    memory and pids budget of all sandboxes together is written there."""
+    return [d / "sandboxes" for d in server_cgroups(srv_pid) if (d / "sandboxes").is_dir()]
+
+
 def instance_cgroups(srv_pid):
-    """The instance cgroup folders below a server's own, in every controller.
-    Sandboxes the server keeps prepared for cold starts (`pool-*`) are not
-    instances: one becomes an instance (and takes its name) when it is used."""
-    return [d for s in server_cgroups(srv_pid) for d in s.iterdir()
+    """The instance cgroup folders below a server's sandboxes folder, in
+    every controller. Sandboxes the server keeps prepared for cold starts
+    (`pool-*`) are not instances: one becomes an instance (and takes its
+    name) when it is used."""
+    return [d for s in sandboxes_cgroups(srv_pid) for d in s.iterdir()
             if d.is_dir() and not d.name.startswith("pool-")]
+
+
+def cgroup_frozen(dirs):
+    """Whether the sandbox whose cgroup folders (one per controller, as
+    instance_cgroups lists them) are dirs is frozen: v1's freezer.state
+    (FROZEN; FREEZING while on its way) or v2's cgroup.freeze. None when no
+    folder has a freezer."""
+    for d in dirs:
+        state = Path(d) / "freezer.state"
+        if state.exists():
+            return state.read_text().strip() in ("FROZEN", "FREEZING")
+        freeze = Path(d) / "cgroup.freeze"
+        if freeze.exists():
+            return freeze.read_text().strip() == "1"
+    return None
 
 
 def cgroup_pids(d):

@@ -82,7 +82,7 @@ def kill9(srv):
     cgroups = server_cgroups(pid)
     procs = set()
     for d in cgroups:
-        for sub in [d, *[x for x in d.iterdir() if x.is_dir()]]:
+        for sub in [d, *[x for x in d.rglob("*") if x.is_dir()]]:
             procs |= cgroup_pids(sub)
     return {"server_pid": pid, "cgroup_dirs_left": len(cgroups), "processes_left": len(procs)}
 

@@ -793,6 +793,113 @@ def test_lambda_and_v1_share_functions_and_records(srv, lam):
     assert v1(srv, "GET", f"/v1/functions/{from_v1}").status_code == 404
 
 
+# ---------------------------------------------------------------- LoggingConfig
+
+
+# Lambda's LoggingConfig as AWS's current model for the Lambda API has it.
+LOGGING_SHAPES = {
+    "LoggingConfig": {"type": "structure", "members": {
+        "LogFormat": {"shape": "LogFormat"},
+        "ApplicationLogLevel": {"shape": "ApplicationLogLevel"},
+        "SystemLogLevel": {"shape": "SystemLogLevel"},
+        "LogGroup": {"shape": "LogGroup"}}},
+    "LogFormat": {"type": "string", "enum": ["JSON", "Text"]},
+    "ApplicationLogLevel": {"type": "string",
+                            "enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]},
+    "SystemLogLevel": {"type": "string", "enum": ["DEBUG", "INFO", "WARN"]},
+    "LogGroup": {"type": "string", "max": 512, "min": 1, "pattern": "[\\.\\-_/#A-Za-z0-9]+"},
+}
+
+
+def boto3_client_with_logging_config(srv, models_dir, validate=True):
+    """boto3 whose Lambda model has LoggingConfig. Debian's botocore (1.29)
+    predates it (Lambda added it in November 2023), so its own model gets
+    the shapes AWS's current one has, through botocore's data path: the
+    real client then sends LoggingConfig and reads it back."""
+    need_boto3()
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+    core = botocore.session.get_session()
+    loader = core.get_component("data_loader")
+    model = loader.load_service_model("lambda", "service-2")
+    shapes = model["shapes"]
+    if "LoggingConfig" not in shapes:
+        shapes.update(LOGGING_SHAPES)
+        for shape in ("CreateFunctionRequest", "UpdateFunctionConfigurationRequest",
+                      "FunctionConfiguration"):
+            shapes[shape]["members"]["LoggingConfig"] = {"shape": "LoggingConfig"}
+        d = Path(models_dir) / "lambda" / model["metadata"]["apiVersion"]
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "service-2.json").write_text(json.dumps(model))
+        loader.search_paths.insert(0, str(models_dir))
+    session = boto3.session.Session(botocore_session=core, aws_access_key_id=KEY_ID,
+                                    aws_secret_access_key=SECRET, region_name=REGION)
+    return session.client(
+        "lambda", endpoint_url=srv.url,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60,
+                      connect_timeout=10, parameter_validation=validate))
+
+
+def test_boto3_logging_config_round_trip(srv, tmp_path):
+    lam = boto3_client_with_logging_config(srv, tmp_path / "models")
+    name = unique("logcfg")
+    group = f"/aws/lambda/{name}"
+    conf = boto3_create(lam, name, py_zip(), LoggingConfig={
+        "LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "SystemLogLevel": "WARN"})
+    want = {"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "SystemLogLevel": "WARN",
+            "LogGroup": group}
+    assert conf["LoggingConfig"] == want, conf
+    assert lam.get_function_configuration(FunctionName=name)["LoggingConfig"] == want
+    assert lam.get_function(FunctionName=name)["Configuration"]["LoggingConfig"] == want
+    listed = [f for f in lam.list_functions(MaxItems=1000)["Functions"]
+              if f["FunctionName"] == name]
+    assert listed and listed[0]["LoggingConfig"] == want, listed
+    fn = v1_function(srv, name)
+    assert (fn["log_format"], fn["log_level"], fn["system_log_level"]) == (
+        "JSON", "DEBUG", "WARN"), fn
+
+    # The runtime gets it: its report of a failed call is a JSON line.
+    resp, payload = boto3_invoke(lam, name, {"fail": "json-report"})
+    assert resp.get("FunctionError") == "Unhandled", payload
+    line = wait_for_log(srv, name, "refused: json-report")[0]["message"]
+    doc = json.loads(line)
+    assert (doc["level"], doc["errorType"], doc["errorMessage"]) == (
+        "ERROR", "ValueError", "refused: json-report"), doc
+
+    # Only what is given changes; a LogGroup is accepted, and the log stays
+    # the function's own.
+    conf = lam.update_function_configuration(
+        FunctionName=name, LoggingConfig={"ApplicationLogLevel": "ERROR", "LogGroup": "/my/group"})
+    assert conf["LoggingConfig"] == dict(want, ApplicationLogLevel="ERROR"), conf
+    # Back to Text: the levels, which only JSON has, go.
+    conf = lam.update_function_configuration(FunctionName=name,
+                                             LoggingConfig={"LogFormat": "Text"})
+    text = {"LogFormat": "Text", "LogGroup": group}
+    assert conf["LoggingConfig"] == text, conf
+
+    raw = boto3_client_with_logging_config(srv, tmp_path / "models", validate=False)
+    bad = [
+        {"ApplicationLogLevel": "DEBUG"},  # a level needs JSON, as on Lambda
+        {"LogFormat": "XML"},
+        {"LogFormat": "JSON", "ApplicationLogLevel": "LOUD"},
+        {"LogFormat": "JSON", "SystemLogLevel": "ERROR"},
+        {"LogGroup": "no spaces allowed"},
+        {"LogGroup": ""},
+    ]
+    for lc in bad:
+        with pytest.raises(raw.exceptions.InvalidParameterValueException) as e:
+            raw.update_function_configuration(FunctionName=name, LoggingConfig=lc)
+        code, status, message = client_error(e)
+        assert status == 400 and message, (lc, code, status, message)
+    assert lam.get_function_configuration(FunctionName=name)["LoggingConfig"] == text
+
+    # A function created without it is Text, as on Lambda.
+    plain = unique("logplain")
+    conf = boto3_create(lam, plain, py_zip())
+    assert conf["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{plain}"}
+
+
 # ---------------------------------------------------------------- AWS SDK for JavaScript
 
 

@@ -95,10 +95,14 @@ def test_cli_logs_shows_the_calls_lines(srv, printer):
     p = srv.cli("logs", printer, "--request", rid)
     assert p.returncode == 0, p.stderr
     out = p.stdout.splitlines()
-    assert len(out) == 2, out
+    # The function's two lines, between the platform's START, END and REPORT.
+    assert len(out) == 5, out
+    assert "START RequestId: " in out[0] and "END RequestId: " in out[3], out
+    assert "REPORT RequestId: " in out[4], out
     for line in out:
-        assert rid in line and f"hello-from-{m}" in line, line
+        assert rid in line, line
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line), line
+    assert all(f"hello-from-{m}" in line for line in out[1:3]), out
 
     p = srv.cli("logs", printer, "--request", rid, "--json")
     assert p.returncode == 0, p.stderr

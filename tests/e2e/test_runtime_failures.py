@@ -236,3 +236,16 @@ def test_a_queued_calls_deadline_counts_from_its_acceptance(srv):
 def re_iso(ts):
     from datetime import datetime
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def test_a_bootstrap_that_cannot_be_executed_is_an_invalid_entrypoint(srv):
+    from conftest import Entry
+    name = unique("noexec")
+    deploy(srv, name, {"bootstrap": Entry(b"#!/bin/sh\necho never\n", mode=0o644)},
+           runtime="provided", handler=None)
+    r, err = invoke_error(srv, name, {})
+    rid = r.headers["X-Mayfly-Request-Id"]
+    assert err == {"errorType": "Runtime.InvalidEntrypoint",
+                   "errorMessage": f"RequestId: {rid} Error: fork/exec /var/task/bootstrap: "
+                                   "permission denied"}
+    assert get_record(srv, rid)["error_type"] == "Runtime.InvalidEntrypoint"

@@ -268,7 +268,9 @@ def test_has_its_own_hostname(inside):
 
 
 def test_runs_unprivileged(inside):
-    assert (inside["uid"], inside["euid"]) == (65534, 65534), inside
+    # A uid of its own (not root, not the shared nobody), from the range.
+    assert inside["uid"] == inside["euid"] and inside["uid"] not in (0, 65534), inside
+    assert inside["gid"] == inside["uid"], inside
     assert int(inside["cap_eff"], 16) == 0, f"effective capabilities {inside['cap_eff']}"
     assert int(inside["cap_bnd"], 16) == 0, f"bounding set {inside['cap_bnd']}"
     assert inside["no_new_privs"] == "1"

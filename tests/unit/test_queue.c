@@ -944,7 +944,10 @@ static void harness_init(harness_t *h, const char *dir)
     h->guard.data = h;
     h->loop_thread = pthread_self();
     mf_error_t err = MF_ERROR_INIT;
-    int r = store_writer_start(&h->loop, dir, on_commit, h, &h->w, &err);
+    store_writer_db_t db;
+    int r = store_queue_writer_db(dir, &db, &err);
+    if (r == 0)
+        r = store_writer_start(&h->loop, &db, on_commit, h, &h->w, &err);
     if (r < 0)
         fail_msg("store_writer_start: %s", err.msg);
     h->reader = open_queue(dir);
@@ -973,8 +976,9 @@ static void harness_fini(harness_t *h)
     assert_int_equal(uv_loop_close(&h->loop), 0);
 }
 
-static int job_apply(store_queue_t *q, void *arg, mf_error_t *err)
+static int job_apply(void *db, void *arg, mf_error_t *err)
 {
+    store_queue_t *q = db;
     job_t *j = arg;
     /* No cmocka asserts here: this is the writer's thread. */
     j->apply_off_loop = !pthread_equal(pthread_self(), j->h->loop_thread);
@@ -1266,7 +1270,10 @@ static void test_writer_start_fails_without_dir(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     mf_error_t err = MF_ERROR_INIT;
     store_writer_t *w = NULL;
-    int r = store_writer_start(&loop, dir, NULL, NULL, &w, &err);
+    store_writer_db_t db;
+    int r = store_queue_writer_db(dir, &db, &err);
+    if (r == 0)
+        r = store_writer_start(&loop, &db, NULL, NULL, &w, &err);
     assert_true(r < 0);
     assert_null(w);
     assert_non_null(strstr(err.msg, dir));

@@ -196,6 +196,9 @@ static void test_create_defaults(void **state)
     assert_int_equal(f.async.max_event_age_s, 21600);
     assert_string_equal(f.async.on_success, "");
     assert_string_equal(f.async.on_failure, "");
+    assert_string_equal(f.log_format, "Text");
+    assert_string_equal(f.log_level, "");
+    assert_string_equal(f.system_log_level, "");
     assert_int_equal(f.version, 1);
     assert_int_equal(f.created_ms, f.updated_ms);
     char sha[65];
@@ -234,6 +237,8 @@ static void test_to_json_shape(void **state)
     f.async.max_retries = 1;
     f.async.max_event_age_s = 60;
     snprintf(f.async.on_failure, sizeof f.async.on_failure, "dlq");
+    snprintf(f.log_format, sizeof f.log_format, "JSON");
+    snprintf(f.log_level, sizeof f.log_level, "DEBUG");
     f.version = 7;
     snprintf(f.code_sha256, sizeof f.code_sha256, "ab");
     f.code_size = 42;
@@ -245,7 +250,9 @@ static void test_to_json_shape(void **state)
         text, "{\"name\":\"f\",\"runtime\":\"nodejs\",\"handler\":\"index.handler\","
               "\"memory_mb\":256,\"timeout_s\":5,\"max_concurrency\":2,\"tmp_mb\":64,"
               "\"env\":{\"A\":\"1\"},\"async\":{\"max_retries\":1,\"max_event_age_s\":60,"
-              "\"on_success\":null,\"on_failure\":\"dlq\"},\"version\":7,\"code_sha256\":\"ab\","
+              "\"on_success\":null,\"on_failure\":\"dlq\"},\"log_format\":\"JSON\","
+              "\"log_level\":\"DEBUG\",\"system_log_level\":null,\"version\":7,"
+              "\"code_sha256\":\"ab\","
               "\"code_size\":42,\"created\":\"1970-01-01T00:00:00.000Z\","
               "\"updated\":\"2023-11-14T22:13:20.123Z\"}");
     free(text);
@@ -373,6 +380,28 @@ static const bad_case_t bad_cases[] = {
      "async.on_success: must be null or a function name"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"async\":{\"on_failure\":5}}",
      "async.on_failure: must be null or a function name"},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"XML\"}",
+     "log_format: must be \"Text\" or \"JSON\""},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":null}",
+     "log_format: must be \"Text\" or \"JSON\""},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":1}",
+     "log_format: must be \"Text\" or \"JSON\""},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"JSON\\u0000\"}",
+     "log_format: must be \"Text\" or \"JSON\""},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"JSON\","
+     "\"log_level\":\"VERBOSE\"}",
+     "log_level: must be null or one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL"},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"JSON\","
+     "\"log_level\":3}",
+     "log_level: must be null or one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL"},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"JSON\","
+     "\"system_log_level\":\"ERROR\"}",
+     "system_log_level: must be null or one of DEBUG, INFO, WARN"},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_level\":\"DEBUG\"}",
+     "log_level: applies only with log_format \"JSON\""},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"Text\","
+     "\"system_log_level\":\"WARN\"}",
+     "system_log_level: applies only with log_format \"JSON\""},
 };
 
 static void test_validation(void **state)
@@ -524,6 +553,78 @@ static void test_async(void **state)
     assert_true(json_is_null(json_object_get(json_object_get(j, "async"), "on_success")));
     json_decref(j);
     fn_clear(&f);
+}
+
+static void test_logging(void **state)
+{
+    fixture_t *fx = *state;
+    fn_t f;
+    /* JSON alone brings Lambda's default levels; any case is accepted and
+     * shown back as Lambda spells it. */
+    put_ok(fx, "lg",
+           "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"log_format\":\"json\"}", zip_py,
+           &f);
+    assert_string_equal(f.log_format, "JSON");
+    assert_string_equal(f.log_level, "INFO");
+    assert_string_equal(f.system_log_level, "INFO");
+    json_t *j = fn_to_json(&f);
+    assert_string_equal(json_string_value(json_object_get(j, "log_format")), "JSON");
+    assert_string_equal(json_string_value(json_object_get(j, "log_level")), "INFO");
+    assert_string_equal(json_string_value(json_object_get(j, "system_log_level")), "INFO");
+    json_decref(j);
+    fn_clear(&f);
+
+    /* Levels are set on their own, and kept by an update that leaves them out. */
+    put_ok(fx, "lg", "{\"log_level\":\"debug\",\"system_log_level\":\"WARN\"}", NULL, &f);
+    assert_string_equal(f.log_level, "DEBUG");
+    assert_string_equal(f.system_log_level, "WARN");
+    fn_clear(&f);
+    put_ok(fx, "lg", "{\"memory_mb\":256}", NULL, &f);
+    assert_string_equal(f.log_format, "JSON");
+    assert_string_equal(f.log_level, "DEBUG");
+    assert_string_equal(f.system_log_level, "WARN");
+    fn_clear(&f);
+
+    /* null puts the default back. */
+    put_ok(fx, "lg", "{\"log_level\":null}", NULL, &f);
+    assert_string_equal(f.log_level, "INFO");
+    assert_string_equal(f.system_log_level, "WARN");
+    fn_clear(&f);
+
+    /* Back to Text drops the levels, which only JSON has; null levels with
+     * Text are no error. */
+    put_ok(fx, "lg", "{\"log_format\":\"Text\",\"log_level\":null}", NULL, &f);
+    assert_string_equal(f.log_format, "Text");
+    assert_string_equal(f.log_level, "");
+    assert_string_equal(f.system_log_level, "");
+    j = fn_to_json(&f);
+    assert_true(json_is_null(json_object_get(j, "log_level")));
+    assert_true(json_is_null(json_object_get(j, "system_log_level")));
+    json_decref(j);
+    fn_clear(&f);
+
+    /* A level for a Text function is refused and changes nothing. */
+    expect_bad(fx, "lg", "{\"log_level\":\"ERROR\"}", NULL, -EINVAL,
+               "log_level: applies only with log_format \"JSON\"");
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(registry_get(fx->reg, "lg", &f, &err), 0);
+    assert_string_equal(f.log_level, "");
+    fn_clear(&f);
+
+    /* Format and level in one update. */
+    put_ok(fx, "lg", "{\"log_format\":\"JSON\",\"log_level\":\"FATAL\"}", NULL, &f);
+    assert_string_equal(f.log_level, "FATAL");
+    assert_string_equal(f.system_log_level, "INFO");
+    fn_clear(&f);
+
+    /* Lambda's log variables are the function's to set, unlike other AWS_ names. */
+    put_ok(fx, "lg",
+           "{\"env\":{\"AWS_LAMBDA_LOG_FORMAT\":\"JSON\",\"AWS_LAMBDA_LOG_LEVEL\":\"WARN\"}}", NULL,
+           &f);
+    assert_string_equal(json_string_value(json_object_get(f.env, "AWS_LAMBDA_LOG_LEVEL")), "WARN");
+    fn_clear(&f);
+    expect_bad(fx, "lg", "{\"env\":{\"AWS_LAMBDA_LOG_GROUP_NAME\":\"x\"}}", NULL, -EINVAL,
+               "env: `AWS_LAMBDA_LOG_GROUP_NAME` is reserved");
 }
 
 static void test_code_field(void **state)
@@ -704,7 +805,8 @@ static void test_reopen(void **state)
     put_ok(fx, "p",
            "{\"runtime\":\"python3.12\",\"handler\":\"app.handler\",\"memory_mb\":512,"
            "\"timeout_s\":30,\"max_concurrency\":3,\"tmp_mb\":32,\"env\":{\"X\":\"y\"},"
-           "\"async\":{\"max_retries\":1,\"on_failure\":\"dlq\"}}",
+           "\"async\":{\"max_retries\":1,\"on_failure\":\"dlq\"},\"log_format\":\"JSON\","
+           "\"log_level\":\"TRACE\",\"system_log_level\":\"DEBUG\"}",
            zip_py, &before);
     close_all(fx);
 
@@ -716,6 +818,9 @@ static void test_reopen(void **state)
     assert_int_equal(open_all(fx), 0);
     assert_int_equal(access(stale, F_OK), -1);
     assert_int_equal(registry_get(fx->reg, "p", &after, &err), 0);
+    assert_string_equal(after.log_format, "JSON");
+    assert_string_equal(after.log_level, "TRACE");
+    assert_string_equal(after.system_log_level, "DEBUG");
     json_t *a = fn_to_json(&before), *b = fn_to_json(&after);
     assert_true(json_equal(a, b));
     json_decref(a);
@@ -736,6 +841,7 @@ int main(void)
         T(test_handlers_accepted),
         T(test_env),
         T(test_async),
+        T(test_logging),
         T(test_code_field),
         T(test_update_keeps_fields),
         T(test_unknown_function),

@@ -85,7 +85,11 @@ typedef struct run {
     sandbox_stats_t stats;
     bool echo;      /* answer "ping" on the Runtime API listener with "pong" */
     buf_t received; /* what came in on the listener */
+    uid_t uid;      /* the sandbox's */
+    int exec_errno;
 } run_t;
+
+#define RUN_INIT ((run_t){0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT, 0, 0})
 
 static void run_release(run_t *r)
 {
@@ -176,6 +180,8 @@ static void run_sandbox(const sandbox_config_t *cfg, run_t *r)
     assert_int_equal(poll(&pp, 1, 30000), 1);
     assert_int_equal(sandbox_stats(&sb, SANDBOX_STAT_ALL, &r->stats), 0);
     assert_int_equal(sandbox_reap(&sb, &r->status), 0);
+    r->uid = sb.uid;
+    r->exec_errno = sb.exec_errno;
     sandbox_destroy(&sb);
 }
 
@@ -190,6 +196,84 @@ static void run_script(const char *script, run_t *r)
 static bool contains(const buf_t *b, const char *s)
 {
     return strstr(b->data, s) != NULL;
+}
+
+/* Writes value to dir/name. */
+static int write_file_at(const char *dir, const char *name, const char *value)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fs_write_all(fd, value, strlen(value));
+    close(fd);
+    return r;
+}
+
+/* Reads dir/name (a small cgroup file) into out, without the newline. */
+static bool read_file_at(const char *dir, const char *name, char *out, size_t size)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    buf_t b = BUF_INIT;
+    bool ok = fs_read_file(path, &b, 4096, NULL) == 0;
+    snprintf(out, size, "%s", ok ? b.data : "");
+    out[strcspn(out, "\n")] = '\0';
+    buf_release(&b);
+    return ok;
+}
+
+/* Whether word is one of the comma-separated list's. */
+static bool listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *w = list; w; w = strchr(w, ','), w = w ? w + 1 : NULL)
+        if (!strncmp(w, word, n) && (w[n] == ',' || w[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* The directory of pid's cgroup in the hierarchy holding controller ctl
+ * (v1; on v2 the one cgroup), from /proc/<pid>/cgroup as this process
+ * sees it and where that hierarchy is mounted. */
+static bool ctl_dir(pid_t pid, const char *ctl, char *out, size_t size)
+{
+    char path[64];
+    buf_t cg = BUF_INIT, mi = BUF_INIT;
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
+    bool v2 = sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2;
+    const char *rel = NULL;
+    char *save = NULL;
+    if (fs_read_file(path, &cg, 1 << 20, NULL) == 0) {
+        for (char *line = strtok_r(cg.data, "\n", &save); line && !rel;
+             line = strtok_r(NULL, "\n", &save)) {
+            char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            if (!c2)
+                continue;
+            *c2 = '\0';
+            if (v2 ? c1[1] == '\0' : listed(c1 + 1, ctl))
+                rel = c2 + 1;
+        }
+    }
+    bool found = false;
+    if (rel && fs_read_file("/proc/self/mountinfo", &mi, 16 << 20, NULL) == 0) {
+        for (char *m = strtok_r(mi.data, "\n", &save); m && !found;
+             m = strtok_r(NULL, "\n", &save)) {
+            char mnt[256], fstype[32], opts[256];
+            const char *dash = strstr(m, " - ");
+            if (!dash || sscanf(dash, " - %31s %*s %255s", fstype, opts) != 2 ||
+                sscanf(m, "%*s %*s %*s %*s %255s", mnt) != 1)
+                continue;
+            if (v2 ? !strcmp(fstype, "cgroup2") : !strcmp(fstype, "cgroup") && listed(opts, ctl)) {
+                snprintf(out, size, "%s%s", mnt, rel);
+                found = true;
+            }
+        }
+    }
+    buf_release(&cg);
+    buf_release(&mi);
+    return found;
 }
 
 #define assert_output(r, s)                                                                        \
@@ -209,7 +293,7 @@ static bool exited_ok(const run_t *r)
 static void test_identity_and_namespaces(void **state)
 {
     SKIP_UNLESS_ROOT();
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_script("hostname; echo pid=$$; echo cwd=$(pwd); echo foo=$FOO;"
                "set -- /proc/[0-9]*; echo procs=$#;"
                "grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):'"
@@ -226,8 +310,14 @@ static void test_identity_and_namespaces(void **state)
     const char *p = strstr(r.out.data, "procs=");
     assert_non_null(p);
     assert_true(atoi(p + 6) <= 3);
-    assert_output(&r, "Uid:\t65534\t65534\t65534\t65534");
-    assert_output(&r, "Gid:\t65534\t65534\t65534\t65534");
+    /* Its own uid and gid from the range, named in its /etc/passwd. */
+    assert_true(r.uid >= SANDBOX_UID_FIRST_DEFAULT &&
+                r.uid < SANDBOX_UID_FIRST_DEFAULT + SANDBOX_UID_COUNT_DEFAULT);
+    char want[128];
+    snprintf(want, sizeof want, "Uid:\t%u\t%u\t%u\t%u", r.uid, r.uid, r.uid, r.uid);
+    assert_output(&r, want);
+    snprintf(want, sizeof want, "Gid:\t%u\t%u\t%u\t%u", r.uid, r.uid, r.uid, r.uid);
+    assert_output(&r, want);
     assert_output(&r, "CapInh:\t0000000000000000");
     assert_output(&r, "CapPrm:\t0000000000000000");
     assert_output(&r, "CapEff:\t0000000000000000");
@@ -235,7 +325,8 @@ static void test_identity_and_namespaces(void **state)
     assert_output(&r, "CapAmb:\t0000000000000000");
     assert_output(&r, "NoNewPrivs:\t1");
     assert_output(&r, "Seccomp:\t2");
-    assert_output(&r, "uid=65534(nobody) gid=65534(nogroup)");
+    snprintf(want, sizeof want, "uid=%u(sbx_user) gid=%u(sbx_user)", r.uid, r.uid);
+    assert_output(&r, want);
     /* Its own cgroup namespace: no host cgroup paths. */
     assert_output(&r, "cgroup_mentions=0\n");
     run_release(&r);
@@ -244,7 +335,7 @@ static void test_identity_and_namespaces(void **state)
 static void test_filesystem_is_read_only_but_tmp(void **state)
 {
     SKIP_UNLESS_ROOT();
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_script("cat /var/task/hello.txt;"
                "touch /var/task/new 2>&1 && echo task-writable;"
                "touch /etc/new 2>&1 && echo etc-writable;"
@@ -275,7 +366,7 @@ static void test_filesystem_is_read_only_but_tmp(void **state)
 static void test_tmp_is_size_limited(void **state)
 {
     SKIP_UNLESS_ROOT();
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     sandbox_config_t cfg;
     sh_argv[2] = "dd if=/dev/zero of=/tmp/big bs=1M count=40 2>&1; echo dd=$?;"
                  "rm /tmp/big; echo small > /tmp/again && echo survived";
@@ -294,7 +385,7 @@ static void test_tmp_is_size_limited(void **state)
 static void test_privileged_operations_fail(void **state)
 {
     SKIP_UNLESS_ROOT();
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_script("unshare -r true 2>&1; echo unshare=$?;"
                "unshare -n true 2>&1; echo unshare_net=$?;"
                "mount -t tmpfs none /tmp 2>&1; echo mount=$?;"
@@ -313,7 +404,8 @@ static void test_privileged_operations_fail(void **state)
 static void test_runtime_api_listener_reaches_the_server(void **state)
 {
     SKIP_UNLESS_ROOT();
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, true, BUF_INIT};
+    run_t r = RUN_INIT;
+    r.echo = true;
     run_script("/usr/bin/python3 -c 'import socket\n"
                "s = socket.create_connection((\"127.0.0.1\", 9001), 5)\n"
                "s.sendall(b\"ping\")\n"
@@ -346,7 +438,7 @@ static void test_no_route_to_host_or_outside(void **state)
              "    except OSError as e:\n"
              "        print(host, \"failed\", e.errno)'",
              ntohs(a.sin_port));
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_script(script, &r);
     assert_true(exited_ok(&r));
     char want[64];
@@ -368,7 +460,7 @@ static void test_memory_limit_kills_and_counts(void **state)
     sandbox_config_t cfg;
     base_config(&cfg, argv);
     cfg.memory_mb = 128;
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_sandbox(&cfg, &r);
     assert_false(contains(&r.out, "survived"));
     assert_true(WIFSIGNALED(r.status));
@@ -400,7 +492,7 @@ static void test_pids_limit_holds(void **state)
     sandbox_config_t cfg;
     base_config(&cfg, argv);
     cfg.max_pids = 16;
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     uint64_t t0 = clock_mono_ns();
     run_sandbox(&cfg, &r);
     double secs = (double)(clock_mono_ns() - t0) / 1e9;
@@ -463,19 +555,58 @@ static void test_exec_failure_is_reported_on_stderr(void **state)
     static char *argv[] = {"/var/task/no-such-bootstrap", NULL};
     sandbox_config_t cfg;
     base_config(&cfg, argv);
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_sandbox(&cfg, &r);
     assert_true(WIFEXITED(r.status));
     assert_int_equal(WEXITSTATUS(r.status), 127);
     assert_non_null(
         strstr(r.err.data, "mayfly: exec /var/task/no-such-bootstrap: No such file or directory"));
+    assert_int_equal(r.exec_errno, ENOENT);
     run_release(&r);
+}
+
+/* A function that cannot be started at all is told apart from one that
+ * exits 127 itself: sandbox_reap sets exec_errno, the errno of the exec. */
+static void test_exec_errno_tells_why_the_function_did_not_start(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    static const struct {
+        const char *name, *content;
+        mode_t mode;
+        int want;
+    } cases[] = {
+        {"not-executable", "#!/bin/sh\necho hi\n", 0644, EACCES},
+        {"no-interpreter", "#!/usr/bin/no-such-interpreter\n", 0755, ENOENT},
+        {"not-a-program", "\177ELF but not really", 0755, ENOEXEC},
+        {"exits-127", "#!/bin/sh\nexit 127\n", 0755, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char host[512], inside[128];
+        snprintf(host, sizeof host, "%s/%s", code_dir, cases[i].name);
+        int fd = open(host, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, cases[i].mode);
+        assert_true(fd >= 0);
+        assert_int_equal(fs_write_all(fd, cases[i].content, strlen(cases[i].content)), 0);
+        close(fd);
+        chmod(host, cases[i].mode);
+        snprintf(inside, sizeof inside, "/var/task/%s", cases[i].name);
+        char *argv[] = {inside, NULL};
+        sandbox_config_t cfg;
+        base_config(&cfg, argv);
+        run_t r = RUN_INIT;
+        run_sandbox(&cfg, &r);
+        assert_true(WIFEXITED(r.status));
+        assert_int_equal(WEXITSTATUS(r.status), 127);
+        if (r.exec_errno != cases[i].want)
+            fail_msg("%s: exec_errno %d, want %d", cases[i].name, r.exec_errno, cases[i].want);
+        run_release(&r);
+        unlink(host);
+    }
 }
 
 static void test_exit_status_is_the_functions(void **state)
 {
     SKIP_UNLESS_ROOT();
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_script("echo out; echo err >&2; exit 7", &r);
     assert_true(WIFEXITED(r.status));
     assert_int_equal(WEXITSTATUS(r.status), 7);
@@ -483,7 +614,7 @@ static void test_exit_status_is_the_functions(void **state)
     assert_string_equal(r.err.data, "err\n");
     run_release(&r);
 
-    run_t k = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t k = RUN_INIT;
     run_script("kill -SEGV $$", &k);
     assert_true(WIFSIGNALED(k.status));
     assert_int_equal(WTERMSIG(k.status), SIGSEGV);
@@ -496,7 +627,7 @@ static void test_server_descriptors_do_not_leak(void **state)
     /* A descriptor without O_CLOEXEC, as a careless library might leave. */
     int leaky = dup2(STDIN_FILENO, 50);
     assert_int_equal(leaky, 50);
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     /* The shell's descriptors: 0, 1, 2 and 3, the directory the glob
      * reads; nothing of ours. */
     run_script("cd /proc/self/fd && echo fds: *; ls -l /proc/1/fd 2>&1 | head -1", &r);
@@ -573,23 +704,26 @@ static void test_language_runtimes_start(void **state)
                          "import ssl, json, socket, os; print('py', os.getuid())", NULL};
     static char *node[] = {"/usr/bin/node", "-e", "console.log('node', process.getuid())", NULL};
     sandbox_config_t cfg;
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     base_config(&cfg, py);
     run_sandbox(&cfg, &r);
     assert_true(exited_ok(&r));
-    assert_output(&r, "py 65534\n");
+    char want[64];
+    snprintf(want, sizeof want, "py %u\n", r.uid);
+    assert_output(&r, want);
     run_release(&r);
 
     if (access("/usr/bin/node", X_OK) < 0) {
         print_message("no /usr/bin/node on this host: node check skipped\n");
         return;
     }
-    run_t n = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t n = RUN_INIT;
     base_config(&cfg, node);
     run_sandbox(&cfg, &n);
     if (!exited_ok(&n))
         fail_msg("node: %s", n.err.data);
-    assert_output(&n, "node 65534\n");
+    snprintf(want, sizeof want, "node %u\n", n.uid);
+    assert_output(&n, want);
     run_release(&n);
 }
 
@@ -600,7 +734,7 @@ static void test_stats_count_cpu_and_memory(void **state)
                            NULL};
     sandbox_config_t cfg;
     base_config(&cfg, argv);
-    run_t r = {0, BUF_INIT, BUF_INIT, {0}, false, BUF_INIT};
+    run_t r = RUN_INIT;
     run_sandbox(&cfg, &r);
     assert_true(exited_ok(&r));
     assert_true(r.stats.cpu_ns > 20ull * 1000000);
@@ -643,18 +777,23 @@ static void test_reset_peak(void **state)
 static void test_init_removes_what_a_dead_server_left(void **state)
 {
     SKIP_UNLESS_ROOT();
-    /* Learn where mayfly/ is from a sandbox: <mayfly>/<tag>/<id>. */
+    /* Learn where mayfly/ is from a sandbox: <mayfly>/<tag>/sandboxes/<id>
+     * (in the memory hierarchy), and the freezer hierarchy's. */
     sandbox_config_t cfg;
-    sh_argv[2] = "true";
+    sh_argv[2] = "sleep 100";
     base_config(&cfg, sh_argv);
     mf_error_t err = MF_ERROR_INIT;
     sandbox_t sb;
     assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
-    char mayfly[512];
+    char mayfly[512], freezer_mayfly[512];
     snprintf(mayfly, sizeof mayfly, "%s", sb.cgroup_path);
+    bool freezer = ctl_dir(sb.pid, "freezer", freezer_mayfly, sizeof freezer_mayfly);
     sandbox_destroy(&sb);
-    *strrchr(mayfly, '/') = '\0';
-    *strrchr(mayfly, '/') = '\0';
+    for (int i = 0; i < 3; i++) {
+        *strrchr(mayfly, '/') = '\0';
+        if (freezer)
+            *strrchr(freezer_mayfly, '/') = '\0';
+    }
 
     /* The dead server's sandbox, with a process in it. pid 1 with a start
      * time of 12345 is nobody alive. */
@@ -671,6 +810,22 @@ static void test_init_removes_what_a_dead_server_left(void **state)
     assert_int_equal(fs_write_all(fd, pid_text, strlen(pid_text)), 0);
     close(fd);
 
+    /* The same in today's layout, <tag>/sandboxes/<id>, with a process
+     * that is frozen too (v1 does not kill a frozen process until thawed). */
+    char stale2[600], frozen_dir[600];
+    snprintf(stale2, sizeof stale2, "%s/server-1-12346/sandboxes/i-2", mayfly);
+    assert_int_equal(fs_mkdir_p(stale2, 0755, NULL), 0);
+    pid_t frozen;
+    assert_int_equal(posix_spawn(&frozen, "/bin/sleep", NULL, NULL, sleep_argv, environ), 0);
+    snprintf(pid_text, sizeof pid_text, "%d", (int)frozen);
+    assert_int_equal(write_file_at(stale2, "cgroup.procs", pid_text), 0);
+    if (freezer) {
+        snprintf(frozen_dir, sizeof frozen_dir, "%s/server-1-12346/sandboxes/i-2", freezer_mayfly);
+        assert_int_equal(fs_mkdir_p(frozen_dir, 0755, NULL), 0);
+        assert_int_equal(write_file_at(frozen_dir, "cgroup.procs", pid_text), 0);
+        assert_int_equal(write_file_at(frozen_dir, "freezer.state", "FROZEN"), 0);
+    }
+
     /* A restart of the server. */
     sandbox_system_free(sys);
     sys = NULL;
@@ -679,10 +834,494 @@ static void test_init_removes_what_a_dead_server_left(void **state)
     assert_int_equal(waitpid(victim, &st, 0), victim);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGKILL);
+    assert_int_equal(waitpid(frozen, &st, 0), frozen);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
     *strrchr(stale, '/') = '\0';
     struct stat sst;
     assert_int_equal(stat(stale, &sst), -1);
     assert_int_equal(errno, ENOENT);
+    *strrchr(stale2, '/') = '\0';
+    *strrchr(stale2, '/') = '\0';
+    assert_int_equal(stat(stale2, &sst), -1);
+    assert_int_equal(errno, ENOENT);
+    if (freezer) {
+        *strrchr(frozen_dir, '/') = '\0';
+        *strrchr(frozen_dir, '/') = '\0';
+        assert_int_equal(stat(frozen_dir, &sst), -1);
+        assert_int_equal(errno, ENOENT);
+    }
+}
+
+/* lo carries an address of each family besides loopback, so glibc's
+ * AI_ADDRCONFIG finds IPv4 (and IPv6) configured: asking for the literal
+ * 127.0.0.1 then resolves. No route leads anywhere new. */
+static void test_lo_addresses_make_addrconfig_resolve(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    run_t r = RUN_INIT;
+    run_script("ip -o addr show dev lo | awk '{print $4}';"
+               "ip route show table all | grep -Ev '^(local|broadcast|multicast|fe80|ff00)' "
+               "| sed 's/^/route: /';"
+               "/usr/bin/python3 -c 'import socket\n"
+               "ai = socket.getaddrinfo(\"127.0.0.1\", 9001, socket.AF_INET, socket.SOCK_STREAM, 0,"
+               " socket.AI_ADDRCONFIG)\n"
+               "print(\"addrconfig\", ai[0][4][0])'",
+               &r);
+    if (!exited_ok(&r))
+        fail_msg("stdout:\n%s\nstderr:\n%s", r.out.data, r.err.data);
+    assert_output(&r, "127.0.0.1/8\n");
+    assert_output(&r, SANDBOX__ADDR4 "/32\n");
+    if (access("/proc/net/if_inet6", F_OK) == 0)
+        assert_output(&r, SANDBOX__ADDR6 "/128\n");
+    assert_output(&r, "addrconfig 127.0.0.1\n");
+    /* Only the routes of the addresses themselves: nothing leads out. */
+    if (contains(&r.out, "route: default") || contains(&r.out, "route: 10."))
+        fail_msg("a route out of the sandbox:\n%s", r.out.data);
+    run_release(&r);
+}
+
+/* /bin/sh is bash, as on Lambda's images, in a directly spawned sandbox
+ * (the pooled one is checked in test_pooled_sandbox_gets_the_same); dash
+ * itself stays dash. */
+static void test_bin_sh_is_bash(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    static char *argv[] = {"/bin/sh", "-c",
+                           "set -euo pipefail; echo \"bash=${BASH_VERSION:-none}\";"
+                           "false | true && echo pipefail-off || echo pipefail-on;"
+                           "/usr/bin/dash -c 'echo dash=${BASH_VERSION:-none}';"
+                           "touch /bin/sh 2>/dev/null || echo sh-read-only",
+                           NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    run_t r = RUN_INIT;
+    run_sandbox(&cfg, &r);
+    if (!exited_ok(&r))
+        fail_msg("stdout:\n%s\nstderr:\n%s", r.out.data, r.err.data);
+    assert_false(contains(&r.out, "bash=none"));
+    assert_output(&r, "pipefail-on\n");
+    assert_output(&r, "dash=none\n");
+    assert_output(&r, "sh-read-only\n");
+    run_release(&r);
+}
+
+/* Only Unix, IPv4, IPv6 and routing-netlink sockets can be made inside:
+ * AF_VSOCK in particular is not confined by the network namespace. */
+static void test_socket_families_are_limited(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    static char *argv[] = {
+        "/usr/bin/python3", "-c",
+        "import errno, socket\n"
+        "def t(name, fn):\n"
+        "    try:\n"
+        "        fn()\n"
+        "        print(name, 'ok')\n"
+        "    except OSError as e:\n"
+        "        print(name, errno.errorcode[e.errno])\n"
+        "t('unix', lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close())\n"
+        "t('inet', lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close())\n"
+        "t('inet6', lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close())\n"
+        "t('route', lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())\n"
+        "t('audit', lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9).close())\n"
+        "t('vsock', lambda: socket.socket(40, socket.SOCK_STREAM).close())\n"
+        "t('packet', lambda: socket.socket(17, socket.SOCK_DGRAM).close())\n"
+        "t('high', lambda: socket.socket(1 << 20, socket.SOCK_STREAM).close())\n"
+        "t('pair', lambda: [x.close() for x in socket.socketpair()])\n"
+        "t('pair-vsock', lambda: socket.socketpair(40, socket.SOCK_STREAM))\n",
+        NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    run_t r = RUN_INIT;
+    run_sandbox(&cfg, &r);
+    if (!exited_ok(&r))
+        fail_msg("stdout:\n%s\nstderr:\n%s", r.out.data, r.err.data);
+    const char *want[] = {"unix ok\n",
+                          "inet ok\n",
+                          "inet6 ok\n",
+                          "route ok\n",
+                          "audit EPROTONOSUPPORT\n",
+                          "vsock EAFNOSUPPORT\n",
+                          "packet EAFNOSUPPORT\n",
+                          "high EAFNOSUPPORT\n",
+                          "pair ok\n",
+                          "pair-vsock EAFNOSUPPORT\n"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        assert_output(&r, want[i]);
+    run_release(&r);
+}
+
+/* Each sandbox has a uid of its own while it lives; the uid goes back to
+ * the range when it is destroyed, and a range with none left fails the
+ * spawn with a clear error. */
+static void test_each_sandbox_has_its_own_uid(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    mf_error_t err = MF_ERROR_INIT;
+    /* Refused ranges, with the reason. */
+    assert_int_equal(sandbox_system_set_uid_range(sys, 65530, 10, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "65534"));
+    assert_int_equal(sandbox_system_set_uid_range(sys, 0, 10, &err), -EINVAL);
+    assert_int_equal(sandbox_system_set_uid_range(sys, 4294967290u, 10, &err), -EINVAL);
+
+    sh_argv[2] = "sleep 100";
+    sandbox_config_t cfg;
+    sandbox_t a, b, c;
+    base_config(&cfg, sh_argv);
+    assert_int_equal(sandbox_spawn(sys, &cfg, &a, &err), 0);
+    /* Not while a sandbox holds one. */
+    assert_int_equal(sandbox_system_set_uid_range(sys, 5000000, 2, &err), -EBUSY);
+    sandbox_destroy(&a);
+
+    assert_int_equal(sandbox_system_set_uid_range(sys, 5000000, 2, &err), 0);
+    base_config(&cfg, sh_argv);
+    assert_int_equal(sandbox_spawn(sys, &cfg, &a, &err), 0);
+    base_config(&cfg, sh_argv);
+    assert_int_equal(sandbox_spawn(sys, &cfg, &b, &err), 0);
+    assert_true(a.uid != b.uid);
+    assert_true(a.uid >= 5000000 && a.uid < 5000002 && b.uid >= 5000000 && b.uid < 5000002);
+    assert_int_equal(a.gid, a.uid);
+    /* The host sees the processes under those ids. */
+    char path[64], want[64];
+    buf_t status = BUF_INIT;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)a.pid);
+    assert_int_equal(fs_read_file(path, &status, 65536, NULL), 0);
+    snprintf(want, sizeof want, "Uid:\t%u\t%u\t%u\t%u", a.uid, a.uid, a.uid, a.uid);
+    assert_non_null(strstr(status.data, want));
+    buf_release(&status);
+
+    base_config(&cfg, sh_argv);
+    assert_int_equal(sandbox_spawn(sys, &cfg, &c, &err), -EAGAIN);
+    assert_non_null(strstr(err.msg, "uid"));
+    assert_int_equal(c.pidfd, -1);
+    uid_t freed = a.uid;
+    sandbox_destroy(&a);
+    base_config(&cfg, sh_argv);
+    assert_int_equal(sandbox_spawn(sys, &cfg, &c, &err), 0);
+    assert_int_equal(c.uid, freed);
+    sandbox_destroy(&b);
+    sandbox_destroy(&c);
+    assert_int_equal(sandbox_system_set_uid_range(sys, SANDBOX_UID_FIRST_DEFAULT,
+                                                  SANDBOX_UID_COUNT_DEFAULT, &err),
+                     0);
+}
+
+static int cmp_u64_fwd(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* How much CPU a sandbox has used so far, in ns. */
+static uint64_t cpu_ns(sandbox_t *sb)
+{
+    sandbox_stats_t st;
+    assert_int_equal(sandbox_stats(sb, SANDBOX_STAT_CPU, &st), 0);
+    return st.cpu_ns;
+}
+
+static bool frozen_state(sandbox_t *sb, const char *want)
+{
+    char dir[512], state[32];
+    if (sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2)
+        return read_file_at(sb->cgroup_path, "cgroup.events", state, sizeof state) &&
+               strstr(state, "frozen") != NULL; /* checked by the caller's loop */
+    assert_true(ctl_dir(sb->pid, "freezer", dir, sizeof dir));
+    return read_file_at(dir, "freezer.state", state, sizeof state) && !strcmp(state, want);
+}
+
+/* Waits (a guard, not a bound: the kernel gets there unless broken) until
+ * the sandbox's freezer reports want. */
+static void wait_frozen_state(sandbox_t *sb, const char *want)
+{
+    char path[600], text[128];
+    for (int i = 0; i < 30000; i++) {
+        if (sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2) {
+            snprintf(path, sizeof path, "%s", sb->cgroup_path);
+            buf_t b = BUF_INIT;
+            snprintf(text, sizeof text, "frozen %d", !strcmp(want, "FROZEN"));
+            char file[700];
+            snprintf(file, sizeof file, "%s/cgroup.events", path);
+            bool done = fs_read_file(file, &b, 4096, NULL) == 0 && strstr(b.data, text);
+            buf_release(&b);
+            if (done)
+                return;
+        } else if (frozen_state(sb, want)) {
+            return;
+        }
+        usleep(1000);
+    }
+    fail_msg("the freezer never reported %s", want);
+}
+
+/* A frozen sandbox uses no CPU at all, runs again once thawed, and can
+ * still be killed and destroyed while frozen. */
+static void test_freeze_stops_the_cpu_and_kill_still_works(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    static char *argv[] = {"/bin/sh", "-c", "while :; do :; done & while :; do :; done", NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    mf_error_t err = MF_ERROR_INIT;
+    sandbox_t sb;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
+    if (sandbox_freeze(&sb) == -ENOTSUP) {
+        print_message("no freezer on this host: skipped\n");
+        sandbox_destroy(&sb);
+        skip();
+    }
+    wait_frozen_state(&sb, "FROZEN");
+    uint64_t before = cpu_ns(&sb);
+    usleep(300 * 1000);
+    assert_int_equal(cpu_ns(&sb), before);
+    assert_true(sb.frozen);
+
+    assert_int_equal(sandbox_thaw(&sb), 0);
+    wait_frozen_state(&sb, "THAWED");
+    uint64_t thawed = cpu_ns(&sb);
+    for (int i = 0; i < 30000 && cpu_ns(&sb) == thawed; i++)
+        usleep(1000);
+    assert_true(cpu_ns(&sb) > thawed);
+
+    /* Killed while frozen: init's pidfd becomes readable, the status is
+     * SIGKILL's. */
+    assert_int_equal(sandbox_freeze(&sb), 0);
+    wait_frozen_state(&sb, "FROZEN");
+    sandbox_kill(&sb);
+    struct pollfd p = {sb.pidfd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 30000), 1);
+    int st;
+    assert_int_equal(sandbox_reap(&sb, &st), 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    sandbox_destroy(&sb);
+
+    /* Destroyed while frozen, without a kill first: nothing is left. */
+    base_config(&cfg, argv);
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
+    assert_int_equal(sandbox_freeze(&sb), 0);
+    wait_frozen_state(&sb, "FROZEN");
+    pid_t init = sb.pid;
+    char *cg = strdup(sb.cgroup_path);
+    sandbox_destroy(&sb);
+    struct stat sst;
+    assert_int_equal(stat(cg, &sst), -1);
+    assert_int_equal(kill(init, 0), -1);
+    free(cg);
+}
+
+/* Not a benchmark (bench/ has those): what a freeze and a thaw cost the
+ * caller, for the report. */
+static void test_freeze_thaw_cost(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    enum { N = 200 };
+    static char *argv[] = {"/bin/sh", "-c", "sleep 100 & sleep 100 & wait", NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    mf_error_t err = MF_ERROR_INIT;
+    sandbox_t sb;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
+    uint64_t pair[N];
+    for (int i = 0; i < N; i++) {
+        uint64_t t0 = clock_mono_ns();
+        int r = sandbox_freeze(&sb);
+        if (r == -ENOTSUP) {
+            sandbox_destroy(&sb);
+            skip();
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(sandbox_thaw(&sb), 0);
+        pair[i] = clock_mono_ns() - t0;
+    }
+    sandbox_destroy(&sb);
+    qsort(pair, N, sizeof *pair, cmp_u64_fwd);
+    print_message("freeze+thaw of a sandbox of 4 processes, %d pairs: median %.1f us, "
+                  "p90 %.1f us\n",
+                  N, pair[N / 2] / 1e3, pair[N * 9 / 10] / 1e3);
+}
+
+/* The CPU quota follows the memory (1769 MB = one CPU) once capped, and
+ * not before: a 128 MB sandbox spinning gets about 7% of a CPU. */
+static void test_cpu_cap_follows_memory(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    static char *argv[] = {"/bin/sh", "-c", "while :; do :; done", NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    cfg.memory_mb = 128;
+    mf_error_t err = MF_ERROR_INIT;
+    sandbox_t sb;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
+    char dir[512], text[64];
+    assert_true(ctl_dir(sb.pid, "cpu", dir, sizeof dir));
+    bool v2 = sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2;
+    /* Uncapped while the runtime starts. */
+    assert_true(read_file_at(dir, v2 ? "cpu.max" : "cpu.cfs_quota_us", text, sizeof text));
+    assert_string_equal(text, v2 ? "max 100000" : "-1");
+
+    assert_int_equal(sandbox_cap_cpu(&sb, &err), 0);
+    uint64_t quota = 128ull * SANDBOX_CPU_PERIOD_US / 1769; /* 1447 us */
+    char want[64];
+    if (v2) {
+        snprintf(want, sizeof want, "%llu %d", (unsigned long long)quota, SANDBOX_CPU_PERIOD_US);
+        assert_true(read_file_at(dir, "cpu.max", text, sizeof text));
+        assert_string_equal(text, want);
+    } else {
+        snprintf(want, sizeof want, "%llu", (unsigned long long)quota);
+        assert_true(read_file_at(dir, "cpu.cfs_quota_us", text, sizeof text));
+        assert_string_equal(text, want);
+        snprintf(want, sizeof want, "%d", SANDBOX_CPU_PERIOD_US);
+        assert_true(read_file_at(dir, "cpu.cfs_period_us", text, sizeof text));
+        assert_string_equal(text, want);
+    }
+    /* And the kernel holds it to that: over a second, the CPU it used is
+     * at most its share of the time that passed (a busy machine gives it
+     * less, never more; the slack covers accounting at period edges). */
+    uint64_t c0 = cpu_ns(&sb), t0 = clock_mono_ns();
+    usleep(1000 * 1000);
+    uint64_t used = cpu_ns(&sb) - c0, wall = clock_mono_ns() - t0;
+    double share = (double)used / (double)wall, cap = (double)quota / SANDBOX_CPU_PERIOD_US;
+    print_message("capped 128 MB sandbox: %.1f%% of a CPU (quota %.1f%%)\n", share * 100,
+                  cap * 100);
+    assert_true(share <= cap * 1.5);
+
+    /* A size past the machine's CPUs is capped at all of them. */
+    sandbox_capacity_t capc;
+    sandbox_system_capacity(sys, &capc);
+    uint64_t huge = 1769ull * (capc.cpus + 2);
+    mf_error_t e2 = MF_ERROR_INIT;
+    sandbox_destroy(&sb);
+    base_config(&cfg, argv);
+    cfg.memory_mb = (unsigned)huge;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &e2), 0);
+    assert_int_equal(sandbox_cap_cpu(&sb, &e2), 0);
+    assert_true(ctl_dir(sb.pid, "cpu", dir, sizeof dir));
+    assert_true(read_file_at(dir, v2 ? "cpu.max" : "cpu.cfs_quota_us", text, sizeof text));
+    assert_int_equal(strtoull(text, NULL, 10), (uint64_t)capc.cpus * SANDBOX_CPU_PERIOD_US);
+    sandbox_destroy(&sb);
+}
+
+/* The budget of all sandboxes together is the kernel's: a sandbox below
+ * its own limit is still stopped by it. */
+static void test_budget_holds_all_sandboxes(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(sandbox_system_set_budget(sys, 200, 24, &err), 0);
+    static char *argv[] = {"/usr/bin/python3", "-c",
+                           "import os, sys, time\n"
+                           "if sys.argv[1:] == ['fork']:\n"
+                           "    n = 0\n"
+                           "    try:\n"
+                           "        for i in range(100):\n"
+                           "            if os.fork() == 0:\n"
+                           "                time.sleep(30)\n"
+                           "                os._exit(0)\n"
+                           "            n += 1\n"
+                           "    except OSError as e:\n"
+                           "        print('fork failed', e.errno, 'after', n, flush=True)\n"
+                           "else:\n"
+                           "    b = b'x' * (300 << 20)\n"
+                           "    print('survived', len(b))\n",
+                           NULL, NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    cfg.memory_mb = 512; /* its own limit would let it */
+    run_t r = RUN_INIT;
+    run_sandbox(&cfg, &r);
+    assert_false(contains(&r.out, "survived"));
+    assert_true(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+    assert_true(r.stats.oom_kills >= 1);
+    run_release(&r);
+
+    argv[3] = "fork";
+    base_config(&cfg, argv);
+    run_t f = RUN_INIT;
+    run_sandbox(&cfg, &f);
+    char want[32];
+    snprintf(want, sizeof want, "fork failed %d", EAGAIN);
+    assert_output(&f, want);
+    const char *after = strstr(f.out.data, "after ");
+    assert_non_null(after);
+    assert_true(atoi(after + 6) < 24);
+    run_release(&f);
+    argv[3] = NULL;
+
+    /* The limits are on the sandboxes' common parent. */
+    sh_argv[2] = "sleep 100";
+    base_config(&cfg, sh_argv);
+    sandbox_t sb;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
+    char parent[512], text[64];
+    snprintf(parent, sizeof parent, "%s", sb.cgroup_path);
+    *strrchr(parent, '/') = '\0';
+    bool v2 = sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2;
+    assert_true(
+        read_file_at(parent, v2 ? "memory.max" : "memory.limit_in_bytes", text, sizeof text));
+    assert_int_equal(strtoull(text, NULL, 10), 200ull << 20);
+    sandbox_destroy(&sb);
+
+    /* Lifted again for the tests that follow. */
+    assert_int_equal(sandbox_system_set_budget(sys, 0, 0, &err), 0);
+}
+
+/* A prepared sandbox, handed out, is the same as one made directly: its
+ * own uid, bash as /bin/sh, lo's addresses, and its function's CPU quota
+ * when capped. Its share of memory is added to the budget. */
+static void test_pooled_sandbox_gets_the_same(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(sandbox_system_set_budget(sys, 1000, 0, &err), 0);
+    /* max_pids 77: only spawns that ask for it are served by this pool. */
+    assert_int_equal(sandbox_system_start_pool(sys, 1, 77, NULL, &err), 0);
+    for (int i = 0; i < 30000 && sandbox_system_pool_ready(sys, NULL) < 1; i++)
+        usleep(1000);
+    assert_int_equal(sandbox_system_pool_ready(sys, NULL), 1);
+
+    static char *argv[] = {"/bin/sh", "-c",
+                           "set -o pipefail; echo \"bash=${BASH_VERSION:-none}\"; id -u;"
+                           "ip -o addr show dev lo | awk '{print $4}'; exec sleep 100",
+                           NULL};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    cfg.max_pids = 77;
+    cfg.memory_mb = 512;
+    sandbox_t sb;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), 0);
+    /* Served by the pool: no clone on this path. */
+    assert_int_equal(sb.timings.cloned_ns, sb.timings.start_ns);
+    buf_t out = BUF_INIT;
+    int fd = sb.stdout_fd;
+    for (int i = 0; i < 30000 && !strstr(out.data, "/32"); i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 1) == 1)
+            drain(&fd, &out);
+    }
+    char want[64];
+    snprintf(want, sizeof want, "\n%u\n", sb.uid);
+    if (strstr(out.data, "bash=none") || !strstr(out.data, want) ||
+        !strstr(out.data, SANDBOX__ADDR4 "/32"))
+        fail_msg("pooled sandbox (uid %u) said:\n%s", sb.uid, out.data);
+    buf_release(&out);
+
+    assert_int_equal(sandbox_cap_cpu(&sb, &err), 0);
+    char dir[512], text[64];
+    assert_true(ctl_dir(sb.pid, "cpu", dir, sizeof dir));
+    bool v2 = sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2;
+    assert_true(read_file_at(dir, v2 ? "cpu.max" : "cpu.cfs_quota_us", text, sizeof text));
+    assert_int_equal(strtoull(text, NULL, 10), 512ull * SANDBOX_CPU_PERIOD_US / 1769);
+
+    /* The budget: the instances' 1000 MB plus the pool's one sandbox. */
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", sb.cgroup_path);
+    *strrchr(parent, '/') = '\0';
+    assert_true(
+        read_file_at(parent, v2 ? "memory.max" : "memory.limit_in_bytes", text, sizeof text));
+    assert_int_equal(strtoull(text, NULL, 10), (1000ull + SANDBOX_POOL_MEMORY_MB) << 20);
+    sandbox_destroy(&sb);
+    assert_int_equal(sandbox_system_set_budget(sys, 0, 0, &err), 0);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -808,6 +1447,16 @@ int main(void)
         cmocka_unit_test(test_language_runtimes_start),
         cmocka_unit_test(test_stats_count_cpu_and_memory),
         cmocka_unit_test(test_reset_peak),
+        cmocka_unit_test(test_lo_addresses_make_addrconfig_resolve),
+        cmocka_unit_test(test_bin_sh_is_bash),
+        cmocka_unit_test(test_socket_families_are_limited),
+        cmocka_unit_test(test_each_sandbox_has_its_own_uid),
+        cmocka_unit_test(test_exec_errno_tells_why_the_function_did_not_start),
+        cmocka_unit_test(test_freeze_stops_the_cpu_and_kill_still_works),
+        cmocka_unit_test(test_freeze_thaw_cost),
+        cmocka_unit_test(test_cpu_cap_follows_memory),
+        cmocka_unit_test(test_budget_holds_all_sandboxes),
+        cmocka_unit_test(test_pooled_sandbox_gets_the_same),
         cmocka_unit_test(test_init_removes_what_a_dead_server_left),
         cmocka_unit_test(test_spawn_timing),
     };

@@ -18,6 +18,7 @@
 #include "core/fs.h"
 #include "core/xalloc.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 
 static store_t *open_store(const char *dir)
@@ -193,6 +194,114 @@ static void test_uncreatable_dir(void **state)
     assert_non_null(strstr(err.msg, strerror(ENOTDIR)));
 }
 
+/* ---- records and logs through a writer thread ----------------------------- */
+
+typedef struct writes {
+    store_record_t recs[2];
+    store_log_t lines[3];
+    int fail_with;               /* the job fails after writing, when set */
+} writes_t;
+
+static int writes_apply(void *db, void *arg, mf_error_t *err)
+{
+    writes_t *w = arg;
+    int r = store_records_write(db, w->recs, 2, err);
+    if (r == 0)
+        r = store_logs_write(db, w->lines, 3, err);
+    if (r == 0 && w->fail_with)
+        r = mf_error_plain(err, w->fail_with, "this job fails");
+    return r;
+}
+
+static void writes_done(void *arg, int r, const mf_error_t *err)
+{
+    writes_t *w = arg;
+    w->fail_with = r; /* what the job's callback saw */
+}
+
+static void barrier_reached(void *ud)
+{
+    ++*(int *)ud;
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    fail_msg("the writer's barrier was not reached within 60 s");
+}
+
+static void make_writes(writes_t *w, const char *prefix)
+{
+    memset(w, 0, sizeof *w);
+    for (int i = 0; i < 2; i++) {
+        snprintf(w->recs[i].request_id, sizeof w->recs[i].request_id, "%s-rec-%d", prefix, i);
+        snprintf(w->recs[i].function, sizeof w->recs[i].function, "fn");
+        snprintf(w->recs[i].status, sizeof w->recs[i].status, "success");
+        w->recs[i].start_ms = 1700000000000 + i;
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(w->lines[i].function, sizeof w->lines[i].function, "fn");
+        snprintf(w->lines[i].request_id, sizeof w->lines[i].request_id, "%s-rec-0", prefix);
+        w->lines[i].stream = 1;
+        w->lines[i].message = (char *)"a line";
+        w->lines[i].len = 6;
+    }
+}
+
+static void test_writer_writes_records_and_logs_off_the_loop(void **state)
+{
+    store_t *s = open_store(*state);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    mf_error_t err = MF_ERROR_INIT;
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    assert_int_equal(store_writer_db(s, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+
+    writes_t ok, bad;
+    make_writes(&ok, "ok");
+    make_writes(&bad, "bad");
+    bad.fail_with = EIO;
+    int reached = 0;
+    /* A writer does not keep a loop alive by itself: a guard timer does. */
+    uv_timer_t guard;
+    uv_timer_init(&loop, &guard);
+    uv_timer_start(&guard, on_guard, 60000, 0);
+    store_writer_submit(w, false, writes_apply, writes_done, &ok);
+    store_writer_submit(w, false, writes_apply, writes_done, &bad);
+    store_writer_barrier(w, barrier_reached, &reached);
+    while (!reached)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    assert_int_equal(ok.fail_with, 0);
+    assert_int_equal(bad.fail_with, -EIO);
+
+    /* The loop's own connection sees what the writer committed; the failed
+     * job's writes were undone, and nothing else of its batch. */
+    store_record_t rec;
+    assert_int_equal(store_record_get(s, "ok-rec-1", &rec, &err), 0);
+    store_record_clear(&rec);
+    assert_int_equal(store_record_get(s, "bad-rec-0", &rec, &err), -ENOENT);
+    store_log_t *lines = NULL;
+    size_t n = 0;
+    assert_int_equal(store_logs_list(s, "fn", NULL, 0, 0, 100, &lines, &n, &err), 0);
+    assert_int_equal(n, 3);
+    store_log_list_free(lines, n);
+
+    /* store_writer_wait blocks until the commit, without the loop. */
+    writes_t more;
+    make_writes(&more, "more");
+    store_writer_submit(w, false, writes_apply, NULL, &more);
+    store_writer_wait(w);
+    assert_int_equal(store_record_get(s, "more-rec-0", &rec, &err), 0);
+    store_record_clear(&rec);
+
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +311,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_open_is_ebusy, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_uncreatable_dir, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_writer_writes_records_and_logs_off_the_loop,
+                                        setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
