@@ -325,13 +325,14 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
         conn_close(conn);
 }
 
+static void conn_set_timer(http_conn_t *conn, timer_mode_t mode);
+static void conn_set_reading(http_conn_t *conn, bool on);
+
 /* Ends a connection whose last answer has been written: a FIN, then the
  * client's further bytes (the rest of a refused body, say) are read and
  * dropped until it closes too, or for a short while. Closing at once with
  * unread bytes would send a reset, which can destroy the answer before the
  * client has read it. */
-static void conn_set_timer(http_conn_t *conn, timer_mode_t mode);
-static void conn_set_reading(http_conn_t *conn, bool on);
 
 static void conn_linger(http_conn_t *conn)
 {
