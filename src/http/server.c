@@ -333,7 +333,6 @@ static void conn_set_reading(http_conn_t *conn, bool on);
  * dropped until it closes too, or for a short while. Closing at once with
  * unread bytes would send a reset, which can destroy the answer before the
  * client has read it. */
-
 static void conn_linger(http_conn_t *conn)
 {
     if (conn->closing || conn->lingering)
