@@ -73,6 +73,13 @@ def _tail(path, limit=8000):
     return data if len(data) <= limit else "...\n" + data[-limit:]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: the test looks at the whole machine (its mounts, say), where the "
+        "servers of tests running beside it would show; `make e2e` runs these alone, after "
+        "the rest")
+
+
 _LIVE = set()  # servers running now
 _ALL = []  # every server the session created, in order
 
