@@ -546,8 +546,11 @@ def unique(prefix):
 
 def deploy(srv, name, files, runtime="python3", handler="app.handler", **settings):
     """Creates or updates the function name from files (a dict for make_zip,
-    or zip bytes) and returns its JSON."""
+    or zip bytes) and returns its JSON. Unless the test sets timeout_s, the
+    function gets 60 s: a call's deadline counts from its acceptance, cold
+    start included, and a loaded machine can make that take seconds."""
     code = files if isinstance(files, bytes) else make_zip(files)
+    settings.setdefault("timeout_s", 60)
     body = {"runtime": runtime, "code": {"zip_base64": b64(code)}}
     if handler is not None:
         body["handler"] = handler

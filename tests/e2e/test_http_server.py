@@ -118,7 +118,9 @@ def test_garbage_is_400_and_the_server_stays_up(shared_server):
 
 
 def test_sync_event_over_6_mib_is_413(shared_server):
-    assert requests.put(f"{shared_server.url}/v1/functions/inv", json=fn_body(),
+    # A 6 MiB event to parse and echo, after a cold start: a timeout a
+    # loaded machine cannot reach.
+    assert requests.put(f"{shared_server.url}/v1/functions/inv", json=fn_body(timeout_s=120),
                         timeout=30).status_code == 201
     big = b'{"pad":"' + b"x" * (6 << 20) + b'"}'
     r = raw_request(shared_server.port, "POST", "/v1/functions/inv/invoke", body=big,

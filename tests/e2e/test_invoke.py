@@ -445,7 +445,8 @@ def test_the_examples_deploy_and_answer_through_the_cli(srv, tmp_path, example):
     folder = example_dir(example, tmp_path)
     args = shlex.split((REPO / "examples" / example / "deploy.args").read_text())
     name = unique(example)
-    p = srv.cli("deploy", name, folder, *args)
+    # A timeout no cold start on a loaded machine comes near.
+    p = srv.cli("deploy", name, folder, *args, "--timeout", "60")
     assert p.returncode == 0, p.stderr
 
     p = srv.cli("invoke", name, "--data", '{"name": "Ada"}', "--verbose")
