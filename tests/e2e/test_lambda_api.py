@@ -768,12 +768,12 @@ def test_lambda_and_v1_share_functions_and_records(srv, lam):
     zip_bytes = py_zip()
     r = v1(srv, "PUT", f"/v1/functions/{from_v1}", json={
         "runtime": "python3", "handler": "lambda_function.lambda_handler", "memory_mb": 160,
-        "timeout_s": 7, "env": {"GREETING": "from v1"},
+        "timeout_s": 70, "env": {"GREETING": "from v1"},
         "code": {"zip_base64": base64.b64encode(zip_bytes).decode()}})
     assert r.status_code == 201, r.text
     conf = lam.get_function_configuration(FunctionName=from_v1)
     assert conf["FunctionName"] == from_v1 and conf["MemorySize"] == 160, conf
-    assert conf["Timeout"] == 7 and conf["CodeSha256"] == b64sha256(zip_bytes), conf
+    assert conf["Timeout"] == 70 and conf["CodeSha256"] == b64sha256(zip_bytes), conf
     assert conf["Environment"]["Variables"] == {"GREETING": "from v1"}, conf
     resp, payload = boto3_invoke(lam, from_v1, {"marker": "v1-made"})
     assert json.loads(payload)["greeting"] == "from v1", payload
@@ -786,10 +786,10 @@ def test_lambda_and_v1_share_functions_and_records(srv, lam):
 
     # Created through Lambda's API, seen and invoked through /v1.
     from_lambda = unique("fromlambda")
-    boto3_create(lam, from_lambda, zip_bytes, MemorySize=224, Timeout=9,
+    boto3_create(lam, from_lambda, zip_bytes, MemorySize=224, Timeout=90,
                  Environment={"Variables": {"GREETING": "from lambda"}})
     fn = v1_function(srv, from_lambda)
-    assert fn["memory_mb"] == 224 and fn["timeout_s"] == 9, fn
+    assert fn["memory_mb"] == 224 and fn["timeout_s"] == 90, fn
     assert fn["env"] == {"GREETING": "from lambda"}, fn
     assert fn["code_sha256"] == hashlib.sha256(zip_bytes).hexdigest(), fn
     r = v1(srv, "POST", f"/v1/functions/{from_lambda}/invoke", data=b'{"marker": "v1-call"}')

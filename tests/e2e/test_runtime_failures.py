@@ -210,7 +210,7 @@ def handler(event, context):
 
 def test_a_queued_calls_deadline_counts_from_its_acceptance(srv):
     name = unique("queued")
-    deploy_py(srv, name, REMAINING_PY, timeout_s=5, max_concurrency=1)
+    deploy_py(srv, name, REMAINING_PY, timeout_s=30, max_concurrency=1)
     invoke_ok(srv, name, {})  # warm, so the waits below are the queue's
     for _ in range(5):
         out = {}
@@ -236,7 +236,7 @@ def test_a_queued_calls_deadline_counts_from_its_acceptance(srv):
     # being bracketed by the handler's two readings (whole milliseconds).
     earliest = doc["remaining_ms"] + math.floor(doc["before_ms"])
     latest = doc["remaining_ms"] + math.floor(doc["after_ms"])
-    assert earliest <= start_b + 5000 <= latest, (earliest, start_b + 5000, latest)
+    assert earliest <= start_b + 30000 <= latest, (earliest, start_b + 30000, latest)
 
 
 def re_iso(ts):
