@@ -176,7 +176,7 @@ def test_cli_logs_follow_prints_new_lines_as_they_come(srv, printer):
         assert proc.poll() is None, "--follow must keep running"
     finally:
         proc.terminate()
-        proc.wait(5)
+        proc.wait(60)
 
 
 FLOOD = """
