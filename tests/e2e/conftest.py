@@ -136,12 +136,15 @@ class Server:
 
     def start(self):
         """Starts the server and waits for its listening line. A port taken
-        between choosing and binding it is retried on another port."""
+        between choosing and binding it is retried on another port. A
+        restart tries the port it had first, so the URL stays the same
+        unless something else (with tests running side by side, another
+        test's server or client) took the port meanwhile."""
         for attempt in range(3):
-            if not self._fixed_port:
+            if attempt or not self._fixed_port:
                 self.port = free_port()
-            if self._spawn_and_wait(last_try=attempt == 2 or self._fixed_port):
-                self._fixed_port = True  # restarts keep the port and the URL
+            if self._spawn_and_wait(last_try=attempt == 2):
+                self._fixed_port = True
                 return self
         raise AssertionError("unreachable")
 
