@@ -149,6 +149,33 @@ def test_metrics_count_requests_by_route_and_code(shared_server):
     assert re.search(r"^# TYPE mayfly_http_request_duration_seconds histogram$", r.text, re.M)
 
 
+def test_metrics_measure_the_event_loop(shared_server):
+    """The server's own measure of its loop: iterations by how long each ran
+    callbacks, the loop thread's CPU and the process's, all moving forward
+    as it serves requests."""
+    def samples():
+        text = requests.get(f"{shared_server.url}/metrics", timeout=10).text
+        for t in ("mayfly_event_loop_busy_seconds histogram",
+                  "mayfly_event_loop_cpu_seconds_total counter",
+                  "process_cpu_seconds_total counter"):
+            assert re.search(rf"^# TYPE {t}$", text, re.M), text[:2000]
+        return {m[0]: float(m[1]) for m in re.findall(
+            r'^((?:mayfly_event_loop|process_cpu)\w*(?:\{le="[^"]+"\})?) (\S+)$', text, re.M)}
+    before = samples()
+    for _ in range(20):
+        requests.get(f"{shared_server.url}/healthz", timeout=10)
+    after = samples()
+    loop, proc = (after[k] for k in ("mayfly_event_loop_cpu_seconds_total",
+                                     "process_cpu_seconds_total"))
+    assert 0 < loop <= proc, after
+    assert loop > before["mayfly_event_loop_cpu_seconds_total"], (before, after)
+    # Twenty requests take at least twenty iterations; +Inf holds them all.
+    count = after["mayfly_event_loop_busy_seconds_count"]
+    assert count >= before["mayfly_event_loop_busy_seconds_count"] + 20, (before, after)
+    assert after['mayfly_event_loop_busy_seconds_bucket{le="+Inf"}'] == count, after
+    assert after["mayfly_event_loop_busy_seconds_sum"] > 0, after
+
+
 def test_metrics_use_the_route_pattern_not_the_path(shared_server):
     for name in ("metric-a", "metric-b"):
         requests.get(f"{shared_server.url}/v1/functions/{name}", timeout=10)
