@@ -835,7 +835,8 @@ def main():
                 f_ratio(nz["loop_cpu_per_s"]), f_ratio(nz["process_cpu_per_s"]), ", ".join(str(c) for c in nz["calls"]) or "—",
                 nz["status"] + ("; %d victim calls failed" % errors if errors else "")))
         w("")
-        w("Each neighbour gets a fresh server with two functions: the victim (examples/noop-c, "
+        w("Each neighbour gets a fresh server with two functions: the victim (examples/noop-c "
+          "with 1,769 MB, so a whole CPU's share and no quota of its own in the way, "
           "`POST {}` by `wrk %s`) and the neighbour (bench/neighbour.c, a `provided` function with "
           "the default 128 MB and pids limit). Each round measures the victim with the neighbour "
           "deployed and idle, then starts the neighbour misbehaving (an async call that lasts the "
