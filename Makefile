@@ -37,7 +37,8 @@ EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
-	libcap-dev libcmocka-dev python3 python3-pytest python3-requests zip unzip \
+	libcap-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests \
+	zip unzip \
 	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils
 # npm and Node's headers (for the native addon aws-lambda-ric builds) only
 # when this machine's node lacks them: a NodeSource nodejs bundles both and
@@ -134,8 +135,21 @@ fuzz-replay: $(FUZZ_REPLAY)
 		name=$${t##*/replay_}; echo "== $$t tests/fuzz/corpus/$$name"; \
 		$$t tests/fuzz/corpus/$$name; done
 
+# End-to-end test files run side by side, E2E_WORKERS at a time (pytest-xdist;
+# a whole file to one worker, so a module's shared server stays in it), then
+# the tests marked `serial` alone: they look at the whole machine (its
+# mounts), where another file's servers would show. Every test is written to
+# pass on a loaded machine, so the workers slowing each other down is fine.
+E2E_WORKERS ?= 3
+E2E_PYTEST = MAYFLY_BIN=$(CURDIR)/build/asan/mayfly $(PYTHON) -m pytest -q -p no:cacheprovider
+
 e2e: bin/mayfly build/asan/mayfly $(EXAMPLES)
-	MAYFLY_BIN=$(CURDIR)/build/asan/mayfly $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+	@rc=0; \
+	echo "$(E2E_PYTEST) -n $(E2E_WORKERS) --dist loadfile -m 'not serial' tests/e2e"; \
+	$(E2E_PYTEST) -n $(E2E_WORKERS) --dist loadfile -m 'not serial' tests/e2e || rc=$$?; \
+	echo "$(E2E_PYTEST) -m serial tests/e2e"; \
+	$(E2E_PYTEST) -m serial tests/e2e || rc=$$?; \
+	exit $$rc
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 

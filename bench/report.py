@@ -40,6 +40,13 @@ COMMIT_RUNS = [
     ("async-event-c1", "noop-c", "1 connection, events run meanwhile"),
 ]
 COLD = [("c", "C (provided)"), ("python", "python3"), ("node", "nodejs")]
+# The noisy row's neighbours (bench/neighbour.c), each on a server of its own.
+NOISY = [
+    ("spin", "spinning the CPU (4 threads)"),
+    ("fork", "fork-bombing (up to its pids limit)"),
+    ("api", "flooding its Runtime API (4 connections, pipelined bogus requests)"),
+    ("log", "printing as fast as it can after answering"),
+]
 DENSITY = [("python", "python3"), ("c", "C (provided)")]
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
@@ -281,6 +288,46 @@ def density_figures(out):
     return res
 
 
+def responsive_figures(out):
+    """bench/responsive.py's JSON, or {} when it did not run."""
+    return json.loads(read(os.path.join(out, "responsive.json"), "null") or "null") or {}
+
+
+def noisy_figures(out):
+    """Per neighbour: the victim's wrk figures at 1 connection with the
+    neighbour idle and misbehaving (medians over runs, each pair on one
+    server), how the neighbour's calls ended, and the server's own CPU
+    clocks while it misbehaved (seconds of CPU per second)."""
+    res = {}
+    for mode, _ in NOISY:
+        r = {"status": status(out, "noisy-" + mode)}
+        for phase in ("idle", "on"):
+            runs = [parse_wrk(read(p, "")) for p in sorted(
+                glob.glob(os.path.join(out, "wrk-noisy-%s-%s-*.txt" % (mode, phase))))]
+            runs = [x for x in runs if x["pct"]]
+            r[phase] = {"runs": len(runs),
+                        "errors": sum(x["non2xx"] + x["socket_errors"] for x in runs)}
+            for p in (50, 99):
+                vals = [x["pct"][p] for x in runs if p in x["pct"]]
+                r[phase][p] = median(vals) if vals else None
+        calls = []
+        for p in sorted(glob.glob(os.path.join(out, "noisy-%s-*.json" % mode))):
+            try:
+                calls.append(json.loads(read(p)))
+            except (TypeError, ValueError):
+                pass
+        r["calls"] = [c.get("status") for c in calls]
+        for k in ("loop_cpu_per_s", "process_cpu_per_s", "loop_busy_per_s"):
+            vals = [c[k] for c in calls if c.get(k) is not None]
+            r[k] = median(vals) if vals else None
+        for p in (50, 99):
+            r["ratio_%d" % p] = div(r["on"][p], r["idle"][p])
+        if r["status"] == "ok" and (not r["idle"]["runs"] or not r["on"]["runs"]):
+            r["status"] = "failed: no wrk result"
+        res[mode] = r
+    return res
+
+
 # ---- formatting ---------------------------------------------------------------
 
 def f_ms(v):
@@ -410,6 +457,8 @@ def main():
     cold, bases = cold_figures(out)
     rate = rate_figures(out)
     dens = density_figures(out)
+    noisy = noisy_figures(out)
+    resp = responsive_figures(out)
 
     def ok(status):
         return status.startswith("ok")
@@ -423,12 +472,13 @@ def main():
     ratios = []
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
-    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density").split())
+    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy")
+                 .split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
-                 "9": "async"}[num].split()
+                 "9": "async", "10": "noisy"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -489,6 +539,14 @@ def main():
             continue
         add("9", what, "%s / %s req/s" % (f_int(ev["rps"]), f_int(sy["rps"])),
             div(ev["rps"], sy["rps"]) if usable(ev) and usable(sy) else None, 0.5, ">=")
+    wanted_modes = env.get("noisy_modes", " ".join(m for m, _ in NOISY)).split()
+    for mode, what in NOISY:
+        nz = noisy[mode]
+        if mode not in wanted_modes:
+            continue
+        add("10", "C victim p99 (1 connection) beside a neighbour %s / beside it idle" % what,
+            "%s / %s ms" % (f_ms(nz["on"][99]), f_ms(nz["idle"][99])),
+            nz["ratio_99"] if ok(nz["status"]) else None, 2, "<=")
 
     # ---- the document
     L = []
@@ -497,7 +555,8 @@ def main():
     w("# mayfly benchmark results")
     w("")
     w("Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from "
-      "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's.")
+      "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's; 10 is "
+      "a function's protection from its neighbours'.")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -543,7 +602,8 @@ def main():
     w("")
     w("Ratios are of medians. 7 and 8 are absolute figures (KiB, creations per second). 9 "
       "compares runs that alternate on one server, to one function (the max_concurrency 1 "
-      "figure: a copy of it), at 32 connections.")
+      "figure: a copy of it), at 32 connections. 10 compares runs that alternate on one "
+      "server per neighbour, the neighbour idle and then misbehaving.")
     w("")
     ev, lo = aby["async-event"], aby["async-low"]
     cm, cl, c1 = (commits.get("async-event-c32", {}), commits.get("async-low-c32", {}),
@@ -724,6 +784,72 @@ def main():
           env.get("density", "200"), f_other(other_cpu(out, "density-python")),
           f_other(other_cpu(out, "density-c"))))
     w("")
+    if "responsive" in chosen:
+        w("### Responsiveness (what the end-to-end tests no longer time)")
+        w("")
+        w("| figure | quiet | meanwhile | |")
+        w("|---|---|---|---|")
+        dp, bl = resp.get("deploy", {}), resp.get("backlog", {})
+        to, sp = resp.get("timeout", {}), resp.get("stop", {})
+        w("| /healthz during a 35 MiB deploy, p99 / max ms | %s | %s / %s | the deploy took %s s; "
+          "its longest event loop iteration ended within %s s; the loop thread's share of the "
+          "deploy's CPU %s |" % (
+              f_ms(dp.get("health_quiet_p99_ms")), f_ms(dp.get("health_during_p99_ms")),
+              f_ms(dp.get("health_during_max_ms")), f_ms(dp.get("deploy_s")),
+              dp.get("longest_iteration_le_s", "—"), f_ratio(dp.get("loop_cpu_share"))))
+        w("| sync call to a function with 320 queued events (max_concurrency 4, 50 ms each), "
+          "p50 / p99 ms | %s / %s | %s / %s | |" % (
+              f_ms(bl.get("quiet_same_p50_ms")), f_ms(bl.get("quiet_same_p99_ms")),
+              f_ms(bl.get("backlog_same_p50_ms")), f_ms(bl.get("backlog_same_p99_ms"))))
+        w("| sync call to another function meanwhile, p50 / p99 ms | %s / %s | %s / %s | |" % (
+            f_ms(bl.get("quiet_other_p50_ms")), f_ms(bl.get("quiet_other_p99_ms")),
+            f_ms(bl.get("backlog_other_p50_ms")), f_ms(bl.get("backlog_other_p99_ms"))))
+        w("| a call with a 1 s timeout answers after, median / max s | | %s / %s | |" % (
+            f_ms(to.get("median_s")), f_ms(to.get("max_s"))))
+        w("| SIGTERM to exit with an async event running and a 1 s grace, median / max s | | "
+          "%s / %s | |" % (f_ms(sp.get("median_s")), f_ms(sp.get("max_s"))))
+        errors = ["%s: %s" % (k, v["error"]) for k, v in resp.items() if "error" in v]
+        w("")
+        w("bench/responsive.py on one server (the stop on servers of its own), %s runs each, "
+          "medians over runs; status: %s%s." % (
+              env.get("runs", "3"), status(out, "responsive"),
+              "; " + "; ".join(errors) if errors else ""))
+        w("")
+    if "noisy" in chosen:
+        w("### Noisy neighbours (a C no-op at 1 connection next to a misbehaving function)")
+        w("")
+        w("| the neighbour is | runs | p50 ms idle / beside it | ratio | p99 ms idle / beside it "
+          "| ratio | while it misbehaves, per second: event loop busy, event loop CPU, server CPU "
+          "| its calls "
+          "| status |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for mode, what in NOISY:
+            nz = noisy[mode]
+            if mode not in env.get("noisy_modes", " ".join(m for m, _ in NOISY)).split():
+                continue
+            errors = nz["idle"]["errors"] + nz["on"]["errors"]
+            w("| %s | %d | %s / %s | %s | %s / %s | %s | %s, %s, %s | %s | %s |" % (
+                what, nz["on"]["runs"], f_ms(nz["idle"][50]), f_ms(nz["on"][50]),
+                f_ratio(nz["ratio_50"]), f_ms(nz["idle"][99]), f_ms(nz["on"][99]),
+                f_ratio(nz["ratio_99"]), f_ratio(nz["loop_busy_per_s"]),
+                f_ratio(nz["loop_cpu_per_s"]), f_ratio(nz["process_cpu_per_s"]), ", ".join(str(c) for c in nz["calls"]) or "—",
+                nz["status"] + ("; %d victim calls failed" % errors if errors else "")))
+        w("")
+        w("Each neighbour gets a fresh server with two functions: the victim (examples/noop-c "
+          "with 1,769 MB, so a whole CPU's share and no quota of its own in the way, "
+          "`POST {}` by `wrk %s`) and the neighbour (bench/neighbour.c, a `provided` function with "
+          "the default 128 MB and pids limit). Each round measures the victim with the neighbour "
+          "deployed and idle, then starts the neighbour misbehaving (an async call that lasts the "
+          "run and 3 s more; the log flood answers first and prints after) and measures the victim "
+          "again; ratios are of the medians over rounds. The server, and so both functions' "
+          "sandboxes, share CPU %s; the load generator has CPU %s. While it misbehaves: the "
+          "deltas of the server's own mayfly_event_loop_busy_seconds_sum (wall time the loop "
+          "spent running callbacks), mayfly_event_loop_cpu_seconds_total and "
+          "process_cpu_seconds_total, per second of misbehaviour (sandboxes not included). Its "
+          "calls: how each of the neighbour's misbehaving calls ended." % (
+              env.get("wrk_latency", "-t1 -c1").split(" -s ")[0], env.get("server_cpu", "0"),
+              env.get("load_cpu", "1")))
+        w("")
     failed = [(n, s) for n, s in sorted(
         (os.path.basename(p), read(p, "").strip())
         for p in glob.glob(os.path.join(out, "status", "*"))) if not s.startswith("ok")]
@@ -736,10 +862,11 @@ def main():
     w("## How to reproduce")
     w("")
     w("`make bench` as root on Debian 12 (it installs wrk, nginx-light, fcgiwrap and gnuplot "
-      "if missing, builds, runs bench/run.sh for about 12 minutes, and rewrites this file and "
+      "if missing, builds, runs bench/run.sh for about 20 minutes, and rewrites this file and "
       "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
       "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ASYNC_LOW, "
-      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_ROWS (see bench/run.sh; a subset of rows, e.g. "
+      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_NOISY_MODES, BENCH_ROWS (see bench/run.sh; a subset "
+      "of rows, e.g. "
       "`BENCH_ROWS=async bench/run.sh`, writes bench/out/RESULTS.md instead of this file).")
     w("")
 

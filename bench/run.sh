@@ -16,6 +16,15 @@
 #   cold         mayfly cold starts per runtime, and the posix_spawn baselines
 #   sandbox-rate sandbox creations per second (src/sandbox, no server)
 #   density-RT   memory per idle instance with 200 idle instances
+#   responsive   how promptly the server answers while it has something
+#                else to do (bench/responsive.py: /healthz during a large
+#                deploy, sync calls behind an async backlog, a 1 s timeout,
+#                SIGTERM with an event running): the figures the end-to-end
+#                tests check by order and by the server's own clocks instead
+#   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
+#                and then misbehaving (bench/neighbour.c: spin the CPU,
+#                fork-bomb, flood its Runtime API, flood its output), runs
+#                alternating on a fresh server per MODE
 #
 # Raw outputs go to bench/out/ (git-ignored); bench/report.py turns them
 # into bench/RESULTS.md and bench/latency.png.
@@ -25,9 +34,10 @@
 # BENCH_DENSITY_RUNS (3), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
 # BENCH_ASYNC_LOW (1: the async row also measures enqueues to a copy of the
 # function with max_concurrency 1; 0: not), BENCH_ASYNC_DRAIN_TIMEOUT (900,
-# seconds a backlog of events may take to run),
+# seconds a backlog of events may take to run), BENCH_NOISY_MODES (spin fork
+# api log: the noisy row's neighbours),
 # BENCH_ROWS (all: space-separated subset of the row names above, with
-# warm and density meaning every runtime). A subset writes its report to
+# warm, density and noisy meaning every runtime or neighbour). A subset writes its report to
 # bench/out/RESULTS.md and bench/out/latency.png, leaving bench/RESULTS.md
 # (the whole suite's) alone; e.g. BENCH_ROWS=async bench/run.sh
 set -euo pipefail
@@ -44,7 +54,8 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density"
+NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -530,6 +541,58 @@ row_density() {
     done
 }
 
+# ---- responsiveness -------------------------------------------------------------
+
+row_responsive() {
+    start_mayfly responsive
+    LOAD_TIMEOUT=1800 load $PY bench/responsive.py --url "$MF_URL" --mayfly "$MAYFLY" \
+        --server-cpu "$SERVER_CPU" --runs "$RUNS" --out "$OUT/responsive.json" \
+        || fail "a part of bench/responsive.py failed (see bench/out/responsive.json)"
+    stop_mayfly responsive
+}
+
+# ---- noisy neighbours ---------------------------------------------------------
+
+# One kind of neighbour, on a server of its own: RUNS rounds of the victim's
+# latency at 1 connection with the neighbour idle, then with it misbehaving
+# (for the run's duration and a little more), then waiting until it is
+# over. The report divides each by the idle figure of the same server.
+noisy_one() {
+    local mode=$1 url i
+    start_mayfly "noisy-$mode"
+    url=$MF_URL/v1/functions/victim/invoke
+    # A whole CPU's share (1,769 MB buys one, as on Lambda): what is measured
+    # is the neighbour's effect, not the victim's own CPU quota.
+    deploy_example victim "$SNAP/examples/noop-c" --memory 1769 \
+        || fail "could not deploy examples/noop-c"
+    check_post "$url" || fail "the victim's first invoke failed"
+    load $PY bench/noisy.py deploy "$MF_URL" neighbour "$TMP/neighbour" \
+        || fail "could not deploy the neighbour"
+    wrk_run post.lua "$url" "${WARMUP}s" "wrk-noisy-$mode-warmup.txt" "${WRK_LATENCY[@]}"
+    for i in $(seq "$RUNS"); do
+        wrk_run post.lua "$url" "${DUR}s" "wrk-noisy-$mode-idle-$i.txt" "${WRK_LATENCY[@]}"
+        load $PY bench/noisy.py start "$MF_URL" neighbour "$mode" --seconds $((DUR + 3)) \
+            --state "$TMP/noisy-$mode-$i.state" || fail "the neighbour did not start ($mode)"
+        wrk_run post.lua "$url" "${DUR}s" "wrk-noisy-$mode-on-$i.txt" "${WRK_LATENCY[@]}"
+        LOAD_TIMEOUT=300 load $PY bench/noisy.py wait "$MF_URL" --state "$TMP/noisy-$mode-$i.state" \
+            --out "$OUT/noisy-$mode-$i.json" >/dev/null || fail "the neighbour's call did not end"
+        say "noisy-$mode-$i: victim p99 idle $(awk '/ 99%/{print $2}' "$OUT/wrk-noisy-$mode-idle-$i.txt")," \
+            "with the neighbour $(awk '/ 99%/{print $2}' "$OUT/wrk-noisy-$mode-on-$i.txt")"
+    done
+    load $PY bench/asyncq.py metrics "$MF_URL" "$OUT/server-noisy-$mode.metrics" || true
+    stop_mayfly "noisy-$mode"
+}
+
+row_noisy() {
+    mkdir -p "$TMP/neighbour"
+    gcc -std=gnu17 -O2 -Wall -Wextra -pthread -I"$SNAP/runtimes/c" -o "$TMP/neighbour/bootstrap" \
+        bench/neighbour.c "$SNAP/runtimes/c/mayfly_runtime.c" || fail "bench/neighbour.c does not build"
+    local mode
+    for mode in $NOISY_MODES; do
+        row "noisy-$mode" noisy_one "$mode"
+    done
+}
+
 # ---- the run ------------------------------------------------------------------
 
 # What is measured is a snapshot taken now: the binary, the runtimes beside
@@ -569,6 +632,7 @@ $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
     echo "wrk_throughput=${WRK_THROUGHPUT[*]} -d${DUR}s --latency -s bench/post.lua"
     echo "wrk_latency=${WRK_LATENCY[*]} -d${DUR}s --latency -s bench/post.lua"
     echo "async_low=$ASYNC_LOW"
+    echo "noisy_modes=$NOISY_MODES"
     echo "rows=$ROWS"
     echo "nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///')"
     echo "fcgiwrap=$(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null)"

@@ -18,6 +18,7 @@
 #include "exec/exec.h"
 #include "invoke/async.h"
 #include "obs/logs.h"
+#include "obs/loop.h"
 #include "obs/metrics.h"
 #include "obs/records.h"
 #include "sandbox/sandbox.h"
@@ -571,6 +572,10 @@ int cmd_server(int argc, char **argv)
              store_schema_version(store));
 
     server_state_t st = { .loop = uv_default_loop() };
+    /* Before anything runs on the loop: its idle time counts from here. */
+    obs_loop_t *loop_obs = NULL;
+    if (obs_loop_start(st.loop, &loop_obs, &err) < 0)
+        log_warn("server", "no event loop metrics: %s", err.msg);
     /* Invocation records and function logs are written by a thread of
      * their own, with its own connection: never on the event loop. */
     store_writer_t *obs_writer = NULL;
@@ -643,6 +648,7 @@ out:
     obs_records_free(records);
     obs_logs_free(logs);
     store_writer_stop(obs_writer); /* writes what the two above handed it */
+    obs_loop_close(loop_obs);
     /* Let the loop run the close callbacks of the timers freed above. */
     uv_run(st.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(st.loop) != 0)

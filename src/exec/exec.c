@@ -793,6 +793,10 @@ void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud)
         pool_maybe_free(p);
     }
     free(pools);
+    /* No call waits any more: an armed deadline timer would only hold the
+     * loop (and so the stop) until it fired. */
+    uv_timer_stop(ex->queue_timer);
+    ex->queue_timer_due = 0;
     if (ex->n_instances == 0 && ex->shutdown_done) {
         ex->shutdown_done = NULL;
         done(ud);

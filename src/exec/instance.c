@@ -767,8 +767,12 @@ void exec__instance_deliver(exec_instance_t *inst)
     char tid[96];
     trace_id(inv->request_id, tid, sizeof tid);
     http_header_add(req, "Lambda-Runtime-Aws-Request-Id", "%s", inv->request_id);
+    /* Acceptance + timeout on the wall clock, from the two readings taken
+     * together at acceptance: not re-derived now, which would move it by
+     * however long the loop was held up between two clock readings. */
     http_header_add(req, "Lambda-Runtime-Deadline-Ms", "%lld",
-                    (long long)(clock_wall_ms() + (int64_t)((inv->deadline_ns - now) / 1000000)));
+                    (long long)(inv->start_wall_ms +
+                                (int64_t)((inv->deadline_ns - inv->enqueued_ns) / 1000000)));
     http_header_add(req, "Lambda-Runtime-Invoked-Function-Arn",
                     "arn:aws:lambda:%s:000000000000:function:%s", ex->cfg.region, fn->name);
     http_header_add(req, "Lambda-Runtime-Trace-Id", "%s", tid);

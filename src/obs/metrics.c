@@ -131,6 +131,21 @@ void metrics_observe(metrics_family_t *f, const char *const *label_values, doubl
     pthread_mutex_unlock(&metrics_lock);
 }
 
+void metrics_set_histogram(metrics_family_t *f, const char *const *label_values,
+                           const uint64_t *bucket_counts, double sum)
+{
+    if (f->type != METRICS_HISTOGRAM)
+        return;
+    pthread_mutex_lock(&metrics_lock);
+    series_t *s = series_get(f, label_values, true);
+    uint64_t n = 0;
+    for (size_t b = 0; b <= f->nbounds; b++)
+        n += s->buckets[b] = bucket_counts[b];
+    s->count = n;
+    s->value = sum;
+    pthread_mutex_unlock(&metrics_lock);
+}
+
 static void series_free(series_t *s, size_t nlabels)
 {
     for (size_t i = 0; i < nlabels; i++)

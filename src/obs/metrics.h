@@ -5,6 +5,7 @@
 #define MAYFLY_OBS_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 
@@ -22,6 +23,12 @@ metrics_family_t *metrics_family_new(metrics_type_t type, const char *name, cons
 void metrics_inc(metrics_family_t *f, const char *const *label_values, double v);
 void metrics_set(metrics_family_t *f, const char *const *label_values, double v);
 void metrics_observe(metrics_family_t *f, const char *const *label_values, double v);
+/* Sets a histogram's series to counts kept elsewhere: bucket_counts has
+ * one count per bucket bound plus one for +Inf, each not cumulative; sum
+ * is the sum of the observations. For a collector that mirrors a histogram
+ * a hot path keeps without taking the lock. */
+void metrics_set_histogram(metrics_family_t *f, const char *const *label_values,
+                           const uint64_t *bucket_counts, double sum);
 /* Drops one series (e.g. a deleted function's gauges). */
 void metrics_remove(metrics_family_t *f, const char *const *label_values);
 

@@ -25,8 +25,10 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 MAYFLY_BIN = os.environ.get("MAYFLY_BIN") or str(REPO / "bin" / "mayfly")
 
-START_TIMEOUT_S = 15
-STOP_TIMEOUT_S = 10
+# Deadlines for a server that hangs, not timing checks: long enough that a
+# loaded machine never meets them.
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 60
 
 # The suite only ever talks to loopback; a proxy from the environment must
 # not get in between (requests and libcurl both honour these).
@@ -69,6 +71,13 @@ def _tail(path, limit=8000):
     except OSError:
         return "<missing>"
     return data if len(data) <= limit else "...\n" + data[-limit:]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: the test looks at the whole machine (its mounts, say), where the "
+        "servers of tests running beside it would show; `make e2e` runs these alone, after "
+        "the rest")
 
 
 _LIVE = set()  # servers running now
@@ -127,12 +136,15 @@ class Server:
 
     def start(self):
         """Starts the server and waits for its listening line. A port taken
-        between choosing and binding it is retried on another port."""
+        between choosing and binding it is retried on another port. A
+        restart tries the port it had first, so the URL stays the same
+        unless something else (with tests running side by side, another
+        test's server or client) took the port meanwhile."""
         for attempt in range(3):
-            if not self._fixed_port:
+            if attempt or not self._fixed_port:
                 self.port = free_port()
-            if self._spawn_and_wait(last_try=attempt == 2 or self._fixed_port):
-                self._fixed_port = True  # restarts keep the port and the URL
+            if self._spawn_and_wait(last_try=attempt == 2):
+                self._fixed_port = True
                 return self
         raise AssertionError("unreachable")
 
@@ -173,7 +185,8 @@ class Server:
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM):
-        """Sends sig (SIGTERM) and asserts a clean exit 0 within 10 s."""
+        """Sends sig (SIGTERM) and asserts a clean exit 0 (within
+        STOP_TIMEOUT_S, a deadline for a server that hangs)."""
         self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(STOP_TIMEOUT_S)
@@ -409,7 +422,7 @@ class RawConn:
     """A plain socket to the server with a buffered HTTP/1.1 response
     reader, for tests that need control over the bytes on the wire."""
 
-    def __init__(self, port, timeout=10):
+    def __init__(self, port, timeout=60):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
 
@@ -512,7 +525,7 @@ class RawConn:
             self.buf += data
 
 
-def raw_request(port, method, path, body=b"", headers=None, timeout=10):
+def raw_request(port, method, path, body=b"", headers=None, timeout=60):
     """One request on a fresh connection; returns a RawResponse."""
     hdrs = {"Host": f"127.0.0.1:{port}", "Connection": "close"}
     hdrs.update(headers or {})
@@ -536,8 +549,11 @@ def unique(prefix):
 
 def deploy(srv, name, files, runtime="python3", handler="app.handler", **settings):
     """Creates or updates the function name from files (a dict for make_zip,
-    or zip bytes) and returns its JSON."""
+    or zip bytes) and returns its JSON. Unless the test sets timeout_s, the
+    function gets 60 s: a call's deadline counts from its acceptance, cold
+    start included, and a loaded machine can make that take seconds."""
     code = files if isinstance(files, bytes) else make_zip(files)
+    settings.setdefault("timeout_s", 60)
     body = {"runtime": runtime, "code": {"zip_base64": b64(code)}}
     if handler is not None:
         body["handler"] = handler
@@ -579,8 +595,10 @@ def invoke_error(srv, name, event=None, timeout=60):
     return r, doc
 
 
-def wait_for(what, fn, timeout=5.0, interval=0.05):
-    """Polls fn until it returns something truthy; fails naming what."""
+def wait_for(what, fn, timeout=60.0, interval=0.05):
+    """Polls fn until it returns something truthy; fails naming what. The
+    timeout is a deadline for something that never happens, not a timing
+    check: keep it long enough for a loaded machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = fn()
@@ -591,7 +609,7 @@ def wait_for(what, fn, timeout=5.0, interval=0.05):
         time.sleep(interval)
 
 
-def get_record(srv, request_id, timeout=5.0):
+def get_record(srv, request_id, timeout=60.0):
     """The invocation record of request_id. Records are written in batches
     off the hot path, so it may take a moment to appear."""
     def fetch():
@@ -611,6 +629,27 @@ def get_logs(srv, name, request_id=None, **params):
     r = requests.get(f"{srv.url}/v1/functions/{name}/logs", params=params, timeout=10)
     assert r.status_code == 200, f"logs of {name}: HTTP {r.status_code} {r.text}"
     return [json.loads(line) for line in r.text.splitlines() if line.strip()]
+
+
+def metrics(srv):
+    """GET /metrics as {(name, frozenset of (label, value)): value}."""
+    r = requests.get(f"{srv.url}/metrics", timeout=30)
+    assert r.status_code == 200, r.text
+    out = {}
+    for line in r.text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(samples, name, **labels):
+    """The sum of name's samples whose labels include labels."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
 def healthy(srv):

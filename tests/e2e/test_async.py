@@ -22,8 +22,8 @@ from datetime import datetime
 import pytest
 import requests
 
-from conftest import (ECHO_PY, assert_error, deploy_py, fn_body, get_logs, healthy, invoke,
-                      invoke_ok, unique, wait_for)
+from conftest import (ECHO_PY, assert_error, deploy_py, fn_body, get_logs, get_record, healthy,
+                      invoke, invoke_ok, unique, wait_for)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVENT_HEADERS = {"X-Mayfly-Invocation-Type": "Event"}
@@ -99,7 +99,7 @@ def fetch_record(srv, rid, session=None):
     return r.json()
 
 
-def wait_record(srv, rid, statuses=DONE, timeout=15.0):
+def wait_record(srv, rid, statuses=DONE, timeout=60.0):
     """The record of rid once its status is one of statuses."""
     def done():
         rec = fetch_record(srv, rid)
@@ -113,7 +113,7 @@ def dead_letters(srv, name):
     return r.json()["dead_letters"]
 
 
-def wait_dead_letters(srv, name, count, timeout=15.0):
+def wait_dead_letters(srv, name, count, timeout=60.0):
     return wait_for(f"{count} dead letter(s) of {name}",
                     lambda: (lambda d: d if len(d) >= count else None)(dead_letters(srv, name)),
                     timeout)
@@ -163,7 +163,7 @@ def runs_of(srv, name, rid):
     return [p for p in printed(srv, name) if p.get("rid") == rid and p.get("phase") != "end"]
 
 
-def wait_printed(srv, name, count, timeout=15.0):
+def wait_printed(srv, name, count, timeout=60.0):
     return wait_for(f"{count} printed line(s) of {name}",
                     lambda: (lambda p: p if len(p) >= count else None)(printed(srv, name)),
                     timeout)
@@ -243,7 +243,7 @@ def test_a_finished_record_already_holds_its_attempt_history(srv):
     incomplete = []
     for i in range(20):
         rid = enqueue_ok(srv, name, {"i": i}, session=s)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while True:
             rec = fetch_record(srv, rid, session=s)
             if rec and rec["status"] in DONE:
@@ -329,15 +329,20 @@ def test_a_failing_event_is_retried_twice_then_dead_lettered(srv):
     assert [h["attempt"] for h in hist] == [1, 2, 3], hist
     assert all(h["status"] == "error" and h["error_type"] == "ValueError"
                and h["error_message"] == "refused order 7" for h in hist), hist
-    # Retries come after about 1 and then about 2 retry bases (±10%).
+    # Retries come after about 1 and then about 2 retry bases (±10%), counted
+    # from the end of the attempt before. The server holds each back that
+    # long, so these lower bounds hold however busy the machine is; that they
+    # come at all, and soon, is the dead letter above (the default base
+    # would take minutes).
     starts = [iso(h["start"]) for h in hist]
-    gap1, gap2 = starts[1] - starts[0], starts[2] - starts[1]
+    ends = [start + h["duration_ms"] / 1000 for start, h in zip(starts, hist)]
     base = RETRY_BASE_MS / 1000
-    assert 0.85 * base <= gap1 < 0.85 * base + 1.5, f"first retry after {gap1:.3f} s"
-    assert 1.75 * base <= gap2 < 1.75 * base + 1.5, f"second retry after {gap2:.3f} s"
-    assert gap2 > gap1, (gap1, gap2)
+    wait1, wait2 = starts[1] - ends[0], starts[2] - ends[1]
+    assert wait1 >= 0.9 * base - 0.002, f"first retry {wait1:.3f} s after the attempt"
+    assert wait2 >= 1.8 * base - 0.002, f"second retry {wait2:.3f} s after the attempt"
 
     # Three runs, all with the same request id; nothing after the dead letter.
+    wait_printed(srv, name, 3)
     time.sleep(3 * base)
     runs = printed(srv, name)
     assert [p["rid"] for p in runs] == [rid] * 3, runs
@@ -367,6 +372,7 @@ def test_max_retries_0_makes_one_attempt(srv):
     assert d["condition"] == "RetriesExhausted", d
     rec = wait_record(srv, rid)
     assert rec["attempts"] == 1 and len(rec["attempt_history"]) == 1, rec
+    wait_printed(srv, name, 1)
     time.sleep(3 * RETRY_BASE_MS / 1000)
     assert len(printed(srv, name)) == 1, "an event with max_retries 0 ran again"
 
@@ -425,6 +431,8 @@ def test_redrive_runs_the_dead_letter_again_as_a_new_event(srv):
     rec = wait_record(srv, new_rid)
     assert rec["status"] == "success" and rec["attempts"] == 1, rec
     assert rec["version"] == 2, rec
+    wait_for("the redriven run's line", lambda: [p for p in printed(srv, name)
+                                                  if p["rid"] == new_rid])
     runs = [p for p in printed(srv, name) if p["rid"] == new_rid]
     assert runs == [{"rid": new_rid, "event": event}], printed(srv, name)
 
@@ -495,6 +503,8 @@ def test_an_idempotency_key_dedupes_within_a_function(srv):
     for x in (rid2, rid3):
         wait_record(srv, x)
     wait_record(srv, rid_other)
+    wait_printed(srv, name, 3)
+    wait_printed(srv, other, 1)
     time.sleep(0.3)
     runs = printed(srv, name)
     assert sorted((p["rid"], p["event"]["n"]) for p in runs) == sorted(
@@ -518,6 +528,7 @@ def test_concurrent_repeats_of_a_key_make_one_event(srv):
     assert len(replays) == 15, [dict(r.headers) for r in rs]
     rid = ids.pop()
     wait_record(srv, rid)
+    wait_printed(srv, name, 1)
     time.sleep(0.3)
     assert [p["rid"] for p in printed(srv, name)] == [rid]
 
@@ -665,13 +676,15 @@ def handler(event, context):
 
 def test_a_backlog_is_listed_as_queued_and_counted(srv):
     name = unique("async-backlog")
-    deploy_py(srv, name, SLEEPER_PY, max_concurrency=1)
-    ids = [enqueue_ok(srv, name, {"sleep": 0.3, "i": i}) for i in range(6)]
+    deploy_py(srv, name, SLEEPER_PY, max_concurrency=1, timeout_s=60)
+    # The first event holds the one instance while the rest are seen waiting
+    # behind it: 8 s, many times what the checks below take on a busy machine.
+    ids = [enqueue_ok(srv, name, {"sleep": 8 if i == 0 else 0.05, "i": i}) for i in range(6)]
 
     def backlog():
         q = listed(srv, name, status="queued")
         return q if len(q) >= 3 else None
-    queued = wait_for("a queued backlog", backlog, timeout=5)
+    queued = wait_for("a queued backlog", backlog)
     assert all(x["status"] == "queued" and x["function"] == name for x in queued), queued
     assert {x["request_id"] for x in queued} <= set(ids)
     everywhere = listed(srv, name, status="queued", everywhere=True)
@@ -688,14 +701,10 @@ def test_a_backlog_is_listed_as_queued_and_counted(srv):
     assert metric(m, "mayfly_async_oldest_age_seconds", function=name) > 0
     assert metric(m, "mayfly_async_enqueued_total", function=name) == 6
     assert has_metric(m, "mayfly_async_running")
-    assert metric(m, "mayfly_queue_commits_total", sync="fsync") >= 1
-    assert has_metric(m, "mayfly_queue_commits_total", sync="no")
-    assert metric(m, "mayfly_queue_commit_seconds_count") >= 1
-    assert metric(m, "mayfly_queue_commit_jobs_count") >= 1
 
     # One at a time, the backlog drains.
     for rid in ids:
-        assert wait_record(srv, rid, timeout=20)["status"] == "success"
+        assert wait_record(srv, rid)["status"] == "success"
     assert listed(srv, name, status="queued") == []
     q = async_queue(srv, name)
     assert q["depth"] == 0 and q["running"] == 0 and q["oldest_age_s"] == 0, q
@@ -703,7 +712,13 @@ def test_a_backlog_is_listed_as_queued_and_counted(srv):
     m = metrics(srv)
     assert metric(m, "mayfly_async_queue_depth", function=name) == 0
     assert metric(m, "mayfly_async_attempts_total", function=name) == 6
+    # Accepting an event is an fsync'd commit; its start and end are not.
+    assert metric(m, "mayfly_queue_commits_total", sync="fsync") >= 1
+    assert has_metric(m, "mayfly_queue_commits_total", sync="no")
+    assert metric(m, "mayfly_queue_commit_seconds_count") >= 1
+    assert metric(m, "mayfly_queue_commit_jobs_count") >= 1
     # max_concurrency 1: no two runs overlapped.
+    wait_printed(srv, name, 12)
     phases = [p for p in printed(srv, name) if "phase" in p]
     assert [p["phase"] for p in phases] == ["start", "end"] * 6, phases
 
@@ -723,7 +738,7 @@ def test_cli_invoke_async_prints_the_request_id(srv):
     rid = p.stdout.strip()
     assert UUID.match(rid), p.stdout
     assert wait_record(srv, rid)["status"] == "success"
-    assert printed(srv, name) == [{"rid": rid, "event": {"via": "cli"}}]
+    assert wait_printed(srv, name, 1) == [{"rid": rid, "event": {"via": "cli"}}]
     p = srv.cli("invoke", unique("nobody"), "--async")
     assert p.returncode == 1 and p.stdout == "", p
 
@@ -775,17 +790,19 @@ def test_sigterm_waits_for_a_running_event(server):
     name = unique("async-term")
     deploy_py(srv, name, SLEEPER_PY, timeout_s=10)
     key = unique("term")
-    rid = enqueue_ok(srv, name, {"sleep": 0.8}, key=key)
+    rid = enqueue_ok(srv, name, {"sleep": 2}, key=key)
     wait_for("the event to start", lambda: runs_of(srv, name, rid))
-    t0 = time.monotonic()
     srv.stop()  # asserts exit 0
-    assert time.monotonic() - t0 >= 0.3, "the stop did not wait for the running event"
 
+    # The stop let the running attempt finish: one attempt, never cut short
+    # and never run again.
     srv.start()
     rec = wait_record(srv, rid)
     assert rec["status"] == "success", rec
-    assert rec["attempt_history"][-1]["status"] == "success", rec
-    assert [p["phase"] for p in printed(srv, name) if p["rid"] == rid][:2] == ["start", "end"]
+    assert rec["attempts"] == 1, rec
+    assert [h["status"] for h in rec["attempt_history"]] == ["success"], rec
+    wait_printed(srv, name, 2)
+    assert [p["phase"] for p in printed(srv, name) if p["rid"] == rid] == ["start", "end"]
     # The idempotency key outlives the restart.
     r = enqueue(srv, name, {"sleep": 0}, key=key)
     assert accepted(r) == rid
@@ -796,15 +813,14 @@ def test_an_event_cut_short_by_the_stop_runs_after_the_restart(server):
     srv = server("--retry-base-ms", RETRY_BASE_MS, "--shutdown-grace", "1")
     name = unique("async-cut")
     deploy_py(srv, name, SLEEPER_PY, timeout_s=10)
-    rid = enqueue_ok(srv, name, {"sleep": 3})
+    # The event needs 6 s; the stop gives it 1 s and then hands it back to
+    # the queue: its first attempt ends interrupted, not in success.
+    rid = enqueue_ok(srv, name, {"sleep": 6})
     wait_for("the event to start", lambda: runs_of(srv, name, rid))
-    t0 = time.monotonic()
     srv.stop()
-    took = time.monotonic() - t0
-    assert took < 2.9, f"the stop took {took:.1f} s with a 1 s grace"
 
     srv.start()
-    rec = wait_record(srv, rid, timeout=15)
+    rec = wait_record(srv, rid)
     assert rec["status"] == "success", rec
     hist = rec["attempt_history"]
     assert hist[-1]["status"] == "success", hist
@@ -814,6 +830,7 @@ def test_an_event_cut_short_by_the_stop_runs_after_the_restart(server):
     assert hist.index(cut[0]) < len(hist) - 1, hist
     assert [h["attempt"] for h in hist] == list(range(1, len(hist) + 1)), hist
     # Both runs saw the same request id.
+    wait_for("the second run's line", lambda: len(runs_of(srv, name, rid)) >= 2)
     assert len(runs_of(srv, name, rid)) == 2, printed(srv, name)
     assert async_queue(srv, name)["depth"] == 0
 
@@ -845,22 +862,30 @@ def test_events_arriving_during_a_stop_are_refused_or_kept(server):
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
         t.start()
-    wait_for("some events accepted", lambda: len(ok) >= 50, timeout=15)
+    wait_for("some events accepted", lambda: len(ok) >= 50)
     srv.send_signal(signal.SIGTERM)
-    rc = srv.proc.wait(15)
+    rc = srv.proc.wait(60)
     stop.set()
     for t in threads:
-        t.join(15)
+        t.join(60)
     assert rc == 0, srv.logs()
     for r in refused:
         assert_error(r, 503, "unavailable")
 
     srv.start()
     for rid in ok:
-        assert wait_record(srv, rid, timeout=20)["status"] == "success", rid
+        assert wait_record(srv, rid)["status"] == "success", rid
     ran = {}
-    for p in printed(srv, name):
-        ran[p["rid"]] = ran.get(p["rid"], 0) + 1
+
+    def every_one_printed():
+        ran.clear()
+        for p in printed(srv, name):
+            ran[p["rid"]] = ran.get(p["rid"], 0) + 1
+        return not set(ok) - set(ran)
+    try:
+        wait_for("a line of every accepted event", every_one_printed)
+    except AssertionError:
+        pass  # said precisely below
     missing = set(ok) - set(ran)
     assert not missing, f"{len(missing)} accepted events never ran"
     print(f"stop under load: {len(ok)} accepted, {len(refused)} refused (503), "
@@ -870,67 +895,68 @@ def test_events_arriving_during_a_stop_are_refused_or_kept(server):
 # ---------------------------------------------------------------- sync first
 
 
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, math.ceil(p / 100 * len(xs)) - 1)]
+STAMPED_PY = """
+import os, time
+
+def handler(event, context):
+    entered = time.time()
+    if "sync" not in event:
+        time.sleep(float(os.environ.get("EVENT_SLEEP", "0")))
+    return {"entered_ms": entered * 1000, "i": event.get("i")}
+"""
 
 
 def test_a_backlog_does_not_slow_synchronous_calls(server):
+    """Synchronous calls go before queued events: a call to a function with
+    a backlog takes its next free instance ahead of every waiting event, and
+    a call to another function does not wait for the backlog at all. Checked
+    on the server's own records and the handler's own clock (the same
+    machine's), by the order of events rather than by how long calls take;
+    bench/ measures how long."""
     srv = server()
     name = unique("async-prio")
     other = unique("async-prio-other")
-    deploy_py(srv, name, """
-import time
+    # One instance and events of 0.5 s: a backlog of 40 lasts 20 s or more,
+    # far longer than the few calls below take however busy the machine.
+    deploy_py(srv, name, STAMPED_PY, max_concurrency=1, env={"EVENT_SLEEP": "0.5"})
+    deploy_py(srv, other, STAMPED_PY)
+    invoke_ok(srv, name, {"sync": -1})
+    invoke_ok(srv, other, {"sync": -1})
 
-def handler(event, context):
-    time.sleep(0.05)
-    return {"i": event.get("i")}
-""", max_concurrency=4)
-    deploy_py(srv, other, ECHO_PY)
-    # Warm both, so the calls measured below are not cold starts.
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda i: invoke_ok(srv, name, {"i": i}), range(4)))
-    invoke_ok(srv, other)
-
-    n_events = 320
-    session = requests.Session()
-    t0 = time.monotonic()
+    n_events = 40
     with ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(
-            lambda i: accepted(enqueue(srv, name, {"i": i})), range(n_events)))
-    enqueue_s = time.monotonic() - t0
-    depth_before = async_queue(srv, name)["depth"]
-    # The backlog drains at most 4 × 20 events a second, so it lasts about
-    # 4 s: longer than the synchronous calls below, which measure something
-    # only while it lasts.
-    assert depth_before >= 200, (
-        f"only {depth_before} events left to run after enqueueing {n_events} in "
-        f"{enqueue_s:.2f} s: the test needs a backlog")
+        ids = list(pool.map(lambda i: accepted(enqueue(srv, name, {"i": i})), range(n_events)))
 
-    same, another = [], []
-    for i in range(40):
-        t = time.monotonic()
-        r = session.post(f"{srv.url}/v1/functions/{name}/invoke", data=b'{"i": -1}', timeout=30)
-        same.append(time.monotonic() - t)
-        assert r.status_code == 200 and r.json() == {"i": -1}, r.text
-        if i % 2 == 0:
-            t = time.monotonic()
-            r = session.post(f"{srv.url}/v1/functions/{other}/invoke", data=b"{}", timeout=30)
-            another.append(time.monotonic() - t)
-            assert r.status_code == 200, r.text
-    depth_after = async_queue(srv, name)["depth"]
-    print(f"backlog {depth_before} -> {depth_after}; sync to the busy function: "
-          f"p50 {percentile(same, 50) * 1000:.0f} ms, max {max(same) * 1000:.0f} ms; "
-          f"to another: p50 {percentile(another, 50) * 1000:.0f} ms, "
-          f"max {max(another) * 1000:.0f} ms")
-    assert depth_after > 0, "the backlog ran out before the synchronous calls ended"
-    assert depth_after < depth_before, "the backlog did not move while sync calls ran"
-    # A call waits for at most one event (50 ms) before it runs (50 ms);
-    # behind the backlog it would wait ~2.5 s.
-    assert max(same) < 0.5, sorted(same)
-    assert max(another) < 0.3, sorted(another)
+    calls = []
+    for k in range(3):
+        for fn in (name, other):
+            r = invoke_ok(srv, fn, {"sync": k})
+            rec = get_record(srv, r.headers["X-Mayfly-Request-Id"])
+            calls.append((fn, iso(rec["start"]) * 1000, r.json()["entered_ms"]))
 
+    def attempt_starts():
+        starts = {}
+        for rid in ids:
+            rec = fetch_record(srv, rid)
+            hist = (rec or {}).get("attempt_history") or []
+            starts[rid] = iso(hist[0]["start"]) * 1000 if hist else math.inf
+        return starts
+    starts = attempt_starts()
+    for fn, accepted_ms, entered_ms in calls:
+        # Every event was accepted before the call; some started only after
+        # the call's handler did: the call did not wait behind the backlog.
+        assert any(s > entered_ms for s in starts.values()), (
+            f"a call to {fn} ran only after every queued event had started")
+        if fn == name:
+            # While the call waited for the function's one instance and ran
+            # on it, no queued event was handed the instance.
+            jumped = [s for s in starts.values() if accepted_ms < s < math.floor(entered_ms)]
+            assert not jumped, (f"events started between the call's acceptance "
+                                f"({accepted_ms:.0f}) and its handler ({entered_ms:.0f}): {jumped}")
+
+    # The rest of the backlog, at full speed now, runs to the end.
+    deploy_py(srv, name, STAMPED_PY, max_concurrency=4, env={"EVENT_SLEEP": "0"})
     for rid in ids:
-        assert wait_record(srv, rid, timeout=30)["status"] == "success"
+        assert wait_record(srv, rid)["status"] == "success"
     q = async_queue(srv, name)
     assert q["depth"] == 0 and q["attempts"] == n_events, q

@@ -208,7 +208,7 @@ def test_dead_letters_list_and_redrive(async_server):
     assert p.returncode == 0, p.stderr
     rid = p.stdout.strip()
 
-    entries = wait_for("the dead letter", lambda: dead_letters(async_server, name), timeout=30)
+    entries = wait_for("the dead letter", lambda: dead_letters(async_server, name), timeout=60)
     assert len(entries) == 1, entries
     dl = entries[0]
     assert dl["request_id"] == rid and dl["attempts"] == 1, dl
@@ -236,7 +236,7 @@ def test_dead_letters_list_and_redrive(async_server):
     # The redriven event fails again and, with no retries, dies again.
     wait_for("the redriven event's dead letter",
              lambda: any(d["request_id"] == new_rid for d in dead_letters(async_server, name)),
-             timeout=30)
+             timeout=60)
 
 
 # needs async server

@@ -20,7 +20,7 @@ from conftest import (
 
 def put(srv, name, body=None, data=None):
     kwargs = {"json": body} if data is None else {"data": data}
-    return requests.put(f"{srv.url}/v1/functions/{name}", timeout=30, **kwargs)
+    return requests.put(f"{srv.url}/v1/functions/{name}", timeout=120, **kwargs)
 
 
 NOT_A_ZIP = base64.b64encode(b"hello, I am not a zip file at all").decode()

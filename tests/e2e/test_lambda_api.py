@@ -157,13 +157,22 @@ def v1_function(srv, name):
     return r.json()
 
 
+def v1_instances(srv, name, state):
+    """How many of name's instances are in state, from /metrics."""
+    r = v1(srv, "GET", "/metrics")
+    assert r.status_code == 200, f"/metrics: HTTP {r.status_code} {r.text}"
+    m = re.search(r'^mayfly_instances\{function="%s",state="%s"\} (\d+)$'
+                  % (re.escape(name), state), r.text, re.M)
+    return int(m.group(1)) if m else 0
+
+
 def v1_logs(srv, name):
     r = v1(srv, "GET", f"/v1/functions/{name}/logs")
     assert r.status_code == 200, f"logs of {name}: HTTP {r.status_code} {r.text}"
     return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
 
-def v1_record(srv, request_id, timeout=10):
+def v1_record(srv, request_id, timeout=60):
     def fetch():
         r = v1(srv, "GET", f"/v1/invocations/{request_id}")
         if r.status_code == 404:
@@ -174,7 +183,7 @@ def v1_record(srv, request_id, timeout=10):
     return wait_for(f"the /v1 record of {request_id}", fetch, timeout)
 
 
-def wait_for_log(srv, name, needle, timeout=15):
+def wait_for_log(srv, name, needle, timeout=60):
     return wait_for(f"`{needle}` in the logs of {name}",
                     lambda: [ln for ln in v1_logs(srv, name) if needle in ln["message"]],
                     timeout, interval=0.1)
@@ -267,6 +276,9 @@ def lam(srv):
 
 def boto3_create(lam, name, zip_bytes, runtime="python3.12",
                  handler="lambda_function.lambda_handler", **extra):
+    # Unless the test sets one, a timeout no cold start on a loaded machine
+    # comes near (a call's deadline counts from its acceptance).
+    extra.setdefault("Timeout", 60)
     return lam.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=ROLE,
                                Code={"ZipFile": zip_bytes}, **extra)
 
@@ -326,7 +338,8 @@ def test_awscli_round_trip(srv, tmp_path):
     assert ARN_RE.match(result["invoked_function_arn"]), result
     assert result["memory_limit_in_mb"] == "256", result
     assert result["region"] == REGION, result
-    assert 0 < result["remaining_ms"] <= 15000, result
+    # The 15 s timeout, counting down and not yet run out.
+    assert 15000 >= result["remaining_ms"] > 0, result
     assert "LogResult" in res, f"--log-type Tail gave no LogResult: {res}"
     tail = base64.b64decode(res["LogResult"]).decode(errors="replace")
     assert '"marker": "cli-sync"' in tail, f"the handler's line is not in the tail log:\n{tail}"
@@ -410,7 +423,7 @@ def test_boto3_round_trip(srv, lam):
     assert resp["StatusCode"] == 202 and payload == b"", (resp, payload)
     event_id = resp["ResponseMetadata"]["RequestId"]
     assert event_id, resp["ResponseMetadata"]
-    rec = v1_record(srv, event_id, timeout=15)
+    rec = v1_record(srv, event_id)
     assert rec["function"] == name and rec["status"] == "success", rec
     wait_for_log(srv, name, '"marker": "boto-event"')
 
@@ -458,7 +471,9 @@ def test_boto3_update_function_configuration(srv, lam):
     result = json.loads(payload)
     assert "FunctionError" not in resp, payload
     assert result["greeting"] == "after" and result["memory_limit_in_mb"] == "320", result
-    assert 20000 < result["remaining_ms"] <= 25000, result
+    # The new 25 s timeout is the one counting down, not the 60 s the
+    # function was created with.
+    assert 25000 >= result["remaining_ms"] > 0, result
 
     # Only what is given changes.
     conf = lam.update_function_configuration(FunctionName=name, Timeout=30)
@@ -631,16 +646,14 @@ def test_boto3_throttling_raises_too_many_requests(server, tmp_path):
 
     t = threading.Thread(target=call_slow)
     t.start()
-    time.sleep(1.5)  # the slow call is admitted and running
+    wait_for("the slow call to run", lambda: v1_instances(s, name, "busy") == 1)
     throttled = None
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and throttled is None:
+    while t.is_alive() and throttled is None:
         try:
             boto3_invoke(lam, name, {"sleep": 0})
         except lam.exceptions.TooManyRequestsException as e:
             throttled = e
-        time.sleep(0.1)
-    t.join(30)
+    t.join(60)
     assert throttled is not None, (
         f"no TooManyRequestsException while the function's one instance was busy; "
         f"the busy call got {slow}")
@@ -705,7 +718,7 @@ def test_boto3_event_invoke_config_and_destination(srv, lam):
         r = v1(srv, "GET", f"/v1/functions/{dest}/invocations", params={"limit": 10})
         assert r.status_code == 200, r.text
         return [rec for rec in r.json()["invocations"] if rec["status"] == "success"]
-    wait_for(f"the OnSuccess destination {dest} to run", dest_ran, timeout=15)
+    wait_for(f"the OnSuccess destination {dest} to run", dest_ran, timeout=60)
 
     # Bad values are refused and change nothing.
     raw = boto3_client(srv, validate=False)
@@ -755,12 +768,12 @@ def test_lambda_and_v1_share_functions_and_records(srv, lam):
     zip_bytes = py_zip()
     r = v1(srv, "PUT", f"/v1/functions/{from_v1}", json={
         "runtime": "python3", "handler": "lambda_function.lambda_handler", "memory_mb": 160,
-        "timeout_s": 7, "env": {"GREETING": "from v1"},
+        "timeout_s": 70, "env": {"GREETING": "from v1"},
         "code": {"zip_base64": base64.b64encode(zip_bytes).decode()}})
     assert r.status_code == 201, r.text
     conf = lam.get_function_configuration(FunctionName=from_v1)
     assert conf["FunctionName"] == from_v1 and conf["MemorySize"] == 160, conf
-    assert conf["Timeout"] == 7 and conf["CodeSha256"] == b64sha256(zip_bytes), conf
+    assert conf["Timeout"] == 70 and conf["CodeSha256"] == b64sha256(zip_bytes), conf
     assert conf["Environment"]["Variables"] == {"GREETING": "from v1"}, conf
     resp, payload = boto3_invoke(lam, from_v1, {"marker": "v1-made"})
     assert json.loads(payload)["greeting"] == "from v1", payload
@@ -773,10 +786,10 @@ def test_lambda_and_v1_share_functions_and_records(srv, lam):
 
     # Created through Lambda's API, seen and invoked through /v1.
     from_lambda = unique("fromlambda")
-    boto3_create(lam, from_lambda, zip_bytes, MemorySize=224, Timeout=9,
+    boto3_create(lam, from_lambda, zip_bytes, MemorySize=224, Timeout=90,
                  Environment={"Variables": {"GREETING": "from lambda"}})
     fn = v1_function(srv, from_lambda)
-    assert fn["memory_mb"] == 224 and fn["timeout_s"] == 9, fn
+    assert fn["memory_mb"] == 224 and fn["timeout_s"] == 90, fn
     assert fn["env"] == {"GREETING": "from lambda"}, fn
     assert fn["code_sha256"] == hashlib.sha256(zip_bytes).hexdigest(), fn
     r = v1(srv, "POST", f"/v1/functions/{from_lambda}/invoke", data=b'{"marker": "v1-call"}')
@@ -983,7 +996,7 @@ def test_aws_lambda_ric_function(srv, lam):
     assert result["served_by"] == "aws-lambda-ric", result
     assert result["event"] == {"marker": "ric"} and result["function_name"] == name, result
     assert result["request_id"] == resp["ResponseMetadata"]["RequestId"], (result, resp)
-    assert 0 < result["remaining_ms"] <= 20000, result
+    assert 20000 >= result["remaining_ms"] > 0, result
     assert '"marker":"ric"' in tail, tail
 
     resp, payload = boto3_invoke(lam, name, {"fail": "ric"})

@@ -144,7 +144,7 @@ def call_lines(srv, name, rid, last, m):
     def fetch():
         lines = get_logs(srv, name, rid)
         return lines if any(x["message"] == last for x in lines) else None
-    lines = [x for x in wait_for(f"`{last}` in the log of {rid}", fetch, timeout=15)
+    lines = [x for x in wait_for(f"`{last}` in the log of {rid}", fetch, timeout=60)
              if m in x["message"]]
     assert all(x["stream"] == "stdout" for x in lines), lines
     return [x["message"] for x in lines]
@@ -219,7 +219,7 @@ def test_python_runtime_reports_a_failed_call_in_text(direct_srv):
     head = f"[ERROR] ValueError: failed\r{m}\rTraceback (most recent call last):\r"
     lines = wait_for("the runtime's error line",
                      lambda: [x["message"] for x in get_logs(srv, name, rid)
-                              if x["message"].startswith("[ERROR] ValueError")], timeout=15)
+                              if x["message"].startswith("[ERROR] ValueError")], timeout=60)
     assert len(lines) == 1, lines
     line = lines[0]
     assert line.startswith(head), line
@@ -293,7 +293,7 @@ def test_python_json_format_from_the_log_format_setting(mode):
     rid2 = r.headers["X-Mayfly-Request-Id"]
     report = wait_for("the runtime's error report", lambda: [
         d for d in json_lines(x["message"] for x in get_logs(srv, name, rid2))
-        if d.get("errorType") == "ValueError"], timeout=15)
+        if d.get("errorType") == "ValueError"], timeout=60)
     assert len(report) == 1, report
     report = report[0]
     assert list(report) == ["timestamp", "level", "errorMessage", "errorType", "requestId",
@@ -396,7 +396,7 @@ def test_node_console_lines_carry_lambdas_prefix(mode):
     rid2 = r.headers["X-Mayfly-Request-Id"]
     line = wait_for("the Invoke Error line", lambda: [
         x["message"] for x in get_logs(srv, name, rid2) if "Invoke Error" in x["message"]],
-        timeout=15)
+        timeout=60)
     assert len(line) == 1, line
     _, lrid, level, msg = js_text(line[0])
     assert (lrid, level) == (rid2, "ERROR") and msg.startswith("Invoke Error \t{"), msg
@@ -432,7 +432,7 @@ def test_node_json_format_and_level(mode):
     rid2 = r.headers["X-Mayfly-Request-Id"]
     err = wait_for("the runtime's error record", lambda: [
         d for d in json_lines(x["message"] for x in get_logs(srv, name, rid2))
-        if d.get("level") == "ERROR" and isinstance(d.get("message"), dict)], timeout=15)
+        if d.get("level") == "ERROR" and isinstance(d.get("message"), dict)], timeout=60)
     assert len(err) == 1, err
     assert (err[0]["level"], err[0]["requestId"]) == ("ERROR", rid2), err
     report = err[0]["message"]

@@ -9,7 +9,7 @@ import re
 import select
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -56,9 +56,11 @@ def lines_with(srv, name, text, request_id=None, count=1):
 
 def test_logs_hold_stdout_and_stderr_tagged_with_the_request_id(srv, printer):
     m = marker()
+    before = datetime.now(timezone.utc) - timedelta(milliseconds=1)  # times are whole ms
     r = invoke_ok(srv, printer, {"marker": m})
     rid = r.headers["X-Mayfly-Request-Id"]
     lines = lines_with(srv, printer, f"hello-from-{m}", request_id=rid, count=2)
+    after = datetime.now(timezone.utc)
     by_stream = {x["stream"]: x for x in lines}
     assert set(by_stream) == {"stdout", "stderr"}, lines
     assert by_stream["stdout"]["message"] == f"hello-from-{m}"
@@ -66,7 +68,7 @@ def test_logs_hold_stdout_and_stderr_tagged_with_the_request_id(srv, printer):
     for x in lines:
         assert x["request_id"] == rid
         t = datetime.fromisoformat(x["time"].replace("Z", "+00:00"))
-        assert abs((datetime.now(timezone.utc) - t).total_seconds()) < 60, x["time"]
+        assert before <= t <= after, (before, x["time"], after)
 
     # Another call's lines are not in this call's log.
     other = marker()
@@ -129,11 +131,11 @@ def test_cli_logs_shows_the_calls_lines(srv, printer):
 
 def test_follow_streams_lines_of_calls_made_after_it_started(srv, printer):
     with requests.get(f"{srv.url}/v1/functions/{printer}/logs",
-                      params={"follow": "1"}, stream=True, timeout=(5, 10)) as r:
+                      params={"follow": "1"}, stream=True, timeout=(30, 60)) as r:
         assert r.status_code == 200
         m = marker()
         rid = invoke_ok(srv, printer, {"marker": m}).headers["X-Mayfly-Request-Id"]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         found = None
         for line in r.iter_lines():
             if line:
@@ -150,23 +152,31 @@ def test_cli_logs_follow_prints_new_lines_as_they_come(srv, printer):
     proc = subprocess.Popen([MAYFLY_BIN, "logs", printer, "--follow"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=cli_env(srv.url))
     try:
-        time.sleep(0.3)  # let it connect, so the line below is a new one
-        m = marker()
-        invoke_ok(srv, printer, {"marker": m})
+        # A line from a call made while it runs, however long it takes to
+        # connect: one call after another until one of their lines shows.
         buf = b""
-        deadline = time.monotonic() + 10
-        while f"hello-from-{m}".encode() not in buf:
-            left = deadline - time.monotonic()
-            assert left > 0, f"mayfly logs --follow did not print the new line: {buf[-2000:]!r}"
-            ready, _, _ = select.select([proc.stdout], [], [], left)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                assert chunk, f"mayfly logs --follow ended: {proc.stderr.read()!r}"
-                buf += chunk
+        deadline = time.monotonic() + 60
+        shown = False
+        while not shown:
+            m = marker()
+            invoke_ok(srv, printer, {"marker": m})
+            wait_until = min(deadline, time.monotonic() + 1)
+            while not shown:
+                left = wait_until - time.monotonic()
+                if left <= 0:
+                    break
+                ready, _, _ = select.select([proc.stdout], [], [], left)
+                if ready:
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    assert chunk, f"mayfly logs --follow ended: {proc.stderr.read()!r}"
+                    buf += chunk
+                    shown = f"hello-from-{m}".encode() in buf
+            assert shown or time.monotonic() < deadline, (
+                f"mayfly logs --follow did not print the new line: {buf[-2000:]!r}")
         assert proc.poll() is None, "--follow must keep running"
     finally:
         proc.terminate()
-        proc.wait(5)
+        proc.wait(60)
 
 
 FLOOD = """
@@ -184,7 +194,8 @@ def test_log_lines_are_bounded_per_invocation(srv):
     r = invoke_ok(srv, name, timeout=40)
     assert r.json() == "flooded"
     rid = r.headers["X-Mayfly-Request-Id"]
-    time.sleep(0.5)
+    # The note that says the rest was dropped is the last line kept.
+    lines_with(srv, name, "the rest is dropped", request_id=rid)
     total = sum(len(x["message"]) for x in get_logs(srv, name, rid))
     assert 0 < total <= (1 << 20) + 4096, f"{total} bytes of log for one call"
     healthy(srv)
@@ -225,11 +236,13 @@ def test_a_success_record_has_every_field_filled(srv, recorded):
     assert rec["status"] == "success"
     assert ISO.match(rec["start"]), rec["start"]
     start = datetime.fromisoformat(rec["start"].replace("Z", "+00:00"))
-    assert abs((start - before).total_seconds()) < 30, (rec["start"], before)
+    assert before - timedelta(milliseconds=1) <= start <= datetime.now(timezone.utc), (
+        rec["start"], before)
     assert rec["duration_ms"] > 0
     assert rec["billed_ms"] >= 1 and rec["billed_ms"] == max(1, math.ceil(rec["duration_ms"])), rec
     assert rec["billed_ms"] == int(first.headers["X-Mayfly-Billed-Ms"])
-    assert abs(rec["duration_ms"] - float(first.headers["X-Mayfly-Duration-Ms"])) < 1
+    assert rec["duration_ms"] == pytest.approx(float(first.headers["X-Mayfly-Duration-Ms"]),
+                                               abs=1)
     assert rec["memory_mb"] == 256
     assert isinstance(rec["max_rss_kb"], int) and rec["max_rss_kb"] > 0, rec
     assert rec["max_rss_kb"] < 256 * 1024, rec

@@ -33,7 +33,8 @@ def test_instances_never_hold_more_memory_than_the_budget(server):
     srv = server("--sandbox-memory-mb", "512")
     name = unique("budget")
     deploy_py(srv, name, SLEEPS, memory_mb=256, max_concurrency=10, timeout_s=60)
-    results = concurrently(srv, name, [{"sleep": 1}] * 4)
+    # Long calls, so that all four are in before the first two end.
+    results = concurrently(srv, name, [{"sleep": 3}] * 4)
     assert all(r.status_code == 200 and r.json() == "slept" for r in results), \
         [r.text for r in results]
     # Two instances of 256 MB fit in 512: the other two calls waited for them.
@@ -60,7 +61,8 @@ def test_past_the_queue_calls_throttle_when_memory_is_full(server):
     srv = server("--sandbox-memory-mb", "256", "--max-queue", "1")
     name = unique("budget-q")
     deploy_py(srv, name, SLEEPS, memory_mb=256, max_concurrency=10, timeout_s=60)
-    results = concurrently(srv, name, [{"sleep": 2}] * 3)
+    # Long calls, so that all three are in before the first one ends.
+    results = concurrently(srv, name, [{"sleep": 5}] * 3)
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200, 200, 429], [r.text for r in results]
     throttled = next(r for r in results if r.status_code == 429)

@@ -15,7 +15,7 @@ import requests
 
 from conftest import (MAYFLY_BIN, build_c_bootstrap, cgroup_frozen, cgroup_pids, deploy,
                       deploy_py, executable, instance_cgroups, invoke_ok, server_cgroups,
-                      server_own_cgroups, sandboxes_cgroups, unique)
+                      server_own_cgroups, sandboxes_cgroups, unique, wait_for)
 
 
 def proc_ids(pid):
@@ -503,13 +503,17 @@ def test_an_instances_freezer_is_found_with_its_cgroups(server):
     invoke_ok(srv, name)
     dirs = instance_cgroups(srv.proc.pid)
     assert {d.name for d in dirs} and len({d.name for d in dirs}) == 1, dirs
-    assert cgroup_frozen(dirs) is False
+    # Idle, it is frozen (2 ms after its answer, so by the time a test looks
+    # or soon after, however busy the machine).
+    wait_for("the idle instance to be frozen", lambda: cgroup_frozen(dirs) is True)
     v1 = [d for d in dirs if (d / "freezer.state").exists()]
     state = v1[0] / "freezer.state" if v1 else dirs[0] / "cgroup.freeze"
-    state.write_text("FROZEN" if v1 else "1")
+    # Thawed by hand it says so; frozen again, as the server left it.
+    state.write_text("THAWED" if v1 else "0")
     try:
-        assert cgroup_frozen(dirs) is True
+        assert cgroup_frozen(dirs) is False
     finally:
-        state.write_text("THAWED" if v1 else "0")
-    assert cgroup_frozen(dirs) is False
+        state.write_text("FROZEN" if v1 else "1")
+    assert cgroup_frozen(dirs) is True
+    # The next call thaws it.
     assert invoke_ok(srv, name).json() == "thawed"

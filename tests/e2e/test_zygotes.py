@@ -62,7 +62,7 @@ def _pooled_server(server, zygotes="2", pool="0"):
     srv = server("--zygotes", zygotes, "--sandbox-pool", pool)
     # The pool fills in the background: wait until its zygotes are ready.
     wait_for("zygotes to be ready", lambda: pool_ready(srv, "python3") == int(zygotes)
-             and pool_ready(srv, "nodejs") == int(zygotes), timeout=30)
+             and pool_ready(srv, "nodejs") == int(zygotes), timeout=120)
     return srv
 
 
@@ -125,7 +125,7 @@ def test_zygotes_are_refilled_and_each_serves_one_function(server):
     assert a["zygote"] and a["env"]["FOO"] == "first"
     # The pool makes a new zygote once things are quiet; the next cold start
     # gets that one, never the first function's.
-    wait_for("a new zygote", lambda: pool_ready(srv, "python3") == 1, timeout=30)
+    wait_for("a new zygote", lambda: pool_ready(srv, "python3") == 1, timeout=120)
     b = invoke_ok(srv, second).json()
     assert b["zygote"] and b["env"]["FOO"] == "second"
     assert a["hostname"] != b["hostname"]
@@ -142,7 +142,7 @@ def _pool_names(srv):
 def test_a_prepared_sandbox_serves_a_provided_function(server, tmp_path):
     from conftest import REPO, build_c_bootstrap, executable
     srv = server("--zygotes", "0", "--sandbox-pool", "2")
-    wait_for("prepared sandboxes", lambda: pool_ready(srv, "generic") == 2, timeout=30)
+    wait_for("prepared sandboxes", lambda: pool_ready(srv, "generic") == 2, timeout=120)
     boot = build_c_bootstrap((REPO / "examples" / "hello-c" / "main.c").read_text(),
                              tmp_path / "bootstrap")
     name = unique("zc")
