@@ -32,6 +32,7 @@ typedef struct exec_instance {
     buf_t partial[2];            /* an unfinished line of each */
     uv_timer_t timer;            /* the invocation's deadline, or the idle timeout */
     http_request_t *next_req;    /* the runtime's pending GET /next */
+    http_request_t *answer_req;  /* the one response or error whose body is being read */
     invocation_t *inv;           /* the current invocation */
     char last_request_id[ID_UUID_LEN + 1]; /* late log lines belong to it */
     uint64_t spawn_ns;

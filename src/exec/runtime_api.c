@@ -104,9 +104,66 @@ static invocation_t *current(exec_instance_t *inst, http_request_t *req)
     return inv;
 }
 
+/* ---- the head of an answer -------------------------------------------------- */
+
+/* The routes' ud, telling the head check which answer it sees. */
+static const char answer_is_response[] = "response", answer_is_error[] = "error";
+
+static void answer_dropped(http_request_t *req)
+{
+    exec_instance_t *inst = req->data;
+    if (inst->answer_req == req)
+        inst->answer_req = NULL;
+}
+
+/* A handler took over the answer whose head was checked. */
+static void answer_arrived(exec_instance_t *inst, http_request_t *req)
+{
+    if (inst->answer_req == req)
+        inst->answer_req = NULL;
+}
+
+/* The head of a response or error post, before its body is read: it must
+ * name the invocation in flight, only one answer's body per instance is
+ * read at a time (a runtime cannot make the server hold many bodies), and
+ * a response declared larger than a result may be fails the call now. */
+static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
+{
+    exec_instance_t *inst = http_request_server_data(req);
+    invocation_t *inv = inst->inv;
+    if (!inv || !inv->delivered_ns || strcmp(req->params[0], inv->request_id)) {
+        exec__error_doc(refusal, "InvalidRequestID", "Invalid request ID");
+        return 400;
+    }
+    if (inst->answer_req) {
+        exec__error_doc(refusal, "InvalidStateTransition",
+                        "an answer to this invocation is already being received");
+        return 409;
+    }
+    exec_t *ex = inst->pool->ex;
+    if (ud == answer_is_response && !req->body_chunked &&
+        req->content_length > ex->cfg.max_result_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Response payload size (%llu bytes) exceeded maximum allowed "
+                 "payload size (%zu bytes).", (unsigned long long)req->content_length,
+                 ex->cfg.max_result_bytes);
+        buf_t result = BUF_INIT;
+        exec__error_doc(&result, "Function.ResponseSizeTooLarge", msg);
+        exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
+        answered(inst);
+        exec__error_doc(refusal, "RequestEntityTooLarge", msg);
+        return 413;
+    }
+    inst->answer_req = req;
+    req->data = inst;
+    req->unhandled_cb = answer_dropped;
+    return 0;
+}
+
 static void handle_response(http_request_t *req, void *ud)
 {
     exec_instance_t *inst = http_request_server_data(req);
+    answer_arrived(inst, req);
     if (!current(inst, req))
         return;
     exec_t *ex = inst->pool->ex;
@@ -159,6 +216,7 @@ static void error_result(http_request_t *req, const char *type, const char *mess
 static void handle_error(http_request_t *req, void *ud)
 {
     exec_instance_t *inst = http_request_server_data(req);
+    answer_arrived(inst, req);
     if (!current(inst, req))
         return;
     char *type, *message;
@@ -202,10 +260,11 @@ static void handle_init_error(http_request_t *req, void *ud)
 void exec__runtime_api_routes(http_router_t *router)
 {
     http_router_add(router, HTTP_GET, API_PREFIX "/invocation/next", handle_next, NULL, 0);
-    http_router_add(router, HTTP_POST, API_PREFIX "/invocation/{id}/response", handle_response,
-                    NULL, RESPONSE_BODY_MAX);
-    http_router_add(router, HTTP_POST, API_PREFIX "/invocation/{id}/error", handle_error, NULL,
-                    ERROR_BODY_MAX);
+    http_router_add_checked(router, HTTP_POST, API_PREFIX "/invocation/{id}/response",
+                            handle_response, check_answer_head, (void *)answer_is_response,
+                            RESPONSE_BODY_MAX);
+    http_router_add_checked(router, HTTP_POST, API_PREFIX "/invocation/{id}/error", handle_error,
+                            check_answer_head, (void *)answer_is_error, ERROR_BODY_MAX);
     http_router_add(router, HTTP_POST, API_PREFIX "/init/error", handle_init_error, NULL,
                     ERROR_BODY_MAX);
 }

@@ -255,3 +255,62 @@ def test_a_bootstrap_that_cannot_be_executed_is_an_invalid_entrypoint(srv):
                    "errorMessage": f"RequestId: {rid} Error: fork/exec /var/task/bootstrap: "
                                    "permission denied"}
     assert get_record(srv, rid)["error_type"] == "Runtime.InvalidEntrypoint"
+
+
+# A bootstrap that probes the Runtime API with answers' heads alone, before
+# it answers for real: the server must judge each from its head.
+PROBES = r'''#!/usr/bin/python3
+import http.client, json, os, socket
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+PATH = "/2018-06-01/runtime/invocation/"
+
+def head_only(rid, length, body=b""):
+    s = socket.create_connection((host, int(port)), timeout=60)
+    s.sendall(b"POST %s%s/response HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+              % (PATH.encode(), rid.encode(), length, body))
+    return s
+
+def status(s):
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return int(data.split(b" ", 2)[1])
+
+api = http.client.HTTPConnection(host, int(port), timeout=600)
+while True:
+    api.request("GET", PATH + "next")
+    r = api.getresponse()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    event = json.loads(r.read())
+    if event.get("big"):
+        out = {"big": status(head_only(rid, 7 << 20))}
+        api.request("POST", PATH + rid + "/response", body=json.dumps(out))
+        api.getresponse().read()
+        continue
+    out = {"wrong_id": status(head_only("not-" + rid, 1 << 20))}
+    first = head_only(rid, 1000, b"x" * 10)     # its body is still coming
+    out["second"] = status(head_only(rid, 1000))
+    first.close()                               # dropped: the slot is free again
+    api.request("POST", PATH + rid + "/response", body=json.dumps(out))
+    api.getresponse().read()
+'''
+
+
+def test_the_runtime_api_judges_an_answer_from_its_head(srv):
+    name = unique("heads")
+    deploy_script(srv, name, PROBES, timeout_s=120)
+    out = invoke_ok(srv, name, {}, timeout=180).json()
+    # A wrong request id is refused before the body is read; a second answer
+    # while one body is being read is refused too; a dropped one frees it.
+    assert out == {"wrong_id": 400, "second": 409}, out
+
+
+def test_a_response_declared_too_large_fails_the_call_at_once(srv):
+    name = unique("bighead")
+    deploy_script(srv, name, PROBES, timeout_s=120)
+    r, err = invoke_error(srv, name, {"big": True}, timeout=180)
+    assert err["errorType"] == "Function.ResponseSizeTooLarge", err
+    assert "7340032 bytes" in err["errorMessage"], err
