@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from conftest import (ECHO_PY, assert_error, deploy_py, fn_body, get_logs, get_record, healthy,
-                      invoke, invoke_ok, unique, wait_for)
+                      invoke, invoke_ok, metric, metrics, unique, wait_for)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVENT_HEADERS = {"X-Mayfly-Invocation-Type": "Event"}
@@ -167,27 +167,6 @@ def wait_printed(srv, name, count, timeout=60.0):
     return wait_for(f"{count} printed line(s) of {name}",
                     lambda: (lambda p: p if len(p) >= count else None)(printed(srv, name)),
                     timeout)
-
-
-def metrics(srv):
-    """Prometheus samples as {(name, frozenset(labels)): value}."""
-    r = requests.get(f"{srv.url}/metrics", timeout=10)
-    assert r.status_code == 200, r.text
-    out = {}
-    for line in r.text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
-        assert m, f"not a Prometheus sample: {line!r}"
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
-
-
-def metric(samples, name, **labels):
-    """The sum of name's samples whose labels include labels."""
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
 def has_metric(samples, name, **labels):

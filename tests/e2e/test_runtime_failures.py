@@ -18,6 +18,8 @@ from conftest import (
     invoke,
     invoke_error,
     invoke_ok,
+    metric,
+    metrics,
     unique,
     wait_for,
 )
@@ -26,26 +28,6 @@ from conftest import (
 @pytest.fixture(scope="module")
 def srv(module_server_factory):
     return module_server_factory()
-
-
-def metrics(srv):
-    """Prometheus samples as {(name, frozenset(labels)): value}."""
-    r = requests.get(f"{srv.url}/metrics", timeout=10)
-    assert r.status_code == 200, r.text
-    out = {}
-    for line in r.text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
-        assert m, f"not a Prometheus sample: {line!r}"
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
-
-
-def metric(samples, name, **labels):
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
 def records_of(srv, name):
