@@ -652,6 +652,15 @@ def metric(samples, name, **labels):
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
+def rss_kib(srv):
+    """The server process's resident memory in KiB."""
+    with open(f"/proc/{srv.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for the server")
+
+
 def healthy(srv):
     assert srv.alive(), "the server died\n" + srv.logs()
     r = requests.get(f"{srv.url}/healthz", timeout=10)

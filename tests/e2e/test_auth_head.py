@@ -17,7 +17,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import RawConn, assert_error, fn_body, unique
+from conftest import RawConn, assert_error, fn_body, rss_kib, unique
 
 REGION = "us-east-1"
 KEY_ID = "AKIAMAYFLYHEAD000001"
@@ -33,14 +33,6 @@ def srv(module_server_factory, tmp_path_factory):
     keys = tmp_path_factory.mktemp("keys") / "keys"
     keys.write_text(f"{KEY_ID} {SECRET}\n")
     return module_server_factory("--keys", keys, env=ASAN_ENV)
-
-
-def rss_kib(srv):
-    with open(f"/proc/{srv.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for the server")
 
 
 def head(method, path, length, extra=None):

@@ -16,7 +16,8 @@ import time
 import pytest
 import requests
 
-from conftest import RawConn, assert_error, deploy_py, fn_body, invoke_ok, unique, wait_for
+from conftest import (RawConn, assert_error, deploy_py, fn_body, invoke_ok, rss_kib, unique,
+                      wait_for)
 
 OUTPUT_HIGH_WATER = 1 << 20  # HTTP_OUTPUT_HIGH_WATER in src/http/server.h
 REQUESTS_PER_TURN = 32  # HTTP_REQUESTS_PER_TURN
@@ -31,14 +32,6 @@ ASAN_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"
 
 def get_req(path, extra=""):
     return f"GET {path} HTTP/1.1\r\nHost: mayfly\r\n{extra}\r\n".encode()
-
-
-def rss_kib(srv):
-    with open(f"/proc/{srv.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for the server")
 
 
 def metric(srv, name, source=None, **labels):
