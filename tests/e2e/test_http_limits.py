@@ -381,7 +381,10 @@ def test_idle_connections_of_one_client_leave_room_for_others(server):
     finally:
         for s in idle:
             s.close()
-    assert metric(srv, "mayfly_http_refused_total", reason="client_connections") >= 1100 - 128
+    # Asked from the other address: the server may not have seen the
+    # closes above yet, and 127.0.0.1 may still be over its bound.
+    assert metric(srv, "mayfly_http_refused_total", source="127.0.0.2",
+                  reason="client_connections") >= 1100 - 128
 
 
 def test_connections_per_client(server):
