@@ -257,21 +257,30 @@ static _Noreturn void exec_function(const sandbox__child_t *c)
  * EFBIG instead of killing; an ignored disposition is the one kind execve
  * keeps) and the usual umask. On failure the server gets status 127 and
  * the reason on the function's stderr, as from a failed exec. */
+int sandbox__spawn_actions_build(posix_spawn_file_actions_t *fa)
+{
+    int r = posix_spawn_file_actions_init(fa);
+    /* stdin is /dev/null already; stdout and stderr become the pipes the
+     * server reads (a dup2 action leaves the copies inheritable). */
+    if (r == 0)
+        r = posix_spawn_file_actions_adddup2(fa, FD_OUT, 1);
+    if (r == 0)
+        r = posix_spawn_file_actions_adddup2(fa, FD_ERR, 2);
+    /* Lambda starts a runtime in its task root. */
+    if (r == 0)
+        r = posix_spawn_file_actions_addchdir_np(fa, "/var/task");
+    return -r;
+}
+
 static pid_t spawn_function(const sandbox__child_t *c)
 {
     signal(SIGXFSZ, SIG_IGN);
     umask(022);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    /* stdin is /dev/null already; stdout and stderr become the pipes the
-     * server reads (a dup2 action leaves the copies inheritable). */
-    posix_spawn_file_actions_adddup2(&fa, FD_OUT, 1);
-    posix_spawn_file_actions_adddup2(&fa, FD_ERR, 2);
-    /* Lambda starts a runtime in its task root. */
-    posix_spawn_file_actions_addchdir_np(&fa, "/var/task");
+    /* The actions were built by the parent (sandbox__spawn_actions_build):
+     * building them here would allocate. */
     pid_t fn = -1;
-    int e = posix_spawn(&fn, c->cfg->argv[0], &fa, NULL, c->cfg->argv, c->cfg->envp);
-    posix_spawn_file_actions_destroy(&fa);
+    int e = posix_spawn(&fn, c->cfg->argv[0], &c->sys->spawn_actions, NULL, c->cfg->argv,
+                        c->cfg->envp);
     if (e != 0) {
         /* As if the function exited 127, as a shell reports it, plus the
          * exec's errno, so the server can tell "could not be started" (a

@@ -13,6 +13,7 @@
 #include <linux/filter.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <sys/capability.h>
 #include <sys/resource.h>
@@ -84,6 +85,12 @@ struct sandbox_system {
     struct sock_fprog seccomp;
     /* An empty capability set, allocated once for the same reason. */
     cap_t no_caps;
+    /* How init starts the function (its stdout and stderr, its directory):
+     * built once here because building it allocates, and init is a copy of
+     * a threaded server in which another thread may have held malloc's
+     * lock at the clone. */
+    posix_spawn_file_actions_t spawn_actions;
+    bool spawn_actions_ready;
     int last_cap;
     /* Not root: the sandbox gets a user namespace mapping 0 to our uid. */
     bool userns;
@@ -155,6 +162,9 @@ int sandbox__spec_decode(char *msg, size_t len, sandbox__child_t *c);
 /* sandbox.c: stops the pool's thread and destroys what it prepared. */
 void sandbox__pool_free(struct sandbox__pool *pool);
 
+/* init.c: builds the actions init starts the function with (parent side,
+ * once: it allocates). Returns 0 or a negative errno. */
+int sandbox__spawn_actions_build(posix_spawn_file_actions_t *fa);
 /* init.c: the child's whole life after clone(); never returns. */
 _Noreturn void sandbox__child_main(sandbox__child_t *c);
 /* init.c: reports {step, errno} to the parent and exits 127 (bubblewrap's

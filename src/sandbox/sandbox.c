@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,12 @@ int sandbox_system_init(sandbox_system_t **out, mf_error_t *err)
         goto fail;
     }
     sys->last_cap = (int)cap_max_bits() - 1;
+    if ((r = sandbox__spawn_actions_build(&sys->spawn_actions)) < 0) {
+        posix_spawn_file_actions_destroy(&sys->spawn_actions);
+        r = mf_error_set(err, -r, "sandbox: posix_spawn file actions");
+        goto fail;
+    }
+    sys->spawn_actions_ready = true;
 
     /* The mount point for each sandbox's root: root-owned and empty, in
      * /run (a tmpfs, gone at reboot). Without root, a private directory
@@ -363,6 +370,8 @@ void sandbox_system_free(sandbox_system_t *sys)
     sandbox__seccomp_free(&sys->seccomp);
     if (sys->no_caps)
         cap_free(sys->no_caps);
+    if (sys->spawn_actions_ready)
+        posix_spawn_file_actions_destroy(&sys->spawn_actions);
     for (size_t i = 0; i < sys->ntop; i++)
         host_entry_free(&sys->top[i]);
     for (size_t i = 0; i < sys->netc; i++)

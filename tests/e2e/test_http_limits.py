@@ -248,9 +248,9 @@ def test_log_follower_that_stops_reading_gets_a_gap_line(server):
             invoke_ok(srv, name, {"lines": per_call, "tag": f"c{k:02d}"})
         grown_kib = rss_kib(srv) - base
         # (Storing the lines costs the server some memory of its own: about
-        # 16 MiB here, against 80 MiB when it kept every line for the
-        # follower.)
-        assert grown_kib < 32 << 10, (
+        # 16 MiB here, more while a loaded machine's writer thread lags
+        # behind, against 80 MiB when it kept every line for the follower.)
+        assert grown_kib < 48 << 10, (
             f"the server grew by {grown_kib} KiB for a follower that reads nothing")
         # Now it reads. A line printed once the backlog has drained goes
         # out, after a gap line saying how many were left out before it.
