@@ -9,7 +9,7 @@
 
 CC      ?= gcc
 PYTHON  := /usr/bin/python3
-PKGS    := libuv jansson sqlite3 libzip libcurl libcrypto libseccomp libcap
+PKGS    := libuv jansson sqlite3 libzip libcurl libcrypto libseccomp libcap libnftnl libmnl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CFLAGS_COMMON = -std=gnu17 -g $(WARN) -Isrc -D_GNU_SOURCE \
 		$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -37,7 +37,7 @@ EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
-	libcap-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests \
+	libcap-dev libnftnl-dev libmnl-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests \
 	zip unzip \
 	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils
 # npm and Node's headers (for the native addon aws-lambda-ric builds) only

@@ -84,9 +84,15 @@ typedef struct exec_config {
     /* The sum of memory_mb over every running instance may not pass this:
      * a new instance starts only while it fits (0: no bound). */
     uint64_t memory_budget_mb;
+    /* Egress (docs/egress.md): extra name → address entries the gateway's
+     * resolver answers from before the host's (--egress-hosts; may be
+     * NULL, not owned), and the open connections one instance may hold
+     * through the gateway (--egress-max-connections). */
+    const struct egress_hosts *egress_hosts;
+    unsigned egress_max_connections;
 } exec_config_t;
 
-#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0 }
+#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256 }
 
 typedef struct exec exec_t;
 struct obs_records;
