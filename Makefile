@@ -13,7 +13,7 @@ PKGS    := libuv jansson sqlite3 libzip libcurl libcrypto libseccomp libcap libn
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CFLAGS_COMMON = -std=gnu17 -g $(WARN) -Isrc -D_GNU_SOURCE \
 		$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lresolv -lpthread -lm
 
 RELEASE_CFLAGS := -O2 -fno-omit-frame-pointer
 SAN_FLAGS      := -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -16,13 +16,29 @@ static json_t *record_json(const store_record_t *r)
 {
     char start[32];
     clock_format_iso8601(r->start_ms, start, sizeof start);
-    return json_pack("{ss ss sI ss ss sf sI si sI sI sb sf ss? ss? si}", "request_id", r->request_id,
-                     "function", r->function, "version", (json_int_t)r->version, "status",
-                     r->status, "start", start, "duration_ms", r->duration_ms, "billed_ms",
-                     (json_int_t)r->billed_ms, "memory_mb", r->memory_mb, "max_rss_kb",
-                     (json_int_t)r->max_rss_kb, "cpu_ms", (json_int_t)r->cpu_ms, "cold_start",
-                     r->cold_start, "init_ms", r->init_ms, "error_type",
-                     r->error_type, "error_message", r->error_message, "attempts", r->attempts);
+    json_t *o = json_pack("{ss ss sI ss ss sf sI si sI sI sb sf ss? ss? si}", "request_id",
+                          r->request_id, "function", r->function, "version",
+                          (json_int_t)r->version, "status", r->status, "start", start,
+                          "duration_ms", r->duration_ms, "billed_ms", (json_int_t)r->billed_ms,
+                          "memory_mb", r->memory_mb, "max_rss_kb", (json_int_t)r->max_rss_kb,
+                          "cpu_ms", (json_int_t)r->cpu_ms, "cold_start", r->cold_start,
+                          "init_ms", r->init_ms, "error_type", r->error_type, "error_message",
+                          r->error_message, "attempts", r->attempts);
+    /* The call's outbound connections (egress/egress.h); [] when none. */
+    json_t *eg = r->egress_json ? json_loads(r->egress_json, 0, NULL) : NULL;
+    if (eg && !json_is_array(eg)) {
+        json_decref(eg);
+        eg = NULL;
+    }
+    /* Past EGRESS_RECORD_MAX entries the last element counts the rest. */
+    size_t n = eg ? json_array_size(eg) : 0;
+    json_t *more = n ? json_object_get(json_array_get(eg, n - 1), "more") : NULL;
+    if (json_is_integer(more)) {
+        json_object_set(o, "egress_more", more);
+        json_array_remove(eg, n - 1);
+    }
+    json_object_set_new(o, "egress", eg ? eg : json_array());
+    return o;
 }
 
 /* Reads ?limit=; answers 400 itself and returns false when it is bad. */

@@ -28,13 +28,17 @@ static const char invocations_usage[] =
     "  -h, --help   show this help\n";
 
 static const char invocation_usage[] =
-    "usage: mayfly invocation ID\n"
+    "usage: mayfly invocation ID [--json]\n"
     "\n"
     "Prints the invocation record with the request id ID as JSON: function,\n"
     "version, status, start, duration_ms, billed_ms, memory_mb, max_rss_kb,\n"
-    "cpu_ms, cold_start, init_ms, error_type, error_message, attempts.\n"
+    "cpu_ms, cold_start, init_ms, error_type, error_message, attempts; then\n"
+    "the call's outbound connections (egress), one a row: host, address,\n"
+    "port, start, duration, bytes out and in, allowed, HTTP request and\n"
+    "status or TLS server name, error.\n"
     "\n"
     "options:\n"
+    "  --json       print the server's JSON only (egress included)\n"
     "  -h, --help   show this help\n";
 
 enum {
@@ -42,6 +46,49 @@ enum {
     OPT_STATUS,
     OPT_JSON,
 };
+
+static const struct option invocation_options[] = {
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+#define EG_COLS 9
+static const char *const eg_header[EG_COLS] = { "HOST", "ADDRESS", "PORT", "START",
+                                                "DURATION_MS", "OUT", "IN", "ALLOWED",
+                                                "DETAIL" };
+
+static void fill_egress_row(buf_t *cells, const json_t *e)
+{
+    cli_cell_string(&cells[0], json_object_get(e, "host"));
+    cli_cell_string(&cells[1], json_object_get(e, "ip"));
+    cli_cell_number(&cells[2], json_object_get(e, "port"));
+    cli_cell_string(&cells[3], json_object_get(e, "start"));
+    cli_cell_number(&cells[4], json_object_get(e, "duration_ms"));
+    cli_cell_number(&cells[5], json_object_get(e, "bytes_out"));
+    cli_cell_number(&cells[6], json_object_get(e, "bytes_in"));
+    buf_adds(&cells[7], json_is_true(json_object_get(e, "allowed")) ? "yes" : "no");
+    /* What the gateway saw of it, then how it ended. */
+    const json_t *http = json_object_get(e, "http");
+    const char *sni = json_string_value(json_object_get(json_object_get(e, "tls"), "sni"));
+    const char *error = json_string_value(json_object_get(e, "error"));
+    if (json_is_object(http)) {
+        const char *m = json_string_value(json_object_get(http, "method"));
+        const char *path = json_string_value(json_object_get(http, "path"));
+        buf_addf(&cells[8], "%s %s", m ? m : "?", path ? path : "?");
+        json_t *st = json_object_get(http, "status");
+        if (json_is_integer(st))
+            buf_addf(&cells[8], " -> %" JSON_INTEGER_FORMAT, json_integer_value(st));
+    } else if (sni) {
+        buf_addf(&cells[8], "TLS %s", sni);
+    }
+    if (json_is_true(json_object_get(e, "reused")))
+        buf_addf(&cells[8], "%sreused", cells[8].len ? "; " : "");
+    if (error)
+        buf_addf(&cells[8], "%s%s", cells[8].len ? "; " : "", error);
+    if (cells[8].len == 0)
+        buf_adds(&cells[8], "-");
+}
 
 static const struct option invocations_options[] = {
     { "limit", required_argument, NULL, OPT_LIMIT },
@@ -138,13 +185,66 @@ int cmd_invocations(int argc, char **argv)
 
 int cmd_invocation(int argc, char **argv)
 {
+    bool as_json = false;
+    int opt;
+    cli_getopt_begin(argc, argv, "invocation");
+    while ((opt = getopt_long(argc, argv, "h", invocation_options, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            fputs(invocation_usage, stdout);
+            return CLI_EXIT_OK;
+        case OPT_JSON:
+            as_json = true;
+            break;
+        default:
+            return cli_usage_error("invocation", invocation_usage, NULL);
+        }
+    }
     const char *id;
-    int rc = cli_one_operand(argc, argv, "invocation", invocation_usage, "ID", &id);
+    int rc = cli_last_operand(argc, argv, "invocation", invocation_usage, "ID", &id);
     if (rc >= 0)
         return rc;
 
     cleanup_buf buf_t path = BUF_INIT;
     buf_adds(&path, "/v1/invocations/");
     cli_url_encode(&path, id);
-    return cli_get_and_print_json("invocation", path.data);
+    if (as_json)
+        return cli_get_and_print_json("invocation", path.data);
+
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    if (resp.status != 200) {
+        client_print_error(&resp);
+        return CLI_EXIT_ERROR;
+    }
+    json_error_t jerr;
+    cleanup_json json_t *doc = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
+    if (!json_is_object(doc)) {
+        fprintf(stderr, "mayfly invocation: the server's answer is not a JSON object\n");
+        return CLI_EXIT_ERROR;
+    }
+    /* The record as JSON, its connections as a table after it. */
+    json_t *eg = json_incref(json_object_get(doc, "egress"));
+    json_object_del(doc, "egress");
+    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    size_t n = json_array_size(eg);
+    if (n > 0) {
+        printf("\negress:\n");
+        buf_t *cells = xcalloc(n * EG_COLS + 1, sizeof *cells);
+        for (size_t i = 0; i < n * EG_COLS; i++)
+            buf_init(&cells[i], 0);
+        for (size_t r = 0; r < n; r++)
+            fill_egress_row(&cells[r * EG_COLS], json_array_get(eg, r));
+        cli_print_table(EG_COLS, eg_header, cells, n);
+        for (size_t i = 0; i < n * EG_COLS; i++)
+            buf_release(&cells[i]);
+        free(cells);
+        json_t *more = json_object_get(doc, "egress_more");
+        if (json_is_integer(more))
+            printf("(and %" JSON_INTEGER_FORMAT " more connections)\n", json_integer_value(more));
+    }
+    json_decref(eg);
+    return CLI_EXIT_OK;
 }

@@ -623,6 +623,11 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
 
+    /* Functions' egress never reaches the server's own listener. */
+    struct sockaddr_storage own;
+    if (http_server_sockname(st.http, &own) == 0)
+        exec_add_own_address(st.exec, (struct sockaddr *)&own);
+
     uv_signal_init(st.loop, &st.sigterm);
     uv_signal_init(st.loop, &st.sigint);
     st.sigterm.data = st.sigint.data = &st;

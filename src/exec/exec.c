@@ -134,7 +134,15 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     metrics_setup(ex);
     metrics_add_collector(collect_gauges, ex);
     registry_set_code_guard(registry, code_in_use, ex);
+    egress_config_t ecfg = {.hosts = cfg->egress_hosts,
+                            .max_connections = cfg->egress_max_connections};
+    ex->egress = egress_new(loop, &ecfg);
     return ex;
+}
+
+void exec_add_own_address(exec_t *ex, const struct sockaddr *sa)
+{
+    egress_add_own_address(ex->egress, sa);
 }
 
 /* ---- pools -------------------------------------------------------------- */
@@ -278,6 +286,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->error_type = inv->error_type;
     rec->error_message = inv->error_message;
     rec->attempts = inv->attempts;
+    rec->egress_json = inv->egress_json;
 }
 
 void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *error_type,
@@ -336,6 +345,10 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
     if (error_type) {
         inv->error_type = xstrdup(error_type);
         inv->error_message = xstrdup(error_message ? error_message : "");
+    }
+    if (inv->delivered_ns && inst->egress) {
+        free(inv->egress_json);
+        inv->egress_json = egress_box_call_end(inst->egress);
     }
     if (inv->delivered_ns)
         exec__instance_log_end(inst, inv);
@@ -713,6 +726,7 @@ void invocation_free(invocation_t *inv)
     buf_release(&inv->result);
     free(inv->error_type);
     free(inv->error_message);
+    free(inv->egress_json);
     free(inv);
 }
 
@@ -821,5 +835,6 @@ void exec_free(exec_t *ex)
     map_release(&ex->code_users);
     registry_set_code_guard(ex->registry, NULL, NULL);
     http_router_release(&ex->runtime_router);
+    egress_free(ex->egress);
     free(ex);
 }

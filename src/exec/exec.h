@@ -58,6 +58,7 @@ struct invocation {
     uint64_t cpu_ms;
     int64_t start_wall_ms;
     int attempts;
+    char *egress_json;           /* its outbound connections (egress/egress.h), or NULL */
 
     /* Plumbing. */
     invocation_done_cb done;
@@ -100,6 +101,11 @@ struct obs_logs;
 
 exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *registry,
                  struct obs_records *records, struct obs_logs *logs, const exec_config_t *cfg);
+
+/* An address the server listens on, which functions' egress must not
+ * reach (egress_add_own_address). */
+struct sockaddr;
+void exec_add_own_address(exec_t *ex, const struct sockaddr *sa);
 
 /* Keeps count pre-started python3 and nodejs runtimes (zygotes) ready in
  * the sandbox pool, so their functions' cold starts skip the interpreter's

@@ -3,6 +3,7 @@
 #define MAYFLY_EXEC_INTERNAL_H
 
 #include "core/map.h"
+#include "egress/egress.h"
 #include "exec/exec.h"
 #include "http/server.h"
 #include "obs/logs.h"
@@ -47,6 +48,7 @@ typedef struct exec_instance {
     int open_handles;
     uint64_t cpu_ns_last;        /* the sandbox's CPU time when its call was handed over */
     bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
+    egress_box_t *egress;        /* its way out, when its function has egress rules */
     struct exec_instance *next_idle;
     struct exec_instance *prev, *next; /* every instance of the pool */
 } exec_instance_t;
@@ -94,6 +96,7 @@ struct exec {
     void *shutdown_ud;
     void (*capacity_cb)(void *ud, const char *function);
     void *capacity_ud;
+    egress_t *egress;            /* the gateway for functions with egress rules */
     uint64_t memory_used_mb;     /* memory_mb of every instance not yet freed */
     uint64_t memory_stopping_mb; /* of which instances already stopping */
     uv_timer_t *queue_timer;     /* the earliest deadline of a waiting call */

@@ -586,6 +586,8 @@ void exec__instance_stop(exec_instance_t *inst)
     uv_close((uv_handle_t *)&inst->timer, on_handle_closed);
     /* Killing first means the runtime cannot race the API's closing. */
     sandbox_kill(&inst->sb);
+    egress_box_close(inst->egress);
+    inst->egress = NULL;
     if (inst->next_req) {
         http_request_t *req = inst->next_req;
         inst->next_req = NULL;
@@ -752,6 +754,8 @@ void exec__instance_deliver(exec_instance_t *inst)
     exec__instance_set_state(inst, INST_BUSY);
     inst->calls++;
     inst->between_calls_log_bytes = 0;
+    if (inst->egress)
+        egress_box_call_begin(inst->egress);
     log_reading(inst, true);
     platform_start(inst, inv);
 
@@ -801,6 +805,28 @@ void exec__instance_idle(exec_instance_t *inst)
 
 /* ---- start ------------------------------------------------------------------ */
 
+/* The gateway's lines go to the running call's log, or between calls to
+ * the last call's, as the function's own late lines do. */
+static void egress_line(void *ud, const char *line)
+{
+    exec_instance_t *inst = ud;
+    const invocation_t *inv = running_call(inst);
+    platform_line(inst, inv ? inv->request_id : inst->last_request_id, "%s", line);
+}
+
+static int egress_open(exec_instance_t *inst, mf_error_t *err)
+{
+    exec_pool_t *p = inst->pool;
+    egress_policy_t policy;
+    int r = egress_policy_from_json(p->fn.egress, &policy, err);
+    if (r < 0)
+        return r;
+    r = egress_box_open(p->ex->egress, &inst->sb, p->name, &policy, egress_line, inst,
+                        &inst->egress, err);
+    egress_policy_free(&policy);
+    return r;
+}
+
 int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
 {
     exec_t *ex = p->ex;
@@ -843,9 +869,19 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
         return r;
     }
 
+    if (json_array_size(p->fn.egress) > 0) {
+        r = egress_open(inst, err);
+        if (r < 0) {
+            sandbox_destroy(&inst->sb);
+            free(inst);
+            return r;
+        }
+    }
+
     r = http_server_open_fd(ex->loop, inst->sb.api_listen_fd, &runtime_api_config,
                             &ex->runtime_router, inst, &inst->api, err);
     if (r < 0) {
+        egress_box_close(inst->egress);
         sandbox_destroy(&inst->sb);
         free(inst);
         return r;

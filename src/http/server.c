@@ -1317,6 +1317,12 @@ void http_server_set_metrics(http_server_t *srv, bool on)
     srv->metrics = on;
 }
 
+int http_server_sockname(http_server_t *srv, struct sockaddr_storage *out)
+{
+    int len = sizeof *out;
+    return uv_tcp_getsockname(&srv->listener, (struct sockaddr *)out, &len);
+}
+
 void http_server_address(http_server_t *srv, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;

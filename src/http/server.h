@@ -88,6 +88,9 @@ int http_server_open_fd(uv_loop_t *loop, int fd, const http_server_config_t *con
 void *http_request_server_data(const http_request_t *req);
 /* The bound address as "HOST:PORT" (the real port when 0 was asked for). */
 void http_server_address(http_server_t *srv, char *out, size_t outlen);
+/* The listener's bound address; 0 or a libuv error. */
+struct sockaddr_storage;
+int http_server_sockname(http_server_t *srv, struct sockaddr_storage *out);
 /* Stops accepting, answers new requests on open connections with 503,
  * ends streaming responses, gives in-flight requests the grace period, then
  * closes every connection and calls done(ud) (always from a later loop

@@ -66,6 +66,7 @@ static void records_append(obs_records_t *r, const store_record_t *rec, bool ind
     *copy = *rec;
     copy->error_type = dup_or_null(rec->error_type);
     copy->error_message = dup_or_null(rec->error_message);
+    copy->egress_json = dup_or_null(rec->egress_json);
     if (index)
         map_put(&r->index, copy->request_id, (void *)(uintptr_t)r->count);
     if (r->count >= FLUSH_COUNT)
@@ -91,6 +92,7 @@ void obs_records_set(obs_records_t *r, const store_record_t *rec)
     *old = *rec;
     old->error_type = dup_or_null(rec->error_type);
     old->error_message = dup_or_null(rec->error_message);
+    old->egress_json = dup_or_null(rec->egress_json);
 }
 
 /* A batch on its way to the writer thread. */

@@ -1474,6 +1474,38 @@ int sandbox_reap(sandbox_t *sb, int *wstatus)
     return 0;
 }
 
+/* setns() moves only the calling thread: the loop thread steps into the
+ * sandbox's network namespace, runs fn, and steps back into its own, which
+ * it holds open for that (opened on first use, kept for the process). */
+int sandbox_enter_net(const sandbox_t *sb, int (*fn)(void *ud), void *ud, mf_error_t *err)
+{
+    static int own_net = -1;
+    if (own_net < 0) {
+        own_net = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (own_net < 0)
+            return mf_error_set(err, errno, "open this thread's network namespace");
+    }
+    if (sb->reaped || sb->pidfd < 0)
+        return mf_error_set(err, -ESRCH, "the sandbox has exited");
+    /* A pidfd names the namespace of the sandbox's PID 1 (Linux 5.8). */
+    if (setns(sb->pidfd, CLONE_NEWNET) < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)sb->pid);
+        cleanup_close int ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+            return mf_error_set(err, errno, "enter the sandbox's network namespace");
+    }
+    int r = fn(ud);
+    if (setns(own_net, CLONE_NEWNET) < 0) {
+        /* The thread would go on in the wrong namespace: nothing sane is left. */
+        log_error("sandbox", "return to the server's network namespace: %s", strerror(errno));
+        abort();
+    }
+    if (r < 0)
+        return mf_error_plain(err, -r, "%s", strerror(-r));
+    return 0;
+}
+
 void sandbox_destroy(sandbox_t *sb)
 {
     if (sb->pid > 0 && !sb->reaped) {

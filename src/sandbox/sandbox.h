@@ -258,4 +258,12 @@ int sandbox_reap(sandbox_t *sb, int *wstatus);
  * before calling it: their numbers may be reused right after. */
 void sandbox_destroy(sandbox_t *sb);
 
+/* Runs fn(ud) on the calling thread inside the sandbox's network namespace
+ * and returns the thread to its own: sockets fn creates stay in the
+ * sandbox's namespace wherever their descriptors go (the egress gateway's
+ * listeners, its nftables and nflog sockets). fn returns 0 or -errno; a
+ * negative one comes back with err set to its strerror. -ESRCH when the
+ * sandbox's PID 1 is gone. */
+int sandbox_enter_net(const sandbox_t *sb, int (*fn)(void *ud), void *ud, mf_error_t *err);
+
 #endif

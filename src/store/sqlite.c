@@ -69,6 +69,9 @@ static const char *const store__migrations[] = {
     ");"
     "CREATE INDEX logs_function ON logs (function, id);"
     "CREATE INDEX logs_request ON logs (request_id, id);",
+
+    /* 3: each call's outbound connections, a JSON array (NULL: none). */
+    "ALTER TABLE invocations ADD COLUMN egress_json TEXT;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -143,7 +146,8 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
 
 #define STORE_REC_COLUMNS                                                                          \
     "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
-    " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts"
+    " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts,"    \
+    " egress_json"
 
 #define STORE_FN_COLUMNS                                                                           \
     "name, version, code_sha256, code_size, config_json, created_ms, updated_ms"
@@ -168,7 +172,7 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
                             &s->code_refs, err)) < 0 ||
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ")"
-                            " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                            " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s,
                             "SELECT " STORE_REC_COLUMNS " FROM invocations WHERE request_id = ?1",
@@ -492,6 +496,7 @@ int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf
             store__bind_text_or_null(st, 13, rec->error_type) != SQLITE_OK ||
             store__bind_text_or_null(st, 14, rec->error_message) != SQLITE_OK ||
             sqlite3_bind_int(st, 15, rec->attempts) != SQLITE_OK ||
+            store__bind_text_or_null(st, 16, rec->egress_json) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
             r = store__sql_fail(s, err, "write an invocation record");
         store__stmt_done(st);
@@ -525,6 +530,7 @@ static void store__row_to_record(sqlite3_stmt *st, store_record_t *rec)
     rec->error_type = store__dup_column(st, 12);
     rec->error_message = store__dup_column(st, 13);
     rec->attempts = sqlite3_column_int(st, 14);
+    rec->egress_json = store__dup_column(st, 15);
 }
 
 int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf_error_t *err)
@@ -586,7 +592,8 @@ void store_record_clear(store_record_t *r)
         return;
     free(r->error_type);
     free(r->error_message);
-    r->error_type = r->error_message = NULL;
+    free(r->egress_json);
+    r->error_type = r->error_message = r->egress_json = NULL;
 }
 
 void store_record_list_free(store_record_t *list, size_t count)

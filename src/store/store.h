@@ -76,6 +76,8 @@ typedef struct store_record {
     char *error_type;         /* owned, NULL when none */
     char *error_message;      /* owned, NULL when none */
     int attempts;
+    char *egress_json;        /* owned: the call's outbound connections, a JSON
+                                 array (egress/egress.h); NULL when none */
 } store_record_t;
 
 /* Inserts or replaces count records in one transaction. */

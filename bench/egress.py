@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""The egress row of bench/run.sh: what the gateway costs a function.
+
+  throughput  keep-alive HTTP requests per second from inside a warm
+              function through the gateway, against the same client code
+              run on the host as a plain process (the baseline), to the
+              same local nginx; alternated, RUNS times each
+  per-call    warm calls per second of a function making one keep-alive
+              request per call, against the same function answering
+              without one
+  connect     the added latency of a new connection: connect() alone and
+              connect + first byte of an answer, medians of 200, in the
+              function against the same code on the host
+  cold        cold starts of a function without egress rules on a server
+              with the gateway and on one started with --disable-egress,
+              alternated
+
+  egress.py --mayfly BIN --server-cpu N --runs R --out FILE
+
+Writes JSON: every sample and the medians. Standard library only.
+"""
+import argparse
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import median  # noqa: E402
+
+CLIENT = r'''
+import http.client, socket, time
+
+def throughput(host, port, n):
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/"); c.getresponse().read()
+    t = time.perf_counter()
+    for _ in range(n):
+        c.request("GET", "/")
+        c.getresponse().read()
+    dt = time.perf_counter() - t
+    c.close()
+    return n / dt
+
+def connects(ip, port, n):
+    conn, first = [], []
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    for _ in range(n):
+        t = time.perf_counter()
+        s = socket.create_connection((ip, port))
+        t1 = time.perf_counter()
+        s.sendall(req)
+        s.recv(1)
+        t2 = time.perf_counter()
+        s.close()
+        conn.append((t1 - t) * 1e6)
+        first.append((t2 - t) * 1e6)
+    return conn, first
+
+KEEP = {}
+
+def one_request(host, port):
+    c = KEEP.get((host, port))
+    if c is None:
+        c = KEEP[(host, port)] = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/")
+    c.getresponse().read()
+
+def handler(event, context):
+    kind = event["kind"]
+    if kind == "throughput":
+        return {"rps": throughput(event["host"], event["port"], event["n"])}
+    if kind == "connect":
+        c, f = connects(event["ip"], event["port"], event["n"])
+        return {"connect_us": c, "first_byte_us": f}
+    if kind == "one":
+        one_request(event["host"], event["port"])
+    return {}
+
+if __name__ == "__main__":
+    import json, sys
+    print(json.dumps(handler(json.loads(sys.argv[1]), None)))
+'''
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 '{{}}'; }}
+    }}
+}}
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def zip_b64(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def start_server(mayfly, cpu, tmp, tag, *extra):
+    port = free_port()
+    data = os.path.join(tmp, "data-" + tag)
+    os.makedirs(data, exist_ok=True)
+    out = open(os.path.join(tmp, tag + ".out"), "w")
+    p = subprocess.Popen(["taskset", "-c", str(cpu), mayfly, "server", "--listen",
+                          "127.0.0.1:%d" % port, "--data", data, "--log-level", "warn",
+                          "--idle-timeout", "600"] + list(extra),
+                         stdout=out, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, url
+        except OSError:
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise RuntimeError("the server did not start: " + open(out.name).read()[-500:])
+
+
+def stop_server(p):
+    p.terminate()
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
+
+def call(api, name, event):
+    st, h, body = api.invoke(name, json.dumps(event).encode())
+    if st != 200 or "x-mayfly-function-error" in h:
+        raise RuntimeError("invoke %s: HTTP %d %s" % (name, st, body[:300]))
+    return json.loads(body)
+
+
+def on_host(client_path, event):
+    out = subprocess.run(["/usr/bin/python3", client_path, json.dumps(event)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mayfly", required=True)
+    ap.add_argument("--server-cpu", default="0")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--connects", type=int, default=200)
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--cold", type=int, default=30)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    res = {"samples": {}, "medians": {}}
+    s = res["samples"]
+    tmp = tempfile.mkdtemp(prefix="mayfly-egress-bench-")
+    nginx_port = free_port()
+    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(dir=tmp, port=nginx_port))
+    nginx = subprocess.Popen(["nginx", "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hosts = os.path.join(tmp, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 up.test\n")
+    client_path = os.path.join(tmp, "client.py")
+    with open(client_path, "w") as f:
+        f.write(CLIENT)
+    servers = []
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", nginx_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        p, url = start_server(a.mayfly, a.server_cpu, tmp, "egress", "--egress-hosts", hosts)
+        servers.append(p)
+        api = benchlib.Api(url)
+        code = zip_b64({"app.py": CLIENT})
+        spec = {"runtime": "python3", "handler": "app.handler", "code": {"zip_base64": code},
+                "memory_mb": 1769, "timeout_s": 300}
+        api.put_function("via", dict(spec, egress=["up.test:%d" % nginx_port,
+                                                   "127.0.0.1:%d" % nginx_port]))
+        api.put_function("none", dict(spec, egress=[]))
+        call(api, "via", {"kind": "one", "host": "up.test", "port": nginx_port})
+        call(api, "none", {"kind": "none"})
+
+        # Throughput: alternated, gateway and host.
+        ev = {"kind": "throughput", "host": "up.test", "port": nginx_port, "n": a.requests}
+        host_ev = dict(ev, host="127.0.0.1")
+        s["rps_gateway"], s["rps_host"] = [], []
+        for _ in range(a.runs):
+            s["rps_gateway"].append(call(api, "via", ev)["rps"])
+            s["rps_host"].append(on_host(client_path, host_ev)["rps"])
+
+        # New connections.
+        ev = {"kind": "connect", "ip": "127.0.0.1", "port": nginx_port, "n": a.connects}
+        for k in ("connect_us", "first_byte_us"):
+            s[k + "_gateway"], s[k + "_host"] = [], []
+        for _ in range(a.runs):
+            g = call(api, "via", ev)
+            h = on_host(client_path, ev)
+            for k in ("connect_us", "first_byte_us"):
+                s[k + "_gateway"].append(median(g[k]))
+                s[k + "_host"].append(median(h[k]))
+
+        # Warm calls with one keep-alive request each, and without.
+        s["calls_per_s_request"], s["calls_per_s_none"] = [], []
+        one = json.dumps({"kind": "one", "host": "up.test", "port": nginx_port}).encode()
+        for _ in range(a.runs):
+            for name, key, body in (("via", "calls_per_s_request", one),
+                                    ("none", "calls_per_s_none", b'{"kind":"none"}')):
+                t = time.perf_counter()
+                for _ in range(a.calls):
+                    st, _, _ = api.invoke(name, body)
+                    assert st == 200
+                s[key].append(a.calls / (time.perf_counter() - t))
+        api.close()
+        stop_server(servers.pop())
+
+        # Cold starts of a function without rules: gateway on and off.
+        on, url_on = start_server(a.mayfly, a.server_cpu, tmp, "cold-on")
+        servers.append(on)
+        off, url_off = start_server(a.mayfly, a.server_cpu, tmp, "cold-off", "--disable-egress")
+        servers.append(off)
+        s["cold_ms_on"], s["cold_ms_off"] = [], []
+        for i in range(a.cold):
+            for url, key in ((url_on, "cold_ms_on"), (url_off, "cold_ms_off")):
+                api = benchlib.Api(url)
+                name = "cold%d" % i
+                api.put_function(name, dict(spec, egress=[], memory_mb=128))
+                t = time.perf_counter()
+                st, _, body = api.invoke(name, b'{"kind":"none"}')
+                s[key].append((time.perf_counter() - t) * 1000)
+                assert st == 200, body
+                api.delete_function(name)
+                api.close()
+    finally:
+        for p in servers:
+            stop_server(p)
+        nginx.terminate()
+        nginx.wait()
+
+    m = res["medians"]
+    for k, v in s.items():
+        m[k] = median(v)
+    m["rps_ratio"] = m["rps_gateway"] / m["rps_host"]
+    m["connect_added_us"] = m["connect_us_gateway"] - m["connect_us_host"]
+    m["first_byte_added_us"] = m["first_byte_us_gateway"] - m["first_byte_us_host"]
+    m["calls_ratio"] = m["calls_per_s_request"] / m["calls_per_s_none"]
+    m["cold_ratio"] = m["cold_ms_on"] / m["cold_ms_off"]
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(m, indent=1))
+
+
+if __name__ == "__main__":
+    main()

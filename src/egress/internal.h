@@ -1,0 +1,92 @@
+/* What the egress room's files share. Not for other modules. */
+#ifndef MAYFLY_EGRESS_INTERNAL_H
+#define MAYFLY_EGRESS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "egress/policy.h"
+
+/* Inside a sandbox's namespace: the relay's listeners and the resolver.
+ * Both ports are privileged, so a function (never root in its namespace)
+ * cannot take them first. */
+#define EGRESS__RELAY_PORT 1001
+#define EGRESS__DNS_PORT 53
+/* The packet mark the decision chain gives allowed connections, which the
+ * nat chain redirects to the relay. */
+#define EGRESS__MARK 0x6d66
+#define EGRESS__NFLOG_GROUP 1
+
+/* One address and port the relay must never reach (the server's own
+ * listeners). */
+typedef struct egress__own {
+    int family;
+    uint8_t addr[16];
+    uint16_t port;
+} egress__own_t;
+
+/* ---- nft.c: the ruleset inside a sandbox's namespace ------------------- */
+
+struct mnl_socket;
+
+/* Opens a netfilter netlink socket in the current thread's namespace. */
+struct mnl_socket *egress__nft_open(void);
+/* Installs the table "mayfly" for policy: decisions at the output hook
+ * (allowed TCP is marked and redirected to the relay, anything else logged
+ * to NFLOG group EGRESS__NFLOG_GROUP with prefix "deny" and rejected, a
+ * connection past max_conns logged "limit" and rejected). Returns 0 or
+ * -errno. */
+int egress__nft_install(struct mnl_socket *nl, const egress_policy_t *policy,
+                        const egress__own_t *own, size_t n_own, unsigned max_conns, bool ipv6);
+/* Opens addr to the ports of the name rules that matched its name: ports
+ * lists the rules' explicit ports, any_port says a portless rule matched. */
+int egress__nft_allow(struct mnl_socket *nl, int family, const uint8_t *addr,
+                      const uint16_t *ports, size_t n_ports, bool any_port);
+/* Opens a NFLOG socket bound to EGRESS__NFLOG_GROUP (non-blocking). */
+int egress__nflog_open(void);
+/* Parses one datagram read from it: the first logged packet's prefix,
+ * destination and protocol. Returns 1 when one was found, 0 if none. */
+typedef struct egress__denial {
+    char prefix[16];
+    int family;
+    uint8_t addr[16];
+    uint16_t port;
+    int proto;                 /* IPPROTO_TCP, IPPROTO_UDP, … */
+} egress__denial_t;
+int egress__nflog_parse(const uint8_t *buf, size_t len, size_t *off, egress__denial_t *out);
+
+/* ---- dns.c: the wire format of the sandbox's resolver ------------------ */
+
+#define EGRESS__DNS_MAX 512
+
+typedef struct egress__dns_query {
+    uint16_t id;
+    uint16_t flags;            /* as asked (RD is echoed) */
+    char name[EGRESS_NAME_MAX + 1]; /* lower case, no trailing dot */
+    uint16_t qtype, qclass;
+    size_t question_len;       /* bytes of the question section */
+} egress__dns_query_t;
+
+/* Parses a query of one question. -EINVAL for anything else (answered
+ * FORMERR when the header at least parsed: *id_out set, returns -EPROTO). */
+int egress__dns_parse_query(const uint8_t *msg, size_t len, egress__dns_query_t *q);
+/* Builds the answer to q from msg's question: rcode (0, 2 SERVFAIL, 3
+ * NXDOMAIN, 4 NOTIMP, 1 FORMERR), and the addresses of q->qtype's family
+ * with ttl. Returns its length, at most cap. */
+size_t egress__dns_answer(const uint8_t *msg, const egress__dns_query_t *q, int rcode,
+                          const egress_addr_t *addrs, size_t n, uint32_t ttl, uint8_t *out,
+                          size_t cap);
+
+/* ---- sniff.c: what the relay can tell of a connection's first bytes ---- */
+
+/* A plain-HTTP request's method and path from the start of a stream:
+ * 1 found, 0 not HTTP (or not enough bytes). */
+int egress__sniff_http_request(const uint8_t *buf, size_t len, char *method, size_t mlen,
+                               char *path, size_t plen);
+/* An HTTP/1.x status line: the status, or 0. */
+int egress__sniff_http_status(const uint8_t *buf, size_t len);
+/* The server name of a TLS ClientHello: 1 found, 0 not. */
+int egress__sniff_tls_sni(const uint8_t *buf, size_t len, char *out, size_t outlen);
+
+#endif
