@@ -310,7 +310,7 @@ int egress_rule_parse(const char *text, egress_rule_t *out, mf_error_t *err)
 
     /* Digits, dots and an optional /PREFIX: an IPv4 address or network,
      * never a name. */
-    if (strspn(text, "0123456789./") >= hlen)
+    if (strspn(text, "0123456789./") >= hlen && strcspn(text, "0123456789") < hlen)
         return parse_cidr(text, text, hlen, AF_INET, out, err);
     if (memchr(text, '/', hlen))
         return bad_rule(err, text, "a prefix length goes only after an IP address");
