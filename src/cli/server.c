@@ -15,6 +15,7 @@
 #include "core/cleanup.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "egress/policy.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
 #include "obs/logs.h"
@@ -39,6 +40,10 @@ typedef struct server_opts {
     code_limits_t code;
     exec_config_t exec;
     async_config_t async;
+    bool default_egress_set;
+    egress_policy_t default_egress; /* --default-egress, owned */
+    const char *egress_hosts_file;
+    egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
 } server_opts_t;
 
 typedef struct server_state {
@@ -98,6 +103,14 @@ static const char usage_text[] =
     "                            about 1x and 2x N ms (default 60000)\n"
     "  --max-async-event-kb N    largest async event in KiB (default 256)\n"
     "  --shutdown-grace S        seconds a stop waits for running async events (default 10)\n"
+    "  --default-egress RULES    egress rules, comma-separated, of functions created\n"
+    "                            without \"egress\" (through /v1 or Lambda's API), e.g.\n"
+    "                            '*:443,10.0.0.0/8' (default: none, no network)\n"
+    "  --egress-hosts FILE       extra name-to-address entries the gateway resolves\n"
+    "                            first, in /etc/hosts syntax (e.g. for split-horizon DNS)\n"
+    "  --egress-max-connections N\n"
+    "                            outbound connections one instance may hold open at\n"
+    "                            once, 1-65536 (default 256)\n"
     "  -h, --help                show this help\n";
 
 enum {
@@ -106,7 +119,8 @@ enum {
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
     OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
     OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
-    OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY,
+    OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
+    OPT_EGRESS_MAX_CONNS,
 };
 
 static const struct option long_opts[] = {
@@ -136,6 +150,9 @@ static const struct option long_opts[] = {
     { "sandbox-memory-mb", required_argument, NULL, OPT_SANDBOX_MEMORY },
     { "sandbox-max-pids", required_argument, NULL, OPT_SANDBOX_MAX_PIDS },
     { "uid-range", required_argument, NULL, OPT_UID_RANGE },
+    { "default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS },
+    { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
+    { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -355,6 +372,24 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                                    "without 65534 and 65535 (e.g. 1879048192:65536), not `%s`",
                                    optarg);
             break;
+        case OPT_DEFAULT_EGRESS: {
+            mf_error_t err = MF_ERROR_INIT;
+            egress_policy_free(&o->default_egress);
+            if (egress_policy_from_list(optarg, &o->default_egress, &err) < 0)
+                return usage_error("--default-egress: %s", err.msg);
+            o->default_egress_set = true;
+            break;
+        }
+        case OPT_EGRESS_HOSTS:
+            if (!*optarg)
+                return usage_error("--egress-hosts must name a file, not `%s`", optarg);
+            o->egress_hosts_file = optarg;
+            break;
+        case OPT_EGRESS_MAX_CONNS:
+            if (!parse_uint(optarg, 1, 65536, &v))
+                return usage_error("--egress-max-connections must be a number from 1 to 65536, not `%s`", optarg);
+            o->exec.egress_max_connections = (unsigned)v;
+            break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);
         default:
@@ -484,16 +519,28 @@ static void on_signal(uv_signal_t *h, int signum)
     async_stop(st->async, on_drained, st);
 }
 
+/* What the options own, on every way out of cmd_server: the gateway's
+ * hosts table outlives the execution layer that reads it. */
+static void opts_release(server_opts_t *o)
+{
+    egress_policy_free(&o->default_egress);
+    egress_hosts_free(o->egress_hosts);
+    o->egress_hosts = NULL;
+    o->exec.egress_hosts = NULL;
+}
+
 int cmd_server(int argc, char **argv)
 {
-    server_opts_t o = { .http = HTTP_SERVER_CONFIG_DEFAULT,
-                        .code = CODE_LIMITS_DEFAULT,
-                        .exec = EXEC_CONFIG_DEFAULT,
-                        .async = ASYNC_CONFIG_DEFAULT,
-                        .sandbox_pool = 4,
-                        .zygotes = 2,
-                        .uid_first = SANDBOX_UID_FIRST_DEFAULT,
-                        .uid_count = SANDBOX_UID_COUNT_DEFAULT };
+    __attribute__((cleanup(opts_release))) server_opts_t o = {
+        .http = HTTP_SERVER_CONFIG_DEFAULT,
+        .code = CODE_LIMITS_DEFAULT,
+        .exec = EXEC_CONFIG_DEFAULT,
+        .async = ASYNC_CONFIG_DEFAULT,
+        .sandbox_pool = 4,
+        .zygotes = 2,
+        .uid_first = SANDBOX_UID_FIRST_DEFAULT,
+        .uid_count = SANDBOX_UID_COUNT_DEFAULT,
+    };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -524,6 +571,14 @@ int cmd_server(int argc, char **argv)
     } else {
         log_info("server", "%zu access key(s) loaded; requests must carry credentials",
                  keys.count);
+    }
+    if (o.egress_hosts_file) {
+        if (egress_hosts_load(o.egress_hosts_file, &o.egress_hosts, &err) < 0) {
+            fprintf(stderr, "mayfly server: --egress-hosts: %s\n", err.msg);
+            auth_keys_release(&keys);
+            return CLI_EXIT_ERROR;
+        }
+        o.exec.egress_hosts = o.egress_hosts;
     }
 
     signal(SIGPIPE, SIG_IGN);
@@ -570,6 +625,12 @@ int cmd_server(int argc, char **argv)
     }
     log_info("store", "data in %s (sqlite, schema version %d)", data_dir,
              store_schema_version(store));
+    if (o.default_egress_set) {
+        registry_set_default_egress(registry, &o.default_egress);
+        log_info("server", "functions created without egress rules get %zu rule(s) "
+                           "(--default-egress)",
+                 o.default_egress.n);
+    }
 
     server_state_t st = { .loop = uv_default_loop() };
     /* Before anything runs on the loop: its idle time counts from here. */

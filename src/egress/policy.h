@@ -10,8 +10,30 @@
  *                          "203.0.113.0/24:443", "2001:db8::/32",
  *                          "[2001:db8::/32]:443", "[2001:db8::1]:443"
  *   *, *:PORT              any public address
- * Ports are TCP, 1–65535; no port means any. Names are matched without
- * regard to case and a trailing dot. */
+ * Ports are TCP, 1–65535, decimal; no port means any. Names are matched
+ * without regard to case and a trailing dot.
+ *
+ * The grammar, strictly (a rule is a security boundary, so what it accepts
+ * has one meaning):
+ * - A name has labels of letters, digits, '-' (not first or last) and '_',
+ *   1–63 characters each, at most 253 in all; it is kept lower case
+ *   without its trailing dot. A name whose last label is a number
+ *   ("1.2.3", "127.1", "0x7f000001") is refused: resolvers read those as
+ *   IPv4 addresses. '*' stands only alone or as a whole first label.
+ * - IPv4 is four decimal numbers 0–255 without leading zeros. A network
+ *   with host bits set ("10.1.2.3/8") is an error that suggests the
+ *   network ("did you mean 10.0.0.0/8?"), not silently normalised: it is
+ *   as likely a typo for a single address. A whole-length prefix is the
+ *   address alone ("10.0.0.1/32" is "10.0.0.1").
+ * - Bare IPv6 ("2001:db8::/32", "::1") has no port; with a port it goes in
+ *   brackets ("[::1]:8443"). IPv6 is shown as inet_ntop writes it.
+ * - A CIDR rule matches every address inside it, internal ones included:
+ *   naming 10.0.0.0/8 is how a function reaches a private network. An
+ *   IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches as its IPv4 address.
+ * - A rule is exactly its text: no white space, no control characters.
+ *   Lists (egress_policy_from_list) trim white space around each rule.
+ * - A policy holds each rule once: two spellings of one rule ("API.x.com."
+ *   and "api.x.com") keep the first place either had. */
 #ifndef MAYFLY_EGRESS_POLICY_H
 #define MAYFLY_EGRESS_POLICY_H
 
@@ -24,6 +46,8 @@
 
 #define EGRESS_MAX_RULES 64
 #define EGRESS_NAME_MAX 253
+/* Room for any rule's canonical text, with its NUL. */
+#define EGRESS_RULE_TEXT_MAX 272
 
 typedef enum {
     EGRESS_RULE_HOST = 1,    /* host: the name, lower case, no trailing dot */
@@ -50,14 +74,20 @@ typedef struct egress_policy {
  * and what is wrong: `bad egress rule "x:99999": port must be 1-65535`. */
 int egress_rule_parse(const char *text, egress_rule_t *out, mf_error_t *err);
 /* The rule's canonical text (what the API shows back), e.g. "*.example.com:443",
- * "203.0.113.0/24", "[2001:db8::/32]:443", "*". */
+ * "203.0.113.0/24", "[2001:db8::/32]:443", "*". Parsing it gives the same
+ * rule back. EGRESS_RULE_TEXT_MAX bytes always suffice. */
 void egress_rule_format(const egress_rule_t *rule, char *out, size_t outlen);
 
 /* From a JSON array of strings (at most EGRESS_MAX_RULES). Errors are
- * -EINVAL with a message starting "egress: " and naming the bad element. */
+ * -EINVAL naming the bad element, counted from 0:
+ * "egress: must be an array of at most 64 rules",
+ * "egress: element 2 is not a string",
+ * "egress[1]: bad egress rule \"x:0\": port must be 1-65535". */
 int egress_policy_from_json(const json_t *rules, egress_policy_t *out, mf_error_t *err);
-/* From a comma-separated list ("api.example.com:443,10.0.0.0/8"); "" is the
- * empty policy. Errors as egress_policy_from_json. */
+/* From a comma-separated list ("api.example.com:443, 10.0.0.0/8"), white
+ * space around each rule trimmed; "" (or only white space) is the empty
+ * policy, and an empty element ("a,,b", "a,") is an error. Errors as
+ * egress_policy_from_json. */
 int egress_policy_from_list(const char *list, egress_policy_t *out, mf_error_t *err);
 /* A JSON array of the rules' canonical texts (a new reference). */
 json_t *egress_policy_to_json(const egress_policy_t *p);
@@ -78,6 +108,11 @@ bool egress_policy_allows_name(const egress_policy_t *p, const char *name);
  * (fe80::/10), multicast (ff00::/8), and IPv4-mapped/compatible IPv6
  * forms of any internal IPv4 address. */
 bool egress_addr_internal(int family, const void *addr);
+/* Which of those ranges holds the address, for a message: "loopback
+ * (127.0.0.0/8)", "link-local, cloud metadata (169.254.0.0/16)"; an
+ * IPv6 form of an IPv4 address is named by its IPv4 range. NULL for a
+ * public address. */
+const char *egress_addr_internal_range(int family, const void *addr);
 
 /* Extra name → address entries (--egress-hosts FILE), in /etc/hosts
  * syntax: "ADDRESS NAME [NAME…]" per line, '#' starts a comment. */
@@ -90,7 +125,10 @@ typedef struct egress_addr {
     uint8_t addr[16];
 } egress_addr_t;
 
-/* Errors name the file and line: "hosts.txt:3: not an address: x". */
+/* Errors name the file and line: "hosts.txt:3: not an address: x". Names
+ * are checked as in rules (no wildcards); an address may be given for a
+ * name on several lines, up to EGRESS_HOSTS_MAX_ADDRS. The file may be at
+ * most 1 MiB. */
 int egress_hosts_load(const char *path, egress_hosts_t **out, mf_error_t *err);
 /* The addresses given for name (any case, trailing dot ignored), in file
  * order, at most max; returns how many (0: not in the file). */

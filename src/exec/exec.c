@@ -151,6 +151,7 @@ static void fn_copy(fn_t *dst, const fn_t *src)
 {
     *dst = *src;
     dst->env = src->env ? json_deep_copy(src->env) : json_object();
+    dst->egress = src->egress ? json_deep_copy(src->egress) : json_array();
 }
 
 static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)

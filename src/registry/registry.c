@@ -23,6 +23,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "egress/policy.h"
 
 /* Lambda's bound: the keys and values of all variables together. */
 #define REG_ENV_MAX 4096
@@ -36,6 +37,7 @@ struct registry {
     unsigned uploads;       /* prepared off the loop, not yet put */
     char **deferred;        /* packages to look at again when they end */
     size_t ndeferred;
+    json_t *default_egress; /* canonical rule texts for a function created without any */
 };
 
 typedef struct reg_range {
@@ -52,7 +54,8 @@ static const reg_range_t reg__max_event_age_s = {"async.max_event_age_s", 60, 21
 
 static const char *const reg__fields[] = {
     "name", "runtime", "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
-    "env",  "async",   "code",    "log_format", "log_level", "system_log_level", NULL,
+    "env",  "async",   "code",    "log_format", "log_level", "system_log_level", "egress",
+    NULL,
 };
 static const char *const reg__async_fields[] = {
     "max_retries", "max_event_age_s", "on_success", "on_failure", NULL,
@@ -392,6 +395,7 @@ static void reg__defaults(fn_t *f, const char *name)
     f->max_concurrency = reg__max_concurrency.def;
     f->tmp_mb = reg__tmp_mb.def;
     f->env = json_object();
+    f->egress = json_array();
     f->async.max_retries = reg__max_retries.def;
     f->async.max_event_age_s = reg__max_event_age_s.def;
     snprintf(f->log_format, sizeof f->log_format, "Text");
@@ -405,11 +409,11 @@ static json_t *reg__config(const fn_t *f)
                               "max_event_age_s", f->async.max_event_age_s, "on_success",
                               f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
                               f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:o, s:I, s:s, s:s?, s:s?}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:O, s:o, s:I, s:s, s:s?, s:s?}",
                      "runtime", f->runtime, "runtime_name", f->runtime_name, "handler",
                      f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
                      "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
-                     "async", async, "zip_size", (json_int_t)f->zip_size, "log_format",
+                     "egress", f->egress, "async", async, "zip_size", (json_int_t)f->zip_size, "log_format",
                      f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
                      "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL);
 }
@@ -454,6 +458,12 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     if (json_is_object(env)) {
         json_decref(f->env);
         f->env = json_incref(env);
+    }
+    /* Functions stored before egress existed had no network: [] still. */
+    json_t *egress = json_object_get(cfg, "egress");
+    if (json_is_array(egress)) {
+        json_decref(f->egress);
+        f->egress = json_incref(egress);
     }
     const json_t *async = json_object_get(cfg, "async");
     f->async.max_retries = reg__cfg_int(async, "max_retries", f->async.max_retries);
@@ -512,6 +522,7 @@ void registry_close(registry_t *r)
         free(r->deferred[i]);
     free(r->deferred);
     free(r->code_root);
+    json_decref(r->default_egress);
     free(r);
 }
 
@@ -611,6 +622,17 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         f->env = env;
     }
 
+    if ((v = json_object_get(body, "egress"))) {
+        /* Stored and shown as canonical texts, so what GET shows is what
+         * the gateway enforces, however the rules were spelt. */
+        egress_policy_t policy;
+        if ((rc = egress_policy_from_json(v, &policy, err)) < 0)
+            return rc;
+        json_decref(f->egress);
+        f->egress = egress_policy_to_json(&policy);
+        egress_policy_free(&policy);
+    }
+
     if ((v = json_object_get(body, "async")) && (rc = reg__async(v, &f->async, err)) < 0)
         return rc;
 
@@ -660,10 +682,15 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
     bool create = rc == -ENOENT;
 
     fn_t f;
-    if (create)
+    if (create) {
         reg__defaults(&f, name);
-    else if ((rc = reg__from_stored(&cur, &f, err)) < 0)
+        if (r->default_egress) {
+            json_decref(f.egress);
+            f.egress = json_deep_copy(r->default_egress);
+        }
+    } else if ((rc = reg__from_stored(&cur, &f, err)) < 0) {
         goto out;
+    }
     char old_sha[sizeof f.code_sha256];
     memcpy(old_sha, f.code_sha256, sizeof old_sha);
 
@@ -844,15 +871,16 @@ json_t *fn_to_json(const fn_t *f)
     clock_format_iso8601(f->created_ms, created, sizeof created);
     clock_format_iso8601(f->updated_ms, updated, sizeof updated);
     json_t *env = f->env ? json_deep_copy(f->env) : json_object();
+    json_t *egress = f->egress ? json_deep_copy(f->egress) : json_array();
     json_t *async = json_pack("{s:i, s:i, s:s?, s:s?}", "max_retries", f->async.max_retries,
                               "max_event_age_s", f->async.max_event_age_s, "on_success",
                               f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
                               f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:s, s:s?, s:s?, s:I, s:s, "
-                     "s:I, s:s, s:s}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:s, s:s?, s:s?, s:I, "
+                     "s:s, s:I, s:s, s:s}",
                      "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
-                     "tmp_mb", f->tmp_mb, "env", env, "async", async, "log_format",
+                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "async", async, "log_format",
                      f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
                      "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL,
                      "version", (json_int_t)f->version, "code_sha256", f->code_sha256,
@@ -865,6 +893,7 @@ void fn_clear(fn_t *f)
     if (!f)
         return;
     json_decref(f->env);
+    json_decref(f->egress);
     memset(f, 0, sizeof *f);
 }
 
@@ -873,6 +902,12 @@ void fn_list_free(fn_t *list, size_t count)
     for (size_t i = 0; i < count; i++)
         fn_clear(&list[i]);
     free(list);
+}
+
+void registry_set_default_egress(registry_t *r, const egress_policy_t *p)
+{
+    json_decref(r->default_egress);
+    r->default_egress = egress_policy_to_json(p);
 }
 
 void registry_set_code_guard(registry_t *r, bool (*in_use)(void *ud, const char *sha), void *ud)

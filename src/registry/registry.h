@@ -18,6 +18,8 @@
 
 #define FN_NAME_MAX 64
 
+struct egress_policy;
+
 typedef struct fn_async {
     int max_retries;             /* 0–2, default 2 */
     int max_event_age_s;         /* 60–21600, default 21600 */
@@ -36,6 +38,10 @@ typedef struct fn {
     int max_concurrency;         /* 1–1000, default 10 */
     int tmp_mb;                  /* 16–10240, default 64 */
     json_t *env;                 /* object of string → string, owned */
+    /* Where the function may connect (src/egress/policy.h): an array of
+     * canonical rule texts, owned; never NULL for a function read back,
+     * [] (no network) by default. */
+    json_t *egress;
     fn_async_t async;
     /* Lambda's LoggingConfig. The runtimes get the format and level as
      * AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (unless env sets
@@ -58,15 +64,21 @@ int registry_open(store_t *store, const char *data_dir, const code_limits_t *lim
                   registry_t **out, mf_error_t *err);
 void registry_close(registry_t *r);
 
+/* The egress rules of a function created without "egress" (--default-egress;
+ * [] until set). The registry keeps a copy; NULL sets []. A function
+ * updated without the field keeps its own, and functions already created
+ * keep theirs: the default is applied once, when a function is created. */
+void registry_set_default_egress(registry_t *r, const struct egress_policy *p);
+
 /* True when name matches [A-Za-z0-9_-]{1,64}. */
 bool registry_valid_name(const char *name);
 
 /* Creates or updates the function name from a request body shaped as in
  * DESIGN.md: {"runtime","handler","memory_mb","timeout_s","env",
  * "max_concurrency","tmp_mb","async":{…},"log_format","log_level",
- * "system_log_level","code":{"zip_base64"}}.
+ * "system_log_level","egress":[RULE…],"code":{"zip_base64"}}.
  * On create, runtime and code are required, and other fields take their
- * defaults; on update, a field left out keeps its current value (but a
+ * defaults (egress the server's, registry_set_default_egress); on update, a field left out keeps its current value (but a
  * function whose format becomes Text drops its log levels, which only JSON
  * has), and a new code package or any changed field raises the version by
  * one. Unknown fields are rejected. *created tells which happened. */

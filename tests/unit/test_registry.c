@@ -21,6 +21,7 @@
 #include "core/codec.h"
 #include "core/fs.h"
 #include "core/xalloc.h"
+#include "egress/policy.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
@@ -192,6 +193,8 @@ static void test_create_defaults(void **state)
     assert_int_equal(f.max_concurrency, 10);
     assert_int_equal(f.tmp_mb, 64);
     assert_int_equal(json_object_size(f.env), 0);
+    assert_true(json_is_array(f.egress));
+    assert_int_equal(json_array_size(f.egress), 0);
     assert_int_equal(f.async.max_retries, 2);
     assert_int_equal(f.async.max_event_age_s, 21600);
     assert_string_equal(f.async.on_success, "");
@@ -234,6 +237,7 @@ static void test_to_json_shape(void **state)
     f.max_concurrency = 2;
     f.tmp_mb = 64;
     f.env = json_pack("{s:s}", "A", "1");
+    f.egress = json_pack("[s,s]", "api.example.com:443", "10.0.0.0/8");
     f.async.max_retries = 1;
     f.async.max_event_age_s = 60;
     snprintf(f.async.on_failure, sizeof f.async.on_failure, "dlq");
@@ -249,7 +253,8 @@ static void test_to_json_shape(void **state)
     assert_string_equal(
         text, "{\"name\":\"f\",\"runtime\":\"nodejs\",\"handler\":\"index.handler\","
               "\"memory_mb\":256,\"timeout_s\":5,\"max_concurrency\":2,\"tmp_mb\":64,"
-              "\"env\":{\"A\":\"1\"},\"async\":{\"max_retries\":1,\"max_event_age_s\":60,"
+              "\"env\":{\"A\":\"1\"},\"egress\":[\"api.example.com:443\",\"10.0.0.0/8\"],"
+              "\"async\":{\"max_retries\":1,\"max_event_age_s\":60,"
               "\"on_success\":null,\"on_failure\":\"dlq\"},\"log_format\":\"JSON\","
               "\"log_level\":\"DEBUG\",\"system_log_level\":null,\"version\":7,"
               "\"code_sha256\":\"ab\","
@@ -730,6 +735,189 @@ static void test_update_keeps_fields(void **state)
                "handler: required for runtime python3");
 }
 
+static char *egress_text(const fn_t *f)
+{
+    assert_true(json_is_array(f->egress));
+    return json_dumps(f->egress, JSON_COMPACT);
+}
+
+static void expect_egress(const fn_t *f, const char *want)
+{
+    cleanup_free char *text = egress_text(f);
+    assert_string_equal(text, want);
+}
+
+static void test_egress(void **state)
+{
+    fixture_t *fx = *state;
+    fn_t f;
+    /* Kept as canonical texts, in order, each rule once. */
+    put_ok(fx, "e",
+           "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"egress\":"
+           "[\"API.Example.com.:443\",\"*.example.org\",\"203.0.113.0/24\",\"[::1]:8443\","
+           "\"api.example.com:443\",\"*:443\",\"10.0.0.1/32\"]}",
+           zip_py, &f);
+    expect_egress(&f, "[\"api.example.com:443\",\"*.example.org\",\"203.0.113.0/24\","
+                      "\"[::1]:8443\",\"*:443\",\"10.0.0.1\"]");
+    assert_int_equal(f.version, 1);
+    json_t *shown = fn_to_json(&f);
+    assert_true(json_equal(json_object_get(shown, "egress"), f.egress));
+    json_decref(shown);
+    fn_clear(&f);
+
+    /* Read back as written. */
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(registry_get(fx->reg, "e", &f, &err), 0);
+    expect_egress(&f, "[\"api.example.com:443\",\"*.example.org\",\"203.0.113.0/24\","
+                      "\"[::1]:8443\",\"*:443\",\"10.0.0.1\"]");
+    fn_clear(&f);
+
+    /* An update without the field keeps the rules; one with it replaces
+     * them, and raises the version as any change does. */
+    put_ok(fx, "e", "{\"timeout_s\":9}", NULL, &f);
+    assert_int_equal(f.version, 2);
+    assert_int_equal(json_array_size(f.egress), 6);
+    fn_clear(&f);
+    put_ok(fx, "e", "{\"egress\":[\"db.internal:5432\"]}", NULL, &f);
+    assert_int_equal(f.version, 3);
+    expect_egress(&f, "[\"db.internal:5432\"]");
+    fn_clear(&f);
+    put_ok(fx, "e", "{\"egress\":[]}", NULL, &f);
+    assert_int_equal(f.version, 4);
+    expect_egress(&f, "[]");
+    fn_clear(&f);
+
+    /* Refusals name the field and the rule, and change nothing. */
+    static const struct {
+        const char *body, *msg;
+    } bad[] = {
+        { "{\"egress\":null}", "egress: must be an array of at most 64 rules" },
+        { "{\"egress\":\"api.example.com\"}", "egress: must be an array of at most 64 rules" },
+        { "{\"egress\":{}}", "egress: must be an array of at most 64 rules" },
+        { "{\"egress\":[\"a.com\",443]}", "egress: element 1 is not a string" },
+        { "{\"egress\":[\"a.com:0\"]}",
+          "egress[0]: bad egress rule \"a.com:0\": port must be 1-65535" },
+        { "{\"egress\":[\"ok.com\",\"10.1.2.3/8\"]}",
+          "egress[1]: bad egress rule \"10.1.2.3/8\": host bits set; did you mean 10.0.0.0/8?" },
+        { "{\"egress\":[\"a.*.com\"]}",
+          "egress[0]: bad egress rule \"a.*.com\": '*' is allowed only as a whole first label" },
+        { "{\"egress\":[\"\"]}", "egress[0]: bad egress rule \"\": empty" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_bad(fx, "e", bad[i].body, NULL, -EINVAL, bad[i].msg);
+    char many[64 * 16 + 32] = "{\"egress\":[";
+    for (int i = 0; i <= EGRESS_MAX_RULES; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"h%d.com\"", i ? "," : "",
+                 i);
+    strcat(many, "]}");
+    expect_bad(fx, "e", many, NULL, -EINVAL, "egress: must be an array of at most 64 rules");
+    assert_int_equal(registry_get(fx->reg, "e", &f, &err), 0);
+    assert_int_equal(f.version, 4);
+    fn_clear(&f);
+
+    /* A bad rule on create creates nothing. */
+    expect_bad(fx, "e2", "{\"runtime\":\"python3\",\"handler\":\"app.handler\","
+               "\"egress\":[\"x:99999\"]}",
+               zip_py, -EINVAL, "egress[0]: bad egress rule \"x:99999\": port must be 1-65535");
+    assert_int_equal(registry_get(fx->reg, "e2", &f, &err), -ENOENT);
+}
+
+static void test_default_egress(void **state)
+{
+    fixture_t *fx = *state;
+    fn_t f;
+    mf_error_t err = MF_ERROR_INIT;
+    egress_policy_t def;
+    assert_int_equal(egress_policy_from_list("*:443, 10.0.0.0/8", &def, &err), 0);
+    registry_set_default_egress(fx->reg, &def);
+    /* The registry keeps its own copy. */
+    egress_policy_free(&def);
+
+    /* Created without the field: the default. */
+    put_ok(fx, "d", "{\"runtime\":\"python3\",\"handler\":\"app.handler\"}", zip_py, &f);
+    expect_egress(&f, "[\"*:443\",\"10.0.0.0/8\"]");
+    fn_clear(&f);
+    /* Created with the field, even empty: what it says. */
+    put_ok(fx, "none", "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"egress\":[]}",
+           zip_py, &f);
+    expect_egress(&f, "[]");
+    fn_clear(&f);
+    put_ok(fx, "own",
+           "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"egress\":[\"a.com\"]}",
+           zip_py, &f);
+    expect_egress(&f, "[\"a.com\"]");
+    fn_clear(&f);
+
+    /* Updated without the field: its own rules, not the default. */
+    put_ok(fx, "none", "{\"memory_mb\":256}", NULL, &f);
+    expect_egress(&f, "[]");
+    fn_clear(&f);
+
+    /* A new default applies to functions created from then on only. */
+    assert_int_equal(egress_policy_from_list("api.example.com", &def, &err), 0);
+    registry_set_default_egress(fx->reg, &def);
+    egress_policy_free(&def);
+    put_ok(fx, "d2", "{\"runtime\":\"python3\",\"handler\":\"app.handler\"}", zip_py, &f);
+    expect_egress(&f, "[\"api.example.com\"]");
+    fn_clear(&f);
+    assert_int_equal(registry_get(fx->reg, "d", &f, &err), 0);
+    expect_egress(&f, "[\"*:443\",\"10.0.0.0/8\"]");
+    fn_clear(&f);
+    put_ok(fx, "d", "{\"timeout_s\":5}", NULL, &f);
+    expect_egress(&f, "[\"*:443\",\"10.0.0.0/8\"]");
+    fn_clear(&f);
+
+    /* NULL puts back no network. */
+    registry_set_default_egress(fx->reg, NULL);
+    put_ok(fx, "d3", "{\"runtime\":\"python3\",\"handler\":\"app.handler\"}", zip_py, &f);
+    expect_egress(&f, "[]");
+    fn_clear(&f);
+}
+
+/* A function stored before egress existed reads back with no network. */
+static void test_egress_of_older_functions(void **state)
+{
+    fixture_t *fx = *state;
+    fn_t f;
+    mf_error_t err = MF_ERROR_INIT;
+    egress_policy_t def;
+    assert_int_equal(egress_policy_from_list("*", &def, &err), 0);
+    registry_set_default_egress(fx->reg, &def);
+    egress_policy_free(&def);
+
+    put_ok(fx, "old", "{\"runtime\":\"python3\",\"handler\":\"app.handler\"}", zip_py, &f);
+    store_function_t sf = {
+        .version = f.version,
+        .code_size = f.code_size,
+        .config_json = xstrdup("{\"runtime\":\"python3\",\"runtime_name\":\"python3\","
+                               "\"handler\":\"app.handler\",\"memory_mb\":128,\"timeout_s\":3,"
+                               "\"max_concurrency\":10,\"tmp_mb\":64,\"env\":{},"
+                               "\"async\":{\"max_retries\":2,\"max_event_age_s\":21600},"
+                               "\"zip_size\":1,\"log_format\":\"Text\"}"),
+        .created_ms = f.created_ms,
+        .updated_ms = f.updated_ms,
+    };
+    memcpy(sf.name, f.name, sizeof sf.name);
+    memcpy(sf.code_sha256, f.code_sha256, sizeof sf.code_sha256);
+    fn_clear(&f);
+    assert_int_equal(store_function_put(fx->store, &sf, &err), 0);
+    free(sf.config_json);
+
+    assert_int_equal(registry_get(fx->reg, "old", &f, &err), 0);
+    expect_egress(&f, "[]");
+    fn_clear(&f);
+    /* An update keeps that: the default is for functions created. */
+    put_ok(fx, "old", "{\"timeout_s\":4}", NULL, &f);
+    expect_egress(&f, "[]");
+    fn_clear(&f);
+    fn_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(registry_list(fx->reg, &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    expect_egress(&list[0], "[]");
+    fn_list_free(list, n);
+}
+
 static void test_unknown_function(void **state)
 {
     fixture_t *fx = *state;
@@ -806,7 +994,8 @@ static void test_reopen(void **state)
            "{\"runtime\":\"python3.12\",\"handler\":\"app.handler\",\"memory_mb\":512,"
            "\"timeout_s\":30,\"max_concurrency\":3,\"tmp_mb\":32,\"env\":{\"X\":\"y\"},"
            "\"async\":{\"max_retries\":1,\"on_failure\":\"dlq\"},\"log_format\":\"JSON\","
-           "\"log_level\":\"TRACE\",\"system_log_level\":\"DEBUG\"}",
+           "\"log_level\":\"TRACE\",\"system_log_level\":\"DEBUG\","
+           "\"egress\":[\"*.example.com:443\",\"[2001:db8::/32]:443\"]}",
            zip_py, &before);
     close_all(fx);
 
@@ -821,6 +1010,7 @@ static void test_reopen(void **state)
     assert_string_equal(after.log_format, "JSON");
     assert_string_equal(after.log_level, "TRACE");
     assert_string_equal(after.system_log_level, "DEBUG");
+    expect_egress(&after, "[\"*.example.com:443\",\"[2001:db8::/32]:443\"]");
     json_t *a = fn_to_json(&before), *b = fn_to_json(&after);
     assert_true(json_equal(a, b));
     json_decref(a);
@@ -844,6 +1034,9 @@ int main(void)
         T(test_logging),
         T(test_code_field),
         T(test_update_keeps_fields),
+        T(test_egress),
+        T(test_default_egress),
+        T(test_egress_of_older_functions),
         T(test_unknown_function),
         T(test_list),
         T(test_code_lifetime),
