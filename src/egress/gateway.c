@@ -702,6 +702,11 @@ static void nflog_drain(egress_box_t *b)
         size_t off = 0;
         egress__denial_t d;
         while (egress__nflog_parse(buf, (size_t)n, &off, &d) == 1) {
+            if (strcmp(d.prefix, "closed") == 0) {
+                /* The refused destination is the reset's source. */
+                memcpy(d.addr, d.saddr, sizeof d.addr);
+                d.port = d.sport;
+            }
             char ip[INET6_ADDRSTRLEN];
             addr_text(d.family, d.addr, ip, sizeof ip);
             const char *name = name_of(b, d.family, d.addr);

@@ -35,8 +35,8 @@ struct mnl_socket *egress__nft_open(void);
 /* Installs the table "mayfly" for policy: decisions at the output hook
  * (allowed TCP is marked and redirected to the relay, anything else logged
  * to NFLOG group EGRESS__NFLOG_GROUP with prefix "deny" and rejected, a
- * connection past max_conns logged "limit" and rejected). Returns 0 or
- * -errno. */
+ * connection past max_conns logged "limit" and rejected, the sandbox's
+ * loopback refusing a connection logged "closed"). Returns 0 or -errno. */
 int egress__nft_install(struct mnl_socket *nl, const egress_policy_t *policy,
                         const egress__own_t *own, size_t n_own, unsigned max_conns, bool ipv6);
 /* Opens addr to the ports of the name rules that matched its name: ports
@@ -52,6 +52,8 @@ typedef struct egress__denial {
     int family;
     uint8_t addr[16];
     uint16_t port;
+    uint8_t saddr[16];         /* the source: for "closed", the refused destination */
+    uint16_t sport;
     int proto;                 /* IPPROTO_TCP, IPPROTO_UDP, … */
 } egress__denial_t;
 int egress__nflog_parse(const uint8_t *buf, size_t len, size_t *off, egress__denial_t *out);

@@ -5,6 +5,7 @@
  * table inet mayfly
  *   chain decide  (filter, output, priority -150: before NAT)
  *     established/related → accept
+ *     the Runtime API, the resolver and the relay on 127.0.0.1 → accept
  *     allowed by a rule with a port (resolved names: set np4/np6 of
  *       address . port; CIDR rules inline) → jump allowed
  *     the server's own listeners → jump deny
@@ -46,6 +47,7 @@
 
 #include "core/xalloc.h"
 #include "egress/internal.h"
+#include "sandbox/sandbox.h"
 
 #define TABLE "mayfly"
 #define BATCH_BYTES (256 * 1024)
@@ -462,7 +464,37 @@ int egress__nft_install(struct mnl_socket *nl, const egress_policy_t *policy,
     reject(r, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_PORT_UNREACH);
     rule_emit(&pl, r);
 
-    /* decide */
+    /* decide: first, the sandbox's loopback answering a connection with a
+     * reset because nothing listens there (RST|ACK, sequence 0: the answer
+     * to a SYN, not an abort). The loopback stays the sandbox's own unless
+     * a rule names it, so a connection there that the rules did not take
+     * out and nothing inside took is, for the function, egress refused:
+     * logged as "closed" with the refused destination as its source. */
+    for (int fam = 0; fam < (ipv6 ? 2 : 1); fam++) {
+        int family = fam == 0 ? AF_INET : AF_INET6;
+        uint8_t rst_ack = 0x14;
+        uint32_t seq0 = 0;
+        r = rule_new("decide");
+        match_family(r, family);
+        match_tcp(r);
+        payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
+        cmp(r, NFT_REG_1, NFT_CMP_EQ, &rst_ack, 1);
+        payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 4, 4, NFT_REG_1);
+        cmp(r, NFT_REG_1, NFT_CMP_EQ, &seq0, 4);
+        payload(r, NFT_PAYLOAD_NETWORK_HEADER, family == AF_INET ? 12 : 8, addr_len(family),
+                NFT_REG_1);
+        if (family == AF_INET) {
+            uint8_t mask[4] = {255, 0, 0, 0}, net[4] = {127, 0, 0, 0};
+            bitwise_and(r, NFT_REG_1, mask, 4);
+            cmp(r, NFT_REG_1, NFT_CMP_EQ, net, 4);
+        } else {
+            cmp(r, NFT_REG_1, NFT_CMP_EQ, &in6addr_loopback, 16);
+        }
+        log_group(r, "closed");
+        verdict(r, NF_ACCEPT, NULL);
+        rule_emit(&pl, r);
+    }
+
     r = rule_new("decide");
     uint32_t est = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
     uint32_t zero = 0;
@@ -474,6 +506,26 @@ int egress__nft_install(struct mnl_socket *nl, const egress_policy_t *policy,
     cmp(r, NFT_REG_1, NFT_CMP_NEQ, &zero, 4);
     verdict(r, NF_ACCEPT, NULL);
     rule_emit(&pl, r);
+
+    /* The platform's own doors inside stay inside whatever the rules say:
+     * the Runtime API and the resolver, on the sandbox's 127.0.0.1. */
+    static const struct {
+        uint8_t proto;
+        uint16_t port;
+    } doors[] = {{IPPROTO_TCP, SANDBOX_API_PORT}, {IPPROTO_UDP, EGRESS__DNS_PORT},
+                 {IPPROTO_TCP, EGRESS__RELAY_PORT}};
+    for (size_t i = 0; i < sizeof doors / sizeof doors[0]; i++) {
+        uint8_t lo[4] = {127, 0, 0, 1};
+        r = rule_new("decide");
+        match_family(r, AF_INET);
+        load_daddr(r, AF_INET);
+        cmp(r, NFT_REG_1, NFT_CMP_EQ, lo, 4);
+        meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+        cmp(r, NFT_REG_1, NFT_CMP_EQ, &doors[i].proto, 1);
+        match_dport(r, doors[i].port);
+        verdict(r, NF_ACCEPT, NULL);
+        rule_emit(&pl, r);
+    }
 
     bool any_rule = false, names_port = false, names_any = false;
     for (size_t i = 0; i < policy->n; i++) {
@@ -722,18 +774,22 @@ int egress__nflog_parse(const uint8_t *buf, size_t len, size_t *off, egress__den
         if ((pkt[0] >> 4) == 4) {
             out->family = AF_INET;
             memcpy(out->addr, pkt + 16, 4);
+            memcpy(out->saddr, pkt + 12, 4);
             out->proto = pkt[9];
             l4 = (size_t)(pkt[0] & 0xf) * 4;
         } else if ((pkt[0] >> 4) == 6 && pkt_len >= 40) {
             out->family = AF_INET6;
             memcpy(out->addr, pkt + 24, 16);
+            memcpy(out->saddr, pkt + 8, 16);
             out->proto = pkt[6];
             l4 = 40;
         } else {
             continue;
         }
-        if ((out->proto == IPPROTO_TCP || out->proto == IPPROTO_UDP) && pkt_len >= l4 + 4)
+        if ((out->proto == IPPROTO_TCP || out->proto == IPPROTO_UDP) && pkt_len >= l4 + 4) {
+            out->sport = (uint16_t)((pkt[l4] << 8) | pkt[l4 + 1]);
             out->port = (uint16_t)((pkt[l4 + 2] << 8) | pkt[l4 + 3]);
+        }
         return 1;
     }
     return 0;
