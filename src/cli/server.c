@@ -111,6 +111,8 @@ static const char usage_text[] =
     "  --egress-max-connections N\n"
     "                            outbound connections one instance may hold open at\n"
     "                            once, 1-65536 (default 256)\n"
+    "  --disable-egress          no gateway at all: functions with egress rules fail\n"
+    "                            to start (the rest are as they are without it)\n"
     "  -h, --help                show this help\n";
 
 enum {
@@ -121,6 +123,7 @@ enum {
     OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
     OPT_EGRESS_MAX_CONNS,
+    OPT_DISABLE_EGRESS,
 };
 
 static const struct option long_opts[] = {
@@ -153,6 +156,7 @@ static const struct option long_opts[] = {
     { "default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS },
     { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
+    { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -389,6 +393,9 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (!parse_uint(optarg, 1, 65536, &v))
                 return usage_error("--egress-max-connections must be a number from 1 to 65536, not `%s`", optarg);
             o->exec.egress_max_connections = (unsigned)v;
+            break;
+        case OPT_DISABLE_EGRESS:
+            o->exec.egress_disabled = true;
             break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);

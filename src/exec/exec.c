@@ -136,13 +136,15 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     registry_set_code_guard(registry, code_in_use, ex);
     egress_config_t ecfg = {.hosts = cfg->egress_hosts,
                             .max_connections = cfg->egress_max_connections};
-    ex->egress = egress_new(loop, &ecfg);
+    if (!cfg->egress_disabled)
+        ex->egress = egress_new(loop, &ecfg);
     return ex;
 }
 
 void exec_add_own_address(exec_t *ex, const struct sockaddr *sa)
 {
-    egress_add_own_address(ex->egress, sa);
+    if (ex->egress)
+        egress_add_own_address(ex->egress, sa);
 }
 
 /* ---- pools -------------------------------------------------------------- */

@@ -91,9 +91,10 @@ typedef struct exec_config {
      * through the gateway (--egress-max-connections). */
     const struct egress_hosts *egress_hosts;
     unsigned egress_max_connections;
+    bool egress_disabled;        /* --disable-egress: no gateway at all */
 } exec_config_t;
 
-#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256 }
+#define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }
 
 typedef struct exec exec_t;
 struct obs_records;

@@ -817,6 +817,10 @@ static void egress_line(void *ud, const char *line)
 static int egress_open(exec_instance_t *inst, mf_error_t *err)
 {
     exec_pool_t *p = inst->pool;
+    if (!p->ex->egress)
+        return mf_error_plain(err, EPERM,
+                              "the function has egress rules and this server runs without "
+                              "the egress gateway (--disable-egress)");
     egress_policy_t policy;
     int r = egress_policy_from_json(p->fn.egress, &policy, err);
     if (r < 0)

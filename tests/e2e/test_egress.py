@@ -568,3 +568,45 @@ def test_a_function_without_rules_has_no_way_out(env):
     # Its loopback is its own: nothing listens there.
     assert out[0]["ok"] is False and out[0]["errno"] == 111, out
     assert "gaierror" in out[1], out
+
+
+KEEPALIVE = r"""
+import http.client
+CONN = {}
+def handler(event, context):
+    c = CONN.get("c")
+    if c is None:
+        c = CONN["c"] = http.client.HTTPConnection("api.test", event["port"], timeout=20)
+    c.request("GET", event["path"])
+    r = c.getresponse()
+    return {"status": r.status, "len": len(r.read())}
+"""
+
+
+def test_a_kept_alive_connection_goes_on_into_the_next_calls_record(env):
+    srv, s = env
+    name = unique("keepalive")
+    deploy_py(srv, name, KEEPALIVE, egress=[f"api.test:{s.plain.port}"])
+    before = len(s.plain.conns)
+    first, rid1 = call(srv, name, {"port": s.plain.port, "path": "/one"})
+    second, rid2 = call(srv, name, {"port": s.plain.port, "path": "/two"})
+    assert first["status"] == second["status"] == 200
+    assert len(s.plain.conns) == before + 1, "the function kept one connection"
+    (e1,) = record(srv, rid1)["egress"]
+    (e2,) = record(srv, rid2)["egress"]
+    assert e1["http"]["path"] == "/one" and e1.get("open") is True and not e1.get("reused")
+    assert e2["http"]["path"] == "/two" and e2.get("reused") is True
+    up, down = s.plain.conns[before]
+    assert (e1["bytes_out"] + e2["bytes_out"], e1["bytes_in"] + e2["bytes_in"]) == (up, down)
+
+
+def test_a_server_without_the_gateway_refuses_to_start_functions_with_rules(module_server_factory):
+    srv = module_server_factory("--disable-egress")
+    name = unique("noegress")
+    deploy_py(srv, name, PY_CLIENT, egress=["api.test:80"])
+    r = invoke(srv, name, {"steps": []})
+    assert "--disable-egress" in r.text, r.text
+    plain = unique("plain")
+    deploy_py(srv, plain, PY_CLIENT)
+    out, _ = call(srv, plain, {"steps": []})
+    assert out == []
