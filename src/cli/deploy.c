@@ -23,11 +23,13 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/xalloc.h"
+#include "egress/policy.h"
 
 static const char deploy_usage[] =
     "usage: mayfly deploy NAME PATH [--runtime RT] [--handler H] [--memory MB]\n"
     "                     [--timeout S] [--env K=V]... [--max-concurrency N] [--tmp-mb N]\n"
     "                     [--log-format Text|JSON] [--log-level LEVEL]\n"
+    "                     [--egress RULES]...\n"
     "\n"
     "Creates the function NAME, or updates it, from PATH: a folder (zipped on the\n"
     "fly, keeping executable bits and symlinks) or a .zip file sent as it is.\n"
@@ -47,6 +49,12 @@ static const char deploy_usage[] =
     "                         lines, as Lambda's LoggingConfig LogFormat\n"
     "  --log-level LEVEL      with JSON, the lowest level logged: TRACE, DEBUG, INFO\n"
     "                         (default), WARN, ERROR or FATAL; `default` resets it\n"
+    "  --egress RULES         where the function may connect, comma-separated:\n"
+    "                         HOST[:PORT], *.DOMAIN[:PORT], CIDR[:PORT] (IPv6 with a\n"
+    "                         port in brackets: [2001:db8::/32]:443), or *[:PORT]\n"
+    "                         for any public address; repeat to add more; `--egress ''`\n"
+    "                         sets none (no network). Left out on create: the\n"
+    "                         server's --default-egress (none unless set)\n"
     "  -h, --help             show this help\n";
 
 enum {
@@ -59,6 +67,7 @@ enum {
     OPT_TMP_MB,
     OPT_LOG_FORMAT,
     OPT_LOG_LEVEL,
+    OPT_EGRESS,
 };
 
 static const struct option deploy_options[] = {
@@ -71,6 +80,7 @@ static const struct option deploy_options[] = {
     { "tmp-mb", required_argument, NULL, OPT_TMP_MB },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "egress", required_argument, NULL, OPT_EGRESS },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -290,6 +300,7 @@ int cmd_deploy(int argc, char **argv)
 {
     cleanup_json json_t *settings = json_object();
     cleanup_json json_t *env = NULL;
+    cleanup_json json_t *egress = NULL;
     int opt;
 
     cli_getopt_begin(argc, argv, "deploy");
@@ -349,6 +360,21 @@ int cmd_deploy(int argc, char **argv)
             json_object_set_new(env, key, val);
             break;
         }
+        case OPT_EGRESS: {
+            /* Checked here with the server's own parser, so a typo is a
+             * usage error before a package is zipped and sent. */
+            egress_policy_t p;
+            mf_error_t err = MF_ERROR_INIT;
+            if (egress_policy_from_list(optarg, &p, &err) < 0)
+                return cli_usage_error("deploy", deploy_usage, "--egress: %s", err.msg);
+            if (!egress)
+                egress = json_array();
+            json_t *rules = egress_policy_to_json(&p);
+            json_array_extend(egress, rules);
+            json_decref(rules);
+            egress_policy_free(&p);
+            break;
+        }
         default:
             return cli_usage_error("deploy", deploy_usage, NULL);
         }
@@ -361,6 +387,19 @@ int cmd_deploy(int argc, char **argv)
     }
     if (env)
         json_object_set(settings, "env", env);
+    if (egress) {
+        /* The flags together: each rule once, at most EGRESS_MAX_RULES. */
+        egress_policy_t p;
+        mf_error_t err = MF_ERROR_INIT;
+        if (json_array_size(egress) > EGRESS_MAX_RULES)
+            return cli_usage_error("deploy", deploy_usage,
+                                   "--egress: at most %d rules in all, not %zu", EGRESS_MAX_RULES,
+                                   json_array_size(egress));
+        if (egress_policy_from_json(egress, &p, &err) < 0)
+            return cli_usage_error("deploy", deploy_usage, "--egress: %s", err.msg);
+        json_object_set_new(settings, "egress", egress_policy_to_json(&p));
+        egress_policy_free(&p);
+    }
     if (argc - optind < 2)
         return cli_usage_error("deploy", deploy_usage, "%s",
                                argc - optind == 0 ? "missing NAME and PATH" : "missing PATH");

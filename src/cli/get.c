@@ -12,7 +12,7 @@ static const char get_usage[] =
     "usage: mayfly get NAME\n"
     "\n"
     "Prints the function NAME as JSON: its runtime, handler, limits, env,\n"
-    "async settings, version and code_sha256.\n"
+    "egress rules, async settings, version and code_sha256.\n"
     "\n"
     "options:\n"
     "  -h, --help   show this help\n";

@@ -413,8 +413,8 @@ static json_t *reg__config(const fn_t *f)
                      "runtime", f->runtime, "runtime_name", f->runtime_name, "handler",
                      f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
                      "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
-                     "egress", f->egress, "async", async, "zip_size", (json_int_t)f->zip_size, "log_format",
-                     f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
+                     "egress", f->egress, "async", async, "zip_size", (json_int_t)f->zip_size,
+                     "log_format", f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
                      "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL);
 }
 
@@ -880,8 +880,8 @@ json_t *fn_to_json(const fn_t *f)
                      "s:s, s:I, s:s, s:s}",
                      "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
-                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "async", async, "log_format",
-                     f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
+                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "async", async,
+                     "log_format", f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
                      "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL,
                      "version", (json_int_t)f->version, "code_sha256", f->code_sha256,
                      "code_size", (json_int_t)f->code_size, "created", created, "updated",
