@@ -226,7 +226,8 @@ int cmd_invocation(int argc, char **argv)
     }
     /* The record as JSON, its connections as a table after it. */
     json_t *eg = json_incref(json_object_get(doc, "egress"));
-    json_object_del(doc, "egress");
+    if (json_array_size(eg) > 0)
+        json_object_del(doc, "egress");
     json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     putchar('\n');
     size_t n = json_array_size(eg);

@@ -258,6 +258,18 @@ def test_python_reaches_http_by_name_and_the_record_counts_its_bytes(env):
         assert e["http"] == {"method": "GET", "path": path, "status": status}, e
         assert (e["bytes_out"], e["bytes_in"]) == (up, down), (e, up, down)
         assert e["duration_ms"] >= 0 and e["start"], e
+    # The CLI prints the record, then its connections as a table.
+    p = srv.cli("invocation", rid)
+    assert p.returncode == 0, p.stderr
+    head, table = p.stdout.split("\negress:\n")
+    assert json.loads(head)["request_id"] == rid
+    rows = [line.split() for line in table.splitlines()]
+    assert rows[0] == ["HOST", "ADDRESS", "PORT", "START", "DURATION_MS", "OUT", "IN", "ALLOWED",
+                       "DETAIL"], rows
+    assert rows[1][:3] == ["api.test", "127.0.0.1", str(port)] and rows[1][7] == "yes", rows
+    assert rows[1][5:7] == [str(eg[0]["bytes_out"]), str(eg[0]["bytes_in"])], rows
+    assert rows[1][8:] == ["GET", "/a/b?c=1", "->", "200"], rows
+    assert rows[2][8:] == ["GET", "/missing", "->", "404"], rows
 
 
 def test_python_reaches_http_by_ip_and_over_ipv6(env):
