@@ -293,6 +293,12 @@ def responsive_figures(out):
     return json.loads(read(os.path.join(out, "responsive.json"), "null") or "null") or {}
 
 
+def egress_figures(out):
+    """bench/egress.py's JSON medians, or {} when it did not run."""
+    doc = json.loads(read(os.path.join(out, "egress.json"), "null") or "null") or {}
+    return doc.get("medians", {})
+
+
 def noisy_figures(out):
     """Per neighbour: the victim's wrk figures at 1 connection with the
     neighbour idle and misbehaving (medians over runs, each pair on one
@@ -472,13 +478,13 @@ def main():
     ratios = []
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
-    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy")
+    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress")
                  .split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
-                 "9": "async", "10": "noisy"}[num].split()
+                 "9": "async", "10": "noisy", "11": "egress"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -548,6 +554,19 @@ def main():
             "%s / %s ms" % (f_ms(nz["on"][99]), f_ms(nz["idle"][99])),
             nz["ratio_99"] if ok(nz["status"]) else None, 2, "<=")
 
+    eg = egress_figures(out)
+    add("11", "warm calls with one keep-alive request through the egress gateway / the same "
+        "calls with the request at the host's cost",
+        "%s calls/s" % f_int(eg.get("calls_per_s_request")), eg.get("calls_ratio_vs_direct"),
+        0.8, ">=")
+    add("11", "keep-alive requests per second inside a function through the gateway / the same "
+        "client on the host",
+        "%s / %s req/s" % (f_int(eg.get("rps_gateway")), f_int(eg.get("rps_host"))),
+        eg.get("rps_ratio"), 0.8, ">=", "the stricter reading")
+    add("11", "cold start of a function without egress rules / with --disable-egress",
+        "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
+        eg.get("cold_ratio"), 1.05, "<=")
+
     # ---- the document
     L = []
     w = L.append
@@ -556,7 +575,7 @@ def main():
     w("")
     w("Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from "
       "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's; 10 is "
-      "a function's protection from its neighbours'.")
+      "a function's protection from its neighbours'; 11 is the egress gateway's.")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -814,6 +833,41 @@ def main():
           "medians over runs; status: %s%s." % (
               env.get("runs", "3"), status(out, "responsive"),
               "; " + "; ".join(errors) if errors else ""))
+        w("")
+    if "egress" in chosen:
+        eg = egress_figures(out)
+        w("### Egress (what the gateway costs a function)")
+        w("")
+        w("| figure | through the gateway | baseline | ratio / added |")
+        w("|---|---|---|---|")
+        w("| keep-alive HTTP requests per second, one connection, inside one call | %s | %s "
+          "(the same client code on the host) | %s |" % (
+              f_int(eg.get("rps_gateway")), f_int(eg.get("rps_host")),
+              f_ratio(eg.get("rps_ratio"))))
+        w("| warm calls per second, one keep-alive request each | %s | %s (the call without "
+          "the request, plus the host's time per request) | %s |" % (
+              f_int(eg.get("calls_per_s_request")),
+              f_int(1 / (1 / eg["calls_per_s_none"] + 1 / eg["rps_host"]))
+              if eg.get("calls_per_s_none") and eg.get("rps_host") else "—",
+              f_ratio(eg.get("calls_ratio_vs_direct"))))
+        w("| warm calls per second without a request (same function) | | %s | |" % (
+            f_int(eg.get("calls_per_s_none"))))
+        w("| new connection: connect(), median of 200, µs | %s | %s | +%s |" % (
+            f_int(eg.get("connect_us_gateway")), f_int(eg.get("connect_us_host")),
+            f_int(eg.get("connect_added_us"))))
+        w("| new connection: connect + first byte, median of 200, µs | %s | %s | +%s |" % (
+            f_int(eg.get("first_byte_us_gateway")), f_int(eg.get("first_byte_us_host")),
+            f_int(eg.get("first_byte_added_us"))))
+        w("| cold start of a function without rules, median ms | %s | %s (--disable-egress) "
+          "| %s |" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off")),
+                      f_ratio(eg.get("cold_ratio"))))
+        w("")
+        w("bench/egress.py: a python3 function (1,769 MB) with rules for a local nginx "
+          "(1 worker, `return 200`, on the load CPU) by name (`--egress-hosts`) and by address; "
+          "the baseline is the same client code run by /usr/bin/python3 on the host. Each "
+          "figure %s times alternated, medians; cold starts alternate between a server with the "
+          "gateway and one with --disable-egress, each at rest first. Status: %s." % (
+              env.get("runs", "3"), status(out, "egress")))
         w("")
     if "noisy" in chosen:
         w("### Noisy neighbours (a C no-op at 1 connection next to a misbehaving function)")

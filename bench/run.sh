@@ -21,6 +21,10 @@
 #                deploy, sync calls behind an async backlog, a 1 s timeout,
 #                SIGTERM with an event running): the figures the end-to-end
 #                tests check by order and by the server's own clocks instead
+#   egress       what the egress gateway costs a function (bench/egress.py: keep-alive
+#                request throughput inside a function against the same client code on
+#                the host, per-call throughput, added connect latency, cold starts of
+#                a function without rules with the gateway and with --disable-egress)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -55,7 +59,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -591,6 +595,14 @@ row_noisy() {
     for mode in $NOISY_MODES; do
         row "noisy-$mode" noisy_one "$mode"
     done
+}
+
+# ---- egress ------------------------------------------------------------------
+
+row_egress() {
+    LOAD_TIMEOUT=1800 load $PY bench/egress.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --runs "$RUNS" --cold "$COLD_STARTS" --out "$OUT/egress.json" \
+        || fail "bench/egress.py failed (see bench/out/egress.json)"
 }
 
 # ---- the run ------------------------------------------------------------------

@@ -622,3 +622,30 @@ def test_a_server_without_the_gateway_refuses_to_start_functions_with_rules(modu
     deploy_py(srv, plain, PY_CLIENT)
     out, _ = call(srv, plain, {"steps": []})
     assert out == []
+
+
+DOWN = r"""
+import errno, socket
+def handler(event, context):
+    try:
+        s = socket.create_connection(("127.0.0.1", event["port"]), timeout=20)
+        s.sendall(b"hello\n")
+        return {"recv": s.recv(10).decode()}
+    except OSError as e:
+        return {"error": errno.errorcode.get(e.errno)}
+"""
+
+
+def test_an_allowed_upstream_that_is_down_resets_and_is_recorded(env):
+    srv, s = env
+    port = free_port()        # nothing listens there on the host
+    name = unique("down")
+    deploy_py(srv, name, DOWN, egress=[f"127.0.0.1:{port}"])
+    out, rid = call(srv, name, {"port": port})
+    # connect() reached the relay, which could not reach the upstream: the
+    # function sees a reset (during or right after its connect) or an end.
+    assert out.get("error") in ("ECONNRESET", "EPIPE") or out.get("recv") == "", out
+    (e,) = record(srv, rid)["egress"]
+    assert e["allowed"] is True and e["error"] == "ECONNREFUSED" and e["bytes_in"] == 0, e
+    assert f"mayfly: egress to 127.0.0.1:{port} failed: connection refused" in \
+        log_text(srv, name, rid)
