@@ -69,6 +69,15 @@ class Api:
         return self.request("POST", "/v1/functions/%s/invoke" % name, event)
 
 
+def zip_files(files):
+    """{name: text or bytes} as a zip (stored), base64 for the API."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def zip_folder(folder):
     """The folder as a zip (executable bits kept), base64 for the API."""
     buf = io.BytesIO()

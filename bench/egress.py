@@ -20,8 +20,6 @@
 Writes JSON: every sample and the medians. Standard library only.
 """
 import argparse
-import base64
-import io
 import json
 import os
 import socket
@@ -29,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -114,12 +111,7 @@ def free_port():
     return p
 
 
-def zip_b64(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return base64.b64encode(buf.getvalue()).decode()
+zip_b64 = benchlib.zip_files
 
 
 def start_server(mayfly, cpu, tmp, tag, *extra):

@@ -20,8 +20,6 @@ take is measured here, on a quiet machine.
 Writes JSON: every sample and the medians. Standard library only.
 """
 import argparse
-import base64
-import io
 import json
 import os
 import signal
@@ -31,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,12 +38,7 @@ from benchlib import median, percentile  # noqa: E402
 EVENT = {"X-Mayfly-Invocation-Type": "Event"}
 
 
-def zip_b64(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return base64.b64encode(buf.getvalue()).decode()
+zip_b64 = benchlib.zip_files
 
 
 def put_py(api, name, source, **settings):

@@ -200,6 +200,21 @@ int cli_get_and_print_json(const char *cmd, const char *path)
     return CLI_EXIT_OK;
 }
 
+void cli_print_json_array(const json_t *list, size_t ncols, const char *const *header,
+                          void (*fill_row)(buf_t *cells, const json_t *item))
+{
+    size_t rows = json_array_size(list);
+    buf_t *cells = xcalloc(rows * ncols + 1, sizeof *cells);
+    for (size_t i = 0; i < rows * ncols; i++)
+        buf_init(&cells[i], 0);
+    for (size_t r = 0; r < rows; r++)
+        fill_row(&cells[r * ncols], json_array_get(list, r));
+    cli_print_table(ncols, header, cells, rows);
+    for (size_t i = 0; i < rows * ncols; i++)
+        buf_release(&cells[i]);
+    free(cells);
+}
+
 int cli_print_json_list(const client_response_t *resp, const char *command, const char *key,
                         size_t ncols, const char *const *header,
                         void (*fill_row)(buf_t *cells, const json_t *item))
@@ -212,16 +227,7 @@ int cli_print_json_list(const client_response_t *resp, const char *command, cons
         json_decref(doc);
         return CLI_EXIT_ERROR;
     }
-    size_t rows = json_array_size(list);
-    buf_t *cells = xcalloc(rows * ncols + 1, sizeof *cells);
-    for (size_t i = 0; i < rows * ncols; i++)
-        buf_init(&cells[i], 0);
-    for (size_t r = 0; r < rows; r++)
-        fill_row(&cells[r * ncols], json_array_get(list, r));
-    cli_print_table(ncols, header, cells, rows);
-    for (size_t i = 0; i < rows * ncols; i++)
-        buf_release(&cells[i]);
-    free(cells);
+    cli_print_json_array(list, ncols, header, fill_row);
     json_decref(doc);
     return CLI_EXIT_OK;
 }

@@ -62,6 +62,9 @@ void cli_print_table(size_t ncols, const char *const *header, buf_t *cells, size
 int cli_print_json_list(const client_response_t *resp, const char *command, const char *key,
                         size_t ncols, const char *const *header,
                         void (*fill_row)(buf_t *cells, const json_t *item));
+/* The same for a JSON array in hand. */
+void cli_print_json_array(const json_t *list, size_t ncols, const char *const *header,
+                          void (*fill_row)(buf_t *cells, const json_t *item));
 /* Cells: a string, or a number (whole, or with two decimals), or "-". */
 void cli_cell_string(buf_t *out, const json_t *v);
 void cli_cell_number(buf_t *out, const json_t *v);

@@ -233,15 +233,7 @@ int cmd_invocation(int argc, char **argv)
     size_t n = json_array_size(eg);
     if (n > 0) {
         printf("\negress:\n");
-        buf_t *cells = xcalloc(n * EG_COLS + 1, sizeof *cells);
-        for (size_t i = 0; i < n * EG_COLS; i++)
-            buf_init(&cells[i], 0);
-        for (size_t r = 0; r < n; r++)
-            fill_egress_row(&cells[r * EG_COLS], json_array_get(eg, r));
-        cli_print_table(EG_COLS, eg_header, cells, n);
-        for (size_t i = 0; i < n * EG_COLS; i++)
-            buf_release(&cells[i]);
-        free(cells);
+        cli_print_json_array(eg, EG_COLS, eg_header, fill_egress_row);
         json_t *more = json_object_get(doc, "egress_more");
         if (json_is_integer(more))
             printf("(and %" JSON_INTEGER_FORMAT " more connections)\n", json_integer_value(more));

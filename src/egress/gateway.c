@@ -1047,20 +1047,7 @@ static int add_default_route(int nl, int family, const void *src, int ifindex)
     memcpy(RTA_DATA(a), src, alen);
     off += RTA_SPACE(alen);
     req.nh.nlmsg_len = (uint32_t)(NLMSG_LENGTH(sizeof req.rt) + off);
-    struct sockaddr_nl k = {.nl_family = AF_NETLINK};
-    if (sendto(nl, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&k, sizeof k) < 0)
-        return -errno;
-    char buf[512];
-    for (;;) {
-        ssize_t n = recv(nl, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
-        if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && nh->nlmsg_type == NLMSG_ERROR)
-            return ((const struct nlmsgerr *)NLMSG_DATA(nh))->error;
-    }
+    return egress__netlink_request(nl, &req, req.nh.nlmsg_len);
 }
 
 static int listen_on(int family, int type, uint16_t port)

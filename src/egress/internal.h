@@ -43,6 +43,9 @@ int egress__nft_install(struct mnl_socket *nl, const egress_policy_t *policy,
  * lists the rules' explicit ports, any_port says a portless rule matched. */
 int egress__nft_allow(struct mnl_socket *nl, int family, const uint8_t *addr,
                       const uint16_t *ports, size_t n_ports, bool any_port);
+/* Sends one netlink request that asks for an acknowledgement on fd and
+ * waits for it: 0 or the kernel's -errno. */
+int egress__netlink_request(int fd, const void *msg, size_t len);
 /* Opens a NFLOG socket bound to EGRESS__NFLOG_GROUP (non-blocking). */
 int egress__nflog_open(void);
 /* Parses one datagram read from it: the first logged packet's prefix,

@@ -682,8 +682,13 @@ static int nflog_config(int fd, uint8_t pf, uint16_t group, const void *attr, ui
     g->version = NFNETLINK_V0;
     g->res_id = htons(group);
     mnl_attr_put(nh, atype, alen, attr);
+    return egress__netlink_request(fd, buf, nh->nlmsg_len);
+}
+
+int egress__netlink_request(int fd, const void *msg, size_t len)
+{
     struct sockaddr_nl k = {.nl_family = AF_NETLINK};
-    if (sendto(fd, buf, nh->nlmsg_len, 0, (struct sockaddr *)&k, sizeof k) < 0)
+    if (sendto(fd, msg, len, 0, (struct sockaddr *)&k, sizeof k) < 0)
         return -errno;
     char rbuf[512];
     for (;;) {
@@ -693,10 +698,8 @@ static int nflog_config(int fd, uint8_t pf, uint16_t group, const void *attr, ui
         if (n < 0)
             return -errno;
         const struct nlmsghdr *rh = (const struct nlmsghdr *)rbuf;
-        if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && rh->nlmsg_type == NLMSG_ERROR) {
-            const struct nlmsgerr *e = NLMSG_DATA(rh);
-            return e->error;
-        }
+        if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && rh->nlmsg_type == NLMSG_ERROR)
+            return ((const struct nlmsgerr *)NLMSG_DATA(rh))->error;
     }
 }
 

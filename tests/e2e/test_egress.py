@@ -649,3 +649,73 @@ def test_an_allowed_upstream_that_is_down_resets_and_is_recorded(env):
     assert e["allowed"] is True and e["error"] == "ECONNREFUSED" and e["bytes_in"] == 0, e
     assert f"mayfly: egress to 127.0.0.1:{port} failed: connection refused" in \
         log_text(srv, name, rid)
+
+
+CURL_BOOTSTRAP = r"""#!/bin/bash
+# A custom runtime in bash: curl talks to the Runtime API and, through the
+# gateway, to the URL each event names.
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+    headers=$(mktemp)
+    event=$(curl -sS -D "$headers" "$api/next")
+    rid=$(grep -i '^Lambda-Runtime-Aws-Request-Id:' "$headers" | tr -d '\r' | cut -d' ' -f2)
+    url=$(printf '%s' "$event" | sed -n 's/.*"url": *"\([^"]*\)".*/\1/p')
+    body=$(curl -sS --max-time 20 -w ' %{http_code}' "$url" 2>&1)
+    code=${body##* }
+    curl -sS -o /dev/null -X POST "$api/$rid/response" -d "{\"code\": \"$code\"}"
+    rm -f "$headers"
+done
+"""
+
+NODE_NET = r"""
+const net = require('net');
+exports.handler = (event) => new Promise((resolve, reject) => {
+  const s = net.connect(event.port, 'echo.test', () => s.write('from node\n'));
+  let got = '';
+  s.on('data', (d) => { got += d; if (got.endsWith('\n')) { s.end(); resolve(got); } });
+  s.on('error', reject);
+});
+"""
+
+
+def test_curl_in_a_shell_runtime_and_node_net(env):
+    srv, s = env
+    from conftest import Entry
+    name = unique("curl")
+    deploy(srv, name, {"bootstrap": Entry(CURL_BOOTSTRAP.encode(), mode=0o755)},
+           runtime="provided", handler="x", egress=[f"api.test:{s.plain.port}"])
+    out, rid = call(srv, name, {"url": f"http://api.test:{s.plain.port}/curl"})
+    assert out == {"code": "200"}, out
+    (e,) = record(srv, rid)["egress"]
+    assert e["http"] == {"method": "GET", "path": "/curl", "status": 200}, e
+
+    name = unique("node-net")
+    deploy(srv, name, {"index.js": NODE_NET}, runtime="nodejs", handler="index.handler",
+           egress=[f"echo.test:{s.echo_port}"])
+    out, rid = call(srv, name, {"port": s.echo_port})
+    assert out == "echo: from node\n", out
+    (e,) = record(srv, rid)["egress"]
+    assert (e["host"], e["bytes_out"], e["bytes_in"]) == ("echo.test", 10, 16), e
+
+
+REQUESTS = r"""
+def handler(event, context):
+    try:
+        import requests
+    except ImportError:
+        return {"skip": "requests is not installed where the sandbox can see it"}
+    r = requests.get(event["url"], timeout=20)
+    return {"status": r.status_code, "len": len(r.content)}
+"""
+
+
+def test_python_requests_where_installed(env):
+    srv, s = env
+    name = unique("requests")
+    deploy_py(srv, name, REQUESTS, egress=[f"api.test:{s.plain.port}"])
+    out, rid = call(srv, name, {"url": f"http://api.test:{s.plain.port}/rq"})
+    if "skip" in out:
+        pytest.skip(out["skip"])
+    assert out == {"status": 200, "len": len(b"hello from /rq") * 10}, out
+    (e,) = record(srv, rid)["egress"]
+    assert e["http"]["path"] == "/rq"
