@@ -13,7 +13,7 @@
               function against the same code on the host
   cold        cold starts of a function without egress rules on a server
               with the gateway and on one started with --disable-egress,
-              alternated
+              alternated, and of one with rules (the gateway's set-up)
 
   egress.py --mayfly BIN --server-cpu N --runs R --out FILE
 
@@ -241,8 +241,8 @@ def main():
         servers.append(on)
         off, url_off = start_server(a.mayfly, a.server_cpu, tmp, "cold-off", "--disable-egress")
         servers.append(off)
-        s["cold_ms_on"], s["cold_ms_off"] = [], []
-        pair = [(url_on, "cold_ms_on"), (url_off, "cold_ms_off")]
+        s["cold_ms_on"], s["cold_ms_off"], s["cold_ms_rules"] = [], [], []
+        pair = [(url_on, "cold_ms_on"), (url_off, "cold_ms_off"), (url_on, "cold_ms_rules")]
         for i in range(a.cold):
             # Alternated, the order swapped each round, each start once both
             # servers are at rest (the last instance gone, pools refilled).
@@ -250,8 +250,11 @@ def main():
                 for p in (on, off):
                     benchlib.wait_quiet(p.pid)
                 api = benchlib.Api(url)
-                name = "cold%d" % i
-                api.put_function(name, dict(spec, egress=[], memory_mb=128))
+                name = "%s-%d" % (key.replace("_", "-"), i)
+                # The third: a function with rules, whose instance gets the
+                # gateway's set-up on its cold start.
+                rules = ["up.test:%d" % nginx_port] if key == "cold_ms_rules" else []
+                api.put_function(name, dict(spec, egress=rules, memory_mb=128))
                 t = time.perf_counter()
                 st, _, body = api.invoke(name, b'{"kind":"none"}')
                 s[key].append((time.perf_counter() - t) * 1000)
@@ -277,6 +280,7 @@ def main():
     direct_call_s = 1 / m["calls_per_s_none"] + 1 / m["rps_host"]
     m["calls_ratio_vs_direct"] = m["calls_per_s_request"] * direct_call_s
     m["cold_ratio"] = m["cold_ms_on"] / m["cold_ms_off"]
+    m["cold_setup_ms"] = m["cold_ms_rules"] - m["cold_ms_on"]
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(m, indent=1))

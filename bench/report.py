@@ -861,6 +861,9 @@ def main():
         w("| cold start of a function without rules, median ms | %s | %s (--disable-egress) "
           "| %s |" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off")),
                       f_ratio(eg.get("cold_ratio"))))
+        w("| cold start of a function with rules (the gateway's set-up), median ms | %s | %s "
+          "(without rules) | +%s |" % (f_ms(eg.get("cold_ms_rules")), f_ms(eg.get("cold_ms_on")),
+                                       f_ms(eg.get("cold_setup_ms"))))
         w("")
         w("bench/egress.py: a python3 function (1,769 MB) with rules for a local nginx "
           "(1 worker, `return 200`, on the load CPU) by name (`--egress-hosts`) and by address; "
