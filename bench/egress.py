@@ -10,7 +10,8 @@
               without one
   connect     the added latency of a new connection: connect() alone and
               connect + first byte of an answer, medians of 200, in the
-              function against the same code on the host
+              function against the same code on the host (the host's client
+              runs on the server's CPUs, where the sandboxes run too)
   cold        cold starts of a function without egress rules on a server
               with the gateway and on one started with --disable-egress,
               alternated, and of one with rules (the gateway's set-up)
@@ -150,9 +151,11 @@ def call(api, name, event):
     return json.loads(body)
 
 
-def on_host(client_path, event):
-    out = subprocess.run(["/usr/bin/python3", client_path, json.dumps(event)], check=True,
-                         capture_output=True, text=True)
+def on_host(client_path, event, cpu):
+    # On the CPUs the function runs on: sandboxes are the server's children
+    # and keep its affinity.
+    out = subprocess.run(["taskset", "-c", str(cpu), "/usr/bin/python3", client_path,
+                          json.dumps(event)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
 
@@ -209,7 +212,7 @@ def main():
         s["rps_gateway"], s["rps_host"] = [], []
         for _ in range(a.runs):
             s["rps_gateway"].append(call(api, "via", ev)["rps"])
-            s["rps_host"].append(on_host(client_path, host_ev)["rps"])
+            s["rps_host"].append(on_host(client_path, host_ev, a.server_cpu)["rps"])
 
         # New connections.
         ev = {"kind": "connect", "ip": "127.0.0.1", "port": nginx_port, "n": a.connects}
@@ -217,7 +220,7 @@ def main():
             s[k + "_gateway"], s[k + "_host"] = [], []
         for _ in range(a.runs):
             g = call(api, "via", ev)
-            h = on_host(client_path, ev)
+            h = on_host(client_path, ev, a.server_cpu)
             for k in ("connect_us", "first_byte_us"):
                 s[k + "_gateway"].append(median(g[k]))
                 s[k + "_host"].append(median(h[k]))

@@ -867,7 +867,8 @@ def main():
         w("")
         w("bench/egress.py: a python3 function (1,769 MB) with rules for a local nginx "
           "(1 worker, `return 200`, on the load CPU) by name (`--egress-hosts`) and by address; "
-          "the baseline is the same client code run by /usr/bin/python3 on the host. Each "
+          "the baseline is the same client code run by /usr/bin/python3 on the host, on the "
+          "server's CPU (where the sandboxes, the server's children, run too). Each "
           "figure %s times alternated, medians; cold starts alternate between a server with the "
           "gateway and one with --disable-egress, each at rest first. Status: %s." % (
               env.get("runs", "3"), status(out, "egress")))
