@@ -740,7 +740,9 @@ int egress__nflog_parse(const uint8_t *buf, size_t len, size_t *off, egress__den
         const struct nlmsghdr *nh = (const struct nlmsghdr *)(buf + *off);
         if (nh->nlmsg_len < sizeof *nh || nh->nlmsg_len > len - *off)
             return 0;
-        *off += NLMSG_ALIGN(nh->nlmsg_len);
+        /* Netlink pads between messages, not after the last: stop at len. */
+        size_t next = *off + NLMSG_ALIGN(nh->nlmsg_len);
+        *off = next < len ? next : len;
         if (nh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET))
             continue;
         size_t hdr = NLMSG_LENGTH(sizeof(struct nfgenmsg));
