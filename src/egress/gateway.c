@@ -654,6 +654,9 @@ static void on_relay_connection(uv_stream_t *server, int status)
         return;
     }
     metrics_inc(b->g->m_conns, (const char *[]){b->function, "true"}, 1);
+    /* Opened outside a call (during init, or between calls): the call that
+     * uses it later records it as reused. */
+    c->used_before = !b->in_call;
     entry_t *e = entry_new(b);
     if (e) {
         snprintf(e->host, sizeof e->host, "%s", c->host);
@@ -694,7 +697,8 @@ static void on_relay_connection(uv_stream_t *server, int status)
 
 static void nflog_drain(egress_box_t *b)
 {
-    uint8_t buf[8192];
+    /* Read as netlink headers: aligned for them. */
+    _Alignas(struct nlmsghdr) uint8_t buf[8192];
     for (;;) {
         ssize_t n = recv(b->nflog_fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n <= 0)
@@ -953,7 +957,9 @@ static void on_dns(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct
     egress__dns_query_t q;
     int r = egress__dns_parse_query(msg, len, &q);
     if (r < 0) {
-        if (len >= 12) {
+        /* FORMERR for a malformed query; nothing for an answer (QR set),
+         * which no one should be sending here. */
+        if (len >= 12 && !(msg[2] & 0x80)) {
             uint8_t out[64];
             size_t n = egress__dns_answer(msg, NULL, 1, NULL, 0, 0, out, sizeof out);
             uv_buf_t ob = uv_buf_init((char *)out, (unsigned)n);
@@ -1173,7 +1179,10 @@ int egress_box_open(egress_t *g, const sandbox_t *sb, const char *function,
     b->nflog_fd = -1;
     setup_t s = {.b = b, .relay_fd = {-1, -1}, .dns_fd = -1, .nflog_fd = -1, .step = "set up"};
     mf_error_t e2 = MF_ERROR_INIT;
+    uint64_t t0 = clock_mono_ns();
     int r = sandbox_enter_net(sb, setup_inside, &s, &e2);
+    log_debug("egress", "%s: the gateway's set-up took %.3f ms", function,
+              (double)(clock_mono_ns() - t0) / 1e6);
     if (r < 0) {
         mf_error_set(err, -r, "egress: %s in the sandbox", s.step);
         for (int i = 0; i < 2; i++)

@@ -73,8 +73,10 @@ typedef struct egress__dns_query {
     size_t question_len;       /* bytes of the question section */
 } egress__dns_query_t;
 
-/* Parses a query of one question. -EINVAL for anything else (answered
- * FORMERR when the header at least parsed: *id_out set, returns -EPROTO). */
+/* Parses a query of one question: -EINVAL when it is not a DNS message at
+ * all (too short or too long), -EPROTO for a message that is not a query
+ * of one question (the caller may answer FORMERR, unless it is itself an
+ * answer: QR set). */
 int egress__dns_parse_query(const uint8_t *msg, size_t len, egress__dns_query_t *q);
 /* Builds the answer to q from msg's question: rcode (0, 2 SERVFAIL, 3
  * NXDOMAIN, 4 NOTIMP, 1 FORMERR), and the addresses of q->qtype's family

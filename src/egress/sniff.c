@@ -50,7 +50,8 @@ int egress__sniff_http_request(const uint8_t *buf, size_t len, char *method, siz
 int egress__sniff_http_status(const uint8_t *buf, size_t len)
 {
     /* HTTP/1.x SP DDD */
-    if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ')
+    if (len < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[7] < '0' || buf[7] > '9' ||
+        buf[8] != ' ')
         return 0;
     int st = 0;
     for (int i = 9; i < 12; i++) {

@@ -586,6 +586,12 @@ void exec__instance_stop(exec_instance_t *inst)
     uv_close((uv_handle_t *)&inst->timer, on_handle_closed);
     /* Killing first means the runtime cannot race the API's closing. */
     sandbox_kill(&inst->sb);
+    if (inst->egress && inst->inv && inst->inv->delivered_ns) {
+        /* A call cut short (a timeout, a crash) keeps the connections it
+         * made in its record. */
+        free(inst->inv->egress_json);
+        inst->inv->egress_json = egress_box_call_end(inst->egress);
+    }
     egress_box_close(inst->egress);
     inst->egress = NULL;
     if (inst->next_req) {
@@ -814,8 +820,11 @@ static void egress_line(void *ud, const char *line)
     platform_line(inst, inv ? inv->request_id : inst->last_request_id, "%s", line);
 }
 
-static int egress_open(exec_instance_t *inst, mf_error_t *err)
+/* sandbox_spawn's net_setup: the sandbox exists, nothing of the function
+ * runs yet, so the function never sees its network half made. */
+static int egress_open(void *ud, const sandbox_t *sb, mf_error_t *err)
 {
+    exec_instance_t *inst = ud;
     exec_pool_t *p = inst->pool;
     if (!p->ex->egress)
         return mf_error_plain(err, EPERM,
@@ -825,8 +834,8 @@ static int egress_open(exec_instance_t *inst, mf_error_t *err)
     int r = egress_policy_from_json(p->fn.egress, &policy, err);
     if (r < 0)
         return r;
-    r = egress_box_open(p->ex->egress, &inst->sb, p->name, &policy, egress_line, inst,
-                        &inst->egress, err);
+    r = egress_box_open(p->ex->egress, sb, p->name, &policy, egress_line, inst, &inst->egress,
+                        err);
     egress_policy_free(&policy);
     return r;
 }
@@ -862,6 +871,8 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
         .max_pids = ex->cfg.max_pids,
         .api_port = SANDBOX_API_PORT,
         .zygote = zygote_for(&p->fn),
+        .net_setup = json_array_size(p->fn.egress) > 0 ? egress_open : NULL,
+        .net_setup_ud = inst,
     };
     inst->spawn_ns = clock_mono_ns();
     int r = sandbox_spawn(ex->sandboxes, &cfg, &inst->sb, err);
@@ -869,17 +880,9 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     strv_free(argv);
     strv_free(envp);
     if (r < 0) {
+        egress_box_close(inst->egress); /* opened when only the go failed */
         free(inst);
         return r;
-    }
-
-    if (json_array_size(p->fn.egress) > 0) {
-        r = egress_open(inst, err);
-        if (r < 0) {
-            sandbox_destroy(&inst->sb);
-            free(inst);
-            return r;
-        }
     }
 
     r = http_server_open_fd(ex->loop, inst->sb.api_listen_fd, &runtime_api_config,

@@ -362,6 +362,22 @@ static void strv_span(char *const *v, const char **start, size_t *len)
  * and only then starts the function (a generic sandbox) or hands the
  * zygote's runtime the function's environment: no user code ever runs
  * beside a privileged init. */
+/* With c->hold, waits for the parent's go after the ready report: it sets
+ * up what the function needs from outside (its network) first. EOF means
+ * it gave up on us. */
+static void wait_for_go(const sandbox__child_t *c)
+{
+    if (!c->hold)
+        return;
+    char go;
+    ssize_t n;
+    do
+        n = recv(FD_SYNC, &go, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127);
+}
+
 static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
 {
     const sandbox_config_t *cfg = c->cfg;
@@ -448,6 +464,7 @@ static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
     install_seccomp(c);
     send_ready(listen_fd);
     close(listen_fd);
+    wait_for_go(c);
 
     if (c->zygote) {
         const char *env;
@@ -547,6 +564,7 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
     /* Step 9: tell the server we are ready and hand it the listener. */
     send_ready(listen_fd);
     close(listen_fd);
+    wait_for_go(c);
 
     /* Step 10: the function's process. */
     pid_t fn = spawn_function(c);

@@ -124,6 +124,8 @@ typedef struct sandbox__child {
     char passwd[256];   /* its /etc/passwd and /etc/group, naming uid and gid */
     char group[128];
     rlim_t fsize;       /* RLIMIT_FSIZE: the /tmp size in bytes */
+    bool hold;          /* after the ready report, wait for the parent's go
+                           (cfg->net_setup runs meanwhile) before the function */
 } sandbox__child_t;
 
 /* A pooled child's word that its generic part is done and it now waits

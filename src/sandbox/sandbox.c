@@ -768,7 +768,8 @@ fail:
 
 /* Waits for the child's ready report and turns st into a running sandbox
  * (st is consumed either way). */
-static int finish_child(started_t *st, sandbox_t *out, mf_error_t *err)
+static int finish_child(started_t *st, const sandbox_config_t *cfg, sandbox_t *out,
+                        mf_error_t *err)
 {
     int r;
     int listen_fd = wait_report(st->sync_fd, st->pid, err);
@@ -801,6 +802,17 @@ static int finish_child(started_t *st, sandbox_t *out, mf_error_t *err)
     out->owns_uid = st->owns_uid;
     st->owns_uid = false;
     st->pid = -1;
+    if (cfg && cfg->net_setup) {
+        /* The child waits after its report: nothing of the function runs
+         * before the hook is done and the go below arrives. */
+        r = cfg->net_setup(cfg->net_setup_ud, out, err);
+        if (r == 0 && send(out->status_fd, "g", 1, MSG_NOSIGNAL) != 1)
+            r = mf_error_set(err, errno, "sandbox: let the function start");
+        if (r < 0) {
+            sandbox_destroy(out);
+            return r;
+        }
+    }
     return 0;
 
 fail:
@@ -815,6 +827,7 @@ static void child_for(sandbox__child_t *child, const sandbox_config_t *cfg)
     snprintf(child->hosts, sizeof child->hosts,
              "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", cfg->hostname);
     child->fsize = (rlim_t)cfg->tmp_mb << 20;
+    child->hold = cfg->net_setup != NULL;
 }
 
 /* ---- the pool of prepared sandboxes -------------------------------- */
@@ -1172,6 +1185,7 @@ void sandbox__spec_encode(buf_t *out, const sandbox_config_t *cfg, const sandbox
     spec_add(out, c->hosts);
     snprintf(num, sizeof num, "%llu", (unsigned long long)c->fsize);
     spec_add(out, num);
+    spec_add(out, c->hold ? "1" : "0");
     size_t n = 0;
     while (cfg->argv[n])
         n++;
@@ -1226,10 +1240,12 @@ int sandbox__spec_decode(char *msg, size_t len, sandbox__child_t *c)
     char *p = msg, *end = msg + len;
     const char *hostname = spec_next(&p, end), *code_dir = spec_next(&p, end),
                *runtime_dir = spec_next(&p, end), *tmp_opts = spec_next(&p, end),
-               *hosts = spec_next(&p, end), *fsize = spec_next(&p, end);
+               *hosts = spec_next(&p, end), *fsize = spec_next(&p, end),
+               *hold = spec_next(&p, end);
     size_t n;
-    if (!fsize || strlen(tmp_opts) >= sizeof c->tmp_opts || strlen(hosts) >= sizeof c->hosts)
+    if (!hold || strlen(tmp_opts) >= sizeof c->tmp_opts || strlen(hosts) >= sizeof c->hosts)
         return -EINVAL;
+    c->hold = hold[0] == '1';
     if (!spec_count(&p, end, SANDBOX__SPEC_MAX_ARGV, &n) || n == 0)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -1331,7 +1347,7 @@ static int specialise(started_t *st, const pool_kind_t *kind, const sandbox_conf
         started_destroy(st);
         return r;
     }
-    return finish_child(st, out, err);
+    return finish_child(st, cfg, out, err);
 }
 
 int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
@@ -1371,7 +1387,7 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
         return r;
     out->timings.start_ns = st.start_ns;
     out->timings.cloned_ns = st.cloned_ns;
-    r = finish_child(&st, out, err);
+    r = finish_child(&st, cfg, out, err);
     pool_refill(sys->pool); /* an empty pool is refilled after a direct spawn */
     return r;
 }

@@ -62,6 +62,8 @@ typedef enum { SANDBOX_CGROUP_V1 = 1, SANDBOX_CGROUP_V2 = 2 } sandbox_cgroup_ver
  * parent cgroup is. */
 typedef struct sandbox_system sandbox_system_t;
 
+struct sandbox;
+
 typedef struct sandbox_config {
     const char *id;            /* unique instance id: names the cgroup */
     const char *code_dir;      /* host directory → /var/task, read-only */
@@ -77,6 +79,13 @@ typedef struct sandbox_config {
      * runtime may serve this sandbox; then argv is not exec'd and envp is
      * handed to the waiting runtime instead (see sandbox_system_add_zygotes). */
     const char *zygote;
+    /* Optional: run by sandbox_spawn once the sandbox exists and before
+     * anything of the function runs in it (its process is not started, a
+     * zygote's runtime not given the function), e.g. to set up its
+     * network from outside with sandbox_enter_net. A failure fails the
+     * spawn. Sandboxes without it never wait for it. */
+    int (*net_setup)(void *ud, const struct sandbox *sb, mf_error_t *err);
+    void *net_setup_ud;
 } sandbox_config_t;
 
 /* Where the time of a start went (monotonic ns), for the cold-start

@@ -719,3 +719,54 @@ def test_python_requests_where_installed(env):
     assert out == {"status": 200, "len": len(b"hello from /rq") * 10}, out
     (e,) = record(srv, rid)["egress"]
     assert e["http"]["path"] == "/rq"
+
+
+HANGS = r"""
+import socket, time
+def handler(event, context):
+    s = socket.create_connection(("echo.test", event["port"]), timeout=20)
+    s.sendall(b"before the end\n")
+    s.recv(100)
+    time.sleep(600)
+"""
+
+
+def test_a_call_that_times_out_keeps_its_connections_in_its_record(env):
+    srv, s = env
+    name = unique("hangs")
+    deploy_py(srv, name, HANGS, egress=[f"echo.test:{s.echo_port}"], timeout_s=3)
+    r = invoke(srv, name, {"port": s.echo_port})
+    assert r.status_code == 200 and "timed out" in r.text, r.text
+    rec = wait_for("the timed-out record", lambda: (lambda x: x if x["egress"] else None)(
+        record(srv, r.headers["X-Mayfly-Request-Id"])))
+    (e,) = rec["egress"]
+    assert rec["status"] == "timeout" and e["host"] == "echo.test", rec
+    assert (e["bytes_out"], e["bytes_in"]) == (15, 21), e
+
+
+AT_IMPORT = r"""
+import socket
+# At import, before any call: the gateway must already be in place.
+try:
+    _s = socket.create_connection(("echo.test", int(open("/var/task/port").read())), timeout=20)
+    _s.sendall(b"init\n")
+    AT_INIT = _s.makefile("rb").readline().decode()
+except OSError as e:
+    AT_INIT = "failed: %r" % e
+def handler(event, context):
+    return AT_INIT
+"""
+
+
+@pytest.mark.parametrize("zygotes", ["0", "2"])
+def test_a_function_can_connect_during_its_init(module_server_factory, env, zygotes, tmp_path):
+    _, s = env
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 echo.test\n")
+    srv = module_server_factory("--egress-hosts", str(hosts), "--zygotes", zygotes)
+    for _ in range(3):
+        name = unique("atinit")
+        deploy(srv, name, {"app.py": AT_IMPORT, "port": str(s.echo_port)},
+               egress=[f"echo.test:{s.echo_port}"])
+        out, _ = call(srv, name, {})
+        assert out == "echo: init\n", out
