@@ -362,13 +362,10 @@ static void strv_span(char *const *v, const char **start, size_t *len)
  * and only then starts the function (a generic sandbox) or hands the
  * zygote's runtime the function's environment: no user code ever runs
  * beside a privileged init. */
-/* With c->hold, waits for the parent's go after the ready report: it sets
- * up what the function needs from outside (its network) first. EOF means
- * it gave up on us. */
-static void wait_for_go(const sandbox__child_t *c)
+/* Waits for the parent's one-byte go on the sync socket; EOF means it gave
+ * up on us. */
+static void wait_for_parent(void)
 {
-    if (!c->hold)
-        return;
     char go;
     ssize_t n;
     do
@@ -376,6 +373,14 @@ static void wait_for_go(const sandbox__child_t *c)
     while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(127);
+}
+
+/* With c->hold, after the ready report: the parent sets up what the
+ * function needs from outside (its network) first. */
+static void wait_for_go(const sandbox__child_t *c)
+{
+    if (c->hold)
+        wait_for_parent();
 }
 
 static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
@@ -517,13 +522,7 @@ _Noreturn void sandbox__child_main(sandbox__child_t *c)
     /* Step 2: wait until the parent has put us in the cgroup (and, in a
      * user namespace, written our id maps), so that everything from here
      * on is accounted and limited. EOF means the parent gave up on us. */
-    char go;
-    ssize_t n;
-    do
-        n = recv(FD_SYNC, &go, 1, 0);
-    while (n < 0 && errno == EINTR);
-    if (n != 1)
-        _exit(127);
+    wait_for_parent();
     /* Now that we are in it, make our cgroup the root of a cgroup
      * namespace: /proc/self/cgroup then reads "/" instead of revealing the
      * host's hierarchy, the server's pid and the instance id. */
