@@ -203,6 +203,7 @@ struct conn {
     uv_tcp_t client, upstream;
     uv_connect_t connect;
     int handles;
+    bool up_init;              /* upstream is an initialised handle */
     bool up_connected;
     bool client_eof, up_eof;
     bool shut_client, shut_up;
@@ -382,7 +383,7 @@ static void conn_close(conn_t *c, bool reset)
         uv_tcp_close_reset(&c->client, conn_handle_closed);
     else if (!uv_is_closing((uv_handle_t *)&c->client))
         uv_close((uv_handle_t *)&c->client, conn_handle_closed);
-    if (!uv_is_closing((uv_handle_t *)&c->upstream)) {
+    if (c->up_init && !uv_is_closing((uv_handle_t *)&c->upstream)) {
         if (reset && c->up_connected)
             uv_tcp_close_reset(&c->upstream, conn_handle_closed);
         else
@@ -668,6 +669,7 @@ static void on_relay_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->client, 1);
     uv_tcp_init(b->g->loop, &c->upstream);
     c->upstream.data = c;
+    c->up_init = true;
     c->handles++;
     struct sockaddr_storage up;
     memset(&up, 0, sizeof up);

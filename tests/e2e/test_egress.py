@@ -399,9 +399,17 @@ def uring():
     if fd < 0:
         raise OSError(ctypes.get_errno(), "io_uring_setup")
 
+def relay():
+    # The gateway's own listener inside, dialled directly.
+    s = socket.create_connection(("127.0.0.1", 1001), timeout=5)
+    s.sendall(b"x")
+    if s.recv(1) == b"":
+        raise OSError(errno.ECONNRESET, "closed")
+
 def handler(event, context):
     return {k: attempt(f) for k, f in
-            [("udp", udp), ("raw", raw), ("packet", packet), ("v6", v6), ("uring", uring)]}
+            [("udp", udp), ("raw", raw), ("packet", packet), ("v6", v6), ("uring", uring),
+             ("relay", relay)]}
 """
 
 
@@ -416,6 +424,7 @@ def test_escapes_stay_impossible(env):
     assert out["packet"] in ("EPERM", "EACCES", "EAFNOSUPPORT"), out
     assert out["v6"] == "ECONNREFUSED", out
     assert out["uring"] in ("EPERM", "ENOSYS"), out
+    assert out["relay"] in ("ECONNRESET", "EPIPE", "ECONNREFUSED"), out
     log = log_text(srv, name, rid)
     assert "egress to 198.18.0.1:53/udp denied" in log, log
     assert "egress to [2001:db8::1]:80 denied" in log, log
