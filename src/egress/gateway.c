@@ -187,7 +187,7 @@ struct egress_box {
     conn_t *conns;
     unsigned n_open;
     name_entry_t *names;       /* a ring of the addresses answered */
-    size_t n_names, names_next;
+    size_t n_names, names_next, names_cap; /* grows to NAMES_MAX, then a ring */
     /* The current call. */
     bool in_call;
     entry_t **entries;
@@ -247,7 +247,7 @@ static const char *name_of(const egress_box_t *b, int family, const uint8_t *add
     size_t alen = family == AF_INET ? 4 : 16;
     /* Newest first: the name a function resolved last for an address. */
     for (size_t k = 0; k < b->n_names; k++) {
-        size_t i = (b->names_next + NAMES_MAX - 1 - k) % NAMES_MAX;
+        size_t i = (b->names_next + b->n_names - 1 - k) % b->n_names;
         if (b->names[i].family == family && memcmp(b->names[i].addr, addr, alen) == 0)
             return b->names[i].name;
     }
@@ -256,13 +256,23 @@ static const char *name_of(const egress_box_t *b, int family, const uint8_t *add
 
 static void names_add(egress_box_t *b, const egress_addr_t *a, const char *name)
 {
+    const char *known = name_of(b, a->family, a->addr);
+    if (known && strcmp(known, name) == 0)
+        return; /* asked again: nothing new */
+    if (b->n_names == b->names_cap && b->names_cap < NAMES_MAX) {
+        /* Most functions resolve a handful of names: grow on demand. */
+        b->names_cap = b->names_cap ? b->names_cap * 2 : 8;
+        b->names = xrealloc(b->names, b->names_cap * sizeof *b->names);
+    }
+    if (b->n_names < b->names_cap)
+        b->names_next = b->n_names;
     name_entry_t *n = &b->names[b->names_next];
     n->family = a->family;
     memcpy(n->addr, a->addr, 16);
     snprintf(n->name, sizeof n->name, "%s", name);
-    b->names_next = (b->names_next + 1) % NAMES_MAX;
-    if (b->n_names < NAMES_MAX)
+    if (b->n_names < b->names_cap)
         b->n_names++;
+    b->names_next = (b->names_next + 1) % b->n_names;
 }
 
 static entry_t *entry_new(egress_box_t *b)
@@ -1176,7 +1186,6 @@ int egress_box_open(egress_t *g, const sandbox_t *sb, const char *function,
     copy_policy(&b->policy, policy);
     b->log = log;
     b->log_ud = ud;
-    b->names = xcalloc(NAMES_MAX, sizeof *b->names);
     b->denied_names = (map_t)MAP_INIT;
     b->nflog_fd = -1;
     setup_t s = {.b = b, .relay_fd = {-1, -1}, .dns_fd = -1, .nflog_fd = -1, .step = "set up"};
