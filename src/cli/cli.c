@@ -180,8 +180,9 @@ int cli_last_operand(int argc, char **argv, const char *cmd, const char *usage, 
     return -1;
 }
 
-int cli_get_and_print_json(const char *cmd, const char *path)
+int cli_get_json(const char *cmd, const char *path, json_t **out)
 {
+    *out = NULL;
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("GET", path, NULL, 0, NULL, 0, &resp))
         return CLI_EXIT_ERROR;
@@ -190,11 +191,20 @@ int cli_get_and_print_json(const char *cmd, const char *path)
         return CLI_EXIT_ERROR;
     }
     json_error_t jerr;
-    cleanup_json json_t *doc = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
-    if (!doc) {
+    *out = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
+    if (!*out) {
         fprintf(stderr, "mayfly %s: the server's answer is not JSON: %s\n", cmd, jerr.text);
         return CLI_EXIT_ERROR;
     }
+    return CLI_EXIT_OK;
+}
+
+int cli_get_and_print_json(const char *cmd, const char *path)
+{
+    cleanup_json json_t *doc = NULL;
+    int rc = cli_get_json(cmd, path, &doc);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     putchar('\n');
     return CLI_EXIT_OK;

@@ -15,9 +15,10 @@
  * messages, so an unknown flag reads "mayfly deploy: unrecognized option". */
 void cli_getopt_begin(int argc, char **argv, const char *cmd);
 
-/* Prints "mayfly CMD: <message>", the usage synopsis (usage up to its first
- * blank line) and a pointer to --help on stderr, and returns CLI_EXIT_USAGE.
- * A NULL fmt (getopt has already said what is wrong) skips the message. */
+/* GETs path and parses the answer: CLI_EXIT_OK with *out set (the
+ * caller's), or an exit code after printing why (an HTTP error, or an
+ * answer that is not JSON, named by cmd). */
+int cli_get_json(const char *cmd, const char *path, json_t **out);
 /* GETs path and prints the JSON answer indented; returns the exit code. */
 int cli_get_and_print_json(const char *cmd, const char *path);
 
@@ -32,6 +33,9 @@ int cli_one_operand(int argc, char **argv, const char *cmd, const char *usage, c
  * alone. */
 int cli_last_operand(int argc, char **argv, const char *cmd, const char *usage, const char *what,
                      const char **operand);
+/* Prints "mayfly CMD: <message>", the usage synopsis (usage up to its first
+ * blank line) and a pointer to --help on stderr, and returns CLI_EXIT_USAGE.
+ * A NULL fmt (getopt has already said what is wrong) skips the message. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -211,15 +211,10 @@ int cmd_invocation(int argc, char **argv)
     if (as_json)
         return cli_get_and_print_json("invocation", path.data);
 
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if (resp.status != 200) {
-        client_print_error(&resp);
-        return CLI_EXIT_ERROR;
-    }
-    json_error_t jerr;
-    cleanup_json json_t *doc = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
+    cleanup_json json_t *doc = NULL;
+    rc = cli_get_json("invocation", path.data, &doc);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     if (!json_is_object(doc)) {
         fprintf(stderr, "mayfly invocation: the server's answer is not a JSON object\n");
         return CLI_EXIT_ERROR;

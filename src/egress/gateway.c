@@ -29,9 +29,14 @@
 #define DNS_CACHE_MAX 4096
 #define DNS_TTL_FALLBACK_S 60
 #define DNS_TTL_NEGATIVE_S 30
+#define DNS_LOOKUPS_MAX 16          /* a sandbox's questions to the host's resolver at once */
 #define NAMES_MAX 1024              /* addresses a box remembers the names of */
 #define DENIAL_LINES_MAX 100        /* denial log lines per call (the rest are counted) */
-#define RELAY_HIGH_WATER (1u << 20) /* bytes queued towards one side before reading pauses */
+/* Bytes queued in the server towards one side before the other is no
+ * longer read (plus the one read that passed it, 64 KiB at most): the
+ * kernel's socket buffers hold the rest, and 256 connections of one
+ * instance hold at most 96 MiB here. */
+#define RELAY_HIGH_WATER (128u << 10)
 
 /* ---- the gateway ---------------------------------------------------------- */
 
@@ -95,25 +100,25 @@ static void own_add(egress_t *g, int family, const void *addr, uint16_t port)
 
 void egress_add_own_address(egress_t *g, const struct sockaddr *sa)
 {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uint16_t port;
     if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        uint16_t port = ntohs(in->sin_port);
+        port = ntohs(in->sin_port);
         if (in->sin_addr.s_addr != htonl(INADDR_ANY)) {
             own_add(g, AF_INET, &in->sin_addr, port);
             return;
         }
     } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        port = ntohs(in6->sin6_port);
         if (!IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
-            own_add(g, AF_INET6, &in6->sin6_addr, ntohs(in6->sin6_port));
+            own_add(g, AF_INET6, &in6->sin6_addr, port);
             return;
         }
     } else {
         return;
     }
     /* A wildcard: every address the host has now. */
-    uint16_t port = ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
-                                                   : ((const struct sockaddr_in6 *)sa)->sin6_port);
     struct ifaddrs *ifs = NULL;
     if (getifaddrs(&ifs) < 0)
         return;
@@ -183,6 +188,7 @@ struct egress_box {
     uv_poll_t nflog;
     int nflog_fd;
     int handles;               /* open handles, conns and lookups: freed at 0 */
+    unsigned lookups;          /* of which lookups on a worker thread */
     bool closing;
     conn_t *conns;
     unsigned n_open;
@@ -921,10 +927,10 @@ static void cache_put(egress_t *g, const char *name, const dns_entry_t *ent, uin
         void *v;
         bool any = false;
         while (map_next(&g->cache, &it, &k, &v)) {
+            /* Removing leaves a tombstone: the walk goes on where it is. */
             if (((dns_entry_t *)v)->expires_ns <= now) {
                 free(map_remove(&g->cache, k));
                 any = true;
-                it = 0;
             }
         }
         if (!any) {
@@ -949,6 +955,7 @@ static void lookup_done(uv_work_t *w, int status)
     if (!b->closing)
         answer(b, l->query, &l->q, (struct sockaddr *)&l->from, &l->result, false, l->ttl);
     free(l);
+    b->lookups--;
     box_unref(b);
 }
 
@@ -1010,6 +1017,17 @@ static void on_dns(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct
         answer(b, msg, &q, from, cached, false, ttl ? ttl : 1);
         return;
     }
+    if (b->lookups >= DNS_LOOKUPS_MAX) {
+        /* A function asking for name after name (random names under a
+         * wildcard rule) gets SERVFAIL rather than a queue of worker
+         * threads' time; its resolver asks again. */
+        uint8_t out[EGRESS__DNS_MAX];
+        size_t n = egress__dns_answer(msg, &q, 2, NULL, 0, 0, out, sizeof out);
+        uv_buf_t ob = uv_buf_init((char *)out, (unsigned)n);
+        uv_udp_try_send(h, &ob, 1, from);
+        metrics_inc(b->g->m_dns, (const char *[]){b->function, "servfail"}, 1);
+        return;
+    }
     lookup_t *l = xcalloc(1, sizeof *l);
     l->box = b;
     memcpy(l->query, msg, len);
@@ -1019,8 +1037,10 @@ static void on_dns(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct
                                                          : sizeof(struct sockaddr_in));
     l->work.data = l;
     b->handles++;
+    b->lookups++;
     if (uv_queue_work(b->g->loop, &l->work, lookup_work, lookup_done) < 0) {
         free(l);
+        b->lookups--;
         box_unref(b);
     }
 }

@@ -378,31 +378,12 @@ static void rule_cidr(plan_t *pl, const egress_rule_t *rule)
     rule_emit(pl, r);
 }
 
-/* The ranges "*" never matches, as networks (egress_addr_internal is the
- * per-address truth; these are what the kernel checks before "*"). */
-typedef struct range {
-    int family;
-    const char *net;
-    unsigned prefix;
-} range_t;
-
-static const range_t internal_ranges[] = {
-    {AF_INET, "0.0.0.0", 8},       {AF_INET, "10.0.0.0", 8},      {AF_INET, "100.64.0.0", 10},
-    {AF_INET, "127.0.0.0", 8},     {AF_INET, "169.254.0.0", 16},  {AF_INET, "172.16.0.0", 12},
-    {AF_INET, "192.0.0.0", 24},    {AF_INET, "192.168.0.0", 16},  {AF_INET, "198.18.0.0", 15},
-    {AF_INET, "224.0.0.0", 4},     {AF_INET, "240.0.0.0", 4},     {AF_INET6, "::", 96},
-    {AF_INET6, "::ffff:0:0", 96},  {AF_INET6, "64:ff9b::", 96},   {AF_INET6, "fc00::", 7},
-    {AF_INET6, "fe80::", 10},      {AF_INET6, "ff00::", 8},       {AF_INET6, "::1", 128},
-};
-
-static void rule_jump_net(plan_t *pl, int family, const char *net, unsigned prefix,
+static void rule_jump_net(plan_t *pl, int family, const uint8_t *net, unsigned prefix,
                           int v, const char *chain)
 {
-    uint8_t a[16];
-    inet_pton(family, net, a);
     struct nftnl_rule *r = rule_new("decide");
     match_family(r, family);
-    match_net(r, family, a, prefix);
+    match_net(r, family, net, prefix);
     verdict(r, v, chain);
     rule_emit(pl, r);
 }
@@ -571,19 +552,30 @@ int egress__nft_install(struct mnl_socket *nl, const egress_policy_t *policy,
         if (ru->kind == EGRESS_RULE_CIDR && !ru->port && (ipv6 || ru->family == AF_INET))
             rule_cidr(&pl, ru);
     }
-    rule_jump_net(&pl, AF_INET, "127.0.0.0", 8, NF_ACCEPT, NULL);
-    rule_jump_net(&pl, AF_INET, "10.255.255.2", 32, NF_ACCEPT, NULL);
-    if (ipv6) {
-        rule_jump_net(&pl, AF_INET6, "::1", 128, NF_ACCEPT, NULL);
-        rule_jump_net(&pl, AF_INET6, "fd00:6d66::2", 128, NF_ACCEPT, NULL);
-    }
+    /* The sandbox's own addresses. */
+    static const struct {
+        int family;
+        uint8_t addr[16];
+        unsigned prefix;
+    } own_nets[] = {
+        {AF_INET, {127}, 8},
+        {AF_INET, {10, 255, 255, 2}, 32},
+        {AF_INET6, {[15] = 1}, 128},
+        {AF_INET6, {0xfd, 0x00, 0x6d, 0x66, [15] = 2}, 128},
+    };
+    for (size_t i = 0; i < sizeof own_nets / sizeof own_nets[0]; i++)
+        if (own_nets[i].family == AF_INET || ipv6)
+            rule_jump_net(&pl, own_nets[i].family, own_nets[i].addr, own_nets[i].prefix,
+                          NF_ACCEPT, NULL);
     if (any_rule) {
-        for (size_t i = 0; i < sizeof internal_ranges / sizeof internal_ranges[0]; i++) {
-            const range_t *rg = &internal_ranges[i];
-            if (rg->family == AF_INET6 && !ipv6)
-                continue;
-            rule_jump_net(&pl, rg->family, rg->net, rg->prefix, NFT_JUMP, "deny");
-        }
+        /* What "*" never reaches: the policy's own table of internal
+         * ranges, the one the relay checks too. */
+        egress_net_t nets[64];
+        size_t n = egress_internal_networks(nets, sizeof nets / sizeof nets[0]);
+        for (size_t i = 0; i < n && i < sizeof nets / sizeof nets[0]; i++)
+            if (nets[i].family == AF_INET || ipv6)
+                rule_jump_net(&pl, nets[i].family, nets[i].addr, nets[i].prefix, NFT_JUMP,
+                              "deny");
         for (size_t i = 0; i < policy->n; i++) {
             const egress_rule_t *ru = &policy->rules[i];
             if (ru->kind != EGRESS_RULE_ANY)

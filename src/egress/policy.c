@@ -46,10 +46,12 @@ static bool is_digit(char c)
 
 /* ---- the parts of a rule -------------------------------------------------- */
 
-/* A port: decimal digits without a sign or leading zeros, 1–65535. */
-static bool parse_port(const char *s, size_t len, uint16_t *out)
+/* A decimal number of at most max_digits digits, without a sign or
+ * leading zeros ("0" itself is one), from min to max. */
+static bool parse_decimal(const char *s, size_t len, size_t max_digits, unsigned min,
+                          unsigned max, unsigned *out)
 {
-    if (len == 0 || len > 5 || s[0] == '0')
+    if (len == 0 || len > max_digits || (s[0] == '0' && len > 1))
         return false;
     unsigned v = 0;
     for (size_t i = 0; i < len; i++) {
@@ -57,27 +59,26 @@ static bool parse_port(const char *s, size_t len, uint16_t *out)
             return false;
         v = v * 10 + (unsigned)(s[i] - '0');
     }
-    if (v < 1 || v > 65535)
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A port: 1–65535. */
+static bool parse_port(const char *s, size_t len, uint16_t *out)
+{
+    unsigned v;
+    if (!parse_decimal(s, len, 5, 1, 65535, &v))
         return false;
     *out = (uint16_t)v;
     return true;
 }
 
-/* A prefix length: decimal, no leading zeros, at most max. */
+/* A prefix length: at most max. */
 static bool parse_prefix(const char *s, size_t len, unsigned max, unsigned *out)
 {
-    if (len == 0 || len > 3 || (s[0] == '0' && len > 1))
-        return false;
-    unsigned v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!is_digit(s[i]))
-            return false;
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    if (v > max)
-        return false;
-    *out = v;
-    return true;
+    return parse_decimal(s, len, 3, 0, max, out);
 }
 
 /* Dotted-quad IPv4 as the kernel and every resolver agree on it: four
@@ -613,6 +614,17 @@ const char *egress_addr_internal_range(int family, const void *addr)
 bool egress_addr_internal(int family, const void *addr)
 {
     return egress_addr_internal_range(family, addr) != NULL;
+}
+
+size_t egress_internal_networks(egress_net_t *out, size_t max)
+{
+    const size_t n = sizeof internal_ranges / sizeof internal_ranges[0];
+    for (size_t i = 0; i < n && i < max; i++) {
+        out[i].family = internal_ranges[i].family;
+        memcpy(out[i].addr, internal_ranges[i].net, sizeof out[i].addr);
+        out[i].prefix = internal_ranges[i].prefix;
+    }
+    return n;
 }
 /* ---- --egress-hosts ---------------------------------------------------------- */
 

@@ -108,6 +108,19 @@ bool egress_policy_allows_name(const egress_policy_t *p, const char *name);
  * (fe80::/10), multicast (ff00::/8), and IPv4-mapped/compatible IPv6
  * forms of any internal IPv4 address. */
 bool egress_addr_internal(int family, const void *addr);
+
+/* The same ranges as networks, for rules that can only match a prefix
+ * (the kernel's): a range that embeds an IPv4 address (::ffff:0:0/96,
+ * ::/96, 64:ff9b::/96, 2002::/16) is given whole, so matching these is
+ * stricter than egress_addr_internal. Fills at most max; returns how many
+ * there are. */
+typedef struct egress_net {
+    int family;
+    uint8_t addr[16];
+    unsigned prefix;
+} egress_net_t;
+
+size_t egress_internal_networks(egress_net_t *out, size_t max);
 /* Which of those ranges holds the address, for a message: "loopback
  * (127.0.0.0/8)", "link-local, cloud metadata (169.254.0.0/16)"; an
  * IPv6 form of an IPv4 address is named by its IPv4 range. NULL for a

@@ -52,14 +52,25 @@ class Dns:
             name = ".".join(labels)
             with self.lock:
                 self.queries.append((name, qtype))
-            entry = ZONE.get(name)
+            if name.startswith("slow"):
+                # An upstream that takes its time, answering each on its own.
+                threading.Timer(0.5, self._answer, (qid, question, qtype, name, peer)).start()
+            else:
+                self._answer(qid, question, qtype, name, peer)
+
+    def _answer(self, qid, question, qtype, name, peer):
+        if True:
+            entry = ZONE.get(name) or (("127.0.0.1", 300) if name.startswith("slow") else None)
             answers = b""
             rcode = 3 if entry is None else 0
             if entry and qtype == 1:
                 answers = struct.pack("!HHHIH", 0xc00c, 1, 1, entry[1], 4) + \
                     socket.inet_aton(entry[0])
             header = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, 1 if answers else 0, 0, 0)
-            self.sock.sendto(header + question + answers, peer)
+            try:
+                self.sock.sendto(header + question + answers, peer)
+            except OSError:
+                pass
 
     def close(self):
         self.sock.close()
@@ -154,3 +165,38 @@ def test_an_answer_into_an_internal_range_is_dropped_unless_a_cidr_rule_names_it
     # rebind.test's 10.0.0.5 is withheld: the name answers with nothing.
     assert out["rebind.test"].startswith("gaierror"), out
     assert out["named.test"] == ["10.0.0.6"], out
+
+
+MANY = r"""
+import socket, threading
+def handler(event, context):
+    out = {}
+    def one(name):
+        try:
+            socket.getaddrinfo(name, 80, socket.AF_INET)
+            out[name] = "ok"
+        except socket.gaierror as e:
+            out[name] = e.errno
+    ts = [threading.Thread(target=one, args=("slow%d.test" % i,)) for i in range(40)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+"""
+
+
+def test_a_flood_of_questions_is_bounded(dns_env):
+    srv, dns, port = dns_env
+    name = unique("dnsflood")
+    deploy_py(srv, name, MANY, egress=["*.test:80", "127.0.0.1:80"], timeout_s=120)
+    out = resolve(srv, name, {})
+    assert len(out) == 40
+    # At most 16 questions of one sandbox wait on the host's resolver at
+    # once; the rest were told to try again (EAI_AGAIN) rather than queued.
+    assert "ok" in out.values(), out
+    assert socket.EAI_AGAIN in out.values(), out
+    from conftest import metrics
+    m = metrics(srv)
+    assert m.get(("mayfly_egress_dns_queries_total",
+                  frozenset({("function", name), ("answer", "servfail")})), 0) >= 1
