@@ -111,6 +111,9 @@ static const char usage_text[] =
     "  --egress-max-connections N\n"
     "                            outbound connections one instance may hold open at\n"
     "                            once, 1-65536 (default 256)\n"
+    "  --egress-splice on|off    after a connection's first exchange, hand its bytes\n"
+    "                            over in the kernel (BPF sockmap) instead of through\n"
+    "                            the server (default on, where the kernel allows it)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  -h, --help                show this help\n";
@@ -124,6 +127,7 @@ enum {
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
     OPT_EGRESS_MAX_CONNS,
     OPT_DISABLE_EGRESS,
+    OPT_EGRESS_SPLICE,
 };
 
 static const struct option long_opts[] = {
@@ -157,6 +161,7 @@ static const struct option long_opts[] = {
     { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
+    { "egress-splice", required_argument, NULL, OPT_EGRESS_SPLICE },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -396,6 +401,11 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             break;
         case OPT_DISABLE_EGRESS:
             o->exec.egress_disabled = true;
+            break;
+        case OPT_EGRESS_SPLICE:
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+                return usage_error("--egress-splice must be `on` or `off`, not `%s`", optarg);
+            o->exec.egress_no_splice = strcmp(optarg, "off") == 0;
             break;
         case ':':
             return usage_error("option `%s` needs a value", argv[optind - 1]);

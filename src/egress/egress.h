@@ -33,6 +33,7 @@ typedef struct egress_box egress_box_t;
 typedef struct egress_config {
     const egress_hosts_t *hosts;     /* answered before the host's resolver; may be NULL */
     unsigned max_connections;        /* open at once per sandbox (default 256) */
+    bool no_splice;                  /* relay every byte in user space */
 } egress_config_t;
 
 egress_t *egress_new(uv_loop_t *loop, const egress_config_t *cfg);

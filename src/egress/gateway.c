@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,9 @@
  * kernel's socket buffers hold the rest, and 256 connections of one
  * instance hold at most 96 MiB here. */
 #define RELAY_HIGH_WATER (128u << 10)
+/* How often the relay looks at its spliced connections: the queue limit's
+ * view of what each socket's TCP took, and directions handed back. */
+#define SPLICE_TICK_MS 5
 
 /* ---- the gateway ---------------------------------------------------------- */
 
@@ -54,7 +58,8 @@ struct egress {
     size_t n_own;
     bool ipv6;
     map_t cache;                     /* name → dns_entry_t */
-    metrics_family_t *m_conns, *m_bytes, *m_dns;
+    egress__splice_t *splice;        /* NULL: every byte through the relay */
+    metrics_family_t *m_conns, *m_bytes, *m_dns, *m_splice;
 };
 
 static bool host_has_ipv6(void)
@@ -75,6 +80,18 @@ egress_t *egress_new(uv_loop_t *loop, const egress_config_t *cfg)
         g->cfg.max_connections = 256;
     g->ipv6 = host_has_ipv6();
     g->cache = (map_t)MAP_INIT;
+    if (cfg->no_splice) {
+        log_info("egress", "connections are relayed in user space (--egress-splice off)");
+    } else {
+        char why[160];
+        g->splice = egress__splice_new(why, sizeof why);
+        if (g->splice)
+            log_info("egress", "connections are spliced in the kernel after their first "
+                               "exchange (BPF sockmap)");
+        else
+            log_warn("egress", "connections are relayed in user space: the kernel refused "
+                               "the sockmap (%s)", why);
+    }
     g->m_conns = metrics_family_new(METRICS_COUNTER, "mayfly_egress_connections_total",
                                     "Outbound connections functions made, by whether the "
                                     "policy allowed them.",
@@ -85,6 +102,11 @@ egress_t *egress_new(uv_loop_t *loop, const egress_config_t *cfg)
     g->m_dns = metrics_family_new(METRICS_COUNTER, "mayfly_egress_dns_queries_total",
                                   "Names functions asked the gateway's resolver, by answer.",
                                   (const char *[]){"function", "answer", NULL}, NULL, 0);
+    g->m_splice = metrics_family_new(METRICS_COUNTER, "mayfly_egress_splice_events_total",
+                                     "Directions of outbound connections the kernel took over "
+                                     "from the relay (spliced) and gave back: at the end of "
+                                     "the connection (ended) or at the queue limit (limit).",
+                                     (const char *[]){"event", NULL}, NULL, 0);
     return g;
 }
 
@@ -143,6 +165,7 @@ void egress_free(egress_t *g)
     while (map_next(&g->cache, &it, &k, &v))
         free(v);
     map_release(&g->cache);
+    egress__splice_free(g->splice);
     free(g->own);
     free(g);
 }
@@ -201,6 +224,10 @@ struct egress_box {
     unsigned dropped;
     unsigned denial_lines;
     map_t denied_names;        /* logged this call */
+    int64_t call_start_ms;
+    uint64_t call_start_ns;
+    uv_timer_t splice_timer;   /* runs while a connection is spliced or draining */
+    bool splice_ticking;
 };
 
 struct conn {
@@ -226,6 +253,18 @@ struct conn {
     bool first_up, first_client;
     char sni[EGRESS_NAME_MAX + 1];
     size_t queued[2];          /* bytes queued towards client (0) and upstream (1) */
+    /* Splicing (splice.c); a direction is named by the side it comes from. */
+    int pair;                  /* in the kernel's map, or -1 */
+    enum { DIR_RELAY, DIR_SPLICED, DIR_DRAINING } mode[2];
+    bool no_splice;            /* an end was seen: the relay keeps both directions */
+    bool calibrated;
+    uint64_t wrote[2];         /* bytes the relay handed side i's socket */
+    uint64_t offset[2];        /* side i's taken count less wrote, measured once */
+    uint64_t drain_seen[2];    /* redirected at the last drained tick, + 1 */
+    int dupfd[2];              /* watched for the end while spliced */
+    uv_poll_t watch[2];
+    bool watch_init[2];
+    uint64_t mark_out, mark_in;/* totals at the last settle */
 };
 
 static void box_unref(egress_box_t *b);
@@ -325,17 +364,39 @@ static void denied(egress_box_t *b, const char *host, const char *ip, uint16_t p
 
 /* ---- the relay ------------------------------------------------------------ */
 
+static egress__splice_state_t *sst(const conn_t *c, int side)
+{
+    return egress__splice_state(c->box->g->splice, c->pair, side);
+}
+
+#define LOAD(x) atomic_load_explicit((_Atomic uint64_t *)&(x), memory_order_acquire)
+#define STORE(x, v) atomic_store_explicit((_Atomic uint64_t *)&(x), (v), memory_order_release)
+
+/* Bytes to the world and from it: what the relay copied and what the
+ * kernel handed over. */
+static void totals(const conn_t *c, uint64_t *out, uint64_t *in)
+{
+    *out = c->total_out;
+    *in = c->total_in;
+    if (c->pair >= 0) {
+        *out += LOAD(sst(c, 0)->redirected);
+        *in += LOAD(sst(c, 1)->redirected);
+    }
+}
+
 static void meter(conn_t *c)
 {
     egress_box_t *b = c->box;
-    if (c->total_out > c->metered_out)
+    uint64_t out, in;
+    totals(c, &out, &in);
+    if (out > c->metered_out)
         metrics_inc(b->g->m_bytes, (const char *[]){b->function, "out"},
-                    (double)(c->total_out - c->metered_out));
-    if (c->total_in > c->metered_in)
+                    (double)(out - c->metered_out));
+    if (in > c->metered_in)
         metrics_inc(b->g->m_bytes, (const char *[]){b->function, "in"},
-                    (double)(c->total_in - c->metered_in));
-    c->metered_out = c->total_out;
-    c->metered_in = c->total_in;
+                    (double)(in - c->metered_in));
+    c->metered_out = out;
+    c->metered_in = in;
 }
 
 static void entry_settle(conn_t *c, bool still_open)
@@ -343,8 +404,12 @@ static void entry_settle(conn_t *c, bool still_open)
     entry_t *e = c->entry;
     if (!e)
         return;
-    e->bytes_out = c->total_out - c->base_out;
-    e->bytes_in = c->total_in - c->base_in;
+    uint64_t out, in;
+    totals(c, &out, &in);
+    e->bytes_out = out - c->base_out;
+    e->bytes_in = in - c->base_in;
+    c->mark_out = out;
+    c->mark_in = in;
     e->duration_ms = (double)(clock_mono_ns() - e->start_ns) / 1e6;
     e->open = still_open;
     c->entry = NULL;
@@ -366,8 +431,10 @@ static void conn_touch(conn_t *c)
     e->reused = c->used_before;
     snprintf(e->sni, sizeof e->sni, "%s", c->sni);
     c->entry = e;
-    c->base_out = c->total_out;
-    c->base_in = c->total_in;
+    /* From where the last call's entry ended: bytes moved between calls
+     * belong to the call that uses the connection next. */
+    c->base_out = c->mark_out;
+    c->base_in = c->mark_in;
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -376,6 +443,9 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     egress_box_t *b = c->box;
+    for (int i = 0; i < 2; i++)
+        if (c->dupfd[i] >= 0)
+            close(c->dupfd[i]);
     free(c);
     box_unref(b);
 }
@@ -395,6 +465,15 @@ static void conn_close(conn_t *c, bool reset)
     if (c->next)
         c->next->prev = c->prev;
     b->n_open--;
+    for (int i = 0; i < 2; i++)
+        if (c->watch_init[i])
+            uv_close((uv_handle_t *)&c->watch[i], conn_handle_closed);
+    if (c->pair >= 0) {
+        /* Out of the map before the sockets close: a reset loses what the
+         * kernel still held for them, as it would in the relay's queues. */
+        egress__splice_remove(b->g->splice, c->pair);
+        c->pair = -1;
+    }
     if (reset && !uv_is_closing((uv_handle_t *)&c->client))
         uv_tcp_close_reset(&c->client, conn_handle_closed);
     else if (!uv_is_closing((uv_handle_t *)&c->client))
@@ -448,12 +527,186 @@ static void maybe_shutdown(conn_t *c, int to)
     }
 }
 
+/* ---- splicing (splice.c) --------------------------------------------------
+ * A direction (named by the side it comes from) is relayed, spliced (the
+ * relay no longer reads its source, the program hands its bytes over, the
+ * relay watches only for the end) or draining (handed back to the relay,
+ * which waits until the kernel's queue to the other side is empty before
+ * reading the source again, so that bytes stay in order). */
+
+static void wrote(conn_t *c, int to, size_t n)
+{
+    c->wrote[to] += n;
+    if (c->pair >= 0)
+        STORE(sst(c, 1 - to)->consumed, c->wrote[to]);
+}
+
+static int sock_fd(conn_t *c, int i)
+{
+    uv_os_fd_t fd = -1;
+    uv_fileno((uv_handle_t *)side(c, i), &fd);
+    return fd;
+}
+
+static void splice_tick(uv_timer_t *t);
+
+static void ticking(egress_box_t *b)
+{
+    if (!b->splice_ticking) {
+        b->splice_ticking = true;
+        uv_timer_start(&b->splice_timer, splice_tick, SPLICE_TICK_MS, SPLICE_TICK_MS);
+    }
+}
+
+/* The first exchange is read (the record has its HTTP line or TLS name):
+ * ask the program to take the directions the relay still has. */
+static void maybe_splice(conn_t *c)
+{
+    if (c->pair < 0 || c->no_splice || c->closing || c->client_eof || c->up_eof ||
+        !c->up_connected || !c->first_client || !c->first_up || c->want_status)
+        return;
+    if (!c->calibrated) {
+        /* Once, with nothing of the relay's in flight: what each socket's
+         * TCP counts beyond the bytes written to it. */
+        if (c->queued[0] || c->queued[1])
+            return;
+        for (int i = 0; i < 2; i++) {
+            uint64_t taken;
+            bool closed;
+            if (egress__splice_taken(sock_fd(c, i), &taken, &closed) < 0 || closed ||
+                taken < c->wrote[i]) {
+                c->no_splice = true;
+                return;
+            }
+            c->offset[i] = taken - c->wrote[i];
+        }
+        c->calibrated = true;
+    }
+    for (int from = 0; from < 2; from++)
+        if (c->mode[from] == DIR_RELAY)
+            STORE(sst(c, from)->want, 1);
+}
+
+static void on_watch(uv_poll_t *h, int status, int events);
+
+/* The program took the direction (it redirected a segment with nothing of
+ * the relay's outstanding): the relay stops reading its source and only
+ * watches it for the end. */
+static void check_spliced(conn_t *c, int from)
+{
+    if (c->pair < 0 || c->mode[from] != DIR_RELAY || c->closing)
+        return;
+    egress__splice_state_t *st = sst(c, from);
+    if (!LOAD(st->want) || !LOAD(st->redirecting))
+        return;
+    if (!c->watch_init[from]) {
+        c->dupfd[from] = fcntl(sock_fd(c, from), F_DUPFD_CLOEXEC, 0);
+        if (c->dupfd[from] < 0 || uv_poll_init(c->box->g->loop, &c->watch[from],
+                                               c->dupfd[from]) < 0) {
+            /* Not watched, not spliced: the program hands it back. */
+            STORE(st->want, 0);
+            c->no_splice = true;
+            return;
+        }
+        c->watch[from].data = c;
+        c->watch_init[from] = true;
+        c->handles++;
+    }
+    uv_read_stop(side(c, from));
+    uv_poll_start(&c->watch[from], UV_DISCONNECT, on_watch);
+    c->mode[from] = DIR_SPLICED;
+    metrics_inc(c->box->g->m_splice, (const char *[]){"spliced"}, 1);
+    ticking(c->box);
+}
+
+static void unsplice(conn_t *c, int from, const char *why)
+{
+    if (c->mode[from] != DIR_SPLICED)
+        return;
+    metrics_inc(c->box->g->m_splice, (const char *[]){why}, 1);
+    STORE(sst(c, from)->want, 0);
+    uv_poll_stop(&c->watch[from]);
+    c->mode[from] = DIR_DRAINING;
+    c->drain_seen[from] = 0;
+}
+
+/* An end, a reset or an error on a spliced direction's source: the relay
+ * takes it back and meets it as it would have. */
+static void on_watch(uv_poll_t *h, int status, int events)
+{
+    conn_t *c = h->data;
+    int from = h == &c->watch[0] ? 0 : 1;
+    c->no_splice = true;
+    unsplice(c, from, "ended");
+}
+
+/* What the kernel still holds of the direction's redirected bytes. */
+static int backlog(conn_t *c, int from, uint64_t *out)
+{
+    int to = 1 - from;
+    uint64_t taken;
+    bool closed;
+    if (egress__splice_taken(sock_fd(c, to), &taken, &closed) < 0 || closed)
+        return -1;
+    uint64_t sent = taken - c->offset[to];
+    uint64_t handed = c->wrote[to] + LOAD(sst(c, from)->redirected);
+    *out = handed > sent ? handed - sent : 0;
+    return 0;
+}
+
+static void splice_tick(uv_timer_t *t)
+{
+    egress_box_t *b = t->data;
+    bool busy = false;
+    for (conn_t *c = b->conns; c; c = c->next) {
+        if (c->pair < 0)
+            continue;
+        for (int from = 0; from < 2; from++) {
+            egress__splice_state_t *st = sst(c, from);
+            if (c->mode[from] == DIR_SPLICED) {
+                busy = true;
+                if (!LOAD(st->want)) {
+                    /* The program met the queue limit. */
+                    unsplice(c, from, "limit");
+                } else if (LOAD(st->redirected) > LOAD(st->taken)) {
+                    uint64_t left;
+                    if (backlog(c, from, &left) == 0)
+                        STORE(st->taken, LOAD(st->redirected) - left);
+                }
+            }
+            if (c->mode[from] == DIR_DRAINING) {
+                busy = true;
+                /* Drained on two ticks in a row with nothing redirected
+                 * between them: no segment the program took before want
+                 * was cleared is still on its way. */
+                uint64_t left = 0;
+                uint64_t red = LOAD(st->redirected);
+                if (backlog(c, from, &left) < 0 || left == 0) {
+                    if (c->drain_seen[from] == red + 1) {
+                        c->mode[from] = DIR_RELAY;
+                        uv_read_start(side(c, from), on_relay_alloc, on_relay_read);
+                    } else {
+                        c->drain_seen[from] = red + 1;
+                    }
+                } else {
+                    c->drain_seen[from] = 0;
+                }
+            }
+        }
+    }
+    if (!busy) {
+        uv_timer_stop(t);
+        b->splice_ticking = false;
+    }
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     wreq_t *r = (wreq_t *)w;
     conn_t *c = r->c;
     int to = r->to;
-    c->queued[to] -= r->len;
+    size_t len = r->len;
+    c->queued[to] -= len;
     free(r);
     if (c->closing)
         return;
@@ -461,13 +714,15 @@ static void on_write(uv_write_t *w, int status)
         conn_close(c, true);
         return;
     }
+    wrote(c, to, len);
     if (c->queued[to] < RELAY_HIGH_WATER / 2) {
         uv_stream_t *src = side(c, 1 - to);
         bool src_eof = to == 0 ? c->up_eof : c->client_eof;
-        if (!src_eof)
+        if (!src_eof && c->mode[1 - to] == DIR_RELAY)
             uv_read_start(src, on_relay_alloc, on_relay_read);
     }
     maybe_shutdown(c, to);
+    maybe_splice(c);
 }
 
 static char relay_buf[64 * 1024];
@@ -490,7 +745,10 @@ static void sniff(conn_t *c, int from, const uint8_t *data, size_t len)
             egress__sniff_http_request(data, len, e->method, sizeof e->method, e->path,
                                        sizeof e->path))
             c->want_status = true;
-    } else if (c->want_status && e && !e->status) {
+    } else {
+        c->first_up = true;
+    }
+    if (from == 1 && c->want_status && e && !e->status) {
         e->status = egress__sniff_http_status(data, len);
         c->want_status = false;
     }
@@ -501,9 +759,12 @@ static void on_relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_t *c = s->data;
     int from = s == (uv_stream_t *)&c->client ? 0 : 1;
     int to = 1 - from;
-    if (nread == 0)
+    if (nread == 0) {
+        check_spliced(c, from);
         return;
+    }
     if (nread < 0) {
+        c->no_splice = true;
         if (nread != UV_EOF) {
             conn_close(c, true);
             return;
@@ -537,9 +798,13 @@ static void on_relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             conn_close(c, true);
             return;
         }
+        wrote(c, to, done);
     }
-    if (done == n)
+    if (done == n) {
+        maybe_splice(c);
+        check_spliced(c, from);
         return;
+    }
     wreq_t *r = xmalloc(sizeof *r + (n - done));
     r->c = c;
     r->to = to;
@@ -572,6 +837,10 @@ static void on_upstream_connected(uv_connect_t *req, int status)
     }
     c->up_connected = true;
     uv_tcp_nodelay(&c->upstream, 1);
+    if (c->box->g->splice)
+        c->pair = egress__splice_add(c->box->g->splice, sock_fd(c, 0), sock_fd(c, 1));
+    if (c->pair < 0)
+        c->pair = -1;
     uv_read_start((uv_stream_t *)&c->client, on_relay_alloc, on_relay_read);
     uv_read_start((uv_stream_t *)&c->upstream, on_relay_alloc, on_relay_read);
 }
@@ -615,6 +884,8 @@ static void on_relay_connection(uv_stream_t *server, int status)
         return;
     conn_t *c = xcalloc(1, sizeof *c);
     c->box = b;
+    c->pair = -1;
+    c->dupfd[0] = c->dupfd[1] = -1;
     uv_tcp_init(b->g->loop, &c->client);
     c->client.data = c;
     c->handles = 1;
@@ -1250,6 +1521,9 @@ int egress_box_open(egress_t *g, const sandbox_t *sb, const char *function,
     b->nflog.data = b;
     uv_poll_start(&b->nflog, UV_READABLE, on_nflog);
     b->handles++;
+    uv_timer_init(g->loop, &b->splice_timer);
+    b->splice_timer.data = b;
+    b->handles++;
     *out = b;
     return 0;
 }
@@ -1260,6 +1534,42 @@ void egress_box_call_begin(egress_box_t *b)
     b->n_entries = 0;
     b->dropped = 0;
     b->denial_lines = 0;
+    b->call_start_ms = clock_wall_ms();
+    b->call_start_ns = clock_mono_ns();
+    /* A spliced connection's first segments of the call each way: the
+     * program copies their heads, for the entry's HTTP line. */
+    for (conn_t *c = b->conns; c; c = c->next) {
+        for (int i = 0; c->pair >= 0 && i < 2; i++) {
+            egress__splice_state_t *st = sst(c, i);
+            STORE(st->head_len, 0);
+            STORE(st->capture, 1);
+        }
+    }
+}
+
+/* A spliced connection the call used without the relay seeing it: its
+ * entry, with the HTTP line from the heads the program copied. */
+static void spliced_entry(conn_t *c)
+{
+    if (c->pair < 0)
+        return;
+    uint64_t out, in;
+    totals(c, &out, &in);
+    if (!c->entry && (out != c->mark_out || in != c->mark_in)) {
+        conn_touch(c);
+        if (c->entry) {
+            c->entry->start_ms = c->box->call_start_ms;
+            c->entry->start_ns = c->box->call_start_ns;
+        }
+    }
+    entry_t *e = c->entry;
+    const egress__splice_state_t *req = sst(c, 0), *resp = sst(c, 1);
+    if (!e || e->method[0] || LOAD(req->capture) || !LOAD(req->head_len))
+        return;
+    if (egress__sniff_http_request(req->head, LOAD(req->head_len), e->method, sizeof e->method,
+                                   e->path, sizeof e->path) &&
+        !LOAD(resp->capture) && LOAD(resp->head_len))
+        e->status = egress__sniff_http_status(resp->head, LOAD(resp->head_len));
 }
 
 static void entry_json(buf_t *out, const entry_t *e)
@@ -1307,6 +1617,7 @@ char *egress_box_call_end(egress_box_t *b)
      * returned: whatever the call was refused is read now, into its record. */
     nflog_drain(b);
     for (conn_t *c = b->conns; c; c = c->next) {
+        spliced_entry(c);
         if (c->entry) {
             entry_settle(c, true);
             c->used_before = true;
@@ -1347,6 +1658,7 @@ void egress_box_close(egress_box_t *b)
             uv_close((uv_handle_t *)&b->relay[i], box_handle_closed);
     uv_close((uv_handle_t *)&b->dns, box_handle_closed);
     uv_close((uv_handle_t *)&b->nflog, box_handle_closed);
+    uv_close((uv_handle_t *)&b->splice_timer, box_handle_closed);
     if (b->nft)
         mnl_socket_close(b->nft);
     b->nft = NULL;

@@ -96,4 +96,42 @@ int egress__sniff_http_status(const uint8_t *buf, size_t len);
 /* The server name of a TLS ClientHello: 1 found, 0 not. */
 int egress__sniff_tls_sni(const uint8_t *buf, size_t len, char *out, size_t outlen);
 
+/* ---- splice.c: splicing a relayed connection in the kernel -------------- */
+
+#define EGRESS__SPLICE_PAIRS 4096          /* connections spliced at once, server-wide */
+#define EGRESS__SPLICE_HEAD 128            /* bytes of a segment's head captured */
+/* Bytes the program may have handed a socket beyond what its TCP took:
+ * the kernel's queue between them, which no socket buffer bounds. */
+#define EGRESS__SPLICE_BACKLOG_MAX (4u << 20)
+
+/* One socket of a pair, shared with the program (mmap'd): for the bytes
+ * arriving on it, on their way to the other socket. */
+typedef struct egress__splice_state {
+    uint64_t want;             /* relay: redirect when caught up (program clears at the limit) */
+    uint64_t redirecting;      /* program: the last segment was redirected */
+    uint64_t passed;           /* program: bytes given to the relay */
+    uint64_t consumed;         /* relay: of those, bytes written on to the other socket */
+    uint64_t redirected;       /* program: bytes handed to the other socket */
+    uint64_t taken;            /* relay: of those, bytes the other socket's TCP took */
+    uint64_t capture;          /* relay: copy the next redirected segment's head */
+    uint64_t head_len;         /* program */
+    uint8_t head[EGRESS__SPLICE_HEAD];
+} egress__splice_state_t;
+
+typedef struct egress__splice egress__splice_t;
+
+/* The maps and the program: NULL when the kernel refuses (why says). */
+egress__splice_t *egress__splice_new(char *why, size_t whylen);
+void egress__splice_free(egress__splice_t *s);
+/* Puts a connected pair in the map, both states zeroed (want 0: every
+ * byte goes to the relay, counted as passed). Returns the pair, or -errno
+ * (-EAGAIN when every pair is taken). */
+int egress__splice_add(egress__splice_t *s, int fd_client, int fd_upstream);
+/* side 0: the client's socket, 1: the upstream's. */
+egress__splice_state_t *egress__splice_state(egress__splice_t *s, int pair, int side);
+void egress__splice_remove(egress__splice_t *s, int pair);
+/* Every byte fd's TCP has taken so far (acknowledged or queued), plus a
+ * constant; closed when the connection is gone. 0 or -errno. */
+int egress__splice_taken(int fd, uint64_t *out, bool *closed);
+
 #endif

@@ -135,7 +135,8 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     metrics_add_collector(collect_gauges, ex);
     registry_set_code_guard(registry, code_in_use, ex);
     egress_config_t ecfg = {.hosts = cfg->egress_hosts,
-                            .max_connections = cfg->egress_max_connections};
+                            .max_connections = cfg->egress_max_connections,
+                            .no_splice = cfg->egress_no_splice};
     if (!cfg->egress_disabled)
         ex->egress = egress_new(loop, &ecfg);
     return ex;

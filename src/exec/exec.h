@@ -92,6 +92,7 @@ typedef struct exec_config {
     const struct egress_hosts *egress_hosts;
     unsigned egress_max_connections;
     bool egress_disabled;        /* --disable-egress: no gateway at all */
+    bool egress_no_splice;       /* --egress-splice off */
 } exec_config_t;
 
 #define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }
