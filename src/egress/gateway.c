@@ -59,7 +59,7 @@ struct egress {
     bool ipv6;
     map_t cache;                     /* name → dns_entry_t */
     egress__splice_t *splice;        /* NULL: every byte through the relay */
-    metrics_family_t *m_conns, *m_bytes, *m_dns, *m_splice;
+    metrics_family_t *m_conns, *m_bytes, *m_dns, *m_spliced, *m_splice;
 };
 
 static bool host_has_ipv6(void)
@@ -102,10 +102,14 @@ egress_t *egress_new(uv_loop_t *loop, const egress_config_t *cfg)
     g->m_dns = metrics_family_new(METRICS_COUNTER, "mayfly_egress_dns_queries_total",
                                   "Names functions asked the gateway's resolver, by answer.",
                                   (const char *[]){"function", "answer", NULL}, NULL, 0);
+    g->m_spliced = metrics_family_new(METRICS_COUNTER, "mayfly_egress_spliced_bytes_total",
+                                      "Of mayfly_egress_bytes_total, the bytes the kernel "
+                                      "handed between the relay's sockets without the server.",
+                                      (const char *[]){"function", "direction", NULL}, NULL, 0);
     g->m_splice = metrics_family_new(METRICS_COUNTER, "mayfly_egress_splice_events_total",
-                                     "Directions of outbound connections the kernel took over "
-                                     "from the relay (spliced) and gave back: at the end of "
-                                     "the connection (ended) or at the queue limit (limit).",
+                                     "Directions of spliced connections the kernel gave back "
+                                     "to the relay: at their end (ended) or at the queue "
+                                     "limit (limit).",
                                      (const char *[]){"event", NULL}, NULL, 0);
     return g;
 }
@@ -255,16 +259,20 @@ struct conn {
     size_t queued[2];          /* bytes queued towards client (0) and upstream (1) */
     /* Splicing (splice.c); a direction is named by the side it comes from. */
     int pair;                  /* in the kernel's map, or -1 */
-    enum { DIR_RELAY, DIR_SPLICED, DIR_DRAINING } mode[2];
+    enum { DIR_RELAY, DIR_ARMED, DIR_SPLICED, DIR_DRAINING } mode[2];
     bool no_splice;            /* an end was seen: the relay keeps both directions */
     bool calibrated;
     uint64_t wrote[2];         /* bytes the relay handed side i's socket */
     uint64_t offset[2];        /* side i's taken count less wrote, measured once */
     uint64_t drain_seen[2];    /* redirected at the last drained tick, + 1 */
+    uint64_t redir_acct[2];    /* redirected when the kernel's queue was last seen empty */
+    ssize_t held_nread[2];     /* read while the kernel's queue was not: 0 none, or */
+    char *held[2];             /* its bytes, replayed once it is */
     int dupfd[2];              /* watched for the end while spliced */
     uv_poll_t watch[2];
     bool watch_init[2];
     uint64_t mark_out, mark_in;/* totals at the last settle */
+    uint64_t metered_spliced[2];
 };
 
 static void box_unref(egress_box_t *b);
@@ -397,6 +405,13 @@ static void meter(conn_t *c)
                     (double)(in - c->metered_in));
     c->metered_out = out;
     c->metered_in = in;
+    for (int i = 0; c->pair >= 0 && i < 2; i++) {
+        uint64_t red = LOAD(sst(c, i)->redirected);
+        if (red > c->metered_spliced[i])
+            metrics_inc(b->g->m_spliced, (const char *[]){b->function, i ? "in" : "out"},
+                        (double)(red - c->metered_spliced[i]));
+        c->metered_spliced[i] = red;
+    }
 }
 
 static void entry_settle(conn_t *c, bool still_open)
@@ -443,9 +458,11 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--c->handles > 0)
         return;
     egress_box_t *b = c->box;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (c->dupfd[i] >= 0)
             close(c->dupfd[i]);
+        free(c->held[i]);
+    }
     free(c);
     box_unref(b);
 }
@@ -528,11 +545,17 @@ static void maybe_shutdown(conn_t *c, int to)
 }
 
 /* ---- splicing (splice.c) --------------------------------------------------
- * A direction (named by the side it comes from) is relayed, spliced (the
- * relay no longer reads its source, the program hands its bytes over, the
- * relay watches only for the end) or draining (handed back to the relay,
- * which waits until the kernel's queue to the other side is empty before
- * reading the source again, so that bytes stay in order). */
+ * A direction (named by the side it comes from) is
+ *   relayed:  every byte through the relay;
+ *   armed:    the program hands bytes over once the relay has written on
+ *             all it gave it; the relay still reads the source, which
+ *             gives it only what the program passes (at its queue limit)
+ *             and the end;
+ *   spliced:  as armed, on a kernel that wakes readers for bytes it
+ *             redirected: the relay stops reading, watches for the end;
+ *   draining: handed back; the relay waits until the kernel's queue to the
+ *             other side is empty before it writes anything on, so that
+ *             bytes stay in order. */
 
 static void wrote(conn_t *c, int to, size_t n)
 {
@@ -582,19 +605,22 @@ static void maybe_splice(conn_t *c)
         }
         c->calibrated = true;
     }
-    for (int from = 0; from < 2; from++)
-        if (c->mode[from] == DIR_RELAY)
+    for (int from = 0; from < 2; from++) {
+        if (c->mode[from] == DIR_RELAY) {
+            c->mode[from] = DIR_ARMED;
             STORE(sst(c, from)->want, 1);
+        }
+    }
 }
 
 static void on_watch(uv_poll_t *h, int status, int events);
 
-/* The program took the direction (it redirected a segment with nothing of
- * the relay's outstanding): the relay stops reading its source and only
- * watches it for the end. */
+/* Woken with nothing to read while the program redirects: this kernel
+ * wakes readers for redirected bytes, so the relay stops reading the
+ * source and only watches it for the end. */
 static void check_spliced(conn_t *c, int from)
 {
-    if (c->pair < 0 || c->mode[from] != DIR_RELAY || c->closing)
+    if (c->pair < 0 || c->mode[from] != DIR_ARMED || c->closing)
         return;
     egress__splice_state_t *st = sst(c, from);
     if (!LOAD(st->want) || !LOAD(st->redirecting))
@@ -603,10 +629,10 @@ static void check_spliced(conn_t *c, int from)
         c->dupfd[from] = fcntl(sock_fd(c, from), F_DUPFD_CLOEXEC, 0);
         if (c->dupfd[from] < 0 || uv_poll_init(c->box->g->loop, &c->watch[from],
                                                c->dupfd[from]) < 0) {
-            /* Not watched, not spliced: the program hands it back. */
-            STORE(st->want, 0);
-            c->no_splice = true;
-            return;
+            if (c->dupfd[from] >= 0)
+                close(c->dupfd[from]);
+            c->dupfd[from] = -1;
+            return; /* stays armed */
         }
         c->watch[from].data = c;
         c->watch_init[from] = true;
@@ -615,19 +641,55 @@ static void check_spliced(conn_t *c, int from)
     uv_read_stop(side(c, from));
     uv_poll_start(&c->watch[from], UV_DISCONNECT, on_watch);
     c->mode[from] = DIR_SPLICED;
-    metrics_inc(c->box->g->m_splice, (const char *[]){"spliced"}, 1);
     ticking(c->box);
 }
 
-static void unsplice(conn_t *c, int from, const char *why)
+static void draining(conn_t *c, int from, const char *why)
 {
-    if (c->mode[from] != DIR_SPLICED)
-        return;
-    metrics_inc(c->box->g->m_splice, (const char *[]){why}, 1);
+    if (why)
+        metrics_inc(c->box->g->m_splice, (const char *[]){why}, 1);
     STORE(sst(c, from)->want, 0);
-    uv_poll_stop(&c->watch[from]);
+    if (c->mode[from] == DIR_SPLICED)
+        uv_poll_stop(&c->watch[from]);
+    else
+        uv_read_stop(side(c, from));
     c->mode[from] = DIR_DRAINING;
     c->drain_seen[from] = 0;
+    ticking(c->box);
+}
+
+/* Bytes (or the end) the relay read after the program had handed some
+ * over since the relay last saw the kernel's queue empty: they wait until
+ * it is, or they would overtake what it holds. */
+static void hold(conn_t *c, int from, ssize_t nread, const uv_buf_t *buf)
+{
+    c->held_nread[from] = nread;
+    if (nread > 0) {
+        c->held[from] = xmalloc((size_t)nread);
+        memcpy(c->held[from], buf->base, (size_t)nread);
+    }
+    /* The program passes bytes after redirecting only at its queue limit. */
+    draining(c, from, nread > 0 ? "limit" : "ended");
+}
+
+/* The kernel's queue is empty: the relay has the direction again, and
+ * first what it read meanwhile. */
+static void relay_again(conn_t *c, int from, uint64_t redirected)
+{
+    c->mode[from] = DIR_RELAY;
+    c->redir_acct[from] = redirected;
+    STORE(sst(c, from)->taken, redirected);
+    uv_read_start(side(c, from), on_relay_alloc, on_relay_read);
+    ssize_t nread = c->held_nread[from];
+    if (nread) {
+        char *data = c->held[from];
+        c->held[from] = NULL;
+        c->held_nread[from] = 0;
+        uv_buf_t b = uv_buf_init(data, nread > 0 ? (unsigned)nread : 0);
+        on_relay_read(side(c, from), nread, &b);
+        free(data);
+    }
+    maybe_splice(c);
 }
 
 /* An end, a reset or an error on a spliced direction's source: the relay
@@ -637,7 +699,8 @@ static void on_watch(uv_poll_t *h, int status, int events)
     conn_t *c = h->data;
     int from = h == &c->watch[0] ? 0 : 1;
     c->no_splice = true;
-    unsplice(c, from, "ended");
+    if (c->mode[from] == DIR_SPLICED)
+        draining(c, from, "ended");
 }
 
 /* What the kernel still holds of the direction's redirected bytes. */
@@ -654,6 +717,11 @@ static int backlog(conn_t *c, int from, uint64_t *out)
     return 0;
 }
 
+/* Every SPLICE_TICK_MS while the kernel holds something: the program's
+ * view of what the other socket took (its queue limit counts from it), and
+ * draining directions handed back once their queue is empty. An armed
+ * direction whose bytes were all taken needs no tick: its next burst
+ * starts one when it meets the limit. */
 static void splice_tick(uv_timer_t *t)
 {
     egress_box_t *b = t->data;
@@ -661,20 +729,19 @@ static void splice_tick(uv_timer_t *t)
     for (conn_t *c = b->conns; c; c = c->next) {
         if (c->pair < 0)
             continue;
-        for (int from = 0; from < 2; from++) {
+        for (int from = 0; from < 2 && !c->closing; from++) {
             egress__splice_state_t *st = sst(c, from);
-            if (c->mode[from] == DIR_SPLICED) {
-                busy = true;
-                if (!LOAD(st->want)) {
-                    /* The program met the queue limit. */
-                    unsplice(c, from, "limit");
-                } else if (LOAD(st->redirected) > LOAD(st->taken)) {
-                    uint64_t left;
-                    if (backlog(c, from, &left) == 0)
-                        STORE(st->taken, LOAD(st->redirected) - left);
+            if (c->mode[from] == DIR_SPLICED && !LOAD(st->want))
+                draining(c, from, "limit");
+            if (c->mode[from] == DIR_SPLICED || c->mode[from] == DIR_ARMED) {
+                if (c->mode[from] == DIR_SPLICED)
+                    busy = true;
+                uint64_t left, red = LOAD(st->redirected);
+                if (red > LOAD(st->taken) && backlog(c, from, &left) == 0) {
+                    STORE(st->taken, red - left);
+                    busy = true;
                 }
-            }
-            if (c->mode[from] == DIR_DRAINING) {
+            } else if (c->mode[from] == DIR_DRAINING) {
                 busy = true;
                 /* Drained on two ticks in a row with nothing redirected
                  * between them: no segment the program took before want
@@ -682,12 +749,10 @@ static void splice_tick(uv_timer_t *t)
                 uint64_t left = 0;
                 uint64_t red = LOAD(st->redirected);
                 if (backlog(c, from, &left) < 0 || left == 0) {
-                    if (c->drain_seen[from] == red + 1) {
-                        c->mode[from] = DIR_RELAY;
-                        uv_read_start(side(c, from), on_relay_alloc, on_relay_read);
-                    } else {
+                    if (c->drain_seen[from] == red + 1)
+                        relay_again(c, from, red);
+                    else
                         c->drain_seen[from] = red + 1;
-                    }
                 } else {
                     c->drain_seen[from] = 0;
                 }
@@ -711,6 +776,8 @@ static void on_write(uv_write_t *w, int status)
     if (c->closing)
         return;
     if (status < 0) {
+        log_debug("egress", "%s:%u: writing to the %s: %s", c->host, c->port,
+                  to ? "upstream" : "function", uv_err_name(status));
         conn_close(c, true);
         return;
     }
@@ -718,7 +785,7 @@ static void on_write(uv_write_t *w, int status)
     if (c->queued[to] < RELAY_HIGH_WATER / 2) {
         uv_stream_t *src = side(c, 1 - to);
         bool src_eof = to == 0 ? c->up_eof : c->client_eof;
-        if (!src_eof && c->mode[1 - to] == DIR_RELAY)
+        if (!src_eof && (c->mode[1 - to] == DIR_RELAY || c->mode[1 - to] == DIR_ARMED))
             uv_read_start(src, on_relay_alloc, on_relay_read);
     }
     maybe_shutdown(c, to);
@@ -763,9 +830,19 @@ static void on_relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         check_spliced(c, from);
         return;
     }
+    if (c->pair >= 0 && (nread > 0 || nread == UV_EOF) &&
+        LOAD(sst(c, from)->redirected) != c->redir_acct[from]) {
+        /* The program handed bytes over since the relay last knew the
+         * kernel's queue empty (and then gave it these): they wait until
+         * that queue is, or they would overtake it. */
+        hold(c, from, nread, buf);
+        return;
+    }
     if (nread < 0) {
         c->no_splice = true;
         if (nread != UV_EOF) {
+            log_debug("egress", "%s:%u: reading from the %s: %s", c->host, c->port,
+                      from ? "upstream" : "function", uv_err_name((int)nread));
             conn_close(c, true);
             return;
         }
@@ -795,6 +872,8 @@ static void on_relay_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (w > 0)
             done = (size_t)w;
         else if (w < 0 && w != UV_EAGAIN) {
+            log_debug("egress", "%s:%u: writing to the %s: %s", c->host, c->port,
+                      to ? "upstream" : "function", uv_err_name(w));
             conn_close(c, true);
             return;
         }

@@ -168,6 +168,9 @@ static void build(asm_t *p, int slots, int states, int socks)
     jmp_imm(p, BPF_JEQ, 0, 0, L_PLAIN);
     emit(p, MOV(7, 0));
     emit(p, LDX(BPF_W, 9, 6, (int16_t)offsetof(struct __sk_buff, len)));
+    /* A segment with no bytes (a FIN's) stays with its socket: handed over,
+     * the other socket's sender would take it for a broken pipe. */
+    jmp_imm(p, BPF_JEQ, 9, 0, L_PLAIN);
     /* Redirect only when asked, caught up, and under the queue limit. */
     emit(p, LDX(BPF_DW, 1, 7, ST(want)));
     jmp_imm(p, BPF_JEQ, 1, 0, L_PASS);

@@ -153,8 +153,11 @@ class Servers:
                 pass
 
 
-@pytest.fixture(scope="module")
-def env(module_server_factory, tmp_path_factory):
+@pytest.fixture(scope="module", params=["spliced", "relayed"])
+def env(request, module_server_factory, tmp_path_factory):
+    """Every test runs twice: with connections spliced in the kernel after
+    their first exchange (the default) and relayed in user space all along
+    (--egress-splice off)."""
     tmp = str(tmp_path_factory.mktemp("egress"))
     servers = Servers(tmp)
     hosts = os.path.join(tmp, "hosts")
@@ -162,7 +165,8 @@ def env(module_server_factory, tmp_path_factory):
         f.write("# names the functions may be given\n"
                 "127.0.0.1 api.test echo.test\n"
                 "::1 api6.test\n")
-    srv = module_server_factory("--egress-hosts", hosts)
+    srv = module_server_factory("--egress-hosts", hosts, "--egress-splice",
+                                "on" if request.param == "spliced" else "off")
     yield srv, servers
     servers.close()
 

@@ -267,6 +267,33 @@ static void test_the_queue_limit_hands_the_direction_back(void **state)
     drop(&p, k);
 }
 
+static void test_an_end_stays_with_its_socket(void **state)
+{
+    NEED_BPF();
+    pair_t p = make();
+    int k = egress__splice_add(sp, p.a, p.u);
+    assert_true(k >= 0);
+    F(k, 0, want) = 1;
+    send_all(p.c, "last", 4);
+    char buf[8];
+    recv_exact(p.s, buf, 4);
+    shutdown(p.c, SHUT_WR);
+    /* The relay reads the end on A; U is not broken by it. */
+    struct pollfd pf = {.fd = p.a, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    assert_int_equal(recv(p.a, buf, sizeof buf, 0), 0);
+    usleep(20000);
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(p.u, SOL_SOCKET, SO_ERROR, &err, &len);
+    assert_int_equal(err, 0);
+    send_all(p.u, "ok", 2);
+    recv_exact(p.s, buf, 2);
+    assert_memory_equal(buf, "ok", 2);
+    assert_int_equal(F(k, 0, redirected), 4);
+    drop(&p, k);
+}
+
 static void test_pairs_are_reused_after_removal(void **state)
 {
     NEED_BPF();
@@ -295,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_asked_and_caught_up_the_kernel_hands_bytes_over_in_order),
         cmocka_unit_test(test_what_a_socket_took_is_counted_from_a_measured_offset),
         cmocka_unit_test(test_the_queue_limit_hands_the_direction_back),
+        cmocka_unit_test(test_an_end_stays_with_its_socket),
         cmocka_unit_test(test_pairs_are_reused_after_removal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
