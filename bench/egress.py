@@ -5,6 +5,10 @@
               function through the gateway, against the same client code
               run on the host as a plain process (the baseline), to the
               same local nginx; alternated, RUNS times each
+  relay       the same two figures on a server with --egress-splice off
+              (every byte through the server), alternated with the above
+  bulk        MB/s of one 128 MiB download through the gateway, against
+              the host's client
   per-call    warm calls per second of a function making one keep-alive
               request per call, against the same function answering
               without one
@@ -62,6 +66,21 @@ def connects(ip, port, n):
         first.append((t2 - t) * 1e6)
     return conn, first
 
+def bulk(host, port, path):
+    c = http.client.HTTPConnection(host, port, timeout=60)
+    t = time.perf_counter()
+    c.request("GET", path)
+    r = c.getresponse()
+    n = 0
+    while True:
+        b = r.read(1 << 20)
+        if not b:
+            break
+        n += len(b)
+    dt = time.perf_counter() - t
+    c.close()
+    return n / dt / 1e6
+
 KEEP = {}
 
 def one_request(host, port):
@@ -78,6 +97,8 @@ def handler(event, context):
     if kind == "connect":
         c, f = connects(event["ip"], event["port"], event["n"])
         return {"connect_us": c, "first_byte_us": f}
+    if kind == "bulk":
+        return {"mb_s": bulk(event["host"], event["port"], event["path"])}
     if kind == "one":
         one_request(event["host"], event["port"])
     return {}
@@ -99,6 +120,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 '{{}}'; }}
+        location /big {{ root {dir}; }}
     }}
 }}
 """
@@ -134,6 +156,14 @@ def start_server(mayfly, cpu, tmp, tag, *extra):
                 break
             time.sleep(0.05)
     raise RuntimeError("the server did not start: " + open(out.name).read()[-500:])
+
+
+def cpu_s(pid):
+    """The server process's own CPU time (all its threads, not its
+    children: the sandboxes), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(p):
@@ -197,6 +227,10 @@ def main():
         p, url = start_server(a.mayfly, a.server_cpu, tmp, "egress", "--egress-hosts", hosts)
         servers.append(p)
         api = benchlib.Api(url)
+        rp, rurl = start_server(a.mayfly, a.server_cpu, tmp, "relay", "--egress-hosts", hosts,
+                                "--egress-splice", "off")
+        servers.append(rp)
+        rapi = benchlib.Api(rurl)
         code = zip_b64({"app.py": CLIENT})
         spec = {"runtime": "python3", "handler": "app.handler", "code": {"zip_base64": code},
                 "memory_mb": 1769, "timeout_s": 300}
@@ -205,14 +239,34 @@ def main():
         api.put_function("none", dict(spec, egress=[]))
         call(api, "via", {"kind": "one", "host": "up.test", "port": nginx_port})
         call(api, "none", {"kind": "none"})
+        rapi.put_function("via", dict(spec, egress=["up.test:%d" % nginx_port]))
+        call(rapi, "via", {"kind": "one", "host": "up.test", "port": nginx_port})
 
         # Throughput: alternated, gateway and host.
         ev = {"kind": "throughput", "host": "up.test", "port": nginx_port, "n": a.requests}
         host_ev = dict(ev, host="127.0.0.1")
-        s["rps_gateway"], s["rps_host"] = [], []
+        s["rps_gateway"], s["rps_host"], s["rps_relay"] = [], [], []
+        s["server_cpu_us_per_req_gateway"], s["server_cpu_us_per_req_relay"] = [], []
         for _ in range(a.runs):
-            s["rps_gateway"].append(call(api, "via", ev)["rps"])
+            for cl, proc, key in ((api, p, "gateway"), (rapi, rp, "relay")):
+                c0 = cpu_s(proc.pid)
+                s["rps_" + key].append(call(cl, "via", ev)["rps"])
+                s["server_cpu_us_per_req_" + key].append(
+                    (cpu_s(proc.pid) - c0) / a.requests * 1e6)
             s["rps_host"].append(on_host(client_path, host_ev, a.server_cpu)["rps"])
+
+        # Bulk: one large download.
+        with open(os.path.join(tmp, "big"), "wb") as f:
+            f.write(os.urandom(128 << 20))
+        os.chmod(tmp, 0o755)   # nginx's worker reads it as nobody
+        os.chmod(os.path.join(tmp, "big"), 0o644)
+        ev = {"kind": "bulk", "host": "up.test", "port": nginx_port, "path": "/big"}
+        s["bulk_mb_s_gateway"], s["bulk_mb_s_relay"], s["bulk_mb_s_host"] = [], [], []
+        for _ in range(a.runs):
+            s["bulk_mb_s_gateway"].append(call(api, "via", ev)["mb_s"])
+            s["bulk_mb_s_relay"].append(call(rapi, "via", ev)["mb_s"])
+            s["bulk_mb_s_host"].append(
+                on_host(client_path, dict(ev, host="127.0.0.1"), a.server_cpu)["mb_s"])
 
         # New connections.
         ev = {"kind": "connect", "ip": "127.0.0.1", "port": nginx_port, "n": a.connects}
@@ -227,16 +281,20 @@ def main():
 
         # Warm calls with one keep-alive request each, and without.
         s["calls_per_s_request"], s["calls_per_s_none"] = [], []
+        s["calls_per_s_request_relay"] = []
         one = json.dumps({"kind": "one", "host": "up.test", "port": nginx_port}).encode()
         for _ in range(a.runs):
-            for name, key, body in (("via", "calls_per_s_request", one),
-                                    ("none", "calls_per_s_none", b'{"kind":"none"}')):
+            for cl, name, key, body in ((api, "via", "calls_per_s_request", one),
+                                        (rapi, "via", "calls_per_s_request_relay", one),
+                                        (api, "none", "calls_per_s_none", b'{"kind":"none"}')):
                 t = time.perf_counter()
                 for _ in range(a.calls):
-                    st, _, _ = api.invoke(name, body)
+                    st, _, _ = cl.invoke(name, body)
                     assert st == 200
                 s[key].append(a.calls / (time.perf_counter() - t))
         api.close()
+        rapi.close()
+        stop_server(servers.pop())
         stop_server(servers.pop())
 
         # Cold starts of a function without rules: gateway on and off.
@@ -274,6 +332,9 @@ def main():
     for k, v in s.items():
         m[k] = median(v)
     m["rps_ratio"] = m["rps_gateway"] / m["rps_host"]
+    m["rps_ratio_relay"] = m["rps_relay"] / m["rps_host"]
+    m["bulk_ratio"] = m["bulk_mb_s_gateway"] / m["bulk_mb_s_host"]
+    m["bulk_ratio_relay"] = m["bulk_mb_s_relay"] / m["bulk_mb_s_host"]
     m["connect_added_us"] = m["connect_us_gateway"] - m["connect_us_host"]
     m["first_byte_added_us"] = m["first_byte_us_gateway"] - m["first_byte_us_host"]
     m["calls_ratio"] = m["calls_per_s_request"] / m["calls_per_s_none"]
@@ -282,6 +343,7 @@ def main():
     # host process (the call without it, plus the host's time per request).
     direct_call_s = 1 / m["calls_per_s_none"] + 1 / m["rps_host"]
     m["calls_ratio_vs_direct"] = m["calls_per_s_request"] * direct_call_s
+    m["calls_ratio_vs_direct_relay"] = m["calls_per_s_request_relay"] * direct_call_s
     m["cold_ratio"] = m["cold_ms_on"] / m["cold_ms_off"]
     m["cold_setup_ms"] = m["cold_ms_rules"] - m["cold_ms_on"]
     with open(a.out, "w") as f:

@@ -850,8 +850,19 @@ def main():
               f_int(1 / (1 / eg["calls_per_s_none"] + 1 / eg["rps_host"]))
               if eg.get("calls_per_s_none") and eg.get("rps_host") else "—",
               f_ratio(eg.get("calls_ratio_vs_direct"))))
+        w("| the same two through the relay alone (--egress-splice off): requests per second; "
+          "calls per second | %s; %s | as above | %s; %s |" % (
+              f_int(eg.get("rps_relay")), f_int(eg.get("calls_per_s_request_relay")),
+              f_ratio(eg.get("rps_ratio_relay")), f_ratio(eg.get("calls_ratio_vs_direct_relay"))))
+        w("| the server's own CPU time per keep-alive request, µs (spliced; relay alone) | %s; %s "
+          "| | |" % (f_ms(eg.get("server_cpu_us_per_req_gateway")),
+                      f_ms(eg.get("server_cpu_us_per_req_relay"))))
         w("| warm calls per second without a request (same function) | | %s | |" % (
             f_int(eg.get("calls_per_s_none"))))
+        w("| one 128 MiB download, MB/s (spliced; relay alone) | %s; %s | %s | %s; %s |" % (
+            f_int(eg.get("bulk_mb_s_gateway")), f_int(eg.get("bulk_mb_s_relay")),
+            f_int(eg.get("bulk_mb_s_host")), f_ratio(eg.get("bulk_ratio")),
+            f_ratio(eg.get("bulk_ratio_relay"))))
         w("| new connection: connect(), median of 200, µs | %s | %s | +%s |" % (
             f_int(eg.get("connect_us_gateway")), f_int(eg.get("connect_us_host")),
             f_int(eg.get("connect_added_us"))))

@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
+#include <sys/epoll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@
 #define RELAY_HIGH_WATER (128u << 10)
 /* How often the relay looks at its spliced connections: the queue limit's
  * view of what each socket's TCP took, and directions handed back. */
-#define SPLICE_TICK_MS 5
+#define SPLICE_TICK_MS 2
 
 /* ---- the gateway ---------------------------------------------------------- */
 
@@ -59,6 +60,8 @@ struct egress {
     bool ipv6;
     map_t cache;                     /* name → dns_entry_t */
     egress__splice_t *splice;        /* NULL: every byte through the relay */
+    uv_poll_t *splice_events;
+    struct conn **by_pair;           /* the connection of each spliced pair */
     metrics_family_t *m_conns, *m_bytes, *m_dns, *m_spliced, *m_splice;
 };
 
@@ -69,6 +72,13 @@ static bool host_has_ipv6(void)
         return false;
     close(s);
     return true;
+}
+
+static void on_splice_events(uv_poll_t *h, int status, int events);
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
 }
 
 egress_t *egress_new(uv_loop_t *loop, const egress_config_t *cfg)
@@ -85,9 +95,16 @@ egress_t *egress_new(uv_loop_t *loop, const egress_config_t *cfg)
     } else {
         char why[160];
         g->splice = egress__splice_new(why, sizeof why);
-        if (g->splice)
+        if (g->splice) {
             log_info("egress", "connections are spliced in the kernel after their first "
                                "exchange (BPF sockmap)");
+            g->by_pair = xcalloc(EGRESS__SPLICE_PAIRS, sizeof *g->by_pair);
+            g->splice_events = xmalloc(sizeof *g->splice_events);
+            uv_poll_init(loop, g->splice_events, egress__splice_events_fd(g->splice));
+            g->splice_events->data = g;
+            uv_poll_start(g->splice_events, UV_READABLE, on_splice_events);
+            uv_unref((uv_handle_t *)g->splice_events);
+        }
         else
             log_warn("egress", "connections are relayed in user space: the kernel refused "
                                "the sockmap (%s)", why);
@@ -169,6 +186,9 @@ void egress_free(egress_t *g)
     while (map_next(&g->cache, &it, &k, &v))
         free(v);
     map_release(&g->cache);
+    if (g->splice_events)
+        uv_close((uv_handle_t *)g->splice_events, free_handle);
+    free(g->by_pair);
     egress__splice_free(g->splice);
     free(g->own);
     free(g);
@@ -264,7 +284,6 @@ struct conn {
     bool calibrated;
     uint64_t wrote[2];         /* bytes the relay handed side i's socket */
     uint64_t offset[2];        /* side i's taken count less wrote, measured once */
-    uint64_t drain_seen[2];    /* redirected at the last drained tick, + 1 */
     uint64_t redir_acct[2];    /* redirected when the kernel's queue was last seen empty */
     ssize_t held_nread[2];     /* read while the kernel's queue was not: 0 none, or */
     char *held[2];             /* its bytes, replayed once it is */
@@ -488,6 +507,7 @@ static void conn_close(conn_t *c, bool reset)
     if (c->pair >= 0) {
         /* Out of the map before the sockets close: a reset loses what the
          * kernel still held for them, as it would in the relay's queues. */
+        b->g->by_pair[c->pair] = NULL;
         egress__splice_remove(b->g->splice, c->pair);
         c->pair = -1;
     }
@@ -581,6 +601,8 @@ static void ticking(egress_box_t *b)
     }
 }
 
+static void go_spliced(conn_t *c, int from);
+
 /* The first exchange is read (the record has its HTTP line or TLS name):
  * ask the program to take the directions the relay still has. */
 static void maybe_splice(conn_t *c)
@@ -611,19 +633,36 @@ static void maybe_splice(conn_t *c)
             STORE(sst(c, from)->want, 1);
         }
     }
+    /* Caught up (everything the program gave the relay is written on):
+     * the relay stops reading. A segment the program passes from here on
+     * it reports as an event; one it passed before is counted in passed,
+     * which is read after want was set (a full fence between: the
+     * program reads want before it counts passed). */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (int from = 0; from < 2; from++)
+        if (c->mode[from] == DIR_ARMED && LOAD(sst(c, from)->passed) == c->wrote[1 - from])
+            go_spliced(c, from);
 }
 
 static void on_watch(uv_poll_t *h, int status, int events);
 
-/* Woken with nothing to read while the program redirects: this kernel
- * wakes readers for redirected bytes, so the relay stops reading the
- * source and only watches it for the end. */
+/* Woken with nothing to read while the program redirects (a kernel that
+ * wakes readers for redirected bytes): caught up, so the relay can stop
+ * reading. */
 static void check_spliced(conn_t *c, int from)
 {
     if (c->pair < 0 || c->mode[from] != DIR_ARMED || c->closing)
         return;
     egress__splice_state_t *st = sst(c, from);
-    if (!LOAD(st->want) || !LOAD(st->redirecting))
+    if (LOAD(st->want) && LOAD(st->redirecting))
+        go_spliced(c, from);
+}
+
+/* The relay stops reading the source and only watches it for the end;
+ * bytes the program passes it from now on come with an event. */
+static void go_spliced(conn_t *c, int from)
+{
+    if (c->closing)
         return;
     if (!c->watch_init[from]) {
         c->dupfd[from] = fcntl(sock_fd(c, from), F_DUPFD_CLOEXEC, 0);
@@ -639,9 +678,15 @@ static void check_spliced(conn_t *c, int from)
         c->handles++;
     }
     uv_read_stop(side(c, from));
+    /* libuv leaves a stopped socket in its epoll set until an event comes
+     * for it, and the kernel wakes the set for every segment it redirects
+     * (only to find nothing to read): out of the set, unless a write of
+     * the other direction still waits there. */
+    uv_stream_t *src = side(c, from);
+    if (src->io_watcher.pevents == 0)
+        epoll_ctl(uv_backend_fd(c->box->g->loop), EPOLL_CTL_DEL, sock_fd(c, from), NULL);
     uv_poll_start(&c->watch[from], UV_DISCONNECT, on_watch);
     c->mode[from] = DIR_SPLICED;
-    ticking(c->box);
 }
 
 static void draining(conn_t *c, int from, const char *why)
@@ -654,9 +699,10 @@ static void draining(conn_t *c, int from, const char *why)
     else
         uv_read_stop(side(c, from));
     c->mode[from] = DIR_DRAINING;
-    c->drain_seen[from] = 0;
     ticking(c->box);
 }
+
+static void drain_check(conn_t *c, int from);
 
 /* Bytes (or the end) the relay read after the program had handed some
  * over since the relay last saw the kernel's queue empty: they wait until
@@ -670,6 +716,7 @@ static void hold(conn_t *c, int from, ssize_t nread, const uv_buf_t *buf)
     }
     /* The program passes bytes after redirecting only at its queue limit. */
     draining(c, from, nread > 0 ? "limit" : "ended");
+    drain_check(c, from);
 }
 
 /* The kernel's queue is empty: the relay has the direction again, and
@@ -717,51 +764,58 @@ static int backlog(conn_t *c, int from, uint64_t *out)
     return 0;
 }
 
-/* Every SPLICE_TICK_MS while the kernel holds something: the program's
- * view of what the other socket took (its queue limit counts from it), and
- * draining directions handed back once their queue is empty. An armed
- * direction whose bytes were all taken needs no tick: its next burst
- * starts one when it meets the limit. */
+/* A direction is handed back only when the program cannot be handing it
+ * anything more: it cleared want itself (at its limit), or the source has
+ * ended (its last segments were handed over before the end was read). So
+ * once the kernel's queue is empty, it stays so. */
+static void drain_check(conn_t *c, int from)
+{
+    uint64_t left = 0;
+    uint64_t red = LOAD(sst(c, from)->redirected);
+    if (backlog(c, from, &left) < 0 || left == 0)
+        relay_again(c, from, red);
+}
+
+/* Every SPLICE_TICK_MS while a direction drains: handed back to the relay
+ * once the kernel's queue is empty. Nothing else ticks: a spliced
+ * direction costs the server nothing until its source ends (the watch) or
+ * the program passes bytes while asked to redirect them (an event), and
+ * each meets the queue limit EGRESS__SPLICE_BACKLOG_MAX bytes after the
+ * relay last saw its queue empty, drains, and goes on. */
 static void splice_tick(uv_timer_t *t)
 {
     egress_box_t *b = t->data;
     bool busy = false;
     for (conn_t *c = b->conns; c; c = c->next) {
-        if (c->pair < 0)
-            continue;
-        for (int from = 0; from < 2 && !c->closing; from++) {
-            egress__splice_state_t *st = sst(c, from);
-            if (c->mode[from] == DIR_SPLICED && !LOAD(st->want))
-                draining(c, from, "limit");
-            if (c->mode[from] == DIR_SPLICED || c->mode[from] == DIR_ARMED) {
-                if (c->mode[from] == DIR_SPLICED)
-                    busy = true;
-                uint64_t left, red = LOAD(st->redirected);
-                if (red > LOAD(st->taken) && backlog(c, from, &left) == 0) {
-                    STORE(st->taken, red - left);
-                    busy = true;
-                }
-            } else if (c->mode[from] == DIR_DRAINING) {
+        for (int from = 0; c->pair >= 0 && from < 2 && !c->closing; from++) {
+            if (c->mode[from] == DIR_DRAINING) {
                 busy = true;
-                /* Drained on two ticks in a row with nothing redirected
-                 * between them: no segment the program took before want
-                 * was cleared is still on its way. */
-                uint64_t left = 0;
-                uint64_t red = LOAD(st->redirected);
-                if (backlog(c, from, &left) < 0 || left == 0) {
-                    if (c->drain_seen[from] == red + 1)
-                        relay_again(c, from, red);
-                    else
-                        c->drain_seen[from] = red + 1;
-                } else {
-                    c->drain_seen[from] = 0;
-                }
+                drain_check(c, from);
             }
         }
     }
     if (!busy) {
         uv_timer_stop(t);
         b->splice_ticking = false;
+    }
+}
+
+/* The program passed bytes of a spliced direction (it was not caught up
+ * when the relay stopped reading, or met its queue limit): the relay
+ * takes the direction back. */
+static void on_splice_events(uv_poll_t *h, int status, int events)
+{
+    egress_t *g = h->data;
+    uint32_t slot;
+    while (egress__splice_next_event(g->splice, &slot)) {
+        if (slot / 2 >= EGRESS__SPLICE_PAIRS)
+            continue;
+        conn_t *c = g->by_pair[slot / 2];
+        int from = (int)(slot & 1);
+        if (!c || c->closing || c->mode[from] != DIR_SPLICED)
+            continue;
+        draining(c, from, LOAD(sst(c, from)->want) ? NULL : "limit");
+        drain_check(c, from);
     }
 }
 
@@ -920,6 +974,8 @@ static void on_upstream_connected(uv_connect_t *req, int status)
         c->pair = egress__splice_add(c->box->g->splice, sock_fd(c, 0), sock_fd(c, 1));
     if (c->pair < 0)
         c->pair = -1;
+    else
+        c->box->g->by_pair[c->pair] = c;
     uv_read_start((uv_stream_t *)&c->client, on_relay_alloc, on_relay_read);
     uv_read_start((uv_stream_t *)&c->upstream, on_relay_alloc, on_relay_read);
 }

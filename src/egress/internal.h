@@ -130,6 +130,12 @@ int egress__splice_add(egress__splice_t *s, int fd_client, int fd_upstream);
 /* side 0: the client's socket, 1: the upstream's. */
 egress__splice_state_t *egress__splice_state(egress__splice_t *s, int pair, int side);
 void egress__splice_remove(egress__splice_t *s, int pair);
+/* The program's events (a BPF ring): readable when it passed bytes of a
+ * socket to the relay while asked to redirect them (not caught up, or at
+ * the queue limit), which a relay that is not reading must hear of. */
+int egress__splice_events_fd(const egress__splice_t *s);
+/* The next event's slot (2 * pair + side): 1, or 0 when there is none. */
+int egress__splice_next_event(egress__splice_t *s, uint32_t *slot);
 /* Every byte fd's TCP has taken so far (acknowledged or queued), plus a
  * constant; closed when the connection is gone. 0 or -errno. */
 int egress__splice_taken(int fd, uint64_t *out, bool *closed);

@@ -24,6 +24,7 @@
  * library. */
 #include <errno.h>
 #include <linux/bpf.h>
+#include <stdatomic.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -40,13 +41,18 @@
 #include "egress/internal.h"
 
 #define PAIRS EGRESS__SPLICE_PAIRS
+#define EVENTS_BYTES (64u << 10)   /* the events' ring: 4096 of them */
 #define SLOTS (2 * PAIRS)
 
 struct egress__splice {
     int slots;                 /* HASH: socket cookie → slot */
     int states;                /* ARRAY (mmap'd): slot → egress__splice_state_t */
     int socks;                 /* SOCKMAP: slot → socket */
+    int events;                /* RINGBUF: slots the program passed bytes of while asked not to */
     int prog;
+    void *ev_cons;             /* the ring's consumer page (ours) */
+    void *ev_prod;             /* its producer page and data, mapped twice over */
+    size_t ev_prod_len;
     egress__splice_state_t *st;
     size_t st_len;
     uint64_t cookie[SLOTS];
@@ -145,9 +151,9 @@ static void here(asm_t *p, int label)
     p->label[label] = p->n;
 }
 
-enum { L_PLAIN, L_PASS, L_TRIP, L_REDIRECT, L_CLAMPED, L_NOCOPY };
+enum { L_PLAIN, L_PASS, L_TRIP, L_NOTIFY, L_REDIRECT, L_CLAMPED, L_NOCOPY };
 
-static void build(asm_t *p, int slots, int states, int socks)
+static void build(asm_t *p, int slots, int states, int socks, int events)
 {
     memset(p, 0, sizeof *p);
     /* r6 skb, r7 state, r8 slot, r9 len */
@@ -171,12 +177,13 @@ static void build(asm_t *p, int slots, int states, int socks)
     /* A segment with no bytes (a FIN's) stays with its socket: handed over,
      * the other socket's sender would take it for a broken pipe. */
     jmp_imm(p, BPF_JEQ, 9, 0, L_PLAIN);
-    /* Redirect only when asked, caught up, and under the queue limit. */
+    /* Redirect only when asked, caught up, and under the queue limit;
+     * passing bytes while asked, say so (the relay may not be reading). */
     emit(p, LDX(BPF_DW, 1, 7, ST(want)));
     jmp_imm(p, BPF_JEQ, 1, 0, L_PASS);
     emit(p, LDX(BPF_DW, 1, 7, ST(passed)));
     emit(p, LDX(BPF_DW, 2, 7, ST(consumed)));
-    jmp_reg(p, BPF_JNE, 1, 2, L_PASS);
+    jmp_reg(p, BPF_JNE, 1, 2, L_NOTIFY);
     emit(p, LDX(BPF_DW, 1, 7, ST(redirected)));
     emit(p, LDX(BPF_DW, 2, 7, ST(taken)));
     emit(p, SUB(1, 2));
@@ -216,6 +223,14 @@ static void build(asm_t *p, int slots, int states, int socks)
     here(p, L_TRIP);
     emit(p, MOVI(1, 0));
     emit(p, STX(BPF_DW, 7, 1, ST(want)));
+    here(p, L_NOTIFY);
+    emit(p, STX(BPF_W, 10, 8, -16));
+    ldmap(p, 1, events);
+    emit(p, MOV(2, 10));
+    emit(p, ADDI(2, -16));
+    emit(p, MOVI(3, 4));
+    emit(p, MOVI(4, 0));
+    emit(p, CALL(BPF_FUNC_ringbuf_output));
     here(p, L_PASS);
     emit(p, MOVI(1, 0));
     emit(p, STX(BPF_DW, 7, 1, ST(redirecting)));
@@ -234,14 +249,28 @@ static void build(asm_t *p, int slots, int states, int socks)
 egress__splice_t *egress__splice_new(char *why, size_t whylen)
 {
     egress__splice_t *s = xcalloc(1, sizeof *s);
-    s->slots = s->states = s->socks = s->prog = -1;
+    s->slots = s->states = s->socks = s->events = s->prog = -1;
     const char *step = "the maps";
     s->slots = map_create(BPF_MAP_TYPE_HASH, 8, 4, SLOTS, 0);
     s->states = map_create(BPF_MAP_TYPE_ARRAY, 4, sizeof(egress__splice_state_t), SLOTS,
                            BPF_F_MMAPABLE);
     s->socks = map_create(BPF_MAP_TYPE_SOCKMAP, 4, 4, SLOTS, 0);
-    if (s->slots < 0 || s->states < 0 || s->socks < 0)
+    s->events = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, EVENTS_BYTES, 0);
+    if (s->slots < 0 || s->states < 0 || s->socks < 0 || s->events < 0)
         goto fail;
+    step = "mapping the events";
+    long page = sysconf(_SC_PAGESIZE);
+    s->ev_cons = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, s->events, 0);
+    s->ev_prod_len = (size_t)page + 2 * EVENTS_BYTES;
+    s->ev_prod = mmap(NULL, s->ev_prod_len, PROT_READ, MAP_SHARED, s->events, page);
+    if (s->ev_cons == MAP_FAILED || s->ev_prod == MAP_FAILED) {
+        if (s->ev_cons != MAP_FAILED)
+            munmap(s->ev_cons, (size_t)page);
+        if (s->ev_prod != MAP_FAILED)
+            munmap(s->ev_prod, s->ev_prod_len);
+        s->ev_cons = s->ev_prod = NULL;
+        goto fail;
+    }
     step = "mapping the states";
     s->st_len = sizeof(egress__splice_state_t) * SLOTS;
     s->st = mmap(NULL, s->st_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->states, 0);
@@ -251,7 +280,7 @@ egress__splice_t *egress__splice_new(char *why, size_t whylen)
     }
     step = "loading the program";
     asm_t p;
-    build(&p, s->slots, s->states, s->socks);
+    build(&p, s->slots, s->states, s->socks, s->events);
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.prog_type = BPF_PROG_TYPE_SK_SKB;
@@ -281,7 +310,11 @@ void egress__splice_free(egress__splice_t *s)
         return;
     if (s->st)
         munmap(s->st, s->st_len);
-    int fds[] = {s->prog, s->socks, s->states, s->slots};
+    if (s->ev_cons) {
+        munmap(s->ev_cons, (size_t)sysconf(_SC_PAGESIZE));
+        munmap(s->ev_prod, s->ev_prod_len);
+    }
+    int fds[] = {s->prog, s->socks, s->states, s->slots, s->events};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -361,4 +394,39 @@ int egress__splice_taken(int fd, uint64_t *out, bool *closed)
     *out = ti.tcpi_bytes_acked + (uint64_t)outq;
     *closed = ti.tcpi_state == 7; /* TCP_CLOSE: reset, or closed both ways */
     return 0;
+}
+
+int egress__splice_events_fd(const egress__splice_t *s)
+{
+    return s->events;
+}
+
+int egress__splice_next_event(egress__splice_t *s, uint32_t *slot)
+{
+    /* The ring's protocol: the consumer position on our page, the
+     * producer's on the first of its own, then the data (mapped twice, so
+     * a record never wraps); each record an 8-byte header (length with
+     * busy and discard bits) and its bytes, 8-aligned. */
+    _Atomic uint64_t *cons = s->ev_cons;
+    _Atomic uint64_t *prod = s->ev_prod;
+    const uint8_t *data = (const uint8_t *)s->ev_prod + sysconf(_SC_PAGESIZE);
+    for (;;) {
+        uint64_t c = atomic_load_explicit(cons, memory_order_relaxed);
+        uint64_t p = atomic_load_explicit(prod, memory_order_acquire);
+        if (c >= p)
+            return 0;
+        const _Atomic uint32_t *hdr = (const _Atomic uint32_t *)(data + (c & (EVENTS_BYTES - 1)));
+        uint32_t len = atomic_load_explicit(hdr, memory_order_acquire);
+        if (len & BPF_RINGBUF_BUSY_BIT)
+            return 0;
+        uint32_t n = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+        const uint8_t *rec = (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ;
+        bool keep = !(len & BPF_RINGBUF_DISCARD_BIT) && n == sizeof *slot;
+        if (keep)
+            memcpy(slot, rec, sizeof *slot);
+        atomic_store_explicit(cons, c + ((BPF_RINGBUF_HDR_SZ + n + 7) & ~7ull),
+                              memory_order_release);
+        if (keep)
+            return 1;
+    }
 }

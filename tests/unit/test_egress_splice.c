@@ -174,11 +174,18 @@ static void test_asked_and_caught_up_the_kernel_hands_bytes_over_in_order(void *
     /* The relay's exchange: it reads "GET" and writes it on. */
     send_all(p.c, "one;", 4);
     recv_exact(p.a, buf, 4);
+    uint32_t slot;
+    while (egress__splice_next_event(sp, &slot))
+        ;
     F(k, 0, want) = 1; /* asked, but not caught up: consumed is 0 */
     send_all(p.c, "two;", 4);
     recv_exact(p.a, buf, 4);
     assert_memory_equal(buf, "two;", 4);
     assert_int_equal(F(k, 0, redirected), 0);
+    /* Passed while asked: the relay hears of it, once per segment. */
+    assert_int_equal(egress__splice_next_event(sp, &slot), 1);
+    assert_int_equal(slot, 2 * k);
+    assert_int_equal(egress__splice_next_event(sp, &slot), 0);
     send_all(p.u, "one;two;", 8);
     F(k, 0, consumed) = 8;
     /* Caught up: from here the kernel hands the bytes to U. */
@@ -257,6 +264,11 @@ static void test_the_queue_limit_hands_the_direction_back(void **state)
         }
     }
     assert_int_equal(F(k, 0, want), 0);
+    uint32_t slot;
+    assert_int_equal(egress__splice_next_event(sp, &slot), 1); /* the limit met */
+    assert_int_equal(slot, 2 * k);
+    while (egress__splice_next_event(sp, &slot))
+        ;
     assert_true(F(k, 0, redirected) <= EGRESS__SPLICE_BACKLOG_MAX);
     assert_true(F(k, 0, redirected) > EGRESS__SPLICE_BACKLOG_MAX / 2);
     /* What came after is the relay's, and no more than the socket holds. */
