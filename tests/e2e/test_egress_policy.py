@@ -293,7 +293,7 @@ def test_cli_help_documents_egress():
         assert p.returncode == 0, p.stderr
         for flag in (["--egress RULES"] if cmd[0] == "deploy" else
                      ["--default-egress RULES", "--egress-hosts FILE",
-                      "--egress-max-connections N"]):
+                      "--egress-max-connections N", "--egress-splice on|off"]):
             assert flag in p.stdout, f"mayfly {' '.join(cmd)} does not mention {flag}"
 
 
@@ -324,6 +324,14 @@ def test_bad_egress_max_connections_refuses_to_start(tmp_path, value):
     p = run_server(*listen_args(tmp_path), "--egress-max-connections", value)
     assert p.returncode == 2, p
     assert "--egress-max-connections must be a number from 1 to 65536" in p.stderr, p.stderr
+    assert "listening" not in p.stdout
+
+
+@pytest.mark.parametrize("value", ["yes", "0", "", "ON"])
+def test_bad_egress_splice_refuses_to_start(tmp_path, value):
+    p = run_server(*listen_args(tmp_path), "--egress-splice", value)
+    assert p.returncode == 2, p
+    assert f"--egress-splice must be `on` or `off`, not `{value}`" in p.stderr, p.stderr
     assert "listening" not in p.stdout
 
 
