@@ -5,6 +5,7 @@
 
 #include "api/api.h"
 #include "core/clock.h"
+#include "core/codec.h"
 #include "core/json.h"
 #include "invoke/async.h"
 #include "obs/records.h"
@@ -39,6 +40,43 @@ static json_t *record_json(const store_record_t *r)
     }
     json_object_set_new(o, "egress", eg ? eg : json_array());
     return o;
+}
+
+/* A kept payload as the record shows it: the JSON it was (unless cut), a
+ * string when it is UTF-8 text, else {"base64": …}; null when not kept. */
+static json_t *payload_json(const char *data, size_t len, int flags)
+{
+    if (!data)
+        return json_null();
+    if (!(flags & (STORE_PAYLOAD_TEXT | STORE_PAYLOAD_BINARY))) {
+        json_t *v = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (v)
+            return v;
+    }
+    if (!(flags & STORE_PAYLOAD_BINARY))
+        return json_stringn(data, len);
+    buf_t b64 = BUF_INIT;
+    codec_base64_encode(&b64, data, len);
+    json_t *v = json_pack("{s:s%}", "base64", b64.data ? b64.data : "", b64.len);
+    buf_release(&b64);
+    return v;
+}
+
+static void payload_fields(json_t *o, const char *name, const char *data, size_t len,
+                           int64_t bytes, int flags)
+{
+    char key[32];
+    json_object_set_new(o, name, payload_json(data, len, flags));
+    snprintf(key, sizeof key, "%s_bytes", name);
+    json_object_set_new(o, key, json_integer(bytes));
+    snprintf(key, sizeof key, "%s_truncated", name);
+    json_object_set_new(o, key, json_boolean(flags & STORE_PAYLOAD_TRUNCATED));
+    snprintf(key, sizeof key, "%s_redacted", name);
+    json_object_set_new(o, key, json_boolean(flags & STORE_PAYLOAD_REDACTED));
+    if (flags & STORE_PAYLOAD_WITHHELD) {
+        snprintf(key, sizeof key, "%s_withheld", name);
+        json_object_set_new(o, key, json_true());
+    }
 }
 
 /* Reads ?limit=; answers 400 itself and returns false when it is bad. */
@@ -105,6 +143,8 @@ static void get_now(http_request_t *req, api_ctx_t *ctx)
         return;
     }
     cleanup_json json_t *out = record_json(&rec);
+    payload_fields(out, "event", rec.event, rec.event_len, rec.event_bytes, rec.event_flags);
+    payload_fields(out, "result", rec.result, rec.result_len, rec.result_bytes, rec.result_flags);
     store_record_clear(&rec);
     /* An async event's attempts, each with its outcome. */
     store_attempt_t *at = NULL;
@@ -162,10 +202,55 @@ out:
     buf_release(&status);
 }
 
+/* The stored bytes of a record's event or result, as they were kept. */
+static void payload_now(http_request_t *req, api_ctx_t *ctx, bool event)
+{
+    store_record_t rec;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = store_record_get(ctx->store, req->params[0], &rec, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    const char *data = event ? rec.event : rec.result;
+    size_t len = event ? rec.event_len : rec.result_len;
+    int flags = event ? rec.event_flags : rec.result_flags;
+    if (!data)
+        http_respond_error(req, 404, "not_found",
+                           "invocation `%s` kept no %s (%s)", rec.request_id,
+                           event ? "event" : "result",
+                           flags & STORE_PAYLOAD_WITHHELD
+                               ? "it could not be checked for values to redact"
+                               : "the function's record.payloads did not keep it");
+    else
+        http_respond(req, 200, "application/octet-stream", data, len);
+    store_record_clear(&rec);
+}
+
+static void event_now(http_request_t *req, api_ctx_t *ctx)
+{
+    payload_now(req, ctx, true);
+}
+
+static void result_now(http_request_t *req, api_ctx_t *ctx)
+{
+    payload_now(req, ctx, false);
+}
+
 /* Each reads once the records of calls that have answered are written. */
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     api__after_writes(req, ctx, get_now);
+}
+
+static void handle_event(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, event_now);
+}
+
+static void handle_result(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, result_now);
 }
 
 static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
@@ -182,6 +267,8 @@ void api__invocations_register(http_router_t *router, api_ctx_t *ctx)
 {
     api__route(router, ctx, HTTP_GET, "/v1/invocations", handle_list, 0, false);
     api__route(router, ctx, HTTP_GET, "/v1/invocations/{id}", handle_get, 0, false);
+    api__route(router, ctx, HTTP_GET, "/v1/invocations/{id}/event", handle_event, 0, false);
+    api__route(router, ctx, HTTP_GET, "/v1/invocations/{id}/result", handle_result, 0, false);
     api__route(router, ctx, HTTP_GET, "/v1/functions/{name}/invocations", handle_function_list, 0,
                false);
 }

@@ -28,27 +28,35 @@ static const char invocations_usage[] =
     "  -h, --help   show this help\n";
 
 static const char invocation_usage[] =
-    "usage: mayfly invocation ID [--json]\n"
+    "usage: mayfly invocation ID [--json | --event | --result]\n"
     "\n"
     "Prints the invocation record with the request id ID as JSON: function,\n"
     "version, status, start, duration_ms, billed_ms, memory_mb, max_rss_kb,\n"
-    "cpu_ms, cold_start, init_ms, error_type, error_message, attempts; then\n"
+    "cpu_ms, cold_start, init_ms, error_type, error_message, attempts, the\n"
+    "event and the result (or error document) as kept, with their sizes and\n"
+    "whether they were cut or redacted; then\n"
     "the call's outbound connections (egress), one a row: host, address,\n"
     "port, start, duration, bytes out and in, allowed, HTTP request and\n"
     "status or TLS server name, error.\n"
     "\n"
     "options:\n"
     "  --json       print the server's JSON only (egress included)\n"
+    "  --event      write the call's event to stdout, the bytes as kept\n"
+    "  --result     write the call's result (or error document), as kept\n"
     "  -h, --help   show this help\n";
 
 enum {
     OPT_LIMIT = 256,
     OPT_STATUS,
     OPT_JSON,
+    OPT_EVENT,
+    OPT_RESULT,
 };
 
 static const struct option invocation_options[] = {
     { "json", no_argument, NULL, OPT_JSON },
+    { "event", no_argument, NULL, OPT_EVENT },
+    { "result", no_argument, NULL, OPT_RESULT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -186,6 +194,7 @@ int cmd_invocations(int argc, char **argv)
 int cmd_invocation(int argc, char **argv)
 {
     bool as_json = false;
+    const char *payload = NULL;
     int opt;
     cli_getopt_begin(argc, argv, "invocation");
     while ((opt = getopt_long(argc, argv, "h", invocation_options, NULL)) != -1) {
@@ -196,10 +205,20 @@ int cmd_invocation(int argc, char **argv)
         case OPT_JSON:
             as_json = true;
             break;
+        case OPT_EVENT:
+        case OPT_RESULT:
+            if (payload)
+                return cli_usage_error("invocation", invocation_usage,
+                                       "--event and --result go one at a time");
+            payload = opt == OPT_EVENT ? "/event" : "/result";
+            break;
         default:
             return cli_usage_error("invocation", invocation_usage, NULL);
         }
     }
+    if (payload && as_json)
+        return cli_usage_error("invocation", invocation_usage,
+                               "--json prints the record; --event and --result the bytes");
     const char *id;
     int rc = cli_last_operand(argc, argv, "invocation", invocation_usage, "ID", &id);
     if (rc >= 0)
@@ -210,6 +229,19 @@ int cmd_invocation(int argc, char **argv)
     cli_url_encode(&path, id);
     if (as_json)
         return cli_get_and_print_json("invocation", path.data);
+    if (payload) {
+        buf_adds(&path, payload);
+        cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+        if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
+            return CLI_EXIT_ERROR;
+        if (resp.status != 200) {
+            client_print_error(&resp);
+            return CLI_EXIT_ERROR;
+        }
+        if (resp.body.len && fwrite(resp.body.data, 1, resp.body.len, stdout) != resp.body.len)
+            return CLI_EXIT_ERROR;
+        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    }
 
     cleanup_json json_t *doc = NULL;
     rc = cli_get_json("invocation", path.data, &doc);

@@ -291,6 +291,16 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->error_message = inv->error_message;
     rec->attempts = inv->attempts;
     rec->egress_json = inv->egress_json;
+    /* Borrowed, as the rest: obs_records copies what it keeps. */
+    bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);
+    if (keep && inv->redact) {
+        rec->event = inv->event.data ? inv->event.data : "";
+        rec->event_len = inv->event.len;
+        rec->result = inv->result.data ? inv->result.data : "";
+        rec->result_len = inv->result.len;
+        rec->redact = inv->redact;
+        rec->payload_max = inv->payload_max;
+    }
 }
 
 void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *error_type,
@@ -660,6 +670,23 @@ int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb d
     return exec_invoke_opts(ex, name, event, NULL, done, ud, err);
 }
 
+/* The function's record settings, as this call's record will apply them. */
+static void record_policy(invocation_t *inv, const fn_record_t *rec)
+{
+    inv->payloads = !strcmp(rec->payloads, "off") ? 'o' : !strcmp(rec->payloads, "errors") ? 'e' : 'f';
+    inv->payload_max = (size_t)rec->max_payload_kb << 10;
+    size_t len = 1;
+    for (int i = 0; i < rec->n_redact; i++)
+        len += strlen(rec->redact[i]) + 1;
+    char *p = inv->redact = xmalloc(len);
+    for (int i = 0; i < rec->n_redact; i++) {
+        size_t n = strlen(rec->redact[i]) + 1;
+        memcpy(p, rec->redact[i], n);
+        p += n;
+    }
+    *p = '\0';
+}
+
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err)
 {
@@ -690,6 +717,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     snprintf(inv->function, sizeof inv->function, "%s", p->name);
     inv->version = p->fn.version;
     inv->memory_mb = p->fn.memory_mb;
+    record_policy(inv, &p->fn.record);
     inv->event = *event;
     buf_init(event, 0);
     buf_init(&inv->result, 0);
@@ -731,6 +759,7 @@ void invocation_free(invocation_t *inv)
     free(inv->error_type);
     free(inv->error_message);
     free(inv->egress_json);
+    free(inv->redact);
     free(inv);
 }
 

@@ -59,6 +59,13 @@ struct invocation {
     int64_t start_wall_ms;
     int attempts;
     char *egress_json;           /* its outbound connections (egress/egress.h), or NULL */
+    /* What its record keeps of event and result (the function's record
+     * settings when it was accepted): 'f'ull, on 'e'rrors only, or 'o'ff;
+     * at most payload_max bytes each; redact: the member names whose
+     * values are never kept, NUL-separated, ending with an empty one. */
+    char payloads;
+    size_t payload_max;
+    char *redact;
 
     /* Plumbing. */
     invocation_done_cb done;

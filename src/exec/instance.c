@@ -789,8 +789,12 @@ void exec__instance_deliver(exec_instance_t *inst)
 
     inv->delivered_ns = now;
     exec__instance_arm_timer(inst);
-    /* The event's bytes go to the runtime as they came: no parse, no copy. */
-    http_respond_buf(req, 200, "application/json", &inv->event);
+    /* The event's bytes go to the runtime as they came: no parse, and no
+     * copy unless the call's record keeps them. */
+    if (inv->payloads == 'o')
+        http_respond_buf(req, 200, "application/json", &inv->event);
+    else
+        http_respond(req, 200, "application/json", inv->event.data, inv->event.len);
 }
 
 void exec__instance_idle(exec_instance_t *inst)

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "core/xalloc.h"
+#include "obs/payload.h"
 
 /* Up to this long between a call's end and its record on disk. */
 #define FLUSH_DELAY_MS 50
@@ -56,6 +57,36 @@ static char *dup_or_null(const char *s)
 }
 
 /* Appends a copy of rec to the batch; with index, remembers where. */
+static char *dup_bytes(const char *s, size_t len)
+{
+    if (!s)
+        return NULL;
+    char *d = xmalloc(len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static size_t names_len(const char *names)
+{
+    const char *p = names;
+    while (*p)
+        p += strlen(p) + 1;
+    return (size_t)(p - names) + 1;
+}
+
+/* A copy the batch owns of rec, whose strings and payloads are borrowed. */
+static void record_copy(store_record_t *dst, const store_record_t *rec)
+{
+    *dst = *rec;
+    dst->error_type = dup_or_null(rec->error_type);
+    dst->error_message = dup_or_null(rec->error_message);
+    dst->egress_json = dup_or_null(rec->egress_json);
+    dst->event = dup_bytes(rec->event, rec->event_len);
+    dst->result = dup_bytes(rec->result, rec->result_len);
+    dst->redact = rec->redact ? dup_bytes(rec->redact, names_len(rec->redact)) : NULL;
+}
+
 static void records_append(obs_records_t *r, const store_record_t *rec, bool index)
 {
     if (r->count == r->cap) {
@@ -63,10 +94,7 @@ static void records_append(obs_records_t *r, const store_record_t *rec, bool ind
         r->pending = xrealloc(r->pending, r->cap * sizeof *r->pending);
     }
     store_record_t *copy = &r->pending[r->count++];
-    *copy = *rec;
-    copy->error_type = dup_or_null(rec->error_type);
-    copy->error_message = dup_or_null(rec->error_message);
-    copy->egress_json = dup_or_null(rec->egress_json);
+    record_copy(copy, rec);
     if (index)
         map_put(&r->index, copy->request_id, (void *)(uintptr_t)r->count);
     if (r->count >= FLUSH_COUNT)
@@ -89,10 +117,7 @@ void obs_records_set(obs_records_t *r, const store_record_t *rec)
     }
     store_record_t *old = &r->pending[at - 1];
     store_record_clear(old);
-    *old = *rec;
-    old->error_type = dup_or_null(rec->error_type);
-    old->error_message = dup_or_null(rec->error_message);
-    old->egress_json = dup_or_null(rec->egress_json);
+    record_copy(old, rec);
 }
 
 /* A batch on its way to the writer thread. */
@@ -101,9 +126,52 @@ typedef struct records_batch {
     size_t count;
 } records_batch_t;
 
+/* One payload as the call had it → as its record keeps it. */
+static void keep_payload(const obs_payload_policy_t *policy, char **data, size_t *len,
+                         int64_t *bytes, int *flags)
+{
+    obs_payload_t p;
+    obs_payload_make(policy, *data, *len, &p);
+    free(*data);
+    *bytes = (int64_t)p.full_len;
+    *data = p.data;
+    *len = p.refused ? 0 : p.len;
+    p.data = NULL;
+    *flags = (p.truncated ? STORE_PAYLOAD_TRUNCATED : 0) |
+             (p.redacted ? STORE_PAYLOAD_REDACTED : 0) | (p.refused ? STORE_PAYLOAD_WITHHELD : 0) |
+             (p.kind == OBS_PAYLOAD_TEXT     ? STORE_PAYLOAD_TEXT
+              : p.kind == OBS_PAYLOAD_BINARY ? STORE_PAYLOAD_BINARY
+                                             : 0);
+    obs_payload_release(&p);
+}
+
+/* On the writer's thread, off the loop: what the records keep of each
+ * call's event and result, redacted and cut to the function's settings. */
+static void keep_payloads(store_record_t *rec)
+{
+    if (!rec->redact)
+        return;
+    size_t n = 0;
+    for (const char *p = rec->redact; *p; p += strlen(p) + 1)
+        n++;
+    const char **names = xcalloc(n + 1, sizeof *names);
+    n = 0;
+    for (const char *p = rec->redact; *p; p += strlen(p) + 1)
+        names[n++] = p;
+    obs_payload_policy_t policy = {.redact = names, .n_redact = n, .max_bytes = rec->payload_max};
+    keep_payload(&policy, &rec->event, &rec->event_len, &rec->event_bytes, &rec->event_flags);
+    keep_payload(&policy, &rec->result, &rec->result_len, &rec->result_bytes,
+                 &rec->result_flags);
+    free(names);
+    free(rec->redact);
+    rec->redact = NULL;
+}
+
 static int batch_apply(void *db, void *arg, mf_error_t *err)
 {
     records_batch_t *b = arg;
+    for (size_t i = 0; i < b->count; i++)
+        keep_payloads(&b->recs[i]);
     return store_records_write(db, b->recs, b->count, err);
 }
 

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
+#include "obs/payload.h"
 
 /* Lambda's bound: the keys and values of all variables together. */
 #define REG_ENV_MAX 4096
@@ -51,11 +52,16 @@ static const reg_range_t reg__max_concurrency = {"max_concurrency", 1, 1000, 10}
 static const reg_range_t reg__tmp_mb = {"tmp_mb", 16, 10240, 64};
 static const reg_range_t reg__max_retries = {"async.max_retries", 0, 2, 2};
 static const reg_range_t reg__max_event_age_s = {"async.max_event_age_s", 60, 21600, 21600};
+static const reg_range_t reg__max_payload_kb = {"record.max_payload_kb", 1, 1024, 64};
+static const char *const reg__payloads[] = {"full", "errors", "off", NULL};
 
 static const char *const reg__fields[] = {
     "name", "runtime", "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
     "env",  "async",   "code",    "log_format", "log_level", "system_log_level", "egress",
-    NULL,
+    "record", NULL,
+};
+static const char *const reg__record_fields[] = {
+    "payloads", "max_payload_kb", "redact", NULL,
 };
 static const char *const reg__async_fields[] = {
     "max_retries", "max_event_age_s", "on_success", "on_failure", NULL,
@@ -278,6 +284,70 @@ static int reg__async(const json_t *v, fn_async_t *a, mf_error_t *err)
     return 0;
 }
 
+static int reg__redact(const json_t *v, fn_record_t *rec, mf_error_t *err)
+{
+    if (!json_is_array(v) || json_array_size(v) > FN_REDACT_MAX)
+        return mf_error_plain(err, EINVAL, "record.redact: must be an array of at most %d names",
+                              FN_REDACT_MAX);
+    size_t i;
+    const json_t *name;
+    json_array_foreach(v, i, name)
+    {
+        size_t len;
+        const char *s = reg__string(name, FN_REDACT_NAME_MAX, &len);
+        if (!s || len == 0)
+            return mf_error_plain(err, EINVAL,
+                                  "record.redact[%zu]: must be a name of 1 to %d characters", i,
+                                  FN_REDACT_NAME_MAX);
+    }
+    rec->n_redact = (int)json_array_size(v);
+    json_array_foreach(v, i, name)
+        snprintf(rec->redact[i], sizeof rec->redact[i], "%s", json_string_value(name));
+    return 0;
+}
+
+/* Fields left out of record keep their value, as at the top level. */
+static int reg__record(const json_t *v, fn_record_t *rec, mf_error_t *err)
+{
+    if (!json_is_object(v))
+        return mf_error_plain(err, EINVAL, "record: must be an object");
+    int r = reg__known_fields(v, reg__record_fields, "record.", err);
+    if (r < 0 ||
+        (r = reg__int(v, "max_payload_kb", &reg__max_payload_kb, &rec->max_payload_kb, err)) < 0)
+        return r;
+    const json_t *p = json_object_get(v, "payloads");
+    if (p) {
+        const char *s = reg__string(p, 16, NULL);
+        size_t k = 0;
+        while (s && reg__payloads[k] && strcmp(s, reg__payloads[k]))
+            k++;
+        if (!s || !reg__payloads[k])
+            return mf_error_plain(err, EINVAL,
+                                  "record.payloads: must be \"full\", \"errors\" or \"off\"");
+        snprintf(rec->payloads, sizeof rec->payloads, "%s", reg__payloads[k]);
+    }
+    const json_t *redact = json_object_get(v, "redact");
+    if (redact && (r = reg__redact(redact, rec, err)) < 0)
+        return r;
+    return 0;
+}
+
+static json_t *reg__record_json(const fn_record_t *rec)
+{
+    json_t *redact = json_array();
+    for (int i = 0; i < rec->n_redact; i++)
+        json_array_append_new(redact, json_string(rec->redact[i]));
+    return json_pack("{s:s, s:i, s:o}", "payloads", rec->payloads, "max_payload_kb",
+                     rec->max_payload_kb, "redact", redact);
+}
+
+static json_t *reg__async_json(const fn_async_t *a)
+{
+    return json_pack("{s:i, s:i, s:s?, s:s?}", "max_retries", a->max_retries, "max_event_age_s",
+                     a->max_event_age_s, "on_success", a->on_success[0] ? a->on_success : NULL,
+                     "on_failure", a->on_failure[0] ? a->on_failure : NULL);
+}
+
 /* A string from names, in any case; its spelling in names, or NULL. */
 static const char *reg__choice(const json_t *v, const char *const *names)
 {
@@ -398,6 +468,14 @@ static void reg__defaults(fn_t *f, const char *name)
     f->egress = json_array();
     f->async.max_retries = reg__max_retries.def;
     f->async.max_event_age_s = reg__max_event_age_s.def;
+    snprintf(f->record.payloads, sizeof f->record.payloads, "full");
+    f->record.max_payload_kb = reg__max_payload_kb.def;
+    /* The names whose values a record never keeps, unless the function
+     * lists its own. */
+    f->record.n_redact = OBS_PAYLOAD_N_DEFAULT_REDACT;
+    for (int i = 0; i < f->record.n_redact; i++)
+        snprintf(f->record.redact[i], sizeof f->record.redact[i], "%s",
+                 obs_payload_default_redact[i]);
     snprintf(f->log_format, sizeof f->log_format, "Text");
 }
 
@@ -405,15 +483,13 @@ static void reg__defaults(fn_t *f, const char *name)
  * store keeps itself. */
 static json_t *reg__config(const fn_t *f)
 {
-    json_t *async = json_pack("{s:i, s:i, s:s?, s:s?}", "max_retries", f->async.max_retries,
-                              "max_event_age_s", f->async.max_event_age_s, "on_success",
-                              f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
-                              f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:O, s:o, s:I, s:s, s:s?, s:s?}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:O, s:o, s:o, s:I, s:s, s:s?, "
+                     "s:s?}",
                      "runtime", f->runtime, "runtime_name", f->runtime_name, "handler",
                      f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
                      "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
-                     "egress", f->egress, "async", async, "zip_size", (json_int_t)f->zip_size,
+                     "egress", f->egress, "async", reg__async_json(&f->async), "record",
+                     reg__record_json(&f->record), "zip_size", (json_int_t)f->zip_size,
                      "log_format", f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
                      "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL);
 }
@@ -470,6 +546,15 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     f->async.max_event_age_s = reg__cfg_int(async, "max_event_age_s", f->async.max_event_age_s);
     reg__cfg_str(async, "on_success", f->async.on_success, sizeof f->async.on_success);
     reg__cfg_str(async, "on_failure", f->async.on_failure, sizeof f->async.on_failure);
+    /* Stored before records kept payloads: the defaults. What this file
+     * wrote passes its own checks again. */
+    const json_t *record = json_object_get(cfg, "record");
+    if (record) {
+        mf_error_t ignored = MF_ERROR_INIT;
+        fn_record_t rec = f->record;
+        if (reg__record(record, &rec, &ignored) == 0)
+            f->record = rec;
+    }
     reg__cfg_str(cfg, "log_format", f->log_format, sizeof f->log_format);
     reg__cfg_str(cfg, "log_level", f->log_level, sizeof f->log_level);
     reg__cfg_str(cfg, "system_log_level", f->system_log_level, sizeof f->system_log_level);
@@ -634,6 +719,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     }
 
     if ((v = json_object_get(body, "async")) && (rc = reg__async(v, &f->async, err)) < 0)
+        return rc;
+    if ((v = json_object_get(body, "record")) && (rc = reg__record(v, &f->record, err)) < 0)
         return rc;
 
     if ((rc = reg__logging(body, f, err)) < 0)
@@ -872,15 +959,12 @@ json_t *fn_to_json(const fn_t *f)
     clock_format_iso8601(f->updated_ms, updated, sizeof updated);
     json_t *env = f->env ? json_deep_copy(f->env) : json_object();
     json_t *egress = f->egress ? json_deep_copy(f->egress) : json_array();
-    json_t *async = json_pack("{s:i, s:i, s:s?, s:s?}", "max_retries", f->async.max_retries,
-                              "max_event_age_s", f->async.max_event_age_s, "on_success",
-                              f->async.on_success[0] ? f->async.on_success : NULL, "on_failure",
-                              f->async.on_failure[0] ? f->async.on_failure : NULL);
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:s, s:s?, s:s?, s:I, "
-                     "s:s, s:I, s:s, s:s}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:s, s:s?, s:s?, "
+                     "s:I, s:s, s:I, s:s, s:s}",
                      "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
-                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "async", async,
+                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "async",
+                     reg__async_json(&f->async), "record", reg__record_json(&f->record),
                      "log_format", f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
                      "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL,
                      "version", (json_int_t)f->version, "code_sha256", f->code_sha256,

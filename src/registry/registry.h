@@ -27,6 +27,16 @@ typedef struct fn_async {
     char on_failure[FN_NAME_MAX + 1];
 } fn_async_t;
 
+/* What a call's record keeps of its event and result (docs/observability.md). */
+#define FN_REDACT_MAX 32
+#define FN_REDACT_NAME_MAX 64
+typedef struct fn_record {
+    char payloads[8];            /* "full" (default), "errors" or "off" */
+    int max_payload_kb;          /* 1–1024, default 64 */
+    int n_redact;                /* member names whose values are never kept */
+    char redact[FN_REDACT_MAX][FN_REDACT_NAME_MAX + 1];
+} fn_record_t;
+
 /* A function as the rest of mayfly sees it. */
 typedef struct fn {
     char name[FN_NAME_MAX + 1];
@@ -43,6 +53,7 @@ typedef struct fn {
      * [] (no network) by default. */
     json_t *egress;
     fn_async_t async;
+    fn_record_t record;
     /* Lambda's LoggingConfig. The runtimes get the format and level as
      * AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (unless env sets
      * them). The levels apply to the JSON format only, as on Lambda: ""
@@ -76,7 +87,7 @@ bool registry_valid_name(const char *name);
 /* Creates or updates the function name from a request body shaped as in
  * DESIGN.md: {"runtime","handler","memory_mb","timeout_s","env",
  * "max_concurrency","tmp_mb","async":{…},"log_format","log_level",
- * "system_log_level","egress":[RULE…],"code":{"zip_base64"}}.
+ * "system_log_level","egress":[RULE…],"record":{…},"code":{"zip_base64"}}.
  * On create, runtime and code are required, and other fields take their
  * defaults (egress the server's, registry_set_default_egress); on update, a field left out keeps its current value (but a
  * function whose format becomes Text drops its log levels, which only JSON

@@ -173,3 +173,14 @@ int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
 {
     return v ? sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, col);
 }
+
+int store__bind_blob_or_null(sqlite3_stmt *st, int col, const void *v, size_t len)
+{
+    return v ? sqlite3_bind_blob64(st, col, v, len, SQLITE_STATIC) : sqlite3_bind_null(st, col);
+}
+
+void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len)
+{
+    *len = 0;
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NULL : store__dup_blob(st, col, len);
+}

@@ -35,5 +35,8 @@ char *store__dup_column(sqlite3_stmt *st, int col);
 /* The column's bytes, malloc'd and NUL-terminated; *len their count. */
 void *store__dup_blob(sqlite3_stmt *st, int col, size_t *len);
 int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v);
+int store__bind_blob_or_null(sqlite3_stmt *st, int col, const void *v, size_t len);
+/* As store__dup_blob, NULL for SQL NULL. */
+void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len);
 
 #endif

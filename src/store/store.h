@@ -78,7 +78,27 @@ typedef struct store_record {
     int attempts;
     char *egress_json;        /* owned: the call's outbound connections, a JSON
                                  array (egress/egress.h); NULL when none */
+    /* The call's event and result (or error document) as its record keeps
+     * them (obs/payload.h), owned; NULL when not kept. *_bytes is the size
+     * the call had, *_flags STORE_PAYLOAD_*. store_record_get reads them;
+     * lists do not. */
+    char *event, *result;
+    size_t event_len, result_len;
+    int64_t event_bytes, result_bytes;
+    int event_flags, result_flags;
+    /* Set (owned) while event and result are still as the call had them:
+     * the records' writer makes them what is kept, with at most
+     * payload_max bytes each and the values of these member names
+     * redacted (NUL-separated, ending with an empty name). */
+    char *redact;
+    size_t payload_max;
 } store_record_t;
+
+#define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */
+#define STORE_PAYLOAD_REDACTED 2  /* a value was replaced by "[redacted]" */
+#define STORE_PAYLOAD_WITHHELD 4  /* not kept: it could not be checked for secrets */
+#define STORE_PAYLOAD_TEXT 8      /* UTF-8 text, not JSON (neither flag: JSON) */
+#define STORE_PAYLOAD_BINARY 16   /* not UTF-8 */
 
 /* Inserts or replaces count records in one transaction. */
 int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
