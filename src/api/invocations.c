@@ -39,6 +39,8 @@ static json_t *record_json(const store_record_t *r)
         json_array_remove(eg, n - 1);
     }
     json_object_set_new(o, "egress", eg ? eg : json_array());
+    if (r->replay_of[0])
+        json_object_set_new(o, "replay_of", json_string(r->replay_of));
     return o;
 }
 

@@ -80,6 +80,9 @@ static const char *const store__migrations[] = {
     "ALTER TABLE invocations ADD COLUMN result BLOB;"
     "ALTER TABLE invocations ADD COLUMN result_bytes INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE invocations ADD COLUMN result_flags INTEGER NOT NULL DEFAULT 0;",
+
+    /* 5: the record a replay ran again (NULL: not a replay). */
+    "ALTER TABLE invocations ADD COLUMN replay_of TEXT;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -155,7 +158,7 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
 #define STORE_REC_COLUMNS                                                                          \
     "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
     " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts,"    \
-    " egress_json"
+    " egress_json, replay_of"
 #define STORE_REC_PAYLOADS " event, event_bytes, event_flags, result, result_bytes, result_flags"
 
 #define STORE_FN_COLUMNS                                                                           \
@@ -182,7 +185,7 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
                             STORE_REC_PAYLOADS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
-                            "?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22)",
+                            "?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s,
                             "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS
@@ -508,12 +511,14 @@ int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf
             store__bind_text_or_null(st, 14, rec->error_message) != SQLITE_OK ||
             sqlite3_bind_int(st, 15, rec->attempts) != SQLITE_OK ||
             store__bind_text_or_null(st, 16, rec->egress_json) != SQLITE_OK ||
-            store__bind_blob_or_null(st, 17, rec->event, rec->event_len) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 18, rec->event_bytes) != SQLITE_OK ||
-            sqlite3_bind_int(st, 19, rec->event_flags) != SQLITE_OK ||
-            store__bind_blob_or_null(st, 20, rec->result, rec->result_len) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 21, rec->result_bytes) != SQLITE_OK ||
-            sqlite3_bind_int(st, 22, rec->result_flags) != SQLITE_OK ||
+            store__bind_text_or_null(st, 17, rec->replay_of[0] ? rec->replay_of : NULL) !=
+                SQLITE_OK ||
+            store__bind_blob_or_null(st, 18, rec->event, rec->event_len) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 19, rec->event_bytes) != SQLITE_OK ||
+            sqlite3_bind_int(st, 20, rec->event_flags) != SQLITE_OK ||
+            store__bind_blob_or_null(st, 21, rec->result, rec->result_len) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 22, rec->result_bytes) != SQLITE_OK ||
+            sqlite3_bind_int(st, 23, rec->result_flags) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
             r = store__sql_fail(s, err, "write an invocation record");
         store__stmt_done(st);
@@ -548,13 +553,14 @@ static void store__row_to_record(sqlite3_stmt *st, store_record_t *rec)
     rec->error_message = store__dup_column(st, 13);
     rec->attempts = sqlite3_column_int(st, 14);
     rec->egress_json = store__dup_column(st, 15);
-    if (sqlite3_column_count(st) > 16) {
-        rec->event = store__dup_blob_or_null(st, 16, &rec->event_len);
-        rec->event_bytes = sqlite3_column_int64(st, 17);
-        rec->event_flags = sqlite3_column_int(st, 18);
-        rec->result = store__dup_blob_or_null(st, 19, &rec->result_len);
-        rec->result_bytes = sqlite3_column_int64(st, 20);
-        rec->result_flags = sqlite3_column_int(st, 21);
+    store__copy_text(rec->replay_of, sizeof rec->replay_of, st, 16);
+    if (sqlite3_column_count(st) > 17) {
+        rec->event = store__dup_blob_or_null(st, 17, &rec->event_len);
+        rec->event_bytes = sqlite3_column_int64(st, 18);
+        rec->event_flags = sqlite3_column_int(st, 19);
+        rec->result = store__dup_blob_or_null(st, 20, &rec->result_len);
+        rec->result_bytes = sqlite3_column_int64(st, 21);
+        rec->result_flags = sqlite3_column_int(st, 22);
     }
 }
 

@@ -92,6 +92,7 @@ typedef struct store_record {
      * redacted (NUL-separated, ending with an empty name). */
     char *redact;
     size_t payload_max;
+    char replay_of[37];       /* the record whose event this call ran again, or "" */
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */
