@@ -19,6 +19,7 @@ static const struct {
     { "logs", cmd_logs, "print a function's log lines, or follow them" },
     { "invocations", cmd_invocations, "list a function's invocation records" },
     { "invocation", cmd_invocation, "show one invocation record" },
+    { "replay", cmd_replay, "run a recorded call's event again and diff the results" },
     { "dead-letters", cmd_dead_letters, "list a function's failed async events, or redrive one" },
 };
 

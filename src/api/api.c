@@ -68,6 +68,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__functions_register(router, ctx);
     api__invoke_register(router, ctx);
     api__invocations_register(router, ctx);
+    api__replay_register(router, ctx);
     api__logs_register(router, ctx);
     api__async_register(router, ctx);
     api__lambda_register(router, ctx);

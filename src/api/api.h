@@ -47,6 +47,14 @@ void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
+/* A synchronous call of function with event (taken over), answered as
+ * POST /v1/functions/{name}/invoke answers; replay_of may be NULL. */
+void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
+               const char *replay_of);
+/* An asynchronous call, answered 202 once the event is on disk. */
+void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
+                  const char *replay_of);
+void api__replay_register(http_router_t *router, api_ctx_t *ctx);
 /* A function create or update (api/functions.c), shared by /v1 and the
  * Lambda API: body (whose memory it takes) is translated into /v1's shape
  * by translate, if given, then parsed and unpacked on the thread pool;

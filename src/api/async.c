@@ -28,18 +28,25 @@ static void on_accepted(void *ud, int r, const char *request_id, bool replay,
     http_respond_json(req, 202, out);
 }
 
+void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
+                  const char *replay_of)
+{
+    const char *key = http_request_header(req, "X-Mayfly-Idempotency-Key");
+    mf_error_t err = MF_ERROR_INIT;
+    /* The 202 goes out once the event is on disk (on_accepted). */
+    int r = async_enqueue_replay(ctx->async, function, event, key, replay_of, on_accepted, req,
+                                 &err);
+    if (r < 0)
+        api_respond_failure(req, r, &err);
+}
+
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx)
 {
     if (!registry_valid_name(req->params[0])) {
         http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
         return;
     }
-    const char *key = http_request_header(req, "X-Mayfly-Idempotency-Key");
-    mf_error_t err = MF_ERROR_INIT;
-    /* The 202 goes out once the event is on disk (on_accepted). */
-    int r = async_enqueue(ctx->async, req->params[0], &req->body, key, on_accepted, req, &err);
-    if (r < 0)
-        api_respond_failure(req, r, &err);
+    api__enqueue(req, ctx, req->params[0], &req->body, NULL);
 }
 
 /* A dead letter id from the path: a positive integer. */

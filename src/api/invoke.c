@@ -62,12 +62,19 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
                                "`%s`", type);
         return;
     }
-    buf_t event = req->body;
-    buf_init(&req->body, 0);
+    api__call(req, ctx, req->params[0], &req->body, NULL);
+}
+
+void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
+               const char *replay_of)
+{
+    buf_t ev = *event;
+    buf_init(event, 0);
     mf_error_t err = MF_ERROR_INIT;
-    int r = exec_invoke(ctx->exec, req->params[0], &event, on_done, req, &err);
+    exec_call_opts_t opts = {.replay_of = replay_of};
+    int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
-        buf_release(&event);
+        buf_release(&ev);
         api_respond_failure(req, r, &err);
     }
     /* Otherwise on_done answers, now or later. A client that leaves does

@@ -291,6 +291,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->error_message = inv->error_message;
     rec->attempts = inv->attempts;
     rec->egress_json = inv->egress_json;
+    snprintf(rec->replay_of, sizeof rec->replay_of, "%s", inv->replay_of);
     /* Borrowed, as the rest: obs_records copies what it keeps. */
     bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);
     if (keep && inv->redact) {
@@ -726,6 +727,8 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     inv->deadline_ns = inv->enqueued_ns + (uint64_t)p->fn.timeout_s * 1000000000u;
     inv->attempts = opts && opts->attempt > 0 ? opts->attempt : 1;
     inv->no_record = opts && opts->no_record;
+    if (opts && opts->replay_of)
+        snprintf(inv->replay_of, sizeof inv->replay_of, "%s", opts->replay_of);
     inv->done = done;
     inv->ud = ud;
 

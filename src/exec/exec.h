@@ -66,6 +66,7 @@ struct invocation {
     char payloads;
     size_t payload_max;
     char *redact;
+    char replay_of[ID_UUID_LEN + 1]; /* the record whose event it runs again, or "" */
 
     /* Plumbing. */
     invocation_done_cb done;
@@ -138,6 +139,7 @@ typedef struct exec_call_opts {
      * (done not called): never wait in the function's queue, where
      * synchronous callers wait, and never throttle. */
     bool no_wait;
+    const char *replay_of;       /* the record whose event this runs again, or NULL */
 } exec_call_opts_t;
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,

@@ -188,6 +188,7 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
     rec->start_ms = start_ms;
     rec->memory_mb = ev->fn->memory_mb;
     rec->attempts = ev->q.attempts;
+    snprintf(rec->replay_of, sizeof rec->replay_of, "%s", ev->q.replay_of);
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -481,6 +482,12 @@ static void async__replay_done(void *arg, int r, const mf_error_t *err)
 int async_enqueue(async_t *a, const char *function, buf_t *event, const char *idem_key,
                   async_accepted_cb cb, void *ud, mf_error_t *err)
 {
+    return async_enqueue_replay(a, function, event, idem_key, NULL, cb, ud, err);
+}
+
+int async_enqueue_replay(async_t *a, const char *function, buf_t *event, const char *idem_key,
+                         const char *replay_of, async_accepted_cb cb, void *ud, mf_error_t *err)
+{
     if (a->stopping)
         return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
     if (event->len > a->cfg.max_event_bytes)
@@ -510,6 +517,8 @@ int async_enqueue(async_t *a, const char *function, buf_t *event, const char *id
     accept_job_t *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->ev = async__new_event(fn);
+    if (replay_of)
+        snprintf(j->ev->q.replay_of, sizeof j->ev->q.replay_of, "%s", replay_of);
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -976,7 +985,8 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
         exec_call_opts_t opts = { .request_id = ev->q.request_id,
                                   .attempt = ev->q.attempts + 1,
                                   .no_record = true,
-                                  .no_wait = true };
+                                  .no_wait = true,
+                                  .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
         ev->starting = false;

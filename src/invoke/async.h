@@ -59,6 +59,11 @@ typedef void (*async_accepted_cb)(void *ud, int r, const char *request_id, bool 
  * -EFBIG (too large), -EINVAL (a bad key) or -ESHUTDOWN (stopping). */
 int async_enqueue(async_t *a, const char *function, buf_t *event, const char *idem_key,
                   async_accepted_cb cb, void *ud, mf_error_t *err);
+/* The same for an event that runs a record's event again: its records say
+ * replay_of. */
+int async_enqueue_replay(async_t *a, const char *function, buf_t *event, const char *idem_key,
+                         const char *replay_of, async_accepted_cb cb, void *ud,
+                         mf_error_t *err);
 /* Queues dead letter id of function again, as a new event; -ENOENT at once
  * or through cb when there is no such dead letter. */
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,

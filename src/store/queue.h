@@ -33,6 +33,7 @@ typedef struct store_qevent {
     int running;              /* an attempt was under way at the last write */
     void *event;              /* owned; NULL in listings */
     size_t event_len;
+    char replay_of[37];       /* the record whose event this runs again, or "" */
 } store_qevent_t;
 
 /* One attempt at an event, as its record's history shows it. */

@@ -1,0 +1,60 @@
+/* POST /v1/invocations/{id}/replay: a recorded call's event run again on
+ * its function's current version, synchronously or (with
+ * X-Mayfly-Invocation-Type: Event) queued, answered as an invoke is. The
+ * new call's record says replay_of. Only an event kept whole can run
+ * again: one cut, redacted or not kept gets 409 saying which. */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "store/store.h"
+
+static void replay_now(http_request_t *req, api_ctx_t *ctx)
+{
+    store_record_t rec;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = store_record_get(ctx->store, req->params[0], &rec, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    const char *type = http_request_header(req, "X-Mayfly-Invocation-Type");
+    const char *why = NULL;
+    if (rec.event_flags & STORE_PAYLOAD_WITHHELD)
+        why = "was not kept: it could not be checked for values to redact";
+    else if (!rec.event)
+        why = "was not kept (the function's record.payloads)";
+    else if (rec.event_flags & STORE_PAYLOAD_REDACTED)
+        why = "was redacted (record.redact)";
+    else if (rec.event_flags & STORE_PAYLOAD_TRUNCATED)
+        why = "was cut at the function's record.max_payload_kb";
+    if (type && strcasecmp(type, "RequestResponse") && strcasecmp(type, "Event")) {
+        http_respond_error(req, 400, "bad_request",
+                           "X-Mayfly-Invocation-Type: must be RequestResponse or Event, not `%s`",
+                           type);
+    } else if (why) {
+        http_respond_error(req, 409, "conflict", "invocation `%s` cannot be replayed: its event %s",
+                           rec.request_id, why);
+    } else {
+        buf_t event = BUF_INIT;
+        buf_add(&event, rec.event, rec.event_len);
+        if (type && !strcasecmp(type, "Event"))
+            api__enqueue(req, ctx, rec.function, &event, rec.request_id);
+        else
+            api__call(req, ctx, rec.function, &event, rec.request_id);
+        buf_release(&event);
+    }
+    store_record_clear(&rec);
+}
+
+/* After the records of calls that have answered are written. */
+static void handle_replay(http_request_t *req, api_ctx_t *ctx)
+{
+    api__after_writes(req, ctx, replay_now);
+}
+
+void api__replay_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__route(router, ctx, HTTP_POST, "/v1/invocations/{id}/replay", handle_replay, 0, false);
+}
