@@ -299,6 +299,12 @@ def egress_figures(out):
     return doc.get("medians", {})
 
 
+def payload_figures(out):
+    """bench/payloads.py's JSON medians, or {} when it did not run."""
+    doc = json.loads(read(os.path.join(out, "payloads.json"), "null") or "null") or {}
+    return doc.get("medians", {})
+
+
 def noisy_figures(out):
     """Per neighbour: the victim's wrk figures at 1 connection with the
     neighbour idle and misbehaving (medians over runs, each pair on one
@@ -478,13 +484,13 @@ def main():
     ratios = []
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
-    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress")
-                 .split())
+    chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
+                         "payloads").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
-                 "9": "async", "10": "noisy", "11": "egress"}[num].split()
+                 "9": "async", "10": "noisy", "11": "egress", "12": "payloads"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -563,6 +569,12 @@ def main():
         "client on the host (the stricter reading)",
         "%s / %s req/s" % (f_int(eg.get("rps_gateway")), f_int(eg.get("rps_host"))),
         eg.get("rps_ratio"), 0.8, ">=")
+    pl = payload_figures(out)
+    for rt, label in (("c", "C (provided)"), ("python3", "python3")):
+        add("12", "warm %s echo, 1 KiB event and result, 32 connections: records keeping "
+            "payloads (full) / not (off)" % label,
+            "%s / %s req/s" % (f_int(pl.get(rt + "_full")), f_int(pl.get(rt + "_off"))),
+            pl.get(rt + "_ratio"), 0.9, ">=")
     add("11", "cold start of a function without egress rules / with --disable-egress",
         "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
         eg.get("cold_ratio"), 1.05, "<=")
@@ -575,7 +587,8 @@ def main():
     w("")
     w("Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from "
       "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's; 10 is "
-      "a function's protection from its neighbours'; 11 is the egress gateway's.")
+      "a function's protection from its neighbours'; 11 is the egress gateway's; 12 is what "
+      "keeping each call's event and result costs.")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -883,6 +896,21 @@ def main():
           "figure %s times alternated, medians; cold starts alternate between a server with the "
           "gateway and one with --disable-egress, each at rest first. Status: %s." % (
               env.get("runs", "3"), status(out, "egress")))
+        w("")
+    if "payloads" in chosen:
+        pl = payload_figures(out)
+        w("### Payloads in records (what keeping each call's event and result costs)")
+        w("")
+        w("| runtime | payloads full, req/s | payloads off, req/s | full / off |")
+        w("|---|---|---|---|")
+        for rt, label in (("c", "C (provided)"), ("python3", "python3")):
+            w("| %s | %s | %s | %s |" % (label, f_int(pl.get(rt + "_full")),
+                                         f_int(pl.get(rt + "_off")), f_ratio(pl.get(rt + "_ratio"))))
+        w("")
+        w("bench/payloads.py: echo functions (the event is the result), a 1 KiB JSON event, "
+          "`wrk -t1 -c32` for %ss per run on the load CPU, the two copies of a runtime "
+          "alternated, %s runs each, medians. Status: %s." % (
+              env.get("duration", "10"), env.get("runs", "3"), status(out, "payloads")))
         w("")
     if "noisy" in chosen:
         w("### Noisy neighbours (a C no-op at 1 connection next to a misbehaving function)")

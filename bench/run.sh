@@ -25,6 +25,9 @@
 #                request throughput inside a function against the same client code on
 #                the host, per-call throughput, added connect latency, cold starts of
 #                a function without rules with the gateway and with --disable-egress)
+#   payloads     what keeping each call's event and result costs (bench/payloads.py:
+#                warm C and python3 echo functions with record.payloads full and off,
+#                a 1 KiB event and result, alternated)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -59,7 +62,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -603,6 +606,14 @@ row_egress() {
     LOAD_TIMEOUT=1800 load $PY bench/egress.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --cold "$COLD_STARTS" --out "$OUT/egress.json" \
         || fail "bench/egress.py failed (see bench/out/egress.json)"
+}
+
+# ---- payloads -------------------------------------------------------------------
+
+row_payloads() {
+    LOAD_TIMEOUT=1800 load $PY bench/payloads.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/payloads.json" \
+        || fail "bench/payloads.py failed (see bench/out/payloads.json)"
 }
 
 # ---- the run ------------------------------------------------------------------
