@@ -22,6 +22,7 @@
 #include "obs/loop.h"
 #include "obs/metrics.h"
 #include "obs/records.h"
+#include "obs/retention.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 
@@ -44,6 +45,7 @@ typedef struct server_opts {
     egress_policy_t default_egress; /* --default-egress, owned */
     const char *egress_hosts_file;
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
+    obs_retention_config_t retention;
 } server_opts_t;
 
 typedef struct server_state {
@@ -114,6 +116,10 @@ static const char usage_text[] =
     "  --egress-splice on|off    after a connection's first exchange, hand its bytes\n"
     "                            over in the kernel (BPF sockmap) instead of through\n"
     "                            the server (default on, where the kernel allows it)\n"
+    "  --retention-days N        invocation records (with their payloads) and log\n"
+    "                            lines are kept N days, 1-3650 (default 7)\n"
+    "  --records-max-mb N        and within N MB of the store, oldest going first,\n"
+    "                            16-1048576 (default 1024)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  -h, --help                show this help\n";
@@ -128,6 +134,8 @@ enum {
     OPT_EGRESS_MAX_CONNS,
     OPT_DISABLE_EGRESS,
     OPT_EGRESS_SPLICE,
+    OPT_RETENTION_DAYS,
+    OPT_RECORDS_MAX_MB,
 };
 
 static const struct option long_opts[] = {
@@ -162,6 +170,8 @@ static const struct option long_opts[] = {
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
     { "egress-splice", required_argument, NULL, OPT_EGRESS_SPLICE },
+    { "retention-days", required_argument, NULL, OPT_RETENTION_DAYS },
+    { "records-max-mb", required_argument, NULL, OPT_RECORDS_MAX_MB },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -402,6 +412,18 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
         case OPT_DISABLE_EGRESS:
             o->exec.egress_disabled = true;
             break;
+        case OPT_RETENTION_DAYS:
+            if (!parse_uint(optarg, 1, 3650, &v))
+                return usage_error("--retention-days must be a number from 1 to 3650, not `%s`",
+                                   optarg);
+            o->retention.days = (int)v;
+            break;
+        case OPT_RECORDS_MAX_MB:
+            if (!parse_uint(optarg, 16, 1048576, &v))
+                return usage_error("--records-max-mb must be a number from 16 to 1048576, not "
+                                   "`%s`", optarg);
+            o->retention.max_bytes = (int64_t)v << 20;
+            break;
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
                 return usage_error("--egress-splice must be `on` or `off`, not `%s`", optarg);
@@ -557,6 +579,7 @@ int cmd_server(int argc, char **argv)
         .zygotes = 2,
         .uid_first = SANDBOX_UID_FIRST_DEFAULT,
         .uid_count = SANDBOX_UID_COUNT_DEFAULT,
+        .retention = {.days = 7, .max_bytes = (int64_t)1024 << 20},
     };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
@@ -671,6 +694,7 @@ int cmd_server(int argc, char **argv)
     http_router_init(&router);
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
+    obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
@@ -728,6 +752,7 @@ out:
     http_server_free(st.http);
     async_close(st.async);
     exec_free(st.exec);
+    obs_retention_stop(retention);
     obs_records_free(records);
     obs_logs_free(logs);
     store_writer_stop(obs_writer); /* writes what the two above handed it */

@@ -101,7 +101,8 @@ struct store {
     sqlite3_stmt *code_refs;
     sqlite3_stmt *rec_put;
     sqlite3_stmt *rec_get;
-    sqlite3_stmt *rec_list;
+    sqlite3_stmt *rec_find;        /* records of one function */
+    sqlite3_stmt *rec_find_all;    /* records of every function */
     sqlite3_stmt *log_put;
     sqlite3_stmt *log_list;
 };
@@ -161,6 +162,23 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
     " egress_json, replay_of"
 #define STORE_REC_PAYLOADS " event, event_bytes, event_flags, result, result_bytes, result_flags"
 
+/* Finding records (store_records_find). Lists leave the payloads out: the
+ * columns that would hold them are filled with "not kept", so that
+ * store__row_to_record reads the row as it reads one from rec_get, and the
+ * rowid (the cursor's tie-break) follows them. A NULL parameter is no
+ * condition; ?7 is the lesser of the until bound and the cursor's start.
+ * Two statements rather than "?1 IS NULL OR function = ?1" so that one
+ * function's records are read from the (function, start_ms) index, in
+ * order, rather than found among everyone's. */
+#define STORE_REC_FIND_ROWID_COL 23
+#define STORE_REC_FIND(function_cond)                                                              \
+    "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0, rowid FROM invocations"                 \
+    " WHERE start_ms >= ?6 AND start_ms <= ?7" function_cond                                       \
+    " AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR error_type = ?3)"                         \
+    " AND (?4 IS NULL OR cold_start = ?4) AND duration_ms >= ?5"                                   \
+    " AND (?8 IS NULL OR start_ms < ?8 OR rowid < ?9)"                                             \
+    " ORDER BY start_ms DESC, rowid DESC LIMIT ?10"
+
 #define STORE_FN_COLUMNS                                                                           \
     "name, version, code_sha256, code_size, config_json, created_ms, updated_ms"
 
@@ -191,11 +209,8 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
                             "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS
                             " FROM invocations WHERE request_id = ?1",
                             &s->rec_get, err)) < 0 ||
-        (r = store__prepare(s,
-                            "SELECT " STORE_REC_COLUMNS " FROM invocations"
-                            " WHERE (?1 IS NULL OR function = ?1) AND (?2 IS NULL OR status = ?2)"
-                            " ORDER BY start_ms DESC, rowid DESC LIMIT ?3",
-                            &s->rec_list, err)) < 0 ||
+        (r = store__prepare(s, STORE_REC_FIND(" AND function = ?1"), &s->rec_find, err)) < 0 ||
+        (r = store__prepare(s, STORE_REC_FIND(""), &s->rec_find_all, err)) < 0 ||
         (r = store__prepare(s,
                             "INSERT INTO logs (time_ms, function, request_id, stream, message)"
                             " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -231,7 +246,8 @@ int store_open(const char *data_dir, store_t **out, mf_error_t *err)
     store_t *s = xcalloc(1, sizeof *s);
     s->lock_fd = -1;
     if ((r = store__lock(data_dir, &s->lock_fd, err)) < 0 ||
-        (r = store__open_db(s, data_dir, err)) < 0 || (r = store__migrate(s, err)) < 0 ||
+        (r = store__open_db(s, data_dir, err)) < 0 ||
+        (r = store__incremental_vacuum_on(s->db, err)) < 0 || (r = store__migrate(s, err)) < 0 ||
         (r = store__prepare_all(s, err)) < 0) {
         store_close(s);
         return r;
@@ -300,6 +316,7 @@ int store_writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
         store_close(s);
         return r;
     }
+    store__wal_bounded(s->db);
     *out = (store_writer_db_t){ .db = s,
                                 .begin = store__w_begin,
                                 .savepoint = store__w_savepoint,
@@ -320,7 +337,8 @@ void store_close(store_t *s)
     sqlite3_finalize(s->code_refs);
     sqlite3_finalize(s->rec_put);
     sqlite3_finalize(s->rec_get);
-    sqlite3_finalize(s->rec_list);
+    sqlite3_finalize(s->rec_find);
+    sqlite3_finalize(s->rec_find_all);
     sqlite3_finalize(s->log_put);
     sqlite3_finalize(s->log_list);
     /* sqlite3_close (not _v2) fails loudly if a statement is left
@@ -583,26 +601,65 @@ int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf
     return r;
 }
 
-int store_records_list(store_t *s, const char *function, const char *status, int limit,
-                       store_record_t **out, size_t *count, mf_error_t *err)
+static int store__bind_find(sqlite3_stmt *st, const store_record_filter_t *f)
 {
-    sqlite3_stmt *st = s->rec_list;
+    int64_t upper = f->until_ms;
+    if (f->after_set && f->after.start_ms < upper)
+        upper = f->after.start_ms;
+    int rc = SQLITE_OK;
+    if (f->function)
+        rc = sqlite3_bind_text(st, 1, f->function, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = store__bind_text_or_null(st, 2, f->status);
+    if (rc == SQLITE_OK)
+        rc = store__bind_text_or_null(st, 3, f->error_type);
+    if (rc == SQLITE_OK && f->cold >= 0)
+        rc = sqlite3_bind_int(st, 4, f->cold ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 5, f->min_duration_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 6, f->since_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 7, upper);
+    if (rc == SQLITE_OK && f->after_set) {
+        rc = sqlite3_bind_int64(st, 8, f->after.start_ms);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 9, f->after.rowid);
+    }
+    /* One more than asked for says whether there is a next page. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 10, (int64_t)f->limit + 1);
+    return rc;
+}
+
+int store_records_find(store_t *s, const store_record_filter_t *f, store_record_t **out,
+                       size_t *count, bool *more, store_record_cursor_t *next, mf_error_t *err)
+{
+    sqlite3_stmt *st = f->function ? s->rec_find : s->rec_find_all;
     store_record_t *list = NULL;
     size_t n = 0, cap = 0;
+    size_t limit = f->limit > 0 ? (size_t)f->limit : 0;
+    store_record_cursor_t last = { 0, 0 };
     int r = 0;
-    if (store__bind_text_or_null(st, 1, function) != SQLITE_OK ||
-        store__bind_text_or_null(st, 2, status) != SQLITE_OK ||
-        sqlite3_bind_int(st, 3, limit) != SQLITE_OK) {
+    *more = false;
+    if (store__bind_find(st, f) != SQLITE_OK) {
         r = store__sql_fail(s, err, "list invocation records");
         goto out;
     }
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             list = xrealloc(list, cap * sizeof *list);
         }
         store__row_to_record(st, &list[n++]);
+        last.start_ms = sqlite3_column_int64(st, 4);
+        last.rowid = sqlite3_column_int64(st, STORE_REC_FIND_ROWID_COL);
     }
     if (rc != SQLITE_DONE)
         r = store__sql_fail(s, err, "list invocation records");
@@ -610,11 +667,25 @@ out:
     store__stmt_done(st);
     if (r < 0) {
         store_record_list_free(list, n);
+        *more = false;
         return r;
     }
+    if (next)
+        *next = last;
     *out = list;
     *count = n;
     return 0;
+}
+
+int store_records_list(store_t *s, const char *function, const char *status, int limit,
+                       store_record_t **out, size_t *count, mf_error_t *err)
+{
+    store_record_filter_t f = STORE_RECORD_FILTER_INIT;
+    f.function = function;
+    f.status = status;
+    f.limit = limit;
+    bool more;
+    return store_records_find(s, &f, out, count, &more, NULL, err);
 }
 
 void store_record_clear(store_record_t *r)
@@ -739,4 +810,9 @@ void store_log_list_free(store_log_t *list, size_t count)
     for (size_t i = 0; i < count; i++)
         free(list[i].message);
     free(list);
+}
+
+sqlite3 *store__handle(store_t *s)
+{
+    return s->db;
 }

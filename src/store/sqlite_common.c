@@ -71,7 +71,10 @@ int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
      * power cut, and a client told 201 or 202 must find its function or
      * its queued event after a reboot. Writes are grouped into few
      * transactions, so the fsync per commit is affordable. */
-    r = store__sqlite_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", err);
+    /* The WAL is cut back to 4 MiB after a checkpoint: a burst of writes
+     * does not leave a large file behind. */
+    r = store__sqlite_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                               " PRAGMA journal_size_limit = 4194304;", err);
 out:
     if (r < 0) {
         sqlite3_close(db);
@@ -183,4 +186,37 @@ void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len)
 {
     *len = 0;
     return sqlite3_column_type(st, col) == SQLITE_NULL ? NULL : store__dup_blob(st, col, len);
+}
+
+int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int mode = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA auto_vacuum", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        mode = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (mode == 2)
+        return 0;
+    /* On a new database the pragma alone takes; an existing one is
+     * rebuilt once (VACUUM), which a later open then finds done. */
+    return store__sqlite_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;", err);
+}
+
+#define WAL_PASSIVE_FRAMES 1000
+#define WAL_TRUNCATE_FRAMES 4096
+
+static int store__wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    (void)ud;
+    if (frames >= WAL_TRUNCATE_FRAMES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    else if (frames >= WAL_PASSIVE_FRAMES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+void store__wal_bounded(sqlite3 *db)
+{
+    sqlite3_wal_hook(db, store__wal_hook, NULL);
 }

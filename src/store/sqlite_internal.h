@@ -36,6 +36,19 @@ char *store__dup_column(sqlite3_stmt *st, int col);
 void *store__dup_blob(sqlite3_stmt *st, int col, size_t *len);
 int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v);
 int store__bind_blob_or_null(sqlite3_stmt *st, int col, const void *v, size_t len);
+/* The connection of a store (sqlite.c), for the store's other files. */
+struct store;
+sqlite3 *store__handle(struct store *s);
+/* Makes a database give freed pages back to the file system in steps
+ * (auto_vacuum = INCREMENTAL): set before the first table of a new one,
+ * or once by a VACUUM of an existing one. */
+int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err);
+/* For a writer thread's connection: checkpoints as SQLite does by itself
+ * (at 1,000 pages of WAL), and once the WAL passes 16 MiB, a checkpoint
+ * that waits for readers and cuts the file back, so that a steady stream
+ * of writes does not grow it without end. Never on the loop's connection:
+ * it may wait. */
+void store__wal_bounded(sqlite3 *db);
 /* As store__dup_blob, NULL for SQL NULL. */
 void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len);
 

@@ -10,6 +10,7 @@
 #ifndef MAYFLY_STORE_STORE_H
 #define MAYFLY_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,6 +108,41 @@ int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_e
 int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
 /* -ENOENT if absent. */
 int store_record_get(store_t *s, const char *request_id, store_record_t *out, mf_error_t *err);
+/* Where a listing of records stopped: the sort key of the last record it
+ * gave (records are listed newest first, by start_ms then by the order
+ * they were written). */
+typedef struct store_record_cursor {
+    int64_t start_ms;
+    int64_t rowid;
+} store_record_cursor_t;
+
+/* Which records store_records_find gives. Start from
+ * STORE_RECORD_FILTER_INIT (every record) and narrow: each member set
+ * is one more condition. */
+typedef struct store_record_filter {
+    const char *function;     /* NULL: any */
+    const char *status;       /* NULL: any */
+    const char *error_type;   /* NULL: any */
+    int64_t since_ms;         /* start_ms >= since_ms (INT64_MIN: no bound) */
+    int64_t until_ms;         /* start_ms <= until_ms (INT64_MAX: no bound) */
+    int cold;                 /* -1 any, 0 warm starts only, 1 cold starts only */
+    double min_duration_ms;   /* duration_ms >= this (0: any) */
+    int limit;                /* at most this many, >= 1 */
+    bool after_set;           /* only records strictly after `after` */
+    store_record_cursor_t after;
+} store_record_filter_t;
+
+#define STORE_RECORD_FILTER_INIT                                                                   \
+    { .since_ms = INT64_MIN, .until_ms = INT64_MAX, .cold = -1, .limit = 50 }
+
+/* The records f selects, newest first, at most f->limit of them. *more says
+ * whether further records follow; if so, *next is where this page stopped:
+ * the same filter with after = *next gives the next page, with no record
+ * left out or given twice (keyset paging, so records written meanwhile do
+ * not shift the pages). next may be NULL. */
+int store_records_find(store_t *s, const store_record_filter_t *f, store_record_t **out,
+                       size_t *count, bool *more, store_record_cursor_t *next,
+                       mf_error_t *err);
 /* Newest first; function and status may be NULL for any. */
 int store_records_list(store_t *s, const char *function, const char *status, int limit,
                        store_record_t **out, size_t *count, mf_error_t *err);
@@ -118,6 +154,22 @@ void store_record_list_free(store_record_t *list, size_t count);
  * handed to it before); says how many of each went. */
 int store_function_purge_write(store_t *s, const char *function, int64_t *records,
                                int64_t *lines, mf_error_t *err);
+
+/* ---- retention ---------------------------------------------------------- */
+
+typedef struct store_prune {
+    int64_t records, lines;   /* deleted */
+    bool more;                /* a batch was full: there may be more to delete */
+    int64_t bytes;            /* the database's pages in use, after */
+} store_prune_t;
+
+/* Inside a transaction the caller holds (a writer's job): deletes at most
+ * batch invocation records (payloads with them) and batch log lines older
+ * than before_ms, and, while the pages in use pass max_bytes (0: no
+ * bound), the oldest batch of each; then gives free pages back to the file
+ * system. */
+int store_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, int batch,
+                      store_prune_t *out, mf_error_t *err);
 
 /* ---- function logs ----------------------------------------------------- */
 
