@@ -1,5 +1,7 @@
 /* Invocation records: one, a function's, or filtered. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +83,40 @@ static void payload_fields(json_t *o, const char *name, const char *data, size_t
     }
 }
 
+/* A listing's query: the filter and the strings it points into. */
+typedef struct list_query {
+    store_record_filter_t f;
+    buf_t function, status, error_type;
+} list_query_t;
+
+#define LIST_QUERY_INIT { STORE_RECORD_FILTER_INIT, BUF_INIT, BUF_INIT, BUF_INIT }
+#define ERROR_TYPE_MAX 128
+/* The longest cursor: base64 of two 19-digit numbers and a dot. */
+#define CURSOR_MAX 64
+
+static void list_query_release(list_query_t *q)
+{
+    buf_release(&q->function);
+    buf_release(&q->status);
+    buf_release(&q->error_type);
+}
+
+/* The query parameter name into v, when it is there with a value: an empty
+ * one (?status=) is no condition, as if it were absent. */
+static bool query_value(http_request_t *req, const char *name, buf_t *v)
+{
+    return http_request_query(req, name, v) && v->len;
+}
+
+/* Parses a whole number of 1 to 18 decimal digits, no sign. */
+static bool parse_digits(const char *s, size_t len, int64_t *out)
+{
+    if (len < 1 || len > 18 || strspn(s, "0123456789") != len)
+        return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
+}
+
 /* Reads ?limit=; answers 400 itself and returns false when it is bad. */
 static bool parse_limit(http_request_t *req, int *limit)
 {
@@ -105,7 +141,7 @@ static bool parse_limit(http_request_t *req, int *limit)
 /* Reads ?status=; answers 400 itself and returns false when it is bad. */
 static bool parse_status(http_request_t *req, buf_t *status, bool *has)
 {
-    *has = http_request_query(req, "status", status) && status->len;
+    *has = query_value(req, "status", status);
     if (!*has)
         return true;
     if (obs_records_status_valid(status->data))
@@ -116,13 +152,155 @@ static bool parse_status(http_request_t *req, buf_t *status, bool *has)
     return false;
 }
 
-static void respond_list(http_request_t *req, api_ctx_t *ctx, const char *function,
-                         const char *status, int limit)
+/* Reads ?since= or ?until=: an RFC 3339 time or milliseconds since the
+ * epoch. Leaves *ms alone when absent. */
+static bool parse_time(http_request_t *req, const char *name, int64_t *ms)
+{
+    cleanup_buf buf_t v = BUF_INIT;
+    if (!query_value(req, name, &v))
+        return true;
+    if (parse_digits(v.data, v.len, ms) || clock_parse_rfc3339(v.data, ms) == 0)
+        return true;
+    http_respond_error(req, 400, "bad_request",
+                       "%s: must be an RFC 3339 time (2026-12-05T10:00:00Z, a fraction and an "
+                       "offset allowed) or milliseconds since the epoch",
+                       name);
+    return false;
+}
+
+static bool parse_cold(http_request_t *req, int *cold)
+{
+    cleanup_buf buf_t v = BUF_INIT;
+    if (!query_value(req, "cold", &v))
+        return true;
+    if (!strcmp(v.data, "1") || !strcmp(v.data, "0")) {
+        *cold = v.data[0] == '1';
+        return true;
+    }
+    http_respond_error(req, 400, "bad_request", "cold: must be 1 (cold starts) or 0 (warm)");
+    return false;
+}
+
+/* Reads ?min_duration_ms=: digits with an optional fraction, no sign or
+ * exponent (strtod alone would take "inf", "nan" and hex). */
+static bool parse_min_duration(http_request_t *req, double *ms)
+{
+    cleanup_buf buf_t v = BUF_INIT;
+    if (!query_value(req, "min_duration_ms", &v))
+        return true;
+    size_t whole = strspn(v.data, "0123456789");
+    size_t frac = v.data[whole] == '.' ? strspn(v.data + whole + 1, "0123456789") : 0;
+    size_t len = whole + (v.data[whole] == '.' ? 1 + frac : 0);
+    if (whole >= 1 && whole <= 12 && len == v.len && (v.data[whole] != '.' || frac >= 1)) {
+        *ms = strtod(v.data, NULL);
+        return true;
+    }
+    http_respond_error(req, 400, "bad_request",
+                       "min_duration_ms: must be a number of milliseconds, 0 or more "
+                       "(e.g. 250 or 0.5)");
+    return false;
+}
+
+static bool parse_error_type(http_request_t *req, buf_t *v, bool *has)
+{
+    *has = query_value(req, "error_type", v);
+    if (!*has)
+        return true;
+    bool ok = v->len <= ERROR_TYPE_MAX;
+    for (size_t i = 0; ok && i < v->len; i++)
+        ok = v->data[i] >= 0x20 && v->data[i] < 0x7f;
+    if (ok)
+        return true;
+    http_respond_error(req, 400, "bad_request",
+                       "error_type: must be 1 to %d printable ASCII characters",
+                       ERROR_TYPE_MAX);
+    return false;
+}
+
+/* A cursor is the base64url (RFC 4648 §5, no padding) of
+ * "START_MS.ROWID", the sort key of the last record of a page: opaque to
+ * clients, and checked here as any input from outside. */
+static void cursor_encode(buf_t *out, const store_record_cursor_t *c)
+{
+    char raw[48];
+    int n = snprintf(raw, sizeof raw, "%" PRId64 ".%" PRId64, c->start_ms, c->rowid);
+    cleanup_buf buf_t b64 = BUF_INIT;
+    codec_base64_encode(&b64, raw, (size_t)n);
+    for (size_t i = 0; i < b64.len && b64.data[i] != '='; i++)
+        buf_addch(out, b64.data[i] == '+' ? '-' : b64.data[i] == '/' ? '_' : b64.data[i]);
+}
+
+static bool cursor_decode(const char *s, size_t len, store_record_cursor_t *c)
+{
+    if (len < 1 || len > CURSOR_MAX || len % 4 == 1)
+        return false;
+    char std[CURSOR_MAX + 1];
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '-')
+            ch = '+';
+        else if (ch == '_')
+            ch = '/';
+        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                   (ch >= '0' && ch <= '9')))
+            return false;
+        std[i] = ch;
+    }
+    cleanup_buf buf_t raw = BUF_INIT;
+    if (codec_base64_decode(&raw, std, len, 48) < 0)
+        return false;
+    const char *dot = memchr(raw.data, '.', raw.len);
+    if (!dot)
+        return false;
+    size_t head = (size_t)(dot - raw.data);
+    return parse_digits(raw.data, head, &c->start_ms) &&
+           parse_digits(dot + 1, raw.len - head - 1, &c->rowid) && c->rowid >= 1;
+}
+
+static bool parse_cursor(http_request_t *req, store_record_filter_t *f)
+{
+    cleanup_buf buf_t v = BUF_INIT;
+    if (!query_value(req, "cursor", &v))
+        return true;
+    if (cursor_decode(v.data, v.len, &f->after)) {
+        f->after_set = true;
+        return true;
+    }
+    http_respond_error(req, 400, "bad_request",
+                       "cursor: must be the \"next\" of an earlier answer, as it was given");
+    return false;
+}
+
+/* Reads every condition a listing takes but the function; answers 400
+ * itself (naming the parameter) and returns false at the first bad one. */
+static bool parse_list_query(http_request_t *req, list_query_t *q)
+{
+    store_record_filter_t *f = &q->f;
+    bool has_status, has_error_type;
+    if (!parse_status(req, &q->status, &has_status) || !parse_time(req, "since", &f->since_ms) ||
+        !parse_time(req, "until", &f->until_ms) || !parse_cold(req, &f->cold) ||
+        !parse_min_duration(req, &f->min_duration_ms) ||
+        !parse_error_type(req, &q->error_type, &has_error_type) || !parse_cursor(req, f) ||
+        !parse_limit(req, &f->limit))
+        return false;
+    if (f->since_ms > f->until_ms) {
+        http_respond_error(req, 400, "bad_request", "until: must not be before since");
+        return false;
+    }
+    f->status = has_status ? q->status.data : NULL;
+    f->error_type = has_error_type ? q->error_type.data : NULL;
+    return true;
+}
+
+/* {"invocations": [...], "next": CURSOR}; next is null on the last page. */
+static void respond_list(http_request_t *req, api_ctx_t *ctx, const store_record_filter_t *f)
 {
     store_record_t *list = NULL;
     size_t n = 0;
+    bool more = false;
+    store_record_cursor_t next;
     mf_error_t err = MF_ERROR_INIT;
-    int r = store_records_list(ctx->store, function, status, limit, &list, &n, &err);
+    int r = store_records_find(ctx->store, f, &list, &n, &more, &next, &err);
     if (r < 0) {
         api_respond_failure(req, r, &err);
         return;
@@ -131,7 +309,12 @@ static void respond_list(http_request_t *req, api_ctx_t *ctx, const char *functi
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, record_json(&list[i]));
     store_record_list_free(list, n);
-    cleanup_json json_t *out = json_pack("{so}", "invocations", arr);
+    cleanup_buf buf_t cursor = BUF_INIT;
+    if (more)
+        cursor_encode(&cursor, &next);
+    cleanup_json json_t *out =
+        json_pack("{so so}", "invocations", arr, "next",
+                  more ? json_stringn(cursor.data, cursor.len) : json_null());
     http_respond_json(req, 200, out);
 }
 
@@ -174,34 +357,32 @@ static void get_now(http_request_t *req, api_ctx_t *ctx)
 
 static void function_list_now(http_request_t *req, api_ctx_t *ctx)
 {
-    int limit;
     if (!registry_valid_name(req->params[0])) {
         http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
         return;
     }
-    buf_t status = BUF_INIT;
-    bool has_status;
-    if (parse_status(req, &status, &has_status) && parse_limit(req, &limit))
-        respond_list(req, ctx, req->params[0], has_status ? status.data : NULL, limit);
-    buf_release(&status);
+    list_query_t q = LIST_QUERY_INIT;
+    q.f.function = req->params[0];
+    if (parse_list_query(req, &q))
+        respond_list(req, ctx, &q.f);
+    list_query_release(&q);
 }
 
 static void list_now(http_request_t *req, api_ctx_t *ctx)
 {
-    int limit;
-    buf_t function = BUF_INIT, status = BUF_INIT;
-    bool has_fn = http_request_query(req, "function", &function) && function.len;
-    bool has_status;
-    if (has_fn && !registry_valid_name(function.data)) {
-        http_respond_error(req, 400, "bad_request", "function: must match [A-Za-z0-9_-]{1,64}");
-        goto out;
+    list_query_t q = LIST_QUERY_INIT;
+    if (query_value(req, "function", &q.function)) {
+        if (!registry_valid_name(q.function.data)) {
+            http_respond_error(req, 400, "bad_request",
+                               "function: must match [A-Za-z0-9_-]{1,64}");
+            goto out;
+        }
+        q.f.function = q.function.data;
     }
-    if (!parse_status(req, &status, &has_status) || !parse_limit(req, &limit))
-        goto out;
-    respond_list(req, ctx, has_fn ? function.data : NULL, has_status ? status.data : NULL, limit);
+    if (parse_list_query(req, &q))
+        respond_list(req, ctx, &q.f);
 out:
-    buf_release(&function);
-    buf_release(&status);
+    list_query_release(&q);
 }
 
 /* The stored bytes of a record's event or result, as they were kept. */

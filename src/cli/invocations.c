@@ -14,18 +14,30 @@
 #include "obs/records.h"
 
 static const char invocations_usage[] =
-    "usage: mayfly invocations NAME [--limit N] [--status S] [--json]\n"
+    "usage: mayfly invocations NAME [--limit N] [--status S] [--since T] [--until T]\n"
+    "                          [--cold | --warm] [--min-duration MS] [--error-type E]\n"
+    "                          [--cursor C] [--json]\n"
     "\n"
     "Lists the function's invocation records, newest first: request id,\n"
     "status, start time, duration, billed time, whether it was a cold start\n"
-    "and the most memory the instance used.\n"
+    "and the most memory the instance used. When there are more than fit, a\n"
+    "last line on stderr gives the command that lists the next page.\n"
     "\n"
     "options:\n"
-    "  --limit N    at most N records, 1-1000 (the server's default is 50)\n"
-    "  --status S   only records with this status: success, error, timeout,\n"
-    "               oom, throttled, queued or running\n"
-    "  --json       print the server's JSON instead of a table\n"
-    "  -h, --help   show this help\n";
+    "  --limit N          at most N records, 1-1000 (the server's default is 50)\n"
+    "  --status S         only records with this status: success, error, timeout,\n"
+    "                     oom, throttled, queued or running\n"
+    "  --since T          only calls that started at T or later: an RFC 3339 time\n"
+    "                     (2026-12-05T10:00:00Z, a fraction and an offset allowed)\n"
+    "                     or milliseconds since the epoch\n"
+    "  --until T          only calls that started at T or earlier\n"
+    "  --cold             only cold starts\n"
+    "  --warm             only warm starts\n"
+    "  --min-duration MS  only calls that ran MS milliseconds or longer\n"
+    "  --error-type E     only calls that failed with this error type (KeyError)\n"
+    "  --cursor C         the page after the one that printed C (its \"next\")\n"
+    "  --json             print the server's JSON instead of a table\n"
+    "  -h, --help         show this help\n";
 
 static const char invocation_usage[] =
     "usage: mayfly invocation ID [--json | --event | --result]\n"
@@ -48,6 +60,13 @@ static const char invocation_usage[] =
 enum {
     OPT_LIMIT = 256,
     OPT_STATUS,
+    OPT_SINCE,
+    OPT_UNTIL,
+    OPT_COLD,
+    OPT_WARM,
+    OPT_MIN_DURATION,
+    OPT_ERROR_TYPE,
+    OPT_CURSOR,
     OPT_JSON,
     OPT_EVENT,
     OPT_RESULT,
@@ -101,10 +120,26 @@ static void fill_egress_row(buf_t *cells, const json_t *e)
 static const struct option invocations_options[] = {
     { "limit", required_argument, NULL, OPT_LIMIT },
     { "status", required_argument, NULL, OPT_STATUS },
+    { "since", required_argument, NULL, OPT_SINCE },
+    { "until", required_argument, NULL, OPT_UNTIL },
+    { "cold", no_argument, NULL, OPT_COLD },
+    { "warm", no_argument, NULL, OPT_WARM },
+    { "min-duration", required_argument, NULL, OPT_MIN_DURATION },
+    { "error-type", required_argument, NULL, OPT_ERROR_TYPE },
+    { "cursor", required_argument, NULL, OPT_CURSOR },
     { "json", no_argument, NULL, OPT_JSON },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
+
+/* The filters of `mayfly invocations`, each a query parameter of
+ * GET /v1/functions/NAME/invocations and a flag of the command. The server
+ * checks the values (a bad one is its 400). */
+typedef struct inv_filter {
+    const char *param, *flag, *value;
+} inv_filter_t;
+
+enum { F_STATUS, F_SINCE, F_UNTIL, F_COLD, F_MIN_DURATION, F_ERROR_TYPE, F_LIMIT, F_COUNT };
 
 #define INV_COLS 7
 static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "START",
@@ -123,15 +158,74 @@ static void fill_row(buf_t *cells, const json_t *rec)
     cli_cell_number(&cells[6], json_object_get(rec, "max_rss_kb"));
 }
 
-static int print_table(const client_response_t *resp)
+/* Appends " ARG" to a command line, single-quoted when the shell would
+ * otherwise read it differently. */
+static void add_shell_arg(buf_t *out, const char *arg)
 {
-    return cli_print_json_list(resp, "invocations", "invocations", INV_COLS, inv_header, fill_row);
+    buf_addch(out, ' ');
+    if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                            "-_.,:/+=@%") == strlen(arg)) {
+        buf_adds(out, arg);
+        return;
+    }
+    buf_addch(out, '\'');
+    for (const char *p = arg; *p; p++) {
+        if (*p == '\'')
+            buf_adds(out, "'\\''");
+        else
+            buf_addch(out, *p);
+    }
+    buf_addch(out, '\'');
+}
+
+/* The table, then, when the server says there is more, the command that
+ * lists the next page (the same filters and the cursor) on stderr, after
+ * the table: a terminal shows it last, and stdout stays rows for a pipe. */
+static int print_table(const client_response_t *resp, const char *name,
+                       const inv_filter_t *filters)
+{
+    json_error_t jerr;
+    cleanup_json json_t *doc =
+        json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, &jerr);
+    json_t *list = json_object_get(doc, "invocations");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "mayfly invocations: the server's answer has no \"invocations\" list\n");
+        return CLI_EXIT_ERROR;
+    }
+    cli_print_json_array(list, INV_COLS, inv_header, fill_row);
+    const char *next = json_string_value(json_object_get(doc, "next"));
+    if (next && *next) {
+        cleanup_buf buf_t cmd = BUF_INIT;
+        buf_adds(&cmd, "next: mayfly invocations");
+        add_shell_arg(&cmd, name);
+        for (int i = 0; i < F_COUNT; i++) {
+            if (!filters[i].value)
+                continue;
+            add_shell_arg(&cmd, filters[i].flag);
+            if (i != F_COLD)
+                add_shell_arg(&cmd, filters[i].value);
+        }
+        add_shell_arg(&cmd, "--cursor");
+        add_shell_arg(&cmd, next);
+        fprintf(stderr, "%s\n", cmd.data);
+    }
+    return CLI_EXIT_OK;
 }
 
 int cmd_invocations(int argc, char **argv)
 {
-    const char *status = NULL;
+    inv_filter_t filters[F_COUNT] = {
+        [F_STATUS] = { "status", "--status", NULL },
+        [F_SINCE] = { "since", "--since", NULL },
+        [F_UNTIL] = { "until", "--until", NULL },
+        [F_COLD] = { "cold", NULL, NULL }, /* --cold or --warm */
+        [F_MIN_DURATION] = { "min_duration_ms", "--min-duration", NULL },
+        [F_ERROR_TYPE] = { "error_type", "--error-type", NULL },
+        [F_LIMIT] = { "limit", "--limit", NULL },
+    };
+    const char *cursor = NULL;
     int limit = 0;
+    char limit_s[16];
     bool as_json = false;
     int opt;
 
@@ -145,6 +239,8 @@ int cmd_invocations(int argc, char **argv)
             if (!cli_parse_int(optarg, &limit) || limit < 1)
                 return cli_usage_error("invocations", invocations_usage,
                                        "--limit expects a positive integer, got `%s`", optarg);
+            snprintf(limit_s, sizeof limit_s, "%d", limit);
+            filters[F_LIMIT].value = limit_s;
             break;
         case OPT_STATUS:
             /* A usage error here rather than an HTTP 400 later. */
@@ -153,7 +249,30 @@ int cmd_invocations(int argc, char **argv)
                                        "--status must be one of success, error, timeout, oom, "
                                        "throttled, queued or running, not `%s`",
                                        optarg);
-            status = optarg;
+            filters[F_STATUS].value = optarg;
+            break;
+        case OPT_SINCE:
+            filters[F_SINCE].value = optarg;
+            break;
+        case OPT_UNTIL:
+            filters[F_UNTIL].value = optarg;
+            break;
+        case OPT_COLD:
+        case OPT_WARM:
+            if (filters[F_COLD].value)
+                return cli_usage_error("invocations", invocations_usage,
+                                       "--cold and --warm go one at a time");
+            filters[F_COLD].value = opt == OPT_COLD ? "1" : "0";
+            filters[F_COLD].flag = opt == OPT_COLD ? "--cold" : "--warm";
+            break;
+        case OPT_MIN_DURATION:
+            filters[F_MIN_DURATION].value = optarg;
+            break;
+        case OPT_ERROR_TYPE:
+            filters[F_ERROR_TYPE].value = optarg;
+            break;
+        case OPT_CURSOR:
+            cursor = optarg;
             break;
         case OPT_JSON:
             as_json = true;
@@ -169,13 +288,11 @@ int cmd_invocations(int argc, char **argv)
 
     cleanup_buf buf_t path = BUF_INIT;
     cli_function_path(&path, name, "/invocations");
-    if (status)
-        cli_query_add(&path, "status", status);
-    if (limit) {
-        char n[16];
-        snprintf(n, sizeof n, "%d", limit);
-        cli_query_add(&path, "limit", n);
-    }
+    for (int i = 0; i < F_COUNT; i++)
+        if (filters[i].value)
+            cli_query_add(&path, filters[i].param, filters[i].value);
+    if (cursor)
+        cli_query_add(&path, "cursor", cursor);
 
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
@@ -188,7 +305,7 @@ int cmd_invocations(int argc, char **argv)
         cli_print_body(&resp.body);
         return CLI_EXIT_OK;
     }
-    return print_table(&resp);
+    return print_table(&resp, name, filters);
 }
 
 int cmd_invocation(int argc, char **argv)
