@@ -120,6 +120,8 @@ static const char usage_text[] =
     "                            lines are kept N days, 1-3650 (default 7)\n"
     "  --records-max-mb N        and within N MB of the store, oldest going first,\n"
     "                            16-1048576 (default 1024)\n"
+    "  --dead-letter-days N      dead letters not redriven are kept N days, 1-3650\n"
+    "                            (default 14)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  -h, --help                show this help\n";
@@ -136,6 +138,7 @@ enum {
     OPT_EGRESS_SPLICE,
     OPT_RETENTION_DAYS,
     OPT_RECORDS_MAX_MB,
+    OPT_DEAD_LETTER_DAYS,
 };
 
 static const struct option long_opts[] = {
@@ -172,6 +175,7 @@ static const struct option long_opts[] = {
     { "egress-splice", required_argument, NULL, OPT_EGRESS_SPLICE },
     { "retention-days", required_argument, NULL, OPT_RETENTION_DAYS },
     { "records-max-mb", required_argument, NULL, OPT_RECORDS_MAX_MB },
+    { "dead-letter-days", required_argument, NULL, OPT_DEAD_LETTER_DAYS },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -423,6 +427,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--records-max-mb must be a number from 16 to 1048576, not "
                                    "`%s`", optarg);
             o->retention.max_bytes = (int64_t)v << 20;
+            break;
+        case OPT_DEAD_LETTER_DAYS:
+            if (!parse_uint(optarg, 1, 3650, &v))
+                return usage_error("--dead-letter-days must be a number from 1 to 3650, not `%s`",
+                                   optarg);
+            o->async.dead_letter_days = (int)v;
             break;
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
@@ -699,6 +709,7 @@ int cmd_server(int argc, char **argv)
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
+    o.async.retention_days = o.retention.days;
     if (async_open(st.loop, data_dir, st.exec, registry, records, &o.async, &st.async, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;

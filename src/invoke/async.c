@@ -107,7 +107,7 @@ struct async {
     void (*stop_done)(void *ud);
     void *stop_ud;
     metrics_family_t *m_depth, *m_age, *m_running, *m_dead, *m_enqueued, *m_attempts,
-        *m_retries, *m_commits, *m_commit_s, *m_commit_jobs;
+        *m_retries, *m_commits, *m_commit_s, *m_commit_jobs, *m_pruned;
 };
 
 static void async__kick(async_t *a);
@@ -1214,6 +1214,10 @@ static void async__metrics_setup(async_t *a)
                                   "Age of the oldest async event not yet done.", fn, NULL, 0);
     a->m_running = metrics_family_new(METRICS_GAUGE, "mayfly_async_running",
                                       "Async events being run.", fn, NULL, 0);
+    a->m_pruned = metrics_family_new(METRICS_COUNTER, "mayfly_async_pruned_total",
+                                     "Attempt histories past --retention-days and dead letters "
+                                     "past --dead-letter-days, deleted.",
+                                     (const char *[]){"kind", NULL}, NULL, 0);
     a->m_dead = metrics_family_new(METRICS_GAUGE, "mayfly_dead_letters",
                                    "Dead letters kept, by function.", fn, NULL, 0);
     a->m_enqueued = metrics_family_new(METRICS_COUNTER, "mayfly_async_enqueued_total",
@@ -1257,32 +1261,76 @@ static void async__load_key(const char *function, const char *key, const char *r
     free(mk);
 }
 
+/* Old idempotency keys, attempt histories past the retention, and dead
+ * letters nobody redrove in time; the functions' dead-letter counts as the
+ * store has them afterwards. */
+typedef struct prune_job {
+    async_t *a;
+    int64_t idem_before, attempts_before, dead_before;
+    int64_t attempts, dead;
+    map_t counts;              /* function → 1 + its dead letters, when any went */
+} prune_job_t;
+
+static void async__count_dead(const char *function, int64_t n, void *ud)
+{
+    map_put(ud, function, (void *)(intptr_t)(n + 1));
+}
+
 static int async__prune_apply(void *db, void *arg, mf_error_t *err)
 {
     store_queue_t *q = db;
-    return store_idem_prune(q, *(int64_t *)arg, err);
+    prune_job_t *j = arg;
+    int r = store_idem_prune(q, j->idem_before, err);
+    if (r == 0)
+        r = store_queue_prune(q, j->attempts_before, j->dead_before, &j->attempts, &j->dead, err);
+    if (r == 0 && j->dead > 0)
+        r = store_dead_letter_counts(q, async__count_dead, &j->counts, err);
+    return r;
 }
 
 static void async__prune_done(void *arg, int r, const mf_error_t *err)
 {
-    if (r < 0)
-        log_error("async", "pruning idempotency keys: %s", err->msg);
-    free(arg);
+    prune_job_t *j = arg;
+    async_t *a = j->a;
+    if (r < 0) {
+        log_error("async", "pruning the queue's history: %s", err->msg);
+    } else {
+        metrics_inc(a->m_pruned, (const char *[]){"attempts"}, (double)j->attempts);
+        metrics_inc(a->m_pruned, (const char *[]){"dead_letters"}, (double)j->dead);
+        if (j->dead > 0) {
+            const char *key;
+            void *value;
+            for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
+                afn_t *fn = value;
+                intptr_t n = (intptr_t)map_get(&j->counts, fn->name);
+                fn->dead_letters = n ? n - 1 : 0;
+            }
+            log_info("async", "%lld dead letters older than %d days removed",
+                     (long long)j->dead, a->cfg.dead_letter_days);
+        }
+    }
+    map_release(&j->counts);
+    free(j);
 }
 
 static void async__on_prune(uv_timer_t *t)
 {
     async_t *a = t->data;
-    int64_t *before = xmalloc(sizeof *before);
-    *before = clock_wall_ms() - ASYNC_IDEMPOTENCY_MS;
+    int64_t now = clock_wall_ms();
+    prune_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->counts = (map_t)MAP_INIT;
+    j->idem_before = now - ASYNC_IDEMPOTENCY_MS;
+    j->attempts_before = now - (int64_t)a->cfg.retention_days * 86400000;
+    j->dead_before = now - (int64_t)a->cfg.dead_letter_days * 86400000;
     const char *key;
     void *value;
     for (size_t it = 0; map_next(&a->idem, &it, &key, &value);) {
         idem_t *k = value;
-        if (k->committed && k->created_ms < *before)
+        if (k->committed && k->created_ms < j->idem_before)
             free(map_remove(&a->idem, key));
     }
-    store_writer_submit(a->writer, false, async__prune_apply, async__prune_done, before);
+    store_writer_submit(a->writer, false, async__prune_apply, async__prune_done, j);
 }
 
 /* Takes up what the last run left: every queued event goes back in the
@@ -1389,7 +1437,7 @@ int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *
         async_close(a);
         return r;
     }
-    uv_timer_start(a->prune_timer, async__on_prune, 60 * 1000, 3600 * 1000);
+    uv_timer_start(a->prune_timer, async__on_prune, 2000, 3600 * 1000);
     exec_set_capacity_cb(exec, async__on_capacity, a);
     metrics_add_collector(async__collect, a);
     *out = a;

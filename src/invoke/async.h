@@ -33,9 +33,11 @@ typedef struct async_config {
     size_t max_event_bytes;      /* largest event (256 KiB) */
     unsigned shutdown_grace_ms;  /* how long a stop waits for running events (10 s) */
     const char *region;          /* for the function ARNs of destination records */
+    int retention_days;          /* attempt histories are kept this long (7) */
+    int dead_letter_days;        /* dead letters not redriven are kept this long (14) */
 } async_config_t;
 
-#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1" }
+#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1", 7, 14 }
 
 /* An idempotency key is remembered this long. */
 #define ASYNC_IDEMPOTENCY_MS (24LL * 3600 * 1000)

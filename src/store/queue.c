@@ -586,6 +586,48 @@ int store_idem_prune(store_queue_t *q, int64_t before_ms, mf_error_t *err)
     return queue__delete_by_id(q, Q_IDEM_PRUNE, before_ms, "prune idempotency keys", err);
 }
 
+/* One batched DELETE ... WHERE time < ?1 LIMIT ?2, again until a batch is
+ * not full. */
+static int queue__prune_kind(store_queue_t *q, const char *sql, int64_t before_ms, int64_t *n,
+                             mf_error_t *err)
+{
+    enum { BATCH = 1000 };
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return store__sqlite_fail(q->db, err, "prune the queue's history");
+    int r = 0;
+    for (;;) {
+        if (sqlite3_bind_int64(st, 1, before_ms) != SQLITE_OK ||
+            sqlite3_bind_int(st, 2, BATCH) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+            r = store__sqlite_fail(q->db, err, "prune the queue's history");
+            break;
+        }
+        int64_t k = sqlite3_changes64(q->db);
+        *n += k;
+        sqlite3_reset(st);
+        if (k < BATCH)
+            break;
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store_queue_prune(store_queue_t *q, int64_t attempts_before_ms, int64_t dead_before_ms,
+                      int64_t *attempts, int64_t *dead, mf_error_t *err)
+{
+    *attempts = *dead = 0;
+    int r = queue__prune_kind(q,
+                              "DELETE FROM attempts WHERE (request_id, attempt) IN (SELECT"
+                              " request_id, attempt FROM attempts WHERE start_ms < ?1 LIMIT ?2)",
+                              attempts_before_ms, attempts, err);
+    if (r == 0)
+        r = queue__prune_kind(q,
+                              "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters"
+                              " WHERE time_ms < ?1 ORDER BY id LIMIT ?2)",
+                              dead_before_ms, dead, err);
+    return r;
+}
+
 int store_queue_forget_function(store_queue_t *q, const char *function, mf_error_t *err)
 {
     static const int which[] = { Q_FORGET_EVENTS, Q_FORGET_DL, Q_FORGET_IDEM };

@@ -126,6 +126,11 @@ int store_idem_list(store_queue_t *q, int64_t since_ms,
                     void *ud, mf_error_t *err);
 /* Deletes the keys created before before_ms. */
 int store_idem_prune(store_queue_t *q, int64_t before_ms, mf_error_t *err);
+/* Deletes attempt histories that began before attempts_before_ms and dead
+ * letters written before dead_before_ms, all of them in batches of 1,000;
+ * says how many of each went. */
+int store_queue_prune(store_queue_t *q, int64_t attempts_before_ms, int64_t dead_before_ms,
+                      int64_t *attempts, int64_t *dead, mf_error_t *err);
 
 /* Forgets a deleted function's queued events, dead letters and keys. */
 int store_queue_forget_function(store_queue_t *q, const char *function, mf_error_t *err);

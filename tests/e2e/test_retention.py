@@ -111,6 +111,7 @@ def test_records_and_logs_older_than_the_retention_go(server):
     ("--retention-days", "week", "--retention-days must be a number from 1 to 3650"),
     ("--records-max-mb", "15", "--records-max-mb must be a number from 16 to 1048576"),
     ("--records-max-mb", "", "--records-max-mb must be a number"),
+    ("--dead-letter-days", "0", "--dead-letter-days must be a number from 1 to 3650"),
 ])
 def test_bad_retention_flags_refuse_to_start(tmp_path, flag, value, mention):
     import subprocess
@@ -119,3 +120,42 @@ def test_bad_retention_flags_refuse_to_start(tmp_path, flag, value, mention):
                         str(tmp_path / "data"), flag, value], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and mention in p.stderr, p
+
+
+FAILING = "def handler(event, context):\n    raise RuntimeError('no ' + str(event['n']))\n"
+
+
+def test_dead_letters_and_attempt_histories_past_their_days_go(server):
+    srv = server()
+    name = unique("dl")
+    deploy_py(srv, name, FAILING, **{"async": {"max_retries": 0}})
+    ids = []
+    for n in range(4):
+        r = invoke(srv, name, {"n": n}, headers={"X-Mayfly-Invocation-Type": "Event"})
+        assert r.status_code == 202
+        ids.append(r.headers["X-Mayfly-Request-Id"])
+    dl_url = f"{srv.url}/v1/functions/{name}/dead-letters"
+    wait_for("four dead letters",
+             lambda: len(requests.get(dl_url, timeout=30).json()["dead_letters"]) == 4)
+    for rid in ids:
+        assert get_record(srv, rid)["attempt_history"]
+    srv.stop()
+    # Two of them, with their attempts, made twenty days old.
+    db = sqlite3.connect(os.path.join(srv.data_dir, "queue.db"))
+    old_ms = int(time.time() * 1000) - 20 * 86400000
+    with db:
+        for rid in ids[:2]:
+            db.execute("UPDATE dead_letters SET time_ms = ? WHERE request_id = ?", (old_ms, rid))
+            db.execute("UPDATE attempts SET start_ms = ? WHERE request_id = ?", (old_ms, rid))
+    db.close()
+    srv.start()
+    wait_for("the old dead letters to go",
+             lambda: len(requests.get(dl_url, timeout=30).json()["dead_letters"]) == 2)
+    left = {d["request_id"] for d in requests.get(dl_url, timeout=30).json()["dead_letters"]}
+    assert left == set(ids[2:])
+    m = metrics(srv)
+    assert m[("mayfly_dead_letters", frozenset({("function", name)}))] == 2
+    assert m[("mayfly_async_pruned_total", frozenset({("kind", "dead_letters")}))] == 2
+    assert m[("mayfly_async_pruned_total", frozenset({("kind", "attempts")}))] == 2
+    assert "attempt_history" not in get_record(srv, ids[0])
+    assert get_record(srv, ids[3])["attempt_history"]
