@@ -689,6 +689,7 @@ class Invocation {
       identity: parseHeaderJson(h['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
       invokedFunctionArn: h['lambda-runtime-invoked-function-arn'],
       awsRequestId: this.id,
+      traceparent: h['mayfly-traceparent'],
       getRemainingTimeInMillis: () => deadline - Date.now(),
     };
     const callback = (err, result) => {
@@ -705,6 +706,9 @@ class Invocation {
     const trace = this.headers['lambda-runtime-trace-id'];
     if (trace) process.env._X_AMZN_TRACE_ID = trace;
     else delete process.env._X_AMZN_TRACE_ID;
+    const traceparent = this.headers['mayfly-traceparent'];
+    if (traceparent) process.env.TRACEPARENT = traceparent;
+    else delete process.env.TRACEPARENT;
     let result;
     let done;
     try {

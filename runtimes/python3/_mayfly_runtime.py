@@ -513,9 +513,12 @@ def make_context(request_id, headers):
         if isinstance(data, dict):
             identity.cognito_identity_id = data.get("cognitoIdentityId")
             identity.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
-    return LambdaContext(request_id, deadline_ms,
-                         headers.get("lambda-runtime-invoked-function-arn"),
-                         client_context, identity)
+    ctx = LambdaContext(request_id, deadline_ms,
+                        headers.get("lambda-runtime-invoked-function-arn"),
+                        client_context, identity)
+    # The call's W3C trace context (mayfly's, beside Lambda's X-Ray header).
+    ctx.traceparent = headers.get("mayfly-traceparent")
+    return ctx
 
 
 # --- Errors -----------------------------------------------------------------
@@ -860,6 +863,11 @@ def run():
             environ["_X_AMZN_TRACE_ID"] = trace_id
         elif "_X_AMZN_TRACE_ID" in environ:
             del environ["_X_AMZN_TRACE_ID"]
+        traceparent = headers.get("mayfly-traceparent")
+        if traceparent:
+            environ["TRACEPARENT"] = traceparent
+        elif "TRACEPARENT" in environ:
+            del environ["TRACEPARENT"]
         base = invocation_prefix + quote_id(request_id)
 
         err = None

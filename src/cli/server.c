@@ -22,6 +22,7 @@
 #include "obs/loop.h"
 #include "obs/metrics.h"
 #include "obs/records.h"
+#include "obs/otlp.h"
 #include "obs/retention.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -46,6 +47,7 @@ typedef struct server_opts {
     const char *egress_hosts_file;
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
     obs_retention_config_t retention;
+    const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
 } server_opts_t;
 
 typedef struct server_state {
@@ -120,6 +122,9 @@ static const char usage_text[] =
     "                            lines are kept N days, 1-3650 (default 7)\n"
     "  --records-max-mb N        and within N MB of the store, oldest going first,\n"
     "                            16-1048576 (default 1024)\n"
+    "  --otlp-endpoint URL       export every call's trace to an OpenTelemetry\n"
+    "                            collector, OTLP over HTTP (JSON), e.g.\n"
+    "                            http://127.0.0.1:4318/v1/traces (default: none)\n"
     "  --dead-letter-days N      dead letters not redriven are kept N days, 1-3650\n"
     "                            (default 14)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
@@ -139,6 +144,7 @@ enum {
     OPT_RETENTION_DAYS,
     OPT_RECORDS_MAX_MB,
     OPT_DEAD_LETTER_DAYS,
+    OPT_OTLP_ENDPOINT,
 };
 
 static const struct option long_opts[] = {
@@ -176,6 +182,7 @@ static const struct option long_opts[] = {
     { "retention-days", required_argument, NULL, OPT_RETENTION_DAYS },
     { "records-max-mb", required_argument, NULL, OPT_RECORDS_MAX_MB },
     { "dead-letter-days", required_argument, NULL, OPT_DEAD_LETTER_DAYS },
+    { "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -427,6 +434,9 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--records-max-mb must be a number from 16 to 1048576, not "
                                    "`%s`", optarg);
             o->retention.max_bytes = (int64_t)v << 20;
+            break;
+        case OPT_OTLP_ENDPOINT:
+            o->otlp_endpoint = optarg;
             break;
         case OPT_DEAD_LETTER_DAYS:
             if (!parse_uint(optarg, 1, 3650, &v))
@@ -705,6 +715,17 @@ int cmd_server(int argc, char **argv)
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
+    obs_otlp_t *otlp = NULL;
+    if (o.otlp_endpoint) {
+        if (obs_otlp_new(st.loop, o.otlp_endpoint, "mayfly", &otlp, &err) < 0) {
+            fprintf(stderr, "mayfly server: --otlp-endpoint: %s\n", err.msg);
+            r = CLI_EXIT_USAGE;
+            st.http = NULL;
+            goto out;
+        }
+        log_info("server", "traces go to %s (OTLP/HTTP, JSON)", o.otlp_endpoint);
+    }
+    o.exec.otlp = otlp;
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
@@ -763,6 +784,8 @@ out:
     http_server_free(st.http);
     async_close(st.async);
     exec_free(st.exec);
+    if (otlp)
+        obs_otlp_free(otlp);
     obs_retention_stop(retention);
     obs_records_free(records);
     obs_logs_free(logs);

@@ -257,6 +257,7 @@ void exec__requeue(exec_pool_t *p, invocation_t *inv)
 
 static void record_and_finish(exec_t *ex, invocation_t *inv)
 {
+    exec__trace_export(ex, inv);
     if (!inv->no_record) {
         store_record_t rec;
         invocation_record(inv, &rec);
@@ -729,6 +730,9 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     inv->no_record = opts && opts->no_record;
     if (opts && opts->replay_of)
         snprintf(inv->replay_of, sizeof inv->replay_of, "%s", opts->replay_of);
+    snprintf(inv->trigger, sizeof inv->trigger, "%s",
+             opts && opts->trigger ? opts->trigger : "http");
+    exec__trace_begin(inv, opts ? opts->traceparent : NULL);
     inv->done = done;
     inv->ud = ud;
 

@@ -67,6 +67,10 @@ struct invocation {
     size_t payload_max;
     char *redact;
     char replay_of[ID_UUID_LEN + 1]; /* the record whose event it runs again, or "" */
+    /* Its trace: the caller's W3C traceparent's, or one of its own. */
+    uint8_t trace_id[16], span_id[8], trace_parent[8];
+    bool trace_parent_set;
+    char trigger[16];            /* faas.trigger: "http" (default), "other" for async */
 
     /* Plumbing. */
     invocation_done_cb done;
@@ -101,6 +105,7 @@ typedef struct exec_config {
     unsigned egress_max_connections;
     bool egress_disabled;        /* --disable-egress: no gateway at all */
     bool egress_no_splice;       /* --egress-splice off */
+    struct obs_otlp *otlp;       /* --otlp-endpoint: spans of every call, or NULL */
 } exec_config_t;
 
 #define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }
@@ -140,6 +145,8 @@ typedef struct exec_call_opts {
      * synchronous callers wait, and never throttle. */
     bool no_wait;
     const char *replay_of;       /* the record whose event this runs again, or NULL */
+    const char *traceparent;     /* the caller's W3C traceparent header, or NULL */
+    const char *trigger;         /* faas.trigger, or NULL for "http" */
 } exec_call_opts_t;
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,

@@ -162,4 +162,14 @@ void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv);
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);
 
+/* trace.c: a call's trace ids (from the caller's traceparent, else its
+ * own), the X-Ray header and W3C traceparent its function sees, and its
+ * spans for the exporter (a root span with the FaaS conventions' attributes;
+ * children for the queue, the cold start's phases, the function and each
+ * outbound connection). */
+void exec__trace_begin(invocation_t *inv, const char *traceparent);
+void exec__trace_header(const invocation_t *inv, bool sampled, char *out, size_t outlen);
+void exec__traceparent(const invocation_t *inv, char *out, size_t outlen);
+void exec__trace_export(exec_t *ex, const invocation_t *inv);
+
 #endif

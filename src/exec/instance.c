@@ -724,19 +724,6 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- the hot path ----------------------------------------------------------- */
 
-static void trace_id(const char *rid, char *out, size_t outlen)
-{
-    /* X-Ray's shape, derived from the request id so it is stable for it. */
-    char hex[33];
-    size_t k = 0;
-    for (const char *p = rid; *p && k < 32; p++)
-        if (*p != '-')
-            hex[k++] = *p;
-    hex[k] = '\0';
-    snprintf(out, outlen, "Root=1-%.8s-%.24s;Parent=%.16s;Sampled=0",
-             hex, hex + 8, hex + 16);
-}
-
 void exec__instance_deliver(exec_instance_t *inst)
 {
     invocation_t *inv = inst->inv;
@@ -774,8 +761,9 @@ void exec__instance_deliver(exec_instance_t *inst)
         inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;
     }
 
-    char tid[96];
-    trace_id(inv->request_id, tid, sizeof tid);
+    char tid[96], tp[64];
+    exec__trace_header(inv, ex->cfg.otlp != NULL, tid, sizeof tid);
+    exec__traceparent(inv, tp, sizeof tp);
     http_header_add(req, "Lambda-Runtime-Aws-Request-Id", "%s", inv->request_id);
     /* Acceptance + timeout on the wall clock, from the two readings taken
      * together at acceptance: not re-derived now, which would move it by
@@ -786,6 +774,7 @@ void exec__instance_deliver(exec_instance_t *inst)
     http_header_add(req, "Lambda-Runtime-Invoked-Function-Arn",
                     "arn:aws:lambda:%s:000000000000:function:%s", ex->cfg.region, fn->name);
     http_header_add(req, "Lambda-Runtime-Trace-Id", "%s", tid);
+    http_header_add(req, "Mayfly-Traceparent", "%s", tp);
 
     inv->delivered_ns = now;
     exec__instance_arm_timer(inst);

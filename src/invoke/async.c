@@ -986,7 +986,8 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                   .attempt = ev->q.attempts + 1,
                                   .no_record = true,
                                   .no_wait = true,
-                                  .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL };
+                                  .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL,
+                                  .trigger = "other" };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
         ev->starting = false;
