@@ -198,13 +198,19 @@ int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err)
     sqlite3_finalize(st);
     if (mode == 2)
         return 0;
-    /* On a new database the pragma alone takes; an existing one is
-     * rebuilt once (VACUUM), which a later open then finds done. */
-    return store__sqlite_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;", err);
+    /* On a new database the pragmas alone take; an existing one is
+     * rebuilt once (VACUUM), which a later open then finds done. Pages of
+     * 16 KiB hold several records with their payloads each, where 4 KiB
+     * pages would hold one and write a page per record. */
+    /* (A database's page size changes only outside WAL mode.) */
+    return store__sqlite_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA page_size = 16384;"
+                                  " PRAGMA auto_vacuum = INCREMENTAL; VACUUM;"
+                                  " PRAGMA journal_mode = WAL;", err);
 }
 
-#define WAL_PASSIVE_FRAMES 1000
-#define WAL_TRUNCATE_FRAMES 4096
+/* Frames of the records' database's 16 KiB pages: 4 MiB, 16 MiB. */
+#define WAL_PASSIVE_FRAMES 256
+#define WAL_TRUNCATE_FRAMES 1024
 
 static int store__wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 {

@@ -44,7 +44,7 @@ sqlite3 *store__handle(struct store *s);
  * or once by a VACUUM of an existing one. */
 int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err);
 /* For a writer thread's connection: checkpoints as SQLite does by itself
- * (at 1,000 pages of WAL), and once the WAL passes 16 MiB, a checkpoint
+ * (at 4 MiB of WAL), and once the WAL passes 16 MiB, a checkpoint
  * that waits for readers and cuts the file back, so that a steady stream
  * of writes does not grow it without end. Never on the loop's connection:
  * it may wait. */
