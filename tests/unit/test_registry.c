@@ -241,6 +241,10 @@ static void test_to_json_shape(void **state)
     f.async.max_retries = 1;
     f.async.max_event_age_s = 60;
     snprintf(f.async.on_failure, sizeof f.async.on_failure, "dlq");
+    snprintf(f.record.payloads, sizeof f.record.payloads, "errors");
+    f.record.max_payload_kb = 8;
+    f.record.n_redact = 1;
+    snprintf(f.record.redact[0], sizeof f.record.redact[0], "ssn");
     snprintf(f.log_format, sizeof f.log_format, "JSON");
     snprintf(f.log_level, sizeof f.log_level, "DEBUG");
     f.version = 7;
@@ -255,7 +259,9 @@ static void test_to_json_shape(void **state)
               "\"memory_mb\":256,\"timeout_s\":5,\"max_concurrency\":2,\"tmp_mb\":64,"
               "\"env\":{\"A\":\"1\"},\"egress\":[\"api.example.com:443\",\"10.0.0.0/8\"],"
               "\"async\":{\"max_retries\":1,\"max_event_age_s\":60,"
-              "\"on_success\":null,\"on_failure\":\"dlq\"},\"log_format\":\"JSON\","
+              "\"on_success\":null,\"on_failure\":\"dlq\"},"
+              "\"record\":{\"payloads\":\"errors\",\"max_payload_kb\":8,\"redact\":[\"ssn\"]},"
+              "\"log_format\":\"JSON\","
               "\"log_level\":\"DEBUG\",\"system_log_level\":null,\"version\":7,"
               "\"code_sha256\":\"ab\","
               "\"code_size\":42,\"created\":\"1970-01-01T00:00:00.000Z\","
