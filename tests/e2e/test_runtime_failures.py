@@ -242,7 +242,7 @@ def test_a_bootstrap_that_cannot_be_executed_is_an_invalid_entrypoint(srv):
 # A bootstrap that probes the Runtime API with answers' heads alone, before
 # it answers for real: the server must judge each from its head.
 PROBES = r'''#!/usr/bin/python3
-import http.client, json, os, socket
+import http.client, json, os, select, socket
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
 PATH = "/2018-06-01/runtime/invocation/"
 
@@ -273,9 +273,15 @@ while True:
         api.getresponse().read()
         continue
     out = {"wrong_id": status(head_only("not-" + rid, 1 << 20))}
-    first = head_only(rid, 1000, b"x" * 10)     # its body is still coming
-    out["second"] = status(head_only(rid, 1000))
+    # Two answers' heads, neither body complete: the server reads one (in
+    # whichever order it took the connections) and refuses the other.
+    first = head_only(rid, 1000, b"x" * 10)
+    second = head_only(rid, 1000)
+    ready, _, _ = select.select([first, second], [], [], 60)
+    answers = [status(s) for s in ready]
+    out["second"] = answers[0] if len(answers) == 1 else answers
     first.close()                               # dropped: the slot is free again
+    second.close()
     api.request("POST", PATH + rid + "/response", body=json.dumps(out))
     api.getresponse().read()
 '''
