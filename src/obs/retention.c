@@ -8,7 +8,8 @@
 #include "obs/metrics.h"
 #include "store/store.h"
 
-#define TICK_MS 250             /* at rest: a look four times a second (two pragmas) */
+#define TICK_MS 5000            /* at rest: a look every five seconds (a writer's job) */
+#define NEAR_MS 250             /* past half the bound: four times a second */
 #define AGAIN_MS 20             /* a batch was full: the next soon, not at once */
 #define BATCH 1000              /* rows of each kind a round of a job deletes at most */
 
@@ -56,7 +57,10 @@ static void prune_done(void *arg, int rc, const mf_error_t *err)
                       (long long)r->result.records, (long long)r->result.lines,
                       (long long)r->result.bytes);
     }
-    uv_timer_start(r->timer, on_tick, more ? AGAIN_MS : TICK_MS, 0);
+    /* Each look is a job of the writer's; far from the bound they are rare,
+     * so as not to wake it (and the calls sharing its CPU) for nothing. */
+    bool near = rc == 0 && r->cfg.max_bytes > 0 && r->result.bytes > r->cfg.max_bytes / 2;
+    uv_timer_start(r->timer, on_tick, more ? AGAIN_MS : near ? NEAR_MS : TICK_MS, 0);
 }
 
 static void on_tick(uv_timer_t *t)
