@@ -8,6 +8,8 @@ import io
 import json
 import os
 import shlex
+import socket
+import subprocess
 import time
 import zipfile
 from http.client import HTTPConnection
@@ -257,3 +259,43 @@ def percentile(values, q):
     if not v:
         return None
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_server(mayfly, cpu, tmp, tag, *extra):
+    """`mayfly server` on a free port, pinned to cpu, with its data under
+    tmp/data-TAG and its output in tmp/TAG.out; (process, url) once it
+    accepts connections."""
+    port = free_port()
+    data = os.path.join(tmp, "data-" + tag)
+    os.makedirs(data, exist_ok=True)
+    out = open(os.path.join(tmp, tag + ".out"), "w")
+    p = subprocess.Popen(["taskset", "-c", str(cpu), mayfly, "server", "--listen",
+                          "127.0.0.1:%d" % port, "--data", data, "--log-level", "warn"]
+                         + list(extra), stdout=out, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p, url
+        except OSError:
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise RuntimeError("the server did not start: " + open(out.name).read()[-500:])
+
+
+def stop_server(p):
+    p.terminate()
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()

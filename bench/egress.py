@@ -126,36 +126,13 @@ http {{
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
+free_port = benchlib.free_port
 zip_b64 = benchlib.zip_files
 
 
 def start_server(mayfly, cpu, tmp, tag, *extra):
-    port = free_port()
-    data = os.path.join(tmp, "data-" + tag)
-    os.makedirs(data, exist_ok=True)
-    out = open(os.path.join(tmp, tag + ".out"), "w")
-    p = subprocess.Popen(["taskset", "-c", str(cpu), mayfly, "server", "--listen",
-                          "127.0.0.1:%d" % port, "--data", data, "--log-level", "warn",
-                          "--idle-timeout", "600"] + list(extra),
-                         stdout=out, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return p, url
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-    raise RuntimeError("the server did not start: " + open(out.name).read()[-500:])
+    # Idle instances stay for the whole run.
+    return benchlib.start_server(mayfly, cpu, tmp, tag, "--idle-timeout", "600", *extra)
 
 
 def cpu_s(pid):
@@ -166,12 +143,7 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop_server(p):
-    p.terminate()
-    try:
-        p.wait(30)
-    except subprocess.TimeoutExpired:
-        p.kill()
+stop_server = benchlib.stop_server
 
 
 def call(api, name, event):

@@ -16,11 +16,9 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -52,33 +50,6 @@ LUA = """wrk.method = "POST"
 wrk.body = %s
 wrk.headers["Content-Type"] = "application/json"
 """ % json.dumps(EVENT)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def start_server(mayfly, cpu, tmp):
-    port = free_port()
-    data = os.path.join(tmp, "data")
-    os.makedirs(data, exist_ok=True)
-    out = open(os.path.join(tmp, "server.out"), "w")
-    p = subprocess.Popen(["taskset", "-c", str(cpu), mayfly, "server", "--listen",
-                          "127.0.0.1:%d" % port, "--data", data, "--log-level", "warn"],
-                         stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return p, "http://127.0.0.1:%d" % port
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-    raise RuntimeError("the server did not start")
 
 
 def wrk(url, lua, load_cpu, duration):
@@ -113,7 +84,7 @@ def main():
                     os.path.join(tmp, "echo.c"), os.path.join(rt, "mayfly_runtime.c")], check=True)
     c_zip = benchlib.zip_folder(cdir)
     py_zip = benchlib.zip_files({"app.py": ECHO_PY})
-    p, url = start_server(a.mayfly, a.server_cpu, tmp)
+    p, url = benchlib.start_server(a.mayfly, a.server_cpu, tmp, "payloads")
     res = {"event_bytes": len(EVENT), "samples": {}, "medians": {}}
     try:
         api = benchlib.Api(url)
@@ -145,11 +116,7 @@ def main():
         for rt_name in specs:
             m["%s_ratio" % rt_name] = m["%s_full" % rt_name] / m["%s_off" % rt_name]
     finally:
-        p.terminate()
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        benchlib.stop_server(p)
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res["medians"], indent=1))

@@ -1,6 +1,5 @@
 /* Invocation records: one, a function's, or filtered. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +90,6 @@ typedef struct list_query {
 
 #define LIST_QUERY_INIT { STORE_RECORD_FILTER_INIT, BUF_INIT, BUF_INIT, BUF_INIT }
 #define ERROR_TYPE_MAX 128
-/* The longest cursor: base64 of two 19-digit numbers and a dot. */
-#define CURSOR_MAX 64
 
 static void list_query_release(list_query_t *q)
 {
@@ -217,52 +214,12 @@ static bool parse_error_type(http_request_t *req, buf_t *v, bool *has)
     return false;
 }
 
-/* A cursor is the base64url (RFC 4648 §5, no padding) of
- * "START_MS.ROWID", the sort key of the last record of a page: opaque to
- * clients, and checked here as any input from outside. */
-static void cursor_encode(buf_t *out, const store_record_cursor_t *c)
-{
-    char raw[48];
-    int n = snprintf(raw, sizeof raw, "%" PRId64 ".%" PRId64, c->start_ms, c->rowid);
-    cleanup_buf buf_t b64 = BUF_INIT;
-    codec_base64_encode(&b64, raw, (size_t)n);
-    for (size_t i = 0; i < b64.len && b64.data[i] != '='; i++)
-        buf_addch(out, b64.data[i] == '+' ? '-' : b64.data[i] == '/' ? '_' : b64.data[i]);
-}
-
-static bool cursor_decode(const char *s, size_t len, store_record_cursor_t *c)
-{
-    if (len < 1 || len > CURSOR_MAX || len % 4 == 1)
-        return false;
-    char std[CURSOR_MAX + 1];
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '-')
-            ch = '+';
-        else if (ch == '_')
-            ch = '/';
-        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                   (ch >= '0' && ch <= '9')))
-            return false;
-        std[i] = ch;
-    }
-    cleanup_buf buf_t raw = BUF_INIT;
-    if (codec_base64_decode(&raw, std, len, 48) < 0)
-        return false;
-    const char *dot = memchr(raw.data, '.', raw.len);
-    if (!dot)
-        return false;
-    size_t head = (size_t)(dot - raw.data);
-    return parse_digits(raw.data, head, &c->start_ms) &&
-           parse_digits(dot + 1, raw.len - head - 1, &c->rowid) && c->rowid >= 1;
-}
-
 static bool parse_cursor(http_request_t *req, store_record_filter_t *f)
 {
     cleanup_buf buf_t v = BUF_INIT;
     if (!query_value(req, "cursor", &v))
         return true;
-    if (cursor_decode(v.data, v.len, &f->after)) {
+    if (store_record_cursor_parse(v.data, v.len, &f->after) == 0) {
         f->after_set = true;
         return true;
     }
@@ -311,7 +268,7 @@ static void respond_list(http_request_t *req, api_ctx_t *ctx, const store_record
     store_record_list_free(list, n);
     cleanup_buf buf_t cursor = BUF_INIT;
     if (more)
-        cursor_encode(&cursor, &next);
+        store_record_cursor_format(&cursor, &next);
     cleanup_json json_t *out =
         json_pack("{so so}", "invocations", arr, "next",
                   more ? json_stringn(cursor.data, cursor.len) : json_null());

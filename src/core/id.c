@@ -31,17 +31,22 @@ void id_random_bytes(void *out, unsigned len)
 static __thread unsigned char pool[4096];
 static __thread unsigned pool_left;
 
-/* 16 random bytes from the pool. */
-static void pool_bytes(unsigned char r[16])
+void id_random_pooled(void *out, unsigned len)
 {
-    if (pool_left < 16) {
+    if (pool_left < len) {
         id_random_bytes(pool, sizeof pool);
         pool_left = sizeof pool;
     }
-    pool_left -= 16;
-    memcpy(r, pool + pool_left, 16);
+    pool_left -= len;
+    memcpy(out, pool + pool_left, len);
     /* Used bytes are not left behind for a later reader of the pool. */
-    memset(pool + pool_left, 0, 16);
+    memset(pool + pool_left, 0, len);
+}
+
+/* 16 random bytes from the pool. */
+static void pool_bytes(unsigned char r[16])
+{
+    id_random_pooled(r, 16);
 }
 
 static void format_uuid(const unsigned char r[16], char out[ID_UUID_LEN + 1])

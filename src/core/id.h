@@ -12,5 +12,8 @@ void id_uuid4(char out[ID_UUID_LEN + 1]);
 void id_uuid7(char out[ID_UUID_LEN + 1]);
 /* Fills out with len random bytes from the kernel. */
 void id_random_bytes(void *out, unsigned len);
+/* The same from a per-thread pool drawn a page at a time, for what is made
+ * on every call (request ids, trace ids): len at most 4096. */
+void id_random_pooled(void *out, unsigned len);
 
 #endif

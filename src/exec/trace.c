@@ -5,17 +5,13 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/codec.h"
 #include "exec/exec_internal.h"
 #include "obs/otlp.h"
 
 #define ATTR_S(k, v) {.key = (k), .type = OBS_ATTR_STRING, .s = (v)}
 #define ATTR_I(k, v) {.key = (k), .type = OBS_ATTR_INT, .i = (v)}
 #define ATTR_B(k, v) {.key = (k), .type = OBS_ATTR_BOOL, .b = (v)}
-
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 void exec__trace_begin(invocation_t *inv, const char *traceparent)
 {
@@ -28,7 +24,7 @@ void exec__trace_begin(invocation_t *inv, const char *traceparent)
          * in the same trace. */
         size_t k = 0;
         for (const char *p = inv->request_id; *p && k < 32; p++) {
-            int v = hexval(*p);
+            int v = codec_hex_digit(*p);
             if (v < 0)
                 continue;
             if (k % 2 == 0)
@@ -43,22 +39,12 @@ void exec__trace_begin(invocation_t *inv, const char *traceparent)
     obs_trace_random(inv->span_id, sizeof inv->span_id);
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void exec__trace_header(const invocation_t *inv, bool sampled, char *out, size_t outlen)
 {
     /* X-Ray's shape: Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=N. */
     char t[33], s[17];
-    hex(inv->trace_id, 16, t);
-    hex(inv->span_id, 8, s);
+    codec_hex(t, inv->trace_id, 16);
+    codec_hex(s, inv->span_id, 8);
     snprintf(out, outlen, "Root=1-%.8s-%.24s;Parent=%s;Sampled=%d", t, t + 8, s, sampled ? 1 : 0);
 }
 

@@ -10,9 +10,11 @@
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/codec.h"
 #include "core/id.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "core/xalloc.h"
 #include "obs/metrics.h"
 
@@ -76,39 +78,6 @@ static void export_start(obs_otlp_t *o);
 
 /* ---- Encoding ---------------------------------------------------------- */
 
-/* The length of the well-formed UTF-8 sequence at p (left bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (left < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* Appends s (NULL as "") as a JSON string. JSON must be UTF-8 and a
  * collector refuses the whole request over one bad string, so bytes that
  * are not are replaced by U+FFFD rather than passed on. */
@@ -141,12 +110,9 @@ static void add_string(buf_t *out, const char *s)
 
 static void add_hex(buf_t *out, const uint8_t *p, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    buf_grow(out, 2 * n);
-    for (size_t i = 0; i < n; i++) {
-        buf_addch(out, hex[p[i] >> 4]);
-        buf_addch(out, hex[p[i] & 15]);
-    }
+    char hex[2 * 16 + 1];
+    codec_hex(hex, p, n);
+    buf_add(out, hex, 2 * n);
 }
 
 /* A double as JSON: the shortest of %.15g and %.17g that reads back the
@@ -270,7 +236,7 @@ void obs_trace_random(uint8_t *out, size_t len)
     if (!len)
         return;
     do
-        id_random_bytes(out, (unsigned)len);
+        id_random_pooled(out, (unsigned)len);
     while (all_zero(out, len));
 }
 
@@ -313,16 +279,6 @@ int obs_traceparent_parse(const char *s, uint8_t trace_id[16], uint8_t parent_id
 }
 
 /* Writes n bytes as 2n lowercase hex digits at p; returns the end. */
-static char *hex_to(char *p, const uint8_t *b, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    return p;
-}
-
 void obs_traceparent_format(const uint8_t trace_id[16], const uint8_t span_id[8], char *out,
                             size_t outlen)
 {
@@ -332,10 +288,10 @@ void obs_traceparent_format(const uint8_t trace_id[16], const uint8_t span_id[8]
         return;
     }
     memcpy(out, "00-", 3);
-    char *p = hex_to(out + 3, trace_id, 16);
-    *p++ = '-';
-    p = hex_to(p, span_id, 8);
-    memcpy(p, "-01", 4);
+    codec_hex(out + 3, trace_id, 16);
+    out[35] = '-';
+    codec_hex(out + 36, span_id, 8);
+    memcpy(out + 52, "-01", 4);
 }
 
 /* ---- Queue and counts -------------------------------------------------- */
@@ -535,15 +491,18 @@ static const char *header_value(const char *p, size_t n, const char *name, size_
     return NULL;
 }
 
-typedef enum { RESP_MORE, RESP_DONE, RESP_BAD } resp_state_t;
+enum { RESP_BAD = OBS_OTLP_ANSWER_BAD, RESP_MORE = OBS_OTLP_ANSWER_MORE,
+       RESP_DONE = OBS_OTLP_ANSWER_DONE };
 
-/* What the answer so far says: more is needed, it is complete (*status
- * set), or it is no HTTP answer at all (*why set). At eof an answer whose
- * head arrived is complete however much of its body came. */
-static resp_state_t resp_check(otlp_req_t *r, bool eof, int *status, const char **why)
+int obs_otlp__answer(const char *p, size_t n, uint64_t total, bool eof, int *status,
+                     const char **why)
 {
-    const char *p = r->in.data;
-    size_t n = r->in.len, off = 0;
+    if (n == 0) {
+        if (eof)
+            *why = "the connection closed without an answer";
+        return eof ? RESP_BAD : RESP_MORE;
+    }
+    size_t off = 0;
     for (;;) {
         size_t left = n - off, cmp = left < 5 ? left : 5;
         if (memcmp(p + off, "HTTP/", cmp)) {
@@ -582,7 +541,7 @@ static resp_state_t resp_check(otlp_req_t *r, bool eof, int *status, const char 
         }
         if (eof || *status == 204 || *status == 304)
             return RESP_DONE;
-        size_t body_have = r->in_total - (off + he), vlen;
+        size_t body_have = total - (off + he), vlen;
         const char *v = header_value(h, he, "content-length:", &vlen);
         if (v) {
             uint64_t cl = 0;
@@ -596,7 +555,7 @@ static resp_state_t resp_check(otlp_req_t *r, bool eof, int *status, const char 
             return body_have >= cl ? RESP_DONE : RESP_MORE;
         }
         v = header_value(h, he, "transfer-encoding:", &vlen);
-        if (v && vlen >= 7 && !strncasecmp(v + vlen - 7, "chunked", 7) && r->in_total == n) {
+        if (v && vlen >= 7 && !strncasecmp(v + vlen - 7, "chunked", 7) && total == n) {
             /* The last chunk, "0\r\n\r\n", ends the body (trailers aside). */
             const char *b = h + he;
             if ((body_have == 5 ||
@@ -631,7 +590,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     int status = 0;
     const char *why = NULL;
-    switch (resp_check(r, nread == UV_EOF, &status, &why)) {
+    switch (obs_otlp__answer(r->in.data, r->in.len, r->in_total, nread == UV_EOF, &status,
+                             &why)) {
     case RESP_MORE: return;
     case RESP_BAD: req_fail(r, "%s", why); return;
     case RESP_DONE: break;

@@ -100,8 +100,9 @@ void obs_otlp_free(obs_otlp_t *o);
  * summed over every exporter of the process. Either pointer may be NULL. */
 void obs_otlp_counts(const obs_otlp_t *o, uint64_t *exported, uint64_t *dropped);
 
-/* Fills out with len random bytes from the kernel (getrandom), drawn again
- * until they are not all zero (an all-zero trace or span id is invalid). */
+/* Fills out with len random bytes (core/id.h's per-thread pool: no syscall
+ * per call), drawn again until they are not all zero (an all-zero trace or
+ * span id is invalid). */
 void obs_trace_random(uint8_t *out, size_t len);
 
 /* Parses a W3C traceparent header value, "00-<32 hex>-<16 hex>-<2 hex
@@ -125,6 +126,15 @@ void obs_traceparent_format(const uint8_t trace_id[16], const uint8_t span_id[8]
  * bytes that are not UTF-8 replaced by U+FFFD (a collector refuses a whole
  * batch over one bad string). What the exporter sends; public for tests. */
 void obs_otlp_encode(const char *service, const obs_span_t *spans, size_t n, buf_t *out);
+
+/* What a collector's answer so far says (p[0..n) of its first bytes, total
+ * received in all): OBS_OTLP_ANSWER_MORE (more is needed), _DONE (*status
+ * set) or _BAD (no HTTP answer: *why says why). At eof an answer whose head
+ * arrived is complete however much of its body came. The exporter's own
+ * parser, declared here for its fuzz target. */
+enum { OBS_OTLP_ANSWER_BAD = -1, OBS_OTLP_ANSWER_MORE = 0, OBS_OTLP_ANSWER_DONE = 1 };
+int obs_otlp__answer(const char *p, size_t n, uint64_t total, bool eof, int *status,
+                     const char **why);
 
 /* For tests only: sets the whole-request timeout (OBS_OTLP_TIMEOUT_MS by
  * default) for the requests o starts from now on. */

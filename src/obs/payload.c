@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/codec.h"
+#include "core/utf8.h"
 #include "core/xalloc.h"
 
 const char *const obs_payload_default_redact[OBS_PAYLOAD_N_DEFAULT_REDACT + 1] = {
@@ -83,34 +84,6 @@ static bool is_digit(unsigned char c)
 static bool is_cont(unsigned char c)
 {
     return (c & 0xc0) == 0x80;
-}
-
-/* The length of the well-formed UTF-8 sequence at p (n bytes available),
- * or 0: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2)
-        return 0;
-    if (c < 0xe0)
-        return n >= 2 && is_cont(p[1]) ? 2 : 0;
-    if (c < 0xf0) {
-        if (n < 3 || !is_cont(p[1]) || !is_cont(p[2]))
-            return 0;
-        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (c < 0xf5) {
-        if (n < 4 || !is_cont(p[1]) || !is_cont(p[2]) || !is_cont(p[3]))
-            return 0;
-        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
 }
 
 static bool utf8_valid(const unsigned char *p, size_t n)

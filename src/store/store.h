@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/error.h"
 #include "store/writer.h"
 
@@ -115,6 +116,13 @@ typedef struct store_record_cursor {
     int64_t start_ms;
     int64_t rowid;
 } store_record_cursor_t;
+
+/* A cursor as clients carry it: the base64url (RFC 4648 §5, no padding) of
+ * "START_MS.ROWID", opaque to them. */
+void store_record_cursor_format(buf_t *out, const store_record_cursor_t *c);
+/* 0, or -EINVAL for anything format did not make (at most 64 characters
+ * are looked at; rowid >= 1). */
+int store_record_cursor_parse(const char *s, size_t len, store_record_cursor_t *c);
 
 /* Which records store_records_find gives. Start from
  * STORE_RECORD_FILTER_INIT (every record) and narrow: each member set

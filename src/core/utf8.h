@@ -1,0 +1,12 @@
+/* UTF-8 as RFC 3629 has it. */
+#ifndef MAYFLY_CORE_UTF8_H
+#define MAYFLY_CORE_UTF8_H
+
+#include <stddef.h>
+
+/* The length of the well-formed UTF-8 sequence at p (left > 0 bytes
+ * available), or 0: no overlong forms, no surrogates, nothing past
+ * U+10FFFF. */
+size_t utf8_seq(const unsigned char *p, size_t left);
+
+#endif
