@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "obs/logs.h"
+#include "obs/otlp.h"
 #include "obs/records.h"
 
 typedef struct api_route {
@@ -104,6 +105,20 @@ void api__after_writes(http_request_t *req, api_ctx_t *ctx, api_handler_fn then)
      * barrier also covers the log lines handed over just before it. */
     obs_logs_flush(ctx->logs);
     obs_records_sync(ctx->records, after_writes_done, a);
+}
+
+const char *api__trace_context(http_request_t *req, char out[56])
+{
+    uint8_t t[16], p[8];
+    const char *tp = http_request_header(req, "traceparent");
+    if (tp && obs_traceparent_parse(tp, t, p, NULL) == 0)
+        return tp;
+    const char *xray = http_request_header(req, "X-Amzn-Trace-Id");
+    if (xray && obs_xray_parse(xray, t, p) == 0) {
+        obs_traceparent_format(t, p, out, 56);
+        return out;
+    }
+    return NULL;
 }
 
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)

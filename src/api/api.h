@@ -47,6 +47,11 @@ void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
+/* The caller's trace context as a W3C traceparent: its traceparent
+ * header, else its X-Ray X-Amzn-Trace-Id (what AWS SDKs send) written into
+ * out; NULL when it sent neither, or nothing that parses (a new trace
+ * starts, as W3C asks). */
+const char *api__trace_context(http_request_t *req, char out[56]);
 /* A synchronous call of function with event (taken over), answered as
  * POST /v1/functions/{name}/invoke answers; replay_of may be NULL. */
 void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,

@@ -31,11 +31,13 @@ static void on_accepted(void *ud, int r, const char *request_id, bool replay,
 void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
                   const char *replay_of)
 {
-    const char *key = http_request_header(req, "X-Mayfly-Idempotency-Key");
+    char tp[56];
+    async_enqueue_opts_t opts = {.idem_key = http_request_header(req, "X-Mayfly-Idempotency-Key"),
+                                 .replay_of = replay_of,
+                                 .traceparent = api__trace_context(req, tp)};
     mf_error_t err = MF_ERROR_INIT;
     /* The 202 goes out once the event is on disk (on_accepted). */
-    int r = async_enqueue_replay(ctx->async, function, event, key, replay_of, on_accepted, req,
-                                 &err);
+    int r = async_enqueue(ctx->async, function, event, &opts, on_accepted, req, &err);
     if (r < 0)
         api_respond_failure(req, r, &err);
 }

@@ -71,8 +71,8 @@ void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t 
     buf_t ev = *event;
     buf_init(event, 0);
     mf_error_t err = MF_ERROR_INIT;
-    exec_call_opts_t opts = {.replay_of = replay_of,
-                             .traceparent = http_request_header(req, "traceparent")};
+    char tp[56];
+    exec_call_opts_t opts = {.replay_of = replay_of, .traceparent = api__trace_context(req, tp)};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
         buf_release(&ev);

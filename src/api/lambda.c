@@ -726,8 +726,12 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     const char *type = http_request_header(req, "X-Amz-Invocation-Type");
     const char *log = http_request_header(req, "X-Amz-Log-Type");
     mf_error_t err = MF_ERROR_INIT;
+    char tp[56];
+    const char *trace = api__trace_context(req, tp);
     if (type && !strcasecmp(type, "Event")) {
-        int r = async_enqueue(ctx->async, name, &req->body, NULL, on_event_accepted, req, &err);
+        int r = async_enqueue(ctx->async, name, &req->body,
+                              &(async_enqueue_opts_t){.traceparent = trace}, on_event_accepted,
+                              req, &err);
         if (r < 0)
             lambda_failure(req, r, &err);
         return;
@@ -758,7 +762,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     call->tail = log && !strcasecmp(log, "Tail");
     buf_t event = req->body;
     buf_init(&req->body, 0);
-    int r = exec_invoke(ctx->exec, name, &event, on_invoked, call, &err);
+    int r = exec_invoke_opts(ctx->exec, name, &event, &(exec_call_opts_t){.traceparent = trace},
+                             on_invoked, call, &err);
     if (r < 0) {
         buf_release(&event);
         free(call);

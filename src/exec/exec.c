@@ -712,9 +712,10 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
-    if (opts && opts->request_id)
+    if (opts && opts->request_id) {
         snprintf(inv->request_id, sizeof inv->request_id, "%s", opts->request_id);
-    else
+        inv->event_attempt = true;
+    } else
         id_uuid7(inv->request_id);
     snprintf(inv->function, sizeof inv->function, "%s", p->name);
     inv->version = p->fn.version;

@@ -71,6 +71,7 @@ struct invocation {
     uint8_t trace_id[16], span_id[8], trace_parent[8];
     bool trace_parent_set;
     char trigger[16];            /* faas.trigger: "http" (default), "other" for async */
+    bool event_attempt;          /* an attempt at an async event (opts.request_id given) */
 
     /* Plumbing. */
     invocation_done_cb done;
@@ -145,12 +146,36 @@ typedef struct exec_call_opts {
      * synchronous callers wait, and never throttle. */
     bool no_wait;
     const char *replay_of;       /* the record whose event this runs again, or NULL */
-    const char *traceparent;     /* the caller's W3C traceparent header, or NULL */
+    /* The caller's W3C traceparent header, or NULL; an async event's
+     * attempts get exec_event_traceparent's. */
+    const char *traceparent;
     const char *trigger;         /* faas.trigger, or NULL for "http" */
 } exec_call_opts_t;
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err);
+
+/* The trace of an async event (docs/observability.md): one consumer span
+ * from its acceptance to its outcome, whose children are its attempts.
+ * exec_event_traceparent writes into out (56 bytes) the traceparent its
+ * attempts are started with: the span's trace id (caller's, the W3C
+ * traceparent the event was accepted with, or one derived from
+ * request_id) and its span id (derived from request_id, so the same
+ * after a restart). */
+void exec_event_traceparent(const char *request_id, const char *caller, char out[56]);
+
+typedef struct exec_event_trace {
+    const char *function, *request_id;
+    const char *traceparent;     /* the caller's, or NULL */
+    const char *replay_of;       /* or NULL */
+    int64_t accepted_ms, ended_ms; /* wall clock */
+    int attempts;
+    const char *outcome;         /* Success | RetriesExhausted | EventAgeExceeded */
+    const char *error_type, *error_message; /* of the last attempt, or NULL */
+} exec_event_trace_t;
+
+/* Exports the event's span, when --otlp-endpoint is set. */
+void exec_trace_event(exec_t *ex, const exec_event_trace_t *ev);
 
 /* cb(ud, function) is called when a function could start a call at once
  * and no synchronous caller is waiting for it: the async queue's cue to

@@ -13,30 +13,67 @@
 #define ATTR_I(k, v) {.key = (k), .type = OBS_ATTR_INT, .i = (v)}
 #define ATTR_B(k, v) {.key = (k), .type = OBS_ATTR_BOOL, .b = (v)}
 
+/* A trace id from a request id's hex digits (a UUID has 32): every
+ * attempt at an async event is in the same trace. */
+static void trace_from_request(const char *request_id, uint8_t trace_id[16])
+{
+    size_t k = 0;
+    for (const char *p = request_id; *p && k < 32; p++) {
+        int v = codec_hex_digit(*p);
+        if (v < 0)
+            continue;
+        if (k % 2 == 0)
+            trace_id[k / 2] = (uint8_t)(v << 4);
+        else
+            trace_id[k / 2] |= (uint8_t)v;
+        k++;
+    }
+    if (k < 32)
+        obs_trace_random(trace_id, 16);
+}
+
 void exec__trace_begin(invocation_t *inv, const char *traceparent)
 {
     uint8_t flags;
     inv->trace_parent_set =
         traceparent && obs_traceparent_parse(traceparent, inv->trace_id, inv->trace_parent,
                                              &flags) == 0;
-    if (!inv->trace_parent_set) {
-        /* Derived from the request id: every attempt at an async event is
-         * in the same trace. */
-        size_t k = 0;
-        for (const char *p = inv->request_id; *p && k < 32; p++) {
-            int v = codec_hex_digit(*p);
-            if (v < 0)
-                continue;
-            if (k % 2 == 0)
-                inv->trace_id[k / 2] = (uint8_t)(v << 4);
-            else
-                inv->trace_id[k / 2] |= (uint8_t)v;
-            k++;
-        }
-        if (k < 32)
-            obs_trace_random(inv->trace_id, sizeof inv->trace_id);
-    }
+    if (!inv->trace_parent_set)
+        trace_from_request(inv->request_id, inv->trace_id);
     obs_trace_random(inv->span_id, sizeof inv->span_id);
+}
+
+/* An async event's own span id: the same on every attempt and after a
+ * restart, so the attempts are its children without it being stored. */
+static void event_span_id(const char *request_id, uint8_t out[8])
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, over "event:" and the id */
+    for (const char *p = "event:"; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    for (const char *p = request_id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    if (!h)
+        h = 1;
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(h >> (56 - 8 * i));
+}
+
+/* The event's trace id, and its parent when the caller sent one. */
+static bool event_trace(const char *request_id, const char *caller, uint8_t trace_id[16],
+                        uint8_t parent[8])
+{
+    if (caller && *caller && obs_traceparent_parse(caller, trace_id, parent, NULL) == 0)
+        return true;
+    trace_from_request(request_id, trace_id);
+    return false;
+}
+
+void exec_event_traceparent(const char *request_id, const char *caller, char out[56])
+{
+    uint8_t trace[16], parent[8], span[8];
+    event_trace(request_id, caller, trace, parent);
+    event_span_id(request_id, span);
+    obs_traceparent_format(trace, span, out, 56);
 }
 
 void exec__trace_header(const invocation_t *inv, bool sampled, char *out, size_t outlen)
@@ -142,7 +179,16 @@ void exec__trace_export(exec_t *ex, const invocation_t *inv)
         ATTR_S("error.type", inv->error_type),
         ATTR_S("mayfly.replay_of", inv->replay_of[0] ? inv->replay_of : NULL),
     };
-    obs_span_t root = {.name = inv->function, .kind = OBS_SPAN_SERVER, .start_ns = t0,
+    /* An async event's attempt is a child of the event's span
+     * (exec_trace_event); a call is a server span of its own. */
+    char name[FN_NAME_MAX + 24];
+    if (inv->event_attempt)
+        snprintf(name, sizeof name, "%s attempt %d", inv->function, inv->attempts);
+    else
+        snprintf(name, sizeof name, "%s", inv->function);
+    obs_span_t root = {.name = name,
+                       .kind = inv->event_attempt ? OBS_SPAN_INTERNAL : OBS_SPAN_SERVER,
+                       .start_ns = t0,
                        .end_ns = end, .status = ok ? OBS_STATUS_OK : OBS_STATUS_ERROR,
                        .status_message = ok ? NULL : inv->error_message, .attrs = a,
                        .n_attrs = sizeof a / sizeof a[0], .has_parent = inv->trace_parent_set};
@@ -165,4 +211,31 @@ void exec__trace_export(exec_t *ex, const invocation_t *inv)
     child(o, inv, "function", OBS_SPAN_INTERNAL, handed, end, NULL, 0,
           ok ? OBS_STATUS_UNSET : OBS_STATUS_ERROR, NULL);
     egress_spans(o, inv);
+}
+
+void exec_trace_event(exec_t *ex, const exec_event_trace_t *ev)
+{
+    obs_otlp_t *o = ex->cfg.otlp;
+    if (!o)
+        return;
+    bool ok = !strcmp(ev->outcome, "Success");
+    obs_attr_t a[] = {
+        ATTR_S("faas.invocation_id", ev->request_id),
+        ATTR_S("faas.name", ev->function),
+        ATTR_S("faas.trigger", "other"),
+        ATTR_I("mayfly.attempts", ev->attempts),
+        ATTR_S("mayfly.outcome", ev->outcome),
+        ATTR_S("error.type", ok ? NULL : ev->error_type),
+        ATTR_S("mayfly.replay_of", ev->replay_of && *ev->replay_of ? ev->replay_of : NULL),
+    };
+    char name[FN_NAME_MAX + 8];
+    snprintf(name, sizeof name, "%s event", ev->function);
+    obs_span_t sp = {.name = name, .kind = OBS_SPAN_CONSUMER,
+                     .start_ns = ev->accepted_ms * 1000000, .end_ns = ev->ended_ms * 1000000,
+                     .status = ok ? OBS_STATUS_OK : OBS_STATUS_ERROR,
+                     .status_message = ok ? NULL : ev->error_message, .attrs = a,
+                     .n_attrs = sizeof a / sizeof a[0]};
+    sp.has_parent = event_trace(ev->request_id, ev->traceparent, sp.trace_id, sp.parent_id);
+    event_span_id(ev->request_id, sp.span_id);
+    obs_otlp_add(o, &sp);
 }

@@ -21,6 +21,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "obs/metrics.h"
+#include "obs/otlp.h"
 #include "store/writer.h"
 
 typedef struct afn afn_t;
@@ -479,15 +480,13 @@ static void async__replay_done(void *arg, int r, const mf_error_t *err)
     free(j);
 }
 
-int async_enqueue(async_t *a, const char *function, buf_t *event, const char *idem_key,
-                  async_accepted_cb cb, void *ud, mf_error_t *err)
+int async_enqueue(async_t *a, const char *function, buf_t *event,
+                  const async_enqueue_opts_t *opts, async_accepted_cb cb, void *ud,
+                  mf_error_t *err)
 {
-    return async_enqueue_replay(a, function, event, idem_key, NULL, cb, ud, err);
-}
-
-int async_enqueue_replay(async_t *a, const char *function, buf_t *event, const char *idem_key,
-                         const char *replay_of, async_accepted_cb cb, void *ud, mf_error_t *err)
-{
+    const char *idem_key = opts ? opts->idem_key : NULL;
+    const char *replay_of = opts ? opts->replay_of : NULL;
+    const char *traceparent = opts ? opts->traceparent : NULL;
     if (a->stopping)
         return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
     if (event->len > a->cfg.max_event_bytes)
@@ -519,6 +518,9 @@ int async_enqueue_replay(async_t *a, const char *function, buf_t *event, const c
     j->ev = async__new_event(fn);
     if (replay_of)
         snprintf(j->ev->q.replay_of, sizeof j->ev->q.replay_of, "%s", replay_of);
+    uint8_t tid[16], pid[8];
+    if (traceparent && obs_traceparent_parse(traceparent, tid, pid, NULL) == 0)
+        snprintf(j->ev->q.traceparent, sizeof j->ev->q.traceparent, "%s", traceparent);
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -767,6 +769,14 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
         rec.error_message = "the event was older than async.max_event_age_s before it could run";
         obs_records_set(a->records, &rec);
     }
+    exec_trace_event(a->exec,
+                     &(exec_event_trace_t){
+                         .function = fn->name, .request_id = ev->q.request_id,
+                         .traceparent = ev->q.traceparent, .replay_of = ev->q.replay_of,
+                         .accepted_ms = ev->q.enqueued_ms, .ended_ms = clock_wall_ms(),
+                         .attempts = ev->q.attempts, .outcome = condition,
+                         .error_type = inv ? inv->error_type : "Mayfly.EventAgeExceeded",
+                         .error_message = inv ? inv->error_message : NULL });
     if (!success) {
         j->dead = true;
         snprintf(j->dl.function, sizeof j->dl.function, "%s", fn->name);
@@ -794,6 +804,8 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
                      success ? "on_success" : "on_failure", dest, err.msg);
         } else {
             j->dest = async__new_event(dfn);
+            /* The destination's event is a child of this event's span. */
+            exec_event_traceparent(ev->q.request_id, ev->q.traceparent, j->dest->q.traceparent);
             async__destination_record(a, ev, inv, condition, &j->dest_body);
         }
     }
@@ -982,11 +994,14 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
             buf_release(&body);
             break;
         }
+        char tp[56];
+        exec_event_traceparent(ev->q.request_id, ev->q.traceparent, tp);
         exec_call_opts_t opts = { .request_id = ev->q.request_id,
                                   .attempt = ev->q.attempts + 1,
                                   .no_record = true,
                                   .no_wait = true,
                                   .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL,
+                                  .traceparent = tp,
                                   .trigger = "other" };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);

@@ -56,16 +56,21 @@ int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *
 typedef void (*async_accepted_cb)(void *ud, int r, const char *request_id, bool replay,
                                   const mf_error_t *err);
 
-/* Queues event (taking its memory on success) for function. idem_key may be
- * NULL. Fails at once, without calling cb, with -ENOENT (no such function),
- * -EFBIG (too large), -EINVAL (a bad key) or -ESHUTDOWN (stopping). */
-int async_enqueue(async_t *a, const char *function, buf_t *event, const char *idem_key,
-                  async_accepted_cb cb, void *ud, mf_error_t *err);
-/* The same for an event that runs a record's event again: its records say
- * replay_of. */
-int async_enqueue_replay(async_t *a, const char *function, buf_t *event, const char *idem_key,
-                         const char *replay_of, async_accepted_cb cb, void *ud,
-                         mf_error_t *err);
+typedef struct async_enqueue_opts {
+    const char *idem_key;        /* an idempotency key, or NULL */
+    const char *replay_of;       /* the record whose event this runs again (its
+                                  * records say replay_of), or NULL */
+    const char *traceparent;     /* the caller's W3C traceparent, or NULL; one
+                                  * that does not parse is ignored */
+} async_enqueue_opts_t;
+
+/* Queues event (taking its memory on success) for function; opts may be
+ * NULL. Fails at once, without calling cb, with -ENOENT (no such
+ * function), -EFBIG (too large), -EINVAL (a bad key) or -ESHUTDOWN
+ * (stopping). */
+int async_enqueue(async_t *a, const char *function, buf_t *event,
+                  const async_enqueue_opts_t *opts, async_accepted_cb cb, void *ud,
+                  mf_error_t *err);
 /* Queues dead letter id of function again, as a new event; -ENOENT at once
  * or through cb when there is no such dead letter. */
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,

@@ -278,6 +278,38 @@ int obs_traceparent_parse(const char *s, uint8_t trace_id[16], uint8_t parent_id
     return 0;
 }
 
+int obs_xray_parse(const char *s, uint8_t trace_id[16], uint8_t parent_id[8])
+{
+    uint8_t t[16], p[8];
+    bool root = false, parent = false;
+    if (!s || strnlen(s, 257) > 256)
+        return -EINVAL;
+    while (*s) {
+        while (*s == ' ' || *s == ';')
+            s++;
+        size_t n = strcspn(s, ";");
+        while (n && s[n - 1] == ' ')
+            n--;
+        if (n == 40 && !strncmp(s, "Root=1-", 7) && s[15] == '-') {
+            if (root || !parse_hex(s + 7, t, 4) || !parse_hex(s + 16, t + 4, 12))
+                return -EINVAL;
+            root = true;
+        } else if (n == 23 && !strncmp(s, "Parent=", 7)) {
+            if (parent || !parse_hex(s + 7, p, 8))
+                return -EINVAL;
+            parent = true;
+        } else if ((n >= 5 && !strncmp(s, "Root=", 5)) || (n >= 7 && !strncmp(s, "Parent=", 7))) {
+            return -EINVAL;
+        }
+        s += strcspn(s, ";");
+    }
+    if (!root || !parent || all_zero(t, 16) || all_zero(p, 8))
+        return -EINVAL;
+    memcpy(trace_id, t, 16);
+    memcpy(parent_id, p, 8);
+    return 0;
+}
+
 /* Writes n bytes as 2n lowercase hex digits at p; returns the end. */
 void obs_traceparent_format(const uint8_t trace_id[16], const uint8_t span_id[8], char *out,
                             size_t outlen)

@@ -113,6 +113,13 @@ void obs_trace_random(uint8_t *out, size_t len);
 int obs_traceparent_parse(const char *s, uint8_t trace_id[16], uint8_t parent_id[8],
                           uint8_t *flags);
 
+/* Parses an X-Ray trace header (X-Amzn-Trace-Id), fields separated by
+ * ';' in any order: "Root=1-<8 hex>-<24 hex>" and "Parent=<16 hex>" are
+ * both needed (a header without a parent names no span to be a child of),
+ * the rest (Sampled=, Lineage=, …) is ignored. Returns 0 and fills the
+ * ids, or -EINVAL and leaves them untouched. */
+int obs_xray_parse(const char *s, uint8_t trace_id[16], uint8_t parent_id[8]);
+
 /* Writes "00-<trace id>-<span id>-01" (sampled) and its NUL into out,
  * which needs at least 56 bytes; a shorter out gets "" (when it has room
  * for that). */

@@ -95,7 +95,8 @@ def env(module_server_factory):
     rx = Receiver()
     up = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=up.serve_forever, daemon=True).start()
-    srv = module_server_factory("--otlp-endpoint", f"http://127.0.0.1:{rx.port}/v1/traces")
+    srv = module_server_factory("--otlp-endpoint", f"http://127.0.0.1:{rx.port}/v1/traces",
+                                "--retry-base-ms", "200")
     yield srv, rx, up.server_port
     rx.close()
     up.shutdown()
@@ -151,9 +152,102 @@ def test_a_call_without_a_traceparent_and_an_async_one(env):
     assert len(roots) == 1 and attrs(roots[0])["faas.invocation_id"] == rid
     q = invoke(srv, name, {}, headers={"X-Mayfly-Invocation-Type": "Event"})
     qid = q.headers["X-Mayfly-Request-Id"]
-    spans = wait_for("the event's spans", lambda: rx.of_trace(qid.replace("-", "")), timeout=60)
-    root = [s for s in spans if not s.get("parentSpanId")][0]
-    assert attrs(root)["faas.trigger"] == "other" and attrs(root)["mayfly.attempt"] == 1
+    # An async event: its own span from acceptance to outcome (a consumer
+    # span, the trace's root here), and its attempt under it.
+    spans = wait_for("the event's spans",
+                     lambda: (lambda s: s if len(s) >= 3 else None)
+                     (rx.of_trace(qid.replace("-", ""))), timeout=60)
+    (event,) = [s for s in spans if not s.get("parentSpanId")]
+    ea = attrs(event)
+    assert event["name"] == f"{name} event" and event["kind"] == 5
+    assert ea["faas.invocation_id"] == qid and ea["mayfly.outcome"] == "Success"
+    assert ea["mayfly.attempts"] == 1 and event["status"]["code"] == 1
+    (attempt,) = [s for s in spans if s.get("parentSpanId") == event["spanId"]]
+    aa = attrs(attempt)
+    assert attempt["name"] == f"{name} attempt 1" and attempt["kind"] == 1
+    assert aa["faas.trigger"] == "other" and aa["mayfly.attempt"] == 1
+    assert aa["faas.invocation_id"] == qid
+    assert int(event["startTimeUnixNano"]) <= int(attempt["startTimeUnixNano"])
+    assert int(attempt["endTimeUnixNano"]) <= int(event["endTimeUnixNano"])
+    assert {"function"} <= {s["name"] for s in spans
+                            if s.get("parentSpanId") == attempt["spanId"]}
+
+
+FAILING = """
+import os
+def handler(event, context):
+    raise RuntimeError("no luck " + os.environ.get("TRACEPARENT", "-"))
+"""
+
+
+def test_an_async_events_attempts_and_destination_are_under_the_callers_span(env):
+    srv, rx, _ = env
+    name, dest = unique("retried"), unique("dest")
+    deploy_py(srv, dest, FN)
+    deploy_py(srv, name, FAILING, **{"async": {"max_retries": 1, "on_failure": dest}})
+    trace, parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    q = invoke(srv, name, {}, headers={"X-Mayfly-Invocation-Type": "Event",
+                                       "traceparent": f"00-{trace}-{parent}-01"})
+    assert q.status_code == 202, q.text
+    qid = q.headers["X-Mayfly-Request-Id"]
+
+    def settled():
+        s = rx.of_trace(trace)
+        names = [x["name"] for x in s]
+        return s if f"{name} event" in names and f"{dest} event" in names else None
+
+    spans = wait_for("the event's and its destination's spans", settled, timeout=120)
+    (event,) = [s for s in spans if s["name"] == f"{name} event"]
+    assert event.get("parentSpanId") == parent
+    ea = attrs(event)
+    assert ea["faas.invocation_id"] == qid and ea["mayfly.outcome"] == "RetriesExhausted"
+    assert ea["mayfly.attempts"] == 2 and ea["error.type"] == "RuntimeError"
+    assert event["status"]["code"] == 2
+    attempts = sorted((s for s in spans if s.get("parentSpanId") == event["spanId"]
+                       and s["kind"] == 1), key=lambda s: attrs(s)["mayfly.attempt"])
+    assert [s["name"] for s in attempts] == [f"{name} attempt 1", f"{name} attempt 2"]
+    assert all(s["status"]["code"] == 2 for s in attempts)
+    # The destination's event is a child of the failed event's span.
+    (devent,) = [s for s in spans if s["name"] == f"{dest} event"]
+    assert devent.get("parentSpanId") == event["spanId"]
+    assert attrs(devent)["mayfly.outcome"] == "Success"
+    # The last attempt's function saw its own span as its parent (its
+    # error message carries its TRACEPARENT).
+    rec = get_record(srv, qid)
+    assert f"00-{trace}-{attempts[-1]['spanId']}-01" in rec["error_message"], rec
+
+
+def test_lambda_invoke_takes_the_x_ray_header_boto3_sends_from_inside_a_function(env,
+                                                                                 monkeypatch):
+    """botocore adds X-Amzn-Trace-Id from _X_AMZN_TRACE_ID when it runs in
+    a Lambda function (AWS_LAMBDA_FUNCTION_NAME set): a function calling
+    another through the Lambda API continues its trace."""
+    import boto3
+    from botocore.config import Config
+    srv, rx, _ = env
+    name = unique("xray")
+    deploy_py(srv, name, FN)
+    trace, parent = "5759e988bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "caller")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID",
+                       f"Root=1-{trace[:8]}-{trace[8:]};Parent={parent};Sampled=1")
+    lam = boto3.session.Session(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="x",
+                                region_name="us-east-1").client(
+        "lambda", endpoint_url=srv.url, config=Config(retries={"max_attempts": 1}))
+    out = lam.invoke(FunctionName=name, Payload=b"{}")
+    seen = json.loads(out["Payload"].read())
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+
+    def both():
+        s = rx.of_trace(trace)
+        return s if any(x["name"] == f"{name} event" for x in s) and any(
+            x["name"] == name for x in s) else None
+
+    spans = wait_for("the calls' spans", both, timeout=60)
+    (call,) = [s for s in spans if s["name"] == name]
+    (event,) = [s for s in spans if s["name"] == f"{name} event"]
+    assert call.get("parentSpanId") == parent and event.get("parentSpanId") == parent
+    assert seen["env"] == f"00-{trace}-{call['spanId']}-01"
 
 
 def test_with_the_collector_down_calls_go_on_and_drops_are_counted(server):

@@ -229,6 +229,46 @@ static void test_traceparent_rejects_bad_input(void **state)
     assert_int_equal(f, 7);
 }
 
+static void test_xray_header_gives_trace_and_parent(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        "Parent=53995c3f42cd8ad8;Root=1-5759e988-bd862e3fe1be46a994272793",
+        " Root=1-5759e988-bd862e3fe1be46a994272793 ; Parent=53995c3f42cd8ad8 ;Lineage=a:1;",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint8_t t[16], p[8];
+        if (obs_xray_parse(good[i], t, p) != 0)
+            fail_msg("refused `%s`", good[i]);
+        char tp[56];
+        obs_traceparent_format(t, p, tp, sizeof tp);
+        assert_string_equal(tp, "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01");
+    }
+    static const char *const bad[] = {
+        "",
+        "Root=1-5759e988-bd862e3fe1be46a994272793",          /* no parent: no span to join */
+        "Parent=53995c3f42cd8ad8",                           /* no root */
+        "Root=1-5759e988-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8", /* short */
+        "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8", /* version */
+        "Root=1-5759e988_bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+        "Root=1-5759e988-bd862e3fe1be46a99427279x;Parent=53995c3f42cd8ad8",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000000",
+        "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Root=1-5759e988-bd862e3fe1be46a994272793;"
+        "Parent=53995c3f42cd8ad8",                           /* twice */
+    };
+    uint8_t t[16], p[8];
+    memset(t, 0x5a, sizeof t);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (obs_xray_parse(bad[i], t, p) != -EINVAL)
+            fail_msg("accepted `%s`", bad[i]);
+    }
+    assert_int_equal(obs_xray_parse(NULL, t, p), -EINVAL);
+    assert_int_equal(t[0], 0x5a);
+}
+
 static void test_random_ids_are_never_zero(void **state)
 {
     uint8_t a[16], b[16], one;
@@ -768,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_encode_of_no_spans_is_still_a_request),
         cmocka_unit_test(test_traceparent_round_trips),
         cmocka_unit_test(test_traceparent_rejects_bad_input),
+        cmocka_unit_test(test_xray_header_gives_trace_and_parent),
         cmocka_unit_test(test_random_ids_are_never_zero),
         cmocka_unit_test(test_new_refuses_bad_urls),
         cmocka_unit_test(test_spans_reach_the_collector_as_one_post),

@@ -284,6 +284,11 @@ static void test_qevent_insert_list_update_delete(void **state)
         ev.attempts = i;
         ev.fn_errors = i / 2;
         ev.running = i == 1;
+        if (i == 2) {
+            snprintf(ev.replay_of, sizeof ev.replay_of, "req-0");
+            snprintf(ev.traceparent, sizeof ev.traceparent,
+                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        }
         ev.seq = -1;
         assert_int_equal(store_qevent_insert(q, &ev, &err), 0);
         seq[i] = ev.seq;
@@ -314,6 +319,10 @@ static void test_qevent_insert_list_update_delete(void **state)
         assert_int_equal(list[i].running, i == 1);
         assert_null(list[i].event);
         assert_int_equal(list[i].event_len, 0);
+        assert_string_equal(list[i].replay_of, i == 2 ? "req-0" : "");
+        assert_string_equal(list[i].traceparent,
+                            i == 2 ? "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                                   : "");
     }
     store_qevent_list_free(list, n);
 
