@@ -1,10 +1,16 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/cleanup.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "exec/exec.h"
 #include "obs/logs.h"
 #include "obs/otlp.h"
 #include "obs/records.h"
@@ -13,8 +19,14 @@ typedef struct api_route {
     struct api_route *next;
     api_handler_fn fn;
     api_ctx_t *ctx;
-    api_head_check_fn check;   /* NULL: open to all */
+    api_head_check_fn check; /* NULL: open to all */
+    /* Inside routes: the permission they need, and their pattern (owned). */
+    const char *perm_kind;
+    size_t perm_param;
+    char *pattern;
 } api_route_t;
+
+#define INSIDE_PREFIX "/mayfly"
 
 static api_route_t *routes;
 
@@ -32,14 +44,57 @@ static int head_check(http_request_t *req, void *ud, buf_t *refusal)
     return rt->check(req, rt->ctx, refusal);
 }
 
+static int inside_refuse(buf_t *refusal, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int inside_refuse(buf_t *refusal, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cleanup_json json_t *doc =
+        json_pack("{s:{s:s, s:s}}", "error", "code", "forbidden", "message", msg);
+    json_dump_buf(refusal, doc);
+    return 403;
+}
+
+/* The second door's check: the calling function's permissions. */
+static int inside_check(http_request_t *req, void *ud, buf_t *refusal)
+{
+    api_route_t *rt = ud;
+    exec_caller_t c;
+    if (exec_caller(req, &c) < 0)
+        return inside_refuse(refusal, "this API answers functions on their own listener only");
+    const char *name = rt->perm_param < req->nparams ? req->params[rt->perm_param] : "";
+    if (!fn_permits(c.fn, rt->perm_kind, name))
+        return inside_refuse(refusal,
+                             "%s lacks the permission `%s:%.64s`: add it to the function's "
+                             "permissions",
+                             c.fn->name, rt->perm_kind, name);
+    return 0;
+}
+
+bool api__inside(const http_request_t *req, exec_caller_t *caller)
+{
+    const http_route_t *route = req->route;
+    if (!route || strncmp(route->pattern, INSIDE_PREFIX "/", sizeof INSIDE_PREFIX))
+        return false;
+    exec_caller_t c;
+    if (exec_caller(req, caller ? caller : &c) < 0)
+        return false;
+    return true;
+}
+
 /* /v1's credentials: the bearer token `ID:SECRET` of an access key. */
 static int bearer_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
 {
     if (auth_check_bearer(ctx->keys, http_request_header(req, "Authorization")))
         return 0;
     http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
-    buf_adds(refusal, "{\"error\":{\"code\":\"unauthorized\",\"message\":"
-                      "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
+    buf_adds(refusal,
+             "{\"error\":{\"code\":\"unauthorized\",\"message\":"
+             "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
     return 401;
 }
 
@@ -57,10 +112,29 @@ void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method 
                             max_body);
 }
 
-void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
-                const char *pattern, api_handler_fn fn, size_t max_body, bool open)
+void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method, const char *pattern,
+                api_handler_fn fn, size_t max_body, bool open)
 {
     api__route_checked(router, ctx, method, pattern, fn, max_body, open ? NULL : bearer_check);
+}
+
+void api__route_both(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                     const char *pattern, api_handler_fn fn, size_t max_body, const char *perm_kind,
+                     size_t perm_param)
+{
+    api__route(router, ctx, method, pattern, fn, max_body, false);
+    if (!ctx->inside)
+        return;
+    api_route_t *rt = xcalloc(1, sizeof *rt);
+    rt->fn = fn;
+    rt->ctx = ctx;
+    rt->perm_kind = perm_kind;
+    rt->perm_param = perm_param;
+    rt->pattern = xasprintf(INSIDE_PREFIX "%s", pattern);
+    rt->next = routes;
+    routes = rt;
+    http_router_add_checked(ctx->inside, method, rt->pattern, trampoline, inside_check, rt,
+                            max_body);
 }
 
 void api_register(http_router_t *router, api_ctx_t *ctx)
@@ -80,6 +154,7 @@ void api_release(void)
     while (routes) {
         api_route_t *rt = routes;
         routes = rt->next;
+        free(rt->pattern);
         free(rt);
     }
 }
@@ -100,7 +175,7 @@ static void after_writes_done(void *ud)
 void api__after_writes(http_request_t *req, api_ctx_t *ctx, api_handler_fn then)
 {
     after_writes_t *a = xmalloc(sizeof *a);
-    *a = (after_writes_t){ req, ctx, then };
+    *a = (after_writes_t){req, ctx, then};
     /* Records and logs share one writer (see cmd_server): the records'
      * barrier also covers the log lines handed over just before it. */
     obs_logs_flush(ctx->logs);
@@ -125,22 +200,12 @@ void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
 {
     const char *msg = err && err->msg[0] ? err->msg : "unknown error";
     switch (r) {
-    case -EINVAL:
-        http_respond_error(req, 400, "bad_request", "%s", msg);
-        return;
-    case -ENOENT:
-        http_respond_error(req, 404, "not_found", "%s", msg);
-        return;
+    case -EINVAL: http_respond_error(req, 400, "bad_request", "%s", msg); return;
+    case -ENOENT: http_respond_error(req, 404, "not_found", "%s", msg); return;
     case -EEXIST:
-    case -EBUSY:
-        http_respond_error(req, 409, "conflict", "%s", msg);
-        return;
-    case -EFBIG:
-        http_respond_error(req, 413, "payload_too_large", "%s", msg);
-        return;
-    case -ESHUTDOWN:
-        http_respond_error(req, 503, "unavailable", "%s", msg);
-        return;
+    case -EBUSY: http_respond_error(req, 409, "conflict", "%s", msg); return;
+    case -EFBIG: http_respond_error(req, 413, "payload_too_large", "%s", msg); return;
+    case -ESHUTDOWN: http_respond_error(req, 503, "unavailable", "%s", msg); return;
     default:
         log_error("api", "%s %s: %s", http_method_str(req->method), req->path, msg);
         http_respond_error(req, 500, "internal", "internal error: %s", msg);

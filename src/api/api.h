@@ -25,6 +25,10 @@ typedef struct api_ctx {
     code_limits_t code_limits;
     const auth_keys_t *keys;
     const char *region;          /* in the ARNs the Lambda API shows */
+    /* The second door: the routes functions reach from inside their
+     * sandbox, /mayfly/v1/… on each instance's listener
+     * (exec_inside_router); NULL: none. */
+    http_router_t *inside;
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -94,6 +98,21 @@ void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
  * http_head_check_fn in http/router.h): 0 lets it go on, or a status
  * refuses it with the body written into refusal. */
 typedef int (*api_head_check_fn)(http_request_t *req, api_ctx_t *ctx, buf_t *refusal);
+
+/* Registers a handler at pattern ("/v1/…") behind the access-key check,
+ * and the same handler at "/mayfly" pattern on ctx->inside: one API, two
+ * doors (DESIGN.md §3). Inside, the caller is the function whose
+ * instance sent the request, and it may go on only when the function's
+ * permissions grant perm_kind:NAME, NAME being the path parameter at
+ * perm_param (403 naming the missing permission otherwise). */
+void api__route_both(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                     const char *pattern, api_handler_fn fn, size_t max_body,
+                     const char *perm_kind, size_t perm_param);
+
+/* True when req came through the second door; *caller (may be NULL) is
+ * then who sent it (exec_caller), valid during this callback only. */
+struct exec_caller;
+bool api__inside(const http_request_t *req, struct exec_caller *caller);
 /* Registers a handler whose requests pass check instead of the access-key
  * check (the Lambda API's SigV4, say). */
 void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,

@@ -42,6 +42,9 @@ static json_t *record_json(const store_record_t *r)
     json_object_set_new(o, "egress", eg ? eg : json_array());
     if (r->replay_of[0])
         json_object_set_new(o, "replay_of", json_string(r->replay_of));
+    if (r->caller_request_id[0])
+        json_object_set_new(o, "caller_request_id", json_string(r->caller_request_id));
+    json_object_set_new(o, "kv_ops", json_integer(r->kv_ops));
     return o;
 }
 

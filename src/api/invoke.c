@@ -1,6 +1,7 @@
 /* POST /v1/functions/{name}/invoke: the synchronous call. The event's
  * bytes go to the function as they came, and its answer's bytes come back
  * the same way. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -68,11 +69,21 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
 void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
                const char *replay_of)
 {
+    char call_from[ID_UUID_LEN + 1];
     buf_t ev = *event;
     buf_init(event, 0);
     mf_error_t err = MF_ERROR_INIT;
     char tp[56];
     exec_call_opts_t opts = {.replay_of = replay_of, .traceparent = api__trace_context(req, tp)};
+    exec_caller_t caller;
+    if (api__inside(req, &caller) && caller.request_id) {
+        /* A call a function makes: linked to the call it made it from,
+         * and a child of that call's span. */
+        snprintf(tp, sizeof tp, "%s", caller.traceparent);
+        opts.traceparent = tp;
+        snprintf(call_from, sizeof call_from, "%s", caller.request_id);
+        opts.caller_request_id = call_from;
+    }
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
         buf_release(&ev);
@@ -84,6 +95,6 @@ void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t 
 
 void api__invoke_register(http_router_t *router, api_ctx_t *ctx)
 {
-    api__route(router, ctx, HTTP_POST, "/v1/functions/{name}/invoke", handle_invoke,
-               SYNC_EVENT_MAX, false);
+    api__route_both(router, ctx, HTTP_POST, "/v1/functions/{name}/invoke", handle_invoke,
+                    SYNC_EVENT_MAX, FN_PERM_INVOKE, 0);
 }

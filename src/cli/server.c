@@ -748,7 +748,8 @@ int cmd_server(int argc, char **argv)
                       .obs_writer = obs_writer,
                       .code_limits = o.code,
                       .keys = &keys,
-                      .region = o.exec.region };
+                      .region = o.exec.region,
+                      .inside = exec_inside_router(st.exec) };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {

@@ -150,13 +150,6 @@ void exec_add_own_address(exec_t *ex, const struct sockaddr *sa)
 
 /* ---- pools -------------------------------------------------------------- */
 
-static void fn_copy(fn_t *dst, const fn_t *src)
-{
-    *dst = *src;
-    dst->env = src->env ? json_deep_copy(src->env) : json_object();
-    dst->egress = src->egress ? json_deep_copy(src->egress) : json_array();
-}
-
 static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)
 {
     exec_pool_t *p = xcalloc(1, sizeof *p);
@@ -293,6 +286,8 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->attempts = inv->attempts;
     rec->egress_json = inv->egress_json;
     snprintf(rec->replay_of, sizeof rec->replay_of, "%s", inv->replay_of);
+    snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s", inv->caller_request_id);
+    rec->kv_ops = (int64_t)inv->kv_ops;
     /* Borrowed, as the rest: obs_records copies what it keeps. */
     bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);
     if (keep && inv->redact) {
@@ -731,6 +726,9 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     inv->no_record = opts && opts->no_record;
     if (opts && opts->replay_of)
         snprintf(inv->replay_of, sizeof inv->replay_of, "%s", opts->replay_of);
+    if (opts && opts->caller_request_id)
+        snprintf(inv->caller_request_id, sizeof inv->caller_request_id, "%s",
+                 opts->caller_request_id);
     snprintf(inv->trigger, sizeof inv->trigger, "%s",
              opts && opts->trigger ? opts->trigger : "http");
     exec__trace_begin(inv, opts ? opts->traceparent : NULL);

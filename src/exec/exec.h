@@ -18,6 +18,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/id.h"
+#include "http/router.h"
 #include "registry/registry.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -72,6 +73,8 @@ struct invocation {
     bool trace_parent_set;
     char trigger[16];            /* faas.trigger: "http" (default), "other" for async */
     bool event_attempt;          /* an attempt at an async event (opts.request_id given) */
+    char caller_request_id[ID_UUID_LEN + 1]; /* the call whose function made it, or "" */
+    uint64_t kv_ops;             /* KV operations its function made during it */
 
     /* Plumbing. */
     invocation_done_cb done;
@@ -150,10 +153,34 @@ typedef struct exec_call_opts {
      * attempts get exec_event_traceparent's. */
     const char *traceparent;
     const char *trigger;         /* faas.trigger, or NULL for "http" */
+    const char *caller_request_id; /* made from inside the call with this id, or NULL */
 } exec_call_opts_t;
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err);
+
+/* The second door (DESIGN.md §3): each instance's own listener at
+ * 127.0.0.1:9001 serves, beside the Runtime API, the routes the API layer
+ * adds to this router (/mayfly/v1/…). Add them before the loop runs;
+ * their patterns must outlive exec. */
+http_router_t *exec_inside_router(exec_t *ex);
+
+/* Who sent a request that arrived on an instance's listener: its function
+ * and the call it is running. Valid only during the callback it was
+ * taken in (the instance may stop afterwards): copy what is kept. */
+typedef struct exec_caller {
+    const fn_t *fn;              /* the function's settings (its permissions) */
+    const char *instance_id;
+    /* The call being run, or NULL between calls. */
+    const char *request_id;
+    /* Its W3C traceparent (the call's span), "" between calls. */
+    char traceparent[56];
+    uint64_t *kv_ops;            /* the call's KV count, or NULL between calls */
+} exec_caller_t;
+
+/* 0 and *out filled, or -ENOENT when req did not come through an
+ * instance's listener. */
+int exec_caller(const http_request_t *req, exec_caller_t *out);
 
 /* The trace of an async event (docs/observability.md): one consumer span
  * from its acceptance to its outcome, whose children are its attempts.

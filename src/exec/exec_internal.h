@@ -19,7 +19,10 @@ typedef enum {
 
 typedef struct exec_pool exec_pool_t;
 
+#define EXEC_INSTANCE_MAGIC 0x6d666c79u /* "mfly": a live instance */
+
 typedef struct exec_instance {
+    uint32_t magic;              /* EXEC_INSTANCE_MAGIC while it lives */
     exec_pool_t *pool;
     char id[48];
     int64_t version;

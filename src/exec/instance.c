@@ -130,6 +130,8 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
 
     env_runtime(&env, &n, fn->runtime);
     env_add(&env, &n, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", SANDBOX_API_PORT);
+    /* The platform's API, through the same listener (docs/state.md). */
+    env_add(&env, &n, "MAYFLY_API=http://127.0.0.1:%d/mayfly/v1", SANDBOX_API_PORT);
     env_add(&env, &n, "_HANDLER=%s", fn->handler);
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_NAME=%s", fn->name);
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
@@ -460,6 +462,7 @@ static void instance_free(exec_instance_t *inst)
     buf_release(&inst->partial[0]);
     buf_release(&inst->partial[1]);
     unsigned memory_mb = inst->memory_mb;
+    inst->magic = 0;
     free(inst);
     exec__instance_freed(ex, p, memory_mb);
 }
@@ -837,6 +840,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
 {
     exec_t *ex = p->ex;
     exec_instance_t *inst = xcalloc(1, sizeof *inst);
+    inst->magic = EXEC_INSTANCE_MAGIC;
     inst->pool = p;
     inst->version = p->fn.version;
     uint8_t rnd[8];

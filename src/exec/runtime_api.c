@@ -2,6 +2,7 @@
  * 127.0.0.1:9001 inside its sandbox. Requests arrive on the server's loop
  * through the listening socket the sandbox handed over; the instance is the
  * server's data. */
+#include <errno.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -70,8 +71,8 @@ static void handle_next(http_request_t *req, void *ud)
          * share the function's memory buys. */
         mf_error_t err = MF_ERROR_INIT;
         if (sandbox_cap_cpu(&inst->sb, &err) < 0)
-            log_warn("exec", "capping the CPU of instance %s of %s: %s", inst->id,
-                     inst->pool->name, err.msg);
+            log_warn("exec", "capping the CPU of instance %s of %s: %s", inst->id, inst->pool->name,
+                     err.msg);
     }
     inst->next_req = req;
     req->data = inst;
@@ -144,9 +145,10 @@ static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
     if (ud == answer_is_response && !req->body_chunked &&
         req->content_length > ex->cfg.max_result_bytes) {
         char msg[160];
-        snprintf(msg, sizeof msg, "Response payload size (%llu bytes) exceeded maximum allowed "
-                 "payload size (%zu bytes).", (unsigned long long)req->content_length,
-                 ex->cfg.max_result_bytes);
+        snprintf(msg, sizeof msg,
+                 "Response payload size (%llu bytes) exceeded maximum allowed "
+                 "payload size (%zu bytes).",
+                 (unsigned long long)req->content_length, ex->cfg.max_result_bytes);
         buf_t result = BUF_INIT;
         exec__error_doc(&result, "Function.ResponseSizeTooLarge", msg);
         exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
@@ -169,8 +171,10 @@ static void handle_response(http_request_t *req, void *ud)
     exec_t *ex = inst->pool->ex;
     if (req->body.len > ex->cfg.max_result_bytes) {
         char msg[128];
-        snprintf(msg, sizeof msg, "Response payload size (%zu bytes) exceeded maximum allowed "
-                 "payload size (%zu bytes).", req->body.len, ex->cfg.max_result_bytes);
+        snprintf(msg, sizeof msg,
+                 "Response payload size (%zu bytes) exceeded maximum allowed "
+                 "payload size (%zu bytes).",
+                 req->body.len, ex->cfg.max_result_bytes);
         buf_t result = BUF_INIT;
         exec__error_doc(&result, "Function.ResponseSizeTooLarge", msg);
         exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
@@ -200,8 +204,7 @@ static void parse_error_doc(const http_request_t *req, char **type, char **messa
 }
 
 /* The caller gets a JSON error document even when the runtime sent none. */
-static void error_result(http_request_t *req, const char *type, const char *message,
-                         buf_t *out)
+static void error_result(http_request_t *req, const char *type, const char *message, buf_t *out)
 {
     json_t *doc = json_loadb(req->body.data, req->body.len, 0, NULL);
     if (json_is_object(doc)) {
@@ -267,4 +270,28 @@ void exec__runtime_api_routes(http_router_t *router)
                             check_answer_head, (void *)answer_is_error, ERROR_BODY_MAX);
     http_router_add(router, HTTP_POST, API_PREFIX "/init/error", handle_init_error, NULL,
                     ERROR_BODY_MAX);
+}
+
+/* ---- the second door ---------------------------------------------------------- */
+
+http_router_t *exec_inside_router(exec_t *ex)
+{
+    return &ex->runtime_router;
+}
+
+int exec_caller(const http_request_t *req, exec_caller_t *out)
+{
+    exec_instance_t *inst = http_request_server_data(req);
+    if (!inst || inst->magic != EXEC_INSTANCE_MAGIC)
+        return -ENOENT;
+    memset(out, 0, sizeof *out);
+    out->fn = &inst->pool->fn;
+    out->instance_id = inst->id;
+    invocation_t *inv = inst->inv;
+    if (inv && inv->delivered_ns) {
+        out->request_id = inv->request_id;
+        exec__traceparent(inv, out->traceparent, sizeof out->traceparent);
+        out->kv_ops = &inv->kv_ops;
+    }
+    return 0;
 }

@@ -190,6 +190,8 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
     rec->memory_mb = ev->fn->memory_mb;
     rec->attempts = ev->q.attempts;
     snprintf(rec->replay_of, sizeof rec->replay_of, "%s", ev->q.replay_of);
+    snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s",
+             ev->q.caller_request_id);
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -487,6 +489,7 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
     const char *idem_key = opts ? opts->idem_key : NULL;
     const char *replay_of = opts ? opts->replay_of : NULL;
     const char *traceparent = opts ? opts->traceparent : NULL;
+    const char *caller = opts ? opts->caller_request_id : NULL;
     if (a->stopping)
         return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
     if (event->len > a->cfg.max_event_bytes)
@@ -521,6 +524,8 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
     uint8_t tid[16], pid[8];
     if (traceparent && obs_traceparent_parse(traceparent, tid, pid, NULL) == 0)
         snprintf(j->ev->q.traceparent, sizeof j->ev->q.traceparent, "%s", traceparent);
+    if (caller)
+        snprintf(j->ev->q.caller_request_id, sizeof j->ev->q.caller_request_id, "%s", caller);
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -1002,6 +1007,9 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                   .no_wait = true,
                                   .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL,
                                   .traceparent = tp,
+                                  .caller_request_id = ev->q.caller_request_id[0]
+                                                           ? ev->q.caller_request_id
+                                                           : NULL,
                                   .trigger = "other" };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);

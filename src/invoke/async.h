@@ -62,6 +62,7 @@ typedef struct async_enqueue_opts {
                                   * records say replay_of), or NULL */
     const char *traceparent;     /* the caller's W3C traceparent, or NULL; one
                                   * that does not parse is ignored */
+    const char *caller_request_id; /* queued from inside this call, or NULL */
 } async_enqueue_opts_t;
 
 /* Queues event (taking its memory on success) for function; opts may be

@@ -35,8 +35,8 @@ struct registry {
     code_limits_t limits;
     bool (*code_in_use)(void *ud, const char *sha);
     void *code_in_use_ud;
-    unsigned uploads;       /* prepared off the loop, not yet put */
-    char **deferred;        /* packages to look at again when they end */
+    unsigned uploads; /* prepared off the loop, not yet put */
+    char **deferred;  /* packages to look at again when they end */
     size_t ndeferred;
     json_t *default_egress; /* canonical rule texts for a function created without any */
 };
@@ -56,12 +56,15 @@ static const reg_range_t reg__max_payload_kb = {"record.max_payload_kb", 1, 1024
 static const char *const reg__payloads[] = {"full", "errors", "off", NULL};
 
 static const char *const reg__fields[] = {
-    "name", "runtime", "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
-    "env",  "async",   "code",    "log_format", "log_level", "system_log_level", "egress",
-    "record", NULL,
+    "name",   "runtime",     "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
+    "env",    "async",       "code",    "log_format", "log_level", "system_log_level", "egress",
+    "record", "permissions", "volumes", NULL,
 };
 static const char *const reg__record_fields[] = {
-    "payloads", "max_payload_kb", "redact", NULL,
+    "payloads",
+    "max_payload_kb",
+    "redact",
+    NULL,
 };
 static const char *const reg__async_fields[] = {
     "max_retries", "max_event_age_s", "on_success", "on_failure", NULL,
@@ -142,16 +145,17 @@ static int reg__check_handler(const fn_t *f, mf_error_t *err)
          * being put in the environment. */
         for (const char *p = f->handler; *p; p++)
             if (*p < 0x21 || *p > 0x7e)
-                return mf_error_plain(err, EINVAL, "handler: must be printable ASCII without spaces");
+                return mf_error_plain(err, EINVAL,
+                                      "handler: must be printable ASCII without spaces");
         return 0;
     }
     if (!f->handler[0])
         return mf_error_plain(err, EINVAL, "handler: required for runtime %s", f->runtime);
     if (!reg__handler_shape(f->handler))
         return mf_error_plain(err, EINVAL,
-                         "handler: must look like `file.function` (e.g. `index.handler`), "
-                         "not `%s`",
-                         SHOW(f->handler));
+                              "handler: must look like `file.function` (e.g. `index.handler`), "
+                              "not `%s`",
+                              SHOW(f->handler));
     return 0;
 }
 
@@ -166,7 +170,7 @@ static int reg__int(const json_t *obj, const char *key, const reg_range_t *range
     if (!json_is_integer(v) || json_integer_value(v) < range->lo ||
         json_integer_value(v) > range->hi)
         return mf_error_plain(err, EINVAL, "%s: must be an integer from %d to %d", range->field,
-                         range->lo, range->hi);
+                              range->lo, range->hi);
     *out = (int)json_integer_value(v);
     return 0;
 }
@@ -221,9 +225,9 @@ static int reg__env(const json_t *v, json_t **out, mf_error_t *err)
         if (reg__env_reserved(k))
             return mf_error_plain(err, EINVAL, "env: `%s` is reserved", SHOW(k));
         if (!reg__env_name(k))
-            return mf_error_plain(err, EINVAL,
-                             "env: `%s` is not a valid variable name (use [A-Za-z][A-Za-z0-9_]*)",
-                             SHOW(k));
+            return mf_error_plain(
+                err, EINVAL, "env: `%s` is not a valid variable name (use [A-Za-z][A-Za-z0-9_]*)",
+                SHOW(k));
         if (!json_is_string(val))
             return mf_error_plain(err, EINVAL, "env.%s: must be a string", SHOW(k));
         size_t vlen = json_string_length(val);
@@ -401,8 +405,8 @@ static int reg__logging(const json_t *body, fn_t *f, mf_error_t *err)
     }
     bool level_given, system_given;
     int rc = reg__log_level(body, "log_level", levels, f->log_level, &level_given, err);
-    if (rc < 0 || (rc = reg__log_level(body, "system_log_level", system_levels,
-                                       f->system_log_level, &system_given, err)) < 0)
+    if (rc < 0 || (rc = reg__log_level(body, "system_log_level", system_levels, f->system_log_level,
+                                       &system_given, err)) < 0)
         return rc;
     if (strcmp(f->log_format, "JSON")) {
         if (level_given || system_given)
@@ -456,6 +460,179 @@ static int reg__code(const registry_t *r, const json_t *v, buf_t *zip, mf_error_
     return 0;
 }
 
+/* ---- permissions and volumes ------------------------------------------- */
+
+static bool reg__name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+bool registry_valid_state_name(const char *name)
+{
+    return registry_valid_name(name);
+}
+
+/* '*' matches any run of characters (iterative, with one backtrack point:
+ * linear enough for names of 64 characters). */
+static bool reg__glob(const char *pat, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*pat == '*') {
+            star = pat++;
+            resume = s;
+        } else if (*pat == *s) {
+            pat++;
+            s++;
+        } else if (star) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return !*pat;
+}
+
+bool fn_permits(const fn_t *f, const char *kind, const char *name)
+{
+    size_t klen = strlen(kind), i;
+    json_t *p;
+    json_array_foreach(f->permissions, i, p)
+    {
+        const char *s = json_string_value(p);
+        if (s && !strncmp(s, kind, klen) && s[klen] == ':' && reg__glob(s + klen + 1, name))
+            return true;
+    }
+    return false;
+}
+
+static int reg__permissions(const json_t *v, json_t **out, mf_error_t *err)
+{
+    static const char *const kinds[] = {FN_PERM_KV, FN_PERM_INVOKE, FN_PERM_TOPIC, FN_PERM_VOLUME,
+                                        NULL};
+    if (!json_is_array(v))
+        return mf_error_plain(err, EINVAL,
+                              "permissions: must be an array of \"KIND:NAME\" "
+                              "strings");
+    if (json_array_size(v) > FN_PERMISSIONS_MAX)
+        return mf_error_plain(err, EINVAL, "permissions: at most %d", FN_PERMISSIONS_MAX);
+    json_t *list = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(v, i, p)
+    {
+        const char *s = json_string_value(p);
+        const char *colon = s ? strchr(s, ':') : NULL;
+        bool ok = colon != NULL;
+        if (ok) {
+            ok = false;
+            for (int k = 0; kinds[k]; k++)
+                if ((size_t)(colon - s) == strlen(kinds[k]) &&
+                    !strncmp(s, kinds[k], (size_t)(colon - s)))
+                    ok = true;
+        }
+        size_t n = ok ? strlen(colon + 1) : 0;
+        ok = ok && n >= 1 && n <= FN_NAME_MAX;
+        for (size_t j = 0; ok && j < n; j++)
+            ok = reg__name_char(colon[1 + j]) || colon[1 + j] == '*';
+        if (!ok) {
+            json_decref(list);
+            if (!s)
+                return mf_error_plain(err, EINVAL, "permissions[%zu]: must be a string", i);
+            return mf_error_plain(err, EINVAL,
+                                  "permissions[%zu]: `%.80s` is not KIND:NAME with KIND kv, "
+                                  "invoke, topic or volume and NAME 1 to %d of "
+                                  "[A-Za-z0-9_-] or *",
+                                  i, s, FN_NAME_MAX);
+        }
+        json_array_append_new(list, json_string(s));
+    }
+    *out = list;
+    return 0;
+}
+
+static int reg__volumes(const json_t *v, json_t **out, mf_error_t *err)
+{
+    if (!json_is_array(v))
+        return mf_error_plain(err, EINVAL,
+                              "volumes: must be an array of {\"name\", \"path\", "
+                              "\"read_only\"}");
+    if (json_array_size(v) > FN_VOLUMES_MAX)
+        return mf_error_plain(err, EINVAL, "volumes: at most %d", FN_VOLUMES_MAX);
+    json_t *list = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(v, i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        const char *path = json_string_value(json_object_get(m, "path"));
+        const json_t *ro = json_object_get(m, "read_only");
+        const char *key;
+        json_t *val;
+        int rc = 0;
+        if (!json_is_object(m))
+            rc = mf_error_plain(err, EINVAL, "volumes[%zu]: must be an object", i);
+        json_object_foreach((json_t *)m, key, val)
+        {
+            if (!rc && strcmp(key, "name") && strcmp(key, "path") && strcmp(key, "read_only"))
+                rc = mf_error_plain(err, EINVAL, "volumes[%zu].%s: unknown field", i, key);
+        }
+        if (!rc && (!name || !registry_valid_state_name(name)))
+            rc =
+                mf_error_plain(err, EINVAL, "volumes[%zu].name: must match [A-Za-z0-9_-]{1,64}", i);
+        /* One level under /mnt, as Lambda mounts EFS. */
+        bool path_ok = path && !strncmp(path, "/mnt/", 5) && strlen(path) > 5 &&
+                       strlen(path) <= 5 + FN_NAME_MAX && strcmp(path + 5, ".") &&
+                       strcmp(path + 5, "..");
+        for (const char *c = path ? path + 5 : ""; path_ok && *c; c++)
+            path_ok = reg__name_char(*c) || *c == '.';
+        if (!rc && !path_ok)
+            rc = mf_error_plain(err, EINVAL,
+                                "volumes[%zu].path: must be /mnt/NAME, NAME 1 to %d of "
+                                "[A-Za-z0-9_.-]",
+                                i, FN_NAME_MAX);
+        if (!rc && ro && !json_is_boolean(ro))
+            rc = mf_error_plain(err, EINVAL, "volumes[%zu].read_only: must be true or false", i);
+        size_t j;
+        json_t *o;
+        json_array_foreach(list, j, o)
+        {
+            if (!rc && !strcmp(json_string_value(json_object_get(o, "path")), path))
+                rc = mf_error_plain(err, EINVAL, "volumes[%zu].path: %s is mounted twice", i, path);
+            if (!rc && !strcmp(json_string_value(json_object_get(o, "name")), name))
+                rc = mf_error_plain(err, EINVAL, "volumes[%zu].name: %s is mounted twice", i, name);
+        }
+        if (rc) {
+            json_decref(list);
+            return rc;
+        }
+        json_array_append_new(list, json_pack("{s:s, s:s, s:b}", "name", name, "path", path,
+                                              "read_only", json_is_true(ro)));
+    }
+    *out = list;
+    return 0;
+}
+
+static int reg__volumes_granted(const fn_t *f, mf_error_t *err)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(f->volumes, i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        if (!fn_permits(f, FN_PERM_VOLUME, name))
+            return mf_error_plain(err, EINVAL,
+                                  "volumes[%zu]: mounting %s needs the permission `volume:%s` "
+                                  "in permissions",
+                                  i, name, name);
+    }
+    return 0;
+}
+
 static void reg__defaults(fn_t *f, const char *name)
 {
     memset(f, 0, sizeof *f);
@@ -466,6 +643,8 @@ static void reg__defaults(fn_t *f, const char *name)
     f->tmp_mb = reg__tmp_mb.def;
     f->env = json_object();
     f->egress = json_array();
+    f->permissions = json_array();
+    f->volumes = json_array();
     f->async.max_retries = reg__max_retries.def;
     f->async.max_event_age_s = reg__max_event_age_s.def;
     snprintf(f->record.payloads, sizeof f->record.payloads, "full");
@@ -483,15 +662,16 @@ static void reg__defaults(fn_t *f, const char *name)
  * store keeps itself. */
 static json_t *reg__config(const fn_t *f)
 {
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:O, s:o, s:o, s:I, s:s, s:s?, "
-                     "s:s?}",
-                     "runtime", f->runtime, "runtime_name", f->runtime_name, "handler",
-                     f->handler, "memory_mb", f->memory_mb, "timeout_s", f->timeout_s,
-                     "max_concurrency", f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env,
-                     "egress", f->egress, "async", reg__async_json(&f->async), "record",
-                     reg__record_json(&f->record), "zip_size", (json_int_t)f->zip_size,
-                     "log_format", f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
-                     "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL);
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:o, s:o, s:I, "
+                     "s:s, s:s?, s:s?}",
+                     "runtime", f->runtime, "runtime_name", f->runtime_name, "handler", f->handler,
+                     "memory_mb", f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency",
+                     f->max_concurrency, "tmp_mb", f->tmp_mb, "env", f->env, "egress", f->egress,
+                     "permissions", f->permissions, "volumes", f->volumes, "async",
+                     reg__async_json(&f->async), "record", reg__record_json(&f->record), "zip_size",
+                     (json_int_t)f->zip_size, "log_format", f->log_format, "log_level",
+                     f->log_level[0] ? f->log_level : NULL, "system_log_level",
+                     f->system_log_level[0] ? f->system_log_level : NULL);
 }
 
 static int reg__cfg_int(const json_t *obj, const char *key, int def)
@@ -516,8 +696,8 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     json_t *cfg = json_loads(sf->config_json, 0, &jerr);
     if (!json_is_object(cfg)) {
         json_decref(cfg);
-        return mf_error_plain(err, EIO, "registry: function `%s` has an unreadable config: %s", sf->name,
-                         jerr.text);
+        return mf_error_plain(err, EIO, "registry: function `%s` has an unreadable config: %s",
+                              sf->name, jerr.text);
     }
     reg__defaults(f, sf->name);
     reg__cfg_str(cfg, "runtime", f->runtime, sizeof f->runtime);
@@ -540,6 +720,16 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     if (json_is_array(egress)) {
         json_decref(f->egress);
         f->egress = json_incref(egress);
+    }
+    json_t *perms = json_object_get(cfg, "permissions");
+    if (json_is_array(perms)) {
+        json_decref(f->permissions);
+        f->permissions = json_incref(perms);
+    }
+    json_t *vols = json_object_get(cfg, "volumes");
+    if (json_is_array(vols)) {
+        json_decref(f->volumes);
+        f->volumes = json_incref(vols);
     }
     const json_t *async = json_object_get(cfg, "async");
     f->async.max_retries = reg__cfg_int(async, "max_retries", f->async.max_retries);
@@ -667,9 +857,9 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         if (!rt) {
             if (!json_is_string(v))
                 return mf_error_plain(err, EINVAL, "runtime: must be a string");
-            return mf_error_plain(err, EINVAL,
-                             "runtime: unsupported runtime `%s` (use python3, nodejs or provided)",
-                             SHOW(json_string_value(v)));
+            return mf_error_plain(
+                err, EINVAL, "runtime: unsupported runtime `%s` (use python3, nodejs or provided)",
+                SHOW(json_string_value(v)));
         }
         snprintf(f->runtime, sizeof f->runtime, "%s", rt);
         snprintf(f->runtime_name, sizeof f->runtime_name, "%s", s);
@@ -682,8 +872,9 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
             return mf_error_plain(err, EINVAL, "handler: must be a string");
         const char *s = reg__string(v, sizeof f->handler - 1, NULL);
         if (!s)
-            return mf_error_plain(err, EINVAL, "handler: must be at most %zu characters without NUL",
-                             sizeof f->handler - 1);
+            return mf_error_plain(err, EINVAL,
+                                  "handler: must be at most %zu characters without NUL",
+                                  sizeof f->handler - 1);
         snprintf(f->handler, sizeof f->handler, "%s", s);
     }
     /* Checked on every put, not only when handler is given: a new runtime
@@ -717,6 +908,24 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         f->egress = egress_policy_to_json(&policy);
         egress_policy_free(&policy);
     }
+
+    if ((v = json_object_get(body, "permissions"))) {
+        json_t *perms = NULL;
+        if ((rc = reg__permissions(v, &perms, err)) < 0)
+            return rc;
+        json_decref(f->permissions);
+        f->permissions = perms;
+    }
+    if ((v = json_object_get(body, "volumes"))) {
+        json_t *vols = NULL;
+        if ((rc = reg__volumes(v, &vols, err)) < 0)
+            return rc;
+        json_decref(f->volumes);
+        f->volumes = vols;
+    }
+    /* Checked whichever of the two changed: a volume stays granted. */
+    if ((rc = reg__volumes_granted(f, err)) < 0)
+        return rc;
 
     if ((v = json_object_get(body, "async")) && (rc = reg__async(v, &f->async, err)) < 0)
         return rc;
@@ -959,17 +1168,28 @@ json_t *fn_to_json(const fn_t *f)
     clock_format_iso8601(f->updated_ms, updated, sizeof updated);
     json_t *env = f->env ? json_deep_copy(f->env) : json_object();
     json_t *egress = f->egress ? json_deep_copy(f->egress) : json_array();
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:s, s:s?, s:s?, "
-                     "s:I, s:s, s:I, s:s, s:s}",
+    json_t *perms = f->permissions ? json_deep_copy(f->permissions) : json_array();
+    json_t *vols = f->volumes ? json_deep_copy(f->volumes) : json_array();
+    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
+                     "s:s?, s:s?, s:I, s:s, s:I, s:s, s:s}",
                      "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
-                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "async",
-                     reg__async_json(&f->async), "record", reg__record_json(&f->record),
-                     "log_format", f->log_format, "log_level", f->log_level[0] ? f->log_level : NULL,
-                     "system_log_level", f->system_log_level[0] ? f->system_log_level : NULL,
-                     "version", (json_int_t)f->version, "code_sha256", f->code_sha256,
-                     "code_size", (json_int_t)f->code_size, "created", created, "updated",
-                     updated);
+                     "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "permissions", perms,
+                     "volumes", vols, "async", reg__async_json(&f->async), "record",
+                     reg__record_json(&f->record), "log_format", f->log_format, "log_level",
+                     f->log_level[0] ? f->log_level : NULL, "system_log_level",
+                     f->system_log_level[0] ? f->system_log_level : NULL, "version",
+                     (json_int_t)f->version, "code_sha256", f->code_sha256, "code_size",
+                     (json_int_t)f->code_size, "created", created, "updated", updated);
+}
+
+void fn_copy(fn_t *dst, const fn_t *src)
+{
+    *dst = *src;
+    dst->env = src->env ? json_deep_copy(src->env) : json_object();
+    dst->egress = src->egress ? json_deep_copy(src->egress) : json_array();
+    dst->permissions = src->permissions ? json_deep_copy(src->permissions) : json_array();
+    dst->volumes = src->volumes ? json_deep_copy(src->volumes) : json_array();
 }
 
 void fn_clear(fn_t *f)
@@ -978,6 +1198,8 @@ void fn_clear(fn_t *f)
         return;
     json_decref(f->env);
     json_decref(f->egress);
+    json_decref(f->permissions);
+    json_decref(f->volumes);
     memset(f, 0, sizeof *f);
 }
 

@@ -52,6 +52,15 @@ typedef struct fn {
      * canonical rule texts, owned; never NULL for a function read back,
      * [] (no network) by default. */
     json_t *egress;
+    /* What the function may reach through the platform's API inside its
+     * sandbox (docs/state.md): an array of "KIND:NAME" strings (KIND kv,
+     * invoke, topic or volume; NAME may hold * wildcards), owned, never
+     * NULL for a function read back; [] by default. */
+    json_t *permissions;
+    /* The shared volumes it mounts: an array of {"name","path","read_only"}
+     * (path /mnt/NAME-like, one level under /mnt), owned, [] by default;
+     * each needs the permission volume:NAME. */
+    json_t *volumes;
     fn_async_t async;
     fn_record_t record;
     /* Lambda's LoggingConfig. The runtimes get the format and level as
@@ -87,7 +96,8 @@ bool registry_valid_name(const char *name);
 /* Creates or updates the function name from a request body shaped as in
  * DESIGN.md: {"runtime","handler","memory_mb","timeout_s","env",
  * "max_concurrency","tmp_mb","async":{…},"log_format","log_level",
- * "system_log_level","egress":[RULE…],"record":{…},"code":{"zip_base64"}}.
+ * "system_log_level","egress":[RULE…],"record":{…},"permissions":[…],
+ * "volumes":[…],"code":{"zip_base64"}}.
  * On create, runtime and code are required, and other fields take their
  * defaults (egress the server's, registry_set_default_egress); on update, a field left out keeps its current value (but a
  * function whose format becomes Text drops its log levels, which only JSON
@@ -136,7 +146,25 @@ char *registry_code_dir(registry_t *r, const fn_t *f);
 
 /* The function's JSON as the API returns it (a new reference). */
 json_t *fn_to_json(const fn_t *f);
+/* A deep copy of src into dst (which holds nothing): fn_clear it. */
+void fn_copy(fn_t *dst, const fn_t *src);
 void fn_clear(fn_t *f);
+
+#define FN_PERMISSIONS_MAX 64
+#define FN_VOLUMES_MAX 8
+/* The kinds a permission names. */
+#define FN_PERM_KV "kv"
+#define FN_PERM_INVOKE "invoke"
+#define FN_PERM_TOPIC "topic"
+#define FN_PERM_VOLUME "volume"
+
+/* True when f's permissions grant KIND:name (a permission's NAME may hold
+ * '*', matching any run of characters). */
+bool fn_permits(const fn_t *f, const char *kind, const char *name);
+
+/* True when name is a valid name of a KV store or volume: the same shape
+ * as a function's, [A-Za-z0-9_-]{1,64}. */
+bool registry_valid_state_name(const char *name);
 void fn_list_free(fn_t *list, size_t count);
 
 #endif

@@ -83,6 +83,11 @@ static const char *const store__migrations[] = {
 
     /* 5: the record a replay ran again (NULL: not a replay). */
     "ALTER TABLE invocations ADD COLUMN replay_of TEXT;",
+
+    /* 6: the call that made this one from inside its function (NULL:
+     * none), and the KV operations the call made. */
+    "ALTER TABLE invocations ADD COLUMN caller_request_id TEXT;"
+    "ALTER TABLE invocations ADD COLUMN kv_ops INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -159,7 +164,7 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
 #define STORE_REC_COLUMNS                                                                          \
     "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
     " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts,"    \
-    " egress_json, replay_of"
+    " egress_json, replay_of, caller_request_id, kv_ops"
 #define STORE_REC_PAYLOADS " event, event_bytes, event_flags, result, result_bytes, result_flags"
 
 /* Finding records (store_records_find). Lists leave the payloads out: the
@@ -170,7 +175,7 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
  * Two statements rather than "?1 IS NULL OR function = ?1" so that one
  * function's records are read from the (function, start_ms) index, in
  * order, rather than found among everyone's. */
-#define STORE_REC_FIND_ROWID_COL 23
+#define STORE_REC_FIND_ROWID_COL 25
 #define STORE_REC_FIND(function_cond)                                                              \
     "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0, rowid FROM invocations"                 \
     " WHERE start_ms >= ?6 AND start_ms <= ?7" function_cond                                       \
@@ -203,7 +208,7 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
                             STORE_REC_PAYLOADS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
-                            "?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
+                            "?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s,
                             "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS
@@ -531,12 +536,15 @@ int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf
             store__bind_text_or_null(st, 16, rec->egress_json) != SQLITE_OK ||
             store__bind_text_or_null(st, 17, rec->replay_of[0] ? rec->replay_of : NULL) !=
                 SQLITE_OK ||
-            store__bind_blob_or_null(st, 18, rec->event, rec->event_len) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 19, rec->event_bytes) != SQLITE_OK ||
-            sqlite3_bind_int(st, 20, rec->event_flags) != SQLITE_OK ||
-            store__bind_blob_or_null(st, 21, rec->result, rec->result_len) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 22, rec->result_bytes) != SQLITE_OK ||
-            sqlite3_bind_int(st, 23, rec->result_flags) != SQLITE_OK ||
+            store__bind_text_or_null(st, 18, rec->caller_request_id[0] ? rec->caller_request_id
+                                                                     : NULL) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 19, rec->kv_ops) != SQLITE_OK ||
+            store__bind_blob_or_null(st, 20, rec->event, rec->event_len) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 21, rec->event_bytes) != SQLITE_OK ||
+            sqlite3_bind_int(st, 22, rec->event_flags) != SQLITE_OK ||
+            store__bind_blob_or_null(st, 23, rec->result, rec->result_len) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 24, rec->result_bytes) != SQLITE_OK ||
+            sqlite3_bind_int(st, 25, rec->result_flags) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
             r = store__sql_fail(s, err, "write an invocation record");
         store__stmt_done(st);
@@ -572,13 +580,15 @@ static void store__row_to_record(sqlite3_stmt *st, store_record_t *rec)
     rec->attempts = sqlite3_column_int(st, 14);
     rec->egress_json = store__dup_column(st, 15);
     store__copy_text(rec->replay_of, sizeof rec->replay_of, st, 16);
-    if (sqlite3_column_count(st) > 17) {
-        rec->event = store__dup_blob_or_null(st, 17, &rec->event_len);
-        rec->event_bytes = sqlite3_column_int64(st, 18);
-        rec->event_flags = sqlite3_column_int(st, 19);
-        rec->result = store__dup_blob_or_null(st, 20, &rec->result_len);
-        rec->result_bytes = sqlite3_column_int64(st, 21);
-        rec->result_flags = sqlite3_column_int(st, 22);
+    store__copy_text(rec->caller_request_id, sizeof rec->caller_request_id, st, 17);
+    rec->kv_ops = sqlite3_column_int64(st, 18);
+    if (sqlite3_column_count(st) > 19) {
+        rec->event = store__dup_blob_or_null(st, 19, &rec->event_len);
+        rec->event_bytes = sqlite3_column_int64(st, 20);
+        rec->event_flags = sqlite3_column_int(st, 21);
+        rec->result = store__dup_blob_or_null(st, 22, &rec->result_len);
+        rec->result_bytes = sqlite3_column_int64(st, 23);
+        rec->result_flags = sqlite3_column_int(st, 24);
     }
 }
 

@@ -95,6 +95,8 @@ typedef struct store_record {
     char *redact;
     size_t payload_max;
     char replay_of[37];       /* the record whose event this call ran again, or "" */
+    char caller_request_id[37]; /* the call whose function made this one, or "" */
+    int64_t kv_ops;           /* KV operations the call made (docs/state.md) */
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */

@@ -257,7 +257,8 @@ static void test_to_json_shape(void **state)
     assert_string_equal(
         text, "{\"name\":\"f\",\"runtime\":\"nodejs\",\"handler\":\"index.handler\","
               "\"memory_mb\":256,\"timeout_s\":5,\"max_concurrency\":2,\"tmp_mb\":64,"
-              "\"env\":{\"A\":\"1\"},\"egress\":[\"api.example.com:443\",\"10.0.0.0/8\"],"
+              "\"env\":{\"A\":\"1\"},\"egress\":[\"api.example.com:443\",\"10.0.0.0/"
+              "8\"],\"permissions\":[],\"volumes\":[],"
               "\"async\":{\"max_retries\":1,\"max_event_age_s\":60,"
               "\"on_success\":null,\"on_failure\":\"dlq\"},"
               "\"record\":{\"payloads\":\"errors\",\"max_payload_kb\":8,\"redact\":[\"ssn\"]},"
@@ -741,6 +742,84 @@ static void test_update_keeps_fields(void **state)
                "handler: required for runtime python3");
 }
 
+static void test_permissions_and_volumes(void **state)
+{
+    fixture_t *fx = *state;
+    fn_t f;
+    put_ok(fx, "p",
+           "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"permissions\":"
+           "[\"kv:cart\",\"kv:sessions-*\",\"invoke:resize\",\"volume:shared\"],"
+           "\"volumes\":[{\"name\":\"shared\",\"path\":\"/mnt/shared\"}]}",
+           zip_py, &f);
+    assert_true(fn_permits(&f, "kv", "cart"));
+    assert_true(fn_permits(&f, "kv", "sessions-"));
+    assert_true(fn_permits(&f, "kv", "sessions-eu"));
+    assert_false(fn_permits(&f, "kv", "sessions"));
+    assert_false(fn_permits(&f, "kv", "carts"));
+    assert_false(fn_permits(&f, "invoke", "cart"));
+    assert_true(fn_permits(&f, "invoke", "resize"));
+    assert_false(fn_permits(&f, "topic", "resize"));
+    cleanup_free char *vols = json_dumps(f.volumes, JSON_COMPACT);
+    assert_string_equal(vols, "[{\"name\":\"shared\",\"path\":\"/mnt/shared\","
+                              "\"read_only\":false}]");
+    json_t *shown = fn_to_json(&f);
+    assert_true(json_equal(json_object_get(shown, "permissions"), f.permissions));
+    assert_true(json_equal(json_object_get(shown, "volumes"), f.volumes));
+    json_decref(shown);
+    fn_clear(&f);
+
+    /* Read back, and copied, as written. */
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(registry_get(fx->reg, "p", &f, &err), 0);
+    fn_t copy;
+    fn_copy(&copy, &f);
+    fn_clear(&f);
+    assert_int_equal(json_array_size(copy.permissions), 4);
+    assert_true(fn_permits(&copy, "volume", "shared"));
+    fn_clear(&copy);
+
+    /* A wildcard in the middle, and one that grants everything. */
+    put_ok(fx, "p", "{\"permissions\":[\"kv:a*z\",\"invoke:*\",\"volume:shared\"]}", NULL, &f);
+    assert_true(fn_permits(&f, "kv", "az"));
+    assert_true(fn_permits(&f, "kv", "a-b-z"));
+    assert_false(fn_permits(&f, "kv", "a-b-y"));
+    assert_true(fn_permits(&f, "invoke", "anything"));
+    fn_clear(&f);
+
+    static const struct {
+        const char *body, *msg;
+    } bad[] = {
+        {"{\"permissions\":\"kv:a\"}", "permissions: must be an array"},
+        {"{\"permissions\":[1]}", "permissions[0]: must be a string"},
+        {"{\"permissions\":[\"kv\"]}", "permissions[0]: `kv` is not KIND:NAME"},
+        {"{\"permissions\":[\"db:x\"]}", "permissions[0]: `db:x` is not KIND:NAME"},
+        {"{\"permissions\":[\"kv:\"]}", "permissions[0]: `kv:` is not KIND:NAME"},
+        {"{\"permissions\":[\"kv:a/b\"]}", "permissions[0]: `kv:a/b` is not KIND:NAME"},
+        {"{\"permissions\":[\"volume:other\"]}",
+         "volumes[0]: mounting shared needs the permission `volume:shared`"},
+        {"{\"volumes\":{}}", "volumes: must be an array"},
+        {"{\"volumes\":[{\"name\":\"shared\",\"path\":\"/tmp/x\"}]}",
+         "volumes[0].path: must be /mnt/NAME"},
+        {"{\"volumes\":[{\"name\":\"shared\",\"path\":\"/mnt/a/b\"}]}",
+         "volumes[0].path: must be /mnt/NAME"},
+        {"{\"volumes\":[{\"name\":\"shared\",\"path\":\"/mnt/..\"}]}",
+         "volumes[0].path: must be /mnt/NAME"},
+        {"{\"volumes\":[{\"name\":\"sh ared\",\"path\":\"/mnt/x\"}]}",
+         "volumes[0].name: must match"},
+        {"{\"volumes\":[{\"name\":\"shared\",\"path\":\"/mnt/x\",\"size\":1}]}",
+         "volumes[0].size: unknown field"},
+        {"{\"volumes\":[{\"name\":\"shared\",\"path\":\"/mnt/x\",\"read_only\":1}]}",
+         "volumes[0].read_only: must be true or false"},
+        {"{\"volumes\":[{\"name\":\"shared\",\"path\":\"/mnt/x\"},"
+         "{\"name\":\"shared\",\"path\":\"/mnt/y\"}]}",
+         "volumes[1].name: shared is mounted twice"},
+        {"{\"volumes\":[{\"name\":\"other\",\"path\":\"/mnt/x\"}]}",
+         "volumes[0]: mounting other needs the permission `volume:other`"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_bad(fx, "p", bad[i].body, NULL, -EINVAL, bad[i].msg);
+}
+
 static char *egress_text(const fn_t *f)
 {
     assert_true(json_is_array(f->egress));
@@ -797,24 +876,23 @@ static void test_egress(void **state)
     static const struct {
         const char *body, *msg;
     } bad[] = {
-        { "{\"egress\":null}", "egress: must be an array of at most 64 rules" },
-        { "{\"egress\":\"api.example.com\"}", "egress: must be an array of at most 64 rules" },
-        { "{\"egress\":{}}", "egress: must be an array of at most 64 rules" },
-        { "{\"egress\":[\"a.com\",443]}", "egress: element 1 is not a string" },
-        { "{\"egress\":[\"a.com:0\"]}",
-          "egress[0]: bad egress rule \"a.com:0\": port must be 1-65535" },
-        { "{\"egress\":[\"ok.com\",\"10.1.2.3/8\"]}",
-          "egress[1]: bad egress rule \"10.1.2.3/8\": host bits set; did you mean 10.0.0.0/8?" },
-        { "{\"egress\":[\"a.*.com\"]}",
-          "egress[0]: bad egress rule \"a.*.com\": '*' is allowed only as a whole first label" },
-        { "{\"egress\":[\"\"]}", "egress[0]: bad egress rule \"\": empty" },
+        {"{\"egress\":null}", "egress: must be an array of at most 64 rules"},
+        {"{\"egress\":\"api.example.com\"}", "egress: must be an array of at most 64 rules"},
+        {"{\"egress\":{}}", "egress: must be an array of at most 64 rules"},
+        {"{\"egress\":[\"a.com\",443]}", "egress: element 1 is not a string"},
+        {"{\"egress\":[\"a.com:0\"]}",
+         "egress[0]: bad egress rule \"a.com:0\": port must be 1-65535"},
+        {"{\"egress\":[\"ok.com\",\"10.1.2.3/8\"]}",
+         "egress[1]: bad egress rule \"10.1.2.3/8\": host bits set; did you mean 10.0.0.0/8?"},
+        {"{\"egress\":[\"a.*.com\"]}",
+         "egress[0]: bad egress rule \"a.*.com\": '*' is allowed only as a whole first label"},
+        {"{\"egress\":[\"\"]}", "egress[0]: bad egress rule \"\": empty"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_bad(fx, "e", bad[i].body, NULL, -EINVAL, bad[i].msg);
     char many[64 * 16 + 32] = "{\"egress\":[";
     for (int i = 0; i <= EGRESS_MAX_RULES; i++)
-        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"h%d.com\"", i ? "," : "",
-                 i);
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s\"h%d.com\"", i ? "," : "", i);
     strcat(many, "]}");
     expect_bad(fx, "e", many, NULL, -EINVAL, "egress: must be an array of at most 64 rules");
     assert_int_equal(registry_get(fx->reg, "e", &f, &err), 0);
@@ -822,7 +900,8 @@ static void test_egress(void **state)
     fn_clear(&f);
 
     /* A bad rule on create creates nothing. */
-    expect_bad(fx, "e2", "{\"runtime\":\"python3\",\"handler\":\"app.handler\","
+    expect_bad(fx, "e2",
+               "{\"runtime\":\"python3\",\"handler\":\"app.handler\","
                "\"egress\":[\"x:99999\"]}",
                zip_py, -EINVAL, "egress[0]: bad egress rule \"x:99999\": port must be 1-65535");
     assert_int_equal(registry_get(fx->reg, "e2", &f, &err), -ENOENT);
@@ -849,8 +928,8 @@ static void test_default_egress(void **state)
     expect_egress(&f, "[]");
     fn_clear(&f);
     put_ok(fx, "own",
-           "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"egress\":[\"a.com\"]}",
-           zip_py, &f);
+           "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"egress\":[\"a.com\"]}", zip_py,
+           &f);
     expect_egress(&f, "[\"a.com\"]");
     fn_clear(&f);
 
@@ -1040,6 +1119,7 @@ int main(void)
         T(test_logging),
         T(test_code_field),
         T(test_update_keeps_fields),
+        T(test_permissions_and_volumes),
         T(test_egress),
         T(test_default_egress),
         T(test_egress_of_older_functions),
