@@ -406,52 +406,90 @@ static int json_skip(json_in_t *in)
     }
 }
 
-int mayfly_json_get_string(const char *json, size_t len, const char *key, char *out,
-                           size_t out_size)
+/* Finds the member `key` of the JSON object in json[0..len) (top level
+ * only) and leaves *in at its value: 0, -ENOENT (no such member, or not an
+ * object) or -EINVAL (not JSON as far as it was read). */
+static int json_member(const char *json, size_t len, const char *key, json_in_t *in)
 {
     char name[256];
     size_t key_len = strlen(key);
-    json_in_t in = {json, json + len};
+    *in = (json_in_t){json, json + len};
 
     if (!json || key_len >= sizeof name)
         return -EINVAL;
-    json_ws(&in);
-    if (in.p >= in.end || *in.p != '{')
-        return in.p >= in.end ? -EINVAL : -ENOENT;
-    in.p++;
-    json_ws(&in);
-    if (in.p < in.end && *in.p == '}')
+    json_ws(in);
+    if (in->p >= in->end || *in->p != '{')
+        return in->p >= in->end ? -EINVAL : -ENOENT;
+    in->p++;
+    json_ws(in);
+    if (in->p < in->end && *in->p == '}')
         return -ENOENT;
     for (;;) {
-        json_ws(&in);
-        long n = json_string(&in, name, sizeof name - 1);
+        json_ws(in);
+        long n = json_string(in, name, sizeof name - 1);
         if (n < 0)
             return -EINVAL;
-        json_ws(&in);
-        if (in.p >= in.end || *in.p++ != ':')
+        json_ws(in);
+        if (in->p >= in->end || *in->p++ != ':')
             return -EINVAL;
-        json_ws(&in);
-        if ((size_t)n == key_len && memcmp(name, key, key_len) == 0) {
-            if (in.p >= in.end || *in.p != '"')
-                return -EINVAL;
-            long v = json_string(&in, out, out_size);
-            if (v < 0)
-                return -EINVAL;
-            if ((size_t)v >= out_size)
-                return -ENOSPC;
-            out[v] = '\0';
-            return v > 0x7fffffff ? -ENOSPC : (int)v;
-        }
-        if (json_skip(&in) < 0)
+        json_ws(in);
+        if ((size_t)n == key_len && memcmp(name, key, key_len) == 0)
+            return 0;
+        if (json_skip(in) < 0)
             return -EINVAL;
-        json_ws(&in);
-        if (in.p >= in.end)
+        json_ws(in);
+        if (in->p >= in->end)
             return -EINVAL;
-        if (*in.p == '}')
+        if (*in->p == '}')
             return -ENOENT;
-        if (*in.p++ != ',')
+        if (*in->p++ != ',')
             return -EINVAL;
     }
+}
+
+int mayfly_json_get_string(const char *json, size_t len, const char *key, char *out,
+                           size_t out_size)
+{
+    json_in_t in;
+    int rc = json_member(json, len, key, &in);
+    if (rc < 0)
+        return rc;
+    if (in.p >= in.end || *in.p != '"')
+        return -EINVAL;
+    long v = json_string(&in, out, out_size);
+    if (v < 0)
+        return -EINVAL;
+    if ((size_t)v >= out_size)
+        return -ENOSPC;
+    out[v] = '\0';
+    return v > 0x7fffffff ? -ENOSPC : (int)v;
+}
+
+/* The integer member `key`: 0, -ENOENT, or -EINVAL (not an integer that
+ * fits int64_t). */
+static int json_get_int64(const char *json, size_t len, const char *key, int64_t *out)
+{
+    json_in_t in;
+    int rc = json_member(json, len, key, &in);
+    if (rc < 0)
+        return rc;
+    bool neg = in.p < in.end && *in.p == '-';
+    if (neg)
+        in.p++;
+    if (in.p >= in.end || *in.p < '0' || *in.p > '9')
+        return -EINVAL;
+    uint64_t v = 0;
+    for (; in.p < in.end && *in.p >= '0' && *in.p <= '9'; in.p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(*in.p - '0');
+    }
+    if (in.p < in.end && (*in.p == '.' || *in.p == 'e' || *in.p == 'E'))
+        return -EINVAL;
+    if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
+        return -EINVAL;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
 }
 
 /* --- The connection to the Runtime API ---------------------------------- */
@@ -467,6 +505,8 @@ typedef struct resp_headers {
     const char *content_length;
     const char *transfer_encoding;
     const char *connection;
+    const char *etag;
+    const char *function_error; /* X-Mayfly-Function-Error */
 } resp_headers_t;
 
 typedef struct conn {
@@ -747,6 +787,10 @@ static int parse_head(conn_t *c, bool *http10)
             c->hdr.transfer_encoding = value;
         else if (token_eq(line, "Connection"))
             c->hdr.connection = value;
+        else if (token_eq(line, "ETag"))
+            c->hdr.etag = value;
+        else if (token_eq(line, "X-Mayfly-Function-Error"))
+            c->hdr.function_error = value;
     }
     return 0;
 }
@@ -966,15 +1010,16 @@ static int conn_read_response(conn_t *c, bool *got_any)
 /* Send one request and read its response.  A reused connection that the
  * server closed while it sat idle fails before any byte of the response; the
  * request was not processed, so it is sent again once on a new connection. */
-static int conn_request(conn_t *c, const char *method, const char *path, const char *extra_headers,
-                        const void *body, size_t body_len, bool has_body)
+static int conn_request_typed(conn_t *c, const char *method, const char *path,
+                              const char *extra_headers, const char *content_type,
+                              const void *body, size_t body_len, bool has_body)
 {
     buf_reset(&c->req);
     buf_printf(&c->req, "%s %s HTTP/1.1\r\nHost: %s\r\n%s", method, path, c->host,
                extra_headers ? extra_headers : "");
     if (has_body)
-        buf_printf(&c->req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                   body_len);
+        buf_printf(&c->req, "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                   content_type ? content_type : "application/json", body_len);
     else
         buf_addstr(&c->req, "\r\n");
 
@@ -999,6 +1044,12 @@ static int conn_request(conn_t *c, const char *method, const char *path, const c
             continue;
         return rc;
     }
+}
+
+static int conn_request(conn_t *c, const char *method, const char *path, const char *extra_headers,
+                        const void *body, size_t body_len, bool has_body)
+{
+    return conn_request_typed(c, method, path, extra_headers, NULL, body, body_len, has_body);
 }
 
 static const char *describe(int rc)
@@ -1329,4 +1380,222 @@ int mayfly_runtime_init_error(const char *error_type, const char *fmt, ...)
     conn_release(&c);
     buf_release(&message);
     return rc;
+}
+
+/* --- The platform's API (MAYFLY_API) ------------------------------------ */
+
+static struct {
+    bool ready;
+    conn_t conn;
+    buf_t prefix; /* the URL's path: "/mayfly/v1" */
+    buf_t path;   /* the request being built */
+    buf_t headers;
+    buf_t error;  /* the last error answer's message */
+    int status;
+} api;
+
+/* MAYFLY_API is http://HOST:PORT/PATH. */
+static int api_open(void)
+{
+    if (api.ready)
+        return 0;
+    const char *url = getenv("MAYFLY_API");
+    if (!url || strncmp(url, "http://", 7) != 0)
+        return -EINVAL;
+    const char *hostport = url + 7, *slash = strchr(hostport, '/');
+    size_t n = slash ? (size_t)(slash - hostport) : strlen(hostport);
+    char hp[256];
+    if (n == 0 || n >= sizeof hp)
+        return -EINVAL;
+    memcpy(hp, hostport, n);
+    hp[n] = '\0';
+    int rc = conn_init(&api.conn, hp);
+    if (rc < 0)
+        return rc;
+    buf_reset(&api.prefix);
+    buf_addstr(&api.prefix, slash ? slash : "");
+    while (api.prefix.len && api.prefix.data[api.prefix.len - 1] == '/')
+        api.prefix.data[--api.prefix.len] = '\0';
+    api.ready = true;
+    return 0;
+}
+
+/* Sends the request in api.path (with api.headers) and maps the answer's
+ * status: ok is the one success status. */
+static int api_call(const char *method, const char *content_type, const void *body, size_t len,
+                    bool has_body, int ok)
+{
+    buf_reset(&api.error);
+    api.status = 0;
+    int rc = conn_request_typed(&api.conn, method, api.path.data, api.headers.data, content_type,
+                                body, len, has_body);
+    if (rc < 0) {
+        buf_addstr(&api.error, describe(rc));
+        return rc;
+    }
+    api.status = api.conn.status;
+    if (api.status == ok)
+        return 0;
+    char msg[512];
+    if (mayfly_json_get_string(api.conn.body.data, api.conn.body.len, "message", msg,
+                               sizeof msg) < 0) {
+        /* The message is inside "error": look there. */
+        json_in_t in;
+        if (json_member(api.conn.body.data, api.conn.body.len, "error", &in) == 0 &&
+            mayfly_json_get_string(in.p, (size_t)(in.end - in.p), "message", msg, sizeof msg) >= 0)
+            buf_addstr(&api.error, msg);
+        else
+            buf_printf(&api.error, "HTTP %d", api.status);
+    } else {
+        buf_addstr(&api.error, msg);
+    }
+    switch (api.status) {
+    case 404: return -ENOENT;
+    case 403: return -EACCES;
+    case 412: return -ECANCELED;
+    case 413: return -EFBIG;
+    case 507: return -ENOSPC;
+    default: return -EIO;
+    }
+}
+
+/* Starts api.path as PREFIX/kv/STORE/KEY. */
+static int api_kv_path(const char *store, const char *key)
+{
+    int rc = api_open();
+    if (rc < 0)
+        return rc;
+    if (!store || !*store || !key || !*key)
+        return -EINVAL;
+    buf_reset(&api.path);
+    buf_reset(&api.headers);
+    buf_addstr(&api.headers, "");
+    buf_addstr(&api.path, api.prefix.data ? api.prefix.data : "");
+    buf_addstr(&api.path, "/kv/");
+    add_path_segment(&api.path, store);
+    buf_addstr(&api.path, "/");
+    add_path_segment(&api.path, key);
+    return 0;
+}
+
+static uint64_t etag_version(const char *etag)
+{
+    uint64_t v = 0;
+    for (const char *p = etag ? etag : ""; *p; p++)
+        if (*p >= '0' && *p <= '9')
+            v = v * 10 + (uint64_t)(*p - '0');
+    return v;
+}
+
+int mayfly_kv_get(const char *store, const char *key, const char **value, size_t *len,
+                  uint64_t *version)
+{
+    int rc = api_kv_path(store, key);
+    if (rc < 0 || (rc = api_call("GET", NULL, NULL, 0, false, 200)) < 0)
+        return rc;
+    if (value)
+        *value = api.conn.body.data ? api.conn.body.data : "";
+    if (len)
+        *len = api.conn.body.len;
+    if (version)
+        *version = etag_version(api.conn.hdr.etag);
+    return 0;
+}
+
+int mayfly_kv_put(const char *store, const char *key, const void *value, size_t len,
+                  const mayfly_kv_put_opts_t *opts, uint64_t *version)
+{
+    int rc = api_kv_path(store, key);
+    if (rc < 0)
+        return rc;
+    if (opts && opts->ttl_s > 0)
+        buf_printf(&api.headers, "X-Mayfly-TTL: %lld\r\n", (long long)opts->ttl_s);
+    if (opts && opts->if_version)
+        buf_printf(&api.headers, "If-Match: \"%llu\"\r\n", (unsigned long long)opts->if_version);
+    if (opts && opts->if_absent)
+        buf_addstr(&api.headers, "If-None-Match: *\r\n");
+    const char *ctype = opts && opts->content_type ? opts->content_type
+                                                   : "application/octet-stream";
+    for (const char *p = ctype; *p; p++)
+        if (*p < ' ' || *p >= 0x7f)
+            return -EINVAL;
+    if ((rc = api_call("PUT", ctype, value, len, true, 200)) < 0)
+        return rc;
+    int64_t v = 0;
+    if (json_get_int64(api.conn.body.data, api.conn.body.len, "version", &v) < 0)
+        return -EPROTO;
+    if (version)
+        *version = (uint64_t)v;
+    return 0;
+}
+
+int mayfly_kv_incr(const char *store, const char *key, int64_t by, int64_t *value)
+{
+    int rc = api_kv_path(store, key);
+    if (rc < 0)
+        return rc;
+    buf_addstr(&api.path, "/incr");
+    char body[48];
+    int n = snprintf(body, sizeof body, "{\"by\":%lld}", (long long)by);
+    if ((rc = api_call("POST", NULL, body, (size_t)n, true, 200)) < 0)
+        return rc;
+    int64_t v;
+    if (json_get_int64(api.conn.body.data, api.conn.body.len, "value", &v) < 0)
+        return -EPROTO;
+    if (value)
+        *value = v;
+    return 0;
+}
+
+int mayfly_kv_delete(const char *store, const char *key, uint64_t if_version)
+{
+    int rc = api_kv_path(store, key);
+    if (rc < 0)
+        return rc;
+    if (if_version)
+        buf_printf(&api.headers, "If-Match: \"%llu\"\r\n", (unsigned long long)if_version);
+    return api_call("DELETE", NULL, NULL, 0, false, 204);
+}
+
+int mayfly_invoke(const char *function, const void *event, size_t len, int asynchronous,
+                  const char **result, size_t *result_len)
+{
+    int rc = api_open();
+    if (rc < 0)
+        return rc;
+    if (!function || !*function)
+        return -EINVAL;
+    buf_reset(&api.path);
+    buf_reset(&api.headers);
+    buf_addstr(&api.headers, asynchronous ? "X-Mayfly-Invocation-Type: Event\r\n" : "");
+    buf_addstr(&api.path, api.prefix.data ? api.prefix.data : "");
+    buf_addstr(&api.path, "/functions/");
+    add_path_segment(&api.path, function);
+    buf_addstr(&api.path, "/invoke");
+    if (!event) {
+        event = "null";
+        len = 4;
+    }
+    if ((rc = api_call("POST", NULL, event, len, true, asynchronous ? 202 : 200)) < 0)
+        return rc;
+    if (result)
+        *result = api.conn.body.data ? api.conn.body.data : "";
+    if (result_len)
+        *result_len = api.conn.body.len;
+    if (!asynchronous && api.conn.hdr.function_error) {
+        buf_addstr(&api.error, "the function failed: ");
+        buf_add(&api.error, api.conn.body.data ? api.conn.body.data : "", api.conn.body.len);
+        return -EREMOTEIO;
+    }
+    return 0;
+}
+
+const char *mayfly_api_error(void)
+{
+    return api.error.data ? api.error.data : "";
+}
+
+int mayfly_api_status(void)
+{
+    return api.status;
 }

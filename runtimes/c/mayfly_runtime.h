@@ -151,6 +151,49 @@ int64_t mayfly_event_remaining_ms(const mayfly_event_t *event);
 int mayfly_json_get_string(const char *json, size_t len, const char *key, char *out,
                            size_t out_size);
 
+/* --- The platform's API from inside the function (docs/state.md) --------
+ *
+ * Key-value stores and calls of other functions, over MAYFLY_API (the
+ * instance's own listener) on one kept-alive connection of their own, with
+ * the function as the identity: it may reach what its `permissions`
+ * grant.  Each returns 0 or a negative errno value:
+ *   -ENOENT     no such key (or function)
+ *   -EACCES     the function's permissions do not grant it (HTTP 403)
+ *   -ECANCELED  a condition (if_version, if_absent) did not hold (412)
+ *   -EFBIG      the value is too large (413); -ENOSPC the store is full (507)
+ *   -EREMOTEIO  mayfly_invoke: the function failed; *result is its error
+ *   -EIO        another error answer; -EINVAL a bad argument or MAYFLY_API;
+ *               transport errors as themselves
+ * and mayfly_api_error() says what the server answered.  Values and
+ * results point into library storage that the next of these calls
+ * reuses: copy what you keep.  Not thread-safe, as the rest. */
+
+typedef struct mayfly_kv_put_opts {
+    int64_t ttl_s;            /* expire after this many seconds; 0: never */
+    uint64_t if_version;      /* write only if the key is at this version; 0: any */
+    int if_absent;            /* write only if the key does not exist */
+    const char *content_type; /* NULL: application/octet-stream */
+} mayfly_kv_put_opts_t;
+
+int mayfly_kv_get(const char *store, const char *key, const char **value, size_t *len,
+                  uint64_t *version);
+/* opts may be NULL; *version (may be NULL) gets the new version. */
+int mayfly_kv_put(const char *store, const char *key, const void *value, size_t len,
+                  const mayfly_kv_put_opts_t *opts, uint64_t *version);
+/* Adds by to the key's integer (0 when absent), atomically. */
+int mayfly_kv_incr(const char *store, const char *key, int64_t by, int64_t *value);
+/* if_version 0: whatever its version. */
+int mayfly_kv_delete(const char *store, const char *key, uint64_t if_version);
+/* Calls function with event (JSON; NULL: null).  Synchronously, *result is
+ * its result; with asynchronous set, {"request_id": …} once the event is
+ * durably queued. */
+int mayfly_invoke(const char *function, const void *event, size_t len, int asynchronous,
+                  const char **result, size_t *result_len);
+/* The last call's error message ("" after a success), and its HTTP status
+ * (0 when none came). */
+const char *mayfly_api_error(void);
+int mayfly_api_status(void);
+
 #ifdef __cplusplus
 }
 #endif

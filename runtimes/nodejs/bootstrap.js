@@ -538,6 +538,12 @@ class RuntimeConnection {
 
 const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
 
+// The platform's helpers (require('mayfly')), after every folder a
+// function's own module of that name could be in. NODE_PATH is read once
+// at Node's start, before a zygote knows its function, so the folder goes
+// onto the list NODE_PATH would have made.
+require('module').globalPaths.push(path.join(__dirname, 'lib'));
+
 function isFile(p) {
   try {
     return fs.statSync(p).isFile();

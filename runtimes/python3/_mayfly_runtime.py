@@ -811,6 +811,9 @@ def run():
         sys.path[0] = task_root
     else:
         sys.path.insert(0, task_root)
+    # The platform's helpers (`import mayfly`), last: a function's own
+    # module of that name wins.
+    sys.path.append(os.path.join(here, "site"))
     try:
         os.chdir(task_root)
     except OSError:
