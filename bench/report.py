@@ -305,6 +305,12 @@ def payload_figures(out):
     return doc.get("medians", {})
 
 
+def kv_figures(out):
+    """bench/kv.py's JSON medians, or {} when it did not run."""
+    doc = json.loads(read(os.path.join(out, "kv.json"), "null") or "null") or {}
+    return doc.get("medians", {})
+
+
 def noisy_figures(out):
     """Per neighbour: the victim's wrk figures at 1 connection with the
     neighbour idle and misbehaving (medians over runs, each pair on one
@@ -485,12 +491,12 @@ def main():
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
     chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
-                         "payloads").split())
+                         "payloads kv").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
-                 "9": "async", "10": "noisy", "11": "egress", "12": "payloads"}[num].split()
+                 "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -575,6 +581,18 @@ def main():
             "payloads (full) / not (off)" % label,
             "%s / %s req/s" % (f_int(pl.get(rt + "_full")), f_int(pl.get(rt + "_off"))),
             pl.get(rt + "_ratio"), 0.9, ">=")
+    kv = kv_figures(out)
+    add("13", "KV get of a 100-byte value from inside a warm C function, p50 / the same "
+        "function's no-op invoke p50 (1 connection)",
+        "%s / %s µs" % (f_ms(kv.get("inside_get_p50_us_c")), f_ms(kv.get("noop_invoke_p50_us"))),
+        kv.get("inside_get_over_noop_c"), 2, "<=")
+    add("13", "KV reads (GET, 100 bytes) / warm C no-op sync invokes, 32 connections",
+        "%s / %s req/s" % (f_int(kv.get("get_rps")), f_int(kv.get("invoke_rps"))),
+        kv.get("reads_over_invokes"), 0.5, ">=")
+    add("13", "KV durable writes (PUT, 100 bytes, fsync'd group commits) / warm C no-op sync "
+        "invokes, 32 connections",
+        "%s / %s req/s" % (f_int(kv.get("put_rps")), f_int(kv.get("invoke_rps"))),
+        kv.get("writes_over_invokes"), 0.25, ">=")
     add("11", "cold start of a function without egress rules / with --disable-egress",
         "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
         eg.get("cold_ratio"), 1.05, "<=")
@@ -588,7 +606,7 @@ def main():
     w("Written by `make bench` (bench/run.sh, bench/report.py); every figure below comes from "
       "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's; 10 is "
       "a function's protection from its neighbours'; 11 is the egress gateway's; 12 is what "
-      "keeping each call's event and result costs.")
+      "keeping each call's event and result costs; 13 is the key-value store's.")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -911,6 +929,28 @@ def main():
           "`wrk -t1 -c32` for %ss per run on the load CPU, the two copies of a runtime "
           "alternated, %s runs each, medians. Status: %s." % (
               env.get("duration", "10"), env.get("runs", "3"), status(out, "payloads")))
+        w("")
+    if "kv" in chosen:
+        kv = kv_figures(out)
+        w("### Key-value store")
+        w("")
+        w("| figure | median |")
+        w("|---|---|")
+        for key, label in (("inside_get_p50_us_c", "get from inside a warm C function, p50 µs"),
+                           ("inside_get_p99_us_c", "get from inside a warm C function, p99 µs"),
+                           ("inside_get_p50_us_python3", "get from inside a warm python3 "
+                            "function (import mayfly), p50 µs"),
+                           ("noop_invoke_p50_us", "no-op invoke of the C function from outside, "
+                            "1 connection, p50 µs"),
+                           ("get_rps", "GET /v1/kv, 32 connections, req/s"),
+                           ("put_rps", "PUT /v1/kv (durable), 32 connections, req/s"),
+                           ("invoke_rps", "no-op sync invoke, 32 connections, req/s")):
+            w("| %s | %s |" % (label, f_ms(kv.get(key))))
+        w("")
+        w("bench/kv.py: a 100-byte value; the gets inside a call timed by the function itself "
+          "(%s per call); `wrk -t1` on the load CPU for %ss per figure, %s runs alternated, "
+          "medians. Status: %s." % (
+              "2000", env.get("duration", "10"), env.get("runs", "3"), status(out, "kv")))
         w("")
     if "noisy" in chosen:
         w("### Noisy neighbours (a C no-op at 1 connection next to a misbehaving function)")

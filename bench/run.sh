@@ -28,6 +28,9 @@
 #   payloads     what keeping each call's event and result costs (bench/payloads.py:
 #                warm C and python3 echo functions with record.payloads full and off,
 #                a 1 KiB event and result, alternated)
+#   kv           the key-value store (bench/kv.py: a get from inside a warm function
+#                against the same function's no-op invoke, and reads and durable
+#                writes from 32 connections against warm no-op invokes)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -62,7 +65,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -614,6 +617,14 @@ row_payloads() {
     LOAD_TIMEOUT=1800 load $PY bench/payloads.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/payloads.json" \
         || fail "bench/payloads.py failed (see bench/out/payloads.json)"
+}
+
+# ---- kv ------------------------------------------------------------------------
+
+row_kv() {
+    LOAD_TIMEOUT=1800 load $PY bench/kv.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/kv.json" \
+        || fail "bench/kv.py failed (see bench/out/kv.json)"
 }
 
 # ---- the run ------------------------------------------------------------------

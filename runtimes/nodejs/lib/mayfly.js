@@ -21,7 +21,7 @@ const http = require('http');
 
 // Below the server's 60 s keep-alive: a socket is never reused just as the
 // server closes it.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 50000 });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8, timeout: 50000 });
 
 class MayflyError extends Error {
   constructor(status, code, message) {
