@@ -202,13 +202,15 @@ def node_zip():
     return make_zip({"index.js": (FIXTURES / "node_echo" / "index.js").read_bytes()})
 
 
-def ric_zip():
-    """bootstrap + index.js + node_modules/aws-lambda-ric as npm installed it
-    (the native rapid-client.node included), less its build inputs."""
+def ric_zip(index_js=None):
+    """bootstrap + index.js (the fixture's, or index_js) +
+    node_modules/aws-lambda-ric as npm installed it (the native
+    rapid-client.node included), less its build inputs."""
     need_node_package("aws-lambda-ric", "rapid-client.node")
     files = {
         "bootstrap": executable((FIXTURES / "ric_node" / "bootstrap").read_bytes()),
-        "index.js": (FIXTURES / "ric_node" / "index.js").read_bytes(),
+        "index.js": index_js if index_js is not None else
+        (FIXTURES / "ric_node" / "index.js").read_bytes(),
     }
     skip = {"deps", "src", "scripts"}  # sources npm built rapid-client.node from
     for root, dirs, names in os.walk(RIC_DIR):

@@ -223,3 +223,29 @@ def handler(event, context):
     assert out["forbidden"] == 403
     rec = get_record(srv, out["async"])
     assert rec["caller_request_id"] == r.headers["X-Mayfly-Request-Id"]
+
+
+RIC_KV = r"""
+// A stock runtime interface client's function: plain HTTP (Node's fetch)
+// to MAYFLY_API, no helper.
+exports.handler = async (event) => {
+  const base = process.env.MAYFLY_API;
+  const put = await fetch(`${base}/kv/${event.store}/greeting`,
+                          { method: 'PUT', body: 'hello from ric',
+                            headers: { 'Content-Type': 'text/plain' } });
+  const got = await fetch(`${base}/kv/${event.store}/greeting`);
+  return { put: put.status, version: (await put.json()).version,
+           got: await got.text(), etag: got.headers.get('etag') };
+};
+"""
+
+
+def test_a_stock_runtime_reaches_the_api_with_plain_http(shared_server):
+    from test_lambda_api import ric_zip
+    srv = shared_server
+    name, store = unique("ric-kv"), unique("st")
+    deploy(srv, name, ric_zip(RIC_KV.encode()), runtime="provided", handler="index.handler",
+           permissions=[f"kv:{store}"])
+    out = invoke_ok(srv, name, {"store": store}).json()
+    assert out["put"] == 200 and out["got"] == "hello from ric"
+    assert out["etag"] == f'"{out["version"]}"'
