@@ -75,6 +75,18 @@ static int inside_check(http_request_t *req, void *ud, buf_t *refusal)
     return 0;
 }
 
+bool api__call_too_deep(http_request_t *req, int depth)
+{
+    if (depth <= EXEC_MAX_CALL_DEPTH)
+        return false;
+    http_respond_error(req, 508, "loop_detected",
+                       "this call would be the %dth in a chain of calls between functions "
+                       "(at most %d): a function calling itself, or functions calling each "
+                       "other, without end? The chain is stopped here",
+                       depth, EXEC_MAX_CALL_DEPTH);
+    return true;
+}
+
 bool api__inside(const http_request_t *req, exec_caller_t *caller)
 {
     const http_route_t *route = req->route;

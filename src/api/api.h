@@ -113,6 +113,9 @@ void api__route_both(http_router_t *router, api_ctx_t *ctx, enum http_method met
  * then who sent it (exec_caller), valid during this callback only. */
 struct exec_caller;
 bool api__inside(const http_request_t *req, struct exec_caller *caller);
+/* Answers 508 and returns true when a call from inside would make the
+ * chain of calls between functions longer than EXEC_MAX_CALL_DEPTH. */
+bool api__call_too_deep(http_request_t *req, int depth);
 /* Registers a handler whose requests pass check instead of the access-key
  * check (the Lambda API's SigV4, say). */
 void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,

@@ -42,6 +42,9 @@ void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf
         opts.traceparent = tp;
         snprintf(call_from, sizeof call_from, "%s", caller.request_id);
         opts.caller_request_id = call_from;
+        opts.call_depth = caller.call_depth + 1;
+        if (api__call_too_deep(req, opts.call_depth))
+            return;
     }
     mf_error_t err = MF_ERROR_INIT;
     /* The 202 goes out once the event is on disk (on_accepted). */

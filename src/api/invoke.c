@@ -83,6 +83,11 @@ void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t 
         opts.traceparent = tp;
         snprintf(call_from, sizeof call_from, "%s", caller.request_id);
         opts.caller_request_id = call_from;
+        opts.call_depth = caller.call_depth + 1;
+        if (api__call_too_deep(req, opts.call_depth)) {
+            buf_release(&ev);
+            return;
+        }
     }
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {

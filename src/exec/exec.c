@@ -726,6 +726,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     inv->no_record = opts && opts->no_record;
     if (opts && opts->replay_of)
         snprintf(inv->replay_of, sizeof inv->replay_of, "%s", opts->replay_of);
+    inv->call_depth = opts ? opts->call_depth : 0;
     if (opts && opts->caller_request_id)
         snprintf(inv->caller_request_id, sizeof inv->caller_request_id, "%s",
                  opts->caller_request_id);

@@ -74,6 +74,7 @@ struct invocation {
     char trigger[16];            /* faas.trigger: "http" (default), "other" for async */
     bool event_attempt;          /* an attempt at an async event (opts.request_id given) */
     char caller_request_id[ID_UUID_LEN + 1]; /* the call whose function made it, or "" */
+    int call_depth;              /* 0 from outside; the caller's + 1 from inside */
     uint64_t kv_ops;             /* KV operations its function made during it */
 
     /* Plumbing. */
@@ -154,7 +155,14 @@ typedef struct exec_call_opts {
     const char *traceparent;
     const char *trigger;         /* faas.trigger, or NULL for "http" */
     const char *caller_request_id; /* made from inside the call with this id, or NULL */
+    int call_depth;              /* how many calls between functions led to it */
 } exec_call_opts_t;
+
+/* The longest chain of calls functions make of each other (a function
+ * calling itself, or two calling each other, sync or async): the call
+ * that would go past it is refused (508), as Lambda stops recursive
+ * loops. */
+#define EXEC_MAX_CALL_DEPTH 16
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err);
@@ -176,6 +184,7 @@ typedef struct exec_caller {
     /* Its W3C traceparent (the call's span), "" between calls. */
     char traceparent[56];
     uint64_t *kv_ops;            /* the call's KV count, or NULL between calls */
+    int call_depth;              /* the call's (0 between calls) */
 } exec_caller_t;
 
 /* 0 and *out filled, or -ENOENT when req did not come through an

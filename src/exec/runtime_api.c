@@ -292,6 +292,7 @@ int exec_caller(const http_request_t *req, exec_caller_t *out)
         out->request_id = inv->request_id;
         exec__traceparent(inv, out->traceparent, sizeof out->traceparent);
         out->kv_ops = &inv->kv_ops;
+        out->call_depth = inv->call_depth;
     }
     return 0;
 }

@@ -526,6 +526,7 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
         snprintf(j->ev->q.traceparent, sizeof j->ev->q.traceparent, "%s", traceparent);
     if (caller)
         snprintf(j->ev->q.caller_request_id, sizeof j->ev->q.caller_request_id, "%s", caller);
+    j->ev->q.call_depth = opts ? opts->call_depth : 0;
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -1010,6 +1011,7 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                   .caller_request_id = ev->q.caller_request_id[0]
                                                            ? ev->q.caller_request_id
                                                            : NULL,
+                                  .call_depth = ev->q.call_depth,
                                   .trigger = "other" };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);

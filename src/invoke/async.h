@@ -63,6 +63,7 @@ typedef struct async_enqueue_opts {
     const char *traceparent;     /* the caller's W3C traceparent, or NULL; one
                                   * that does not parse is ignored */
     const char *caller_request_id; /* queued from inside this call, or NULL */
+    int call_depth;              /* exec_call_opts_t's */
 } async_enqueue_opts_t;
 
 /* Queues event (taking its memory on success) for function; opts may be

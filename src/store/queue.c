@@ -65,7 +65,8 @@ static const char *const queue__migrations[] = {
     "ALTER TABLE events ADD COLUMN traceparent TEXT;",
 
     /* 4: the call whose function queued the event from inside (NULL: none). */
-    "ALTER TABLE events ADD COLUMN caller_request_id TEXT;",
+    "ALTER TABLE events ADD COLUMN caller_request_id TEXT;"
+    "ALTER TABLE events ADD COLUMN call_depth INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum {
@@ -83,14 +84,15 @@ enum {
 
 static const char *const queue__sql[Q_COUNT] = {
     [Q_EV_INSERT] = "INSERT INTO events (request_id, function, event, enqueued_ms, next_ms,"
-                    " attempts, fn_errors, running, replay_of, traceparent, caller_request_id)"
-                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                    " attempts, fn_errors, running, replay_of, traceparent, caller_request_id,"
+                    " call_depth) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
     [Q_EV_UPDATE] = "UPDATE events SET next_ms = ?2, attempts = ?3, fn_errors = ?4, running = ?5"
                     " WHERE seq = ?1",
     [Q_EV_DELETE] = "DELETE FROM events WHERE seq = ?1",
     [Q_EV_BODY] = "SELECT event FROM events WHERE seq = ?1",
     [Q_EV_LIST] = "SELECT seq, request_id, function, enqueued_ms, next_ms, attempts, fn_errors,"
-                  " running, replay_of, traceparent, caller_request_id FROM events ORDER BY seq",
+                  " running, replay_of, traceparent, caller_request_id, call_depth FROM events"
+                  " ORDER BY seq",
     [Q_AT_PUT] = "INSERT OR REPLACE INTO attempts (request_id, attempt, start_ms, duration_ms,"
                  " status, error_type, error_message) VALUES (?1,?2,?3,?4,?5,?6,?7)",
     [Q_AT_LIST] = "SELECT request_id, attempt, start_ms, duration_ms, status, error_type,"
@@ -277,7 +279,8 @@ int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
              store__bind_text_or_null(st, 10, ev->traceparent[0] ? ev->traceparent : NULL) ==
                  SQLITE_OK &&
              store__bind_text_or_null(st, 11, ev->caller_request_id[0] ? ev->caller_request_id
-                                                                       : NULL) == SQLITE_OK;
+                                                                       : NULL) == SQLITE_OK &&
+             sqlite3_bind_int(st, 12, ev->call_depth) == SQLITE_OK;
     int r = queue__step_done(q, st, ok, "queue an event", err);
     if (r == 0)
         ev->seq = sqlite3_last_insert_rowid(q->db);
@@ -368,6 +371,7 @@ static void queue__row_event(sqlite3_stmt *st, void *item)
     store__copy_text(ev->replay_of, sizeof ev->replay_of, st, 8);
     store__copy_text(ev->traceparent, sizeof ev->traceparent, st, 9);
     store__copy_text(ev->caller_request_id, sizeof ev->caller_request_id, st, 10);
+    ev->call_depth = sqlite3_column_int(st, 11);
 }
 
 int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err)

@@ -36,6 +36,7 @@ typedef struct store_qevent {
     char replay_of[37];       /* the record whose event this runs again, or "" */
     char traceparent[56];     /* the W3C traceparent it was accepted with, or "" */
     char caller_request_id[37]; /* the call whose function queued it, or "" */
+    int call_depth;           /* the chain of calls between functions behind it */
 } store_qevent_t;
 
 /* One attempt at an event, as its record's history shows it. */

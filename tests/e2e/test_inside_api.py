@@ -110,3 +110,30 @@ def test_revoking_a_permission_applies_to_running_instances(shared_server):
     deploy_py(srv, caller, CALLER, permissions=[])
     denied = invoke_ok(srv, caller, {"path": f"/functions/{callee}/invoke"}).json()
     assert denied["status"] == 403
+
+
+RECURSIVE = r"""
+import json, os, urllib.request, urllib.error
+def handler(event, context):
+    # Calls itself, sync, until the platform stops the chain.
+    req = urllib.request.Request(
+        os.environ["MAYFLY_API"] + "/functions/" + context.function_name + "/invoke",
+        data=json.dumps({"depth": event.get("depth", 0) + 1}).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return {"stopped_at": event.get("depth", 0), "status": e.code,
+                "error": json.loads(e.read())["error"]}
+"""
+
+
+def test_a_function_calling_itself_is_stopped_after_16_calls(shared_server):
+    srv = shared_server
+    name = unique("loop")
+    deploy_py(srv, name, RECURSIVE, permissions=[f"invoke:{name}"], max_concurrency=20,
+              memory_mb=128)
+    out = invoke_ok(srv, name, {}, timeout=600).json()
+    assert out["status"] == 508 and out["error"]["code"] == "loop_detected", out
+    # The outside call is depth 0; calls 1..16 ran, the 17th was refused.
+    assert out["stopped_at"] == 16, out

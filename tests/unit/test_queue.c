@@ -288,6 +288,8 @@ static void test_qevent_insert_list_update_delete(void **state)
             snprintf(ev.replay_of, sizeof ev.replay_of, "req-0");
             snprintf(ev.traceparent, sizeof ev.traceparent,
                      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+            snprintf(ev.caller_request_id, sizeof ev.caller_request_id, "req-caller");
+            ev.call_depth = 5;
         }
         ev.seq = -1;
         assert_int_equal(store_qevent_insert(q, &ev, &err), 0);
@@ -323,6 +325,8 @@ static void test_qevent_insert_list_update_delete(void **state)
         assert_string_equal(list[i].traceparent,
                             i == 2 ? "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
                                    : "");
+        assert_string_equal(list[i].caller_request_id, i == 2 ? "req-caller" : "");
+        assert_int_equal(list[i].call_depth, i == 2 ? 5 : 0);
     }
     store_qevent_list_free(list, n);
 
