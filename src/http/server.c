@@ -145,6 +145,7 @@ const char *http_status_text(int status)
     case 409: return "Conflict";
     case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
@@ -154,6 +155,7 @@ const char *http_status_text(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 507: return "Insufficient Storage";
     default: return "Unknown";
     }
 }
@@ -168,11 +170,13 @@ const char *http_status_code_name(int status)
     case 405: return "method_not_allowed";
     case 408: return "request_timeout";
     case 409: return "conflict";
+    case 412: return "precondition_failed";
     case 413: return "payload_too_large";
     case 429: return "throttled";
     case 431: return "header_too_large";
     case 501: return "not_implemented";
     case 503: return "unavailable";
+    case 507: return "insufficient_storage";
     default: return status >= 500 ? "internal" : "bad_request";
     }
 }
