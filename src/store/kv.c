@@ -644,8 +644,11 @@ static int kv__sweep(store_kv_t *kv, int64_t now_ms, int limit, int64_t *removed
     store__stmt_done(st);
     for (size_t i = 0; i < n && r == 0; i++) {
         r = kv__store_add(kv, gone[i].name, -gone[i].keys, -gone[i].bytes, err);
-        if (r == 0 && changed)
-            r = store_kv_store_stats(kv, gone[i].name, &gone[i], err);
+        if (r == 0 && changed) {
+            char name[sizeof gone[i].name];
+            memcpy(name, gone[i].name, sizeof name);
+            r = store_kv_store_stats(kv, name, &gone[i], err);
+        }
     }
     if (r == 0 && changed) {
         *changed = gone;
