@@ -48,7 +48,7 @@ static const char *const kv__migrations[] = {
 enum {
     K_GET, K_LOOKUP, K_UPSERT, K_DELETE,
     K_STORE_ADD, K_STORE_GC, K_STORE_GET, K_STORES,
-    K_VERSION_GET, K_VERSION_SET,
+    K_VERSION_NEXT,
     K_LIST, K_LIST_PREFIX, K_SWEEP, K_DROP_KEYS, K_DROP_STORE,
     K_BEGIN, K_BEGIN_READ, K_COMMIT, K_SAVEPOINT, K_RELEASE, K_ROLLBACK_TO,
     K_BATCH_SAVEPOINT, K_BATCH_RELEASE, K_BATCH_ROLLBACK_TO,
@@ -74,8 +74,10 @@ static const char *const kv__sql[K_COUNT] = {
     [K_STORE_GC] = "DELETE FROM stores WHERE name = ?1 AND keys <= 0",
     [K_STORE_GET] = "SELECT keys, bytes FROM stores WHERE name = ?1",
     [K_STORES] = "SELECT name, keys, bytes FROM stores ORDER BY name",
-    [K_VERSION_GET] = "SELECT version FROM meta WHERE id = 1",
-    [K_VERSION_SET] = "UPDATE meta SET version = ?1 WHERE id = 1",
+    /* In the file, not in memory: another connection (a second server on
+     * the same data, by mistake) cannot hand out the same number. A
+     * write rolled back gives its number back, but no one saw it. */
+    [K_VERSION_NEXT] = "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
     /* One lower bound (>=, the greater of the cursor and the prefix; the
      * cursor's own key is skipped in C) and, with a prefix, an upper one,
      * so the index is walked from the first row that can match to the last. */
@@ -103,7 +105,6 @@ struct store_kv {
     sqlite3 *db;
     sqlite3_stmt *st[K_COUNT];
     bool durable;             /* the open transaction's */
-    int64_t version;          /* the last version given (the writer's) */
     store_kv_limits_t limits;
 };
 
@@ -159,18 +160,6 @@ void store_kv_close(store_kv_t *kv)
     free(kv);
 }
 
-static int kv__load_version(store_kv_t *kv, mf_error_t *err)
-{
-    sqlite3_stmt *st = kv->st[K_VERSION_GET];
-    int r = 0;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        kv->version = sqlite3_column_int64(st, 0);
-    else
-        r = store__sqlite_fail(kv->db, err, "read the version counter");
-    store__stmt_done(st);
-    return r;
-}
-
 int store_kv_open(const char *data_dir, store_kv_t **out, mf_error_t *err)
 {
     cleanup_free char *path = xasprintf("%s/kv.db", data_dir);
@@ -184,8 +173,6 @@ int store_kv_open(const char *data_dir, store_kv_t **out, mf_error_t *err)
                                   &version, err);
     for (int i = 0; i < K_COUNT && r == 0; i++)
         r = store__sqlite_prepare(kv->db, kv__sql[i], &kv->st[i], err);
-    if (r == 0)
-        r = kv__load_version(kv, err);
     if (r < 0) {
         mf_error_wrap(err, "kv `%s`", path);
         store_kv_close(kv);
@@ -593,17 +580,17 @@ static int kv__store_add(store_kv_t *kv, const char *store, int64_t dkeys, int64
 
 static int kv__next_version(store_kv_t *kv, int64_t *out, mf_error_t *err)
 {
-    /* Taken in memory and written: a job rolled back leaves a gap, never
-     * a number given twice (what it wrote was never seen). */
-    int64_t v = kv->version + 1;
-    sqlite3_stmt *st = kv->st[K_VERSION_SET];
-    int r = kv__step_done(kv, st, sqlite3_bind_int64(st, 1, v) == SQLITE_OK,
-                          "advance the version counter", err);
-    if (r < 0)
-        return r;
-    kv->version = v;
-    *out = v;
-    return 0;
+    sqlite3_stmt *st = kv->st[K_VERSION_NEXT];
+    int r = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        r = store__sqlite_fail(kv->db, err, "advance the version counter");
+    /* Stepped to its end, so the UPDATE is complete before the reset. */
+    if (r == 0 && sqlite3_step(st) != SQLITE_DONE)
+        r = store__sqlite_fail(kv->db, err, "advance the version counter");
+    store__stmt_done(st);
+    return r;
 }
 
 /* Removes expired keys, up to limit, adjusting their stores' counts. */
@@ -855,7 +842,6 @@ int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *o
     }
     mf_error_t ignored = MF_ERROR_INIT;
     if (r < 0) {
-        /* The versions taken stay taken: never given twice. */
         kv__step_done(kv, kv->st[K_BATCH_ROLLBACK_TO], 1, "roll back a batch", &ignored);
         memset(versions, 0, n * sizeof *versions);
     }

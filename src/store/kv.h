@@ -6,9 +6,10 @@
  *
  * A store_kv_t is one connection, used from one thread at a time: the event
  * loop opens one to read, and the writer thread (store/writer.h) one to
- * write. Versions come from one counter per file, kept in the file: every
- * write takes the next number, so a version is never given twice, not even
- * to a key deleted and made again.
+ * write. Versions come from one counter per file, kept in the file and
+ * advanced in the write's own transaction: every committed write has a
+ * number above all before it, so a version is never seen twice, not even
+ * on a key deleted and made again.
  *
  * Calls return 0 or a negative errno and fill *err:
  *   -ENOENT     the key (or store) is not there, or has expired
