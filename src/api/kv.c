@@ -168,7 +168,8 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
         r = state_kv_check_content_type("Content-Type", ctype, strlen(ctype), &err);
     size_t max = state_kv_config(ctx->kv)->max_value_bytes;
     if (r == 0 && req->body.len > max)
-        r = mf_error_plain(&err, EFBIG, "the value is %zu bytes, over the most a value may be (%zu)",
+        r = mf_error_plain(&err, EFBIG,
+                           "the value is %zu bytes, over the most a value may be (%zu)",
                            req->body.len, max);
     if (r < 0) {
         kv_fail(req, r, &err);
@@ -194,8 +195,8 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
         return;
     mf_error_t err = MF_ERROR_INIT;
     store_kv_item_t it;
-    int r = state_kv_get(ctx->kv, req->params[0], req->params[1], strlen(req->params[1]), &it,
-                         &err);
+    int r =
+        state_kv_get(ctx->kv, req->params[0], req->params[1], strlen(req->params[1]), &it, &err);
     if (r < 0) {
         kv_fail(req, r, &err);
         return;
@@ -207,7 +208,7 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
         http_header_add(req, "X-Mayfly-Expires", "%s", when);
     }
     /* The value's memory goes out as it is, without a copy. */
-    buf_t body = { it.value, it.value_len, it.value_len + 1 };
+    buf_t body = {it.value, it.value_len, it.value_len + 1};
     it.value = NULL;
     http_respond_buf(req, 200, it.content_type, &body);
     store_kv_item_clear(&it);
@@ -251,8 +252,8 @@ static void on_incr_done(void *ud, int r, const state_kv_result_t *res, const mf
         return;
     }
     kv_add_version_header(req, res->version);
-    cleanup_json json_t *out = json_pack("{sIsI}", "value", (json_int_t)res->value, "version",
-                                         (json_int_t)res->version);
+    cleanup_json json_t *out =
+        json_pack("{sIsI}", "value", (json_int_t)res->value, "version", (json_int_t)res->version);
     http_respond_json(req, 200, out);
 }
 
@@ -357,11 +358,11 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     }
     json_t *keys = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(
-            keys, json_pack("{s:s%, s:I, s:I, s:o}", "key", (const char *)items[i].key,
-                            items[i].key_len, "version", (json_int_t)items[i].version, "size",
-                            (json_int_t)items[i].size, "expires",
-                            kv_time_or_null(items[i].expires_ms)));
+        json_array_append_new(keys,
+                              json_pack("{s:s%, s:I, s:I, s:o}", "key", (const char *)items[i].key,
+                                        items[i].key_len, "version", (json_int_t)items[i].version,
+                                        "size", (json_int_t)items[i].size, "expires",
+                                        kv_time_or_null(items[i].expires_ms)));
     json_t *next = json_null();
     if (more && n) {
         buf_t c = BUF_INIT;
@@ -389,9 +390,8 @@ static void handle_stats(http_request_t *req, api_ctx_t *ctx)
     }
     cleanup_json json_t *out = json_pack(
         "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "store", req->params[0], "keys", (json_int_t)s.keys,
-        "bytes", (json_int_t)s.bytes, "reads", (json_int_t)s.reads, "writes",
-        (json_int_t)s.writes, "max_bytes", (json_int_t)s.max_bytes, "max_keys",
-        (json_int_t)s.max_keys);
+        "bytes", (json_int_t)s.bytes, "reads", (json_int_t)s.reads, "writes", (json_int_t)s.writes,
+        "max_bytes", (json_int_t)s.max_bytes, "max_keys", (json_int_t)s.max_keys);
     http_respond_json(req, 200, out);
 }
 
@@ -447,8 +447,8 @@ static void on_batch_written(void *ud, int r, const state_kv_result_t *res, cons
     }
     json_t *versions = json_array();
     for (size_t i = 0; i < res->n; i++)
-        json_array_append_new(versions, res->versions[i] ? json_integer(res->versions[i])
-                                                         : json_null());
+        json_array_append_new(versions,
+                              res->versions[i] ? json_integer(res->versions[i]) : json_null());
     cleanup_json json_t *out = json_pack("{s:o}", "versions", versions);
     http_respond_json(req, 200, out);
 }
@@ -466,8 +466,8 @@ static void batch_get(http_request_t *req, api_ctx_t *ctx, state_kv_batch_t *b)
     json_t *list = json_array();
     for (size_t i = 0; i < b->nkeys; i++) {
         store_kv_item_t *it = &items[i];
-        json_t *o = json_pack("{s:s%, s:b}", "key", (const char *)it->key, it->key_len, "found",
-                              it->found);
+        json_t *o =
+            json_pack("{s:s%, s:b}", "key", (const char *)it->key, it->key_len, "found", it->found);
         if (it->found) {
             buf_t enc = BUF_INIT;
             codec_base64_encode(&enc, it->value, it->value_len);
@@ -535,7 +535,7 @@ static void handle_batch(http_request_t *req, api_ctx_t *ctx)
     j->body = req->body;
     buf_init(&req->body, 0);
     if (j->body.len <= BATCH_PARSE_INLINE_MAX) {
-        batch_parse(&(uv_work_t){ .data = j });
+        batch_parse(&(uv_work_t){.data = j});
         batch_run(j);
         return;
     }
@@ -560,16 +560,15 @@ void api__kv_register(http_router_t *router, api_ctx_t *ctx)
         batch_max = 8u << 20;
     /* The literal segments (_stats, _batch) before {key*}, which would
      * match them too: the router takes the first route that matches. */
-    api__route_both(router, ctx, HTTP_GET, "/v1/kv/{store}/_stats", handle_stats, 0, FN_PERM_KV,
-                    0);
+    api__route_both(router, ctx, HTTP_GET, "/v1/kv/{store}/_stats", handle_stats, 0, FN_PERM_KV, 0);
     api__route_both(router, ctx, HTTP_POST, "/v1/kv/{store}/_batch", handle_batch, batch_max,
                     FN_PERM_KV, 0);
     api__route_both(router, ctx, HTTP_GET, "/v1/kv/{store}", handle_list, 0, FN_PERM_KV, 0);
     api__route_both(router, ctx, HTTP_PUT, "/v1/kv/{store}/{key*}", handle_put, max_value,
                     FN_PERM_KV, 0);
     api__route_both(router, ctx, HTTP_GET, "/v1/kv/{store}/{key*}", handle_get, 0, FN_PERM_KV, 0);
-    api__route_both(router, ctx, HTTP_DELETE, "/v1/kv/{store}/{key*}", handle_delete, 0,
-                    FN_PERM_KV, 0);
+    api__route_both(router, ctx, HTTP_DELETE, "/v1/kv/{store}/{key*}", handle_delete, 0, FN_PERM_KV,
+                    0);
     api__route_both(router, ctx, HTTP_POST, "/v1/kv/{store}/{key*}/incr", handle_incr,
                     INCR_BODY_MAX, FN_PERM_KV, 0);
     /* Across stores: outside only. */

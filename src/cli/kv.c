@@ -48,17 +48,17 @@ enum {
 };
 
 static const struct option kv_options[] = {
-    { "ttl", required_argument, NULL, OPT_TTL },
-    { "if-version", required_argument, NULL, OPT_IF_VERSION },
-    { "content-type", required_argument, NULL, OPT_CONTENT_TYPE },
-    { "prefix", required_argument, NULL, OPT_PREFIX },
-    { "json", no_argument, NULL, OPT_JSON },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    {"ttl", required_argument, NULL, OPT_TTL},
+    {"if-version", required_argument, NULL, OPT_IF_VERSION},
+    {"content-type", required_argument, NULL, OPT_CONTENT_TYPE},
+    {"prefix", required_argument, NULL, OPT_PREFIX},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 typedef struct kv_args {
-    const char *sub;             /* get, put, rm, ls */
+    const char *sub; /* get, put, rm, ls */
     const char *store, *key, *value;
     const char *ttl, *if_version, *content_type, *prefix;
     bool json;
@@ -92,8 +92,8 @@ static int kv_call(const char *method, const char *path, const buf_t *body,
                    const client_header_t *headers, size_t nheaders, long ok,
                    client_response_t *resp)
 {
-    if (cli_request(method, path, body ? body->data : NULL, body ? body->len : 0, headers,
-                    nheaders, resp))
+    if (cli_request(method, path, body ? body->data : NULL, body ? body->len : 0, headers, nheaders,
+                    resp))
         return CLI_EXIT_ERROR;
     if (resp->status != ok) {
         client_print_error(resp);
@@ -147,14 +147,14 @@ static int kv_put(const kv_args_t *a)
     kv_path(&path, a->store, a->key, NULL);
     /* Always a type: libcurl would otherwise say the bytes are a form. */
     client_header_t headers[3] = {
-        { "Content-Type", a->content_type ? a->content_type : "application/octet-stream" },
+        {"Content-Type", a->content_type ? a->content_type : "application/octet-stream"},
     };
     size_t n = 1;
     if (a->ttl)
-        headers[n++] = (client_header_t){ "X-Mayfly-TTL", a->ttl };
+        headers[n++] = (client_header_t){"X-Mayfly-TTL", a->ttl};
     if (a->if_version) {
         buf_addf(&match, "\"%s\"", a->if_version);
-        headers[n++] = (client_header_t){ "If-Match", match.data };
+        headers[n++] = (client_header_t){"If-Match", match.data};
     }
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     int rc = kv_call("PUT", path.data, &value, headers, n, 200, &resp);
@@ -175,7 +175,7 @@ static int kv_rm(const kv_args_t *a)
 {
     cleanup_buf buf_t path = BUF_INIT, match = BUF_INIT;
     kv_path(&path, a->store, a->key, NULL);
-    client_header_t header = { "If-Match", NULL };
+    client_header_t header = {"If-Match", NULL};
     if (a->if_version) {
         buf_addf(&match, "\"%s\"", a->if_version);
         header.value = match.data;
@@ -188,7 +188,7 @@ static int kv_rm(const kv_args_t *a)
 }
 
 #define KEY_COLS 4
-static const char *const key_header[KEY_COLS] = { "KEY", "VERSION", "SIZE", "EXPIRES" };
+static const char *const key_header[KEY_COLS] = {"KEY", "VERSION", "SIZE", "EXPIRES"};
 
 static void key_row(buf_t *cells, const json_t *k)
 {
@@ -199,7 +199,7 @@ static void key_row(buf_t *cells, const json_t *k)
 }
 
 #define STORE_COLS 3
-static const char *const store_header[STORE_COLS] = { "STORE", "KEYS", "BYTES" };
+static const char *const store_header[STORE_COLS] = {"STORE", "KEYS", "BYTES"};
 
 static void store_row(buf_t *cells, const json_t *s)
 {
@@ -267,9 +267,7 @@ static int kv_parse(int argc, char **argv, kv_args_t *a, char *cmd)
     cli_getopt_begin(argc, argv, cmd);
     while ((opt = getopt_long(argc, argv, "h", kv_options, NULL)) != -1) {
         switch (opt) {
-        case 'h':
-            fputs(kv_usage, stdout);
-            return CLI_EXIT_OK;
+        case 'h': fputs(kv_usage, stdout); return CLI_EXIT_OK;
         case OPT_TTL:
             if (!positive(optarg, 31536000))
                 return cli_usage_error(cmd, kv_usage,
@@ -285,20 +283,13 @@ static int kv_parse(int argc, char **argv, kv_args_t *a, char *cmd)
                                        optarg);
             a->if_version = optarg;
             break;
-        case OPT_CONTENT_TYPE:
-            a->content_type = optarg;
-            break;
-        case OPT_PREFIX:
-            a->prefix = optarg;
-            break;
-        case OPT_JSON:
-            a->json = true;
-            break;
-        default:
-            return cli_usage_error(cmd, kv_usage, NULL);
+        case OPT_CONTENT_TYPE: a->content_type = optarg; break;
+        case OPT_PREFIX: a->prefix = optarg; break;
+        case OPT_JSON: a->json = true; break;
+        default: return cli_usage_error(cmd, kv_usage, NULL);
         }
     }
-    const char **want[3] = { &a->store, &a->key, &a->value };
+    const char **want[3] = {&a->store, &a->key, &a->value};
     size_t min = 2, max = 2;
     bool put = !strcmp(a->sub, "put"), rm = !strcmp(a->sub, "rm"), ls = !strcmp(a->sub, "ls");
     if (put)
@@ -329,7 +320,7 @@ int cmd_kv(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(const kv_args_t *a);
-    } subs[] = { { "get", kv_get }, { "put", kv_put }, { "rm", kv_rm }, { "ls", kv_ls } };
+    } subs[] = {{"get", kv_get}, {"put", kv_put}, {"rm", kv_rm}, {"ls", kv_ls}};
     if (argc < 2)
         return cli_usage_error("kv", kv_usage, "missing the operation (get, put, rm or ls)");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -339,7 +330,7 @@ int cmd_kv(int argc, char **argv)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(argv[1], subs[i].name))
             continue;
-        kv_args_t a = { .sub = subs[i].name };
+        kv_args_t a = {.sub = subs[i].name};
         char cmd[16];
         snprintf(cmd, sizeof cmd, "kv %s", subs[i].name);
         int rc = kv_parse(argc - 1, argv + 1, &a, cmd);

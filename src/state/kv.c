@@ -29,12 +29,12 @@ typedef struct kv_counts {
 struct state_kv {
     uv_loop_t *loop;
     state_kv_config_t cfg;
-    store_kv_t *rq;              /* the loop's reading connection */
+    store_kv_t *rq; /* the loop's reading connection */
     store_writer_t *writer;
     uv_timer_t *sweep_timer;
-    bool sweeping;               /* a sweep job is with the writer */
+    bool sweeping; /* a sweep job is with the writer */
     bool stopping;
-    map_t counts;                /* store name → kv_counts_t */
+    map_t counts; /* store name → kv_counts_t */
     metrics_family_t *m_keys, *m_bytes, *m_reads, *m_writes;
 };
 
@@ -44,14 +44,14 @@ typedef struct kv_job {
     state_kv_t *kv;
     kv_job_kind_t kind;
     char store[65];
-    store_kv_op_t *ops;          /* write: owned */
+    store_kv_op_t *ops; /* write: owned */
     size_t nops;
     int64_t *versions;
-    char *key;                   /* incr: owned */
+    char *key; /* incr: owned */
     size_t key_len;
     int64_t by, ttl_ms;
-    int64_t value, version;      /* incr: the outcome */
-    store_kv_store_stats_t after; /* the store once written (for the gauges) */
+    int64_t value, version;          /* incr: the outcome */
+    store_kv_store_stats_t after;    /* the store once written (for the gauges) */
     store_kv_store_stats_t *changed; /* sweep: the stores it touched, after */
     size_t nchanged;
     int64_t removed;
@@ -88,27 +88,27 @@ static void kv__count_reads(state_kv_t *kv, const char *store, bool found, uint6
     if (!c || !n)
         return;
     c->reads += n;
-    const char *labels[] = { store };
+    const char *labels[] = {store};
     metrics_inc(kv->m_reads, labels, (double)n);
 }
 
 static void kv__set_gauges(state_kv_t *kv, const store_kv_store_stats_t *s)
 {
-    const char *labels[] = { s->name };
+    const char *labels[] = {s->name};
     metrics_set(kv->m_keys, labels, (double)s->keys);
     metrics_set(kv->m_bytes, labels, (double)s->bytes);
 }
 
 static void kv__metrics_setup(state_kv_t *kv)
 {
-    static const char *const store[] = { "store", NULL };
+    static const char *const store[] = {"store", NULL};
     kv->m_keys = metrics_family_new(METRICS_GAUGE, "mayfly_kv_keys",
                                     "Keys a key-value store holds (expired ones not yet swept "
                                     "included).",
                                     store, NULL, 0);
-    kv->m_bytes = metrics_family_new(METRICS_GAUGE, "mayfly_kv_bytes",
-                                     "Bytes of keys and values a key-value store holds.", store,
-                                     NULL, 0);
+    kv->m_bytes =
+        metrics_family_new(METRICS_GAUGE, "mayfly_kv_bytes",
+                           "Bytes of keys and values a key-value store holds.", store, NULL, 0);
     kv->m_reads = metrics_family_new(METRICS_COUNTER, "mayfly_kv_reads_total",
                                      "Keys read from a key-value store (a listing counts one).",
                                      store, NULL, 0);
@@ -140,9 +140,7 @@ static int kv__apply(void *db, void *arg, mf_error_t *err)
         r = store_kv_incr(w, j->store, j->key, j->key_len, j->by, j->ttl_ms, now, &j->value,
                           &j->version, err);
         break;
-    case JOB_DROP:
-        r = store_kv_drop(w, j->store, err);
-        break;
+    case JOB_DROP: r = store_kv_drop(w, j->store, err); break;
     case JOB_SWEEP:
         return store_kv_sweep(w, now, SWEEP_BATCH, &j->removed, &j->changed, &j->nchanged, err);
     }
@@ -158,23 +156,23 @@ static void kv__done(void *arg, int r, const mf_error_t *err)
 {
     kv_job_t *j = arg;
     state_kv_t *kv = j->kv;
-    state_kv_result_t res = { 0 };
+    state_kv_result_t res = {0};
     switch (j->kind) {
     case JOB_WRITE:
     case JOB_INCR:
         if (r == 0) {
             uint64_t n = j->kind == JOB_WRITE ? j->nops : 1;
             kv__counts(kv, j->store, true)->writes += n;
-            const char *labels[] = { j->store };
+            const char *labels[] = {j->store};
             metrics_inc(kv->m_writes, labels, (double)n);
             kv__set_gauges(kv, &j->after);
         }
-        res = (state_kv_result_t){ .versions = j->versions, .n = j->nops, .value = j->value,
-                                   .version = j->version };
+        res = (state_kv_result_t){
+            .versions = j->versions, .n = j->nops, .value = j->value, .version = j->version};
         break;
     case JOB_DROP:
         if (r == 0) {
-            const char *labels[] = { j->store };
+            const char *labels[] = {j->store};
             metrics_remove(kv->m_keys, labels);
             metrics_remove(kv->m_bytes, labels);
             free(map_remove(&kv->counts, j->store));
@@ -242,9 +240,9 @@ int state_kv_open(uv_loop_t *loop, const char *data_dir, const state_kv_config_t
     kv->cfg = *cfg;
     if (!kv->cfg.sweep_interval_ms)
         kv->cfg.sweep_interval_ms = 2000;
-    store_kv_limits_t limits = { .max_value_bytes = (int64_t)cfg->max_value_bytes,
-                                 .max_store_bytes = cfg->max_store_bytes,
-                                 .max_keys = cfg->max_keys };
+    store_kv_limits_t limits = {.max_value_bytes = (int64_t)cfg->max_value_bytes,
+                                .max_store_bytes = cfg->max_store_bytes,
+                                .max_keys = cfg->max_keys};
     int r = store_kv_open(data_dir, &kv->rq, err);
     if (r < 0) {
         free(kv);
@@ -374,12 +372,12 @@ int state_kv_stats(state_kv_t *kv, const char *store, state_kv_stats_t *out, mf_
     if ((r = store_kv_store_stats(kv->rq, store, &s, err)) < 0)
         return r;
     const kv_counts_t *c = kv__counts(kv, store, false);
-    *out = (state_kv_stats_t){ .keys = s.keys,
-                               .bytes = s.bytes,
-                               .reads = c ? c->reads : 0,
-                               .writes = c ? c->writes : 0,
-                               .max_bytes = kv->cfg.max_store_bytes,
-                               .max_keys = kv->cfg.max_keys };
+    *out = (state_kv_stats_t){.keys = s.keys,
+                              .bytes = s.bytes,
+                              .reads = c ? c->reads : 0,
+                              .writes = c ? c->writes : 0,
+                              .max_bytes = kv->cfg.max_store_bytes,
+                              .max_keys = kv->cfg.max_keys};
     return 0;
 }
 

@@ -26,15 +26,15 @@
 typedef struct state_kv state_kv_t;
 
 typedef struct state_kv_config {
-    size_t max_value_bytes;      /* --kv-max-value-kb: the most bytes of one value */
-    int64_t max_store_bytes;     /* --kv-max-store-mb: keys and values of one store */
-    int64_t max_keys;            /* --kv-max-keys: keys of one store */
-    unsigned sweep_interval_ms;  /* how often expired keys are looked for */
+    size_t max_value_bytes;     /* --kv-max-value-kb: the most bytes of one value */
+    int64_t max_store_bytes;    /* --kv-max-store-mb: keys and values of one store */
+    int64_t max_keys;           /* --kv-max-keys: keys of one store */
+    unsigned sweep_interval_ms; /* how often expired keys are looked for */
 } state_kv_config_t;
 
 #define STATE_KV_CONFIG_DEFAULT                                                                    \
     {                                                                                              \
-        .max_value_bytes = (size_t)1024 << 10, .max_store_bytes = (int64_t)256 << 20,             \
+        .max_value_bytes = (size_t)1024 << 10, .max_store_bytes = (int64_t)256 << 20,              \
         .max_keys = 1000000, .sweep_interval_ms = 2000,                                            \
     }
 
@@ -66,8 +66,7 @@ int state_kv_check_store(const char *what, const char *name, mf_error_t *err);
 int state_kv_check_key(const char *what, const void *key, size_t len, mf_error_t *err);
 /* A content type stored with a value: 1 to 255 printable ASCII bytes (it
  * goes back out as a header). */
-int state_kv_check_content_type(const char *what, const char *type, size_t len,
-                                mf_error_t *err);
+int state_kv_check_content_type(const char *what, const char *type, size_t len, mf_error_t *err);
 /* A TTL in seconds as text (?ttl=, X-Mayfly-TTL): 1 to STATE_KV_TTL_MAX. */
 int state_kv_parse_ttl(const char *what, const char *s, int64_t *ttl_s, mf_error_t *err);
 
@@ -75,9 +74,9 @@ int state_kv_parse_ttl(const char *what, const char *s, int64_t *ttl_s, mf_error
  * writes (ops), never both. Everything in it is owned. */
 typedef struct state_kv_batch {
     bool is_get;
-    slice_t *keys;               /* get: each base malloc'd */
+    slice_t *keys; /* get: each base malloc'd */
     size_t nkeys;
-    store_kv_op_t *ops;          /* ops: key, value, content_type malloc'd */
+    store_kv_op_t *ops; /* ops: key, value, content_type malloc'd */
     size_t nops;
 } state_kv_batch_t;
 
@@ -111,16 +110,15 @@ typedef struct state_kv_stats {
 } state_kv_stats_t;
 int state_kv_stats(state_kv_t *kv, const char *store, state_kv_stats_t *out, mf_error_t *err);
 /* Every store that holds keys (free *out). */
-int state_kv_stores(state_kv_t *kv, store_kv_store_stats_t **out, size_t *count,
-                    mf_error_t *err);
+int state_kv_stores(state_kv_t *kv, store_kv_store_stats_t **out, size_t *count, mf_error_t *err);
 
 /* ---- writes (answered on the loop once on disk) ------------------------- */
 
 typedef struct state_kv_result {
-    const int64_t *versions;     /* write: one per op, 0 for a delete */
+    const int64_t *versions; /* write: one per op, 0 for a delete */
     size_t n;
-    int64_t value;               /* incr: the new value */
-    int64_t version;             /* incr: its version */
+    int64_t value;   /* incr: the new value */
+    int64_t version; /* incr: its version */
 } state_kv_result_t;
 /* r is 0, or the write's error (nothing of it was written); for a batch,
  * err's message starts with the failing op ("ops[2]: …"). */

@@ -37,8 +37,8 @@ int state_kv_check_key(const char *what, const void *key, size_t len, mf_error_t
         i += n;
     }
     if ((len == 6 && !memcmp(key, "_stats", 6)) || (len == 6 && !memcmp(key, "_batch", 6)))
-        return mf_error_plain(err, EINVAL, "%s: `%.6s` is reserved (it names an operation)",
-                              what, (const char *)key);
+        return mf_error_plain(err, EINVAL, "%s: `%.6s` is reserved (it names an operation)", what,
+                              (const char *)key);
     return 0;
 }
 
@@ -49,9 +49,8 @@ int state_kv_check_content_type(const char *what, const char *type, size_t len, 
                               STORE_KV_CONTENT_TYPE_MAX);
     for (size_t i = 0; i < len; i++)
         if (type[i] < 0x20 || type[i] > 0x7e)
-            return mf_error_plain(err, EINVAL,
-                                  "%s: must be printable ASCII (it is sent back as a header)",
-                                  what);
+            return mf_error_plain(
+                err, EINVAL, "%s: must be printable ASCII (it is sent back as a header)", what);
     return 0;
 }
 
@@ -127,8 +126,7 @@ static json_t *batch__opt(const json_t *o, const char *name)
     return json_is_null(v) ? NULL : v;
 }
 
-static int batch__key(const json_t *v, const char *what, char **key, size_t *len,
-                      mf_error_t *err)
+static int batch__key(const json_t *v, const char *what, char **key, size_t *len, mf_error_t *err)
 {
     if (!json_is_string(v))
         return mf_error_plain(err, EINVAL, "%s: must be a string", what);
@@ -159,7 +157,7 @@ static int batch__get(const json_t *list, state_kv_batch_t *out, mf_error_t *err
         int r = batch__key(json_array_get(list, i), what, &key, &len, err);
         if (r < 0)
             return r;
-        out->keys[i] = (slice_t){ key, len };
+        out->keys[i] = (slice_t){key, len};
         out->nkeys = i + 1;
     }
     return 0;
@@ -169,8 +167,8 @@ static int batch__int(const json_t *v, const char *what, const char *field, int6
                       int64_t max, int64_t *out, mf_error_t *err)
 {
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return mf_error_plain(err, EINVAL, "%s.%s: must be a whole number from %lld to %lld",
-                              what, field, (long long)min, (long long)max);
+        return mf_error_plain(err, EINVAL, "%s.%s: must be a whole number from %lld to %lld", what,
+                              field, (long long)min, (long long)max);
     *out = json_integer_value(v);
     return 0;
 }
@@ -178,10 +176,10 @@ static int batch__int(const json_t *v, const char *what, const char *field, int6
 static int batch__op(const json_t *o, const char *what, size_t max_value, store_kv_op_t *op,
                      mf_error_t *err)
 {
-    static const char *const put_fields[] = { "op",  "key",        "value",      "value_base64",
-                                              "content_type", "ttl", "if_version", "if_absent",
-                                              NULL };
-    static const char *const delete_fields[] = { "op", "key", "if_version", NULL };
+    static const char *const put_fields[] = {"op",           "key",          "value",
+                                             "value_base64", "content_type", "ttl",
+                                             "if_version",   "if_absent",    NULL};
+    static const char *const delete_fields[] = {"op", "key", "if_version", NULL};
     char field[64];
     if (!json_is_object(o))
         return mf_error_plain(err, EINVAL, "%s: must be an object", what);
@@ -230,25 +228,27 @@ static int batch__op(const json_t *o, const char *what, size_t max_value, store_
     }
     json_t *text = batch__opt(o, "value"), *b64 = batch__opt(o, "value_base64");
     if (!text == !b64)
-        return mf_error_plain(err, EINVAL, "%s: give the value as one of value (UTF-8 text) or "
-                                           "value_base64",
+        return mf_error_plain(err, EINVAL,
+                              "%s: give the value as one of value (UTF-8 text) or "
+                              "value_base64",
                               what);
     if (text) {
         if (!json_is_string(text))
-            return mf_error_plain(err, EINVAL, "%s.value: must be a string (UTF-8 text; bytes "
-                                               "go in value_base64)",
+            return mf_error_plain(err, EINVAL,
+                                  "%s.value: must be a string (UTF-8 text; bytes "
+                                  "go in value_base64)",
                                   what);
         op->value = batch__dup(text, &op->value_len);
     } else {
         if (!json_is_string(b64))
             return mf_error_plain(err, EINVAL, "%s.value_base64: must be a base64 string", what);
         buf_t bytes = BUF_INIT;
-        r = codec_base64_decode(&bytes, json_string_value(b64), json_string_length(b64),
-                                max_value);
+        r = codec_base64_decode(&bytes, json_string_value(b64), json_string_length(b64), max_value);
         if (r == -EFBIG) {
             buf_release(&bytes);
-            return mf_error_plain(err, EFBIG, "%s.value_base64: the value is over %zu bytes, the "
-                                              "most a value may be",
+            return mf_error_plain(err, EFBIG,
+                                  "%s.value_base64: the value is over %zu bytes, the "
+                                  "most a value may be",
                                   what, max_value);
         }
         if (r < 0) {
@@ -263,8 +263,7 @@ static int batch__op(const json_t *o, const char *what, size_t max_value, store_
     return 0;
 }
 
-static int batch__ops(const json_t *list, size_t max_value, state_kv_batch_t *out,
-                      mf_error_t *err)
+static int batch__ops(const json_t *list, size_t max_value, state_kv_batch_t *out, mf_error_t *err)
 {
     if (!json_is_array(list))
         return mf_error_plain(err, EINVAL, "ops: must be a list of operations");
@@ -288,7 +287,7 @@ static int batch__ops(const json_t *list, size_t max_value, state_kv_batch_t *ou
 int state_kv_batch_parse(const void *body, size_t len, size_t max_value_bytes,
                          state_kv_batch_t *out, mf_error_t *err)
 {
-    static const char *const top[] = { "get", "ops", NULL };
+    static const char *const top[] = {"get", "ops", NULL};
     memset(out, 0, sizeof *out);
     json_error_t jerr;
     json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);

@@ -46,12 +46,29 @@ static const char *const kv__migrations[] = {
 };
 
 enum {
-    K_GET, K_LOOKUP, K_UPSERT, K_DELETE,
-    K_STORE_ADD, K_STORE_GC, K_STORE_GET, K_STORES,
+    K_GET,
+    K_LOOKUP,
+    K_UPSERT,
+    K_DELETE,
+    K_STORE_ADD,
+    K_STORE_GC,
+    K_STORE_GET,
+    K_STORES,
     K_VERSION_NEXT,
-    K_LIST, K_LIST_PREFIX, K_SWEEP, K_DROP_KEYS, K_DROP_STORE,
-    K_BEGIN, K_BEGIN_READ, K_COMMIT, K_SAVEPOINT, K_RELEASE, K_ROLLBACK_TO,
-    K_BATCH_SAVEPOINT, K_BATCH_RELEASE, K_BATCH_ROLLBACK_TO,
+    K_LIST,
+    K_LIST_PREFIX,
+    K_SWEEP,
+    K_DROP_KEYS,
+    K_DROP_STORE,
+    K_BEGIN,
+    K_BEGIN_READ,
+    K_COMMIT,
+    K_SAVEPOINT,
+    K_RELEASE,
+    K_ROLLBACK_TO,
+    K_BATCH_SAVEPOINT,
+    K_BATCH_RELEASE,
+    K_BATCH_ROLLBACK_TO,
     K_COUNT
 };
 
@@ -104,7 +121,7 @@ static const char *const kv__sql[K_COUNT] = {
 struct store_kv {
     sqlite3 *db;
     sqlite3_stmt *st[K_COUNT];
-    bool durable;             /* the open transaction's */
+    bool durable; /* the open transaction's */
     store_kv_limits_t limits;
 };
 
@@ -169,8 +186,8 @@ int store_kv_open(const char *data_dir, store_kv_t **out, mf_error_t *err)
     int r = store__sqlite_open(path, &kv->db, err);
     if (r == 0)
         r = store__sqlite_migrate(kv->db, kv__migrations,
-                                  (int)(sizeof kv__migrations / sizeof kv__migrations[0]),
-                                  &version, err);
+                                  (int)(sizeof kv__migrations / sizeof kv__migrations[0]), &version,
+                                  err);
     for (int i = 0; i < K_COUNT && r == 0; i++)
         r = store__sqlite_prepare(kv->db, kv__sql[i], &kv->st[i], err);
     if (r < 0) {
@@ -189,8 +206,8 @@ int store_kv_begin(store_kv_t *kv, bool durable, mf_error_t *err)
     /* The synchronous level applies to the commit that follows; it cannot
      * change inside a transaction, so it is set before BEGIN. */
     if (durable != kv->durable) {
-        int r = store__sqlite_exec(kv->db, durable ? "PRAGMA synchronous = FULL"
-                                                   : "PRAGMA synchronous = NORMAL", err);
+        int r = store__sqlite_exec(
+            kv->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err);
         if (r < 0)
             return r;
         kv->durable = durable;
@@ -261,12 +278,12 @@ int store_kv_writer_db(const char *data_dir, const store_kv_limits_t *limits,
     /* Large values make large transactions: the writer keeps the WAL cut
      * back, off the loop. */
     store__wal_bounded(kv->db);
-    *out = (store_writer_db_t){ .db = kv,
-                                .begin = kv__w_begin,
-                                .savepoint = kv__w_savepoint,
-                                .release = kv__w_release,
-                                .commit = kv__w_commit,
-                                .close = kv__w_close };
+    *out = (store_writer_db_t){.db = kv,
+                               .begin = kv__w_begin,
+                               .savepoint = kv__w_savepoint,
+                               .release = kv__w_release,
+                               .commit = kv__w_commit,
+                               .close = kv__w_close};
     return 0;
 }
 
@@ -325,8 +342,8 @@ static int kv__get(store_kv_t *kv, const char *store, const void *key, size_t ke
     return r;
 }
 
-int store_kv_get(store_kv_t *kv, const char *store, const void *key, size_t key_len,
-                 int64_t now_ms, store_kv_item_t *out, mf_error_t *err)
+int store_kv_get(store_kv_t *kv, const char *store, const void *key, size_t key_len, int64_t now_ms,
+                 store_kv_item_t *out, mf_error_t *err)
 {
     memset(out, 0, sizeof *out);
     int r = kv__get(kv, store, key, key_len, now_ms, out, err);
@@ -444,7 +461,8 @@ int store_kv_list(store_kv_t *kv, const char *store, const void *prefix, size_t 
         it->size = sqlite3_column_int64(st, 2);
         it->expires_ms = sqlite3_column_int64(st, 3);
     }
-    int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store__sqlite_fail(kv->db, err, "list keys");
+    int r =
+        rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store__sqlite_fail(kv->db, err, "list keys");
     store__stmt_done(st);
     if (r < 0) {
         store_kv_items_free(items, n);
@@ -512,12 +530,12 @@ int store_kv_stores(store_kv_t *kv, store_kv_store_stats_t **out, size_t *count,
 /* What a write finds of its key: the row (even expired), and whether it
  * is live. */
 typedef struct kv_found {
-    bool row;                 /* a row is there, live or expired */
+    bool row; /* a row is there, live or expired */
     bool live;
     int64_t version;
     int64_t size;
     int64_t expires_ms;
-    char *content_type;       /* with_value only: owned */
+    char *content_type; /* with_value only: owned */
     void *value;
     size_t value_len;
 } kv_found_t;
@@ -694,8 +712,9 @@ static int kv__put_row(store_kv_t *kv, const char *store, const void *key, size_
                        mf_error_t *err)
 {
     if (kv->limits.max_value_bytes && (int64_t)value_len > kv->limits.max_value_bytes)
-        return mf_error_plain(err, EFBIG, "the value is %zu bytes, over the most a value may be (%" PRId64 " bytes)",
-                              value_len, kv->limits.max_value_bytes);
+        return mf_error_plain(
+            err, EFBIG, "the value is %zu bytes, over the most a value may be (%" PRId64 " bytes)",
+            value_len, kv->limits.max_value_bytes);
     int64_t dkeys = 0, dbytes = 0;
     for (int attempt = 0;; attempt++) {
         dkeys = f->row ? 0 : 1;
@@ -724,7 +743,7 @@ static int kv__put_row(store_kv_t *kv, const char *store, const void *key, size_
         f->row = again.row;
         f->size = again.size;
     }
-    int64_t v;
+    int64_t v = 0;
     int r = kv__next_version(kv, &v, err);
     if (r < 0)
         return r;
@@ -782,10 +801,9 @@ int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, i
             return mf_error_plain(err, ENOENT, "store %s has no key `%s`", store,
                                   kv__show(op->key, op->key_len, shown, sizeof shown));
         if (op->if_version && f.version != op->if_version)
-            return mf_error_plain(err, ECANCELED,
-                                  "key `%s` is at version %" PRId64 ", not %" PRId64,
-                                  kv__show(op->key, op->key_len, shown, sizeof shown),
-                                  f.version, op->if_version);
+            return mf_error_plain(
+                err, ECANCELED, "key `%s` is at version %" PRId64 ", not %" PRId64,
+                kv__show(op->key, op->key_len, shown, sizeof shown), f.version, op->if_version);
         sqlite3_stmt *st = kv->st[K_DELETE];
         r = kv__step_done(kv, st,
                           sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
@@ -799,9 +817,9 @@ int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, i
         return mf_error_plain(err, ECANCELED, "key `%s` exists (at version %" PRId64 ")",
                               kv__show(op->key, op->key_len, shown, sizeof shown), f.version);
     if (op->if_version && !f.live)
-        return mf_error_plain(err, ECANCELED, "key `%s` does not exist, so it is not at version %" PRId64,
-                              kv__show(op->key, op->key_len, shown, sizeof shown),
-                              op->if_version);
+        return mf_error_plain(err, ECANCELED,
+                              "key `%s` does not exist, so it is not at version %" PRId64,
+                              kv__show(op->key, op->key_len, shown, sizeof shown), op->if_version);
     if (op->if_version && f.version != op->if_version)
         return mf_error_plain(err, ECANCELED, "key `%s` is at version %" PRId64 ", not %" PRId64,
                               kv__show(op->key, op->key_len, shown, sizeof shown), f.version,
@@ -810,8 +828,8 @@ int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, i
     if ((r = kv__expires(now_ms, op->ttl_ms, &expires, err)) < 0)
         return r;
     return kv__put_row(kv, store, op->key, op->key_len, op->value, op->value_len,
-                       op->content_type ? op->content_type : STORE_KV_DEFAULT_CONTENT_TYPE,
-                       expires, &f, now_ms, version, err);
+                       op->content_type ? op->content_type : STORE_KV_DEFAULT_CONTENT_TYPE, expires,
+                       &f, now_ms, version, err);
 }
 
 int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *ops, size_t n,
@@ -845,8 +863,8 @@ int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *o
         kv__step_done(kv, kv->st[K_BATCH_ROLLBACK_TO], 1, "roll back a batch", &ignored);
         memset(versions, 0, n * sizeof *versions);
     }
-    int rr = kv__step_done(kv, kv->st[K_BATCH_RELEASE], 1, "release a batch",
-                           r < 0 ? &ignored : err);
+    int rr =
+        kv__step_done(kv, kv->st[K_BATCH_RELEASE], 1, "release a batch", r < 0 ? &ignored : err);
     return r < 0 ? r : rr;
 }
 
@@ -875,8 +893,7 @@ static int kv__parse_int64(const char *s, size_t len, int64_t *out)
 }
 
 int store_kv_incr(store_kv_t *kv, const char *store, const void *key, size_t key_len, int64_t by,
-                  int64_t ttl_ms, int64_t now_ms, int64_t *value, int64_t *version,
-                  mf_error_t *err)
+                  int64_t ttl_ms, int64_t now_ms, int64_t *value, int64_t *version, mf_error_t *err)
 {
     int r = kv__check_key(key, key_len, err);
     if (r < 0)

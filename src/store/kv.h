@@ -53,15 +53,15 @@ typedef struct store_kv_limits {
 
 /* One key as a read or a listing gives it. */
 typedef struct store_kv_item {
-    void *key;                /* owned, NUL-terminated; key_len bytes */
+    void *key; /* owned, NUL-terminated; key_len bytes */
     size_t key_len;
-    bool found;               /* store_kv_get_many: whether the key is there */
-    void *value;              /* owned, NUL-terminated; NULL in listings */
+    bool found;  /* store_kv_get_many: whether the key is there */
+    void *value; /* owned, NUL-terminated; NULL in listings */
     size_t value_len;
-    char *content_type;       /* owned; NULL in listings */
+    char *content_type; /* owned; NULL in listings */
     int64_t version;
-    int64_t expires_ms;       /* 0: never */
-    int64_t size;             /* the value's bytes */
+    int64_t expires_ms; /* 0: never */
+    int64_t size;       /* the value's bytes */
 } store_kv_item_t;
 
 /* One write. The pointers are the caller's, read during the call only. */
@@ -70,12 +70,12 @@ typedef struct store_kv_op {
     store_kv_op_kind_t kind;
     char *key;
     size_t key_len;
-    void *value;              /* put: the bytes (NULL with value_len 0) */
+    void *value; /* put: the bytes (NULL with value_len 0) */
     size_t value_len;
-    char *content_type;       /* put: NULL for STORE_KV_DEFAULT_CONTENT_TYPE */
-    int64_t ttl_ms;           /* put: expires this long after the write; 0: never */
-    int64_t if_version;       /* 0: none; else the key must have this version */
-    bool if_absent;           /* put: the key must not be there */
+    char *content_type; /* put: NULL for STORE_KV_DEFAULT_CONTENT_TYPE */
+    int64_t ttl_ms;     /* put: expires this long after the write; 0: never */
+    int64_t if_version; /* 0: none; else the key must have this version */
+    bool if_absent;     /* put: the key must not be there */
 } store_kv_op_t;
 
 /* A store and what it holds. */
@@ -104,8 +104,8 @@ void store_kv_release(store_kv_t *kv, bool keep);
 
 /* Reads a live key (not expired at now_ms) into *out (clear it with
  * store_kv_item_clear); -ENOENT otherwise. */
-int store_kv_get(store_kv_t *kv, const char *store, const void *key, size_t key_len,
-                 int64_t now_ms, store_kv_item_t *out, mf_error_t *err);
+int store_kv_get(store_kv_t *kv, const char *store, const void *key, size_t key_len, int64_t now_ms,
+                 store_kv_item_t *out, mf_error_t *err);
 /* Reads n keys at one point in time (one read transaction): items[i] gets
  * keys[i], with found false for one that is not there. items is the
  * caller's array of n, zeroed; with a max_total_bytes > 0, the values
@@ -149,8 +149,7 @@ int store_kv_list(store_kv_t *kv, const char *store, const void *prefix, size_t 
 int store_kv_store_stats(store_kv_t *kv, const char *store, store_kv_store_stats_t *out,
                          mf_error_t *err);
 /* Every store that holds keys, by name. */
-int store_kv_stores(store_kv_t *kv, store_kv_store_stats_t **out, size_t *count,
-                    mf_error_t *err);
+int store_kv_stores(store_kv_t *kv, store_kv_store_stats_t **out, size_t *count, mf_error_t *err);
 /* Removes a whole store; -ENOENT when it holds nothing. */
 int store_kv_drop(store_kv_t *kv, const char *store, mf_error_t *err);
 /* Removes up to limit keys expired at now_ms (of any store), and says how

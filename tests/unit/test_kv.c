@@ -27,35 +27,33 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static store_kv_t *open_kv(const char *dir, int64_t max_keys, int64_t max_bytes,
-                           int64_t max_value)
+static store_kv_t *open_kv(const char *dir, int64_t max_keys, int64_t max_bytes, int64_t max_value)
 {
     mf_error_t err = MF_ERROR_INIT;
     store_kv_t *kv = NULL;
     if (store_kv_open(dir, &kv, &err) < 0)
         fail_msg("store_kv_open: %s", err.msg);
-    store_kv_limits_t l = { .max_value_bytes = max_value,
-                            .max_store_bytes = max_bytes,
-                            .max_keys = max_keys };
+    store_kv_limits_t l = {
+        .max_value_bytes = max_value, .max_store_bytes = max_bytes, .max_keys = max_keys};
     store_kv_set_limits(kv, &l);
     return kv;
 }
 
 static store_kv_op_t put_op(const char *key, const char *value)
 {
-    return (store_kv_op_t){ .kind = STORE_KV_PUT,
-                            .key = (char *)key,
-                            .key_len = strlen(key),
-                            .value = (void *)value,
-                            .value_len = strlen(value) };
+    return (store_kv_op_t){.kind = STORE_KV_PUT,
+                           .key = (char *)key,
+                           .key_len = strlen(key),
+                           .value = (void *)value,
+                           .value_len = strlen(value)};
 }
 
 static store_kv_op_t delete_op(const char *key, int64_t if_version)
 {
-    return (store_kv_op_t){ .kind = STORE_KV_DELETE,
-                            .key = (char *)key,
-                            .key_len = strlen(key),
-                            .if_version = if_version };
+    return (store_kv_op_t){.kind = STORE_KV_DELETE,
+                           .key = (char *)key,
+                           .key_len = strlen(key),
+                           .if_version = if_version};
 }
 
 /* Writes op and returns its r; *version (may be NULL) gets the version. */
@@ -81,8 +79,7 @@ static int64_t put(store_kv_t *kv, const char *store, const char *key, const cha
 }
 
 /* The value of key at now, or NULL (caller frees). */
-static char *get(store_kv_t *kv, const char *store, const char *key, int64_t now,
-                 int64_t *version)
+static char *get(store_kv_t *kv, const char *store, const char *key, int64_t now, int64_t *version)
 {
     mf_error_t err = MF_ERROR_INIT;
     store_kv_item_t it;
@@ -142,13 +139,13 @@ static void test_put_get_round_trip_with_content_type(void **state)
     store_kv_t *kv = open_kv(*state, 0, 0, 0);
     mf_error_t err = MF_ERROR_INIT;
     /* Bytes, NUL included, and a type of the caller's. */
-    static const char bin[] = { 'a', 0, 'b', (char)0xff };
-    store_kv_op_t op = { .kind = STORE_KV_PUT,
-                         .key = "bin",
-                         .key_len = 3,
-                         .value = (void *)bin,
-                         .value_len = sizeof bin,
-                         .content_type = "image/x-test" };
+    static const char bin[] = {'a', 0, 'b', (char)0xff};
+    store_kv_op_t op = {.kind = STORE_KV_PUT,
+                        .key = "bin",
+                        .key_len = 3,
+                        .value = (void *)bin,
+                        .value_len = sizeof bin,
+                        .content_type = "image/x-test"};
     int64_t v;
     assert_int_equal(store_kv_write(kv, "s", &op, T0, &v, &err), 0);
     store_kv_item_t it;
@@ -363,15 +360,13 @@ static void test_incr(void **state)
     assert_non_null(strstr(err.msg, "not a decimal integer"));
     assert_value(kv, "c", "word", "forty", T0);
     put(kv, "c", "float", "1.5", T0);
-    assert_int_equal(store_kv_incr(kv, "c", "float", 5, 1, 0, T0, &value, &version, &err),
-                     -EDOM);
+    assert_int_equal(store_kv_incr(kv, "c", "float", 5, 1, 0, T0, &value, &version, &err), -EDOM);
     put(kv, "c", "big", "9223372036854775807", T0);
     assert_int_equal(store_kv_incr(kv, "c", "big", 3, 1, 0, T0, &value, &version, &err), -ERANGE);
     assert_non_null(strstr(err.msg, "overflows"));
     assert_value(kv, "c", "big", "9223372036854775807", T0);
     put(kv, "c", "huge", "99999999999999999999", T0);
-    assert_int_equal(store_kv_incr(kv, "c", "huge", 4, 1, 0, T0, &value, &version, &err),
-                     -ERANGE);
+    assert_int_equal(store_kv_incr(kv, "c", "huge", 4, 1, 0, T0, &value, &version, &err), -ERANGE);
     put(kv, "c", "small", "-9223372036854775808", T0);
     assert_int_equal(store_kv_incr(kv, "c", "small", 5, -1, 0, T0, &value, &version, &err),
                      -ERANGE);
@@ -401,8 +396,8 @@ static void test_batch_is_all_or_nothing(void **state)
     int64_t v0 = put(kv, "s", "a", "old", T0);
     store_kv_store_stats_t before = stats(kv, "s");
 
-    store_kv_op_t ops[4] = { put_op("a", "new"), put_op("b", "B"), delete_op("a", 0),
-                             put_op("c", "C") };
+    store_kv_op_t ops[4] = {put_op("a", "new"), put_op("b", "B"), delete_op("a", 0),
+                            put_op("c", "C")};
     ops[3].if_version = 999999;
     int64_t versions[4];
     size_t failed = 99;
@@ -434,7 +429,7 @@ static void test_batch_is_all_or_nothing(void **state)
 
     /* In a batch, deleting a missing key is a no-op; with a version it is
      * a failed condition. */
-    store_kv_op_t del[2] = { delete_op("gone", 0), put_op("d", "D") };
+    store_kv_op_t del[2] = {delete_op("gone", 0), put_op("d", "D")};
     assert_int_equal(store_kv_write_all(kv, "s", del, 2, T0, versions, &failed, &err), 0);
     assert_value(kv, "s", "d", "D", T0);
     del[0].if_version = 3;
@@ -559,9 +554,9 @@ static void test_list_pages_in_byte_order(void **state)
         store_kv_item_t *items;
         size_t n;
         bool more;
-        assert_int_equal(store_kv_list(kv, "s", "k", 1, after.data, after.len, 10, T0, &items,
-                                       &n, &more, &err),
-                         0);
+        assert_int_equal(
+            store_kv_list(kv, "s", "k", 1, after.data, after.len, 10, T0, &items, &n, &more, &err),
+            0);
         for (size_t i = 0; i < n; i++) {
             char want[16];
             snprintf(want, sizeof want, "k%02zu", total + i);
@@ -588,8 +583,7 @@ static void test_list_pages_in_byte_order(void **state)
     store_kv_item_t *items;
     size_t n;
     bool more;
-    assert_int_equal(
-        store_kv_list(kv, "s", "", 0, "", 0, 1000, T0, &items, &n, &more, &err), 0);
+    assert_int_equal(store_kv_list(kv, "s", "", 0, "", 0, 1000, T0, &items, &n, &more, &err), 0);
     assert_int_equal(n, 27);
     assert_false(more);
     page_keys(items, n, &got);
@@ -621,7 +615,7 @@ static void test_cursor_parse(void **state)
     (void)state;
     cleanup_buf buf_t out = BUF_INIT, c = BUF_INIT;
     /* Round trips, bytes of every kind (and lengths 1, 2, 3 mod 3). */
-    const char *keys[] = { "a", "ab", "abc", "\xc3\xa9/x?&=+", "\xff\xfe" };
+    const char *keys[] = {"a", "ab", "abc", "\xc3\xa9/x?&=+", "\xff\xfe"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         buf_reset(&c);
         store_kv_cursor_format(&c, keys[i], strlen(keys[i]));
@@ -631,8 +625,7 @@ static void test_cursor_parse(void **state)
         assert_memory_equal(out.data, keys[i], out.len);
     }
     /* Anything else is refused. */
-    const char *bad[] = { "", "k1.", "abc", "k1.YQ==", "k1.Y", "k1.YR", "k2.YQ", "k1.Y Q",
-                          "k1.+/" };
+    const char *bad[] = {"", "k1.", "abc", "k1.YQ==", "k1.Y", "k1.YR", "k2.YQ", "k1.Y Q", "k1.+/"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(store_kv_cursor_parse(bad[i], strlen(bad[i]), &out), -EINVAL);
     /* Too long for a key. */
@@ -650,8 +643,8 @@ static void test_get_many(void **state)
     mf_error_t err = MF_ERROR_INIT;
     int64_t va = put(kv, "s", "a", "AAAA", T0);
     put(kv, "s", "b", "BBBB", T0);
-    slice_t keys[3] = { { "a", 1 }, { "missing", 7 }, { "b", 1 } };
-    store_kv_item_t items[3] = { 0 };
+    slice_t keys[3] = {{"a", 1}, {"missing", 7}, {"b", 1}};
+    store_kv_item_t items[3] = {0};
     assert_int_equal(store_kv_get_many(kv, "s", keys, 3, T0, 0, items, &err), 0);
     assert_true(items[0].found);
     assert_int_equal(items[0].version, va);
@@ -695,7 +688,7 @@ static void test_writer_increments_exactly(void **state)
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     mf_error_t err = MF_ERROR_INIT;
-    store_kv_limits_t limits = { 0 };
+    store_kv_limits_t limits = {0};
     store_writer_db_t db;
     assert_int_equal(store_kv_writer_db(dir, &limits, &db, &err), 0);
     store_writer_t *w;
