@@ -159,6 +159,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__logs_register(router, ctx);
     api__async_register(router, ctx);
     api__lambda_register(router, ctx);
+    api__kv_register(router, ctx);
 }
 
 void api_release(void)

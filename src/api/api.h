@@ -12,6 +12,7 @@ struct exec;
 struct async;
 struct obs_records;
 struct obs_logs;
+struct state_kv;
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -21,6 +22,7 @@ typedef struct api_ctx {
     struct async *async;
     struct obs_records *records;
     struct obs_logs *logs;
+    struct state_kv *kv;         /* the key-value stores; NULL: no /v1/kv routes */
     store_writer_t *obs_writer;  /* writes records and logs (and purges them) */
     code_limits_t code_limits;
     const auth_keys_t *keys;
@@ -49,6 +51,7 @@ void api__invocations_register(http_router_t *router, api_ctx_t *ctx);
 void api__logs_register(http_router_t *router, api_ctx_t *ctx);
 void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
+void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
 /* The caller's trace context as a W3C traceparent: its traceparent

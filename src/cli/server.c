@@ -25,6 +25,7 @@
 #include "obs/otlp.h"
 #include "obs/retention.h"
 #include "sandbox/sandbox.h"
+#include "state/kv.h"
 #include "store/store.h"
 
 typedef struct server_opts {
@@ -48,6 +49,7 @@ typedef struct server_opts {
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
+    state_kv_config_t kv;           /* --kv-max-* */
 } server_opts_t;
 
 typedef struct server_state {
@@ -55,6 +57,7 @@ typedef struct server_state {
     http_server_t *http;
     exec_t *exec;
     async_t *async;
+    state_kv_t *kv;
     uv_signal_t sigterm, sigint;
     bool stopping;
     int stop_waits;              /* the HTTP server and the async queue */
@@ -127,6 +130,12 @@ static const char usage_text[] =
     "                            http://127.0.0.1:4318/v1/traces (default: none)\n"
     "  --dead-letter-days N      dead letters not redriven are kept N days, 1-3650\n"
     "                            (default 14)\n"
+    "  --kv-max-value-kb N       largest value of a key-value store in KiB, 1-65536\n"
+    "                            (default 1024)\n"
+    "  --kv-max-store-mb N       keys and values one key-value store may hold, in MiB,\n"
+    "                            1-1048576 (default 256); past it writes get 507\n"
+    "  --kv-max-keys N           keys one key-value store may hold, 1-1000000000\n"
+    "                            (default 1000000)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  -h, --help                show this help\n";
@@ -145,6 +154,9 @@ enum {
     OPT_RECORDS_MAX_MB,
     OPT_DEAD_LETTER_DAYS,
     OPT_OTLP_ENDPOINT,
+    OPT_KV_MAX_VALUE,
+    OPT_KV_MAX_STORE,
+    OPT_KV_MAX_KEYS,
 };
 
 static const struct option long_opts[] = {
@@ -183,6 +195,9 @@ static const struct option long_opts[] = {
     { "records-max-mb", required_argument, NULL, OPT_RECORDS_MAX_MB },
     { "dead-letter-days", required_argument, NULL, OPT_DEAD_LETTER_DAYS },
     { "otlp-endpoint", required_argument, NULL, OPT_OTLP_ENDPOINT },
+    { "kv-max-value-kb", required_argument, NULL, OPT_KV_MAX_VALUE },
+    { "kv-max-store-mb", required_argument, NULL, OPT_KV_MAX_STORE },
+    { "kv-max-keys", required_argument, NULL, OPT_KV_MAX_KEYS },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -444,6 +459,24 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                                    optarg);
             o->async.dead_letter_days = (int)v;
             break;
+        case OPT_KV_MAX_VALUE:
+            if (!parse_uint(optarg, 1, 65536, &v))
+                return usage_error("--kv-max-value-kb must be a number from 1 to 65536, not "
+                                   "`%s`", optarg);
+            o->kv.max_value_bytes = (size_t)v << 10;
+            break;
+        case OPT_KV_MAX_STORE:
+            if (!parse_uint(optarg, 1, 1048576, &v))
+                return usage_error("--kv-max-store-mb must be a number from 1 to 1048576, not "
+                                   "`%s`", optarg);
+            o->kv.max_store_bytes = (int64_t)v << 20;
+            break;
+        case OPT_KV_MAX_KEYS:
+            if (!parse_uint(optarg, 1, 1000000000, &v))
+                return usage_error("--kv-max-keys must be a number from 1 to 1000000000, not "
+                                   "`%s`", optarg);
+            o->kv.max_keys = (int64_t)v;
+            break;
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
                 return usage_error("--egress-splice must be `on` or `off`, not `%s`", optarg);
@@ -574,6 +607,8 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("server", "%s: stopping (no new connections; finishing in-flight requests)",
              strsignal(signum));
     st->stop_waits = 2;
+    /* New KV requests get 503; accepted writes still commit. */
+    state_kv_stop(st->kv);
     http_server_shutdown(st->http, on_drained, st);
     async_stop(st->async, on_drained, st);
 }
@@ -600,6 +635,7 @@ int cmd_server(int argc, char **argv)
         .uid_first = SANDBOX_UID_FIRST_DEFAULT,
         .uid_count = SANDBOX_UID_COUNT_DEFAULT,
         .retention = {.days = 7, .max_bytes = (int64_t)1024 << 20},
+        .kv = STATE_KV_CONFIG_DEFAULT,
     };
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
@@ -737,6 +773,12 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    if (state_kv_open(st.loop, data_dir, &o.kv, &st.kv, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
 
     api_ctx_t api = { .loop = st.loop,
                       .registry = registry,
@@ -745,6 +787,7 @@ int cmd_server(int argc, char **argv)
                       .async = st.async,
                       .records = records,
                       .logs = logs,
+                      .kv = st.kv,
                       .obs_writer = obs_writer,
                       .code_limits = o.code,
                       .keys = &keys,
@@ -782,6 +825,9 @@ int cmd_server(int argc, char **argv)
     r = CLI_EXIT_OK;
 
 out:
+    /* Before the HTTP server goes: the writes it still has are committed
+     * and answered (to connections that may be gone). */
+    state_kv_close(st.kv);
     http_server_free(st.http);
     async_close(st.async);
     exec_free(st.exec);

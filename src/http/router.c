@@ -50,8 +50,10 @@ void http_router_add(http_router_t *r, enum http_method method, const char *patt
 }
 
 /* Compares one pattern with a path segment by segment. On a match the
- * parameters' raw spans go to spans[]. */
-static bool pattern_matches(const char *pat, const char *path, slice_t *spans, size_t *nspans)
+ * parameters' raw spans go to spans[], and whether each may hold an
+ * escaped '/' ("{key*}") to slashes[]. */
+static bool pattern_matches(const char *pat, const char *path, slice_t *spans, bool *slashes,
+                            size_t *nspans)
 {
     *nspans = 0;
     while (*pat && *path) {
@@ -66,6 +68,7 @@ static bool pattern_matches(const char *pat, const char *path, slice_t *spans, s
         if (plen >= 2 && pat[0] == '{' && pat[plen - 1] == '}') {
             if (slen == 0 || *nspans == HTTP_MAX_PARAMS)
                 return false;
+            slashes[*nspans] = pat[plen - 2] == '*';
             spans[(*nspans)++] = (slice_t){ path, slen };
         } else if (plen != slen || memcmp(pat, path, plen) != 0) {
             return false;
@@ -80,11 +83,12 @@ int http_router_match(const http_router_t *r, http_request_t *req, buf_t *allow)
 {
     bool path_known = false;
     slice_t spans[HTTP_MAX_PARAMS];
+    bool slashes[HTTP_MAX_PARAMS];
     size_t nspans;
 
     for (size_t i = 0; i < r->nroutes; i++) {
         const http_route_t *rt = &r->routes[i];
-        if (!pattern_matches(rt->pattern, req->path, spans, &nspans))
+        if (!pattern_matches(rt->pattern, req->path, spans, slashes, &nspans))
             continue;
         if (rt->method != req->method) {
             if (allow) {
@@ -98,7 +102,7 @@ int http_router_match(const http_router_t *r, http_request_t *req, buf_t *allow)
         for (size_t j = 0; j < nspans; j++) {
             buf_t b = BUF_INIT;
             if (http_percent_decode(&b, spans[j].base, spans[j].len, false) < 0 ||
-                memchr(b.data, '/', b.len)) {
+                (!slashes[j] && memchr(b.data, '/', b.len))) {
                 buf_release(&b);
                 return 400;
             }

@@ -1,5 +1,10 @@
 /* Routes by method and path pattern ("/v1/functions/{name}/invoke"), with
- * path parameters, a body limit and an optional head check per route. */
+ * path parameters, a body limit and an optional head check per route.
+ * A parameter is one path segment, percent-decoded; one that decodes to a
+ * '/' is refused (400), unless its name ends with '*' ("{key*}": a KV key
+ * may hold slashes, sent as %2F). Routes are tried in the order added, so
+ * a literal segment ("/_stats") is added before a parameter that would
+ * also match it. */
 #ifndef MAYFLY_HTTP_ROUTER_H
 #define MAYFLY_HTTP_ROUTER_H
 

@@ -236,6 +236,41 @@ static void test_router_allow_lists_methods(void **state)
     free(req.params[0]);
 }
 
+/* A parameter named {x*} may hold an escaped '/'; a literal segment
+ * added before it wins over it. */
+static void test_router_slash_parameter_and_literal_first(void **state)
+{
+    http_router_t rt;
+    http_router_init(&rt);
+    http_router_add(&rt, HTTP_GET, "/kv/{store}/_stats", noop, NULL, 0);
+    http_router_add(&rt, HTTP_GET, "/kv/{store}/{key*}", noop, NULL, 0);
+    http_router_add(&rt, HTTP_POST, "/kv/{store}/{key*}/incr", noop, NULL, 0);
+    http_request_t req = { 0 };
+    req.method = HTTP_GET;
+    req.path = "/kv/s/a%2Fb%2F";
+    assert_int_equal(http_router_match(&rt, &req, NULL), 0);
+    assert_string_equal(req.params[1], "a/b/");
+    assert_string_equal(req.route->pattern, "/kv/{store}/{key*}");
+    for (size_t i = 0; i < req.nparams; i++)
+        free(req.params[i]);
+    req = (http_request_t){ .method = HTTP_GET, .path = "/kv/s/_stats" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 0);
+    assert_string_equal(req.route->pattern, "/kv/{store}/_stats");
+    free(req.params[0]);
+    /* The store is a plain parameter: no slash in it. */
+    req = (http_request_t){ .method = HTTP_GET, .path = "/kv/a%2Fb/k" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 400);
+    for (size_t i = 0; i < req.nparams; i++)
+        free(req.params[i]);
+    /* An unescaped '/' still separates segments. */
+    req = (http_request_t){ .method = HTTP_POST, .path = "/kv/s/a%2Fincr/incr" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 0);
+    assert_string_equal(req.params[1], "a/incr");
+    for (size_t i = 0; i < req.nparams; i++)
+        free(req.params[i]);
+    http_router_release(&rt);
+}
+
 static void test_percent_decode(void **state)
 {
     buf_t b = BUF_INIT;
@@ -491,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_statuses),
         cmocka_unit_test(test_router_statuses),
         cmocka_unit_test(test_router_allow_lists_methods),
+        cmocka_unit_test(test_router_slash_parameter_and_literal_first),
         cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_head_check_refuses_before_the_body),
         cmocka_unit_test(test_body_limit_comes_after_a_passed_check),
