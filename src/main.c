@@ -21,6 +21,7 @@ static const struct {
     { "invocation", cmd_invocation, "show one invocation record" },
     { "replay", cmd_replay, "run a recorded call's event again and diff the results" },
     { "dead-letters", cmd_dead_letters, "list a function's failed async events, or redrive one" },
+    { "volume", cmd_volume, "create, list or delete shared volumes" },
 };
 
 static void usage(FILE *out)

@@ -42,10 +42,10 @@ typedef struct volume {
 struct volumes {
     uv_loop_t *loop;
     store_t *store;
-    char *dir;               /* DATA/volumes: the images and their mount points */
-    char unavailable[256];   /* why this server keeps no volumes, or "" */
-    map_t by_name;           /* name → volume_t */
-    unsigned jobs;           /* creates and deletes on the thread pool */
+    char *dir;             /* DATA/volumes: the images and their mount points */
+    char unavailable[256]; /* why this server keeps no volumes, or "" */
+    map_t by_name;         /* name → volume_t */
+    unsigned jobs;         /* creates and deletes on the thread pool */
     metrics_family_t *m_used, *m_size;
 };
 
@@ -159,8 +159,9 @@ static void remove_leftovers(volumes_t *v)
             continue;
         cleanup_free char *path = xasprintf("%s/%s", v->dir, de->d_name);
         if (image) {
-            log_warn("volumes", "removing %s: no volume is recorded for it (a create or delete "
-                                "that did not finish)",
+            log_warn("volumes",
+                     "removing %s: no volume is recorded for it (a create or delete "
+                     "that did not finish)",
                      path);
             unlink(path);
         } else if (de->d_type == DT_DIR && !volume__is_mounted(path)) {
@@ -199,9 +200,9 @@ int volumes_open(uv_loop_t *loop, store_t *store, const char *data_dir, bool iso
     map_t empty = MAP_INIT;
     v->by_name = empty;
     static const char *const labels[] = {"volume", NULL};
-    v->m_used = metrics_family_new(METRICS_GAUGE, "mayfly_volume_used_bytes",
-                                   "Bytes in use on a shared volume's file system.", labels, NULL,
-                                   0);
+    v->m_used =
+        metrics_family_new(METRICS_GAUGE, "mayfly_volume_used_bytes",
+                           "Bytes in use on a shared volume's file system.", labels, NULL, 0);
     v->m_size = metrics_family_new(METRICS_GAUGE, "mayfly_volume_size_bytes",
                                    "Usable size of a shared volume's file system, in bytes.",
                                    labels, NULL, 0);
@@ -336,13 +337,11 @@ static void create_done(uv_work_t *w, int status)
 static int check_name(const char *name, mf_error_t *err)
 {
     if (!name || !registry_valid_state_name(name))
-        return mf_error_plain(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,%d}",
-                              VOLUME_NAME_MAX);
+        return mf_error_plain(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,%d}", VOLUME_NAME_MAX);
     return 0;
 }
 
-void volumes_create(volumes_t *v, const char *name, int64_t size_mb, volumes_create_cb cb,
-                    void *ud)
+void volumes_create(volumes_t *v, const char *name, int64_t size_mb, volumes_create_cb cb, void *ud)
 {
     mf_error_t err = MF_ERROR_INIT;
     int r = check_name(name, &err);

@@ -40,12 +40,12 @@ typedef struct volumes volumes_t;
 
 typedef struct volume_info {
     char name[VOLUME_NAME_MAX + 1];
-    int64_t size_mb;           /* as created */
-    int64_t created_ms;        /* wall clock */
-    bool mounted;              /* false: it could not be mounted (error says why) */
-    uint64_t size_bytes;       /* the file system's usable size (statvfs), 0 unmounted */
-    uint64_t used_bytes;       /* of which in use */
-    char error[512];           /* "" when mounted */
+    int64_t size_mb;     /* as created */
+    int64_t created_ms;  /* wall clock */
+    bool mounted;        /* false: it could not be mounted (error says why) */
+    uint64_t size_bytes; /* the file system's usable size (statvfs), 0 unmounted */
+    uint64_t used_bytes; /* of which in use */
+    char error[512];     /* "" when mounted */
 } volume_info_t;
 
 /* Puts the calling process in a mount namespace of its own, a slave of

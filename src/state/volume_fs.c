@@ -71,8 +71,8 @@ static int run_tool(char *const *argv, buf_t *out, int *status, mf_error_t *err)
 {
     char path[64];
     if (!tool_path(argv[0], path, sizeof path))
-        return mf_error_plain(err, ENOENT,
-                              "volumes: %s not found (install Debian's e2fsprogs)", argv[0]);
+        return mf_error_plain(err, ENOENT, "volumes: %s not found (install Debian's e2fsprogs)",
+                              argv[0]);
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return mf_error_set(err, errno, "volumes: pipe for %s", argv[0]);
@@ -134,7 +134,8 @@ int volume__format(const char *image, int64_t size_mb, mf_error_t *err)
     snprintf(owner, sizeof owner, "root_owner=%u:%u", SANDBOX_VOLUME_OWNER, SANDBOX_VOLUME_OWNER);
     /* -m 0: no blocks kept back for root, whom no function is; -F: the
      * image is a regular file, not a device. */
-    char *argv[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-m", "0", "-E", owner, (char *)image, NULL};
+    char *argv[] = {"mke2fs", "-q", "-F",  "-t",          "ext4", "-m",
+                    "0",      "-E", owner, (char *)image, NULL};
     cleanup_buf buf_t out = BUF_INIT;
     int status = 0;
     int r = run_tool(argv, &out, &status, err);

@@ -70,8 +70,8 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
     sqlite3_stmt *st = NULL;
     *out = NULL;
     *count = 0;
-    int r = store__sqlite_prepare(
-        db, "SELECT name, size_mb, created_ms FROM volumes ORDER BY name", &st, err);
+    int r = store__sqlite_prepare(db, "SELECT name, size_mb, created_ms FROM volumes ORDER BY name",
+                                  &st, err);
     if (r < 0)
         return r;
     store_volume_t *list = NULL;
