@@ -84,7 +84,8 @@ static void fill_info(const volumes_t *v, const volume_t *e, volume_info_t *out)
 int volumes_parse_spec(const char *body, size_t len, int64_t *size_mb, mf_error_t *err)
 {
     json_error_t jerr;
-    cleanup_json json_t *doc = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    cleanup_json json_t *doc =
+        len ? json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr) : NULL;
     if (!doc && len)
         return mf_error_plain(err, EINVAL, "body: not JSON (%s at line %d): send {\"size_mb\": N}",
                               jerr.text, jerr.line);

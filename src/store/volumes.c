@@ -32,7 +32,7 @@ int store_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err)
         r = store__sqlite_fail(db, err, "add a volume");
     } else {
         int rc = sqlite3_step(st);
-        if (rc == SQLITE_CONSTRAINT)
+        if ((rc & 0xff) == SQLITE_CONSTRAINT)
             r = mf_error_plain(err, EEXIST, "volume `%s` exists", v->name);
         else if (rc != SQLITE_DONE)
             r = store__sqlite_fail(db, err, "add a volume");
