@@ -21,7 +21,8 @@ static bool mounts(const fn_t *fn, const char *name)
     json_t *m;
     json_array_foreach(fn->volumes, i, m)
     {
-        if (!strcmp(json_string_value(json_object_get(m, "name")), name))
+        const char *mounted = json_string_value(json_object_get(m, "name"));
+        if (mounted && !strcmp(mounted, name))
             return true;
     }
     return false;

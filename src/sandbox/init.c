@@ -333,24 +333,10 @@ static void set_limits(const sandbox__child_t *c)
      * controller, memory by the memory controller. */
     set_limit(RLIMIT_NOFILE, 1024, "RLIMIT_NOFILE");
     set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"); /* no core files filling /tmp */
-    /* No file can outgrow /tmp anyway; the limit turns a runaway write
-     * into a clean EFBIG (SIGXFSZ is ignored, see exec_function). */
+    /* No file can outgrow /tmp (or the largest volume, which fsize then
+     * is) anyway; the limit turns a runaway write into a clean EFBIG
+     * (SIGXFSZ is ignored, see exec_function). */
     set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
-}
-
-/* A file on a volume may grow to the volume's size (c->fsize counts it):
- * raises pid's file-size limit (0: our own, which the function inherits)
- * when it is lower. As root, before the privileges go. */
-static void raise_fsize(const sandbox__child_t *c, pid_t pid)
-{
-    struct rlimit rl;
-    if (prlimit(pid, RLIMIT_FSIZE, NULL, &rl) < 0)
-        sandbox__child_die("RLIMIT_FSIZE for the volumes");
-    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= c->fsize)
-        return;
-    rl.rlim_cur = rl.rlim_max = c->fsize;
-    if (prlimit(pid, RLIMIT_FSIZE, &rl, NULL) < 0)
-        sandbox__child_die("RLIMIT_FSIZE for the volumes");
 }
 
 static void install_seccomp(const sandbox__child_t *c)
@@ -493,11 +479,9 @@ static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
     if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
         sandbox__child_die("resize /tmp");
     sandbox__child_mount_volumes(c);
-    /* A function init starts gets the file-size limit of its own /tmp (a
-     * limit can always be lowered) or of its largest volume; a zygote's
-     * runtime keeps the largest, raised for a volume past it. */
-    if (c->n_volumes)
-        raise_fsize(c, c->zygote ? fn : 0);
+    /* A function init starts gets the file-size limit of its own /tmp, or
+     * of its largest volume (a limit can always be lowered); a zygote's
+     * runtime keeps the pool's, none (pool_prepare). */
     if (!c->zygote)
         set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
 

@@ -883,9 +883,8 @@ typedef struct sandbox__pool {
 /* The memory limit a waiting sandbox has until it knows its function: the
  * smallest a function may ask for (a zygote's runtime fits in it). */
 #define POOL_MEMORY_MB 128
-/* /tmp's size until the function's own is known, and the most it can be. */
+/* /tmp's size until the function's own is known. */
 #define POOL_TMP_MB 64
-#define POOL_MAX_TMP_MB 10240
 
 static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_t *st,
                         mf_error_t *err)
@@ -916,10 +915,12 @@ static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_
                               .zygote = kind->name != NULL};
     child_for(&child, &pcfg);
     /* Init can only lower its file-size limit when the function comes
-     * (and a zygote's runtime, started now, keeps this one): start at the
-     * largest /tmp a function may have. The tmpfs's own size still bounds
-     * every write. */
-    child.fsize = (rlim_t)POOL_MAX_TMP_MB << 20;
+     * (raising it needs CAP_SYS_RESOURCE, which a root server in a
+     * container may lack), and a zygote's runtime, started now, keeps this
+     * one: start with none, as a function's file on a volume may be as
+     * large as the volume (up to 1 TiB). Each file system a sandbox can
+     * write to (its /tmp, its volumes) still bounds every write. */
+    child.fsize = RLIM_INFINITY;
     int r = start_child(pool->sys, &child, id, POOL_MEMORY_MB, pool->max_pids, st, err);
     if (r < 0)
         return r;

@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,13 +85,15 @@ static int write_map(pid_t pid, const char *file, unsigned inside, unsigned outs
 
 /* The child that holds the user namespace while its maps are written: it
  * starts with every signal blocked (see idmap_userns), so it never runs a
- * handler of the server's in the memory it shares with it, and waits
- * until SIGKILL. */
+ * handler of the server's in the memory it shares with it, and sleeps
+ * until SIGKILL. A raw ppoll with nothing to wait for, not pause(): the
+ * child shares the calling thread's TLS, and glibc's cancellation points
+ * would mark that thread's own state on the way in. */
 static int idmap_holder(void *arg)
 {
     (void)arg;
     for (;;)
-        pause();
+        syscall(SYS_ppoll, NULL, 0, NULL, NULL, 0);
     return 0;
 }
 

@@ -8,6 +8,7 @@ function and never beyond it on the host."""
 import glob
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def handler(event, context):
         if op == "ls":
             st = os.stat(root)
             return {"files": sorted(os.listdir(root)), "owner": st.st_uid, "uid": os.getuid()}
+        if op == "zygote":
+            with open("/proc/self/environ", "rb") as f:
+                return {"zygote": b"MAYFLY_ZYGOTE_FD=" in f.read()}
     except OSError as e:
         return {"errno": e.errno, "error": str(e), "mb": locals().get("n")}
 """
@@ -112,9 +116,25 @@ def host_mounts_under(path):
             if str(path) in line]
 
 
+def pool_ready(srv, kind):
+    """Sandboxes of a kind waiting ready, from /metrics."""
+    text = requests.get(f"{srv.url}/metrics", timeout=10).text
+    m = re.search(r'^mayfly_sandbox_pool_ready\{kind="%s"\} (\d+)$' % kind, text, re.M)
+    return int(m.group(1)) if m else 0
+
+
 @pytest.fixture(scope="module")
 def srv(module_server_factory):
-    return module_server_factory()
+    """A server with prepared sandboxes and zygotes (the default), whose
+    cold starts take them. Should a prepared sandbox fail to take a
+    function's volumes, the server would quietly make one the slow way:
+    its debug log says so, and that fails the module."""
+    s = module_server_factory("--log-level", "debug")
+    wait_for("the zygotes to be ready",
+             lambda: pool_ready(s, "python3") >= 1 and pool_ready(s, "nodejs") >= 1,
+             timeout=120)
+    yield s
+    assert "pooled sandbox not usable" not in s.stderr(), s.logs()
 
 
 # ---------------------------------------------------------------- sharing
@@ -138,6 +158,9 @@ def test_two_functions_share_files(which, srv, direct_srv):
     deploy(s, node, {"index.js": READ_JS}, runtime="nodejs", handler="index.handler",
            **mounting(vol))
 
+    # On the pooled server, a zygote (a runtime started ahead) takes the
+    # function and its volume.
+    assert call(s, writer, op="zygote") == {"zygote": which == "pooled"}
     w = call(s, writer, op="write", file="greeting", data="hello from the writer")
     # Each sandbox runs as a uid of its own and sees the volume's files as
     # its own, so that another function can change them.
@@ -215,6 +238,57 @@ def test_size_limit_holds_inside_and_on_the_host(srv):
     assert call(srv, filler, op="rm", file="big") == {"removed": True}
     assert call(srv, filler, op="write", file="small", data="fits")["owner"] > 0
     assert get_volume(srv, vol)["used_bytes"] < used
+
+
+@pytest.mark.parametrize("which", ["pooled", "direct"])
+def test_a_file_may_outgrow_tmp(which, srv, direct_srv):
+    """The file-size limit that makes a runaway write to /tmp fail follows
+    the volume: a file there may be as large as the volume."""
+    s = srv if which == "pooled" else direct_srv
+    vol = unique("roomy")
+    put_volume(s, vol, 64)
+    fn = unique("roomy-fn")
+    deploy_py(s, fn, VOLUME_PY, tmp_mb=16, **mounting(vol))
+    assert call(s, fn, op="fill", file="large", max_mb=40) == {"errno": 0, "mb": 40}
+    # /tmp keeps its own bound.
+    out = call(s, fn, op="fill", root="/tmp", file="large", max_mb=40)
+    assert out["errno"] in (27, 28), out  # EFBIG or ENOSPC
+
+
+SPARSE_PY = r"""
+import os
+def handler(event, context):
+    path = "/mnt/shared/sparse"
+    with open("/proc/self/environ", "rb") as f:
+        if event.get("zygote"):
+            return b"MAYFLY_ZYGOTE_FD=" in f.read()
+    try:
+        with open(path, "wb") as f:
+            f.seek(event["offset"])
+            f.write(b"x")
+    except OSError as e:
+        return {"errno": e.errno}
+    return {"size": os.stat(path).st_size, "blocks": os.stat(path).st_blocks}
+"""
+
+
+@pytest.mark.parametrize("which", ["pooled", "direct"])
+def test_a_file_may_pass_ten_gib_on_a_larger_volume(which, srv, direct_srv):
+    """Even a runtime started ahead of its function (a zygote), before its
+    volumes were known, may write a file as large as its volume: a sparse
+    file past 10 GiB, which costs no disk."""
+    s = srv if which == "pooled" else direct_srv
+    vol = unique("huge")
+    put_volume(s, vol, 12 << 10)
+    fn = unique("sparse")
+    deploy_py(s, fn, SPARSE_PY, **mounting(vol))
+    if which == "pooled":
+        wait_for("a python3 zygote", lambda: pool_ready(s, "python3") >= 1, timeout=120)
+    assert call(s, fn, zygote=True) is (which == "pooled")
+    offset = 11 << 30
+    out = call(s, fn, offset=offset)
+    assert out.get("size") == offset + 1, out
+    assert os.stat(image(s, vol)).st_blocks * 512 < 1 << 30
 
 
 def test_read_only_mount_refuses_writes(srv):

@@ -1531,6 +1531,62 @@ static void test_pooled_sandbox_mounts_volumes(void **state)
     buf_release(&b);
 }
 
+/* A file on a volume may be as large as the volume, whatever /tmp's size:
+ * RLIMIT_FSIZE follows the largest volume, in a sandbox made directly and
+ * in a pooled one (whose init could not raise its limit without
+ * CAP_SYS_RESOURCE). A 20 GiB tmpfs costs nothing until written. */
+static void test_volume_raises_the_file_size_limit(void **state)
+{
+    SKIP_UNLESS_VOLUMES();
+    char big[] = "/tmp/mayfly-test-bigvol-XXXXXX";
+    assert_non_null(mkdtemp(big));
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=20g,mode=0755,uid=%u,gid=%u", SANDBOX_VOLUME_OWNER,
+             SANDBOX_VOLUME_OWNER);
+    assert_int_equal(mount("tmpfs", big, "tmpfs", MS_NOSUID | MS_NODEV, opts), 0);
+    sandbox_volume_t vols[] = {{.source = volume_dir, .target = "/mnt/small"},
+                               {.source = big, .target = "/mnt/big", .read_only = true}};
+    static char *argv[] = {"/usr/bin/python3", "-c",
+                           "import resource\n"
+                           "print('fsize=%d' % resource.getrlimit(resource.RLIMIT_FSIZE)[0])",
+                           NULL};
+    mf_error_t err = MF_ERROR_INIT;
+    for (int pooled = 0; pooled < 2; pooled++) {
+        if (pooled) {
+            assert_int_equal(sandbox_system_start_pool(sys, 1, 77, NULL, &err), 0);
+            for (int i = 0; i < 30000 && sandbox_system_pool_ready(sys, NULL) < 1; i++)
+                usleep(1000);
+        }
+        sandbox_config_t cfg;
+        base_config(&cfg, argv);
+        cfg.volumes = vols;
+        cfg.n_volumes = 2;
+        cfg.tmp_mb = 16;
+        if (pooled)
+            cfg.max_pids = 77;
+        sandbox_t sb;
+        if (sandbox_spawn(sys, &cfg, &sb, &err) < 0)
+            fail_msg("sandbox_spawn: %s", err.msg);
+        /* The pooled one was served by the pool, not made the slow way. */
+        assert_true(pooled ? sb.timings.cloned_ns == sb.timings.start_ns
+                           : sb.timings.cloned_ns > sb.timings.start_ns);
+        buf_t out = BUF_INIT;
+        int fd = sb.stdout_fd;
+        while (fd >= 0) {
+            struct pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, 30000) != 1)
+                break;
+            drain(&fd, &out);
+        }
+        if (!strstr(out.data, "fsize=21474836480\n"))
+            fail_msg("%s sandbox said: %s", pooled ? "a pooled" : "a direct", out.data);
+        buf_release(&out);
+        sandbox_destroy(&sb);
+    }
+    umount2(big, MNT_DETACH);
+    rmdir(big);
+}
+
 /* Not a benchmark (bench/ has those): a sanity figure for the report. */
 static void test_spawn_timing(void **state)
 {
@@ -1675,6 +1731,7 @@ int main(void)
         cmocka_unit_test(test_volume_must_be_mounted_and_under_mnt),
         cmocka_unit_test(test_pooled_sandbox_gets_the_same),
         cmocka_unit_test(test_pooled_sandbox_mounts_volumes),
+        cmocka_unit_test(test_volume_raises_the_file_size_limit),
         cmocka_unit_test(test_init_removes_what_a_dead_server_left),
         cmocka_unit_test(test_spawn_timing),
     };
