@@ -237,7 +237,7 @@ def test_size_limit_holds_inside_and_on_the_host(srv):
     # The space comes back when the file goes.
     assert call(srv, filler, op="rm", file="big") == {"removed": True}
     assert call(srv, filler, op="write", file="small", data="fits")["owner"] > 0
-    assert get_volume(srv, vol)["used_bytes"] < used
+    wait_for("the freed space to show", lambda: get_volume(srv, vol)["used_bytes"] < used)
 
 
 @pytest.mark.parametrize("which", ["pooled", "direct"])
