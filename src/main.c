@@ -22,6 +22,7 @@ static const struct {
     { "replay", cmd_replay, "run a recorded call's event again and diff the results" },
     { "dead-letters", cmd_dead_letters, "list a function's failed async events, or redrive one" },
     { "kv", cmd_kv, "get, put, delete and list keys of the key-value stores" },
+    { "volume", cmd_volume, "create, list or delete shared volumes" },
 };
 
 static void usage(FILE *out)

@@ -13,6 +13,7 @@ struct async;
 struct obs_records;
 struct obs_logs;
 struct state_kv;
+struct volumes;
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -31,6 +32,7 @@ typedef struct api_ctx {
      * sandbox, /mayfly/v1/… on each instance's listener
      * (exec_inside_router); NULL: none. */
     http_router_t *inside;
+    struct volumes *volumes;     /* shared volumes (state/volume.h), or NULL: none */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -52,6 +54,10 @@ void api__logs_register(http_router_t *router, api_ctx_t *ctx);
 void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 void api__kv_register(http_router_t *router, api_ctx_t *ctx);
+void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
+/* A function body's "volumes" name only volumes that exist (-EINVAL naming
+ * the first that does not; the registry checks the rest of its shape). */
+int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
 /* The caller's trace context as a W3C traceparent: its traceparent

@@ -77,6 +77,9 @@ static void put_done(uv_work_t *w, int status)
         else
             err = (mf_error_t)MF_ERROR_INIT;
     }
+    /* On the loop, with the put: a volume cannot go in between. */
+    if (r == 0 && !dry_run && job->up.body)
+        r = api__volumes_check(ctx, job->up.body, &err);
     if (r == 0 && !dry_run)
         r = registry_put_prepared(ctx->registry, job->name, &job->up, &fn, &created, &err);
     registry_upload_release(&job->up);

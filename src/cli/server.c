@@ -26,6 +26,7 @@
 #include "obs/retention.h"
 #include "sandbox/sandbox.h"
 #include "state/kv.h"
+#include "state/volume.h"
 #include "store/store.h"
 
 typedef struct server_opts {
@@ -680,6 +681,12 @@ int cmd_server(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_nofile_limit();
 
+    /* Before any thread starts (unshare needs a process of one thread):
+     * the volumes' mounts stay the server's own. */
+    bool mounts_isolated = geteuid() == 0 && volumes_isolate_mounts(&err) == 0;
+    if (geteuid() == 0 && !mounts_isolated)
+        log_warn("server", "no shared volumes: %s", err.msg);
+
     cleanup_free char *runtimes = o.runtimes_dir ? xstrdup(o.runtimes_dir) : default_runtimes_dir();
     char resolved[4096];
     if (!realpath(runtimes, resolved)) {
@@ -729,6 +736,15 @@ int cmd_server(int argc, char **argv)
     }
 
     server_state_t st = { .loop = uv_default_loop() };
+    volumes_t *volumes = NULL;
+    if (volumes_open(st.loop, store, data_dir, mounts_isolated, &volumes, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        registry_close(registry);
+        store_close(store);
+        sandbox_system_free(sandboxes);
+        auth_keys_release(&keys);
+        return CLI_EXIT_ERROR;
+    }
     /* Before anything runs on the loop: its idle time counts from here. */
     obs_loop_t *loop_obs = NULL;
     if (obs_loop_start(st.loop, &loop_obs, &err) < 0)
@@ -740,6 +756,7 @@ int cmd_server(int argc, char **argv)
     if (store_writer_db(store, &obs_db, &err) < 0 ||
         store_writer_start(st.loop, &obs_db, NULL, NULL, &obs_writer, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
+        volumes_close(volumes);
         registry_close(registry);
         store_close(store);
         sandbox_system_free(sandboxes);
@@ -763,6 +780,7 @@ int cmd_server(int argc, char **argv)
     }
     o.exec.otlp = otlp;
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
+    exec_set_volume_resolver(st.exec, volumes_mount_point, volumes);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
@@ -792,7 +810,8 @@ int cmd_server(int argc, char **argv)
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region,
-                      .inside = exec_inside_router(st.exec) };
+                      .inside = exec_inside_router(st.exec),
+                      .volumes = volumes };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -831,6 +850,7 @@ out:
     http_server_free(st.http);
     async_close(st.async);
     exec_free(st.exec);
+    volumes_close(volumes); /* after the instances that mounted them */
     if (otlp)
         obs_otlp_free(otlp);
     obs_retention_stop(retention);

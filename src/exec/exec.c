@@ -142,6 +142,12 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     return ex;
 }
 
+void exec_set_volume_resolver(exec_t *ex, exec_volume_path_fn fn, void *ud)
+{
+    ex->volume_path = fn;
+    ex->volume_ud = ud;
+}
+
 void exec_add_own_address(exec_t *ex, const struct sockaddr *sa)
 {
     if (ex->egress)

@@ -127,6 +127,15 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
 struct sockaddr;
 void exec_add_own_address(exec_t *ex, const struct sockaddr *sa);
 
+/* Where the shared volume name is mounted on the host, for the sandboxes
+ * of functions that mount it (docs/state.md): fills path (len bytes) and
+ * returns 0, or fails with a message saying why it cannot be used. The
+ * layer that keeps volumes provides it; without one, a function with
+ * volumes fails to start. */
+typedef int (*exec_volume_path_fn)(void *ud, const char *name, char *path, size_t len,
+                                   mf_error_t *err);
+void exec_set_volume_resolver(exec_t *ex, exec_volume_path_fn fn, void *ud);
+
 /* Keeps count pre-started python3 and nodejs runtimes (zygotes) ready in
  * the sandbox pool, so their functions' cold starts skip the interpreter's
  * start. */

@@ -100,6 +100,8 @@ struct exec {
     void (*capacity_cb)(void *ud, const char *function);
     void *capacity_ud;
     egress_t *egress;            /* the gateway for functions with egress rules */
+    exec_volume_path_fn volume_path; /* where a volume is mounted, or NULL */
+    void *volume_ud;
     uint64_t memory_used_mb;     /* memory_mb of every instance not yet freed */
     uint64_t memory_stopping_mb; /* of which instances already stopping */
     uv_timer_t *queue_timer;     /* the earliest deadline of a waiting call */

@@ -836,8 +836,50 @@ static int egress_open(void *ud, const sandbox_t *sb, mf_error_t *err)
     return r;
 }
 
+_Static_assert(FN_VOLUMES_MAX <= SANDBOX_VOLUMES_MAX, "a function's volumes fit a sandbox");
+
+/* The function's volumes as its sandbox mounts them: each one's host
+ * mount point (paths[i], FN_VOLUME_PATH_MAX bytes each) and place inside. */
+#define FN_VOLUME_PATH_MAX 4096
+static int volumes_for(exec_t *ex, const fn_t *fn, sandbox_volume_t *out, char *paths,
+                       unsigned *n, mf_error_t *err)
+{
+    *n = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(fn->volumes, i, m)
+    {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        char *path = paths + (size_t)*n * FN_VOLUME_PATH_MAX;
+        if (!ex->volume_path)
+            return mf_error_plain(err, ENOTSUP, "volume %s: this server keeps no volumes", name);
+        int r = ex->volume_path(ex->volume_ud, name, path, FN_VOLUME_PATH_MAX, err);
+        if (r < 0)
+            return r;
+        out[*n] = (sandbox_volume_t){
+            .source = path,
+            .target = json_string_value(json_object_get(m, "path")),
+            .read_only = json_is_true(json_object_get(m, "read_only")),
+        };
+        (*n)++;
+    }
+    return 0;
+}
+
 int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
 {
+    sandbox_volume_t volumes[SANDBOX_VOLUMES_MAX];
+    unsigned n_volumes = 0;
+    char *volume_paths = NULL;
+    if (json_array_size(p->fn.volumes)) {
+        volume_paths = xmalloc((size_t)FN_VOLUME_PATH_MAX * FN_VOLUMES_MAX);
+        int r = volumes_for(p->ex, &p->fn, volumes, volume_paths, &n_volumes, err);
+        if (r < 0) {
+            free(volume_paths);
+            return r;
+        }
+    }
+
     exec_t *ex = p->ex;
     exec_instance_t *inst = xcalloc(1, sizeof *inst);
     inst->magic = EXEC_INSTANCE_MAGIC;
@@ -870,9 +912,12 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
         .zygote = zygote_for(&p->fn),
         .net_setup = json_array_size(p->fn.egress) > 0 ? egress_open : NULL,
         .net_setup_ud = inst,
+        .volumes = volumes,
+        .n_volumes = n_volumes,
     };
     inst->spawn_ns = clock_mono_ns();
     int r = sandbox_spawn(ex->sandboxes, &cfg, &inst->sb, err);
+    free(volume_paths);
     free(code_dir);
     strv_free(argv);
     strv_free(envp);

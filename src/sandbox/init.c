@@ -81,29 +81,36 @@ static void close_from_proc(int lowfd)
     close(dfd);
 }
 
-/* Moves the child's three descriptors to 3, 4 and 5 and closes every
- * other one the server had open: client connections, its listening
- * socket, the SQLite files, other sandboxes' pipes. A sandbox holding any
- * of them could read another's data or keep a connection from closing. */
+/* Moves the child's three descriptors to 3, 4 and 5 (and its volumes'
+ * mounts to 6 and up) and closes every other one the server had open:
+ * client connections, its listening socket, the SQLite files, other
+ * sandboxes' pipes. A sandbox holding any of them could read another's
+ * data or keep a connection from closing. */
 static void keep_only_our_fds(sandbox__child_t *c)
 {
-    int fds[3] = {c->sync_fd, c->out_fd, c->err_fd};
+    int fds[3 + SANDBOX_VOLUMES_MAX] = {c->sync_fd, c->out_fd, c->err_fd};
+    unsigned n = 3 + c->n_volumes;
+    int first_free = FD_FIRST_FREE + (int)c->n_volumes;
+    for (unsigned i = 0; i < c->n_volumes; i++)
+        fds[3 + i] = c->volume_fds[i];
     /* First above the target range, then into place: a source may sit on
      * a target number already. */
-    for (int i = 0; i < 3; i++)
-        if ((fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, FD_FIRST_FREE)) < 0)
+    for (unsigned i = 0; i < n; i++)
+        if ((fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, first_free)) < 0)
             sandbox__child_die("move descriptors");
-    for (int i = 0; i < 3; i++)
-        if (dup3(fds[i], FD_SYNC + i, O_CLOEXEC) < 0)
+    for (unsigned i = 0; i < n; i++)
+        if (dup3(fds[i], FD_SYNC + (int)i, O_CLOEXEC) < 0)
             sandbox__child_die("move descriptors");
     report_fd = FD_SYNC;
     c->sync_fd = FD_SYNC;
     c->out_fd = FD_OUT;
     c->err_fd = FD_ERR;
-    if (syscall(SYS_close_range, FD_FIRST_FREE, ~0U, 0) < 0) {
+    for (unsigned i = 0; i < c->n_volumes; i++)
+        c->volume_fds[i] = FD_FIRST_FREE + (int)i;
+    if (syscall(SYS_close_range, first_free, ~0U, 0) < 0) {
         if (errno != ENOSYS)
             sandbox__child_die("close_range");
-        close_from_proc(FD_FIRST_FREE);
+        close_from_proc(first_free);
     }
     /* 0, 1 and 2 are the server's stdin, stdout and stderr (maybe a
      * terminal, maybe a supervisor's log pipe): point them at /dev/null.
@@ -326,8 +333,9 @@ static void set_limits(const sandbox__child_t *c)
      * controller, memory by the memory controller. */
     set_limit(RLIMIT_NOFILE, 1024, "RLIMIT_NOFILE");
     set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE"); /* no core files filling /tmp */
-    /* No file can outgrow /tmp anyway; the limit turns a runaway write
-     * into a clean EFBIG (SIGXFSZ is ignored, see exec_function). */
+    /* No file can outgrow /tmp (or the largest volume, which fsize then
+     * is) anyway; the limit turns a runaway write into a clean EFBIG
+     * (SIGXFSZ is ignored, see exec_function). */
     set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
 }
 
@@ -435,7 +443,7 @@ static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
     static char spec[SANDBOX__SPEC_MAX];
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * (1 + SANDBOX_VOLUMES_MAX))];
     } ctl;
     struct iovec iov = {spec, sizeof spec};
     struct msghdr msg = {
@@ -446,22 +454,34 @@ static _Noreturn void prepared_main(sandbox__child_t *c, int listen_fd)
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         _exit(127); /* the server let the pooled sandbox go */
-    int code = -1;
+    /* The code's mount first, then the volumes'. */
+    int fds[1 + SANDBOX_VOLUMES_MAX];
+    size_t nfds = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-            cm->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(&code, CMSG_DATA(cm), sizeof code);
-    if (sandbox__spec_decode(spec, (size_t)n, c) < 0 || code < 0) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && nfds == 0 &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            if (nfds > 1 + SANDBOX_VOLUMES_MAX)
+                nfds = 1 + SANDBOX_VOLUMES_MAX;
+            memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
+        }
+    if (sandbox__spec_decode(spec, (size_t)n, c) < 0 || nfds != 1 + c->n_volumes ||
+        (msg.msg_flags & MSG_CTRUNC)) {
         errno = EINVAL;
         sandbox__child_die("decode the specialisation");
     }
+    int code = fds[0];
+    for (unsigned i = 0; i < c->n_volumes; i++)
+        c->volume_fds[i] = fds[1 + i];
     if (move_mount(code, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) < 0)
         sandbox__child_die("attach /var/task");
     close(code);
     if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
         sandbox__child_die("resize /tmp");
-    /* A function init starts gets the file-size limit of its own /tmp (a
-     * limit can always be lowered); a zygote's runtime keeps the largest. */
+    sandbox__child_mount_volumes(c);
+    /* A function init starts gets the file-size limit of its own /tmp, or
+     * of its largest volume (a limit can always be lowered); a zygote's
+     * runtime keeps the pool's, none (pool_prepare). */
     if (!c->zygote)
         set_limit(RLIMIT_FSIZE, c->fsize, "RLIMIT_FSIZE");
 

@@ -126,6 +126,12 @@ typedef struct sandbox__child {
     rlim_t fsize;       /* RLIMIT_FSIZE: the /tmp size in bytes */
     bool hold;          /* after the ready report, wait for the parent's go
                            (cfg->net_setup runs meanwhile) before the function */
+    /* The volumes: detached mounts the parent made (sandbox__volume_trees),
+     * already idmapped and flagged, and where each goes, relative to the
+     * new root ("mnt/NAME"). A pooled child gets them with its function. */
+    unsigned n_volumes;
+    int volume_fds[SANDBOX_VOLUMES_MAX];
+    char volume_dirs[SANDBOX_VOLUMES_MAX][72];
 } sandbox__child_t;
 
 /* A pooled child's word that its generic part is done and it now waits
@@ -180,6 +186,27 @@ _Noreturn void sandbox__child_die(const char *step);
 void sandbox__child_mounts(const sandbox__child_t *c);
 void sandbox__child_mounts_base(const sandbox__child_t *c);
 void sandbox__child_mounts_finish(const sandbox__child_t *c);
+
+/* volumes.c (parent side): one detached mount per volume of cfg, for a
+ * sandbox running as uid and gid: a clone of the volume's root mount,
+ * idmapped so that SANDBOX_VOLUME_OWNER on disk is uid and gid inside,
+ * nosuid, nodev, read-only where asked. Fills c->volume_fds (O_CLOEXEC),
+ * volume_dirs and n_volumes, and raises c->fsize to the largest volume's
+ * size. On failure nothing is left open. */
+int sandbox__volume_trees(const sandbox_config_t *cfg, uid_t uid, gid_t gid,
+                          sandbox__child_t *c, mf_error_t *err);
+/* Closes what sandbox__volume_trees opened in c (the parent's copies once
+ * the child has its own, or on a failure). */
+void sandbox__volume_trees_close(sandbox__child_t *c);
+/* Checks cfg's volumes (count, absolute sources, targets one level under
+ * /mnt, no target twice). */
+int sandbox__volumes_check(const sandbox_config_t *cfg, mf_error_t *err);
+
+/* mounts.c: attaches the volumes under mnt of the new root (child side,
+ * with the root as the working directory, before or after the pivot): a
+ * small tmpfs on mnt holds their mount points and is made read-only once
+ * they are in place. Does nothing without volumes. */
+void sandbox__child_mount_volumes(const sandbox__child_t *c);
 
 /* netns.c: brings up lo, gives it the sandbox's own addresses and
  * returns a socket listening on 127.0.0.1:port inside the new network

@@ -13,6 +13,9 @@
  *   /var/task      the function's code, read-only
  *   /var/runtime   the runtime's files, read-only (when given)
  *   /tmp           a private tmpfs of tmp_mb, the only writable place
+ *                  of the sandbox's own
+ *   /mnt/NAME      the function's volumes, shared with other sandboxes
+ *                  (an empty /mnt without them)
  *   /proc          a fresh procfs of the sandbox's PID namespace
  *   /dev           null, zero, full, random, urandom and the fd symlinks
  *
@@ -215,8 +218,8 @@ void sandbox__child_mounts_base(const sandbox__child_t *c)
     if (chdir(sys->root_dir) < 0)
         sandbox__child_die("chdir to the new root");
 
-    static const char *const dirs[] = {"usr",         "etc", "var",  "var/task",
-                                       "var/runtime", "tmp", "proc", "dev"};
+    static const char *const dirs[] = {"usr", "etc", "var",  "var/task", "var/runtime",
+                                       "tmp", "mnt", "proc", "dev"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
         make_dir(dirs[i], "mkdir in the new root");
 
@@ -264,6 +267,9 @@ void sandbox__child_mounts_finish(const sandbox__child_t *c)
      * memory cgroup its pages are charged to, by memory). */
     if (mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
         sandbox__child_die("mount /tmp");
+    /* A pooled sandbox has none yet: it attaches them when its function
+     * comes, after the pivot. */
+    sandbox__child_mount_volumes(c);
 
     /* pivot_root(".", ".") stacks the old root on top of the new one at
      * "/"; detaching it then drops every host mount from this namespace,
@@ -280,6 +286,49 @@ void sandbox__child_mounts_finish(const sandbox__child_t *c)
      * keep their flags. */
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         sandbox__child_die("remount / read-only");
+}
+
+/* "attach /mnt/NAME" into out, without stdio: the step a failure names. */
+static void volume_step(char *out, size_t size, const char *what, const char *dir)
+{
+    size_t a = strlen(what), b = strlen(dir);
+    if (a + 2 + b >= size) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, what, a);
+    out[a] = ' ';
+    out[a + 1] = '/';
+    memcpy(out + a + 2, dir, b + 1);
+}
+
+void sandbox__child_mount_volumes(const sandbox__child_t *c)
+{
+    if (!c->n_volumes)
+        return;
+    /* The root is read-only once built (and a pooled sandbox's is built
+     * before its volumes are known): the mount points go on a tmpfs of
+     * their own, which is frozen in turn once they are in place. */
+    if (mount("tmpfs", "mnt", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=4k,nr_inodes=16") < 0)
+        sandbox__child_die("mount /mnt");
+    char step[96];
+    for (unsigned i = 0; i < c->n_volumes; i++) {
+        const char *dir = c->volume_dirs[i];
+        volume_step(step, sizeof step, "mkdir", dir);
+        make_dir(dir, step);
+        /* The detached mount is the parent's work (sandbox__volume_trees):
+         * idmapped, nosuid, nodev, read-only when asked; moving it keeps
+         * all of that. */
+        volume_step(step, sizeof step, "attach the volume at", dir);
+        if (move_mount(c->volume_fds[i], "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            sandbox__child_die(step);
+        close(c->volume_fds[i]);
+    }
+    /* MS_BIND: only this mount's flag; the volumes below keep theirs. */
+    if (mount(NULL, "mnt", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              NULL) < 0)
+        sandbox__child_die("remount /mnt read-only");
 }
 
 void sandbox__child_mounts(const sandbox__child_t *c)

@@ -491,7 +491,7 @@ static int check_config(const sandbox_config_t *cfg, mf_error_t *err)
                             cfg->memory_mb, cfg->tmp_mb, cfg->max_pids);
     if (cfg->api_port == 0)
         return mf_error_set(err, EINVAL, "sandbox: api_port is 0");
-    return 0;
+    return sandbox__volumes_check(cfg, err);
 }
 
 static int set_nonblock(int fd)
@@ -685,11 +685,21 @@ static int start_child(sandbox_system_t *sys, sandbox__child_t *child, const cha
     }
     child_identity(sys, child, st->uid);
 
+    /* A direct child attaches its volumes from descriptors it inherits,
+     * made now that its uid is known (a pooled one gets them with its
+     * function, in specialise). */
+    if (!child->pooled && (r = sandbox__volume_trees(child->cfg, st->uid, (gid_t)st->uid, child,
+                                                     err)) < 0) {
+        started_destroy(st);
+        return r;
+    }
+
     /* The cgroup first, so the child can be put in it before it does
      * anything worth accounting. */
     r = sandbox__cg_create(sys->cg, id, memory_mb, max_pids, &st->cg, err);
     if (r < 0) {
         mf_error_wrap(err, "sandbox");
+        sandbox__volume_trees_close(child);
         started_destroy(st);
         return r;
     }
@@ -741,6 +751,8 @@ static int start_child(sandbox_system_t *sys, sandbox__child_t *child, const cha
         sandbox__child_main(child);
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    /* The child has its own copies of the volumes' descriptors. */
+    sandbox__volume_trees_close(child);
     if (pid < 0) {
         r = mf_error_set(err, clone_errno, "sandbox: clone");
         goto fail;
@@ -762,6 +774,7 @@ static int start_child(sandbox_system_t *sys, sandbox__child_t *child, const cha
     return 0;
 
 fail:
+    sandbox__volume_trees_close(child);
     started_destroy(st);
     return r;
 }
@@ -870,9 +883,8 @@ typedef struct sandbox__pool {
 /* The memory limit a waiting sandbox has until it knows its function: the
  * smallest a function may ask for (a zygote's runtime fits in it). */
 #define POOL_MEMORY_MB 128
-/* /tmp's size until the function's own is known, and the most it can be. */
+/* /tmp's size until the function's own is known. */
 #define POOL_TMP_MB 64
-#define POOL_MAX_TMP_MB 10240
 
 static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_t *st,
                         mf_error_t *err)
@@ -903,10 +915,12 @@ static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_
                               .zygote = kind->name != NULL};
     child_for(&child, &pcfg);
     /* Init can only lower its file-size limit when the function comes
-     * (and a zygote's runtime, started now, keeps this one): start at the
-     * largest /tmp a function may have. The tmpfs's own size still bounds
-     * every write. */
-    child.fsize = (rlim_t)POOL_MAX_TMP_MB << 20;
+     * (raising it needs CAP_SYS_RESOURCE, which a root server in a
+     * container may lack), and a zygote's runtime, started now, keeps this
+     * one: start with none, as a function's file on a volume may be as
+     * large as the volume (up to 1 TiB). Each file system a sandbox can
+     * write to (its /tmp, its volumes) still bounds every write. */
+    child.fsize = RLIM_INFINITY;
     int r = start_child(pool->sys, &child, id, POOL_MEMORY_MB, pool->max_pids, st, err);
     if (r < 0)
         return r;
@@ -1200,6 +1214,11 @@ void sandbox__spec_encode(buf_t *out, const sandbox_config_t *cfg, const sandbox
     spec_add(out, num);
     for (size_t i = 0; i < n; i++)
         spec_add(out, cfg->envp[i]);
+    /* The volumes' mount points; their mounts travel as descriptors. */
+    snprintf(num, sizeof num, "%u", c->n_volumes);
+    spec_add(out, num);
+    for (unsigned i = 0; i < c->n_volumes; i++)
+        spec_add(out, c->volume_dirs[i]);
 }
 
 /* Child side: no allocation, static storage only. */
@@ -1258,6 +1277,18 @@ int sandbox__spec_decode(char *msg, size_t len, sandbox__child_t *c)
         if (!(envp[i] = (char *)spec_next(&p, end)))
             return -EINVAL;
     envp[n] = NULL;
+    if (!spec_count(&p, end, SANDBOX_VOLUMES_MAX, &n))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const char *dir = spec_next(&p, end);
+        if (!dir || strncmp(dir, "mnt/", 4) != 0 || strlen(dir) >= sizeof c->volume_dirs[0])
+            return -EINVAL;
+        memcpy(c->volume_dirs[i], dir, strlen(dir) + 1);
+    }
+    c->n_volumes = (unsigned)n;
+    /* Nothing may follow. */
+    if (p != end)
+        return -EINVAL;
 
     cfg.hostname = hostname;
     cfg.code_dir = code_dir;
@@ -1290,25 +1321,29 @@ static int code_tree(const char *code_dir, mf_error_t *err)
     return fd;
 }
 
-/* Sends the specialisation, with fd (when not -1) as SCM_RIGHTS. */
-static int send_spec(int sync_fd, const buf_t *spec, int fd)
+/* Sends the specialisation, with the code's mount and then the volumes'
+ * (c->volume_fds) as SCM_RIGHTS. */
+static int send_spec(int sync_fd, const buf_t *spec, int code, const sandbox__child_t *c)
 {
     struct iovec iov = {spec->data, spec->len};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * (1 + SANDBOX_VOLUMES_MAX))];
     } ctl;
     memset(&ctl, 0, sizeof ctl);
+    int fds[1 + SANDBOX_VOLUMES_MAX];
+    size_t n = 0;
+    fds[n++] = code;
+    for (unsigned i = 0; i < c->n_volumes; i++)
+        fds[n++] = c->volume_fds[i];
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        msg.msg_control = ctl.buf;
-        msg.msg_controllen = sizeof ctl.buf;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    }
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * n);
     return sendmsg(sync_fd, &msg, MSG_NOSIGNAL) == (ssize_t)spec->len ? 0 : -errno;
 }
 
@@ -1327,6 +1362,8 @@ static int specialise(started_t *st, const pool_kind_t *kind, const sandbox_conf
     cleanup_close int tree = -1;
     if (r == 0 && (tree = code_tree(cfg->code_dir, err)) < 0)
         r = tree;
+    if (r == 0)
+        r = sandbox__volume_trees(cfg, st->uid, (gid_t)st->uid, &child, err);
     if (r < 0) {
         mf_error_wrap(err, "sandbox");
         started_destroy(st);
@@ -1336,11 +1373,13 @@ static int specialise(started_t *st, const pool_kind_t *kind, const sandbox_conf
     sandbox__spec_encode(&spec, cfg, &child);
     if (spec.len > SANDBOX__SPEC_MAX) {
         buf_release(&spec);
+        sandbox__volume_trees_close(&child);
         started_destroy(st);
         return mf_error_set(err, E2BIG, "sandbox: the function's command and environment are "
                                         "over %d bytes", SANDBOX__SPEC_MAX);
     }
-    r = send_spec(st->sync_fd, &spec, tree);
+    r = send_spec(st->sync_fd, &spec, tree, &child);
+    sandbox__volume_trees_close(&child);
     buf_release(&spec);
     if (r < 0) {
         r = mf_error_set(err, -r, "sandbox: hand the function to a pooled sandbox");
@@ -1362,6 +1401,8 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
     int r = check_config(cfg, err);
     if (r < 0)
         return r;
+    if (cfg->n_volumes && sys->userns)
+        return mf_error_set(err, EPERM, "sandbox: volumes need a server running as root");
 
     started_t st;
     const pool_kind_t *kind = pool_take(sys->pool, cfg, &st);

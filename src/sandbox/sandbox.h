@@ -64,6 +64,22 @@ typedef struct sandbox_system sandbox_system_t;
 
 struct sandbox;
 
+/* Volumes: file systems the server has mounted that sandboxes share. A
+ * sandbox sees a volume's files as owned by its own uid and gid (an
+ * idmapped mount of the volume's root), and what it creates is stored
+ * as SANDBOX_VOLUME_OWNER: so functions, each running as a uid of its
+ * own, read and write each other's files as Lambda functions do on EFS.
+ * 65534 is never a sandbox's uid (sandbox_system_set_uid_range refuses
+ * it). Needs root (open_tree, mount_setattr). */
+#define SANDBOX_VOLUME_OWNER 65534u
+#define SANDBOX_VOLUMES_MAX 8
+
+typedef struct sandbox_volume {
+    const char *source;        /* host directory: the root of a mount (not a subfolder) */
+    const char *target;        /* where inside: "/mnt/NAME", NAME 1 to 64 of [A-Za-z0-9_.-] */
+    bool read_only;            /* mounted read-only: a write fails with EROFS */
+} sandbox_volume_t;
+
 typedef struct sandbox_config {
     const char *id;            /* unique instance id: names the cgroup */
     const char *code_dir;      /* host directory → /var/task, read-only */
@@ -86,6 +102,10 @@ typedef struct sandbox_config {
      * spawn. Sandboxes without it never wait for it. */
     int (*net_setup)(void *ud, const struct sandbox *sb, mf_error_t *err);
     void *net_setup_ud;
+    /* The volumes it mounts (see sandbox_volume_t), nosuid and nodev; a
+     * file on one may grow to the volume's size whatever tmp_mb is. */
+    const sandbox_volume_t *volumes;
+    unsigned n_volumes;        /* at most SANDBOX_VOLUMES_MAX */
 } sandbox_config_t;
 
 /* Where the time of a start went (monotonic ns), for the cold-start

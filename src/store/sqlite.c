@@ -88,6 +88,14 @@ static const char *const store__migrations[] = {
      * none), and the KV operations the call made. */
     "ALTER TABLE invocations ADD COLUMN caller_request_id TEXT;"
     "ALTER TABLE invocations ADD COLUMN kv_ops INTEGER NOT NULL DEFAULT 0;",
+
+    /* 7: shared volumes (src/state/volume.h): what each is; its files are
+     * in its image under the data directory. */
+    "CREATE TABLE volumes ("
+    "  name       TEXT PRIMARY KEY NOT NULL,"
+    "  size_mb    INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))

@@ -204,4 +204,21 @@ int store_logs_list(store_t *s, const char *function, const char *request_id, in
                     mf_error_t *err);
 void store_log_list_free(store_log_t *list, size_t count);
 
+/* ---- shared volumes (src/state/volume.h) ------------------------------- */
+
+typedef struct store_volume {
+    char name[65];
+    int64_t size_mb;
+    int64_t created_ms;       /* wall clock */
+} store_volume_t;
+
+/* Records a new volume; -EEXIST when one has that name. */
+int store_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err);
+/* -ENOENT if absent. */
+int store_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error_t *err);
+/* Every volume, by name; free *out. */
+int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
+/* -ENOENT if absent. */
+int store_volume_delete(store_t *s, const char *name, mf_error_t *err);
+
 #endif

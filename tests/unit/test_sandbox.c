@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,6 +36,9 @@ extern char **environ;
 
 static sandbox_system_t *sys;
 static char code_dir[] = "/tmp/mayfly-test-sandbox-XXXXXX";
+/* The stand-in for a volume (volume_source). */
+static char volume_dir[] = "/tmp/mayfly-test-volume-XXXXXX";
+static bool volume_mounted;
 static int seq;
 
 #define SKIP_UNLESS_ROOT()                                                                         \
@@ -48,6 +53,13 @@ static int group_setup(void **state)
 {
     if (geteuid() != 0)
         return 0;
+    /* A mount namespace of our own (before any thread exists, which
+     * unshare needs), so that the volumes the tests mount never show on
+     * the host, whatever happens to this process. */
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+        print_error("a mount namespace for the tests: %s\n", strerror(errno));
+        return -1;
+    }
     mf_error_t err = MF_ERROR_INIT;
     if (sandbox_system_init(&sys, &err) < 0) {
         print_error("sandbox_system_init: %s\n", err.msg);
@@ -74,6 +86,8 @@ static int group_teardown(void **state)
         return 0;
     sandbox_system_free(sys);
     fs_rm_rf(code_dir, NULL);
+    if (volume_mounted && umount2(volume_dir, MNT_DETACH) == 0)
+        rmdir(volume_dir);
     return 0;
 }
 
@@ -1336,6 +1350,243 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+
+/* ---- volumes ---------------------------------------------------------- */
+
+/* A file system standing in for a volume (the server mounts ext4 images;
+ * a tmpfs takes idmapped mounts too since Linux 6.3), owned by the
+ * volumes' owner as the server's are. Mounted in the tests' own mount
+ * namespace (group_setup). NULL when this kernel cannot idmap it. */
+
+static bool volume_source(void)
+{
+    if (volume_mounted)
+        return true;
+    if (!mkdtemp(volume_dir))
+        return false;
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=1m,mode=0755,uid=%u,gid=%u", SANDBOX_VOLUME_OWNER,
+             SANDBOX_VOLUME_OWNER);
+    if (mount("tmpfs", volume_dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        return false;
+    volume_mounted = true;
+    return true;
+}
+
+/* Runs script with the test volume at /mnt/shared. */
+static int run_with_volume(const char *script, bool read_only, unsigned max_pids, run_t *r,
+                           sandbox_t *keep)
+{
+    sandbox_volume_t vol = {.source = volume_dir, .target = "/mnt/shared", .read_only = read_only};
+    static char *argv[4] = {"/bin/sh", "-c", NULL, NULL};
+    argv[2] = (char *)script;
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    cfg.volumes = &vol;
+    cfg.n_volumes = 1;
+    if (max_pids)
+        cfg.max_pids = max_pids;
+    mf_error_t err = MF_ERROR_INIT;
+    if (keep) {
+        int rc = sandbox_spawn(sys, &cfg, keep, &err);
+        if (rc < 0)
+            print_message("sandbox_spawn: %s\n", err.msg);
+        return rc;
+    }
+    run_sandbox(&cfg, r);
+    return 0;
+}
+
+static bool idmap_supported(void)
+{
+    run_t r = RUN_INIT;
+    sandbox_t sb;
+    int rc = run_with_volume("true", false, 0, &r, &sb);
+    if (rc == 0)
+        sandbox_destroy(&sb);
+    return rc == 0;
+}
+
+#define SKIP_UNLESS_VOLUMES()                                                                      \
+    do {                                                                                           \
+        SKIP_UNLESS_ROOT();                                                                        \
+        if (!volume_source() || !idmap_supported()) {                                              \
+            print_message("this kernel cannot idmap a tmpfs: skipped\n");                         \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Every sandbox sees the volume's files as its own (each runs as a uid of
+ * its own), what it writes is stored as the volumes' owner, another
+ * sandbox can change it, a read-only mount refuses writes, and the mount
+ * is nosuid and nodev with /mnt itself read-only. */
+static void test_volumes_are_shared_between_sandboxes(void **state)
+{
+    SKIP_UNLESS_VOLUMES();
+    run_t a = RUN_INIT;
+    run_with_volume("stat -c 'owner=%u:%g mode=%a' /mnt/shared; echo one > /mnt/shared/f && "
+                    "echo wrote; stat -c 'file=%u' /mnt/shared/f; touch /mnt/other 2>&1;"
+                    "grep ' /mnt/shared ' /proc/self/mountinfo",
+                    false, 0, &a, NULL);
+    assert_true(exited_ok(&a));
+    char want[64];
+    snprintf(want, sizeof want, "owner=%u:%u mode=755\n", a.uid, a.uid);
+    assert_output(&a, want);
+    assert_output(&a, "wrote\n");
+    snprintf(want, sizeof want, "file=%u\n", a.uid);
+    assert_output(&a, want);
+    assert_output(&a, "/mnt/other': Read-only file system");
+    assert_output(&a, " rw,nosuid,nodev");
+    assert_output(&a, "idmapped");
+
+    /* Stored as the volumes' owner, whoever wrote it. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/f", volume_dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, SANDBOX_VOLUME_OWNER);
+    assert_int_equal(st.st_gid, SANDBOX_VOLUME_OWNER);
+
+    /* Another sandbox, another uid: the file is its to change. */
+    run_t b = RUN_INIT;
+    run_with_volume("echo two >> /mnt/shared/f && cat /mnt/shared/f", false, 0, &b, NULL);
+    assert_true(exited_ok(&b));
+    assert_int_not_equal(a.uid, b.uid);
+    assert_output(&b, "one\ntwo\n");
+
+    /* Read-only: reads work, writes fail with EROFS. */
+    run_t c = RUN_INIT;
+    run_with_volume("cat /mnt/shared/f; { echo three >> /mnt/shared/f; } 2>&1;"
+                    "grep ' /mnt/shared ' /proc/self/mountinfo",
+                    true, 0, &c, NULL);
+    assert_output(&c, "one\ntwo\n");
+    assert_output(&c, "Read-only file system");
+    assert_output(&c, " ro,nosuid,nodev");
+    run_release(&a);
+    run_release(&b);
+    run_release(&c);
+}
+
+/* A volume whose file system is not mounted (a plain folder) would let a
+ * function fill the server's disk: refused, naming it. Bad targets are
+ * refused before anything starts. */
+static void test_volume_must_be_mounted_and_under_mnt(void **state)
+{
+    SKIP_UNLESS_ROOT();
+    static char *argv[] = {"/bin/true", NULL};
+    sandbox_volume_t vol = {.source = code_dir, .target = "/mnt/x"};
+    sandbox_config_t cfg;
+    base_config(&cfg, argv);
+    cfg.volumes = &vol;
+    cfg.n_volumes = 1;
+    mf_error_t err = MF_ERROR_INIT;
+    sandbox_t sb;
+    assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "is not mounted"));
+    const char *bad[] = {"/mnt/", "/mnt/a/b", "/mnt/..", "/etc/x", "mnt/x", "/mnt/a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        vol.target = bad[i];
+        err = (mf_error_t)MF_ERROR_INIT;
+        assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "volume target"));
+    }
+}
+
+/* A pooled sandbox (its root built and pivoted before its function was
+ * known) attaches its function's volumes the same way. */
+static void test_pooled_sandbox_mounts_volumes(void **state)
+{
+    SKIP_UNLESS_VOLUMES();
+    mf_error_t err = MF_ERROR_INIT;
+    /* The pool test's pool (max_pids 77), refilled. */
+    assert_int_equal(sandbox_system_start_pool(sys, 1, 77, NULL, &err), 0);
+    for (int i = 0; i < 30000 && sandbox_system_pool_ready(sys, NULL) < 1; i++)
+        usleep(1000);
+    assert_int_equal(sandbox_system_pool_ready(sys, NULL), 1);
+    sandbox_t sb;
+    assert_int_equal(run_with_volume("echo pooled > /mnt/shared/p && stat -c 'p=%u' /mnt/shared/p;"
+                                     "grep ' /mnt/shared ' /proc/self/mountinfo",
+                                     false, 77, NULL, &sb),
+                     0);
+    assert_int_equal(sb.timings.cloned_ns, sb.timings.start_ns);
+    buf_t out = BUF_INIT;
+    int fd = sb.stdout_fd;
+    while (fd >= 0) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 30000) != 1)
+            break;
+        drain(&fd, &out);
+    }
+    char want[32];
+    snprintf(want, sizeof want, "p=%u\n", sb.uid);
+    if (!strstr(out.data, want) || !strstr(out.data, "idmapped"))
+        fail_msg("pooled sandbox (uid %u) said:\n%s", sb.uid, out.data);
+    sandbox_destroy(&sb);
+    buf_release(&out);
+    char path[128];
+    snprintf(path, sizeof path, "%s/p", volume_dir);
+    buf_t b = BUF_INIT;
+    assert_int_equal(fs_read_file(path, &b, 64, NULL), 0);
+    assert_string_equal(b.data, "pooled\n");
+    buf_release(&b);
+}
+
+/* A file on a volume may be as large as the volume, whatever /tmp's size:
+ * RLIMIT_FSIZE follows the largest volume, in a sandbox made directly and
+ * in a pooled one (whose init could not raise its limit without
+ * CAP_SYS_RESOURCE). A 20 GiB tmpfs costs nothing until written. */
+static void test_volume_raises_the_file_size_limit(void **state)
+{
+    SKIP_UNLESS_VOLUMES();
+    char big[] = "/tmp/mayfly-test-bigvol-XXXXXX";
+    assert_non_null(mkdtemp(big));
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=20g,mode=0755,uid=%u,gid=%u", SANDBOX_VOLUME_OWNER,
+             SANDBOX_VOLUME_OWNER);
+    assert_int_equal(mount("tmpfs", big, "tmpfs", MS_NOSUID | MS_NODEV, opts), 0);
+    sandbox_volume_t vols[] = {{.source = volume_dir, .target = "/mnt/small"},
+                               {.source = big, .target = "/mnt/big", .read_only = true}};
+    static char *argv[] = {"/usr/bin/python3", "-c",
+                           "import resource\n"
+                           "print('fsize=%d' % resource.getrlimit(resource.RLIMIT_FSIZE)[0])",
+                           NULL};
+    mf_error_t err = MF_ERROR_INIT;
+    for (int pooled = 0; pooled < 2; pooled++) {
+        if (pooled) {
+            assert_int_equal(sandbox_system_start_pool(sys, 1, 77, NULL, &err), 0);
+            for (int i = 0; i < 30000 && sandbox_system_pool_ready(sys, NULL) < 1; i++)
+                usleep(1000);
+        }
+        sandbox_config_t cfg;
+        base_config(&cfg, argv);
+        cfg.volumes = vols;
+        cfg.n_volumes = 2;
+        cfg.tmp_mb = 16;
+        if (pooled)
+            cfg.max_pids = 77;
+        sandbox_t sb;
+        if (sandbox_spawn(sys, &cfg, &sb, &err) < 0)
+            fail_msg("sandbox_spawn: %s", err.msg);
+        /* The pooled one was served by the pool, not made the slow way. */
+        assert_true(pooled ? sb.timings.cloned_ns == sb.timings.start_ns
+                           : sb.timings.cloned_ns > sb.timings.start_ns);
+        buf_t out = BUF_INIT;
+        int fd = sb.stdout_fd;
+        while (fd >= 0) {
+            struct pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, 30000) != 1)
+                break;
+            drain(&fd, &out);
+        }
+        if (!strstr(out.data, "fsize=21474836480\n"))
+            fail_msg("%s sandbox said: %s", pooled ? "a pooled" : "a direct", out.data);
+        buf_release(&out);
+        sandbox_destroy(&sb);
+    }
+    umount2(big, MNT_DETACH);
+    rmdir(big);
+}
+
 /* Not a benchmark (bench/ has those): a sanity figure for the report. */
 static void test_spawn_timing(void **state)
 {
@@ -1392,6 +1643,9 @@ static void test_specialisation_round_trip_and_bad_messages(void **state)
     snprintf(in.tmp_opts, sizeof in.tmp_opts, "size=32m,mode=1777");
     snprintf(in.hosts, sizeof in.hosts, "127.0.0.1\tlocalhost mayfly-abc\n");
     in.fsize = (rlim_t)32 << 20;
+    in.n_volumes = 2;
+    snprintf(in.volume_dirs[0], sizeof in.volume_dirs[0], "mnt/shared");
+    snprintf(in.volume_dirs[1], sizeof in.volume_dirs[1], "mnt/logs.d");
     buf_t msg = BUF_INIT;
     sandbox__spec_encode(&msg, &cfg, &in);
 
@@ -1410,6 +1664,17 @@ static void test_specialisation_round_trip_and_bad_messages(void **state)
     assert_string_equal(out.tmp_opts, "size=32m,mode=1777");
     assert_string_equal(out.hosts, in.hosts);
     assert_int_equal(out.fsize, in.fsize);
+    assert_int_equal(out.n_volumes, 2);
+    assert_string_equal(out.volume_dirs[0], "mnt/shared");
+    assert_string_equal(out.volume_dirs[1], "mnt/logs.d");
+
+    /* Anything after the last field is refused too. */
+    char *padded = malloc(msg.len + 2);
+    memcpy(padded, msg.data, msg.len);
+    memcpy(padded + msg.len, "x", 2);
+    sandbox__child_t pad = {0};
+    assert_int_equal(sandbox__spec_decode(padded, msg.len + 2, &pad), -EINVAL);
+    free(padded);
 
     /* Every truncation of the message is refused, never read past. */
     for (size_t cut = 0; cut < msg.len; cut++) {
@@ -1462,7 +1727,11 @@ int main(void)
         cmocka_unit_test(test_freeze_thaw_cost),
         cmocka_unit_test(test_cpu_cap_follows_memory),
         cmocka_unit_test(test_budget_holds_all_sandboxes),
+        cmocka_unit_test(test_volumes_are_shared_between_sandboxes),
+        cmocka_unit_test(test_volume_must_be_mounted_and_under_mnt),
         cmocka_unit_test(test_pooled_sandbox_gets_the_same),
+        cmocka_unit_test(test_pooled_sandbox_mounts_volumes),
+        cmocka_unit_test(test_volume_raises_the_file_size_limit),
         cmocka_unit_test(test_init_removes_what_a_dead_server_left),
         cmocka_unit_test(test_spawn_timing),
     };
