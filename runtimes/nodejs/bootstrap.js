@@ -539,10 +539,17 @@ class RuntimeConnection {
 const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
 
 // The platform's helpers (require('mayfly')), after every folder a
-// function's own module of that name could be in. NODE_PATH is read once
-// at Node's start, before a zygote knows its function, so the folder goes
-// onto the list NODE_PATH would have made.
-require('module').globalPaths.push(path.join(__dirname, 'lib'));
+// function's own module of that name could be in. Node reads NODE_PATH
+// once at its start, before a zygote knows its function: the lookup list
+// is made again from the function's NODE_PATH and this folder.
+{
+  const Module = require('module');
+  const own = process.env.NODE_PATH;
+  process.env.NODE_PATH = [own, path.join(__dirname, 'lib')].filter(Boolean).join(path.delimiter);
+  Module._initPaths();
+  if (own === undefined) delete process.env.NODE_PATH;
+  else process.env.NODE_PATH = own;
+}
 
 function isFile(p) {
   try {

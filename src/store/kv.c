@@ -927,7 +927,8 @@ int store_kv_incr(store_kv_t *kv, const char *store, const void *key, size_t key
     }
     char text[24];
     int len = snprintf(text, sizeof text, "%" PRId64, sum);
-    cleanup_free char *ctype = f.content_type ? xstrdup(f.content_type) : xstrdup("text/plain");
+    cleanup_free char *ctype =
+        f.content_type ? xstrdup(f.content_type) : xstrdup("application/json");
     r = kv__put_row(kv, store, key, key_len, text, (size_t)len, ctype, expires, &f, now_ms, version,
                     err);
     kv__found_clear(&f);

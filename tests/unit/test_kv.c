@@ -346,7 +346,7 @@ static void test_incr(void **state)
     assert_value(kv, "c", "n", "-2", T0);
     store_kv_item_t it;
     assert_int_equal(store_kv_get(kv, "c", "n", 1, T0, &it, &err), 0);
-    assert_string_equal(it.content_type, "text/plain");
+    assert_string_equal(it.content_type, "application/json");
     store_kv_item_clear(&it);
 
     /* A value written as text counts if it is a decimal int64. */
