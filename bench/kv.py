@@ -155,15 +155,16 @@ def main():
     s = res["samples"]
     try:
         api = benchlib.Api(url)
-        st, _, body = api.request("PUT", "/v1/kv/bench/k100", VALUE)
+        st, _, body = api.request("PUT", "/v1/kv/bench/k100", VALUE,
+                                  {"Content-Type": "application/octet-stream"})
         if st != 200:
             raise RuntimeError("PUT k100: HTTP %d %r" % (st, body[:200]))
         perms = ["kv:bench"]
         api.put_function("timer-c", {"runtime": "provided", "handler": "bootstrap",
-                                     "max_concurrency": 64, "permissions": perms,
+                                     "max_concurrency": 64, "permissions": perms, "timeout_s": 60,
                                      "code": {"zip_base64": benchlib.zip_folder(cdir)}})
         api.put_function("timer-py", {"runtime": "python3", "handler": "app.handler",
-                                      "permissions": perms,
+                                      "permissions": perms, "timeout_s": 60,
                                       "code": {"zip_base64": benchlib.zip_files(
                                           {"app.py": TIMER_PY})}})
         for name in ("timer-c", "timer-py"):
@@ -184,6 +185,8 @@ def main():
                 st, _, body = api.invoke("timer-" + ("c" if name == "c" else "py"),
                                          json.dumps(ev).encode())
                 doc = json.loads(body)
+                if st != 200 or "p50_us" not in doc:
+                    raise RuntimeError("%s: HTTP %d %r" % (name, st, body[:300]))
                 s.setdefault("inside_get_p50_us_" + name, []).append(doc["p50_us"])
                 s.setdefault("inside_get_p99_us_" + name, []).append(doc["p99_us"])
             _, p50 = wrk(invoke_url, a.load_cpu, a.duration, 1, noop_lua, latency=True)
