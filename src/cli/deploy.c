@@ -29,7 +29,8 @@ static const char deploy_usage[] =
     "usage: mayfly deploy NAME PATH [--runtime RT] [--handler H] [--memory MB]\n"
     "                     [--timeout S] [--env K=V]... [--max-concurrency N] [--tmp-mb N]\n"
     "                     [--log-format Text|JSON] [--log-level LEVEL]\n"
-    "                     [--egress RULES]...\n"
+    "                     [--egress RULES]... [--permission KIND:NAME]...\n"
+    "                     [--volume NAME:/mnt/DIR[:ro]]...\n"
     "\n"
     "Creates the function NAME, or updates it, from PATH: a folder (zipped on the\n"
     "fly, keeping executable bits and symlinks) or a .zip file sent as it is.\n"
@@ -55,6 +56,13 @@ static const char deploy_usage[] =
     "                         for any public address; repeat to add more; `--egress ''`\n"
     "                         sets none (no network). Left out on create: the\n"
     "                         server's --default-egress (none unless set)\n"
+    "  --permission P         what the function may reach through MAYFLY_API inside\n"
+    "                         its sandbox: kv:STORE, invoke:FUNCTION, volume:VOLUME\n"
+    "                         (* matches any run of characters); repeat for more;\n"
+    "                         `--permission ''` sets none (see docs/state.md)\n"
+    "  --volume V             mount the shared volume NAME at /mnt/DIR, read-only\n"
+    "                         with :ro (it needs the permission volume:NAME);\n"
+    "                         repeat for more; `--volume ''` mounts none\n"
     "  -h, --help             show this help\n";
 
 enum {
@@ -68,21 +76,25 @@ enum {
     OPT_LOG_FORMAT,
     OPT_LOG_LEVEL,
     OPT_EGRESS,
+    OPT_PERMISSION,
+    OPT_VOLUME,
 };
 
 static const struct option deploy_options[] = {
-    { "runtime", required_argument, NULL, OPT_RUNTIME },
-    { "handler", required_argument, NULL, OPT_HANDLER },
-    { "memory", required_argument, NULL, OPT_MEMORY },
-    { "timeout", required_argument, NULL, OPT_TIMEOUT },
-    { "env", required_argument, NULL, OPT_ENV },
-    { "max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY },
-    { "tmp-mb", required_argument, NULL, OPT_TMP_MB },
-    { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-    { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-    { "egress", required_argument, NULL, OPT_EGRESS },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
+    {"runtime", required_argument, NULL, OPT_RUNTIME},
+    {"handler", required_argument, NULL, OPT_HANDLER},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"env", required_argument, NULL, OPT_ENV},
+    {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
+    {"tmp-mb", required_argument, NULL, OPT_TMP_MB},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"egress", required_argument, NULL, OPT_EGRESS},
+    {"permission", required_argument, NULL, OPT_PERMISSION},
+    {"volume", required_argument, NULL, OPT_VOLUME},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static void archive_discardp(zip_t **za)
@@ -114,8 +126,8 @@ static int not_dots(const struct dirent *d)
 
 /* Sets the Unix mode (type and permission bits) and mtime an unzip will
  * restore; the mode is what keeps `bootstrap` executable. */
-static int pack_set_attrs(zip_t *za, zip_int64_t idx, mode_t mode, time_t mtime,
-                             const char *name, mf_error_t *err)
+static int pack_set_attrs(zip_t *za, zip_int64_t idx, mode_t mode, time_t mtime, const char *name,
+                          mf_error_t *err)
 {
     if (zip_file_set_external_attributes(za, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
                                          (zip_uint32_t)mode << 16) < 0)
@@ -125,8 +137,8 @@ static int pack_set_attrs(zip_t *za, zip_int64_t idx, mode_t mode, time_t mtime,
     return 0;
 }
 
-static int pack_add_symlink(zip_t *za, const char *path, const char *name,
-                               const struct stat *st, mf_error_t *err)
+static int pack_add_symlink(zip_t *za, const char *path, const char *name, const struct stat *st,
+                            mf_error_t *err)
 {
     char target[PATH_MAX];
     ssize_t n = readlink(path, target, sizeof target);
@@ -151,8 +163,8 @@ static int pack_add_symlink(zip_t *za, const char *path, const char *name,
     return pack_set_attrs(za, idx, S_IFLNK | 0777, st->st_mtime, name, err);
 }
 
-static int pack_add_file(zip_t *za, const char *path, const char *name,
-                            const struct stat *st, mf_error_t *err)
+static int pack_add_file(zip_t *za, const char *path, const char *name, const struct stat *st,
+                         mf_error_t *err)
 {
     /* libzip reads the file only in zip_close; opening it now reports an
      * unreadable file by its name instead of as a failed close. */
@@ -196,8 +208,8 @@ static int pack_add_tree(zip_t *za, const char *root, const char *rel, mf_error_
             if (idx < 0)
                 ret = pack_fail(err, za, "add", dname);
             else
-                ret = pack_set_attrs(za, idx, S_IFDIR | (st.st_mode & 07777), st.st_mtime,
-                                        dname, err);
+                ret = pack_set_attrs(za, idx, S_IFDIR | (st.st_mode & 07777), st.st_mtime, dname,
+                                     err);
             if (ret == 0)
                 ret = pack_add_tree(za, root, name, err);
         } else if (S_ISREG(st.st_mode)) {
@@ -205,8 +217,7 @@ static int pack_add_tree(zip_t *za, const char *root, const char *rel, mf_error_
         } else if (S_ISLNK(st.st_mode)) {
             ret = pack_add_symlink(za, path, name, &st, err);
         } else {
-            fprintf(stderr, "mayfly deploy: skipping `%s`: not a file, folder or symlink\n",
-                    path);
+            fprintf(stderr, "mayfly deploy: skipping `%s`: not a file, folder or symlink\n", path);
         }
     }
     for (int i = 0; i < n; i++)
@@ -286,8 +297,10 @@ static int print_result(const char *name, const client_response_t *resp)
     json_t *version = json_object_get(fn, "version");
     const char *sha = json_string_value(json_object_get(fn, "code_sha256"));
     if (!json_is_integer(version) || !sha) {
-        fprintf(stderr, "mayfly deploy: the server answered HTTP %ld without the function's "
-                        "version and code_sha256\n", resp->status);
+        fprintf(stderr,
+                "mayfly deploy: the server answered HTTP %ld without the function's "
+                "version and code_sha256\n",
+                resp->status);
         return CLI_EXIT_ERROR;
     }
     printf("deployed %s version %" JSON_INTEGER_FORMAT " (code sha256 %.12s%s, %s)\n", name,
@@ -301,6 +314,8 @@ int cmd_deploy(int argc, char **argv)
     cleanup_json json_t *settings = json_object();
     cleanup_json json_t *env = NULL;
     cleanup_json json_t *egress = NULL;
+    cleanup_json json_t *permissions = NULL;
+    cleanup_json json_t *volumes = NULL;
     int opt;
 
     cli_getopt_begin(argc, argv, "deploy");
@@ -308,19 +323,17 @@ int cmd_deploy(int argc, char **argv)
         int v;
         const char *field = NULL, *flag = NULL;
         switch (opt) {
-        case 'h':
-            fputs(deploy_usage, stdout);
-            return CLI_EXIT_OK;
+        case 'h': fputs(deploy_usage, stdout); return CLI_EXIT_OK;
         case OPT_RUNTIME:
         case OPT_HANDLER:
         case OPT_LOG_FORMAT:
         case OPT_LOG_LEVEL: {
             /* The server checks the values and names what it accepts. */
             static const char *const keys[][2] = {
-                { "runtime", "runtime" },
-                { "handler", "handler" },
-                { "log_format", "log-format" },
-                { "log_level", "log-level" },
+                {"runtime", "runtime"},
+                {"handler", "handler"},
+                {"log_format", "log-format"},
+                {"log_level", "log-level"},
             };
             const char *const *key = keys[opt == OPT_RUNTIME      ? 0
                                           : opt == OPT_HANDLER    ? 1
@@ -333,23 +346,15 @@ int cmd_deploy(int argc, char **argv)
             json_object_set_new(settings, key[0], val);
             break;
         }
-        case OPT_MEMORY:
-            field = "memory_mb", flag = "memory";
-            break;
-        case OPT_TIMEOUT:
-            field = "timeout_s", flag = "timeout";
-            break;
-        case OPT_MAX_CONCURRENCY:
-            field = "max_concurrency", flag = "max-concurrency";
-            break;
-        case OPT_TMP_MB:
-            field = "tmp_mb", flag = "tmp-mb";
-            break;
+        case OPT_MEMORY: field = "memory_mb", flag = "memory"; break;
+        case OPT_TIMEOUT: field = "timeout_s", flag = "timeout"; break;
+        case OPT_MAX_CONCURRENCY: field = "max_concurrency", flag = "max-concurrency"; break;
+        case OPT_TMP_MB: field = "tmp_mb", flag = "tmp-mb"; break;
         case OPT_ENV: {
             const char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg)
-                return cli_usage_error("deploy", deploy_usage,
-                                       "--env expects KEY=VALUE, got `%s`", optarg);
+                return cli_usage_error("deploy", deploy_usage, "--env expects KEY=VALUE, got `%s`",
+                                       optarg);
             if (!env)
                 env = json_object();
             cleanup_free char *key = xstrndup(optarg, (size_t)(eq - optarg));
@@ -375,8 +380,39 @@ int cmd_deploy(int argc, char **argv)
             egress_policy_free(&p);
             break;
         }
-        default:
-            return cli_usage_error("deploy", deploy_usage, NULL);
+        case OPT_PERMISSION:
+            /* The server checks each one and names a bad one. */
+            if (!permissions)
+                permissions = json_array();
+            if (*optarg && json_array_append_new(permissions, json_string(optarg)) < 0)
+                return cli_usage_error("deploy", deploy_usage, "--permission: not valid UTF-8");
+            break;
+        case OPT_VOLUME: {
+            if (!volumes)
+                volumes = json_array();
+            if (!*optarg)
+                break;
+            /* NAME:/mnt/DIR[:ro] */
+            const char *colon = strchr(optarg, ':');
+            if (!colon || colon == optarg || colon[1] != '/')
+                return cli_usage_error("deploy", deploy_usage,
+                                       "--volume expects NAME:/mnt/DIR[:ro], got `%s`", optarg);
+            cleanup_free char *vname = xstrndup(optarg, (size_t)(colon - optarg));
+            cleanup_free char *vpath = xstrdup(colon + 1);
+            bool ro = false;
+            size_t n = strlen(vpath);
+            if (n > 3 && !strcmp(vpath + n - 3, ":ro")) {
+                vpath[n - 3] = '\0';
+                ro = true;
+            }
+            json_t *m =
+                json_pack("{s:s?, s:s?, s:b}", "name", vname, "path", vpath, "read_only", ro);
+            if (!m)
+                return cli_usage_error("deploy", deploy_usage, "--volume: not valid UTF-8");
+            json_array_append_new(volumes, m);
+            break;
+        }
+        default: return cli_usage_error("deploy", deploy_usage, NULL);
         }
         if (field) {
             if (!cli_parse_int(optarg, &v))
@@ -387,6 +423,10 @@ int cmd_deploy(int argc, char **argv)
     }
     if (env)
         json_object_set(settings, "env", env);
+    if (permissions)
+        json_object_set(settings, "permissions", permissions);
+    if (volumes)
+        json_object_set(settings, "volumes", volumes);
     if (egress) {
         /* The flags together: each rule once, at most EGRESS_MAX_RULES. */
         egress_policy_t p;
@@ -434,7 +474,7 @@ int cmd_deploy(int argc, char **argv)
 
     cleanup_buf buf_t url = BUF_INIT;
     cli_function_path(&url, name, NULL);
-    const client_header_t headers[] = { { "Content-Type", "application/json" } };
+    const client_header_t headers[] = {{"Content-Type", "application/json"}};
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("PUT", url.data, body.data, body.len, headers, 1, &resp))
         return CLI_EXIT_ERROR;

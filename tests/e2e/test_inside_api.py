@@ -6,6 +6,8 @@ its own, linked to its caller by caller_request_id."""
 
 import json
 
+import requests
+
 from conftest import (deploy_py, get_record, invoke, invoke_ok, unique, wait_for)
 
 # A function that sends one request to its MAYFLY_API, as the event says,
@@ -137,3 +139,40 @@ def test_a_function_calling_itself_is_stopped_after_16_calls(shared_server):
     assert out["status"] == 508 and out["error"]["code"] == "loop_detected", out
     # The outside call is depth 0; calls 1..16 ran, the 17th was refused.
     assert out["stopped_at"] == 16, out
+
+
+def test_cli_deploy_sets_permissions_and_volumes(shared_server, tmp_path):
+    srv = shared_server
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text(CALLEE)
+    name = unique("cliperm")
+    p = srv.cli("deploy", name, str(app), "--runtime", "python3", "--handler", "app.handler",
+                "--permission", "kv:cart", "--permission", "invoke:*")
+    assert p.returncode == 0, p.stderr
+    fn = json.loads(srv.cli("get", name).stdout)
+    assert fn["permissions"] == ["kv:cart", "invoke:*"] and fn["volumes"] == []
+    # Kept when left out; `''` sets none.
+    assert srv.cli("deploy", name, str(app), "--timeout", "9").returncode == 0
+    assert json.loads(srv.cli("get", name).stdout)["permissions"] == ["kv:cart", "invoke:*"]
+    assert srv.cli("deploy", name, str(app), "--permission", "").returncode == 0
+    assert json.loads(srv.cli("get", name).stdout)["permissions"] == []
+    # A bad one is the server's 400, naming it; a volume without its
+    # permission too.
+    p = srv.cli("deploy", name, str(app), "--permission", "db:x")
+    assert p.returncode != 0 and "permissions[0]" in p.stderr, p.stderr
+    vol = unique("vol")
+    r = requests.put(f"{srv.url}/v1/volumes/{vol}", json={"size_mb": 8}, timeout=120)
+    assert r.status_code == 201, r.text
+    p = srv.cli("deploy", name, str(app), "--volume", f"{vol}:/mnt/data:ro")
+    assert p.returncode != 0 and f"volume:{vol}" in p.stderr, p.stderr
+    p = srv.cli("deploy", name, str(app), "--volume", f"{vol}:/mnt/data:ro",
+                "--permission", f"volume:{vol}")
+    assert p.returncode == 0, p.stderr
+    fn = json.loads(srv.cli("get", name).stdout)
+    assert fn["volumes"] == [{"name": vol, "path": "/mnt/data", "read_only": True}]
+    assert srv.cli("deploy", name, str(app), "--volume", "").returncode == 0
+    assert json.loads(srv.cli("get", name).stdout)["volumes"] == []
+    assert requests.delete(f"{srv.url}/v1/volumes/{vol}", timeout=60).status_code == 204
+    p = srv.cli("deploy", name, str(app), "--volume", "nopath")
+    assert p.returncode == 2 and "NAME:/mnt/DIR" in p.stderr, p.stderr
