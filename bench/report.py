@@ -945,7 +945,7 @@ def main():
                            ("get_rps", "GET /v1/kv, 32 connections, req/s"),
                            ("put_rps", "PUT /v1/kv (durable), 32 connections, req/s"),
                            ("invoke_rps", "no-op sync invoke, 32 connections, req/s")):
-            w("| %s | %s |" % (label, f_ms(kv.get(key))))
+            w("| %s | %s |" % (label, (f_int if key.endswith("_rps") else f_ms)(kv.get(key))))
         w("")
         w("bench/kv.py: a 100-byte value; the gets inside a call timed by the function itself "
           "(%s per call); `wrk -t1` on the load CPU for %ss per figure, %s runs alternated, "
