@@ -558,6 +558,8 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
     accept_job_t *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->ev = async__new_event(fn);
+    /* The new event's span is a child of the dead one's. */
+    exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
     buf_init(&j->body, 0);
     buf_add(&j->body, dl.event, dl.event_len);
     j->redrive_id = id;

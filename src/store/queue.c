@@ -67,20 +67,42 @@ static const char *const queue__migrations[] = {
     /* 4: the call whose function queued the event from inside (NULL: none). */
     "ALTER TABLE events ADD COLUMN caller_request_id TEXT;"
     "ALTER TABLE events ADD COLUMN call_depth INTEGER NOT NULL DEFAULT 0;",
+
+    /* 5: the traceparent a dead letter's event was accepted with. */
+    "ALTER TABLE dead_letters ADD COLUMN traceparent TEXT;",
 };
 
 enum {
-    Q_EV_INSERT, Q_EV_UPDATE, Q_EV_DELETE, Q_EV_BODY, Q_EV_LIST,
-    Q_AT_PUT, Q_AT_LIST,
-    Q_DL_PUT, Q_DL_PUT_FROM_EVENT, Q_DL_GET, Q_DL_DELETE, Q_DL_LIST, Q_DL_COUNTS,
-    Q_IDEM_PUT, Q_IDEM_LIST, Q_IDEM_PRUNE,
-    Q_FORGET_EVENTS, Q_FORGET_DL, Q_FORGET_IDEM,
-    Q_BEGIN, Q_COMMIT, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+    Q_EV_INSERT,
+    Q_EV_UPDATE,
+    Q_EV_DELETE,
+    Q_EV_BODY,
+    Q_EV_LIST,
+    Q_AT_PUT,
+    Q_AT_LIST,
+    Q_DL_PUT,
+    Q_DL_PUT_FROM_EVENT,
+    Q_DL_GET,
+    Q_DL_DELETE,
+    Q_DL_LIST,
+    Q_DL_COUNTS,
+    Q_IDEM_PUT,
+    Q_IDEM_LIST,
+    Q_IDEM_PRUNE,
+    Q_FORGET_EVENTS,
+    Q_FORGET_DL,
+    Q_FORGET_IDEM,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
     Q_COUNT
 };
 
 #define DL_COLUMNS                                                                                 \
-    "id, function, request_id, attempts, condition, error_type, error_message, event, time_ms"
+    "id, function, request_id, attempts, condition, error_type, error_message, event, time_ms,"    \
+    " traceparent"
 
 static const char *const queue__sql[Q_COUNT] = {
     [Q_EV_INSERT] = "INSERT INTO events (request_id, function, event, enqueued_ms, next_ms,"
@@ -98,10 +120,11 @@ static const char *const queue__sql[Q_COUNT] = {
     [Q_AT_LIST] = "SELECT request_id, attempt, start_ms, duration_ms, status, error_type,"
                   " error_message FROM attempts WHERE request_id = ?1 ORDER BY attempt",
     [Q_DL_PUT] = "INSERT INTO dead_letters (function, request_id, attempts, condition, error_type,"
-                 " error_message, event, time_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                 " error_message, event, time_ms, traceparent) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     [Q_DL_PUT_FROM_EVENT] = "INSERT INTO dead_letters (function, request_id, attempts, condition,"
-                            " error_type, error_message, event, time_ms)"
-                            " SELECT ?1,?2,?3,?4,?5,?6,event,?8 FROM events WHERE seq = ?7",
+                            " error_type, error_message, event, time_ms, traceparent)"
+                            " SELECT ?1,?2,?3,?4,?5,?6,event,?8,traceparent FROM events"
+                            " WHERE seq = ?7",
     [Q_DL_GET] = "SELECT " DL_COLUMNS " FROM dead_letters WHERE function = ?1 AND id = ?2",
     [Q_DL_DELETE] = "DELETE FROM dead_letters WHERE id = ?1",
     [Q_DL_LIST] = "SELECT " DL_COLUMNS " FROM dead_letters WHERE function = ?1"
@@ -126,7 +149,7 @@ static const char *const queue__sql[Q_COUNT] = {
 struct store_queue {
     sqlite3 *db;
     sqlite3_stmt *st[Q_COUNT];
-    bool durable;             /* the open transaction's */
+    bool durable; /* the open transaction's */
 };
 
 int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err)
@@ -172,8 +195,8 @@ int store_queue_begin(store_queue_t *q, bool durable, mf_error_t *err)
     /* The synchronous level applies to the commit that follows; it cannot
      * change inside a transaction, so it is set before BEGIN. */
     if (durable != q->durable) {
-        int r = store__sqlite_exec(q->db, durable ? "PRAGMA synchronous = FULL"
-                                                  : "PRAGMA synchronous = NORMAL", err);
+        int r = store__sqlite_exec(
+            q->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err);
         if (r < 0)
             return r;
         q->durable = durable;
@@ -240,12 +263,12 @@ int store_queue_writer_db(const char *data_dir, store_writer_db_t *out, mf_error
     int r = store_queue_open(data_dir, &q, err);
     if (r < 0)
         return r;
-    *out = (store_writer_db_t){ .db = q,
-                                .begin = queue__w_begin,
-                                .savepoint = queue__w_savepoint,
-                                .release = queue__w_release,
-                                .commit = queue__w_commit,
-                                .close = queue__w_close };
+    *out = (store_writer_db_t){.db = q,
+                               .begin = queue__w_begin,
+                               .savepoint = queue__w_savepoint,
+                               .release = queue__w_release,
+                               .commit = queue__w_commit,
+                               .close = queue__w_close};
     return 0;
 }
 
@@ -265,22 +288,22 @@ static int queue__step_done(store_queue_t *q, sqlite3_stmt *st, int bind_ok, con
 int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
 {
     sqlite3_stmt *st = q->st[Q_EV_INSERT];
-    int ok = sqlite3_bind_text(st, 1, ev->request_id, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_text(st, 2, ev->function, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_blob64(st, 3, ev->event ? ev->event : "", ev->event_len,
-                                 SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 4, ev->enqueued_ms) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 5, ev->next_ms) == SQLITE_OK &&
-             sqlite3_bind_int(st, 6, ev->attempts) == SQLITE_OK &&
-             sqlite3_bind_int(st, 7, ev->fn_errors) == SQLITE_OK &&
-             sqlite3_bind_int(st, 8, ev->running) == SQLITE_OK &&
-             store__bind_text_or_null(st, 9, ev->replay_of[0] ? ev->replay_of : NULL) ==
-                 SQLITE_OK &&
-             store__bind_text_or_null(st, 10, ev->traceparent[0] ? ev->traceparent : NULL) ==
-                 SQLITE_OK &&
-             store__bind_text_or_null(st, 11, ev->caller_request_id[0] ? ev->caller_request_id
-                                                                       : NULL) == SQLITE_OK &&
-             sqlite3_bind_int(st, 12, ev->call_depth) == SQLITE_OK;
+    int ok =
+        sqlite3_bind_text(st, 1, ev->request_id, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_text(st, 2, ev->function, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_blob64(st, 3, ev->event ? ev->event : "", ev->event_len, SQLITE_STATIC) ==
+            SQLITE_OK &&
+        sqlite3_bind_int64(st, 4, ev->enqueued_ms) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 5, ev->next_ms) == SQLITE_OK &&
+        sqlite3_bind_int(st, 6, ev->attempts) == SQLITE_OK &&
+        sqlite3_bind_int(st, 7, ev->fn_errors) == SQLITE_OK &&
+        sqlite3_bind_int(st, 8, ev->running) == SQLITE_OK &&
+        store__bind_text_or_null(st, 9, ev->replay_of[0] ? ev->replay_of : NULL) == SQLITE_OK &&
+        store__bind_text_or_null(st, 10, ev->traceparent[0] ? ev->traceparent : NULL) ==
+            SQLITE_OK &&
+        store__bind_text_or_null(st, 11, ev->caller_request_id[0] ? ev->caller_request_id : NULL) ==
+            SQLITE_OK &&
+        sqlite3_bind_int(st, 12, ev->call_depth) == SQLITE_OK;
     int r = queue__step_done(q, st, ok, "queue an event", err);
     if (r == 0)
         ev->seq = sqlite3_last_insert_rowid(q->db);
@@ -431,8 +454,8 @@ int store_attempt_list(store_queue_t *q, const char *request_id, store_attempt_t
         return store__sqlite_fail(q->db, err, "list attempts");
     }
     void *list;
-    int r = queue__collect(q, st, sizeof **out, queue__row_attempt, &list, count,
-                           "list attempts", err);
+    int r =
+        queue__collect(q, st, sizeof **out, queue__row_attempt, &list, count, "list attempts", err);
     *out = list;
     if (r < 0) {
         store_attempt_list_free(*out, *count);
@@ -464,7 +487,9 @@ int store_dead_letter_put(store_queue_t *q, store_dead_letter_t *dl, int64_t fro
              (from_seq ? sqlite3_bind_int64(st, 7, from_seq)
                        : sqlite3_bind_blob64(st, 7, dl->event ? dl->event : "", dl->event_len,
                                              SQLITE_STATIC)) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 8, dl->time_ms) == SQLITE_OK;
+             sqlite3_bind_int64(st, 8, dl->time_ms) == SQLITE_OK &&
+             (from_seq || store__bind_text_or_null(
+                              st, 9, dl->traceparent[0] ? dl->traceparent : NULL) == SQLITE_OK);
     int r = queue__step_done(q, st, ok, "write a dead letter", err);
     if (r == 0 && sqlite3_changes(q->db) == 0)
         r = mf_error_plain(err, ENOENT, "queued event %lld is gone", (long long)from_seq);
@@ -485,6 +510,7 @@ static void queue__row_dead_letter(sqlite3_stmt *st, void *item)
     dl->error_message = store__dup_column(st, 6);
     dl->event = store__dup_blob(st, 7, &dl->event_len);
     dl->time_ms = sqlite3_column_int64(st, 8);
+    store__copy_text(dl->traceparent, sizeof dl->traceparent, st, 9);
 }
 
 int store_dead_letter_get(store_queue_t *q, const char *function, int64_t id,
@@ -541,8 +567,9 @@ int store_dead_letter_list(store_queue_t *q, const char *function, int limit,
     return r;
 }
 
-int store_dead_letter_counts(store_queue_t *q, void (*cb)(const char *function, int64_t n, void *ud),
-                             void *ud, mf_error_t *err)
+int store_dead_letter_counts(store_queue_t *q,
+                             void (*cb)(const char *function, int64_t n, void *ud), void *ud,
+                             mf_error_t *err)
 {
     sqlite3_stmt *st = q->st[Q_DL_COUNTS];
     int rc;
@@ -571,8 +598,8 @@ void store_dead_letter_list_free(store_dead_letter_t *list, size_t count)
     free(list);
 }
 
-int store_idem_put(store_queue_t *q, const char *function, const char *key,
-                   const char *request_id, int64_t created_ms, mf_error_t *err)
+int store_idem_put(store_queue_t *q, const char *function, const char *key, const char *request_id,
+                   int64_t created_ms, mf_error_t *err)
 {
     sqlite3_stmt *st = q->st[Q_IDEM_PUT];
     int ok = sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) == SQLITE_OK &&
@@ -647,7 +674,7 @@ int store_queue_prune(store_queue_t *q, int64_t attempts_before_ms, int64_t dead
 
 int store_queue_forget_function(store_queue_t *q, const char *function, mf_error_t *err)
 {
-    static const int which[] = { Q_FORGET_EVENTS, Q_FORGET_DL, Q_FORGET_IDEM };
+    static const int which[] = {Q_FORGET_EVENTS, Q_FORGET_DL, Q_FORGET_IDEM};
     for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
         sqlite3_stmt *st = q->st[which[i]];
         int r = queue__step_done(q, st,

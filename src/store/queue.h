@@ -61,6 +61,7 @@ typedef struct store_dead_letter {
     void *event;              /* owned */
     size_t event_len;
     int64_t time_ms;
+    char traceparent[56];     /* its event's caller's W3C traceparent, or "" */
 } store_dead_letter_t;
 
 /* Opens (creating and migrating) DIR/queue.db. */

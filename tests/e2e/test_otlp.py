@@ -216,6 +216,23 @@ def test_an_async_events_attempts_and_destination_are_under_the_callers_span(env
     rec = get_record(srv, qid)
     assert f"00-{trace}-{attempts[-1]['spanId']}-01" in rec["error_message"], rec
 
+    # Redriven, its dead letter is a new event under the dead one's span.
+    dls = requests.get(f"{srv.url}/v1/functions/{name}/dead-letters", timeout=30).json()
+    (dl,) = [d for d in dls["dead_letters"] if d["request_id"] == qid]
+    r = requests.post(f"{srv.url}/v1/functions/{name}/dead-letters/{dl['id']}/redrive",
+                      timeout=30)
+    assert r.status_code == 202, r.text
+    rid = r.json()["request_id"]
+
+    def redriven():
+        for sp in rx.of_trace(trace):
+            if sp["name"] == f"{name} event" and attrs(sp)["faas.invocation_id"] == rid:
+                return sp
+        return None
+
+    again = wait_for("the redriven event's span", redriven, timeout=120)
+    assert again.get("parentSpanId") == event["spanId"]
+
 
 def test_lambda_invoke_takes_the_x_ray_header_boto3_sends_from_inside_a_function(env,
                                                                                  monkeypatch):

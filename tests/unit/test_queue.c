@@ -554,6 +554,7 @@ static void test_dead_letter_put_get_delete(void **state)
     assert_int_equal(got.event_len, sizeof bytes);
     assert_memory_equal(got.event, bytes, sizeof bytes);
     assert_int_equal(got.time_ms, 1234);
+    assert_string_equal(got.traceparent, "");
     store_dead_letter_clear(&got);
     assert_null(got.event);
     assert_null(got.error_type);
@@ -592,9 +593,12 @@ static void test_dead_letter_from_seq(void **state)
 
     store_qevent_t ev;
     make_event(&ev, "req-1", "fn", body, sizeof body);
+    snprintf(ev.traceparent, sizeof ev.traceparent,
+             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     assert_int_equal(store_qevent_insert(q, &ev, &err), 0);
 
-    /* The bytes come from the queued event, not from dl->event. */
+    /* The bytes (and the traceparent) come from the queued event, not
+     * from dl. */
     store_dead_letter_t dl;
     make_dead_letter(&dl, "fn", "req-1", "Boom", NULL, "ignored", 7, 42);
     assert_int_equal(store_dead_letter_put(q, &dl, ev.seq, &err), 0);
@@ -607,6 +611,7 @@ static void test_dead_letter_from_seq(void **state)
     assert_string_equal(got.error_type, "Boom");
     assert_null(got.error_message);
     assert_int_equal(got.time_ms, 42);
+    assert_string_equal(got.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     store_dead_letter_clear(&got);
 
     /* From an event that is not queued: nothing is written. */
