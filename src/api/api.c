@@ -75,18 +75,6 @@ static int inside_check(http_request_t *req, void *ud, buf_t *refusal)
     return 0;
 }
 
-bool api__call_too_deep(http_request_t *req, int depth)
-{
-    if (depth <= EXEC_MAX_CALL_DEPTH)
-        return false;
-    http_respond_error(req, 508, "loop_detected",
-                       "this call would be the %dth in a chain of calls between functions "
-                       "(at most %d): a function calling itself, or functions calling each "
-                       "other, without end? The chain is stopped here",
-                       depth, EXEC_MAX_CALL_DEPTH);
-    return true;
-}
-
 bool api__inside(const http_request_t *req, exec_caller_t *caller)
 {
     const http_route_t *route = req->route;
@@ -208,6 +196,29 @@ const char *api__trace_context(http_request_t *req, char out[56])
         return out;
     }
     return NULL;
+}
+
+bool api__call_origin(http_request_t *req, api_call_origin_t *o)
+{
+    memset(o, 0, sizeof *o);
+    exec_caller_t caller;
+    if (!api__inside(req, &caller) || !caller.request_id) {
+        o->traceparent = api__trace_context(req, o->tp);
+        return true;
+    }
+    snprintf(o->tp, sizeof o->tp, "%s", caller.traceparent);
+    snprintf(o->caller, sizeof o->caller, "%s", caller.request_id);
+    o->traceparent = o->tp;
+    o->caller_request_id = o->caller;
+    o->call_depth = caller.call_depth + 1;
+    if (o->call_depth <= EXEC_MAX_CALL_DEPTH)
+        return true;
+    http_respond_error(req, 508, "loop_detected",
+                       "this call would be the %dth in a chain of calls between functions "
+                       "(at most %d): a function calling itself, or functions calling each "
+                       "other, without end? The chain is stopped here",
+                       o->call_depth, EXEC_MAX_CALL_DEPTH);
+    return false;
 }
 
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)

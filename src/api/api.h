@@ -4,6 +4,7 @@
 #define MAYFLY_API_API_H
 
 #include "auth/auth.h"
+#include "core/id.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "registry/registry.h"
@@ -122,9 +123,20 @@ void api__route_both(http_router_t *router, api_ctx_t *ctx, enum http_method met
  * then who sent it (exec_caller), valid during this callback only. */
 struct exec_caller;
 bool api__inside(const http_request_t *req, struct exec_caller *caller);
-/* Answers 508 and returns true when a call from inside would make the
- * chain of calls between functions longer than EXEC_MAX_CALL_DEPTH. */
-bool api__call_too_deep(http_request_t *req, int depth);
+/* Where a call comes from: the trace it joins and, when a function makes
+ * it from inside, the call it is made from and the chain's length. */
+typedef struct api_call_origin {
+    const char *traceparent;       /* or NULL: a trace of its own */
+    const char *caller_request_id; /* or NULL: not made by a function */
+    int call_depth;
+    char tp[56], caller[ID_UUID_LEN + 1]; /* the storage behind them */
+} api_call_origin_t;
+/* Fills *o for a call req asks for: a function's call is a child of the
+ * calling call's span, else the request's own trace context
+ * (api__trace_context). Returns false, having answered 508, when the call
+ * would make the chain of calls between functions longer than
+ * EXEC_MAX_CALL_DEPTH. */
+bool api__call_origin(http_request_t *req, api_call_origin_t *o);
 /* Registers a handler whose requests pass check instead of the access-key
  * check (the Lambda API's SigV4, say). */
 void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,

@@ -14,8 +14,7 @@
 #define DEAD_LETTERS_DEFAULT 100
 #define DEAD_LETTERS_MAX 1000
 
-static void on_accepted(void *ud, int r, const char *request_id, bool replay,
-                        const mf_error_t *err)
+static void on_accepted(void *ud, int r, const char *request_id, bool replay, const mf_error_t *err)
 {
     http_request_t *req = ud;
     if (r < 0) {
@@ -32,20 +31,14 @@ static void on_accepted(void *ud, int r, const char *request_id, bool replay,
 void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
                   const char *replay_of)
 {
-    char tp[56], call_from[ID_UUID_LEN + 1];
+    api_call_origin_t from;
+    if (!api__call_origin(req, &from))
+        return;
     async_enqueue_opts_t opts = {.idem_key = http_request_header(req, "X-Mayfly-Idempotency-Key"),
                                  .replay_of = replay_of,
-                                 .traceparent = api__trace_context(req, tp)};
-    exec_caller_t caller;
-    if (api__inside(req, &caller) && caller.request_id) {
-        snprintf(tp, sizeof tp, "%s", caller.traceparent);
-        opts.traceparent = tp;
-        snprintf(call_from, sizeof call_from, "%s", caller.request_id);
-        opts.caller_request_id = call_from;
-        opts.call_depth = caller.call_depth + 1;
-        if (api__call_too_deep(req, opts.call_depth))
-            return;
-    }
+                                 .traceparent = from.traceparent,
+                                 .caller_request_id = from.caller_request_id,
+                                 .call_depth = from.call_depth};
     mf_error_t err = MF_ERROR_INIT;
     /* The 202 goes out once the event is on disk (on_accepted). */
     int r = async_enqueue(ctx->async, function, event, &opts, on_accepted, req, &err);

@@ -38,8 +38,8 @@ static void on_done(invocation_t *inv, void *ud)
     } else if (!strncmp(type, "Mayfly.", 7)) {
         /* The platform failed, not the function. */
         http_respond_error(req, !strcmp(type, "Mayfly.ShuttingDown") ? 503 : 500,
-                           !strcmp(type, "Mayfly.ShuttingDown") ? "unavailable" : "internal",
-                           "%s", inv->error_message);
+                           !strcmp(type, "Mayfly.ShuttingDown") ? "unavailable" : "internal", "%s",
+                           inv->error_message);
     } else if (!strcmp(type, "ResourceNotFoundException")) {
         http_respond_error(req, 404, "not_found", "%s", inv->error_message);
     } else {
@@ -60,7 +60,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
         else
             http_respond_error(req, 400, "bad_request",
                                "X-Mayfly-Invocation-Type: must be RequestResponse or Event, not "
-                               "`%s`", type);
+                               "`%s`",
+                               type);
         return;
     }
     api__call(req, ctx, req->params[0], &req->body, NULL);
@@ -69,26 +70,16 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
 void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
                const char *replay_of)
 {
-    char call_from[ID_UUID_LEN + 1];
+    api_call_origin_t from;
+    if (!api__call_origin(req, &from))
+        return; /* the event stays the caller's, which frees it */
     buf_t ev = *event;
     buf_init(event, 0);
     mf_error_t err = MF_ERROR_INIT;
-    char tp[56];
-    exec_call_opts_t opts = {.replay_of = replay_of, .traceparent = api__trace_context(req, tp)};
-    exec_caller_t caller;
-    if (api__inside(req, &caller) && caller.request_id) {
-        /* A call a function makes: linked to the call it made it from,
-         * and a child of that call's span. */
-        snprintf(tp, sizeof tp, "%s", caller.traceparent);
-        opts.traceparent = tp;
-        snprintf(call_from, sizeof call_from, "%s", caller.request_id);
-        opts.caller_request_id = call_from;
-        opts.call_depth = caller.call_depth + 1;
-        if (api__call_too_deep(req, opts.call_depth)) {
-            buf_release(&ev);
-            return;
-        }
-    }
+    exec_call_opts_t opts = {.replay_of = replay_of,
+                             .traceparent = from.traceparent,
+                             .caller_request_id = from.caller_request_id,
+                             .call_depth = from.call_depth};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
         buf_release(&ev);

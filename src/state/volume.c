@@ -282,20 +282,45 @@ void volumes_close(volumes_t *v)
 
 /* ---- create ---------------------------------------------------------------- */
 
-typedef struct create_job {
+/* A create or a delete: its file work runs on the thread pool. */
+typedef struct vol_job {
     uv_work_t work;
     volumes_t *v;
     volume_t *e;
+    bool mounted; /* a delete: the volume is to be unmounted */
     char *image, *dir;
     int r;
     mf_error_t err;
-    volumes_create_cb cb;
+    volumes_create_cb created; /* one of the two, by kind */
+    volumes_done_cb deleted;
     void *ud;
-} create_job_t;
+} vol_job_t;
+
+static vol_job_t *job_new(volumes_t *v, volume_t *e, void *ud)
+{
+    vol_job_t *j = xcalloc(1, sizeof *j);
+    j->work.data = j;
+    j->v = v;
+    j->e = e;
+    j->image = image_path(v, e->name);
+    j->dir = mount_path(v, e->name);
+    j->err = (mf_error_t)MF_ERROR_INIT;
+    j->ud = ud;
+    return j;
+}
+
+static void job_queue(vol_job_t *j, uv_work_cb work, uv_after_work_cb after)
+{
+    j->v->jobs++;
+    if (uv_queue_work(j->v->loop, &j->work, work, after) < 0) {
+        work(&j->work);
+        after(&j->work, 0);
+    }
+}
 
 static void create_work(uv_work_t *w)
 {
-    create_job_t *j = w->data;
+    vol_job_t *j = w->data;
     j->r = volume__format(j->image, j->e->size_mb, &j->err);
     if (j->r == 0 && (j->r = volume__mount(j->image, j->dir, true, &j->err)) < 0) {
         unlink(j->image);
@@ -305,7 +330,7 @@ static void create_work(uv_work_t *w)
 
 static void create_done(uv_work_t *w, int status)
 {
-    create_job_t *j = w->data;
+    vol_job_t *j = w->data;
     volumes_t *v = j->v;
     volume_t *e = j->e;
     v->jobs--;
@@ -323,12 +348,12 @@ static void create_done(uv_work_t *w, int status)
     if (j->r < 0) {
         map_remove(&v->by_name, e->name);
         free(e);
-        j->cb(j->ud, j->r, NULL, false, &j->err);
+        j->created(j->ud, j->r, NULL, false, &j->err);
     } else {
         e->state = VOL_READY;
         log_info("volumes", "created volume %s (%lld MiB)", e->name, (long long)e->size_mb);
         fill_info(v, e, &info);
-        j->cb(j->ud, 0, &info, true, &j->err);
+        j->created(j->ud, 0, &info, true, &j->err);
     }
     free(j->image);
     free(j->dir);
@@ -382,20 +407,9 @@ void volumes_create(volumes_t *v, const char *name, int64_t size_mb, volumes_cre
     e->created_ms = clock_wall_ms();
     e->state = VOL_CREATING;
     map_put(&v->by_name, e->name, e);
-    create_job_t *j = xcalloc(1, sizeof *j);
-    j->work.data = j;
-    j->v = v;
-    j->e = e;
-    j->image = image_path(v, name);
-    j->dir = mount_path(v, name);
-    j->err = (mf_error_t)MF_ERROR_INIT;
-    j->cb = cb;
-    j->ud = ud;
-    v->jobs++;
-    if (uv_queue_work(v->loop, &j->work, create_work, create_done) < 0) {
-        create_work(&j->work);
-        create_done(&j->work, 0);
-    }
+    vol_job_t *j = job_new(v, e, ud);
+    j->created = cb;
+    job_queue(j, create_work, create_done);
 }
 
 /* ---- reading ---------------------------------------------------------------- */
@@ -464,21 +478,9 @@ int volumes_mount_point(void *ud, const char *name, char *path, size_t len, mf_e
 
 /* ---- delete ------------------------------------------------------------------- */
 
-typedef struct delete_job {
-    uv_work_t work;
-    volumes_t *v;
-    volume_t *e;
-    bool mounted;
-    char *image, *dir;
-    int r;
-    mf_error_t err;
-    volumes_done_cb cb;
-    void *ud;
-} delete_job_t;
-
 static void delete_work(uv_work_t *w)
 {
-    delete_job_t *j = w->data;
+    vol_job_t *j = w->data;
     if (j->mounted)
         j->r = volume__unmount(j->dir, &j->err);
     /* Freeing a large image's blocks takes a while: off the loop. */
@@ -490,7 +492,7 @@ static void delete_work(uv_work_t *w)
 
 static void delete_done(uv_work_t *w, int status)
 {
-    delete_job_t *j = w->data;
+    vol_job_t *j = w->data;
     volumes_t *v = j->v;
     v->jobs--;
     map_remove(&v->by_name, j->e->name);
@@ -502,7 +504,7 @@ static void delete_done(uv_work_t *w, int status)
     free(j->e);
     /* The volume is gone for good once the store forgot it: what is left
      * of its files goes at the next start. */
-    j->cb(j->ud, 0, NULL);
+    j->deleted(j->ud, 0, NULL);
     free(j->image);
     free(j->dir);
     free(j);
@@ -527,19 +529,8 @@ void volumes_delete(volumes_t *v, const char *name, volumes_done_cb cb, void *ud
     metrics_remove(v->m_used, labels);
     metrics_remove(v->m_size, labels);
     e->state = VOL_DELETING;
-    delete_job_t *j = xcalloc(1, sizeof *j);
-    j->work.data = j;
-    j->v = v;
-    j->e = e;
+    vol_job_t *j = job_new(v, e, ud);
+    j->deleted = cb;
     j->mounted = !v->unavailable[0] && !e->error[0];
-    j->image = image_path(v, name);
-    j->dir = mount_path(v, name);
-    j->err = (mf_error_t)MF_ERROR_INIT;
-    j->cb = cb;
-    j->ud = ud;
-    v->jobs++;
-    if (uv_queue_work(v->loop, &j->work, delete_work, delete_done) < 0) {
-        delete_work(&j->work);
-        delete_done(&j->work, 0);
-    }
+    job_queue(j, delete_work, delete_done);
 }

@@ -127,17 +127,6 @@ struct store_kv {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* Runs a statement that returns no rows; what names it in errors. */
-static int kv__step_done(store_kv_t *kv, sqlite3_stmt *st, int bind_ok, const char *what,
-                         mf_error_t *err)
-{
-    int r = 0;
-    if (!bind_ok || sqlite3_step(st) != SQLITE_DONE)
-        r = store__sqlite_fail(kv->db, err, what);
-    store__stmt_done(st);
-    return r;
-}
-
 /* Never a NULL pointer: SQLite binds a NULL blob as SQL NULL. */
 static int kv__bind_bytes(sqlite3_stmt *st, int col, const void *p, size_t len)
 {
@@ -203,43 +192,27 @@ int store_kv_open(const char *data_dir, store_kv_t **out, mf_error_t *err)
 
 int store_kv_begin(store_kv_t *kv, bool durable, mf_error_t *err)
 {
-    /* The synchronous level applies to the commit that follows; it cannot
-     * change inside a transaction, so it is set before BEGIN. */
-    if (durable != kv->durable) {
-        int r = store__sqlite_exec(
-            kv->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err);
-        if (r < 0)
-            return r;
-        kv->durable = durable;
-    }
-    return kv__step_done(kv, kv->st[K_BEGIN], 1, "begin a transaction", err);
+    return store__txn_begin(kv->db, &kv->durable, durable, kv->st[K_BEGIN], err);
 }
 
 int store_kv_commit(store_kv_t *kv, mf_error_t *err)
 {
-    int r = kv__step_done(kv, kv->st[K_COMMIT], 1, "commit", err);
-    if (r < 0)
-        store_kv_rollback(kv);
-    return r;
+    return store__txn_commit(kv->db, kv->st[K_COMMIT], err);
 }
 
 void store_kv_rollback(store_kv_t *kv)
 {
-    if (!sqlite3_get_autocommit(kv->db))
-        sqlite3_exec(kv->db, "ROLLBACK", NULL, NULL, NULL);
+    store__txn_rollback(kv->db);
 }
 
 int store_kv_savepoint(store_kv_t *kv, mf_error_t *err)
 {
-    return kv__step_done(kv, kv->st[K_SAVEPOINT], 1, "open a savepoint", err);
+    return store__step_done(kv->db, kv->st[K_SAVEPOINT], 1, "open a savepoint", err);
 }
 
 void store_kv_release(store_kv_t *kv, bool keep)
 {
-    mf_error_t err = MF_ERROR_INIT;
-    if (!keep)
-        kv__step_done(kv, kv->st[K_ROLLBACK_TO], 1, "roll back a savepoint", &err);
-    kv__step_done(kv, kv->st[K_RELEASE], 1, "release a savepoint", &err);
+    store__txn_release(kv->db, kv->st[K_ROLLBACK_TO], kv->st[K_RELEASE], keep);
 }
 
 static int kv__w_begin(void *db, bool durable, mf_error_t *err)
@@ -361,7 +334,7 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
                       mf_error_t *err)
 {
     /* One read transaction: every key is read at the same snapshot. */
-    int r = kv__step_done(kv, kv->st[K_BEGIN_READ], 1, "begin a read", err);
+    int r = store__step_done(kv->db, kv->st[K_BEGIN_READ], 1, "begin a read", err);
     if (r < 0)
         return r;
     int64_t total = 0;
@@ -382,7 +355,7 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
                                max_total_bytes);
     }
     mf_error_t ignored = MF_ERROR_INIT;
-    kv__step_done(kv, kv->st[K_COMMIT], 1, "end a read", &ignored);
+    store__step_done(kv->db, kv->st[K_COMMIT], 1, "end a read", &ignored);
     if (r < 0) {
         for (size_t i = 0; i < n; i++)
             store_kv_item_clear(&items[i]);
@@ -582,16 +555,17 @@ static int kv__store_add(store_kv_t *kv, const char *store, int64_t dkeys, int64
     if (!dkeys && !dbytes)
         return 0;
     sqlite3_stmt *st = kv->st[K_STORE_ADD];
-    int r = kv__step_done(kv, st,
-                          sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
-                              sqlite3_bind_int64(st, 2, dkeys) == SQLITE_OK &&
-                              sqlite3_bind_int64(st, 3, dbytes) == SQLITE_OK,
-                          "count a store's keys", err);
+    int r = store__step_done(kv->db, st,
+                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
+                                 sqlite3_bind_int64(st, 2, dkeys) == SQLITE_OK &&
+                                 sqlite3_bind_int64(st, 3, dbytes) == SQLITE_OK,
+                             "count a store's keys", err);
     if (r == 0 && dkeys < 0) {
         /* A store with no keys left is no longer listed. */
         st = kv->st[K_STORE_GC];
-        r = kv__step_done(kv, st, sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
-                          "count a store's keys", err);
+        r = store__step_done(kv->db, st,
+                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
+                             "count a store's keys", err);
     }
     return r;
 }
@@ -756,7 +730,7 @@ static int kv__put_row(store_kv_t *kv, const char *store, const void *key, size_
                  SQLITE_OK &&
              sqlite3_bind_text(st, 6, content_type, -1, SQLITE_STATIC) == SQLITE_OK &&
              kv__bind_bytes(st, 7, value, value_len) == SQLITE_OK;
-    r = kv__step_done(kv, st, ok, "write a key", err);
+    r = store__step_done(kv->db, st, ok, "write a key", err);
     if (r == 0)
         r = kv__store_add(kv, store, dkeys, dbytes, err);
     if (r == 0 && version)
@@ -805,10 +779,10 @@ int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, i
                 err, ECANCELED, "key `%s` is at version %" PRId64 ", not %" PRId64,
                 kv__show(op->key, op->key_len, shown, sizeof shown), f.version, op->if_version);
         sqlite3_stmt *st = kv->st[K_DELETE];
-        r = kv__step_done(kv, st,
-                          sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
-                              kv__bind_bytes(st, 2, op->key, op->key_len) == SQLITE_OK,
-                          "delete a key", err);
+        r = store__step_done(kv->db, st,
+                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
+                                 kv__bind_bytes(st, 2, op->key, op->key_len) == SQLITE_OK,
+                             "delete a key", err);
         if (r == 0)
             r = kv__store_add(kv, store, -1, -kv__op_bytes(op->key_len, f.size), err);
         return r;
@@ -836,7 +810,7 @@ int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *o
                        int64_t now_ms, int64_t *versions, size_t *failed, mf_error_t *err)
 {
     *failed = 0;
-    int r = kv__step_done(kv, kv->st[K_BATCH_SAVEPOINT], 1, "open a savepoint", err);
+    int r = store__step_done(kv->db, kv->st[K_BATCH_SAVEPOINT], 1, "open a savepoint", err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n; i++) {
@@ -860,11 +834,11 @@ int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *o
     }
     mf_error_t ignored = MF_ERROR_INIT;
     if (r < 0) {
-        kv__step_done(kv, kv->st[K_BATCH_ROLLBACK_TO], 1, "roll back a batch", &ignored);
+        store__step_done(kv->db, kv->st[K_BATCH_ROLLBACK_TO], 1, "roll back a batch", &ignored);
         memset(versions, 0, n * sizeof *versions);
     }
-    int rr =
-        kv__step_done(kv, kv->st[K_BATCH_RELEASE], 1, "release a batch", r < 0 ? &ignored : err);
+    int rr = store__step_done(kv->db, kv->st[K_BATCH_RELEASE], 1, "release a batch",
+                              r < 0 ? &ignored : err);
     return r < 0 ? r : rr;
 }
 
@@ -946,12 +920,14 @@ int store_kv_drop(store_kv_t *kv, const char *store, mf_error_t *err)
     if (s.keys == 0)
         return mf_error_plain(err, ENOENT, "store %s holds no keys", store);
     sqlite3_stmt *st = kv->st[K_DROP_KEYS];
-    r = kv__step_done(kv, st, sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
-                      "delete a store", err);
+    r = store__step_done(kv->db, st,
+                         sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
+                         "delete a store", err);
     if (r == 0) {
         st = kv->st[K_DROP_STORE];
-        r = kv__step_done(kv, st, sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
-                          "delete a store", err);
+        r = store__step_done(kv->db, st,
+                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
+                             "delete a store", err);
     }
     return r;
 }

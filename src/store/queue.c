@@ -185,50 +185,31 @@ void store_queue_close(store_queue_t *q)
     free(q);
 }
 
-static int queue__step_done(store_queue_t *q, sqlite3_stmt *st, int bind_ok, const char *what,
-                            mf_error_t *err);
-
 /* ---- transactions ------------------------------------------------------- */
 
 int store_queue_begin(store_queue_t *q, bool durable, mf_error_t *err)
 {
-    /* The synchronous level applies to the commit that follows; it cannot
-     * change inside a transaction, so it is set before BEGIN. */
-    if (durable != q->durable) {
-        int r = store__sqlite_exec(
-            q->db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err);
-        if (r < 0)
-            return r;
-        q->durable = durable;
-    }
-    return queue__step_done(q, q->st[Q_BEGIN], 1, "begin a transaction", err);
+    return store__txn_begin(q->db, &q->durable, durable, q->st[Q_BEGIN], err);
 }
 
 int store_queue_commit(store_queue_t *q, mf_error_t *err)
 {
-    int r = queue__step_done(q, q->st[Q_COMMIT], 1, "commit", err);
-    if (r < 0)
-        store_queue_rollback(q);
-    return r;
+    return store__txn_commit(q->db, q->st[Q_COMMIT], err);
 }
 
 void store_queue_rollback(store_queue_t *q)
 {
-    if (!sqlite3_get_autocommit(q->db))
-        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    store__txn_rollback(q->db);
 }
 
 int store_queue_savepoint(store_queue_t *q, mf_error_t *err)
 {
-    return queue__step_done(q, q->st[Q_SAVEPOINT], 1, "open a savepoint", err);
+    return store__step_done(q->db, q->st[Q_SAVEPOINT], 1, "open a savepoint", err);
 }
 
 void store_queue_release(store_queue_t *q, bool keep)
 {
-    mf_error_t err = MF_ERROR_INIT;
-    if (!keep)
-        queue__step_done(q, q->st[Q_ROLLBACK_TO], 1, "roll back a savepoint", &err);
-    queue__step_done(q, q->st[Q_RELEASE], 1, "release a savepoint", &err);
+    store__txn_release(q->db, q->st[Q_ROLLBACK_TO], q->st[Q_RELEASE], keep);
 }
 
 /* The writer's view of a queue connection. */
@@ -274,17 +255,6 @@ int store_queue_writer_db(const char *data_dir, store_writer_db_t *out, mf_error
 
 /* ---- statements --------------------------------------------------------- */
 
-/* Runs a statement that returns no rows; what names it in errors. */
-static int queue__step_done(store_queue_t *q, sqlite3_stmt *st, int bind_ok, const char *what,
-                            mf_error_t *err)
-{
-    int r = 0;
-    if (!bind_ok || sqlite3_step(st) != SQLITE_DONE)
-        r = store__sqlite_fail(q->db, err, what);
-    store__stmt_done(st);
-    return r;
-}
-
 int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
 {
     sqlite3_stmt *st = q->st[Q_EV_INSERT];
@@ -304,7 +274,7 @@ int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
         store__bind_text_or_null(st, 11, ev->caller_request_id[0] ? ev->caller_request_id : NULL) ==
             SQLITE_OK &&
         sqlite3_bind_int(st, 12, ev->call_depth) == SQLITE_OK;
-    int r = queue__step_done(q, st, ok, "queue an event", err);
+    int r = store__step_done(q->db, st, ok, "queue an event", err);
     if (r == 0)
         ev->seq = sqlite3_last_insert_rowid(q->db);
     return r;
@@ -318,14 +288,14 @@ int store_qevent_update(store_queue_t *q, const store_qevent_t *ev, mf_error_t *
              sqlite3_bind_int(st, 3, ev->attempts) == SQLITE_OK &&
              sqlite3_bind_int(st, 4, ev->fn_errors) == SQLITE_OK &&
              sqlite3_bind_int(st, 5, ev->running) == SQLITE_OK;
-    return queue__step_done(q, st, ok, "update a queued event", err);
+    return store__step_done(q->db, st, ok, "update a queued event", err);
 }
 
 static int queue__delete_by_id(store_queue_t *q, int which, int64_t id, const char *what,
                                mf_error_t *err)
 {
     sqlite3_stmt *st = q->st[which];
-    return queue__step_done(q, st, sqlite3_bind_int64(st, 1, id) == SQLITE_OK, what, err);
+    return store__step_done(q->db, st, sqlite3_bind_int64(st, 1, id) == SQLITE_OK, what, err);
 }
 
 int store_qevent_delete(store_queue_t *q, int64_t seq, mf_error_t *err)
@@ -428,7 +398,7 @@ int store_attempt_put(store_queue_t *q, const store_attempt_t *a, mf_error_t *er
              sqlite3_bind_text(st, 5, a->status, -1, SQLITE_STATIC) == SQLITE_OK &&
              store__bind_text_or_null(st, 6, a->error_type) == SQLITE_OK &&
              store__bind_text_or_null(st, 7, a->error_message) == SQLITE_OK;
-    return queue__step_done(q, st, ok, "write an attempt", err);
+    return store__step_done(q->db, st, ok, "write an attempt", err);
 }
 
 static void queue__row_attempt(sqlite3_stmt *st, void *item)
@@ -490,7 +460,7 @@ int store_dead_letter_put(store_queue_t *q, store_dead_letter_t *dl, int64_t fro
              sqlite3_bind_int64(st, 8, dl->time_ms) == SQLITE_OK &&
              (from_seq || store__bind_text_or_null(
                               st, 9, dl->traceparent[0] ? dl->traceparent : NULL) == SQLITE_OK);
-    int r = queue__step_done(q, st, ok, "write a dead letter", err);
+    int r = store__step_done(q->db, st, ok, "write a dead letter", err);
     if (r == 0 && sqlite3_changes(q->db) == 0)
         r = mf_error_plain(err, ENOENT, "queued event %lld is gone", (long long)from_seq);
     if (r == 0)
@@ -606,7 +576,7 @@ int store_idem_put(store_queue_t *q, const char *function, const char *key, cons
              sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_text(st, 3, request_id, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_int64(st, 4, created_ms) == SQLITE_OK;
-    return queue__step_done(q, st, ok, "write an idempotency key", err);
+    return store__step_done(q->db, st, ok, "write an idempotency key", err);
 }
 
 int store_idem_list(store_queue_t *q, int64_t since_ms,
@@ -677,7 +647,7 @@ int store_queue_forget_function(store_queue_t *q, const char *function, mf_error
     static const int which[] = {Q_FORGET_EVENTS, Q_FORGET_DL, Q_FORGET_IDEM};
     for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
         sqlite3_stmt *st = q->st[which[i]];
-        int r = queue__step_done(q, st,
+        int r = store__step_done(q->db, st,
                                  sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) == SQLITE_OK,
                                  "forget a function's queue", err);
         if (r < 0)

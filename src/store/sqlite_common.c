@@ -37,8 +37,8 @@ int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
     sqlite3 *db = NULL;
     /* NOMUTEX: a connection is used from one thread at a time, so SQLite's
      * own per-connection mutex would be pure overhead. */
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         int r = mf_error_plain(err, EIO, "store: open `%s`: %s", path,
                                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -73,8 +73,10 @@ int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
      * transactions, so the fsync per commit is affordable. */
     /* The WAL is cut back to 4 MiB after a checkpoint: a burst of writes
      * does not leave a large file behind. */
-    r = store__sqlite_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-                               " PRAGMA journal_size_limit = 4194304;", err);
+    r = store__sqlite_exec(db,
+                           "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                           " PRAGMA journal_size_limit = 4194304;",
+                           err);
 out:
     if (r < 0) {
         sqlite3_close(db);
@@ -148,6 +150,50 @@ void store__stmt_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
+int store__step_done(sqlite3 *db, sqlite3_stmt *st, int bind_ok, const char *what, mf_error_t *err)
+{
+    int r = 0;
+    if (!bind_ok || sqlite3_step(st) != SQLITE_DONE)
+        r = store__sqlite_fail(db, err, what);
+    store__stmt_done(st);
+    return r;
+}
+
+int store__txn_begin(sqlite3 *db, bool *synchronous_full, bool durable, sqlite3_stmt *begin,
+                     mf_error_t *err)
+{
+    if (durable != *synchronous_full) {
+        int r = store__sqlite_exec(
+            db, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err);
+        if (r < 0)
+            return r;
+        *synchronous_full = durable;
+    }
+    return store__step_done(db, begin, 1, "begin a transaction", err);
+}
+
+int store__txn_commit(sqlite3 *db, sqlite3_stmt *commit, mf_error_t *err)
+{
+    int r = store__step_done(db, commit, 1, "commit", err);
+    if (r < 0)
+        store__txn_rollback(db);
+    return r;
+}
+
+void store__txn_rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void store__txn_release(sqlite3 *db, sqlite3_stmt *rollback_to, sqlite3_stmt *release, bool keep)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    if (!keep)
+        store__step_done(db, rollback_to, 1, "roll back a savepoint", &err);
+    store__step_done(db, release, 1, "release a savepoint", &err);
+}
+
 void store__copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
 {
     const char *v = (const char *)sqlite3_column_text(st, col);
@@ -203,9 +249,11 @@ int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err)
      * 16 KiB hold several records with their payloads each, where 4 KiB
      * pages would hold one and write a page per record. */
     /* (A database's page size changes only outside WAL mode.) */
-    return store__sqlite_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA page_size = 16384;"
-                                  " PRAGMA auto_vacuum = INCREMENTAL; VACUUM;"
-                                  " PRAGMA journal_mode = WAL;", err);
+    return store__sqlite_exec(db,
+                              "PRAGMA journal_mode = DELETE; PRAGMA page_size = 16384;"
+                              " PRAGMA auto_vacuum = INCREMENTAL; VACUUM;"
+                              " PRAGMA journal_mode = WAL;",
+                              err);
 }
 
 /* Frames of the records' database's 16 KiB pages: 4 MiB, 16 MiB. */

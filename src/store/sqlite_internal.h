@@ -5,6 +5,7 @@
 #define MAYFLY_STORE_SQLITE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/error.h"
@@ -25,6 +26,24 @@ int store__sqlite_exec(sqlite3 *db, const char *sql, mf_error_t *err);
 /* Fills err with "store: what: <sqlite's message>" and returns -EIO. */
 int store__sqlite_fail(sqlite3 *db, mf_error_t *err, const char *what);
 int store__sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, mf_error_t *err);
+
+/* Runs a statement that returns no rows (bind_ok: its bindings took);
+ * what names it in errors. Resets it either way. */
+int store__step_done(sqlite3 *db, sqlite3_stmt *st, int bind_ok, const char *what,
+                     mf_error_t *err);
+
+/* A writer thread's transactions on its connection (store/writer.h): a
+ * durable commit is fsync'd (synchronous=FULL), the others reach the disk
+ * with the next durable commit or checkpoint; savepoints let one job of a
+ * batch fail alone. *synchronous_full tracks the connection's level, which
+ * is set before BEGIN (it cannot change inside a transaction). */
+int store__txn_begin(sqlite3 *db, bool *synchronous_full, bool durable, sqlite3_stmt *begin,
+                     mf_error_t *err);
+/* Rolls back when the commit fails. */
+int store__txn_commit(sqlite3 *db, sqlite3_stmt *commit, mf_error_t *err);
+void store__txn_rollback(sqlite3 *db);
+/* Ends the savepoint, undoing its work first unless keep. */
+void store__txn_release(sqlite3 *db, sqlite3_stmt *rollback_to, sqlite3_stmt *release, bool keep);
 
 /* Resets a reused statement so that it releases its read snapshot and its
  * bindings do not leak into the next call. */
