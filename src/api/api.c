@@ -202,10 +202,12 @@ bool api__call_origin(http_request_t *req, api_call_origin_t *o)
 {
     memset(o, 0, sizeof *o);
     exec_caller_t caller;
+    snprintf(o->trigger, sizeof o->trigger, "invoke");
     if (!api__inside(req, &caller) || !caller.request_id) {
         o->traceparent = api__trace_context(req, o->tp);
         return true;
     }
+    snprintf(o->trigger, sizeof o->trigger, "function:%s", caller.fn->name);
     snprintf(o->tp, sizeof o->tp, "%s", caller.traceparent);
     snprintf(o->caller, sizeof o->caller, "%s", caller.request_id);
     o->traceparent = o->tp;

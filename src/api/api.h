@@ -130,6 +130,7 @@ typedef struct api_call_origin {
     const char *caller_request_id; /* or NULL: not made by a function */
     int call_depth;
     char tp[56], caller[ID_UUID_LEN + 1]; /* the storage behind them */
+    char trigger[STORE_TRIGGER_MAX]; /* "invoke", or "function:CALLER" from inside */
 } api_call_origin_t;
 /* Fills *o for a call req asks for: a function's call is a child of the
  * calling call's span, else the request's own trace context

@@ -192,6 +192,7 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
     snprintf(rec->replay_of, sizeof rec->replay_of, "%s", ev->q.replay_of);
     snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s",
              ev->q.caller_request_id);
+    snprintf(rec->trigger, sizeof rec->trigger, "%s", ev->q.trigger[0] ? ev->q.trigger : "invoke");
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -527,6 +528,9 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
     if (caller)
         snprintf(j->ev->q.caller_request_id, sizeof j->ev->q.caller_request_id, "%s", caller);
     j->ev->q.call_depth = opts ? opts->call_depth : 0;
+    if (opts && opts->trigger && exec_trigger_valid(opts->trigger) &&
+        strcmp(opts->trigger, "invoke"))
+        snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", opts->trigger);
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -560,6 +564,8 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
     j->ev = async__new_event(fn);
     /* The new event's span is a child of the dead one's. */
     exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
+    /* It ran because of what queued the dead one, run again. */
+    snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", dl.trigger);
     buf_init(&j->body, 0);
     buf_add(&j->body, dl.event, dl.event_len);
     j->redrive_id = id;
@@ -781,7 +787,7 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
                      &(exec_event_trace_t){
                          .function = fn->name, .request_id = ev->q.request_id,
                          .traceparent = ev->q.traceparent, .replay_of = ev->q.replay_of,
-                         .accepted_ms = ev->q.enqueued_ms, .ended_ms = clock_wall_ms(),
+                         .trigger = ev->q.trigger, .accepted_ms = ev->q.enqueued_ms, .ended_ms = clock_wall_ms(),
                          .attempts = ev->q.attempts, .outcome = condition,
                          .error_type = inv ? inv->error_type : "Mayfly.EventAgeExceeded",
                          .error_message = inv ? inv->error_message : NULL });
@@ -814,6 +820,7 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
             j->dest = async__new_event(dfn);
             /* The destination's event is a child of this event's span. */
             exec_event_traceparent(ev->q.request_id, ev->q.traceparent, j->dest->q.traceparent);
+            snprintf(j->dest->q.trigger, sizeof j->dest->q.trigger, "destination");
             async__destination_record(a, ev, inv, condition, &j->dest_body);
         }
     }
@@ -1014,7 +1021,7 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                                            ? ev->q.caller_request_id
                                                            : NULL,
                                   .call_depth = ev->q.call_depth,
-                                  .trigger = "other" };
+                                  .trigger = ev->q.trigger };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
         ev->starting = false;

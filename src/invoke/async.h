@@ -64,6 +64,7 @@ typedef struct async_enqueue_opts {
                                   * that does not parse is ignored */
     const char *caller_request_id; /* queued from inside this call, or NULL */
     int call_depth;              /* exec_call_opts_t's */
+    const char *trigger;         /* exec_call_opts_t's: why it is queued (NULL: invoke) */
 } async_enqueue_opts_t;
 
 /* Queues event (taking its memory on success) for function; opts may be
