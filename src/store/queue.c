@@ -70,6 +70,9 @@ static const char *const queue__migrations[] = {
 
     /* 5: the traceparent a dead letter's event was accepted with. */
     "ALTER TABLE dead_letters ADD COLUMN traceparent TEXT;",
+
+    /* 6: schedules and their fire log (store/schedules.h). */
+    STORE__SCHEDULES_MIGRATION,
 };
 
 enum {
@@ -151,6 +154,11 @@ struct store_queue {
     sqlite3_stmt *st[Q_COUNT];
     bool durable; /* the open transaction's */
 };
+
+sqlite3 *store__queue_handle(store_queue_t *q)
+{
+    return q->db;
+}
 
 int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err)
 {

@@ -491,7 +491,10 @@ int32_t tz_offset_at(const tz_t *z, int64_t t)
     return z->offsets[z->types[lo]];
 }
 
-/* The first change of offset (or of type) after t: false when none. */
+/* The first change of offset (or of type) after t: false when none. *off
+ * is what tz_offset_at answers from then on, which at the table's last
+ * transition is the footer rule's and not necessarily the type's (in a
+ * file whose two disagree). */
 static bool next_change(const tz_t *z, int64_t t, int64_t *at, int32_t *off)
 {
     if (z->n && t < z->times[z->n - 1]) {
@@ -504,52 +507,37 @@ static bool next_change(const tz_t *z, int64_t t, int64_t *at, int32_t *off)
                 lo = mid + 1;
         }
         *at = z->times[lo];
-        *off = z->offsets[z->types[lo]];
-        return true;
+    } else if (!z->has_rule || !rule_next_change(&z->rule, t, at, off)) {
+        return false;
     }
-    return z->has_rule && rule_next_change(&z->rule, t, at, off);
+    *off = tz_offset_at(z, *at);
+    return true;
 }
 
 tz_civil_kind_t tz_civil_to_instant(const tz_t *z, int64_t civil, int64_t *first, int64_t *second)
 {
     /* Every instant whose wall clock can read civil lies within a day and
      * a bit of it: try each offset in force somewhere in that stretch. */
-    enum { SPAN = TZ_OFFSET_MAX + 3600, MAXOFF = 16 };
-    int64_t t = civil - SPAN;
-    int32_t offs[MAXOFF];
-    size_t noffs = 0;
-    int32_t prev = tz_offset_at(z, t);
-    offs[noffs++] = prev;
-    int64_t gap_at = civil;
-    int64_t at;
-    int32_t off;
-    while (noffs < MAXOFF && next_change(z, t, &at, &off) && at <= civil + SPAN) {
-        bool seen = false;
-        for (size_t i = 0; i < noffs; i++)
-            seen |= offs[i] == off;
-        if (!seen)
-            offs[noffs++] = off;
+    enum { SPAN = TZ_OFFSET_MAX + 3600 };
+    int64_t t = civil - SPAN, lo = INT64_MAX, hi = INT64_MIN, gap_at = civil, at;
+    int32_t off = tz_offset_at(z, t), prev = off;
+    for (;;) {
+        int64_t inst = civil - off;
+        if (tz_offset_at(z, inst) == off) {
+            lo = inst < lo ? inst : lo;
+            hi = inst > hi ? inst : hi;
+        }
+        if (!next_change(z, t, &at, &off) || at > civil + SPAN)
+            break;
         /* A jump forward over civil: where its gap is. */
         if (at + prev <= civil && civil < at + off)
             gap_at = at;
         prev = off;
         t = at;
     }
-    int64_t sol[MAXOFF];
-    size_t nsol = 0;
-    for (size_t i = 0; i < noffs; i++) {
-        int64_t inst = civil - offs[i];
-        if (tz_offset_at(z, inst) == offs[i])
-            sol[nsol++] = inst;
-    }
-    if (nsol == 0) {
+    if (lo == INT64_MAX) {
         *first = *second = gap_at;
         return TZ_CIVIL_SKIPPED;
-    }
-    int64_t lo = sol[0], hi = sol[0];
-    for (size_t i = 1; i < nsol; i++) {
-        lo = sol[i] < lo ? sol[i] : lo;
-        hi = sol[i] > hi ? sol[i] : hi;
     }
     *first = lo;
     *second = hi;
