@@ -573,7 +573,9 @@ static json_t *schedules__json(schedules_t *s, const entry_t *e)
     if (e->s.enabled && e->zone) {
         int64_t start_s = floor_div(e->s.start_ms, 1000);
         int64_t now_s = floor_div(schedules_now_ms(s), 1000), after = schedules__base_s(e), t;
-        if (!(e->planned && !e->inflight && e->plan_due_s > after && e->plan_due_s <= now_s))
+        if (e->planned && !e->inflight && e->plan_due_s > after && e->plan_due_s <= now_s)
+            after = e->plan_due_s - 1; /* come, waiting in its flexible window */
+        else
             after = after > now_s ? after : now_s;
         for (int i = 0; i < SCHEDULE_NEXT_FIRES &&
                         sched_due_next(&e->expr, e->zone, start_s, after, &t) == 0;
