@@ -57,7 +57,7 @@ struct schedules {
 
 static void schedules__wake(schedules_t *s);
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- clocks, names and zones ------------------------------------------------ */
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
