@@ -387,6 +387,8 @@ typedef struct accept_job {
     char *idem;                  /* the map key, or NULL */
     char key[ASYNC_IDEMPOTENCY_KEY_MAX + 1];
     int64_t redrive_id;          /* the dead letter it replaces, or 0 */
+    int (*with_event)(store_queue_t *q, const store_qevent_t *ev, void *arg, mf_error_t *err);
+    void *with_event_arg;
     async_accepted_cb cb;
     void *ud;
 } accept_job_t;
@@ -405,6 +407,8 @@ static int async__accept_apply(void *db, void *arg, mf_error_t *err)
     if (r == 0 && j->idem)
         r = store_idem_put(q, j->ev->q.function, j->key, j->ev->q.request_id, j->ev->q.enqueued_ms,
                            err);
+    if (r == 0 && j->with_event)
+        r = j->with_event(q, &j->ev->q, j->with_event_arg, err);
     return r;
 }
 
@@ -531,6 +535,10 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
     if (opts && opts->trigger && exec_trigger_valid(opts->trigger) &&
         strcmp(opts->trigger, "invoke"))
         snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", opts->trigger);
+    if (opts) {
+        j->with_event = opts->with_event;
+        j->with_event_arg = opts->with_event_arg;
+    }
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -1186,6 +1194,11 @@ void async_function_removed(async_t *a, const char *function)
 }
 
 /* ---- visibility ------------------------------------------------------------------ */
+
+store_writer_t *async_writer(async_t *a)
+{
+    return a->writer;
+}
 
 store_queue_t *async_store(async_t *a)
 {

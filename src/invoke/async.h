@@ -65,6 +65,12 @@ typedef struct async_enqueue_opts {
     const char *caller_request_id; /* queued from inside this call, or NULL */
     int call_depth;              /* exec_call_opts_t's */
     const char *trigger;         /* exec_call_opts_t's: why it is queued (NULL: invoke) */
+    /* Runs on the writer's thread in the transaction that inserts the
+     * event, after the insert, with the event as written: a failure undoes
+     * the event as well, and cb gets it. For a row that must exist if and
+     * only if the event does (a schedule's fire log). NULL: none. */
+    int (*with_event)(store_queue_t *q, const store_qevent_t *ev, void *arg, mf_error_t *err);
+    void *with_event_arg;
 } async_enqueue_opts_t;
 
 /* Queues event (taking its memory on success) for function; opts may be
@@ -81,6 +87,9 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
 
 /* The loop's own connection to queue.db, for reading. */
 store_queue_t *async_store(async_t *a);
+/* The writer of queue.db, for other tables in the file (a job's db is its
+ * store_queue_t): their writes commit in order with the queue's. */
+store_writer_t *async_writer(async_t *a);
 
 typedef struct async_fn_stats {
     uint64_t depth;              /* waiting (to run, or to be retried) */

@@ -74,6 +74,9 @@ static const char *const queue__migrations[] = {
     /* 6: why the event was queued (store_qevent_t.trigger; NULL: invoke). */
     "ALTER TABLE events ADD COLUMN trigger TEXT;"
     "ALTER TABLE dead_letters ADD COLUMN trigger TEXT;",
+
+    /* 7: schedules and their fire log (store/schedules.h). */
+    STORE__SCHEDULES_MIGRATION,
 };
 
 enum {
@@ -157,6 +160,11 @@ struct store_queue {
     sqlite3_stmt *st[Q_COUNT];
     bool durable; /* the open transaction's */
 };
+
+sqlite3 *store__queue_handle(store_queue_t *q)
+{
+    return q->db;
+}
 
 int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err)
 {
