@@ -15,6 +15,7 @@ struct obs_records;
 struct obs_logs;
 struct state_kv;
 struct volumes;
+struct topics;
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -34,6 +35,7 @@ typedef struct api_ctx {
      * (exec_inside_router); NULL: none. */
     http_router_t *inside;
     struct volumes *volumes;     /* shared volumes (state/volume.h), or NULL: none */
+    struct topics *topics;       /* topics (trigger/topics.h), or NULL: no /v1/topics routes */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -56,6 +58,7 @@ void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
+void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* A function body's "volumes" name only volumes that exist (-EINVAL naming
  * the first that does not; the registry checks the rest of its shape). */
 int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err);
