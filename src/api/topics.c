@@ -292,12 +292,10 @@ static void on_published(void *ud, int r, const char *message_id,
     }
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, json_pack("{ss ss ss}", "subscription",
-                                              deliveries[i].subscription, "function",
-                                              deliveries[i].function, "request_id",
-                                              deliveries[i].request_id));
-    cleanup_json json_t *out =
-        json_pack("{ss so}", "message_id", message_id, "deliveries", list);
+        json_array_append_new(
+            list, json_pack("{ss ss ss}", "subscription", deliveries[i].subscription, "function",
+                            deliveries[i].function, "request_id", deliveries[i].request_id));
+    cleanup_json json_t *out = json_pack("{ss so}", "message_id", message_id, "deliveries", list);
     http_respond_json(req, 202, out);
 }
 
@@ -350,8 +348,8 @@ void api__topics_register(http_router_t *router, api_ctx_t *ctx)
                SUBSCRIBE_BODY_MAX, false);
     api__route(router, ctx, HTTP_GET, "/v1/topics/{name}/subscriptions", handle_subscriptions, 0,
                false);
-    api__route(router, ctx, HTTP_DELETE, "/v1/topics/{name}/subscriptions/{id}",
-               handle_unsubscribe, 0, false);
+    api__route(router, ctx, HTTP_DELETE, "/v1/topics/{name}/subscriptions/{id}", handle_unsubscribe,
+               0, false);
     api__route_both(router, ctx, HTTP_POST, "/v1/topics/{name}/publish", handle_publish,
                     PUBLISH_BODY_MAX, FN_PERM_TOPIC, 0);
 }

@@ -40,7 +40,8 @@ static int add_attribute(json_t *attrs, const char *arg)
     const char *colon = memchr(arg, ':', (size_t)(eq - arg));
     const char *name_end = colon ? colon : eq;
     char name[300], type[32] = "String";
-    if ((size_t)(name_end - arg) >= sizeof name || (colon && (size_t)(eq - colon - 1) >= sizeof type))
+    if ((size_t)(name_end - arg) >= sizeof name ||
+        (colon && (size_t)(eq - colon - 1) >= sizeof type))
         return cli_usage_error("publish", publish_usage, "--attribute `%s` is too long", arg);
     snprintf(name, sizeof name, "%.*s", (int)(name_end - arg), arg);
     if (colon)

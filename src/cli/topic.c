@@ -31,7 +31,8 @@ static const char topic_usage[] =
     "  rm NAME                   delete the topic and its subscriptions\n"
     "  subscribe TOPIC FUNCTION  subscribe FUNCTION; prints the subscription's id\n"
     "      --filter JSON         SNS's filter policy on message attributes, e.g.\n"
-    "                            '{\"kind\": [\"order\"], \"total\": [{\"numeric\": [\">\", 100]}]}'\n"
+    "                            '{\"kind\": [\"order\"], \"total\": [{\"numeric\": [\">\", "
+    "100]}]}'\n"
     "  subscriptions TOPIC       list the topic's subscriptions\n"
     "  unsubscribe TOPIC ID      delete a subscription\n"
     "  -h, --help                show this help\n";
@@ -69,8 +70,8 @@ static int simple_opts(int argc, char **argv, const char *cmd, bool *json)
             return CLI_EXIT_OK;
         }
         if (opt != 'j' || !json)
-            return cli_usage_error(cmd, topic_usage, opt == 'j' ? "--json is not an option here"
-                                                                : NULL);
+            return cli_usage_error(cmd, topic_usage,
+                                   opt == 'j' ? "--json is not an option here" : NULL);
         *json = true;
     }
     return -1;

@@ -32,19 +32,19 @@ typedef enum {
 /* A value of a policy, or one of an attribute's values. */
 typedef struct fval {
     bool is_str, is_num;
-    const char *s;  /* is_str: the string (owned by its policy or attributes) */
+    const char *s; /* is_str: the string (owned by its policy or attributes) */
     size_t len;
-    int64_t fx;     /* is_num: the number in units of 10^-5 */
+    int64_t fx; /* is_num: the number in units of 10^-5 */
 } fval_t;
 
 typedef struct cond {
     cond_kind_t kind;
-    fval_t v;               /* STRING, NUMBER, PREFIX, BUT_PREFIX */
-    fval_t *but;            /* BUT */
+    fval_t v;    /* STRING, NUMBER, PREFIX, BUT_PREFIX */
+    fval_t *but; /* BUT */
     size_t nbut;
     bool has_lo, lo_incl, has_hi, hi_incl; /* NUMERIC */
     int64_t lo, hi;
-    bool exists;            /* EXISTS */
+    bool exists; /* EXISTS */
 } cond_t;
 
 typedef struct fkey {
@@ -67,11 +67,11 @@ typedef struct attr {
     char *name;
     size_t name_len;
     attr_type_t type;
-    char *value;            /* as SNS hands it on: always a string */
+    char *value; /* as SNS hands it on: always a string */
     size_t value_len;
-    fval_t *vals;           /* what policies compare (none for Binary) */
+    fval_t *vals; /* what policies compare (none for Binary) */
     size_t nvals;
-    json_t *array;          /* String.Array: the parsed array the strings point into */
+    json_t *array; /* String.Array: the parsed array the strings point into */
 } attr_t;
 
 struct filter_attrs {
@@ -228,9 +228,8 @@ static int parse_numeric(const json_t *v, const char *what, cond_t *c, mf_error_
     size_t n = json_array_size(v);
     const char *op1 = NULL, *op2 = NULL;
     if (!json_is_array(v) || (n != 2 && n != 4))
-        return mf_error_plain(err, EINVAL,
-                              "%s: numeric needs [OP, N] or [\">\"|\">=\", A, \"<\"|\"<=\", B]",
-                              what);
+        return mf_error_plain(
+            err, EINVAL, "%s: numeric needs [OP, N] or [\">\"|\">=\", A, \"<\"|\"<=\", B]", what);
     for (size_t i = 1; i < n; i += 2) {
         const json_t *num = json_array_get(v, i);
         if (!json_is_number(num))
@@ -241,8 +240,7 @@ static int parse_numeric(const json_t *v, const char *what, cond_t *c, mf_error_
                                   "%s: numbers in a filter policy must be from -1e9 to 1e9", what);
     }
     if (!numeric_op(json_array_get(v, 0), &op1))
-        return mf_error_plain(err, EINVAL,
-                              "%s: numeric[0] must be one of =, <, <=, >, >=", what);
+        return mf_error_plain(err, EINVAL, "%s: numeric[0] must be one of =, <, <=, >, >=", what);
     int64_t a = to_fixed(json_number_value(json_array_get(v, 1)));
     if (n == 2) {
         c->has_lo = op1[0] == '=' || op1[0] == '>';
@@ -363,8 +361,8 @@ int filter_policy_parse(const json_t *policy, const char *field, filter_policy_t
                               field);
     size_t nkeys = json_object_size(policy);
     if (nkeys > FILTER_POLICY_MAX_KEYS)
-        return mf_error_plain(err, EINVAL, "%s: has %zu attribute names; at most %d", field,
-                              nkeys, FILTER_POLICY_MAX_KEYS);
+        return mf_error_plain(err, EINVAL, "%s: has %zu attribute names; at most %d", field, nkeys,
+                              FILTER_POLICY_MAX_KEYS);
     filter_policy_t *p = xcalloc(1, sizeof *p);
     char what[256];
     size_t combinations = 1;
@@ -427,8 +425,7 @@ static json_t *cond_json(const cond_t *c)
     case C_STRING:
     case C_NUMBER: return fval_json(&c->v);
     case C_PREFIX: return json_pack("{so}", "prefix", fval_json(&c->v));
-    case C_BUT_PREFIX:
-        return json_pack("{s{so}}", "anything-but", "prefix", fval_json(&c->v));
+    case C_BUT_PREFIX: return json_pack("{s{so}}", "anything-but", "prefix", fval_json(&c->v));
     case C_BUT: {
         json_t *list = json_array();
         for (size_t i = 0; i < c->nbut; i++)
@@ -628,9 +625,8 @@ static int attr_value(attr_t *at, const json_t *v, const char *what, mf_error_t 
         }
         if (!json_is_array(arr)) {
             json_decref(arr);
-            return mf_error_plain(err, EINVAL,
-                                  "%s: a String.Array's value must be a JSON array (in a string)",
-                                  what);
+            return mf_error_plain(
+                err, EINVAL, "%s: a String.Array's value must be a JSON array (in a string)", what);
         }
         at->array = arr;
         size_t n = json_array_size(arr);
@@ -639,8 +635,8 @@ static int attr_value(attr_t *at, const json_t *v, const char *what, mf_error_t 
             const json_t *e = json_array_get(arr, i);
             fval_t *f = &at->vals[at->nvals++];
             if (json_is_string(e)) {
-                *f = (fval_t){.is_str = true, .s = json_string_value(e),
-                              .len = json_string_length(e)};
+                *f = (fval_t){
+                    .is_str = true, .s = json_string_value(e), .len = json_string_length(e)};
             } else if (json_is_number(e)) {
                 *f = (fval_t){.is_num = true, .fx = to_fixed(json_number_value(e))};
             } else if (!json_is_boolean(e) && !json_is_null(e)) {
@@ -654,9 +650,9 @@ static int attr_value(attr_t *at, const json_t *v, const char *what, mf_error_t 
     }
     case A_BINARY: {
         buf_t bin = BUF_INIT;
-        int ok = json_is_string(v) && json_string_length(v) > 0 &&
-                 codec_base64_decode(&bin, json_string_value(v), json_string_length(v),
-                                     SIZE_MAX) == 0;
+        int ok =
+            json_is_string(v) && json_string_length(v) > 0 &&
+            codec_base64_decode(&bin, json_string_value(v), json_string_length(v), SIZE_MAX) == 0;
         buf_release(&bin);
         if (!ok)
             return mf_error_plain(err, EINVAL, "%s: a Binary's value must be base64", what);

@@ -29,7 +29,7 @@ struct topics {
     registry_t *registry;
     topics_config_t cfg;
     char region[33];
-    map_t topics;                /* name → topic_t */
+    map_t topics; /* name → topic_t */
     uv_timer_t *prune_timer;
     metrics_family_t *m_messages, *m_deliveries;
 };
@@ -335,8 +335,8 @@ int topics_subscribe(topics_t *t, const char *topic, const char *function, const
     return 0;
 }
 
-int topics_unsubscribe(topics_t *t, const char *topic, const char *id, topics_done_cb cb,
-                       void *ud, mf_error_t *err)
+int topics_unsubscribe(topics_t *t, const char *topic, const char *id, topics_done_cb cb, void *ud,
+                       mf_error_t *err)
 {
     topic_t *tp;
     int r = topics__find(t, topic, &tp, err);
@@ -382,7 +382,7 @@ void topics_function_removed(topics_t *t, const char *function)
 typedef struct publish {
     topics_t *t;
     char topic[FN_NAME_MAX + 1];
-    store_topic_message_t row;   /* its strings point into the fields below */
+    store_topic_message_t row; /* its strings point into the fields below */
     char *subject;
     char *message;
     char *attributes;
@@ -442,8 +442,8 @@ static void topics__event(buf_t *out, const char *sub_arn, const char *sns)
     buf_adds(out, "}]}");
 }
 
-int topics_publish(topics_t *t, const char *topic, const topic_message_t *m,
-                   topics_published_cb cb, void *ud, mf_error_t *err)
+int topics_publish(topics_t *t, const char *topic, const topic_message_t *m, topics_published_cb cb,
+                   void *ud, mf_error_t *err)
 {
     topic_t *tp;
     int r = topics__find(t, topic, &tp, err);
@@ -454,11 +454,10 @@ int topics_publish(topics_t *t, const char *topic, const topic_message_t *m,
     if (m->subject && (r = topics__check_subject(m->subject, err)) < 0)
         return r;
     filter_attrs_t *attrs = NULL;
-    if ((r = filter_attrs_parse(m->attributes, m->short_attributes, "attributes", &attrs, err)) <
-        0)
+    if ((r = filter_attrs_parse(m->attributes, m->short_attributes, "attributes", &attrs, err)) < 0)
         return r;
-    size_t total = m->message_len + (m->subject ? strlen(m->subject) : 0) +
-                   filter_attrs_bytes(attrs);
+    size_t total =
+        m->message_len + (m->subject ? strlen(m->subject) : 0) + filter_attrs_bytes(attrs);
     if (total > t->cfg.max_message_bytes) {
         filter_attrs_free(attrs);
         return mf_error_plain(err, EFBIG,
@@ -493,12 +492,12 @@ int topics_publish(topics_t *t, const char *topic, const topic_message_t *m,
     clock_format_iso8601(p->row.time_ms, when, sizeof when);
     /* Lambda sees what SNS sends it; mayfly does not sign messages (they
      * never leave the server), so the signature fields are empty. */
-    json_t *sns = json_pack("{ss ss ss so s:s% ss ss ss ss ss so}", "Type", "Notification",
-                            "MessageId", p->row.message_id, "TopicArn", arn, "Subject",
-                            p->subject ? json_string(p->subject) : json_null(), "Message",
-                            p->message, m->message_len, "Timestamp", when, "SignatureVersion",
-                            "1", "Signature", "", "SigningCertUrl", "", "UnsubscribeUrl", "",
-                            "MessageAttributes", sns_attrs);
+    json_t *sns =
+        json_pack("{ss ss ss so s:s% ss ss ss ss ss so}", "Type", "Notification", "MessageId",
+                  p->row.message_id, "TopicArn", arn, "Subject",
+                  p->subject ? json_string(p->subject) : json_null(), "Message", p->message,
+                  m->message_len, "Timestamp", when, "SignatureVersion", "1", "Signature", "",
+                  "SigningCertUrl", "", "UnsubscribeUrl", "", "MessageAttributes", sns_attrs);
     buf_t sns_text = BUF_INIT;
     json_dump_buf(&sns_text, sns);
     json_decref(sns);
@@ -526,8 +525,8 @@ int topics_publish(topics_t *t, const char *topic, const topic_message_t *m,
     async_enqueue_opts_t opts = {.traceparent = m->traceparent,
                                  .caller_request_id = m->caller_request_id,
                                  .call_depth = m->call_depth};
-    r = async_enqueue_batch(t->async, events, n, &opts, topics__publish_apply, p,
-                            topics__published, p, err);
+    r = async_enqueue_batch(t->async, events, n, &opts, topics__publish_apply, p, topics__published,
+                            p, err);
     /* The events' ids are set now; their commit is still to come, and the
      * answer waits for it. */
     for (size_t i = 0; r == 0 && i < n; i++) {
@@ -617,16 +616,17 @@ static int topics__load(topics_t *t, mf_error_t *err)
         if (s->filter) {
             json_t *doc = json_loads(s->filter, 0, NULL);
             if (!doc || filter_policy_parse(doc, "filter", &policy, &e) < 0) {
-                log_warn("topics", "subscription %s of %s to %s has a filter this version "
-                                   "cannot read; it gets no messages: %s",
+                log_warn("topics",
+                         "subscription %s of %s to %s has a filter this version "
+                         "cannot read; it gets no messages: %s",
                          s->id, s->function, s->topic, e.msg);
                 json_decref(doc);
                 continue;
             }
             json_decref(doc);
         }
-        topic_subscription_t sub = {.filter = s->filter, .policy = policy,
-                                    .created_ms = s->created_ms};
+        topic_subscription_t sub = {
+            .filter = s->filter, .policy = policy, .created_ms = s->created_ms};
         s->filter = NULL;
         snprintf(sub.id, sizeof sub.id, "%s", s->id);
         snprintf(sub.function, sizeof sub.function, "%s", s->function);
@@ -645,8 +645,8 @@ static int topics__load(topics_t *t, mf_error_t *err)
     return 0;
 }
 
-int topics_open(uv_loop_t *loop, async_t *async, registry_t *registry,
-                const topics_config_t *cfg, topics_t **out, mf_error_t *err)
+int topics_open(uv_loop_t *loop, async_t *async, registry_t *registry, const topics_config_t *cfg,
+                topics_t **out, mf_error_t *err)
 {
     topics_t *t = xcalloc(1, sizeof *t);
     t->loop = loop;

@@ -49,24 +49,40 @@ typedef struct {
 
 static const case_t cases[] = {
     /* Exact strings: case-sensitive, OR within the list. */
-    {"{\"store\":[\"example_corp\"]}", "{\"store\":{\"Type\":\"String\",\"Value\":\"example_corp\"}}", true},
-    {"{\"store\":[\"example_corp\"]}", "{\"store\":{\"Type\":\"String\",\"Value\":\"Example_corp\"}}", false},
-    {"{\"store\":[\"a\",\"example_corp\"]}", "{\"store\":{\"Type\":\"String\",\"Value\":\"example_corp\"}}", true},
-    {"{\"store\":[\"example\"]}", "{\"store\":{\"Type\":\"String\",\"Value\":\"example_corp\"}}", false},
+    {"{\"store\":[\"example_corp\"]}",
+     "{\"store\":{\"Type\":\"String\",\"Value\":\"example_corp\"}}", true},
+    {"{\"store\":[\"example_corp\"]}",
+     "{\"store\":{\"Type\":\"String\",\"Value\":\"Example_corp\"}}", false},
+    {"{\"store\":[\"a\",\"example_corp\"]}",
+     "{\"store\":{\"Type\":\"String\",\"Value\":\"example_corp\"}}", true},
+    {"{\"store\":[\"example\"]}", "{\"store\":{\"Type\":\"String\",\"Value\":\"example_corp\"}}",
+     false},
     /* A name the message lacks fails; names the policy does not list are ignored. */
     {"{\"store\":[\"x\"]}", "{}", false},
     {"{\"store\":[\"x\"]}", "{\"other\":{\"Type\":\"String\",\"Value\":\"x\"}}", false},
-    {"{\"store\":[\"x\"]}", "{\"store\":{\"Type\":\"String\",\"Value\":\"x\"},\"more\":{\"Type\":\"String\",\"Value\":\"y\"}}", true},
+    {"{\"store\":[\"x\"]}",
+     "{\"store\":{\"Type\":\"String\",\"Value\":\"x\"},\"more\":{\"Type\":\"String\",\"Value\":"
+     "\"y\"}}",
+     true},
     /* AND across names. */
-    {"{\"a\":[\"1\"],\"b\":[\"2\"]}", "{\"a\":{\"Type\":\"String\",\"Value\":\"1\"},\"b\":{\"Type\":\"String\",\"Value\":\"2\"}}", true},
-    {"{\"a\":[\"1\"],\"b\":[\"2\"]}", "{\"a\":{\"Type\":\"String\",\"Value\":\"1\"},\"b\":{\"Type\":\"String\",\"Value\":\"3\"}}", false},
+    {"{\"a\":[\"1\"],\"b\":[\"2\"]}",
+     "{\"a\":{\"Type\":\"String\",\"Value\":\"1\"},\"b\":{\"Type\":\"String\",\"Value\":\"2\"}}",
+     true},
+    {"{\"a\":[\"1\"],\"b\":[\"2\"]}",
+     "{\"a\":{\"Type\":\"String\",\"Value\":\"1\"},\"b\":{\"Type\":\"String\",\"Value\":\"3\"}}",
+     false},
     {"{\"a\":[\"1\"],\"b\":[\"2\"]}", "{\"a\":{\"Type\":\"String\",\"Value\":\"1\"}}", false},
     /* Numbers: equal to five decimals, in any notation. */
-    {"{\"price_usd\":[{\"numeric\":[\"=\",301.5]}]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.5\"}}", true},
-    {"{\"price_usd\":[{\"numeric\":[\"=\",301.5]}]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"3.015e2\"}}", true},
-    {"{\"price_usd\":[301.5]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.50000\"}}", true},
-    {"{\"price_usd\":[301.5]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.50001\"}}", false},
-    {"{\"price_usd\":[301.5]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.500001\"}}", true},
+    {"{\"price_usd\":[{\"numeric\":[\"=\",301.5]}]}",
+     "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.5\"}}", true},
+    {"{\"price_usd\":[{\"numeric\":[\"=\",301.5]}]}",
+     "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"3.015e2\"}}", true},
+    {"{\"price_usd\":[301.5]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.50000\"}}",
+     true},
+    {"{\"price_usd\":[301.5]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.50001\"}}",
+     false},
+    {"{\"price_usd\":[301.5]}", "{\"price_usd\":{\"Type\":\"Number\",\"Value\":\"301.500001\"}}",
+     true},
     /* A number never equals a string, nor a string a number. */
     {"{\"n\":[5]}", "{\"n\":{\"Type\":\"String\",\"Value\":\"5\"}}", false},
     {"{\"n\":[\"5\"]}", "{\"n\":{\"Type\":\"Number\",\"Value\":\"5\"}}", false},
@@ -74,30 +90,48 @@ static const case_t cases[] = {
     {"{\"p\":[{\"numeric\":[\"<\",0]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"-0.5\"}}", true},
     {"{\"p\":[{\"numeric\":[\"<\",0]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"0\"}}", false},
     {"{\"p\":[{\"numeric\":[\"<=\",0]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"0\"}}", true},
-    {"{\"p\":[{\"numeric\":[\">\",0,\"<=\",150]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"150\"}}", true},
-    {"{\"p\":[{\"numeric\":[\">\",0,\"<=\",150]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"0\"}}", false},
-    {"{\"p\":[{\"numeric\":[\">\",0,\"<=\",150]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"150.00001\"}}", false},
-    {"{\"p\":[{\"numeric\":[\">=\",10,\"<\",20]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"10\"}}", true},
-    {"{\"p\":[{\"numeric\":[\">=\",10,\"<\",20]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"20\"}}", false},
+    {"{\"p\":[{\"numeric\":[\">\",0,\"<=\",150]}]}",
+     "{\"p\":{\"Type\":\"Number\",\"Value\":\"150\"}}", true},
+    {"{\"p\":[{\"numeric\":[\">\",0,\"<=\",150]}]}",
+     "{\"p\":{\"Type\":\"Number\",\"Value\":\"0\"}}", false},
+    {"{\"p\":[{\"numeric\":[\">\",0,\"<=\",150]}]}",
+     "{\"p\":{\"Type\":\"Number\",\"Value\":\"150.00001\"}}", false},
+    {"{\"p\":[{\"numeric\":[\">=\",10,\"<\",20]}]}",
+     "{\"p\":{\"Type\":\"Number\",\"Value\":\"10\"}}", true},
+    {"{\"p\":[{\"numeric\":[\">=\",10,\"<\",20]}]}",
+     "{\"p\":{\"Type\":\"Number\",\"Value\":\"20\"}}", false},
     {"{\"p\":[{\"numeric\":[\">\",5]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"1e12\"}}", true},
-    {"{\"p\":[{\"numeric\":[\"<\",5]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"-1e12\"}}", true},
-    {"{\"p\":[{\"numeric\":[\"=\",1000000000]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"1e12\"}}", false},
+    {"{\"p\":[{\"numeric\":[\"<\",5]}]}", "{\"p\":{\"Type\":\"Number\",\"Value\":\"-1e12\"}}",
+     true},
+    {"{\"p\":[{\"numeric\":[\"=\",1000000000]}]}",
+     "{\"p\":{\"Type\":\"Number\",\"Value\":\"1e12\"}}", false},
     {"{\"p\":[{\"numeric\":[\">\",0]}]}", "{\"p\":{\"Type\":\"String\",\"Value\":\"5\"}}", false},
     /* Prefixes. */
-    {"{\"c\":[{\"prefix\":\"bas\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"baseball\"}}", true},
+    {"{\"c\":[{\"prefix\":\"bas\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"baseball\"}}",
+     true},
     {"{\"c\":[{\"prefix\":\"bas\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"ba\"}}", false},
-    {"{\"c\":[{\"prefix\":\"bas\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"Baseball\"}}", false},
+    {"{\"c\":[{\"prefix\":\"bas\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"Baseball\"}}",
+     false},
     /* anything-but: one value, a list, numbers, a prefix; the attribute must be there. */
-    {"{\"c\":[{\"anything-but\":\"rugby\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"soccer\"}}", true},
-    {"{\"c\":[{\"anything-but\":\"rugby\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"rugby\"}}", false},
-    {"{\"c\":[{\"anything-but\":[\"rugby\",\"tennis\"]}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"tennis\"}}", false},
+    {"{\"c\":[{\"anything-but\":\"rugby\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"soccer\"}}",
+     true},
+    {"{\"c\":[{\"anything-but\":\"rugby\"}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"rugby\"}}",
+     false},
+    {"{\"c\":[{\"anything-but\":[\"rugby\",\"tennis\"]}]}",
+     "{\"c\":{\"Type\":\"String\",\"Value\":\"tennis\"}}", false},
     {"{\"c\":[{\"anything-but\":[\"rugby\",\"tennis\"]}]}", "{}", false},
-    {"{\"price\":[{\"anything-but\":[100,500]}]}", "{\"price\":{\"Type\":\"Number\",\"Value\":\"100.1\"}}", true},
-    {"{\"price\":[{\"anything-but\":[100,500]}]}", "{\"price\":{\"Type\":\"Number\",\"Value\":\"100\"}}", false},
-    {"{\"price\":[{\"anything-but\":[100,500]}]}", "{\"price\":{\"Type\":\"String.Array\",\"Value\":\"[100, 50]\"}}", true},
-    {"{\"price\":[{\"anything-but\":[100,500]}]}", "{\"price\":{\"Type\":\"String.Array\",\"Value\":\"[100, 500]\"}}", false},
-    {"{\"c\":[{\"anything-but\":{\"prefix\":\"order-\"}}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"order-cancelled\"}}", false},
-    {"{\"c\":[{\"anything-but\":{\"prefix\":\"order-\"}}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"refund\"}}", true},
+    {"{\"price\":[{\"anything-but\":[100,500]}]}",
+     "{\"price\":{\"Type\":\"Number\",\"Value\":\"100.1\"}}", true},
+    {"{\"price\":[{\"anything-but\":[100,500]}]}",
+     "{\"price\":{\"Type\":\"Number\",\"Value\":\"100\"}}", false},
+    {"{\"price\":[{\"anything-but\":[100,500]}]}",
+     "{\"price\":{\"Type\":\"String.Array\",\"Value\":\"[100, 50]\"}}", true},
+    {"{\"price\":[{\"anything-but\":[100,500]}]}",
+     "{\"price\":{\"Type\":\"String.Array\",\"Value\":\"[100, 500]\"}}", false},
+    {"{\"c\":[{\"anything-but\":{\"prefix\":\"order-\"}}]}",
+     "{\"c\":{\"Type\":\"String\",\"Value\":\"order-cancelled\"}}", false},
+    {"{\"c\":[{\"anything-but\":{\"prefix\":\"order-\"}}]}",
+     "{\"c\":{\"Type\":\"String\",\"Value\":\"refund\"}}", true},
     /* exists. */
     {"{\"c\":[{\"exists\":true}]}", "{\"c\":{\"Type\":\"String\",\"Value\":\"x\"}}", true},
     {"{\"c\":[{\"exists\":true}]}", "{}", false},
@@ -110,9 +144,16 @@ static const case_t cases[] = {
     {"{\"b\":[{\"exists\":true}]}", "{\"b\":{\"Type\":\"Binary\",\"Value\":\"AAEC\"}}", false},
     {"{\"b\":[{\"exists\":false}]}", "{\"b\":{\"Type\":\"Binary\",\"Value\":\"AAEC\"}}", true},
     /* String.Array: one element meeting a condition is enough. */
-    {"{\"customer_interests\":[\"rugby\"]}", "{\"customer_interests\":{\"Type\":\"String.Array\",\"Value\":\"[\\\"soccer\\\",\\\"rugby\\\",\\\"hockey\\\"]\"}}", true},
-    {"{\"customer_interests\":[\"golf\"]}", "{\"customer_interests\":{\"Type\":\"String.Array\",\"Value\":\"[\\\"soccer\\\",\\\"rugby\\\"]\"}}", false},
-    {"{\"v\":[{\"numeric\":[\">\",2]}]}", "{\"v\":{\"Type\":\"String.Array\",\"Value\":\"[1, \\\"7\\\", 3]\"}}", true},
+    {"{\"customer_interests\":[\"rugby\"]}",
+     "{\"customer_interests\":{\"Type\":\"String.Array\",\"Value\":\"[\\\"soccer\\\",\\\"rugby\\\","
+     "\\\"hockey\\\"]\"}}",
+     true},
+    {"{\"customer_interests\":[\"golf\"]}",
+     "{\"customer_interests\":{\"Type\":\"String.Array\",\"Value\":\"[\\\"soccer\\\",\\\"rugby\\\"]"
+     "\"}}",
+     false},
+    {"{\"v\":[{\"numeric\":[\">\",2]}]}",
+     "{\"v\":{\"Type\":\"String.Array\",\"Value\":\"[1, \\\"7\\\", 3]\"}}", true},
     {"{\"v\":[{\"prefix\":\"a\"}]}", "{\"v\":{\"Type\":\"String.Array\",\"Value\":\"[]\"}}", false},
     {"{\"v\":[{\"exists\":true}]}", "{\"v\":{\"Type\":\"String.Array\",\"Value\":\"[]\"}}", true},
     /* The empty policy lets everything through. */
@@ -152,11 +193,10 @@ static void test_short_attributes_and_their_sns_form(void **state)
     free(text);
     json_decref(sns);
     /* Names, types and values, as SNS counts a message's size. */
-    assert_int_equal(filter_attrs_bytes(a), strlen("color") + strlen("String") + strlen("red") +
-                                                strlen("size") + strlen("Number") + 1 +
-                                                strlen("tags") + strlen("String.Array") +
-                                                strlen("[\"x\",2]") + strlen("api") +
-                                                strlen("String") + 1);
+    assert_int_equal(filter_attrs_bytes(a),
+                     strlen("color") + strlen("String") + strlen("red") + strlen("size") +
+                         strlen("Number") + 1 + strlen("tags") + strlen("String.Array") +
+                         strlen("[\"x\",2]") + strlen("api") + strlen("String") + 1);
     filter_policy_free(p);
     filter_attrs_free(a);
 
@@ -228,8 +268,7 @@ static void test_bad_policies_name_the_problem(void **state)
     expect_refused_policy("{\"\":[1]}", "attribute names are 1 to 256");
 
     /* 150 is allowed: 5 × 5 × 6. */
-    filter_policy_t *p =
-        policy("{\"a\":[1,2,3,4,5],\"b\":[1,2,3,4,5],\"c\":[1,2,3,4,5,6]}");
+    filter_policy_t *p = policy("{\"a\":[1,2,3,4,5],\"b\":[1,2,3,4,5],\"c\":[1,2,3,4,5,6]}");
     filter_policy_free(p);
 }
 
@@ -258,8 +297,7 @@ static void test_bad_attributes_name_the_problem(void **state)
     expect_refused_attrs("{\"a\":{\"Type\":\"Text\",\"Value\":\"x\"}}", false,
                          "Type must be String, Number, String.Array or Binary");
     expect_refused_attrs("{\"a\":{\"Type\":\"String\"}}", false, "attributes.a: needs a Value");
-    expect_refused_attrs("{\"a\":{\"Type\":\"String\",\"Value\":\"\"}}", false,
-                         "non-empty string");
+    expect_refused_attrs("{\"a\":{\"Type\":\"String\",\"Value\":\"\"}}", false, "non-empty string");
     expect_refused_attrs("{\"a\":{\"Type\":\"Number\",\"Value\":\"12abc\"}}", false,
                          "a Number's value must be a number");
     expect_refused_attrs("{\"a\":{\"Type\":\"Number\",\"Value\":\"inf\"}}", false,

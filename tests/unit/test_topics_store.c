@@ -57,8 +57,8 @@ static void sub_list(store_queue_t *q, char *out, size_t size)
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(out);
-        snprintf(out + len, size - len, "%s%s/%s%s", i ? " " : "", list[i].topic,
-                 list[i].function, list[i].filter ? "+f" : "");
+        snprintf(out + len, size - len, "%s%s/%s%s", i ? " " : "", list[i].topic, list[i].function,
+                 list[i].filter ? "+f" : "");
     }
     store_subscription_list_free(list, n);
 }
@@ -111,8 +111,8 @@ static void test_topics_and_subscriptions(void **state)
 
 static void put_message(store_queue_t *q, const char *id, const char *topic, int64_t time_ms)
 {
-    store_topic_message_t m = {.topic = topic, .message = "hello", .message_len = 5,
-                               .time_ms = time_ms, .deliveries = 2};
+    store_topic_message_t m = {
+        .topic = topic, .message = "hello", .message_len = 5, .time_ms = time_ms, .deliveries = 2};
     snprintf(m.message_id, sizeof m.message_id, "%s", id);
     mf_error_t err = MF_ERROR_INIT;
     if (store_topic_message_put(q, &m, &err) < 0)
