@@ -236,7 +236,11 @@ static change_t *topics__change(topics_t *t, op_t op, const char *topic, topics_
 
 static int topics__submit(topics_t *t, change_t *c, mf_error_t *err)
 {
-    int r = async_write(t->async, true, c->op == OP_BARRIER ? NULL : topics__change_apply,
+    /* What a client is answered about is fsync'd; a barrier writes
+     * nothing, and forgetting a deleted function's subscriptions can wait
+     * for the next durable commit (a start forgets them again). */
+    bool durable = c->op != OP_BARRIER && c->op != OP_FORGET;
+    int r = async_write(t->async, durable, c->op == OP_BARRIER ? NULL : topics__change_apply,
                         topics__change_done, c, err);
     if (r < 0) {
         free(c->filter);
