@@ -16,6 +16,7 @@ struct obs_logs;
 struct state_kv;
 struct volumes;
 struct schedules;
+struct topics;
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -36,6 +37,7 @@ typedef struct api_ctx {
     http_router_t *inside;
     struct volumes *volumes;     /* shared volumes (state/volume.h), or NULL: none */
     struct schedules *schedules; /* trigger/schedules.h, or NULL: no /v1/schedules routes */
+    struct topics *topics;       /* topics (trigger/topics.h), or NULL: no /v1/topics routes */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -59,6 +61,7 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
+void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* A function body's "volumes" name only volumes that exist (-EINVAL naming
  * the first that does not; the registry checks the rest of its shape). */
 int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err);

@@ -19,6 +19,7 @@
 #include "egress/policy.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
+#include "trigger/topics.h"
 #include "obs/logs.h"
 #include "obs/loop.h"
 #include "obs/metrics.h"
@@ -61,6 +62,7 @@ typedef struct server_state {
     http_server_t *http;
     exec_t *exec;
     async_t *async;
+    topics_t *topics;            /* on the async queue: closed before it */
     state_kv_t *kv;
     schedules_t *schedules;
     uv_signal_t sigterm, sigint;
@@ -532,6 +534,8 @@ static void on_exec_stopped(void *ud)
 {
     server_state_t *st = ud;
     /* Attempts cut short are back in the queue; what is left is written. */
+    topics_close(st->topics);
+    st->topics = NULL;
     async_close(st->async);
     st->async = NULL;
     uv_close((uv_handle_t *)&st->sigterm, NULL);
@@ -825,6 +829,15 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    topics_config_t topics_cfg = TOPICS_CONFIG_DEFAULT;
+    topics_cfg.region = o.exec.region;
+    topics_cfg.retention_days = o.retention.days;
+    if (topics_open(st.loop, st.async, registry, &topics_cfg, &st.topics, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
     if (state_kv_open(st.loop, data_dir, &o.kv, &st.kv, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;
@@ -856,7 +869,9 @@ int cmd_server(int argc, char **argv)
                       .region = o.exec.region,
                       .inside = exec_inside_router(st.exec),
                       .volumes = volumes,
-                      .schedules = st.schedules };
+                      .schedules = st.schedules,
+
+                      .topics = st.topics };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -893,6 +908,7 @@ out:
      * and answered (to connections that may be gone). */
     state_kv_close(st.kv);
     http_server_free(st.http);
+    topics_close(st.topics);
     async_close(st.async);
     schedules_close(st.schedules); /* after the queue has called back its fires */
     exec_free(st.exec);

@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/xalloc.h"
 #include "store/sqlite_internal.h"
+#include "store/queue_internal.h"
 
 static const char *const queue__migrations[] = {
     /* 1: events, attempts, dead letters, idempotency keys. */
@@ -77,6 +78,9 @@ static const char *const queue__migrations[] = {
 
     /* 7: schedules and their fire log (store/schedules.h). */
     STORE__SCHEDULES_MIGRATION,
+
+    /* 8: topics, their subscriptions and published messages (store/topics.c). */
+    store__topics_migration,
 };
 
 enum {
@@ -159,6 +163,9 @@ struct store_queue {
     sqlite3 *db;
     sqlite3_stmt *st[Q_COUNT];
     bool durable; /* the open transaction's */
+    /* Statements of the other tables in queue.db, prepared on first use
+     * (store__queue_stmt). */
+    sqlite3_stmt *more[STORE_QUEUE_MORE_STMTS];
 };
 
 sqlite3 *store__queue_handle(store_queue_t *q)
@@ -194,9 +201,28 @@ void store_queue_close(store_queue_t *q)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(q->st[i]);
+    for (int i = 0; i < STORE_QUEUE_MORE_STMTS; i++)
+        sqlite3_finalize(q->more[i]);
     if (q->db)
         sqlite3_close(q->db);
     free(q);
+}
+
+sqlite3 *store__queue_db(store_queue_t *q)
+{
+    return q->db;
+}
+
+int store__queue_stmt(store_queue_t *q, int slot, const char *sql, sqlite3_stmt **out,
+                      mf_error_t *err)
+{
+    if (!q->more[slot]) {
+        int r = store__sqlite_prepare(q->db, sql, &q->more[slot], err);
+        if (r < 0)
+            return r;
+    }
+    *out = q->more[slot];
+    return 0;
 }
 
 /* ---- transactions ------------------------------------------------------- */

@@ -118,6 +118,8 @@ def test_rate_fires_each_due_time_once_with_the_scheduled_event(server):
     ids = fire_ids(srv, "every-minute")
     events = wait_done(srv, fn, ids)
     assert len(records(srv, fn)) == 3
+    # Each record says which schedule started it.
+    assert {r["trigger"] for r in records(srv, fn)} == {"schedule:every-minute"}
     arn = "arn:aws:scheduler:us-east-1:000000000000:schedule/default/every-minute"
     times = sorted(e["time"] for e in events.values())
     assert times == dues
