@@ -157,17 +157,24 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
-static void handle_get(http_request_t *req, api_ctx_t *ctx)
+/* The topic the path names into *v; false when it has answered (400 for
+ * a bad name, 404 for none). */
+static bool path_topic(http_request_t *req, api_ctx_t *ctx, topic_view_t *v)
 {
     if (!valid_topic(req))
-        return;
-    topic_view_t v;
+        return false;
     mf_error_t err = MF_ERROR_INIT;
-    int r = topics_get(ctx->topics, req->params[0], &v, &err);
-    if (r < 0) {
+    int r = topics_get(ctx->topics, req->params[0], v, &err);
+    if (r < 0)
         api_respond_failure(req, r, &err);
+    return r == 0;
+}
+
+static void handle_get(http_request_t *req, api_ctx_t *ctx)
+{
+    topic_view_t v;
+    if (!path_topic(req, ctx, &v))
         return;
-    }
     cleanup_json json_t *out = topic_json(ctx, &v, true);
     http_respond_json(req, 200, out);
 }
@@ -251,15 +258,9 @@ static void handle_subscribe(http_request_t *req, api_ctx_t *ctx)
 
 static void handle_subscriptions(http_request_t *req, api_ctx_t *ctx)
 {
-    if (!valid_topic(req))
-        return;
     topic_view_t v;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = topics_get(ctx->topics, req->params[0], &v, &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
+    if (!path_topic(req, ctx, &v))
         return;
-    }
     json_t *arr = json_array();
     for (size_t i = 0; i < v.nsubs; i++)
         json_array_append_new(arr, subscription_json(&v.subs[i]));

@@ -150,38 +150,8 @@ static void fill_row(buf_t *cells, const json_t *s)
 
 static int schedule_ls(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool as_json = false;
-    int opt;
-    cli_getopt_begin(argc, argv, "schedule ls");
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(schedule_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (opt != 'j')
-            return cli_usage_error("schedule ls", schedule_usage, NULL);
-        as_json = true;
-    }
-    if (optind < argc)
-        return cli_usage_error("schedule ls", schedule_usage, "unexpected argument `%s`",
-                               argv[optind]);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", "/v1/schedules", NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if (resp.status != 200) {
-        client_print_error(&resp);
-        return CLI_EXIT_ERROR;
-    }
-    if (as_json) {
-        cli_print_body(&resp.body);
-        return CLI_EXIT_OK;
-    }
-    return cli_print_json_list(&resp, "schedule ls", "schedules", LS_COLS, ls_header, fill_row);
+    return cli_list_command(argc, argv, "schedule ls", schedule_usage, "/v1/schedules",
+                            "schedules", LS_COLS, ls_header, fill_row);
 }
 
 static int schedule_get(int argc, char **argv)
@@ -203,15 +173,7 @@ static int schedule_rm(int argc, char **argv)
         return rc;
     cleanup_buf buf_t path = BUF_INIT;
     schedule_path(&path, name);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("DELETE", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if (resp.status != 204) {
-        client_print_error(&resp);
-        return CLI_EXIT_ERROR;
-    }
-    printf("deleted schedule %s\n", name);
-    return CLI_EXIT_OK;
+    return cli_delete(path.data, "schedule", name);
 }
 
 int cmd_schedule(int argc, char **argv)

@@ -45,14 +45,6 @@ static void topic_path(buf_t *out, const char *name, const char *suffix)
         buf_adds(out, suffix);
 }
 
-static int check_status(const client_response_t *resp, long ok_a, long ok_b)
-{
-    if (resp->status == ok_a || resp->status == ok_b)
-        return CLI_EXIT_OK;
-    client_print_error(resp);
-    return CLI_EXIT_ERROR;
-}
-
 /* Parses --help and --json (when json is not NULL), leaving optind at the
  * operands; -1 to go on, or an exit code. */
 static int simple_opts(int argc, char **argv, const char *cmd, bool *json)
@@ -101,7 +93,7 @@ static int topic_create(int argc, char **argv)
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("PUT", path.data, NULL, 0, NULL, 0, &resp))
         return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 201, 200)) != CLI_EXIT_OK)
+    if ((rc = cli_check_status(&resp, 201, 200)) != CLI_EXIT_OK)
         return rc;
     printf(resp.status == 201 ? "created topic %s\n" : "topic %s exists already\n", name);
     return CLI_EXIT_OK;
@@ -120,22 +112,8 @@ static void ls_row(buf_t *cells, const json_t *t)
 
 static int topic_ls(int argc, char **argv)
 {
-    bool as_json = false;
-    int rc = simple_opts(argc, argv, "topic ls", &as_json);
-    if (rc >= 0)
-        return rc;
-    if ((rc = operands(argc, argv, "topic ls", 0, "")) >= 0)
-        return rc;
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", "/v1/topics", NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 200, 200)) != CLI_EXIT_OK)
-        return rc;
-    if (as_json) {
-        cli_print_body(&resp.body);
-        return CLI_EXIT_OK;
-    }
-    return cli_print_json_list(&resp, "topic ls", "topics", LS_COLS, ls_header, ls_row);
+    return cli_list_command(argc, argv, "topic ls", topic_usage, "/v1/topics", "topics", LS_COLS,
+                            ls_header, ls_row);
 }
 
 static int topic_rm(int argc, char **argv)
@@ -146,13 +124,7 @@ static int topic_rm(int argc, char **argv)
         return rc;
     cleanup_buf buf_t path = BUF_INIT;
     topic_path(&path, name, NULL);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("DELETE", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 204, 200)) != CLI_EXIT_OK)
-        return rc;
-    printf("deleted topic %s\n", name);
-    return CLI_EXIT_OK;
+    return cli_delete(path.data, "topic", name);
 }
 
 static int topic_subscribe(int argc, char **argv)
@@ -194,7 +166,7 @@ static int topic_subscribe(int argc, char **argv)
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("POST", path.data, text.data, text.len, &ctype, 1, &resp))
         return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 201, 200)) != CLI_EXIT_OK)
+    if ((rc = cli_check_status(&resp, 201, 200)) != CLI_EXIT_OK)
         return rc;
     cleanup_json json_t *doc = json_loadb(resp.body.data, resp.body.len, 0, NULL);
     const char *id = json_string_value(json_object_get(doc, "id"));
@@ -234,7 +206,7 @@ static int topic_subscriptions(int argc, char **argv)
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
         return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 200, 200)) != CLI_EXIT_OK)
+    if ((rc = cli_check_status(&resp, 200, 200)) != CLI_EXIT_OK)
         return rc;
     if (as_json) {
         cli_print_body(&resp.body);
@@ -257,7 +229,7 @@ static int topic_unsubscribe(int argc, char **argv)
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("DELETE", path.data, NULL, 0, NULL, 0, &resp))
         return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 204, 200)) != CLI_EXIT_OK)
+    if ((rc = cli_check_status(&resp, 204, 200)) != CLI_EXIT_OK)
         return rc;
     printf("unsubscribed %s from %s\n", argv[optind + 1], argv[optind]);
     return CLI_EXIT_OK;

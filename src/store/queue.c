@@ -168,11 +168,6 @@ struct store_queue {
     sqlite3_stmt *more[STORE_QUEUE_MORE_STMTS];
 };
 
-sqlite3 *store__queue_handle(store_queue_t *q)
-{
-    return q->db;
-}
-
 int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err)
 {
     cleanup_free char *path = xasprintf("%s/queue.db", data_dir);
@@ -367,29 +362,6 @@ int store_qevent_body(store_queue_t *q, int64_t seq, buf_t *out, mf_error_t *err
 
 /* Steps st to its end, calling row(st, item) on a new zeroed item of size
  * size for each row; the items form a malloc'd array. */
-static int queue__collect(store_queue_t *q, sqlite3_stmt *st, size_t size,
-                          void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
-                          const char *what, mf_error_t *err)
-{
-    char *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            list = xrealloc(list, cap * size);
-        }
-        void *item = list + n * size;
-        memset(item, 0, size);
-        row(st, item);
-        n++;
-    }
-    int r = rc == SQLITE_DONE ? 0 : store__sqlite_fail(q->db, err, what);
-    store__stmt_done(st);
-    *out = list;
-    *count = n;
-    return r;
-}
 
 static void queue__row_event(sqlite3_stmt *st, void *item)
 {
@@ -412,7 +384,7 @@ static void queue__row_event(sqlite3_stmt *st, void *item)
 int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err)
 {
     void *list;
-    int r = queue__collect(q, q->st[Q_EV_LIST], sizeof **out, queue__row_event, &list, count,
+    int r = store__collect(q->db, q->st[Q_EV_LIST], sizeof **out, queue__row_event, &list, count,
                            "list queued events", err);
     *out = list;
     if (r < 0) {
@@ -467,7 +439,7 @@ int store_attempt_list(store_queue_t *q, const char *request_id, store_attempt_t
     }
     void *list;
     int r =
-        queue__collect(q, st, sizeof **out, queue__row_attempt, &list, count, "list attempts", err);
+        store__collect(q->db, st, sizeof **out, queue__row_attempt, &list, count, "list attempts", err);
     *out = list;
     if (r < 0) {
         store_attempt_list_free(*out, *count);
@@ -572,7 +544,7 @@ int store_dead_letter_list(store_queue_t *q, const char *function, int limit,
         return store__sqlite_fail(q->db, err, "list dead letters");
     }
     void *list;
-    int r = queue__collect(q, st, sizeof **out, queue__row_dead_letter, &list, count,
+    int r = store__collect(q->db, st, sizeof **out, queue__row_dead_letter, &list, count,
                            "list dead letters", err);
     *out = list;
     if (r < 0) {

@@ -18,6 +18,29 @@ sqlite3 *store__queue_db(store_queue_t *q);
 int store__queue_stmt(store_queue_t *q, int slot, const char *sql, sqlite3_stmt **out,
                       mf_error_t *err);
 
+/* queue.db's migration that creates the schedules' tables: SQL that
+ * schedules.c's statements go with, kept beside them. */
+#define STORE__SCHEDULES_MIGRATION                                                                 \
+    "CREATE TABLE schedules ("                                                                     \
+    "  name                TEXT PRIMARY KEY,"                                                    \
+    "  expression          TEXT NOT NULL,"                                                       \
+    "  timezone            TEXT NOT NULL,"                                                       \
+    "  function            TEXT NOT NULL,"                                                       \
+    "  input               TEXT,"                                                                \
+    "  enabled             INTEGER NOT NULL,"                                                    \
+    "  flexible_window_min INTEGER NOT NULL,"                                                    \
+    "  start_ms            INTEGER NOT NULL,"                                                    \
+    "  created_ms          INTEGER NOT NULL,"                                                    \
+    "  updated_ms          INTEGER NOT NULL"                                                     \
+    ") WITHOUT ROWID;"                                                                             \
+    "CREATE TABLE schedule_fires ("                                                                \
+    "  schedule   TEXT NOT NULL,"                                                                \
+    "  due_ms     INTEGER NOT NULL,"                                                             \
+    "  fired_ms   INTEGER NOT NULL,"                                                             \
+    "  request_id TEXT,"                                                                         \
+    "  error      TEXT,"                                                                         \
+    "  PRIMARY KEY (schedule, due_ms)"                                                           \
+    ") WITHOUT ROWID;"
 /* Queue migration: the tables of topics (store/topics.c). */
 extern const char store__topics_migration[];
 

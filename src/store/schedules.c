@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/xalloc.h"
+#include "store/queue_internal.h"
 #include "store/sqlite_internal.h"
 
 /* A prepared statement that finalizes itself. */
@@ -21,7 +22,7 @@ static void finalize(sqlite3_stmt **st)
 
 static int prepare(store_queue_t *q, const char *sql, sqlite3_stmt **st, mf_error_t *err)
 {
-    return store__sqlite_prepare(store__queue_handle(q), sql, st, err);
+    return store__sqlite_prepare(store__queue_db(q), sql, st, err);
 }
 
 int store_schedule_put(store_queue_t *q, const store_schedule_t *s, mf_error_t *err)
@@ -44,12 +45,12 @@ int store_schedule_put(store_queue_t *q, const store_schedule_t *s, mf_error_t *
              sqlite3_bind_int64(st, 8, s->start_ms) == SQLITE_OK &&
              sqlite3_bind_int64(st, 9, s->created_ms) == SQLITE_OK &&
              sqlite3_bind_int64(st, 10, s->updated_ms) == SQLITE_OK;
-    return store__step_done(store__queue_handle(q), st, ok, "write a schedule", err);
+    return store__step_done(store__queue_db(q), st, ok, "write a schedule", err);
 }
 
 int store_schedule_delete(store_queue_t *q, const char *name, mf_error_t *err)
 {
-    sqlite3 *db = store__queue_handle(q);
+    sqlite3 *db = store__queue_db(q);
     static const char *const sql[] = {"DELETE FROM schedule_fires WHERE schedule = ?1",
                                       "DELETE FROM schedules WHERE name = ?1"};
     for (size_t i = 0; i < 2; i++) {
@@ -67,6 +68,21 @@ int store_schedule_delete(store_queue_t *q, const char *name, mf_error_t *err)
     return 0;
 }
 
+static void schedules__row(sqlite3_stmt *st, void *item)
+{
+    store_schedule_t *s = item;
+    store__copy_text(s->name, sizeof s->name, st, 0);
+    store__copy_text(s->expression, sizeof s->expression, st, 1);
+    store__copy_text(s->timezone, sizeof s->timezone, st, 2);
+    store__copy_text(s->function, sizeof s->function, st, 3);
+    s->input = store__dup_column(st, 4);
+    s->enabled = sqlite3_column_int(st, 5) != 0;
+    s->flexible_window_min = sqlite3_column_int(st, 6);
+    s->start_ms = sqlite3_column_int64(st, 7);
+    s->created_ms = sqlite3_column_int64(st, 8);
+    s->updated_ms = sqlite3_column_int64(st, 9);
+}
+
 int store_schedule_list(store_queue_t *q, store_schedule_t **out, size_t *count, mf_error_t *err)
 {
     *out = NULL;
@@ -79,33 +95,16 @@ int store_schedule_list(store_queue_t *q, store_schedule_t **out, size_t *count,
                     &st, err);
     if (r < 0)
         return r;
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            *out = xrealloc(*out, cap * sizeof **out);
-        }
-        store_schedule_t *s = &(*out)[(*count)++];
-        memset(s, 0, sizeof *s);
-        store__copy_text(s->name, sizeof s->name, st, 0);
-        store__copy_text(s->expression, sizeof s->expression, st, 1);
-        store__copy_text(s->timezone, sizeof s->timezone, st, 2);
-        store__copy_text(s->function, sizeof s->function, st, 3);
-        s->input = store__dup_column(st, 4);
-        s->enabled = sqlite3_column_int(st, 5) != 0;
-        s->flexible_window_min = sqlite3_column_int(st, 6);
-        s->start_ms = sqlite3_column_int64(st, 7);
-        s->created_ms = sqlite3_column_int64(st, 8);
-        s->updated_ms = sqlite3_column_int64(st, 9);
-    }
-    if (rc != SQLITE_DONE) {
+    void *list = NULL;
+    r = store__collect(store__queue_db(q), st, sizeof **out, schedules__row, &list, count,
+                       "list schedules", err);
+    *out = list;
+    if (r < 0) {
         store_schedule_list_free(*out, *count);
         *out = NULL;
         *count = 0;
-        return store__sqlite_fail(store__queue_handle(q), err, "list schedules");
     }
-    return 0;
+    return r;
 }
 
 void store_schedule_clear(store_schedule_t *s)
@@ -125,7 +124,7 @@ void store_schedule_list_free(store_schedule_t *list, size_t count)
 
 int store_schedule_fire_put(store_queue_t *q, const store_schedule_fire_t *f, mf_error_t *err)
 {
-    sqlite3 *db = store__queue_handle(q);
+    sqlite3 *db = store__queue_db(q);
     /* Only for a schedule that still exists: one deleted while its fire
      * was on the way leaves no row behind (and, through with_event, no
      * event). OR IGNORE: an earlier fire of the due time is told by
@@ -168,6 +167,16 @@ int store_schedule_fire_put(store_queue_t *q, const store_schedule_fire_t *f, mf
     return store__step_done(db, prune, ok, "prune a schedule's fire log", err);
 }
 
+static void schedules__fire_row(sqlite3_stmt *st, void *item)
+{
+    store_schedule_fire_t *f = item;
+    f->due_ms = sqlite3_column_int64(st, 0);
+    f->fired_ms = sqlite3_column_int64(st, 1);
+    store__copy_text(f->request_id, sizeof f->request_id, st, 2);
+    f->error = store__dup_column(st, 3);
+    store__copy_text(f->schedule, sizeof f->schedule, st, 4);
+}
+
 int store_schedule_fire_list(store_queue_t *q, const char *name, int limit,
                              store_schedule_fire_t **out, size_t *count, mf_error_t *err)
 {
@@ -175,36 +184,24 @@ int store_schedule_fire_list(store_queue_t *q, const char *name, int limit,
     *count = 0;
     cleanup_stmt sqlite3_stmt *st = NULL;
     int r = prepare(q,
-                    "SELECT due_ms, fired_ms, request_id, error FROM schedule_fires"
+                    "SELECT due_ms, fired_ms, request_id, error, schedule FROM schedule_fires"
                     " WHERE schedule = ?1 ORDER BY due_ms DESC LIMIT ?2",
                     &st, err);
     if (r < 0)
         return r;
     if (sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_bind_int(st, 2, limit) != SQLITE_OK)
-        return store__sqlite_fail(store__queue_handle(q), err, "list a schedule's fires");
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 8;
-            *out = xrealloc(*out, cap * sizeof **out);
-        }
-        store_schedule_fire_t *f = &(*out)[(*count)++];
-        memset(f, 0, sizeof *f);
-        snprintf(f->schedule, sizeof f->schedule, "%s", name);
-        f->due_ms = sqlite3_column_int64(st, 0);
-        f->fired_ms = sqlite3_column_int64(st, 1);
-        store__copy_text(f->request_id, sizeof f->request_id, st, 2);
-        f->error = store__dup_column(st, 3);
-    }
-    if (rc != SQLITE_DONE) {
+        return store__sqlite_fail(store__queue_db(q), err, "list a schedule's fires");
+    void *list = NULL;
+    r = store__collect(store__queue_db(q), st, sizeof **out, schedules__fire_row, &list, count,
+                       "list a schedule's fires", err);
+    *out = list;
+    if (r < 0) {
         store_schedule_fire_list_free(*out, *count);
         *out = NULL;
         *count = 0;
-        return store__sqlite_fail(store__queue_handle(q), err, "list a schedule's fires");
     }
-    return 0;
+    return r;
 }
 
 void store_schedule_fire_list_free(store_schedule_fire_t *list, size_t count)

@@ -68,33 +68,12 @@ int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err);
  * of writes does not grow it without end. Never on the loop's connection:
  * it may wait. */
 void store__wal_bounded(sqlite3 *db);
-/* The connection of a queue.db handle (queue.c), for the other tables
- * that file holds (schedules.c). */
-struct store_queue;
-sqlite3 *store__queue_handle(struct store_queue *q);
-/* queue.db's migration that creates the schedules' tables: SQL that
- * schedules.c's statements go with, kept beside them. */
-#define STORE__SCHEDULES_MIGRATION                                                                 \
-    "CREATE TABLE schedules ("                                                                     \
-    "  name                TEXT PRIMARY KEY,"                                                    \
-    "  expression          TEXT NOT NULL,"                                                       \
-    "  timezone            TEXT NOT NULL,"                                                       \
-    "  function            TEXT NOT NULL,"                                                       \
-    "  input               TEXT,"                                                                \
-    "  enabled             INTEGER NOT NULL,"                                                    \
-    "  flexible_window_min INTEGER NOT NULL,"                                                    \
-    "  start_ms            INTEGER NOT NULL,"                                                    \
-    "  created_ms          INTEGER NOT NULL,"                                                    \
-    "  updated_ms          INTEGER NOT NULL"                                                     \
-    ") WITHOUT ROWID;"                                                                             \
-    "CREATE TABLE schedule_fires ("                                                                \
-    "  schedule   TEXT NOT NULL,"                                                                \
-    "  due_ms     INTEGER NOT NULL,"                                                             \
-    "  fired_ms   INTEGER NOT NULL,"                                                             \
-    "  request_id TEXT,"                                                                         \
-    "  error      TEXT,"                                                                         \
-    "  PRIMARY KEY (schedule, due_ms)"                                                           \
-    ") WITHOUT ROWID;"
+/* Collects every row st gives into a growing array of items of size
+ * bytes (zeroed, then filled by row), then resets st. On failure *out
+ * holds the rows read so far, for the caller to free. */
+int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
+                   void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
+                   const char *what, mf_error_t *err);
 /* As store__dup_blob, NULL for SQL NULL. */
 void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len);
 

@@ -118,6 +118,13 @@ int store_topic_delete(store_queue_t *q, const char *name, mf_error_t *err)
     return r;
 }
 
+static void topics__row(sqlite3_stmt *st, void *item)
+{
+    store_topic_t *t = item;
+    store__copy_text(t->name, sizeof t->name, st, 0);
+    t->created_ms = sqlite3_column_int64(st, 1);
+}
+
 int store_topic_list(store_queue_t *q, store_topic_t **out, size_t *count, mf_error_t *err)
 {
     *out = NULL;
@@ -126,24 +133,15 @@ int store_topic_list(store_queue_t *q, store_topic_t **out, size_t *count, mf_er
     int r = topics__stmt(q, T_TOPIC_LIST, &st, err);
     if (r < 0)
         return r;
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            *out = xrealloc(*out, cap * sizeof **out);
-        }
-        store_topic_t *t = &(*out)[(*count)++];
-        store__copy_text(t->name, sizeof t->name, st, 0);
-        t->created_ms = sqlite3_column_int64(st, 1);
-    }
-    if (rc != SQLITE_DONE) {
-        r = store__sqlite_fail(store__queue_db(q), err, "list topics");
+    void *list = NULL;
+    r = store__collect(store__queue_db(q), st, sizeof **out, topics__row, &list, count,
+                       "list topics", err);
+    *out = list;
+    if (r < 0) {
         free(*out);
         *out = NULL;
         *count = 0;
     }
-    store__stmt_done(st);
     return r;
 }
 
@@ -170,6 +168,16 @@ int store_subscription_delete(store_queue_t *q, const char *id, mf_error_t *err)
     return r;
 }
 
+static void topics__subscription_row(sqlite3_stmt *st, void *item)
+{
+    store_subscription_t *s = item;
+    store__copy_text(s->id, sizeof s->id, st, 0);
+    store__copy_text(s->topic, sizeof s->topic, st, 1);
+    store__copy_text(s->function, sizeof s->function, st, 2);
+    s->filter = store__dup_column(st, 3);
+    s->created_ms = sqlite3_column_int64(st, 4);
+}
+
 int store_subscription_list(store_queue_t *q, store_subscription_t **out, size_t *count,
                             mf_error_t *err)
 {
@@ -179,28 +187,15 @@ int store_subscription_list(store_queue_t *q, store_subscription_t **out, size_t
     int r = topics__stmt(q, T_SUB_LIST, &st, err);
     if (r < 0)
         return r;
-    size_t cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            *out = xrealloc(*out, cap * sizeof **out);
-        }
-        store_subscription_t *s = &(*out)[(*count)++];
-        memset(s, 0, sizeof *s);
-        store__copy_text(s->id, sizeof s->id, st, 0);
-        store__copy_text(s->topic, sizeof s->topic, st, 1);
-        store__copy_text(s->function, sizeof s->function, st, 2);
-        s->filter = store__dup_column(st, 3);
-        s->created_ms = sqlite3_column_int64(st, 4);
-    }
-    if (rc != SQLITE_DONE) {
-        r = store__sqlite_fail(store__queue_db(q), err, "list subscriptions");
+    void *list = NULL;
+    r = store__collect(store__queue_db(q), st, sizeof **out, topics__subscription_row, &list,
+                       count, "list subscriptions", err);
+    *out = list;
+    if (r < 0) {
         store_subscription_list_free(*out, *count);
         *out = NULL;
         *count = 0;
     }
-    store__stmt_done(st);
     return r;
 }
 
