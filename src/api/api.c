@@ -149,6 +149,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__lambda_register(router, ctx);
     api__kv_register(router, ctx);
     api__volumes_register(router, ctx);
+    api__urls_register(router, ctx);
 }
 
 void api_release(void)

@@ -1,5 +1,6 @@
 /* mayfly server: flags, start-up checks, the event loop, and a graceful
  * shutdown on SIGTERM or SIGINT. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -28,6 +29,7 @@
 #include "state/kv.h"
 #include "state/volume.h"
 #include "store/store.h"
+#include "trigger/url.h"
 
 typedef struct server_opts {
     char host[256];
@@ -51,6 +53,7 @@ typedef struct server_opts {
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
+    const char *url_domain;         /* --url-domain, or NULL */
 } server_opts_t;
 
 typedef struct server_state {
@@ -137,6 +140,9 @@ static const char usage_text[] =
     "                            1-1048576 (default 256); past it writes get 507\n"
     "  --kv-max-keys N           keys one key-value store may hold, 1-1000000000\n"
     "                            (default 1000000)\n"
+    "  --url-domain D            also serve each function URL at http://NAME.D/ (by the\n"
+    "                            Host header; D may end with :PORT, as the URLs shown\n"
+    "                            then do); URLs are always at /url/NAME/ too\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  -h, --help                show this help\n";
@@ -158,6 +164,7 @@ enum {
     OPT_KV_MAX_VALUE,
     OPT_KV_MAX_STORE,
     OPT_KV_MAX_KEYS,
+    OPT_URL_DOMAIN,
 };
 
 static const struct option long_opts[] = {
@@ -199,6 +206,7 @@ static const struct option long_opts[] = {
     { "kv-max-value-kb", required_argument, NULL, OPT_KV_MAX_VALUE },
     { "kv-max-store-mb", required_argument, NULL, OPT_KV_MAX_STORE },
     { "kv-max-keys", required_argument, NULL, OPT_KV_MAX_KEYS },
+    { "url-domain", required_argument, NULL, OPT_URL_DOMAIN },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -265,6 +273,27 @@ static bool parse_uid_range(const char *s, uint32_t *first, uint32_t *count)
     *first = (uint32_t)f;
     *count = (uint32_t)c;
     return true;
+}
+
+/* --url-domain: a host name, optionally with a port, for http://NAME.D/. */
+static bool valid_url_domain(const char *d)
+{
+    size_t n = strcspn(d, ":");
+    if (n == 0 || n > 253 || d[0] == '.' || d[n - 1] == '.' || d[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)d[i]) || d[i] == '-' || d[i] == '.') ||
+            (d[i] == '.' && d[i + 1] == '.'))
+            return false;
+    if (!d[n])
+        return true;
+    const char *port = d + n + 1;
+    if (!*port || strlen(port) > 5)
+        return false;
+    for (const char *p = port; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return atoi(port) >= 1 && atoi(port) <= 65535;
 }
 
 static bool is_loopback(const char *host)
@@ -477,6 +506,14 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--kv-max-keys must be a number from 1 to 1000000000, not "
                                    "`%s`", optarg);
             o->kv.max_keys = (int64_t)v;
+            break;
+        case OPT_URL_DOMAIN:
+            if (!valid_url_domain(optarg))
+                return usage_error("--url-domain must be a domain name (letters, digits, '-' "
+                                   "and '.', e.g. fn.example.com, optionally with :PORT), not "
+                                   "`%s`",
+                                   optarg);
+            o->url_domain = optarg;
             break;
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
@@ -765,6 +802,7 @@ int cmd_server(int argc, char **argv)
     }
     http_router_t router;
     http_router_init(&router);
+    url_table_t *urls = NULL;
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
@@ -797,7 +835,14 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    if (url_table_open(store, &urls, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
 
+    char addr[300] = ""; /* the bound address, once listening */
     api_ctx_t api = { .loop = st.loop,
                       .registry = registry,
                       .store = store,
@@ -811,7 +856,10 @@ int cmd_server(int argc, char **argv)
                       .keys = &keys,
                       .region = o.exec.region,
                       .inside = exec_inside_router(st.exec),
-                      .volumes = volumes };
+                      .volumes = volumes,
+                      .urls = urls,
+                      .url_domain = o.url_domain,
+                      .listen_addr = addr };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -831,7 +879,6 @@ int cmd_server(int argc, char **argv)
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
     uv_signal_start(&st.sigint, on_signal, SIGINT);
 
-    char addr[300];
     http_server_address(st.http, addr, sizeof addr);
     log_info("server", "mayfly listening on %s", addr);
     /* The contract's ready line, on stdout, flushed at once: scripts and
@@ -864,6 +911,7 @@ out:
         log_warn("server", "the event loop still had open handles at exit");
     http_router_release(&router);
     api_release();
+    url_table_close(urls);
     registry_close(registry);
     store_close(store);
     sandbox_system_free(sandboxes);
