@@ -23,6 +23,7 @@ static const struct {
     { "dead-letters", cmd_dead_letters, "list a function's failed async events, or redrive one" },
     { "kv", cmd_kv, "get, put, delete and list keys of the key-value stores" },
     { "volume", cmd_volume, "create, list or delete shared volumes" },
+    { "url", cmd_url, "give a function an HTTP endpoint (a function URL), show or remove it" },
 };
 
 static void usage(FILE *out)

@@ -18,6 +18,7 @@ int cmd_dead_letters(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
+int cmd_url(int argc, char **argv);
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERROR 1
