@@ -26,6 +26,7 @@ static const struct {
     { "schedule", cmd_schedule, "create, list, show or delete schedules that start functions" },
     { "topic", cmd_topic, "create, list or delete topics and their subscriptions" },
     { "publish", cmd_publish, "publish a message to a topic's subscribers" },
+    { "url", cmd_url, "give a function an HTTP endpoint (a function URL), show or remove it" },
 };
 
 static void usage(FILE *out)

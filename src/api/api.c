@@ -151,6 +151,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__volumes_register(router, ctx);
     api__schedules_register(router, ctx);
     api__topics_register(router, ctx);
+    api__urls_register(router, ctx);
 }
 
 void api_release(void)

@@ -38,6 +38,13 @@ typedef struct api_ctx {
     struct volumes *volumes;     /* shared volumes (state/volume.h), or NULL: none */
     struct schedules *schedules; /* trigger/schedules.h, or NULL: no /v1/schedules routes */
     struct topics *topics;       /* topics (trigger/topics.h), or NULL: no /v1/topics routes */
+    /* Function URLs (trigger/url.h), or NULL: none. They are served at
+     * /url/NAME/… and, with url_domain (--url-domain D, may carry a
+     * port), at http://NAME.D/…; listen_addr ("HOST:PORT", set once the
+     * server listens) makes the URLs shown without it. */
+    struct url_table *urls;
+    const char *url_domain;
+    const char *listen_addr;
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -62,6 +69,27 @@ void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
+/* /v1/functions/{name}/url and the URLs themselves (api/urls.c). */
+void api__urls_register(http_router_t *router, api_ctx_t *ctx);
+/* The URL a function's URL is served at ("http://…/"), into out. */
+void api__url_address(const api_ctx_t *ctx, const char *name, buf_t *out);
+/* Lambda's function URL actions (api/lambda_urls.c), and what they share
+ * with the rest of the Lambda API (api/lambda.c). */
+void api__lambda_url_create(http_request_t *req, api_ctx_t *ctx);
+void api__lambda_url_get(http_request_t *req, api_ctx_t *ctx);
+void api__lambda_url_update(http_request_t *req, api_ctx_t *ctx);
+void api__lambda_url_delete(http_request_t *req, api_ctx_t *ctx);
+void api__lambda_url_list(http_request_t *req, api_ctx_t *ctx);
+void api__lambda_error(http_request_t *req, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void api__lambda_failure(http_request_t *req, int r, const mf_error_t *err);
+/* The first check of every Lambda handler: false once it has answered. */
+bool api__lambda_authorized(http_request_t *req, api_ctx_t *ctx);
+/* The function name of the path ({name}, an ARN, NAME:$LATEST), or an
+ * answer and false. */
+bool api__lambda_path_name(http_request_t *req, char name[FN_NAME_MAX + 1]);
+void api__lambda_arn(const api_ctx_t *ctx, const char *name, char *out, size_t len);
+void api__lambda_time(int64_t ms, char *out, size_t len);
 /* A function body's "volumes" name only volumes that exist (-EINVAL naming
  * the first that does not; the registry checks the rest of its shape). */
 int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err);

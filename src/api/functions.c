@@ -13,6 +13,7 @@
 #include "obs/logs.h"
 #include "obs/records.h"
 #include "trigger/topics.h"
+#include "trigger/url.h"
 
 /* Every handler below takes the function's name from the path. */
 static const char *fn_name(const http_request_t *req)
@@ -265,6 +266,7 @@ void api__function_removed(api_ctx_t *ctx, const char *name)
     async_function_removed(ctx->async, name);
     if (ctx->topics)
         topics_function_removed(ctx->topics, name); /* its subscriptions go too */
+    url_table_forget(ctx->urls, name); /* the store deleted its row with the function's */
 }
 
 void api__functions_register(http_router_t *router, api_ctx_t *ctx)

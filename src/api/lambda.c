@@ -900,6 +900,12 @@ static const struct {
     { HTTP_POST, "/2015-03-31/functions/{name}/invocations", handle_invoke, BODY_EVENT },
     { HTTP_PUT, "/2019-09-25/functions/{name}/event-invoke-config", handle_put_event_config, BODY_SMALL },
     { HTTP_GET, "/2019-09-25/functions/{name}/event-invoke-config", handle_get_event_config, BODY_SMALL },
+    /* Function URLs (api/lambda_urls.c). */
+    { HTTP_POST, "/2021-10-31/functions/{name}/url", api__lambda_url_create, BODY_SMALL },
+    { HTTP_GET, "/2021-10-31/functions/{name}/url", api__lambda_url_get, BODY_SMALL },
+    { HTTP_PUT, "/2021-10-31/functions/{name}/url", api__lambda_url_update, BODY_SMALL },
+    { HTTP_DELETE, "/2021-10-31/functions/{name}/url", api__lambda_url_delete, BODY_SMALL },
+    { HTTP_GET, "/2021-10-31/functions/{name}/urls", api__lambda_url_list, BODY_SMALL },
 };
 
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
@@ -916,4 +922,42 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
                            lambda_head_check /* SigV4: the head here, the body in handlers */);
     http_router_refuse_with(router, "/2015-03-31/", lambda_refused);
     http_router_refuse_with(router, "/2019-09-25/", lambda_refused);
+    http_router_refuse_with(router, "/2021-10-31/", lambda_refused);
+}
+
+/* ---- for the Lambda API's other files --------------------------------------- */
+
+void api__lambda_error(http_request_t *req, int status, const char *type, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lambda_error(req, status, type, "%s", msg);
+}
+
+void api__lambda_failure(http_request_t *req, int r, const mf_error_t *err)
+{
+    lambda_failure(req, r, err);
+}
+
+bool api__lambda_authorized(http_request_t *req, api_ctx_t *ctx)
+{
+    return lambda_authorized(req, ctx);
+}
+
+bool api__lambda_path_name(http_request_t *req, char name[FN_NAME_MAX + 1])
+{
+    return path_name(req, name);
+}
+
+void api__lambda_arn(const api_ctx_t *ctx, const char *name, char *out, size_t len)
+{
+    lambda_arn(ctx, name, out, len);
+}
+
+void api__lambda_time(int64_t ms, char *out, size_t len)
+{
+    lambda_time(ms, out, len);
 }

@@ -21,6 +21,7 @@ int cmd_volume(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_topic(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
+int cmd_url(int argc, char **argv);
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERROR 1

@@ -1,5 +1,6 @@
 /* mayfly server: flags, start-up checks, the event loop, and a graceful
  * shutdown on SIGTERM or SIGINT. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -31,6 +32,7 @@
 #include "state/volume.h"
 #include "store/store.h"
 #include "trigger/schedules.h"
+#include "trigger/url.h"
 
 typedef struct server_opts {
     char host[256];
@@ -55,6 +57,7 @@ typedef struct server_opts {
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
     schedules_config_t schedules;   /* --test-clock, --clock-offset */
+    const char *url_domain;         /* --url-domain, or NULL */
 } server_opts_t;
 
 typedef struct server_state {
@@ -143,6 +146,9 @@ static const char usage_text[] =
     "                            1-1048576 (default 256); past it writes get 507\n"
     "  --kv-max-keys N           keys one key-value store may hold, 1-1000000000\n"
     "                            (default 1000000)\n"
+    "  --url-domain D            also serve each function URL at http://NAME.D/ (by the\n"
+    "                            Host header; D may end with :PORT, as the URLs shown\n"
+    "                            then do); URLs are always at /url/NAME/ too\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  --test-clock TIME         for tests: the schedules' clock stands still at TIME\n"
@@ -173,6 +179,7 @@ enum {
     OPT_KV_MAX_KEYS,
     OPT_TEST_CLOCK,
     OPT_CLOCK_OFFSET,
+    OPT_URL_DOMAIN,
 };
 
 static const struct option long_opts[] = {
@@ -216,6 +223,7 @@ static const struct option long_opts[] = {
     { "kv-max-keys", required_argument, NULL, OPT_KV_MAX_KEYS },
     { "test-clock", required_argument, NULL, OPT_TEST_CLOCK },
     { "clock-offset", required_argument, NULL, OPT_CLOCK_OFFSET },
+    { "url-domain", required_argument, NULL, OPT_URL_DOMAIN },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -282,6 +290,27 @@ static bool parse_uid_range(const char *s, uint32_t *first, uint32_t *count)
     *first = (uint32_t)f;
     *count = (uint32_t)c;
     return true;
+}
+
+/* --url-domain: a host name, optionally with a port, for http://NAME.D/. */
+static bool valid_url_domain(const char *d)
+{
+    size_t n = strcspn(d, ":");
+    if (n == 0 || n > 253 || d[0] == '.' || d[n - 1] == '.' || d[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)d[i]) || d[i] == '-' || d[i] == '.') ||
+            (d[i] == '.' && d[i + 1] == '.'))
+            return false;
+    if (!d[n])
+        return true;
+    const char *port = d + n + 1;
+    if (!*port || strlen(port) > 5)
+        return false;
+    for (const char *p = port; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return atoi(port) >= 1 && atoi(port) <= 65535;
 }
 
 static bool is_loopback(const char *host)
@@ -512,6 +541,14 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             o->schedules.clock_offset_ms = sec * 1000;
             break;
         }
+        case OPT_URL_DOMAIN:
+            if (!valid_url_domain(optarg))
+                return usage_error("--url-domain must be a domain name (letters, digits, '-' "
+                                   "and '.', e.g. fn.example.com, optionally with :PORT), not "
+                                   "`%s`",
+                                   optarg);
+            o->url_domain = optarg;
+            break;
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
                 return usage_error("--egress-splice must be `on` or `off`, not `%s`", optarg);
@@ -803,6 +840,7 @@ int cmd_server(int argc, char **argv)
     }
     http_router_t router;
     http_router_init(&router);
+    url_table_t *urls = NULL;
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
@@ -844,6 +882,12 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    if (url_table_open(store, &urls, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
 
     /* After the queue (fires are its events); catches up on what came due
      * while the server was down. */
@@ -855,6 +899,7 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
 
+    char addr[300] = ""; /* the bound address, once listening */
     api_ctx_t api = { .loop = st.loop,
                       .registry = registry,
                       .store = store,
@@ -870,8 +915,10 @@ int cmd_server(int argc, char **argv)
                       .inside = exec_inside_router(st.exec),
                       .volumes = volumes,
                       .schedules = st.schedules,
-
-                      .topics = st.topics };
+                      .topics = st.topics,
+                      .urls = urls,
+                      .url_domain = o.url_domain,
+                      .listen_addr = addr };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -891,7 +938,6 @@ int cmd_server(int argc, char **argv)
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
     uv_signal_start(&st.sigint, on_signal, SIGINT);
 
-    char addr[300];
     http_server_address(st.http, addr, sizeof addr);
     log_info("server", "mayfly listening on %s", addr);
     /* The contract's ready line, on stdout, flushed at once: scripts and
@@ -926,6 +972,7 @@ out:
         log_warn("server", "the event loop still had open handles at exit");
     http_router_release(&router);
     api_release();
+    url_table_close(urls);
     registry_close(registry);
     store_close(store);
     sandbox_system_free(sandboxes);

@@ -753,7 +753,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     invocation_t *inv = xcalloc(1, sizeof *inv);
     if (opts && opts->request_id) {
         snprintf(inv->request_id, sizeof inv->request_id, "%s", opts->request_id);
-        inv->event_attempt = true;
+        inv->event_attempt = opts->attempt > 0;
     } else
         id_uuid7(inv->request_id);
     snprintf(inv->function, sizeof inv->function, "%s", p->name);

@@ -151,8 +151,11 @@ int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb d
 
 /* How an asynchronous event's attempt differs from a synchronous call. */
 typedef struct exec_call_opts {
-    const char *request_id;      /* the event's, kept across attempts */
-    int attempt;                 /* 1, 2, … */
+    /* The call's id, or NULL for a new one: an async event's, kept
+     * across its attempts (attempt 1, 2, …), or one the caller has shown
+     * already (a function URL's event carries it; attempt 0). */
+    const char *request_id;
+    int attempt;
     bool no_record;              /* the caller writes the record */
     /* Start now on an idle instance or a new one, or fail with -EAGAIN
      * (done not called): never wait in the function's queue, where

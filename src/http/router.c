@@ -79,8 +79,26 @@ static bool pattern_matches(const char *pat, const char *path, slice_t *spans, b
     return *pat == '\0' && *path == '\0';
 }
 
+void http_router_set_claim(http_router_t *r, http_claim_fn claim, void *claim_ud,
+                           const char *pattern, http_handler_fn handler,
+                           http_head_check_fn head_check, void *ud, size_t max_body)
+{
+    r->claim = claim;
+    r->claim_ud = claim_ud;
+    r->claim_route = (http_route_t){ .method = HTTP_GET,
+                                     .pattern = pattern,
+                                     .handler = handler,
+                                     .ud = ud,
+                                     .max_body = max_body,
+                                     .head_check = head_check };
+}
+
 int http_router_match(const http_router_t *r, http_request_t *req, buf_t *allow)
 {
+    if (r->claim && r->claim(req, r->claim_ud)) {
+        req->route = &r->claim_route;
+        return 0;
+    }
     bool path_known = false;
     slice_t spans[HTTP_MAX_PARAMS];
     bool slashes[HTTP_MAX_PARAMS];

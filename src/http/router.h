@@ -54,9 +54,19 @@ typedef struct http_route {
  * the body. For APIs whose clients expect their own error format. */
 typedef void (*http_refuse_fn)(int status, const char *message, buf_t *headers, buf_t *body);
 
+/* A claim takes a request for one route by anything in its head (its
+ * Host header, a path prefix), whatever its method, before the routes are
+ * tried: function URLs serve every method and path below them. It may
+ * fill req->params (malloc'd strings; the request frees them) and
+ * returns true to take the request. */
+typedef bool (*http_claim_fn)(http_request_t *req, void *ud);
+
 typedef struct http_router {
     http_route_t *routes;
     size_t nroutes;
+    http_claim_fn claim;      /* NULL: none */
+    void *claim_ud;
+    http_route_t claim_route; /* its method is not looked at */
     struct http_refuser {
         const char *prefix;
         http_refuse_fn fn;
@@ -73,7 +83,13 @@ void http_router_add(http_router_t *r, enum http_method method, const char *patt
 void http_router_add_checked(http_router_t *r, enum http_method method, const char *pattern,
                              http_handler_fn handler, http_head_check_fn head_check, void *ud,
                              size_t max_body);
-/* Matches req->method and req->path: sets req->route and req->params and
+/* Sets the router's claim (one at most): requests claim takes go to
+ * handler with head_check and max_body as a route's would; pattern is
+ * their label in metrics. */
+void http_router_set_claim(http_router_t *r, http_claim_fn claim, void *claim_ud,
+                           const char *pattern, http_handler_fn handler,
+                           http_head_check_fn head_check, void *ud, size_t max_body);
+/* Matches req->method and req->path (after the claim, if any): sets req->route and req->params and
  * returns 0; or returns 404 (no such path), 405 (path known, method not;
  * allow then lists the methods, comma-separated) or 400 (a path parameter
  * with a bad escape). */

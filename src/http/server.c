@@ -1129,6 +1129,25 @@ void http_stream_end(http_request_t *req)
     request_done(req);
 }
 
+void http_request_peer(const http_request_t *req, char *out, size_t outlen)
+{
+    if (outlen)
+        out[0] = '\0';
+    http_conn_t *conn = req->conn;
+    if (!conn)
+        return;
+    http__peer_addr_t a = conn->peer;
+    if (!a.len) {
+        /* Not counted per client (no bound set): asked of the socket. */
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) < 0 ||
+            http__peer_addr_from(&a, (struct sockaddr *)&ss) < 0)
+            return;
+    }
+    http__peer_addr_format(&a, out, outlen);
+}
+
 size_t http_request_unsent(const http_request_t *req)
 {
     return req->conn ? conn_unsent(req->conn) : 0;

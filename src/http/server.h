@@ -128,6 +128,10 @@ void http_stream_end(http_request_t *req);
  * write while this is large. O(1). */
 size_t http_request_unsent(const http_request_t *req);
 
+/* The client's address as text ("127.0.0.1", "::1") into out; "" when
+ * it is gone or unknown. */
+void http_request_peer(const http_request_t *req, char *out, size_t outlen);
+
 /* True once the client has gone (its answer will be dropped). */
 static inline bool http_request_gone(const http_request_t *req)
 {

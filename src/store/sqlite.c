@@ -99,6 +99,19 @@ static const char *const store__migrations[] = {
 
     /* 8: why the call ran (store_record_t.trigger; NULL in older records). */
     "ALTER TABLE invocations ADD COLUMN trigger TEXT;",
+
+    /* 9: function URLs (trigger/url.h): each function's URL settings as
+     * /v1 shows them. A URL goes with its function, deleted in the same
+     * statement (an update of the function is an upsert, never a delete). */
+    "CREATE TABLE function_urls ("
+    "  function    TEXT PRIMARY KEY NOT NULL,"
+    "  config_json TEXT NOT NULL,"
+    "  created_ms  INTEGER NOT NULL,"
+    "  updated_ms  INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TRIGGER function_urls_go_with_functions AFTER DELETE ON functions BEGIN"
+    "  DELETE FROM function_urls WHERE function = OLD.name;"
+    "END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))

@@ -229,4 +229,22 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
 /* -ENOENT if absent. */
 int store_volume_delete(store_t *s, const char *name, mf_error_t *err);
 
+/* ---- function URLs (src/trigger/url.h) ---------------------------------- */
+
+typedef struct store_url {
+    char function[65];
+    char *config_json;        /* owned: the settings as /v1 shows them */
+    int64_t created_ms;       /* wall clock */
+    int64_t updated_ms;
+} store_url_t;
+
+/* Inserts or replaces the URL of u->function (which must exist: -ENOENT
+ * otherwise). */
+int store_url_put(store_t *s, const store_url_t *u, mf_error_t *err);
+/* -ENOENT if absent. */
+int store_url_delete(store_t *s, const char *function, mf_error_t *err);
+/* Every URL, by function; free with store_url_list_free. */
+int store_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);
+void store_url_list_free(store_url_t *list, size_t count);
+
 #endif
