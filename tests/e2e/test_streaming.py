@@ -1,0 +1,290 @@
+"""Response streaming (Lambda's RESPONSE_STREAM, docs/triggers.md) against
+the real server: functions in Python, Node and C stream their answers
+through the Runtime API's streaming mode; /v1 clients that ask for a stream
+get the bytes as the function writes them, with the outcome in trailers;
+Lambda's InvokeWithResponseStream answers in AWS's event-stream framing to
+boto3 and the JavaScript SDK; a buffered caller gets the whole answer; a
+stream is bounded; its record keeps its first bytes.
+
+That the client has a chunk before the function writes the next is shown
+without timing: after its first chunk the function waits for a key the
+test sets in a key-value store only once it has read that chunk."""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import zlib
+
+import pytest
+import requests
+
+from conftest import (REPO, RawConn, build_c_bootstrap, deploy, deploy_py, get_record, invoke,
+                      invoke_ok, unique, wait_for)
+
+JS_DIR = REPO / "tests" / "e2e" / "js"
+STREAM_ACCEPT = "application/vnd.mayfly.stream"
+
+
+@pytest.fixture(scope="module")
+def srv(module_server_factory):
+    # A small stream bound, so that going past it is cheap to show.
+    return module_server_factory("--max-stream-mb", "2")
+
+
+def kv_put(srv, store, key, value):
+    r = requests.put(f"{srv.url}/v1/kv/{store}/{key}", data=value, timeout=60)
+    assert r.status_code == 200, r.text
+
+
+# ---------------------------------------------------------------- a raw client
+
+
+class Stream:
+    """A POST …/invoke asking for a stream, read chunk by chunk off the
+    socket: head, each chunk as it comes, then the trailers."""
+
+    def __init__(self, srv, name, event, path=None, headers=None):
+        port = int(srv.url.rsplit(":", 1)[1])
+        self.conn = RawConn(port, timeout=120)
+        body = json.dumps(event).encode()
+        hdrs = {"Host": f"127.0.0.1:{port}", "Accept": STREAM_ACCEPT,
+                "Content-Length": str(len(body))}
+        hdrs.update(headers or {})
+        head = f"POST {path or f'/v1/functions/{name}/invoke'} HTTP/1.1\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        self.conn.send(head.encode() + body)
+        r = self.conn.read_response(head_only=True)
+        self.status, self.headers = r.status_code, r.headers
+        self.trailers = None
+
+    def next_chunk(self):
+        """The next chunk's bytes, or None at the end (trailers read)."""
+        size = int(self.conn._read_line().split(b";")[0], 16)
+        if size == 0:
+            self.trailers = {}
+            while True:
+                line = self.conn._read_line()
+                if not line:
+                    return None
+                name, _, value = line.decode("latin-1").partition(":")
+                self.trailers[name.strip().lower()] = value.strip()
+        data = self.conn._read_exact(size)
+        assert self.conn._read_exact(2) == b"\r\n"
+        return data
+
+    def read_until(self, want):
+        """Reads chunks until the bytes so far hold want; returns them."""
+        got = b""
+        while want not in got:
+            chunk = self.next_chunk()
+            assert chunk is not None, f"the stream ended before {want!r}: {got!r}"
+            got += chunk
+        return got
+
+    def rest(self):
+        got = b""
+        while (chunk := self.next_chunk()) is not None:
+            got += chunk
+        return got
+
+    def close(self):
+        self.conn.close()
+
+
+# ---------------------------------------------------------------- functions
+
+PY_STREAMER = r'''
+import time
+import mayfly
+
+@mayfly.streaming
+def handler(event, stream, context):
+    stream.content_type = "text/plain"
+    stream.write("chunk 0\n")
+    gate = event.get("gate")
+    if gate:
+        # The test sets this key only once it has read chunk 0.
+        store = mayfly.kv(gate["store"])
+        while store.get(gate["key"]) is None:
+            time.sleep(0.02)
+    for i in range(1, 10):
+        stream.write(f"chunk {i}\n")
+    if event.get("fail"):
+        raise ValueError("broke after ten chunks")
+'''
+
+NODE_STREAMER = r'''
+const mayfly = require('mayfly');
+
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream.setContentType('text/plain');
+  responseStream.write('chunk 0\n');
+  if (event.gate) {
+    const store = mayfly.kv(event.gate.store);
+    while ((await store.get(event.gate.key)) === null) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  for (let i = 1; i < 10; i++) responseStream.write(`chunk ${i}\n`);
+  if (event.fail) throw new TypeError('broke after ten chunks');
+  responseStream.end();
+});
+'''
+
+TEN_CHUNKS = b"".join(b"chunk %d\n" % i for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def py_fn(srv):
+    name = unique("pystream")
+    deploy_py(srv, name, PY_STREAMER, permissions=["kv:*"])
+    return name
+
+
+@pytest.fixture(scope="module")
+def node_fn(srv):
+    name = unique("nodestream")
+    deploy(srv, name, {"index.js": NODE_STREAMER}, runtime="nodejs", handler="index.handler",
+           permissions=["kv:*"])
+    return name
+
+
+def gate_event(**extra):
+    gate = {"store": unique("gate"), "key": "go"}
+    return dict(gate=gate, **extra), gate
+
+
+# ---------------------------------------------------------------- /v1
+
+
+@pytest.mark.parametrize("which", ["py_fn", "node_fn"])
+def test_the_first_chunk_arrives_before_the_function_writes_the_rest(srv, which, request):
+    name = request.getfixturevalue(which)
+    event, gate = gate_event()
+    s = Stream(srv, name, event)
+    try:
+        assert s.status == 200
+        assert s.headers["transfer-encoding"] == "chunked"
+        assert s.headers["content-type"] == "text/plain"
+        request_id = s.headers["x-mayfly-request-id"]
+        # The function is blocked until the key exists: what we read now
+        # was sent before the rest was written.
+        first = s.read_until(b"chunk 0\n")
+        assert first == b"chunk 0\n"
+        kv_put(srv, gate["store"], gate["key"], b"1")
+        rest = s.rest()
+        assert first + rest == TEN_CHUNKS
+        assert "x-mayfly-function-error" not in s.trailers
+        assert float(s.trailers["x-mayfly-duration-ms"]) > 0
+        assert int(s.trailers["x-mayfly-billed-ms"]) >= 1
+    finally:
+        s.close()
+    rec = get_record(srv, request_id)
+    assert rec["status"] == "success"
+
+
+@pytest.mark.parametrize("which", ["py_fn", "node_fn"])
+def test_an_error_in_the_middle_of_a_stream_reaches_the_trailers(srv, which, request):
+    name = request.getfixturevalue(which)
+    s = Stream(srv, name, {"fail": True})
+    try:
+        assert s.status == 200
+        assert s.rest() == TEN_CHUNKS
+        assert s.trailers["x-mayfly-function-error"] == "Unhandled"
+        etype = "ValueError" if which == "py_fn" else "TypeError"
+        assert s.trailers["x-mayfly-error-type"] == etype
+        doc = json.loads(base64.b64decode(s.trailers["x-mayfly-error-body"]))
+        assert doc["errorType"] == etype
+        assert doc["errorMessage"] == "broke after ten chunks"
+        request_id = s.headers["x-mayfly-request-id"]
+    finally:
+        s.close()
+    rec = get_record(srv, request_id)
+    assert rec["status"] == "error"
+    assert rec["error_type"] == etype
+    assert rec["error_message"] == "broke after ten chunks"
+
+
+@pytest.mark.parametrize("which", ["py_fn", "node_fn"])
+def test_a_buffered_caller_of_a_streaming_function_gets_the_whole_answer(srv, which, request):
+    name = request.getfixturevalue(which)
+    r = invoke_ok(srv, name, {})
+    assert r.content == TEN_CHUNKS
+    assert "Transfer-Encoding" not in r.headers
+    # A failure in the middle is an ordinary function error to it.
+    r = invoke(srv, name, {"fail": True})
+    assert r.status_code == 200
+    assert r.headers["X-Mayfly-Function-Error"] == "Unhandled"
+    assert r.json()["errorMessage"] == "broke after ten chunks"
+
+
+def test_asking_for_a_stream_of_a_function_that_does_not_stream_gets_its_answer(srv):
+    name = unique("plain")
+    deploy_py(srv, name, "def handler(event, context):\n    return {'n': event['n']}\n")
+    r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", json={"n": 3},
+                      headers={"Accept": STREAM_ACCEPT}, timeout=60)
+    assert r.status_code == 200
+    assert r.json() == {"n": 3}
+    assert r.headers["Content-Length"] == str(len(r.content))
+
+
+def test_the_record_of_a_streamed_call_keeps_its_first_bytes(srv):
+    name = unique("bigstream")
+    src = r'''
+import mayfly
+
+@mayfly.streaming
+def handler(event, stream, context):
+    for i in range(100):
+        stream.write(b"%04d" % i + b"x" * 1020)
+'''
+    deploy_py(srv, name, src, record={"payloads": "full", "max_payload_kb": 4})
+    s = Stream(srv, name, {})
+    try:
+        body = s.rest()
+        request_id = s.headers["x-mayfly-request-id"]
+    finally:
+        s.close()
+    assert len(body) == 100 * 1024
+    rec = get_record(srv, request_id)
+    assert rec["status"] == "success"
+    assert rec["result_truncated"] is True
+    assert rec["result_bytes"] == 100 * 1024
+    r = requests.get(f"{srv.url}/v1/invocations/{request_id}/result", timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.content == body[:4096]
+
+
+def test_a_stream_past_its_bound_ends_with_an_error_and_the_next_call_works(srv):
+    name = unique("huge")
+    src = r'''
+import mayfly
+
+@mayfly.streaming
+def handler(event, stream, context):
+    block = b"z" * 65536
+    for _ in range(event["blocks"]):
+        stream.write(block)
+'''
+    deploy_py(srv, name, src)
+    # The server runs with --max-stream-mb 2: 3 MiB is past it.
+    s = Stream(srv, name, {"blocks": 48})
+    try:
+        body = s.rest()
+        request_id = s.headers["x-mayfly-request-id"]
+    finally:
+        s.close()
+    assert 0 < len(body) <= 2 << 20
+    assert s.trailers["x-mayfly-error-type"] == "Function.ResponseSizeTooLarge"
+    rec = get_record(srv, request_id)
+    assert rec["status"] == "error"
+    assert rec["error_type"] == "Function.ResponseSizeTooLarge"
+    # Under the bound it goes through whole.
+    s = Stream(srv, name, {"blocks": 16})
+    try:
+        assert len(s.rest()) == 16 * 65536
+        assert "x-mayfly-function-error" not in s.trailers
+    finally:
+        s.close()
