@@ -288,3 +288,175 @@ def handler(event, stream, context):
         assert "x-mayfly-function-error" not in s.trailers
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------- InvokeWithResponseStream
+
+
+def aws_env():
+    env = dict(os.environ)
+    env.update({"AWS_ACCESS_KEY_ID": "dev", "AWS_SECRET_ACCESS_KEY": "dev",
+                "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"})
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+        env.pop(k, None)
+    return env
+
+
+def js_stream_invoke(srv, name, payload, gate=None, log_type=None):
+    node = "node"
+    assert (JS_DIR / "node_modules" / "@aws-sdk" / "client-lambda").exists(), (
+        "npm package @aws-sdk/client-lambda is missing: `make deps` installs it")
+    env = aws_env()
+    env.update({"MAYFLY_ENDPOINT": srv.url, "FUNCTION_NAME": name,
+                "PAYLOAD": json.dumps(payload)})
+    if gate:
+        env["GATE_URL"] = f"{srv.url}/v1/kv/{gate['store']}/{gate['key']}"
+    if log_type:
+        env["LOG_TYPE"] = log_type
+    p = subprocess.run([node, str(JS_DIR / "stream_invoke.mjs")], capture_output=True, text=True,
+                       env=env, cwd=JS_DIR, timeout=180)
+    assert p.returncode == 0, f"stream_invoke.mjs: exit {p.returncode}\n{p.stderr}\n{p.stdout}"
+    report = json.loads(p.stdout)
+    assert "ok" in report, report
+    return report["ok"]
+
+
+@pytest.mark.parametrize("which", ["py_fn", "node_fn"])
+def test_invoke_with_response_stream_from_the_js_sdk(srv, which, request):
+    name = request.getfixturevalue(which)
+    event, gate = gate_event()
+    out = js_stream_invoke(srv, name, event, gate=gate, log_type="Tail")
+    assert out["status"] == 200
+    assert out["executedVersion"] == "$LATEST"
+    assert out["contentType"] == "application/vnd.amazon.eventstream"
+    assert out["firstBeforeGate"] == "chunk 0\n"
+    assert "".join(out["chunks"]).encode() == TEN_CHUNKS
+    complete = out["complete"]
+    assert complete is not None and not complete.get("ErrorCode"), complete
+    log = base64.b64decode(complete["LogResult"]).decode()
+    assert "REPORT RequestId:" in log, log
+
+
+def test_invoke_with_response_stream_reports_a_mid_stream_error_in_invoke_complete(srv, node_fn):
+    out = js_stream_invoke(srv, node_fn, {"fail": True})
+    assert "".join(out["chunks"]).encode() == TEN_CHUNKS
+    assert out["complete"]["ErrorCode"] == "TypeError", out
+    assert out["complete"]["ErrorDetails"] == "broke after ten chunks", out
+
+
+# Debian's botocore predates InvokeWithResponseStream (added to Lambda's API
+# in 2023): its client gets the operation from AWS's model, added to the
+# model it has. The parsing of the event stream is botocore's own.
+IWRS_OPERATION = {
+    "name": "InvokeWithResponseStream",
+    "http": {"method": "POST", "responseCode": 200,
+             "requestUri": "/2021-11-15/functions/{FunctionName}/response-streaming-invocations"},
+    "input": {"shape": "InvokeWithResponseStreamRequest"},
+    "output": {"shape": "InvokeWithResponseStreamResponse"},
+    "errors": [{"shape": s} for s in ("ResourceNotFoundException", "InvalidParameterValueException",
+                                      "TooManyRequestsException", "ServiceException",
+                                      "RequestTooLargeException")],
+}
+IWRS_SHAPES = {
+    "InvokeWithResponseStreamRequest": {
+        "type": "structure", "required": ["FunctionName"], "payload": "Payload",
+        "members": {
+            "FunctionName": {"shape": "NamespacedFunctionName", "location": "uri",
+                             "locationName": "FunctionName"},
+            "InvocationType": {"shape": "ResponseStreamingInvocationType", "location": "header",
+                               "locationName": "X-Amz-Invocation-Type"},
+            "LogType": {"shape": "LogType", "location": "header", "locationName": "X-Amz-Log-Type"},
+            "ClientContext": {"shape": "String", "location": "header",
+                              "locationName": "X-Amz-Client-Context"},
+            "Qualifier": {"shape": "Qualifier", "location": "querystring",
+                          "locationName": "Qualifier"},
+            "Payload": {"shape": "Blob"}}},
+    "InvokeWithResponseStreamResponse": {
+        "type": "structure", "payload": "EventStream",
+        "members": {
+            "StatusCode": {"shape": "Integer", "location": "statusCode"},
+            "ExecutedVersion": {"shape": "Version", "location": "header",
+                                "locationName": "X-Amz-Executed-Version"},
+            "EventStream": {"shape": "InvokeWithResponseStreamResponseEvent"},
+            "ResponseStreamContentType": {"shape": "String", "location": "header",
+                                          "locationName": "Content-Type"}}},
+    "InvokeWithResponseStreamResponseEvent": {
+        "type": "structure", "eventstream": True,
+        "members": {"PayloadChunk": {"shape": "InvokeResponseStreamUpdate"},
+                    "InvokeComplete": {"shape": "InvokeWithResponseStreamCompleteEvent"}}},
+    "InvokeResponseStreamUpdate": {
+        "type": "structure", "event": True,
+        "members": {"Payload": {"shape": "Blob", "eventpayload": True}}},
+    "InvokeWithResponseStreamCompleteEvent": {
+        "type": "structure", "event": True,
+        "members": {"ErrorCode": {"shape": "String"}, "ErrorDetails": {"shape": "String"},
+                    "LogResult": {"shape": "String"}}},
+    "ResponseStreamingInvocationType": {"type": "string", "enum": ["RequestResponse", "DryRun"]},
+}
+
+
+def boto3_lambda(srv, tmp_path):
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+    bs = botocore.session.Session()
+    model = bs.get_component("data_loader").load_service_model("lambda", "service-2")
+    if "InvokeWithResponseStream" not in model["operations"]:
+        version = model["metadata"]["apiVersion"]
+        model["operations"]["InvokeWithResponseStream"] = IWRS_OPERATION
+        model["shapes"].update(IWRS_SHAPES)
+        folder = tmp_path / "models" / "lambda" / version
+        folder.mkdir(parents=True)
+        (folder / "service-2.json").write_text(json.dumps(model))
+        bs = botocore.session.Session()
+        bs.set_config_variable("data_path", str(tmp_path / "models"))
+    session = boto3.session.Session(aws_access_key_id="dev", aws_secret_access_key="dev",
+                                    region_name="us-east-1", botocore_session=bs)
+    return session.client("lambda", endpoint_url=srv.url,
+                          config=Config(retries={"max_attempts": 1}, read_timeout=120))
+
+
+def test_invoke_with_response_stream_from_boto3(srv, py_fn, tmp_path):
+    lam = boto3_lambda(srv, tmp_path)
+    event, gate = gate_event()
+    res = lam.invoke_with_response_stream(FunctionName=py_fn, Payload=json.dumps(event))
+    assert res["StatusCode"] == 200
+    assert res["ExecutedVersion"] == "$LATEST"
+    got, complete = b"", None
+    for ev in res["EventStream"]:
+        if "PayloadChunk" in ev:
+            if not got:
+                # The function waits for the gate: chunk 0 came first.
+                assert ev["PayloadChunk"]["Payload"] == b"chunk 0\n"
+                kv_put(srv, gate["store"], gate["key"], b"1")
+            got += ev["PayloadChunk"]["Payload"]
+        if "InvokeComplete" in ev:
+            complete = ev["InvokeComplete"]
+    assert got == TEN_CHUNKS
+    assert complete is not None and "ErrorCode" not in complete, complete
+    # A mid-stream error ends the stream in InvokeComplete.
+    res = lam.invoke_with_response_stream(FunctionName=py_fn, Payload=b'{"fail": true}')
+    events = list(res["EventStream"])
+    assert b"".join(e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e) == \
+        TEN_CHUNKS
+    assert events[-1]["InvokeComplete"]["ErrorCode"] == "ValueError", events[-1]
+    assert events[-1]["InvokeComplete"]["ErrorDetails"] == "broke after ten chunks"
+
+
+def test_invoke_with_response_stream_of_a_buffered_function_and_its_errors(srv, tmp_path):
+    lam = boto3_lambda(srv, tmp_path)
+    name = unique("plainrs")
+    deploy_py(srv, name, "def handler(event, context):\n"
+                         "    if event.get('fail'):\n        raise KeyError('nope')\n"
+                         "    return {'n': event['n']}\n")
+    res = lam.invoke_with_response_stream(FunctionName=name, Payload=b'{"n": 7}')
+    events = list(res["EventStream"])
+    assert [list(e) for e in events] == [["PayloadChunk"], ["InvokeComplete"]], events
+    assert json.loads(events[0]["PayloadChunk"]["Payload"]) == {"n": 7}
+    res = lam.invoke_with_response_stream(FunctionName=name, Payload=b'{"fail": true}')
+    events = list(res["EventStream"])
+    assert events[-1]["InvokeComplete"]["ErrorCode"] == "KeyError", events
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke_with_response_stream(FunctionName=unique("missing"), Payload=b"{}")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.invoke_with_response_stream(FunctionName=name, Payload=b"{}", LogType="Everything")
