@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import zlib
 
 import pytest
@@ -460,3 +461,203 @@ def test_invoke_with_response_stream_of_a_buffered_function_and_its_errors(srv, 
         lam.invoke_with_response_stream(FunctionName=unique("missing"), Payload=b"{}")
     with pytest.raises(lam.exceptions.InvalidParameterValueException):
         lam.invoke_with_response_stream(FunctionName=name, Payload=b"{}", LogType="Everything")
+
+
+# ---------------------------------------------------------------- C, and the HTTP prelude
+
+C_STREAMER = r'''
+#include "mayfly_runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int handler(const mayfly_event_t *ev, mayfly_response_t *res)
+{
+    char store[128], key[64], mode[16];
+    int gated = mayfly_json_get_string(ev->body, ev->body_len, "store", store, sizeof store) > 0 &&
+                mayfly_json_get_string(ev->body, ev->body_len, "key", key, sizeof key) > 0;
+    if (mayfly_json_get_string(ev->body, ev->body_len, "mode", mode, sizeof mode) < 0)
+        mode[0] = '\0';
+    if (!strcmp(mode, "http")) {
+        static const char *const headers[] = { "Content-Type", "text/csv", "X-From", "c",
+                                               "Set-Cookie", "a=1", NULL };
+        mayfly_stream_begin_http(res, 201, headers);
+    } else {
+        mayfly_stream_begin(res, "text/plain");
+    }
+    mayfly_stream_write(res, "chunk 0\n", 8);
+    if (gated) {
+        const char *v;
+        size_t len;
+        while (mayfly_kv_get(store, key, &v, &len, NULL) == -ENOENT)
+            usleep(20000);
+    }
+    for (int i = 1; i < 10; i++) {
+        char line[16];
+        int n = snprintf(line, sizeof line, "chunk %d\n", i);
+        if (mayfly_stream_write(res, line, (size_t)n) < 0)
+            return 1;
+    }
+    if (!strcmp(mode, "fail"))
+        return mayfly_response_error(res, "CError", "broke after ten chunks");
+    return 0;
+}
+
+int main(void)
+{
+    return mayfly_runtime_run(handler);
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def c_fn(srv, tmp_path_factory):
+    from conftest import executable
+    bootstrap = build_c_bootstrap(C_STREAMER.replace('#include <unistd.h>',
+                                                     '#include <errno.h>\n#include <unistd.h>'),
+                                  tmp_path_factory.mktemp("c") / "bootstrap")
+    name = unique("cstream")
+    deploy(srv, name, {"bootstrap": executable(bootstrap.read_bytes())}, runtime="provided",
+           handler=None, permissions=["kv:*"])
+    return name
+
+
+def test_a_c_function_streams_chunk_by_chunk_and_fails_in_the_trailers(srv, c_fn):
+    gate = {"store": unique("gate"), "key": "go"}
+    s = Stream(srv, c_fn, gate)
+    try:
+        assert s.headers["content-type"] == "text/plain"
+        assert s.read_until(b"chunk 0\n") == b"chunk 0\n"
+        kv_put(srv, gate["store"], gate["key"], b"1")
+        assert s.rest() == b"".join(b"chunk %d\n" % i for i in range(1, 10))
+        assert "x-mayfly-function-error" not in s.trailers
+    finally:
+        s.close()
+    s = Stream(srv, c_fn, {"mode": "fail"})
+    try:
+        assert s.rest() == TEN_CHUNKS
+        assert s.trailers["x-mayfly-error-type"] == "CError"
+        doc = json.loads(base64.b64decode(s.trailers["x-mayfly-error-body"]))
+        assert doc["errorMessage"] == "broke after ten chunks"
+    finally:
+        s.close()
+
+
+def prelude_of(body):
+    """Splits Lambda's HTTP-integration stream: the prelude JSON, the body."""
+    head, sep, rest = body.partition(b"\0" * 8)
+    assert sep, body[:200]
+    return json.loads(head), rest
+
+
+def test_the_http_integration_prelude_reaches_a_stream_client_as_the_runtime_sent_it(srv, c_fn,
+                                                                                     node_fn):
+    # C: mayfly_stream_begin_http.
+    s = Stream(srv, c_fn, {"mode": "http"})
+    try:
+        assert s.headers["content-type"] == "application/vnd.awslambda.http-integration-response"
+        prelude, body = prelude_of(s.rest())
+    finally:
+        s.close()
+    assert prelude == {"statusCode": 201, "headers": {"Content-Type": "text/csv", "X-From": "c"},
+                       "cookies": ["a=1"]}
+    assert body == TEN_CHUNKS
+    # Node: awslambda.HttpResponseStream.from, as on Lambda.
+    name = unique("nodehttp")
+    deploy(srv, name, {"index.js": r'''
+exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
+  const stream = awslambda.HttpResponseStream.from(responseStream, {
+    statusCode: 202, headers: { 'X-Kind': 'node' }, cookies: ['b=2'] });
+  stream.write('hello ');
+  stream.end('world');
+});
+'''}, runtime="nodejs", handler="index.handler")
+    s = Stream(srv, name, {})
+    try:
+        assert s.headers["content-type"] == "application/vnd.awslambda.http-integration-response"
+        prelude, body = prelude_of(s.rest())
+    finally:
+        s.close()
+    assert prelude == {"statusCode": 202, "headers": {"X-Kind": "node"}, "cookies": ["b=2"]}
+    assert body == b"hello world"
+    # Python: mayfly.http_response.
+    name = unique("pyhttp")
+    deploy_py(srv, name, r'''
+import mayfly
+
+@mayfly.streaming
+def handler(event, stream, context):
+    mayfly.http_response(stream, 404, {"X-Kind": "py"}, ["c=3"])
+    stream.write(b"not here")
+''')
+    s = Stream(srv, name, {})
+    try:
+        prelude, body = prelude_of(s.rest())
+    finally:
+        s.close()
+    assert prelude == {"statusCode": 404, "headers": {"X-Kind": "py"}, "cookies": ["c=3"]}
+    assert body == b"not here"
+
+
+# ---------------------------------------------------------------- flow control
+
+
+def test_a_client_that_stops_reading_holds_the_function_not_the_server(server):
+    """While the client reads nothing, the function's writes stop short of
+    its stream: the server stops taking its bytes rather than holding
+    them (the stream is far larger than every buffer on the way). The
+    function counts what it has written in a KV key. The check cannot fail
+    on a slow machine: with flow control the count can never reach the
+    whole while nothing is read. Reading on lets everything through."""
+    from conftest import rss_kib
+    srv = server()  # the default bound, 200 MiB
+    name = unique("slowclient")
+    store = unique("progress")
+    blocks = 1024  # 64 MiB
+    deploy_py(srv, name, r'''
+import mayfly
+
+@mayfly.streaming
+def handler(event, stream, context):
+    progress = mayfly.kv(event["store"])
+    block = b"q" * 65536
+    for i in range(event["blocks"]):
+        stream.write(block)
+        if i % 16 == 15:
+            progress.put("written", i + 1)
+''', permissions=["kv:*"], timeout_s=600)
+    port = int(srv.url.rsplit(":", 1)[1])
+    rss_before = rss_kib(srv)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    body = json.dumps({"store": store, "blocks": blocks}).encode()
+    sock.sendall(b"POST /v1/functions/%s/invoke HTTP/1.1\r\nHost: x\r\nAccept: %s\r\n"
+                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (name.encode(), STREAM_ACCEPT.encode(),
+                                                      len(body), body))
+
+    def written():
+        r = requests.get(f"{srv.url}/v1/kv/{store}/written", timeout=30)
+        return int(r.text) if r.status_code == 200 else 0
+    wait_for("the function to write its first blocks", lambda: written() >= 16, timeout=120)
+    # Wait for the count to stand still (the function blocked), or for it
+    # to reach the whole, which only a server holding the stream allows.
+    last, still = -1, 0
+    while still < 40:
+        now = written()
+        still = still + 1 if now == last else 0
+        last = now
+        if now >= blocks:
+            break
+        time.sleep(0.05)
+    assert last < blocks, "the function wrote its whole stream while the client read nothing"
+    assert rss_kib(srv) - rss_before < 32 * 1024, "the server holds the stream"
+    got = 0
+    tail = b""
+    while data := sock.recv(1 << 20):
+        got += len(data)
+        tail = (tail + data)[-256:]
+    sock.close()
+    assert b"\r\n0\r\nX-Mayfly-Duration-Ms: " in tail, tail
+    assert b"X-Mayfly-Function-Error" not in tail, tail
+    assert got > blocks * 65536
+    assert written() == blocks
