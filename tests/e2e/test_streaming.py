@@ -661,3 +661,41 @@ def handler(event, stream, context):
     assert b"X-Mayfly-Function-Error" not in tail, tail
     assert got > blocks * 65536
     assert written() == blocks
+
+
+def test_a_timeout_in_the_middle_of_a_stream_ends_it_with_the_error(srv):
+    name = unique("slowstream")
+    deploy_py(srv, name, r'''
+import time
+import mayfly
+
+@mayfly.streaming
+def handler(event, stream, context):
+    stream.write("chunk 0\n")
+    if event.get("hang"):
+        time.sleep(3600)
+''', timeout_s=20)
+    # Warm first, so the call below has its 20 s for the stream itself.
+    s = Stream(srv, name, {})
+    try:
+        assert s.rest() == b"chunk 0\n"
+    finally:
+        s.close()
+    s = Stream(srv, name, {"hang": True})
+    try:
+        assert s.read_until(b"chunk 0\n") == b"chunk 0\n"
+        assert s.rest() == b""
+        assert s.trailers["x-mayfly-error-type"] == "Sandbox.Timedout"
+        doc = json.loads(base64.b64decode(s.trailers["x-mayfly-error-body"]))
+        assert doc["errorMessage"] == "Task timed out after 20.00 seconds"
+        request_id = s.headers["x-mayfly-request-id"]
+    finally:
+        s.close()
+    assert get_record(srv, request_id)["status"] == "timeout"
+    # A new instance serves the next call.
+    s = Stream(srv, name, {})
+    try:
+        assert s.rest() == b"chunk 0\n"
+        assert "x-mayfly-function-error" not in s.trailers
+    finally:
+        s.close()
