@@ -311,6 +311,12 @@ def kv_figures(out):
     return doc.get("medians", {})
 
 
+def trigger_figures(out):
+    """bench/triggers.py's JSON medians, or {} when it did not run."""
+    doc = json.loads(read(os.path.join(out, "triggers.json"), "null") or "null") or {}
+    return doc.get("medians", {})
+
+
 def noisy_figures(out):
     """Per neighbour: the victim's wrk figures at 1 connection with the
     neighbour idle and misbehaving (medians over runs, each pair on one
@@ -491,12 +497,13 @@ def main():
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
     chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
-                         "payloads kv").split())
+                         "payloads kv triggers").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
-                 "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv"}[num].split()
+                 "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv",
+                 "14": "triggers"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -593,6 +600,15 @@ def main():
         "invokes, 32 connections",
         "%s / %s req/s" % (f_int(kv.get("put_rps")), f_int(kv.get("invoke_rps"))),
         kv.get("writes_over_invokes"), 0.25, ">=")
+    tr = trigger_figures(out)
+    add("14", "warm C no-op behind its function URL / through /v1/functions/{name}/invoke, "
+        "32 connections",
+        "%s / %s req/s" % (f_int(tr.get("url_rps")), f_int(tr.get("invoke_rps"))),
+        tr.get("url_over_invoke"), 0.8, ">=")
+    add("14", "publishes to a topic with 3 subscribers / async enqueues, 32 connections "
+        "(each 202 after its fsync'd group commit)",
+        "%s / %s req/s" % (f_int(tr.get("publish_rps")), f_int(tr.get("enqueue_rps"))),
+        tr.get("publish_over_enqueue"), 0.4, ">=")
     add("11", "cold start of a function without egress rules / with --disable-egress",
         "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
         eg.get("cold_ratio"), 1.05, "<=")
@@ -951,6 +967,24 @@ def main():
           "(%s per call); `wrk -t1` on the load CPU for %ss per figure, %s runs alternated, "
           "medians. Status: %s." % (
               "2000", env.get("duration", "10"), env.get("runs", "3"), status(out, "kv")))
+        w("")
+    if "triggers" in chosen:
+        tr = trigger_figures(out)
+        w("### Triggers")
+        w("")
+        w("| figure | median |")
+        w("|---|---|")
+        for key, label in (("invoke_rps", "no-op sync invoke, POST /v1/functions/noop/invoke"),
+                           ("url_rps", "the same through its function URL, POST /url/noop/"),
+                           ("enqueue_rps", "async invoke (202 once fsync'd)"),
+                           ("publish_rps", "publish to a topic with 3 subscribers (202 once "
+                            "the message and 3 events are fsync'd)")):
+            w("| %s, 32 connections, req/s | %s |" % (label, f_int(tr.get(key))))
+        w("")
+        w("bench/triggers.py: the C no-op; `wrk -t1 -c32` on the load CPU for %ss per figure, "
+          "%s runs alternated (each after the last one's backlog drained), medians. "
+          "Status: %s." % (env.get("duration", "10"), env.get("runs", "3"),
+                           status(out, "triggers")))
         w("")
     if "noisy" in chosen:
         w("### Noisy neighbours (a C no-op at 1 connection next to a misbehaving function)")

@@ -31,6 +31,9 @@
 #   kv           the key-value store (bench/kv.py: a get from inside a warm function
 #                against the same function's no-op invoke, and reads and durable
 #                writes from 32 connections against warm no-op invokes)
+#   triggers     function URLs and topics (bench/triggers.py: the C no-op behind its
+#                URL against /v1/functions/{name}/invoke, and publishes to a topic
+#                with 3 subscribers against async enqueues)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -65,7 +68,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -625,6 +628,14 @@ row_kv() {
     LOAD_TIMEOUT=1800 load $PY bench/kv.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/kv.json" \
         || fail "bench/kv.py failed (see bench/out/kv.json)"
+}
+
+# ---- triggers -------------------------------------------------------------------
+
+row_triggers() {
+    LOAD_TIMEOUT=1800 load $PY bench/triggers.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/triggers.json" \
+        || fail "bench/triggers.py failed (see bench/out/triggers.json)"
 }
 
 # ---- the run ------------------------------------------------------------------

@@ -23,6 +23,9 @@ static const struct {
     { "dead-letters", cmd_dead_letters, "list a function's failed async events, or redrive one" },
     { "kv", cmd_kv, "get, put, delete and list keys of the key-value stores" },
     { "volume", cmd_volume, "create, list or delete shared volumes" },
+    { "schedule", cmd_schedule, "create, list, show or delete schedules that start functions" },
+    { "topic", cmd_topic, "create, list or delete topics and their subscriptions" },
+    { "publish", cmd_publish, "publish a message to a topic's subscribers" },
 };
 
 static void usage(FILE *out)

@@ -1765,6 +1765,46 @@ int mayfly_invoke(const char *function, const void *event, size_t len, int async
     return 0;
 }
 
+int mayfly_publish(const char *topic, const char *message, size_t len, const char *subject,
+                   const char *attributes_json, const char **message_id)
+{
+    static char id[64];
+    int rc = api_open();
+    if (rc < 0)
+        return rc;
+    if (!topic || !*topic || (!message && len))
+        return -EINVAL;
+    buf_reset(&api.path);
+    buf_reset(&api.headers);
+    buf_addstr(&api.headers, "");
+    buf_addstr(&api.path, api.prefix.data ? api.prefix.data : "");
+    buf_addstr(&api.path, "/topics/");
+    add_path_segment(&api.path, topic);
+    buf_addstr(&api.path, "/publish");
+    buf_t body = {0};
+    buf_addstr(&body, "{\"message\":");
+    json_quote(&body, message ? message : "", len);
+    if (subject) {
+        buf_addstr(&body, ",\"subject\":");
+        json_quote(&body, subject, strlen(subject));
+    }
+    if (attributes_json && *attributes_json) {
+        buf_addstr(&body, ",\"attributes\":");
+        buf_addstr(&body, attributes_json);
+    }
+    buf_addstr(&body, "}");
+    rc = api_call("POST", "application/json", body.data, body.len, true, 202);
+    buf_release(&body);
+    if (rc < 0)
+        return rc;
+    if (mayfly_json_get_string(api.conn.body.data, api.conn.body.len, "message_id", id,
+                               sizeof id) < 0)
+        return -EPROTO;
+    if (message_id)
+        *message_id = id;
+    return 0;
+}
+
 const char *mayfly_api_error(void)
 {
     return api.error.data ? api.error.data : "";

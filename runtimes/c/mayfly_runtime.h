@@ -213,6 +213,14 @@ int mayfly_kv_delete(const char *store, const char *key, uint64_t if_version);
  * durably queued. */
 int mayfly_invoke(const char *function, const void *event, size_t len, int asynchronous,
                   const char **result, size_t *result_len);
+/* Publishes message (len bytes of UTF-8 text) to topic (permission
+ * topic:TOPIC); subject may be NULL, and attributes_json (NULL: none) is
+ * the attributes object as JSON text, e.g.
+ * {"kind": "order", "total": {"Type": "Number", "Value": "12.5"}}.  Once
+ * the message and its deliveries are durably queued, *message_id (may be
+ * NULL) is its id. */
+int mayfly_publish(const char *topic, const char *message, size_t len, const char *subject,
+                   const char *attributes_json, const char **message_id);
 /* The last call's error message ("" after a success), and its HTTP status
  * (0 when none came). */
 const char *mayfly_api_error(void);

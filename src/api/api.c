@@ -149,6 +149,8 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__lambda_register(router, ctx);
     api__kv_register(router, ctx);
     api__volumes_register(router, ctx);
+    api__schedules_register(router, ctx);
+    api__topics_register(router, ctx);
 }
 
 void api_release(void)
@@ -202,10 +204,12 @@ bool api__call_origin(http_request_t *req, api_call_origin_t *o)
 {
     memset(o, 0, sizeof *o);
     exec_caller_t caller;
+    snprintf(o->trigger, sizeof o->trigger, "invoke");
     if (!api__inside(req, &caller) || !caller.request_id) {
         o->traceparent = api__trace_context(req, o->tp);
         return true;
     }
+    snprintf(o->trigger, sizeof o->trigger, "function:%s", caller.fn->name);
     snprintf(o->tp, sizeof o->tp, "%s", caller.traceparent);
     snprintf(o->caller, sizeof o->caller, "%s", caller.request_id);
     o->traceparent = o->tp;

@@ -15,6 +15,8 @@ struct obs_records;
 struct obs_logs;
 struct state_kv;
 struct volumes;
+struct schedules;
+struct topics;
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -34,6 +36,8 @@ typedef struct api_ctx {
      * (exec_inside_router); NULL: none. */
     http_router_t *inside;
     struct volumes *volumes;     /* shared volumes (state/volume.h), or NULL: none */
+    struct schedules *schedules; /* trigger/schedules.h, or NULL: no /v1/schedules routes */
+    struct topics *topics;       /* topics (trigger/topics.h), or NULL: no /v1/topics routes */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -56,6 +60,8 @@ void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
+void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
+void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* A function body's "volumes" name only volumes that exist (-EINVAL naming
  * the first that does not; the registry checks the rest of its shape). */
 int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err);
@@ -141,6 +147,7 @@ typedef struct api_call_origin {
     const char *caller_request_id; /* or NULL: not made by a function */
     int call_depth;
     char tp[56], caller[ID_UUID_LEN + 1]; /* the storage behind them */
+    char trigger[STORE_TRIGGER_MAX]; /* "invoke", or "function:CALLER" from inside */
 } api_call_origin_t;
 /* Fills *o for a call req asks for: a function's call is a child of the
  * calling call's span, else the request's own trace context

@@ -12,6 +12,7 @@
 #include "invoke/async.h"
 #include "obs/logs.h"
 #include "obs/records.h"
+#include "trigger/topics.h"
 
 /* Every handler below takes the function's name from the path. */
 static const char *fn_name(const http_request_t *req)
@@ -262,6 +263,8 @@ void api__function_removed(api_ctx_t *ctx, const char *name)
 {
     exec_function_removed(ctx->exec, name);
     async_function_removed(ctx->async, name);
+    if (ctx->topics)
+        topics_function_removed(ctx->topics, name); /* its subscriptions go too */
 }
 
 void api__functions_register(http_router_t *router, api_ctx_t *ctx)

@@ -45,6 +45,7 @@ static json_t *record_json(const store_record_t *r)
     if (r->caller_request_id[0])
         json_object_set_new(o, "caller_request_id", json_string(r->caller_request_id));
     json_object_set_new(o, "kv_ops", json_integer(r->kv_ops));
+    json_object_set_new(o, "trigger", r->trigger[0] ? json_string(r->trigger) : json_null());
     return o;
 }
 
@@ -88,10 +89,10 @@ static void payload_fields(json_t *o, const char *name, const char *data, size_t
 /* A listing's query: the filter and the strings it points into. */
 typedef struct list_query {
     store_record_filter_t f;
-    buf_t function, status, error_type;
+    buf_t function, status, error_type, trigger;
 } list_query_t;
 
-#define LIST_QUERY_INIT { STORE_RECORD_FILTER_INIT, BUF_INIT, BUF_INIT, BUF_INIT }
+#define LIST_QUERY_INIT { STORE_RECORD_FILTER_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT }
 #define ERROR_TYPE_MAX 128
 
 static void list_query_release(list_query_t *q)
@@ -99,6 +100,7 @@ static void list_query_release(list_query_t *q)
     buf_release(&q->function);
     buf_release(&q->status);
     buf_release(&q->error_type);
+    buf_release(&q->trigger);
 }
 
 /* The query parameter name into v, when it is there with a value: an empty
@@ -217,6 +219,18 @@ static bool parse_error_type(http_request_t *req, buf_t *v, bool *has)
     return false;
 }
 
+/* ?trigger=KIND or KIND:NAME (exec_trigger_valid). */
+static bool parse_trigger(http_request_t *req, buf_t *v, bool *has)
+{
+    *has = query_value(req, "trigger", v);
+    if (!*has || exec_trigger_valid(v->data))
+        return true;
+    http_respond_error(req, 400, "bad_request",
+                       "trigger: must be a kind (invoke, url, replay, destination, schedule, "
+                       "topic, function), or schedule:NAME, topic:NAME or function:NAME");
+    return false;
+}
+
 static bool parse_cursor(http_request_t *req, store_record_filter_t *f)
 {
     cleanup_buf buf_t v = BUF_INIT;
@@ -236,11 +250,12 @@ static bool parse_cursor(http_request_t *req, store_record_filter_t *f)
 static bool parse_list_query(http_request_t *req, list_query_t *q)
 {
     store_record_filter_t *f = &q->f;
-    bool has_status, has_error_type;
+    bool has_status, has_error_type, has_trigger;
     if (!parse_status(req, &q->status, &has_status) || !parse_time(req, "since", &f->since_ms) ||
         !parse_time(req, "until", &f->until_ms) || !parse_cold(req, &f->cold) ||
         !parse_min_duration(req, &f->min_duration_ms) ||
-        !parse_error_type(req, &q->error_type, &has_error_type) || !parse_cursor(req, f) ||
+        !parse_error_type(req, &q->error_type, &has_error_type) ||
+        !parse_trigger(req, &q->trigger, &has_trigger) || !parse_cursor(req, f) ||
         !parse_limit(req, &f->limit))
         return false;
     if (f->since_ms > f->until_ms) {
@@ -249,6 +264,7 @@ static bool parse_list_query(http_request_t *req, list_query_t *q)
     }
     f->status = has_status ? q->status.data : NULL;
     f->error_type = has_error_type ? q->error_type.data : NULL;
+    f->trigger = has_trigger ? q->trigger.data : NULL;
     return true;
 }
 

@@ -87,7 +87,8 @@ void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t 
     exec_call_opts_t opts = {.replay_of = replay_of,
                              .traceparent = from.traceparent,
                              .caller_request_id = from.caller_request_id,
-                             .call_depth = from.call_depth};
+                             .call_depth = from.call_depth,
+                             .trigger = replay_of ? "replay" : from.trigger};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
         buf_release(&ev);

@@ -969,7 +969,6 @@ static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
     buf_t event = req->body;
     buf_init(&req->body, 0);
     mf_error_t err = MF_ERROR_INIT;
-    /* trigger: "invoke" */
     int r = exec_invoke_opts(ctx->exec, name, &event,
                              &(exec_call_opts_t){.traceparent = trace, .stream = &stream_invoke_sink},
                              stream_invoke_done, c, &err);

@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -240,6 +241,61 @@ int cli_print_json_list(const client_response_t *resp, const char *command, cons
     cli_print_json_array(list, ncols, header, fill_row);
     json_decref(doc);
     return CLI_EXIT_OK;
+}
+
+int cli_check_status(const client_response_t *resp, long ok_a, long ok_b)
+{
+    if (resp->status == ok_a || resp->status == ok_b)
+        return CLI_EXIT_OK;
+    client_print_error(resp);
+    return CLI_EXIT_ERROR;
+}
+
+int cli_list_command(int argc, char **argv, const char *cmd, const char *usage, const char *path,
+                     const char *key, size_t ncols, const char *const *header,
+                     void (*fill_row)(buf_t *cells, const json_t *item))
+{
+    static const struct option options[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool as_json = false;
+    int opt;
+    cli_getopt_begin(argc, argv, cmd);
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (opt != 'j')
+            return cli_usage_error(cmd, usage, NULL);
+        as_json = true;
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, usage, "unexpected argument `%s`", argv[optind]);
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("GET", path, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    int rc = cli_check_status(&resp, 200, 200);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (as_json) {
+        cli_print_body(&resp.body);
+        return CLI_EXIT_OK;
+    }
+    return cli_print_json_list(&resp, cmd, key, ncols, header, fill_row);
+}
+
+int cli_delete(const char *path, const char *what, const char *name)
+{
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("DELETE", path, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    int rc = cli_check_status(&resp, 204, 200);
+    if (rc == CLI_EXIT_OK)
+        printf("deleted %s %s\n", what, name);
+    return rc;
 }
 
 void cli_cell_string(buf_t *out, const json_t *v)

@@ -66,6 +66,16 @@ void cli_print_table(size_t ncols, const char *const *header, buf_t *cells, size
 int cli_print_json_list(const client_response_t *resp, const char *command, const char *key,
                         size_t ncols, const char *const *header,
                         void (*fill_row)(buf_t *cells, const json_t *item));
+/* CLI_EXIT_OK when the answer's status is ok_a or ok_b, else prints the
+ * server's error and gives CLI_EXIT_ERROR. */
+int cli_check_status(const client_response_t *resp, long ok_a, long ok_b);
+/* The whole of a `mayfly THING ls [--json]` command: GET path, then the
+ * server's JSON (--json) or its array key as a table (cli_print_json_list). */
+int cli_list_command(int argc, char **argv, const char *cmd, const char *usage, const char *path,
+                     const char *key, size_t ncols, const char *const *header,
+                     void (*fill_row)(buf_t *cells, const json_t *item));
+/* DELETE path; on 204 (or 200) prints "deleted WHAT NAME". An exit code. */
+int cli_delete(const char *path, const char *what, const char *name);
 /* The same for a JSON array in hand. */
 void cli_print_json_array(const json_t *list, size_t ncols, const char *const *header,
                           void (*fill_row)(buf_t *cells, const json_t *item));

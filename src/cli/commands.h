@@ -18,6 +18,9 @@ int cmd_dead_letters(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_topic(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERROR 1

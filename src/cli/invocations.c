@@ -16,7 +16,7 @@
 static const char invocations_usage[] =
     "usage: mayfly invocations NAME [--limit N] [--status S] [--since T] [--until T]\n"
     "                          [--cold | --warm] [--min-duration MS] [--error-type E]\n"
-    "                          [--cursor C] [--json]\n"
+    "                          [--trigger T] [--cursor C] [--json]\n"
     "\n"
     "Lists the function's invocation records, newest first: request id,\n"
     "status, start time, duration, billed time, whether it was a cold start\n"
@@ -35,6 +35,9 @@ static const char invocations_usage[] =
     "  --warm             only warm starts\n"
     "  --min-duration MS  only calls that ran MS milliseconds or longer\n"
     "  --error-type E     only calls that failed with this error type (KeyError)\n"
+    "  --trigger T        only calls that ran for this reason: invoke, url, replay,\n"
+    "                     destination, schedule, topic or function, or one of the\n"
+    "                     last three with its name (schedule:nightly)\n"
     "  --cursor C         the page after the one that printed C (its \"next\")\n"
     "  --json             print the server's JSON instead of a table\n"
     "  -h, --help         show this help\n";
@@ -66,6 +69,7 @@ enum {
     OPT_WARM,
     OPT_MIN_DURATION,
     OPT_ERROR_TYPE,
+    OPT_TRIGGER,
     OPT_CURSOR,
     OPT_JSON,
     OPT_EVENT,
@@ -126,6 +130,7 @@ static const struct option invocations_options[] = {
     { "warm", no_argument, NULL, OPT_WARM },
     { "min-duration", required_argument, NULL, OPT_MIN_DURATION },
     { "error-type", required_argument, NULL, OPT_ERROR_TYPE },
+    { "trigger", required_argument, NULL, OPT_TRIGGER },
     { "cursor", required_argument, NULL, OPT_CURSOR },
     { "json", no_argument, NULL, OPT_JSON },
     { "help", no_argument, NULL, 'h' },
@@ -139,7 +144,17 @@ typedef struct inv_filter {
     const char *param, *flag, *value;
 } inv_filter_t;
 
-enum { F_STATUS, F_SINCE, F_UNTIL, F_COLD, F_MIN_DURATION, F_ERROR_TYPE, F_LIMIT, F_COUNT };
+enum {
+    F_STATUS,
+    F_SINCE,
+    F_UNTIL,
+    F_COLD,
+    F_MIN_DURATION,
+    F_ERROR_TYPE,
+    F_TRIGGER,
+    F_LIMIT,
+    F_COUNT
+};
 
 #define INV_COLS 7
 static const char *const inv_header[INV_COLS] = { "REQUEST_ID", "STATUS",    "START",
@@ -221,6 +236,7 @@ int cmd_invocations(int argc, char **argv)
         [F_COLD] = { "cold", NULL, NULL }, /* --cold or --warm */
         [F_MIN_DURATION] = { "min_duration_ms", "--min-duration", NULL },
         [F_ERROR_TYPE] = { "error_type", "--error-type", NULL },
+        [F_TRIGGER] = { "trigger", "--trigger", NULL },
         [F_LIMIT] = { "limit", "--limit", NULL },
     };
     const char *cursor = NULL;
@@ -267,6 +283,9 @@ int cmd_invocations(int argc, char **argv)
             break;
         case OPT_MIN_DURATION:
             filters[F_MIN_DURATION].value = optarg;
+            break;
+        case OPT_TRIGGER:
+            filters[F_TRIGGER].value = optarg;
             break;
         case OPT_ERROR_TYPE:
             filters[F_ERROR_TYPE].value = optarg;

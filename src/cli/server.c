@@ -13,11 +13,13 @@
 #include "api/api.h"
 #include "cli/commands.h"
 #include "core/cleanup.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
+#include "trigger/topics.h"
 #include "obs/logs.h"
 #include "obs/loop.h"
 #include "obs/metrics.h"
@@ -28,6 +30,7 @@
 #include "state/kv.h"
 #include "state/volume.h"
 #include "store/store.h"
+#include "trigger/schedules.h"
 
 typedef struct server_opts {
     char host[256];
@@ -51,6 +54,7 @@ typedef struct server_opts {
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
+    schedules_config_t schedules;   /* --test-clock, --clock-offset */
 } server_opts_t;
 
 typedef struct server_state {
@@ -58,7 +62,9 @@ typedef struct server_state {
     http_server_t *http;
     exec_t *exec;
     async_t *async;
+    topics_t *topics;            /* on the async queue: closed before it */
     state_kv_t *kv;
+    schedules_t *schedules;
     uv_signal_t sigterm, sigint;
     bool stopping;
     int stop_waits;              /* the HTTP server and the async queue */
@@ -141,6 +147,13 @@ static const char usage_text[] =
     "                            (default 1000000)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
+    "  --test-clock TIME         for tests: the schedules' clock stands still at TIME\n"
+    "                            (RFC 3339, e.g. 2026-03-28T12:00:00Z) and moves only\n"
+    "                            by POST /v1/test/clock {\"advance_s\": N} or\n"
+    "                            {\"now\": TIME}, which answers once the fires it\n"
+    "                            caused are queued (default: the real clock)\n"
+    "  --clock-offset S          for tests: the schedules' clock runs S seconds (may be\n"
+    "                            negative) ahead of the real one (default 0)\n"
     "  -h, --help                show this help\n";
 
 enum {
@@ -160,6 +173,8 @@ enum {
     OPT_KV_MAX_VALUE,
     OPT_KV_MAX_STORE,
     OPT_KV_MAX_KEYS,
+    OPT_TEST_CLOCK,
+    OPT_CLOCK_OFFSET,
 };
 
 static const struct option long_opts[] = {
@@ -202,6 +217,8 @@ static const struct option long_opts[] = {
     { "kv-max-value-kb", required_argument, NULL, OPT_KV_MAX_VALUE },
     { "kv-max-store-mb", required_argument, NULL, OPT_KV_MAX_STORE },
     { "kv-max-keys", required_argument, NULL, OPT_KV_MAX_KEYS },
+    { "test-clock", required_argument, NULL, OPT_TEST_CLOCK },
+    { "clock-offset", required_argument, NULL, OPT_CLOCK_OFFSET },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -487,6 +504,23 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                                    "`%s`", optarg);
             o->kv.max_keys = (int64_t)v;
             break;
+        case OPT_TEST_CLOCK:
+            if (clock_parse_rfc3339(optarg, &o->schedules.test_clock_ms) < 0)
+                return usage_error("--test-clock must be an RFC 3339 date-time (e.g. "
+                                   "2026-03-28T12:00:00Z), not `%s`", optarg);
+            o->schedules.test_clock = true;
+            break;
+        case OPT_CLOCK_OFFSET: {
+            char *end;
+            errno = 0;
+            long long sec = strtoll(optarg, &end, 10);
+            if (!*optarg || *end || errno || sec < -100LL * 366 * 86400 ||
+                sec > 100LL * 366 * 86400)
+                return usage_error("--clock-offset must be whole seconds within a hundred "
+                                   "years, not `%s`", optarg);
+            o->schedules.clock_offset_ms = sec * 1000;
+            break;
+        }
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
                 return usage_error("--egress-splice must be `on` or `off`, not `%s`", optarg);
@@ -509,6 +543,8 @@ static void on_exec_stopped(void *ud)
 {
     server_state_t *st = ud;
     /* Attempts cut short are back in the queue; what is left is written. */
+    topics_close(st->topics);
+    st->topics = NULL;
     async_close(st->async);
     st->async = NULL;
     uv_close((uv_handle_t *)&st->sigterm, NULL);
@@ -617,6 +653,8 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("server", "%s: stopping (no new connections; finishing in-flight requests)",
              strsignal(signum));
     st->stop_waits = 2;
+    /* No more fires; those on their way are written with the queue. */
+    schedules_stop(st->schedules);
     /* New KV requests get 503; accepted writes still commit. */
     state_kv_stop(st->kv);
     http_server_shutdown(st->http, on_drained, st);
@@ -800,7 +838,26 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    topics_config_t topics_cfg = TOPICS_CONFIG_DEFAULT;
+    topics_cfg.region = o.exec.region;
+    topics_cfg.retention_days = o.retention.days;
+    if (topics_open(st.loop, st.async, registry, &topics_cfg, &st.topics, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
     if (state_kv_open(st.loop, data_dir, &o.kv, &st.kv, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
+
+    /* After the queue (fires are its events); catches up on what came due
+     * while the server was down. */
+    o.schedules.region = o.exec.region;
+    if (schedules_open(st.loop, st.async, registry, &o.schedules, &st.schedules, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;
         st.http = NULL;
@@ -820,7 +877,10 @@ int cmd_server(int argc, char **argv)
                       .keys = &keys,
                       .region = o.exec.region,
                       .inside = exec_inside_router(st.exec),
-                      .volumes = volumes };
+                      .volumes = volumes,
+                      .schedules = st.schedules,
+
+                      .topics = st.topics };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -857,7 +917,9 @@ out:
      * and answered (to connections that may be gone). */
     state_kv_close(st.kv);
     http_server_free(st.http);
+    topics_close(st.topics);
     async_close(st.async);
+    schedules_close(st.schedules); /* after the queue has called back its fires */
     exec_free(st.exec);
     volumes_close(volumes); /* after the instances that mounted them */
     if (otlp)

@@ -37,15 +37,6 @@ static void volume_path(buf_t *out, const char *name)
     cli_url_encode(out, name);
 }
 
-/* Prints the server's error for a response that is not one of ok_a, ok_b. */
-static int check_status(const client_response_t *resp, long ok_a, long ok_b)
-{
-    if (resp->status == ok_a || resp->status == ok_b)
-        return CLI_EXIT_OK;
-    client_print_error(resp);
-    return CLI_EXIT_ERROR;
-}
-
 static int volume_create(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -84,7 +75,7 @@ static int volume_create(int argc, char **argv)
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("PUT", path.data, body.data, body.len, &json, 1, &resp))
         return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 201, 200)) != CLI_EXIT_OK)
+    if ((rc = cli_check_status(&resp, 201, 200)) != CLI_EXIT_OK)
         return rc;
     printf(resp.status == 201 ? "created volume %s (%d MiB)\n"
                               : "volume %s exists already (%d MiB)\n",
@@ -137,36 +128,8 @@ static void fill_row(buf_t *cells, const json_t *vol)
 
 static int volume_ls(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool as_json = false;
-    int opt;
-    cli_getopt_begin(argc, argv, "volume ls");
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(volume_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (opt != 'j')
-            return cli_usage_error("volume ls", volume_usage, NULL);
-        as_json = true;
-    }
-    if (optind < argc)
-        return cli_usage_error("volume ls", volume_usage, "unexpected argument `%s`", argv[optind]);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", "/v1/volumes", NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    int rc = check_status(&resp, 200, 200);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    if (as_json) {
-        cli_print_body(&resp.body);
-        return CLI_EXIT_OK;
-    }
-    return cli_print_json_list(&resp, "volume ls", "volumes", LS_COLS, ls_header, fill_row);
+    return cli_list_command(argc, argv, "volume ls", volume_usage, "/v1/volumes", "volumes",
+                            LS_COLS, ls_header, fill_row);
 }
 
 static int volume_rm(int argc, char **argv)
@@ -177,13 +140,7 @@ static int volume_rm(int argc, char **argv)
         return rc;
     cleanup_buf buf_t path = BUF_INIT;
     volume_path(&path, name);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("DELETE", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if ((rc = check_status(&resp, 204, 200)) != CLI_EXIT_OK)
-        return rc;
-    printf("deleted volume %s\n", name);
-    return CLI_EXIT_OK;
+    return cli_delete(path.data, "volume", name);
 }
 
 int cmd_volume(int argc, char **argv)

@@ -24,14 +24,16 @@ const char *inv_status_name(inv_status_t s)
 
 static void metrics_setup(exec_t *ex)
 {
-    static const char *const fn_status[] = { "function", "status", NULL };
+    static const char *const fn_status_trigger[] = { "function", "status", "trigger", NULL };
     static const char *const fn[] = { "function", NULL };
     static const char *const fn_state[] = { "function", "state", NULL };
     static const double dur_buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5,   1,      2.5,   5,    10,    30,   60,  300, 900 };
     ex->m_invocations = metrics_family_new(METRICS_COUNTER, "mayfly_invocations_total",
-                                           "Invocations ended, by function and status.",
-                                           fn_status, NULL, 0);
+                                           "Invocations ended, by function, status and "
+                                           "trigger (its kind: invoke, url, replay, "
+                                           "destination, schedule, topic, function).",
+                                           fn_status_trigger, NULL, 0);
     ex->m_duration = metrics_family_new(
         METRICS_HISTOGRAM, "mayfly_invocation_duration_seconds",
         "Time from handing the event to the function to its answer.", fn, dur_buckets,
@@ -252,6 +254,38 @@ void exec__requeue(exec_pool_t *p, invocation_t *inv)
     queue_timer_arm(p->ex, inv->deadline_ns);
 }
 
+/* ---- triggers ----------------------------------------------------------- */
+
+bool exec_trigger_valid(const char *s)
+{
+    static const char *const alone[] = { "invoke", "url", "replay", "destination" };
+    static const char *const named[] = { "schedule", "topic", "function" };
+    size_t k = strcspn(s, ":");
+    for (size_t i = 0; i < sizeof alone / sizeof alone[0]; i++)
+        if (!strcmp(s, alone[i]))
+            return true;
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        if (strlen(named[i]) != k || strncmp(s, named[i], k))
+            continue;
+        if (!s[k])
+            return true;
+        const char *name = s + k + 1;
+        size_t n = strlen(name);
+        return n >= 1 && n <= 64 &&
+               strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+    }
+    return false;
+}
+
+const char *exec_trigger_faas(const char *trigger, bool event_attempt)
+{
+    if (!strncmp(trigger, "schedule:", 9))
+        return "timer";
+    if (!strncmp(trigger, "topic:", 6) || !strcmp(trigger, "destination"))
+        return "pubsub";
+    return event_attempt ? "other" : "http";
+}
+
 /* ---- ending invocations -------------------------------------------------- */
 
 static void record_and_finish(exec_t *ex, invocation_t *inv)
@@ -264,7 +298,10 @@ static void record_and_finish(exec_t *ex, invocation_t *inv)
     }
 
     const char *labels[] = { inv->function, inv_status_name(inv->status) };
-    metrics_inc(ex->m_invocations, labels, 1);
+    char kind[16];
+    snprintf(kind, sizeof kind, "%.*s", (int)strcspn(inv->trigger, ":"), inv->trigger);
+    const char *counted[] = { inv->function, inv_status_name(inv->status), kind };
+    metrics_inc(ex->m_invocations, counted, 1);
     if (inv->status != INV_THROTTLED)
         metrics_observe(ex->m_duration, labels, inv->duration_ms / 1000.0);
     if (inv->cold_start)
@@ -294,6 +331,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     snprintf(rec->replay_of, sizeof rec->replay_of, "%s", inv->replay_of);
     snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s", inv->caller_request_id);
     rec->kv_ops = (int64_t)inv->kv_ops;
+    snprintf(rec->trigger, sizeof rec->trigger, "%s", inv->trigger);
     /* Borrowed, as the rest: obs_records copies what it keeps. */
     bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);
     if (keep && inv->redact) {
@@ -743,7 +781,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         snprintf(inv->caller_request_id, sizeof inv->caller_request_id, "%s",
                  opts->caller_request_id);
     snprintf(inv->trigger, sizeof inv->trigger, "%s",
-             opts && opts->trigger ? opts->trigger : "http");
+             opts && opts->trigger && *opts->trigger ? opts->trigger : "invoke");
     exec__trace_begin(inv, opts ? opts->traceparent : NULL);
     inv->done = done;
     inv->ud = ud;

@@ -90,7 +90,7 @@ struct invocation {
     /* Its trace: the caller's W3C traceparent's, or one of its own. */
     uint8_t trace_id[16], span_id[8], trace_parent[8];
     bool trace_parent_set;
-    char trigger[16];            /* faas.trigger: "http" (default), "other" for async */
+    char trigger[STORE_TRIGGER_MAX]; /* why it ran (exec_call_opts_t's) */
     bool event_attempt;          /* an attempt at an async event (opts.request_id given) */
     char caller_request_id[ID_UUID_LEN + 1]; /* the call whose function made it, or "" */
     int call_depth;              /* 0 from outside; the caller's + 1 from inside */
@@ -192,7 +192,9 @@ typedef struct exec_call_opts {
     /* The caller's W3C traceparent header, or NULL; an async event's
      * attempts get exec_event_traceparent's. */
     const char *traceparent;
-    const char *trigger;         /* faas.trigger, or NULL for "http" */
+    /* Why it runs, as its record says: invoke (NULL), url, replay,
+     * destination, schedule:NAME, topic:NAME or function:CALLER. */
+    const char *trigger;
     const char *caller_request_id; /* made from inside the call with this id, or NULL */
     int call_depth;              /* how many calls between functions led to it */
     /* Takes a streamed answer as it comes (done's ud is its ud), or NULL. */
@@ -204,6 +206,13 @@ typedef struct exec_call_opts {
  * that would go past it is refused (508), as Lambda stops recursive
  * loops. */
 #define EXEC_MAX_CALL_DEPTH 16
+
+/* True when s is a trigger as records say it, or a kind alone. */
+bool exec_trigger_valid(const char *s);
+/* OpenTelemetry's faas.trigger for a call's trigger: timer for a
+ * schedule, pubsub for a topic or a destination, other for the rest of an
+ * async event's attempts (event_attempt), else http. */
+const char *exec_trigger_faas(const char *trigger, bool event_attempt);
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err);
@@ -245,6 +254,7 @@ typedef struct exec_event_trace {
     const char *function, *request_id;
     const char *traceparent;     /* the caller's, or NULL */
     const char *replay_of;       /* or NULL */
+    const char *trigger;         /* exec_call_opts_t's, "" or NULL for invoke */
     int64_t accepted_ms, ended_ms; /* wall clock */
     int attempts;
     const char *outcome;         /* Success | RetriesExhausted | EventAgeExceeded */

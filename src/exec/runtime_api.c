@@ -139,6 +139,11 @@ static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
         exec__error_doc(refusal, "InvalidRequestID", "Invalid request ID");
         return 400;
     }
+    /* A runtime that dropped an answer half-sent and answers again at
+     * once (a retry on a new connection) may be seen before the loop reads
+     * the first connection's end: the kernel knows already. */
+    if (inst->answer_req && http_request_cut_short(inst->answer_req))
+        inst->answer_req = NULL;
     if (inst->answer_req || inst->stream_req) {
         exec__error_doc(refusal, "InvalidStateTransition",
                         "an answer to this invocation is already being received");

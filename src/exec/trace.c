@@ -171,7 +171,8 @@ void exec__trace_export(exec_t *ex, const invocation_t *inv)
         ATTR_S("faas.name", inv->function),
         ATTR_I("faas.version", inv->version),
         ATTR_B("faas.coldstart", inv->cold_start),
-        ATTR_S("faas.trigger", inv->trigger[0] ? inv->trigger : "http"),
+        ATTR_S("faas.trigger", exec_trigger_faas(inv->trigger, inv->event_attempt)),
+        ATTR_S("mayfly.trigger", inv->trigger),
         ATTR_I("faas.max_memory", (int64_t)inv->memory_mb << 20),
         ATTR_I("mayfly.attempt", inv->attempts),
         ATTR_S("mayfly.status", inv_status_name(inv->status)),
@@ -222,7 +223,8 @@ void exec_trace_event(exec_t *ex, const exec_event_trace_t *ev)
     obs_attr_t a[] = {
         ATTR_S("faas.invocation_id", ev->request_id),
         ATTR_S("faas.name", ev->function),
-        ATTR_S("faas.trigger", "other"),
+        ATTR_S("faas.trigger", exec_trigger_faas(ev->trigger ? ev->trigger : "", true)),
+        ATTR_S("mayfly.trigger", ev->trigger && *ev->trigger ? ev->trigger : "invoke"),
         ATTR_I("mayfly.attempts", ev->attempts),
         ATTR_S("mayfly.outcome", ev->outcome),
         ATTR_S("error.type", ok ? NULL : ev->error_type),
@@ -230,8 +232,12 @@ void exec_trace_event(exec_t *ex, const exec_event_trace_t *ev)
     };
     char name[FN_NAME_MAX + 8];
     snprintf(name, sizeof name, "%s event", ev->function);
+    /* The outcome came within its whole millisecond: the span ends with
+     * that millisecond, so never before the last attempt (timed to the
+     * nanosecond) it waited for. */
     obs_span_t sp = {.name = name, .kind = OBS_SPAN_CONSUMER,
-                     .start_ns = ev->accepted_ms * 1000000, .end_ns = ev->ended_ms * 1000000,
+                     .start_ns = ev->accepted_ms * 1000000,
+                     .end_ns = ev->ended_ms * 1000000 + 999999,
                      .status = ok ? OBS_STATUS_OK : OBS_STATUS_ERROR,
                      .status_message = ok ? NULL : ev->error_message, .attrs = a,
                      .n_attrs = sizeof a / sizeof a[0]};

@@ -49,6 +49,8 @@ typedef struct http_request {
 
     /* Owned by the server. */
     struct http_conn *conn;        /* NULL once the client is gone */
+    struct http_conn *arriving_on; /* the connection its head came on, set
+                                    * from the head check; the server's */
     uint64_t start_ns;
     void *server_data;             /* the server's ud */
     bool metrics;                  /* counted in the HTTP metrics */

@@ -1,6 +1,9 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -117,7 +120,9 @@ typedef struct write_req {
     buf_t body;
 } write_req_t;
 
-static metrics_family_t *m_requests, *m_duration, *m_refused, *m_body_bytes;
+static metrics_family_t *m_requests, *m_duration, *m_refused, *m_body_bytes, *m_unsent;
+/* The servers whose answers /metrics counts (the process's listeners). */
+static http_server_t *metric_servers[8];
 /* Body bytes held by the requests being read on servers with metrics on,
  * read when /metrics is rendered (a gauge set per request would cost the
  * warm path a lookup). */
@@ -183,9 +188,17 @@ const char *http_status_code_name(int status)
     }
 }
 
+static size_t conn_unsent(const http_conn_t *conn);
+
 static void collect_body_bytes(void *ud)
 {
     metrics_set(m_body_bytes, NULL, (double)counted_body_bytes);
+    size_t unsent = 0;
+    for (size_t i = 0; i < sizeof metric_servers / sizeof metric_servers[0]; i++)
+        for (http_conn_t *c = metric_servers[i] ? metric_servers[i]->conns : NULL; c; c = c->next)
+            if (!c->closing)
+                unsent += conn_unsent(c);
+    metrics_set(m_unsent, NULL, (double)unsent);
 }
 
 static void metrics_init_once(void)
@@ -211,6 +224,11 @@ static void metrics_init_once(void)
         METRICS_GAUGE, "mayfly_http_request_body_bytes",
         "Request body bytes the server holds for requests still being received, declared "
         "Content-Length counted from the head on.",
+        NULL, NULL, 0);
+    m_unsent = metrics_family_new(
+        METRICS_GAUGE, "mayfly_http_response_unsent_bytes",
+        "Answer bytes the server has queued for clients that have not taken them yet (a slow "
+        "log follower's, say): what clients that stop reading make it hold.",
         NULL, NULL, 0);
     metrics_add_collector(collect_body_bytes, NULL);
 }
@@ -317,6 +335,7 @@ static void conn_close(http_conn_t *conn)
         http_request_t *req = conn->active;
         conn->active = NULL;
         req->conn = NULL;
+        req->arriving_on = NULL;
         /* A request whose body was still arriving is the handler's alone
          * now, not the reader's as well. */
         if (conn->reader.cur == req)
@@ -738,6 +757,7 @@ static int reader_on_head(void *ud, http_request_t *req, size_t *body_limit)
         buf_addf(&req->resp_headers, "Allow: %s\r\n", allow.data);
     buf_release(&allow);
     req->server_data = srv->ud;
+    req->arriving_on = conn;
     *body_limit = req->route ? req->route->max_body : UNROUTED_MAX_BODY;
 
     if (srv->shutting_down) {
@@ -1220,6 +1240,27 @@ size_t http_request_unsent(const http_request_t *req)
     return req->conn ? conn_unsent(req->conn) : 0;
 }
 
+bool http_request_cut_short(const http_request_t *req)
+{
+    http_conn_t *conn = req->conn ? req->conn : req->arriving_on;
+    if (!conn || conn->closing)
+        return true;
+    if (req->body_chunked)
+        return false; /* how much is still to come is not known */
+    uv_os_fd_t fd;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    int queued = 0;
+    if (uv_fileno((const uv_handle_t *)&conn->tcp, &fd) < 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || ioctl(fd, FIONREAD, &queued) < 0)
+        return false;
+    /* CLOSE_WAIT: the client's FIN has arrived, whether or not the loop
+     * has read up to it yet; CLOSE: it reset the connection. */
+    bool closed = conn->eof || ti.tcpi_state == TCP_CLOSE_WAIT || ti.tcpi_state == TCP_CLOSE;
+    uint64_t have = req->body.len + (conn->in.len - conn->in_off) + (uint64_t)queued;
+    return closed && have < req->content_length;
+}
+
 /* ---- accepting ---------------------------------------------------------- */
 
 /* Counts the connection against its client's bound; false when over. */
@@ -1341,7 +1382,7 @@ static http_server_t *server_new(uv_loop_t *loop, const http_server_config_t *co
     srv->config = *config;
     srv->router = router;
     srv->ud = ud;
-    srv->metrics = true;
+    http_server_set_metrics(srv, true);
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
     uv_timer_init(loop, &srv->grace_timer);
@@ -1427,6 +1468,14 @@ void *http_request_server_data(const http_request_t *req)
 void http_server_set_metrics(http_server_t *srv, bool on)
 {
     srv->metrics = on;
+    for (size_t i = 0; i < sizeof metric_servers / sizeof metric_servers[0]; i++)
+        if (metric_servers[i] == srv)
+            metric_servers[i] = NULL;
+    for (size_t i = 0; on && i < sizeof metric_servers / sizeof metric_servers[0]; i++)
+        if (!metric_servers[i]) {
+            metric_servers[i] = srv;
+            break;
+        }
 }
 
 int http_server_sockname(http_server_t *srv, struct sockaddr_storage *out)
@@ -1524,7 +1573,9 @@ void http_server_shutdown(http_server_t *srv, void (*done)(void *ud), void *ud)
 void http_server_free(http_server_t *srv)
 {
     /* Only after the shutdown's done callback: every handle is closed. */
-    if (srv)
+    if (srv) {
+        http_server_set_metrics(srv, false);
         http__peers_release(&srv->peers);
+    }
     free(srv);
 }

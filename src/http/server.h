@@ -159,6 +159,13 @@ static inline bool http_request_gone(const http_request_t *req)
     return req->conn == NULL;
 }
 
+/* True when req's body can no longer arrive whole: its client closed or
+ * reset the connection before sending all the Content-Length declared,
+ * even if the loop has not read that far yet (the kernel's view, not the
+ * loop's). A newer request from the same client that must wait for this
+ * one need not. False for a chunked body, whose end is not known. */
+bool http_request_cut_short(const http_request_t *req);
+
 /* The reason phrase for a status code. */
 const char *http_status_text(int status);
 /* The error code string used in JSON errors for a status. */

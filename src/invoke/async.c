@@ -192,6 +192,7 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
     snprintf(rec->replay_of, sizeof rec->replay_of, "%s", ev->q.replay_of);
     snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s",
              ev->q.caller_request_id);
+    snprintf(rec->trigger, sizeof rec->trigger, "%s", ev->q.trigger[0] ? ev->q.trigger : "invoke");
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -386,6 +387,8 @@ typedef struct accept_job {
     char *idem;                  /* the map key, or NULL */
     char key[ASYNC_IDEMPOTENCY_KEY_MAX + 1];
     int64_t redrive_id;          /* the dead letter it replaces, or 0 */
+    int (*with_event)(store_queue_t *q, const store_qevent_t *ev, void *arg, mf_error_t *err);
+    void *with_event_arg;
     async_accepted_cb cb;
     void *ud;
 } accept_job_t;
@@ -404,6 +407,8 @@ static int async__accept_apply(void *db, void *arg, mf_error_t *err)
     if (r == 0 && j->idem)
         r = store_idem_put(q, j->ev->q.function, j->key, j->ev->q.request_id, j->ev->q.enqueued_ms,
                            err);
+    if (r == 0 && j->with_event)
+        r = j->with_event(q, &j->ev->q, j->with_event_arg, err);
     return r;
 }
 
@@ -482,14 +487,31 @@ static void async__replay_done(void *arg, int r, const mf_error_t *err)
     free(j);
 }
 
+/* Where a new event comes from, as opts says: the record it replays, the
+ * trace it joins (one that does not parse is ignored), the call that
+ * queued it and the chain behind it, and why. */
+static void async__event_origin(aevent_t *ev, const async_enqueue_opts_t *opts)
+{
+    if (!opts)
+        return;
+    if (opts->replay_of)
+        snprintf(ev->q.replay_of, sizeof ev->q.replay_of, "%s", opts->replay_of);
+    uint8_t tid[16], pid[8];
+    if (opts->traceparent && obs_traceparent_parse(opts->traceparent, tid, pid, NULL) == 0)
+        snprintf(ev->q.traceparent, sizeof ev->q.traceparent, "%s", opts->traceparent);
+    if (opts->caller_request_id)
+        snprintf(ev->q.caller_request_id, sizeof ev->q.caller_request_id, "%s",
+                 opts->caller_request_id);
+    ev->q.call_depth = opts->call_depth;
+    if (opts->trigger && exec_trigger_valid(opts->trigger) && strcmp(opts->trigger, "invoke"))
+        snprintf(ev->q.trigger, sizeof ev->q.trigger, "%s", opts->trigger);
+}
+
 int async_enqueue(async_t *a, const char *function, buf_t *event,
                   const async_enqueue_opts_t *opts, async_accepted_cb cb, void *ud,
                   mf_error_t *err)
 {
     const char *idem_key = opts ? opts->idem_key : NULL;
-    const char *replay_of = opts ? opts->replay_of : NULL;
-    const char *traceparent = opts ? opts->traceparent : NULL;
-    const char *caller = opts ? opts->caller_request_id : NULL;
     if (a->stopping)
         return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
     if (event->len > a->cfg.max_event_bytes)
@@ -519,14 +541,11 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
     accept_job_t *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->ev = async__new_event(fn);
-    if (replay_of)
-        snprintf(j->ev->q.replay_of, sizeof j->ev->q.replay_of, "%s", replay_of);
-    uint8_t tid[16], pid[8];
-    if (traceparent && obs_traceparent_parse(traceparent, tid, pid, NULL) == 0)
-        snprintf(j->ev->q.traceparent, sizeof j->ev->q.traceparent, "%s", traceparent);
-    if (caller)
-        snprintf(j->ev->q.caller_request_id, sizeof j->ev->q.caller_request_id, "%s", caller);
-    j->ev->q.call_depth = opts ? opts->call_depth : 0;
+    async__event_origin(j->ev, opts);
+    if (opts) {
+        j->with_event = opts->with_event;
+        j->with_event_arg = opts->with_event_arg;
+    }
     j->body = *event;
     buf_init(event, 0);
     j->cb = cb;
@@ -540,6 +559,105 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
         free(map_put(&a->idem, idem, k));
     }
     store_writer_submit(a->writer, true, async__accept_apply, async__accept_done, j);
+    return 0;
+}
+
+/* A batch: events for any functions, written in one job. */
+typedef struct batch_job {
+    async_t *a;
+    size_t n;
+    aevent_t **evs;
+    buf_t *bodies;
+    store_job_apply_fn also;
+    void *also_arg;
+    async_batch_cb cb;
+    void *ud;
+} batch_job_t;
+
+static int async__batch_apply(void *db, void *arg, mf_error_t *err)
+{
+    store_queue_t *q = db;
+    batch_job_t *j = arg;
+    int r = 0;
+    for (size_t i = 0; i < j->n && r == 0; i++) {
+        aevent_t *ev = j->evs[i];
+        ev->q.event = j->bodies[i].data;
+        ev->q.event_len = j->bodies[i].len;
+        r = store_qevent_insert(q, &ev->q, err);
+        ev->q.event = NULL;
+    }
+    if (r == 0 && j->also)
+        r = j->also(db, j->also_arg, err);
+    return r;
+}
+
+static void async__batch_done(void *arg, int r, const mf_error_t *err)
+{
+    batch_job_t *j = arg;
+    async_t *a = j->a;
+    for (size_t i = 0; i < j->n; i++) {
+        aevent_t *ev = j->evs[i];
+        afn_t *fn = ev->fn;
+        if (r < 0 || !fn->known) {
+            /* Failed, or deleted while being written: the deletion's own
+             * job has removed the row. */
+            free(ev);
+        } else {
+            fn->enqueued++;
+            metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
+            async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
+            async__link(ev);
+            async__schedule(a, ev);
+        }
+        buf_release(&j->bodies[i]);
+    }
+    if (r < 0)
+        log_error("async", "queueing a batch of %zu events: %s", j->n, err->msg);
+    j->cb(j->ud, r, err);
+    free(j->evs);
+    free(j->bodies);
+    free(j);
+}
+
+int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
+                        const async_enqueue_opts_t *opts, store_job_apply_fn also,
+                        void *also_arg, async_batch_cb cb, void *ud, mf_error_t *err)
+{
+    if (a->stopping)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    if (opts && opts->idem_key)
+        return mf_error_plain(err, EINVAL, "a batch of events takes no idempotency key");
+    batch_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->evs = xcalloc(n ? n : 1, sizeof *j->evs);
+    j->bodies = xcalloc(n ? n : 1, sizeof *j->bodies);
+    for (size_t i = 0; i < n; i++) {
+        afn_t *fn;
+        mf_error_t e = MF_ERROR_INIT;
+        events[i].request_id[0] = '\0';
+        if (async__fn(a, events[i].function, true, &fn, &e) < 0)
+            continue;
+        aevent_t *ev = async__new_event(fn);
+        async__event_origin(ev, opts);
+        snprintf(events[i].request_id, sizeof events[i].request_id, "%s", ev->q.request_id);
+        j->evs[j->n] = ev;
+        j->bodies[j->n++] = events[i].event;
+        buf_init(&events[i].event, 0);
+    }
+    j->also = also;
+    j->also_arg = also_arg;
+    j->cb = cb;
+    j->ud = ud;
+    store_writer_submit(a->writer, true, async__batch_apply, async__batch_done, j);
+    return 0;
+}
+
+int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_done_fn done,
+                void *arg, mf_error_t *err)
+{
+    if (a->closing)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    store_writer_submit(a->writer, durable, apply, done, arg);
     return 0;
 }
 
@@ -560,6 +678,8 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
     j->ev = async__new_event(fn);
     /* The new event's span is a child of the dead one's. */
     exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
+    /* It ran because of what queued the dead one, run again. */
+    snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", dl.trigger);
     buf_init(&j->body, 0);
     buf_add(&j->body, dl.event, dl.event_len);
     j->redrive_id = id;
@@ -781,7 +901,7 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
                      &(exec_event_trace_t){
                          .function = fn->name, .request_id = ev->q.request_id,
                          .traceparent = ev->q.traceparent, .replay_of = ev->q.replay_of,
-                         .accepted_ms = ev->q.enqueued_ms, .ended_ms = clock_wall_ms(),
+                         .trigger = ev->q.trigger, .accepted_ms = ev->q.enqueued_ms, .ended_ms = clock_wall_ms(),
                          .attempts = ev->q.attempts, .outcome = condition,
                          .error_type = inv ? inv->error_type : "Mayfly.EventAgeExceeded",
                          .error_message = inv ? inv->error_message : NULL });
@@ -814,6 +934,7 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
             j->dest = async__new_event(dfn);
             /* The destination's event is a child of this event's span. */
             exec_event_traceparent(ev->q.request_id, ev->q.traceparent, j->dest->q.traceparent);
+            snprintf(j->dest->q.trigger, sizeof j->dest->q.trigger, "destination");
             async__destination_record(a, ev, inv, condition, &j->dest_body);
         }
     }
@@ -1014,7 +1135,7 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                                            ? ev->q.caller_request_id
                                                            : NULL,
                                   .call_depth = ev->q.call_depth,
-                                  .trigger = "other" };
+                                  .trigger = ev->q.trigger };
         ev->starting = true;
         r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
         ev->starting = false;
@@ -1179,6 +1300,11 @@ void async_function_removed(async_t *a, const char *function)
 }
 
 /* ---- visibility ------------------------------------------------------------------ */
+
+store_writer_t *async_writer(async_t *a)
+{
+    return a->writer;
+}
 
 store_queue_t *async_store(async_t *a)
 {

@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/id.h"
 #include "exec/exec.h"
 #include "obs/records.h"
 #include "registry/registry.h"
@@ -64,6 +65,13 @@ typedef struct async_enqueue_opts {
                                   * that does not parse is ignored */
     const char *caller_request_id; /* queued from inside this call, or NULL */
     int call_depth;              /* exec_call_opts_t's */
+    const char *trigger;         /* exec_call_opts_t's: why it is queued (NULL: invoke) */
+    /* Runs on the writer's thread in the transaction that inserts the
+     * event, after the insert, with the event as written: a failure undoes
+     * the event as well, and cb gets it. For a row that must exist if and
+     * only if the event does (a schedule's fire log). NULL: none. */
+    int (*with_event)(store_queue_t *q, const store_qevent_t *ev, void *arg, mf_error_t *err);
+    void *with_event_arg;
 } async_enqueue_opts_t;
 
 /* Queues event (taking its memory on success) for function; opts may be
@@ -73,6 +81,36 @@ typedef struct async_enqueue_opts {
 int async_enqueue(async_t *a, const char *function, buf_t *event,
                   const async_enqueue_opts_t *opts, async_accepted_cb cb, void *ud,
                   mf_error_t *err);
+/* One event of a batch (async_enqueue_batch). */
+typedef struct async_batch_event {
+    const char *function;
+    buf_t event;                 /* taken on success */
+    char request_id[ID_UUID_LEN + 1]; /* set by async_enqueue_batch: the event's id,
+                                       * or "" when the function does not exist */
+} async_batch_event_t;
+
+/* r is 0 once every event of the batch is durably queued, or the error
+ * that left all of them out. */
+typedef void (*async_batch_cb)(void *ud, int r, const mf_error_t *err);
+
+/* Queues n events, for any functions, atomically: one durable job of the
+ * writer's group commit writes them all and also(db, also_arg) (may be
+ * NULL; run on the writer thread with the queue's store_queue_t, in the
+ * same transaction), so a crash keeps all or none. Events of functions
+ * that do not exist are left out (their request_id ""). opts apply to
+ * every event; its idem_key must be NULL. The caller bounds the events'
+ * sizes. Fails at once, without calling cb, with -ESHUTDOWN (stopping) or
+ * -EINVAL. Each event then runs, retries and dead-letters on its own. */
+int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
+                        const async_enqueue_opts_t *opts, store_job_apply_fn also,
+                        void *also_arg, async_batch_cb cb, void *ud, mf_error_t *err);
+
+/* Runs a job on another table of queue.db (store/topics.h, say) on the
+ * queue's writer, in order with the queue's own jobs; -ESHUTDOWN, without
+ * calling done, once the queue is closing. */
+int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_done_fn done,
+                void *arg, mf_error_t *err);
+
 /* Queues dead letter id of function again, as a new event; -ENOENT at once
  * or through cb when there is no such dead letter. */
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
@@ -80,6 +118,9 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
 
 /* The loop's own connection to queue.db, for reading. */
 store_queue_t *async_store(async_t *a);
+/* The writer of queue.db, for other tables in the file (a job's db is its
+ * store_queue_t): their writes commit in order with the queue's. */
+store_writer_t *async_writer(async_t *a);
 
 typedef struct async_fn_stats {
     uint64_t depth;              /* waiting (to run, or to be retried) */

@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/xalloc.h"
 #include "store/sqlite_internal.h"
+#include "store/queue_internal.h"
 
 static const char *const queue__migrations[] = {
     /* 1: events, attempts, dead letters, idempotency keys. */
@@ -70,6 +71,16 @@ static const char *const queue__migrations[] = {
 
     /* 5: the traceparent a dead letter's event was accepted with. */
     "ALTER TABLE dead_letters ADD COLUMN traceparent TEXT;",
+
+    /* 6: why the event was queued (store_qevent_t.trigger; NULL: invoke). */
+    "ALTER TABLE events ADD COLUMN trigger TEXT;"
+    "ALTER TABLE dead_letters ADD COLUMN trigger TEXT;",
+
+    /* 7: schedules and their fire log (store/schedules.h). */
+    STORE__SCHEDULES_MIGRATION,
+
+    /* 8: topics, their subscriptions and published messages (store/topics.c). */
+    store__topics_migration,
 };
 
 enum {
@@ -102,28 +113,30 @@ enum {
 
 #define DL_COLUMNS                                                                                 \
     "id, function, request_id, attempts, condition, error_type, error_message, event, time_ms,"    \
-    " traceparent"
+    " traceparent, trigger"
 
 static const char *const queue__sql[Q_COUNT] = {
     [Q_EV_INSERT] = "INSERT INTO events (request_id, function, event, enqueued_ms, next_ms,"
                     " attempts, fn_errors, running, replay_of, traceparent, caller_request_id,"
-                    " call_depth) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+                    " call_depth, trigger) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     [Q_EV_UPDATE] = "UPDATE events SET next_ms = ?2, attempts = ?3, fn_errors = ?4, running = ?5"
                     " WHERE seq = ?1",
     [Q_EV_DELETE] = "DELETE FROM events WHERE seq = ?1",
     [Q_EV_BODY] = "SELECT event FROM events WHERE seq = ?1",
     [Q_EV_LIST] = "SELECT seq, request_id, function, enqueued_ms, next_ms, attempts, fn_errors,"
-                  " running, replay_of, traceparent, caller_request_id, call_depth FROM events"
+                  " running, replay_of, traceparent, caller_request_id, call_depth, trigger"
+                  " FROM events"
                   " ORDER BY seq",
     [Q_AT_PUT] = "INSERT OR REPLACE INTO attempts (request_id, attempt, start_ms, duration_ms,"
                  " status, error_type, error_message) VALUES (?1,?2,?3,?4,?5,?6,?7)",
     [Q_AT_LIST] = "SELECT request_id, attempt, start_ms, duration_ms, status, error_type,"
                   " error_message FROM attempts WHERE request_id = ?1 ORDER BY attempt",
     [Q_DL_PUT] = "INSERT INTO dead_letters (function, request_id, attempts, condition, error_type,"
-                 " error_message, event, time_ms, traceparent) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                 " error_message, event, time_ms, traceparent, trigger)"
+                 " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     [Q_DL_PUT_FROM_EVENT] = "INSERT INTO dead_letters (function, request_id, attempts, condition,"
-                            " error_type, error_message, event, time_ms, traceparent)"
-                            " SELECT ?1,?2,?3,?4,?5,?6,event,?8,traceparent FROM events"
+                            " error_type, error_message, event, time_ms, traceparent, trigger)"
+                            " SELECT ?1,?2,?3,?4,?5,?6,event,?8,traceparent,trigger FROM events"
                             " WHERE seq = ?7",
     [Q_DL_GET] = "SELECT " DL_COLUMNS " FROM dead_letters WHERE function = ?1 AND id = ?2",
     [Q_DL_DELETE] = "DELETE FROM dead_letters WHERE id = ?1",
@@ -150,6 +163,9 @@ struct store_queue {
     sqlite3 *db;
     sqlite3_stmt *st[Q_COUNT];
     bool durable; /* the open transaction's */
+    /* Statements of the other tables in queue.db, prepared on first use
+     * (store__queue_stmt). */
+    sqlite3_stmt *more[STORE_QUEUE_MORE_STMTS];
 };
 
 int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err)
@@ -180,9 +196,28 @@ void store_queue_close(store_queue_t *q)
         return;
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(q->st[i]);
+    for (int i = 0; i < STORE_QUEUE_MORE_STMTS; i++)
+        sqlite3_finalize(q->more[i]);
     if (q->db)
         sqlite3_close(q->db);
     free(q);
+}
+
+sqlite3 *store__queue_db(store_queue_t *q)
+{
+    return q->db;
+}
+
+int store__queue_stmt(store_queue_t *q, int slot, const char *sql, sqlite3_stmt **out,
+                      mf_error_t *err)
+{
+    if (!q->more[slot]) {
+        int r = store__sqlite_prepare(q->db, sql, &q->more[slot], err);
+        if (r < 0)
+            return r;
+    }
+    *out = q->more[slot];
+    return 0;
 }
 
 /* ---- transactions ------------------------------------------------------- */
@@ -273,7 +308,8 @@ int store_qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
             SQLITE_OK &&
         store__bind_text_or_null(st, 11, ev->caller_request_id[0] ? ev->caller_request_id : NULL) ==
             SQLITE_OK &&
-        sqlite3_bind_int(st, 12, ev->call_depth) == SQLITE_OK;
+        sqlite3_bind_int(st, 12, ev->call_depth) == SQLITE_OK &&
+        store__bind_text_or_null(st, 13, ev->trigger[0] ? ev->trigger : NULL) == SQLITE_OK;
     int r = store__step_done(q->db, st, ok, "queue an event", err);
     if (r == 0)
         ev->seq = sqlite3_last_insert_rowid(q->db);
@@ -326,29 +362,6 @@ int store_qevent_body(store_queue_t *q, int64_t seq, buf_t *out, mf_error_t *err
 
 /* Steps st to its end, calling row(st, item) on a new zeroed item of size
  * size for each row; the items form a malloc'd array. */
-static int queue__collect(store_queue_t *q, sqlite3_stmt *st, size_t size,
-                          void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
-                          const char *what, mf_error_t *err)
-{
-    char *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            list = xrealloc(list, cap * size);
-        }
-        void *item = list + n * size;
-        memset(item, 0, size);
-        row(st, item);
-        n++;
-    }
-    int r = rc == SQLITE_DONE ? 0 : store__sqlite_fail(q->db, err, what);
-    store__stmt_done(st);
-    *out = list;
-    *count = n;
-    return r;
-}
 
 static void queue__row_event(sqlite3_stmt *st, void *item)
 {
@@ -365,12 +378,13 @@ static void queue__row_event(sqlite3_stmt *st, void *item)
     store__copy_text(ev->traceparent, sizeof ev->traceparent, st, 9);
     store__copy_text(ev->caller_request_id, sizeof ev->caller_request_id, st, 10);
     ev->call_depth = sqlite3_column_int(st, 11);
+    store__copy_text(ev->trigger, sizeof ev->trigger, st, 12);
 }
 
 int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err)
 {
     void *list;
-    int r = queue__collect(q, q->st[Q_EV_LIST], sizeof **out, queue__row_event, &list, count,
+    int r = store__collect(q->db, q->st[Q_EV_LIST], sizeof **out, queue__row_event, &list, count,
                            "list queued events", err);
     *out = list;
     if (r < 0) {
@@ -425,7 +439,7 @@ int store_attempt_list(store_queue_t *q, const char *request_id, store_attempt_t
     }
     void *list;
     int r =
-        queue__collect(q, st, sizeof **out, queue__row_attempt, &list, count, "list attempts", err);
+        store__collect(q->db, st, sizeof **out, queue__row_attempt, &list, count, "list attempts", err);
     *out = list;
     if (r < 0) {
         store_attempt_list_free(*out, *count);
@@ -458,8 +472,11 @@ int store_dead_letter_put(store_queue_t *q, store_dead_letter_t *dl, int64_t fro
                        : sqlite3_bind_blob64(st, 7, dl->event ? dl->event : "", dl->event_len,
                                              SQLITE_STATIC)) == SQLITE_OK &&
              sqlite3_bind_int64(st, 8, dl->time_ms) == SQLITE_OK &&
-             (from_seq || store__bind_text_or_null(
-                              st, 9, dl->traceparent[0] ? dl->traceparent : NULL) == SQLITE_OK);
+             (from_seq ||
+              (store__bind_text_or_null(st, 9, dl->traceparent[0] ? dl->traceparent : NULL) ==
+                   SQLITE_OK &&
+               store__bind_text_or_null(st, 10, dl->trigger[0] ? dl->trigger : NULL) ==
+                   SQLITE_OK));
     int r = store__step_done(q->db, st, ok, "write a dead letter", err);
     if (r == 0 && sqlite3_changes(q->db) == 0)
         r = mf_error_plain(err, ENOENT, "queued event %lld is gone", (long long)from_seq);
@@ -481,6 +498,7 @@ static void queue__row_dead_letter(sqlite3_stmt *st, void *item)
     dl->event = store__dup_blob(st, 7, &dl->event_len);
     dl->time_ms = sqlite3_column_int64(st, 8);
     store__copy_text(dl->traceparent, sizeof dl->traceparent, st, 9);
+    store__copy_text(dl->trigger, sizeof dl->trigger, st, 10);
 }
 
 int store_dead_letter_get(store_queue_t *q, const char *function, int64_t id,
@@ -526,7 +544,7 @@ int store_dead_letter_list(store_queue_t *q, const char *function, int limit,
         return store__sqlite_fail(q->db, err, "list dead letters");
     }
     void *list;
-    int r = queue__collect(q, st, sizeof **out, queue__row_dead_letter, &list, count,
+    int r = store__collect(q->db, st, sizeof **out, queue__row_dead_letter, &list, count,
                            "list dead letters", err);
     *out = list;
     if (r < 0) {

@@ -37,6 +37,7 @@ typedef struct store_qevent {
     char traceparent[56];     /* the W3C traceparent it was accepted with, or "" */
     char caller_request_id[37]; /* the call whose function queued it, or "" */
     int call_depth;           /* the chain of calls between functions behind it */
+    char trigger[80];         /* why it was queued (store_record_t's), "" for invoke */
 } store_qevent_t;
 
 /* One attempt at an event, as its record's history shows it. */
@@ -62,6 +63,7 @@ typedef struct store_dead_letter {
     size_t event_len;
     int64_t time_ms;
     char traceparent[56];     /* its event's caller's W3C traceparent, or "" */
+    char trigger[80];         /* its event's, "" for invoke */
 } store_dead_letter_t;
 
 /* Opens (creating and migrating) DIR/queue.db. */

@@ -96,6 +96,9 @@ static const char *const store__migrations[] = {
     "  size_mb    INTEGER NOT NULL,"
     "  created_ms INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+
+    /* 8: why the call ran (store_record_t.trigger; NULL in older records). */
+    "ALTER TABLE invocations ADD COLUMN trigger TEXT;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -172,7 +175,7 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
 #define STORE_REC_COLUMNS                                                                          \
     "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
     " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts,"    \
-    " egress_json, replay_of, caller_request_id, kv_ops"
+    " egress_json, replay_of, caller_request_id, kv_ops, trigger"
 #define STORE_REC_PAYLOADS " event, event_bytes, event_flags, result, result_bytes, result_flags"
 
 /* Finding records (store_records_find). Lists leave the payloads out: the
@@ -183,13 +186,14 @@ static int store__prepare(store_t *s, const char *sql, sqlite3_stmt **out, mf_er
  * Two statements rather than "?1 IS NULL OR function = ?1" so that one
  * function's records are read from the (function, start_ms) index, in
  * order, rather than found among everyone's. */
-#define STORE_REC_FIND_ROWID_COL 25
+#define STORE_REC_FIND_ROWID_COL 26
 #define STORE_REC_FIND(function_cond)                                                              \
     "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0, rowid FROM invocations"                 \
     " WHERE start_ms >= ?6 AND start_ms <= ?7" function_cond                                       \
     " AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR error_type = ?3)"                         \
     " AND (?4 IS NULL OR cold_start = ?4) AND duration_ms >= ?5"                                   \
     " AND (?8 IS NULL OR start_ms < ?8 OR rowid < ?9)"                                             \
+    " AND (?11 IS NULL OR trigger = ?11 OR substr(trigger, 1, length(?11) + 1) = ?11 || ':')"      \
     " ORDER BY start_ms DESC, rowid DESC LIMIT ?10"
 
 #define STORE_FN_COLUMNS                                                                           \
@@ -216,7 +220,7 @@ static int store__prepare_all(store_t *s, mf_error_t *err)
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
                             STORE_REC_PAYLOADS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
-                            "?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)",
+                            "?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s,
                             "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS
@@ -547,12 +551,13 @@ int store_records_write(store_t *s, const store_record_t *recs, size_t count, mf
             store__bind_text_or_null(st, 18, rec->caller_request_id[0] ? rec->caller_request_id
                                                                      : NULL) != SQLITE_OK ||
             sqlite3_bind_int64(st, 19, rec->kv_ops) != SQLITE_OK ||
-            store__bind_blob_or_null(st, 20, rec->event, rec->event_len) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 21, rec->event_bytes) != SQLITE_OK ||
-            sqlite3_bind_int(st, 22, rec->event_flags) != SQLITE_OK ||
-            store__bind_blob_or_null(st, 23, rec->result, rec->result_len) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 24, rec->result_bytes) != SQLITE_OK ||
-            sqlite3_bind_int(st, 25, rec->result_flags) != SQLITE_OK ||
+            store__bind_text_or_null(st, 20, rec->trigger[0] ? rec->trigger : NULL) != SQLITE_OK ||
+            store__bind_blob_or_null(st, 21, rec->event, rec->event_len) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 22, rec->event_bytes) != SQLITE_OK ||
+            sqlite3_bind_int(st, 23, rec->event_flags) != SQLITE_OK ||
+            store__bind_blob_or_null(st, 24, rec->result, rec->result_len) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 25, rec->result_bytes) != SQLITE_OK ||
+            sqlite3_bind_int(st, 26, rec->result_flags) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_DONE)
             r = store__sql_fail(s, err, "write an invocation record");
         store__stmt_done(st);
@@ -590,13 +595,14 @@ static void store__row_to_record(sqlite3_stmt *st, store_record_t *rec)
     store__copy_text(rec->replay_of, sizeof rec->replay_of, st, 16);
     store__copy_text(rec->caller_request_id, sizeof rec->caller_request_id, st, 17);
     rec->kv_ops = sqlite3_column_int64(st, 18);
-    if (sqlite3_column_count(st) > 19) {
-        rec->event = store__dup_blob_or_null(st, 19, &rec->event_len);
-        rec->event_bytes = sqlite3_column_int64(st, 20);
-        rec->event_flags = sqlite3_column_int(st, 21);
-        rec->result = store__dup_blob_or_null(st, 22, &rec->result_len);
-        rec->result_bytes = sqlite3_column_int64(st, 23);
-        rec->result_flags = sqlite3_column_int(st, 24);
+    store__copy_text(rec->trigger, sizeof rec->trigger, st, 19);
+    if (sqlite3_column_count(st) > 20) {
+        rec->event = store__dup_blob_or_null(st, 20, &rec->event_len);
+        rec->event_bytes = sqlite3_column_int64(st, 21);
+        rec->event_flags = sqlite3_column_int(st, 22);
+        rec->result = store__dup_blob_or_null(st, 23, &rec->result_len);
+        rec->result_bytes = sqlite3_column_int64(st, 24);
+        rec->result_flags = sqlite3_column_int(st, 25);
     }
 }
 
@@ -647,6 +653,8 @@ static int store__bind_find(sqlite3_stmt *st, const store_record_filter_t *f)
     /* One more than asked for says whether there is a next page. */
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 10, (int64_t)f->limit + 1);
+    if (rc == SQLITE_OK)
+        rc = store__bind_text_or_null(st, 11, f->trigger);
     return rc;
 }
 

@@ -274,3 +274,27 @@ void store__wal_bounded(sqlite3 *db)
 {
     sqlite3_wal_hook(db, store__wal_hook, NULL);
 }
+
+int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
+                   void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
+                   const char *what, mf_error_t *err)
+{
+    char *list = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            list = xrealloc(list, cap * size);
+        }
+        void *item = list + n * size;
+        memset(item, 0, size);
+        row(st, item);
+        n++;
+    }
+    int r = rc == SQLITE_DONE ? 0 : store__sqlite_fail(db, err, what);
+    store__stmt_done(st);
+    *out = list;
+    *count = n;
+    return r;
+}

@@ -68,6 +68,12 @@ int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err);
  * of writes does not grow it without end. Never on the loop's connection:
  * it may wait. */
 void store__wal_bounded(sqlite3 *db);
+/* Collects every row st gives into a growing array of items of size
+ * bytes (zeroed, then filled by row), then resets st. On failure *out
+ * holds the rows read so far, for the caller to free. */
+int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
+                   void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
+                   const char *what, mf_error_t *err);
 /* As store__dup_blob, NULL for SQL NULL. */
 void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len);
 

@@ -62,6 +62,9 @@ void store_function_list_free(store_function_t *list, size_t count);
 
 /* ---- invocation records ---------------------------------------------- */
 
+/* A record's trigger: a kind, and for some a name (":" and up to 64). */
+#define STORE_TRIGGER_MAX 80
+
 typedef struct store_record {
     char request_id[37];
     char function[65];
@@ -97,6 +100,9 @@ typedef struct store_record {
     char replay_of[37];       /* the record whose event this call ran again, or "" */
     char caller_request_id[37]; /* the call whose function made this one, or "" */
     int64_t kv_ops;           /* KV operations the call made (docs/state.md) */
+    /* Why it ran: invoke, url, replay, destination, schedule:NAME,
+     * topic:NAME or function:CALLER ("" in records older than the field). */
+    char trigger[STORE_TRIGGER_MAX];
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */
@@ -137,6 +143,8 @@ typedef struct store_record_filter {
     int64_t until_ms;         /* start_ms <= until_ms (INT64_MAX: no bound) */
     int cold;                 /* -1 any, 0 warm starts only, 1 cold starts only */
     double min_duration_ms;   /* duration_ms >= this (0: any) */
+    /* NULL: any; "schedule:nightly" that trigger, "schedule" any of its kind. */
+    const char *trigger;
     int limit;                /* at most this many, >= 1 */
     bool after_set;           /* only records strictly after `after` */
     store_record_cursor_t after;

@@ -184,6 +184,7 @@ def test_the_first_chunk_arrives_before_the_function_writes_the_rest(srv, which,
         s.close()
     rec = get_record(srv, request_id)
     assert rec["status"] == "success"
+    assert rec["trigger"] == "invoke"
 
 
 @pytest.mark.parametrize("which", ["py_fn", "node_fn"])

@@ -7,6 +7,7 @@
  *     await cart.get('alice');                  // { items: 3 }
  *     await cart.incr('visits');                // 1, 2, ...
  *     await mayfly.invoke('resize', { key });   // another function's result
+ *     await mayfly.publish('orders', 'shipped', { attributes: { kind: 'order' } });
  *
  * It speaks HTTP to MAYFLY_API (http://127.0.0.1:9001/mayfly/v1, the
  * instance's own listener) on kept-alive connections, with the function
@@ -231,4 +232,23 @@ async function invoke(name, event = null, opts = {}) {
   return doc;
 }
 
-module.exports = { kv: (store) => new KV(store), invoke, KV, MayflyError, FunctionError };
+/* Publishes message to topic (permission topic:TOPIC): every subscriber
+ * whose filter policy the attributes pass gets it as SNS's Lambda event.
+ * message is text (anything else is sent as its JSON); opts.subject, and
+ * opts.attributes mapping names to SNS's {Type, Value} or to a bare string
+ * (String), number (Number) or array (String.Array). Resolves to the
+ * message id once the message and its deliveries are durably queued. */
+async function publish(topic, message, opts = {}) {
+  const doc = {
+    message: typeof message === 'string' ? message
+      : Buffer.isBuffer(message) ? message.toString('utf8') : JSON.stringify(message),
+  };
+  if (opts.subject !== undefined && opts.subject !== null) doc.subject = opts.subject;
+  if (opts.attributes) doc.attributes = opts.attributes;
+  const res = await request('POST', `/topics/${seg(topic)}/publish`,
+                            Buffer.from(JSON.stringify(doc)), { 'Content-Type': 'application/json' });
+  if (res.status !== 202) fail(res);
+  return JSON.parse(res.body).message_id;
+}
+
+module.exports = { kv: (store) => new KV(store), invoke, publish, KV, MayflyError, FunctionError };

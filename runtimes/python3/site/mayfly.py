@@ -7,6 +7,7 @@
     cart.get("alice")                     # {'items': 3}
     cart.incr("visits")                   # 1, 2, …
     mayfly.invoke("resize", {"key": k})   # another function's result
+    mayfly.publish("orders", "shipped", attributes={"kind": "order"})
 
 It speaks HTTP to MAYFLY_API (http://127.0.0.1:9001/mayfly/v1, the
 instance's own listener) on one kept-alive connection per thread, with the
@@ -24,7 +25,7 @@ import threading
 import time
 import urllib.parse
 
-__all__ = ["kv", "invoke", "KV", "Item", "Error", "NotFound", "Forbidden",
+__all__ = ["kv", "invoke", "publish", "KV", "Item", "Error", "NotFound", "Forbidden",
            "PreconditionFailed", "FunctionError", "streaming", "http_response"]
 
 # The server closes a connection idle for 60 s; one idle this long is
@@ -294,6 +295,29 @@ def invoke(name, event=None, asynchronous=False):
         return json.loads(data)
     except ValueError:
         return data
+
+
+def publish(topic, message, subject=None, attributes=None):
+    """Publishes message to topic (permission topic:TOPIC): every subscriber
+    whose filter policy the attributes pass gets it as SNS's Lambda event.
+    message is text (anything else is sent as its JSON); attributes map
+    names to SNS's {"Type", "Value"} or to a bare str (String), number
+    (Number) or list (String.Array). Returns the message id once the
+    message and its deliveries are durably queued."""
+    if isinstance(message, (bytes, bytearray)):
+        message = bytes(message).decode()
+    elif not isinstance(message, str):
+        message = json.dumps(message, separators=(",", ":"))
+    doc = {"message": message}
+    if subject is not None:
+        doc["subject"] = subject
+    if attributes:
+        doc["attributes"] = attributes
+    status, _, data = _request("POST", f"/topics/{_seg(topic)}/publish",
+                               json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    if status != 202:
+        _fail(status, data)
+    return json.loads(data)["message_id"]
 
 
 def streaming(handler):

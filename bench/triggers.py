@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""The triggers row of bench/run.sh: what function URLs and topics cost.
+
+URLs: the C no-op (examples/noop-c) behind its function URL (auth none),
+POST /url/noop/ with a 2-byte JSON body, against the same function through
+POST /v1/functions/noop/invoke, both from 32 connections (wrk -c32, the
+load on its own CPU), alternated, RUNS times each, medians. Target: the URL
+≥ 0.8× the invoke route (the payload 2.0 conversion must be cheap).
+
+Topics: POST /v1/topics/bench/publish of a short message to a topic with
+three subscribers (copies of the no-op), each answered 202 once the message
+and its three queued events are fsync'd in one transaction, against
+asynchronous invokes of a fourth copy (202 once its one event is fsync'd);
+alternated, each run after the previous run's backlog has drained. Target:
+publishes ≥ 0.4× enqueues.
+
+  triggers.py --mayfly BIN --server-cpu N --load-cpu N --runs R --duration S --out FILE
+
+Writes JSON: every sample and the medians. Standard library, plus wrk.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+from benchlib import median  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+PUBLISH_LUA = """wrk.method = "POST"
+wrk.body = '{"message": "hello"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def wrk(url, load_cpu, duration, conns, lua):
+    cmd = ["taskset", "-c", str(load_cpu), "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
+           "-s", lua, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if not m or "Non-2xx" in out.stdout:
+        raise RuntimeError("wrk %s: %s%s" % (url, out.stdout[-400:], out.stderr[-400:]))
+    return float(m.group(1))
+
+
+def backlog(api, names):
+    """Events still queued or running for the functions names."""
+    left = 0
+    for n in names:
+        st, _, body = api.request("GET", "/v1/functions/" + n)
+        if st != 200:
+            raise RuntimeError("GET %s: HTTP %d %r" % (n, st, body[:200]))
+        q = json.loads(body)["async_queue"]
+        left += q["depth"] + q["running"]
+    return left
+
+
+def drain(api, names, timeout):
+    deadline = time.monotonic() + timeout
+    while backlog(api, names):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the backlog of %s did not drain in %d s" % (names, timeout))
+        time.sleep(0.5)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mayfly", required=True)
+    ap.add_argument("--server-cpu", default="0")
+    ap.add_argument("--load-cpu", default="1")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--drain-timeout", type=int, default=900)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="mayfly-bench-triggers-")
+    post_lua, event_lua = os.path.join(HERE, "post.lua"), os.path.join(HERE, "event.lua")
+    publish_lua = os.path.join(tmp, "publish.lua")
+    with open(publish_lua, "w") as f:
+        f.write(PUBLISH_LUA)
+    p, url = benchlib.start_server(a.mayfly, a.server_cpu, tmp, "triggers")
+    res = {"subscribers": 3, "samples": {}, "medians": {}}
+    s = res["samples"]
+    subs = ["sub1", "sub2", "sub3"]
+    try:
+        api = benchlib.Api(url)
+        code = benchlib.zip_folder(os.path.join(ROOT, "examples", "noop-c"))
+        for name in ["noop", "enq"] + subs:
+            api.put_function(name, {"runtime": "provided", "handler": "bootstrap",
+                                    "max_concurrency": 64, "code": {"zip_base64": code}})
+        for method, path, body in (
+                ("PUT", "/v1/functions/noop/url", {"auth": "none"}),
+                ("PUT", "/v1/topics/bench", {})):
+            st, _, out = api.request(method, path, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+            if st not in (200, 201):
+                raise RuntimeError("%s %s: HTTP %d %r" % (method, path, st, out[:300]))
+        for n in subs:
+            st, _, out = api.request("POST", "/v1/topics/bench/subscriptions",
+                                     json.dumps({"function": n}).encode(),
+                                     {"Content-Type": "application/json"})
+            if st not in (200, 201):
+                raise RuntimeError("subscribe %s: HTTP %d %r" % (n, st, out[:300]))
+        invoke_url = "%s/v1/functions/noop/invoke" % url
+        fn_url = "%s/url/noop/" % url
+        enqueue_url = "%s/v1/functions/enq/invoke" % url
+        publish_url = "%s/v1/topics/bench/publish" % url
+        # Warm up each kind once.
+        wrk(invoke_url, a.load_cpu, 2, 32, post_lua)
+        wrk(fn_url, a.load_cpu, 2, 32, post_lua)
+        wrk(enqueue_url, a.load_cpu, 2, 32, event_lua)
+        wrk(publish_url, a.load_cpu, 2, 32, publish_lua)
+        drain(api, subs + ["enq"], a.drain_timeout)
+        for _ in range(a.runs):
+            s.setdefault("invoke_rps", []).append(wrk(invoke_url, a.load_cpu, a.duration, 32,
+                                                      post_lua))
+            s.setdefault("url_rps", []).append(wrk(fn_url, a.load_cpu, a.duration, 32, post_lua))
+            s.setdefault("enqueue_rps", []).append(wrk(enqueue_url, a.load_cpu, a.duration, 32,
+                                                       event_lua))
+            drain(api, ["enq"], a.drain_timeout)
+            s.setdefault("publish_rps", []).append(wrk(publish_url, a.load_cpu, a.duration, 32,
+                                                       publish_lua))
+            drain(api, subs, a.drain_timeout)
+            print("triggers: " + ", ".join("%s %.1f" % (k, v[-1]) for k, v in s.items()),
+                  flush=True)
+        api.close()
+        m = res["medians"]
+        for k, v in s.items():
+            m[k] = median(v)
+        m["url_over_invoke"] = m["url_rps"] / m["invoke_rps"]
+        m["publish_over_enqueue"] = m["publish_rps"] / m["enqueue_rps"]
+    finally:
+        benchlib.stop_server(p)
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res["medians"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
