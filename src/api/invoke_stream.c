@@ -17,9 +17,9 @@
 
 typedef struct stream_call {
     http_request_t *req;
-    invocation_t *inv;           /* between the stream's head and done */
+    invocation_t *inv; /* between the stream's head and done */
     bool begun;
-    bool paused;                 /* the function's stream waits for the client */
+    bool paused; /* the function's stream waits for the client */
 } stream_call_t;
 
 bool api__wants_stream(const http_request_t *req)
@@ -84,7 +84,7 @@ static void on_data(invocation_t *inv, void *ud, const char *data, size_t len)
     }
 }
 
-static const exec_stream_sink_t sink = { on_head, on_data };
+static const exec_stream_sink_t sink = {on_head, on_data};
 
 static void on_done(invocation_t *inv, void *ud)
 {

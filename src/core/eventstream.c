@@ -29,8 +29,8 @@ uint32_t eventstream_crc32(uint32_t crc, const void *data, size_t len)
 
 static void put_be32(buf_t *b, uint32_t v)
 {
-    unsigned char x[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                           (unsigned char)(v >> 8), (unsigned char)v };
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
     buf_add(b, x, 4);
 }
 
@@ -47,7 +47,7 @@ void eventstream_message(buf_t *out, const eventstream_header_t *headers, size_t
         unsigned char c = (unsigned char)nl;
         buf_add(&h, &c, 1);
         buf_add(&h, headers[i].name, nl);
-        unsigned char t[3] = { 7, (unsigned char)(vl >> 8), (unsigned char)vl };
+        unsigned char t[3] = {7, (unsigned char)(vl >> 8), (unsigned char)vl};
         buf_add(&h, t, 3);
         buf_add(&h, headers[i].value, vl);
     }
@@ -64,13 +64,13 @@ void eventstream_message(buf_t *out, const eventstream_header_t *headers, size_t
     buf_release(&h);
 }
 
-void eventstream_event(buf_t *out, const char *type, const char *content_type,
-                       const void *payload, size_t len)
+void eventstream_event(buf_t *out, const char *type, const char *content_type, const void *payload,
+                       size_t len)
 {
     const eventstream_header_t h[] = {
-        { ":event-type", type },
-        { ":content-type", content_type },
-        { ":message-type", "event" },
+        {":event-type", type},
+        {":content-type", content_type},
+        {":message-type", "event"},
     };
     eventstream_message(out, h, 3, payload, len);
 }

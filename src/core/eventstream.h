@@ -22,7 +22,7 @@
 
 typedef struct eventstream_header {
     const char *name;
-    const char *value;   /* a string header */
+    const char *value; /* a string header */
 } eventstream_header_t;
 
 /* CRC-32 (ISO-HDLC, zlib's) of len bytes, continuing from crc (0 to start). */
@@ -34,7 +34,7 @@ void eventstream_message(buf_t *out, const eventstream_header_t *headers, size_t
 
 /* An event message: the headers :message-type event, :event-type type and
  * :content-type content_type, then the payload. */
-void eventstream_event(buf_t *out, const char *type, const char *content_type,
-                       const void *payload, size_t len);
+void eventstream_event(buf_t *out, const char *type, const char *content_type, const void *payload,
+                       size_t len);
 
 #endif

@@ -42,8 +42,7 @@ int exec__stream_data(exec_instance_t *inst, const char *data, size_t len)
     if (inv->stream_bytes + len > bound) {
         char msg[192];
         snprintf(msg, sizeof msg,
-                 "Response payload size exceeded maximum allowed payload size (%zu bytes).",
-                 bound);
+                 "Response payload size exceeded maximum allowed payload size (%zu bytes).", bound);
         buf_t doc = BUF_INIT;
         exec__error_doc(&doc, "Function.ResponseSizeTooLarge", msg);
         log_debug("exec", "%s: call %s streamed past %zu bytes", inv->function, inv->request_id,
@@ -164,7 +163,8 @@ static int prelude_parse(exec_prelude_t *p, mf_error_t *err)
         }
         const char *name;
         json_t *value;
-        json_object_foreach(headers, name, value) {
+        json_object_foreach(headers, name, value)
+        {
             if (!is_token(name)) {
                 r = mf_error_plain(err, EINVAL, "headers: `%.64s` is not a header name", name);
                 goto out;
@@ -185,7 +185,8 @@ static int prelude_parse(exec_prelude_t *p, mf_error_t *err)
         }
         size_t i;
         json_t *c;
-        json_array_foreach(cookies, i, c) {
+        json_array_foreach(cookies, i, c)
+        {
             if (!json_is_string(c) || !clean_value(c)) {
                 r = mf_error_plain(err, EINVAL,
                                    "cookies[%zu]: must be a string without CR, LF or NUL", i);
@@ -209,16 +210,15 @@ long exec_prelude_feed(exec_prelude_t *p, const char *data, size_t len, mf_error
             const char *nul = memchr(data + i, '\0', len - i);
             size_t n = nul ? (size_t)(nul - (data + i)) : len - i;
             if (p->text.len + n > EXEC_PRELUDE_MAX)
-                return mf_error_plain(err, EFBIG, "the prelude is over %d bytes",
-                                      EXEC_PRELUDE_MAX);
+                return mf_error_plain(err, EFBIG, "the prelude is over %d bytes", EXEC_PRELUDE_MAX);
             buf_add(&p->text, data + i, n);
             i += n;
             if (!nul)
                 break;
         }
         if (data[i] != '\0')
-            return mf_error_plain(err, EINVAL,
-                                  "the prelude must end with eight NUL bytes, not %u", p->nuls);
+            return mf_error_plain(err, EINVAL, "the prelude must end with eight NUL bytes, not %u",
+                                  p->nuls);
         p->nuls++;
         i++;
         if (p->nuls == 8) {

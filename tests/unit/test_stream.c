@@ -2,11 +2,11 @@
  * (checked against a decoder written here from the format's description
  * and against the format's published empty message), the reader's
  * streamed bodies and trailers, and Lambda's HTTP-integration prelude. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,8 +91,8 @@ static void test_crc32_check_value(void **state)
 static void test_empty_message_is_the_published_one(void **state)
 {
     /* The event-stream format's test vector "empty_message". */
-    static const unsigned char want[] = { 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00,
-                                          0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff };
+    static const unsigned char want[] = {0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00,
+                                         0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff};
     buf_t b = BUF_INIT;
     eventstream_message(&b, NULL, 0, NULL, 0);
     assert_int_equal(b.len, sizeof want);
@@ -219,7 +219,7 @@ static void test_trailers_have_a_bound_of_their_own(void **state)
 
 /* ---- the HTTP-integration prelude ------------------------------------------------- */
 
-static const char NULS[8] = { 0 };
+static const char NULS[8] = {0};
 
 static void test_prelude_gives_status_headers_and_cookies(void **state)
 {
