@@ -1117,6 +1117,19 @@ static int post_error(conn_t *c, const char *path, const char *type, const char 
     return rc;
 }
 
+static void base64_encode(buf_t *b, const void *data, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < len ? p[i + 2] : 0);
+        char out[4] = { tbl[v >> 18 & 63], tbl[v >> 12 & 63],
+                        i + 1 < len ? tbl[v >> 6 & 63] : '=', i + 2 < len ? tbl[v & 63] : '=' };
+        buf_add(b, out, 4);
+    }
+}
+
 /* --- Responses ---------------------------------------------------------- */
 
 struct mayfly_response {
@@ -1125,6 +1138,13 @@ struct mayfly_response {
     bool is_error;
     buf_t error_type;
     buf_t error_message;
+    /* A streamed answer: its own connection to the Runtime API (the
+     * address of `api`), and where it goes. */
+    const conn_t *api;
+    const char *path;             /* .../invocation/ID/response */
+    conn_t stream;
+    bool streaming;
+    int stream_error;             /* a failed write's errno value (negative) */
 };
 
 static void response_reset(mayfly_response_t *res)
@@ -1134,6 +1154,142 @@ static void response_reset(mayfly_response_t *res)
     buf_reset(&res->error_message);
     res->written = false;
     res->is_error = false;
+    res->streaming = false;
+    res->stream_error = 0;
+}
+
+/* --- Streamed answers ------------------------------------------------------
+ *
+ * POST .../response with Lambda-Runtime-Function-Response-Mode: streaming
+ * and a chunked body, on a connection of its own; each write is a chunk,
+ * sent before the write returns (a slow reader of the answer blocks the
+ * writes, through TCP). The end is the handler's return: the last chunk,
+ * with Lambda's error trailers when the handler failed. */
+
+static int stream_open(mayfly_response_t *res, const char *content_type, const char *prelude,
+                       size_t prelude_len)
+{
+    if (res->streaming)
+        return -EALREADY;
+    conn_t *s = &res->stream;
+    s->fd = -1;
+    s->addr = res->api->addr;
+    s->addr_len = res->api->addr_len;
+    memcpy(s->host, res->api->host, sizeof s->host);
+    int rc = conn_connect(s);
+    if (rc < 0)
+        return rc;
+    res->streaming = true;
+    buf_reset(&s->req);
+    buf_printf(&s->req,
+               "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n"
+               "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+               "Transfer-Encoding: chunked\r\n"
+               "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
+               "\r\n\r\n",
+               res->path, s->host, content_type);
+    struct iovec iov = {.iov_base = s->req.data, .iov_len = s->req.len};
+    rc = send_all(s->fd, &iov, 1);
+    if (rc == 0 && prelude_len)
+        rc = mayfly_stream_write(res, prelude, prelude_len);
+    if (rc < 0)
+        res->stream_error = rc;
+    return rc;
+}
+
+int mayfly_stream_begin(mayfly_response_t *res, const char *content_type)
+{
+    return stream_open(res, content_type && *content_type ? content_type
+                                                          : "application/octet-stream",
+                       NULL, 0);
+}
+
+int mayfly_stream_begin_http(mayfly_response_t *res, int status_code,
+                             const char *const *headers)
+{
+    buf_t p = {0};
+    int cookies = 0;
+    buf_printf(&p, "{\"statusCode\":%d,\"headers\":{", status_code);
+    int n = 0;
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        if (!strcasecmp(headers[i], "Set-Cookie"))
+            continue;
+        buf_addstr(&p, n++ ? "," : "");
+        json_quote(&p, headers[i], strlen(headers[i]));
+        buf_addstr(&p, ":");
+        json_quote(&p, headers[i + 1], strlen(headers[i + 1]));
+    }
+    buf_addstr(&p, "},\"cookies\":[");
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+        if (strcasecmp(headers[i], "Set-Cookie"))
+            continue;
+        buf_addstr(&p, cookies++ ? "," : "");
+        json_quote(&p, headers[i + 1], strlen(headers[i + 1]));
+    }
+    buf_addstr(&p, "]}");
+    buf_add(&p, "\0\0\0\0\0\0\0\0", 8);
+    int rc = stream_open(res, "application/vnd.awslambda.http-integration-response", p.data,
+                         p.len);
+    buf_release(&p);
+    return rc;
+}
+
+int mayfly_stream_write(mayfly_response_t *res, const void *data, size_t len)
+{
+    if (!res->streaming) {
+        int rc = mayfly_stream_begin(res, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    if (res->stream_error)
+        return res->stream_error;
+    if (!len)
+        return 0;
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    struct iovec iov[3] = {
+        {.iov_base = size, .iov_len = (size_t)n},
+        {.iov_base = (void *)data, .iov_len = len},
+        {.iov_base = "\r\n", .iov_len = 2},
+    };
+    int rc = send_all(res->stream.fd, iov, 3);
+    if (rc < 0)
+        res->stream_error = rc;
+    return rc;
+}
+
+/* Ends a streamed answer: a success, or the handler's error in the
+ * trailers. Returns the Runtime API's status, or a negative errno value. */
+static int stream_end(mayfly_response_t *res, bool failed)
+{
+    conn_t *s = &res->stream;
+    int rc = res->stream_error;
+    if (rc == 0) {
+        buf_t tail = {0};
+        buf_addstr(&tail, "0\r\n");
+        if (failed) {
+            buf_t json = {0};
+            error_json(&json, res->error_type.data, res->error_message.data);
+            add_error_type_header(&tail, res->error_type.data);
+            buf_addstr(&tail, "Lambda-Runtime-Function-Error-Body: ");
+            base64_encode(&tail, json.data, json.len);
+            buf_addstr(&tail, "\r\n");
+            buf_release(&json);
+        }
+        buf_addstr(&tail, "\r\n");
+        struct iovec iov = {.iov_base = tail.data, .iov_len = tail.len};
+        rc = send_all(s->fd, &iov, 1);
+        buf_release(&tail);
+        bool got_any = false;
+        if (rc == 0)
+            rc = conn_read_response(s, &got_any);
+    }
+    int status = rc < 0 ? rc : s->status;
+    conn_release(s);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    res->streaming = false;
+    return status;
 }
 
 int mayfly_response_set(mayfly_response_t *res, const void *data, size_t len)
@@ -1258,7 +1414,8 @@ int mayfly_runtime_run(mayfly_handler_fn handler)
 {
     conn_t c;
     mayfly_response_t res = {0};
-    buf_t path = {0}, request_id = {0};
+    buf_t path = {0}, request_id = {0}, stream_path = {0};
+    res.stream.fd = -1;
     int rc = conn_init(&c, getenv("AWS_LAMBDA_RUNTIME_API"));
     if (rc < 0) {
         fprintf(stderr, "mayfly runtime: bad AWS_LAMBDA_RUNTIME_API\n");
@@ -1309,12 +1466,29 @@ int mayfly_runtime_run(mayfly_handler_fn handler)
         add_path_segment(&path, ev.request_id);
 
         response_reset(&res);
+        buf_reset(&stream_path);
+        buf_addstr(&stream_path, path.data);
+        buf_addstr(&stream_path, "/response");
+        res.api = &c;
+        res.path = stream_path.data;
         int hrc = handler(&ev, &res);
 
         /* What the handler printed belongs to this invocation: out before
          * the result is. */
         fflush(stdout);
         fflush(stderr);
+        if (res.streaming) {
+            bool failed = hrc != 0 || res.is_error;
+            if (failed && !res.is_error)
+                mayfly_response_error(&res, "HandlerError", "handler returned %d", hrc);
+            if (failed)
+                fprintf(stderr, "[ERROR] %s: %s\n", res.error_type.data, res.error_message.data);
+            int st = stream_end(&res, failed);
+            if (st < 0 || st >= 300)
+                fprintf(stderr, "mayfly runtime: the streamed response of %s: %s\n",
+                        request_id.data, st < 0 ? describe(st) : "refused");
+            continue;
+        }
         if (hrc == 0 && !res.is_error) {
             buf_addstr(&path, "/response");
             if (!res.written)
@@ -1352,6 +1526,7 @@ int mayfly_runtime_run(mayfly_handler_fn handler)
     buf_release(&res.error_type);
     buf_release(&res.error_message);
     buf_release(&path);
+    buf_release(&stream_path);
     buf_release(&request_id);
     return 1;
 }

@@ -138,6 +138,30 @@ int mayfly_response_append_json_string(mayfly_response_t *res, const char *s, si
 int mayfly_response_error(mayfly_response_t *res, const char *error_type, const char *fmt, ...)
     MAYFLY__PRINTF(3, 4);
 
+/* --- Streamed answers (Lambda's RESPONSE_STREAM) ---------------------------
+ *
+ * Instead of a result, a handler may stream its answer: each
+ * mayfly_stream_write() reaches the caller as it is made (a client that
+ * asked for a stream, InvokeWithResponseStream, a function URL in
+ * RESPONSE_STREAM mode; a buffered caller gets the whole of it).  The
+ * answer ends when the handler returns: 0 ends it well, non-zero (or
+ * mayfly_response_error()) ends it with that error, which the caller
+ * sees in the stream's trailers.  mayfly_response_set() and its kin are
+ * ignored once a stream began.  Each returns 0 or a negative errno value
+ * (-EPIPE or -ECONNRESET once the platform stopped taking the stream: it
+ * was too large, or the call's deadline passed; stop writing then). */
+
+/* Begins the stream with a content type (NULL: application/octet-stream).
+ * Optional: the first write begins it. */
+int mayfly_stream_begin(mayfly_response_t *res, const char *content_type);
+/* Begins the stream as a function URL's HTTP response (Lambda's HTTP
+ * integration): the status and headers, given as a NULL-terminated list of
+ * name, value, name, value...; "Set-Cookie" entries become cookies. */
+int mayfly_stream_begin_http(mayfly_response_t *res, int status_code,
+                             const char *const *headers);
+/* Sends len bytes of data to the caller now. */
+int mayfly_stream_write(mayfly_response_t *res, const void *data, size_t len);
+
 /* Milliseconds left before the invocation's deadline (never negative); -1 if
  * the server sent no deadline. */
 int64_t mayfly_event_remaining_ms(const mayfly_event_t *event);

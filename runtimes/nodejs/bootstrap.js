@@ -624,6 +624,149 @@ async function loadHandler(spec) {
 }
 
 // ---------------------------------------------------------------------------
+// Streamed responses (Lambda's RESPONSE_STREAM)
+//
+// As on Lambda, a handler wrapped in awslambda.streamifyResponse is called
+// as handler(event, responseStream, context) and writes its answer to a
+// Writable; awslambda.HttpResponseStream.from(stream, {statusCode, headers,
+// cookies}) makes it a function URL's HTTP response (the prelude goes out
+// before the first byte). The stream is one POST .../response on a
+// connection of its own, with Lambda-Runtime-Function-Response-Mode:
+// streaming and a chunked body; each write is a chunk, and a write's
+// callback waits for the socket, so a slow reader of the answer slows the
+// handler's writes down. A failure once something was written ends the
+// stream with Lambda's error trailers. 'stream' is loaded only by a
+// function that streams.
+
+const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HANDLER_HIGHWATERMARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+const STREAM_RESPONSE = 'response';
+const METADATA_PRELUDE_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+const TRAILER_ERROR_TYPE = 'Lambda-Runtime-Function-Error-Type';
+const TRAILER_ERROR_BODY = 'Lambda-Runtime-Function-Error-Body';
+
+global.awslambda = {
+  streamifyResponse(fn, options) {
+    fn[HANDLER_STREAMING] = STREAM_RESPONSE;
+    if (options && Number.isInteger(options.highWaterMark)) {
+      fn[HANDLER_HIGHWATERMARK] = options.highWaterMark;
+    }
+    return fn;
+  },
+  HttpResponseStream: class HttpResponseStream {
+    static from(underlyingStream, prelude) {
+      underlyingStream.setContentType(METADATA_PRELUDE_CONTENT_TYPE);
+      const metadata = JSON.stringify(prelude);
+      underlyingStream._onBeforeFirstWrite = (write) => {
+        write(metadata);
+        write(new Uint8Array(8));
+      };
+      return underlyingStream;
+    }
+  },
+};
+
+// The Writable a streaming handler gets, and the promise of the Runtime
+// API's answer once it has ended (resolves to the status).
+function createResponseStream(urlPath, highWaterMark) {
+  const { Writable } = require('stream');
+  let contentType = 'application/octet-stream';
+  let sock = null;
+  let resolveDone;
+  const done = new Promise((resolve) => { resolveDone = resolve; });
+
+  const frame = (buf) => Buffer.concat([Buffer.from(`${buf.length.toString(16)}\r\n`, 'latin1'),
+    buf, Buffer.from('\r\n', 'latin1')]);
+
+  const start = () => {
+    sock = net.connect({ host: conn.host, port: conn.port, noDelay: true });
+    sock.setNoDelay(true);
+    let answer = Buffer.alloc(0);
+    let status = 0;
+    const settle = () => resolveDone(status);
+    sock.on('data', (data) => {
+      answer = Buffer.concat([answer, data]);
+      const end = answer.indexOf('\r\n\r\n', 0, 'latin1');
+      if (end < 0) return;
+      const head = answer.toString('latin1', 0, end);
+      status = Number((/^HTTP\/1\.\d (\d{3})/.exec(head) || [])[1]) || 0;
+      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+      if (!cl || answer.length - end - 4 >= Number(cl[1])) {
+        if (status >= 300) {
+          process.stderr.write(`mayfly runtime: streamed response answered ${status}: ${answer.toString('utf8', end + 4, end + 204)}\n`);
+        }
+        sock.destroy();
+        settle();
+      }
+    });
+    sock.on('error', settle);
+    sock.on('close', settle);
+    sock.write(`POST ${urlPath} HTTP/1.1\r\nHost: ${conn.hostHeader}\r\n` +
+      `Content-Type: ${contentType}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n` +
+      `Transfer-Encoding: chunked\r\nTrailer: ${TRAILER_ERROR_TYPE}, ${TRAILER_ERROR_BODY}\r\n\r\n`,
+      'latin1');
+  };
+
+  // The error that ends the stream, set by fail() before it ends it.
+  let failure = null;
+  const stream = new Writable({
+    highWaterMark,
+    write(chunk, _encoding, callback) {
+      if (!sock) {
+        start();
+        if (typeof stream._onBeforeFirstWrite === 'function') {
+          stream._onBeforeFirstWrite((c) => sock.write(frame(Buffer.from(c))));
+        }
+      }
+      if (!chunk.length) {
+        callback();
+        return;
+      }
+      sock.write(frame(chunk), (err) => callback(err || null));
+    },
+    final(callback) {
+      if (!sock) {
+        start();
+        if (typeof stream._onBeforeFirstWrite === 'function' && !failure) {
+          stream._onBeforeFirstWrite((c) => sock.write(frame(Buffer.from(c))));
+        }
+      }
+      let tail = '0\r\n';
+      if (failure) {
+        tail += `${TRAILER_ERROR_TYPE}: ${headerSafe(failure.errorType)}\r\n` +
+          `${TRAILER_ERROR_BODY}: ${Buffer.from(JSON.stringify(failure)).toString('base64')}\r\n`;
+      }
+      sock.write(`${tail}\r\n`, 'latin1', () => callback());
+    },
+  });
+  // Lambda's stream takes any value: what is not bytes or text is JSON.
+  const write = stream.write.bind(stream);
+  stream.write = (chunk, encoding, callback) => {
+    if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk) && !(chunk instanceof Uint8Array)) {
+      chunk = JSON.stringify(chunk);
+    }
+    return write(chunk, encoding, callback);
+  };
+  stream.setContentType = (type) => {
+    if (sock) throw runtimeError('Runtime.InvalidStreamingOperation', 'Cannot set content-type, too late.');
+    contentType = String(type);
+  };
+  return {
+    stream,
+    done,
+    started: () => sock !== null,
+    // Ends the stream with report (Lambda's error object) in its trailers.
+    fail(report) {
+      failure = report;
+      if (!stream.writableEnded) stream.end();
+    },
+    destroy() {
+      if (sock) sock.destroy();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
 // Invocations
 
 const ENV = {
@@ -724,6 +867,10 @@ class Invocation {
     else delete process.env.TRACEPARENT;
     let result;
     let done;
+    if (handler[HANDLER_STREAMING] === STREAM_RESPONSE) {
+      this.runStreaming();
+      return;
+    }
     try {
       const [ctx, ctxDone, callback] = this.context();
       done = ctxDone;
@@ -746,6 +893,52 @@ class Invocation {
     }
     // Otherwise the callback, context.done/succeed/fail, or an empty event
     // loop (see onBeforeExit) ends the invocation.
+  }
+
+  // A streaming handler: its answer ends when it ends its stream (or, if it
+  // does not, when its promise settles); an error after the first write
+  // goes into the stream's trailers, one before is an ordinary error.
+  runStreaming() {
+    this.claimed = true;
+    const rs = createResponseStream(`${this.base}/response`, handler[HANDLER_HIGHWATERMARK]);
+    this.response = rs;
+    let result;
+    try {
+      const [ctx] = this.context();
+      const event = JSON.parse(this.body.toString('utf8'));
+      this.body = null;
+      result = handler(event, rs.stream, ctx);
+    } catch (err) {
+      this.streamFailed(err);
+      return;
+    }
+    rs.stream.on('error', (err) => this.streamFailed(err));
+    Promise.resolve(result).then(() => {
+      if (!rs.stream.writableEnded) rs.stream.end();
+    }, (err) => this.streamFailed(err === undefined || err === null ? 'handled' : err));
+    rs.done.then(() => this.streamDone());
+  }
+
+  streamFailed(err) {
+    if (this.finished) return;
+    const rs = this.response;
+    logError('Invoke Error', err);
+    if (!rs.started()) {
+      // Nothing was sent: the call fails as any call does.
+      this.finished = true;
+      rs.stream.destroy();
+      this.postError(toRuntimeError(err));
+      return;
+    }
+    rs.fail(toRuntimeError(err));
+  }
+
+  streamDone() {
+    if (this.finished) return;
+    this.finished = true;
+    if (current === this) current = null;
+    if (crashed) process.exit(1);
+    next();
   }
 
   succeed(result) {
@@ -860,7 +1053,12 @@ function onCrash(err, rejection, promise) {
   if (crashed) return;
   crashed = true;
   const inv = current;
-  if (inv && !inv.finished) {
+  if (inv && !inv.finished && inv.response && inv.response.started()) {
+    // A stream under way ends with the error in its trailers.
+    inv.response.fail(report);
+    const quit = () => process.exit(1);
+    inv.response.done.then(quit, quit);
+  } else if (inv && !inv.finished) {
     inv.finished = true;
     inv.claimed = true;
     const body = JSON.stringify(report);

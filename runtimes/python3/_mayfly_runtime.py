@@ -401,6 +401,123 @@ class _EarlyClose(Exception):
     """The server closed a connection before sending any byte of a response."""
 
 
+# --- Streamed responses -----------------------------------------------------
+#
+# A handler marked as streaming (mayfly.streaming, or any function with a
+# true `_mayfly_streaming` attribute) is called as handler(event, stream,
+# context) and writes its answer to stream as it goes: Lambda's
+# RESPONSE_STREAM.  The stream is one POST .../response on a connection of
+# its own, with Lambda-Runtime-Function-Response-Mode: streaming and a
+# chunked body; each write is a chunk, sent at once (a slow reader of the
+# answer slows the writes down, through TCP).  An exception once something
+# was written ends the stream with Lambda's error trailers.
+
+METADATA_PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+
+
+class ResponseStream:
+    """The writable answer a streaming handler gets."""
+
+    def __init__(self, address, path):
+        self._address = address
+        self._path = path
+        self._conn = None
+        self._content_type = "application/octet-stream"
+        self._prelude = None
+        self.bytes_written = 0
+        self.ended = False
+
+    @property
+    def started(self):
+        return self._conn is not None
+
+    def set_content_type(self, content_type):
+        """The answer's content type; only before the first write."""
+        if self.started:
+            raise ValueError("the content type is set before the first write")
+        self._content_type = str(content_type)
+
+    content_type = property(lambda self: self._content_type, set_content_type)
+
+    def http_response(self, status_code=200, headers=None, cookies=None):
+        """Makes the answer an HTTP response for a function URL (Lambda's
+        HTTP integration): status, headers and cookies go first, in a
+        prelude, then what is written is the body.  Returns the stream."""
+        prelude = {"statusCode": int(status_code)}
+        if headers:
+            prelude["headers"] = dict(headers)
+        if cookies:
+            prelude["cookies"] = list(cookies)
+        self.set_content_type(METADATA_PRELUDE_CONTENT_TYPE)
+        self._prelude = json_dumps(prelude).encode("utf-8") + b"\0" * 8
+        return self
+
+    def _start(self):
+        conn = RuntimeConnection(self._address)
+        conn._connect()
+        head = (b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n"
+                b"Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+                b"Transfer-Encoding: chunked\r\n"
+                b"Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
+                b"\r\n\r\n" % (self._path, conn.host_header,
+                                 self._content_type.encode("latin-1", "replace")))
+        self._conn = conn
+        conn.sock.sendall(head)
+        if self._prelude is not None:
+            self._send(self._prelude)
+
+    def _send(self, data):
+        self._conn.sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def write(self, data):
+        """Sends bytes (or str, as UTF-8) to the caller now."""
+        if self.ended:
+            raise ValueError("write after the stream ended")
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        elif not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a response stream takes bytes or str, not "
+                            f"{type(data).__name__}")
+        if not self.started:
+            self._start()
+        if len(data):
+            self._send(bytes(data))
+            self.bytes_written += len(data)
+        return len(data)
+
+    def end(self, error=None):
+        """Ends the answer: a success, or error (Lambda's error object)
+        in the trailers.  Returns the Runtime API's status."""
+        if self.ended:
+            return 0
+        self.ended = True
+        if not self.started:
+            self._start()
+        tail = b"0\r\n"
+        if error is not None:
+            import binascii
+
+            tail += (b"Lambda-Runtime-Function-Error-Type: " +
+                     header_safe(error.get("errorType", "")) + b"\r\n" +
+                     b"Lambda-Runtime-Function-Error-Body: " +
+                     binascii.b2a_base64(json_dumps(error).encode("utf-8"), newline=False) +
+                     b"\r\n")
+        conn = self._conn
+        try:
+            conn.sock.sendall(tail + b"\r\n")
+            status, _, reply = conn._read_response()
+        finally:
+            conn.close()
+        if status >= 300:
+            sys.stderr.write(f"mayfly runtime: streamed response answered {status}: "
+                             f"{reply[:200].decode('utf-8', 'replace')}\n")
+        return status
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+
+
 # --- The context object ---------------------------------------------------
 
 
@@ -777,6 +894,34 @@ def init_error(conn, err):
     sys.exit(1)
 
 
+def run_streaming(handler, event, context, conn, address, base, request_id):
+    """Runs a streaming handler: what it writes goes out as it writes it,
+    and its end (or its exception) ends the stream.  An exception before
+    anything was written is reported as any function error."""
+    stream = ResponseStream(address, base + b"/response")
+    err = None
+    try:
+        handler(event, stream, context)
+    except FaultError as e:
+        err = make_error(e.message, e.error_type, e.trace, request_id)
+    except Exception as e:
+        err = error_from_exception(e, request_id)
+    try:
+        flush_logs()
+        if err is not None:
+            log_error(err)
+            if not stream.started:
+                post_error(conn, base + b"/error", err)
+                return
+        stream.end(err)
+    except (OSError, RuntimeAPIError) as e:
+        # The platform stopped taking the stream (it ended the call: too
+        # large, or its deadline passed): nothing more can be told.
+        sys.stderr.write(f"mayfly runtime: streaming the response of {request_id} failed: "
+                         f"{e}\n")
+        stream.close()
+
+
 def become(fd):
     """Zygote mode: mayfly started this runtime before knowing its function.
     Everything up to here (the interpreter, this module) is initialised; say
@@ -841,6 +986,7 @@ def run():
         # The module imported but raised while running its top level.
         init_error(conn, error_from_exception(e))
 
+    streaming = bool(getattr(handler, "_mayfly_streaming", False))
     next_path = (API_PREFIX + "/invocation/next").encode()
     invocation_prefix = (API_PREFIX + "/invocation/").encode()
     environ = os.environ
@@ -880,6 +1026,9 @@ def run():
                 event = json_loads(body.decode("utf-8"))
             except Exception as e:
                 raise FaultError(UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}")
+            if streaming:
+                run_streaming(handler, event, context, conn, address, base, request_id)
+                continue
             result = handler(event, context)
             if isinstance(result, (bytes, bytearray)):
                 payload = bytes(result)

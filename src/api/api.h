@@ -104,6 +104,17 @@ const char *api__trace_context(http_request_t *req, char out[56]);
  * POST /v1/functions/{name}/invoke answers; replay_of may be NULL. */
 void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
                const char *replay_of);
+/* The answer to a synchronous call, as POST /v1/functions/{name}/invoke
+ * gives it; frees inv. */
+struct invocation;
+void api__call_answer(http_request_t *req, struct invocation *inv);
+/* Whether the client of POST …/invoke asks for the answer as the function
+ * streams it (Accept: application/vnd.mayfly.stream, api/invoke_stream.c). */
+bool api__wants_stream(const http_request_t *req);
+/* A synchronous call whose answer streams to the client when the function
+ * streams it (chunked, its outcome in trailers), and is answered as
+ * api__call answers otherwise. */
+void api__call_stream(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event);
 /* An asynchronous call, answered 202 once the event is on disk. */
 void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
                   const char *replay_of);

@@ -27,7 +27,11 @@ static void add_call_headers(http_request_t *req, const invocation_t *inv)
 
 static void on_done(invocation_t *inv, void *ud)
 {
-    http_request_t *req = ud;
+    api__call_answer(ud, inv);
+}
+
+void api__call_answer(http_request_t *req, invocation_t *inv)
+{
     add_call_headers(req, inv);
     const char *type = inv->error_type ? inv->error_type : "";
     if (inv->status == INV_SUCCESS) {
@@ -62,6 +66,10 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
                                "X-Mayfly-Invocation-Type: must be RequestResponse or Event, not "
                                "`%s`",
                                type);
+        return;
+    }
+    if (api__wants_stream(req)) {
+        api__call_stream(req, ctx, req->params[0], &req->body);
         return;
     }
     api__call(req, ctx, req->params[0], &req->body, NULL);

@@ -17,6 +17,7 @@
 #include "auth/sigv4.h"
 #include "core/clock.h"
 #include "core/codec.h"
+#include "core/eventstream.h"
 #include "core/id.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -238,7 +239,7 @@ static int lambda_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal
 {
     /* Every answer carries a request id, as Lambda's do (an invocation's
      * own id replaces it). */
-    if (req->method != HTTP_POST || !strstr(req->path, "/invocations")) {
+    if (req->method != HTTP_POST || !strstr(req->path, "invocations")) {
         char id[ID_UUID_LEN + 1];
         id_uuid4(id);
         http_header_add(req, "x-amzn-RequestId", "%s", id);
@@ -624,9 +625,9 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 
 /* ---- invoke ------------------------------------------------------------------ */
 
-/* X-Amz-Log-Result: the call's log (the platform's START, END and REPORT
- * lines around what the function printed), its last 4 KB, base64. */
-static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t *inv)
+/* The call's log (the platform's START, END and REPORT lines around what
+ * the function printed), its last 4 KB, base64, into b64. */
+static void lambda_log_tail(api_ctx_t *ctx, const invocation_t *inv, buf_t *b64)
 {
     mf_error_t err = MF_ERROR_INIT;
     store_log_t *lines = NULL;
@@ -641,11 +642,17 @@ static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t
         store_log_list_free(lines, n);
     }
     size_t from = text.len > TAIL_BYTES ? text.len - TAIL_BYTES : 0;
+    codec_base64_encode(b64, text.data + from, text.len - from);
+    buf_release(&text);
+}
+
+/* X-Amz-Log-Result: the call's log tail. */
+static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t *inv)
+{
     buf_t b64 = BUF_INIT;
-    codec_base64_encode(&b64, text.data + from, text.len - from);
+    lambda_log_tail(ctx, inv, &b64);
     http_header_add(req, "X-Amz-Log-Result", "%s", b64.data ? b64.data : "");
     buf_release(&b64);
-    buf_release(&text);
 }
 
 typedef struct invoke_call {
@@ -767,6 +774,208 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     if (r < 0) {
         buf_release(&event);
         free(call);
+        if (r == -ENOENT) {
+            char arn[256];
+            lambda_arn(ctx, name, arn, sizeof arn);
+            lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
+        } else {
+            lambda_failure(req, r, &err);
+        }
+    }
+}
+
+/* ---- invoke with response stream ---------------------------------------------------- */
+
+/* InvokeWithResponseStream: the answer in AWS's event-stream framing, one
+ * PayloadChunk event per piece of the function's stream as it comes, then
+ * InvokeComplete (ErrorCode and ErrorDetails when the call failed,
+ * LogResult with X-Amz-Log-Type: Tail). A function that answers in one
+ * piece is one PayloadChunk. The stream goes no faster than the client
+ * takes it (exec_stream_pause). */
+#define STREAM_EVENT_MAX (256 * 1024)
+
+typedef struct stream_invoke {
+    http_request_t *req;
+    api_ctx_t *ctx;
+    bool tail;
+    bool begun;
+    bool paused;
+    invocation_t *inv;           /* between the stream's head and done; then the ended call */
+} stream_invoke_t;
+
+static void stream_invoke_resume(stream_invoke_t *c)
+{
+    if (c->paused && c->inv) {
+        c->paused = false;
+        exec_stream_pause(c->inv, false);
+    }
+}
+
+static void stream_invoke_drained(http_request_t *req)
+{
+    stream_invoke_resume(req->data);
+}
+
+static void stream_invoke_begin(stream_invoke_t *c, const invocation_t *inv)
+{
+    http_request_t *req = c->req;
+    c->begun = true;
+    http_header_add(req, "x-amzn-RequestId", "%s", inv->request_id);
+    http_header_add(req, "X-Amz-Executed-Version", "$LATEST");
+    /* A client that leaves lets the call run to its end, as any call. */
+    req->abort_cb = stream_invoke_drained;
+    http_stream_begin(req, 200, "application/vnd.amazon.eventstream");
+}
+
+static void stream_invoke_chunk(stream_invoke_t *c, const char *data, size_t len)
+{
+    buf_t ev = BUF_INIT;
+    for (size_t off = 0; off < len; off += STREAM_EVENT_MAX) {
+        size_t n = len - off < STREAM_EVENT_MAX ? len - off : STREAM_EVENT_MAX;
+        eventstream_event(&ev, "PayloadChunk", "application/octet-stream", data + off, n);
+    }
+    http_stream_write(c->req, ev.data, ev.len);
+    buf_release(&ev);
+}
+
+static void stream_invoke_head(invocation_t *inv, void *ud, const char *content_type)
+{
+    stream_invoke_t *c = ud;
+    c->inv = inv;
+    stream_invoke_begin(c, inv);
+}
+
+static void stream_invoke_data(invocation_t *inv, void *ud, const char *data, size_t len)
+{
+    stream_invoke_t *c = ud;
+    stream_invoke_chunk(c, data, len);
+    if (!c->paused && http_request_unsent(c->req) > HTTP_OUTPUT_HIGH_WATER) {
+        c->paused = true;
+        exec_stream_pause(inv, true);
+        http_request_on_drain(c->req, stream_invoke_drained);
+    }
+}
+
+static const exec_stream_sink_t stream_invoke_sink = { stream_invoke_head, stream_invoke_data };
+
+/* InvokeComplete, and the end of the answer. */
+static void stream_invoke_complete(void *ud)
+{
+    stream_invoke_t *c = ud;
+    http_request_t *req = c->req;
+    invocation_t *inv = c->inv;
+    json_t *done = json_object();
+    if (inv->status != INV_SUCCESS) {
+        json_object_set_new(done, "ErrorCode",
+                            json_string(inv->error_type ? inv->error_type : "Unhandled"));
+        json_object_set_new(done, "ErrorDetails",
+                            json_string(inv->error_message ? inv->error_message : ""));
+    }
+    if (c->tail) {
+        buf_t b64 = BUF_INIT;
+        lambda_log_tail(c->ctx, inv, &b64);
+        json_object_set_new(done, "LogResult", json_string(b64.data));
+        buf_release(&b64);
+    }
+    buf_t payload = BUF_INIT, ev = BUF_INIT;
+    json_dump_buf(&payload, done);
+    json_decref(done);
+    eventstream_event(&ev, "InvokeComplete", "application/json", payload.data, payload.len);
+    http_stream_write(req, ev.data, ev.len);
+    buf_release(&payload);
+    buf_release(&ev);
+    req->abort_cb = NULL;
+    req->drain_cb = NULL;
+    req->data = NULL;
+    http_stream_end(req);
+    invocation_free(inv);
+    free(c);
+}
+
+static void stream_invoke_done(invocation_t *inv, void *ud)
+{
+    stream_invoke_t *c = ud;
+    c->inv = inv;
+    if (!c->begun) {
+        const char *type = inv->error_type ? inv->error_type : "";
+        if (inv->status == INV_THROTTLED || !strcmp(type, "ResourceNotFoundException") ||
+            !strncmp(type, "Mayfly.", 7)) {
+            /* Refused or failed by the platform: an error answer, as Invoke's. */
+            invoke_call_t *call = xcalloc(1, sizeof *call);
+            call->req = c->req;
+            call->ctx = c->ctx;
+            call->inv = inv;
+            c->req->data = NULL;
+            free(c);
+            answer_after_log(call);
+            return;
+        }
+        /* Answered in one piece: one chunk with all of it (a function
+         * error's document is in ErrorDetails instead). */
+        stream_invoke_begin(c, inv);
+        if (inv->status == INV_SUCCESS && inv->result.len)
+            stream_invoke_chunk(c, inv->result.data, inv->result.len);
+    }
+    if (c->tail) {
+        /* The tail is read back once the call's lines are written. */
+        obs_logs_sync(c->ctx->logs, stream_invoke_complete, c);
+        return;
+    }
+    stream_invoke_complete(c);
+}
+
+static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
+        return;
+    const char *type = http_request_header(req, "X-Amz-Invocation-Type");
+    const char *log = http_request_header(req, "X-Amz-Log-Type");
+    if (type && !strcasecmp(type, "DryRun")) {
+        fn_t fn;
+        if (get_function(req, ctx, &fn)) {
+            fn_clear(&fn);
+            http_respond(req, 204, NULL, NULL, 0);
+        }
+        return;
+    }
+    if (type && strcasecmp(type, "RequestResponse")) {
+        lambda_error(req, 400, "InvalidParameterValueException",
+                     "X-Amz-Invocation-Type: must be RequestResponse or DryRun for "
+                     "InvokeWithResponseStream, not `%s`",
+                     type);
+        return;
+    }
+    if (log && strcasecmp(log, "Tail") && strcasecmp(log, "None")) {
+        lambda_error(req, 400, "InvalidParameterValueException",
+                     "X-Amz-Log-Type: must be None or Tail, not `%s`", log);
+        return;
+    }
+    if (req->body.len > SYNC_EVENT_MAX) {
+        lambda_error(req, 413, "RequestEntityTooLargeException",
+                     "Request must be smaller than %u bytes for the InvokeWithResponseStream "
+                     "operation",
+                     SYNC_EVENT_MAX);
+        return;
+    }
+    char tp[56];
+    const char *trace = api__trace_context(req, tp);
+    stream_invoke_t *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    c->ctx = ctx;
+    c->tail = log && !strcasecmp(log, "Tail");
+    req->data = c;
+    buf_t event = req->body;
+    buf_init(&req->body, 0);
+    mf_error_t err = MF_ERROR_INIT;
+    int r = exec_invoke_opts(ctx->exec, name, &event,
+                             &(exec_call_opts_t){.traceparent = trace, .stream = &stream_invoke_sink},
+                             stream_invoke_done, c, &err);
+    if (r < 0) {
+        buf_release(&event);
+        req->data = NULL;
+        free(c);
         if (r == -ENOENT) {
             char arn[256];
             lambda_arn(ctx, name, arn, sizeof arn);
@@ -906,6 +1115,7 @@ static const struct {
     { HTTP_PUT, "/2021-10-31/functions/{name}/url", api__lambda_url_update, BODY_SMALL },
     { HTTP_DELETE, "/2021-10-31/functions/{name}/url", api__lambda_url_delete, BODY_SMALL },
     { HTTP_GET, "/2021-10-31/functions/{name}/urls", api__lambda_url_list, BODY_SMALL },
+    { HTTP_POST, "/2021-11-15/functions/{name}/response-streaming-invocations", handle_invoke_stream, BODY_EVENT },
 };
 
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
@@ -923,6 +1133,7 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
     http_router_refuse_with(router, "/2015-03-31/", lambda_refused);
     http_router_refuse_with(router, "/2019-09-25/", lambda_refused);
     http_router_refuse_with(router, "/2021-10-31/", lambda_refused);
+    http_router_refuse_with(router, "/2021-11-15/", lambda_refused);
 }
 
 /* ---- for the Lambda API's other files --------------------------------------- */

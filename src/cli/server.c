@@ -101,6 +101,8 @@ static const char usage_text[] =
     "  --max-files N             most files in a code package (default 10000)\n"
     "  --idle-timeout S          seconds an idle instance is kept warm (default 300)\n"
     "  --max-queue N             calls waiting per function before 429 (default 100)\n"
+    "  --max-stream-mb N         largest answer a function streams (Lambda's\n"
+    "                            RESPONSE_STREAM), in MiB, 1-4096 (default 200)\n"
     "  --max-pids N              processes per instance (default 128)\n"
     "  --region NAME             AWS_REGION inside functions (default us-east-1)\n"
     "  --runtimes-dir DIR        the runtimes folder (default: next to the binary)\n"
@@ -163,7 +165,7 @@ static const char usage_text[] =
 enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
-    OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
+    OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_STREAM, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
     OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
     OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
@@ -198,6 +200,7 @@ static const struct option long_opts[] = {
     { "max-files", required_argument, NULL, OPT_MAX_FILES },
     { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
     { "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+    { "max-stream-mb", required_argument, NULL, OPT_MAX_STREAM },
     { "max-pids", required_argument, NULL, OPT_MAX_PIDS },
     { "region", required_argument, NULL, OPT_REGION },
     { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
@@ -404,6 +407,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (!parse_uint(optarg, 1, 86400, &v))
                 return usage_error("--idle-timeout must be seconds from 1 to 86400, not `%s`", optarg);
             o->exec.idle_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_MAX_STREAM:
+            if (!parse_uint(optarg, 1, 4096, &v))
+                return usage_error("--max-stream-mb must be a number from 1 to 4096, not `%s`",
+                                   optarg);
+            o->exec.max_stream_bytes = (size_t)v << 20;
             break;
         case OPT_MAX_QUEUE:
             if (!parse_uint(optarg, 0, 100000, &v))

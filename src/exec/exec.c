@@ -339,6 +339,8 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
         rec->event_len = inv->event.len;
         rec->result = inv->result.data ? inv->result.data : "";
         rec->result_len = inv->result.len;
+        if (inv->streamed && inv->sink && inv->status == INV_SUCCESS)
+            rec->result_bytes = (int64_t)inv->stream_bytes;
         rec->redact = inv->redact;
         rec->payload_max = inv->payload_max;
     }
@@ -407,6 +409,10 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
     }
     if (inv->delivered_ns)
         exec__instance_log_end(inst, inv);
+    /* Ended in the middle of a streamed response (a timeout, a crash): the
+     * runtime's request is answered with why. */
+    if (inst->stream_req)
+        exec__stream_detach(inst, inv);
     record_and_finish(ex, inv);
 }
 
@@ -779,6 +785,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     exec__trace_begin(inv, opts ? opts->traceparent : NULL);
     inv->done = done;
     inv->ud = ud;
+    inv->sink = opts ? opts->stream : NULL;
 
     if (ex->shutting_down) {
         exec__fail(ex, inv, INV_ERROR, "Mayfly.ShuttingDown", "the server is shutting down");
@@ -811,6 +818,7 @@ void invocation_free(invocation_t *inv)
     free(inv->error_message);
     free(inv->egress_json);
     free(inv->redact);
+    free(inv->content_type);
     free(inv);
 }
 

@@ -38,6 +38,25 @@ const char *inv_status_name(inv_status_t s);
 typedef struct invocation invocation_t;
 typedef void (*invocation_done_cb)(invocation_t *inv, void *ud);
 
+/* A caller that takes a call's answer as the function streams it
+ * (Lambda's RESPONSE_STREAM: the runtime posts its response with
+ * Lambda-Runtime-Function-Response-Mode: streaming and a chunked body).
+ * Both are called with the call's done ud. A function that answers in
+ * one piece calls neither: done then has the whole result, as for any
+ * call. The call's end, and a failure in the middle of the stream (the
+ * function's error in the trailers, a timeout, a crash, a stream past
+ * max_stream_bytes), still come through done, with inv->streamed set. */
+typedef struct exec_stream_sink {
+    /* The stream begins: content_type is the runtime's (for Lambda's
+     * HTTP integration, EXEC_PRELUDE_CONTENT_TYPE; see
+     * exec_prelude_feed). Called once, before any on_data. */
+    void (*on_head)(invocation_t *inv, void *ud, const char *content_type);
+    /* The next bytes of the stream, as the runtime sent them. A sink whose
+     * client is behind calls exec_stream_pause(inv, true) and, once the
+     * client has caught up, exec_stream_pause(inv, false). */
+    void (*on_data)(invocation_t *inv, void *ud, const char *data, size_t len);
+} exec_stream_sink_t;
+
 struct invocation {
     char request_id[ID_UUID_LEN + 1];
     char function[FN_NAME_MAX + 1];
@@ -76,6 +95,15 @@ struct invocation {
     char caller_request_id[ID_UUID_LEN + 1]; /* the call whose function made it, or "" */
     int call_depth;              /* 0 from outside; the caller's + 1 from inside */
     uint64_t kv_ops;             /* KV operations its function made during it */
+    /* Its answer as a stream: the caller's sink (NULL: the caller takes
+     * the answer whole, and a stream is gathered up to max_result_bytes),
+     * whether the function streamed, the stream's content type and the
+     * bytes it has had. result keeps the stream's first bytes (what the
+     * record keeps of it) for a caller with a sink. */
+    const exec_stream_sink_t *sink;
+    bool streamed;
+    char *content_type;
+    uint64_t stream_bytes;
 
     /* Plumbing. */
     invocation_done_cb done;
@@ -111,6 +139,8 @@ typedef struct exec_config {
     bool egress_disabled;        /* --disable-egress: no gateway at all */
     bool egress_no_splice;       /* --egress-splice off */
     struct obs_otlp *otlp;       /* --otlp-endpoint: spans of every call, or NULL */
+    /* A streamed answer's bound (--max-stream-mb; 0: 200 MiB, Lambda's). */
+    size_t max_stream_bytes;
 } exec_config_t;
 
 #define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }
@@ -170,6 +200,8 @@ typedef struct exec_call_opts {
     const char *trigger;
     const char *caller_request_id; /* made from inside the call with this id, or NULL */
     int call_depth;              /* how many calls between functions led to it */
+    /* Takes a streamed answer as it comes (done's ud is its ud), or NULL. */
+    const exec_stream_sink_t *stream;
 } exec_call_opts_t;
 
 /* The longest chain of calls functions make of each other (a function
@@ -239,6 +271,40 @@ void exec_trace_event(exec_t *ex, const exec_event_trace_t *ev);
  * and no synchronous caller is waiting for it: the async queue's cue to
  * hand it an event. */
 void exec_set_capacity_cb(exec_t *ex, void (*cb)(void *ud, const char *function), void *ud);
+
+/* Stops (paused) or goes on with reading inv's streamed answer from its
+ * runtime: while it is stopped the runtime's writes back up in its
+ * socket, so a slow client never makes the server hold the stream. Only
+ * between on_head and done; a no-op otherwise. */
+void exec_stream_pause(invocation_t *inv, bool paused);
+
+/* Lambda's HTTP integration (function URLs in RESPONSE_STREAM mode): a
+ * stream of this content type begins with a JSON prelude
+ * {"statusCode", "headers", "cookies"}, then eight NUL bytes, then the
+ * body. */
+#define EXEC_PRELUDE_CONTENT_TYPE "application/vnd.awslambda.http-integration-response"
+#define EXEC_PRELUDE_MAX (64 * 1024)
+
+typedef struct exec_prelude {
+    buf_t text;                  /* the prelude so far */
+    unsigned nuls;               /* NUL bytes of the delimiter seen */
+    bool done;
+    /* Once done: what it said (statusCode 200, no headers and no cookies
+     * when it left them out). headers and cookies are "Name: value\r\n"
+     * lines ("Set-Cookie: …" for each cookie), checked: no CR, LF or NUL
+     * in a name or value, names are tokens. */
+    int status;
+    buf_t header_lines;
+} exec_prelude_t;
+
+void exec_prelude_init(exec_prelude_t *p);
+void exec_prelude_release(exec_prelude_t *p);
+/* Feeds the stream's bytes to the prelude: returns how many of them were
+ * the prelude's (the rest are the body's; all of them while it is not
+ * done), or -EINVAL with err saying what is wrong (not JSON, not an
+ * object, a bad statusCode, a bad header) or -EFBIG past
+ * EXEC_PRELUDE_MAX bytes. */
+long exec_prelude_feed(exec_prelude_t *p, const char *data, size_t len, mf_error_t *err);
 void invocation_free(invocation_t *inv);
 /* Fills rec with inv's outcome; its strings are inv's, not copies. */
 void invocation_record(const invocation_t *inv, store_record_t *rec);

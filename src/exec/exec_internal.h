@@ -37,6 +37,7 @@ typedef struct exec_instance {
     uv_timer_t timer;            /* the invocation's deadline, or the idle timeout */
     http_request_t *next_req;    /* the runtime's pending GET /next */
     http_request_t *answer_req;  /* the one response or error whose body is being read */
+    http_request_t *stream_req;  /* the call's streamed response, while it streams */
     invocation_t *inv;           /* the current invocation */
     char last_request_id[ID_UUID_LEN + 1]; /* late log lines belong to it */
     uint64_t spawn_ns;
@@ -166,6 +167,22 @@ void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv);
 
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);
+/* inv ended while its response was streaming (a timeout, a crash, a
+ * stream too large): the stream's request is let go and answered with why
+ * (inv's error). */
+void exec__stream_detach(exec_instance_t *inst, const invocation_t *inv);
+
+/* stream.c: the call's side of a streamed response. */
+/* The runtime began streaming with this content type. */
+void exec__stream_begin(exec_instance_t *inst, const char *content_type);
+/* The stream's next bytes: to the caller's sink, or gathered for a caller
+ * that takes the answer whole. Returns 0, or -EFBIG having failed the call
+ * (the stream is past its bound) and stopped the instance. */
+int exec__stream_data(exec_instance_t *inst, const char *data, size_t len);
+/* The stream ended: error_type NULL for a success, else the function's
+ * error from the trailers (doc: its error document, or NULL). */
+void exec__stream_end(exec_instance_t *inst, const char *error_type, const char *error_message,
+                      buf_t *doc);
 
 /* trace.c: a call's trace ids (from the caller's traceparent, else its
  * own), the X-Ray header and W3C traceparent its function sees, and its

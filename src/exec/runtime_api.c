@@ -3,9 +3,12 @@
  * through the listening socket the sandbox handed over; the instance is the
  * server's data. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
+#include "core/codec.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -141,13 +144,26 @@ static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
      * the first connection's end: the kernel knows already. */
     if (inst->answer_req && http_request_cut_short(inst->answer_req))
         inst->answer_req = NULL;
-    if (inst->answer_req) {
+    if (inst->answer_req || inst->stream_req) {
         exec__error_doc(refusal, "InvalidStateTransition",
                         "an answer to this invocation is already being received");
         return 409;
     }
     exec_t *ex = inst->pool->ex;
-    if (ud == answer_is_response && !req->body_chunked &&
+    const char *mode = http_request_header(req, "Lambda-Runtime-Function-Response-Mode");
+    if (ud == answer_is_response && mode && !strcasecmp(mode, "streaming")) {
+        /* Streamed: its bytes go to the caller as they come, bounded as
+         * they come (exec__stream_data). */
+        http_request_stream_body(req);
+    } else if (ud == answer_is_response && mode) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "Lambda-Runtime-Function-Response-Mode: must be `streaming` or absent, not "
+                 "`%.64s`",
+                 mode);
+        exec__error_doc(refusal, "InvalidRequest", msg);
+        return 400;
+    } else if (ud == answer_is_response && !req->body_chunked &&
         req->content_length > ex->cfg.max_result_bytes) {
         char msg[160];
         snprintf(msg, sizeof msg,
@@ -167,12 +183,137 @@ static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
     return 0;
 }
 
+/* ---- streamed responses -------------------------------------------------------- */
+
+/* The status and error document a streamed response's request is
+ * answered with when its call ended before its stream did. */
+void exec__stream_detach(exec_instance_t *inst, const invocation_t *inv)
+{
+    http_request_t *req = inst->stream_req;
+    inst->stream_req = NULL;
+    req->data = NULL;
+    req->abort_cb = NULL;
+    const char *type = inv->error_type ? inv->error_type : "InvalidStateTransition";
+    bool too_large = !strcmp(type, "Function.ResponseSizeTooLarge");
+    respond_lambda_error(req, too_large ? 413 : 410,
+                         too_large ? "RequestEntityTooLarge" : type,
+                         inv->error_message ? inv->error_message : "the invocation has ended");
+}
+
+/* Reads the error a runtime reports in a stream's trailers:
+ * Lambda-Runtime-Function-Error-Type, and Lambda-Runtime-Function-Error-Body
+ * (base64 of the error document, as Lambda's runtimes send it). */
+static void stream_trailer_error(const http_request_t *req, char **type, char **message,
+                                 buf_t *doc)
+{
+    const char *t = http_request_trailer(req, "Lambda-Runtime-Function-Error-Type");
+    const char *b = http_request_trailer(req, "Lambda-Runtime-Function-Error-Body");
+    *type = *message = NULL;
+    if ((!t || !*t) && (!b || !*b))
+        return;
+    buf_t raw = BUF_INIT;
+    json_t *d = NULL;
+    if (b && codec_base64_decode(&raw, b, strlen(b), 64 * 1024) == 0)
+        d = json_loadb(raw.data ? raw.data : "", raw.len, 0, NULL);
+    const char *dt = json_is_object(d) ? json_string_value(json_object_get(d, "errorType")) : NULL;
+    const char *dm =
+        json_is_object(d) ? json_string_value(json_object_get(d, "errorMessage")) : NULL;
+    *type = xstrdup(dt ? dt : t && *t ? t : "Unhandled");
+    *message = xstrdup(dm ? dm : "");
+    if (json_is_object(d)) {
+        *doc = raw;
+        buf_init(&raw, 0);
+    }
+    json_decref(d);
+    buf_release(&raw);
+}
+
+/* More of a streamed response, its end, or its breaking off. */
+static void stream_body(http_request_t *req)
+{
+    exec_instance_t *inst = req->data;
+    if (!inst || inst->stream_req != req) {
+        buf_reset(&req->body);
+        return;
+    }
+    if (req->body.len) {
+        int r = exec__stream_data(inst, req->body.data, req->body.len);
+        if (r < 0)
+            return; /* the call failed, and req was answered and freed */
+        buf_reset(&req->body);
+    }
+    if (req->body_error) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "the streamed response broke off: %s", req->body_error_message);
+        inst->stream_req = NULL;
+        req->data = NULL;
+        req->abort_cb = NULL;
+        buf_t doc = BUF_INIT;
+        exec__error_doc(&doc, "Runtime.ResponseStreamError", msg);
+        exec__stream_end(inst, "Runtime.ResponseStreamError", msg, &doc);
+        buf_release(&doc);
+        respond_lambda_error(req, req->body_error, "InvalidRequest", msg);
+        answered(inst);
+        return;
+    }
+    if (!req->body_done)
+        return;
+    inst->stream_req = NULL;
+    req->data = NULL;
+    req->abort_cb = NULL;
+    char *type, *message;
+    buf_t doc = BUF_INIT;
+    stream_trailer_error(req, &type, &message, &doc);
+    exec__stream_end(inst, type, message, &doc);
+    buf_release(&doc);
+    free(type);
+    free(message);
+    respond_accepted(req);
+    answered(inst);
+}
+
+/* The runtime's connection closed in the middle of its stream. */
+static void stream_aborted(http_request_t *req)
+{
+    exec_instance_t *inst = req->data;
+    req->abort_cb = NULL;
+    if (!inst || inst->stream_req != req) {
+        http_respond(req, 410, NULL, NULL, 0);
+        return;
+    }
+    inst->stream_req = NULL;
+    req->data = NULL;
+    http_respond(req, 410, NULL, NULL, 0); /* the client is gone: this frees req */
+    static const char msg[] =
+        "the runtime closed its connection before the end of its streamed response";
+    buf_t doc = BUF_INIT;
+    exec__error_doc(&doc, "Runtime.ResponseStreamError", msg);
+    exec__stream_end(inst, "Runtime.ResponseStreamError", msg, &doc);
+    buf_release(&doc);
+    answered(inst);
+}
+
+static void handle_stream(exec_instance_t *inst, http_request_t *req)
+{
+    inst->stream_req = req;
+    req->data = inst;
+    req->abort_cb = stream_aborted;
+    http_request_on_body(req, stream_body);
+    const char *ct = http_request_header(req, "Content-Type");
+    exec__stream_begin(inst, ct && *ct ? ct : "application/octet-stream");
+    /* The server hands over what has arrived once this returns. */
+}
+
 static void handle_response(http_request_t *req, void *ud)
 {
     exec_instance_t *inst = http_request_server_data(req);
     answer_arrived(inst, req);
     if (!current(inst, req))
         return;
+    if (req->body_streamed) {
+        handle_stream(inst, req);
+        return;
+    }
     exec_t *ex = inst->pool->ex;
     if (req->body.len > ex->cfg.max_result_bytes) {
         char msg[128];

@@ -12,7 +12,21 @@
 
 const char *http_request_header(const http_request_t *req, const char *name)
 {
-    for (size_t i = 0; i < req->nheaders; i++) {
+    /* Trailers come after the body and say something else (a chunked
+     * stream's outcome): they never stand in for a header. */
+    size_t n = req->head_ns ? req->nheaders_head : req->nheaders;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcasecmp(req->headers[i].name, name))
+            return req->headers[i].value;
+    }
+    return NULL;
+}
+
+const char *http_request_trailer(const http_request_t *req, const char *name)
+{
+    if (!req->head_ns)
+        return NULL;
+    for (size_t i = req->nheaders_head; i < req->nheaders; i++) {
         if (!strcasecmp(req->headers[i].name, name))
             return req->headers[i].value;
     }
@@ -101,7 +115,8 @@ static int count_head(http_reader_t *r, size_t len)
 {
     r->head_bytes += len;
     if (r->head_bytes > HTTP_MAX_HEADER_BYTES)
-        return fail(r, 431, "the request line and headers are over 16 KiB");
+        return fail(r, 431, r->cur->head_ns ? "the trailers are over 16 KiB"
+                                            : "the request line and headers are over 16 KiB");
     return 0;
 }
 
@@ -192,6 +207,7 @@ static int on_headers_complete(http_parser *p)
     req->content_length =
         !req->body_chunked && p->content_length != ULLONG_MAX ? p->content_length : 0;
     req->head_ns = clock_mono_ns();
+    req->nheaders_head = req->nheaders;
 
     /* Routing and the route's own checks (credentials, say) come first:
      * a client that may not send this request learns so before it learns
@@ -200,11 +216,18 @@ static int on_headers_complete(http_parser *p)
     int status = r->on_head ? r->on_head(r->ud, req, &r->body_limit) : 0;
     if (status)
         return fail(r, status, "the request was refused before its body was read");
-    if (req->content_length > r->body_limit)
-        return fail(r, 413, "the request body is over this route's limit");
-    /* The body's whole size is known and allowed: one allocation holds it. */
-    if (req->content_length)
-        buf_grow(&req->body, (size_t)req->content_length);
+    /* Trailers, if any, have a bound of their own. */
+    r->head_bytes = 0;
+    if (req->body_streamed) {
+        /* Its handler takes the body as it comes and bounds it itself. */
+        r->body_limit = SIZE_MAX;
+    } else {
+        if (req->content_length > r->body_limit)
+            return fail(r, 413, "the request body is over this route's limit");
+        /* The body's whole size is known and allowed: one allocation holds it. */
+        if (req->content_length)
+            buf_grow(&req->body, (size_t)req->content_length);
+    }
     if (req->expect_continue && r->on_continue)
         r->on_continue(r->ud, req);
     return 0;
@@ -213,15 +236,17 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_reader_t *r = reader_of(p);
-    if (r->cur->body.len + len > r->body_limit)
+    if (!r->cur->body_streamed && r->cur->body.len + len > r->body_limit)
         return fail(r, 413, "the request body is over this route's limit");
     buf_add(&r->cur->body, at, len);
+    r->cur->body_received += len;
     return 0;
 }
 
 static int on_message_complete(http_parser *p)
 {
     http_reader_t *r = reader_of(p);
+    r->cur->body_done = true;
     r->ready = r->cur;
     r->cur = NULL;
     /* One request at a time: the caller answers it before reading on. */

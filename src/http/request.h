@@ -57,6 +57,25 @@ typedef struct http_request {
     buf_t resp_headers;            /* extra "Name: value\r\n" lines */
     int status;
     bool streaming;
+    /* The body as it arrives (http_request_stream_body): the handler runs
+     * once the head is complete; body_cb is called whenever more of the
+     * body is in req->body (the handler takes it, buf_reset), and once
+     * with body_done (its trailers then follow the head's headers) or
+     * body_error (the reader's status: 400 a bad chunk, 431 trailers too
+     * large) set. */
+    bool body_streamed;
+    bool body_done;                /* the whole body has arrived */
+    bool body_paused;              /* http_request_pause_body */
+    int body_error;
+    const char *body_error_message;
+    uint64_t body_received;        /* body bytes so far */
+    void (*body_cb)(struct http_request *req);
+    /* headers[0..nheaders_head) came in the head; the rest are trailers
+     * (after a chunked body). Set when the head is complete. */
+    size_t nheaders_head;
+    /* Called once when the connection's unsent answers are down to a
+     * quarter of HTTP_OUTPUT_HIGH_WATER (http_request_on_drain). */
+    void (*drain_cb)(struct http_request *req);
     /* Called when the client goes away (or the server shuts down) before
      * the handler responded: the handler must still end the request. */
     void (*abort_cb)(struct http_request *req);
@@ -70,8 +89,12 @@ typedef struct http_request {
     void *data;                    /* the handler's (or its head check's) */
 } http_request_t;
 
-/* The value of header name (case-insensitive), or NULL. */
+/* The value of header name (case-insensitive) in the request's head, or
+ * NULL. */
 const char *http_request_header(const http_request_t *req, const char *name);
+/* The value of trailer name (case-insensitive), sent after a chunked
+ * body, or NULL. */
+const char *http_request_trailer(const http_request_t *req, const char *name);
 /* Looks up a query parameter, percent-decoded into out; returns false when
  * it is absent or its encoding is bad. */
 bool http_request_query(const http_request_t *req, const char *name, buf_t *out);

@@ -70,7 +70,7 @@ typedef struct http_router {
     struct http_refuser {
         const char *prefix;
         http_refuse_fn fn;
-    } refusers[4];
+    } refusers[8];
     size_t nrefusers;
 } http_router_t;
 

@@ -336,6 +336,10 @@ static void conn_close(http_conn_t *conn)
         conn->active = NULL;
         req->conn = NULL;
         req->arriving_on = NULL;
+        /* A request whose body was still arriving is the handler's alone
+         * now, not the reader's as well. */
+        if (conn->reader.cur == req)
+            conn->reader.cur = NULL;
         if (req->abort_cb)
             req->abort_cb(req);
     }
@@ -383,6 +387,14 @@ static void conn_after_write(http_conn_t *conn)
     if (conn->close_after && unsent == 0) {
         conn_linger(conn);
         return;
+    }
+    if (conn->active && conn->active->drain_cb && unsent <= OUTPUT_LOW_WATER) {
+        http_request_t *req = conn->active;
+        void (*cb)(http_request_t *) = req->drain_cb;
+        req->drain_cb = NULL;
+        cb(req);
+        if (conn->closing)
+            return;
     }
     if (conn->out_paused && unsent <= OUTPUT_LOW_WATER) {
         conn->out_paused = false;
@@ -763,7 +775,9 @@ static int reader_on_head(void *ud, http_request_t *req, size_t *body_limit)
         }
     }
     size_t cap = srv->config.max_buffered_body_bytes;
-    if (!cap || !req->content_length || req->content_length > *body_limit)
+    /* A streamed body is taken as it comes and held only a piece at a
+     * time (its handler pauses it when it cannot take more). */
+    if (!cap || !req->content_length || req->content_length > *body_limit || req->body_streamed)
         return 0;
     if (req->content_length > cap) {
         /* It could never fit, however long it waited. */
@@ -799,7 +813,8 @@ static bool conn_count_chunked(http_conn_t *conn)
     http_server_t *srv = conn->srv;
     const http_request_t *cur = conn->reader.cur;
     size_t cap = srv->config.max_buffered_body_bytes;
-    if (!cap || !cur || !cur->body_chunked || cur->body.len <= conn->body_held)
+    if (!cap || !cur || !cur->body_chunked || cur->body_streamed ||
+        cur->body.len <= conn->body_held)
         return true;
     size_t more = cur->body.len - conn->body_held;
     if (srv->body_bytes + more > cap) {
@@ -927,6 +942,28 @@ static void conn_compact_input(http_conn_t *conn)
     conn->in_off = 0;
 }
 
+/* Tells the handler of a request whose body streams what has arrived:
+ * more of it, its end, or its failure. The handler may answer (and so
+ * free the request) in the callback. */
+static void body_notify(http_conn_t *conn, http_request_t *req)
+{
+    if (conn->active == req && req->body_cb && (req->body.len || req->body_done || req->body_error))
+        req->body_cb(req);
+}
+
+/* The reader failed in the middle of a streamed body: its handler, which
+ * owns the request, learns why and answers; the connection closes after. */
+static void stream_body_failed(http_conn_t *conn, http_request_t *req)
+{
+    if (conn->reader.cur == req)
+        conn->reader.cur = NULL;
+    req->body_error = conn->reader.error_status ? conn->reader.error_status : 400;
+    req->body_error_message =
+        conn->reader.error_message ? conn->reader.error_message : "bad request body";
+    req->keep_alive = false;
+    body_notify(conn, req);
+}
+
 static void conn_process(http_conn_t *conn)
 {
     if (conn->processing || conn->closing)
@@ -936,33 +973,63 @@ static void conn_process(http_conn_t *conn)
         conn->turn = turn_counter;
         conn->budget = HTTP_REQUESTS_PER_TURN;
     }
-    while (!conn->active && !conn->closing && !conn->close_after &&
-           conn->in_off < conn->in.len) {
-        /* A client that does not read its answers gets no more of them. */
-        if (conn_unsent(conn) > HTTP_OUTPUT_HIGH_WATER) {
-            conn->out_paused = true;
-            break;
-        }
-        if (!conn->budget) {
-            conn_yield(conn);
-            break;
+    while (!conn->closing && !conn->close_after && conn->in_off < conn->in.len) {
+        http_request_t *act = conn->active;
+        if (act) {
+            /* Only a request whose body is still streaming in reads on
+             * while it is being answered, and only while its handler
+             * takes the bytes. */
+            if (!act->body_streamed || act->body_done || act->body_error || act->body_paused)
+                break;
+        } else {
+            /* A client that does not read its answers gets no more of them. */
+            if (conn_unsent(conn) > HTTP_OUTPUT_HIGH_WATER) {
+                conn->out_paused = true;
+                break;
+            }
+            if (!conn->budget) {
+                conn_yield(conn);
+                break;
+            }
         }
         size_t used = 0;
         http_reader_result_t r = http_reader_feed(&conn->reader, conn->in.data + conn->in_off,
                                                   conn->in.len - conn->in_off, &used);
         conn->in_off += used;
+        if (act) {
+            if (r == HTTP_READER_ERROR) {
+                stream_body_failed(conn, act);
+                break;
+            }
+            if (r == HTTP_READER_REQUEST)
+                http_reader_take(&conn->reader); /* act itself, body_done set */
+            body_notify(conn, act);
+            continue;
+        }
         if (r == HTTP_READER_ERROR) {
             conn_reader_failed(conn);
             break;
         }
-        if (!conn_count_chunked(conn) || r == HTTP_READER_MORE)
+        if (!conn_count_chunked(conn))
             break;
-        http_request_t *req = http_reader_take(&conn->reader);
+        http_request_t *req;
+        if (r == HTTP_READER_MORE) {
+            /* A request whose body streams goes to its handler as soon as
+             * its head is complete; the reader fills its body from here on. */
+            req = conn->reader.cur;
+            if (!req || !req->body_streamed || !req->head_ns || req->conn)
+                break;
+        } else {
+            req = http_reader_take(&conn->reader);
+        }
         conn_release_body(conn);
         conn->refuse = NULL;
         conn->budget--;
         req->start_ns = clock_mono_ns();
         dispatch(conn, req);
+        /* (req is gone if it was answered already.) */
+        if (conn->active == req && req->body_streamed)
+            body_notify(conn, req);
     }
     conn->processing = false;
     if (conn->closing)
@@ -988,6 +1055,12 @@ static void request_done(http_request_t *req)
         return;
     }
     bool keep = req->keep_alive && !conn->srv->shutting_down;
+    if (conn->reader.cur == req) {
+        /* Answered before its body ended: the rest of the body is never
+         * read, so nothing more can be on this connection. */
+        conn->reader.cur = NULL;
+        keep = false;
+    }
     conn->active = NULL;
     http_request_free(req);
     if (!keep) {
@@ -1121,9 +1194,17 @@ void http_stream_write(http_request_t *req, const void *data, size_t len)
 
 void http_stream_end(http_request_t *req)
 {
+    http_stream_end_trailers(req, NULL);
+}
+
+void http_stream_end_trailers(http_request_t *req, const buf_t *trailers)
+{
     if (req->conn) {
         buf_t chunk = BUF_INIT;
-        buf_adds(&chunk, "0\r\n\r\n");
+        buf_adds(&chunk, "0\r\n");
+        if (trailers)
+            buf_add(&chunk, trailers->data, trailers->len);
+        buf_adds(&chunk, "\r\n");
         conn_write(req->conn, &chunk, NULL, !response_keeps_alive(req));
     }
     request_done(req);
@@ -1146,6 +1227,31 @@ void http_request_peer(const http_request_t *req, char *out, size_t outlen)
             return;
     }
     http__peer_addr_format(&a, out, outlen);
+}
+
+void http_request_on_drain(http_request_t *req, void (*cb)(http_request_t *req))
+{
+    req->drain_cb = cb;
+}
+
+void http_request_stream_body(http_request_t *req)
+{
+    req->body_streamed = true;
+}
+
+void http_request_on_body(http_request_t *req, void (*cb)(http_request_t *req))
+{
+    req->body_cb = cb;
+}
+
+void http_request_pause_body(http_request_t *req, bool paused)
+{
+    if (req->body_paused == paused)
+        return;
+    req->body_paused = paused;
+    /* Going on: parse what waits in the input, and read again. */
+    if (!paused && req->conn)
+        conn_process(req->conn);
 }
 
 size_t http_request_unsent(const http_request_t *req)

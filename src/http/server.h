@@ -122,6 +122,31 @@ bool http_hold_for_next(http_request_t *req);
 void http_stream_begin(http_request_t *req, int status, const char *content_type);
 void http_stream_write(http_request_t *req, const void *data, size_t len);
 void http_stream_end(http_request_t *req);
+/* Ends a stream with trailers: "Name: value\r\n" lines (NULL: none). */
+void http_stream_end_trailers(http_request_t *req, const buf_t *trailers);
+/* cb(req) is called once, the next time the connection's unsent answers
+ * are down to a quarter of HTTP_OUTPUT_HIGH_WATER: a stream that stopped
+ * taking its source's bytes while the client was behind goes on then.
+ * Not called once the client is gone (abort_cb is). */
+void http_request_on_drain(http_request_t *req, void (*cb)(http_request_t *req));
+
+/* Request bodies taken as they arrive, for a body too large to hold or
+ * whose pieces matter as they come (a function's streamed response).
+ * A route's head check calls http_request_stream_body to ask for it: the
+ * route's body limit and the server's bound on held bodies then do not
+ * apply (the handler bounds what it takes), and the handler runs once the
+ * head is complete. The handler sets a body callback with
+ * http_request_on_body; it is called each time more of the body is in
+ * req->body, which the handler takes (buf_reset or buf_consume), and
+ * once more with req->body_done set (the trailers are then in reach of
+ * http_request_trailer) or req->body_error (the body broke off: the
+ * reader's status and body_error_message). The handler answers when it
+ * likes; an answer before the body's end closes the connection after it.
+ * http_request_pause_body(req, true) stops the reading (the client's
+ * sending backs up in TCP) until it is called with false. */
+void http_request_stream_body(http_request_t *req);
+void http_request_on_body(http_request_t *req, void (*cb)(http_request_t *req));
+void http_request_pause_body(http_request_t *req, bool paused);
 /* The bytes answered on req's connection that the client has not taken
  * yet (gathered and queued on the socket), 0 once the client is gone: a
  * stream that must not grow without bound drops or sums up what it would

@@ -133,7 +133,10 @@ static void keep_payload(const obs_payload_policy_t *policy, char **data, size_t
     obs_payload_t p;
     obs_payload_make(policy, *data, *len, &p);
     free(*data);
-    *bytes = (int64_t)p.full_len;
+    /* A streamed answer's first bytes are all the call kept of it: its
+     * size came with them (invocation_record). */
+    if (*bytes < (int64_t)p.full_len)
+        *bytes = (int64_t)p.full_len;
     *data = p.data;
     *len = p.refused ? 0 : p.len;
     p.data = NULL;

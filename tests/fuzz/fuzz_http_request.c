@@ -6,6 +6,7 @@
 
 #include "http/request.h"
 #include "http/router.h"
+#include "http/server.h"
 
 static void noop(http_request_t *req, void *ud)
 {
@@ -40,6 +41,10 @@ static int on_head(void *ud, http_request_t *req, size_t *body_limit)
     if (req->route && req->route->method == HTTP_PUT &&
         !http_request_header(req, "Authorization"))
         return 401;
+    /* The streaming route takes its body as it comes, as the Runtime API
+     * takes a streamed response: no body limit, trailers after it. */
+    if (req->route && !strcmp(req->route->pattern, "/stream"))
+        http_request_stream_body(req);
     if (req->route)
         req->unhandled_cb = on_unhandled;
     return 0;
@@ -52,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         http_router_add(&router, HTTP_GET, "/healthz", noop, NULL, 0);
         http_router_add(&router, HTTP_PUT, "/v1/functions/{name}", noop, NULL, 1 << 16);
         http_router_add(&router, HTTP_POST, "/v1/functions/{name}/invoke", noop, NULL, 1 << 16);
+        http_router_add(&router, HTTP_POST, "/stream", noop, NULL, 16);
     }
     if (size == 0)
         return 0;
@@ -68,11 +74,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t used = 0;
         http_reader_result_t res = http_reader_feed(&r, (const char *)data + off, len, &used);
         off += used;
+        /* A streamed body is taken piece by piece, as its handler does. */
+        if (r.cur && r.cur->body_streamed) {
+            if (r.cur->body.len > r.cur->body_received)
+                __builtin_trap();
+            buf_reset(&r.cur->body);
+        }
         if (res == HTTP_READER_ERROR)
             break;
         if (res == HTTP_READER_REQUEST) {
             http_request_t *req = http_reader_take(&r);
             (void)http_request_header(req, "Content-Type");
+            (void)http_request_trailer(req, "Lambda-Runtime-Function-Error-Type");
+            /* A trailer is never taken for a header. */
+            if (req->nheaders_head > req->nheaders)
+                __builtin_trap();
             req->unhandled_cb = NULL; /* handled, as the server's dispatch does */
             http_request_free(req);
             continue;

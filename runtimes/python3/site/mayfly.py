@@ -26,7 +26,7 @@ import time
 import urllib.parse
 
 __all__ = ["kv", "invoke", "publish", "KV", "Item", "Error", "NotFound", "Forbidden",
-           "PreconditionFailed", "FunctionError"]
+           "PreconditionFailed", "FunctionError", "streaming", "http_response"]
 
 # The server closes a connection idle for 60 s; one idle this long is
 # replaced before it is used rather than found closed.
@@ -318,3 +318,29 @@ def publish(topic, message, subject=None, attributes=None):
     if status != 202:
         _fail(status, data)
     return json.loads(data)["message_id"]
+
+
+def streaming(handler):
+    """Marks handler as streaming its answer (Lambda's RESPONSE_STREAM):
+    the runtime calls it as handler(event, stream, context), and what it
+    writes to stream (bytes or str) reaches the caller as it is written.
+
+        @mayfly.streaming
+        def handler(event, stream, context):
+            stream.content_type = "text/plain"
+            for i in range(10):
+                stream.write(f"line {i}\n")
+
+    The answer ends when the handler returns; an exception raised after
+    the first write ends it with the error (the caller sees it in the
+    stream's trailers), one raised before is an ordinary function error."""
+    handler._mayfly_streaming = True
+    return handler
+
+
+def http_response(stream, status_code=200, headers=None, cookies=None):
+    """Makes a streamed answer an HTTP response for a function URL, as
+    awslambda.HttpResponseStream.from does in Node: status, headers and
+    cookies first (Lambda's HTTP-integration prelude), then the body as
+    written. Call it before the first write; returns the stream."""
+    return stream.http_response(status_code, headers, cookies)
