@@ -352,9 +352,144 @@ static void on_called(invocation_t *inv, void *ud)
     invocation_free(inv);
 }
 
-/* The buffered call: the whole answer, then the response. */
-static void call_buffered(http_request_t *req, api_ctx_t *ctx, const url_config_t *c,
-                          const char *key_id)
+/* ---- a streamed answer ----------------------------------------------------------- */
+
+/* A URL in RESPONSE_STREAM mode, while its call runs: the function's bytes
+ * go to the client as they come (chunked). Lambda's HTTP-integration
+ * prelude, when the function sends one, gives the status, headers and
+ * cookies; any other stream is a 200 of its content type. A function that
+ * answers in one piece is answered as in BUFFERED mode. */
+typedef struct url_stream {
+    http_request_t *req;
+    api_ctx_t *ctx;
+    invocation_t *inv;           /* between the stream's head and done */
+    exec_prelude_t prelude;
+    bool integration;            /* the stream begins with a prelude */
+    bool begun;                  /* the answer's head went out */
+    bool refused;                /* answered 502 (a bad prelude): the rest is dropped */
+    bool paused;                 /* the function's stream waits for the client */
+} url_stream_t;
+
+static void url_stream_resume(http_request_t *req)
+{
+    url_stream_t *u = req->data;
+    if (u && u->paused && u->inv) {
+        u->paused = false;
+        exec_stream_pause(u->inv, false);
+    }
+}
+
+static void url_stream_begin(url_stream_t *u, int status, const char *content_type)
+{
+    http_request_t *req = u->req;
+    http_header_add(req, "X-Mayfly-Request-Id", "%s", u->inv->request_id);
+    http_header_add(req, "x-amzn-RequestId", "%s", u->inv->request_id);
+    add_cors(req, url_table_get(u->ctx->urls, u->inv->function));
+    req->abort_cb = url_stream_resume; /* the client left: nothing waits for it */
+    http_stream_begin(req, status, content_type);
+    u->begun = true;
+}
+
+/* True when the "Name: value\r\n" lines set Content-Type. */
+static bool names_content_type(const char *lines)
+{
+    for (const char *l = lines; l && *l;) {
+        if (!strncasecmp(l, "Content-Type:", 13))
+            return true;
+        const char *nl = strchr(l, '\n');
+        l = nl ? nl + 1 : NULL;
+    }
+    return false;
+}
+
+static void url_stream_head(invocation_t *inv, void *ud, const char *content_type)
+{
+    url_stream_t *u = ud;
+    u->inv = inv;
+    u->integration = content_type && !strcmp(content_type, EXEC_PRELUDE_CONTENT_TYPE);
+    if (!u->integration)
+        url_stream_begin(u, 200, content_type ? content_type : "application/octet-stream");
+}
+
+static void url_stream_data(invocation_t *inv, void *ud, const char *data, size_t len)
+{
+    url_stream_t *u = ud;
+    http_request_t *req = u->req;
+    if (u->refused || http_request_gone(req))
+        return;
+    if (u->integration && !u->prelude.done) {
+        mf_error_t err = MF_ERROR_INIT;
+        long n = exec_prelude_feed(&u->prelude, data, len, &err);
+        if (n < 0) {
+            log_info("urls", "%s answered %s with a bad HTTP-integration prelude: %s",
+                     inv->function, inv->request_id, err.msg);
+            u->refused = true;
+            http_header_add(req, "X-Mayfly-Request-Id", "%s", inv->request_id);
+            add_cors(req, url_table_get(u->ctx->urls, inv->function));
+            respond_message(req, 502, "Internal Server Error");
+            return;
+        }
+        if (!u->prelude.done)
+            return;
+        buf_add(&req->resp_headers, u->prelude.header_lines.data, u->prelude.header_lines.len);
+        url_stream_begin(u, u->prelude.status,
+                         names_content_type(u->prelude.header_lines.data)
+                             ? NULL
+                             : "application/octet-stream");
+        data += n;
+        len -= (size_t)n;
+    }
+    if (!len)
+        return;
+    http_stream_write(req, data, len);
+    if (!u->paused && http_request_unsent(req) > HTTP_OUTPUT_HIGH_WATER) {
+        u->paused = true;
+        exec_stream_pause(inv, true);
+        http_request_on_drain(req, url_stream_resume);
+    }
+}
+
+static const exec_stream_sink_t url_sink = {url_stream_head, url_stream_data};
+
+static void url_stream_done(invocation_t *inv, void *ud)
+{
+    url_stream_t *u = ud;
+    http_request_t *req = u->req;
+    u->inv = NULL;
+    exec_prelude_release(&u->prelude);
+    bool begun = u->begun, refused = u->refused;
+    api_ctx_t *ctx = u->ctx;
+    free(u);
+    if (refused) {
+        invocation_free(inv);
+        return;
+    }
+    if (!begun) {
+        /* An answer in one piece (or a stream that ended before its
+         * prelude did): mapped as in BUFFERED mode. */
+        req->data = ctx;
+        on_called(inv, req);
+        return;
+    }
+    /* Headers went out long ago: a failure mid-stream ends the stream,
+     * and its trailers say what happened, as /v1's do. */
+    buf_t t = BUF_INIT;
+    if (inv->status != INV_SUCCESS)
+        buf_addf(&t, "X-Mayfly-Function-Error: Unhandled\r\n");
+    req->abort_cb = NULL;
+    req->drain_cb = NULL;
+    req->data = NULL;
+    http_stream_end_trailers(req, &t);
+    buf_release(&t);
+    invocation_free(inv);
+}
+
+/* ---- the call ---------------------------------------------------------------------- */
+
+/* Calls the URL's function with the request as payload format 2.0: its
+ * answer in one piece (on_called), or with stream as it comes. */
+static void call_function(http_request_t *req, api_ctx_t *ctx, const url_config_t *c,
+                          const char *key_id, bool stream)
 {
     const char *name = req->params[0];
     const char *host = http_request_header(req, "Host");
@@ -388,11 +523,28 @@ static void call_buffered(http_request_t *req, api_ctx_t *ctx, const url_config_
     exec_call_opts_t opts = { .request_id = request_id,
                               .traceparent = api__trace_context(req, tp),
                               .trigger = "url" };
+    invocation_done_cb done = on_called;
+    void *ud = req;
     req->data = ctx;
+    if (stream) {
+        url_stream_t *u = xcalloc(1, sizeof *u);
+        u->req = req;
+        u->ctx = ctx;
+        exec_prelude_init(&u->prelude);
+        opts.stream = &url_sink;
+        done = url_stream_done;
+        ud = u;
+        req->data = u;
+    }
     mf_error_t err = MF_ERROR_INIT;
-    int rc = exec_invoke_opts(ctx->exec, name, &event, &opts, on_called, req, &err);
+    int rc = exec_invoke_opts(ctx->exec, name, &event, &opts, done, ud, &err);
     if (rc < 0) {
         buf_release(&event);
+        if (stream) {
+            exec_prelude_release(&((url_stream_t *)ud)->prelude);
+            free(ud);
+            req->data = NULL;
+        }
         if (rc == -ENOENT)
             http_respond_error(req, 404, "not_found", "no function named %s", name);
         else
@@ -418,15 +570,7 @@ static void url_serve(http_request_t *req, api_ctx_t *ctx)
     char key_id[SIGV4_KEY_ID_MAX + 1] = "";
     if (c->auth == URL_AUTH_KEY && has_keys(ctx) && !url_authorized(req, ctx, key_id))
         return;
-    switch (c->invoke_mode) {
-    case URL_INVOKE_RESPONSE_STREAM:
-        /* A streamed answer plugs in here once a call's response can be
-         * streamed from the function to the client; until then such a URL
-         * answers buffered, with the same bytes. */
-    case URL_INVOKE_BUFFERED:
-        call_buffered(req, ctx, c, key_id);
-        return;
-    }
+    call_function(req, ctx, c, key_id, c->invoke_mode == URL_INVOKE_RESPONSE_STREAM);
 }
 
 void api__urls_register(http_router_t *router, api_ctx_t *ctx)

@@ -700,3 +700,100 @@ def handler(event, stream, context):
         assert "x-mayfly-function-error" not in s.trailers
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------- function URLs
+
+NODE_URL_STREAMER = r'''
+const mayfly = require('mayfly');
+
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  const body = JSON.parse(event.body || '{}');
+  const stream = awslambda.HttpResponseStream.from(responseStream, {
+    statusCode: 201,
+    headers: {'Content-Type': 'text/plain', 'X-Path': event.rawPath},
+    cookies: ['a=1', 'b=2'],
+  });
+  stream.write('chunk 0\n');
+  if (body.gate) {
+    const store = mayfly.kv(body.gate.store);
+    while ((await store.get(body.gate.key)) === null) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  for (let i = 1; i < 10; i++) stream.write(`chunk ${i}\n`);
+  if (body.fail) throw new TypeError('broke after ten chunks');
+  stream.end();
+});
+'''
+
+
+def put_url(srv, name, mode="RESPONSE_STREAM"):
+    r = requests.put(f"{srv.url}/v1/functions/{name}/url",
+                     json={"auth": "none", "invoke_mode": mode,
+                           "cors": {"allow_origins": ["https://app.example"]}}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+
+
+def test_a_response_stream_url_sends_the_prelude_then_the_bytes_as_written(srv):
+    name = unique("urlstream")
+    deploy(srv, name, {"index.js": NODE_URL_STREAMER}, runtime="nodejs",
+           handler="index.handler", permissions=["kv:*"])
+    put_url(srv, name)
+    event, gate = gate_event()
+    s = Stream(srv, name, event, path=f"/url/{name}/some/path",
+               headers={"Origin": "https://app.example", "Content-Type": "application/json"})
+    try:
+        # The prelude's status, headers and cookies, and the URL's CORS.
+        assert s.status == 201, s.headers
+        assert s.headers["transfer-encoding"] == "chunked"
+        assert s.headers["content-type"] == "text/plain"
+        assert s.headers["x-path"] == "/some/path"
+        assert s.headers["access-control-allow-origin"] == "https://app.example"
+        request_id = s.headers["x-mayfly-request-id"]
+        first = s.read_until(b"chunk 0\n")
+        assert first == b"chunk 0\n", first
+        kv_put(srv, gate["store"], gate["key"], b"1")
+        assert first + s.rest() == TEN_CHUNKS
+    finally:
+        s.close()
+    r = requests.post(f"{srv.url}/url/{name}/", json={}, timeout=60)
+    assert r.status_code == 201 and r.text == TEN_CHUNKS.decode()
+    assert r.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
+    rec = get_record(srv, request_id)
+    assert rec["trigger"] == "url" and rec["status"] == "success", rec
+
+
+def test_a_response_stream_url_of_a_plain_stream_or_a_buffered_function(srv, py_fn):
+    # A stream without a prelude: a 200 of its content type.
+    put_url(srv, py_fn)
+    r = requests.post(f"{srv.url}/url/{py_fn}/", json={}, timeout=60)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/plain"
+    assert r.text == TEN_CHUNKS.decode()
+    # A function answering in one piece is mapped as in BUFFERED mode.
+    name = unique("urlplain")
+    deploy_py(srv, name, "def handler(event, context):\n"
+                         "    return {'statusCode': 202, 'headers': {'X-K': 'v'}, 'body': 'ok'}\n")
+    put_url(srv, name)
+    r = requests.post(f"{srv.url}/url/{name}/", data=b"x", timeout=60)
+    assert r.status_code == 202 and r.headers["X-K"] == "v" and r.text == "ok"
+
+
+def test_a_response_stream_url_failing_mid_stream_ends_it_with_the_error(srv):
+    name = unique("urlfail")
+    deploy(srv, name, {"index.js": NODE_URL_STREAMER}, runtime="nodejs",
+           handler="index.handler", permissions=["kv:*"])
+    put_url(srv, name)
+    s = Stream(srv, name, {"fail": True}, path=f"/url/{name}/",
+               headers={"Content-Type": "application/json"})
+    try:
+        assert s.status == 201
+        assert s.rest() == TEN_CHUNKS
+        assert s.trailers.get("x-mayfly-function-error") == "Unhandled", s.trailers
+        request_id = s.headers["x-mayfly-request-id"]
+    finally:
+        s.close()
+    rec = wait_for("the failed call's record",
+                   lambda: (lambda r: r if r.get("status") == "error" else None)(
+                       get_record(srv, request_id)), timeout=120)
+    assert rec["trigger"] == "url", rec
