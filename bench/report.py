@@ -606,9 +606,14 @@ def main():
         "%s / %s req/s" % (f_int(tr.get("url_rps")), f_int(tr.get("invoke_rps"))),
         tr.get("url_over_invoke"), 0.8, ">=")
     add("14", "publishes to a topic with 3 subscribers / async enqueues, 32 connections "
-        "(each 202 after its fsync'd group commit)",
+        "(each 202 after its fsync'd group commit; the deliveries run meanwhile, three per "
+        "publish)",
         "%s / %s req/s" % (f_int(tr.get("publish_rps")), f_int(tr.get("enqueue_rps"))),
         tr.get("publish_over_enqueue"), 0.4, ">=")
+    add("14", "the same with every function at max_concurrency 1 (little runs meanwhile: "
+        "mostly the cost of accepting)",
+        "%s / %s req/s" % (f_int(tr.get("publish_low_rps")), f_int(tr.get("enqueue_low_rps"))),
+        tr.get("publish_over_enqueue_low"), 0.4, ">=")
     add("11", "cold start of a function without egress rules / with --disable-egress",
         "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
         eg.get("cold_ratio"), 1.05, "<=")
@@ -976,9 +981,12 @@ def main():
         w("|---|---|")
         for key, label in (("invoke_rps", "no-op sync invoke, POST /v1/functions/noop/invoke"),
                            ("url_rps", "the same through its function URL, POST /url/noop/"),
-                           ("enqueue_rps", "async invoke (202 once fsync'd)"),
+                           ("enqueue_rps", "async invoke (202 once fsync'd), events running "
+                            "meanwhile"),
                            ("publish_rps", "publish to a topic with 3 subscribers (202 once "
-                            "the message and 3 events are fsync'd)")):
+                            "the message and 3 events are fsync'd), deliveries running meanwhile"),
+                           ("enqueue_low_rps", "async invoke, function at max_concurrency 1"),
+                           ("publish_low_rps", "publish, subscribers at max_concurrency 1")):
             w("| %s, 32 connections, req/s | %s |" % (label, f_int(tr.get(key))))
         w("")
         w("bench/triggers.py: the C no-op; `wrk -t1 -c32` on the load CPU for %ss per figure, "

@@ -12,7 +12,11 @@ three subscribers (copies of the no-op), each answered 202 once the message
 and its three queued events are fsync'd in one transaction, against
 asynchronous invokes of a fourth copy (202 once its one event is fsync'd);
 alternated, each run after the previous run's backlog has drained. Target:
-publishes ≥ 0.4× enqueues.
+publishes ≥ 0.4× enqueues. As the async row does, twice: with every
+function at max_concurrency 64, so that the deliveries run meanwhile (three
+per publish, one per enqueue: the figure a user sees), and with every
+function at max_concurrency 1, so that little runs meanwhile and the
+figure is mostly the cost of accepting (the backlog runs afterwards).
 
   triggers.py --mayfly BIN --server-cpu N --load-cpu N --runs R --duration S --out FILE
 
@@ -88,46 +92,49 @@ def main():
     p, url = benchlib.start_server(a.mayfly, a.server_cpu, tmp, "triggers")
     res = {"subscribers": 3, "samples": {}, "medians": {}}
     s = res["samples"]
-    subs = ["sub1", "sub2", "sub3"]
+    # (suffix, max_concurrency): the deliveries running meanwhile, or not.
+    kinds = (("", 64), ("_low", 1))
+    subs = {k: ["sub1" + k, "sub2" + k, "sub3" + k] for k, _ in kinds}
     try:
         api = benchlib.Api(url)
         code = benchlib.zip_folder(os.path.join(ROOT, "examples", "noop-c"))
-        for name in ["noop", "enq"] + subs:
-            api.put_function(name, {"runtime": "provided", "handler": "bootstrap",
-                                    "max_concurrency": 64, "code": {"zip_base64": code}})
-        for method, path, body in (
-                ("PUT", "/v1/functions/noop/url", {"auth": "none"}),
-                ("PUT", "/v1/topics/bench", {})):
+        api.put_function("noop", {"runtime": "provided", "handler": "bootstrap",
+                                  "max_concurrency": 64, "code": {"zip_base64": code}})
+        setup = [("PUT", "/v1/functions/noop/url", {"auth": "none"})]
+        for k, conc in kinds:
+            for name in ["enq" + k] + subs[k]:
+                api.put_function(name, {"runtime": "provided", "handler": "bootstrap",
+                                        "max_concurrency": conc, "code": {"zip_base64": code}})
+            setup.append(("PUT", "/v1/topics/bench" + k, {}))
+            setup += [("POST", "/v1/topics/bench%s/subscriptions" % k, {"function": n})
+                      for n in subs[k]]
+        for method, path, body in setup:
             st, _, out = api.request(method, path, json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
             if st not in (200, 201):
                 raise RuntimeError("%s %s: HTTP %d %r" % (method, path, st, out[:300]))
-        for n in subs:
-            st, _, out = api.request("POST", "/v1/topics/bench/subscriptions",
-                                     json.dumps({"function": n}).encode(),
-                                     {"Content-Type": "application/json"})
-            if st not in (200, 201):
-                raise RuntimeError("subscribe %s: HTTP %d %r" % (n, st, out[:300]))
         invoke_url = "%s/v1/functions/noop/invoke" % url
         fn_url = "%s/url/noop/" % url
-        enqueue_url = "%s/v1/functions/enq/invoke" % url
-        publish_url = "%s/v1/topics/bench/publish" % url
+        enqueue_url = {k: "%s/v1/functions/enq%s/invoke" % (url, k) for k, _ in kinds}
+        publish_url = {k: "%s/v1/topics/bench%s/publish" % (url, k) for k, _ in kinds}
         # Warm up each kind once.
         wrk(invoke_url, a.load_cpu, 2, 32, post_lua)
         wrk(fn_url, a.load_cpu, 2, 32, post_lua)
-        wrk(enqueue_url, a.load_cpu, 2, 32, event_lua)
-        wrk(publish_url, a.load_cpu, 2, 32, publish_lua)
-        drain(api, subs + ["enq"], a.drain_timeout)
+        for k, _ in kinds:
+            wrk(enqueue_url[k], a.load_cpu, 2, 32, event_lua)
+            wrk(publish_url[k], a.load_cpu, 2, 32, publish_lua)
+            drain(api, subs[k] + ["enq" + k], a.drain_timeout)
         for _ in range(a.runs):
             s.setdefault("invoke_rps", []).append(wrk(invoke_url, a.load_cpu, a.duration, 32,
                                                       post_lua))
             s.setdefault("url_rps", []).append(wrk(fn_url, a.load_cpu, a.duration, 32, post_lua))
-            s.setdefault("enqueue_rps", []).append(wrk(enqueue_url, a.load_cpu, a.duration, 32,
-                                                       event_lua))
-            drain(api, ["enq"], a.drain_timeout)
-            s.setdefault("publish_rps", []).append(wrk(publish_url, a.load_cpu, a.duration, 32,
-                                                       publish_lua))
-            drain(api, subs, a.drain_timeout)
+            for k, _ in kinds:
+                s.setdefault("enqueue%s_rps" % k, []).append(
+                    wrk(enqueue_url[k], a.load_cpu, a.duration, 32, event_lua))
+                drain(api, ["enq" + k], a.drain_timeout)
+                s.setdefault("publish%s_rps" % k, []).append(
+                    wrk(publish_url[k], a.load_cpu, a.duration, 32, publish_lua))
+                drain(api, subs[k], a.drain_timeout)
             print("triggers: " + ", ".join("%s %.1f" % (k, v[-1]) for k, v in s.items()),
                   flush=True)
         api.close()
@@ -136,6 +143,7 @@ def main():
             m[k] = median(v)
         m["url_over_invoke"] = m["url_rps"] / m["invoke_rps"]
         m["publish_over_enqueue"] = m["publish_rps"] / m["enqueue_rps"]
+        m["publish_over_enqueue_low"] = m["publish_low_rps"] / m["enqueue_low_rps"]
     finally:
         benchlib.stop_server(p)
     with open(a.out, "w") as f:
