@@ -724,6 +724,20 @@ static void on_event_accepted(void *ud, int r, const char *request_id, bool repl
     http_respond(req, 202, NULL, NULL, 0);
 }
 
+/* X-Amz-Invocation-Type: DryRun checks the function is there (204) and
+ * calls nothing; true when it has answered. */
+static bool dry_run(http_request_t *req, api_ctx_t *ctx, const char *type)
+{
+    if (!type || strcasecmp(type, "DryRun"))
+        return false;
+    fn_t fn;
+    if (get_function(req, ctx, &fn)) {
+        fn_clear(&fn);
+        http_respond(req, 204, NULL, NULL, 0);
+    }
+    return true;
+}
+
 static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
@@ -743,14 +757,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
             lambda_failure(req, r, &err);
         return;
     }
-    if (type && !strcasecmp(type, "DryRun")) {
-        fn_t fn;
-        if (get_function(req, ctx, &fn)) {
-            fn_clear(&fn);
-            http_respond(req, 204, NULL, NULL, 0);
-        }
+    if (dry_run(req, ctx, type))
         return;
-    }
     if (type && strcasecmp(type, "RequestResponse")) {
         lambda_error(req, 400, "InvalidParameterValueException",
                      "X-Amz-Invocation-Type: must be RequestResponse, Event or DryRun, not `%s`",
@@ -932,14 +940,8 @@ static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
         return;
     const char *type = http_request_header(req, "X-Amz-Invocation-Type");
     const char *log = http_request_header(req, "X-Amz-Log-Type");
-    if (type && !strcasecmp(type, "DryRun")) {
-        fn_t fn;
-        if (get_function(req, ctx, &fn)) {
-            fn_clear(&fn);
-            http_respond(req, 204, NULL, NULL, 0);
-        }
+    if (dry_run(req, ctx, type))
         return;
-    }
     if (type && strcasecmp(type, "RequestResponse")) {
         lambda_error(req, 400, "InvalidParameterValueException",
                      "X-Amz-Invocation-Type: must be RequestResponse or DryRun for "

@@ -115,18 +115,6 @@ void exec_prelude_release(exec_prelude_t *p)
     buf_release(&p->header_lines);
 }
 
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c))
-            return false;
-    }
-    return true;
-}
-
 /* A header value may hold no CR, LF or NUL: it would end the header (or
  * the head) early and let the function write headers of its choosing. */
 static bool clean_value(const json_t *v)
@@ -165,7 +153,7 @@ static int prelude_parse(exec_prelude_t *p, mf_error_t *err)
         json_t *value;
         json_object_foreach(headers, name, value)
         {
-            if (!is_token(name)) {
+            if (!http_token(name)) {
                 r = mf_error_plain(err, EINVAL, "headers: `%.64s` is not a header name", name);
                 goto out;
             }

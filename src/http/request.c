@@ -33,6 +33,22 @@ const char *http_request_trailer(const http_request_t *req, const char *name)
     return NULL;
 }
 
+bool http_tchar(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+bool http_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!http_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
 int http_percent_decode(buf_t *out, const char *s, size_t len, bool plus_is_space)
 {
     for (size_t i = 0; i < len; i++) {

@@ -101,6 +101,11 @@ bool http_request_query(const http_request_t *req, const char *name, buf_t *out)
 /* Frees the request, calling its unhandled_cb first if it is still set. */
 void http_request_free(http_request_t *req);
 
+/* RFC 9110's tchar: what a token (a header's or a method's name) is made
+ * of; http_token: s is a token (one tchar or more). */
+bool http_tchar(unsigned char c);
+bool http_token(const char *s);
+
 /* Decodes %XX escapes (and '+' as space when plus_is_space) into out;
  * returns -EINVAL on a bad escape or a decoded NUL. */
 int http_percent_decode(buf_t *out, const char *s, size_t len, bool plus_is_space);

@@ -298,3 +298,19 @@ int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
     *count = n;
     return r;
 }
+
+int store__run_keyed(sqlite3 *db, const char *sql, const char *key, const char *what,
+                     mf_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int r = store__sqlite_prepare(db, sql, &st, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        r = store__sqlite_fail(db, err, what);
+    else if (sqlite3_changes(db) == 0)
+        r = -ENOENT;
+    sqlite3_finalize(st);
+    return r;
+}

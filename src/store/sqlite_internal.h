@@ -68,6 +68,11 @@ int store__incremental_vacuum_on(sqlite3 *db, mf_error_t *err);
  * of writes does not grow it without end. Never on the loop's connection:
  * it may wait. */
 void store__wal_bounded(sqlite3 *db);
+/* Runs sql, a statement of one text parameter ?1 = key (a DELETE by
+ * key, say), once: 0, -ENOENT (err untouched, for the caller to say
+ * what is missing) when it changed no row, or an error about what. */
+int store__run_keyed(sqlite3 *db, const char *sql, const char *key, const char *what,
+                     mf_error_t *err);
 /* Collects every row st gives into a growing array of items of size
  * bytes (zeroed, then filled by row), then resets st. On failure *out
  * holds the rows read so far, for the caller to free. */

@@ -37,17 +37,10 @@ int store_url_put(store_t *s, const store_url_t *u, mf_error_t *err)
 
 int store_url_delete(store_t *s, const char *function, mf_error_t *err)
 {
-    sqlite3 *db = store__handle(s);
-    sqlite3_stmt *st = NULL;
-    int r = store__sqlite_prepare(db, "DELETE FROM function_urls WHERE function = ?1", &st, err);
-    if (r < 0)
-        return r;
-    if (sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_DONE)
-        r = store__sqlite_fail(db, err, "delete a function URL");
-    else if (sqlite3_changes(db) == 0)
-        r = mf_error_plain(err, ENOENT, "function %s has no URL", function);
-    sqlite3_finalize(st);
+    int r = store__run_keyed(store__handle(s), "DELETE FROM function_urls WHERE function = ?1",
+                             function, "delete a function URL", err);
+    if (r == -ENOENT)
+        return mf_error_plain(err, ENOENT, "function %s has no URL", function);
     return r;
 }
 

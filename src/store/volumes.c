@@ -97,16 +97,9 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
 
 int store_volume_delete(store_t *s, const char *name, mf_error_t *err)
 {
-    sqlite3 *db = store__handle(s);
-    sqlite3_stmt *st = NULL;
-    int r = store__sqlite_prepare(db, "DELETE FROM volumes WHERE name = ?1", &st, err);
-    if (r < 0)
-        return r;
-    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_DONE)
-        r = store__sqlite_fail(db, err, "delete a volume");
-    else if (sqlite3_changes(db) == 0)
-        r = mf_error_plain(err, ENOENT, "no volume named %s", name);
-    sqlite3_finalize(st);
+    int r = store__run_keyed(store__handle(s), "DELETE FROM volumes WHERE name = ?1", name,
+                             "delete a volume", err);
+    if (r == -ENOENT)
+        return mf_error_plain(err, ENOENT, "no volume named %s", name);
     return r;
 }

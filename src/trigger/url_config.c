@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/xalloc.h"
+#include "http/request.h"
 #include "trigger/url.h"
 
 const char *url_auth_name(url_auth_t a)
@@ -59,19 +60,6 @@ void url_config_copy(url_config_t *dst, const url_config_t *src)
 }
 
 /* ---- checking -------------------------------------------------------------- */
-
-/* RFC 9110's token characters: what a header or method name is made of. */
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
-            return false;
-    }
-    return true;
-}
 
 /* An origin as browsers send it: "*", or scheme://host[:port] with no
  * path, no spaces and no control characters. */
@@ -135,7 +123,7 @@ static int parse_list(const json_t *v, const char *field, item_kind_t kind, url_
                                       field, i, s);
             out->v[out->n++] = xstrdup(known);
         } else {
-            if (len > URL_CORS_HEADER_LEN_MAX || !is_token(s))
+            if (len > URL_CORS_HEADER_LEN_MAX || !http_token(s))
                 return mf_error_plain(err, EINVAL,
                                       "cors.%s[%zu]: `%.64s` is not a header name (letters, "
                                       "digits and !#$%%&'*+-.^_`|~, at most %d characters)",

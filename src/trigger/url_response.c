@@ -11,6 +11,7 @@
 #include "core/codec.h"
 #include "core/json.h"
 #include "core/xalloc.h"
+#include "http/request.h"
 #include "trigger/url.h"
 
 void url_response_release(url_response_t *r)
@@ -19,18 +20,6 @@ void url_response_release(url_response_t *r)
     r->content_type = NULL;
     buf_release(&r->headers);
     buf_release(&r->body);
-}
-
-static bool name_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)))
-            return false;
-    }
-    return true;
 }
 
 /* A field value may hold tabs and any byte but the other controls: a CR
@@ -74,7 +63,7 @@ static int add_header(url_response_t *out, const char *field, const char *name, 
                               field, name);
     }
     int r = 0;
-    if (!name_ok(name))
+    if (!http_token(name))
         r = mf_error_plain(err, EINVAL, "%s: `%.64s` is not a header name", field, name);
     else if (!value_ok(text.data, text.len))
         r = mf_error_plain(err, EINVAL, "%s.%.64s: a header value may not hold control characters",
