@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 
+#include "core/utf8.h"
+
 static int dump_cb(const char *data, size_t size, void *ud)
 {
     buf_add(ud, data, size);
@@ -46,4 +48,26 @@ void json_quote(buf_t *out, const char *s, size_t len)
     }
     buf_add(out, s + len - run, run);
     buf_addch(out, '"');
+}
+
+void json_quote_text(buf_t *out, const char *s, size_t len)
+{
+    if (utf8_valid(s, len)) {
+        json_quote(out, s, len);
+        return;
+    }
+    buf_t fixed = BUF_INIT;
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i);
+        if (n) {
+            buf_add(&fixed, p + i, n);
+            i += n;
+        } else {
+            buf_adds(&fixed, "\xEF\xBF\xBD");
+            i++;
+        }
+    }
+    json_quote(out, fixed.data, fixed.len);
+    buf_release(&fixed);
 }

@@ -88,6 +88,7 @@ struct http_server {
     http_server_config_t config;
     const http_router_t *router;
     http_conn_t *conns;
+    struct http_server *metrics_next; /* on metric_servers while metrics are on */
     unsigned nconns;           /* open, refused ones closing included */
     unsigned nadmitted;        /* open and not refused at accept */
     http__peers_t peers;
@@ -121,8 +122,8 @@ typedef struct write_req {
 } write_req_t;
 
 static metrics_family_t *m_requests, *m_duration, *m_refused, *m_body_bytes, *m_unsent;
-/* The servers whose answers /metrics counts (the process's listeners). */
-static http_server_t *metric_servers[8];
+/* The servers with metrics on, whose unsent answers /metrics counts. */
+static http_server_t *metric_servers;
 /* Body bytes held by the requests being read on servers with metrics on,
  * read when /metrics is rendered (a gauge set per request would cost the
  * warm path a lookup). */
@@ -194,8 +195,8 @@ static void collect_body_bytes(void *ud)
 {
     metrics_set(m_body_bytes, NULL, (double)counted_body_bytes);
     size_t unsent = 0;
-    for (size_t i = 0; i < sizeof metric_servers / sizeof metric_servers[0]; i++)
-        for (http_conn_t *c = metric_servers[i] ? metric_servers[i]->conns : NULL; c; c = c->next)
+    for (const http_server_t *srv = metric_servers; srv; srv = srv->metrics_next)
+        for (http_conn_t *c = srv->conns; c; c = c->next)
             if (!c->closing)
                 unsent += conn_unsent(c);
     metrics_set(m_unsent, NULL, (double)unsent);
@@ -1217,16 +1218,16 @@ void http_request_peer(const http_request_t *req, char *out, size_t outlen)
     http_conn_t *conn = req->conn;
     if (!conn)
         return;
-    http__peer_addr_t a = conn->peer;
-    if (!a.len) {
-        /* Not counted per client (no bound set): asked of the socket. */
+    if (!conn->peer.len) {
+        /* Not counted per client (no bound set): asked of the socket once
+         * per connection, not once per request. */
         struct sockaddr_storage ss;
         int len = sizeof ss;
         if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) < 0 ||
-            http__peer_addr_from(&a, (struct sockaddr *)&ss) < 0)
+            http__peer_addr_from(&conn->peer, (struct sockaddr *)&ss) < 0)
             return;
     }
-    http__peer_addr_format(&a, out, outlen);
+    http__peer_addr_format(&conn->peer, out, outlen);
 }
 
 void http_request_on_drain(http_request_t *req, void (*cb)(http_request_t *req))
@@ -1486,13 +1487,17 @@ void *http_request_server_data(const http_request_t *req)
 
 void http_server_set_metrics(http_server_t *srv, bool on)
 {
+    if (srv->metrics == on)
+        return;
     srv->metrics = on;
-    for (size_t i = 0; i < sizeof metric_servers / sizeof metric_servers[0]; i++)
-        if (metric_servers[i] == srv)
-            metric_servers[i] = NULL;
-    for (size_t i = 0; on && i < sizeof metric_servers / sizeof metric_servers[0]; i++)
-        if (!metric_servers[i]) {
-            metric_servers[i] = srv;
+    if (on) {
+        srv->metrics_next = metric_servers;
+        metric_servers = srv;
+        return;
+    }
+    for (http_server_t **pp = &metric_servers; *pp; pp = &(*pp)->metrics_next)
+        if (*pp == srv) {
+            *pp = srv->metrics_next;
             break;
         }
 }

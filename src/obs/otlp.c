@@ -83,29 +83,7 @@ static void export_start(obs_otlp_t *o);
  * are not are replaced by U+FFFD rather than passed on. */
 static void add_string(buf_t *out, const char *s)
 {
-    if (!s)
-        s = "";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s), i = 0, n;
-    while (i < len && (n = utf8_seq(p + i, len - i)))
-        i += n;
-    if (i == len) {
-        json_quote(out, s, len);
-        return;
-    }
-    cleanup_buf buf_t fixed = BUF_INIT;
-    buf_add(&fixed, s, i);
-    while (i < len) {
-        n = utf8_seq(p + i, len - i);
-        if (n) {
-            buf_add(&fixed, s + i, n);
-            i += n;
-        } else {
-            buf_adds(&fixed, "\xef\xbf\xbd");
-            i++;
-        }
-    }
-    json_quote(out, fixed.data, fixed.len);
+    json_quote_text(out, s ? s : "", s ? strlen(s) : 0);
 }
 
 static void add_hex(buf_t *out, const uint8_t *p, size_t n)

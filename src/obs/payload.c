@@ -86,21 +86,6 @@ static bool is_cont(unsigned char c)
     return (c & 0xc0) == 0x80;
 }
 
-static bool utf8_valid(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = utf8_seq(p + i, n - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
-}
-
 /* Where to cut n bytes so that no UTF-8 sequence is split: before the last
  * sequence when its lead byte promises more bytes than there are. Bytes
  * that lead no sequence (binary) are cut where they fall. */

@@ -44,6 +44,17 @@ int store_url_delete(store_t *s, const char *function, mf_error_t *err)
     return r;
 }
 
+static void row_to_url(sqlite3_stmt *st, void *item)
+{
+    store_url_t *u = item;
+    store__copy_text(u->function, sizeof u->function, st, 0);
+    u->config_json = store__dup_column(st, 1);
+    if (!u->config_json)
+        u->config_json = xstrdup("{}");
+    u->created_ms = sqlite3_column_int64(st, 2);
+    u->updated_ms = sqlite3_column_int64(st, 3);
+}
+
 int store_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
@@ -56,30 +67,15 @@ int store_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err
                                   &st, err);
     if (r < 0)
         return r;
-    store_url_t *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            list = xrealloc(list, cap * sizeof *list);
-        }
-        store_url_t *u = &list[n++];
-        store__copy_text(u->function, sizeof u->function, st, 0);
-        u->config_json = store__dup_column(st, 1);
-        if (!u->config_json)
-            u->config_json = xstrdup("{}");
-        u->created_ms = sqlite3_column_int64(st, 2);
-        u->updated_ms = sqlite3_column_int64(st, 3);
-    }
-    if (rc != SQLITE_DONE) {
-        r = store__sqlite_fail(db, err, "list function URLs");
-        store_url_list_free(list, n);
-    } else {
-        *out = list;
-        *count = n;
-    }
+    void *list = NULL;
+    r = store__collect(db, st, sizeof **out, row_to_url, &list, count, "list function URLs", err);
     sqlite3_finalize(st);
+    *out = list;
+    if (r < 0) {
+        store_url_list_free(*out, *count);
+        *out = NULL;
+        *count = 0;
+    }
     return r;
 }
 

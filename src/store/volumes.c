@@ -9,8 +9,9 @@
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
-static void row_to_volume(sqlite3_stmt *st, store_volume_t *v)
+static void row_to_volume(sqlite3_stmt *st, void *item)
 {
+    store_volume_t *v = item;
     store__copy_text(v->name, sizeof v->name, st, 0);
     v->size_mb = sqlite3_column_int64(st, 1);
     v->created_ms = sqlite3_column_int64(st, 2);
@@ -74,24 +75,15 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
                                   &st, err);
     if (r < 0)
         return r;
-    store_volume_t *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            list = xrealloc(list, cap * sizeof *list);
-        }
-        row_to_volume(st, &list[n++]);
-    }
-    if (rc != SQLITE_DONE) {
-        r = store__sqlite_fail(db, err, "list volumes");
-        free(list);
-    } else {
-        *out = list;
-        *count = n;
-    }
+    void *list = NULL;
+    r = store__collect(db, st, sizeof **out, row_to_volume, &list, count, "list volumes", err);
     sqlite3_finalize(st);
+    *out = list;
+    if (r < 0) {
+        free(*out);
+        *out = NULL;
+        *count = 0;
+    }
     return r;
 }
 

@@ -30,49 +30,11 @@ bool url_content_type_is_text(const char *ct)
     return false;
 }
 
-static bool is_utf8(const unsigned char *p, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_seq(p + i, len - i);
-        if (!n)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
-/* Text from the request as a JSON string. A JSON string is UTF-8, so a
- * byte that is not part of well-formed UTF-8 (a Latin-1 header value, say)
- * becomes U+FFFD, as decoders do, rather than making the event invalid. */
-static void quote_text(buf_t *out, const char *s, size_t len)
-{
-    if (is_utf8((const unsigned char *)s, len)) {
-        json_quote(out, s, len);
-        return;
-    }
-    buf_t fixed = BUF_INIT;
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, len - i);
-        if (n) {
-            buf_add(&fixed, p + i, n);
-            i += n;
-        } else {
-            buf_adds(&fixed, "\xEF\xBF\xBD");
-            i++;
-        }
-    }
-    json_quote(out, fixed.data, fixed.len);
-    buf_release(&fixed);
-}
-
+/* Text from the request, which may not be UTF-8 (a Latin-1 header value,
+ * say), as a JSON string. */
 static void quote_str(buf_t *out, const char *s)
 {
-    quote_text(out, s, strlen(s));
+    json_quote_text(out, s, strlen(s));
 }
 
 /* A header name, lower-cased, as a JSON string. */
@@ -84,13 +46,13 @@ static void quote_lower(buf_t *out, const char *name)
         char *big = xstrdup(name);
         for (size_t i = 0; i < n; i++)
             big[i] = (char)(big[i] >= 'A' && big[i] <= 'Z' ? big[i] + 32 : big[i]);
-        quote_text(out, big, n);
+        json_quote_text(out, big, n);
         free(big);
         return;
     }
     for (size_t i = 0; i < n; i++)
         low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-    quote_text(out, low, n);
+    json_quote_text(out, low, n);
 }
 
 /* The Cookie headers' cookies, split at ';' and trimmed, as Lambda gives
@@ -111,7 +73,7 @@ static bool add_cookies(buf_t *out, const url_request_t *r)
                 t--;
             if (t) {
                 buf_adds(out, any ? "," : ",\"cookies\":[");
-                quote_text(out, p, t);
+                json_quote_text(out, p, t);
                 any = true;
             }
             p += n;
@@ -156,7 +118,7 @@ static void add_headers(buf_t *out, const url_request_t *r)
                 buf_addch(&joined, ',');
             buf_adds(&joined, r->headers[j].value);
         }
-        quote_text(out, joined.data, joined.len);
+        json_quote_text(out, joined.data, joined.len);
         buf_release(&joined);
     }
     buf_addch(out, '}');
@@ -226,7 +188,7 @@ static void add_query(buf_t *out, const char *q)
                 buf_addch(out, ',');
             quote_str(out, params[i].key);
             buf_addch(out, ':');
-            quote_text(out, params[i].value.data, params[i].value.len);
+            json_quote_text(out, params[i].value.data, params[i].value.len);
         }
         buf_addch(out, '}');
     }
@@ -269,7 +231,7 @@ static void add_context(buf_t *out, const url_request_t *r)
         buf_adds(out, ",\"cognitoIdentity\":null,\"principalOrgId\":null,\"userArn\":");
         buf_t arn = BUF_INIT;
         buf_addf(&arn, "arn:aws:iam::%s:user/%s", r->account_id, r->access_key_id);
-        quote_text(out, arn.data, arn.len);
+        json_quote_text(out, arn.data, arn.len);
         buf_release(&arn);
         add_string(out, "userId", r->access_key_id);
         buf_adds(out, "}}");
@@ -315,7 +277,7 @@ void url_event_build(buf_t *out, const url_request_t *r)
     bool text = true;
     if (r->body_len) {
         text = url_content_type_is_text(header(r, "Content-Type")) &&
-               is_utf8(r->body, r->body_len);
+               utf8_valid(r->body, r->body_len);
         buf_adds(out, ",\"body\":");
         if (text) {
             json_quote(out, r->body, r->body_len);
