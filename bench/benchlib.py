@@ -6,6 +6,7 @@ import base64
 import glob
 import io
 import json
+import re
 import os
 import shlex
 import socket
@@ -244,6 +245,26 @@ def kernel_memory_bytes(memory_dir):
         parts = ("kernel_stack", "pagetables", "percpu", "sock", "slab", "vmalloc")
         return sum(fields.get(p, 0) for p in parts)
     return None
+
+
+def wrk(url, load_cpu, duration, conns, lua=None, latency=False):
+    """wrk -t1 on CPU load_cpu against url: (requests per second, its p50 in
+    µs with latency=True, else None). A run with non-2xx answers fails."""
+    cmd = ["taskset", "-c", str(load_cpu), "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration]
+    if latency:
+        cmd.append("--latency")
+    if lua:
+        cmd += ["-s", lua]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=duration + 60)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if not m or "Non-2xx" in out.stdout:
+        raise RuntimeError("wrk: " + out.stdout[-400:] + out.stderr[-400:])
+    p50 = None
+    if latency:
+        lm = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out.stdout)
+        scale = {"us": 1, "ms": 1e3, "s": 1e6}[lm.group(2)]
+        p50 = float(lm.group(1)) * scale
+    return float(m.group(1)), p50
 
 
 def median(values):

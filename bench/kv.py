@@ -21,14 +21,13 @@ Writes JSON: every sample and the medians. Standard library, plus wrk.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
-from benchlib import median  # noqa: E402
+from benchlib import median, wrk  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALUE = b"v" * 100
@@ -106,24 +105,6 @@ NOOP_LUA = """wrk.method = "POST"
 wrk.body = "{}"
 wrk.headers["Content-Type"] = "application/json"
 """
-
-
-def wrk(url, load_cpu, duration, conns, lua=None, latency=False):
-    cmd = ["taskset", "-c", str(load_cpu), "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration]
-    if latency:
-        cmd.append("--latency")
-    if lua:
-        cmd += ["-s", lua]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=duration + 60)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if not m or "Non-2xx" in out.stdout:
-        raise RuntimeError("wrk: " + out.stdout[-400:] + out.stderr[-400:])
-    p50 = None
-    if latency:
-        lm = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out.stdout)
-        scale = {"us": 1, "ms": 1e3, "s": 1e6}[lm.group(2)]
-        p50 = float(lm.group(1)) * scale
-    return float(m.group(1)), p50
 
 
 def main():

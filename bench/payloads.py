@@ -15,7 +15,6 @@ Writes JSON: every sample and the medians. Standard library, plus wrk.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,10 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from benchlib import median  # noqa: E402
+
+
+def wrk(url, lua, load_cpu, duration):
+    return benchlib.wrk(url, load_cpu, duration, 32, lua)[0]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,16 +53,6 @@ LUA = """wrk.method = "POST"
 wrk.body = %s
 wrk.headers["Content-Type"] = "application/json"
 """ % json.dumps(EVENT)
-
-
-def wrk(url, lua, load_cpu, duration):
-    out = subprocess.run(["taskset", "-c", str(load_cpu), "wrk", "-t1", "-c32",
-                          "-d%ds" % duration, "-s", lua, url],
-                         capture_output=True, text=True, timeout=duration + 60)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if not m or "Non-2xx" in out.stdout:
-        raise RuntimeError("wrk: " + out.stdout[-400:] + out.stderr[-400:])
-    return float(m.group(1))
 
 
 def main():

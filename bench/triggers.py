@@ -25,8 +25,6 @@ Writes JSON: every sample and the medians. Standard library, plus wrk.
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 from benchlib import median  # noqa: E402
 
+
+def wrk(url, load_cpu, duration, conns, lua):
+    return benchlib.wrk(url, load_cpu, duration, conns, lua)[0]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -42,16 +44,6 @@ PUBLISH_LUA = """wrk.method = "POST"
 wrk.body = '{"message": "hello"}'
 wrk.headers["Content-Type"] = "application/json"
 """
-
-
-def wrk(url, load_cpu, duration, conns, lua):
-    cmd = ["taskset", "-c", str(load_cpu), "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
-           "-s", lua, url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-    if not m or "Non-2xx" in out.stdout:
-        raise RuntimeError("wrk %s: %s%s" % (url, out.stdout[-400:], out.stderr[-400:]))
-    return float(m.group(1))
 
 
 def backlog(api, names):
