@@ -293,27 +293,10 @@ def responsive_figures(out):
     return json.loads(read(os.path.join(out, "responsive.json"), "null") or "null") or {}
 
 
-def egress_figures(out):
-    """bench/egress.py's JSON medians, or {} when it did not run."""
-    doc = json.loads(read(os.path.join(out, "egress.json"), "null") or "null") or {}
-    return doc.get("medians", {})
-
-
-def payload_figures(out):
-    """bench/payloads.py's JSON medians, or {} when it did not run."""
-    doc = json.loads(read(os.path.join(out, "payloads.json"), "null") or "null") or {}
-    return doc.get("medians", {})
-
-
-def kv_figures(out):
-    """bench/kv.py's JSON medians, or {} when it did not run."""
-    doc = json.loads(read(os.path.join(out, "kv.json"), "null") or "null") or {}
-    return doc.get("medians", {})
-
-
-def trigger_figures(out):
-    """bench/triggers.py's JSON medians, or {} when it did not run."""
-    doc = json.loads(read(os.path.join(out, "triggers.json"), "null") or "null") or {}
+def medians(out, name):
+    """The medians in the JSON a harness wrote to OUT/NAME.json
+    (bench/NAME.py's), or {} when it did not run."""
+    doc = json.loads(read(os.path.join(out, name + ".json"), "null") or "null") or {}
     return doc.get("medians", {})
 
 
@@ -573,7 +556,7 @@ def main():
             "%s / %s ms" % (f_ms(nz["on"][99]), f_ms(nz["idle"][99])),
             nz["ratio_99"] if ok(nz["status"]) else None, 2, "<=")
 
-    eg = egress_figures(out)
+    eg = medians(out, "egress")
     add("11", "warm calls with one keep-alive request through the egress gateway / the same "
         "calls with the request at the host's cost",
         "%s calls/s" % f_int(eg.get("calls_per_s_request")), eg.get("calls_ratio_vs_direct"),
@@ -582,13 +565,13 @@ def main():
         "client on the host (the stricter reading)",
         "%s / %s req/s" % (f_int(eg.get("rps_gateway")), f_int(eg.get("rps_host"))),
         eg.get("rps_ratio"), 0.8, ">=")
-    pl = payload_figures(out)
+    pl = medians(out, "payloads")
     for rt, label in (("c", "C (provided)"), ("python3", "python3")):
         add("12", "warm %s echo, 1 KiB event and result, 32 connections: records keeping "
             "payloads (full) / not (off)" % label,
             "%s / %s req/s" % (f_int(pl.get(rt + "_full")), f_int(pl.get(rt + "_off"))),
             pl.get(rt + "_ratio"), 0.9, ">=")
-    kv = kv_figures(out)
+    kv = medians(out, "kv")
     add("13", "KV get of a 100-byte value from inside a warm C function, p50 / the same "
         "function's no-op invoke p50 (1 connection)",
         "%s / %s µs" % (f_ms(kv.get("inside_get_p50_us_c")), f_ms(kv.get("noop_invoke_p50_us"))),
@@ -600,7 +583,7 @@ def main():
         "invokes, 32 connections",
         "%s / %s req/s" % (f_int(kv.get("put_rps")), f_int(kv.get("invoke_rps"))),
         kv.get("writes_over_invokes"), 0.25, ">=")
-    tr = trigger_figures(out)
+    tr = medians(out, "triggers")
     add("14", "warm C no-op behind its function URL / through /v1/functions/{name}/invoke, "
         "32 connections",
         "%s / %s req/s" % (f_int(tr.get("url_rps")), f_int(tr.get("invoke_rps"))),
@@ -887,7 +870,7 @@ def main():
               "; " + "; ".join(errors) if errors else ""))
         w("")
     if "egress" in chosen:
-        eg = egress_figures(out)
+        eg = medians(out, "egress")
         w("### Egress (what the gateway costs a function)")
         w("")
         w("| figure | through the gateway | baseline | ratio / added |")
@@ -937,7 +920,7 @@ def main():
               env.get("runs", "3"), status(out, "egress")))
         w("")
     if "payloads" in chosen:
-        pl = payload_figures(out)
+        pl = medians(out, "payloads")
         w("### Payloads in records (what keeping each call's event and result costs)")
         w("")
         w("| runtime | payloads full, req/s | payloads off, req/s | full / off |")
@@ -952,7 +935,7 @@ def main():
               env.get("duration", "10"), env.get("runs", "3"), status(out, "payloads")))
         w("")
     if "kv" in chosen:
-        kv = kv_figures(out)
+        kv = medians(out, "kv")
         w("### Key-value store")
         w("")
         w("| figure | median |")
@@ -974,7 +957,7 @@ def main():
               "2000", env.get("duration", "10"), env.get("runs", "3"), status(out, "kv")))
         w("")
     if "triggers" in chosen:
-        tr = trigger_figures(out)
+        tr = medians(out, "triggers")
         w("### Triggers")
         w("")
         w("| figure | median |")
