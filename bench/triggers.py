@@ -12,11 +12,14 @@ three subscribers (copies of the no-op), each answered 202 once the message
 and its three queued events are fsync'd in one transaction, against
 asynchronous invokes of a fourth copy (202 once its one event is fsync'd);
 alternated, each run after the previous run's backlog has drained. Target:
-publishes ≥ 0.4× enqueues. As the async row does, twice: with every
-function at max_concurrency 64, so that the deliveries run meanwhile (three
-per publish, one per enqueue: the figure a user sees), and with every
-function at max_concurrency 1, so that little runs meanwhile and the
-figure is mostly the cost of accepting (the backlog runs afterwards).
+publishes ≥ 0.4× enqueues. Twice: with every function at max_concurrency
+64, so that the deliveries run meanwhile on the same CPU (three per
+publish, one per enqueue), and with every function paused (max_concurrency
+0, Lambda's reserved concurrency 0: the events wait in the queue), so that
+the figure is the cost of accepting alone; after each paused run the
+functions are raised to 64 until their backlog has drained, and paused
+again. (At max_concurrency 1 the deliveries would still run meanwhile, on
+three instances for the topic and one for the enqueues.)
 
   triggers.py --mayfly BIN --server-cpu N --load-cpu N --runs R --duration S --out FILE
 
@@ -66,6 +69,24 @@ def drain(api, names, timeout):
         time.sleep(0.5)
 
 
+def set_concurrency(api, names, n):
+    for name in names:
+        st, _, out = api.request("PUT", "/v1/functions/" + name,
+                                 json.dumps({"max_concurrency": n}).encode(),
+                                 {"Content-Type": "application/json"})
+        if st != 200:
+            raise RuntimeError("PUT %s: HTTP %d %r" % (name, st, out[:200]))
+
+
+def drain_paused(api, names, timeout, conc):
+    """Runs a paused kind's backlog, then pauses it again."""
+    if conc == 0:
+        set_concurrency(api, names, 64)
+    drain(api, names, timeout)
+    if conc == 0:
+        set_concurrency(api, names, 0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mayfly", required=True)
@@ -85,7 +106,7 @@ def main():
     res = {"subscribers": 3, "samples": {}, "medians": {}}
     s = res["samples"]
     # (suffix, max_concurrency): the deliveries running meanwhile, or not.
-    kinds = (("", 64), ("_low", 1))
+    kinds = (("", 64), ("_paused", 0))
     subs = {k: ["sub1" + k, "sub2" + k, "sub3" + k] for k, _ in kinds}
     try:
         api = benchlib.Api(url)
@@ -112,21 +133,21 @@ def main():
         # Warm up each kind once.
         wrk(invoke_url, a.load_cpu, 2, 32, post_lua)
         wrk(fn_url, a.load_cpu, 2, 32, post_lua)
-        for k, _ in kinds:
+        for k, conc in kinds:
             wrk(enqueue_url[k], a.load_cpu, 2, 32, event_lua)
             wrk(publish_url[k], a.load_cpu, 2, 32, publish_lua)
-            drain(api, subs[k] + ["enq" + k], a.drain_timeout)
+            drain_paused(api, subs[k] + ["enq" + k], a.drain_timeout, conc)
         for _ in range(a.runs):
             s.setdefault("invoke_rps", []).append(wrk(invoke_url, a.load_cpu, a.duration, 32,
                                                       post_lua))
             s.setdefault("url_rps", []).append(wrk(fn_url, a.load_cpu, a.duration, 32, post_lua))
-            for k, _ in kinds:
+            for k, conc in kinds:
                 s.setdefault("enqueue%s_rps" % k, []).append(
                     wrk(enqueue_url[k], a.load_cpu, a.duration, 32, event_lua))
-                drain(api, ["enq" + k], a.drain_timeout)
+                drain_paused(api, ["enq" + k], a.drain_timeout, conc)
                 s.setdefault("publish%s_rps" % k, []).append(
                     wrk(publish_url[k], a.load_cpu, a.duration, 32, publish_lua))
-                drain(api, subs[k], a.drain_timeout)
+                drain_paused(api, subs[k], a.drain_timeout, conc)
             print("triggers: " + ", ".join("%s %.1f" % (k, v[-1]) for k, v in s.items()),
                   flush=True)
         api.close()
@@ -135,7 +156,7 @@ def main():
             m[k] = median(v)
         m["url_over_invoke"] = m["url_rps"] / m["invoke_rps"]
         m["publish_over_enqueue"] = m["publish_rps"] / m["enqueue_rps"]
-        m["publish_over_enqueue_low"] = m["publish_low_rps"] / m["enqueue_low_rps"]
+        m["publish_over_enqueue_paused"] = m["publish_paused_rps"] / m["enqueue_paused_rps"]
     finally:
         benchlib.stop_server(p)
     with open(a.out, "w") as f:

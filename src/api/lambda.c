@@ -540,8 +540,9 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
     if (!get_function(req, ctx, &fn))
         return;
     cleanup_json json_t *out =
-        json_pack("{so s{ss ss}}", "Configuration", lambda_config(ctx, &fn), "Code",
-                  "RepositoryType", "S3", "Location", "");
+        json_pack("{so s{ss ss} s{si}}", "Configuration", lambda_config(ctx, &fn), "Code",
+                  "RepositoryType", "S3", "Location", "", "Concurrency",
+                  "ReservedConcurrentExecutions", fn.max_concurrency);
     fn_clear(&fn);
     http_respond_json(req, 200, out);
 }
@@ -1088,6 +1089,82 @@ static void handle_get_event_config(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
+/* ---- reserved concurrency -------------------------------------------------------- */
+
+/* Lambda's reserved concurrency is mayfly's max_concurrency: the most
+ * instances the function runs at once. 0 pauses it (every call throttles,
+ * queued events wait); removing the reservation restores the default. */
+static int translate_concurrency(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+{
+    json_t *in;
+    int r = lambda_parse(body, &in, err);
+    if (r < 0)
+        return r;
+    json_t *v = json_object_get(in, "ReservedConcurrentExecutions");
+    if (!json_is_integer(v)) {
+        json_decref(in);
+        return mf_error_plain(err, EINVAL, "ReservedConcurrentExecutions: must be an integer");
+    }
+    json_t *out = json_pack("{sO}", "max_concurrency", v);
+    json_decref(in);
+    return lambda_emit(body, out);
+}
+
+static void concurrency_answered(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn,
+                                 bool created, const mf_error_t *err)
+{
+    if (r < 0) {
+        lambda_failure(req, r, err);
+        return;
+    }
+    cleanup_json json_t *out =
+        json_pack("{si}", "ReservedConcurrentExecutions", fn->max_concurrency);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_put_concurrency(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (path_name(req, name))
+        api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_concurrency,
+                          concurrency_answered);
+}
+
+static void handle_get_concurrency(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    fn_t fn;
+    if (!get_function(req, ctx, &fn))
+        return;
+    cleanup_json json_t *out = json_pack("{si}", "ReservedConcurrentExecutions", fn.max_concurrency);
+    fn_clear(&fn);
+    http_respond_json(req, 200, out);
+}
+
+static int translate_concurrency_delete(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+{
+    return lambda_emit(body, json_pack("{sn}", "max_concurrency"));
+}
+
+static void concurrency_deleted(http_request_t *req, api_ctx_t *ctx, int r, const fn_t *fn,
+                                bool created, const mf_error_t *err)
+{
+    if (r < 0)
+        lambda_failure(req, r, err);
+    else
+        http_respond(req, 204, NULL, NULL, 0);
+}
+
+static void handle_delete_concurrency(http_request_t *req, api_ctx_t *ctx)
+{
+    LAMBDA_AUTHORIZE(req, ctx);
+    char name[FN_NAME_MAX + 1];
+    if (path_name(req, name))
+        api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE,
+                          translate_concurrency_delete, concurrency_deleted);
+}
+
 /* ---- routes ---------------------------------------------------------------------- */
 
 static const struct {
@@ -1111,6 +1188,9 @@ static const struct {
     { HTTP_POST, "/2015-03-31/functions/{name}/invocations", handle_invoke, BODY_EVENT },
     { HTTP_PUT, "/2019-09-25/functions/{name}/event-invoke-config", handle_put_event_config, BODY_SMALL },
     { HTTP_GET, "/2019-09-25/functions/{name}/event-invoke-config", handle_get_event_config, BODY_SMALL },
+    { HTTP_PUT, "/2017-10-31/functions/{name}/concurrency", handle_put_concurrency, BODY_SMALL },
+    { HTTP_DELETE, "/2017-10-31/functions/{name}/concurrency", handle_delete_concurrency, BODY_SMALL },
+    { HTTP_GET, "/2019-09-30/functions/{name}/concurrency", handle_get_concurrency, BODY_SMALL },
     /* Function URLs (api/lambda_urls.c). */
     { HTTP_POST, "/2021-10-31/functions/{name}/url", api__lambda_url_create, BODY_SMALL },
     { HTTP_GET, "/2021-10-31/functions/{name}/url", api__lambda_url_get, BODY_SMALL },
@@ -1133,7 +1213,9 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
                                                                  : SYNC_EVENT_MAX,
                            lambda_head_check /* SigV4: the head here, the body in handlers */);
     http_router_refuse_with(router, "/2015-03-31/", lambda_refused);
+    http_router_refuse_with(router, "/2017-10-31/", lambda_refused);
     http_router_refuse_with(router, "/2019-09-25/", lambda_refused);
+    http_router_refuse_with(router, "/2019-09-30/", lambda_refused);
     http_router_refuse_with(router, "/2021-10-31/", lambda_refused);
     http_router_refuse_with(router, "/2021-11-15/", lambda_refused);
 }

@@ -44,7 +44,7 @@ static const char deploy_usage[] =
     "  --memory MB            memory limit, 128-10240 (default 128)\n"
     "  --timeout S            time limit per invocation, 1-900 (default 3)\n"
     "  --env K=V              an environment variable; repeat for more\n"
-    "  --max-concurrency N    instances at once, 1-1000 (default 10)\n"
+    "  --max-concurrency N    instances at once, 0-1000 (default 10; 0 pauses it)\n"
     "  --tmp-mb N             size of /tmp, 16-10240 (default 64)\n"
     "  --log-format F         Text (default) or JSON: how the runtime writes log\n"
     "                         lines, as Lambda's LoggingConfig LogFormat\n"

@@ -658,10 +658,24 @@ static bool pool_can_start(exec_pool_t *p, bool evict)
     return memory_admits(p, evict);
 }
 
+/* A function whose concurrency is 0 is paused, as Lambda's reserved
+ * concurrency 0: every call throttles at once (queued events wait). */
+static void exec__fail_paused(exec_pool_t *p, invocation_t *inv)
+{
+    exec__fail(p->ex, inv, INV_THROTTLED, "TooManyRequestsException",
+               "Rate exceeded: %s has its concurrency set to 0: its calls are paused until it is "
+               "raised",
+               p->name);
+}
+
 void exec__pool_pump(exec_pool_t *p)
 {
     exec_t *ex = p->ex;
     while (p->queue_head) {
+        if (p->fn.max_concurrency == 0) {
+            exec__fail_paused(p, queue_pop(p));
+            continue;
+        }
         if (p->idle) {
             exec_instance_t *inst = p->idle;
             p->idle = inst->next_idle;
@@ -753,7 +767,8 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         fn_clear(&fn);
     }
 
-    if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p, true)))
+    if (opts && opts->no_wait &&
+        (p->fn.max_concurrency == 0 || p->queue_head || !pool_can_start(p, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
@@ -789,6 +804,10 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
 
     if (ex->shutting_down) {
         exec__fail(ex, inv, INV_ERROR, "Mayfly.ShuttingDown", "the server is shutting down");
+        return 0;
+    }
+    if (p->fn.max_concurrency == 0) {
+        exec__fail_paused(p, inv);
         return 0;
     }
     unsigned live = p->n_starting + p->n_idle + p->n_busy;

@@ -1240,8 +1240,12 @@ static void async__on_capacity(void *ud, const char *function)
 void async_function_changed(async_t *a, const fn_t *f)
 {
     afn_t *fn = map_get(&a->fns, f->name);
-    if (fn)
-        async__fn_load(fn, f);
+    if (!fn)
+        return;
+    async__fn_load(fn, f);
+    /* More concurrency (a paused function resumed) runs waiting events. */
+    if (fn->ready_head && !a->stopping)
+        async__mark_dirty(a, fn);
 }
 
 static int async__forget_apply(void *db, void *arg, mf_error_t *err)

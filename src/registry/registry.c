@@ -48,7 +48,7 @@ typedef struct reg_range {
 
 static const reg_range_t reg__memory_mb = {"memory_mb", 128, 10240, 128};
 static const reg_range_t reg__timeout_s = {"timeout_s", 1, 900, 3};
-static const reg_range_t reg__max_concurrency = {"max_concurrency", 1, 1000, 10};
+static const reg_range_t reg__max_concurrency = {"max_concurrency", 0, 1000, 10};
 static const reg_range_t reg__tmp_mb = {"tmp_mb", 16, 10240, 64};
 static const reg_range_t reg__max_retries = {"async.max_retries", 0, 2, 2};
 static const reg_range_t reg__max_event_age_s = {"async.max_event_age_s", 60, 21600, 21600};
@@ -167,6 +167,10 @@ static int reg__int(const json_t *obj, const char *key, const reg_range_t *range
     const json_t *v = json_object_get(obj, key);
     if (!v)
         return 0;
+    if (json_is_null(v)) { /* back to the default */
+        *out = range->def;
+        return 0;
+    }
     if (!json_is_integer(v) || json_integer_value(v) < range->lo ||
         json_integer_value(v) > range->hi)
         return mf_error_plain(err, EINVAL, "%s: must be an integer from %d to %d", range->field,

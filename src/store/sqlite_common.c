@@ -72,10 +72,13 @@ int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
      * its queued event after a reboot. Writes are grouped into few
      * transactions, so the fsync per commit is affordable. */
     /* The WAL is cut back to 4 MiB after a checkpoint: a burst of writes
-     * does not leave a large file behind. */
+     * does not leave a large file behind. A writer runs each job of a batch
+     * in a savepoint, whose journal of undo pages SQLite spills to a
+     * temporary file past 64 KiB: kept in memory, a batch costs no writes
+     * but its WAL frames. */
     r = store__sqlite_exec(db,
                            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-                           " PRAGMA journal_size_limit = 4194304;",
+                           " PRAGMA journal_size_limit = 4194304; PRAGMA temp_store = MEMORY;",
                            err);
 out:
     if (r < 0) {

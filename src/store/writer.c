@@ -106,6 +106,46 @@ static void writer__commit(store_writer_t *w, writer_job_t *batch)
     uv_mutex_unlock(&w->lock);
 }
 
+/* A batch nobody waits on (no durable job in it) waits a little for more
+ * jobs before it commits: each commit writes every page it touched, and the
+ * same few pages (the tails of the tables and their indexes) are touched by
+ * nearly every job, so fewer, larger commits write far less. A durable job
+ * ends the wait at once: a client is waiting for its fsync. Under w->lock. */
+#define WRITER_LINGER_NS 2000000u
+#define WRITER_LINGER_JOBS 512u
+
+static void writer__linger(store_writer_t *w, writer_job_t **batch, writer_job_t **tail)
+{
+    if (!*batch)
+        return;
+    unsigned n = 0;
+    for (writer_job_t *j = *batch; j; j = j->next) {
+        if (j->durable)
+            return;
+        n++;
+    }
+    uint64_t deadline = clock_mono_ns() + WRITER_LINGER_NS;
+    while (n < WRITER_LINGER_JOBS && !w->stopping) {
+        uint64_t now = clock_mono_ns();
+        if (now >= deadline)
+            return;
+        if (!w->in_head) {
+            uv_cond_timedwait(&w->cond, &w->lock, deadline - now);
+            continue;
+        }
+        bool durable = false;
+        for (writer_job_t *j = w->in_head; j; j = j->next) {
+            durable |= j->durable;
+            n++;
+        }
+        (*tail)->next = w->in_head;
+        *tail = w->in_tail;
+        w->in_head = w->in_tail = NULL;
+        if (durable)
+            return;
+    }
+}
+
 static void writer__thread(void *arg)
 {
     store_writer_t *w = arg;
@@ -113,8 +153,9 @@ static void writer__thread(void *arg)
         uv_mutex_lock(&w->lock);
         while (!w->in_head && !w->stopping)
             uv_cond_wait(&w->cond, &w->lock);
-        writer_job_t *batch = w->in_head;
+        writer_job_t *batch = w->in_head, *tail = w->in_tail;
         w->in_head = w->in_tail = NULL;
+        writer__linger(w, &batch, &tail);
         uv_mutex_unlock(&w->lock);
         if (!batch)
             return; /* stopping, and nothing left */

@@ -939,3 +939,41 @@ def test_a_backlog_does_not_slow_synchronous_calls(server):
         assert wait_record(srv, rid)["status"] == "success"
     q = async_queue(srv, name)
     assert q["depth"] == 0 and q["attempts"] == n_events, q
+
+
+def test_concurrency_0_pauses_a_function_and_raising_it_resumes(srv):
+    """max_concurrency 0 is Lambda's reserved concurrency 0: every call
+    throttles at once, queued events wait (no attempt), and raising it runs
+    them; null puts the default back."""
+    name, other = unique("paused"), unique("paused-other")
+    deploy_py(srv, name, PRINTER_PY, max_concurrency=0)
+    deploy_py(srv, other, PRINTER_PY)
+    assert requests.get(f"{srv.url}/v1/functions/{name}", timeout=10).json()[
+        "max_concurrency"] == 0
+
+    r = invoke(srv, name, {"sync": True})
+    assert_error(r, 429, "throttled", name, "concurrency", "0")
+
+    rids = [enqueue_ok(srv, name, {"order": i}) for i in range(3)]
+    # Another function's event runs meanwhile: the dispatcher has had its
+    # passes, and still none of the paused function's events started.
+    wait_record(srv, enqueue_ok(srv, other, {"order": 0}))
+    q = async_queue(srv, name)
+    assert q["depth"] == 3 and q["running"] == 0 and q["attempts"] == 0, q
+    assert printed(srv, name) == [], "a paused function ran"
+
+    # A bad value is refused, and the function stays paused.
+    for bad in (-1, 1001, "2", 1.5):
+        r = requests.put(f"{srv.url}/v1/functions/{name}", json={"max_concurrency": bad},
+                         timeout=10)
+        assert_error(r, 400, "bad_request", "max_concurrency", "0 to 1000")
+    assert async_queue(srv, name)["attempts"] == 0
+
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json={"max_concurrency": None},
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["max_concurrency"] == 10, r.json()
+    for rid in rids:
+        assert wait_record(srv, rid)["status"] == "success"
+    assert sorted(x["event"]["order"] for x in wait_printed(srv, name, 3)) == [0, 1, 2]
+    invoke_ok(srv, name, {"sync": True})

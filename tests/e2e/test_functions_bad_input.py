@@ -37,7 +37,7 @@ BAD_FIELDS = [
     ("memory-float", {"memory_mb": 1.5}, "memory_mb"),
     ("timeout-0", {"timeout_s": 0}, "timeout_s"),
     ("timeout-901", {"timeout_s": 901}, "timeout_s"),
-    ("max-concurrency-0", {"max_concurrency": 0}, "max_concurrency"),
+    ("max-concurrency-negative", {"max_concurrency": -1}, "max_concurrency"),
     ("tmp-mb-15", {"tmp_mb": 15}, "tmp_mb"),
     ("env-not-object", {"env": ["A=1"]}, "env"),
     ("env-non-string-value", {"env": {"A": 1}}, "env"),

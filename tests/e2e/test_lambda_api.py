@@ -1139,3 +1139,48 @@ def test_development_mode_accepts_any_signature(server):
     assert r.status_code == 200, f"unsigned, in development mode: HTTP {r.status_code} {r.text}"
     logs = (s.stdout() + s.stderr()).lower()
     assert "development mode" in logs, "no warning about development mode at start:\n" + logs
+
+
+def test_reserved_concurrency_is_max_concurrency_and_0_throttles(srv, lam, tmp_path):
+    """awscli's put/get/delete-function-concurrency; at 0 every call
+    throttles as on Lambda (boto3 sees TooManyRequestsException), and
+    removing the reservation puts the default back."""
+    env = aws_env(tmp_path)
+    name = unique("reserved")
+    boto3_create(lam, name, py_zip("v1"))
+    assert aws_ok(srv, env, "put-function-concurrency", "--function-name", name,
+                  "--reserved-concurrent-executions", "3") == {"ReservedConcurrentExecutions": 3}
+    assert aws_ok(srv, env, "get-function-concurrency", "--function-name", name) == {
+        "ReservedConcurrentExecutions": 3}
+    assert requests.get(f"{srv.url}/v1/functions/{name}", headers=BEARER,
+                        timeout=10).json()["max_concurrency"] == 3
+    got = aws_ok(srv, env, "get-function", "--function-name", name)
+    assert got["Concurrency"] == {"ReservedConcurrentExecutions": 3}, got
+
+    assert aws_ok(srv, env, "put-function-concurrency", "--function-name", name,
+                  "--reserved-concurrent-executions", "0") == {"ReservedConcurrentExecutions": 0}
+    with pytest.raises(lam.exceptions.TooManyRequestsException) as e:
+        boto3_invoke(lam, name, {"marker": "paused"})
+    code, status, message = client_error(e)
+    assert (code, status) == ("TooManyRequestsException", 429), (code, status, message)
+
+    # Out of range, or not a number: 400, and nothing changes.
+    # (awscli itself refuses a negative number.)
+    p = run_aws(srv, env, "put-function-concurrency", "--function-name", name,
+                "--reserved-concurrent-executions", "1001")
+    assert p.returncode != 0 and "InvalidParameterValueException" in p.stderr, p.stderr
+    for bad in (-1, "2", None):
+        r = signed_request(srv, "PUT", f"/2017-10-31/functions/{name}/concurrency",
+                           json.dumps({"ReservedConcurrentExecutions": bad}).encode())
+        assert r.status_code == 400 and "InvalidParameterValueException" in r.text, r.text
+    assert aws_ok(srv, env, "get-function-concurrency", "--function-name", name) == {
+        "ReservedConcurrentExecutions": 0}
+    p = run_aws(srv, env, "put-function-concurrency", "--function-name", unique("absent"),
+                "--reserved-concurrent-executions", "1")
+    assert p.returncode != 0 and "ResourceNotFoundException" in p.stderr, p.stderr
+
+    assert aws_ok(srv, env, "delete-function-concurrency", "--function-name", name) is None
+    assert aws_ok(srv, env, "get-function-concurrency", "--function-name", name) == {
+        "ReservedConcurrentExecutions": 10}
+    resp, payload = boto3_invoke(lam, name, {"marker": "resumed"})
+    assert resp["StatusCode"] == 200 and json.loads(payload)["event"] == {"marker": "resumed"}
