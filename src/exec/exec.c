@@ -827,6 +827,16 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     return 0;
 }
 
+bool exec_at_limit(exec_t *ex, const char *name)
+{
+    exec_pool_t *p = map_get(&ex->pools, name);
+    if (!p || p->removed || p->idle)
+        return false;
+    unsigned live = p->n_starting + p->n_idle + p->n_busy;
+    return p->fn.max_concurrency == 0 || p->queue_head ||
+           live >= (unsigned)p->fn.max_concurrency;
+}
+
 void invocation_free(invocation_t *inv)
 {
     if (!inv)

@@ -220,6 +220,12 @@ const char *exec_trigger_faas(const char *trigger, bool event_attempt);
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err);
 
+/* Whether a no_wait call of name would surely get EAGAIN now: the function
+ * is paused (max_concurrency 0), has calls waiting, or runs as many
+ * instances as it may with none idle. False when unsure (the call may
+ * still be refused, e.g. for memory): a cheap test before preparing one. */
+bool exec_at_limit(exec_t *ex, const char *name);
+
 /* The second door (DESIGN.md §3): each instance's own listener at
  * 127.0.0.1:9001 serves, beside the Runtime API, the routes the API layer
  * adds to this router (/mayfly/v1/…). Add them before the loop runs;

@@ -1142,7 +1142,8 @@ void http_respond(http_request_t *req, int status, const char *content_type, con
 
 void http_respond_json(http_request_t *req, int status, const json_t *v)
 {
-    buf_t b = BUF_INIT;
+    buf_t b;
+    buf_init(&b, 1024); /* most answers fit: one allocation, no regrowth */
     json_dump_buf(&b, v);
     buf_addch(&b, '\n');
     http_respond_buf(req, status, "application/json", &b);

@@ -1100,7 +1100,9 @@ static void async__on_attempt(invocation_t *inv, void *ud)
 /* Starts the function's ready events while it has room for them. */
 static void async__dispatch_fn(async_t *a, afn_t *fn)
 {
-    while (!a->stopping && fn->ready_head) {
+    /* No event body is read from the store for a function that cannot
+     * take a call now. */
+    while (!a->stopping && fn->ready_head && !exec_at_limit(a->exec, fn->name)) {
         aevent_t *ev = async__ready_pop(fn);
         int64_t now = clock_wall_ms();
         if (fn->known && now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {

@@ -78,7 +78,8 @@ int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
      * but its WAL frames. */
     r = store__sqlite_exec(db,
                            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-                           " PRAGMA journal_size_limit = 4194304; PRAGMA temp_store = MEMORY;",
+                           " PRAGMA journal_size_limit = 4194304; PRAGMA temp_store = MEMORY;"
+                           " PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
                            err);
 out:
     if (r < 0) {
