@@ -175,6 +175,31 @@ static int count_packages(const fixture_t *fx)
     return n;
 }
 
+/* null puts a number back to its default; 0 concurrency (paused) is kept. */
+static void test_null_restores_a_default(void **state)
+{
+    fixture_t *fx = *state;
+    fn_t f;
+    bool created = false;
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(put(fx, "nulls",
+                         "{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"memory_mb\":256,"
+                         "\"timeout_s\":9,\"max_concurrency\":0}",
+                         zip_py, &f, &created, &err),
+                     0);
+    assert_int_equal(f.max_concurrency, 0);
+    assert_int_equal(f.memory_mb, 256);
+    fn_clear(&f);
+    assert_int_equal(put(fx, "nulls", "{\"memory_mb\":null,\"max_concurrency\":null}", NULL, &f,
+                         &created, &err),
+                     0);
+    assert_false(created);
+    assert_int_equal(f.memory_mb, 128);
+    assert_int_equal(f.max_concurrency, 10);
+    assert_int_equal(f.timeout_s, 9);
+    fn_clear(&f);
+}
+
 static void test_create_defaults(void **state)
 {
     fixture_t *fx = *state;
@@ -338,7 +363,7 @@ static const bad_case_t bad_cases[] = {
      "memory_mb: must be an integer from 128 to 10240"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"memory_mb\":true}",
      "memory_mb: must be an integer from 128 to 10240"},
-    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"memory_mb\":null}",
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"memory_mb\":true}",
      "memory_mb: must be an integer from 128 to 10240"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"memory_mb\":99999999999999}",
      "memory_mb: must be an integer from 128 to 10240"},
@@ -346,10 +371,10 @@ static const bad_case_t bad_cases[] = {
      "timeout_s: must be an integer from 1 to 900"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"timeout_s\":901}",
      "timeout_s: must be an integer from 1 to 900"},
-    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"max_concurrency\":0}",
-     "max_concurrency: must be an integer from 1 to 1000"},
+    {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"max_concurrency\":-1}",
+     "max_concurrency: must be an integer from 0 to 1000"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"max_concurrency\":1001}",
-     "max_concurrency: must be an integer from 1 to 1000"},
+     "max_concurrency: must be an integer from 0 to 1000"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"tmp_mb\":15}",
      "tmp_mb: must be an integer from 16 to 10240"},
     {"{\"runtime\":\"python3\",\"handler\":\"app.handler\",\"tmp_mb\":10241}",
@@ -1108,6 +1133,7 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_null_restores_a_default),
         T(test_create_defaults),
         T(test_to_json_shape),
         T(test_runtime_aliases),
