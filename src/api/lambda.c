@@ -749,6 +749,10 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     mf_error_t err = MF_ERROR_INIT;
     char tp[56];
     const char *trace = api__trace_context(req, tp);
+    /* A durable function's call starts an execution (api/durable.c). */
+    if ((!type || !strcasecmp(type, "Event") || !strcasecmp(type, "RequestResponse")) &&
+        api__durable_invoke(req, ctx, name, true, type && !strcasecmp(type, "Event")))
+        return;
     if (type && !strcasecmp(type, "Event")) {
         int r = async_enqueue(ctx->async, name, &req->body,
                               &(async_enqueue_opts_t){.traceparent = trace}, on_event_accepted,
@@ -1136,6 +1140,7 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
     http_router_refuse_with(router, "/2019-09-25/", lambda_refused);
     http_router_refuse_with(router, "/2021-10-31/", lambda_refused);
     http_router_refuse_with(router, "/2021-11-15/", lambda_refused);
+    http_router_refuse_with(router, "/2025-12-01/", lambda_refused);
 }
 
 /* ---- for the Lambda API's other files --------------------------------------- */
@@ -1153,6 +1158,11 @@ void api__lambda_error(http_request_t *req, int status, const char *type, const 
 void api__lambda_failure(http_request_t *req, int r, const mf_error_t *err)
 {
     lambda_failure(req, r, err);
+}
+
+int api__lambda_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
+{
+    return lambda_head_check(req, ctx, refusal);
 }
 
 bool api__lambda_authorized(http_request_t *req, api_ctx_t *ctx)
