@@ -1405,7 +1405,7 @@ static json_t *exec_json(durable_t *d, const store_durable_exec_t *ex, char view
                          "DurableExecutionName", ex->name, "FunctionArn", fn_arn, "Status",
                          ex->status, "StartTimestamp", time_json(ex->start_ms, view),
                          "EndTimestamp", time_json(ex->end_ms, view));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:s?, s:s?}", "id",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:s?}", "id",
                      ex->id, "name", ex->name, "arn", arn, "function", ex->function, "status",
                      ex->status, "start", time_json(ex->start_ms, view), "end",
                      time_json(ex->end_ms, view), "input", parse_or_null(ex->input), "result",

@@ -152,7 +152,10 @@ def start_async(srv, name, event, exec_name=None):
 def execution(srv, eid):
     r = requests.get(f"{srv.url}/v1/durable-executions/{eid}", headers=BEARER, timeout=30)
     assert r.status_code == 200, r.text
-    return r.json()
+    try:
+        return r.json()
+    except ValueError:
+        raise AssertionError(f"not JSON: {r.text!r}")
 
 
 def wait_status(srv, eid, statuses=("SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"),
