@@ -175,6 +175,11 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
         "Zip", "Architectures", "x86_64", "RevisionId", revision);
     buf_release(&sha);
     json_object_set_new(c, "LoggingConfig", lambda_logging_config(f));
+    if (f->durable.enabled)
+        json_object_set_new(c, "DurableConfig",
+                            json_pack("{s:i, s:i}", "ExecutionTimeout",
+                                      f->durable.execution_timeout_s, "RetentionPeriodInDays",
+                                      f->durable.retention_days));
     return c;
 }
 
@@ -364,6 +369,20 @@ static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
     int r = lambda_translate_logging(json_object_get(in, "LoggingConfig"), out, err);
     if (r < 0)
         return r;
+    /* DurableConfig → "durable" (docs/durable.md); KMSKeyArn is not kept. */
+    json_t *dc = json_object_get(in, "DurableConfig");
+    if (dc && !json_is_null(dc)) {
+        if (!json_is_object(dc))
+            return mf_error_plain(err, EINVAL, "DurableConfig: must be an object");
+        json_t *d = json_object();
+        json_t *t = json_object_get(dc, "ExecutionTimeout");
+        json_t *days = json_object_get(dc, "RetentionPeriodInDays");
+        if (t)
+            json_object_set(d, "execution_timeout_s", t);
+        if (days)
+            json_object_set(d, "retention_days", days);
+        json_object_set_new(out, "durable", d);
+    }
     static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",
                                            "KMSKeyArn", "SnapStart", NULL };
     for (int i = 0; refused[i]; i++) {

@@ -1198,9 +1198,12 @@ int durable_start(durable_t *d, const char *function, buf_t *input,
     /* The input is the SDK's InputPayload: JSON text; an empty body is {}. */
     if (input->len == 0)
         buf_adds(input, "{}");
-    if (memchr(input->data, '\0', input->len) || !json_loadb(input->data, input->len,
-                                                             JSON_DECODE_ANY, NULL))
+    json_t *parsed = memchr(input->data, '\0', input->len)
+                         ? NULL
+                         : json_loadb(input->data, input->len, JSON_DECODE_ANY, NULL);
+    if (!parsed)
         return mf_error_plain(err, EINVAL, "a durable execution's input must be JSON");
+    json_decref(parsed);
     job_t *j = job_new(d, JOB_START);
     snprintf(j->function, sizeof j->function, "%s", function);
     if (opts && opts->name)
