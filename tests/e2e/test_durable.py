@@ -210,7 +210,8 @@ def ran(srv, name, tag):
 
 
 def instances(srv, name):
-    r = requests.get(f"{srv.url}/metrics", timeout=30)
+    r = requests.get(f"{srv.url}/metrics", headers=BEARER, timeout=30)
+    assert r.status_code == 200, r.text
     total = 0.0
     for line in r.text.splitlines():
         if line.startswith("mayfly_instances{") and f'function="{name}"' in line:
@@ -281,6 +282,7 @@ def test_wait_suspends_and_resumes(srv, code):
     wait_for("the wait to start", lambda: any(
         o["type"] == "WAIT" and o["status"] == "STARTED"
         for o in execution(srv, eid)["operations"]), timeout=120, interval=0.2)
+    assert instances(srv, name) >= 1
     # Suspended: no instance is held while it waits.
     wait_for("its instance to go", lambda: instances(srv, name) == 0, timeout=60, interval=0.2)
     assert execution(srv, eid)["status"] == "RUNNING"
@@ -478,7 +480,7 @@ const fs = require("fs");
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["created"] == {"ExecutionTimeout": 600, "RetentionPeriodInDays": 3}
     assert out["got"] == out["created"]
-    assert out["payload"] == {"total": 5}
+    assert out["payload"] == {"total": 7}
     assert ARN.match(out["arn"]) and "/durable-execution/first-run/" in out["arn"]
     assert out["status"] == "SUCCEEDED" and out["name"] == "first-run" and out["started"]
     assert out["listed"] == ["first-run"]
@@ -487,7 +489,7 @@ const fs = require("fs");
 
 
 def test_metrics_count_executions(srv, code):
-    r = requests.get(f"{srv.url}/metrics", timeout=30)
+    r = requests.get(f"{srv.url}/metrics", headers=BEARER, timeout=30)
     assert 'mayfly_durable_executions{status="SUCCEEDED"}' in r.text, r.text[-2000:]
     assert 'mayfly_durable_pending{kind="callback"}' in r.text
 
