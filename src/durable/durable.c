@@ -66,6 +66,8 @@ struct durable {
     uv_timer_t *timer;
     uv_timer_t *prune_timer;
     bool stopping;
+    bool closed;                 /* durable_close ran: d goes with the last job */
+    unsigned jobs;               /* submitted, not yet done */
     metrics_family_t *m_execs, *m_pending;
 };
 
@@ -618,8 +620,13 @@ static void job_done(void *arg, int r, const mf_error_t *err);
 
 static int submit(job_t *j, mf_error_t *err)
 {
-    return async_write(j->d->async, true, job_apply, job_done, j, err);
+    int r = async_write(j->d->async, true, job_apply, job_done, j, err);
+    if (r == 0)
+        j->d->jobs++;
+    return r;
 }
+
+static void durable_free(durable_t *d);
 
 static void arm_timer(durable_t *d);
 
@@ -760,6 +767,14 @@ static void job_done(void *arg, int r, const mf_error_t *err)
 {
     job_t *j = arg;
     durable_t *d = j->d;
+    d->jobs--;
+    if (d->closed) {
+        /* The server is going: what was written stays, nobody waits. */
+        job_free(j);
+        if (!d->jobs)
+            durable_free(d);
+        return;
+    }
     if (r < 0) {
         log_warn("durable", "execution %s: %s", j->id[0] ? j->id : j->ex.id, err->msg);
         job_refuse(j, 500, "ServiceException", "%s", err->msg);
@@ -1140,6 +1155,13 @@ void durable_close(durable_t *d)
     map_release(&d->fns);
     uv_close((uv_handle_t *)d->timer, free_handle);
     uv_close((uv_handle_t *)d->prune_timer, free_handle);
+    d->closed = true;
+    if (!d->jobs)
+        durable_free(d);
+}
+
+static void durable_free(durable_t *d)
+{
     free(d);
 }
 

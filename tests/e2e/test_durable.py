@@ -100,6 +100,37 @@ exports.slow = withDurableExecution(async (event, context) => {
     return "done";
 });
 
+// Not wrapped by the SDK: drives the checkpoint API by hand with the
+// Lambda client the SDK uses, as a misbehaving function could.
+exports.reuse = async (event) => {
+    const lambda = require("/var/task/node_modules/@aws/durable-execution-sdk-js/node_modules/@aws-sdk/client-lambda");
+    const c = new lambda.LambdaClient({});
+    const arn = event.DurableExecutionArn, t0 = event.CheckpointToken;
+    const upd = [{ Id: "s1", Type: "STEP", Action: "START", Name: "by-hand" }];
+    const out = {};
+    const err = async (p) => { try { await p; return "accepted"; } catch (e) { return e.name; } };
+    const a = await c.send(new lambda.CheckpointDurableExecutionCommand({
+        DurableExecutionArn: arn, CheckpointToken: t0, ClientToken: "c-1", Updates: upd }));
+    out.rotated = a.CheckpointToken !== t0;
+    out.started = a.NewExecutionState.Operations.map((o) => `${o.Name}:${o.Status}`);
+    // The same request again (a retry, same ClientToken): the same answer.
+    const b = await c.send(new lambda.CheckpointDurableExecutionCommand({
+        DurableExecutionArn: arn, CheckpointToken: t0, ClientToken: "c-1", Updates: upd }));
+    out.retrySame = b.CheckpointToken === a.CheckpointToken;
+    // The spent token with another request: refused.
+    out.reused = await err(c.send(new lambda.CheckpointDurableExecutionCommand({
+        DurableExecutionArn: arn, CheckpointToken: t0, ClientToken: "c-2", Updates: [] })));
+    // Another function's execution: refused.
+    const forged = arn.replace(`function:${process.env.AWS_LAMBDA_FUNCTION_NAME}:`, "function:someone-else:");
+    out.forged = await err(c.send(new lambda.CheckpointDurableExecutionCommand({
+        DurableExecutionArn: forged, CheckpointToken: a.CheckpointToken, Updates: [] })));
+    const st = await c.send(new lambda.GetDurableExecutionStateCommand({
+        DurableExecutionArn: arn, CheckpointToken: a.CheckpointToken, MaxItems: 1 }));
+    out.page = st.Operations.length;
+    out.more = !!st.NextMarker;
+    return { Status: "SUCCEEDED", Result: JSON.stringify(out) };
+};
+
 exports.approval = withDurableExecution(async (event, context) => {
     await context.step("ask", async () => { say("ask", event); return true; });
     const answer = await context.waitForCallback("approval", async (callbackId) => {
@@ -264,6 +295,13 @@ def test_three_steps_each_run_once(srv, code):
     assert ARN.match(r.headers["X-Mayfly-Durable-Execution-Arn"])
     assert ran(srv, name, tag) == ["one", "two", "three"]
     eid = r.headers["X-Mayfly-Durable-Execution-Arn"].rsplit("/", 1)[1]
+    # Every invocation of the execution links to it from its record.
+    def records():
+        got = requests.get(f"{srv.url}/v1/functions/{name}/invocations", headers=BEARER,
+                           timeout=30).json()["invocations"]
+        return got if got else None
+    recs = wait_for("the records", records)
+    assert {rec.get("trigger") for rec in recs} == {f"durable:{eid}"}, recs
     ex = execution(srv, eid)
     assert ex["status"] == "SUCCEEDED" and ex["result"] == {"total": 13}
     steps = [(o["name"], o["status"], o["attempts"]) for o in ex["operations"]]
@@ -514,6 +552,37 @@ def test_kill9_during_step_resumes(server, code):
     assert runs.count("first") <= 1 and runs.count("last") == 1, runs
     first = [o for o in ex["operations"] if o["name"] == "first"][0]
     assert first["attempts"] == 1
+
+
+def test_tokens_inside_the_function(srv, code):
+    """The in-function door: a token is good once; a retry with the same
+    ClientToken gets the same answer; another function's ARN is refused;
+    state pages."""
+    name = unique("dreuse")
+    deploy(srv, name, "reuse", code)
+    r = invoke(srv, name, {"tag": "r"})
+    assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+    out = r.json()
+    assert out["rotated"] and out["retrySame"], out
+    assert out["started"] == ["by-hand:STARTED"], out
+    assert out["reused"] == "InvalidParameterValueException", out
+    assert out["forged"] == "AccessDeniedException", out
+    assert out["page"] == 1 and out["more"], out
+
+
+def test_sigterm_keeps_a_waiting_execution(server, code):
+    srv = server("--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
+    name = unique("dterm")
+    deploy(srv, name, "approval", code, timeout_s=5)
+    tag = unique("t")
+    eid = start_async(srv, name, {"tag": tag})["execution_id"]
+    cb = callback_id(srv, eid)
+    srv.restart()  # SIGTERM: a clean exit 0
+    r = requests.post(f"{srv.url}/v1/durable-execution-callbacks/{cb}/succeed", data=b'"later"',
+                      headers=BEARER, timeout=30)
+    assert r.status_code == 200, r.text
+    ex = wait_status(srv, eid)
+    assert ex["status"] == "SUCCEEDED" and ex["result"] == {"approved": "later"}, ex
 
 
 def test_kill9_during_wait_resumes(server, code):
