@@ -1044,12 +1044,6 @@ static void collect(void *ud)
     metrics_set(d->m_pending, (const char *[]){ "callback" }, (double)callbacks);
 }
 
-void durable_metrics(durable_t *d, buf_t *out)
-{
-    (void)d;
-    (void)out; /* the gauges render with every other family */
-}
-
 /* ---- public ----------------------------------------------------------------- */
 
 int durable_open(uv_loop_t *loop, async_t *async, exec_t *exec, registry_t *registry,

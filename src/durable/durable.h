@@ -143,7 +143,9 @@ typedef struct durable_config {
     const char *region;
 } durable_config_t;
 
-/* Takes up the executions a previous run left running. */
+/* Takes up the executions a previous run left running. Its gauges
+ * (mayfly_durable_executions{status}, mayfly_durable_pending{kind}) are
+ * read from queue.db when /metrics is asked. */
 int durable_open(uv_loop_t *loop, struct async *async, struct exec *exec, registry_t *registry,
                  const durable_config_t *cfg, durable_t **out, mf_error_t *err);
 /* Stops timers and answers every waiting caller with -ESHUTDOWN. */
@@ -215,8 +217,6 @@ int durable_list(durable_t *d, const char *function, const char *status, int lim
 /* GetDurableExecutionHistory: its operations as events, a page from marker. */
 int durable_history(durable_t *d, const char *id, const char *marker, int max_items,
                     json_t **out, mf_error_t *err);
-/* Prometheus lines: executions by status, pending timers and callbacks. */
-void durable_metrics(durable_t *d, buf_t *out);
 /* Removes executions past their retention. */
 void durable_prune(durable_t *d);
 

@@ -100,6 +100,16 @@ exports.slow = withDurableExecution(async (event, context) => {
     return "done";
 });
 
+// An ordinary function that answers another execution's callback from
+// inside, with the Lambda client pointed at its own listener.
+exports.answerer = async (event) => {
+    const lambda = require("/var/task/node_modules/@aws/durable-execution-sdk-js/node_modules/@aws-sdk/client-lambda");
+    const c = new lambda.LambdaClient({});
+    await c.send(new lambda.SendDurableExecutionCallbackSuccessCommand({
+        CallbackId: event.callbackId, Result: JSON.stringify(event.answer) }));
+    return "sent";
+};
+
 // Not wrapped by the SDK: drives the checkpoint API by hand with the
 // Lambda client the SDK uses, as a misbehaving function could.
 exports.reuse = async (event) => {
@@ -376,6 +386,31 @@ def test_callback_from_outside_sigv4_and_cli(srv, code):
     # A second answer to the same callback is refused.
     p = run_cli(srv.url, "callback", cb, "succeed", "--data", '"again"', env=env)
     assert p.returncode == 1 and p.stderr
+
+
+def test_callback_from_another_function(srv, code):
+    name, answerer = unique("dwaits"), unique("danswer")
+    deploy(srv, name, "approval", code, timeout_s=5)
+    # Not durable: it points the AWS SDK at its listener itself.
+    deploy(srv, answerer, "answerer", code, durable=None,
+           env={"AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9001", "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x"})
+    eid = start_async(srv, name, {"tag": unique("t")})["execution_id"]
+    cb = callback_id(srv, eid)
+    r = invoke(srv, answerer, {"callbackId": cb, "answer": "from a function"})
+    assert r.status_code == 200 and r.json() == "sent", r.text
+    ex = wait_status(srv, eid)
+    assert ex["status"] == "SUCCEEDED" and ex["result"] == {"approved": "from a function"}, ex
+
+
+def test_execution_timeout(srv, code):
+    name = unique("dtimeout")
+    deploy(srv, name, "approval", code, timeout_s=5,
+           durable={"execution_timeout_s": 3})
+    eid = start_async(srv, name, {"tag": unique("t")})["execution_id"]
+    ex = wait_status(srv, eid)
+    assert ex["status"] == "TIMED_OUT", ex
+    assert ex["error"]["ErrorType"] == "ExecutionTimedOut", ex
 
 
 def test_callback_heartbeat_timeout_fails(srv, code):

@@ -11,6 +11,11 @@
 #include <cmocka.h>
 
 #include "durable/durable.h"
+#include "store/durable.h"
+#include "store/queue.h"
+
+#include <stdlib.h>
+#include <unistd.h>
 
 #define ID "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
 
@@ -267,6 +272,56 @@ static void test_change_numbers(void **state)
     durable_oplog_release(&log);
 }
 
+/* Retention: a finished execution goes retention_days after it ended,
+ * with its operations; a running one stays however old. */
+static void test_store_prune(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mayfly-durable-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    store_queue_t *q = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_queue_open(dir, &q, &err) < 0)
+        fail_msg("open: %s", err.msg);
+    const int64_t day = 86400000;
+    const char *ids[] = { "00000000-0000-4000-8000-000000000001",
+                          "00000000-0000-4000-8000-000000000002",
+                          "00000000-0000-4000-8000-000000000003" };
+    const char *status[] = { "SUCCEEDED", "FAILED", "RUNNING" };
+    const int64_t ended[] = { 1 * day, 9 * day, 0 };
+    for (int i = 0; i < 3; i++) {
+        store_durable_exec_t e = { 0 };
+        snprintf(e.id, sizeof e.id, "%s", ids[i]);
+        snprintf(e.function, sizeof e.function, "f");
+        snprintf(e.name, sizeof e.name, "n%d", i);
+        snprintf(e.status, sizeof e.status, "%s", status[i]);
+        e.end_ms = ended[i];
+        e.retention_days = 2;
+        assert_int_equal(store_durable_exec_put(q, &e, &err), 0);
+        json_t *op = json_pack("{s:s, s:s, s:s}", "Id", ids[i], "Type", "EXECUTION", "Status",
+                               status[i]);
+        assert_int_equal(store_durable_op_put(q, ids[i], 0, op, &err), 0);
+        json_decref(op);
+    }
+    int64_t n = 0;
+    assert_int_equal(store_durable_prune(q, 10 * day, &n, &err), 0);
+    assert_int_equal(n, 1); /* ended on day 1, kept 2 days */
+    store_durable_exec_t e = { 0 };
+    assert_int_equal(store_durable_exec_get(q, ids[0], &e, &err), -ENOENT);
+    json_t *ops = NULL;
+    assert_int_equal(store_durable_ops_get(q, ids[0], &ops, &err), 0);
+    assert_int_equal(json_array_size(ops), 0);
+    json_decref(ops);
+    assert_int_equal(store_durable_exec_get(q, ids[1], &e, &err), 0);
+    store_durable_exec_clear(&e);
+    assert_int_equal(store_durable_exec_get(q, ids[2], &e, &err), 0);
+    store_durable_exec_clear(&e);
+    store_queue_close(q);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_wait_and_callback),
         cmocka_unit_test(test_callback_success_and_chained),
         cmocka_unit_test(test_change_numbers),
+        cmocka_unit_test(test_store_prune),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
