@@ -523,7 +523,7 @@ static int apply_callback(store_queue_t *q, job_t *j, mf_error_t *err)
         durable_oplog_release(&log);
         return 0;
     }
-    j->changed = json_array_size(log.changed) > 0;
+    j->changed = strcmp(j->kind_s, "heartbeat") != 0;
     if (!ex->in_flight) {
         int64_t wake = durable_oplog_next_wake(&log);
         ex->next_wake_ms = j->changed ? j->now_ms : wake;

@@ -387,7 +387,10 @@ int durable_oplog_callback(durable_oplog_t *log, const char *callback_id, const 
             int64_t hb = op__int(op, "_hb_s");
             if (hb)
                 json_object_set_new(op, "_hb_ms", json_integer(now_ms + hb * 1000));
-            return 0; /* nothing the function sees changes */
+            /* Written, but with no new change number: nothing the function
+             * sees changes. */
+            json_array_append_new(log->changed, json_integer((json_int_t)i));
+            return 0;
         }
         if (!strcmp(kind, "succeed")) {
             json_object_set_new(op, "Status", json_string("SUCCEEDED"));

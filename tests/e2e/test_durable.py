@@ -411,6 +411,26 @@ def test_execution_timeout(srv, code):
     assert ex["error"]["ErrorType"] == "ExecutionTimedOut", ex
 
 
+def test_heartbeats_keep_a_callback_waiting(srv, code):
+    name = unique("dbeat")
+    deploy(srv, name, "approval", code, timeout_s=5)
+    tag = unique("t")
+    eid = start_async(srv, name, {"tag": tag, "heartbeat": 4})["execution_id"]
+    cb = callback_id(srv, eid)
+    url = f"{srv.url}/2025-12-01/durable-execution-callbacks/{cb}"
+    # Heartbeats for longer than the heartbeat timeout keep it waiting.
+    started = time.monotonic()
+    while time.monotonic() - started < 8:
+        r = sigv4_post(srv, f"/2025-12-01/durable-execution-callbacks/{cb}/heartbeat")
+        assert r.status_code == 200, r.text
+        assert execution(srv, eid)["status"] == "RUNNING"
+        time.sleep(0.5)
+    r = sigv4_post(srv, f"/2025-12-01/durable-execution-callbacks/{cb}/succeed", b'"beat"')
+    assert r.status_code == 200, (url, r.text)
+    ex = wait_status(srv, eid)
+    assert ex["status"] == "SUCCEEDED" and ex["result"] == {"approved": "beat"}, ex
+
+
 def test_callback_heartbeat_timeout_fails(srv, code):
     name = unique("dhb")
     deploy(srv, name, "approval", code, timeout_s=5)
@@ -440,6 +460,14 @@ def test_idempotent_start_by_name_and_stop(srv, code):
     p = run_cli(srv.url, "execution", eid, "--stop", env=env)
     assert p.returncode == 0, p.stderr
     assert execution(srv, eid)["status"] == "STOPPED"
+    stopped = requests.get(f"{srv.url}/v1/durable-executions",
+                           params={"function": name, "status": "stopped"}, headers=BEARER,
+                           timeout=30).json()["executions"]
+    assert [e["id"] for e in stopped] == [eid]
+    running = requests.get(f"{srv.url}/v1/durable-executions",
+                           params={"function": name, "status": "RUNNING"}, headers=BEARER,
+                           timeout=30).json()["executions"]
+    assert running == []
     p = run_cli(srv.url, "executions", name, env=env)
     assert p.returncode == 0 and eid in p.stdout and "STOPPED" in p.stdout, p.stdout
     p = run_cli(srv.url, "execution", eid, env=env)
