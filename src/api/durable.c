@@ -264,8 +264,8 @@ static void v1_list(http_request_t *req, api_ctx_t *ctx)
     json_t *list = NULL;
     mf_error_t err = MF_ERROR_INIT;
     int r = durable_list(ctx->durable, function.len ? function.data : NULL,
-                         status.len ? status.data : NULL, query_int(req, "limit", 100), 'v',
-                         &list, &err);
+                         status.len ? status.data : NULL, query_int(req, "limit", 100), 'v', &list,
+                         &err);
     if (r < 0) {
         api_respond_failure(req, r, &err);
         return;
@@ -299,8 +299,8 @@ static void v1_callback(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 404, "not_found", "a callback is sent succeed, fail or heartbeat");
         return;
     }
-    durable_callback(ctx->durable, req->params[0], kind, req->body.data, req->body.len,
-                     v1_answer, req);
+    durable_callback(ctx->durable, req->params[0], kind, req->body.data, req->body.len, v1_answer,
+                     req);
 }
 
 /* ---- starting executions ---------------------------------------------------- */
@@ -316,8 +316,8 @@ static void error_document(const char *error_json, buf_t *out)
     cleanup_json json_t *e = error_json ? json_loads(error_json, 0, NULL) : NULL;
     const char *type = json_string_value(json_object_get(e, "ErrorType"));
     const char *msg = json_string_value(json_object_get(e, "ErrorMessage"));
-    cleanup_json json_t *doc = json_pack("{s:s, s:s}", "errorType", type ? type : "Error",
-                                         "errorMessage", msg ? msg : "");
+    cleanup_json json_t *doc =
+        json_pack("{s:s, s:s}", "errorType", type ? type : "Error", "errorMessage", msg ? msg : "");
     json_dump_buf(out, doc);
 }
 
@@ -346,9 +346,9 @@ static void started(void *ud, const durable_outcome_t *o)
             http_header_add(req, "x-amzn-RequestId", "%s", o->id);
             http_respond(req, 202, NULL, NULL, 0);
         } else {
-            cleanup_json json_t *out = json_pack("{s:s, s:s, s:s}", "request_id", o->id,
-                                                 "execution_id", o->id, "durable_execution_arn",
-                                                 o->arn);
+            cleanup_json json_t *out =
+                json_pack("{s:s, s:s, s:s}", "request_id", o->id, "execution_id", o->id,
+                          "durable_execution_arn", o->arn);
             http_respond_json(req, 202, out);
         }
         return;
@@ -378,12 +378,15 @@ bool api__durable_invoke(http_request_t *req, api_ctx_t *ctx, const char *functi
     c->lambda = lambda;
     c->wait = !async;
     mf_error_t err = MF_ERROR_INIT;
-    durable_start_opts_t opts = { .name = name, .wait = !async };
+    durable_start_opts_t opts = {.name = name, .wait = !async};
     int r = durable_start(ctx->durable, function, &req->body, &opts, started, c, &err);
     if (r < 0) {
         free(c);
         if (lambda)
-            api__lambda_error(req, r == -EINVAL ? 400 : r == -ENOENT ? 404 : 503,
+            api__lambda_error(req,
+                              r == -EINVAL   ? 400
+                              : r == -ENOENT ? 404
+                                             : 503,
                               r == -EINVAL   ? "InvalidParameterValueException"
                               : r == -ENOENT ? "ResourceNotFoundException"
                                              : "ServiceException",
@@ -401,15 +404,15 @@ static const struct {
     const char *pattern;
     api_handler_fn fn;
 } durable_routes[] = {
-    { HTTP_POST, "/2025-12-01/durable-executions/{arn*}/checkpoint", handle_checkpoint },
-    { HTTP_GET, "/2025-12-01/durable-executions/{arn*}/state", handle_state },
-    { HTTP_GET, "/2025-12-01/durable-executions/{arn*}", handle_get },
-    { HTTP_GET, "/2025-12-01/durable-executions/{arn*}/history", handle_history },
-    { HTTP_POST, "/2025-12-01/durable-executions/{arn*}/stop", handle_stop },
-    { HTTP_GET, "/2025-12-01/functions/{name}/durable-executions", handle_list_by_function },
-    { HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/succeed", handle_succeed },
-    { HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/fail", handle_fail },
-    { HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/heartbeat", handle_heartbeat },
+    {HTTP_POST, "/2025-12-01/durable-executions/{arn*}/checkpoint", handle_checkpoint},
+    {HTTP_GET, "/2025-12-01/durable-executions/{arn*}/state", handle_state},
+    {HTTP_GET, "/2025-12-01/durable-executions/{arn*}", handle_get},
+    {HTTP_GET, "/2025-12-01/durable-executions/{arn*}/history", handle_history},
+    {HTTP_POST, "/2025-12-01/durable-executions/{arn*}/stop", handle_stop},
+    {HTTP_GET, "/2025-12-01/functions/{name}/durable-executions", handle_list_by_function},
+    {HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/succeed", handle_succeed},
+    {HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/fail", handle_fail},
+    {HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/heartbeat", handle_heartbeat},
 };
 
 static void inside_trampoline(http_request_t *req, void *ud)
@@ -452,8 +455,8 @@ void api__durable_register(http_router_t *router, api_ctx_t *ctx)
     api__route(router, ctx, HTTP_GET, "/v1/durable-executions", v1_list, 0, false);
     api__route(router, ctx, HTTP_GET, "/v1/durable-executions/{id}", v1_get, 0, false);
     api__route(router, ctx, HTTP_POST, "/v1/durable-executions/{id}/stop", v1_stop, 4096, false);
-    api__route(router, ctx, HTTP_POST, "/v1/durable-execution-callbacks/{id}/{action}",
-               v1_callback, DURABLE_MAX_PAYLOAD + 1024, false);
+    api__route(router, ctx, HTTP_POST, "/v1/durable-execution-callbacks/{id}/{action}", v1_callback,
+               DURABLE_MAX_PAYLOAD + 1024, false);
 }
 
 void api__durable_release(void)

@@ -154,7 +154,8 @@ int cmd_callback(int argc, char **argv)
         }
     }
     if (argc - optind != 2)
-        return cli_usage_error("callback", callback_usage, "needs ID and succeed, fail or heartbeat");
+        return cli_usage_error("callback", callback_usage,
+                               "needs ID and succeed, fail or heartbeat");
     const char *id = argv[optind], *kind = argv[optind + 1];
     if (strcmp(kind, "succeed") && strcmp(kind, "fail") && strcmp(kind, "heartbeat"))
         return cli_usage_error("callback", callback_usage,

@@ -44,8 +44,7 @@ static bool arn__decode(const char *s, char *out, size_t size)
 
 /* Copies the field [s, s+n) into out (size bytes) if it fits and is made
  * of set's characters. */
-static bool arn__field(const char *s, size_t n, char *out, size_t size, const char *set,
-                       size_t min)
+static bool arn__field(const char *s, size_t n, char *out, size_t size, const char *set, size_t min)
 {
     if (n < min || n >= size || !arn__chars(s, n, set))
         return false;
@@ -95,8 +94,8 @@ int durable_arn_parse(const char *in, durable_arn_t *out)
     return 0;
 }
 
-void durable_arn_format(const char *region, const char *function, const char *name,
-                        const char *id, char *out, size_t len)
+void durable_arn_format(const char *region, const char *function, const char *name, const char *id,
+                        char *out, size_t len)
 {
     snprintf(out, len, "arn:aws:lambda:%s:000000000000:function:%s:$LATEST/durable-execution/%s/%s",
              region, function, name, id);

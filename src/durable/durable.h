@@ -45,15 +45,15 @@ typedef struct durable_arn {
     char region[33];
     char account[13];
     char function[FN_NAME_MAX + 1];
-    char name[65];               /* the execution's name */
-    char id[37];                 /* the execution's id */
+    char name[65]; /* the execution's name */
+    char id[37];   /* the execution's id */
 } durable_arn_t;
 
 /* 0, or -EINVAL when s is not an execution ARN (a URL-encoded one is
  * decoded first: ARNs arrive in paths). */
 int durable_arn_parse(const char *s, durable_arn_t *out);
-void durable_arn_format(const char *region, const char *function, const char *name,
-                        const char *id, char *out, size_t len);
+void durable_arn_format(const char *region, const char *function, const char *name, const char *id,
+                        char *out, size_t len);
 /* True for a valid execution name: [A-Za-z0-9_-]{1,64}. */
 bool durable_name_valid(const char *s);
 
@@ -62,12 +62,12 @@ bool durable_name_valid(const char *s);
 #define DURABLE_MAX_UPDATES 250
 #define DURABLE_MAX_PAYLOAD (256u << 10) /* one operation's payload or error */
 #define DURABLE_MAX_ID 256
-#define DURABLE_MAX_OPERATIONS 10000     /* in one execution's log */
+#define DURABLE_MAX_OPERATIONS 10000 /* in one execution's log */
 
 typedef struct durable_checkpoint_req {
     char token[128];
-    char client_token[65];       /* "" when none */
-    json_t *updates;             /* owned: the array of OperationUpdates, checked */
+    char client_token[65]; /* "" when none */
+    json_t *updates;       /* owned: the array of OperationUpdates, checked */
 } durable_checkpoint_req_t;
 
 /* Parses and checks CheckpointDurableExecution's body: every update has
@@ -84,15 +84,15 @@ void durable_checkpoint_req_clear(durable_checkpoint_req_t *req);
  * Operation objects plus fields of mayfly's own whose names begin with
  * '_' (the change number, due times), which durable_op_public drops. */
 typedef struct durable_oplog {
-    json_t *ops;                 /* array, owned */
-    json_t *index;               /* Id → position, owned */
-    int64_t seq;                 /* the last change's number */
+    json_t *ops;   /* array, owned */
+    json_t *index; /* Id → position, owned */
+    int64_t seq;   /* the last change's number */
     /* What the updates applied asked of the execution. */
-    const char *outcome;         /* NULL, "SUCCEEDED" or "FAILED" */
-    json_t *result;              /* the execution's result payload (string), or NULL */
-    json_t *error;               /* its ErrorObject, or NULL */
-    json_t *chained;             /* [{ord, function, payload}] chained invokes started */
-    json_t *changed;             /* positions changed since durable_oplog_init */
+    const char *outcome; /* NULL, "SUCCEEDED" or "FAILED" */
+    json_t *result;      /* the execution's result payload (string), or NULL */
+    json_t *error;       /* its ErrorObject, or NULL */
+    json_t *chained;     /* [{ord, function, payload}] chained invokes started */
+    json_t *changed;     /* positions changed since durable_oplog_init */
 } durable_oplog_t;
 
 /* Takes ops (a new reference, or NULL for an empty log). */
@@ -102,8 +102,7 @@ void durable_oplog_release(durable_oplog_t *log);
 json_t *durable_oplog_find(const durable_oplog_t *log, const char *id, size_t *ord);
 /* Appends the execution's first operation (Type EXECUTION) holding the
  * input payload. */
-void durable_oplog_start(durable_oplog_t *log, const char *id, const char *input,
-                         int64_t now_ms);
+void durable_oplog_start(durable_oplog_t *log, const char *id, const char *input, int64_t now_ms);
 /* Applies one checked update at now_ms. -EINVAL when it does not fit the
  * operation's state (a START of an operation of another type, a SUCCEED
  * of a finished one, …); err says why. */
@@ -160,20 +159,20 @@ bool durable_is_durable(durable_t *d, const char *function);
 
 /* What a start or a wait for an execution answers. */
 typedef struct durable_outcome {
-    int r;                       /* 0, or the platform's error (err says) */
+    int r; /* 0, or the platform's error (err says) */
     const mf_error_t *err;
     const char *arn;
     const char *id;
-    const char *status;          /* the execution's */
-    const char *result;          /* its result's JSON text, or NULL */
-    const char *error;           /* its ErrorObject's JSON text, or NULL */
-    bool existed;                /* a start by a name already taken */
+    const char *status; /* the execution's */
+    const char *result; /* its result's JSON text, or NULL */
+    const char *error;  /* its ErrorObject's JSON text, or NULL */
+    bool existed;       /* a start by a name already taken */
 } durable_outcome_t;
 typedef void (*durable_outcome_cb)(void *ud, const durable_outcome_t *o);
 
 typedef struct durable_start_opts {
-    const char *name;            /* DurableExecutionName, or NULL for the id */
-    bool wait;                   /* call cb when the execution ends, not once it starts */
+    const char *name; /* DurableExecutionName, or NULL for the id */
+    bool wait;        /* call cb when the execution ends, not once it starts */
     const char *caller_request_id;
 } durable_start_opts_t;
 
@@ -202,11 +201,11 @@ void durable_checkpoint(durable_t *d, const char *caller, const durable_arn_t *a
 void durable_state(durable_t *d, const char *caller, const durable_arn_t *arn, const char *token,
                    const char *marker, int max_items, durable_answer_cb cb, void *ud);
 /* Completes a callback from outside: kind "succeed", "fail", "heartbeat". */
-void durable_callback(durable_t *d, const char *callback_id, const char *kind,
-                      const char *body, size_t len, durable_answer_cb cb, void *ud);
+void durable_callback(durable_t *d, const char *callback_id, const char *kind, const char *body,
+                      size_t len, durable_answer_cb cb, void *ud);
 /* StopDurableExecution. */
-void durable_stop_execution(durable_t *d, const char *id, const json_t *error,
-                            durable_answer_cb cb, void *ud);
+void durable_stop_execution(durable_t *d, const char *id, const json_t *error, durable_answer_cb cb,
+                            void *ud);
 
 /* Reads (on the loop's connection). view: 'l'ambda's shape or mayfly's
  * 'v'1 shape. A new reference or NULL with -ENOENT. */
@@ -215,8 +214,8 @@ int durable_get(durable_t *d, const char *id, char view, bool with_ops, json_t *
 int durable_list(durable_t *d, const char *function, const char *status, int limit, char view,
                  json_t **out, mf_error_t *err);
 /* GetDurableExecutionHistory: its operations as events, a page from marker. */
-int durable_history(durable_t *d, const char *id, const char *marker, int max_items,
-                    json_t **out, mf_error_t *err);
+int durable_history(durable_t *d, const char *id, const char *marker, int max_items, json_t **out,
+                    mf_error_t *err);
 /* Removes executions past their retention. */
 void durable_prune(durable_t *d);
 

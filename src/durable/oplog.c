@@ -21,8 +21,8 @@ static const char *op__str(const json_t *o, const char *key)
 
 static bool op__terminal(const char *status)
 {
-    static const char *const done[] = { "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT",
-                                        "STOPPED", NULL };
+    static const char *const done[] = {"SUCCEEDED", "FAILED",  "CANCELLED",
+                                       "TIMED_OUT", "STOPPED", NULL};
     for (const char *const *s = done; *s; s++)
         if (status && !strcmp(status, *s))
             return true;
@@ -41,7 +41,8 @@ void durable_oplog_init(durable_oplog_t *log, json_t *ops, int64_t seq)
     log->changed = json_array();
     size_t i;
     json_t *op;
-    json_array_foreach(log->ops, i, op) {
+    json_array_foreach(log->ops, i, op)
+    {
         const char *id = op__str(op, "Id");
         if (id)
             json_object_set_new(log->index, id, json_integer((json_int_t)i));
@@ -76,9 +77,7 @@ static void op__touch(durable_oplog_t *log, size_t ord)
     json_object_set_new(op, "_seq", json_integer(++log->seq));
     size_t i;
     json_t *v;
-    json_array_foreach(log->changed, i, v)
-        if ((size_t)json_integer_value(v) == ord)
-            return;
+    json_array_foreach(log->changed, i, v) if ((size_t)json_integer_value(v) == ord) return;
     json_array_append_new(log->changed, json_integer((json_int_t)ord));
 }
 
@@ -117,9 +116,9 @@ static size_t op__append(durable_oplog_t *log, json_t *op)
 
 void durable_oplog_start(durable_oplog_t *log, const char *id, const char *input, int64_t now_ms)
 {
-    json_t *op = json_pack("{s:s, s:s, s:s, s:o, s:{s:s}}", "Id", id, "Type", "EXECUTION",
-                           "Status", "STARTED", "StartTimestamp", op__time(now_ms),
-                           "ExecutionDetails", "InputPayload", input ? input : "{}");
+    json_t *op = json_pack("{s:s, s:s, s:s, s:o, s:{s:s}}", "Id", id, "Type", "EXECUTION", "Status",
+                           "STARTED", "StartTimestamp", op__time(now_ms), "ExecutionDetails",
+                           "InputPayload", input ? input : "{}");
     op__touch(log, op__append(log, op));
 }
 
@@ -129,8 +128,8 @@ static int64_t op__opt_int(const json_t *u, const char *opts, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_id,
-                        int64_t now_ms, mf_error_t *err)
+int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_id, int64_t now_ms,
+                        mf_error_t *err)
 {
     const char *id = op__str(u, "Id");
     const char *type = op__str(u, "Type");
@@ -151,8 +150,7 @@ int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_
             json_decref(log->error);
             log->error = json_is_object(error) ? json_incref((json_t *)error) : NULL;
         } else {
-            return mf_error_plain(err, EINVAL, "%s of an EXECUTION: only SUCCEED or FAIL",
-                                  action);
+            return mf_error_plain(err, EINVAL, "%s of an EXECUTION: only SUCCEED or FAIL", action);
         }
         return 0;
     }
@@ -176,7 +174,7 @@ int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_
             return mf_error_plain(err, EINVAL, "operation %.64s was never started", id);
         op = json_pack("{s:s, s:s, s:o}", "Id", id, "Type", type, "StartTimestamp",
                        op__time(now_ms));
-        static const char *const copied[] = { "ParentId", "Name", "SubType" };
+        static const char *const copied[] = {"ParentId", "Name", "SubType"};
         for (size_t k = 0; k < 3; k++)
             if (json_is_string(json_object_get(u, copied[k])))
                 json_object_set(op, copied[k], json_object_get(u, copied[k]));
@@ -217,15 +215,14 @@ int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_
                 return mf_error_plain(err, EINVAL,
                                       "ChainedInvokeOptions.FunctionName: required to START a "
                                       "CHAINED_INVOKE");
-            json_array_append_new(log->chained,
-                                  json_pack("{s:I, s:s, s:s, s:s}", "ord", (json_int_t)ord,
-                                            "function", fn, "payload",
-                                            json_is_string(payload) ? json_string_value(payload)
-                                                                    : "{}",
-                                            "exec", exec_id ? exec_id : ""));
+            json_array_append_new(
+                log->chained,
+                json_pack("{s:I, s:s, s:s, s:s}", "ord", (json_int_t)ord, "function", fn, "payload",
+                          json_is_string(payload) ? json_string_value(payload) : "{}", "exec",
+                          exec_id ? exec_id : ""));
         } else if (!strcmp(type, "CONTEXT")) {
-            if (json_is_true(json_object_get(json_object_get(u, "ContextOptions"),
-                                             "ReplayChildren")))
+            if (json_is_true(
+                    json_object_get(json_object_get(u, "ContextOptions"), "ReplayChildren")))
                 json_object_set_new(details, "ReplayChildren", json_true());
         }
     } else if (!strcmp(action, "SUCCEED")) {
@@ -290,9 +287,9 @@ static void op__time_out(durable_oplog_t *log, size_t ord, json_t *op, int64_t n
 {
     json_object_set_new(op, "Status", json_string("TIMED_OUT"));
     json_object_set_new(op, "EndTimestamp", op__time(now_ms));
-    json_object_set_new(op__details(op, "CallbackDetails"), "Error",
-                        json_pack("{s:s, s:s}", "ErrorType", "CallbackTimeout", "ErrorMessage",
-                                  what));
+    json_object_set_new(
+        op__details(op, "CallbackDetails"), "Error",
+        json_pack("{s:s, s:s}", "ErrorType", "CallbackTimeout", "ErrorMessage", what));
     json_object_del(op, "_deadline_ms");
     json_object_del(op, "_hb_ms");
     op__touch(log, ord);
@@ -303,7 +300,8 @@ bool durable_oplog_advance(durable_oplog_t *log, int64_t now_ms)
     bool any = false;
     size_t i;
     json_t *op;
-    json_array_foreach(log->ops, i, op) {
+    json_array_foreach(log->ops, i, op)
+    {
         const char *type = op__str(op, "Type");
         const char *status = op__str(op, "Status");
         if (!type || !status)
@@ -340,11 +338,12 @@ int64_t durable_oplog_next_wake(const durable_oplog_t *log)
     int64_t next = 0;
     size_t i;
     json_t *op;
-    json_array_foreach(log->ops, i, op) {
+    json_array_foreach(log->ops, i, op)
+    {
         const char *status = op__str(op, "Status");
         if (!status || op__terminal(status))
             continue;
-        const char *keys[] = { "_due_ms", "_deadline_ms", "_hb_ms" };
+        const char *keys[] = {"_due_ms", "_deadline_ms", "_hb_ms"};
         for (size_t k = 0; k < 3; k++) {
             int64_t t = op__int(op, keys[k]);
             if (t && (!next || t < next))
@@ -358,7 +357,8 @@ bool durable_oplog_waiting(const durable_oplog_t *log)
 {
     size_t i;
     json_t *op;
-    json_array_foreach(log->ops, i, op) {
+    json_array_foreach(log->ops, i, op)
+    {
         const char *type = op__str(op, "Type");
         const char *status = op__str(op, "Status");
         if (type && status && !strcmp(status, "STARTED") &&
@@ -374,7 +374,8 @@ int durable_oplog_callback(durable_oplog_t *log, const char *callback_id, const 
 {
     size_t i;
     json_t *op;
-    json_array_foreach(log->ops, i, op) {
+    json_array_foreach(log->ops, i, op)
+    {
         json_t *d = json_object_get(op, "CallbackDetails");
         const char *id = op__str(d, "CallbackId");
         if (!id || strcmp(id, callback_id))
@@ -431,8 +432,6 @@ json_t *durable_op_public(const json_t *op)
     json_t *out = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)op, k, v)
-        if (k[0] != '_')
-            json_object_set(out, k, v);
+    json_object_foreach((json_t *)op, k, v) if (k[0] != '_') json_object_set(out, k, v);
     return out;
 }

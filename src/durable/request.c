@@ -7,9 +7,9 @@
 
 #include "durable/durable.h"
 
-static const char *const req__types[] = { "EXECUTION", "CONTEXT", "STEP", "WAIT",
-                                          "CALLBACK", "CHAINED_INVOKE", NULL };
-static const char *const req__actions[] = { "START", "SUCCEED", "FAIL", "RETRY", "CANCEL", NULL };
+static const char *const req__types[] = {"EXECUTION", "CONTEXT",        "STEP", "WAIT",
+                                         "CALLBACK",  "CHAINED_INVOKE", NULL};
+static const char *const req__actions[] = {"START", "SUCCEED", "FAIL", "RETRY", "CANCEL", NULL};
 
 static bool req__one_of(const char *s, const char *const *set)
 {
@@ -50,7 +50,8 @@ static int req__options(const json_t *u, size_t i, const char *key, mf_error_t *
         return mf_error_plain(err, EINVAL, "Updates[%zu].%s: must be an object", i, key);
     const char *k;
     const json_t *v;
-    json_object_foreach((json_t *)o, k, v) {
+    json_object_foreach((json_t *)o, k, v)
+    {
         if (json_is_boolean(v) || json_is_null(v))
             continue;
         if (json_is_string(v) && json_string_length(v) <= DURABLE_MAX_ID)
@@ -58,8 +59,8 @@ static int req__options(const json_t *u, size_t i, const char *key, mf_error_t *
         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
             json_integer_value(v) > DURABLE_TIMEOUT_MAX)
             return mf_error_plain(err, EINVAL,
-                                  "Updates[%zu].%s.%s: must be an integer from 0 to %d", i, key,
-                                  k, DURABLE_TIMEOUT_MAX);
+                                  "Updates[%zu].%s.%s: must be an integer from 0 to %d", i, key, k,
+                                  DURABLE_TIMEOUT_MAX);
     }
     return 0;
 }
@@ -118,7 +119,8 @@ int durable_checkpoint_parse(const char *body, size_t len, durable_checkpoint_re
     }
     size_t i;
     json_t *u;
-    json_array_foreach(ups, i, u) {
+    json_array_foreach(ups, i, u)
+    {
         if (!json_is_object(u)) {
             r = mf_error_plain(err, EINVAL, "Updates[%zu]: must be an object", i);
             goto out;

@@ -52,8 +52,8 @@ const char store__durable_migration[] =
     "  WHERE callback_id IS NOT NULL;";
 
 #define EXEC_COLUMNS                                                                               \
-    "id, function, name, status, input, result, error, token, seq, token_seq, in_flight,"         \
-    " next_wake_ms, start_ms, end_ms, deadline_ms, retention_days, invocations, failures,"        \
+    "id, function, name, status, input, result, error, token, seq, token_seq, in_flight,"          \
+    " next_wake_ms, start_ms, end_ms, deadline_ms, retention_days, invocations, failures,"         \
     " last_client_token, last_token_in, last_response, parent_id, parent_op"
 
 static int durable__prepare(store_queue_t *q, const char *sql, sqlite3_stmt **st, mf_error_t *err)
@@ -93,8 +93,7 @@ int store_durable_exec_put(store_queue_t *q, const store_durable_exec_t *e, mf_e
              sqlite3_bind_text(st, 2, e->function, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_text(st, 4, e->status, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_text(st, 5, e->input ? e->input : "{}", -1, SQLITE_STATIC) ==
-                 SQLITE_OK &&
+             sqlite3_bind_text(st, 5, e->input ? e->input : "{}", -1, SQLITE_STATIC) == SQLITE_OK &&
              store__bind_text_or_null(st, 6, e->result) == SQLITE_OK &&
              store__bind_text_or_null(st, 7, e->error) == SQLITE_OK &&
              sqlite3_bind_text(st, 8, e->token, -1, SQLITE_STATIC) == SQLITE_OK &&
@@ -147,8 +146,8 @@ static void durable__row(sqlite3_stmt *st, void *item)
 }
 
 /* Runs st (bound) and collects its rows; finalizes st. */
-static int durable__collect(store_queue_t *q, sqlite3_stmt *st, int ok,
-                            store_durable_exec_t **out, size_t *count, mf_error_t *err)
+static int durable__collect(store_queue_t *q, sqlite3_stmt *st, int ok, store_durable_exec_t **out,
+                            size_t *count, mf_error_t *err)
 {
     *out = NULL;
     *count = 0;
@@ -221,9 +220,8 @@ int store_durable_exec_by_name(store_queue_t *q, const char *function, const cha
     return durable__one(q, st, ok, out, what, err);
 }
 
-int store_durable_exec_list(store_queue_t *q, const char *function, const char *status,
-                            int limit, store_durable_exec_t **out, size_t *count,
-                            mf_error_t *err)
+int store_durable_exec_list(store_queue_t *q, const char *function, const char *status, int limit,
+                            store_durable_exec_t **out, size_t *count, mf_error_t *err)
 {
     sqlite3_stmt *st;
     int r = durable__prepare(q,
@@ -312,8 +310,7 @@ int store_durable_callback_find(store_queue_t *q, const char *callback_id, char 
                                 mf_error_t *err)
 {
     sqlite3_stmt *st;
-    int r = durable__prepare(q,
-                             "SELECT exec_id FROM durable_operations WHERE callback_id = ?1",
+    int r = durable__prepare(q, "SELECT exec_id FROM durable_operations WHERE callback_id = ?1",
                              &st, err);
     if (r < 0)
         return r;
@@ -331,11 +328,10 @@ int store_durable_callback_find(store_queue_t *q, const char *callback_id, char 
     return r;
 }
 
-int store_durable_counts(store_queue_t *q, int64_t counts[5], int64_t *timers,
-                         int64_t *callbacks, mf_error_t *err)
+int store_durable_counts(store_queue_t *q, int64_t counts[5], int64_t *timers, int64_t *callbacks,
+                         mf_error_t *err)
 {
-    static const char *const names[5] = { "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT",
-                                          "STOPPED" };
+    static const char *const names[5] = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"};
     memset(counts, 0, 5 * sizeof counts[0]);
     *timers = *callbacks = 0;
     sqlite3_stmt *st;

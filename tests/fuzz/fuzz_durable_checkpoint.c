@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t i;
     json_t *u;
     int64_t now = 2000;
-    json_array_foreach(req.updates, i, u) {
+    json_array_foreach(req.updates, i, u)
+    {
         err = (mf_error_t)MF_ERROR_INIT;
         if (durable_oplog_apply(&log, u, "exec", now, &err) < 0)
             check(err.msg[0] != '\0', "an update refused without a message");
@@ -44,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)durable_oplog_next_wake(&log);
     json_t *op;
-    json_array_foreach(log.ops, i, op) {
+    json_array_foreach(log.ops, i, op)
+    {
         check(json_is_string(json_object_get(op, "Id")), "an operation without an Id");
         check(json_is_string(json_object_get(op, "Type")), "an operation without a Type");
         check(json_is_string(json_object_get(op, "Status")), "an operation without a Status");

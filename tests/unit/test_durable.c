@@ -95,8 +95,9 @@ static void test_checkpoint_parse(void **state)
     parse_fails("[]", EINVAL, "JSON object");
     parse_fails("{}", EINVAL, "CheckpointToken");
     parse_fails("{\"CheckpointToken\":\"t\",\"Updates\":{}}", EINVAL, "Updates");
-    parse_fails("{\"CheckpointToken\":\"t\",\"Updates\":[{\"Type\":\"STEP\",\"Action\":\"START\"}]}",
-                EINVAL, "Updates[0].Id");
+    parse_fails(
+        "{\"CheckpointToken\":\"t\",\"Updates\":[{\"Type\":\"STEP\",\"Action\":\"START\"}]}",
+        EINVAL, "Updates[0].Id");
     parse_fails("{\"CheckpointToken\":\"t\",\"Updates\":[{\"Id\":\"a\",\"Type\":\"NAP\","
                 "\"Action\":\"START\"}]}",
                 EINVAL, "Updates[0].Type");
@@ -109,8 +110,9 @@ static void test_checkpoint_parse(void **state)
     /* A payload past the bound. */
     size_t n = DURABLE_MAX_PAYLOAD + 100;
     char *big = malloc(n + 200);
-    int k = snprintf(big, 200, "{\"CheckpointToken\":\"t\",\"Updates\":[{\"Id\":\"a\",\"Type\":"
-                               "\"STEP\",\"Action\":\"SUCCEED\",\"Payload\":\"");
+    int k = snprintf(big, 200,
+                     "{\"CheckpointToken\":\"t\",\"Updates\":[{\"Id\":\"a\",\"Type\":"
+                     "\"STEP\",\"Action\":\"SUCCEED\",\"Payload\":\"");
     memset(big + k, 'x', n);
     strcpy(big + k + n, "\"}]}");
     parse_fails(big, EFBIG, "Updates[0].Payload");
@@ -160,8 +162,9 @@ static void test_step_lifecycle(void **state)
     apply_ok(&log, "{\"Id\":\"s\",\"Type\":\"STEP\",\"Action\":\"START\",\"Name\":\"one\"}", 2000);
     assert_string_equal(status_of(&log, "s"), "STARTED");
     /* A retry: PENDING until its time, then READY, then started again. */
-    apply_ok(&log, "{\"Id\":\"s\",\"Type\":\"STEP\",\"Action\":\"RETRY\",\"StepOptions\":"
-                   "{\"NextAttemptDelaySeconds\":3},\"Error\":{\"ErrorMessage\":\"boom\"}}",
+    apply_ok(&log,
+             "{\"Id\":\"s\",\"Type\":\"STEP\",\"Action\":\"RETRY\",\"StepOptions\":"
+             "{\"NextAttemptDelaySeconds\":3},\"Error\":{\"ErrorMessage\":\"boom\"}}",
              2000);
     assert_string_equal(status_of(&log, "s"), "PENDING");
     assert_int_equal(durable_oplog_next_wake(&log), 5000);
@@ -193,13 +196,15 @@ static void test_wait_and_callback(void **state)
     durable_oplog_t log;
     durable_oplog_init(&log, NULL, 0);
     durable_oplog_start(&log, "exec", "{}", 0);
-    apply_ok(&log, "{\"Id\":\"w\",\"Type\":\"WAIT\",\"Action\":\"START\",\"WaitOptions\":"
-                   "{\"WaitSeconds\":10}}",
+    apply_ok(&log,
+             "{\"Id\":\"w\",\"Type\":\"WAIT\",\"Action\":\"START\",\"WaitOptions\":"
+             "{\"WaitSeconds\":10}}",
              1000);
     apply_refused(&log, "{\"Id\":\"w\",\"Type\":\"WAIT\",\"Action\":\"SUCCEED\"}", 1000,
                   "ends by itself");
-    apply_ok(&log, "{\"Id\":\"c\",\"Type\":\"CALLBACK\",\"Action\":\"START\",\"CallbackOptions\":"
-                   "{\"TimeoutSeconds\":60,\"HeartbeatTimeoutSeconds\":5}}",
+    apply_ok(&log,
+             "{\"Id\":\"c\",\"Type\":\"CALLBACK\",\"Action\":\"START\",\"CallbackOptions\":"
+             "{\"TimeoutSeconds\":60,\"HeartbeatTimeoutSeconds\":5}}",
              1000);
     assert_int_equal(durable_oplog_next_wake(&log), 6000); /* the heartbeat's deadline */
     assert_true(durable_oplog_waiting(&log));
@@ -237,8 +242,9 @@ static void test_callback_success_and_chained(void **state)
     assert_string_equal(status_of(&log, "c"), "SUCCEEDED");
     apply_refused(&log, "{\"Id\":\"i\",\"Type\":\"CHAINED_INVOKE\",\"Action\":\"START\"}", 30,
                   "FunctionName");
-    apply_ok(&log, "{\"Id\":\"i\",\"Type\":\"CHAINED_INVOKE\",\"Action\":\"START\","
-                   "\"ChainedInvokeOptions\":{\"FunctionName\":\"callee\"},\"Payload\":\"{}\"}",
+    apply_ok(&log,
+             "{\"Id\":\"i\",\"Type\":\"CHAINED_INVOKE\",\"Action\":\"START\","
+             "\"ChainedInvokeOptions\":{\"FunctionName\":\"callee\"},\"Payload\":\"{}\"}",
              30);
     assert_int_equal(json_array_size(log.chained), 1);
     size_t ord;
@@ -284,13 +290,13 @@ static void test_store_prune(void **state)
     if (store_queue_open(dir, &q, &err) < 0)
         fail_msg("open: %s", err.msg);
     const int64_t day = 86400000;
-    const char *ids[] = { "00000000-0000-4000-8000-000000000001",
-                          "00000000-0000-4000-8000-000000000002",
-                          "00000000-0000-4000-8000-000000000003" };
-    const char *status[] = { "SUCCEEDED", "FAILED", "RUNNING" };
-    const int64_t ended[] = { 1 * day, 9 * day, 0 };
+    const char *ids[] = {"00000000-0000-4000-8000-000000000001",
+                         "00000000-0000-4000-8000-000000000002",
+                         "00000000-0000-4000-8000-000000000003"};
+    const char *status[] = {"SUCCEEDED", "FAILED", "RUNNING"};
+    const int64_t ended[] = {1 * day, 9 * day, 0};
     for (int i = 0; i < 3; i++) {
-        store_durable_exec_t e = { 0 };
+        store_durable_exec_t e = {0};
         snprintf(e.id, sizeof e.id, "%s", ids[i]);
         snprintf(e.function, sizeof e.function, "f");
         snprintf(e.name, sizeof e.name, "n%d", i);
@@ -298,15 +304,15 @@ static void test_store_prune(void **state)
         e.end_ms = ended[i];
         e.retention_days = 2;
         assert_int_equal(store_durable_exec_put(q, &e, &err), 0);
-        json_t *op = json_pack("{s:s, s:s, s:s}", "Id", ids[i], "Type", "EXECUTION", "Status",
-                               status[i]);
+        json_t *op =
+            json_pack("{s:s, s:s, s:s}", "Id", ids[i], "Type", "EXECUTION", "Status", status[i]);
         assert_int_equal(store_durable_op_put(q, ids[i], 0, op, &err), 0);
         json_decref(op);
     }
     int64_t n = 0;
     assert_int_equal(store_durable_prune(q, 10 * day, &n, &err), 0);
     assert_int_equal(n, 1); /* ended on day 1, kept 2 days */
-    store_durable_exec_t e = { 0 };
+    store_durable_exec_t e = {0};
     assert_int_equal(store_durable_exec_get(q, ids[0], &e, &err), -ENOENT);
     json_t *ops = NULL;
     assert_int_equal(store_durable_ops_get(q, ids[0], &ops, &err), 0);
