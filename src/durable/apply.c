@@ -30,6 +30,7 @@ void durable__job_free(job_t *j)
     json_decref(j->error);
     json_decref(j->body);
     json_decref(j->chained);
+    json_decref(j->callees);
     store_durable_exec_clear(&j->ex);
     free(j);
 }
@@ -138,6 +139,47 @@ static char *json_text(const json_t *v)
     return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
+bool durable__function_name(const char *s, char out[FN_NAME_MAX + 1])
+{
+    const char *p = strstr(s, "function:");
+    p = p ? p + 9 : s;
+    size_t n = strcspn(p, ":");
+    if (n == 0 || n > FN_NAME_MAX || (p[n] && strcmp(p + n, ":$LATEST")))
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return registry_valid_name(out);
+}
+
+/* Writes a new execution of function (its first operation holding input)
+ * into ex, which holds nothing yet. */
+static int create_exec(store_queue_t *q, const char *function, const char *name, const char *input,
+                       int timeout_s, int retention_days, const char *parent_id,
+                       const char *parent_op, int64_t now_ms, store_durable_exec_t *ex,
+                       mf_error_t *err)
+{
+    id_uuid4(ex->id);
+    snprintf(ex->function, sizeof ex->function, "%s", function);
+    snprintf(ex->name, sizeof ex->name, "%s", name && name[0] ? name : ex->id);
+    snprintf(ex->status, sizeof ex->status, "RUNNING");
+    ex->input = xstrdup(input && input[0] ? input : "{}");
+    ex->start_ms = now_ms;
+    ex->deadline_ms = now_ms + (int64_t)timeout_s * 1000;
+    ex->retention_days = retention_days;
+    ex->next_wake_ms = now_ms; /* due now: a restart before its first run still runs it */
+    snprintf(ex->parent_id, sizeof ex->parent_id, "%s", parent_id ? parent_id : "");
+    snprintf(ex->parent_op, sizeof ex->parent_op, "%s", parent_op ? parent_op : "");
+    durable_oplog_t log;
+    durable_oplog_init(&log, NULL, 0);
+    durable_oplog_start(&log, ex->id, ex->input, now_ms);
+    ex->seq = log.seq;
+    int r = write_changed(q, ex->id, &log, err);
+    durable_oplog_release(&log);
+    if (r == 0)
+        r = store_durable_exec_put(q, ex, err);
+    return r;
+}
+
 /* START: a new execution, or the one its name already names. */
 static int apply_start(store_queue_t *q, job_t *j, mf_error_t *err)
 {
@@ -157,27 +199,47 @@ static int apply_start(store_queue_t *q, job_t *j, mf_error_t *err)
         if (r != -ENOENT)
             return r;
     }
-    store_durable_exec_t *ex = &j->ex;
-    id_uuid4(ex->id);
-    snprintf(ex->function, sizeof ex->function, "%s", j->function);
-    snprintf(ex->name, sizeof ex->name, "%s", j->name[0] ? j->name : ex->id);
-    snprintf(ex->status, sizeof ex->status, "RUNNING");
-    ex->input = xstrdup(j->input.data ? j->input.data : "{}");
-    ex->start_ms = j->now_ms;
-    ex->deadline_ms = j->now_ms + (int64_t)j->timeout_s * 1000;
-    ex->retention_days = j->retention_days;
-    ex->next_wake_ms = j->now_ms; /* due now: a restart before its first run still runs it */
-    snprintf(ex->parent_id, sizeof ex->parent_id, "%s", j->parent_id);
-    snprintf(ex->parent_op, sizeof ex->parent_op, "%s", j->parent_op);
-    durable_oplog_t log;
-    durable_oplog_init(&log, NULL, 0);
-    durable_oplog_start(&log, ex->id, ex->input, j->now_ms);
-    ex->seq = log.seq;
-    int r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
-    return r;
+    return create_exec(q, j->function, j->name, j->input.data, j->timeout_s, j->retention_days,
+                       j->parent_id, j->parent_op, j->now_ms, &j->ex, err);
+}
+
+/* The callees of the chained invokes a checkpoint started, created in its
+ * transaction: a crash keeps both or neither. A callee that is not a
+ * durable function fails its operation at once. */
+static int start_callees(store_queue_t *q, job_t *j, durable_oplog_t *log, mf_error_t *err)
+{
+    j->chained = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(log->chained, i, c)
+    {
+        size_t ord = (size_t)json_integer_value(json_object_get(c, "ord"));
+        const char *f = json_string_value(json_object_get(c, "function"));
+        char fname[FN_NAME_MAX + 1] = "";
+        const json_t *cfg =
+            durable__function_name(f ? f : "", fname) ? json_object_get(j->callees, fname) : NULL;
+        if (!cfg) {
+            json_t *e = json_pack("{s:s, s:s}", "ErrorType", "ResourceNotFoundException",
+                                  "ErrorMessage", "the callee is not a durable function");
+            durable_oplog_chained_done(log, ord, "FAILED", NULL, e, j->now_ms);
+            json_decref(e);
+            continue;
+        }
+        char parent_op[32];
+        snprintf(parent_op, sizeof parent_op, "%zu", ord);
+        store_durable_exec_t callee = {0};
+        int r = create_exec(q, fname, NULL, json_string_value(json_object_get(c, "payload")),
+                            (int)json_integer_value(json_object_get(cfg, "timeout_s")),
+                            (int)json_integer_value(json_object_get(cfg, "retention_days")),
+                            j->ex.id, parent_op, j->now_ms, &callee, err);
+        if (r == 0)
+            json_array_append_new(
+                j->chained, json_pack("{s:s, s:s}", "id", callee.id, "function", callee.function));
+        store_durable_exec_clear(&callee);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* BEGIN: the event of the execution's next invocation, with a new token. */
@@ -362,6 +424,10 @@ static int apply_checkpoint(store_queue_t *q, job_t *j, mf_error_t *err)
             return 0; /* nothing of the batch is written */
         }
     }
+    if ((r = start_callees(q, j, &log, err)) < 0) {
+        durable_oplog_release(&log);
+        return r;
+    }
     if (log.outcome) {
         cleanup_free char *e = json_text(log.error);
         if (!strcmp(log.outcome, "SUCCEEDED")) {
@@ -379,8 +445,11 @@ static int apply_checkpoint(store_queue_t *q, job_t *j, mf_error_t *err)
     new_token(token);
     json_t *changed = json_array();
     json_t *op;
-    json_array_foreach(log.ops, i, op) if (op_seq(op) > ex->token_seq)
-        json_array_append_new(changed, durable_op_public(op));
+    json_array_foreach(log.ops, i, op)
+    {
+        if (op_seq(op) > ex->token_seq)
+            json_array_append_new(changed, durable_op_public(op));
+    }
     j->body = json_pack("{s:s, s:{s:o}}", "CheckpointToken", token, "NewExecutionState",
                         "Operations", changed);
     snprintf(ex->last_token_in, sizeof ex->last_token_in, "%.48s", j->cp.token);
@@ -390,7 +459,6 @@ static int apply_checkpoint(store_queue_t *q, job_t *j, mf_error_t *err)
     snprintf(ex->token, sizeof ex->token, "%s", token);
     ex->seq = log.seq;
     ex->token_seq = log.seq;
-    j->chained = json_incref(log.chained);
     r = write_changed(q, ex->id, &log, err);
     durable_oplog_release(&log);
     if (r == 0)

@@ -174,8 +174,6 @@ static void begun(durable_t *d, job_t *j)
     }
 }
 
-static void start_chained(durable_t *d, const char *caller_exec, const json_t *c);
-
 static void job_done(void *arg, int r, const mf_error_t *err)
 {
     job_t *j = arg;
@@ -261,10 +259,14 @@ static void job_done(void *arg, int r, const mf_error_t *err)
         break;
     }
     case JOB_CHECKPOINT: {
-        if (j->chained) {
-            size_t i;
-            json_t *c;
-            json_array_foreach(j->chained, i, c) start_chained(d, j->ex.id, c);
+        /* The callees its chained invokes created run now. */
+        size_t i;
+        json_t *c;
+        json_array_foreach(j->chained, i, c)
+        {
+            durable_run_t *run = run_get(d, json_string_value(json_object_get(c, "id")),
+                                         json_string_value(json_object_get(c, "function")));
+            kick(d, run);
         }
         j->acb(j->ud, &(durable_answer_t){.status = j->status ? j->status : 500,
                                           .error_type = j->error_type,
@@ -305,75 +307,6 @@ static void job_done(void *arg, int r, const mf_error_t *err)
         break;
     }
     durable__job_free(j);
-}
-
-/* ---- chained invokes ------------------------------------------------------ */
-
-typedef struct chained_call {
-    durable_t *d;
-    char caller_exec[37];
-    size_t ord;
-} chained_call_t;
-
-static void chained_started(void *ud, const durable_outcome_t *o)
-{
-    chained_call_t *c = ud;
-    if (o->r < 0) {
-        job_t *j = durable__job_new(c->d, JOB_CHAINED_DONE);
-        snprintf(j->id, sizeof j->id, "%s", c->caller_exec);
-        j->ord = c->ord;
-        snprintf(j->status_in, sizeof j->status_in, "FAILED");
-        j->error = json_pack("{s:s, s:s}", "ErrorType", "ChainedInvokeFailed", "ErrorMessage",
-                             o->err ? o->err->msg : "the chained invoke did not start");
-        mf_error_t err = MF_ERROR_INIT;
-        if (submit(j, &err) < 0)
-            durable__job_free(j);
-    }
-    free(c);
-}
-
-/* The callee runs as an execution of its own whose end ends the caller's
- * operation (ended() above). A callee that is not durable fails the
- * operation: Lambda chains durable functions only. */
-static void start_chained(durable_t *d, const char *caller_exec, const json_t *c)
-{
-    chained_call_t *call = xcalloc(1, sizeof *call);
-    call->d = d;
-    snprintf(call->caller_exec, sizeof call->caller_exec, "%s", caller_exec);
-    call->ord = (size_t)json_integer_value(json_object_get(c, "ord"));
-    char fname[FN_NAME_MAX + 1] = "";
-    const char *f = json_string_value(json_object_get(c, "function"));
-    const char *p = strstr(f, "function:");
-    p = p ? p + 9 : f;
-    size_t n = strcspn(p, ":");
-    if (n <= FN_NAME_MAX) {
-        memcpy(fname, p, n);
-        fname[n] = '\0';
-    }
-    durable_fn_t *df = map_get(&d->fns, fname);
-    mf_error_t err = MF_ERROR_INIT;
-    if (!df) {
-        mf_error_plain(&err, ENOENT, "%s is not a durable function", fname[0] ? fname : f);
-        chained_started(call, &(durable_outcome_t){.r = -ENOENT, .err = &err});
-        return;
-    }
-    const char *payload = json_string_value(json_object_get(c, "payload"));
-    buf_t input = BUF_INIT;
-    buf_adds(&input, payload ? payload : "{}");
-    job_t *j = durable__job_new(d, JOB_START);
-    snprintf(j->function, sizeof j->function, "%s", fname);
-    j->timeout_s = df->cfg.execution_timeout_s;
-    j->retention_days = df->cfg.retention_days;
-    snprintf(j->parent_id, sizeof j->parent_id, "%s", caller_exec);
-    snprintf(j->parent_op, sizeof j->parent_op, "%zu", call->ord);
-    j->input = input;
-    j->ocb = chained_started;
-    j->ud = call;
-    if (submit(j, &err) < 0) {
-        j->ocb = NULL;
-        durable__job_free(j);
-        chained_started(call, &(durable_outcome_t){.r = -ESHUTDOWN, .err = &err});
-    }
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -680,6 +613,22 @@ void durable_checkpoint(durable_t *d, const char *caller, const durable_arn_t *a
     }
     snprintf(j->id, sizeof j->id, "%s", arn->id);
     snprintf(j->caller, sizeof j->caller, "%s", caller ? caller : "");
+    /* The settings of the durable functions its chained invokes name, read
+     * here on the loop for the writer's thread. */
+    j->callees = json_object();
+    size_t i;
+    json_t *u;
+    json_array_foreach(j->cp.updates, i, u)
+    {
+        const json_t *o = json_object_get(u, "ChainedInvokeOptions");
+        const char *f = json_string_value(json_object_get(o, "FunctionName"));
+        char fname[FN_NAME_MAX + 1];
+        durable_fn_t *df = f && durable__function_name(f, fname) ? map_get(&d->fns, fname) : NULL;
+        if (df)
+            json_object_set_new(j->callees, fname,
+                                json_pack("{s:i, s:i}", "timeout_s", df->cfg.execution_timeout_s,
+                                          "retention_days", df->cfg.retention_days));
+    }
     j->acb = cb;
     j->ud = ud;
     if (submit(j, &err) < 0) {

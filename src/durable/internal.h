@@ -94,7 +94,8 @@ typedef struct job {
     json_t *body;            /* the answer's body */
     store_durable_exec_t ex; /* the execution as written */
     bool existed, changed, finished;
-    json_t *chained; /* chained invokes to start */
+    json_t *callees; /* CHECKPOINT: durable functions it may chain to → their settings */
+    json_t *chained; /* CHECKPOINT: the callees' executions it created [{id, function}] */
     /* Callbacks. */
     durable_outcome_cb ocb;
     durable_answer_cb acb;
@@ -104,6 +105,9 @@ typedef struct job {
 
 job_t *durable__job_new(durable_t *d, enum job_kind kind);
 void durable__job_free(job_t *j);
+/* The function a chained invoke names (a name, NAME:$LATEST or an ARN)
+ * into out; false when it names none. */
+bool durable__function_name(const char *s, char out[FN_NAME_MAX + 1]);
 /* Makes the job's answer an error of the Lambda API. */
 void durable__job_refuse(job_t *j, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -166,6 +166,16 @@ int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_
         return mf_error_plain(err, EINVAL, "operation %.64s has ended (%s): %s is too late", id,
                               status, action);
 
+    /* What a START needs is checked before anything changes. */
+    if (!strcmp(action, "START") && !strcmp(type, "WAIT") &&
+        op__opt_int(u, "WaitOptions", "WaitSeconds") < 1)
+        return mf_error_plain(err, EINVAL, "WaitOptions.WaitSeconds: must be at least 1");
+    if (!strcmp(action, "START") && !strcmp(type, "CHAINED_INVOKE") &&
+        !op__str(json_object_get(u, "ChainedInvokeOptions"), "FunctionName"))
+        return mf_error_plain(err, EINVAL,
+                              "ChainedInvokeOptions.FunctionName: required to START a "
+                              "CHAINED_INVOKE");
+    bool created = !op;
     if (!op) {
         if (json_array_size(log->ops) >= DURABLE_MAX_OPERATIONS)
             return mf_error_plain(err, EINVAL, "an execution holds at most %d operations",
@@ -215,11 +225,14 @@ int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_
                 return mf_error_plain(err, EINVAL,
                                       "ChainedInvokeOptions.FunctionName: required to START a "
                                       "CHAINED_INVOKE");
-            json_array_append_new(
-                log->chained,
-                json_pack("{s:I, s:s, s:s, s:s}", "ord", (json_int_t)ord, "function", fn, "payload",
-                          json_is_string(payload) ? json_string_value(payload) : "{}", "exec",
-                          exec_id ? exec_id : ""));
+            /* The callee starts once, with the operation. */
+            if (created)
+                json_array_append_new(
+                    log->chained,
+                    json_pack("{s:I, s:s, s:s, s:s}", "ord", (json_int_t)ord, "function", fn,
+                              "payload",
+                              json_is_string(payload) ? json_string_value(payload) : "{}", "exec",
+                              exec_id ? exec_id : ""));
         } else if (!strcmp(type, "CONTEXT")) {
             if (json_is_true(
                     json_object_get(json_object_get(u, "ContextOptions"), "ReplayChildren")))

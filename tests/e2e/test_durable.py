@@ -514,6 +514,14 @@ def test_chained_invoke(srv, code):
                                 headers=BEARER, timeout=30).json()["executions"]
     assert len(callee_execs) == 1 and callee_execs[0]["status"] == "SUCCEEDED"
     assert callee_execs[0]["parent_execution"] == eid
+    # A callee that is not durable fails the chained invoke, and so the caller.
+    plain = unique("dplain")
+    deploy(srv, plain, "callee", code, durable=None)
+    r = invoke(srv, caller, {"callee": plain, "n": 1, "tag": "c"})
+    assert r.headers.get("X-Mayfly-Function-Error") == "Unhandled", r.text
+    eid = r.headers["X-Mayfly-Durable-Execution-Arn"].rsplit("/", 1)[1]
+    ops = execution(srv, eid)["operations"]
+    assert [(o["type"], o["status"]) for o in ops] == [("CHAINED_INVOKE", "FAILED")], ops
 
 
 def test_history_paged_past_one_payload(srv, code):
