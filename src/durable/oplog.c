@@ -128,7 +128,7 @@ static int64_t op__opt_int(const json_t *u, const char *opts, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_id, int64_t now_ms,
+static int oplog__apply(durable_oplog_t *log, const json_t *u, const char *exec_id, int64_t now_ms,
                         mf_error_t *err)
 {
     const char *id = op__str(u, "Id");
@@ -287,6 +287,21 @@ int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_
     }
     op__touch(log, ord);
     return 0;
+}
+
+int durable_oplog_apply(durable_oplog_t *log, const json_t *u, const char *exec_id, int64_t now_ms,
+                        mf_error_t *err)
+{
+    size_t n = json_array_size(log->ops);
+    int r = oplog__apply(log, u, exec_id, now_ms, err);
+    if (r < 0 && json_array_size(log->ops) > n) {
+        /* A refused update leaves no operation behind. */
+        const char *id = op__str(json_array_get(log->ops, n), "Id");
+        if (id)
+            json_object_del(log->index, id);
+        json_array_remove(log->ops, n);
+    }
+    return r;
 }
 
 static int64_t op__int(const json_t *op, const char *key)

@@ -38,8 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_array_foreach(req.updates, i, u)
     {
         err = (mf_error_t)MF_ERROR_INIT;
-        if (durable_oplog_apply(&log, u, "exec", now, &err) < 0)
+        size_t before = json_array_size(log.ops);
+        if (durable_oplog_apply(&log, u, "exec", now, &err) < 0) {
             check(err.msg[0] != '\0', "an update refused without a message");
+            check(json_array_size(log.ops) == before, "a refused update left an operation");
+        }
         now += 500;
         durable_oplog_advance(&log, now);
     }
