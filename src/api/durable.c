@@ -16,6 +16,8 @@
 #include "exec/exec.h"
 
 #define DURABLE_BODY_MAX (6u << 20)
+#define DURABLE_SYNC_INPUT_MAX ((size_t)6 << 20)
+#define DURABLE_ASYNC_INPUT_MAX ((size_t)256 << 10)
 
 /* A route's handler and the door it was registered at. */
 typedef struct durable_route {
@@ -371,6 +373,21 @@ bool api__durable_invoke(http_request_t *req, api_ctx_t *ctx, const char *functi
 {
     if (!durable_is_durable(ctx->durable, function))
         return false;
+    /* The input is bounded as the call's event is: 6 MiB, 256 KiB queued. */
+    size_t max = async ? DURABLE_ASYNC_INPUT_MAX : DURABLE_SYNC_INPUT_MAX;
+    if (req->body.len > max) {
+        if (lambda)
+            api__lambda_error(req, 413, "RequestEntityTooLargeException",
+                              "Request must be smaller than %zu bytes for the InvokeFunction "
+                              "operation",
+                              max);
+        else
+            http_respond_error(req, 413, "too_large",
+                               "a durable execution's input is at most %zu "
+                               "bytes (%s)",
+                               max, async ? "queued" : "synchronous");
+        return true;
+    }
     const char *name = http_request_header(req, lambda ? "X-Amz-Durable-Execution-Name"
                                                        : "X-Mayfly-Durable-Execution-Name");
     start_call_t *c = xcalloc(1, sizeof *c);

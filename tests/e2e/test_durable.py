@@ -474,6 +474,17 @@ def test_idempotent_start_by_name_and_stop(srv, code):
     assert p.returncode == 0 and "approval" in p.stdout, p.stdout
 
 
+def test_input_bounds(srv, code):
+    name = unique("dbound")
+    deploy(srv, name, "threeSteps", code)
+    big = {"x": 1, "pad": "p" * (300 << 10)}
+    r = invoke(srv, name, big, headers={"X-Mayfly-Invocation-Type": "Event"})
+    assert r.status_code == 413 and "input" in r.text, r.text
+    r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", data=b"not json",
+                      headers=BEARER, timeout=60)
+    assert r.status_code == 400 and "JSON" in r.text, r.text
+
+
 def test_checkpoint_abuse(srv, code):
     name, other = unique("dabuse"), unique("dother")
     deploy(srv, name, "approval", code, timeout_s=5)
