@@ -664,7 +664,8 @@ static json_t *reg__config_base(const fn_t *f);
 static json_t *reg__config(const fn_t *f)
 {
     json_t *cfg = reg__config_base(f);
-    json_object_set_new(cfg, "durable", fn_durable_json(&f->durable));
+    if (f->durable.enabled)
+        json_object_set_new(cfg, "durable", fn_durable_json(&f->durable));
     return cfg;
 }
 
@@ -1177,7 +1178,9 @@ static json_t *fn_to_json_base(const fn_t *f);
 json_t *fn_to_json(const fn_t *f)
 {
     json_t *out = fn_to_json_base(f);
-    json_object_set_new(out, "durable", fn_durable_json(&f->durable));
+    /* Shown only on a durable function (docs/durable.md). */
+    if (f->durable.enabled)
+        json_object_set_new(out, "durable", fn_durable_json(&f->durable));
     return out;
 }
 

@@ -180,7 +180,8 @@ void fn_list_free(fn_t *list, size_t count);
  * "retention_days"} (either may be left out for its default), true for
  * the defaults, or null to turn it off. */
 int fn_durable_parse(const json_t *v, fn_durable_t *out, mf_error_t *err);
-/* null when off; a new reference. */
+/* The settings' JSON, null when off; a new reference. A function's JSON
+ * shows it only when on. */
 json_t *fn_durable_json(const fn_durable_t *d);
 /* From a stored config (left as it is when absent). */
 void fn_durable_read(const json_t *cfg, fn_durable_t *out);
