@@ -324,9 +324,9 @@ def test_three_steps_each_run_once(srv, code):
 def test_wait_suspends_and_resumes(srv, code):
     name = unique("dwait")
     # The invocation's time is shorter than the wait: the SDK suspends.
-    deploy(srv, name, "waiter", code, timeout_s=6)
+    deploy(srv, name, "waiter", code, timeout_s=8)
     tag = unique("t")
-    eid = start_async(srv, name, {"seconds": 10, "tag": tag})["execution_id"]
+    eid = start_async(srv, name, {"seconds": 12, "tag": tag})["execution_id"]
     wait_for("the wait to start", lambda: any(
         o["type"] == "WAIT" and o["status"] == "STARTED"
         for o in execution(srv, eid)["operations"]), timeout=120, interval=0.2)
@@ -539,9 +539,9 @@ def test_history_paged_past_one_payload(srv, code):
     name = unique("dbig")
     # About 1.5 MiB of step results: the resuming invocation's event carries
     # the first MiB and the SDK pages the rest with GetDurableExecutionState.
-    deploy(srv, name, "big", code, timeout_s=10)
+    deploy(srv, name, "big", code, timeout_s=15)
     tag = unique("t")
-    eid = start_async(srv, name, {"steps": 24, "size": 64 << 10, "seconds": 12,
+    eid = start_async(srv, name, {"steps": 24, "size": 64 << 10, "seconds": 18,
                                   "tag": tag})["execution_id"]
     ex = wait_status(srv, eid, timeout=240)
     assert ex["status"] == "SUCCEEDED", ex
