@@ -206,6 +206,12 @@ static bool reg__env_reserved(const char *k)
 {
     if (!strcmp(k, "AWS_LAMBDA_LOG_FORMAT") || !strcmp(k, "AWS_LAMBDA_LOG_LEVEL"))
         return false;
+    /* Where AWS's SDKs send Lambda calls, and with which credentials: the
+     * instance's listener by default (docs/durable.md), but a function
+     * that calls AWS itself through its egress sets its own. */
+    if (!strcmp(k, "AWS_ENDPOINT_URL_LAMBDA") || !strcmp(k, "AWS_ACCESS_KEY_ID") ||
+        !strcmp(k, "AWS_SECRET_ACCESS_KEY") || !strcmp(k, "AWS_SESSION_TOKEN"))
+        return false;
     return !strncmp(k, "AWS_", 4) || !strcmp(k, "_HANDLER") || !strcmp(k, "LAMBDA_TASK_ROOT") ||
            !strcmp(k, "LAMBDA_RUNTIME_DIR");
 }

@@ -401,6 +401,29 @@ def test_callback_from_another_function(srv, code):
     assert ex["status"] == "SUCCEEDED" and ex["result"] == {"approved": "from a function"}, ex
 
 
+def test_sdk_endpoint_in_every_function(srv):
+    """Every function's AWS SDKs find the Lambda API on its listener, unless
+    its env says otherwise (to reach AWS itself through its egress)."""
+    src = ("import os\n"
+           "def handler(event, context):\n"
+           "    return {k: os.environ.get(k) for k in ('AWS_ENDPOINT_URL_LAMBDA',"
+           " 'AWS_ACCESS_KEY_ID')}\n")
+    body = {"runtime": "python3", "handler": "app.handler",
+            "code": {"zip_base64": b64(make_zip({"app.py": src}))}}
+    name = unique("denv")
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json=body, headers=BEARER, timeout=60)
+    assert r.status_code == 201, r.text
+    got = invoke(srv, name, {}).json()
+    assert got["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:9001" and got["AWS_ACCESS_KEY_ID"]
+    own = dict(body, env={"AWS_ENDPOINT_URL_LAMBDA": "https://lambda.eu-west-1.amazonaws.com",
+                          "AWS_ACCESS_KEY_ID": "AKIAOWN", "AWS_SECRET_ACCESS_KEY": "s"})
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json=own, headers=BEARER, timeout=60)
+    assert r.status_code == 200, r.text
+    got = invoke(srv, name, {}).json()
+    assert got == {"AWS_ENDPOINT_URL_LAMBDA": "https://lambda.eu-west-1.amazonaws.com",
+                   "AWS_ACCESS_KEY_ID": "AKIAOWN"}, got
+
+
 def test_execution_timeout(srv, code):
     name = unique("dtimeout")
     deploy(srv, name, "approval", code, timeout_s=5,
