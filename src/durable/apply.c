@@ -246,6 +246,10 @@ static int start_callees(store_queue_t *q, job_t *j, durable_oplog_t *log, mf_er
 static int apply_begin(store_queue_t *q, job_t *j, mf_error_t *err)
 {
     int r = store_durable_exec_get(q, j->id, &j->ex, err);
+    if (r == -ENOENT) {
+        j->gone = true;
+        return 0;
+    }
     if (r < 0)
         return r;
     store_durable_exec_t *ex = &j->ex;
@@ -293,6 +297,10 @@ static int apply_begin(store_queue_t *q, job_t *j, mf_error_t *err)
 static int apply_end(store_queue_t *q, job_t *j, mf_error_t *err)
 {
     int r = store_durable_exec_get(q, j->id, &j->ex, err);
+    if (r == -ENOENT) {
+        j->gone = true;
+        return 0;
+    }
     if (r < 0)
         return r;
     store_durable_exec_t *ex = &j->ex;

@@ -98,6 +98,22 @@ static void ended(durable_t *d, const store_durable_exec_t *ex)
 
 static void kick(durable_t *d, durable_run_t *run);
 
+/* An execution that is not there any more (its function was deleted):
+ * its waiters hear so and the loop forgets it. */
+static void forget_run(durable_t *d, const char *id)
+{
+    durable_run_t *run = map_remove(&d->runs, id);
+    mf_error_t err = MF_ERROR_INIT;
+    mf_error_plain(&err, ENOENT, "the execution was deleted with its function");
+    while (run && run->waiters) {
+        durable_waiter_t *w = run->waiters;
+        run->waiters = w->next;
+        w->cb(w->ud, &(durable_outcome_t){.r = -ENOENT, .err = &err, .id = id});
+        free(w);
+    }
+    free(run);
+}
+
 static void on_invoked(invocation_t *inv, void *ud)
 {
     job_t *j = ud; /* a JOB_END prepared by kick */
@@ -224,6 +240,10 @@ static void job_done(void *arg, int r, const mf_error_t *err)
     }
     case JOB_BEGIN: {
         durable_run_t *run = run_get(d, j->id, NULL);
+        if (r == 0 && j->gone) {
+            forget_run(d, j->id);
+            break;
+        }
         if (r < 0) {
             if (run) {
                 run->in_flight = false;
@@ -236,6 +256,10 @@ static void job_done(void *arg, int r, const mf_error_t *err)
         break;
     }
     case JOB_END: {
+        if (r == 0 && j->gone) {
+            forget_run(d, j->id);
+            break;
+        }
         durable_run_t *run = run_get(d, j->id, NULL);
         if (run)
             run->in_flight = false;
@@ -532,6 +556,23 @@ static void forget_done(void *arg, int r, const mf_error_t *err)
 void durable_function_removed(durable_t *d, const char *function)
 {
     free(map_remove(&d->fns, function));
+    /* Its executions go with it: those not running now are forgotten at
+     * once, a running one when its invocation ends. */
+    for (;;) {
+        size_t it = 0, n = 0;
+        const char *key;
+        void *value;
+        char gone[64][37];
+        while (map_next(&d->runs, &it, &key, &value) && n < 64) {
+            durable_run_t *run = value;
+            if (!strcmp(run->function, function) && !run->in_flight)
+                snprintf(gone[n++], sizeof gone[0], "%s", run->id);
+        }
+        if (!n)
+            break;
+        for (size_t i = 0; i < n; i++)
+            forget_run(d, gone[i]);
+    }
     mf_error_t err = MF_ERROR_INIT;
     char *name = xstrdup(function);
     if (async_write(d->async, false, forget_apply, forget_done, name, &err) < 0)

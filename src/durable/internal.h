@@ -94,6 +94,7 @@ typedef struct job {
     json_t *body;            /* the answer's body */
     store_durable_exec_t ex; /* the execution as written */
     bool existed, changed, finished;
+    bool gone;       /* the execution is not in the store any more (its function went) */
     json_t *callees; /* CHECKPOINT: durable functions it may chain to → their settings */
     json_t *chained; /* CHECKPOINT: the callees' executions it created [{id, function}] */
     /* Callbacks. */

@@ -424,6 +424,20 @@ def test_sdk_endpoint_in_every_function(srv):
                    "AWS_ACCESS_KEY_ID": "AKIAOWN"}, got
 
 
+def test_deleting_the_function_takes_its_executions(srv, code):
+    name = unique("ddel")
+    deploy(srv, name, "approval", code, timeout_s=5)
+    eid = start_async(srv, name, {"tag": unique("t")})["execution_id"]
+    cb = callback_id(srv, eid)
+    r = requests.delete(f"{srv.url}/v1/functions/{name}", headers=BEARER, timeout=30)
+    assert r.status_code == 204, r.text
+    wait_for("the execution to go", lambda: requests.get(
+        f"{srv.url}/v1/durable-executions/{eid}", headers=BEARER, timeout=30).status_code == 404)
+    r = requests.post(f"{srv.url}/v1/durable-execution-callbacks/{cb}/succeed", data=b'"x"',
+                      headers=BEARER, timeout=30)
+    assert r.status_code == 404, r.text
+
+
 def test_execution_timeout(srv, code):
     name = unique("dtimeout")
     deploy(srv, name, "approval", code, timeout_s=5,
