@@ -27,6 +27,9 @@ static const struct {
     { "topic", cmd_topic, "create, list or delete topics and their subscriptions" },
     { "publish", cmd_publish, "publish a message to a topic's subscribers" },
     { "url", cmd_url, "give a function an HTTP endpoint (a function URL), show or remove it" },
+    { "executions", cmd_executions, "list a durable function's executions" },
+    { "execution", cmd_execution, "show a durable execution and its operations, or stop it" },
+    { "callback", cmd_callback, "complete a durable execution's callback" },
 };
 
 static void usage(FILE *out)

@@ -152,10 +152,12 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__schedules_register(router, ctx);
     api__topics_register(router, ctx);
     api__urls_register(router, ctx);
+    api__durable_register(router, ctx);
 }
 
 void api_release(void)
 {
+    api__durable_release();
     while (routes) {
         api_route_t *rt = routes;
         routes = rt->next;

@@ -17,6 +17,7 @@ struct state_kv;
 struct volumes;
 struct schedules;
 struct topics;
+struct durable;
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -45,6 +46,7 @@ typedef struct api_ctx {
     struct url_table *urls;
     const char *url_domain;
     const char *listen_addr;
+    struct durable *durable;     /* durable executions (durable/durable.h), or NULL: none */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -69,6 +71,17 @@ void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
+/* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
+ * doors, and /v1/durable-executions. */
+void api__durable_register(http_router_t *router, api_ctx_t *ctx);
+void api__durable_release(void);
+/* When function is durable, starts an execution for the call req asks
+ * (Lambda's shape or /v1's; async: answered once it is on disk) and
+ * answers; false, having done nothing, when it is not. */
+bool api__durable_invoke(http_request_t *req, api_ctx_t *ctx, const char *function, bool lambda,
+                         bool async);
+/* The Lambda API's head check (SigV4 from the head), for its other files. */
+int api__lambda_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal);
 /* /v1/functions/{name}/url and the URLs themselves (api/urls.c). */
 void api__urls_register(http_router_t *router, api_ctx_t *ctx);
 /* The URL a function's URL is served at ("http://…/"), into out. */

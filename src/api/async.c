@@ -53,7 +53,8 @@ void api__invoke_event(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
         return;
     }
-    api__enqueue(req, ctx, req->params[0], &req->body, NULL);
+    if (!api__durable_invoke(req, ctx, req->params[0], false, true))
+        api__enqueue(req, ctx, req->params[0], &req->body, NULL);
 }
 
 /* A dead letter id from the path: a positive integer. */

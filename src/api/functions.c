@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
+#include "durable/durable.h"
 #include "invoke/async.h"
 #include "obs/logs.h"
 #include "obs/records.h"
@@ -92,6 +93,8 @@ static void put_done(uv_work_t *w, int status)
         /* Running instances of the old version drain; new calls get this one. */
         exec_function_changed(ctx->exec, &fn);
         async_function_changed(ctx->async, &fn);
+        if (ctx->durable)
+            durable_function_changed(ctx->durable, &fn);
     }
     done(req, ctx, r, r == 0 ? &fn : NULL, created, &err);
     if (r == 0)
@@ -264,6 +267,8 @@ void api__function_removed(api_ctx_t *ctx, const char *name)
 {
     exec_function_removed(ctx->exec, name);
     async_function_removed(ctx->async, name);
+    if (ctx->durable)
+        durable_function_removed(ctx->durable, name);
     if (ctx->topics)
         topics_function_removed(ctx->topics, name); /* its subscriptions go too */
     url_table_forget(ctx->urls, name); /* the store deleted its row with the function's */

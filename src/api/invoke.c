@@ -68,6 +68,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
                                type);
         return;
     }
+    if (api__durable_invoke(req, ctx, req->params[0], false, false))
+        return;
     if (api__wants_stream(req)) {
         api__call_stream(req, ctx, req->params[0], &req->body);
         return;

@@ -175,6 +175,11 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
         "Zip", "Architectures", "x86_64", "RevisionId", revision);
     buf_release(&sha);
     json_object_set_new(c, "LoggingConfig", lambda_logging_config(f));
+    if (f->durable.enabled)
+        json_object_set_new(c, "DurableConfig",
+                            json_pack("{s:i, s:i}", "ExecutionTimeout",
+                                      f->durable.execution_timeout_s, "RetentionPeriodInDays",
+                                      f->durable.retention_days));
     return c;
 }
 
@@ -364,6 +369,20 @@ static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
     int r = lambda_translate_logging(json_object_get(in, "LoggingConfig"), out, err);
     if (r < 0)
         return r;
+    /* DurableConfig → "durable" (docs/durable.md); KMSKeyArn is not kept. */
+    json_t *dc = json_object_get(in, "DurableConfig");
+    if (dc && !json_is_null(dc)) {
+        if (!json_is_object(dc))
+            return mf_error_plain(err, EINVAL, "DurableConfig: must be an object");
+        json_t *d = json_object();
+        json_t *t = json_object_get(dc, "ExecutionTimeout");
+        json_t *days = json_object_get(dc, "RetentionPeriodInDays");
+        if (t)
+            json_object_set(d, "execution_timeout_s", t);
+        if (days)
+            json_object_set(d, "retention_days", days);
+        json_object_set_new(out, "durable", d);
+    }
     static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",
                                            "KMSKeyArn", "SnapStart", NULL };
     for (int i = 0; refused[i]; i++) {
@@ -750,6 +769,10 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     mf_error_t err = MF_ERROR_INIT;
     char tp[56];
     const char *trace = api__trace_context(req, tp);
+    /* A durable function's call starts an execution (api/durable.c). */
+    if ((!type || !strcasecmp(type, "Event") || !strcasecmp(type, "RequestResponse")) &&
+        api__durable_invoke(req, ctx, name, true, type && !strcasecmp(type, "Event")))
+        return;
     if (type && !strcasecmp(type, "Event")) {
         int r = async_enqueue(ctx->async, name, &req->body,
                               &(async_enqueue_opts_t){.traceparent = trace}, on_event_accepted,
@@ -1218,6 +1241,7 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx)
     http_router_refuse_with(router, "/2019-09-30/", lambda_refused);
     http_router_refuse_with(router, "/2021-10-31/", lambda_refused);
     http_router_refuse_with(router, "/2021-11-15/", lambda_refused);
+    http_router_refuse_with(router, "/2025-12-01/", lambda_refused);
 }
 
 /* ---- for the Lambda API's other files --------------------------------------- */
@@ -1235,6 +1259,11 @@ void api__lambda_error(http_request_t *req, int status, const char *type, const 
 void api__lambda_failure(http_request_t *req, int r, const mf_error_t *err)
 {
     lambda_failure(req, r, err);
+}
+
+int api__lambda_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
+{
+    return lambda_head_check(req, ctx, refusal);
 }
 
 bool api__lambda_authorized(http_request_t *req, api_ctx_t *ctx)

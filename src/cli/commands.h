@@ -22,6 +22,10 @@ int cmd_schedule(int argc, char **argv);
 int cmd_topic(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_url(int argc, char **argv);
+/* Durable executions (cli/executions.c). */
+int cmd_executions(int argc, char **argv);
+int cmd_execution(int argc, char **argv);
+int cmd_callback(int argc, char **argv);
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERROR 1

@@ -21,6 +21,7 @@
 #include "exec/exec.h"
 #include "invoke/async.h"
 #include "trigger/topics.h"
+#include "durable/durable.h"
 #include "obs/logs.h"
 #include "obs/loop.h"
 #include "obs/metrics.h"
@@ -66,6 +67,7 @@ typedef struct server_state {
     exec_t *exec;
     async_t *async;
     topics_t *topics;            /* on the async queue: closed before it */
+    durable_t *durable;          /* on the async queue: closed before it */
     state_kv_t *kv;
     schedules_t *schedules;
     uv_signal_t sigterm, sigint;
@@ -582,6 +584,8 @@ static void on_exec_stopped(void *ud)
     /* Attempts cut short are back in the queue; what is left is written. */
     topics_close(st->topics);
     st->topics = NULL;
+    durable_close(st->durable);
+    st->durable = NULL;
     async_close(st->async);
     st->async = NULL;
     uv_close((uv_handle_t *)&st->sigterm, NULL);
@@ -694,6 +698,8 @@ static void on_signal(uv_signal_t *h, int signum)
     schedules_stop(st->schedules);
     /* New KV requests get 503; accepted writes still commit. */
     state_kv_stop(st->kv);
+    /* Callers waiting for executions hear 503; the executions stay on disk. */
+    durable_stop(st->durable);
     http_server_shutdown(st->http, on_drained, st);
     async_stop(st->async, on_drained, st);
 }
@@ -885,6 +891,13 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    if (durable_open(st.loop, st.async, st.exec, registry,
+                     &(durable_config_t){ .region = o.exec.region }, &st.durable, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
     if (state_kv_open(st.loop, data_dir, &o.kv, &st.kv, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;
@@ -927,7 +940,8 @@ int cmd_server(int argc, char **argv)
                       .topics = st.topics,
                       .urls = urls,
                       .url_domain = o.url_domain,
-                      .listen_addr = addr };
+                      .listen_addr = addr,
+                      .durable = st.durable };
     api_register(&router, &api);
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
@@ -964,6 +978,7 @@ out:
     state_kv_close(st.kv);
     http_server_free(st.http);
     topics_close(st.topics);
+    durable_close(st.durable);
     async_close(st.async);
     schedules_close(st.schedules); /* after the queue has called back its fires */
     exec_free(st.exec);

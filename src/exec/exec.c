@@ -259,7 +259,7 @@ void exec__requeue(exec_pool_t *p, invocation_t *inv)
 bool exec_trigger_valid(const char *s)
 {
     static const char *const alone[] = { "invoke", "url", "replay", "destination" };
-    static const char *const named[] = { "schedule", "topic", "function" };
+    static const char *const named[] = { "schedule", "topic", "function", "durable" };
     size_t k = strcspn(s, ":");
     for (size_t i = 0; i < sizeof alone / sizeof alone[0]; i++)
         if (!strcmp(s, alone[i]))

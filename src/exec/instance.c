@@ -148,6 +148,19 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
         env_add(&env, &n, "AWS_LAMBDA_LOG_FORMAT=%s", fn->log_format);
     if (fn->log_level[0] && !json_object_get(fn->env, "AWS_LAMBDA_LOG_LEVEL"))
         env_add(&env, &n, "AWS_LAMBDA_LOG_LEVEL=%s", fn->log_level);
+    /* The Lambda API's durable execution actions answer on this listener
+     * (docs/durable.md): AWS's SDKs find them here with no configuration,
+     * a durable function's to checkpoint, any function's to answer a
+     * callback. The listener is the identity, not a signature, so the
+     * credentials (which AWS's clients insist on, and Lambda gives every
+     * function) are placeholders scoped to nothing. A function's own env
+     * may set either, to call AWS itself. */
+    if (!json_object_get(fn->env, "AWS_ENDPOINT_URL_LAMBDA"))
+        env_add(&env, &n, "AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:%d", SANDBOX_API_PORT);
+    if (!json_object_get(fn->env, "AWS_ACCESS_KEY_ID")) {
+        env_add(&env, &n, "AWS_ACCESS_KEY_ID=MAYFLYFUNCTION");
+        env_add(&env, &n, "AWS_SECRET_ACCESS_KEY=identified-by-its-listener");
+    }
     const char *key;
     json_t *value;
     json_object_foreach(fn->env, key, value)

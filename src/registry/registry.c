@@ -58,7 +58,7 @@ static const char *const reg__payloads[] = {"full", "errors", "off", NULL};
 static const char *const reg__fields[] = {
     "name",   "runtime",     "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
     "env",    "async",       "code",    "log_format", "log_level", "system_log_level", "egress",
-    "record", "permissions", "volumes", NULL,
+    "record", "permissions", "volumes", "durable", NULL,
 };
 static const char *const reg__record_fields[] = {
     "payloads",
@@ -209,6 +209,12 @@ static bool reg__env_name(const char *k)
 static bool reg__env_reserved(const char *k)
 {
     if (!strcmp(k, "AWS_LAMBDA_LOG_FORMAT") || !strcmp(k, "AWS_LAMBDA_LOG_LEVEL"))
+        return false;
+    /* Where AWS's SDKs send Lambda calls, and with which credentials: the
+     * instance's listener by default (docs/durable.md), but a function
+     * that calls AWS itself through its egress sets its own. */
+    if (!strcmp(k, "AWS_ENDPOINT_URL_LAMBDA") || !strcmp(k, "AWS_ACCESS_KEY_ID") ||
+        !strcmp(k, "AWS_SECRET_ACCESS_KEY") || !strcmp(k, "AWS_SESSION_TOKEN"))
         return false;
     return !strncmp(k, "AWS_", 4) || !strcmp(k, "_HANDLER") || !strcmp(k, "LAMBDA_TASK_ROOT") ||
            !strcmp(k, "LAMBDA_RUNTIME_DIR");
@@ -664,7 +670,16 @@ static void reg__defaults(fn_t *f, const char *name)
 
 /* The settings as stored: what fn_to_json shows, less the columns the
  * store keeps itself. */
+static json_t *reg__config_base(const fn_t *f);
 static json_t *reg__config(const fn_t *f)
+{
+    json_t *cfg = reg__config_base(f);
+    if (f->durable.enabled)
+        json_object_set_new(cfg, "durable", fn_durable_json(&f->durable));
+    return cfg;
+}
+
+static json_t *reg__config_base(const fn_t *f)
 {
     return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:O, s:O, s:O, s:O, s:o, s:o, s:I, "
                      "s:s, s:s?, s:s?}",
@@ -752,6 +767,7 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     reg__cfg_str(cfg, "log_format", f->log_format, sizeof f->log_format);
     reg__cfg_str(cfg, "log_level", f->log_level, sizeof f->log_level);
     reg__cfg_str(cfg, "system_log_level", f->system_log_level, sizeof f->system_log_level);
+    fn_durable_read(cfg, &f->durable);
     json_decref(cfg);
 
     f->version = sf->version;
@@ -934,6 +950,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     if ((v = json_object_get(body, "async")) && (rc = reg__async(v, &f->async, err)) < 0)
         return rc;
     if ((v = json_object_get(body, "record")) && (rc = reg__record(v, &f->record, err)) < 0)
+        return rc;
+    if ((v = json_object_get(body, "durable")) && (rc = fn_durable_parse(v, &f->durable, err)) < 0)
         return rc;
 
     if ((rc = reg__logging(body, f, err)) < 0)
@@ -1165,7 +1183,18 @@ char *registry_code_dir(registry_t *r, const fn_t *f)
     return xasprintf("%s/%s", r->code_root, f->code_sha256);
 }
 
+static json_t *fn_to_json_base(const fn_t *f);
+
 json_t *fn_to_json(const fn_t *f)
+{
+    json_t *out = fn_to_json_base(f);
+    /* Shown only on a durable function (docs/durable.md). */
+    if (f->durable.enabled)
+        json_object_set_new(out, "durable", fn_durable_json(&f->durable));
+    return out;
+}
+
+static json_t *fn_to_json_base(const fn_t *f)
 {
     char created[32], updated[32];
     clock_format_iso8601(f->created_ms, created, sizeof created);

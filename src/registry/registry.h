@@ -37,6 +37,14 @@ typedef struct fn_record {
     char redact[FN_REDACT_MAX][FN_REDACT_NAME_MAX + 1];
 } fn_record_t;
 
+/* Durable functions (docs/durable.md): each call starts a durable
+ * execution (src/durable/). */
+typedef struct fn_durable {
+    bool enabled;
+    int execution_timeout_s;     /* 1–31622400, default 86400 */
+    int retention_days;          /* 1–90, default 14 */
+} fn_durable_t;
+
 /* A function as the rest of mayfly sees it. */
 typedef struct fn {
     char name[FN_NAME_MAX + 1];
@@ -63,6 +71,7 @@ typedef struct fn {
     json_t *volumes;
     fn_async_t async;
     fn_record_t record;
+    fn_durable_t durable;
     /* Lambda's LoggingConfig. The runtimes get the format and level as
      * AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (unless env sets
      * them). The levels apply to the JSON format only, as on Lambda: ""
@@ -166,5 +175,15 @@ bool fn_permits(const fn_t *f, const char *kind, const char *name);
  * as a function's, [A-Za-z0-9_-]{1,64}. */
 bool registry_valid_state_name(const char *name);
 void fn_list_free(fn_t *list, size_t count);
+
+/* "durable" (registry/durable_config.c): {"execution_timeout_s",
+ * "retention_days"} (either may be left out for its default), true for
+ * the defaults, or null to turn it off. */
+int fn_durable_parse(const json_t *v, fn_durable_t *out, mf_error_t *err);
+/* The settings' JSON, null when off; a new reference. A function's JSON
+ * shows it only when on. */
+json_t *fn_durable_json(const fn_durable_t *d);
+/* From a stored config (left as it is when absent). */
+void fn_durable_read(const json_t *cfg, fn_durable_t *out);
 
 #endif

@@ -81,6 +81,9 @@ static const char *const queue__migrations[] = {
 
     /* 8: topics, their subscriptions and published messages (store/topics.c). */
     store__topics_migration,
+
+    /* 9: durable executions and their operation logs (store/durable.c). */
+    store__durable_migration,
 };
 
 enum {

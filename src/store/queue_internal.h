@@ -43,5 +43,7 @@ int store__queue_stmt(store_queue_t *q, int slot, const char *sql, sqlite3_stmt 
     ") WITHOUT ROWID;"
 /* Queue migration: the tables of topics (store/topics.c). */
 extern const char store__topics_migration[];
+/* Queue migration: durable executions (store/durable.c). */
+extern const char store__durable_migration[];
 
 #endif

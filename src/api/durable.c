@@ -1,0 +1,485 @@
+/* Durable executions over HTTP (docs/durable.md): Lambda's 2025-12-01
+ * actions (SigV4 outside; inside a sandbox, on the instance's own
+ * listener, where the listener is the caller's identity), /v1's views,
+ * and the start of an execution when a durable function is invoked. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "core/cleanup.h"
+#include "core/json.h"
+#include "core/xalloc.h"
+#include "durable/durable.h"
+#include "exec/exec.h"
+
+#define DURABLE_BODY_MAX (6u << 20)
+#define DURABLE_SYNC_INPUT_MAX ((size_t)6 << 20)
+#define DURABLE_ASYNC_INPUT_MAX ((size_t)256 << 10)
+
+/* A route's handler and the door it was registered at. */
+typedef struct durable_route {
+    api_ctx_t *ctx;
+    api_handler_fn fn;
+    bool inside;
+} durable_route_t;
+
+/* Who asks: the function whose instance the request came through (inside),
+ * or NULL from outside once the request's signature checks out. false
+ * once it has answered. */
+static bool lambda_caller(http_request_t *req, api_ctx_t *ctx, char caller[FN_NAME_MAX + 1],
+                          bool *inside)
+{
+    exec_caller_t c;
+    *inside = false;
+    caller[0] = '\0';
+    if (exec_caller(req, &c) == 0) {
+        *inside = true;
+        snprintf(caller, FN_NAME_MAX + 1, "%s", c.fn->name);
+        return true;
+    }
+    return api__lambda_authorized(req, ctx);
+}
+
+static void answer(void *ud, const durable_answer_t *a)
+{
+    http_request_t *req = ud;
+    if (a->status >= 400) {
+        api__lambda_error(req, a->status, a->error_type ? a->error_type : "ServiceException", "%s",
+                          a->message ? a->message : "");
+        return;
+    }
+    if (a->body)
+        http_respond_json(req, a->status, a->body);
+    else
+        http_respond(req, a->status, "application/json", "{}", 2);
+}
+
+static bool path_arn(http_request_t *req, durable_arn_t *arn)
+{
+    if (req->nparams < 1 || durable_arn_parse(req->params[0], arn) < 0) {
+        api__lambda_error(req, 400, "InvalidParameterValueException",
+                          "DurableExecutionArn: not an execution ARN "
+                          "(arn:aws:lambda:REGION:ACCOUNT:function:NAME:$LATEST/"
+                          "durable-execution/NAME/ID)");
+        return false;
+    }
+    return true;
+}
+
+static void handle_checkpoint(http_request_t *req, api_ctx_t *ctx)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    durable_arn_t arn;
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn))
+        return;
+    durable_checkpoint(ctx->durable, inside ? caller : NULL, &arn, req->body.data, req->body.len,
+                       answer, req);
+}
+
+static int query_int(http_request_t *req, const char *name, int def)
+{
+    cleanup_buf buf_t v = BUF_INIT;
+    if (!http_request_query(req, name, &v) || !v.len)
+        return def;
+    return atoi(v.data);
+}
+
+static void handle_state(http_request_t *req, api_ctx_t *ctx)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    durable_arn_t arn;
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn))
+        return;
+    cleanup_buf buf_t token = BUF_INIT, marker = BUF_INIT;
+    http_request_query(req, "CheckpointToken", &token);
+    http_request_query(req, "Marker", &marker);
+    durable_state(ctx->durable, inside ? caller : NULL, &arn, token.data ? token.data : "",
+                  marker.data ? marker.data : "", query_int(req, "MaxItems", 0), answer, req);
+}
+
+/* An execution a caller may see: its own function's inside, any outside. */
+static bool visible(http_request_t *req, const durable_arn_t *arn, bool inside, const char *caller)
+{
+    if (inside && strcmp(caller, arn->function)) {
+        api__lambda_error(req, 403, "AccessDeniedException",
+                          "a function sees its own executions only");
+        return false;
+    }
+    return true;
+}
+
+static void respond_read(http_request_t *req, int r, json_t *out, const mf_error_t *err)
+{
+    if (r < 0) {
+        if (r == -ENOENT)
+            api__lambda_error(req, 404, "ResourceNotFoundException", "%s", err->msg);
+        else if (r == -EINVAL)
+            api__lambda_error(req, 400, "InvalidParameterValueException", "%s", err->msg);
+        else
+            api__lambda_failure(req, r, err);
+        return;
+    }
+    http_respond_json(req, 200, out);
+    json_decref(out);
+}
+
+static void handle_get(http_request_t *req, api_ctx_t *ctx)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    durable_arn_t arn;
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn) ||
+        !visible(req, &arn, inside, caller))
+        return;
+    json_t *out = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = durable_get(ctx->durable, arn.id, 'l', false, &out, &err);
+    respond_read(req, r, out, &err);
+}
+
+static void handle_history(http_request_t *req, api_ctx_t *ctx)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    durable_arn_t arn;
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn) ||
+        !visible(req, &arn, inside, caller))
+        return;
+    cleanup_buf buf_t marker = BUF_INIT;
+    http_request_query(req, "Marker", &marker);
+    json_t *out = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = durable_history(ctx->durable, arn.id, marker.data ? marker.data : "",
+                            query_int(req, "MaxItems", 0), &out, &err);
+    respond_read(req, r, out, &err);
+}
+
+static void handle_stop(http_request_t *req, api_ctx_t *ctx)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    durable_arn_t arn;
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn) ||
+        !visible(req, &arn, inside, caller))
+        return;
+    cleanup_json json_t *error =
+        req->body.len ? json_loadb(req->body.data, req->body.len, 0, NULL) : NULL;
+    if (req->body.len && !json_is_object(error)) {
+        api__lambda_error(req, 400, "InvalidParameterValueException",
+                          "the body must be an ErrorObject or empty");
+        return;
+    }
+    durable_stop_execution(ctx->durable, arn.id, error, answer, req);
+}
+
+static void handle_list_by_function(http_request_t *req, api_ctx_t *ctx)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    if (!lambda_caller(req, ctx, caller, &inside))
+        return;
+    char name[FN_NAME_MAX + 1];
+    if (!api__lambda_path_name(req, name))
+        return;
+    if (inside && strcmp(caller, name)) {
+        api__lambda_error(req, 403, "AccessDeniedException",
+                          "a function sees its own executions only");
+        return;
+    }
+    cleanup_buf buf_t status = BUF_INIT;
+    http_request_query(req, "Statuses", &status);
+    json_t *list = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = durable_list(ctx->durable, name, status.len ? status.data : NULL,
+                         query_int(req, "MaxItems", 0), 'l', &list, &err);
+    if (r < 0) {
+        api__lambda_failure(req, r, &err);
+        return;
+    }
+    cleanup_json json_t *out = json_pack("{s:o}", "DurableExecutions", list);
+    http_respond_json(req, 200, out);
+}
+
+static void handle_callback(http_request_t *req, api_ctx_t *ctx, const char *kind)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    if (!lambda_caller(req, ctx, caller, &inside))
+        return;
+    /* A callback id is the capability: whoever holds it, a function
+     * inside or a client outside, may complete it. */
+    durable_callback(ctx->durable, req->params[0], kind, req->body.data, req->body.len, answer,
+                     req);
+}
+
+static void handle_succeed(http_request_t *req, api_ctx_t *ctx)
+{
+    handle_callback(req, ctx, "succeed");
+}
+
+static void handle_fail(http_request_t *req, api_ctx_t *ctx)
+{
+    handle_callback(req, ctx, "fail");
+}
+
+static void handle_heartbeat(http_request_t *req, api_ctx_t *ctx)
+{
+    handle_callback(req, ctx, "heartbeat");
+}
+
+/* ---- /v1 ---------------------------------------------------------------- */
+
+static void v1_answer(void *ud, const durable_answer_t *a)
+{
+    http_request_t *req = ud;
+    if (a->status >= 400) {
+        const char *code = a->status == 404   ? "not_found"
+                           : a->status == 409 ? "conflict"
+                           : a->status == 413 ? "too_large"
+                           : a->status == 503 ? "unavailable"
+                           : a->status >= 500 ? "internal"
+                                              : "bad_request";
+        http_respond_error(req, a->status, code, "%s", a->message ? a->message : "");
+        return;
+    }
+    if (a->body)
+        http_respond_json(req, 200, a->body);
+    else
+        http_respond(req, 200, "application/json", "{}", 2);
+}
+
+static void v1_list(http_request_t *req, api_ctx_t *ctx)
+{
+    cleanup_buf buf_t function = BUF_INIT, status = BUF_INIT;
+    http_request_query(req, "function", &function);
+    http_request_query(req, "status", &status);
+    if (status.len) {
+        for (char *p = status.data; *p; p++)
+            if (*p >= 'a' && *p <= 'z')
+                *p = (char)(*p - 'a' + 'A');
+    }
+    json_t *list = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = durable_list(ctx->durable, function.len ? function.data : NULL,
+                         status.len ? status.data : NULL, query_int(req, "limit", 100), 'v', &list,
+                         &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    cleanup_json json_t *out = json_pack("{s:o}", "executions", list);
+    http_respond_json(req, 200, out);
+}
+
+static void v1_get(http_request_t *req, api_ctx_t *ctx)
+{
+    json_t *out = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = durable_get(ctx->durable, req->params[0], 'v', true, &out, &err);
+    if (r < 0) {
+        api_respond_failure(req, r, &err);
+        return;
+    }
+    http_respond_json(req, 200, out);
+    json_decref(out);
+}
+
+static void v1_stop(http_request_t *req, api_ctx_t *ctx)
+{
+    durable_stop_execution(ctx->durable, req->params[0], NULL, v1_answer, req);
+}
+
+static void v1_callback(http_request_t *req, api_ctx_t *ctx)
+{
+    const char *kind = req->params[1];
+    if (strcmp(kind, "succeed") && strcmp(kind, "fail") && strcmp(kind, "heartbeat")) {
+        http_respond_error(req, 404, "not_found", "a callback is sent succeed, fail or heartbeat");
+        return;
+    }
+    durable_callback(ctx->durable, req->params[0], kind, req->body.data, req->body.len, v1_answer,
+                     req);
+}
+
+/* ---- starting executions ---------------------------------------------------- */
+
+typedef struct start_call {
+    http_request_t *req;
+    bool lambda;
+    bool wait;
+} start_call_t;
+
+static void error_document(const char *error_json, buf_t *out)
+{
+    cleanup_json json_t *e = error_json ? json_loads(error_json, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(e, "ErrorType"));
+    const char *msg = json_string_value(json_object_get(e, "ErrorMessage"));
+    cleanup_json json_t *doc =
+        json_pack("{s:s, s:s}", "errorType", type ? type : "Error", "errorMessage", msg ? msg : "");
+    json_dump_buf(out, doc);
+}
+
+static void started(void *ud, const durable_outcome_t *o)
+{
+    start_call_t *c = ud;
+    http_request_t *req = c->req;
+    bool wait = c->wait, lambda = c->lambda;
+    free(c);
+    if (o->r < 0) {
+        if (lambda) {
+            if (o->r == -EEXIST)
+                api__lambda_error(req, 409, "DurableExecutionAlreadyStartedException", "%s",
+                                  o->err->msg);
+            else
+                api__lambda_failure(req, o->r, o->err);
+        } else {
+            api_respond_failure(req, o->r, o->err);
+        }
+        return;
+    }
+    http_header_add(req, lambda ? "X-Amz-Durable-Execution-Arn" : "X-Mayfly-Durable-Execution-Arn",
+                    "%s", o->arn);
+    if (!wait) {
+        if (lambda) {
+            http_header_add(req, "x-amzn-RequestId", "%s", o->id);
+            http_respond(req, 202, NULL, NULL, 0);
+        } else {
+            cleanup_json json_t *out =
+                json_pack("{s:s, s:s, s:s}", "request_id", o->id, "execution_id", o->id,
+                          "durable_execution_arn", o->arn);
+            http_respond_json(req, 202, out);
+        }
+        return;
+    }
+    if (lambda)
+        http_header_add(req, "X-Amz-Executed-Version", "$LATEST");
+    cleanup_buf buf_t body = BUF_INIT;
+    if (!strcmp(o->status, "SUCCEEDED")) {
+        buf_adds(&body, o->result ? o->result : "null");
+    } else {
+        http_header_add(req, lambda ? "X-Amz-Function-Error" : "X-Mayfly-Function-Error",
+                        "Unhandled");
+        error_document(o->error, &body);
+    }
+    http_respond_buf(req, 200, "application/json", &body);
+}
+
+bool api__durable_invoke(http_request_t *req, api_ctx_t *ctx, const char *function, bool lambda,
+                         bool async)
+{
+    if (!durable_is_durable(ctx->durable, function))
+        return false;
+    /* The input is bounded as the call's event is: 6 MiB, 256 KiB queued. */
+    size_t max = async ? DURABLE_ASYNC_INPUT_MAX : DURABLE_SYNC_INPUT_MAX;
+    if (req->body.len > max) {
+        if (lambda)
+            api__lambda_error(req, 413, "RequestEntityTooLargeException",
+                              "Request must be smaller than %zu bytes for the InvokeFunction "
+                              "operation",
+                              max);
+        else
+            http_respond_error(req, 413, "too_large",
+                               "a durable execution's input is at most %zu "
+                               "bytes (%s)",
+                               max, async ? "queued" : "synchronous");
+        return true;
+    }
+    const char *name = http_request_header(req, lambda ? "X-Amz-Durable-Execution-Name"
+                                                       : "X-Mayfly-Durable-Execution-Name");
+    start_call_t *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    c->lambda = lambda;
+    c->wait = !async;
+    mf_error_t err = MF_ERROR_INIT;
+    durable_start_opts_t opts = {.name = name, .wait = !async};
+    int r = durable_start(ctx->durable, function, &req->body, &opts, started, c, &err);
+    if (r < 0) {
+        free(c);
+        if (lambda)
+            api__lambda_error(req,
+                              r == -EINVAL   ? 400
+                              : r == -ENOENT ? 404
+                                             : 503,
+                              r == -EINVAL   ? "InvalidParameterValueException"
+                              : r == -ENOENT ? "ResourceNotFoundException"
+                                             : "ServiceException",
+                              "%s", err.msg);
+        else
+            api_respond_failure(req, r, &err);
+    }
+    return true;
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+static const struct {
+    enum http_method method;
+    const char *pattern;
+    api_handler_fn fn;
+} durable_routes[] = {
+    {HTTP_POST, "/2025-12-01/durable-executions/{arn*}/checkpoint", handle_checkpoint},
+    {HTTP_GET, "/2025-12-01/durable-executions/{arn*}/state", handle_state},
+    {HTTP_GET, "/2025-12-01/durable-executions/{arn*}", handle_get},
+    {HTTP_GET, "/2025-12-01/durable-executions/{arn*}/history", handle_history},
+    {HTTP_POST, "/2025-12-01/durable-executions/{arn*}/stop", handle_stop},
+    {HTTP_GET, "/2025-12-01/functions/{name}/durable-executions", handle_list_by_function},
+    {HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/succeed", handle_succeed},
+    {HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/fail", handle_fail},
+    {HTTP_POST, "/2025-12-01/durable-execution-callbacks/{id}/heartbeat", handle_heartbeat},
+};
+
+static void inside_trampoline(http_request_t *req, void *ud)
+{
+    durable_route_t *rt = ud;
+    rt->fn(req, rt->ctx);
+}
+
+/* Inside, the listener is the identity: a request must come through an
+ * instance's own listener, which it cannot do from anywhere else. */
+static int inside_check(http_request_t *req, void *ud, buf_t *refusal)
+{
+    exec_caller_t c;
+    if (exec_caller(req, &c) == 0)
+        return 0;
+    buf_adds(refusal, "{\"Type\":\"AccessDeniedException\",\"message\":\"not a function's "
+                      "listener\"}");
+    return 403;
+}
+
+static durable_route_t *inside_routes[sizeof durable_routes / sizeof durable_routes[0]];
+
+void api__durable_register(http_router_t *router, api_ctx_t *ctx)
+{
+    if (!ctx->durable)
+        return;
+    for (size_t i = 0; i < sizeof durable_routes / sizeof durable_routes[0]; i++) {
+        api__route_checked(router, ctx, durable_routes[i].method, durable_routes[i].pattern,
+                           durable_routes[i].fn, DURABLE_BODY_MAX, api__lambda_head_check);
+        if (!ctx->inside)
+            continue;
+        durable_route_t *rt = xcalloc(1, sizeof *rt);
+        rt->ctx = ctx;
+        rt->fn = durable_routes[i].fn;
+        rt->inside = true;
+        inside_routes[i] = rt;
+        http_router_add_checked(ctx->inside, durable_routes[i].method, durable_routes[i].pattern,
+                                inside_trampoline, inside_check, rt, DURABLE_BODY_MAX);
+    }
+    api__route(router, ctx, HTTP_GET, "/v1/durable-executions", v1_list, 0, false);
+    api__route(router, ctx, HTTP_GET, "/v1/durable-executions/{id}", v1_get, 0, false);
+    api__route(router, ctx, HTTP_POST, "/v1/durable-executions/{id}/stop", v1_stop, 4096, false);
+    api__route(router, ctx, HTTP_POST, "/v1/durable-execution-callbacks/{id}/{action}", v1_callback,
+               DURABLE_MAX_PAYLOAD + 1024, false);
+}
+
+void api__durable_release(void)
+{
+    for (size_t i = 0; i < sizeof inside_routes / sizeof inside_routes[0]; i++) {
+        free(inside_routes[i]);
+        inside_routes[i] = NULL;
+    }
+}
