@@ -414,6 +414,68 @@ static void collect(void *ud)
 
 /* ---- public ----------------------------------------------------------------- */
 
+/* ---- calls from elsewhere (exec_set_handoff) -------------------------------- */
+
+/* A call of a durable function that did not come through the invoke APIs
+ * (an async event: a schedule's, a topic's, a destination's; a URL; a
+ * call from another function) starts an execution too, as on Lambda. An
+ * event's execution is named by the event's id, so an attempt run again
+ * after a crash finds the execution the first one started; it ends when
+ * the execution has started. A synchronous call waits for its end. */
+static void handed_outcome(void *ud, const durable_outcome_t *o)
+{
+    invocation_t *inv = ud;
+    durable_t *d = inv->handoff_ud;
+    if (o->r < 0) {
+        exec_handoff_done(d->exec, inv, INV_ERROR,
+                          NULL, o->r == -ESHUTDOWN ? "Mayfly.ShuttingDown" : "Mayfly.DurableStart",
+                          o->err ? o->err->msg : "the execution could not start");
+        return;
+    }
+    buf_t out = BUF_INIT;
+    if (inv->event_attempt || strcmp(o->status, "SUCCEEDED")) {
+        if (inv->event_attempt || !strcmp(o->status, "RUNNING")) {
+            buf_adds(&out, "{\"DurableExecutionArn\":");
+            json_quote(&out, o->arn, strlen(o->arn));
+            buf_adds(&out, ",\"Status\":");
+            json_quote(&out, o->status, strlen(o->status));
+            buf_addch(&out, '}');
+            exec_handoff_done(d->exec, inv, INV_SUCCESS, &out, NULL, NULL);
+            return;
+        }
+        cleanup_json json_t *e = o->error ? json_loads(o->error, 0, NULL) : NULL;
+        const char *type = json_string_value(json_object_get(e, "ErrorType"));
+        const char *msg = json_string_value(json_object_get(e, "ErrorMessage"));
+        char what[96];
+        snprintf(what, sizeof what, "the durable execution ended %s", o->status);
+        exec_handoff_done(d->exec, inv, INV_ERROR, NULL, type ? type : "Error", msg ? msg : what);
+        return;
+    }
+    buf_adds(&out, o->result ? o->result : "null");
+    exec_handoff_done(d->exec, inv, INV_SUCCESS, &out, NULL, NULL);
+}
+
+static bool handoff(void *ud, invocation_t *inv)
+{
+    durable_t *d = ud;
+    /* The engine's own calls of the function run on an instance. */
+    if (!strncmp(inv->trigger, "durable:", 8) || !map_get(&d->fns, inv->function))
+        return false;
+    buf_t input = BUF_INIT;
+    buf_add(&input, inv->event.data ? inv->event.data : "", inv->event.len);
+    durable_start_opts_t opts = {.name = inv->event_attempt ? inv->request_id : NULL,
+                                 .wait = !inv->event_attempt,
+                                 .caller_request_id =
+                                     inv->caller_request_id[0] ? inv->caller_request_id : NULL};
+    inv->handoff_ud = d;
+    mf_error_t err = MF_ERROR_INIT;
+    if (durable_start(d, inv->function, &input, &opts, handed_outcome, inv, &err) < 0) {
+        buf_release(&input);
+        exec_handoff_done(d->exec, inv, INV_ERROR, NULL, "Mayfly.DurableStart", err.msg);
+    }
+    return true;
+}
+
 int durable_open(uv_loop_t *loop, async_t *async, exec_t *exec, registry_t *registry,
                  const durable_config_t *cfg, durable_t **out, mf_error_t *err)
 {
@@ -467,6 +529,7 @@ int durable_open(uv_loop_t *loop, async_t *async, exec_t *exec, registry_t *regi
                                       "step retries; callback)",
                                       kind_label, NULL, 0);
     metrics_add_collector(collect, d);
+    exec_set_handoff(exec, handoff, d);
     arm_timer(d);
     *out = d;
     return 0;
@@ -505,6 +568,8 @@ void durable_close(durable_t *d)
     if (!d)
         return;
     durable_stop(d);
+    if (d->exec)
+        exec_set_handoff(d->exec, NULL, NULL);
     size_t it = 0;
     const char *key;
     void *value;

@@ -810,6 +810,8 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         exec__fail_paused(p, inv);
         return 0;
     }
+    if (ex->handoff && ex->handoff(ex->handoff_ud, inv))
+        return 0;
     unsigned live = p->n_starting + p->n_idle + p->n_busy;
     if (!p->idle && p->n_queued >= ex->cfg.max_queue &&
         (live >= (unsigned)p->fn.max_concurrency || p->waiting_for_memory)) {
@@ -825,6 +827,33 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     if (p->queue_tail)
         queue_timer_arm(ex, p->queue_tail->deadline_ns);
     return 0;
+}
+
+void exec_set_handoff(exec_t *ex, exec_handoff_fn fn, void *ud)
+{
+    ex->handoff = fn;
+    ex->handoff_ud = ud;
+}
+
+void exec_handoff_done(exec_t *ex, invocation_t *inv, inv_status_t status, buf_t *result,
+                       const char *error_type, const char *error_message)
+{
+    inv->status = status;
+    inv->duration_ms = (double)(clock_mono_ns() - inv->enqueued_ns) / 1e6;
+    buf_release(&inv->result);
+    if (result) {
+        inv->result = *result;
+        buf_init(result, 0);
+    }
+    if (error_type) {
+        free(inv->error_type);
+        free(inv->error_message);
+        inv->error_type = xstrdup(error_type);
+        inv->error_message = xstrdup(error_message ? error_message : "");
+        if (!inv->result.len)
+            exec__error_doc(&inv->result, inv->error_type, inv->error_message);
+    }
+    record_and_finish(ex, inv);
 }
 
 bool exec_at_limit(exec_t *ex, const char *name)

@@ -101,6 +101,7 @@ struct invocation {
      * bytes it has had. result keeps the stream's first bytes (what the
      * record keeps of it) for a caller with a sink. */
     const exec_stream_sink_t *sink;
+    void *handoff_ud;            /* a handed-off call's, for its handler (exec_set_handoff) */
     bool streamed;
     char *content_type;
     uint64_t stream_bytes;
@@ -219,6 +220,19 @@ const char *exec_trigger_faas(const char *trigger, bool event_attempt);
 
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err);
+
+/* Calls a handler takes instead of an instance: a durable function's
+ * start an execution (durable/durable.h), whichever way they came (an
+ * async event, a schedule, a topic, a URL, another function). handoff
+ * says whether it takes inv; when it does, it ends the call later with
+ * exec_handoff_done. Called for every call that would otherwise queue. */
+typedef bool (*exec_handoff_fn)(void *ud, invocation_t *inv);
+void exec_set_handoff(exec_t *ex, exec_handoff_fn fn, void *ud);
+/* Ends a handed-off call as if an instance had answered: status, result
+ * (taken; NULL for none, or the error document for an error_type), then
+ * its record (unless the caller keeps it) and its done callback. */
+void exec_handoff_done(exec_t *ex, invocation_t *inv, inv_status_t status, buf_t *result,
+                       const char *error_type, const char *error_message);
 
 /* Whether a no_wait call of name would surely get EAGAIN now: the function
  * is paused (max_concurrency 0), has calls waiting, or runs as many

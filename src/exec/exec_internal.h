@@ -100,6 +100,8 @@ struct exec {
     void *shutdown_ud;
     void (*capacity_cb)(void *ud, const char *function);
     void *capacity_ud;
+    exec_handoff_fn handoff; /* exec_set_handoff */
+    void *handoff_ud;
     egress_t *egress;            /* the gateway for functions with egress rules */
     exec_volume_path_fn volume_path; /* where a volume is mounted, or NULL */
     void *volume_ud;

@@ -141,6 +141,15 @@ exports.reuse = async (event) => {
     return { Status: "SUCCEEDED", Result: JSON.stringify(out) };
 };
 
+// Started by a topic's message, a function URL's request or another
+// function's call: it says what it was started with.
+exports.seen = withDurableExecution(async (event, context) => {
+    const tag = event.Records ? event.Records[0].Sns.Message
+        : event.rawPath !== undefined ? event.rawQueryString : event.tag;
+    const got = await context.step("seen", async () => { say("seen", { tag }); return tag; });
+    return { seen: got };
+});
+
 exports.approval = withDurableExecution(async (event, context) => {
     await context.step("ask", async () => { say("ask", event); return true; });
     const answer = await context.waitForCallback("approval", async (callbackId) => {
@@ -718,3 +727,56 @@ def test_kill9_during_wait_resumes(server, code):
     assert ex["status"] == "SUCCEEDED", ex
     runs = ran(srv, name, tag)
     assert runs.count("before") <= 1 and runs.count("after") == 1, runs
+
+
+def executions_of(srv, name):
+    r = requests.get(f"{srv.url}/v1/durable-executions", params={"function": name},
+                     headers=BEARER, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["executions"]
+
+
+def test_a_topic_and_a_url_start_executions(srv, code):
+    """Calls that come neither through invoke nor the Lambda API start
+    executions too: a topic's delivery (an async event: it ends once its
+    execution has started, which it names) and a function URL's request
+    (synchronous: it answers the execution's result)."""
+    name, topic = unique("dseen"), unique("dtopic")
+    deploy(srv, name, "seen", code)
+    assert requests.put(f"{srv.url}/v1/topics/{topic}", json={}, headers=BEARER,
+                        timeout=30).status_code in (200, 201)
+    r = requests.post(f"{srv.url}/v1/topics/{topic}/subscriptions", json={"function": name},
+                      headers=BEARER, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    tag = unique("msg")
+    r = requests.post(f"{srv.url}/v1/topics/{topic}/publish", json={"message": tag},
+                      headers=BEARER, timeout=30)
+    assert r.status_code == 202, r.text
+    rid = r.json()["deliveries"][0]["request_id"]
+
+    def finished():
+        done = [e for e in executions_of(srv, name) if e["status"] == "SUCCEEDED"]
+        return done or None
+    done = wait_for("the topic's execution", finished, timeout=180, interval=0.2)
+    assert len(done) == 1, done
+    # Named by the delivery's id: an attempt run again after a crash finds it.
+    assert done[0]["name"] == rid, done[0]
+    assert done[0]["result"] == {"seen": tag}, done[0]
+    assert ran(srv, name, tag) == ["seen"]
+    rec = wait_for("the delivery's record", lambda: (lambda x: x if x.get("status") ==
+                   "success" else None)(requests.get(f"{srv.url}/v1/invocations/{rid}",
+                                                     headers=BEARER, timeout=30).json()),
+                   timeout=60, interval=0.2)
+    assert rec["trigger"] == f"topic:{topic}", rec
+    res = rec["result"] if isinstance(rec["result"], dict) else json.loads(rec["result"])
+    assert ARN.match(res["DurableExecutionArn"]), rec
+
+    # A URL waits for its execution and answers its result.
+    r = requests.put(f"{srv.url}/v1/functions/{name}/url", json={"auth": "key"}, headers=BEARER,
+                     timeout=30)
+    assert r.status_code in (200, 201), r.text
+    utag = unique("q")
+    r = requests.get(f"{srv.url}/url/{name}/?{utag}", headers=BEARER, timeout=180)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"seen": utag}, r.text
+    assert sum(1 for e in executions_of(srv, name) if e["result"] == {"seen": utag}) == 1
