@@ -113,6 +113,16 @@ static bool visible(http_request_t *req, const durable_arn_t *arn, bool inside, 
     return true;
 }
 
+/* The execution ARN in the path, from a caller that may see it (outside,
+ * or the execution's own function inside); else answered. */
+static bool visible_arn(http_request_t *req, api_ctx_t *ctx, durable_arn_t *arn)
+{
+    char caller[FN_NAME_MAX + 1];
+    bool inside;
+    return lambda_caller(req, ctx, caller, &inside) && path_arn(req, arn) &&
+           visible(req, arn, inside, caller);
+}
+
 static void respond_read(http_request_t *req, int r, json_t *out, const mf_error_t *err)
 {
     if (r < 0) {
@@ -130,11 +140,8 @@ static void respond_read(http_request_t *req, int r, json_t *out, const mf_error
 
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
-    char caller[FN_NAME_MAX + 1];
-    bool inside;
     durable_arn_t arn;
-    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn) ||
-        !visible(req, &arn, inside, caller))
+    if (!visible_arn(req, ctx, &arn))
         return;
     json_t *out = NULL;
     mf_error_t err = MF_ERROR_INIT;
@@ -144,11 +151,8 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
 
 static void handle_history(http_request_t *req, api_ctx_t *ctx)
 {
-    char caller[FN_NAME_MAX + 1];
-    bool inside;
     durable_arn_t arn;
-    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn) ||
-        !visible(req, &arn, inside, caller))
+    if (!visible_arn(req, ctx, &arn))
         return;
     cleanup_buf buf_t marker = BUF_INIT;
     http_request_query(req, "Marker", &marker);
@@ -161,11 +165,8 @@ static void handle_history(http_request_t *req, api_ctx_t *ctx)
 
 static void handle_stop(http_request_t *req, api_ctx_t *ctx)
 {
-    char caller[FN_NAME_MAX + 1];
-    bool inside;
     durable_arn_t arn;
-    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn) ||
-        !visible(req, &arn, inside, caller))
+    if (!visible_arn(req, ctx, &arn))
         return;
     cleanup_json json_t *error =
         req->body.len ? json_loadb(req->body.data, req->body.len, 0, NULL) : NULL;

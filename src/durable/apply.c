@@ -79,6 +79,19 @@ static int write_changed(store_queue_t *q, const char *exec_id, const durable_op
     return 0;
 }
 
+/* Writes the execution and the operations the log changed, and releases
+ * the log; new_token: the execution's token was issued at this change. */
+static int save(store_queue_t *q, store_durable_exec_t *ex, durable_oplog_t *log, bool new_token,
+                mf_error_t *err)
+{
+    ex->seq = log->seq;
+    if (new_token)
+        ex->token_seq = log->seq;
+    int r = write_changed(q, ex->id, log, err);
+    durable_oplog_release(log);
+    return r < 0 ? r : store_durable_exec_put(q, ex, err);
+}
+
 static int64_t op_seq(const json_t *op)
 {
     return (int64_t)json_integer_value(json_object_get(op, "_seq"));
@@ -172,11 +185,7 @@ static int create_exec(store_queue_t *q, const char *function, const char *name,
     durable_oplog_t log;
     durable_oplog_init(&log, NULL, 0);
     durable_oplog_start(&log, ex->id, ex->input, now_ms);
-    ex->seq = log.seq;
-    int r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    int r = save(q, ex, &log, false, err);
     return r;
 }
 
@@ -284,12 +293,7 @@ static int apply_begin(store_queue_t *q, job_t *j, mf_error_t *err)
                             "CheckpointToken", ex->token, "InitialExecutionState", "Operations",
                             page, "NextMarker", next ? marker : NULL);
     }
-    ex->seq = log.seq;
-    ex->token_seq = log.seq;
-    r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    r = save(q, ex, &log, true, err);
     return r;
 }
 
@@ -371,12 +375,7 @@ static int apply_end(store_queue_t *q, job_t *j, mf_error_t *err)
         }
     }
     json_decref(answer);
-    ex->seq = log.seq;
-    ex->token_seq = log.seq;
-    r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    r = save(q, ex, &log, true, err);
     return r;
 }
 
@@ -465,12 +464,7 @@ static int apply_checkpoint(store_queue_t *q, job_t *j, mf_error_t *err)
     free(ex->last_response);
     ex->last_response = json_text(j->body);
     snprintf(ex->token, sizeof ex->token, "%s", token);
-    ex->seq = log.seq;
-    ex->token_seq = log.seq;
-    r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    r = save(q, ex, &log, true, err);
     j->status = 200;
     return r;
 }
@@ -511,11 +505,7 @@ static int apply_callback(store_queue_t *q, job_t *j, mf_error_t *err)
         int64_t wake = durable_oplog_next_wake(&log);
         ex->next_wake_ms = j->changed ? j->now_ms : wake;
     }
-    ex->seq = log.seq;
-    r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    r = save(q, ex, &log, false, err);
     j->status = 200;
     j->body = json_object();
     return r;
@@ -544,11 +534,7 @@ static int apply_stop(store_queue_t *q, job_t *j, mf_error_t *err)
     cleanup_free char *e = json_text(j->error);
     finish(ex, &log, "STOPPED", NULL,
            e ? e : "{\"ErrorType\":\"ExecutionStopped\",\"ErrorMessage\":\"stopped\"}", j->now_ms);
-    ex->seq = log.seq;
-    r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    r = save(q, ex, &log, false, err);
     j->finished = true;
     j->status = 200;
     j->body = json_pack("{s:f}", "StopTimestamp", (double)j->now_ms / 1000.0);
@@ -573,11 +559,7 @@ static int apply_chained_done(store_queue_t *q, job_t *j, mf_error_t *err)
     j->changed = json_array_size(log.changed) > 0;
     if (!ex->in_flight && j->changed)
         ex->next_wake_ms = j->now_ms;
-    ex->seq = log.seq;
-    r = write_changed(q, ex->id, &log, err);
-    durable_oplog_release(&log);
-    if (r == 0)
-        r = store_durable_exec_put(q, ex, err);
+    r = save(q, ex, &log, false, err);
     return r;
 }
 
