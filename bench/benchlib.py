@@ -2,6 +2,7 @@
 density.py): the mayfly HTTP API over one keep-alive connection, function
 packages built from a folder, and what /proc and the cgroup tree say about
 the server and its sandboxes. Standard library only (Debian's python3)."""
+import argparse
 import base64
 import glob
 import io
@@ -320,3 +321,15 @@ def stop_server(p):
         p.wait(30)
     except subprocess.TimeoutExpired:
         p.kill()
+
+
+def harness_parser():
+    """The arguments every harness bench/run.sh starts takes (--mayfly,
+    --server-cpu, --load-cpu, --runs, --out); a harness adds its own."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mayfly", required=True)
+    ap.add_argument("--server-cpu", default="0")
+    ap.add_argument("--load-cpu", default="1")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", required=True)
+    return ap

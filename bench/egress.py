@@ -24,7 +24,6 @@
 
 Writes JSON: every sample and the medians. Standard library only.
 """
-import argparse
 import json
 import os
 import socket
@@ -162,16 +161,11 @@ def on_host(client_path, event, cpu):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mayfly", required=True)
-    ap.add_argument("--server-cpu", default="0")
-    ap.add_argument("--load-cpu", default="1")
-    ap.add_argument("--runs", type=int, default=3)
+    ap = benchlib.harness_parser()
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--connects", type=int, default=200)
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--cold", type=int, default=30)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     res = {"samples": {}, "medians": {}}
     s = res["samples"]

@@ -18,7 +18,6 @@ writes ≥ 0.25× the invokes.
 
 Writes JSON: every sample and the medians. Standard library, plus wrk.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -108,14 +107,9 @@ wrk.headers["Content-Type"] = "application/json"
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mayfly", required=True)
-    ap.add_argument("--server-cpu", default="0")
-    ap.add_argument("--load-cpu", default="1")
-    ap.add_argument("--runs", type=int, default=3)
+    ap = benchlib.harness_parser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--gets", type=int, default=2000)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mayfly-bench-kv-")
     put_lua, noop_lua = os.path.join(tmp, "put.lua"), os.path.join(tmp, "noop.lua")

@@ -12,7 +12,6 @@ over throughput with "off".
 
 Writes JSON: every sample and the medians. Standard library, plus wrk.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -56,13 +55,8 @@ wrk.headers["Content-Type"] = "application/json"
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mayfly", required=True)
-    ap.add_argument("--server-cpu", default="0")
-    ap.add_argument("--load-cpu", default="1")
-    ap.add_argument("--runs", type=int, default=3)
+    ap = benchlib.harness_parser()
     ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mayfly-bench-payloads-")
     lua = os.path.join(tmp, "post1k.lua")

@@ -25,7 +25,6 @@ three instances for the topic and one for the enqueues.)
 
 Writes JSON: every sample and the medians. Standard library, plus wrk.
 """
-import argparse
 import json
 import os
 import sys
@@ -88,14 +87,9 @@ def drain_paused(api, names, timeout, conc):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mayfly", required=True)
-    ap.add_argument("--server-cpu", default="0")
-    ap.add_argument("--load-cpu", default="1")
-    ap.add_argument("--runs", type=int, default=3)
+    ap = benchlib.harness_parser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--drain-timeout", type=int, default=900)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mayfly-bench-triggers-")
     post_lua, event_lua = os.path.join(HERE, "post.lua"), os.path.join(HERE, "event.lua")

@@ -251,15 +251,26 @@ static int start_callees(store_queue_t *q, job_t *j, durable_oplog_t *log, mf_er
     return 0;
 }
 
+/* Reads the job's execution into j->ex: 1 when it is there; 0 when it is
+ * gone (the job refused with 404 when refuse, else marked gone); < 0 on a
+ * store error. */
+static int load(store_queue_t *q, job_t *j, bool refuse, mf_error_t *err)
+{
+    int r = store_durable_exec_get(q, j->id, &j->ex, err);
+    if (r != -ENOENT)
+        return r < 0 ? r : 1;
+    if (refuse)
+        durable__job_refuse(j, 404, "ResourceNotFoundException", "no durable execution %s", j->id);
+    else
+        j->gone = true;
+    return 0;
+}
+
 /* BEGIN: the event of the execution's next invocation, with a new token. */
 static int apply_begin(store_queue_t *q, job_t *j, mf_error_t *err)
 {
-    int r = store_durable_exec_get(q, j->id, &j->ex, err);
-    if (r == -ENOENT) {
-        j->gone = true;
-        return 0;
-    }
-    if (r < 0)
+    int r = load(q, j, false, err);
+    if (r <= 0)
         return r;
     store_durable_exec_t *ex = &j->ex;
     if (strcmp(ex->status, "RUNNING")) {
@@ -300,12 +311,8 @@ static int apply_begin(store_queue_t *q, job_t *j, mf_error_t *err)
 /* END: what the invocation answered. */
 static int apply_end(store_queue_t *q, job_t *j, mf_error_t *err)
 {
-    int r = store_durable_exec_get(q, j->id, &j->ex, err);
-    if (r == -ENOENT) {
-        j->gone = true;
-        return 0;
-    }
-    if (r < 0)
+    int r = load(q, j, false, err);
+    if (r <= 0)
         return r;
     store_durable_exec_t *ex = &j->ex;
     ex->in_flight = false;
@@ -381,12 +388,8 @@ static int apply_end(store_queue_t *q, job_t *j, mf_error_t *err)
 
 static int apply_checkpoint(store_queue_t *q, job_t *j, mf_error_t *err)
 {
-    int r = store_durable_exec_get(q, j->id, &j->ex, err);
-    if (r == -ENOENT) {
-        durable__job_refuse(j, 404, "ResourceNotFoundException", "no durable execution %s", j->id);
-        return 0;
-    }
-    if (r < 0)
+    int r = load(q, j, true, err);
+    if (r <= 0)
         return r;
     store_durable_exec_t *ex = &j->ex;
     if (j->caller[0] && strcmp(j->caller, ex->function)) {
@@ -513,12 +516,8 @@ static int apply_callback(store_queue_t *q, job_t *j, mf_error_t *err)
 
 static int apply_stop(store_queue_t *q, job_t *j, mf_error_t *err)
 {
-    int r = store_durable_exec_get(q, j->id, &j->ex, err);
-    if (r == -ENOENT) {
-        durable__job_refuse(j, 404, "ResourceNotFoundException", "no durable execution %s", j->id);
-        return 0;
-    }
-    if (r < 0)
+    int r = load(q, j, true, err);
+    if (r <= 0)
         return r;
     store_durable_exec_t *ex = &j->ex;
     if (strcmp(ex->status, "RUNNING")) {

@@ -422,37 +422,43 @@ static void collect(void *ud)
  * event's execution is named by the event's id, so an attempt run again
  * after a crash finds the execution the first one started; it ends when
  * the execution has started. A synchronous call waits for its end. */
+typedef struct handed {
+    durable_t *d;
+    invocation_t *inv;
+} handed_t;
+
 static void handed_outcome(void *ud, const durable_outcome_t *o)
 {
-    invocation_t *inv = ud;
-    durable_t *d = inv->handoff_ud;
+    handed_t *h = ud;
+    exec_t *ex = h->d->exec;
+    invocation_t *inv = h->inv;
+    free(h);
     if (o->r < 0) {
-        exec_handoff_done(d->exec, inv, INV_ERROR,
-                          NULL, o->r == -ESHUTDOWN ? "Mayfly.ShuttingDown" : "Mayfly.DurableStart",
+        exec_handoff_done(ex, inv, INV_ERROR, NULL,
+                          o->r == -ESHUTDOWN ? "Mayfly.ShuttingDown" : "Mayfly.DurableStart",
                           o->err ? o->err->msg : "the execution could not start");
         return;
     }
     buf_t out = BUF_INIT;
-    if (inv->event_attempt || strcmp(o->status, "SUCCEEDED")) {
-        if (inv->event_attempt || !strcmp(o->status, "RUNNING")) {
-            buf_adds(&out, "{\"DurableExecutionArn\":");
-            json_quote(&out, o->arn, strlen(o->arn));
-            buf_adds(&out, ",\"Status\":");
-            json_quote(&out, o->status, strlen(o->status));
-            buf_addch(&out, '}');
-            exec_handoff_done(d->exec, inv, INV_SUCCESS, &out, NULL, NULL);
-            return;
-        }
+    if (!inv->event_attempt && !strcmp(o->status, "SUCCEEDED")) {
+        buf_adds(&out, o->result ? o->result : "null");
+    } else if (inv->event_attempt || !strcmp(o->status, "RUNNING")) {
+        buf_adds(&out, "{\"DurableExecutionArn\":");
+        json_quote(&out, o->arn, strlen(o->arn));
+        buf_adds(&out, ",\"Status\":");
+        json_quote(&out, o->status, strlen(o->status));
+        buf_addch(&out, '}');
+    } else {
+        /* Ended otherwise: a function error, with the execution's. */
         cleanup_json json_t *e = o->error ? json_loads(o->error, 0, NULL) : NULL;
         const char *type = json_string_value(json_object_get(e, "ErrorType"));
         const char *msg = json_string_value(json_object_get(e, "ErrorMessage"));
         char what[96];
         snprintf(what, sizeof what, "the durable execution ended %s", o->status);
-        exec_handoff_done(d->exec, inv, INV_ERROR, NULL, type ? type : "Error", msg ? msg : what);
+        exec_handoff_done(ex, inv, INV_ERROR, NULL, type ? type : "Error", msg ? msg : what);
         return;
     }
-    buf_adds(&out, o->result ? o->result : "null");
-    exec_handoff_done(d->exec, inv, INV_SUCCESS, &out, NULL, NULL);
+    exec_handoff_done(ex, inv, INV_SUCCESS, &out, NULL, NULL);
 }
 
 static bool handoff(void *ud, invocation_t *inv)
@@ -461,15 +467,18 @@ static bool handoff(void *ud, invocation_t *inv)
     /* The engine's own calls of the function run on an instance. */
     if (!strncmp(inv->trigger, "durable:", 8) || !map_get(&d->fns, inv->function))
         return false;
+    /* A copy: the call's record keeps its event. */
     buf_t input = BUF_INIT;
     buf_add(&input, inv->event.data ? inv->event.data : "", inv->event.len);
     durable_start_opts_t opts = {.name = inv->event_attempt ? inv->request_id : NULL,
                                  .wait = !inv->event_attempt,
                                  .caller_request_id =
                                      inv->caller_request_id[0] ? inv->caller_request_id : NULL};
-    inv->handoff_ud = d;
+    handed_t *h = xmalloc(sizeof *h);
+    *h = (handed_t){d, inv};
     mf_error_t err = MF_ERROR_INIT;
-    if (durable_start(d, inv->function, &input, &opts, handed_outcome, inv, &err) < 0) {
+    if (durable_start(d, inv->function, &input, &opts, handed_outcome, h, &err) < 0) {
+        free(h);
         buf_release(&input);
         exec_handoff_done(d->exec, inv, INV_ERROR, NULL, "Mayfly.DurableStart", err.msg);
     }

@@ -642,16 +642,24 @@ static void pump_waiting_for_memory(exec_t *ex)
     free(pools);
 }
 
+/* Whether the function runs as many instances as it may (starting, idle
+ * or busy): always when it is paused (max_concurrency 0). */
+static bool pool_full(const exec_pool_t *p)
+{
+    return p->n_starting + p->n_idle + p->n_busy >= (unsigned)p->fn.max_concurrency;
+}
+
 /* Whether a call could start at once: an idle instance, or room for a
  * new one (a function whose starts fail tries one at a time; in its
  * back-off a call fails at once, which also counts as starting). With
  * evict, idle instances of other functions may be stopped for the room. */
 static bool pool_can_start(exec_pool_t *p, bool evict)
 {
+    if (p->fn.max_concurrency == 0)
+        return false; /* paused */
     if (p->idle)
         return true;
-    unsigned live = p->n_starting + p->n_idle + p->n_busy;
-    if (p->removed || p->ex->shutting_down || live >= (unsigned)p->fn.max_concurrency)
+    if (p->removed || p->ex->shutting_down || pool_full(p))
         return false;
     if (p->start_failures && p->n_starting && clock_mono_ns() >= p->backoff_until_ns)
         return false;
@@ -684,8 +692,7 @@ void exec__pool_pump(exec_pool_t *p)
             assign(inst, queue_pop(p));
             continue;
         }
-        unsigned live = p->n_starting + p->n_idle + p->n_busy;
-        if (p->removed || ex->shutting_down || live >= (unsigned)p->fn.max_concurrency)
+        if (p->removed || ex->shutting_down || pool_full(p))
             break;
         if (p->start_failures) {
             if (clock_mono_ns() < p->backoff_until_ns) {
@@ -767,8 +774,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         fn_clear(&fn);
     }
 
-    if (opts && opts->no_wait &&
-        (p->fn.max_concurrency == 0 || p->queue_head || !pool_can_start(p, true)))
+    if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
@@ -812,9 +818,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     }
     if (ex->handoff && ex->handoff(ex->handoff_ud, inv))
         return 0;
-    unsigned live = p->n_starting + p->n_idle + p->n_busy;
-    if (!p->idle && p->n_queued >= ex->cfg.max_queue &&
-        (live >= (unsigned)p->fn.max_concurrency || p->waiting_for_memory)) {
+    if (!p->idle && p->n_queued >= ex->cfg.max_queue && (pool_full(p) || p->waiting_for_memory)) {
         exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
                    "Rate exceeded: %s has %d calls running and %u waiting", p->name,
                    p->fn.max_concurrency, p->n_queued);
@@ -861,9 +865,7 @@ bool exec_at_limit(exec_t *ex, const char *name)
     exec_pool_t *p = map_get(&ex->pools, name);
     if (!p || p->removed || p->idle)
         return false;
-    unsigned live = p->n_starting + p->n_idle + p->n_busy;
-    return p->fn.max_concurrency == 0 || p->queue_head ||
-           live >= (unsigned)p->fn.max_concurrency;
+    return p->queue_head || pool_full(p);
 }
 
 void invocation_free(invocation_t *inv)

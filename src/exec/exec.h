@@ -101,7 +101,6 @@ struct invocation {
      * bytes it has had. result keeps the stream's first bytes (what the
      * record keeps of it) for a caller with a sink. */
     const exec_stream_sink_t *sink;
-    void *handoff_ud;            /* a handed-off call's, for its handler (exec_set_handoff) */
     bool streamed;
     char *content_type;
     uint64_t stream_bytes;
