@@ -180,8 +180,9 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
     async_fn_stats_t st;
     async_function_stats(ctx->async, fn_name(req), &st);
     json_object_set_new(out, "async_queue",
-                        json_pack("{sI sI sf sI sI sI sI}", "depth", (json_int_t)st.depth,
-                                  "running", (json_int_t)st.running, "oldest_age_s",
+                        json_pack("{sI sI sI sf sI sI sI sI}", "depth", (json_int_t)st.depth,
+                                  "running", (json_int_t)st.running, "limit",
+                                  (json_int_t)st.limit, "oldest_age_s",
                                   st.oldest_age_s, "dead_letters", (json_int_t)st.dead_letters,
                                   "enqueued", (json_int_t)st.enqueued, "attempts",
                                   (json_int_t)st.attempts, "retries", (json_int_t)st.retries));

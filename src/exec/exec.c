@@ -392,6 +392,10 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
                 inv->cpu_ms = (st.cpu_ns - inst->cpu_ns_last) / 1000000;
             inst->cpu_ns_last = st.cpu_ns;
         }
+        uint64_t wait_ns;
+        if (inst->cpu_wait_ns_last && sandbox_cpu_wait(&inst->sb, &wait_ns) == 0 &&
+            wait_ns >= inst->cpu_wait_ns_last)
+            inv->cpu_wait_ms = (double)(wait_ns - inst->cpu_wait_ns_last) / 1e6;
     }
     inv->status = status;
     buf_release(&inv->result);
@@ -778,6 +782,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
+    inv->cpu_wait_ms = -1;
     if (opts && opts->request_id) {
         snprintf(inv->request_id, sizeof inv->request_id, "%s", opts->request_id);
         inv->event_attempt = opts->attempt > 0;

@@ -76,6 +76,9 @@ struct invocation {
     uint64_t billed_ms;          /* duration rounded up to 1 ms */
     uint64_t max_rss_kb;
     uint64_t cpu_ms;
+    /* An event's attempt: how long the runtime waited, runnable, for a
+     * CPU during it (< 0: not measured). The async queue's limit reads it. */
+    double cpu_wait_ms;
     int64_t start_wall_ms;
     int attempts;
     char *egress_json;           /* its outbound connections (egress/egress.h), or NULL */

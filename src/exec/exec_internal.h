@@ -51,6 +51,7 @@ typedef struct exec_instance {
     bool reaped;
     int open_handles;
     uint64_t cpu_ns_last;        /* the sandbox's CPU time when its call was handed over */
+    uint64_t cpu_wait_ns_last;   /* its runtime's CPU wait then (an event's attempt), or 0 */
     bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
     egress_box_t *egress;        /* its way out, when its function has egress rules */
     struct exec_instance *next_idle;

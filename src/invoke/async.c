@@ -20,6 +20,8 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "core/xalloc.h"
+#include "invoke/limit.h"
+#include "obs/loop.h"
 #include "obs/metrics.h"
 #include "obs/otlp.h"
 #include "store/writer.h"
@@ -52,6 +54,8 @@ struct afn {
     aevent_t *ready_head, *ready_tail;
     aevent_t *head, *tail;       /* every linked event */
     uint64_t n_events, n_running;
+    int max_concurrency;         /* the function's, while known */
+    async_limit_t limit;         /* running attempts it may have now (limit.h) */
     int64_t dead_letters;
     uint64_t enqueued, attempts, retries;
     bool dirty;
@@ -107,7 +111,7 @@ struct async {
     bool closing;                /* the writer is draining for good */
     void (*stop_done)(void *ud);
     void *stop_ud;
-    metrics_family_t *m_depth, *m_age, *m_running, *m_dead, *m_enqueued, *m_attempts,
+    metrics_family_t *m_depth, *m_age, *m_running, *m_limit, *m_dead, *m_enqueued, *m_attempts,
         *m_retries, *m_commits, *m_commit_s, *m_commit_jobs, *m_pruned;
 };
 
@@ -149,6 +153,13 @@ static void async__fn_load(afn_t *fn, const fn_t *f)
     fn->cfg = f->async;
     fn->version = f->version;
     fn->memory_mb = f->memory_mb;
+    fn->max_concurrency = f->max_concurrency;
+}
+
+/* How many of the function's attempts may run now. */
+static int async__limit(const afn_t *fn)
+{
+    return async_limit_get(&fn->limit, fn->max_concurrency);
 }
 
 /* The function's queue state; with check, the function must exist in the
@@ -164,6 +175,7 @@ static int async__fn(async_t *a, const char *name, bool check, afn_t **out, mf_e
         if (!fn) {
             fn = xcalloc(1, sizeof *fn);
             fn->a = a;
+            async_limit_init(&fn->limit);
             snprintf(fn->name, sizeof fn->name, "%s", name);
             map_put(&a->fns, name, fn);
         }
@@ -1053,8 +1065,21 @@ static void async__attempt_done(void *arg, int r, const mf_error_t *err)
 static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
 {
     afn_t *fn = ev->fn;
-    if (!ev->orphan)
+    if (!ev->orphan) {
+        /* Its share of waiting for a CPU moves the function's limit;
+         * events held back by the limit may start now. */
+        bool held_back = fn->ready_head && fn->n_running >= (uint64_t)async__limit(fn);
+        if (inv->delivered_ns) {
+            async_limit_sample_t sample = { .duration_ms = inv->duration_ms,
+                                            .cpu_wait_ms = inv->cpu_wait_ms,
+                                            .loop_demand = obs_loop_demand(),
+                                            .held_back = held_back };
+            async_limit_sample(&fn->limit, &sample, fn->max_concurrency);
+        }
         fn->n_running--; /* an orphan's was taken off when its function went */
+        if (held_back && !a->stopping)
+            async__mark_dirty(a, fn);
+    }
     a->n_running--;
     ev->q.running = 0;
     if (ev->orphan) {
@@ -1102,7 +1127,8 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
 {
     /* No event body is read from the store for a function that cannot
      * take a call now. */
-    while (!a->stopping && fn->ready_head && !exec_at_limit(a->exec, fn->name)) {
+    while (!a->stopping && fn->ready_head && fn->n_running < (uint64_t)async__limit(fn) &&
+           !exec_at_limit(a->exec, fn->name)) {
         aevent_t *ev = async__ready_pop(fn);
         int64_t now = clock_wall_ms();
         if (fn->known && now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
@@ -1325,6 +1351,7 @@ void async_function_stats(async_t *a, const char *function, async_fn_stats_t *ou
         return;
     out->depth = fn->n_events - fn->n_running;
     out->running = fn->n_running;
+    out->limit = (uint64_t)async__limit(fn);
     if (fn->head) {
         int64_t age = clock_wall_ms() - fn->head->q.enqueued_ms;
         out->oldest_age_s = age > 0 ? age / 1000.0 : 0;
@@ -1348,6 +1375,7 @@ static void async__collect(void *ud)
         metrics_set(a->m_depth, labels, (double)st.depth);
         metrics_set(a->m_age, labels, st.oldest_age_s);
         metrics_set(a->m_running, labels, (double)st.running);
+        metrics_set(a->m_limit, labels, (double)st.limit);
         metrics_set(a->m_dead, labels, (double)st.dead_letters);
     }
 }
@@ -1374,6 +1402,10 @@ static void async__metrics_setup(async_t *a)
                                   "Age of the oldest async event not yet done.", fn, NULL, 0);
     a->m_running = metrics_family_new(METRICS_GAUGE, "mayfly_async_running",
                                       "Async events being run.", fn, NULL, 0);
+    a->m_limit = metrics_family_new(METRICS_GAUGE, "mayfly_async_limit",
+                                    "Async attempts a function may run at once now: its "
+                                    "max_concurrency, less while its attempts wait for a CPU.",
+                                    fn, NULL, 0);
     a->m_pruned = metrics_family_new(METRICS_COUNTER, "mayfly_async_pruned_total",
                                      "Attempt histories past --retention-days and dead letters "
                                      "past --dead-letter-days, deleted.",

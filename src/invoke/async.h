@@ -125,6 +125,7 @@ store_writer_t *async_writer(async_t *a);
 typedef struct async_fn_stats {
     uint64_t depth;              /* waiting (to run, or to be retried) */
     uint64_t running;
+    uint64_t limit;              /* attempts it may run at once now (invoke/limit.h) */
     double oldest_age_s;         /* of the oldest event not yet done */
     uint64_t dead_letters;
     uint64_t enqueued, attempts, retries; /* since the server started */

@@ -1,11 +1,13 @@
 #include "obs/loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "obs/metrics.h"
 
@@ -31,6 +33,11 @@ struct obs_loop {
      * lock and a reader never sees a torn value. */
     uint64_t counts[NBOUNDS + 1];
     uint64_t busy_ns;
+    /* The loop thread's demand for a CPU over the last whole window:
+     * (running + runnable but waiting) / wall, from its schedstat. */
+    int schedstat_fd;
+    uint64_t window_start_ns, window_demand_ns;
+    double recent_share;
     metrics_family_t *m_busy, *m_loop_cpu, *m_proc_cpu;
 };
 
@@ -41,6 +48,22 @@ static obs_loop_t the_loop;
 static inline void add_relaxed(uint64_t *p, uint64_t v)
 {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+/* The window obs_loop_busy_share looks back over. */
+#define BUSY_WINDOW_NS (100u * 1000 * 1000)
+
+/* The loop thread's time running and waiting to run so far (0 where the
+ * kernel keeps no schedstats). */
+static uint64_t thread_demand_ns(obs_loop_t *l)
+{
+    char line[96];
+    ssize_t n = l->schedstat_fd >= 0 ? pread(l->schedstat_fd, line, sizeof line - 1, 0) : -1;
+    if (n <= 0)
+        return 0;
+    line[n] = '\0';
+    unsigned long long run, wait;
+    return sscanf(line, "%llu %llu", &run, &wait) == 2 ? run + wait : 0;
 }
 
 /* Runs once per iteration, right before the loop waits in epoll: the time
@@ -60,8 +83,23 @@ static void on_prepare(uv_prepare_t *h)
         add_relaxed(&l->counts[b], 1);
         add_relaxed(&l->busy_ns, busy);
     }
+    if (now - l->window_start_ns >= BUSY_WINDOW_NS) {
+        uint64_t demand = thread_demand_ns(l);
+        if (l->window_start_ns && demand >= l->window_demand_ns) {
+            double share = (double)(demand - l->window_demand_ns) /
+                           (double)(now - l->window_start_ns);
+            l->recent_share = share > 1 ? 1 : share;
+        }
+        l->window_start_ns = now;
+        l->window_demand_ns = demand;
+    }
     l->last_ns = now;
     l->last_idle_ns = idle;
+}
+
+double obs_loop_demand(void)
+{
+    return the_loop.active ? the_loop.recent_share : 0;
 }
 
 static double cpu_seconds(clockid_t clock)
@@ -92,6 +130,7 @@ int obs_loop_start(uv_loop_t *loop, obs_loop_t **out, mf_error_t *err)
     if (l->active)
         return mf_error_plain(err, EBUSY, "an event loop is measured already");
     memset(l, 0, sizeof *l);
+    l->schedstat_fd = -1;
     int r = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
     if (r < 0)
         return mf_error_set(err, -r, "measuring the event loop's idle time");
@@ -115,6 +154,8 @@ int obs_loop_start(uv_loop_t *loop, obs_loop_t **out, mf_error_t *err)
                                        NULL, NULL, 0);
     metrics_add_collector(collect, l);
 
+    /* This thread's own file, read again from the start each window. */
+    l->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     l->loop = loop;
     uv_prepare_init(loop, &l->prepare);
     l->prepare.data = l;
@@ -130,6 +171,9 @@ static void on_closed(uv_handle_t *h)
 {
     obs_loop_t *l = h->data;
     l->active = false;
+    if (l->schedstat_fd >= 0)
+        close(l->schedstat_fd);
+    l->schedstat_fd = -1;
 }
 
 void obs_loop_close(obs_loop_t *l)

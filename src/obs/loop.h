@@ -28,6 +28,13 @@ typedef struct obs_loop obs_loop_t;
  * process is measured: a second start fails with -EBUSY. */
 int obs_loop_start(uv_loop_t *loop, obs_loop_t **out, mf_error_t *err);
 
+/* The loop thread's demand for a CPU over the last 100 ms window (or
+ * longer, when an iteration ran past it): the share of it the thread ran
+ * or was runnable but waiting for a CPU (the kernel's schedstat), 0 to 1.
+ * Near 1 the loop is saturated: busy, or starved by what shares its CPUs.
+ * 0 when no loop is measured or the kernel keeps no schedstats. */
+double obs_loop_demand(void);
+
 /* Stops measuring: closes the prepare handle, so the loop must run once
  * more for its close callback (as it does at exit for every other
  * handle). The metrics stay registered until metrics_free_all, after

@@ -1389,15 +1389,22 @@ static int specialise(started_t *st, const pool_kind_t *kind, const sandbox_conf
     return finish_child(st, cfg, out, err);
 }
 
-int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
-                  mf_error_t *err)
+/* A sandbox with nothing open, safe to destroy. */
+static sandbox_t sandbox_blank(void)
 {
-    *out = (sandbox_t){.pid = -1,
+    return (sandbox_t){.pid = -1,
                        .pidfd = -1,
                        .status_fd = -1,
                        .api_listen_fd = -1,
                        .stdout_fd = -1,
-                       .stderr_fd = -1};
+                       .stderr_fd = -1,
+                       .schedstat_fd = -1};
+}
+
+int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t *out,
+                  mf_error_t *err)
+{
+    *out = sandbox_blank();
     int r = check_config(cfg, err);
     if (r < 0)
         return r;
@@ -1416,8 +1423,7 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
          * call: make one the slow way. A function-specific failure (its
          * code dir is gone) fails the same way below, with its step. */
         log_debug("sandbox", "pooled sandbox not usable: %s", perr.msg);
-        *out = (sandbox_t){.pid = -1, .pidfd = -1, .status_fd = -1, .api_listen_fd = -1,
-                           .stdout_fd = -1, .stderr_fd = -1};
+        *out = sandbox_blank();
     }
 
     /* Everything the child needs is computed here: it must not allocate. */
@@ -1440,6 +1446,50 @@ int sandbox_stats(const sandbox_t *sb, unsigned what, sandbox_stats_t *out)
     if (!sb->cg)
         return -EINVAL;
     return sandbox__cg_stats(sb->cg, what, out);
+}
+
+/* The process that runs the function: PID 1, or PID 1's one child where
+ * PID 1 is the init that holds a zygote's runtime (init.c). */
+static pid_t runtime_pid(pid_t pid1)
+{
+    char path[64], list[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid1, (int)pid1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pid1;
+    ssize_t n = read(fd, list, sizeof list - 1);
+    close(fd);
+    if (n <= 0)
+        return pid1;
+    list[n] = '\0';
+    int child, end = 0;
+    if (sscanf(list, "%d %n", &child, &end) != 1 || list[end] != '\0')
+        return pid1; /* none, or more than one */
+    return (pid_t)child;
+}
+
+int sandbox_cpu_wait(sandbox_t *sb, uint64_t *wait_ns)
+{
+    if (sb->pid <= 0 || sb->reaped)
+        return -ESRCH;
+    if (sb->schedstat_fd < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/schedstat", (int)runtime_pid(sb->pid));
+        sb->schedstat_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (sb->schedstat_fd < 0)
+            return -errno;
+    }
+    /* "run_ns wait_ns timeslices": a read from the start gives them anew. */
+    char line[96];
+    ssize_t n = pread(sb->schedstat_fd, line, sizeof line - 1, 0);
+    if (n <= 0)
+        return n < 0 ? -errno : -EIO;
+    line[n] = '\0';
+    unsigned long long run, wait;
+    if (sscanf(line, "%llu %llu", &run, &wait) != 2)
+        return -EIO;
+    *wait_ns = wait;
+    return 0;
 }
 
 void sandbox_reset_peak(sandbox_t *sb)
@@ -1584,7 +1634,8 @@ void sandbox_destroy(sandbox_t *sb)
         uid_give(sb->sys, sb->uid);
         sb->owns_uid = false;
     }
-    int *fds[] = {&sb->pidfd, &sb->status_fd, &sb->api_listen_fd, &sb->stdout_fd, &sb->stderr_fd};
+    int *fds[] = {&sb->pidfd,     &sb->status_fd, &sb->api_listen_fd,
+                  &sb->stdout_fd, &sb->stderr_fd, &sb->schedstat_fd};
     for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
         cleanup_closep(fds[i]);
         *fds[i] = -1;

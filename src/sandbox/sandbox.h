@@ -140,6 +140,7 @@ typedef struct sandbox {
     bool reaped;               /* PID 1 has been collected */
     bool frozen;               /* sandbox_freeze'd and not thawed since */
     bool owns_uid;             /* uid goes back to the range on destroy */
+    int schedstat_fd;          /* /proc/<pid>/schedstat, opened on first use */
     int wstatus;               /* what sandbox_reap reported */
 } sandbox_t;
 
@@ -249,6 +250,11 @@ int sandbox_spawn(sandbox_system_t *sys, const sandbox_config_t *cfg, sandbox_t 
 
 /* Fills the fields of *out that what asks for (the others are 0). */
 int sandbox_stats(const sandbox_t *sb, unsigned what, sandbox_stats_t *out);
+/* How long the sandbox's runtime (PID 1, or the zygote's runtime under
+ * PID 1) has waited, runnable, for a CPU (the kernel's schedstat), so far: a call's share of it says whether
+ * more instances beside it would only queue for the same CPUs. -ESRCH once
+ * it is gone; other errors where the kernel keeps no schedstats. */
+int sandbox_cpu_wait(sandbox_t *sb, uint64_t *wait_ns);
 /* Starts a new high-water mark for memory_peak_bytes (where the kernel
  * allows it; otherwise the peak is over the sandbox's life). */
 void sandbox_reset_peak(sandbox_t *sb);

@@ -12,6 +12,7 @@ a retry schedule of ~1 and ~2 bases takes well under a second."""
 import base64
 import json
 import math
+import os
 import re
 import signal
 import threading
@@ -939,6 +940,83 @@ def test_a_backlog_does_not_slow_synchronous_calls(server):
         assert wait_record(srv, rid)["status"] == "success"
     q = async_queue(srv, name)
     assert q["depth"] == 0 and q["attempts"] == n_events, q
+
+
+# Both answer when they ran, by the host's clock (ms).
+CPU_HOG_PY = """
+import time
+
+def handler(event, context):
+    t0 = time.time()
+    end = time.process_time() + event["cpu_s"]
+    while time.process_time() < end:
+        pass
+    return {"t0": t0 * 1000, "t1": time.time() * 1000}
+"""
+
+TIMED_SLEEPER_PY = """
+import time
+
+def handler(event, context):
+    t0 = time.time()
+    time.sleep(event["sleep"])
+    return {"t0": t0 * 1000, "t1": time.time() * 1000}
+"""
+
+
+def spans(records):
+    """When each handler ran, as it answered: (start, end) in ms."""
+    return [(r["result"]["t0"], r["result"]["t1"]) for r in records]
+
+
+def peak_overlap(records):
+    """The most handlers that ran at once (an end sorts before a start at
+    the same instant)."""
+    edges = sorted([(a, 1) for a, _ in spans(records)] + [(b, -1) for _, b in spans(records)])
+    peak = running = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_waiting_events_of_an_io_bound_function_climb_to_max_concurrency(srv):
+    """The queue's own limit starts at 4 attempts and, while they wait on
+    something other than a CPU (here a sleep), doubles each round up to the
+    function's max_concurrency."""
+    name = unique("io-bound")
+    deploy_py(srv, name, TIMED_SLEEPER_PY, max_concurrency=12, timeout_s=60)
+    rids = [enqueue_ok(srv, name, {"sleep": 0.3}) for _ in range(48)]
+    records = [wait_record(srv, rid) for rid in rids]
+    assert all(r["status"] == "success" for r in records), records
+    assert peak_overlap(records) == 12, spans(records)
+    q = async_queue(srv, name)
+    assert q["limit"] == 12 and q["depth"] == 0, q
+    assert metric(metrics(srv), "mayfly_async_limit", function=name) == 12
+
+
+def test_cpu_bound_events_sharing_one_cpu_run_fewer_at_once(server):
+    """Attempts whose runtimes mostly wait, runnable, for the one CPU they
+    share make the limit fall from where it started towards its floor (2),
+    far below max_concurrency: more instances would only queue for the same
+    CPU. Every event still runs."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # the server and its sandboxes inherit it
+    try:
+        srv = server()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    name = unique("cpu-bound")
+    # 1,769 MB buys a whole CPU, so no quota throttles a runtime: it waits
+    # only for the CPU the others hold.
+    deploy_py(srv, name, CPU_HOG_PY, memory_mb=1769, max_concurrency=8, timeout_s=300)
+    rids = [enqueue_ok(srv, name, {"cpu_s": 0.2}) for _ in range(24)]
+    records = [wait_record(srv, rid, timeout=600) for rid in rids]
+    assert all(r["status"] == "success" for r in records), records
+    assert peak_overlap(records) <= 4, spans(records)
+    q = async_queue(srv, name)
+    assert q["limit"] < 4 and q["depth"] == 0, q
+    assert metric(metrics(srv), "mayfly_async_limit", function=name) == q["limit"]
 
 
 def test_concurrency_0_pauses_a_function_and_raising_it_resumes(srv):
