@@ -127,8 +127,18 @@ run: deps all
 
 test: deps all build/asan/mayfly unit fuzz-replay e2e
 
+# The unit tests run with a throwaway PostgreSQL (tests/pg.sh) for the store
+# tests that run on both backends; it is stopped and removed however the
+# tests end. A MAYFLY_TEST_PG already set (a postgresql:// URL of a server
+# where the tests may create and drop databases) is used instead.
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; \
+	if [ -z "$$MAYFLY_TEST_PG" ]; then \
+		pgdir=$$(mktemp -d); \
+		trap 'tests/pg.sh stop "$$pgdir"' EXIT; trap 'exit 130' INT TERM; \
+		MAYFLY_TEST_PG=$$(tests/pg.sh start "$$pgdir"); export MAYFLY_TEST_PG; \
+	fi; \
+	for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@set -e; for t in $(FUZZ_REPLAY); do \

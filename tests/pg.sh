@@ -55,6 +55,10 @@ start)
         chown postgres: "$dir"
     fi
     chmod 0700 "$dir"
+    if ! as_owner test -w "$dir"; then
+        echo "tests/pg.sh: the postgres user cannot reach $dir (is a parent folder closed to it?)" >&2
+        exit 1
+    fi
     if ! as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
         --no-sync >"$dir/initdb.log" 2>&1; then
         cat "$dir/initdb.log" >&2
