@@ -309,21 +309,23 @@ static void test_put_get_list_delete(void **state)
     store_t *s = open_store(*state);
     mf_error_t err = MF_ERROR_INIT;
     store_function_t f;
-
-    make_fn(&f, "zeta", 1, "aa", "{\"runtime\":\"python3\"}");
-    assert_int_equal(store_function_put(s, &f, &err), 0);
-    make_fn(&f, "alpha", 3, "bb", "{\"runtime\":\"nodejs\"}");
-    assert_int_equal(store_function_put(s, &f, &err), 0);
-    make_fn(&f, "mid", 1, "aa", "{}");
-    assert_int_equal(store_function_put(s, &f, &err), 0);
     /* Names sort byte by byte, whatever a database's locale would say:
      * '-' < digits < upper case < '_' < lower case. */
-    make_fn(&f, "Zed", 1, "cc", "{}");
-    assert_int_equal(store_function_put(s, &f, &err), 0);
-    make_fn(&f, "_under", 1, "cc", "{}");
-    assert_int_equal(store_function_put(s, &f, &err), 0);
-    make_fn(&f, "-dash", 1, "cc", "{}");
-    assert_int_equal(store_function_put(s, &f, &err), 0);
+    static const struct {
+        const char *name, *sha, *config;
+        int64_t version;
+    } fns[] = {
+        { "zeta", "aa", "{\"runtime\":\"python3\"}", 1 },
+        { "alpha", "bb", "{\"runtime\":\"nodejs\"}", 3 },
+        { "mid", "aa", "{}", 1 },
+        { "Zed", "cc", "{}", 1 },
+        { "_under", "cc", "{}", 1 },
+        { "-dash", "cc", "{}", 1 },
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        make_fn(&f, fns[i].name, fns[i].version, fns[i].sha, fns[i].config);
+        assert_int_equal(store_function_put(s, &f, &err), 0);
+    }
 
     store_function_t got;
     assert_int_equal(store_function_get(s, "alpha", &got, &err), 0);
@@ -487,6 +489,49 @@ static void make_full_record(store_record_t *r, char *event, size_t event_len, c
     snprintf(r->trigger, sizeof r->trigger, "schedule:nightly");
 }
 
+static void assert_text_equal(const char *want, const char *got)
+{
+    if (want)
+        assert_string_equal(got, want);
+    else
+        assert_null(got);
+}
+
+static void assert_bytes_equal(const char *want, size_t want_len, const char *got,
+                               size_t got_len)
+{
+    assert_int_equal(got_len, want_len);
+    if (!want)
+        assert_null(got);
+    else
+        assert_memory_equal(got, want, want_len);
+}
+
+/* Every field a record keeps, read back as written. */
+static void assert_record_equal(const store_record_t *want, const store_record_t *got)
+{
+    assert_string_equal(got->request_id, want->request_id);
+    assert_string_equal(got->function, want->function);
+    assert_string_equal(got->status, want->status);
+    assert_true(got->duration_ms == want->duration_ms);
+    assert_true(got->init_ms == want->init_ms);
+#define RECORD_INTS(r)                                                                             \
+    { r->version, r->start_ms,   r->billed_ms,   r->memory_mb,    r->max_rss_kb,  r->cpu_ms,       \
+      r->cold_start, r->attempts, r->kv_ops, r->event_bytes, r->result_bytes, r->event_flags,     \
+      r->result_flags }
+    int64_t want_ints[] = RECORD_INTS(want), got_ints[] = RECORD_INTS(got);
+#undef RECORD_INTS
+    assert_memory_equal(got_ints, want_ints, sizeof want_ints);
+    assert_text_equal(want->error_type, got->error_type);
+    assert_text_equal(want->error_message, got->error_message);
+    assert_text_equal(want->egress_json, got->egress_json);
+    assert_bytes_equal(want->event, want->event_len, got->event, got->event_len);
+    assert_bytes_equal(want->result, want->result_len, got->result, got->result_len);
+    assert_string_equal(got->replay_of, want->replay_of);
+    assert_string_equal(got->caller_request_id, want->caller_request_id);
+    assert_string_equal(got->trigger, want->trigger);
+}
+
 static void test_a_record_and_its_binary_payloads_round_trip(void **state)
 {
     store_t *s = open_store(*state);
@@ -500,32 +545,7 @@ static void test_a_record_and_its_binary_payloads_round_trip(void **state)
 
     store_record_t out;
     assert_int_equal(store_record_get(s, "full-1", &out, &err), 0);
-    assert_string_equal(out.function, "fn");
-    assert_int_equal(out.version, 12);
-    assert_string_equal(out.status, "error");
-    assert_int_equal(out.start_ms, 1700000000123);
-    assert_true(out.duration_ms == 12.375);
-    assert_int_equal(out.billed_ms, 13);
-    assert_int_equal(out.memory_mb, 256);
-    assert_int_equal(out.max_rss_kb, 40960);
-    assert_int_equal(out.cpu_ms, 9);
-    assert_int_equal(out.cold_start, 1);
-    assert_true(out.init_ms == 101.5);
-    assert_string_equal(out.error_type, "Runtime.Error");
-    assert_string_equal(out.error_message, in.error_message);
-    assert_int_equal(out.attempts, 3);
-    assert_string_equal(out.egress_json, in.egress_json);
-    assert_int_equal(out.event_len, sizeof event);
-    assert_memory_equal(out.event, event, sizeof event);
-    assert_int_equal(out.event_bytes, 5000);
-    assert_int_equal(out.event_flags, STORE_PAYLOAD_TRUNCATED | STORE_PAYLOAD_BINARY);
-    assert_int_equal(out.result_len, 3);
-    assert_memory_equal(out.result, result, 3);
-    assert_int_equal(out.result_flags, STORE_PAYLOAD_BINARY);
-    assert_string_equal(out.replay_of, "orig-1");
-    assert_string_equal(out.caller_request_id, "caller-1");
-    assert_int_equal(out.kv_ops, 42);
-    assert_string_equal(out.trigger, "schedule:nightly");
+    assert_record_equal(&in, &out);
     store_record_clear(&out);
 
     /* An empty payload is kept (not NULL); none at all stays none; and a
@@ -623,52 +643,52 @@ static void expect_find(store_t *s, const store_record_filter_t *f, const char *
     store_record_list_free(list, n);
 }
 
+/* One filter of find_specs' records: what differs from "every record",
+ * and the ids it finds, in order. */
+typedef struct find_case {
+    const char *function, *status, *error_type, *trigger;
+    int cold;                /* 0 any, 1 warm starts only, 2 cold starts only */
+    double min_duration_ms;
+    int64_t since_ms, until_ms; /* 0: no bound */
+    const char *ids;
+} find_case_t;
+
+static const find_case_t find_cases[] = {
+    { .ids = "a4 a5 b2 a3 a2 b1 a1" },
+    { .function = "a", .ids = "a4 a5 a3 a2 a1" },
+    { .function = "a", .status = "success", .ids = "a5 a3 a1" },
+    { .status = "error", .ids = "b2 a2" },
+    { .error_type = "Boom", .ids = "b2 a2" },
+    { .cold = 2, .ids = "b1 a1" },
+    { .cold = 1, .ids = "a4 a5 b2 a3 a2" },
+    { .min_duration_ms = 20, .ids = "a4 b2 a2" },
+    { .since_ms = 1500, .until_ms = 2000, .ids = "a5 b2 a3 a2 b1" },
+    /* A whole trigger, or a kind alone (not a kind that merely starts
+     * with the same letters). */
+    { .trigger = "schedule:nightly", .ids = "a2" },
+    { .trigger = "schedule", .ids = "a3 a2" },
+    { .trigger = "url", .ids = "a5" },
+    { .function = "nobody", .ids = "" },
+};
+
 static void test_find_filters_as_documented(void **state)
 {
     store_t *s = open_with_find_records(*state);
-    store_record_filter_t f = STORE_RECORD_FILTER_INIT;
-    expect_find(s, &f, "a4 a5 b2 a3 a2 b1 a1");
-
-    f.function = "a";
-    expect_find(s, &f, "a4 a5 a3 a2 a1");
-    f.status = "success";
-    expect_find(s, &f, "a5 a3 a1");
-
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.status = "error";
-    expect_find(s, &f, "b2 a2");
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.error_type = "Boom";
-    expect_find(s, &f, "b2 a2");
-
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.cold = 1;
-    expect_find(s, &f, "b1 a1");
-    f.cold = 0;
-    expect_find(s, &f, "a4 a5 b2 a3 a2");
-
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.min_duration_ms = 20;
-    expect_find(s, &f, "a4 b2 a2");
-
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.since_ms = 1500;
-    f.until_ms = 2000;
-    expect_find(s, &f, "a5 b2 a3 a2 b1");
-
-    /* A whole trigger, or a kind alone (not a kind that merely starts
-     * with the same letters). */
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.trigger = "schedule:nightly";
-    expect_find(s, &f, "a2");
-    f.trigger = "schedule";
-    expect_find(s, &f, "a3 a2");
-    f.trigger = "url";
-    expect_find(s, &f, "a5");
-
-    f = (store_record_filter_t)STORE_RECORD_FILTER_INIT;
-    f.function = "nobody";
-    expect_find(s, &f, "");
+    for (size_t i = 0; i < sizeof find_cases / sizeof find_cases[0]; i++) {
+        const find_case_t *c = &find_cases[i];
+        store_record_filter_t f = STORE_RECORD_FILTER_INIT;
+        f.function = c->function;
+        f.status = c->status;
+        f.error_type = c->error_type;
+        f.trigger = c->trigger;
+        f.cold = c->cold - 1;
+        f.min_duration_ms = c->min_duration_ms;
+        if (c->since_ms)
+            f.since_ms = c->since_ms;
+        if (c->until_ms)
+            f.until_ms = c->until_ms;
+        expect_find(s, &f, c->ids);
+    }
     store_close(s);
 }
 
