@@ -56,7 +56,8 @@ start)
     fi
     chmod 0700 "$dir"
     if ! as_owner test -w "$dir"; then
-        echo "tests/pg.sh: the postgres user cannot reach $dir (is a parent folder closed to it?)" >&2
+        echo "tests/pg.sh: the postgres user cannot reach $dir" \
+            "(is a folder above it closed to that user?)" >&2
         exit 1
     fi
     if ! as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \

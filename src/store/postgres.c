@@ -142,7 +142,8 @@ static void pg__w_release(void *db, bool keep)
 {
     mf_error_t ignored = MF_ERROR_INIT;
     store__pg_exec(pg(db)->conn,
-                   keep ? "RELEASE SAVEPOINT job" : "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+                   keep ? "RELEASE SAVEPOINT job"
+                        : "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
                    "end a job's savepoint", &ignored);
 }
 

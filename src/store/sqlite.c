@@ -1,5 +1,7 @@
 /* The embedded store: one SQLite database in WAL mode under the data
  * directory, guarded by a lock file so that two servers never share it.
+ * It is one of store.c's backends (store/backend.h): the table at the end
+ * lists its calls, some of which live in files of their own.
  *
  * Schema changes are an ordered list of migrations applied at open inside one
  * transaction; PRAGMA user_version records how many have run. A later change
@@ -393,8 +395,8 @@ static int sqlite__function_delete(store_t *base, const char *name, mf_error_t *
 {
     sqlite_store_t *s = sq(base);
     sqlite3_stmt *st = s->fn_delete;
-    int r = store__step_done(s->db, st, sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK,
-                             "delete a function", err);
+    int bound = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK;
+    int r = store__step_done(s->db, st, bound, "delete a function", err);
     if (r == 0 && sqlite3_changes(s->db) == 0)
         r = store__no_function(err, name);
     return r;

@@ -921,7 +921,8 @@ static void test_two_openers_migrate_once(void **state)
     }
     assert_int_equal(pg_int(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'mayfly_schema'"),
                      0);
-    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)", (long long)STORE_PG_MIGRATION_LOCK);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)",
+             (long long)STORE_PG_MIGRATION_LOCK);
     pg_exec(c, sql);
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
