@@ -9,7 +9,7 @@
 
 CC      ?= gcc
 PYTHON  := /usr/bin/python3
-PKGS    := libuv jansson sqlite3 libzip libcurl libcrypto libseccomp libcap libnftnl libmnl
+PKGS    := libuv jansson sqlite3 libpq libzip libcurl libcrypto libseccomp libcap libnftnl libmnl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CFLAGS_COMMON = -std=gnu17 -g $(WARN) -Isrc -D_GNU_SOURCE \
 		$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -36,7 +36,7 @@ EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
 
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
-	libsqlite3-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
+	libsqlite3-dev postgresql libpq-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
 	libcap-dev libnftnl-dev libmnl-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests \
 	zip unzip \
 	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils e2fsprogs tzdata
@@ -127,8 +127,18 @@ run: deps all
 
 test: deps all build/asan/mayfly unit fuzz-replay e2e
 
+# The unit tests run with a throwaway PostgreSQL (tests/pg.sh) for the store
+# tests that run on both backends; it is stopped and removed however the
+# tests end. A MAYFLY_TEST_PG already set (a postgresql:// URL of a server
+# where the tests may create and drop databases) is used instead.
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; \
+	if [ -z "$$MAYFLY_TEST_PG" ]; then \
+		pgdir=$$(mktemp -d); \
+		trap 'tests/pg.sh stop "$$pgdir"' EXIT; trap 'exit 130' INT TERM; \
+		MAYFLY_TEST_PG=$$(tests/pg.sh start "$$pgdir"); export MAYFLY_TEST_PG; \
+	fi; \
+	for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 fuzz-replay: $(FUZZ_REPLAY)
 	@set -e; for t in $(FUZZ_REPLAY); do \

@@ -62,7 +62,7 @@ static int64_t nth_oldest(sqlite3 *db, const char *sql, int batch)
     return t;
 }
 
-int store_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, int batch,
+int store__sqlite_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, int batch,
                       store_prune_t *out, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);

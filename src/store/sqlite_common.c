@@ -2,6 +2,8 @@
  * the store's databases use. */
 #include "store/sqlite_internal.h"
 
+#include "store/backend.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +119,7 @@ int store__sqlite_migrate(sqlite3 *db, const char *const *migrations, int count,
     if (r < 0)
         goto rollback;
     if (have > count) {
-        r = mf_error_plain(err, EPROTO,
-                           "store: the database has schema version %d, newer than this "
-                           "mayfly knows (%d); use a newer mayfly",
-                           have, count);
+        r = store__newer_schema(err, have, count);
         goto rollback;
     }
     for (int i = have; i < count; i++) {
@@ -279,12 +278,15 @@ void store__wal_bounded(sqlite3 *db)
     sqlite3_wal_hook(db, store__wal_hook, NULL);
 }
 
-int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
-                   void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
-                   const char *what, mf_error_t *err)
+/* store__collect's loop, filling each item with row (sqlite3_stmt) or
+ * fill (store__row_t), whichever is given. */
+static int collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
+                   void (*row)(sqlite3_stmt *st, void *item), store__fill_fn fill, void **out,
+                   size_t *count, const char *what, mf_error_t *err)
 {
     char *list = NULL;
     size_t n = 0, cap = 0;
+    store__row_t reader = store__sqlite_row(st);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
@@ -293,7 +295,10 @@ int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
         }
         void *item = list + n * size;
         memset(item, 0, size);
-        row(st, item);
+        if (row)
+            row(st, item);
+        else
+            fill(&reader, item);
         n++;
     }
     int r = rc == SQLITE_DONE ? 0 : store__sqlite_fail(db, err, what);
@@ -301,6 +306,85 @@ int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
     *out = list;
     *count = n;
     return r;
+}
+
+int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
+                   void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
+                   const char *what, mf_error_t *err)
+{
+    return collect(db, st, size, row, NULL, out, count, what, err);
+}
+
+int store__sqlite_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, store__fill_fn fill,
+                       void **out, size_t *count, const char *what, mf_error_t *err)
+{
+    return collect(db, st, size, NULL, fill, out, count, what, err);
+}
+
+/* ---- store/rows.h's reader and binder on a statement ------------------- */
+
+static int64_t row_int64(void *st, int col)
+{
+    return sqlite3_column_int64(st, col);
+}
+
+static double row_real(void *st, int col)
+{
+    return sqlite3_column_double(st, col);
+}
+
+static void row_copy_text(void *st, int col, char *dst, size_t size)
+{
+    store__copy_text(dst, size, st, col);
+}
+
+static char *row_dup_text(void *st, int col)
+{
+    return store__dup_column(st, col);
+}
+
+static void *row_dup_blob(void *st, int col, size_t *len)
+{
+    return store__dup_blob_or_null(st, col, len);
+}
+
+store__row_t store__sqlite_row(sqlite3_stmt *st)
+{
+    return (store__row_t){ .ctx = st,
+                           .int64 = row_int64,
+                           .real = row_real,
+                           .copy_text = row_copy_text,
+                           .dup_text = row_dup_text,
+                           .dup_blob = row_dup_blob };
+}
+
+static int bind_int64(void *st, int i, int64_t v)
+{
+    return sqlite3_bind_int64(st, i, v) != SQLITE_OK;
+}
+
+static int bind_real(void *st, int i, double v)
+{
+    return sqlite3_bind_double(st, i, v) != SQLITE_OK;
+}
+
+static int bind_text(void *st, int i, const char *v)
+{
+    return store__bind_text_or_null(st, i, v) != SQLITE_OK;
+}
+
+static int bind_blob(void *st, int i, const void *v, size_t len)
+{
+    return store__bind_blob_or_null(st, i, v, len) != SQLITE_OK;
+}
+
+store__binder_t store__sqlite_binder(sqlite3_stmt *st)
+{
+    return (store__binder_t){ .ctx = st,
+                              .int64 = bind_int64,
+                              .real = bind_real,
+                              .text = bind_text,
+                              .blob = bind_blob };
 }
 
 int store__run_keyed(sqlite3 *db, const char *sql, const char *key, const char *what,

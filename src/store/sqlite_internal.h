@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "store/rows.h"
+#include "store/store.h"
 
 /* How long a statement waits on a lock held by another connection (a
  * backup tool, the sqlite3 shell, the queue's writer thread) before giving
@@ -55,9 +57,21 @@ char *store__dup_column(sqlite3_stmt *st, int col);
 void *store__dup_blob(sqlite3_stmt *st, int col, size_t *len);
 int store__bind_text_or_null(sqlite3_stmt *st, int col, const char *v);
 int store__bind_blob_or_null(sqlite3_stmt *st, int col, const void *v, size_t len);
-/* The connection of a store (sqlite.c), for the store's other files. */
-struct store;
-sqlite3 *store__handle(struct store *s);
+/* The connection of a SQLite store (sqlite.c), for the store's other files. */
+sqlite3 *store__handle(store_t *s);
+
+/* The SQLite backend's calls that live in files of their own (retention.c,
+ * volumes.c, urls.c), listed in sqlite.c's table: store.h says what each
+ * does. */
+int store__sqlite_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, int batch,
+                              store_prune_t *out, mf_error_t *err);
+int store__sqlite_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err);
+int store__sqlite_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error_t *err);
+int store__sqlite_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
+int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err);
+int store__sqlite_url_put(store_t *s, const store_url_t *u, mf_error_t *err);
+int store__sqlite_url_delete(store_t *s, const char *function, mf_error_t *err);
+int store__sqlite_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);
 /* Makes a database give freed pages back to the file system in steps
  * (auto_vacuum = INCREMENTAL): set before the first table of a new one,
  * or once by a VACUUM of an existing one. */
@@ -79,6 +93,12 @@ int store__run_keyed(sqlite3 *db, const char *sql, const char *key, const char *
 int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
                    void (*row)(sqlite3_stmt *st, void *item), void **out, size_t *count,
                    const char *what, mf_error_t *err);
+/* As store__collect, each row read by fill (store/rows.h). */
+int store__sqlite_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, store__fill_fn fill,
+                       void **out, size_t *count, const char *what, mf_error_t *err);
+/* store/rows.h's reader of st's current row, and binder of its parameters. */
+store__row_t store__sqlite_row(sqlite3_stmt *st);
+store__binder_t store__sqlite_binder(sqlite3_stmt *st);
 /* As store__dup_blob, NULL for SQL NULL. */
 void *store__dup_blob_or_null(sqlite3_stmt *st, int col, size_t *len);
 

@@ -1,12 +1,14 @@
 /* The store: everything mayfly keeps durably, behind one interface. The
  * embedded default is SQLite in WAL mode under the data directory
- * (sqlite.c); several machines may later share PostgreSQL behind the same
- * calls.
+ * (sqlite.c); several machines share PostgreSQL (postgres.c) behind the
+ * same calls. Calls a backend cannot do yet fail with -ENOTSUP and a
+ * message that names them.
  *
  * A store_t is used from one thread at a time (the server's event loop);
  * there is one writer. Calls return 0 or a negative errno and fill *err:
  * -ENOENT when the thing asked for does not exist, -EBUSY when another
- * server holds the data directory, -EIO (or the OS errno) otherwise. */
+ * server holds the data directory, -ECONNRESET when the connection to
+ * PostgreSQL was lost, -EIO (or the OS errno) otherwise. */
 #ifndef MAYFLY_STORE_STORE_H
 #define MAYFLY_STORE_STORE_H
 
@@ -32,13 +34,21 @@ typedef struct store_function {
     int64_t updated_ms;
 } store_function_t;
 
-/* Opens (creating if needed) DIR/mayfly.db in WAL mode, takes DIR/lock so a
- * second server on the same directory fails with -EBUSY and a message that
- * says so, and applies pending schema migrations. */
-int store_open(const char *data_dir, store_t **out, mf_error_t *err);
+/* Opens the store at where and applies pending schema migrations.
+ * - A directory: opens (creating if needed) DIR/mayfly.db in WAL mode and
+ *   takes DIR/lock, so a second server on the same directory fails with
+ *   -EBUSY and a message that says so.
+ * - A URL postgresql://… (or postgres://…, as libpq takes them): connects
+ *   to that database. Several servers may share it; the first to find
+ *   migrations pending applies them, under a lock the others wait on.
+ * Either way a database whose schema is newer than this mayfly knows is
+ * refused (-EPROTO) with a message naming both versions. */
+int store_open(const char *where, store_t **out, mf_error_t *err);
 void store_close(store_t *s);
 /* The schema version after migrations. */
 int store_schema_version(store_t *s);
+/* "SQLite" or "PostgreSQL". */
+const char *store_backend_name(store_t *s);
 /* Opens a second connection to s's database for a writer thread
  * (store/writer.h), which then writes invocation records and log lines off
  * the event loop: its jobs get that connection (a store_t) as their db and

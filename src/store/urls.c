@@ -9,7 +9,7 @@
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
-int store_url_put(store_t *s, const store_url_t *u, mf_error_t *err)
+int store__sqlite_url_put(store_t *s, const store_url_t *u, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
     sqlite3_stmt *st = NULL;
@@ -35,7 +35,7 @@ int store_url_put(store_t *s, const store_url_t *u, mf_error_t *err)
     return r;
 }
 
-int store_url_delete(store_t *s, const char *function, mf_error_t *err)
+int store__sqlite_url_delete(store_t *s, const char *function, mf_error_t *err)
 {
     int r = store__run_keyed(store__handle(s), "DELETE FROM function_urls WHERE function = ?1",
                              function, "delete a function URL", err);
@@ -55,7 +55,7 @@ static void row_to_url(sqlite3_stmt *st, void *item)
     u->updated_ms = sqlite3_column_int64(st, 3);
 }
 
-int store_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err)
+int store__sqlite_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
     sqlite3_stmt *st = NULL;
@@ -77,11 +77,4 @@ int store_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err
         *count = 0;
     }
     return r;
-}
-
-void store_url_list_free(store_url_t *list, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        free(list[i].config_json);
-    free(list);
 }

@@ -17,7 +17,7 @@ static void row_to_volume(sqlite3_stmt *st, void *item)
     v->created_ms = sqlite3_column_int64(st, 2);
 }
 
-int store_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err)
+int store__sqlite_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
     sqlite3_stmt *st = NULL;
@@ -42,7 +42,7 @@ int store_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err)
     return r;
 }
 
-int store_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error_t *err)
+int store__sqlite_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
     sqlite3_stmt *st = NULL;
@@ -65,7 +65,7 @@ int store_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error
     return r;
 }
 
-int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err)
+int store__sqlite_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
     sqlite3_stmt *st = NULL;
@@ -87,7 +87,7 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
     return r;
 }
 
-int store_volume_delete(store_t *s, const char *name, mf_error_t *err)
+int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err)
 {
     int r = store__run_keyed(store__handle(s), "DELETE FROM volumes WHERE name = ?1", name,
                              "delete a volume", err);

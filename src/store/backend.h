@@ -1,0 +1,62 @@
+/* How store.h's calls reach the database that holds the data: each
+ * backend (sqlite.c, postgres.c) fills one table of functions, and
+ * store.c's public calls go through it. Not for other modules.
+ *
+ * A backend's own struct begins with a store_t, so that the store_t *
+ * callers hold (and a writer's jobs get as their db) leads back to it. */
+#ifndef MAYFLY_STORE_BACKEND_H
+#define MAYFLY_STORE_BACKEND_H
+
+#include "store/store.h"
+
+typedef struct store__backend {
+    const char *name; /* "SQLite", "PostgreSQL": for messages */
+    void (*close)(store_t *s);
+    int (*writer_db)(store_t *s, store_writer_db_t *out, mf_error_t *err);
+
+    int (*function_get)(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
+    int (*function_put)(store_t *s, const store_function_t *f, mf_error_t *err);
+    int (*function_delete)(store_t *s, const char *name, mf_error_t *err);
+    int (*function_list)(store_t *s, store_function_t **out, size_t *count, mf_error_t *err);
+    int (*code_refs)(store_t *s, const char *code_sha256, int64_t *count, mf_error_t *err);
+
+    int (*records_put)(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
+    int (*records_write)(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
+    int (*record_get)(store_t *s, const char *request_id, store_record_t *out, mf_error_t *err);
+    int (*records_find)(store_t *s, const store_record_filter_t *f, store_record_t **out,
+                        size_t *count, bool *more, store_record_cursor_t *next, mf_error_t *err);
+    int (*function_purge_write)(store_t *s, const char *function, int64_t *records,
+                                int64_t *lines, mf_error_t *err);
+    int (*prune_write)(store_t *s, int64_t before_ms, int64_t max_bytes, int batch,
+                       store_prune_t *out, mf_error_t *err);
+
+    int (*logs_put)(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err);
+    int (*logs_write)(store_t *s, const store_log_t *lines, size_t count, mf_error_t *err);
+    int (*logs_list)(store_t *s, const char *function, const char *request_id, int64_t since_ms,
+                     int64_t after_id, int limit, store_log_t **out, size_t *count,
+                     mf_error_t *err);
+
+    int (*volume_add)(store_t *s, const store_volume_t *v, mf_error_t *err);
+    int (*volume_get)(store_t *s, const char *name, store_volume_t *out, mf_error_t *err);
+    int (*volume_list)(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
+    int (*volume_delete)(store_t *s, const char *name, mf_error_t *err);
+
+    int (*url_put)(store_t *s, const store_url_t *u, mf_error_t *err);
+    int (*url_delete)(store_t *s, const char *function, mf_error_t *err);
+    int (*url_list)(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);
+} store__backend_t;
+
+struct store {
+    const store__backend_t *be;
+    int schema_version; /* after migrations */
+};
+
+/* The backends' opening calls, which store_open chooses between. */
+int store__sqlite_store_open(const char *data_dir, store_t **out, mf_error_t *err);
+int store__pg_open(const char *url, store_t **out, mf_error_t *err);
+
+/* The error both backends give for a database whose schema is newer than
+ * this mayfly knows: -EPROTO, naming both versions. */
+int store__newer_schema(mf_error_t *err, int have, int know);
+
+#endif

@@ -1,0 +1,442 @@
+/* The shared store: one PostgreSQL database that several mayfly servers
+ * may use at once (store.h's calls on PostgreSQL; postgres_schema.c its
+ * tables, postgres_common.c the libpq plumbing).
+ *
+ * Each store_t is one connection with its statements prepared once. A
+ * writer (store/writer.h) gets a connection of its own, for its thread,
+ * and runs its batch of jobs as one transaction with a savepoint per job,
+ * as on SQLite. A lost connection fails the call with -ECONNRESET and
+ * says so; it is not opened again here. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+#include "store/backend.h"
+#include "store/postgres_internal.h"
+
+typedef struct pg_store {
+    store_t base;
+    PGconn *conn;
+    char *url; /* as given: a writer's connection opens it again */
+} pg_store_t;
+
+#define P STORE__PG_P
+
+/* Prepared on every connection: the statements that are the same on both
+ * backends (store/rows.h), and a record's upsert, which is PostgreSQL's
+ * own. */
+enum {
+    FN_GET,
+    FN_PUT,
+    FN_DELETE,
+    FN_LIST,
+    CODE_REFS,
+    REC_PUT,
+    REC_GET,
+    REC_FIND,
+    REC_FIND_ALL,
+    PURGE_RECORDS,
+    PURGE_LINES,
+    LOG_PUT,
+    LOG_LIST,
+    STMT_COUNT
+};
+
+static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
+    [FN_GET] = { "fn_get", STORE_FN_GET(P), "t" },
+    [FN_PUT] = { "fn_put", STORE_FN_PUT(P), "tititii" },
+    [FN_DELETE] = { "fn_delete", STORE_FN_DELETE(P), "t" },
+    [FN_LIST] = { "fn_list", STORE_FN_LIST, "" },
+    [CODE_REFS] = { "code_refs", STORE_CODE_REFS(P), "t" },
+    [REC_PUT] = { "rec_put",
+                  "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ")"
+                  " VALUES (" STORE_REC_VALUES(P) ") ON CONFLICT (request_id) DO UPDATE SET"
+                  " function = excluded.function, version = excluded.version,"
+                  " status = excluded.status, start_ms = excluded.start_ms,"
+                  " duration_ms = excluded.duration_ms, billed_ms = excluded.billed_ms,"
+                  " memory_mb = excluded.memory_mb, max_rss_kb = excluded.max_rss_kb,"
+                  " cpu_ms = excluded.cpu_ms, cold_start = excluded.cold_start,"
+                  " init_ms = excluded.init_ms, error_type = excluded.error_type,"
+                  " error_message = excluded.error_message, attempts = excluded.attempts,"
+                  " egress_json = excluded.egress_json, replay_of = excluded.replay_of,"
+                  " caller_request_id = excluded.caller_request_id, kv_ops = excluded.kv_ops,"
+                  " trigger = excluded.trigger, event = excluded.event,"
+                  " event_bytes = excluded.event_bytes, event_flags = excluded.event_flags,"
+                  " result = excluded.result, result_bytes = excluded.result_bytes,"
+                  " result_flags = excluded.result_flags, rowid = DEFAULT",
+                  "ttitidiiiiidttitttitbiibii" },
+    [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
+    [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiit" },
+    [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiit" },
+    [PURGE_RECORDS] = { "purge_records", STORE_PURGE_RECORDS(P), "t" },
+    [PURGE_LINES] = { "purge_lines", STORE_PURGE_LINES(P), "t" },
+    [LOG_PUT] = { "log_put", STORE_LOG_PUT(P), "ittib" },
+    [LOG_LIST] = { "log_list", STORE_LOG_LIST(P), "ttiii" },
+};
+
+static const store__backend_t pg__backend;
+
+static pg_store_t *pg(store_t *s)
+{
+    return (pg_store_t *)s;
+}
+
+static const char *stmt(int id)
+{
+    return pg__stmts[id].name;
+}
+
+static void pg__close(store_t *base)
+{
+    pg_store_t *s = pg(base);
+    PQfinish(s->conn);
+    free(s->url);
+    free(s);
+}
+
+/* A connection to url with the statements prepared; migrate on the first
+ * of a server's connections (a writer's comes after it). */
+static int pg__connect(const char *url, bool migrate, pg_store_t **out, mf_error_t *err)
+{
+    pg_store_t *s = xcalloc(1, sizeof *s);
+    s->base.be = &pg__backend;
+    s->url = xstrdup(url);
+    int r = store__pg_connect(url, &s->conn, err);
+    if (r == 0 && migrate)
+        r = store__pg_migrate(s->conn, &s->base.schema_version, err);
+    if (r == 0)
+        r = store__pg_prepare(s->conn, pg__stmts, STMT_COUNT, err);
+    if (r < 0) {
+        pg__close(&s->base);
+        return r;
+    }
+    *out = s;
+    return 0;
+}
+
+int store__pg_open(const char *url, store_t **out, mf_error_t *err)
+{
+    pg_store_t *s;
+    int r = pg__connect(url, true, &s, err);
+    if (r == 0)
+        *out = &s->base;
+    return r;
+}
+
+/* ---- the writer's connection ------------------------------------------- */
+
+static int pg__w_begin(void *db, bool durable, mf_error_t *err)
+{
+    return store__pg_begin(pg(db)->conn, durable, err);
+}
+
+static int pg__w_savepoint(void *db, mf_error_t *err)
+{
+    return store__pg_exec(pg(db)->conn, "SAVEPOINT job", "start a job's savepoint", err);
+}
+
+/* A failure here (the connection lost) leaves the transaction failed or
+ * gone, and the batch's commit reports it for every job. */
+static void pg__w_release(void *db, bool keep)
+{
+    mf_error_t ignored = MF_ERROR_INIT;
+    store__pg_exec(pg(db)->conn,
+                   keep ? "RELEASE SAVEPOINT job"
+                        : "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+                   "end a job's savepoint", &ignored);
+}
+
+static int pg__w_commit(void *db, mf_error_t *err)
+{
+    return store__pg_commit(pg(db)->conn, err);
+}
+
+static void pg__w_close(void *db)
+{
+    pg__close(db);
+}
+
+static int pg__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+{
+    pg_store_t *s;
+    int r = pg__connect(pg(primary)->url, false, &s, err);
+    if (r < 0)
+        return r;
+    s->base.schema_version = primary->schema_version;
+    *out = (store_writer_db_t){ .db = s,
+                                .begin = pg__w_begin,
+                                .savepoint = pg__w_savepoint,
+                                .release = pg__w_release,
+                                .commit = pg__w_commit,
+                                .close = pg__w_close };
+    return 0;
+}
+
+/* ---- running statements ------------------------------------------------- */
+
+/* Runs statement id with ?1 = key for at most one row, read by fill into
+ * out: -ENOENT (err untouched) when there is none. */
+static int pg__get(pg_store_t *s, int id, const char *key, store__fill_fn fill, void *out,
+                   const char *what, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, key);
+    PGresult *res;
+    int r = store__pg_run(s->conn, stmt(id), &p, &res, what, err);
+    if (r < 0)
+        return r;
+    if (PQntuples(res) == 0) {
+        r = -ENOENT;
+    } else {
+        store_pg_row_t at = { res, 0 };
+        store__row_t row = store__pg_row(&at);
+        fill(&row, out);
+    }
+    PQclear(res);
+    return r;
+}
+
+/* Runs statement id with p for every row it gives, read by fill into a
+ * new array of items of size bytes. */
+static int pg__list(pg_store_t *s, int id, const store_pg_params_t *p, size_t size,
+                    store__fill_fn fill, void **out, size_t *count, const char *what,
+                    mf_error_t *err)
+{
+    PGresult *res;
+    int r = store__pg_run(s->conn, stmt(id), p, &res, what, err);
+    if (r < 0)
+        return r;
+    store__pg_rows(res, size, fill, out, count);
+    PQclear(res);
+    return 0;
+}
+
+/* Runs statement id once per item (count of them, size bytes apart), each
+ * bound by bind: a writer's many rows. */
+static int pg__write_each(pg_store_t *s, int id, const void *items, size_t count, size_t size,
+                          int (*bind)(const store__binder_t *b, const void *item),
+                          const char *what, mf_error_t *err)
+{
+    for (size_t i = 0; i < count; i++) {
+        store_pg_params_t p = { 0 };
+        store__binder_t b = store__pg_binder(&p);
+        bind(&b, (const char *)items + i * size);
+        PGresult *res;
+        int r = store__pg_run(s->conn, stmt(id), &p, &res, what, err);
+        if (r < 0)
+            return r;
+        PQclear(res);
+    }
+    return 0;
+}
+
+/* As pg__write_each, in a transaction of its own that does not wait for
+ * the disk (records and log lines: what happened, not what was promised). */
+static int pg__put_each(pg_store_t *s, int id, const void *items, size_t count, size_t size,
+                        int (*bind)(const store__binder_t *b, const void *item),
+                        const char *what, mf_error_t *err)
+{
+    int r = store__pg_begin(s->conn, false, err);
+    if (r == 0)
+        r = pg__write_each(s, id, items, count, size, bind, what, err);
+    if (r == 0)
+        return store__pg_commit(s->conn, err);
+    store__pg_rollback(s->conn);
+    return r;
+}
+
+static int bind_record(const store__binder_t *b, const void *item)
+{
+    return store__bind_record(b, item);
+}
+
+static int bind_log(const store__binder_t *b, const void *item)
+{
+    return store__bind_log(b, item);
+}
+
+/* ---- functions ---------------------------------------------------------- */
+
+static int pg__function_get(store_t *base, const char *name, store_function_t *out,
+                            mf_error_t *err)
+{
+    int r = pg__get(pg(base), FN_GET, name, store__fill_function, out, "get a function", err);
+    return r == -ENOENT ? store__no_function(err, name) : r;
+}
+
+static int pg__function_put(store_t *base, const store_function_t *f, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    store__bind_function(&b, f);
+    PGresult *res;
+    int r = store__pg_run(pg(base)->conn, stmt(FN_PUT), &p, &res, "put a function", err);
+    PQclear(res);
+    return r;
+}
+
+static int pg__function_delete(store_t *base, const char *name, mf_error_t *err)
+{
+    int64_t n = 0;
+    int r = store__pg_run_keyed(pg(base)->conn, stmt(FN_DELETE), name, &n, "delete a function",
+                                err);
+    if (r == 0 && n == 0)
+        r = store__no_function(err, name);
+    return r;
+}
+
+static int pg__function_list(store_t *base, store_function_t **out, size_t *count,
+                             mf_error_t *err)
+{
+    void *list = NULL;
+    int r = pg__list(pg(base), FN_LIST, NULL, sizeof **out, store__fill_function, &list, count,
+                     "list functions", err);
+    if (r == 0)
+        *out = list;
+    return r;
+}
+
+static int pg__code_refs(store_t *base, const char *code_sha256, int64_t *count,
+                         mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, code_sha256);
+    PGresult *res;
+    int r = store__pg_run(pg(base)->conn, stmt(CODE_REFS), &p, &res, "count code references",
+                          err);
+    if (r == 0)
+        *count = store__pg_int(res, 0, 0);
+    PQclear(res);
+    return r;
+}
+
+/* ---- invocation records ------------------------------------------------- */
+
+static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
+                             mf_error_t *err)
+{
+    return pg__write_each(pg(base), REC_PUT, recs, count, sizeof *recs, bind_record,
+                          "write an invocation record", err);
+}
+
+static int pg__records_put(store_t *base, const store_record_t *recs, size_t count,
+                           mf_error_t *err)
+{
+    return pg__put_each(pg(base), REC_PUT, recs, count, sizeof *recs, bind_record,
+                        "write an invocation record", err);
+}
+
+static int pg__record_get(store_t *base, const char *request_id, store_record_t *out,
+                          mf_error_t *err)
+{
+    int r = pg__get(pg(base), REC_GET, request_id, store__fill_record, out,
+                    "read an invocation record", err);
+    return r == -ENOENT ? store__no_record(err, request_id) : r;
+}
+
+static int pg__records_find(store_t *base, const store_record_filter_t *f, store_record_t **out,
+                            size_t *count, bool *more, store_record_cursor_t *next,
+                            mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    store__bind_find(&b, f);
+    PGresult *res;
+    *more = false;
+    int r = store__pg_run(pg(base)->conn, stmt(f->function ? REC_FIND : REC_FIND_ALL), &p, &res,
+                          "list invocation records", err);
+    if (r < 0)
+        return r;
+    size_t limit = f->limit > 0 ? (size_t)f->limit : 0;
+    int rows = PQntuples(res);
+    /* The row past the limit only says that there is a next page. */
+    if ((size_t)rows > limit) {
+        *more = true;
+        rows = (int)limit;
+    }
+    store_record_t *list = rows > 0 ? xcalloc((size_t)rows, sizeof *list) : NULL;
+    store_pg_row_t at = { res, 0 };
+    store__row_t row = store__pg_row(&at);
+    for (at.row = 0; at.row < rows; at.row++)
+        store__fill_record(&row, &list[at.row]);
+    if (next) {
+        *next = (store_record_cursor_t){ 0, 0 };
+        if (rows > 0) {
+            next->start_ms = store__pg_int(res, rows - 1, 4);
+            next->rowid = store__pg_int(res, rows - 1, STORE_REC_FIND_ROWID_COL);
+        }
+    }
+    PQclear(res);
+    *out = list;
+    *count = (size_t)rows;
+    return 0;
+}
+
+static int pg__function_purge_write(store_t *base, const char *function, int64_t *records,
+                                    int64_t *lines, mf_error_t *err)
+{
+    const char *what = "purge a function's records and logs";
+    int r = store__pg_run_keyed(pg(base)->conn, stmt(PURGE_RECORDS), function, records, what,
+                                err);
+    if (r == 0)
+        r = store__pg_run_keyed(pg(base)->conn, stmt(PURGE_LINES), function, lines, what, err);
+    return r;
+}
+
+/* ---- function logs ------------------------------------------------------ */
+
+static int pg__logs_write(store_t *base, const store_log_t *lines, size_t count,
+                          mf_error_t *err)
+{
+    return pg__write_each(pg(base), LOG_PUT, lines, count, sizeof *lines, bind_log,
+                          "write a log line", err);
+}
+
+static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, mf_error_t *err)
+{
+    return pg__put_each(pg(base), LOG_PUT, lines, count, sizeof *lines, bind_log,
+                        "write a log line", err);
+}
+
+static int pg__logs_list(store_t *base, const char *function, const char *request_id,
+                         int64_t since_ms, int64_t after_id, int limit, store_log_t **out,
+                         size_t *count, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, function);
+    b.text(b.ctx, 2, request_id);
+    b.int64(b.ctx, 3, since_ms);
+    b.int64(b.ctx, 4, after_id);
+    b.int64(b.ctx, 5, limit);
+    void *list = NULL;
+    int r = pg__list(pg(base), LOG_LIST, &p, sizeof **out, store__fill_log, &list, count,
+                     "list log lines", err);
+    if (r == 0)
+        *out = list;
+    return r;
+}
+
+/* Volumes, function URLs and retention are not here yet: store.c answers
+ * their calls with -ENOTSUP and a message that names them. */
+static const store__backend_t pg__backend = {
+    .name = "PostgreSQL",
+    .close = pg__close,
+    .writer_db = pg__writer_db,
+    .function_get = pg__function_get,
+    .function_put = pg__function_put,
+    .function_delete = pg__function_delete,
+    .function_list = pg__function_list,
+    .code_refs = pg__code_refs,
+    .records_put = pg__records_put,
+    .records_write = pg__records_write,
+    .record_get = pg__record_get,
+    .records_find = pg__records_find,
+    .function_purge_write = pg__function_purge_write,
+    .logs_put = pg__logs_put,
+    .logs_write = pg__logs_write,
+    .logs_list = pg__logs_list,
+};

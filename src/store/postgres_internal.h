@@ -1,0 +1,102 @@
+/* What the PostgreSQL files of the store share: connecting, the schema's
+ * migrations, running prepared statements with parameters sent in binary
+ * (bytea as it is, NUL bytes and all) and reading their rows, and the
+ * errors libpq's failures become. Not for other modules.
+ *
+ * A connection is used by one thread at a time (libpq allows nothing
+ * else): the loop's own, or a writer's. */
+#ifndef MAYFLY_STORE_POSTGRES_INTERNAL_H
+#define MAYFLY_STORE_POSTGRES_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "store/rows.h"
+
+/* The key of the advisory lock migrations run under: "mayfly" in ASCII.
+ * Advisory locks belong to one database, so nodes of other databases on
+ * the same server never wait on each other. */
+#define STORE_PG_MIGRATION_LOCK 0x6d6179666c79LL
+
+/* Connects to url (postgresql://…): on failure an error that names the
+ * URL without its password and says why (the server's or libpq's words). */
+int store__pg_connect(const char *url, PGconn **out, mf_error_t *err);
+/* Applies the migrations the database has not seen yet, in one
+ * transaction under the advisory lock, and sets *version to the schema
+ * version after them (postgres_schema.c). */
+int store__pg_migrate(PGconn *c, int *version, mf_error_t *err);
+/* The schema version this mayfly knows. */
+int store__pg_schema_latest(void);
+
+/* Fills err with "store: what: <why>" and returns -EIO, or -ECONNRESET
+ * when the connection is gone ("lost the connection to PostgreSQL"). res
+ * (may be NULL) is the failed statement's result. */
+int store__pg_fail(PGconn *c, const PGresult *res, const char *what, mf_error_t *err);
+/* Runs sql (one or more statements, no parameters, no rows wanted). */
+int store__pg_exec(PGconn *c, const char *sql, const char *what, mf_error_t *err);
+
+/* A statement prepared once on a connection: its name there, its SQL with
+ * $N parameters, and their types, one letter each: t text, i bigint,
+ * d double precision, b bytea. */
+typedef struct store_pg_stmt {
+    const char *name;
+    const char *sql;
+    const char *types;
+} store_pg_stmt_t;
+
+int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_error_t *err);
+
+#define STORE_PG_MAX_PARAMS 32
+
+/* A statement's parameters, every one in binary: numbers in network byte
+ * order, text and bytea as their bytes. Filled through store__pg_binder;
+ * never copied (values point into numbers). */
+typedef struct store_pg_params {
+    int n;
+    bool too_big; /* a value longer than libpq can send */
+    const char *values[STORE_PG_MAX_PARAMS];
+    int lengths[STORE_PG_MAX_PARAMS];
+    int formats[STORE_PG_MAX_PARAMS];
+    uint64_t numbers[STORE_PG_MAX_PARAMS]; /* what number values point into */
+} store_pg_params_t;
+
+/* store/rows.h's binder onto p (which the caller zeroes first). */
+store__binder_t store__pg_binder(store_pg_params_t *p);
+
+/* Runs the prepared statement stmt with p (NULL: none), results in
+ * binary: *out is the result, for the caller to PQclear. */
+int store__pg_run(PGconn *c, const char *stmt, const store_pg_params_t *p, PGresult **out,
+                  const char *what, mf_error_t *err);
+/* As store__pg_run, for a statement whose only parameter is text key;
+ * *changed (may be NULL) is how many rows it inserted, changed or
+ * deleted. */
+int store__pg_run_keyed(PGconn *c, const char *stmt, const char *key, int64_t *changed,
+                        const char *what, mf_error_t *err);
+
+/* One row of a binary result, as store/rows.h reads it. */
+typedef struct store_pg_row {
+    const PGresult *res;
+    int row;
+} store_pg_row_t;
+
+store__row_t store__pg_row(store_pg_row_t *at);
+/* Every row of res read by fill into a new array of items of size bytes. */
+void store__pg_rows(const PGresult *res, size_t size, store__fill_fn fill, void **out,
+                    size_t *count);
+/* A column of a binary result as a number (bigint, integer, smallint). */
+int64_t store__pg_int(const PGresult *res, int row, int col);
+
+/* A writer's transactions (store/writer.h), also used for the batches a
+ * caller of store_records_put makes on the loop's connection: without
+ * durable, the commit does not wait for the WAL to reach the disk
+ * (synchronous_commit = off: what a crash may lose are the last moments,
+ * never a half transaction). */
+int store__pg_begin(PGconn *c, bool durable, mf_error_t *err);
+/* An aborted transaction (a statement failed outside a savepoint) is
+ * rolled back and reported, never taken for a commit. */
+int store__pg_commit(PGconn *c, mf_error_t *err);
+void store__pg_rollback(PGconn *c);
+
+#endif

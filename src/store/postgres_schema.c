@@ -1,0 +1,347 @@
+/* The PostgreSQL schema: one database holds what the SQLite store keeps
+ * in mayfly.db, queue.db and kv.db, table by table and column by column
+ * as there (INTEGER is bigint, REAL double precision, BLOB bytea), so that
+ * one set of statements fits both where it can (store/rows.h).
+ *
+ * Migrations are numbered from 1 and applied in order inside one
+ * transaction that holds an advisory lock: of several nodes starting at
+ * once, the first applies them and the others, waiting on the lock, then
+ * find nothing to do. The version is the integer in the one-row table
+ * mayfly_schema. A later change appends a migration and never edits one
+ * that has shipped.
+ *
+ * Text that is compared as a key or sorted on (names, ids) has the "C"
+ * collation: byte order, as SQLite compares, whatever the database's
+ * locale. A rowid table of SQLite whose rowid the code reads (a log
+ * line's id, a queued event's seq, a dead letter's id, a KV row's id) has
+ * an identity column of that name; invocations have one named rowid, the
+ * tie-break of record listings' cursors. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "store/backend.h"
+#include "store/postgres_internal.h"
+
+static const char *const pg__migrations[] = {
+    /* 1: functions (the settings the registry validates are in
+     * config_json), their URLs (which go with them), shared volumes. */
+    "CREATE TABLE functions ("
+    "  name        text COLLATE \"C\" PRIMARY KEY,"
+    "  version     bigint NOT NULL,"
+    "  code_sha256 text NOT NULL,"
+    "  code_size   bigint NOT NULL,"
+    "  config_json text NOT NULL,"
+    "  created_ms  bigint NOT NULL,"
+    "  updated_ms  bigint NOT NULL"
+    ");"
+    "CREATE INDEX functions_code_sha256 ON functions (code_sha256);"
+    "CREATE TABLE function_urls ("
+    "  function    text COLLATE \"C\" PRIMARY KEY"
+    "              REFERENCES functions (name) ON DELETE CASCADE,"
+    "  config_json text NOT NULL,"
+    "  created_ms  bigint NOT NULL,"
+    "  updated_ms  bigint NOT NULL"
+    ");"
+    "CREATE TABLE volumes ("
+    "  name       text COLLATE \"C\" PRIMARY KEY,"
+    "  size_mb    bigint NOT NULL,"
+    "  created_ms bigint NOT NULL"
+    ");",
+
+    /* 2: invocation records (replaced as an invocation moves on: queued →
+     * running → success, each time with a new rowid, as in SQLite) and
+     * function logs. */
+    "CREATE TABLE invocations ("
+    "  request_id        text COLLATE \"C\" PRIMARY KEY,"
+    "  function          text COLLATE \"C\" NOT NULL,"
+    "  version           bigint NOT NULL,"
+    "  status            text NOT NULL,"
+    "  start_ms          bigint NOT NULL,"
+    "  duration_ms       double precision NOT NULL,"
+    "  billed_ms         bigint NOT NULL,"
+    "  memory_mb         bigint NOT NULL,"
+    "  max_rss_kb        bigint NOT NULL,"
+    "  cpu_ms            bigint NOT NULL,"
+    "  cold_start        bigint NOT NULL,"
+    "  init_ms           double precision NOT NULL,"
+    "  error_type        text,"
+    "  error_message     text,"
+    "  attempts          bigint NOT NULL,"
+    "  egress_json       text,"
+    "  event             bytea,"
+    "  event_bytes       bigint NOT NULL DEFAULT 0,"
+    "  event_flags       bigint NOT NULL DEFAULT 0,"
+    "  result            bytea,"
+    "  result_bytes      bigint NOT NULL DEFAULT 0,"
+    "  result_flags      bigint NOT NULL DEFAULT 0,"
+    "  replay_of         text,"
+    "  caller_request_id text,"
+    "  kv_ops            bigint NOT NULL DEFAULT 0,"
+    "  trigger           text,"
+    "  rowid             bigint GENERATED ALWAYS AS IDENTITY"
+    ");"
+    "CREATE INDEX invocations_function_start ON invocations (function, start_ms, rowid);"
+    "CREATE INDEX invocations_status_start ON invocations (status, start_ms);"
+    "CREATE INDEX invocations_start ON invocations (start_ms, rowid);"
+    "CREATE TABLE logs ("
+    "  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  time_ms    bigint NOT NULL,"
+    "  function   text COLLATE \"C\" NOT NULL,"
+    "  request_id text COLLATE \"C\" NOT NULL,"
+    "  stream     bigint NOT NULL,"
+    "  message    bytea NOT NULL"
+    ");"
+    "CREATE INDEX logs_function ON logs (function, id);"
+    "CREATE INDEX logs_request ON logs (request_id, id);",
+
+    /* 3: the async queue: events, their attempts, dead letters,
+     * idempotency keys. A seq or id is never given twice. */
+    "CREATE TABLE events ("
+    "  seq               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  request_id        text COLLATE \"C\" NOT NULL UNIQUE,"
+    "  function          text COLLATE \"C\" NOT NULL,"
+    "  event             bytea NOT NULL,"
+    "  enqueued_ms       bigint NOT NULL,"
+    "  next_ms           bigint NOT NULL,"
+    "  attempts          bigint NOT NULL,"
+    "  fn_errors         bigint NOT NULL,"
+    "  running           bigint NOT NULL,"
+    "  replay_of         text,"
+    "  traceparent       text,"
+    "  caller_request_id text,"
+    "  call_depth        bigint NOT NULL DEFAULT 0,"
+    "  trigger           text"
+    ");"
+    "CREATE INDEX events_function ON events (function);"
+    "CREATE TABLE attempts ("
+    "  request_id    text COLLATE \"C\" NOT NULL,"
+    "  attempt       bigint NOT NULL,"
+    "  start_ms      bigint NOT NULL,"
+    "  duration_ms   double precision NOT NULL,"
+    "  status        text NOT NULL,"
+    "  error_type    text,"
+    "  error_message text,"
+    "  PRIMARY KEY (request_id, attempt)"
+    ");"
+    "CREATE TABLE dead_letters ("
+    "  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  function      text COLLATE \"C\" NOT NULL,"
+    "  request_id    text COLLATE \"C\" NOT NULL,"
+    "  attempts      bigint NOT NULL,"
+    "  condition     text NOT NULL,"
+    "  error_type    text,"
+    "  error_message text,"
+    "  event         bytea NOT NULL,"
+    "  time_ms       bigint NOT NULL,"
+    "  traceparent   text,"
+    "  trigger       text"
+    ");"
+    "CREATE INDEX dead_letters_function ON dead_letters (function, id);"
+    "CREATE TABLE idempotency_keys ("
+    "  function   text COLLATE \"C\" NOT NULL,"
+    "  key        text COLLATE \"C\" NOT NULL,"
+    "  request_id text NOT NULL,"
+    "  created_ms bigint NOT NULL,"
+    "  PRIMARY KEY (function, key)"
+    ");"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_ms);",
+
+    /* 4: schedules and their fire log. */
+    "CREATE TABLE schedules ("
+    "  name                text COLLATE \"C\" PRIMARY KEY,"
+    "  expression          text NOT NULL,"
+    "  timezone            text NOT NULL,"
+    "  function            text COLLATE \"C\" NOT NULL,"
+    "  input               text,"
+    "  enabled             bigint NOT NULL,"
+    "  flexible_window_min bigint NOT NULL,"
+    "  start_ms            bigint NOT NULL,"
+    "  created_ms          bigint NOT NULL,"
+    "  updated_ms          bigint NOT NULL"
+    ");"
+    "CREATE TABLE schedule_fires ("
+    "  schedule   text COLLATE \"C\" NOT NULL,"
+    "  due_ms     bigint NOT NULL,"
+    "  fired_ms   bigint NOT NULL,"
+    "  request_id text,"
+    "  error      text,"
+    "  PRIMARY KEY (schedule, due_ms)"
+    ");",
+
+    /* 5: topics, their subscriptions, and what was published (the
+     * deliveries themselves are events). */
+    "CREATE TABLE topics ("
+    "  name       text COLLATE \"C\" PRIMARY KEY,"
+    "  created_ms bigint NOT NULL"
+    ");"
+    "CREATE TABLE subscriptions ("
+    "  id         text COLLATE \"C\" PRIMARY KEY,"
+    "  topic      text COLLATE \"C\" NOT NULL,"
+    "  function   text COLLATE \"C\" NOT NULL,"
+    "  filter     text,"
+    "  created_ms bigint NOT NULL"
+    ");"
+    "CREATE INDEX subscriptions_topic ON subscriptions (topic);"
+    "CREATE INDEX subscriptions_function ON subscriptions (function);"
+    "CREATE TABLE topic_messages ("
+    "  message_id text COLLATE \"C\" PRIMARY KEY,"
+    "  topic      text COLLATE \"C\" NOT NULL,"
+    "  subject    text,"
+    "  message    bytea NOT NULL,"
+    "  attributes text,"
+    "  time_ms    bigint NOT NULL,"
+    "  deliveries bigint NOT NULL"
+    ");"
+    "CREATE INDEX topic_messages_time ON topic_messages (time_ms);"
+    "CREATE INDEX topic_messages_topic ON topic_messages (topic);",
+
+    /* 6: durable executions and their operation logs. */
+    "CREATE TABLE durable_executions ("
+    "  id                text COLLATE \"C\" PRIMARY KEY,"
+    "  function          text COLLATE \"C\" NOT NULL,"
+    "  name              text COLLATE \"C\" NOT NULL,"
+    "  status            text NOT NULL,"
+    "  input             text NOT NULL,"
+    "  result            text,"
+    "  error             text,"
+    "  token             text NOT NULL,"
+    "  seq               bigint NOT NULL,"
+    "  token_seq         bigint NOT NULL,"
+    "  in_flight         bigint NOT NULL,"
+    "  next_wake_ms      bigint NOT NULL,"
+    "  start_ms          bigint NOT NULL,"
+    "  end_ms            bigint NOT NULL,"
+    "  deadline_ms       bigint NOT NULL,"
+    "  retention_days    bigint NOT NULL,"
+    "  invocations       bigint NOT NULL,"
+    "  failures          bigint NOT NULL,"
+    "  last_client_token text NOT NULL,"
+    "  last_token_in     text NOT NULL,"
+    "  last_response     text,"
+    "  parent_id         text NOT NULL,"
+    "  parent_op         text NOT NULL,"
+    "  UNIQUE (function, name)"
+    ");"
+    "CREATE INDEX durable_executions_status ON durable_executions (status, start_ms);"
+    "CREATE TABLE durable_operations ("
+    "  exec_id     text COLLATE \"C\" NOT NULL,"
+    "  ord         bigint NOT NULL,"
+    "  op_id       text NOT NULL,"
+    "  type        text NOT NULL,"
+    "  status      text NOT NULL,"
+    "  callback_id text COLLATE \"C\","
+    "  op          text NOT NULL,"
+    "  PRIMARY KEY (exec_id, ord)"
+    ");"
+    "CREATE INDEX durable_operations_callback ON durable_operations (callback_id)"
+    "  WHERE callback_id IS NOT NULL;",
+
+    /* 7: KV stores: keys and values, what each store holds (kept in the
+     * same transactions as kv, so a store's keys and bytes are exact at
+     * every commit), and the one version counter (a version is never given
+     * twice). The value is the last column, as in SQLite; PostgreSQL keeps
+     * a large one out of line (TOAST) by itself. */
+    "CREATE TABLE kv ("
+    "  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  store        text COLLATE \"C\" NOT NULL,"
+    "  key          bytea NOT NULL,"
+    "  version      bigint NOT NULL,"
+    "  size         bigint NOT NULL,"
+    "  expires_ms   bigint,"
+    "  content_type text NOT NULL,"
+    "  value        bytea NOT NULL"
+    ");"
+    "CREATE UNIQUE INDEX kv_key ON kv (store, key);"
+    "CREATE INDEX kv_expires ON kv (expires_ms) WHERE expires_ms IS NOT NULL;"
+    "CREATE TABLE stores ("
+    "  name  text COLLATE \"C\" PRIMARY KEY,"
+    "  keys  bigint NOT NULL,"
+    "  bytes bigint NOT NULL"
+    ");"
+    "CREATE TABLE meta ("
+    "  id      bigint PRIMARY KEY CHECK (id = 1),"
+    "  version bigint NOT NULL"
+    ");"
+    "INSERT INTO meta (id, version) VALUES (1, 0);",
+};
+
+#define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))
+
+int store__pg_schema_latest(void)
+{
+    return PG_SCHEMA_VERSION;
+}
+
+/* The version the database has, making the table that holds it (at 0) if
+ * this is the first mayfly to come. Inside the migration's transaction,
+ * under its lock: two nodes never both make it. */
+static int pg__version(PGconn *c, int *out, mf_error_t *err)
+{
+    PGresult *res = PQexec(c, "SELECT to_regclass('mayfly_schema') IS NOT NULL");
+    int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                ? 0
+                : store__pg_fail(c, res, "look for the schema version", err);
+    bool exists = r == 0 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (r < 0)
+        return r;
+    if (!exists &&
+        (r = store__pg_exec(c,
+                            "CREATE TABLE mayfly_schema ("
+                            "  one     boolean PRIMARY KEY DEFAULT true CHECK (one),"
+                            "  version integer NOT NULL"
+                            ");"
+                            "INSERT INTO mayfly_schema (version) VALUES (0)",
+                            "create the schema version's table", err)) < 0)
+        return r;
+    res = PQexec(c, "SELECT version FROM mayfly_schema");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        r = PQresultStatus(res) == PGRES_TUPLES_OK
+                ? mf_error_plain(err, EIO,
+                                 "store: the table mayfly_schema has %d rows, not one; it holds "
+                                 "the schema version and nothing else may change it",
+                                 PQntuples(res))
+                : store__pg_fail(c, res, "read the schema version", err);
+    } else {
+        *out = atoi(PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return r;
+}
+
+int store__pg_migrate(PGconn *c, int *version, mf_error_t *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%lld)",
+             (long long)STORE_PG_MIGRATION_LOCK);
+    int r = store__pg_exec(c, sql, "lock the schema for migrations", err);
+    if (r < 0)
+        goto fail;
+    int have = 0;
+    if ((r = pg__version(c, &have, err)) < 0)
+        goto fail;
+    if (have > PG_SCHEMA_VERSION) {
+        r = store__newer_schema(err, have, PG_SCHEMA_VERSION);
+        goto fail;
+    }
+    for (int i = have; i < PG_SCHEMA_VERSION; i++) {
+        snprintf(sql, sizeof sql, "apply migration %d", i + 1);
+        if ((r = store__pg_exec(c, pg__migrations[i], sql, err)) < 0)
+            goto fail;
+    }
+    if (have < PG_SCHEMA_VERSION) {
+        snprintf(sql, sizeof sql, "UPDATE mayfly_schema SET version = %d", PG_SCHEMA_VERSION);
+        if ((r = store__pg_exec(c, sql, "record the schema version", err)) < 0)
+            goto fail;
+    }
+    /* The lock goes with the transaction. */
+    if ((r = store__pg_commit(c, err)) < 0)
+        return r;
+    *version = PG_SCHEMA_VERSION;
+    return 0;
+
+fail:
+    store__pg_rollback(c);
+    return r;
+}

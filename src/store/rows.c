@@ -1,0 +1,146 @@
+/* The columns of functions, records and log lines, mapped to and from
+ * store.h's structs once for both backends (store/rows.h). */
+#include "store/rows.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+
+void store__fill_function(const store__row_t *row, void *item)
+{
+    store_function_t *f = item;
+    void *c = row->ctx;
+    memset(f, 0, sizeof *f);
+    row->copy_text(c, 0, f->name, sizeof f->name);
+    f->version = row->int64(c, 1);
+    row->copy_text(c, 2, f->code_sha256, sizeof f->code_sha256);
+    f->code_size = row->int64(c, 3);
+    f->config_json = row->dup_text(c, 4);
+    if (!f->config_json)
+        f->config_json = xstrdup("{}");
+    f->created_ms = row->int64(c, 5);
+    f->updated_ms = row->int64(c, 6);
+}
+
+void store__fill_record(const store__row_t *row, void *item)
+{
+    store_record_t *rec = item;
+    void *c = row->ctx;
+    memset(rec, 0, sizeof *rec);
+    row->copy_text(c, 0, rec->request_id, sizeof rec->request_id);
+    row->copy_text(c, 1, rec->function, sizeof rec->function);
+    rec->version = row->int64(c, 2);
+    row->copy_text(c, 3, rec->status, sizeof rec->status);
+    rec->start_ms = row->int64(c, 4);
+    rec->duration_ms = row->real(c, 5);
+    rec->billed_ms = row->int64(c, 6);
+    rec->memory_mb = (int)row->int64(c, 7);
+    rec->max_rss_kb = row->int64(c, 8);
+    rec->cpu_ms = row->int64(c, 9);
+    rec->cold_start = (int)row->int64(c, 10);
+    rec->init_ms = row->real(c, 11);
+    rec->error_type = row->dup_text(c, 12);
+    rec->error_message = row->dup_text(c, 13);
+    rec->attempts = (int)row->int64(c, 14);
+    rec->egress_json = row->dup_text(c, 15);
+    row->copy_text(c, 16, rec->replay_of, sizeof rec->replay_of);
+    row->copy_text(c, 17, rec->caller_request_id, sizeof rec->caller_request_id);
+    rec->kv_ops = row->int64(c, 18);
+    row->copy_text(c, 19, rec->trigger, sizeof rec->trigger);
+    rec->event = row->dup_blob(c, 20, &rec->event_len);
+    rec->event_bytes = row->int64(c, 21);
+    rec->event_flags = (int)row->int64(c, 22);
+    rec->result = row->dup_blob(c, 23, &rec->result_len);
+    rec->result_bytes = row->int64(c, 24);
+    rec->result_flags = (int)row->int64(c, 25);
+}
+
+void store__fill_log(const store__row_t *row, void *item)
+{
+    store_log_t *l = item;
+    void *c = row->ctx;
+    memset(l, 0, sizeof *l);
+    l->id = row->int64(c, 0);
+    l->time_ms = row->int64(c, 1);
+    row->copy_text(c, 2, l->function, sizeof l->function);
+    row->copy_text(c, 3, l->request_id, sizeof l->request_id);
+    l->stream = (int)row->int64(c, 4);
+    l->message = row->dup_blob(c, 5, &l->len);
+    if (!l->message)
+        l->message = xstrdup("");
+}
+
+int store__no_function(mf_error_t *err, const char *name)
+{
+    return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
+}
+
+int store__no_record(mf_error_t *err, const char *request_id)
+{
+    return mf_error_plain(err, ENOENT, "invocation `%s` does not exist", request_id);
+}
+
+/* "" is "none" in the struct's fixed-size strings, NULL in the table. */
+static const char *or_null(const char *s)
+{
+    return s[0] ? s : NULL;
+}
+
+int store__bind_function(const store__binder_t *b, const store_function_t *f)
+{
+    void *c = b->ctx;
+    return b->text(c, 1, f->name) || b->int64(c, 2, f->version) ||
+           b->text(c, 3, f->code_sha256) || b->int64(c, 4, f->code_size) ||
+           b->text(c, 5, f->config_json ? f->config_json : "{}") ||
+           b->int64(c, 6, f->created_ms) || b->int64(c, 7, f->updated_ms);
+}
+
+int store__bind_record(const store__binder_t *b, const store_record_t *rec)
+{
+    void *c = b->ctx;
+    return b->text(c, 1, rec->request_id) || b->text(c, 2, rec->function) ||
+           b->int64(c, 3, rec->version) || b->text(c, 4, rec->status) ||
+           b->int64(c, 5, rec->start_ms) || b->real(c, 6, rec->duration_ms) ||
+           b->int64(c, 7, rec->billed_ms) || b->int64(c, 8, rec->memory_mb) ||
+           b->int64(c, 9, rec->max_rss_kb) || b->int64(c, 10, rec->cpu_ms) ||
+           b->int64(c, 11, rec->cold_start) || b->real(c, 12, rec->init_ms) ||
+           b->text(c, 13, rec->error_type) || b->text(c, 14, rec->error_message) ||
+           b->int64(c, 15, rec->attempts) || b->text(c, 16, rec->egress_json) ||
+           b->text(c, 17, or_null(rec->replay_of)) ||
+           b->text(c, 18, or_null(rec->caller_request_id)) || b->int64(c, 19, rec->kv_ops) ||
+           b->text(c, 20, or_null(rec->trigger)) ||
+           b->blob(c, 21, rec->event, rec->event_len) || b->int64(c, 22, rec->event_bytes) ||
+           b->int64(c, 23, rec->event_flags) || b->blob(c, 24, rec->result, rec->result_len) ||
+           b->int64(c, 25, rec->result_bytes) || b->int64(c, 26, rec->result_flags);
+}
+
+int store__bind_find(const store__binder_t *b, const store_record_filter_t *f)
+{
+    void *c = b->ctx;
+    int64_t upper = f->until_ms;
+    if (f->after_set && f->after.start_ms < upper)
+        upper = f->after.start_ms;
+    /* A NULL is a NULL whatever the parameter's type. */
+    int r = b->text(c, 1, f->function) || b->text(c, 2, f->status) ||
+            b->text(c, 3, f->error_type) ||
+            (f->cold >= 0 ? b->int64(c, 4, f->cold ? 1 : 0) : b->text(c, 4, NULL)) ||
+            b->real(c, 5, f->min_duration_ms) || b->int64(c, 6, f->since_ms) ||
+            b->int64(c, 7, upper);
+    if (r)
+        return r;
+    if (f->after_set)
+        r = b->int64(c, 8, f->after.start_ms) || b->int64(c, 9, f->after.rowid);
+    else
+        r = b->text(c, 8, NULL) || b->text(c, 9, NULL);
+    return r || b->int64(c, 10, (int64_t)f->limit + 1) || b->text(c, 11, f->trigger);
+}
+
+int store__bind_log(const store__binder_t *b, const store_log_t *l)
+{
+    void *c = b->ctx;
+    /* A line's bytes are never NULL, even when there are none. */
+    return b->int64(c, 1, l->time_ms) || b->text(c, 2, l->function) ||
+           b->text(c, 3, l->request_id) || b->int64(c, 4, l->stream) ||
+           b->blob(c, 5, l->message ? l->message : "", l->len);
+}

@@ -1,0 +1,131 @@
+/* What both backends' tables of functions, records and log lines have in
+ * common: their columns, the statements that are the same text on both,
+ * and the one mapping between those columns and store.h's structs. A
+ * backend reads a row through a store__row_t and binds parameters through
+ * a store__binder_t; which columns and parameters come in which order is
+ * said here only. Not for other modules. */
+#ifndef MAYFLY_STORE_ROWS_H
+#define MAYFLY_STORE_ROWS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* A statement's parameter number in each backend's syntax. */
+#define STORE__SQLITE_P(n) "?" #n
+#define STORE__PG_P(n) "$" #n
+
+#define STORE_FN_COLUMNS                                                                           \
+    "name, version, code_sha256, code_size, config_json, created_ms, updated_ms"
+#define STORE_FN_GET(P) "SELECT " STORE_FN_COLUMNS " FROM functions WHERE name = " P(1)
+#define STORE_FN_PUT(P)                                                                            \
+    "INSERT INTO functions (" STORE_FN_COLUMNS ") VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4)    \
+    ", " P(5) ", " P(6) ", " P(7) ") ON CONFLICT (name) DO UPDATE SET"                             \
+    " version = excluded.version, code_sha256 = excluded.code_sha256,"                             \
+    " code_size = excluded.code_size, config_json = excluded.config_json,"                         \
+    " created_ms = excluded.created_ms, updated_ms = excluded.updated_ms"
+#define STORE_FN_DELETE(P) "DELETE FROM functions WHERE name = " P(1)
+/* By name, byte by byte (on PostgreSQL the column's collation is "C"). */
+#define STORE_FN_LIST "SELECT " STORE_FN_COLUMNS " FROM functions ORDER BY name"
+#define STORE_CODE_REFS(P) "SELECT count(*) FROM functions WHERE code_sha256 = " P(1)
+
+#define STORE_REC_COLUMNS                                                                          \
+    "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
+    " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts,"             \
+    " egress_json, replay_of, caller_request_id, kv_ops, trigger"
+#define STORE_REC_PAYLOADS " event, event_bytes, event_flags, result, result_bytes, result_flags"
+/* The parameters of a record's upsert (which each backend words its own
+ * way: the record replaced gets a new rowid, as it does in SQLite). */
+#define STORE_REC_VALUES(P)                                                                        \
+    P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) ","    \
+    P(11) "," P(12) "," P(13) "," P(14) "," P(15) "," P(16) "," P(17) "," P(18) "," P(19) ","     \
+    P(20) "," P(21) "," P(22) "," P(23) "," P(24) "," P(25) "," P(26)
+#define STORE_REC_GET(P)                                                                           \
+    "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS " FROM invocations WHERE request_id = " P(1)
+
+/* Finding records (store_records_find), in P's syntax. Lists leave the
+ * payloads out: the columns that would hold them are filled with "not
+ * kept", so that store__fill_record reads the row as it reads a whole one,
+ * and the rowid (the cursor's tie-break; on PostgreSQL a column of that
+ * name) follows them. A NULL parameter is no condition; P(7) is the lesser
+ * of the until bound and the cursor's start (store__bind_find). Two
+ * statements rather than "P(1) IS NULL OR function = P(1)" so that one
+ * function's records are read from the (function, start_ms) index, in
+ * order, rather than found among everyone's. */
+#define STORE_REC_FIND_ROWID_COL 26
+#define STORE_REC_FIND(P, function_cond)                                                           \
+    "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0, rowid FROM invocations"                 \
+    " WHERE start_ms >= " P(6) " AND start_ms <= " P(7) function_cond                              \
+    " AND (" P(2) " IS NULL OR status = " P(2) ")"                                                 \
+    " AND (" P(3) " IS NULL OR error_type = " P(3) ")"                                             \
+    " AND (" P(4) " IS NULL OR cold_start = " P(4) ") AND duration_ms >= " P(5)                    \
+    " AND (" P(8) " IS NULL OR start_ms < " P(8) " OR rowid < " P(9) ")"                           \
+    " AND (" P(11) " IS NULL OR trigger = " P(11)                                                  \
+    " OR substr(trigger, 1, length(" P(11) ") + 1) = " P(11) " || ':')"                            \
+    " ORDER BY start_ms DESC, rowid DESC LIMIT " P(10)
+#define STORE_REC_FIND_ONE(P) STORE_REC_FIND(P, " AND function = " P(1))
+#define STORE_REC_FIND_ALL(P) STORE_REC_FIND(P, "")
+
+/* What store_function_purge_write deletes, in this order. */
+#define STORE_PURGE_RECORDS(P) "DELETE FROM invocations WHERE function = " P(1)
+#define STORE_PURGE_LINES(P) "DELETE FROM logs WHERE function = " P(1)
+
+#define STORE_LOG_PUT(P)                                                                           \
+    "INSERT INTO logs (time_ms, function, request_id, stream, message)"                            \
+    " VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4) ", " P(5) ")"
+#define STORE_LOG_LIST(P)                                                                          \
+    "SELECT id, time_ms, function, request_id, stream, message FROM logs"                          \
+    " WHERE function = " P(1) " AND (" P(2) " IS NULL OR request_id = " P(2) ")"                   \
+    " AND time_ms >= " P(3) " AND id > " P(4) " ORDER BY id LIMIT " P(5)
+
+/* One row of a result, as a backend reads its columns (0-based). */
+typedef struct store__row {
+    void *ctx;
+    int64_t (*int64)(void *ctx, int col);
+    double (*real)(void *ctx, int col);
+    /* Copies text into dst (size bytes, cut to fit), "" for NULL. */
+    void (*copy_text)(void *ctx, int col, char *dst, size_t size);
+    /* The text, malloc'd; NULL for NULL. */
+    char *(*dup_text)(void *ctx, int col);
+    /* The bytes, malloc'd and NUL-terminated, *len their count; NULL (and
+     * *len 0) for NULL. */
+    void *(*dup_blob)(void *ctx, int col, size_t *len);
+} store__row_t;
+
+/* A statement's parameters, as a backend binds them (1-based): each call
+ * returns 0, or non-zero when the value could not be bound. */
+typedef struct store__binder {
+    void *ctx;
+    int (*int64)(void *ctx, int i, int64_t v);
+    int (*real)(void *ctx, int i, double v);
+    int (*text)(void *ctx, int i, const char *v);                /* NULL: NULL */
+    int (*blob)(void *ctx, int i, const void *v, size_t len);    /* NULL: NULL */
+} store__binder_t;
+
+/* Reads one row into item: each backend's loops take these. */
+typedef void (*store__fill_fn)(const store__row_t *row, void *item);
+/* A row of STORE_FN_COLUMNS into a store_function_t. */
+void store__fill_function(const store__row_t *row, void *item);
+/* A row of STORE_REC_COLUMNS then STORE_REC_PAYLOADS (or what stands for
+ * them in STORE_REC_FIND) into a store_record_t. */
+void store__fill_record(const store__row_t *row, void *item);
+/* A row of STORE_LOG_LIST into a store_log_t. */
+void store__fill_log(const store__row_t *row, void *item);
+
+/* The errors both backends give for what is not there: -ENOENT. */
+int store__no_function(mf_error_t *err, const char *name);
+int store__no_record(mf_error_t *err, const char *request_id);
+
+/* STORE_FN_COLUMNS as parameters 1 to 7. */
+int store__bind_function(const store__binder_t *b, const store_function_t *f);
+/* STORE_REC_COLUMNS and STORE_REC_PAYLOADS as parameters 1 to 26. */
+int store__bind_record(const store__binder_t *b, const store_record_t *rec);
+/* STORE_REC_FIND's parameters; limit + 1 rows are asked for, so that one
+ * more than wanted says whether there is a next page. */
+int store__bind_find(const store__binder_t *b, const store_record_filter_t *f);
+/* STORE_LOG_PUT's parameters. */
+int store__bind_log(const store__binder_t *b, const store_log_t *l);
+
+#endif

@@ -1,0 +1,188 @@
+/* What only the PostgreSQL store does: migrations racing between servers
+ * that start at once, and libpq's failures (a bad URL, no server, a lost
+ * connection) as clear errors. Each test has a database of its own on
+ * the server MAYFLY_TEST_PG names (store_backends.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store_backends.h"
+
+#include "store/postgres_internal.h"
+
+typedef struct opener {
+    const char *url;
+    int r;
+    int version;
+    mf_error_t err;
+    atomic_bool done;
+} opener_t;
+
+static void *open_in_thread(void *arg)
+{
+    opener_t *o = arg;
+    store_t *s = NULL;
+    o->r = store_open(o->url, &s, &o->err);
+    if (o->r == 0)
+        o->version = store_schema_version(s);
+    store_close(s);
+    atomic_store(&o->done, true);
+    return NULL;
+}
+
+/* Two servers starting at once on a new database: both wait on the
+ * migrations' lock (held here first, so that they surely race), then one
+ * migrates and the other finds nothing to do. Had both migrated, the
+ * second's CREATE TABLE would have failed. */
+static void test_two_openers_migrate_once(void **state)
+{
+    backend_t *b = *state;
+    PGconn *c = pg_connect(b->where);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%lld)", (long long)STORE_PG_MIGRATION_LOCK);
+    pg_exec(c, sql);
+    opener_t o[2] = { { .url = b->where }, { .url = b->where } };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, open_in_thread, &o[i]), 0);
+    /* Until both wait on the lock (neither may get past it). */
+    for (;;) {
+        assert_false(atomic_load(&o[0].done) || atomic_load(&o[1].done));
+        if (pg_int(c, "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                      " WHERE l.locktype = 'advisory' AND NOT l.granted"
+                      " AND d.datname = current_database()") == 2)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(pg_int(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'mayfly_schema'"),
+                     0);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)",
+             (long long)STORE_PG_MIGRATION_LOCK);
+    pg_exec(c, sql);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        if (o[i].r < 0)
+            fail_msg("opener %d: %s", i, o[i].err.msg);
+        assert_int_equal(o[i].version, store__pg_schema_latest());
+    }
+    assert_int_equal(pg_int(c, "SELECT version FROM mayfly_schema"), store__pg_schema_latest());
+    PQfinish(c);
+}
+
+static void test_a_bad_url_or_no_server_is_a_clear_error(void **state)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_t *s = NULL;
+    assert_int_equal(store_open("postgresql://mayfly:sekrit@[::1/db", &s, &err), -EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "not a PostgreSQL URL"));
+    assert_non_null(strstr(err.msg, "mayfly:***@"));
+    assert_null(strstr(err.msg, "sekrit"));
+
+    /* A server that is not running: its socket directory, with no socket. */
+    void *dir = NULL;
+    assert_int_equal(setup_dir(&dir), 0);
+    cleanup_free char *url = xasprintf("postgresql://mayfly:sekrit@/db?host=%s", (char *)dir);
+    assert_int_equal(store_open(url, &s, &err), -ECONNREFUSED);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "cannot connect to PostgreSQL"));
+    assert_non_null(strstr(err.msg, (char *)dir));
+    assert_null(strstr(err.msg, "sekrit"));
+    teardown_dir(&dir);
+
+    /* A database that does not exist: the server's own words. */
+    cleanup_free char *missing = url_with_db(pg_admin_url, "mayfly_no_such_db");
+    assert_int_equal(store_open(missing, &s, &err), -ECONNREFUSED);
+    assert_non_null(strstr(err.msg, "mayfly_no_such_db"));
+    assert_non_null(strstr(err.msg, "does not exist"));
+}
+
+/* Ends every other connection to the test's database, and waits until
+ * they are gone. */
+static void kill_connections(PGconn *c)
+{
+    pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+               " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    while (pg_int(c, "SELECT count(*) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND pid <> pg_backend_pid()") > 0)
+        usleep(10000);
+}
+
+static void test_a_lost_connection_is_reported_as_such(void **state)
+{
+    backend_t *b = *state;
+    store_t *s = open_store(b);
+    PGconn *c = pg_connect(b->where);
+    kill_connections(c);
+
+    mf_error_t err = MF_ERROR_INIT;
+    store_function_t f;
+    assert_int_equal(store_function_get(s, "fn", &f, &err), -ECONNRESET);
+    assert_non_null(strstr(err.msg, "get a function"));
+    assert_non_null(strstr(err.msg, "lost the connection to PostgreSQL"));
+    /* And stays lost (a later phase reconnects), saying so each time. */
+    err = (mf_error_t)MF_ERROR_INIT;
+    assert_int_equal(store_function_list(s, &(store_function_t *){ NULL }, &(size_t){ 0 }, &err),
+                     -ECONNRESET);
+    assert_non_null(strstr(err.msg, "lost the connection"));
+    store_close(s);
+
+    /* A writer whose connection goes: its jobs fail with the same. */
+    s = open_store(b);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    assert_int_equal(store_writer_db(s, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    kill_connections(c);
+    store_record_t rec = { .request_id = "r", .function = "fn", .status = "success" };
+    job_t j = { .recs = &rec, .n_recs = 1, .r = 1 };
+    store_writer_submit(w, false, job_apply, job_done, &j);
+    store_writer_wait(w);
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(j.r, -ECONNRESET);
+    assert_non_null(strstr(j.msg, "lost the connection to PostgreSQL"));
+    store_close(s);
+    PQfinish(c);
+}
+
+/* What PostgreSQL cannot do yet fails plainly, naming the call. */
+static void test_a_call_not_yet_on_postgresql_says_so(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    store_prune_t pruned;
+    assert_int_equal(store_prune_write(s, 0, 0, 100, &pruned, &err), -ENOTSUP);
+    assert_non_null(strstr(err.msg, "store_prune_write"));
+    assert_non_null(strstr(err.msg, "PostgreSQL"));
+    store_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_two_openers_migrate_once, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_a_bad_url_or_no_server_is_a_clear_error, setup_pg,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_lost_connection_is_reported_as_such, setup_pg,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_call_not_yet_on_postgresql_says_so, setup_pg,
+                                        teardown),
+    };
+    if (!pg_available())
+        return 0;
+    return cmocka_run_group_tests_name("the PostgreSQL store", tests, NULL, NULL);
+}
