@@ -970,8 +970,9 @@ def main():
                             "meanwhile"),
                            ("publish_rps", "publish to a topic with 3 subscribers (202 once "
                             "the message and 3 events are fsync'd), deliveries running meanwhile"),
-                           ("enqueue_low_rps", "async invoke, function at max_concurrency 1"),
-                           ("publish_low_rps", "publish, subscribers at max_concurrency 1")):
+                           ("enqueue_paused_rps", "async invoke, function paused "
+                            "(max_concurrency 0: the events wait)"),
+                           ("publish_paused_rps", "publish, subscribers paused")):
             w("| %s, 32 connections, req/s | %s |" % (label, f_int(tr.get(key))))
         w("")
         w("bench/triggers.py: the C no-op; `wrk -t1 -c32` on the load CPU for %ss per figure, "
