@@ -22,6 +22,7 @@
 #include "core/codec.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/map.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
 #include "obs/payload.h"
@@ -39,6 +40,13 @@ struct registry {
     char **deferred;  /* packages to look at again when they end */
     size_t ndeferred;
     json_t *default_egress; /* canonical rule texts for a function created without any */
+    /* Every stored function as read back (name -> fn_t *), filled on first
+     * use and kept by put and delete, which write the store first: reads
+     * (one per async event and per publish to each subscriber) never touch
+     * the store, which on a shared database would mean a round trip on
+     * the event loop. */
+    map_t cache;
+    bool cached;
 };
 
 typedef struct reg_range {
@@ -809,10 +817,59 @@ int registry_open(store_t *store, const char *data_dir, const code_limits_t *lim
     return 0;
 }
 
+static void reg__cache_drop(registry_t *r)
+{
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&r->cache, &it, &key, &value);) {
+        fn_clear(value);
+        free(value);
+    }
+    map_release(&r->cache);
+    r->cached = false;
+}
+
+/* Puts f (taken) in the cache under its name. */
+static void reg__cache_set(registry_t *r, fn_t *f)
+{
+    fn_t *kept = xmalloc(sizeof *kept);
+    *kept = *f;
+    memset(f, 0, sizeof *f);
+    fn_t *old = map_put(&r->cache, kept->name, kept);
+    if (old) {
+        fn_clear(old);
+        free(old);
+    }
+}
+
+static int reg__cache_fill(registry_t *r, mf_error_t *err)
+{
+    if (r->cached)
+        return 0;
+    store_function_t *list = NULL;
+    size_t n = 0;
+    int rc = store_function_list(r->store, &list, &n, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        fn_t f;
+        if ((rc = reg__from_stored(&list[i], &f, err)) == 0)
+            reg__cache_set(r, &f);
+    }
+    store_function_list_free(list, n);
+    if (rc < 0) {
+        reg__cache_drop(r);
+        return rc;
+    }
+    r->cached = true;
+    return 0;
+}
+
 void registry_close(registry_t *r)
 {
     if (!r)
         return;
+    reg__cache_drop(r);
     for (size_t i = 0; i < r->ndeferred; i++)
         free(r->deferred[i]);
     free(r->deferred);
@@ -845,12 +902,16 @@ static void reg__release_code(registry_t *r, const char *sha)
         return;
     }
     mf_error_t err = MF_ERROR_INIT;
-    int64_t refs = 0;
-    if (store_code_refs(r->store, sha, &refs, &err) < 0) {
+    if (reg__cache_fill(r, &err) < 0) {
         log_warn("registry", "keeping code package %s: %s", sha, err.msg);
         return;
     }
-    if (refs == 0 && code_remove(r->code_root, sha, &err) < 0)
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&r->cache, &it, &key, &value);)
+        if (!strcmp(((const fn_t *)value)->code_sha256, sha))
+            return; /* another function runs it */
+    if (code_remove(r->code_root, sha, &err) < 0)
         log_warn("registry", "cannot remove code package %s: %s", sha, err.msg);
 }
 
@@ -993,11 +1054,11 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
     if (!json_is_object(body))
         return mf_error_plain(err, EINVAL, "body: must be a JSON object");
 
-    store_function_t cur = {0};
-    rc = store_function_get(r->store, name, &cur, err);
-    if (rc < 0 && rc != -ENOENT)
+    if ((rc = reg__cache_fill(r, err)) < 0)
         return rc;
-    bool create = rc == -ENOENT;
+    const fn_t *cur = map_get(&r->cache, name);
+    bool create = !cur;
+    int64_t cur_version = cur ? cur->version : 0, cur_created_ms = cur ? cur->created_ms : 0;
 
     fn_t f;
     if (create) {
@@ -1006,8 +1067,8 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
             json_decref(f.egress);
             f.egress = json_deep_copy(r->default_egress);
         }
-    } else if ((rc = reg__from_stored(&cur, &f, err)) < 0) {
-        goto out;
+    } else {
+        fn_copy(&f, cur);
     }
     char old_sha[sizeof f.code_sha256];
     memcpy(old_sha, f.code_sha256, sizeof old_sha);
@@ -1019,8 +1080,8 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
      * one that changes nothing: simple to explain, and a version never
      * names two different configurations. */
     int64_t now = clock_wall_ms();
-    f.version = create ? 1 : cur.version + 1;
-    f.created_ms = create ? now : cur.created_ms;
+    f.version = create ? 1 : cur_version + 1;
+    f.created_ms = create ? now : cur_created_ms;
     f.updated_ms = now;
 
     json_t *cfg = reg__config(&f);
@@ -1043,20 +1104,20 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
     if (rc < 0)
         goto fail;
 
+    fn_t kept;
+    fn_copy(&kept, &f);
+    reg__cache_set(r, &kept);
     if (strcmp(old_sha, f.code_sha256))
         reg__release_code(r, old_sha);
     *created = create;
     *out = f;
-    rc = 0;
-    goto out;
+    return 0;
 
 fail:
     /* A package this call unpacked and nothing refers to is not kept. */
     if (strcmp(old_sha, f.code_sha256))
         reg__release_code(r, f.code_sha256);
     fn_clear(&f);
-out:
-    store_function_clear(&cur);
     return rc;
 }
 
@@ -1134,30 +1195,32 @@ int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err)
     int rc = reg__check_name(name, err);
     if (rc < 0)
         return rc;
-    store_function_t sf = {0};
-    if ((rc = store_function_get(r->store, name, &sf, err)) < 0)
+    if ((rc = reg__cache_fill(r, err)) < 0)
         return rc;
-    rc = reg__from_stored(&sf, out, err);
-    store_function_clear(&sf);
-    return rc;
+    const fn_t *f = map_get(&r->cache, name);
+    if (!f)
+        return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
+    fn_copy(out, f);
+    return 0;
+}
+
+static int reg__by_name(const void *a, const void *b)
+{
+    return strcmp(((const fn_t *)a)->name, ((const fn_t *)b)->name);
 }
 
 int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err)
 {
-    store_function_t *list = NULL;
-    size_t n = 0;
-    int rc = store_function_list(r->store, &list, &n, err);
+    int rc = reg__cache_fill(r, err);
     if (rc < 0)
         return rc;
-    fn_t *fns = xcalloc(n ? n : 1, sizeof *fns);
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = reg__from_stored(&list[i], &fns[i], err)) < 0) {
-            fn_list_free(fns, i);
-            store_function_list_free(list, n);
-            return rc;
-        }
-    }
-    store_function_list_free(list, n);
+    fn_t *fns = xcalloc(r->cache.len ? r->cache.len : 1, sizeof *fns);
+    size_t n = 0;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&r->cache, &it, &key, &value);)
+        fn_copy(&fns[n++], value);
+    qsort(fns, n, sizeof *fns, reg__by_name);
     *out = fns;
     *count = n;
     return 0;
@@ -1168,14 +1231,18 @@ int registry_delete(registry_t *r, const char *name, mf_error_t *err)
     int rc = reg__check_name(name, err);
     if (rc < 0)
         return rc;
-    store_function_t sf = {0};
-    if ((rc = store_function_get(r->store, name, &sf, err)) < 0)
+    if ((rc = reg__cache_fill(r, err)) < 0)
         return rc;
-    rc = store_function_delete(r->store, name, err);
-    if (rc == 0)
-        reg__release_code(r, sf.code_sha256);
-    store_function_clear(&sf);
-    return rc;
+    fn_t *f = map_get(&r->cache, name);
+    if (!f)
+        return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
+    if ((rc = store_function_delete(r->store, name, err)) < 0)
+        return rc;
+    map_remove(&r->cache, name);
+    reg__release_code(r, f->code_sha256);
+    fn_clear(f);
+    free(f);
+    return 0;
 }
 
 char *registry_code_dir(registry_t *r, const fn_t *f)

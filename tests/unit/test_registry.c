@@ -1012,6 +1012,12 @@ static void test_egress_of_older_functions(void **state)
     fn_clear(&f);
     assert_int_equal(store_function_put(fx->store, &sf, &err), 0);
     free(sf.config_json);
+    /* Read back by a server started on that data, as an upgrade would. */
+    close_all(fx);
+    assert_int_equal(open_all(fx), 0);
+    assert_int_equal(egress_policy_from_list("*", &def, &err), 0);
+    registry_set_default_egress(fx->reg, &def);
+    egress_policy_free(&def);
 
     assert_int_equal(registry_get(fx->reg, "old", &f, &err), 0);
     expect_egress(&f, "[]");
