@@ -1347,8 +1347,18 @@ void async_function_stats(async_t *a, const char *function, async_fn_stats_t *ou
 {
     memset(out, 0, sizeof *out);
     afn_t *fn = map_get(&a->fns, function);
-    if (!fn)
+    if (!fn) {
+        /* No event yet: the limit its first ones would meet. */
+        fn_t f;
+        mf_error_t err = MF_ERROR_INIT;
+        if (registry_get(a->registry, function, &f, &err) == 0) {
+            async_limit_t fresh;
+            async_limit_init(&fresh);
+            out->limit = (uint64_t)async_limit_get(&fresh, f.max_concurrency);
+            fn_clear(&f);
+        }
         return;
+    }
     out->depth = fn->n_events - fn->n_running;
     out->running = fn->n_running;
     out->limit = (uint64_t)async__limit(fn);
