@@ -90,10 +90,7 @@ static int pg_durable__exec_put(store_queue_t *q, const store_durable_exec_t *e,
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_exec(&b, e);
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(D_EXEC_PUT), &p, &res, "write a durable execution", err);
-    PQclear(res);
-    return r;
+    return store__pg_q_write(q, stmt(D_EXEC_PUT), &p, NULL, "write a durable execution", err);
 }
 
 static int pg_durable__list(store_queue_t *q, int id, const store_pg_params_t *p,
@@ -177,9 +174,7 @@ static int pg_durable__op_put(store_queue_t *q, const char *exec_id, int64_t ord
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_op(&b, exec_id, ord, op, text);
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(D_OP_PUT), &p, &res, "write an operation", err);
-    PQclear(res);
+    int r = store__pg_q_write(q, stmt(D_OP_PUT), &p, NULL, "write an operation", err);
     free(text);
     return r;
 }
@@ -226,12 +221,7 @@ static int pg_durable__prune(store_queue_t *q, int64_t now_ms, int64_t *n, mf_er
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     b.int64(b.ctx, 1, now_ms);
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(D_PRUNE), &p, &res, "prune durable executions", err);
-    if (r == 0)
-        *n = store__pg_changed(res);
-    PQclear(res);
-    return r;
+    return store__pg_q_write(q, stmt(D_PRUNE), &p, n, "prune durable executions", err);
 }
 
 static int pg_durable__forget_function(store_queue_t *q, const char *function, mf_error_t *err)

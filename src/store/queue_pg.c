@@ -161,6 +161,17 @@ int store__pg_q_run(store_queue_t *q, const char *name, const store_pg_params_t 
     return store__pg_run(pq(q)->conn, name, p, out, what, err);
 }
 
+int store__pg_q_write(store_queue_t *q, const char *name, const store_pg_params_t *p,
+                      int64_t *changed, const char *what, mf_error_t *err)
+{
+    PGresult *res;
+    int r = store__pg_q_run(q, name, p, &res, what, err);
+    if (r == 0 && changed)
+        *changed = store__pg_changed(res);
+    PQclear(res);
+    return r;
+}
+
 int store__pg_q_keyed(store_queue_t *q, const char *name, const char *key, int64_t *changed,
                       const char *what, mf_error_t *err)
 {
@@ -221,19 +232,6 @@ static void pg_queue__release(store_queue_t *q, bool keep)
 
 /* ---- statements --------------------------------------------------------- */
 
-/* Runs statement id with p for no rows but how many it changed (*changed
- * may be NULL). */
-static int pg_queue__write(store_queue_t *q, int id, const store_pg_params_t *p,
-                           int64_t *changed, const char *what, mf_error_t *err)
-{
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(id), p, &res, what, err);
-    if (r == 0 && changed)
-        *changed = store__pg_changed(res);
-    PQclear(res);
-    return r;
-}
-
 /* Runs statement id with p, for the number its one row (if any) returns
  * in *id_out: -ENOENT (err untouched) when it returns none. */
 static int pg_queue__returning(store_queue_t *q, int id, const store_pg_params_t *p,
@@ -257,7 +255,7 @@ static int pg_queue__by_id(store_queue_t *q, int id, int64_t key, int64_t *chang
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     b.int64(b.ctx, 1, key);
-    return pg_queue__write(q, id, &p, changed, what, err);
+    return store__pg_q_write(q, stmt(id), &p, changed, what, err);
 }
 
 static int pg_queue__qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
@@ -277,7 +275,7 @@ static int pg_queue__qevent_update(store_queue_t *q, const store_qevent_t *ev, m
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_qevent_update(&b, ev);
-    return pg_queue__write(q, Q_EV_UPDATE, &p, NULL, "update a queued event", err);
+    return store__pg_q_write(q, stmt(Q_EV_UPDATE), &p, NULL, "update a queued event", err);
 }
 
 static int pg_queue__qevent_delete(store_queue_t *q, int64_t seq, mf_error_t *err)
@@ -337,7 +335,7 @@ static int pg_queue__attempt_put(store_queue_t *q, const store_attempt_t *a, mf_
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_attempt(&b, a);
-    return pg_queue__write(q, Q_AT_PUT, &p, NULL, "write an attempt", err);
+    return store__pg_q_write(q, stmt(Q_AT_PUT), &p, NULL, "write an attempt", err);
 }
 
 static int pg_queue__attempt_list(store_queue_t *q, const char *request_id,
@@ -444,7 +442,7 @@ static int pg_queue__idem_put(store_queue_t *q, const char *function, const char
     b.text(b.ctx, 2, key);
     b.text(b.ctx, 3, request_id);
     b.int64(b.ctx, 4, created_ms);
-    return pg_queue__write(q, Q_IDEM_PUT, &p, NULL, "write an idempotency key", err);
+    return store__pg_q_write(q, stmt(Q_IDEM_PUT), &p, NULL, "write an idempotency key", err);
 }
 
 static int pg_queue__idem_list(store_queue_t *q, int64_t since_ms,
@@ -482,7 +480,7 @@ static int pg_queue__prune_kind(store_queue_t *q, int id, int64_t before_ms, int
         b.int64(b.ctx, 1, before_ms);
         b.int64(b.ctx, 2, STORE_QUEUE_PRUNE_BATCH);
         int64_t k = 0;
-        int r = pg_queue__write(q, id, &p, &k, "prune the queue's history", err);
+        int r = store__pg_q_write(q, stmt(id), &p, &k, "prune the queue's history", err);
         if (r < 0)
             return r;
         *n += k;

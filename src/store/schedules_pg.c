@@ -60,10 +60,7 @@ static int pg_schedules__put(store_queue_t *q, const store_schedule_t *s, mf_err
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_schedule(&b, s);
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(S_PUT), &p, &res, "write a schedule", err);
-    PQclear(res);
-    return r;
+    return store__pg_q_write(q, stmt(S_PUT), &p, NULL, "write a schedule", err);
 }
 
 static int pg_schedules__delete(store_queue_t *q, const char *name, mf_error_t *err)
@@ -93,15 +90,14 @@ static int pg_schedules__fire_put(store_queue_t *q, const store_schedule_fire_t 
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_fire(&b, f);
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(S_FIRE_PUT), &p, &res, "log a schedule's fire", err);
+    int64_t inserted = 0;
+    int r = store__pg_q_write(q, stmt(S_FIRE_PUT), &p, &inserted, "log a schedule's fire", err);
     if (r < 0)
         return r;
-    int64_t inserted = store__pg_changed(res);
-    PQclear(res);
     if (inserted == 0) {
         p = (store_pg_params_t){0};
         b.text(b.ctx, 1, f->schedule);
+        PGresult *res;
         if ((r = store__pg_q_run(q, stmt(S_EXISTS), &p, &res, "log a schedule's fire", err)) < 0)
             return r;
         bool exists = PQntuples(res) > 0;
@@ -111,9 +107,7 @@ static int pg_schedules__fire_put(store_queue_t *q, const store_schedule_fire_t 
     p = (store_pg_params_t){0};
     b.text(b.ctx, 1, f->schedule);
     b.int64(b.ctx, 2, STORE_SCHEDULE_FIRES_KEPT - 1);
-    r = store__pg_q_run(q, stmt(S_FIRES_PRUNE), &p, &res, "prune a schedule's fire log", err);
-    PQclear(res);
-    return r;
+    return store__pg_q_write(q, stmt(S_FIRES_PRUNE), &p, NULL, "prune a schedule's fire log", err);
 }
 
 static int pg_schedules__fire_list(store_queue_t *q, const char *name, int limit,

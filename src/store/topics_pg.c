@@ -50,16 +50,6 @@ static const char *stmt(int id)
     return store__pg_topic_stmts[id].name;
 }
 
-/* Runs statement id with p, for no rows. */
-static int pg_topics__write(store_queue_t *q, int id, const store_pg_params_t *p,
-                            const char *what, mf_error_t *err)
-{
-    PGresult *res;
-    int r = store__pg_q_run(q, stmt(id), p, &res, what, err);
-    PQclear(res);
-    return r;
-}
-
 static int pg_topics__topic_put(store_queue_t *q, const char *name, int64_t created_ms,
                                 mf_error_t *err)
 {
@@ -67,7 +57,7 @@ static int pg_topics__topic_put(store_queue_t *q, const char *name, int64_t crea
     store__binder_t b = store__pg_binder(&p);
     b.text(b.ctx, 1, name);
     b.int64(b.ctx, 2, created_ms);
-    return pg_topics__write(q, T_TOPIC_PUT, &p, "create a topic", err);
+    return store__pg_q_write(q, stmt(T_TOPIC_PUT), &p, NULL, "create a topic", err);
 }
 
 static int pg_topics__topic_delete(store_queue_t *q, const char *name, mf_error_t *err)
@@ -98,7 +88,7 @@ static int pg_topics__subscription_put(store_queue_t *q, const store_subscriptio
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_subscription(&b, s);
-    return pg_topics__write(q, T_SUB_PUT, &p, "write a subscription", err);
+    return store__pg_q_write(q, stmt(T_SUB_PUT), &p, NULL, "write a subscription", err);
 }
 
 static int pg_topics__subscription_delete(store_queue_t *q, const char *id, mf_error_t *err)
@@ -133,7 +123,7 @@ static int pg_topics__message_put(store_queue_t *q, const store_topic_message_t 
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_topic_message(&b, m);
-    return pg_topics__write(q, T_MSG_PUT, &p, "write a published message", err);
+    return store__pg_q_write(q, stmt(T_MSG_PUT), &p, NULL, "write a published message", err);
 }
 
 static int pg_topics__messages_prune(store_queue_t *q, int64_t before_ms, int64_t *n,
@@ -143,12 +133,10 @@ static int pg_topics__messages_prune(store_queue_t *q, int64_t before_ms, int64_
         store_pg_params_t p = {0};
         store__binder_t b = store__pg_binder(&p);
         b.int64(b.ctx, 1, before_ms);
-        PGresult *res;
-        int r = store__pg_q_run(q, stmt(T_MSG_PRUNE), &p, &res, "prune published messages", err);
+        int64_t k = 0;
+        int r = store__pg_q_write(q, stmt(T_MSG_PRUNE), &p, &k, "prune published messages", err);
         if (r < 0)
             return r;
-        int64_t k = store__pg_changed(res);
-        PQclear(res);
         *n += k;
         if (k < 1000)
             return 0;
