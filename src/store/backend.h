@@ -51,6 +51,12 @@ struct store {
     int schema_version; /* after migrations */
 };
 
+/* Whether where names a PostgreSQL database rather than a data directory:
+ * the URI schemes libpq takes (a connection string of key=value words is
+ * not taken: it could not be told apart from a directory's name). The
+ * queue (store/queue.h) chooses its backend by it too. */
+bool store__is_url(const char *where);
+
 /* The backends' opening calls, which store_open chooses between. */
 int store__sqlite_store_open(const char *data_dir, store_t **out, mf_error_t *err);
 int store__pg_open(const char *url, store_t **out, mf_error_t *err);

@@ -1,6 +1,7 @@
-/* Durable executions and their operation logs, in the async queue's file
- * (DATA/queue.db): every change is a job of the queue's writer, so an
- * acknowledged checkpoint is fsync'd with the queue's group commit. The
+/* Durable executions and their operation logs, in the async queue's
+ * database (DATA/queue.db, or the PostgreSQL database): every change is a
+ * job of the queue's writer, so an acknowledged checkpoint is durable with
+ * the queue's group commit. The
  * calls take a store_queue_t (store/queue.h) and follow its rules: one
  * thread per connection, 0 or a negative errno, -ENOENT for what is not
  * there. */
@@ -81,8 +82,5 @@ int store_durable_counts(store_queue_t *q, int64_t counts[5], int64_t *timers, i
 int store_durable_prune(store_queue_t *q, int64_t now_ms, int64_t *n, mf_error_t *err);
 /* A deleted function's executions go with it. */
 int store_durable_forget_function(store_queue_t *q, const char *function, mf_error_t *err);
-
-/* queue.db's migration that creates these tables. */
-extern const char store__durable_migration[];
 
 #endif

@@ -133,18 +133,12 @@ static int pg__w_begin(void *db, bool durable, mf_error_t *err)
 
 static int pg__w_savepoint(void *db, mf_error_t *err)
 {
-    return store__pg_exec(pg(db)->conn, "SAVEPOINT job", "start a job's savepoint", err);
+    return store__pg_savepoint(pg(db)->conn, err);
 }
 
-/* A failure here (the connection lost) leaves the transaction failed or
- * gone, and the batch's commit reports it for every job. */
 static void pg__w_release(void *db, bool keep)
 {
-    mf_error_t ignored = MF_ERROR_INIT;
-    store__pg_exec(pg(db)->conn,
-                   keep ? "RELEASE SAVEPOINT job"
-                        : "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
-                   "end a job's savepoint", &ignored);
+    store__pg_release(pg(db)->conn, keep);
 }
 
 static int pg__w_commit(void *db, mf_error_t *err)

@@ -414,8 +414,28 @@ void store__pg_rows(const PGresult *res, size_t size, store__fill_fn fill, void 
 
 int store__pg_begin(PGconn *c, bool durable, mf_error_t *err)
 {
+    /* PostgreSQL only warns of a BEGIN inside a transaction, and goes on
+     * in the one that is open: said here as the error it is. */
+    if (PQtransactionStatus(c) != PQTRANS_IDLE && PQstatus(c) == CONNECTION_OK)
+        return mf_error_plain(err, EBUSY,
+                              "store: begin a transaction: one is already open on this "
+                              "connection");
     return store__pg_exec(c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off",
                           "begin a transaction", err);
+}
+
+int store__pg_savepoint(PGconn *c, mf_error_t *err)
+{
+    return store__pg_exec(c, "SAVEPOINT job", "start a job's savepoint", err);
+}
+
+void store__pg_release(PGconn *c, bool keep)
+{
+    mf_error_t ignored = MF_ERROR_INIT;
+    store__pg_exec(c,
+                   keep ? "RELEASE SAVEPOINT job"
+                        : "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+                   "end a job's savepoint", &ignored);
 }
 
 int store__pg_commit(PGconn *c, mf_error_t *err)

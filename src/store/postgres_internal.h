@@ -92,11 +92,19 @@ int64_t store__pg_int(const PGresult *res, int row, int col);
  * caller of store_records_put makes on the loop's connection: without
  * durable, the commit does not wait for the WAL to reach the disk
  * (synchronous_commit = off: what a crash may lose are the last moments,
- * never a half transaction). */
+ * never a half transaction). Transactions do not nest: a begin while one
+ * is open fails with -EBUSY. */
 int store__pg_begin(PGconn *c, bool durable, mf_error_t *err);
 /* An aborted transaction (a statement failed outside a savepoint) is
  * rolled back and reported, never taken for a commit. */
 int store__pg_commit(PGconn *c, mf_error_t *err);
 void store__pg_rollback(PGconn *c);
+/* A savepoint per job of a batch, so that one job can fail alone: release
+ * keeps (keep) or undoes the job's work, which brings a transaction that
+ * a failed statement aborted back to where the job began. A failure of
+ * the release itself (the connection lost) leaves the transaction failed
+ * or gone, and the batch's commit reports it. */
+int store__pg_savepoint(PGconn *c, mf_error_t *err);
+void store__pg_release(PGconn *c, bool keep);
 
 #endif

@@ -264,6 +264,13 @@ static const char *const pg__migrations[] = {
     "  version bigint NOT NULL"
     ");"
     "INSERT INTO meta (id, version) VALUES (1, 0);",
+
+    /* 8: what a claim of ready events reads (store_qevent_claim): the
+     * events not running, earliest due first, so that a node taking a
+     * few walks the index from its start and stops, passing over what
+     * other nodes hold, instead of sorting the whole queue. SQLite's
+     * queue.db has no claims to serve, and no such index. */
+    "CREATE INDEX events_ready ON events (next_ms, seq) WHERE running = 0;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -1,13 +1,18 @@
 /* The durable state of asynchronous invocations: queued events, the history
- * of their attempts, dead letters and idempotency keys. It lives in its own
- * SQLite file, DATA/queue.db, so that the queue's writer thread and the
- * event loop's writes to mayfly.db (functions, records, logs) never wait on
- * each other's locks.
+ * of their attempts, dead letters and idempotency keys (and, through the
+ * same connection, durable executions, schedules and topics: durable.h,
+ * schedules.h, topics.h). On one machine it lives in its own SQLite file,
+ * DATA/queue.db, so that the queue's writer thread and the event loop's
+ * writes to mayfly.db (functions, records, logs) never wait on each
+ * other's locks; with a postgresql:// URL, in the tables of that database
+ * (the same one as the store's, store/store.h), where several nodes share
+ * it.
  *
  * A store_queue_t is one connection, used from one thread at a time: the
  * event loop opens one to read, and the writer thread (store/writer.h) one
  * to write. Calls return 0 or a negative errno and fill *err; -ENOENT when
- * the thing asked for does not exist. */
+ * the thing asked for does not exist. On PostgreSQL a lost connection fails
+ * the call with -ECONNRESET and says so. */
 #ifndef MAYFLY_STORE_QUEUE_H
 #define MAYFLY_STORE_QUEUE_H
 
@@ -23,7 +28,13 @@ typedef struct store_queue store_queue_t;
 
 /* One accepted event. */
 typedef struct store_qevent {
-    int64_t seq;              /* assigned at insert: the order of acceptance, never reused */
+    /* Assigned at insert, never reused: the order of acceptance. Events
+     * inserted on one connection get increasing numbers in the order they
+     * were inserted. On PostgreSQL, across connections (nodes), numbers are
+     * drawn in the order the inserts ran, but a transaction may commit
+     * after another that drew a higher one: a reader can see seq 11 before
+     * seq 10 appears, and numbers of rolled back inserts are skipped. */
+    int64_t seq;
     char request_id[37];
     char function[65];
     int64_t enqueued_ms;      /* accepted at (wall clock); its age counts from here */
@@ -66,17 +77,21 @@ typedef struct store_dead_letter {
     char trigger[80];         /* its event's, "" for invoke */
 } store_dead_letter_t;
 
-/* Opens (creating and migrating) DIR/queue.db. */
-int store_queue_open(const char *data_dir, store_queue_t **out, mf_error_t *err);
+/* Opens where: a data directory (DIR/queue.db, created and migrated), or
+ * a postgresql:// URL (the database's schema migrated as store_open does,
+ * under the same lock). */
+int store_queue_open(const char *where, store_queue_t **out, mf_error_t *err);
 void store_queue_close(store_queue_t *q);
-/* Opens a connection to DIR/queue.db for a writer thread (store/writer.h):
+/* Opens another connection to where for a writer thread (store/writer.h):
  * its jobs get the store_queue_t as their db. */
-int store_queue_writer_db(const char *data_dir, store_writer_db_t *out, mf_error_t *err);
+int store_queue_writer_db(const char *where, store_writer_db_t *out, mf_error_t *err);
 
 /* Transactions, for the writer's group commits. A durable one is fsync'd
- * at commit; the others (synchronous=NORMAL) reach the disk with the next
- * durable commit or checkpoint, and survive a crash of the process but not
- * a power cut. Savepoints let one job of a batch fail without the rest. */
+ * at commit; the others (SQLite's synchronous=NORMAL, PostgreSQL's
+ * synchronous_commit=off) reach the disk with the next durable commit or
+ * checkpoint, and survive a crash of the process but not a power cut.
+ * Transactions do not nest: a begin inside one fails. Savepoints let one
+ * job of a batch fail without the rest. */
 int store_queue_begin(store_queue_t *q, bool durable, mf_error_t *err);
 int store_queue_commit(store_queue_t *q, mf_error_t *err);
 void store_queue_rollback(store_queue_t *q);
@@ -95,6 +110,16 @@ int store_qevent_delete(store_queue_t *q, int64_t seq, mf_error_t *err);
 int store_qevent_body(store_queue_t *q, int64_t seq, buf_t *out, mf_error_t *err);
 /* Every queued event in acceptance order, without bodies. */
 int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err);
+/* Takes up to limit ready events of function (NULL: of any function):
+ * not running, next_ms at or before now_ms, the earliest next_ms (then the
+ * oldest) first. Each is started as an attempt's start is written
+ * (attempts + 1, running = 1, next_ms = now_ms) and returned so, with its
+ * body, in acceptance order. Two connections never take the same event:
+ * on PostgreSQL, where several nodes claim from one table, rows another
+ * claim holds are passed over (FOR UPDATE SKIP LOCKED) rather than waited
+ * for, and a row taken meanwhile no longer counts as ready. */
+int store_qevent_claim(store_queue_t *q, const char *function, int64_t now_ms, int limit,
+                       store_qevent_t **out, size_t *count, mf_error_t *err);
 void store_qevent_list_free(store_qevent_t *list, size_t count);
 
 int store_attempt_put(store_queue_t *q, const store_attempt_t *a, mf_error_t *err);

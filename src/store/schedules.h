@@ -1,10 +1,12 @@
-/* The durable state of schedules, in the async queue's file (queue.db):
- * each schedule's settings, and its fire log, one row per due time that
- * was fired. A due time's row and the event it queued are written in one
- * transaction (invoke/async.h's with_event), and the row is unique per
- * schedule and due time, so a due time is fired once, across restarts.
+/* The durable state of schedules, in the async queue's database
+ * (queue.db, or the PostgreSQL database; store/queue.h): each schedule's
+ * settings, and its fire log, one row per due time that was fired. A due
+ * time's row and the event it queued are written in one transaction
+ * (invoke/async.h's with_event), and the row is unique per schedule and
+ * due time, so a due time is fired once, across restarts (and, on
+ * PostgreSQL, across the nodes that share the database).
  *
- * Calls take a queue.db connection (store/queue.h), used from one thread
+ * Calls take a queue connection (store/queue.h), used from one thread
  * at a time: the loop's for reading, the queue writer's for writing.
  * They return 0 or a negative errno and fill *err; -ENOENT when the
  * schedule does not exist. */

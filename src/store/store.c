@@ -9,9 +9,7 @@
 
 #include "store/backend.h"
 
-/* The URI schemes libpq takes (a connection string of key=value words is
- * not taken: it could not be told apart from a directory's name). */
-static bool store__is_url(const char *where)
+bool store__is_url(const char *where)
 {
     return !strncmp(where, "postgresql://", 13) || !strncmp(where, "postgres://", 11);
 }

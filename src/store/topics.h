@@ -1,9 +1,9 @@
 /* Topics, their subscriptions and the messages published to them, in the
- * async queue's file (DATA/queue.db): a publish writes its message and the
- * events of its deliveries in one transaction of the queue's writer. The
- * calls take a store_queue_t (store/queue.h) and follow its rules: one
- * thread per connection, 0 or a negative errno, -ENOENT for what is not
- * there. */
+ * async queue's database (DATA/queue.db, or the PostgreSQL database): a
+ * publish writes its message and the events of its deliveries in one
+ * transaction of the queue's writer. The calls take a store_queue_t
+ * (store/queue.h) and follow its rules: one thread per connection, 0 or a
+ * negative errno, -ENOENT for what is not there. */
 #ifndef MAYFLY_STORE_TOPICS_H
 #define MAYFLY_STORE_TOPICS_H
 

@@ -1,9 +1,10 @@
 /* The store's test fixture for both backends (test_store_shared.c,
- * test_store_pg.c): a fresh SQLite directory or a fresh PostgreSQL
- * database per test, as a cmocka setup/teardown pair whose *state is a
- * backend_t, and jobs run through a writer thread as the server runs
- * them. PostgreSQL's server is the one MAYFLY_TEST_PG names (`make unit`
- * starts a throwaway one with tests/pg.sh). */
+ * test_store_pg.c, and the queue's: test_queue.c, test_schedule_store.c,
+ * test_topics_store.c, test_durable.c, test_queue_pg.c): a fresh SQLite
+ * directory or a fresh PostgreSQL database per test, as a cmocka
+ * setup/teardown pair whose *state is a backend_t, and a group of tests
+ * run once on each. PostgreSQL's server is the one MAYFLY_TEST_PG names
+ * (`make unit` starts a throwaway one with tests/pg.sh). */
 #ifndef MAYFLY_TESTS_STORE_BACKENDS_H
 #define MAYFLY_TESTS_STORE_BACKENDS_H
 
@@ -21,6 +22,7 @@
 
 #include "core/cleanup.h"
 #include "core/xalloc.h"
+#include "store/queue.h"
 #include "store/store.h"
 #include "store/writer.h"
 
@@ -170,87 +172,89 @@ static inline void set_schema_version(const backend_t *b, int version)
     sqlite3_close(db);
 }
 
-/* ---- writing through a writer thread, as the server does ---------------- */
+/* ---- one group of tests on both --------------------------------------------- */
 
-typedef struct job {
-    const store_record_t *recs;
-    size_t n_recs;
-    const store_log_t *lines;
-    size_t n_lines;
-    const char *purge;           /* a function to purge, or NULL */
-    int64_t purged_records, purged_lines;
-    int fail_with;               /* the job fails after writing, when set */
-    int r;                       /* what its done callback saw */
-    char msg[512];
-} job_t;
+/* The backend setup_backend sets up: run_on_both_backends sets it. */
+static bool backend_is_pg;
 
-static inline int job_apply(void *db, void *arg, mf_error_t *err)
+static inline int setup_backend(void **state)
 {
-    job_t *j = arg;
-    int r = 0;
-    if (j->n_recs)
-        r = store_records_write(db, j->recs, j->n_recs, err);
-    if (r == 0 && j->n_lines)
-        r = store_logs_write(db, j->lines, j->n_lines, err);
-    if (r == 0 && j->purge)
-        r = store_function_purge_write(db, j->purge, &j->purged_records, &j->purged_lines, err);
-    if (r == 0 && j->fail_with)
-        r = mf_error_plain(err, j->fail_with, "this job fails");
-    return r;
+    return backend_is_pg ? setup_pg(state) : setup_sqlite(state);
 }
 
-static inline void job_done(void *arg, int r, const mf_error_t *err)
+static inline int run_backends_(const char *name, const struct CMUnitTest *tests, size_t n)
 {
-    job_t *j = arg;
-    j->r = r;
-    snprintf(j->msg, sizeof j->msg, "%s", r < 0 ? err->msg : "");
+    char title[160];
+    snprintf(title, sizeof title, "%s on SQLite", name);
+    printf("== %s\n", title);
+    backend_is_pg = false;
+    int failed = _cmocka_run_group_tests(title, tests, n, NULL, NULL);
+    if (!pg_available())
+        return failed;
+    snprintf(title, sizeof title, "%s on PostgreSQL", name);
+    printf("== %s\n", title);
+    backend_is_pg = true;
+    return failed | _cmocka_run_group_tests(title, tests, n, NULL, NULL);
 }
 
-static inline void barrier_reached(void *ud)
-{
-    ++*(int *)ud;
-}
+/* Runs the array tests (set up by setup_backend, torn down by teardown) on
+ * SQLite, then on PostgreSQL when there is one; non-zero if any failed. */
+#define run_on_both_backends(name, tests)                                                          \
+    run_backends_((name), (tests), sizeof(tests) / sizeof((tests)[0]))
 
-static inline void on_guard(uv_timer_t *t)
-{
-    fail_msg("the writer's barrier was not reached within 60 s");
-}
+/* ---- the queue's database ------------------------------------------------- */
 
-/* Submits the jobs to a writer on s's database (one batch, in order) and
- * runs a loop until they are done. */
-static inline void run_jobs(store_t *s, job_t **jobs, size_t n)
+static inline store_queue_t *open_queue(const backend_t *b)
 {
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     mf_error_t err = MF_ERROR_INIT;
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    if (store_writer_db(s, &db, &err) < 0)
-        fail_msg("store_writer_db: %s", err.msg);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
-    int reached = 0;
-    /* A writer does not keep a loop alive by itself: a guard timer does. */
-    uv_timer_t guard;
-    uv_timer_init(&loop, &guard);
-    uv_timer_start(&guard, on_guard, 60000, 0);
-    for (size_t i = 0; i < n; i++)
-        store_writer_submit(w, false, job_apply, job_done, jobs[i]);
-    store_writer_barrier(w, barrier_reached, &reached);
-    while (!reached)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    store_writer_stop(w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    store_queue_t *q = NULL;
+    if (store_queue_open(b->where, &q, &err) < 0)
+        fail_msg("store_queue_open: %s", err.msg);
+    return q;
 }
 
-static inline void write_records(store_t *s, const store_record_t *recs, size_t n)
+/* What sql (one integer) answers in the queue's database, read on a
+ * connection of the test's own: SQLite's queue.db, or the PostgreSQL
+ * database; -1 when it answers nothing. */
+static inline long long queue_int(const backend_t *b, const char *sql)
 {
-    job_t j = { .recs = recs, .n_recs = n };
-    job_t *jobs[] = { &j };
-    run_jobs(s, jobs, 1);
-    if (j.r < 0)
-        fail_msg("writing records: %s", j.msg);
+    if (b->pg) {
+        PGconn *c = pg_connect(b->where);
+        long long v = pg_int(c, sql);
+        PQfinish(c);
+        return v;
+    }
+    cleanup_free char *path = xasprintf("%s/queue.db", b->dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* The queue's schema version: queue.db's user_version, or the one the
+ * PostgreSQL database records. */
+static inline long long queue_schema_version(const backend_t *b)
+{
+    return queue_int(b, b->pg ? "SELECT version FROM mayfly_schema" : "PRAGMA user_version");
+}
+
+/* A place of b's kind that cannot be opened (malloc'd): a directory that
+ * does not exist, or a database that does not exist on the server. Its
+ * error must name *mention (a part of it). */
+static inline char *unreachable_where(const backend_t *b, const char **mention)
+{
+    if (b->pg) {
+        *mention = "mayfly_no_such_db";
+        return url_with_db(pg_admin_url, "mayfly_no_such_db");
+    }
+    char *where = xasprintf("%s/missing/deeper", b->dir);
+    *mention = where;
+    return where;
 }
 
 #endif

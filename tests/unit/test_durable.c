@@ -1,6 +1,7 @@
 /* Durable executions' pure parts (src/durable/durable.h): execution ARNs,
  * the checkpoint body's checks, and how each update of the protocol
- * changes the operation log, with the clock passed in. */
+ * changes the operation log, with the clock passed in; and their store
+ * (store/durable.h) on both backends (store_backends.h). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,12 +11,11 @@
 
 #include <cmocka.h>
 
+#include "store_backends.h"
+
 #include "durable/durable.h"
 #include "store/durable.h"
 #include "store/queue.h"
-
-#include <stdlib.h>
-#include <unistd.h>
 
 #define ID "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
 
@@ -282,13 +282,8 @@ static void test_change_numbers(void **state)
  * with its operations; a running one stays however old. */
 static void test_store_prune(void **state)
 {
-    (void)state;
-    char dir[] = "/tmp/mayfly-durable-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    store_queue_t *q = NULL;
+    store_queue_t *q = open_queue(*state);
     mf_error_t err = MF_ERROR_INIT;
-    if (store_queue_open(dir, &q, &err) < 0)
-        fail_msg("open: %s", err.msg);
     const int64_t day = 86400000;
     const char *ids[] = {"00000000-0000-4000-8000-000000000001",
                          "00000000-0000-4000-8000-000000000002",
@@ -323,9 +318,162 @@ static void test_store_prune(void **state)
     assert_int_equal(store_durable_exec_get(q, ids[2], &e, &err), 0);
     store_durable_exec_clear(&e);
     store_queue_close(q);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+}
+
+static void put_exec(store_queue_t *q, const char *id, const char *function, const char *name,
+                     const char *status, int64_t start_ms)
+{
+    store_durable_exec_t e = {.seq = 7, .token_seq = 5, .in_flight = true, .next_wake_ms = 9,
+                              .start_ms = start_ms, .deadline_ms = 99, .retention_days = 14,
+                              .invocations = 2, .failures = 1};
+    snprintf(e.id, sizeof e.id, "%s", id);
+    snprintf(e.function, sizeof e.function, "%s", function);
+    snprintf(e.name, sizeof e.name, "%s", name);
+    snprintf(e.status, sizeof e.status, "%s", status);
+    e.input = "{\"x\":1}";
+    snprintf(e.token, sizeof e.token, "tok-%s", id);
+    snprintf(e.last_client_token, sizeof e.last_client_token, "client");
+    snprintf(e.parent_id, sizeof e.parent_id, "parent");
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_durable_exec_put(q, &e, &err) < 0)
+        fail_msg("store_durable_exec_put: %s", err.msg);
+}
+
+static void put_op(store_queue_t *q, const char *exec_id, int64_t ord, const char *text)
+{
+    json_t *op = json_loads(text, 0, NULL);
+    assert_non_null(op);
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_durable_op_put(q, exec_id, ord, op, &err) < 0)
+        fail_msg("store_durable_op_put: %s", err.msg);
+    json_decref(op);
+}
+
+/* The ids of a listing, in its order: "e1 e2". */
+static void exec_ids(store_queue_t *q, const char *function, const char *status, int limit,
+                     char *out, size_t size)
+{
+    store_durable_exec_t *list = NULL;
+    size_t n = 0;
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_durable_exec_list(q, function, status, limit, &list, &n, &err) < 0)
+        fail_msg("store_durable_exec_list: %s", err.msg);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", i ? " " : "", list[i].id);
+    }
+    store_durable_exec_list_free(list, n);
+}
+
+/* An execution round-trips field by field, is found by name and listed
+ * newest first; its operation log keeps positions; callbacks are found;
+ * counts and a function's forgetting take what they should. */
+static void test_store_executions_and_operations(void **state)
+{
+    store_queue_t *q = open_queue(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    put_exec(q, "e1", "f", "one", "RUNNING", 100);
+    put_exec(q, "e2", "f", "two", "SUCCEEDED", 200);
+    put_exec(q, "e3", "g", "one", "RUNNING", 300);
+
+    store_durable_exec_t e = {0};
+    assert_int_equal(store_durable_exec_get(q, "e2", &e, &err), 0);
+    assert_string_equal(e.function, "f");
+    assert_string_equal(e.name, "two");
+    assert_string_equal(e.status, "SUCCEEDED");
+    assert_string_equal(e.input, "{\"x\":1}");
+    assert_null(e.result);
+    assert_null(e.last_response);
+    assert_string_equal(e.token, "tok-e2");
+    assert_int_equal(e.seq, 7);
+    assert_int_equal(e.token_seq, 5);
+    assert_true(e.in_flight);
+    assert_int_equal(e.next_wake_ms, 9);
+    assert_int_equal(e.start_ms, 200);
+    assert_int_equal(e.deadline_ms, 99);
+    assert_int_equal(e.retention_days, 14);
+    assert_int_equal(e.invocations, 2);
+    assert_int_equal(e.failures, 1);
+    assert_string_equal(e.last_client_token, "client");
+    assert_string_equal(e.parent_id, "parent");
+    assert_string_equal(e.parent_op, "");
+    store_durable_exec_clear(&e);
+    assert_int_equal(store_durable_exec_by_name(q, "g", "one", &e, &err), 0);
+    assert_string_equal(e.id, "e3");
+    store_durable_exec_clear(&e);
+    assert_int_equal(store_durable_exec_by_name(q, "g", "two", &e, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "two"));
+    assert_int_equal(store_durable_exec_get(q, "nope", &e, &err), -ENOENT);
+
+    char ids[128];
+    exec_ids(q, NULL, NULL, 10, ids, sizeof ids);
+    assert_string_equal(ids, "e3 e2 e1");
+    exec_ids(q, "f", NULL, 10, ids, sizeof ids);
+    assert_string_equal(ids, "e2 e1");
+    exec_ids(q, NULL, "RUNNING", 1, ids, sizeof ids);
+    assert_string_equal(ids, "e3");
+    store_durable_exec_t *running = NULL;
+    size_t n = 0;
+    assert_int_equal(store_durable_exec_running(q, &running, &n, &err), 0);
+    assert_int_equal(n, 2);
+    store_durable_exec_list_free(running, n);
+
+    /* A put replaces the execution of its id, and one of the same function
+     * and name goes. */
+    put_exec(q, "e1", "f", "one", "FAILED", 100);
+    put_exec(q, "e4", "f", "two", "RUNNING", 400);
+    exec_ids(q, "f", NULL, 10, ids, sizeof ids);
+    assert_string_equal(ids, "e4 e1");
+    assert_int_equal(store_durable_exec_get(q, "e1", &e, &err), 0);
+    assert_string_equal(e.status, "FAILED");
+    store_durable_exec_clear(&e);
+
+    /* The log is in the order of positions; a position written again is
+     * replaced; a callback is found by its id. */
+    put_op(q, "e4", 1, "{\"Id\":\"b\",\"Type\":\"WAIT\",\"Status\":\"STARTED\"}");
+    put_op(q, "e4", 0, "{\"Id\":\"a\",\"Type\":\"STEP\",\"Status\":\"STARTED\"}");
+    put_op(q, "e4", 2,
+           "{\"Id\":\"c\",\"Type\":\"CALLBACK\",\"Status\":\"STARTED\","
+           "\"CallbackDetails\":{\"CallbackId\":\"cb-1\"}}");
+    put_op(q, "e4", 0, "{\"Id\":\"a\",\"Type\":\"STEP\",\"Status\":\"PENDING\"}");
+    put_op(q, "e3", 0, "{\"Id\":\"w\",\"Type\":\"WAIT\",\"Status\":\"SUCCEEDED\"}");
+    json_t *ops = NULL;
+    assert_int_equal(store_durable_ops_get(q, "e4", &ops, &err), 0);
+    assert_int_equal(json_array_size(ops), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "Status")),
+                        "PENDING");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 2), "Id")), "c");
+    json_decref(ops);
+    char exec_id[37];
+    assert_int_equal(store_durable_callback_find(q, "cb-1", exec_id, &err), 0);
+    assert_string_equal(exec_id, "e4");
+    assert_int_equal(store_durable_callback_find(q, "cb-2", exec_id, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "cb-2"));
+
+    /* RUNNING e3, e4; FAILED e1; SUCCEEDED none (e2 went); e4 waits on a
+     * step's retry, a wait and a callback. */
+    int64_t counts[5], timers, callbacks;
+    assert_int_equal(store_durable_counts(q, counts, &timers, &callbacks, &err), 0);
+    assert_int_equal(counts[0], 2);
+    assert_int_equal(counts[1], 0);
+    assert_int_equal(counts[2], 1);
+    assert_int_equal(counts[3] + counts[4], 0);
+    assert_int_equal(timers, 2);
+    assert_int_equal(callbacks, 1);
+
+    /* A deleted function's executions go with their operations. */
+    assert_int_equal(store_durable_forget_function(q, "f", &err), 0);
+    assert_int_equal(store_durable_forget_function(q, "f", &err), 0);
+    exec_ids(q, NULL, NULL, -1, ids, sizeof ids);
+    assert_string_equal(ids, "e3");
+    assert_int_equal(store_durable_ops_get(q, "e4", &ops, &err), 0);
+    assert_int_equal(json_array_size(ops), 0);
+    json_decref(ops);
+    assert_int_equal(store_durable_ops_get(q, "e3", &ops, &err), 0);
+    assert_int_equal(json_array_size(ops), 1);
+    json_decref(ops);
+    store_queue_close(q);
 }
 
 int main(void)
@@ -338,7 +486,12 @@ int main(void)
         cmocka_unit_test(test_wait_and_callback),
         cmocka_unit_test(test_callback_success_and_chained),
         cmocka_unit_test(test_change_numbers),
-        cmocka_unit_test(test_store_prune),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest store_tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_prune, setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_store_executions_and_operations, setup_backend,
+                                        teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed | run_on_both_backends("durable executions' store", store_tests);
 }

@@ -1,5 +1,8 @@
-/* The async queue's SQLite file (store/queue.h) and its writer thread
- * (store/writer.h), against a real queue.db in a fresh directory. */
+/* The async queue's store (store/queue.h) and its writer thread
+ * (store/writer.h), the same on both backends: every test runs once
+ * against a real queue.db in a fresh directory and once against a fresh
+ * PostgreSQL database (store_backends.h). What only PostgreSQL does (two
+ * nodes claiming at once) is in test_queue_pg.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -16,7 +19,7 @@
 #include <sqlite3.h>
 #include <uv.h>
 
-#include "tmpdir.h"
+#include "store_backends.h"
 
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -25,16 +28,6 @@
 #include "store/writer.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static store_queue_t *open_queue(const char *dir)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_queue_t *q = NULL;
-    int r = store_queue_open(dir, &q, &err);
-    if (r < 0)
-        fail_msg("store_queue_open: %s", err.msg);
-    return q;
-}
 
 static void make_event(store_qevent_t *ev, const char *request_id, const char *function,
                        const void *body, size_t len)
@@ -172,37 +165,28 @@ static keys_t idem_keys(store_queue_t *q, int64_t since_ms)
     return k;
 }
 
-/* Reads an integer pragma of path with a connection of the test's own. */
-static int sqlite_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* ---- opening ------------------------------------------------------------ */
 
 static void test_open_creates_and_migrates(void **state)
 {
-    const char *dir = *state;
-    store_queue_t *q = open_queue(dir);
-    cleanup_free char *path = xasprintf("%s/queue.db", dir);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_true(S_ISREG(st.st_mode));
+    const backend_t *b = *state;
+    store_queue_t *q = open_queue(b);
+    if (!b->pg) {
+        cleanup_free char *path = xasprintf("%s/queue.db", b->dir);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+    }
 
     /* Every table the queue needs is there, empty, and the schema version
      * says the migrations ran. */
-    assert_true(sqlite_int(path, "PRAGMA user_version") >= 1);
-    assert_int_equal(sqlite_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                                      " AND name IN ('events', 'attempts', 'dead_letters',"
-                                      " 'idempotency_keys')"),
+    assert_true(queue_schema_version(b) >= 1);
+    assert_int_equal(queue_int(b, b->pg ? "SELECT count(*) FROM pg_tables WHERE tablename IN"
+                                          " ('events', 'attempts', 'dead_letters',"
+                                          " 'idempotency_keys')"
+                                        : "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                          " AND name IN ('events', 'attempts', 'dead_letters',"
+                                          " 'idempotency_keys')"),
                      4);
     assert_int_equal(count_events(q), 0);
     counts_t c = dead_letter_counts(q);
@@ -214,22 +198,21 @@ static void test_open_creates_and_migrates(void **state)
 
 static void test_reopen_keeps_data(void **state)
 {
-    const char *dir = *state;
+    const backend_t *b = *state;
     mf_error_t err = MF_ERROR_INIT;
-    store_queue_t *q = open_queue(dir);
+    store_queue_t *q = open_queue(b);
     int64_t seq = insert_event(q, "req-1", "fn", "{\"a\":1}");
     store_attempt_t a = {.attempt = 1, .start_ms = 5, .duration_ms = 1.5, .status = "error"};
     snprintf(a.request_id, sizeof a.request_id, "req-1");
     assert_int_equal(store_attempt_put(q, &a, &err), 0);
     int64_t dl = put_dead_letter(q, "fn", "req-0", 100);
     assert_int_equal(store_idem_put(q, "fn", "key", "req-1", 200, &err), 0);
-    cleanup_free char *path = xasprintf("%s/queue.db", dir);
-    int version = sqlite_int(path, "PRAGMA user_version");
+    long long version = queue_schema_version(b);
     store_queue_close(q);
 
     /* Reopening runs no migration twice and finds everything. */
-    q = open_queue(dir);
-    assert_int_equal(sqlite_int(path, "PRAGMA user_version"), version);
+    q = open_queue(b);
+    assert_int_equal(queue_schema_version(b), version);
     buf_t body = BUF_INIT;
     assert_int_equal(store_qevent_body(q, seq, &body, &err), 0);
     assert_string_equal(body.data, "{\"a\":1}");
@@ -254,15 +237,16 @@ static void test_reopen_keeps_data(void **state)
     store_queue_close(q);
 }
 
-static void test_open_fails_without_dir(void **state)
+static void test_open_fails_where_unreachable(void **state)
 {
-    cleanup_free char *dir = xasprintf("%s/missing/deeper", (const char *)*state);
+    const char *mention;
+    cleanup_free char *where = unreachable_where(*state, &mention);
     mf_error_t err = MF_ERROR_INIT;
     store_queue_t *q = NULL;
-    int r = store_queue_open(dir, &q, &err);
+    int r = store_queue_open(where, &q, &err);
     assert_true(r < 0);
     assert_null(q);
-    assert_non_null(strstr(err.msg, dir));
+    assert_non_null(strstr(err.msg, mention));
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -791,6 +775,110 @@ static void test_forget_function(void **state)
     store_queue_close(q);
 }
 
+/* ---- claiming ready events ------------------------------------------------ */
+
+static int64_t insert_at(store_queue_t *q, const char *request_id, const char *function,
+                         int64_t next_ms, int running)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_qevent_t ev;
+    make_event(&ev, request_id, function, request_id, strlen(request_id));
+    ev.next_ms = next_ms;
+    ev.running = running;
+    if (store_qevent_insert(q, &ev, &err) < 0)
+        fail_msg("store_qevent_insert: %s", err.msg);
+    return ev.seq;
+}
+
+/* Claims and says what was taken, "id:attempts" each, in the order given:
+ * "a-1:1 a-2:1". Each event must come with its body (its request id) and
+ * started at now. */
+static void claim(store_queue_t *q, const char *function, int64_t now, int limit, char *out,
+                  size_t size)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_qevent_t *list = NULL;
+    size_t n = 99;
+    if (store_qevent_claim(q, function, now, limit, &list, &n, &err) < 0)
+        fail_msg("store_qevent_claim: %s", err.msg);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s:%d", i ? " " : "", list[i].request_id,
+                 list[i].attempts);
+        assert_int_equal(list[i].running, 1);
+        assert_int_equal(list[i].next_ms, now);
+        assert_int_equal(list[i].event_len, strlen(list[i].request_id));
+        assert_memory_equal(list[i].event, list[i].request_id, list[i].event_len);
+        if (i > 0)
+            assert_true(list[i].seq > list[i - 1].seq);
+    }
+    store_qevent_list_free(list, n);
+}
+
+static void test_claim_takes_ready_events_once(void **state)
+{
+    store_queue_t *q = open_queue(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    char got[256];
+    int64_t a1 = insert_at(q, "a-1", "a", 300, 0);
+    insert_at(q, "a-2", "a", 100, 0);
+    insert_at(q, "b-1", "b", 50, 0);
+    insert_at(q, "a-3", "a", 100, 1); /* running already */
+    insert_at(q, "a-4", "a", 2000, 0); /* not due yet */
+    insert_at(q, "c-1", "c", 30, 0);
+    insert_at(q, "c-2", "c", 10, 0);
+    insert_at(q, "c-3", "c", 20, 0);
+
+    /* One function's due events that are not running, in acceptance
+     * order; each is started. */
+    claim(q, "a", 1000, 10, got, sizeof got);
+    assert_string_equal(got, "a-1:1 a-2:1");
+    claim(q, "a", 1000, 10, got, sizeof got);
+    assert_string_equal(got, "");
+
+    /* Any function's, the earliest due first, at most limit. */
+    claim(q, NULL, 1000, 2, got, sizeof got);
+    assert_string_equal(got, "c-2:1 c-3:1");
+    claim(q, NULL, 1000, 1, got, sizeof got);
+    assert_string_equal(got, "c-1:1");
+    claim(q, NULL, 1000, 0, got, sizeof got);
+    assert_string_equal(got, "");
+
+    /* What a claim wrote is what the queue holds. */
+    store_qevent_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_qevent_list(q, &list, &n, &err), 0);
+    assert_int_equal(n, 8);
+    assert_string_equal(list[0].request_id, "a-1");
+    assert_int_equal(list[0].attempts, 1);
+    assert_int_equal(list[0].running, 1);
+    assert_int_equal(list[0].next_ms, 1000);
+    assert_string_equal(list[4].request_id, "a-4");
+    assert_int_equal(list[4].running, 0);
+    assert_int_equal(list[4].next_ms, 2000);
+    store_qevent_list_free(list, n);
+
+    /* A retry makes an event ready again: its next claim is attempt 2. */
+    store_qevent_t retry = {.seq = a1, .next_ms = 1500, .attempts = 1, .fn_errors = 1};
+    assert_int_equal(store_qevent_update(q, &retry, &err), 0);
+    claim(q, "a", 1499, 10, got, sizeof got);
+    assert_string_equal(got, "");
+    claim(q, "a", 2000, 10, got, sizeof got);
+    assert_string_equal(got, "a-1:2 a-4:1");
+
+    /* A claim is part of its transaction: rolled back, the event is ready
+     * again. */
+    insert_at(q, "d-1", "d", 0, 0);
+    assert_int_equal(store_queue_begin(q, true, &err), 0);
+    claim(q, "d", 1, 10, got, sizeof got);
+    assert_string_equal(got, "d-1:1");
+    store_queue_rollback(q);
+    claim(q, "d", 1, 10, got, sizeof got);
+    assert_string_equal(got, "d-1:1");
+    store_queue_close(q);
+}
+
 /* ---- transactions ------------------------------------------------------- */
 
 static void test_savepoint_undoes_one_job(void **state)
@@ -954,7 +1042,7 @@ static void on_commit(void *ud, unsigned jobs, bool durable, uint64_t commit_ns)
     h->committed_jobs += jobs;
 }
 
-static void harness_init(harness_t *h, const char *dir)
+static void harness_init(harness_t *h, const backend_t *b)
 {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
@@ -963,12 +1051,12 @@ static void harness_init(harness_t *h, const char *dir)
     h->loop_thread = pthread_self();
     mf_error_t err = MF_ERROR_INIT;
     store_writer_db_t db;
-    int r = store_queue_writer_db(dir, &db, &err);
+    int r = store_queue_writer_db(b->where, &db, &err);
     if (r == 0)
         r = store_writer_start(&h->loop, &db, on_commit, h, &h->w, &err);
     if (r < 0)
         fail_msg("store_writer_start: %s", err.msg);
-    h->reader = open_queue(dir);
+    h->reader = open_queue(b);
 }
 
 /* Runs the loop until *count reaches target, failing after 20 s. */
@@ -1281,20 +1369,21 @@ static void test_writer_stop_when_idle(void **state)
     harness_fini(&h);
 }
 
-static void test_writer_start_fails_without_dir(void **state)
+static void test_writer_start_fails_where_unreachable(void **state)
 {
-    cleanup_free char *dir = xasprintf("%s/missing/deeper", (const char *)*state);
+    const char *mention;
+    cleanup_free char *where = unreachable_where(*state, &mention);
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     mf_error_t err = MF_ERROR_INIT;
     store_writer_t *w = NULL;
     store_writer_db_t db;
-    int r = store_queue_writer_db(dir, &db, &err);
+    int r = store_queue_writer_db(where, &db, &err);
     if (r == 0)
         r = store_writer_start(&loop, &db, NULL, NULL, &w, &err);
     assert_true(r < 0);
     assert_null(w);
-    assert_non_null(strstr(err.msg, dir));
+    assert_non_null(strstr(err.msg, mention));
     /* Nothing is left on the loop. */
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -1302,11 +1391,11 @@ static void test_writer_start_fails_without_dir(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_backend, teardown)
     const struct CMUnitTest tests[] = {
         T(test_open_creates_and_migrates),
         T(test_reopen_keeps_data),
-        T(test_open_fails_without_dir),
+        T(test_open_fails_where_unreachable),
         T(test_qevent_insert_list_update_delete),
         T(test_qevent_body_round_trips_bytes),
         T(test_qevent_body_missing_is_enoent),
@@ -1316,6 +1405,7 @@ int main(void)
         T(test_dead_letter_list_and_counts),
         T(test_idempotency_put_list_prune),
         T(test_forget_function),
+        T(test_claim_takes_ready_events_once),
         T(test_savepoint_undoes_one_job),
         T(test_transactions_durable_or_not),
         T(test_writer_done_in_submission_order),
@@ -1324,8 +1414,8 @@ int main(void)
         T(test_writer_group_commits),
         T(test_writer_stop_runs_pending),
         T(test_writer_stop_when_idle),
-        T(test_writer_start_fails_without_dir),
+        T(test_writer_start_fails_where_unreachable),
     };
 #undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_on_both_backends("the queue", tests);
 }

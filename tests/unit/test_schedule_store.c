@@ -1,7 +1,8 @@
-/* The schedules' tables in queue.db (store/schedules.h), against a real
- * file in a fresh directory: settings round-trip, a due time is logged
- * once, a deleted schedule logs nothing, the log keeps the latest fires,
- * and a failed log undoes the event written beside it. */
+/* The schedules' tables (store/schedules.h), on both backends (a real
+ * queue.db in a fresh directory, a fresh PostgreSQL database;
+ * store_backends.h): settings round-trip, a due time is logged once, a
+ * deleted schedule logs nothing, the log keeps the latest fires, and a
+ * failed log undoes the event written beside it. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,19 +15,10 @@
 
 #include <cmocka.h>
 
-#include "tmpdir.h"
+#include "store_backends.h"
 
 #include "store/queue.h"
 #include "store/schedules.h"
-
-static store_queue_t *open_queue(const char *dir)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_queue_t *q = NULL;
-    if (store_queue_open(dir, &q, &err) < 0)
-        fail_msg("store_queue_open: %s", err.msg);
-    return q;
-}
 
 static void put_schedule(store_queue_t *q, const char *name, const char *input)
 {
@@ -153,13 +145,13 @@ static void test_a_refused_fire_undoes_its_event(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_settings_round_trip_and_survive_reopening, setup_dir,
-                                        teardown_dir),
-        cmocka_unit_test_setup_teardown(test_a_due_time_is_logged_once, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_the_log_keeps_the_latest_fires, setup_dir,
-                                        teardown_dir),
-        cmocka_unit_test_setup_teardown(test_a_refused_fire_undoes_its_event, setup_dir,
-                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_settings_round_trip_and_survive_reopening,
+                                        setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_a_due_time_is_logged_once, setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_the_log_keeps_the_latest_fires, setup_backend,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_fire_undoes_its_event, setup_backend,
+                                        teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_on_both_backends("the schedules' tables", tests);
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "store_backends.h"
+#include "store_jobs.h"
 
 #include "store/postgres_internal.h"
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "store_backends.h"
+#include "store_jobs.h"
 
 #include "core/buf.h"
 

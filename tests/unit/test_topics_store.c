@@ -1,7 +1,8 @@
-/* Topics in queue.db (store/topics.h), against a real file in a fresh
- * directory: a topic's deletion takes its subscriptions, a function's
- * forgetting takes its own, published messages are counted and pruned by
- * age, and everything is still there when the file is opened again. */
+/* Topics (store/topics.h), on both backends (a real queue.db in a fresh
+ * directory, a fresh PostgreSQL database; store_backends.h): a topic's
+ * deletion takes its subscriptions, a function's forgetting takes its
+ * own, published messages are counted and pruned by age, and everything
+ * is still there when the queue is opened again. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "tmpdir.h"
+#include "store_backends.h"
 
 #include "store/queue.h"
 #include "store/topics.h"
@@ -24,15 +25,6 @@
         if ((call) < 0)                                                                            \
             fail_msg("%s: %s", #call, err_.msg);                                                   \
     } while (0)
-
-static store_queue_t *open_queue(const char *dir)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_queue_t *q = NULL;
-    if (store_queue_open(dir, &q, &err) < 0)
-        fail_msg("store_queue_open: %s", err.msg);
-    return q;
-}
 
 static void put_sub(store_queue_t *q, const char *id, const char *topic, const char *function,
                     const char *filter, int64_t created_ms)
@@ -65,8 +57,8 @@ static void sub_list(store_queue_t *q, char *out, size_t size)
 
 static void test_topics_and_subscriptions(void **state)
 {
-    const char *dir = *state;
-    store_queue_t *q = open_queue(dir);
+    const backend_t *b = *state;
+    store_queue_t *q = open_queue(b);
     mf_error_t err = MF_ERROR_INIT;
     OK(store_topic_put(q, "orders", 1000, &err_));
     OK(store_topic_put(q, "alerts", 2000, &err_));
@@ -94,8 +86,8 @@ static void test_topics_and_subscriptions(void **state)
     assert_non_null(strstr(err.msg, "orders"));
     store_queue_close(q);
 
-    /* All of it is in the file. */
-    q = open_queue(dir);
+    /* All of it is kept. */
+    q = open_queue(b);
     store_topic_t *topics = NULL;
     size_t n = 0;
     OK(store_topic_list(q, &topics, &n, &err_));
@@ -150,9 +142,9 @@ static void test_messages_are_counted_and_pruned_by_age(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_topics_and_subscriptions, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_messages_are_counted_and_pruned_by_age, setup_dir,
-                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_topics_and_subscriptions, setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_messages_are_counted_and_pruned_by_age, setup_backend,
+                                        teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_on_both_backends("topics", tests);
 }

@@ -1,14 +1,17 @@
-/* queue.db's topic tables and statements (see store/topics.h). */
-#include "store/topics.h"
-
+/* queue.db's topic tables and statements on SQLite (store/topics.h's
+ * calls, in queue_backend.h's table). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/xalloc.h"
+#include "store/queue_backend.h"
 #include "store/queue_internal.h"
+#include "store/queue_rows.h"
 #include "store/sqlite_internal.h"
+
+#define P STORE__SQLITE_P
 
 const char store__topics_migration[] =
     "CREATE TABLE topics ("
@@ -55,20 +58,16 @@ enum {
 
 static const char *const topics__sql[T_COUNT] = {
     [T_TOPIC_PUT] = "INSERT OR IGNORE INTO topics (name, created_ms) VALUES (?1, ?2)",
-    [T_TOPIC_DELETE] = "DELETE FROM topics WHERE name = ?1",
-    [T_TOPIC_DELETE_SUBS] = "DELETE FROM subscriptions WHERE topic = ?1",
-    [T_TOPIC_LIST] = "SELECT name, created_ms FROM topics ORDER BY name",
-    [T_SUB_PUT] = "INSERT INTO subscriptions (id, topic, function, filter, created_ms)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5)",
-    [T_SUB_DELETE] = "DELETE FROM subscriptions WHERE id = ?1",
-    [T_SUB_LIST] = "SELECT id, topic, function, filter, created_ms FROM subscriptions"
-                   " ORDER BY created_ms, id",
-    [T_SUB_FORGET] = "DELETE FROM subscriptions WHERE function = ?1",
-    [T_MSG_PUT] = "INSERT INTO topic_messages (message_id, topic, subject, message, attributes,"
-                  " time_ms, deliveries) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [T_MSG_PRUNE] = "DELETE FROM topic_messages WHERE message_id IN (SELECT message_id FROM"
-                    " topic_messages WHERE time_ms < ?1 ORDER BY time_ms LIMIT 1000)",
-    [T_MSG_COUNT] = "SELECT count(*) FROM topic_messages WHERE topic = ?1",
+    [T_TOPIC_DELETE] = STORE_TOPIC_DELETE(P),
+    [T_TOPIC_DELETE_SUBS] = STORE_TOPIC_DELETE_SUBS(P),
+    [T_TOPIC_LIST] = STORE_TOPIC_LIST,
+    [T_SUB_PUT] = STORE_SUB_PUT(P),
+    [T_SUB_DELETE] = STORE_SUB_DELETE(P),
+    [T_SUB_LIST] = STORE_SUB_LIST,
+    [T_SUB_FORGET] = STORE_SUB_FORGET(P),
+    [T_MSG_PUT] = STORE_MSG_PUT(P),
+    [T_MSG_PRUNE] = STORE_MSG_PRUNE(P),
+    [T_MSG_COUNT] = STORE_MSG_COUNT(P),
 };
 
 _Static_assert(T_COUNT <= STORE_QUEUE_MORE_STMTS, "more statement slots needed");
@@ -95,7 +94,8 @@ static int topics__run_text(store_queue_t *q, int which, const char *text, const
     return r;
 }
 
-int store_topic_put(store_queue_t *q, const char *name, int64_t created_ms, mf_error_t *err)
+static int topics__topic_put(store_queue_t *q, const char *name, int64_t created_ms,
+                             mf_error_t *err)
 {
     sqlite3_stmt *st;
     int r = topics__stmt(q, T_TOPIC_PUT, &st, err);
@@ -106,132 +106,111 @@ int store_topic_put(store_queue_t *q, const char *name, int64_t created_ms, mf_e
     return store__step_done(store__queue_db(q), st, ok, "create a topic", err);
 }
 
-int store_topic_delete(store_queue_t *q, const char *name, mf_error_t *err)
+static int topics__topic_delete(store_queue_t *q, const char *name, mf_error_t *err)
 {
     int64_t n = 0;
     int r = topics__run_text(q, T_TOPIC_DELETE, name, "delete a topic", &n, err);
     if (r == 0 && n == 0)
-        return mf_error_plain(err, ENOENT, "no topic `%s`", name);
+        return store__no_topic(err, name);
     if (r == 0)
         r = topics__run_text(q, T_TOPIC_DELETE_SUBS, name, "delete a topic's subscriptions", NULL,
                              err);
     return r;
 }
 
-static void topics__row(sqlite3_stmt *st, void *item)
-{
-    store_topic_t *t = item;
-    store__copy_text(t->name, sizeof t->name, st, 0);
-    t->created_ms = sqlite3_column_int64(st, 1);
-}
-
-int store_topic_list(store_queue_t *q, store_topic_t **out, size_t *count, mf_error_t *err)
+/* Collects the rows of statement which into *out (count of them, read by
+ * fill), freeing them with free_list on failure. */
+static int topics__rows(store_queue_t *q, int which, size_t size, store__fill_fn fill,
+                        void (*free_list)(void *list, size_t count), void **out, size_t *count,
+                        const char *what, mf_error_t *err)
 {
     *out = NULL;
     *count = 0;
     sqlite3_stmt *st;
-    int r = topics__stmt(q, T_TOPIC_LIST, &st, err);
+    int r = topics__stmt(q, which, &st, err);
     if (r < 0)
         return r;
-    void *list = NULL;
-    r = store__collect(store__queue_db(q), st, sizeof **out, topics__row, &list, count,
-                       "list topics", err);
-    *out = list;
+    r = store__sqlite_rows(store__queue_db(q), st, size, fill, out, count, what, err);
     if (r < 0) {
-        free(*out);
+        free_list(*out, *count);
         *out = NULL;
         *count = 0;
     }
     return r;
 }
 
-int store_subscription_put(store_queue_t *q, const store_subscription_t *s, mf_error_t *err)
+static void free_topics(void *list, size_t count)
+{
+    free(list);
+}
+
+static int topics__topic_list(store_queue_t *q, store_topic_t **out, size_t *count,
+                              mf_error_t *err)
+{
+    void *list;
+    int r = topics__rows(q, T_TOPIC_LIST, sizeof **out, store__fill_topic, free_topics, &list,
+                         count, "list topics", err);
+    *out = list;
+    return r;
+}
+
+static int topics__subscription_put(store_queue_t *q, const store_subscription_t *s,
+                                    mf_error_t *err)
 {
     sqlite3_stmt *st;
     int r = topics__stmt(q, T_SUB_PUT, &st, err);
     if (r < 0)
         return r;
-    int ok = sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_text(st, 2, s->topic, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_text(st, 3, s->function, -1, SQLITE_STATIC) == SQLITE_OK &&
-             store__bind_text_or_null(st, 4, s->filter) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 5, s->created_ms) == SQLITE_OK;
+    store__binder_t b = store__sqlite_binder(st);
+    int ok = store__bind_subscription(&b, s) == 0;
     return store__step_done(store__queue_db(q), st, ok, "write a subscription", err);
 }
 
-int store_subscription_delete(store_queue_t *q, const char *id, mf_error_t *err)
+static int topics__subscription_delete(store_queue_t *q, const char *id, mf_error_t *err)
 {
     int64_t n = 0;
     int r = topics__run_text(q, T_SUB_DELETE, id, "delete a subscription", &n, err);
     if (r == 0 && n == 0)
-        return mf_error_plain(err, ENOENT, "no subscription `%s`", id);
+        return store__no_subscription(err, id);
     return r;
 }
 
-static void topics__subscription_row(sqlite3_stmt *st, void *item)
+static void free_subscriptions(void *list, size_t count)
 {
-    store_subscription_t *s = item;
-    store__copy_text(s->id, sizeof s->id, st, 0);
-    store__copy_text(s->topic, sizeof s->topic, st, 1);
-    store__copy_text(s->function, sizeof s->function, st, 2);
-    s->filter = store__dup_column(st, 3);
-    s->created_ms = sqlite3_column_int64(st, 4);
+    store_subscription_list_free(list, count);
 }
 
-int store_subscription_list(store_queue_t *q, store_subscription_t **out, size_t *count,
-                            mf_error_t *err)
+static int topics__subscription_list(store_queue_t *q, store_subscription_t **out, size_t *count,
+                                     mf_error_t *err)
 {
-    *out = NULL;
-    *count = 0;
-    sqlite3_stmt *st;
-    int r = topics__stmt(q, T_SUB_LIST, &st, err);
-    if (r < 0)
-        return r;
-    void *list = NULL;
-    r = store__collect(store__queue_db(q), st, sizeof **out, topics__subscription_row, &list,
-                       count, "list subscriptions", err);
+    void *list;
+    int r = topics__rows(q, T_SUB_LIST, sizeof **out, store__fill_subscription,
+                         free_subscriptions, &list, count, "list subscriptions", err);
     *out = list;
-    if (r < 0) {
-        store_subscription_list_free(*out, *count);
-        *out = NULL;
-        *count = 0;
-    }
     return r;
 }
 
-void store_subscription_list_free(store_subscription_t *list, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        free(list[i].filter);
-    free(list);
-}
-
-int store_subscriptions_forget_function(store_queue_t *q, const char *function, mf_error_t *err)
+static int topics__subscriptions_forget_function(store_queue_t *q, const char *function,
+                                                 mf_error_t *err)
 {
     return topics__run_text(q, T_SUB_FORGET, function, "forget a function's subscriptions", NULL,
                             err);
 }
 
-int store_topic_message_put(store_queue_t *q, const store_topic_message_t *m, mf_error_t *err)
+static int topics__message_put(store_queue_t *q, const store_topic_message_t *m, mf_error_t *err)
 {
     sqlite3_stmt *st;
     int r = topics__stmt(q, T_MSG_PUT, &st, err);
     if (r < 0)
         return r;
-    int ok = sqlite3_bind_text(st, 1, m->message_id, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_text(st, 2, m->topic, -1, SQLITE_STATIC) == SQLITE_OK &&
-             store__bind_text_or_null(st, 3, m->subject) == SQLITE_OK &&
-             sqlite3_bind_blob64(st, 4, m->message ? m->message : "", m->message_len,
-                                 SQLITE_STATIC) == SQLITE_OK &&
-             store__bind_text_or_null(st, 5, m->attributes) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 6, m->time_ms) == SQLITE_OK &&
-             sqlite3_bind_int(st, 7, m->deliveries) == SQLITE_OK;
+    store__binder_t b = store__sqlite_binder(st);
+    int ok = store__bind_topic_message(&b, m) == 0;
     return store__step_done(store__queue_db(q), st, ok, "write a published message", err);
 }
 
-int store_topic_messages_prune(store_queue_t *q, int64_t before_ms, int64_t *n, mf_error_t *err)
+static int topics__messages_prune(store_queue_t *q, int64_t before_ms, int64_t *n,
+                                  mf_error_t *err)
 {
-    *n = 0;
     sqlite3_stmt *st;
     int r = topics__stmt(q, T_MSG_PRUNE, &st, err);
     if (r < 0)
@@ -249,13 +228,13 @@ int store_topic_messages_prune(store_queue_t *q, int64_t before_ms, int64_t *n, 
     }
 }
 
-int store_topic_message_count(store_queue_t *q, const char *topic, int64_t *n, mf_error_t *err)
+static int topics__message_count(store_queue_t *q, const char *topic, int64_t *n,
+                                 mf_error_t *err)
 {
     sqlite3_stmt *st;
     int r = topics__stmt(q, T_MSG_COUNT, &st, err);
     if (r < 0)
         return r;
-    *n = 0;
     if (sqlite3_bind_text(st, 1, topic, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW)
         r = store__sqlite_fail(store__queue_db(q), err, "count published messages");
@@ -264,3 +243,16 @@ int store_topic_message_count(store_queue_t *q, const char *topic, int64_t *n, m
     store__stmt_done(st);
     return r;
 }
+
+const store__topic_ops_t store__sqlite_topic_ops = {
+    .topic_put = topics__topic_put,
+    .topic_delete = topics__topic_delete,
+    .topic_list = topics__topic_list,
+    .subscription_put = topics__subscription_put,
+    .subscription_delete = topics__subscription_delete,
+    .subscription_list = topics__subscription_list,
+    .subscriptions_forget_function = topics__subscriptions_forget_function,
+    .message_put = topics__message_put,
+    .messages_prune = topics__messages_prune,
+    .message_count = topics__message_count,
+};
