@@ -54,7 +54,8 @@ struct store {
 /* Whether where names a PostgreSQL database rather than a data directory:
  * the URI schemes libpq takes (a connection string of key=value words is
  * not taken: it could not be told apart from a directory's name). The
- * queue (store/queue.h) chooses its backend by it too. */
+ * queue (store/queue.h) and the KV stores (store/kv.h) choose their
+ * backends by it too. */
 bool store__is_url(const char *where);
 
 /* The backends' opening calls, which store_open chooses between. */

@@ -1,4 +1,8 @@
-/* kv.db: the key-value stores' tables and statements (see store/kv.h). */
+/* The key-value stores' calls (store/kv.h), the same on both backends:
+ * what each call reads and writes, in which order, and what it answers,
+ * said once as a sequence of statements (store/kv_backend.h) that the
+ * backend the stores live in runs: SQLite's kv.db under a data directory
+ * (kv_sqlite.c) or a PostgreSQL database (kv_postgres.c). */
 #include "store/kv.h"
 
 #include <errno.h>
@@ -10,128 +14,48 @@
 #include "core/cleanup.h"
 #include "core/codec.h"
 #include "core/xalloc.h"
-#include "store/sqlite_internal.h"
+#include "store/backend.h"
+#include "store/kv_backend.h"
 
-static const char *const kv__migrations[] = {
-    /* 1: keys and values, what each store holds, the version counter. */
-    /* A rowid table with a unique index rather than WITHOUT ROWID: values
-     * may be large, and SQLite keeps WITHOUT ROWID rows small. The value
-     * is the last column, so reading the others (listings, conditions)
-     * never touches its overflow pages. */
-    "CREATE TABLE kv ("
-    "  id           INTEGER PRIMARY KEY,"
-    "  store        TEXT NOT NULL,"
-    "  key          BLOB NOT NULL,"
-    "  version      INTEGER NOT NULL,"
-    "  size         INTEGER NOT NULL,"
-    "  expires_ms   INTEGER,"
-    "  content_type TEXT NOT NULL,"
-    "  value        BLOB NOT NULL"
-    ");"
-    "CREATE UNIQUE INDEX kv_key ON kv (store, key);"
-    "CREATE INDEX kv_expires ON kv (expires_ms) WHERE expires_ms IS NOT NULL;"
-    /* Kept in the same transactions as kv: a store's keys and bytes are
-     * exact at every commit, and the bounds are checked against them. */
-    "CREATE TABLE stores ("
-    "  name  TEXT PRIMARY KEY,"
-    "  keys  INTEGER NOT NULL,"
-    "  bytes INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    /* One counter for the whole file: a version is never given twice. */
-    "CREATE TABLE meta ("
-    "  id      INTEGER PRIMARY KEY CHECK (id = 1),"
-    "  version INTEGER NOT NULL"
-    ");"
-    "INSERT INTO meta (id, version) VALUES (1, 0);",
-};
+/* ---- statements --------------------------------------------------------- */
 
-enum {
-    K_GET,
-    K_LOOKUP,
-    K_UPSERT,
-    K_DELETE,
-    K_STORE_ADD,
-    K_STORE_GC,
-    K_STORE_GET,
-    K_STORES,
-    K_VERSION_NEXT,
-    K_LIST,
-    K_LIST_PREFIX,
-    K_SWEEP,
-    K_DROP_KEYS,
-    K_DROP_STORE,
-    K_BEGIN,
-    K_BEGIN_READ,
-    K_COMMIT,
-    K_SAVEPOINT,
-    K_RELEASE,
-    K_ROLLBACK_TO,
-    K_BATCH_SAVEPOINT,
-    K_BATCH_RELEASE,
-    K_BATCH_ROLLBACK_TO,
-    K_COUNT
-};
+#define ARG_TEXT(s) ((store__kv_arg_t){ .kind = STORE__KV_ARG_TEXT, .p = (s) })
+#define ARG_BYTES(b, n) ((store__kv_arg_t){ .kind = STORE__KV_ARG_BYTES, .p = (b), .len = (n) })
+#define ARG_INT(v) ((store__kv_arg_t){ .kind = STORE__KV_ARG_INT, .i = (v) })
+#define ARG_NULL ((store__kv_arg_t){ .kind = STORE__KV_ARG_NULL })
+#define NARGS(a) (sizeof(a) / sizeof((a)[0]))
 
-#define LIVE "(expires_ms IS NULL OR expires_ms > ?3)"
+int store__kv_bind(const store__binder_t *b, const store__kv_arg_t *args, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        const store__kv_arg_t *a = &args[k];
+        int i = (int)k + 1, r = 0;
+        switch (a->kind) {
+        case STORE__KV_ARG_NULL: r = b->text(b->ctx, i, NULL); break;
+        case STORE__KV_ARG_INT: r = b->int64(b->ctx, i, a->i); break;
+        case STORE__KV_ARG_TEXT: r = b->text(b->ctx, i, a->p); break;
+        /* Never a NULL pointer: both backends bind one as SQL NULL. */
+        case STORE__KV_ARG_BYTES: r = b->blob(b->ctx, i, a->len ? a->p : "", a->len); break;
+        }
+        if (r)
+            return r;
+    }
+    return 0;
+}
 
-static const char *const kv__sql[K_COUNT] = {
-    [K_GET] = "SELECT version, size, expires_ms, content_type, value FROM kv"
-              " WHERE store = ?1 AND key = ?2 AND " LIVE,
-    [K_LOOKUP] = "SELECT version, size, expires_ms, content_type, value FROM kv"
-                 " WHERE store = ?1 AND key = ?2",
-    [K_UPSERT] = "INSERT INTO kv (store, key, version, size, expires_ms, content_type, value)"
-                 " VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (store, key) DO UPDATE SET"
-                 " version = excluded.version, size = excluded.size,"
-                 " expires_ms = excluded.expires_ms, content_type = excluded.content_type,"
-                 " value = excluded.value",
-    [K_DELETE] = "DELETE FROM kv WHERE store = ?1 AND key = ?2",
-    [K_STORE_ADD] = "INSERT INTO stores (name, keys, bytes) VALUES (?1, ?2, ?3)"
-                    " ON CONFLICT (name) DO UPDATE SET keys = keys + excluded.keys,"
-                    " bytes = bytes + excluded.bytes",
-    [K_STORE_GC] = "DELETE FROM stores WHERE name = ?1 AND keys <= 0",
-    [K_STORE_GET] = "SELECT keys, bytes FROM stores WHERE name = ?1",
-    [K_STORES] = "SELECT name, keys, bytes FROM stores ORDER BY name",
-    /* In the file, not in memory: another connection (a second server on
-     * the same data, by mistake) cannot hand out the same number. A
-     * write rolled back gives its number back, but no one saw it. */
-    [K_VERSION_NEXT] = "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
-    /* One lower bound (>=, the greater of the cursor and the prefix; the
-     * cursor's own key is skipped in C) and, with a prefix, an upper one,
-     * so the index is walked from the first row that can match to the last. */
-    [K_LIST] = "SELECT key, version, size, expires_ms FROM kv WHERE store = ?1 AND key >= ?2"
-               " AND " LIVE " ORDER BY key LIMIT ?4",
-    [K_LIST_PREFIX] = "SELECT key, version, size, expires_ms FROM kv WHERE store = ?1"
-                      " AND key >= ?2 AND key < ?5 AND " LIVE " ORDER BY key LIMIT ?4",
-    [K_SWEEP] = "DELETE FROM kv WHERE id IN (SELECT id FROM kv WHERE expires_ms <= ?1 LIMIT ?2)"
-                " RETURNING store, length(key) + size",
-    [K_DROP_KEYS] = "DELETE FROM kv WHERE store = ?1",
-    [K_DROP_STORE] = "DELETE FROM stores WHERE name = ?1",
-    [K_BEGIN] = "BEGIN IMMEDIATE",
-    [K_BEGIN_READ] = "BEGIN",
-    [K_COMMIT] = "COMMIT",
-    [K_SAVEPOINT] = "SAVEPOINT job",
-    [K_RELEASE] = "RELEASE job",
-    [K_ROLLBACK_TO] = "ROLLBACK TO job",
-    /* A batch's own, inside a writer job's. */
-    [K_BATCH_SAVEPOINT] = "SAVEPOINT batch",
-    [K_BATCH_RELEASE] = "RELEASE batch",
-    [K_BATCH_ROLLBACK_TO] = "ROLLBACK TO batch",
-};
+static int kv__run(store_kv_t *kv, int stmt, const store__kv_arg_t *args, size_t n,
+                   store__fill_fn row, void *ud, const char *what, mf_error_t *err)
+{
+    return kv->be->run(kv, stmt, args, n, row, ud, what, err);
+}
 
-struct store_kv {
-    sqlite3 *db;
-    sqlite3_stmt *st[K_COUNT];
-    bool durable; /* the open transaction's */
-    store_kv_limits_t limits;
-};
+/* A statement with no parameters and no rows wanted. */
+static int kv__exec(store_kv_t *kv, int stmt, const char *what, mf_error_t *err)
+{
+    return kv__run(kv, stmt, NULL, 0, NULL, NULL, what, err);
+}
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Never a NULL pointer: SQLite binds a NULL blob as SQL NULL. */
-static int kv__bind_bytes(sqlite3_stmt *st, int col, const void *p, size_t len)
-{
-    return sqlite3_bind_blob64(st, col, len ? p : "", len, SQLITE_STATIC);
-}
 
 /* A key fit for a message: control bytes shown as '?', long ones cut. */
 static const char *kv__show(const void *key, size_t len, char *out, size_t size)
@@ -148,6 +72,14 @@ static int64_t kv__op_bytes(size_t key_len, int64_t value_len)
     return (int64_t)key_len + value_len;
 }
 
+static void *kv__dup_bytes(const void *p, size_t len)
+{
+    char *out = xmalloc(len + 1);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return out;
+}
+
 void store_kv_set_limits(store_kv_t *kv, const store_kv_limits_t *limits)
 {
     kv->limits = *limits;
@@ -155,64 +87,104 @@ void store_kv_set_limits(store_kv_t *kv, const store_kv_limits_t *limits)
 
 /* ---- opening ------------------------------------------------------------ */
 
-void store_kv_close(store_kv_t *kv)
+static int kv__open(const char *where, bool writer, store_kv_t **out, mf_error_t *err)
 {
-    if (!kv)
-        return;
-    for (int i = 0; i < K_COUNT; i++)
-        sqlite3_finalize(kv->st[i]);
-    if (kv->db)
-        sqlite3_close(kv->db);
-    free(kv);
+    *out = NULL;
+    if (store__is_url(where))
+        return store__kv_pg_open(where, writer, out, err);
+    return store__kv_sqlite_open(where, writer, out, err);
 }
 
-int store_kv_open(const char *data_dir, store_kv_t **out, mf_error_t *err)
+int store_kv_open(const char *where, store_kv_t **out, mf_error_t *err)
 {
-    cleanup_free char *path = xasprintf("%s/kv.db", data_dir);
-    store_kv_t *kv = xcalloc(1, sizeof *kv);
-    kv->durable = true; /* store__sqlite_open leaves it at FULL */
-    int version = 0;
-    int r = store__sqlite_open(path, &kv->db, err);
-    if (r == 0)
-        r = store__sqlite_migrate(kv->db, kv__migrations,
-                                  (int)(sizeof kv__migrations / sizeof kv__migrations[0]), &version,
-                                  err);
-    for (int i = 0; i < K_COUNT && r == 0; i++)
-        r = store__sqlite_prepare(kv->db, kv__sql[i], &kv->st[i], err);
-    if (r < 0) {
-        mf_error_wrap(err, "kv `%s`", path);
-        store_kv_close(kv);
-        return r;
-    }
-    *out = kv;
-    return 0;
+    return kv__open(where, false, out, err);
+}
+
+void store_kv_close(store_kv_t *kv)
+{
+    if (kv)
+        kv->be->close(kv);
+}
+
+const char *store_kv_backend_name(const store_kv_t *kv)
+{
+    return kv->be->name;
 }
 
 /* ---- transactions ------------------------------------------------------- */
 
 int store_kv_begin(store_kv_t *kv, bool durable, mf_error_t *err)
 {
-    return store__txn_begin(kv->db, &kv->durable, durable, kv->st[K_BEGIN], err);
+    return kv->be->begin(kv, durable, err);
 }
 
 int store_kv_commit(store_kv_t *kv, mf_error_t *err)
 {
-    return store__txn_commit(kv->db, kv->st[K_COMMIT], err);
+    return kv->be->commit(kv, err);
 }
 
 void store_kv_rollback(store_kv_t *kv)
 {
-    store__txn_rollback(kv->db);
+    kv->be->rollback(kv);
 }
 
 int store_kv_savepoint(store_kv_t *kv, mf_error_t *err)
 {
-    return store__step_done(kv->db, kv->st[K_SAVEPOINT], 1, "open a savepoint", err);
+    return kv__exec(kv, STORE__KV_SAVEPOINT, "open a savepoint", err);
 }
 
+/* A failure here (a lost connection) leaves the transaction failed, and
+ * its commit says so for every job. */
 void store_kv_release(store_kv_t *kv, bool keep)
 {
-    store__txn_release(kv->db, kv->st[K_ROLLBACK_TO], kv->st[K_RELEASE], keep);
+    mf_error_t ignored = MF_ERROR_INIT;
+    if (!keep)
+        kv__exec(kv, STORE__KV_ROLLBACK_TO, "roll back a savepoint", &ignored);
+    kv__exec(kv, STORE__KV_RELEASE, "release a savepoint", &ignored);
+}
+
+/* A write made outside a transaction of its caller's (not a writer's job)
+ * runs in one of its own, durable: it is then whole or not at all, and
+ * the store's lock (below) is held until it is committed. */
+static int kv__own_begin(store_kv_t *kv, bool *own, mf_error_t *err)
+{
+    *own = !kv->be->in_transaction(kv);
+    return *own ? kv->be->begin(kv, true, err) : 0;
+}
+
+static int kv__own_end(store_kv_t *kv, bool own, int r, mf_error_t *err)
+{
+    if (!own)
+        return r;
+    if (r < 0) {
+        kv->be->rollback(kv);
+        return r;
+    }
+    return kv->be->commit(kv, err);
+}
+
+/* Takes store's lock until the transaction ends. On PostgreSQL the
+ * writers of every server wait on it, so that a write's look at its key,
+ * its conditions, the store's bounds and counts, its version and the
+ * write itself are one step however many servers write at once (and a
+ * key's versions only go up). SQLite has one writer: no statement. */
+static int kv__lock(store_kv_t *kv, const char *store, mf_error_t *err)
+{
+    store__kv_arg_t a[] = { ARG_TEXT(store) };
+    return kv__run(kv, STORE__KV_LOCK, a, NARGS(a), NULL, NULL, "lock a store", err);
+}
+
+static void kv__row_bool(const store__row_t *row, void *ud)
+{
+    *(bool *)ud = row->int64(row->ctx, 0) != 0;
+}
+
+/* As kv__lock, without waiting: *got says whether it was taken. */
+static int kv__try_lock(store_kv_t *kv, const char *store, bool *got, mf_error_t *err)
+{
+    store__kv_arg_t a[] = { ARG_TEXT(store) };
+    *got = true;
+    return kv__run(kv, STORE__KV_TRY_LOCK, a, NARGS(a), kv__row_bool, got, "lock a store", err);
 }
 
 static int kv__w_begin(void *db, bool durable, mf_error_t *err)
@@ -240,23 +212,20 @@ static void kv__w_close(void *db)
     store_kv_close(db);
 }
 
-int store_kv_writer_db(const char *data_dir, const store_kv_limits_t *limits,
+int store_kv_writer_db(const char *where, const store_kv_limits_t *limits,
                        store_writer_db_t *out, mf_error_t *err)
 {
     store_kv_t *kv;
-    int r = store_kv_open(data_dir, &kv, err);
+    int r = kv__open(where, true, &kv, err);
     if (r < 0)
         return r;
     kv->limits = *limits;
-    /* Large values make large transactions: the writer keeps the WAL cut
-     * back, off the loop. */
-    store__wal_bounded(kv->db);
-    *out = (store_writer_db_t){.db = kv,
-                               .begin = kv__w_begin,
-                               .savepoint = kv__w_savepoint,
-                               .release = kv__w_release,
-                               .commit = kv__w_commit,
-                               .close = kv__w_close};
+    *out = (store_writer_db_t){ .db = kv,
+                                .begin = kv__w_begin,
+                                .savepoint = kv__w_savepoint,
+                                .release = kv__w_release,
+                                .commit = kv__w_commit,
+                                .close = kv__w_close };
     return 0;
 }
 
@@ -279,39 +248,29 @@ void store_kv_items_free(store_kv_item_t *items, size_t n)
     free(items);
 }
 
-/* Fills item from a K_GET or K_LOOKUP row (the value included). */
-static void kv__row_full(sqlite3_stmt *st, store_kv_item_t *item)
+/* Fills an item from a row of STORE_KV_COLUMNS (the value included). */
+static void kv__row_full(const store__row_t *row, void *ud)
 {
+    store_kv_item_t *item = ud;
+    void *c = row->ctx;
     item->found = true;
-    item->version = sqlite3_column_int64(st, 0);
-    item->size = sqlite3_column_int64(st, 1);
-    item->expires_ms = sqlite3_column_int64(st, 2);
-    item->content_type = store__dup_column(st, 3);
-    item->value = store__dup_blob(st, 4, &item->value_len);
+    item->version = row->int64(c, 0);
+    item->size = row->int64(c, 1);
+    item->expires_ms = row->int64(c, 2);
+    item->content_type = row->dup_text(c, 3);
+    item->value = row->dup_blob(c, 4, &item->value_len);
 }
 
 static int kv__get(store_kv_t *kv, const char *store, const void *key, size_t key_len,
                    int64_t now_ms, store_kv_item_t *out, mf_error_t *err)
 {
-    sqlite3_stmt *st = kv->st[K_GET];
-    int r = 0;
-    if (sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) != SQLITE_OK ||
-        kv__bind_bytes(st, 2, key, key_len) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 3, now_ms) != SQLITE_OK) {
-        r = store__sqlite_fail(kv->db, err, "read a key");
-    } else {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            kv__row_full(st, out);
-        } else if (rc == SQLITE_DONE) {
-            char shown[256];
-            r = mf_error_plain(err, ENOENT, "store %s has no key `%s`", store,
-                               kv__show(key, key_len, shown, sizeof shown));
-        } else {
-            r = store__sqlite_fail(kv->db, err, "read a key");
-        }
+    store__kv_arg_t a[] = { ARG_TEXT(store), ARG_BYTES(key, key_len), ARG_INT(now_ms) };
+    int r = kv__run(kv, STORE__KV_GET, a, NARGS(a), kv__row_full, out, "read a key", err);
+    if (r == 0 && !out->found) {
+        char shown[256];
+        r = mf_error_plain(err, ENOENT, "store %s has no key `%s`", store,
+                           kv__show(key, key_len, shown, sizeof shown));
     }
-    store__stmt_done(st);
     return r;
 }
 
@@ -321,10 +280,10 @@ int store_kv_get(store_kv_t *kv, const char *store, const void *key, size_t key_
     memset(out, 0, sizeof *out);
     int r = kv__get(kv, store, key, key_len, now_ms, out, err);
     if (r == 0) {
-        out->key = xmalloc(key_len + 1);
-        memcpy(out->key, key, key_len);
-        ((char *)out->key)[key_len] = '\0';
+        out->key = kv__dup_bytes(key, key_len);
         out->key_len = key_len;
+    } else {
+        store_kv_item_clear(out);
     }
     return r;
 }
@@ -334,7 +293,7 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
                       mf_error_t *err)
 {
     /* One read transaction: every key is read at the same snapshot. */
-    int r = store__step_done(kv->db, kv->st[K_BEGIN_READ], 1, "begin a read", err);
+    int r = kv__exec(kv, STORE__KV_BEGIN_READ, "begin a read", err);
     if (r < 0)
         return r;
     int64_t total = 0;
@@ -343,9 +302,7 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
         r = kv__get(kv, store, keys[i].base, keys[i].len, now_ms, it, err);
         if (r == -ENOENT)
             r = 0; /* found stays false */
-        it->key = xmalloc(keys[i].len + 1);
-        memcpy(it->key, keys[i].base, keys[i].len);
-        ((char *)it->key)[keys[i].len] = '\0';
+        it->key = kv__dup_bytes(keys[i].base, keys[i].len);
         it->key_len = keys[i].len;
         total += it->size;
         if (r == 0 && max_total_bytes > 0 && total > max_total_bytes)
@@ -355,7 +312,7 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
                                max_total_bytes);
     }
     mf_error_t ignored = MF_ERROR_INIT;
-    store__step_done(kv->db, kv->st[K_COMMIT], 1, "end a read", &ignored);
+    kv__exec(kv, STORE__KV_COMMIT, "end a read", &ignored);
     if (r < 0) {
         for (size_t i = 0; i < n; i++)
             store_kv_item_clear(&items[i]);
@@ -377,6 +334,40 @@ static bool kv__prefix_end(const void *prefix, size_t len, buf_t *out)
     buf_add(out, p, len);
     out->data[len - 1] = (char)(p[len - 1] + 1);
     return true;
+}
+
+/* A page of a listing as its rows come. */
+typedef struct kv_page {
+    const void *skip; /* the cursor's own key, or NULL */
+    size_t skip_len;
+    size_t limit;
+    store_kv_item_t *items;
+    size_t n;
+    bool more;
+} kv_page_t;
+
+static void kv__list_row(const store__row_t *row, void *ud)
+{
+    kv_page_t *pg = ud;
+    void *c = row->ctx;
+    size_t klen;
+    void *k = row->dup_blob(c, 0, &klen);
+    if ((pg->skip && klen == pg->skip_len && !memcmp(k, pg->skip, klen)) || pg->more) {
+        free(k);
+        return;
+    }
+    if (pg->n == pg->limit) {
+        pg->more = true;
+        free(k);
+        return;
+    }
+    store_kv_item_t *it = &pg->items[pg->n++];
+    it->found = true;
+    it->key = k;
+    it->key_len = klen;
+    it->version = row->int64(c, 1);
+    it->size = row->int64(c, 2);
+    it->expires_ms = row->int64(c, 3);
 }
 
 int store_kv_list(store_kv_t *kv, const char *store, const void *prefix, size_t prefix_len,
@@ -403,48 +394,32 @@ int store_kv_list(store_kv_t *kv, const char *store, const void *prefix, size_t 
     }
     cleanup_buf buf_t end = BUF_INIT;
     bool bounded = prefix_len && kv__prefix_end(prefix, prefix_len, &end);
-    sqlite3_stmt *st = kv->st[bounded ? K_LIST_PREFIX : K_LIST];
     /* One more than asked says whether there are more; one more again
      * for the cursor's own key, skipped. */
     int want = limit + 1 + (skip_from ? 1 : 0);
-    if (sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) != SQLITE_OK ||
-        kv__bind_bytes(st, 2, from, from_len) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 3, now_ms) != SQLITE_OK ||
-        sqlite3_bind_int(st, 4, want) != SQLITE_OK ||
-        (bounded && kv__bind_bytes(st, 5, end.data, end.len) != SQLITE_OK)) {
-        store__stmt_done(st);
-        return store__sqlite_fail(kv->db, err, "list keys");
-    }
-    store_kv_item_t *items = xcalloc((size_t)limit, sizeof *items);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *k = sqlite3_column_blob(st, 0);
-        size_t klen = (size_t)sqlite3_column_bytes(st, 0);
-        if (skip_from && klen == from_len && !memcmp(k, from, klen))
-            continue;
-        if (n == (size_t)limit) {
-            *more = true;
-            break;
-        }
-        store_kv_item_t *it = &items[n++];
-        it->found = true;
-        it->key = store__dup_blob(st, 0, &it->key_len);
-        it->version = sqlite3_column_int64(st, 1);
-        it->size = sqlite3_column_int64(st, 2);
-        it->expires_ms = sqlite3_column_int64(st, 3);
-    }
-    int r =
-        rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store__sqlite_fail(kv->db, err, "list keys");
-    store__stmt_done(st);
+    store__kv_arg_t a[] = { ARG_TEXT(store), ARG_BYTES(from, from_len), ARG_INT(now_ms),
+                            ARG_INT(want), ARG_BYTES(end.data, end.len) };
+    kv_page_t pg = { .skip = skip_from ? from : NULL,
+                     .skip_len = from_len,
+                     .limit = (size_t)limit,
+                     .items = xcalloc((size_t)limit, sizeof *pg.items) };
+    int r = kv__run(kv, bounded ? STORE__KV_LIST_PREFIX : STORE__KV_LIST, a,
+                    bounded ? 5 : 4, kv__list_row, &pg, "list keys", err);
     if (r < 0) {
-        store_kv_items_free(items, n);
-        *more = false;
+        store_kv_items_free(pg.items, pg.n);
         return r;
     }
-    *out = items;
-    *count = n;
+    *out = pg.items;
+    *count = pg.n;
+    *more = pg.more;
     return 0;
+}
+
+static void kv__row_stats(const store__row_t *row, void *ud)
+{
+    store_kv_store_stats_t *s = ud;
+    s->keys = row->int64(row->ctx, 0);
+    s->bytes = row->int64(row->ctx, 1);
 }
 
 int store_kv_store_stats(store_kv_t *kv, const char *store, store_kv_store_stats_t *out,
@@ -452,49 +427,60 @@ int store_kv_store_stats(store_kv_t *kv, const char *store, store_kv_store_stats
 {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", store);
-    sqlite3_stmt *st = kv->st[K_STORE_GET];
-    int r = 0;
-    if (sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) != SQLITE_OK) {
-        r = store__sqlite_fail(kv->db, err, "read a store's size");
-    } else {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            out->keys = sqlite3_column_int64(st, 0);
-            out->bytes = sqlite3_column_int64(st, 1);
-        } else if (rc != SQLITE_DONE) {
-            r = store__sqlite_fail(kv->db, err, "read a store's size");
-        }
+    store__kv_arg_t a[] = { ARG_TEXT(store) };
+    return kv__run(kv, STORE__KV_STORE_GET, a, NARGS(a), kv__row_stats, out,
+                   "read a store's size", err);
+}
+
+/* A growing list of stores and what each holds. */
+typedef struct kv_stats_list {
+    store_kv_store_stats_t *list;
+    size_t n, cap;
+} kv_stats_list_t;
+
+static store_kv_store_stats_t *kv__stats_add(kv_stats_list_t *l, const char *name)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->list = xrealloc(l->list, l->cap * sizeof *l->list);
     }
-    store__stmt_done(st);
-    return r;
+    store_kv_store_stats_t *s = &l->list[l->n++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return s;
+}
+
+/* A row of (name, keys), a sweep's due store; of (name, keys, bytes),
+ * a store's counts. */
+static store_kv_store_stats_t *kv__row_named(const store__row_t *row, void *ud)
+{
+    char name[sizeof ((store_kv_store_stats_t *)0)->name];
+    row->copy_text(row->ctx, 0, name, sizeof name);
+    store_kv_store_stats_t *s = kv__stats_add(ud, name);
+    s->keys = row->int64(row->ctx, 1);
+    return s;
+}
+
+static void kv__row_due(const store__row_t *row, void *ud)
+{
+    kv__row_named(row, ud);
+}
+
+static void kv__row_named_stats(const store__row_t *row, void *ud)
+{
+    kv__row_named(row, ud)->bytes = row->int64(row->ctx, 2);
 }
 
 int store_kv_stores(store_kv_t *kv, store_kv_store_stats_t **out, size_t *count, mf_error_t *err)
 {
-    sqlite3_stmt *st = kv->st[K_STORES];
-    store_kv_store_stats_t *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            list = xrealloc(list, cap * sizeof *list);
-        }
-        store_kv_store_stats_t *s = &list[n++];
-        memset(s, 0, sizeof *s);
-        store__copy_text(s->name, sizeof s->name, st, 0);
-        s->keys = sqlite3_column_int64(st, 1);
-        s->bytes = sqlite3_column_int64(st, 2);
-    }
-    int r = rc == SQLITE_DONE ? 0 : store__sqlite_fail(kv->db, err, "list stores");
-    store__stmt_done(st);
+    kv_stats_list_t l = { 0 };
+    int r = kv__run(kv, STORE__KV_STORES, NULL, 0, kv__row_named_stats, &l, "list stores", err);
     if (r < 0) {
-        free(list);
-        list = NULL;
-        n = 0;
+        free(l.list);
+        l = (kv_stats_list_t){ 0 };
     }
-    *out = list;
-    *count = n;
+    *out = l.list;
+    *count = l.n;
     return r;
 }
 
@@ -511,6 +497,8 @@ typedef struct kv_found {
     char *content_type; /* with_value only: owned */
     void *value;
     size_t value_len;
+    int64_t now_ms;  /* what "live" is measured against */
+    bool with_value; /* whether to keep a live key's type and value */
 } kv_found_t;
 
 static void kv__found_clear(kv_found_t *f)
@@ -520,32 +508,31 @@ static void kv__found_clear(kv_found_t *f)
     memset(f, 0, sizeof *f);
 }
 
+static void kv__row_found(const store__row_t *row, void *ud)
+{
+    kv_found_t *f = ud;
+    void *c = row->ctx;
+    f->row = true;
+    f->version = row->int64(c, 0);
+    f->size = row->int64(c, 1);
+    f->expires_ms = row->int64(c, 2);
+    f->live = f->expires_ms == 0 || f->expires_ms > f->now_ms;
+    if (f->with_value && f->live) {
+        f->content_type = row->dup_text(c, 3);
+        f->value = row->dup_blob(c, 4, &f->value_len);
+    }
+}
+
 static int kv__lookup(store_kv_t *kv, const char *store, const void *key, size_t key_len,
                       int64_t now_ms, bool with_value, kv_found_t *out, mf_error_t *err)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = kv->st[K_LOOKUP];
-    int r = 0;
-    if (sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) != SQLITE_OK ||
-        kv__bind_bytes(st, 2, key, key_len) != SQLITE_OK) {
-        r = store__sqlite_fail(kv->db, err, "look a key up");
-    } else {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            out->row = true;
-            out->version = sqlite3_column_int64(st, 0);
-            out->size = sqlite3_column_int64(st, 1);
-            out->expires_ms = sqlite3_column_int64(st, 2);
-            out->live = out->expires_ms == 0 || out->expires_ms > now_ms;
-            if (with_value && out->live) {
-                out->content_type = store__dup_column(st, 3);
-                out->value = store__dup_blob(st, 4, &out->value_len);
-            }
-        } else if (rc != SQLITE_DONE) {
-            r = store__sqlite_fail(kv->db, err, "look a key up");
-        }
-    }
-    store__stmt_done(st);
+    out->now_ms = now_ms;
+    out->with_value = with_value;
+    store__kv_arg_t a[] = { ARG_TEXT(store), ARG_BYTES(key, key_len) };
+    int r = kv__run(kv, STORE__KV_LOOKUP, a, NARGS(a), kv__row_found, out, "look a key up", err);
+    if (r < 0)
+        kv__found_clear(out);
     return r;
 }
 
@@ -554,86 +541,85 @@ static int kv__store_add(store_kv_t *kv, const char *store, int64_t dkeys, int64
 {
     if (!dkeys && !dbytes)
         return 0;
-    sqlite3_stmt *st = kv->st[K_STORE_ADD];
-    int r = store__step_done(kv->db, st,
-                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
-                                 sqlite3_bind_int64(st, 2, dkeys) == SQLITE_OK &&
-                                 sqlite3_bind_int64(st, 3, dbytes) == SQLITE_OK,
-                             "count a store's keys", err);
-    if (r == 0 && dkeys < 0) {
+    store__kv_arg_t a[] = { ARG_TEXT(store), ARG_INT(dkeys), ARG_INT(dbytes) };
+    int r = kv__run(kv, STORE__KV_STORE_ADD, a, NARGS(a), NULL, NULL, "count a store's keys", err);
+    if (r == 0 && dkeys < 0)
         /* A store with no keys left is no longer listed. */
-        st = kv->st[K_STORE_GC];
-        r = store__step_done(kv->db, st,
-                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
-                             "count a store's keys", err);
-    }
+        r = kv__run(kv, STORE__KV_STORE_GC, a, 1, NULL, NULL, "count a store's keys", err);
     return r;
+}
+
+static void kv__row_int(const store__row_t *row, void *ud)
+{
+    *(int64_t *)ud = row->int64(row->ctx, 0);
 }
 
 static int kv__next_version(store_kv_t *kv, int64_t *out, mf_error_t *err)
 {
-    sqlite3_stmt *st = kv->st[K_VERSION_NEXT];
-    int r = 0;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
-    else
-        r = store__sqlite_fail(kv->db, err, "advance the version counter");
-    /* Stepped to its end, so the UPDATE is complete before the reset. */
-    if (r == 0 && sqlite3_step(st) != SQLITE_DONE)
-        r = store__sqlite_fail(kv->db, err, "advance the version counter");
-    store__stmt_done(st);
+    *out = 0;
+    int r = kv__run(kv, STORE__KV_VERSION_NEXT, NULL, 0, kv__row_int, out,
+                    "advance the version counter", err);
+    if (r == 0 && *out == 0)
+        r = mf_error_plain(err, EIO, "store: advance the version counter: it gave no number");
     return r;
 }
 
-/* Removes expired keys, up to limit, adjusting their stores' counts. */
+/* What a sweep takes from one store. */
+typedef struct kv_swept {
+    int64_t keys, bytes;
+} kv_swept_t;
+
+static void kv__row_swept(const store__row_t *row, void *ud)
+{
+    kv_swept_t *s = ud;
+    s->keys++;
+    s->bytes += row->int64(row->ctx, 0);
+}
+
+/* Removes up to limit expired keys of store, whose lock the caller holds,
+ * and takes them off its counts; *out says what went. */
+static int kv__sweep_store(store_kv_t *kv, const char *store, int64_t now_ms, int64_t limit,
+                           kv_swept_t *out, mf_error_t *err)
+{
+    *out = (kv_swept_t){ 0 };
+    store__kv_arg_t a[] = { ARG_TEXT(store), ARG_INT(now_ms), ARG_INT(limit) };
+    int r = kv__run(kv, STORE__KV_SWEEP, a, NARGS(a), kv__row_swept, out, "remove expired keys",
+                    err);
+    if (r == 0)
+        r = kv__store_add(kv, store, -out->keys, -out->bytes, err);
+    return r;
+}
+
+/* Removes up to limit keys expired at now_ms, a store at a time, in the
+ * order of their names. A store whose lock another server holds (it is
+ * writing there) is left for a later sweep rather than waited for. */
 static int kv__sweep(store_kv_t *kv, int64_t now_ms, int limit, int64_t *removed,
                      store_kv_store_stats_t **changed, size_t *nchanged, mf_error_t *err)
 {
     *removed = 0;
-    sqlite3_stmt *st = kv->st[K_SWEEP];
-    if (sqlite3_bind_int64(st, 1, now_ms) != SQLITE_OK ||
-        sqlite3_bind_int(st, 2, limit) != SQLITE_OK) {
-        store__stmt_done(st);
-        return store__sqlite_fail(kv->db, err, "remove expired keys");
-    }
-    /* Per store: keys gone (in .keys) and their bytes. */
-    store_kv_store_stats_t *gone = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *store = (const char *)sqlite3_column_text(st, 0);
-        int64_t bytes = sqlite3_column_int64(st, 1);
-        size_t i = 0;
-        while (i < n && strcmp(gone[i].name, store ? store : ""))
-            i++;
-        if (i == n) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                gone = xrealloc(gone, cap * sizeof *gone);
-            }
-            memset(&gone[n], 0, sizeof gone[n]);
-            snprintf(gone[n].name, sizeof gone[n].name, "%s", store ? store : "");
-            n++;
-        }
-        gone[i].keys++;
-        gone[i].bytes += bytes;
-        ++*removed;
-    }
-    int r = rc == SQLITE_DONE ? 0 : store__sqlite_fail(kv->db, err, "remove expired keys");
-    store__stmt_done(st);
-    for (size_t i = 0; i < n && r == 0; i++) {
-        r = kv__store_add(kv, gone[i].name, -gone[i].keys, -gone[i].bytes, err);
-        if (r == 0 && changed) {
-            char name[sizeof gone[i].name];
-            memcpy(name, gone[i].name, sizeof name);
-            r = store_kv_store_stats(kv, name, &gone[i], err);
-        }
+    /* Per store: its expired keys among the first limit (in .keys). */
+    kv_stats_list_t due = { 0 };
+    store__kv_arg_t a[] = { ARG_INT(now_ms), ARG_INT(limit) };
+    int r = kv__run(kv, STORE__KV_SWEEP_DUE, a, NARGS(a), kv__row_due, &due,
+                    "remove expired keys", err);
+    size_t n = 0; /* the stores keys went from, moved to the front of due */
+    for (size_t i = 0; i < due.n && r == 0; i++) {
+        char name[sizeof due.list[i].name];
+        memcpy(name, due.list[i].name, sizeof name);
+        bool got;
+        kv_swept_t swept;
+        if ((r = kv__try_lock(kv, name, &got, err)) < 0 || !got ||
+            (r = kv__sweep_store(kv, name, now_ms, due.list[i].keys, &swept, err)) < 0 ||
+            swept.keys == 0)
+            continue;
+        *removed += swept.keys;
+        r = store_kv_store_stats(kv, name, &due.list[n++], err);
     }
     if (r == 0 && changed) {
-        *changed = gone;
+        *changed = due.list;
         *nchanged = n;
     } else {
-        free(gone);
+        free(due.list);
         if (changed) {
             *changed = NULL;
             *nchanged = 0;
@@ -647,7 +633,17 @@ int store_kv_sweep(store_kv_t *kv, int64_t now_ms, int limit, int64_t *removed,
 {
     if (limit < 1)
         return mf_error_plain(err, EINVAL, "sweep: limit must be at least 1");
-    return kv__sweep(kv, now_ms, limit, removed, changed, nchanged, err);
+    bool own;
+    int r = kv__own_begin(kv, &own, err);
+    if (r == 0)
+        r = kv__sweep(kv, now_ms, limit, removed, changed, nchanged, err);
+    r = kv__own_end(kv, own, r, err);
+    if (r < 0 && changed) {
+        free(*changed);
+        *changed = NULL;
+        *nchanged = 0;
+    }
+    return r;
 }
 
 /* Whether the store has room for dkeys more keys and dbytes more bytes. */
@@ -677,6 +673,9 @@ static int kv__full(store_kv_t *kv, const char *store, const store_kv_store_stat
                           store, s->keys, l->max_keys, s->bytes, l->max_store_bytes);
 }
 
+/* How many of a full store's expired keys a write sweeps to make room. */
+#define KV_ROOM_SWEEP 1000
+
 /* Writes key = value with a new version, the store's counts adjusted for
  * what was there (f), once the bounds allow it. A store at its bound
  * first has its expired keys swept, and f looked up again. */
@@ -703,11 +702,11 @@ static int kv__put_row(store_kv_t *kv, const char *store, const void *key, size_
             break;
         if (attempt == 1)
             return kv__full(kv, store, &s, err);
-        int64_t removed;
-        r = kv__sweep(kv, now_ms, 1000, &removed, NULL, NULL, err);
+        kv_swept_t swept;
+        r = kv__sweep_store(kv, store, now_ms, KV_ROOM_SWEEP, &swept, err);
         if (r < 0)
             return r;
-        if (removed == 0)
+        if (swept.keys == 0)
             return kv__full(kv, store, &s, err);
         /* The sweep may have taken this very key (expired). */
         kv_found_t again;
@@ -721,16 +720,14 @@ static int kv__put_row(store_kv_t *kv, const char *store, const void *key, size_
     int r = kv__next_version(kv, &v, err);
     if (r < 0)
         return r;
-    sqlite3_stmt *st = kv->st[K_UPSERT];
-    int ok = sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
-             kv__bind_bytes(st, 2, key, key_len) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 3, v) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 4, (int64_t)value_len) == SQLITE_OK &&
-             (expires_ms ? sqlite3_bind_int64(st, 5, expires_ms) : sqlite3_bind_null(st, 5)) ==
-                 SQLITE_OK &&
-             sqlite3_bind_text(st, 6, content_type, -1, SQLITE_STATIC) == SQLITE_OK &&
-             kv__bind_bytes(st, 7, value, value_len) == SQLITE_OK;
-    r = store__step_done(kv->db, st, ok, "write a key", err);
+    store__kv_arg_t a[] = { ARG_TEXT(store),
+                            ARG_BYTES(key, key_len),
+                            ARG_INT(v),
+                            ARG_INT((int64_t)value_len),
+                            expires_ms ? ARG_INT(expires_ms) : ARG_NULL,
+                            ARG_TEXT(content_type),
+                            ARG_BYTES(value, value_len) };
+    r = kv__run(kv, STORE__KV_UPSERT, a, NARGS(a), NULL, NULL, "write a key", err);
     if (r == 0)
         r = kv__store_add(kv, store, dkeys, dbytes, err);
     if (r == 0 && version)
@@ -757,8 +754,9 @@ static int kv__check_key(const void *key, size_t key_len, mf_error_t *err)
     return 0;
 }
 
-int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, int64_t now_ms,
-                   int64_t *version, mf_error_t *err)
+/* One op of store_kv_write, under the store's lock. */
+static int kv__write(store_kv_t *kv, const char *store, const store_kv_op_t *op, int64_t now_ms,
+                     int64_t *version, mf_error_t *err)
 {
     if (version)
         *version = 0;
@@ -778,11 +776,8 @@ int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, i
             return mf_error_plain(
                 err, ECANCELED, "key `%s` is at version %" PRId64 ", not %" PRId64,
                 kv__show(op->key, op->key_len, shown, sizeof shown), f.version, op->if_version);
-        sqlite3_stmt *st = kv->st[K_DELETE];
-        r = store__step_done(kv->db, st,
-                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK &&
-                                 kv__bind_bytes(st, 2, op->key, op->key_len) == SQLITE_OK,
-                             "delete a key", err);
+        store__kv_arg_t a[] = { ARG_TEXT(store), ARG_BYTES(op->key, op->key_len) };
+        r = kv__run(kv, STORE__KV_DELETE, a, NARGS(a), NULL, NULL, "delete a key", err);
         if (r == 0)
             r = kv__store_add(kv, store, -1, -kv__op_bytes(op->key_len, f.size), err);
         return r;
@@ -806,15 +801,29 @@ int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, i
                        &f, now_ms, version, err);
 }
 
-int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *ops, size_t n,
-                       int64_t now_ms, int64_t *versions, size_t *failed, mf_error_t *err)
+int store_kv_write(store_kv_t *kv, const char *store, const store_kv_op_t *op, int64_t now_ms,
+                   int64_t *version, mf_error_t *err)
 {
-    *failed = 0;
-    int r = store__step_done(kv->db, kv->st[K_BATCH_SAVEPOINT], 1, "open a savepoint", err);
+    if (version)
+        *version = 0;
+    bool own;
+    int r = kv__own_begin(kv, &own, err);
+    if (r == 0 && (r = kv__lock(kv, store, err)) == 0)
+        r = kv__write(kv, store, op, now_ms, version, err);
+    r = kv__own_end(kv, own, r, err);
+    if (r < 0 && version)
+        *version = 0;
+    return r;
+}
+
+static int kv__write_all(store_kv_t *kv, const char *store, const store_kv_op_t *ops, size_t n,
+                         int64_t now_ms, int64_t *versions, size_t *failed, mf_error_t *err)
+{
+    int r = kv__exec(kv, STORE__KV_BATCH_SAVEPOINT, "open a savepoint", err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n; i++) {
-        r = store_kv_write(kv, store, &ops[i], now_ms, &versions[i], err);
+        r = kv__write(kv, store, &ops[i], now_ms, &versions[i], err);
         if (r == -ENOENT && ops[i].kind == STORE_KV_DELETE) {
             /* In a batch, deleting what is not there is done already;
              * unless the op asked for a version, which it cannot have. */
@@ -833,13 +842,24 @@ int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *o
         }
     }
     mf_error_t ignored = MF_ERROR_INIT;
-    if (r < 0) {
-        store__step_done(kv->db, kv->st[K_BATCH_ROLLBACK_TO], 1, "roll back a batch", &ignored);
-        memset(versions, 0, n * sizeof *versions);
-    }
-    int rr = store__step_done(kv->db, kv->st[K_BATCH_RELEASE], 1, "release a batch",
-                              r < 0 ? &ignored : err);
+    if (r < 0)
+        kv__exec(kv, STORE__KV_BATCH_ROLLBACK_TO, "roll back a batch", &ignored);
+    int rr = kv__exec(kv, STORE__KV_BATCH_RELEASE, "release a batch", r < 0 ? &ignored : err);
     return r < 0 ? r : rr;
+}
+
+int store_kv_write_all(store_kv_t *kv, const char *store, const store_kv_op_t *ops, size_t n,
+                       int64_t now_ms, int64_t *versions, size_t *failed, mf_error_t *err)
+{
+    *failed = 0;
+    bool own;
+    int r = kv__own_begin(kv, &own, err);
+    if (r == 0 && (r = kv__lock(kv, store, err)) == 0)
+        r = kv__write_all(kv, store, ops, n, now_ms, versions, failed, err);
+    r = kv__own_end(kv, own, r, err);
+    if (r < 0)
+        memset(versions, 0, n * sizeof *versions);
+    return r;
 }
 
 /* A whole decimal int64: an optional '-' and 1 to 19 digits. */
@@ -866,14 +886,13 @@ static int kv__parse_int64(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-int store_kv_incr(store_kv_t *kv, const char *store, const void *key, size_t key_len, int64_t by,
-                  int64_t ttl_ms, int64_t now_ms, int64_t *value, int64_t *version, mf_error_t *err)
+/* store_kv_incr under the store's lock. */
+static int kv__incr(store_kv_t *kv, const char *store, const void *key, size_t key_len,
+                    int64_t by, int64_t ttl_ms, int64_t now_ms, int64_t *value, int64_t *version,
+                    mf_error_t *err)
 {
-    int r = kv__check_key(key, key_len, err);
-    if (r < 0)
-        return r;
     kv_found_t f;
-    r = kv__lookup(kv, store, key, key_len, now_ms, true, &f, err);
+    int r = kv__lookup(kv, store, key, key_len, now_ms, true, &f, err);
     if (r < 0)
         return r;
     char shown[256];
@@ -911,7 +930,19 @@ int store_kv_incr(store_kv_t *kv, const char *store, const void *key, size_t key
     return r;
 }
 
-int store_kv_drop(store_kv_t *kv, const char *store, mf_error_t *err)
+int store_kv_incr(store_kv_t *kv, const char *store, const void *key, size_t key_len, int64_t by,
+                  int64_t ttl_ms, int64_t now_ms, int64_t *value, int64_t *version, mf_error_t *err)
+{
+    int r = kv__check_key(key, key_len, err);
+    if (r < 0)
+        return r;
+    bool own;
+    if ((r = kv__own_begin(kv, &own, err)) == 0 && (r = kv__lock(kv, store, err)) == 0)
+        r = kv__incr(kv, store, key, key_len, by, ttl_ms, now_ms, value, version, err);
+    return kv__own_end(kv, own, r, err);
+}
+
+static int kv__drop(store_kv_t *kv, const char *store, mf_error_t *err)
 {
     store_kv_store_stats_t s;
     int r = store_kv_store_stats(kv, store, &s, err);
@@ -919,17 +950,20 @@ int store_kv_drop(store_kv_t *kv, const char *store, mf_error_t *err)
         return r;
     if (s.keys == 0)
         return mf_error_plain(err, ENOENT, "store %s holds no keys", store);
-    sqlite3_stmt *st = kv->st[K_DROP_KEYS];
-    r = store__step_done(kv->db, st,
-                         sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
-                         "delete a store", err);
-    if (r == 0) {
-        st = kv->st[K_DROP_STORE];
-        r = store__step_done(kv->db, st,
-                             sqlite3_bind_text(st, 1, store, -1, SQLITE_STATIC) == SQLITE_OK,
-                             "delete a store", err);
-    }
+    store__kv_arg_t a[] = { ARG_TEXT(store) };
+    r = kv__run(kv, STORE__KV_DROP_KEYS, a, NARGS(a), NULL, NULL, "delete a store", err);
+    if (r == 0)
+        r = kv__run(kv, STORE__KV_DROP_STORE, a, NARGS(a), NULL, NULL, "delete a store", err);
     return r;
+}
+
+int store_kv_drop(store_kv_t *kv, const char *store, mf_error_t *err)
+{
+    bool own;
+    int r = kv__own_begin(kv, &own, err);
+    if (r == 0 && (r = kv__lock(kv, store, err)) == 0)
+        r = kv__drop(kv, store, err);
+    return kv__own_end(kv, own, r, err);
 }
 
 /* ---- the listing cursor ------------------------------------------------- */

@@ -1,15 +1,25 @@
-/* The key-value stores' SQLite file, DATA/kv.db: named stores of keys to
- * values, each value with a content type, a version and an optional
- * expiry. It is a file of its own, as the async queue's is, so that the KV
- * writer thread's fsync'd group commits and the other writers never wait on
- * each other's locks.
+/* The key-value stores: named stores of keys to values, each value with a
+ * content type, a version and an optional expiry. On one machine they are
+ * SQLite's file DATA/kv.db, a file of its own, as the async queue's is, so
+ * that the KV writer thread's fsync'd group commits and the other writers
+ * never wait on each other's locks; several machines keep them in the
+ * PostgreSQL database they share (kv_backend.h: the same calls on both).
  *
  * A store_kv_t is one connection, used from one thread at a time: the event
  * loop opens one to read, and the writer thread (store/writer.h) one to
- * write. Versions come from one counter per file, kept in the file and
- * advanced in the write's own transaction: every committed write has a
- * number above all before it, so a version is never seen twice, not even
- * on a key deleted and made again.
+ * write. Versions come from one counter, kept in the database and advanced
+ * by each write: a version is never given twice, not even to a key deleted
+ * and made again, and a key's versions only go up. On SQLite the counter
+ * moves in the write's own transaction, so every committed write has a
+ * number above all before it; on PostgreSQL it is a sequence the servers
+ * share, and writes to different stores committed at once by several
+ * servers may commit in another order than their numbers.
+ *
+ * Every write (a put, a delete, a batch, an incr, a drop) is atomic, and
+ * on PostgreSQL the writes of all servers to one store take their turns:
+ * conditions, counters and bounds hold however many servers write at once.
+ * A write made outside a transaction (not a writer's job) commits on its
+ * own.
  *
  * Calls return 0 or a negative errno and fill *err:
  *   -ENOENT     the key (or store) is not there, or has expired
@@ -19,7 +29,8 @@
  *   -EDOM       incr of a value that is not a decimal int64
  *   -ERANGE     incr past the int64 range
  *   -EINVAL     a bad argument
- *   -EIO        SQLite failed
+ *   -ECONNRESET the connection to PostgreSQL was lost
+ *   -EIO        the database failed
  * Keys are bytes (the API layer makes sure they are UTF-8) compared as
  * bytes: listings come in memcmp order. Times are wall milliseconds, given
  * by the caller, so tests can move them. */
@@ -85,12 +96,21 @@ typedef struct store_kv_store_stats {
     int64_t bytes;
 } store_kv_store_stats_t;
 
-/* Opens (creating and migrating) DIR/kv.db. */
-int store_kv_open(const char *data_dir, store_kv_t **out, mf_error_t *err);
+/* Opens the stores at where, applying pending schema migrations:
+ * - a directory: opens (creating) DIR/kv.db;
+ * - a URL postgresql://… (or postgres://…): connects to that database,
+ *   the one the main store uses (store/store.h), whose schema holds the
+ *   KV tables too.
+ * A database whose schema is newer than this mayfly knows is refused
+ * (-EPROTO). */
+int store_kv_open(const char *where, store_kv_t **out, mf_error_t *err);
 void store_kv_close(store_kv_t *kv);
-/* Opens a connection to DIR/kv.db for a writer thread (store/writer.h):
- * its jobs get the store_kv_t as their db. The limits apply to its writes. */
-int store_kv_writer_db(const char *data_dir, const store_kv_limits_t *limits,
+/* "SQLite" or "PostgreSQL". */
+const char *store_kv_backend_name(const store_kv_t *kv);
+/* Opens another connection to where's stores for a writer thread
+ * (store/writer.h): its jobs get the store_kv_t as their db. The limits
+ * apply to its writes. */
+int store_kv_writer_db(const char *where, const store_kv_limits_t *limits,
                        store_writer_db_t *out, mf_error_t *err);
 /* Sets the bounds this connection's writes keep to. */
 void store_kv_set_limits(store_kv_t *kv, const store_kv_limits_t *limits);
@@ -152,9 +172,10 @@ int store_kv_store_stats(store_kv_t *kv, const char *store, store_kv_store_stats
 int store_kv_stores(store_kv_t *kv, store_kv_store_stats_t **out, size_t *count, mf_error_t *err);
 /* Removes a whole store; -ENOENT when it holds nothing. */
 int store_kv_drop(store_kv_t *kv, const char *store, mf_error_t *err);
-/* Removes up to limit keys expired at now_ms (of any store), and says how
- * many went; *changed (may be NULL) gets the stores they came from with
- * what each holds after (free it), *nchanged their number. */
+/* Removes up to limit keys expired at now_ms (of any store, a store at a
+ * time; one another server is writing to is left for a later sweep), and
+ * says how many went; *changed (may be NULL) gets the stores they came
+ * from with what each holds after (free it), *nchanged their number. */
 int store_kv_sweep(store_kv_t *kv, int64_t now_ms, int limit, int64_t *removed,
                    store_kv_store_stats_t **changed, size_t *nchanged, mf_error_t *err);
 

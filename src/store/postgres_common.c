@@ -174,6 +174,8 @@ int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_
 {
     for (size_t i = 0; i < count; i++) {
         const store_pg_stmt_t *st = &stmts[i];
+        if (!st->sql)
+            continue;
         Oid types[STORE_PG_MAX_PARAMS];
         int n = 0;
         for (const char *t = st->types; *t && n < STORE_PG_MAX_PARAMS; t++)

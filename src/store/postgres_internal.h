@@ -19,6 +19,10 @@
  * Advisory locks belong to one database, so nodes of other databases on
  * the same server never wait on each other. */
 #define STORE_PG_MIGRATION_LOCK 0x6d6179666c79LL
+/* The first key of the KV stores' locks, one per store (the second is the
+ * hash of its name): "mfkv" in ASCII. Locks of two 32-bit keys never meet
+ * those of one 64-bit key. */
+#define STORE_PG_KV_LOCK 1835428726
 
 /* Connects to url (postgresql://…): on failure an error that names the
  * URL without its password and says why (the server's or libpq's words). */
@@ -46,6 +50,8 @@ typedef struct store_pg_stmt {
     const char *types;
 } store_pg_stmt_t;
 
+/* Prepares each of stmts (an entry without SQL, a statement the caller
+ * has no need of, is left out). */
 int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_error_t *err);
 
 #define STORE_PG_MAX_PARAMS 32

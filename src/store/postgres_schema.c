@@ -271,6 +271,16 @@ static const char *const pg__migrations[] = {
      * other nodes hold, instead of sorting the whole queue. SQLite's
      * queue.db has no claims to serve, and no such index. */
     "CREATE INDEX events_ready ON events (next_ms, seq) WHERE running = 0;",
+
+    /* 9: KV versions from a sequence rather than meta's one row: every
+     * server's writes would wait on that row's lock until they commit,
+     * whatever store they write to, and a batch holding it while it waits
+     * for a store's lock held by another server's batch waiting for it
+     * would be a deadlock. A sequence's numbers are never given twice and
+     * never wait (kv_postgres.c). It goes on from meta's count. */
+    "CREATE SEQUENCE kv_versions AS bigint;"
+    "SELECT setval('kv_versions', greatest(version, 1), version > 0) FROM meta;"
+    "DROP TABLE meta;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -80,6 +80,62 @@
     " WHERE function = " P(1) " AND (" P(2) " IS NULL OR request_id = " P(2) ")"                   \
     " AND time_ms >= " P(3) " AND id > " P(4) " ORDER BY id LIMIT " P(5)
 
+/* ---- KV stores (store/kv.h, store/kv_backend.h) ------------------------ */
+
+/* A key's columns, the value last: reading the others (listings,
+ * conditions) never touches a large value's pages. */
+#define STORE_KV_COLUMNS "version, size, expires_ms, content_type, value"
+#define STORE_KV_LOOKUP_SQL(P)                                                                     \
+    "SELECT " STORE_KV_COLUMNS " FROM kv WHERE store = " P(1) " AND key = " P(2)
+/* A live key: one not expired at P(3). */
+#define STORE_KV_LIVE(P) "(expires_ms IS NULL OR expires_ms > " P(3) ")"
+#define STORE_KV_GET_SQL(P) STORE_KV_LOOKUP_SQL(P) " AND " STORE_KV_LIVE(P)
+#define STORE_KV_UPSERT_SQL(P)                                                                     \
+    "INSERT INTO kv (store, key, " STORE_KV_COLUMNS ") VALUES (" P(1) ", " P(2) ", " P(3) ", "     \
+    P(4) ", " P(5) ", " P(6) ", " P(7) ") ON CONFLICT (store, key) DO UPDATE SET"                  \
+    " version = excluded.version, size = excluded.size, expires_ms = excluded.expires_ms,"         \
+    " content_type = excluded.content_type, value = excluded.value"
+#define STORE_KV_DELETE_SQL(P) "DELETE FROM kv WHERE store = " P(1) " AND key = " P(2)
+/* The stores' counts change in the same transactions as kv, so that they
+ * are exact at every commit. */
+#define STORE_KV_STORE_ADD_SQL(P)                                                                  \
+    "INSERT INTO stores (name, keys, bytes) VALUES (" P(1) ", " P(2) ", " P(3) ")"                 \
+    " ON CONFLICT (name) DO UPDATE SET keys = stores.keys + excluded.keys,"                        \
+    " bytes = stores.bytes + excluded.bytes"
+#define STORE_KV_STORE_GC_SQL(P) "DELETE FROM stores WHERE name = " P(1) " AND keys <= 0"
+#define STORE_KV_STORE_GET_SQL(P) "SELECT keys, bytes FROM stores WHERE name = " P(1)
+/* By name, byte by byte (on PostgreSQL the column's collation is "C"). */
+#define STORE_KV_STORES_SQL "SELECT name, keys, bytes FROM stores ORDER BY name"
+/* One lower bound P(2) (>=, the greater of the cursor and the prefix; the
+ * cursor's own key is skipped by kv.c) and, with a prefix, an upper one
+ * P(5), so the index is walked from the first row that can match to the
+ * last. Keys are bytes (BLOB, bytea): compared as memcmp compares. */
+#define STORE_KV_LIST_SQL(P, upper)                                                                \
+    "SELECT key, version, size, expires_ms FROM kv WHERE store = " P(1) " AND key >= " P(2) upper \
+    " AND " STORE_KV_LIVE(P) " ORDER BY key LIMIT " P(4)
+#define STORE_KV_LIST_ALL_SQL(P) STORE_KV_LIST_SQL(P, "")
+#define STORE_KV_LIST_PREFIX_SQL(P) STORE_KV_LIST_SQL(P, " AND key < " P(5))
+/* The sweep, a store at a time: which stores hold the first P(2) keys
+ * expired at P(1), and how many of them each; then each store's, P(3) at
+ * most, under its lock. The expiry is looked at again as a row is
+ * deleted: a key written anew meanwhile (PostgreSQL re-reads a row
+ * another transaction changed) stays. */
+#define STORE_KV_SWEEP_DUE_SQL(P)                                                                  \
+    "SELECT store, count(*) FROM (SELECT store FROM kv WHERE expires_ms <= " P(1) " LIMIT " P(2)  \
+    ") AS due GROUP BY store ORDER BY store"
+#define STORE_KV_SWEEP_SQL(P)                                                                      \
+    "DELETE FROM kv WHERE id IN (SELECT id FROM kv WHERE store = " P(1) " AND expires_ms <= "      \
+    P(2) " LIMIT " P(3) ") AND expires_ms <= " P(2) " RETURNING length(key) + size"
+#define STORE_KV_DROP_KEYS_SQL(P) "DELETE FROM kv WHERE store = " P(1)
+#define STORE_KV_DROP_STORE_SQL(P) "DELETE FROM stores WHERE name = " P(1)
+/* A writer's job, and a batch of ops inside one. */
+#define STORE_KV_SAVEPOINT_SQL "SAVEPOINT job"
+#define STORE_KV_RELEASE_SQL "RELEASE job"
+#define STORE_KV_ROLLBACK_TO_SQL "ROLLBACK TO job"
+#define STORE_KV_BATCH_SAVEPOINT_SQL "SAVEPOINT batch"
+#define STORE_KV_BATCH_RELEASE_SQL "RELEASE batch"
+#define STORE_KV_BATCH_ROLLBACK_TO_SQL "ROLLBACK TO batch"
+
 /* One row of a result, as a backend reads its columns (0-based). */
 typedef struct store__row {
     void *ctx;
