@@ -131,8 +131,8 @@ static void kvpg__rollback(store_kv_t *base)
 
 static bool kvpg__in_transaction(store_kv_t *base)
 {
-    PGTransactionStatusType t = PQtransactionStatus(pg(base)->conn);
-    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+    /* Unknown (the connection is lost): the next statement says so. */
+    return PQtransactionStatus(pg(base)->conn) != PQTRANS_IDLE;
 }
 
 static const store__kv_backend_t kvpg__backend = {

@@ -83,6 +83,28 @@ static inline long long pg_int(PGconn *c, const char *sql)
     return v;
 }
 
+/* Ends every other connection to c's database, and waits until they are
+ * gone. */
+static inline void pg_kill_connections(PGconn *c)
+{
+    pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+               " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    while (pg_int(c, "SELECT count(*) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND pid <> pg_backend_pid()") > 0)
+        usleep(10000);
+}
+
+/* How many of the locks that connections to c's database ask for they
+ * wait for (any kind: an advisory lock, a row another transaction
+ * changed), after a moment's pause; callers poll it while they check
+ * that what should wait has not finished instead. */
+static inline long long pg_lock_waiters(PGconn *c)
+{
+    usleep(10000);
+    return pg_int(c, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                     " WHERE NOT l.granted AND a.datname = current_database()");
+}
+
 /* The admin URL with another database: postgresql://AUTH/DB?QUERY. */
 static inline char *url_with_db(const char *url, const char *db)
 {

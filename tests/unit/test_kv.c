@@ -1,6 +1,9 @@
-/* The key-value stores' SQLite file (store/kv.h), against a real kv.db in
- * a fresh directory: conditions, versions, TTLs, incr, batches, counts,
- * bounds, listings, and writes through the writer thread. */
+/* The key-value stores (store/kv.h), the same on both backends: each test
+ * runs against a real kv.db in a fresh directory and against a fresh
+ * PostgreSQL database (store_backends.h): conditions, versions, TTLs,
+ * incr, batches, counts, bounds, listings, and writes through the writer
+ * thread. What only PostgreSQL does (several connections writing at once)
+ * is in test_kv_pg.c. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +18,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "tmpdir.h"
+#include "store_backends.h"
 
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -27,12 +30,14 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static store_kv_t *open_kv(const char *dir, int64_t max_keys, int64_t max_bytes, int64_t max_value)
+static store_kv_t *open_kv(const backend_t *b, int64_t max_keys, int64_t max_bytes,
+                           int64_t max_value)
 {
     mf_error_t err = MF_ERROR_INIT;
     store_kv_t *kv = NULL;
-    if (store_kv_open(dir, &kv, &err) < 0)
+    if (store_kv_open(b->where, &kv, &err) < 0)
         fail_msg("store_kv_open: %s", err.msg);
+    assert_string_equal(store_kv_backend_name(kv), b->pg ? "PostgreSQL" : "SQLite");
     store_kv_limits_t l = {
         .max_value_bytes = max_value, .max_store_bytes = max_bytes, .max_keys = max_keys};
     store_kv_set_limits(kv, &l);
@@ -122,15 +127,19 @@ static void assert_value(store_kv_t *kv, const char *store, const char *key, con
 
 static void test_open_creates_the_file(void **state)
 {
-    const char *dir = *state;
-    store_kv_t *kv = open_kv(dir, 0, 0, 0);
-    cleanup_free char *path = xasprintf("%s/kv.db", dir);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_true(S_ISREG(st.st_mode));
+    const backend_t *b = *state;
+    store_kv_t *kv = open_kv(b, 0, 0, 0);
+    if (!b->pg) {
+        cleanup_free char *path = xasprintf("%s/kv.db", b->dir);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+    }
+    put(kv, "s", "k", "v", T0);
     store_kv_close(kv);
     /* Opening again migrates nothing and keeps what is there. */
-    kv = open_kv(dir, 0, 0, 0);
+    kv = open_kv(b, 0, 0, 0);
+    assert_value(kv, "s", "k", "v", T0);
     store_kv_close(kv);
 }
 
@@ -173,8 +182,8 @@ static void test_put_get_round_trip_with_content_type(void **state)
 
 static void test_versions_increase_and_are_never_reused(void **state)
 {
-    const char *dir = *state;
-    store_kv_t *kv = open_kv(dir, 0, 0, 0);
+    const backend_t *b = *state;
+    store_kv_t *kv = open_kv(b, 0, 0, 0);
     mf_error_t err = MF_ERROR_INIT;
     int64_t v1 = put(kv, "a", "k", "1", T0);
     int64_t v2 = put(kv, "b", "k", "1", T0);
@@ -193,10 +202,10 @@ static void test_versions_increase_and_are_never_reused(void **state)
 
     /* The counter is in the file: a new connection goes on from it, even
      * after the key with the highest version is gone. */
-    kv = open_kv(dir, 0, 0, 0);
+    kv = open_kv(b, 0, 0, 0);
     assert_int_equal(write_op(kv, "a", delete_op("k", 0), T0, NULL, &err), 0);
     store_kv_close(kv);
-    kv = open_kv(dir, 0, 0, 0);
+    kv = open_kv(b, 0, 0, 0);
     int64_t v5 = put(kv, "a", "k", "again", T0);
     assert_true(v5 > v4);
     store_kv_close(kv);
@@ -684,13 +693,13 @@ static void incr_done(void *arg, int r, const mf_error_t *err)
 
 static void test_writer_increments_exactly(void **state)
 {
-    const char *dir = *state;
+    const backend_t *b = *state;
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     mf_error_t err = MF_ERROR_INIT;
     store_kv_limits_t limits = {0};
     store_writer_db_t db;
-    assert_int_equal(store_kv_writer_db(dir, &limits, &db, &err), 0);
+    assert_int_equal(store_kv_writer_db(b->where, &limits, &db, &err), 0);
     store_writer_t *w;
     assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
     enum { N = 200 };
@@ -720,29 +729,34 @@ static void test_writer_increments_exactly(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 
     /* Committed: another connection reads it. */
-    store_kv_t *kv = open_kv(dir, 0, 0, 0);
+    store_kv_t *kv = open_kv(b, 0, 0, 0);
     assert_value(kv, "c", "n", "200", T0);
     store_kv_close(kv);
 }
 
+#define KV_TESTS(setup)                                                                            \
+    cmocka_unit_test_setup_teardown(test_open_creates_the_file, setup, teardown),                  \
+    cmocka_unit_test_setup_teardown(test_put_get_round_trip_with_content_type, setup, teardown),   \
+    cmocka_unit_test_setup_teardown(test_versions_increase_and_are_never_reused, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),                             \
+    cmocka_unit_test_setup_teardown(test_ttl_expiry_and_sweep, setup, teardown),                   \
+    cmocka_unit_test_setup_teardown(test_sweep_goes_in_batches, setup, teardown),                  \
+    cmocka_unit_test_setup_teardown(test_incr, setup, teardown),                                   \
+    cmocka_unit_test_setup_teardown(test_batch_is_all_or_nothing, setup, teardown),                \
+    cmocka_unit_test_setup_teardown(test_counts_are_exact, setup, teardown),                       \
+    cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),                                 \
+    cmocka_unit_test_setup_teardown(test_list_pages_in_byte_order, setup, teardown),               \
+    cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),                               \
+    cmocka_unit_test_setup_teardown(test_writer_increments_exactly, setup, teardown)
+
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
-    const struct CMUnitTest tests[] = {
-        T(test_open_creates_the_file),
-        T(test_put_get_round_trip_with_content_type),
-        T(test_versions_increase_and_are_never_reused),
-        T(test_conditions),
-        T(test_ttl_expiry_and_sweep),
-        T(test_sweep_goes_in_batches),
-        T(test_incr),
-        T(test_batch_is_all_or_nothing),
-        T(test_counts_are_exact),
-        T(test_bounds),
-        T(test_list_pages_in_byte_order),
-        T(test_cursor_parse),
-        T(test_get_many),
-        T(test_writer_increments_exactly),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest alone[] = { cmocka_unit_test(test_cursor_parse) };
+    const struct CMUnitTest on_sqlite[] = { KV_TESTS(setup_sqlite) };
+    const struct CMUnitTest on_postgresql[] = { KV_TESTS(setup_pg) };
+    int failed = cmocka_run_group_tests_name("the KV listing cursor", alone, NULL, NULL);
+    failed |= cmocka_run_group_tests_name("KV stores on SQLite", on_sqlite, NULL, NULL);
+    if (!pg_available())
+        return failed;
+    return failed | cmocka_run_group_tests_name("KV stores on PostgreSQL", on_postgresql, NULL, NULL);
 }

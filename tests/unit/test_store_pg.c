@@ -57,14 +57,8 @@ static void test_two_openers_migrate_once(void **state)
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, open_in_thread, &o[i]), 0);
     /* Until both wait on the lock (neither may get past it). */
-    for (;;) {
+    while (pg_lock_waiters(c) < 2)
         assert_false(atomic_load(&o[0].done) || atomic_load(&o[1].done));
-        if (pg_int(c, "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-                      " WHERE l.locktype = 'advisory' AND NOT l.granted"
-                      " AND d.datname = current_database()") == 2)
-            break;
-        usleep(10000);
-    }
     assert_int_equal(pg_int(c, "SELECT count(*) FROM pg_tables WHERE tablename = 'mayfly_schema'"),
                      0);
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%lld)",
@@ -108,23 +102,12 @@ static void test_a_bad_url_or_no_server_is_a_clear_error(void **state)
     assert_non_null(strstr(err.msg, "does not exist"));
 }
 
-/* Ends every other connection to the test's database, and waits until
- * they are gone. */
-static void kill_connections(PGconn *c)
-{
-    pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-               " WHERE datname = current_database() AND pid <> pg_backend_pid()");
-    while (pg_int(c, "SELECT count(*) FROM pg_stat_activity"
-                     " WHERE datname = current_database() AND pid <> pg_backend_pid()") > 0)
-        usleep(10000);
-}
-
 static void test_a_lost_connection_is_reported_as_such(void **state)
 {
     backend_t *b = *state;
     store_t *s = open_store(b);
     PGconn *c = pg_connect(b->where);
-    kill_connections(c);
+    pg_kill_connections(c);
 
     mf_error_t err = MF_ERROR_INIT;
     store_function_t f;
@@ -146,7 +129,7 @@ static void test_a_lost_connection_is_reported_as_such(void **state)
     store_writer_t *w = NULL;
     assert_int_equal(store_writer_db(s, &db, &err), 0);
     assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
-    kill_connections(c);
+    pg_kill_connections(c);
     store_record_t rec = { .request_id = "r", .function = "fn", .status = "success" };
     job_t j = { .recs = &rec, .n_recs = 1, .r = 1 };
     store_writer_submit(w, false, job_apply, job_done, &j);
