@@ -51,6 +51,31 @@ struct store {
     int schema_version; /* after migrations */
 };
 
+/* What retention (store/retention.c) asks of a backend, inside the
+ * transaction of a writer's job; the rest of store_prune_write is said
+ * once there. lines: log lines, else invocation records. */
+typedef struct store__prune_ops {
+    /* Deletes at most batch rows of time until_ms or older, oldest first,
+     * and says how many went. */
+    int (*delete_older)(store_t *s, bool lines, int64_t until_ms, int batch, int64_t *deleted,
+                        mf_error_t *err);
+    /* The time of the oldest row but skip; INT64_MAX when there are no
+     * more rows than skip (or they could not be read). */
+    int64_t (*oldest)(store_t *s, bool lines, int skip);
+    /* The bytes the bound is measured against (store_prune_t.bytes). */
+    int (*bytes)(store_t *s, int64_t *out, mf_error_t *err);
+    /* After a job's deletions (NULL: nothing): gives space back. */
+    int (*tidy)(store_t *s, int64_t max_bytes, mf_error_t *err);
+    /* Whether bytes may not yet show the deletions of earlier
+     * transactions (it shows its own): a job then deletes one batch of
+     * each over the bound, and does not ask for the next job at once,
+     * which would delete again for what is already gone. */
+    bool bytes_lag;
+} store__prune_ops_t;
+
+int store__prune(store_t *s, const store__prune_ops_t *ops, int64_t before_ms, int64_t max_bytes,
+                 int batch, store_prune_t *out, mf_error_t *err);
+
 /* Whether where names a PostgreSQL database rather than a data directory:
  * the URI schemes libpq takes (a connection string of key=value words is
  * not taken: it could not be told apart from a directory's name). The

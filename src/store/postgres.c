@@ -40,8 +40,35 @@ enum {
     PURGE_LINES,
     LOG_PUT,
     LOG_LIST,
+    PRUNE_RECORDS,
+    PRUNE_LINES,
+    OLDEST_RECORD,
+    OLDEST_LINE,
+    PRUNE_BYTES,
+    VOL_ADD,
+    VOL_GET,
+    VOL_LIST,
+    VOL_DELETE,
+    URL_PUT,
+    URL_DELETE,
+    URL_LIST,
     STMT_COUNT
 };
+
+/* The rows of a table retention prunes that are live as the statistics
+ * count them (pg_stat_user_tables), with this transaction's own inserts
+ * and deletes, which they do not show yet. */
+#define PG_LIVE_ROWS(table)                                                                            "greatest(pg_stat_get_live_tuples('" table "'::regclass)"                                          " + pg_stat_get_xact_tuples_inserted('" table "'::regclass)"                                       " - pg_stat_get_xact_tuples_deleted('" table "'::regclass), 0)"
+
+/* What the retention bound is measured against: PostgreSQL does not give
+ * the space of deleted rows back to the file system (VACUUM lets new rows
+ * use it), so the tables' size on disk would stay over a bound once past
+ * it, however much is deleted. What counts is the live rows' bytes: their
+ * number (PG_LIVE_ROWS) times the mean size of the newest hundred (their
+ * payloads and messages as stored: compressed, out of line or not), and
+ * never more than the tables' size on disk. The statistics lag behind
+ * other transactions by a second or so (store__prune_ops_t.bytes_lag). */
+#define PG_PRUNE_BYTES                                                                                 "SELECT least((SELECT sum(pg_total_relation_size(t))"                                             " FROM unnest(ARRAY['invocations'::regclass, 'logs'::regclass]) AS t),"                            " coalesce(" PG_LIVE_ROWS("invocations") " * (SELECT avg("                                         "pg_column_size(ROW(request_id, function, version, status, start_ms, duration_ms, billed_ms,"     " memory_mb, max_rss_kb, cpu_ms, cold_start, init_ms, error_type, attempts, replay_of,"            " caller_request_id, kv_ops, trigger, event_bytes, event_flags, result_bytes, result_flags,"      " rowid)) + coalesce(pg_column_size(error_message), 0)"                                            " + coalesce(pg_column_size(egress_json), 0) + coalesce(pg_column_size(event), 0)"                 " + coalesce(pg_column_size(result), 0))"                                                          " FROM (SELECT * FROM invocations ORDER BY start_ms DESC LIMIT 100) AS r), 0)"                     " + coalesce(" PG_LIVE_ROWS("logs") " * (SELECT avg("                                              "pg_column_size(ROW(id, time_ms, function, request_id, stream)) + pg_column_size(message))"       " FROM (SELECT * FROM logs ORDER BY id DESC LIMIT 100) AS l), 0))::bigint"
 
 static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [FN_GET] = { "fn_get", STORE_FN_GET(P), "t" },
@@ -73,6 +100,18 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [PURGE_LINES] = { "purge_lines", STORE_PURGE_LINES(P), "t" },
     [LOG_PUT] = { "log_put", STORE_LOG_PUT(P), "ittib" },
     [LOG_LIST] = { "log_list", STORE_LOG_LIST(P), "ttiii" },
+    [PRUNE_RECORDS] = { "prune_records", STORE_PRUNE_RECORDS(P), "ii" },
+    [PRUNE_LINES] = { "prune_lines", STORE_PRUNE_LINES(P), "ii" },
+    [OLDEST_RECORD] = { "oldest_record", STORE_OLDEST_RECORD(P), "i" },
+    [OLDEST_LINE] = { "oldest_line", STORE_OLDEST_LINE(P), "i" },
+    [PRUNE_BYTES] = { "prune_bytes", PG_PRUNE_BYTES, "" },
+    [VOL_ADD] = { "vol_add", STORE_VOLUME_ADD(P), "tii" },
+    [VOL_GET] = { "vol_get", STORE_VOLUME_GET(P), "t" },
+    [VOL_LIST] = { "vol_list", STORE_VOLUME_LIST, "" },
+    [VOL_DELETE] = { "vol_delete", STORE_VOLUME_DELETE(P), "t" },
+    [URL_PUT] = { "url_put", STORE_URL_PUT(P), "ttii" },
+    [URL_DELETE] = { "url_delete", STORE_URL_DELETE(P), "t" },
+    [URL_LIST] = { "url_list", STORE_URL_LIST, "" },
 };
 
 static const store__backend_t pg__backend;
@@ -414,8 +453,140 @@ static int pg__logs_list(store_t *base, const char *function, const char *reques
     return r;
 }
 
-/* Volumes, function URLs and retention are not here yet: store.c answers
- * their calls with -ENOTSUP and a message that names them. */
+/* ---- retention ---------------------------------------------------------- */
+
+/* Runs statement id with n numbers as its parameters: *changed (may be
+ * NULL) how many rows it changed, *first (may be NULL) the first column
+ * of its first row, INT64_MAX when there is none. */
+static int pg__run_ints(pg_store_t *s, int id, const int64_t *args, int n, int64_t *changed,
+                        int64_t *first, const char *what, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    for (int i = 0; i < n; i++)
+        b.int64(b.ctx, i + 1, args[i]);
+    PGresult *res;
+    int r = store__pg_run(s->conn, stmt(id), &p, &res, what, err);
+    if (r < 0)
+        return r;
+    if (changed)
+        *changed = strtoll(PQcmdTuples(res), NULL, 10);
+    if (first)
+        *first = PQntuples(res) > 0 ? store__pg_int(res, 0, 0) : INT64_MAX;
+    PQclear(res);
+    return 0;
+}
+
+static int pg__delete_older(store_t *base, bool lines, int64_t until_ms, int batch,
+                            int64_t *deleted, mf_error_t *err)
+{
+    int64_t args[] = { until_ms, batch };
+    return pg__run_ints(pg(base), lines ? PRUNE_LINES : PRUNE_RECORDS, args, 2, deleted, NULL,
+                        "prune old records", err);
+}
+
+static int64_t pg__oldest(store_t *base, bool lines, int skip)
+{
+    int64_t args[] = { skip }, t = INT64_MAX;
+    mf_error_t ignored = MF_ERROR_INIT;
+    pg__run_ints(pg(base), lines ? OLDEST_LINE : OLDEST_RECORD, args, 1, NULL, &t,
+                 "find the oldest records", &ignored);
+    return t;
+}
+
+static int pg__prune_bytes(store_t *base, int64_t *out, mf_error_t *err)
+{
+    return pg__run_ints(pg(base), PRUNE_BYTES, NULL, 0, NULL, out, "measure the records", err);
+}
+
+static const store__prune_ops_t pg__prune = {
+    .delete_older = pg__delete_older,
+    .oldest = pg__oldest,
+    .bytes = pg__prune_bytes,
+    .bytes_lag = true,
+};
+
+static int pg__prune_write(store_t *base, int64_t before_ms, int64_t max_bytes, int batch,
+                           store_prune_t *out, mf_error_t *err)
+{
+    return store__prune(base, &pg__prune, before_ms, max_bytes, batch, out, err);
+}
+
+/* ---- shared volumes and function URLs ----------------------------------- */
+
+/* Runs statement id with the parameters bind sets from item; *changed how
+ * many rows it inserted, changed or deleted. */
+static int pg__write(pg_store_t *s, int id, int (*bind)(const store__binder_t *b, const void *item),
+                     const void *item, int64_t *changed, const char *what, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    bind(&b, item);
+    PGresult *res;
+    int r = store__pg_run(s->conn, stmt(id), &p, &res, what, err);
+    if (r < 0)
+        return r;
+    *changed = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+static int pg__volume_add(store_t *base, const store_volume_t *v, mf_error_t *err)
+{
+    int64_t changed = 0;
+    int r = pg__write(pg(base), VOL_ADD, store__bind_volume, v, &changed, "add a volume", err);
+    return r == 0 && changed == 0 ? store__volume_exists(err, v->name) : r;
+}
+
+static int pg__volume_get(store_t *base, const char *name, store_volume_t *out, mf_error_t *err)
+{
+    int r = pg__get(pg(base), VOL_GET, name, store__fill_volume, out, "get a volume", err);
+    return r == -ENOENT ? store__no_volume(err, name) : r;
+}
+
+static int pg__volume_list(store_t *base, store_volume_t **out, size_t *count, mf_error_t *err)
+{
+    void *list = NULL;
+    int r = pg__list(pg(base), VOL_LIST, NULL, sizeof **out, store__fill_volume, &list, count,
+                     "list volumes", err);
+    if (r == 0)
+        *out = list;
+    return r;
+}
+
+static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)
+{
+    int64_t n = 0;
+    int r = store__pg_run_keyed(pg(base)->conn, stmt(VOL_DELETE), name, &n, "delete a volume",
+                                err);
+    return r == 0 && n == 0 ? store__no_volume(err, name) : r;
+}
+
+static int pg__url_put(store_t *base, const store_url_t *u, mf_error_t *err)
+{
+    int64_t changed = 0;
+    int r = pg__write(pg(base), URL_PUT, store__bind_url, u, &changed, "put a function URL", err);
+    return r == 0 && changed == 0 ? store__url_without_function(err, u->function) : r;
+}
+
+static int pg__url_delete(store_t *base, const char *function, mf_error_t *err)
+{
+    int64_t n = 0;
+    int r = store__pg_run_keyed(pg(base)->conn, stmt(URL_DELETE), function, &n,
+                                "delete a function URL", err);
+    return r == 0 && n == 0 ? store__no_url(err, function) : r;
+}
+
+static int pg__url_list(store_t *base, store_url_t **out, size_t *count, mf_error_t *err)
+{
+    void *list = NULL;
+    int r = pg__list(pg(base), URL_LIST, NULL, sizeof **out, store__fill_url, &list, count,
+                     "list function URLs", err);
+    if (r == 0)
+        *out = list;
+    return r;
+}
+
 static const store__backend_t pg__backend = {
     .name = "PostgreSQL",
     .close = pg__close,
@@ -433,4 +604,12 @@ static const store__backend_t pg__backend = {
     .logs_put = pg__logs_put,
     .logs_write = pg__logs_write,
     .logs_list = pg__logs_list,
+    .prune_write = pg__prune_write,
+    .volume_add = pg__volume_add,
+    .volume_get = pg__volume_get,
+    .volume_list = pg__volume_list,
+    .volume_delete = pg__volume_delete,
+    .url_put = pg__url_put,
+    .url_delete = pg__url_delete,
+    .url_list = pg__url_list,
 };

@@ -1,5 +1,6 @@
-/* The columns of functions, records and log lines, mapped to and from
- * store.h's structs once for both backends (store/rows.h). */
+/* The columns of functions, records, log lines, volumes and function
+ * URLs, mapped to and from store.h's structs once for both backends
+ * (store/rows.h). */
 #include "store/rows.h"
 
 #include <errno.h>
@@ -71,6 +72,29 @@ void store__fill_log(const store__row_t *row, void *item)
         l->message = xstrdup("");
 }
 
+void store__fill_volume(const store__row_t *row, void *item)
+{
+    store_volume_t *v = item;
+    void *c = row->ctx;
+    memset(v, 0, sizeof *v);
+    row->copy_text(c, 0, v->name, sizeof v->name);
+    v->size_mb = row->int64(c, 1);
+    v->created_ms = row->int64(c, 2);
+}
+
+void store__fill_url(const store__row_t *row, void *item)
+{
+    store_url_t *u = item;
+    void *c = row->ctx;
+    memset(u, 0, sizeof *u);
+    row->copy_text(c, 0, u->function, sizeof u->function);
+    u->config_json = row->dup_text(c, 1);
+    if (!u->config_json)
+        u->config_json = xstrdup("{}");
+    u->created_ms = row->int64(c, 2);
+    u->updated_ms = row->int64(c, 3);
+}
+
 int store__no_function(mf_error_t *err, const char *name)
 {
     return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
@@ -79,6 +103,26 @@ int store__no_function(mf_error_t *err, const char *name)
 int store__no_record(mf_error_t *err, const char *request_id)
 {
     return mf_error_plain(err, ENOENT, "invocation `%s` does not exist", request_id);
+}
+
+int store__no_volume(mf_error_t *err, const char *name)
+{
+    return mf_error_plain(err, ENOENT, "no volume named %s", name);
+}
+
+int store__volume_exists(mf_error_t *err, const char *name)
+{
+    return mf_error_plain(err, EEXIST, "volume `%s` exists", name);
+}
+
+int store__no_url(mf_error_t *err, const char *function)
+{
+    return mf_error_plain(err, ENOENT, "function %s has no URL", function);
+}
+
+int store__url_without_function(mf_error_t *err, const char *function)
+{
+    return mf_error_plain(err, ENOENT, "no function named %s", function);
 }
 
 /* "" is "none" in the struct's fixed-size strings, NULL in the table. */
@@ -143,4 +187,19 @@ int store__bind_log(const store__binder_t *b, const store_log_t *l)
     return b->int64(c, 1, l->time_ms) || b->text(c, 2, l->function) ||
            b->text(c, 3, l->request_id) || b->int64(c, 4, l->stream) ||
            b->blob(c, 5, l->message ? l->message : "", l->len);
+}
+
+int store__bind_volume(const store__binder_t *b, const void *item)
+{
+    const store_volume_t *v = item;
+    void *c = b->ctx;
+    return b->text(c, 1, v->name) || b->int64(c, 2, v->size_mb) || b->int64(c, 3, v->created_ms);
+}
+
+int store__bind_url(const store__binder_t *b, const void *item)
+{
+    const store_url_t *u = item;
+    void *c = b->ctx;
+    return b->text(c, 1, u->function) || b->text(c, 2, u->config_json) ||
+           b->int64(c, 3, u->created_ms) || b->int64(c, 4, u->updated_ms);
 }

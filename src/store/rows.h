@@ -1,6 +1,7 @@
-/* What both backends' tables of functions, records and log lines have in
- * common: their columns, the statements that are the same text on both,
- * and the one mapping between those columns and store.h's structs. A
+/* What both backends' tables have in common (functions, records and log
+ * lines, volumes, function URLs, the KV stores): their columns, the
+ * statements that are the same text on both, and the one mapping between
+ * those columns and store.h's structs. A
  * backend reads a row through a store__row_t and binds parameters through
  * a store__binder_t; which columns and parameters come in which order is
  * said here only. Not for other modules. */
@@ -79,6 +80,45 @@
     "SELECT id, time_ms, function, request_id, stream, message FROM logs"                          \
     " WHERE function = " P(1) " AND (" P(2) " IS NULL OR request_id = " P(2) ")"                   \
     " AND time_ms >= " P(3) " AND id > " P(4) " ORDER BY id LIMIT " P(5)
+
+/* ---- retention (store/retention.c) --------------------------------------- */
+
+/* Oldest first, by the indexes the tables have: records by start_ms, log
+ * lines by id (their order of writing, and of time_ms); P(1) the newest
+ * time to delete, P(2) at most how many. */
+#define STORE_PRUNE_RECORDS(P)                                                                     \
+    "DELETE FROM invocations WHERE rowid IN (SELECT rowid FROM invocations"                       \
+    " WHERE start_ms <= " P(1) " ORDER BY start_ms LIMIT " P(2) ")"
+#define STORE_PRUNE_LINES(P)                                                                       \
+    "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE time_ms <= " P(1)                    \
+    " ORDER BY id LIMIT " P(2) ")"
+/* The time of the oldest row of a kind but P(1). */
+#define STORE_OLDEST_RECORD(P)                                                                     \
+    "SELECT start_ms FROM invocations ORDER BY start_ms LIMIT 1 OFFSET " P(1)
+#define STORE_OLDEST_LINE(P) "SELECT time_ms FROM logs ORDER BY id LIMIT 1 OFFSET " P(1)
+
+/* ---- shared volumes and function URLs ------------------------------------ */
+
+#define STORE_VOLUME_COLUMNS "name, size_mb, created_ms"
+/* Changes no row when the name is taken. */
+#define STORE_VOLUME_ADD(P)                                                                        \
+    "INSERT INTO volumes (" STORE_VOLUME_COLUMNS ") VALUES (" P(1) ", " P(2) ", " P(3) ")"         \
+    " ON CONFLICT (name) DO NOTHING"
+#define STORE_VOLUME_GET(P) "SELECT " STORE_VOLUME_COLUMNS " FROM volumes WHERE name = " P(1)
+#define STORE_VOLUME_LIST "SELECT " STORE_VOLUME_COLUMNS " FROM volumes ORDER BY name"
+#define STORE_VOLUME_DELETE(P) "DELETE FROM volumes WHERE name = " P(1)
+
+#define STORE_URL_COLUMNS "function, config_json, created_ms, updated_ms"
+/* Only for a function that exists, checked in the same statement (a
+ * delete of the function cannot slip in between): changes no row
+ * otherwise. */
+#define STORE_URL_PUT(P)                                                                           \
+    "INSERT INTO function_urls (" STORE_URL_COLUMNS ") SELECT " P(1) ", " P(2) ", " P(3) ", "     \
+    P(4) " WHERE EXISTS (SELECT 1 FROM functions WHERE name = " P(1) ")"                           \
+    " ON CONFLICT (function) DO UPDATE SET config_json = excluded.config_json,"                    \
+    " created_ms = excluded.created_ms, updated_ms = excluded.updated_ms"
+#define STORE_URL_DELETE(P) "DELETE FROM function_urls WHERE function = " P(1)
+#define STORE_URL_LIST "SELECT " STORE_URL_COLUMNS " FROM function_urls ORDER BY function"
 
 /* ---- KV stores (store/kv.h, store/kv_backend.h) ------------------------ */
 
@@ -170,9 +210,20 @@ void store__fill_record(const store__row_t *row, void *item);
 /* A row of STORE_LOG_LIST into a store_log_t. */
 void store__fill_log(const store__row_t *row, void *item);
 
-/* The errors both backends give for what is not there: -ENOENT. */
+/* A row of STORE_VOLUME_COLUMNS into a store_volume_t. */
+void store__fill_volume(const store__row_t *row, void *item);
+/* A row of STORE_URL_COLUMNS into a store_url_t. */
+void store__fill_url(const store__row_t *row, void *item);
+
+/* The errors both backends give for what is not there: -ENOENT; for a
+ * volume's name that is taken: -EEXIST. */
 int store__no_function(mf_error_t *err, const char *name);
 int store__no_record(mf_error_t *err, const char *request_id);
+int store__no_volume(mf_error_t *err, const char *name);
+int store__volume_exists(mf_error_t *err, const char *name);
+int store__no_url(mf_error_t *err, const char *function);
+/* A URL put for a function that does not exist: -ENOENT. */
+int store__url_without_function(mf_error_t *err, const char *function);
 
 /* STORE_FN_COLUMNS as parameters 1 to 7. */
 int store__bind_function(const store__binder_t *b, const store_function_t *f);
@@ -183,5 +234,9 @@ int store__bind_record(const store__binder_t *b, const store_record_t *rec);
 int store__bind_find(const store__binder_t *b, const store_record_filter_t *f);
 /* STORE_LOG_PUT's parameters. */
 int store__bind_log(const store__binder_t *b, const store_log_t *l);
+/* STORE_VOLUME_ADD's parameters from a store_volume_t, STORE_URL_PUT's
+ * from a store_url_t (item, as store__fill_fn's). */
+int store__bind_volume(const store__binder_t *b, const void *item);
+int store__bind_url(const store__binder_t *b, const void *item);
 
 #endif

@@ -402,3 +402,38 @@ int store__run_keyed(sqlite3 *db, const char *sql, const char *key, const char *
     sqlite3_finalize(st);
     return r;
 }
+
+int store__sqlite_write(sqlite3 *db, const char *sql,
+                        int (*bind)(const store__binder_t *b, const void *item), const void *item,
+                        int64_t *changed, const char *what, mf_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int r = store__sqlite_prepare(db, sql, &st, err);
+    if (r < 0)
+        return r;
+    store__binder_t b = store__sqlite_binder(st);
+    if (bind(&b, item) || sqlite3_step(st) != SQLITE_DONE)
+        r = store__sqlite_fail(db, err, what);
+    else
+        *changed = sqlite3_changes64(db);
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store__sqlite_query(sqlite3 *db, const char *sql, const char *key, size_t size,
+                        store__fill_fn fill, void **out, size_t *count, const char *what,
+                        mf_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *count = 0;
+    int r = store__sqlite_prepare(db, sql, &st, err);
+    if (r < 0)
+        return r;
+    if (key && sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+        r = store__sqlite_fail(db, err, what);
+    else
+        r = store__sqlite_rows(db, st, size, fill, out, count, what, err);
+    sqlite3_finalize(st);
+    return r;
+}

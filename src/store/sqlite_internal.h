@@ -96,6 +96,18 @@ int store__collect(sqlite3 *db, sqlite3_stmt *st, size_t size,
 /* As store__collect, each row read by fill (store/rows.h). */
 int store__sqlite_rows(sqlite3 *db, sqlite3_stmt *st, size_t size, store__fill_fn fill,
                        void **out, size_t *count, const char *what, mf_error_t *err);
+/* Runs sql (prepared for this call: statements that run rarely) with
+ * the parameters bind sets from item; *changed is how many rows it
+ * inserted, changed or deleted. */
+int store__sqlite_write(sqlite3 *db, const char *sql,
+                        int (*bind)(const store__binder_t *b, const void *item), const void *item,
+                        int64_t *changed, const char *what, mf_error_t *err);
+/* Runs sql (prepared for this call) with ?1 = key (NULL: no parameter),
+ * every row read by fill into a new array of items of size bytes, as
+ * store__sqlite_rows does. */
+int store__sqlite_query(sqlite3 *db, const char *sql, const char *key, size_t size,
+                        store__fill_fn fill, void **out, size_t *count, const char *what,
+                        mf_error_t *err);
 /* store/rows.h's reader of st's current row, and binder of its parameters. */
 store__row_t store__sqlite_row(sqlite3_stmt *st);
 store__binder_t store__sqlite_binder(sqlite3_stmt *st);

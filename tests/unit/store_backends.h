@@ -175,6 +175,18 @@ static inline store_t *open_store(const backend_t *b)
     return s;
 }
 
+/* Brings PostgreSQL's statistics up to what was written, as autovacuum's
+ * ANALYZE does by itself in a while (retention measures the records by
+ * them); SQLite has nothing to bring up to date. */
+static inline void settle_statistics(const backend_t *b)
+{
+    if (!b->pg)
+        return;
+    PGconn *c = pg_connect(b->where);
+    pg_exec(c, "ANALYZE invocations, logs");
+    PQfinish(c);
+}
+
 /* Sets the database's schema version behind the store's back. */
 static inline void set_schema_version(const backend_t *b, int version)
 {

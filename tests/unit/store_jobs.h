@@ -1,6 +1,6 @@
 /* The store's writer jobs for the store tests (test_store_shared.c,
- * test_store_pg.c): records, log lines and purges written through a
- * writer thread, as the server writes them. Included after
+ * test_store_pg.c): records, log lines, purges and prunes written
+ * through a writer thread, as the server writes them. Included after
  * store_backends.h. */
 #ifndef MAYFLY_TESTS_STORE_JOBS_H
 #define MAYFLY_TESTS_STORE_JOBS_H
@@ -16,6 +16,10 @@ typedef struct job {
     size_t n_lines;
     const char *purge;           /* a function to purge, or NULL */
     int64_t purged_records, purged_lines;
+    bool prune;                  /* store_prune_write with these, into pruned */
+    int64_t prune_before_ms, prune_max_bytes;
+    int prune_batch;
+    store_prune_t pruned;
     int fail_with;               /* the job fails after writing, when set */
     int r;                       /* what its done callback saw */
     char msg[512];
@@ -31,6 +35,9 @@ static inline int job_apply(void *db, void *arg, mf_error_t *err)
         r = store_logs_write(db, j->lines, j->n_lines, err);
     if (r == 0 && j->purge)
         r = store_function_purge_write(db, j->purge, &j->purged_records, &j->purged_lines, err);
+    if (r == 0 && j->prune)
+        r = store_prune_write(db, j->prune_before_ms, j->prune_max_bytes, j->prune_batch,
+                              &j->pruned, err);
     if (r == 0 && j->fail_with)
         r = mf_error_plain(err, j->fail_with, "this job fails");
     return r;

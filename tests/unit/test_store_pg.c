@@ -143,18 +143,6 @@ static void test_a_lost_connection_is_reported_as_such(void **state)
     PQfinish(c);
 }
 
-/* What PostgreSQL cannot do yet fails plainly, naming the call. */
-static void test_a_call_not_yet_on_postgresql_says_so(void **state)
-{
-    store_t *s = open_store(*state);
-    mf_error_t err = MF_ERROR_INIT;
-    store_prune_t pruned;
-    assert_int_equal(store_prune_write(s, 0, 0, 100, &pruned, &err), -ENOTSUP);
-    assert_non_null(strstr(err.msg, "store_prune_write"));
-    assert_non_null(strstr(err.msg, "PostgreSQL"));
-    store_close(s);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,8 +150,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_bad_url_or_no_server_is_a_clear_error, setup_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_connection_is_reported_as_such, setup_pg,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_a_call_not_yet_on_postgresql_says_so, setup_pg,
                                         teardown),
     };
     if (!pg_available())

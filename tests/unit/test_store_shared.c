@@ -645,6 +645,132 @@ static void test_purge_deletes_one_functions_records_and_logs(void **state)
     store_close(s);
 }
 
+/* ---- retention ------------------------------------------------------------ */
+
+enum { AGED = 30, PAYLOAD = 1024 };
+
+/* AGED records a second apart (start_ms 1000, 2000, …; ids p01, p02, …),
+ * each with an event of PAYLOAD bytes that do not compress, and a log line
+ * of as many bytes at the same time. */
+static void write_aged(store_t *s)
+{
+    static char payload[PAYLOAD];
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < sizeof payload; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        payload[i] = (char)x;
+    }
+    store_record_t recs[AGED];
+    store_log_t lines[AGED];
+    memset(recs, 0, sizeof recs);
+    memset(lines, 0, sizeof lines);
+    for (int i = 0; i < AGED; i++) {
+        store_record_t *r = &recs[i];
+        snprintf(r->request_id, sizeof r->request_id, "p%02d", i + 1);
+        snprintf(r->function, sizeof r->function, "fn");
+        snprintf(r->status, sizeof r->status, "success");
+        r->start_ms = (i + 1) * 1000;
+        r->event = payload;
+        r->event_len = r->event_bytes = PAYLOAD;
+        r->event_flags = STORE_PAYLOAD_BINARY;
+        lines[i] = (store_log_t){ .time_ms = r->start_ms, .stream = 1, .message = payload,
+                                  .len = PAYLOAD };
+        snprintf(lines[i].function, sizeof lines[i].function, "fn");
+        snprintf(lines[i].request_id, sizeof lines[i].request_id, "%s", r->request_id);
+    }
+    job_t j = { .recs = recs, .n_recs = AGED, .lines = lines, .n_lines = AGED };
+    job_t *jobs[] = { &j };
+    run_jobs(s, jobs, 1);
+    if (j.r < 0)
+        fail_msg("writing records: %s", j.msg);
+}
+
+/* store_prune_write in a writer's job, as the server runs it. */
+static store_prune_t prune(store_t *s, int64_t before_ms, int64_t max_bytes, int batch)
+{
+    job_t j = { .prune = true,
+                .prune_before_ms = before_ms,
+                .prune_max_bytes = max_bytes,
+                .prune_batch = batch };
+    job_t *jobs[] = { &j };
+    run_jobs(s, jobs, 1);
+    if (j.r < 0)
+        fail_msg("prune: %s", j.msg);
+    return j.pruned;
+}
+
+/* What is left is the newest records and lines of write_aged: so many of
+ * each, the oldest of them where it should be. */
+static void expect_newest(store_t *s, int records, int lines)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_record_filter_t f = STORE_RECORD_FILTER_INIT;
+    f.limit = 100;
+    store_record_t *recs = NULL;
+    size_t n = 0;
+    bool more;
+    assert_int_equal(store_records_find(s, &f, &recs, &n, &more, NULL, &err), 0);
+    assert_int_equal(n, records);
+    if (n) {
+        char oldest[8];
+        snprintf(oldest, sizeof oldest, "p%02d", AGED - records + 1);
+        assert_string_equal(recs[n - 1].request_id, oldest);
+    }
+    store_record_list_free(recs, n);
+    store_log_t *got = NULL;
+    assert_int_equal(store_logs_list(s, "fn", NULL, 0, 0, 100, &got, &n, &err), 0);
+    assert_int_equal(n, lines);
+    if (n)
+        assert_int_equal(got[0].time_ms, (AGED - lines + 1) * 1000);
+    store_log_list_free(got, n);
+}
+
+static void test_prune_by_age_in_batches(void **state)
+{
+    store_t *s = open_store(*state);
+    write_aged(s);
+    /* Older than 15.5 s: 15 of each, in batches of 10; a full batch says
+     * there may be more. */
+    store_prune_t p = prune(s, 15500, 0, 10);
+    assert_int_equal(p.records, 10);
+    assert_int_equal(p.lines, 10);
+    assert_true(p.more);
+    assert_true(p.bytes > 0);
+    expect_newest(s, 20, 20);
+    p = prune(s, 15500, 0, 10);
+    assert_int_equal(p.records, 5);
+    assert_int_equal(p.lines, 5);
+    assert_false(p.more);
+    expect_newest(s, 15, 15);
+    /* The bound is strict: what is exactly as old stays. */
+    p = prune(s, 16000, 0, 10);
+    assert_int_equal(p.records + p.lines, 0);
+    assert_false(p.more);
+    expect_newest(s, 15, 15);
+    store_close(s);
+}
+
+static void test_prune_over_the_size_bound_takes_the_oldest(void **state)
+{
+    backend_t *b = *state;
+    store_t *s = open_store(b);
+    write_aged(s);
+    settle_statistics(b);
+    /* Within the bound (and no age bound): nothing goes, and the bytes
+     * counted hold at least the payloads and lines. */
+    store_prune_t p = prune(s, 0, (int64_t)1 << 40, 10);
+    assert_int_equal(p.records + p.lines, 0);
+    assert_false(p.more);
+    assert_true(p.bytes >= 2 * AGED * PAYLOAD);
+    /* Over it, whatever their age: the oldest batch at least, records and
+     * lines of the same age together. */
+    p = prune(s, 0, 1, 10);
+    assert_true(p.records >= 10);
+    assert_int_equal(p.lines, p.records);
+    expect_newest(s, AGED - (int)p.records, AGED - (int)p.lines);
+    store_close(s);
+}
+
 #define SHARED_TESTS(setup)                                                                        \
     cmocka_unit_test_setup_teardown(test_migrations_fresh_then_reopen, setup, teardown),           \
     cmocka_unit_test_setup_teardown(test_a_newer_schema_is_refused_naming_both_versions, setup,    \
@@ -659,6 +785,9 @@ static void test_purge_deletes_one_functions_records_and_logs(void **state)
     cmocka_unit_test_setup_teardown(test_find_pages_with_a_cursor, setup, teardown),               \
     cmocka_unit_test_setup_teardown(test_logs_list_in_order_with_their_bytes, setup, teardown),    \
     cmocka_unit_test_setup_teardown(test_purge_deletes_one_functions_records_and_logs, setup,      \
+                                    teardown),                                                     \
+    cmocka_unit_test_setup_teardown(test_prune_by_age_in_batches, setup, teardown),                \
+    cmocka_unit_test_setup_teardown(test_prune_over_the_size_bound_takes_the_oldest, setup,        \
                                     teardown)
 
 int main(void)

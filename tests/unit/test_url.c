@@ -1,6 +1,7 @@
 /* Function URLs (src/trigger/url.h): the request → payload format 2.0
  * conversion, the result → HTTP answer mapping, CORS, and the settings
- * with their store table (durable, and gone with the function). */
+ * with their store table (durable, and gone with the function), on both
+ * backends (store_backends.h). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +15,8 @@
 #include "core/codec.h"
 #include "core/json.h"
 #include "trigger/url.h"
-#include "tmpdir.h"
+
+#include "store_backends.h"
 
 static json_t *event_of(const char *method, const char *path, const char *query,
                         const http_header_t *h, size_t nh, const char *body, size_t body_len)
@@ -257,10 +259,8 @@ static void test_cors(void **state)
 
 static void test_table_is_durable_and_goes_with_the_function(void **state)
 {
-    const char *dir = *state;
-    store_t *s;
+    store_t *s = open_store(*state);
     mf_error_t err = MF_ERROR_INIT;
-    assert_int_equal(store_open(dir, &s, &err), 0);
     store_function_t f = { .name = "fn", .version = 1, .code_sha256 = "x",
                            .config_json = "{}", .created_ms = 1, .updated_ms = 1 };
     assert_int_equal(store_function_put(s, &f, &err), 0);
@@ -310,8 +310,19 @@ int main(void)
         cmocka_unit_test(test_event_body_encoding),
         cmocka_unit_test(test_response_mapping),
         cmocka_unit_test(test_cors),
-        cmocka_unit_test_setup_teardown(test_table_is_durable_and_goes_with_the_function,
-                                        setup_dir, teardown_dir),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest on_sqlite[] = {
+        cmocka_unit_test_setup_teardown(test_table_is_durable_and_goes_with_the_function,
+                                        setup_sqlite, teardown),
+    };
+    const struct CMUnitTest on_postgresql[] = {
+        cmocka_unit_test_setup_teardown(test_table_is_durable_and_goes_with_the_function,
+                                        setup_pg, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("function URLs", tests, NULL, NULL);
+    failed |= cmocka_run_group_tests_name("the URLs' table on SQLite", on_sqlite, NULL, NULL);
+    if (!pg_available())
+        return failed;
+    return failed | cmocka_run_group_tests_name("the URLs' table on PostgreSQL", on_postgresql,
+                                                NULL, NULL);
 }

@@ -1,6 +1,8 @@
-/* Shared volumes: the create body's parser, the store's table, and the
- * service for real (ext4 images on loop devices, mounted in this test's
- * own mount namespace; needs root, skipped otherwise). */
+/* Shared volumes: the create body's parser, the store's table (on both
+ * backends: a fresh data directory and a fresh PostgreSQL database,
+ * store_backends.h), and the service for real (ext4 images on loop
+ * devices, mounted in this test's own mount namespace; needs root,
+ * skipped otherwise). */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -16,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "tmpdir.h"
+#include "store_backends.h"
 
 #include "core/cleanup.h"
 #include "core/fs.h"
@@ -73,15 +75,6 @@ static void test_parse_spec(void **state)
 
 /* ---- the store's table ---------------------------------------------------- */
 
-static store_t *open_store(const char *dir)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_t *s = NULL;
-    if (store_open(dir, &s, &err) < 0)
-        fail_msg("store_open: %s", err.msg);
-    return s;
-}
-
 static void test_store_table(void **state)
 {
     store_t *s = open_store(*state);
@@ -123,6 +116,15 @@ static void test_store_table(void **state)
 /* ---- the service ---------------------------------------------------------- */
 
 static bool isolated; /* this process has a mount namespace of its own */
+
+static store_t *open_dir_store(const char *dir)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_t *s = NULL;
+    if (store_open(dir, &s, &err) < 0)
+        fail_msg("store_open: %s", err.msg);
+    return s;
+}
 
 #define SKIP_UNLESS_ISOLATED()                                                                     \
     do {                                                                                           \
@@ -180,7 +182,7 @@ static void test_unavailable_says_why(void **state)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    store_t *s = open_store(*state);
+    store_t *s = open_dir_store(*state);
     mf_error_t err = MF_ERROR_INIT;
     store_volume_t row = {.name = "kept", .size_mb = 4, .created_ms = 1};
     assert_int_equal(store_volume_add(s, &row, &err), 0);
@@ -211,7 +213,7 @@ static void test_create_mount_reopen_delete(void **state)
     const char *dir = *state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    store_t *s = open_store(dir);
+    store_t *s = open_dir_store(dir);
     mf_error_t err = MF_ERROR_INIT;
 
     /* What an unfinished create or delete left, which no record names. */
@@ -303,7 +305,7 @@ static void test_missing_image_is_reported(void **state)
     const char *dir = *state;
     uv_loop_t loop;
     uv_loop_init(&loop);
-    store_t *s = open_store(dir);
+    store_t *s = open_dir_store(dir);
     mf_error_t err = MF_ERROR_INIT;
     store_volume_t row = {.name = "lost", .size_mb = 4, .created_ms = 1};
     assert_int_equal(store_volume_add(s, &row, &err), 0);
@@ -329,7 +331,7 @@ static void test_bad_names_are_refused(void **state)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    store_t *s = open_store(*state);
+    store_t *s = open_dir_store(*state);
     volumes_t *v = open_volumes(&loop, s, *state, isolated);
     const char *bad[] = {"", "a/b", "..", "a.img", "x y", NULL};
     for (size_t i = 0; bad[i]; i++) {
@@ -364,11 +366,21 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_spec),
-        cmocka_unit_test_setup_teardown(test_store_table, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_unavailable_says_why, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_create_mount_reopen_delete, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_missing_image_is_reported, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup_dir, teardown_dir),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest on_sqlite[] = {
+        cmocka_unit_test_setup_teardown(test_store_table, setup_sqlite, teardown),
+    };
+    const struct CMUnitTest on_postgresql[] = {
+        cmocka_unit_test_setup_teardown(test_store_table, setup_pg, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("volumes", tests, NULL, NULL);
+    failed |= cmocka_run_group_tests_name("the volumes' table on SQLite", on_sqlite, NULL, NULL);
+    if (!pg_available())
+        return failed;
+    return failed | cmocka_run_group_tests_name("the volumes' table on PostgreSQL", on_postgresql,
+                                                NULL, NULL);
 }
