@@ -188,14 +188,17 @@ int store_function_purge_write(store_t *s, const char *function, int64_t *record
 typedef struct store_prune {
     int64_t records, lines;   /* deleted */
     bool more;                /* a batch was full: there may be more to delete */
-    int64_t bytes;            /* the database's pages in use, after */
+    int64_t bytes;            /* what the bound is measured on, after */
 } store_prune_t;
 
 /* Inside a transaction the caller holds (a writer's job): deletes at most
  * batch invocation records (payloads with them) and batch log lines older
  * than before_ms, and, while the pages in use pass max_bytes (0: no
  * bound), the oldest batch of each; then gives free pages back to the file
- * system. */
+ * system. On PostgreSQL, whose files keep the space of deleted rows for
+ * later ones, the bytes are the live rows' (an estimate from its
+ * statistics, which lag behind other transactions: one batch of each a
+ * call). */
 int store_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, int batch,
                       store_prune_t *out, mf_error_t *err);
 
