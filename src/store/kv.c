@@ -2,7 +2,7 @@
  * what each call reads and writes, in which order, and what it answers,
  * said once as a sequence of statements (store/kv_backend.h) that the
  * backend the stores live in runs: SQLite's kv.db under a data directory
- * (kv_sqlite.c) or a PostgreSQL database (kv_postgres.c). */
+ * (kv_sqlite.c) or a PostgreSQL database (kv_pg.c). */
 #include "store/kv.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* How store/kv.h's calls reach the database that holds the stores: kv.c
  * says once what every call does (conditions, versions, counts and bounds,
  * increments, batches, listings, the sweep) as a sequence of the
- * statements below, and each backend (kv_sqlite.c, kv_postgres.c) fills
+ * statements below, and each backend (kv_sqlite.c, kv_pg.c) fills
  * one table of functions that runs them on its own connection. Not for
  * other modules.
  *

@@ -277,7 +277,7 @@ static const char *const pg__migrations[] = {
      * whatever store they write to, and a batch holding it while it waits
      * for a store's lock held by another server's batch waiting for it
      * would be a deadlock. A sequence's numbers are never given twice and
-     * never wait (kv_postgres.c). It goes on from meta's count. */
+     * never wait (kv_pg.c). It goes on from meta's count. */
     "CREATE SEQUENCE kv_versions AS bigint;"
     "SELECT setval('kv_versions', greatest(version, 1), version > 0) FROM meta;"
     "DROP TABLE meta;",

@@ -84,14 +84,21 @@ static inline long long pg_int(PGconn *c, const char *sql)
 }
 
 /* Ends every other connection to c's database, and waits until they are
- * gone. */
+ * gone. It asserts nothing, so that a writer's job may call it on the
+ * writer's thread: a failure shows in what the test sees next. */
 static inline void pg_kill_connections(PGconn *c)
 {
-    pg_exec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-               " WHERE datname = current_database() AND pid <> pg_backend_pid()");
-    while (pg_int(c, "SELECT count(*) FROM pg_stat_activity"
-                     " WHERE datname = current_database() AND pid <> pg_backend_pid()") > 0)
+    PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()"));
+    for (;;) {
+        PGresult *res = PQexec(c, "SELECT count(*) FROM pg_stat_activity"
+                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        bool gone = PQresultStatus(res) == PGRES_TUPLES_OK && atoll(PQgetvalue(res, 0, 0)) == 0;
+        PQclear(res);
+        if (gone || PQstatus(c) != CONNECTION_OK)
+            return;
         usleep(10000);
+    }
 }
 
 /* How many of the locks that connections to c's database ask for they

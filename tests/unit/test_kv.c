@@ -734,29 +734,25 @@ static void test_writer_increments_exactly(void **state)
     store_kv_close(kv);
 }
 
-#define KV_TESTS(setup)                                                                            \
-    cmocka_unit_test_setup_teardown(test_open_creates_the_file, setup, teardown),                  \
-    cmocka_unit_test_setup_teardown(test_put_get_round_trip_with_content_type, setup, teardown),   \
-    cmocka_unit_test_setup_teardown(test_versions_increase_and_are_never_reused, setup, teardown), \
-    cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),                             \
-    cmocka_unit_test_setup_teardown(test_ttl_expiry_and_sweep, setup, teardown),                   \
-    cmocka_unit_test_setup_teardown(test_sweep_goes_in_batches, setup, teardown),                  \
-    cmocka_unit_test_setup_teardown(test_incr, setup, teardown),                                   \
-    cmocka_unit_test_setup_teardown(test_batch_is_all_or_nothing, setup, teardown),                \
-    cmocka_unit_test_setup_teardown(test_counts_are_exact, setup, teardown),                       \
-    cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),                                 \
-    cmocka_unit_test_setup_teardown(test_list_pages_in_byte_order, setup, teardown),               \
-    cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),                               \
-    cmocka_unit_test_setup_teardown(test_writer_increments_exactly, setup, teardown)
-
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_backend, teardown)
     const struct CMUnitTest alone[] = { cmocka_unit_test(test_cursor_parse) };
-    const struct CMUnitTest on_sqlite[] = { KV_TESTS(setup_sqlite) };
-    const struct CMUnitTest on_postgresql[] = { KV_TESTS(setup_pg) };
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_the_file),
+        T(test_put_get_round_trip_with_content_type),
+        T(test_versions_increase_and_are_never_reused),
+        T(test_conditions),
+        T(test_ttl_expiry_and_sweep),
+        T(test_sweep_goes_in_batches),
+        T(test_incr),
+        T(test_batch_is_all_or_nothing),
+        T(test_counts_are_exact),
+        T(test_bounds),
+        T(test_list_pages_in_byte_order),
+        T(test_get_many),
+        T(test_writer_increments_exactly),
+    };
     int failed = cmocka_run_group_tests_name("the KV listing cursor", alone, NULL, NULL);
-    failed |= cmocka_run_group_tests_name("KV stores on SQLite", on_sqlite, NULL, NULL);
-    if (!pg_available())
-        return failed;
-    return failed | cmocka_run_group_tests_name("KV stores on PostgreSQL", on_postgresql, NULL, NULL);
+    return failed | run_on_both_backends("the KV stores", tests);
 }

@@ -311,18 +311,10 @@ int main(void)
         cmocka_unit_test(test_response_mapping),
         cmocka_unit_test(test_cors),
     };
-    const struct CMUnitTest on_sqlite[] = {
+    const struct CMUnitTest store[] = {
         cmocka_unit_test_setup_teardown(test_table_is_durable_and_goes_with_the_function,
-                                        setup_sqlite, teardown),
-    };
-    const struct CMUnitTest on_postgresql[] = {
-        cmocka_unit_test_setup_teardown(test_table_is_durable_and_goes_with_the_function,
-                                        setup_pg, teardown),
+                                        setup_backend, teardown),
     };
     int failed = cmocka_run_group_tests_name("function URLs", tests, NULL, NULL);
-    failed |= cmocka_run_group_tests_name("the URLs' table on SQLite", on_sqlite, NULL, NULL);
-    if (!pg_available())
-        return failed;
-    return failed | cmocka_run_group_tests_name("the URLs' table on PostgreSQL", on_postgresql,
-                                                NULL, NULL);
+    return failed | run_on_both_backends("the URLs' table", store);
 }

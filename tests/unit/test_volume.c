@@ -371,16 +371,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_image_is_reported, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup_dir, teardown_dir),
     };
-    const struct CMUnitTest on_sqlite[] = {
-        cmocka_unit_test_setup_teardown(test_store_table, setup_sqlite, teardown),
-    };
-    const struct CMUnitTest on_postgresql[] = {
-        cmocka_unit_test_setup_teardown(test_store_table, setup_pg, teardown),
+    const struct CMUnitTest store[] = {
+        cmocka_unit_test_setup_teardown(test_store_table, setup_backend, teardown),
     };
     int failed = cmocka_run_group_tests_name("volumes", tests, NULL, NULL);
-    failed |= cmocka_run_group_tests_name("the volumes' table on SQLite", on_sqlite, NULL, NULL);
-    if (!pg_available())
-        return failed;
-    return failed | cmocka_run_group_tests_name("the volumes' table on PostgreSQL", on_postgresql,
-                                                NULL, NULL);
+    return failed | run_on_both_backends("the volumes' table", store);
 }
