@@ -280,6 +280,15 @@ static int pg__put_each(pg_store_t *s, int id, const void *items, size_t count, 
     return r;
 }
 
+/* Runs statement id, a delete with ?1 = key: -ENOENT (err untouched)
+ * when it deleted nothing. */
+static int pg__delete(pg_store_t *s, int id, const char *key, const char *what, mf_error_t *err)
+{
+    int64_t n = 0;
+    int r = store__pg_run_keyed(s->conn, stmt(id), key, &n, what, err);
+    return r == 0 && n == 0 ? -ENOENT : r;
+}
+
 static int bind_record(const store__binder_t *b, const void *item)
 {
     return store__bind_record(b, item);
@@ -312,12 +321,8 @@ static int pg__function_put(store_t *base, const store_function_t *f, mf_error_t
 
 static int pg__function_delete(store_t *base, const char *name, mf_error_t *err)
 {
-    int64_t n = 0;
-    int r = store__pg_run_keyed(pg(base)->conn, stmt(FN_DELETE), name, &n, "delete a function",
-                                err);
-    if (r == 0 && n == 0)
-        r = store__no_function(err, name);
-    return r;
+    int r = pg__delete(pg(base), FN_DELETE, name, "delete a function", err);
+    return r == -ENOENT ? store__no_function(err, name) : r;
 }
 
 static int pg__function_list(store_t *base, store_function_t **out, size_t *count,
@@ -547,6 +552,8 @@ static int pg__volume_get(store_t *base, const char *name, store_volume_t *out, 
 static int pg__volume_list(store_t *base, store_volume_t **out, size_t *count, mf_error_t *err)
 {
     void *list = NULL;
+    *out = NULL;
+    *count = 0;
     int r = pg__list(pg(base), VOL_LIST, NULL, sizeof **out, store__fill_volume, &list, count,
                      "list volumes", err);
     if (r == 0)
@@ -556,10 +563,8 @@ static int pg__volume_list(store_t *base, store_volume_t **out, size_t *count, m
 
 static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)
 {
-    int64_t n = 0;
-    int r = store__pg_run_keyed(pg(base)->conn, stmt(VOL_DELETE), name, &n, "delete a volume",
-                                err);
-    return r == 0 && n == 0 ? store__no_volume(err, name) : r;
+    int r = pg__delete(pg(base), VOL_DELETE, name, "delete a volume", err);
+    return r == -ENOENT ? store__no_volume(err, name) : r;
 }
 
 static int pg__url_put(store_t *base, const store_url_t *u, mf_error_t *err)
@@ -571,15 +576,15 @@ static int pg__url_put(store_t *base, const store_url_t *u, mf_error_t *err)
 
 static int pg__url_delete(store_t *base, const char *function, mf_error_t *err)
 {
-    int64_t n = 0;
-    int r = store__pg_run_keyed(pg(base)->conn, stmt(URL_DELETE), function, &n,
-                                "delete a function URL", err);
-    return r == 0 && n == 0 ? store__no_url(err, function) : r;
+    int r = pg__delete(pg(base), URL_DELETE, function, "delete a function URL", err);
+    return r == -ENOENT ? store__no_url(err, function) : r;
 }
 
 static int pg__url_list(store_t *base, store_url_t **out, size_t *count, mf_error_t *err)
 {
     void *list = NULL;
+    *out = NULL;
+    *count = 0;
     int r = pg__list(pg(base), URL_LIST, NULL, sizeof **out, store__fill_url, &list, count,
                      "list function URLs", err);
     if (r == 0)

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "store_backends.h"
+#include "kv_ops.h"
 
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -26,32 +27,7 @@
 #include "store/kv.h"
 #include "store/writer.h"
 
-#define T0 1700000000000LL /* a wall time in ms, the tests' "now" */
-
 /* ---- helpers -------------------------------------------------------------- */
-
-static store_kv_t *open_kv(const backend_t *b, int64_t max_keys, int64_t max_bytes,
-                           int64_t max_value)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_kv_t *kv = NULL;
-    if (store_kv_open(b->where, &kv, &err) < 0)
-        fail_msg("store_kv_open: %s", err.msg);
-    assert_string_equal(store_kv_backend_name(kv), b->pg ? "PostgreSQL" : "SQLite");
-    store_kv_limits_t l = {
-        .max_value_bytes = max_value, .max_store_bytes = max_bytes, .max_keys = max_keys};
-    store_kv_set_limits(kv, &l);
-    return kv;
-}
-
-static store_kv_op_t put_op(const char *key, const char *value)
-{
-    return (store_kv_op_t){.kind = STORE_KV_PUT,
-                           .key = (char *)key,
-                           .key_len = strlen(key),
-                           .value = (void *)value,
-                           .value_len = strlen(value)};
-}
 
 static store_kv_op_t delete_op(const char *key, int64_t if_version)
 {
@@ -332,11 +308,7 @@ static void test_sweep_goes_in_batches(void **state)
     assert_int_equal(rounds, 3);
     assert_int_equal(stats(kv, "odd").keys, 0);
     assert_int_equal(stats(kv, "even").keys, 0);
-    store_kv_store_stats_t *list;
-    size_t n;
-    assert_int_equal(store_kv_stores(kv, &list, &n, &err), 0);
-    assert_int_equal(n, 0);
-    free(list);
+    assert_no_stores(kv);
     store_kv_close(kv);
 }
 

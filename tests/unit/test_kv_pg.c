@@ -18,30 +18,7 @@
 #include <cmocka.h>
 
 #include "store_backends.h"
-
-#include "store/kv.h"
-
-#define T0 1700000000000LL /* a wall time in ms, the tests' "now" */
-
-static store_kv_t *open_kv(const backend_t *b, int64_t max_keys)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_kv_t *kv = NULL;
-    if (store_kv_open(b->where, &kv, &err) < 0)
-        fail_msg("store_kv_open: %s", err.msg);
-    store_kv_limits_t l = { .max_keys = max_keys };
-    store_kv_set_limits(kv, &l);
-    return kv;
-}
-
-static store_kv_op_t put_op(const char *key, const char *value)
-{
-    return (store_kv_op_t){ .kind = STORE_KV_PUT,
-                            .key = (char *)key,
-                            .key_len = strlen(key),
-                            .value = (void *)value,
-                            .value_len = strlen(value) };
-}
+#include "kv_ops.h"
 
 static void begin(store_kv_t *kv)
 {
@@ -62,7 +39,7 @@ static void commit(store_kv_t *kv)
 enum { ADDS = 1000 };
 
 typedef struct adder {
-    const backend_t *b;
+    store_kv_t *kv; /* its own connection, opened (and closed) on the test's thread */
     int batch; /* increments per transaction; 1: each its own */
     pthread_barrier_t *start;
     int64_t values[ADDS], versions[ADDS];
@@ -76,7 +53,7 @@ typedef struct adder {
 static void *add_in_thread(void *arg)
 {
     adder_t *a = arg;
-    store_kv_t *kv = open_kv(a->b, 0);
+    store_kv_t *kv = a->kv;
     pthread_barrier_wait(a->start);
     for (int i = 0; i < ADDS && a->r == 0; i++) {
         bool batched = a->batch > 1;
@@ -92,7 +69,6 @@ static void *add_in_thread(void *arg)
         if (a->r == 0 && batched && (i + 1) % a->batch == 0)
             a->r = store_kv_commit(kv, &a->err);
     }
-    store_kv_close(kv);
     return NULL;
 }
 
@@ -112,13 +88,14 @@ static void test_two_connections_increment_one_key_exactly(void **state)
     pthread_barrier_t start;
     assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
     adder_t *a = xcalloc(2, sizeof *a);
-    a[0] = (adder_t){ .b = b, .batch = 1, .start = &start };
-    a[1] = (adder_t){ .b = b, .batch = 10, .start = &start };
+    a[0] = (adder_t){ .kv = open_kv(b, 0, 0, 0), .batch = 1, .start = &start };
+    a[1] = (adder_t){ .kv = open_kv(b, 0, 0, 0), .batch = 10, .start = &start };
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, add_in_thread, &a[i]), 0);
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
+        store_kv_close(a[i].kv);
         if (a[i].r < 0)
             fail_msg("adder %d: %s", i, a[i].err.msg);
     }
@@ -145,7 +122,7 @@ static void test_two_connections_increment_one_key_exactly(void **state)
     free(version_of);
     free(a);
 
-    store_kv_t *kv = open_kv(b, 0);
+    store_kv_t *kv = open_kv(b, 0, 0, 0);
     mf_error_t err = MF_ERROR_INIT;
     store_kv_item_t it;
     assert_int_equal(store_kv_get(kv, "counters", "hits", 4, T0, &it, &err), 0);
@@ -178,14 +155,25 @@ static void *write_in_thread(void *arg)
     return NULL;
 }
 
-/* Starts w's write on another thread and returns once it waits for the
- * store's lock (it must not get past it). */
-static void start_waiting_write(PGconn *admin, writer_thread_t *w, pthread_t *t)
+/* first writes op in a transaction it keeps open; w's write, on another
+ * thread, waits for it (it must not get past the store's lock), and once
+ * first commits, fails with want, its message holding why. */
+static void second_waits_then_fails(PGconn *admin, store_kv_t *first, store_kv_op_t op,
+                                    int64_t *version, writer_thread_t *w, int want,
+                                    const char *why)
 {
+    mf_error_t err = MF_ERROR_INIT;
+    begin(first);
+    assert_int_equal(store_kv_write(first, "s", &op, T0, version, &err), 0);
+    pthread_t t;
     atomic_store(&w->done, false);
-    assert_int_equal(pthread_create(t, NULL, write_in_thread, w), 0);
+    assert_int_equal(pthread_create(&t, NULL, write_in_thread, w), 0);
     while (pg_lock_waiters(admin) < 1)
         assert_false(atomic_load(&w->done));
+    commit(first);
+    pthread_join(t, NULL);
+    assert_int_equal(w->r, want);
+    assert_non_null(strstr(w->err.msg, why));
 }
 
 /* A condition is checked against what the writes before it committed:
@@ -196,36 +184,23 @@ static void test_a_condition_waits_for_the_write_before_it(void **state)
 {
     backend_t *b = *state;
     PGconn *admin = pg_connect(b->where);
-    store_kv_t *first = open_kv(b, 0);
-    writer_thread_t w = { .kv = open_kv(b, 0), .now = T0 };
+    store_kv_t *first = open_kv(b, 0, 0, 0);
+    writer_thread_t w = { .kv = open_kv(b, 0, 0, 0), .now = T0 };
     mf_error_t err = MF_ERROR_INIT;
-    pthread_t t;
 
     store_kv_op_t create = put_op("k", "first");
     create.if_absent = true;
     int64_t v1;
-    begin(first);
-    assert_int_equal(store_kv_write(first, "s", &create, T0, &v1, &err), 0);
     w.op = put_op("k", "second");
     w.op.if_absent = true;
-    start_waiting_write(admin, &w, &t);
-    commit(first);
-    pthread_join(t, NULL);
-    assert_int_equal(w.r, -ECANCELED);
-    assert_non_null(strstr(w.err.msg, "exists"));
+    second_waits_then_fails(admin, first, create, &v1, &w, -ECANCELED, "exists");
 
     /* If-Match: the same version on both; one wins. */
     store_kv_op_t cas = put_op("k", "cas");
     cas.if_version = v1;
-    begin(first);
-    assert_int_equal(store_kv_write(first, "s", &cas, T0, NULL, &err), 0);
     w.op = put_op("k", "late");
     w.op.if_version = v1;
-    start_waiting_write(admin, &w, &t);
-    commit(first);
-    pthread_join(t, NULL);
-    assert_int_equal(w.r, -ECANCELED);
-    assert_non_null(strstr(w.err.msg, "not"));
+    second_waits_then_fails(admin, first, cas, NULL, &w, -ECANCELED, "not");
 
     store_kv_item_t it;
     assert_int_equal(store_kv_get(first, "s", "k", 1, T0, &it, &err), 0);
@@ -243,18 +218,11 @@ static void test_a_bound_holds_across_connections(void **state)
 {
     backend_t *b = *state;
     PGconn *admin = pg_connect(b->where);
-    store_kv_t *first = open_kv(b, 1);
-    writer_thread_t w = { .kv = open_kv(b, 1), .now = T0, .op = put_op("y", "2") };
+    store_kv_t *first = open_kv(b, 1, 0, 0);
+    writer_thread_t w = { .kv = open_kv(b, 1, 0, 0), .now = T0, .op = put_op("y", "2") };
     mf_error_t err = MF_ERROR_INIT;
-    pthread_t t;
-    begin(first);
-    store_kv_op_t x = put_op("x", "1");
-    assert_int_equal(store_kv_write(first, "s", &x, T0, NULL, &err), 0);
-    start_waiting_write(admin, &w, &t);
-    commit(first);
-    pthread_join(t, NULL);
-    assert_int_equal(w.r, -ENOSPC);
-    assert_memory_equal(w.err.msg, "store s is full", 15);
+    second_waits_then_fails(admin, first, put_op("x", "1"), NULL, &w, -ENOSPC,
+                            "store s is full");
     store_kv_store_stats_t s;
     assert_int_equal(store_kv_store_stats(first, "s", &s, &err), 0);
     assert_int_equal(s.keys, 1);
@@ -281,8 +249,9 @@ static void *sweep_in_thread(void *arg)
     return NULL;
 }
 
-/* Sweeps on another thread, which must never wait for a lock. */
-static void sweep_without_waiting(PGconn *admin, sweeper_t *s)
+/* Sweeps on another thread, which must never wait for a lock, and
+ * expects the three expired keys of store to go, keys left there. */
+static void sweep_without_waiting(PGconn *admin, sweeper_t *s, const char *store, int64_t keys)
 {
     pthread_t t;
     atomic_store(&s->done, false);
@@ -293,6 +262,11 @@ static void sweep_without_waiting(PGconn *admin, sweeper_t *s)
     pthread_join(t, NULL);
     if (s->r < 0)
         fail_msg("sweep: %s", s->err.msg);
+    assert_int_equal(s->removed, 3);
+    assert_int_equal(s->n, 1);
+    assert_string_equal(s->changed[0].name, store);
+    assert_int_equal(s->changed[0].keys, keys);
+    free(s->changed);
 }
 
 /* The sweep does not wait for a store another server is writing to: it
@@ -301,8 +275,8 @@ static void test_the_sweep_passes_a_store_being_written(void **state)
 {
     backend_t *b = *state;
     PGconn *admin = pg_connect(b->where);
-    store_kv_t *writing = open_kv(b, 0);
-    sweeper_t sw = { .kv = open_kv(b, 0) };
+    store_kv_t *writing = open_kv(b, 0, 0, 0);
+    sweeper_t sw = { .kv = open_kv(b, 0, 0, 0) };
     mf_error_t err = MF_ERROR_INIT;
     const char *stores[] = { "a", "b" };
     for (int i = 0; i < 2; i++) {
@@ -318,20 +292,9 @@ static void test_the_sweep_passes_a_store_being_written(void **state)
     store_kv_op_t live = put_op("live", "v");
     assert_int_equal(store_kv_write(writing, "a", &live, T0 + 10, NULL, &err), 0);
 
-    sweep_without_waiting(admin, &sw);
-    assert_int_equal(sw.removed, 3);
-    assert_int_equal(sw.n, 1);
-    assert_string_equal(sw.changed[0].name, "b");
-    assert_int_equal(sw.changed[0].keys, 0);
-    free(sw.changed);
-
+    sweep_without_waiting(admin, &sw, "b", 0);
     commit(writing);
-    sweep_without_waiting(admin, &sw);
-    assert_int_equal(sw.removed, 3);
-    assert_int_equal(sw.n, 1);
-    assert_string_equal(sw.changed[0].name, "a");
-    assert_int_equal(sw.changed[0].keys, 1);
-    free(sw.changed);
+    sweep_without_waiting(admin, &sw, "a", 1);
     store_kv_close(writing);
     store_kv_close(sw.kv);
     PQfinish(admin);
@@ -401,14 +364,10 @@ static void test_a_lost_connection_fails_the_whole_batch(void **state)
     }
     PQfinish(admin);
 
-    store_kv_t *kv = open_kv(b, 0);
+    store_kv_t *kv = open_kv(b, 0, 0, 0);
     store_kv_item_t it;
     assert_int_equal(store_kv_get(kv, "s", "k1", 2, T0, &it, &err), -ENOENT);
-    store_kv_store_stats_t *list;
-    size_t n;
-    assert_int_equal(store_kv_stores(kv, &list, &n, &err), 0);
-    assert_int_equal(n, 0);
-    free(list);
+    assert_no_stores(kv);
     store_kv_close(kv);
 }
 
@@ -416,7 +375,7 @@ static void test_a_lost_connection_fails_the_whole_batch(void **state)
 static void test_a_lost_connection_is_reported_as_such(void **state)
 {
     backend_t *b = *state;
-    store_kv_t *kv = open_kv(b, 0);
+    store_kv_t *kv = open_kv(b, 0, 0, 0);
     PGconn *admin = pg_connect(b->where);
     pg_kill_connections(admin);
     mf_error_t err = MF_ERROR_INIT;
