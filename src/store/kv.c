@@ -292,8 +292,10 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
                       int64_t now_ms, int64_t max_total_bytes, store_kv_item_t *items,
                       mf_error_t *err)
 {
-    /* One read transaction: every key is read at the same snapshot. */
-    int r = kv__exec(kv, STORE__KV_BEGIN_READ, "begin a read", err);
+    /* One read transaction: every key is read at the same snapshot (in a
+     * transaction of the caller's, as that one sees them). */
+    bool own = !kv->be->in_transaction(kv);
+    int r = own ? kv__exec(kv, STORE__KV_BEGIN_READ, "begin a read", err) : 0;
     if (r < 0)
         return r;
     int64_t total = 0;
@@ -312,7 +314,8 @@ int store_kv_get_many(store_kv_t *kv, const char *store, const slice_t *keys, si
                                max_total_bytes);
     }
     mf_error_t ignored = MF_ERROR_INIT;
-    kv__exec(kv, STORE__KV_COMMIT, "end a read", &ignored);
+    if (own)
+        kv__exec(kv, STORE__KV_COMMIT, "end a read", &ignored);
     if (r < 0) {
         for (size_t i = 0; i < n; i++)
             store_kv_item_clear(&items[i]);
