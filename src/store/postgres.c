@@ -58,7 +58,10 @@ enum {
 /* The rows of a table retention prunes that are live as the statistics
  * count them (pg_stat_user_tables), with this transaction's own inserts
  * and deletes, which they do not show yet. */
-#define PG_LIVE_ROWS(table)                                                                            "greatest(pg_stat_get_live_tuples('" table "'::regclass)"                                          " + pg_stat_get_xact_tuples_inserted('" table "'::regclass)"                                       " - pg_stat_get_xact_tuples_deleted('" table "'::regclass), 0)"
+#define PG_LIVE_ROWS(table)                                                                        \
+    "greatest(pg_stat_get_live_tuples('" table "'::regclass)"                                      \
+    " + pg_stat_get_xact_tuples_inserted('" table "'::regclass)"                                   \
+    " - pg_stat_get_xact_tuples_deleted('" table "'::regclass), 0)"
 
 /* What the retention bound is measured against: PostgreSQL does not give
  * the space of deleted rows back to the file system (VACUUM lets new rows
@@ -68,7 +71,20 @@ enum {
  * payloads and messages as stored: compressed, out of line or not), and
  * never more than the tables' size on disk. The statistics lag behind
  * other transactions by a second or so (store__prune_ops_t.bytes_lag). */
-#define PG_PRUNE_BYTES                                                                                 "SELECT least((SELECT sum(pg_total_relation_size(t))"                                             " FROM unnest(ARRAY['invocations'::regclass, 'logs'::regclass]) AS t),"                            " coalesce(" PG_LIVE_ROWS("invocations") " * (SELECT avg("                                         "pg_column_size(ROW(request_id, function, version, status, start_ms, duration_ms, billed_ms,"     " memory_mb, max_rss_kb, cpu_ms, cold_start, init_ms, error_type, attempts, replay_of,"            " caller_request_id, kv_ops, trigger, event_bytes, event_flags, result_bytes, result_flags,"      " rowid)) + coalesce(pg_column_size(error_message), 0)"                                            " + coalesce(pg_column_size(egress_json), 0) + coalesce(pg_column_size(event), 0)"                 " + coalesce(pg_column_size(result), 0))"                                                          " FROM (SELECT * FROM invocations ORDER BY start_ms DESC LIMIT 100) AS r), 0)"                     " + coalesce(" PG_LIVE_ROWS("logs") " * (SELECT avg("                                              "pg_column_size(ROW(id, time_ms, function, request_id, stream)) + pg_column_size(message))"       " FROM (SELECT * FROM logs ORDER BY id DESC LIMIT 100) AS l), 0))::bigint"
+#define PG_PRUNE_BYTES                                                                             \
+    "SELECT least((SELECT sum(pg_total_relation_size(t))"                                         \
+    " FROM unnest(ARRAY['invocations'::regclass, 'logs'::regclass]) AS t),"                        \
+    " coalesce(" PG_LIVE_ROWS("invocations") " * (SELECT avg("                                     \
+    "pg_column_size(ROW(request_id, function, version, status, start_ms, duration_ms, billed_ms," \
+    " memory_mb, max_rss_kb, cpu_ms, cold_start, init_ms, error_type, attempts, replay_of,"        \
+    " caller_request_id, kv_ops, trigger, event_bytes, event_flags, result_bytes, result_flags,"  \
+    " rowid)) + coalesce(pg_column_size(error_message), 0)"                                        \
+    " + coalesce(pg_column_size(egress_json), 0) + coalesce(pg_column_size(event), 0)"             \
+    " + coalesce(pg_column_size(result), 0))"                                                      \
+    " FROM (SELECT * FROM invocations ORDER BY start_ms DESC LIMIT 100) AS r), 0)"                 \
+    " + coalesce(" PG_LIVE_ROWS("logs") " * (SELECT avg("                                          \
+    "pg_column_size(ROW(id, time_ms, function, request_id, stream)) + pg_column_size(message))"   \
+    " FROM (SELECT * FROM logs ORDER BY id DESC LIMIT 100) AS l), 0))::bigint"
 
 static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [FN_GET] = { "fn_get", STORE_FN_GET(P), "t" },

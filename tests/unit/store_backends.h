@@ -91,8 +91,8 @@ static inline void pg_kill_connections(PGconn *c)
     PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                       " WHERE datname = current_database() AND pid <> pg_backend_pid()"));
     for (;;) {
-        PGresult *res = PQexec(c, "SELECT count(*) FROM pg_stat_activity"
-                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        PGresult *res = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                  " datname = current_database() AND pid <> pg_backend_pid()");
         bool gone = PQresultStatus(res) == PGRES_TUPLES_OK && atoll(PQgetvalue(res, 0, 0)) == 0;
         PQclear(res);
         if (gone || PQstatus(c) != CONNECTION_OK)
