@@ -103,12 +103,13 @@ build/asan/%.o: %.c
 build/asan/tests/test_%: tests/unit/test_%.c $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LINK $@"
-	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(LDLIBS) -lcmocka
+	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -MMD -MP -MT $@ -Itests/unit -o $@ \
+		$(filter %.c %.o,$^) $(LDLIBS) -lcmocka
 
 build/asan/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LINK $@"
-	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -MMD -MP -MT $@ -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(@D)
