@@ -1603,7 +1603,7 @@ static uv_timer_t *async__timer(async_t *a)
     return t;
 }
 
-int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *registry,
+int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *registry,
                obs_records_t *records, const async_config_t *cfg, async_t **out,
                mf_error_t *err)
 {
@@ -1616,14 +1616,14 @@ int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *
     snprintf(a->region, sizeof a->region, "%s", cfg->region ? cfg->region : "us-east-1");
     id_random_bytes(&a->rng, sizeof a->rng);
     a->rng |= 1;
-    int r = store_queue_open(data_dir, &a->rq, err);
+    int r = store_queue_open(where, &a->rq, err);
     if (r < 0) {
         free(a);
         return r;
     }
     async__metrics_setup(a);
     store_writer_db_t wdb;
-    if ((r = store_queue_writer_db(data_dir, &wdb, err)) < 0 ||
+    if ((r = store_queue_writer_db(where, &wdb, err)) < 0 ||
         (r = store_writer_start(loop, &wdb, async__on_commit, a, &a->writer, err)) < 0) {
         store_queue_close(a->rq);
         free(a);

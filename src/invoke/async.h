@@ -46,9 +46,10 @@ typedef struct async_config {
 
 typedef struct async async_t;
 
-/* Opens DATA_DIR/queue.db, starts its writer, and takes up the events a
- * previous run left (those it was running are run again). */
-int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *registry,
+/* Opens the queue at where (store_queue_open's: a data directory's
+ * queue.db, or a postgresql:// URL), starts its writer, and takes up the
+ * events a previous run left (those it was running are run again). */
+int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *registry,
                obs_records_t *records, const async_config_t *cfg, async_t **out,
                mf_error_t *err);
 
