@@ -271,6 +271,17 @@ static const char *const pg__migrations[] = {
      * other nodes hold, instead of sorting the whole queue. SQLite's
      * queue.db has no claims to serve, and no such index. */
     "CREATE INDEX events_ready ON events (next_ms, seq) WHERE running = 0;",
+
+    /* 9: code packages, by the SHA-256 of their zip: every server unpacks
+     * one from here into its own data directory the first time it needs
+     * it. A zip is compressed already, so its bytes are kept out of line
+     * as they are (EXTERNAL) rather than compressed again. */
+    "CREATE TABLE code_packages ("
+    "  sha256     text COLLATE \"C\" PRIMARY KEY,"
+    "  zip        bytea NOT NULL,"
+    "  created_ms bigint NOT NULL"
+    ");"
+    "ALTER TABLE code_packages ALTER COLUMN zip SET STORAGE EXTERNAL;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

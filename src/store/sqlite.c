@@ -267,14 +267,13 @@ static void store__w_close(void *db)
     sqlite__close(db);
 }
 
-static int sqlite__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+static int sqlite__reopen(store_t *primary, store_t **out, mf_error_t *err)
 {
     const char *path = sqlite3_db_filename(sq(primary)->db, "main");
     if (!path || !*path)
         return mf_error_plain(err, EINVAL, "store: the database has no file to open again");
     sqlite_store_t *s = sqlite__new();
     s->base.schema_version = primary->schema_version;
-    s->durable = true;
     int r = store__sqlite_open(path, &s->db, err);
     if (r == 0)
         r = store__prepare_all(s, err);
@@ -282,6 +281,18 @@ static int sqlite__writer_db(store_t *primary, store_writer_db_t *out, mf_error_
         sqlite__close(&s->base);
         return r;
     }
+    *out = &s->base;
+    return 0;
+}
+
+static int sqlite__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+{
+    store_t *base;
+    int r = sqlite__reopen(primary, &base, err);
+    if (r < 0)
+        return r;
+    sqlite_store_t *s = sq(base);
+    s->durable = true;
     store__wal_bounded(s->db);
     *out = (store_writer_db_t){ .db = s,
                                 .begin = store__w_begin,
@@ -580,6 +591,7 @@ static const store__backend_t sqlite__backend = {
     .name = "SQLite",
     .close = sqlite__close,
     .writer_db = sqlite__writer_db,
+    .reopen = sqlite__reopen,
     .function_get = sqlite__function_get,
     .function_put = sqlite__function_put,
     .function_delete = sqlite__function_delete,
