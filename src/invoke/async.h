@@ -36,9 +36,15 @@ typedef struct async_config {
     const char *region;          /* for the function ARNs of destination records */
     int retention_days;          /* attempt histories are kept this long (7) */
     int dead_letter_days;        /* dead letters not redriven are kept this long (14) */
+    /* Bytes of queued events' bodies kept in memory from their acceptance
+     * to their end (64 MiB), so that an attempt does not read its event
+     * back from the store; the bodies of events past it, and of those a
+     * restart takes up, are read back off the loop when they are about to
+     * run. */
+    size_t max_kept_bytes;
 } async_config_t;
 
-#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1", 7, 14 }
+#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1", 7, 14, (size_t)64 << 20 }
 
 /* An idempotency key is remembered this long. */
 #define ASYNC_IDEMPOTENCY_MS (24LL * 3600 * 1000)
@@ -112,8 +118,10 @@ int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
 int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_done_fn done,
                 void *arg, mf_error_t *err);
 
-/* Queues dead letter id of function again, as a new event; -ENOENT at once
- * or through cb when there is no such dead letter. */
+/* Queues dead letter id of function again, as a new event (read, deleted
+ * and queued again in one job of the queue's writer); -ENOENT at once when
+ * there is no such function, through cb when there is no such dead
+ * letter. */
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
                   mf_error_t *err);
 
