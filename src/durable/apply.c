@@ -32,6 +32,8 @@ void durable__job_free(job_t *j)
     json_decref(j->chained);
     json_decref(j->callees);
     store_durable_exec_clear(&j->ex);
+    free(j->token);
+    free(j->marker);
     free(j);
 }
 
@@ -562,6 +564,48 @@ static int apply_chained_done(store_queue_t *q, job_t *j, mf_error_t *err)
     return r;
 }
 
+/* A page of the execution's log from the marker on, for the function
+ * whose token it is: read here, off the loop, and answered by the job. */
+static int apply_state(store_queue_t *q, job_t *j, mf_error_t *err)
+{
+    store_durable_exec_t *ex = &j->ex;
+    int r = store_durable_exec_get(q, j->id, ex, err);
+    if (r == -ENOENT) {
+        durable__job_refuse(j, 404, "ResourceNotFoundException", "%s", err->msg);
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if (strcmp(ex->function, j->function) || !j->token || !ex->token[0] ||
+        strcmp(j->token, ex->token)) {
+        durable__job_refuse(j, 400, "InvalidParameterValueException", "Invalid checkpoint token");
+        return 0;
+    }
+    char *end = NULL;
+    unsigned long long from = j->marker && *j->marker ? strtoull(j->marker, &end, 10) : 0;
+    if (end && *end) {
+        durable__job_refuse(j, 400, "InvalidParameterValueException",
+                            "Marker: not one this API gave");
+        return 0;
+    }
+    json_t *ops;
+    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
+        return r;
+    durable_oplog_t log;
+    durable_oplog_init(&log, ops, ex->seq);
+    int max_items = j->max_items <= 0 || j->max_items > DURABLE_PAGE_MAX ? DURABLE_PAGE_MAX
+                                                                         : j->max_items;
+    size_t next = 0;
+    json_t *page =
+        durable__ops_page(&log, (size_t)from, (size_t)max_items, DURABLE_EVENT_OPS_BYTES, &next);
+    char m[32];
+    snprintf(m, sizeof m, "%zu", next);
+    j->body = json_pack("{s:o, s:s?}", "Operations", page, "NextMarker", next ? m : NULL);
+    j->status = 200;
+    durable_oplog_release(&log);
+    return 0;
+}
+
 int durable__job_apply(void *db, void *arg, mf_error_t *err)
 {
     job_t *j = arg;
@@ -574,6 +618,7 @@ int durable__job_apply(void *db, void *arg, mf_error_t *err)
     case JOB_CALLBACK: return apply_callback(q, j, err);
     case JOB_STOP: return apply_stop(q, j, err);
     case JOB_CHAINED_DONE: return apply_chained_done(q, j, err);
+    case JOB_STATE: return apply_state(q, j, err);
     }
     return 0;
 }
