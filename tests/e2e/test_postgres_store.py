@@ -24,21 +24,12 @@ import tempfile
 import pytest
 import requests
 
-from conftest import (MAYFLY_BIN, REPO, build_c_bootstrap, deploy, deploy_py, executable,
-                      free_port, get_logs, get_record, invoke_ok, unique, wait_for)
+from conftest import (ECHO_PY, MAYFLY_BIN, RECORDER_PY, REPO, build_c_bootstrap, dead_letters,
+                      deploy, deploy_py, executable, free_port, get_logs, get_record, invoke_ok,
+                      unique, wait_for)
 
 PG_SH = str(REPO / "tests" / "pg.sh")
 T0 = "2026-03-28T12:00:00Z"
-
-ECHO_PY = "def handler(event, context):\n    return {'echo': event}\n"
-
-RECORDER_PY = """
-import json
-
-def handler(event, context):
-    print(json.dumps({"rid": context.aws_request_id, "event": event}))
-    return {"ok": True}
-"""
 
 FAILING_PY = """
 def handler(event, context):
@@ -109,12 +100,6 @@ def records_of(srv, name):
                      timeout=60)
     assert r.status_code == 200, r.text
     return r.json()["invocations"]
-
-
-def dead_letters(srv, name):
-    r = requests.get(f"{srv.url}/v1/functions/{name}/dead-letters", timeout=60)
-    assert r.status_code == 200, r.text
-    return r.json()["dead_letters"]
 
 
 def printed(srv, name):

@@ -90,16 +90,6 @@ static char *unpacked_app(node_t *n, const char *name)
     return buf_detach(&text, NULL);
 }
 
-static long long kept(const backend_t *b, const char *sha)
-{
-    PGconn *c = pg_connect(b->where);
-    cleanup_free char *sql =
-        xasprintf("SELECT count(*) FROM code_packages WHERE sha256 = '%s'", sha);
-    long long n = pg_int(c, sql);
-    PQfinish(c);
-    return n;
-}
-
 static const char *const v1[] = { "app.py", "def handler(e, c):\n    return 1\n", NULL };
 static const char *const v2[] = { "app.py", "def handler(e, c):\n    return 2\n", NULL };
 
@@ -113,7 +103,7 @@ static void test_a_new_server_unpacks_what_another_deployed(void **state)
     node_open(&a, b);
     char sha[65];
     put_code(&a, "f", v1, sha);
-    assert_int_equal(kept(b, sha), 1);
+    assert_int_equal(pg_kept_packages(b, sha), 1);
 
     node_open(&fresh, b);
     cleanup_free char *app = unpacked_app(&fresh, "f");
@@ -135,13 +125,13 @@ static void test_a_package_leaves_the_store_with_its_last_function(void **state)
     put_code(&a, "f", v1, sha1);
     put_code(&a, "g", v1, again);
     put_code(&a, "f", v2, sha2);
-    assert_int_equal(kept(b, sha1), 1); /* g runs it */
-    assert_int_equal(kept(b, sha2), 1);
+    assert_int_equal(pg_kept_packages(b, sha1), 1); /* g runs it */
+    assert_int_equal(pg_kept_packages(b, sha2), 1);
     mf_error_t err = MF_ERROR_INIT;
     assert_int_equal(registry_delete(a.reg, "g", &err), 0);
-    assert_int_equal(kept(b, sha1), 0);
+    assert_int_equal(pg_kept_packages(b, sha1), 0);
     assert_int_equal(registry_delete(a.reg, "f", &err), 0);
-    assert_int_equal(kept(b, sha2), 0);
+    assert_int_equal(pg_kept_packages(b, sha2), 0);
     node_close(&a);
 }
 

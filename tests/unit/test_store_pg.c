@@ -172,16 +172,6 @@ static void test_a_call_not_yet_on_postgresql_says_so(void **state)
     store_close(s);
 }
 
-static long long count_packages(const backend_t *b, const char *sha)
-{
-    PGconn *c = pg_connect(b->where);
-    cleanup_free char *sql =
-        xasprintf("SELECT count(*) FROM code_packages WHERE sha256 = '%s'", sha);
-    long long n = pg_int(c, sql);
-    PQfinish(c);
-    return n;
-}
-
 /* Code packages are kept by their digest, bytes as they are (NUL bytes
  * too); keeping one twice changes nothing; one is dropped only once no
  * function refers to it, whichever connection (server) wrote that. */
@@ -209,11 +199,11 @@ static void test_code_packages_are_kept_until_no_function_uses_them(void **state
     snprintf(f.code_sha256, sizeof f.code_sha256, "%s", sha);
     assert_int_equal(store_function_put(other, &f, &err), 0);
     assert_int_equal(store_code_forget(s, sha, &err), 0);
-    assert_int_equal(count_packages(b, sha), 1);
+    assert_int_equal(pg_kept_packages(b, sha), 1);
 
     assert_int_equal(store_function_delete(other, "f", &err), 0);
     assert_int_equal(store_code_forget(s, sha, &err), 0);
-    assert_int_equal(count_packages(b, sha), 0);
+    assert_int_equal(pg_kept_packages(b, sha), 0);
     assert_int_equal(store_code_forget(s, sha, &err), 0);
     buf_release(&got);
     store_close(other);
