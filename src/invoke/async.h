@@ -5,7 +5,10 @@
  * or a dead letter after its retries or its age ran out. Between the two it
  * runs on the same pools and limits as synchronous calls, but only where a
  * function could start a call at once and no synchronous caller waits, so
- * a backlog never stands in front of a synchronous call.
+ * a backlog never stands in front of a synchronous call. The queue lives
+ * in its own SQLite file under the data directory, or in the PostgreSQL
+ * database the server shares (store/queue.h); either way, once the queue
+ * is open, none of its own work reads the database on the loop.
  *
  * Retries follow Lambda: a function error (error, timeout, out of memory) is
  * retried up to async.max_retries times, after about 1 and then about 2
@@ -112,9 +115,10 @@ int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
                         const async_enqueue_opts_t *opts, store_job_apply_fn also,
                         void *also_arg, async_batch_cb cb, void *ud, mf_error_t *err);
 
-/* Runs a job on another table of queue.db (store/topics.h, say) on the
- * queue's writer, in order with the queue's own jobs; -ESHUTDOWN, without
- * calling done, once the queue is closing. */
+/* Runs a job on another table of the queue's database (store/topics.h,
+ * say) on the queue's writer, in order with the queue's own jobs; a read
+ * too, off the loop (durable false: it waits for no sync); -ESHUTDOWN,
+ * without calling done, once the queue is closing. */
 int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_done_fn done,
                 void *arg, mf_error_t *err);
 
@@ -125,10 +129,13 @@ int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_do
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
                   mf_error_t *err);
 
-/* The loop's own connection to queue.db, for reading. */
+/* The loop's own connection to the queue's database, for reading at the
+ * start. A read on it afterwards holds up the loop for as long as the
+ * database takes (a round trip on PostgreSQL): reads of a request go
+ * through async_write instead. */
 store_queue_t *async_store(async_t *a);
-/* The writer of queue.db, for other tables in the file (a job's db is its
- * store_queue_t): their writes commit in order with the queue's. */
+/* The writer of the queue's database, for its other tables (a job's db is
+ * its store_queue_t): their writes commit in order with the queue's. */
 store_writer_t *async_writer(async_t *a);
 
 typedef struct async_fn_stats {
