@@ -193,7 +193,7 @@ void api__read(http_request_t *req, api_ctx_t *ctx, store_writer_t *writer, api_
 {
     api_read_t *a = xmalloc(sizeof *a);
     *a = (api_read_t){ req, ctx, read, done, arg };
-    store_writer_submit(writer, false, api__read_apply, api__read_answer, a);
+    store_writer_submit_read(writer, api__read_apply, api__read_answer, a);
 }
 
 void api__read_records(http_request_t *req, api_ctx_t *ctx, api_read_fn read,

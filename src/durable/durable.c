@@ -34,7 +34,9 @@ static void job_done(void *arg, int r, const mf_error_t *err);
 /* A change is fsync'd before anyone hears of it; a read waits for no sync. */
 static int submit(job_t *j, mf_error_t *err)
 {
-    int r = async_write(j->d->async, j->kind != JOB_STATE, durable__job_apply, job_done, j, err);
+    int r = j->kind == JOB_STATE ? async_read(j->d->async, durable__job_apply, job_done, j, err)
+                                 : async_write(j->d->async, true, durable__job_apply, job_done, j,
+                                               err);
     if (r == 0)
         j->d->jobs++;
     return r;

@@ -741,6 +741,15 @@ int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_do
     return 0;
 }
 
+int async_read(async_t *a, store_job_apply_fn read, store_job_done_fn done, void *arg,
+               mf_error_t *err)
+{
+    if (a->closing)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    store_writer_submit_read(a->writer, read, done, arg);
+    return 0;
+}
+
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
                   mf_error_t *err)
 {
@@ -1266,7 +1275,7 @@ static void async__load_bodies(async_t *a, afn_t *fn, uint64_t room)
         buf_init(&j->bodies[j->n], 0);
         j->n++;
     }
-    store_writer_submit(a->writer, false, async__load_apply, async__load_done, j);
+    store_writer_submit_read(a->writer, async__load_apply, async__load_done, j);
 }
 
 /* ---- dispatch ------------------------------------------------------------------ */

@@ -116,11 +116,14 @@ int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
                         void *also_arg, async_batch_cb cb, void *ud, mf_error_t *err);
 
 /* Runs a job on another table of the queue's database (store/topics.h,
- * say) on the queue's writer, in order with the queue's own jobs; a read
- * too, off the loop (durable false: it waits for no sync); -ESHUTDOWN,
- * without calling done, once the queue is closing. */
+ * say) on the queue's writer, in order with the queue's own jobs;
+ * -ESHUTDOWN, without calling done, once the queue is closing. */
 int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_done_fn done,
                 void *arg, mf_error_t *err);
+/* The same for a read that someone waits for, off the loop
+ * (store_writer_submit_read). */
+int async_read(async_t *a, store_job_apply_fn read, store_job_done_fn done, void *arg,
+               mf_error_t *err);
 
 /* Queues dead letter id of function again, as a new event (read, deleted
  * and queued again in one job of the queue's writer); -ENOENT at once when
@@ -132,7 +135,7 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
 /* The loop's own connection to the queue's database, for reading at the
  * start. A read on it afterwards holds up the loop for as long as the
  * database takes (a round trip on PostgreSQL): reads of a request go
- * through async_write instead. */
+ * through async_read instead. */
 store_queue_t *async_store(async_t *a);
 /* The writer of the queue's database, for its other tables (a job's db is
  * its store_queue_t): their writes commit in order with the queue's. */
