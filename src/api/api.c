@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
+#include "invoke/async.h"
 #include "obs/logs.h"
 #include "obs/otlp.h"
 #include "obs/records.h"
@@ -166,27 +167,48 @@ void api_release(void)
     }
 }
 
-typedef struct after_writes {
+typedef struct api_read {
     http_request_t *req;
     api_ctx_t *ctx;
-    api_handler_fn then;
-} after_writes_t;
+    api_read_fn read;
+    api_read_done_fn done;
+    void *arg;
+} api_read_t;
 
-static void after_writes_done(void *ud)
+static int api__read_apply(void *db, void *arg, mf_error_t *err)
 {
-    after_writes_t *a = ud;
-    a->then(a->req, a->ctx);
+    api_read_t *a = arg;
+    return a->read(db, a->arg, err);
+}
+
+static void api__read_answer(void *arg, int r, const mf_error_t *err)
+{
+    api_read_t *a = arg;
+    a->done(a->req, a->ctx, a->arg, r, err);
     free(a);
 }
 
-void api__after_writes(http_request_t *req, api_ctx_t *ctx, api_handler_fn then)
+void api__read(http_request_t *req, api_ctx_t *ctx, store_writer_t *writer, api_read_fn read,
+               api_read_done_fn done, void *arg)
 {
-    after_writes_t *a = xmalloc(sizeof *a);
-    *a = (after_writes_t){req, ctx, then};
-    /* Records and logs share one writer (see cmd_server): the records'
-     * barrier also covers the log lines handed over just before it. */
+    api_read_t *a = xmalloc(sizeof *a);
+    *a = (api_read_t){ req, ctx, read, done, arg };
+    store_writer_submit_read(writer, api__read_apply, api__read_answer, a);
+}
+
+void api__read_records(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
+                       api_read_done_fn done, void *arg)
+{
+    /* Records and logs share one writer (see cmd_server). */
     obs_logs_flush(ctx->logs);
-    obs_records_sync(ctx->records, after_writes_done, a);
+    obs_records_flush(ctx->records);
+    api__read(req, ctx, ctx->obs_writer, read, done, arg);
+}
+
+void api__read_queue(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
+                     api_read_done_fn done, void *arg)
+{
+    api__read(req, ctx, async_writer(ctx->async), read, done, arg);
 }
 
 const char *api__trace_context(http_request_t *req, char out[56])

@@ -152,10 +152,26 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
 /* A deleted function's instances and queue go. */
 void api__function_removed(api_ctx_t *ctx, const char *name);
 
-/* Runs then(req, ctx) once every invocation record and log line added so
- * far is written (they are written off the loop), so that a handler that
- * reads them sees every call that has answered. */
-void api__after_writes(http_request_t *req, api_ctx_t *ctx, api_handler_fn then);
+/* A read of the store for an answer, made off the loop (on a shared
+ * database each read is a round trip that would hold up every call):
+ * read(db, arg, err) runs as a job of writer, on its thread with its
+ * connection as db, in order after the writes handed to it before; then
+ * done(req, ctx, arg, r, err) answers on the loop, whether or not the
+ * client is still there, and frees arg. read touches nothing of the
+ * loop's. */
+typedef int (*api_read_fn)(void *db, void *arg, mf_error_t *err);
+typedef void (*api_read_done_fn)(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                                 const mf_error_t *err);
+void api__read(http_request_t *req, api_ctx_t *ctx, store_writer_t *writer, api_read_fn read,
+               api_read_done_fn done, void *arg);
+/* api__read on the writer of invocation records and log lines (db is a
+ * store_t), once every record and line added so far is handed to it: the
+ * read sees every call that has answered. */
+void api__read_records(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
+                       api_read_done_fn done, void *arg);
+/* api__read on the async queue's writer (db is a store_queue_t). */
+void api__read_queue(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
+                     api_read_done_fn done, void *arg);
 
 /* Registers a handler behind the access-key check (unless open is true):
  * the bearer token is checked from the request's head, and a request

@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/codec.h"
 #include "core/json.h"
+#include "core/xalloc.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
 
@@ -68,6 +69,53 @@ static bool parse_id(const char *s, int64_t *out)
     return true;
 }
 
+/* A function's dead letters, read and made into their JSON on the queue's
+ * writer thread (their events in base64 may be large). */
+typedef struct dead_read {
+    char function[FN_NAME_MAX + 1];
+    int limit;
+    json_t *out;
+} dead_read_t;
+
+static int dead_read(void *db, void *arg, mf_error_t *err)
+{
+    dead_read_t *d = arg;
+    store_dead_letter_t *list = NULL;
+    size_t n = 0;
+    int r = store_dead_letter_list(db, d->function, d->limit, &list, &n, err);
+    if (r < 0)
+        return r;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char time[32];
+        clock_format_iso8601(list[i].time_ms, time, sizeof time);
+        buf_t b64 = BUF_INIT;
+        codec_base64_encode(&b64, list[i].event, list[i].event_len);
+        json_array_append_new(
+            arr, json_pack("{sI ss si ss ss? ss? ss ss}", "id", (json_int_t)list[i].id,
+                           "request_id", list[i].request_id, "attempts", list[i].attempts,
+                           "condition", list[i].condition, "error_type", list[i].error_type,
+                           "error_message", list[i].error_message, "event_base64",
+                           b64.data ? b64.data : "", "time", time));
+        buf_release(&b64);
+    }
+    store_dead_letter_list_free(list, n);
+    d->out = json_pack("{so}", "dead_letters", arr);
+    return 0;
+}
+
+static void dead_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                        const mf_error_t *err)
+{
+    dead_read_t *d = arg;
+    if (r < 0)
+        api_respond_failure(req, r, err);
+    else
+        http_respond_json(req, 200, d->out);
+    json_decref(d->out);
+    free(d);
+}
+
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
     fn_t fn;
@@ -92,30 +140,10 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         limit = (int)n;
     }
     buf_release(&v);
-    store_dead_letter_t *list = NULL;
-    size_t n = 0;
-    if ((r = store_dead_letter_list(async_store(ctx->async), req->params[0], limit, &list, &n,
-                                    &err)) < 0) {
-        api_respond_failure(req, r, &err);
-        return;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        char time[32];
-        clock_format_iso8601(list[i].time_ms, time, sizeof time);
-        buf_t b64 = BUF_INIT;
-        codec_base64_encode(&b64, list[i].event, list[i].event_len);
-        json_array_append_new(
-            arr, json_pack("{sI ss si ss ss? ss? ss ss}", "id", (json_int_t)list[i].id,
-                           "request_id", list[i].request_id, "attempts", list[i].attempts,
-                           "condition", list[i].condition, "error_type", list[i].error_type,
-                           "error_message", list[i].error_message, "event_base64",
-                           b64.data ? b64.data : "", "time", time));
-        buf_release(&b64);
-    }
-    store_dead_letter_list_free(list, n);
-    cleanup_json json_t *out = json_pack("{so}", "dead_letters", arr);
-    http_respond_json(req, 200, out);
+    dead_read_t *d = xcalloc(1, sizeof *d);
+    snprintf(d->function, sizeof d->function, "%s", req->params[0]);
+    d->limit = limit;
+    api__read_queue(req, ctx, dead_read, dead_answer, d);
 }
 
 static void handle_redrive(http_request_t *req, api_ctx_t *ctx)

@@ -138,15 +138,81 @@ static void respond_read(http_request_t *req, int r, json_t *out, const mf_error
     json_decref(out);
 }
 
+/* A view of executions, read by a job of the queue's writer (off the loop):
+ * what it asks for, then the JSON it gives. */
+typedef enum { VIEW_GET, VIEW_HISTORY, VIEW_LIST } view_kind_t;
+
+typedef struct view_read {
+    durable_t *d;
+    view_kind_t kind;
+    char view;                 /* 'l': answered as the Lambda API answers; 'v': /v1 */
+    bool with_ops;             /* GET */
+    char *id;                  /* GET, HISTORY */
+    char *function;            /* LIST: NULL for every function's */
+    buf_t status, marker;      /* LIST's statuses, HISTORY's marker ("" for none) */
+    int limit;                 /* HISTORY's MaxItems, LIST's limit */
+    const char *wrap;          /* LIST: the member its array goes under */
+    json_t *out;
+} view_read_t;
+
+static view_read_t *view_new(api_ctx_t *ctx, view_kind_t kind, char view)
+{
+    view_read_t *v = xcalloc(1, sizeof *v);
+    v->d = ctx->durable;
+    v->kind = kind;
+    v->view = view;
+    buf_init(&v->status, 0);
+    buf_init(&v->marker, 0);
+    return v;
+}
+
+static int view_read(void *db, void *arg, mf_error_t *err)
+{
+    view_read_t *v = arg;
+    json_t *list;
+    int r;
+    switch (v->kind) {
+    case VIEW_GET: return durable_get(v->d, db, v->id, v->view, v->with_ops, &v->out, err);
+    case VIEW_HISTORY:
+        return durable_history(v->d, db, v->id, v->marker.len ? v->marker.data : "", v->limit,
+                               &v->out, err);
+    case VIEW_LIST:
+        r = durable_list(v->d, db, v->function,
+                         v->status.len ? v->status.data : NULL, v->limit, v->view, &list, err);
+        if (r == 0)
+            v->out = json_pack("{s:o}", v->wrap, list);
+        return r;
+    }
+    return -EINVAL;
+}
+
+static void view_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                        const mf_error_t *err)
+{
+    view_read_t *v = arg;
+    if (v->view == 'l') {
+        respond_read(req, r, v->out, err);
+    } else if (r < 0) {
+        api_respond_failure(req, r, err);
+    } else {
+        http_respond_json(req, 200, v->out);
+        json_decref(v->out);
+    }
+    buf_release(&v->status);
+    buf_release(&v->marker);
+    free(v->id);
+    free(v->function);
+    free(v);
+}
+
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     durable_arn_t arn;
     if (!visible_arn(req, ctx, &arn))
         return;
-    json_t *out = NULL;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = durable_get(ctx->durable, arn.id, 'l', false, &out, &err);
-    respond_read(req, r, out, &err);
+    view_read_t *v = view_new(ctx, VIEW_GET, 'l');
+    v->id = xstrdup(arn.id);
+    api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
 static void handle_history(http_request_t *req, api_ctx_t *ctx)
@@ -154,13 +220,11 @@ static void handle_history(http_request_t *req, api_ctx_t *ctx)
     durable_arn_t arn;
     if (!visible_arn(req, ctx, &arn))
         return;
-    cleanup_buf buf_t marker = BUF_INIT;
-    http_request_query(req, "Marker", &marker);
-    json_t *out = NULL;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = durable_history(ctx->durable, arn.id, marker.data ? marker.data : "",
-                            query_int(req, "MaxItems", 0), &out, &err);
-    respond_read(req, r, out, &err);
+    view_read_t *v = view_new(ctx, VIEW_HISTORY, 'l');
+    v->id = xstrdup(arn.id);
+    http_request_query(req, "Marker", &v->marker);
+    v->limit = query_int(req, "MaxItems", 0);
+    api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
 static void handle_stop(http_request_t *req, api_ctx_t *ctx)
@@ -192,18 +256,12 @@ static void handle_list_by_function(http_request_t *req, api_ctx_t *ctx)
                           "a function sees its own executions only");
         return;
     }
-    cleanup_buf buf_t status = BUF_INIT;
-    http_request_query(req, "Statuses", &status);
-    json_t *list = NULL;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = durable_list(ctx->durable, name, status.len ? status.data : NULL,
-                         query_int(req, "MaxItems", 0), 'l', &list, &err);
-    if (r < 0) {
-        api__lambda_failure(req, r, &err);
-        return;
-    }
-    cleanup_json json_t *out = json_pack("{s:o}", "DurableExecutions", list);
-    http_respond_json(req, 200, out);
+    view_read_t *v = view_new(ctx, VIEW_LIST, 'l');
+    v->function = xstrdup(name);
+    http_request_query(req, "Statuses", &v->status);
+    v->limit = query_int(req, "MaxItems", 0);
+    v->wrap = "DurableExecutions";
+    api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
 static void handle_callback(http_request_t *req, api_ctx_t *ctx, const char *kind)
@@ -256,38 +314,25 @@ static void v1_answer(void *ud, const durable_answer_t *a)
 
 static void v1_list(http_request_t *req, api_ctx_t *ctx)
 {
-    cleanup_buf buf_t function = BUF_INIT, status = BUF_INIT;
-    http_request_query(req, "function", &function);
-    http_request_query(req, "status", &status);
-    if (status.len) {
-        for (char *p = status.data; *p; p++)
-            if (*p >= 'a' && *p <= 'z')
-                *p = (char)(*p - 'a' + 'A');
-    }
-    json_t *list = NULL;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = durable_list(ctx->durable, function.len ? function.data : NULL,
-                         status.len ? status.data : NULL, query_int(req, "limit", 100), 'v', &list,
-                         &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
-        return;
-    }
-    cleanup_json json_t *out = json_pack("{s:o}", "executions", list);
-    http_respond_json(req, 200, out);
+    view_read_t *v = view_new(ctx, VIEW_LIST, 'v');
+    cleanup_buf buf_t function = BUF_INIT;
+    if (http_request_query(req, "function", &function) && function.len)
+        v->function = xstrdup(function.data);
+    http_request_query(req, "status", &v->status);
+    for (size_t i = 0; i < v->status.len; i++)
+        if (v->status.data[i] >= 'a' && v->status.data[i] <= 'z')
+            v->status.data[i] = (char)(v->status.data[i] - 'a' + 'A');
+    v->limit = query_int(req, "limit", 100);
+    v->wrap = "executions";
+    api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
 static void v1_get(http_request_t *req, api_ctx_t *ctx)
 {
-    json_t *out = NULL;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = durable_get(ctx->durable, req->params[0], 'v', true, &out, &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
-        return;
-    }
-    http_respond_json(req, 200, out);
-    json_decref(out);
+    view_read_t *v = view_new(ctx, VIEW_GET, 'v');
+    v->with_ops = true;
+    v->id = xstrdup(req->params[0]);
+    api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
 static void v1_stop(http_request_t *req, api_ctx_t *ctx)

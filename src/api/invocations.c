@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/codec.h"
 #include "core/json.h"
+#include "core/xalloc.h"
 #include "invoke/async.h"
 #include "obs/records.h"
 
@@ -268,158 +269,220 @@ static bool parse_list_query(http_request_t *req, list_query_t *q)
     return true;
 }
 
-/* {"invocations": [...], "next": CURSOR}; next is null on the last page. */
-static void respond_list(http_request_t *req, api_ctx_t *ctx, const store_record_filter_t *f)
-{
-    store_record_t *list = NULL;
-    size_t n = 0;
-    bool more = false;
+/* ---- reads, off the loop (api__read_records) ----------------------------------- */
+
+/* A listing: its query, then what the store gave. */
+typedef struct list_read {
+    list_query_t q;
+    store_record_t *list;
+    size_t n;
+    bool more;
     store_record_cursor_t next;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = store_records_find(ctx->store, f, &list, &n, &more, &next, &err);
+} list_read_t;
+
+static list_read_t *list_read_new(void)
+{
+    list_read_t *l = xcalloc(1, sizeof *l);
+    l->q = (list_query_t)LIST_QUERY_INIT;
+    return l;
+}
+
+static void list_read_free(list_read_t *l)
+{
+    store_record_list_free(l->list, l->n);
+    list_query_release(&l->q);
+    free(l);
+}
+
+static int list_read(void *db, void *arg, mf_error_t *err)
+{
+    list_read_t *l = arg;
+    return store_records_find(db, &l->q.f, &l->list, &l->n, &l->more, &l->next, err);
+}
+
+/* {"invocations": [...], "next": CURSOR}; next is null on the last page. */
+static void list_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                        const mf_error_t *err)
+{
+    list_read_t *l = arg;
     if (r < 0) {
-        api_respond_failure(req, r, &err);
+        api_respond_failure(req, r, err);
+        list_read_free(l);
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, record_json(&list[i]));
-    store_record_list_free(list, n);
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(arr, record_json(&l->list[i]));
     cleanup_buf buf_t cursor = BUF_INIT;
-    if (more)
-        store_record_cursor_format(&cursor, &next);
+    if (l->more)
+        store_record_cursor_format(&cursor, &l->next);
     cleanup_json json_t *out =
         json_pack("{so so}", "invocations", arr, "next",
-                  more ? json_stringn(cursor.data, cursor.len) : json_null());
+                  l->more ? json_stringn(cursor.data, cursor.len) : json_null());
+    list_read_free(l);
     http_respond_json(req, 200, out);
 }
 
-static void get_now(http_request_t *req, api_ctx_t *ctx)
-{
+/* One record (with, for GET /v1/invocations/{id}, its attempts). */
+typedef struct record_read {
+    const char *id;            /* the request's path parameter */
+    bool event;                /* …/event rather than …/result */
     store_record_t rec;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = store_record_get(ctx->store, req->params[0], &rec, &err);
+    store_attempt_t *at;
+    size_t n;
+} record_read_t;
+
+static record_read_t *record_read_new(http_request_t *req)
+{
+    record_read_t *g = xcalloc(1, sizeof *g);
+    g->id = req->params[0];
+    return g;
+}
+
+static void record_read_free(record_read_t *g)
+{
+    store_record_clear(&g->rec);
+    store_attempt_list_free(g->at, g->n);
+    free(g);
+}
+
+static int record_read(void *db, void *arg, mf_error_t *err)
+{
+    record_read_t *g = arg;
+    return store_record_get(db, g->id, &g->rec, err);
+}
+
+static int attempts_read(void *db, void *arg, mf_error_t *err)
+{
+    record_read_t *g = arg;
+    return store_attempt_list(db, g->id, &g->at, &g->n, err);
+}
+
+static void get_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                       const mf_error_t *err)
+{
+    record_read_t *g = arg;
     if (r < 0) {
-        api_respond_failure(req, r, &err);
+        api_respond_failure(req, -EIO, err);
+        record_read_free(g);
         return;
     }
-    cleanup_json json_t *out = record_json(&rec);
-    payload_fields(out, "event", rec.event, rec.event_len, rec.event_bytes, rec.event_flags);
-    payload_fields(out, "result", rec.result, rec.result_len, rec.result_bytes, rec.result_flags);
-    store_record_clear(&rec);
+    store_record_t *rec = &g->rec;
+    cleanup_json json_t *out = record_json(rec);
+    payload_fields(out, "event", rec->event, rec->event_len, rec->event_bytes, rec->event_flags);
+    payload_fields(out, "result", rec->result, rec->result_len, rec->result_bytes,
+                   rec->result_flags);
     /* An async event's attempts, each with its outcome. */
-    store_attempt_t *at = NULL;
-    size_t n = 0;
-    if (store_attempt_list(async_store(ctx->async), req->params[0], &at, &n, &err) < 0) {
-        api_respond_failure(req, -EIO, &err);
-        return;
-    }
-    if (n) {
+    if (g->n) {
         json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < g->n; i++) {
+            const store_attempt_t *at = &g->at[i];
             char start[32];
-            clock_format_iso8601(at[i].start_ms, start, sizeof start);
-            json_array_append_new(arr, json_pack("{si ss ss sf ss? ss?}", "attempt", at[i].attempt,
-                                                 "start", start, "status", at[i].status,
-                                                 "duration_ms", at[i].duration_ms, "error_type",
-                                                 at[i].error_type, "error_message",
-                                                 at[i].error_message));
+            clock_format_iso8601(at->start_ms, start, sizeof start);
+            json_array_append_new(arr, json_pack("{si ss ss sf ss? ss?}", "attempt", at->attempt,
+                                                 "start", start, "status", at->status,
+                                                 "duration_ms", at->duration_ms, "error_type",
+                                                 at->error_type, "error_message",
+                                                 at->error_message));
         }
         json_object_set_new(out, "attempt_history", arr);
     }
-    store_attempt_list_free(at, n);
+    record_read_free(g);
     http_respond_json(req, 200, out);
 }
 
-static void function_list_now(http_request_t *req, api_ctx_t *ctx)
+/* The record is read; its attempts are on the async queue's writer. */
+static void get_record_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                              const mf_error_t *err)
 {
-    if (!registry_valid_name(req->params[0])) {
-        http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
+    if (r < 0) {
+        api_respond_failure(req, r, err);
+        record_read_free(arg);
         return;
     }
-    list_query_t q = LIST_QUERY_INIT;
-    q.f.function = req->params[0];
-    if (parse_list_query(req, &q))
-        respond_list(req, ctx, &q.f);
-    list_query_release(&q);
-}
-
-static void list_now(http_request_t *req, api_ctx_t *ctx)
-{
-    list_query_t q = LIST_QUERY_INIT;
-    if (query_value(req, "function", &q.function)) {
-        if (!registry_valid_name(q.function.data)) {
-            http_respond_error(req, 400, "bad_request",
-                               "function: must match [A-Za-z0-9_-]{1,64}");
-            goto out;
-        }
-        q.f.function = q.function.data;
-    }
-    if (parse_list_query(req, &q))
-        respond_list(req, ctx, &q.f);
-out:
-    list_query_release(&q);
+    api__read_queue(req, ctx, attempts_read, get_answer, arg);
 }
 
 /* The stored bytes of a record's event or result, as they were kept. */
-static void payload_now(http_request_t *req, api_ctx_t *ctx, bool event)
+static void payload_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                           const mf_error_t *err)
 {
-    store_record_t rec;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = store_record_get(ctx->store, req->params[0], &rec, &err);
-    if (r < 0) {
-        api_respond_failure(req, r, &err);
-        return;
-    }
-    const char *data = event ? rec.event : rec.result;
-    size_t len = event ? rec.event_len : rec.result_len;
-    int flags = event ? rec.event_flags : rec.result_flags;
-    if (!data)
+    record_read_t *g = arg;
+    const store_record_t *rec = &g->rec;
+    const char *data = g->event ? rec->event : rec->result;
+    size_t len = g->event ? rec->event_len : rec->result_len;
+    int flags = g->event ? rec->event_flags : rec->result_flags;
+    if (r < 0)
+        api_respond_failure(req, r, err);
+    else if (!data)
         http_respond_error(req, 404, "not_found",
-                           "invocation `%s` kept no %s (%s)", rec.request_id,
-                           event ? "event" : "result",
+                           "invocation `%s` kept no %s (%s)", rec->request_id,
+                           g->event ? "event" : "result",
                            flags & STORE_PAYLOAD_WITHHELD
                                ? "it could not be checked for values to redact"
                                : "the function's record.payloads did not keep it");
     else
         http_respond(req, 200, "application/octet-stream", data, len);
-    store_record_clear(&rec);
+    record_read_free(g);
 }
 
-static void event_now(http_request_t *req, api_ctx_t *ctx)
-{
-    payload_now(req, ctx, true);
-}
+/* ---- handlers: each reads once the records of calls that have answered are
+ * written ---------------------------------------------------------------------- */
 
-static void result_now(http_request_t *req, api_ctx_t *ctx)
-{
-    payload_now(req, ctx, false);
-}
-
-/* Each reads once the records of calls that have answered are written. */
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
-    api__after_writes(req, ctx, get_now);
+    api__read_records(req, ctx, record_read, get_record_answer, record_read_new(req));
+}
+
+static void handle_payload(http_request_t *req, api_ctx_t *ctx, bool event)
+{
+    record_read_t *g = record_read_new(req);
+    g->event = event;
+    api__read_records(req, ctx, record_read, payload_answer, g);
 }
 
 static void handle_event(http_request_t *req, api_ctx_t *ctx)
 {
-    api__after_writes(req, ctx, event_now);
+    handle_payload(req, ctx, true);
 }
 
 static void handle_result(http_request_t *req, api_ctx_t *ctx)
 {
-    api__after_writes(req, ctx, result_now);
+    handle_payload(req, ctx, false);
 }
 
 static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
 {
-    api__after_writes(req, ctx, function_list_now);
+    if (!registry_valid_name(req->params[0])) {
+        http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,64}");
+        return;
+    }
+    list_read_t *l = list_read_new();
+    l->q.f.function = req->params[0];
+    if (!parse_list_query(req, &l->q)) {
+        list_read_free(l);
+        return;
+    }
+    api__read_records(req, ctx, list_read, list_answer, l);
 }
 
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
-    api__after_writes(req, ctx, list_now);
+    list_read_t *l = list_read_new();
+    if (query_value(req, "function", &l->q.function)) {
+        if (!registry_valid_name(l->q.function.data)) {
+            http_respond_error(req, 400, "bad_request",
+                               "function: must match [A-Za-z0-9_-]{1,64}");
+            list_read_free(l);
+            return;
+        }
+        l->q.f.function = l->q.function.data;
+    }
+    if (!parse_list_query(req, &l->q)) {
+        list_read_free(l);
+        return;
+    }
+    api__read_records(req, ctx, list_read, list_answer, l);
 }
 
 void api__invocations_register(http_router_t *router, api_ctx_t *ctx)

@@ -645,16 +645,29 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 
 /* ---- invoke ------------------------------------------------------------------ */
 
-/* The call's log (the platform's START, END and REPORT lines around what
- * the function printed), its last 4 KB, base64, into b64. */
-static void lambda_log_tail(api_ctx_t *ctx, const invocation_t *inv, buf_t *b64)
+/* X-Amz-Log-Result: the call's log (the platform's START, END and REPORT
+ * lines around what the function printed), its last 4 KB, base64; read
+ * back by a job of the records' writer, on its thread. */
+typedef struct log_tail {
+    char function[FN_NAME_MAX + 1];
+    char request_id[ID_UUID_LEN + 1];
+    buf_t b64;
+} log_tail_t;
+
+static void log_tail_start(log_tail_t *t, const invocation_t *inv)
 {
-    mf_error_t err = MF_ERROR_INIT;
+    snprintf(t->function, sizeof t->function, "%s", inv->function);
+    snprintf(t->request_id, sizeof t->request_id, "%s", inv->request_id);
+    buf_init(&t->b64, 0);
+}
+
+static int log_tail_read(void *db, log_tail_t *t, mf_error_t *err)
+{
     store_log_t *lines = NULL;
     size_t n = 0;
     buf_t text = BUF_INIT;
-    if (store_logs_list(ctx->store, inv->function, inv->request_id, 0, 0, 10000, &lines, &n,
-                        &err) == 0) {
+    int r = store_logs_list(db, t->function, t->request_id, 0, 0, 10000, &lines, &n, err);
+    if (r == 0) {
         for (size_t i = 0; i < n; i++) {
             buf_add(&text, lines[i].message, lines[i].len);
             buf_addch(&text, '\n');
@@ -662,17 +675,9 @@ static void lambda_log_tail(api_ctx_t *ctx, const invocation_t *inv, buf_t *b64)
         store_log_list_free(lines, n);
     }
     size_t from = text.len > TAIL_BYTES ? text.len - TAIL_BYTES : 0;
-    codec_base64_encode(b64, text.data + from, text.len - from);
+    codec_base64_encode(&t->b64, text.data + from, text.len - from);
     buf_release(&text);
-}
-
-/* X-Amz-Log-Result: the call's log tail. */
-static void add_log_tail(http_request_t *req, api_ctx_t *ctx, const invocation_t *inv)
-{
-    buf_t b64 = BUF_INIT;
-    lambda_log_tail(ctx, inv, &b64);
-    http_header_add(req, "X-Amz-Log-Result", "%s", b64.data ? b64.data : "");
-    buf_release(&b64);
+    return r;
 }
 
 typedef struct invoke_call {
@@ -680,6 +685,7 @@ typedef struct invoke_call {
     api_ctx_t *ctx;
     bool tail;
     invocation_t *inv;
+    log_tail_t log;              /* with tail: read back once the call's lines are written */
 } invoke_call_t;
 
 static void invoke_answer(invoke_call_t *call)
@@ -704,7 +710,8 @@ static void invoke_answer(invoke_call_t *call)
     } else {
         http_header_add(req, "X-Amz-Executed-Version", "$LATEST");
         if (call->tail)
-            add_log_tail(req, call->ctx, inv);
+            http_header_add(req, "X-Amz-Log-Result", "%s",
+                            call->log.b64.data ? call->log.b64.data : "");
         if (inv->status != INV_SUCCESS)
             http_header_add(req, "X-Amz-Function-Error", "Unhandled");
         http_respond_buf(req, 200, "application/json", &inv->result);
@@ -712,10 +719,20 @@ static void invoke_answer(invoke_call_t *call)
     invocation_free(inv);
 }
 
-static void answer_after_log(void *ud)
+static int invoke_tail_read(void *db, void *arg, mf_error_t *err)
+{
+    return log_tail_read(db, &((invoke_call_t *)arg)->log, err);
+}
+
+static void answer_after_log(http_request_t *req, api_ctx_t *ctx, void *ud, int r,
+                             const mf_error_t *err)
 {
     invoke_call_t *call = ud;
+    /* A tail that could not be read is left empty, as Lambda's can be. */
+    if (r < 0)
+        log_warn("api", "the log tail of %s: %s", call->log.request_id, err->msg);
     invoke_answer(call);
+    buf_release(&call->log.b64);
     free(call);
 }
 
@@ -724,12 +741,11 @@ static void on_invoked(invocation_t *inv, void *ud)
     invoke_call_t *call = ud;
     call->inv = inv;
     if (call->tail) {
-        /* The tail is read back from the store once the call's lines are
-         * written. */
-        obs_logs_sync(call->ctx->logs, answer_after_log, call);
+        log_tail_start(&call->log, inv);
+        api__read_records(call->req, call->ctx, invoke_tail_read, answer_after_log, call);
         return;
     }
-    answer_after_log(call);
+    answer_after_log(call->req, call->ctx, call, 0, NULL);
 }
 
 static void on_event_accepted(void *ud, int r, const char *request_id, bool replay,
@@ -833,6 +849,7 @@ typedef struct stream_invoke {
     bool begun;
     bool paused;
     invocation_t *inv;           /* between the stream's head and done; then the ended call */
+    log_tail_t log;              /* with tail: read back once the call's lines are written */
 } stream_invoke_t;
 
 static void stream_invoke_resume(stream_invoke_t *c)
@@ -890,12 +907,19 @@ static void stream_invoke_data(invocation_t *inv, void *ud, const char *data, si
 
 static const exec_stream_sink_t stream_invoke_sink = { stream_invoke_head, stream_invoke_data };
 
+static int stream_tail_read(void *db, void *arg, mf_error_t *err)
+{
+    return log_tail_read(db, &((stream_invoke_t *)arg)->log, err);
+}
+
 /* InvokeComplete, and the end of the answer. */
-static void stream_invoke_complete(void *ud)
+static void stream_invoke_complete(http_request_t *req, api_ctx_t *ctx, void *ud, int r,
+                                   const mf_error_t *err)
 {
     stream_invoke_t *c = ud;
-    http_request_t *req = c->req;
     invocation_t *inv = c->inv;
+    if (r < 0)
+        log_warn("api", "the log tail of %s: %s", c->log.request_id, err->msg);
     json_t *done = json_object();
     if (inv->status != INV_SUCCESS) {
         json_object_set_new(done, "ErrorCode",
@@ -903,12 +927,9 @@ static void stream_invoke_complete(void *ud)
         json_object_set_new(done, "ErrorDetails",
                             json_string(inv->error_message ? inv->error_message : ""));
     }
-    if (c->tail) {
-        buf_t b64 = BUF_INIT;
-        lambda_log_tail(c->ctx, inv, &b64);
-        json_object_set_new(done, "LogResult", json_string(b64.data));
-        buf_release(&b64);
-    }
+    if (c->tail)
+        json_object_set_new(done, "LogResult",
+                            json_string(c->log.b64.data ? c->log.b64.data : ""));
     buf_t payload = BUF_INIT, ev = BUF_INIT;
     json_dump_buf(&payload, done);
     json_decref(done);
@@ -921,6 +942,7 @@ static void stream_invoke_complete(void *ud)
     req->data = NULL;
     http_stream_end(req);
     invocation_free(inv);
+    buf_release(&c->log.b64);
     free(c);
 }
 
@@ -939,7 +961,7 @@ static void stream_invoke_done(invocation_t *inv, void *ud)
             call->inv = inv;
             c->req->data = NULL;
             free(c);
-            answer_after_log(call);
+            answer_after_log(call->req, call->ctx, call, 0, NULL);
             return;
         }
         /* Answered in one piece: one chunk with all of it (a function
@@ -949,11 +971,11 @@ static void stream_invoke_done(invocation_t *inv, void *ud)
             stream_invoke_chunk(c, inv->result.data, inv->result.len);
     }
     if (c->tail) {
-        /* The tail is read back once the call's lines are written. */
-        obs_logs_sync(c->ctx->logs, stream_invoke_complete, c);
+        log_tail_start(&c->log, inv);
+        api__read_records(c->req, c->ctx, stream_tail_read, stream_invoke_complete, c);
         return;
     }
-    stream_invoke_complete(c);
+    stream_invoke_complete(c->req, c->ctx, c, 0, NULL);
 }
 
 static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)

@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "obs/logs.h"
 
@@ -32,6 +33,10 @@ typedef struct follow {
     api_ctx_t *ctx;
     obs_log_sub_t *sub;
     uint64_t skipped;          /* lines left out since the last one written */
+    /* Until the lines before the request are read back and written, new
+     * ones wait here, as NDJSON, within the same bound. */
+    bool live;
+    buf_t held;
 } follow_t;
 
 static void line_json(buf_t *out, const store_log_t *l)
@@ -88,30 +93,101 @@ static void on_line(const store_log_t *line, void *ud)
 {
     http_request_t *req = ud;
     follow_t *f = req->data;
-    if (http_request_unsent(req) > FOLLOW_BACKLOG_MAX) {
+    if ((f->live ? http_request_unsent(req) : f->held.len) > FOLLOW_BACKLOG_MAX) {
         f->skipped++;
         return;
     }
     buf_t b = BUF_INIT;
+    buf_t *out = f->live ? &b : &f->held;
     if (f->skipped) {
-        gap_json(&b, f->skipped);
+        gap_json(out, f->skipped);
         f->skipped = 0;
     }
-    line_json(&b, line);
-    http_stream_write(req, b.data, b.len);
+    line_json(out, line);
+    if (f->live)
+        http_stream_write(req, b.data, b.len);
     buf_release(&b);
+}
+
+static void follow_free(follow_t *f)
+{
+    obs_logs_unsubscribe(f->ctx->logs, f->sub);
+    buf_release(&f->held);
+    free(f);
 }
 
 static void on_follow_aborted(http_request_t *req)
 {
-    follow_t *f = req->data;
-    obs_logs_unsubscribe(f->ctx->logs, f->sub);
-    free(f);
+    follow_free(req->data);
     req->data = NULL;
     http_stream_end(req);
 }
 
-static void logs_now(http_request_t *req, api_ctx_t *ctx)
+/* What a GET asks for, and the lines read back for it (as NDJSON). */
+typedef struct logs_read {
+    char name[FN_NAME_MAX + 1];
+    char request_id[64];
+    int64_t since;
+    int limit;
+    buf_t lines;
+    follow_t *follow;          /* follow=1: subscribed already, holding new lines */
+} logs_read_t;
+
+/* On the writer's thread: every line up to the limit, a page at a time. */
+static int logs_read(void *db, void *arg, mf_error_t *err)
+{
+    logs_read_t *l = arg;
+    const char *rid = l->request_id[0] ? l->request_id : NULL;
+    int64_t after = 0;
+    for (int left = l->limit; left > 0;) {
+        store_log_t *lines = NULL;
+        size_t n = 0;
+        int r = store_logs_list(db, l->name, rid, l->since, after, left < PAGE ? left : PAGE,
+                                &lines, &n, err);
+        if (r < 0)
+            return r;
+        for (size_t i = 0; i < n; i++)
+            line_json(&l->lines, &lines[i]);
+        if (n)
+            after = lines[n - 1].id;
+        store_log_list_free(lines, n);
+        left -= (int)n;
+        if (n < PAGE)
+            break;
+    }
+    return 0;
+}
+
+static void logs_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                        const mf_error_t *err)
+{
+    logs_read_t *l = arg;
+    follow_t *f = l->follow;
+    /* A failed read ends the stream where it stopped, as a broken one does. */
+    if (r < 0)
+        log_error("api", "reading the logs of %s: %s", l->name, err->msg);
+    http_stream_begin(req, 200, "application/x-ndjson");
+    http_stream_write(req, l->lines.data, l->lines.len);
+    if (!f || r < 0 || http_request_gone(req)) {
+        if (f)
+            follow_free(f);
+        req->data = NULL;
+        http_stream_end(req);
+    } else {
+        /* New lines arrive through the subscription until the client
+         * leaves or the server stops. */
+        http_stream_write(req, f->held.data, f->held.len);
+        buf_release(&f->held);
+        f->live = true;
+        req->abort_cb = on_follow_aborted;
+    }
+    buf_release(&l->lines);
+    free(l);
+}
+
+/* Reads once the lines printed so far are written; a follower hears of
+ * the lines printed after that from the moment it asks. */
+static void handle_logs(http_request_t *req, api_ctx_t *ctx)
 {
     const char *name = req->params[0];
     if (!registry_valid_name(name)) {
@@ -152,48 +228,25 @@ static void logs_now(http_request_t *req, api_ctx_t *ctx)
         follow = !strcmp(v.data, "1") || !strcmp(v.data, "true");
     buf_release(&v);
 
-    mf_error_t err = MF_ERROR_INIT;
-    int r;
-    http_stream_begin(req, 200, "application/x-ndjson");
-    const char *rid = request_id[0] ? request_id : NULL;
-    int64_t after = 0;
-    int left = limit;
-    while (left > 0) {
-        store_log_t *lines = NULL;
-        size_t n = 0;
-        r = store_logs_list(ctx->store, name, rid, since, after, left < PAGE ? left : PAGE, &lines,
-                            &n, &err);
-        if (r < 0)
-            break;
-        buf_t b = BUF_INIT;
-        for (size_t i = 0; i < n; i++)
-            line_json(&b, &lines[i]);
-        http_stream_write(req, b.data, b.len);
-        buf_release(&b);
-        if (n)
-            after = lines[n - 1].id;
-        store_log_list_free(lines, n);
-        left -= (int)n;
-        if (n < PAGE)
-            break;
+    logs_read_t *l = xcalloc(1, sizeof *l);
+    snprintf(l->name, sizeof l->name, "%s", name);
+    snprintf(l->request_id, sizeof l->request_id, "%s", request_id);
+    l->since = since;
+    l->limit = limit;
+    buf_init(&l->lines, 0);
+    if (follow) {
+        /* Subscribed before the lines so far are handed to the writer
+         * (api__read_records): each line is read back or held, never
+         * both, never neither. */
+        follow_t *f = xcalloc(1, sizeof *f);
+        f->ctx = ctx;
+        buf_init(&f->held, 0);
+        req->data = f;
+        f->sub = obs_logs_subscribe(ctx->logs, name, request_id[0] ? request_id : NULL, on_line,
+                                    req);
+        l->follow = f;
     }
-    if (!follow || http_request_gone(req)) {
-        http_stream_end(req);
-        return;
-    }
-    /* New lines arrive through the subscription until the client leaves or
-     * the server stops. */
-    follow_t *f = xcalloc(1, sizeof *f);
-    f->ctx = ctx;
-    req->data = f;
-    f->sub = obs_logs_subscribe(ctx->logs, name, rid, on_line, req);
-    req->abort_cb = on_follow_aborted;
-}
-
-/* Reads once the lines printed so far are written. */
-static void handle_logs(http_request_t *req, api_ctx_t *ctx)
-{
-    api__after_writes(req, ctx, logs_now);
+    api__read_records(req, ctx, logs_read, logs_answer, l);
 }
 
 void api__logs_register(http_router_t *router, api_ctx_t *ctx)

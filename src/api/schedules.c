@@ -27,17 +27,21 @@ static bool valid_name(http_request_t *req)
     return false;
 }
 
-/* Answers with the schedule name as it is now. */
+/* Answers with the schedule name as it is now, and its logged fires when
+ * given (taken). */
 static void respond_schedule(http_request_t *req, api_ctx_t *ctx, int status, const char *name,
-                             bool history)
+                             json_t *fires)
 {
     json_t *doc = NULL;
     mf_error_t err = MF_ERROR_INIT;
-    int r = schedules_get_json(ctx->schedules, name, history, &doc, &err);
+    int r = schedules_get_json(ctx->schedules, name, &doc, &err);
     if (r < 0) {
+        json_decref(fires);
         api_respond_failure(req, r, &err);
         return;
     }
+    if (fires)
+        json_object_set_new(doc, "fires", fires);
     http_respond_json(req, status, doc);
     json_decref(doc);
 }
@@ -53,7 +57,7 @@ static void put_done(void *ud, int r, bool created, const mf_error_t *err)
     if (r < 0)
         api_respond_failure(w->req, r, err);
     else
-        respond_schedule(w->req, w->ctx, created ? 201 : 200, w->req->params[0], false);
+        respond_schedule(w->req, w->ctx, created ? 201 : 200, w->req->params[0], NULL);
     free(w);
 }
 
@@ -72,22 +76,41 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
     }
 }
 
-/* Reads wait until every fire handed to the queue is written, so that a
- * client sees each fire the clock has caused. */
-static void get_synced(void *ud)
+/* A schedule's fire log, read by a job of the queue's writer: after every
+ * fire handed to it is written (so that a client sees each fire the clock
+ * has caused), and off the loop. */
+typedef struct fires_read {
+    schedules_t *schedules;
+    const char *name;          /* the request's path parameter */
+    json_t *fires;
+} fires_read_t;
+
+static int fires_read(void *db, void *arg, mf_error_t *err)
 {
-    wait_t *w = ud;
-    respond_schedule(w->req, w->ctx, 200, w->req->params[0], true);
-    free(w);
+    fires_read_t *f = arg;
+    return schedules_fires_json(f->schedules, db, f->name, &f->fires, err);
+}
+
+/* After the fires' own callbacks: the schedule's last fire is current. */
+static void fires_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                         const mf_error_t *err)
+{
+    fires_read_t *f = arg;
+    if (r < 0)
+        api_respond_failure(req, r, err);
+    else
+        respond_schedule(req, ctx, 200, f->name, f->fires);
+    free(f);
 }
 
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     if (!valid_name(req))
         return;
-    wait_t *w = xmalloc(sizeof *w);
-    *w = (wait_t){req, ctx};
-    schedules_sync(ctx->schedules, get_synced, w);
+    fires_read_t *f = xcalloc(1, sizeof *f);
+    f->schedules = ctx->schedules;
+    f->name = req->params[0];
+    api__read_queue(req, ctx, fires_read, fires_answer, f);
 }
 
 static void list_synced(void *ud)

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "core/cleanup.h"
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
@@ -39,6 +40,7 @@ typedef struct server_opts {
     char host[256];
     int port;
     const char *data_dir;
+    const char *store;           /* --store: a postgresql:// URL, or NULL for SQLite in data_dir */
     const char *keys_file;
     const char *runtimes_dir;
     unsigned sandbox_pool;
@@ -82,6 +84,12 @@ static const char usage_text[] =
     "\n"
     "  --listen HOST:PORT        address to listen on (default 127.0.0.1:8700, env MAYFLY_LISTEN)\n"
     "  --data DIR                data directory (default ./.mayfly, env MAYFLY_DATA)\n"
+    "  --store URL               keep functions, code packages, records, logs and the\n"
+    "                            async queue in a PostgreSQL database that several\n"
+    "                            servers may share, e.g. postgresql://mayfly@db/mayfly\n"
+    "                            (env MAYFLY_STORE; default: SQLite files under --data);\n"
+    "                            --data then keeps only this server's own files (code\n"
+    "                            unpacked from the store, volumes)\n"
     "  --keys FILE               access keys, one `ACCESS_KEY_ID SECRET` a line\n"
     "                            (or env MAYFLY_ACCESS_KEYS=ID:SECRET[,ID:SECRET...]);\n"
     "                            without keys the server runs in development mode and\n"
@@ -165,7 +173,7 @@ static const char usage_text[] =
     "  -h, --help                show this help\n";
 
 enum {
-    OPT_LISTEN = 256, OPT_DATA, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
+    OPT_LISTEN = 256, OPT_DATA, OPT_STORE, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_STREAM, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
     OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
@@ -189,6 +197,7 @@ enum {
 static const struct option long_opts[] = {
     { "listen", required_argument, NULL, OPT_LISTEN },
     { "data", required_argument, NULL, OPT_DATA },
+    { "store", required_argument, NULL, OPT_STORE },
     { "keys", required_argument, NULL, OPT_KEYS },
     { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -329,6 +338,9 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
     o->data_dir = getenv("MAYFLY_DATA");
     if (!o->data_dir || !*o->data_dir)
         o->data_dir = "./.mayfly";
+    o->store = getenv("MAYFLY_STORE");
+    if (o->store && !*o->store)
+        o->store = NULL;
     if (!listen || !*listen)
         listen = "127.0.0.1:8700";
 
@@ -346,6 +358,9 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             break;
         case OPT_DATA:
             o->data_dir = optarg;
+            break;
+        case OPT_STORE:
+            o->store = optarg;
             break;
         case OPT_KEYS:
             o->keys_file = optarg;
@@ -573,6 +588,10 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument `%s`", argv[optind]);
+    /* Only a URL: a directory is what --data is for. */
+    if (o->store && strncmp(o->store, "postgresql://", 13) && strncmp(o->store, "postgres://", 11))
+        return usage_error("%s", "--store (or MAYFLY_STORE) must be a postgresql:// or "
+                                 "postgres:// URL, e.g. postgresql://mayfly@db.example/mayfly");
     if (!parse_listen(listen, o->host, sizeof o->host, &o->port))
         return usage_error("--listen must be HOST:PORT (e.g. 127.0.0.1:8700), not `%s`", listen);
     return 0;
@@ -806,7 +825,14 @@ int cmd_server(int argc, char **argv)
     store_t *store = NULL;
     registry_t *registry = NULL;
     char data_dir[4096];
-    if (store_open(o.data_dir, &store, &err) < 0 ||
+    /* With a shared store the data directory keeps this server's own files
+     * (code unpacked from the store, volumes), and is still this server's
+     * alone: two servers unpacking into one directory would each remove
+     * packages the other runs. SQLite's store takes the same lock itself. */
+    cleanup_close int data_lock = -1;
+    if ((o.store && (fs_mkdir_p(o.data_dir, 0755, &err) < 0 ||
+                     fs_lock_dir(o.data_dir, &data_lock, &err) < 0)) ||
+        store_open(o.store ? o.store : o.data_dir, &store, &err) < 0 ||
         (!realpath(o.data_dir, data_dir) &&
          mf_error_set(&err, errno, "data dir `%s`", o.data_dir) < 0) ||
         registry_open(store, data_dir, &o.code, &registry, &err) < 0) {
@@ -816,8 +842,15 @@ int cmd_server(int argc, char **argv)
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }
-    log_info("store", "data in %s (sqlite, schema version %d)", data_dir,
-             store_schema_version(store));
+    if (o.store)
+        log_info("store", "data in %s (schema version %d); this server's own files in %s",
+                 store_backend_name(store), store_schema_version(store), data_dir);
+    else
+        log_info("store", "data in %s (%s, schema version %d)", data_dir,
+                 store_backend_name(store), store_schema_version(store));
+    /* Where the async queue (and what shares its connections) and the KV
+     * stores keep their data: the same place as the store's. */
+    const char *where = o.store ? o.store : data_dir;
     if (o.default_egress_set) {
         registry_set_default_egress(registry, &o.default_egress);
         log_info("server", "functions created without egress rules get %zu rule(s) "
@@ -876,7 +909,7 @@ int cmd_server(int argc, char **argv)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
     o.async.retention_days = o.retention.days;
-    if (async_open(st.loop, data_dir, st.exec, registry, records, &o.async, &st.async, &err) < 0) {
+    if (async_open(st.loop, where, st.exec, registry, records, &o.async, &st.async, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;
         st.http = NULL;
@@ -898,7 +931,7 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
-    if (state_kv_open(st.loop, data_dir, &o.kv, &st.kv, &err) < 0) {
+    if (state_kv_open(st.loop, where, &o.kv, &st.kv, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;
         st.http = NULL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,4 +150,36 @@ int fs_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         return fs_fsync_dir(*dir ? dir : "/", err);
     }
     return fs_fsync_dir(".", err);
+}
+
+int fs_lock_dir(const char *dir, int *out_fd, mf_error_t *err)
+{
+    cleanup_free char *path = xasprintf("%s/lock", dir);
+    cleanup_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return mf_error_set(err, errno, "data dir `%s` is not writable: cannot open `%s`", dir,
+                            path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK)
+            return mf_error_set(err, errno, "lock `%s`", path);
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        if (n > 0) {
+            pid[n] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+        }
+        return mf_error_plain(err, EBUSY,
+                              "data dir `%s` is in use by another mayfly server (pid %s)", dir,
+                              *pid ? pid : "unknown");
+    }
+    /* The pid is only for the message above; the lock itself is the flock. */
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0)
+        return mf_error_set(err, errno, "truncate `%s`", path);
+    ssize_t w = pwrite(fd, pid, (size_t)len, 0);
+    if (w != len)
+        return mf_error_set(err, w < 0 ? errno : EIO, "write `%s`", path);
+    *out_fd = steal_fd(&fd);
+    return 0;
 }

@@ -24,5 +24,12 @@ int fs_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 int fs_write_all(int fd, const void *data, size_t len);
 /* Calls fsync on a directory so a rename or create inside it is durable. */
 int fs_fsync_dir(const char *path, mf_error_t *err);
+/* Takes DIR/lock (made if missing) for this process and writes its pid
+ * there: a second server on the same data directory fails with -EBUSY and
+ * a message naming the holder's pid. The lock is an flock() on the open
+ * file description, so the kernel drops it when the server dies, however
+ * it dies, and a second take in the same process conflicts as a second
+ * server would. *out_fd holds it until closed. */
+int fs_lock_dir(const char *dir, int *out_fd, mf_error_t *err);
 
 #endif

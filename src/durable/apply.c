@@ -32,6 +32,8 @@ void durable__job_free(job_t *j)
     json_decref(j->chained);
     json_decref(j->callees);
     store_durable_exec_clear(&j->ex);
+    free(j->token);
+    free(j->marker);
     free(j);
 }
 
@@ -53,6 +55,17 @@ void durable__job_refuse(job_t *j, int status, const char *type, const char *fmt
     va_start(ap, fmt);
     vsnprintf(j->message, sizeof j->message, fmt, ap);
     va_end(ap);
+}
+
+/* The execution's operation log as the store has it, into *log. */
+static int read_log(store_queue_t *q, const store_durable_exec_t *ex, durable_oplog_t *log,
+                    mf_error_t *err)
+{
+    json_t *ops;
+    int r = store_durable_ops_get(q, ex->id, &ops, err);
+    if (r == 0)
+        durable_oplog_init(log, ops, ex->seq);
+    return r;
 }
 
 static void new_token(char out[STORE_DURABLE_TOKEN_LEN + 1])
@@ -277,11 +290,9 @@ static int apply_begin(store_queue_t *q, job_t *j, mf_error_t *err)
         j->finished = true;
         return 0;
     }
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
-        return r;
     durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex->seq);
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
     if (ex->deadline_ms && j->now_ms >= ex->deadline_ms) {
         finish(ex, &log, "TIMED_OUT", NULL,
                "{\"ErrorType\":\"ExecutionTimedOut\",\"ErrorMessage\":\"The execution ran past "
@@ -320,11 +331,9 @@ static int apply_end(store_queue_t *q, job_t *j, mf_error_t *err)
         j->finished = true;
         return store_durable_exec_put(q, ex, err);
     }
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
-        return r;
     durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex->seq);
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
     ex->token[0] = '\0'; /* the invocation's token dies with it */
 
     json_t *answer = NULL;
@@ -416,11 +425,9 @@ static int apply_checkpoint(store_queue_t *q, job_t *j, mf_error_t *err)
                             "invocation it was given to");
         return 0;
     }
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
-        return r;
     durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex->seq);
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
     durable_oplog_advance(&log, j->now_ms);
     size_t i;
     json_t *u;
@@ -488,11 +495,9 @@ static int apply_callback(store_queue_t *q, job_t *j, mf_error_t *err)
                             ex->status);
         return 0;
     }
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
-        return r;
     durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex->seq);
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
     durable_oplog_advance(&log, j->now_ms);
     mf_error_t cerr = MF_ERROR_INIT;
     r = durable_oplog_callback(&log, j->callback_id, j->kind_s, j->payload, j->error, j->now_ms,
@@ -525,11 +530,9 @@ static int apply_stop(store_queue_t *q, job_t *j, mf_error_t *err)
                             ex->status);
         return 0;
     }
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
-        return r;
     durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex->seq);
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
     cleanup_free char *e = json_text(j->error);
     finish(ex, &log, "STOPPED", NULL,
            e ? e : "{\"ErrorType\":\"ExecutionStopped\",\"ErrorMessage\":\"stopped\"}", j->now_ms);
@@ -549,17 +552,55 @@ static int apply_chained_done(store_queue_t *q, job_t *j, mf_error_t *err)
     store_durable_exec_t *ex = &j->ex;
     if (strcmp(ex->status, "RUNNING"))
         return 0;
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex->id, &ops, err)) < 0)
-        return r;
     durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex->seq);
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
     durable_oplog_chained_done(&log, j->ord, j->status_in, j->payload, j->error, j->now_ms);
     j->changed = json_array_size(log.changed) > 0;
     if (!ex->in_flight && j->changed)
         ex->next_wake_ms = j->now_ms;
     r = save(q, ex, &log, false, err);
     return r;
+}
+
+/* A page of the execution's log from the marker on, for the function
+ * whose token it is: read here, off the loop, and answered by the job. */
+static int apply_state(store_queue_t *q, job_t *j, mf_error_t *err)
+{
+    store_durable_exec_t *ex = &j->ex;
+    int r = store_durable_exec_get(q, j->id, ex, err);
+    if (r == -ENOENT) {
+        durable__job_refuse(j, 404, "ResourceNotFoundException", "%s", err->msg);
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if (strcmp(ex->function, j->function) || !j->token || !ex->token[0] ||
+        strcmp(j->token, ex->token)) {
+        durable__job_refuse(j, 400, "InvalidParameterValueException", "Invalid checkpoint token");
+        return 0;
+    }
+    char *end = NULL;
+    unsigned long long from = j->marker && *j->marker ? strtoull(j->marker, &end, 10) : 0;
+    if (end && *end) {
+        durable__job_refuse(j, 400, "InvalidParameterValueException",
+                            "Marker: not one this API gave");
+        return 0;
+    }
+    durable_oplog_t log;
+    if ((r = read_log(q, ex, &log, err)) < 0)
+        return r;
+    int max_items = j->max_items <= 0 || j->max_items > DURABLE_PAGE_MAX ? DURABLE_PAGE_MAX
+                                                                         : j->max_items;
+    size_t next = 0;
+    json_t *page =
+        durable__ops_page(&log, (size_t)from, (size_t)max_items, DURABLE_EVENT_OPS_BYTES, &next);
+    char m[32];
+    snprintf(m, sizeof m, "%zu", next);
+    j->body = json_pack("{s:o, s:s?}", "Operations", page, "NextMarker", next ? m : NULL);
+    j->status = 200;
+    durable_oplog_release(&log);
+    return 0;
 }
 
 int durable__job_apply(void *db, void *arg, mf_error_t *err)
@@ -574,6 +615,7 @@ int durable__job_apply(void *db, void *arg, mf_error_t *err)
     case JOB_CALLBACK: return apply_callback(q, j, err);
     case JOB_STOP: return apply_stop(q, j, err);
     case JOB_CHAINED_DONE: return apply_chained_done(q, j, err);
+    case JOB_STATE: return apply_state(q, j, err);
     }
     return 0;
 }

@@ -31,9 +31,12 @@
 
 static void job_done(void *arg, int r, const mf_error_t *err);
 
+/* A change is fsync'd before anyone hears of it; a read waits for no sync. */
 static int submit(job_t *j, mf_error_t *err)
 {
-    int r = async_write(j->d->async, true, durable__job_apply, job_done, j, err);
+    int r = j->kind == JOB_STATE ? async_read(j->d->async, durable__job_apply, job_done, j, err)
+                                 : async_write(j->d->async, true, durable__job_apply, job_done, j,
+                                               err);
     if (r == 0)
         j->d->jobs++;
     return r;
@@ -322,6 +325,7 @@ static void job_done(void *arg, int r, const mf_error_t *err)
         break;
     }
     case JOB_STOP:
+    case JOB_STATE:
         if (r == 0 && j->finished)
             ended(d, &j->ex);
         j->acb(j->ud, &(durable_answer_t){.status = j->status ? j->status : 500,
@@ -760,48 +764,20 @@ void durable_state(durable_t *d, const char *caller, const durable_arn_t *arn, c
                    "a function reads the state of its own executions only");
         return;
     }
-    store_queue_t *q = async_store(d->async);
-    store_durable_exec_t ex = {0};
+    /* Read by the queue's writer (apply.c), after the checkpoints before it. */
+    job_t *j = durable__job_new(d, JOB_STATE);
+    snprintf(j->id, sizeof j->id, "%s", arn->id);
+    snprintf(j->function, sizeof j->function, "%s", arn->function);
+    j->token = token ? xstrdup(token) : NULL;
+    j->marker = marker ? xstrdup(marker) : NULL;
+    j->max_items = max_items;
+    j->acb = cb;
+    j->ud = ud;
     mf_error_t err = MF_ERROR_INIT;
-    int r = store_durable_exec_get(q, arn->id, &ex, &err);
-    if (r < 0) {
-        answer_now(cb, ud, r == -ENOENT ? 404 : 500,
-                   r == -ENOENT ? "ResourceNotFoundException" : "ServiceException", err.msg);
-        return;
+    if (submit(j, &err) < 0) {
+        durable__job_free(j);
+        answer_now(cb, ud, 503, "ServiceException", err.msg);
     }
-    if (strcmp(ex.function, arn->function) || !token || !ex.token[0] || strcmp(token, ex.token)) {
-        store_durable_exec_clear(&ex);
-        answer_now(cb, ud, 400, "InvalidParameterValueException", "Invalid checkpoint token");
-        return;
-    }
-    json_t *ops;
-    if ((r = store_durable_ops_get(q, ex.id, &ops, &err)) < 0) {
-        store_durable_exec_clear(&ex);
-        answer_now(cb, ud, 500, "ServiceException", err.msg);
-        return;
-    }
-    durable_oplog_t log;
-    durable_oplog_init(&log, ops, ex.seq);
-    char *end = NULL;
-    unsigned long long from = marker && *marker ? strtoull(marker, &end, 10) : 0;
-    if (end && *end) {
-        durable_oplog_release(&log);
-        store_durable_exec_clear(&ex);
-        answer_now(cb, ud, 400, "InvalidParameterValueException", "Marker: not one this API gave");
-        return;
-    }
-    if (max_items <= 0 || max_items > DURABLE_PAGE_MAX)
-        max_items = DURABLE_PAGE_MAX;
-    size_t next = 0;
-    json_t *page =
-        durable__ops_page(&log, (size_t)from, (size_t)max_items, DURABLE_EVENT_OPS_BYTES, &next);
-    char m[32];
-    snprintf(m, sizeof m, "%zu", next);
-    cleanup_json json_t *body =
-        json_pack("{s:o, s:s?}", "Operations", page, "NextMarker", next ? m : NULL);
-    durable_oplog_release(&log);
-    store_durable_exec_clear(&ex);
-    cb(ud, &(durable_answer_t){.status = 200, .body = body});
 }
 
 void durable_callback(durable_t *d, const char *callback_id, const char *kind, const char *body,

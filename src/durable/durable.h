@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/error.h"
 #include "registry/registry.h"
+#include "store/queue.h"
 
 /* ---- configuration (a function's "durable" settings) ------------------- */
 
@@ -207,15 +208,18 @@ void durable_callback(durable_t *d, const char *callback_id, const char *kind, c
 void durable_stop_execution(durable_t *d, const char *id, const json_t *error, durable_answer_cb cb,
                             void *ud);
 
-/* Reads (on the loop's connection). view: 'l'ambda's shape or mayfly's
- * 'v'1 shape. A new reference or NULL with -ENOENT. */
-int durable_get(durable_t *d, const char *id, char view, bool with_ops, json_t **out,
-                mf_error_t *err);
-int durable_list(durable_t *d, const char *function, const char *status, int limit, char view,
-                 json_t **out, mf_error_t *err);
+/* Reads on q, a connection to the async queue's database used on the
+ * thread that owns it: a job's of async_write (as the API makes them, so
+ * that the loop waits for no database). They use nothing of d's but its
+ * settings. view: 'l'ambda's shape or mayfly's 'v'1 shape. A new
+ * reference or NULL with -ENOENT. */
+int durable_get(durable_t *d, store_queue_t *q, const char *id, char view, bool with_ops,
+                json_t **out, mf_error_t *err);
+int durable_list(durable_t *d, store_queue_t *q, const char *function, const char *status,
+                 int limit, char view, json_t **out, mf_error_t *err);
 /* GetDurableExecutionHistory: its operations as events, a page from marker. */
-int durable_history(durable_t *d, const char *id, const char *marker, int max_items, json_t **out,
-                    mf_error_t *err);
+int durable_history(durable_t *d, store_queue_t *q, const char *id, const char *marker,
+                    int max_items, json_t **out, mf_error_t *err);
 /* Removes executions past their retention. */
 void durable_prune(durable_t *d);
 

@@ -63,7 +63,8 @@ enum job_kind {
     JOB_CHECKPOINT,
     JOB_CALLBACK,
     JOB_STOP,
-    JOB_CHAINED_DONE
+    JOB_CHAINED_DONE,
+    JOB_STATE /* a read only: a page of the log (GetDurableExecutionState) */
 };
 
 typedef struct job {
@@ -87,6 +88,8 @@ typedef struct job {
     json_t *payload, *error; /* CALLBACK, STOP, CHAINED_DONE */
     size_t ord;              /* CHAINED_DONE: the caller's operation */
     char status_in[16];      /* CHAINED_DONE: the callee's outcome */
+    char *token, *marker;    /* STATE: the caller's checkpoint token and marker */
+    int max_items;           /* STATE */
     /* Outputs. */
     int status; /* an HTTP status for the API's jobs */
     char error_type[64];

@@ -1,6 +1,7 @@
 /* Reads of durable executions (see durable/durable.h): the Lambda API's
- * and /v1's views of an execution, its operations and its history, from
- * the loop's connection to queue.db. */
+ * and /v1's views of an execution, its operations and its history, on the
+ * connection to the queue's database they are given (a job's of the
+ * queue's writer, off the loop). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +80,9 @@ static json_t *op_v1(const json_t *op)
     return o;
 }
 
-int durable_get(durable_t *d, const char *id, char view, bool with_ops, json_t **out,
-                mf_error_t *err)
+int durable_get(durable_t *d, store_queue_t *q, const char *id, char view, bool with_ops,
+                json_t **out, mf_error_t *err)
 {
-    store_queue_t *q = async_store(d->async);
     store_durable_exec_t ex = {0};
     int r = store_durable_exec_get(q, id, &ex, err);
     if (r < 0)
@@ -120,14 +120,14 @@ int durable_get(durable_t *d, const char *id, char view, bool with_ops, json_t *
     return 0;
 }
 
-int durable_list(durable_t *d, const char *function, const char *status, int limit, char view,
-                 json_t **out, mf_error_t *err)
+int durable_list(durable_t *d, store_queue_t *q, const char *function, const char *status,
+                 int limit, char view, json_t **out, mf_error_t *err)
 {
     store_durable_exec_t *list = NULL;
     size_t n = 0;
     if (limit <= 0 || limit > 1000)
         limit = 100;
-    int r = store_durable_exec_list(async_store(d->async), function, status, limit, &list, &n, err);
+    int r = store_durable_exec_list(q, function, status, limit, &list, &n, err);
     if (r < 0)
         return r;
     json_t *arr = json_array();
@@ -138,10 +138,9 @@ int durable_list(durable_t *d, const char *function, const char *status, int lim
     return 0;
 }
 
-int durable_history(durable_t *d, const char *id, const char *marker, int max_items, json_t **out,
-                    mf_error_t *err)
+int durable_history(durable_t *d, store_queue_t *q, const char *id, const char *marker,
+                    int max_items, json_t **out, mf_error_t *err)
 {
-    store_queue_t *q = async_store(d->async);
     json_t *ops;
     store_durable_exec_t ex = {0};
     int r = store_durable_exec_get(q, id, &ex, err);

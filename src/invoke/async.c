@@ -1,10 +1,15 @@
 /* The async queue: accepting events durably, running them where there is
  * room, retrying, dead letters, destinations and recovery (see async.h).
  *
- * Every event's state lives in queue.db; the loop keeps an index of it in
- * memory (no bodies: those are read back when an attempt starts), per
+ * Every event's state lives in the queue's database (queue.db, or the
+ * shared PostgreSQL); the loop keeps an index of it in memory, per
  * function: every event oldest first, the ready ones in a FIFO, and the
- * ones waiting for a retry in one heap ordered by their time. */
+ * ones waiting for a retry in one heap ordered by their time. The index
+ * keeps an event's body too while they fit in cfg.max_kept_bytes, from its
+ * acceptance to its end; an event without (past that bound, or taken up
+ * after a restart) has its body read back by a job of the queue's writer
+ * when it is next to run. The loop itself never reads the store once the
+ * queue is open, so a shared database's round trips never hold it up. */
 #include "invoke/async.h"
 
 #include <errno.h>
@@ -39,6 +44,9 @@ typedef struct aevent {
     bool orphan;                 /* its function was deleted while it ran */
     bool ending;                 /* its attempt ended; the history is being written */
     bool starting;               /* inside exec_invoke_opts */
+    bool has_body;               /* body holds the event's bytes */
+    bool loading;                /* its body is being read back (async__load_bodies) */
+    buf_t body;
     invocation_t *early;         /* an attempt that ended before that returned */
 } aevent_t;
 
@@ -106,6 +114,7 @@ struct async {
     after_records_t *after_head, *after_tail;
     after_batch_t *after_batches; /* handed on, waiting for their records */
     uint64_t rng;
+    size_t kept_bytes;           /* of the events' bodies in memory */
     uint64_t n_running;
     bool stopping;
     bool closing;                /* the writer is draining for good */
@@ -217,6 +226,27 @@ static void async__record_basic(const aevent_t *ev, const char *status, int64_t 
 
 /* ---- the in-memory index ----------------------------------------------------- */
 
+/* Keeps *body (taken) as ev's while the kept bodies fit in the bound, or
+ * whatever they come to with force (a body read back to run now). */
+static void async__keep_body(async_t *a, aevent_t *ev, buf_t *body, bool force)
+{
+    if (!force && a->kept_bytes + body->len > a->cfg.max_kept_bytes)
+        return;
+    ev->body = *body;
+    buf_init(body, 0);
+    ev->has_body = true;
+    a->kept_bytes += ev->body.len;
+}
+
+static void async__event_free(async_t *a, aevent_t *ev)
+{
+    if (ev->has_body) {
+        a->kept_bytes -= ev->body.len;
+        buf_release(&ev->body);
+    }
+    free(ev);
+}
+
 static void async__link(aevent_t *ev)
 {
     afn_t *fn = ev->fn;
@@ -268,6 +298,24 @@ static aevent_t *async__ready_pop(afn_t *fn)
         ev->next_ready = NULL;
     }
     return ev;
+}
+
+/* Takes ev out of the ready FIFO wherever it is in it. */
+static void async__ready_remove(afn_t *fn, aevent_t *ev)
+{
+    aevent_t *prev = NULL;
+    for (aevent_t *it = fn->ready_head; it; prev = it, it = it->next_ready) {
+        if (it != ev)
+            continue;
+        if (prev)
+            prev->next_ready = ev->next_ready;
+        else
+            fn->ready_head = ev->next_ready;
+        if (fn->ready_tail == ev)
+            fn->ready_tail = prev;
+        ev->next_ready = NULL;
+        return;
+    }
 }
 
 static void async__ready_unpop(afn_t *fn, aevent_t *ev)
@@ -405,12 +453,29 @@ typedef struct accept_job {
     void *ud;
 } accept_job_t;
 
+/* A redrive's event is the dead letter's, read in the transaction that
+ * deletes it: its bytes, a trace that is a child of the dead one's, and
+ * the trigger that queued it, run again. */
+static int async__redrive_take(store_queue_t *q, accept_job_t *j, mf_error_t *err)
+{
+    store_dead_letter_t dl;
+    int r = store_dead_letter_get(q, j->ev->q.function, j->redrive_id, &dl, err);
+    if (r < 0)
+        return r;
+    exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
+    snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", dl.trigger);
+    buf_reset(&j->body);
+    buf_add(&j->body, dl.event, dl.event_len);
+    store_dead_letter_clear(&dl);
+    return store_dead_letter_delete(q, j->redrive_id, err);
+}
+
 static int async__accept_apply(void *db, void *arg, mf_error_t *err)
 {
     store_queue_t *q = db;
     accept_job_t *j = arg;
     int r;
-    if (j->redrive_id && (r = store_dead_letter_delete(q, j->redrive_id, err)) < 0)
+    if (j->redrive_id && (r = async__redrive_take(q, j, err)) < 0)
         return r;
     j->ev->q.event = j->body.data;
     j->ev->q.event_len = j->body.len;
@@ -433,9 +498,10 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
     if (r < 0) {
         if (j->idem)
             free(map_remove(&a->idem, j->idem));
-        log_error("async", "queueing an event for %s: %s", fn->name, err->msg);
+        if (r != -ENOENT) /* a redrive of a dead letter that is gone: the caller's 404 */
+            log_error("async", "queueing an event for %s: %s", fn->name, err->msg);
         j->cb(j->ud, r, NULL, false, err);
-        free(ev);
+        async__event_free(a, ev);
     } else {
         if (j->idem) {
             idem_t *k = map_get(&a->idem, j->idem);
@@ -449,11 +515,12 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
         if (!fn->known) {
             /* Deleted while its event was being written: the deletion's own
              * job has removed the row. */
-            free(ev);
+            async__event_free(a, ev);
         } else {
             fn->enqueued++;
             metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
             async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
+            async__keep_body(a, ev, &j->body, false);
             async__link(ev);
             async__schedule(a, ev);
         }
@@ -613,11 +680,12 @@ static void async__batch_done(void *arg, int r, const mf_error_t *err)
         if (r < 0 || !fn->known) {
             /* Failed, or deleted while being written: the deletion's own
              * job has removed the row. */
-            free(ev);
+            async__event_free(a, ev);
         } else {
             fn->enqueued++;
             metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
             async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
+            async__keep_body(a, ev, &j->bodies[i], false);
             async__link(ev);
             async__schedule(a, ev);
         }
@@ -673,6 +741,15 @@ int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_do
     return 0;
 }
 
+int async_read(async_t *a, store_job_apply_fn read, store_job_done_fn done, void *arg,
+               mf_error_t *err)
+{
+    if (a->closing)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    store_writer_submit_read(a->writer, read, done, arg);
+    return 0;
+}
+
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
                   mf_error_t *err)
 {
@@ -682,22 +759,14 @@ int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_c
     int r = async__fn(a, function, true, &fn, err);
     if (r < 0)
         return r;
-    store_dead_letter_t dl;
-    if ((r = store_dead_letter_get(a->rq, function, id, &dl, err)) < 0)
-        return r;
+    /* The dead letter is read by the writer's job (async__redrive_take). */
     accept_job_t *j = xcalloc(1, sizeof *j);
     j->a = a;
     j->ev = async__new_event(fn);
-    /* The new event's span is a child of the dead one's. */
-    exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
-    /* It ran because of what queued the dead one, run again. */
-    snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", dl.trigger);
     buf_init(&j->body, 0);
-    buf_add(&j->body, dl.event, dl.event_len);
     j->redrive_id = id;
     j->cb = cb;
     j->ud = ud;
-    store_dead_letter_clear(&dl);
     store_writer_submit(a->writer, true, async__accept_apply, async__accept_done, j);
     return 0;
 }
@@ -791,6 +860,7 @@ static void async__final_done(void *arg, int r, const mf_error_t *err)
             d->fn->enqueued++;
             metrics_inc(a->m_enqueued, (const char *[]){ d->fn->name }, 1);
             async__record_basic(d, "queued", d->q.enqueued_ms, a->records);
+            async__keep_body(a, d, &j->dest_body, false);
             async__link(d);
             async__schedule(a, d);
         }
@@ -798,7 +868,7 @@ static void async__final_done(void *arg, int r, const mf_error_t *err)
     free(j->dl.error_type);
     free(j->dl.error_message);
     buf_release(&j->dest_body);
-    free(j->ev);
+    async__event_free(a, j->ev);
     free(j);
 }
 
@@ -848,11 +918,11 @@ static json_t *async__payload(const void *data, size_t len)
 static void async__destination_record(async_t *a, const aevent_t *ev, const invocation_t *inv,
                                       const char *condition, buf_t *out)
 {
-    buf_t body = BUF_INIT;
-    mf_error_t err = MF_ERROR_INIT;
-    if (store_qevent_body(a->rq, ev->q.seq, &body, &err) < 0)
-        log_warn("async", "destination record of %s without its event: %s", ev->q.request_id,
-                 err.msg);
+    /* An event ends only after an attempt or a look at its age, both of
+     * which come once its body is in memory (async__dispatch_fn). */
+    if (!ev->has_body)
+        log_warn("async", "destination record of %s without its event: it is not in memory",
+                 ev->q.request_id);
     char ts[40], arn[160];
     clock_format_iso8601(clock_wall_ms(), ts, sizeof ts);
     snprintf(arn, sizeof arn, "arn:aws:lambda:%s:000000000000:function:%s:$LATEST", a->region,
@@ -864,11 +934,10 @@ static void async__destination_record(async_t *a, const aevent_t *ev, const invo
         "{s:s, s:s, s:{s:s, s:s, s:s, s:i}, s:o, s:o, s:o}", "version", "1.0", "timestamp", ts,
         "requestContext", "requestId", ev->q.request_id, "functionArn", arn, "condition",
         condition, "approximateInvokeCount", ev->q.attempts, "requestPayload",
-        async__payload(body.data, body.len), "responseContext", resp, "responsePayload",
+        async__payload(ev->body.data, ev->body.len), "responseContext", resp, "responsePayload",
         inv ? async__payload(inv->result.data, inv->result.len) : json_null());
     json_dump_buf(out, doc);
     json_decref(doc);
-    buf_release(&body);
     if (out->len > a->cfg.max_event_bytes) {
         /* Too large to queue: the context still goes, without payloads. */
         log_warn("async", "destination record of %s is %zu bytes; sent without its payloads",
@@ -982,7 +1051,7 @@ static void async__attempt_written(async_t *a, aevent_t *ev, invocation_t *inv, 
     afn_t *fn = ev->fn;
     ev->ending = false;
     if (ev->orphan) {
-        free(ev);
+        async__event_free(a, ev);
         invocation_free(inv);
         return;
     }
@@ -1083,7 +1152,7 @@ static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
     a->n_running--;
     ev->q.running = 0;
     if (ev->orphan) {
-        free(ev);
+        async__event_free(a, ev);
         invocation_free(inv);
         async__maybe_stopped(a);
         return;
@@ -1120,37 +1189,120 @@ static void async__on_attempt(invocation_t *inv, void *ud)
     async__attempt_ended(ev->fn->a, ev, inv);
 }
 
+/* ---- reading bodies back --------------------------------------------------------- */
+
+/* Bodies read back in one job at most. */
+#define LOAD_BATCH 64
+/* After a read that failed (the database away), the events wait this
+ * long in the retry heap before they are tried again. */
+#define LOAD_RETRY_MS 1000
+
+/* A read of bodies on the writer's thread: seqs are copied out, so the
+ * thread never touches the loop's events. */
+typedef struct load_job {
+    async_t *a;
+    size_t n;
+    aevent_t *evs[LOAD_BATCH];
+    int64_t seqs[LOAD_BATCH];
+    buf_t bodies[LOAD_BATCH];
+    int rc[LOAD_BATCH];          /* 0, or -ENOENT: the event is gone */
+} load_job_t;
+
+static int async__load_apply(void *db, void *arg, mf_error_t *err)
+{
+    load_job_t *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        mf_error_t e = MF_ERROR_INIT;
+        j->rc[i] = store_qevent_body(db, j->seqs[i], &j->bodies[i], &e);
+        if (j->rc[i] < 0 && j->rc[i] != -ENOENT) {
+            *err = e;
+            return j->rc[i];
+        }
+    }
+    return 0;
+}
+
+static void async__load_done(void *arg, int r, const mf_error_t *err)
+{
+    load_job_t *j = arg;
+    async_t *a = j->a;
+    afn_t *fn = j->n ? j->evs[0]->fn : NULL;
+    if (r < 0)
+        log_error("async", "reading %zu queued event(s) of %s back: %s", j->n, fn->name,
+                  err->msg);
+    int64_t again = clock_wall_ms() + LOAD_RETRY_MS;
+    for (size_t i = 0; i < j->n; i++) {
+        aevent_t *ev = j->evs[i];
+        ev->loading = false;
+        if (ev->orphan) {
+            /* Forgotten with its deleted function meanwhile. */
+            async__event_free(a, ev);
+        } else if (r == 0 && j->rc[i] == -ENOENT) {
+            /* Gone from the store: nothing is left to run. */
+            async__ready_remove(fn, ev);
+            async__unlink(a, ev);
+            async__event_free(a, ev);
+        } else if (r == 0) {
+            async__keep_body(a, ev, &j->bodies[i], true);
+        } else if (!a->closing) {
+            /* Out of the FIFO into the heap, to be tried again a moment
+             * later rather than at once against a database that failed. */
+            async__ready_remove(fn, ev);
+            ev->q.next_ms = again;
+            async__schedule(a, ev);
+        }
+        buf_release(&j->bodies[i]);
+    }
+    if (fn && fn->ready_head && !a->stopping)
+        async__mark_dirty(a, fn);
+    free(j);
+}
+
+/* Reads back the bodies of the function's ready events from the first on,
+ * as many as it may start now, in one job of the writer's: in order after
+ * every write before it, off the loop. */
+static void async__load_bodies(async_t *a, afn_t *fn, uint64_t room)
+{
+    load_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    for (aevent_t *ev = fn->ready_head; ev && j->n < LOAD_BATCH && j->n < room;
+         ev = ev->next_ready) {
+        if (ev->has_body || ev->loading)
+            continue;
+        ev->loading = true;
+        j->evs[j->n] = ev;
+        j->seqs[j->n] = ev->q.seq;
+        buf_init(&j->bodies[j->n], 0);
+        j->n++;
+    }
+    store_writer_submit_read(a->writer, async__load_apply, async__load_done, j);
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
-/* Starts the function's ready events while it has room for them. */
+/* Starts the function's ready events while it has room for them, in their
+ * order: the first one whose body is not in memory stops the pass until
+ * it (and those after it that may start now) are read back. */
 static void async__dispatch_fn(async_t *a, afn_t *fn)
 {
-    /* No event body is read from the store for a function that cannot
-     * take a call now. */
     while (!a->stopping && fn->ready_head && fn->n_running < (uint64_t)async__limit(fn) &&
            !exec_at_limit(a->exec, fn->name)) {
-        aevent_t *ev = async__ready_pop(fn);
+        aevent_t *ev = fn->ready_head;
+        if (!ev->has_body) {
+            if (!ev->loading)
+                async__load_bodies(a, fn, (uint64_t)async__limit(fn) - fn->n_running);
+            break;
+        }
+        async__ready_pop(fn);
         int64_t now = clock_wall_ms();
         if (fn->known && now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
             async__finish(a, ev, NULL, "EventAgeExceeded");
             continue;
         }
+        /* The event's own copy stays for its retries and destination. */
         buf_t body = BUF_INIT;
+        buf_add(&body, ev->body.data, ev->body.len);
         mf_error_t err = MF_ERROR_INIT;
-        int r = store_qevent_body(a->rq, ev->q.seq, &body, &err);
-        if (r == -ENOENT) {
-            /* Forgotten with its deleted function. */
-            async__unlink(a, ev);
-            free(ev);
-            buf_release(&body);
-            continue;
-        }
-        if (r < 0) {
-            log_error("async", "reading event %s: %s", ev->q.request_id, err.msg);
-            async__ready_unpop(fn, ev);
-            buf_release(&body);
-            break;
-        }
         char tp[56];
         exec_event_traceparent(ev->q.request_id, ev->q.traceparent, tp);
         exec_call_opts_t opts = { .request_id = ev->q.request_id,
@@ -1165,7 +1317,7 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                   .call_depth = ev->q.call_depth,
                                   .trigger = ev->q.trigger };
         ev->starting = true;
-        r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
+        int r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
         ev->starting = false;
         if (r < 0) {
             buf_release(&body);
@@ -1298,13 +1450,14 @@ static void async__forget(async_t *a, afn_t *fn)
     for (aevent_t *ev = fn->head, *next; ev; ev = next) {
         next = ev->next;
         async__unlink(a, ev);
-        if (ev->q.running || ev->ending) {
-            /* Freed when its attempt is done with it. */
+        if (ev->q.running || ev->ending || ev->loading) {
+            /* Freed when its attempt (or the read of its body) is done
+             * with it. */
             ev->orphan = true;
             if (ev->q.running)
                 fn->n_running--;
         } else {
-            free(ev);
+            async__event_free(a, ev);
         }
     }
     fn->enqueued = fn->attempts = fn->retries = 0;
@@ -1603,7 +1756,7 @@ static uv_timer_t *async__timer(async_t *a)
     return t;
 }
 
-int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *registry,
+int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *registry,
                obs_records_t *records, const async_config_t *cfg, async_t **out,
                mf_error_t *err)
 {
@@ -1616,14 +1769,14 @@ int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *
     snprintf(a->region, sizeof a->region, "%s", cfg->region ? cfg->region : "us-east-1");
     id_random_bytes(&a->rng, sizeof a->rng);
     a->rng |= 1;
-    int r = store_queue_open(data_dir, &a->rq, err);
+    int r = store_queue_open(where, &a->rq, err);
     if (r < 0) {
         free(a);
         return r;
     }
     async__metrics_setup(a);
     store_writer_db_t wdb;
-    if ((r = store_queue_writer_db(data_dir, &wdb, err)) < 0 ||
+    if ((r = store_queue_writer_db(where, &wdb, err)) < 0 ||
         (r = store_writer_start(loop, &wdb, async__on_commit, a, &a->writer, err)) < 0) {
         store_queue_close(a->rq);
         free(a);
@@ -1708,7 +1861,7 @@ void async_close(async_t *a)
         afn_t *fn = value;
         for (aevent_t *ev = fn->head, *next; ev; ev = next) {
             next = ev->next;
-            free(ev);
+            async__event_free(a, ev);
         }
         free(fn);
     }

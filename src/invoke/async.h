@@ -5,7 +5,10 @@
  * or a dead letter after its retries or its age ran out. Between the two it
  * runs on the same pools and limits as synchronous calls, but only where a
  * function could start a call at once and no synchronous caller waits, so
- * a backlog never stands in front of a synchronous call.
+ * a backlog never stands in front of a synchronous call. The queue lives
+ * in its own SQLite file under the data directory, or in the PostgreSQL
+ * database the server shares (store/queue.h); either way, once the queue
+ * is open, none of its own work reads the database on the loop.
  *
  * Retries follow Lambda: a function error (error, timeout, out of memory) is
  * retried up to async.max_retries times, after about 1 and then about 2
@@ -36,9 +39,15 @@ typedef struct async_config {
     const char *region;          /* for the function ARNs of destination records */
     int retention_days;          /* attempt histories are kept this long (7) */
     int dead_letter_days;        /* dead letters not redriven are kept this long (14) */
+    /* Bytes of queued events' bodies kept in memory from their acceptance
+     * to their end (64 MiB), so that an attempt does not read its event
+     * back from the store; the bodies of events past it, and of those a
+     * restart takes up, are read back off the loop when they are about to
+     * run. */
+    size_t max_kept_bytes;
 } async_config_t;
 
-#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1", 7, 14 }
+#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1", 7, 14, (size_t)64 << 20 }
 
 /* An idempotency key is remembered this long. */
 #define ASYNC_IDEMPOTENCY_MS (24LL * 3600 * 1000)
@@ -46,9 +55,10 @@ typedef struct async_config {
 
 typedef struct async async_t;
 
-/* Opens DATA_DIR/queue.db, starts its writer, and takes up the events a
- * previous run left (those it was running are run again). */
-int async_open(uv_loop_t *loop, const char *data_dir, exec_t *exec, registry_t *registry,
+/* Opens the queue at where (store_queue_open's: a data directory's
+ * queue.db, or a postgresql:// URL), starts its writer, and takes up the
+ * events a previous run left (those it was running are run again). */
+int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *registry,
                obs_records_t *records, const async_config_t *cfg, async_t **out,
                mf_error_t *err);
 
@@ -105,21 +115,30 @@ int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
                         const async_enqueue_opts_t *opts, store_job_apply_fn also,
                         void *also_arg, async_batch_cb cb, void *ud, mf_error_t *err);
 
-/* Runs a job on another table of queue.db (store/topics.h, say) on the
- * queue's writer, in order with the queue's own jobs; -ESHUTDOWN, without
- * calling done, once the queue is closing. */
+/* Runs a job on another table of the queue's database (store/topics.h,
+ * say) on the queue's writer, in order with the queue's own jobs;
+ * -ESHUTDOWN, without calling done, once the queue is closing. */
 int async_write(async_t *a, bool durable, store_job_apply_fn apply, store_job_done_fn done,
                 void *arg, mf_error_t *err);
+/* The same for a read that someone waits for, off the loop
+ * (store_writer_submit_read). */
+int async_read(async_t *a, store_job_apply_fn read, store_job_done_fn done, void *arg,
+               mf_error_t *err);
 
-/* Queues dead letter id of function again, as a new event; -ENOENT at once
- * or through cb when there is no such dead letter. */
+/* Queues dead letter id of function again, as a new event (read, deleted
+ * and queued again in one job of the queue's writer); -ENOENT at once when
+ * there is no such function, through cb when there is no such dead
+ * letter. */
 int async_redrive(async_t *a, const char *function, int64_t id, async_accepted_cb cb, void *ud,
                   mf_error_t *err);
 
-/* The loop's own connection to queue.db, for reading. */
+/* The loop's own connection to the queue's database, for reading at the
+ * start. A read on it afterwards holds up the loop for as long as the
+ * database takes (a round trip on PostgreSQL): reads of a request go
+ * through async_read instead. */
 store_queue_t *async_store(async_t *a);
-/* The writer of queue.db, for other tables in the file (a job's db is its
- * store_queue_t): their writes commit in order with the queue's. */
+/* The writer of the queue's database, for its other tables (a job's db is
+ * its store_queue_t): their writes commit in order with the queue's. */
 store_writer_t *async_writer(async_t *a);
 
 typedef struct async_fn_stats {

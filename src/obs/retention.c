@@ -1,5 +1,6 @@
 #include "obs/retention.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "core/clock.h"
@@ -45,6 +46,11 @@ static void prune_done(void *arg, int rc, const mf_error_t *err)
         return;
     }
     bool more = false;
+    if (rc == -ENOTSUP) {
+        /* A store that cannot prune: no use looking again. */
+        log_warn("records", "old records and log lines are kept: %s", err->msg);
+        return;
+    }
     if (rc < 0) {
         log_error("records", "pruning old records: %s", err->msg);
     } else {

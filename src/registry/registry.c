@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -47,6 +49,11 @@ struct registry {
      * the event loop. */
     map_t cache;
     bool cached;
+    /* With a store that keeps code packages (store_keeps_code): a
+     * connection of the registry's own that uploads, unpacked on libuv's
+     * thread pool, keep their zips through, one at a time. */
+    store_t *code_db;
+    uv_mutex_t code_lock;
 };
 
 typedef struct reg_range {
@@ -786,6 +793,52 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     return 0;
 }
 
+static int reg__cache_fill(registry_t *r, mf_error_t *err);
+
+/* Unpacks from the store every package a function uses that the code
+ * directory lacks: a server new to a shared store, or whose data
+ * directory was emptied, then runs what the others deployed. At the
+ * start, before anything is served. A package the store does not have,
+ * or that this server's limits refuse, is said in the log and left out:
+ * its function's calls fail until it is deployed again. */
+static int reg__unpack_missing(registry_t *r, mf_error_t *err)
+{
+    int rc = reg__cache_fill(r, err);
+    if (rc < 0)
+        return rc;
+    cleanup_buf buf_t zip = BUF_INIT;
+    size_t unpacked = 0;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&r->cache, &it, &key, &value);) {
+        const fn_t *f = value;
+        cleanup_free char *dir = registry_code_dir(r, f);
+        if (access(dir, F_OK) == 0)
+            continue;
+        mf_error_t e = MF_ERROR_INIT;
+        char sha[65];
+        int64_t size;
+        rc = store_code_get(r->store, f->code_sha256, &zip, &e);
+        if (rc == 0)
+            rc = code_install(r->code_root, zip.data, zip.len, &r->limits, sha, &size, &e);
+        if (rc == 0 && strcmp(sha, f->code_sha256))
+            rc = mf_error_plain(&e, EIO, "the store's package %s holds other bytes (%s)",
+                                f->code_sha256, sha);
+        if (rc == -ECONNRESET || rc == -ENOMEM) {
+            *err = e;
+            return rc;
+        }
+        if (rc < 0)
+            log_warn("registry", "function %s cannot run here until it is deployed again: %s",
+                     f->name, e.msg);
+        else
+            unpacked++;
+    }
+    if (unpacked)
+        log_info("registry", "unpacked %zu code package(s) from the store", unpacked);
+    return 0;
+}
+
 int registry_open(store_t *store, const char *data_dir, const code_limits_t *limits,
                   registry_t **out, mf_error_t *err)
 {
@@ -793,8 +846,9 @@ int registry_open(store_t *store, const char *data_dir, const code_limits_t *lim
     int r = fs_mkdir_p(code_root, 0755, err);
     if (r < 0)
         return r;
-    /* A .tmp- directory is an unpacking that a crash interrupted; the store
-     * holds the data dir's lock, so no other server is unpacking now. */
+    /* A .tmp- directory is an unpacking that a crash interrupted; the data
+     * dir's lock is held (by the SQLite store, or by the server beside a
+     * shared one), so no other server is unpacking now. */
     DIR *d = opendir(code_root);
     if (!d)
         return mf_error_set(err, errno, "registry: open `%s`", code_root);
@@ -813,8 +867,32 @@ int registry_open(store_t *store, const char *data_dir, const code_limits_t *lim
     reg->store = store;
     reg->code_root = steal_pointer(&code_root);
     reg->limits = *limits;
+    uv_mutex_init(&reg->code_lock);
+    if (store_keeps_code(store) &&
+        ((r = store_reopen(store, &reg->code_db, err)) < 0 ||
+         (r = reg__unpack_missing(reg, err)) < 0)) {
+        registry_close(reg);
+        return r;
+    }
     *out = reg;
     return 0;
+}
+
+/* Unpacks zip into the code directory and, with a store that keeps code
+ * packages, keeps it there too for the other servers. *unpacked says
+ * whether the package is in the code directory, whatever came after. On
+ * the loop or on an upload's thread. */
+static int reg__install(registry_t *r, const buf_t *zip, char sha[65], int64_t *size,
+                        bool *unpacked, mf_error_t *err)
+{
+    int rc = code_install(r->code_root, zip->data, zip->len, &r->limits, sha, size, err);
+    *unpacked = rc == 0;
+    if (rc < 0 || !r->code_db)
+        return rc;
+    uv_mutex_lock(&r->code_lock);
+    rc = store_code_put(r->code_db, sha, zip->data, zip->len, err);
+    uv_mutex_unlock(&r->code_lock);
+    return rc;
 }
 
 static void reg__cache_drop(registry_t *r)
@@ -869,6 +947,8 @@ void registry_close(registry_t *r)
 {
     if (!r)
         return;
+    store_close(r->code_db);
+    uv_mutex_destroy(&r->code_lock);
     reg__cache_drop(r);
     for (size_t i = 0; i < r->ndeferred; i++)
         free(r->deferred[i]);
@@ -913,6 +993,9 @@ static void reg__release_code(registry_t *r, const char *sha)
             return; /* another function runs it */
     if (code_remove(r->code_root, sha, &err) < 0)
         log_warn("registry", "cannot remove code package %s: %s", sha, err.msg);
+    /* A function of another server sharing the store keeps it there. */
+    if (r->code_db && store_code_forget(r->store, sha, &err) < 0)
+        log_warn("registry", "cannot drop code package %s from the store: %s", sha, err.msg);
 }
 
 /* Applies body to f, which holds the current settings or the defaults.
@@ -1041,8 +1124,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     if ((rc = reg__code(r, v, &zip, err)) < 0)
         return rc;
     f->zip_size = (int64_t)zip.len;
-    return code_install(r->code_root, zip.data, zip.len, &r->limits, f->code_sha256, &f->code_size,
-                        err);
+    bool unpacked;
+    return reg__install(r, &zip, f->code_sha256, &f->code_size, &unpacked, err);
 }
 
 static int reg__put(registry_t *r, const char *name, const json_t *body,
@@ -1150,9 +1233,7 @@ void registry_prepare_upload(registry_t *r, const char *data, size_t len, regist
     up->rc = reg__code(r, code, &zip, &up->err);
     up->zip_size = (int64_t)zip.len;
     if (up->rc == 0)
-        up->rc = code_install(r->code_root, zip.data, zip.len, &r->limits, up->code_sha256,
-                              &up->code_size, &up->err);
-    up->has_code = up->rc == 0;
+        up->rc = reg__install(r, &zip, up->code_sha256, &up->code_size, &up->has_code, &up->err);
 }
 
 int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up, fn_t *out,

@@ -232,7 +232,7 @@ static void kv__arm_sweep(state_kv_t *kv, uint64_t delay_ms)
 
 /* ---- opening and closing -------------------------------------------------- */
 
-int state_kv_open(uv_loop_t *loop, const char *data_dir, const state_kv_config_t *cfg,
+int state_kv_open(uv_loop_t *loop, const char *where, const state_kv_config_t *cfg,
                   state_kv_t **out, mf_error_t *err)
 {
     state_kv_t *kv = xcalloc(1, sizeof *kv);
@@ -243,14 +243,14 @@ int state_kv_open(uv_loop_t *loop, const char *data_dir, const state_kv_config_t
     store_kv_limits_t limits = {.max_value_bytes = (int64_t)cfg->max_value_bytes,
                                 .max_store_bytes = cfg->max_store_bytes,
                                 .max_keys = cfg->max_keys};
-    int r = store_kv_open(data_dir, &kv->rq, err);
+    int r = store_kv_open(where, &kv->rq, err);
     if (r < 0) {
         free(kv);
         return r;
     }
     store_kv_set_limits(kv->rq, &limits);
     store_writer_db_t wdb;
-    if ((r = store_kv_writer_db(data_dir, &limits, &wdb, err)) < 0 ||
+    if ((r = store_kv_writer_db(where, &limits, &wdb, err)) < 0 ||
         (r = store_writer_start(loop, &wdb, NULL, NULL, &kv->writer, err)) < 0) {
         store_kv_close(kv->rq);
         free(kv);

@@ -46,8 +46,10 @@ typedef struct state_kv_config {
 #define STATE_KV_LIST_DEFAULT 100
 #define STATE_KV_LIST_MAX 1000
 
-/* Opens DATA/kv.db (creating it), starts its writer thread and the sweep. */
-int state_kv_open(uv_loop_t *loop, const char *data_dir, const state_kv_config_t *cfg,
+/* Opens the KV stores where the server's store is (DATA/kv.db, creating it,
+ * or a postgresql:// URL: store/kv.h), starts its writer thread and the
+ * sweep. On PostgreSQL its reads still run on the loop (docs/state.md). */
+int state_kv_open(uv_loop_t *loop, const char *where, const state_kv_config_t *cfg,
                   state_kv_t **out, mf_error_t *err);
 const state_kv_config_t *state_kv_config(const state_kv_t *kv);
 /* Refuses new work from now on (-ESHUTDOWN) and stops the sweep; writes

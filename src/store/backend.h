@@ -13,12 +13,18 @@ typedef struct store__backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
     void (*close)(store_t *s);
     int (*writer_db)(store_t *s, store_writer_db_t *out, mf_error_t *err);
+    int (*reopen)(store_t *s, store_t **out, mf_error_t *err);
 
     int (*function_get)(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
     int (*function_put)(store_t *s, const store_function_t *f, mf_error_t *err);
     int (*function_delete)(store_t *s, const char *name, mf_error_t *err);
     int (*function_list)(store_t *s, store_function_t **out, size_t *count, mf_error_t *err);
     int (*code_refs)(store_t *s, const char *code_sha256, int64_t *count, mf_error_t *err);
+    /* NULL on a backend that keeps no code packages (store_keeps_code). */
+    int (*code_put)(store_t *s, const char *sha256, const void *zip, size_t len,
+                    mf_error_t *err);
+    int (*code_get)(store_t *s, const char *sha256, buf_t *out, mf_error_t *err);
+    int (*code_forget)(store_t *s, const char *sha256, mf_error_t *err);
 
     int (*records_put)(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);
     int (*records_write)(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
 #include "store/postgres_internal.h"
@@ -52,6 +53,9 @@ enum {
     URL_PUT,
     URL_DELETE,
     URL_LIST,
+    CODE_PUT,
+    CODE_GET,
+    CODE_FORGET,
     STMT_COUNT
 };
 
@@ -128,6 +132,15 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [URL_PUT] = { "url_put", STORE_URL_PUT(P), "ttii" },
     [URL_DELETE] = { "url_delete", STORE_URL_DELETE(P), "t" },
     [URL_LIST] = { "url_list", STORE_URL_LIST, "" },
+    [CODE_PUT] = { "code_put",
+                   "INSERT INTO code_packages (sha256, zip, created_ms) VALUES ($1, $2, $3)"
+                   " ON CONFLICT (sha256) DO NOTHING",
+                   "tbi" },
+    [CODE_GET] = { "code_get", "SELECT zip FROM code_packages WHERE sha256 = $1", "t" },
+    [CODE_FORGET] = { "code_forget",
+                      "DELETE FROM code_packages WHERE sha256 = $1"
+                      " AND NOT EXISTS (SELECT 1 FROM functions WHERE code_sha256 = $1)",
+                      "t" },
 };
 
 static const store__backend_t pg__backend;
@@ -206,13 +219,23 @@ static void pg__w_close(void *db)
     pg__close(db);
 }
 
-static int pg__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+static int pg__reopen(store_t *primary, store_t **out, mf_error_t *err)
 {
     pg_store_t *s;
     int r = pg__connect(pg(primary)->url, false, &s, err);
     if (r < 0)
         return r;
     s->base.schema_version = primary->schema_version;
+    *out = &s->base;
+    return 0;
+}
+
+static int pg__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+{
+    store_t *s;
+    int r = pg__reopen(primary, &s, err);
+    if (r < 0)
+        return r;
     *out = (store_writer_db_t){ .db = s,
                                 .begin = pg__w_begin,
                                 .savepoint = pg__w_savepoint,
@@ -365,6 +388,47 @@ static int pg__code_refs(store_t *base, const char *code_sha256, int64_t *count,
         *count = store__pg_int(res, 0, 0);
     PQclear(res);
     return r;
+}
+
+/* ---- code packages ------------------------------------------------------ */
+
+static int pg__code_put(store_t *base, const char *sha256, const void *zip, size_t len,
+                        mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, sha256);
+    b.blob(b.ctx, 2, zip ? zip : "", len);
+    b.int64(b.ctx, 3, clock_wall_ms());
+    PGresult *res;
+    int r = store__pg_run(pg(base)->conn, stmt(CODE_PUT), &p, &res, "keep a code package", err);
+    PQclear(res);
+    return r;
+}
+
+static int pg__code_get(store_t *base, const char *sha256, buf_t *out, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, sha256);
+    PGresult *res;
+    int r = store__pg_run(pg(base)->conn, stmt(CODE_GET), &p, &res, "read a code package", err);
+    if (r < 0)
+        return r;
+    if (PQntuples(res) == 0) {
+        r = mf_error_plain(err, ENOENT, "store: no code package %s is kept", sha256);
+    } else {
+        buf_reset(out);
+        buf_add(out, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    }
+    PQclear(res);
+    return r;
+}
+
+static int pg__code_forget(store_t *base, const char *sha256, mf_error_t *err)
+{
+    return store__pg_run_keyed(pg(base)->conn, stmt(CODE_FORGET), sha256, NULL,
+                               "drop a code package", err);
 }
 
 /* ---- invocation records ------------------------------------------------- */
@@ -612,11 +676,15 @@ static const store__backend_t pg__backend = {
     .name = "PostgreSQL",
     .close = pg__close,
     .writer_db = pg__writer_db,
+    .reopen = pg__reopen,
     .function_get = pg__function_get,
     .function_put = pg__function_put,
     .function_delete = pg__function_delete,
     .function_list = pg__function_list,
     .code_refs = pg__code_refs,
+    .code_put = pg__code_put,
+    .code_get = pg__code_get,
+    .code_forget = pg__code_forget,
     .records_put = pg__records_put,
     .records_write = pg__records_write,
     .record_get = pg__record_get,

@@ -281,6 +281,16 @@ static const char *const pg__migrations[] = {
     "CREATE SEQUENCE kv_versions AS bigint;"
     "SELECT setval('kv_versions', greatest(version, 1), version > 0) FROM meta;"
     "DROP TABLE meta;",
+    /* 10: code packages, by the SHA-256 of their zip: every server unpacks
+     * one from here into its own data directory the first time it needs
+     * it. A zip is compressed already, so its bytes are kept out of line
+     * as they are (EXTERNAL) rather than compressed again. */
+    "CREATE TABLE code_packages ("
+    "  sha256     text COLLATE \"C\" PRIMARY KEY,"
+    "  zip        bytea NOT NULL,"
+    "  created_ms bigint NOT NULL"
+    ");"
+    "ALTER TABLE code_packages ALTER COLUMN zip SET STORAGE EXTERNAL;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -9,13 +9,11 @@
 #include "store/store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "core/cleanup.h"
@@ -161,40 +159,6 @@ static int store__sql_fail(sqlite_store_t *s, mf_error_t *err, const char *what)
     return store__sqlite_fail(s->db, err, what);
 }
 
-/* Takes DIR/lock. flock() locks belong to the open file description, so
- * the lock is dropped by the kernel when the server dies, however it dies,
- * and a second open in the same process conflicts as a second server would. */
-static int store__lock(const char *data_dir, int *out_fd, mf_error_t *err)
-{
-    cleanup_free char *path = xasprintf("%s/lock", data_dir);
-    cleanup_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return mf_error_set(err, errno, "data dir `%s` is not writable: cannot open `%s`", data_dir,
-                            path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK)
-            return mf_error_set(err, errno, "lock `%s`", path);
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        if (n > 0) {
-            pid[n] = '\0';
-            pid[strcspn(pid, "\n")] = '\0';
-        }
-        return mf_error_plain(err, EBUSY, "data dir `%s` is in use by another mayfly server (pid %s)",
-                           data_dir, *pid ? pid : "unknown");
-    }
-    /* The pid is only for the message above; the lock itself is the flock. */
-    char pid[32];
-    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0)
-        return mf_error_set(err, errno, "truncate `%s`", path);
-    ssize_t w = pwrite(fd, pid, (size_t)len, 0);
-    if (w != len)
-        return mf_error_set(err, w < 0 ? errno : EIO, "write `%s`", path);
-    *out_fd = steal_fd(&fd);
-    return 0;
-}
-
 static int store__exec(sqlite_store_t *s, const char *sql, mf_error_t *err)
 {
     return store__sqlite_exec(s->db, sql, err);
@@ -248,7 +212,7 @@ int store__sqlite_store_open(const char *data_dir, store_t **out, mf_error_t *er
         return r;
     }
     sqlite_store_t *s = sqlite__new();
-    if ((r = store__lock(data_dir, &s->lock_fd, err)) < 0 ||
+    if ((r = fs_lock_dir(data_dir, &s->lock_fd, err)) < 0 ||
         (r = store__open_db(s, data_dir, err)) < 0 ||
         (r = store__incremental_vacuum_on(s->db, err)) < 0 || (r = store__migrate(s, err)) < 0 ||
         (r = store__prepare_all(s, err)) < 0) {
@@ -303,14 +267,13 @@ static void store__w_close(void *db)
     sqlite__close(db);
 }
 
-static int sqlite__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+static int sqlite__reopen(store_t *primary, store_t **out, mf_error_t *err)
 {
     const char *path = sqlite3_db_filename(sq(primary)->db, "main");
     if (!path || !*path)
         return mf_error_plain(err, EINVAL, "store: the database has no file to open again");
     sqlite_store_t *s = sqlite__new();
     s->base.schema_version = primary->schema_version;
-    s->durable = true;
     int r = store__sqlite_open(path, &s->db, err);
     if (r == 0)
         r = store__prepare_all(s, err);
@@ -318,6 +281,18 @@ static int sqlite__writer_db(store_t *primary, store_writer_db_t *out, mf_error_
         sqlite__close(&s->base);
         return r;
     }
+    *out = &s->base;
+    return 0;
+}
+
+static int sqlite__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *err)
+{
+    store_t *base;
+    int r = sqlite__reopen(primary, &base, err);
+    if (r < 0)
+        return r;
+    sqlite_store_t *s = sq(base);
+    s->durable = true;
     store__wal_bounded(s->db);
     *out = (store_writer_db_t){ .db = s,
                                 .begin = store__w_begin,
@@ -616,6 +591,7 @@ static const store__backend_t sqlite__backend = {
     .name = "SQLite",
     .close = sqlite__close,
     .writer_db = sqlite__writer_db,
+    .reopen = sqlite__reopen,
     .function_get = sqlite__function_get,
     .function_put = sqlite__function_put,
     .function_delete = sqlite__function_delete,

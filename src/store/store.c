@@ -61,6 +61,12 @@ int store_writer_db(store_t *s, store_writer_db_t *out, mf_error_t *err)
     return STORE__CALL(s, writer_db, err, out, err);
 }
 
+int store_reopen(store_t *s, store_t **out, mf_error_t *err)
+{
+    *out = NULL;
+    return STORE__CALL(s, reopen, err, out, err);
+}
+
 int store_function_get(store_t *s, const char *name, store_function_t *out, mf_error_t *err)
 {
     return STORE__CALL(s, function_get, err, name, out, err);
@@ -84,6 +90,27 @@ int store_function_list(store_t *s, store_function_t **out, size_t *count, mf_er
 int store_code_refs(store_t *s, const char *code_sha256, int64_t *count, mf_error_t *err)
 {
     return STORE__CALL(s, code_refs, err, code_sha256, count, err);
+}
+
+bool store_keeps_code(store_t *s)
+{
+    return s->be->code_put != NULL;
+}
+
+int store_code_put(store_t *s, const char *sha256, const void *zip, size_t len,
+                   mf_error_t *err)
+{
+    return STORE__CALL(s, code_put, err, sha256, zip, len, err);
+}
+
+int store_code_get(store_t *s, const char *sha256, buf_t *out, mf_error_t *err)
+{
+    return STORE__CALL(s, code_get, err, sha256, out, err);
+}
+
+int store_code_forget(store_t *s, const char *sha256, mf_error_t *err)
+{
+    return STORE__CALL(s, code_forget, err, sha256, err);
 }
 
 int store_records_put(store_t *s, const store_record_t *recs, size_t count, mf_error_t *err)

@@ -55,6 +55,10 @@ const char *store_backend_name(store_t *s);
  * call store_records_write and store_logs_write, inside the writer's
  * transaction. */
 int store_writer_db(store_t *s, store_writer_db_t *out, mf_error_t *err);
+/* Another connection to s's database, for another thread: SQLite's file
+ * opened again (without the data directory's lock, which s holds), or
+ * PostgreSQL's URL connected again. Close it with store_close. */
+int store_reopen(store_t *s, store_t **out, mf_error_t *err);
 
 /* Fills *out (free it with store_function_clear); -ENOENT if absent. */
 int store_function_get(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
@@ -69,6 +73,25 @@ int store_code_refs(store_t *s, const char *code_sha256, int64_t *count, mf_erro
 
 void store_function_clear(store_function_t *f);
 void store_function_list_free(store_function_t *list, size_t count);
+
+/* ---- code packages ------------------------------------------------------ */
+
+/* Whether the store keeps code packages (the zips) for the servers that
+ * share it, each of which unpacks a package from there once into its own
+ * data directory (registry/registry.h). PostgreSQL does. On SQLite the
+ * data directory's unpacked packages are the only copy, and the calls
+ * below fail with -ENOTSUP. */
+bool store_keeps_code(store_t *s);
+/* Keeps zip under sha256, the hex SHA-256 of its bytes; a package kept
+ * already stays as it is. */
+int store_code_put(store_t *s, const char *sha256, const void *zip, size_t len,
+                   mf_error_t *err);
+/* Replaces out's contents with the zip kept under sha256; -ENOENT if none. */
+int store_code_get(store_t *s, const char *sha256, buf_t *out, mf_error_t *err);
+/* Drops the zip kept under sha256 unless a function refers to it, checked
+ * in the same statement (a function another server just wrote counts);
+ * one not kept is fine. */
+int store_code_forget(store_t *s, const char *sha256, mf_error_t *err);
 
 /* ---- invocation records ---------------------------------------------- */
 

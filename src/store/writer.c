@@ -10,6 +10,7 @@
 typedef struct writer_job {
     struct writer_job *next;
     bool durable;
+    bool waited_on;              /* a durable job, or a read: its batch does not linger */
     store_job_apply_fn apply;
     store_job_done_fn done;
     void *arg;
@@ -106,11 +107,12 @@ static void writer__commit(store_writer_t *w, writer_job_t *batch)
     uv_mutex_unlock(&w->lock);
 }
 
-/* A batch nobody waits on (no durable job in it) waits a little for more
- * jobs before it commits: each commit writes every page it touched, and the
- * same few pages (the tails of the tables and their indexes) are touched by
- * nearly every job, so fewer, larger commits write far less. A durable job
- * ends the wait at once: a client is waiting for its fsync. Under w->lock. */
+/* A batch nobody waits on (no durable job or read in it) waits a little
+ * for more jobs before it commits: each commit writes every page it
+ * touched, and the same few pages (the tails of the tables and their
+ * indexes) are touched by nearly every job, so fewer, larger commits write
+ * far less. A durable job or a read ends the wait at once: a client is
+ * waiting for its fsync or its answer. Under w->lock. */
 #define WRITER_LINGER_NS 2000000u
 #define WRITER_LINGER_JOBS 512u
 
@@ -120,7 +122,7 @@ static void writer__linger(store_writer_t *w, writer_job_t **batch, writer_job_t
         return;
     unsigned n = 0;
     for (writer_job_t *j = *batch; j; j = j->next) {
-        if (j->durable)
+        if (j->waited_on)
             return;
         n++;
     }
@@ -133,15 +135,15 @@ static void writer__linger(store_writer_t *w, writer_job_t **batch, writer_job_t
             uv_cond_timedwait(&w->cond, &w->lock, deadline - now);
             continue;
         }
-        bool durable = false;
+        bool waited_on = false;
         for (writer_job_t *j = w->in_head; j; j = j->next) {
-            durable |= j->durable;
+            waited_on |= j->waited_on;
             n++;
         }
         (*tail)->next = w->in_head;
         *tail = w->in_tail;
         w->in_head = w->in_tail = NULL;
-        if (durable)
+        if (waited_on)
             return;
     }
 }
@@ -257,11 +259,12 @@ static void writer__on_handoff(uv_idle_t *h)
     writer__handoff(h->data);
 }
 
-void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
-                         store_job_done_fn done, void *arg)
+static void writer__submit(store_writer_t *w, bool durable, bool waited_on,
+                           store_job_apply_fn apply, store_job_done_fn done, void *arg)
 {
     writer_job_t *j = xcalloc(1, sizeof *j);
     j->durable = durable;
+    j->waited_on = waited_on;
     j->apply = apply;
     j->done = done;
     j->arg = arg;
@@ -285,6 +288,18 @@ void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn app
      * loop from blocking before then). */
     if (!uv_is_active((uv_handle_t *)w->handoff))
         uv_idle_start(w->handoff, writer__on_handoff);
+}
+
+void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
+                         store_job_done_fn done, void *arg)
+{
+    writer__submit(w, durable, durable, apply, done, arg);
+}
+
+void store_writer_submit_read(store_writer_t *w, store_job_apply_fn apply, store_job_done_fn done,
+                              void *arg)
+{
+    writer__submit(w, false, true, apply, done, arg);
 }
 
 typedef struct writer_barrier {

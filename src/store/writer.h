@@ -49,6 +49,12 @@ int store_writer_start(uv_loop_t *loop, const store_writer_db_t *db, store_commi
  * job submitted before it has committed. */
 void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
                          store_job_done_fn done, void *arg);
+/* Submits a read: a job whose apply only reads (with the writer's
+ * connection, after every job submitted before it) and whose caller waits
+ * for the answer. It needs no sync, but like a durable job it ends the
+ * wait a batch makes for more jobs. */
+void store_writer_submit_read(store_writer_t *w, store_job_apply_fn apply, store_job_done_fn done,
+                              void *arg);
 /* Calls cb(ud) on the loop once every job submitted so far has committed. */
 void store_writer_barrier(store_writer_t *w, void (*cb)(void *ud), void *ud);
 /* Blocks the caller until every job submitted so far has committed (their

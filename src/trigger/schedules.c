@@ -594,31 +594,30 @@ static json_t *schedules__json(schedules_t *s, const entry_t *e)
     return out;
 }
 
-int schedules_get_json(schedules_t *s, const char *name, bool history, json_t **out,
-                       mf_error_t *err)
+int schedules_fires_json(schedules_t *s, store_queue_t *q, const char *name, json_t **out,
+                         mf_error_t *err)
+{
+    store_schedule_fire_t *fires = NULL;
+    size_t n = 0;
+    int r = store_schedule_fire_list(q, name, STORE_SCHEDULE_FIRES_KEPT, &fires, &n, err);
+    if (r < 0)
+        return r;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, schedules__fire_json(s, fires[i].due_ms / 1000,
+                                                        fires[i].fired_ms, fires[i].request_id,
+                                                        fires[i].error));
+    store_schedule_fire_list_free(fires, n);
+    *out = arr;
+    return 0;
+}
+
+int schedules_get_json(schedules_t *s, const char *name, json_t **out, mf_error_t *err)
 {
     entry_t *e = map_get(&s->entries, name);
     if (!e)
         return mf_error_plain(err, ENOENT, "no schedule named %s", name);
-    json_t *doc = schedules__json(s, e);
-    if (history) {
-        store_schedule_fire_t *fires = NULL;
-        size_t n = 0;
-        int r = store_schedule_fire_list(async_store(s->async), name, STORE_SCHEDULE_FIRES_KEPT,
-                                         &fires, &n, err);
-        if (r < 0) {
-            json_decref(doc);
-            return r;
-        }
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, schedules__fire_json(s, fires[i].due_ms / 1000,
-                                                            fires[i].fired_ms, fires[i].request_id,
-                                                            fires[i].error));
-        store_schedule_fire_list_free(fires, n);
-        json_object_set_new(doc, "fires", arr);
-    }
-    *out = doc;
+    *out = schedules__json(s, e);
     return 0;
 }
 

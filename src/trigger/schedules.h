@@ -83,9 +83,14 @@ int schedules_delete(schedules_t *s, const char *name, schedules_done_cb cb, voi
 
 /* The schedule as the API shows it (a new reference): its settings, the
  * next SCHEDULE_NEXT_FIRES due times as RFC 3339 on its zone's clock
- * ("next_fires"), its last fire, and with history its logged fires. */
-int schedules_get_json(schedules_t *s, const char *name, bool history, json_t **out,
-                       mf_error_t *err);
+ * ("next_fires") and its last fire. */
+int schedules_get_json(schedules_t *s, const char *name, json_t **out, mf_error_t *err);
+/* Its logged fires as the API shows them ("fires", a new array), newest
+ * first, read on q: a connection of the async queue's, used on the thread
+ * that owns it (a job of async_write's, so that the loop waits for no
+ * database). */
+int schedules_fires_json(schedules_t *s, store_queue_t *q, const char *name, json_t **out,
+                         mf_error_t *err);
 /* {"schedules": [...]}, by name, without history. */
 json_t *schedules_list_json(schedules_t *s);
 

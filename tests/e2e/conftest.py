@@ -622,6 +622,13 @@ def get_record(srv, request_id, timeout=60.0):
     return wait_for(f"the record of {request_id}", fetch, timeout)
 
 
+def dead_letters(srv, name):
+    """A function's dead letters (GET .../dead-letters), newest first."""
+    r = requests.get(f"{srv.url}/v1/functions/{name}/dead-letters", timeout=10)
+    assert r.status_code == 200, f"dead letters of {name}: HTTP {r.status_code} {r.text}"
+    return r.json()["dead_letters"]
+
+
 def get_logs(srv, name, request_id=None, **params):
     """A function's log lines (GET .../logs) as a list of dicts."""
     if request_id:
@@ -668,6 +675,16 @@ def healthy(srv):
 
 
 ECHO_PY = "def handler(event, context):\n    return {'echo': event}\n"
+
+# Prints what it got, one JSON line ({"rid", "event"}), so a test reads
+# each call's request id and event from the function's logs.
+RECORDER_PY = """
+import json
+
+def handler(event, context):
+    print(json.dumps({"rid": context.aws_request_id, "event": event}))
+    return {"ok": True}
+"""
 
 
 def build_c_bootstrap(source, out_path):

@@ -23,8 +23,8 @@ from datetime import datetime
 import pytest
 import requests
 
-from conftest import (ECHO_PY, assert_error, deploy_py, fn_body, get_logs, get_record, healthy,
-                      invoke, invoke_ok, metric, metrics, unique, wait_for)
+from conftest import (ECHO_PY, assert_error, dead_letters, deploy_py, fn_body, get_logs,
+                      get_record, healthy, invoke, invoke_ok, metric, metrics, unique, wait_for)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVENT_HEADERS = {"X-Mayfly-Invocation-Type": "Event"}
@@ -106,12 +106,6 @@ def wait_record(srv, rid, statuses=DONE, timeout=60.0):
         rec = fetch_record(srv, rid)
         return rec if rec and rec["status"] in statuses else None
     return wait_for(f"the record of {rid} to reach {'|'.join(statuses)}", done, timeout)
-
-
-def dead_letters(srv, name):
-    r = requests.get(f"{srv.url}/v1/functions/{name}/dead-letters", timeout=10)
-    assert r.status_code == 200, f"dead letters of {name}: HTTP {r.status_code} {r.text}"
-    return r.json()["dead_letters"]
 
 
 def wait_dead_letters(srv, name, count, timeout=60.0):

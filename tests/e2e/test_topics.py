@@ -18,22 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import (assert_error, build_c_bootstrap, deploy, deploy_py, executable, get_logs,
-                      get_record, invoke_ok, metric, metrics, unique, wait_for)
+from conftest import (RECORDER_PY, assert_error, build_c_bootstrap, dead_letters, deploy,
+                      deploy_py, executable, get_logs, get_record, invoke_ok, metric, metrics,
+                      unique, wait_for)
 
 RETRY_BASE_MS = 200
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-# Prints what it got, one JSON line, so a test reads each delivery from
-# the function's logs.
-RECORDER_PY = """
-import json
-
-def handler(event, context):
-    print(json.dumps({"rid": context.aws_request_id, "event": event}))
-    return {"ok": True}
-"""
 
 FAILING_PY = """
 import json
@@ -106,12 +97,6 @@ def queue_of(srv, name):
     r = requests.get(f"{srv.url}/v1/functions/{name}", timeout=10)
     assert r.status_code == 200, r.text
     return r.json()["async_queue"]
-
-
-def dead_letters(srv, name):
-    r = requests.get(f"{srv.url}/v1/functions/{name}/dead-letters", timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()["dead_letters"]
 
 
 def subscriptions(srv, topic):

@@ -112,6 +112,24 @@ static inline long long pg_lock_waiters(PGconn *c)
                      " WHERE NOT l.granted AND a.datname = current_database()");
 }
 
+/* What sql (one integer) answers in b's PostgreSQL database, read on a
+ * connection of the test's own. */
+static inline long long pg_db_int(const backend_t *b, const char *sql)
+{
+    PGconn *c = pg_connect(b->where);
+    long long v = pg_int(c, sql);
+    PQfinish(c);
+    return v;
+}
+
+/* How many code packages of digest sha b's PostgreSQL database keeps. */
+static inline long long pg_kept_packages(const backend_t *b, const char *sha)
+{
+    cleanup_free char *sql =
+        xasprintf("SELECT count(*) FROM code_packages WHERE sha256 = '%s'", sha);
+    return pg_db_int(b, sql);
+}
+
 /* The admin URL with another database: postgresql://AUTH/DB?QUERY. */
 static inline char *url_with_db(const char *url, const char *db)
 {
@@ -259,12 +277,8 @@ static inline store_queue_t *open_queue(const backend_t *b)
  * database; -1 when it answers nothing. */
 static inline long long queue_int(const backend_t *b, const char *sql)
 {
-    if (b->pg) {
-        PGconn *c = pg_connect(b->where);
-        long long v = pg_int(c, sql);
-        PQfinish(c);
-        return v;
-    }
+    if (b->pg)
+        return pg_db_int(b, sql);
     cleanup_free char *path = xasprintf("%s/queue.db", b->dir);
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;

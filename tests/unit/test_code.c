@@ -24,6 +24,8 @@
 #include "core/xalloc.h"
 #include "registry/code.h"
 
+#include "zips.h"
+
 typedef enum { Z_FILE, Z_EXEC, Z_DIR, Z_LINK, Z_FIFO } zkind_t;
 
 typedef struct zent {
@@ -37,13 +39,8 @@ typedef struct zent {
  * high half of the external attributes. */
 static void make_zip_raw(buf_t *out, const zent_t *ents, size_t n)
 {
-    zip_error_t ze;
-    zip_error_init(&ze);
-    zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-    assert_non_null(src);
-    zip_source_keep(src);
-    zip_t *za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
-    assert_non_null(za);
+    zip_source_t *src;
+    zip_t *za = zips_open(&src);
     for (size_t i = 0; i < n; i++) {
         const zent_t *e = &ents[i];
         zip_int64_t idx;
@@ -68,18 +65,7 @@ static void make_zip_raw(buf_t *out, const zent_t *ents, size_t n)
                                                           (zip_uint32_t)mode << 16),
                          0);
     }
-    if (zip_close(za) < 0)
-        fail_msg("zip close: %s", zip_strerror(za));
-    zip_stat_t st;
-    assert_int_equal(zip_source_open(src), 0);
-    assert_int_equal(zip_source_stat(src, &st), 0);
-    buf_grow(out, st.size);
-    zip_int64_t got = zip_source_read(src, out->data, st.size);
-    assert_int_equal(got, (zip_int64_t)st.size);
-    out->len = (size_t)got;
-    out->data[out->len] = '\0';
-    zip_source_close(src);
-    zip_source_free(src);
+    zips_close(za, src, out);
 }
 
 #define make_zip(out, ...)                                                                         \

@@ -1245,6 +1245,43 @@ static void test_writer_failing_job_fails_alone(void **state)
     uv_sem_destroy(&gate);
 }
 
+/* A read's apply: how many events the writer's own connection sees. */
+static int read_apply(void *db, void *arg, mf_error_t *err)
+{
+    job_t *j = arg;
+    /* No cmocka asserts here: this is the writer's thread. */
+    j->apply_off_loop = !pthread_equal(pthread_self(), j->h->loop_thread);
+    store_qevent_t *list = NULL;
+    size_t n = 0;
+    int r = store_qevent_list(db, &list, &n, err);
+    store_qevent_list_free(list, n);
+    j->visible = n;
+    return r;
+}
+
+/* A read runs on the writer's thread after every write submitted before it
+ * (it sees them all), is answered in order with them, and makes no batch
+ * of writes that nobody waits for sync. */
+static void test_writer_read_sees_the_writes_before_it(void **state)
+{
+    harness_t h;
+    harness_init(&h, *state);
+    enum { N = 20 };
+    cleanup_free job_t *jobs = make_jobs(&h, N + 1);
+    for (int i = 0; i < N; i++)
+        store_writer_submit(h.w, false, job_apply, job_done, &jobs[i]);
+    store_writer_submit_read(h.w, read_apply, job_done, &jobs[N]);
+    harness_run_until(&h, &h.n_done, N + 1);
+
+    assert_int_equal(jobs[N].r, 0);
+    assert_true(jobs[N].apply_off_loop);
+    assert_int_equal(jobs[N].visible, N);
+    assert_int_equal(h.order[N], N);
+    for (unsigned c = 0; c < h.commits && c < MAX_JOBS; c++)
+        assert_false(h.durable[c]);
+    harness_fini(&h);
+}
+
 static void test_writer_barrier_after_earlier_jobs(void **state)
 {
     harness_t h;
@@ -1411,6 +1448,7 @@ int main(void)
         T(test_writer_done_in_submission_order),
         T(test_writer_failing_job_fails_alone),
         T(test_writer_barrier_after_earlier_jobs),
+        T(test_writer_read_sees_the_writes_before_it),
         T(test_writer_group_commits),
         T(test_writer_stop_runs_pending),
         T(test_writer_stop_when_idle),

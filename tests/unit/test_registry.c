@@ -12,9 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zip.h>
 
 #include <cmocka.h>
+
+#include "zips.h"
 
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -31,37 +32,6 @@ typedef struct fixture {
     registry_t *reg;
     code_limits_t limits;
 } fixture_t;
-
-/* A zip of (name, contents) pairs, built in memory with libzip. */
-static void make_zip(buf_t *out, const char *const *files)
-{
-    zip_error_t ze;
-    zip_error_init(&ze);
-    zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-    assert_non_null(src);
-    zip_source_keep(src);
-    zip_t *za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
-    assert_non_null(za);
-    for (size_t i = 0; files[i]; i += 2) {
-        zip_source_t *fs = zip_source_buffer(za, files[i + 1], strlen(files[i + 1]), 0);
-        assert_non_null(fs);
-        zip_int64_t idx = zip_file_add(za, files[i], fs, ZIP_FL_ENC_UTF_8);
-        assert_true(idx >= 0);
-        /* A fixed time: the same files must make the same bytes (and so
-         * the same package digest) whenever the zip is built. */
-        assert_int_equal(zip_file_set_mtime(za, (zip_uint64_t)idx, 1700000000, 0), 0);
-    }
-    assert_int_equal(zip_close(za), 0);
-    zip_stat_t st;
-    assert_int_equal(zip_source_open(src), 0);
-    assert_int_equal(zip_source_stat(src, &st), 0);
-    buf_grow(out, st.size);
-    assert_int_equal(zip_source_read(src, out->data, st.size), (zip_int64_t)st.size);
-    out->len = st.size;
-    out->data[out->len] = '\0';
-    zip_source_close(src);
-    zip_source_free(src);
-}
 
 static const char *const zip_py[] = {"app.py", "def handler(e, c):\n    return e\n", NULL};
 static const char *const zip_js[] = {"index.js", "exports.handler = async (e) => e;\n", NULL};

@@ -86,9 +86,36 @@ static void test_uncreatable_dir(void **state)
     assert_non_null(strstr(err.msg, strerror(ENOTDIR)));
 }
 
+/* Another connection reads what the first wrote, and takes no lock (the
+ * first holds the directory's). The SQLite store keeps no code packages:
+ * the data directory's unpacked ones are the only copy. */
+static void test_reopen_shares_the_file_and_keeps_no_code(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    store_function_t f = { .name = "f", .version = 1, .code_sha256 = "aa",
+                           .config_json = (char *)"{}" };
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+    store_t *again = NULL;
+    assert_int_equal(store_reopen(s, &again, &err), 0);
+    store_function_t got;
+    assert_int_equal(store_function_get(again, "f", &got, &err), 0);
+    assert_string_equal(got.code_sha256, "aa");
+    store_function_clear(&got);
+    assert_int_equal(store_schema_version(again), store_schema_version(s));
+
+    assert_false(store_keeps_code(s));
+    assert_int_equal(store_code_put(s, "aa", "zip", 3, &err), -ENOTSUP);
+    assert_non_null(strstr(err.msg, "store_code_put"));
+    store_close(again);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reopen_shares_the_file_and_keeps_no_code, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_open_is_ebusy, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_uncreatable_dir, setup_dir, teardown_dir),

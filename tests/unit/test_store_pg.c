@@ -143,6 +143,44 @@ static void test_a_lost_connection_is_reported_as_such(void **state)
     PQfinish(c);
 }
 
+/* Code packages are kept by their digest, bytes as they are (NUL bytes
+ * too); keeping one twice changes nothing; one is dropped only once no
+ * function refers to it, whichever connection (server) wrote that. */
+static void test_code_packages_are_kept_until_no_function_uses_them(void **state)
+{
+    backend_t *b = *state;
+    store_t *s = open_store(b);
+    mf_error_t err = MF_ERROR_INIT;
+    assert_true(store_keeps_code(s));
+    static const char zip[] = "PK\3\4\0\0zip bytes\0\xff";
+    const char *sha = "ab12";
+    assert_int_equal(store_code_put(s, sha, zip, sizeof zip, &err), 0);
+    assert_int_equal(store_code_put(s, sha, "other", 5, &err), 0);
+    buf_t got = BUF_INIT;
+    assert_int_equal(store_code_get(s, sha, &got, &err), 0);
+    assert_int_equal(got.len, sizeof zip);
+    assert_memory_equal(got.data, zip, sizeof zip);
+    assert_int_equal(store_code_get(s, "cd34", &got, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "cd34"));
+
+    /* A function another server wrote keeps the package. */
+    store_t *other = NULL;
+    assert_int_equal(store_reopen(s, &other, &err), 0);
+    store_function_t f = { .name = "f", .version = 1, .config_json = (char *)"{}" };
+    snprintf(f.code_sha256, sizeof f.code_sha256, "%s", sha);
+    assert_int_equal(store_function_put(other, &f, &err), 0);
+    assert_int_equal(store_code_forget(s, sha, &err), 0);
+    assert_int_equal(pg_kept_packages(b, sha), 1);
+
+    assert_int_equal(store_function_delete(other, "f", &err), 0);
+    assert_int_equal(store_code_forget(s, sha, &err), 0);
+    assert_int_equal(pg_kept_packages(b, sha), 0);
+    assert_int_equal(store_code_forget(s, sha, &err), 0);
+    buf_release(&got);
+    store_close(other);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +189,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_connection_is_reported_as_such, setup_pg,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_code_packages_are_kept_until_no_function_uses_them,
+                                        setup_pg, teardown),
     };
     if (!pg_available())
         return 0;

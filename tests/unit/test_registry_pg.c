@@ -1,0 +1,177 @@
+/* The registry over a store that servers share (PostgreSQL): code
+ * packages kept in the store beside the functions, so that a server with
+ * an empty data directory unpacks what another deployed, and dropped from
+ * it once no function uses them. Each test has a database of its own on
+ * the server MAYFLY_TEST_PG names (store_backends.h). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store_backends.h"
+#include "zips.h"
+
+#include "core/codec.h"
+#include "core/fs.h"
+#include "registry/registry.h"
+
+/* One server: its own data directory and registry over the shared store. */
+typedef struct node {
+    char *dir;
+    store_t *store;
+    registry_t *reg;
+} node_t;
+
+static const code_limits_t limits = CODE_LIMITS_DEFAULT;
+
+static void node_open(node_t *n, const backend_t *b)
+{
+    void *dir = NULL;
+    assert_int_equal(setup_dir(&dir), 0);
+    n->dir = dir;
+    n->store = open_store(b);
+    mf_error_t err = MF_ERROR_INIT;
+    if (registry_open(n->store, n->dir, &limits, &n->reg, &err) < 0)
+        fail_msg("registry_open: %s", err.msg);
+}
+
+static void node_close(node_t *n)
+{
+    registry_close(n->reg);
+    store_close(n->store);
+    void *dir = n->dir;
+    teardown_dir(&dir);
+}
+
+/* Creates or updates name with the package of files; its digest in sha. */
+static void put_code(node_t *n, const char *name, const char *const *files, char sha[65])
+{
+    buf_t zip = BUF_INIT, b64 = BUF_INIT;
+    make_zip(&zip, files);
+    codec_sha256_hex(sha, zip.data, zip.len);
+    codec_base64_encode(&b64, zip.data, zip.len);
+    json_t *body = json_pack("{s:s, s:s, s:{s:s}}", "runtime", "python3", "handler",
+                             "app.handler", "code", "zip_base64", b64.data);
+    fn_t f;
+    bool created;
+    mf_error_t err = MF_ERROR_INIT;
+    if (registry_put(n->reg, name, body, &f, &created, &err) < 0)
+        fail_msg("registry_put %s: %s", name, err.msg);
+    assert_string_equal(f.code_sha256, sha);
+    fn_clear(&f);
+    json_decref(body);
+    buf_release(&zip);
+    buf_release(&b64);
+}
+
+/* The contents of the function's app.py as its server unpacked it, or
+ * NULL when the package is not in that server's data directory. */
+static char *unpacked_app(node_t *n, const char *name)
+{
+    fn_t f;
+    mf_error_t err = MF_ERROR_INIT;
+    if (registry_get(n->reg, name, &f, &err) < 0)
+        fail_msg("registry_get %s: %s", name, err.msg);
+    cleanup_free char *dir = registry_code_dir(n->reg, &f);
+    cleanup_free char *path = xasprintf("%s/app.py", dir);
+    fn_clear(&f);
+    buf_t text = BUF_INIT;
+    if (fs_read_file(path, &text, 1 << 20, &err) < 0) {
+        buf_release(&text);
+        return NULL;
+    }
+    return buf_detach(&text, NULL);
+}
+
+static const char *const v1[] = { "app.py", "def handler(e, c):\n    return 1\n", NULL };
+static const char *const v2[] = { "app.py", "def handler(e, c):\n    return 2\n", NULL };
+
+/* A server that starts with an empty data directory on a store another
+ * server deployed to runs the same code: it unpacks the package from the
+ * store when it opens. */
+static void test_a_new_server_unpacks_what_another_deployed(void **state)
+{
+    backend_t *b = *state;
+    node_t a, fresh;
+    node_open(&a, b);
+    char sha[65];
+    put_code(&a, "f", v1, sha);
+    assert_int_equal(pg_kept_packages(b, sha), 1);
+
+    node_open(&fresh, b);
+    cleanup_free char *app = unpacked_app(&fresh, "f");
+    assert_non_null(app);
+    assert_string_equal(app, v1[1]);
+    node_close(&fresh);
+    node_close(&a);
+}
+
+/* An update to other code drops the old package from the store as well as
+ * from the server's directory; a package another function still uses
+ * stays; deleting the last function drops it. */
+static void test_a_package_leaves_the_store_with_its_last_function(void **state)
+{
+    backend_t *b = *state;
+    node_t a;
+    node_open(&a, b);
+    char sha1[65], sha2[65], again[65];
+    put_code(&a, "f", v1, sha1);
+    put_code(&a, "g", v1, again);
+    put_code(&a, "f", v2, sha2);
+    assert_int_equal(pg_kept_packages(b, sha1), 1); /* g runs it */
+    assert_int_equal(pg_kept_packages(b, sha2), 1);
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(registry_delete(a.reg, "g", &err), 0);
+    assert_int_equal(pg_kept_packages(b, sha1), 0);
+    assert_int_equal(registry_delete(a.reg, "f", &err), 0);
+    assert_int_equal(pg_kept_packages(b, sha2), 0);
+    node_close(&a);
+}
+
+/* A function whose package the store lost does not stop a server from
+ * opening: the others run, and the lost one is not unpacked. */
+static void test_a_package_missing_from_the_store_leaves_only_its_function_out(void **state)
+{
+    backend_t *b = *state;
+    node_t a, fresh;
+    node_open(&a, b);
+    char sha1[65], sha2[65];
+    put_code(&a, "lost", v1, sha1);
+    put_code(&a, "fine", v2, sha2);
+    PGconn *c = pg_connect(b->where);
+    cleanup_free char *sql = xasprintf("DELETE FROM code_packages WHERE sha256 = '%s'", sha1);
+    pg_exec(c, sql);
+    PQfinish(c);
+
+    node_open(&fresh, b);
+    cleanup_free char *lost = unpacked_app(&fresh, "lost");
+    cleanup_free char *fine = unpacked_app(&fresh, "fine");
+    assert_null(lost);
+    assert_non_null(fine);
+    assert_string_equal(fine, v2[1]);
+    node_close(&fresh);
+    node_close(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_new_server_unpacks_what_another_deployed, setup_pg,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_package_leaves_the_store_with_its_last_function,
+                                        setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_package_missing_from_the_store_leaves_only_its_function_out, setup_pg,
+            teardown),
+    };
+    if (!pg_available())
+        return 0;
+    return cmocka_run_group_tests_name("the registry over PostgreSQL", tests, NULL, NULL);
+}
