@@ -215,6 +215,32 @@ def test_records_and_logs_over_v1_and_in_the_database(srv):
     assert psql(url, f"SELECT count(*) FROM code_packages WHERE sha256 = '{sha}'") == "1"
 
 
+def test_kv_stores_live_in_the_database(srv):
+    """A key written over /v1 is a row of the database; a conditional write
+    with a stale version is refused; a counter counts."""
+    store = unique("pg-kv").lower()
+    r = requests.put(f"{srv.url}/v1/kv/{store}/user%2F42", data=b'{"cart": [1, 2]}',
+                     headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    etag = r.headers["ETag"]
+    r = requests.get(f"{srv.url}/v1/kv/{store}/user%2F42", timeout=60)
+    assert r.status_code == 200 and r.json() == {"cart": [1, 2]}, r.text
+    r = requests.put(f"{srv.url}/v1/kv/{store}/user%2F42", data=b"{}",
+                     headers={"If-Match": '"999999"', "Content-Type": "application/json"},
+                     timeout=60)
+    assert r.status_code == 412, r.text
+    r = requests.get(f"{srv.url}/v1/kv/{store}/user%2F42", timeout=60)
+    assert r.headers["ETag"] == etag and r.json() == {"cart": [1, 2]}
+    for _ in range(3):
+        r = requests.post(f"{srv.url}/v1/kv/{store}/visits/incr", json={"by": 2}, timeout=60)
+        assert r.status_code == 200, r.text
+
+    url = srv.extra_args[srv.extra_args.index("--store") + 1]
+    assert psql(url, f"SELECT count(*) FROM kv WHERE store = '{store}'") == "2"
+    assert psql(url, f"SELECT convert_from(value, 'UTF8') FROM kv WHERE store = '{store}'"
+                     " AND key = 'user/42'") == '{"cart": [1, 2]}'
+
+
 # ---------------------------------------------------------------- a fresh server
 
 
