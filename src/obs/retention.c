@@ -46,11 +46,6 @@ static void prune_done(void *arg, int rc, const mf_error_t *err)
         return;
     }
     bool more = false;
-    if (rc == -ENOTSUP) {
-        /* A store that cannot prune: no use looking again. */
-        log_warn("records", "old records and log lines are kept: %s", err->msg);
-        return;
-    }
     if (rc < 0) {
         log_error("records", "pruning old records: %s", err->msg);
     } else {

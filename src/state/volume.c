@@ -218,13 +218,6 @@ int volumes_open(uv_loop_t *loop, store_t *store, const char *data_dir, bool iso
     store_volume_t *rows = NULL;
     size_t n = 0;
     int r = store_volume_list(store, &rows, &n, err);
-    if (r == -ENOTSUP) {
-        /* A store that keeps no volumes: the server runs without them, and
-         * a create says why. */
-        snprintf(v->unavailable, sizeof v->unavailable, "%.200s", err->msg);
-        log_warn("volumes", "no shared volumes: %s", err->msg);
-        r = 0;
-    }
     if (r < 0) {
         volumes_close(v);
         return r;

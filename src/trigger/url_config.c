@@ -266,12 +266,6 @@ int url_table_open(store_t *store, url_table_t **out, mf_error_t *err)
     store_url_t *list = NULL;
     size_t n = 0;
     int r = store_url_list(store, &list, &n, err);
-    if (r == -ENOTSUP) {
-        /* A store that keeps no function URLs: none to serve, and setting
-         * one fails with the store's own words. */
-        log_warn("urls", "no function URLs: %s", err->msg);
-        r = 0;
-    }
     if (r < 0)
         return r;
     url_table_t *t = xcalloc(1, sizeof *t);
