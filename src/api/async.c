@@ -118,14 +118,12 @@ static void dead_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
 
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
-    fn_t fn;
     mf_error_t err = MF_ERROR_INIT;
-    int r = registry_get(ctx->registry, req->params[0], &fn, &err);
+    int r = registry_check(ctx->registry, req->params[0], &err);
     if (r < 0) {
         api_respond_failure(req, r, &err);
         return;
     }
-    fn_clear(&fn);
     int limit = DEAD_LETTERS_DEFAULT;
     buf_t v = BUF_INIT;
     if (http_request_query(req, "limit", &v)) {

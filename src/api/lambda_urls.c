@@ -147,13 +147,11 @@ static void not_found(http_request_t *req, const api_ctx_t *ctx, const char *nam
 {
     char arn[256];
     api__lambda_arn(ctx, name, arn, sizeof arn);
-    fn_t fn;
     mf_error_t err = MF_ERROR_INIT;
-    if (registry_get(ctx->registry, name, &fn, &err) < 0) {
+    if (registry_check(ctx->registry, name, &err) < 0) {
         api__lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
         return;
     }
-    fn_clear(&fn);
     api__lambda_error(req, 404, "ResourceNotFoundException",
                       "The resource you requested does not exist: %s has no function URL", arn);
 }
@@ -261,13 +259,11 @@ void api__lambda_url_list(http_request_t *req, api_ctx_t *ctx)
     char name[FN_NAME_MAX + 1];
     if (!api__lambda_authorized(req, ctx) || !api__lambda_path_name(req, name))
         return;
-    fn_t fn;
     mf_error_t err = MF_ERROR_INIT;
-    if (registry_get(ctx->registry, name, &fn, &err) < 0) {
+    if (registry_check(ctx->registry, name, &err) < 0) {
         not_found(req, ctx, name);
         return;
     }
-    fn_clear(&fn);
     json_t *list = json_array();
     const url_config_t *c = url_table_get(ctx->urls, name);
     if (c)

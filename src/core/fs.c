@@ -183,3 +183,18 @@ int fs_lock_dir(const char *dir, int *out_fd, mf_error_t *err)
     *out_fd = steal_fd(&fd);
     return 0;
 }
+
+int fs_read_schedstat(int fd, uint64_t *run_ns, uint64_t *wait_ns)
+{
+    char line[96];
+    ssize_t n = pread(fd, line, sizeof line - 1, 0);
+    if (n <= 0)
+        return n < 0 ? -errno : -EIO;
+    line[n] = '\0';
+    unsigned long long run, wait;
+    if (sscanf(line, "%llu %llu", &run, &wait) != 2)
+        return -EIO;
+    *run_ns = run;
+    *wait_ns = wait;
+    return 0;
+}

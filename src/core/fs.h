@@ -3,6 +3,7 @@
 #define MAYFLY_CORE_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/buf.h"
@@ -31,5 +32,10 @@ int fs_fsync_dir(const char *path, mf_error_t *err);
  * it dies, and a second take in the same process conflicts as a second
  * server would. *out_fd holds it until closed. */
 int fs_lock_dir(const char *dir, int *out_fd, mf_error_t *err);
+/* Reads a task's /proc schedstat file held open at fd ("run_ns wait_ns
+ * timeslices", made anew by a read from the start): the time it has run
+ * and the time it has waited, runnable, for a CPU. 0, or a negative errno
+ * (-EIO for a line it cannot read). */
+int fs_read_schedstat(int fd, uint64_t *run_ns, uint64_t *wait_ns);
 
 #endif

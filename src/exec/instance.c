@@ -772,9 +772,9 @@ void exec__instance_deliver(exec_instance_t *inst)
      * and nothing a process did between calls. */
     sandbox_stats_t st;
     inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
-    inst->cpu_wait_ns_last = 0;
-    if (inv->event_attempt && sandbox_cpu_wait(&inst->sb, &inst->cpu_wait_ns_last) < 0)
-        inst->cpu_wait_ns_last = 0;
+    inst->cpu_wait_ns_last = 0; /* stays 0 (unknown) when it cannot be read */
+    if (inv->event_attempt)
+        sandbox_cpu_wait(&inst->sb, &inst->cpu_wait_ns_last);
     if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
         inv->sandbox_ms = (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;

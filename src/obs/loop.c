@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "obs/metrics.h"
 
 /* Upper bounds of an iteration's busy time. A healthy iteration takes
@@ -57,13 +58,10 @@ static inline void add_relaxed(uint64_t *p, uint64_t v)
  * kernel keeps no schedstats). */
 static uint64_t thread_demand_ns(obs_loop_t *l)
 {
-    char line[96];
-    ssize_t n = l->schedstat_fd >= 0 ? pread(l->schedstat_fd, line, sizeof line - 1, 0) : -1;
-    if (n <= 0)
+    uint64_t run, wait;
+    if (l->schedstat_fd < 0 || fs_read_schedstat(l->schedstat_fd, &run, &wait) < 0)
         return 0;
-    line[n] = '\0';
-    unsigned long long run, wait;
-    return sscanf(line, "%llu %llu", &run, &wait) == 2 ? run + wait : 0;
+    return run + wait;
 }
 
 /* Runs once per iteration, right before the loop waits in epoll: the time

@@ -44,9 +44,9 @@ struct registry {
     json_t *default_egress; /* canonical rule texts for a function created without any */
     /* Every stored function as read back (name -> fn_t *), filled on first
      * use and kept by put and delete, which write the store first: reads
-     * (one per async event and per publish to each subscriber) never touch
-     * the store, which on a shared database would mean a round trip on
-     * the event loop. */
+     * (a call to a function without a pool yet, the API's checks, the
+     * queue's first event of a function) never touch the store, which on
+     * a shared database would mean a round trip on the event loop. */
     map_t cache;
     bool cached;
     /* With a store that keeps code packages (store_keeps_code): a
@@ -1282,6 +1282,16 @@ int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err)
     if (!f)
         return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
     fn_copy(out, f);
+    return 0;
+}
+
+int registry_check(registry_t *r, const char *name, mf_error_t *err)
+{
+    int rc = reg__check_name(name, err);
+    if (rc < 0 || (rc = reg__cache_fill(r, err)) < 0)
+        return rc;
+    if (!map_get(&r->cache, name))
+        return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
     return 0;
 }
 

@@ -139,6 +139,9 @@ int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up
 void registry_upload_release(registry_upload_t *up);
 
 int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err);
+/* Whether the function exists, as registry_get would say (0, -ENOENT or
+ * -EINVAL for a bad name, with *err), without copying it out. */
+int registry_check(registry_t *r, const char *name, mf_error_t *err);
 /* Fills *out with a newly allocated array; free with fn_list_free. */
 int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err);
 /* Deletes the function and, when no other function uses it, its package. */

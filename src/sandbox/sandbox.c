@@ -1479,17 +1479,8 @@ int sandbox_cpu_wait(sandbox_t *sb, uint64_t *wait_ns)
         if (sb->schedstat_fd < 0)
             return -errno;
     }
-    /* "run_ns wait_ns timeslices": a read from the start gives them anew. */
-    char line[96];
-    ssize_t n = pread(sb->schedstat_fd, line, sizeof line - 1, 0);
-    if (n <= 0)
-        return n < 0 ? -errno : -EIO;
-    line[n] = '\0';
-    unsigned long long run, wait;
-    if (sscanf(line, "%llu %llu", &run, &wait) != 2)
-        return -EIO;
-    *wait_ns = wait;
-    return 0;
+    uint64_t run_ns;
+    return fs_read_schedstat(sb->schedstat_fd, &run_ns, wait_ns);
 }
 
 void sandbox_reset_peak(sandbox_t *sb)

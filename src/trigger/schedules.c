@@ -394,11 +394,9 @@ static int schedules__parse(schedules_t *s, const void *body, size_t len, store_
         return mf_error_plain(err, EINVAL, "function: `%s` is not a function name "
                                            "([A-Za-z0-9_-]{1,64})",
                               mf_error_show(fn, 64, shown, sizeof shown));
-    fn_t f;
     mf_error_t e2 = MF_ERROR_INIT;
-    if (registry_get(s->registry, fn, &f, &e2) < 0)
+    if (registry_check(s->registry, fn, &e2) < 0)
         return mf_error_plain(err, EINVAL, "function: no function named %s", fn);
-    fn_clear(&f);
     snprintf(out->function, sizeof out->function, "%s", fn);
 
     json_t *input = json_object_get(doc, "input");

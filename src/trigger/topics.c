@@ -289,10 +289,8 @@ int topics_subscribe(topics_t *t, const char *topic, const char *function, const
         return r;
     if (!registry_valid_name(function))
         return mf_error_plain(err, EINVAL, "function: must match [A-Za-z0-9_-]{1,64}");
-    fn_t fn;
-    if ((r = registry_get(t->registry, function, &fn, err)) < 0)
+    if ((r = registry_check(t->registry, function, err)) < 0)
         return r;
-    fn_clear(&fn);
     filter_policy_t *policy = NULL;
     char *text = NULL;
     if (filter && !json_is_null(filter)) {
@@ -624,16 +622,14 @@ static int topics__load(topics_t *t, mf_error_t *err)
     for (size_t i = 0; i < ns; i++) {
         store_subscription_t *s = &subs[i];
         topic_t *tp = map_get(&t->topics, s->topic);
-        fn_t fn;
         mf_error_t e = MF_ERROR_INIT;
         if (!tp)
             continue;
-        if (registry_get(t->registry, s->function, &fn, &e) < 0) {
+        if (registry_check(t->registry, s->function, &e) < 0) {
             /* Deleted while the server went down before forgetting it. */
             map_put(&gone, s->function, (void *)1);
             continue;
         }
-        fn_clear(&fn);
         filter_policy_t *policy = NULL;
         if (s->filter) {
             json_t *doc = json_loads(s->filter, 0, NULL);

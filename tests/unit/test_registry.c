@@ -1013,8 +1013,14 @@ static void test_unknown_function(void **state)
     assert_non_null(strstr(err.msg, "ghost"));
     assert_int_equal(registry_delete(fx->reg, "ghost", &err), -ENOENT);
 
+    assert_int_equal(registry_check(fx->reg, "ghost", &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "ghost"));
+    assert_int_equal(registry_check(fx->reg, "no such/name", &err), -EINVAL);
+
     put_ok(fx, "real", "{\"runtime\":\"python3\",\"handler\":\"app.handler\"}", zip_py, NULL);
+    assert_int_equal(registry_check(fx->reg, "real", &err), 0);
     assert_int_equal(registry_delete(fx->reg, "real", &err), 0);
+    assert_int_equal(registry_check(fx->reg, "real", &err), -ENOENT);
     assert_int_equal(registry_get(fx->reg, "real", &f, &err), -ENOENT);
     assert_int_equal(registry_delete(fx->reg, "real", &err), -ENOENT);
 }
