@@ -12,9 +12,11 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -806,3 +808,37 @@ def proc_environ(pid):
     return env
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+PG_SH = str(REPO / "tests" / "pg.sh")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """The admin URL of a throwaway PostgreSQL, stopped and removed at the
+    end. Its directory is made directly under the system's temporary
+    folder: as root, the cluster runs as the `postgres` user, who must be
+    able to reach it (pytest's own temporary folders are root's alone)."""
+    d = tempfile.mkdtemp(prefix="mayfly-pg-")
+    try:
+        out = subprocess.run([PG_SH, "start", d], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"tests/pg.sh start: {out.stderr}"
+        yield out.stdout.strip()
+    finally:
+        subprocess.run([PG_SH, "stop", d], capture_output=True, timeout=300)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def psql(url, sql):
+    """What sql answers, through Debian's psql: one row a line, columns
+    separated by |."""
+    out = subprocess.run(["psql", url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"psql {sql!r}: {out.stderr}"
+    return out.stdout.strip()
+
+
+def database(admin_url, name):
+    """A new database on the throwaway server; its URL."""
+    psql(admin_url, f"CREATE DATABASE {name}")
+    return admin_url.replace("///postgres?", f"///{name}?", 1)

@@ -17,58 +17,21 @@ a bad or unreachable --store failing the start with one clear line."""
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 import requests
 
 from conftest import (ECHO_PY, MAYFLY_BIN, RECORDER_PY, REPO, build_c_bootstrap, dead_letters,
-                      deploy, deploy_py, executable, free_port, get_logs, get_record, invoke_ok,
-                      unique, wait_for)
+                      database, deploy, deploy_py, executable, free_port, get_logs, get_record,
+                      invoke_ok, psql, unique, wait_for)
 
-PG_SH = str(REPO / "tests" / "pg.sh")
 T0 = "2026-03-28T12:00:00Z"
 
 FAILING_PY = """
 def handler(event, context):
     raise RuntimeError("refused: " + str(event))
 """
-
-
-# ---------------------------------------------------------------- PostgreSQL
-
-
-@pytest.fixture(scope="module")
-def pg():
-    """The admin URL of a throwaway PostgreSQL, stopped and removed at the
-    end. Its directory is made directly under the system's temporary
-    folder: as root, the cluster runs as the `postgres` user, who must be
-    able to reach it (pytest's own temporary folders are root's alone)."""
-    d = tempfile.mkdtemp(prefix="mayfly-pg-")
-    try:
-        out = subprocess.run([PG_SH, "start", d], capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, f"tests/pg.sh start: {out.stderr}"
-        yield out.stdout.strip()
-    finally:
-        subprocess.run([PG_SH, "stop", d], capture_output=True, timeout=300)
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def psql(url, sql):
-    """What sql answers, through Debian's psql: one row a line, columns
-    separated by |."""
-    out = subprocess.run(["psql", url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, f"psql {sql!r}: {out.stderr}"
-    return out.stdout.strip()
-
-
-def database(admin_url, name):
-    """A new database on the throwaway server; its URL."""
-    psql(admin_url, f"CREATE DATABASE {name}")
-    return admin_url.replace("///postgres?", f"///{name}?", 1)
 
 
 def start_on(server, url, *extra, via_env=False):
