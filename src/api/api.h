@@ -74,6 +74,8 @@ void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
  * doors, and /v1/durable-executions. */
 void api__durable_register(http_router_t *router, api_ctx_t *ctx);
+/* GET /v1/cluster/nodes (cluster.c). */
+void api__cluster_register(http_router_t *router, api_ctx_t *ctx);
 void api__durable_release(void);
 /* When function is durable, starts an execution for the call req asks
  * (Lambda's shape or /v1's; async: answered once it is on disk) and

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
@@ -16,6 +17,7 @@
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/id.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
@@ -32,6 +34,7 @@
 #include "sandbox/sandbox.h"
 #include "state/kv.h"
 #include "state/volume.h"
+#include "store/nodes.h"
 #include "store/store.h"
 #include "trigger/schedules.h"
 #include "trigger/url.h"
@@ -132,6 +135,9 @@ static const char usage_text[] =
     "                            about 1x and 2x N ms (default 60000)\n"
     "  --max-async-event-kb N    largest async event in KiB (default 256)\n"
     "  --shutdown-grace S        seconds a stop waits for running async events (default 10)\n"
+    "  --lease-s S               nodes sharing a --store: seconds without a beat after\n"
+    "                            which a node is taken for gone and others run its\n"
+    "                            events (default 15)\n"
     "  --default-egress RULES    egress rules, comma-separated, of functions created\n"
     "                            without \"egress\" (through /v1 or Lambda's API), e.g.\n"
     "                            '*:443,10.0.0.0/8' (default: none, no network)\n"
@@ -192,6 +198,7 @@ enum {
     OPT_TEST_CLOCK,
     OPT_CLOCK_OFFSET,
     OPT_URL_DOMAIN,
+    OPT_LEASE,
 };
 
 static const struct option long_opts[] = {
@@ -218,6 +225,7 @@ static const struct option long_opts[] = {
     { "sandbox-pool", required_argument, NULL, OPT_SANDBOX_POOL },
     { "zygotes", required_argument, NULL, OPT_ZYGOTES },
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
+    { "lease-s", required_argument, NULL, OPT_LEASE },
     { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
     { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
     { "sandbox-memory-mb", required_argument, NULL, OPT_SANDBOX_MEMORY },
@@ -463,6 +471,11 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (!parse_uint(optarg, 10, 3600000, &v))
                 return usage_error("--retry-base-ms must be a number from 10 to 3600000, not `%s`", optarg);
             o->async.retry_base_ms = (unsigned)v;
+            break;
+        case OPT_LEASE:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--lease-s must be a number of seconds from 1 to 3600, not `%s`", optarg);
+            o->async.lease_ms = (unsigned)v * 1000;
             break;
         case OPT_MAX_ASYNC_EVENT:
             if (!parse_uint(optarg, 1, 6144, &v))
@@ -908,6 +921,19 @@ int cmd_server(int argc, char **argv)
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
+    /* This run's node id: the host's name, for people reading the node
+     * list, and 8 random hex digits, since a restart is a new node. */
+    char node_id[STORE_NODE_ID_MAX + 1], address[300];
+    {
+        char hostname[48] = "";
+        uint32_t rnd;
+        gethostname(hostname, sizeof hostname - 1);
+        id_random_bytes(&rnd, sizeof rnd);
+        snprintf(node_id, sizeof node_id, "%s-%08x", hostname[0] ? hostname : "node", rnd);
+        snprintf(address, sizeof address, "%s:%d", o.host, o.port);
+    }
+    o.async.node = node_id;
+    o.async.address = address;
     o.async.retention_days = o.retention.days;
     if (async_open(st.loop, where, st.exec, registry, records, &o.async, &st.async, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);

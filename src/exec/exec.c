@@ -905,6 +905,11 @@ static void drain_old(exec_pool_t *p)
     }
 }
 
+uint64_t exec_instances(const exec_t *ex)
+{
+    return ex->n_instances;
+}
+
 void exec_function_changed(exec_t *ex, const fn_t *fn)
 {
     exec_pool_t *p = map_get(&ex->pools, fn->name);

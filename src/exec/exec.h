@@ -241,6 +241,8 @@ void exec_handoff_done(exec_t *ex, invocation_t *inv, inv_status_t status, buf_t
  * instances as it may with none idle. False when unsure (the call may
  * still be refused, e.g. for memory): a cheap test before preparing one. */
 bool exec_at_limit(exec_t *ex, const char *name);
+/* Instances (sandboxes) alive now, starting and stopping ones included. */
+uint64_t exec_instances(const exec_t *ex);
 
 /* The second door (DESIGN.md §3): each instance's own listener at
  * 127.0.0.1:9001 serves, beside the Runtime API, the routes the API layer

@@ -29,6 +29,7 @@
 #include "obs/loop.h"
 #include "obs/metrics.h"
 #include "obs/otlp.h"
+#include "store/nodes.h"
 #include "store/writer.h"
 
 typedef struct afn afn_t;
@@ -118,6 +119,19 @@ struct async {
     uint64_t n_running;
     bool stopping;
     bool closing;                /* the writer is draining for good */
+    /* This node (store/nodes.h). */
+    char node[STORE_NODE_ID_MAX + 1];
+    char address[96];
+    int64_t started_ms;
+    bool shared;                 /* other nodes may share the database */
+    int alive;                   /* nodes sharing it at the last beat, this one included */
+    uint64_t n_linked;           /* events in the index */
+    uv_timer_t *beat_timer;
+    uv_timer_t *take_timer;
+    bool beating, taking;        /* a beat's or a take's job is on the writer */
+    bool beat_failed, take_failed; /* the last one failed (logged once) */
+    bool pool_hint;              /* the pool may hold events: take again soon */
+    unsigned beats;
     void (*stop_done)(void *ud);
     void *stop_ud;
     metrics_family_t *m_depth, *m_age, *m_running, *m_limit, *m_dead, *m_enqueued, *m_attempts,
@@ -126,6 +140,23 @@ struct async {
 
 static void async__kick(async_t *a);
 static void async__schedule(async_t *a, aevent_t *ev);
+static void async__take_soon(async_t *a);
+static void async__hold(async_t *a, aevent_t *ev, buf_t *body);
+
+/* A node takes events from the pool while it has fewer than POOL_LOW / 2
+ * waiting, up to POOL_LOW; past POOL_LOW, the events it accepts go to the
+ * pool (when other nodes share it). */
+#define POOL_LOW 64
+/* How often a node looks in the pool when nothing told it to. */
+#define POOL_POLL_MS 250
+/* Nodes that left are forgotten after this long. */
+#define NODE_FORGET_MS (24LL * 3600 * 1000)
+
+/* Events in the index not running: waiting to, or for a retry. */
+static uint64_t async__waiting(const async_t *a)
+{
+    return a->n_linked - a->n_running;
+}
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -258,6 +289,7 @@ static void async__link(aevent_t *ev)
         fn->head = ev;
     fn->tail = ev;
     fn->n_events++;
+    fn->a->n_linked++;
     ev->linked = true;
 }
 
@@ -434,6 +466,7 @@ static void async__unlink(async_t *a, aevent_t *ev)
         else
             fn->tail = ev->prev;
         fn->n_events--;
+        a->n_linked--;
         ev->linked = false;
     }
 }
@@ -447,6 +480,7 @@ typedef struct accept_job {
     char *idem;                  /* the map key, or NULL */
     char key[ASYNC_IDEMPOTENCY_KEY_MAX + 1];
     int64_t redrive_id;          /* the dead letter it replaces, or 0 */
+    char existing[ID_UUID_LEN + 1]; /* the request another node's key gave, if any */
     int (*with_event)(store_queue_t *q, const store_qevent_t *ev, void *arg, mf_error_t *err);
     void *with_event_arg;
     async_accepted_cb cb;
@@ -483,7 +517,7 @@ static int async__accept_apply(void *db, void *arg, mf_error_t *err)
     j->ev->q.event = NULL;
     if (r == 0 && j->idem)
         r = store_idem_put(q, j->ev->q.function, j->key, j->ev->q.request_id, j->ev->q.enqueued_ms,
-                           err);
+                           j->ev->q.enqueued_ms - ASYNC_IDEMPOTENCY_MS, j->existing, err);
     if (r == 0 && j->with_event)
         r = j->with_event(q, &j->ev->q, j->with_event_arg, err);
     return r;
@@ -495,7 +529,16 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
     async_t *a = j->a;
     aevent_t *ev = j->ev;
     afn_t *fn = ev->fn;
-    if (r < 0) {
+    if (r == -EEXIST && j->idem && j->existing[0]) {
+        /* Another node took the key first: its event is the answer. */
+        idem_t *k = map_get(&a->idem, j->idem);
+        if (k) {
+            snprintf(k->request_id, sizeof k->request_id, "%s", j->existing);
+            k->committed = true;
+        }
+        j->cb(j->ud, 0, j->existing, true, err);
+        async__event_free(a, ev);
+    } else if (r < 0) {
         if (j->idem)
             free(map_remove(&a->idem, j->idem));
         if (r != -ENOENT) /* a redrive of a dead letter that is gone: the caller's 404 */
@@ -520,9 +563,7 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
             fn->enqueued++;
             metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
             async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
-            async__keep_body(a, ev, &j->body, false);
-            async__link(ev);
-            async__schedule(a, ev);
+            async__hold(a, ev, &j->body);
         }
         j->cb(j->ud, 0, rid, false, err);
     }
@@ -531,15 +572,35 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
     free(j);
 }
 
+/* A new event is this node's to run while it has few waiting, or while it
+ * is the only node; the others go to the pool for any node to take. */
 static aevent_t *async__new_event(afn_t *fn)
 {
+    async_t *a = fn->a;
     aevent_t *ev = xcalloc(1, sizeof *ev);
     ev->fn = fn;
     ev->heap_i = NOT_IN_HEAP;
     id_uuid7(ev->q.request_id);
     snprintf(ev->q.function, sizeof ev->q.function, "%s", fn->name);
     ev->q.enqueued_ms = ev->q.next_ms = clock_wall_ms();
+    if (!a->shared || a->alive <= 1 || async__waiting(a) < POOL_LOW)
+        snprintf(ev->q.owner, sizeof ev->q.owner, "%s", a->node);
     return ev;
+}
+
+/* A new event, written: into the index if this node holds it (taking its
+ * body while the bound allows), else gone from here into the pool. */
+static void async__hold(async_t *a, aevent_t *ev, buf_t *body)
+{
+    if (!ev->q.owner[0]) {
+        async__event_free(a, ev);
+        a->pool_hint = true;
+        async__take_soon(a);
+        return;
+    }
+    async__keep_body(a, ev, body, false);
+    async__link(ev);
+    async__schedule(a, ev);
 }
 
 /* A repeat of an idempotency key is answered once everything before it is
@@ -685,9 +746,7 @@ static void async__batch_done(void *arg, int r, const mf_error_t *err)
             fn->enqueued++;
             metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
             async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
-            async__keep_body(a, ev, &j->bodies[i], false);
-            async__link(ev);
-            async__schedule(a, ev);
+            async__hold(a, ev, &j->bodies[i]);
         }
         buf_release(&j->bodies[i]);
     }
@@ -1688,29 +1747,34 @@ static void async__on_prune(uv_timer_t *t)
     store_writer_submit(a->writer, false, async__prune_apply, async__prune_done, j);
 }
 
-/* Takes up what the last run left: every queued event goes back in the
- * index; one it was running is run again, with the cut attempt in its
- * history. */
-static int async__recover(async_t *a, mf_error_t *err)
+/* Takes events this node now holds into the index (from the pool: those a
+ * previous run of this server left, or a node that stopped or died): one
+ * whose attempt was under way when its node went runs again, with the cut
+ * attempt in its history. Events of functions this node does not know wait
+ * for them (one created on another node a moment ago, say); at the start
+ * of a server alone on its database they are of deleted functions, and
+ * go. */
+static void async__adopt(async_t *a, store_qevent_t *rows, size_t n, bool forget_unknown)
 {
-    store_qevent_t *rows = NULL;
-    size_t n = 0, interrupted = 0, dropped = 0;
-    int r = store_qevent_list(a->rq, &rows, &n, err);
-    if (r < 0)
-        return r;
+    size_t interrupted = 0, dropped = 0;
     int64_t now = clock_wall_ms();
     for (size_t i = 0; i < n; i++) {
         afn_t *fn;
-        if ((r = async__fn(a, rows[i].function, false, &fn, err)) < 0)
-            break;
-        if (!fn->known) {
+        mf_error_t err = MF_ERROR_INIT;
+        if (async__fn(a, rows[i].function, false, &fn, &err) < 0) {
+            log_error("async", "taking up event %s: %s", rows[i].request_id, err.msg);
+            continue;
+        }
+        if (!fn->known && forget_unknown) {
             dropped++;
             continue;
         }
         aevent_t *ev = xcalloc(1, sizeof *ev);
         ev->q = rows[i];
+        ev->q.event = NULL;
         ev->fn = fn;
         ev->heap_i = NOT_IN_HEAP;
+        snprintf(ev->q.owner, sizeof ev->q.owner, "%s", a->node);
         if (ev->q.running) {
             store_attempt_t at = { .attempt = ev->q.attempts,
                                    .start_ms = ev->q.next_ms,
@@ -1729,20 +1793,233 @@ static int async__recover(async_t *a, mf_error_t *err)
         async__link(ev);
         async__schedule(a, ev);
     }
-    store_qevent_list_free(rows, n);
-    if (r < 0)
-        return r;
+    if (forget_unknown) {
+        const char *key;
+        void *value;
+        for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
+            afn_t *fn = value;
+            if (!fn->known)
+                async__forget(a, fn);
+        }
+    }
+    if (n)
+        log_info("async", "took up %zu queued events (%zu cut short by a stop run again, "
+                          "%zu of deleted functions dropped)",
+                 n - dropped, interrupted, dropped);
+}
+
+/* ---- nodes: beats, the pool, leaving ------------------------------------------ */
+
+typedef struct beat_job {
+    async_t *a;
+    store_node_t node;
+    int64_t lease_ms;
+    bool prune;
+    int alive;
+    bool was_lost;
+} beat_job_t;
+
+static void async__beat_fill(async_t *a, beat_job_t *j, int64_t lease_ms)
+{
+    j->a = a;
+    snprintf(j->node.id, sizeof j->node.id, "%s", a->node);
+    snprintf(j->node.address, sizeof j->node.address, "%s", a->address);
+    j->node.started_ms = a->started_ms;
+    j->node.heartbeat_ms = clock_wall_ms();
+    j->node.instances = (int64_t)exec_instances(a->exec);
+    j->lease_ms = lease_ms;
+}
+
+static int async__beat_apply(void *db, void *arg, mf_error_t *err)
+{
+    beat_job_t *j = arg;
+    int r = store_node_beat(db, &j->node, j->lease_ms, &j->alive, &j->was_lost, err);
+    if (r == 0 && j->prune)
+        r = store_node_prune(db, j->node.heartbeat_ms - NODE_FORGET_MS, err);
+    return r;
+}
+
+/* This node had been found gone (its beats stopped for longer than the
+ * lease: a stall, or the database out of reach): the events it held went
+ * back to the pool, and other nodes may run them now. It lets go of those
+ * not running; the running ones end here, at least once. */
+static void async__let_go(async_t *a)
+{
+    size_t n = 0;
     const char *key;
     void *value;
     for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
         afn_t *fn = value;
-        if (!fn->known)
-            async__forget(a, fn);
+        for (aevent_t *ev = fn->head, *next; ev; ev = next) {
+            next = ev->next;
+            if (ev->q.running || ev->starting || ev->ending || ev->loading)
+                continue;
+            async__ready_remove(fn, ev);
+            async__unlink(a, ev);
+            async__event_free(a, ev);
+            n++;
+        }
     }
-    if (n)
-        log_info("async", "took up %zu queued events (%zu cut short by the last stop run again, "
-                          "%zu of deleted functions dropped)",
-                 n - dropped, interrupted, dropped);
+    log_warn("async", "this node was taken for gone by another (no beat for over %u ms): "
+                      "%zu waiting events went back to the pool",
+             a->cfg.lease_ms, n);
+}
+
+static void async__beat_done(void *arg, int r, const mf_error_t *err)
+{
+    beat_job_t *j = arg;
+    async_t *a = j->a;
+    a->beating = false;
+    if (r < 0) {
+        if (!a->beat_failed)
+            log_error("async", "this node's beat: %s", err->msg);
+        a->beat_failed = true;
+    } else {
+        if (a->beat_failed)
+            log_info("async", "this node beats again");
+        a->beat_failed = false;
+        if (j->alive != a->alive && a->shared)
+            log_info("async", "%d node%s share the queue", j->alive, j->alive == 1 ? "" : "s");
+        a->alive = j->alive;
+        if (j->was_lost)
+            async__let_go(a);
+        /* A node found gone put its events in the pool. */
+        a->pool_hint = true;
+        async__take_soon(a);
+    }
+    free(j);
+}
+
+static void async__on_beat(uv_timer_t *t)
+{
+    async_t *a = t->data;
+    if (a->beating || a->closing)
+        return;
+    beat_job_t *j = xcalloc(1, sizeof *j);
+    async__beat_fill(a, j, a->cfg.lease_ms);
+    j->prune = a->beats++ % 100 == 0;
+    a->beating = true;
+    store_writer_submit(a->writer, false, async__beat_apply, async__beat_done, j);
+}
+
+typedef struct take_job {
+    async_t *a;
+    int limit;
+    store_qevent_t *rows;
+    size_t n;
+} take_job_t;
+
+static int async__take_apply(void *db, void *arg, mf_error_t *err)
+{
+    take_job_t *j = arg;
+    return store_qevent_take(db, j->a->node, j->limit, &j->rows, &j->n, err);
+}
+
+static void async__take_done(void *arg, int r, const mf_error_t *err)
+{
+    take_job_t *j = arg;
+    async_t *a = j->a;
+    a->taking = false;
+    if (r < 0) {
+        if (!a->take_failed)
+            log_error("async", "taking events from the pool: %s", err->msg);
+        a->take_failed = true;
+    } else {
+        a->take_failed = false;
+        if (a->closing) {
+            /* Taken as the node stops: its leave, after this job, puts
+             * them back. */
+        } else {
+            async__adopt(a, j->rows, j->n, false);
+        }
+        /* A full take may have left more. */
+        a->pool_hint = j->n == (size_t)j->limit;
+        if (a->pool_hint)
+            async__take_soon(a);
+    }
+    store_qevent_list_free(j->rows, j->n);
+    free(j);
+}
+
+static void async__on_take(uv_timer_t *t)
+{
+    async_t *a = t->data;
+    uint64_t waiting = async__waiting(a);
+    if (a->taking || a->stopping || waiting >= POOL_LOW / 2)
+        return;
+    take_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->limit = (int)(POOL_LOW - waiting);
+    a->taking = true;
+    store_writer_submit(a->writer, false, async__take_apply, async__take_done, j);
+}
+
+/* Looks in the pool now rather than at the next poll, when there may be
+ * events in it and room here. */
+static void async__take_soon(async_t *a)
+{
+    if (a->shared && a->pool_hint && !a->taking && !a->stopping &&
+        async__waiting(a) < POOL_LOW / 2)
+        uv_timer_start(a->take_timer, async__on_take, 0, POOL_POLL_MS);
+}
+
+typedef struct leave_job {
+    char node[STORE_NODE_ID_MAX + 1];
+} leave_job_t;
+
+static int async__leave_apply(void *db, void *arg, mf_error_t *err)
+{
+    leave_job_t *j = arg;
+    return store_node_leave(db, j->node, clock_wall_ms(), err);
+}
+
+static void async__leave_done(void *arg, int r, const mf_error_t *err)
+{
+    if (r < 0)
+        log_error("async", "leaving the nodes: %s (the events this node held go to other nodes "
+                           "once its lease expires)",
+                  err->msg);
+    free(arg);
+}
+
+const char *async_node(const async_t *a)
+{
+    return a->node;
+}
+
+unsigned async_lease_ms(const async_t *a)
+{
+    return a->cfg.lease_ms;
+}
+
+int async_nodes_alive(const async_t *a)
+{
+    return a->alive;
+}
+
+/* Takes up what the queue holds for this node at its start: on SQLite,
+ * where this server is alone, every event the runs before it left (their
+ * nodes are gone: a lease of 0); on PostgreSQL, a first share of the
+ * pool, and the rest as the node has room. */
+static int async__recover(async_t *a, mf_error_t *err)
+{
+    beat_job_t beat = {0};
+    async__beat_fill(a, &beat, a->shared ? a->cfg.lease_ms : 0);
+    int r = async__beat_apply(a->rq, &beat, err);
+    if (r < 0)
+        return r;
+    a->alive = beat.alive;
+    if (a->shared)
+        log_info("async", "node %s joins %d other node%s sharing the queue", a->node,
+                 beat.alive - 1, beat.alive == 2 ? "" : "s");
+    store_qevent_t *rows = NULL;
+    size_t n = 0;
+    if ((r = store_qevent_take(a->rq, a->node, a->shared ? POOL_LOW : -1, &rows, &n, err)) < 0)
+        return r;
+    async__adopt(a, rows, n, !a->shared);
+    a->pool_hint = a->shared && n == POOL_LOW;
+    store_qevent_list_free(rows, n);
+    int64_t now = clock_wall_ms();
     if ((r = store_dead_letter_counts(a->rq, async__load_dead_count, a, err)) < 0)
         return r;
     return store_idem_list(a->rq, now - ASYNC_IDEMPOTENCY_MS, async__load_key, a, err);
@@ -1767,6 +2044,18 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
     a->records = records;
     a->cfg = *cfg;
     snprintf(a->region, sizeof a->region, "%s", cfg->region ? cfg->region : "us-east-1");
+    if (cfg->node && cfg->node[0]) {
+        snprintf(a->node, sizeof a->node, "%s", cfg->node);
+    } else {
+        char id[ID_UUID_LEN + 1];
+        id_uuid7(id);
+        snprintf(a->node, sizeof a->node, "%s", id);
+    }
+    snprintf(a->address, sizeof a->address, "%s", cfg->address ? cfg->address : "");
+    if (!a->cfg.lease_ms)
+        a->cfg.lease_ms = 15000;
+    a->started_ms = clock_wall_ms();
+    a->alive = 1;
     id_random_bytes(&a->rng, sizeof a->rng);
     a->rng |= 1;
     int r = store_queue_open(where, &a->rq, err);
@@ -1785,6 +2074,9 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
     a->retry_timer = async__timer(a);
     a->prune_timer = async__timer(a);
     a->grace_timer = async__timer(a);
+    a->beat_timer = async__timer(a);
+    a->take_timer = async__timer(a);
+    a->shared = store_queue_shared(a->rq);
     a->kick = xmalloc(sizeof *a->kick);
     uv_idle_init(loop, a->kick);
     a->kick->data = a;
@@ -1793,6 +2085,10 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
         return r;
     }
     uv_timer_start(a->prune_timer, async__on_prune, 2000, 3600 * 1000);
+    /* Three beats a lease: one lost or late does not cost the lease. */
+    uv_timer_start(a->beat_timer, async__on_beat, a->cfg.lease_ms / 3, a->cfg.lease_ms / 3);
+    if (a->shared)
+        uv_timer_start(a->take_timer, async__on_take, POOL_POLL_MS, POOL_POLL_MS);
     exec_set_capacity_cb(exec, async__on_capacity, a);
     metrics_add_collector(async__collect, a);
     *out = a;
@@ -1849,8 +2145,15 @@ void async_close(async_t *a)
     after_batch_t rest = { a, a->after_head, NULL };
     a->after_head = a->after_tail = NULL;
     async__after_batch_submit(a, &rest);
+    /* Last: the events this node holds go back to the pool, for other
+     * nodes (or its next run) to take. */
+    leave_job_t *leave = xcalloc(1, sizeof *leave);
+    snprintf(leave->node, sizeof leave->node, "%s", a->node);
+    store_writer_submit(a->writer, true, async__leave_apply, async__leave_done, leave);
     a->closing = true;
     store_writer_stop(a->writer);
+    uv_close((uv_handle_t *)a->beat_timer, async__free_handle);
+    uv_close((uv_handle_t *)a->take_timer, async__free_handle);
     uv_close((uv_handle_t *)a->retry_timer, async__free_handle);
     uv_close((uv_handle_t *)a->prune_timer, async__free_handle);
     uv_close((uv_handle_t *)a->grace_timer, async__free_handle);

@@ -15,7 +15,13 @@
  * retry bases (60 s by default), with jitter; a throttle or a platform
  * error is retried with exponential backoff until the event's age limit.
  * An attempt cut short by a crash or a restart is run again, and its record
- * says so. Delivery is at least once: an event may run twice. */
+ * says so. Delivery is at least once: an event may run twice.
+ *
+ * On PostgreSQL several servers (nodes) share the queue: each runs the
+ * events it accepted while it has few waiting, and puts the others in the
+ * pool, from which any node with few waiting takes them (store/nodes.h).
+ * A node that stops puts its events back in the pool; one that dies has
+ * them put back by the first node to find its lease expired. */
 #ifndef MAYFLY_INVOKE_ASYNC_H
 #define MAYFLY_INVOKE_ASYNC_H
 
@@ -45,9 +51,18 @@ typedef struct async_config {
      * restart takes up, are read back off the loop when they are about to
      * run. */
     size_t max_kept_bytes;
+    /* This server as a node of those sharing the queue's database
+     * (store/nodes.h): its id (unique to this run; NULL: one is made up),
+     * its API's address, and the lease a node's beats renew (15 s): a node
+     * silent for longer is taken for gone, and the events it held run on
+     * other nodes, their cut attempts marked interrupted. */
+    const char *node;
+    const char *address;
+    unsigned lease_ms;
 } async_config_t;
 
-#define ASYNC_CONFIG_DEFAULT { 60000, 256u << 10, 10000, "us-east-1", 7, 14, (size_t)64 << 20 }
+#define ASYNC_CONFIG_DEFAULT                                                                       \
+    { 60000, 256u << 10, 10000, "us-east-1", 7, 14, (size_t)64 << 20, NULL, NULL, 15000 }
 
 /* An idempotency key is remembered this long. */
 #define ASYNC_IDEMPOTENCY_MS (24LL * 3600 * 1000)
@@ -140,6 +155,13 @@ store_queue_t *async_store(async_t *a);
 /* The writer of the queue's database, for its other tables (a job's db is
  * its store_queue_t): their writes commit in order with the queue's. */
 store_writer_t *async_writer(async_t *a);
+
+/* This node's id, and its lease (async_config_t's). */
+const char *async_node(const async_t *a);
+unsigned async_lease_ms(const async_t *a);
+/* How many nodes shared the queue at this node's last beat, itself
+ * included (1 on SQLite). */
+int async_nodes_alive(const async_t *a);
 
 typedef struct async_fn_stats {
     uint64_t depth;              /* waiting (to run, or to be retried) */

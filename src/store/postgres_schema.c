@@ -22,6 +22,7 @@
 
 #include "store/backend.h"
 #include "store/postgres_internal.h"
+#include "store/queue_rows.h"
 
 static const char *const pg__migrations[] = {
     /* 1: functions (the settings the registry validates are in
@@ -291,6 +292,16 @@ static const char *const pg__migrations[] = {
     "  created_ms bigint NOT NULL"
     ");"
     "ALTER TABLE code_packages ALTER COLUMN zip SET STORAGE EXTERNAL;",
+    /* 11: the nodes sharing the database, and the node holding each queued
+     * event (store/nodes.h): the ones no node holds are the pool, which a
+     * node takes from oldest first, through the partial index. Claims of
+     * ready events (8's index) gave way to it. Events queued before hold
+     * no owner: the first node to take from the pool runs them. */
+    "ALTER TABLE events ADD COLUMN owner text COLLATE \"C\";"
+    "DROP INDEX events_ready;"
+    "CREATE INDEX events_owner ON events (owner);"
+    "CREATE INDEX events_pool ON events (seq) WHERE owner IS NULL;"
+    STORE__NODES_TABLE("text COLLATE \"C\"", "bigint"),
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

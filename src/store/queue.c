@@ -119,10 +119,15 @@ int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_
     return q->be->queue->qevent_list(q, out, count, err);
 }
 
-int store_qevent_claim(store_queue_t *q, const char *function, int64_t now_ms, int limit,
-                       store_qevent_t **out, size_t *count, mf_error_t *err)
+bool store_queue_shared(const store_queue_t *q)
 {
-    return q->be->queue->qevent_claim(q, function, now_ms, limit, out, count, err);
+    return q->be->shared;
+}
+
+int store_qevent_take(store_queue_t *q, const char *node, int limit, store_qevent_t **out,
+                      size_t *count, mf_error_t *err)
+{
+    return q->be->queue->qevent_take(q, node, limit, out, count, err);
 }
 
 void store_qevent_list_free(store_qevent_t *list, size_t count)
@@ -201,9 +206,10 @@ void store_dead_letter_list_free(store_dead_letter_t *list, size_t count)
 }
 
 int store_idem_put(store_queue_t *q, const char *function, const char *key, const char *request_id,
-                   int64_t created_ms, mf_error_t *err)
+                   int64_t created_ms, int64_t live_since_ms, char existing[37], mf_error_t *err)
 {
-    return q->be->queue->idem_put(q, function, key, request_id, created_ms, err);
+    return q->be->queue->idem_put(q, function, key, request_id, created_ms, live_since_ms,
+                                  existing, err);
 }
 
 int store_idem_list(store_queue_t *q, int64_t since_ms,
@@ -427,4 +433,34 @@ int store_topic_message_count(store_queue_t *q, const char *topic, int64_t *n, m
 {
     *n = 0;
     return q->be->topics->message_count(q, topic, n, err);
+}
+
+/* ---- nodes ---------------------------------------------------------------- */
+
+int store_node_beat(store_queue_t *q, const store_node_t *n, int64_t lease_ms, int *alive,
+                    bool *was_lost, mf_error_t *err)
+{
+    int a = 0;
+    bool lost = false;
+    int r = q->be->nodes->beat(q, n, lease_ms, &a, &lost, err);
+    if (alive)
+        *alive = a;
+    if (was_lost)
+        *was_lost = lost;
+    return r;
+}
+
+int store_node_leave(store_queue_t *q, const char *id, int64_t now_ms, mf_error_t *err)
+{
+    return q->be->nodes->leave(q, id, now_ms, err);
+}
+
+int store_node_list(store_queue_t *q, store_node_t **out, size_t *count, mf_error_t *err)
+{
+    return q->be->nodes->list(q, out, count, err);
+}
+
+int store_node_prune(store_queue_t *q, int64_t before_ms, mf_error_t *err)
+{
+    return q->be->nodes->prune(q, before_ms, err);
 }

@@ -49,6 +49,9 @@ typedef struct store_qevent {
     char caller_request_id[37]; /* the call whose function queued it, or "" */
     int call_depth;           /* the chain of calls between functions behind it */
     char trigger[80];         /* why it was queued (store_record_t's), "" for invoke */
+    /* The node that holds it (store/nodes.h), as inserted: "" puts it in
+     * the pool, for any node to take. Not read back by listings. */
+    char owner[65];
 } store_qevent_t;
 
 /* One attempt at an event, as its record's history shows it. */
@@ -82,6 +85,9 @@ typedef struct store_dead_letter {
  * under the same lock). */
 int store_queue_open(const char *where, store_queue_t **out, mf_error_t *err);
 void store_queue_close(store_queue_t *q);
+/* True when other servers may share q's database (PostgreSQL): its events
+ * are then held by nodes (store/nodes.h). */
+bool store_queue_shared(const store_queue_t *q);
 /* Opens another connection to where for a writer thread (store/writer.h):
  * its jobs get the store_queue_t as their db. */
 int store_queue_writer_db(const char *where, store_writer_db_t *out, mf_error_t *err);
@@ -110,16 +116,16 @@ int store_qevent_delete(store_queue_t *q, int64_t seq, mf_error_t *err);
 int store_qevent_body(store_queue_t *q, int64_t seq, buf_t *out, mf_error_t *err);
 /* Every queued event in acceptance order, without bodies. */
 int store_qevent_list(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err);
-/* Takes up to limit ready events of function (NULL: of any function):
- * not running, next_ms at or before now_ms, the earliest next_ms (then the
- * oldest) first. Each is started as an attempt's start is written
- * (attempts + 1, running = 1, next_ms = now_ms) and returned so, with its
- * body, in acceptance order. Two connections never take the same event:
- * on PostgreSQL, where several nodes claim from one table, rows another
- * claim holds are passed over (FOR UPDATE SKIP LOCKED) rather than waited
- * for, and a row taken meanwhile no longer counts as ready. */
-int store_qevent_claim(store_queue_t *q, const char *function, int64_t now_ms, int limit,
-                       store_qevent_t **out, size_t *count, mf_error_t *err);
+/* Takes up to limit (below zero: every) events of the pool, those no node
+ * holds, oldest first: node holds them from now on. They are returned in
+ * acceptance order, without bodies, as they were written: one whose
+ * attempt was under way when its node went still says running. Two
+ * connections never take the same event: on PostgreSQL, where several
+ * nodes take from one table, rows another take holds are passed over (FOR
+ * UPDATE SKIP LOCKED) rather than waited for, and a row taken meanwhile is
+ * no longer in the pool. */
+int store_qevent_take(store_queue_t *q, const char *node, int limit, store_qevent_t **out,
+                      size_t *count, mf_error_t *err);
 void store_qevent_list_free(store_qevent_t *list, size_t count);
 
 int store_attempt_put(store_queue_t *q, const store_attempt_t *a, mf_error_t *err);
@@ -146,10 +152,13 @@ int store_dead_letter_counts(store_queue_t *q, void (*cb)(const char *function, 
 void store_dead_letter_clear(store_dead_letter_t *dl);
 void store_dead_letter_list_free(store_dead_letter_t *list, size_t count);
 
-/* Idempotency keys: (function, key) → the request id it was given. The
- * caller checks for a live key first; a put replaces a pruned one. */
+/* Idempotency keys: (function, key) → the request id it was given. A put
+ * replaces a key created before live_since_ms; a live one stays, and the
+ * put fails with -EEXIST and its request id in existing (may be NULL;
+ * another node took the key first, say). */
 int store_idem_put(store_queue_t *q, const char *function, const char *key,
-                   const char *request_id, int64_t created_ms, mf_error_t *err);
+                   const char *request_id, int64_t created_ms, int64_t live_since_ms,
+                   char existing[37], mf_error_t *err);
 /* Calls cb for every key created at or after since_ms. */
 int store_idem_list(store_queue_t *q, int64_t since_ms,
                     void (*cb)(const char *function, const char *key, const char *request_id,

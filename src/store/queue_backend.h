@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "store/durable.h"
+#include "store/nodes.h"
 #include "store/queue.h"
 #include "store/schedules.h"
 #include "store/topics.h"
@@ -32,8 +33,8 @@ typedef struct store__queue_ops {
     int (*qevent_delete)(store_queue_t *q, int64_t seq, mf_error_t *err);
     int (*qevent_body)(store_queue_t *q, int64_t seq, buf_t *out, mf_error_t *err);
     int (*qevent_list)(store_queue_t *q, store_qevent_t **out, size_t *count, mf_error_t *err);
-    int (*qevent_claim)(store_queue_t *q, const char *function, int64_t now_ms, int limit,
-                        store_qevent_t **out, size_t *count, mf_error_t *err);
+    int (*qevent_take)(store_queue_t *q, const char *node, int limit, store_qevent_t **out,
+                       size_t *count, mf_error_t *err);
 
     int (*attempt_put)(store_queue_t *q, const store_attempt_t *a, mf_error_t *err);
     int (*attempt_list)(store_queue_t *q, const char *request_id, store_attempt_t **out,
@@ -51,7 +52,8 @@ typedef struct store__queue_ops {
                               mf_error_t *err);
 
     int (*idem_put)(store_queue_t *q, const char *function, const char *key,
-                    const char *request_id, int64_t created_ms, mf_error_t *err);
+                    const char *request_id, int64_t created_ms, int64_t live_since_ms,
+                    char existing[37], mf_error_t *err);
     int (*idem_list)(store_queue_t *q, int64_t since_ms,
                      void (*cb)(const char *function, const char *key, const char *request_id,
                                 int64_t created_ms, void *ud),
@@ -108,12 +110,23 @@ typedef struct store__topic_ops {
     int (*message_count)(store_queue_t *q, const char *topic, int64_t *n, mf_error_t *err);
 } store__topic_ops_t;
 
+/* store/nodes.h's calls. */
+typedef struct store__node_ops {
+    int (*beat)(store_queue_t *q, const store_node_t *n, int64_t lease_ms, int *alive,
+                bool *was_lost, mf_error_t *err);
+    int (*leave)(store_queue_t *q, const char *id, int64_t now_ms, mf_error_t *err);
+    int (*list)(store_queue_t *q, store_node_t **out, size_t *count, mf_error_t *err);
+    int (*prune)(store_queue_t *q, int64_t before_ms, mf_error_t *err);
+} store__node_ops_t;
+
 typedef struct store__queue_backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
+    bool shared;      /* several servers may open it at once */
     const store__queue_ops_t *queue;
     const store__durable_ops_t *durable;
     const store__schedule_ops_t *schedules;
     const store__topic_ops_t *topics;
+    const store__node_ops_t *nodes;
 } store__queue_backend_t;
 
 struct store_queue {
@@ -134,5 +147,7 @@ extern const store__topic_ops_t store__sqlite_topic_ops;
 extern const store__durable_ops_t store__pg_durable_ops;
 extern const store__schedule_ops_t store__pg_schedule_ops;
 extern const store__topic_ops_t store__pg_topic_ops;
+extern const store__node_ops_t store__sqlite_node_ops;
+extern const store__node_ops_t store__pg_node_ops;
 
 #endif

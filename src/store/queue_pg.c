@@ -31,7 +31,7 @@ enum {
     Q_EV_DELETE,
     Q_EV_BODY,
     Q_EV_LIST,
-    Q_EV_CLAIM,
+    Q_EV_TAKE,
     Q_AT_PUT,
     Q_AT_LIST,
     Q_DL_PUT,
@@ -41,6 +41,7 @@ enum {
     Q_DL_LIST,
     Q_DL_COUNTS,
     Q_IDEM_PUT,
+    Q_IDEM_GET,
     Q_IDEM_LIST,
     Q_IDEM_PRUNE,
     Q_PRUNE_ATTEMPTS,
@@ -52,22 +53,22 @@ enum {
 };
 
 static const store_pg_stmt_t pg_queue__stmts[Q_COUNT] = {
-    [Q_EV_INSERT] = {"q_ev_insert", STORE_QEVENT_INSERT(P) " RETURNING seq", "ttbiiiiitttit"},
+    [Q_EV_INSERT] = {"q_ev_insert", STORE_QEVENT_INSERT(P) " RETURNING seq", "ttbiiiiitttitt"},
     [Q_EV_UPDATE] = {"q_ev_update", STORE_QEVENT_UPDATE(P), "iiiii"},
     [Q_EV_DELETE] = {"q_ev_delete", STORE_QEVENT_DELETE(P), "i"},
     [Q_EV_BODY] = {"q_ev_body", STORE_QEVENT_BODY(P), "i"},
     [Q_EV_LIST] = {"q_ev_list", STORE_QEVENT_LIST, ""},
-    /* Several nodes claim from one table: the ready rows are locked as
-     * they are chosen, and rows another claim holds are passed over (SKIP
-     * LOCKED) rather than waited for. A row another claim took and
-     * committed since this statement's snapshot is read again as it is
-     * now when locked, and is then no longer ready. So no event is taken
-     * twice, and no claim waits on another. */
-    [Q_EV_CLAIM] = {"q_ev_claim",
-                    "WITH ready AS (" STORE_QEVENT_READY(P) " FOR UPDATE SKIP LOCKED)"
-                    " UPDATE events SET " STORE_QEVENT_CLAIM_SET(P)
-                    " WHERE seq IN (SELECT seq FROM ready)" STORE_QEVENT_CLAIMED,
-                    "tii"},
+    /* Several nodes take from one pool: the rows are locked as they are
+     * chosen, and rows another take holds are passed over (SKIP LOCKED)
+     * rather than waited for. A row another take took and committed since
+     * this statement's snapshot is read again as it is now when locked,
+     * and is then no longer in the pool. So no event is taken twice, and
+     * no take waits on another. */
+    [Q_EV_TAKE] = {"q_ev_take",
+                   "WITH pool AS (" STORE_QEVENT_POOL(P) " FOR UPDATE SKIP LOCKED) "
+                   STORE_QEVENT_TAKE_SET(P) " WHERE seq IN (SELECT seq FROM pool)"
+                   STORE_QEVENT_TAKEN,
+                   "ti"},
     [Q_AT_PUT] = {"q_at_put",
                   "INSERT INTO attempts (" STORE_ATTEMPT_COLUMNS ") VALUES ("
                   STORE_ATTEMPT_VALUES(P) ") ON CONFLICT (request_id, attempt) DO UPDATE SET"
@@ -83,11 +84,8 @@ static const store_pg_stmt_t pg_queue__stmts[Q_COUNT] = {
     [Q_DL_DELETE] = {"q_dl_delete", STORE_DL_DELETE(P), "i"},
     [Q_DL_LIST] = {"q_dl_list", STORE_DL_LIST(P), "ti"},
     [Q_DL_COUNTS] = {"q_dl_counts", STORE_DL_COUNTS, ""},
-    [Q_IDEM_PUT] = {"q_idem_put",
-                    "INSERT INTO idempotency_keys (" STORE_IDEM_COLUMNS ") VALUES ($1, $2, $3, $4)"
-                    " ON CONFLICT (function, key) DO UPDATE SET request_id = excluded.request_id,"
-                    " created_ms = excluded.created_ms",
-                    "ttti"},
+    [Q_IDEM_PUT] = {"q_idem_put", STORE_IDEM_PUT(P), "tttii"},
+    [Q_IDEM_GET] = {"q_idem_get", STORE_IDEM_GET(P), "tt"},
     [Q_IDEM_LIST] = {"q_idem_list", STORE_IDEM_LIST(P), "i"},
     [Q_IDEM_PRUNE] = {"q_idem_prune", STORE_IDEM_PRUNE(P), "i"},
     [Q_PRUNE_ATTEMPTS] = {"q_prune_attempts", STORE_PRUNE_ATTEMPTS(P), "ii"},
@@ -131,6 +129,7 @@ int store__pg_queue_open(const char *url, store_queue_t **out, mf_error_t *err)
         {store__pg_durable_stmts, store__pg_durable_nstmts},
         {store__pg_schedule_stmts, store__pg_schedule_nstmts},
         {store__pg_topic_stmts, store__pg_topic_nstmts},
+        {store__pg_node_stmts, store__pg_node_nstmts},
     };
     pg_queue_t *q = xcalloc(1, sizeof *q);
     q->base.be = &pg_queue__backend;
@@ -312,18 +311,16 @@ static int pg_queue__qevent_list(store_queue_t *q, store_qevent_t **out, size_t 
     return r;
 }
 
-static int pg_queue__qevent_claim(store_queue_t *q, const char *function, int64_t now_ms,
-                                  int limit, store_qevent_t **out, size_t *count,
-                                  mf_error_t *err)
+static int pg_queue__qevent_take(store_queue_t *q, const char *node, int limit,
+                                 store_qevent_t **out, size_t *count, mf_error_t *err)
 {
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
-    b.text(b.ctx, 1, function);
-    b.int64(b.ctx, 2, now_ms);
-    store__pg_bind_limit(&b, 3, limit);
+    b.text(b.ctx, 1, node);
+    store__pg_bind_limit(&b, 2, limit);
     void *list;
-    int r = store__pg_q_rows(q, stmt(Q_EV_CLAIM), &p, sizeof **out, store__fill_qevent_body,
-                             &list, count, "claim ready events", err);
+    int r = store__pg_q_rows(q, stmt(Q_EV_TAKE), &p, sizeof **out, store__fill_qevent, &list,
+                             count, "take queued events", err);
     *out = list;
     if (r == 0)
         store__sort_qevents(*out, *count);
@@ -434,7 +431,8 @@ static int pg_queue__dead_letter_counts(store_queue_t *q,
 }
 
 static int pg_queue__idem_put(store_queue_t *q, const char *function, const char *key,
-                              const char *request_id, int64_t created_ms, mf_error_t *err)
+                              const char *request_id, int64_t created_ms, int64_t live_since_ms,
+                              char existing[37], mf_error_t *err)
 {
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
@@ -442,7 +440,27 @@ static int pg_queue__idem_put(store_queue_t *q, const char *function, const char
     b.text(b.ctx, 2, key);
     b.text(b.ctx, 3, request_id);
     b.int64(b.ctx, 4, created_ms);
-    return store__pg_q_write(q, stmt(Q_IDEM_PUT), &p, NULL, "write an idempotency key", err);
+    b.int64(b.ctx, 5, live_since_ms);
+    int64_t changed = 0;
+    int r = store__pg_q_write(q, stmt(Q_IDEM_PUT), &p, &changed, "write an idempotency key", err);
+    if (r < 0 || changed > 0)
+        return r;
+    /* A live key holds it: another node's, committed before this insert
+     * (an insert of the same key still open elsewhere makes this one wait
+     * for its end). */
+    store_pg_params_t g = {0};
+    b = store__pg_binder(&g);
+    b.text(b.ctx, 1, function);
+    b.text(b.ctx, 2, key);
+    PGresult *res;
+    if ((r = store__pg_q_run(q, stmt(Q_IDEM_GET), &g, &res, "read an idempotency key", err)) < 0)
+        return r;
+    char got[37];
+    snprintf(got, sizeof got, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    if (existing)
+        memcpy(existing, got, sizeof got);
+    return mf_error_plain(err, EEXIST, "idempotency key taken by request %s", got);
 }
 
 static int pg_queue__idem_list(store_queue_t *q, int64_t since_ms,
@@ -522,7 +540,7 @@ static const store__queue_ops_t pg_queue__ops = {
     .qevent_delete = pg_queue__qevent_delete,
     .qevent_body = pg_queue__qevent_body,
     .qevent_list = pg_queue__qevent_list,
-    .qevent_claim = pg_queue__qevent_claim,
+    .qevent_take = pg_queue__qevent_take,
     .attempt_put = pg_queue__attempt_put,
     .attempt_list = pg_queue__attempt_list,
     .dead_letter_put = pg_queue__dead_letter_put,
@@ -539,8 +557,10 @@ static const store__queue_ops_t pg_queue__ops = {
 
 static const store__queue_backend_t pg_queue__backend = {
     .name = "PostgreSQL",
+    .shared = true,
     .queue = &pg_queue__ops,
     .durable = &store__pg_durable_ops,
     .schedules = &store__pg_schedule_ops,
     .topics = &store__pg_topic_ops,
+    .nodes = &store__pg_node_ops,
 };

@@ -11,13 +11,15 @@
 #include "store/queue.h"
 
 /* Each file's statements, prepared on every queue connection: names are
- * prefixed by the file's (q_, d_, s_, t_) so that they never meet. */
+ * prefixed by the file's (q_, d_, s_, t_, n_) so that they never meet. */
 extern const store_pg_stmt_t store__pg_durable_stmts[];
 extern const size_t store__pg_durable_nstmts;
 extern const store_pg_stmt_t store__pg_schedule_stmts[];
 extern const size_t store__pg_schedule_nstmts;
 extern const store_pg_stmt_t store__pg_topic_stmts[];
 extern const size_t store__pg_topic_nstmts;
+extern const store_pg_stmt_t store__pg_node_stmts[];
+extern const size_t store__pg_node_nstmts;
 
 /* The connection of a PostgreSQL queue (one opened on a URL). */
 PGconn *store__pg_queue_conn(store_queue_t *q);

@@ -58,6 +58,26 @@ void store__fill_qevent_body(const store__row_t *row, void *item)
     ev->event = row->dup_blob(row->ctx, 13, &ev->event_len);
 }
 
+void store__fill_node(const store__row_t *row, void *item)
+{
+    store_node_t *n = item;
+    void *c = row->ctx;
+    row->copy_text(c, 0, n->id, sizeof n->id);
+    row->copy_text(c, 1, n->address, sizeof n->address);
+    n->started_ms = row->int64(c, 2);
+    n->heartbeat_ms = row->int64(c, 3);
+    n->left_ms = row->int64(c, 4);
+    n->lost = row->int64(c, 5) != 0;
+    n->instances = row->int64(c, 6);
+}
+
+int store__bind_node(const store__binder_t *b, const store_node_t *n)
+{
+    void *c = b->ctx;
+    return b->text(c, 1, n->id) | b->text(c, 2, n->address) | b->int64(c, 3, n->started_ms) |
+           b->int64(c, 4, n->heartbeat_ms) | b->int64(c, 5, n->instances);
+}
+
 void store__fill_attempt(const store__row_t *row, void *item)
 {
     store_attempt_t *a = item;
@@ -247,7 +267,7 @@ int store__bind_qevent(const store__binder_t *b, const store_qevent_t *ev)
            b->int64(c, 8, ev->running) | b->text(c, 9, or_null(ev->replay_of)) |
            b->text(c, 10, or_null(ev->traceparent)) |
            b->text(c, 11, or_null(ev->caller_request_id)) | b->int64(c, 12, ev->call_depth) |
-           b->text(c, 13, or_null(ev->trigger));
+           b->text(c, 13, or_null(ev->trigger)) | b->text(c, 14, or_null(ev->owner));
 }
 
 int store__bind_qevent_update(const store__binder_t *b, const store_qevent_t *ev)

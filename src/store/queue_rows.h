@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "store/durable.h"
+#include "store/nodes.h"
 #include "store/queue.h"
 #include "store/rows.h"
 #include "store/schedules.h"
@@ -27,23 +28,63 @@
     " traceparent, caller_request_id, call_depth, trigger"
 #define STORE_QEVENT_INSERT(P)                                                                     \
     "INSERT INTO events (request_id, function, event, enqueued_ms, next_ms, attempts, fn_errors,"  \
-    " running, replay_of, traceparent, caller_request_id, call_depth, trigger) VALUES (" P(1)      \
-    "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) "," P(11)    \
-    "," P(12) "," P(13) ")"
+    " running, replay_of, traceparent, caller_request_id, call_depth, trigger, owner) VALUES ("    \
+    P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) ","     \
+    P(11) "," P(12) "," P(13) "," P(14) ")"
 #define STORE_QEVENT_UPDATE(P)                                                                     \
     "UPDATE events SET next_ms = " P(2) ", attempts = " P(3) ", fn_errors = " P(4)                 \
     ", running = " P(5) " WHERE seq = " P(1)
 #define STORE_QEVENT_DELETE(P) "DELETE FROM events WHERE seq = " P(1)
 #define STORE_QEVENT_BODY(P) "SELECT event FROM events WHERE seq = " P(1)
 #define STORE_QEVENT_LIST "SELECT " STORE_QEVENT_COLUMNS " FROM events ORDER BY seq"
-/* The events a claim takes (store_qevent_claim): P(1) the function or
- * NULL, P(2) now, P(3) the limit. */
-#define STORE_QEVENT_READY(P)                                                                      \
-    "SELECT seq FROM events WHERE running = 0 AND next_ms <= " P(2) " AND (" P(1)                  \
-    " IS NULL OR function = " P(1) ") ORDER BY next_ms, seq LIMIT " P(3)
-/* What a claim changes, as an attempt's start writes it, and returns. */
-#define STORE_QEVENT_CLAIM_SET(P) "attempts = attempts + 1, running = 1, next_ms = " P(2)
-#define STORE_QEVENT_CLAIMED " RETURNING " STORE_QEVENT_COLUMNS ", event"
+/* What a take changes (store_qevent_take): P(1) the node, P(2) the
+ * limit; the pool is the events no node holds, oldest first. Each backend
+ * words the choice of rows its own way. */
+#define STORE_QEVENT_POOL(P) "SELECT seq FROM events WHERE owner IS NULL ORDER BY seq LIMIT " P(2)
+#define STORE_QEVENT_TAKE_SET(P) "UPDATE events SET owner = " P(1)
+#define STORE_QEVENT_TAKEN " RETURNING " STORE_QEVENT_COLUMNS
+
+/* ---- nodes (store/nodes.h) ------------------------------------------------- */
+
+#define STORE_NODE_COLUMNS "id, address, started_ms, heartbeat_ms, left_ms, lost, instances"
+/* A node's beat: its row written, P(1)..P(5) in STORE_NODE_COLUMNS' order
+ * without left_ms and lost; what it returns says whether another node had
+ * found it gone. */
+#define STORE_NODE_BEAT(P)                                                                         \
+    "INSERT INTO nodes (id, address, started_ms, heartbeat_ms, instances) VALUES (" P(1) ","       \
+    P(2) "," P(3) "," P(4) "," P(5) ") ON CONFLICT (id) DO UPDATE SET address = excluded.address," \
+    " heartbeat_ms = excluded.heartbeat_ms, instances = excluded.instances RETURNING left_ms"
+#define STORE_NODE_BACK(P) "UPDATE nodes SET left_ms = 0, lost = 0 WHERE id = " P(1)
+/* The nodes other than P(1) whose last beat is older than P(2), found
+ * gone at P(3). */
+#define STORE_NODE_EXPIRE(P)                                                                       \
+    "UPDATE nodes SET left_ms = " P(3) ", lost = 1 WHERE left_ms = 0 AND id <> " P(1)             \
+    " AND heartbeat_ms < " P(2) " RETURNING id"
+#define STORE_NODE_RELEASE(P) "UPDATE events SET owner = NULL WHERE owner = " P(1)
+/* The events of every node that left (gone or stopped) back to the pool:
+ * whichever node finds one gone puts them back, and a beat that comes
+ * after a failed one finishes what it began. */
+#define STORE_NODE_RELEASE_GONE                                                                    \
+    "UPDATE events SET owner = NULL WHERE owner IN (SELECT id FROM nodes WHERE left_ms <> 0)"
+#define STORE_NODE_ALIVE(P) "SELECT count(*) FROM nodes WHERE left_ms = 0 AND heartbeat_ms >= " P(1)
+#define STORE_NODE_LEAVE(P) "UPDATE nodes SET left_ms = " P(2) ", lost = 0 WHERE id = " P(1)
+#define STORE_NODE_LIST                                                                            \
+    "SELECT " STORE_NODE_COLUMNS " FROM nodes ORDER BY started_ms DESC, id"
+#define STORE_NODE_PRUNE(P)                                                                        \
+    "DELETE FROM nodes WHERE left_ms <> 0 AND left_ms < " P(1)                                    \
+    " AND NOT EXISTS (SELECT 1 FROM events WHERE owner = nodes.id)"
+/* The table, on both (queue.db's migration 10, PostgreSQL's 11): ints as
+ * bigint there. */
+#define STORE__NODES_TABLE(TEXT, INT)                                                              \
+    "CREATE TABLE nodes ("                                                                         \
+    "  id           " TEXT " PRIMARY KEY,"                                                         \
+    "  address      " TEXT " NOT NULL,"                                                            \
+    "  started_ms   " INT " NOT NULL,"                                                             \
+    "  heartbeat_ms " INT " NOT NULL,"                                                             \
+    "  left_ms      " INT " NOT NULL DEFAULT 0,"                                                   \
+    "  lost         " INT " NOT NULL DEFAULT 0,"                                                   \
+    "  instances    " INT " NOT NULL DEFAULT 0"                                                    \
+    ");"
 
 /* ---- attempts ------------------------------------------------------------- */
 
@@ -79,6 +120,14 @@
 /* ---- idempotency keys, pruning, forgetting -------------------------------- */
 
 #define STORE_IDEM_COLUMNS "function, key, request_id, created_ms"
+/* Writes a key unless a live one (created at or after P(5)) holds it: no
+ * row changes then. */
+#define STORE_IDEM_PUT(P)                                                                          \
+    "INSERT INTO idempotency_keys (" STORE_IDEM_COLUMNS ") VALUES (" P(1) "," P(2) "," P(3) ","    \
+    P(4) ") ON CONFLICT (function, key) DO UPDATE SET request_id = excluded.request_id,"           \
+    " created_ms = excluded.created_ms WHERE idempotency_keys.created_ms < " P(5)
+#define STORE_IDEM_GET(P)                                                                          \
+    "SELECT request_id FROM idempotency_keys WHERE function = " P(1) " AND key = " P(2)
 #define STORE_IDEM_LIST(P)                                                                         \
     "SELECT " STORE_IDEM_COLUMNS " FROM idempotency_keys WHERE created_ms >= " P(1)
 #define STORE_IDEM_PRUNE(P) "DELETE FROM idempotency_keys WHERE created_ms < " P(1)
@@ -196,6 +245,10 @@ void store__fill_qevent(const store__row_t *row, void *item);
 void store__fill_qevent_body(const store__row_t *row, void *item);
 void store__fill_attempt(const store__row_t *row, void *item);
 void store__fill_dead_letter(const store__row_t *row, void *item);
+/* A row of STORE_NODE_COLUMNS. */
+void store__fill_node(const store__row_t *row, void *item);
+/* P(1)..P(5) of STORE_NODE_BEAT. */
+int store__bind_node(const store__binder_t *b, const store_node_t *n);
 void store__fill_exec(const store__row_t *row, void *item);
 void store__fill_schedule(const store__row_t *row, void *item);
 /* STORE_FIRE_LIST's columns into a store_schedule_fire_t. */

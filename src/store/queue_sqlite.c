@@ -87,6 +87,12 @@ static const char *const queue__migrations[] = {
 
     /* 9: durable executions and their operation logs (store/durable.c). */
     store__durable_migration,
+
+    /* 10: the node holding each event, and the nodes (store/nodes.h): one
+     * at a time here, but the same calls as on PostgreSQL. */
+    "ALTER TABLE events ADD COLUMN owner TEXT;"
+    "CREATE INDEX events_owner ON events (owner);"
+    STORE__NODES_TABLE("TEXT", "INTEGER"),
 };
 
 enum {
@@ -95,7 +101,7 @@ enum {
     Q_EV_DELETE,
     Q_EV_BODY,
     Q_EV_LIST,
-    Q_EV_CLAIM,
+    Q_EV_TAKE,
     Q_AT_PUT,
     Q_AT_LIST,
     Q_DL_PUT,
@@ -105,6 +111,7 @@ enum {
     Q_DL_LIST,
     Q_DL_COUNTS,
     Q_IDEM_PUT,
+    Q_IDEM_GET,
     Q_IDEM_LIST,
     Q_IDEM_PRUNE,
     Q_FORGET_EVENTS,
@@ -124,10 +131,10 @@ static const char *const queue__sql[Q_COUNT] = {
     [Q_EV_DELETE] = STORE_QEVENT_DELETE(P),
     [Q_EV_BODY] = STORE_QEVENT_BODY(P),
     [Q_EV_LIST] = STORE_QEVENT_LIST,
-    /* One writer at a time holds the file, so no other claim can take an
+    /* One writer at a time holds the file, so no other take can choose an
      * event between this statement's choice and its update. */
-    [Q_EV_CLAIM] = "UPDATE events SET " STORE_QEVENT_CLAIM_SET(P) " WHERE seq IN ("
-                   STORE_QEVENT_READY(P) ")" STORE_QEVENT_CLAIMED,
+    [Q_EV_TAKE] = STORE_QEVENT_TAKE_SET(P) " WHERE seq IN (" STORE_QEVENT_POOL(P) ")"
+                  STORE_QEVENT_TAKEN,
     [Q_AT_PUT] = "INSERT OR REPLACE INTO attempts (" STORE_ATTEMPT_COLUMNS ") VALUES ("
                  STORE_ATTEMPT_VALUES(P) ")",
     [Q_AT_LIST] = STORE_ATTEMPT_LIST(P),
@@ -137,8 +144,8 @@ static const char *const queue__sql[Q_COUNT] = {
     [Q_DL_DELETE] = STORE_DL_DELETE(P),
     [Q_DL_LIST] = STORE_DL_LIST(P),
     [Q_DL_COUNTS] = STORE_DL_COUNTS,
-    [Q_IDEM_PUT] = "INSERT OR REPLACE INTO idempotency_keys (" STORE_IDEM_COLUMNS ")"
-                   " VALUES (?1,?2,?3,?4)",
+    [Q_IDEM_PUT] = STORE_IDEM_PUT(P),
+    [Q_IDEM_GET] = STORE_IDEM_GET(P),
     [Q_IDEM_LIST] = STORE_IDEM_LIST(P),
     [Q_IDEM_PRUNE] = STORE_IDEM_PRUNE(P),
     [Q_FORGET_EVENTS] = STORE_FORGET_EVENTS(P),
@@ -350,20 +357,20 @@ static int queue__qevent_list(store_queue_t *base, store_qevent_t **out, size_t 
     return r;
 }
 
-static int queue__qevent_claim(store_queue_t *base, const char *function, int64_t now_ms,
-                               int limit, store_qevent_t **out, size_t *count, mf_error_t *err)
+static int queue__qevent_take(store_queue_t *base, const char *node, int limit,
+                              store_qevent_t **out, size_t *count, mf_error_t *err)
 {
     sqlite_queue_t *q = sq(base);
-    store__binder_t b = queue__binder(q, Q_EV_CLAIM);
+    store__binder_t b = queue__binder(q, Q_EV_TAKE);
     *out = NULL;
     *count = 0;
-    if (b.text(b.ctx, 1, function) | b.int64(b.ctx, 2, now_ms) | b.int64(b.ctx, 3, limit)) {
-        store__stmt_done(q->st[Q_EV_CLAIM]);
-        return store__sqlite_fail(q->db, err, "claim ready events");
+    if (b.text(b.ctx, 1, node) | b.int64(b.ctx, 2, limit)) {
+        store__stmt_done(q->st[Q_EV_TAKE]);
+        return store__sqlite_fail(q->db, err, "take queued events");
     }
     void *list;
-    int r = queue__rows(q, Q_EV_CLAIM, sizeof **out, store__fill_qevent_body, free_qevents, &list,
-                        count, "claim ready events", err);
+    int r = queue__rows(q, Q_EV_TAKE, sizeof **out, store__fill_qevent, free_qevents, &list, count,
+                        "take queued events", err);
     *out = list;
     if (r == 0)
         store__sort_qevents(*out, *count);
@@ -488,15 +495,33 @@ static int queue__dead_letter_counts(store_queue_t *base,
 }
 
 static int queue__idem_put(store_queue_t *base, const char *function, const char *key,
-                           const char *request_id, int64_t created_ms, mf_error_t *err)
+                           const char *request_id, int64_t created_ms, int64_t live_since_ms,
+                           char existing[37], mf_error_t *err)
 {
     sqlite_queue_t *q = sq(base);
     sqlite3_stmt *st = q->st[Q_IDEM_PUT];
     int ok = sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC) == SQLITE_OK &&
              sqlite3_bind_text(st, 3, request_id, -1, SQLITE_STATIC) == SQLITE_OK &&
-             sqlite3_bind_int64(st, 4, created_ms) == SQLITE_OK;
-    return store__step_done(q->db, st, ok, "write an idempotency key", err);
+             sqlite3_bind_int64(st, 4, created_ms) == SQLITE_OK &&
+             sqlite3_bind_int64(st, 5, live_since_ms) == SQLITE_OK;
+    int r = store__step_done(q->db, st, ok, "write an idempotency key", err);
+    if (r < 0 || sqlite3_changes(q->db) > 0)
+        return r;
+    st = q->st[Q_IDEM_GET];
+    if (sqlite3_bind_text(st, 1, function, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        store__stmt_done(st);
+        return store__sqlite_fail(q->db, err, "read an idempotency key");
+    }
+    const char *rid = (const char *)sqlite3_column_text(st, 0);
+    char got[37];
+    snprintf(got, sizeof got, "%s", rid ? rid : "");
+    store__stmt_done(st);
+    if (existing)
+        memcpy(existing, got, sizeof got);
+    return mf_error_plain(err, EEXIST, "idempotency key taken by request %s", got);
 }
 
 static int queue__idem_list(store_queue_t *base, int64_t since_ms,
@@ -584,7 +609,7 @@ static const store__queue_ops_t sqlite_queue__ops = {
     .qevent_delete = queue__qevent_delete,
     .qevent_body = queue__qevent_body,
     .qevent_list = queue__qevent_list,
-    .qevent_claim = queue__qevent_claim,
+    .qevent_take = queue__qevent_take,
     .attempt_put = queue__attempt_put,
     .attempt_list = queue__attempt_list,
     .dead_letter_put = queue__dead_letter_put,
@@ -605,4 +630,5 @@ static const store__queue_backend_t sqlite_queue__backend = {
     .durable = &store__sqlite_durable_ops,
     .schedules = &store__sqlite_schedule_ops,
     .topics = &store__sqlite_topic_ops,
+    .nodes = &store__sqlite_node_ops,
 };

@@ -24,6 +24,7 @@
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/xalloc.h"
+#include "store/nodes.h"
 #include "store/queue.h"
 #include "store/writer.h"
 
@@ -206,7 +207,7 @@ static void test_reopen_keeps_data(void **state)
     snprintf(a.request_id, sizeof a.request_id, "req-1");
     assert_int_equal(store_attempt_put(q, &a, &err), 0);
     int64_t dl = put_dead_letter(q, "fn", "req-0", 100);
-    assert_int_equal(store_idem_put(q, "fn", "key", "req-1", 200, &err), 0);
+    assert_int_equal(store_idem_put(q, "fn", "key", "req-1", 200, 0, NULL, &err), 0);
     long long version = queue_schema_version(b);
     store_queue_close(q);
 
@@ -694,9 +695,9 @@ static void test_idempotency_put_list_prune(void **state)
 {
     store_queue_t *q = open_queue(*state);
     mf_error_t err = MF_ERROR_INIT;
-    assert_int_equal(store_idem_put(q, "f1", "k1", "r1", 100, &err), 0);
-    assert_int_equal(store_idem_put(q, "f1", "k2", "r2", 200, &err), 0);
-    assert_int_equal(store_idem_put(q, "f2", "k1", "r3", 300, &err), 0);
+    assert_int_equal(store_idem_put(q, "f1", "k1", "r1", 100, 0, NULL, &err), 0);
+    assert_int_equal(store_idem_put(q, "f1", "k2", "r2", 200, 0, NULL, &err), 0);
+    assert_int_equal(store_idem_put(q, "f2", "k1", "r3", 300, 0, NULL, &err), 0);
 
     keys_t k = idem_keys(q, 0);
     assert_int_equal(k.len, 3);
@@ -723,10 +724,31 @@ static void test_idempotency_put_list_prune(void **state)
     assert_int_equal(k.len, 0);
 
     /* A pruned key can be given again. */
-    assert_int_equal(store_idem_put(q, "f1", "k1", "r4", 2000, &err), 0);
+    assert_int_equal(store_idem_put(q, "f1", "k1", "r4", 2000, 0, NULL, &err), 0);
     k = idem_keys(q, 0);
     assert_int_equal(k.len, 1);
     assert_string_equal(k.line[0], "f1/k1=r4@2000");
+    store_queue_close(q);
+}
+
+/* A live key stays, whoever asks: the put fails with -EEXIST and says
+ * whose request holds it (another node's, as two nodes would); one older
+ * than live_since_ms is given again. */
+static void test_idempotency_key_live_elsewhere(void **state)
+{
+    store_queue_t *q = open_queue(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    char existing[37] = "";
+    assert_int_equal(store_idem_put(q, "f", "k", "first", 1000, 0, existing, &err), 0);
+    assert_int_equal(store_idem_put(q, "f", "k", "second", 1500, 900, existing, &err), -EEXIST);
+    assert_string_equal(existing, "first");
+    keys_t k = idem_keys(q, 0);
+    assert_int_equal(k.len, 1);
+    assert_string_equal(k.line[0], "f/k=first@1000");
+    /* Past its life, the key is the new request's. */
+    assert_int_equal(store_idem_put(q, "f", "k", "third", 3000, 1001, existing, &err), 0);
+    k = idem_keys(q, 0);
+    assert_string_equal(k.line[0], "f/k=third@3000");
     store_queue_close(q);
 }
 
@@ -741,8 +763,8 @@ static void test_forget_function(void **state)
     insert_event(q, "a-2", "a", "3");
     int64_t a_dl = put_dead_letter(q, "a", "a-0", 1);
     int64_t b_dl = put_dead_letter(q, "b", "b-0", 2);
-    assert_int_equal(store_idem_put(q, "a", "k", "a-1", 10, &err), 0);
-    assert_int_equal(store_idem_put(q, "b", "k", "b-1", 11, &err), 0);
+    assert_int_equal(store_idem_put(q, "a", "k", "a-1", 10, 0, NULL, &err), 0);
+    assert_int_equal(store_idem_put(q, "b", "k", "b-1", 11, 0, NULL, &err), 0);
     /* A function named like a prefix of another is another function. */
     insert_event(q, "ab-1", "ab", "4");
 
@@ -777,105 +799,189 @@ static void test_forget_function(void **state)
 
 /* ---- claiming ready events ------------------------------------------------ */
 
-static int64_t insert_at(store_queue_t *q, const char *request_id, const char *function,
-                         int64_t next_ms, int running)
-{
-    mf_error_t err = MF_ERROR_INIT;
-    store_qevent_t ev;
-    make_event(&ev, request_id, function, request_id, strlen(request_id));
-    ev.next_ms = next_ms;
-    ev.running = running;
-    if (store_qevent_insert(q, &ev, &err) < 0)
-        fail_msg("store_qevent_insert: %s", err.msg);
-    return ev.seq;
-}
-
-/* Claims and says what was taken, "id:attempts" each, in the order given:
- * "a-1:1 a-2:1". Each event must come with its body (its request id) and
- * started at now. */
-static void claim(store_queue_t *q, const char *function, int64_t now, int limit, char *out,
-                  size_t size)
+/* Takes for node and says what was taken, "id" each, in the order given:
+ * "a-1 a-2". Events come without their bodies, as they were written. */
+static void take(store_queue_t *q, const char *node, int limit, char *out, size_t size)
 {
     mf_error_t err = MF_ERROR_INIT;
     store_qevent_t *list = NULL;
     size_t n = 99;
-    if (store_qevent_claim(q, function, now, limit, &list, &n, &err) < 0)
-        fail_msg("store_qevent_claim: %s", err.msg);
+    if (store_qevent_take(q, node, limit, &list, &n, &err) < 0)
+        fail_msg("store_qevent_take: %s", err.msg);
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(out);
-        snprintf(out + len, size - len, "%s%s:%d", i ? " " : "", list[i].request_id,
-                 list[i].attempts);
-        assert_int_equal(list[i].running, 1);
-        assert_int_equal(list[i].next_ms, now);
-        assert_int_equal(list[i].event_len, strlen(list[i].request_id));
-        assert_memory_equal(list[i].event, list[i].request_id, list[i].event_len);
+        snprintf(out + len, size - len, "%s%s", i ? " " : "", list[i].request_id);
+        assert_null(list[i].event);
         if (i > 0)
             assert_true(list[i].seq > list[i - 1].seq);
     }
     store_qevent_list_free(list, n);
 }
 
-static void test_claim_takes_ready_events_once(void **state)
+static int64_t insert_owned(store_queue_t *q, const char *request_id, const char *owner,
+                            int running)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_qevent_t ev;
+    make_event(&ev, request_id, "fn", request_id, strlen(request_id));
+    snprintf(ev.owner, sizeof ev.owner, "%s", owner);
+    ev.running = running;
+    if (store_qevent_insert(q, &ev, &err) < 0)
+        fail_msg("store_qevent_insert: %s", err.msg);
+    return ev.seq;
+}
+
+/* The pool is the events no node holds: a take gets them oldest first,
+ * at most limit, and they are the taker's from then on; events a node
+ * holds are not in it, and a take in a transaction rolled back gives its
+ * events back. */
+static void test_take_from_the_pool(void **state)
 {
     store_queue_t *q = open_queue(*state);
     mf_error_t err = MF_ERROR_INIT;
     char got[256];
-    int64_t a1 = insert_at(q, "a-1", "a", 300, 0);
-    insert_at(q, "a-2", "a", 100, 0);
-    insert_at(q, "b-1", "b", 50, 0);
-    insert_at(q, "a-3", "a", 100, 1); /* running already */
-    insert_at(q, "a-4", "a", 2000, 0); /* not due yet */
-    insert_at(q, "c-1", "c", 30, 0);
-    insert_at(q, "c-2", "c", 10, 0);
-    insert_at(q, "c-3", "c", 20, 0);
+    insert_owned(q, "p-1", "", 0);
+    insert_owned(q, "held", "node-a", 0);
+    insert_owned(q, "p-2", "", 1); /* a dead node's attempt was under way */
+    insert_owned(q, "p-3", "", 0);
 
-    /* One function's due events that are not running, in acceptance
-     * order; each is started. */
-    claim(q, "a", 1000, 10, got, sizeof got);
-    assert_string_equal(got, "a-1:1 a-2:1");
-    claim(q, "a", 1000, 10, got, sizeof got);
+    take(q, "node-b", 2, got, sizeof got);
+    assert_string_equal(got, "p-1 p-2");
+    take(q, "node-c", -1, got, sizeof got);
+    assert_string_equal(got, "p-3");
+    take(q, "node-c", -1, got, sizeof got);
     assert_string_equal(got, "");
 
-    /* Any function's, the earliest due first, at most limit. */
-    claim(q, NULL, 1000, 2, got, sizeof got);
-    assert_string_equal(got, "c-2:1 c-3:1");
-    claim(q, NULL, 1000, 1, got, sizeof got);
-    assert_string_equal(got, "c-1:1");
-    claim(q, NULL, 1000, 0, got, sizeof got);
-    assert_string_equal(got, "");
-
-    /* What a claim wrote is what the queue holds. */
+    /* Taken as it was written: p-2 still says its attempt ran. */
     store_qevent_t *list = NULL;
     size_t n = 0;
     assert_int_equal(store_qevent_list(q, &list, &n, &err), 0);
-    assert_int_equal(n, 8);
-    assert_string_equal(list[0].request_id, "a-1");
-    assert_int_equal(list[0].attempts, 1);
-    assert_int_equal(list[0].running, 1);
-    assert_int_equal(list[0].next_ms, 1000);
-    assert_string_equal(list[4].request_id, "a-4");
-    assert_int_equal(list[4].running, 0);
-    assert_int_equal(list[4].next_ms, 2000);
+    assert_int_equal(n, 4);
+    assert_int_equal(list[2].running, 1);
     store_qevent_list_free(list, n);
 
-    /* A retry makes an event ready again: its next claim is attempt 2. */
-    store_qevent_t retry = {.seq = a1, .next_ms = 1500, .attempts = 1, .fn_errors = 1};
-    assert_int_equal(store_qevent_update(q, &retry, &err), 0);
-    claim(q, "a", 1499, 10, got, sizeof got);
-    assert_string_equal(got, "");
-    claim(q, "a", 2000, 10, got, sizeof got);
-    assert_string_equal(got, "a-1:2 a-4:1");
-
-    /* A claim is part of its transaction: rolled back, the event is ready
-     * again. */
-    insert_at(q, "d-1", "d", 0, 0);
+    /* Rolled back, a take leaves the pool as it was. */
+    insert_owned(q, "p-4", "", 0);
     assert_int_equal(store_queue_begin(q, true, &err), 0);
-    claim(q, "d", 1, 10, got, sizeof got);
-    assert_string_equal(got, "d-1:1");
+    take(q, "node-b", 10, got, sizeof got);
+    assert_string_equal(got, "p-4");
     store_queue_rollback(q);
-    claim(q, "d", 1, 10, got, sizeof got);
-    assert_string_equal(got, "d-1:1");
+    take(q, "node-c", 10, got, sizeof got);
+    assert_string_equal(got, "p-4");
+    store_queue_close(q);
+}
+
+/* ---- nodes ---------------------------------------------------------------- */
+
+static void beat(store_queue_t *q, const char *id, int64_t now, int64_t lease, int *alive,
+                 bool *was_lost)
+{
+    store_node_t n = {.started_ms = 1, .heartbeat_ms = now, .instances = 3};
+    snprintf(n.id, sizeof n.id, "%s", id);
+    snprintf(n.address, sizeof n.address, "127.0.0.1:1");
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_node_beat(q, &n, lease, alive, was_lost, &err) < 0)
+        fail_msg("store_node_beat: %s", err.msg);
+}
+
+static const store_node_t *node_in(const store_node_t *list, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i].id, id))
+            return &list[i];
+    fail_msg("no node %s", id);
+    return NULL;
+}
+
+/* Nodes beat; one silent for longer than the lease is found gone by the
+ * next beat of another, and the events it held go back to the pool (its
+ * attempt under way still marked running, for the taker to record as
+ * cut short). When it beats again it learns it was found gone. A node
+ * that leaves gives its events back itself. */
+static void test_nodes_beat_expire_and_leave(void **state)
+{
+    store_queue_t *q = open_queue(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    char got[256];
+    int alive = 0;
+    bool lost = true;
+    beat(q, "a", 1000, 500, &alive, &lost);
+    assert_int_equal(alive, 1);
+    assert_false(lost);
+    beat(q, "b", 1100, 500, &alive, &lost);
+    assert_int_equal(alive, 2);
+    insert_owned(q, "a-1", "a", 1);
+    insert_owned(q, "a-2", "a", 0);
+    insert_owned(q, "b-1", "b", 0);
+    take(q, "b", -1, got, sizeof got);
+    assert_string_equal(got, "");
+
+    /* Within a's lease: nothing moves. */
+    beat(q, "b", 1500, 500, &alive, &lost);
+    assert_int_equal(alive, 2);
+    take(q, "b", -1, got, sizeof got);
+    assert_string_equal(got, "");
+
+    /* Past it: a is found gone, its events are in the pool. */
+    beat(q, "b", 1600, 500, &alive, &lost);
+    assert_int_equal(alive, 1);
+    assert_false(lost);
+    take(q, "b", -1, got, sizeof got);
+    assert_string_equal(got, "a-1 a-2");
+
+    store_node_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_node_list(q, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    const store_node_t *na = node_in(list, n, "a");
+    assert_true(na->lost);
+    assert_int_equal(na->left_ms, 1600);
+    assert_int_equal(na->heartbeat_ms, 1000);
+    assert_int_equal(na->instances, 3);
+    assert_string_equal(na->address, "127.0.0.1:1");
+    assert_int_equal(node_in(list, n, "b")->left_ms, 0);
+    free(list);
+
+    /* a comes back: it learns it was found gone, and runs again. */
+    beat(q, "a", 1700, 500, &alive, &lost);
+    assert_true(lost);
+    assert_int_equal(alive, 2);
+    beat(q, "a", 1800, 500, &alive, &lost);
+    assert_false(lost);
+
+    /* b leaves: what it holds is in the pool, and it is stopped, not lost. */
+    assert_int_equal(store_node_leave(q, "b", 1900, &err), 0);
+    take(q, "a", -1, got, sizeof got);
+    assert_string_equal(got, "a-1 a-2 b-1");
+    assert_int_equal(store_node_list(q, &list, &n, &err), 0);
+    assert_false(node_in(list, n, "b")->lost);
+    assert_int_equal(node_in(list, n, "b")->left_ms, 1900);
+    free(list);
+
+    /* A node that left is forgotten once it holds nothing. */
+    assert_int_equal(store_node_prune(q, 2000, &err), 0);
+    assert_int_equal(store_node_list(q, &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "a");
+    free(list);
+    store_queue_close(q);
+}
+
+/* A lease of 0 (a server alone on its data directory, starting) finds
+ * every other node gone at once. */
+static void test_a_lease_of_zero_takes_over_everything(void **state)
+{
+    store_queue_t *q = open_queue(*state);
+    char got[64];
+    int alive = 0;
+    bool lost = false;
+    beat(q, "old", 5000, 15000, &alive, &lost);
+    insert_owned(q, "o-1", "old", 1);
+    beat(q, "new", 5001, 0, &alive, &lost);
+    assert_int_equal(alive, 1);
+    take(q, "new", -1, got, sizeof got);
+    assert_string_equal(got, "o-1");
     store_queue_close(q);
 }
 
@@ -896,14 +1002,14 @@ static void test_savepoint_undoes_one_job(void **state)
     /* This job's writes, of every kind, are undone. */
     assert_int_equal(store_queue_savepoint(q, &err), 0);
     insert_event(q, "undone", "fn", "2");
-    assert_int_equal(store_idem_put(q, "fn", "k-undone", "undone", 5, &err), 0);
+    assert_int_equal(store_idem_put(q, "fn", "k-undone", "undone", 5, 0, NULL, &err), 0);
     put_dead_letter(q, "fn", "undone", 5);
     put_attempt(q, "undone", 1, "error", NULL, NULL);
     store_queue_release(q, false);
 
     assert_int_equal(store_queue_savepoint(q, &err), 0);
     insert_event(q, "kept-2", "fn", "3");
-    assert_int_equal(store_idem_put(q, "fn", "k-kept", "kept-2", 6, &err), 0);
+    assert_int_equal(store_idem_put(q, "fn", "k-kept", "kept-2", 6, 0, NULL, &err), 0);
     store_queue_release(q, true);
 
     /* Nothing is visible to another connection before the commit. */
@@ -1442,7 +1548,10 @@ int main(void)
         T(test_dead_letter_list_and_counts),
         T(test_idempotency_put_list_prune),
         T(test_forget_function),
-        T(test_claim_takes_ready_events_once),
+        T(test_take_from_the_pool),
+        T(test_nodes_beat_expire_and_leave),
+        T(test_a_lease_of_zero_takes_over_everything),
+        T(test_idempotency_key_live_elsewhere),
         T(test_savepoint_undoes_one_job),
         T(test_transactions_durable_or_not),
         T(test_writer_done_in_submission_order),

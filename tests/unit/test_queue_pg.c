@@ -1,6 +1,6 @@
 /* What only the queue on PostgreSQL does: several connections (nodes) on
- * one table of events. Two claimers never take the same event, a claim
- * passes over the events another claim holds rather than waiting, seq
+ * one table of events. Two nodes taking from the pool never take the same
+ * event, a take passes over the events another holds rather than waiting, seq
  * numbers follow each connection's inserts, and a writer whose connection
  * dies in the middle of a batch leaves nothing of it behind. Each test
  * has a database of its own on the server MAYFLY_TEST_PG names
@@ -34,14 +34,14 @@ static int64_t insert(store_queue_t *q, const char *request_id, int64_t next_ms)
     return ev.seq;
 }
 
-/* The request ids a claim took, "e-0 e-1", in its order. */
+/* The request ids a take from the pool got, "e-0 e-1", in its order. */
 static void claim(store_queue_t *q, int limit, char *out, size_t size)
 {
     store_qevent_t *list = NULL;
     size_t n = 0;
     mf_error_t err = MF_ERROR_INIT;
-    if (store_qevent_claim(q, "fn", 1000, limit, &list, &n, &err) < 0)
-        fail_msg("store_qevent_claim: %s", err.msg);
+    if (store_qevent_take(q, "node", limit, &list, &n, &err) < 0)
+        fail_msg("store_qevent_take: %s", err.msg);
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(out);
@@ -56,6 +56,7 @@ enum { EVENTS = 600, BATCH = 4 };
 
 typedef struct claimer {
     const char *where;
+    const char *node;
     pthread_barrier_t *start;
     int64_t *seqs; /* what it took, EVENTS at most */
     size_t n;
@@ -75,7 +76,7 @@ static void *claim_all(void *arg)
     while (c->r == 0) {
         store_qevent_t *list = NULL;
         size_t n = 0;
-        c->r = store_qevent_claim(q, NULL, 1000, BATCH, &list, &n, &c->err);
+        c->r = store_qevent_take(q, c->node, BATCH, &list, &n, &c->err);
         for (size_t i = 0; i < n && c->n < EVENTS; i++)
             c->seqs[c->n++] = list[i].seq;
         store_qevent_list_free(list, n);
@@ -87,11 +88,11 @@ static void *claim_all(void *arg)
     return NULL;
 }
 
-/* Two connections claim from one queue at once, as two nodes would: each
- * event is taken by one of them, once (one attempt each), and together
- * they take them all. Had a claim not locked what it chose, both could
- * have chosen and updated the same rows, and such an event would show
- * two attempts or be taken twice. */
+/* Two connections take from one pool at once, as two nodes would: each
+ * event is taken by one of them, once, and together they take them all.
+ * Had a take not locked what it chose, both could have chosen and updated
+ * the same rows, and such an event would be taken twice (and held by the
+ * one that wrote last). */
 static void test_two_claimers_never_take_the_same_event(void **state)
 {
     backend_t *b = *state;
@@ -114,7 +115,7 @@ static void test_two_claimers_never_take_the_same_event(void **state)
     claimer_t c[2];
     pthread_t t[2];
     for (int i = 0; i < 2; i++) {
-        c[i] = (claimer_t){.where = b->where, .start = &start};
+        c[i] = (claimer_t){.where = b->where, .node = i ? "node-b" : "node-a", .start = &start};
         c[i].seqs = xcalloc(EVENTS, sizeof *c[i].seqs);
         assert_int_equal(pthread_create(&t[i], NULL, claim_all, &c[i]), 0);
     }
@@ -133,9 +134,8 @@ static void test_two_claimers_never_take_the_same_event(void **state)
     }
     pthread_barrier_destroy(&start);
     assert_int_equal(c[0].n + c[1].n, EVENTS);
-    assert_int_equal(queue_int(b, "SELECT count(*) FROM events WHERE running = 1"
-                                  " AND attempts = 1 AND next_ms = 1000"),
-                     EVENTS);
+    assert_int_equal(queue_int(b, "SELECT count(*) FROM events WHERE owner = 'node-a'"), c[0].n);
+    assert_int_equal(queue_int(b, "SELECT count(*) FROM events WHERE owner = 'node-b'"), c[1].n);
     store_queue_close(q);
 }
 
@@ -169,7 +169,7 @@ static void test_a_claim_passes_over_events_another_holds(void **state)
     store_queue_rollback(a);
     claim(other, 10, got, sizeof got);
     assert_string_equal(got, "e-0 e-1");
-    assert_int_equal(queue_int(b, "SELECT max(attempts) FROM events"), 1);
+    assert_int_equal(queue_int(b, "SELECT count(*) FROM events WHERE owner IS NULL"), 0);
     store_queue_close(other);
     store_queue_close(a);
 }
