@@ -480,13 +480,13 @@ def main():
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
     chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
-                         "payloads kv triggers").split())
+                         "payloads kv triggers cluster").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
                  "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv",
-                 "14": "triggers"}[num].split()
+                 "14": "triggers", "16": "cluster"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -598,6 +598,27 @@ def main():
         "%s / %s req/s" % (f_int(tr.get("publish_paused_rps")),
                            f_int(tr.get("enqueue_paused_rps"))),
         tr.get("publish_over_enqueue_paused"), 0.4, ">=")
+    cl = medians(out, "cluster")
+    add("16", "one node on PostgreSQL / one on SQLite: async enqueues of the C no-op, events "
+        "running meanwhile, 32 connections",
+        "%s / %s req/s" % (f_int(cl.get("pg_enqueue_rps")), f_int(cl.get("sqlite_enqueue_rps"))),
+        cl.get("pg_over_sqlite_enqueue"), 0.5, ">=")
+    add("16", "one node on PostgreSQL / one on SQLite: warm C no-op sync invokes, "
+        "32 connections",
+        "%s / %s req/s" % (f_int(cl.get("pg_invoke_rps")), f_int(cl.get("sqlite_invoke_rps"))),
+        cl.get("pg_over_sqlite_invoke"), 0.9, ">=")
+    add("16", "three nodes at half a CPU each / one such node, warm sync invokes (one wrk "
+        "-c32 per node, summed)",
+        "%s / %s req/s" % (f_int(cl.get("nodes3_invoke_rps")), f_int(cl.get("nodes1_invoke_rps"))),
+        cl.get("nodes3_over_nodes1_invoke"), 2.4, ">=")
+    add("16", "the same for async enqueues, events running meanwhile",
+        "%s / %s req/s" % (f_int(cl.get("nodes3_enqueue_rps")),
+                           f_int(cl.get("nodes1_enqueue_rps"))),
+        cl.get("nodes3_over_nodes1_enqueue"), 2.4, ">=")
+    if cl.get("propagation_median_ms") is not None:
+        add("16", "a function updated on one node, served in its new form by another: median "
+            "ms / the 1 s target", "%s ms" % f_ms(cl.get("propagation_median_ms")),
+            cl.get("propagation_median_ms") / 1000.0, 1.0, "<=")
     add("11", "cold start of a function without egress rules / with --disable-egress",
         "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
         eg.get("cold_ratio"), 1.05, "<=")
@@ -612,7 +633,7 @@ def main():
       "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's; 10 is "
       "a function's protection from its neighbours'; 11 is the egress gateway's; 12 is what "
       "keeping each call's event and result costs; 13 is the key-value store's; 14 is the "
-      "triggers'.")
+      "triggers'; 16 is the cluster's (several nodes on one PostgreSQL).")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -979,6 +1000,30 @@ def main():
           "%s runs alternated (each after the last one's backlog drained), medians. "
           "Status: %s." % (env.get("duration", "10"), env.get("runs", "3"),
                            status(out, "triggers")))
+        w("")
+    if "cluster" in chosen:
+        cl = medians(out, "cluster")
+        w("### Several nodes on one PostgreSQL")
+        w("")
+        w("| figure | median |")
+        w("|---|---|")
+        for key, label in (("sqlite_invoke_rps", "one node on SQLite, warm sync invokes"),
+                           ("pg_invoke_rps", "one node on PostgreSQL, warm sync invokes"),
+                           ("sqlite_enqueue_rps", "one node on SQLite, async enqueues"),
+                           ("pg_enqueue_rps", "one node on PostgreSQL, async enqueues"),
+                           ("nodes1_invoke_rps", "one node at half a CPU, warm sync invokes"),
+                           ("nodes3_invoke_rps", "three nodes at half a CPU each, summed"),
+                           ("nodes1_enqueue_rps", "one node at half a CPU, async enqueues"),
+                           ("nodes3_enqueue_rps", "three nodes at half a CPU each, summed")):
+            w("| %s, 32 connections a node, req/s | %s |" % (label, f_int(cl.get(key))))
+        w("")
+        w("bench/cluster.py: the C no-op at max_concurrency 64; PostgreSQL (Debian's, fsync on) "
+          "on the load CPU; the store's rows with the node pinned to the server CPU, the "
+          "scaling rows with each node in a cgroup of half a CPU (its sandboxes under it); "
+          "`wrk -t1 -c32` per node for %ss per figure, %s runs, each after the last one's "
+          "backlog drained, medians. Status: %s." % (env.get("duration", "10"),
+                                                       env.get("runs", "3"),
+                                                       status(out, "cluster")))
         w("")
     if "noisy" in chosen:
         w("### Noisy neighbours (a C no-op at 1 connection next to a misbehaving function)")

@@ -34,6 +34,9 @@
 #   triggers     function URLs and topics (bench/triggers.py: the C no-op behind its
 #                URL against /v1/functions/{name}/invoke, and publishes to a topic
 #                with 3 subscribers against async enqueues)
+#   cluster      several nodes on one PostgreSQL (bench/cluster.py: one node on
+#                PostgreSQL against one on SQLite, warm invokes and async enqueues;
+#                three nodes at half a CPU each against one, the same figures summed)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -68,7 +71,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -636,6 +639,12 @@ row_triggers() {
     LOAD_TIMEOUT=1800 load $PY bench/triggers.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/triggers.json" \
         || fail "bench/triggers.py failed (see bench/out/triggers.json)"
+}
+
+row_cluster() {
+    LOAD_TIMEOUT=2400 load $PY bench/cluster.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/cluster.json" \
+        || fail "bench/cluster.py failed (see bench/out/cluster.json)"
 }
 
 # ---- the run ------------------------------------------------------------------

@@ -221,3 +221,16 @@ def test_a_node_killed_during_2000_events_loses_none(nodes):
 
     doc = cluster_nodes(b)
     assert sum(1 for n in doc["nodes"] if n["state"] == "alive") == 2, doc
+
+
+def test_one_server_on_sqlite_lists_itself_and_the_runs_before_it(server, tmp_path):
+    data = tmp_path / "data"
+    srv = server("--sandbox-pool", "0", "--zygotes", "0", data_dir=data)
+    first = cluster_nodes(srv)
+    assert [n["state"] for n in first["nodes"]] == ["alive"], first
+    srv.stop()
+    srv = server("--sandbox-pool", "0", "--zygotes", "0", data_dir=data)
+    doc = cluster_nodes(srv)
+    states = {n["id"]: n["state"] for n in doc["nodes"]}
+    assert states == {doc["self"]: "alive", first["self"]: "stopped"}, doc
+    assert doc["self"] != first["self"]
