@@ -102,7 +102,15 @@ struct async {
     async_config_t cfg;
     char region[33];
     store_queue_t *rq;           /* the loop's reading connection */
+    /* Writes that answer requests (accepting events, and the other
+     * tables' jobs through async_write), and the bookkeeping of running
+     * events (attempts starting and ending, final writes, takes, beats).
+     * On PostgreSQL each has its own connection, so that a 202 does not
+     * wait behind the round trips of the events running meanwhile; on
+     * SQLite, whose file takes one writer at a time, they are one. Every
+     * event's bookkeeping follows its acceptance's commit. */
     store_writer_t *writer;
+    store_writer_t *book;
     map_t fns;                   /* name → afn_t */
     map_t idem;                  /* "function\nkey" → idem_t */
     aevent_t **heap;
@@ -871,7 +879,7 @@ static void async__submit_update(async_t *a, const aevent_t *ev, const store_att
         j->at.error_type = at->error_type ? xstrdup(at->error_type) : NULL;
         j->at.error_message = at->error_message ? xstrdup(at->error_message) : NULL;
     }
-    store_writer_submit(a->writer, false, async__update_apply, async__update_done, j);
+    store_writer_submit(a->book, false, async__update_apply, async__update_done, j);
 }
 
 /* The end of an event: success, or a dead letter. */
@@ -939,7 +947,7 @@ static void async__after_records(async_t *a, store_job_apply_fn apply, store_job
         /* The writer is draining (a callback of its last jobs got here):
          * no loop iteration is left to wait for. */
         obs_records_flush_wait(a->records);
-        store_writer_submit(a->writer, false, apply, done, arg);
+        store_writer_submit(a->book, false, apply, done, arg);
         return;
     }
     after_records_t *n = xcalloc(1, sizeof *n);
@@ -1234,7 +1242,7 @@ static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
         j->at.error_message = "the server stopped while this attempt ran; the event runs again";
     }
     ev->ending = true;
-    store_writer_submit(a->writer, false, async__attempt_apply, async__attempt_done, j);
+    store_writer_submit(a->book, false, async__attempt_apply, async__attempt_done, j);
     async__maybe_stopped(a);
 }
 
@@ -1334,7 +1342,7 @@ static void async__load_bodies(async_t *a, afn_t *fn, uint64_t room)
         buf_init(&j->bodies[j->n], 0);
         j->n++;
     }
-    store_writer_submit_read(a->writer, async__load_apply, async__load_done, j);
+    store_writer_submit_read(a->book, async__load_apply, async__load_done, j);
 }
 
 /* ---- dispatch ------------------------------------------------------------------ */
@@ -1411,7 +1419,7 @@ static void async__after_batch_submit(async_t *a, after_batch_t *b)
 {
     for (after_records_t *n = b->head, *next; n; n = next) {
         next = n->next;
-        store_writer_submit(a->writer, false, n->apply, n->done, n->arg);
+        store_writer_submit(a->book, false, n->apply, n->done, n->arg);
         free(n);
     }
     b->head = NULL;
@@ -1899,7 +1907,7 @@ static void async__on_beat(uv_timer_t *t)
     async__beat_fill(a, j, a->cfg.lease_ms);
     j->prune = a->beats++ % 100 == 0;
     a->beating = true;
-    store_writer_submit(a->writer, false, async__beat_apply, async__beat_done, j);
+    store_writer_submit(a->book, false, async__beat_apply, async__beat_done, j);
 }
 
 typedef struct take_job {
@@ -1951,7 +1959,7 @@ static void async__on_take(uv_timer_t *t)
     j->a = a;
     j->limit = (int)(POOL_LOW - waiting);
     a->taking = true;
-    store_writer_submit(a->writer, false, async__take_apply, async__take_done, j);
+    store_writer_submit(a->book, false, async__take_apply, async__take_done, j);
 }
 
 /* Looks in the pool now rather than at the next poll, when there may be
@@ -2071,6 +2079,15 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
         free(a);
         return r;
     }
+    a->book = a->writer;
+    if (store_queue_shared(a->rq) &&
+        ((r = store_queue_writer_db(where, &wdb, err)) < 0 ||
+         (r = store_writer_start(loop, &wdb, async__on_commit, a, &a->book, err)) < 0)) {
+        store_writer_stop(a->writer);
+        store_queue_close(a->rq);
+        free(a);
+        return r;
+    }
     a->retry_timer = async__timer(a);
     a->prune_timer = async__timer(a);
     a->grace_timer = async__timer(a);
@@ -2145,13 +2162,16 @@ void async_close(async_t *a)
     after_batch_t rest = { a, a->after_head, NULL };
     a->after_head = a->after_tail = NULL;
     async__after_batch_submit(a, &rest);
+    a->closing = true;
+    /* The acceptances first: what they wrote is this node's to give back. */
+    if (a->book != a->writer)
+        store_writer_stop(a->writer);
     /* Last: the events this node holds go back to the pool, for other
      * nodes (or its next run) to take. */
     leave_job_t *leave = xcalloc(1, sizeof *leave);
     snprintf(leave->node, sizeof leave->node, "%s", a->node);
-    store_writer_submit(a->writer, true, async__leave_apply, async__leave_done, leave);
-    a->closing = true;
-    store_writer_stop(a->writer);
+    store_writer_submit(a->book, true, async__leave_apply, async__leave_done, leave);
+    store_writer_stop(a->book);
     uv_close((uv_handle_t *)a->beat_timer, async__free_handle);
     uv_close((uv_handle_t *)a->take_timer, async__free_handle);
     uv_close((uv_handle_t *)a->retry_timer, async__free_handle);
