@@ -30,6 +30,7 @@ static const struct {
     { "executions", cmd_executions, "list a durable function's executions" },
     { "execution", cmd_execution, "show a durable execution and its operations, or stop it" },
     { "callback", cmd_callback, "complete a durable execution's callback" },
+    { "nodes", cmd_nodes, "list the nodes sharing the server's database" },
 };
 
 static void usage(FILE *out)

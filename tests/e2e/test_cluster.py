@@ -83,6 +83,13 @@ def test_every_node_lists_the_three(nodes):
         for n in alive:
             assert n["started"] and n["last_heartbeat"] and n["left"] is None, n
     assert len(ids) == 3
+    # The CLI's table, from the second node.
+    out = nodes[1].cli("nodes")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "ADDRESS", "STATE"], out.stdout
+    assert len(lines) == 4 and sum("(this)" in x for x in lines) == 1, out.stdout
+    assert all(" alive " in x for x in lines[1:]), out.stdout
 
 
 def test_any_node_serves_a_function_made_on_another(nodes):
