@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "cluster/cluster.h"
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/fs.h"
@@ -72,6 +73,8 @@ typedef struct server_state {
     durable_t *durable;          /* on the async queue: closed before it */
     state_kv_t *kv;
     schedules_t *schedules;
+    cluster_changes_t *changes;  /* other nodes' changes, heard (a shared store) */
+    api_cluster_t *cluster;      /* and taken in */
     uv_signal_t sigterm, sigint;
     bool stopping;
     int stop_waits;              /* the HTTP server and the async queue */
@@ -713,6 +716,8 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("server", "%s: stopping (no new connections; finishing in-flight requests)",
              strsignal(signum));
     st->stop_waits = 2;
+    /* Other nodes' changes are no longer taken in. */
+    api_cluster_stop(st->cluster);
     /* No more fires; those on their way are written with the queue. */
     schedules_stop(st->schedules);
     /* New KV requests get 503; accepted writes still commit. */
@@ -842,9 +847,14 @@ int cmd_server(int argc, char **argv)
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }
+    /* One id per start, for this server's place among the nodes that share
+     * a store (its log lines carry it). */
+    const char *node_id = cluster_node_id();
+    store_set_node(store, node_id);
     if (o.store)
-        log_info("store", "data in %s (schema version %d); this server's own files in %s",
-                 store_backend_name(store), store_schema_version(store), data_dir);
+        log_info("store", "data in %s (schema version %d); this server's own files in %s; "
+                          "this node is %s",
+                 store_backend_name(store), store_schema_version(store), data_dir, node_id);
     else
         log_info("store", "data in %s (%s, schema version %d)", data_dir,
                  store_backend_name(store), store_schema_version(store));
@@ -974,8 +984,20 @@ int cmd_server(int argc, char **argv)
                       .urls = urls,
                       .url_domain = o.url_domain,
                       .listen_addr = addr,
-                      .durable = st.durable };
+                      .durable = st.durable,
+                      .node_id = node_id };
     api_register(&router, &api);
+    /* With a shared store, what other nodes change reaches this one's
+     * memory, and their log lines its followers. */
+    if (o.store) {
+        st.cluster = api_cluster_new(&api);
+        if (cluster_changes_start(st.loop, store, node_id, api_cluster_changed, st.cluster,
+                                  &st.changes, &err) < 0) {
+            fprintf(stderr, "mayfly server: %s\n", err.msg);
+            r = CLI_EXIT_ERROR;
+            goto out;
+        }
+    }
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
@@ -1006,6 +1028,9 @@ int cmd_server(int argc, char **argv)
     r = CLI_EXIT_OK;
 
 out:
+    /* Nothing more heard: what is on its way is dropped as it comes back. */
+    api_cluster_stop(st.cluster);
+    cluster_changes_stop(st.changes);
     /* Before the HTTP server goes: the writes it still has are committed
      * and answered (to connections that may be gone). */
     state_kv_close(st.kv);
@@ -1027,6 +1052,7 @@ out:
     uv_run(st.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(st.loop) != 0)
         log_warn("server", "the event loop still had open handles at exit");
+    api_cluster_free(st.cluster);
     http_router_release(&router);
     api_release();
     url_table_close(urls);
