@@ -1,6 +1,8 @@
 /* GET /v1/functions/{name}/logs: a function's log lines as NDJSON, one
  * {"time","request_id","stream","message"} a line; follow=1 keeps the
- * response open and streams new lines as the function prints them.
+ * response open and streams new lines as the function prints them: on
+ * this server as it prints them, and, with servers sharing a database,
+ * on the others as they write them (obs/logs.h).
  *
  * A follower that reads more slowly than the function prints does not make
  * the server hold lines for it: while more than FOLLOW_BACKLOG_MAX bytes of

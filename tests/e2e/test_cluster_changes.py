@@ -13,12 +13,16 @@ check: `make bench` measures how fast a change gets around (the
 `propagation` row)."""
 
 import json
+import os
+import select
+import subprocess
+import time
 
 import pytest
 import requests
 
-from conftest import (RECORDER_PY, database, deploy_py, get_logs, get_record, invoke, psql,
-                      unique, wait_for)
+from conftest import (MAYFLY_BIN, RECORDER_PY, cli_env, database, deploy_py, get_logs,
+                      get_record, invoke, psql, unique, wait_for)
 
 # Generous: a loaded machine may take its time; correctness is what counts.
 WAIT_S = 60
@@ -270,6 +274,37 @@ def test_logs_follow_on_a_shows_a_call_that_ran_on_b(nodes):
         mine = [l["message"].split()[0] for l in lines if l["request_id"] == rid]
         assert mine == ["START", "{\"tag\":", "END", "REPORT"], mine
     assert got.index(want[0]) < got.index(want[2]), got
+
+
+def test_the_cli_follows_on_c_a_call_on_a(nodes):
+    a, _, c = nodes
+    name = unique("cl-cli")
+    deploy_py(a, name, version_py("v1"))
+    serves(c, name, "v1")
+    proc = subprocess.Popen([MAYFLY_BIN, "logs", name, "--follow", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(c.url))
+    try:
+        # Whether the call's lines are written before the follow's first
+        # read (which gives them) or after it (streamed), they show once.
+        r = invoke(a, name, {"say": "cli"})
+        assert r.status_code == 200, r.text
+        said = json.dumps({"tag": "v1", "event": {"say": "cli"}})
+        deadline = time.monotonic() + WAIT_S
+        seen, pending = [], b""
+        while said not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line of the call on A in C's follow: {seen}"
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            assert chunk, f"mayfly logs --follow ended: {proc.stderr.read()}"
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            seen += [json.loads(line)["message"] for line in lines if line]
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_the_listener_comes_back_after_its_connection_is_killed(nodes, db):
