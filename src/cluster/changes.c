@@ -179,9 +179,8 @@ void cluster_batch_add(cluster_batch_t *b, const cluster_change_t *c, const char
         return;
     const char *p = c->functions, *end = c->functions + c->functions_len;
     while (p < end) {
-        size_t n = strcspn(p, " ");
-        if (p + n > end)
-            n = (size_t)(end - p);
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        size_t n = (size_t)((sp ? sp : end) - p);
         char fn[CLUSTER_NAME_MAX + 1];
         snprintf(fn, sizeof fn, "%.*s", (int)n, p);
         batch_add_lines(b, fn, c->node, c->first_id, c->last_id);
