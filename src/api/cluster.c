@@ -37,9 +37,9 @@
 #include "trigger/url.h"
 
 typedef struct kind_state {
-    map_t names;  /* what changed, to read next (values unused) */
-    bool all;     /* everything of the kind */
-    bool busy;    /* a read is on its way */
+    map_t names; /* what changed, to read next (values unused) */
+    bool all;    /* everything of the kind */
+    bool busy;   /* a read is on its way */
 } kind_state_t;
 
 struct api_cluster {
@@ -61,7 +61,7 @@ static void pump(api_cluster_t *c, cluster_kind_t k);
 typedef struct job {
     api_cluster_t *c;
     cluster_kind_t kind;
-    uint64_t changes;          /* the module's count of its own changes, when asked */
+    uint64_t changes; /* the module's count of its own changes, when asked */
     bool all;
     char (*names)[CLUSTER_NAME_MAX + 1];
     size_t nnames;
@@ -69,8 +69,8 @@ typedef struct job {
     store_function_t *fns;
     bool *found;
     size_t nfns;
-    bool *differs;             /* per row: not what the registry has */
-    uv_work_t work;            /* unpacks what the rows' packages need */
+    bool *differs;  /* per row: not what the registry has */
+    uv_work_t work; /* unpacks what the rows' packages need */
     /* URLs */
     store_url_t *urls;
     size_t nurls;
@@ -135,8 +135,9 @@ static bool job_usable(job_t *j, int r, const mf_error_t *err)
     }
     bool stale = r == 0 && local_changes(c, j->kind) != j->changes;
     if (r < 0)
-        log_warn("cluster", "reading the %s another node changed: %s (read again at the next "
-                            "change)",
+        log_warn("cluster",
+                 "reading the %s another node changed: %s (read again at the next "
+                 "change)",
                  kind_what[j->kind], err->msg);
     if (r < 0 || stale) {
         requeue(j);
@@ -385,9 +386,7 @@ static void pump(api_cluster_t *c, cluster_kind_t k)
     case CLUSTER_FUNCTION:
         store_writer_submit_read(ctx->obs_writer, fn_read, fn_read_done, j);
         break;
-    case CLUSTER_URL:
-        store_writer_submit_read(ctx->obs_writer, url_read, url_read_done, j);
-        break;
+    case CLUSTER_URL: store_writer_submit_read(ctx->obs_writer, url_read, url_read_done, j); break;
     case CLUSTER_TOPIC:
         store_writer_submit_read(async_writer(ctx->async), topic_read, topic_read_done, j);
         break;

@@ -31,8 +31,8 @@
 
 static bool name_char(char c, bool dot)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || (dot && c == '.');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || (dot && c == '.');
 }
 
 /* The length of the word at p (up to end or a space) when it is 1 to max
@@ -214,16 +214,16 @@ unsigned cluster_backoff_ms(unsigned last_ms)
 /* ---- the listening thread -------------------------------------------------------- */
 
 struct cluster_changes {
-    uv_async_t *wake;            /* the thread → the loop: a batch is waiting */
-    store_listener_t *listener;  /* the thread's, after the start */
+    uv_async_t *wake;           /* the thread → the loop: a batch is waiting */
+    store_listener_t *listener; /* the thread's, after the start */
     char self[CLUSTER_NODE_ID_MAX + 1];
     cluster_changes_cb cb;
     void *ud;
     uv_thread_t thread;
-    int stop_fd;                 /* an eventfd: the loop → the thread: stop */
+    int stop_fd; /* an eventfd: the loop → the thread: stop */
     uv_mutex_t lock;
-    cluster_batch_t pending;     /* under lock */
-    cluster_batch_t heard;       /* the thread's, while it reads */
+    cluster_batch_t pending; /* under lock */
+    cluster_batch_t heard;   /* the thread's, while it reads */
 };
 
 static void changes__heard(void *ud, const char *payload, size_t len)
@@ -254,7 +254,7 @@ static void changes__hand_over(cluster_changes_t *c)
  * once stopping. */
 static bool changes__wait(cluster_changes_t *c, int fd, int ms)
 {
-    struct pollfd fds[2] = { { .fd = c->stop_fd, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
+    struct pollfd fds[2] = {{.fd = c->stop_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
     int r;
     do
         r = poll(fds, fd >= 0 ? 2 : 1, ms);
@@ -289,8 +289,9 @@ static void changes__thread(void *arg)
         if (!changes__wait(c, fd, -1))
             return;
         if (store_listen_read(c->listener, changes__heard, c, &err) < 0) {
-            log_warn("cluster", "lost the connection that hears other nodes' changes (%s); "
-                                "connecting again",
+            log_warn("cluster",
+                     "lost the connection that hears other nodes' changes (%s); "
+                     "connecting again",
                      err.msg);
             backoff = 0;
         }

@@ -55,7 +55,7 @@ typedef enum cluster_kind {
 /* One notification's payload, parsed (store/listen.h has its forms). */
 typedef struct cluster_change {
     cluster_kind_t kind;
-    char name[CLUSTER_NAME_MAX + 1];    /* the kept thing's name; "" for logs */
+    char name[CLUSTER_NAME_MAX + 1]; /* the kept thing's name; "" for logs */
     /* Logs: the node that wrote them, the ids of its batch's first and
      * last line, and the functions whose lines it holds, as names
      * separated by single spaces (pointing into the payload). */
@@ -86,10 +86,10 @@ typedef struct cluster_batch {
      * were heard yet): every kept thing is to be read again, and log
      * followers to catch up. */
     bool all;
-    map_t names[CLUSTER_KINDS];         /* the names that changed (values unused) */
-    cluster_lines_t *lines;             /* one per function and node, ranges merged */
+    map_t names[CLUSTER_KINDS]; /* the names that changed (values unused) */
+    cluster_lines_t *lines;     /* one per function and node, ranges merged */
     size_t nlines, cap;
-    map_t lines_at;                     /* "NODE FUNCTION" → its index in lines + 1 */
+    map_t lines_at; /* "NODE FUNCTION" → its index in lines + 1 */
 } cluster_batch_t;
 
 void cluster_batch_init(cluster_batch_t *b);

@@ -10,7 +10,7 @@
 #include "store/postgres_internal.h"
 
 struct store_listener {
-    PGconn *conn;                /* NULL while lost */
+    PGconn *conn; /* NULL while lost */
     char *url, *channel, *application_name;
 };
 
@@ -22,8 +22,7 @@ static int pg__listen_connect(store_listener_t *l, mf_error_t *err)
         return r;
     char sql[128];
     snprintf(sql, sizeof sql, "LISTEN %s", l->channel);
-    if ((r = store__pg_exec(c, sql, "listen for changes", err)) == 0 &&
-        PQsetnonblocking(c, 1) != 0)
+    if ((r = store__pg_exec(c, sql, "listen for changes", err)) == 0 && PQsetnonblocking(c, 1) != 0)
         r = store__pg_fail(c, NULL, "listen for changes", err);
     if (r < 0) {
         PQfinish(c);

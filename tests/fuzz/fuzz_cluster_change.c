@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (c.kind == CLUSTER_LOGS) {
         if (!c.node[0] || c.first_id < 0 || c.last_id < c.first_id || !c.functions_len ||
-            c.functions < (const char *)data || c.functions + c.functions_len != (const char *)data + size)
+            c.functions < (const char *)data ||
+            c.functions + c.functions_len != (const char *)data + size)
             abort();
     } else if (!c.name[0] || strlen(c.name) > CLUSTER_NAME_MAX) {
         abort();

@@ -182,7 +182,7 @@ static void test_a_burst_is_one_batch(void **state)
 
 static void test_backoff_doubles_to_five_seconds(void **state)
 {
-    unsigned want[] = { 200, 400, 800, 1600, 3200, 5000, 5000 }, ms = 0;
+    unsigned want[] = {200, 400, 800, 1600, 3200, 5000, 5000}, ms = 0;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         ms = cluster_backoff_ms(ms);
         assert_int_equal(ms, want[i]);
@@ -246,7 +246,7 @@ static void hear(store_listener_t *l, heard_t *h, size_t n)
 
 static store_log_t line(const char *fn, const char *msg)
 {
-    store_log_t l = { .time_ms = 1000, .stream = 1, .message = (char *)msg, .len = strlen(msg) };
+    store_log_t l = {.time_ms = 1000, .stream = 1, .message = (char *)msg, .len = strlen(msg)};
     snprintf(l.function, sizeof l.function, "%s", fn);
     snprintf(l.request_id, sizeof l.request_id, "r-1");
     return l;
@@ -266,13 +266,13 @@ static void test_changes_and_lines_are_heard(void **state)
                                   " WHERE application_name = 'mayfly-test'"),
                      1);
 
-    store_function_t f = { .version = 1, .code_sha256 = "abc", .config_json = "{}" };
+    store_function_t f = {.version = 1, .code_sha256 = "abc", .config_json = "{}"};
     snprintf(f.name, sizeof f.name, "fa");
     assert_int_equal(store_function_put(n1, &f, &err), 0);
-    store_log_t lines[] = { line("fa", "one"), line("fb", "two"), line("fa", "three") };
+    store_log_t lines[] = {line("fa", "one"), line("fb", "two"), line("fa", "three")};
     assert_int_equal(store_logs_put(n1, lines, 3, &err), 0);
     assert_int_equal(store_function_delete(n1, "fa", &err), 0);
-    heard_t h = { 0 };
+    heard_t h = {0};
     hear(l, &h, 3);
     assert_int_equal(h.n, 3);
     assert_string_equal(h.payloads[0], "function fa");
@@ -287,9 +287,8 @@ static void test_changes_and_lines_are_heard(void **state)
     /* n2 reads n1's lines of fa in that range, by node or as "not mine". */
     store_log_t *got = NULL;
     size_t n = 0;
-    assert_int_equal(store_logs_list_remote(n2, "fa", "n1", c.first_id - 1, c.last_id, 100, &got,
-                                            &n, &err),
-                     0);
+    assert_int_equal(
+        store_logs_list_remote(n2, "fa", "n1", c.first_id - 1, c.last_id, 100, &got, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(got[0].message, "one");
     assert_string_equal(got[1].message, "three");
@@ -301,9 +300,8 @@ static void test_changes_and_lines_are_heard(void **state)
     assert_int_equal(store_logs_list_remote(n1, "fa", NULL, 0, INT64_MAX, 100, &got, &n, &err), 0);
     assert_int_equal(n, 0); /* n1's own */
     store_log_list_free(got, n);
-    assert_int_equal(store_logs_list_remote(n2, "fa", NULL, c.first_id, INT64_MAX, 100, &got, &n,
-                                            &err),
-                     0);
+    assert_int_equal(
+        store_logs_list_remote(n2, "fa", NULL, c.first_id, INT64_MAX, 100, &got, &n, &err), 0);
     assert_int_equal(n, 1);
     store_log_list_free(got, n);
     /* Every listing says whose a line is. */
@@ -396,13 +394,13 @@ static void test_the_thread_hands_changes_to_the_loop(void **state)
     store_t *s = open_store(b), *other = open_store(b);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    handed_t h = { 0 };
+    handed_t h = {0};
     uv_timer_init(&loop, &h.deadline);
     uv_timer_start(&h.deadline, on_deadline, 60000, 0);
     mf_error_t err = MF_ERROR_INIT;
     cluster_changes_t *c = NULL;
     assert_int_equal(cluster_changes_start(&loop, s, "me", on_batch, &h, &c, &err), 0);
-    store_function_t f = { .version = 1, .code_sha256 = "abc", .config_json = "{}" };
+    store_function_t f = {.version = 1, .code_sha256 = "abc", .config_json = "{}"};
     snprintf(f.name, sizeof f.name, "fz");
     assert_int_equal(store_function_put(other, &f, &err), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
