@@ -37,6 +37,9 @@
 #   cluster      several nodes on one PostgreSQL (bench/cluster.py: one node on
 #                PostgreSQL against one on SQLite, warm invokes and async enqueues;
 #                three nodes at half a CPU each against one, the same figures summed)
+#   propagation  two nodes on a throwaway PostgreSQL (tests/pg.sh; bench/propagation.py):
+#                the median time from an update's 200 on one node to the other node
+#                serving the new version, over BENCH_UPDATES (20) updates, against 1 s
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -52,6 +55,7 @@
 # function with max_concurrency 1; 0: not), BENCH_ASYNC_DRAIN_TIMEOUT (900,
 # seconds a backlog of events may take to run), BENCH_NOISY_MODES (spin fork
 # api log: the noisy row's neighbours),
+# BENCH_UPDATES (20: the propagation row's updates),
 # BENCH_ROWS (all: space-separated subset of the row names above, with
 # warm, density and noisy meaning every runtime or neighbour). A subset writes its report to
 # bench/out/RESULTS.md and bench/out/latency.png, leaving bench/RESULTS.md
@@ -71,7 +75,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -645,6 +649,12 @@ row_cluster() {
     LOAD_TIMEOUT=2400 load $PY bench/cluster.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/cluster.json" \
         || fail "bench/cluster.py failed (see bench/out/cluster.json)"
+# ---- propagation -----------------------------------------------------------------
+
+row_propagation() {
+    LOAD_TIMEOUT=1800 load $PY bench/propagation.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --updates "${BENCH_UPDATES:-20}" --out "$OUT/propagation.json" \
+        || fail "bench/propagation.py failed (see bench/out/propagation.json)"
 }
 
 # ---- the run ------------------------------------------------------------------

@@ -154,7 +154,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__topics_register(router, ctx);
     api__urls_register(router, ctx);
     api__durable_register(router, ctx);
-    api__cluster_register(router, ctx);
+    api__cluster_nodes_register(router, ctx);
 }
 
 void api_release(void)

@@ -47,11 +47,30 @@ typedef struct api_ctx {
     const char *url_domain;
     const char *listen_addr;
     struct durable *durable;     /* durable executions (durable/durable.h), or NULL: none */
+    /* This server's id among the nodes sharing a store (cluster_node_id). */
+    const char *node_id;
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
 void api_register(http_router_t *router, api_ctx_t *ctx);
 void api_release(void);
+
+/* What other servers sharing the store change (api/cluster.c): functions,
+ * function URLs, topics and schedules read again off the loop and taken
+ * into this server's memory (a function changed as if updated here, one
+ * deleted as if deleted here), other servers' log lines streamed to the
+ * followers here. */
+struct cluster_batch;
+typedef struct api_cluster api_cluster_t;
+api_cluster_t *api_cluster_new(api_ctx_t *ctx);
+/* A cluster_changes_cb (cluster/cluster.h); ud is the api_cluster_t. */
+void api_cluster_changed(void *ud, struct cluster_batch *b);
+/* Takes nothing more in (the server stops): reads on their way are
+ * dropped when they come back. */
+void api_cluster_stop(api_cluster_t *c);
+/* Once the writers it reads with have stopped and the loop has run its
+ * last callbacks. NULL is fine. */
+void api_cluster_free(api_cluster_t *c);
 
 /* Answers a request with the error a lower layer returned (r < 0):
  * -EINVAL 400, -ENOENT 404, -EEXIST/-EBUSY 409, -EFBIG 413, -ESHUTDOWN 503,
@@ -74,8 +93,8 @@ void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
  * doors, and /v1/durable-executions. */
 void api__durable_register(http_router_t *router, api_ctx_t *ctx);
-/* GET /v1/cluster/nodes (cluster.c). */
-void api__cluster_register(http_router_t *router, api_ctx_t *ctx);
+/* GET /v1/cluster/nodes (cluster_nodes.c). */
+void api__cluster_nodes_register(http_router_t *router, api_ctx_t *ctx);
 void api__durable_release(void);
 /* When function is durable, starts an execution for the call req asks
  * (Lambda's shape or /v1's; async: answered once it is on disk) and
@@ -151,6 +170,10 @@ typedef void (*api_put_done_fn)(http_request_t *req, api_ctx_t *ctx, int r, cons
                                 bool created, const mf_error_t *err);
 void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, buf_t *body,
                        api_put_mode_t mode, api_translate_fn translate, api_put_done_fn done);
+/* A function was created or updated (here, or by another server sharing
+ * the store): running instances of an older version drain, and new calls
+ * get this one. */
+void api__function_changed(api_ctx_t *ctx, const fn_t *fn);
 /* A deleted function's instances and queue go. */
 void api__function_removed(api_ctx_t *ctx, const char *name);
 

@@ -89,13 +89,8 @@ static void put_done(uv_work_t *w, int status)
     buf_release(&job->body);
     api_put_done_fn done = job->done;
     free(job);
-    if (r == 0 && !dry_run) {
-        /* Running instances of the old version drain; new calls get this one. */
-        exec_function_changed(ctx->exec, &fn);
-        async_function_changed(ctx->async, &fn);
-        if (ctx->durable)
-            durable_function_changed(ctx->durable, &fn);
-    }
+    if (r == 0 && !dry_run)
+        api__function_changed(ctx, &fn);
     done(req, ctx, r, r == 0 ? &fn : NULL, created, &err);
     if (r == 0)
         fn_clear(&fn);
@@ -262,6 +257,15 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
     obs_records_flush(ctx->records);
     obs_logs_flush(ctx->logs);
     store_writer_submit(ctx->obs_writer, false, purge_apply, purge_done, j);
+}
+
+void api__function_changed(api_ctx_t *ctx, const fn_t *fn)
+{
+    /* Running instances of the old version drain; new calls get this one. */
+    exec_function_changed(ctx->exec, fn);
+    async_function_changed(ctx->async, fn);
+    if (ctx->durable)
+        durable_function_changed(ctx->durable, fn);
 }
 
 void api__function_removed(api_ctx_t *ctx, const char *name)

@@ -1,6 +1,8 @@
 /* GET /v1/functions/{name}/logs: a function's log lines as NDJSON, one
  * {"time","request_id","stream","message"} a line; follow=1 keeps the
- * response open and streams new lines as the function prints them.
+ * response open and streams new lines as the function prints them: on
+ * this server as it prints them, and, with servers sharing a database,
+ * on the others as they write them (obs/logs.h).
  *
  * A follower that reads more slowly than the function prints does not make
  * the server hold lines for it: while more than FOLLOW_BACKLOG_MAX bytes of
@@ -123,6 +125,12 @@ static void on_follow_aborted(http_request_t *req)
     http_stream_end(req);
 }
 
+/* The last line of a server's the first read gave (store_log_t.node). */
+typedef struct node_seen {
+    char node[65];
+    int64_t id;
+} node_seen_t;
+
 /* What a GET asks for, and the lines read back for it (as NDJSON). */
 typedef struct logs_read {
     char name[FN_NAME_MAX + 1];
@@ -131,7 +139,29 @@ typedef struct logs_read {
     int limit;
     buf_t lines;
     follow_t *follow;          /* follow=1: subscribed already, holding new lines */
+    /* For a follower: the last line of each server the read gave, and of
+     * any, so that other servers' lines are not streamed again. */
+    node_seen_t *seen;
+    size_t nseen;
+    int64_t last_id;
 } logs_read_t;
+
+static void note_seen(logs_read_t *l, const store_log_t *line)
+{
+    if (line->id > l->last_id)
+        l->last_id = line->id;
+    if (!line->node[0])
+        return;
+    for (size_t i = 0; i < l->nseen; i++)
+        if (!strcmp(l->seen[i].node, line->node)) {
+            if (line->id > l->seen[i].id)
+                l->seen[i].id = line->id;
+            return;
+        }
+    l->seen = xrealloc(l->seen, (l->nseen + 1) * sizeof *l->seen);
+    snprintf(l->seen[l->nseen].node, sizeof l->seen[0].node, "%s", line->node);
+    l->seen[l->nseen++].id = line->id;
+}
 
 /* On the writer's thread: every line up to the limit, a page at a time. */
 static int logs_read(void *db, void *arg, mf_error_t *err)
@@ -139,6 +169,12 @@ static int logs_read(void *db, void *arg, mf_error_t *err)
     logs_read_t *l = arg;
     const char *rid = l->request_id[0] ? l->request_id : NULL;
     int64_t after = 0;
+    /* A follower catches up on a server it has had nothing of (after a
+     * lost notification) from here, not from the beginning; with one
+     * server alone (SQLite) there is nothing to catch up on. */
+    mf_error_t ignored = MF_ERROR_INIT;
+    if (l->follow)
+        store_logs_last_id(db, &l->last_id, &ignored);
     for (int left = l->limit; left > 0;) {
         store_log_t *lines = NULL;
         size_t n = 0;
@@ -146,8 +182,11 @@ static int logs_read(void *db, void *arg, mf_error_t *err)
                                 &lines, &n, err);
         if (r < 0)
             return r;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             line_json(&l->lines, &lines[i]);
+            if (l->follow)
+                note_seen(l, &lines[i]);
+        }
         if (n)
             after = lines[n - 1].id;
         store_log_list_free(lines, n);
@@ -175,13 +214,18 @@ static void logs_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
         http_stream_end(req);
     } else {
         /* New lines arrive through the subscription until the client
-         * leaves or the server stops. */
+         * leaves or the server stops; other servers' lines from where
+         * this read left each of them. */
+        for (size_t i = 0; i < l->nseen; i++)
+            obs_logs_seen(ctx->logs, f->sub, l->seen[i].node, l->seen[i].id);
+        obs_logs_seen(ctx->logs, f->sub, NULL, l->last_id);
         http_stream_write(req, f->held.data, f->held.len);
         buf_release(&f->held);
         f->live = true;
         req->abort_cb = on_follow_aborted;
     }
     buf_release(&l->lines);
+    free(l->seen);
     free(l);
 }
 

@@ -14,10 +14,10 @@
 
 #include "api/api.h"
 #include "cli/commands.h"
+#include "cluster/cluster.h"
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/fs.h"
-#include "core/id.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
@@ -34,7 +34,6 @@
 #include "sandbox/sandbox.h"
 #include "state/kv.h"
 #include "state/volume.h"
-#include "store/nodes.h"
 #include "store/store.h"
 #include "trigger/schedules.h"
 #include "trigger/url.h"
@@ -75,6 +74,8 @@ typedef struct server_state {
     durable_t *durable;          /* on the async queue: closed before it */
     state_kv_t *kv;
     schedules_t *schedules;
+    cluster_changes_t *changes;  /* other nodes' changes, heard (a shared store) */
+    api_cluster_t *cluster;      /* and taken in */
     uv_signal_t sigterm, sigint;
     bool stopping;
     int stop_waits;              /* the HTTP server and the async queue */
@@ -726,6 +727,8 @@ static void on_signal(uv_signal_t *h, int signum)
     log_info("server", "%s: stopping (no new connections; finishing in-flight requests)",
              strsignal(signum));
     st->stop_waits = 2;
+    /* Other nodes' changes are no longer taken in. */
+    api_cluster_stop(st->cluster);
     /* No more fires; those on their way are written with the queue. */
     schedules_stop(st->schedules);
     /* New KV requests get 503; accepted writes still commit. */
@@ -855,9 +858,14 @@ int cmd_server(int argc, char **argv)
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }
+    /* One id per start, for this server's place among the nodes that share
+     * a store (its log lines carry it). */
+    const char *node_id = cluster_node_id();
+    store_set_node(store, node_id);
     if (o.store)
-        log_info("store", "data in %s (schema version %d); this server's own files in %s",
-                 store_backend_name(store), store_schema_version(store), data_dir);
+        log_info("store", "data in %s (schema version %d); this server's own files in %s; "
+                          "this node is %s",
+                 store_backend_name(store), store_schema_version(store), data_dir, node_id);
     else
         log_info("store", "data in %s (%s, schema version %d)", data_dir,
                  store_backend_name(store), store_schema_version(store));
@@ -921,17 +929,9 @@ int cmd_server(int argc, char **argv)
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
-    /* This run's node id: the host's name, for people reading the node
-     * list, and 8 random hex digits, since a restart is a new node. */
-    char node_id[STORE_NODE_ID_MAX + 1], address[300];
-    {
-        char hostname[48] = "";
-        uint32_t rnd;
-        gethostname(hostname, sizeof hostname - 1);
-        id_random_bytes(&rnd, sizeof rnd);
-        snprintf(node_id, sizeof node_id, "%s-%08x", hostname[0] ? hostname : "node", rnd);
-        snprintf(address, sizeof address, "%s:%d", o.host, o.port);
-    }
+    /* The node list shows where this node's API listens. */
+    char address[300];
+    snprintf(address, sizeof address, "%s:%d", o.host, o.port);
     o.async.node = node_id;
     o.async.address = address;
     o.async.retention_days = o.retention.days;
@@ -1000,8 +1000,20 @@ int cmd_server(int argc, char **argv)
                       .urls = urls,
                       .url_domain = o.url_domain,
                       .listen_addr = addr,
-                      .durable = st.durable };
+                      .durable = st.durable,
+                      .node_id = node_id };
     api_register(&router, &api);
+    /* With a shared store, what other nodes change reaches this one's
+     * memory, and their log lines its followers. */
+    if (o.store) {
+        st.cluster = api_cluster_new(&api);
+        if (cluster_changes_start(st.loop, store, node_id, api_cluster_changed, st.cluster,
+                                  &st.changes, &err) < 0) {
+            fprintf(stderr, "mayfly server: %s\n", err.msg);
+            r = CLI_EXIT_ERROR;
+            goto out;
+        }
+    }
     r = http_server_listen(st.loop, o.host, o.port, &o.http, &router, &st.http, &err);
     if (r < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
@@ -1032,6 +1044,9 @@ int cmd_server(int argc, char **argv)
     r = CLI_EXIT_OK;
 
 out:
+    /* Nothing more heard: what is on its way is dropped as it comes back. */
+    api_cluster_stop(st.cluster);
+    cluster_changes_stop(st.changes);
     /* Before the HTTP server goes: the writes it still has are committed
      * and answered (to connections that may be gone). */
     state_kv_close(st.kv);
@@ -1053,6 +1068,7 @@ out:
     uv_run(st.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(st.loop) != 0)
         log_warn("server", "the event loop still had open handles at exit");
+    api_cluster_free(st.cluster);
     http_router_release(&router);
     api_release();
     url_table_close(urls);

@@ -28,6 +28,25 @@ void obs_logs_sync(obs_logs_t *l, void (*cb)(void *ud), void *ud);
 obs_log_sub_t *obs_logs_subscribe(obs_logs_t *l, const char *function, const char *request_id,
                                   obs_log_cb cb, void *ud);
 void obs_logs_unsubscribe(obs_logs_t *l, obs_log_sub_t *sub);
+
+/* ---- lines other servers wrote (a shared store) -------------------------------
+ *
+ * Servers sharing a database each write their own lines; a follower here
+ * gets another server's too, read (on the writer's thread) when that
+ * server says it wrote them, in the order it wrote them, each once. */
+
+/* What a follower's first read gave: node's lines up to id (node NULL: the
+ * last id of any line it gave, where catching up starts for a server it
+ * had nothing of). */
+void obs_logs_seen(obs_logs_t *l, obs_log_sub_t *sub, const char *node, int64_t id);
+/* Server node (not this one) wrote lines first_id to last_id of function
+ * (other lines between): its followers here get theirs. */
+void obs_logs_remote(obs_logs_t *l, const char *function, const char *node, int64_t first_id,
+                     int64_t last_id);
+/* What other servers wrote may not have been heard of (the notifications
+ * were lost for a while): every follower gets their lines after the last
+ * it had of each. */
+void obs_logs_remote_resync(obs_logs_t *l);
 void obs_logs_free(obs_logs_t *l);
 
 #endif

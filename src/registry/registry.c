@@ -32,15 +32,24 @@
 /* Lambda's bound: the keys and values of all variables together. */
 #define REG_ENV_MAX 4096
 
+/* A package to remove once no upload is in flight; forget: from the
+ * store too (a change made here, not one another server made and
+ * forgot there already). */
+typedef struct reg_deferred {
+    char *sha;
+    bool forget;
+} reg_deferred_t;
+
 struct registry {
     store_t *store;
     char *code_root;
     code_limits_t limits;
     bool (*code_in_use)(void *ud, const char *sha);
     void *code_in_use_ud;
-    unsigned uploads; /* prepared off the loop, not yet put */
-    char **deferred;  /* packages to look at again when they end */
+    unsigned uploads; /* prepared (or fetched) off the loop, not yet put */
+    reg_deferred_t *deferred; /* packages to look at again when they end */
     size_t ndeferred;
+    uint64_t changes; /* puts and deletes made here (registry_changes) */
     json_t *default_egress; /* canonical rule texts for a function created without any */
     /* Every stored function as read back (name -> fn_t *), filled on first
      * use and kept by put and delete, which write the store first: reads
@@ -951,7 +960,7 @@ void registry_close(registry_t *r)
     uv_mutex_destroy(&r->code_lock);
     reg__cache_drop(r);
     for (size_t i = 0; i < r->ndeferred; i++)
-        free(r->deferred[i]);
+        free(r->deferred[i].sha);
     free(r->deferred);
     free(r->code_root);
     json_decref(r->default_egress);
@@ -968,7 +977,7 @@ static int reg__check_name(const char *name, mf_error_t *err)
 /* Removes a package once no function refers to it. Failing to remove it
  * only wastes disk, so it is logged rather than failing the call that
  * already changed the store. */
-static void reg__release_code(registry_t *r, const char *sha)
+static void reg__release_code_as(registry_t *r, const char *sha, bool forget)
 {
     if (!sha[0])
         return;
@@ -978,7 +987,7 @@ static void reg__release_code(registry_t *r, const char *sha)
         return;
     if (r->uploads) {
         r->deferred = xrealloc(r->deferred, (r->ndeferred + 1) * sizeof *r->deferred);
-        r->deferred[r->ndeferred++] = xstrdup(sha);
+        r->deferred[r->ndeferred++] = (reg_deferred_t){ xstrdup(sha), forget };
         return;
     }
     mf_error_t err = MF_ERROR_INIT;
@@ -994,8 +1003,31 @@ static void reg__release_code(registry_t *r, const char *sha)
     if (code_remove(r->code_root, sha, &err) < 0)
         log_warn("registry", "cannot remove code package %s: %s", sha, err.msg);
     /* A function of another server sharing the store keeps it there. */
-    if (r->code_db && store_code_forget(r->store, sha, &err) < 0)
+    if (forget && r->code_db && store_code_forget(r->store, sha, &err) < 0)
         log_warn("registry", "cannot drop code package %s from the store: %s", sha, err.msg);
+}
+
+static void reg__release_code(registry_t *r, const char *sha)
+{
+    reg__release_code_as(r, sha, true);
+}
+
+/* An upload (or fetch) ended: the packages that waited for it are looked
+ * at again once none is in flight. */
+static void reg__uploads_end(registry_t *r)
+{
+    r->uploads--;
+    if (r->uploads)
+        return;
+    reg_deferred_t *deferred = r->deferred;
+    size_t n = r->ndeferred;
+    r->deferred = NULL;
+    r->ndeferred = 0;
+    for (size_t i = 0; i < n; i++) {
+        reg__release_code_as(r, deferred[i].sha, deferred[i].forget);
+        free(deferred[i].sha);
+    }
+    free(deferred);
 }
 
 /* Applies body to f, which holds the current settings or the defaults.
@@ -1190,6 +1222,7 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
     fn_t kept;
     fn_copy(&kept, &f);
     reg__cache_set(r, &kept);
+    r->changes++;
     if (strcmp(old_sha, f.code_sha256))
         reg__release_code(r, old_sha);
     *created = create;
@@ -1247,21 +1280,11 @@ int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up
     } else {
         rc = reg__put(r, name, up->body, up, out, created, err);
     }
-    r->uploads--;
-    /* A package unpacked for a put that failed belongs to no one. */
+    /* A package unpacked for a put that failed belongs to no one (it
+     * waits while this upload counts, and goes when it ends). */
     if (rc < 0 && up->has_code)
         reg__release_code(r, up->code_sha256);
-    if (!r->uploads) {
-        char **deferred = r->deferred;
-        size_t n = r->ndeferred;
-        r->deferred = NULL;
-        r->ndeferred = 0;
-        for (size_t i = 0; i < n; i++) {
-            reg__release_code(r, deferred[i]);
-            free(deferred[i]);
-        }
-        free(deferred);
-    }
+    reg__uploads_end(r);
     return rc;
 }
 
@@ -1330,9 +1353,113 @@ int registry_delete(registry_t *r, const char *name, mf_error_t *err)
     if ((rc = store_function_delete(r->store, name, err)) < 0)
         return rc;
     map_remove(&r->cache, name);
+    r->changes++;
     reg__release_code(r, f->code_sha256);
     fn_clear(f);
     free(f);
+    return 0;
+}
+
+/* ---- changes other servers made ------------------------------------------- */
+
+uint64_t registry_changes(registry_t *r)
+{
+    return r->changes;
+}
+
+/* Whether a row read back is another version than f: a version is never
+ * given twice by one server, but two servers updating a function at once
+ * may each give the same one; the time tells them apart. */
+static bool reg__row_differs(const fn_t *f, const store_function_t *row)
+{
+    return f->version != row->version || f->updated_ms != row->updated_ms ||
+           strcmp(f->code_sha256, row->code_sha256);
+}
+
+bool registry_differs(registry_t *r, const char *name, const store_function_t *row)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    if (reg__cache_fill(r, &err) < 0)
+        return true;
+    const fn_t *cur = map_get(&r->cache, name);
+    return row ? !cur || reg__row_differs(cur, row) : cur != NULL;
+}
+
+void registry_fetch_begin(registry_t *r)
+{
+    r->uploads++;
+}
+
+static bool reg__sha_shape(const char *sha)
+{
+    size_t n = strspn(sha, "0123456789abcdef");
+    return n == 64 && !sha[n];
+}
+
+int registry_fetch_code(registry_t *r, const char *sha, mf_error_t *err)
+{
+    if (!reg__sha_shape(sha))
+        return mf_error_plain(err, EINVAL, "registry: `%s` is not a package's SHA-256",
+                              SHOW(sha));
+    cleanup_free char *dir = xasprintf("%s/%s", r->code_root, sha);
+    if (access(dir, F_OK) == 0)
+        return 0;
+    if (!r->code_db)
+        return mf_error_plain(err, ENOENT, "registry: code package %s is not here", sha);
+    cleanup_buf buf_t zip = BUF_INIT;
+    uv_mutex_lock(&r->code_lock);
+    int rc = store_code_get(r->code_db, sha, &zip, err);
+    uv_mutex_unlock(&r->code_lock);
+    char got[65];
+    int64_t size;
+    if (rc == 0)
+        rc = code_install(r->code_root, zip.data, zip.len, &r->limits, got, &size, err);
+    if (rc == 0 && strcmp(got, sha))
+        rc = mf_error_plain(err, EIO, "registry: the store's package %s holds other bytes (%s)",
+                            sha, got);
+    return rc;
+}
+
+void registry_fetch_end(registry_t *r)
+{
+    reg__uploads_end(r);
+}
+
+int registry_apply_stored(registry_t *r, const char *name, const store_function_t *row,
+                          fn_t *out, registry_sync_t *what, mf_error_t *err)
+{
+    *what = REGISTRY_SAME;
+    int rc = reg__cache_fill(r, err);
+    if (rc < 0)
+        return rc;
+    fn_t *cur = map_get(&r->cache, name);
+    /* The server that made the change dropped a package nothing uses any
+     * more from the store already: only this server's copy goes. */
+    if (!row) {
+        if (!cur)
+            return 0;
+        map_remove(&r->cache, name);
+        reg__release_code_as(r, cur->code_sha256, false);
+        fn_clear(cur);
+        free(cur);
+        *what = REGISTRY_REMOVED;
+        return 0;
+    }
+    if (cur && !reg__row_differs(cur, row))
+        return 0;
+    fn_t f;
+    if ((rc = reg__from_stored(row, &f, err)) < 0)
+        return rc;
+    char old_sha[sizeof f.code_sha256] = "";
+    if (cur)
+        memcpy(old_sha, cur->code_sha256, sizeof old_sha);
+    *what = cur ? REGISTRY_CHANGED : REGISTRY_CREATED;
+    fn_t kept;
+    fn_copy(&kept, &f);
+    reg__cache_set(r, &kept);
+    if (old_sha[0] && strcmp(old_sha, f.code_sha256))
+        reg__release_code_as(r, old_sha, false);
+    *out = f;
     return 0;
 }
 

@@ -153,6 +153,42 @@ int registry_delete(registry_t *r, const char *name, mf_error_t *err);
 void registry_set_code_guard(registry_t *r, bool (*in_use)(void *ud, const char *sha), void *ud);
 void registry_code_released(registry_t *r, const char *sha);
 
+/* ---- changes other servers made (a shared store) ----------------------------
+ *
+ * Another server sharing the store changed a function: its row, read
+ * again off the loop, is taken in here. The reads come after the change,
+ * but a put or delete made on this server meanwhile may be newer than what
+ * was read: a caller that sees registry_changes move while its read was on
+ * its way reads again instead. */
+
+/* How many puts and deletes this server made: it moves with each. */
+uint64_t registry_changes(registry_t *r);
+/* Whether row (NULL: the function is gone) differs from what the registry
+ * keeps of name: its version, time or package. On the loop. */
+bool registry_differs(registry_t *r, const char *name, const store_function_t *row);
+/* Makes sure the package sha is unpacked in the code directory, from the
+ * store's copy (with a store that keeps code packages). On any thread,
+ * between registry_fetch_begin and registry_fetch_end (on the loop), while
+ * which no package is removed (it may be one nothing refers to yet). */
+void registry_fetch_begin(registry_t *r);
+int registry_fetch_code(registry_t *r, const char *sha, mf_error_t *err);
+void registry_fetch_end(registry_t *r);
+
+typedef enum registry_sync {
+    REGISTRY_SAME,    /* the registry has it so already (a change of this server's own) */
+    REGISTRY_CREATED,
+    REGISTRY_CHANGED,
+    REGISTRY_REMOVED,
+} registry_sync_t;
+
+/* Takes name's row (NULL: it is gone) into the registry, on the loop;
+ * *what says what that did and, when created or changed, *out is the
+ * function as it is now (fn_clear it). A package no function refers to any
+ * more leaves this server's code directory (the store's copy was dropped
+ * by the server that made the change). */
+int registry_apply_stored(registry_t *r, const char *name, const store_function_t *row,
+                          fn_t *out, registry_sync_t *what, mf_error_t *err);
+
 /* The directory holding a function's unpacked code (free() it). */
 char *registry_code_dir(registry_t *r, const fn_t *f);
 

@@ -9,11 +9,17 @@
 
 #include "store/store.h"
 
+struct store_listener;
+
 typedef struct store__backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
     void (*close)(store_t *s);
     int (*writer_db)(store_t *s, store_writer_db_t *out, mf_error_t *err);
     int (*reopen)(store_t *s, store_t **out, mf_error_t *err);
+    /* NULL where servers do not share the data (SQLite). */
+    void (*set_node)(store_t *s, const char *node);
+    int (*listen_open)(store_t *s, const char *channel, const char *application_name,
+                       struct store_listener **out, mf_error_t *err);
 
     int (*function_get)(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
     int (*function_put)(store_t *s, const store_function_t *f, mf_error_t *err);
@@ -41,6 +47,10 @@ typedef struct store__backend {
     int (*logs_list)(store_t *s, const char *function, const char *request_id, int64_t since_ms,
                      int64_t after_id, int limit, store_log_t **out, size_t *count,
                      mf_error_t *err);
+    int (*logs_list_remote)(store_t *s, const char *function, const char *node,
+                            int64_t after_id, int64_t last_id, int limit, store_log_t **out,
+                            size_t *count, mf_error_t *err);
+    int (*logs_last_id)(store_t *s, int64_t *out, mf_error_t *err);
 
     int (*volume_add)(store_t *s, const store_volume_t *v, mf_error_t *err);
     int (*volume_get)(store_t *s, const char *name, store_volume_t *out, mf_error_t *err);

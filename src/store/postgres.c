@@ -8,18 +8,22 @@
  * as on SQLite. A lost connection fails the call with -ECONNRESET and
  * says so; it is not opened again here. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/listen.h"
 #include "store/postgres_internal.h"
 
 typedef struct pg_store {
     store_t base;
     PGconn *conn;
     char *url; /* as given: a writer's connection opens it again */
+    char node[65]; /* store_set_node's, or "" */
 } pg_store_t;
 
 #define P STORE__PG_P
@@ -41,6 +45,9 @@ enum {
     PURGE_LINES,
     LOG_PUT,
     LOG_LIST,
+    LOG_REMOTE,
+    LOG_LAST_ID,
+    LOG_ANNOUNCE,
     PRUNE_RECORDS,
     PRUNE_LINES,
     OLDEST_RECORD,
@@ -90,6 +97,10 @@ enum {
     "pg_column_size(ROW(id, time_ms, function, request_id, stream)) + pg_column_size(message))"   \
     " FROM (SELECT * FROM logs ORDER BY id DESC LIMIT 100) AS l), 0))::bigint"
 
+/* A log line's columns on PostgreSQL: STORE_LOG_LIST's and the server
+ * that wrote it (pg__fill_log). */
+#define PG_LOG_COLUMNS "id, time_ms, function, request_id, stream, message, coalesce(node, '')"
+
 static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [FN_GET] = { "fn_get", STORE_FN_GET(P), "t" },
     [FN_PUT] = { "fn_put", STORE_FN_PUT(P), "tititii" },
@@ -118,8 +129,25 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiit" },
     [PURGE_RECORDS] = { "purge_records", STORE_PURGE_RECORDS(P), "t" },
     [PURGE_LINES] = { "purge_lines", STORE_PURGE_LINES(P), "t" },
-    [LOG_PUT] = { "log_put", STORE_LOG_PUT(P), "ittib" },
-    [LOG_LIST] = { "log_list", STORE_LOG_LIST(P), "ttiii" },
+    /* A line carries its server's name, and its id comes back for the
+     * announcement of its batch (pg__logs_write). */
+    [LOG_PUT] = { "log_put",
+                  "INSERT INTO logs (time_ms, function, request_id, stream, message, node)"
+                  " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                  "ittibt" },
+    [LOG_LIST] = { "log_list",
+                   "SELECT " PG_LOG_COLUMNS " FROM logs WHERE function = $1"
+                   " AND ($2 IS NULL OR request_id = $2) AND time_ms >= $3 AND id > $4"
+                   " ORDER BY id LIMIT $5",
+                   "ttiii" },
+    /* $2 NULL: every server's but this one's ($3). */
+    [LOG_REMOTE] = { "log_remote",
+                     "SELECT " PG_LOG_COLUMNS " FROM logs WHERE function = $1"
+                     " AND CASE WHEN $2 IS NULL THEN node <> $3 ELSE node = $2 END"
+                     " AND id > $4 AND id <= $5 ORDER BY id LIMIT $6",
+                     "tttiii" },
+    [LOG_LAST_ID] = { "log_last_id", "SELECT coalesce(max(id), 0) FROM logs", "" },
+    [LOG_ANNOUNCE] = { "log_announce", "SELECT pg_notify('" STORE_CHANGES_CHANNEL "', $1)", "t" },
     [PRUNE_RECORDS] = { "prune_records", STORE_PRUNE_RECORDS(P), "ii" },
     [PRUNE_LINES] = { "prune_lines", STORE_PRUNE_LINES(P), "ii" },
     [OLDEST_RECORD] = { "oldest_record", STORE_OLDEST_RECORD(P), "i" },
@@ -226,6 +254,7 @@ static int pg__reopen(store_t *primary, store_t **out, mf_error_t *err)
     if (r < 0)
         return r;
     s->base.schema_version = primary->schema_version;
+    memcpy(s->node, pg(primary)->node, sizeof s->node);
     *out = &s->base;
     return 0;
 }
@@ -333,9 +362,11 @@ static int bind_record(const store__binder_t *b, const void *item)
     return store__bind_record(b, item);
 }
 
-static int bind_log(const store__binder_t *b, const void *item)
+static void pg__fill_log(const store__row_t *row, void *item)
 {
-    return store__bind_log(b, item);
+    store_log_t *l = item;
+    store__fill_log(row, item);
+    row->copy_text(row->ctx, 6, l->node, sizeof l->node);
 }
 
 /* ---- functions ---------------------------------------------------------- */
@@ -506,17 +537,79 @@ static int pg__function_purge_write(store_t *base, const char *function, int64_t
 
 /* ---- function logs ------------------------------------------------------ */
 
+/* A notification's payload must stay under 8000 bytes. */
+#define PG_ANNOUNCE_MAX 7900
+
+/* Tells the other servers that this one wrote lines first_id to last_id
+ * (with others' between) of the functions of lines: "logs NODE FIRST LAST
+ * FUNCTION..." on the changes channel, as many as the names need. Inside
+ * the batch's transaction, so it is heard when the lines can be read. */
+static int pg__announce_lines(pg_store_t *s, const store_log_t *lines, size_t count,
+                              int64_t first_id, int64_t last_id, mf_error_t *err)
+{
+    map_t seen = MAP_INIT;
+    buf_t payload = BUF_INIT;
+    int r = 0;
+    for (size_t i = 0; i <= count && r == 0; i++) {
+        const char *fn = i < count ? lines[i].function : NULL;
+        if (fn && map_get(&seen, fn))
+            continue;
+        if (payload.len && (!fn || payload.len + 1 + strlen(fn) > PG_ANNOUNCE_MAX)) {
+            store_pg_params_t p = { 0 };
+            store__binder_t b = store__pg_binder(&p);
+            b.text(b.ctx, 1, payload.data);
+            PGresult *res;
+            if ((r = store__pg_run(s->conn, stmt(LOG_ANNOUNCE), &p, &res,
+                                   "announce log lines", err)) == 0)
+                PQclear(res);
+            buf_reset(&payload);
+        }
+        if (!fn)
+            break;
+        if (!payload.len)
+            buf_addf(&payload, "logs %s %lld %lld", s->node, (long long)first_id,
+                     (long long)last_id);
+        map_put(&seen, fn, (void *)1);
+        buf_addf(&payload, " %s", fn);
+    }
+    map_release(&seen);
+    buf_release(&payload);
+    return r;
+}
+
 static int pg__logs_write(store_t *base, const store_log_t *lines, size_t count,
                           mf_error_t *err)
 {
-    return pg__write_each(pg(base), LOG_PUT, lines, count, sizeof *lines, bind_log,
-                          "write a log line", err);
+    pg_store_t *s = pg(base);
+    int64_t first_id = INT64_MAX, last_id = INT64_MIN;
+    for (size_t i = 0; i < count; i++) {
+        store_pg_params_t p = { 0 };
+        store__binder_t b = store__pg_binder(&p);
+        store__bind_log(&b, &lines[i]);
+        b.text(b.ctx, 6, s->node[0] ? s->node : NULL);
+        PGresult *res;
+        int r = store__pg_run(s->conn, stmt(LOG_PUT), &p, &res, "write a log line", err);
+        if (r < 0)
+            return r;
+        int64_t id = store__pg_int(res, 0, 0);
+        PQclear(res);
+        first_id = id < first_id ? id : first_id;
+        last_id = id > last_id ? id : last_id;
+    }
+    if (!count || !s->node[0])
+        return 0;
+    return pg__announce_lines(s, lines, count, first_id, last_id, err);
 }
 
 static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, mf_error_t *err)
 {
-    return pg__put_each(pg(base), LOG_PUT, lines, count, sizeof *lines, bind_log,
-                        "write a log line", err);
+    int r = store__pg_begin(pg(base)->conn, false, err);
+    if (r == 0)
+        r = pg__logs_write(base, lines, count, err);
+    if (r == 0)
+        return store__pg_commit(pg(base)->conn, err);
+    store__pg_rollback(pg(base)->conn);
+    return r;
 }
 
 static int pg__logs_list(store_t *base, const char *function, const char *request_id,
@@ -531,11 +624,54 @@ static int pg__logs_list(store_t *base, const char *function, const char *reques
     b.int64(b.ctx, 4, after_id);
     b.int64(b.ctx, 5, limit);
     void *list = NULL;
-    int r = pg__list(pg(base), LOG_LIST, &p, sizeof **out, store__fill_log, &list, count,
+    int r = pg__list(pg(base), LOG_LIST, &p, sizeof **out, pg__fill_log, &list, count,
                      "list log lines", err);
     if (r == 0)
         *out = list;
     return r;
+}
+
+static int pg__logs_list_remote(store_t *base, const char *function, const char *node,
+                                int64_t after_id, int64_t last_id, int limit, store_log_t **out,
+                                size_t *count, mf_error_t *err)
+{
+    pg_store_t *s = pg(base);
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, function);
+    b.text(b.ctx, 2, node);
+    b.text(b.ctx, 3, s->node);
+    b.int64(b.ctx, 4, after_id);
+    b.int64(b.ctx, 5, last_id);
+    b.int64(b.ctx, 6, limit);
+    void *list = NULL;
+    int r = pg__list(s, LOG_REMOTE, &p, sizeof **out, pg__fill_log, &list, count,
+                     "list other servers' log lines", err);
+    if (r == 0)
+        *out = list;
+    return r;
+}
+
+static int pg__run_ints(pg_store_t *s, int id, const int64_t *args, int n, int64_t *changed,
+                        int64_t *first, const char *what, mf_error_t *err);
+
+static int pg__logs_last_id(store_t *base, int64_t *out, mf_error_t *err)
+{
+    return pg__run_ints(pg(base), LOG_LAST_ID, NULL, 0, NULL, out, "find the newest log line",
+                        err);
+}
+
+/* ---- servers sharing the database --------------------------------------- */
+
+static void pg__set_node(store_t *base, const char *node)
+{
+    snprintf(pg(base)->node, sizeof pg(base)->node, "%s", node ? node : "");
+}
+
+static int pg__listen_open(store_t *base, const char *channel, const char *application_name,
+                           store_listener_t **out, mf_error_t *err)
+{
+    return store__pg_listen_open(pg(base)->url, channel, application_name, out, err);
 }
 
 /* ---- retention ---------------------------------------------------------- */
@@ -677,6 +813,8 @@ static const store__backend_t pg__backend = {
     .close = pg__close,
     .writer_db = pg__writer_db,
     .reopen = pg__reopen,
+    .set_node = pg__set_node,
+    .listen_open = pg__listen_open,
     .function_get = pg__function_get,
     .function_put = pg__function_put,
     .function_delete = pg__function_delete,
@@ -693,6 +831,8 @@ static const store__backend_t pg__backend = {
     .logs_put = pg__logs_put,
     .logs_write = pg__logs_write,
     .logs_list = pg__logs_list,
+    .logs_list_remote = pg__logs_list_remote,
+    .logs_last_id = pg__logs_last_id,
     .prune_write = pg__prune_write,
     .volume_add = pg__volume_add,
     .volume_get = pg__volume_get,

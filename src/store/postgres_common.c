@@ -115,6 +115,12 @@ static void pg__notice(void *arg, const PGresult *res)
 
 int store__pg_connect(const char *url, PGconn **out, mf_error_t *err)
 {
+    return store__pg_connect_as(url, NULL, out, err);
+}
+
+int store__pg_connect_as(const char *url, const char *application_name, PGconn **out,
+                         mf_error_t *err)
+{
     char shown[256], why[400];
     pg__mask(url, url, shown, sizeof shown);
     char *parse_err = NULL;
@@ -132,7 +138,17 @@ int store__pg_connect(const char *url, PGconn **out, mf_error_t *err)
     static const char *const keys[] = { "connect_timeout", "dbname", "fallback_application_name",
                                         NULL };
     const char *values[] = { "10", url, "mayfly", NULL };
-    PGconn *c = PQconnectdbParams(keys, values, 1);
+    /* A connection with a name of its own, which the URL does not
+     * override, and TCP keepalives that notice a database host gone
+     * silent within a minute rather than the system's two hours: a
+     * connection that only waits for the server to speak would otherwise
+     * never learn that it is gone. */
+    static const char *const named_keys[] = { "connect_timeout", "dbname", "application_name",
+                                              "keepalives", "keepalives_idle",
+                                              "keepalives_interval", "keepalives_count", NULL };
+    const char *named_values[] = { "10", url, application_name, "1", "20", "10", "3", NULL };
+    PGconn *c = application_name ? PQconnectdbParams(named_keys, named_values, 1)
+                                 : PQconnectdbParams(keys, values, 1);
     if (!c)
         return mf_error_plain(err, ENOMEM, "store: out of memory connecting to PostgreSQL");
     int r = 0;

@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "store/rows.h"
 
+struct store_listener;
+
 /* The key of the advisory lock migrations run under: "mayfly" in ASCII.
  * Advisory locks belong to one database, so nodes of other databases on
  * the same server never wait on each other. */
@@ -27,6 +29,13 @@
 /* Connects to url (postgresql://…): on failure an error that names the
  * URL without its password and says why (the server's or libpq's words). */
 int store__pg_connect(const char *url, PGconn **out, mf_error_t *err);
+/* The same with application_name (shown in pg_stat_activity) set whatever
+ * the URL says, and TCP keepalives on: for a connection that waits. */
+int store__pg_connect_as(const char *url, const char *application_name, PGconn **out,
+                         mf_error_t *err);
+/* A listener (store/listen.h) on url's database. */
+int store__pg_listen_open(const char *url, const char *channel, const char *application_name,
+                          struct store_listener **out, mf_error_t *err);
 /* Applies the migrations the database has not seen yet, in one
  * transaction under the advisory lock, and sets *version to the schema
  * version after them (postgres_schema.c). */

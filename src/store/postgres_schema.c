@@ -302,6 +302,37 @@ static const char *const pg__migrations[] = {
     "CREATE INDEX events_owner ON events (owner);"
     "CREATE INDEX events_pool ON events (seq) WHERE owner IS NULL;"
     STORE__NODES_TABLE("text COLLATE \"C\"", "bigint"),
+    /* 12: every server keeps functions, their URLs, topics with their
+     * subscriptions and schedules in memory; a change to one of those rows
+     * is announced on the channel mayfly_changes as "KIND NAME" (function,
+     * url and schedule by their own names, topic for a topic or any of its
+     * subscriptions), at commit, so a server that hears it reads a row
+     * that is there to read (cluster/changes.c). A row's key changing
+     * announces the old name and the new. Log lines carry the server that
+     * wrote them: its writer announces each batch on the same channel as
+     * "logs NODE FIRST_ID LAST_ID FUNCTION...", and a follower elsewhere
+     * reads that node's lines of that range. */
+    "CREATE FUNCTION mayfly_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP <> 'INSERT' THEN"
+    "   PERFORM pg_notify('mayfly_changes', TG_ARGV[0] || ' ' || (to_jsonb(OLD) ->> TG_ARGV[1]));"
+    "  END IF;"
+    "  IF TG_OP <> 'DELETE' THEN"
+    "   PERFORM pg_notify('mayfly_changes', TG_ARGV[0] || ' ' || (to_jsonb(NEW) ->> TG_ARGV[1]));"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER functions_changes AFTER INSERT OR UPDATE OR DELETE ON functions"
+    "  FOR EACH ROW EXECUTE FUNCTION mayfly_notify_change('function', 'name');"
+    "CREATE TRIGGER function_urls_changes AFTER INSERT OR UPDATE OR DELETE ON function_urls"
+    "  FOR EACH ROW EXECUTE FUNCTION mayfly_notify_change('url', 'function');"
+    "CREATE TRIGGER topics_changes AFTER INSERT OR UPDATE OR DELETE ON topics"
+    "  FOR EACH ROW EXECUTE FUNCTION mayfly_notify_change('topic', 'name');"
+    "CREATE TRIGGER subscriptions_changes AFTER INSERT OR UPDATE OR DELETE ON subscriptions"
+    "  FOR EACH ROW EXECUTE FUNCTION mayfly_notify_change('topic', 'topic');"
+    "CREATE TRIGGER schedules_changes AFTER INSERT OR UPDATE OR DELETE ON schedules"
+    "  FOR EACH ROW EXECUTE FUNCTION mayfly_notify_change('schedule', 'name');"
+    "ALTER TABLE logs ADD COLUMN node text COLLATE \"C\";",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

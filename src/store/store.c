@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/backend.h"
+#include "store/listen.h"
 
 bool store__is_url(const char *where)
 {
@@ -55,6 +56,19 @@ static int store__unsupported(store_t *s, const char *call, mf_error_t *err)
 
 #define STORE__CALL(s, op, err, ...)                                                               \
     ((s)->be->op ? (s)->be->op((s), __VA_ARGS__) : store__unsupported((s), "store_" #op, (err)))
+
+void store_set_node(store_t *s, const char *node)
+{
+    if (s->be->set_node)
+        s->be->set_node(s, node);
+}
+
+int store_listen_open(store_t *s, const char *channel, const char *application_name,
+                      store_listener_t **out, mf_error_t *err)
+{
+    *out = NULL;
+    return STORE__CALL(s, listen_open, err, channel, application_name, out, err);
+}
 
 int store_writer_db(store_t *s, store_writer_db_t *out, mf_error_t *err)
 {
@@ -246,6 +260,22 @@ void store_record_list_free(store_record_t *list, size_t count)
     for (size_t i = 0; i < count; i++)
         store_record_clear(&list[i]);
     free(list);
+}
+
+int store_logs_list_remote(store_t *s, const char *function, const char *node, int64_t after_id,
+                           int64_t last_id, int limit, store_log_t **out, size_t *count,
+                           mf_error_t *err)
+{
+    *out = NULL;
+    *count = 0;
+    return STORE__CALL(s, logs_list_remote, err, function, node, after_id, last_id, limit, out,
+                       count, err);
+}
+
+int store_logs_last_id(store_t *s, int64_t *out, mf_error_t *err)
+{
+    *out = 0;
+    return STORE__CALL(s, logs_last_id, err, out, err);
 }
 
 void store_log_list_free(store_log_t *list, size_t count)

@@ -47,6 +47,13 @@ int store_open(const char *where, store_t **out, mf_error_t *err);
 void store_close(store_t *s);
 /* The schema version after migrations. */
 int store_schema_version(store_t *s);
+/* Names the server this store belongs to among those sharing the database
+ * (cluster/cluster.h's node id, at most 64 characters), for the
+ * connections opened from s after this call (store_writer_db,
+ * store_reopen): on PostgreSQL the log lines they write carry it, and each
+ * batch of them is announced to the other servers (store/listen.h). A
+ * no-op on SQLite, whose data one server has to itself. */
+void store_set_node(store_t *s, const char *node);
 /* "SQLite" or "PostgreSQL". */
 const char *store_backend_name(store_t *s);
 /* Opens a second connection to s's database for a writer thread
@@ -235,6 +242,9 @@ typedef struct store_log {
     int stream;               /* 1 stdout, 2 stderr */
     char *message;            /* owned */
     size_t len;
+    /* The server that wrote it (store_set_node); "" on SQLite and for
+     * lines written before servers had names. */
+    char node[65];
 } store_log_t;
 
 /* Appends count lines in one transaction. */
@@ -246,6 +256,17 @@ int store_logs_write(store_t *s, const store_log_t *lines, size_t count, mf_erro
 int store_logs_list(store_t *s, const char *function, const char *request_id, int64_t since_ms,
                     int64_t after_id, int limit, store_log_t **out, size_t *count,
                     mf_error_t *err);
+/* Lines of function that other servers sharing the database wrote, with
+ * after_id < id <= last_id, oldest first, at most limit: with node, those
+ * of that server; without (NULL), those of every server but this one
+ * (store_set_node). -ENOTSUP on SQLite, where there are no others. */
+int store_logs_list_remote(store_t *s, const char *function, const char *node, int64_t after_id,
+                           int64_t last_id, int limit, store_log_t **out, size_t *count,
+                           mf_error_t *err);
+/* The id of the newest line of any function (0: none): where a follower
+ * that has had nothing of another server starts catching up. -ENOTSUP on
+ * SQLite, which has no other servers. */
+int store_logs_last_id(store_t *s, int64_t *out, mf_error_t *err);
 void store_log_list_free(store_log_t *list, size_t count);
 
 /* ---- shared volumes (src/state/volume.h) ------------------------------- */

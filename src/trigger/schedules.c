@@ -642,12 +642,13 @@ json_t *schedules_list_json(schedules_t *s)
 
 /* ---- opening and closing ---------------------------------------------------------- */
 
-/* Takes a stored schedule into memory, with its latest logged fire. */
-static void schedules__load(schedules_t *s, store_schedule_t *st)
+/* Takes a stored schedule's settings into e (st's input taken over). */
+static void schedules__settings(schedules_t *s, entry_t *e, store_schedule_t *st)
 {
-    entry_t *e = xcalloc(1, sizeof *e);
+    store_schedule_clear(&e->s);
     e->s = *st;
     st->input = NULL;
+    e->planned = false;
     mf_error_t err = MF_ERROR_INIT;
     /* One that no longer parses (a zone gone from the system) stays, shown
      * without next fires, and fires nothing until it is put again. */
@@ -657,19 +658,68 @@ static void schedules__load(schedules_t *s, store_schedule_t *st)
                   err.msg);
         e->zone = NULL;
     }
+}
+
+/* Takes a logged fire as e's latest. */
+static void schedules__last(entry_t *e, const store_schedule_fire_t *f)
+{
+    e->has_last = true;
+    e->last_due_s = f->due_ms / 1000;
+    e->last_fired_ms = f->fired_ms;
+    snprintf(e->last_request_id, sizeof e->last_request_id, "%s", f->request_id);
+    free(e->last_error);
+    e->last_error = f->error ? xstrdup(f->error) : NULL;
+}
+
+/* Takes a stored schedule into memory, with its latest logged fire. */
+static void schedules__load(schedules_t *s, store_schedule_t *st)
+{
+    entry_t *e = xcalloc(1, sizeof *e);
+    schedules__settings(s, e, st);
+    mf_error_t err = MF_ERROR_INIT;
     store_schedule_fire_t *fires = NULL;
     size_t n = 0;
     if (store_schedule_fire_list(async_store(s->async), e->s.name, 1, &fires, &n, &err) < 0)
         log_error("schedules", "%s: %s", e->s.name, err.msg);
-    if (n) {
-        e->has_last = true;
-        e->last_due_s = fires[0].due_ms / 1000;
-        e->last_fired_ms = fires[0].fired_ms;
-        snprintf(e->last_request_id, sizeof e->last_request_id, "%s", fires[0].request_id);
-        e->last_error = fires[0].error ? xstrdup(fires[0].error) : NULL;
-    }
+    if (n)
+        schedules__last(e, &fires[0]);
     store_schedule_fire_list_free(fires, n);
     map_put(&s->entries, e->s.name, e);
+}
+
+void schedules_replace(schedules_t *s, store_schedule_t *list, size_t n,
+                       const store_schedule_fire_t *last)
+{
+    if (s->stopping)
+        return;
+    map_t now = MAP_INIT;
+    for (size_t i = 0; i < n; i++) {
+        map_put(&now, list[i].name, (void *)1);
+        entry_t *e = map_get(&s->entries, list[i].name);
+        if (e && e->s.updated_ms == list[i].updated_ms && e->s.created_ms == list[i].created_ms)
+            continue;
+        if (!e) {
+            e = xcalloc(1, sizeof *e);
+            map_put(&s->entries, list[i].name, e);
+            if (last && last[i].schedule[0])
+                schedules__last(e, &last[i]);
+        }
+        /* A fire on its way finds the entry by name when it is written. */
+        schedules__settings(s, e, &list[i]);
+    }
+    const char *key;
+    void *v;
+    for (size_t i = 0; map_next(&s->entries, &i, &key, &v);) {
+        if (map_get(&now, key))
+            continue;
+        char name[SCHEDULE_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s", key);
+        entry_free(map_remove(&s->entries, name));
+        metrics_remove(s->m_fires, (const char *[]){ name, "queued" });
+        metrics_remove(s->m_fires, (const char *[]){ name, "failed" });
+    }
+    map_release(&now);
+    schedules__wake(s);
 }
 
 int schedules_open(uv_loop_t *loop, async_t *async, registry_t *registry,

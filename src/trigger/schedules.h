@@ -98,6 +98,18 @@ json_t *schedules_list_json(schedules_t *s);
  * far is written, and its outcome is in what the calls above show. */
 void schedules_sync(schedules_t *s, void (*cb)(void *ud), void *ud);
 
+/* Takes the schedules as a shared store holds them now (another server
+ * changed one; read off the loop with the queue's writer, after every
+ * change this server handed it, so nothing of this server's own is
+ * older than what was read) in place of those in memory: one whose times
+ * differ takes the stored settings and is planned again, one not in list
+ * goes. last[i] (may be NULL) is list[i]'s latest logged fire, for one new
+ * here ("" schedule: none). The inputs are taken over. On the loop. */
+struct store_schedule;
+struct store_schedule_fire;
+void schedules_replace(schedules_t *s, struct store_schedule *list, size_t n,
+                       const struct store_schedule_fire *last);
+
 /* The schedules' clock, in milliseconds since the epoch. */
 int64_t schedules_now_ms(schedules_t *s);
 /* Whether the clock is a test clock that stands still. */

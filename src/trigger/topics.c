@@ -30,6 +30,7 @@ struct topics {
     topics_config_t cfg;
     char region[33];
     map_t topics; /* name → topic_t */
+    uint64_t changes; /* made here (topics_changes) */
     uv_timer_t *prune_timer;
     metrics_family_t *m_messages, *m_deliveries;
 };
@@ -215,6 +216,7 @@ static void topics__change_done(void *arg, int r, const mf_error_t *err)
     if (r < 0) {
         log_error("topics", "writing a change of topic %s: %s", c->topic, err->msg);
         topics__undo(c);
+        c->t->changes++;
     }
     if (c->cb)
         c->cb(c->ud, r, c->created, err);
@@ -262,8 +264,10 @@ int topics_create(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf
     change_t *c = topics__change(t, OP_CREATE, name, cb, ud);
     c->created_ms = now;
     c->created = true;
-    if ((r = topics__submit(t, c, err)) == 0)
+    if ((r = topics__submit(t, c, err)) == 0) {
         topic_new(t, name, now);
+        t->changes++;
+    }
     return r;
 }
 
@@ -276,6 +280,7 @@ int topics_delete(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf
     if ((r = topics__submit(t, topics__change(t, OP_DELETE, name, cb, ud), err)) == 0) {
         map_remove(&t->topics, name);
         topic_free(tp);
+        t->changes++;
     }
     return r;
 }
@@ -334,6 +339,7 @@ int topics_subscribe(topics_t *t, const char *topic, const char *function, const
         return r;
     }
     topic_add_sub(tp, &s);
+    t->changes++;
     return 0;
 }
 
@@ -352,8 +358,10 @@ int topics_unsubscribe(topics_t *t, const char *topic, const char *id, topics_do
     }
     change_t *c = topics__change(t, OP_UNSUBSCRIBE, topic, cb, ud);
     snprintf(c->id, sizeof c->id, "%s", id);
-    if ((r = topics__submit(t, c, err)) == 0)
+    if ((r = topics__submit(t, c, err)) == 0) {
         topic_remove_sub_at(tp, at);
+        t->changes++;
+    }
     return r;
 }
 
@@ -372,6 +380,7 @@ void topics_function_removed(topics_t *t, const char *function)
     }
     if (!removed)
         return;
+    t->changes++;
     change_t *c = topics__change(t, OP_FORGET, "", NULL, NULL);
     snprintf(c->function, sizeof c->function, "%s", function);
     mf_error_t err = MF_ERROR_INIT;
@@ -603,31 +612,25 @@ static void topics__on_prune(uv_timer_t *timer)
         free(before);
 }
 
-static int topics__load(topics_t *t, mf_error_t *err)
+/* Takes topics and subscriptions as the store has them into memory (the
+ * subscriptions' filters taken over). With gone, a subscription of a
+ * function the registry does not have is left out and its function put
+ * in gone; without, it is kept (another server's function this one may
+ * hear of next). */
+static void topics__take(topics_t *t, const store_topic_t *list, size_t n,
+                         store_subscription_t *subs, size_t ns, map_t *gone)
 {
-    store_queue_t *q = async_store(t->async);
-    store_topic_t *list = NULL;
-    size_t n = 0;
-    int r = store_topic_list(q, &list, &n, err);
-    if (r < 0)
-        return r;
     for (size_t i = 0; i < n; i++)
         topic_new(t, list[i].name, list[i].created_ms);
-    free(list);
-    store_subscription_t *subs = NULL;
-    size_t ns = 0;
-    if ((r = store_subscription_list(q, &subs, &ns, err)) < 0)
-        return r;
-    map_t gone = MAP_INIT;
     for (size_t i = 0; i < ns; i++) {
         store_subscription_t *s = &subs[i];
         topic_t *tp = map_get(&t->topics, s->topic);
         mf_error_t e = MF_ERROR_INIT;
         if (!tp)
             continue;
-        if (registry_check(t->registry, s->function, &e) < 0) {
+        if (gone && registry_check(t->registry, s->function, &e) < 0) {
             /* Deleted while the server went down before forgetting it. */
-            map_put(&gone, s->function, (void *)1);
+            map_put(gone, s->function, (void *)1);
             continue;
         }
         filter_policy_t *policy = NULL;
@@ -650,6 +653,25 @@ static int topics__load(topics_t *t, mf_error_t *err)
         snprintf(sub.function, sizeof sub.function, "%s", s->function);
         topic_add_sub(tp, &sub);
     }
+}
+
+static int topics__load(topics_t *t, mf_error_t *err)
+{
+    store_queue_t *q = async_store(t->async);
+    store_topic_t *list = NULL;
+    size_t n = 0;
+    int r = store_topic_list(q, &list, &n, err);
+    if (r < 0)
+        return r;
+    store_subscription_t *subs = NULL;
+    size_t ns = 0;
+    if ((r = store_subscription_list(q, &subs, &ns, err)) < 0) {
+        free(list);
+        return r;
+    }
+    map_t gone = MAP_INIT;
+    topics__take(t, list, n, subs, ns, &gone);
+    free(list);
     store_subscription_list_free(subs, ns);
     const char *key;
     void *value;
@@ -661,6 +683,22 @@ static int topics__load(topics_t *t, mf_error_t *err)
     }
     map_release(&gone);
     return 0;
+}
+
+uint64_t topics_changes(const topics_t *t)
+{
+    return t->changes;
+}
+
+void topics_replace(topics_t *t, const store_topic_t *list, size_t n,
+                    store_subscription_t *subs, size_t ns)
+{
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&t->topics, &it, &key, &value);)
+        topic_free(value);
+    map_clear(&t->topics);
+    topics__take(t, list, n, subs, ns, NULL);
 }
 
 int topics_open(uv_loop_t *loop, async_t *async, registry_t *registry, const topics_config_t *cfg,

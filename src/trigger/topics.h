@@ -126,4 +126,18 @@ int topics_publish(topics_t *t, const char *topic, const topic_message_t *m,
 /* A deleted function's subscriptions go. */
 void topics_function_removed(topics_t *t, const char *function);
 
+/* ---- changes other servers made (a shared store) --------------------------- */
+
+struct store_topic;
+struct store_subscription;
+/* How many changes the calls above made in memory: it moves with each, so
+ * that a reader of the store can tell that what it read may be older than
+ * what is in memory (and read again). */
+uint64_t topics_changes(const topics_t *t);
+/* Takes the topics and subscriptions as the store holds them now (read
+ * off the loop, with the queue's writer: store/topics.h) in place of what
+ * is in memory; the subscriptions' filters are taken over. On the loop. */
+void topics_replace(topics_t *t, const struct store_topic *list, size_t n,
+                    struct store_subscription *subs, size_t ns);
+
 #endif

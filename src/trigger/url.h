@@ -92,6 +92,7 @@ void url_config_clear(url_config_t *c);
 typedef struct url_table {
     store_t *store;
     map_t by_function;         /* name → url_config_t* */
+    uint64_t changes;          /* puts, deletes and forgets made here */
 } url_table_t;
 
 int url_table_open(store_t *store, url_table_t **out, mf_error_t *err);
@@ -106,6 +107,15 @@ int url_table_put(url_table_t *t, const url_config_t *c, bool *created, mf_error
 int url_table_delete(url_table_t *t, const char *function, mf_error_t *err);
 /* The function was deleted (the store's row went with it). */
 void url_table_forget(url_table_t *t, const char *function);
+/* How many changes the three calls above made: it moves with each, so that
+ * a reader of the store (url_table_replace's caller) can tell that what it
+ * read may be older than the table. */
+uint64_t url_table_changes(const url_table_t *t);
+/* Takes list, every URL as a shared store holds it now (another server
+ * changed one), in place of the table: a URL whose times differ is read
+ * again, one not in list goes. One that cannot be read is logged and left
+ * as it was. On the loop. */
+void url_table_replace(url_table_t *t, const store_url_t *list, size_t n);
 
 /* ---- request → event ------------------------------------------------------ */
 

@@ -261,6 +261,30 @@ static void table_set(url_table_t *t, url_config_t *c)
     }
 }
 
+/* A stored row's settings. Written by this code, so never unreadable
+ * unless the database was edited by hand. */
+static int url__from_row(const store_url_t *row, url_config_t **out, mf_error_t *err)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(row->config_json, 0, &jerr);
+    url_config_t *c = xcalloc(1, sizeof *c);
+    mf_error_t e = MF_ERROR_INIT;
+    if (!doc || url_config_parse(doc, c, &e) < 0) {
+        int r = mf_error_plain(err, EINVAL, "store: the URL of function %s cannot be read: %s",
+                               row->function, doc ? e.msg : jerr.text);
+        json_decref(doc);
+        url_config_clear(c);
+        free(c);
+        return r;
+    }
+    json_decref(doc);
+    snprintf(c->function, sizeof c->function, "%s", row->function);
+    c->created_ms = row->created_ms;
+    c->updated_ms = row->updated_ms;
+    *out = c;
+    return 0;
+}
+
 int url_table_open(store_t *store, url_table_t **out, mf_error_t *err)
 {
     store_url_t *list = NULL;
@@ -271,31 +295,50 @@ int url_table_open(store_t *store, url_table_t **out, mf_error_t *err)
     url_table_t *t = xcalloc(1, sizeof *t);
     t->store = store;
     for (size_t i = 0; i < n; i++) {
-        json_error_t jerr;
-        json_t *doc = json_loads(list[i].config_json, 0, &jerr);
-        url_config_t *c = xcalloc(1, sizeof *c);
-        mf_error_t e = MF_ERROR_INIT;
-        if (!doc || url_config_parse(doc, c, &e) < 0) {
-            /* Written by this code, so never so unless the file was
-             * edited by hand: say which and go on without it. */
-            r = mf_error_plain(err, EINVAL, "store: the URL of function %s cannot be read: %s",
-                               list[i].function, doc ? e.msg : jerr.text);
-            json_decref(doc);
-            url_config_clear(c);
-            free(c);
+        url_config_t *c;
+        if ((r = url__from_row(&list[i], &c, err)) < 0) {
             store_url_list_free(list, n);
             url_table_close(t);
             return r;
         }
-        json_decref(doc);
-        snprintf(c->function, sizeof c->function, "%s", list[i].function);
-        c->created_ms = list[i].created_ms;
-        c->updated_ms = list[i].updated_ms;
         table_set(t, c);
     }
     store_url_list_free(list, n);
     *out = t;
     return 0;
+}
+
+void url_table_replace(url_table_t *t, const store_url_t *list, size_t n)
+{
+    map_t now = MAP_INIT;
+    for (size_t i = 0; i < n; i++) {
+        map_put(&now, list[i].function, (void *)1);
+        const url_config_t *old = url_table_get(t, list[i].function);
+        if (old && old->updated_ms == list[i].updated_ms && old->created_ms == list[i].created_ms)
+            continue;
+        url_config_t *c;
+        mf_error_t err = MF_ERROR_INIT;
+        if (url__from_row(&list[i], &c, &err) < 0) {
+            log_error("urls", "%s; it is left as it was", err.msg);
+            continue;
+        }
+        table_set(t, c);
+    }
+    const char *key;
+    void *val;
+    for (size_t i = 0; map_next(&t->by_function, &i, &key, &val);) {
+        if (map_get(&now, key))
+            continue;
+        url_config_t *gone = map_remove(&t->by_function, key);
+        url_config_clear(gone);
+        free(gone);
+    }
+    map_release(&now);
+}
+
+uint64_t url_table_changes(const url_table_t *t)
+{
+    return t ? t->changes : 0;
 }
 
 void url_table_close(url_table_t *t)
@@ -342,6 +385,7 @@ int url_table_put(url_table_t *t, const url_config_t *c, bool *created, mf_error
     if (created)
         *created = old == NULL;
     table_set(t, n);
+    t->changes++;
     return 0;
 }
 
@@ -361,6 +405,7 @@ void url_table_forget(url_table_t *t, const char *function)
 {
     if (!t)
         return;
+    t->changes++;
     url_config_t *old = map_remove(&t->by_function, function);
     if (old) {
         url_config_clear(old);

@@ -160,6 +160,80 @@ static void test_a_package_missing_from_the_store_leaves_only_its_function_out(v
     node_close(&a);
 }
 
+/* What another server changed, read back and taken in: a new function is
+ * created with its package fetched from the store, an update changes it,
+ * the server's own change is the same already, and a delete removes it,
+ * its package leaving this server's directory but staying in the store
+ * while the other server's function uses it. */
+static int take_in(node_t *n, const char *name, fn_t *out, registry_sync_t *what)
+{
+    store_function_t row;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = store_function_get(n->store, name, &row, &err);
+    const store_function_t *at = r == 0 ? &row : NULL;
+    if (r < 0 && r != -ENOENT)
+        fail_msg("store_function_get %s: %s", name, err.msg);
+    bool differs = registry_differs(n->reg, name, at);
+    registry_fetch_begin(n->reg);
+    if (at && registry_fetch_code(n->reg, row.code_sha256, &err) < 0)
+        fail_msg("registry_fetch_code: %s", err.msg);
+    r = registry_apply_stored(n->reg, name, at, out, what, &err);
+    registry_fetch_end(n->reg);
+    if (at)
+        store_function_clear(&row);
+    assert_int_equal(r, 0);
+    assert_int_equal(differs, *what != REGISTRY_SAME);
+    return r;
+}
+
+static void test_another_servers_changes_are_taken_in(void **state)
+{
+    backend_t *b = *state;
+    node_t a, other;
+    node_open(&a, b);
+    node_open(&other, b);
+    char sha1[65], sha2[65];
+    fn_t f;
+    registry_sync_t what;
+    uint64_t changes = registry_changes(other.reg), own = registry_changes(a.reg);
+
+    put_code(&a, "f", v1, sha1);
+    take_in(&other, "f", &f, &what);
+    assert_int_equal(what, REGISTRY_CREATED);
+    assert_int_equal(f.version, 1);
+    fn_clear(&f);
+    cleanup_free char *app1 = unpacked_app(&other, "f");
+    assert_string_equal(app1, v1[1]);
+    take_in(&other, "f", &f, &what);
+    assert_int_equal(what, REGISTRY_SAME);
+    take_in(&a, "f", &f, &what); /* a hears its own */
+    assert_int_equal(what, REGISTRY_SAME);
+
+    put_code(&a, "f", v2, sha2);
+    take_in(&other, "f", &f, &what);
+    assert_int_equal(what, REGISTRY_CHANGED);
+    assert_int_equal(f.version, 2);
+    assert_string_equal(f.code_sha256, sha2);
+    fn_clear(&f);
+    cleanup_free char *app2 = unpacked_app(&other, "f");
+    assert_string_equal(app2, v2[1]);
+    cleanup_free char *old_dir = xasprintf("%s/code/%s", other.dir, sha1);
+    assert_int_equal(access(old_dir, F_OK), -1); /* nothing here uses v1 now */
+
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(registry_delete(a.reg, "f", &err), 0);
+    take_in(&other, "f", &f, &what);
+    assert_int_equal(what, REGISTRY_REMOVED);
+    assert_int_equal(registry_check(other.reg, "f", &err), -ENOENT);
+    take_in(&other, "f", &f, &what);
+    assert_int_equal(what, REGISTRY_SAME);
+    /* Taking in is not a change of this server's own. */
+    assert_true(registry_changes(other.reg) == changes);
+    assert_true(registry_changes(a.reg) == own + 3);
+    node_close(&other);
+    node_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +244,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_package_missing_from_the_store_leaves_only_its_function_out, setup_pg,
             teardown),
+        cmocka_unit_test_setup_teardown(test_another_servers_changes_are_taken_in, setup_pg,
+                                        teardown),
     };
     if (!pg_available())
         return 0;
