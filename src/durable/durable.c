@@ -400,7 +400,7 @@ static void on_prune(uv_timer_t *t)
     durable_prune(t->data);
 }
 
-/* ---- metrics ----------------------------------------------------------------- */
+/* ---- metrics -------------------------------------------------------------- */
 
 /* The executions by status and the operations they wait on are counted in
  * the database, a scan of every execution kept: too slow to run on the
