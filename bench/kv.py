@@ -15,6 +15,11 @@ same server; alternated, RUNS times each, medians. Targets: reads ≥ 0.5×,
 writes ≥ 0.25× the invokes.
 
   kv.py --mayfly BIN --server-cpu N --load-cpu N --runs R --duration S --out FILE
+        [--store postgresql://…]
+
+With --store the server keeps its stores in that PostgreSQL database (an
+empty one), where the KV reads are made by reader threads: the same
+figures for that path.
 
 Writes JSON: every sample and the medians. Standard library, plus wrk.
 """
@@ -110,6 +115,7 @@ def main():
     ap = benchlib.harness_parser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--gets", type=int, default=2000)
+    ap.add_argument("--store", help="a postgresql:// URL (default: SQLite under the data dir)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mayfly-bench-kv-")
     put_lua, noop_lua = os.path.join(tmp, "put.lua"), os.path.join(tmp, "noop.lua")
@@ -125,7 +131,8 @@ def main():
     subprocess.run(["gcc", "-std=gnu17", "-O2", "-I" + rt, "-o", os.path.join(cdir, "bootstrap"),
                     os.path.join(tmp, "timer.c"), os.path.join(rt, "mayfly_runtime.c")],
                    check=True)
-    p, url = benchlib.start_server(a.mayfly, a.server_cpu, tmp, "kv")
+    p, url = benchlib.start_server(a.mayfly, a.server_cpu, tmp, "kv",
+                                   *(["--store", a.store] if a.store else []))
     res = {"value_bytes": len(VALUE), "gets_per_call": a.gets, "samples": {}, "medians": {}}
     s = res["samples"]
     try:

@@ -1,7 +1,9 @@
 /* The key-value stores over HTTP (docs/state.md): /v1/kv/… outside, and
  * the same per-store routes inside a function at /mayfly/v1/kv/… with the
- * permission kv:STORE. Reads are answered now; writes once the KV writer
- * has them on disk. */
+ * permission kv:STORE. Reads are answered once the KV service has read
+ * (at once on SQLite, from a reader thread on PostgreSQL); writes once
+ * the KV writer has them on disk. Either way the answer may come after
+ * the client has gone: the HTTP server then drops it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -188,30 +190,37 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
         kv_fail(req, r, &err);
 }
 
+static void on_get(void *ud, int r, state_kv_answer_t *a, const mf_error_t *err)
+{
+    http_request_t *req = ud;
+    if (r < 0) {
+        kv_fail(req, r, err);
+        return;
+    }
+    store_kv_item_t *it = &a->item;
+    kv_add_version_header(req, it->version);
+    if (it->expires_ms) {
+        char when[40];
+        clock_format_iso8601(it->expires_ms, when, sizeof when);
+        http_header_add(req, "X-Mayfly-Expires", "%s", when);
+    }
+    /* The value's memory goes out as it is, without a copy. */
+    buf_t body = {it->value, it->value_len, it->value_len + 1};
+    it->value = NULL;
+    http_respond_buf(req, 200, it->content_type, &body);
+}
+
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     kv_count_op(req);
     if (!kv_key_params(req))
         return;
-    mf_error_t err = MF_ERROR_INIT;
-    store_kv_item_t it;
-    int r =
-        state_kv_get(ctx->kv, req->params[0], req->params[1], strlen(req->params[1]), &it, &err);
-    if (r < 0) {
-        kv_fail(req, r, &err);
-        return;
-    }
-    kv_add_version_header(req, it.version);
-    if (it.expires_ms) {
-        char when[40];
-        clock_format_iso8601(it.expires_ms, when, sizeof when);
-        http_header_add(req, "X-Mayfly-Expires", "%s", when);
-    }
-    /* The value's memory goes out as it is, without a copy. */
-    buf_t body = {it.value, it.value_len, it.value_len + 1};
-    it.value = NULL;
-    http_respond_buf(req, 200, it.content_type, &body);
-    store_kv_item_clear(&it);
+    state_kv_read(ctx->kv,
+                  &(state_kv_query_t){.kind = STATE_KV_READ_GET,
+                                      .store = req->params[0],
+                                      .key = req->params[1],
+                                      .key_len = strlen(req->params[1])},
+                  on_get, req);
 }
 
 static void on_delete_done(void *ud, int r, const state_kv_result_t *res, const mf_error_t *err)
@@ -321,6 +330,34 @@ static json_t *kv_time_or_null(int64_t ms)
     return json_string(when);
 }
 
+static void on_list(void *ud, int r, state_kv_answer_t *a, const mf_error_t *err)
+{
+    http_request_t *req = ud;
+    if (r < 0) {
+        kv_fail(req, r, err);
+        return;
+    }
+    const store_kv_item_t *items = a->items;
+    size_t n = a->count;
+    json_t *keys = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(keys,
+                              json_pack("{s:s%, s:I, s:I, s:o}", "key", (const char *)items[i].key,
+                                        items[i].key_len, "version", (json_int_t)items[i].version,
+                                        "size", (json_int_t)items[i].size, "expires",
+                                        kv_time_or_null(items[i].expires_ms)));
+    json_t *next = json_null();
+    if (a->more && n) {
+        buf_t c = BUF_INIT;
+        store_kv_cursor_format(&c, items[n - 1].key, items[n - 1].key_len);
+        json_decref(next);
+        next = json_stringn(c.data, c.len);
+        buf_release(&c);
+    }
+    cleanup_json json_t *out = json_pack("{s:o, s:o}", "keys", keys, "next", next);
+    http_respond_json(req, 200, out);
+}
+
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
     kv_count_op(req);
@@ -346,33 +383,34 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         store_kv_cursor_parse(v.data, v.len, &after) < 0)
         r = mf_error_plain(&err, EINVAL,
                            "cursor: not a cursor this server gave (pass \"next\" as it came)");
-    store_kv_item_t *items = NULL;
-    size_t n = 0;
-    bool more = false;
-    if (r == 0)
-        r = state_kv_list(ctx->kv, req->params[0], prefix.data, prefix.len, after.data, after.len,
-                          limit, &items, &n, &more, &err);
     if (r < 0) {
         kv_fail(req, r, &err);
         return;
     }
-    json_t *keys = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(keys,
-                              json_pack("{s:s%, s:I, s:I, s:o}", "key", (const char *)items[i].key,
-                                        items[i].key_len, "version", (json_int_t)items[i].version,
-                                        "size", (json_int_t)items[i].size, "expires",
-                                        kv_time_or_null(items[i].expires_ms)));
-    json_t *next = json_null();
-    if (more && n) {
-        buf_t c = BUF_INIT;
-        store_kv_cursor_format(&c, items[n - 1].key, items[n - 1].key_len);
-        json_decref(next);
-        next = json_stringn(c.data, c.len);
-        buf_release(&c);
+    state_kv_read(ctx->kv,
+                  &(state_kv_query_t){.kind = STATE_KV_READ_LIST,
+                                      .store = req->params[0],
+                                      .prefix = prefix.data,
+                                      .prefix_len = prefix.len,
+                                      .after = after.data,
+                                      .after_len = after.len,
+                                      .limit = limit},
+                  on_list, req);
+}
+
+static void on_stats(void *ud, int r, state_kv_answer_t *a, const mf_error_t *err)
+{
+    http_request_t *req = ud;
+    if (r < 0) {
+        kv_fail(req, r, err);
+        return;
     }
-    store_kv_items_free(items, n);
-    cleanup_json json_t *out = json_pack("{s:o, s:o}", "keys", keys, "next", next);
+    const state_kv_stats_t *s = &a->stats;
+    cleanup_json json_t *out = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "store", req->params[0], "keys",
+        (json_int_t)s->keys, "bytes", (json_int_t)s->bytes, "reads", (json_int_t)s->reads,
+        "writes", (json_int_t)s->writes, "max_bytes", (json_int_t)s->max_bytes, "max_keys",
+        (json_int_t)s->max_keys);
     http_respond_json(req, 200, out);
 }
 
@@ -381,38 +419,30 @@ static void handle_stats(http_request_t *req, api_ctx_t *ctx)
     kv_count_op(req);
     if (!kv_store_param(req))
         return;
-    mf_error_t err = MF_ERROR_INIT;
-    state_kv_stats_t s;
-    int r = state_kv_stats(ctx->kv, req->params[0], &s, &err);
+    state_kv_read(ctx->kv,
+                  &(state_kv_query_t){.kind = STATE_KV_READ_STATS, .store = req->params[0]},
+                  on_stats, req);
+}
+
+static void on_stores(void *ud, int r, state_kv_answer_t *a, const mf_error_t *err)
+{
+    http_request_t *req = ud;
     if (r < 0) {
-        kv_fail(req, r, &err);
+        kv_fail(req, r, err);
         return;
     }
-    cleanup_json json_t *out = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "store", req->params[0], "keys", (json_int_t)s.keys,
-        "bytes", (json_int_t)s.bytes, "reads", (json_int_t)s.reads, "writes", (json_int_t)s.writes,
-        "max_bytes", (json_int_t)s.max_bytes, "max_keys", (json_int_t)s.max_keys);
+    json_t *stores = json_array();
+    for (size_t i = 0; i < a->nstores; i++)
+        json_array_append_new(stores, json_pack("{s:s, s:I, s:I}", "name", a->stores[i].name,
+                                                "keys", (json_int_t)a->stores[i].keys, "bytes",
+                                                (json_int_t)a->stores[i].bytes));
+    cleanup_json json_t *out = json_pack("{s:o}", "stores", stores);
     http_respond_json(req, 200, out);
 }
 
 static void handle_stores(http_request_t *req, api_ctx_t *ctx)
 {
-    mf_error_t err = MF_ERROR_INIT;
-    store_kv_store_stats_t *list;
-    size_t n;
-    int r = state_kv_stores(ctx->kv, &list, &n, &err);
-    if (r < 0) {
-        kv_fail(req, r, &err);
-        return;
-    }
-    json_t *stores = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(stores, json_pack("{s:s, s:I, s:I}", "name", list[i].name, "keys",
-                                                (json_int_t)list[i].keys, "bytes",
-                                                (json_int_t)list[i].bytes));
-    free(list);
-    cleanup_json json_t *out = json_pack("{s:o}", "stores", stores);
-    http_respond_json(req, 200, out);
+    state_kv_read(ctx->kv, &(state_kv_query_t){.kind = STATE_KV_READ_STORES}, on_stores, req);
 }
 
 static void handle_drop(http_request_t *req, api_ctx_t *ctx)
@@ -453,19 +483,16 @@ static void on_batch_written(void *ud, int r, const state_kv_result_t *res, cons
     http_respond_json(req, 200, out);
 }
 
-static void batch_get(http_request_t *req, api_ctx_t *ctx, state_kv_batch_t *b)
+static void on_batch_get(void *ud, int r, state_kv_answer_t *a, const mf_error_t *err)
 {
-    mf_error_t err = MF_ERROR_INIT;
-    store_kv_item_t *items = xcalloc(b->nkeys ? b->nkeys : 1, sizeof *items);
-    int r = state_kv_get_many(ctx->kv, req->params[0], b->keys, b->nkeys, items, &err);
+    http_request_t *req = ud;
     if (r < 0) {
-        free(items);
-        kv_fail(req, r, &err);
+        kv_fail(req, r, err);
         return;
     }
     json_t *list = json_array();
-    for (size_t i = 0; i < b->nkeys; i++) {
-        store_kv_item_t *it = &items[i];
+    for (size_t i = 0; i < a->count; i++) {
+        store_kv_item_t *it = &a->items[i];
         json_t *o =
             json_pack("{s:s%, s:b}", "key", (const char *)it->key, it->key_len, "found", it->found);
         if (it->found) {
@@ -482,9 +509,18 @@ static void batch_get(http_request_t *req, api_ctx_t *ctx, state_kv_batch_t *b)
         }
         json_array_append_new(list, o);
     }
-    store_kv_items_free(items, b->nkeys);
     cleanup_json json_t *out = json_pack("{s:o}", "items", list);
     http_respond_json(req, 200, out);
+}
+
+static void batch_get(http_request_t *req, api_ctx_t *ctx, state_kv_batch_t *b)
+{
+    state_kv_read(ctx->kv,
+                  &(state_kv_query_t){.kind = STATE_KV_READ_GET_MANY,
+                                      .store = req->params[0],
+                                      .keys = b->keys,
+                                      .nkeys = b->nkeys},
+                  on_batch_get, req);
 }
 
 /* Runs the parsed batch and frees the job. */

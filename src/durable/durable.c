@@ -402,18 +402,94 @@ static void on_prune(uv_timer_t *t)
 
 /* ---- metrics -------------------------------------------------------------- */
 
-static void collect(void *ud)
-{
-    durable_t *d = ud;
+/* The executions by status and the operations they wait on are counted in
+ * the database, a scan of every execution kept: too slow to run on the
+ * loop on either store (on PostgreSQL a round trip as well). They are read
+ * by a job of the queue's writer instead, on both stores alike, every
+ * DURABLE_COUNTS_MS while someone reads /metrics (a scrape in the last
+ * DURABLE_COUNTS_WATCHED_MS), and /metrics shows the last counts read: at
+ * most that old while watched, the first scrape after a quiet spell aside.
+ * A node nobody watches does not count at all. */
+#define DURABLE_COUNTS_MS 5000
+#define DURABLE_COUNTS_WATCHED_MS (120 * 1000)
+
+typedef struct counts_job {
+    durable_t *d;
     int64_t counts[5], timers, callbacks;
-    mf_error_t err = MF_ERROR_INIT;
-    if (store_durable_counts(async_store(d->async), counts, &timers, &callbacks, &err) < 0)
-        return;
+} counts_job_t;
+
+static void counts_show(durable_t *d, const int64_t counts[5], int64_t timers,
+                        int64_t callbacks)
+{
     static const char *const names[5] = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"};
     for (int i = 0; i < 5; i++)
         metrics_set(d->m_execs, (const char *[]){names[i]}, (double)counts[i]);
     metrics_set(d->m_pending, (const char *[]){"timer"}, (double)timers);
     metrics_set(d->m_pending, (const char *[]){"callback"}, (double)callbacks);
+}
+
+/* On the queue's writer thread, with its connection. */
+static int counts_apply(void *db, void *arg, mf_error_t *err)
+{
+    counts_job_t *j = arg;
+    return store_durable_counts(db, j->counts, &j->timers, &j->callbacks, err);
+}
+
+static void counts_done(void *arg, int r, const mf_error_t *err)
+{
+    counts_job_t *j = arg;
+    durable_t *d = j->d;
+    d->jobs--;
+    d->counting = false;
+    if (d->closed) {
+        free(j);
+        if (!d->jobs)
+            durable_free(d);
+        return;
+    }
+    if (r < 0) {
+        /* Said once, not every few seconds while the database is away. */
+        if (!d->counts_failed)
+            log_warn("durable", "counting executions for /metrics: %s", err->msg);
+        d->counts_failed = true;
+    } else {
+        d->counts_failed = false;
+        counts_show(d, j->counts, j->timers, j->callbacks);
+    }
+    free(j);
+}
+
+static void counts_refresh(durable_t *d)
+{
+    if (d->counting || d->stopping)
+        return;
+    counts_job_t *j = xcalloc(1, sizeof *j);
+    j->d = d;
+    mf_error_t err = MF_ERROR_INIT;
+    if (async_read(d->async, counts_apply, counts_done, j, &err) < 0) {
+        free(j);
+        return;
+    }
+    d->jobs++;
+    d->counting = true;
+    d->counted_ns = clock_mono_ns();
+}
+
+static void on_counts_timer(uv_timer_t *t)
+{
+    durable_t *d = t->data;
+    if (clock_mono_ns() - d->scraped_ns < (uint64_t)DURABLE_COUNTS_WATCHED_MS * 1000000)
+        counts_refresh(d);
+}
+
+/* Before each render of /metrics: the gauges hold the last counts read; a
+ * scrape after a quiet spell has them read again now, for the next. */
+static void collect(void *ud)
+{
+    durable_t *d = ud;
+    d->scraped_ns = clock_mono_ns();
+    if (d->scraped_ns - d->counted_ns >= (uint64_t)DURABLE_COUNTS_MS * 1000000)
+        counts_refresh(d);
 }
 
 /* ---- public ----------------------------------------------------------------- */
@@ -541,6 +617,20 @@ int durable_open(uv_loop_t *loop, async_t *async, exec_t *exec, registry_t *regi
                                       "Operations running executions wait on (timer: waits and "
                                       "step retries; callback)",
                                       kind_label, NULL, 0);
+    /* The first counts are read now, as the running executions were:
+     * the server serves nothing yet. */
+    int64_t counts[5], timers, callbacks;
+    mf_error_t cerr = MF_ERROR_INIT;
+    if (store_durable_counts(async_store(async), counts, &timers, &callbacks, &cerr) == 0)
+        counts_show(d, counts, timers, callbacks);
+    else
+        log_warn("durable", "counting executions for /metrics: %s", cerr.msg);
+    d->counted_ns = clock_mono_ns();
+    d->counts_timer = xmalloc(sizeof *d->counts_timer);
+    uv_timer_init(loop, d->counts_timer);
+    d->counts_timer->data = d;
+    uv_timer_start(d->counts_timer, on_counts_timer, DURABLE_COUNTS_MS, DURABLE_COUNTS_MS);
+    uv_unref((uv_handle_t *)d->counts_timer);
     metrics_add_collector(collect, d);
     exec_set_handoff(exec, handoff, d);
     arm_timer(d);
@@ -555,6 +645,8 @@ void durable_stop(durable_t *d)
     d->stopping = true;
     uv_timer_stop(d->timer);
     uv_timer_stop(d->prune_timer);
+    if (d->counts_timer)
+        uv_timer_stop(d->counts_timer);
     size_t it = 0;
     const char *key;
     void *value;
@@ -595,6 +687,8 @@ void durable_close(durable_t *d)
     map_release(&d->fns);
     uv_close((uv_handle_t *)d->timer, free_handle);
     uv_close((uv_handle_t *)d->prune_timer, free_handle);
+    if (d->counts_timer)
+        uv_close((uv_handle_t *)d->counts_timer, free_handle);
     d->closed = true;
     if (!d->jobs)
         durable_free(d);

@@ -48,6 +48,11 @@ struct durable {
     map_t runs; /* execution id → durable_run_t */
     uv_timer_t *timer;
     uv_timer_t *prune_timer;
+    /* /metrics' counts of executions, read off the loop (durable.c). */
+    uv_timer_t *counts_timer;
+    uint64_t counted_ns, scraped_ns; /* the last read's start, the last scrape */
+    bool counting;                   /* a read of them is with the queue's writer */
+    bool counts_failed;              /* the last read failed (said once) */
     bool stopping;
     bool closed;   /* durable_close ran: d goes with the last job */
     unsigned jobs; /* submitted, not yet done */

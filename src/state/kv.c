@@ -1,5 +1,6 @@
-/* The key-value service on the loop (see state/kv.h): reads now, writes
- * through the writer thread, the sweep, counters and metrics. */
+/* The key-value service on the loop (see state/kv.h): reads on the loop's
+ * connection (SQLite) or the reader threads' (PostgreSQL), writes through
+ * the writer thread, the sweep, counters and metrics. */
 #include "state/kv.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "obs/metrics.h"
+#include "store/reader.h"
 
 /* Expired keys removed per job of the writer: small, so writes that come
  * meanwhile wait little for the sweep. */
@@ -29,7 +31,8 @@ typedef struct kv_counts {
 struct state_kv {
     uv_loop_t *loop;
     state_kv_config_t cfg;
-    store_kv_t *rq; /* the loop's reading connection */
+    store_kv_t *rq;           /* SQLite: the loop's reading connection */
+    store_readers_t *readers; /* PostgreSQL: the reader threads */
     store_writer_t *writer;
     uv_timer_t *sweep_timer;
     bool sweeping; /* a sweep job is with the writer */
@@ -232,6 +235,36 @@ static void kv__arm_sweep(state_kv_t *kv, uint64_t delay_ms)
 
 /* ---- opening and closing -------------------------------------------------- */
 
+/* Opens the connections reads are made on: on SQLite the loop's own,
+ * first; on PostgreSQL first and the reader threads' (first among them). */
+static int kv__open_readers(state_kv_t *kv, const char *where, store_kv_t *first,
+                            mf_error_t *err)
+{
+    if (strcmp(store_kv_backend_name(first), "PostgreSQL")) {
+        /* A local file read with prepared statements answers in
+         * microseconds: a hand-off to a thread and back would cost more
+         * than the read. */
+        kv->rq = first;
+        return 0;
+    }
+    size_t n = kv->cfg.readers;
+    store_kv_t **conns = xcalloc(n, sizeof *conns);
+    conns[0] = first;
+    int r = 0;
+    for (size_t i = 1; i < n && r == 0; i++)
+        r = store_kv_open(where, &conns[i], err);
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            store_kv_close(conns[i]);
+        free(conns);
+        return r;
+    }
+    r = store_readers_start(kv->loop, (void *const *)conns, n, (void (*)(void *))store_kv_close,
+                            &kv->readers, err);
+    free(conns);
+    return r;
+}
+
 int state_kv_open(uv_loop_t *loop, const char *where, const state_kv_config_t *cfg,
                   state_kv_t **out, mf_error_t *err)
 {
@@ -240,30 +273,42 @@ int state_kv_open(uv_loop_t *loop, const char *where, const state_kv_config_t *c
     kv->cfg = *cfg;
     if (!kv->cfg.sweep_interval_ms)
         kv->cfg.sweep_interval_ms = 2000;
+    if (!kv->cfg.readers)
+        kv->cfg.readers = 2;
     store_kv_limits_t limits = {.max_value_bytes = (int64_t)cfg->max_value_bytes,
                                 .max_store_bytes = cfg->max_store_bytes,
                                 .max_keys = cfg->max_keys};
-    int r = store_kv_open(where, &kv->rq, err);
+    store_kv_t *first;
+    int r = store_kv_open(where, &first, err);
     if (r < 0) {
         free(kv);
         return r;
     }
-    store_kv_set_limits(kv->rq, &limits);
+    /* What the stores hold, for the gauges: read now, before the server
+     * serves anything. */
+    store_kv_store_stats_t *stores = NULL;
+    size_t n = 0;
+    mf_error_t serr = MF_ERROR_INIT;
+    if (store_kv_stores(first, &stores, &n, &serr) < 0)
+        log_warn("kv", "reading the stores' sizes: %s", serr.msg);
     store_writer_db_t wdb;
+    if ((r = kv__open_readers(kv, where, first, err)) < 0) {
+        free(stores);
+        free(kv);
+        return r;
+    }
     if ((r = store_kv_writer_db(where, &limits, &wdb, err)) < 0 ||
         (r = store_writer_start(loop, &wdb, NULL, NULL, &kv->writer, err)) < 0) {
+        store_readers_stop(kv->readers);
         store_kv_close(kv->rq);
+        free(stores);
         free(kv);
         return r;
     }
     kv__metrics_setup(kv);
-    store_kv_store_stats_t *stores = NULL;
-    size_t n = 0;
-    if (store_kv_stores(kv->rq, &stores, &n, err) == 0) {
-        for (size_t i = 0; i < n; i++)
-            kv__set_gauges(kv, &stores[i]);
-        free(stores);
-    }
+    for (size_t i = 0; i < n; i++)
+        kv__set_gauges(kv, &stores[i]);
+    free(stores);
     kv->sweep_timer = xmalloc(sizeof *kv->sweep_timer);
     uv_timer_init(loop, kv->sweep_timer);
     kv->sweep_timer->data = kv;
@@ -297,8 +342,10 @@ void state_kv_close(state_kv_t *kv)
     if (!kv)
         return;
     state_kv_stop(kv);
-    /* Commits what was accepted and answers it. */
+    /* Commits what was accepted and answers it, then answers the reads
+     * still on their way. */
     store_writer_stop(kv->writer);
+    store_readers_stop(kv->readers);
     uv_close((uv_handle_t *)kv->sweep_timer, kv__free_handle);
     store_kv_close(kv->rq);
     const char *name;
@@ -318,77 +365,168 @@ static int kv__refuse_if_stopping(const state_kv_t *kv, mf_error_t *err)
 
 /* ---- reads ---------------------------------------------------------------- */
 
-int state_kv_get(state_kv_t *kv, const char *store, const void *key, size_t len,
-                 store_kv_item_t *out, mf_error_t *err)
-{
-    int r = kv__refuse_if_stopping(kv, err);
-    if (r < 0)
-        return r;
-    r = store_kv_get(kv->rq, store, key, len, clock_wall_ms(), out, err);
-    kv__count_reads(kv, store, r == 0, 1);
-    return r;
-}
+/* One read: the query (on a thread, with its own copies of what the
+ * caller's pointed to) and what it found. */
+typedef struct kv_read {
+    state_kv_t *kv;
+    state_kv_query_t q;
+    int64_t now_ms;
+    int64_t max_bytes; /* GET_MANY: the values' bytes in all */
+    state_kv_answer_t a;
+    state_kv_read_cb done;
+    void *ud;
+    /* The copies q points to (a read on a thread). */
+    char *store;
+    void *key, *prefix, *after;
+    slice_t *keys;
+} kv_read_t;
 
-int state_kv_get_many(state_kv_t *kv, const char *store, const slice_t *keys, size_t n,
-                      store_kv_item_t *items, mf_error_t *err)
+/* Reads j->q on conn into j->a. On a reader thread it touches nothing of
+ * the service but the job: the counters are the loop's (kv__read_answer). */
+static int kv__read_run(store_kv_t *conn, kv_read_t *j, mf_error_t *err)
 {
-    int r = kv__refuse_if_stopping(kv, err);
-    if (r < 0)
+    const state_kv_query_t *q = &j->q;
+    state_kv_answer_t *a = &j->a;
+    switch (q->kind) {
+    case STATE_KV_READ_GET:
+        return store_kv_get(conn, q->store, q->key, q->key_len, j->now_ms, &a->item, err);
+    case STATE_KV_READ_GET_MANY:
+        a->items = xcalloc(q->nkeys ? q->nkeys : 1, sizeof *a->items);
+        a->count = q->nkeys;
+        return store_kv_get_many(conn, q->store, q->keys, q->nkeys, j->now_ms, j->max_bytes,
+                                 a->items, err);
+    case STATE_KV_READ_LIST:
+        return store_kv_list(conn, q->store, q->prefix, q->prefix_len, q->after, q->after_len,
+                             q->limit, j->now_ms, &a->items, &a->count, &a->more, err);
+    case STATE_KV_READ_STATS: {
+        store_kv_store_stats_t s;
+        int r = store_kv_store_stats(conn, q->store, &s, err);
+        if (r == 0) {
+            a->stats.keys = s.keys;
+            a->stats.bytes = s.bytes;
+        }
         return r;
-    int64_t cap = GET_MANY_MAX_BYTES;
-    if ((int64_t)kv->cfg.max_value_bytes > cap)
-        cap = (int64_t)kv->cfg.max_value_bytes;
-    r = store_kv_get_many(kv->rq, store, keys, n, clock_wall_ms(), cap, items, err);
-    if (r == 0) {
-        bool found = false;
-        for (size_t i = 0; i < n; i++)
-            found |= items[i].found;
-        kv__count_reads(kv, store, found, n);
     }
-    return r;
+    case STATE_KV_READ_STORES: return store_kv_stores(conn, &a->stores, &a->nstores, err);
+    }
+    return mf_error_plain(err, EINVAL, "unknown kind of read %d", (int)q->kind);
 }
 
-int state_kv_list(state_kv_t *kv, const char *store, const void *prefix, size_t prefix_len,
-                  const void *after, size_t after_len, int limit, store_kv_item_t **out,
-                  size_t *count, bool *more, mf_error_t *err)
+/* On the loop: counts the read, completes what the counters hold, calls
+ * back and frees what the callback left of the answer. */
+static void kv__read_answer(kv_read_t *j, int r, const mf_error_t *err)
 {
-    int r = kv__refuse_if_stopping(kv, err);
-    if (r < 0)
-        return r;
-    r = store_kv_list(kv->rq, store, prefix, prefix_len, after, after_len, limit, clock_wall_ms(),
-                      out, count, more, err);
-    if (r == 0)
-        kv__count_reads(kv, store, *count > 0, 1);
-    return r;
+    state_kv_t *kv = j->kv;
+    const state_kv_query_t *q = &j->q;
+    state_kv_answer_t *a = &j->a;
+    switch (q->kind) {
+    case STATE_KV_READ_GET: kv__count_reads(kv, q->store, r == 0, 1); break;
+    case STATE_KV_READ_GET_MANY:
+        if (r == 0) {
+            bool found = false;
+            for (size_t i = 0; i < a->count; i++)
+                found |= a->items[i].found;
+            kv__count_reads(kv, q->store, found, a->count);
+        }
+        break;
+    case STATE_KV_READ_LIST:
+        if (r == 0)
+            kv__count_reads(kv, q->store, a->count > 0, 1);
+        break;
+    case STATE_KV_READ_STATS:
+        if (r == 0) {
+            const kv_counts_t *c = kv__counts(kv, q->store, false);
+            a->stats.reads = c ? c->reads : 0;
+            a->stats.writes = c ? c->writes : 0;
+            a->stats.max_bytes = kv->cfg.max_store_bytes;
+            a->stats.max_keys = kv->cfg.max_keys;
+        }
+        break;
+    case STATE_KV_READ_STORES: break;
+    }
+    j->done(j->ud, r, a, err);
+    store_kv_item_clear(&a->item);
+    store_kv_items_free(a->items, a->count);
+    free(a->stores);
 }
 
-int state_kv_stats(state_kv_t *kv, const char *store, state_kv_stats_t *out, mf_error_t *err)
+static void *kv__dup(const void *p, size_t len)
 {
-    memset(out, 0, sizeof *out);
-    int r = kv__refuse_if_stopping(kv, err);
-    if (r < 0)
-        return r;
-    store_kv_store_stats_t s;
-    if ((r = store_kv_store_stats(kv->rq, store, &s, err)) < 0)
-        return r;
-    const kv_counts_t *c = kv__counts(kv, store, false);
-    *out = (state_kv_stats_t){.keys = s.keys,
-                              .bytes = s.bytes,
-                              .reads = c ? c->reads : 0,
-                              .writes = c ? c->writes : 0,
-                              .max_bytes = kv->cfg.max_store_bytes,
-                              .max_keys = kv->cfg.max_keys};
-    return 0;
+    if (!p)
+        return NULL;
+    char *out = xmalloc(len + 1);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return out;
 }
 
-int state_kv_stores(state_kv_t *kv, store_kv_store_stats_t **out, size_t *count, mf_error_t *err)
+static void kv__read_free(kv_read_t *j)
 {
-    *out = NULL;
-    *count = 0;
-    int r = kv__refuse_if_stopping(kv, err);
-    if (r < 0)
-        return r;
-    return store_kv_stores(kv->rq, out, count, err);
+    for (size_t i = 0; j->keys && i < j->q.nkeys; i++)
+        free((void *)j->keys[i].base);
+    free(j->keys);
+    free(j->store);
+    free(j->key);
+    free(j->prefix);
+    free(j->after);
+    free(j);
+}
+
+/* On a reader thread, with its connection. */
+static int kv__read_apply(void *db, void *arg, mf_error_t *err)
+{
+    return kv__read_run(db, arg, err);
+}
+
+static void kv__read_done(void *arg, int r, const mf_error_t *err)
+{
+    kv_read_t *j = arg;
+    kv__read_answer(j, r, err);
+    kv__read_free(j);
+}
+
+void state_kv_read(state_kv_t *kv, const state_kv_query_t *q, state_kv_read_cb done, void *ud)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    if (kv__refuse_if_stopping(kv, &err) < 0) {
+        state_kv_answer_t none = {0};
+        done(ud, -ESHUTDOWN, &none, &err);
+        return;
+    }
+    kv_read_t local = {.kv = kv, .q = *q, .now_ms = clock_wall_ms(), .done = done, .ud = ud};
+    local.max_bytes = GET_MANY_MAX_BYTES;
+    if ((int64_t)kv->cfg.max_value_bytes > local.max_bytes)
+        local.max_bytes = (int64_t)kv->cfg.max_value_bytes;
+    if (kv->rq) {
+        int r = kv__read_run(kv->rq, &local, &err);
+        kv__read_answer(&local, r, &err);
+        return;
+    }
+    /* On a reader thread, with a connection of its own, and yet it sees
+     * every write acknowledged before it was asked for: a write's callback
+     * (and so its client's 200) runs only once the writer's COMMIT has
+     * returned, and a transaction PostgreSQL has committed is visible to
+     * every snapshot taken after, on any connection to the database. This
+     * read's snapshot is taken when its statement (or, for a batch, its
+     * REPEATABLE READ transaction) starts, on the thread, after this call.
+     * Writes still on their way may or may not show, as on one connection. */
+    kv_read_t *j = xmalloc(sizeof *j);
+    *j = local;
+    j->store = q->store ? xstrdup(q->store) : NULL;
+    j->q.store = j->store;
+    j->key = kv__dup(q->key, q->key_len);
+    j->q.key = j->key;
+    j->prefix = kv__dup(q->prefix, q->prefix_len);
+    j->q.prefix = j->prefix;
+    j->after = kv__dup(q->after, q->after_len);
+    j->q.after = j->after;
+    if (q->keys) {
+        j->keys = xcalloc(q->nkeys ? q->nkeys : 1, sizeof *j->keys);
+        for (size_t i = 0; i < q->nkeys; i++)
+            j->keys[i] = (slice_t){kv__dup(q->keys[i].base, q->keys[i].len), q->keys[i].len};
+    }
+    j->q.keys = j->keys;
+    store_readers_submit(kv->readers, kv__read_apply, kv__read_done, j);
 }
 
 /* ---- writes --------------------------------------------------------------- */

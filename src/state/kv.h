@@ -1,11 +1,15 @@
 /* The key-value stores as a service on the event loop (docs/state.md):
  * named stores of keys to values, with versions, conditions, expiry and
- * bounds. Reads run on the loop's own connection to DATA/kv.db (cheap,
- * prepared statements); every write is a job of one writer thread that
- * commits in fsync'd groups (store/writer.h), and is answered only once it
- * is on disk. A sweep removes expired keys in the background, a small
- * batch at a time. The service counts each store's reads and writes and
- * keeps the mayfly_kv_* metrics.
+ * bounds. Every write is a job of one writer thread that commits in
+ * fsync'd groups (store/writer.h), and is answered only once it is on
+ * disk. Reads are answered through a callback: on SQLite at once, on the
+ * loop's own connection to DATA/kv.db (a local file and prepared
+ * statements: cheaper than any hand-off to a thread); on PostgreSQL by a
+ * small pool of reader threads with connections of their own
+ * (store/reader.h), so that no read's round trip holds up the loop. A
+ * sweep removes expired keys in the background, a small batch at a time.
+ * The service counts each store's reads and writes and keeps the
+ * mayfly_kv_* metrics.
  *
  * This header is the room's whole surface: the API layer (api/kv.c) uses
  * nothing else of it. Calls return 0 or a negative errno and fill *err
@@ -30,12 +34,13 @@ typedef struct state_kv_config {
     int64_t max_store_bytes;    /* --kv-max-store-mb: keys and values of one store */
     int64_t max_keys;           /* --kv-max-keys: keys of one store */
     unsigned sweep_interval_ms; /* how often expired keys are looked for */
+    unsigned readers;           /* PostgreSQL: reader threads (connections); 0: 2 */
 } state_kv_config_t;
 
 #define STATE_KV_CONFIG_DEFAULT                                                                    \
     {                                                                                              \
         .max_value_bytes = (size_t)1024 << 10, .max_store_bytes = (int64_t)256 << 20,              \
-        .max_keys = 1000000, .sweep_interval_ms = 2000,                                            \
+        .max_keys = 1000000, .sweep_interval_ms = 2000, .readers = 2,                              \
     }
 
 /* The most seconds of a TTL (a year). */
@@ -47,13 +52,13 @@ typedef struct state_kv_config {
 #define STATE_KV_LIST_MAX 1000
 
 /* Opens the KV stores where the server's store is (DATA/kv.db, creating it,
- * or a postgresql:// URL: store/kv.h), starts its writer thread and the
- * sweep. On PostgreSQL its reads still run on the loop (docs/state.md). */
+ * or a postgresql:// URL: store/kv.h), starts its writer thread, on
+ * PostgreSQL its reader threads, and the sweep. */
 int state_kv_open(uv_loop_t *loop, const char *where, const state_kv_config_t *cfg,
                   state_kv_t **out, mf_error_t *err);
 const state_kv_config_t *state_kv_config(const state_kv_t *kv);
 /* Refuses new work from now on (-ESHUTDOWN) and stops the sweep; writes
- * already accepted still commit and are answered. */
+ * and reads already accepted still run and are answered. */
 void state_kv_stop(state_kv_t *kv);
 /* Commits what is left, answers it, and frees the service (its handles
  * close through the loop). NULL is fine. */
@@ -92,27 +97,62 @@ void state_kv_batch_clear(state_kv_batch_t *b);
 /* Frees ops and what they hold. */
 void state_kv_ops_free(store_kv_op_t *ops, size_t n);
 
-/* ---- reads (on the loop, now) ------------------------------------------- */
+/* ---- reads (answered through a callback) --------------------------------- */
 
-int state_kv_get(state_kv_t *kv, const char *store, const void *key, size_t len,
-                 store_kv_item_t *out, mf_error_t *err);
-/* Reads the keys at one point in time; items is the caller's, n long. */
-int state_kv_get_many(state_kv_t *kv, const char *store, const slice_t *keys, size_t n,
-                      store_kv_item_t *items, mf_error_t *err);
-/* A page of live keys (see store_kv_list); free *out with
- * store_kv_items_free. */
-int state_kv_list(state_kv_t *kv, const char *store, const void *prefix, size_t prefix_len,
-                  const void *after, size_t after_len, int limit, store_kv_item_t **out,
-                  size_t *count, bool *more, mf_error_t *err);
+typedef enum {
+    STATE_KV_READ_GET,      /* one live key; -ENOENT when it is not there */
+    STATE_KV_READ_GET_MANY, /* keys at one point in time */
+    STATE_KV_READ_LIST,     /* a page of live keys (see store_kv_list) */
+    STATE_KV_READ_STATS,    /* what a store holds, its counters and bounds */
+    STATE_KV_READ_STORES,   /* every store that holds keys */
+} state_kv_read_kind_t;
+
+/* What to read. The pointers are the caller's, read during the call only
+ * (what a read on a thread needs is copied). */
+typedef struct state_kv_query {
+    state_kv_read_kind_t kind;
+    const char *store;                     /* all but STORES */
+    const void *key;                       /* GET */
+    size_t key_len;
+    const slice_t *keys;                   /* GET_MANY: at most STATE_KV_BATCH_MAX */
+    size_t nkeys;
+    const void *prefix;                    /* LIST: prefix_len 0 for all keys */
+    size_t prefix_len;
+    const void *after;                     /* LIST: after_len 0 from the first */
+    size_t after_len;
+    int limit;                             /* LIST: 1 to STATE_KV_LIST_MAX */
+} state_kv_query_t;
 
 typedef struct state_kv_stats {
     int64_t keys, bytes;         /* what it holds */
     uint64_t reads, writes;      /* since the server started */
     int64_t max_bytes, max_keys; /* its bounds */
 } state_kv_stats_t;
-int state_kv_stats(state_kv_t *kv, const char *store, state_kv_stats_t *out, mf_error_t *err);
-/* Every store that holds keys (free *out). */
-int state_kv_stores(state_kv_t *kv, store_kv_store_stats_t **out, size_t *count, mf_error_t *err);
+
+/* What a read found. It is the service's: freed once the callback returns,
+ * but for what the callback takes (setting the pointer to NULL). */
+typedef struct state_kv_answer {
+    store_kv_item_t item; /* GET */
+    /* GET_MANY: one item per key asked, in order, found saying which are
+     * there; LIST: the page. count of them either way. */
+    store_kv_item_t *items;
+    size_t count;
+    bool more;                      /* LIST: keys follow the page */
+    state_kv_stats_t stats;         /* STATS */
+    store_kv_store_stats_t *stores; /* STORES, by name */
+    size_t nstores;
+} state_kv_answer_t;
+
+/* r is 0 (ans holds what was read) or the read's error. */
+typedef void (*state_kv_read_cb)(void *ud, int r, state_kv_answer_t *ans, const mf_error_t *err);
+
+/* Reads what q asks and calls done(ud, …) exactly once: before this
+ * returns on SQLite (and whenever the read is refused at once, e.g. with
+ * -ESHUTDOWN), later on the loop on PostgreSQL. A read sees every write
+ * whose callback ran before it was asked for, whichever connection makes
+ * it. The store's reads are counted when the answer comes: a get one, a
+ * batch one per key, a listing one. */
+void state_kv_read(state_kv_t *kv, const state_kv_query_t *q, state_kv_read_cb done, void *ud);
 
 /* ---- writes (answered on the loop once on disk) ------------------------- */
 

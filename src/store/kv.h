@@ -6,7 +6,8 @@
  * PostgreSQL database they share (kv_backend.h: the same calls on both).
  *
  * A store_kv_t is one connection, used from one thread at a time: the event
- * loop opens one to read, and the writer thread (store/writer.h) one to
+ * loop opens one to read on SQLite, reader threads (store/reader.h) one
+ * each on PostgreSQL, and the writer thread (store/writer.h) one to
  * write. Versions come from one counter, kept in the database and advanced
  * by each write: a version is never given twice, not even to a key deleted
  * and made again, and a key's versions only go up. On SQLite the counter
