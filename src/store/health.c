@@ -64,6 +64,10 @@ bool store__health_lost(const char *why)
         int64_t now = clock_wall_ms();
         atomic_store(&down_since_ms, now > 0 ? now : 1);
         log_warn("store", "lost PostgreSQL (%s); retrying", down_why);
+    } else if (why && *why) {
+        /* Still down: clients are told the latest reason (a server that
+         * was shutting down is now not there, or starting up). */
+        snprintf(down_why, sizeof down_why, "%s", why);
     }
     uv_mutex_unlock(&health_lock);
     return went;

@@ -42,7 +42,8 @@ bool store_unavailable(int r);
 /* ---- for the store's own files --------------------------------------- */
 
 /* A connection could not be made again: the store goes down (logged
- * once, with why). True when this call took it down. */
+ * once, with why; a later why replaces it in what clients are told).
+ * True when this call took it down. */
 bool store__health_lost(const char *why);
 /* A connection was made again: the store is up (logged once), and every
  * watcher is woken to try its own connection now. */

@@ -414,10 +414,10 @@ static void writer__while_down(store_writer_t *w, writer_job_t *batch, bool poke
         } else if (stopping) {
             size_t n = w->doubt.n + w->owed.n;
             if (n)
-                log_error("store", "stopping while PostgreSQL is away (%s): %zu writes it "
-                                   "was owed are dropped (the queue's events run again after a "
-                                   "restart)",
-                          why.msg, n);
+                log_error("store", "stopping while PostgreSQL is away: %zu writes it was owed "
+                                   "are dropped (the queue's events they were about run again "
+                                   "after a restart)",
+                          n);
             w->gave_up = true;
             list_prepend(&w->owed, &w->doubt);
             mf_error_t e = MF_ERROR_INIT;
