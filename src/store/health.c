@@ -43,7 +43,8 @@ int store_check_up(mf_error_t *err)
     health_enter();
     snprintf(why, sizeof why, "%s", down_why);
     uv_mutex_unlock(&health_lock);
-    return mf_error_plain(err, ENOTCONN, "the store (PostgreSQL) cannot be reached: %s; retry later",
+    return mf_error_plain(err, ENOTCONN,
+                          "the store (PostgreSQL) cannot be reached: %s; retry later",
                           why[0] ? why : "it went away");
 }
 

@@ -149,10 +149,16 @@ int store__pg_connect(const char *url, PGconn **out, mf_error_t *err)
     /* Keywords are taken in order, and the URL's own words (dbname is
      * expanded into them) override the defaults before it: a connect
      * timeout, so that an unreachable host cannot hang a start for
-     * minutes, unless the URL sets its own. */
-    static const char *const keys[] = { "connect_timeout", "dbname", "fallback_application_name",
+     * minutes, and TCP keepalives and a user timeout, so that a database
+     * gone from the network without a word is noticed in seconds rather
+     * than when the kernel gives up (docs/cluster.md); unless the URL
+     * sets its own. A Unix socket has no use for the TCP ones. */
+    static const char *const keys[] = { "connect_timeout",    "keepalives",
+                                        "keepalives_idle",    "keepalives_interval",
+                                        "keepalives_count",   "tcp_user_timeout",
+                                        "dbname",             "fallback_application_name",
                                         NULL };
-    const char *values[] = { "10", url, "mayfly", NULL };
+    const char *values[] = { "10", "1", "10", "5", "3", "30000", url, "mayfly", NULL };
     PGconn *c = PQconnectdbParams(keys, values, 1);
     if (!c)
         return mf_error_plain(err, ENOMEM, "store: out of memory connecting to PostgreSQL");

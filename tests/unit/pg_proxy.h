@@ -49,7 +49,7 @@ typedef struct pg_proxy {
     uv_mutex_t lock;
     /* Under lock: */
     bool stop, down, cut_commit, drop_commit;
-    int cuts;     /* COMMITs cut or dropped so far */
+    int cuts; /* COMMITs cut or dropped so far */
     pg_proxy_pair_t pairs[PG_PROXY_PAIRS];
     int npairs;
 } pg_proxy_t;
@@ -90,7 +90,7 @@ static inline bool pg_proxy_send_all(int fd, const char *p, size_t n)
  * in what the pair's client just sent (with its last bytes before). */
 static inline bool pg_proxy_saw_commit(pg_proxy_pair_t *p, const char *buf, size_t n)
 {
-    static const char commit[] = { 'Q', 0, 0, 0, 11, 'C', 'O', 'M', 'M', 'I', 'T', 0 };
+    static const char commit[] = {'Q', 0, 0, 0, 11, 'C', 'O', 'M', 'M', 'I', 'T', 0};
     char scan[sizeof p->tail + 8192];
     size_t len = p->tail_len;
     memcpy(scan, p->tail, len);
@@ -106,7 +106,7 @@ static inline bool pg_proxy_saw_commit(pg_proxy_pair_t *p, const char *buf, size
 static inline int pg_proxy_connect_server(pg_proxy_t *px)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", px->target);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         if (fd >= 0)
@@ -133,11 +133,11 @@ static inline void pg_proxy_run(void *arg)
             while (px->npairs)
                 pg_proxy_close_pair(px, 0);
         int n = 0;
-        pfd[n++] = (struct pollfd){ .fd = px->wake[0], .events = POLLIN };
-        pfd[n++] = (struct pollfd){ .fd = px->listen_fd, .events = POLLIN };
+        pfd[n++] = (struct pollfd){.fd = px->wake[0], .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = px->listen_fd, .events = POLLIN};
         for (int i = 0; i < px->npairs; i++) {
-            pfd[n++] = (struct pollfd){ .fd = px->pairs[i].client, .events = POLLIN };
-            pfd[n++] = (struct pollfd){ .fd = px->pairs[i].server, .events = POLLIN };
+            pfd[n++] = (struct pollfd){.fd = px->pairs[i].client, .events = POLLIN};
+            pfd[n++] = (struct pollfd){.fd = px->pairs[i].server, .events = POLLIN};
         }
         uv_mutex_unlock(&px->lock);
         if (poll(pfd, (nfds_t)n, -1) < 0)
@@ -147,14 +147,13 @@ static inline void pg_proxy_run(void *arg)
             (void)!read(px->wake[0], buf, sizeof buf);
         if (pfd[1].revents & POLLIN) {
             int c = accept4(px->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            int s = c >= 0 && !px->down && px->npairs < PG_PROXY_PAIRS
-                        ? pg_proxy_connect_server(px)
-                        : -1;
+            int s = c >= 0 && !px->down && px->npairs < PG_PROXY_PAIRS ? pg_proxy_connect_server(px)
+                                                                       : -1;
             if (s < 0) {
                 if (c >= 0)
                     close(c); /* down: as a server that is not there */
             } else {
-                px->pairs[px->npairs++] = (pg_proxy_pair_t){ .client = c, .server = s };
+                px->pairs[px->npairs++] = (pg_proxy_pair_t){.client = c, .server = s};
             }
         }
         /* The pairs polled, by their fds (a pair closed meanwhile is gone
@@ -183,7 +182,7 @@ static inline void pg_proxy_run(void *arg)
                 if (cut && pg_proxy_send_all(p->server, buf, (size_t)r)) {
                     /* The server's answer (its commit done) is read and
                      * kept from the client. */
-                    struct pollfd one = { .fd = p->server, .events = POLLIN };
+                    struct pollfd one = {.fd = p->server, .events = POLLIN};
                     if (poll(&one, 1, 10000) > 0)
                         (void)!recv(p->server, buf, sizeof buf, 0);
                 }
@@ -219,7 +218,7 @@ static inline pg_proxy_t *pg_proxy_start(const char *url)
     assert_non_null(mkdtemp(px->dir));
     px->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(px->listen_fd >= 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.s.PGSQL.%s", px->dir, px->port);
     assert_int_equal(bind(px->listen_fd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal(listen(px->listen_fd, 64), 0);

@@ -27,9 +27,9 @@
 /* ---- jobs that write log lines, and count how often they ran ------------- */
 
 typedef struct ljob {
-    const char *tag;      /* the function its lines are of */
+    const char *tag; /* the function its lines are of */
     int lines;
-    PGconn *killer;       /* set: ends every other connection first, once */
+    PGconn *killer; /* set: ends every other connection first, once */
     atomic_int applied;
     bool done;
     int r;
@@ -149,9 +149,9 @@ static void test_a_batch_cut_by_a_terminated_backend_is_applied_once(void **stat
     rig_t g;
     rig_start(&g, b->where);
     PGconn *admin = pg_connect(b->where);
-    ljob_t jobs[3] = { { .tag = "one", .lines = 5 },
-                       { .tag = "two", .lines = 7, .killer = admin },
-                       { .tag = "three", .lines = 3 } };
+    ljob_t jobs[3] = {{.tag = "one", .lines = 5},
+                      {.tag = "two", .lines = 7, .killer = admin},
+                      {.tag = "three", .lines = 3}};
     /* One batch: the writer takes what was submitted before it wakes. */
     store_writer_submit(g.w, false, ljob_apply, ljob_done, &jobs[0]);
     store_writer_submit(g.w, false, ljob_apply, ljob_done, &jobs[1]);
@@ -189,7 +189,7 @@ static void test_a_commit_cut_off_after_it_was_applied_is_not_run_again(void **s
     cleanup_free char *url = pg_proxy_url(px, b->where);
     rig_t g;
     rig_start(&g, url);
-    ljob_t jobs[2] = { { .tag = "kept", .lines = 11 }, { .tag = "waited", .lines = 2 } };
+    ljob_t jobs[2] = {{.tag = "kept", .lines = 11}, {.tag = "waited", .lines = 2}};
     pg_proxy_cut_commit(px);
     store_writer_submit(g.w, false, ljob_apply, ljob_done, &jobs[0]);
     store_writer_submit(g.w, true, ljob_apply, ljob_done, &jobs[1]);
@@ -217,7 +217,7 @@ static void test_a_commit_that_never_arrived_is_run_again(void **state)
     cleanup_free char *url = pg_proxy_url(px, b->where);
     rig_t g;
     rig_start(&g, url);
-    ljob_t job = { .tag = "again", .lines = 9 };
+    ljob_t job = {.tag = "again", .lines = 9};
     pg_proxy_drop_commit(px);
     store_writer_submit(g.w, false, ljob_apply, ljob_done, &job);
     bool all = false;
@@ -246,17 +246,17 @@ static void test_while_the_store_is_away_waiters_fail_and_owed_writes_wait(void 
     cleanup_free char *url = pg_proxy_url(px, b->where);
     rig_t g;
     rig_start(&g, url);
-    ljob_t first = { .tag = "first", .lines = 4 };
+    ljob_t first = {.tag = "first", .lines = 4};
     store_writer_submit(g.w, false, ljob_apply, ljob_done, &first);
     rig_until(&g, &first.done);
     assert_int_equal(first.r, 0);
 
     pg_proxy_down(px);
-    ljob_t owed = { .tag = "owed", .lines = 6 };
+    ljob_t owed = {.tag = "owed", .lines = 6};
     store_writer_submit(g.w, false, ljob_apply, ljob_done, &owed);
     bool after_owed = false;
     store_writer_barrier(g.w, reached, &after_owed);
-    ljob_t waiter = { .tag = "waiter", .lines = 1 };
+    ljob_t waiter = {.tag = "waiter", .lines = 1};
     store_writer_submit(g.w, true, ljob_apply, ljob_done, &waiter);
     rig_until(&g, &waiter.done);
     assert_true(store_unavailable(waiter.r));
@@ -267,12 +267,12 @@ static void test_while_the_store_is_away_waiters_fail_and_owed_writes_wait(void 
     assert_int_equal(store_check_up(&err), -ENOTCONN);
     assert_non_null(strstr(err.msg, "cannot be reached"));
     /* Another waiter, now that the writer knows: at once, -ENOTCONN. */
-    ljob_t later = { .tag = "later", .lines = 1 };
+    ljob_t later = {.tag = "later", .lines = 1};
     store_writer_submit(g.w, true, ljob_apply, ljob_done, &later);
     rig_until(&g, &later.done);
     assert_int_equal(later.r, -ENOTCONN);
     /* Past the bound: refused, and the ones before it still held. */
-    ljob_t big = { .tag = "big", .lines = 1 };
+    ljob_t big = {.tag = "big", .lines = 1};
     store_writer_submit_sized(g.w, false, WRITER_HELD_MAX_BYTES, ljob_apply, ljob_done, &big);
     rig_until(&g, &big.done);
     assert_int_equal(big.r, -ENOBUFS);
@@ -291,7 +291,7 @@ static void test_while_the_store_is_away_waiters_fail_and_owed_writes_wait(void 
     assert_int_equal(lines_of(b, "big"), 0);
     until_store_up();
     /* And it serves waiters again. */
-    ljob_t again = { .tag = "again", .lines = 2 };
+    ljob_t again = {.tag = "again", .lines = 2};
     store_writer_submit(g.w, true, ljob_apply, ljob_done, &again);
     rig_until(&g, &again.done);
     assert_int_equal(again.r, 0);
@@ -363,8 +363,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_batch_cut_by_a_terminated_backend_is_applied_once,
                                         setup_pg, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_a_commit_cut_off_after_it_was_applied_is_not_run_again, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_a_commit_cut_off_after_it_was_applied_is_not_run_again,
+                                        setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_a_commit_that_never_arrived_is_run_again, setup_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(
