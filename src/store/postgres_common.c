@@ -466,13 +466,16 @@ static void pg__link_hand_over(pg_link_t *l, bool now)
 }
 
 /* The store went down: the loop's connections are made again with the
- * writers', each once its user leaves it idle. */
+ * writers', each once its user leaves it idle. One in use now is passed
+ * over rather than waited for (its call may wait on the network): the
+ * call, or the next one, finds the store down and hands it over itself. */
 static void pg__links_take_over(void)
 {
     uv_once(&links_once, links_init);
     uv_mutex_lock(&links_lock);
     for (pg_link_t *l = links; l; l = l->next) {
-        uv_mutex_lock(&l->lock);
+        if (uv_mutex_trylock(&l->lock) != 0)
+            continue;
         if (!l->stop)
             pg__link_hand_over(l, false);
         uv_mutex_unlock(&l->lock);
