@@ -603,8 +603,20 @@ void store__pg_writer_link(PGconn *c, store_writer_db_t *out)
     if (!l)
         return;
     if (!l->writer) {
-        l->writer = true;
+        /* Out of the loop's: no thread of its own may take it over from
+         * here on (one started meanwhile, the store going down as the
+         * writer opened, is stopped first). */
         pg__links_remove(l);
+        uv_mutex_lock(&l->lock);
+        l->stop = true;
+        uv_cond_signal(&l->cond);
+        bool joinable = l->joinable;
+        l->joinable = l->resetting = false;
+        uv_mutex_unlock(&l->lock);
+        if (joinable)
+            uv_thread_join(&l->thread);
+        store__health_unwatch(&l->watch);
+        l->writer = true;
     }
     out->link = c;
     out->link_ops = &pg__writer_link_ops;

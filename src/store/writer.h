@@ -34,10 +34,12 @@
  * the COMMIT). Applied, its jobs are done; not applied, they run again.
  * So a held job is applied exactly once. (Only when the database cannot
  * say, a transaction so old it forgot it, are they run again: at least
- * once, which every owed job bears, being an upsert, an update or a
- * delete by key; log lines would then show twice.) The waited-on jobs of
- * such a batch fail at once with a message that says the outcome is not
- * known: nothing is acknowledged that was not committed.
+ * once, which nearly every owed job bears, being an upsert, an update or
+ * a delete by key; log lines would then show twice, and an event's
+ * destination be queued twice.) When the database cannot be asked at once
+ * (it is away), the waited-on jobs of such a batch fail with a message
+ * that says the outcome is not known: nothing is acknowledged that was
+ * not committed.
  *
  * What a writer holds is bounded: WRITER_HELD_MAX_JOBS jobs and
  * WRITER_HELD_MAX_BYTES bytes (a job's size as its submitter gave it, or
