@@ -3,6 +3,10 @@
 #
 #   tests/pg.sh start DIR   creates a cluster in DIR (made if missing),
 #                           starts it and prints its connection URL
+#   tests/pg.sh pause DIR   stops its server (fast: sessions are ended, as
+#                           in a restart), keeping the cluster
+#   tests/pg.sh resume DIR  starts it again, waiting until it accepts
+#                           connections
 #   tests/pg.sh stop DIR    stops it and removes DIR, whatever state it is in
 #
 # The server listens on a Unix socket in DIR only (no TCP port, so two runs
@@ -17,7 +21,7 @@
 set -eu
 
 usage() {
-    echo "usage: tests/pg.sh start DIR | stop DIR" >&2
+    echo "usage: tests/pg.sh start DIR | pause DIR | resume DIR | stop DIR" >&2
     exit 2
 }
 
@@ -78,6 +82,18 @@ EOF
         exit 1
     fi
     echo "postgresql:///postgres?host=$dir&user=postgres"
+    ;;
+pause)
+    bin=$(bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 300 -s stop
+    ;;
+resume)
+    bin=$(bindir)
+    # -w: until it accepts connections (a busy machine may take long).
+    if ! as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 300 -s start; then
+        cat "$dir/server.log" >&2 2>/dev/null || true
+        exit 1
+    fi
     ;;
 stop)
     if [ -f "$dir/data/postmaster.pid" ]; then

@@ -261,6 +261,13 @@ void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
     case -EBUSY: http_respond_error(req, 409, "conflict", "%s", msg); return;
     case -EFBIG: http_respond_error(req, 413, "payload_too_large", "%s", msg); return;
     case -ESHUTDOWN: http_respond_error(req, 503, "unavailable", "%s", msg); return;
+    /* The store is out of reach (store/health.h): its message says so and
+     * asks the client to retry; nothing was acknowledged. */
+    case -ECONNRESET:
+    case -ENOTCONN:
+        http_header_add(req, "Retry-After", "1");
+        http_respond_error(req, 503, "unavailable", "%s", msg);
+        return;
     default:
         log_error("api", "%s %s: %s", http_method_str(req->method), req->path, msg);
         http_respond_error(req, 500, "internal", "internal error: %s", msg);

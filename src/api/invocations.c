@@ -11,6 +11,7 @@
 #include "core/xalloc.h"
 #include "invoke/async.h"
 #include "obs/records.h"
+#include "store/health.h"
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
@@ -363,7 +364,9 @@ static void get_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
 {
     record_read_t *g = arg;
     if (r < 0) {
-        api_respond_failure(req, -EIO, err);
+        /* The record was read, so no attempts is no 404; a store out of
+         * reach is still a 503. */
+        api_respond_failure(req, store_unavailable(r) ? r : -EIO, err);
         record_read_free(g);
         return;
     }

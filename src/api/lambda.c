@@ -71,6 +71,8 @@ static void lambda_failure(http_request_t *req, int r, const mf_error_t *err)
         lambda_error(req, 413, "RequestEntityTooLargeException", "%s", msg);
         return;
     case -ESHUTDOWN:
+    case -ECONNRESET: /* the store is out of reach (store/health.h) */
+    case -ENOTCONN:
         lambda_error(req, 503, "ServiceException", "%s", msg);
         return;
     default:

@@ -1920,6 +1920,10 @@ typedef struct take_job {
 static int async__take_apply(void *db, void *arg, mf_error_t *err)
 {
     take_job_t *j = arg;
+    /* A batch run again (its commit cut off: store/writer.h) takes anew. */
+    store_qevent_list_free(j->rows, j->n);
+    j->rows = NULL;
+    j->n = 0;
     return store_qevent_take(db, j->a->node, j->limit, &j->rows, &j->n, err);
 }
 

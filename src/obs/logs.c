@@ -1,5 +1,6 @@
 #include "obs/logs.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,8 @@ static int batch_apply(void *db, void *arg, mf_error_t *err)
 static void batch_done(void *arg, int r, const mf_error_t *err)
 {
     lines_batch_t *b = arg;
-    if (r < 0)
+    /* -ENOBUFS: dropped while the store was away, which its writer said. */
+    if (r < 0 && r != -ENOBUFS)
         log_error("logs", "writing %zu function log line(s): %s", b->count, err->msg);
     for (size_t i = 0; i < b->count; i++)
         free(b->lines[i].message);
@@ -119,9 +121,13 @@ void obs_logs_flush(obs_logs_t *l)
     lines_batch_t *b = xmalloc(sizeof *b);
     b->lines = l->pending;
     b->count = l->count;
+    size_t bytes = l->cap * sizeof *l->pending;
+    for (size_t i = 0; i < l->count; i++)
+        bytes += l->pending[i].len;
     l->pending = NULL;
     l->count = l->cap = 0;
-    store_writer_submit(l->writer, false, batch_apply, batch_done, b);
+    /* Its size counts while the writer holds it for a store that is away. */
+    store_writer_submit_sized(l->writer, false, bytes, batch_apply, batch_done, b);
 }
 
 void obs_logs_sync(obs_logs_t *l, void (*cb)(void *ud), void *ud)

@@ -1,5 +1,6 @@
 #include "obs/records.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,8 +183,10 @@ static void batch_done(void *arg, int r, const mf_error_t *err)
 {
     records_batch_t *b = arg;
     /* A failed write is logged and dropped rather than retried forever:
-     * the server keeps serving calls. */
-    if (r < 0)
+     * the server keeps serving calls. (While the store is away, the
+     * writer holds the batch and runs it again when the store is back;
+     * past its bound it drops newer ones, and says so once.) */
+    if (r < 0 && r != -ENOBUFS)
         log_error("records", "writing %zu invocation record(s): %s", b->count, err->msg);
     for (size_t i = 0; i < b->count; i++)
         store_record_clear(&b->recs[i]);
@@ -199,10 +202,20 @@ void obs_records_flush(obs_records_t *r)
     records_batch_t *b = xmalloc(sizeof *b);
     b->recs = r->pending;
     b->count = r->count;
+    size_t bytes = r->cap * sizeof *r->pending;
+    for (size_t i = 0; i < r->count; i++) {
+        const store_record_t *rec = &r->pending[i];
+        bytes += rec->event_len + rec->result_len;
+        if (rec->error_message)
+            bytes += strlen(rec->error_message);
+        if (rec->egress_json)
+            bytes += strlen(rec->egress_json);
+    }
     r->pending = NULL;
     r->count = r->cap = 0;
     map_clear(&r->index);
-    store_writer_submit(r->writer, false, batch_apply, batch_done, b);
+    /* Its size counts while the writer holds it for a store that is away. */
+    store_writer_submit_sized(r->writer, false, bytes, batch_apply, batch_done, b);
 }
 
 void obs_records_sync(obs_records_t *r, void (*cb)(void *ud), void *ud)

@@ -28,6 +28,7 @@
 #include "core/xalloc.h"
 #include "egress/policy.h"
 #include "obs/payload.h"
+#include "store/health.h"
 
 /* Lambda's bound: the keys and values of all variables together. */
 #define REG_ENV_MAX 4096
@@ -833,7 +834,7 @@ static int reg__unpack_missing(registry_t *r, mf_error_t *err)
         if (rc == 0 && strcmp(sha, f->code_sha256))
             rc = mf_error_plain(&e, EIO, "the store's package %s holds other bytes (%s)",
                                 f->code_sha256, sha);
-        if (rc == -ECONNRESET || rc == -ENOMEM) {
+        if (store_unavailable(rc) || rc == -ENOMEM) {
             *err = e;
             return rc;
         }

@@ -226,6 +226,8 @@ int store_kv_writer_db(const char *where, const store_kv_limits_t *limits,
                                 .release = kv__w_release,
                                 .commit = kv__w_commit,
                                 .close = kv__w_close };
+    if (kv->be->writer_link)
+        kv->be->writer_link(kv, out);
     return 0;
 }
 

@@ -78,6 +78,9 @@ typedef struct store__kv_backend {
     void (*rollback)(store_kv_t *kv);
     /* Whether a transaction is open on the connection. */
     bool (*in_transaction)(store_kv_t *kv);
+    /* A writer's connection that can go away (NULL on SQLite): fills the
+     * link of its writer's db (store/writer.h). */
+    void (*writer_link)(store_kv_t *kv, store_writer_db_t *out);
 } store__kv_backend_t;
 
 struct store_kv {

@@ -70,7 +70,7 @@ static kv_pg_t *pg(store_kv_t *kv)
 static void kvpg__close(store_kv_t *base)
 {
     kv_pg_t *kv = pg(base);
-    PQfinish(kv->conn);
+    store__pg_finish(kv->conn);
     free(kv);
 }
 
@@ -135,6 +135,11 @@ static bool kvpg__in_transaction(store_kv_t *base)
     return PQtransactionStatus(pg(base)->conn) != PQTRANS_IDLE;
 }
 
+static void kvpg__writer_link(store_kv_t *base, store_writer_db_t *out)
+{
+    store__pg_writer_link(pg(base)->conn, out);
+}
+
 static const store__kv_backend_t kvpg__backend = {
     .name = "PostgreSQL",
     .close = kvpg__close,
@@ -143,4 +148,5 @@ static const store__kv_backend_t kvpg__backend = {
     .commit = kvpg__commit,
     .rollback = kvpg__rollback,
     .in_transaction = kvpg__in_transaction,
+    .writer_link = kvpg__writer_link,
 };

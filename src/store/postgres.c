@@ -6,7 +6,8 @@
  * writer (store/writer.h) gets a connection of its own, for its thread,
  * and runs its batch of jobs as one transaction with a savepoint per job,
  * as on SQLite. A lost connection fails the call with -ECONNRESET and
- * says so; it is not opened again here. */
+ * says so, and is made again (postgres_common.c): the loop's by a thread
+ * of its own, a writer's by its writer, which runs again what it owes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +187,7 @@ static const char *stmt(int id)
 static void pg__close(store_t *base)
 {
     pg_store_t *s = pg(base);
-    PQfinish(s->conn);
+    store__pg_finish(s->conn);
     free(s->url);
     free(s);
 }
@@ -271,6 +272,7 @@ static int pg__writer_db(store_t *primary, store_writer_db_t *out, mf_error_t *e
                                 .release = pg__w_release,
                                 .commit = pg__w_commit,
                                 .close = pg__w_close };
+    store__pg_writer_link(pg(s)->conn, out);
     return 0;
 }
 

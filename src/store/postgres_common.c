@@ -4,14 +4,19 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <libpq-events.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "core/cleanup.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "store/health.h"
 
 /* The built-in types' OIDs (PostgreSQL's pg_type.dat; they never change). */
 #define PG_BOOLOID 16
@@ -81,16 +86,30 @@ static void pg__mask(const char *url, const char *text, char *out, size_t size)
     out[j] = '\0';
 }
 
+/* Whether a failure with SQLSTATE state means the server went away: a
+ * connection exception (class 08) or an operator's intervention (57P01
+ * admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now). */
+static bool pg__gone_state(const char *state)
+{
+    return state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3));
+}
+
+static void pg__broken(PGconn *c);
+
 int store__pg_fail(PGconn *c, const PGresult *res, const char *what, mf_error_t *err)
 {
     char why[400];
-    if (PQstatus(c) == CONNECTION_BAD) {
-        pg__mask("", PQerrorMessage(c), why, sizeof why);
-        return mf_error_plain(err, ECONNRESET, "store: %s: lost the connection to PostgreSQL (%s)",
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(c) == CONNECTION_BAD || pg__gone_state(state)) {
+        const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        pg__mask("", msg ? msg : PQerrorMessage(c), why, sizeof why);
+        pg__broken(c);
+        return mf_error_plain(err, ECONNRESET,
+                              "the store (PostgreSQL) cannot be reached: %s: lost the connection "
+                              "to PostgreSQL (%s); retry later",
                               what, why[0] ? why : "no reason given");
     }
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     pg__mask("", msg ? msg : PQerrorMessage(c), why, sizeof why);
     if (state)
         return mf_error_plain(err, EIO, "store: %s: %s (SQLSTATE %s)", what, why, state);
@@ -108,6 +127,8 @@ static void pg__notice(void *arg, const PGresult *res)
 }
 
 /* ---- connecting ---------------------------------------------------------- */
+
+static void pg__link_attach(PGconn *c);
 
 /* The oldest server with everything the schema and statements use
  * (starts_with, identity columns, ON CONFLICT). */
@@ -134,19 +155,25 @@ int store__pg_connect_as(const char *url, const char *application_name, PGconn *
     /* Keywords are taken in order, and the URL's own words (dbname is
      * expanded into them) override the defaults before it: a connect
      * timeout, so that an unreachable host cannot hang a start for
-     * minutes, unless the URL sets its own. */
-    static const char *const keys[] = { "connect_timeout", "dbname", "fallback_application_name",
+     * minutes, and TCP keepalives and a user timeout, so that a database
+     * gone from the network without a word is noticed in seconds rather
+     * than when the kernel gives up (docs/cluster.md); unless the URL
+     * sets its own. A Unix socket has no use for the TCP ones. */
+    static const char *const keys[] = { "connect_timeout",    "keepalives",
+                                        "keepalives_idle",    "keepalives_interval",
+                                        "keepalives_count",   "tcp_user_timeout",
+                                        "dbname",             "fallback_application_name",
                                         NULL };
-    const char *values[] = { "10", url, "mayfly", NULL };
-    /* A connection with a name of its own, which the URL does not
-     * override, and TCP keepalives that notice a database host gone
-     * silent within a minute rather than the system's two hours: a
-     * connection that only waits for the server to speak would otherwise
-     * never learn that it is gone. */
-    static const char *const named_keys[] = { "connect_timeout", "dbname", "application_name",
-                                              "keepalives", "keepalives_idle",
-                                              "keepalives_interval", "keepalives_count", NULL };
-    const char *named_values[] = { "10", url, application_name, "1", "20", "10", "3", NULL };
+    const char *values[] = { "10", "1", "10", "5", "3", "30000", url, "mayfly", NULL };
+    /* A connection with a name of its own (in pg_stat_activity), which the
+     * URL does not override: it comes after dbname. */
+    static const char *const named_keys[] = { "connect_timeout",    "keepalives",
+                                              "keepalives_idle",    "keepalives_interval",
+                                              "keepalives_count",   "tcp_user_timeout",
+                                              "dbname",             "application_name",
+                                              NULL };
+    const char *named_values[] = { "10", "1", "10", "5", "3", "30000", url, application_name,
+                                   NULL };
     PGconn *c = application_name ? PQconnectdbParams(named_keys, named_values, 1)
                                  : PQconnectdbParams(keys, values, 1);
     if (!c)
@@ -166,8 +193,449 @@ int store__pg_connect_as(const char *url, const char *application_name, PGconn *
         return r;
     }
     PQsetNoticeReceiver(c, pg__notice, NULL);
+    pg__link_attach(c);
+    store__health_back();
     *out = c;
     return 0;
+}
+
+/* ---- connections that come back ------------------------------------------ */
+
+/* What a connection keeps so that it can be made again when PostgreSQL
+ * goes away (a restart, a failover, a network that failed): the
+ * statements prepared on it, to prepare again, and who reconnects it.
+ *
+ * A writer's connection (store__pg_writer_link) is reconnected by its
+ * writer's thread, which owns it (store/writer.h). Any other is used on
+ * the event loop (or, for the registry's, by an upload's thread under the
+ * registry's lock), and a reconnect must never block the loop: connecting
+ * waits for the server, up to seconds when it is unreachable. So such a
+ * connection, once lost, is handed to a thread of its own that connects
+ * it again with backoff, and until then every call on it fails at once
+ * (-ENOTCONN), as do calls while the store is known to be down: a request
+ * is answered 503 in microseconds, never made to wait. When the store goes
+ * down, the thread takes over the loop's idle connections too, so that
+ * they are made again with the others and none is found stale by the
+ * first request after the store came back. The loop's user holds lock
+ * for each call; the thread takes it only to take the connection over and
+ * to give it back, never while it waits on the network.
+ *
+ * The link hangs on the PGconn as libpq's instance data (libpq-events.h),
+ * so that every holder of a PGconn (postgres.c, queue_pg.c, kv_pg.c)
+ * gets all this without keeping anything of its own. */
+
+#define PG_SETS 8
+/* How long one try to connect again waits for the server (a reset that
+ * fails at once, the server down or starting, does not wait). */
+#define PG_RECONNECT_WAIT_MS 2000
+
+typedef struct pg_set {
+    const store_pg_stmt_t *stmts;
+    size_t count;
+} pg_set_t;
+
+typedef struct pg_link {
+    PGconn *conn;
+    pg_set_t sets[PG_SETS];
+    size_t nsets;
+    bool writer;                 /* its writer's thread reconnects it */
+    bool broken;                 /* a call found the server gone */
+    /* A writer's: the open transaction's id, read before its COMMIT (0:
+     * it wrote nothing), and whether a COMMIT was cut off (in_doubt). */
+    int64_t xid;
+    bool in_doubt;
+    /* The loop's: */
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    bool resetting;              /* under lock: its thread has it; calls fail at once */
+    bool running, joinable, stop, poked; /* under lock: the thread */
+    uv_thread_t thread;
+    store__health_watch_t watch;
+    struct pg_link *prev, *next; /* the loop's connections (links) */
+} pg_link_t;
+
+static uv_once_t links_once = UV_ONCE_INIT;
+static uv_mutex_t links_lock;
+static pg_link_t *links;
+
+static void links_init(void)
+{
+    uv_mutex_init(&links_lock);
+}
+
+static int pg__event(PGEventId id, void *info, void *pass);
+
+static pg_link_t *pg__link(const PGconn *c)
+{
+    return c ? PQinstanceData(c, pg__event) : NULL;
+}
+
+static void pg__links_add(pg_link_t *l)
+{
+    uv_once(&links_once, links_init);
+    uv_mutex_lock(&links_lock);
+    l->prev = NULL;
+    l->next = links;
+    if (links)
+        links->prev = l;
+    links = l;
+    uv_mutex_unlock(&links_lock);
+}
+
+static void pg__links_remove(pg_link_t *l)
+{
+    uv_once(&links_once, links_init);
+    uv_mutex_lock(&links_lock);
+    if (l->prev)
+        l->prev->next = l->next;
+    else if (links == l)
+        links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+    uv_mutex_unlock(&links_lock);
+}
+
+static int pg__event(PGEventId id, void *info, void *pass)
+{
+    if (id != PGEVT_CONNDESTROY)
+        return 1;
+    PGconn *c = ((PGEventConnDestroy *)info)->conn;
+    pg_link_t *l = PQinstanceData(c, pg__event);
+    if (!l)
+        return 1;
+    /* store__pg_finish stopped its thread. */
+    if (!l->writer)
+        pg__links_remove(l);
+    uv_cond_destroy(&l->cond);
+    uv_mutex_destroy(&l->lock);
+    free(l);
+    return 1;
+}
+
+/* Hangs a new link on c, a loop's connection until a writer claims it. */
+static void pg__link_attach(PGconn *c)
+{
+    pg_link_t *l = xcalloc(1, sizeof *l);
+    l->conn = c;
+    uv_mutex_init(&l->lock);
+    uv_cond_init(&l->cond);
+    if (!PQregisterEventProc(c, pg__event, "mayfly", NULL) ||
+        !PQsetInstanceData(c, pg__event, l)) {
+        /* Only out of memory: the connection works, it just cannot come
+         * back on its own. */
+        uv_cond_destroy(&l->cond);
+        uv_mutex_destroy(&l->lock);
+        free(l);
+        return;
+    }
+    pg__links_add(l);
+}
+
+static void pg__broken(PGconn *c)
+{
+    pg_link_t *l = pg__link(c);
+    if (l)
+        l->broken = true;
+}
+
+static void pg__links_take_over(void);
+
+/* Prepares one set of statements on c (an entry without SQL is left out). */
+static int pg__prepare_set(PGconn *c, const store_pg_stmt_t *stmts, size_t count,
+                           mf_error_t *err);
+
+int store__pg_reconnect(PGconn *c, mf_error_t *err)
+{
+    pg_link_t *l = pg__link(c);
+    char why[400];
+    int r = 0;
+    /* libpq's own asynchronous reset, polled here with a deadline of ours:
+     * the URL's connect_timeout may be far longer, and a writer's jobs
+     * wait to be sorted while it tries. */
+    if (!PQresetStart(c)) {
+        r = -ECONNREFUSED;
+    } else {
+        uint64_t deadline = clock_mono_ns() + (uint64_t)PG_RECONNECT_WAIT_MS * 1000000u;
+        for (;;) {
+            PostgresPollingStatusType st = PQresetPoll(c);
+            if (st == PGRES_POLLING_OK)
+                break;
+            if (st == PGRES_POLLING_FAILED) {
+                r = -ECONNREFUSED;
+                break;
+            }
+            uint64_t now = clock_mono_ns();
+            struct pollfd pfd = { .fd = PQsocket(c),
+                                  .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+            int n = now < deadline ? poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1) : 0;
+            if (n == 0) {
+                r = -ETIMEDOUT;
+                break;
+            }
+            if (n < 0 && errno != EINTR) {
+                r = -errno;
+                break;
+            }
+        }
+    }
+    if (r < 0) {
+        pg__mask("", PQerrorMessage(c), why, sizeof why);
+        if (r == -ETIMEDOUT || !why[0])
+            snprintf(why, sizeof why, "no answer within %d s", PG_RECONNECT_WAIT_MS / 1000);
+        if (store__health_lost(why))
+            pg__links_take_over();
+        return mf_error_plain(err, -r, "the store (PostgreSQL) cannot be reached: %s; retry later",
+                              why);
+    }
+    PQsetNoticeReceiver(c, pg__notice, NULL);
+    for (size_t i = 0; l && i < l->nsets && r == 0; i++)
+        r = pg__prepare_set(c, l->sets[i].stmts, l->sets[i].count, err);
+    if (r < 0)
+        return r;
+    if (l)
+        l->broken = false;
+    store__health_back();
+    return 0;
+}
+
+/* ---- the loop's connections: their thread, and the gate ------------------ */
+
+static void pg__link_poke(void *ud)
+{
+    pg_link_t *l = ud;
+    uv_mutex_lock(&l->lock);
+    l->poked = true;
+    uv_cond_signal(&l->cond);
+    uv_mutex_unlock(&l->lock);
+}
+
+/* A loop's connection's own thread: takes the connection over once its
+ * user is done with it (an idle one at once), then connects it again,
+ * trying again with backoff, woken early when the store comes back. */
+static void pg__link_thread(void *arg)
+{
+    pg_link_t *l = arg;
+    uint64_t wait_ms = STORE_RETRY_FIRST_MS;
+    uv_mutex_lock(&l->lock);
+    while (!l->resetting && !l->stop) {
+        /* Taken over by the store going down while its user is in a
+         * transaction: the user's next call fails (the store is down) and
+         * hands it over itself. */
+        PGTransactionStatusType t = PQtransactionStatus(l->conn);
+        if (t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN) {
+            l->resetting = true;
+            break;
+        }
+        uv_cond_timedwait(&l->cond, &l->lock, 50 * 1000000u);
+    }
+    while (l->resetting && !l->stop) {
+        uv_mutex_unlock(&l->lock);
+        mf_error_t err = MF_ERROR_INIT;
+        int r = store__pg_reconnect(l->conn, &err);
+        if (r < 0) {
+            l->watch = (store__health_watch_t){ .wake = pg__link_poke, .ud = l };
+            store__health_watch(&l->watch);
+        }
+        uv_mutex_lock(&l->lock);
+        if (r == 0) {
+            l->resetting = false;
+            break;
+        }
+        uint64_t until = clock_mono_ns() + wait_ms * 1000000u;
+        while (!l->poked && !l->stop) {
+            uint64_t now = clock_mono_ns();
+            if (now >= until)
+                break;
+            uv_cond_timedwait(&l->cond, &l->lock, until - now);
+        }
+        l->poked = false;
+        uv_mutex_unlock(&l->lock);
+        store__health_unwatch(&l->watch);
+        uv_mutex_lock(&l->lock);
+        wait_ms = wait_ms * 2 > STORE_RETRY_LAST_MS ? STORE_RETRY_LAST_MS : wait_ms * 2;
+    }
+    l->running = false;
+    uv_mutex_unlock(&l->lock);
+}
+
+/* Hands l's connection to its thread (starting it if need be), which
+ * makes it again. Under l->lock. */
+static void pg__link_hand_over(pg_link_t *l, bool now)
+{
+    if (now)
+        l->resetting = true;
+    if (l->running) {
+        uv_cond_signal(&l->cond);
+        return;
+    }
+    /* A thread that ended said so under the lock we hold: it has let go
+     * of everything but its return. */
+    if (l->joinable)
+        uv_thread_join(&l->thread);
+    l->joinable = false;
+    if (uv_thread_create(&l->thread, pg__link_thread, l) == 0) {
+        l->running = l->joinable = true;
+    } else if (now) {
+        l->resetting = false; /* no thread: the next call finds it lost again */
+    }
+}
+
+/* The store went down: the loop's connections are made again with the
+ * writers', each once its user leaves it idle. One in use now is passed
+ * over rather than waited for (its call may wait on the network): the
+ * call, or the next one, finds the store down and hands it over itself. */
+static void pg__links_take_over(void)
+{
+    uv_once(&links_once, links_init);
+    uv_mutex_lock(&links_lock);
+    for (pg_link_t *l = links; l; l = l->next) {
+        if (uv_mutex_trylock(&l->lock) != 0)
+            continue;
+        if (!l->stop)
+            pg__link_hand_over(l, false);
+        uv_mutex_unlock(&l->lock);
+    }
+    uv_mutex_unlock(&links_lock);
+}
+
+/* Before a call on c: 0, with *held the link whose lock the call holds
+ * (NULL: a writer's connection, or one without a link), or -ENOTCONN at
+ * once while the connection is being made again or the store is down. */
+static int pg__enter(PGconn *c, const char *what, pg_link_t **held, mf_error_t *err)
+{
+    pg_link_t *l = pg__link(c);
+    *held = NULL;
+    if (!l || l->writer)
+        return 0;
+    uv_mutex_lock(&l->lock);
+    bool down = store_down_since_ms() != 0;
+    if (!l->resetting && !down) {
+        *held = l;
+        return 0;
+    }
+    bool resetting = l->resetting;
+    if (!l->resetting)
+        pg__link_hand_over(l, true);
+    uv_mutex_unlock(&l->lock);
+    /* The health's lock is taken after the link's is let go. */
+    if (store_check_up(err) < 0)
+        return -ENOTCONN;
+    return mf_error_plain(err, ENOTCONN,
+                          "the store (PostgreSQL) cannot be reached: %s: %s; retry later", what,
+                          resetting ? "reconnecting after the connection was lost"
+                                    : "the store is reconnecting");
+}
+
+/* After a call that pg__enter let through: a connection found lost goes
+ * to its thread, and the store may have gone down meanwhile. */
+static void pg__leave(pg_link_t *l)
+{
+    if (!l)
+        return;
+    bool lost = PQstatus(l->conn) == CONNECTION_BAD || l->broken;
+    if (lost)
+        pg__link_hand_over(l, true);
+    uv_mutex_unlock(&l->lock);
+}
+
+void store__pg_finish(PGconn *c)
+{
+    pg_link_t *l = pg__link(c);
+    if (l && !l->writer) {
+        uv_mutex_lock(&l->lock);
+        l->stop = true;
+        uv_cond_signal(&l->cond);
+        bool joinable = l->joinable;
+        l->joinable = false;
+        uv_mutex_unlock(&l->lock);
+        if (joinable)
+            uv_thread_join(&l->thread);
+        store__health_unwatch(&l->watch);
+    }
+    PQfinish(c);
+}
+
+/* ---- a writer's connection ------------------------------------------------ */
+
+static bool pg__w_lost(void *link, bool *in_doubt)
+{
+    PGconn *c = link;
+    pg_link_t *l = pg__link(c);
+    *in_doubt = l && l->in_doubt;
+    return PQstatus(c) == CONNECTION_BAD || (l && l->broken);
+}
+
+static int pg__w_reconnect(void *link, mf_error_t *err)
+{
+    return store__pg_reconnect(link, err);
+}
+
+/* What became of the transaction whose COMMIT was cut off, by its id
+ * (txid_status, which PostgreSQL keeps for this very case). */
+static int pg__w_committed(void *link, mf_error_t *err)
+{
+    PGconn *c = link;
+    pg_link_t *l = pg__link(c);
+    if (!l || !l->in_doubt)
+        return 0;
+    char xid[24];
+    snprintf(xid, sizeof xid, "%lld", (long long)l->xid);
+    const char *values[] = { xid };
+    PGresult *res = PQexecParams(c, "SELECT txid_status($1::bigint)", 1, NULL, values, NULL,
+                                 NULL, 0);
+    int r;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        const char *st = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
+        r = !st ? mf_error_plain(err, ENODATA, "PostgreSQL no longer knows transaction %s", xid)
+            : !strcmp(st, "committed") ? 1
+            : !strcmp(st, "aborted")   ? 0
+                                       : -EAGAIN; /* in progress: its session still ends */
+    } else if (state && !strcmp(state, "22023")) {
+        /* "in the future": the server crashed before the transaction's
+         * start reached its log, so nothing of it is left. */
+        r = 0;
+    } else {
+        r = store__pg_fail(c, res, "ask whether a cut-off commit was applied", err);
+        if (PQstatus(c) == CONNECTION_BAD || l->broken)
+            r = -EAGAIN; /* lost again: ask on the next connection */
+    }
+    PQclear(res);
+    if (r != -EAGAIN)
+        l->in_doubt = false;
+    return r;
+}
+
+static const store_writer_link_t pg__writer_link_ops = {
+    .lost = pg__w_lost,
+    .reconnect = pg__w_reconnect,
+    .committed = pg__w_committed,
+};
+
+void store__pg_writer_link(PGconn *c, store_writer_db_t *out)
+{
+    pg_link_t *l = pg__link(c);
+    if (!l)
+        return;
+    if (!l->writer) {
+        /* Out of the loop's: no thread of its own may take it over from
+         * here on (one started meanwhile, the store going down as the
+         * writer opened, is stopped first). */
+        pg__links_remove(l);
+        uv_mutex_lock(&l->lock);
+        l->stop = true;
+        uv_cond_signal(&l->cond);
+        bool joinable = l->joinable;
+        l->joinable = l->resetting = false;
+        uv_mutex_unlock(&l->lock);
+        if (joinable)
+            uv_thread_join(&l->thread);
+        store__health_unwatch(&l->watch);
+        l->writer = true;
+    }
+    out->link = c;
+    out->link_ops = &pg__writer_link_ops;
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -178,7 +646,7 @@ static bool pg__ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-int store__pg_exec(PGconn *c, const char *sql, const char *what, mf_error_t *err)
+static int pg__exec(PGconn *c, const char *sql, const char *what, mf_error_t *err)
 {
     PGresult *res = PQexec(c, sql);
     int r = pg__ok(res) ? 0 : store__pg_fail(c, res, what, err);
@@ -186,7 +654,30 @@ int store__pg_exec(PGconn *c, const char *sql, const char *what, mf_error_t *err
     return r;
 }
 
+int store__pg_exec(PGconn *c, const char *sql, const char *what, mf_error_t *err)
+{
+    pg_link_t *held;
+    int r = pg__enter(c, what, &held, err);
+    if (r < 0)
+        return r;
+    r = pg__exec(c, sql, what, err);
+    pg__leave(held);
+    return r;
+}
+
 int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_error_t *err)
+{
+    pg_link_t *l = pg__link(c);
+    bool known = false;
+    for (size_t i = 0; l && i < l->nsets; i++)
+        known |= l->sets[i].stmts == stmts;
+    if (l && !known && l->nsets < PG_SETS)
+        l->sets[l->nsets++] = (pg_set_t){ stmts, count };
+    return pg__prepare_set(c, stmts, count, err);
+}
+
+static int pg__prepare_set(PGconn *c, const store_pg_stmt_t *stmts, size_t count,
+                           mf_error_t *err)
 {
     for (size_t i = 0; i < count; i++) {
         const store_pg_stmt_t *st = &stmts[i];
@@ -220,15 +711,20 @@ int store__pg_run(PGconn *c, const char *stmt, const store_pg_params_t *p, PGres
     if (p && p->too_big)
         return mf_error_plain(err, EFBIG, "store: %s: a value too large to send to PostgreSQL",
                               what);
+    pg_link_t *held;
+    int r = pg__enter(c, what, &held, err);
+    if (r < 0)
+        return r;
     PGresult *res = PQexecPrepared(c, stmt, p ? p->n : 0, p ? p->values : NULL,
                                    p ? p->lengths : NULL, p ? p->formats : NULL, 1);
     if (!pg__ok(res)) {
-        int r = store__pg_fail(c, res, what, err);
+        r = store__pg_fail(c, res, what, err);
         PQclear(res);
-        return r;
+    } else {
+        *out = res;
     }
-    *out = res;
-    return 0;
+    pg__leave(held);
+    return r;
 }
 
 int store__pg_run_keyed(PGconn *c, const char *stmt, const char *key, int64_t *changed,
@@ -432,14 +928,22 @@ void store__pg_rows(const PGresult *res, size_t size, store__fill_fn fill, void 
 
 int store__pg_begin(PGconn *c, bool durable, mf_error_t *err)
 {
+    const char *what = "begin a transaction";
+    pg_link_t *held;
+    int r = pg__enter(c, what, &held, err);
+    if (r < 0)
+        return r;
     /* PostgreSQL only warns of a BEGIN inside a transaction, and goes on
      * in the one that is open: said here as the error it is. */
     if (PQtransactionStatus(c) != PQTRANS_IDLE && PQstatus(c) == CONNECTION_OK)
-        return mf_error_plain(err, EBUSY,
-                              "store: begin a transaction: one is already open on this "
-                              "connection");
-    return store__pg_exec(c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off",
-                          "begin a transaction", err);
+        r = mf_error_plain(err, EBUSY,
+                           "store: begin a transaction: one is already open on this "
+                           "connection");
+    else
+        r = pg__exec(c, durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off", what,
+                     err);
+    pg__leave(held);
+    return r;
 }
 
 int store__pg_savepoint(PGconn *c, mf_error_t *err)
@@ -456,30 +960,85 @@ void store__pg_release(PGconn *c, bool keep)
                    "end a job's savepoint", &ignored);
 }
 
-int store__pg_commit(PGconn *c, mf_error_t *err)
+static void pg__rollback(PGconn *c)
 {
+    PGTransactionStatusType t = PQtransactionStatus(c);
+    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
+        PQclear(PQexec(c, "ROLLBACK"));
+}
+
+/* A writer's transaction's id, read before its COMMIT so that a COMMIT
+ * cut off can be asked about (pg__w_committed): 0 when it has none, as
+ * it wrote nothing. A failure here is before the COMMIT: nothing is in
+ * doubt. */
+static int pg__read_xid(PGconn *c, pg_link_t *l, mf_error_t *err)
+{
+    l->xid = 0;
+    if (PQtransactionStatus(c) != PQTRANS_INTRANS)
+        return 0;
+    PGresult *res = PQexec(c, "SELECT txid_current_if_assigned()");
+    int r = 0;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        l->xid = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    else
+        r = store__pg_fail(c, res, "commit", err);
+    PQclear(res);
+    return r;
+}
+
+static int pg__commit(PGconn *c, mf_error_t *err)
+{
+    pg_link_t *l = pg__link(c);
+    bool writer = l && l->writer;
+    if (writer) {
+        l->in_doubt = false;
+        int r = pg__read_xid(c, l, err);
+        if (r < 0) {
+            pg__rollback(c);
+            return r;
+        }
+    }
     if (PQtransactionStatus(c) == PQTRANS_INERROR) {
-        store__pg_rollback(c);
+        pg__rollback(c);
         return mf_error_plain(err, EIO,
                               "store: commit: a statement of the transaction failed, so it was "
                               "rolled back");
     }
+    bool sent = PQstatus(c) == CONNECTION_OK;
     PGresult *res = PQexec(c, "COMMIT");
     int r = 0;
-    if (!pg__ok(res))
+    if (!pg__ok(res)) {
         r = store__pg_fail(c, res, "commit", err);
-    else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+        /* Lost with the COMMIT on its way: it may have been applied. */
+        if (writer && sent && l->xid && (PQstatus(c) == CONNECTION_BAD || l->broken))
+            l->in_doubt = true;
+    } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* COMMIT of a transaction that failed answers ROLLBACK, no error. */
         r = mf_error_plain(err, EIO, "store: commit: PostgreSQL rolled the transaction back");
+    }
     PQclear(res);
     if (r < 0)
-        store__pg_rollback(c);
+        pg__rollback(c);
+    return r;
+}
+
+int store__pg_commit(PGconn *c, mf_error_t *err)
+{
+    pg_link_t *held;
+    int r = pg__enter(c, "commit", &held, err);
+    if (r < 0)
+        return r;
+    r = pg__commit(c, err);
+    pg__leave(held);
     return r;
 }
 
 void store__pg_rollback(PGconn *c)
 {
-    PGTransactionStatusType t = PQtransactionStatus(c);
-    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
-        PQclear(PQexec(c, "ROLLBACK"));
+    pg_link_t *held;
+    mf_error_t ignored = MF_ERROR_INIT;
+    if (pg__enter(c, "roll back", &held, &ignored) < 0)
+        return; /* the connection is being made again: nothing is left open */
+    pg__rollback(c);
+    pg__leave(held);
 }

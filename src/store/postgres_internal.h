@@ -4,7 +4,13 @@
  * errors libpq's failures become. Not for other modules.
  *
  * A connection is used by one thread at a time (libpq allows nothing
- * else): the loop's own, or a writer's. */
+ * else): the loop's own, or a writer's.
+ *
+ * Every connection store__pg_connect makes can be made again when
+ * PostgreSQL goes away (postgres_common.c says how): a writer's by its
+ * writer (store__pg_writer_link), any other by a thread of its own while
+ * calls on it fail at once with -ENOTCONN. Close them with
+ * store__pg_finish, never PQfinish. */
 #ifndef MAYFLY_STORE_POSTGRES_INTERNAL_H
 #define MAYFLY_STORE_POSTGRES_INTERNAL_H
 
@@ -14,6 +20,7 @@
 
 #include "core/error.h"
 #include "store/rows.h"
+#include "store/writer.h"
 
 struct store_listener;
 
@@ -36,6 +43,15 @@ int store__pg_connect_as(const char *url, const char *application_name, PGconn *
 /* A listener (store/listen.h) on url's database. */
 int store__pg_listen_open(const char *url, const char *channel, const char *application_name,
                           struct store_listener **out, mf_error_t *err);
+/* Closes c, first stopping the thread that may be making it again. */
+void store__pg_finish(PGconn *c);
+/* Makes c, a lost connection, again (waiting a bounded time for the
+ * server), with every statement store__pg_prepare prepared on it; keeps
+ * the store's health (store/health.h) in step. */
+int store__pg_reconnect(PGconn *c, mf_error_t *err);
+/* c becomes a writer's: out (its writer's db) gets the link through which
+ * the writer reconnects it and asks about a COMMIT cut off. */
+void store__pg_writer_link(PGconn *c, store_writer_db_t *out);
 /* Applies the migrations the database has not seen yet, in one
  * transaction under the advisory lock, and sets *version to the schema
  * version after them (postgres_schema.c). */
@@ -44,8 +60,10 @@ int store__pg_migrate(PGconn *c, int *version, mf_error_t *err);
 int store__pg_schema_latest(void);
 
 /* Fills err with "store: what: <why>" and returns -EIO, or -ECONNRESET
- * when the connection is gone ("lost the connection to PostgreSQL"). res
- * (may be NULL) is the failed statement's result. */
+ * when the connection is gone or the server is going away ("the store
+ * (PostgreSQL) cannot be reached: what: lost the connection to PostgreSQL
+ * (why); retry later"). res (may be NULL) is the failed statement's
+ * result. */
 int store__pg_fail(PGconn *c, const PGresult *res, const char *what, mf_error_t *err);
 /* Runs sql (one or more statements, no parameters, no rows wanted). */
 int store__pg_exec(PGconn *c, const char *sql, const char *what, mf_error_t *err);
@@ -60,7 +78,8 @@ typedef struct store_pg_stmt {
 } store_pg_stmt_t;
 
 /* Prepares each of stmts (an entry without SQL, a statement the caller
- * has no need of, is left out). */
+ * has no need of, is left out), and again whenever c is made again (stmts
+ * must live as long as c: a static table). */
 int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_error_t *err);
 
 #define STORE_PG_MAX_PARAMS 32
@@ -111,7 +130,9 @@ int64_t store__pg_int(const PGresult *res, int row, int col);
  * is open fails with -EBUSY. */
 int store__pg_begin(PGconn *c, bool durable, mf_error_t *err);
 /* An aborted transaction (a statement failed outside a savepoint) is
- * rolled back and reported, never taken for a commit. */
+ * rolled back and reported, never taken for a commit. On a writer's
+ * connection, the transaction's id is read first (one more round trip),
+ * so that a COMMIT cut off by a lost connection can be asked about. */
 int store__pg_commit(PGconn *c, mf_error_t *err);
 void store__pg_rollback(PGconn *c);
 /* A savepoint per job of a batch, so that one job can fail alone: release

@@ -9,6 +9,7 @@
 
 #include "store/backend.h"
 #include "store/queue_backend.h"
+#include "store/queue_pg_internal.h"
 
 int store_queue_open(const char *where, store_queue_t **out, mf_error_t *err)
 {
@@ -89,6 +90,9 @@ int store_queue_writer_db(const char *where, store_writer_db_t *out, mf_error_t 
                                .release = queue__w_release,
                                .commit = queue__w_commit,
                                .close = queue__w_close};
+    /* PostgreSQL's connection can go away: the writer makes it again. */
+    if (store__is_url(where))
+        store__pg_writer_link(store__pg_queue_conn(q), out);
     return 0;
 }
 

@@ -6,7 +6,7 @@
  *
  * Each store_queue_t is one connection with every statement of the four
  * files prepared once. A lost connection fails the call with -ECONNRESET
- * and says so; it is not opened again here.
+ * and says so, and is made again (postgres_common.c).
  *
  * A queued event's seq and a dead letter's id come from identity columns
  * (sequences, never rolled back, never given twice): on one connection
@@ -115,7 +115,7 @@ static const char *stmt(int id)
 static void pg_queue__close(store_queue_t *base)
 {
     pg_queue_t *q = pq(base);
-    PQfinish(q->conn);
+    store__pg_finish(q->conn);
     free(q);
 }
 

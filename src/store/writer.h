@@ -8,7 +8,46 @@
  * enqueues share one sync.
  *
  * Jobs run in the order submitted; a job's done callback runs on the event
- * loop after its batch committed (or failed), and in submission order. */
+ * loop after its batch committed (or failed), and in submission order but
+ * for one exception, below.
+ *
+ * A database that can go away (PostgreSQL: a restart, a failover, the
+ * network) gives the writer a link (store_writer_link_t). A batch whose
+ * connection is lost is run again on a new connection, once, if one can
+ * be made at once. If none can, the database is away, and the writer
+ * retries its connection with backoff (0.2 s doubling to 5 s, and at once
+ * when another connection finds the store back, store/health.h) while it
+ * sorts the jobs by who waits for them:
+ *
+ * - A job someone waits for (a durable one, which answers a request once
+ *   it is committed, or a read) fails at once, with -ECONNRESET (it was
+ *   tried, and the connection went) or -ENOTCONN (the store was known to
+ *   be away): its caller answers 503 rather than wait. Its callback runs
+ *   before those of the held jobs submitted before it (the exception).
+ * - A job the server owes (any other: records and log lines, the queue's
+ *   own updates and deletes, a barrier) is held, in order, and run once
+ *   the database is back: nothing it says is lost or reordered.
+ *
+ * A batch whose COMMIT is cut off may or may not have been applied. Its
+ * jobs are not run again blindly: once a connection is back, the link
+ * asks the database what became of that transaction (its id, read before
+ * the COMMIT). Applied, its jobs are done; not applied, they run again.
+ * So a held job is applied exactly once. (Only when the database cannot
+ * say, a transaction so old it forgot it, are they run again: at least
+ * once, which nearly every owed job bears, being an upsert, an update or
+ * a delete by key; log lines would then show twice, and an event's
+ * destination be queued twice.) When the database cannot be asked at once
+ * (it is away), the waited-on jobs of such a batch fail with a message
+ * that says the outcome is not known: nothing is acknowledged that was
+ * not committed.
+ *
+ * What a writer holds is bounded: WRITER_HELD_MAX_JOBS jobs and
+ * WRITER_HELD_MAX_BYTES bytes (a job's size as its submitter gave it, or
+ * a nominal WRITER_JOB_BYTES). Past either bound, newer owed jobs fail at
+ * once with -ENOBUFS (logged once per outage): the oldest are kept, so
+ * what reaches the database stays a prefix of what happened, in order. A
+ * server stopped while its database is away tries once more, then fails
+ * what it holds (logged, with how many). */
 #ifndef MAYFLY_STORE_WRITER_H
 #define MAYFLY_STORE_WRITER_H
 
@@ -30,7 +69,33 @@ typedef struct store_writer_db {
     void (*release)(void *db, bool keep);
     int (*commit)(void *db, mf_error_t *err);
     void (*close)(void *db);
+    /* For a database that can go away (NULL on SQLite, whose failures
+     * never mean that): link is what link_ops are called with. */
+    void *link;
+    const struct store_writer_link *link_ops;
 } store_writer_db_t;
+
+/* A connection that can be lost and made again, as a writer drives it
+ * from its thread. */
+typedef struct store_writer_link {
+    /* After a batch: whether its connection was lost, and whether a COMMIT
+     * was cut off with it (*in_doubt: the transaction may or may not have
+     * been applied). */
+    bool (*lost)(void *link, bool *in_doubt);
+    /* Connects again, waiting a bounded time for the server, with every
+     * statement prepared again; err says why not. Keeps the store's
+     * health (store/health.h) in step. */
+    int (*reconnect)(void *link, mf_error_t *err);
+    /* Once reconnected, what became of the transaction in doubt: 1
+     * applied, 0 not, -EAGAIN not settled yet (its old session is still
+     * ending); another error when the database cannot say. */
+    int (*committed)(void *link, mf_error_t *err);
+} store_writer_link_t;
+
+/* What a writer holds while its database is away (see above). */
+#define WRITER_HELD_MAX_JOBS 65536u
+#define WRITER_HELD_MAX_BYTES ((size_t)128 << 20)
+#define WRITER_JOB_BYTES 512u
 
 /* Runs on the writer thread inside a savepoint, with the writer's db: a
  * failure (r < 0) undoes this job's writes and no other's. */
@@ -49,6 +114,11 @@ int store_writer_start(uv_loop_t *loop, const store_writer_db_t *db, store_commi
  * job submitted before it has committed. */
 void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
                          store_job_done_fn done, void *arg);
+/* As store_writer_submit, for a job whose arg holds about bytes of memory
+ * (a batch of records or log lines): the size it counts for while the
+ * writer holds it. */
+void store_writer_submit_sized(store_writer_t *w, bool durable, size_t bytes,
+                               store_job_apply_fn apply, store_job_done_fn done, void *arg);
 /* Submits a read: a job whose apply only reads (with the writer's
  * connection, after every job submitted before it) and whose caller waits
  * for the answer. It needs no sync, but like a durable job it ends the
@@ -58,10 +128,12 @@ void store_writer_submit_read(store_writer_t *w, store_job_apply_fn apply, store
 /* Calls cb(ud) on the loop once every job submitted so far has committed. */
 void store_writer_barrier(store_writer_t *w, void (*cb)(void *ud), void *ud);
 /* Blocks the caller until every job submitted so far has committed (their
- * callbacks still run on the loop later). For a server's last writes. */
+ * callbacks still run on the loop later), or is held for a database that
+ * is away (it never blocks for an outage). For a server's last writes. */
 void store_writer_wait(store_writer_t *w);
 /* Runs every submitted job, calls their done callbacks, stops the thread
- * and frees the writer (closing its handle through the loop). */
+ * and frees the writer (closing its handle through the loop). With its
+ * database away, it tries to reconnect once, then fails what it holds. */
 void store_writer_stop(store_writer_t *w);
 
 #endif

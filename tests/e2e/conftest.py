@@ -813,20 +813,48 @@ def proc_environ(pid):
 PG_SH = str(REPO / "tests" / "pg.sh")
 
 
+class ThrowawayPostgres:
+    """A throwaway PostgreSQL (tests/pg.sh): its admin URL, and its server
+    stopped and started again with its data kept, for what a node does
+    while the database is away."""
+
+    def __init__(self, directory, url):
+        self.dir = directory
+        self.url = url
+
+    def _run(self, cmd):
+        out = subprocess.run([PG_SH, cmd, self.dir], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, f"tests/pg.sh {cmd}: {out.stderr}"
+
+    def pause(self):
+        """Stops the server as a restart does (sessions ended, data kept)."""
+        self._run("pause")
+
+    def resume(self):
+        """Starts it again; returns once it accepts connections."""
+        self._run("resume")
+
+
 @pytest.fixture(scope="module")
-def pg():
-    """The admin URL of a throwaway PostgreSQL, stopped and removed at the
-    end. Its directory is made directly under the system's temporary
+def pg_server():
+    """A throwaway PostgreSQL (a ThrowawayPostgres), stopped and removed at
+    the end. Its directory is made directly under the system's temporary
     folder: as root, the cluster runs as the `postgres` user, who must be
     able to reach it (pytest's own temporary folders are root's alone)."""
     d = tempfile.mkdtemp(prefix="mayfly-pg-")
     try:
         out = subprocess.run([PG_SH, "start", d], capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, f"tests/pg.sh start: {out.stderr}"
-        yield out.stdout.strip()
+        yield ThrowawayPostgres(d, out.stdout.strip())
     finally:
         subprocess.run([PG_SH, "stop", d], capture_output=True, timeout=300)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg(pg_server):
+    """The admin URL of the module's throwaway PostgreSQL (pg_server)."""
+    return pg_server.url
 
 
 def psql(url, sql):
