@@ -607,6 +607,9 @@ int durable__job_apply(void *db, void *arg, mf_error_t *err)
 {
     job_t *j = arg;
     store_queue_t *q = db;
+    /* Run again (store/writer.h): the last run's answer is the one. */
+    json_decref(j->body);
+    j->body = NULL;
     switch (j->kind) {
     case JOB_START: return apply_start(q, j, err);
     case JOB_BEGIN: return apply_begin(q, j, err);

@@ -145,6 +145,10 @@ static int kv__apply(void *db, void *arg, mf_error_t *err)
         break;
     case JOB_DROP: r = store_kv_drop(w, j->store, err); break;
     case JOB_SWEEP:
+        /* Run again (store/writer.h): the last run's stores are the ones. */
+        free(j->changed);
+        j->changed = NULL;
+        j->nchanged = 0;
         return store_kv_sweep(w, now, SWEEP_BATCH, &j->removed, &j->changed, &j->nchanged, err);
     }
     if (r == 0)

@@ -123,7 +123,16 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " trigger = excluded.trigger, event = excluded.event,"
                   " event_bytes = excluded.event_bytes, event_flags = excluded.event_flags,"
                   " result = excluded.result, result_bytes = excluded.result_bytes,"
-                  " result_flags = excluded.result_flags, rowid = DEFAULT",
+                  " result_flags = excluded.result_flags, rowid = DEFAULT"
+                  /* Nodes write records of one call in their own batches: the
+                   * node that queued an event may write "queued" after the
+                   * node that ran it wrote how it ended. A record of an
+                   * earlier attempt, or one still under way of the same
+                   * attempt, never replaces how that attempt ended. */
+                  " WHERE excluded.attempts > invocations.attempts"
+                  " OR (excluded.attempts = invocations.attempts"
+                  " AND (invocations.status IN ('queued', 'running')"
+                  " OR excluded.status NOT IN ('queued', 'running')))",
                   "ttitidiiiiidttitttitbiibii" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
     [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiit" },

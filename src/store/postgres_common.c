@@ -607,10 +607,18 @@ static int pg__w_committed(void *link, mf_error_t *err)
     return r;
 }
 
+static void pg__w_rollback(void *link)
+{
+    store__pg_rollback(link);
+}
+
+/* A savepoint and its release are two round trips a job: a batch runs
+ * without them unless one of its jobs fails (store/writer.h). */
 static const store_writer_link_t pg__writer_link_ops = {
     .lost = pg__w_lost,
     .reconnect = pg__w_reconnect,
     .committed = pg__w_committed,
+    .rollback = pg__w_rollback,
 };
 
 void store__pg_writer_link(PGconn *c, store_writer_db_t *out)

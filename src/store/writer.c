@@ -126,8 +126,28 @@ static int writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *n
         j->err = (mf_error_t)MF_ERROR_INIT;
     }
     const store_writer_db_t *db = &w->db;
-    int r = db->begin(db->db, *durable, err);
-    if (r < 0)
+    int r;
+    /* A read's apply fills its answer as it goes: it runs once. */
+    bool reads = false;
+    for (writer_job_t *j = batch; j; j = j->next)
+        reads |= j->waited_on && !j->durable;
+    if (db->link_ops && db->link_ops->rollback && !reads) {
+        /* Optimistic: no savepoints, unless a job fails (writer.h). */
+        if ((r = db->begin(db->db, *durable, err)) < 0)
+            return r;
+        writer_job_t *failed = NULL;
+        for (writer_job_t *j = batch; j && !failed; j = j->next)
+            if (j->apply && (j->r = j->apply(db->db, j->arg, &j->err)) < 0)
+                failed = j;
+        if (!failed)
+            return db->commit(db->db, err);
+        db->link_ops->rollback(db->link);
+        for (writer_job_t *j = batch; j; j = j->next) {
+            j->r = 0;
+            j->err = (mf_error_t)MF_ERROR_INIT;
+        }
+    }
+    if ((r = db->begin(db->db, *durable, err)) < 0)
         return r;
     for (writer_job_t *j = batch; j; j = j->next) {
         if (!j->apply)

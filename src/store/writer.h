@@ -90,6 +90,14 @@ typedef struct store_writer_link {
      * applied, 0 not, -EAGAIN not settled yet (its old session is still
      * ending); another error when the database cannot say. */
     int (*committed)(void *link, mf_error_t *err);
+    /* Where a savepoint costs a round trip to the database, the writer
+     * runs a batch first without any, and only when one of its jobs fails
+     * undoes the whole transaction with this and runs the batch again
+     * with a savepoint per job (so a write job's apply may run twice, the
+     * first run's writes undone: it must leave in its arg only what the
+     * last run found; a batch with a read in it takes savepoints from the
+     * start). NULL: a savepoint per job from the start. */
+    void (*rollback)(void *link);
 } store_writer_link_t;
 
 /* What a writer holds while its database is away (see above). */
