@@ -63,3 +63,13 @@ char *xasprintf(const char *fmt, ...)
         oom(0);
     return p;
 }
+
+void *xmemdup0(const void *p, size_t len)
+{
+    if (!p)
+        return NULL;
+    char *out = xmalloc(len + 1);
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return out;
+}

@@ -58,15 +58,6 @@ static char *dup_or_null(const char *s)
 }
 
 /* Appends a copy of rec to the batch; with index, remembers where. */
-static char *dup_bytes(const char *s, size_t len)
-{
-    if (!s)
-        return NULL;
-    char *d = xmalloc(len + 1);
-    memcpy(d, s, len);
-    d[len] = '\0';
-    return d;
-}
 
 static size_t names_len(const char *names)
 {
@@ -83,9 +74,9 @@ static void record_copy(store_record_t *dst, const store_record_t *rec)
     dst->error_type = dup_or_null(rec->error_type);
     dst->error_message = dup_or_null(rec->error_message);
     dst->egress_json = dup_or_null(rec->egress_json);
-    dst->event = dup_bytes(rec->event, rec->event_len);
-    dst->result = dup_bytes(rec->result, rec->result_len);
-    dst->redact = rec->redact ? dup_bytes(rec->redact, names_len(rec->redact)) : NULL;
+    dst->event = xmemdup0(rec->event, rec->event_len);
+    dst->result = xmemdup0(rec->result, rec->result_len);
+    dst->redact = rec->redact ? xmemdup0(rec->redact, names_len(rec->redact)) : NULL;
 }
 
 static void records_append(obs_records_t *r, const store_record_t *rec, bool index)

@@ -454,16 +454,6 @@ static void kv__read_answer(kv_read_t *j, int r, const mf_error_t *err)
     free(a->stores);
 }
 
-static void *kv__dup(const void *p, size_t len)
-{
-    if (!p)
-        return NULL;
-    char *out = xmalloc(len + 1);
-    memcpy(out, p, len);
-    out[len] = '\0';
-    return out;
-}
-
 static void kv__read_free(kv_read_t *j)
 {
     for (size_t i = 0; j->keys && i < j->q.nkeys; i++)
@@ -518,16 +508,16 @@ void state_kv_read(state_kv_t *kv, const state_kv_query_t *q, state_kv_read_cb d
     *j = local;
     j->store = q->store ? xstrdup(q->store) : NULL;
     j->q.store = j->store;
-    j->key = kv__dup(q->key, q->key_len);
+    j->key = xmemdup0(q->key, q->key_len);
     j->q.key = j->key;
-    j->prefix = kv__dup(q->prefix, q->prefix_len);
+    j->prefix = xmemdup0(q->prefix, q->prefix_len);
     j->q.prefix = j->prefix;
-    j->after = kv__dup(q->after, q->after_len);
+    j->after = xmemdup0(q->after, q->after_len);
     j->q.after = j->after;
     if (q->keys) {
         j->keys = xcalloc(q->nkeys ? q->nkeys : 1, sizeof *j->keys);
         for (size_t i = 0; i < q->nkeys; i++)
-            j->keys[i] = (slice_t){kv__dup(q->keys[i].base, q->keys[i].len), q->keys[i].len};
+            j->keys[i] = (slice_t){xmemdup0(q->keys[i].base, q->keys[i].len), q->keys[i].len};
     }
     j->q.keys = j->keys;
     store_readers_submit(kv->readers, kv__read_apply, kv__read_done, j);
