@@ -649,6 +649,8 @@ row_cluster() {
     LOAD_TIMEOUT=2400 load $PY bench/cluster.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/cluster.json" \
         || fail "bench/cluster.py failed (see bench/out/cluster.json)"
+}
+
 # ---- propagation -----------------------------------------------------------------
 
 row_propagation() {
