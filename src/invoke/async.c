@@ -29,6 +29,7 @@
 #include "obs/loop.h"
 #include "obs/metrics.h"
 #include "obs/otlp.h"
+#include "store/health.h"
 #include "store/nodes.h"
 #include "store/writer.h"
 
@@ -549,7 +550,9 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
     } else if (r < 0) {
         if (j->idem)
             free(map_remove(&a->idem, j->idem));
-        if (r != -ENOENT) /* a redrive of a dead letter that is gone: the caller's 404 */
+        /* A redrive of a dead letter that is gone is the caller's 404; a
+         * store out of reach its 503, which the store logs once. */
+        if (r != -ENOENT && !store_unavailable(r))
             log_error("async", "queueing an event for %s: %s", fn->name, err->msg);
         j->cb(j->ud, r, NULL, false, err);
         async__event_free(a, ev);
