@@ -20,12 +20,17 @@ static int pg__listen_connect(store_listener_t *l, mf_error_t *err)
     int r = store__pg_connect_as(l->url, l->application_name, &c, err);
     if (r < 0)
         return r;
+    /* The listener's thread owns this connection and makes it again
+     * itself: the store's reconnecting thread must never take it over (it
+     * would reset it while this thread reads it, or after it is closed). */
+    store_writer_db_t own = {0};
+    store__pg_writer_link(c, &own);
     char sql[128];
     snprintf(sql, sizeof sql, "LISTEN %s", l->channel);
     if ((r = store__pg_exec(c, sql, "listen for changes", err)) == 0 && PQsetnonblocking(c, 1) != 0)
         r = store__pg_fail(c, NULL, "listen for changes", err);
     if (r < 0) {
-        PQfinish(c);
+        store__pg_finish(c);
         return r;
     }
     l->conn = c;
@@ -62,7 +67,7 @@ int store_listen_read(store_listener_t *l, store_notify_cb cb, void *ud, mf_erro
          * failed read is a lost connection. */
         mf_error_t e = MF_ERROR_INIT;
         int r = store__pg_fail(l->conn, NULL, "listen for changes", &e);
-        PQfinish(l->conn);
+        store__pg_finish(l->conn);
         l->conn = NULL;
         if (r == -ECONNRESET) {
             if (err)
@@ -88,7 +93,7 @@ void store_listen_close(store_listener_t *l)
 {
     if (!l)
         return;
-    PQfinish(l->conn);
+    store__pg_finish(l->conn);
     free(l->url);
     free(l->channel);
     free(l->application_name);
