@@ -2007,11 +2007,6 @@ unsigned async_lease_ms(const async_t *a)
     return a->cfg.lease_ms;
 }
 
-int async_nodes_alive(const async_t *a)
-{
-    return a->alive;
-}
-
 /* Takes up what the queue holds for this node at its start: on SQLite,
  * where this server is alone, every event the runs before it left (their
  * nodes are gone: a lease of 0); on PostgreSQL, a first share of the
@@ -2078,6 +2073,7 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
         free(a);
         return r;
     }
+    a->shared = store_queue_shared(a->rq);
     async__metrics_setup(a);
     store_writer_db_t wdb;
     if ((r = store_queue_writer_db(where, &wdb, err)) < 0 ||
@@ -2087,7 +2083,7 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
         return r;
     }
     a->book = a->writer;
-    if (store_queue_shared(a->rq) &&
+    if (a->shared &&
         ((r = store_queue_writer_db(where, &wdb, err)) < 0 ||
          (r = store_writer_start(loop, &wdb, async__on_commit, a, &a->book, err)) < 0)) {
         store_writer_stop(a->writer);
@@ -2100,7 +2096,6 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
     a->grace_timer = async__timer(a);
     a->beat_timer = async__timer(a);
     a->take_timer = async__timer(a);
-    a->shared = store_queue_shared(a->rq);
     a->kick = xmalloc(sizeof *a->kick);
     uv_idle_init(loop, a->kick);
     a->kick->data = a;

@@ -159,9 +159,6 @@ store_writer_t *async_writer(async_t *a);
 /* This node's id, and its lease (async_config_t's). */
 const char *async_node(const async_t *a);
 unsigned async_lease_ms(const async_t *a);
-/* How many nodes shared the queue at this node's last beat, itself
- * included (1 on SQLite). */
-int async_nodes_alive(const async_t *a);
 
 typedef struct async_fn_stats {
     uint64_t depth;              /* waiting (to run, or to be retried) */

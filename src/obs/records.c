@@ -57,8 +57,6 @@ static char *dup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-/* Appends a copy of rec to the batch; with index, remembers where. */
-
 static size_t names_len(const char *names)
 {
     const char *p = names;
@@ -79,6 +77,7 @@ static void record_copy(store_record_t *dst, const store_record_t *rec)
     dst->redact = rec->redact ? xmemdup0(rec->redact, names_len(rec->redact)) : NULL;
 }
 
+/* Appends a copy of rec to the batch; with index, remembers where. */
 static void records_append(obs_records_t *r, const store_record_t *rec, bool index)
 {
     if (r->count == r->cap) {

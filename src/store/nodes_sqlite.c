@@ -1,7 +1,7 @@
-/* queue.db's nodes (store/nodes.h's calls, in queue_backend.h's table).
- * One server holds the data directory at a time, so the only other nodes
- * are the runs before it, gone. Statements are prepared per call: a node
- * beats every few seconds. */
+/* queue.db's nodes (store/nodes.h's calls, in queue_backend.h's table;
+ * queue.c runs them through these). One server holds the data directory
+ * at a time, so the only other nodes are the runs before it, gone.
+ * Statements are prepared per call: a node beats every few seconds. */
 #include <stdbool.h>
 
 #include "store/queue_backend.h"
@@ -11,21 +11,28 @@
 
 #define P STORE__SQLITE_P
 
+static const char *const nodes__sql[STORE__NODE_STMTS] = {
+    [STORE__NODE_BACK] = STORE_NODE_BACK(P),
+    [STORE__NODE_EXPIRE] = STORE_NODE_EXPIRE(P),
+    [STORE__NODE_RELEASE_GONE] = STORE_NODE_RELEASE_GONE,
+    [STORE__NODE_ALIVE] = STORE_NODE_ALIVE(P),
+    [STORE__NODE_RELEASE] = STORE_NODE_RELEASE(P),
+    [STORE__NODE_LEAVE] = STORE_NODE_LEAVE(P),
+    [STORE__NODE_PRUNE] = STORE_NODE_PRUNE(P),
+};
+
 static void finalize(sqlite3_stmt **st)
 {
     sqlite3_finalize(*st);
 }
 #define cleanup_stmt __attribute__((cleanup(finalize)))
 
-/* Runs sql with id as ?1 (unless NULL) and the integers after it, for
- * the one integer its first row answers (*one may be NULL; 0 without a
- * row). */
-static int nodes__run(store_queue_t *q, const char *sql, const char *id, int64_t i1, int64_t i2,
-                      int64_t *one, const char *what, mf_error_t *err)
+static int nodes__run(store_queue_t *q, store__node_stmt_t s, const char *id, int64_t i1,
+                      int64_t i2, int64_t *one, const char *what, mf_error_t *err)
 {
     sqlite3 *db = store__queue_db(q);
     cleanup_stmt sqlite3_stmt *st = NULL;
-    int r = store__sqlite_prepare(db, sql, &st, err);
+    int r = store__sqlite_prepare(db, nodes__sql[s], &st, err);
     if (r < 0)
         return r;
     int n = sqlite3_bind_parameter_count(st), at = 1;
@@ -50,49 +57,20 @@ static int nodes__run(store_queue_t *q, const char *sql, const char *id, int64_t
     return 0;
 }
 
-static int nodes__beat(store_queue_t *q, const store_node_t *n, int64_t lease_ms, int *alive,
-                       bool *was_lost, mf_error_t *err)
+static int nodes__upsert(store_queue_t *q, const store_node_t *n, int64_t *left, mf_error_t *err)
 {
     sqlite3 *db = store__queue_db(q);
-    int64_t left = 0, count = 0;
-    {
-        cleanup_stmt sqlite3_stmt *st = NULL;
-        int r = store__sqlite_prepare(db, STORE_NODE_BEAT(P), &st, err);
-        if (r < 0)
-            return r;
-        store__binder_t b = store__sqlite_binder(st);
-        if (store__bind_node(&b, n) || sqlite3_step(st) != SQLITE_ROW)
-            return store__sqlite_fail(db, err, "write this node's beat");
-        left = sqlite3_column_int64(st, 0);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return store__sqlite_fail(db, err, "write this node's beat");
-    }
-    int64_t since = n->heartbeat_ms - lease_ms;
-    int r = 0;
-    if (left)
-        r = nodes__run(q, STORE_NODE_BACK(P), n->id, 0, 0, NULL, "mark this node back", err);
-    if (r == 0)
-        r = nodes__run(q, STORE_NODE_EXPIRE(P), n->id, since, n->heartbeat_ms, NULL,
-                       "find nodes gone", err);
-    if (r == 0)
-        r = nodes__run(q, STORE_NODE_RELEASE_GONE, NULL, 0, 0, NULL,
-                       "put the events of nodes gone back in the pool", err);
-    if (r == 0)
-        r = nodes__run(q, STORE_NODE_ALIVE(P), NULL, since, 0, &count, "count nodes", err);
-    if (r == 0) {
-        *alive = (int)count;
-        *was_lost = left != 0;
-    }
-    return r;
-}
-
-static int nodes__leave(store_queue_t *q, const char *id, int64_t now_ms, mf_error_t *err)
-{
-    int r = nodes__run(q, STORE_NODE_RELEASE(P), id, 0, 0, NULL,
-                       "put this node's events back in the pool", err);
-    if (r == 0)
-        r = nodes__run(q, STORE_NODE_LEAVE(P), id, now_ms, 0, NULL, "mark this node stopped", err);
-    return r;
+    cleanup_stmt sqlite3_stmt *st = NULL;
+    int r = store__sqlite_prepare(db, STORE_NODE_BEAT(P), &st, err);
+    if (r < 0)
+        return r;
+    store__binder_t b = store__sqlite_binder(st);
+    if (store__bind_node(&b, n) || sqlite3_step(st) != SQLITE_ROW)
+        return store__sqlite_fail(db, err, "write this node's beat");
+    *left = sqlite3_column_int64(st, 0);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return store__sqlite_fail(db, err, "write this node's beat");
+    return 0;
 }
 
 static int nodes__list(store_queue_t *q, store_node_t **out, size_t *count, mf_error_t *err)
@@ -104,15 +82,8 @@ static int nodes__list(store_queue_t *q, store_node_t **out, size_t *count, mf_e
     return r;
 }
 
-static int nodes__prune(store_queue_t *q, int64_t before_ms, mf_error_t *err)
-{
-    return nodes__run(q, STORE_NODE_PRUNE(P), NULL, before_ms, 0, NULL, "forget nodes that left",
-                      err);
-}
-
 const store__node_ops_t store__sqlite_node_ops = {
-    .beat = nodes__beat,
-    .leave = nodes__leave,
+    .upsert = nodes__upsert,
+    .run = nodes__run,
     .list = nodes__list,
-    .prune = nodes__prune,
 };

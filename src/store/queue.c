@@ -441,22 +441,48 @@ int store_topic_message_count(store_queue_t *q, const char *topic, int64_t *n, m
 
 /* ---- nodes ---------------------------------------------------------------- */
 
+static int node_run(store_queue_t *q, store__node_stmt_t st, const char *id, int64_t i1,
+                    int64_t i2, int64_t *one, const char *what, mf_error_t *err)
+{
+    return q->be->nodes->run(q, st, id, i1, i2, one, what, err);
+}
+
+/* One statement after another, each safe to run again: of two nodes that
+ * find a third gone at once, one marks it (the other's UPDATE waits for
+ * the row, reads it again and passes over it), and a beat that fails
+ * between marking a node and putting its events back has the next beat,
+ * of any node, put back the events of every node that left. */
 int store_node_beat(store_queue_t *q, const store_node_t *n, int64_t lease_ms, int *alive,
                     bool *was_lost, mf_error_t *err)
 {
-    int a = 0;
-    bool lost = false;
-    int r = q->be->nodes->beat(q, n, lease_ms, &a, &lost, err);
+    int64_t left = 0, count = 0, since = n->heartbeat_ms - lease_ms;
+    int r = q->be->nodes->upsert(q, n, &left, err);
+    if (r == 0 && left)
+        r = node_run(q, STORE__NODE_BACK, n->id, 0, 0, NULL, "mark this node back", err);
+    if (r == 0)
+        r = node_run(q, STORE__NODE_EXPIRE, n->id, since, n->heartbeat_ms, NULL,
+                     "find nodes gone", err);
+    if (r == 0)
+        r = node_run(q, STORE__NODE_RELEASE_GONE, NULL, 0, 0, NULL,
+                     "put the events of nodes gone back in the pool", err);
+    if (r == 0)
+        r = node_run(q, STORE__NODE_ALIVE, NULL, since, 0, &count, "count nodes", err);
+    if (r < 0)
+        return r;
     if (alive)
-        *alive = a;
+        *alive = (int)count;
     if (was_lost)
-        *was_lost = lost;
-    return r;
+        *was_lost = left != 0;
+    return 0;
 }
 
 int store_node_leave(store_queue_t *q, const char *id, int64_t now_ms, mf_error_t *err)
 {
-    return q->be->nodes->leave(q, id, now_ms, err);
+    int r = node_run(q, STORE__NODE_RELEASE, id, 0, 0, NULL,
+                     "put this node's events back in the pool", err);
+    if (r == 0)
+        r = node_run(q, STORE__NODE_LEAVE, id, now_ms, 0, NULL, "mark this node stopped", err);
+    return r;
 }
 
 int store_node_list(store_queue_t *q, store_node_t **out, size_t *count, mf_error_t *err)
@@ -466,5 +492,6 @@ int store_node_list(store_queue_t *q, store_node_t **out, size_t *count, mf_erro
 
 int store_node_prune(store_queue_t *q, int64_t before_ms, mf_error_t *err)
 {
-    return q->be->nodes->prune(q, before_ms, err);
+    return node_run(q, STORE__NODE_PRUNE, NULL, before_ms, 0, NULL, "forget nodes that left",
+                    err);
 }

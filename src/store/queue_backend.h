@@ -110,13 +110,29 @@ typedef struct store__topic_ops {
     int (*message_count)(store_queue_t *q, const char *topic, int64_t *n, mf_error_t *err);
 } store__topic_ops_t;
 
-/* store/nodes.h's calls. */
+/* The statements of store/nodes.h's calls (STORE_NODE_* in queue_rows.h),
+ * which queue.c runs in their order through each backend's run. */
+typedef enum store__node_stmt {
+    STORE__NODE_BACK,
+    STORE__NODE_EXPIRE,
+    STORE__NODE_RELEASE_GONE,
+    STORE__NODE_ALIVE,
+    STORE__NODE_RELEASE,
+    STORE__NODE_LEAVE,
+    STORE__NODE_PRUNE,
+    STORE__NODE_STMTS
+} store__node_stmt_t;
+
+/* store/nodes.h's calls, as each backend words them. */
 typedef struct store__node_ops {
-    int (*beat)(store_queue_t *q, const store_node_t *n, int64_t lease_ms, int *alive,
-                bool *was_lost, mf_error_t *err);
-    int (*leave)(store_queue_t *q, const char *id, int64_t now_ms, mf_error_t *err);
+    /* Writes n's row (STORE_NODE_BEAT); *left is its left_ms before. */
+    int (*upsert)(store_queue_t *q, const store_node_t *n, int64_t *left, mf_error_t *err);
+    /* Runs statement s with id as its first parameter (unless NULL) and
+     * the integers after it; *one (may be NULL) is its first row's first
+     * column, 0 without a row. */
+    int (*run)(store_queue_t *q, store__node_stmt_t s, const char *id, int64_t i1, int64_t i2,
+               int64_t *one, const char *what, mf_error_t *err);
     int (*list)(store_queue_t *q, store_node_t **out, size_t *count, mf_error_t *err);
-    int (*prune)(store_queue_t *q, int64_t before_ms, mf_error_t *err);
 } store__node_ops_t;
 
 typedef struct store__queue_backend {

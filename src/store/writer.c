@@ -325,6 +325,29 @@ static int writer__settle(store_writer_t *w, mf_error_t *err)
 
 /* Runs batch until it is done with: committed (or failed on its own), or,
  * its connection lost and none to be had at once, handed to go_down. */
+/* A read's apply fills its answer as it goes, so it runs once: when its
+ * batch is to run again on a new connection, the reads leave it and fail
+ * as they would with the store away (their callers answer 503, and may
+ * ask again). What is left of batch is returned. */
+static writer_job_t *writer__fail_reads(store_writer_t *w, writer_job_t *batch)
+{
+    writer_list_t keep = { 0 }, reads = { 0 };
+    for (writer_job_t *j = batch, *next; j; j = next) {
+        next = j->next;
+        if (j->apply && j->waited_on && !j->durable) {
+            mf_error_t e = MF_ERROR_INIT;
+            writer__unreachable(ECONNRESET, false, "the connection was lost during the read", &e);
+            writer__fail(j, -ECONNRESET, &e);
+            list_add(&reads, j);
+        } else {
+            list_add(&keep, j);
+        }
+    }
+    if (reads.head)
+        writer__finish(w, reads.head, NULL, 0);
+    return keep.head;
+}
+
 static void writer__run(store_writer_t *w, writer_job_t *batch)
 {
     const store_writer_link_t *link = w->db.link_ops;
@@ -369,8 +392,11 @@ static void writer__run(store_writer_t *w, writer_job_t *batch)
                                   "cannot say whether it was applied: %s", why.msg);
             in_doubt = false;
         }
-        if (r == 0 && tries == 0)
+        if (r == 0 && tries == 0) {
+            if (!(batch = writer__fail_reads(w, batch)))
+                return;
             continue;
+        }
         writer__go_down(w, batch, in_doubt, r < 0 ? why.msg : NULL);
         return;
     }

@@ -14,7 +14,8 @@
  * A database that can go away (PostgreSQL: a restart, a failover, the
  * network) gives the writer a link (store_writer_link_t). A batch whose
  * connection is lost is run again on a new connection, once, if one can
- * be made at once. If none can, the database is away, and the writer
+ * be made at once (its writes: a read in it fails as below, since a
+ * read's apply fills its answer as it goes and runs once). If none can, the database is away, and the writer
  * retries its connection with backoff (0.2 s doubling to 5 s, and at once
  * when another connection finds the store back, store/health.h) while it
  * sorts the jobs by who waits for them:

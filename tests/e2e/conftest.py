@@ -565,6 +565,23 @@ def deploy(srv, name, files, runtime="python3", handler="app.handler", **setting
     return r.json()
 
 
+def kv_counter_py(store):
+    """A python3 handler that adds 1 to the key n of the KV store store,
+    event["n"] times, through the API inside its sandbox (it needs the
+    permission kv:STORE), and returns the values it got."""
+    return r"""
+import json, os, urllib.request
+def handler(event, context):
+    got = []
+    for _ in range(event["n"]):
+        req = urllib.request.Request(os.environ["MAYFLY_API"] + "/kv/%s/n/incr",
+                                     data=b'{"by": 1}', method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            got.append(json.loads(r.read())["value"])
+    return got
+""" % store
+
+
 def deploy_py(srv, name, source, **settings):
     """Deploys python source as app.py with handler app.handler."""
     return deploy(srv, name, {"app.py": source}, **settings)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import database, deploy_py, get_record, invoke_ok, unique, wait_for
+from conftest import database, deploy_py, get_record, invoke_ok, kv_counter_py, unique, wait_for
 
 T0 = "2026-03-28T12:00:00Z"
 
@@ -29,17 +29,7 @@ def handler(event, context):
     return {"n": event.get("n")}
 """
 
-COUNTER = r"""
-import json, os, urllib.request
-def handler(event, context):
-    got = []
-    for _ in range(event["n"]):
-        req = urllib.request.Request(os.environ["MAYFLY_API"] + "/kv/cluster-counter/n/incr",
-                                     data=b'{"by": 1}', method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            got.append(json.loads(r.read())["value"])
-    return got
-"""
+COUNTER = kv_counter_py("cluster-counter")
 
 FN_SLOW, FN_COUNTER, FN_TICK, SCHEDULE = "cl-slow", "cl-counter", "cl-tick", "cl-every-minute"
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from conftest import (MAYFLY_BIN, assert_error, cli_env, deploy_py, get_record, invoke_ok,
-                      metric, metrics, unique, wait_for)
+                      kv_counter_py, metric, metrics, unique, wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -463,17 +463,7 @@ def handler(event, context):
             for c in event["calls"]]
 """
 
-COUNTER = r"""
-import json, os, urllib.request
-def handler(event, context):
-    got = []
-    for _ in range(event["n"]):
-        req = urllib.request.Request(os.environ["MAYFLY_API"] + "/kv/counter/n/incr",
-                                     data=b'{"by": 1}', method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            got.append(json.loads(r.read())["value"])
-    return got
-"""
+COUNTER = kv_counter_py("counter")
 
 
 def test_a_function_uses_its_store_and_the_record_counts_kv_ops(srv):
