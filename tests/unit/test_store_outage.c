@@ -175,6 +175,67 @@ static void test_a_batch_cut_by_a_terminated_backend_is_applied_once(void **stat
     PQfinish(admin);
 }
 
+/* A read counts what it found into its job as it goes. */
+typedef struct rjob {
+    atomic_int applied;
+    long long rows; /* lines it read, summed over its runs */
+    bool done;
+    int r;
+    char msg[512];
+} rjob_t;
+
+static int rjob_apply(void *db, void *arg, mf_error_t *err)
+{
+    rjob_t *j = arg;
+    atomic_fetch_add(&j->applied, 1);
+    store_log_t *lines = NULL;
+    size_t n = 0;
+    int r = store_logs_list(db, "one", NULL, 0, 0, 100, &lines, &n, err);
+    j->rows += (long long)n;
+    store_log_list_free(lines, n);
+    return r;
+}
+
+static void rjob_done(void *arg, int r, const mf_error_t *err)
+{
+    rjob_t *j = arg;
+    j->done = true;
+    j->r = r;
+    snprintf(j->msg, sizeof j->msg, "%s", r < 0 ? err->msg : "");
+}
+
+/* A read in a batch whose connection is cut is not run again with the
+ * batch's writes (its answer would be filled twice): it fails as it would
+ * with the store away, once, and the writes are applied once. */
+static void test_a_read_in_a_cut_batch_runs_once_and_fails(void **state)
+{
+    backend_t *b = *state;
+    rig_t g;
+    rig_start(&g, b->where);
+    PGconn *admin = pg_connect(b->where);
+    ljob_t before = {.tag = "one", .lines = 4};
+    rjob_t read = {0};
+    ljob_t killer = {.tag = "two", .lines = 2, .killer = admin};
+    store_writer_submit(g.w, false, ljob_apply, ljob_done, &before);
+    store_writer_submit_read(g.w, rjob_apply, rjob_done, &read);
+    store_writer_submit(g.w, false, ljob_apply, ljob_done, &killer);
+    bool all = false;
+    store_writer_barrier(g.w, reached, &all);
+    rig_until(&g, &all);
+    assert_true(read.done);
+    assert_int_equal(read.r, -ECONNRESET);
+    assert_non_null(strstr(read.msg, "cannot be reached"));
+    assert_int_equal(atomic_load(&read.applied), 1);
+    assert_int_equal(read.rows, 4);
+    assert_int_equal(before.r, 0);
+    assert_int_equal(killer.r, 0);
+    assert_int_equal(lines_of(b, "one"), 4);
+    assert_int_equal(lines_of(b, "two"), 2);
+    until_store_up();
+    rig_stop(&g);
+    PQfinish(admin);
+}
+
 /* ---- a COMMIT cut off ---------------------------------------------------- */
 
 /* The COMMIT reaches the server, which applies it, but its answer is lost
@@ -361,6 +422,8 @@ static void test_a_loop_connection_comes_back_on_its_own(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_read_in_a_cut_batch_runs_once_and_fails, setup_pg,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_cut_by_a_terminated_backend_is_applied_once,
                                         setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_a_commit_cut_off_after_it_was_applied_is_not_run_again,
