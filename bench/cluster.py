@@ -129,7 +129,10 @@ def start_node(mayfly, tmp, tag, store, cpu=None, cgroup=None):
     if store:
         cmd += ["--store", store]
     if cgroup:
-        cmd = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procs] + cmd
+        # The harness runs this script pinned to the load CPU; a node in a
+        # cgroup is limited by its quota, not by that pinning: every CPU.
+        cmd = ["taskset", "-c", "0-%d" % (os.cpu_count() - 1), "sh", "-c",
+               'echo $$ > "$0" && exec "$@"', cgroup.procs] + cmd
     elif cpu is not None:
         cmd = ["taskset", "-c", str(cpu)] + cmd
     p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)

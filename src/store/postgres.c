@@ -327,21 +327,26 @@ static int pg__list(pg_store_t *s, int id, const store_pg_params_t *p, size_t si
 
 /* Runs statement id once per item (count of them, size bytes apart), each
  * bound by bind: a writer's many rows. */
+typedef struct {
+    const void *items;
+    size_t size;
+    int (*bind)(const store__binder_t *b, const void *item);
+} pg_each_t;
+
+static void pg__each_bind(void *ctx, size_t i, const store__binder_t *b)
+{
+    pg_each_t *e = ctx;
+    e->bind(b, (const char *)e->items + i * e->size);
+}
+
+/* Runs statement id once for each of count items, bound by bind, sent
+ * together (store__pg_run_each). */
 static int pg__write_each(pg_store_t *s, int id, const void *items, size_t count, size_t size,
                           int (*bind)(const store__binder_t *b, const void *item),
                           const char *what, mf_error_t *err)
 {
-    for (size_t i = 0; i < count; i++) {
-        store_pg_params_t p = { 0 };
-        store__binder_t b = store__pg_binder(&p);
-        bind(&b, (const char *)items + i * size);
-        PGresult *res;
-        int r = store__pg_run(s->conn, stmt(id), &p, &res, what, err);
-        if (r < 0)
-            return r;
-        PQclear(res);
-    }
-    return 0;
+    pg_each_t e = { items, size, bind };
+    return store__pg_run_each(s->conn, stmt(id), count, pg__each_bind, NULL, &e, what, err);
 }
 
 /* As pg__write_each, in a transaction of its own that does not wait for
@@ -588,28 +593,38 @@ static int pg__announce_lines(pg_store_t *s, const store_log_t *lines, size_t co
     return r;
 }
 
+/* The lines of one write, and the range of ids they were given. */
+typedef struct {
+    pg_store_t *s;
+    const store_log_t *lines;
+    int64_t first_id, last_id;
+} pg_lines_t;
+
+static void pg__line_bind(void *ctx, size_t i, const store__binder_t *b)
+{
+    pg_lines_t *l = ctx;
+    store__bind_log(b, &l->lines[i]);
+    b->text(b->ctx, 6, l->s->node[0] ? l->s->node : NULL);
+}
+
+static void pg__line_id(void *ctx, size_t i, const PGresult *res)
+{
+    pg_lines_t *l = ctx;
+    int64_t id = store__pg_int(res, 0, 0);
+    l->first_id = id < l->first_id ? id : l->first_id;
+    l->last_id = id > l->last_id ? id : l->last_id;
+}
+
 static int pg__logs_write(store_t *base, const store_log_t *lines, size_t count,
                           mf_error_t *err)
 {
     pg_store_t *s = pg(base);
-    int64_t first_id = INT64_MAX, last_id = INT64_MIN;
-    for (size_t i = 0; i < count; i++) {
-        store_pg_params_t p = { 0 };
-        store__binder_t b = store__pg_binder(&p);
-        store__bind_log(&b, &lines[i]);
-        b.text(b.ctx, 6, s->node[0] ? s->node : NULL);
-        PGresult *res;
-        int r = store__pg_run(s->conn, stmt(LOG_PUT), &p, &res, "write a log line", err);
-        if (r < 0)
-            return r;
-        int64_t id = store__pg_int(res, 0, 0);
-        PQclear(res);
-        first_id = id < first_id ? id : first_id;
-        last_id = id > last_id ? id : last_id;
-    }
-    if (!count || !s->node[0])
-        return 0;
-    return pg__announce_lines(s, lines, count, first_id, last_id, err);
+    pg_lines_t l = { s, lines, INT64_MAX, INT64_MIN };
+    int r = store__pg_run_each(s->conn, stmt(LOG_PUT), count, pg__line_bind, pg__line_id, &l,
+                               "write a log line", err);
+    if (r < 0 || !count || !s->node[0])
+        return r;
+    return pg__announce_lines(s, lines, count, l.first_id, l.last_id, err);
 }
 
 static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, mf_error_t *err)

@@ -234,6 +234,12 @@ typedef struct pg_set {
     size_t count;
 } pg_set_t;
 
+/* A write sent and not yet answered, and what its answer is for. */
+typedef struct pg_deferred {
+    void (*take)(void *ctx, const PGresult *res);
+    void *ctx;
+} pg_deferred_t;
+
 typedef struct pg_link {
     PGconn *conn;
     pg_set_t sets[PG_SETS];
@@ -244,6 +250,12 @@ typedef struct pg_link {
      * it wrote nothing), and whether a COMMIT was cut off (in_doubt). */
     int64_t xid;
     bool in_doubt;
+    /* A writer's batch run without savepoints sends its writes without
+     * waiting for each answer (store__pg_defer): whether it may now, and
+     * the writes whose answers are still to be read. */
+    bool defer;
+    pg_deferred_t *deferred;
+    size_t n_deferred, cap_deferred;
     /* The loop's: */
     uv_mutex_t lock;
     uv_cond_t cond;
@@ -309,6 +321,7 @@ static int pg__event(PGEventId id, void *info, void *pass)
         pg__links_remove(l);
     uv_cond_destroy(&l->cond);
     uv_mutex_destroy(&l->lock);
+    free(l->deferred);
     free(l);
     return 1;
 }
@@ -502,11 +515,15 @@ static void pg__links_take_over(void)
 /* Before a call on c: 0, with *held the link whose lock the call holds
  * (NULL: a writer's connection, or one without a link), or -ENOTCONN at
  * once while the connection is being made again or the store is down. */
+static int pg__settle(PGconn *c, pg_link_t *l, mf_error_t *err);
+
 static int pg__enter(PGconn *c, const char *what, pg_link_t **held, mf_error_t *err)
 {
     pg_link_t *l = pg__link(c);
     *held = NULL;
-    if (!l || l->writer)
+    if (l && l->writer)
+        return pg__settle(c, l, err); /* the answers of its writes come first */
+    if (!l)
         return 0;
     uv_mutex_lock(&l->lock);
     bool down = store_down_since_ms() != 0;
@@ -612,6 +629,16 @@ static void pg__w_rollback(void *link)
     store__pg_rollback(link);
 }
 
+static int pg__w_defer(void *link, bool on, mf_error_t *err)
+{
+    PGconn *c = link;
+    pg_link_t *l = pg__link(c);
+    if (!l)
+        return 0;
+    l->defer = on;
+    return on ? 0 : pg__settle(c, l, err);
+}
+
 /* A savepoint and its release are two round trips a job: a batch runs
  * without them unless one of its jobs fails (store/writer.h). */
 static const store_writer_link_t pg__writer_link_ops = {
@@ -619,6 +646,7 @@ static const store_writer_link_t pg__writer_link_ops = {
     .reconnect = pg__w_reconnect,
     .committed = pg__w_committed,
     .rollback = pg__w_rollback,
+    .defer = pg__w_defer,
 };
 
 void store__pg_writer_link(PGconn *c, store_writer_db_t *out)
@@ -733,6 +761,149 @@ int store__pg_run(PGconn *c, const char *stmt, const store_pg_params_t *p, PGres
     }
     pg__leave(held);
     return r;
+}
+
+/* How many statements go out before their answers are read: bounded so
+ * that the answers waiting in the socket stay small. */
+#define PG_PIPELINE_DEPTH 256
+
+/* Reads the answers of n statements sent in a pipeline and its sync
+ * point: 0, or the first failure's error. Every answer is read, so the
+ * connection leaves pipeline mode clean, unless it is lost. */
+static int pg__pipeline_read(PGconn *c, size_t first, size_t n,
+                             void (*take)(void *ctx, size_t i, const PGresult *res), void *ctx,
+                             const char *what, mf_error_t *err)
+{
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        PGresult *res = PQgetResult(c);
+        if (!res) /* the connection is gone: nothing more comes */
+            return r < 0 ? r : store__pg_fail(c, NULL, what, err);
+        ExecStatusType st = PQresultStatus(res);
+        if (r == 0 && pg__ok(res)) {
+            if (take)
+                take(ctx, first + i, res);
+        } else if (r == 0 && st != PGRES_PIPELINE_ABORTED) {
+            r = store__pg_fail(c, res, what, err);
+        }
+        PQclear(res);
+        /* Each statement's answer ends with a NULL. */
+        while ((res = PQgetResult(c)))
+            PQclear(res);
+        if (PQstatus(c) == CONNECTION_BAD)
+            return r < 0 ? r : store__pg_fail(c, NULL, what, err);
+    }
+    PGresult *res = PQgetResult(c);
+    bool synced = res && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    if (!synced && r == 0)
+        r = store__pg_fail(c, NULL, what, err);
+    return r;
+}
+
+int store__pg_run_each(PGconn *c, const char *stmt, size_t count,
+                       void (*bind)(void *ctx, size_t i, const store__binder_t *b),
+                       void (*take)(void *ctx, size_t i, const PGresult *res), void *ctx,
+                       const char *what, mf_error_t *err)
+{
+    if (count == 0)
+        return 0;
+    pg_link_t *held;
+    int r = pg__enter(c, what, &held, err);
+    if (r < 0)
+        return r;
+    if (!PQenterPipelineMode(c))
+        r = store__pg_fail(c, NULL, what, err);
+    for (size_t done = 0; r == 0 && done < count;) {
+        size_t n = count - done < PG_PIPELINE_DEPTH ? count - done : PG_PIPELINE_DEPTH;
+        size_t sent = 0;
+        for (; sent < n && r == 0; sent++) {
+            store_pg_params_t p = { 0 };
+            store__binder_t b = store__pg_binder(&p);
+            bind(ctx, done + sent, &b);
+            if (p.too_big)
+                r = mf_error_plain(err, EFBIG,
+                                   "store: %s: a value too large to send to PostgreSQL", what);
+            else if (!PQsendQueryPrepared(c, stmt, p.n, p.values, p.lengths, p.formats, 1))
+                r = store__pg_fail(c, NULL, what, err);
+            if (r < 0)
+                break;
+        }
+        /* What was sent is answered (or the connection is gone) before
+         * the pipeline ends. */
+        if (sent && PQstatus(c) != CONNECTION_BAD) {
+            int s = PQpipelineSync(c) ? pg__pipeline_read(c, done, sent, take, ctx, what,
+                                                          r < 0 ? &(mf_error_t){ 0 } : err)
+                                      : store__pg_fail(c, NULL, what, err);
+            if (r == 0)
+                r = s;
+        }
+        done += n;
+    }
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && r == 0)
+        r = store__pg_fail(c, NULL, what, err);
+    pg__leave(held);
+    return r;
+}
+
+static void pg__deferred_take(void *ctx, size_t i, const PGresult *res)
+{
+    pg_link_t *l = ctx;
+    if (l->deferred[i].take)
+        l->deferred[i].take(l->deferred[i].ctx, res);
+}
+
+/* Reads the answers of l's deferred writes (none: 0 at once) and leaves
+ * pipeline mode: the first failure, if any. */
+static int pg__settle(PGconn *c, pg_link_t *l, mf_error_t *err)
+{
+    if (!l->n_deferred)
+        return 0;
+    size_t n = l->n_deferred;
+    l->n_deferred = 0;
+    const char *what = "write a batch";
+    int r = PQstatus(c) == CONNECTION_BAD ? store__pg_fail(c, NULL, what, err)
+            : PQpipelineSync(c)          ? pg__pipeline_read(c, 0, n, pg__deferred_take, l, what,
+                                                             err)
+                                         : store__pg_fail(c, NULL, what, err);
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && r == 0)
+        r = store__pg_fail(c, NULL, what, err);
+    return r;
+}
+
+int store__pg_defer(PGconn *c, const char *stmt, const store_pg_params_t *p,
+                    void (*take)(void *ctx, const PGresult *res), void *ctx, const char *what,
+                    mf_error_t *err)
+{
+    pg_link_t *l = pg__link(c);
+    if (!l || !l->writer || !l->defer || (p && p->too_big)) {
+        PGresult *res;
+        int r = store__pg_run(c, stmt, p, &res, what, err);
+        if (r == 0 && take)
+            take(ctx, res);
+        PQclear(res);
+        return r;
+    }
+    if (l->n_deferred >= PG_PIPELINE_DEPTH) {
+        int r = pg__settle(c, l, err);
+        if (r < 0)
+            return r;
+    }
+    if (!l->n_deferred && !PQenterPipelineMode(c))
+        return store__pg_fail(c, NULL, what, err);
+    if (!PQsendQueryPrepared(c, stmt, p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
+                             p ? p->formats : NULL, 1)) {
+        int r = store__pg_fail(c, NULL, what, err);
+        mf_error_t ignored = MF_ERROR_INIT;
+        pg__settle(c, l, &ignored);
+        return r;
+    }
+    if (l->n_deferred == l->cap_deferred) {
+        l->cap_deferred = l->cap_deferred ? l->cap_deferred * 2 : 64;
+        l->deferred = xrealloc(l->deferred, l->cap_deferred * sizeof *l->deferred);
+    }
+    l->deferred[l->n_deferred++] = (pg_deferred_t){ take, ctx };
+    return 0;
 }
 
 int store__pg_run_keyed(PGconn *c, const char *stmt, const char *key, int64_t *changed,
@@ -1045,6 +1216,9 @@ void store__pg_rollback(PGconn *c)
 {
     pg_link_t *held;
     mf_error_t ignored = MF_ERROR_INIT;
+    pg_link_t *l = pg__link(c);
+    if (l && l->writer)
+        pg__settle(c, l, &ignored); /* the transaction is undone whatever they said */
     if (pg__enter(c, "roll back", &held, &ignored) < 0)
         return; /* the connection is being made again: nothing is left open */
     pg__rollback(c);

@@ -103,6 +103,27 @@ store__binder_t store__pg_binder(store_pg_params_t *p);
  * binary: *out is the result, for the caller to PQclear. */
 int store__pg_run(PGconn *c, const char *stmt, const store_pg_params_t *p, PGresult **out,
                   const char *what, mf_error_t *err);
+/* Runs the prepared statement stmt count times, the i-th with the
+ * parameters bind(ctx, i, binder) gives, sent together (libpq's pipeline
+ * mode: one round trip for many statements instead of one each); each
+ * result, in order, to take(ctx, i, res) when take is not NULL. The first
+ * failure is the answer; the statements after it are not run (in a
+ * transaction, as after any failed statement, it is aborted). */
+int store__pg_run_each(PGconn *c, const char *stmt, size_t count,
+                       void (*bind)(void *ctx, size_t i, const store__binder_t *b),
+                       void (*take)(void *ctx, size_t i, const PGresult *res), void *ctx,
+                       const char *what, mf_error_t *err);
+/* As store__pg_run for a write whose answer is needed only once its
+ * transaction is about to commit: on a writer's connection in a batch run
+ * without savepoints (store_writer_link_t.defer) it is sent at once and
+ * its answer read with the next statement's, or before the commit (one
+ * round trip for many); take(ctx, res), when not NULL, gets the answer
+ * then. Anywhere else it runs as store__pg_run does. A deferred write
+ * that fails makes a later call, or the commit, fail: the writer then
+ * runs the batch again with a savepoint per job, nothing deferred. */
+int store__pg_defer(PGconn *c, const char *stmt, const store_pg_params_t *p,
+                    void (*take)(void *ctx, const PGresult *res), void *ctx, const char *what,
+                    mf_error_t *err);
 /* As store__pg_run, for a statement whose only parameter is text key;
  * *changed (may be NULL) is how many rows it inserted, changed or
  * deleted. */

@@ -163,6 +163,8 @@ int store__pg_q_run(store_queue_t *q, const char *name, const store_pg_params_t 
 int store__pg_q_write(store_queue_t *q, const char *name, const store_pg_params_t *p,
                       int64_t *changed, const char *what, mf_error_t *err)
 {
+    if (!changed) /* nothing to wait for: answered with the batch's others */
+        return store__pg_defer(pq(q)->conn, name, p, NULL, NULL, what, err);
     PGresult *res;
     int r = store__pg_q_run(q, name, p, &res, what, err);
     if (r == 0 && changed)
@@ -257,16 +259,21 @@ static int pg_queue__by_id(store_queue_t *q, int id, int64_t key, int64_t *chang
     return store__pg_q_write(q, stmt(id), &p, changed, what, err);
 }
 
+static void pg_queue__take_seq(void *ctx, const PGresult *res)
+{
+    store_qevent_t *ev = ctx;
+    ev->seq = PQntuples(res) ? store__pg_int(res, 0, 0) : 0;
+}
+
 static int pg_queue__qevent_insert(store_queue_t *q, store_qevent_t *ev, mf_error_t *err)
 {
     store_pg_params_t p = {0};
     store__binder_t b = store__pg_binder(&p);
     store__bind_qevent(&b, ev);
-    int64_t seq = 0;
-    int r = pg_queue__returning(q, Q_EV_INSERT, &p, &seq, "queue an event", err);
-    if (r == 0)
-        ev->seq = seq;
-    return r;
+    /* Its number is known once the batch's answers are read, before the
+     * commit: nothing in the transaction that queues it asks for it. */
+    return store__pg_defer(pq(q)->conn, stmt(Q_EV_INSERT), &p, pg_queue__take_seq, ev,
+                           "queue an event", err);
 }
 
 static int pg_queue__qevent_update(store_queue_t *q, const store_qevent_t *ev, mf_error_t *err)

@@ -29,7 +29,8 @@ PGconn *store__pg_queue_conn(store_queue_t *q);
 int store__pg_q_run(store_queue_t *q, const char *stmt, const store_pg_params_t *p,
                     PGresult **out, const char *what, mf_error_t *err);
 /* As store__pg_q_run, for a statement that returns no rows: *changed
- * (may be NULL) is how many it inserted, changed or deleted. */
+ * (may be NULL) is how many it inserted, changed or deleted. Without
+ * changed, the write may be deferred (store__pg_defer). */
 int store__pg_q_write(store_queue_t *q, const char *stmt, const store_pg_params_t *p,
                       int64_t *changed, const char *what, mf_error_t *err);
 /* As store__pg_q_write, for a statement of one text parameter key;

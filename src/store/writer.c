@@ -135,10 +135,18 @@ static int writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *n
         /* Optimistic: no savepoints, unless a job fails (writer.h). */
         if ((r = db->begin(db->db, *durable, err)) < 0)
             return r;
+        const store_writer_link_t *lo = db->link_ops;
+        if (lo->defer)
+            lo->defer(db->link, true, err);
         writer_job_t *failed = NULL;
         for (writer_job_t *j = batch; j && !failed; j = j->next)
             if (j->apply && (j->r = j->apply(db->db, j->arg, &j->err)) < 0)
                 failed = j;
+        /* A deferred write that failed is found again below, with a
+         * savepoint per job and nothing deferred. */
+        mf_error_t deferred = MF_ERROR_INIT;
+        if (lo->defer && lo->defer(db->link, false, &deferred) < 0 && !failed)
+            failed = batch;
         if (!failed)
             return db->commit(db->db, err);
         db->link_ops->rollback(db->link);

@@ -99,6 +99,13 @@ typedef struct store_writer_link {
      * last run found; a batch with a read in it takes savepoints from the
      * start). NULL: a savepoint per job from the start. */
     void (*rollback)(void *link);
+    /* Where a write's answer costs a round trip, a batch run without
+     * savepoints may send writes without waiting for their answers: on
+     * turns that on before its jobs run; off reads what is still to come
+     * and says whether every one of them succeeded (a failure: the batch
+     * is undone and run again with savepoints, nothing deferred). NULL:
+     * every write is answered as it runs. */
+    int (*defer)(void *link, bool on, mf_error_t *err);
 } store_writer_link_t;
 
 /* What a writer holds while its database is away (see above). */

@@ -305,6 +305,129 @@ static void test_a_lost_connection_runs_the_whole_batch_again(void **state)
     assert_int_equal(queue_int(b, "SELECT count(DISTINCT request_id) FROM events"), 4);
 }
 
+/* ---- writes sent without waiting for their answers ----------------------- */
+
+typedef struct djob {
+    const char *request_id;
+    const char *function;
+    bool list;             /* lists the queue instead of queueing */
+    uv_sem_t *started, *gate;
+    store_qevent_t ev;     /* what it queued: its seq once committed */
+    size_t listed;
+    int r;
+    char msg[512];
+} djob_t;
+
+static int djob_apply(void *db, void *arg, mf_error_t *err)
+{
+    djob_t *j = arg;
+    if (j->started)
+        uv_sem_post(j->started);
+    if (j->gate)
+        uv_sem_wait(j->gate);
+    if (j->list) {
+        store_qevent_t *list = NULL;
+        int r = store_qevent_list(db, &list, &j->listed, err);
+        store_qevent_list_free(list, j->listed);
+        return r;
+    }
+    j->ev = (store_qevent_t){.enqueued_ms = 1, .next_ms = 1, .event = "{}", .event_len = 2};
+    snprintf(j->ev.request_id, sizeof j->ev.request_id, "%s", j->request_id);
+    snprintf(j->ev.function, sizeof j->ev.function, "%s", j->function);
+    return store_qevent_insert(db, &j->ev, err);
+}
+
+static void djob_done(void *arg, int r, const mf_error_t *err)
+{
+    djob_t *j = arg;
+    j->r = r;
+    snprintf(j->msg, sizeof j->msg, "%s", r < 0 ? err->msg : "");
+}
+
+/* Runs jobs as one batch of a new writer on b's queue: a first job holds
+ * the writer's thread until they all wait behind it. */
+static void run_one_batch(backend_t *b, djob_t *jobs, int n)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    mf_error_t err = MF_ERROR_INIT;
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    assert_int_equal(store_queue_writer_db(b->where, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    uv_sem_t started, gate;
+    assert_int_equal(uv_sem_init(&started, 0), 0);
+    assert_int_equal(uv_sem_init(&gate, 0), 0);
+    djob_t hold = {.list = true, .started = &started, .gate = &gate};
+    store_writer_submit(w, true, djob_apply, djob_done, &hold);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_sem_wait(&started);
+    for (int i = 0; i < n; i++)
+        store_writer_submit(w, true, djob_apply, djob_done, &jobs[i]);
+    uv_sem_post(&gate);
+    store_writer_wait(w);
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    uv_sem_destroy(&started);
+    uv_sem_destroy(&gate);
+    assert_int_equal(hold.r, 0);
+}
+
+/* Each queued event's number is the one PostgreSQL gave it. */
+static void assert_seqs(backend_t *b, const djob_t *jobs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].list || jobs[i].r < 0)
+            continue;
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT seq FROM events WHERE request_id = '%s'",
+                 jobs[i].request_id);
+        assert_true(jobs[i].ev.seq > 0);
+        assert_int_equal(queue_int(b, sql), jobs[i].ev.seq);
+    }
+}
+
+/* In a batch run without savepoints the queue's writes go out without
+ * waiting for each answer. A statement that needs an answer reads theirs
+ * first (the list sees the events queued before it in the batch); each
+ * event's number is known by the time its job is done; and a write that
+ * PostgreSQL refuses (text that is not UTF-8) fails its own job alone,
+ * with PostgreSQL's words, once the batch is run again with savepoints. */
+static void test_deferred_writes_answer_before_the_commit_and_fail_alone(void **state)
+{
+    backend_t *b = *state;
+    djob_t good[] = {
+        {.request_id = "a", .function = "fn"},
+        {.request_id = "b", .function = "fn"},
+        {.list = true},
+        {.request_id = "c", .function = "fn"},
+    };
+    run_one_batch(b, good, 4);
+    for (int i = 0; i < 4; i++)
+        if (good[i].r < 0)
+            fail_msg("job %d: %s", i, good[i].msg);
+    assert_int_equal(good[2].listed, 2);
+    assert_seqs(b, good, 4);
+
+    djob_t mixed[] = {
+        {.request_id = "d", .function = "fn"},
+        {.request_id = "bad", .function = "fn\xff\xfe"},
+        {.list = true},
+        {.request_id = "e", .function = "fn"},
+    };
+    run_one_batch(b, mixed, 4);
+    assert_int_equal(mixed[0].r, 0);
+    assert_int_equal(mixed[1].r, -EIO);
+    assert_non_null(strstr(mixed[1].msg, "queue an event"));
+    assert_non_null(strstr(mixed[1].msg, "UTF8"));
+    assert_int_equal(mixed[2].r, 0);
+    assert_int_equal(mixed[2].listed, 4);
+    assert_int_equal(mixed[3].r, 0);
+    assert_seqs(b, mixed, 4);
+    assert_int_equal(queue_int(b, "SELECT count(*) FROM events"), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +439,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_connection_runs_the_whole_batch_again, setup_pg,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_deferred_writes_answer_before_the_commit_and_fail_alone, setup_pg, teardown),
     };
     if (!pg_available())
         return 0;

@@ -192,10 +192,66 @@ static void test_code_packages_are_kept_until_no_function_uses_them(void **state
     store_close(s);
 }
 
+/* Records and log lines go out many statements at a time (a pipeline,
+ * in chunks): more than one chunk's worth arrive whole and in order, a
+ * bad one among them fails the write with PostgreSQL's words and none of
+ * it is kept, and the connection then serves the next write. */
+static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void **state)
+{
+    backend_t *b = *state;
+    store_t *s = open_store(b);
+    mf_error_t err = MF_ERROR_INIT;
+    enum { N = 700 };
+    static char ids[N][40];
+    static store_record_t recs[N];
+    static store_log_t lines[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "req-%04d", i);
+        recs[i] = (store_record_t){ .function = "fn", .status = "success", .start_ms = 1000 + i };
+        snprintf(recs[i].request_id, sizeof recs[i].request_id, "%s", ids[i]);
+        lines[i] = (store_log_t){ .time_ms = 1000 + i, .stream = 1, .message = ids[i],
+                                  .len = strlen(ids[i]) };
+        snprintf(lines[i].function, sizeof lines[i].function, "fn");
+        snprintf(lines[i].request_id, sizeof lines[i].request_id, "%s", ids[i]);
+    }
+    /* One bad row past the first chunk: text PostgreSQL refuses. */
+    snprintf(recs[400].function, sizeof recs[400].function, "bad\xff\xfe");
+    assert_int_equal(store_records_put(s, recs, N, &err), -EIO);
+    assert_non_null(strstr(err.msg, "write an invocation record"));
+    assert_non_null(strstr(err.msg, "UTF8"));
+    store_record_t got;
+    assert_int_equal(store_record_get(s, ids[0], &got, &err), -ENOENT);
+
+    snprintf(recs[400].function, sizeof recs[400].function, "fn");
+    assert_int_equal(store_records_put(s, recs, N, &err), 0);
+    for (int i = 0; i < N; i += 99) {
+        assert_int_equal(store_record_get(s, ids[i], &got, &err), 0);
+        assert_int_equal(got.start_ms, 1000 + i);
+        store_record_clear(&got);
+    }
+    assert_int_equal(pg_db_int(b, "SELECT count(*) FROM invocations"), N);
+
+    assert_int_equal(store_logs_put(s, lines, N, &err), 0);
+    store_log_t *out = NULL;
+    size_t n = 0;
+    assert_int_equal(store_logs_list(s, "fn", NULL, 0, 0, N + 1, &out, &n, &err), 0);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].len, strlen(ids[i]));
+        assert_memory_equal(out[i].message, ids[i], out[i].len);
+        if (i)
+            assert_true(out[i].id > out[i - 1].id);
+    }
+    store_log_list_free(out, n);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_openers_migrate_once, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_a_bad_url_or_no_server_is_a_clear_error, setup_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_connection_is_reported_as_such, setup_pg,
