@@ -85,11 +85,12 @@ class Postgres:
 
 
 class Cgroup:
-    """A cgroup limited to half a CPU, for one node."""
+    """A cgroup limited to half a CPU, for one node, which also counts the
+    CPU time the node and its sandboxes use."""
 
     def __init__(self, tag):
-        v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-        if v2:
+        self.v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        if self.v2:
             base = "/sys/fs/cgroup"
             with open(os.path.join(base, "cgroup.subtree_control"), "w") as f:
                 f.write("+cpu")
@@ -97,6 +98,7 @@ class Cgroup:
             os.makedirs(self.path, exist_ok=True)
             with open(os.path.join(self.path, "cpu.max"), "w") as f:
                 f.write("50000 100000")
+            self.paths = [self.path]
         else:
             base = next(p for p in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu")
                         if os.path.isdir(p))
@@ -106,15 +108,34 @@ class Cgroup:
                 f.write("100000")
             with open(os.path.join(self.path, "cpu.cfs_quota_us"), "w") as f:
                 f.write("50000")
-        self.procs = os.path.join(self.path, "cgroup.procs")
+            self.paths = [self.path]
+            # cpuacct may be a hierarchy of its own: the node joins both.
+            self.acct = self.path
+            if not os.path.exists(os.path.join(self.path, "cpuacct.usage")):
+                self.acct = os.path.join("/sys/fs/cgroup/cpuacct", "mayfly-bench-" + tag)
+                os.makedirs(self.acct, exist_ok=True)
+                self.paths.append(self.acct)
+        self.procs = [os.path.join(p, "cgroup.procs") for p in self.paths]
+
+    def cpu_s(self):
+        """CPU seconds used by everything in it so far."""
+        if self.v2:
+            with open(os.path.join(self.path, "cpu.stat")) as f:
+                for line in f:
+                    if line.startswith("usage_usec "):
+                        return int(line.split()[1]) / 1e6
+            return 0.0
+        with open(os.path.join(self.acct, "cpuacct.usage")) as f:
+            return int(f.read()) / 1e9
 
     def remove(self):
         # The node is gone; what it left under it (mayfly/...) goes first.
-        for d, _, _ in sorted(os.walk(self.path), key=lambda w: -len(w[0])):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        for path in self.paths:
+            for d, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
 
 def start_node(mayfly, tmp, tag, store, cpu=None, cgroup=None):
@@ -132,7 +153,8 @@ def start_node(mayfly, tmp, tag, store, cpu=None, cgroup=None):
         # The harness runs this script pinned to the load CPU; a node in a
         # cgroup is limited by its quota, not by that pinning: every CPU.
         cmd = ["taskset", "-c", "0-%d" % (os.cpu_count() - 1), "sh", "-c",
-               'echo $$ > "$0" && exec "$@"', cgroup.procs] + cmd
+               'for f in $0; do echo $$ > "$f" || exit 1; done; exec "$@"',
+               " ".join(cgroup.procs)] + cmd
     elif cpu is not None:
         cmd = ["taskset", "-c", str(cpu)] + cmd
     p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -192,19 +214,30 @@ def wrk_all(urls, load_cpu, duration, lua):
     return sum(rates)
 
 
-def measure(tag, urls, store, a, samples, runs):
-    """Warm invokes and enqueues against urls, drained between runs."""
+def measure(tag, urls, store, a, samples, runs, cgroups=()):
+    """Warm invokes and enqueues against urls, drained between runs. With
+    the nodes' cgroups, also the CPUs they used meanwhile (CPU seconds
+    over wall seconds, summed over the nodes), and their CPU
+    milliseconds per thousand requests."""
     wrk_all(urls, a.load_cpu, 2, POST_LUA)
     wrk_all(urls, a.load_cpu, 2, EVENT_LUA)
     drain(urls, store)
     for _ in range(runs):
-        samples.setdefault(tag + "_invoke_rps", []).append(
-            wrk_all(urls, a.load_cpu, a.duration, POST_LUA))
-        samples.setdefault(tag + "_enqueue_rps", []).append(
-            wrk_all(urls, a.load_cpu, a.duration, EVENT_LUA))
+        for kind, lua in (("invoke", POST_LUA), ("enqueue", EVENT_LUA)):
+            cpu0, t0 = sum(cg.cpu_s() for cg in cgroups), time.monotonic()
+            rps = wrk_all(urls, a.load_cpu, a.duration, lua)
+            cpu, wall = sum(cg.cpu_s() for cg in cgroups) - cpu0, time.monotonic() - t0
+            samples.setdefault("%s_%s_rps" % (tag, kind), []).append(rps)
+            if cgroups:
+                samples.setdefault("%s_%s_cpus" % (tag, kind), []).append(cpu / wall)
+                samples.setdefault("%s_%s_cpu_ms_per_1k" % (tag, kind), []).append(
+                    1e6 * cpu / (rps * wall))
         drain(urls, store)
-        print("cluster: %s invoke %.1f enqueue %.1f" % (
-            tag, samples[tag + "_invoke_rps"][-1], samples[tag + "_enqueue_rps"][-1]), flush=True)
+        print("cluster: %s invoke %.1f enqueue %.1f%s" % (
+            tag, samples[tag + "_invoke_rps"][-1], samples[tag + "_enqueue_rps"][-1],
+            " (node CPUs used: invoke %.2f enqueue %.2f)" % (
+                samples[tag + "_invoke_cpus"][-1], samples[tag + "_enqueue_cpus"][-1])
+            if cgroups else ""), flush=True)
 
 
 def main():
@@ -233,16 +266,17 @@ def main():
         # ---- scaling: one node at half a CPU, then three
         for n in (1, 3) if "scaling" in parts else ():
             store = pg.database()
-            urls = []
+            urls, node_cgroups = [], []
             for i in range(n):
                 cg = Cgroup("node%d-of-%d" % (i, n))
                 cgroups.append(cg)
+                node_cgroups.append(cg)
                 p, url = start_node(a.mayfly, tmp, "node%d-of-%d" % (i, n), store, cgroup=cg)
                 procs.append(p)
                 if i == 0:
                     deploy_noop(url, code)  # before the others start: each knows it
                 urls.append(url)
-            measure("nodes%d" % n, urls, store, a, s, a.runs)
+            measure("nodes%d" % n, urls, store, a, s, a.runs, node_cgroups)
             for p in procs:
                 benchlib.stop_server(p)
             procs = []

@@ -9,6 +9,7 @@
  * says so, and is made again (postgres_common.c): the loop's by a thread
  * of its own, a writer's by its writer, which runs again what it owes. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,12 +140,15 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiit" },
     [PURGE_RECORDS] = { "purge_records", STORE_PURGE_RECORDS(P), "t" },
     [PURGE_LINES] = { "purge_lines", STORE_PURGE_LINES(P), "t" },
-    /* A line carries its server's name, and its id comes back for the
-     * announcement of its batch (pg__logs_write). */
+    /* Many lines a statement, each column an array (pg__logs_write), in
+     * their order; a line carries its server's name, and the ids come
+     * back for the announcement of the batch. */
     [LOG_PUT] = { "log_put",
                   "INSERT INTO logs (time_ms, function, request_id, stream, message, node)"
-                  " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                  "ittibt" },
+                  " SELECT t, f, r, s, m, $6 FROM unnest($1::bigint[], $2::text[], $3::text[],"
+                  " $4::bigint[], $5::bytea[]) WITH ORDINALITY AS u(t, f, r, s, m, o)"
+                  " ORDER BY o RETURNING id",
+                  "tttttt" },
     [LOG_LIST] = { "log_list",
                    "SELECT " PG_LOG_COLUMNS " FROM logs WHERE function = $1"
                    " AND ($2 IS NULL OR request_id = $2) AND time_ms >= $3 AND id > $4"
@@ -373,11 +377,6 @@ static int pg__delete(pg_store_t *s, int id, const char *key, const char *what, 
     return r == 0 && n == 0 ? -ENOENT : r;
 }
 
-static int bind_record(const store__binder_t *b, const void *item)
-{
-    return store__bind_record(b, item);
-}
-
 static void pg__fill_log(const store__row_t *row, void *item)
 {
     store_log_t *l = item;
@@ -480,18 +479,70 @@ static int pg__code_forget(store_t *base, const char *sha256, mf_error_t *err)
 
 /* ---- invocation records ------------------------------------------------- */
 
+static bool pg__record_final(const store_record_t *r)
+{
+    return strcmp(r->status, "queued") && strcmp(r->status, "running");
+}
+
+/* Whether REC_PUT's upsert lets next replace cur (its WHERE). */
+static bool pg__record_replaces(const store_record_t *next, const store_record_t *cur)
+{
+    return next->attempts > cur->attempts ||
+           (next->attempts == cur->attempts && (!pg__record_final(cur) || pg__record_final(next)));
+}
+
+/* The records of one write, a request's several (an event queued, run
+ * and ended within one batch) folded into the one REC_PUT would leave of
+ * them: its rule is transitive, so writing that one alone ends the same
+ * as writing each in turn, whatever the table held, with one row written
+ * instead of several. */
+typedef struct {
+    const store_record_t **recs;
+    size_t n;
+} pg_recs_t;
+
+static void pg__records_fold(const store_record_t *recs, size_t count, pg_recs_t *out)
+{
+    out->recs = xmalloc((count ? count : 1) * sizeof *out->recs);
+    out->n = 0;
+    map_t at = MAP_INIT;
+    for (size_t i = 0; i < count; i++) {
+        uintptr_t k = (uintptr_t)map_get(&at, recs[i].request_id);
+        if (!k) {
+            out->recs[out->n++] = &recs[i];
+            map_put(&at, recs[i].request_id, (void *)(uintptr_t)out->n);
+        } else if (pg__record_replaces(&recs[i], out->recs[k - 1])) {
+            out->recs[k - 1] = &recs[i];
+        }
+    }
+    map_release(&at);
+}
+
+static int bind_folded(const store__binder_t *b, const void *item)
+{
+    return store__bind_record(b, *(const store_record_t *const *)item);
+}
+
 static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
                              mf_error_t *err)
 {
-    return pg__write_each(pg(base), REC_PUT, recs, count, sizeof *recs, bind_record,
-                          "write an invocation record", err);
+    pg_recs_t f;
+    pg__records_fold(recs, count, &f);
+    int r = pg__write_each(pg(base), REC_PUT, f.recs, f.n, sizeof *f.recs, bind_folded,
+                           "write an invocation record", err);
+    free(f.recs);
+    return r;
 }
 
 static int pg__records_put(store_t *base, const store_record_t *recs, size_t count,
                            mf_error_t *err)
 {
-    return pg__put_each(pg(base), REC_PUT, recs, count, sizeof *recs, bind_record,
-                        "write an invocation record", err);
+    pg_recs_t f;
+    pg__records_fold(recs, count, &f);
+    int r = pg__put_each(pg(base), REC_PUT, f.recs, f.n, sizeof *f.recs, bind_folded,
+                         "write an invocation record", err);
+    free(f.recs);
+    return r;
 }
 
 static int pg__record_get(store_t *base, const char *request_id, store_record_t *out,
@@ -593,38 +644,99 @@ static int pg__announce_lines(pg_store_t *s, const store_log_t *lines, size_t co
     return r;
 }
 
-/* The lines of one write, and the range of ids they were given. */
-typedef struct {
-    pg_store_t *s;
-    const store_log_t *lines;
-    int64_t first_id, last_id;
-} pg_lines_t;
-
-static void pg__line_bind(void *ctx, size_t i, const store__binder_t *b)
+/* An element of a text array literal: quoted, with " and \ escaped. */
+static void pg__array_text(buf_t *b, const char *v)
 {
-    pg_lines_t *l = ctx;
-    store__bind_log(b, &l->lines[i]);
-    b->text(b->ctx, 6, l->s->node[0] ? l->s->node : NULL);
+    buf_add(b, "\"", 1);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_add(b, "\\", 1);
+        buf_add(b, p, 1);
+    }
+    buf_add(b, "\"", 1);
 }
 
-static void pg__line_id(void *ctx, size_t i, const PGresult *res)
+/* An element of a bytea array literal: its bytes in hex. */
+static void pg__array_bytes(buf_t *b, const char *v, size_t len)
 {
-    pg_lines_t *l = ctx;
-    int64_t id = store__pg_int(res, 0, 0);
-    l->first_id = id < l->first_id ? id : l->first_id;
-    l->last_id = id > l->last_id ? id : l->last_id;
+    static const char hex[] = "0123456789abcdef";
+    buf_add(b, "\"\\\\x", 4);
+    for (size_t i = 0; i < len; i++) {
+        char h[2] = { hex[(unsigned char)v[i] >> 4], hex[(unsigned char)v[i] & 15] };
+        buf_add(b, h, 2);
+    }
+    buf_add(b, "\"", 1);
+}
+
+/* The lines of one statement: at most this many, or about this many
+ * bytes of arrays. */
+#define PG_LINES_MAX 1024
+#define PG_LINES_BYTES ((size_t)8 << 20)
+
+/* Writes lines[0..*n) in one statement, as arrays of their columns (one
+ * statement instead of one a line: PostgreSQL plans and starts it once);
+ * *n may come back smaller, where the arrays grew past PG_LINES_BYTES.
+ * The ids they were given widen *first..*last. */
+static int pg__lines_insert(pg_store_t *s, const store_log_t *lines, size_t *n,
+                            int64_t *first, int64_t *last, mf_error_t *err)
+{
+    buf_t col[5];
+    for (int c = 0; c < 5; c++) {
+        buf_init(&col[c], 0);
+        buf_add(&col[c], "{", 1);
+    }
+    size_t i = 0, bytes = 0;
+    for (; i < *n && (i == 0 || bytes < PG_LINES_BYTES); i++) {
+        const store_log_t *l = &lines[i];
+        const char *sep = i ? "," : "";
+        buf_addf(&col[0], "%s%lld", sep, (long long)l->time_ms);
+        buf_addf(&col[1], "%s", sep);
+        pg__array_text(&col[1], l->function);
+        buf_addf(&col[2], "%s", sep);
+        pg__array_text(&col[2], l->request_id);
+        buf_addf(&col[3], "%s%d", sep, l->stream);
+        buf_addf(&col[4], "%s", sep);
+        pg__array_bytes(&col[4], l->message ? l->message : "", l->len);
+        bytes = col[1].len + col[2].len + col[4].len;
+    }
+    *n = i;
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    for (int c = 0; c < 5; c++) {
+        buf_add(&col[c], "}", 2); /* and the NUL */
+        b.text(b.ctx, c + 1, col[c].data);
+    }
+    b.text(b.ctx, 6, s->node[0] ? s->node : NULL);
+    PGresult *res;
+    int r = store__pg_run(s->conn, stmt(LOG_PUT), &p, &res, "write log lines", err);
+    for (int c = 0; c < 5; c++)
+        buf_release(&col[c]);
+    if (r < 0)
+        return r;
+    for (int row = 0; row < PQntuples(res); row++) {
+        int64_t id = store__pg_int(res, row, 0);
+        *first = id < *first ? id : *first;
+        *last = id > *last ? id : *last;
+    }
+    PQclear(res);
+    return 0;
 }
 
 static int pg__logs_write(store_t *base, const store_log_t *lines, size_t count,
                           mf_error_t *err)
 {
     pg_store_t *s = pg(base);
-    pg_lines_t l = { s, lines, INT64_MAX, INT64_MIN };
-    int r = store__pg_run_each(s->conn, stmt(LOG_PUT), count, pg__line_bind, pg__line_id, &l,
-                               "write a log line", err);
-    if (r < 0 || !count || !s->node[0])
-        return r;
-    return pg__announce_lines(s, lines, count, l.first_id, l.last_id, err);
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    for (size_t done = 0; done < count;) {
+        size_t n = count - done < PG_LINES_MAX ? count - done : PG_LINES_MAX;
+        int r = pg__lines_insert(s, lines + done, &n, &first, &last, err);
+        if (r < 0)
+            return r;
+        done += n;
+    }
+    if (!count || !s->node[0])
+        return 0;
+    return pg__announce_lines(s, lines, count, first, last, err);
 }
 
 static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, mf_error_t *err)

@@ -192,16 +192,17 @@ static void test_code_packages_are_kept_until_no_function_uses_them(void **state
     store_close(s);
 }
 
-/* Records and log lines go out many statements at a time (a pipeline,
- * in chunks): more than one chunk's worth arrive whole and in order, a
- * bad one among them fails the write with PostgreSQL's words and none of
- * it is kept, and the connection then serves the next write. */
+/* Records go out many statements at a time (a pipeline, in chunks), log
+ * lines many to a statement (arrays, in chunks): more than one chunk's
+ * worth arrive whole and in order, a bad record among them fails the
+ * write with PostgreSQL's words and none of it is kept, and the
+ * connection then serves the next write. */
 static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void **state)
 {
     backend_t *b = *state;
     store_t *s = open_store(b);
     mf_error_t err = MF_ERROR_INIT;
-    enum { N = 700 };
+    enum { N = 1100 };
     static char ids[N][40];
     static store_record_t recs[N];
     static store_log_t lines[N];
@@ -231,18 +232,77 @@ static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void
     }
     assert_int_equal(pg_db_int(b, "SELECT count(*) FROM invocations"), N);
 
+    /* Lines go as arrays of their columns: bytes that mean something in
+     * an array's text (quotes, backslashes, braces, commas, NUL, bytes
+     * that are not UTF-8) and an empty line arrive as they were. */
+    static const char tricky[] = "a\"b\\c{d},e NULL\0f\xff\n";
+    for (int i = 0; i < N; i += 7) {
+        lines[i].message = (char *)(i % 2 ? tricky : "");
+        lines[i].len = i % 2 ? sizeof tricky : 0;
+    }
+    snprintf(lines[1].request_id, sizeof lines[1].request_id, "q\"uo\\te{,}");
     assert_int_equal(store_logs_put(s, lines, N, &err), 0);
     store_log_t *out = NULL;
     size_t n = 0;
     assert_int_equal(store_logs_list(s, "fn", NULL, 0, 0, N + 1, &out, &n, &err), 0);
     assert_int_equal(n, N);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(out[i].len, strlen(ids[i]));
-        assert_memory_equal(out[i].message, ids[i], out[i].len);
+        assert_int_equal(out[i].len, lines[i].len);
+        if (lines[i].len)
+            assert_memory_equal(out[i].message, lines[i].message, lines[i].len);
+        assert_string_equal(out[i].request_id, lines[i].request_id);
+        assert_int_equal(out[i].time_ms, lines[i].time_ms);
         if (i)
             assert_true(out[i].id > out[i - 1].id);
     }
     store_log_list_free(out, n);
+    store_close(s);
+}
+
+static store_record_t rec(const char *id, const char *status, int attempts)
+{
+    store_record_t r = { .attempts = attempts, .start_ms = 5 };
+    snprintf(r.request_id, sizeof r.request_id, "%s", id);
+    snprintf(r.function, sizeof r.function, "fn");
+    snprintf(r.status, sizeof r.status, "%s", status);
+    return r;
+}
+
+static void assert_record(store_t *s, const char *id, const char *status, int attempts)
+{
+    store_record_t got;
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(store_record_get(s, id, &got, &err), 0);
+    assert_string_equal(got.status, status);
+    assert_int_equal(got.attempts, attempts);
+    store_record_clear(&got);
+}
+
+/* A request's several records in one write (an event queued, run and
+ * ended within one batch) end as written one after the other would: a
+ * later attempt wins, and how an attempt ended is never replaced by that
+ * attempt still under way, whichever order they come in and whatever the
+ * table held before. */
+static void test_a_requests_records_in_one_write_end_as_written_in_turn(void **state)
+{
+    backend_t *b = *state;
+    store_t *s = open_store(b);
+    mf_error_t err = MF_ERROR_INIT;
+    store_record_t before[] = { rec("late", "success", 1), rec("old", "running", 3) };
+    assert_int_equal(store_records_put(s, before, 2, &err), 0);
+    store_record_t recs[] = {
+        rec("run", "queued", 1),   rec("late", "running", 1), rec("retry", "running", 1),
+        rec("run", "running", 1),  rec("ended", "success", 1), rec("retry", "error", 1),
+        rec("old", "success", 2),  rec("run", "success", 1),  rec("retry", "queued", 2),
+        rec("ended", "running", 1), rec("retry", "running", 2), rec("old", "error", 2),
+    };
+    assert_int_equal(store_records_put(s, recs, sizeof recs / sizeof recs[0], &err), 0);
+    assert_record(s, "run", "success", 1);
+    assert_record(s, "late", "success", 1);
+    assert_record(s, "retry", "running", 2);
+    assert_record(s, "ended", "success", 1);
+    assert_record(s, "old", "running", 3);
+    assert_int_equal(pg_db_int(b, "SELECT count(*) FROM invocations"), 5);
     store_close(s);
 }
 
@@ -252,6 +312,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_openers_migrate_once, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(
             test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_requests_records_in_one_write_end_as_written_in_turn, setup_pg, teardown),
         cmocka_unit_test_setup_teardown(test_a_bad_url_or_no_server_is_a_clear_error, setup_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_connection_is_reported_as_such, setup_pg,
