@@ -258,7 +258,8 @@ void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
     case -EINVAL: http_respond_error(req, 400, "bad_request", "%s", msg); return;
     case -ENOENT: http_respond_error(req, 404, "not_found", "%s", msg); return;
     case -EEXIST:
-    case -EBUSY: http_respond_error(req, 409, "conflict", "%s", msg); return;
+    case -EBUSY:
+    case -ESTALE: http_respond_error(req, 409, "conflict", "%s", msg); return;
     case -EFBIG: http_respond_error(req, 413, "payload_too_large", "%s", msg); return;
     case -ESHUTDOWN: http_respond_error(req, 503, "unavailable", "%s", msg); return;
     /* The store is out of reach (store/health.h): its message says so and

@@ -65,6 +65,7 @@ static void lambda_failure(http_request_t *req, int r, const mf_error_t *err)
         return;
     case -EEXIST:
     case -EBUSY:
+    case -ESTALE: /* another server changed it meanwhile, again and again */
         lambda_error(req, 409, "ResourceConflictException", "%s", msg);
         return;
     case -EFBIG:

@@ -1161,6 +1161,14 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     return reg__install(r, &zip, f->code_sha256, &f->code_size, &unpacked, err);
 }
 
+static int reg__catch_up(registry_t *r, const char *name, mf_error_t *err);
+static int reg__put_once(registry_t *r, const char *name, const json_t *body,
+                         const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err);
+
+/* How many times a put meets another server's newer version before it
+ * gives up (-ESTALE, the caller's 409). */
+#define REG_PUT_TRIES 8
+
 static int reg__put(registry_t *r, const char *name, const json_t *body,
                     const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err)
 {
@@ -1172,6 +1180,47 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
 
     if ((rc = reg__cache_fill(r, err)) < 0)
         return rc;
+    for (int tries = 1;; tries++) {
+        rc = reg__put_once(r, name, body, pre, out, created, err);
+        /* Another server sharing the store put it meanwhile: the body goes
+         * on top of what that server made, as if the two puts had come one
+         * after the other (neither is lost). */
+        if (rc != -ESTALE || tries == REG_PUT_TRIES || (rc = reg__catch_up(r, name, err)) < 0)
+            return rc;
+    }
+}
+
+/* Takes name as the store has it now into the registry (its package
+ * unpacked here first). */
+static int reg__catch_up(registry_t *r, const char *name, mf_error_t *err)
+{
+    store_function_t row;
+    int rc = store_function_get(r->store, name, &row, err);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    bool gone = rc == -ENOENT;
+    if (!gone) {
+        registry_fetch_begin(r);
+        rc = registry_fetch_code(r, row.code_sha256, err);
+        registry_fetch_end(r);
+    } else {
+        rc = 0;
+    }
+    fn_t now;
+    registry_sync_t what;
+    if (rc == 0)
+        rc = registry_apply_stored(r, name, gone ? NULL : &row, &now, &what, err);
+    if (rc == 0 && (what == REGISTRY_CREATED || what == REGISTRY_CHANGED))
+        fn_clear(&now);
+    if (!gone)
+        store_function_clear(&row);
+    return rc;
+}
+
+static int reg__put_once(registry_t *r, const char *name, const json_t *body,
+                         const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err)
+{
+    int rc;
     const fn_t *cur = map_get(&r->cache, name);
     bool create = !cur;
     int64_t cur_version = cur ? cur->version : 0, cur_created_ms = cur ? cur->created_ms : 0;

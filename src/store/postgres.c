@@ -400,6 +400,8 @@ static int pg__function_put(store_t *base, const store_function_t *f, mf_error_t
     store__bind_function(&b, f);
     PGresult *res;
     int r = store__pg_run(pg(base)->conn, stmt(FN_PUT), &p, &res, "put a function", err);
+    if (r == 0 && strtoll(PQcmdTuples(res), NULL, 10) == 0)
+        r = store__function_moved_on(err, f);
     PQclear(res);
     return r;
 }

@@ -100,6 +100,14 @@ int store__no_function(mf_error_t *err, const char *name)
     return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
 }
 
+int store__function_moved_on(mf_error_t *err, const store_function_t *f)
+{
+    return mf_error_plain(err, ESTALE,
+                          "function `%s` was changed meanwhile: the store has version %lld or "
+                          "newer",
+                          f->name, (long long)f->version);
+}
+
 int store__no_record(mf_error_t *err, const char *request_id)
 {
     return mf_error_plain(err, ENOENT, "invocation `%s` does not exist", request_id);

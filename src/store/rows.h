@@ -26,7 +26,8 @@
     ", " P(5) ", " P(6) ", " P(7) ") ON CONFLICT (name) DO UPDATE SET"                             \
     " version = excluded.version, code_sha256 = excluded.code_sha256,"                             \
     " code_size = excluded.code_size, config_json = excluded.config_json,"                         \
-    " created_ms = excluded.created_ms, updated_ms = excluded.updated_ms"
+    " created_ms = excluded.created_ms, updated_ms = excluded.updated_ms"                         \
+    " WHERE functions.version < excluded.version"
 #define STORE_FN_DELETE(P) "DELETE FROM functions WHERE name = " P(1)
 /* By name, byte by byte (on PostgreSQL the column's collation is "C"). */
 #define STORE_FN_LIST "SELECT " STORE_FN_COLUMNS " FROM functions ORDER BY name"
@@ -218,6 +219,8 @@ void store__fill_url(const store__row_t *row, void *item);
 /* The errors both backends give for what is not there: -ENOENT; for a
  * volume's name that is taken: -EEXIST. */
 int store__no_function(mf_error_t *err, const char *name);
+/* A put of f that replaced nothing: the stored one is as new (-ESTALE). */
+int store__function_moved_on(mf_error_t *err, const store_function_t *f);
 int store__no_record(mf_error_t *err, const char *request_id);
 int store__no_volume(mf_error_t *err, const char *name);
 int store__volume_exists(mf_error_t *err, const char *name);

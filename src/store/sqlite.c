@@ -362,8 +362,11 @@ static int sqlite__function_put(store_t *base, const store_function_t *f, mf_err
 {
     sqlite_store_t *s = sq(base);
     store__binder_t b = store__sqlite_binder(s->fn_put);
-    return store__step_done(s->db, s->fn_put, !store__bind_function(&b, f), "put a function",
-                            err);
+    int r = store__step_done(s->db, s->fn_put, !store__bind_function(&b, f), "put a function",
+                             err);
+    if (r == 0 && sqlite3_changes(s->db) == 0)
+        r = store__function_moved_on(err, f);
+    return r;
 }
 
 static int sqlite__function_delete(store_t *base, const char *name, mf_error_t *err)

@@ -69,7 +69,9 @@ int store_reopen(store_t *s, store_t **out, mf_error_t *err);
 
 /* Fills *out (free it with store_function_clear); -ENOENT if absent. */
 int store_function_get(store_t *s, const char *name, store_function_t *out, mf_error_t *err);
-/* Inserts or replaces the function named f->name, as given. */
+/* Inserts the function named f->name, as given, or replaces the one
+ * stored if its version is older than f->version: -ESTALE when it is not
+ * (another server sharing the store put it meanwhile; read it again). */
 int store_function_put(store_t *s, const store_function_t *f, mf_error_t *err);
 /* -ENOENT if absent. */
 int store_function_delete(store_t *s, const char *name, mf_error_t *err);

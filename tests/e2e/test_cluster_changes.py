@@ -16,6 +16,7 @@ import json
 import os
 import select
 import subprocess
+import threading
 import time
 
 import pytest
@@ -122,6 +123,50 @@ def test_a_settings_change_elsewhere_reaches_running_instances(nodes):
     r = requests.put(f"{b.url}/v1/functions/{name}", json={"env": {"TAG": "two"}}, timeout=60)
     assert r.status_code == 200, r.text
     serves(a, name, "two")
+
+
+def test_updates_at_once_on_two_nodes_are_both_kept(nodes):
+    """A and B update one function at the same moment, round after round,
+    each a setting of its own (A the memory, B the timeout): no update is
+    lost. Every put gets a version of its own, the last version counts
+    every put, and the function ends with A's last memory and B's last
+    timeout. (Without the store's conditional write, two puts made from
+    the same version both became the next one, and one of them was
+    gone.)"""
+    a, b, _ = nodes
+    name = unique("cl-race")
+    deploy_py(a, name, version_py("r"))
+    serves(b, name, "r")
+    rounds = 25
+    versions = []
+
+    def put(srv, body):
+        r = requests.put(f"{srv.url}/v1/functions/{name}", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        versions.append(r.json()["version"])
+
+    for i in range(rounds):
+        gate = threading.Barrier(2)
+
+        def go(srv, body):
+            gate.wait()
+            put(srv, body)
+        ts = [threading.Thread(target=go, args=(a, {"memory_mb": 128 + 2 * i})),
+              threading.Thread(target=go, args=(b, {"timeout_s": 10 + i}))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    assert len(versions) == 2 * rounds
+    assert sorted(versions) == list(range(2, 2 * rounds + 2)), sorted(versions)
+    for srv in (a, b):
+        wait_for(f"{srv.url} to show the last version of {name}",
+                 lambda: requests.get(f"{srv.url}/v1/functions/{name}",
+                                      timeout=30).json()["version"] == 2 * rounds + 1,
+                 timeout=WAIT_S)
+        shown = requests.get(f"{srv.url}/v1/functions/{name}", timeout=30).json()
+        assert shown["memory_mb"] == 128 + 2 * (rounds - 1), shown
+        assert shown["timeout_s"] == 10 + rounds - 1, shown
 
 
 def test_deleted_on_b_is_gone_from_a_and_c(nodes):

@@ -966,8 +966,9 @@ static void test_egress_of_older_functions(void **state)
     egress_policy_free(&def);
 
     put_ok(fx, "old", "{\"runtime\":\"python3\",\"handler\":\"app.handler\"}", zip_py, &f);
+    /* Written over as the next version (a store replaces only an older one). */
     store_function_t sf = {
-        .version = f.version,
+        .version = f.version + 1,
         .code_size = f.code_size,
         .config_json = xstrdup("{\"runtime\":\"python3\",\"runtime_name\":\"python3\","
                                "\"handler\":\"app.handler\",\"memory_mb\":128,\"timeout_s\":3,"

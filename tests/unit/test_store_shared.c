@@ -121,6 +121,18 @@ static void test_put_get_list_delete(void **state)
     assert_int_equal(got.updated_ms, 1800000000000);
     store_function_clear(&got);
 
+    /* It replaces only an older version: one as new or newer is another
+     * server's put, made meanwhile (-ESTALE), and stays. */
+    make_fn(&f, "alpha", 4, "dd", "{}");
+    assert_int_equal(store_function_put(s, &f, &err), -ESTALE);
+    assert_non_null(strstr(err.msg, "`alpha` was changed meanwhile"));
+    make_fn(&f, "alpha", 2, "dd", "{}");
+    assert_int_equal(store_function_put(s, &f, &err), -ESTALE);
+    assert_int_equal(store_function_get(s, "alpha", &got, &err), 0);
+    assert_int_equal(got.version, 4);
+    assert_string_equal(got.code_sha256, "cc");
+    store_function_clear(&got);
+
     store_function_t *list = NULL;
     size_t n = 0;
     assert_int_equal(store_function_list(s, &list, &n, &err), 0);
