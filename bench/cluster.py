@@ -17,9 +17,14 @@ Scaling: three nodes on one PostgreSQL, each in a cgroup of its own
 limited to half a CPU (cpu.cfs_quota_us on cgroup v1, cpu.max on v2; the
 node's sandboxes are made under its cgroup, so they count in its half),
 against one such node alone on a database of its own; the same wrk runs,
-one wrk per node at once (32 connections each), their rates summed.
-Target: the three nodes >= 2.4x the one (0.8 of linear), for warm invokes
-and for enqueues.
+one wrk per node at once (32 connections each, on the load CPU), their
+rates summed. PostgreSQL may use any CPU here (a machine of its own in a
+cluster; pinned beside three wrk, it was the limit). The CPU time the
+nodes' cgroups used meanwhile is counted too (cpuacct.usage on v1,
+cpu.stat on v2): where three nodes get less than their 1.5 CPUs, the box
+(two CPUs for three half-CPU nodes, their database and the load) is the
+limit, not the nodes. Target: the three nodes >= 2.4x the one (0.8 of
+linear), for warm invokes and for enqueues.
 
   cluster.py --mayfly BIN --server-cpu N --load-cpu N --runs R --duration S --out FILE
 
