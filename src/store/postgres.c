@@ -525,26 +525,29 @@ static int bind_folded(const store__binder_t *b, const void *item)
     return store__bind_record(b, *(const store_record_t *const *)item);
 }
 
-static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
-                             mf_error_t *err)
+/* The records, folded; in the caller's transaction, or (own) in one of
+ * their own. */
+static int pg__records_fold_write(store_t *base, const store_record_t *recs, size_t count,
+                                  bool own, mf_error_t *err)
 {
     pg_recs_t f;
     pg__records_fold(recs, count, &f);
-    int r = pg__write_each(pg(base), REC_PUT, f.recs, f.n, sizeof *f.recs, bind_folded,
-                           "write an invocation record", err);
+    int r = (own ? pg__put_each : pg__write_each)(pg(base), REC_PUT, f.recs, f.n, sizeof *f.recs,
+                                                  bind_folded, "write an invocation record", err);
     free(f.recs);
     return r;
+}
+
+static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
+                             mf_error_t *err)
+{
+    return pg__records_fold_write(base, recs, count, false, err);
 }
 
 static int pg__records_put(store_t *base, const store_record_t *recs, size_t count,
                            mf_error_t *err)
 {
-    pg_recs_t f;
-    pg__records_fold(recs, count, &f);
-    int r = pg__put_each(pg(base), REC_PUT, f.recs, f.n, sizeof *f.recs, bind_folded,
-                         "write an invocation record", err);
-    free(f.recs);
-    return r;
+    return pg__records_fold_write(base, recs, count, true, err);
 }
 
 static int pg__record_get(store_t *base, const char *request_id, store_record_t *out,

@@ -208,6 +208,41 @@ static void test_seq_order_within_and_across_connections(void **state)
 
 /* ---- a writer whose connection dies mid-batch ---------------------------- */
 
+/* Two semaphores of a job that holds a writer's thread: it posts
+ * started, then waits on gate. */
+typedef struct held {
+    uv_sem_t started, gate;
+} held_t;
+
+/* Runs args (args[0] the job that holds the thread, its started and gate
+ * h's) through a new writer on b's queue as two batches: args[0], then all
+ * the others at once, queued while it held the thread. */
+static void run_held_batch(backend_t *b, held_t *h, store_job_apply_fn apply,
+                           store_job_done_fn done, void **args, int n)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    mf_error_t err = MF_ERROR_INIT;
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    assert_int_equal(store_queue_writer_db(b->where, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    assert_int_equal(uv_sem_init(&h->started, 0), 0);
+    assert_int_equal(uv_sem_init(&h->gate, 0), 0);
+    store_writer_submit(w, true, apply, done, args[0]);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_sem_wait(&h->started);
+    for (int i = 1; i < n; i++)
+        store_writer_submit(w, true, apply, done, args[i]);
+    uv_sem_post(&h->gate);
+    store_writer_wait(w);
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    uv_sem_destroy(&h->started);
+    uv_sem_destroy(&h->gate);
+}
+
 typedef struct kjob {
     const char *request_id;
     const char *admin_url; /* set: kill this job's own connection first */
@@ -266,36 +301,15 @@ static void kjob_done(void *arg, int r, const mf_error_t *err)
 static void test_a_lost_connection_runs_the_whole_batch_again(void **state)
 {
     backend_t *b = *state;
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    mf_error_t err = MF_ERROR_INIT;
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    assert_int_equal(store_queue_writer_db(b->where, &db, &err), 0);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
-    uv_sem_t started, gate;
-    assert_int_equal(uv_sem_init(&started, 0), 0);
-    assert_int_equal(uv_sem_init(&gate, 0), 0);
+    held_t h;
     kjob_t jobs[4] = {
-        {.request_id = "before", .started = &started, .gate = &gate},
+        {.request_id = "before", .started = &h.started, .gate = &h.gate},
         {.request_id = "first"},
         {.request_id = "killed", .admin_url = b->where},
         {.request_id = "after"},
     };
-    /* The first job holds the writer's thread until the others wait
-     * behind it, so that they make one batch. */
-    store_writer_submit(w, true, kjob_apply, kjob_done, &jobs[0]);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_sem_wait(&started);
-    for (int i = 1; i < 4; i++)
-        store_writer_submit(w, true, kjob_apply, kjob_done, &jobs[i]);
-    uv_sem_post(&gate);
-    store_writer_wait(w);
-    store_writer_stop(w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    uv_sem_destroy(&started);
-    uv_sem_destroy(&gate);
+    void *args[4] = {&jobs[0], &jobs[1], &jobs[2], &jobs[3]};
+    run_held_batch(b, &h, kjob_apply, kjob_done, args, 4);
 
     for (int i = 0; i < 4; i++) {
         assert_true(jobs[i].called);
@@ -344,33 +358,17 @@ static void djob_done(void *arg, int r, const mf_error_t *err)
     snprintf(j->msg, sizeof j->msg, "%s", r < 0 ? err->msg : "");
 }
 
-/* Runs jobs as one batch of a new writer on b's queue: a first job holds
- * the writer's thread until they all wait behind it. */
+/* Runs jobs as one batch of a new writer on b's queue (behind a job of
+ * its own that holds the thread until they are all queued). */
 static void run_one_batch(backend_t *b, djob_t *jobs, int n)
 {
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    mf_error_t err = MF_ERROR_INIT;
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    assert_int_equal(store_queue_writer_db(b->where, &db, &err), 0);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
-    uv_sem_t started, gate;
-    assert_int_equal(uv_sem_init(&started, 0), 0);
-    assert_int_equal(uv_sem_init(&gate, 0), 0);
-    djob_t hold = {.list = true, .started = &started, .gate = &gate};
-    store_writer_submit(w, true, djob_apply, djob_done, &hold);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_sem_wait(&started);
+    held_t h;
+    djob_t hold = {.list = true, .started = &h.started, .gate = &h.gate};
+    void *args[8] = {&hold};
+    assert_true(n < 8);
     for (int i = 0; i < n; i++)
-        store_writer_submit(w, true, djob_apply, djob_done, &jobs[i]);
-    uv_sem_post(&gate);
-    store_writer_wait(w);
-    store_writer_stop(w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    uv_sem_destroy(&started);
-    uv_sem_destroy(&gate);
+        args[i + 1] = &jobs[i];
+    run_held_batch(b, &h, djob_apply, djob_done, args, n + 1);
     assert_int_equal(hold.r, 0);
 }
 
