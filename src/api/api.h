@@ -174,8 +174,10 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
  * the store): running instances of an older version drain, and new calls
  * get this one. */
 void api__function_changed(api_ctx_t *ctx, const fn_t *fn);
-/* A deleted function's instances and queue go. */
-void api__function_removed(api_ctx_t *ctx, const char *name);
+/* A deleted function's instances and queue go; what the store holds of
+ * them too when stored (false: another server sharing the store deleted
+ * the function, and that already). */
+void api__function_removed(api_ctx_t *ctx, const char *name, bool stored);
 
 /* A read of the store for an answer, made off the loop (on a shared
  * database each read is a round trip that would hold up every call):

@@ -214,7 +214,10 @@ static void fn_apply_one(api_cluster_t *c, const char *name, const store_functio
     case REGISTRY_SAME: break;
     case REGISTRY_REMOVED:
         log_debug("cluster", "function %s was deleted on another node", name);
-        api__function_removed(ctx, name);
+        /* The node that deleted it deleted its events, executions and
+         * subscriptions: doing it again here could take those of the
+         * function made again since. */
+        api__function_removed(ctx, name, false);
         break;
     case REGISTRY_CREATED:
     case REGISTRY_CHANGED:

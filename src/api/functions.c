@@ -246,7 +246,7 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
         api_respond_failure(req, r, &err);
         return;
     }
-    api__function_removed(ctx, fn_name(req));
+    api__function_removed(ctx, fn_name(req), true);
     if (!purge) {
         http_respond(req, 204, NULL, NULL, 0);
         return;
@@ -268,14 +268,14 @@ void api__function_changed(api_ctx_t *ctx, const fn_t *fn)
         durable_function_changed(ctx->durable, fn);
 }
 
-void api__function_removed(api_ctx_t *ctx, const char *name)
+void api__function_removed(api_ctx_t *ctx, const char *name, bool stored)
 {
     exec_function_removed(ctx->exec, name);
-    async_function_removed(ctx->async, name);
+    async_function_removed(ctx->async, name, stored);
     if (ctx->durable)
-        durable_function_removed(ctx->durable, name);
+        durable_function_removed(ctx->durable, name, stored);
     if (ctx->topics)
-        topics_function_removed(ctx->topics, name); /* its subscriptions go too */
+        topics_function_removed(ctx->topics, name, stored); /* its subscriptions go too */
     url_table_forget(ctx->urls, name); /* the store deleted its row with the function's */
 }
 

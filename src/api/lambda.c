@@ -642,7 +642,7 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
             lambda_failure(req, r, &err);
         return;
     }
-    api__function_removed(ctx, name);
+    api__function_removed(ctx, name, true);
     http_respond(req, 204, NULL, NULL, 0);
 }
 

@@ -725,7 +725,7 @@ static void forget_done(void *arg, int r, const mf_error_t *err)
     free(arg);
 }
 
-void durable_function_removed(durable_t *d, const char *function)
+void durable_function_removed(durable_t *d, const char *function, bool stored)
 {
     free(map_remove(&d->fns, function));
     /* Its executions go with it: those not running now are forgotten at
@@ -745,6 +745,8 @@ void durable_function_removed(durable_t *d, const char *function)
         for (size_t i = 0; i < n; i++)
             forget_run(d, gone[i]);
     }
+    if (!stored)
+        return;
     mf_error_t err = MF_ERROR_INIT;
     char *name = xstrdup(function);
     if (async_write(d->async, false, forget_apply, forget_done, name, &err) < 0)

@@ -152,9 +152,11 @@ int durable_open(uv_loop_t *loop, struct async *async, struct exec *exec, regist
 void durable_stop(durable_t *d);
 void durable_close(durable_t *d);
 
-/* The function's durable settings changed or it went. */
+/* The function's durable settings changed or it went (its executions
+ * with it; from the store too when stored, false where another server
+ * sharing the store deleted it and them). */
 void durable_function_changed(durable_t *d, const fn_t *fn);
-void durable_function_removed(durable_t *d, const char *function);
+void durable_function_removed(durable_t *d, const char *function, bool stored);
 /* True when calls of function start durable executions. */
 bool durable_is_durable(durable_t *d, const char *function);
 

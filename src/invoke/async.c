@@ -1511,9 +1511,9 @@ static void async__forget_done(void *arg, int r, const mf_error_t *err)
     free(arg);
 }
 
-/* Drops a function's events from memory and, through the writer, from
- * disk, with its dead letters and keys. */
-static void async__forget(async_t *a, afn_t *fn)
+/* Drops a function's events from memory and (stored), through the
+ * writer, from disk, with its dead letters and keys. */
+static void async__forget(async_t *a, afn_t *fn, bool stored)
 {
     fn->known = false;
     fn->ready_head = fn->ready_tail = NULL;
@@ -1540,16 +1540,17 @@ static void async__forget(async_t *a, afn_t *fn)
         if (!strncmp(key, fn->name, plen) && key[plen] == '\n')
             free(map_remove(&a->idem, key));
     }
-    store_writer_submit(a->writer, false, async__forget_apply, async__forget_done,
-                        xstrdup(fn->name));
+    if (stored)
+        store_writer_submit(a->writer, false, async__forget_apply, async__forget_done,
+                            xstrdup(fn->name));
 }
 
-void async_function_removed(async_t *a, const char *function)
+void async_function_removed(async_t *a, const char *function, bool stored)
 {
     afn_t *fn = map_get(&a->fns, function);
     if (fn)
-        async__forget(a, fn);
-    else
+        async__forget(a, fn, stored);
+    else if (stored)
         store_writer_submit(a->writer, false, async__forget_apply, async__forget_done,
                             xstrdup(function));
 }
@@ -1810,7 +1811,7 @@ static void async__adopt(async_t *a, store_qevent_t *rows, size_t n, bool forget
         for (size_t it = 0; map_next(&a->fns, &it, &key, &value);) {
             afn_t *fn = value;
             if (!fn->known)
-                async__forget(a, fn);
+                async__forget(a, fn, true);
         }
     }
     if (n)

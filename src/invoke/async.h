@@ -171,9 +171,12 @@ typedef struct async_fn_stats {
 
 void async_function_stats(async_t *a, const char *function, async_fn_stats_t *out);
 /* The registry changed or removed a function: new settings apply to its
- * queue; a removed function's events, dead letters and keys go. */
+ * queue; a removed function's events, dead letters and keys go, from
+ * memory and (stored) from the store: false where another server sharing
+ * the store deleted it, and deleted them there (doing it again could take
+ * the events of a function made again since). */
 void async_function_changed(async_t *a, const fn_t *fn);
-void async_function_removed(async_t *a, const char *function);
+void async_function_removed(async_t *a, const char *function, bool stored);
 
 /* Stops accepting and starting events, waits up to the grace period for
  * running ones, then calls done. Attempts still running after it are cut

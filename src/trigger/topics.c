@@ -365,7 +365,7 @@ int topics_unsubscribe(topics_t *t, const char *topic, const char *id, topics_do
     return r;
 }
 
-void topics_function_removed(topics_t *t, const char *function)
+void topics_function_removed(topics_t *t, const char *function, bool stored)
 {
     size_t removed = 0;
     const char *key;
@@ -378,7 +378,7 @@ void topics_function_removed(topics_t *t, const char *function)
                 removed++;
             }
     }
-    if (!removed)
+    if (!removed || !stored)
         return;
     t->changes++;
     change_t *c = topics__change(t, OP_FORGET, "", NULL, NULL);

@@ -123,8 +123,9 @@ typedef void (*topics_published_cb)(void *ud, int r, const char *message_id,
 int topics_publish(topics_t *t, const char *topic, const topic_message_t *m,
                    topics_published_cb cb, void *ud, mf_error_t *err);
 
-/* A deleted function's subscriptions go. */
-void topics_function_removed(topics_t *t, const char *function);
+/* A deleted function's subscriptions go, from the store too when stored
+ * (false where another server sharing the store deleted them). */
+void topics_function_removed(topics_t *t, const char *function, bool stored);
 
 /* ---- changes other servers made (a shared store) --------------------------- */
 
