@@ -512,10 +512,13 @@ static void pg__links_take_over(void)
     uv_mutex_unlock(&links_lock);
 }
 
+static int pg__settle(PGconn *c, pg_link_t *l, mf_error_t *err);
+
 /* Before a call on c: 0, with *held the link whose lock the call holds
  * (NULL: a writer's connection, or one without a link), or -ENOTCONN at
- * once while the connection is being made again or the store is down. */
-static int pg__settle(PGconn *c, pg_link_t *l, mf_error_t *err);
+ * once while the connection is being made again or the store is down. A
+ * writer's deferred writes are answered first (their failure is the
+ * call's). */
 
 static int pg__enter(PGconn *c, const char *what, pg_link_t **held, mf_error_t *err)
 {

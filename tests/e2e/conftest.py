@@ -77,9 +77,9 @@ def _tail(path, limit=8000):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "serial: the test looks at the whole machine (its mounts, say), where the "
-        "servers of tests running beside it would show; `make e2e` runs these alone, after "
-        "the rest")
+        "markers", "serial: the test looks at the whole machine (its mounts, say), or at how "
+        "its CPUs are shared, where the servers of tests running beside it would show; "
+        "`make e2e` runs these alone, after the rest")
 
 
 _LIVE = set()  # servers running now

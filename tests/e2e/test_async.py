@@ -974,6 +974,7 @@ def peak_overlap(records):
     return peak
 
 
+@pytest.mark.serial  # attempts waiting for a CPU (other tests' servers) would rightly hold it down
 def test_waiting_events_of_an_io_bound_function_climb_to_max_concurrency(srv):
     """The queue's own limit starts at 4 attempts and, while they wait on
     something other than a CPU (here a sleep), doubles each round up to the
