@@ -49,6 +49,7 @@ typedef struct api_ctx {
     struct durable *durable;     /* durable executions (durable/durable.h), or NULL: none */
     /* This server's id among the nodes sharing a store (cluster_node_id). */
     const char *node_id;
+    struct put_job *puts;        /* creates and updates in flight (api/functions.c) */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -174,6 +175,9 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
  * the store): running instances of an older version drain, and new calls
  * get this one. */
 void api__function_changed(api_ctx_t *ctx, const fn_t *fn);
+/* Whether a create or update in flight (its row not yet written) mounts
+ * the volume name. */
+bool api__puts_mount(const api_ctx_t *ctx, const char *volume);
 /* A deleted function's instances and queue go; what the store holds of
  * them too when stored (false: another server sharing the store deleted
  * the function, and that already). */

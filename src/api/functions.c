@@ -24,7 +24,9 @@ static const char *fn_name(const http_request_t *req)
 
 /* A create or update: the body is parsed and its package unpacked on
  * libuv's thread pool (up to 50 MiB of zip and 250 MiB unpacked would
- * otherwise stop every call for as long), then put on the loop thread. */
+ * otherwise stop every call for as long), planned on the loop thread, its
+ * row written by the records' writer (off the loop: on a shared database
+ * a round trip), and taken in on the loop (registry.h). */
 typedef struct put_job {
     uv_work_t work;
     http_request_t *req;
@@ -37,7 +39,14 @@ typedef struct put_job {
     mf_error_t translate_err;
     api_put_done_fn done;
     registry_upload_t up;
+    registry_plan_t *plan;
+    int tries;                   /* plans that met a newer version */
+    struct put_job *prev, *next; /* in ctx->puts while its row is on its way */
 } put_job_t;
+
+/* Plans that may meet another server's newer version before the put is
+ * answered 409. */
+#define API_PUT_TRIES 8
 
 static void put_work(uv_work_t *w)
 {
@@ -48,52 +57,140 @@ static void put_work(uv_work_t *w)
     registry_prepare_upload(job->ctx->registry, job->body.data, job->body.len, &job->up);
 }
 
+bool api__puts_mount(const api_ctx_t *ctx, const char *volume)
+{
+    for (const put_job_t *j = ctx->puts; j; j = j->next) {
+        const json_t *list = j->up.body ? json_object_get(j->up.body, "volumes") : NULL;
+        size_t i;
+        json_t *m;
+        json_array_foreach(list, i, m)
+        {
+            const char *name = json_string_value(json_object_get(m, "name"));
+            if (name && !strcmp(name, volume))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Answers the put (r, and fn when r is 0) and frees it; changed: fn is a
+ * new version that the server takes in. */
+static void put_finish(put_job_t *job, int r, fn_t *fn, bool created, const mf_error_t *err,
+                       bool changed)
+{
+    api_ctx_t *ctx = job->ctx;
+    http_request_t *req = job->req;
+    mf_error_t e = *err; /* err may be the job's, freed below */
+    if (job->prev)
+        job->prev->next = job->next;
+    else if (ctx->puts == job)
+        ctx->puts = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    /* A dry run's package serves nothing: it goes as a failed put's does. */
+    registry_upload_end(ctx->registry, &job->up, changed ? r : -ECANCELED);
+    registry_upload_release(&job->up);
+    buf_release(&job->body);
+    api_put_done_fn done = job->done;
+    free(job);
+    if (r == 0 && changed)
+        api__function_changed(ctx, fn);
+    done(req, ctx, r, r == 0 ? fn : NULL, created, &e);
+    if (r == 0)
+        fn_clear(fn);
+}
+
+/* The Lambda API's create and update: the function must be absent, or
+ * there. Checked on the loop, before each plan. */
+static int put_mode_check(put_job_t *job, mf_error_t *err)
+{
+    if (job->mode == API_PUT_ANY)
+        return 0;
+    fn_t cur;
+    int g = registry_get(job->ctx->registry, job->name, &cur, err);
+    if (g == 0)
+        fn_clear(&cur);
+    if (job->mode == API_PUT_CREATE && g == 0)
+        return mf_error_plain(err, EEXIST, "Function already exist: %s", job->name);
+    if (job->mode == API_PUT_UPDATE && g < 0)
+        return g;
+    *err = (mf_error_t)MF_ERROR_INIT;
+    return 0;
+}
+
+static int put_write(void *db, void *arg, mf_error_t *err)
+{
+    put_job_t *job = arg;
+    return registry_plan_write(job->plan, db, err);
+}
+
+static void put_attempt(put_job_t *job);
+
+static void put_written(void *arg, int r, const mf_error_t *err)
+{
+    put_job_t *job = arg;
+    fn_t fn = { 0 };
+    bool created = false;
+    mf_error_t e = MF_ERROR_INIT;
+    r = registry_put_commit(job->ctx->registry, job->plan, r, err, &fn, &created, &e);
+    job->plan = NULL;
+    /* Another server put a newer version meanwhile, which the registry has
+     * now: the body goes on top of it. */
+    if (r == -ESTALE && ++job->tries < API_PUT_TRIES) {
+        put_attempt(job);
+        return;
+    }
+    put_finish(job, r, &fn, created, &e, true);
+}
+
+static void put_attempt(put_job_t *job)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    int r = put_mode_check(job, &err);
+    if (r == 0)
+        r = registry_put_plan(job->ctx->registry, job->name, &job->up, &job->plan, &err);
+    if (r < 0) {
+        put_finish(job, r, NULL, false, &err, true);
+        return;
+    }
+    store_writer_submit(job->ctx->obs_writer, true, put_write, put_written, job);
+}
+
 static void put_done(uv_work_t *w, int status)
 {
     put_job_t *job = w->data;
-    http_request_t *req = job->req;
     api_ctx_t *ctx = job->ctx;
     fn_t fn = { 0 };
-    bool created = false;
     mf_error_t err = MF_ERROR_INIT;
     int r = job->translate_rc;
-    bool dry_run = r == API_TRANSLATE_DRY_RUN;
     if (r < 0) {
-        err = job->translate_err;
-    } else if (dry_run) {
+        put_finish(job, r, NULL, false, &job->translate_err, true);
+        return;
+    }
+    if (r == API_TRANSLATE_DRY_RUN) {
         /* Checked, not applied: the package's own failure, else what is. */
         r = job->up.rc;
         if (r < 0)
             err = job->up.err;
         else
             r = registry_get(ctx->registry, job->name, &fn, &err);
-    } else if (job->mode != API_PUT_ANY) {
-        /* Checked here, on the loop, so that two creates cannot both pass. */
-        fn_t cur;
-        int g = registry_get(ctx->registry, job->name, &cur, &err);
-        if (g == 0)
-            fn_clear(&cur);
-        if (job->mode == API_PUT_CREATE && g == 0)
-            r = mf_error_plain(&err, EEXIST, "Function already exist: %s", job->name);
-        else if (job->mode == API_PUT_UPDATE && g < 0)
-            r = g;
-        else
-            err = (mf_error_t)MF_ERROR_INIT;
+        put_finish(job, r, &fn, false, &err, false);
+        return;
     }
-    /* On the loop, with the put: a volume cannot go in between. */
-    if (r == 0 && !dry_run && job->up.body)
+    r = put_mode_check(job, &err);
+    /* On the loop, and the put counted in flight from here: a volume
+     * cannot go in between (api__puts_mount). */
+    if (r == 0 && job->up.body)
         r = api__volumes_check(ctx, job->up.body, &err);
-    if (r == 0 && !dry_run)
-        r = registry_put_prepared(ctx->registry, job->name, &job->up, &fn, &created, &err);
-    registry_upload_release(&job->up);
-    buf_release(&job->body);
-    api_put_done_fn done = job->done;
-    free(job);
-    if (r == 0 && !dry_run)
-        api__function_changed(ctx, &fn);
-    done(req, ctx, r, r == 0 ? &fn : NULL, created, &err);
-    if (r == 0)
-        fn_clear(&fn);
+    if (r < 0) {
+        put_finish(job, r, NULL, false, &err, true);
+        return;
+    }
+    job->next = ctx->puts;
+    if (ctx->puts)
+        ctx->puts->prev = job;
+    ctx->puts = job;
+    put_attempt(job);
 }
 
 void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, buf_t *body,

@@ -192,9 +192,17 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
     }
     /* Checked and deleted in one turn of the loop: no function can come
      * to mount it in between (a create or update is checked on the loop
-     * too, api__volumes_check). */
+     * too, api__volumes_check, and counted here until its row is
+     * written). */
     cleanup_json json_t *using = users(fns, n, name);
     fn_list_free(fns, n);
+    if (api__puts_mount(ctx, name) && volumes_exists(ctx->volumes, name)) {
+        http_respond_error(req, 409, "conflict",
+                           "volume %s is about to be mounted by a function being created or "
+                           "updated: retry once that is done",
+                           name);
+        return;
+    }
     if (json_array_size(using) && volumes_exists(ctx->volumes, name)) {
         buf_t names = BUF_INIT;
         size_t i;

@@ -1161,9 +1161,24 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     return reg__install(r, &zip, f->code_sha256, &f->code_size, &unpacked, err);
 }
 
-static int reg__catch_up(registry_t *r, const char *name, mf_error_t *err);
-static int reg__put_once(registry_t *r, const char *name, const json_t *body,
-                         const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err);
+/* A put between its plan and its commit (registry.h). */
+struct registry_plan {
+    registry_t *r;
+    char name[FN_NAME_MAX + 1];
+    fn_t f;                   /* the function as it will be */
+    store_function_t sf;      /* its row (config_json owned) */
+    char old_sha[65];
+    bool create;
+    /* The write's outcome: 0, or -ESTALE with the row the store has now
+     * (found, or the function is gone). */
+    int write_rc;
+    mf_error_t write_err;
+    bool stale_found;
+    store_function_t stale_row;
+};
+
+static int reg__plan(registry_t *r, const char *name, const json_t *body,
+                     const registry_upload_t *pre, registry_plan_t **out, mf_error_t *err);
 
 /* How many times a put meets another server's newer version before it
  * gives up (-ESTALE, the caller's 409). */
@@ -1172,55 +1187,28 @@ static int reg__put_once(registry_t *r, const char *name, const json_t *body,
 static int reg__put(registry_t *r, const char *name, const json_t *body,
                     const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err)
 {
+    for (int tries = 1;; tries++) {
+        registry_plan_t *p;
+        int rc = reg__plan(r, name, body, pre, &p, err);
+        if (rc < 0)
+            return rc;
+        rc = registry_plan_write(p, r->store, err);
+        rc = registry_put_commit(r, p, rc, err, out, created, err);
+        if (rc != -ESTALE || tries == REG_PUT_TRIES)
+            return rc;
+    }
+}
+
+static int reg__plan(registry_t *r, const char *name, const json_t *body,
+                     const registry_upload_t *pre, registry_plan_t **out, mf_error_t *err)
+{
     int rc = reg__check_name(name, err);
     if (rc < 0)
         return rc;
     if (!json_is_object(body))
         return mf_error_plain(err, EINVAL, "body: must be a JSON object");
-
     if ((rc = reg__cache_fill(r, err)) < 0)
         return rc;
-    for (int tries = 1;; tries++) {
-        rc = reg__put_once(r, name, body, pre, out, created, err);
-        /* Another server sharing the store put it meanwhile: the body goes
-         * on top of what that server made, as if the two puts had come one
-         * after the other (neither is lost). */
-        if (rc != -ESTALE || tries == REG_PUT_TRIES || (rc = reg__catch_up(r, name, err)) < 0)
-            return rc;
-    }
-}
-
-/* Takes name as the store has it now into the registry (its package
- * unpacked here first). */
-static int reg__catch_up(registry_t *r, const char *name, mf_error_t *err)
-{
-    store_function_t row;
-    int rc = store_function_get(r->store, name, &row, err);
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    bool gone = rc == -ENOENT;
-    if (!gone) {
-        registry_fetch_begin(r);
-        rc = registry_fetch_code(r, row.code_sha256, err);
-        registry_fetch_end(r);
-    } else {
-        rc = 0;
-    }
-    fn_t now;
-    registry_sync_t what;
-    if (rc == 0)
-        rc = registry_apply_stored(r, name, gone ? NULL : &row, &now, &what, err);
-    if (rc == 0 && (what == REGISTRY_CREATED || what == REGISTRY_CHANGED))
-        fn_clear(&now);
-    if (!gone)
-        store_function_clear(&row);
-    return rc;
-}
-
-static int reg__put_once(registry_t *r, const char *name, const json_t *body,
-                         const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err)
-{
-    int rc;
     const fn_t *cur = map_get(&r->cache, name);
     bool create = !cur;
     int64_t cur_version = cur ? cur->version : 0, cur_created_ms = cur ? cur->created_ms : 0;
@@ -1250,33 +1238,31 @@ static int reg__put_once(registry_t *r, const char *name, const json_t *body,
     f.updated_ms = now;
 
     json_t *cfg = reg__config(&f);
-    store_function_t sf = {
-        .version = f.version,
-        .code_size = f.code_size,
-        .config_json = json_dumps(cfg, JSON_COMPACT),
-        .created_ms = f.created_ms,
-        .updated_ms = f.updated_ms,
-    };
+    char *config = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
-    if (!sf.config_json) {
+    if (!config) {
         rc = mf_error_plain(err, ENOMEM, "registry: cannot encode function `%s`", name);
         goto fail;
     }
-    memcpy(sf.name, f.name, sizeof sf.name);
-    memcpy(sf.code_sha256, f.code_sha256, sizeof sf.code_sha256);
-    rc = store_function_put(r->store, &sf, err);
-    free(sf.config_json);
-    if (rc < 0)
-        goto fail;
-
-    fn_t kept;
-    fn_copy(&kept, &f);
-    reg__cache_set(r, &kept);
-    r->changes++;
-    if (strcmp(old_sha, f.code_sha256))
-        reg__release_code(r, old_sha);
-    *created = create;
-    *out = f;
+    registry_plan_t *p = xcalloc(1, sizeof *p);
+    p->r = r;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->sf = (store_function_t){
+        .version = f.version,
+        .code_size = f.code_size,
+        .config_json = config,
+        .created_ms = f.created_ms,
+        .updated_ms = f.updated_ms,
+    };
+    memcpy(p->sf.name, f.name, sizeof p->sf.name);
+    memcpy(p->sf.code_sha256, f.code_sha256, sizeof p->sf.code_sha256);
+    memcpy(p->old_sha, old_sha, sizeof p->old_sha);
+    p->create = create;
+    p->f = f;
+    /* Until the commit, no package goes (the plan's new one, or the one a
+     * newer version found by the write refers to, fetched meanwhile). */
+    r->uploads++;
+    *out = p;
     return 0;
 
 fail:
@@ -1284,6 +1270,95 @@ fail:
     if (strcmp(old_sha, f.code_sha256))
         reg__release_code(r, f.code_sha256);
     fn_clear(&f);
+    return rc;
+}
+
+int registry_put_plan(registry_t *r, const char *name, const registry_upload_t *up,
+                      registry_plan_t **out, mf_error_t *err)
+{
+    if (up->body_failed) {
+        *err = up->err;
+        return up->rc;
+    }
+    return reg__plan(r, name, up->body, up, out, err);
+}
+
+int registry_plan_write(registry_plan_t *p, store_t *db, mf_error_t *err)
+{
+    /* A writer may run a job again: only this run's outcome counts. */
+    if (p->stale_found)
+        store_function_clear(&p->stale_row);
+    p->stale_found = false;
+    p->write_err = (mf_error_t)MF_ERROR_INIT;
+    p->write_rc = store_function_put(db, &p->sf, &p->write_err);
+    if (p->write_rc != -ESTALE) {
+        if (p->write_rc < 0)
+            *err = p->write_err;
+        return p->write_rc;
+    }
+    /* Another server's version is newer: read it, and have its package
+     * here, for the commit to take it in. */
+    int rc = store_function_get(db, p->name, &p->stale_row, err);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    p->stale_found = true;
+    mf_error_t e = MF_ERROR_INIT;
+    if (registry_fetch_code(p->r, p->stale_row.code_sha256, &e) < 0)
+        log_warn("registry", "function %s cannot run here until its package is: %s", p->name,
+                 e.msg);
+    return 0;
+}
+
+static void reg__plan_free(registry_t *r, registry_plan_t *p)
+{
+    if (p->stale_found)
+        store_function_clear(&p->stale_row);
+    free(p->sf.config_json);
+    free(p);
+    reg__uploads_end(r);
+}
+
+int registry_put_commit(registry_t *r, registry_plan_t *p, int rc, const mf_error_t *rc_err,
+                        fn_t *out, bool *created, mf_error_t *err)
+{
+    if (rc == 0)
+        rc = p->write_rc;
+    if (rc == 0) {
+        fn_t kept;
+        fn_copy(&kept, &p->f);
+        reg__cache_set(r, &kept);
+        r->changes++;
+        if (strcmp(p->old_sha, p->f.code_sha256))
+            reg__release_code(r, p->old_sha);
+        *created = p->create;
+        *out = p->f;
+        reg__plan_free(r, p);
+        return 0;
+    }
+    /* A package this put unpacked and nothing refers to is not kept. */
+    if (strcmp(p->old_sha, p->f.code_sha256))
+        reg__release_code(r, p->f.code_sha256);
+    fn_clear(&p->f);
+    if (rc == -ESTALE) {
+        /* The body goes on top of what the other server made, in the
+         * caller's next plan, as if the two puts had come one after the
+         * other (neither is lost). */
+        fn_t now;
+        registry_sync_t what;
+        int a = registry_apply_stored(r, p->name, p->stale_found ? &p->stale_row : NULL, &now,
+                                      &what, err);
+        if (a == 0 && (what == REGISTRY_CREATED || what == REGISTRY_CHANGED))
+            fn_clear(&now);
+        if (a == 0)
+            *err = p->write_err;
+        else
+            rc = a;
+    } else if (rc_err != err) {
+        *err = *rc_err;
+    }
+    reg__plan_free(r, p);
     return rc;
 }
 
@@ -1319,23 +1394,13 @@ void registry_prepare_upload(registry_t *r, const char *data, size_t len, regist
         up->rc = reg__install(r, &zip, up->code_sha256, &up->code_size, &up->has_code, &up->err);
 }
 
-int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up, fn_t *out,
-                          bool *created, mf_error_t *err)
+void registry_upload_end(registry_t *r, registry_upload_t *up, int rc)
 {
-    int rc;
-    if (up->body_failed) {
-        if (err)
-            *err = up->err;
-        rc = up->rc;
-    } else {
-        rc = reg__put(r, name, up->body, up, out, created, err);
-    }
     /* A package unpacked for a put that failed belongs to no one (it
      * waits while this upload counts, and goes when it ends). */
     if (rc < 0 && up->has_code)
         reg__release_code(r, up->code_sha256);
     reg__uploads_end(r);
-    return rc;
 }
 
 void registry_upload_release(registry_upload_t *up)

@@ -114,13 +114,21 @@ bool registry_valid_name(const char *name);
  * one. Unknown fields are rejected. *created tells which happened. */
 int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
                  bool *created, mf_error_t *err);
-/* A put split in two, so the slow part (parsing a body of up to about
- * 67 MiB, base64, SHA-256, unzipping up to 250 MiB) runs off the event
- * loop: registry_upload_begin on the loop thread, registry_prepare_upload
- * on any thread, then registry_put_prepared on the loop thread. Answers
- * and errors are registry_put's. While an upload is in flight, packages
- * no function uses any more stay (the upload may have found one in place)
- * until the last upload ends. */
+/* A put split up, so that neither its slow part (parsing a body of up to
+ * about 67 MiB, base64, SHA-256, unzipping up to 250 MiB) nor its store
+ * write runs on the event loop:
+ *   registry_upload_begin (loop), registry_prepare_upload (any thread);
+ *   then registry_put_plan (loop): the body applied to the function as the
+ *   registry has it, the row to write; registry_plan_write (a store
+ *   writer's thread, with its store as db); registry_put_commit (loop),
+ *   with what the write's job returned: the registry takes the put in.
+ *   -ESTALE from the commit: another server sharing the store had put a
+ *   newer version, which the registry has now taken in; plan again (the
+ *   body then goes on top of it), up to a few times, then answer 409;
+ *   then registry_upload_end (loop) with the final outcome.
+ * Answers and errors are registry_put's. While an upload or a plan is in
+ * flight, packages no function uses any more stay (the upload may have
+ * found one in place) until the last one ends. */
 typedef struct registry_upload {
     json_t *body;             /* the parsed body, or NULL */
     bool has_code;            /* the package below is unpacked */
@@ -134,8 +142,15 @@ typedef struct registry_upload {
 
 void registry_upload_begin(registry_t *r);
 void registry_prepare_upload(registry_t *r, const char *data, size_t len, registry_upload_t *up);
-int registry_put_prepared(registry_t *r, const char *name, registry_upload_t *up, fn_t *out,
-                          bool *created, mf_error_t *err);
+typedef struct registry_plan registry_plan_t;
+int registry_put_plan(registry_t *r, const char *name, const registry_upload_t *up,
+                      registry_plan_t **out, mf_error_t *err);
+/* Writes the plan's row; rerun-safe (a writer may run a job again). */
+int registry_plan_write(registry_plan_t *p, store_t *db, mf_error_t *err);
+/* Frees p; rc and rc_err are the write job's outcome. */
+int registry_put_commit(registry_t *r, registry_plan_t *p, int rc, const mf_error_t *rc_err,
+                        fn_t *out, bool *created, mf_error_t *err);
+void registry_upload_end(registry_t *r, registry_upload_t *up, int rc);
 void registry_upload_release(registry_upload_t *up);
 
 int registry_get(registry_t *r, const char *name, fn_t *out, mf_error_t *err);

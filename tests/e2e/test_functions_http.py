@@ -171,6 +171,20 @@ def test_new_code_removes_the_old_unreferenced_package(shared_server):
     assert not shared_server.code_dir(old).exists(), "the old package is still on disk"
 
 
+def test_a_put_refused_before_it_is_made_lets_replaced_packages_go(server):
+    """A put refused on its way in (here it mounts a volume that does not
+    exist) ends its upload like any other: the package a later update
+    replaces still leaves the disk. (Such a put used to stay counted as an
+    upload in flight, which keeps every package no function uses.)"""
+    srv = server()
+    old = put(srv, "pkg-refused", fn_body(py_zip({"v.txt": "one"}))).json()["code_sha256"]
+    r = put(srv, "pkg-refused", {"volumes": [{"name": "no-such-volume", "path": "/mnt/x"}]})
+    assert r.status_code == 400, r.text
+    r = put(srv, "pkg-refused", {"code": {"zip_base64": b64(py_zip({"v.txt": "two"}))}})
+    assert r.status_code == 200, r.text
+    assert not srv.code_dir(old).exists(), "the replaced package is still on disk"
+
+
 def test_a_package_another_function_uses_is_kept(shared_server):
     shared_zip = py_zip({"shared.txt": "both"})
     sha = put(shared_server, "share-1", fn_body(shared_zip)).json()["code_sha256"]

@@ -528,6 +528,34 @@ def test_boto3_conflict_and_bad_parameters(srv, lam):
         assert after[k] == before[k], (k, before, after)
 
 
+def test_two_creates_at_once_one_is_a_conflict(srv):
+    """Two CreateFunction calls for one name at the same moment: one makes
+    it, the other is ResourceConflictException (never an update of the
+    first). Round after round, so that both are on their way at once in
+    some of them."""
+    for i in range(12):
+        name = unique(f"twin{i}")
+        gate = threading.Barrier(2)
+        outcomes = []
+
+        def create():
+            lam = boto3_client(srv)
+            gate.wait()
+            try:
+                boto3_create(lam, name, py_zip())
+                outcomes.append("created")
+            except lam.exceptions.ResourceConflictException:
+                outcomes.append("conflict")
+        ts = [threading.Thread(target=create) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert sorted(outcomes) == ["conflict", "created"], (name, outcomes)
+        shown = requests.get(f"{srv.url}/v1/functions/{name}", headers=BEARER, timeout=30).json()
+        assert shown["version"] == 1, shown
+
+
 def test_boto3_versions_and_dry_runs_change_nothing(srv, lam):
     """mayfly keeps $LATEST only: a call naming another version finds
     nothing (as Lambda answers for a version that does not exist), and
