@@ -3,6 +3,7 @@ density.py): the mayfly HTTP API over one keep-alive connection, function
 packages built from a folder, and what /proc and the cgroup tree say about
 the server and its sandboxes. Standard library only (Debian's python3)."""
 import argparse
+import atexit
 import base64
 import glob
 import io
@@ -10,8 +11,10 @@ import json
 import re
 import os
 import shlex
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import zipfile
 from http.client import HTTPConnection
@@ -281,6 +284,14 @@ def percentile(values, q):
     if not v:
         return None
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def scratch(prefix):
+    """A new temporary directory, removed with what is in it when the
+    script ends (however it ends, short of being killed)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, d, True)
+    return d
 
 
 def free_port():

@@ -29,7 +29,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -169,7 +168,7 @@ def main():
     a = ap.parse_args()
     res = {"samples": {}, "medians": {}}
     s = res["samples"]
-    tmp = tempfile.mkdtemp(prefix="mayfly-egress-bench-")
+    tmp = benchlib.scratch("mayfly-egress-bench-")
     nginx_port = free_port()
     with open(os.path.join(tmp, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(dir=tmp, port=nginx_port))

@@ -27,7 +27,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -117,7 +116,7 @@ def main():
     ap.add_argument("--gets", type=int, default=2000)
     ap.add_argument("--store", help="a postgresql:// URL (default: SQLite under the data dir)")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="mayfly-bench-kv-")
+    tmp = benchlib.scratch("mayfly-bench-kv-")
     put_lua, noop_lua = os.path.join(tmp, "put.lua"), os.path.join(tmp, "noop.lua")
     with open(put_lua, "w") as f:
         f.write(PUT_LUA)

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
@@ -58,7 +57,7 @@ def main():
     ap = benchlib.harness_parser()
     ap.add_argument("--duration", type=int, default=10)
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="mayfly-bench-payloads-")
+    tmp = benchlib.scratch("mayfly-bench-payloads-")
     lua = os.path.join(tmp, "post1k.lua")
     with open(lua, "w") as f:
         f.write(LUA)

@@ -73,7 +73,7 @@ def main():
     ap = benchlib.harness_parser()
     ap.add_argument("--updates", type=int, default=20)
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="mayfly-bench-propagation-")
+    tmp = benchlib.scratch("mayfly-bench-propagation-")
     pgdir = tempfile.mkdtemp(prefix="mayfly-bench-pg-")
     procs = []
     res = {"updates": a.updates, "samples": {"known_ms": [], "served_ms": []}, "medians": {}}

@@ -28,7 +28,6 @@ Writes JSON: every sample and the medians. Standard library, plus wrk.
 import json
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -91,7 +90,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--drain-timeout", type=int, default=900)
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="mayfly-bench-triggers-")
+    tmp = benchlib.scratch("mayfly-bench-triggers-")
     post_lua, event_lua = os.path.join(HERE, "post.lua"), os.path.join(HERE, "event.lua")
     publish_lua = os.path.join(tmp, "publish.lua")
     with open(publish_lua, "w") as f:
