@@ -175,6 +175,10 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
  * the store): running instances of an older version drain, and new calls
  * get this one. */
 void api__function_changed(api_ctx_t *ctx, const fn_t *fn);
+/* A change another server sharing the store made, as the registry took
+ * it in (registry_apply_stored's what, and fn, cleared here, when created
+ * or changed): this server's instances, queue and triggers follow it. */
+void api__function_synced(api_ctx_t *ctx, const char *name, registry_sync_t what, fn_t *fn);
 /* Whether a create or update in flight (its row not yet written) mounts
  * the volume name. */
 bool api__puts_mount(const api_ctx_t *ctx, const char *volume);

@@ -210,23 +210,7 @@ static void fn_apply_one(api_cluster_t *c, const char *name, const store_functio
         log_error("cluster", "function %s as another node left it: %s", name, err.msg);
         return;
     }
-    switch (what) {
-    case REGISTRY_SAME: break;
-    case REGISTRY_REMOVED:
-        log_debug("cluster", "function %s was deleted on another node", name);
-        /* The node that deleted it deleted its events, executions and
-         * subscriptions: doing it again here could take those of the
-         * function made again since. */
-        api__function_removed(ctx, name, false);
-        break;
-    case REGISTRY_CREATED:
-    case REGISTRY_CHANGED:
-        log_debug("cluster", "function %s is at version %lld from another node", name,
-                  (long long)fn.version);
-        api__function_changed(ctx, &fn);
-        fn_clear(&fn);
-        break;
-    }
+    api__function_synced(ctx, name, what, &fn);
 }
 
 static void fn_fetched(uv_work_t *w, int status)

@@ -7,6 +7,7 @@
 #include "api/api.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
 #include "durable/durable.h"
@@ -43,10 +44,6 @@ typedef struct put_job {
     int tries;                   /* plans that met a newer version */
     struct put_job *prev, *next; /* in ctx->puts while its row is on its way */
 } put_job_t;
-
-/* Plans that may meet another server's newer version before the put is
- * answered 409. */
-#define API_PUT_TRIES 8
 
 static void put_work(uv_work_t *w)
 {
@@ -130,17 +127,20 @@ static void put_written(void *arg, int r, const mf_error_t *err)
 {
     put_job_t *job = arg;
     fn_t fn = { 0 };
-    bool created = false;
+    registry_sync_t what;
     mf_error_t e = MF_ERROR_INIT;
-    r = registry_put_commit(job->ctx->registry, job->plan, r, err, &fn, &created, &e);
+    r = registry_put_commit(job->ctx->registry, job->plan, r, err, &fn, &what, &e);
     job->plan = NULL;
-    /* Another server put a newer version meanwhile, which the registry has
-     * now: the body goes on top of it. */
-    if (r == -ESTALE && ++job->tries < API_PUT_TRIES) {
-        put_attempt(job);
-        return;
+    if (r == -ESTALE) {
+        /* Another server put a newer version meanwhile, which the registry
+         * has now: this server follows it, and the body goes on top. */
+        api__function_synced(job->ctx, job->name, what, &fn);
+        if (++job->tries < REGISTRY_PUT_TRIES) {
+            put_attempt(job);
+            return;
+        }
     }
-    put_finish(job, r, &fn, created, &e, true);
+    put_finish(job, r, &fn, what == REGISTRY_CREATED, &e, true);
 }
 
 static void put_attempt(put_job_t *job)
@@ -363,6 +363,27 @@ void api__function_changed(api_ctx_t *ctx, const fn_t *fn)
     async_function_changed(ctx->async, fn);
     if (ctx->durable)
         durable_function_changed(ctx->durable, fn);
+}
+
+void api__function_synced(api_ctx_t *ctx, const char *name, registry_sync_t what, fn_t *fn)
+{
+    switch (what) {
+    case REGISTRY_SAME: break;
+    case REGISTRY_REMOVED:
+        log_debug("api", "function %s was deleted on another node", name);
+        /* The node that deleted it deleted its events, executions and
+         * subscriptions: doing it again here could take those of the
+         * function made again since. */
+        api__function_removed(ctx, name, false);
+        break;
+    case REGISTRY_CREATED:
+    case REGISTRY_CHANGED:
+        log_debug("api", "function %s is at version %lld from another node", name,
+                  (long long)fn->version);
+        api__function_changed(ctx, fn);
+        fn_clear(fn);
+        break;
+    }
 }
 
 void api__function_removed(api_ctx_t *ctx, const char *name, bool stored)

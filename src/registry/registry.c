@@ -1180,10 +1180,6 @@ struct registry_plan {
 static int reg__plan(registry_t *r, const char *name, const json_t *body,
                      const registry_upload_t *pre, registry_plan_t **out, mf_error_t *err);
 
-/* How many times a put meets another server's newer version before it
- * gives up (-ESTALE, the caller's 409). */
-#define REG_PUT_TRIES 8
-
 static int reg__put(registry_t *r, const char *name, const json_t *body,
                     const registry_upload_t *pre, fn_t *out, bool *created, mf_error_t *err)
 {
@@ -1192,9 +1188,13 @@ static int reg__put(registry_t *r, const char *name, const json_t *body,
         int rc = reg__plan(r, name, body, pre, &p, err);
         if (rc < 0)
             return rc;
+        registry_sync_t what;
         rc = registry_plan_write(p, r->store, err);
-        rc = registry_put_commit(r, p, rc, err, out, created, err);
-        if (rc != -ESTALE || tries == REG_PUT_TRIES)
+        rc = registry_put_commit(r, p, rc, err, out, &what, err);
+        *created = rc == 0 && what == REGISTRY_CREATED;
+        if (rc != 0 && (what == REGISTRY_CREATED || what == REGISTRY_CHANGED))
+            fn_clear(out); /* another server's version, taken in */
+        if (rc != -ESTALE || tries == REGISTRY_PUT_TRIES)
             return rc;
     }
 }
@@ -1321,8 +1321,9 @@ static void reg__plan_free(registry_t *r, registry_plan_t *p)
 }
 
 int registry_put_commit(registry_t *r, registry_plan_t *p, int rc, const mf_error_t *rc_err,
-                        fn_t *out, bool *created, mf_error_t *err)
+                        fn_t *out, registry_sync_t *what, mf_error_t *err)
 {
+    *what = REGISTRY_SAME;
     if (rc == 0)
         rc = p->write_rc;
     if (rc == 0) {
@@ -1332,7 +1333,7 @@ int registry_put_commit(registry_t *r, registry_plan_t *p, int rc, const mf_erro
         r->changes++;
         if (strcmp(p->old_sha, p->f.code_sha256))
             reg__release_code(r, p->old_sha);
-        *created = p->create;
+        *what = p->create ? REGISTRY_CREATED : REGISTRY_CHANGED;
         *out = p->f;
         reg__plan_free(r, p);
         return 0;
@@ -1345,12 +1346,8 @@ int registry_put_commit(registry_t *r, registry_plan_t *p, int rc, const mf_erro
         /* The body goes on top of what the other server made, in the
          * caller's next plan, as if the two puts had come one after the
          * other (neither is lost). */
-        fn_t now;
-        registry_sync_t what;
-        int a = registry_apply_stored(r, p->name, p->stale_found ? &p->stale_row : NULL, &now,
-                                      &what, err);
-        if (a == 0 && (what == REGISTRY_CREATED || what == REGISTRY_CHANGED))
-            fn_clear(&now);
+        int a = registry_apply_stored(r, p->name, p->stale_found ? &p->stale_row : NULL, out,
+                                      what, err);
         if (a == 0)
             *err = p->write_err;
         else

@@ -114,6 +114,15 @@ bool registry_valid_name(const char *name);
  * one. Unknown fields are rejected. *created tells which happened. */
 int registry_put(registry_t *r, const char *name, const json_t *body, fn_t *out,
                  bool *created, mf_error_t *err);
+/* What taking a function's stored row in did (registry_apply_stored,
+ * registry_put_commit). */
+typedef enum registry_sync {
+    REGISTRY_SAME,    /* the registry has it so already (a change of this server's own) */
+    REGISTRY_CREATED,
+    REGISTRY_CHANGED,
+    REGISTRY_REMOVED,
+} registry_sync_t;
+
 /* A put split up, so that neither its slow part (parsing a body of up to
  * about 67 MiB, base64, SHA-256, unzipping up to 250 MiB) nor its store
  * write runs on the event loop:
@@ -143,13 +152,21 @@ typedef struct registry_upload {
 void registry_upload_begin(registry_t *r);
 void registry_prepare_upload(registry_t *r, const char *data, size_t len, registry_upload_t *up);
 typedef struct registry_plan registry_plan_t;
+/* How many plans of one put may meet another server's newer version
+ * before it gives up (-ESTALE, the caller's 409). */
+#define REGISTRY_PUT_TRIES 8
 int registry_put_plan(registry_t *r, const char *name, const registry_upload_t *up,
                       registry_plan_t **out, mf_error_t *err);
 /* Writes the plan's row; rerun-safe (a writer may run a job again). */
 int registry_plan_write(registry_plan_t *p, store_t *db, mf_error_t *err);
-/* Frees p; rc and rc_err are the write job's outcome. */
+/* Frees p; rc and rc_err are the write job's outcome. On success *what is
+ * REGISTRY_CREATED or REGISTRY_CHANGED and *out the function put; on
+ * -ESTALE, *what is what taking in the other server's version did, as
+ * registry_apply_stored says (*out the function it made, when created or
+ * changed), for the caller to act on as on any change from elsewhere;
+ * fn_clear *out in both cases. */
 int registry_put_commit(registry_t *r, registry_plan_t *p, int rc, const mf_error_t *rc_err,
-                        fn_t *out, bool *created, mf_error_t *err);
+                        fn_t *out, registry_sync_t *what, mf_error_t *err);
 void registry_upload_end(registry_t *r, registry_upload_t *up, int rc);
 void registry_upload_release(registry_upload_t *up);
 
@@ -189,12 +206,6 @@ void registry_fetch_begin(registry_t *r);
 int registry_fetch_code(registry_t *r, const char *sha, mf_error_t *err);
 void registry_fetch_end(registry_t *r);
 
-typedef enum registry_sync {
-    REGISTRY_SAME,    /* the registry has it so already (a change of this server's own) */
-    REGISTRY_CREATED,
-    REGISTRY_CHANGED,
-    REGISTRY_REMOVED,
-} registry_sync_t;
 
 /* Takes name's row (NULL: it is gone) into the registry, on the loop;
  * *what says what that did and, when created or changed, *out is the

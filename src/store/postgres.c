@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/codec.h"
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
@@ -329,8 +330,6 @@ static int pg__list(pg_store_t *s, int id, const store_pg_params_t *p, size_t si
     return 0;
 }
 
-/* Runs statement id once per item (count of them, size bytes apart), each
- * bound by bind: a writer's many rows. */
 typedef struct {
     const void *items;
     size_t size;
@@ -343,8 +342,8 @@ static void pg__each_bind(void *ctx, size_t i, const store__binder_t *b)
     e->bind(b, (const char *)e->items + i * e->size);
 }
 
-/* Runs statement id once for each of count items, bound by bind, sent
- * together (store__pg_run_each). */
+/* Runs statement id once per item (count of them, size bytes apart), each
+ * bound by bind, sent together (store__pg_run_each): a writer's many rows. */
 static int pg__write_each(pg_store_t *s, int id, const void *items, size_t count, size_t size,
                           int (*bind)(const store__binder_t *b, const void *item),
                           const char *what, mf_error_t *err)
@@ -495,9 +494,12 @@ static bool pg__record_replaces(const store_record_t *next, const store_record_t
 
 /* The records of one write, a request's several (an event queued, run
  * and ended within one batch) folded into the one REC_PUT would leave of
- * them: its rule is transitive, so writing that one alone ends the same
- * as writing each in turn, whatever the table held, with one row written
- * instead of several. */
+ * them, with one row written instead of several. That ends the same as
+ * writing each in turn, whatever the table held, because the rule is
+ * transitive: a later attempt beats an earlier one, and within an
+ * attempt, if b may replace a and c may replace b, then c may replace a
+ * (were a an ending and c not, b would have to be an ending to replace a
+ * and not one to be replaced by c). */
 typedef struct {
     const store_record_t **recs;
     size_t n;
@@ -664,12 +666,10 @@ static void pg__array_text(buf_t *b, const char *v)
 /* An element of a bytea array literal: its bytes in hex. */
 static void pg__array_bytes(buf_t *b, const char *v, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     buf_add(b, "\"\\\\x", 4);
-    for (size_t i = 0; i < len; i++) {
-        char h[2] = { hex[(unsigned char)v[i] >> 4], hex[(unsigned char)v[i] & 15] };
-        buf_add(b, h, 2);
-    }
+    buf_grow(b, 2 * len + 1);
+    codec_hex(b->data + b->len, (const uint8_t *)v, len);
+    b->len += 2 * len;
     buf_add(b, "\"", 1);
 }
 

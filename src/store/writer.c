@@ -112,6 +112,13 @@ static writer_job_t *list_take(writer_list_t *l, size_t max)
     return head;
 }
 
+/* A read: waited on, and not a durable write. Its apply fills its answer
+ * as it goes, so it runs once. */
+static bool writer__is_read(const writer_job_t *j)
+{
+    return j->apply && j->waited_on && !j->durable;
+}
+
 /* Runs one batch in one transaction: each job's own outcome in its r,
  * and the transaction's (begin or commit) returned. */
 static int writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *n, bool *durable,
@@ -130,7 +137,7 @@ static int writer__run_batch(store_writer_t *w, writer_job_t *batch, unsigned *n
     /* A read's apply fills its answer as it goes: it runs once. */
     bool reads = false;
     for (writer_job_t *j = batch; j; j = j->next)
-        reads |= j->waited_on && !j->durable;
+        reads |= writer__is_read(j);
     if (db->link_ops && db->link_ops->rollback && !reads) {
         /* Optimistic: no savepoints, unless a job fails (writer.h). */
         if ((r = db->begin(db->db, *durable, err)) < 0)
@@ -331,8 +338,6 @@ static int writer__settle(store_writer_t *w, mf_error_t *err)
     }
 }
 
-/* Runs batch until it is done with: committed (or failed on its own), or,
- * its connection lost and none to be had at once, handed to go_down. */
 /* A read's apply fills its answer as it goes, so it runs once: when its
  * batch is to run again on a new connection, the reads leave it and fail
  * as they would with the store away (their callers answer 503, and may
@@ -342,7 +347,7 @@ static writer_job_t *writer__fail_reads(store_writer_t *w, writer_job_t *batch)
     writer_list_t keep = { 0 }, reads = { 0 };
     for (writer_job_t *j = batch, *next; j; j = next) {
         next = j->next;
-        if (j->apply && j->waited_on && !j->durable) {
+        if (writer__is_read(j)) {
             mf_error_t e = MF_ERROR_INIT;
             writer__unreachable(ECONNRESET, false, "the connection was lost during the read", &e);
             writer__fail(j, -ECONNRESET, &e);
@@ -356,6 +361,8 @@ static writer_job_t *writer__fail_reads(store_writer_t *w, writer_job_t *batch)
     return keep.head;
 }
 
+/* Runs batch until it is done with: committed (or failed on its own), or,
+ * its connection lost and none to be had at once, handed to go_down. */
 static void writer__run(store_writer_t *w, writer_job_t *batch)
 {
     const store_writer_link_t *link = w->db.link_ops;
