@@ -189,6 +189,16 @@ static void api__read_answer(void *arg, int r, const mf_error_t *err)
     free(a);
 }
 
+api_pending_t *api__pending(http_request_t *req, api_ctx_t *ctx, const char *name, bool create)
+{
+    api_pending_t *p = xcalloc(1, sizeof *p);
+    p->req = req;
+    p->ctx = ctx;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->create = create;
+    return p;
+}
+
 void api__read(http_request_t *req, api_ctx_t *ctx, store_writer_t *writer, api_read_fn read,
                api_read_done_fn done, void *arg)
 {

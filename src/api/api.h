@@ -50,6 +50,7 @@ typedef struct api_ctx {
     /* This server's id among the nodes sharing a store (cluster_node_id). */
     const char *node_id;
     struct put_job *puts;        /* creates and updates in flight (api/functions.c) */
+    struct delete_job *deletes;  /* deletes in flight (api/functions.c) */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -182,6 +183,27 @@ void api__function_synced(api_ctx_t *ctx, const char *name, registry_sync_t what
 /* Whether a create or update in flight (its row not yet written) mounts
  * the volume name. */
 bool api__puts_mount(const api_ctx_t *ctx, const char *volume);
+/* A request waiting for a change of the store to be written off the loop
+ * (a URL's, a volume's): what its answer needs. api__pending allocates one;
+ * the callback that answers frees it. */
+typedef struct api_pending {
+    http_request_t *req;
+    api_ctx_t *ctx;
+    char name[FN_NAME_MAX + 1];
+    bool create;
+} api_pending_t;
+api_pending_t *api__pending(http_request_t *req, api_ctx_t *ctx, const char *name, bool create);
+
+/* A function delete, shared by /v1 and the Lambda API: checked on the
+ * loop, its row deleted by the records' writer (off the loop), then taken
+ * out of the registry, and its instances, queue and triggers go
+ * (api__function_removed) before done answers. While a create, update or
+ * delete of the same name is in flight on this server, it is -EBUSY (409),
+ * as a create or update is while a delete is. */
+typedef void (*api_delete_done_fn)(http_request_t *req, api_ctx_t *ctx, const char *name, int r,
+                                   const mf_error_t *err);
+void api__function_delete(http_request_t *req, api_ctx_t *ctx, const char *name,
+                          api_delete_done_fn done);
 /* A deleted function's instances and queue go; what the store holds of
  * them too when stored (false: another server sharing the store deleted
  * the function, and that already). */

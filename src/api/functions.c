@@ -70,6 +70,32 @@ bool api__puts_mount(const api_ctx_t *ctx, const char *volume)
     return false;
 }
 
+/* A delete whose row is on its way (ctx->deletes). */
+typedef struct delete_job {
+    http_request_t *req;
+    api_ctx_t *ctx;
+    char name[FN_NAME_MAX + 1];
+    api_delete_done_fn done;
+    struct delete_job *prev, *next;
+} delete_job_t;
+
+/* Whether a put (puts true) or a delete of name is in flight; -EBUSY
+ * with err saying so when one is. */
+static int changing(const api_ctx_t *ctx, const char *name, bool puts, mf_error_t *err)
+{
+    bool busy = false;
+    for (const put_job_t *j = puts ? ctx->puts : NULL; j && !busy; j = j->next)
+        busy = !strcmp(j->name, name);
+    for (const delete_job_t *j = ctx->deletes; j && !busy; j = j->next)
+        busy = !strcmp(j->name, name);
+    if (!busy)
+        return 0;
+    return mf_error_plain(err, EBUSY,
+                          "function `%s` is being changed by another request: try again when "
+                          "it is done",
+                          name);
+}
+
 /* Answers the put (r, and fn when r is 0) and frees it; changed: fn is a
  * new version that the server takes in. */
 static void put_finish(put_job_t *job, int r, fn_t *fn, bool created, const mf_error_t *err,
@@ -177,9 +203,11 @@ static void put_done(uv_work_t *w, int status)
         put_finish(job, r, &fn, false, &err, false);
         return;
     }
-    r = put_mode_check(job, &err);
+    r = changing(ctx, job->name, false, &err);
+    if (r == 0)
+        r = put_mode_check(job, &err);
     /* On the loop, and the put counted in flight from here: a volume
-     * cannot go in between (api__puts_mount). */
+     * cannot go in between (api__puts_mount), nor a delete of it. */
     if (r == 0 && job->up.body)
         r = api__volumes_check(ctx, job->up.body, &err);
     if (r < 0) {
@@ -324,36 +352,96 @@ static void purge_done(void *arg, int r, const mf_error_t *err)
     free(j);
 }
 
-static void handle_delete(http_request_t *req, api_ctx_t *ctx)
+/* ?purge: false when it is there but neither 1, 0, true nor false. */
+static bool purge_wanted(http_request_t *req, bool *purge)
 {
     buf_t v = BUF_INIT;
-    bool purge = false;
+    *purge = false;
+    bool ok = true;
     if (http_request_query(req, "purge", &v)) {
-        purge = !strcmp(v.data, "1") || !strcmp(v.data, "true");
-        if (!purge && strcmp(v.data, "0") && strcmp(v.data, "false")) {
-            buf_release(&v);
-            http_respond_error(req, 400, "bad_request", "purge: must be 1, 0, true or false");
-            return;
-        }
+        *purge = !strcmp(v.data, "1") || !strcmp(v.data, "true");
+        ok = *purge || !strcmp(v.data, "0") || !strcmp(v.data, "false");
     }
     buf_release(&v);
+    return ok;
+}
+
+static int delete_write(void *db, void *arg, mf_error_t *err)
+{
+    delete_job_t *j = arg;
+    return registry_delete_write(db, j->name, err);
+}
+
+static void delete_written(void *arg, int r, const mf_error_t *err)
+{
+    delete_job_t *j = arg;
+    api_ctx_t *ctx = j->ctx;
+    mf_error_t e = MF_ERROR_INIT;
+    r = registry_delete_commit(ctx->registry, j->name, r, err, &e);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        ctx->deletes = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    if (r == 0)
+        api__function_removed(ctx, j->name, true);
+    j->done(j->req, ctx, j->name, r, &e);
+    free(j);
+}
+
+void api__function_delete(http_request_t *req, api_ctx_t *ctx, const char *name,
+                          api_delete_done_fn done)
+{
     mf_error_t err = MF_ERROR_INIT;
-    int r = registry_delete(ctx->registry, fn_name(req), &err);
+    int r = registry_delete_plan(ctx->registry, name, &err);
+    if (r == 0)
+        r = changing(ctx, name, true, &err);
     if (r < 0) {
-        api_respond_failure(req, r, &err);
+        done(req, ctx, name, r, &err);
         return;
     }
-    api__function_removed(ctx, fn_name(req), true);
+    delete_job_t *j = xcalloc(1, sizeof *j);
+    j->req = req;
+    j->ctx = ctx;
+    snprintf(j->name, sizeof j->name, "%s", name);
+    j->done = done;
+    j->next = ctx->deletes;
+    if (ctx->deletes)
+        ctx->deletes->prev = j;
+    ctx->deletes = j;
+    store_writer_submit(ctx->obs_writer, true, delete_write, delete_written, j);
+}
+
+static void delete_answered(http_request_t *req, api_ctx_t *ctx, const char *name, int r,
+                            const mf_error_t *err)
+{
+    if (r < 0) {
+        api_respond_failure(req, r, err);
+        return;
+    }
+    bool purge = false; /* ?purge was checked before the delete was made */
+    purge_wanted(req, &purge);
     if (!purge) {
         http_respond(req, 204, NULL, NULL, 0);
         return;
     }
     purge_job_t *j = xcalloc(1, sizeof *j);
     j->req = req;
-    snprintf(j->name, sizeof j->name, "%s", fn_name(req));
+    snprintf(j->name, sizeof j->name, "%s", name);
     obs_records_flush(ctx->records);
     obs_logs_flush(ctx->logs);
     store_writer_submit(ctx->obs_writer, false, purge_apply, purge_done, j);
+}
+
+static void handle_delete(http_request_t *req, api_ctx_t *ctx)
+{
+    bool purge;
+    if (!purge_wanted(req, &purge)) {
+        http_respond_error(req, 400, "bad_request", "purge: must be 1, 0, true or false");
+        return;
+    }
+    api__function_delete(req, ctx, fn_name(req), delete_answered);
 }
 
 void api__function_changed(api_ctx_t *ctx, const fn_t *fn)

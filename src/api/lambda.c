@@ -625,25 +625,27 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
+static void delete_answered(http_request_t *req, api_ctx_t *ctx, const char *name, int r,
+                            const mf_error_t *err)
+{
+    if (r == 0) {
+        http_respond(req, 204, NULL, NULL, 0);
+    } else if (r == -ENOENT) {
+        char arn[256];
+        lambda_arn(ctx, name, arn, sizeof arn);
+        lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
+    } else {
+        lambda_failure(req, r, err);
+    }
+}
+
 static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
     char name[FN_NAME_MAX + 1];
     if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
         return;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = registry_delete(ctx->registry, name, &err);
-    if (r < 0) {
-        char arn[256];
-        lambda_arn(ctx, name, arn, sizeof arn);
-        if (r == -ENOENT)
-            lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s", arn);
-        else
-            lambda_failure(req, r, &err);
-        return;
-    }
-    api__function_removed(ctx, name, true);
-    http_respond(req, 204, NULL, NULL, 0);
+    api__function_delete(req, ctx, name, delete_answered);
 }
 
 /* ---- invoke ------------------------------------------------------------------ */

@@ -156,6 +156,22 @@ static void not_found(http_request_t *req, const api_ctx_t *ctx, const char *nam
                       "The resource you requested does not exist: %s has no function URL", arn);
 }
 
+static void put_done(void *ud, int r, bool created, const mf_error_t *err)
+{
+    (void)created; /* the request said which it is */
+    api_pending_t *p = ud;
+    const url_config_t *now = r == 0 ? url_table_get(p->ctx->urls, p->name) : NULL;
+    if (r == -ENOENT || (r == 0 && !now)) {
+        not_found(p->req, p->ctx, p->name);
+    } else if (r < 0) {
+        api__lambda_failure(p->req, r, err);
+    } else {
+        cleanup_json json_t *out = lambda_url_json(p->ctx, now, !p->create);
+        http_respond_json(p->req, p->create ? 201 : 200, out);
+    }
+    free(p);
+}
+
 /* Create and update: settings (owned) checked and stored. */
 static void put_settings(http_request_t *req, api_ctx_t *ctx, const char *name, json_t *settings,
                          bool create)
@@ -171,18 +187,8 @@ static void put_settings(http_request_t *req, api_ctx_t *ctx, const char *name, 
         return;
     }
     snprintf(c.function, sizeof c.function, "%s", name);
-    r = url_table_put(ctx->urls, &c, NULL, &err);
+    url_table_put(ctx->urls, &c, put_done, api__pending(req, ctx, name, create));
     url_config_clear(&c);
-    if (r == -ENOENT) {
-        not_found(req, ctx, name);
-        return;
-    }
-    if (r < 0) {
-        api__lambda_failure(req, r, &err);
-        return;
-    }
-    cleanup_json json_t *out = lambda_url_json(ctx, url_table_get(ctx->urls, name), !create);
-    http_respond_json(req, create ? 201 : 200, out);
 }
 
 void api__lambda_url_create(http_request_t *req, api_ctx_t *ctx)
@@ -239,19 +245,25 @@ void api__lambda_url_get(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
+static void delete_done(void *ud, int r, bool created, const mf_error_t *err)
+{
+    (void)created;
+    api_pending_t *p = ud;
+    if (r == -ENOENT)
+        not_found(p->req, p->ctx, p->name);
+    else if (r < 0)
+        api__lambda_failure(p->req, r, err);
+    else
+        http_respond(p->req, 204, NULL, NULL, 0);
+    free(p);
+}
+
 void api__lambda_url_delete(http_request_t *req, api_ctx_t *ctx)
 {
     char name[FN_NAME_MAX + 1];
     if (!lambda_url_request(req, ctx, name))
         return;
-    mf_error_t err = MF_ERROR_INIT;
-    int r = url_table_delete(ctx->urls, name, &err);
-    if (r == -ENOENT)
-        not_found(req, ctx, name);
-    else if (r < 0)
-        api__lambda_failure(req, r, &err);
-    else
-        http_respond(req, 204, NULL, NULL, 0);
+    url_table_delete(ctx->urls, name, delete_done, api__pending(req, ctx, name, false));
 }
 
 void api__lambda_url_list(http_request_t *req, api_ctx_t *ctx)

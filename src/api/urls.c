@@ -82,6 +82,27 @@ static void log_public(const api_ctx_t *ctx, const char *name)
     buf_release(&addr);
 }
 
+static void put_done(void *ud, int r, bool created, const mf_error_t *err)
+{
+    api_pending_t *p = ud;
+    http_request_t *req = p->req;
+    const url_config_t *now = r == 0 ? url_table_get(p->ctx->urls, p->name) : NULL;
+    if (r == -ENOENT) {
+        http_respond_error(req, 404, "not_found", "no function named %s", p->name);
+    } else if (r < 0) {
+        api_respond_failure(req, r, err);
+    } else if (!now) {
+        /* The function went while its URL was being written. */
+        http_respond_error(req, 404, "not_found", "no function named %s", p->name);
+    } else {
+        if (now->auth == URL_AUTH_NONE)
+            log_public(p->ctx, p->name);
+        cleanup_json json_t *out = url_json(p->ctx, now);
+        http_respond_json(req, created ? 201 : 200, out);
+    }
+    free(p);
+}
+
 static void handle_put(http_request_t *req, api_ctx_t *ctx)
 {
     const char *name = req->params[0];
@@ -106,21 +127,8 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
         return;
     }
     snprintf(c.function, sizeof c.function, "%s", name);
-    bool created = false;
-    r = url_table_put(ctx->urls, &c, &created, &err);
+    url_table_put(ctx->urls, &c, put_done, api__pending(req, ctx, name, false));
     url_config_clear(&c);
-    if (r < 0) {
-        if (r == -ENOENT)
-            http_respond_error(req, 404, "not_found", "no function named %s", name);
-        else
-            api_respond_failure(req, r, &err);
-        return;
-    }
-    const url_config_t *now = url_table_get(ctx->urls, name);
-    if (now->auth == URL_AUTH_NONE)
-        log_public(ctx, name);
-    cleanup_json json_t *out = url_json(ctx, now);
-    http_respond_json(req, created ? 201 : 200, out);
 }
 
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
@@ -134,16 +142,21 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
-static void handle_delete(http_request_t *req, api_ctx_t *ctx)
+static void delete_done(void *ud, int r, bool created, const mf_error_t *err)
 {
-    mf_error_t err = MF_ERROR_INIT;
-    int r = url_table_delete(ctx->urls, req->params[0], &err);
+    (void)created;
+    http_request_t *req = ud;
     if (r == -ENOENT)
         http_respond_error(req, 404, "not_found", "function %s has no URL", req->params[0]);
     else if (r < 0)
-        api_respond_failure(req, r, &err);
+        api_respond_failure(req, r, err);
     else
         http_respond(req, 204, NULL, NULL, 0);
+}
+
+static void handle_delete(http_request_t *req, api_ctx_t *ctx)
+{
+    url_table_delete(ctx->urls, req->params[0], delete_done, req);
 }
 
 /* ---- which requests are a URL's -------------------------------------------- */

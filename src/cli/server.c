@@ -907,6 +907,8 @@ int cmd_server(int argc, char **argv)
         auth_keys_release(&keys);
         return CLI_EXIT_ERROR;
     }
+    registry_set_writer(registry, obs_writer);
+    volumes_set_writer(volumes, obs_writer);
     http_router_t router;
     http_router_init(&router);
     url_table_t *urls = NULL;
@@ -969,6 +971,7 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    url_table_set_writer(urls, obs_writer);
 
     /* After the queue (fires are its events); catches up on what came due
      * while the server was down. */
@@ -1063,6 +1066,7 @@ out:
     obs_records_free(records);
     obs_logs_free(logs);
     store_writer_stop(obs_writer); /* writes what the two above handed it */
+    registry_set_writer(registry, NULL);
     obs_loop_close(loop_obs);
     /* Let the loop run the close callbacks of the timers freed above. */
     uv_run(st.loop, UV_RUN_DEFAULT);

@@ -29,6 +29,7 @@
 #include "egress/policy.h"
 #include "obs/payload.h"
 #include "store/health.h"
+#include "store/writer.h"
 
 /* Lambda's bound: the keys and values of all variables together. */
 #define REG_ENV_MAX 4096
@@ -64,6 +65,7 @@ struct registry {
      * thread pool, keep their zips through, one at a time. */
     store_t *code_db;
     uv_mutex_t code_lock;
+    store_writer_t *writer;      /* forgets packages off the loop; NULL: at once */
 };
 
 typedef struct reg_range {
@@ -975,6 +977,19 @@ static int reg__check_name(const char *name, mf_error_t *err)
     return 0;
 }
 
+static int reg__forget_apply(void *db, void *arg, mf_error_t *err)
+{
+    return store_code_forget(db, arg, err);
+}
+
+static void reg__forget_done(void *arg, int rc, const mf_error_t *err)
+{
+    if (rc < 0)
+        log_warn("registry", "cannot drop code package %s from the store: %s", (char *)arg,
+                 err->msg);
+    free(arg);
+}
+
 /* Removes a package once no function refers to it. Failing to remove it
  * only wastes disk, so it is logged rather than failing the call that
  * already changed the store. */
@@ -1004,8 +1019,17 @@ static void reg__release_code_as(registry_t *r, const char *sha, bool forget)
     if (code_remove(r->code_root, sha, &err) < 0)
         log_warn("registry", "cannot remove code package %s: %s", sha, err.msg);
     /* A function of another server sharing the store keeps it there. */
-    if (forget && r->code_db && store_code_forget(r->store, sha, &err) < 0)
-        log_warn("registry", "cannot drop code package %s from the store: %s", sha, err.msg);
+    if (!forget || !r->code_db)
+        return;
+    if (r->writer)
+        store_writer_submit(r->writer, false, reg__forget_apply, reg__forget_done, xstrdup(sha));
+    else if (store_code_forget(r->store, sha, &err) < 0)
+        reg__forget_done(xstrdup(sha), -EIO, &err);
+}
+
+void registry_set_writer(registry_t *r, store_writer_t *w)
+{
+    r->writer = w;
 }
 
 static void reg__release_code(registry_t *r, const char *sha)
@@ -1452,24 +1476,49 @@ int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err)
     return 0;
 }
 
-int registry_delete(registry_t *r, const char *name, mf_error_t *err)
+int registry_delete_plan(registry_t *r, const char *name, mf_error_t *err)
 {
     int rc = reg__check_name(name, err);
     if (rc < 0)
         return rc;
     if ((rc = reg__cache_fill(r, err)) < 0)
         return rc;
-    fn_t *f = map_get(&r->cache, name);
-    if (!f)
+    if (!map_get(&r->cache, name))
         return mf_error_plain(err, ENOENT, "function `%s` does not exist", name);
-    if ((rc = store_function_delete(r->store, name, err)) < 0)
-        return rc;
-    map_remove(&r->cache, name);
-    r->changes++;
-    reg__release_code(r, f->code_sha256);
-    fn_clear(f);
-    free(f);
     return 0;
+}
+
+int registry_delete_write(store_t *db, const char *name, mf_error_t *err)
+{
+    return store_function_delete(db, name, err);
+}
+
+int registry_delete_commit(registry_t *r, const char *name, int rc, const mf_error_t *rc_err,
+                           mf_error_t *err)
+{
+    if (rc < 0) {
+        if (rc_err != err)
+            *err = *rc_err;
+        return rc;
+    }
+    r->changes++;
+    /* A put of this server's may have taken it out and in again meanwhile:
+     * the store has none now either way. */
+    fn_t *f = map_remove(&r->cache, name);
+    if (f) {
+        reg__release_code(r, f->code_sha256);
+        fn_clear(f);
+        free(f);
+    }
+    return 0;
+}
+
+int registry_delete(registry_t *r, const char *name, mf_error_t *err)
+{
+    int rc = registry_delete_plan(r, name, err);
+    if (rc == 0)
+        rc = registry_delete_write(r->store, name, err);
+    return registry_delete_commit(r, name, rc, err, err);
 }
 
 /* ---- changes other servers made ------------------------------------------- */

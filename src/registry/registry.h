@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "registry/code.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 #define FN_NAME_MAX 64
 
@@ -178,6 +179,20 @@ int registry_check(registry_t *r, const char *name, mf_error_t *err);
 int registry_list(registry_t *r, fn_t **out, size_t *count, mf_error_t *err);
 /* Deletes the function and, when no other function uses it, its package. */
 int registry_delete(registry_t *r, const char *name, mf_error_t *err);
+/* The same split up as a put is, so that its store write runs off the
+ * loop: registry_delete_plan (loop) checks the function is there (-ENOENT,
+ * -EINVAL); registry_delete_write (a store writer's thread, its store as
+ * db; -ENOENT when another server deleted it first); registry_delete_commit
+ * (loop) with the write's outcome takes it out of the registry. */
+int registry_delete_plan(registry_t *r, const char *name, mf_error_t *err);
+int registry_delete_write(store_t *db, const char *name, mf_error_t *err);
+int registry_delete_commit(registry_t *r, const char *name, int rc, const mf_error_t *rc_err,
+                           mf_error_t *err);
+
+/* With a store that keeps code packages, a package nothing uses any more
+ * is dropped from it by a job of w, off the loop (NULL, the default: at
+ * once). w must outlive the registry's use. */
+void registry_set_writer(registry_t *r, store_writer_t *w);
 
 /* Lets the execution layer keep packages its instances still run from:
  * a package no function refers to any more is only removed when in_use

@@ -24,11 +24,12 @@
 #include "obs/metrics.h"
 #include "registry/registry.h"
 #include "state/volume_internal.h"
+#include "store/writer.h"
 
 typedef enum {
     VOL_CREATING, /* being formatted and mounted: not recorded yet */
     VOL_READY,    /* recorded (mounted, unless error says why not) */
-    VOL_DELETING, /* forgotten by the store; its files are going */
+    VOL_DELETING, /* being forgotten by the store, then its files go */
 } vol_state_t;
 
 typedef struct volume {
@@ -42,10 +43,11 @@ typedef struct volume {
 struct volumes {
     uv_loop_t *loop;
     store_t *store;
+    store_writer_t *writer; /* records changes off the loop; NULL: at once */
     char *dir;             /* DATA/volumes: the images and their mount points */
     char unavailable[256]; /* why this server keeps no volumes, or "" */
     map_t by_name;         /* name → volume_t */
-    unsigned jobs;         /* creates and deletes on the thread pool */
+    unsigned jobs;         /* creates and deletes under way */
     metrics_family_t *m_used, *m_size;
 };
 
@@ -288,6 +290,7 @@ typedef struct vol_job {
     volumes_t *v;
     volume_t *e;
     bool mounted; /* a delete: the volume is to be unmounted */
+    store_volume_t row; /* a create's record */
     char *image, *dir;
     int r;
     mf_error_t err;
@@ -328,21 +331,45 @@ static void create_work(uv_work_t *w)
     }
 }
 
-static void create_done(uv_work_t *w, int status)
+/* Runs a job's store change with the writer's connection (or the store's,
+ * at once, without one), then done on the loop. */
+static void job_record(vol_job_t *j, store_job_apply_fn apply, store_job_done_fn done)
 {
-    vol_job_t *j = w->data;
+    if (j->v->writer) {
+        store_writer_submit(j->v->writer, true, apply, done, j);
+        return;
+    }
+    mf_error_t err = MF_ERROR_INIT;
+    int r = apply(j->v->store, j, &err);
+    done(j, r, &err);
+}
+
+static void job_free(vol_job_t *j)
+{
+    free(j->image);
+    free(j->dir);
+    free(j);
+}
+
+static int create_apply(void *db, void *arg, mf_error_t *err)
+{
+    vol_job_t *j = arg;
+    return store_volume_add(db, &j->row, err);
+}
+
+static void create_recorded(void *arg, int r, const mf_error_t *err)
+{
+    vol_job_t *j = arg;
     volumes_t *v = j->v;
     volume_t *e = j->e;
     v->jobs--;
-    if (j->r == 0) {
-        store_volume_t row = {.size_mb = e->size_mb, .created_ms = e->created_ms};
-        snprintf(row.name, sizeof row.name, "%s", e->name);
-        if ((j->r = store_volume_add(v->store, &row, &j->err)) < 0) {
-            mf_error_t ignored = MF_ERROR_INIT;
-            volume__unmount(j->dir, &ignored);
-            unlink(j->image);
-            rmdir(j->dir);
-        }
+    if (r < 0 && !j->r) {
+        j->r = r;
+        j->err = *err;
+        mf_error_t ignored = MF_ERROR_INIT;
+        volume__unmount(j->dir, &ignored);
+        unlink(j->image);
+        rmdir(j->dir);
     }
     volume_info_t info;
     if (j->r < 0) {
@@ -355,9 +382,20 @@ static void create_done(uv_work_t *w, int status)
         fill_info(v, e, &info);
         j->created(j->ud, 0, &info, true, &j->err);
     }
-    free(j->image);
-    free(j->dir);
-    free(j);
+    job_free(j);
+}
+
+static void create_done(uv_work_t *w, int status)
+{
+    vol_job_t *j = w->data;
+    volume_t *e = j->e;
+    if (j->r < 0) {
+        create_recorded(j, 0, &j->err);
+        return;
+    }
+    j->row = (store_volume_t){ .size_mb = e->size_mb, .created_ms = e->created_ms };
+    snprintf(j->row.name, sizeof j->row.name, "%s", e->name);
+    job_record(j, create_apply, create_recorded);
 }
 
 static int check_name(const char *name, mf_error_t *err)
@@ -505,9 +543,30 @@ static void delete_done(uv_work_t *w, int status)
     /* The volume is gone for good once the store forgot it: what is left
      * of its files goes at the next start. */
     j->deleted(j->ud, 0, NULL);
-    free(j->image);
-    free(j->dir);
-    free(j);
+    job_free(j);
+}
+
+static int delete_apply(void *db, void *arg, mf_error_t *err)
+{
+    vol_job_t *j = arg;
+    return store_volume_delete(db, j->e->name, err);
+}
+
+static void delete_recorded(void *arg, int r, const mf_error_t *err)
+{
+    vol_job_t *j = arg;
+    volumes_t *v = j->v;
+    v->jobs--;
+    if (r < 0) {
+        j->e->state = VOL_READY; /* still recorded: as it was */
+        j->deleted(j->ud, r, err);
+        job_free(j);
+        return;
+    }
+    const char *labels[] = {j->e->name};
+    metrics_remove(v->m_used, labels);
+    metrics_remove(v->m_size, labels);
+    job_queue(j, delete_work, delete_done);
 }
 
 void volumes_delete(volumes_t *v, const char *name, volumes_done_cb cb, void *ud)
@@ -517,20 +576,24 @@ void volumes_delete(volumes_t *v, const char *name, volumes_done_cb cb, void *ud
     int r = check_name(name, &err);
     if (r == 0 && e && e->state == VOL_CREATING)
         r = mf_error_plain(&err, EBUSY, "volume %s is being created: try again when it is", name);
+    else if (r == 0 && e && e->state == VOL_DELETING)
+        r = mf_error_plain(&err, EBUSY, "volume %s is being deleted", name);
     else if (r == 0 && (!e || e->state != VOL_READY))
         r = mf_error_plain(&err, ENOENT, "no volume named %s", name);
-    if (r == 0)
-        r = store_volume_delete(v->store, name, &err);
     if (r < 0) {
         cb(ud, r, &err);
         return;
     }
-    const char *labels[] = {name};
-    metrics_remove(v->m_used, labels);
-    metrics_remove(v->m_size, labels);
+    /* From here no function can come to mount it (volumes_exists). */
     e->state = VOL_DELETING;
     vol_job_t *j = job_new(v, e, ud);
     j->deleted = cb;
     j->mounted = !v->unavailable[0] && !e->error[0];
-    job_queue(j, delete_work, delete_done);
+    v->jobs++;
+    job_record(j, delete_apply, delete_recorded);
+}
+
+void volumes_set_writer(volumes_t *v, store_writer_t *w)
+{
+    v->writer = w;
 }

@@ -31,6 +31,7 @@
 
 #include "core/error.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 #define VOLUME_NAME_MAX 64
 #define VOLUME_SIZE_MB_MIN 1
@@ -64,6 +65,9 @@ int volumes_open(uv_loop_t *loop, store_t *store, const char *data_dir, bool iso
                  volumes_t **out, mf_error_t *err);
 /* Unmounts every volume (lazily: see volume_fs.c). */
 void volumes_close(volumes_t *v);
+/* Creates and deletes are recorded by jobs of w, off the loop (NULL, the
+ * default: at once, with the store given to volumes_open). */
+void volumes_set_writer(volumes_t *v, store_writer_t *w);
 
 /* Parses a create body {"size_mb": N}, N a whole number of MiB from
  * VOLUME_SIZE_MB_MIN to VOLUME_SIZE_MB_MAX; unknown fields are refused. */
@@ -87,9 +91,9 @@ bool volumes_exists(volumes_t *v, const char *name);
 
 typedef void (*volumes_done_cb)(void *ud, int r, const mf_error_t *err);
 /* Deletes the volume and its files (the caller has checked that no
- * function mounts it): it is forgotten at once, then unmounted and its
- * image removed on the thread pool; cb is called once, possibly before
- * this returns. */
+ * function mounts it): no function can mount it from the call on; it is
+ * forgotten by the store, then unmounted and its image removed on the
+ * thread pool; cb is called once, possibly before this returns. */
 void volumes_delete(volumes_t *v, const char *name, volumes_done_cb cb, void *ud);
 
 /* Where the volume is mounted, for sandboxes (exec_volume_path_fn): fills

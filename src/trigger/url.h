@@ -27,6 +27,7 @@
 #include "http/request.h"
 #include "registry/registry.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 /* Lambda's bounds on the CORS lists and their items. */
 #define URL_CORS_ORIGINS_MAX 100
@@ -91,20 +92,27 @@ void url_config_clear(url_config_t *c);
  * store deletes its row with the function's). Used from the loop thread. */
 typedef struct url_table {
     store_t *store;
+    store_writer_t *writer;    /* writes changes off the loop; NULL: at once */
     map_t by_function;         /* name → url_config_t* */
     uint64_t changes;          /* puts, deletes and forgets made here */
 } url_table_t;
 
 int url_table_open(store_t *store, url_table_t **out, mf_error_t *err);
 void url_table_close(url_table_t *t);
+/* Changes are written by jobs of w, off the loop (NULL, the default: at
+ * once, with the table's store). w must outlive the changes it was given. */
+void url_table_set_writer(url_table_t *t, store_writer_t *w);
 /* The function's URL settings, or NULL; valid until the table next changes. */
 const url_config_t *url_table_get(const url_table_t *t, const char *function);
-/* Creates or replaces the function's URL (c->function names it): written
- * to the store first, then kept. created_ms is kept from an existing URL,
- * and *created says whether there was none. */
-int url_table_put(url_table_t *t, const url_config_t *c, bool *created, mf_error_t *err);
+/* A change's outcome, on the loop, once the table has taken it in. */
+typedef void (*url_table_done_fn)(void *ud, int r, bool created, const mf_error_t *err);
+/* Creates or replaces the function's URL (c->function names it; c is
+ * copied): written to the store first, then kept. created_ms is kept from
+ * an existing URL, and created says whether there was none. -ENOENT when
+ * the function does not exist. */
+void url_table_put(url_table_t *t, const url_config_t *c, url_table_done_fn done, void *ud);
 /* -ENOENT when the function has no URL. */
-int url_table_delete(url_table_t *t, const char *function, mf_error_t *err);
+void url_table_delete(url_table_t *t, const char *function, url_table_done_fn done, void *ud);
 /* The function was deleted (the store's row went with it). */
 void url_table_forget(url_table_t *t, const char *function);
 /* How many changes the three calls above made: it moves with each, so that

@@ -360,45 +360,97 @@ const url_config_t *url_table_get(const url_table_t *t, const char *function)
     return t ? map_get(&t->by_function, function) : NULL;
 }
 
-int url_table_put(url_table_t *t, const url_config_t *c, bool *created, mf_error_t *err)
+void url_table_set_writer(url_table_t *t, store_writer_t *w)
+{
+    t->writer = w;
+}
+
+/* A put or a delete on its way to the store. */
+typedef struct url_change {
+    url_table_t *t;
+    url_config_t *c;           /* a put's new settings; NULL for a delete */
+    char function[FN_NAME_MAX + 1];
+    bool created;
+    store_url_t row;           /* a put's, its text in row_text */
+    buf_t row_text;
+    url_table_done_fn done;
+    void *ud;
+} url_change_t;
+
+static int change_write(void *db, void *arg, mf_error_t *err)
+{
+    url_change_t *ch = arg;
+    if (ch->c)
+        return store_url_put(db, &ch->row, err);
+    return store_url_delete(db, ch->function, err);
+}
+
+static void change_done(void *arg, int r, const mf_error_t *err)
+{
+    url_change_t *ch = arg;
+    url_table_t *t = ch->t;
+    if (ch->c && r == 0) {
+        table_set(t, ch->c);
+        ch->c = NULL;
+        t->changes++;
+    } else if (!ch->c && (r == 0 || r == -ENOENT)) {
+        bool had = url_table_get(t, ch->function) != NULL;
+        url_table_forget(t, ch->function);
+        if (had)
+            r = 0;
+    }
+    if (ch->c) {
+        url_config_clear(ch->c);
+        free(ch->c);
+    }
+    buf_release(&ch->row_text);
+    ch->done(ch->ud, r, ch->created, err);
+    free(ch);
+}
+
+static void change_submit(url_change_t *ch)
+{
+    if (ch->t->writer) {
+        store_writer_submit(ch->t->writer, true, change_write, change_done, ch);
+        return;
+    }
+    mf_error_t err = MF_ERROR_INIT;
+    int r = change_write(ch->t->store, ch, &err);
+    change_done(ch, r, &err);
+}
+
+void url_table_put(url_table_t *t, const url_config_t *c, url_table_done_fn done, void *ud)
 {
     const url_config_t *old = url_table_get(t, c->function);
-    url_config_t *n = xcalloc(1, sizeof *n);
+    url_change_t *ch = xcalloc(1, sizeof *ch);
+    ch->t = t;
+    ch->done = done;
+    ch->ud = ud;
+    ch->created = old == NULL;
+    snprintf(ch->function, sizeof ch->function, "%s", c->function);
+    url_config_t *n = ch->c = xcalloc(1, sizeof *n);
     url_config_copy(n, c);
     n->updated_ms = clock_wall_ms();
     n->created_ms = old ? old->created_ms : n->updated_ms;
     json_t *settings = url_config_settings_json(n);
-    buf_t text = BUF_INIT;
-    json_dump_buf(&text, settings);
+    buf_init(&ch->row_text, 0);
+    json_dump_buf(&ch->row_text, settings);
     json_decref(settings);
-    store_url_t row = { .config_json = text.data,
-                        .created_ms = n->created_ms,
-                        .updated_ms = n->updated_ms };
-    snprintf(row.function, sizeof row.function, "%s", n->function);
-    int r = store_url_put(t->store, &row, err);
-    buf_release(&text);
-    if (r < 0) {
-        url_config_clear(n);
-        free(n);
-        return r;
-    }
-    if (created)
-        *created = old == NULL;
-    table_set(t, n);
-    t->changes++;
-    return 0;
+    ch->row = (store_url_t){ .config_json = ch->row_text.data,
+                             .created_ms = n->created_ms,
+                             .updated_ms = n->updated_ms };
+    snprintf(ch->row.function, sizeof ch->row.function, "%s", n->function);
+    change_submit(ch);
 }
 
-int url_table_delete(url_table_t *t, const char *function, mf_error_t *err)
+void url_table_delete(url_table_t *t, const char *function, url_table_done_fn done, void *ud)
 {
-    int r = store_url_delete(t->store, function, err);
-    if (r < 0 && r != -ENOENT)
-        return r;
-    bool had = url_table_get(t, function) != NULL;
-    url_table_forget(t, function);
-    if (r == -ENOENT && !had)
-        return r;
-    return 0;
+    url_change_t *ch = xcalloc(1, sizeof *ch);
+    ch->t = t;
+    ch->done = done;
+    ch->ud = ud;
+    snprintf(ch->function, sizeof ch->function, "%s", function);
+    change_submit(ch);
 }
 
 void url_table_forget(url_table_t *t, const char *function)

@@ -234,6 +234,74 @@ static void test_another_servers_changes_are_taken_in(void **state)
     node_close(&a);
 }
 
+static void keep_done(uv_timer_t *t)
+{
+    uv_timer_stop(t);
+}
+
+/* A delete split as the API makes it: checked, written with another
+ * connection (a writer's), taken in. A delete another server made first
+ * is -ENOENT from the write, and the commit passes it on; with a writer
+ * set, the package leaves the store by one of its jobs, not at once. */
+static void test_a_split_delete_and_a_package_dropped_by_a_writer(void **state)
+{
+    backend_t *b = *state;
+    node_t a, other;
+    node_open(&a, b);
+    node_open(&other, b);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(store_writer_db(a.store, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    registry_set_writer(a.reg, w);
+
+    char sha1[65], sha2[65];
+    put_code(&a, "f", v1, sha1);
+    put_code(&a, "g", v2, sha2);
+    put_code(&other, "h", v2, sha2);
+    assert_int_equal(registry_delete_plan(a.reg, "ghost", &err), -ENOENT);
+    assert_int_equal(registry_delete_plan(a.reg, "f", &err), 0);
+    store_t *wdb = open_store(b); /* the writer's connection, as it were */
+    assert_int_equal(registry_delete_write(wdb, "f", &err), 0);
+    assert_int_equal(registry_check(a.reg, "f", &err), 0); /* not taken in yet */
+    uint64_t changes = registry_changes(a.reg);
+    assert_int_equal(registry_delete_commit(a.reg, "f", 0, &err, &err), 0);
+    assert_int_equal(registry_check(a.reg, "f", &err), -ENOENT);
+    assert_true(registry_changes(a.reg) == changes + 1);
+    /* Its package leaves by the writer's job. */
+    assert_int_equal(pg_kept_packages(b, sha1), 1);
+    uv_timer_t keep;
+    uv_timer_init(&loop, &keep);
+    uv_timer_start(&keep, keep_done, 60000, 0);
+    store_writer_wait(w);
+    while (pg_kept_packages(b, sha1) && uv_is_active((uv_handle_t *)&keep))
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(pg_kept_packages(b, sha1), 0);
+
+    /* g: another server deletes it between this one's check and write. */
+    assert_int_equal(registry_delete_plan(a.reg, "g", &err), 0);
+    assert_int_equal(store_function_delete(other.store, "g", &err), 0);
+    int r = registry_delete_write(wdb, "g", &err);
+    assert_int_equal(r, -ENOENT);
+    mf_error_t e = MF_ERROR_INIT;
+    assert_int_equal(registry_delete_commit(a.reg, "g", r, &err, &e), -ENOENT);
+    assert_non_null(strstr(e.msg, "g"));
+    /* h of the other server still runs sha2: the store keeps it. */
+    assert_int_equal(pg_kept_packages(b, sha2), 1);
+
+    uv_close((uv_handle_t *)&keep, NULL);
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    registry_set_writer(a.reg, NULL);
+    store_close(wdb);
+    node_close(&other);
+    node_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +314,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(test_another_servers_changes_are_taken_in, setup_pg,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_split_delete_and_a_package_dropped_by_a_writer,
+                                        setup_pg, teardown),
     };
     if (!pg_available())
         return 0;

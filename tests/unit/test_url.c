@@ -257,6 +257,38 @@ static void test_cors(void **state)
     buf_release(&h);
 }
 
+/* A change's outcome: without a writer the table calls back at once. */
+typedef struct change_seen {
+    int calls, r;
+    bool created;
+} change_seen_t;
+
+static void on_change(void *ud, int r, bool created, const mf_error_t *err)
+{
+    (void)err;
+    change_seen_t *c = ud;
+    c->calls++;
+    c->r = r;
+    c->created = created;
+}
+
+static int put_now(url_table_t *t, const url_config_t *c, bool *created)
+{
+    change_seen_t seen = { 0 };
+    url_table_put(t, c, on_change, &seen);
+    assert_int_equal(seen.calls, 1);
+    *created = seen.created;
+    return seen.r;
+}
+
+static int delete_now(url_table_t *t, const char *function)
+{
+    change_seen_t seen = { 0 };
+    url_table_delete(t, function, on_change, &seen);
+    assert_int_equal(seen.calls, 1);
+    return seen.r;
+}
+
 static void test_table_is_durable_and_goes_with_the_function(void **state)
 {
     store_t *s = open_store(*state);
@@ -271,10 +303,10 @@ static void test_table_is_durable_and_goes_with_the_function(void **state)
                               "\"cors\": {\"allow_origins\": [\"*\"]}}");
     snprintf(c.function, sizeof c.function, "fn");
     bool created = false;
-    assert_int_equal(url_table_put(t, &c, &created, &err), 0);
+    assert_int_equal(put_now(t, &c, &created), 0);
     assert_true(created);
     snprintf(c.function, sizeof c.function, "ghost");
-    assert_int_equal(url_table_put(t, &c, &created, &err), -ENOENT);
+    assert_int_equal(put_now(t, &c, &created), -ENOENT);
     assert_null(url_table_get(t, "ghost"));
     url_config_clear(&c);
     url_table_close(t);
@@ -298,7 +330,82 @@ static void test_table_is_durable_and_goes_with_the_function(void **state)
     assert_int_equal(store_function_delete(s, "fn", &err), 0);
     assert_int_equal(url_table_open(s, &t, &err), 0);
     assert_null(url_table_get(t, "fn"));
-    assert_int_equal(url_table_delete(t, "fn", &err), -ENOENT);
+    assert_int_equal(delete_now(t, "fn"), -ENOENT);
+    url_table_close(t);
+    store_close(s);
+}
+
+/* Runs the loop until both changes were called back; the writer's own
+ * handle does not keep a loop alive, a timer does meanwhile. */
+static void keep_done(uv_timer_t *t)
+{
+    uv_timer_stop(t);
+}
+
+static void run_until(uv_loop_t *loop, store_writer_t *w, const int *a, const int *b)
+{
+    uv_timer_t keep;
+    uv_timer_init(loop, &keep);
+    uv_timer_start(&keep, keep_done, 60000, 0);
+    store_writer_wait(w);
+    while ((!*a || !*b) && uv_is_active((uv_handle_t *)&keep))
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&keep, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    assert_true(*a && *b);
+}
+
+/* Through a writer, off the caller's thread: the table changes only when
+ * the write is done, and what it says is what the store has. */
+static void test_table_changes_through_a_writer(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    store_function_t f = { .name = "fn", .version = 1, .code_sha256 = "x",
+                           .config_json = "{}", .created_ms = 1, .updated_ms = 1 };
+    assert_int_equal(store_function_put(s, &f, &err), 0);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    assert_int_equal(store_writer_db(s, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    url_table_t *t;
+    assert_int_equal(url_table_open(s, &t, &err), 0);
+    url_table_set_writer(t, w);
+
+    url_config_t c = parse_ok("{\"auth\": \"key\"}");
+    snprintf(c.function, sizeof c.function, "fn");
+    change_seen_t put = { 0 }, ghost = { 0 }, del = { 0 }, again = { 0 };
+    url_table_put(t, &c, on_change, &put);
+    snprintf(c.function, sizeof c.function, "ghost");
+    url_table_put(t, &c, on_change, &ghost);
+    url_config_clear(&c);
+    assert_int_equal(put.calls, 0);
+    assert_null(url_table_get(t, "fn"));
+    uint64_t before = url_table_changes(t);
+    run_until(&loop, w, &put.calls, &ghost.calls);
+    assert_int_equal(put.r, 0);
+    assert_true(put.created);
+    assert_int_equal(ghost.r, -ENOENT);
+    assert_null(url_table_get(t, "ghost"));
+    assert_non_null(url_table_get(t, "fn"));
+    assert_true(url_table_changes(t) > before);
+
+    url_table_delete(t, "fn", on_change, &del);
+    url_table_delete(t, "fn", on_change, &again);
+    assert_non_null(url_table_get(t, "fn"));
+    run_until(&loop, w, &del.calls, &again.calls);
+    assert_int_equal(del.r, 0);
+    assert_int_equal(again.r, -ENOENT);
+    assert_null(url_table_get(t, "fn"));
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    url_table_close(t);
+    /* The store agrees. */
+    assert_int_equal(url_table_open(s, &t, &err), 0);
+    assert_null(url_table_get(t, "fn"));
     url_table_close(t);
     store_close(s);
 }
@@ -314,6 +421,8 @@ int main(void)
     const struct CMUnitTest store[] = {
         cmocka_unit_test_setup_teardown(test_table_is_durable_and_goes_with_the_function,
                                         setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_table_changes_through_a_writer, setup_backend,
+                                        teardown),
     };
     int failed = cmocka_run_group_tests_name("function URLs", tests, NULL, NULL);
     return failed | run_on_both_backends("the URLs' table", store);
