@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "core/clock.h"
-#include "core/codec.h"
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
@@ -110,9 +109,16 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [FN_DELETE] = { "fn_delete", STORE_FN_DELETE(P), "t" },
     [FN_LIST] = { "fn_list", STORE_FN_LIST, "" },
     [CODE_REFS] = { "code_refs", STORE_CODE_REFS(P), "t" },
+    /* Many records a statement, each column an array (store__pg_run_rows). */
     [REC_PUT] = { "rec_put",
                   "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ")"
-                  " VALUES (" STORE_REC_VALUES(P) ") ON CONFLICT (request_id) DO UPDATE SET"
+                  " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],"
+                  " $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],"
+                  " $10::bigint[], $11::bigint[], $12::float8[], $13::text[], $14::text[],"
+                  " $15::bigint[], $16::text[], $17::text[], $18::text[], $19::bigint[],"
+                  " $20::text[], $21::bytea[], $22::bigint[], $23::bigint[], $24::bytea[],"
+                  " $25::bigint[], $26::bigint[])"
+                  " ON CONFLICT (request_id) DO UPDATE SET"
                   " function = excluded.function, version = excluded.version,"
                   " status = excluded.status, start_ms = excluded.start_ms,"
                   " duration_ms = excluded.duration_ms, billed_ms = excluded.billed_ms,"
@@ -135,7 +141,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " OR (excluded.attempts = invocations.attempts"
                   " AND (invocations.status IN ('queued', 'running')"
                   " OR excluded.status NOT IN ('queued', 'running')))",
-                  "ttitidiiiiidttitttitbiibii" },
+                  "tttttttttttttttttttttttttt" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
     [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiit" },
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiit" },
@@ -146,9 +152,9 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
      * back for the announcement of the batch. */
     [LOG_PUT] = { "log_put",
                   "INSERT INTO logs (time_ms, function, request_id, stream, message, node)"
-                  " SELECT t, f, r, s, m, $6 FROM unnest($1::bigint[], $2::text[], $3::text[],"
-                  " $4::bigint[], $5::bytea[]) WITH ORDINALITY AS u(t, f, r, s, m, o)"
-                  " ORDER BY o RETURNING id",
+                  " SELECT t, f, r, s, m, n FROM unnest($1::bigint[], $2::text[], $3::text[],"
+                  " $4::bigint[], $5::bytea[], $6::text[]) WITH ORDINALITY AS"
+                  " u(t, f, r, s, m, n, o) ORDER BY o RETURNING id",
                   "tttttt" },
     [LOG_LIST] = { "log_list",
                    "SELECT " PG_LOG_COLUMNS " FROM logs WHERE function = $1"
@@ -330,37 +336,10 @@ static int pg__list(pg_store_t *s, int id, const store_pg_params_t *p, size_t si
     return 0;
 }
 
-typedef struct {
-    const void *items;
-    size_t size;
-    int (*bind)(const store__binder_t *b, const void *item);
-} pg_each_t;
-
-static void pg__each_bind(void *ctx, size_t i, const store__binder_t *b)
+/* Ends a transaction of a write's own that began with r (0: it did):
+ * committed if the write succeeded (r 0), else undone. */
+static int pg__own_end(pg_store_t *s, int r, mf_error_t *err)
 {
-    pg_each_t *e = ctx;
-    e->bind(b, (const char *)e->items + i * e->size);
-}
-
-/* Runs statement id once per item (count of them, size bytes apart), each
- * bound by bind, sent together (store__pg_run_each): a writer's many rows. */
-static int pg__write_each(pg_store_t *s, int id, const void *items, size_t count, size_t size,
-                          int (*bind)(const store__binder_t *b, const void *item),
-                          const char *what, mf_error_t *err)
-{
-    pg_each_t e = { items, size, bind };
-    return store__pg_run_each(s->conn, stmt(id), count, pg__each_bind, NULL, &e, what, err);
-}
-
-/* As pg__write_each, in a transaction of its own that does not wait for
- * the disk (records and log lines: what happened, not what was promised). */
-static int pg__put_each(pg_store_t *s, int id, const void *items, size_t count, size_t size,
-                        int (*bind)(const store__binder_t *b, const void *item),
-                        const char *what, mf_error_t *err)
-{
-    int r = store__pg_begin(s->conn, false, err);
-    if (r == 0)
-        r = pg__write_each(s, id, items, count, size, bind, what, err);
     if (r == 0)
         return store__pg_commit(s->conn, err);
     store__pg_rollback(s->conn);
@@ -522,34 +501,33 @@ static void pg__records_fold(const store_record_t *recs, size_t count, pg_recs_t
     map_release(&at);
 }
 
-static int bind_folded(const store__binder_t *b, const void *item)
+static void bind_folded(void *ctx, size_t i, const store__binder_t *b)
 {
-    return store__bind_record(b, *(const store_record_t *const *)item);
+    store__bind_record(b, ((pg_recs_t *)ctx)->recs[i]);
 }
 
-/* The records, folded; in the caller's transaction, or (own) in one of
- * their own. */
-static int pg__records_fold_write(store_t *base, const store_record_t *recs, size_t count,
-                                  bool own, mf_error_t *err)
+/* The records, folded (so that no statement has one request's row twice,
+ * which an upsert refuses), many a statement. */
+static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
+                             mf_error_t *err)
 {
     pg_recs_t f;
     pg__records_fold(recs, count, &f);
-    int r = (own ? pg__put_each : pg__write_each)(pg(base), REC_PUT, f.recs, f.n, sizeof *f.recs,
-                                                  bind_folded, "write an invocation record", err);
+    int r = store__pg_run_rows(pg(base)->conn, stmt(REC_PUT), f.n, bind_folded, NULL, &f,
+                               "write invocation records", err);
     free(f.recs);
     return r;
 }
 
-static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
-                             mf_error_t *err)
-{
-    return pg__records_fold_write(base, recs, count, false, err);
-}
-
+/* As pg__records_write, in a transaction of its own that does not wait
+ * for the disk (what happened, not what was promised). */
 static int pg__records_put(store_t *base, const store_record_t *recs, size_t count,
                            mf_error_t *err)
 {
-    return pg__records_fold_write(base, recs, count, true, err);
+    int r = store__pg_begin(pg(base)->conn, false, err);
+    if (r == 0)
+        r = pg__records_write(base, recs, count, err);
+    return pg__own_end(pg(base), r, err);
 }
 
 static int pg__record_get(store_t *base, const char *request_id, store_record_t *out,
@@ -651,97 +629,42 @@ static int pg__announce_lines(pg_store_t *s, const store_log_t *lines, size_t co
     return r;
 }
 
-/* An element of a text array literal: quoted, with " and \ escaped. */
-static void pg__array_text(buf_t *b, const char *v)
+/* The lines of one write, with their server's name, and the ids they
+ * were given. */
+typedef struct pg_lines {
+    const store_log_t *lines;
+    const char *node;
+    int64_t first, last;
+} pg_lines_t;
+
+static void pg__line_bind(void *ctx, size_t i, const store__binder_t *b)
 {
-    buf_add(b, "\"", 1);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_add(b, "\\", 1);
-        buf_add(b, p, 1);
-    }
-    buf_add(b, "\"", 1);
+    pg_lines_t *l = ctx;
+    store__bind_log(b, &l->lines[i]);
+    b->text(b->ctx, 6, l->node);
 }
 
-/* An element of a bytea array literal: its bytes in hex. */
-static void pg__array_bytes(buf_t *b, const char *v, size_t len)
+static void pg__lines_ids(void *ctx, const PGresult *res)
 {
-    buf_add(b, "\"\\\\x", 4);
-    buf_grow(b, 2 * len + 1);
-    codec_hex(b->data + b->len, (const uint8_t *)v, len);
-    b->len += 2 * len;
-    buf_add(b, "\"", 1);
-}
-
-/* The lines of one statement: at most this many, or about this many
- * bytes of arrays. */
-#define PG_LINES_MAX 1024
-#define PG_LINES_BYTES ((size_t)8 << 20)
-
-/* Writes lines[0..*n) in one statement, as arrays of their columns (one
- * statement instead of one a line: PostgreSQL plans and starts it once);
- * *n may come back smaller, where the arrays grew past PG_LINES_BYTES.
- * The ids they were given widen *first..*last. */
-static int pg__lines_insert(pg_store_t *s, const store_log_t *lines, size_t *n,
-                            int64_t *first, int64_t *last, mf_error_t *err)
-{
-    buf_t col[5];
-    for (int c = 0; c < 5; c++) {
-        buf_init(&col[c], 0);
-        buf_add(&col[c], "{", 1);
-    }
-    size_t i = 0, bytes = 0;
-    for (; i < *n && (i == 0 || bytes < PG_LINES_BYTES); i++) {
-        const store_log_t *l = &lines[i];
-        const char *sep = i ? "," : "";
-        buf_addf(&col[0], "%s%lld", sep, (long long)l->time_ms);
-        buf_addf(&col[1], "%s", sep);
-        pg__array_text(&col[1], l->function);
-        buf_addf(&col[2], "%s", sep);
-        pg__array_text(&col[2], l->request_id);
-        buf_addf(&col[3], "%s%d", sep, l->stream);
-        buf_addf(&col[4], "%s", sep);
-        pg__array_bytes(&col[4], l->message ? l->message : "", l->len);
-        bytes = col[1].len + col[2].len + col[4].len;
-    }
-    *n = i;
-    store_pg_params_t p = { 0 };
-    store__binder_t b = store__pg_binder(&p);
-    for (int c = 0; c < 5; c++) {
-        buf_add(&col[c], "}", 2); /* and the NUL */
-        b.text(b.ctx, c + 1, col[c].data);
-    }
-    b.text(b.ctx, 6, s->node[0] ? s->node : NULL);
-    PGresult *res;
-    int r = store__pg_run(s->conn, stmt(LOG_PUT), &p, &res, "write log lines", err);
-    for (int c = 0; c < 5; c++)
-        buf_release(&col[c]);
-    if (r < 0)
-        return r;
+    pg_lines_t *l = ctx;
     for (int row = 0; row < PQntuples(res); row++) {
         int64_t id = store__pg_int(res, row, 0);
-        *first = id < *first ? id : *first;
-        *last = id > *last ? id : *last;
+        l->first = id < l->first ? id : l->first;
+        l->last = id > l->last ? id : l->last;
     }
-    PQclear(res);
-    return 0;
 }
 
+/* Many lines a statement (store__pg_run_rows). */
 static int pg__logs_write(store_t *base, const store_log_t *lines, size_t count,
                           mf_error_t *err)
 {
     pg_store_t *s = pg(base);
-    int64_t first = INT64_MAX, last = INT64_MIN;
-    for (size_t done = 0; done < count;) {
-        size_t n = count - done < PG_LINES_MAX ? count - done : PG_LINES_MAX;
-        int r = pg__lines_insert(s, lines + done, &n, &first, &last, err);
-        if (r < 0)
-            return r;
-        done += n;
-    }
-    if (!count || !s->node[0])
-        return 0;
-    return pg__announce_lines(s, lines, count, first, last, err);
+    pg_lines_t l = { lines, s->node[0] ? s->node : NULL, INT64_MAX, INT64_MIN };
+    int r = store__pg_run_rows(s->conn, stmt(LOG_PUT), count, pg__line_bind, pg__lines_ids, &l,
+                               "write log lines", err);
+    if (r < 0 || !count || !s->node[0])
+        return r;
+    return pg__announce_lines(s, lines, count, l.first, l.last, err);
 }
 
 static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, mf_error_t *err)
@@ -749,10 +672,7 @@ static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, m
     int r = store__pg_begin(pg(base)->conn, false, err);
     if (r == 0)
         r = pg__logs_write(base, lines, count, err);
-    if (r == 0)
-        return store__pg_commit(pg(base)->conn, err);
-    store__pg_rollback(pg(base)->conn);
-    return r;
+    return pg__own_end(pg(base), r, err);
 }
 
 static int pg__logs_list(store_t *base, const char *function, const char *request_id,

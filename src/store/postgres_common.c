@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <libpq-events.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <uv.h>
 
 #include "core/cleanup.h"
+#include "core/codec.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -846,6 +848,136 @@ int store__pg_run_each(PGconn *c, const char *stmt, size_t count,
     if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && r == 0)
         r = store__pg_fail(c, NULL, what, err);
     pg__leave(held);
+    return r;
+}
+
+/* ---- many rows a statement --------------------------------------------- */
+
+/* One statement's rows: each column's array literal, in text. */
+typedef struct pg_arrays {
+    buf_t col[STORE_PG_MAX_PARAMS];
+    int n;       /* columns bound */
+    size_t rows; /* rows before the one being bound */
+} pg_arrays_t;
+
+static int slot(int i);
+
+/* Column i, ready for the next element. */
+static buf_t *arr_col(pg_arrays_t *a, int i)
+{
+    buf_t *b = &a->col[slot(i)];
+    if (i > a->n)
+        a->n = i;
+    buf_add(b, a->rows ? "," : "{", 1);
+    return b;
+}
+
+static int arr_int64(void *ctx, int i, int64_t v)
+{
+    buf_addf(arr_col(ctx, i), "%lld", (long long)v);
+    return 0;
+}
+
+static int arr_real(void *ctx, int i, double v)
+{
+    buf_t *b = arr_col(ctx, i);
+    if (isnan(v))
+        buf_addf(b, "NaN");
+    else if (isinf(v))
+        buf_addf(b, "%sInfinity", v < 0 ? "-" : "");
+    else
+        buf_addf(b, "%.17g", v); /* enough digits to read back the same double */
+    return 0;
+}
+
+/* Quoted, with " and \ escaped; NULL unquoted. */
+static int arr_text(void *ctx, int i, const char *v)
+{
+    buf_t *b = arr_col(ctx, i);
+    if (!v) {
+        buf_add(b, "NULL", 4);
+        return 0;
+    }
+    buf_add(b, "\"", 1);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_add(b, "\\", 1);
+        buf_add(b, p, 1);
+    }
+    buf_add(b, "\"", 1);
+    return 0;
+}
+
+/* Bytes as bytea's hex input ("\\x…" inside the quotes). */
+static int arr_blob(void *ctx, int i, const void *v, size_t len)
+{
+    buf_t *b = arr_col(ctx, i);
+    if (!v) {
+        buf_add(b, "NULL", 4);
+        return 0;
+    }
+    buf_add(b, "\"\\\\x", 4);
+    buf_grow(b, 2 * len + 1);
+    codec_hex(b->data + b->len, v, len);
+    b->len += 2 * len;
+    buf_add(b, "\"", 1);
+    return 0;
+}
+
+typedef struct pg_rows {
+    pg_arrays_t *chunks;
+    size_t n;
+    void (*take)(void *ctx, const PGresult *res);
+    void *ctx;
+} pg_rows_t;
+
+static void pg__rows_bind(void *ctx, size_t k, const store__binder_t *b)
+{
+    pg_arrays_t *a = &((pg_rows_t *)ctx)->chunks[k];
+    for (int i = 1; i <= a->n; i++)
+        b->text(b->ctx, i, a->col[i - 1].data);
+}
+
+static void pg__rows_take(void *ctx, size_t k, const PGresult *res)
+{
+    pg_rows_t *r = ctx;
+    (void)k;
+    if (r->take)
+        r->take(r->ctx, res);
+}
+
+int store__pg_run_rows(PGconn *c, const char *stmt, size_t count,
+                       void (*bind)(void *ctx, size_t i, const store__binder_t *b),
+                       void (*take)(void *ctx, const PGresult *res), void *ctx,
+                       const char *what, mf_error_t *err)
+{
+    pg_rows_t rows = { .take = take, .ctx = ctx };
+    store__binder_t b = { .int64 = arr_int64, .real = arr_real, .text = arr_text,
+                          .blob = arr_blob };
+    for (size_t i = 0; i < count;) {
+        rows.chunks = xrealloc(rows.chunks, (rows.n + 1) * sizeof *rows.chunks);
+        pg_arrays_t *a = &rows.chunks[rows.n++];
+        a->n = 0;
+        a->rows = 0;
+        for (int k = 0; k < STORE_PG_MAX_PARAMS; k++)
+            buf_init(&a->col[k], 0);
+        b.ctx = a;
+        size_t bytes = 0;
+        for (; i < count && a->rows < STORE_PG_ROWS_MAX && bytes < STORE_PG_ROWS_BYTES; i++) {
+            bind(ctx, i, &b);
+            a->rows++;
+            bytes = 0;
+            for (int k = 0; k < a->n; k++)
+                bytes += a->col[k].len;
+        }
+        for (int k = 0; k < a->n; k++)
+            buf_add(&a->col[k], "}", 2); /* and the NUL */
+    }
+    int r = store__pg_run_each(c, stmt, rows.n, pg__rows_bind, pg__rows_take, &rows, what, err);
+    for (size_t k = 0; k < rows.n; k++)
+        for (int i = 0; i < STORE_PG_MAX_PARAMS; i++)
+            buf_release(&rows.chunks[k].col[i]);
+    free(rows.chunks);
     return r;
 }
 

@@ -113,6 +113,21 @@ int store__pg_run_each(PGconn *c, const char *stmt, size_t count,
                        void (*bind)(void *ctx, size_t i, const store__binder_t *b),
                        void (*take)(void *ctx, size_t i, const PGresult *res), void *ctx,
                        const char *what, mf_error_t *err);
+/* Writes count rows with few statements: stmt takes each column as an
+ * array (INSERT … SELECT … FROM unnest($1::T[], …), every parameter
+ * declared text), and bind(ctx, i, binder) binds row i's columns as it
+ * would one row's parameters. Up to STORE_PG_ROWS_MAX rows, or about
+ * STORE_PG_ROWS_BYTES of arrays, go in a statement (PostgreSQL parses,
+ * plans and starts it once instead of once a row), and the statements
+ * together (store__pg_run_each); take (may be NULL) gets each answer, in
+ * order. Text and bytes arrive intact, whatever they hold; a NULL stays
+ * NULL. */
+#define STORE_PG_ROWS_MAX 1024
+#define STORE_PG_ROWS_BYTES ((size_t)8 << 20)
+int store__pg_run_rows(PGconn *c, const char *stmt, size_t count,
+                       void (*bind)(void *ctx, size_t i, const store__binder_t *b),
+                       void (*take)(void *ctx, const PGresult *res), void *ctx,
+                       const char *what, mf_error_t *err);
 /* As store__pg_run for a write whose answer is needed only once its
  * transaction is about to commit: on a writer's connection in a batch run
  * without savepoints (store_writer_link_t.defer) it is sent at once and

@@ -192,11 +192,10 @@ static void test_code_packages_are_kept_until_no_function_uses_them(void **state
     store_close(s);
 }
 
-/* Records go out many statements at a time (a pipeline, in chunks), log
- * lines many to a statement (arrays, in chunks): more than one chunk's
- * worth arrive whole and in order, a bad record among them fails the
- * write with PostgreSQL's words and none of it is kept, and the
- * connection then serves the next write. */
+/* Records and log lines go many to a statement (arrays of their columns,
+ * in chunks): more than one chunk's worth arrive whole and in order, a
+ * bad record among them fails the write with PostgreSQL's words and none
+ * of it is kept, and the connection then serves the next write. */
 static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void **state)
 {
     backend_t *b = *state;
@@ -218,7 +217,7 @@ static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void
     /* One bad row past the first chunk: text PostgreSQL refuses. */
     snprintf(recs[400].function, sizeof recs[400].function, "bad\xff\xfe");
     assert_int_equal(store_records_put(s, recs, N, &err), -EIO);
-    assert_non_null(strstr(err.msg, "write an invocation record"));
+    assert_non_null(strstr(err.msg, "write invocation records"));
     assert_non_null(strstr(err.msg, "UTF8"));
     store_record_t got;
     assert_int_equal(store_record_get(s, ids[0], &got, &err), -ENOENT);
@@ -231,6 +230,36 @@ static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void
         store_record_clear(&got);
     }
     assert_int_equal(pg_db_int(b, "SELECT count(*) FROM invocations"), N);
+
+    /* A record's columns arrive as they were, whatever an array's text
+     * makes of them: quotes, braces and commas in text, NULL apart from
+     * "" and "NULL", payload bytes with NUL and bytes that are not UTF-8,
+     * a double to its last digit, and numbers at their limits. */
+    static const char payload[] = "{\"a\": \"b,c\"}\0\xff\\";
+    store_record_t odd = { .function = "f\"n{,}", .status = "error", .start_ms = INT64_MAX,
+                           .duration_ms = 0.1 + 0.2, .init_ms = 1e-300, .billed_ms = -1,
+                           .error_type = (char *)"NULL", .error_message = (char *)"",
+                           .egress_json = NULL, .event = (char *)payload,
+                           .event_len = sizeof payload, .result = NULL, .attempts = 2,
+                           .kv_ops = INT64_MIN };
+    snprintf(odd.request_id, sizeof odd.request_id, "odd \"one\"");
+    snprintf(odd.replay_of, sizeof odd.replay_of, "a\\\"b");
+    assert_int_equal(store_records_put(s, &odd, 1, &err), 0);
+    assert_int_equal(store_record_get(s, odd.request_id, &got, &err), 0);
+    assert_string_equal(got.function, odd.function);
+    assert_int_equal(got.start_ms, INT64_MAX);
+    assert_true(got.duration_ms == 0.1 + 0.2);
+    assert_true(got.init_ms == 1e-300);
+    assert_int_equal(got.billed_ms, -1);
+    assert_string_equal(got.error_type, "NULL");
+    assert_string_equal(got.error_message, "");
+    assert_null(got.egress_json);
+    assert_string_equal(got.replay_of, "a\\\"b");
+    assert_int_equal(got.event_len, sizeof payload);
+    assert_memory_equal(got.event, payload, sizeof payload);
+    assert_null(got.result);
+    assert_int_equal(got.kv_ops, INT64_MIN);
+    store_record_clear(&got);
 
     /* Lines go as arrays of their columns: bytes that mean something in
      * an array's text (quotes, backslashes, braces, commas, NUL, bytes
