@@ -31,6 +31,7 @@ static const struct {
     { "execution", cmd_execution, "show a durable execution and its operations, or stop it" },
     { "callback", cmd_callback, "complete a durable execution's callback" },
     { "nodes", cmd_nodes, "list the nodes sharing the server's database" },
+    { "usage", cmd_usage, "what the calls metered and cost, per period and function" },
 };
 
 static void usage(FILE *out)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/cleanup.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -155,6 +156,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__urls_register(router, ctx);
     api__durable_register(router, ctx);
     api__cluster_nodes_register(router, ctx);
+    api__usage_register(router, ctx);
 }
 
 void api_release(void)
@@ -187,6 +189,24 @@ static void api__read_answer(void *arg, int r, const mf_error_t *err)
     api_read_t *a = arg;
     a->done(a->req, a->ctx, a->arg, r, err);
     free(a);
+}
+
+bool api__query_time(http_request_t *req, const char *name, int64_t *ms)
+{
+    buf_t v = BUF_INIT;
+    bool ok = !http_request_query(req, name, &v) || !v.len;
+    size_t len = v.len;
+    if (!ok)
+        ok = (len >= 1 && len <= 18 && strspn(v.data, "0123456789") == len &&
+              (*ms = strtoll(v.data, NULL, 10), true)) ||
+             clock_parse_rfc3339(v.data, ms) == 0;
+    buf_release(&v);
+    if (!ok)
+        http_respond_error(req, 400, "bad_request",
+                           "%s: must be an RFC 3339 time (2026-12-05T10:00:00Z, a fraction and an "
+                           "offset allowed) or milliseconds since the epoch",
+                           name);
+    return ok;
 }
 
 api_pending_t *api__pending(http_request_t *req, api_ctx_t *ctx, const char *name, bool create)

@@ -51,6 +51,7 @@ typedef struct api_ctx {
     const char *node_id;
     struct put_job *puts;        /* creates and updates in flight (api/functions.c) */
     struct delete_job *deletes;  /* deletes in flight (api/functions.c) */
+    const struct meter_prices *prices; /* unit prices of usage reports (--prices) */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -90,6 +91,7 @@ void api__async_register(http_router_t *router, api_ctx_t *ctx);
 void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
+void api__usage_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
@@ -183,6 +185,11 @@ void api__function_synced(api_ctx_t *ctx, const char *name, registry_sync_t what
 /* Whether a create or update in flight (its row not yet written) mounts
  * the volume name. */
 bool api__puts_mount(const api_ctx_t *ctx, const char *volume);
+/* Reads ?NAME=: an RFC 3339 time or milliseconds since the epoch into
+ * *ms, left alone when absent; answers 400 itself and returns false when
+ * it is bad. */
+bool api__query_time(http_request_t *req, const char *name, int64_t *ms);
+
 /* A request waiting for a change of the store to be written off the loop
  * (a URL's, a volume's): what its answer needs. api__pending allocates one;
  * the callback that answers frees it. */

@@ -47,6 +47,11 @@ static json_t *record_json(const store_record_t *r)
     if (r->caller_request_id[0])
         json_object_set_new(o, "caller_request_id", json_string(r->caller_request_id));
     json_object_set_new(o, "kv_ops", json_integer(r->kv_ops));
+    /* What the call metered (docs/metering.md). */
+    json_object_set_new(o, "gb_seconds",
+                        json_real((double)r->memory_mb / 1024.0 * (double)r->billed_ms / 1000.0));
+    json_object_set_new(o, "egress_bytes", json_integer(r->egress_bytes));
+    json_object_set_new(o, "log_bytes", json_integer(r->log_bytes));
     json_object_set_new(o, "trigger", r->trigger[0] ? json_string(r->trigger) : json_null());
     return o;
 }
@@ -112,15 +117,6 @@ static bool query_value(http_request_t *req, const char *name, buf_t *v)
     return http_request_query(req, name, v) && v->len;
 }
 
-/* Parses a whole number of 1 to 18 decimal digits, no sign. */
-static bool parse_digits(const char *s, size_t len, int64_t *out)
-{
-    if (len < 1 || len > 18 || strspn(s, "0123456789") != len)
-        return false;
-    *out = strtoll(s, NULL, 10);
-    return true;
-}
-
 /* Reads ?limit=; answers 400 itself and returns false when it is bad. */
 static bool parse_limit(http_request_t *req, int *limit)
 {
@@ -153,22 +149,6 @@ static bool parse_status(http_request_t *req, buf_t *status, bool *has)
     http_respond_error(req, 400, "bad_request",
                        "status: must be one of success, error, timeout, oom, throttled, "
                        "queued, running");
-    return false;
-}
-
-/* Reads ?since= or ?until=: an RFC 3339 time or milliseconds since the
- * epoch. Leaves *ms alone when absent. */
-static bool parse_time(http_request_t *req, const char *name, int64_t *ms)
-{
-    cleanup_buf buf_t v = BUF_INIT;
-    if (!query_value(req, name, &v))
-        return true;
-    if (parse_digits(v.data, v.len, ms) || clock_parse_rfc3339(v.data, ms) == 0)
-        return true;
-    http_respond_error(req, 400, "bad_request",
-                       "%s: must be an RFC 3339 time (2026-12-05T10:00:00Z, a fraction and an "
-                       "offset allowed) or milliseconds since the epoch",
-                       name);
     return false;
 }
 
@@ -253,8 +233,8 @@ static bool parse_list_query(http_request_t *req, list_query_t *q)
 {
     store_record_filter_t *f = &q->f;
     bool has_status, has_error_type, has_trigger;
-    if (!parse_status(req, &q->status, &has_status) || !parse_time(req, "since", &f->since_ms) ||
-        !parse_time(req, "until", &f->until_ms) || !parse_cold(req, &f->cold) ||
+    if (!parse_status(req, &q->status, &has_status) || !api__query_time(req, "since", &f->since_ms) ||
+        !api__query_time(req, "until", &f->until_ms) || !parse_cold(req, &f->cold) ||
         !parse_min_duration(req, &f->min_duration_ms) ||
         !parse_error_type(req, &q->error_type, &has_error_type) ||
         !parse_trigger(req, &q->trigger, &has_trigger) || !parse_cursor(req, f) ||

@@ -22,6 +22,8 @@ int cmd_schedule(int argc, char **argv);
 int cmd_topic(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_url(int argc, char **argv);
+/* What the calls metered and cost (cli/usage.c). */
+int cmd_usage(int argc, char **argv);
 /* The nodes sharing the database (cli/nodes.c). */
 int cmd_nodes(int argc, char **argv);
 /* Durable executions (cli/executions.c). */

@@ -23,6 +23,7 @@
 #include "egress/policy.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
+#include "meter/meter.h"
 #include "trigger/topics.h"
 #include "durable/durable.h"
 #include "obs/logs.h"
@@ -58,6 +59,7 @@ typedef struct server_opts {
     egress_policy_t default_egress; /* --default-egress, owned */
     const char *egress_hosts_file;
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
+    meter_prices_t prices;          /* --prices, or Lambda's list prices */
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
@@ -142,6 +144,8 @@ static const char usage_text[] =
     "  --default-egress RULES    egress rules, comma-separated, of functions created\n"
     "                            without \"egress\" (through /v1 or Lambda's API), e.g.\n"
     "                            '*:443,10.0.0.0/8' (default: none, no network)\n"
+    "  --prices FILE             unit prices of usage reports, a JSON object\n"
+    "                            (docs/metering.md; default: Lambda's x86 list prices)\n"
     "  --egress-hosts FILE       extra name-to-address entries the gateway resolves\n"
     "                            first, in /etc/hosts syntax (e.g. for split-horizon DNS)\n"
     "  --egress-max-connections N\n"
@@ -187,6 +191,7 @@ enum {
     OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
     OPT_EGRESS_MAX_CONNS,
+    OPT_PRICES,
     OPT_DISABLE_EGRESS,
     OPT_EGRESS_SPLICE,
     OPT_RETENTION_DAYS,
@@ -233,6 +238,7 @@ static const struct option long_opts[] = {
     { "sandbox-max-pids", required_argument, NULL, OPT_SANDBOX_MAX_PIDS },
     { "uid-range", required_argument, NULL, OPT_UID_RANGE },
     { "default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS },
+    { "prices", required_argument, NULL, OPT_PRICES },
     { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
@@ -512,6 +518,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             o->default_egress_set = true;
             break;
         }
+        case OPT_PRICES: {
+            mf_error_t err = MF_ERROR_INIT;
+            if (meter_prices_load(optarg, &o->prices, &err) < 0)
+                return usage_error("--prices: %s", err.msg);
+            break;
+        }
         case OPT_EGRESS_HOSTS:
             if (!*optarg)
                 return usage_error("--egress-hosts must name a file, not `%s`", optarg);
@@ -763,6 +775,7 @@ int cmd_server(int argc, char **argv)
         .retention = {.days = 7, .max_bytes = (int64_t)1024 << 20},
         .kv = STATE_KV_CONFIG_DEFAULT,
     };
+    meter_prices_default(&o.prices);
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -993,6 +1006,7 @@ int cmd_server(int argc, char **argv)
                       .logs = logs,
                       .kv = st.kv,
                       .obs_writer = obs_writer,
+                      .prices = &o.prices,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region,

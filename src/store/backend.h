@@ -55,6 +55,8 @@ typedef struct store__backend {
     int (*volume_add)(store_t *s, const store_volume_t *v, mf_error_t *err);
     int (*volume_get)(store_t *s, const char *name, store_volume_t *out, mf_error_t *err);
     int (*volume_list)(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
+    int (*usage_list)(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
+                      size_t *count, mf_error_t *err);
     int (*volume_delete)(store_t *s, const char *name, mf_error_t *err);
 
     int (*url_put)(store_t *s, const store_url_t *u, mf_error_t *err);

@@ -58,6 +58,7 @@ enum {
     VOL_ADD,
     VOL_GET,
     VOL_LIST,
+    USAGE_LIST,
     VOL_DELETE,
     URL_PUT,
     URL_DELETE,
@@ -116,8 +117,8 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],"
                   " $10::bigint[], $11::bigint[], $12::float8[], $13::text[], $14::text[],"
                   " $15::bigint[], $16::text[], $17::text[], $18::text[], $19::bigint[],"
-                  " $20::text[], $21::bytea[], $22::bigint[], $23::bigint[], $24::bytea[],"
-                  " $25::bigint[], $26::bigint[])"
+                  " $20::text[], $21::bigint[], $22::bigint[], $23::bytea[], $24::bigint[],"
+                  " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[])"
                   " ON CONFLICT (request_id) DO UPDATE SET"
                   " function = excluded.function, version = excluded.version,"
                   " status = excluded.status, start_ms = excluded.start_ms,"
@@ -128,7 +129,8 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " error_message = excluded.error_message, attempts = excluded.attempts,"
                   " egress_json = excluded.egress_json, replay_of = excluded.replay_of,"
                   " caller_request_id = excluded.caller_request_id, kv_ops = excluded.kv_ops,"
-                  " trigger = excluded.trigger, event = excluded.event,"
+                  " trigger = excluded.trigger, egress_bytes = excluded.egress_bytes,"
+                  " log_bytes = excluded.log_bytes, event = excluded.event,"
                   " event_bytes = excluded.event_bytes, event_flags = excluded.event_flags,"
                   " result = excluded.result, result_bytes = excluded.result_bytes,"
                   " result_flags = excluded.result_flags, rowid = DEFAULT"
@@ -141,7 +143,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " OR (excluded.attempts = invocations.attempts"
                   " AND (invocations.status IN ('queued', 'running')"
                   " OR excluded.status NOT IN ('queued', 'running')))",
-                  "tttttttttttttttttttttttttt" },
+                  "tttttttttttttttttttttttttttt" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
     [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiit" },
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiit" },
@@ -177,6 +179,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [VOL_ADD] = { "vol_add", STORE_VOLUME_ADD(P), "tii" },
     [VOL_GET] = { "vol_get", STORE_VOLUME_GET(P), "t" },
     [VOL_LIST] = { "vol_list", STORE_VOLUME_LIST, "" },
+    [USAGE_LIST] = { "usage_list", STORE_USAGE_LIST(P), "ii" },
     [VOL_DELETE] = { "vol_delete", STORE_VOLUME_DELETE(P), "t" },
     [URL_PUT] = { "url_put", STORE_URL_PUT(P), "ttii" },
     [URL_DELETE] = { "url_delete", STORE_URL_DELETE(P), "t" },
@@ -840,6 +843,21 @@ static int pg__volume_list(store_t *base, store_volume_t **out, size_t *count, m
     return r;
 }
 
+static int pg__usage_list(store_t *base, int64_t from_ms, int64_t to_ms, store_usage_t **out,
+                          size_t *count, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.int64(b.ctx, 1, from_ms);
+    b.int64(b.ctx, 2, to_ms);
+    void *list = NULL;
+    int r = pg__list(pg(base), USAGE_LIST, &p, sizeof **out, store__fill_usage, &list, count,
+                     "read usage", err);
+    if (r == 0)
+        *out = list;
+    return r;
+}
+
 static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)
 {
     int r = pg__delete(pg(base), VOL_DELETE, name, "delete a volume", err);
@@ -900,6 +918,7 @@ static const store__backend_t pg__backend = {
     .volume_add = pg__volume_add,
     .volume_get = pg__volume_get,
     .volume_list = pg__volume_list,
+    .usage_list = pg__usage_list,
     .volume_delete = pg__volume_delete,
     .url_put = pg__url_put,
     .url_delete = pg__url_delete,

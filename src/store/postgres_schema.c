@@ -333,6 +333,39 @@ static const char *const pg__migrations[] = {
     "CREATE TRIGGER schedules_changes AFTER INSERT OR UPDATE OR DELETE ON schedules"
     "  FOR EACH ROW EXECUTE FUNCTION mayfly_notify_change('schedule', 'name');"
     "ALTER TABLE logs ADD COLUMN node text COLLATE \"C\";",
+    /* 13: metering (rows.h, STORE_USAGE_*): each record's egress and log
+     * bytes, and usage per tenant, function and hour, kept by statement
+     * triggers over what each statement inserted and updated (an upsert
+     * fires both), each connection into rows of its own (part, its
+     * backend's pid), in one order: no two writers wait on a row or
+     * deadlock over two. Records written before count from here on. */
+    "ALTER TABLE invocations ADD COLUMN egress_bytes bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN log_bytes bigint NOT NULL DEFAULT 0;"
+    STORE_USAGE_TABLE("text COLLATE \"C\"", "bigint") ";"
+    "CREATE FUNCTION mayfly_usage_in() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN "
+    STORE_USAGE_INSERT "SELECT 'default', function, h, pg_backend_pid(), sum(requests),"
+    "  sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb), sum(egress_bytes), sum(kv_ops),"
+    "  sum(log_bytes) FROM (SELECT function, " STORE_USAGE_HOUR("n.") " AS h, "
+    STORE_USAGE_VALUES("n.", "+") " FROM n) AS d(function, h, " STORE_USAGE_COLUMNS ")"
+    " GROUP BY function, h ORDER BY function, h" STORE_USAGE_ADD ";"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE FUNCTION mayfly_usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN "
+    STORE_USAGE_INSERT "SELECT 'default', function, h, pg_backend_pid(), sum(requests),"
+    "  sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb), sum(egress_bytes), sum(kv_ops),"
+    "  sum(log_bytes) FROM (SELECT function, " STORE_USAGE_HOUR("n.") ", "
+    STORE_USAGE_VALUES("n.", "+") " FROM n UNION ALL SELECT function, " STORE_USAGE_HOUR("o.") ", "
+    STORE_USAGE_VALUES("o.", "-") " FROM o) AS d(function, h, " STORE_USAGE_COLUMNS ")"
+    " GROUP BY function, h ORDER BY function, h" STORE_USAGE_ADD ";"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER invocations_usage_in AFTER INSERT ON invocations"
+    "  REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_in();"
+    "CREATE TRIGGER invocations_usage_moved AFTER UPDATE ON invocations"
+    "  REFERENCING OLD TABLE AS o NEW TABLE AS n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_moved();",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -49,12 +49,14 @@ void store__fill_record(const store__row_t *row, void *item)
     row->copy_text(c, 17, rec->caller_request_id, sizeof rec->caller_request_id);
     rec->kv_ops = row->int64(c, 18);
     row->copy_text(c, 19, rec->trigger, sizeof rec->trigger);
-    rec->event = row->dup_blob(c, 20, &rec->event_len);
-    rec->event_bytes = row->int64(c, 21);
-    rec->event_flags = (int)row->int64(c, 22);
-    rec->result = row->dup_blob(c, 23, &rec->result_len);
-    rec->result_bytes = row->int64(c, 24);
-    rec->result_flags = (int)row->int64(c, 25);
+    rec->egress_bytes = row->int64(c, 20);
+    rec->log_bytes = row->int64(c, 21);
+    rec->event = row->dup_blob(c, 22, &rec->event_len);
+    rec->event_bytes = row->int64(c, 23);
+    rec->event_flags = (int)row->int64(c, 24);
+    rec->result = row->dup_blob(c, 25, &rec->result_len);
+    rec->result_bytes = row->int64(c, 26);
+    rec->result_flags = (int)row->int64(c, 27);
 }
 
 void store__fill_log(const store__row_t *row, void *item)
@@ -70,6 +72,20 @@ void store__fill_log(const store__row_t *row, void *item)
     l->message = row->dup_blob(c, 5, &l->len);
     if (!l->message)
         l->message = xstrdup("");
+}
+
+void store__fill_usage(const store__row_t *row, void *item)
+{
+    store_usage_t *u = item;
+    void *c = row->ctx;
+    memset(u, 0, sizeof *u);
+    row->copy_text(c, 0, u->tenant, sizeof u->tenant);
+    row->copy_text(c, 1, u->function, sizeof u->function);
+    u->hour_ms = row->int64(c, 2);
+    int64_t *q[] = { &u->requests, &u->billed_ms, &u->mb_ms,  &u->cpu_ms,
+                     &u->max_rss_kb, &u->egress_bytes, &u->kv_ops, &u->log_bytes };
+    for (int i = 0; i < 8; i++)
+        *q[i] = row->int64(c, 3 + i);
 }
 
 void store__fill_volume(const store__row_t *row, void *item)
@@ -161,10 +177,11 @@ int store__bind_record(const store__binder_t *b, const store_record_t *rec)
            b->int64(c, 15, rec->attempts) || b->text(c, 16, rec->egress_json) ||
            b->text(c, 17, or_null(rec->replay_of)) ||
            b->text(c, 18, or_null(rec->caller_request_id)) || b->int64(c, 19, rec->kv_ops) ||
-           b->text(c, 20, or_null(rec->trigger)) ||
-           b->blob(c, 21, rec->event, rec->event_len) || b->int64(c, 22, rec->event_bytes) ||
-           b->int64(c, 23, rec->event_flags) || b->blob(c, 24, rec->result, rec->result_len) ||
-           b->int64(c, 25, rec->result_bytes) || b->int64(c, 26, rec->result_flags);
+           b->text(c, 20, or_null(rec->trigger)) || b->int64(c, 21, rec->egress_bytes) ||
+           b->int64(c, 22, rec->log_bytes) || b->blob(c, 23, rec->event, rec->event_len) ||
+           b->int64(c, 24, rec->event_bytes) || b->int64(c, 25, rec->event_flags) ||
+           b->blob(c, 26, rec->result, rec->result_len) || b->int64(c, 27, rec->result_bytes) ||
+           b->int64(c, 28, rec->result_flags);
 }
 
 int store__bind_find(const store__binder_t *b, const store_record_filter_t *f)

@@ -36,16 +36,61 @@
 #define STORE_REC_COLUMNS                                                                          \
     "request_id, function, version, status, start_ms, duration_ms, billed_ms, memory_mb,"         \
     " max_rss_kb, cpu_ms, cold_start, init_ms, error_type, error_message, attempts,"             \
-    " egress_json, replay_of, caller_request_id, kv_ops, trigger"
+    " egress_json, replay_of, caller_request_id, kv_ops, trigger, egress_bytes, log_bytes"
 #define STORE_REC_PAYLOADS " event, event_bytes, event_flags, result, result_bytes, result_flags"
 /* The parameters of a record's upsert (which each backend words its own
  * way: the record replaced gets a new rowid, as it does in SQLite). */
 #define STORE_REC_VALUES(P)                                                                        \
     P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) ","    \
     P(11) "," P(12) "," P(13) "," P(14) "," P(15) "," P(16) "," P(17) "," P(18) "," P(19) ","     \
-    P(20) "," P(21) "," P(22) "," P(23) "," P(24) "," P(25) "," P(26)
+    P(20) "," P(21) "," P(22) "," P(23) "," P(24) "," P(25) "," P(26) "," P(27) "," P(28)
 #define STORE_REC_GET(P)                                                                           \
     "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS " FROM invocations WHERE request_id = " P(1)
+
+/* Usage (docs/metering.md): what each record meters, summed per tenant,
+ * function and hour into the table usage by the stores' triggers as
+ * records are written, in the same transaction: a record replaced (a call
+ * that moved on, or ran again) takes its old quantities out and puts its
+ * new ones in, so that for any hour the sums of usage equal the sums over
+ * the records, and stay when records are deleted. A row's part tells the
+ * writers apart (on PostgreSQL each connection sums into its own rows, so
+ * that no two transactions wait on one row); a reader sums the parts. The
+ * quantities of row R (a prefix: "NEW.", "n." or ""), each with sign S
+ * ("+" or "-"): requests (a call that ran; queued, running and throttled
+ * ones are not), billed ms, MB-ms (memory_mb × billed ms), CPU ms, peak
+ * RSS KiB, egress bytes, KV operations and log bytes. */
+#define STORE_USAGE_COLUMNS                                                                        \
+    "requests, billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes"
+#define STORE_USAGE_VALUES(R, S)                                                                   \
+    S "(CASE WHEN " R "status IN ('queued', 'running', 'throttled') THEN 0 ELSE 1 END), "           \
+    S R "billed_ms, " S "(" R "memory_mb * " R "billed_ms), " S R "cpu_ms, " S R "max_rss_kb, "    \
+    S R "egress_bytes, " S R "kv_ops, " S R "log_bytes"
+#define STORE_USAGE_HOUR(R) R "start_ms - " R "start_ms % 3600000"
+#define STORE_USAGE_TABLE(TEXT, INT)                                                               \
+    "CREATE TABLE usage ("                                                                         \
+    "  tenant " TEXT " NOT NULL, function " TEXT " NOT NULL, hour_ms " INT " NOT NULL,"            \
+    "  part " INT " NOT NULL, requests " INT " NOT NULL, billed_ms " INT " NOT NULL,"              \
+    "  mb_ms " INT " NOT NULL, cpu_ms " INT " NOT NULL, max_rss_kb " INT " NOT NULL,"              \
+    "  egress_bytes " INT " NOT NULL, kv_ops " INT " NOT NULL, log_bytes " INT " NOT NULL,"        \
+    "  PRIMARY KEY (tenant, function, hour_ms, part))"
+#define STORE_USAGE_ADD                                                                            \
+    " ON CONFLICT (tenant, function, hour_ms, part) DO UPDATE SET"                                 \
+    " requests = usage.requests + excluded.requests,"                                              \
+    " billed_ms = usage.billed_ms + excluded.billed_ms, mb_ms = usage.mb_ms + excluded.mb_ms,"     \
+    " cpu_ms = usage.cpu_ms + excluded.cpu_ms,"                                                    \
+    " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"                                        \
+    " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"                                  \
+    " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes"
+#define STORE_USAGE_SUM(C) "CAST(sum(" C ") AS bigint)" /* PostgreSQL's would be numeric */
+#define STORE_USAGE_LIST(P)                                                                        \
+    "SELECT tenant, function, hour_ms, " STORE_USAGE_SUM("requests") ","                           \
+    STORE_USAGE_SUM("billed_ms") "," STORE_USAGE_SUM("mb_ms") "," STORE_USAGE_SUM("cpu_ms") ","    \
+    STORE_USAGE_SUM("max_rss_kb") "," STORE_USAGE_SUM("egress_bytes") ","                          \
+    STORE_USAGE_SUM("kv_ops") "," STORE_USAGE_SUM("log_bytes") " FROM usage"                      \
+    " WHERE hour_ms >= " P(1) " AND hour_ms < " P(2) " GROUP BY tenant, function, hour_ms"        \
+    " ORDER BY hour_ms, tenant, function"
+#define STORE_USAGE_INSERT                                                                         \
+    "INSERT INTO usage (tenant, function, hour_ms, part, " STORE_USAGE_COLUMNS ") "
 
 /* Finding records (store_records_find), in P's syntax. Lists leave the
  * payloads out: the columns that would hold them are filled with "not
@@ -56,7 +101,7 @@
  * statements rather than "P(1) IS NULL OR function = P(1)" so that one
  * function's records are read from the (function, start_ms) index, in
  * order, rather than found among everyone's. */
-#define STORE_REC_FIND_ROWID_COL 26
+#define STORE_REC_FIND_ROWID_COL 28
 #define STORE_REC_FIND(P, function_cond)                                                           \
     "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0, rowid FROM invocations"                 \
     " WHERE start_ms >= " P(6) " AND start_ms <= " P(7) function_cond                              \
@@ -213,6 +258,8 @@ void store__fill_log(const store__row_t *row, void *item);
 
 /* A row of STORE_VOLUME_COLUMNS into a store_volume_t. */
 void store__fill_volume(const store__row_t *row, void *item);
+/* A row of STORE_USAGE_LIST into a store_usage_t. */
+void store__fill_usage(const store__row_t *row, void *item);
 /* A row of STORE_URL_COLUMNS into a store_url_t. */
 void store__fill_url(const store__row_t *row, void *item);
 

@@ -113,6 +113,22 @@ static const char *const store__migrations[] = {
     "CREATE TRIGGER function_urls_go_with_functions AFTER DELETE ON functions BEGIN"
     "  DELETE FROM function_urls WHERE function = OLD.name;"
     "END;",
+
+    /* 10: metering (rows.h, STORE_USAGE_*): each record's egress and log
+     * bytes, and usage per tenant, function and hour, kept by triggers.
+     * INSERT OR REPLACE deletes the row it replaces without a delete
+     * trigger, so the record's old quantities go before it does. Records
+     * written before count from here on. */
+    "ALTER TABLE invocations ADD COLUMN egress_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE invocations ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;"
+    STORE_USAGE_TABLE("TEXT", "INTEGER") " WITHOUT ROWID;"
+    "CREATE TRIGGER invocations_usage_out BEFORE INSERT ON invocations BEGIN "
+    STORE_USAGE_INSERT "SELECT 'default', function, " STORE_USAGE_HOUR("") ", 0, "
+    STORE_USAGE_VALUES("", "-") " FROM invocations WHERE request_id = NEW.request_id"
+    STORE_USAGE_ADD "; END;"
+    "CREATE TRIGGER invocations_usage_in AFTER INSERT ON invocations BEGIN "
+    STORE_USAGE_INSERT "VALUES ('default', NEW.function, " STORE_USAGE_HOUR("NEW.") ", 0, "
+    STORE_USAGE_VALUES("NEW.", "+") ")" STORE_USAGE_ADD "; END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -612,6 +628,7 @@ static const store__backend_t sqlite__backend = {
     .volume_add = store__sqlite_volume_add,
     .volume_get = store__sqlite_volume_get,
     .volume_list = store__sqlite_volume_list,
+    .usage_list = store__sqlite_usage_list,
     .volume_delete = store__sqlite_volume_delete,
     .url_put = store__sqlite_url_put,
     .url_delete = store__sqlite_url_delete,

@@ -68,6 +68,8 @@ int store__sqlite_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, 
 int store__sqlite_volume_add(store_t *s, const store_volume_t *v, mf_error_t *err);
 int store__sqlite_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error_t *err);
 int store__sqlite_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
+int store__sqlite_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
+                             size_t *count, mf_error_t *err);
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err);
 int store__sqlite_url_put(store_t *s, const store_url_t *u, mf_error_t *err);
 int store__sqlite_url_delete(store_t *s, const char *function, mf_error_t *err);

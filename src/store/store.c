@@ -204,6 +204,14 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
     return STORE__CALL(s, volume_list, err, out, count, err);
 }
 
+int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
+                     size_t *count, mf_error_t *err)
+{
+    *out = NULL;
+    *count = 0;
+    return STORE__CALL(s, usage_list, err, from_ms, to_ms, out, count, err);
+}
+
 int store_volume_delete(store_t *s, const char *name, mf_error_t *err)
 {
     return STORE__CALL(s, volume_delete, err, name, err);

@@ -142,6 +142,8 @@ typedef struct store_record {
     char replay_of[37];       /* the record whose event this call ran again, or "" */
     char caller_request_id[37]; /* the call whose function made this one, or "" */
     int64_t kv_ops;           /* KV operations the call made (docs/state.md) */
+    int64_t egress_bytes;     /* bytes out and in over its outbound connections */
+    int64_t log_bytes;        /* bytes of log lines it printed (as kept) */
     /* Why it ran: invoke, url, replay, destination, schedule:NAME,
      * topic:NAME or function:CALLER ("" in records older than the field). */
     char trigger[STORE_TRIGGER_MAX];
@@ -287,6 +289,22 @@ int store_volume_get(store_t *s, const char *name, store_volume_t *out, mf_error
 int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
 /* -ENOENT if absent. */
 int store_volume_delete(store_t *s, const char *name, mf_error_t *err);
+
+/* ---- usage (docs/metering.md) ------------------------------------------- */
+
+/* What the records of one tenant's function metered in one hour
+ * (store/rows.h, STORE_USAGE_*). */
+typedef struct store_usage {
+    char tenant[33];
+    char function[65];
+    int64_t hour_ms;          /* the hour's start, wall clock */
+    int64_t requests, billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes;
+} store_usage_t;
+
+/* Every hour from from_ms (inclusive) to to_ms (exclusive), by hour, then
+ * tenant and function; free *out. */
+int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
+                     size_t *count, mf_error_t *err);
 
 /* ---- function URLs (src/trigger/url.h) ---------------------------------- */
 

@@ -47,6 +47,30 @@ int store__sqlite_volume_list(store_t *s, store_volume_t **out, size_t *count, m
     return r;
 }
 
+/* Usage (migration 10) is read here too: a report is as rare as a
+ * volume's change. */
+int store__sqlite_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
+                             size_t *count, mf_error_t *err)
+{
+    sqlite3 *db = store__handle(s);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, STORE_USAGE_LIST(P), -1, &st, NULL) != SQLITE_OK)
+        return store__sqlite_fail(db, err, "read usage");
+    sqlite3_bind_int64(st, 1, from_ms);
+    sqlite3_bind_int64(st, 2, to_ms);
+    void *list = NULL;
+    int r = store__sqlite_rows(db, st, sizeof **out, store__fill_usage, &list, count,
+                               "read usage", err);
+    sqlite3_finalize(st);
+    if (r < 0) {
+        free(list);
+        list = NULL;
+        *count = 0;
+    }
+    *out = list;
+    return r;
+}
+
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err)
 {
     int r = store__run_keyed(store__handle(s), STORE_VOLUME_DELETE(P), name, "delete a volume",

@@ -657,6 +657,114 @@ static void test_purge_deletes_one_functions_records_and_logs(void **state)
     store_close(s);
 }
 
+/* ---- usage ----------------------------------------------------------------- */
+
+#define HOUR 3600000
+
+/* What the usage of hours [from, to) adds up to for function (every
+ * tenant and hour of it). */
+static store_usage_t usage_of(store_t *s, const char *function, int64_t from, int64_t to)
+{
+    store_usage_t *list = NULL, sum = { 0 };
+    size_t n = 0;
+    mf_error_t err = MF_ERROR_INIT;
+    assert_int_equal(store_usage_list(s, from, to, &list, &n, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].function, function))
+            continue;
+        assert_string_equal(list[i].tenant, "default");
+        sum.requests += list[i].requests;
+        sum.billed_ms += list[i].billed_ms;
+        sum.mb_ms += list[i].mb_ms;
+        sum.cpu_ms += list[i].cpu_ms;
+        sum.max_rss_kb += list[i].max_rss_kb;
+        sum.egress_bytes += list[i].egress_bytes;
+        sum.kv_ops += list[i].kv_ops;
+        sum.log_bytes += list[i].log_bytes;
+    }
+    free(list);
+    return sum;
+}
+
+static store_record_t metered(const char *id, const char *status, int64_t start_ms, int attempts,
+                              int64_t billed_ms)
+{
+    store_record_t r = { .status = "", .start_ms = start_ms, .billed_ms = billed_ms,
+                         .memory_mb = 1024, .cpu_ms = billed_ms / 2, .max_rss_kb = 1000,
+                         .attempts = attempts, .egress_bytes = 7, .kv_ops = 3,
+                         .log_bytes = 11 };
+    snprintf(r.request_id, sizeof r.request_id, "%s", id);
+    snprintf(r.function, sizeof r.function, "meter");
+    snprintf(r.status, sizeof r.status, "%s", status);
+    return r;
+}
+
+/* Usage follows the records as they are written: a call counts once it
+ * ran, a record replaced (queued, then running in another hour, then how
+ * it ended, then run again) leaves only its latest quantities, in its
+ * latest hour, and deleting records leaves usage as it was. */
+static void test_usage_sums_what_the_records_hold(void **state)
+{
+    store_t *s = open_with_find_records(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    int64_t h0 = 100 * (int64_t)HOUR, h1 = h0 + HOUR;
+    store_record_t a[] = {
+        metered("q1", "queued", h0 + 10, 0, 0),
+        metered("s1", "success", h0 + 20, 1, 1500),
+        metered("t1", "throttled", h0 + 30, 0, 0),
+    };
+    assert_int_equal(store_records_put(s, a, 3, &err), 0);
+    store_usage_t u = usage_of(s, "meter", h0, h1 + HOUR);
+    assert_int_equal(u.requests, 1); /* only s1 ran */
+    assert_int_equal(u.billed_ms, 1500);
+    assert_int_equal(u.mb_ms, 1024 * 1500);
+    /* q1 runs in the next hour and fails, then runs again and succeeds. */
+    store_record_t b[] = {
+        metered("q1", "running", h1 + 5, 1, 0),
+        metered("q1", "error", h1 + 5, 1, 200),
+    };
+    assert_int_equal(store_records_put(s, b, 2, &err), 0);
+    store_record_t c = metered("q1", "success", h1 + 900, 2, 300);
+    assert_int_equal(store_records_put(s, &c, 1, &err), 0);
+    u = usage_of(s, "meter", h0, h0 + HOUR);
+    assert_int_equal(u.requests, 1);
+    assert_int_equal(u.billed_ms, 1500);
+    u = usage_of(s, "meter", h1, h1 + HOUR);
+    assert_int_equal(u.requests, 1);
+    assert_int_equal(u.billed_ms, 300);
+    assert_int_equal(u.mb_ms, 1024 * 300);
+    assert_int_equal(u.cpu_ms, 150);
+    assert_int_equal(u.max_rss_kb, 1000);
+    assert_int_equal(u.egress_bytes, 7);
+    assert_int_equal(u.kv_ops, 3);
+    assert_int_equal(u.log_bytes, 11);
+    /* Every quantity of the two hours, against the records themselves. */
+    u = usage_of(s, "meter", h0, h1 + HOUR);
+    store_record_t got;
+    int64_t billed = 0, requests = 0;
+    const char *ids[] = { "q1", "s1", "t1" };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_record_get(s, ids[i], &got, &err), 0);
+        bool ran = strcmp(got.status, "throttled") && strcmp(got.status, "queued") &&
+                   strcmp(got.status, "running");
+        requests += ran;
+        billed += got.billed_ms;
+        store_record_clear(&got);
+    }
+    assert_int_equal(u.requests, requests);
+    assert_int_equal(u.billed_ms, billed);
+    assert_int_equal(u.log_bytes, 3 * 11);
+
+    /* Records deleted: what they metered stays. */
+    job_t purge = { .purge = "meter" };
+    job_t *jobs[] = { &purge };
+    run_jobs(s, jobs, 1);
+    assert_int_equal(purge.r, 0);
+    store_usage_t after = usage_of(s, "meter", h0, h1 + HOUR);
+    assert_memory_equal(&after, &u, sizeof u);
+    store_close(s);
+}
+
 /* ---- retention ------------------------------------------------------------ */
 
 enum { AGED = 30, PAYLOAD = 1024 };
@@ -798,6 +906,7 @@ static void test_prune_over_the_size_bound_takes_the_oldest(void **state)
     cmocka_unit_test_setup_teardown(test_logs_list_in_order_with_their_bytes, setup, teardown),    \
     cmocka_unit_test_setup_teardown(test_purge_deletes_one_functions_records_and_logs, setup,      \
                                     teardown),                                                     \
+    cmocka_unit_test_setup_teardown(test_usage_sums_what_the_records_hold, setup, teardown),       \
     cmocka_unit_test_setup_teardown(test_prune_by_age_in_batches, setup, teardown),                \
     cmocka_unit_test_setup_teardown(test_prune_over_the_size_bound_takes_the_oldest, setup,        \
                                     teardown)

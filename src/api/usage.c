@@ -1,0 +1,108 @@
+/* GET /v1/usage?from=&to=&granularity=hour|day|month&group_by=function|tenant:
+ * what the calls metered and what it costs (meter/meter.h), read off the
+ * loop by the records' writer after the records handed to it, so that a
+ * report includes every call answered before it was asked for. From the
+ * start of the current month (UTC) to now by default, by day and
+ * function. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/xalloc.h"
+#include "meter/meter.h"
+
+typedef struct usage_read {
+    meter_query_t q;
+    store_usage_t *rows;
+    size_t n;
+} usage_read_t;
+
+static int usage_read(void *db, void *arg, mf_error_t *err)
+{
+    usage_read_t *u = arg;
+    int64_t from, to;
+    meter_query_hours(&u->q, &from, &to);
+    return store_usage_list(db, from, to, &u->rows, &u->n, err);
+}
+
+static void usage_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                         const mf_error_t *err)
+{
+    usage_read_t *u = arg;
+    if (r < 0) {
+        api_respond_failure(req, r, err);
+    } else {
+        json_t *out = meter_report(&u->q, u->rows, u->n, ctx->prices);
+        http_respond_json(req, 200, out);
+        json_decref(out);
+    }
+    free(u->rows);
+    free(u);
+}
+
+/* ?name=: one of the words parse accepts, else 400 naming them. */
+static bool query_word(http_request_t *req, const char *name,
+                       int (*parse)(const char *s, int *out, mf_error_t *err), int *out)
+{
+    buf_t v = BUF_INIT;
+    mf_error_t err = MF_ERROR_INIT;
+    bool ok = !http_request_query(req, name, &v) || parse(v.data, out, &err) == 0;
+    buf_release(&v);
+    if (!ok)
+        http_respond_error(req, 400, "bad_request", "%s", err.msg);
+    return ok;
+}
+
+static int parse_granularity(const char *s, int *out, mf_error_t *err)
+{
+    meter_granularity_t g;
+    int r = meter_parse_granularity(s, &g, err);
+    *out = (int)g;
+    return r;
+}
+
+static int parse_group(const char *s, int *out, mf_error_t *err)
+{
+    meter_group_t g;
+    int r = meter_parse_group(s, &g, err);
+    *out = (int)g;
+    return r;
+}
+
+/* The start of the month (UTC) that holds now_ms. */
+static int64_t month_start(int64_t now_ms)
+{
+    time_t t = (time_t)(now_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static void handle_usage(http_request_t *req, api_ctx_t *ctx)
+{
+    int64_t now = clock_wall_ms();
+    meter_query_t q = { .from_ms = month_start(now), .to_ms = now };
+    int granularity = METER_DAY, group = METER_BY_FUNCTION;
+    if (!api__query_time(req, "from", &q.from_ms) || !api__query_time(req, "to", &q.to_ms) ||
+        !query_word(req, "granularity", parse_granularity, &granularity) ||
+        !query_word(req, "group_by", parse_group, &group))
+        return;
+    if (q.to_ms < q.from_ms) {
+        http_respond_error(req, 400, "bad_request", "to: must not be before from");
+        return;
+    }
+    q.granularity = (meter_granularity_t)granularity;
+    q.group_by = (meter_group_t)group;
+    usage_read_t *u = xcalloc(1, sizeof *u);
+    u->q = q;
+    api__read_records(req, ctx, usage_read, usage_answer, u);
+}
+
+void api__usage_register(http_router_t *router, api_ctx_t *ctx)
+{
+    api__route(router, ctx, HTTP_GET, "/v1/usage", handle_usage, 0, false);
+}

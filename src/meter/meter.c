@@ -1,0 +1,250 @@
+/* Prices and usage reports (meter/meter.h). */
+#include "meter/meter.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/map.h"
+#include "core/xalloc.h"
+
+#define HOUR_MS 3600000LL
+#define DAY_MS (24 * HOUR_MS)
+#define PRICES_MAX_BYTES (64 * 1024)
+
+void meter_prices_default(meter_prices_t *out)
+{
+    /* Lambda, x86, on demand: $0.20 per million requests, $0.0000166667
+     * per GB-second. */
+    *out = (meter_prices_t){ .currency = "USD",
+                             .request_per_million = 0.20,
+                             .gb_second = 0.0000166667 };
+}
+
+/* The numbers a prices file may set, by name. */
+static double *price_field(meter_prices_t *p, const char *name)
+{
+    if (!strcmp(name, "request_per_million"))
+        return &p->request_per_million;
+    if (!strcmp(name, "gb_second"))
+        return &p->gb_second;
+    if (!strcmp(name, "cpu_second"))
+        return &p->cpu_second;
+    if (!strcmp(name, "egress_gb"))
+        return &p->egress_gb;
+    if (!strcmp(name, "kv_ops_per_million"))
+        return &p->kv_ops_per_million;
+    return NULL;
+}
+
+int meter_prices_load(const char *path, meter_prices_t *out, mf_error_t *err)
+{
+    meter_prices_t p;
+    meter_prices_default(&p);
+    buf_t text = BUF_INIT;
+    int r = fs_read_file(path, &text, PRICES_MAX_BYTES, err);
+    if (r < 0) {
+        buf_release(&text);
+        return r;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(text.data, text.len, JSON_REJECT_DUPLICATES, &jerr);
+    buf_release(&text);
+    if (!json_is_object(doc)) {
+        r = doc ? mf_error_plain(err, EINVAL, "%s: must be a JSON object of prices", path)
+                : mf_error_plain(err, EINVAL, "%s: not JSON: %s (line %d, column %d)", path,
+                                 jerr.text, jerr.line, jerr.column);
+        json_decref(doc);
+        return r;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v)
+    {
+        if (!strcmp(key, "currency")) {
+            const char *c = json_string_value(v);
+            size_t n = c ? strlen(c) : 0;
+            bool ok = n >= 1 && n < sizeof p.currency;
+            for (size_t i = 0; ok && i < n; i++)
+                ok = isalpha((unsigned char)c[i]);
+            if (!ok) {
+                r = mf_error_plain(err, EINVAL, "%s: currency: must be 1 to %zu letters (USD)",
+                                   path, sizeof p.currency - 1);
+                break;
+            }
+            snprintf(p.currency, sizeof p.currency, "%s", c);
+            continue;
+        }
+        double *f = price_field(&p, key);
+        if (!f) {
+            r = mf_error_plain(err, EINVAL,
+                               "%s: %s: not a price (currency, request_per_million, gb_second, "
+                               "cpu_second, egress_gb, kv_ops_per_million)",
+                               path, key);
+            break;
+        }
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0) {
+            r = mf_error_plain(err, EINVAL, "%s: %s: must be a number, 0 or more", path, key);
+            break;
+        }
+        *f = json_number_value(v);
+    }
+    json_decref(doc);
+    if (r == 0)
+        *out = p;
+    return r;
+}
+
+json_t *meter_prices_json(const meter_prices_t *p)
+{
+    return json_pack("{ss sf sf sf sf sf}", "currency", p->currency, "request_per_million",
+                     p->request_per_million, "gb_second", p->gb_second, "cpu_second",
+                     p->cpu_second, "egress_gb", p->egress_gb, "kv_ops_per_million",
+                     p->kv_ops_per_million);
+}
+
+int meter_parse_granularity(const char *s, meter_granularity_t *out, mf_error_t *err)
+{
+    static const char *const names[] = { "hour", "day", "month" };
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (meter_granularity_t)i;
+            return 0;
+        }
+    return mf_error_plain(err, EINVAL, "granularity: must be hour, day or month");
+}
+
+int meter_parse_group(const char *s, meter_group_t *out, mf_error_t *err)
+{
+    if (!strcmp(s, "function") || !strcmp(s, "tenant")) {
+        *out = s[0] == 'f' ? METER_BY_FUNCTION : METER_BY_TENANT;
+        return 0;
+    }
+    return mf_error_plain(err, EINVAL, "group_by: must be function or tenant");
+}
+
+static int64_t floor_to(int64_t ms, int64_t unit)
+{
+    int64_t r = ms % unit;
+    return ms - (r < 0 ? r + unit : r);
+}
+
+void meter_query_hours(const meter_query_t *q, int64_t *from_ms, int64_t *to_ms)
+{
+    *from_ms = floor_to(q->from_ms, HOUR_MS);
+    *to_ms = floor_to(q->to_ms + HOUR_MS - 1, HOUR_MS);
+}
+
+/* The start of the period (UTC) that holds hour_ms. */
+static int64_t period_of(meter_granularity_t g, int64_t hour_ms)
+{
+    if (g == METER_HOUR)
+        return hour_ms;
+    if (g == METER_DAY)
+        return floor_to(hour_ms, DAY_MS);
+    time_t t = (time_t)(floor_to(hour_ms, 1000) / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+/* One row's sums, and what they cost. */
+typedef struct meter_sum {
+    int64_t period;
+    const char *key;
+    store_usage_t u;
+} meter_sum_t;
+
+static void add(store_usage_t *to, const store_usage_t *u)
+{
+    to->requests += u->requests;
+    to->billed_ms += u->billed_ms;
+    to->mb_ms += u->mb_ms;
+    to->cpu_ms += u->cpu_ms;
+    to->max_rss_kb += u->max_rss_kb;
+    to->egress_bytes += u->egress_bytes;
+    to->kv_ops += u->kv_ops;
+    to->log_bytes += u->log_bytes;
+}
+
+static json_t *quantities(const store_usage_t *u, const meter_prices_t *p)
+{
+    double gb_s = (double)u->mb_ms / 1024.0 / 1000.0;
+    double cost = (double)u->requests / 1e6 * p->request_per_million + gb_s * p->gb_second +
+                  (double)u->cpu_ms / 1000.0 * p->cpu_second +
+                  (double)u->egress_bytes / 1e9 * p->egress_gb +
+                  (double)u->kv_ops / 1e6 * p->kv_ops_per_million;
+    return json_pack("{sI sf sI sI sI sI sI sf}", "requests", (json_int_t)u->requests,
+                     "gb_seconds", gb_s, "billed_ms", (json_int_t)u->billed_ms, "cpu_ms",
+                     (json_int_t)u->cpu_ms, "egress_bytes", (json_int_t)u->egress_bytes,
+                     "kv_ops", (json_int_t)u->kv_ops, "log_bytes", (json_int_t)u->log_bytes,
+                     "cost", cost);
+}
+
+static int by_period_key(const void *a, const void *b)
+{
+    const meter_sum_t *x = a, *y = b;
+    if (x->period != y->period)
+        return x->period < y->period ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n,
+                     const meter_prices_t *prices)
+{
+    static const char *const gnames[] = { "hour", "day", "month" };
+    bool by_fn = q->group_by == METER_BY_FUNCTION;
+    /* (period, key) → its sums: rows come by hour, so a period's keys
+     * are together only within an hour; a map gathers them. */
+    map_t at = MAP_INIT;
+    meter_sum_t *sums = NULL;
+    size_t ns = 0;
+    store_usage_t total = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        const char *key = by_fn ? rows[i].function : rows[i].tenant;
+        int64_t period = period_of(q->granularity, rows[i].hour_ms);
+        char id[128];
+        snprintf(id, sizeof id, "%lld %s", (long long)period, key);
+        uintptr_t k = (uintptr_t)map_get(&at, id);
+        if (!k) {
+            sums = xrealloc(sums, (ns + 1) * sizeof *sums);
+            sums[ns] = (meter_sum_t){ .period = period, .key = key };
+            k = ++ns;
+            map_put(&at, id, (void *)k);
+        }
+        add(&sums[k - 1].u, &rows[i]);
+        add(&total, &rows[i]);
+    }
+    map_release(&at);
+    if (ns)
+        qsort(sums, ns, sizeof *sums, by_period_key);
+    json_t *list = json_array();
+    for (size_t i = 0; i < ns; i++) {
+        char period[32];
+        clock_format_iso8601(sums[i].period, period, sizeof period);
+        json_t *row = quantities(&sums[i].u, prices);
+        json_object_set_new(row, "period", json_string(period));
+        json_object_set_new(row, by_fn ? "function" : "tenant", json_string(sums[i].key));
+        json_array_append_new(list, row);
+    }
+    free(sums);
+    int64_t from, to;
+    meter_query_hours(q, &from, &to);
+    char f[32], t[32];
+    clock_format_iso8601(from, f, sizeof f);
+    clock_format_iso8601(to, t, sizeof t);
+    return json_pack("{ss ss ss ss ss so so so}", "from", f, "to", t, "granularity",
+                     gnames[q->granularity], "group_by", by_fn ? "function" : "tenant",
+                     "currency", prices->currency, "prices", meter_prices_json(prices), "rows",
+                     list, "totals", quantities(&total, prices));
+}

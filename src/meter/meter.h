@@ -1,0 +1,63 @@
+/* Metering (docs/metering.md): unit prices, and usage reports over the
+ * store's hourly usage rows (store_usage_list), with what they cost.
+ *
+ * The rows are exact sums of what each call's record metered (the store's
+ * triggers keep them as records are written); this room only groups them
+ * into periods and prices them. */
+#ifndef MAYFLY_METER_METER_H
+#define MAYFLY_METER_METER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "store/store.h"
+
+/* Unit prices, in currency. Lambda's public x86 on-demand list prices by
+ * default; mayfly's own ones are 0 (not charged) unless a prices file
+ * sets them. */
+typedef struct meter_prices {
+    char currency[16];
+    double request_per_million;
+    double gb_second;
+    double cpu_second;
+    double egress_gb;          /* per 10^9 bytes, both ways */
+    double kv_ops_per_million;
+} meter_prices_t;
+
+void meter_prices_default(meter_prices_t *out);
+/* Reads a prices file: a JSON object of the fields above ("currency" a
+ * string of 1–15 letters, the rest numbers ≥ 0); a field left out keeps
+ * its default, an unknown one is refused naming it. */
+int meter_prices_load(const char *path, meter_prices_t *out, mf_error_t *err);
+json_t *meter_prices_json(const meter_prices_t *p);
+
+typedef enum { METER_HOUR, METER_DAY, METER_MONTH } meter_granularity_t;
+typedef enum { METER_BY_FUNCTION, METER_BY_TENANT } meter_group_t;
+
+/* A report's request: [from_ms, to_ms) is widened to whole hours (from
+ * down to its hour, to up to the end of its hour). */
+typedef struct meter_query {
+    int64_t from_ms, to_ms;
+    meter_granularity_t granularity;
+    meter_group_t group_by;
+} meter_query_t;
+
+/* Parses granularity ("hour", "day" or "month") and group_by ("function"
+ * or "tenant"): -EINVAL naming the field otherwise. */
+int meter_parse_granularity(const char *s, meter_granularity_t *out, mf_error_t *err);
+int meter_parse_group(const char *s, meter_group_t *out, mf_error_t *err);
+/* The hours store_usage_list is to read for q. */
+void meter_query_hours(const meter_query_t *q, int64_t *from_ms, int64_t *to_ms);
+
+/* The report over rows (the hours of q, as store_usage_list gave them):
+ * {"from", "to", "granularity", "group_by", "currency", "prices",
+ *  "rows": [{"period", KEY, quantities…, "cost"}…] by period then key,
+ *  "totals": {quantities…, "cost"}}, each quantity as docs/metering.md
+ * names it. */
+json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n,
+                     const meter_prices_t *prices);
+
+#endif

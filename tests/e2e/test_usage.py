@@ -1,0 +1,205 @@
+"""Metering: what each call's record meters, and GET /v1/usage, which sums
+it per hour, day or month and prices it (docs/metering.md).
+
+The usage rows are kept by the store as records are written, so a report
+must equal the sums over the records themselves: the tests compare the two
+after a mixed load (successes, errors, a timeout, async calls with
+retries), on SQLite and on PostgreSQL."""
+
+import csv
+import io
+import json
+import subprocess
+import pytest
+import requests
+
+from conftest import (MAYFLY_BIN, assert_error, database, deploy_py, free_port, get_record,
+                      invoke, run_cli, unique, wait_for)
+
+WORKER_PY = """
+import time
+
+def handler(event, context):
+    print("x" * event.get("print", 0))
+    time.sleep(event.get("sleep", 0))
+    if event.get("fail"):
+        raise RuntimeError("asked to fail")
+    return {"ok": True}
+"""
+
+
+def usage(srv, **params):
+    r = requests.get(f"{srv.url}/v1/usage", params=params, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def records(srv, name):
+    r = requests.get(f"{srv.url}/v1/functions/{name}/invocations", params={"limit": 1000},
+                     timeout=60)
+    assert r.status_code == 200, r.text
+    return [get_record(srv, x["request_id"]) for x in r.json()["invocations"]]
+
+
+def mixed_load(srv, name):
+    """Calls of every outcome; the request ids of all of them."""
+    deploy_py(srv, name, WORKER_PY, memory_mb=1024, timeout_s=2,
+              **{"async": {"max_retries": 1}})
+    ids = []
+    for event in ({"print": 10}, {"print": 3000, "sleep": 0.2}, {"fail": True},
+                  {"sleep": 5}):
+        r = invoke(srv, name, event)
+        ids.append(r.headers["X-Mayfly-Request-Id"] if "X-Mayfly-Request-Id" in r.headers
+                   else None)
+    for event in ({"print": 5}, {"fail": True}):
+        r = invoke(srv, name, event, headers={"X-Mayfly-Invocation-Type": "Event"})
+        assert r.status_code == 202, r.text
+    # Every call has its final record: the failing event after its retry.
+    wait_for("every call's final record", lambda: len(
+        [x for x in records(srv, name) if x["status"] not in ("queued", "running")
+         and (x["status"] == "success" or x["attempts"] >= 1)]) == 6, timeout=120)
+    wait_for("the failing event's retry", lambda: any(
+        x["status"] == "error" and x["attempts"] == 2 for x in records(srv, name)), timeout=120)
+
+
+def assert_usage_is_the_records_sum(srv, name):
+    recs = records(srv, name)
+    ran = [x for x in recs if x["status"] not in ("queued", "running", "throttled")]
+    doc = usage(srv, granularity="hour", **{"from": "2000-01-01T00:00:00Z"})
+    rows = [x for x in doc["rows"] if x["function"] == name]
+    assert rows, doc
+    total = {k: sum(x[k] for x in rows) for k in
+             ("requests", "billed_ms", "cpu_ms", "egress_bytes", "kv_ops", "log_bytes")}
+    assert total["requests"] == len(ran) == 6, (total, recs)
+    assert total["billed_ms"] == sum(x["billed_ms"] for x in recs)
+    assert total["cpu_ms"] == sum(x["cpu_ms"] for x in recs)
+    assert total["log_bytes"] == sum(x["log_bytes"] for x in recs)
+    assert total["kv_ops"] == sum(x["kv_ops"] for x in recs)
+    gb_s = sum(x["gb_seconds"] for x in rows)
+    assert abs(gb_s - sum(x["gb_seconds"] for x in recs)) < 1e-9
+    assert abs(gb_s - total["billed_ms"] / 1000) < 1e-9  # 1,024 MB
+    # A line of 3,000 characters at least.
+    assert total["log_bytes"] >= 3000
+    # Lambda's prices by default.
+    assert doc["currency"] == "USD" and doc["prices"]["gb_second"] == 0.0000166667
+    cost = total["requests"] / 1e6 * 0.20 + gb_s * 0.0000166667
+    assert abs(sum(x["cost"] for x in rows) - cost) < 1e-12
+
+
+@pytest.fixture(scope="module")
+def srv(module_server_factory):
+    return module_server_factory("--retry-base-ms", "100")
+
+
+def test_usage_equals_the_records_after_a_mixed_load(srv):
+    name = unique("metered")
+    mixed_load(srv, name)
+    assert_usage_is_the_records_sum(srv, name)
+
+
+def test_a_record_meters_its_gb_seconds(srv):
+    name = unique("sleeper")
+    deploy_py(srv, name, WORKER_PY, memory_mb=1024)
+    r = invoke(srv, name, {"sleep": 1.5, "print": 5})
+    assert r.status_code == 200, r.text
+    rec = get_record(srv, r.headers["X-Mayfly-Request-Id"])
+    assert rec["billed_ms"] >= 1500
+    assert rec["gb_seconds"] == pytest.approx(rec["billed_ms"] / 1000, abs=1e-9)
+    assert rec["log_bytes"] >= 5 and rec["egress_bytes"] == 0
+
+
+def test_granularity_and_grouping(srv):
+    name = unique("grouped")
+    deploy_py(srv, name, WORKER_PY)
+    for _ in range(3):
+        assert invoke(srv, name, {}).status_code == 200
+    wait_for("the records", lambda: len(records(srv, name)) == 3)
+    by_hour = usage(srv, granularity="hour", **{"from": "2000-01-01T00:00:00Z"})
+    by_month = usage(srv, granularity="month", **{"from": "2000-01-01T00:00:00Z"})
+    by_tenant = usage(srv, group_by="tenant", **{"from": "2000-01-01T00:00:00Z"})
+    mine = [x for x in by_month["rows"] if x["function"] == name]
+    assert len(mine) == 1 and mine[0]["requests"] == 3
+    assert mine[0]["period"].endswith("-01T00:00:00.000Z"), mine
+    assert by_hour["totals"]["requests"] == by_month["totals"]["requests"]
+    assert [x["tenant"] for x in by_tenant["rows"]] == ["default"] * len(by_tenant["rows"])
+    assert by_tenant["totals"] == by_month["totals"]
+    # A window before any call holds nothing.
+    empty = usage(srv, **{"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"})
+    assert empty["rows"] == [] and empty["totals"]["requests"] == 0
+
+
+@pytest.mark.parametrize("params,mentions", [
+    ({"granularity": "week"}, "granularity"),
+    ({"group_by": "color"}, "group_by"),
+    ({"from": "yesterday"}, "from"),
+    ({"to": "1", "from": "2"}, "to"),
+])
+def test_bad_queries_name_the_field(srv, params, mentions):
+    r = requests.get(f"{srv.url}/v1/usage", params=params, timeout=60)
+    assert_error(r, 400, "bad_request", mentions)
+
+
+def test_a_prices_file_sets_the_prices(server, tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"currency": "EUR", "request_per_million": 2,
+                                  "gb_second": 0.5, "cpu_second": 0.25}))
+    srv = server("--prices", str(prices))
+    name = unique("priced")
+    deploy_py(srv, name, WORKER_PY, memory_mb=512)
+    assert invoke(srv, name, {"sleep": 0.1}).status_code == 200
+    wait_for("the record", lambda: len(records(srv, name)) == 1)
+    rec = records(srv, name)[0]
+    doc = usage(srv, **{"from": "2000-01-01T00:00:00Z"})
+    assert doc["currency"] == "EUR"
+    assert doc["prices"] == {"currency": "EUR", "request_per_million": 2, "gb_second": 0.5,
+                             "cpu_second": 0.25, "egress_gb": 0, "kv_ops_per_million": 0}
+    by_hand = 1 / 1e6 * 2 + 0.5 * rec["billed_ms"] / 1000 * 0.5 + rec["cpu_ms"] / 1000 * 0.25
+    assert doc["totals"]["cost"] == pytest.approx(by_hand, rel=1e-12)
+
+
+@pytest.mark.parametrize("content,mentions", [
+    ("not json", "not JSON"),
+    ('{"gb_second": -1}', "gb_second"),
+    ('{"per_request": 1}', "per_request"),
+    ('{"currency": "US DOLLARS"}', "currency"),
+    ('[1]', "object"),
+])
+def test_a_bad_prices_file_stops_the_start(tmp_path, content, mentions):
+    prices = tmp_path / "prices.json"
+    prices.write_text(content)
+    out = subprocess.run([MAYFLY_BIN, "server", "--listen", f"127.0.0.1:{free_port()}",
+                          "--data", str(tmp_path / "data"), "--prices", str(prices)],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, out.stderr
+    assert "--prices" in out.stderr and mentions in out.stderr, out.stderr
+
+
+def test_usage_equals_the_records_on_postgresql(pg, server):
+    srv = server("--store", database(pg, "mayfly_usage"), "--retry-base-ms", "100")
+    name = unique("metered-pg")
+    mixed_load(srv, name)
+    assert_usage_is_the_records_sum(srv, name)
+
+
+def test_cli_prints_a_table_csv_and_json(srv):
+    name = unique("cli-usage")
+    deploy_py(srv, name, WORKER_PY)
+    for _ in range(2):
+        assert invoke(srv, name, {}).status_code == 200
+    wait_for("the records", lambda: len(records(srv, name)) == 2)
+    since = ("--from", "2000-01-01T00:00:00+00:00")
+    doc = json.loads(run_cli(srv.url, "usage", *since, "--format", "json").stdout)
+    out = run_cli(srv.url, "usage", *since, "--by", "function", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert rows[0][:3] == ["PERIOD", "FUNCTION", "REQUESTS"]
+    assert rows[-1][0] == "TOTAL" and int(rows[-1][2]) == doc["totals"]["requests"]
+    mine = [r for r in rows if r[1] == name]
+    assert rows[0][8] == "COST (USD)"
+    assert len(mine) == 1 and mine[0][2] == "2" and float(mine[0][8]) >= 0
+    table = run_cli(srv.url, "usage", *since, "--granularity", "month")
+    assert table.returncode == 0 and name in table.stdout and "TOTAL" in table.stdout
+    bad = run_cli(srv.url, "usage", "--format", "xml")
+    assert bad.returncode == 2 and "--format" in bad.stderr
+    bad = run_cli(srv.url, "usage", "--granularity", "week")
+    assert bad.returncode == 1 and "granularity" in bad.stderr
