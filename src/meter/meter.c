@@ -47,17 +47,22 @@ static double *price_field(meter_prices_t *p, const char *name)
 
 int meter_prices_load(const char *path, meter_prices_t *out, mf_error_t *err)
 {
-    meter_prices_t p;
-    meter_prices_default(&p);
     buf_t text = BUF_INIT;
     int r = fs_read_file(path, &text, PRICES_MAX_BYTES, err);
-    if (r < 0) {
-        buf_release(&text);
-        return r;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb(text.data, text.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (r == 0)
+        r = meter_prices_parse(text.data, text.len, path, out, err);
     buf_release(&text);
+    return r;
+}
+
+int meter_prices_parse(const char *text, size_t len, const char *path, meter_prices_t *out,
+                       mf_error_t *err)
+{
+    meter_prices_t p;
+    meter_prices_default(&p);
+    int r = 0;
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(doc)) {
         r = doc ? mf_error_plain(err, EINVAL, "%s: must be a JSON object of prices", path)
                 : mf_error_plain(err, EINVAL, "%s: not JSON: %s (line %d, column %d)", path,

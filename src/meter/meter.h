@@ -32,6 +32,9 @@ void meter_prices_default(meter_prices_t *out);
  * string of 1–15 letters, the rest numbers ≥ 0); a field left out keeps
  * its default, an unknown one is refused naming it. */
 int meter_prices_load(const char *path, meter_prices_t *out, mf_error_t *err);
+/* The same for a file's text in hand; path names it in errors. */
+int meter_prices_parse(const char *text, size_t len, const char *path, meter_prices_t *out,
+                       mf_error_t *err);
 json_t *meter_prices_json(const meter_prices_t *p);
 
 typedef enum { METER_HOUR, METER_DAY, METER_MONTH } meter_granularity_t;
