@@ -925,6 +925,7 @@ int cmd_server(int argc, char **argv)
     http_router_t router;
     http_router_init(&router);
     url_table_t *urls = NULL;
+    meter_t *meter = NULL;
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
@@ -941,6 +942,8 @@ int cmd_server(int argc, char **argv)
     o.exec.otlp = otlp;
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     exec_set_volume_resolver(st.exec, volumes_mount_point, volumes);
+    meter = meter_new(&o.prices);
+    exec_set_meter(st.exec, meter_observe, meter);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
@@ -1073,6 +1076,7 @@ out:
     async_close(st.async);
     schedules_close(st.schedules); /* after the queue has called back its fires */
     exec_free(st.exec);
+    meter_free(meter);
     volumes_close(volumes); /* after the instances that mounted them */
     if (otlp)
         obs_otlp_free(otlp);

@@ -150,6 +150,12 @@ void exec_set_volume_resolver(exec_t *ex, exec_volume_path_fn fn, void *ud)
     ex->volume_ud = ud;
 }
 
+void exec_set_meter(exec_t *ex, void (*observe)(void *ud, const store_record_t *rec), void *ud)
+{
+    ex->meter = observe;
+    ex->meter_ud = ud;
+}
+
 void exec_add_own_address(exec_t *ex, const struct sockaddr *sa)
 {
     if (ex->egress)
@@ -294,6 +300,8 @@ static void record_and_finish(exec_t *ex, invocation_t *inv)
     if (!inv->no_record) {
         store_record_t rec;
         invocation_record(inv, &rec);
+        if (ex->meter)
+            ex->meter(ex->meter_ud, &rec);
         obs_records_add(ex->records, &rec);
     }
 

@@ -169,6 +169,10 @@ typedef int (*exec_volume_path_fn)(void *ud, const char *name, char *path, size_
                                    mf_error_t *err);
 void exec_set_volume_resolver(exec_t *ex, exec_volume_path_fn fn, void *ud);
 
+/* Each recorded call's record goes to observe(ud, rec) too as it ends
+ * (metering: meter_observe); NULL: none. */
+void exec_set_meter(exec_t *ex, void (*observe)(void *ud, const store_record_t *rec), void *ud);
+
 /* Keeps count pre-started python3 and nodejs runtimes (zygotes) ready in
  * the sandbox pool, so their functions' cold starts skip the interpreter's
  * start. */

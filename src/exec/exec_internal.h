@@ -106,6 +106,8 @@ struct exec {
     egress_t *egress;            /* the gateway for functions with egress rules */
     exec_volume_path_fn volume_path; /* where a volume is mounted, or NULL */
     void *volume_ud;
+    void (*meter)(void *ud, const store_record_t *rec); /* exec_set_meter, or NULL */
+    void *meter_ud;
     uint64_t memory_used_mb;     /* memory_mb of every instance not yet freed */
     uint64_t memory_stopping_mb; /* of which instances already stopping */
     uv_timer_t *queue_timer;     /* the earliest deadline of a waiting call */

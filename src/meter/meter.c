@@ -182,13 +182,38 @@ static void add(store_usage_t *to, const store_usage_t *u)
     to->log_bytes += u->log_bytes;
 }
 
+double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u)
+{
+    double gb_s = (double)u->mb_ms / 1024.0 / 1000.0;
+    return (double)u->requests / 1e6 * p->request_per_million + gb_s * p->gb_second +
+           (double)u->cpu_ms / 1000.0 * p->cpu_second +
+           (double)u->egress_bytes / 1e9 * p->egress_gb +
+           (double)u->kv_ops / 1e6 * p->kv_ops_per_million;
+}
+
+void meter_usage_of(const store_record_t *rec, store_usage_t *out)
+{
+    bool ran = strcmp(rec->status, "throttled") && strcmp(rec->status, "queued") &&
+               strcmp(rec->status, "running");
+    *out = (store_usage_t){ .hour_ms = rec->start_ms - rec->start_ms % 3600000 };
+    snprintf(out->tenant, sizeof out->tenant, "default");
+    snprintf(out->function, sizeof out->function, "%s", rec->function);
+    if (!ran)
+        return;
+    out->requests = 1;
+    out->billed_ms = rec->billed_ms;
+    out->mb_ms = (int64_t)rec->memory_mb * rec->billed_ms;
+    out->cpu_ms = rec->cpu_ms;
+    out->max_rss_kb = rec->max_rss_kb;
+    out->egress_bytes = rec->egress_bytes;
+    out->kv_ops = rec->kv_ops;
+    out->log_bytes = rec->log_bytes;
+}
+
 static json_t *quantities(const store_usage_t *u, const meter_prices_t *p)
 {
     double gb_s = (double)u->mb_ms / 1024.0 / 1000.0;
-    double cost = (double)u->requests / 1e6 * p->request_per_million + gb_s * p->gb_second +
-                  (double)u->cpu_ms / 1000.0 * p->cpu_second +
-                  (double)u->egress_bytes / 1e9 * p->egress_gb +
-                  (double)u->kv_ops / 1e6 * p->kv_ops_per_million;
+    double cost = meter_usage_cost(p, u);
     return json_pack("{sI sf sI sI sI sI sI sf}", "requests", (json_int_t)u->requests,
                      "gb_seconds", gb_s, "billed_ms", (json_int_t)u->billed_ms, "cpu_ms",
                      (json_int_t)u->cpu_ms, "egress_bytes", (json_int_t)u->egress_bytes,

@@ -63,4 +63,23 @@ void meter_query_hours(const meter_query_t *q, int64_t *from_ms, int64_t *to_ms)
 json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n,
                      const meter_prices_t *prices);
 
+/* What usage u costs at prices p (docs/metering.md's formula). */
+double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u);
+/* What one record meters, as the store's usage rows count it (its hour,
+ * tenant and function; nothing for a call that did not run). */
+void meter_usage_of(const store_record_t *rec, store_usage_t *out);
+
+/* ---- the running totals ----------------------------------------------- */
+
+/* What the server's calls metered since it started, as /metrics shows it
+ * (mayfly_usage_*_total{tenant,function}): every call that ran, each
+ * attempt of an async event included. */
+typedef struct meter meter_t;
+
+meter_t *meter_new(const meter_prices_t *prices);
+void meter_free(meter_t *m);
+/* A call ended with rec (invocation_record's): counted when it ran (not
+ * throttled). Any thread; m is a meter_t (exec_set_meter's observe). */
+void meter_observe(void *m, const store_record_t *rec);
+
 #endif

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from conftest import (MAYFLY_BIN, assert_error, database, deploy_py, free_port, get_record,
-                      invoke, run_cli, unique, wait_for)
+                      invoke, metric, metrics, run_cli, unique, wait_for)
 
 WORKER_PY = """
 import time
@@ -95,6 +95,25 @@ def test_usage_equals_the_records_after_a_mixed_load(srv):
     name = unique("metered")
     mixed_load(srv, name)
     assert_usage_is_the_records_sum(srv, name)
+
+
+def test_metrics_keep_running_totals(srv):
+    name = unique("counted")
+    deploy_py(srv, name, WORKER_PY, memory_mb=2048)
+    for event in ({"print": 100}, {"print": 50, "fail": True}):
+        invoke(srv, name, event)
+    wait_for("the records", lambda: len(records(srv, name)) == 2)
+    recs = records(srv, name)
+    m = metrics(srv)
+    labels = {"tenant": "default", "function": name}
+    assert metric(m, "mayfly_usage_requests_total", **labels) == 2
+    assert metric(m, "mayfly_usage_gb_seconds_total", **labels) == pytest.approx(
+        sum(x["gb_seconds"] for x in recs), abs=1e-6)
+    assert metric(m, "mayfly_usage_log_bytes_total", **labels) == sum(
+        x["log_bytes"] for x in recs)
+    doc = usage(srv, **{"from": "2000-01-01T00:00:00Z"})
+    cost = sum(x["cost"] for x in doc["rows"] if x["function"] == name)
+    assert metric(m, "mayfly_usage_cost_total", **labels) == pytest.approx(cost, rel=1e-6)
 
 
 def test_a_record_meters_its_gb_seconds(srv):
