@@ -361,6 +361,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->kv_ops = (int64_t)inv->kv_ops;
     rec->egress_bytes = egress_bytes(inv->egress_json);
     rec->log_bytes = (int64_t)inv->log_bytes;
+    rec->first = !inv->event_attempt; /* a call's request id is new */
     snprintf(rec->trigger, sizeof rec->trigger, "%s", inv->trigger);
     /* Borrowed, as the rest: obs_records copies what it keeps. */
     bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);

@@ -49,9 +49,9 @@ void meter_observe(void *ud, const store_record_t *rec)
 {
     meter_t *m = ud;
     store_usage_t u;
-    meter_usage_of(rec, &u);
+    store_usage_of(rec, &u);
     if (!m || !u.requests)
-        return;
+        return; /* did not run */
     const char *labels[] = { u.tenant, u.function };
     metrics_inc(m->requests, labels, 1);
     metrics_inc(m->gb_seconds, labels, (double)u.mb_ms / 1024.0 / 1000.0);

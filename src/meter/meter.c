@@ -191,25 +191,6 @@ double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u)
            (double)u->kv_ops / 1e6 * p->kv_ops_per_million;
 }
 
-void meter_usage_of(const store_record_t *rec, store_usage_t *out)
-{
-    bool ran = strcmp(rec->status, "throttled") && strcmp(rec->status, "queued") &&
-               strcmp(rec->status, "running");
-    *out = (store_usage_t){ .hour_ms = rec->start_ms - rec->start_ms % 3600000 };
-    snprintf(out->tenant, sizeof out->tenant, "default");
-    snprintf(out->function, sizeof out->function, "%s", rec->function);
-    if (!ran)
-        return;
-    out->requests = 1;
-    out->billed_ms = rec->billed_ms;
-    out->mb_ms = (int64_t)rec->memory_mb * rec->billed_ms;
-    out->cpu_ms = rec->cpu_ms;
-    out->max_rss_kb = rec->max_rss_kb;
-    out->egress_bytes = rec->egress_bytes;
-    out->kv_ops = rec->kv_ops;
-    out->log_bytes = rec->log_bytes;
-}
-
 static json_t *quantities(const store_usage_t *u, const meter_prices_t *p)
 {
     double gb_s = (double)u->mb_ms / 1024.0 / 1000.0;

@@ -65,9 +65,6 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
 
 /* What usage u costs at prices p (docs/metering.md's formula). */
 double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u);
-/* What one record meters, as the store's usage rows count it (its hour,
- * tenant and function; nothing for a call that did not run). */
-void meter_usage_of(const store_record_t *rec, store_usage_t *out);
 
 /* ---- the running totals ----------------------------------------------- */
 

@@ -4,6 +4,7 @@
 #include "store/rows.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/xalloc.h"
@@ -72,6 +73,24 @@ void store__fill_log(const store__row_t *row, void *item)
     l->message = row->dup_blob(c, 5, &l->len);
     if (!l->message)
         l->message = xstrdup("");
+}
+
+void store_usage_of(const store_record_t *rec, store_usage_t *out)
+{
+    bool ran = strcmp(rec->status, "throttled") && strcmp(rec->status, "queued") &&
+               strcmp(rec->status, "running");
+    int64_t hour = rec->start_ms % 3600000;
+    *out = (store_usage_t){ .hour_ms = rec->start_ms - (hour < 0 ? hour + 3600000 : hour) };
+    snprintf(out->tenant, sizeof out->tenant, "default");
+    snprintf(out->function, sizeof out->function, "%s", rec->function);
+    out->requests = ran;
+    out->billed_ms = rec->billed_ms;
+    out->mb_ms = (int64_t)rec->memory_mb * rec->billed_ms;
+    out->cpu_ms = rec->cpu_ms;
+    out->max_rss_kb = rec->max_rss_kb;
+    out->egress_bytes = rec->egress_bytes;
+    out->kv_ops = rec->kv_ops;
+    out->log_bytes = rec->log_bytes;
 }
 
 void store__fill_usage(const store__row_t *row, void *item)

@@ -48,8 +48,9 @@
     "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS " FROM invocations WHERE request_id = " P(1)
 
 /* Usage (docs/metering.md): what each record meters, summed per tenant,
- * function and hour into the table usage by the stores' triggers as
- * records are written, in the same transaction: a record replaced (a call
+ * function and hour into the table usage as records are written, in the
+ * same transaction (PostgreSQL's triggers, SQLite's records write, which
+ * follows store_usage_of): a record replaced (a call
  * that moved on, or ran again) takes its old quantities out and puts its
  * new ones in, so that for any hour the sums of usage equal the sums over
  * the records, and stay when records are deleted. A row's part tells the

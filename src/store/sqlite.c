@@ -18,6 +18,7 @@
 
 #include "core/cleanup.h"
 #include "core/fs.h"
+#include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
 #include "store/sqlite_internal.h"
@@ -115,20 +116,12 @@ static const char *const store__migrations[] = {
     "END;",
 
     /* 10: metering (rows.h, STORE_USAGE_*): each record's egress and log
-     * bytes, and usage per tenant, function and hour, kept by triggers.
-     * INSERT OR REPLACE deletes the row it replaces without a delete
-     * trigger, so the record's old quantities go before it does. Records
+     * bytes, and usage per tenant, function and hour, which the records'
+     * writes keep in the same transaction (sqlite__records_write). Records
      * written before count from here on. */
     "ALTER TABLE invocations ADD COLUMN egress_bytes INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE invocations ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;"
-    STORE_USAGE_TABLE("TEXT", "INTEGER") " WITHOUT ROWID;"
-    "CREATE TRIGGER invocations_usage_out BEFORE INSERT ON invocations BEGIN "
-    STORE_USAGE_INSERT "SELECT 'default', function, " STORE_USAGE_HOUR("") ", 0, "
-    STORE_USAGE_VALUES("", "-") " FROM invocations WHERE request_id = NEW.request_id"
-    STORE_USAGE_ADD "; END;"
-    "CREATE TRIGGER invocations_usage_in AFTER INSERT ON invocations BEGIN "
-    STORE_USAGE_INSERT "VALUES ('default', NEW.function, " STORE_USAGE_HOUR("NEW.") ", 0, "
-    STORE_USAGE_VALUES("NEW.", "+") ")" STORE_USAGE_ADD "; END;",
+    STORE_USAGE_TABLE("TEXT", "INTEGER") " WITHOUT ROWID;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -151,6 +144,8 @@ typedef struct sqlite_store {
     sqlite3_stmt *rec_find_all;    /* records of every function */
     sqlite3_stmt *log_put;
     sqlite3_stmt *log_list;
+    sqlite3_stmt *rec_metered;     /* what a stored record metered */
+    sqlite3_stmt *usage_add;
 } sqlite_store_t;
 
 static const store__backend_t sqlite__backend;
@@ -195,6 +190,15 @@ static int store__prepare_all(sqlite_store_t *s, mf_error_t *err)
         (r = store__prepare(s, STORE_FN_DELETE(P), &s->fn_delete, err)) < 0 ||
         (r = store__prepare(s, STORE_FN_LIST, &s->fn_list, err)) < 0 ||
         (r = store__prepare(s, STORE_CODE_REFS(P), &s->code_refs, err)) < 0 ||
+        (r = store__prepare(s,
+                            "SELECT function, start_ms, status, billed_ms, memory_mb, cpu_ms,"
+                            " max_rss_kb, egress_bytes, kv_ops, log_bytes FROM invocations"
+                            " WHERE request_id = ?1",
+                            &s->rec_metered, err)) < 0 ||
+        (r = store__prepare(s,
+                            STORE_USAGE_INSERT "VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9,"
+                            " ?10, ?11)" STORE_USAGE_ADD,
+                            &s->usage_add, err)) < 0 ||
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
                             STORE_REC_PAYLOADS ") VALUES (" STORE_REC_VALUES(P) ")",
@@ -328,6 +332,8 @@ static void sqlite__close(store_t *base)
     sqlite3_finalize(s->fn_list);
     sqlite3_finalize(s->code_refs);
     sqlite3_finalize(s->rec_put);
+    sqlite3_finalize(s->rec_metered);
+    sqlite3_finalize(s->usage_add);
     sqlite3_finalize(s->rec_get);
     sqlite3_finalize(s->rec_find);
     sqlite3_finalize(s->rec_find_all);
@@ -454,15 +460,117 @@ static int store__end_batch(sqlite_store_t *s, int r, mf_error_t *err)
     return r;
 }
 
+/* ---- usage (rows.h, STORE_USAGE_*) ------------------------------------------ */
+
+/* What one write's records change in usage, by function and hour. */
+typedef struct usage_delta {
+    map_t at;          /* "HOUR FUNCTION" → index + 1 in rows */
+    store_usage_t *rows;
+    size_t n;
+} usage_delta_t;
+
+static void usage_add(usage_delta_t *d, const store_usage_t *u, int sign)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%lld %s", (long long)u->hour_ms, u->function);
+    uintptr_t k = (uintptr_t)map_get(&d->at, key);
+    if (!k) {
+        d->rows = xrealloc(d->rows, (d->n + 1) * sizeof *d->rows);
+        d->rows[d->n] = (store_usage_t){ .hour_ms = u->hour_ms };
+        snprintf(d->rows[d->n].tenant, sizeof d->rows[d->n].tenant, "%s", u->tenant);
+        snprintf(d->rows[d->n].function, sizeof d->rows[d->n].function, "%s", u->function);
+        k = ++d->n;
+        map_put(&d->at, key, (void *)k);
+    }
+    store_usage_t *to = &d->rows[k - 1];
+    to->requests += sign * u->requests;
+    to->billed_ms += sign * u->billed_ms;
+    to->mb_ms += sign * u->mb_ms;
+    to->cpu_ms += sign * u->cpu_ms;
+    to->max_rss_kb += sign * u->max_rss_kb;
+    to->egress_bytes += sign * u->egress_bytes;
+    to->kv_ops += sign * u->kv_ops;
+    to->log_bytes += sign * u->log_bytes;
+}
+
+/* Takes out what the stored record of rec's request metered, if any. */
+static int usage_take_stored(sqlite_store_t *s, const store_record_t *rec, usage_delta_t *d,
+                             mf_error_t *err)
+{
+    sqlite3_stmt *st = s->rec_metered;
+    sqlite3_bind_text(st, 1, rec->request_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        store_record_t old = { 0 };
+        snprintf(old.function, sizeof old.function, "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+        old.start_ms = sqlite3_column_int64(st, 1);
+        snprintf(old.status, sizeof old.status, "%s", (const char *)sqlite3_column_text(st, 2));
+        old.billed_ms = sqlite3_column_int64(st, 3);
+        old.memory_mb = sqlite3_column_int(st, 4);
+        old.cpu_ms = sqlite3_column_int64(st, 5);
+        old.max_rss_kb = sqlite3_column_int64(st, 6);
+        old.egress_bytes = sqlite3_column_int64(st, 7);
+        old.kv_ops = sqlite3_column_int64(st, 8);
+        old.log_bytes = sqlite3_column_int64(st, 9);
+        store_usage_t u;
+        store_usage_of(&old, &u);
+        usage_add(d, &u, -1);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+                                                  : store__sql_fail(s, err, "read a record's usage");
+}
+
+static int usage_write(sqlite_store_t *s, const usage_delta_t *d, mf_error_t *err)
+{
+    int r = 0;
+    for (size_t i = 0; i < d->n && r == 0; i++) {
+        const store_usage_t *u = &d->rows[i];
+        int64_t q[] = { u->requests, u->billed_ms,    u->mb_ms,  u->cpu_ms,
+                        u->max_rss_kb, u->egress_bytes, u->kv_ops, u->log_bytes };
+        bool any = false;
+        for (int k = 0; k < 8; k++)
+            any |= q[k] != 0;
+        if (!any)
+            continue;
+        sqlite3_stmt *st = s->usage_add;
+        sqlite3_bind_text(st, 1, u->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, u->function, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, u->hour_ms);
+        for (int k = 0; k < 8; k++)
+            sqlite3_bind_int64(st, 4 + k, q[k]);
+        r = store__step_done(s->db, st, true, "write usage", err);
+    }
+    return r;
+}
+
+/* Each record, and what it changes in usage: a record of a request that
+ * may have one stored already (rec->first unset) takes out what that one
+ * metered, then the new one adds its own; one row of usage a function and
+ * hour is written at the end, in the same transaction. */
 static int sqlite__records_write(store_t *base, const store_record_t *recs, size_t count,
                                  mf_error_t *err)
 {
     sqlite_store_t *s = sq(base);
     store__binder_t b = store__sqlite_binder(s->rec_put);
+    usage_delta_t d = { .at = MAP_INIT };
     int r = 0;
-    for (size_t i = 0; i < count && r == 0; i++)
-        r = store__step_done(s->db, s->rec_put, !store__bind_record(&b, &recs[i]),
-                             "write an invocation record", err);
+    for (size_t i = 0; i < count && r == 0; i++) {
+        if (!recs[i].first)
+            r = usage_take_stored(s, &recs[i], &d, err);
+        if (r == 0)
+            r = store__step_done(s->db, s->rec_put, !store__bind_record(&b, &recs[i]),
+                                 "write an invocation record", err);
+        store_usage_t u;
+        store_usage_of(&recs[i], &u);
+        usage_add(&d, &u, 1);
+    }
+    if (r == 0)
+        r = usage_write(s, &d, err);
+    map_release(&d.at);
+    free(d.rows);
     return r;
 }
 

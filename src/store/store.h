@@ -142,6 +142,9 @@ typedef struct store_record {
     char replay_of[37];       /* the record whose event this call ran again, or "" */
     char caller_request_id[37]; /* the call whose function made this one, or "" */
     int64_t kv_ops;           /* KV operations the call made (docs/state.md) */
+    /* Set when no record of this request can be stored yet (a call's one
+     * record, never an event's): its write skips looking for one. */
+    bool first;
     int64_t egress_bytes;     /* bytes out and in over its outbound connections */
     int64_t log_bytes;        /* bytes of log lines it printed (as kept) */
     /* Why it ran: invoke, url, replay, destination, schedule:NAME,
@@ -301,6 +304,10 @@ typedef struct store_usage {
     int64_t requests, billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes;
 } store_usage_t;
 
+/* What rec meters (its hour, the tenant and function; a request only
+ * when the call ran), as usage counts it: the rule STORE_USAGE_VALUES
+ * words in SQL (store/rows.h). */
+void store_usage_of(const store_record_t *rec, store_usage_t *out);
 /* Every hour from from_ms (inclusive) to to_ms (exclusive), by hour, then
  * tenant and function; free *out. */
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
