@@ -1021,10 +1021,8 @@ static void reg__release_code_as(registry_t *r, const char *sha, bool forget)
     /* A function of another server sharing the store keeps it there. */
     if (!forget || !r->code_db)
         return;
-    if (r->writer)
-        store_writer_submit(r->writer, false, reg__forget_apply, reg__forget_done, xstrdup(sha));
-    else if (store_code_forget(r->store, sha, &err) < 0)
-        reg__forget_done(xstrdup(sha), -EIO, &err);
+    store_writer_submit_or_run(r->writer, r->store, false, reg__forget_apply, reg__forget_done,
+                               xstrdup(sha));
 }
 
 void registry_set_writer(registry_t *r, store_writer_t *w)

@@ -331,19 +331,6 @@ static void create_work(uv_work_t *w)
     }
 }
 
-/* Runs a job's store change with the writer's connection (or the store's,
- * at once, without one), then done on the loop. */
-static void job_record(vol_job_t *j, store_job_apply_fn apply, store_job_done_fn done)
-{
-    if (j->v->writer) {
-        store_writer_submit(j->v->writer, true, apply, done, j);
-        return;
-    }
-    mf_error_t err = MF_ERROR_INIT;
-    int r = apply(j->v->store, j, &err);
-    done(j, r, &err);
-}
-
 static void job_free(vol_job_t *j)
 {
     free(j->image);
@@ -395,7 +382,7 @@ static void create_done(uv_work_t *w, int status)
     }
     j->row = (store_volume_t){ .size_mb = e->size_mb, .created_ms = e->created_ms };
     snprintf(j->row.name, sizeof j->row.name, "%s", e->name);
-    job_record(j, create_apply, create_recorded);
+    store_writer_submit_or_run(j->v->writer, j->v->store, true, create_apply, create_recorded, j);
 }
 
 static int check_name(const char *name, mf_error_t *err)
@@ -590,7 +577,7 @@ void volumes_delete(volumes_t *v, const char *name, volumes_done_cb cb, void *ud
     j->deleted = cb;
     j->mounted = !v->unavailable[0] && !e->error[0];
     v->jobs++;
-    job_record(j, delete_apply, delete_recorded);
+    store_writer_submit_or_run(v->writer, v->store, true, delete_apply, delete_recorded, j);
 }
 
 void volumes_set_writer(volumes_t *v, store_writer_t *w)

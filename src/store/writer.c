@@ -718,6 +718,18 @@ void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn app
     writer__submit(w, durable, durable, apply ? WRITER_JOB_BYTES : 0, apply, done, arg);
 }
 
+void store_writer_submit_or_run(store_writer_t *w, void *db, bool durable,
+                                store_job_apply_fn apply, store_job_done_fn done, void *arg)
+{
+    if (w) {
+        store_writer_submit(w, durable, apply, done, arg);
+        return;
+    }
+    mf_error_t err = MF_ERROR_INIT;
+    int r = apply(db, arg, &err);
+    done(arg, r, &err);
+}
+
 void store_writer_submit_sized(store_writer_t *w, bool durable, size_t bytes,
                                store_job_apply_fn apply, store_job_done_fn done, void *arg)
 {

@@ -130,6 +130,10 @@ int store_writer_start(uv_loop_t *loop, const store_writer_db_t *db, store_commi
  * job submitted before it has committed. */
 void store_writer_submit(store_writer_t *w, bool durable, store_job_apply_fn apply,
                          store_job_done_fn done, void *arg);
+/* store_writer_submit with w, or without one (NULL: a module not given a
+ * writer, as in unit tests) apply(db) now and done, before this returns. */
+void store_writer_submit_or_run(store_writer_t *w, void *db, bool durable,
+                                store_job_apply_fn apply, store_job_done_fn done, void *arg);
 /* As store_writer_submit, for a job whose arg holds about bytes of memory
  * (a batch of records or log lines): the size it counts for while the
  * writer holds it. */

@@ -408,17 +408,6 @@ static void change_done(void *arg, int r, const mf_error_t *err)
     free(ch);
 }
 
-static void change_submit(url_change_t *ch)
-{
-    if (ch->t->writer) {
-        store_writer_submit(ch->t->writer, true, change_write, change_done, ch);
-        return;
-    }
-    mf_error_t err = MF_ERROR_INIT;
-    int r = change_write(ch->t->store, ch, &err);
-    change_done(ch, r, &err);
-}
-
 void url_table_put(url_table_t *t, const url_config_t *c, url_table_done_fn done, void *ud)
 {
     const url_config_t *old = url_table_get(t, c->function);
@@ -440,7 +429,7 @@ void url_table_put(url_table_t *t, const url_config_t *c, url_table_done_fn done
                              .created_ms = n->created_ms,
                              .updated_ms = n->updated_ms };
     snprintf(ch->row.function, sizeof ch->row.function, "%s", n->function);
-    change_submit(ch);
+    store_writer_submit_or_run(t->writer, t->store, true, change_write, change_done, ch);
 }
 
 void url_table_delete(url_table_t *t, const char *function, url_table_done_fn done, void *ud)
@@ -450,7 +439,7 @@ void url_table_delete(url_table_t *t, const char *function, url_table_done_fn do
     ch->done = done;
     ch->ud = ud;
     snprintf(ch->function, sizeof ch->function, "%s", function);
-    change_submit(ch);
+    store_writer_submit_or_run(t->writer, t->store, true, change_write, change_done, ch);
 }
 
 void url_table_forget(url_table_t *t, const char *function)

@@ -11,6 +11,7 @@ Each test makes a write wait by holding a lock on its table from a psql
 session, and lets it go once it has seen what it came to see. Nothing here
 is timed: the lock is held until the server has answered."""
 
+import contextlib
 import subprocess
 import threading
 
@@ -79,6 +80,21 @@ class Background:
         return self.response
 
 
+@contextlib.contextmanager
+def held_up(db, table, like, method, url, **kwargs):
+    """A request whose write (a statement like like) waits for table,
+    which a psql session holds until the block ends; the block gets the
+    Background request, still waiting at its end."""
+    held = Held(db, table)
+    try:
+        request = Background(method, url, **kwargs)
+        held.wait_for_statement(like)
+        yield request
+        assert request.pending()
+    finally:
+        held.release()
+
+
 def still_answers(srv, warm):
     """The loop is free: the server answers reads and a warm call."""
     assert requests.get(f"{srv.url}/healthz", timeout=60).status_code == 200
@@ -92,10 +108,8 @@ def test_a_held_delete_leaves_the_server_answering_and_its_function_busy(srv, db
     deploy_py(srv, warm, ECHO_PY)
     deploy_py(srv, name, ECHO_PY)
     invoke_ok(srv, warm)
-    held = Held(db, "functions")
-    try:
-        delete = Background("DELETE", f"{srv.url}/v1/functions/{name}")
-        held.wait_for_statement("DELETE FROM functions%")
+    with held_up(db, "functions", "DELETE FROM functions%", "DELETE",
+                 f"{srv.url}/v1/functions/{name}") as delete:
         still_answers(srv, warm)
         # The same function changed meanwhile: a conflict, not a wait.
         r = requests.put(f"{srv.url}/v1/functions/{name}", json={"timeout_s": 9}, timeout=60)
@@ -105,9 +119,6 @@ def test_a_held_delete_leaves_the_server_answering_and_its_function_busy(srv, db
         assert r.status_code == 409, r.text
         # Until its row is gone, it is served as it was.
         assert invoke_ok(srv, name, {"still": True}).json() == {"echo": {"still": True}}
-        assert delete.pending()
-    finally:
-        held.release()
     assert delete.result().status_code == 204, delete.response.text
     assert requests.get(f"{srv.url}/v1/functions/{name}", timeout=60).status_code == 404
     assert psql(db, f"SELECT count(*) FROM functions WHERE name = '{name}'") == "0"
@@ -116,19 +127,14 @@ def test_a_held_delete_leaves_the_server_answering_and_its_function_busy(srv, db
 def test_a_delete_while_an_update_is_held_is_a_conflict(srv, db):
     name = unique("updated")
     deploy_py(srv, name, ECHO_PY)
-    held = Held(db, "functions")
-    try:
-        update = Background("PUT", f"{srv.url}/v1/functions/{name}", json={"memory_mb": 256})
-        held.wait_for_statement("INSERT INTO functions%")
+    with held_up(db, "functions", "INSERT INTO functions%", "PUT",
+                 f"{srv.url}/v1/functions/{name}", json={"memory_mb": 256}) as update:
         r = requests.delete(f"{srv.url}/v1/functions/{name}", timeout=60)
         assert r.status_code == 409, r.text
         # The Lambda API says it its way.
         r = requests.delete(f"{srv.url}/2015-03-31/functions/{name}", timeout=60)
         assert r.status_code == 409, r.text
         assert r.headers["x-amzn-ErrorType"] == "ResourceConflictException", r.text
-        assert update.pending()
-    finally:
-        held.release()
     assert update.result().status_code == 200, update.response.text
     assert requests.get(f"{srv.url}/v1/functions/{name}", timeout=60).json()["memory_mb"] == 256
     r = requests.delete(f"{srv.url}/v1/functions/{name}", timeout=60)
@@ -139,27 +145,17 @@ def test_held_url_changes_leave_the_server_answering(srv, db):
     warm, name = unique("warm"), unique("served")
     deploy_py(srv, warm, ECHO_PY)
     deploy_py(srv, name, ECHO_PY)
-    held = Held(db, "function_urls")
-    try:
-        create = Background("PUT", f"{srv.url}/v1/functions/{name}/url", json={"auth": "key"})
-        held.wait_for_statement("INSERT INTO function_urls%")
+    with held_up(db, "function_urls", "INSERT INTO function_urls%", "PUT",
+                 f"{srv.url}/v1/functions/{name}/url", json={"auth": "key"}) as create:
         still_answers(srv, warm)
         # Not there until written.
         assert requests.get(f"{srv.url}/v1/functions/{name}/url", timeout=60).status_code == 404
-        assert create.pending()
-    finally:
-        held.release()
     assert create.result().status_code == 201, create.response.text
     assert requests.get(f"{srv.url}/v1/functions/{name}/url", timeout=60).status_code == 200
 
-    held = Held(db, "function_urls")
-    try:
-        delete = Background("DELETE", f"{srv.url}/v1/functions/{name}/url")
-        held.wait_for_statement("DELETE FROM function_urls%")
+    with held_up(db, "function_urls", "DELETE FROM function_urls%", "DELETE",
+                 f"{srv.url}/v1/functions/{name}/url") as delete:
         still_answers(srv, warm)
-        assert delete.pending()
-    finally:
-        held.release()
     assert delete.result().status_code == 204, delete.response.text
     assert requests.get(f"{srv.url}/v1/functions/{name}/url", timeout=60).status_code == 404
     assert psql(db, f"SELECT count(*) FROM function_urls WHERE function = '{name}'") == "0"
@@ -171,23 +167,16 @@ def test_held_volume_changes_leave_the_server_answering(srv, db):
     probe = requests.get(f"{srv.url}/v1/volumes", timeout=60)
     if probe.status_code == 503:
         pytest.skip(f"this server keeps no volumes: {probe.text}")
-    held = Held(db, "volumes")
-    try:
-        create = Background("PUT", f"{srv.url}/v1/volumes/{vol}", json={"size_mb": 16})
-        held.wait_for_statement("INSERT INTO volumes%")
+    with held_up(db, "volumes", "INSERT INTO volumes%", "PUT", f"{srv.url}/v1/volumes/{vol}",
+                 json={"size_mb": 16}) as create:
         still_answers(srv, warm)
-        # Being created: a second create or a delete must wait for it.
+        # Being created: a delete must wait for it.
         r = requests.delete(f"{srv.url}/v1/volumes/{vol}", timeout=60)
         assert r.status_code == 409, r.text
-        assert create.pending()
-    finally:
-        held.release()
     assert create.result().status_code == 201, create.response.text
 
-    held = Held(db, "volumes")
-    try:
-        delete = Background("DELETE", f"{srv.url}/v1/volumes/{vol}")
-        held.wait_for_statement("DELETE FROM volumes%")
+    with held_up(db, "volumes", "DELETE FROM volumes%", "DELETE",
+                 f"{srv.url}/v1/volumes/{vol}") as delete:
         still_answers(srv, warm)
         # From the delete on, no function may come to mount it.
         r = requests.put(f"{srv.url}/v1/functions/{warm}",
@@ -196,8 +185,5 @@ def test_held_volume_changes_leave_the_server_answering(srv, db):
         assert r.status_code == 400 and "no volume named" in r.text, r.text
         r = requests.put(f"{srv.url}/v1/volumes/{vol}", json={"size_mb": 16}, timeout=60)
         assert r.status_code == 409 and "being deleted" in r.text, r.text
-        assert delete.pending()
-    finally:
-        held.release()
     assert delete.result().status_code == 204, delete.response.text
     assert requests.get(f"{srv.url}/v1/volumes/{vol}", timeout=60).status_code == 404

@@ -312,4 +312,52 @@ static inline char *unreachable_where(const backend_t *b, const char **mention)
     return where;
 }
 
+/* ---- a writer over a store --------------------------------------------------- */
+
+/* A writer of s's, on loop (initialised here); the test stops if it cannot
+ * start. */
+static inline store_writer_t *start_writer(store_t *s, uv_loop_t *loop)
+{
+    mf_error_t err = MF_ERROR_INIT;
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    if (uv_loop_init(loop) != 0 || store_writer_db(s, &db, &err) < 0 ||
+        store_writer_start(loop, &db, NULL, NULL, &w, &err) < 0) {
+        fprintf(stderr, "start_writer: %s\n", err.msg);
+        abort();
+    }
+    return w;
+}
+
+static inline void writer_keep_done(uv_timer_t *t)
+{
+    uv_timer_stop(t);
+}
+
+/* Runs loop until done(ctx), once everything submitted to w so far has
+ * committed (the writer's own handle does not keep a loop alive: a timer
+ * does meanwhile, for up to a minute); whether done came. */
+static inline bool run_writer_until(uv_loop_t *loop, store_writer_t *w, bool (*done)(void *ctx),
+                                    void *ctx)
+{
+    uv_timer_t keep;
+    uv_timer_init(loop, &keep);
+    uv_timer_start(&keep, writer_keep_done, 60000, 0);
+    store_writer_wait(w);
+    while (!done(ctx) && uv_is_active((uv_handle_t *)&keep))
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&keep, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return done(ctx);
+}
+
+/* Stops w, runs what it leaves on the loop, and closes the loop: 0 when
+ * nothing was left open on it. */
+static inline int stop_writer(store_writer_t *w, uv_loop_t *loop)
+{
+    store_writer_stop(w);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return uv_loop_close(loop);
+}
+
 #endif

@@ -234,9 +234,15 @@ static void test_another_servers_changes_are_taken_in(void **state)
     node_close(&a);
 }
 
-static void keep_done(uv_timer_t *t)
+typedef struct forgot {
+    backend_t *b;
+    const char *sha;
+} forgot_t;
+
+static bool package_gone(void *ctx)
 {
-    uv_timer_stop(t);
+    forgot_t *f = ctx;
+    return pg_kept_packages(f->b, f->sha) == 0;
 }
 
 /* A delete split as the API makes it: checked, written with another
@@ -250,12 +256,8 @@ static void test_a_split_delete_and_a_package_dropped_by_a_writer(void **state)
     node_open(&a, b);
     node_open(&other, b);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
+    store_writer_t *w = start_writer(a.store, &loop);
     mf_error_t err = MF_ERROR_INIT;
-    assert_int_equal(store_writer_db(a.store, &db, &err), 0);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
     registry_set_writer(a.reg, w);
 
     char sha1[65], sha2[65];
@@ -273,13 +275,8 @@ static void test_a_split_delete_and_a_package_dropped_by_a_writer(void **state)
     assert_true(registry_changes(a.reg) == changes + 1);
     /* Its package leaves by the writer's job. */
     assert_int_equal(pg_kept_packages(b, sha1), 1);
-    uv_timer_t keep;
-    uv_timer_init(&loop, &keep);
-    uv_timer_start(&keep, keep_done, 60000, 0);
-    store_writer_wait(w);
-    while (pg_kept_packages(b, sha1) && uv_is_active((uv_handle_t *)&keep))
-        uv_run(&loop, UV_RUN_ONCE);
-    assert_int_equal(pg_kept_packages(b, sha1), 0);
+    forgot_t gone = { b, sha1 };
+    assert_true(run_writer_until(&loop, w, package_gone, &gone));
 
     /* g: another server deletes it between this one's check and write. */
     assert_int_equal(registry_delete_plan(a.reg, "g", &err), 0);
@@ -292,10 +289,7 @@ static void test_a_split_delete_and_a_package_dropped_by_a_writer(void **state)
     /* h of the other server still runs sha2: the store keeps it. */
     assert_int_equal(pg_kept_packages(b, sha2), 1);
 
-    uv_close((uv_handle_t *)&keep, NULL);
-    store_writer_stop(w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(stop_writer(w, &loop), 0);
     registry_set_writer(a.reg, NULL);
     store_close(wdb);
     node_close(&other);

@@ -335,24 +335,11 @@ static void test_table_is_durable_and_goes_with_the_function(void **state)
     store_close(s);
 }
 
-/* Runs the loop until both changes were called back; the writer's own
- * handle does not keep a loop alive, a timer does meanwhile. */
-static void keep_done(uv_timer_t *t)
+/* Both changes were called back. */
+static bool both_called(void *ctx)
 {
-    uv_timer_stop(t);
-}
-
-static void run_until(uv_loop_t *loop, store_writer_t *w, const int *a, const int *b)
-{
-    uv_timer_t keep;
-    uv_timer_init(loop, &keep);
-    uv_timer_start(&keep, keep_done, 60000, 0);
-    store_writer_wait(w);
-    while ((!*a || !*b) && uv_is_active((uv_handle_t *)&keep))
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&keep, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    assert_true(*a && *b);
+    change_seen_t *const *c = ctx;
+    return c[0]->calls && c[1]->calls;
 }
 
 /* Through a writer, off the caller's thread: the table changes only when
@@ -365,11 +352,7 @@ static void test_table_changes_through_a_writer(void **state)
                            .config_json = "{}", .created_ms = 1, .updated_ms = 1 };
     assert_int_equal(store_function_put(s, &f, &err), 0);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    assert_int_equal(store_writer_db(s, &db, &err), 0);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    store_writer_t *w = start_writer(s, &loop);
     url_table_t *t;
     assert_int_equal(url_table_open(s, &t, &err), 0);
     url_table_set_writer(t, w);
@@ -384,7 +367,7 @@ static void test_table_changes_through_a_writer(void **state)
     assert_int_equal(put.calls, 0);
     assert_null(url_table_get(t, "fn"));
     uint64_t before = url_table_changes(t);
-    run_until(&loop, w, &put.calls, &ghost.calls);
+    assert_true(run_writer_until(&loop, w, both_called, (change_seen_t *[]){ &put, &ghost }));
     assert_int_equal(put.r, 0);
     assert_true(put.created);
     assert_int_equal(ghost.r, -ENOENT);
@@ -395,13 +378,11 @@ static void test_table_changes_through_a_writer(void **state)
     url_table_delete(t, "fn", on_change, &del);
     url_table_delete(t, "fn", on_change, &again);
     assert_non_null(url_table_get(t, "fn"));
-    run_until(&loop, w, &del.calls, &again.calls);
+    assert_true(run_writer_until(&loop, w, both_called, (change_seen_t *[]){ &del, &again }));
     assert_int_equal(del.r, 0);
     assert_int_equal(again.r, -ENOENT);
     assert_null(url_table_get(t, "fn"));
-    store_writer_stop(w);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(stop_writer(w, &loop), 0);
     url_table_close(t);
     /* The store agrees. */
     assert_int_equal(url_table_open(s, &t, &err), 0);
