@@ -88,16 +88,62 @@ bool api__inside(const http_request_t *req, exec_caller_t *caller)
     return true;
 }
 
-/* /v1's credentials: the bearer token `ID:SECRET` of an access key. */
+auth_action_t api__action(enum http_method method, const char *pattern)
+{
+    static const char *const invoking[] = { "/v1/functions/{name}/invoke",
+                                            "/v1/topics/{name}/publish",
+                                            "/v1/invocations/{id}/replay" };
+    if (!strcmp(pattern, "/v1/whoami"))
+        return AUTH_ANY;
+    if (!strncmp(pattern, "/v1/tenants", 11))
+        return AUTH_ADMINISTER;
+    if (method == HTTP_GET || method == HTTP_HEAD)
+        return !strncmp(pattern, "/v1/invocations/{id}", 20) ? AUTH_READ_CALL : AUTH_READ;
+    for (size_t i = 0; i < sizeof invoking / sizeof invoking[0]; i++)
+        if (method == HTTP_POST && !strcmp(pattern, invoking[i]))
+            return AUTH_INVOKE;
+    return AUTH_DEPLOY;
+}
+
+void api__role_refusal(const auth_key_t *key, auth_action_t action, const char *what, char *msg,
+                       size_t len)
+{
+    snprintf(msg, len, "the role %s may not %s (%s): it takes the role %s or above",
+             auth_role_name(key->role), auth_action_name(action), what,
+             auth_role_name(auth_action_role(action)));
+}
+
+static int refuse_role(const auth_key_t *key, auth_action_t action, const char *what,
+                       buf_t *refusal)
+{
+    char msg[320];
+    api__role_refusal(key, action, what, msg, sizeof msg);
+    cleanup_json json_t *doc =
+        json_pack("{s{ss ss}}", "error", "code", "forbidden", "message", msg);
+    json_dump_buf(refusal, doc);
+    buf_addch(refusal, '\n');
+    return 403;
+}
+
+/* /v1's credentials: the bearer token `ID:SECRET` of an access key, whose
+ * role must allow what the route does. */
 static int bearer_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
 {
-    if (auth_check_bearer(ctx->keys, http_request_header(req, "Authorization")))
+    const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
+    if (!key) {
+        http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
+        buf_adds(refusal,
+                 "{\"error\":{\"code\":\"unauthorized\",\"message\":"
+                 "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
+        return 401;
+    }
+    const char *pattern = req->route ? req->route->pattern : req->path;
+    auth_action_t action = api__action(req->method, pattern);
+    if (auth_role_allows(key->role, action))
         return 0;
-    http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
-    buf_adds(refusal,
-             "{\"error\":{\"code\":\"unauthorized\",\"message\":"
-             "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
-    return 401;
+    char what[160];
+    snprintf(what, sizeof what, "%s %s", http_method_str(req->method), pattern);
+    return refuse_role(key, action, what, refusal);
 }
 
 void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,
@@ -157,6 +203,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__durable_register(router, ctx);
     api__cluster_nodes_register(router, ctx);
     api__usage_register(router, ctx);
+    api__tenants_register(router, ctx);
 }
 
 void api_release(void)

@@ -92,6 +92,7 @@ void api__lambda_register(http_router_t *router, api_ctx_t *ctx);
 void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
 void api__usage_register(http_router_t *router, api_ctx_t *ctx);
+void api__tenants_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
@@ -236,6 +237,14 @@ void api__read_records(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
 /* api__read on the async queue's writer (db is a store_queue_t). */
 void api__read_queue(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
                      api_read_done_fn done, void *arg);
+
+/* What a request to the route pattern does, for its key's role: reads,
+ * invokes, deploys (every other change) or administers. */
+auth_action_t api__action(enum http_method method, const char *pattern);
+/* Why a key whose role may not do action is refused (what: the request,
+ * "PUT /v1/functions/{name}"), into msg. */
+void api__role_refusal(const auth_key_t *key, auth_action_t action, const char *what, char *msg,
+                       size_t len);
 
 /* Registers a handler behind the access-key check (unless open is true):
  * the bearer token is checked from the request's head, and a request

@@ -279,8 +279,25 @@ static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
     sigv4_result_t res = { 0 };
     mf_error_t err = MF_ERROR_INIT;
     if (sigv4_verify_http(req, "lambda", ctx->keys, head_wall_ms(req), &res, &err) == 0 &&
-        !res.path_normalized)
-        return true;
+        !res.path_normalized) {
+        /* The key's role must allow what the request does: reads are
+         * GETs, an invoke is Invoke's POST, the rest deploys. */
+        const auth_key_t *key = auth_keys_find(ctx->keys, res.access_key_id);
+        auth_action_t action = req->method == HTTP_GET || req->method == HTTP_HEAD
+                                   ? AUTH_READ
+                               : strstr(req->path, "/invocations") ||
+                                       strstr(req->path, "/response-streaming-invocations")
+                                   ? AUTH_INVOKE
+                                   : AUTH_DEPLOY;
+        if (key && auth_role_allows(key->role, action))
+            return true;
+        char what[200], msg[320] = "the access key is gone";
+        snprintf(what, sizeof what, "%s %s", http_method_str(req->method), req->path);
+        if (key)
+            api__role_refusal(key, action, what, msg, sizeof msg);
+        lambda_error(req, 403, "AccessDeniedException", "%s", msg);
+        return false;
+    }
     if (res.status == SIGV4_OK) {
         lambda_error(req, 403, "InvalidSignatureException",
                      "The request path has empty, '.' or '..' segments");

@@ -237,6 +237,18 @@ static int64_t head_wall_ms(const http_request_t *req)
     return clock_wall_ms() - (int64_t)(since / 1000000);
 }
 
+/* A key calling a URL whose auth is key must be allowed to invoke. */
+static int invoker_check(const auth_key_t *key, http_request_t *req, buf_t *refusal)
+{
+    if (key && auth_role_allows(key->role, AUTH_INVOKE))
+        return 0;
+    char msg[320] = "the access key is gone", what[160];
+    snprintf(what, sizeof what, "%s /url/%s", http_method_str(req->method), req->params[0]);
+    if (key)
+        api__role_refusal(key, AUTH_INVOKE, what, msg, sizeof msg);
+    return forbidden(refusal, msg);
+}
+
 /* Everything about the request the head tells: the URL exists, and the
  * caller's credentials (a SigV4 signature over the body waits for it). */
 static int url_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
@@ -254,16 +266,17 @@ static int url_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
         return 0;
     const char *authorization = http_request_header(req, "Authorization");
     if (is_bearer(authorization)) {
-        if (auth_check_bearer(ctx->keys, authorization))
-            return 0;
-        return forbidden(refusal, "this URL's auth is key, and the bearer token is not one of "
-                                  "the server's access keys");
+        const auth_key_t *key = auth_bearer_key(ctx->keys, authorization);
+        if (!key)
+            return forbidden(refusal, "this URL's auth is key, and the bearer token is not one "
+                                      "of the server's access keys");
+        return invoker_check(key, req, refusal);
     }
     sigv4_result_t res = { 0 };
     mf_error_t err = MF_ERROR_INIT;
     if (sigv4_verify_http_head(req, "lambda", ctx->keys, head_wall_ms(req), &res, &err) == 0 &&
         !res.path_normalized)
-        return 0;
+        return invoker_check(auth_keys_find(ctx->keys, res.access_key_id), req, refusal);
     if (res.status == SIGV4_MISSING)
         return forbidden(refusal, "this URL's auth is key: send `Authorization: Bearer ID:SECRET` "
                                   "or sign the request with SigV4 (service lambda)");

@@ -1,6 +1,7 @@
 #include "auth/auth.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +26,134 @@ static bool valid_part(const char *s, size_t len)
     return true;
 }
 
-static int add_key(auth_keys_t *keys, const char *id, size_t idlen, const char *secret,
-                   size_t secretlen)
+static const char *const role_names[] = { "viewer", "invoker", "developer", "admin" };
+
+const char *auth_role_name(auth_role_t role)
 {
-    if (!valid_part(id, idlen) || !valid_part(secret, secretlen))
-        return -EINVAL;
+    return role_names[role];
+}
+
+const char *auth_action_name(auth_action_t action)
+{
+    static const char *const names[] = { "any", "read", "read a call", "invoke", "deploy",
+                                         "administer" };
+    return names[action];
+}
+
+bool auth_role_allows(auth_role_t role, auth_action_t action)
+{
+    switch (action) {
+    case AUTH_ANY:
+    case AUTH_READ_CALL: return true;
+    case AUTH_READ: return role != AUTH_INVOKER;
+    case AUTH_INVOKE: return role >= AUTH_INVOKER;
+    case AUTH_DEPLOY: return role >= AUTH_DEVELOPER;
+    case AUTH_ADMINISTER: return role == AUTH_ADMIN;
+    }
+    return false;
+}
+
+auth_role_t auth_action_role(auth_action_t action)
+{
+    switch (action) {
+    case AUTH_ANY:
+    case AUTH_READ:
+    case AUTH_READ_CALL: return AUTH_VIEWER;
+    case AUTH_INVOKE: return AUTH_INVOKER;
+    case AUTH_DEPLOY: return AUTH_DEVELOPER;
+    case AUTH_ADMINISTER: return AUTH_ADMIN;
+    }
+    return AUTH_ADMIN;
+}
+
+void auth_tenant_account(const char *tenant, char out[13])
+{
+    if (!strcmp(tenant, AUTH_TENANT_DEFAULT)) {
+        snprintf(out, 13, "000000000000");
+        return;
+    }
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (const char *p = tenant; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    uint64_t n = h % 1000000000000ULL;
+    snprintf(out, 13, "%012llu", (unsigned long long)(n ? n : 1));
+}
+
+static bool valid_tenant(const char *s, size_t len)
+{
+    if (len == 0 || len > AUTH_TENANT_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* An entry's parts: id, secret, and the tenant and role when given (their
+ * lengths 0 when not). 0, or -EINVAL with err naming the part. */
+static int add_key(auth_keys_t *keys, const char *const part[4], const size_t len[4],
+                   mf_error_t *err)
+{
+    if (!valid_part(part[0], len[0]) || !valid_part(part[1], len[1]))
+        return mf_error_plain(err, EINVAL,
+                              "an access key id and secret are 1 to %d printable characters "
+                              "without ':' or ','",
+                              KEY_PART_MAX);
+    if (len[2] && !valid_tenant(part[2], len[2]))
+        return mf_error_plain(err, EINVAL, "tenant `%.*s`: must match [a-z0-9-]{1,%d}",
+                              (int)(len[2] > 64 ? 64 : len[2]), part[2], AUTH_TENANT_MAX);
+    auth_role_t role = AUTH_DEVELOPER;
+    if (len[3]) {
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strlen(role_names[i]) == len[3] && !memcmp(role_names[i], part[3], len[3]))
+                found = i;
+        if (found < 0)
+            return mf_error_plain(err, EINVAL,
+                                  "role `%.*s`: must be admin, developer, invoker or viewer",
+                                  (int)(len[3] > 64 ? 64 : len[3]), part[3]);
+        role = (auth_role_t)found;
+    }
+    for (size_t i = 0; i < keys->count; i++)
+        if (strlen(keys->keys[i].id) == len[0] && !memcmp(keys->keys[i].id, part[0], len[0]))
+            return mf_error_plain(err, EINVAL, "access key `%.*s` is given twice", (int)len[0],
+                                  part[0]);
     keys->keys = xrealloc(keys->keys, (keys->count + 1) * sizeof *keys->keys);
-    keys->keys[keys->count].id = xstrndup(id, idlen);
-    keys->keys[keys->count].secret = xstrndup(secret, secretlen);
-    keys->count++;
+    auth_key_t *k = &keys->keys[keys->count++];
+    *k = (auth_key_t){ .id = xstrndup(part[0], len[0]),
+                       .secret = xstrndup(part[1], len[1]),
+                       .role = role };
+    if (len[2])
+        snprintf(k->tenant, sizeof k->tenant, "%.*s", (int)len[2], part[2]);
+    else
+        snprintf(k->tenant, sizeof k->tenant, "%s", AUTH_TENANT_DEFAULT);
     return 0;
+}
+
+/* Splits s (n bytes) at each of seps into at most 4 parts; false when
+ * there are more, or fewer than 2. */
+static bool split(const char *s, size_t n, const char *seps, const char *part[4], size_t len[4])
+{
+    int k = 0;
+    size_t i = 0;
+    for (; k < 4; k++) {
+        while (seps[0] == ' ' && i < n && (s[i] == ' ' || s[i] == '\t'))
+            i++; /* runs of blanks between a file's columns */
+        if (i >= n)
+            break;
+        size_t start = i;
+        while (i < n && !strchr(seps, s[i]))
+            i++;
+        part[k] = s + start;
+        len[k] = i - start;
+        if (i < n)
+            i++;
+    }
+    for (int j = k; j < 4; j++) {
+        part[j] = "";
+        len[j] = 0;
+    }
+    return k >= 2 && i >= n;
 }
 
 int auth_keys_load_file(auth_keys_t *keys, const char *path, mf_error_t *err)
@@ -56,12 +175,16 @@ int auth_keys_load_file(auth_keys_t *keys, const char *path, mf_error_t *err)
             line[--len] = '\0';
         if (!len || line[0] == '#')
             continue;
-        char *sp = line + strcspn(line, " \t");
-        char *secret = sp + strspn(sp, " \t");
-        if (!*sp || add_key(keys, line, (size_t)(sp - line), secret, strlen(secret)) < 0)
+        const char *part[4];
+        size_t plen[4];
+        mf_error_t why = MF_ERROR_INIT;
+        if (!split(line, len, " \t", part, plen))
             return mf_error_set(err, 0,
-                                "access keys `%s` line %d: expected `ACCESS_KEY_ID SECRET`",
+                                "access keys `%s` line %d: expected `ACCESS_KEY_ID SECRET [TENANT "
+                                "[ROLE]]`",
                                 path, lineno);
+        if (add_key(keys, part, plen, &why) < 0)
+            return mf_error_set(err, 0, "access keys `%s` line %d: %s", path, lineno, why.msg);
     }
     return 0;
 }
@@ -72,10 +195,14 @@ int auth_keys_parse_list(auth_keys_t *keys, const char *spec, mf_error_t *err)
     while (*p) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *colon = memchr(p, ':', len);
-        if (!colon ||
-            add_key(keys, p, (size_t)(colon - p), colon + 1, len - (size_t)(colon - p) - 1) < 0)
-            return mf_error_set(err, 0, "access keys: expected ID:SECRET[,ID:SECRET...]");
+        const char *part[4];
+        size_t plen[4];
+        mf_error_t why = MF_ERROR_INIT;
+        if (!split(p, len, ":", part, plen))
+            return mf_error_set(err, 0,
+                                "access keys: expected ID:SECRET[:TENANT[:ROLE]][,...]");
+        if (add_key(keys, part, plen, &why) < 0)
+            return mf_error_set(err, 0, "access keys: %s", why.msg);
         p = end ? end + 1 : p + len;
     }
     return 0;
@@ -100,21 +227,28 @@ static bool equal_ct(const char *a, const char *b)
     return diff == 0;
 }
 
-bool auth_check_bearer(const auth_keys_t *keys, const char *authorization)
+const auth_key_t *auth_bearer_key(const auth_keys_t *keys, const char *authorization)
 {
+    static const auth_key_t development = { .id = (char *)"", .secret = (char *)"",
+                                            .tenant = AUTH_TENANT_DEFAULT, .role = AUTH_ADMIN };
     if (keys->count == 0)
-        return true;
+        return &development;
     if (!authorization || strncasecmp(authorization, "Bearer ", 7))
-        return false;
+        return NULL;
     const char *token = authorization + 7;
     const char *colon = strchr(token, ':');
     if (!colon || (size_t)(colon - token) > KEY_PART_MAX)
-        return false;
+        return NULL;
     char id[KEY_PART_MAX + 1];
     memcpy(id, token, (size_t)(colon - token));
     id[colon - token] = '\0';
     const auth_key_t *k = auth_keys_find(keys, id);
-    return k && equal_ct(k->secret, colon + 1);
+    return k && equal_ct(k->secret, colon + 1) ? k : NULL;
+}
+
+bool auth_check_bearer(const auth_keys_t *keys, const char *authorization)
+{
+    return auth_bearer_key(keys, authorization) != NULL;
 }
 
 void auth_keys_release(auth_keys_t *keys)

@@ -22,6 +22,9 @@ int cmd_schedule(int argc, char **argv);
 int cmd_topic(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_url(int argc, char **argv);
+/* The tenants and who the CLI's key is (cli/tenant.c). */
+int cmd_tenant(int argc, char **argv);
+int cmd_whoami(int argc, char **argv);
 /* What the calls metered and cost (cli/usage.c). */
 int cmd_usage(int argc, char **argv);
 /* The nodes sharing the database (cli/nodes.c). */
