@@ -56,8 +56,11 @@ void egress_box_call_begin(egress_box_t *b);
 /* The call ended: its entries as a JSON array (malloc'd text), NULL when it
  * made no connection and resolved nothing denied. Connections still open
  * are recorded with what they did so far and go on into the next call's
- * record, marked "reused", if it uses them. */
-char *egress_box_call_end(egress_box_t *b);
+ * record, marked "reused", if it uses them. *bytes is what the call's
+ * connections moved both ways, its entries' and the rest's (those past
+ * the entries kept, and bytes moved between calls on connections it did
+ * not use): each byte through the box is in one call's count. */
+char *egress_box_call_end(egress_box_t *b, uint64_t *bytes);
 /* Closes every connection (resetting them), the listeners and sockets;
  * the box frees itself once its handles are closed. */
 void egress_box_close(egress_box_t *b);

@@ -246,6 +246,10 @@ struct egress_box {
     entry_t **entries;
     size_t n_entries;
     unsigned dropped;
+    /* Bytes of connections with no entry in the current call (past the
+     * entries kept, or moved while no call used them), since the last
+     * call's end: with the entries', every byte in one call's count. */
+    uint64_t unlisted_bytes;
     unsigned denial_lines;
     map_t denied_names;        /* logged this call */
     int64_t call_start_ms;
@@ -486,12 +490,26 @@ static void conn_handle_closed(uv_handle_t *h)
     box_unref(b);
 }
 
+/* What a connection without an entry moved since it was last counted,
+ * into the box's unlisted bytes. */
+static void count_unlisted(conn_t *c)
+{
+    if (c->entry)
+        return;
+    uint64_t out, in;
+    totals(c, &out, &in);
+    c->box->unlisted_bytes += (out - c->mark_out) + (in - c->mark_in);
+    c->mark_out = out;
+    c->mark_in = in;
+}
+
 static void conn_close(conn_t *c, bool reset)
 {
     if (c->closing)
         return;
     c->closing = true;
     egress_box_t *b = c->box;
+    count_unlisted(c);
     entry_settle(c, false);
     meter(c);
     if (c->prev)
@@ -1746,13 +1764,14 @@ static void entry_json(buf_t *out, const entry_t *e)
     buf_adds(out, "}");
 }
 
-char *egress_box_call_end(egress_box_t *b)
+char *egress_box_call_end(egress_box_t *b, uint64_t *bytes)
 {
     /* The kernel queued a denial's message before the refused connect()
      * returned: whatever the call was refused is read now, into its record. */
     nflog_drain(b);
     for (conn_t *c = b->conns; c; c = c->next) {
         spliced_entry(c);
+        count_unlisted(c);
         if (c->entry) {
             entry_settle(c, true);
             c->used_before = true;
@@ -1761,6 +1780,10 @@ char *egress_box_call_end(egress_box_t *b)
     }
     b->in_call = false;
     map_clear(&b->denied_names);
+    *bytes = b->unlisted_bytes;
+    b->unlisted_bytes = 0;
+    for (size_t i = 0; i < b->n_entries; i++)
+        *bytes += b->entries[i]->bytes_out + b->entries[i]->bytes_in;
     if (b->n_entries == 0) {
         return NULL;
     }

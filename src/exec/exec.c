@@ -317,26 +317,6 @@ static void record_and_finish(exec_t *ex, invocation_t *inv)
     inv->done(inv, inv->ud);
 }
 
-/* The bytes both ways over the call's outbound connections, from its
- * entries (egress/egress.h); the count of those past the 100 kept has no
- * bytes to add. */
-static int64_t egress_bytes(const char *egress_json)
-{
-    if (!egress_json)
-        return 0;
-    json_t *list = json_loads(egress_json, 0, NULL);
-    int64_t sum = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(list, i, e)
-    {
-        sum += json_integer_value(json_object_get(e, "bytes_out"));
-        sum += json_integer_value(json_object_get(e, "bytes_in"));
-    }
-    json_decref(list);
-    return sum;
-}
-
 void invocation_record(const invocation_t *inv, store_record_t *rec)
 {
     memset(rec, 0, sizeof *rec);
@@ -359,7 +339,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     snprintf(rec->replay_of, sizeof rec->replay_of, "%s", inv->replay_of);
     snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s", inv->caller_request_id);
     rec->kv_ops = (int64_t)inv->kv_ops;
-    rec->egress_bytes = egress_bytes(inv->egress_json);
+    rec->egress_bytes = (int64_t)inv->egress_bytes;
     rec->log_bytes = (int64_t)inv->log_bytes;
     rec->first = !inv->event_attempt; /* a call's request id is new */
     snprintf(rec->trigger, sizeof rec->trigger, "%s", inv->trigger);
@@ -440,7 +420,7 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
     }
     if (inv->delivered_ns && inst->egress) {
         free(inv->egress_json);
-        inv->egress_json = egress_box_call_end(inst->egress);
+        inv->egress_json = egress_box_call_end(inst->egress, &inv->egress_bytes);
     }
     if (inv->delivered_ns)
         exec__instance_log_end(inst, inv);

@@ -82,6 +82,7 @@ struct invocation {
     int64_t start_wall_ms;
     int attempts;
     char *egress_json;           /* its outbound connections (egress/egress.h), or NULL */
+    uint64_t egress_bytes;       /* what they moved both ways (egress_box_call_end) */
     /* What its record keeps of event and result (the function's record
      * settings when it was accepted): 'f'ull, on 'e'rrors only, or 'o'ff;
      * at most payload_max bytes each; redact: the member names whose

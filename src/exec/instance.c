@@ -606,7 +606,7 @@ void exec__instance_stop(exec_instance_t *inst)
         /* A call cut short (a timeout, a crash) keeps the connections it
          * made in its record. */
         free(inst->inv->egress_json);
-        inst->inv->egress_json = egress_box_call_end(inst->egress);
+        inst->inv->egress_json = egress_box_call_end(inst->egress, &inst->inv->egress_bytes);
     }
     egress_box_close(inst->egress);
     inst->egress = NULL;

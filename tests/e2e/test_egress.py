@@ -262,6 +262,7 @@ def test_python_reaches_http_by_name_and_the_record_counts_its_bytes(env):
         assert e["http"] == {"method": "GET", "path": path, "status": status}, e
         assert (e["bytes_out"], e["bytes_in"]) == (up, down), (e, up, down)
         assert e["duration_ms"] >= 0 and e["start"], e
+    assert rec["egress_bytes"] == sum(up + down for up, down in seen), rec
     # The CLI prints the record, then its connections as a table.
     p = srv.cli("invocation", rid)
     assert p.returncode == 0, p.stderr
@@ -463,6 +464,10 @@ def test_the_257th_connection_of_an_instance_fails_clearly(env):
     assert out["results"][256] == 111, out["results"][256:]  # ECONNREFUSED
     assert out["echoed"] == 256
     assert "the instance already has 256 connections open" in log_text(srv, name, rid)
+    # The record lists 100 connections, and meters every one's bytes.
+    rec = record(srv, rid)
+    assert len(rec["egress"]) == 100 and rec["egress_more"] >= 156, rec["egress_more"]
+    assert rec["egress_bytes"] == 256 * len(b"ping\necho: ping\n"), rec["egress_bytes"]
 
 
 NODE_CLIENT = r"""
@@ -623,6 +628,8 @@ def test_a_kept_alive_connection_goes_on_into_the_next_calls_record(env):
     assert e2["http"]["path"] == "/two" and e2.get("reused") is True
     up, down = s.plain.conns[before]
     assert (e1["bytes_out"] + e2["bytes_out"], e1["bytes_in"] + e2["bytes_in"]) == (up, down)
+    assert (record(srv, rid1)["egress_bytes"] + record(srv, rid2)["egress_bytes"]
+            == up + down)
 
 
 def test_a_server_without_the_gateway_refuses_to_start_functions_with_rules(module_server_factory):
