@@ -233,7 +233,8 @@ static bool parse_list_query(http_request_t *req, list_query_t *q)
 {
     store_record_filter_t *f = &q->f;
     bool has_status, has_error_type, has_trigger;
-    if (!parse_status(req, &q->status, &has_status) || !api__query_time(req, "since", &f->since_ms) ||
+    if (!parse_status(req, &q->status, &has_status) ||
+        !api__query_time(req, "since", &f->since_ms) ||
         !api__query_time(req, "until", &f->until_ms) || !parse_cold(req, &f->cold) ||
         !parse_min_duration(req, &f->min_duration_ms) ||
         !parse_error_type(req, &q->error_type, &has_error_type) ||

@@ -1,4 +1,4 @@
-/* GET /v1/usage?from=&to=&granularity=hour|day|month&group_by=function|tenant:
+/* GET /v1/usage?from=&to=&granularity=hour|day|month&group_by=function|tenant&function=:
  * what the calls metered and what it costs (meter/meter.h), read off the
  * loop by the records' writer after the records handed to it, so that a
  * report includes every call answered before it was asked for. From the
@@ -91,6 +91,17 @@ static void handle_usage(http_request_t *req, api_ctx_t *ctx)
         !query_word(req, "granularity", parse_granularity, &granularity) ||
         !query_word(req, "group_by", parse_group, &group))
         return;
+    buf_t fn = BUF_INIT;
+    bool named = http_request_query(req, "function", &fn);
+    bool valid = !named || registry_valid_name(fn.data);
+    if (valid && named)
+        snprintf(q.function, sizeof q.function, "%s", fn.data);
+    buf_release(&fn);
+    if (!valid) {
+        http_respond_error(req, 400, "bad_request", "function: must match [A-Za-z0-9_-]{1,%d}",
+                           FN_NAME_MAX);
+        return;
+    }
     if (q.to_ms < q.from_ms) {
         http_respond_error(req, 400, "bad_request", "to: must not be before from");
         return;

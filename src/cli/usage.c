@@ -15,7 +15,8 @@
 
 static const char usage_usage[] =
     "usage: mayfly usage [--from T] [--to T] [--granularity hour|day|month]\n"
-    "                    [--by function|tenant] [--format table|csv|json]\n"
+    "                    [--by function|tenant] [--function NAME]\n"
+    "                    [--format table|csv|json]\n"
     "\n"
     "Shows what the calls metered and what it costs at the server's prices\n"
     "(docs/metering.md): requests, GB-seconds, CPU, egress, KV operations and\n"
@@ -27,6 +28,7 @@ static const char usage_usage[] =
     "  --to T            until T (default: now)\n"
     "  --granularity G   hour, day (default) or month\n"
     "  --by K            function (default) or tenant\n"
+    "  --function NAME   only that function's usage\n"
     "  --format F        table (default), csv or json (the server's answer)\n"
     "  -h, --help        show this help\n";
 
@@ -108,12 +110,13 @@ static int print_report(const client_response_t *resp, bool csv)
 
 int cmd_usage(int argc, char **argv)
 {
-    enum { OPT_FROM = 256, OPT_TO, OPT_GRANULARITY, OPT_BY, OPT_FORMAT };
+    enum { OPT_FROM = 256, OPT_TO, OPT_GRANULARITY, OPT_BY, OPT_FUNCTION, OPT_FORMAT };
     static const struct option options[] = {
         {"from", required_argument, NULL, OPT_FROM},
         {"to", required_argument, NULL, OPT_TO},
         {"granularity", required_argument, NULL, OPT_GRANULARITY},
         {"by", required_argument, NULL, OPT_BY},
+        {"function", required_argument, NULL, OPT_FUNCTION},
         {"format", required_argument, NULL, OPT_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -130,6 +133,7 @@ int cmd_usage(int argc, char **argv)
         case OPT_TO: cli_query_add(&path, "to", optarg); break;
         case OPT_GRANULARITY: cli_query_add(&path, "granularity", optarg); break;
         case OPT_BY: cli_query_add(&path, "group_by", optarg); break;
+        case OPT_FUNCTION: cli_query_add(&path, "function", optarg); break;
         case OPT_FORMAT:
             if (strcmp(optarg, "table") && strcmp(optarg, "csv") && strcmp(optarg, "json"))
                 return cli_usage_error("usage", usage_usage,

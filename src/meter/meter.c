@@ -222,6 +222,8 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
     size_t ns = 0;
     store_usage_t total = { 0 };
     for (size_t i = 0; i < n; i++) {
+        if (q->function[0] && strcmp(rows[i].function, q->function))
+            continue;
         const char *key = by_fn ? rows[i].function : rows[i].tenant;
         int64_t period = period_of(q->granularity, rows[i].hour_ms);
         char id[128];
@@ -254,8 +256,11 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
     char f[32], t[32];
     clock_format_iso8601(from, f, sizeof f);
     clock_format_iso8601(to, t, sizeof t);
-    return json_pack("{ss ss ss ss ss so so so}", "from", f, "to", t, "granularity",
-                     gnames[q->granularity], "group_by", by_fn ? "function" : "tenant",
-                     "currency", prices->currency, "prices", meter_prices_json(prices), "rows",
-                     list, "totals", quantities(&total, prices));
+    json_t *doc = json_pack("{ss ss ss ss ss so so so}", "from", f, "to", t, "granularity",
+                            gnames[q->granularity], "group_by", by_fn ? "function" : "tenant",
+                            "currency", prices->currency, "prices", meter_prices_json(prices),
+                            "rows", list, "totals", quantities(&total, prices));
+    if (q->function[0])
+        json_object_set_new(doc, "function", json_string(q->function));
+    return doc;
 }

@@ -46,6 +46,7 @@ typedef struct meter_query {
     int64_t from_ms, to_ms;
     meter_granularity_t granularity;
     meter_group_t group_by;
+    char function[65];         /* only this function's usage; "" for all */
 } meter_query_t;
 
 /* Parses granularity ("hour", "day" or "month") and group_by ("function"
@@ -55,8 +56,9 @@ int meter_parse_group(const char *s, meter_group_t *out, mf_error_t *err);
 /* The hours store_usage_list is to read for q. */
 void meter_query_hours(const meter_query_t *q, int64_t *from_ms, int64_t *to_ms);
 
-/* The report over rows (the hours of q, as store_usage_list gave them):
- * {"from", "to", "granularity", "group_by", "currency", "prices",
+/* The report over rows (the hours of q, as store_usage_list gave them;
+ * those of other functions than q->function, when set, are left out):
+ * {"from", "to", "granularity", "group_by", "function" (when set), "currency", "prices",
  *  "rows": [{"period", KEY, quantities…, "cost"}…] by period then key,
  *  "totals": {quantities…, "cost"}}, each quantity as docs/metering.md
  * names it. */

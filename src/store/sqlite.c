@@ -519,8 +519,9 @@ static int usage_take_stored(sqlite_store_t *s, const store_record_t *rec, usage
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-                                                  : store__sql_fail(s, err, "read a record's usage");
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return 0;
+    return store__sql_fail(s, err, "read a record's usage");
 }
 
 static int usage_write(sqlite_store_t *s, const usage_delta_t *d, mf_error_t *err)

@@ -142,6 +142,15 @@ def test_granularity_and_grouping(srv):
     assert by_hour["totals"]["requests"] == by_month["totals"]["requests"]
     assert [x["tenant"] for x in by_tenant["rows"]] == ["default"] * len(by_tenant["rows"])
     assert by_tenant["totals"] == by_month["totals"]
+    # One function's usage alone.
+    only = usage(srv, granularity="month", function=name, **{"from": "2000-01-01T00:00:00Z"})
+    assert only["function"] == name
+    assert [x["function"] for x in only["rows"]] == [name]
+    assert only["totals"]["requests"] == 3
+    out = run_cli(srv.url, "usage", "--from", "2000-01-01T00:00:00Z", "--function", name,
+                  "--format", "csv")
+    assert out.returncode == 0 and [r.split(",")[1] for r in out.stdout.splitlines()[1:]] == \
+        [name, "-"], out.stdout
     # A window before any call holds nothing.
     empty = usage(srv, **{"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"})
     assert empty["rows"] == [] and empty["totals"]["requests"] == 0
@@ -152,6 +161,7 @@ def test_granularity_and_grouping(srv):
     ({"group_by": "color"}, "group_by"),
     ({"from": "yesterday"}, "from"),
     ({"to": "1", "from": "2"}, "to"),
+    ({"function": "no spaces"}, "function"),
 ])
 def test_bad_queries_name_the_field(srv, params, mentions):
     r = requests.get(f"{srv.url}/v1/usage", params=params, timeout=60)
