@@ -22,6 +22,7 @@ typedef struct api_route {
     api_handler_fn fn;
     api_ctx_t *ctx;
     api_head_check_fn check; /* NULL: open to all */
+    auth_action_t action;    /* what a bearer-checked route does, for the key's role */
     /* Inside routes: the permission they need, and their pattern (owned). */
     const char *perm_kind;
     size_t perm_param;
@@ -40,9 +41,13 @@ static void trampoline(http_request_t *req, void *ud)
 
 /* Runs before the body is read: a client without credentials learns so
  * at once, and the server holds none of what it was about to upload. */
+static int bearer_check(http_request_t *req, const api_route_t *rt, buf_t *refusal);
+
 static int head_check(http_request_t *req, void *ud, buf_t *refusal)
 {
     api_route_t *rt = ud;
+    if (!rt->check)
+        return bearer_check(req, rt, refusal);
     return rt->check(req, rt->ctx, refusal);
 }
 
@@ -127,9 +132,10 @@ static int refuse_role(const auth_key_t *key, auth_action_t action, const char *
 
 /* /v1's credentials: the bearer token `ID:SECRET` of an access key, whose
  * role must allow what the route does. */
-static int bearer_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
+static int bearer_check(http_request_t *req, const api_route_t *rt, buf_t *refusal)
 {
-    const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
+    const auth_key_t *key =
+        auth_bearer_key(rt->ctx->keys, http_request_header(req, "Authorization"));
     if (!key) {
         http_header_add(req, "WWW-Authenticate", "Bearer realm=\"mayfly\"");
         buf_adds(refusal,
@@ -137,33 +143,42 @@ static int bearer_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
                  "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
         return 401;
     }
-    const char *pattern = req->route ? req->route->pattern : req->path;
-    auth_action_t action = api__action(req->method, pattern);
-    if (auth_role_allows(key->role, action))
+    if (auth_role_allows(key->role, rt->action))
         return 0;
     char what[160];
-    snprintf(what, sizeof what, "%s %s", http_method_str(req->method), pattern);
-    return refuse_role(key, action, what, refusal);
+    snprintf(what, sizeof what, "%s %s", http_method_str(req->method),
+             req->route ? req->route->pattern : req->path);
+    return refuse_role(key, rt->action, what, refusal);
+}
+
+/* check NULL with checked: the bearer check, for the action the route's
+ * method and pattern say (api__action, worked out once here). */
+static void add_route(http_router_t *router, api_ctx_t *ctx, enum http_method method,
+                      const char *pattern, api_handler_fn fn, size_t max_body,
+                      api_head_check_fn check, bool checked)
+{
+    api_route_t *rt = xcalloc(1, sizeof *rt);
+    rt->fn = fn;
+    rt->ctx = ctx;
+    rt->check = check;
+    rt->action = api__action(method, pattern);
+    rt->next = routes;
+    routes = rt;
+    http_router_add_checked(router, method, pattern, trampoline, checked ? head_check : NULL, rt,
+                            max_body);
 }
 
 void api__route_checked(http_router_t *router, api_ctx_t *ctx, enum http_method method,
                         const char *pattern, api_handler_fn fn, size_t max_body,
                         api_head_check_fn check)
 {
-    api_route_t *rt = xcalloc(1, sizeof *rt);
-    rt->fn = fn;
-    rt->ctx = ctx;
-    rt->check = check;
-    rt->next = routes;
-    routes = rt;
-    http_router_add_checked(router, method, pattern, trampoline, check ? head_check : NULL, rt,
-                            max_body);
+    add_route(router, ctx, method, pattern, fn, max_body, check, check != NULL);
 }
 
 void api__route(http_router_t *router, api_ctx_t *ctx, enum http_method method, const char *pattern,
                 api_handler_fn fn, size_t max_body, bool open)
 {
-    api__route_checked(router, ctx, method, pattern, fn, max_body, open ? NULL : bearer_check);
+    add_route(router, ctx, method, pattern, fn, max_body, NULL, !open);
 }
 
 void api__route_both(http_router_t *router, api_ctx_t *ctx, enum http_method method,

@@ -87,13 +87,10 @@ static void put_done(void *ud, int r, bool created, const mf_error_t *err)
     api_pending_t *p = ud;
     http_request_t *req = p->req;
     const url_config_t *now = r == 0 ? url_table_get(p->ctx->urls, p->name) : NULL;
-    if (r == -ENOENT) {
+    if (r == -ENOENT || (r == 0 && !now)) { /* !now: the function went meanwhile */
         http_respond_error(req, 404, "not_found", "no function named %s", p->name);
     } else if (r < 0) {
         api_respond_failure(req, r, err);
-    } else if (!now) {
-        /* The function went while its URL was being written. */
-        http_respond_error(req, 404, "not_found", "no function named %s", p->name);
     } else {
         if (now->auth == URL_AUTH_NONE)
             log_public(p->ctx, p->name);

@@ -6,7 +6,6 @@
  * function. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/api.h"
 #include "core/clock.h"
@@ -42,55 +41,26 @@ static void usage_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
     free(u);
 }
 
-/* ?name=: one of the words parse accepts, else 400 naming them. */
-static bool query_word(http_request_t *req, const char *name,
-                       int (*parse)(const char *s, int *out, mf_error_t *err), int *out)
-{
-    buf_t v = BUF_INIT;
-    mf_error_t err = MF_ERROR_INIT;
-    bool ok = !http_request_query(req, name, &v) || parse(v.data, out, &err) == 0;
-    buf_release(&v);
-    if (!ok)
-        http_respond_error(req, 400, "bad_request", "%s", err.msg);
-    return ok;
-}
-
-static int parse_granularity(const char *s, int *out, mf_error_t *err)
-{
-    meter_granularity_t g;
-    int r = meter_parse_granularity(s, &g, err);
-    *out = (int)g;
-    return r;
-}
-
-static int parse_group(const char *s, int *out, mf_error_t *err)
-{
-    meter_group_t g;
-    int r = meter_parse_group(s, &g, err);
-    *out = (int)g;
-    return r;
-}
-
-/* The start of the month (UTC) that holds now_ms. */
-static int64_t month_start(int64_t now_ms)
-{
-    time_t t = (time_t)(now_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    tm.tm_mday = 1;
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
 static void handle_usage(http_request_t *req, api_ctx_t *ctx)
 {
     int64_t now = clock_wall_ms();
-    meter_query_t q = { .from_ms = month_start(now), .to_ms = now };
-    int granularity = METER_DAY, group = METER_BY_FUNCTION;
-    if (!api__query_time(req, "from", &q.from_ms) || !api__query_time(req, "to", &q.to_ms) ||
-        !query_word(req, "granularity", parse_granularity, &granularity) ||
-        !query_word(req, "group_by", parse_group, &group))
+    meter_query_t q = { .from_ms = meter_period_start(METER_MONTH, now), .to_ms = now,
+                        .granularity = METER_DAY, .group_by = METER_BY_FUNCTION };
+    if (!api__query_time(req, "from", &q.from_ms) || !api__query_time(req, "to", &q.to_ms))
         return;
+    buf_t g = BUF_INIT, k = BUF_INIT;
+    mf_error_t err = MF_ERROR_INIT;
+    int r = 0;
+    if (http_request_query(req, "granularity", &g))
+        r = meter_parse_granularity(g.data, &q.granularity, &err);
+    if (r == 0 && http_request_query(req, "group_by", &k))
+        r = meter_parse_group(k.data, &q.group_by, &err);
+    buf_release(&g);
+    buf_release(&k);
+    if (r < 0) {
+        http_respond_error(req, 400, "bad_request", "%s", err.msg);
+        return;
+    }
     buf_t fn = BUF_INIT;
     bool named = http_request_query(req, "function", &fn);
     bool valid = !named || registry_valid_name(fn.data);
@@ -106,8 +76,6 @@ static void handle_usage(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 400, "bad_request", "to: must not be before from");
         return;
     }
-    q.granularity = (meter_granularity_t)granularity;
-    q.group_by = (meter_group_t)group;
     usage_read_t *u = xcalloc(1, sizeof *u);
     u->q = q;
     api__read_records(req, ctx, usage_read, usage_answer, u);

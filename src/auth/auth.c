@@ -246,11 +246,6 @@ const auth_key_t *auth_bearer_key(const auth_keys_t *keys, const char *authoriza
     return k && equal_ct(k->secret, colon + 1) ? k : NULL;
 }
 
-bool auth_check_bearer(const auth_keys_t *keys, const char *authorization)
-{
-    return auth_bearer_key(keys, authorization) != NULL;
-}
-
 void auth_keys_release(auth_keys_t *keys)
 {
     for (size_t i = 0; i < keys->count; i++) {

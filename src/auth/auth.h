@@ -54,8 +54,6 @@ const auth_key_t *auth_keys_find(const auth_keys_t *keys, const char *id);
  * compared in constant time), or NULL; with no keys at all (development
  * mode), the one development key: tenant "default", role admin, id "". */
 const auth_key_t *auth_bearer_key(const auth_keys_t *keys, const char *authorization);
-/* True when auth_bearer_key finds a key. */
-bool auth_check_bearer(const auth_keys_t *keys, const char *authorization);
 /* The tenant's account id in ARNs: 12 digits, "000000000000" for
  * "default", else derived from its name. */
 void auth_tenant_account(const char *tenant, char out[13]);

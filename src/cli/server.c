@@ -1076,7 +1076,6 @@ out:
     async_close(st.async);
     schedules_close(st.schedules); /* after the queue has called back its fires */
     exec_free(st.exec);
-    meter_free(meter);
     volumes_close(volumes); /* after the instances that mounted them */
     if (otlp)
         obs_otlp_free(otlp);
@@ -1099,5 +1098,6 @@ out:
     sandbox_system_free(sandboxes);
     auth_keys_release(&keys);
     metrics_free_all();
+    meter_free(meter); /* after the last render that collects from it */
     return r;
 }

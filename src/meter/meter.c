@@ -148,14 +148,13 @@ void meter_query_hours(const meter_query_t *q, int64_t *from_ms, int64_t *to_ms)
     *to_ms = floor_to(q->to_ms + HOUR_MS - 1, HOUR_MS);
 }
 
-/* The start of the period (UTC) that holds hour_ms. */
-static int64_t period_of(meter_granularity_t g, int64_t hour_ms)
+int64_t meter_period_start(meter_granularity_t g, int64_t ms)
 {
     if (g == METER_HOUR)
-        return hour_ms;
+        return floor_to(ms, HOUR_MS);
     if (g == METER_DAY)
-        return floor_to(hour_ms, DAY_MS);
-    time_t t = (time_t)(floor_to(hour_ms, 1000) / 1000);
+        return floor_to(ms, DAY_MS);
+    time_t t = (time_t)(floor_to(ms, 1000) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
     tm.tm_mday = 1;
@@ -170,21 +169,9 @@ typedef struct meter_sum {
     store_usage_t u;
 } meter_sum_t;
 
-static void add(store_usage_t *to, const store_usage_t *u)
-{
-    to->requests += u->requests;
-    to->billed_ms += u->billed_ms;
-    to->mb_ms += u->mb_ms;
-    to->cpu_ms += u->cpu_ms;
-    to->max_rss_kb += u->max_rss_kb;
-    to->egress_bytes += u->egress_bytes;
-    to->kv_ops += u->kv_ops;
-    to->log_bytes += u->log_bytes;
-}
-
 double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u)
 {
-    double gb_s = (double)u->mb_ms / 1024.0 / 1000.0;
+    double gb_s = store_usage_gb_seconds(u);
     return (double)u->requests / 1e6 * p->request_per_million + gb_s * p->gb_second +
            (double)u->cpu_ms / 1000.0 * p->cpu_second +
            (double)u->egress_bytes / 1e9 * p->egress_gb +
@@ -193,10 +180,9 @@ double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u)
 
 static json_t *quantities(const store_usage_t *u, const meter_prices_t *p)
 {
-    double gb_s = (double)u->mb_ms / 1024.0 / 1000.0;
     double cost = meter_usage_cost(p, u);
     return json_pack("{sI sf sI sI sI sI sI sf}", "requests", (json_int_t)u->requests,
-                     "gb_seconds", gb_s, "billed_ms", (json_int_t)u->billed_ms, "cpu_ms",
+                     "gb_seconds", store_usage_gb_seconds(u), "billed_ms", (json_int_t)u->billed_ms, "cpu_ms",
                      (json_int_t)u->cpu_ms, "egress_bytes", (json_int_t)u->egress_bytes,
                      "kv_ops", (json_int_t)u->kv_ops, "log_bytes", (json_int_t)u->log_bytes,
                      "cost", cost);
@@ -225,7 +211,7 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
         if (q->function[0] && strcmp(rows[i].function, q->function))
             continue;
         const char *key = by_fn ? rows[i].function : rows[i].tenant;
-        int64_t period = period_of(q->granularity, rows[i].hour_ms);
+        int64_t period = meter_period_start(q->granularity, rows[i].hour_ms);
         char id[128];
         snprintf(id, sizeof id, "%lld %s", (long long)period, key);
         uintptr_t k = (uintptr_t)map_get(&at, id);
@@ -235,8 +221,8 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
             k = ++ns;
             map_put(&at, id, (void *)k);
         }
-        add(&sums[k - 1].u, &rows[i]);
-        add(&total, &rows[i]);
+        store_usage_add(&sums[k - 1].u, &rows[i], 1);
+        store_usage_add(&total, &rows[i], 1);
     }
     map_release(&at);
     if (ns)

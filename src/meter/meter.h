@@ -53,6 +53,8 @@ typedef struct meter_query {
  * or "tenant"): -EINVAL naming the field otherwise. */
 int meter_parse_granularity(const char *s, meter_granularity_t *out, mf_error_t *err);
 int meter_parse_group(const char *s, meter_group_t *out, mf_error_t *err);
+/* The start (UTC) of the hour, day or month that holds ms. */
+int64_t meter_period_start(meter_granularity_t g, int64_t ms);
 /* The hours store_usage_list is to read for q. */
 void meter_query_hours(const meter_query_t *q, int64_t *from_ms, int64_t *to_ms);
 
@@ -78,7 +80,7 @@ typedef struct meter meter_t;
 meter_t *meter_new(const meter_prices_t *prices);
 void meter_free(meter_t *m);
 /* A call ended with rec (invocation_record's): counted when it ran (not
- * throttled). Any thread; m is a meter_t (exec_set_meter's observe). */
+ * throttled). On the loop; m is a meter_t (exec_set_meter's observe). */
 void meter_observe(void *m, const store_record_t *rec);
 
 #endif

@@ -93,6 +93,23 @@ void store_usage_of(const store_record_t *rec, store_usage_t *out)
     out->log_bytes = rec->log_bytes;
 }
 
+void store_usage_add(store_usage_t *to, const store_usage_t *u, int sign)
+{
+    to->requests += sign * u->requests;
+    to->billed_ms += sign * u->billed_ms;
+    to->mb_ms += sign * u->mb_ms;
+    to->cpu_ms += sign * u->cpu_ms;
+    to->max_rss_kb += sign * u->max_rss_kb;
+    to->egress_bytes += sign * u->egress_bytes;
+    to->kv_ops += sign * u->kv_ops;
+    to->log_bytes += sign * u->log_bytes;
+}
+
+double store_usage_gb_seconds(const store_usage_t *u)
+{
+    return (double)u->mb_ms / 1024.0 / 1000.0;
+}
+
 void store__fill_usage(const store__row_t *row, void *item)
 {
     store_usage_t *u = item;

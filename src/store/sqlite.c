@@ -482,15 +482,7 @@ static void usage_add(usage_delta_t *d, const store_usage_t *u, int sign)
         k = ++d->n;
         map_put(&d->at, key, (void *)k);
     }
-    store_usage_t *to = &d->rows[k - 1];
-    to->requests += sign * u->requests;
-    to->billed_ms += sign * u->billed_ms;
-    to->mb_ms += sign * u->mb_ms;
-    to->cpu_ms += sign * u->cpu_ms;
-    to->max_rss_kb += sign * u->max_rss_kb;
-    to->egress_bytes += sign * u->egress_bytes;
-    to->kv_ops += sign * u->kv_ops;
-    to->log_bytes += sign * u->log_bytes;
+    store_usage_add(&d->rows[k - 1], u, sign);
 }
 
 /* Takes out what the stored record of rec's request metered, if any. */

@@ -308,6 +308,10 @@ typedef struct store_usage {
  * when the call ran), as usage counts it: the rule STORE_USAGE_VALUES
  * words in SQL (store/rows.h). */
 void store_usage_of(const store_record_t *rec, store_usage_t *out);
+/* Adds u's quantities to *to, times sign (1, or -1 to take them out). */
+void store_usage_add(store_usage_t *to, const store_usage_t *u, int sign);
+/* u's memory × billed time in GB-seconds (mb_ms / 1024 / 1000). */
+double store_usage_gb_seconds(const store_usage_t *u);
 /* Every hour from from_ms (inclusive) to to_ms (exclusive), by hour, then
  * tenant and function; free *out. */
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,

@@ -311,7 +311,7 @@ static void assert_record(store_t *s, const char *id, const char *status, int at
  * ended within one batch) end as written one after the other would: a
  * later attempt wins, and how an attempt ended is never replaced by that
  * attempt still under way, whichever order they come in and whatever the
- * table held before. */
+ * table held before; usage counts what was kept. */
 static void test_a_requests_records_in_one_write_end_as_written_in_turn(void **state)
 {
     backend_t *b = *state;
@@ -332,6 +332,10 @@ static void test_a_requests_records_in_one_write_end_as_written_in_turn(void **s
     assert_record(s, "ended", "success", 1);
     assert_record(s, "old", "running", 3);
     assert_int_equal(pg_db_int(b, "SELECT count(*) FROM invocations"), 5);
+    /* Usage follows what was kept, not what was sent: three calls ran
+     * ("run", "late", "ended"); the writes the upsert did not take
+     * ("late" running again, "old" of earlier attempts) changed nothing. */
+    assert_int_equal(pg_db_int(b, "SELECT sum(requests) FROM usage"), 3);
     store_close(s);
 }
 
