@@ -11,7 +11,7 @@ static void handle_whoami(http_request_t *req, api_ctx_t *ctx)
 {
     const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
     char account[13];
-    auth_tenant_account(key->tenant, account);
+    tenant_account(key->tenant, account);
     cleanup_json json_t *out =
         json_pack("{ss ss ss ss sb}", "access_key_id", key->id, "tenant", key->tenant, "role",
                   auth_role_name(key->role), "account_id", account, "development",
@@ -34,14 +34,14 @@ static json_t *tenant_json(const api_ctx_t *ctx, const char *name)
         json_object_set_new(roles, role,
                             json_integer(json_integer_value(json_object_get(roles, role)) + 1));
     }
-    if (ctx->keys->count == 0 && !strcmp(name, AUTH_TENANT_DEFAULT))
+    if (ctx->keys->count == 0 && !strcmp(name, TENANT_DEFAULT))
         json_object_set_new(roles, "admin", json_integer(1)); /* development mode's */
     else if (!keys) {
         json_decref(roles);
         return NULL;
     }
     char account[13];
-    auth_tenant_account(name, account);
+    tenant_account(name, account);
     return json_pack("{ss ss si so}", "name", name, "account_id", account, "keys", keys, "roles",
                      roles);
 }
@@ -51,7 +51,7 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
     json_t *list = json_array();
     json_t *seen = json_object();
     if (ctx->keys->count == 0)
-        json_array_append_new(list, tenant_json(ctx, AUTH_TENANT_DEFAULT));
+        json_array_append_new(list, tenant_json(ctx, TENANT_DEFAULT));
     for (size_t i = 0; i < ctx->keys->count; i++) {
         const char *t = ctx->keys->keys[i].tenant;
         if (json_object_get(seen, t))

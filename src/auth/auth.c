@@ -66,29 +66,6 @@ auth_role_t auth_action_role(auth_action_t action)
     return AUTH_ADMIN;
 }
 
-void auth_tenant_account(const char *tenant, char out[13])
-{
-    if (!strcmp(tenant, AUTH_TENANT_DEFAULT)) {
-        snprintf(out, 13, "000000000000");
-        return;
-    }
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (const char *p = tenant; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    uint64_t n = h % 1000000000000ULL;
-    snprintf(out, 13, "%012llu", (unsigned long long)(n ? n : 1));
-}
-
-static bool valid_tenant(const char *s, size_t len)
-{
-    if (len == 0 || len > AUTH_TENANT_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
-            return false;
-    return true;
-}
-
 /* An entry's parts: id, secret, and the tenant and role when given (their
  * lengths 0 when not). 0, or -EINVAL with err naming the part. */
 static int add_key(auth_keys_t *keys, const char *const part[4], const size_t len[4],
@@ -99,9 +76,9 @@ static int add_key(auth_keys_t *keys, const char *const part[4], const size_t le
                               "an access key id and secret are 1 to %d printable characters "
                               "without ':' or ','",
                               KEY_PART_MAX);
-    if (len[2] && !valid_tenant(part[2], len[2]))
+    if (len[2] && !tenant_valid(part[2], len[2]))
         return mf_error_plain(err, EINVAL, "tenant `%.*s`: must match [a-z0-9-]{1,%d}",
-                              (int)(len[2] > 64 ? 64 : len[2]), part[2], AUTH_TENANT_MAX);
+                              (int)(len[2] > 64 ? 64 : len[2]), part[2], TENANT_MAX);
     auth_role_t role = AUTH_DEVELOPER;
     if (len[3]) {
         int found = -1;
@@ -126,7 +103,7 @@ static int add_key(auth_keys_t *keys, const char *const part[4], const size_t le
     if (len[2])
         snprintf(k->tenant, sizeof k->tenant, "%.*s", (int)len[2], part[2]);
     else
-        snprintf(k->tenant, sizeof k->tenant, "%s", AUTH_TENANT_DEFAULT);
+        snprintf(k->tenant, sizeof k->tenant, "%s", TENANT_DEFAULT);
     return 0;
 }
 
@@ -230,7 +207,7 @@ static bool equal_ct(const char *a, const char *b)
 const auth_key_t *auth_bearer_key(const auth_keys_t *keys, const char *authorization)
 {
     static const auth_key_t development = { .id = (char *)"", .secret = (char *)"",
-                                            .tenant = AUTH_TENANT_DEFAULT, .role = AUTH_ADMIN };
+                                            .tenant = TENANT_DEFAULT, .role = AUTH_ADMIN };
     if (keys->count == 0)
         return &development;
     if (!authorization || strncasecmp(authorization, "Bearer ", 7))

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/tenant.h"
 
 /* What a key may do (docs/metering.md, "Tenants and roles"): each role
  * may do what the one before may, but an invoker does not read. */
@@ -27,13 +28,10 @@ typedef enum auth_action {
     AUTH_ADMINISTER, /* see the tenants */
 } auth_action_t;
 
-#define AUTH_TENANT_MAX 32
-#define AUTH_TENANT_DEFAULT "default"
-
 typedef struct auth_key {
     char *id;
     char *secret;
-    char tenant[AUTH_TENANT_MAX + 1];
+    char tenant[TENANT_MAX + 1];
     auth_role_t role;
 } auth_key_t;
 
@@ -54,9 +52,6 @@ const auth_key_t *auth_keys_find(const auth_keys_t *keys, const char *id);
  * compared in constant time), or NULL; with no keys at all (development
  * mode), the one development key: tenant "default", role admin, id "". */
 const auth_key_t *auth_bearer_key(const auth_keys_t *keys, const char *authorization);
-/* The tenant's account id in ARNs: 12 digits, "000000000000" for
- * "default", else derived from its name. */
-void auth_tenant_account(const char *tenant, char out[13]);
 /* Whether role may do action. */
 bool auth_role_allows(auth_role_t role, auth_action_t action);
 const char *auth_role_name(auth_role_t role);     /* "viewer", … */

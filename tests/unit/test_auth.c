@@ -110,15 +110,15 @@ static void test_tenants_have_twelve_digit_accounts(void **state)
 {
     (void)state;
     char a[13], b[13], again[13];
-    auth_tenant_account("default", a);
+    tenant_account("default", a);
     assert_string_equal(a, "000000000000");
-    auth_tenant_account("team-b", b);
-    auth_tenant_account("team-b", again);
+    tenant_account("team-b", b);
+    tenant_account("team-b", again);
     assert_string_equal(b, again);
     assert_int_equal(strlen(b), 12);
     assert_int_equal(strspn(b, "0123456789"), 12);
     assert_string_not_equal(a, b);
-    auth_tenant_account("team-c", again);
+    tenant_account("team-c", again);
     assert_string_not_equal(b, again);
 }
 
