@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "auth/sigv4.h"
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/json.h"
@@ -27,16 +29,104 @@ typedef struct api_route {
     const char *perm_kind;
     size_t perm_param;
     char *pattern;
+    /* Which path parameters name an object of the caller's tenant (bit i:
+     * params[i]): qualified (core/tenant.h) before the handler runs. */
+    unsigned names;
 } api_route_t;
 
 #define INSIDE_PREFIX "/mayfly"
 
 static api_route_t *routes;
 
+bool api__who(const http_request_t *req, const api_ctx_t *ctx, api_who_t *out)
+{
+    memset(out, 0, sizeof *out);
+    exec_caller_t c;
+    if (api__inside(req, &c)) {
+        out->inside = true;
+        tenant_of(c.fn->name, out->tenant);
+        return true;
+    }
+    const char *authz = http_request_header(req, "Authorization");
+    char id[128];
+    if (!ctx->keys || !ctx->keys->count || (authz && !strncasecmp(authz, "Bearer ", 7)))
+        out->key = auth_bearer_key(ctx->keys, authz);
+    else if (sigv4_key_id(req, id, sizeof id))
+        out->key = auth_keys_find(ctx->keys, id);
+    if (!out->key)
+        return false;
+    snprintf(out->tenant, sizeof out->tenant, "%s", out->key->tenant);
+    if (out->key->role != AUTH_ADMIN || ctx->keys->count == 0)
+        return true;
+    /* An admin works in its own tenant, or in the one it names; lists
+     * show every tenant's objects unless it names one. */
+    const char *t = http_request_header(req, "X-Mayfly-Tenant");
+    if (t && tenant_valid(t, strlen(t)))
+        snprintf(out->tenant, sizeof out->tenant, "%s", t);
+    else
+        out->all = true;
+    return true;
+}
+
+bool api__sees(const api_who_t *who, const char *qname)
+{
+    return who->all || tenant_owns(who->tenant, qname);
+}
+
+const char *api__scope(const http_request_t *req, const api_ctx_t *ctx, char buf[TENANT_MAX + 1])
+{
+    api_who_t who;
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    else if (who.all)
+        return NULL;
+    memcpy(buf, who.tenant, sizeof who.tenant);
+    return buf;
+}
+
 static void trampoline(http_request_t *req, void *ud)
 {
     api_route_t *rt = ud;
+    if (rt->names) {
+        api_who_t who;
+        if (!api__who(req, rt->ctx, &who)) {
+            http_respond_error(req, 401, "unauthorized", "the request's access key is gone");
+            return;
+        }
+        for (size_t i = 0; i < req->nparams; i++) {
+            if (!(rt->names & (1u << i)))
+                continue;
+            /* No name a user gives holds the separator: one that does
+             * would reach into another tenant. */
+            if (strchr(req->params[i], TENANT_SEP)) {
+                http_respond_error(req, 400, "bad_request", "`%.64s` is not a name: a name "
+                                   "is made of [A-Za-z0-9_.-]", req->params[i]);
+                return;
+            }
+            char q[TENANT_QNAME_MAX + 1];
+            if (!tenant_qualify(who.tenant, req->params[i], q, sizeof q)) {
+                http_respond_error(req, 400, "bad_request", "`%.64s`: a name is at most %d "
+                                   "characters", req->params[i], TENANT_LOCAL_MAX);
+                return;
+            }
+            free(req->params[i]);
+            req->params[i] = xstrdup(q);
+        }
+    }
     rt->fn(req, rt->ctx);
+}
+
+/* Which parameters of pattern name a tenant's objects: {name} and
+ * {store}, but a tenant's own name under /v1/tenants. */
+static unsigned name_params(const char *pattern)
+{
+    if (strstr(pattern, "/v1/tenants"))
+        return 0;
+    unsigned names = 0, i = 0;
+    for (const char *p = strchr(pattern, '{'); p; p = strchr(p + 1, '{'), i++)
+        if (!strncmp(p, "{name}", 6) || !strncmp(p, "{store}", 7))
+            names |= 1u << i;
+    return names;
 }
 
 /* Runs before the body is read: a client without credentials learns so
@@ -162,6 +252,7 @@ static void add_route(http_router_t *router, api_ctx_t *ctx, enum http_method me
     rt->ctx = ctx;
     rt->check = check;
     rt->action = api__action(method, pattern);
+    rt->names = !strncmp(pattern, "/v1/", 4) ? name_params(pattern) : 0;
     rt->next = routes;
     routes = rt;
     http_router_add_checked(router, method, pattern, trampoline, checked ? head_check : NULL, rt,
@@ -194,6 +285,7 @@ void api__route_both(http_router_t *router, api_ctx_t *ctx, enum http_method met
     rt->perm_kind = perm_kind;
     rt->perm_param = perm_param;
     rt->pattern = xasprintf(INSIDE_PREFIX "%s", pattern);
+    rt->names = name_params(pattern);
     rt->next = routes;
     routes = rt;
     http_router_add_checked(ctx->inside, method, rt->pattern, trampoline, inside_check, rt,
@@ -327,7 +419,7 @@ bool api__call_origin(http_request_t *req, api_call_origin_t *o)
         o->traceparent = api__trace_context(req, o->tp);
         return true;
     }
-    snprintf(o->trigger, sizeof o->trigger, "function:%s", caller.fn->name);
+    snprintf(o->trigger, sizeof o->trigger, "function:%s", tenant_local(caller.fn->name));
     snprintf(o->tp, sizeof o->tp, "%s", caller.traceparent);
     snprintf(o->caller, sizeof o->caller, "%s", caller.request_id);
     o->traceparent = o->tp;
@@ -345,7 +437,10 @@ bool api__call_origin(http_request_t *req, api_call_origin_t *o)
 
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
 {
-    const char *msg = err && err->msg[0] ? err->msg : "unknown error";
+    char shown[sizeof err->msg];
+    snprintf(shown, sizeof shown, "%s", err && err->msg[0] ? err->msg : "unknown error");
+    tenant_strip(shown);
+    const char *msg = shown;
     switch (r) {
     case -EINVAL: http_respond_error(req, 400, "bad_request", "%s", msg); return;
     case -ENOENT: http_respond_error(req, 404, "not_found", "%s", msg); return;

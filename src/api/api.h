@@ -3,6 +3,7 @@
 #ifndef MAYFLY_API_API_H
 #define MAYFLY_API_API_H
 
+#include "core/tenant.h"
 #include "auth/auth.h"
 #include "core/id.h"
 #include "http/router.h"
@@ -124,14 +125,18 @@ void api__lambda_error(http_request_t *req, int status, const char *type, const 
 void api__lambda_failure(http_request_t *req, int r, const mf_error_t *err);
 /* The first check of every Lambda handler: false once it has answered. */
 bool api__lambda_authorized(http_request_t *req, api_ctx_t *ctx);
-/* The function name of the path ({name}, an ARN, NAME:$LATEST), or an
- * answer and false. */
-bool api__lambda_path_name(http_request_t *req, char name[FN_NAME_MAX + 1]);
+/* The function name of the path ({name}, an ARN, NAME:$LATEST),
+ * qualified with the caller's tenant (core/tenant.h), or an answer and
+ * false (404 for another account's ARN). */
+bool api__lambda_path_name(http_request_t *req, const api_ctx_t *ctx,
+                           char name[TENANT_QNAME_MAX + 1]);
 void api__lambda_arn(const api_ctx_t *ctx, const char *name, char *out, size_t len);
 void api__lambda_time(int64_t ms, char *out, size_t len);
-/* A function body's "volumes" name only volumes that exist (-EINVAL naming
- * the first that does not; the registry checks the rest of its shape). */
-int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err);
+/* A function body's "volumes" name only volumes of the function's tenant
+ * that exist (-EINVAL naming the first that does not; the registry checks
+ * the rest of its shape). */
+int api__volumes_check(api_ctx_t *ctx, const char *function, const json_t *body,
+                       mf_error_t *err);
 /* POST …/invoke with X-Mayfly-Invocation-Type: Event (api/async.c). */
 void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
 /* The caller's trace context as a W3C traceparent: its traceparent
@@ -166,7 +171,7 @@ void api__replay_register(http_router_t *router, api_ctx_t *ctx);
 typedef enum { API_PUT_ANY, API_PUT_CREATE, API_PUT_UPDATE } api_put_mode_t;
 /* Runs on the thread pool. name is the path's; a translate_fn for a body
  * that carries the name instead (Lambda's CreateFunction) fills it. */
-typedef int (*api_translate_fn)(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err);
+typedef int (*api_translate_fn)(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err);
 /* A translate_fn's answer for a request that only checks: the package is
  * unpacked and validated, nothing changes, and done gets the function as
  * it is. */
@@ -197,7 +202,7 @@ bool api__query_time(http_request_t *req, const char *name, int64_t *ms);
 typedef struct api_pending {
     http_request_t *req;
     api_ctx_t *ctx;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     bool create;
 } api_pending_t;
 api_pending_t *api__pending(http_request_t *req, api_ctx_t *ctx, const char *name, bool create);
@@ -237,6 +242,26 @@ void api__read_records(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
 /* api__read on the async queue's writer (db is a store_queue_t). */
 void api__read_queue(http_request_t *req, api_ctx_t *ctx, api_read_fn read,
                      api_read_done_fn done, void *arg);
+
+/* Who a request is from and whose objects its names are: its key (the
+ * development key when the server has none), and the key's tenant, or
+ * an admin's X-Mayfly-Tenant (all: an admin naming none, whose lists show
+ * every tenant's objects), or, through the second door, the calling
+ * function's tenant (key NULL). false when no key signs it. The /v1
+ * routes' {name} and {store} parameters come to handlers qualified with
+ * this tenant (core/tenant.h); lists show what api__sees. */
+typedef struct api_who {
+    const auth_key_t *key;
+    char tenant[TENANT_MAX + 1];
+    bool all;
+    bool inside;
+} api_who_t;
+bool api__who(const http_request_t *req, const api_ctx_t *ctx, api_who_t *out);
+/* The tenant whose objects a list for req shows (in buf), or NULL for
+ * every tenant's (an admin naming none). */
+const char *api__scope(const http_request_t *req, const api_ctx_t *ctx, char buf[TENANT_MAX + 1]);
+/* Whether who may see the object qname. */
+bool api__sees(const api_who_t *who, const char *qname);
 
 /* What a request to the route pattern does, for its key's role: reads,
  * invokes, deploys (every other change) or administers. */

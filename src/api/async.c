@@ -72,7 +72,7 @@ static bool parse_id(const char *s, int64_t *out)
 /* A function's dead letters, read and made into their JSON on the queue's
  * writer thread (their events in base64 may be large). */
 typedef struct dead_read {
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     int limit;
     json_t *out;
 } dead_read_t;

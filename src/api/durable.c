@@ -29,7 +29,7 @@ typedef struct durable_route {
 /* Who asks: the function whose instance the request came through (inside),
  * or NULL from outside once the request's signature checks out. false
  * once it has answered. */
-static bool lambda_caller(http_request_t *req, api_ctx_t *ctx, char caller[FN_NAME_MAX + 1],
+static bool lambda_caller(http_request_t *req, api_ctx_t *ctx, char caller[TENANT_QNAME_MAX + 1],
                           bool *inside)
 {
     exec_caller_t c;
@@ -37,7 +37,7 @@ static bool lambda_caller(http_request_t *req, api_ctx_t *ctx, char caller[FN_NA
     caller[0] = '\0';
     if (exec_caller(req, &c) == 0) {
         *inside = true;
-        snprintf(caller, FN_NAME_MAX + 1, "%s", c.fn->name);
+        snprintf(caller, TENANT_QNAME_MAX + 1, "%s", c.fn->name);
         return true;
     }
     return api__lambda_authorized(req, ctx);
@@ -57,7 +57,10 @@ static void answer(void *ud, const durable_answer_t *a)
         http_respond(req, a->status, "application/json", "{}", 2);
 }
 
-static bool path_arn(http_request_t *req, durable_arn_t *arn)
+/* The execution ARN of the path, its function qualified with the
+ * caller's tenant (core/tenant.h); another account's answers 404, as an
+ * execution that is not there. */
+static bool path_arn(http_request_t *req, api_ctx_t *ctx, durable_arn_t *arn)
 {
     if (req->nparams < 1 || durable_arn_parse(req->params[0], arn) < 0) {
         api__lambda_error(req, 400, "InvalidParameterValueException",
@@ -66,15 +69,27 @@ static bool path_arn(http_request_t *req, durable_arn_t *arn)
                           "durable-execution/NAME/ID)");
         return false;
     }
+    api_who_t who;
+    char account[13], local[TENANT_QNAME_MAX + 1];
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    tenant_account(who.tenant, account);
+    snprintf(local, sizeof local, "%s", arn->function);
+    if (strcmp(account, arn->account) ||
+        !tenant_qualify(who.tenant, local, arn->function, sizeof arn->function)) {
+        api__lambda_error(req, 404, "ResourceNotFoundException", "Execution not found: %s",
+                          req->params[0]);
+        return false;
+    }
     return true;
 }
 
 static void handle_checkpoint(http_request_t *req, api_ctx_t *ctx)
 {
-    char caller[FN_NAME_MAX + 1];
+    char caller[TENANT_QNAME_MAX + 1];
     bool inside;
     durable_arn_t arn;
-    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn))
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, ctx, &arn))
         return;
     durable_checkpoint(ctx->durable, inside ? caller : NULL, &arn, req->body.data, req->body.len,
                        answer, req);
@@ -90,10 +105,10 @@ static int query_int(http_request_t *req, const char *name, int def)
 
 static void handle_state(http_request_t *req, api_ctx_t *ctx)
 {
-    char caller[FN_NAME_MAX + 1];
+    char caller[TENANT_QNAME_MAX + 1];
     bool inside;
     durable_arn_t arn;
-    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, &arn))
+    if (!lambda_caller(req, ctx, caller, &inside) || !path_arn(req, ctx, &arn))
         return;
     cleanup_buf buf_t token = BUF_INIT, marker = BUF_INIT;
     http_request_query(req, "CheckpointToken", &token);
@@ -117,9 +132,9 @@ static bool visible(http_request_t *req, const durable_arn_t *arn, bool inside, 
  * or the execution's own function inside); else answered. */
 static bool visible_arn(http_request_t *req, api_ctx_t *ctx, durable_arn_t *arn)
 {
-    char caller[FN_NAME_MAX + 1];
+    char caller[TENANT_QNAME_MAX + 1];
     bool inside;
-    return lambda_caller(req, ctx, caller, &inside) && path_arn(req, arn) &&
+    return lambda_caller(req, ctx, caller, &inside) && path_arn(req, ctx, arn) &&
            visible(req, arn, inside, caller);
 }
 
@@ -186,10 +201,53 @@ static int view_read(void *db, void *arg, mf_error_t *err)
     return -EINVAL;
 }
 
+/* Whether the execution j (as either view shows it) is of a function
+ * who sees: its ARN's account is the tenant's (core/tenant.h). */
+static bool sees_exec(const api_who_t *who, const json_t *j)
+{
+    if (who->all)
+        return true;
+    const char *arn = json_string_value(json_object_get(j, "arn"));
+    if (!arn)
+        arn = json_string_value(json_object_get(j, "DurableExecutionArn"));
+    char account[13], want[13];
+    tenant_account(who->tenant, want);
+    /* arn:aws:lambda:REGION:ACCOUNT:… */
+    const char *p = arn;
+    for (int colons = 0; p && *p && colons < 4; p++)
+        colons += *p == ':';
+    if (!p || strlen(p) < 12)
+        return false;
+    snprintf(account, sizeof account, "%.12s", p);
+    return !strcmp(account, want);
+}
+
+/* Another tenant's executions: left out of a list, absent when asked for. */
+static int view_own(http_request_t *req, api_ctx_t *ctx, view_read_t *v, mf_error_t *err)
+{
+    api_who_t who;
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    if (v->kind == VIEW_GET && !sees_exec(&who, v->out)) {
+        json_decref(v->out);
+        v->out = NULL;
+        return mf_error_plain(err, ENOENT, "no durable execution %s", v->id);
+    }
+    json_t *list = v->kind == VIEW_LIST ? json_object_get(v->out, v->wrap) : NULL;
+    for (size_t i = json_array_size(list); i-- > 0;)
+        if (!sees_exec(&who, json_array_get(list, i)))
+            json_array_remove(list, i);
+    return 0;
+}
+
 static void view_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
-                        const mf_error_t *err)
+                        const mf_error_t *e)
 {
     view_read_t *v = arg;
+    mf_error_t own = MF_ERROR_INIT;
+    const mf_error_t *err = e;
+    if (r == 0 && (r = view_own(req, ctx, v, &own)) < 0)
+        err = &own;
     if (v->view == 'l') {
         respond_read(req, r, v->out, err);
     } else if (r < 0) {
@@ -244,12 +302,12 @@ static void handle_stop(http_request_t *req, api_ctx_t *ctx)
 
 static void handle_list_by_function(http_request_t *req, api_ctx_t *ctx)
 {
-    char caller[FN_NAME_MAX + 1];
+    char caller[TENANT_QNAME_MAX + 1];
     bool inside;
     if (!lambda_caller(req, ctx, caller, &inside))
         return;
-    char name[FN_NAME_MAX + 1];
-    if (!api__lambda_path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (!api__lambda_path_name(req, ctx, name))
         return;
     if (inside && strcmp(caller, name)) {
         api__lambda_error(req, 403, "AccessDeniedException",
@@ -266,7 +324,7 @@ static void handle_list_by_function(http_request_t *req, api_ctx_t *ctx)
 
 static void handle_callback(http_request_t *req, api_ctx_t *ctx, const char *kind)
 {
-    char caller[FN_NAME_MAX + 1];
+    char caller[TENANT_QNAME_MAX + 1];
     bool inside;
     if (!lambda_caller(req, ctx, caller, &inside))
         return;
@@ -316,8 +374,16 @@ static void v1_list(http_request_t *req, api_ctx_t *ctx)
 {
     view_read_t *v = view_new(ctx, VIEW_LIST, 'v');
     cleanup_buf buf_t function = BUF_INIT;
-    if (http_request_query(req, "function", &function) && function.len)
-        v->function = xstrdup(function.data);
+    if (http_request_query(req, "function", &function) && function.len) {
+        api_who_t who;
+        char q[TENANT_QNAME_MAX + 1];
+        if (!api__who(req, ctx, &who))
+            snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+        v->function = xstrdup(registry_valid_local(function.data) &&
+                                      tenant_qualify(who.tenant, function.data, q, sizeof q)
+                                  ? q
+                                  : function.data);
+    }
     http_request_query(req, "status", &v->status);
     for (size_t i = 0; i < v->status.len; i++)
         if (v->status.data[i] >= 'a' && v->status.data[i] <= 'z')

@@ -32,7 +32,7 @@ typedef struct put_job {
     uv_work_t work;
     http_request_t *req;
     api_ctx_t *ctx;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     buf_t body;
     api_put_mode_t mode;
     api_translate_fn translate;
@@ -42,6 +42,7 @@ typedef struct put_job {
     registry_upload_t up;
     registry_plan_t *plan;
     int tries;                   /* plans that met a newer version */
+    char tenant[TENANT_MAX + 1]; /* the caller's (api__who) */
     struct put_job *prev, *next; /* in ctx->puts while its row is on its way */
 } put_job_t;
 
@@ -51,6 +52,13 @@ static void put_work(uv_work_t *w)
     if (job->translate &&
         (job->translate_rc = job->translate(&job->body, job->name, &job->translate_err)) < 0)
         return;
+    /* A name the body gave (Lambda's CreateFunction) is the caller's
+     * tenant's. */
+    if (!strchr(job->name, TENANT_SEP)) {
+        char local[TENANT_QNAME_MAX + 1];
+        snprintf(local, sizeof local, "%s", job->name);
+        tenant_qualify(job->tenant, local, job->name, sizeof job->name);
+    }
     registry_prepare_upload(job->ctx->registry, job->body.data, job->body.len, &job->up);
 }
 
@@ -63,7 +71,8 @@ bool api__puts_mount(const api_ctx_t *ctx, const char *volume)
         json_array_foreach(list, i, m)
         {
             const char *name = json_string_value(json_object_get(m, "name"));
-            if (name && !strcmp(name, volume))
+            char q[TENANT_QNAME_MAX + 1];
+            if (name && tenant_resolve(j->name, name, q, sizeof q) && !strcmp(q, volume))
                 return true;
         }
     }
@@ -74,7 +83,7 @@ bool api__puts_mount(const api_ctx_t *ctx, const char *volume)
 typedef struct delete_job {
     http_request_t *req;
     api_ctx_t *ctx;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     api_delete_done_fn done;
     struct delete_job *prev, *next;
 } delete_job_t;
@@ -93,7 +102,7 @@ static int changing(const api_ctx_t *ctx, const char *name, bool puts, mf_error_
     return mf_error_plain(err, EBUSY,
                           "function `%s` is being changed by another request: try again when "
                           "it is done",
-                          name);
+                          tenant_local(name));
 }
 
 /* Answers the put (r, and fn when r is 0) and frees it; changed: fn is a
@@ -209,7 +218,7 @@ static void put_done(uv_work_t *w, int status)
     /* On the loop, and the put counted in flight from here: a volume
      * cannot go in between (api__puts_mount), nor a delete of it. */
     if (r == 0 && job->up.body)
-        r = api__volumes_check(ctx, job->up.body, &err);
+        r = api__volumes_check(ctx, job->name, job->up.body, &err);
     if (r < 0) {
         put_finish(job, r, NULL, false, &err, true);
         return;
@@ -228,6 +237,10 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
     job->req = req;
     job->ctx = ctx;
     snprintf(job->name, sizeof job->name, "%s", name);
+    api_who_t who;
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    snprintf(job->tenant, sizeof job->tenant, "%s", who.tenant);
     job->body = *body;
     buf_init(body, 0);
     job->mode = mode;
@@ -319,9 +332,12 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         api_respond_failure(req, r, &err);
         return;
     }
+    api_who_t who;
+    api__who(req, ctx, &who);
     cleanup_json json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, function_json(ctx, &list[i]));
+        if (api__sees(&who, list[i].name))
+            json_array_append_new(arr, function_json(ctx, &list[i]));
     fn_list_free(list, n);
     cleanup_json json_t *out = json_pack("{sO}", "functions", arr);
     http_respond_json(req, 200, out);
@@ -332,7 +348,7 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
  * delete survives it). */
 typedef struct purge_job {
     http_request_t *req;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t records, lines;
 } purge_job_t;
 

@@ -21,7 +21,7 @@ static json_t *record_json(const store_record_t *r)
     char start[32];
     clock_format_iso8601(r->start_ms, start, sizeof start);
     json_t *o = json_pack("{ss ss sI ss ss sf sI si sI sI sb sf ss? ss? si}", "request_id",
-                          r->request_id, "function", r->function, "version",
+                          r->request_id, "function", tenant_local(r->function), "version",
                           (json_int_t)r->version, "status", r->status, "start", start,
                           "duration_ms", r->duration_ms, "billed_ms", (json_int_t)r->billed_ms,
                           "memory_mb", r->memory_mb, "max_rss_kb", (json_int_t)r->max_rss_kb,
@@ -53,6 +53,9 @@ static json_t *record_json(const store_record_t *r)
     json_object_set_new(o, "egress_bytes", json_integer(r->egress_bytes));
     json_object_set_new(o, "log_bytes", json_integer(r->log_bytes));
     json_object_set_new(o, "trigger", r->trigger[0] ? json_string(r->trigger) : json_null());
+    char tenant[TENANT_MAX + 1];
+    tenant_of(r->function, tenant);
+    json_object_set_new(o, "tenant", json_string(tenant));
     return o;
 }
 
@@ -376,9 +379,23 @@ static void get_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
 }
 
 /* The record is read; its attempts are on the async queue's writer. */
-static void get_record_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
-                              const mf_error_t *err)
+/* Another tenant's call is one this caller cannot see: as absent. */
+static int owned(http_request_t *req, api_ctx_t *ctx, const record_read_t *g, int r,
+                 mf_error_t *err)
 {
+    api_who_t who;
+    if (r < 0 || (api__who(req, ctx, &who) && api__sees(&who, g->rec.function)))
+        return r;
+    return mf_error_plain(err, ENOENT, "invocation `%s` does not exist", g->id);
+}
+
+static void get_record_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                              const mf_error_t *e)
+{
+    mf_error_t own = MF_ERROR_INIT;
+    const mf_error_t *err = e;
+    if (r == 0 && (r = owned(req, ctx, arg, r, &own)) < 0)
+        err = &own;
     if (r < 0) {
         api_respond_failure(req, r, err);
         record_read_free(arg);
@@ -389,9 +406,13 @@ static void get_record_answer(http_request_t *req, api_ctx_t *ctx, void *arg, in
 
 /* The stored bytes of a record's event or result, as they were kept. */
 static void payload_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
-                           const mf_error_t *err)
+                           const mf_error_t *e)
 {
     record_read_t *g = arg;
+    mf_error_t own = MF_ERROR_INIT;
+    const mf_error_t *err = e;
+    if (r == 0 && (r = owned(req, ctx, g, r, &own)) < 0)
+        err = &own;
     const store_record_t *rec = &g->rec;
     const char *data = g->event ? rec->event : rec->result;
     size_t len = g->event ? rec->event_len : rec->result_len;
@@ -453,13 +474,21 @@ static void handle_function_list(http_request_t *req, api_ctx_t *ctx)
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
     list_read_t *l = list_read_new();
+    api_who_t who;
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    store_record_filter_tenant(&l->q.f, who.all ? NULL : who.tenant);
     if (query_value(req, "function", &l->q.function)) {
-        if (!registry_valid_name(l->q.function.data)) {
+        char q[TENANT_QNAME_MAX + 1];
+        if (!registry_valid_local(l->q.function.data) ||
+            !tenant_qualify(who.tenant, l->q.function.data, q, sizeof q)) {
             http_respond_error(req, 400, "bad_request",
                                "function: must match [A-Za-z0-9_-]{1,64}");
             list_read_free(l);
             return;
         }
+        buf_reset(&l->q.function);
+        buf_adds(&l->q.function, q);
         l->q.f.function = l->q.function.data;
     }
     if (!parse_list_query(req, &l->q)) {

@@ -407,7 +407,7 @@ static void on_stats(void *ud, int r, state_kv_answer_t *a, const mf_error_t *er
     }
     const state_kv_stats_t *s = &a->stats;
     cleanup_json json_t *out = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "store", req->params[0], "keys",
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "store", tenant_local(req->params[0]), "keys",
         (json_int_t)s->keys, "bytes", (json_int_t)s->bytes, "reads", (json_int_t)s->reads,
         "writes", (json_int_t)s->writes, "max_bytes", (json_int_t)s->max_bytes, "max_keys",
         (json_int_t)s->max_keys);
@@ -424,25 +424,42 @@ static void handle_stats(http_request_t *req, api_ctx_t *ctx)
                   on_stats, req);
 }
 
+typedef struct stores_wait {
+    http_request_t *req;
+    api_ctx_t *ctx;
+} stores_wait_t;
+
 static void on_stores(void *ud, int r, state_kv_answer_t *a, const mf_error_t *err)
 {
-    http_request_t *req = ud;
+    stores_wait_t w = *(stores_wait_t *)ud;
+    http_request_t *req = w.req;
+    free(ud);
     if (r < 0) {
         kv_fail(req, r, err);
         return;
     }
+    api_who_t who;
+    api__who(req, w.ctx, &who);
     json_t *stores = json_array();
-    for (size_t i = 0; i < a->nstores; i++)
-        json_array_append_new(stores, json_pack("{s:s, s:I, s:I}", "name", a->stores[i].name,
+    for (size_t i = 0; i < a->nstores; i++) {
+        if (!api__sees(&who, a->stores[i].name))
+            continue;
+        char tenant[TENANT_MAX + 1];
+        tenant_of(a->stores[i].name, tenant);
+        json_array_append_new(stores, json_pack("{s:s, s:s, s:I, s:I}", "name",
+                                                tenant_local(a->stores[i].name), "tenant", tenant,
                                                 "keys", (json_int_t)a->stores[i].keys, "bytes",
                                                 (json_int_t)a->stores[i].bytes));
+    }
     cleanup_json json_t *out = json_pack("{s:o}", "stores", stores);
     http_respond_json(req, 200, out);
 }
 
 static void handle_stores(http_request_t *req, api_ctx_t *ctx)
 {
-    state_kv_read(ctx->kv, &(state_kv_query_t){.kind = STATE_KV_READ_STORES}, on_stores, req);
+    stores_wait_t *w = xmalloc(sizeof *w);
+    *w = (stores_wait_t){ req, ctx };
+    state_kv_read(ctx->kv, &(state_kv_query_t){.kind = STATE_KV_READ_STORES}, on_stores, w);
 }
 
 static void handle_drop(http_request_t *req, api_ctx_t *ctx)

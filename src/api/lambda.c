@@ -26,7 +26,6 @@
 #include "invoke/async.h"
 #include "obs/logs.h"
 
-#define ACCOUNT "000000000000"
 #define LIST_MAX 50
 /* Lambda's bounds on an event: 6 MiB invoked synchronously. */
 #define SYNC_EVENT_MAX (6u << 20)
@@ -47,6 +46,7 @@ static void lambda_error(http_request_t *req, int status, const char *type, cons
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    tenant_strip(msg);
     http_header_add(req, "x-amzn-ErrorType", "%s", type);
     cleanup_json json_t *body = json_pack("{ss ss ss}", "Type", status >= 500 ? "Service" : "User",
                                           "message", msg, "__type", type);
@@ -100,14 +100,25 @@ static void lambda_refused(int status, const char *message, buf_t *headers, buf_
 
 /* ---- names and shapes ------------------------------------------------------------ */
 
-/* The function name in a path: a name, a partial ARN (ACCOUNT:function:NAME)
- * or a full one, with an optional :$LATEST qualifier. */
-static bool lambda_name(const char *param, char out[FN_NAME_MAX + 1])
+/* The function name in a path or a body: a name, a partial ARN
+ * (ACCOUNT:function:NAME) or a full one, with an optional :$LATEST
+ * qualifier, into out (the name within its tenant), and the ARN's account
+ * into account ("" when it gives none). */
+static bool lambda_name(const char *param, char out[TENANT_QNAME_MAX + 1], char account[13])
 {
     const char *p = param;
     const char *fn = strstr(p, "function:");
-    if (fn)
+    account[0] = '\0';
+    if (fn) {
+        /* The account is the part before ":function:". */
+        const char *end = fn > p && fn[-1] == ':' ? fn - 1 : fn;
+        const char *start = end;
+        while (start > p && start[-1] != ':')
+            start--;
+        if (end - start == 12)
+            snprintf(account, 13, "%.12s", start);
         p = fn + strlen("function:");
+    }
     size_t n = strcspn(p, ":");
     if (p[n] && strcmp(p + n, ":$LATEST"))
         return false; /* versions and aliases are not kept */
@@ -115,12 +126,12 @@ static bool lambda_name(const char *param, char out[FN_NAME_MAX + 1])
         return false;
     memcpy(out, p, n);
     out[n] = '\0';
-    return registry_valid_name(out);
+    return registry_valid_local(out);
 }
 
 static void lambda_arn(const api_ctx_t *ctx, const char *name, char *out, size_t len)
 {
-    snprintf(out, len, "arn:aws:lambda:%s:" ACCOUNT ":function:%s", ctx->region, name);
+    tenant_arn("lambda", ctx->region, "function:", name, out, len);
 }
 
 /* 2026-11-21T08:18:40.173+0000, as Lambda writes LastModified. */
@@ -143,16 +154,19 @@ static json_t *lambda_logging_config(const fn_t *f)
         json_object_set_new(lc, "ApplicationLogLevel", json_string(f->log_level));
     if (f->system_log_level[0])
         json_object_set_new(lc, "SystemLogLevel", json_string(f->system_log_level));
-    char group[16 + FN_NAME_MAX];
-    snprintf(group, sizeof group, "/aws/lambda/%s", f->name);
+    char group[16 + TENANT_QNAME_MAX];
+    snprintf(group, sizeof group, "/aws/lambda/%s", tenant_local(f->name));
     json_object_set_new(lc, "LogGroup", json_string(group));
     return lc;
 }
 
 static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
 {
-    char arn[256], modified[48];
+    char arn[256], modified[48], role[64], tenant[TENANT_MAX + 1], account[13];
     lambda_arn(ctx, f->name, arn, sizeof arn);
+    tenant_of(f->name, tenant);
+    tenant_account(tenant, account);
+    snprintf(role, sizeof role, "arn:aws:iam::%s:role/mayfly", account);
     lambda_time(f->updated_ms, modified, sizeof modified);
     /* CodeSha256 is the zip's digest in base64, where mayfly keeps hex. */
     uint8_t digest[32];
@@ -169,8 +183,8 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
              f->code_sha256 + 8, f->code_sha256 + 12, f->code_sha256 + 16,
              (unsigned long long)f->version);
     json_t *c = json_pack(
-        "{ss ss ss ss ss sI ss si si ss ss s{sO} ss ss ss ss s[s] ss}", "FunctionName", f->name,
-        "FunctionArn", arn, "Runtime", f->runtime_name[0] ? f->runtime_name : f->runtime, "Role", "arn:aws:iam::" ACCOUNT ":role/mayfly",
+        "{ss ss ss ss ss sI ss si si ss ss s{sO} ss ss ss ss s[s] ss}", "FunctionName", tenant_local(f->name),
+        "FunctionArn", arn, "Runtime", f->runtime_name[0] ? f->runtime_name : f->runtime, "Role", role,
         "Handler", f->handler, "CodeSize", (json_int_t)(f->zip_size ? f->zip_size : f->code_size), "Description", "", "Timeout",
         f->timeout_s, "MemorySize", f->memory_mb, "LastModified", modified, "CodeSha256",
         sha.data ? sha.data : "", "Environment", "Variables", f->env ? f->env : json_object(),
@@ -186,17 +200,31 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
     return c;
 }
 
-/* The name from the path, or an answer and false. */
-static bool path_name(http_request_t *req, char name[FN_NAME_MAX + 1])
+/* The name from the path, qualified with the caller's tenant
+ * (core/tenant.h), or an answer and false. An ARN of another account's
+ * function names nothing the caller has: 404, as if absent. */
+static bool path_name(http_request_t *req, const api_ctx_t *ctx, char name[TENANT_QNAME_MAX + 1])
 {
-    if (lambda_name(req->params[0], name))
-        return true;
-    lambda_error(req, 400, "InvalidParameterValueException",
-                 "1 validation error detected: Value '%s' at 'functionName' failed to satisfy "
-                 "constraint: Member must satisfy regular expression pattern: "
-                 "[A-Za-z0-9_-]{1,64}, a function ARN, or NAME:$LATEST",
-                 req->params[0]);
-    return false;
+    char local[TENANT_QNAME_MAX + 1], account[13], mine[13];
+    if (!lambda_name(req->params[0], local, account)) {
+        lambda_error(req, 400, "InvalidParameterValueException",
+                     "1 validation error detected: Value '%s' at 'functionName' failed to "
+                     "satisfy constraint: Member must satisfy regular expression pattern: "
+                     "[A-Za-z0-9_-]{1,64}, a function ARN, or NAME:$LATEST",
+                     req->params[0]);
+        return false;
+    }
+    api_who_t who;
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    tenant_account(who.tenant, mine);
+    tenant_qualify(who.tenant, local, name, TENANT_QNAME_MAX + 1);
+    if (account[0] && strcmp(account, mine)) {
+        lambda_error(req, 404, "ResourceNotFoundException", "Function not found: %s",
+                     req->params[0]);
+        return false;
+    }
+    return true;
 }
 
 /* Only $LATEST exists (no published versions or aliases): any other
@@ -456,14 +484,15 @@ static int lambda_emit(buf_t *body, json_t *out)
 
 /* On the thread pool: CreateFunction's body → PUT /v1/functions/NAME's,
  * and the name it carries. */
-static int translate_create(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+static int translate_create(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
     if (r < 0)
         return r;
     json_t *fname = json_object_get(in, "FunctionName");
-    if (!json_is_string(fname) || !lambda_name(json_string_value(fname), name)) {
+    char account[13];
+    if (!json_is_string(fname) || !lambda_name(json_string_value(fname), name, account)) {
         json_decref(in);
         return mf_error_plain(err, EINVAL,
                               "FunctionName: required, [A-Za-z0-9_-]{1,64} or a function ARN");
@@ -479,7 +508,7 @@ static int translate_create(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t 
     return lambda_emit(body, out);
 }
 
-static int translate_configuration(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+static int translate_configuration(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -495,7 +524,7 @@ static int translate_configuration(buf_t *body, char name[FN_NAME_MAX + 1], mf_e
     return lambda_emit(body, out);
 }
 
-static int translate_code(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+static int translate_code(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -535,8 +564,8 @@ static void handle_create(http_request_t *req, api_ctx_t *ctx)
 static void handle_update_code(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (path_name(req, ctx, name))
         api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_code,
                           put_answered);
 }
@@ -544,8 +573,8 @@ static void handle_update_code(http_request_t *req, api_ctx_t *ctx)
 static void handle_update_configuration(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (path_name(req, ctx, name))
         api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_configuration,
                           put_answered);
 }
@@ -554,8 +583,8 @@ static void handle_update_configuration(http_request_t *req, api_ctx_t *ctx)
 
 static bool get_function(http_request_t *req, api_ctx_t *ctx, fn_t *fn)
 {
-    char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (!path_name(req, ctx, name) || !qualifier_ok(req, ctx, name))
         return false;
     mf_error_t err = MF_ERROR_INIT;
     int r = registry_get(ctx->registry, name, fn, &err);
@@ -624,18 +653,31 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         lambda_failure(req, r, &err);
         return;
     }
-    /* The marker is the last name of the page before: the list is by name. */
+    /* The caller's tenant's functions only (an admin's too: the Lambda API
+     * has one account a key). The marker is the last name of the page
+     * before: the list is by name, and one tenant's names all begin alike. */
+    api_who_t who;
+    if (!api__who(req, ctx, &who))
+        snprintf(who.tenant, sizeof who.tenant, "%s", TENANT_DEFAULT);
+    size_t kept = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (tenant_owns(who.tenant, list[j].name)) {
+            fn_t t = list[kept];
+            list[kept++] = list[j];
+            list[j] = t;
+        }
+    }
     json_t *arr = json_array();
     const char *last = NULL;
     size_t i = 0;
-    while (i < n && marker.len && strcmp(list[i].name, marker.data) <= 0)
+    while (i < kept && marker.len && strcmp(tenant_local(list[i].name), marker.data) <= 0)
         i++;
-    for (; i < n && (int)json_array_size(arr) < max; i++) {
+    for (; i < kept && (int)json_array_size(arr) < max; i++) {
         json_array_append_new(arr, lambda_config(ctx, &list[i]));
-        last = list[i].name;
+        last = tenant_local(list[i].name);
     }
     cleanup_json json_t *out = json_pack("{so}", "Functions", arr);
-    if (i < n && last)
+    if (i < kept && last)
         json_object_set_new(out, "NextMarker", json_string(last));
     fn_list_free(list, n);
     buf_release(&marker);
@@ -659,8 +701,8 @@ static void delete_answered(http_request_t *req, api_ctx_t *ctx, const char *nam
 static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (!path_name(req, ctx, name) || !qualifier_ok(req, ctx, name))
         return;
     api__function_delete(req, ctx, name, delete_answered);
 }
@@ -671,7 +713,7 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
  * lines around what the function printed), its last 4 KB, base64; read
  * back by a job of the records' writer, on its thread. */
 typedef struct log_tail {
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     char request_id[ID_UUID_LEN + 1];
     buf_t b64;
 } log_tail_t;
@@ -799,8 +841,8 @@ static bool dry_run(http_request_t *req, api_ctx_t *ctx, const char *type)
 static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (!path_name(req, ctx, name) || !qualifier_ok(req, ctx, name))
         return;
     const char *type = http_request_header(req, "X-Amz-Invocation-Type");
     const char *log = http_request_header(req, "X-Amz-Log-Type");
@@ -1003,8 +1045,8 @@ static void stream_invoke_done(invocation_t *inv, void *ud)
 static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (!path_name(req, name) || !qualifier_ok(req, ctx, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (!path_name(req, ctx, name) || !qualifier_ok(req, ctx, name))
         return;
     const char *type = http_request_header(req, "X-Amz-Invocation-Type");
     const char *log = http_request_header(req, "X-Amz-Log-Type");
@@ -1062,7 +1104,8 @@ static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
 static int destination_name(json_t *dest, char *out, mf_error_t *err)
 {
     const char *arn = json_is_string(dest) ? json_string_value(dest) : "";
-    if (!strstr(arn, ":function:") || !lambda_name(arn, out))
+    char account[13];
+    if (!strstr(arn, ":function:") || !lambda_name(arn, out, account))
         return mf_error_plain(err, EINVAL,
                               "DestinationConfig: `%s` is not a function ARN; mayfly's "
                               "destinations are functions",
@@ -1070,7 +1113,7 @@ static int destination_name(json_t *dest, char *out, mf_error_t *err)
     return 0;
 }
 
-static int translate_event_config(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+static int translate_event_config(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -1092,7 +1135,7 @@ static int translate_event_config(buf_t *body, char name[FN_NAME_MAX + 1], mf_er
             json_object_set_new(async, kinds[i][1], json_null());
             continue;
         }
-        char dest[FN_NAME_MAX + 1];
+        char dest[TENANT_QNAME_MAX + 1];
         if ((r = destination_name(arn, dest, err)) == 0)
             json_object_set_new(async, kinds[i][1], json_string(dest));
     }
@@ -1114,7 +1157,9 @@ static json_t *event_config_json(const api_ctx_t *ctx, const fn_t *f)
     for (int i = 0; i < 2; i++) {
         json_t *d = json_object();
         if (names[i][0]) {
-            lambda_arn(ctx, names[i], dest, sizeof dest);
+            char q[TENANT_QNAME_MAX + 1];
+            tenant_resolve(f->name, names[i], q, sizeof q);
+            lambda_arn(ctx, q, dest, sizeof dest);
             json_object_set_new(d, "Destination", json_string(dest));
         }
         json_object_set_new(dc, kinds[i], d);
@@ -1139,8 +1184,8 @@ static void event_config_answered(http_request_t *req, api_ctx_t *ctx, int r, co
 static void handle_put_event_config(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (path_name(req, ctx, name))
         api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_event_config,
                           event_config_answered);
 }
@@ -1161,7 +1206,7 @@ static void handle_get_event_config(http_request_t *req, api_ctx_t *ctx)
 /* Lambda's reserved concurrency is mayfly's max_concurrency: the most
  * instances the function runs at once. 0 pauses it (every call throttles,
  * queued events wait); removing the reservation restores the default. */
-static int translate_concurrency(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+static int translate_concurrency(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err)
 {
     json_t *in;
     int r = lambda_parse(body, &in, err);
@@ -1192,8 +1237,8 @@ static void concurrency_answered(http_request_t *req, api_ctx_t *ctx, int r, con
 static void handle_put_concurrency(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (path_name(req, ctx, name))
         api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE, translate_concurrency,
                           concurrency_answered);
 }
@@ -1209,7 +1254,7 @@ static void handle_get_concurrency(http_request_t *req, api_ctx_t *ctx)
     http_respond_json(req, 200, out);
 }
 
-static int translate_concurrency_delete(buf_t *body, char name[FN_NAME_MAX + 1], mf_error_t *err)
+static int translate_concurrency_delete(buf_t *body, char name[TENANT_QNAME_MAX + 1], mf_error_t *err)
 {
     return lambda_emit(body, json_pack("{sn}", "max_concurrency"));
 }
@@ -1226,8 +1271,8 @@ static void concurrency_deleted(http_request_t *req, api_ctx_t *ctx, int r, cons
 static void handle_delete_concurrency(http_request_t *req, api_ctx_t *ctx)
 {
     LAMBDA_AUTHORIZE(req, ctx);
-    char name[FN_NAME_MAX + 1];
-    if (path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (path_name(req, ctx, name))
         api__function_put(req, ctx, name, &req->body, API_PUT_UPDATE,
                           translate_concurrency_delete, concurrency_deleted);
 }
@@ -1315,9 +1360,10 @@ bool api__lambda_authorized(http_request_t *req, api_ctx_t *ctx)
     return lambda_authorized(req, ctx);
 }
 
-bool api__lambda_path_name(http_request_t *req, char name[FN_NAME_MAX + 1])
+bool api__lambda_path_name(http_request_t *req, const api_ctx_t *ctx,
+                           char name[TENANT_QNAME_MAX + 1])
 {
-    return path_name(req, name);
+    return path_name(req, ctx, name);
 }
 
 void api__lambda_arn(const api_ctx_t *ctx, const char *name, char *out, size_t len)

@@ -29,9 +29,9 @@ static bool qualifier_ok(http_request_t *req)
 }
 
 /* The name from the path, a valid qualifier, and credentials. */
-static bool lambda_url_request(http_request_t *req, api_ctx_t *ctx, char name[FN_NAME_MAX + 1])
+static bool lambda_url_request(http_request_t *req, api_ctx_t *ctx, char name[TENANT_QNAME_MAX + 1])
 {
-    if (!api__lambda_authorized(req, ctx) || !api__lambda_path_name(req, name) ||
+    if (!api__lambda_authorized(req, ctx) || !api__lambda_path_name(req, ctx, name) ||
         !qualifier_ok(req))
         return false;
     if (ctx->urls)
@@ -193,7 +193,7 @@ static void put_settings(http_request_t *req, api_ctx_t *ctx, const char *name, 
 
 void api__lambda_url_create(http_request_t *req, api_ctx_t *ctx)
 {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     if (!lambda_url_request(req, ctx, name))
         return;
     if (url_table_get(ctx->urls, name)) {
@@ -219,7 +219,7 @@ void api__lambda_url_create(http_request_t *req, api_ctx_t *ctx)
 
 void api__lambda_url_update(http_request_t *req, api_ctx_t *ctx)
 {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     if (!lambda_url_request(req, ctx, name))
         return;
     const url_config_t *c = url_table_get(ctx->urls, name);
@@ -233,7 +233,7 @@ void api__lambda_url_update(http_request_t *req, api_ctx_t *ctx)
 
 void api__lambda_url_get(http_request_t *req, api_ctx_t *ctx)
 {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     if (!lambda_url_request(req, ctx, name))
         return;
     const url_config_t *c = url_table_get(ctx->urls, name);
@@ -260,7 +260,7 @@ static void delete_done(void *ud, int r, bool created, const mf_error_t *err)
 
 void api__lambda_url_delete(http_request_t *req, api_ctx_t *ctx)
 {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     if (!lambda_url_request(req, ctx, name))
         return;
     url_table_delete(ctx->urls, name, delete_done, api__pending(req, ctx, name, false));
@@ -268,8 +268,8 @@ void api__lambda_url_delete(http_request_t *req, api_ctx_t *ctx)
 
 void api__lambda_url_list(http_request_t *req, api_ctx_t *ctx)
 {
-    char name[FN_NAME_MAX + 1];
-    if (!api__lambda_authorized(req, ctx) || !api__lambda_path_name(req, name))
+    char name[TENANT_QNAME_MAX + 1];
+    if (!api__lambda_authorized(req, ctx) || !api__lambda_path_name(req, ctx, name))
         return;
     mf_error_t err = MF_ERROR_INIT;
     if (registry_check(ctx->registry, name, &err) < 0) {

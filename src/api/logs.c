@@ -133,7 +133,7 @@ typedef struct node_seen {
 
 /* What a GET asks for, and the lines read back for it (as NDJSON). */
 typedef struct logs_read {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     char request_id[64];
     int64_t since;
     int limit;

@@ -38,8 +38,13 @@ static void replay_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
         why = "was redacted (record.redact)";
     else if (rec->event_flags & STORE_PAYLOAD_TRUNCATED)
         why = "was cut at the function's record.max_payload_kb";
+    api_who_t who;
     if (r < 0) {
         api_respond_failure(req, r, err);
+    } else if (!api__who(req, ctx, &who) || !api__sees(&who, rec->function)) {
+        /* Another tenant's call: as absent. */
+        http_respond_error(req, 404, "not_found", "invocation `%s` does not exist",
+                           rec->request_id);
     } else if (type && strcasecmp(type, "RequestResponse") && strcasecmp(type, "Event")) {
         http_respond_error(req, 400, "bad_request",
                            "X-Mayfly-Invocation-Type: must be RequestResponse or Event, not `%s`",

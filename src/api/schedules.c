@@ -23,7 +23,8 @@ static bool valid_name(http_request_t *req)
     char shown[80];
     http_respond_error(req, 400, "bad_request",
                        "name: `%s` is not a schedule name ([A-Za-z0-9_.-]{1,%d})",
-                       mf_error_show(req->params[0], 64, shown, sizeof shown), SCHEDULE_NAME_MAX);
+                       mf_error_show(tenant_local(req->params[0]), 64, shown, sizeof shown),
+                       SCHEDULE_NAME_MAX);
     return false;
 }
 
@@ -116,7 +117,9 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
 static void list_synced(void *ud)
 {
     wait_t *w = ud;
-    cleanup_json json_t *doc = schedules_list_json(w->ctx->schedules);
+    char t[TENANT_MAX + 1];
+    cleanup_json json_t *doc =
+        schedules_list_json(w->ctx->schedules, api__scope(w->req, w->ctx, t));
     http_respond_json(w->req, 200, doc);
     free(w);
 }

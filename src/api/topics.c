@@ -66,7 +66,7 @@ static json_t *subscription_json(const topic_subscription_t *s)
     char created[40];
     clock_format_iso8601(s->created_ms, created, sizeof created);
     json_t *filter = s->filter ? json_loads(s->filter, 0, NULL) : NULL;
-    return json_pack("{ss ss so ss}", "id", s->id, "function", s->function, "filter",
+    return json_pack("{ss ss so ss}", "id", s->id, "function", tenant_local(s->function), "filter",
                      filter ? filter : json_null(), "created", created);
 }
 
@@ -75,8 +75,11 @@ static json_t *topic_json(api_ctx_t *ctx, const topic_view_t *v, bool with_subs)
     char created[40], arn[160];
     clock_format_iso8601(v->created_ms, created, sizeof created);
     topics_arn(ctx->topics, v->name, arn, sizeof arn);
-    json_t *out = json_pack("{ss ss ss sI}", "name", v->name, "arn", arn, "created", created,
-                            "subscription_count", (json_int_t)v->nsubs);
+    char tenant[TENANT_MAX + 1];
+    tenant_of(v->name, tenant);
+    json_t *out = json_pack("{ss ss ss ss sI}", "name", tenant_local(v->name), "tenant", tenant,
+                            "arn", arn, "created", created, "subscription_count",
+                            (json_int_t)v->nsubs);
     if (with_subs) {
         json_t *subs = json_array();
         for (size_t i = 0; i < v->nsubs; i++)
@@ -90,7 +93,7 @@ static json_t *topic_json(api_ctx_t *ctx, const topic_view_t *v, bool with_subs)
 typedef struct wait {
     http_request_t *req;
     api_ctx_t *ctx;
-    char topic[FN_NAME_MAX + 1];
+    char topic[TENANT_QNAME_MAX + 1];
     char id[ID_UUID_LEN + 1];
 } wait_t;
 
@@ -145,13 +148,16 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
 static void list_one(const topic_view_t *v, void *ud)
 {
     void **pair = ud;
-    json_array_append_new(pair[1], topic_json(pair[0], v, false));
+    if (api__sees(pair[2], v->name))
+        json_array_append_new(pair[1], topic_json(pair[0], v, false));
 }
 
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
     json_t *arr = json_array();
-    void *pair[2] = {ctx, arr};
+    api_who_t who;
+    api__who(req, ctx, &who);
+    void *pair[3] = {ctx, arr, &who};
     topics_list(ctx->topics, list_one, pair);
     cleanup_json json_t *out = json_pack("{so}", "topics", arr);
     http_respond_json(req, 200, out);

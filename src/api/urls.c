@@ -27,7 +27,6 @@
 
 #define URL_PREFIX "/url/"
 #define URL_ROUTE_LABEL "/url/{name}/{path*}"
-#define ACCOUNT "000000000000"
 /* A PUT body is a few settings: CORS lists at their longest stay well
  * under this. */
 #define URL_CONFIG_BODY_MAX (512 * 1024)
@@ -47,7 +46,13 @@ static size_t host_len(const char *host)
 
 void api__url_address(const api_ctx_t *ctx, const char *name, buf_t *out)
 {
-    if (ctx->url_domain)
+    /* Another tenant's function than the default's: http://NAME.TENANT.D/
+     * by host, /url/TENANT~NAME/ by path (core/tenant.h). */
+    char tenant[TENANT_MAX + 1];
+    tenant_of(name, tenant);
+    if (ctx->url_domain && strcmp(tenant, TENANT_DEFAULT))
+        buf_addf(out, "http://%s.%s.%s/", tenant_local(name), tenant, ctx->url_domain);
+    else if (ctx->url_domain)
         buf_addf(out, "http://%s.%s/", name, ctx->url_domain);
     else
         buf_addf(out, "http://%s" URL_PREFIX "%s/",
@@ -65,7 +70,7 @@ static json_t *url_json(const api_ctx_t *ctx, const url_config_t *c)
     char created[32], updated[32];
     clock_format_iso8601(c->created_ms, created, sizeof created);
     clock_format_iso8601(c->updated_ms, updated, sizeof updated);
-    json_object_set_new(o, "function", json_string(c->function));
+    json_object_set_new(o, "function", json_string(tenant_local(c->function)));
     json_object_set_new(o, "url", json_string(addr.data));
     json_object_set_new(o, "created", json_string(created));
     json_object_set_new(o, "updated", json_string(updated));
@@ -171,10 +176,24 @@ static bool url_claim(http_request_t *req, void *ud)
         if (hlen > dlen + 1 && host[hlen - dlen - 1] == '.' &&
             !strncasecmp(host + hlen - dlen, ctx->url_domain, dlen)) {
             size_t nlen = hlen - dlen - 1;
-            char name[FN_NAME_MAX + 1];
-            if (nlen <= FN_NAME_MAX && !memchr(host, '.', nlen)) {
+            char name[TENANT_QNAME_MAX + 1], local[TENANT_QNAME_MAX + 1];
+            /* NAME.D, or NAME.TENANT.D for another tenant's. */
+            const char *dot = memchr(host, '.', nlen);
+            bool ok = nlen <= TENANT_QNAME_MAX && !memchr(host, TENANT_SEP, nlen);
+            if (ok && dot) {
+                size_t tlen = nlen - (size_t)(dot - host) - 1;
+                char tenant[TENANT_MAX + 1];
+                ok = tenant_valid(dot + 1, tlen) && !memchr(dot + 1, '.', tlen);
+                if (ok) {
+                    snprintf(tenant, sizeof tenant, "%.*s", (int)tlen, dot + 1);
+                    snprintf(local, sizeof local, "%.*s", (int)(dot - host), host);
+                    ok = tenant_qualify(tenant, local, name, sizeof name);
+                }
+            } else if (ok) {
                 memcpy(name, host, nlen);
                 name[nlen] = '\0';
+            }
+            if (ok) {
                 if (registry_valid_name(name)) {
                     req->params[req->nparams++] = xstrdup(name);
                     req->params[req->nparams++] = xstrdup(req->path);
@@ -187,8 +206,8 @@ static bool url_claim(http_request_t *req, void *ud)
         return false;
     const char *p = req->path + strlen(URL_PREFIX);
     size_t nlen = strcspn(p, "/");
-    char name[FN_NAME_MAX + 1];
-    if (nlen == 0 || nlen > FN_NAME_MAX)
+    char name[TENANT_QNAME_MAX + 1];
+    if (nlen == 0 || nlen > TENANT_QNAME_MAX)
         return false;
     memcpy(name, p, nlen);
     name[nlen] = '\0';
@@ -234,9 +253,19 @@ static int64_t head_wall_ms(const http_request_t *req)
     return clock_wall_ms() - (int64_t)(since / 1000000);
 }
 
-/* A key calling a URL whose auth is key must be allowed to invoke. */
+/* A key calling a URL whose auth is key must be allowed to invoke, and
+ * be of the function's tenant (or an admin): another tenant's URL is one
+ * its keys do not reach. */
 static int invoker_check(const auth_key_t *key, http_request_t *req, buf_t *refusal)
 {
+    if (key && key->role != AUTH_ADMIN && !tenant_owns(key->tenant, req->params[0])) {
+        buf_adds(refusal, "{\"error\":{\"code\":\"not_found\",\"message\":");
+        char msg[160];
+        snprintf(msg, sizeof msg, "function %s has no URL", tenant_local(req->params[0]));
+        json_quote(refusal, msg, strlen(msg));
+        buf_adds(refusal, "}}\n");
+        return 404;
+    }
     if (key && auth_role_allows(key->role, AUTH_INVOKE))
         return 0;
     char msg[320] = "the access key is gone", what[160];
@@ -523,6 +552,9 @@ static void call_function(http_request_t *req, api_ctx_t *ctx, const url_config_
      * function's context, the answer's X-Mayfly-Request-Id and the record
      * all say the same. */
     id_uuid7(request_id);
+    char tenant[TENANT_MAX + 1], account[13];
+    tenant_of(name, tenant);
+    tenant_account(tenant, account);
     url_request_t r = { .method = http_method_str(req->method),
                         .raw_path = req->params[1],
                         .raw_query = req->query,
@@ -532,9 +564,9 @@ static void call_function(http_request_t *req, api_ctx_t *ctx, const url_config_
                         .body_len = req->body.len,
                         .source_ip = ip,
                         .domain_name = domain,
-                        .domain_prefix = name,
-                        .api_id = name,
-                        .account_id = c->auth == URL_AUTH_NONE ? "anonymous" : ACCOUNT,
+                        .domain_prefix = tenant_local(name),
+                        .api_id = tenant_local(name),
+                        .account_id = c->auth == URL_AUTH_NONE ? "anonymous" : account,
                         .access_key_id = key_id[0] ? key_id : NULL,
                         .request_id = request_id,
                         .time_ms = clock_wall_ms() };
@@ -569,7 +601,7 @@ static void call_function(http_request_t *req, api_ctx_t *ctx, const url_config_
             req->data = NULL;
         }
         if (rc == -ENOENT)
-            http_respond_error(req, 404, "not_found", "no function named %s", name);
+            http_respond_error(req, 404, "not_found", "no function named %s", tenant_local(name));
         else
             api_respond_failure(req, rc, &err);
     }

@@ -63,7 +63,7 @@ static void handle_usage(http_request_t *req, api_ctx_t *ctx)
     }
     buf_t fn = BUF_INIT;
     bool named = http_request_query(req, "function", &fn);
-    bool valid = !named || registry_valid_name(fn.data);
+    bool valid = !named || registry_valid_local(fn.data);
     if (valid && named)
         snprintf(q.function, sizeof q.function, "%s", fn.data);
     buf_release(&fn);
@@ -76,6 +76,11 @@ static void handle_usage(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 400, "bad_request", "to: must not be before from");
         return;
     }
+    /* A key sees its tenant's usage; an admin every tenant's, or the one
+     * it names. */
+    char t[TENANT_MAX + 1];
+    const char *scope = api__scope(req, ctx, t);
+    snprintf(q.tenant, sizeof q.tenant, "%s", scope ? scope : "");
     usage_read_t *u = xcalloc(1, sizeof *u);
     u->q = q;
     api__read_records(req, ctx, usage_read, usage_answer, u);

@@ -22,7 +22,8 @@ static bool mounts(const fn_t *fn, const char *name)
     json_array_foreach(fn->volumes, i, m)
     {
         const char *mounted = json_string_value(json_object_get(m, "name"));
-        if (mounted && !strcmp(mounted, name))
+        char q[TENANT_QNAME_MAX + 1];
+        if (mounted && tenant_resolve(fn->name, mounted, q, sizeof q) && !strcmp(q, name))
             return true;
     }
     return false;
@@ -34,7 +35,7 @@ static json_t *users(const fn_t *list, size_t n, const char *name)
     json_t *out = json_array();
     for (size_t i = 0; i < n; i++)
         if (mounts(&list[i], name))
-            json_array_append_new(out, json_string(list[i].name));
+            json_array_append_new(out, json_string(tenant_local(list[i].name)));
     return out;
 }
 
@@ -42,7 +43,10 @@ static json_t *volume_json(const volume_info_t *info, const fn_t *fns, size_t nf
 {
     char created[32];
     clock_format_iso8601(info->created_ms, created, sizeof created);
-    json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:s, s:o, s:b}", "name", info->name, "size_mb",
+    char tenant[TENANT_MAX + 1];
+    tenant_of(info->name, tenant);
+    json_t *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:b}", "name",
+                            tenant_local(info->name), "tenant", tenant, "size_mb",
                             (json_int_t)info->size_mb, "used_bytes", (json_int_t)info->used_bytes,
                             "size_bytes", (json_int_t)info->size_bytes, "created", created,
                             "functions", users(fns, nfns, info->name), "mounted", info->mounted);
@@ -72,7 +76,7 @@ static bool valid_name(http_request_t *req, api_ctx_t *ctx)
     if (registry_valid_state_name(req->params[0]))
         return true;
     http_respond_error(req, 400, "bad_request", "name: must match [A-Za-z0-9_-]{1,%d}",
-                       VOLUME_NAME_MAX);
+                       TENANT_LOCAL_MAX);
     return false;
 }
 
@@ -159,9 +163,12 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         respond_failure(req, r, &err);
         return;
     }
+    api_who_t who;
+    api__who(req, ctx, &who);
     cleanup_json json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, volume_json(&list[i], fns, nfns));
+        if (api__sees(&who, list[i].name))
+            json_array_append_new(arr, volume_json(&list[i], fns, nfns));
     free(list);
     fn_list_free(fns, nfns);
     cleanup_json json_t *out = json_pack("{s:O}", "volumes", arr);
@@ -200,7 +207,7 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
         http_respond_error(req, 409, "conflict",
                            "volume %s is about to be mounted by a function being created or "
                            "updated: retry once that is done",
-                           name);
+                           tenant_local(name));
         return;
     }
     if (json_array_size(using) && volumes_exists(ctx->volumes, name)) {
@@ -216,15 +223,16 @@ static void handle_delete(http_request_t *req, api_ctx_t *ctx)
             buf_addf(&names, "%s%s", i ? ", " : "", json_string_value(u));
         }
         http_respond_error(req, 409, "conflict",
-                           "volume %s is mounted by %s: remove it from their volumes first", name,
-                           names.data);
+                           "volume %s is mounted by %s: remove it from their volumes first",
+                           tenant_local(name), names.data);
         buf_release(&names);
         return;
     }
     volumes_delete(ctx->volumes, name, delete_done, req);
 }
 
-int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err)
+int api__volumes_check(api_ctx_t *ctx, const char *function, const json_t *body,
+                       mf_error_t *err)
 {
     const json_t *list = json_object_get(body, "volumes");
     size_t i;
@@ -233,9 +241,10 @@ int api__volumes_check(api_ctx_t *ctx, const json_t *body, mf_error_t *err)
     {
         const char *name = json_string_value(json_object_get(m, "name"));
         /* A name of the wrong shape is the registry's to refuse. */
-        if (!name || !registry_valid_state_name(name))
+        char q[TENANT_QNAME_MAX + 1];
+        if (!name || !registry_valid_local(name) || !tenant_resolve(function, name, q, sizeof q))
             continue;
-        if (!ctx->volumes || !volumes_exists(ctx->volumes, name))
+        if (!ctx->volumes || !volumes_exists(ctx->volumes, q))
             return mf_error_plain(err, EINVAL,
                                   "volumes[%zu].name: no volume named %s; create it with PUT "
                                   "/v1/volumes/%s",

@@ -961,3 +961,31 @@ int sigv4_verify_http(const http_request_t *req, const char *service, const auth
     from_http(&r, req);
     return sigv4_verify(&r, service, keys, now_ms, res, err);
 }
+
+bool sigv4_key_id(const http_request_t *req, char *out, size_t size)
+{
+    const char *query = req->query ? req->query : "";
+    const char *authz = http_request_header(req, "Authorization");
+    bool presigned = query_has(query, "X-Amz-Algorithm");
+    cleanup_sig_parts sig_parts_t parts = {
+        .algorithm = BUF_INIT,
+        .credential = BUF_INIT,
+        .signed_headers = BUF_INIT,
+        .signature = BUF_INIT,
+        .date = BUF_INIT,
+        .expires = BUF_INIT,
+    };
+    sigv4_result_t res = { 0 };
+    mf_error_t err = MF_ERROR_INIT;
+    out[0] = '\0';
+    if ((!presigned && !authz) || (presigned ? parts_from_query(query, &parts, &res, &err)
+                                             : parts_from_header(authz, &parts, &res, &err)) < 0 ||
+        !parts.has_credential)
+        return false;
+    size_t n = strcspn(parts.credential.data, "/");
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(out, parts.credential.data, n);
+    out[n] = '\0';
+    return true;
+}

@@ -125,6 +125,12 @@ static int perform(const char *method, const char *path, const void *body, size_
         cleanup_free char *auth = xasprintf("Authorization: Bearer %s", token);
         hl = curl_slist_append(hl, auth);
     }
+    /* An admin's work in another tenant than its key's. */
+    const char *tenant = getenv("MAYFLY_TENANT");
+    if (tenant && *tenant) {
+        cleanup_free char *line = xasprintf("X-Mayfly-Tenant: %s", tenant);
+        hl = curl_slist_append(hl, line);
+    }
     for (size_t i = 0; i < nheaders; i++) {
         cleanup_free char *line = xasprintf("%s: %s", headers[i].name, headers[i].value);
         hl = curl_slist_append(hl, line);

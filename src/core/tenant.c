@@ -28,6 +28,14 @@ bool tenant_qualify(const char *tenant, const char *local, char *out, size_t siz
     return true;
 }
 
+const char *tenant_check(const char *qname)
+{
+    const char *sep = strchr(qname, TENANT_SEP);
+    if (!sep)
+        return qname;
+    return tenant_valid(qname, (size_t)(sep - qname)) && strcmp(sep + 1, "") ? sep + 1 : NULL;
+}
+
 void tenant_of(const char *qname, char out[TENANT_MAX + 1])
 {
     const char *sep = strchr(qname, TENANT_SEP);
@@ -68,4 +76,63 @@ void tenant_account(const char *tenant, char out[13])
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     uint64_t n = h % 1000000000000ULL;
     snprintf(out, 13, "%012llu", (unsigned long long)(n ? n : 1));
+}
+
+void tenant_arn(const char *service, const char *region, const char *kind, const char *qname,
+                char *out, size_t size)
+{
+    char t[TENANT_MAX + 1], account[13];
+    tenant_of(qname, t);
+    tenant_account(t, account);
+    snprintf(out, size, "arn:aws:%s:%s:%s:%s%s", service, region, account, kind,
+             tenant_local(qname));
+}
+
+bool tenant_of_account(const char *account, const char *const *known, char out[TENANT_MAX + 1])
+{
+    char a[13];
+    tenant_account(TENANT_DEFAULT, a);
+    if (!strcmp(a, account)) {
+        snprintf(out, TENANT_MAX + 1, "%s", TENANT_DEFAULT);
+        return true;
+    }
+    for (; known && *known; known++) {
+        tenant_account(*known, a);
+        if (!strcmp(a, account)) {
+            snprintf(out, TENANT_MAX + 1, "%s", *known);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool tenant__char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+void tenant_strip(char *msg)
+{
+    char *w = msg;
+    for (char *r = msg; *r;) {
+        /* A run of a tenant's characters right after something that is not
+         * part of a name, ended by the separator, is a tenant: drop it. */
+        bool starts = r == msg || !(tenant__char(r[-1]) || (r[-1] >= 'A' && r[-1] <= 'Z') ||
+                                    r[-1] == '_' || r[-1] == '.');
+        if (starts && tenant__char(*r)) {
+            size_t n = 0;
+            while (tenant__char(r[n]))
+                n++;
+            if (r[n] == TENANT_SEP && n <= TENANT_MAX) {
+                r += n + 1;
+                continue;
+            }
+            memmove(w, r, n);
+            w += n;
+            r += n;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = '\0';
 }

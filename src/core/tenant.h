@@ -25,6 +25,9 @@ bool tenant_valid(const char *s, size_t len);
 /* The qualified name of the tenant's object local into out; false (out
  * "") when it would not fit. */
 bool tenant_qualify(const char *tenant, const char *local, char *out, size_t size);
+/* The name within its tenant of a qualified name whose tenant, if it
+ * names one, is valid; NULL when it names a bad one. */
+const char *tenant_check(const char *qname);
 /* The tenant of a qualified name into out ("default" for a name without
  * one). */
 void tenant_of(const char *qname, char out[TENANT_MAX + 1]);
@@ -39,5 +42,16 @@ bool tenant_resolve(const char *owner, const char *local, char *out, size_t size
 /* The tenant's account id in ARNs: 12 digits, "000000000000" for
  * "default", else derived from its name. */
 void tenant_account(const char *tenant, char out[13]);
+/* Takes the tenants out of the qualified names in a message (in place),
+ * so that one tenant's answers name its objects as it does. */
+void tenant_strip(char *msg);
+/* "arn:aws:SERVICE:REGION:ACCOUNT:KINDNAME" for the object qname (kind
+ * "function:" for a function, "" for a topic) into out: the account is
+ * its tenant's, the name the one within it. */
+void tenant_arn(const char *service, const char *region, const char *kind, const char *qname,
+                char *out, size_t size);
+/* The tenant whose account id is account into out, among the known
+ * tenants (a NULL-terminated list; "default" always); false when none. */
+bool tenant_of_account(const char *account, const char *const *known, char out[TENANT_MAX + 1]);
 
 #endif

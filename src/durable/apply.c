@@ -165,16 +165,18 @@ static char *json_text(const json_t *v)
     return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
-bool durable__function_name(const char *s, char out[FN_NAME_MAX + 1])
+bool durable__function_name(const char *owner, const char *s, char out[TENANT_QNAME_MAX + 1])
 {
     const char *p = strstr(s, "function:");
     p = p ? p + 9 : s;
     size_t n = strcspn(p, ":");
     if (n == 0 || n > FN_NAME_MAX || (p[n] && strcmp(p + n, ":$LATEST")))
         return false;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return registry_valid_name(out);
+    char local[FN_NAME_MAX + 1];
+    memcpy(local, p, n);
+    local[n] = '\0';
+    /* A callee is a function of the caller's tenant (core/tenant.h). */
+    return registry_valid_local(local) && tenant_resolve(owner, local, out, TENANT_QNAME_MAX + 1);
 }
 
 /* Writes a new execution of function (its first operation holding input)
@@ -237,9 +239,9 @@ static int start_callees(store_queue_t *q, job_t *j, durable_oplog_t *log, mf_er
     {
         size_t ord = (size_t)json_integer_value(json_object_get(c, "ord"));
         const char *f = json_string_value(json_object_get(c, "function"));
-        char fname[FN_NAME_MAX + 1] = "";
+        char fname[TENANT_QNAME_MAX + 1] = "";
         const json_t *cfg =
-            durable__function_name(f ? f : "", fname) ? json_object_get(j->callees, fname) : NULL;
+            durable__function_name(j->function, f ? f : "", fname) ? json_object_get(j->callees, fname) : NULL;
         if (!cfg) {
             json_t *e = json_pack("{s:s, s:s}", "ErrorType", "ResourceNotFoundException",
                                   "ErrorMessage", "the callee is not a durable function");

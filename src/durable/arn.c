@@ -97,6 +97,7 @@ int durable_arn_parse(const char *in, durable_arn_t *out)
 void durable_arn_format(const char *region, const char *function, const char *name, const char *id,
                         char *out, size_t len)
 {
-    snprintf(out, len, "arn:aws:lambda:%s:000000000000:function:%s:$LATEST/durable-execution/%s/%s",
-             region, function, name, id);
+    char fn_arn[256];
+    tenant_arn("lambda", region, "function:", function, fn_arn, sizeof fn_arn);
+    snprintf(out, len, "%s:$LATEST/durable-execution/%s/%s", fn_arn, name, id);
 }

@@ -837,8 +837,8 @@ void durable_checkpoint(durable_t *d, const char *caller, const durable_arn_t *a
     {
         const json_t *o = json_object_get(u, "ChainedInvokeOptions");
         const char *f = json_string_value(json_object_get(o, "FunctionName"));
-        char fname[FN_NAME_MAX + 1];
-        durable_fn_t *df = f && durable__function_name(f, fname) ? map_get(&d->fns, fname) : NULL;
+        char fname[TENANT_QNAME_MAX + 1];
+        durable_fn_t *df = f && durable__function_name(arn->function, f, fname) ? map_get(&d->fns, fname) : NULL;
         if (df)
             json_object_set_new(j->callees, fname,
                                 json_pack("{s:i, s:i}", "timeout_s", df->cfg.execution_timeout_s,

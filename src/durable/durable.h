@@ -18,6 +18,7 @@
 #ifndef MAYFLY_DURABLE_DURABLE_H
 #define MAYFLY_DURABLE_DURABLE_H
 
+#include "core/tenant.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,8 +46,8 @@
 typedef struct durable_arn {
     char region[33];
     char account[13];
-    char function[FN_NAME_MAX + 1];
-    char name[65]; /* the execution's name */
+    char function[TENANT_QNAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1]; /* the execution's name */
     char id[37];   /* the execution's id */
 } durable_arn_t;
 

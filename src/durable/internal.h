@@ -27,7 +27,7 @@ typedef struct durable_waiter {
 /* A RUNNING execution, as the loop tracks it. */
 typedef struct durable_run {
     char id[37];
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     bool in_flight;
     bool rekick;     /* something changed while it ran: run again after */
     int64_t wake_ms; /* 0: waits on the outside */
@@ -78,9 +78,9 @@ typedef struct job {
     int64_t now_ms;
     /* Inputs. */
     char id[37];
-    char function[FN_NAME_MAX + 1];
-    char name[STORE_DURABLE_NAME_MAX + 1];
-    char caller[FN_NAME_MAX + 1]; /* a checkpoint's calling function, or "" */
+    char function[TENANT_QNAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
+    char caller[TENANT_QNAME_MAX + 1]; /* a checkpoint's calling function, or "" */
     char callback_id[65];
     char kind_s[16];
     char parent_id[37], parent_op[65];
@@ -116,7 +116,7 @@ job_t *durable__job_new(durable_t *d, enum job_kind kind);
 void durable__job_free(job_t *j);
 /* The function a chained invoke names (a name, NAME:$LATEST or an ARN)
  * into out; false when it names none. */
-bool durable__function_name(const char *s, char out[FN_NAME_MAX + 1]);
+bool durable__function_name(const char *owner, const char *s, char out[TENANT_QNAME_MAX + 1]);
 /* Makes the job's answer an error of the Lambda API. */
 void durable__job_refuse(job_t *j, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

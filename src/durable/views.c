@@ -31,15 +31,14 @@ static json_t *exec_json(durable_t *d, const store_durable_exec_t *ex, char view
 {
     char arn[512], fn_arn[256];
     durable_arn_format(d->region, ex->function, ex->name, ex->id, arn, sizeof arn);
-    snprintf(fn_arn, sizeof fn_arn, "arn:aws:lambda:%s:000000000000:function:%s", d->region,
-             ex->function);
+    tenant_arn("lambda", d->region, "function:", ex->function, fn_arn, sizeof fn_arn);
     if (view == 'l')
         return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "DurableExecutionArn", arn,
                          "DurableExecutionName", ex->name, "FunctionArn", fn_arn, "Status",
                          ex->status, "StartTimestamp", time_json(ex->start_ms, view),
                          "EndTimestamp", time_json(ex->end_ms, view));
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:s?}", "id", ex->id,
-                     "name", ex->name, "arn", arn, "function", ex->function, "status", ex->status,
+                     "name", ex->name, "arn", arn, "function", tenant_local(ex->function), "status", ex->status,
                      "start", time_json(ex->start_ms, view), "end", time_json(ex->end_ms, view),
                      "input", parse_or_null(ex->input), "result", parse_or_null(ex->result),
                      "error", parse_or_null(ex->error), "invocations", ex->invocations,

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/tenant.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/json.h"
@@ -224,7 +225,7 @@ typedef struct name_entry {
 
 struct egress_box {
     egress_t *g;
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     egress_policy_t policy;
     egress_log_cb log;
     void *log_ud;

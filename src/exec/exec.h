@@ -11,6 +11,7 @@
 #ifndef MAYFLY_EXEC_EXEC_H
 #define MAYFLY_EXEC_EXEC_H
 
+#include "core/tenant.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -59,7 +60,7 @@ typedef struct exec_stream_sink {
 
 struct invocation {
     char request_id[ID_UUID_LEN + 1];
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     int64_t version;
     int memory_mb;
     buf_t event;                 /* the event bytes, as received */

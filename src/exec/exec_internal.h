@@ -60,7 +60,7 @@ typedef struct exec_instance {
 
 struct exec_pool {
     exec_t *ex;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     fn_t fn;                     /* the current version's settings */
     bool removed;
     exec_instance_t *instances;

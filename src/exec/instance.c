@@ -865,7 +865,10 @@ static int volumes_for(exec_t *ex, const fn_t *fn, sandbox_volume_t *out, char *
     json_t *m;
     json_array_foreach(fn->volumes, i, m)
     {
-        const char *name = json_string_value(json_object_get(m, "name"));
+        const char *local = json_string_value(json_object_get(m, "name"));
+        char name[TENANT_QNAME_MAX + 1];
+        /* The function's tenant's volume (core/tenant.h). */
+        tenant_resolve(fn->name, local ? local : "", name, sizeof name);
         char *path = paths + (size_t)*n * FN_VOLUME_PATH_MAX;
         if (!ex->volume_path)
             return mf_error_plain(err, ENOTSUP, "volume %s: this server keeps no volumes", name);

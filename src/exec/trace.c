@@ -182,7 +182,7 @@ void exec__trace_export(exec_t *ex, const invocation_t *inv)
     };
     /* An async event's attempt is a child of the event's span
      * (exec_trace_event); a call is a server span of its own. */
-    char name[FN_NAME_MAX + 24];
+    char name[TENANT_QNAME_MAX + 24];
     if (inv->event_attempt)
         snprintf(name, sizeof name, "%s attempt %d", inv->function, inv->attempts);
     else
@@ -230,7 +230,7 @@ void exec_trace_event(exec_t *ex, const exec_event_trace_t *ev)
         ATTR_S("error.type", ok ? NULL : ev->error_type),
         ATTR_S("mayfly.replay_of", ev->replay_of && *ev->replay_of ? ev->replay_of : NULL),
     };
-    char name[FN_NAME_MAX + 8];
+    char name[TENANT_QNAME_MAX + 8];
     snprintf(name, sizeof name, "%s event", ev->function);
     /* The outcome came within its whole millisecond: the span ends with
      * that millisecond, so never before the last attempt (timed to the

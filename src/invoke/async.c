@@ -56,7 +56,7 @@ typedef struct aevent {
 
 struct afn {
     async_t *a;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     bool known;                  /* cfg, version and memory are the registry's */
     fn_async_t cfg;
     int64_t version;
@@ -993,10 +993,10 @@ static void async__destination_record(async_t *a, const aevent_t *ev, const invo
     if (!ev->has_body)
         log_warn("async", "destination record of %s without its event: it is not in memory",
                  ev->q.request_id);
-    char ts[40], arn[160];
+    char ts[40], arn[224];
     clock_format_iso8601(clock_wall_ms(), ts, sizeof ts);
-    snprintf(arn, sizeof arn, "arn:aws:lambda:%s:000000000000:function:%s:$LATEST", a->region,
-             ev->fn->name);
+    tenant_arn("lambda", a->region, "function:", ev->fn->name, arn, sizeof arn - 8);
+    strcat(arn, ":$LATEST");
     json_t *resp = json_pack("{s:i, s:s}", "statusCode", 200, "executedVersion", "$LATEST");
     if (inv && inv->status != INV_SUCCESS)
         json_object_set_new(resp, "functionError", json_string("Unhandled"));
@@ -1074,7 +1074,11 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
         log_info("async", "event %s of %s is a dead letter (%s after %d attempts)",
                  ev->q.request_id, fn->name, condition, ev->q.attempts);
     }
-    const char *dest = success ? fn->cfg.on_success : fn->cfg.on_failure;
+    const char *local = success ? fn->cfg.on_success : fn->cfg.on_failure;
+    char dest[TENANT_QNAME_MAX + 1] = "";
+    /* A destination is a function of the same tenant (core/tenant.h). */
+    if (*local)
+        tenant_resolve(fn->name, local, dest, sizeof dest);
     if (*dest) {
         afn_t *dfn;
         mf_error_t err = MF_ERROR_INIT;

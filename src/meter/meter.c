@@ -166,6 +166,7 @@ int64_t meter_period_start(meter_granularity_t g, int64_t ms)
 typedef struct meter_sum {
     int64_t period;
     const char *key;
+    const char *tenant; /* the rows' tenant (by function: two tenants' functions differ) */
     store_usage_t u;
 } meter_sum_t;
 
@@ -193,7 +194,8 @@ static int by_period_key(const void *a, const void *b)
     const meter_sum_t *x = a, *y = b;
     if (x->period != y->period)
         return x->period < y->period ? -1 : 1;
-    return strcmp(x->key, y->key);
+    int c = strcmp(x->key, y->key);
+    return c ? c : strcmp(x->tenant, y->tenant);
 }
 
 json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n,
@@ -208,16 +210,18 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
     size_t ns = 0;
     store_usage_t total = { 0 };
     for (size_t i = 0; i < n; i++) {
-        if (q->function[0] && strcmp(rows[i].function, q->function))
+        if ((q->function[0] && strcmp(rows[i].function, q->function)) ||
+            (q->tenant[0] && strcmp(rows[i].tenant, q->tenant)))
             continue;
         const char *key = by_fn ? rows[i].function : rows[i].tenant;
         int64_t period = meter_period_start(q->granularity, rows[i].hour_ms);
-        char id[128];
-        snprintf(id, sizeof id, "%lld %s", (long long)period, key);
+        char id[200];
+        /* Two tenants' functions of one name are two rows. */
+        snprintf(id, sizeof id, "%lld %s %s", (long long)period, key, by_fn ? rows[i].tenant : "");
         uintptr_t k = (uintptr_t)map_get(&at, id);
         if (!k) {
             sums = xrealloc(sums, (ns + 1) * sizeof *sums);
-            sums[ns] = (meter_sum_t){ .period = period, .key = key };
+            sums[ns] = (meter_sum_t){ .period = period, .key = key, .tenant = rows[i].tenant };
             k = ++ns;
             map_put(&at, id, (void *)k);
         }
@@ -234,6 +238,8 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
         json_t *row = quantities(&sums[i].u, prices);
         json_object_set_new(row, "period", json_string(period));
         json_object_set_new(row, by_fn ? "function" : "tenant", json_string(sums[i].key));
+        if (by_fn)
+            json_object_set_new(row, "tenant", json_string(sums[i].tenant));
         json_array_append_new(list, row);
     }
     free(sums);

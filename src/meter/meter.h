@@ -7,6 +7,7 @@
 #ifndef MAYFLY_METER_METER_H
 #define MAYFLY_METER_METER_H
 
+#include "core/tenant.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,7 +47,8 @@ typedef struct meter_query {
     int64_t from_ms, to_ms;
     meter_granularity_t granularity;
     meter_group_t group_by;
-    char function[65];         /* only this function's usage; "" for all */
+    char function[TENANT_QNAME_MAX + 1];         /* only this function's usage; "" for all */
+    char tenant[TENANT_MAX + 1];                 /* only this tenant's; "" for every tenant's */
 } meter_query_t;
 
 /* Parses granularity ("hour", "day" or "month") and group_by ("function"

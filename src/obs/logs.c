@@ -21,7 +21,7 @@ typedef struct seen {
 
 struct obs_log_sub {
     obs_log_sub_t *next;
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     char request_id[37];
     obs_log_cb cb;
     void *ud;
@@ -173,7 +173,7 @@ static void free_timer(uv_handle_t *h)
 struct remote_read {
     remote_read_t *next, **prev; /* in l->reads; l NULL once it is freed */
     obs_logs_t *l;
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     char node[65];               /* "": every server's but this one's */
     int64_t after_id, last_id;
     uint64_t seq;                /* followers subscribed by then get them */

@@ -110,10 +110,16 @@ static bool reg__in(const char *const *list, const char *key, size_t key_len)
     return false;
 }
 
-bool registry_valid_name(const char *name)
+bool registry_valid_local(const char *name)
 {
     size_t len = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
     return len >= 1 && len <= FN_NAME_MAX && name[len] == '\0';
+}
+
+bool registry_valid_name(const char *name)
+{
+    const char *local = tenant_check(name);
+    return local && registry_valid_local(local);
 }
 
 static bool reg__digits(const char *s, size_t n)
@@ -288,7 +294,7 @@ static int reg__destination(const json_t *obj, const char *key, char *out, mf_er
         return 0;
     }
     const char *s = reg__string(v, FN_NAME_MAX, NULL);
-    if (!s || !registry_valid_name(s))
+    if (!s || !registry_valid_local(s))
         return mf_error_plain(err, EINVAL, "async.%s: must be null or a function name", key);
     snprintf(out, FN_NAME_MAX + 1, "%s", s);
     return 0;
@@ -541,7 +547,8 @@ bool fn_permits(const fn_t *f, const char *kind, const char *name)
     json_array_foreach(f->permissions, i, p)
     {
         const char *s = json_string_value(p);
-        if (s && !strncmp(s, kind, klen) && s[klen] == ':' && reg__glob(s + klen + 1, name))
+        if (s && !strncmp(s, kind, klen) && s[klen] == ':' &&
+            reg__glob(s + klen + 1, tenant_local(name)))
             return true;
     }
     return false;
@@ -618,7 +625,7 @@ static int reg__volumes(const json_t *v, json_t **out, mf_error_t *err)
             if (!rc && strcmp(key, "name") && strcmp(key, "path") && strcmp(key, "read_only"))
                 rc = mf_error_plain(err, EINVAL, "volumes[%zu].%s: unknown field", i, key);
         }
-        if (!rc && (!name || !registry_valid_state_name(name)))
+        if (!rc && (!name || !registry_valid_local(name)))
             rc =
                 mf_error_plain(err, EINVAL, "volumes[%zu].name: must match [A-Za-z0-9_-]{1,64}", i);
         /* One level under /mnt, as Lambda mounts EFS. */
@@ -1186,7 +1193,7 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
 /* A put between its plan and its commit (registry.h). */
 struct registry_plan {
     registry_t *r;
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     fn_t f;                   /* the function as it will be */
     store_function_t sf;      /* its row (config_json owned) */
     char old_sha[65];
@@ -1632,6 +1639,9 @@ static json_t *fn_to_json_base(const fn_t *f);
 json_t *fn_to_json(const fn_t *f)
 {
     json_t *out = fn_to_json_base(f);
+    char tenant[TENANT_MAX + 1];
+    tenant_of(f->name, tenant);
+    json_object_set_new(out, "tenant", json_string(tenant));
     /* Shown only on a durable function (docs/durable.md). */
     if (f->durable.enabled)
         json_object_set_new(out, "durable", fn_durable_json(&f->durable));
@@ -1649,7 +1659,7 @@ static json_t *fn_to_json_base(const fn_t *f)
     json_t *vols = f->volumes ? json_deep_copy(f->volumes) : json_array();
     return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
                      "s:s?, s:s?, s:I, s:s, s:I, s:s, s:s}",
-                     "name", f->name, "runtime", f->runtime, "handler", f->handler, "memory_mb",
+                     "name", tenant_local(f->name), "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
                      "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "permissions", perms,
                      "volumes", vols, "async", reg__async_json(&f->async), "record",

@@ -8,6 +8,7 @@
 #ifndef MAYFLY_REGISTRY_REGISTRY_H
 #define MAYFLY_REGISTRY_REGISTRY_H
 
+#include "core/tenant.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,8 +25,8 @@ struct egress_policy;
 typedef struct fn_async {
     int max_retries;             /* 0–2, default 2 */
     int max_event_age_s;         /* 60–21600, default 21600 */
-    char on_success[FN_NAME_MAX + 1]; /* "" when unset */
-    char on_failure[FN_NAME_MAX + 1];
+    char on_success[TENANT_QNAME_MAX + 1]; /* "" when unset */
+    char on_failure[TENANT_QNAME_MAX + 1];
 } fn_async_t;
 
 /* What a call's record keeps of its event and result (docs/observability.md). */
@@ -48,7 +49,7 @@ typedef struct fn_durable {
 
 /* A function as the rest of mayfly sees it. */
 typedef struct fn {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     char runtime[16];            /* canonical: "python3", "nodejs", "provided" */
     char runtime_name[65];       /* as given, e.g. "python3.12" (Lambda shows it back) */
     char handler[129];
@@ -100,8 +101,14 @@ void registry_close(registry_t *r);
  * keep theirs: the default is applied once, when a function is created. */
 void registry_set_default_egress(registry_t *r, const struct egress_policy *p);
 
-/* True when name matches [A-Za-z0-9_-]{1,64}. */
+/* True when name is a function's qualified name (core/tenant.h): a valid
+ * tenant, if any, and a name within it matching [A-Za-z0-9_-]{1,64}. */
 bool registry_valid_name(const char *name);
+/* A name as a user writes it, within its tenant: [A-Za-z0-9_-]{1,64}.
+ * registry_valid_name takes a qualified name (core/tenant.h) too; a
+ * setting that names another object of the function's tenant (a
+ * destination, a volume) takes this one only. */
+bool registry_valid_local(const char *name);
 
 /* Creates or updates the function name from a request body shaped as in
  * DESIGN.md: {"runtime","handler","memory_mb","timeout_s","env",

@@ -46,7 +46,7 @@ typedef enum { JOB_WRITE, JOB_INCR, JOB_DROP, JOB_SWEEP } kv_job_kind_t;
 typedef struct kv_job {
     state_kv_t *kv;
     kv_job_kind_t kind;
-    char store[65];
+    char store[TENANT_QNAME_MAX + 1];
     store_kv_op_t *ops; /* write: owned */
     size_t nops;
     int64_t *versions;

@@ -33,7 +33,7 @@ typedef enum {
 } vol_state_t;
 
 typedef struct volume {
-    char name[VOLUME_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t size_mb;
     int64_t created_ms;
     vol_state_t state;

@@ -25,6 +25,7 @@
 #ifndef MAYFLY_STATE_VOLUME_H
 #define MAYFLY_STATE_VOLUME_H
 
+#include "core/tenant.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -40,7 +41,7 @@
 typedef struct volumes volumes_t;
 
 typedef struct volume_info {
-    char name[VOLUME_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t size_mb;     /* as created */
     int64_t created_ms;  /* wall clock */
     bool mounted;        /* false: it could not be mounted (error says why) */

@@ -8,6 +8,7 @@
 #ifndef MAYFLY_STORE_DURABLE_H
 #define MAYFLY_STORE_DURABLE_H
 
+#include "core/tenant.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,8 +23,8 @@
 /* One execution. Strings marked owned are malloc'd (or NULL). */
 typedef struct store_durable_exec {
     char id[37];
-    char function[65];
-    char name[STORE_DURABLE_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     char status[16];                         /* RUNNING SUCCEEDED FAILED TIMED_OUT STOPPED */
     char *input;                             /* owned: the event, JSON text */
     char *result;                            /* owned: the result's JSON text, or NULL */

@@ -38,6 +38,7 @@
 #ifndef MAYFLY_STORE_KV_H
 #define MAYFLY_STORE_KV_H
 
+#include "core/tenant.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,7 +93,7 @@ typedef struct store_kv_op {
 
 /* A store and what it holds. */
 typedef struct store_kv_store_stats {
-    char name[65];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t keys;
     int64_t bytes;
 } store_kv_store_stats_t;

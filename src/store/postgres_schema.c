@@ -24,6 +24,29 @@
 #include "store/postgres_internal.h"
 #include "store/queue_rows.h"
 
+/* Usage by statement triggers (migration 13): a record's function is a
+ * qualified name (core/tenant.h), its usage row the tenant's and the name
+ * within it. */
+#define PG_USAGE_TENANT                                                                            \
+    "CASE WHEN strpos(function, '~') > 0 THEN split_part(function, '~', 1) ELSE 'default' END"
+#define PG_USAGE_LOCAL "substr(function, strpos(function, '~') + 1)"
+#define PG_USAGE_FN(name, rows)                                                                    \
+    "FUNCTION " name "() RETURNS trigger LANGUAGE plpgsql AS $$"                                  \
+    " BEGIN " STORE_USAGE_INSERT "SELECT " PG_USAGE_TENANT ", " PG_USAGE_LOCAL ", h,"              \
+    "  pg_backend_pid(), sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"  \
+    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes) FROM (" rows ") AS d(function, h, "          \
+    STORE_USAGE_COLUMNS ") GROUP BY function, h ORDER BY function, h" STORE_USAGE_ADD ";"          \
+    "  RETURN NULL;"                                                                               \
+    " END $$"
+#define PG_USAGE_IN_FN                                                                             \
+    PG_USAGE_FN("mayfly_usage_in", "SELECT function, " STORE_USAGE_HOUR("n.") " AS h, "            \
+                STORE_USAGE_VALUES("n.", "+") " FROM n")
+#define PG_USAGE_MOVED_FN                                                                          \
+    PG_USAGE_FN("mayfly_usage_moved",                                                              \
+                "SELECT function, " STORE_USAGE_HOUR("n.") ", " STORE_USAGE_VALUES("n.", "+")      \
+                " FROM n UNION ALL SELECT function, " STORE_USAGE_HOUR("o.") ", "                   \
+                STORE_USAGE_VALUES("o.", "-") " FROM o")
+
 static const char *const pg__migrations[] = {
     /* 1: functions (the settings the registry validates are in
      * config_json), their URLs (which go with them), shared volumes. */
@@ -342,30 +365,18 @@ static const char *const pg__migrations[] = {
     "ALTER TABLE invocations ADD COLUMN egress_bytes bigint NOT NULL DEFAULT 0;"
     "ALTER TABLE invocations ADD COLUMN log_bytes bigint NOT NULL DEFAULT 0;"
     STORE_USAGE_TABLE("text COLLATE \"C\"", "bigint") ";"
-    "CREATE FUNCTION mayfly_usage_in() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN "
-    STORE_USAGE_INSERT "SELECT 'default', function, h, pg_backend_pid(), sum(requests),"
-    "  sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb), sum(egress_bytes), sum(kv_ops),"
-    "  sum(log_bytes) FROM (SELECT function, " STORE_USAGE_HOUR("n.") " AS h, "
-    STORE_USAGE_VALUES("n.", "+") " FROM n) AS d(function, h, " STORE_USAGE_COLUMNS ")"
-    " GROUP BY function, h ORDER BY function, h" STORE_USAGE_ADD ";"
-    "  RETURN NULL;"
-    " END $$;"
-    "CREATE FUNCTION mayfly_usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN "
-    STORE_USAGE_INSERT "SELECT 'default', function, h, pg_backend_pid(), sum(requests),"
-    "  sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb), sum(egress_bytes), sum(kv_ops),"
-    "  sum(log_bytes) FROM (SELECT function, " STORE_USAGE_HOUR("n.") ", "
-    STORE_USAGE_VALUES("n.", "+") " FROM n UNION ALL SELECT function, " STORE_USAGE_HOUR("o.") ", "
-    STORE_USAGE_VALUES("o.", "-") " FROM o) AS d(function, h, " STORE_USAGE_COLUMNS ")"
-    " GROUP BY function, h ORDER BY function, h" STORE_USAGE_ADD ";"
-    "  RETURN NULL;"
-    " END $$;"
+    "CREATE " PG_USAGE_IN_FN ";"
+    "CREATE " PG_USAGE_MOVED_FN ";"
     "CREATE TRIGGER invocations_usage_in AFTER INSERT ON invocations"
     "  REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_in();"
     "CREATE TRIGGER invocations_usage_moved AFTER UPDATE ON invocations"
     "  REFERENCING OLD TABLE AS o NEW TABLE AS n"
     "  FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_moved();",
+    /* 14: tenants (core/tenant.h): usage goes to the tenant a record's
+     * function names, under the name within it (a database that ran 13
+     * before had every row the default tenant's, as it still is). */
+    "CREATE OR REPLACE " PG_USAGE_IN_FN ";"
+    "CREATE OR REPLACE " PG_USAGE_MOVED_FN ";",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

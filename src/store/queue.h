@@ -16,6 +16,7 @@
 #ifndef MAYFLY_STORE_QUEUE_H
 #define MAYFLY_STORE_QUEUE_H
 
+#include "core/tenant.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +37,7 @@ typedef struct store_qevent {
      * seq 10 appears, and numbers of rolled back inserts are skipped. */
     int64_t seq;
     char request_id[37];
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     int64_t enqueued_ms;      /* accepted at (wall clock); its age counts from here */
     int64_t next_ms;          /* not to run before */
     int attempts;             /* attempts started */
@@ -51,7 +52,7 @@ typedef struct store_qevent {
     char trigger[80];         /* why it was queued (store_record_t's), "" for invoke */
     /* The node that holds it (store/nodes.h), as inserted: "" puts it in
      * the pool, for any node to take. Not read back by listings. */
-    char owner[65];
+    char owner[TENANT_QNAME_MAX + 1];
 } store_qevent_t;
 
 /* One attempt at an event, as its record's history shows it. */
@@ -67,7 +68,7 @@ typedef struct store_attempt {
 
 typedef struct store_dead_letter {
     int64_t id;               /* assigned at insert */
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     char request_id[37];
     int attempts;
     char condition[24];       /* RetriesExhausted | EventAgeExceeded */

@@ -81,8 +81,8 @@ void store_usage_of(const store_record_t *rec, store_usage_t *out)
                strcmp(rec->status, "running");
     int64_t hour = rec->start_ms % 3600000;
     *out = (store_usage_t){ .hour_ms = rec->start_ms - (hour < 0 ? hour + 3600000 : hour) };
-    snprintf(out->tenant, sizeof out->tenant, "default");
-    snprintf(out->function, sizeof out->function, "%s", rec->function);
+    tenant_of(rec->function, out->tenant);
+    snprintf(out->function, sizeof out->function, "%s", tenant_local(rec->function));
     out->requests = ran;
     out->billed_ms = rec->billed_ms;
     out->mb_ms = (int64_t)rec->memory_mb * rec->billed_ms;
@@ -220,6 +220,19 @@ int store__bind_record(const store__binder_t *b, const store_record_t *rec)
            b->int64(c, 28, rec->result_flags);
 }
 
+void store_record_filter_tenant(store_record_filter_t *f, const char *tenant)
+{
+    f->tenant_like[0] = f->tenant_unlike[0] = '\0';
+    if (!tenant)
+        return;
+    /* A tenant is [a-z0-9-]: nothing in it is a LIKE wildcard. */
+    if (!strcmp(tenant, TENANT_DEFAULT))
+        snprintf(f->tenant_unlike, sizeof f->tenant_unlike, "%%%c%%", TENANT_SEP);
+    else
+        snprintf(f->tenant_like, sizeof f->tenant_like, "%.*s%c%%", TENANT_MAX, tenant,
+                 TENANT_SEP);
+}
+
 int store__bind_find(const store__binder_t *b, const store_record_filter_t *f)
 {
     void *c = b->ctx;
@@ -238,7 +251,9 @@ int store__bind_find(const store__binder_t *b, const store_record_filter_t *f)
         r = b->int64(c, 8, f->after.start_ms) || b->int64(c, 9, f->after.rowid);
     else
         r = b->text(c, 8, NULL) || b->text(c, 9, NULL);
-    return r || b->int64(c, 10, (int64_t)f->limit + 1) || b->text(c, 11, f->trigger);
+    return r || b->int64(c, 10, (int64_t)f->limit + 1) || b->text(c, 11, f->trigger) ||
+           b->text(c, 12, f->tenant_like[0] ? f->tenant_like : NULL) ||
+           b->text(c, 13, f->tenant_unlike[0] ? f->tenant_unlike : NULL);
 }
 
 int store__bind_log(const store__binder_t *b, const store_log_t *l)

@@ -97,7 +97,8 @@
  * payloads out: the columns that would hold them are filled with "not
  * kept", so that store__fill_record reads the row as it reads a whole one,
  * and the rowid (the cursor's tie-break; on PostgreSQL a column of that
- * name) follows them. A NULL parameter is no condition; P(7) is the lesser
+ * name) follows them. A NULL parameter is no condition (P(12) and P(13)
+ * keep one tenant's functions, core/tenant.h); P(7) is the lesser
  * of the until bound and the cursor's start (store__bind_find). Two
  * statements rather than "P(1) IS NULL OR function = P(1)" so that one
  * function's records are read from the (function, start_ms) index, in
@@ -112,6 +113,8 @@
     " AND (" P(8) " IS NULL OR start_ms < " P(8) " OR rowid < " P(9) ")"                           \
     " AND (" P(11) " IS NULL OR trigger = " P(11)                                                  \
     " OR substr(trigger, 1, length(" P(11) ") + 1) = " P(11) " || ':')"                            \
+    " AND (" P(12) " IS NULL OR function LIKE " P(12) ")"                                          \
+    " AND (" P(13) " IS NULL OR function NOT LIKE " P(13) ")"                                      \
     " ORDER BY start_ms DESC, rowid DESC LIMIT " P(10)
 #define STORE_REC_FIND_ONE(P) STORE_REC_FIND(P, " AND function = " P(1))
 #define STORE_REC_FIND_ALL(P) STORE_REC_FIND(P, "")

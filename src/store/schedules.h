@@ -13,6 +13,7 @@
 #ifndef MAYFLY_STORE_SCHEDULES_H
 #define MAYFLY_STORE_SCHEDULES_H
 
+#include "core/tenant.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,10 +25,10 @@
 #define STORE_SCHEDULE_FIRES_KEPT 20
 
 typedef struct store_schedule {
-    char name[65];
+    char name[TENANT_QNAME_MAX + 1];
     char expression[257];
     char timezone[129];
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     char *input;              /* JSON text, owned; NULL: none */
     bool enabled;
     int flexible_window_min;
@@ -36,7 +37,7 @@ typedef struct store_schedule {
 } store_schedule_t;
 
 typedef struct store_schedule_fire {
-    char schedule[65];
+    char schedule[TENANT_QNAME_MAX + 1];
     int64_t due_ms;           /* the due time it was for */
     int64_t fired_ms;         /* when it was written */
     char request_id[37];      /* the event it queued, or "" */

@@ -462,7 +462,7 @@ static int store__end_batch(sqlite_store_t *s, int r, mf_error_t *err)
 
 /* ---- usage (rows.h, STORE_USAGE_*) ------------------------------------------ */
 
-/* What one write's records change in usage, by function and hour. */
+/* What one write's records change in usage, by tenant, function and hour. */
 typedef struct usage_delta {
     map_t at;          /* "HOUR FUNCTION" → index + 1 in rows */
     store_usage_t *rows;
@@ -471,8 +471,8 @@ typedef struct usage_delta {
 
 static void usage_add(usage_delta_t *d, const store_usage_t *u, int sign)
 {
-    char key[96];
-    snprintf(key, sizeof key, "%lld %s", (long long)u->hour_ms, u->function);
+    char key[256];
+    snprintf(key, sizeof key, "%lld %s %s", (long long)u->hour_ms, u->tenant, u->function);
     uintptr_t k = (uintptr_t)map_get(&d->at, key);
     if (!k) {
         d->rows = xrealloc(d->rows, (d->n + 1) * sizeof *d->rows);

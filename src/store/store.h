@@ -12,6 +12,7 @@
 #ifndef MAYFLY_STORE_STORE_H
 #define MAYFLY_STORE_STORE_H
 
+#include "core/tenant.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +26,7 @@ typedef struct store store_t;
 /* One stored function. config_json holds the function's settings as a JSON
  * object (the registry owns its shape); the store only keeps it. */
 typedef struct store_function {
-    char name[65];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t version;
     char code_sha256[65];
     int64_t code_size;      /* bytes of the unpacked package */
@@ -109,7 +110,7 @@ int store_code_forget(store_t *s, const char *sha256, mf_error_t *err);
 
 typedef struct store_record {
     char request_id[37];
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     int64_t version;
     char status[16];          /* success|error|timeout|oom|throttled|queued|running */
     int64_t start_ms;         /* wall clock */
@@ -195,7 +196,14 @@ typedef struct store_record_filter {
     int limit;                /* at most this many, >= 1 */
     bool after_set;           /* only records strictly after `after` */
     store_record_cursor_t after;
+    /* Whose functions' records (core/tenant.h): set by
+     * store_record_filter_tenant; both "" for every tenant's. */
+    char tenant_like[TENANT_MAX + 3], tenant_unlike[4];
 } store_record_filter_t;
+
+/* Narrows f to the records of the tenant's functions (NULL: every
+ * tenant's). */
+void store_record_filter_tenant(store_record_filter_t *f, const char *tenant);
 
 #define STORE_RECORD_FILTER_INIT                                                                   \
     { .since_ms = INT64_MIN, .until_ms = INT64_MAX, .cold = -1, .limit = 50 }
@@ -244,7 +252,7 @@ int store_prune_write(store_t *s, int64_t before_ms, int64_t max_bytes, int batc
 typedef struct store_log {
     int64_t id;               /* assigned by the store, increasing */
     int64_t time_ms;
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     char request_id[37];      /* "" for lines outside an invocation */
     int stream;               /* 1 stdout, 2 stderr */
     char *message;            /* owned */
@@ -279,7 +287,7 @@ void store_log_list_free(store_log_t *list, size_t count);
 /* ---- shared volumes (src/state/volume.h) ------------------------------- */
 
 typedef struct store_volume {
-    char name[65];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t size_mb;
     int64_t created_ms;       /* wall clock */
 } store_volume_t;
@@ -298,8 +306,8 @@ int store_volume_delete(store_t *s, const char *name, mf_error_t *err);
 /* What the records of one tenant's function metered in one hour
  * (store/rows.h, STORE_USAGE_*). */
 typedef struct store_usage {
-    char tenant[33];
-    char function[65];
+    char tenant[TENANT_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     int64_t hour_ms;          /* the hour's start, wall clock */
     int64_t requests, billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes;
 } store_usage_t;
@@ -320,7 +328,7 @@ int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t *
 /* ---- function URLs (src/trigger/url.h) ---------------------------------- */
 
 typedef struct store_url {
-    char function[65];
+    char function[TENANT_QNAME_MAX + 1];
     char *config_json;        /* owned: the settings as /v1 shows them */
     int64_t created_ms;       /* wall clock */
     int64_t updated_ms;

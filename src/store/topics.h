@@ -7,6 +7,7 @@
 #ifndef MAYFLY_STORE_TOPICS_H
 #define MAYFLY_STORE_TOPICS_H
 
+#include "core/tenant.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,14 +15,14 @@
 #include "store/queue.h"
 
 typedef struct store_topic {
-    char name[65];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t created_ms;
 } store_topic_t;
 
 typedef struct store_subscription {
     char id[37];
-    char topic[65];
-    char function[65];
+    char topic[TENANT_QNAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     char *filter;             /* the filter policy's JSON (owned), or NULL: every message */
     int64_t created_ms;
 } store_subscription_t;

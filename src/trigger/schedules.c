@@ -74,8 +74,11 @@ bool schedules_test_clock(schedules_t *s)
     return s->cfg.test_clock;
 }
 
-bool schedules_valid_name(const char *name)
+bool schedules_valid_name(const char *qname)
 {
+    const char *name = tenant_check(qname);
+    if (!name)
+        return false;
     size_t n = strnlen(name, SCHEDULE_NAME_MAX + 1);
     return n >= 1 && n <= SCHEDULE_NAME_MAX &&
            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
@@ -150,7 +153,7 @@ static void schedules__plan(entry_t *e, int64_t now_s)
 
 typedef struct fire_job {
     schedules_t *s;
-    char name[SCHEDULE_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     store_schedule_fire_t fire;
 } fire_job_t;
 
@@ -243,13 +246,14 @@ static void schedules__fire(schedules_t *s, entry_t *e, int64_t due_s)
         buf_adds(&body, e->s.input);
     else
         schedules__scheduled_event(s, e, due_s, &body);
-    char trigger[STORE_TRIGGER_MAX];
-    snprintf(trigger, sizeof trigger, "schedule:%s", e->s.name);
+    char trigger[STORE_TRIGGER_MAX], fn[TENANT_QNAME_MAX + 1];
+    snprintf(trigger, sizeof trigger, "schedule:%s", tenant_local(e->s.name));
+    tenant_resolve(e->s.name, e->s.function, fn, sizeof fn);
     async_enqueue_opts_t opts = {.with_event = schedules__fire_with_event, .with_event_arg = j,
                                  .trigger = trigger};
     mf_error_t err = MF_ERROR_INIT;
     e->inflight = true;
-    int r = async_enqueue(s->async, e->s.function, &body, &opts, schedules__fire_accepted, j, &err);
+    int r = async_enqueue(s->async, fn, &body, &opts, schedules__fire_accepted, j, &err);
     buf_release(&body);
     if (r == 0)
         return;
@@ -339,8 +343,9 @@ static void entry_free(entry_t *e)
 }
 
 /* Parses and checks a PUT body into *out (name and times not set). */
-static int schedules__parse(schedules_t *s, const void *body, size_t len, store_schedule_t *out,
-                            sched_expr_t *expr, const tz_t **zone, mf_error_t *err)
+static int schedules__parse(schedules_t *s, const char *name, const void *body, size_t len,
+                            store_schedule_t *out, sched_expr_t *expr, const tz_t **zone,
+                            mf_error_t *err)
 {
     json_error_t jerr;
     cleanup_json json_t *doc =
@@ -390,12 +395,15 @@ static int schedules__parse(schedules_t *s, const void *body, size_t len, store_
     if (!fn)
         return mf_error_plain(err, EINVAL, "function: required, the name of a function");
     char shown[80];
-    if (!registry_valid_name(fn))
+    if (!registry_valid_local(fn))
         return mf_error_plain(err, EINVAL, "function: `%s` is not a function name "
                                            "([A-Za-z0-9_-]{1,64})",
                               mf_error_show(fn, 64, shown, sizeof shown));
+    /* The function is the schedule's tenant's (core/tenant.h). */
+    char qfn[TENANT_QNAME_MAX + 1];
+    tenant_resolve(name, fn, qfn, sizeof qfn);
     mf_error_t e2 = MF_ERROR_INIT;
-    if (registry_check(s->registry, fn, &e2) < 0)
+    if (registry_check(s->registry, qfn, &e2) < 0)
         return mf_error_plain(err, EINVAL, "function: no function named %s", fn);
     snprintf(out->function, sizeof out->function, "%s", fn);
 
@@ -488,7 +496,7 @@ int schedules_put(schedules_t *s, const char *name, const void *body, size_t len
                                            "([A-Za-z0-9_.-]{1,64})",
                               mf_error_show(name, 64, shown, sizeof shown));
     put_job_t *j = xcalloc(1, sizeof *j);
-    int r = schedules__parse(s, body, len, &j->sched, &j->expr, &j->zone, err);
+    int r = schedules__parse(s, name, body, len, &j->sched, &j->expr, &j->zone, err);
     if (r < 0) {
         store_schedule_clear(&j->sched);
         free(j);
@@ -519,7 +527,7 @@ int schedules_delete(schedules_t *s, const char *name, schedules_done_cb cb, voi
     if (s->stopping)
         return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
     if (!map_get(&s->entries, name))
-        return mf_error_plain(err, ENOENT, "no schedule named %s", name);
+        return mf_error_plain(err, ENOENT, "no schedule named %s", tenant_local(name));
     put_job_t *j = xcalloc(1, sizeof *j);
     j->s = s;
     j->remove = true;
@@ -555,7 +563,10 @@ static json_t *schedules__fire_json(schedules_t *s, int64_t due_s, int64_t fired
 static json_t *schedules__json(schedules_t *s, const entry_t *e)
 {
     json_t *out = json_object();
-    json_object_set_new(out, "name", json_string(e->s.name));
+    char tenant[TENANT_MAX + 1];
+    tenant_of(e->s.name, tenant);
+    json_object_set_new(out, "name", json_string(tenant_local(e->s.name)));
+    json_object_set_new(out, "tenant", json_string(tenant));
     json_object_set_new(out, "expression", json_string(e->s.expression));
     json_object_set_new(out, "timezone", json_string(e->s.timezone));
     json_object_set_new(out, "function", json_string(e->s.function));
@@ -565,9 +576,9 @@ static json_t *schedules__json(schedules_t *s, const entry_t *e)
     json_object_set_new(out, "flexible_window_min", json_integer(e->s.flexible_window_min));
     json_object_set_new(out, "created", schedules__time(s, NULL, e->s.created_ms));
     json_object_set_new(out, "updated", schedules__time(s, NULL, e->s.updated_ms));
-    json_object_set_new(out, "arn",
-                        json_sprintf("arn:aws:scheduler:%s:000000000000:schedule/default/%s",
-                                     s->region, e->s.name));
+    char arn[256];
+    tenant_arn("scheduler", s->region, "schedule/default/", e->s.name, arn, sizeof arn);
+    json_object_set_new(out, "arn", json_string(arn));
     /* The next due times, from the one planned if it has not fired yet. */
     json_t *next = json_array();
     if (e->s.enabled && e->zone) {
@@ -614,7 +625,7 @@ int schedules_get_json(schedules_t *s, const char *name, json_t **out, mf_error_
 {
     entry_t *e = map_get(&s->entries, name);
     if (!e)
-        return mf_error_plain(err, ENOENT, "no schedule named %s", name);
+        return mf_error_plain(err, ENOENT, "no schedule named %s", tenant_local(name));
     *out = schedules__json(s, e);
     return 0;
 }
@@ -624,14 +635,15 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-json_t *schedules_list_json(schedules_t *s)
+json_t *schedules_list_json(schedules_t *s, const char *tenant)
 {
     const char **names = xcalloc(s->entries.len + 1, sizeof *names);
     size_t n = 0;
     const char *key;
     void *v;
     for (size_t i = 0; map_next(&s->entries, &i, &key, &v);)
-        names[n++] = key;
+        if (!tenant || tenant_owns(tenant, key))
+            names[n++] = key;
     qsort(names, n, sizeof *names, name_cmp);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
@@ -712,7 +724,7 @@ void schedules_replace(schedules_t *s, store_schedule_t *list, size_t n,
     for (size_t i = 0; map_next(&s->entries, &i, &key, &v);) {
         if (map_get(&now, key))
             continue;
-        char name[SCHEDULE_NAME_MAX + 1];
+        char name[TENANT_QNAME_MAX + 1];
         snprintf(name, sizeof name, "%s", key);
         entry_free(map_remove(&s->entries, name));
         metrics_remove(s->m_fires, (const char *[]){ name, "queued" });

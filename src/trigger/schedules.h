@@ -62,7 +62,8 @@ void schedules_stop(schedules_t *s);
 /* After async_close (the fires' callbacks have run): frees everything. */
 void schedules_close(schedules_t *s);
 
-/* True when name matches [A-Za-z0-9_.-]{1,64} (EventBridge's names). */
+/* True when name is a qualified name (core/tenant.h) whose name within
+ * its tenant matches [A-Za-z0-9_.-]{1,64} (EventBridge's names). */
 bool schedules_valid_name(const char *name);
 
 /* r is 0, or the failure; created tells a new schedule from a replaced one. */
@@ -92,7 +93,7 @@ int schedules_get_json(schedules_t *s, const char *name, json_t **out, mf_error_
 int schedules_fires_json(schedules_t *s, store_queue_t *q, const char *name, json_t **out,
                          mf_error_t *err);
 /* {"schedules": [...]}, by name, without history. */
-json_t *schedules_list_json(schedules_t *s);
+json_t *schedules_list_json(schedules_t *s, const char *tenant);
 
 /* Calls cb(ud) once every fire and change handed to the queue's writer so
  * far is written, and its outcome is in what the calls above show. */

@@ -17,7 +17,7 @@
 #include "store/topics.h"
 
 typedef struct topic {
-    char name[FN_NAME_MAX + 1];
+    char name[TENANT_QNAME_MAX + 1];
     int64_t created_ms;
     topic_subscription_t *subs;
     size_t n, cap;
@@ -92,12 +92,12 @@ static topic_subscription_t *topic_find_sub(topic_t *tp, const char *id, size_t 
 
 bool topics_valid_name(const char *name)
 {
-    return registry_valid_name(name);
+    return registry_valid_name(name); /* a qualified name (core/tenant.h) */
 }
 
 void topics_arn(const topics_t *t, const char *name, char *out, size_t size)
 {
-    snprintf(out, size, "arn:aws:sns:%s:" TOPICS_ACCOUNT ":%s", t->region, name);
+    tenant_arn("sns", t->region, "", name, out, size);
 }
 
 static int topics__check_name(const char *name, mf_error_t *err)
@@ -162,8 +162,8 @@ typedef enum { OP_CREATE, OP_DELETE, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_FORGET, OP
 typedef struct change {
     topics_t *t;
     op_t op;
-    char topic[FN_NAME_MAX + 1];
-    char function[FN_NAME_MAX + 1];
+    char topic[TENANT_QNAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     char id[ID_UUID_LEN + 1];
     char *filter;
     int64_t created_ms;
@@ -285,15 +285,18 @@ int topics_delete(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf
     return r;
 }
 
-int topics_subscribe(topics_t *t, const char *topic, const char *function, const json_t *filter,
+int topics_subscribe(topics_t *t, const char *topic, const char *local, const json_t *filter,
                      char id[ID_UUID_LEN + 1], topics_done_cb cb, void *ud, mf_error_t *err)
 {
     topic_t *tp;
     int r = topics__find(t, topic, &tp, err);
     if (r < 0)
         return r;
-    if (!registry_valid_name(function))
+    if (!registry_valid_local(local))
         return mf_error_plain(err, EINVAL, "function: must match [A-Za-z0-9_-]{1,64}");
+    /* The function is the topic's tenant's (core/tenant.h). */
+    char function[TENANT_QNAME_MAX + 1];
+    tenant_resolve(topic, local, function, sizeof function);
     if ((r = registry_check(t->registry, function, err)) < 0)
         return r;
     filter_policy_t *policy = NULL;
@@ -392,7 +395,7 @@ void topics_function_removed(topics_t *t, const char *function, bool stored)
 
 typedef struct publish {
     topics_t *t;
-    char topic[FN_NAME_MAX + 1];
+    char topic[TENANT_QNAME_MAX + 1];
     store_topic_message_t row; /* its strings point into the fields below */
     char *subject;
     char *message;

@@ -14,6 +14,7 @@
 #ifndef MAYFLY_TRIGGER_TOPICS_H
 #define MAYFLY_TRIGGER_TOPICS_H
 
+#include "core/tenant.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +43,7 @@ typedef struct topics topics_t;
 
 typedef struct topic_subscription {
     char id[ID_UUID_LEN + 1];
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     char *filter;                /* the policy's JSON as given, or NULL: every message */
     filter_policy_t *policy;     /* parsed, or NULL */
     int64_t created_ms;
@@ -82,7 +83,8 @@ typedef void (*topics_done_cb)(void *ud, int r, bool created, const mf_error_t *
 int topics_create(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf_error_t *err);
 /* Deletes the topic and its subscriptions; -ENOENT at once. */
 int topics_delete(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf_error_t *err);
-/* Subscribes function (which must exist) to topic with filter (NULL or
+/* Subscribes function (a name within the topic's tenant, core/tenant.h;
+ * it must exist) to topic with filter (NULL or
  * JSON null: every message). Subscribing a function again with the same
  * filter is its subscription (created false), with another filter
  * -EEXIST. id receives the subscription's id at once. */
@@ -109,7 +111,7 @@ typedef struct topic_message {
 /* One queued delivery. */
 typedef struct topic_delivery {
     char subscription[ID_UUID_LEN + 1];
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     char request_id[ID_UUID_LEN + 1];
 } topic_delivery_t;
 

@@ -16,6 +16,7 @@
 #ifndef MAYFLY_TRIGGER_URL_H
 #define MAYFLY_TRIGGER_URL_H
 
+#include "core/tenant.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,7 +61,7 @@ typedef struct url_cors {
 } url_cors_t;
 
 typedef struct url_config {
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     url_auth_t auth;
     url_invoke_mode_t invoke_mode;
     url_cors_t cors;

@@ -369,7 +369,7 @@ void url_table_set_writer(url_table_t *t, store_writer_t *w)
 typedef struct url_change {
     url_table_t *t;
     url_config_t *c;           /* a put's new settings; NULL for a delete */
-    char function[FN_NAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
     bool created;
     store_url_t row;           /* a put's, its text in row_text */
     buf_t row_text;
