@@ -435,6 +435,14 @@ bool api__call_origin(http_request_t *req, api_call_origin_t *o)
     return false;
 }
 
+void api__respond_error(http_request_t *req, int status, const char *code, const char *msg)
+{
+    char shown[1024];
+    snprintf(shown, sizeof shown, "%s", msg ? msg : "");
+    tenant_strip(shown);
+    http_respond_error(req, status, code, "%s", shown);
+}
+
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
 {
     char shown[sizeof err->msg];

@@ -81,6 +81,10 @@ void api_cluster_free(api_cluster_t *c);
  * else 500. */
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err);
 
+/* http_respond_error with a message that may name a tenant's objects:
+ * their tenant taken out (core/tenant.h), as every answer names them. */
+void api__respond_error(http_request_t *req, int status, const char *code, const char *msg);
+
 /* Route handlers, by file. */
 typedef void (*api_handler_fn)(http_request_t *req, api_ctx_t *ctx);
 void api__functions_register(http_router_t *router, api_ctx_t *ctx);

@@ -361,7 +361,7 @@ static void v1_answer(void *ud, const durable_answer_t *a)
                            : a->status == 503 ? "unavailable"
                            : a->status >= 500 ? "internal"
                                               : "bad_request";
-        http_respond_error(req, a->status, code, "%s", a->message ? a->message : "");
+        api__respond_error(req, a->status, code, a->message);
         return;
     }
     if (a->body)

@@ -38,14 +38,14 @@ void api__call_answer(http_request_t *req, invocation_t *inv)
         http_respond_buf(req, 200, "application/json", &inv->result);
     } else if (inv->status == INV_THROTTLED) {
         http_header_add(req, "Retry-After", "1");
-        http_respond_error(req, 429, "throttled", "%s", inv->error_message);
+        api__respond_error(req, 429, "throttled", inv->error_message);
     } else if (!strncmp(type, "Mayfly.", 7)) {
         /* The platform failed, not the function. */
         http_respond_error(req, !strcmp(type, "Mayfly.ShuttingDown") ? 503 : 500,
                            !strcmp(type, "Mayfly.ShuttingDown") ? "unavailable" : "internal", "%s",
                            inv->error_message);
     } else if (!strcmp(type, "ResourceNotFoundException")) {
-        http_respond_error(req, 404, "not_found", "%s", inv->error_message);
+        api__respond_error(req, 404, "not_found", inv->error_message);
     } else {
         /* A function error, timeout or out-of-memory is the function's
          * answer, as on Lambda: 200 with the error document. */

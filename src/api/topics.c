@@ -308,7 +308,8 @@ static void on_published(void *ud, int r, const char *message_id,
         buf_adds(&b, i ? ",{\"subscription\":" : "{\"subscription\":");
         json_quote(&b, deliveries[i].subscription, strlen(deliveries[i].subscription));
         buf_adds(&b, ",\"function\":");
-        json_quote(&b, deliveries[i].function, strlen(deliveries[i].function));
+        const char *fn = tenant_local(deliveries[i].function);
+        json_quote(&b, fn, strlen(fn));
         buf_adds(&b, ",\"request_id\":\"");
         buf_adds(&b, deliveries[i].request_id);
         buf_adds(&b, "\"}");

@@ -93,7 +93,7 @@ static void put_done(void *ud, int r, bool created, const mf_error_t *err)
     http_request_t *req = p->req;
     const url_config_t *now = r == 0 ? url_table_get(p->ctx->urls, p->name) : NULL;
     if (r == -ENOENT || (r == 0 && !now)) { /* !now: the function went meanwhile */
-        http_respond_error(req, 404, "not_found", "no function named %s", p->name);
+        http_respond_error(req, 404, "not_found", "no function named %s", tenant_local(p->name));
     } else if (r < 0) {
         api_respond_failure(req, r, err);
     } else {
@@ -137,7 +137,8 @@ static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     const url_config_t *c = url_table_get(ctx->urls, req->params[0]);
     if (!c) {
-        http_respond_error(req, 404, "not_found", "function %s has no URL", req->params[0]);
+        http_respond_error(req, 404, "not_found", "function %s has no URL",
+                           tenant_local(req->params[0]));
         return;
     }
     cleanup_json json_t *out = url_json(ctx, c);
@@ -149,7 +150,8 @@ static void delete_done(void *ud, int r, bool created, const mf_error_t *err)
     (void)created;
     http_request_t *req = ud;
     if (r == -ENOENT)
-        http_respond_error(req, 404, "not_found", "function %s has no URL", req->params[0]);
+        http_respond_error(req, 404, "not_found", "function %s has no URL",
+                           tenant_local(req->params[0]));
     else if (r < 0)
         api_respond_failure(req, r, err);
     else
@@ -283,7 +285,7 @@ static int url_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
     if (!c) {
         buf_adds(refusal, "{\"error\":{\"code\":\"not_found\",\"message\":");
         char msg[128];
-        snprintf(msg, sizeof msg, "function %s has no URL", req->params[0]);
+        snprintf(msg, sizeof msg, "function %s has no URL", tenant_local(req->params[0]));
         json_quote(refusal, msg, strlen(msg));
         buf_adds(refusal, "}}\n");
         return 404;
@@ -393,7 +395,7 @@ static void on_called(invocation_t *inv, void *ud)
         http_respond_error(req, down ? 503 : 500, down ? "unavailable" : "internal", "%s",
                            inv->error_message);
     } else if (!strcmp(type, "ResourceNotFoundException")) {
-        http_respond_error(req, 404, "not_found", "%s", inv->error_message);
+        api__respond_error(req, 404, "not_found", inv->error_message);
     } else {
         /* A function error, a timeout or out-of-memory: Lambda's 502, and
          * the record (X-Mayfly-Request-Id) says what happened. */
@@ -612,7 +614,8 @@ static void url_serve(http_request_t *req, api_ctx_t *ctx)
     const url_config_t *c = url_table_get(ctx->urls, req->params[0]);
     if (!c) {
         /* Removed while the body arrived. */
-        http_respond_error(req, 404, "not_found", "function %s has no URL", req->params[0]);
+        http_respond_error(req, 404, "not_found", "function %s has no URL",
+                           tenant_local(req->params[0]));
         return;
     }
     if (answered_preflight(req, c)) {

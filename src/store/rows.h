@@ -113,8 +113,8 @@
     " AND (" P(8) " IS NULL OR start_ms < " P(8) " OR rowid < " P(9) ")"                           \
     " AND (" P(11) " IS NULL OR trigger = " P(11)                                                  \
     " OR substr(trigger, 1, length(" P(11) ") + 1) = " P(11) " || ':')"                            \
-    " AND (" P(12) " IS NULL OR function LIKE " P(12) ")"                                          \
-    " AND (" P(13) " IS NULL OR function NOT LIKE " P(13) ")"                                      \
+    " AND (CAST(" P(12) " AS TEXT) IS NULL OR function LIKE " P(12) ")"                            \
+    " AND (CAST(" P(13) " AS TEXT) IS NULL OR function NOT LIKE " P(13) ")"                        \
     " ORDER BY start_ms DESC, rowid DESC LIMIT " P(10)
 #define STORE_REC_FIND_ONE(P) STORE_REC_FIND(P, " AND function = " P(1))
 #define STORE_REC_FIND_ALL(P) STORE_REC_FIND(P, "")

@@ -552,7 +552,7 @@ int topics_publish(topics_t *t, const char *topic, const topic_message_t *m, top
     p->deliveries = xcalloc(n ? n : 1, sizeof *p->deliveries);
 
     char trigger[STORE_TRIGGER_MAX];
-    snprintf(trigger, sizeof trigger, "topic:%s", topic);
+    snprintf(trigger, sizeof trigger, "topic:%s", tenant_local(topic));
     async_enqueue_opts_t opts = {.traceparent = m->traceparent,
                                  .caller_request_id = m->caller_request_id,
                                  .call_depth = m->call_depth,
