@@ -661,18 +661,18 @@ static void test_purge_deletes_one_functions_records_and_logs(void **state)
 
 #define HOUR 3600000
 
-/* What the usage of hours [from, to) adds up to for function (every
- * tenant and hour of it). */
-static store_usage_t usage_of(store_t *s, const char *function, int64_t from, int64_t to)
+/* What the usage of hours [from, to) adds up to for the tenant's function
+ * (every hour of it). */
+static store_usage_t usage_in(store_t *s, const char *tenant, const char *function, int64_t from,
+                              int64_t to)
 {
     store_usage_t *list = NULL, sum = { 0 };
     size_t n = 0;
     mf_error_t err = MF_ERROR_INIT;
     assert_int_equal(store_usage_list(s, from, to, &list, &n, &err), 0);
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(list[i].function, function))
+        if (strcmp(list[i].function, function) || strcmp(list[i].tenant, tenant))
             continue;
-        assert_string_equal(list[i].tenant, "default");
         sum.requests += list[i].requests;
         sum.billed_ms += list[i].billed_ms;
         sum.mb_ms += list[i].mb_ms;
@@ -684,6 +684,11 @@ static store_usage_t usage_of(store_t *s, const char *function, int64_t from, in
     }
     free(list);
     return sum;
+}
+
+static store_usage_t usage_of(store_t *s, const char *function, int64_t from, int64_t to)
+{
+    return usage_in(s, "default", function, from, to);
 }
 
 static store_record_t metered(const char *id, const char *status, int64_t start_ms, int attempts,
@@ -762,6 +767,59 @@ static void test_usage_sums_what_the_records_hold(void **state)
     assert_int_equal(purge.r, 0);
     store_usage_t after = usage_of(s, "meter", h0, h1 + HOUR);
     assert_memory_equal(&after, &u, sizeof u);
+    store_close(s);
+}
+
+/* Two tenants' functions of one name (core/tenant.h): each tenant's
+ * records found apart, and usage kept apart under the name within the
+ * tenant, as records come and as they are replaced. */
+static void test_tenants_records_and_usage_stay_apart(void **state)
+{
+    store_t *s = open_with_find_records(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    int64_t h0 = 200 * (int64_t)HOUR;
+    store_record_t a[] = {
+        metered("d1", "success", h0 + 10, 1, 100),
+        metered("t1", "success", h0 + 20, 1, 250),
+        metered("t2", "queued", h0 + 30, 0, 0),
+        metered("u1", "success", h0 + 40, 1, 400),
+    };
+    snprintf(a[1].function, sizeof a[1].function, "team-a~meter");
+    snprintf(a[2].function, sizeof a[2].function, "team-a~meter");
+    snprintf(a[3].function, sizeof a[3].function, "team-b~meter");
+    assert_int_equal(store_records_put(s, a, 4, &err), 0);
+    store_record_t b = metered("t2", "success", h0 + 50, 1, 1000);
+    snprintf(b.function, sizeof b.function, "team-a~meter");
+    assert_int_equal(store_records_put(s, &b, 1, &err), 0);
+
+    store_usage_t d = usage_in(s, "default", "meter", h0, h0 + HOUR);
+    store_usage_t ta = usage_in(s, "team-a", "meter", h0, h0 + HOUR);
+    store_usage_t tb = usage_in(s, "team-b", "meter", h0, h0 + HOUR);
+    assert_int_equal(d.requests, 1);
+    assert_int_equal(d.billed_ms, 100);
+    assert_int_equal(ta.requests, 2);
+    assert_int_equal(ta.billed_ms, 1250);
+    assert_int_equal(tb.requests, 1);
+    assert_int_equal(tb.billed_ms, 400);
+    /* No row names a qualified function. */
+    assert_int_equal(usage_in(s, "default", "team-a~meter", h0, h0 + HOUR).requests, 0);
+
+    store_record_filter_t f = STORE_RECORD_FILTER_INIT;
+    f.since_ms = h0;
+    store_record_filter_tenant(&f, "team-a");
+    expect_find(s, &f, "t2 t1");
+    store_record_filter_tenant(&f, "default");
+    expect_find(s, &f, "d1");
+    store_record_filter_tenant(&f, "team-b");
+    expect_find(s, &f, "u1");
+    store_record_filter_tenant(&f, NULL);
+    expect_find(s, &f, "t2 u1 t1 d1");
+    /* With a function too: the tenant's own. */
+    f.function = "team-a~meter";
+    store_record_filter_tenant(&f, "team-a");
+    expect_find(s, &f, "t2 t1");
+    store_record_filter_tenant(&f, "team-b");
+    expect_find(s, &f, "");
     store_close(s);
 }
 
@@ -907,6 +965,7 @@ static void test_prune_over_the_size_bound_takes_the_oldest(void **state)
     cmocka_unit_test_setup_teardown(test_purge_deletes_one_functions_records_and_logs, setup,      \
                                     teardown),                                                     \
     cmocka_unit_test_setup_teardown(test_usage_sums_what_the_records_hold, setup, teardown),       \
+    cmocka_unit_test_setup_teardown(test_tenants_records_and_usage_stay_apart, setup, teardown),   \
     cmocka_unit_test_setup_teardown(test_prune_by_age_in_batches, setup, teardown),                \
     cmocka_unit_test_setup_teardown(test_prune_over_the_size_bound_takes_the_oldest, setup,        \
                                     teardown)
