@@ -29,10 +29,12 @@
 
 /* ---- payloads ----------------------------------------------------------------- */
 
+/* A name's characters, and the separator of a qualified one
+ * (core/tenant.h). */
 static bool name_char(char c, bool dot)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || (dot && c == '.');
+           c == '_' || c == TENANT_SEP || (dot && c == '.');
 }
 
 /* The length of the word at p (up to end or a space) when it is 1 to max

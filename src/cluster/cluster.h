@@ -50,7 +50,7 @@ typedef enum cluster_kind {
     CLUSTER_LOGS = CLUSTER_KINDS,
 } cluster_kind_t;
 
-#define CLUSTER_NAME_MAX 64
+#define CLUSTER_NAME_MAX TENANT_QNAME_MAX /* a qualified name (core/tenant.h) */
 
 /* One notification's payload, parsed (store/listen.h has its forms). */
 typedef struct cluster_change {

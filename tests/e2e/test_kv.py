@@ -374,7 +374,7 @@ def test_stats_stores_and_dropping_a_store(srv):
     assert s["reads"] == 2 and s["writes"] == 2
     assert s["max_bytes"] == 256 << 20 and s["max_keys"] == 1000000
     stores = requests.get(f"{srv.url}/v1/kv", timeout=60).json()["stores"]
-    assert {"name": store, "keys": 2, "bytes": 8} in stores
+    assert {"name": store, "tenant": "default", "keys": 2, "bytes": 8} in stores
     r = requests.delete(kv_url(srv, store), timeout=60)
     assert r.status_code == 204
     assert get(srv, store, "ab").status_code == 404

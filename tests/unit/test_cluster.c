@@ -44,12 +44,15 @@ static void test_payloads_parse(void **state)
     c = parsed("schedule nightly.backup");
     assert_int_equal(c.kind, CLUSTER_SCHEDULE);
     assert_string_equal(c.name, "nightly.backup");
-    char name64[65];
-    memset(name64, 'n', 64);
-    name64[64] = '\0';
-    char buf[128];
-    snprintf(buf, sizeof buf, "function %s", name64);
-    assert_string_equal(parsed(buf).name, name64);
+    /* The longest qualified name (core/tenant.h). */
+    char longest[TENANT_QNAME_MAX + 1];
+    memset(longest, 'n', TENANT_QNAME_MAX);
+    longest[TENANT_MAX] = TENANT_SEP;
+    longest[TENANT_QNAME_MAX] = '\0';
+    char buf[160];
+    snprintf(buf, sizeof buf, "function %s", longest);
+    assert_string_equal(parsed(buf).name, longest);
+    assert_string_equal(parsed("url team-a~web").name, "team-a~web");
 
     c = parsed("logs host.example-0a1b2c3d 17 42 fa fb-2");
     assert_int_equal(c.kind, CLUSTER_LOGS);
@@ -65,11 +68,11 @@ static void test_payloads_parse(void **state)
 
 static void test_bad_payloads_are_refused(void **state)
 {
-    char name65[66];
-    memset(name65, 'n', 65);
-    name65[65] = '\0';
-    char long_name[96];
-    snprintf(long_name, sizeof long_name, "function %s", name65);
+    char too_long[TENANT_QNAME_MAX + 2];
+    memset(too_long, 'n', TENANT_QNAME_MAX + 1);
+    too_long[TENANT_QNAME_MAX + 1] = '\0';
+    char long_name[160];
+    snprintf(long_name, sizeof long_name, "function %s", too_long);
     const char *bad[] = {
         "",
         "function",
