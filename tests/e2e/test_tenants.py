@@ -334,3 +334,34 @@ def test_data_from_before_tenants_is_the_default_tenants(server, tmp_path):
     assert r.status_code == 200 and r.json()["owner"] == "old", r.text
     r = requests.get(f"{again.url}/v1/functions/{name}", headers=auth("b"), timeout=60)
     assert r.status_code == 404, r.text
+
+
+def test_two_nodes_on_postgresql_keep_tenants_apart(module_server_factory, pg, tmp_path):
+    from conftest import database, psql
+    db = database(pg, "mayfly_tenants")
+    keys = tmp_path / "keys"
+    keys.write_text("".join(" ".join(k) + "\n" for k in KEYS.values()))
+    a, b = (module_server_factory("--store", db, "--keys", keys, "--sandbox-pool", "0",
+                                  "--zygotes", "0") for _ in range(2))
+    name = unique("pg-shop")
+    deploy(a, "a", name, "team-a")
+    deploy(a, "default", name, "default")
+
+    def served_on_b():
+        r = call(b, "a", "POST", f"/v1/functions/{name}/invoke", json={"on": "b"})
+        return r.json() if r.status_code == 200 and "owner" in r.text else None
+    assert wait_for("team-a's function on node b", served_on_b, timeout=120)["owner"] == "team-a"
+    r = call(b, "default", "POST", f"/v1/functions/{name}/invoke", json={})
+    assert r.status_code == 200 and r.json()["owner"] == "default", r.text
+    assert call(b, "b", "GET", f"/v1/functions/{name}").status_code == 404
+    # Usage, kept by the database's triggers, splits by tenant.
+
+    def usage():
+        rows = call(a, "admin", "GET", "/v1/usage?granularity=hour&group_by=function").json()
+        got = sorted((row["tenant"], row["requests"]) for row in rows["rows"]
+                     if row["function"] == name)
+        return got if got == [("default", 1), ("team-a", 1)] else None
+    wait_for("usage of both tenants", usage)
+    rows = psql(db, f"SELECT tenant, function FROM usage WHERE function = '{name}' "
+                    "GROUP BY tenant, function ORDER BY tenant")
+    assert rows.split() == [f"default|{name}", f"team-a|{name}"], rows
