@@ -485,13 +485,14 @@ def main():
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
     chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
-                         "payloads kv triggers cluster propagation").split())
+                         "payloads kv triggers cluster propagation metering").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
                  "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv",
-                 "14": "triggers", "15": "propagation", "16": "cluster"}[num].split()
+                 "14": "triggers", "15": "propagation", "16": "cluster",
+                 "17": "metering"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -620,6 +621,11 @@ def main():
         "%s / %s req/s" % (f_int(cl.get("nodes3_enqueue_rps")),
                            f_int(cl.get("nodes1_enqueue_rps"))),
         cl.get("nodes3_over_nodes1_enqueue"), 2.4, ">=")
+    me = medians(out, "metering")
+    add("17", "warm C no-op sync invokes with tenants, metering and a block budget in place "
+        "/ the same in development mode, 32 connections",
+        "%s / %s req/s" % (f_int(me.get("metered_rps")), f_int(me.get("plain_rps"))),
+        me.get("metered_over_plain"), 0.95, ">=")
     pr = medians(out, "propagation")
     add("15", "an update made on one node, served by another (two nodes on one PostgreSQL): "
         "median ms from the PUT's 200 to the new version's answer / 1 s",
@@ -638,7 +644,8 @@ def main():
       "one run on one machine. Targets 1–8 are issue 4's; 9 is the async queue's; 10 is "
       "a function's protection from its neighbours'; 11 is the egress gateway's; 12 is what "
       "keeping each call's event and result costs; 13 is the key-value store's; 14 is the "
-      "triggers'; 15 and 16 are the cluster's (several nodes on one PostgreSQL).")
+      "triggers'; 15 and 16 are the cluster's (several nodes on one PostgreSQL); 17 is "
+      "metering's (tenants, usage and budgets).")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (

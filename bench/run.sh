@@ -40,6 +40,10 @@
 #   propagation  two nodes on a throwaway PostgreSQL (tests/pg.sh; bench/propagation.py):
 #                the median time from an update's 200 on one node to the other node
 #                serving the new version, over BENCH_UPDATES (20) updates, against 1 s
+#   metering     tenants, metering and a budget (bench/metering.py: the C no-op on a
+#                server with keys, prices and a block budget covering it, its calls
+#                signed by a tenant's key, against the same on a server in
+#                development mode, alternated)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -75,7 +79,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation metering"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -643,6 +647,12 @@ row_triggers() {
     LOAD_TIMEOUT=1800 load $PY bench/triggers.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
         --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/triggers.json" \
         || fail "bench/triggers.py failed (see bench/out/triggers.json)"
+}
+
+row_metering() {
+    LOAD_TIMEOUT=1800 load $PY bench/metering.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --load-cpu "$LOAD_CPU" --runs "$RUNS" --duration "$DUR" --out "$OUT/metering.json" \
+        || fail "bench/metering.py failed (see bench/out/metering.json)"
 }
 
 row_cluster() {
