@@ -255,19 +255,24 @@ static int64_t head_wall_ms(const http_request_t *req)
     return clock_wall_ms() - (int64_t)(since / 1000000);
 }
 
+/* The refusal of a URL that is not there (or is another tenant's). */
+static int no_url(http_request_t *req, buf_t *refusal)
+{
+    buf_adds(refusal, "{\"error\":{\"code\":\"not_found\",\"message\":");
+    char msg[160];
+    snprintf(msg, sizeof msg, "function %s has no URL", tenant_local(req->params[0]));
+    json_quote(refusal, msg, strlen(msg));
+    buf_adds(refusal, "}}\n");
+    return 404;
+}
+
 /* A key calling a URL whose auth is key must be allowed to invoke, and
  * be of the function's tenant (or an admin): another tenant's URL is one
  * its keys do not reach. */
 static int invoker_check(const auth_key_t *key, http_request_t *req, buf_t *refusal)
 {
-    if (key && key->role != AUTH_ADMIN && !tenant_owns(key->tenant, req->params[0])) {
-        buf_adds(refusal, "{\"error\":{\"code\":\"not_found\",\"message\":");
-        char msg[160];
-        snprintf(msg, sizeof msg, "function %s has no URL", tenant_local(req->params[0]));
-        json_quote(refusal, msg, strlen(msg));
-        buf_adds(refusal, "}}\n");
-        return 404;
-    }
+    if (key && key->role != AUTH_ADMIN && !tenant_owns(key->tenant, req->params[0]))
+        return no_url(req, refusal);
     if (key && auth_role_allows(key->role, AUTH_INVOKE))
         return 0;
     char msg[320] = "the access key is gone", what[160];
@@ -282,14 +287,8 @@ static int invoker_check(const auth_key_t *key, http_request_t *req, buf_t *refu
 static int url_head_check(http_request_t *req, api_ctx_t *ctx, buf_t *refusal)
 {
     const url_config_t *c = url_table_get(ctx->urls, req->params[0]);
-    if (!c) {
-        buf_adds(refusal, "{\"error\":{\"code\":\"not_found\",\"message\":");
-        char msg[128];
-        snprintf(msg, sizeof msg, "function %s has no URL", tenant_local(req->params[0]));
-        json_quote(refusal, msg, strlen(msg));
-        buf_adds(refusal, "}}\n");
-        return 404;
-    }
+    if (!c)
+        return no_url(req, refusal);
     if (c->auth == URL_AUTH_NONE || !has_keys(ctx) || answered_preflight(req, c))
         return 0;
     const char *authorization = http_request_header(req, "Authorization");

@@ -39,6 +39,9 @@ static void sig_parts_release(sig_parts_t *p)
     buf_release(&p->expires);
 }
 #define cleanup_sig_parts __attribute__((cleanup(sig_parts_release)))
+#define SIG_PARTS_INIT                                                                             \
+    { .algorithm = BUF_INIT, .credential = BUF_INIT, .signed_headers = BUF_INIT,                   \
+      .signature = BUF_INIT, .date = BUF_INIT, .expires = BUF_INIT }
 
 static const char *const error_types[] = {
     [SIGV4_OK] = NULL,
@@ -803,14 +806,7 @@ static int verify(const sigv4_request_t *req, const char *service, const auth_ke
             return reject(res, err, SIGV4_MISSING, "Missing Authentication Token");
     }
 
-    cleanup_sig_parts sig_parts_t parts = {
-        .algorithm = BUF_INIT,
-        .credential = BUF_INIT,
-        .signed_headers = BUF_INIT,
-        .signature = BUF_INIT,
-        .date = BUF_INIT,
-        .expires = BUF_INIT,
-    };
+    cleanup_sig_parts sig_parts_t parts = SIG_PARTS_INIT;
     int r = res->presigned ? parts_from_query(query, &parts, res, err)
                            : parts_from_header(authz, &parts, res, err);
     if (r == 0 && !res->presigned)
@@ -967,14 +963,7 @@ bool sigv4_key_id(const http_request_t *req, char *out, size_t size)
     const char *query = req->query ? req->query : "";
     const char *authz = http_request_header(req, "Authorization");
     bool presigned = query_has(query, "X-Amz-Algorithm");
-    cleanup_sig_parts sig_parts_t parts = {
-        .algorithm = BUF_INIT,
-        .credential = BUF_INIT,
-        .signed_headers = BUF_INIT,
-        .signature = BUF_INIT,
-        .date = BUF_INIT,
-        .expires = BUF_INIT,
-    };
+    cleanup_sig_parts sig_parts_t parts = SIG_PARTS_INIT;
     sigv4_result_t res = { 0 };
     mf_error_t err = MF_ERROR_INIT;
     out[0] = '\0';

@@ -7,14 +7,12 @@ tenant's, and works in one with X-Mayfly-Tenant. Data from before tenants
 is the default tenant's."""
 
 import base64
-import io
 import json
-import zipfile
 
 import pytest
 import requests
 
-from conftest import assert_error, run_cli, unique, wait_for
+from conftest import assert_error, make_zip, run_cli, unique, wait_for
 
 KEYS = {
     "admin": ("AKIATADMIN000000001", "admin-secret", "default", "admin"),
@@ -57,10 +55,7 @@ def srv(module_server_factory, tmp_path_factory):
 
 
 def zip_of(source):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("app.py", source)
-    return buf.getvalue()
+    return make_zip({"app.py": source})
 
 
 def deploy(srv, who, name, owner, **settings):
