@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "store/budgets_backend.h"
 #include "store/backend.h"
 #include "store/postgres_internal.h"
 #include "store/queue_rows.h"
@@ -366,6 +367,10 @@ static const char *const pg__migrations[] = {
     "CREATE TRIGGER invocations_usage_moved AFTER UPDATE ON invocations"
     "  REFERENCING OLD TABLE AS o NEW TABLE AS n"
     "  FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_moved();",
+    /* 14: budgets (store/budgets.h): each budget's settings by its
+     * qualified name, and the thresholds its periods crossed, each once
+     * whichever server saw it first. */
+    STORE_BUDGETS_TABLES("text COLLATE \"C\"", "bigint", "double precision") ";",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))
