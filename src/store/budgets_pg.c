@@ -15,7 +15,7 @@ enum { B_COUNT, B_PUT, B_DELETE_CROSSINGS, B_DELETE, B_LIST, C_ADD, C_LIST, B_ST
 
 const store_pg_stmt_t store__pg_budget_stmts[] = {
     [B_COUNT] = { "budget_count", STORE_BUDGET_COUNT(P), "t" },
-    [B_PUT] = { "budget_put", STORE_BUDGET_PUT(P), "tiii" },
+    [B_PUT] = { "budget_put", STORE_BUDGET_PUT(P), "ttii" },
     [B_DELETE_CROSSINGS] = { "budget_delete_crossings", STORE_BUDGET_DELETE_CROSSINGS(P), "t" },
     [B_DELETE] = { "budget_delete", STORE_BUDGET_DELETE(P), "t" },
     [B_LIST] = { "budget_list", STORE_BUDGET_LIST, "" },
