@@ -14,7 +14,7 @@ import re
 import pytest
 import requests
 
-from conftest import (assert_error, deploy_py, invoke, unique, wait_for)
+from conftest import (assert_error, database, deploy_py, invoke, unique, wait_for)
 
 ECHO_PY = """
 def handler(event, context):
@@ -295,3 +295,40 @@ def test_the_cli_puts_lists_shows_and_removes_budgets(server, prices):
     assert p.returncode == 0, p.stderr
     p = srv.cli("budget", "get", "nightly")
     assert p.returncode == 1 and "nightly" in p.stderr
+
+
+def test_on_postgresql_every_node_keeps_the_budget_and_counts_the_others_calls(server, prices,
+                                                                               pg):
+    db = database(pg, "mayfly_budgets")
+    a = server("--store", db, "--prices", prices, "--sandbox-pool", "0", "--zygotes", "0")
+    b = server("--store", db, "--prices", prices, "--sandbox-pool", "0", "--zygotes", "0")
+    fn = unique("shared")
+    deploy_py(a, fn, ECHO_PY)
+    assert put_budget(a, "shared", tenant="default", function=fn, period="day", amount=3,
+                      alert_at=[0.5, 1.0], action="block").status_code == 201
+
+    def known_on_b():
+        r = requests.get(f"{b.url}/v1/budgets/shared", timeout=60)
+        return r.status_code == 200 and r.json()["amount"] == 3.0
+    wait_for("the budget on B", known_on_b)
+    wait_for(f"{fn} on B", lambda: invoke(b, fn, {}).status_code == 200)
+    # One call on B, two on A: each node comes to count all three, and
+    # refuses the next.
+    assert invoke(a, fn, {}).status_code == 200
+    assert invoke(a, fn, {}).status_code == 200
+    for srv in (a, b):
+        wait_for(f"{srv.url} to count every node's calls",
+                 lambda srv=srv: get_budget(srv, "shared")["blocking"] is True)
+        assert get_budget(srv, "shared")["spend"] == 3.0
+        assert_error(invoke(srv, fn, {}), 402, "budget_exceeded", "shared")
+    # Each crossing is recorded once, and logged by the node that did.
+    crossings = get_budget(a, "shared")["crossings"]
+    assert [c["threshold"] for c in crossings] == [0.5, 1.0]
+    wait_for("the crossings in the logs",
+             lambda: sorted(crossing_lines(a.stderr(), "shared") +
+                            crossing_lines(b.stderr(), "shared")) == ["100", "50"])
+    # Deleted on B, it is gone from A, and A lets calls through.
+    assert requests.delete(f"{b.url}/v1/budgets/shared", timeout=60).status_code == 204
+    wait_for("the budget gone from A",
+             lambda: requests.get(f"{a.url}/v1/budgets/shared", timeout=60).status_code == 404)
+    assert invoke(a, fn, {}).status_code == 200
