@@ -1088,6 +1088,9 @@ int cmd_server(int argc, char **argv)
     r = CLI_EXIT_OK;
 
 out:
+    /* The queue goes before the budgets' last jobs come back: they no
+     * longer reach it. */
+    budgets_stop(budgets);
     /* Nothing more heard: what is on its way is dropped as it comes back. */
     api_cluster_stop(st.cluster);
     cluster_changes_stop(st.changes);

@@ -116,7 +116,12 @@ typedef struct budgets_config {
 int budgets_open(uv_loop_t *loop, store_t *s, store_writer_t *writer,
                  struct obs_records *records, const meter_prices_t *prices,
                  const budgets_config_t *cfg, budgets_t **out, mf_error_t *err);
-/* Stops its timer (before the loop's last run) and frees. NULL is fine. */
+/* The server stops: from now on nothing is handed to the writer or to
+ * released (the queue is going), and the timer stops. NULL is fine. */
+void budgets_stop(budgets_t *b);
+/* Once the writer it was given has stopped (its jobs' callbacks come
+ * back to it), before the loop's last run: closes its timer and frees.
+ * NULL is fine. */
 void budgets_close(budgets_t *b);
 /* Called when a function's calls may be let through again (a budget
  * raised, deleted, or its period over): the async queue runs what it

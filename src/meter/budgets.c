@@ -47,6 +47,7 @@ struct budgets {
     uv_timer_t *timer;
     int64_t last_refresh_ms;
     bool refreshing;
+    bool stopping;           /* budgets_stop: no more jobs, no more releases */
     uint64_t next_id;
     void (*released)(void *ud);
     void *released_ud;
@@ -97,7 +98,7 @@ static void unlink_live(budgets_t *b, budget_live_t *gone)
         }
     if (gone->blocking) {
         b->n_blocking--;
-        if (b->released)
+        if (b->released && !b->stopping)
             b->released(b->released_ud);
     }
     free(gone);
@@ -177,10 +178,12 @@ static void update(budgets_t *b, budget_live_t *l, int64_t now)
             b->n_blocking--;
             log_info("budget", "budget %s of tenant %s lets calls through again", l->cfg.name,
                      l->cfg.tenant);
-            if (b->released)
+            if (b->released && !b->stopping)
                 b->released(b->released_ud);
         }
     }
+    if (b->stopping)
+        return; /* a crossing not recorded now is when the server starts again */
     unsigned fresh = budget_state_cross(&l->st, &l->cfg);
     for (size_t i = 0; fresh && i < l->cfg.n_alerts; i++) {
         if (!(fresh & (1u << i)))
@@ -479,6 +482,14 @@ int budgets_open(uv_loop_t *loop, store_t *s, store_writer_t *writer, obs_record
     uv_unref((uv_handle_t *)b->timer); /* it never keeps a stopping server up */
     *out = b;
     return 0;
+}
+
+void budgets_stop(budgets_t *b)
+{
+    if (!b)
+        return;
+    b->stopping = true;
+    uv_timer_stop(b->timer);
 }
 
 static void free_handle(uv_handle_t *h)

@@ -122,6 +122,11 @@ def test_deleting_a_block_budget_releases_what_it_held(server, prices):
                       action="block").status_code == 201
     assert invoke(srv, fn, {}).status_code == 200
     assert_error(invoke(srv, fn, {}), 402, "budget_exceeded", "stop")
+    # Its function URL refuses the same way.
+    r = requests.put(f"{srv.url}/v1/functions/{fn}/url", json={}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    assert_error(requests.get(f"{srv.url}/url/{fn}/", timeout=60), 402, "budget_exceeded",
+                 "stop")
     r = invoke(srv, fn, {}, headers={"X-Mayfly-Invocation-Type": "Event"})
     rid = r.json()["request_id"]
     wait_for("the event to wait",
