@@ -20,8 +20,7 @@
 
 /* The tenant a request is about (wanted, or the key's own when NULL) into
  * out; false, having answered 403, when the key may not reach it. */
-static bool scope(http_request_t *req, api_ctx_t *ctx, const char *wanted,
-                  char out[TENANT_MAX + 1])
+static bool scope(http_request_t *req, api_ctx_t *ctx, const char *wanted, char out[TENANT_MAX + 1])
 {
     const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
     const char *own = key ? key->tenant : TENANT_DEFAULT;
@@ -77,8 +76,8 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
         return;
     const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
     bool every = !given && key && key->role == AUTH_ADMIN;
-    cleanup_json json_t *out = json_pack("{so}", "budgets",
-                                         budgets_list(ctx->budgets, every ? NULL : tenant));
+    cleanup_json json_t *out =
+        json_pack("{so}", "budgets", budgets_list(ctx->budgets, every ? NULL : tenant));
     http_respond_json(req, 200, out);
 }
 

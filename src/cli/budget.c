@@ -45,8 +45,7 @@ static const char budget_usage[] =
     "  --json              ls: the server's JSON\n"
     "  -h, --help          show this help\n";
 
-enum { OPT_TENANT = 256, OPT_FUNCTION, OPT_PERIOD, OPT_AMOUNT, OPT_ALERT_AT, OPT_ACTION,
-       OPT_JSON };
+enum { OPT_TENANT = 256, OPT_FUNCTION, OPT_PERIOD, OPT_AMOUNT, OPT_ALERT_AT, OPT_ACTION, OPT_JSON };
 
 static bool parse_number(const char *s, double *out)
 {
@@ -94,14 +93,14 @@ static void budget_path(buf_t *path, const char *name, const char *tenant)
 static int budget_put(int argc, char **argv)
 {
     static const struct option options[] = {
-        { "tenant", required_argument, NULL, OPT_TENANT },
-        { "function", required_argument, NULL, OPT_FUNCTION },
-        { "period", required_argument, NULL, OPT_PERIOD },
-        { "amount", required_argument, NULL, OPT_AMOUNT },
-        { "alert-at", required_argument, NULL, OPT_ALERT_AT },
-        { "action", required_argument, NULL, OPT_ACTION },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        {"tenant", required_argument, NULL, OPT_TENANT},
+        {"function", required_argument, NULL, OPT_FUNCTION},
+        {"period", required_argument, NULL, OPT_PERIOD},
+        {"amount", required_argument, NULL, OPT_AMOUNT},
+        {"alert-at", required_argument, NULL, OPT_ALERT_AT},
+        {"action", required_argument, NULL, OPT_ACTION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     cleanup_json json_t *body = json_object();
     bool amount = false;
@@ -158,7 +157,7 @@ static int budget_put(int argc, char **argv)
     budget_path(&path, name, NULL);
     json_dump_buf(&text, body);
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    client_header_t type = { "Content-Type", "application/json" };
+    client_header_t type = {"Content-Type", "application/json"};
     if (cli_request("PUT", path.data, text.data, text.len, &type, 1, &resp))
         return CLI_EXIT_ERROR;
     rc = cli_check_status(&resp, 200, 201);
@@ -168,8 +167,8 @@ static int budget_put(int argc, char **argv)
 }
 
 #define LS_COLS 8
-static const char *const ls_header[LS_COLS] = { "TENANT", "NAME",     "FUNCTION", "PERIOD",
-                                                "AMOUNT", "SPEND",    "FORECAST", "ACTION" };
+static const char *const ls_header[LS_COLS] = {"TENANT", "NAME",  "FUNCTION", "PERIOD",
+                                               "AMOUNT", "SPEND", "FORECAST", "ACTION"};
 
 static void fill_row(buf_t *cells, const json_t *b)
 {
@@ -191,10 +190,10 @@ static int parse_common(int argc, char **argv, const char *cmd, bool ls, const c
                         bool *json, const char **name)
 {
     static const struct option options[] = {
-        { "tenant", required_argument, NULL, OPT_TENANT },
-        { "json", no_argument, NULL, OPT_JSON },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        {"tenant", required_argument, NULL, OPT_TENANT},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     cli_getopt_begin(argc, argv, cmd);

@@ -25,7 +25,7 @@ bool budget_valid_name(const char *s)
     return s && name_chars(s, BUDGET_NAME_MAX);
 }
 
-static const double default_alerts[] = { 0.5, 0.8, 1.0 };
+static const double default_alerts[] = {0.5, 0.8, 1.0};
 
 static int by_value(const void *a, const void *b)
 {
@@ -66,8 +66,7 @@ static int parse_field(const char *key, const json_t *v, const char *name, budge
     const char *s = json_string_value(v);
     if (!strcmp(key, "name")) {
         if (!s || strcmp(s, name))
-            return mf_error_plain(err, EINVAL, "name: must be the path's name, %s, if given",
-                                  name);
+            return mf_error_plain(err, EINVAL, "name: must be the path's name, %s, if given", name);
         return 0;
     }
     if (!strcmp(key, "tenant")) {
@@ -129,8 +128,7 @@ static int parse_field(const char *key, const json_t *v, const char *name, budge
 int budget_parse(const char *text, size_t len, const char *name, budget_t *out, mf_error_t *err)
 {
     if (!budget_valid_name(name))
-        return mf_error_plain(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,%d}",
-                              BUDGET_NAME_MAX);
+        return mf_error_plain(err, EINVAL, "name: must match [A-Za-z0-9_-]{1,%d}", BUDGET_NAME_MAX);
     if (len > BUDGET_BODY_MAX)
         return mf_error_plain(err, EINVAL, "body: a budget is at most %d bytes of JSON",
                               BUDGET_BODY_MAX);
@@ -143,7 +141,7 @@ int budget_parse(const char *text, size_t len, const char *name, budget_t *out, 
         json_decref(doc);
         return r;
     }
-    budget_t b = { .period = METER_MONTH, .action = BUDGET_ALERT };
+    budget_t b = {.period = METER_MONTH, .action = BUDGET_ALERT};
     snprintf(b.name, sizeof b.name, "%s", name);
     memcpy(b.alert_at, default_alerts, sizeof default_alerts);
     b.n_alerts = sizeof default_alerts / sizeof default_alerts[0];
@@ -219,7 +217,7 @@ bool budget_blocks(const budget_t *b, double spend)
 void budget_state_init(budget_state_t *st, const budget_t *b, int64_t now)
 {
     int64_t start = meter_period_start(b->period, now);
-    *st = (budget_state_t){ .period_start = start, .period_end = budget_period_end(b, start) };
+    *st = (budget_state_t){.period_start = start, .period_end = budget_period_end(b, start)};
 }
 
 bool budget_state_roll(budget_state_t *st, const budget_t *b, int64_t now)
@@ -228,8 +226,8 @@ bool budget_state_roll(budget_state_t *st, const budget_t *b, int64_t now)
         return false;
     int64_t start = meter_period_start(b->period, now);
     uint64_t gen = st->gen + 1;
-    *st = (budget_state_t){ .period_start = start, .period_end = budget_period_end(b, start),
-                            .gen = gen };
+    *st = (budget_state_t){
+        .period_start = start, .period_end = budget_period_end(b, start), .gen = gen};
     return true;
 }
 

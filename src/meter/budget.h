@@ -76,10 +76,10 @@ bool budget_blocks(const budget_t *b, double spend);
 typedef struct budget_state {
     int64_t period_start, period_end;
     double base;
-    double observed;       /* every cost added in this period, here */
-    double base_observed;  /* observed when the read that gave base was asked for */
-    unsigned crossed;      /* bit i: alert_at[i] recorded in this period */
-    uint64_t gen;          /* changes when the period does: older reads are dropped */
+    double observed;      /* every cost added in this period, here */
+    double base_observed; /* observed when the read that gave base was asked for */
+    unsigned crossed;     /* bit i: alert_at[i] recorded in this period */
+    uint64_t gen;         /* changes when the period does: older reads are dropped */
 } budget_state_t;
 
 void budget_state_init(budget_state_t *st, const budget_t *b, int64_t now);
@@ -113,9 +113,9 @@ typedef struct budgets_config {
 /* Reads every budget and its period's usage from s (on the loop, at
  * start: nothing runs yet), and keeps them. writer is the records' (db a
  * store_t), whose reads see every record handed to records before. */
-int budgets_open(uv_loop_t *loop, store_t *s, store_writer_t *writer,
-                 struct obs_records *records, const meter_prices_t *prices,
-                 const budgets_config_t *cfg, budgets_t **out, mf_error_t *err);
+int budgets_open(uv_loop_t *loop, store_t *s, store_writer_t *writer, struct obs_records *records,
+                 const meter_prices_t *prices, const budgets_config_t *cfg, budgets_t **out,
+                 mf_error_t *err);
 /* The server stops: from now on nothing is handed to the writer or to
  * released (the queue is going), and the timer stops. NULL is fine. */
 void budgets_stop(budgets_t *b);

@@ -47,7 +47,7 @@ struct budgets {
     uv_timer_t *timer;
     int64_t last_refresh_ms;
     bool refreshing;
-    bool stopping;           /* budgets_stop: no more jobs, no more releases */
+    bool stopping; /* budgets_stop: no more jobs, no more releases */
     uint64_t next_id;
     void (*released)(void *ud);
     void *released_ud;
@@ -245,8 +245,7 @@ int budgets_admit(void *ud, const char *function, mf_error_t *err)
                           "the budget %s of tenant %s is spent: %.6f of %.6f %s this %s; calls "
                           "of %s are refused until %s or until the budget is raised",
                           l->cfg.name, l->cfg.tenant, budget_state_spend(&l->st), l->cfg.amount,
-                          b->prices.currency, period_word(&l->cfg), tenant_local(function),
-                          until);
+                          b->prices.currency, period_word(&l->cfg), tenant_local(function), until);
 }
 
 bool budgets_held(void *ud, const char *function, char *why, size_t len)
@@ -287,7 +286,7 @@ typedef struct refresh_job {
     size_t n_items;
     store_budget_t *stored;
     size_t n_stored;
-    budget_t *cfgs;        /* the stored ones' settings (ok[i]: they parse) */
+    budget_t *cfgs; /* the stored ones' settings (ok[i]: they parse) */
     bool *ok;
     double *bases;
 } refresh_job_t;

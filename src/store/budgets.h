@@ -28,10 +28,10 @@ typedef struct store_budget {
  * threshold and amount (a budget raised may cross its thresholds anew). */
 typedef struct store_budget_crossing {
     char budget[TENANT_QNAME_MAX + 1];
-    int64_t period_ms;        /* the period's start */
-    double threshold;         /* the fraction of amount */
+    int64_t period_ms; /* the period's start */
+    double threshold;  /* the fraction of amount */
     double amount;
-    double spend;             /* when it was seen */
+    double spend; /* when it was seen */
     int64_t time_ms;
 } store_budget_crossing_t;
 

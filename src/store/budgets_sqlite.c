@@ -41,8 +41,8 @@ static int sq_put(store_t *s, const store_budget_t *b, bool *created, mf_error_t
     int64_t n = 0, changed = 0;
     int r = count_named(db, b->name, &n, err);
     if (r == 0)
-        r = store__sqlite_write(db, STORE_BUDGET_PUT(P), budget_bind, b, &changed,
-                                "write a budget", err);
+        r = store__sqlite_write(db, STORE_BUDGET_PUT(P), budget_bind, b, &changed, "write a budget",
+                                err);
     if (r == 0)
         *created = n == 0;
     return r;
@@ -77,8 +77,8 @@ static int sq_crossing_add(store_t *s, const store_budget_crossing_t *c, bool *a
                            mf_error_t *err)
 {
     int64_t changed = 0;
-    int r = store__sqlite_write(store__handle(s), STORE_CROSSING_ADD(P), crossing_bind, c,
-                                &changed, "record a budget's crossing", err);
+    int r = store__sqlite_write(store__handle(s), STORE_CROSSING_ADD(P), crossing_bind, c, &changed,
+                                "record a budget's crossing", err);
     if (r == 0)
         *added = changed > 0;
     return r;

@@ -84,14 +84,13 @@ static void test_bad_bodies_are_refused_naming_the_field(void **state)
                    "alert_at");
     expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"alert_at\":[11]}", "cap",
                    "alert_at");
-    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"alert_at\":[1,1]}",
-                   "cap", "alert_at");
-    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"action\":\"warn\"}",
-                   "cap", "action");
-    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"function\":\"a~b\"}",
-                   "cap", "function");
-    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"size\":1}", "cap",
-                   "size");
+    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"alert_at\":[1,1]}", "cap",
+                   "alert_at");
+    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"action\":\"warn\"}", "cap",
+                   "action");
+    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"function\":\"a~b\"}", "cap",
+                   "function");
+    expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"size\":1}", "cap", "size");
     expect_refused("{\"tenant\":\"t\",\"period\":\"day\",\"amount\":1,\"name\":\"x\"}", "cap",
                    "name");
     expect_refused("[]", "cap", "body");
@@ -132,8 +131,8 @@ static void test_periods_and_the_forecast(void **state)
     assert_true(budget_forecast(&day, 10, d, at("2026-12-06T06:00:00Z")) == 40);
     assert_true(budget_forecast(&day, 10, d, d) == 10);
     /* A quarter of February 2027 (7 of 28 days) with 7 spent: 28. */
-    assert_true(budget_forecast(&month, 7, at("2027-02-01T00:00:00Z"),
-                                at("2027-02-08T00:00:00Z")) == 28);
+    assert_true(
+        budget_forecast(&month, 7, at("2027-02-01T00:00:00Z"), at("2027-02-08T00:00:00Z")) == 28);
 }
 
 static void test_the_counters_add_read_and_roll_over(void **state)

@@ -19,7 +19,7 @@
 
 static store_budget_t budget(const char *name, const char *config, int64_t ms)
 {
-    store_budget_t b = { .config_json = (char *)config, .created_ms = ms, .updated_ms = ms };
+    store_budget_t b = {.config_json = (char *)config, .created_ms = ms, .updated_ms = ms};
     snprintf(b.name, sizeof b.name, "%s", name);
     return b;
 }
@@ -27,9 +27,11 @@ static store_budget_t budget(const char *name, const char *config, int64_t ms)
 static store_budget_crossing_t crossing(const char *name, int64_t period, double threshold,
                                         double amount)
 {
-    store_budget_crossing_t c = { .period_ms = period, .threshold = threshold,
-                                  .amount = amount, .spend = threshold * amount + 0.5,
-                                  .time_ms = period + 1000 };
+    store_budget_crossing_t c = {.period_ms = period,
+                                 .threshold = threshold,
+                                 .amount = amount,
+                                 .spend = threshold * amount + 0.5,
+                                 .time_ms = period + 1000};
     snprintf(c.budget, sizeof c.budget, "%s", name);
     return c;
 }
@@ -155,10 +157,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_budgets_round_trip_and_survive_reopening,
                                         setup_backend, teardown),
-        cmocka_unit_test_setup_teardown(test_a_crossing_is_recorded_once, setup_backend,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_a_delete_takes_the_crossings, setup_backend,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_crossing_is_recorded_once, setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_a_delete_takes_the_crossings, setup_backend, teardown),
     };
     return run_on_both_backends("budgets in the store", tests);
 }

@@ -23,11 +23,11 @@
 #include "obs/records.h"
 #include "store/budgets.h"
 
-static const meter_prices_t prices = { .currency = "EUR", .request_per_million = 1e6 };
+static const meter_prices_t prices = {.currency = "EUR", .request_per_million = 1e6};
 
 static store_record_t ran(const char *id, const char *function, int64_t start)
 {
-    store_record_t r = { .start_ms = start, .billed_ms = 100, .memory_mb = 128, .attempts = 1 };
+    store_record_t r = {.start_ms = start, .billed_ms = 100, .memory_mb = 128, .attempts = 1};
     snprintf(r.request_id, sizeof r.request_id, "%s", id);
     snprintf(r.function, sizeof r.function, "%s", function);
     snprintf(r.status, sizeof r.status, "success");
@@ -42,8 +42,8 @@ static void stored_budget(store_t *s, const char *json, const char *name)
     if (budget_parse(json, strlen(json), name, &b, &err) < 0)
         fail_msg("%s", err.msg);
     json_t *doc = budget_json(&b);
-    store_budget_t row = { .config_json = json_dumps(doc, JSON_COMPACT), .created_ms = 1,
-                           .updated_ms = 1 };
+    store_budget_t row = {
+        .config_json = json_dumps(doc, JSON_COMPACT), .created_ms = 1, .updated_ms = 1};
     json_decref(doc);
     budget_key(&b, row.name, sizeof row.name);
     bool created;
@@ -115,11 +115,13 @@ static void test_spend_starts_from_usage_and_a_block_refuses_until_raised(void *
     backend_t *be = *state;
     store_t *s = open_store(be);
     int64_t now = clock_wall_ms();
-    store_record_t recs[] = { ran("r1", "fn", now), ran("r2", "fn", now),
-                              ran("r3", "other", now), ran("r4", "team-b~fn", now) };
+    store_record_t recs[] = {ran("r1", "fn", now), ran("r2", "fn", now), ran("r3", "other", now),
+                             ran("r4", "team-b~fn", now)};
     write_records(s, recs, 4);
-    stored_budget(s, "{\"tenant\":\"default\",\"function\":\"fn\",\"period\":\"day\","
-                     "\"amount\":3,\"alert_at\":[0.5,1],\"action\":\"block\"}", "fn-cap");
+    stored_budget(s,
+                  "{\"tenant\":\"default\",\"function\":\"fn\",\"period\":\"day\","
+                  "\"amount\":3,\"alert_at\":[0.5,1],\"action\":\"block\"}",
+                  "fn-cap");
     stored_budget(s, "{\"tenant\":\"default\",\"period\":\"month\",\"amount\":100}", "all");
 
     uv_loop_t loop;
@@ -131,7 +133,7 @@ static void test_spend_starts_from_usage_and_a_block_refuses_until_raised(void *
     assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
     obs_records_t *records = obs_records_new(&loop, w);
     budgets_t *b = NULL;
-    if (budgets_open(&loop, s, w, records, &prices, &(budgets_config_t){ 0 }, &b, &err) < 0)
+    if (budgets_open(&loop, s, w, records, &prices, &(budgets_config_t){0}, &b, &err) < 0)
         fail_msg("budgets_open: %s", err.msg);
     int releases = 0;
     budgets_set_released(b, released, &releases);
@@ -163,7 +165,7 @@ static void test_spend_starts_from_usage_and_a_block_refuses_until_raised(void *
     const char *json = "{\"tenant\":\"default\",\"function\":\"fn\",\"period\":\"day\","
                        "\"amount\":10,\"alert_at\":[0.5,1],\"action\":\"block\"}";
     assert_int_equal(budget_parse(json, strlen(json), "fn-cap", &raised, &err), 0);
-    waiter_t put = { 0 };
+    waiter_t put = {0};
     budgets_put(b, &raised, put_done, &put);
     run_until(&loop, &put.done);
     assert_int_equal(put.r, 0);
@@ -173,15 +175,14 @@ static void test_spend_starts_from_usage_and_a_block_refuses_until_raised(void *
     assert_true(spend_of(b, "default", "fn-cap") == 2);
 
     /* The crossings the first amount saw, each once. */
-    waiter_t got = { 0 };
+    waiter_t got = {0};
     budgets_crossings(b, "default", "fn-cap", crossings_done, &got);
     run_until(&loop, &got.done);
     assert_int_equal(got.r, 0);
     assert_int_equal(json_array_size(got.crossings), 2);
     assert_true(json_real_value(json_object_get(json_array_get(got.crossings, 0), "threshold")) ==
                 0.5);
-    assert_true(json_real_value(json_object_get(json_array_get(got.crossings, 1), "spend")) ==
-                3);
+    assert_true(json_real_value(json_object_get(json_array_get(got.crossings, 1), "spend")) == 3);
     json_decref(got.crossings);
 
     budgets_stop(b);
@@ -197,8 +198,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_spend_starts_from_usage_and_a_block_refuses_until_raised, setup_backend,
-            teardown),
+            test_spend_starts_from_usage_and_a_block_refuses_until_raised, setup_backend, teardown),
     };
     return run_on_both_backends("the live budgets", tests);
 }
