@@ -141,6 +141,35 @@ def test_deleting_a_block_budget_releases_what_it_held(server, prices):
     assert_error(requests.delete(f"{srv.url}/v1/budgets/stop", timeout=60), 404, "not_found")
 
 
+def test_a_schedules_fire_waits_for_a_spent_budget(server, prices):
+    srv = server("--prices", prices, "--test-clock", "2026-03-28T12:00:00Z",
+                 "--sandbox-pool", "0", "--zygotes", "0")
+    fn = unique("ticked")
+    deploy_py(srv, fn, ECHO_PY)
+    assert put_budget(srv, "ticks", tenant="default", function=fn, period="day", amount=1,
+                      action="block").status_code == 201
+    assert invoke(srv, fn, {}).status_code == 200
+    assert_error(invoke(srv, fn, {}), 402, "budget_exceeded", "ticks")
+    # A rate fires at once: its event is queued, and waits.
+    r = requests.put(f"{srv.url}/v1/schedules/tick", json={"expression": "rate(1 hour)",
+                                                           "function": fn}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+
+    def fired():
+        fires = requests.get(f"{srv.url}/v1/schedules/tick", timeout=60).json()["fires"]
+        return fires[0]["request_id"] if fires and fires[0]["request_id"] else None
+    rid = wait_for("the schedule's fire", fired)
+    wait_for("the fire to wait for the budget",
+             lambda: get_record(srv, rid).get("error_type") == "BudgetExceeded")
+    rec = get_record(srv, rid)
+    assert rec["status"] == "queued" and rec["attempts"] == 0
+    assert rec["trigger"] == "schedule:tick" and "ticks" in rec["error_message"]
+    # Raised, the fire runs.
+    assert put_budget(srv, "ticks", tenant="default", function=fn, period="day", amount=5,
+                      action="block").status_code == 200
+    wait_for("the fire to run", lambda: get_record(srv, rid).get("status") == "success")
+
+
 def lambda_client(srv):
     import boto3
     from botocore.config import Config
