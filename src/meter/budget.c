@@ -184,6 +184,14 @@ bool budget_covers(const budget_t *b, const char *qname)
            (!b->function[0] || !strcmp(tenant_local(qname), b->function));
 }
 
+bool budget_covers_usage(const budget_t *b, const store_usage_t *u)
+{
+    const char *local = tenant_local(u->function);
+    if (local != u->function)
+        return budget_covers(b, u->function);
+    return !strcmp(u->tenant, b->tenant) && (!b->function[0] || !strcmp(local, b->function));
+}
+
 void budget_key(const budget_t *b, char *out, size_t size)
 {
     if (!tenant_qualify(b->tenant, b->name, out, size))

@@ -55,6 +55,11 @@ json_t *budget_json(const budget_t *b);
 /* Whether the call of function qname (a qualified name, core/tenant.h)
  * counts against b. */
 bool budget_covers(const budget_t *b, const char *qname);
+/* Whether usage u (a row of the store's, or what a call metered:
+ * store_usage_of's) counts against b: its tenant's, and its function's
+ * when b names one. A function named qualified (TENANT~NAME) is its
+ * tenant's whatever u->tenant says. */
+bool budget_covers_usage(const budget_t *b, const store_usage_t *u);
 /* The key the budget is known by: its name within its tenant, qualified
  * (core/tenant.h), into out (TENANT_QNAME_MAX + 1 bytes). */
 void budget_key(const budget_t *b, char *out, size_t size);

@@ -66,7 +66,7 @@ static double usage_spend(const budget_t *b, int64_t start, const store_usage_t 
 {
     double spend = 0;
     for (size_t i = 0; i < n; i++)
-        if (rows[i].hour_ms >= start && budget_covers(b, rows[i].function))
+        if (rows[i].hour_ms >= start && budget_covers_usage(b, &rows[i]))
             spend += meter_usage_cost(prices, &rows[i]);
     return spend;
 }
@@ -209,7 +209,7 @@ void budgets_observe(budgets_t *b, const store_usage_t *u, double cost)
         return;
     int64_t now = clock_wall_ms();
     for (budget_live_t *l = b->head; l; l = l->next) {
-        if (!budget_covers(&l->cfg, u->function))
+        if (!budget_covers_usage(&l->cfg, u))
             continue;
         budget_state_roll(&l->st, &l->cfg, now);
         budget_state_add(&l->st, u->hour_ms, cost);

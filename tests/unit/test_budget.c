@@ -109,6 +109,16 @@ static void test_a_budget_covers_its_tenants_calls(void **state)
     assert_true(budget_covers(&one, "team-b~resize"));
     assert_false(budget_covers(&one, "team-b~thumbnail"));
     assert_false(budget_covers(&one, "resize"));
+    /* Usage names a function qualified, or within the tenant it names. */
+    store_usage_t u = { .tenant = "team-b", .function = "resize" };
+    assert_true(budget_covers_usage(&one, &u));
+    assert_false(budget_covers_usage(&every, &u));
+    store_usage_t q = { .tenant = "default", .function = "team-b~resize" };
+    assert_true(budget_covers_usage(&one, &q));
+    assert_false(budget_covers_usage(&every, &q));
+    store_usage_t d = { .tenant = "default", .function = "thumbnail" };
+    assert_true(budget_covers_usage(&every, &d));
+    assert_false(budget_covers_usage(&one, &d));
     char key[TENANT_QNAME_MAX + 1];
     budget_key(&one, key, sizeof key);
     assert_string_equal(key, "team-b~cap");
