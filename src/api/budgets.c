@@ -1,9 +1,10 @@
 /* /v1/budgets (docs/metering.md, "Budgets"): PUT, GET and DELETE
  * /v1/budgets/{name}, GET /v1/budgets. A budget is its tenant's: a key
  * manages (developer) and reads (viewer) its own tenant's, and only an
- * admin names another tenant (the body's "tenant", ?tenant= on the
- * others; an admin's requests without it are about its own tenant's,
- * and its list shows every tenant's). */
+ * admin names another tenant (the body's "tenant"; on the others
+ * ?tenant=, or the header X-Mayfly-Tenant as on the rest of /v1). An
+ * admin's requests naming none are about its own tenant's, and its list
+ * shows every tenant's. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,18 @@ static bool scope(http_request_t *req, api_ctx_t *ctx, const char *wanted, char 
     return true;
 }
 
-/* ?tenant=, checked: false having answered 400 when it is not a tenant's
- * name; *given says whether it was there. */
+/* The tenant the request names, ?tenant= or else X-Mayfly-Tenant,
+ * checked: false having answered 400 when it is not a tenant's name;
+ * *given says whether one was there. */
 static bool query_tenant(http_request_t *req, char out[TENANT_MAX + 1], bool *given)
 {
     buf_t t = BUF_INIT;
     *given = http_request_query(req, "tenant", &t);
+    const char *header = http_request_header(req, "X-Mayfly-Tenant");
+    if (!*given && header) {
+        buf_adds(&t, header);
+        *given = true;
+    }
     bool ok = !*given || tenant_valid(t.data, t.len);
     if (ok && *given)
         snprintf(out, TENANT_MAX + 1, "%s", t.data);
@@ -182,7 +189,10 @@ void api__budgets_register(http_router_t *router, api_ctx_t *ctx)
     if (!ctx->budgets)
         return;
     api__route(router, ctx, HTTP_GET, "/v1/budgets", handle_list, 0, false);
-    api__route(router, ctx, HTTP_GET, "/v1/budgets/{name}", handle_get, 0, false);
-    api__route(router, ctx, HTTP_PUT, "/v1/budgets/{name}", handle_put, BUDGET_BODY_LIMIT, false);
-    api__route(router, ctx, HTTP_DELETE, "/v1/budgets/{name}", handle_delete, 0, false);
+    /* {budget}, not {name}: the budget's tenant is the request's to say
+     * (the body's, ?tenant=), never taken for the key's own. */
+    api__route(router, ctx, HTTP_GET, "/v1/budgets/{budget}", handle_get, 0, false);
+    api__route(router, ctx, HTTP_PUT, "/v1/budgets/{budget}", handle_put, BUDGET_BODY_LIMIT,
+               false);
+    api__route(router, ctx, HTTP_DELETE, "/v1/budgets/{budget}", handle_delete, 0, false);
 }

@@ -299,6 +299,9 @@ def test_budgets_are_their_tenants(server, tmp_path):
     assert names("dev") == [("default", "team")]
     assert names("admin") == [("default", "team"), ("team-b", "team")]
     assert names("admin", tenant="team-b") == [("team-b", "team")]
+    r = requests.get(f"{srv.url}/v1/budgets", headers={**auth("admin"),
+                                                       "X-Mayfly-Tenant": "team-b"}, timeout=60)
+    assert [(b["tenant"], b["name"]) for b in r.json()["budgets"]] == [("team-b", "team")]
     assert get_budget(srv, "team", headers=auth("admin"), tenant="team-b")["tenant"] == "team-b"
     r = requests.delete(f"{srv.url}/v1/budgets/team", params={"tenant": "team-b"},
                         headers=auth("admin"), timeout=60)
