@@ -311,6 +311,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__cluster_nodes_register(router, ctx);
     api__usage_register(router, ctx);
     api__tenants_register(router, ctx);
+    api__budgets_register(router, ctx);
 }
 
 void api_release(void)
@@ -456,6 +457,8 @@ void api_respond_failure(http_request_t *req, int r, const mf_error_t *err)
     case -EBUSY:
     case -ESTALE: http_respond_error(req, 409, "conflict", "%s", msg); return;
     case -EFBIG: http_respond_error(req, 413, "payload_too_large", "%s", msg); return;
+    /* A spent budget refuses the call (meter/budget.h): DESIGN.md's 402. */
+    case -EDQUOT: http_respond_error(req, 402, "budget_exceeded", "%s", msg); return;
     case -ESHUTDOWN: http_respond_error(req, 503, "unavailable", "%s", msg); return;
     /* The store is out of reach (store/health.h): its message says so and
      * asks the client to retry; nothing was acknowledged. */

@@ -53,6 +53,7 @@ typedef struct api_ctx {
     struct put_job *puts;        /* creates and updates in flight (api/functions.c) */
     struct delete_job *deletes;  /* deletes in flight (api/functions.c) */
     const struct meter_prices *prices; /* unit prices of usage reports (--prices) */
+    struct budgets *budgets;     /* meter/budget.h's live set, or NULL: no /v1/budgets routes */
 } api_ctx_t;
 
 /* Adds every route to router; ctx must outlive it. */
@@ -77,8 +78,8 @@ void api_cluster_stop(api_cluster_t *c);
 void api_cluster_free(api_cluster_t *c);
 
 /* Answers a request with the error a lower layer returned (r < 0):
- * -EINVAL 400, -ENOENT 404, -EEXIST/-EBUSY 409, -EFBIG 413, -ESHUTDOWN 503,
- * else 500. */
+ * -EINVAL 400, -EDQUOT 402 (budget_exceeded), -ENOENT 404, -EEXIST/-EBUSY
+ * 409, -EFBIG 413, -ESHUTDOWN 503, else 500. */
 void api_respond_failure(http_request_t *req, int r, const mf_error_t *err);
 
 /* http_respond_error with a message that may name a tenant's objects:
@@ -98,6 +99,8 @@ void api__kv_register(http_router_t *router, api_ctx_t *ctx);
 void api__volumes_register(http_router_t *router, api_ctx_t *ctx);
 void api__usage_register(http_router_t *router, api_ctx_t *ctx);
 void api__tenants_register(http_router_t *router, api_ctx_t *ctx);
+/* /v1/budgets (api/budgets.c). */
+void api__budgets_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both

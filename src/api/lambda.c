@@ -71,6 +71,14 @@ static void lambda_failure(http_request_t *req, int r, const mf_error_t *err)
     case -EFBIG:
         lambda_error(req, 413, "RequestEntityTooLargeException", "%s", msg);
         return;
+    case -EDQUOT: { /* a spent budget (meter/budget.h): Lambda's throttle, with why */
+        http_header_add(req, "x-amzn-ErrorType", "TooManyRequestsException");
+        cleanup_json json_t *body =
+            json_pack("{ss ss ss ss}", "Reason", "BudgetExceeded", "Type", "User", "message", msg,
+                      "__type", "TooManyRequestsException");
+        http_respond_json(req, 429, body);
+        return;
+    }
     case -ESHUTDOWN:
     case -ECONNRESET: /* the store is out of reach (store/health.h) */
     case -ENOTCONN:

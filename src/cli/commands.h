@@ -27,6 +27,8 @@ int cmd_tenant(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 /* What the calls metered and cost (cli/usage.c). */
 int cmd_usage(int argc, char **argv);
+/* Budgets: caps on what calls cost (cli/budget.c). */
+int cmd_budget(int argc, char **argv);
 /* The nodes sharing the database (cli/nodes.c). */
 int cmd_nodes(int argc, char **argv);
 /* Durable executions (cli/executions.c). */

@@ -23,6 +23,7 @@
 #include "egress/policy.h"
 #include "exec/exec.h"
 #include "invoke/async.h"
+#include "meter/budget.h"
 #include "meter/meter.h"
 #include "trigger/topics.h"
 #include "durable/durable.h"
@@ -761,6 +762,12 @@ static void opts_release(server_opts_t *o)
     o->exec.egress_hosts = NULL;
 }
 
+/* A budget lets calls through again: the events it held may run. */
+static void release_held(void *ud)
+{
+    async_hold_changed(ud);
+}
+
 int cmd_server(int argc, char **argv)
 {
     __attribute__((cleanup(opts_release))) server_opts_t o = {
@@ -926,6 +933,7 @@ int cmd_server(int argc, char **argv)
     http_router_init(&router);
     url_table_t *urls = NULL;
     meter_t *meter = NULL;
+    budgets_t *budgets = NULL;
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
@@ -959,6 +967,21 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    /* Budgets (meter/budget.h): a spent one refuses calls (exec's admit)
+     * and holds events (the queue's hold) from memory; on a shared store
+     * the other servers' spend is read again every few seconds. */
+    if (budgets_open(st.loop, store, obs_writer, records, &o.prices,
+                     &(budgets_config_t){ .shared = o.store != NULL, .refresh_ms = 5000 },
+                     &budgets, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
+    meter_set_budgets(meter, budgets);
+    exec_set_admit(st.exec, budgets_admit, budgets);
+    async_set_hold(st.async, budgets_held, budgets);
+    budgets_set_released(budgets, release_held, st.async);
     topics_config_t topics_cfg = TOPICS_CONFIG_DEFAULT;
     topics_cfg.region = o.exec.region;
     topics_cfg.retention_days = o.retention.days;
@@ -1010,6 +1033,7 @@ int cmd_server(int argc, char **argv)
                       .kv = st.kv,
                       .obs_writer = obs_writer,
                       .prices = &o.prices,
+                      .budgets = budgets,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region,
@@ -1064,6 +1088,9 @@ int cmd_server(int argc, char **argv)
     r = CLI_EXIT_OK;
 
 out:
+    /* The queue goes before the budgets' last jobs come back: they no
+     * longer reach it. */
+    budgets_stop(budgets);
     /* Nothing more heard: what is on its way is dropped as it comes back. */
     api_cluster_stop(st.cluster);
     cluster_changes_stop(st.changes);
@@ -1083,6 +1110,7 @@ out:
     obs_records_free(records);
     obs_logs_free(logs);
     store_writer_stop(obs_writer); /* writes what the two above handed it */
+    budgets_close(budgets);        /* after the writes it handed the writer came back */
     registry_set_writer(registry, NULL);
     obs_loop_close(loop_obs);
     /* Let the loop run the close callbacks of the timers freed above. */

@@ -156,6 +156,18 @@ void exec_set_meter(exec_t *ex, void (*observe)(void *ud, const store_record_t *
     ex->meter_ud = ud;
 }
 
+void exec_meter_record(exec_t *ex, const store_record_t *rec)
+{
+    if (ex->meter)
+        ex->meter(ex->meter_ud, rec);
+}
+
+void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud)
+{
+    ex->admit = admit;
+    ex->admit_ud = ud;
+}
+
 void exec_add_own_address(exec_t *ex, const struct sockaddr *sa)
 {
     if (ex->egress)
@@ -789,6 +801,11 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         fn_clear(&fn);
     }
 
+    if (ex->admit && !(opts && opts->request_id && opts->attempt > 0)) {
+        int r = ex->admit(ex->admit_ud, p->name, err);
+        if (r < 0)
+            return r;
+    }
     if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 

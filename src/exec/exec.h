@@ -174,6 +174,15 @@ void exec_set_volume_resolver(exec_t *ex, exec_volume_path_fn fn, void *ud);
 /* Each recorded call's record goes to observe(ud, rec) too as it ends
  * (metering: meter_observe); NULL: none. */
 void exec_set_meter(exec_t *ex, void (*observe)(void *ud, const store_record_t *rec), void *ud);
+/* A record that a caller writes itself (an async event's, no_record) goes
+ * to the meter's observe through this, when the call is over. */
+void exec_meter_record(exec_t *ex, const store_record_t *rec);
+/* Asked before a call starts, unless it is an async event's attempt
+ * (whose queue asks its own question: invoke/async.h's hold): 0 lets it
+ * start, a negative errno refuses it with err (-EDQUOT: a budget is
+ * spent, meter/budget.h). It must answer from memory. NULL: none. */
+typedef int (*exec_admit_fn)(void *ud, const char *function, mf_error_t *err);
+void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud);
 
 /* Keeps count pre-started python3 and nodejs runtimes (zygotes) ready in
  * the sandbox pool, so their functions' cold starts skip the interpreter's
@@ -183,7 +192,8 @@ int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
 /* Starts an invocation of function name with event (whose memory it takes
  * over). done(inv, ud) is called exactly once when it ends, possibly before
  * exec_invoke returns (e.g. throttled); the callback owns inv then and
- * frees it with invocation_free. Returns -ENOENT (no such function) or
+ * frees it with invocation_free. Returns -ENOENT (no such function),
+ * -EDQUOT (refused by exec_set_admit's check: a budget is spent) or
  * -EINVAL (a bad name) without calling done. */
 int exec_invoke(exec_t *ex, const char *name, buf_t *event, invocation_done_cb done, void *ud,
                 mf_error_t *err);

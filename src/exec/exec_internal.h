@@ -108,6 +108,8 @@ struct exec {
     void *volume_ud;
     void (*meter)(void *ud, const store_record_t *rec); /* exec_set_meter, or NULL */
     void *meter_ud;
+    int (*admit)(void *ud, const char *function, mf_error_t *err); /* exec_set_admit */
+    void *admit_ud;
     uint64_t memory_used_mb;     /* memory_mb of every instance not yet freed */
     uint64_t memory_stopping_mb; /* of which instances already stopping */
     uv_timer_t *queue_timer;     /* the earliest deadline of a waiting call */

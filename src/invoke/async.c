@@ -47,6 +47,8 @@ typedef struct aevent {
     bool ending;                 /* its attempt ended; the history is being written */
     bool starting;               /* inside exec_invoke_opts */
     bool has_body;               /* body holds the event's bytes */
+    bool held;                   /* it waited for async_set_hold's answer: its age
+                                  * is not held against it */
     bool loading;                /* its body is being read back (async__load_bodies) */
     buf_t body;
     invocation_t *early;         /* an attempt that ended before that returned */
@@ -70,6 +72,8 @@ struct afn {
     uint64_t enqueued, attempts, retries;
     bool dirty;
     afn_t *next_dirty;
+    bool held;                   /* its events wait (async_set_hold), for held_why */
+    char held_why[320];
 };
 
 /* An idempotency key's first request. */
@@ -123,6 +127,8 @@ struct async {
     afn_t *dirty_head, *dirty_tail;
     after_records_t *after_head, *after_tail;
     after_batch_t *after_batches; /* handed on, waiting for their records */
+    async_hold_fn hold;          /* async_set_hold's, or NULL */
+    void *hold_ud;
     uint64_t rng;
     size_t kept_bytes;           /* of the events' bodies in memory */
     uint64_t n_running;
@@ -317,9 +323,22 @@ static void async__mark_dirty(async_t *a, afn_t *fn)
     async__kick(a);
 }
 
+/* ev waits, held (async_set_hold): its record says why. */
+static void async__mark_held(async_t *a, aevent_t *ev)
+{
+    store_record_t rec;
+    async__record_fill(ev, "queued", ev->q.enqueued_ms, &rec);
+    rec.error_type = "BudgetExceeded";
+    rec.error_message = ev->fn->held_why;
+    obs_records_set(a->records, &rec);
+    ev->held = true;
+}
+
 static void async__ready_push(async_t *a, aevent_t *ev)
 {
     afn_t *fn = ev->fn;
+    if (fn->held)
+        async__mark_held(a, ev);
     ev->next_ready = NULL;
     if (fn->ready_tail)
         fn->ready_tail->next_ready = ev;
@@ -1038,6 +1057,8 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
         store_record_t rec;
         invocation_record(inv, &rec);
         rec.attempts = ev->q.attempts;
+        /* Metered as usage counts it: the event's last attempt, once. */
+        exec_meter_record(a->exec, &rec);
         obs_records_set(a->records, &rec);
     } else {
         /* Expired before an attempt could run: the record says why it
@@ -1160,7 +1181,7 @@ static void async__attempt_written(async_t *a, aevent_t *ev, invocation_t *inv, 
             delay *= async__uniform(a, 0.75, 1.25);
         }
         int64_t next = now + (int64_t)delay;
-        if (next - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
+        if (!ev->held && next - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
             async__finish(a, ev, inv, "EventAgeExceeded");
             goto out;
         }
@@ -1359,6 +1380,21 @@ static void async__load_bodies(async_t *a, afn_t *fn, uint64_t room)
  * it (and those after it that may start now) are read back. */
 static void async__dispatch_fn(async_t *a, afn_t *fn)
 {
+    if (a->hold && fn->ready_head && !a->stopping) {
+        char why[sizeof fn->held_why];
+        if (a->hold(a->hold_ud, fn->name, why, sizeof why)) {
+            if (!fn->held) {
+                /* Held from now: each waiting event's record says why
+                 * (later ones as they become ready, async__ready_push). */
+                fn->held = true;
+                snprintf(fn->held_why, sizeof fn->held_why, "%s", why);
+                for (aevent_t *ev = fn->ready_head; ev; ev = ev->next_ready)
+                    async__mark_held(a, ev);
+            }
+            return;
+        }
+        fn->held = false;
+    }
     while (!a->stopping && fn->ready_head && fn->n_running < (uint64_t)async__limit(fn) &&
            !exec_at_limit(a->exec, fn->name)) {
         aevent_t *ev = fn->ready_head;
@@ -1369,7 +1405,8 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
         }
         async__ready_pop(fn);
         int64_t now = clock_wall_ms();
-        if (fn->known && now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
+        if (fn->known && !ev->held &&
+            now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
             async__finish(a, ev, NULL, "EventAgeExceeded");
             continue;
         }
@@ -1487,6 +1524,23 @@ static void async__on_capacity(void *ud, const char *function)
     afn_t *fn = map_get(&a->fns, function);
     if (fn && fn->ready_head && !a->stopping)
         async__mark_dirty(a, fn);
+}
+
+void async_set_hold(async_t *a, async_hold_fn hold, void *ud)
+{
+    a->hold = hold;
+    a->hold_ud = ud;
+}
+
+void async_hold_changed(async_t *a)
+{
+    const char *name;
+    void *value;
+    for (size_t it = 0; map_next(&a->fns, &it, &name, &value);) {
+        afn_t *fn = value;
+        if (fn->held && fn->ready_head && !a->stopping)
+            async__mark_dirty(a, fn);
+    }
 }
 
 /* ---- functions changing --------------------------------------------------------- */

@@ -178,6 +178,17 @@ void async_function_stats(async_t *a, const char *function, async_fn_stats_t *ou
 void async_function_changed(async_t *a, const fn_t *fn);
 void async_function_removed(async_t *a, const char *function, bool stored);
 
+/* Whether function's events wait in the queue for now (a spent budget,
+ * meter/budget.h), and why, into why: asked before each event starts,
+ * from memory. A held event is not an attempt, and waits however old it
+ * gets; its record (status queued) says why it waits. NULL: none. */
+typedef bool (*async_hold_fn)(void *ud, const char *function, char *why, size_t len);
+void async_set_hold(async_t *a, async_hold_fn hold, void *ud);
+/* What the hold answers may have changed (a budget raised, deleted, or
+ * its period over): the held functions' events start again where they
+ * may. */
+void async_hold_changed(async_t *a);
+
 /* Stops accepting and starting events, waits up to the grace period for
  * running ones, then calls done. Attempts still running after it are cut
  * short by the instances' shutdown and go back to the queue. */

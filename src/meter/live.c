@@ -7,6 +7,7 @@
 
 #include "core/map.h"
 #include "core/xalloc.h"
+#include "meter/budget.h"
 #include "meter/meter.h"
 #include "obs/metrics.h"
 
@@ -19,6 +20,7 @@ typedef struct meter_sums {
 struct meter {
     meter_prices_t prices;
     map_t sums; /* "TENANT FUNCTION" → meter_sums_t * */
+    budgets_t *budgets; /* or NULL */
     metrics_family_t *requests, *gb_seconds, *cpu_seconds, *egress_bytes, *kv_ops, *log_bytes,
         *cost;
 };
@@ -99,5 +101,12 @@ void meter_observe(void *ud, const store_record_t *rec)
         map_put(&m->sums, key, s);
     }
     store_usage_add(&s->u, &u, 1);
-    s->cost += meter_usage_cost(&m->prices, &u);
+    double cost = meter_usage_cost(&m->prices, &u);
+    s->cost += cost;
+    budgets_observe(m->budgets, &u, cost);
+}
+
+void meter_set_budgets(meter_t *m, budgets_t *b)
+{
+    m->budgets = b;
 }

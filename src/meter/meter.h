@@ -84,5 +84,8 @@ void meter_free(meter_t *m);
 /* A call ended with rec (invocation_record's): counted when it ran (not
  * throttled). On the loop; m is a meter_t (exec_set_meter's observe). */
 void meter_observe(void *m, const store_record_t *rec);
+/* Each counted call's cost goes to the budgets too (meter/budget.h). */
+struct budgets;
+void meter_set_budgets(meter_t *m, struct budgets *b);
 
 #endif

@@ -10,6 +10,7 @@
 #include "store/store.h"
 
 struct store_listener;
+struct store__budget_ops;
 
 typedef struct store__backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
@@ -62,6 +63,8 @@ typedef struct store__backend {
     int (*url_put)(store_t *s, const store_url_t *u, mf_error_t *err);
     int (*url_delete)(store_t *s, const char *function, mf_error_t *err);
     int (*url_list)(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);
+    /* Budgets (store/budgets.h); NULL: none kept. */
+    const struct store__budget_ops *budgets;
 } store__backend_t;
 
 struct store {

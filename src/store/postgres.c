@@ -18,6 +18,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/budgets_backend.h"
 #include "store/listen.h"
 #include "store/postgres_internal.h"
 
@@ -202,6 +203,11 @@ static pg_store_t *pg(store_t *s)
     return (pg_store_t *)s;
 }
 
+PGconn *store__pg_conn(store_t *s)
+{
+    return pg(s)->conn;
+}
+
 static const char *stmt(int id)
 {
     return pg__stmts[id].name;
@@ -227,6 +233,8 @@ static int pg__connect(const char *url, bool migrate, pg_store_t **out, mf_error
         r = store__pg_migrate(s->conn, &s->base.schema_version, err);
     if (r == 0)
         r = store__pg_prepare(s->conn, pg__stmts, STMT_COUNT, err);
+    if (r == 0)
+        r = store__pg_prepare(s->conn, store__pg_budget_stmts, store__pg_budget_stmt_count, err);
     if (r < 0) {
         pg__close(&s->base);
         return r;
@@ -923,4 +931,5 @@ static const store__backend_t pg__backend = {
     .url_put = pg__url_put,
     .url_delete = pg__url_delete,
     .url_list = pg__url_list,
+    .budgets = &store__pg_budget_ops,
 };

@@ -82,6 +82,14 @@ typedef struct store_pg_stmt {
  * must live as long as c: a static table). */
 int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_error_t *err);
 
+/* The connection of a store_t of postgres.c's, for the files that keep
+ * tables of their own in the store (budgets_pg.c), and the statements
+ * those prepare on each of the store's connections. */
+struct store;
+PGconn *store__pg_conn(struct store *s);
+extern const store_pg_stmt_t store__pg_budget_stmts[];
+extern const size_t store__pg_budget_stmt_count;
+
 #define STORE_PG_MAX_PARAMS 32
 
 /* A statement's parameters, every one in binary: numbers in network byte

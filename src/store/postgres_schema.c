@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "store/budgets_backend.h"
 #include "store/backend.h"
 #include "store/postgres_internal.h"
 #include "store/queue_rows.h"
@@ -377,6 +378,10 @@ static const char *const pg__migrations[] = {
      * before had every row the default tenant's, as it still is). */
     "CREATE OR REPLACE " PG_USAGE_IN_FN ";"
     "CREATE OR REPLACE " PG_USAGE_MOVED_FN ";",
+    /* 15: budgets (store/budgets.h): each budget's settings by its
+     * qualified name, and the thresholds its periods crossed, each once
+     * whichever server saw it first. */
+    STORE_BUDGETS_TABLES("text COLLATE \"C\"", "bigint", "double precision") ";",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

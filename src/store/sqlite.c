@@ -21,6 +21,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/budgets_backend.h"
 #include "store/sqlite_internal.h"
 
 static const char *const store__migrations[] = {
@@ -122,6 +123,10 @@ static const char *const store__migrations[] = {
     "ALTER TABLE invocations ADD COLUMN egress_bytes INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE invocations ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;"
     STORE_USAGE_TABLE("TEXT", "INTEGER") " WITHOUT ROWID;",
+
+    /* 11: budgets (store/budgets.h): each budget's settings by its
+     * qualified name, and the thresholds its periods crossed, each once. */
+    STORE_BUDGETS_TABLES("TEXT", "INTEGER", "REAL") ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -734,4 +739,5 @@ static const store__backend_t sqlite__backend = {
     .url_put = store__sqlite_url_put,
     .url_delete = store__sqlite_url_delete,
     .url_list = store__sqlite_url_list,
+    .budgets = &store__sqlite_budget_ops,
 };

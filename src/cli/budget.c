@@ -1,0 +1,283 @@
+/* mayfly budget put|ls|get|rm: budgets, a cap on what a tenant's calls
+ * cost in a day or a month (PUT, GET and DELETE /v1/budgets/{name};
+ * docs/metering.md, "Budgets"). */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "core/buf.h"
+#include "core/cleanup.h"
+#include "core/json.h"
+
+static const char budget_usage[] =
+    "usage: mayfly budget put NAME --tenant T [--function F] --period day|month\n"
+    "                         --amount X [--alert-at 0.5,0.8,1] [--action alert|block]\n"
+    "       mayfly budget ls [--tenant T] [--json]\n"
+    "       mayfly budget get NAME [--tenant T]\n"
+    "       mayfly budget rm NAME [--tenant T]\n"
+    "\n"
+    "Budgets cap what a tenant's calls (or one function's) cost in a day or a\n"
+    "month (UTC), at the server's prices (docs/metering.md). Each threshold of\n"
+    "--alert-at (a fraction of the amount) is recorded and logged once a\n"
+    "period; with --action block, once the spend reaches the amount, new calls\n"
+    "are refused (402) and async events wait until the period ends or the\n"
+    "budget is raised or removed.\n"
+    "\n"
+    "commands:\n"
+    "  put NAME      create or replace the budget NAME\n"
+    "  ls            list budgets with their spend (an admin's: every tenant's)\n"
+    "  get NAME      show one as JSON: spend, forecast, thresholds crossed\n"
+    "  rm NAME       delete it (events it held run)\n"
+    "\n"
+    "options:\n"
+    "  --tenant T          the tenant (put: required; others: an admin's choice,\n"
+    "                      the key's own tenant by default)\n"
+    "  --function F        only F's calls count (default: every function's)\n"
+    "  --period P          day or month\n"
+    "  --amount X          the cap, in the prices' currency\n"
+    "  --alert-at LIST     comma-separated fractions of the amount (0.5,0.8,1)\n"
+    "  --action A          alert (default: record and log) or block\n"
+    "  --json              ls: the server's JSON\n"
+    "  -h, --help          show this help\n";
+
+enum { OPT_TENANT = 256, OPT_FUNCTION, OPT_PERIOD, OPT_AMOUNT, OPT_ALERT_AT, OPT_ACTION, OPT_JSON };
+
+static bool parse_number(const char *s, double *out)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (!*s || *end || !isfinite(x))
+        return false;
+    *out = x;
+    return true;
+}
+
+/* "0.5,0.8,1" into a JSON array; NULL when a member is not a number. */
+static json_t *alert_list(const char *s)
+{
+    json_t *list = json_array();
+    cleanup_buf buf_t item = BUF_INIT;
+    for (const char *p = s;; p++) {
+        if (*p && *p != ',') {
+            buf_addch(&item, *p);
+            continue;
+        }
+        double x;
+        if (!parse_number(item.data ? item.data : "", &x)) {
+            json_decref(list);
+            return NULL;
+        }
+        json_array_append_new(list, json_real(x));
+        buf_reset(&item);
+        if (!*p)
+            return list;
+    }
+}
+
+static void budget_path(buf_t *path, const char *name, const char *tenant)
+{
+    buf_adds(path, "/v1/budgets");
+    if (name) {
+        buf_addch(path, '/');
+        cli_url_encode(path, name);
+    }
+    if (tenant)
+        cli_query_add(path, "tenant", tenant);
+}
+
+static int budget_put(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"tenant", required_argument, NULL, OPT_TENANT},
+        {"function", required_argument, NULL, OPT_FUNCTION},
+        {"period", required_argument, NULL, OPT_PERIOD},
+        {"amount", required_argument, NULL, OPT_AMOUNT},
+        {"alert-at", required_argument, NULL, OPT_ALERT_AT},
+        {"action", required_argument, NULL, OPT_ACTION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cleanup_json json_t *body = json_object();
+    bool amount = false;
+    int opt;
+    cli_getopt_begin(argc, argv, "budget put");
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        double x;
+        json_t *list;
+        switch (opt) {
+        case 'h': fputs(budget_usage, stdout); return CLI_EXIT_OK;
+        case OPT_TENANT: json_object_set_new(body, "tenant", json_string(optarg)); break;
+        case OPT_FUNCTION: json_object_set_new(body, "function", json_string(optarg)); break;
+        case OPT_PERIOD:
+            if (strcmp(optarg, "day") && strcmp(optarg, "month"))
+                return cli_usage_error("budget put", budget_usage,
+                                       "--period must be day or month, not `%s`", optarg);
+            json_object_set_new(body, "period", json_string(optarg));
+            break;
+        case OPT_AMOUNT:
+            if (!parse_number(optarg, &x))
+                return cli_usage_error("budget put", budget_usage,
+                                       "--amount must be a number, not `%s`", optarg);
+            json_object_set_new(body, "amount", json_real(x));
+            amount = true;
+            break;
+        case OPT_ALERT_AT:
+            if (!(list = alert_list(optarg)))
+                return cli_usage_error("budget put", budget_usage,
+                                       "--alert-at must be numbers separated by commas "
+                                       "(0.5,0.8,1), not `%s`",
+                                       optarg);
+            json_object_set_new(body, "alert_at", list);
+            break;
+        case OPT_ACTION:
+            if (strcmp(optarg, "alert") && strcmp(optarg, "block"))
+                return cli_usage_error("budget put", budget_usage,
+                                       "--action must be alert or block, not `%s`", optarg);
+            json_object_set_new(body, "action", json_string(optarg));
+            break;
+        default: return cli_usage_error("budget put", budget_usage, NULL);
+        }
+    }
+    const char *name;
+    int rc = cli_last_operand(argc, argv, "budget put", budget_usage, "NAME", &name);
+    if (rc >= 0)
+        return rc;
+    if (!json_object_get(body, "tenant"))
+        return cli_usage_error("budget put", budget_usage, "missing --tenant");
+    if (!json_object_get(body, "period"))
+        return cli_usage_error("budget put", budget_usage, "missing --period");
+    if (!amount)
+        return cli_usage_error("budget put", budget_usage, "missing --amount");
+    cleanup_buf buf_t path = BUF_INIT, text = BUF_INIT;
+    budget_path(&path, name, NULL);
+    json_dump_buf(&text, body);
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    client_header_t type = {"Content-Type", "application/json"};
+    if (cli_request("PUT", path.data, text.data, text.len, &type, 1, &resp))
+        return CLI_EXIT_ERROR;
+    rc = cli_check_status(&resp, 200, 201);
+    if (rc == CLI_EXIT_OK)
+        printf("%s budget %s\n", resp.status == 201 ? "created" : "updated", name);
+    return rc;
+}
+
+#define LS_COLS 8
+static const char *const ls_header[LS_COLS] = {"TENANT", "NAME",  "FUNCTION", "PERIOD",
+                                               "AMOUNT", "SPEND", "FORECAST", "ACTION"};
+
+static void fill_row(buf_t *cells, const json_t *b)
+{
+    cli_cell_string(&cells[0], json_object_get(b, "tenant"));
+    cli_cell_string(&cells[1], json_object_get(b, "name"));
+    cli_cell_string(&cells[2], json_object_get(b, "function"));
+    cli_cell_string(&cells[3], json_object_get(b, "period"));
+    buf_addf(&cells[4], "%.6f", json_number_value(json_object_get(b, "amount")));
+    buf_addf(&cells[5], "%.6f", json_number_value(json_object_get(b, "spend")));
+    buf_addf(&cells[6], "%.6f", json_number_value(json_object_get(b, "forecast")));
+    const char *action = json_string_value(json_object_get(b, "action"));
+    buf_addf(&cells[7], "%s%s", action ? action : "-",
+             json_is_true(json_object_get(b, "blocking")) ? " (blocking)" : "");
+}
+
+/* The commands that take NAME and --tenant (get, rm), and ls, which
+ * takes --tenant and --json: their one parse. */
+static int parse_common(int argc, char **argv, const char *cmd, bool ls, const char **tenant,
+                        bool *json, const char **name)
+{
+    static const struct option options[] = {
+        {"tenant", required_argument, NULL, OPT_TENANT},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    cli_getopt_begin(argc, argv, cmd);
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(budget_usage, stdout);
+            return CLI_EXIT_OK;
+        }
+        if (opt == OPT_TENANT)
+            *tenant = optarg;
+        else if (opt == OPT_JSON && ls)
+            *json = true;
+        else
+            return cli_usage_error(cmd, budget_usage, NULL);
+    }
+    if (ls) {
+        if (optind < argc)
+            return cli_usage_error(cmd, budget_usage, "unexpected argument `%s`", argv[optind]);
+        return -1;
+    }
+    return cli_last_operand(argc, argv, cmd, budget_usage, "NAME", name);
+}
+
+static int budget_ls(int argc, char **argv)
+{
+    const char *tenant = NULL, *name = NULL;
+    bool json = false;
+    int rc = parse_common(argc, argv, "budget ls", true, &tenant, &json, &name);
+    if (rc >= 0)
+        return rc;
+    cleanup_buf buf_t path = BUF_INIT;
+    budget_path(&path, NULL, tenant);
+    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
+    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
+        return CLI_EXIT_ERROR;
+    if ((rc = cli_check_status(&resp, 200, 200)) != CLI_EXIT_OK)
+        return rc;
+    if (json) {
+        cli_print_body(&resp.body);
+        return CLI_EXIT_OK;
+    }
+    return cli_print_json_list(&resp, "budget ls", "budgets", LS_COLS, ls_header, fill_row);
+}
+
+static int budget_get(int argc, char **argv)
+{
+    const char *tenant = NULL, *name = NULL;
+    bool json = false;
+    int rc = parse_common(argc, argv, "budget get", false, &tenant, &json, &name);
+    if (rc >= 0)
+        return rc;
+    cleanup_buf buf_t path = BUF_INIT;
+    budget_path(&path, name, tenant);
+    return cli_get_and_print_json("budget get", path.data);
+}
+
+static int budget_rm(int argc, char **argv)
+{
+    const char *tenant = NULL, *name = NULL;
+    bool json = false;
+    int rc = parse_common(argc, argv, "budget rm", false, &tenant, &json, &name);
+    if (rc >= 0)
+        return rc;
+    cleanup_buf buf_t path = BUF_INIT;
+    budget_path(&path, name, tenant);
+    return cli_delete(path.data, "budget", name);
+}
+
+int cmd_budget(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error("budget", budget_usage, "missing a command: put, ls, get or rm");
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(budget_usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "put"))
+        return budget_put(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "ls"))
+        return budget_ls(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "get"))
+        return budget_get(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "rm"))
+        return budget_rm(argc - 1, argv + 1);
+    return cli_usage_error("budget", budget_usage, "unknown command `%s`: put, ls, get or rm",
+                           argv[1]);
+}
