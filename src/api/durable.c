@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "store/durable.h"
 #include "core/cleanup.h"
 #include "core/json.h"
 #include "core/xalloc.h"
@@ -153,6 +154,65 @@ static void respond_read(http_request_t *req, int r, json_t *out, const mf_error
     json_decref(out);
 }
 
+/* An execution named by its id, looked at before a request about it goes
+ * on: it must be of the function the ARN names (want), or, with want "",
+ * of a function of the caller's tenant. Another's is answered as absent
+ * (core/tenant.h): an id alone never reaches across tenants. */
+typedef void (*owned_fn)(http_request_t *req, api_ctx_t *ctx, const char *id);
+typedef struct owner_read {
+    char id[37];
+    char want[TENANT_QNAME_MAX + 1];
+    char function[TENANT_QNAME_MAX + 1];
+    bool lambda;
+    owned_fn then;
+} owner_read_t;
+
+static int owner_read(void *db, void *arg, mf_error_t *err)
+{
+    owner_read_t *o = arg;
+    store_durable_exec_t ex = { 0 };
+    int r = store_durable_exec_get(db, o->id, &ex, err);
+    if (r == 0)
+        snprintf(o->function, sizeof o->function, "%s", ex.function);
+    store_durable_exec_clear(&ex);
+    return r;
+}
+
+static void owner_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
+                         const mf_error_t *err)
+{
+    owner_read_t *o = arg;
+    api_who_t who;
+    bool mine = r == 0 && (o->want[0] ? !strcmp(o->function, o->want)
+                                      : api__who(req, ctx, &who) && api__sees(&who, o->function));
+    if (r < 0 && r != -ENOENT) {
+        if (o->lambda)
+            api__lambda_failure(req, r, err);
+        else
+            api_respond_failure(req, r, err);
+    } else if (!mine) {
+        if (o->lambda)
+            api__lambda_error(req, 404, "ResourceNotFoundException", "Execution not found: %s",
+                              o->id);
+        else
+            http_respond_error(req, 404, "not_found", "no durable execution %s", o->id);
+    } else {
+        o->then(req, ctx, o->id);
+    }
+    free(o);
+}
+
+static void owned(http_request_t *req, api_ctx_t *ctx, const char *id, const char *want,
+                  bool lambda, owned_fn then)
+{
+    owner_read_t *o = xcalloc(1, sizeof *o);
+    snprintf(o->id, sizeof o->id, "%s", id);
+    snprintf(o->want, sizeof o->want, "%s", want ? want : "");
+    o->lambda = lambda;
+    o->then = then;
+    api__read_queue(req, ctx, owner_read, owner_answer, o);
+}
+
 /* A view of executions, read by a job of the queue's writer (off the loop):
  * what it asks for, then the JSON it gives. */
 typedef enum { VIEW_GET, VIEW_HISTORY, VIEW_LIST } view_kind_t;
@@ -263,26 +323,41 @@ static void view_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
     free(v);
 }
 
+static void get_owned(http_request_t *req, api_ctx_t *ctx, const char *id)
+{
+    view_read_t *v = view_new(ctx, VIEW_GET, 'l');
+    v->id = xstrdup(id);
+    api__read_queue(req, ctx, view_read, view_answer, v);
+}
+
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     durable_arn_t arn;
-    if (!visible_arn(req, ctx, &arn))
-        return;
-    view_read_t *v = view_new(ctx, VIEW_GET, 'l');
-    v->id = xstrdup(arn.id);
+    if (visible_arn(req, ctx, &arn))
+        owned(req, ctx, arn.id, arn.function, true, get_owned);
+}
+
+static void history_owned(http_request_t *req, api_ctx_t *ctx, const char *id)
+{
+    view_read_t *v = view_new(ctx, VIEW_HISTORY, 'l');
+    v->id = xstrdup(id);
+    http_request_query(req, "Marker", &v->marker);
+    v->limit = query_int(req, "MaxItems", 0);
     api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
 static void handle_history(http_request_t *req, api_ctx_t *ctx)
 {
     durable_arn_t arn;
-    if (!visible_arn(req, ctx, &arn))
-        return;
-    view_read_t *v = view_new(ctx, VIEW_HISTORY, 'l');
-    v->id = xstrdup(arn.id);
-    http_request_query(req, "Marker", &v->marker);
-    v->limit = query_int(req, "MaxItems", 0);
-    api__read_queue(req, ctx, view_read, view_answer, v);
+    if (visible_arn(req, ctx, &arn))
+        owned(req, ctx, arn.id, arn.function, true, history_owned);
+}
+
+static void stop_owned(http_request_t *req, api_ctx_t *ctx, const char *id)
+{
+    cleanup_json json_t *error =
+        req->body.len ? json_loadb(req->body.data, req->body.len, 0, NULL) : NULL;
+    durable_stop_execution(ctx->durable, id, error, answer, req);
 }
 
 static void handle_stop(http_request_t *req, api_ctx_t *ctx)
@@ -297,7 +372,7 @@ static void handle_stop(http_request_t *req, api_ctx_t *ctx)
                           "the body must be an ErrorObject or empty");
         return;
     }
-    durable_stop_execution(ctx->durable, arn.id, error, answer, req);
+    owned(req, ctx, arn.id, arn.function, true, stop_owned);
 }
 
 static void handle_list_by_function(http_request_t *req, api_ctx_t *ctx)
@@ -401,9 +476,14 @@ static void v1_get(http_request_t *req, api_ctx_t *ctx)
     api__read_queue(req, ctx, view_read, view_answer, v);
 }
 
+static void v1_stop_owned(http_request_t *req, api_ctx_t *ctx, const char *id)
+{
+    durable_stop_execution(ctx->durable, id, NULL, v1_answer, req);
+}
+
 static void v1_stop(http_request_t *req, api_ctx_t *ctx)
 {
-    durable_stop_execution(ctx->durable, req->params[0], NULL, v1_answer, req);
+    owned(req, ctx, req->params[0], NULL, false, v1_stop_owned);
 }
 
 static void v1_callback(http_request_t *req, api_ctx_t *ctx)

@@ -31,6 +31,9 @@ from conftest import b64, make_zip, run_cli, unique, wait_for
 
 KEY_ID, KEY_SECRET = "AKIDDURABLETEST", "durable-test-secret"
 BEARER = {"Authorization": f"Bearer {KEY_ID}:{KEY_SECRET}"}
+# A key of another tenant (docs/metering.md): it sees none of the above's.
+OTHER_ID, OTHER_SECRET = "AKIDDURABLEOTHER", "durable-other-secret"
+OTHER = {"Authorization": f"Bearer {OTHER_ID}:{OTHER_SECRET}"}
 JS = Path(__file__).resolve().parent / "js" / "node_modules"
 SDK = "@aws/durable-execution-sdk-js"
 ARN = re.compile(r"^arn:aws:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+:\$LATEST/"
@@ -201,8 +204,8 @@ def code():
 
 @pytest.fixture(scope="module")
 def srv(module_server_factory):
-    return module_server_factory("--idle-timeout", "1",
-                                 env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
+    return module_server_factory("--idle-timeout", "1", env={
+        "MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET},{OTHER_ID}:{OTHER_SECRET}:team-z"})
 
 
 def deploy(srv, name, handler, code, timeout_s=30, **extra):
@@ -269,17 +272,17 @@ def instances(srv, name):
     return total
 
 
-def sigv4_post(srv, path, body=b""):
+def sigv4_post(srv, path, body=b"", method="POST", key=(KEY_ID, KEY_SECRET)):
     """A Lambda API call signed as awscli signs it."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     url = srv.url + path
-    req = AWSRequest(method="POST", url=url, data=body,
+    req = AWSRequest(method=method, url=url, data=body,
                      headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(KEY_ID, KEY_SECRET), "lambda", "us-east-1").add_auth(req)
-    return requests.post(url, data=body, headers=dict(req.headers), timeout=30)
+    SigV4Auth(Credentials(*key), "lambda", "us-east-1").add_auth(req)
+    return requests.request(method, url, data=body, headers=dict(req.headers), timeout=30)
 
 
 def callback_id(srv, eid):
@@ -395,6 +398,38 @@ def test_callback_from_outside_sigv4_and_cli(srv, code):
     # A second answer to the same callback is refused.
     p = run_cli(srv.url, "callback", cb, "succeed", "--data", '"again"', env=env)
     assert p.returncode == 1 and p.stderr
+
+
+def test_another_tenant_finds_no_execution_by_its_id(srv, code):
+    name = unique("dtenant")
+    deploy(srv, name, "approval", code, timeout_s=5)
+    eid = start_async(srv, name, {"tag": unique("t")})["execution_id"]
+    callback_id(srv, eid)
+    arn = execution(srv, eid)["arn"]
+    other = requests.get(f"{srv.url}/v1/whoami", headers=OTHER, timeout=30).json()
+    assert other["tenant"] == "team-z"
+    # Through /v1, by id: absent, and its stop too.
+    r = requests.get(f"{srv.url}/v1/durable-executions/{eid}", headers=OTHER, timeout=30)
+    assert r.status_code == 404, r.text
+    r = requests.post(f"{srv.url}/v1/durable-executions/{eid}/stop", headers=OTHER, timeout=30)
+    assert r.status_code == 404, r.text
+    listed = requests.get(f"{srv.url}/v1/durable-executions", headers=OTHER, timeout=30).json()
+    assert eid not in [e["id"] for e in listed["executions"]]
+    # Through the Lambda API: the real ARN is another account's, and the
+    # same id under the caller's own account and a function of the same
+    # name is no execution of its either.
+    mine = arn.replace(":000000000000:", f":{other['account_id']}:")
+    key = (OTHER_ID, OTHER_SECRET)
+    for a in (arn, mine):
+        path = "/2025-12-01/durable-executions/" + urllib.parse.quote(a, safe="")
+        for method, suffix in (("GET", ""), ("GET", "/history"), ("POST", "/stop")):
+            r = sigv4_post(srv, path + suffix, method=method, key=key)
+            assert r.status_code == 404, (method, suffix, r.text)
+            assert r.json()["__type"] == "ResourceNotFoundException"
+    assert execution(srv, eid)["status"] == "RUNNING"
+    r = requests.post(f"{srv.url}/v1/durable-executions/{eid}/stop", headers=BEARER, timeout=30)
+    assert r.status_code == 200, r.text
+    assert wait_status(srv, eid)["status"] == "STOPPED"
 
 
 def test_callback_from_another_function(srv, code):
