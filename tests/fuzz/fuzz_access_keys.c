@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < keys.count; i++) {
             const auth_key_t *k = &keys.keys[i];
             size_t n = strlen(k->tenant);
-            if (n < 1 || n > AUTH_TENANT_MAX || strspn(k->tenant, "abcdefghijklmnopqrstuvwxyz"
+            if (n < 1 || n > TENANT_MAX || strspn(k->tenant, "abcdefghijklmnopqrstuvwxyz"
                                                                   "0123456789-") != n)
                 abort();
             if (k->role < AUTH_VIEWER || k->role > AUTH_ADMIN)
