@@ -59,6 +59,7 @@ struct afn {
     char name[FN_NAME_MAX + 1];
     bool known;                  /* cfg, version and memory are the registry's */
     fn_async_t cfg;
+    fn_tenancy_t tenancy;        /* the registry's, while known */
     int64_t version;
     int memory_mb;
     aevent_t *ready_head, *ready_tail;
@@ -200,6 +201,7 @@ static void async__fn_load(afn_t *fn, const fn_t *f)
 {
     fn->known = true;
     fn->cfg = f->async;
+    fn->tenancy = f->tenancy;
     fn->version = f->version;
     fn->memory_mb = f->memory_mb;
     fn->max_concurrency = f->max_concurrency;
@@ -254,6 +256,7 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
     snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s",
              ev->q.caller_request_id);
     snprintf(rec->trigger, sizeof rec->trigger, "%s", ev->q.trigger[0] ? ev->q.trigger : "invoke");
+    snprintf(rec->tenant_id, sizeof rec->tenant_id, "%s", ev->q.tenant_id);
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -507,6 +510,7 @@ static int async__redrive_take(store_queue_t *q, accept_job_t *j, mf_error_t *er
         return r;
     exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
     snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", dl.trigger);
+    snprintf(j->ev->q.tenant_id, sizeof j->ev->q.tenant_id, "%s", dl.tenant_id);
     buf_reset(&j->body);
     buf_add(&j->body, dl.event, dl.event_len);
     store_dead_letter_clear(&dl);
@@ -656,6 +660,8 @@ static void async__event_origin(aevent_t *ev, const async_enqueue_opts_t *opts)
     ev->q.call_depth = opts->call_depth;
     if (opts->trigger && exec_trigger_valid(opts->trigger) && strcmp(opts->trigger, "invoke"))
         snprintf(ev->q.trigger, sizeof ev->q.trigger, "%s", opts->trigger);
+    if (opts->tenant_id)
+        snprintf(ev->q.tenant_id, sizeof ev->q.tenant_id, "%s", opts->tenant_id);
 }
 
 int async_enqueue(async_t *a, const char *function, buf_t *event,
@@ -676,6 +682,11 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
                               ASYNC_IDEMPOTENCY_KEY_MAX);
     afn_t *fn;
     int r = async__fn(a, function, true, &fn, err);
+    if (r < 0)
+        return r;
+    r = fn_tenant_id_for(fn->name, &fn->tenancy,
+                         opts && opts->tenant_field ? opts->tenant_field : "X-Amz-Tenant-Id",
+                         opts ? opts->tenant_id : NULL, err);
     if (r < 0)
         return r;
 
@@ -787,8 +798,14 @@ int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
         events[i].request_id[0] = '\0';
         if (async__fn(a, events[i].function, true, &fn, &e) < 0)
             continue;
+        if (fn_tenant_id_for(fn->name, &fn->tenancy, "tenant_id", events[i].tenant_id, &e) < 0) {
+            log_warn("async", "an event for %s left out: %s", fn->name, e.msg);
+            continue;
+        }
         aevent_t *ev = async__new_event(fn);
         async__event_origin(ev, opts);
+        if (events[i].tenant_id)
+            snprintf(ev->q.tenant_id, sizeof ev->q.tenant_id, "%s", events[i].tenant_id);
         snprintf(events[i].request_id, sizeof events[i].request_id, "%s", ev->q.request_id);
         j->evs[j->n] = ev;
         j->bodies[j->n++] = events[i].event;
@@ -1062,6 +1079,7 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
         snprintf(j->dl.request_id, sizeof j->dl.request_id, "%s", ev->q.request_id);
         j->dl.attempts = ev->q.attempts;
         snprintf(j->dl.condition, sizeof j->dl.condition, "%s", condition);
+        snprintf(j->dl.tenant_id, sizeof j->dl.tenant_id, "%s", ev->q.tenant_id);
         if (inv && inv->error_type) {
             j->dl.error_type = xstrdup(inv->error_type);
             j->dl.error_message = xstrdup(inv->error_message ? inv->error_message : "");
@@ -1385,7 +1403,8 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                                                            ? ev->q.caller_request_id
                                                            : NULL,
                                   .call_depth = ev->q.call_depth,
-                                  .trigger = ev->q.trigger };
+                                  .trigger = ev->q.trigger,
+                                  .tenant_id = ev->q.tenant_id };
         ev->starting = true;
         int r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
         ev->starting = false;
