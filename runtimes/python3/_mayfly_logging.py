@@ -105,6 +105,8 @@ def _json_formatter(logging):
                 "requestId": getattr(record, "aws_request_id", None),
                 "location": None,
             }
+            if runtime._tenant_id:
+                doc["tenantId"] = runtime._tenant_id
             if exc:
                 import traceback
 
