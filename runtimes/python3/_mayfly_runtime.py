@@ -950,7 +950,7 @@ def become(fd):
 
 
 def run():
-    global _request_id
+    global _request_id, _tenant_id
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     handler_spec = os.environ.get("_HANDLER", "")
