@@ -367,12 +367,15 @@ static const char *const pg__migrations[] = {
     "  REFERENCING OLD TABLE AS o NEW TABLE AS n"
     "  FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_moved();",
     /* 14: tenant ids (Lambda's tenant isolation mode, docs/metering.md):
-     * each record's and each queued event's, and usage by tenant id as
+     * each record's, each queued event's (and dead letter's), each
+     * schedule's and subscription's, and usage by tenant id as
      * well, which joins usage's key and the triggers' grouping. Rows
      * before have none (''). */
     "ALTER TABLE invocations ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE events ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE dead_letters ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE schedules ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE subscriptions ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE usage ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE usage DROP CONSTRAINT usage_pkey;"
     "ALTER TABLE usage ADD PRIMARY KEY (tenant, function, tenant_id, hour_ms, part);"

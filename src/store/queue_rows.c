@@ -153,6 +153,7 @@ void store__fill_schedule(const store__row_t *row, void *item)
     s->start_ms = row->int64(c, 7);
     s->created_ms = row->int64(c, 8);
     s->updated_ms = row->int64(c, 9);
+    row->copy_text(c, 10, s->tenant_id, sizeof s->tenant_id);
 }
 
 void store__fill_fire(const store__row_t *row, void *item)
@@ -182,6 +183,7 @@ void store__fill_subscription(const store__row_t *row, void *item)
     row->copy_text(c, 2, s->function, sizeof s->function);
     s->filter = row->dup_text(c, 3);
     s->created_ms = row->int64(c, 4);
+    row->copy_text(c, 5, s->tenant_id, sizeof s->tenant_id);
 }
 
 void store__append_op(json_t *arr, const char *text)
@@ -339,7 +341,8 @@ int store__bind_schedule(const store__binder_t *b, const store_schedule_t *s)
     return b->text(c, 1, s->name) | b->text(c, 2, s->expression) | b->text(c, 3, s->timezone) |
            b->text(c, 4, s->function) | b->text(c, 5, s->input) | b->int64(c, 6, s->enabled) |
            b->int64(c, 7, s->flexible_window_min) | b->int64(c, 8, s->start_ms) |
-           b->int64(c, 9, s->created_ms) | b->int64(c, 10, s->updated_ms);
+           b->int64(c, 9, s->created_ms) | b->int64(c, 10, s->updated_ms) |
+           b->text(c, 11, s->tenant_id);
 }
 
 int store__bind_fire(const store__binder_t *b, const store_schedule_fire_t *f)
@@ -353,7 +356,7 @@ int store__bind_subscription(const store__binder_t *b, const store_subscription_
 {
     void *c = b->ctx;
     return b->text(c, 1, s->id) | b->text(c, 2, s->topic) | b->text(c, 3, s->function) |
-           b->text(c, 4, s->filter) | b->int64(c, 5, s->created_ms);
+           b->text(c, 4, s->filter) | b->int64(c, 5, s->created_ms) | b->text(c, 6, s->tenant_id);
 }
 
 int store__bind_topic_message(const store__binder_t *b, const store_topic_message_t *m)
