@@ -18,8 +18,8 @@ import threading
 import pytest
 import requests
 
-from conftest import (REPO, assert_error, deploy, deploy_py, get_logs, get_record, invoke,
-                      metric, metrics, unique, wait_for)
+from conftest import (REPO, assert_error, database, deploy, deploy_py, get_logs, get_record,
+                      invoke, metric, metrics, psql, unique, wait_for)
 
 WHO_PY = """
 import time, uuid
@@ -265,6 +265,35 @@ def test_the_nodejs_context_has_tenantId(srv):
     assert saw == "A"
     b, saw, _ = who(srv, name, "B")
     assert saw == "B" and a != b
+
+
+def test_on_postgresql_records_events_and_usage_keep_the_tenant_id(pg, server):
+    """The same on a shared PostgreSQL store, whose usage rows its triggers
+    keep: a sync call and an async event of each tenant id."""
+    url = database(pg, "mayfly_tenancy")
+    srv = server("--store", url)
+    name = unique("tenancy-pg")
+    deploy_who(srv, name)
+    ids = [who(srv, name, t)[2] for t in ["A", "B", "B"]]
+    r = invoke(srv, name, {}, headers={"X-Mayfly-Invocation-Type": "Event",
+                                       "X-Amz-Tenant-Id": "A"})
+    assert r.status_code == 202, r.text
+    ids.append(r.json()["request_id"])
+    assert [get_record(srv, rid)["tenant_id"] for rid in ids] == ["A", "B", "B", "A"]
+
+    def rows():
+        r = requests.get(f"{srv.url}/v1/usage", params={"group_by": "tenant_id",
+                                                        "function": name}, timeout=60)
+        assert r.status_code == 200, r.text
+        got = {}
+        for row in r.json()["rows"]:
+            got[row["tenant_id"]] = got.get(row["tenant_id"], 0) + row["requests"]
+        return got if sum(got.values()) == 4 else None
+
+    assert wait_for("usage of the four calls", rows) == {"A": 2, "B": 2}
+    # The rows hold it too, not only what the report makes of them.
+    assert psql(url, f"SELECT tenant_id, sum(requests) FROM usage WHERE function = '{name}'"
+                     " GROUP BY tenant_id ORDER BY tenant_id") == "A|2\nB|2"
 
 
 # ---------------------------------------------------------------- the cap
