@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import (REPO, assert_error, database, deploy, deploy_py, get_logs, get_record,
-                      invoke, metric, metrics, psql, unique, wait_for)
+                      invoke, metric, metrics, psql, run_cli, unique, wait_for)
 
 WHO_PY = """
 import time, uuid
@@ -255,6 +255,27 @@ def test_usage_splits_by_tenant_id(srv):
     assert wait_for("usage of the four calls", rows) == {"A": 3, "B": 1}
     assert_error(requests.get(f"{srv.url}/v1/usage", params={"group_by": "tenant_ids"},
                               timeout=60), 400, "bad_request", "group_by")
+
+
+def test_the_cli_invokes_with_a_tenant_id_and_reports_usage_by_it(srv):
+    name = unique("tenancy")
+    deploy_who(srv, name)
+    p = run_cli(srv.url, "invoke", name, "--tenant-id", "cli-tenant")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["tenant_id"] == "cli-tenant"
+    p = run_cli(srv.url, "invoke", name)
+    assert p.returncode == 1 and "X-Amz-Tenant-Id" in p.stderr, p.stderr
+    p = run_cli(srv.url, "invoke", name, "--tenant-id", "a#b")
+    assert p.returncode == 2 and "--tenant-id" in p.stderr, p.stderr
+
+    def listed():
+        p = run_cli(srv.url, "usage", "--by", "tenant_id", "--function", name, "--format", "csv")
+        assert p.returncode == 0, p.stderr
+        rows = p.stdout.splitlines()
+        return rows if any(r.split(",")[1] == "cli-tenant" for r in rows[1:]) else None
+
+    rows = wait_for("the call in the usage report", listed)
+    assert rows[0].split(",")[1] == "TENANT ID"
 
 
 def test_the_nodejs_context_has_tenantId(srv):
