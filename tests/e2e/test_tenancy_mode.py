@@ -491,3 +491,33 @@ const fs = require("fs");
     # The mode is fixed: an update that would drop it is refused, Lambda's way.
     r = requests.put(f"{srv.url}/v1/functions/{name}", json={"tenancy": None}, timeout=60)
     assert_error(r, 400, "bad_request", "tenancy")
+
+
+def test_tenant_ids_of_subscriptions_and_schedules_survive_a_restart(server):
+    srv = server("--test-clock", T0)
+    name, topic, sched = unique("tenancy"), unique("topic"), unique("sched")
+    deploy_who(srv, name)
+    assert requests.put(f"{srv.url}/v1/topics/{topic}", timeout=60).status_code in (200, 201)
+    r = requests.post(f"{srv.url}/v1/topics/{topic}/subscriptions",
+                      json={"function": name, "tenant_id": "kept"}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    r = requests.put(f"{srv.url}/v1/schedules/{sched}",
+                     json={"expression": "rate(1 minute)", "function": name,
+                           "tenant_id": "kept-too", "enabled": False}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    srv.restart()
+    subs = requests.get(f"{srv.url}/v1/topics/{topic}/subscriptions", timeout=60).json()
+    assert [s["tenant_id"] for s in subs["subscriptions"]] == ["kept"]
+    got = requests.get(f"{srv.url}/v1/schedules/{sched}", timeout=60).json()
+    assert got["tenant_id"] == "kept-too"
+    r = requests.post(f"{srv.url}/v1/topics/{topic}/publish", json={"message": "hi"},
+                      timeout=60)
+    assert r.status_code == 202, r.text
+
+    def ran():
+        r = requests.get(f"{srv.url}/v1/functions/{name}/invocations", timeout=60)
+        done = [x for x in r.json()["invocations"] if x["status"] == "success"]
+        return done or None
+
+    assert get_record(srv, wait_for("the message's call", ran)[0]["request_id"])[
+        "tenant_id"] == "kept"
