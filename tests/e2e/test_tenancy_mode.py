@@ -521,3 +521,48 @@ def test_tenant_ids_of_subscriptions_and_schedules_survive_a_restart(server):
 
     assert get_record(srv, wait_for("the message's call", ran)[0]["request_id"])[
         "tenant_id"] == "kept"
+
+
+WAITER_PY = """
+import json, os, time, urllib.error, urllib.request
+
+def handler(event, context):
+    url = os.environ["MAYFLY_API"] + "/kv/" + event["store"] + "/done"
+    if event.get("signal"):
+        req = urllib.request.Request(url, data=context.tenant_id.encode(), method="PUT")
+        urllib.request.urlopen(req, timeout=60).read()
+        return {"signalled": True}
+    while True:  # until the signal comes, or the call's own timeout
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                return {"woken_by": r.read().decode()}
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+        time.sleep(0.05)
+"""
+
+
+def test_an_event_of_a_tenant_id_at_its_cap_does_not_hold_up_other_tenant_ids(srv):
+    """A's one instance waits for a signal that only B's event gives, and
+    A's own event is queued in front of B's: B's must start all the same."""
+    name, store = unique("tenancy"), unique("store")
+    deploy_py(srv, name, WAITER_PY, tenancy="per_tenant", max_instances_per_tenant=1,
+              permissions=[f"kv:{store}"], timeout_s=120)
+    first = {}
+    t = threading.Thread(target=lambda: first.update(r=invoke(
+        srv, name, {"store": store}, headers={"X-Amz-Tenant-Id": "A"}, timeout=300)))
+    t.start()
+    try:
+        wait_for("A's instance busy", lambda: metric(
+            metrics(srv), "mayfly_instances", function=name, state="busy") == 1)
+        for tenant, event in (("A", {"store": store, "signal": True}),
+                              ("B", {"store": store, "signal": True})):
+            r = invoke(srv, name, event, headers={"X-Mayfly-Invocation-Type": "Event",
+                                                  "X-Amz-Tenant-Id": tenant})
+            assert r.status_code == 202, r.text
+    finally:
+        t.join()
+    r = first["r"]
+    assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+    assert r.json() == {"woken_by": "B"}
