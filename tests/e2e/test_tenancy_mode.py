@@ -566,3 +566,44 @@ def test_an_event_of_a_tenant_id_at_its_cap_does_not_hold_up_other_tenant_ids(sr
     r = first["r"]
     assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
     assert r.json() == {"woken_by": "B"}
+
+
+JSON_LOG_PY = """
+import logging
+
+def handler(event, context):
+    logging.getLogger().warning("hello from %s", context.tenant_id)
+    return {}
+"""
+
+JSON_LOG_JS = """
+exports.handler = async (event, context) => { console.warn('hello from ' + context.tenantId); return {}; };
+"""
+
+
+@pytest.mark.parametrize("runtime", ["python3", "nodejs"])
+def test_json_log_lines_and_platform_events_carry_tenantId(srv, runtime):
+    name = unique("tenancy-json")
+    if runtime == "python3":
+        deploy_py(srv, name, JSON_LOG_PY, tenancy="per_tenant", log_format="JSON")
+    else:
+        deploy(srv, name, {"index.js": JSON_LOG_JS}, runtime="nodejs", handler="index.handler",
+               tenancy="per_tenant", log_format="JSON")
+    rid = call(srv, name, "teal").headers["X-Mayfly-Request-Id"]
+
+    def docs():
+        out = []
+        for x in get_logs(srv, name, request_id=rid):
+            try:
+                out.append(json.loads(x["message"]))
+            except ValueError:
+                pass
+        return out if any(d.get("type") == "platform.report" for d in out) else None
+
+    got = wait_for("the call's JSON log", docs)
+    mine = [d for d in got if d.get("message") == "hello from teal"]
+    assert mine and all(d["tenantId"] == "teal" for d in mine), got
+    start = [d for d in got if d.get("type") == "platform.start"]
+    report = [d for d in got if d.get("type") == "platform.report"]
+    assert start[0]["record"]["tenantId"] == "teal", start
+    assert report[0]["record"]["tenantId"] == "teal", report
