@@ -412,8 +412,8 @@ static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
     if (tc && !json_is_null(tc)) {
         json_t *mode = json_is_object(tc) ? json_object_get(tc, "TenantIsolationMode") : NULL;
         if (!json_is_string(mode) || strcmp(json_string_value(mode), "PER_TENANT"))
-            return mf_error_plain(err, EINVAL,
-                                  "TenancyConfig: must be {\"TenantIsolationMode\": \"PER_TENANT\"}");
+            return mf_error_plain(
+                err, EINVAL, "TenancyConfig: must be {\"TenantIsolationMode\": \"PER_TENANT\"}");
         json_object_set_new(out, "tenancy", json_string(FN_TENANCY_PER_TENANT));
     }
     static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",

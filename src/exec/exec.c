@@ -921,9 +921,10 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
                    inv->tenant_id, p->name, p->fn.tenancy.max_instances_per_tenant, p->n_queued);
         return 0;
     }
+    /* Under tenant isolation, other tenant ids' idle instances are room. */
+    bool room_elsewhere = p->fn.tenancy.per_tenant && exec__idle_other_oldest(p, inv->tenant_id);
     if (!exec__idle_has(p, inv->tenant_id) && p->n_queued >= ex->cfg.max_queue &&
-        ((pool_full(p) && !(p->fn.tenancy.per_tenant && exec__idle_other_oldest(p, inv->tenant_id))) ||
-         p->waiting_for_memory)) {
+        ((pool_full(p) && !room_elsewhere) || p->waiting_for_memory)) {
         exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
                    "Rate exceeded: %s has %d calls running and %u waiting", p->name,
                    p->fn.max_concurrency, p->n_queued);

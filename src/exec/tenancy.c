@@ -54,5 +54,6 @@ unsigned exec__tenant_instances(const exec_pool_t *p, const char *tenant_id)
 bool exec__tenant_at_cap(const exec_pool_t *p, const char *tenant_id)
 {
     int cap = p->fn.tenancy.max_instances_per_tenant;
-    return p->fn.tenancy.per_tenant && cap > 0 && exec__tenant_instances(p, tenant_id) >= (unsigned)cap;
+    return p->fn.tenancy.per_tenant && cap > 0 &&
+           exec__tenant_instances(p, tenant_id) >= (unsigned)cap;
 }

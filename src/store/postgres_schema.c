@@ -24,6 +24,12 @@
 #include "store/postgres_internal.h"
 #include "store/queue_rows.h"
 
+/* The tenant (core/tenant.h) a record's function name says, and the name
+ * within it, as usage keeps them: migration 14's triggers. */
+#define PG_TENANT_OF_FUNCTION                                                                      \
+    "CASE WHEN strpos(function, '~') > 0 THEN split_part(function, '~', 1) ELSE 'default' END"
+#define PG_NAME_IN_TENANT "substr(function, strpos(function, '~') + 1)"
+
 static const char *const pg__migrations[] = {
     /* 1: functions (the settings the registry validates are in
      * config_json), their URLs (which go with them), shared volumes. */
@@ -368,9 +374,11 @@ static const char *const pg__migrations[] = {
     "  FOR EACH STATEMENT EXECUTE FUNCTION mayfly_usage_moved();",
     /* 14: tenant ids (Lambda's tenant isolation mode, docs/metering.md):
      * each record's, each queued event's (and dead letter's), each
-     * schedule's and subscription's, and usage by tenant id as
-     * well, which joins usage's key and the triggers' grouping. Rows
-     * before have none (''). */
+     * schedule's and subscription's, and usage by tenant id as well,
+     * which joins usage's key and the triggers' grouping. Rows before
+     * have none (''). The triggers file usage under the tenant a
+     * qualified function name TENANT~NAME carries (core/tenant.h) and the
+     * name within it; a name without one is the default tenant's. */
     "ALTER TABLE invocations ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE events ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE dead_letters ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
@@ -382,9 +390,10 @@ static const char *const pg__migrations[] = {
     "CREATE OR REPLACE FUNCTION mayfly_usage_in() RETURNS trigger LANGUAGE plpgsql AS $$"
     " BEGIN "
     "INSERT INTO usage (tenant, function, tenant_id, hour_ms, part, " STORE_USAGE_COLUMNS ") "
-    "SELECT 'default', function, t, h, pg_backend_pid(), sum(requests),"
-    "  sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb), sum(egress_bytes), sum(kv_ops),"
-    "  sum(log_bytes) FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") " AS h, "
+    "SELECT " PG_TENANT_OF_FUNCTION ", " PG_NAME_IN_TENANT ", t, h, pg_backend_pid(),"
+    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"
+    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes)"
+    " FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") " AS h, "
     STORE_USAGE_VALUES("n.", "+") " FROM n) AS d(function, t, h, " STORE_USAGE_COLUMNS ")"
     " GROUP BY function, t, h ORDER BY function, t, h"
     " ON CONFLICT (tenant, function, tenant_id, hour_ms, part) DO UPDATE SET"
@@ -399,9 +408,10 @@ static const char *const pg__migrations[] = {
     "CREATE OR REPLACE FUNCTION mayfly_usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$"
     " BEGIN "
     "INSERT INTO usage (tenant, function, tenant_id, hour_ms, part, " STORE_USAGE_COLUMNS ") "
-    "SELECT 'default', function, t, h, pg_backend_pid(), sum(requests),"
-    "  sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb), sum(egress_bytes), sum(kv_ops),"
-    "  sum(log_bytes) FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") ", "
+    "SELECT " PG_TENANT_OF_FUNCTION ", " PG_NAME_IN_TENANT ", t, h, pg_backend_pid(),"
+    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"
+    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes)"
+    " FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") ", "
     STORE_USAGE_VALUES("n.", "+") " FROM n UNION ALL SELECT function, o.tenant_id, "
     STORE_USAGE_HOUR("o.") ", " STORE_USAGE_VALUES("o.", "-") " FROM o)"
     " AS d(function, t, h, " STORE_USAGE_COLUMNS ")"
