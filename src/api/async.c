@@ -94,11 +94,12 @@ static int dead_read(void *db, void *arg, mf_error_t *err)
         buf_t b64 = BUF_INIT;
         codec_base64_encode(&b64, list[i].event, list[i].event_len);
         json_array_append_new(
-            arr, json_pack("{sI ss si ss ss? ss? ss ss}", "id", (json_int_t)list[i].id,
+            arr, json_pack("{sI ss si ss ss? ss? ss ss ss?}", "id", (json_int_t)list[i].id,
                            "request_id", list[i].request_id, "attempts", list[i].attempts,
                            "condition", list[i].condition, "error_type", list[i].error_type,
                            "error_message", list[i].error_message, "event_base64",
-                           b64.data ? b64.data : "", "time", time));
+                           b64.data ? b64.data : "", "time", time, "tenant_id",
+                           list[i].tenant_id[0] ? list[i].tenant_id : NULL));
         buf_release(&b64);
     }
     store_dead_letter_list_free(list, n);

@@ -607,3 +607,32 @@ def test_json_log_lines_and_platform_events_carry_tenantId(srv, runtime):
     report = [d for d in got if d.get("type") == "platform.report"]
     assert start[0]["record"]["tenantId"] == "teal", start
     assert report[0]["record"]["tenantId"] == "teal", report
+
+
+FAILING_PY = """
+def handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("failing for " + context.tenant_id)
+    return {"tenant_id": context.tenant_id}
+"""
+
+
+def test_a_dead_letter_keeps_the_tenant_id_and_its_redrive_runs_for_it(srv):
+    name = unique("tenancy")
+    deploy_py(srv, name, FAILING_PY, tenancy="per_tenant", **{"async": {"max_retries": 0}})
+    r = invoke(srv, name, {"fail": True}, headers={"X-Mayfly-Invocation-Type": "Event",
+                                                   "X-Amz-Tenant-Id": "violet"})
+    assert r.status_code == 202, r.text
+
+    def dead():
+        r = requests.get(f"{srv.url}/v1/functions/{name}/dead-letters", timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()["dead_letters"] or None
+
+    letter = wait_for("the dead letter", dead)[0]
+    assert letter["tenant_id"] == "violet", letter
+    r = requests.post(f"{srv.url}/v1/functions/{name}/dead-letters/{letter['id']}/redrive",
+                      timeout=60)
+    assert r.status_code == 202, r.text
+    rec = get_record(srv, r.json()["request_id"])
+    assert rec["tenant_id"] == "violet" and rec["error_message"] == "failing for violet", rec
