@@ -257,9 +257,17 @@ def test_usage_splits_by_tenant_id(srv):
                               timeout=60), 400, "bad_request", "group_by")
 
 
-def test_the_cli_invokes_with_a_tenant_id_and_reports_usage_by_it(srv):
+def test_the_cli_invokes_with_a_tenant_id_and_reports_usage_by_it(srv, tmp_path):
     name = unique("tenancy")
-    deploy_who(srv, name)
+    (tmp_path / "app.py").write_text(WHO_PY)
+    p = run_cli(srv.url, "deploy", name, tmp_path, "--runtime", "python3", "--handler",
+                "app.handler", "--timeout", "60", "--tenancy", "per_tenant",
+                "--max-instances-per-tenant", "2")
+    assert p.returncode == 0, p.stderr
+    got = requests.get(f"{srv.url}/v1/functions/{name}", timeout=60).json()
+    assert got["tenancy"] == "per_tenant" and got["max_instances_per_tenant"] == 2
+    p = run_cli(srv.url, "deploy", name, tmp_path, "--tenancy", "per-tenant")
+    assert p.returncode == 2 and "--tenancy" in p.stderr, p.stderr
     p = run_cli(srv.url, "invoke", name, "--tenant-id", "cli-tenant")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["tenant_id"] == "cli-tenant"
