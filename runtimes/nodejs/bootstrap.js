@@ -139,6 +139,7 @@ const LEVELS = {
 // (libraries read it there); undefined until the first one, so lines logged
 // while the handler's module loads say "undefined", as on Lambda.
 const REQUEST_ID = Symbol.for('aws.lambda.runtime.requestId');
+const TENANT_ID = Symbol.for('aws.lambda.runtime.tenantId');
 
 // An Error has no enumerable name, message or stack: a JSON log line shows
 // them under Lambda's field names, with the error's own fields.
@@ -159,6 +160,7 @@ function formatJson(level, message, params) {
     level: level.name,
     requestId: global[REQUEST_ID],
   };
+  if (global[TENANT_ID]) doc.tenantId = global[TENANT_ID];
   if (params.length === 0) {
     // A lone argument stays what it is (an object stays an object).
     doc.message = message;
@@ -844,6 +846,8 @@ class Invocation {
       clientContext: parseHeaderJson(h['lambda-runtime-client-context'], 'ClientContext'),
       identity: parseHeaderJson(h['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
       invokedFunctionArn: h['lambda-runtime-invoked-function-arn'],
+      // The call's tenant id under tenant isolation mode, undefined without.
+      tenantId: h['lambda-runtime-aws-tenant-id'],
       awsRequestId: this.id,
       traceparent: h['mayfly-traceparent'],
       getRemainingTimeInMillis: () => deadline - Date.now(),
@@ -859,6 +863,7 @@ class Invocation {
 
   run() {
     global[REQUEST_ID] = this.id;
+    global[TENANT_ID] = this.headers['lambda-runtime-aws-tenant-id'];
     const trace = this.headers['lambda-runtime-trace-id'];
     if (trace) process.env._X_AMZN_TRACE_ID = trace;
     else delete process.env._X_AMZN_TRACE_ID;

@@ -40,6 +40,7 @@ def configure(logging, runtime):
     class LambdaLoggerFilter(logging.Filter):
         def filter(self, record):
             record.aws_request_id = runtime._request_id or ""
+            record.tenant_id = runtime._tenant_id
             return True
 
     class LambdaLoggerHandler(logging.Handler):
@@ -105,6 +106,9 @@ def _json_formatter(logging):
                 "requestId": getattr(record, "aws_request_id", None),
                 "location": None,
             }
+            tenant_id = getattr(record, "tenant_id", None)
+            if tenant_id:
+                doc["tenantId"] = tenant_id
             if exc:
                 import traceback
 

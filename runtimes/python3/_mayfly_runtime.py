@@ -574,8 +574,10 @@ class LambdaContext:
 
     _env = _read_env.__func__()
 
-    def __init__(self, request_id, deadline_ms, arn, client_context, identity):
+    def __init__(self, request_id, deadline_ms, arn, client_context, identity, tenant_id=None):
         self.aws_request_id = request_id
+        # The call's tenant id under tenant isolation mode, None without.
+        self.tenant_id = tenant_id
         self.invoked_function_arn = arn
         self.client_context = client_context
         self.identity = identity
@@ -599,7 +601,8 @@ class LambdaContext:
                 f"function_version={self.function_version},"
                 f"invoked_function_arn={self.invoked_function_arn},"
                 f"client_context={self.client_context},"
-                f"identity={self.identity}])")
+                f"identity={self.identity},"
+                f"tenant_id={self.tenant_id}])")
 
 
 def _parse_json_header(value, name):
@@ -632,7 +635,8 @@ def make_context(request_id, headers):
             identity.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
     ctx = LambdaContext(request_id, deadline_ms,
                         headers.get("lambda-runtime-invoked-function-arn"),
-                        client_context, identity)
+                        client_context, identity,
+                        headers.get("lambda-runtime-aws-tenant-id"))
     # The call's W3C trace context (mayfly's, beside Lambda's X-Ray header).
     ctx.traceparent = headers.get("mayfly-traceparent")
     return ctx
@@ -691,6 +695,8 @@ def error_from_exception(exc, request_id=None):
 # The invocation in flight, for the request id of each record; None while
 # the module initialises, as on Lambda, and the last one between calls.
 _request_id = None
+# Its tenant id under tenant isolation mode (JSON log lines say it), or None.
+_tenant_id = None
 # AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL, read by read_log_config()
 # once the function's environment is known (after become() in a zygote).
 _log_json = False
@@ -944,7 +950,7 @@ def become(fd):
 
 
 def run():
-    global _request_id
+    global _request_id, _tenant_id
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     handler_spec = os.environ.get("_HANDLER", "")
@@ -1007,6 +1013,7 @@ def run():
             sys.exit(1)
         request_id = headers.get("lambda-runtime-aws-request-id", "")
         _request_id = request_id
+        _tenant_id = headers.get("lambda-runtime-aws-tenant-id")
         trace_id = headers.get("lambda-runtime-trace-id")
         if trace_id:
             environ["_X_AMZN_TRACE_ID"] = trace_id

@@ -152,9 +152,10 @@ void api__invoke_event(http_request_t *req, api_ctx_t *ctx);
  * starts, as W3C asks). */
 const char *api__trace_context(http_request_t *req, char out[56]);
 /* A synchronous call of function with event (taken over), answered as
- * POST /v1/functions/{name}/invoke answers; replay_of may be NULL. */
+ * POST /v1/functions/{name}/invoke answers; replay_of may be NULL, and
+ * tenant_id (X-Amz-Tenant-Id, or a replayed record's) too. */
 void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
-               const char *replay_of);
+               const char *replay_of, const char *tenant_id);
 /* The answer to a synchronous call, as POST /v1/functions/{name}/invoke
  * gives it; frees inv. */
 struct invocation;
@@ -168,7 +169,7 @@ bool api__wants_stream(const http_request_t *req);
 void api__call_stream(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event);
 /* An asynchronous call, answered 202 once the event is on disk. */
 void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
-                  const char *replay_of);
+                  const char *replay_of, const char *tenant_id);
 void api__replay_register(http_router_t *router, api_ctx_t *ctx);
 /* A function create or update (api/functions.c), shared by /v1 and the
  * Lambda API: body (whose memory it takes) is translated into /v1's shape

@@ -30,7 +30,7 @@ static void on_accepted(void *ud, int r, const char *request_id, bool replay, co
 }
 
 void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
-                  const char *replay_of)
+                  const char *replay_of, const char *tenant_id)
 {
     api_call_origin_t from;
     if (!api__call_origin(req, &from))
@@ -40,7 +40,8 @@ void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf
                                  .traceparent = from.traceparent,
                                  .caller_request_id = from.caller_request_id,
                                  .call_depth = from.call_depth,
-                                 .trigger = replay_of ? "replay" : from.trigger};
+                                 .trigger = replay_of ? "replay" : from.trigger,
+                                 .tenant_id = tenant_id};
     mf_error_t err = MF_ERROR_INIT;
     /* The 202 goes out once the event is on disk (on_accepted). */
     int r = async_enqueue(ctx->async, function, event, &opts, on_accepted, req, &err);
@@ -55,7 +56,8 @@ void api__invoke_event(http_request_t *req, api_ctx_t *ctx)
         return;
     }
     if (!api__durable_invoke(req, ctx, req->params[0], false, true))
-        api__enqueue(req, ctx, req->params[0], &req->body, NULL);
+        api__enqueue(req, ctx, req->params[0], &req->body, NULL,
+                     http_request_header(req, "X-Amz-Tenant-Id"));
 }
 
 /* A dead letter id from the path: a positive integer. */
@@ -92,11 +94,12 @@ static int dead_read(void *db, void *arg, mf_error_t *err)
         buf_t b64 = BUF_INIT;
         codec_base64_encode(&b64, list[i].event, list[i].event_len);
         json_array_append_new(
-            arr, json_pack("{sI ss si ss ss? ss? ss ss}", "id", (json_int_t)list[i].id,
+            arr, json_pack("{sI ss si ss ss? ss? ss ss ss?}", "id", (json_int_t)list[i].id,
                            "request_id", list[i].request_id, "attempts", list[i].attempts,
                            "condition", list[i].condition, "error_type", list[i].error_type,
                            "error_message", list[i].error_message, "event_base64",
-                           b64.data ? b64.data : "", "time", time));
+                           b64.data ? b64.data : "", "time", time, "tenant_id",
+                           list[i].tenant_id[0] ? list[i].tenant_id : NULL));
         buf_release(&b64);
     }
     store_dead_letter_list_free(list, n);

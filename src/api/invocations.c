@@ -56,6 +56,8 @@ static json_t *record_json(const store_record_t *r)
     char tenant[TENANT_MAX + 1];
     tenant_of(r->function, tenant);
     json_object_set_new(o, "tenant", json_string(tenant));
+    /* Lambda's tenant isolation mode: the call's tenant id, null without. */
+    json_object_set_new(o, "tenant_id", r->tenant_id[0] ? json_string(r->tenant_id) : json_null());
     return o;
 }
 
@@ -99,10 +101,11 @@ static void payload_fields(json_t *o, const char *name, const char *data, size_t
 /* A listing's query: the filter and the strings it points into. */
 typedef struct list_query {
     store_record_filter_t f;
-    buf_t function, status, error_type, trigger;
+    buf_t function, status, error_type, trigger, tenant_id;
 } list_query_t;
 
-#define LIST_QUERY_INIT { STORE_RECORD_FILTER_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT }
+#define LIST_QUERY_INIT                                                                            \
+    { STORE_RECORD_FILTER_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT }
 #define ERROR_TYPE_MAX 128
 
 static void list_query_release(list_query_t *q)
@@ -111,6 +114,7 @@ static void list_query_release(list_query_t *q)
     buf_release(&q->status);
     buf_release(&q->error_type);
     buf_release(&q->trigger);
+    buf_release(&q->tenant_id);
 }
 
 /* The query parameter name into v, when it is there with a value: an empty
@@ -216,6 +220,17 @@ static bool parse_trigger(http_request_t *req, buf_t *v, bool *has)
     return false;
 }
 
+/* ?tenant_id=ID: the calls of one tenant id (tenant isolation). */
+static bool parse_tenant_id(http_request_t *req, buf_t *v, bool *has)
+{
+    *has = query_value(req, "tenant_id", v);
+    mf_error_t err = MF_ERROR_INIT;
+    if (!*has || fn_tenant_id_check("tenant_id", v->data, &err) == 0)
+        return true;
+    http_respond_error(req, 400, "bad_request", "%s", err.msg);
+    return false;
+}
+
 static bool parse_cursor(http_request_t *req, store_record_filter_t *f)
 {
     cleanup_buf buf_t v = BUF_INIT;
@@ -235,13 +250,14 @@ static bool parse_cursor(http_request_t *req, store_record_filter_t *f)
 static bool parse_list_query(http_request_t *req, list_query_t *q)
 {
     store_record_filter_t *f = &q->f;
-    bool has_status, has_error_type, has_trigger;
+    bool has_status, has_error_type, has_trigger, has_tenant_id;
     if (!parse_status(req, &q->status, &has_status) ||
         !api__query_time(req, "since", &f->since_ms) ||
         !api__query_time(req, "until", &f->until_ms) || !parse_cold(req, &f->cold) ||
         !parse_min_duration(req, &f->min_duration_ms) ||
         !parse_error_type(req, &q->error_type, &has_error_type) ||
-        !parse_trigger(req, &q->trigger, &has_trigger) || !parse_cursor(req, f) ||
+        !parse_trigger(req, &q->trigger, &has_trigger) ||
+        !parse_tenant_id(req, &q->tenant_id, &has_tenant_id) || !parse_cursor(req, f) ||
         !parse_limit(req, &f->limit))
         return false;
     if (f->since_ms > f->until_ms) {
@@ -251,6 +267,7 @@ static bool parse_list_query(http_request_t *req, list_query_t *q)
     f->status = has_status ? q->status.data : NULL;
     f->error_type = has_error_type ? q->error_type.data : NULL;
     f->trigger = has_trigger ? q->trigger.data : NULL;
+    f->tenant_id = has_tenant_id ? q->tenant_id.data : NULL;
     return true;
 }
 

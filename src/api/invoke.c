@@ -74,11 +74,12 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
         api__call_stream(req, ctx, req->params[0], &req->body);
         return;
     }
-    api__call(req, ctx, req->params[0], &req->body, NULL);
+    api__call(req, ctx, req->params[0], &req->body, NULL,
+              http_request_header(req, "X-Amz-Tenant-Id"));
 }
 
 void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t *event,
-               const char *replay_of)
+               const char *replay_of, const char *tenant_id)
 {
     api_call_origin_t from;
     if (!api__call_origin(req, &from))
@@ -90,7 +91,8 @@ void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t 
                              .traceparent = from.traceparent,
                              .caller_request_id = from.caller_request_id,
                              .call_depth = from.call_depth,
-                             .trigger = replay_of ? "replay" : from.trigger};
+                             .trigger = replay_of ? "replay" : from.trigger,
+                             .tenant_id = tenant_id};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
         buf_release(&ev);

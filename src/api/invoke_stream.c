@@ -134,7 +134,8 @@ void api__call_stream(http_request_t *req, api_ctx_t *ctx, const char *function,
                              .caller_request_id = from.caller_request_id,
                              .call_depth = from.call_depth,
                              .trigger = from.trigger,
-                             .stream = &sink};
+                             .stream = &sink,
+                             .tenant_id = http_request_header(req, "X-Amz-Tenant-Id")};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, c, &err);
     if (r < 0) {
         buf_release(&ev);

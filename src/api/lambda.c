@@ -205,6 +205,9 @@ static json_t *lambda_config(const api_ctx_t *ctx, const fn_t *f)
                             json_pack("{s:i, s:i}", "ExecutionTimeout",
                                       f->durable.execution_timeout_s, "RetentionPeriodInDays",
                                       f->durable.retention_days));
+    if (f->tenancy.per_tenant)
+        json_object_set_new(c, "TenancyConfig",
+                            json_pack("{ss}", "TenantIsolationMode", "PER_TENANT"));
     return c;
 }
 
@@ -438,6 +441,16 @@ static int lambda_translate_fields(json_t *in, json_t *out, mf_error_t *err)
         if (days)
             json_object_set(d, "retention_days", days);
         json_object_set_new(out, "durable", d);
+    }
+    /* TenancyConfig → "tenancy" (docs/metering.md); fixed at creation, so
+     * an update that would change it is refused by the registry. */
+    json_t *tc = json_object_get(in, "TenancyConfig");
+    if (tc && !json_is_null(tc)) {
+        json_t *mode = json_is_object(tc) ? json_object_get(tc, "TenantIsolationMode") : NULL;
+        if (!json_is_string(mode) || strcmp(json_string_value(mode), "PER_TENANT"))
+            return mf_error_plain(
+                err, EINVAL, "TenancyConfig: must be {\"TenantIsolationMode\": \"PER_TENANT\"}");
+        json_object_set_new(out, "tenancy", json_string(FN_TENANCY_PER_TENANT));
     }
     static const char *const refused[] = { "ImageUri", "Layers", "VpcConfig", "FileSystemConfigs",
                                            "KMSKeyArn", "SnapStart", NULL };
@@ -863,8 +876,10 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
         return;
     if (type && !strcasecmp(type, "Event")) {
         int r = async_enqueue(ctx->async, name, &req->body,
-                              &(async_enqueue_opts_t){.traceparent = trace}, on_event_accepted,
-                              req, &err);
+                              &(async_enqueue_opts_t){.traceparent = trace,
+                                                      .tenant_id = http_request_header(
+                                                          req, "X-Amz-Tenant-Id")},
+                              on_event_accepted, req, &err);
         if (r < 0)
             lambda_failure(req, r, &err);
         return;
@@ -889,7 +904,10 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     call->tail = log && !strcasecmp(log, "Tail");
     buf_t event = req->body;
     buf_init(&req->body, 0);
-    int r = exec_invoke_opts(ctx->exec, name, &event, &(exec_call_opts_t){.traceparent = trace},
+    int r = exec_invoke_opts(ctx->exec, name, &event,
+                             &(exec_call_opts_t){.traceparent = trace,
+                                                 .tenant_id = http_request_header(
+                                                     req, "X-Amz-Tenant-Id")},
                              on_invoked, call, &err);
     if (r < 0) {
         buf_release(&event);
@@ -1090,7 +1108,10 @@ static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
     buf_init(&req->body, 0);
     mf_error_t err = MF_ERROR_INIT;
     int r = exec_invoke_opts(ctx->exec, name, &event,
-                             &(exec_call_opts_t){.traceparent = trace, .stream = &stream_invoke_sink},
+                             &(exec_call_opts_t){.traceparent = trace,
+                                                 .stream = &stream_invoke_sink,
+                                                 .tenant_id = http_request_header(
+                                                     req, "X-Amz-Tenant-Id")},
                              stream_invoke_done, c, &err);
     if (r < 0) {
         buf_release(&event);

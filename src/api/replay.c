@@ -56,9 +56,9 @@ static void replay_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
         buf_t event = BUF_INIT;
         buf_add(&event, rec->event, rec->event_len);
         if (type && !strcasecmp(type, "Event"))
-            api__enqueue(req, ctx, rec->function, &event, rec->request_id);
+            api__enqueue(req, ctx, rec->function, &event, rec->request_id, rec->tenant_id);
         else
-            api__call(req, ctx, rec->function, &event, rec->request_id);
+            api__call(req, ctx, rec->function, &event, rec->request_id, rec->tenant_id);
         buf_release(&event);
     }
     store_record_clear(rec);

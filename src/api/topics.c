@@ -66,8 +66,9 @@ static json_t *subscription_json(const topic_subscription_t *s)
     char created[40];
     clock_format_iso8601(s->created_ms, created, sizeof created);
     json_t *filter = s->filter ? json_loads(s->filter, 0, NULL) : NULL;
-    return json_pack("{ss ss so ss}", "id", s->id, "function", tenant_local(s->function), "filter",
-                     filter ? filter : json_null(), "created", created);
+    return json_pack("{ss ss so ss so}", "id", s->id, "function", tenant_local(s->function),
+                     "filter", filter ? filter : json_null(), "created", created, "tenant_id",
+                     s->tenant_id[0] ? json_string(s->tenant_id) : json_null());
 }
 
 static json_t *topic_json(api_ctx_t *ctx, const topic_view_t *v, bool with_subs)
@@ -243,7 +244,7 @@ static void handle_subscribe(http_request_t *req, api_ctx_t *ctx)
 {
     if (!valid_topic(req))
         return;
-    static const char *const allowed[] = {"function", "filter", NULL};
+    static const char *const allowed[] = {"function", "filter", "tenant_id", NULL};
     cleanup_json json_t *doc = body_object(req, allowed);
     if (!doc)
         return;
@@ -254,8 +255,14 @@ static void handle_subscribe(http_request_t *req, api_ctx_t *ctx)
     }
     wait_t *w = wait_new(req, ctx);
     mf_error_t err = MF_ERROR_INIT;
+    json_t *tid = json_object_get(doc, "tenant_id");
+    if (tid && !json_is_null(tid) && !json_is_string(tid)) {
+        free(w);
+        http_respond_error(req, 400, "bad_request", "tenant_id: must be a string or null");
+        return;
+    }
     int r = topics_subscribe(ctx->topics, req->params[0], function, json_object_get(doc, "filter"),
-                             w->id, on_subscribed, w, &err);
+                             json_string_value(tid), w->id, on_subscribed, w, &err);
     if (r < 0) {
         free(w);
         api_respond_failure(req, r, &err);

@@ -576,9 +576,12 @@ static void call_function(http_request_t *req, api_ctx_t *ctx, const url_config_
     buf_release(&req->body); /* in the event now */
 
     char tp[56];
+    /* Unlike Lambda's, a URL serves a function with tenant isolation: the
+     * request names its tenant id as the Invoke API's callers do. */
     exec_call_opts_t opts = { .request_id = request_id,
                               .traceparent = api__trace_context(req, tp),
-                              .trigger = "url" };
+                              .trigger = "url",
+                              .tenant_id = http_request_header(req, "X-Amz-Tenant-Id") };
     invocation_done_cb done = on_called;
     void *ud = req;
     req->data = ctx;

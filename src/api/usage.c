@@ -1,4 +1,4 @@
-/* GET /v1/usage?from=&to=&granularity=hour|day|month&group_by=function|tenant&function=:
+/* GET /v1/usage?from=&to=&granularity=hour|day|month&group_by=function|tenant|tenant_id&function=:
  * what the calls metered and what it costs (meter/meter.h), read off the
  * loop by the records' writer after the records handed to it, so that a
  * report includes every call answered before it was asked for. From the

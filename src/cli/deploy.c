@@ -24,6 +24,7 @@
 #include "core/json.h"
 #include "core/xalloc.h"
 #include "egress/policy.h"
+#include "registry/registry.h"
 
 static const char deploy_usage[] =
     "usage: mayfly deploy NAME PATH [--runtime RT] [--handler H] [--memory MB]\n"
@@ -31,6 +32,7 @@ static const char deploy_usage[] =
     "                     [--log-format Text|JSON] [--log-level LEVEL]\n"
     "                     [--egress RULES]... [--permission KIND:NAME]...\n"
     "                     [--volume NAME:/mnt/DIR[:ro]]...\n"
+    "                     [--tenancy per_tenant] [--max-instances-per-tenant N]\n"
     "\n"
     "Creates the function NAME, or updates it, from PATH: a folder (zipped on the\n"
     "fly, keeping executable bits and symlinks) or a .zip file sent as it is.\n"
@@ -64,6 +66,12 @@ static const char deploy_usage[] =
     "  --volume V             mount the shared volume NAME at /mnt/DIR, read-only\n"
     "                         with :ro (it needs the permission volume:NAME);\n"
     "                         repeat for more; `--volume ''` mounts none\n"
+    "  --tenancy per_tenant   on create: Lambda's tenant isolation mode, each call\n"
+    "                         names a tenant id (mayfly invoke --tenant-id) and runs\n"
+    "                         on instances of that tenant id only; fixed once created\n"
+    "  --max-instances-per-tenant N\n"
+    "                         with it, instances one tenant id may hold, 1-1000\n"
+    "                         (default: only --max-concurrency bounds them)\n"
     "  -h, --help             show this help\n";
 
 enum {
@@ -79,6 +87,8 @@ enum {
     OPT_EGRESS,
     OPT_PERMISSION,
     OPT_VOLUME,
+    OPT_TENANCY,
+    OPT_MAX_INSTANCES_PER_TENANT,
 };
 
 static const struct option deploy_options[] = {
@@ -94,6 +104,8 @@ static const struct option deploy_options[] = {
     {"egress", required_argument, NULL, OPT_EGRESS},
     {"permission", required_argument, NULL, OPT_PERMISSION},
     {"volume", required_argument, NULL, OPT_VOLUME},
+    {"tenancy", required_argument, NULL, OPT_TENANCY},
+    {"max-instances-per-tenant", required_argument, NULL, OPT_MAX_INSTANCES_PER_TENANT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -351,6 +363,15 @@ int cmd_deploy(int argc, char **argv)
         case OPT_TIMEOUT: field = "timeout_s", flag = "timeout"; break;
         case OPT_MAX_CONCURRENCY: field = "max_concurrency", flag = "max-concurrency"; break;
         case OPT_TMP_MB: field = "tmp_mb", flag = "tmp-mb"; break;
+        case OPT_MAX_INSTANCES_PER_TENANT:
+            field = "max_instances_per_tenant", flag = "max-instances-per-tenant";
+            break;
+        case OPT_TENANCY:
+            if (strcmp(optarg, FN_TENANCY_PER_TENANT))
+                return cli_usage_error("deploy", deploy_usage,
+                                       "--tenancy: the one mode is per_tenant, not `%s`", optarg);
+            json_object_set_new(settings, "tenancy", json_string(optarg));
+            break;
         case OPT_ENV: {
             const char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg)

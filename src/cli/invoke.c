@@ -14,10 +14,11 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "registry/registry.h"
 
 static const char invoke_usage[] =
     "usage: mayfly invoke NAME [--data JSON | --file F | -]\n"
-    "                    [--async [--idempotency-key K]] [--verbose]\n"
+    "                    [--async [--idempotency-key K]] [--tenant-id ID] [--verbose]\n"
     "\n"
     "Calls the function NAME with an event and prints its result on stdout.\n"
     "The event is sent as it is given, byte for byte; without --data, --file\n"
@@ -35,6 +36,9 @@ static const char invoke_usage[] =
     "                 with --async: a repeat with the same key within 24 hours\n"
     "                 queues nothing and prints the first call's request id;\n"
     "                 K is 1-256 printable ASCII characters\n"
+    "  --tenant-id ID the tenant id the call runs for, for a function with\n"
+    "                 tenant isolation (\"tenancy\": \"per_tenant\"): 1-256 of\n"
+    "                 letters, digits, spaces and ._:/=+-@\n"
     "  -v, --verbose  also print the request id, duration, billed time and\n"
     "                 whether the call started a new instance, on stderr;\n"
     "                 with --async, whether the idempotency key was seen before\n"
@@ -45,6 +49,7 @@ enum {
     OPT_FILE,
     OPT_ASYNC,
     OPT_IDEMPOTENCY_KEY,
+    OPT_TENANT_ID,
 };
 
 /* The server accepts the same keys; checking here too turns a typo into a
@@ -57,6 +62,7 @@ static const struct option invoke_options[] = {
     { "file", required_argument, NULL, OPT_FILE },
     { "async", no_argument, NULL, OPT_ASYNC },
     { "idempotency-key", required_argument, NULL, OPT_IDEMPOTENCY_KEY },
+    { "tenant-id", required_argument, NULL, OPT_TENANT_ID },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -145,7 +151,8 @@ static int print_queued(const client_response_t *resp, bool verbose)
 
 int cmd_invoke(int argc, char **argv)
 {
-    const char *data = NULL, *file = NULL, *idempotency_key = NULL;
+    const char *data = NULL, *file = NULL, *idempotency_key = NULL,
+               *tenant_id = NULL;
     bool async = false, verbose = false, from_stdin = false;
     int opt;
 
@@ -169,6 +176,9 @@ int cmd_invoke(int argc, char **argv)
             break;
         case OPT_IDEMPOTENCY_KEY:
             idempotency_key = optarg;
+            break;
+        case OPT_TENANT_ID:
+            tenant_id = optarg;
             break;
         default:
             return cli_usage_error("invoke", invoke_usage, NULL);
@@ -196,6 +206,9 @@ int cmd_invoke(int argc, char **argv)
         return cli_usage_error("invoke", invoke_usage,
                                "--idempotency-key must be 1-%d printable ASCII characters",
                                IDEMPOTENCY_KEY_MAX);
+    mf_error_t tid_err = MF_ERROR_INIT;
+    if (tenant_id && fn_tenant_id_check("--tenant-id", tenant_id, &tid_err) < 0)
+        return cli_usage_error("invoke", invoke_usage, "%s", tid_err.msg);
 
     mf_error_t err = MF_ERROR_INIT;
     cleanup_buf buf_t event = BUF_INIT;
@@ -219,12 +232,14 @@ int cmd_invoke(int argc, char **argv)
 
     cleanup_buf buf_t path = BUF_INIT;
     cli_function_path(&path, name, "/invoke");
-    client_header_t headers[3] = { { "Content-Type", "application/json" } };
+    client_header_t headers[4] = { { "Content-Type", "application/json" } };
     size_t nheaders = 1;
     if (async)
         headers[nheaders++] = (client_header_t){ "X-Mayfly-Invocation-Type", "Event" };
     if (idempotency_key)
         headers[nheaders++] = (client_header_t){ "X-Mayfly-Idempotency-Key", idempotency_key };
+    if (tenant_id)
+        headers[nheaders++] = (client_header_t){ "X-Amz-Tenant-Id", tenant_id };
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     if (cli_request("POST", path.data, event.data, event.len, headers, nheaders, &resp))
         return CLI_EXIT_ERROR;

@@ -15,19 +15,20 @@
 
 static const char usage_usage[] =
     "usage: mayfly usage [--from T] [--to T] [--granularity hour|day|month]\n"
-    "                    [--by function|tenant] [--function NAME]\n"
+    "                    [--by function|tenant|tenant_id] [--function NAME]\n"
     "                    [--format table|csv|json]\n"
     "\n"
     "Shows what the calls metered and what it costs at the server's prices\n"
     "(docs/metering.md): requests, GB-seconds, CPU, egress, KV operations and\n"
-    "log bytes, per period and function (or tenant), and their total.\n"
+    "log bytes, per period and function (or tenant, or the calls' tenant id\n"
+    "under tenant isolation), and their total.\n"
     "\n"
     "options:\n"
     "  --from T          from T: an RFC 3339 time or milliseconds since the epoch\n"
     "                    (default: the start of this month, UTC)\n"
     "  --to T            until T (default: now)\n"
     "  --granularity G   hour, day (default) or month\n"
-    "  --by K            function (default) or tenant\n"
+    "  --by K            function (default), tenant or tenant_id\n"
     "  --function NAME   only that function's usage\n"
     "  --format F        table (default), csv or json (the server's answer)\n"
     "  -h, --help        show this help\n";
@@ -37,7 +38,8 @@ static const char *const usage_header[USAGE_COLS] = { "PERIOD",       "KEY",    
                                                       "GB-SECONDS",   "CPU MS", "EGRESS BYTES",
                                                       "KV OPS",       "LOG BYTES", "COST" };
 
-/* A row's cells; key is "function" or "tenant", the total has neither. */
+/* A row's cells; key is "function", "tenant" or "tenant_id", the total
+ * has none. */
 static void fill(buf_t *cells, const json_t *row, const char *key)
 {
     if (json_object_get(row, "period"))
@@ -90,7 +92,9 @@ static int print_report(const client_response_t *resp, bool csv)
     fill(&cells[(n - 1) * USAGE_COLS], json_object_get(doc, "totals"), key);
     const char *header[USAGE_COLS];
     memcpy(header, usage_header, sizeof header);
-    header[1] = !strcmp(key, "tenant") ? "TENANT" : "FUNCTION";
+    header[1] = !strcmp(key, "tenant")      ? "TENANT"
+                : !strcmp(key, "tenant_id") ? "TENANT ID"
+                                            : "FUNCTION";
     char cost[32];
     snprintf(cost, sizeof cost, "COST (%s)", currency);
     header[8] = cost;

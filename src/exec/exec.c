@@ -355,6 +355,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->log_bytes = (int64_t)inv->log_bytes;
     rec->first = !inv->event_attempt; /* a call's request id is new */
     snprintf(rec->trigger, sizeof rec->trigger, "%s", inv->trigger);
+    snprintf(rec->tenant_id, sizeof rec->tenant_id, "%s", inv->tenant_id);
     /* Borrowed, as the rest: obs_records copies what it keeps. */
     bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);
     if (keep && inv->redact) {
@@ -593,6 +594,16 @@ static void on_queue_timer(uv_timer_t *t)
 
 static void assign(exec_instance_t *inst, invocation_t *inv)
 {
+    /* The scheduler picks instances by tenant id; this is the last line
+     * that keeps one tenant's call off another's instance. */
+    if (strcmp(inst->tenant_id, inv->tenant_id)) {
+        log_error("exec", "%s: instance %s serves another tenant id than call %s: not run there",
+                  inst->pool->name, inst->id, inv->request_id);
+        exec__instance_stop(inst);
+        exec__fail(inst->pool->ex, inv, INV_ERROR, "Mayfly.InternalError",
+                   "mayfly picked an instance of another tenant id for this call");
+        return;
+    }
     exec__instance_freeze(inst, false);
     inst->inv = inv;
     inv->instance = inst;
@@ -693,6 +704,31 @@ static bool pool_can_start(exec_pool_t *p, bool evict)
     return memory_admits(p, evict);
 }
 
+/* Whether a call of tenant_id could start at once: on an idle instance
+ * of its own, or on a new one while the tenant id is under its cap and
+ * the function has room, counting the idle instances of other tenant ids,
+ * which are stopped for it (so with evict only). */
+static bool pool_can_start_for(exec_pool_t *p, const char *tenant_id, bool evict)
+{
+    if (!p->fn.tenancy.per_tenant)
+        return pool_can_start(p, evict);
+    if (p->fn.max_concurrency == 0)
+        return false;
+    if (exec__idle_has(p, tenant_id))
+        return true;
+    if (p->removed || p->ex->shutting_down || exec__tenant_at_cap(p, tenant_id))
+        return false;
+    if (pool_full(p)) {
+        exec_instance_t *victim = exec__idle_other_oldest(p, tenant_id);
+        if (!victim || !evict)
+            return false;
+        exec__instance_stop(victim);
+    }
+    if (p->start_failures && p->n_starting && clock_mono_ns() >= p->backoff_until_ns)
+        return false;
+    return memory_admits(p, evict);
+}
+
 /* A function whose concurrency is 0 is paused, as Lambda's reserved
  * concurrency 0: every call throttles at once (queued events wait). */
 static void exec__fail_paused(exec_pool_t *p, invocation_t *inv)
@@ -703,42 +739,77 @@ static void exec__fail_paused(exec_pool_t *p, invocation_t *inv)
                p->name);
 }
 
+/* Takes inv, waiting at *pp, out of its pool's queue. */
+static invocation_t *queue_take(exec_pool_t *p, invocation_t **pp)
+{
+    invocation_t *inv = *pp;
+    if (pp == &p->queue_head)
+        return queue_pop(p);
+    queue_unlink(p, pp);
+    return inv;
+}
+
 void exec__pool_pump(exec_pool_t *p)
 {
     exec_t *ex = p->ex;
-    while (p->queue_head) {
+    /* Calls go in order. Under tenant isolation a call that must wait
+     * (its tenant id at its cap, or no room while no idle instance of its
+     * own) lets those behind it, of other tenant ids, go first; without
+     * it every call would wait for the same thing, so the first that
+     * waits stops the walk. Each call handled starts the walk again, as
+     * its callback may change the queue. */
+    bool tenants = p->fn.tenancy.per_tenant;
+    for (invocation_t **pp = &p->queue_head; *pp;) {
+        invocation_t *inv = *pp;
         if (p->fn.max_concurrency == 0) {
-            exec__fail_paused(p, queue_pop(p));
+            exec__fail_paused(p, queue_take(p, pp));
+            pp = &p->queue_head;
             continue;
         }
-        if (p->idle) {
-            exec_instance_t *inst = p->idle;
-            p->idle = inst->next_idle;
-            inst->next_idle = NULL;
-            exec__instance_set_state(inst, INST_BUSY);
-            assign(inst, queue_pop(p));
+        exec_instance_t *idle = exec__idle_take(p, inv->tenant_id);
+        if (idle) {
+            exec__instance_set_state(idle, INST_BUSY);
+            assign(idle, queue_take(p, pp));
+            pp = &p->queue_head;
             continue;
         }
-        if (p->removed || ex->shutting_down || pool_full(p))
+        if (p->removed || ex->shutting_down)
             break;
+        if (tenants && exec__tenant_at_cap(p, inv->tenant_id)) {
+            pp = &inv->next; /* waits for an instance of its own to free up */
+            continue;
+        }
+        if (pool_full(p)) {
+            /* Room taken by idle instances of other tenant ids is given
+             * back: the one idle longest stops. */
+            exec_instance_t *victim = tenants ? exec__idle_other_oldest(p, inv->tenant_id) : NULL;
+            if (!victim)
+                break;
+            log_debug("exec", "stopping idle instance %s of %s to make room for another tenant id",
+                      victim->id, p->name);
+            exec__instance_stop(victim);
+        }
         if (p->start_failures) {
             if (clock_mono_ns() < p->backoff_until_ns) {
-                fail_backing_off(p, queue_pop(p));
+                fail_backing_off(p, queue_take(p, pp));
+                pp = &p->queue_head;
                 continue;
             }
             if (p->n_starting)
                 break; /* one try at a time: the calls wait for its outcome */
         }
         if ((uint64_t)p->fn.memory_mb > ex->cfg.memory_budget_mb && ex->cfg.memory_budget_mb) {
-            exec__fail(ex, queue_pop(p), INV_ERROR, "Mayfly.InsufficientMemory",
+            exec__fail(ex, queue_take(p, pp), INV_ERROR, "Mayfly.InsufficientMemory",
                        "%s needs %d MB, more than the %llu MB all instances together may use "
                        "(the server's --sandbox-memory-mb)",
                        p->name, p->fn.memory_mb, (unsigned long long)ex->cfg.memory_budget_mb);
+            pp = &p->queue_head;
             continue;
         }
         if (!memory_admits(p, true))
             break; /* the calls wait for memory, and then throttle as at max_concurrency */
-        invocation_t *inv = queue_pop(p);
+        inv = queue_take(p, pp);
+        pp = &p->queue_head;
         exec_instance_t *inst;
         mf_error_t err = MF_ERROR_INIT;
         if (exec__instance_start(p, &inst, &err) < 0) {
@@ -747,6 +818,7 @@ void exec__pool_pump(exec_pool_t *p)
                        "mayfly could not start an instance: %s", err.msg);
             continue;
         }
+        snprintf(inst->tenant_id, sizeof inst->tenant_id, "%s", inv->tenant_id);
         assign(inst, inv);
     }
     if (!p->queue_head && ex->capacity_cb && pool_can_start(p, false))
@@ -801,12 +873,16 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         fn_clear(&fn);
     }
 
-    if (ex->admit && !(opts && opts->request_id && opts->attempt > 0)) {
-        int r = ex->admit(ex->admit_ud, p->name, err);
-        if (r < 0)
-            return r;
-    }
-    if (opts && opts->no_wait && (p->queue_head || !pool_can_start(p, true)))
+    const char *tenant_id = opts && opts->tenant_id ? opts->tenant_id : "";
+    int r = fn_tenant_id_for(p->name, &p->fn.tenancy,
+                             opts && opts->tenant_field ? opts->tenant_field : "X-Amz-Tenant-Id",
+                             tenant_id, err);
+    if (r < 0)
+        return r;
+    if (ex->admit && !(opts && opts->request_id && opts->attempt > 0) &&
+        (r = ex->admit(ex->admit_ud, p->name, err)) < 0)
+        return r;
+    if (opts && opts->no_wait && (p->queue_head || !pool_can_start_for(p, tenant_id, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
 
     invocation_t *inv = xcalloc(1, sizeof *inv);
@@ -817,6 +893,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     } else
         id_uuid7(inv->request_id);
     snprintf(inv->function, sizeof inv->function, "%s", p->name);
+    snprintf(inv->tenant_id, sizeof inv->tenant_id, "%s", tenant_id);
     inv->version = p->fn.version;
     inv->memory_mb = p->fn.memory_mb;
     record_policy(inv, &p->fn.record);
@@ -851,7 +928,18 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     }
     if (ex->handoff && ex->handoff(ex->handoff_ud, inv))
         return 0;
-    if (!p->idle && p->n_queued >= ex->cfg.max_queue && (pool_full(p) || p->waiting_for_memory)) {
+    if (p->fn.tenancy.per_tenant && p->n_queued >= ex->cfg.max_queue &&
+        !exec__idle_has(p, inv->tenant_id) && exec__tenant_at_cap(p, inv->tenant_id)) {
+        exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
+                   "Rate exceeded: tenant id `%s` of %s has its %d instances running and %u calls "
+                   "waiting",
+                   inv->tenant_id, p->name, p->fn.tenancy.max_instances_per_tenant, p->n_queued);
+        return 0;
+    }
+    /* Under tenant isolation, other tenant ids' idle instances are room. */
+    bool room_elsewhere = p->fn.tenancy.per_tenant && exec__idle_other_oldest(p, inv->tenant_id);
+    if (!exec__idle_has(p, inv->tenant_id) && p->n_queued >= ex->cfg.max_queue &&
+        ((pool_full(p) && !room_elsewhere) || p->waiting_for_memory)) {
         exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
                    "Rate exceeded: %s has %d calls running and %u waiting", p->name,
                    p->fn.max_concurrency, p->n_queued);

@@ -64,6 +64,9 @@ struct invocation {
     int64_t version;
     int memory_mb;
     buf_t event;                 /* the event bytes, as received */
+    /* The tenant id it runs for (Lambda's tenant isolation mode), "" for a
+     * function without the mode: only an instance of that tenant id runs it. */
+    char tenant_id[FN_TENANT_ID_MAX + 1];
 
     /* The outcome, filled before done is called. */
     inv_status_t status;
@@ -221,6 +224,13 @@ typedef struct exec_call_opts {
     int call_depth;              /* how many calls between functions led to it */
     /* Takes a streamed answer as it comes (done's ud is its ud), or NULL. */
     const exec_stream_sink_t *stream;
+    /* The call's tenant id (X-Amz-Tenant-Id), or NULL: required by a
+     * function with tenant isolation and refused by one without (-EINVAL,
+     * done not called; fn_tenant_id_for). */
+    const char *tenant_id;
+    /* Where the tenant id came from, for that error's message (NULL:
+     * X-Amz-Tenant-Id). */
+    const char *tenant_field;
 } exec_call_opts_t;
 
 /* The longest chain of calls functions make of each other (a function

@@ -28,6 +28,10 @@ typedef struct exec_instance {
     int64_t version;
     char code_sha[65];           /* the package mounted at /var/task */
     char argv0[64];              /* what its sandbox execs, for an error that names it */
+    /* The one tenant id it serves for its whole life (Lambda's tenant
+     * isolation mode), set by the call it was started for; "" for a
+     * function without the mode. */
+    char tenant_id[FN_TENANT_ID_MAX + 1];
     exec_inst_state_t state;
     sandbox_t sb;
     http_server_t *api;          /* the Runtime API, on the sandbox's listener */
@@ -171,6 +175,21 @@ void exec__instance_arm_timer(exec_instance_t *inst);
 void exec__instance_logs_settle(exec_instance_t *inst);
 /* Ends inv's log with Lambda's END and REPORT lines. */
 void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv);
+
+/* tenancy.c: instances by tenant id (exec_instance_t's tenant_id). */
+/* Takes the most recently idle instance serving tenant_id off the pool's
+ * idle stack, or NULL when none is idle. */
+exec_instance_t *exec__idle_take(exec_pool_t *p, const char *tenant_id);
+/* Whether an instance serving tenant_id is idle. */
+bool exec__idle_has(const exec_pool_t *p, const char *tenant_id);
+/* The idle instance serving another tenant id that has waited longest (to
+ * stop for room), or NULL. */
+exec_instance_t *exec__idle_other_oldest(const exec_pool_t *p, const char *tenant_id);
+/* Instances serving tenant_id, starting, idle or busy. */
+unsigned exec__tenant_instances(const exec_pool_t *p, const char *tenant_id);
+/* Whether tenant_id holds as many instances as the function's
+ * max_instances_per_tenant lets it (never, without a cap). */
+bool exec__tenant_at_cap(const exec_pool_t *p, const char *tenant_id);
 
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);

@@ -393,15 +393,29 @@ static bool platform_quiet(const exec_instance_t *inst)
 static void platform_start(exec_instance_t *inst, const invocation_t *inv)
 {
     const char *rid = inv->request_id;
+    /* A call with a tenant id (tenant isolation) says it in its START
+     * line, and in its JSON events as Lambda's tenantId. */
     if (!platform_json(inst)) {
-        platform_line(inst, rid, "START RequestId: %s Version: $LATEST", rid);
+        if (inv->tenant_id[0])
+            platform_line(inst, rid, "START RequestId: %s Version: $LATEST TenantId: %s", rid,
+                          inv->tenant_id);
+        else
+            platform_line(inst, rid, "START RequestId: %s Version: $LATEST", rid);
     } else if (!platform_quiet(inst)) {
         char t[32];
         clock_format_iso8601(clock_wall_ms(), t, sizeof t);
-        platform_line(inst, rid,
-                      "{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":{\"requestId\":"
-                      "\"%s\",\"version\":\"$LATEST\"}}",
-                      t, rid);
+        buf_t b = BUF_INIT;
+        buf_addf(&b,
+                 "{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":{\"requestId\":"
+                 "\"%s\",\"version\":\"$LATEST\"",
+                 t, rid);
+        if (inv->tenant_id[0]) {
+            buf_adds(&b, ",\"tenantId\":");
+            json_quote(&b, inv->tenant_id, strlen(inv->tenant_id));
+        }
+        buf_adds(&b, "}}");
+        obs_logs_append(inst->pool->ex->logs, inst->pool->name, rid, 1, b.data, b.len);
+        buf_release(&b);
     }
 }
 
@@ -418,7 +432,12 @@ static void platform_report_json(exec_instance_t *inst, const invocation_t *inv)
              inv->memory_mb, (unsigned long long)(inv->max_rss_kb / 1024));
     if (inv->cold_start)
         buf_addf(&b, ",\"initDurationMs\":%.3f", inv->init_ms);
-    buf_addf(&b, "},\"status\":\"%s\"",
+    buf_adds(&b, "}");
+    if (inv->tenant_id[0]) {
+        buf_adds(&b, ",\"tenantId\":");
+        json_quote(&b, inv->tenant_id, strlen(inv->tenant_id));
+    }
+    buf_addf(&b, ",\"status\":\"%s\"",
              inv->status == INV_SUCCESS ? "success" : inv->status == INV_TIMEOUT ? "timeout"
                                                                                 : "error");
     if (inv->status != INV_SUCCESS && inv->error_type) {
@@ -793,6 +812,8 @@ void exec__instance_deliver(exec_instance_t *inst)
     http_header_add(req, "Lambda-Runtime-Invoked-Function-Arn",
                     "arn:aws:lambda:%s:000000000000:function:%s", ex->cfg.region, fn->name);
     http_header_add(req, "Lambda-Runtime-Trace-Id", "%s", tid);
+    if (inv->tenant_id[0])
+        http_header_add(req, "Lambda-Runtime-Aws-Tenant-Id", "%s", inv->tenant_id);
     http_header_add(req, "Mayfly-Traceparent", "%s", tp);
 
     inv->delivered_ns = now;

@@ -61,6 +61,7 @@ struct afn {
     char name[TENANT_QNAME_MAX + 1];
     bool known;                  /* cfg, version and memory are the registry's */
     fn_async_t cfg;
+    fn_tenancy_t tenancy;        /* the registry's, while known */
     int64_t version;
     int memory_mb;
     aevent_t *ready_head, *ready_tail;
@@ -206,6 +207,7 @@ static void async__fn_load(afn_t *fn, const fn_t *f)
 {
     fn->known = true;
     fn->cfg = f->async;
+    fn->tenancy = f->tenancy;
     fn->version = f->version;
     fn->memory_mb = f->memory_mb;
     fn->max_concurrency = f->max_concurrency;
@@ -260,6 +262,7 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
     snprintf(rec->caller_request_id, sizeof rec->caller_request_id, "%s",
              ev->q.caller_request_id);
     snprintf(rec->trigger, sizeof rec->trigger, "%s", ev->q.trigger[0] ? ev->q.trigger : "invoke");
+    snprintf(rec->tenant_id, sizeof rec->tenant_id, "%s", ev->q.tenant_id);
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -526,6 +529,7 @@ static int async__redrive_take(store_queue_t *q, accept_job_t *j, mf_error_t *er
         return r;
     exec_event_traceparent(dl.request_id, dl.traceparent, j->ev->q.traceparent);
     snprintf(j->ev->q.trigger, sizeof j->ev->q.trigger, "%s", dl.trigger);
+    snprintf(j->ev->q.tenant_id, sizeof j->ev->q.tenant_id, "%s", dl.tenant_id);
     buf_reset(&j->body);
     buf_add(&j->body, dl.event, dl.event_len);
     store_dead_letter_clear(&dl);
@@ -675,6 +679,8 @@ static void async__event_origin(aevent_t *ev, const async_enqueue_opts_t *opts)
     ev->q.call_depth = opts->call_depth;
     if (opts->trigger && exec_trigger_valid(opts->trigger) && strcmp(opts->trigger, "invoke"))
         snprintf(ev->q.trigger, sizeof ev->q.trigger, "%s", opts->trigger);
+    if (opts->tenant_id)
+        snprintf(ev->q.tenant_id, sizeof ev->q.tenant_id, "%s", opts->tenant_id);
 }
 
 int async_enqueue(async_t *a, const char *function, buf_t *event,
@@ -695,6 +701,11 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
                               ASYNC_IDEMPOTENCY_KEY_MAX);
     afn_t *fn;
     int r = async__fn(a, function, true, &fn, err);
+    if (r < 0)
+        return r;
+    r = fn_tenant_id_for(fn->name, &fn->tenancy,
+                         opts && opts->tenant_field ? opts->tenant_field : "X-Amz-Tenant-Id",
+                         opts ? opts->tenant_id : NULL, err);
     if (r < 0)
         return r;
 
@@ -806,8 +817,14 @@ int async_enqueue_batch(async_t *a, async_batch_event_t *events, size_t n,
         events[i].request_id[0] = '\0';
         if (async__fn(a, events[i].function, true, &fn, &e) < 0)
             continue;
+        if (fn_tenant_id_for(fn->name, &fn->tenancy, "tenant_id", events[i].tenant_id, &e) < 0) {
+            log_warn("async", "an event for %s left out: %s", fn->name, e.msg);
+            continue;
+        }
         aevent_t *ev = async__new_event(fn);
         async__event_origin(ev, opts);
+        if (events[i].tenant_id)
+            snprintf(ev->q.tenant_id, sizeof ev->q.tenant_id, "%s", events[i].tenant_id);
         snprintf(events[i].request_id, sizeof events[i].request_id, "%s", ev->q.request_id);
         j->evs[j->n] = ev;
         j->bodies[j->n++] = events[i].event;
@@ -1083,6 +1100,7 @@ static void async__finish(async_t *a, aevent_t *ev, const invocation_t *inv,
         snprintf(j->dl.request_id, sizeof j->dl.request_id, "%s", ev->q.request_id);
         j->dl.attempts = ev->q.attempts;
         snprintf(j->dl.condition, sizeof j->dl.condition, "%s", condition);
+        snprintf(j->dl.tenant_id, sizeof j->dl.tenant_id, "%s", ev->q.tenant_id);
         if (inv && inv->error_type) {
             j->dl.error_type = xstrdup(inv->error_type);
             j->dl.error_message = xstrdup(inv->error_message ? inv->error_message : "");
@@ -1375,6 +1393,102 @@ static void async__load_bodies(async_t *a, afn_t *fn, uint64_t room)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
+/* Starts ev's next attempt, ev out of the ready FIFO: 0, or exec's
+ * failure (-EAGAIN: no room for it now), ev then left as it was. */
+static int async__start(async_t *a, afn_t *fn, aevent_t *ev)
+{
+    int64_t now = clock_wall_ms();
+    /* The event's own copy stays for its retries and destination. */
+    buf_t body = BUF_INIT;
+    buf_add(&body, ev->body.data, ev->body.len);
+    mf_error_t err = MF_ERROR_INIT;
+    char tp[56];
+    exec_event_traceparent(ev->q.request_id, ev->q.traceparent, tp);
+    exec_call_opts_t opts = { .request_id = ev->q.request_id,
+                              .attempt = ev->q.attempts + 1,
+                              .no_record = true,
+                              .no_wait = true,
+                              .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL,
+                              .traceparent = tp,
+                              .caller_request_id = ev->q.caller_request_id[0]
+                                                       ? ev->q.caller_request_id
+                                                       : NULL,
+                              .call_depth = ev->q.call_depth,
+                              .trigger = ev->q.trigger,
+                              .tenant_id = ev->q.tenant_id };
+    ev->starting = true;
+    int r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
+    ev->starting = false;
+    if (r < 0) {
+        buf_release(&body);
+        if (r == -ENOENT)
+            log_warn("async", "%s no longer exists; its events wait for it", fn->name);
+        else if (r != -EAGAIN)
+            log_error("async", "starting event %s: %s", ev->q.request_id, err.msg);
+        return r;
+    }
+    ev->q.attempts++;
+    ev->q.running = 1;
+    /* While an attempt runs, next_ms holds its start: a restart reads
+     * it for the interrupted attempt's record. */
+    ev->q.next_ms = now;
+    fn->n_running++;
+    a->n_running++;
+    fn->attempts++;
+    metrics_inc(a->m_attempts, (const char *[]){ fn->name }, 1);
+    async__record_basic(ev, "running", now, a->records);
+    async__submit_update(a, ev, NULL);
+    if (ev->early) {
+        invocation_t *inv = ev->early;
+        ev->early = NULL;
+        async__attempt_ended(a, ev, inv);
+    }
+    return 0;
+}
+
+/* How far past an event that cannot start a function with tenant
+ * isolation looks for events of other tenant ids, and how many tenant ids
+ * that cannot start either it remembers on the way. */
+#define TENANT_LOOKAHEAD 64
+#define TENANT_BLOCKED_MAX 8
+
+/* Under tenant isolation the first ready event may have to wait for its
+ * tenant id (at its max_instances_per_tenant) while events of other
+ * tenant ids behind it could start now: those start, in their order, so
+ * one busy tenant id does not hold up the rest. */
+static void async__start_other_tenants(async_t *a, afn_t *fn, const aevent_t *first)
+{
+    const char *blocked[TENANT_BLOCKED_MAX] = { first->q.tenant_id };
+    size_t nblocked = 1, looked = 0;
+    aevent_t *prev = fn->ready_head;
+    while (prev && prev->next_ready && looked++ < TENANT_LOOKAHEAD && !a->stopping &&
+           fn->n_running < (uint64_t)async__limit(fn)) {
+        aevent_t *ev = prev->next_ready;
+        bool skip = !ev->has_body;
+        for (size_t i = 0; i < nblocked && !skip; i++)
+            skip = !strcmp(blocked[i], ev->q.tenant_id);
+        if (skip) {
+            prev = ev;
+            continue;
+        }
+        /* Out of the FIFO while it starts, as the first one is. */
+        prev->next_ready = ev->next_ready;
+        if (fn->ready_tail == ev)
+            fn->ready_tail = prev;
+        ev->next_ready = NULL;
+        if (async__start(a, fn, ev) == 0)
+            continue;
+        ev->next_ready = prev->next_ready;
+        prev->next_ready = ev;
+        if (fn->ready_tail == prev)
+            fn->ready_tail = ev;
+        if (nblocked == TENANT_BLOCKED_MAX)
+            return;
+        blocked[nblocked++] = ev->q.tenant_id;
+        prev = ev;
+    }
+}
+
 /* Starts the function's ready events while it has room for them, in their
  * order: the first one whose body is not in memory stops the pass until
  * it (and those after it that may start now) are read back. */
@@ -1410,50 +1524,12 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
             async__finish(a, ev, NULL, "EventAgeExceeded");
             continue;
         }
-        /* The event's own copy stays for its retries and destination. */
-        buf_t body = BUF_INIT;
-        buf_add(&body, ev->body.data, ev->body.len);
-        mf_error_t err = MF_ERROR_INIT;
-        char tp[56];
-        exec_event_traceparent(ev->q.request_id, ev->q.traceparent, tp);
-        exec_call_opts_t opts = { .request_id = ev->q.request_id,
-                                  .attempt = ev->q.attempts + 1,
-                                  .no_record = true,
-                                  .no_wait = true,
-                                  .replay_of = ev->q.replay_of[0] ? ev->q.replay_of : NULL,
-                                  .traceparent = tp,
-                                  .caller_request_id = ev->q.caller_request_id[0]
-                                                           ? ev->q.caller_request_id
-                                                           : NULL,
-                                  .call_depth = ev->q.call_depth,
-                                  .trigger = ev->q.trigger };
-        ev->starting = true;
-        int r = exec_invoke_opts(a->exec, fn->name, &body, &opts, async__on_attempt, ev, &err);
-        ev->starting = false;
+        int r = async__start(a, fn, ev);
         if (r < 0) {
-            buf_release(&body);
             async__ready_unpop(fn, ev);
-            if (r == -ENOENT)
-                log_warn("async", "%s no longer exists; its events wait for it", fn->name);
-            else if (r != -EAGAIN)
-                log_error("async", "starting event %s: %s", ev->q.request_id, err.msg);
+            if (r == -EAGAIN && fn->tenancy.per_tenant)
+                async__start_other_tenants(a, fn, ev);
             break;
-        }
-        ev->q.attempts++;
-        ev->q.running = 1;
-        /* While an attempt runs, next_ms holds its start: a restart reads
-         * it for the interrupted attempt's record. */
-        ev->q.next_ms = now;
-        fn->n_running++;
-        a->n_running++;
-        fn->attempts++;
-        metrics_inc(a->m_attempts, (const char *[]){ fn->name }, 1);
-        async__record_basic(ev, "running", now, a->records);
-        async__submit_update(a, ev, NULL);
-        if (ev->early) {
-            invocation_t *inv = ev->early;
-            ev->early = NULL;
-            async__attempt_ended(a, ev, inv);
         }
     }
 }

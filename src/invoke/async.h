@@ -91,6 +91,11 @@ typedef struct async_enqueue_opts {
     const char *caller_request_id; /* queued from inside this call, or NULL */
     int call_depth;              /* exec_call_opts_t's */
     const char *trigger;         /* exec_call_opts_t's: why it is queued (NULL: invoke) */
+    /* exec_call_opts_t's: the call's tenant id, or NULL, checked against
+     * the function's tenant isolation mode when the event is accepted
+     * (-EINVAL) and kept with it; tenant_field names where it came from. */
+    const char *tenant_id;
+    const char *tenant_field;
     /* Runs on the writer's thread in the transaction that inserts the
      * event, after the insert, with the event as written: a failure undoes
      * the event as well, and cb gets it. For a row that must exist if and
@@ -110,8 +115,12 @@ int async_enqueue(async_t *a, const char *function, buf_t *event,
 typedef struct async_batch_event {
     const char *function;
     buf_t event;                 /* taken on success */
+    /* Its call's tenant id (a subscription's), or NULL; one the function's
+     * tenant isolation mode does not take leaves the event out. */
+    const char *tenant_id;
     char request_id[ID_UUID_LEN + 1]; /* set by async_enqueue_batch: the event's id,
-                                       * or "" when the function does not exist */
+                                       * or "" when the function does not exist
+                                       * or refused its tenant id */
 } async_batch_event_t;
 
 /* r is 0 once every event of the batch is durably queued, or the error

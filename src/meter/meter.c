@@ -129,11 +129,13 @@ int meter_parse_granularity(const char *s, meter_granularity_t *out, mf_error_t 
 
 int meter_parse_group(const char *s, meter_group_t *out, mf_error_t *err)
 {
-    if (!strcmp(s, "function") || !strcmp(s, "tenant")) {
-        *out = s[0] == 'f' ? METER_BY_FUNCTION : METER_BY_TENANT;
-        return 0;
-    }
-    return mf_error_plain(err, EINVAL, "group_by: must be function or tenant");
+    static const char *const names[] = { "function", "tenant", "tenant_id" };
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (meter_group_t)i;
+            return 0;
+        }
+    return mf_error_plain(err, EINVAL, "group_by: must be function, tenant or tenant_id");
 }
 
 static int64_t floor_to(int64_t ms, int64_t unit)
@@ -202,7 +204,8 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
                      const meter_prices_t *prices)
 {
     static const char *const gnames[] = { "hour", "day", "month" };
-    bool by_fn = q->group_by == METER_BY_FUNCTION;
+    static const char *const keys[] = { "function", "tenant", "tenant_id" };
+    const char *key_name = keys[q->group_by];
     /* (period, key) → its sums: rows come by hour, so a period's keys
      * are together only within an hour; a map gathers them. */
     map_t at = MAP_INIT;
@@ -213,11 +216,15 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
         if ((q->function[0] && strcmp(rows[i].function, q->function)) ||
             (q->tenant[0] && strcmp(rows[i].tenant, q->tenant)))
             continue;
-        const char *key = by_fn ? rows[i].function : rows[i].tenant;
+        const char *key = q->group_by == METER_BY_FUNCTION ? rows[i].function
+                          : q->group_by == METER_BY_TENANT ? rows[i].tenant
+                                                           : rows[i].tenant_id;
         int64_t period = meter_period_start(q->granularity, rows[i].hour_ms);
-        char id[200];
-        /* Two tenants' functions of one name are two rows. */
-        snprintf(id, sizeof id, "%lld %s %s", (long long)period, key, by_fn ? rows[i].tenant : "");
+        /* Two tenants' functions (or tenant ids) of one name are two rows. */
+        bool per_tenant = q->group_by != METER_BY_TENANT;
+        char id[64 + TENANT_MAX + STORE_TENANT_ID_MAX];
+        snprintf(id, sizeof id, "%lld %s %s", (long long)period, per_tenant ? rows[i].tenant : "",
+                 key);
         uintptr_t k = (uintptr_t)map_get(&at, id);
         if (!k) {
             sums = xrealloc(sums, (ns + 1) * sizeof *sums);
@@ -237,8 +244,12 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
         clock_format_iso8601(sums[i].period, period, sizeof period);
         json_t *row = quantities(&sums[i].u, prices);
         json_object_set_new(row, "period", json_string(period));
-        json_object_set_new(row, by_fn ? "function" : "tenant", json_string(sums[i].key));
-        if (by_fn)
+        /* Calls without a tenant id are the row whose tenant_id is null. */
+        json_object_set_new(row, key_name,
+                            q->group_by == METER_BY_TENANT_ID && !sums[i].key[0]
+                                ? json_null()
+                                : json_string(sums[i].key));
+        if (q->group_by != METER_BY_TENANT)
             json_object_set_new(row, "tenant", json_string(sums[i].tenant));
         json_array_append_new(list, row);
     }
@@ -249,7 +260,7 @@ json_t *meter_report(const meter_query_t *q, const store_usage_t *rows, size_t n
     clock_format_iso8601(from, f, sizeof f);
     clock_format_iso8601(to, t, sizeof t);
     json_t *doc = json_pack("{ss ss ss ss ss so so so}", "from", f, "to", t, "granularity",
-                            gnames[q->granularity], "group_by", by_fn ? "function" : "tenant",
+                            gnames[q->granularity], "group_by", key_name,
                             "currency", prices->currency, "prices", meter_prices_json(prices),
                             "rows", list, "totals", quantities(&total, prices));
     if (q->function[0])

@@ -39,7 +39,9 @@ int meter_prices_parse(const char *text, size_t len, const char *path, meter_pri
 json_t *meter_prices_json(const meter_prices_t *p);
 
 typedef enum { METER_HOUR, METER_DAY, METER_MONTH } meter_granularity_t;
-typedef enum { METER_BY_FUNCTION, METER_BY_TENANT } meter_group_t;
+/* By function, by tenant (core/tenant.h's), or by the calls' tenant id
+ * (Lambda's tenant isolation mode: "" for calls without one). */
+typedef enum { METER_BY_FUNCTION, METER_BY_TENANT, METER_BY_TENANT_ID } meter_group_t;
 
 /* A report's request: [from_ms, to_ms) is widened to whole hours (from
  * down to its hour, to up to the end of its hour). */
@@ -51,8 +53,8 @@ typedef struct meter_query {
     char tenant[TENANT_MAX + 1];                 /* only this tenant's; "" for every tenant's */
 } meter_query_t;
 
-/* Parses granularity ("hour", "day" or "month") and group_by ("function"
- * or "tenant"): -EINVAL naming the field otherwise. */
+/* Parses granularity ("hour", "day" or "month") and group_by ("function",
+ * "tenant" or "tenant_id"): -EINVAL naming the field otherwise. */
 int meter_parse_granularity(const char *s, meter_granularity_t *out, mf_error_t *err);
 int meter_parse_group(const char *s, meter_group_t *out, mf_error_t *err);
 /* The start (UTC) of the hour, day or month that holds ms. */

@@ -85,7 +85,7 @@ static const char *const reg__payloads[] = {"full", "errors", "off", NULL};
 static const char *const reg__fields[] = {
     "name",   "runtime",     "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
     "env",    "async",       "code",    "log_format", "log_level", "system_log_level", "egress",
-    "record", "permissions", "volumes", "durable", NULL,
+    "record", "permissions", "volumes", "durable", "tenancy", "max_instances_per_tenant", NULL,
 };
 static const char *const reg__record_fields[] = {
     "payloads",
@@ -710,6 +710,7 @@ static json_t *reg__config(const fn_t *f)
     json_t *cfg = reg__config_base(f);
     if (f->durable.enabled)
         json_object_set_new(cfg, "durable", fn_durable_json(&f->durable));
+    fn_tenancy_to_json(&f->tenancy, cfg);
     return cfg;
 }
 
@@ -802,6 +803,7 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     reg__cfg_str(cfg, "log_level", f->log_level, sizeof f->log_level);
     reg__cfg_str(cfg, "system_log_level", f->system_log_level, sizeof f->system_log_level);
     fn_durable_read(cfg, &f->durable);
+    fn_tenancy_read(cfg, &f->tenancy);
     json_decref(cfg);
 
     f->version = sf->version;
@@ -1158,6 +1160,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
     if ((v = json_object_get(body, "record")) && (rc = reg__record(v, &f->record, err)) < 0)
         return rc;
     if ((v = json_object_get(body, "durable")) && (rc = fn_durable_parse(v, &f->durable, err)) < 0)
+        return rc;
+    if ((rc = fn_tenancy_apply(body, create, &f->tenancy, err)) < 0)
         return rc;
 
     if ((rc = reg__logging(body, f, err)) < 0)
@@ -1645,6 +1649,7 @@ json_t *fn_to_json(const fn_t *f)
     /* Shown only on a durable function (docs/durable.md). */
     if (f->durable.enabled)
         json_object_set_new(out, "durable", fn_durable_json(&f->durable));
+    fn_tenancy_to_json(&f->tenancy, out);
     return out;
 }
 

@@ -47,6 +47,18 @@ typedef struct fn_durable {
     int retention_days;          /* 1–90, default 14 */
 } fn_durable_t;
 
+/* Lambda's tenant isolation mode (TenancyConfig; docs/metering.md): each
+ * call names a tenant id of the function's own customers (not one of
+ * mayfly's tenants, core/tenant.h), and an instance serves one tenant id
+ * for its whole life. Fixed when the function is created. */
+#define FN_TENANCY_PER_TENANT "per_tenant"
+#define FN_TENANT_ID_MAX 256
+#define FN_MAX_INSTANCES_PER_TENANT 1000
+typedef struct fn_tenancy {
+    bool per_tenant;
+    int max_instances_per_tenant; /* 1–1000; 0: no cap but max_concurrency */
+} fn_tenancy_t;
+
 /* A function as the rest of mayfly sees it. */
 typedef struct fn {
     char name[TENANT_QNAME_MAX + 1];
@@ -74,6 +86,7 @@ typedef struct fn {
     fn_async_t async;
     fn_record_t record;
     fn_durable_t durable;
+    fn_tenancy_t tenancy;
     /* Lambda's LoggingConfig. The runtimes get the format and level as
      * AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL (unless env sets
      * them). The levels apply to the JSON format only, as on Lambda: ""
@@ -272,5 +285,27 @@ int fn_durable_parse(const json_t *v, fn_durable_t *out, mf_error_t *err);
 json_t *fn_durable_json(const fn_durable_t *d);
 /* From a stored config (left as it is when absent). */
 void fn_durable_read(const json_t *cfg, fn_durable_t *out);
+
+/* "tenancy" ("per_tenant" or null) and "max_instances_per_tenant" (1–1000
+ * or null) of a put's body (registry/tenancy_config.c), applied to *t,
+ * which holds the current settings (or the defaults when create): the
+ * mode may only be set when the function is created. */
+int fn_tenancy_apply(const json_t *body, bool create, fn_tenancy_t *t, mf_error_t *err);
+/* Adds the settings to a function's JSON (or its stored config): only on
+ * a function with the mode. */
+void fn_tenancy_to_json(const fn_tenancy_t *t, json_t *out);
+/* From a stored config (off when absent). */
+void fn_tenancy_read(const json_t *cfg, fn_tenancy_t *out);
+
+/* 0 when s is a valid tenant id as Lambda takes them (1 to 256 of
+ * [a-zA-Z0-9._:/=+-@ ]), else -EINVAL with a message that starts with
+ * field. */
+int fn_tenant_id_check(const char *field, const char *s, mf_error_t *err);
+/* Whether a call of function, whose mode t is, may carry tenant_id (NULL or "": none): one is
+ * required by a function with the mode, and refused by one without, as
+ * Lambda does (-EINVAL; the message starts with field, where the tenant
+ * id came from). */
+int fn_tenant_id_for(const char *function, const fn_tenancy_t *t, const char *field,
+                     const char *tenant_id, mf_error_t *err);
 
 #endif

@@ -113,13 +113,14 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [CODE_REFS] = { "code_refs", STORE_CODE_REFS(P), "t" },
     /* Many records a statement, each column an array (store__pg_run_rows). */
     [REC_PUT] = { "rec_put",
-                  "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ")"
+                  "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ","
+                  STORE_REC_TENANT_ID ")"
                   " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],"
                   " $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],"
                   " $10::bigint[], $11::bigint[], $12::float8[], $13::text[], $14::text[],"
                   " $15::bigint[], $16::text[], $17::text[], $18::text[], $19::bigint[],"
                   " $20::text[], $21::bigint[], $22::bigint[], $23::bytea[], $24::bigint[],"
-                  " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[])"
+                  " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[], $29::text[])"
                   " ON CONFLICT (request_id) DO UPDATE SET"
                   " function = excluded.function, version = excluded.version,"
                   " status = excluded.status, start_ms = excluded.start_ms,"
@@ -134,7 +135,8 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " log_bytes = excluded.log_bytes, event = excluded.event,"
                   " event_bytes = excluded.event_bytes, event_flags = excluded.event_flags,"
                   " result = excluded.result, result_bytes = excluded.result_bytes,"
-                  " result_flags = excluded.result_flags, rowid = DEFAULT"
+                  " result_flags = excluded.result_flags, tenant_id = excluded.tenant_id,"
+                  " rowid = DEFAULT"
                   /* Nodes write records of one call in their own batches: the
                    * node that queued an event may write "queued" after the
                    * node that ran it wrote how it ended. A record of an
@@ -144,10 +146,10 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " OR (excluded.attempts = invocations.attempts"
                   " AND (invocations.status IN ('queued', 'running')"
                   " OR excluded.status NOT IN ('queued', 'running')))",
-                  "tttttttttttttttttttttttttttt" },
+                  "ttttttttttttttttttttttttttttt" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
-    [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiit" },
-    [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiit" },
+    [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiitt" },
+    [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiitt" },
     [PURGE_RECORDS] = { "purge_records", STORE_PURGE_RECORDS(P), "t" },
     [PURGE_LINES] = { "purge_lines", STORE_PURGE_LINES(P), "t" },
     /* Many lines a statement, each column an array (pg__logs_write), in

@@ -382,6 +382,59 @@ static const char *const pg__migrations[] = {
      * qualified name, and the thresholds its periods crossed, each once
      * whichever server saw it first. */
     STORE_BUDGETS_TABLES("text COLLATE \"C\"", "bigint", "double precision") ";",
+    /* 16: tenant ids (Lambda's tenant isolation mode, docs/metering.md):
+     * each record's, each queued event's (and dead letter's), each
+     * schedule's and subscription's, and usage by tenant id as well,
+     * which joins usage's key and the triggers' grouping. Rows before
+     * have none (''). The triggers file usage under the tenant a
+     * qualified function name TENANT~NAME carries (core/tenant.h) and the
+     * name within it; a name without one is the default tenant's. */
+    "ALTER TABLE invocations ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE events ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE dead_letters ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE schedules ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE subscriptions ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE usage ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE usage DROP CONSTRAINT usage_pkey;"
+    "ALTER TABLE usage ADD PRIMARY KEY (tenant, function, tenant_id, hour_ms, part);"
+    "CREATE OR REPLACE FUNCTION mayfly_usage_in() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN "
+    "INSERT INTO usage (tenant, function, tenant_id, hour_ms, part, " STORE_USAGE_COLUMNS ") "
+    "SELECT " PG_USAGE_TENANT ", " PG_USAGE_LOCAL ", t, h, pg_backend_pid(),"
+    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"
+    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes)"
+    " FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") " AS h, "
+    STORE_USAGE_VALUES("n.", "+") " FROM n) AS d(function, t, h, " STORE_USAGE_COLUMNS ")"
+    " GROUP BY function, t, h ORDER BY function, t, h"
+    " ON CONFLICT (tenant, function, tenant_id, hour_ms, part) DO UPDATE SET"
+    " requests = usage.requests + excluded.requests,"
+    " billed_ms = usage.billed_ms + excluded.billed_ms, mb_ms = usage.mb_ms + excluded.mb_ms,"
+    " cpu_ms = usage.cpu_ms + excluded.cpu_ms,"
+    " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"
+    " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"
+    " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE OR REPLACE FUNCTION mayfly_usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN "
+    "INSERT INTO usage (tenant, function, tenant_id, hour_ms, part, " STORE_USAGE_COLUMNS ") "
+    "SELECT " PG_USAGE_TENANT ", " PG_USAGE_LOCAL ", t, h, pg_backend_pid(),"
+    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"
+    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes)"
+    " FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") ", "
+    STORE_USAGE_VALUES("n.", "+") " FROM n UNION ALL SELECT function, o.tenant_id, "
+    STORE_USAGE_HOUR("o.") ", " STORE_USAGE_VALUES("o.", "-") " FROM o)"
+    " AS d(function, t, h, " STORE_USAGE_COLUMNS ")"
+    " GROUP BY function, t, h ORDER BY function, t, h"
+    " ON CONFLICT (tenant, function, tenant_id, hour_ms, part) DO UPDATE SET"
+    " requests = usage.requests + excluded.requests,"
+    " billed_ms = usage.billed_ms + excluded.billed_ms, mb_ms = usage.mb_ms + excluded.mb_ms,"
+    " cpu_ms = usage.cpu_ms + excluded.cpu_ms,"
+    " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"
+    " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"
+    " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes;"
+    "  RETURN NULL;"
+    " END $$;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

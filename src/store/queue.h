@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "store/store.h"
 #include "store/writer.h"
 
 typedef struct store_queue store_queue_t;
@@ -50,6 +51,7 @@ typedef struct store_qevent {
     char caller_request_id[37]; /* the call whose function queued it, or "" */
     int call_depth;           /* the chain of calls between functions behind it */
     char trigger[80];         /* why it was queued (store_record_t's), "" for invoke */
+    char tenant_id[STORE_TENANT_ID_MAX + 1]; /* its call's (store_record_t's), or "" */
     /* The node that holds it (store/nodes.h), as inserted: "" puts it in
      * the pool, for any node to take. Not read back by listings. */
     char owner[TENANT_QNAME_MAX + 1];
@@ -79,6 +81,7 @@ typedef struct store_dead_letter {
     int64_t time_ms;
     char traceparent[56];     /* its event's caller's W3C traceparent, or "" */
     char trigger[80];         /* its event's, "" for invoke */
+    char tenant_id[STORE_TENANT_ID_MAX + 1]; /* its event's, or "" */
 } store_dead_letter_t;
 
 /* Opens where: a data directory (DIR/queue.db, created and migrated), or

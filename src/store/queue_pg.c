@@ -53,7 +53,7 @@ enum {
 };
 
 static const store_pg_stmt_t pg_queue__stmts[Q_COUNT] = {
-    [Q_EV_INSERT] = {"q_ev_insert", STORE_QEVENT_INSERT(P) " RETURNING seq", "ttbiiiiitttitt"},
+    [Q_EV_INSERT] = {"q_ev_insert", STORE_QEVENT_INSERT(P) " RETURNING seq", "ttbiiiiitttittt"},
     [Q_EV_UPDATE] = {"q_ev_update", STORE_QEVENT_UPDATE(P), "iiiii"},
     [Q_EV_DELETE] = {"q_ev_delete", STORE_QEVENT_DELETE(P), "i"},
     [Q_EV_BODY] = {"q_ev_body", STORE_QEVENT_BODY(P), "i"},
@@ -77,7 +77,7 @@ static const store_pg_stmt_t pg_queue__stmts[Q_COUNT] = {
                   " error_message = excluded.error_message",
                   "tiidttt"},
     [Q_AT_LIST] = {"q_at_list", STORE_ATTEMPT_LIST(P), "t"},
-    [Q_DL_PUT] = {"q_dl_put", STORE_DL_PUT(P) " RETURNING id", "ttitttbitt"},
+    [Q_DL_PUT] = {"q_dl_put", STORE_DL_PUT(P) " RETURNING id", "ttitttbittt"},
     [Q_DL_PUT_FROM_EVENT] = {"q_dl_put_from_event", STORE_DL_PUT_FROM_EVENT(P) " RETURNING id",
                              "ttitttii"},
     [Q_DL_GET] = {"q_dl_get", STORE_DL_GET(P), "ti"},

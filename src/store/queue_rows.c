@@ -49,13 +49,14 @@ void store__fill_qevent(const store__row_t *row, void *item)
     row->copy_text(c, 10, ev->caller_request_id, sizeof ev->caller_request_id);
     ev->call_depth = (int)row->int64(c, 11);
     row->copy_text(c, 12, ev->trigger, sizeof ev->trigger);
+    row->copy_text(c, 13, ev->tenant_id, sizeof ev->tenant_id);
 }
 
 void store__fill_qevent_body(const store__row_t *row, void *item)
 {
     store_qevent_t *ev = item;
     store__fill_qevent(row, ev);
-    ev->event = row->dup_blob(row->ctx, 13, &ev->event_len);
+    ev->event = row->dup_blob(row->ctx, 14, &ev->event_len);
 }
 
 void store__fill_node(const store__row_t *row, void *item)
@@ -106,6 +107,7 @@ void store__fill_dead_letter(const store__row_t *row, void *item)
     dl->time_ms = row->int64(c, 8);
     row->copy_text(c, 9, dl->traceparent, sizeof dl->traceparent);
     row->copy_text(c, 10, dl->trigger, sizeof dl->trigger);
+    row->copy_text(c, 11, dl->tenant_id, sizeof dl->tenant_id);
 }
 
 void store__fill_exec(const store__row_t *row, void *item)
@@ -151,6 +153,7 @@ void store__fill_schedule(const store__row_t *row, void *item)
     s->start_ms = row->int64(c, 7);
     s->created_ms = row->int64(c, 8);
     s->updated_ms = row->int64(c, 9);
+    row->copy_text(c, 10, s->tenant_id, sizeof s->tenant_id);
 }
 
 void store__fill_fire(const store__row_t *row, void *item)
@@ -180,6 +183,7 @@ void store__fill_subscription(const store__row_t *row, void *item)
     row->copy_text(c, 2, s->function, sizeof s->function);
     s->filter = row->dup_text(c, 3);
     s->created_ms = row->int64(c, 4);
+    row->copy_text(c, 5, s->tenant_id, sizeof s->tenant_id);
 }
 
 void store__append_op(json_t *arr, const char *text)
@@ -267,7 +271,8 @@ int store__bind_qevent(const store__binder_t *b, const store_qevent_t *ev)
            b->int64(c, 8, ev->running) | b->text(c, 9, or_null(ev->replay_of)) |
            b->text(c, 10, or_null(ev->traceparent)) |
            b->text(c, 11, or_null(ev->caller_request_id)) | b->int64(c, 12, ev->call_depth) |
-           b->text(c, 13, or_null(ev->trigger)) | b->text(c, 14, or_null(ev->owner));
+           b->text(c, 13, or_null(ev->trigger)) | b->text(c, 14, or_null(ev->owner)) |
+           b->text(c, 15, ev->tenant_id);
 }
 
 int store__bind_qevent_update(const store__binder_t *b, const store_qevent_t *ev)
@@ -298,7 +303,8 @@ int store__bind_dead_letter(const store__binder_t *b, const store_dead_letter_t 
     if (from_seq)
         return r | b->int64(c, 7, from_seq);
     return r | b->blob(c, 7, dl->event ? dl->event : "", dl->event_len) |
-           b->text(c, 9, or_null(dl->traceparent)) | b->text(c, 10, or_null(dl->trigger));
+           b->text(c, 9, or_null(dl->traceparent)) | b->text(c, 10, or_null(dl->trigger)) |
+           b->text(c, 11, dl->tenant_id);
 }
 
 int store__bind_exec(const store__binder_t *b, const store_durable_exec_t *e)
@@ -335,7 +341,8 @@ int store__bind_schedule(const store__binder_t *b, const store_schedule_t *s)
     return b->text(c, 1, s->name) | b->text(c, 2, s->expression) | b->text(c, 3, s->timezone) |
            b->text(c, 4, s->function) | b->text(c, 5, s->input) | b->int64(c, 6, s->enabled) |
            b->int64(c, 7, s->flexible_window_min) | b->int64(c, 8, s->start_ms) |
-           b->int64(c, 9, s->created_ms) | b->int64(c, 10, s->updated_ms);
+           b->int64(c, 9, s->created_ms) | b->int64(c, 10, s->updated_ms) |
+           b->text(c, 11, s->tenant_id);
 }
 
 int store__bind_fire(const store__binder_t *b, const store_schedule_fire_t *f)
@@ -349,7 +356,7 @@ int store__bind_subscription(const store__binder_t *b, const store_subscription_
 {
     void *c = b->ctx;
     return b->text(c, 1, s->id) | b->text(c, 2, s->topic) | b->text(c, 3, s->function) |
-           b->text(c, 4, s->filter) | b->int64(c, 5, s->created_ms);
+           b->text(c, 4, s->filter) | b->int64(c, 5, s->created_ms) | b->text(c, 6, s->tenant_id);
 }
 
 int store__bind_topic_message(const store__binder_t *b, const store_topic_message_t *m)

@@ -25,12 +25,12 @@
 /* What a listing reads: everything but the body. */
 #define STORE_QEVENT_COLUMNS                                                                       \
     "seq, request_id, function, enqueued_ms, next_ms, attempts, fn_errors, running, replay_of,"    \
-    " traceparent, caller_request_id, call_depth, trigger"
+    " traceparent, caller_request_id, call_depth, trigger, tenant_id"
 #define STORE_QEVENT_INSERT(P)                                                                     \
     "INSERT INTO events (request_id, function, event, enqueued_ms, next_ms, attempts, fn_errors,"  \
-    " running, replay_of, traceparent, caller_request_id, call_depth, trigger, owner) VALUES ("    \
-    P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) ","     \
-    P(11) "," P(12) "," P(13) "," P(14) ")"
+    " running, replay_of, traceparent, caller_request_id, call_depth, trigger, owner, tenant_id)"  \
+    " VALUES (" P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) ","  \
+    P(10) "," P(11) "," P(12) "," P(13) "," P(14) "," P(15) ")"
 #define STORE_QEVENT_UPDATE(P)                                                                     \
     "UPDATE events SET next_ms = " P(2) ", attempts = " P(3) ", fn_errors = " P(4)                 \
     ", running = " P(5) " WHERE seq = " P(1)
@@ -98,17 +98,18 @@
 
 #define STORE_DL_COLUMNS                                                                           \
     "id, function, request_id, attempts, condition, error_type, error_message, event, time_ms,"    \
-    " traceparent, trigger"
+    " traceparent, trigger, tenant_id"
 #define STORE_DL_INSERT                                                                            \
     "INSERT INTO dead_letters (function, request_id, attempts, condition, error_type,"            \
-    " error_message, event, time_ms, traceparent, trigger)"
+    " error_message, event, time_ms, traceparent, trigger, tenant_id)"
 #define STORE_DL_PUT(P)                                                                            \
     STORE_DL_INSERT " VALUES (" P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) ","     \
-                    P(8) "," P(9) "," P(10) ")"
-/* The event's bytes, traceparent and trigger from the queued event P(7). */
+                    P(8) "," P(9) "," P(10) "," P(11) ")"
+/* The event's bytes, traceparent, trigger and tenant id from the queued
+ * event P(7). */
 #define STORE_DL_PUT_FROM_EVENT(P)                                                                 \
     STORE_DL_INSERT " SELECT " P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) ",event," P(8)    \
-                    ",traceparent,trigger FROM events WHERE seq = " P(7)
+                    ",traceparent,trigger,tenant_id FROM events WHERE seq = " P(7)
 #define STORE_DL_GET(P)                                                                            \
     "SELECT " STORE_DL_COLUMNS " FROM dead_letters WHERE function = " P(1) " AND id = " P(2)
 #define STORE_DL_DELETE(P) "DELETE FROM dead_letters WHERE id = " P(1)
@@ -187,9 +188,10 @@
 
 #define STORE_SCHEDULE_COLUMNS                                                                     \
     "name, expression, timezone, function, input, enabled, flexible_window_min, start_ms,"         \
-    " created_ms, updated_ms"
+    " created_ms, updated_ms, tenant_id"
 #define STORE_SCHEDULE_VALUES(P)                                                                   \
-    P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10)
+    P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) ","    \
+    P(11)
 #define STORE_SCHEDULE_DELETE_FIRES(P) "DELETE FROM schedule_fires WHERE schedule = " P(1)
 #define STORE_SCHEDULE_DELETE(P) "DELETE FROM schedules WHERE name = " P(1)
 #define STORE_SCHEDULE_LIST "SELECT " STORE_SCHEDULE_COLUMNS " FROM schedules ORDER BY name"
@@ -215,10 +217,10 @@
 #define STORE_TOPIC_DELETE(P) "DELETE FROM topics WHERE name = " P(1)
 #define STORE_TOPIC_DELETE_SUBS(P) "DELETE FROM subscriptions WHERE topic = " P(1)
 #define STORE_TOPIC_LIST "SELECT name, created_ms FROM topics ORDER BY name"
-#define STORE_SUB_COLUMNS "id, topic, function, filter, created_ms"
+#define STORE_SUB_COLUMNS "id, topic, function, filter, created_ms, tenant_id"
 #define STORE_SUB_PUT(P)                                                                           \
     "INSERT INTO subscriptions (" STORE_SUB_COLUMNS ") VALUES (" P(1) ", " P(2) ", " P(3) ", "     \
-    P(4) ", " P(5) ")"
+    P(4) ", " P(5) ", " P(6) ")"
 #define STORE_SUB_DELETE(P) "DELETE FROM subscriptions WHERE id = " P(1)
 #define STORE_SUB_LIST                                                                             \
     "SELECT " STORE_SUB_COLUMNS " FROM subscriptions ORDER BY created_ms, id"
@@ -297,7 +299,7 @@ int store__bind_exec(const store__binder_t *b, const store_durable_exec_t *e);
 /* STORE_OP_COLUMNS as parameters 1 to 7, with text op's JSON. */
 int store__bind_op(const store__binder_t *b, const char *exec_id, int64_t ord, const json_t *op,
                    const char *text);
-/* STORE_SCHEDULE_COLUMNS as parameters 1 to 10. */
+/* STORE_SCHEDULE_COLUMNS as parameters 1 to 11. */
 int store__bind_schedule(const store__binder_t *b, const store_schedule_t *s);
 /* STORE_FIRE_INSERT_COLUMNS as parameters 1 to 5. */
 int store__bind_fire(const store__binder_t *b, const store_schedule_fire_t *f);

@@ -93,6 +93,14 @@ static const char *const queue__migrations[] = {
     "ALTER TABLE events ADD COLUMN owner TEXT;"
     "CREATE INDEX events_owner ON events (owner);"
     STORE__NODES_TABLE("TEXT", "INTEGER"),
+
+    /* 11: the tenant id of an event's call (Lambda's tenant isolation
+     * mode), kept by its dead letter too, and the one a schedule's or a
+     * subscription's calls run for; "" for none. */
+    "ALTER TABLE events ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE dead_letters ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE schedules ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE subscriptions ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';",
 };
 
 enum {

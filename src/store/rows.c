@@ -58,6 +58,7 @@ void store__fill_record(const store__row_t *row, void *item)
     rec->result = row->dup_blob(c, 25, &rec->result_len);
     rec->result_bytes = row->int64(c, 26);
     rec->result_flags = (int)row->int64(c, 27);
+    row->copy_text(c, 28, rec->tenant_id, sizeof rec->tenant_id);
 }
 
 void store__fill_log(const store__row_t *row, void *item)
@@ -83,6 +84,7 @@ void store_usage_of(const store_record_t *rec, store_usage_t *out)
     *out = (store_usage_t){ .hour_ms = rec->start_ms - (hour < 0 ? hour + 3600000 : hour) };
     tenant_of(rec->function, out->tenant);
     snprintf(out->function, sizeof out->function, "%s", tenant_local(rec->function));
+    snprintf(out->tenant_id, sizeof out->tenant_id, "%s", rec->tenant_id);
     out->requests = ran;
     out->billed_ms = rec->billed_ms;
     out->mb_ms = (int64_t)rec->memory_mb * rec->billed_ms;
@@ -122,6 +124,7 @@ void store__fill_usage(const store__row_t *row, void *item)
                      &u->max_rss_kb, &u->egress_bytes, &u->kv_ops, &u->log_bytes };
     for (int i = 0; i < 8; i++)
         *q[i] = row->int64(c, 3 + i);
+    row->copy_text(c, 11, u->tenant_id, sizeof u->tenant_id);
 }
 
 void store__fill_volume(const store__row_t *row, void *item)
@@ -217,7 +220,7 @@ int store__bind_record(const store__binder_t *b, const store_record_t *rec)
            b->int64(c, 22, rec->log_bytes) || b->blob(c, 23, rec->event, rec->event_len) ||
            b->int64(c, 24, rec->event_bytes) || b->int64(c, 25, rec->event_flags) ||
            b->blob(c, 26, rec->result, rec->result_len) || b->int64(c, 27, rec->result_bytes) ||
-           b->int64(c, 28, rec->result_flags);
+           b->int64(c, 28, rec->result_flags) || b->text(c, 29, rec->tenant_id);
 }
 
 void store_record_filter_tenant(store_record_filter_t *f, const char *tenant)
@@ -253,7 +256,8 @@ int store__bind_find(const store__binder_t *b, const store_record_filter_t *f)
         r = b->text(c, 8, NULL) || b->text(c, 9, NULL);
     return r || b->int64(c, 10, (int64_t)f->limit + 1) || b->text(c, 11, f->trigger) ||
            b->text(c, 12, f->tenant_like[0] ? f->tenant_like : NULL) ||
-           b->text(c, 13, f->tenant_unlike[0] ? f->tenant_unlike : NULL);
+           b->text(c, 13, f->tenant_unlike[0] ? f->tenant_unlike : NULL) ||
+           b->text(c, 14, f->tenant_id);
 }
 
 int store__bind_log(const store__binder_t *b, const store_log_t *l)

@@ -43,9 +43,14 @@
 #define STORE_REC_VALUES(P)                                                                        \
     P(1) "," P(2) "," P(3) "," P(4) "," P(5) "," P(6) "," P(7) "," P(8) "," P(9) "," P(10) ","    \
     P(11) "," P(12) "," P(13) "," P(14) "," P(15) "," P(16) "," P(17) "," P(18) "," P(19) ","     \
-    P(20) "," P(21) "," P(22) "," P(23) "," P(24) "," P(25) "," P(26) "," P(27) "," P(28)
+    P(20) "," P(21) "," P(22) "," P(23) "," P(24) "," P(25) "," P(26) "," P(27) "," P(28) ","    \
+    P(29)
+/* The tenant id (migration "tenant ids") comes after the payloads: the
+ * record's parameter 29 and its row's column 28. */
+#define STORE_REC_TENANT_ID " tenant_id"
 #define STORE_REC_GET(P)                                                                           \
-    "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS " FROM invocations WHERE request_id = " P(1)
+    "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID                     \
+    " FROM invocations WHERE request_id = " P(1)
 
 /* Usage (docs/metering.md): what each record meters, summed per tenant,
  * function and hour into the table usage as records are written, in the
@@ -82,14 +87,28 @@
     " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"                                        \
     " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"                                  \
     " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes"
+/* Usage by tenant id too (tenant isolation; the migration "tenant ids"):
+ * the key and upsert of usage as it is now. The two above are usage as
+ * migration 13 made it, which that migration's text keeps. */
+#define STORE_USAGE_KEY "tenant, function, tenant_id, hour_ms, part"
+#define STORE_USAGE_ADD_BY_ID                                                                      \
+    " ON CONFLICT (" STORE_USAGE_KEY ") DO UPDATE SET"                                             \
+    " requests = usage.requests + excluded.requests,"                                              \
+    " billed_ms = usage.billed_ms + excluded.billed_ms, mb_ms = usage.mb_ms + excluded.mb_ms,"     \
+    " cpu_ms = usage.cpu_ms + excluded.cpu_ms,"                                                    \
+    " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"                                        \
+    " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"                                  \
+    " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes"
+#define STORE_USAGE_INSERT_BY_ID                                                                   \
+    "INSERT INTO usage (" STORE_USAGE_KEY ", " STORE_USAGE_COLUMNS ") "
 #define STORE_USAGE_SUM(C) "CAST(sum(" C ") AS bigint)" /* PostgreSQL's would be numeric */
 #define STORE_USAGE_LIST(P)                                                                        \
     "SELECT tenant, function, hour_ms, " STORE_USAGE_SUM("requests") ","                           \
     STORE_USAGE_SUM("billed_ms") "," STORE_USAGE_SUM("mb_ms") "," STORE_USAGE_SUM("cpu_ms") ","    \
     STORE_USAGE_SUM("max_rss_kb") "," STORE_USAGE_SUM("egress_bytes") ","                          \
-    STORE_USAGE_SUM("kv_ops") "," STORE_USAGE_SUM("log_bytes") " FROM usage"                      \
-    " WHERE hour_ms >= " P(1) " AND hour_ms < " P(2) " GROUP BY tenant, function, hour_ms"        \
-    " ORDER BY hour_ms, tenant, function"
+    STORE_USAGE_SUM("kv_ops") "," STORE_USAGE_SUM("log_bytes") ", tenant_id FROM usage"           \
+    " WHERE hour_ms >= " P(1) " AND hour_ms < " P(2)                                               \
+    " GROUP BY tenant, function, tenant_id, hour_ms ORDER BY hour_ms, tenant, function, tenant_id"
 #define STORE_USAGE_INSERT                                                                         \
     "INSERT INTO usage (tenant, function, hour_ms, part, " STORE_USAGE_COLUMNS ") "
 
@@ -103,9 +122,10 @@
  * statements rather than "P(1) IS NULL OR function = P(1)" so that one
  * function's records are read from the (function, start_ms) index, in
  * order, rather than found among everyone's. */
-#define STORE_REC_FIND_ROWID_COL 28
+#define STORE_REC_FIND_ROWID_COL 29
 #define STORE_REC_FIND(P, function_cond)                                                           \
-    "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0, rowid FROM invocations"                 \
+    "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0," STORE_REC_TENANT_ID ", rowid"          \
+    " FROM invocations"                                                                            \
     " WHERE start_ms >= " P(6) " AND start_ms <= " P(7) function_cond                              \
     " AND (" P(2) " IS NULL OR status = " P(2) ")"                                                 \
     " AND (" P(3) " IS NULL OR error_type = " P(3) ")"                                             \
@@ -115,6 +135,7 @@
     " OR substr(trigger, 1, length(" P(11) ") + 1) = " P(11) " || ':')"                            \
     " AND (CAST(" P(12) " AS TEXT) IS NULL OR function LIKE " P(12) ")"                            \
     " AND (CAST(" P(13) " AS TEXT) IS NULL OR function NOT LIKE " P(13) ")"                        \
+    " AND (CAST(" P(14) " AS TEXT) IS NULL OR tenant_id = " P(14) ")"                             \
     " ORDER BY start_ms DESC, rowid DESC LIMIT " P(10)
 #define STORE_REC_FIND_ONE(P) STORE_REC_FIND(P, " AND function = " P(1))
 #define STORE_REC_FIND_ALL(P) STORE_REC_FIND(P, "")
@@ -281,7 +302,8 @@ int store__url_without_function(mf_error_t *err, const char *function);
 
 /* STORE_FN_COLUMNS as parameters 1 to 7. */
 int store__bind_function(const store__binder_t *b, const store_function_t *f);
-/* STORE_REC_COLUMNS and STORE_REC_PAYLOADS as parameters 1 to 26. */
+/* STORE_REC_COLUMNS and STORE_REC_PAYLOADS as parameters 1 to 28, then
+ * the tenant id as 29. */
 int store__bind_record(const store__binder_t *b, const store_record_t *rec);
 /* STORE_REC_FIND's parameters; limit + 1 rows are asked for, so that one
  * more than wanted says whether there is a next page. */

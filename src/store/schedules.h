@@ -34,6 +34,8 @@ typedef struct store_schedule {
     int flexible_window_min;
     int64_t start_ms;         /* where a rate() counts from */
     int64_t created_ms, updated_ms;
+    /* The tenant id its fires' calls run for (tenant isolation), or "". */
+    char tenant_id[STORE_TENANT_ID_MAX + 1];
 } store_schedule_t;
 
 typedef struct store_schedule_fire {

@@ -34,8 +34,8 @@ const store_pg_stmt_t store__pg_schedule_stmts[S_COUNT] = {
                " function = excluded.function, input = excluded.input,"
                " enabled = excluded.enabled, flexible_window_min = excluded.flexible_window_min,"
                " start_ms = excluded.start_ms, created_ms = excluded.created_ms,"
-               " updated_ms = excluded.updated_ms",
-               "tttttiiiii"},
+               " updated_ms = excluded.updated_ms, tenant_id = excluded.tenant_id",
+               "tttttiiiiit"},
     [S_DELETE_FIRES] = {"s_delete_fires", STORE_SCHEDULE_DELETE_FIRES(P), "t"},
     [S_DELETE] = {"s_delete", STORE_SCHEDULE_DELETE(P), "t"},
     [S_LIST] = {"s_list", STORE_SCHEDULE_LIST, ""},

@@ -127,6 +127,22 @@ static const char *const store__migrations[] = {
     /* 11: budgets (store/budgets.h): each budget's settings by its
      * qualified name, and the thresholds its periods crossed, each once. */
     STORE_BUDGETS_TABLES("TEXT", "INTEGER", "REAL") ";",
+    /* 12: tenant ids (Lambda's tenant isolation mode, docs/metering.md):
+     * each record's, and usage by tenant id as well, which takes a key
+     * of its own, so usage is copied into a table that has it. Rows
+     * before have none (""). */
+    "ALTER TABLE invocations ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE usage_by_tenant_id ("
+    "  tenant TEXT NOT NULL, function TEXT NOT NULL, tenant_id TEXT NOT NULL,"
+    "  hour_ms INTEGER NOT NULL, part INTEGER NOT NULL, requests INTEGER NOT NULL,"
+    "  billed_ms INTEGER NOT NULL, mb_ms INTEGER NOT NULL, cpu_ms INTEGER NOT NULL,"
+    "  max_rss_kb INTEGER NOT NULL, egress_bytes INTEGER NOT NULL, kv_ops INTEGER NOT NULL,"
+    "  log_bytes INTEGER NOT NULL,"
+    "  PRIMARY KEY (tenant, function, tenant_id, hour_ms, part)) WITHOUT ROWID;"
+    "INSERT INTO usage_by_tenant_id SELECT tenant, function, '', hour_ms, part, requests,"
+    "  billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes FROM usage;"
+    "DROP TABLE usage;"
+    "ALTER TABLE usage_by_tenant_id RENAME TO usage;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -197,16 +213,18 @@ static int store__prepare_all(sqlite_store_t *s, mf_error_t *err)
         (r = store__prepare(s, STORE_CODE_REFS(P), &s->code_refs, err)) < 0 ||
         (r = store__prepare(s,
                             "SELECT function, start_ms, status, billed_ms, memory_mb, cpu_ms,"
-                            " max_rss_kb, egress_bytes, kv_ops, log_bytes FROM invocations"
+                            " max_rss_kb, egress_bytes, kv_ops, log_bytes, tenant_id"
+                            " FROM invocations"
                             " WHERE request_id = ?1",
                             &s->rec_metered, err)) < 0 ||
         (r = store__prepare(s,
-                            STORE_USAGE_INSERT "VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9,"
-                            " ?10, ?11)" STORE_USAGE_ADD,
+                            STORE_USAGE_INSERT_BY_ID "VALUES (?1, ?2, ?12, ?3, 0, ?4, ?5, ?6,"
+                            " ?7, ?8, ?9, ?10, ?11)" STORE_USAGE_ADD_BY_ID,
                             &s->usage_add, err)) < 0 ||
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
-                            STORE_REC_PAYLOADS ") VALUES (" STORE_REC_VALUES(P) ")",
+                            STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID ") VALUES ("
+                            STORE_REC_VALUES(P) ")",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s, STORE_REC_GET(P), &s->rec_get, err)) < 0 ||
         (r = store__prepare(s, STORE_REC_FIND_ONE(P), &s->rec_find, err)) < 0 ||
@@ -469,21 +487,23 @@ static int store__end_batch(sqlite_store_t *s, int r, mf_error_t *err)
 
 /* What one write's records change in usage, by tenant, function and hour. */
 typedef struct usage_delta {
-    map_t at;          /* "HOUR FUNCTION" → index + 1 in rows */
+    map_t at;          /* "HOUR FUNCTION TENANT_ID" → index + 1 in rows */
     store_usage_t *rows;
     size_t n;
 } usage_delta_t;
 
 static void usage_add(usage_delta_t *d, const store_usage_t *u, int sign)
 {
-    char key[256];
-    snprintf(key, sizeof key, "%lld %s %s", (long long)u->hour_ms, u->tenant, u->function);
+    char key[64 + sizeof u->tenant + sizeof u->function + sizeof u->tenant_id];
+    snprintf(key, sizeof key, "%lld %s %s %s", (long long)u->hour_ms, u->tenant, u->function,
+             u->tenant_id);
     uintptr_t k = (uintptr_t)map_get(&d->at, key);
     if (!k) {
         d->rows = xrealloc(d->rows, (d->n + 1) * sizeof *d->rows);
         d->rows[d->n] = (store_usage_t){ .hour_ms = u->hour_ms };
         snprintf(d->rows[d->n].tenant, sizeof d->rows[d->n].tenant, "%s", u->tenant);
         snprintf(d->rows[d->n].function, sizeof d->rows[d->n].function, "%s", u->function);
+        snprintf(d->rows[d->n].tenant_id, sizeof d->rows[d->n].tenant_id, "%s", u->tenant_id);
         k = ++d->n;
         map_put(&d->at, key, (void *)k);
     }
@@ -510,6 +530,8 @@ static int usage_take_stored(sqlite_store_t *s, const store_record_t *rec, usage
         old.egress_bytes = sqlite3_column_int64(st, 7);
         old.kv_ops = sqlite3_column_int64(st, 8);
         old.log_bytes = sqlite3_column_int64(st, 9);
+        const unsigned char *tid = sqlite3_column_text(st, 10);
+        snprintf(old.tenant_id, sizeof old.tenant_id, "%s", tid ? (const char *)tid : "");
         store_usage_t u;
         store_usage_of(&old, &u);
         usage_add(d, &u, -1);
@@ -539,6 +561,7 @@ static int usage_write(sqlite_store_t *s, const usage_delta_t *d, mf_error_t *er
         sqlite3_bind_int64(st, 3, u->hour_ms);
         for (int k = 0; k < 8; k++)
             sqlite3_bind_int64(st, 4 + k, q[k]);
+        sqlite3_bind_text(st, 12, u->tenant_id, -1, SQLITE_STATIC);
         r = store__step_done(s->db, st, true, "write usage", err);
     }
     return r;

@@ -107,6 +107,8 @@ int store_code_forget(store_t *s, const char *sha256, mf_error_t *err);
 
 /* A record's trigger: a kind, and for some a name (":" and up to 64). */
 #define STORE_TRIGGER_MAX 80
+/* A tenant id of Lambda's tenant isolation mode: 1 to 256 characters. */
+#define STORE_TENANT_ID_MAX 256
 
 typedef struct store_record {
     char request_id[37];
@@ -151,6 +153,10 @@ typedef struct store_record {
     /* Why it ran: invoke, url, replay, destination, schedule:NAME,
      * topic:NAME or function:CALLER ("" in records older than the field). */
     char trigger[STORE_TRIGGER_MAX];
+    /* The tenant id it ran for under Lambda's tenant isolation mode
+     * (registry.h's fn_tenancy_t), "" for a function without it and in
+     * records older than the field. */
+    char tenant_id[STORE_TENANT_ID_MAX + 1];
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */
@@ -193,6 +199,7 @@ typedef struct store_record_filter {
     double min_duration_ms;   /* duration_ms >= this (0: any) */
     /* NULL: any; "schedule:nightly" that trigger, "schedule" any of its kind. */
     const char *trigger;
+    const char *tenant_id;    /* NULL: any */
     int limit;                /* at most this many, >= 1 */
     bool after_set;           /* only records strictly after `after` */
     store_record_cursor_t after;
@@ -308,6 +315,9 @@ int store_volume_delete(store_t *s, const char *name, mf_error_t *err);
 typedef struct store_usage {
     char tenant[TENANT_MAX + 1];
     char function[TENANT_QNAME_MAX + 1];
+    /* The calls' tenant id (tenant isolation), "" for calls without one
+     * and for usage metered before the field. */
+    char tenant_id[STORE_TENANT_ID_MAX + 1];
     int64_t hour_ms;          /* the hour's start, wall clock */
     int64_t requests, billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes;
 } store_usage_t;
@@ -321,7 +331,7 @@ void store_usage_add(store_usage_t *to, const store_usage_t *u, int sign);
 /* u's memory × billed time in GB-seconds (mb_ms / 1024 / 1000). */
 double store_usage_gb_seconds(const store_usage_t *u);
 /* Every hour from from_ms (inclusive) to to_ms (exclusive), by hour, then
- * tenant and function; free *out. */
+ * tenant, function and tenant id; free *out. */
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                      size_t *count, mf_error_t *err);
 

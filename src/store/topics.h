@@ -25,6 +25,8 @@ typedef struct store_subscription {
     char function[TENANT_QNAME_MAX + 1];
     char *filter;             /* the filter policy's JSON (owned), or NULL: every message */
     int64_t created_ms;
+    /* The tenant id its events' calls run for (tenant isolation), or "". */
+    char tenant_id[STORE_TENANT_ID_MAX + 1];
 } store_subscription_t;
 
 typedef struct store_topic_message {

@@ -250,7 +250,9 @@ static void schedules__fire(schedules_t *s, entry_t *e, int64_t due_s)
     snprintf(trigger, sizeof trigger, "schedule:%s", tenant_local(e->s.name));
     tenant_resolve(e->s.name, e->s.function, fn, sizeof fn);
     async_enqueue_opts_t opts = {.with_event = schedules__fire_with_event, .with_event_arg = j,
-                                 .trigger = trigger};
+                                 .trigger = trigger,
+                                 .tenant_id = e->s.tenant_id,
+                                 .tenant_field = "tenant_id"};
     mf_error_t err = MF_ERROR_INIT;
     e->inflight = true;
     int r = async_enqueue(s->async, fn, &body, &opts, schedules__fire_accepted, j, &err);
@@ -356,7 +358,7 @@ static int schedules__parse(schedules_t *s, const char *name, const void *body, 
         return mf_error_plain(err, EINVAL,
                               "body: must be a JSON object {\"expression\", \"function\", ...}");
     static const char *const known[] = {"expression", "timezone", "function", "input",
-                                        "enabled", "flexible_window_min"};
+                                        "enabled", "flexible_window_min", "tenant_id"};
     const char *key;
     json_t *val;
     json_object_foreach(doc, key, val)
@@ -368,7 +370,7 @@ static int schedules__parse(schedules_t *s, const char *name, const void *body, 
             char shown[80];
             return mf_error_plain(err, EINVAL,
                                   "%s: unknown field (a schedule has expression, timezone, "
-                                  "function, input, enabled and flexible_window_min)",
+                                  "function, input, enabled, flexible_window_min and tenant_id)",
                                   mf_error_show(key, 64, shown, sizeof shown));
         }
     }
@@ -403,9 +405,23 @@ static int schedules__parse(schedules_t *s, const char *name, const void *body, 
     char qfn[TENANT_QNAME_MAX + 1];
     tenant_resolve(name, fn, qfn, sizeof qfn);
     mf_error_t e2 = MF_ERROR_INIT;
-    if (registry_check(s->registry, qfn, &e2) < 0)
+    fn_t f;
+    if (registry_get(s->registry, qfn, &f, &e2) < 0)
         return mf_error_plain(err, EINVAL, "function: no function named %s", fn);
     snprintf(out->function, sizeof out->function, "%s", fn);
+    /* Unlike EventBridge's, a schedule may start a function with tenant
+     * isolation: its fires run for the tenant id it names. */
+    json_t *tid = json_object_get(doc, "tenant_id");
+    if (tid && !json_is_null(tid) && !json_is_string(tid)) {
+        fn_clear(&f);
+        return mf_error_plain(err, EINVAL, "tenant_id: must be a string or null");
+    }
+    r = fn_tenant_id_for(f.name, &f.tenancy, "tenant_id", json_string_value(tid), err);
+    fn_clear(&f);
+    if (r < 0)
+        return r;
+    if (json_is_string(tid))
+        snprintf(out->tenant_id, sizeof out->tenant_id, "%s", json_string_value(tid));
 
     json_t *input = json_object_get(doc, "input");
     if (input && !json_is_null(input)) {
@@ -574,6 +590,8 @@ static json_t *schedules__json(schedules_t *s, const entry_t *e)
     json_object_set_new(out, "input", input ? input : json_null());
     json_object_set_new(out, "enabled", json_boolean(e->s.enabled));
     json_object_set_new(out, "flexible_window_min", json_integer(e->s.flexible_window_min));
+    json_object_set_new(out, "tenant_id",
+                        e->s.tenant_id[0] ? json_string(e->s.tenant_id) : json_null());
     json_object_set_new(out, "created", schedules__time(s, NULL, e->s.created_ms));
     json_object_set_new(out, "updated", schedules__time(s, NULL, e->s.updated_ms));
     char arn[256];

@@ -166,6 +166,7 @@ typedef struct change {
     char function[TENANT_QNAME_MAX + 1];
     char id[ID_UUID_LEN + 1];
     char *filter;
+    char tenant_id[FN_TENANT_ID_MAX + 1];
     int64_t created_ms;
     bool created;
     topics_done_cb cb;
@@ -184,6 +185,7 @@ static int topics__change_apply(void *db, void *arg, mf_error_t *err)
         snprintf(s.id, sizeof s.id, "%s", c->id);
         snprintf(s.topic, sizeof s.topic, "%s", c->topic);
         snprintf(s.function, sizeof s.function, "%s", c->function);
+        snprintf(s.tenant_id, sizeof s.tenant_id, "%s", c->tenant_id);
         return store_subscription_put(q, &s, err);
     }
     case OP_UNSUBSCRIBE: return store_subscription_delete(q, c->id, err);
@@ -286,7 +288,8 @@ int topics_delete(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf
 }
 
 int topics_subscribe(topics_t *t, const char *topic, const char *local, const json_t *filter,
-                     char id[ID_UUID_LEN + 1], topics_done_cb cb, void *ud, mf_error_t *err)
+                     const char *tenant_id, char id[ID_UUID_LEN + 1], topics_done_cb cb,
+                     void *ud, mf_error_t *err)
 {
     topic_t *tp;
     int r = topics__find(t, topic, &tp, err);
@@ -297,8 +300,15 @@ int topics_subscribe(topics_t *t, const char *topic, const char *local, const js
     /* The function is the topic's tenant's (core/tenant.h). */
     char function[TENANT_QNAME_MAX + 1];
     tenant_resolve(topic, local, function, sizeof function);
-    if ((r = registry_check(t->registry, function, err)) < 0)
+    fn_t f;
+    if ((r = registry_get(t->registry, function, &f, err)) < 0)
         return r;
+    r = fn_tenant_id_for(f.name, &f.tenancy, "tenant_id", tenant_id, err);
+    fn_clear(&f);
+    if (r < 0)
+        return r;
+    if (!tenant_id)
+        tenant_id = "";
     filter_policy_t *policy = NULL;
     char *text = NULL;
     if (filter && !json_is_null(filter)) {
@@ -310,13 +320,14 @@ int topics_subscribe(topics_t *t, const char *topic, const char *local, const js
         topic_subscription_t *s = &tp->subs[i];
         if (strcmp(s->function, function))
             continue;
-        bool same = (!s->filter && !text) || (s->filter && text && !strcmp(s->filter, text));
+        bool same = ((!s->filter && !text) || (s->filter && text && !strcmp(s->filter, text))) &&
+                    !strcmp(s->tenant_id, tenant_id);
         free(text);
         filter_policy_free(policy);
         if (!same)
             return mf_error_plain(err, EEXIST,
-                                  "%s is subscribed to %s already, with another filter: "
-                                  "unsubscribe %s first",
+                                  "%s is subscribed to %s already, with another filter or "
+                                  "tenant id: unsubscribe %s first",
                                   function, topic, s->id);
         snprintf(id, ID_UUID_LEN + 1, "%s", s->id);
         return topics__submit(t, topics__change(t, OP_BARRIER, topic, cb, ud), err);
@@ -331,9 +342,11 @@ int topics_subscribe(topics_t *t, const char *topic, const char *local, const js
     id_uuid4(c->id);
     snprintf(c->function, sizeof c->function, "%s", function);
     c->filter = text ? xstrdup(text) : NULL;
+    snprintf(c->tenant_id, sizeof c->tenant_id, "%s", tenant_id);
     c->created_ms = clock_wall_ms();
     c->created = true;
     topic_subscription_t s = {.filter = text, .policy = policy, .created_ms = c->created_ms};
+    snprintf(s.tenant_id, sizeof s.tenant_id, "%s", tenant_id);
     snprintf(s.id, sizeof s.id, "%s", c->id);
     snprintf(s.function, sizeof s.function, "%s", function);
     snprintf(id, ID_UUID_LEN + 1, "%s", c->id);
@@ -542,6 +555,7 @@ int topics_publish(topics_t *t, const char *topic, const topic_message_t *m, top
         char sub_arn[240];
         snprintf(sub_arn, sizeof sub_arn, "%s:%s", arn, s->id);
         events[n].function = s->function;
+        events[n].tenant_id = s->tenant_id[0] ? s->tenant_id : NULL;
         buf_init(&events[n].event, sns_text.len + 256);
         topics__event(&events[n].event, sub_arn, sns_text.data);
         matched[n++] = s;
@@ -654,6 +668,7 @@ static void topics__take(topics_t *t, const store_topic_t *list, size_t n,
         s->filter = NULL;
         snprintf(sub.id, sizeof sub.id, "%s", s->id);
         snprintf(sub.function, sizeof sub.function, "%s", s->function);
+        snprintf(sub.tenant_id, sizeof sub.tenant_id, "%s", s->tenant_id);
         topic_add_sub(tp, &sub);
     }
 }

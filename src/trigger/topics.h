@@ -47,6 +47,9 @@ typedef struct topic_subscription {
     char *filter;                /* the policy's JSON as given, or NULL: every message */
     filter_policy_t *policy;     /* parsed, or NULL */
     int64_t created_ms;
+    /* The tenant id its events' calls run for (a function with tenant
+     * isolation, which unlike Lambda's may subscribe), or "". */
+    char tenant_id[FN_TENANT_ID_MAX + 1];
 } topic_subscription_t;
 
 /* A topic as it is now; valid until the loop next changes topics. */
@@ -84,12 +87,15 @@ int topics_create(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf
 /* Deletes the topic and its subscriptions; -ENOENT at once. */
 int topics_delete(topics_t *t, const char *name, topics_done_cb cb, void *ud, mf_error_t *err);
 /* Subscribes function (a name within the topic's tenant, core/tenant.h;
- * it must exist) to topic with filter (NULL or
- * JSON null: every message). Subscribing a function again with the same
- * filter is its subscription (created false), with another filter
+ * it must exist) to topic with filter (NULL or JSON null: every message),
+ * its calls running for tenant_id (NULL or "": none; required by a
+ * function with tenant isolation, refused by one without: -EINVAL).
+ * Subscribing a function again with the same filter and tenant id is its
+ * subscription (created false), with another one
  * -EEXIST. id receives the subscription's id at once. */
 int topics_subscribe(topics_t *t, const char *topic, const char *function, const json_t *filter,
-                     char id[ID_UUID_LEN + 1], topics_done_cb cb, void *ud, mf_error_t *err);
+                     const char *tenant_id, char id[ID_UUID_LEN + 1], topics_done_cb cb,
+                     void *ud, mf_error_t *err);
 /* -ENOENT at once when the topic has no such subscription. */
 int topics_unsubscribe(topics_t *t, const char *topic, const char *id, topics_done_cb cb,
                        void *ud, mf_error_t *err);

@@ -439,7 +439,7 @@ def test_topics_and_subscriptions_survive_a_restart(server):
     sub = subscribe(srv, topic, name, {"kind": ["yes"]})
     srv.restart()
     assert subscriptions(srv, topic) == [{k: sub[k] for k in ("id", "function", "filter",
-                                                              "created")}]
+                                                              "created", "tenant_id")}]
     doc = published(publish(srv, topic, "after", attributes={"kind": "yes"}))
     assert [d["subscription"] for d in doc["deliveries"]] == [sub["id"]]
     assert published(publish(srv, topic, "no", attributes={"kind": "no"}))["deliveries"] == []

@@ -58,12 +58,18 @@ static void test_months_days_and_groups(void **state)
     assert_string_equal(str(doc, "from"), "2026-12-31T23:00:00.000Z");
     assert_string_equal(str(doc, "to"), "2027-01-15T11:00:00.000Z");
     const json_t *list = json_object_get(doc, "rows");
-    assert_int_equal(json_array_size(list), 3); /* Dec a, Dec b, Jan a (both tenants) */
+    /* Dec a, Dec b, Jan a of each tenant: two tenants' functions of one
+     * name are two rows, each with its tenant. */
+    assert_int_equal(json_array_size(list), 4);
     assert_string_equal(str(json_array_get(list, 0), "period"), "2026-12-01T00:00:00.000Z");
     assert_string_equal(str(json_array_get(list, 0), "function"), "a");
     assert_string_equal(str(json_array_get(list, 1), "function"), "b");
     assert_string_equal(str(json_array_get(list, 2), "period"), "2027-01-01T00:00:00.000Z");
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 2), "requests")), 7);
+    assert_string_equal(str(json_array_get(list, 2), "tenant"), "default");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 2), "requests")), 4);
+    assert_string_equal(str(json_array_get(list, 3), "function"), "a");
+    assert_string_equal(str(json_array_get(list, 3), "tenant"), "team-b");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 3), "requests")), 3);
     const json_t *totals = json_object_get(doc, "totals");
     assert_int_equal(json_integer_value(json_object_get(totals, "requests")), 10);
     /* 1 GB for 1 s, and 2 GB for 0.5 s. */
