@@ -68,6 +68,12 @@ bool api__who(const http_request_t *req, const api_ctx_t *ctx, api_who_t *out)
     return true;
 }
 
+const char *api__key_id(const http_request_t *req, const api_ctx_t *ctx)
+{
+    api_who_t who;
+    return api__who(req, ctx, &who) && who.key && who.key->id[0] ? who.key->id : NULL;
+}
+
 bool api__sees(const api_who_t *who, const char *qname)
 {
     return who->all || tenant_owns(who->tenant, qname);

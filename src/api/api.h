@@ -268,6 +268,9 @@ bool api__who(const http_request_t *req, const api_ctx_t *ctx, api_who_t *out);
 /* The tenant whose objects a list for req shows (in buf), or NULL for
  * every tenant's (an admin naming none). */
 const char *api__scope(const http_request_t *req, const api_ctx_t *ctx, char buf[TENANT_MAX + 1]);
+/* The id of the access key a request is from, for its call's record (NULL
+ * in development mode and through the second door). */
+const char *api__key_id(const http_request_t *req, const api_ctx_t *ctx);
 /* Whether who may see the object qname. */
 bool api__sees(const api_who_t *who, const char *qname);
 

@@ -41,7 +41,8 @@ void api__enqueue(http_request_t *req, api_ctx_t *ctx, const char *function, buf
                                  .caller_request_id = from.caller_request_id,
                                  .call_depth = from.call_depth,
                                  .trigger = replay_of ? "replay" : from.trigger,
-                                 .tenant_id = tenant_id};
+                                 .tenant_id = tenant_id,
+                                 .key_id = api__key_id(req, ctx)};
     mf_error_t err = MF_ERROR_INIT;
     /* The 202 goes out once the event is on disk (on_accepted). */
     int r = async_enqueue(ctx->async, function, event, &opts, on_accepted, req, &err);

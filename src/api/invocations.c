@@ -396,12 +396,15 @@ static void get_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
 }
 
 /* The record is read; its attempts are on the async queue's writer. */
-/* Another tenant's call is one this caller cannot see: as absent. */
+/* Another tenant's call is one this caller cannot see: as absent; and an
+ * invoker sees the calls its own key made only. */
 static int owned(http_request_t *req, api_ctx_t *ctx, const record_read_t *g, int r,
                  mf_error_t *err)
 {
     api_who_t who;
-    if (r < 0 || (api__who(req, ctx, &who) && api__sees(&who, g->rec.function)))
+    if (r < 0 || (api__who(req, ctx, &who) && api__sees(&who, g->rec.function) &&
+                  (!who.key || who.key->role != AUTH_INVOKER ||
+                   !strcmp(who.key->id, g->rec.key_id))))
         return r;
     return mf_error_plain(err, ENOENT, "invocation `%s` does not exist", g->id);
 }

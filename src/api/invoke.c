@@ -92,7 +92,8 @@ void api__call(http_request_t *req, api_ctx_t *ctx, const char *function, buf_t 
                              .caller_request_id = from.caller_request_id,
                              .call_depth = from.call_depth,
                              .trigger = replay_of ? "replay" : from.trigger,
-                             .tenant_id = tenant_id};
+                             .tenant_id = tenant_id,
+                             .key_id = api__key_id(req, ctx)};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, req, &err);
     if (r < 0) {
         buf_release(&ev);

@@ -135,7 +135,8 @@ void api__call_stream(http_request_t *req, api_ctx_t *ctx, const char *function,
                              .call_depth = from.call_depth,
                              .trigger = from.trigger,
                              .stream = &sink,
-                             .tenant_id = http_request_header(req, "X-Amz-Tenant-Id")};
+                             .tenant_id = http_request_header(req, "X-Amz-Tenant-Id"),
+                             .key_id = api__key_id(req, ctx)};
     int r = exec_invoke_opts(ctx->exec, function, &ev, &opts, on_done, c, &err);
     if (r < 0) {
         buf_release(&ev);

@@ -878,7 +878,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
         int r = async_enqueue(ctx->async, name, &req->body,
                               &(async_enqueue_opts_t){.traceparent = trace,
                                                       .tenant_id = http_request_header(
-                                                          req, "X-Amz-Tenant-Id")},
+                                                          req, "X-Amz-Tenant-Id"),
+                                                      .key_id = api__key_id(req, ctx)},
                               on_event_accepted, req, &err);
         if (r < 0)
             lambda_failure(req, r, &err);
@@ -907,7 +908,8 @@ static void handle_invoke(http_request_t *req, api_ctx_t *ctx)
     int r = exec_invoke_opts(ctx->exec, name, &event,
                              &(exec_call_opts_t){.traceparent = trace,
                                                  .tenant_id = http_request_header(
-                                                     req, "X-Amz-Tenant-Id")},
+                                                     req, "X-Amz-Tenant-Id"),
+                                                 .key_id = api__key_id(req, ctx)},
                              on_invoked, call, &err);
     if (r < 0) {
         buf_release(&event);
@@ -1111,7 +1113,8 @@ static void handle_invoke_stream(http_request_t *req, api_ctx_t *ctx)
                              &(exec_call_opts_t){.traceparent = trace,
                                                  .stream = &stream_invoke_sink,
                                                  .tenant_id = http_request_header(
-                                                     req, "X-Amz-Tenant-Id")},
+                                                     req, "X-Amz-Tenant-Id"),
+                                                 .key_id = api__key_id(req, ctx)},
                              stream_invoke_done, c, &err);
     if (r < 0) {
         buf_release(&event);

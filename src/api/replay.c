@@ -41,8 +41,9 @@ static void replay_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
     api_who_t who;
     if (r < 0) {
         api_respond_failure(req, r, err);
-    } else if (!api__who(req, ctx, &who) || !api__sees(&who, rec->function)) {
-        /* Another tenant's call: as absent. */
+    } else if (!api__who(req, ctx, &who) || !api__sees(&who, rec->function) ||
+               (who.key && who.key->role == AUTH_INVOKER && strcmp(who.key->id, rec->key_id))) {
+        /* Another tenant's call, or another key's for an invoker: as absent. */
         http_respond_error(req, 404, "not_found", "invocation `%s` does not exist",
                            rec->request_id);
     } else if (type && strcasecmp(type, "RequestResponse") && strcasecmp(type, "Event")) {

@@ -581,7 +581,8 @@ static void call_function(http_request_t *req, api_ctx_t *ctx, const url_config_
     exec_call_opts_t opts = { .request_id = request_id,
                               .traceparent = api__trace_context(req, tp),
                               .trigger = "url",
-                              .tenant_id = http_request_header(req, "X-Amz-Tenant-Id") };
+                              .tenant_id = http_request_header(req, "X-Amz-Tenant-Id"),
+                              .key_id = key_id[0] ? key_id : NULL };
     invocation_done_cb done = on_called;
     void *ud = req;
     req->data = ctx;

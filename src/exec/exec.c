@@ -356,6 +356,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->first = !inv->event_attempt; /* a call's request id is new */
     snprintf(rec->trigger, sizeof rec->trigger, "%s", inv->trigger);
     snprintf(rec->tenant_id, sizeof rec->tenant_id, "%s", inv->tenant_id);
+    snprintf(rec->key_id, sizeof rec->key_id, "%s", inv->key_id);
     /* Borrowed, as the rest: obs_records copies what it keeps. */
     bool keep = inv->payloads == 'f' || (inv->payloads == 'e' && inv->status != INV_SUCCESS);
     if (keep && inv->redact) {
@@ -894,6 +895,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         id_uuid7(inv->request_id);
     snprintf(inv->function, sizeof inv->function, "%s", p->name);
     snprintf(inv->tenant_id, sizeof inv->tenant_id, "%s", tenant_id);
+    snprintf(inv->key_id, sizeof inv->key_id, "%s", opts && opts->key_id ? opts->key_id : "");
     inv->version = p->fn.version;
     inv->memory_mb = p->fn.memory_mb;
     record_policy(inv, &p->fn.record);

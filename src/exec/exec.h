@@ -67,6 +67,8 @@ struct invocation {
     /* The tenant id it runs for (Lambda's tenant isolation mode), "" for a
      * function without the mode: only an instance of that tenant id runs it. */
     char tenant_id[FN_TENANT_ID_MAX + 1];
+    /* The access key whose request made the call, or "" (the record's). */
+    char key_id[STORE_KEY_ID_MAX + 1];
 
     /* The outcome, filled before done is called. */
     inv_status_t status;
@@ -231,6 +233,9 @@ typedef struct exec_call_opts {
     /* Where the tenant id came from, for that error's message (NULL:
      * X-Amz-Tenant-Id). */
     const char *tenant_field;
+    /* The access key whose request makes the call, or NULL (kept in the
+     * record: an invoker reads its own calls' records only). */
+    const char *key_id;
 } exec_call_opts_t;
 
 /* The longest chain of calls functions make of each other (a function

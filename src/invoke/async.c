@@ -52,6 +52,7 @@ typedef struct aevent {
     bool loading;                /* its body is being read back (async__load_bodies) */
     buf_t body;
     invocation_t *early;         /* an attempt that ended before that returned */
+    char key_id[STORE_KEY_ID_MAX + 1]; /* async_enqueue_opts_t's, for its first record */
 } aevent_t;
 
 #define NOT_IN_HEAP ((size_t)-1)
@@ -263,6 +264,7 @@ static void async__record_fill(const aevent_t *ev, const char *status, int64_t s
              ev->q.caller_request_id);
     snprintf(rec->trigger, sizeof rec->trigger, "%s", ev->q.trigger[0] ? ev->q.trigger : "invoke");
     snprintf(rec->tenant_id, sizeof rec->tenant_id, "%s", ev->q.tenant_id);
+    snprintf(rec->key_id, sizeof rec->key_id, "%s", ev->key_id);
 }
 
 static void async__record_basic(const aevent_t *ev, const char *status, int64_t start_ms,
@@ -681,6 +683,8 @@ static void async__event_origin(aevent_t *ev, const async_enqueue_opts_t *opts)
         snprintf(ev->q.trigger, sizeof ev->q.trigger, "%s", opts->trigger);
     if (opts->tenant_id)
         snprintf(ev->q.tenant_id, sizeof ev->q.tenant_id, "%s", opts->tenant_id);
+    if (opts->key_id)
+        snprintf(ev->key_id, sizeof ev->key_id, "%s", opts->key_id);
 }
 
 int async_enqueue(async_t *a, const char *function, buf_t *event,

@@ -96,6 +96,9 @@ typedef struct async_enqueue_opts {
      * (-EINVAL) and kept with it; tenant_field names where it came from. */
     const char *tenant_id;
     const char *tenant_field;
+    /* exec_call_opts_t's: the access key whose request queued it, or NULL
+     * (in the event's record from the start; not kept with the event). */
+    const char *key_id;
     /* Runs on the writer's thread in the transaction that inserts the
      * event, after the insert, with the event as written: a failure undoes
      * the event as well, and cb gets it. For a row that must exist if and

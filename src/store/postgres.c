@@ -114,13 +114,14 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     /* Many records a statement, each column an array (store__pg_run_rows). */
     [REC_PUT] = { "rec_put",
                   "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ","
-                  STORE_REC_TENANT_ID ")"
+                  STORE_REC_TENANT_ID "," STORE_REC_KEY_ID ")"
                   " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],"
                   " $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],"
                   " $10::bigint[], $11::bigint[], $12::float8[], $13::text[], $14::text[],"
                   " $15::bigint[], $16::text[], $17::text[], $18::text[], $19::bigint[],"
                   " $20::text[], $21::bigint[], $22::bigint[], $23::bytea[], $24::bigint[],"
-                  " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[], $29::text[])"
+                  " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[], $29::text[],"
+                  " $30::text[])"
                   " ON CONFLICT (request_id) DO UPDATE SET"
                   " function = excluded.function, version = excluded.version,"
                   " status = excluded.status, start_ms = excluded.start_ms,"
@@ -136,6 +137,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " event_bytes = excluded.event_bytes, event_flags = excluded.event_flags,"
                   " result = excluded.result, result_bytes = excluded.result_bytes,"
                   " result_flags = excluded.result_flags, tenant_id = excluded.tenant_id,"
+                  " key_id = COALESCE(excluded.key_id, invocations.key_id),"
                   " rowid = DEFAULT"
                   /* Nodes write records of one call in their own batches: the
                    * node that queued an event may write "queued" after the
@@ -146,7 +148,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " OR (excluded.attempts = invocations.attempts"
                   " AND (invocations.status IN ('queued', 'running')"
                   " OR excluded.status NOT IN ('queued', 'running')))",
-                  "ttttttttttttttttttttttttttttt" },
+                  "tttttttttttttttttttttttttttttt" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
     [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiitt" },
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiitt" },
@@ -493,7 +495,7 @@ static bool pg__record_replaces(const store_record_t *next, const store_record_t
  * (were a an ending and c not, b would have to be an ending to replace a
  * and not one to be replaced by c). */
 typedef struct {
-    const store_record_t **recs;
+    store_record_t *recs; /* shallow copies: their strings are the batch's */
     size_t n;
 } pg_recs_t;
 
@@ -505,10 +507,15 @@ static void pg__records_fold(const store_record_t *recs, size_t count, pg_recs_t
     for (size_t i = 0; i < count; i++) {
         uintptr_t k = (uintptr_t)map_get(&at, recs[i].request_id);
         if (!k) {
-            out->recs[out->n++] = &recs[i];
+            out->recs[out->n++] = recs[i];
             map_put(&at, recs[i].request_id, (void *)(uintptr_t)out->n);
-        } else if (pg__record_replaces(&recs[i], out->recs[k - 1])) {
-            out->recs[k - 1] = &recs[i];
+        } else if (pg__record_replaces(&recs[i], &out->recs[k - 1])) {
+            /* The caller's key stays, as the upsert keeps it. */
+            char key[sizeof recs[i].key_id];
+            memcpy(key, out->recs[k - 1].key_id, sizeof key);
+            out->recs[k - 1] = recs[i];
+            if (!recs[i].key_id[0])
+                memcpy(out->recs[k - 1].key_id, key, sizeof key);
         }
     }
     map_release(&at);
@@ -516,7 +523,7 @@ static void pg__records_fold(const store_record_t *recs, size_t count, pg_recs_t
 
 static void bind_folded(void *ctx, size_t i, const store__binder_t *b)
 {
-    store__bind_record(b, ((pg_recs_t *)ctx)->recs[i]);
+    store__bind_record(b, &((pg_recs_t *)ctx)->recs[i]);
 }
 
 /* The records, folded (so that no statement has one request's row twice,

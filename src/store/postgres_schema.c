@@ -435,6 +435,9 @@ static const char *const pg__migrations[] = {
     " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes;"
     "  RETURN NULL;"
     " END $$;",
+    /* 17: record keys (store_record_t.key_id): the access key that made
+     * each call, for an invoker to read its own calls only. */
+    "ALTER TABLE invocations ADD COLUMN key_id text COLLATE \"C\";",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -143,6 +143,9 @@ static const char *const store__migrations[] = {
     "  billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes FROM usage;"
     "DROP TABLE usage;"
     "ALTER TABLE usage_by_tenant_id RENAME TO usage;",
+    /* 13: record keys (store_record_t.key_id): the access key that made
+     * each call, for an invoker to read its own calls only. */
+    "ALTER TABLE invocations ADD COLUMN key_id TEXT;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -223,8 +226,9 @@ static int store__prepare_all(sqlite_store_t *s, mf_error_t *err)
                             &s->usage_add, err)) < 0 ||
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
-                            STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID ") VALUES ("
-                            STORE_REC_VALUES(P) ")",
+                            STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID "," STORE_REC_KEY_ID
+                            ") VALUES (" STORE_REC_VALUES(P) ", COALESCE(?30, (SELECT key_id"
+                            " FROM invocations WHERE request_id = ?1)))",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s, STORE_REC_GET(P), &s->rec_get, err)) < 0 ||
         (r = store__prepare(s, STORE_REC_FIND_ONE(P), &s->rec_find, err)) < 0 ||

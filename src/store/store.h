@@ -109,6 +109,7 @@ int store_code_forget(store_t *s, const char *sha256, mf_error_t *err);
 #define STORE_TRIGGER_MAX 80
 /* A tenant id of Lambda's tenant isolation mode: 1 to 256 characters. */
 #define STORE_TENANT_ID_MAX 256
+#define STORE_KEY_ID_MAX 128
 
 typedef struct store_record {
     char request_id[37];
@@ -157,6 +158,10 @@ typedef struct store_record {
      * (registry.h's fn_tenancy_t), "" for a function without it and in
      * records older than the field. */
     char tenant_id[STORE_TENANT_ID_MAX + 1];
+    /* The access key whose request made the call ("" when none did: a
+     * trigger, a function, development mode). A record replaced by one
+     * without (an async event's next attempt) keeps the one it had. */
+    char key_id[STORE_KEY_ID_MAX + 1];
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */

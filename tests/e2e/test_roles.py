@@ -95,12 +95,48 @@ def test_an_invoker_invokes_and_reads_its_calls_only(srv):
         got = requests.get(f"{srv.url}/v1/invocations/{rid}", headers=auth("invoker"),
                            timeout=60)
         return got.json() if got.status_code == 200 else None
-    assert wait_for("the call's record", record)["status"] == "success"
+    rec = wait_for("the call's record", record)
+    assert rec["status"] == "success"
     for path in (f"/v1/functions/{name}/logs", f"/v1/functions/{name}",
                  f"/v1/functions/{name}/invocations"):
         r = requests.get(f"{srv.url}{path}", headers=auth("invoker"), timeout=60)
         assert_error(r, 403, "forbidden", "invoker", "read")
     assert_error(deploy_as(srv, "invoker", name), 403, "forbidden", "invoker", "deploy")
+    # Another key's call of the same function, sync and async: the invoker
+    # finds neither, nor may it replay them; the developer reads both.
+    r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", json={"b": 2},
+                      headers=auth("developer"), timeout=120)
+    assert r.status_code == 200, r.text
+    others = [r.headers["X-Mayfly-Request-Id"]]
+    r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", json={"c": 3},
+                      headers={**auth("developer"), "X-Mayfly-Invocation-Type": "Event"},
+                      timeout=120)
+    assert r.status_code == 202, r.text
+    others.append(r.json()["request_id"])
+    for other in others:
+        def done():
+            got = requests.get(f"{srv.url}/v1/invocations/{other}", headers=auth("developer"),
+                               timeout=60)
+            return got.status_code == 200 and got.json()["status"] == "success"
+        wait_for("the other call's record", done)
+        for path in (f"/v1/invocations/{other}", f"/v1/invocations/{other}/event"):
+            r = requests.get(f"{srv.url}{path}", headers=auth("invoker"), timeout=60)
+            assert_error(r, 404, "not_found", other)
+        r = requests.post(f"{srv.url}/v1/invocations/{other}/replay", headers=auth("invoker"),
+                          timeout=60)
+        assert_error(r, 404, "not_found", other)
+    # Its own async call, once it has run through its attempts, is still its.
+    r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", json={"d": 4},
+                      headers={**auth("invoker"), "X-Mayfly-Invocation-Type": "Event"},
+                      timeout=120)
+    assert r.status_code == 202, r.text
+    mine = r.json()["request_id"]
+
+    def own_done():
+        got = requests.get(f"{srv.url}/v1/invocations/{mine}", headers=auth("invoker"),
+                           timeout=60)
+        return got.status_code == 200 and got.json()["status"] == "success"
+    wait_for("the invoker's async call", own_done)
 
 
 def test_tenants_are_for_admins(srv):

@@ -823,6 +823,35 @@ static void test_tenants_records_and_usage_stay_apart(void **state)
     store_close(s);
 }
 
+/* The access key that made a call stays with its record when the record
+ * is replaced by one without (an async event's attempts), whether the two
+ * come in one write or in two. */
+static void test_a_records_key_stays_when_replaced(void **state)
+{
+    store_t *s = open_with_find_records(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    int64_t h0 = 300 * (int64_t)HOUR;
+    store_record_t a[] = {
+        metered("k1", "queued", h0 + 10, 0, 0),
+        metered("k2", "queued", h0 + 20, 0, 0),
+        metered("k2", "success", h0 + 30, 1, 100),
+    };
+    snprintf(a[0].key_id, sizeof a[0].key_id, "AKIAONE");
+    snprintf(a[1].key_id, sizeof a[1].key_id, "AKIATWO");
+    assert_int_equal(store_records_put(s, a, 3, &err), 0);
+    store_record_t b = metered("k1", "success", h0 + 40, 1, 100);
+    assert_int_equal(store_records_put(s, &b, 1, &err), 0);
+    const char *ids[] = { "k1", "k2" }, *keys[] = { "AKIAONE", "AKIATWO" };
+    for (int i = 0; i < 2; i++) {
+        store_record_t got;
+        assert_int_equal(store_record_get(s, ids[i], &got, &err), 0);
+        assert_string_equal(got.status, "success");
+        assert_string_equal(got.key_id, keys[i]);
+        store_record_clear(&got);
+    }
+    store_close(s);
+}
+
 /* ---- retention ------------------------------------------------------------ */
 
 enum { AGED = 30, PAYLOAD = 1024 };
@@ -966,6 +995,7 @@ static void test_prune_over_the_size_bound_takes_the_oldest(void **state)
                                     teardown),                                                     \
     cmocka_unit_test_setup_teardown(test_usage_sums_what_the_records_hold, setup, teardown),       \
     cmocka_unit_test_setup_teardown(test_tenants_records_and_usage_stay_apart, setup, teardown),   \
+    cmocka_unit_test_setup_teardown(test_a_records_key_stays_when_replaced, setup, teardown),      \
     cmocka_unit_test_setup_teardown(test_prune_by_age_in_batches, setup, teardown),                \
     cmocka_unit_test_setup_teardown(test_prune_over_the_size_bound_takes_the_oldest, setup,        \
                                     teardown)
