@@ -61,6 +61,7 @@ typedef struct server_opts {
     const char *egress_hosts_file;
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
     meter_prices_t prices;          /* --prices, or Lambda's list prices */
+    int64_t storage_interval_ms;    /* --storage-interval (0: meter's default) */
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
@@ -147,6 +148,8 @@ static const char usage_text[] =
     "                            '*:443,10.0.0.0/8' (default: none, no network)\n"
     "  --prices FILE             unit prices of usage reports, a JSON object\n"
     "                            (docs/metering.md; default: Lambda's x86 list prices)\n"
+    "  --storage-interval S      seconds between samples of what KV stores and volumes\n"
+    "                            hold, for storage's usage (default 60)\n"
     "  --egress-hosts FILE       extra name-to-address entries the gateway resolves\n"
     "                            first, in /etc/hosts syntax (e.g. for split-horizon DNS)\n"
     "  --egress-max-connections N\n"
@@ -193,6 +196,7 @@ enum {
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
     OPT_EGRESS_MAX_CONNS,
     OPT_PRICES,
+    OPT_STORAGE_INTERVAL,
     OPT_DISABLE_EGRESS,
     OPT_EGRESS_SPLICE,
     OPT_RETENTION_DAYS,
@@ -240,6 +244,7 @@ static const struct option long_opts[] = {
     { "uid-range", required_argument, NULL, OPT_UID_RANGE },
     { "default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS },
     { "prices", required_argument, NULL, OPT_PRICES },
+    { "storage-interval", required_argument, NULL, OPT_STORAGE_INTERVAL },
     { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
@@ -519,6 +524,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             o->default_egress_set = true;
             break;
         }
+        case OPT_STORAGE_INTERVAL:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--storage-interval must be seconds from 1 to 3600, not `%s`",
+                                   optarg);
+            o->storage_interval_ms = (int64_t)v * 1000;
+            break;
         case OPT_PRICES: {
             mf_error_t err = MF_ERROR_INIT;
             if (meter_prices_load(optarg, &o->prices, &err) < 0)
@@ -933,6 +944,7 @@ int cmd_server(int argc, char **argv)
     http_router_init(&router);
     url_table_t *urls = NULL;
     meter_t *meter = NULL;
+    meter_storage_t *storage = NULL;
     budgets_t *budgets = NULL;
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
@@ -1004,6 +1016,7 @@ int cmd_server(int argc, char **argv)
         st.http = NULL;
         goto out;
     }
+    storage = meter_storage_start(st.loop, st.kv, volumes, obs_writer, o.storage_interval_ms);
     if (url_table_open(store, &urls, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;
@@ -1091,6 +1104,7 @@ out:
     /* The queue goes before the budgets' last jobs come back: they no
      * longer reach it. */
     budgets_stop(budgets);
+    meter_storage_stop(storage); /* before the KV stores and the writer it reads and writes by */
     /* Nothing more heard: what is on its way is dropped as it comes back. */
     api_cluster_stop(st.cluster);
     cluster_changes_stop(st.changes);

@@ -42,6 +42,10 @@ static double *price_field(meter_prices_t *p, const char *name)
         return &p->egress_gb;
     if (!strcmp(name, "kv_ops_per_million"))
         return &p->kv_ops_per_million;
+    if (!strcmp(name, "kv_gb_month"))
+        return &p->kv_gb_month;
+    if (!strcmp(name, "volume_gb_month"))
+        return &p->volume_gb_month;
     return NULL;
 }
 
@@ -92,7 +96,8 @@ int meter_prices_parse(const char *text, size_t len, const char *path, meter_pri
         if (!f) {
             r = mf_error_plain(err, EINVAL,
                                "%s: %s: not a price (currency, request_per_million, gb_second, "
-                               "cpu_second, egress_gb, kv_ops_per_million)",
+                               "cpu_second, egress_gb, kv_ops_per_million, kv_gb_month, "
+                               "volume_gb_month)",
                                path, key);
             break;
         }
@@ -110,10 +115,11 @@ int meter_prices_parse(const char *text, size_t len, const char *path, meter_pri
 
 json_t *meter_prices_json(const meter_prices_t *p)
 {
-    return json_pack("{ss sf sf sf sf sf}", "currency", p->currency, "request_per_million",
+    return json_pack("{ss sf sf sf sf sf sf sf}", "currency", p->currency, "request_per_million",
                      p->request_per_million, "gb_second", p->gb_second, "cpu_second",
                      p->cpu_second, "egress_gb", p->egress_gb, "kv_ops_per_million",
-                     p->kv_ops_per_million);
+                     p->kv_ops_per_million, "kv_gb_month", p->kv_gb_month, "volume_gb_month",
+                     p->volume_gb_month);
 }
 
 int meter_parse_granularity(const char *s, meter_granularity_t *out, mf_error_t *err)
@@ -178,17 +184,23 @@ double meter_usage_cost(const meter_prices_t *p, const store_usage_t *u)
     return (double)u->requests / 1e6 * p->request_per_million + gb_s * p->gb_second +
            (double)u->cpu_ms / 1000.0 * p->cpu_second +
            (double)u->egress_bytes / 1e9 * p->egress_gb +
-           (double)u->kv_ops / 1e6 * p->kv_ops_per_million;
+           (double)u->kv_ops / 1e6 * p->kv_ops_per_million +
+           (double)u->kv_byte_ms / METER_BYTE_MS_PER_GB_MONTH * p->kv_gb_month +
+           (double)u->volume_byte_ms / METER_BYTE_MS_PER_GB_MONTH * p->volume_gb_month;
 }
 
 static json_t *quantities(const store_usage_t *u, const meter_prices_t *p)
 {
     double cost = meter_usage_cost(p, u);
-    return json_pack("{sI sf sI sI sI sI sI sf}", "requests", (json_int_t)u->requests,
-                     "gb_seconds", store_usage_gb_seconds(u), "billed_ms", (json_int_t)u->billed_ms, "cpu_ms",
+    return json_pack("{sI sf sI sI sI sI sI sf sI sf sI sf}", "requests",
+                     (json_int_t)u->requests, "gb_seconds", store_usage_gb_seconds(u),
+                     "billed_ms", (json_int_t)u->billed_ms, "cpu_ms",
                      (json_int_t)u->cpu_ms, "egress_bytes", (json_int_t)u->egress_bytes,
                      "kv_ops", (json_int_t)u->kv_ops, "log_bytes", (json_int_t)u->log_bytes,
-                     "cost", cost);
+                     "cost", cost, "kv_byte_ms", (json_int_t)u->kv_byte_ms, "kv_gb_months",
+                     (double)u->kv_byte_ms / METER_BYTE_MS_PER_GB_MONTH, "volume_byte_ms",
+                     (json_int_t)u->volume_byte_ms, "volume_gb_months",
+                     (double)u->volume_byte_ms / METER_BYTE_MS_PER_GB_MONTH);
 }
 
 static int by_period_key(const void *a, const void *b)

@@ -12,9 +12,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "core/error.h"
 #include "store/store.h"
+#include "store/writer.h"
 
 /* Unit prices, in currency. Lambda's public x86 on-demand list prices by
  * default; mayfly's own ones are 0 (not charged) unless a prices file
@@ -26,7 +28,14 @@ typedef struct meter_prices {
     double cpu_second;
     double egress_gb;          /* per 10^9 bytes, both ways */
     double kv_ops_per_million;
+    /* Storage held over time, per GB-month: 10^9 bytes for 730 hours. */
+    double kv_gb_month;
+    double volume_gb_month;
 } meter_prices_t;
+
+/* Byte-milliseconds in a GB-month (10^9 bytes × 730 h), as clouds bill
+ * storage. */
+#define METER_BYTE_MS_PER_GB_MONTH (1e9 * 730.0 * 3600.0 * 1000.0)
 
 void meter_prices_default(meter_prices_t *out);
 /* Reads a prices file: a JSON object of the fields above ("currency" a
@@ -89,5 +98,22 @@ void meter_observe(void *m, const store_record_t *rec);
 /* Each counted call's cost goes to the budgets too (meter/budget.h). */
 struct budgets;
 void meter_set_budgets(meter_t *m, struct budgets *b);
+
+/* ---- storage over time (storage.c) ------------------------------------ */
+
+/* How often storage is sampled by default: each minute's end. */
+#define METER_STORAGE_INTERVAL_MS 60000
+
+/* Every interval_ms (0: the default), at the wall clock's multiples of
+ * it, what each KV store of kv and each volume of volumes holds goes
+ * into usage (store_usage_storage) through writer; either may be NULL. */
+typedef struct meter_storage meter_storage_t;
+struct state_kv;
+struct volumes;
+meter_storage_t *meter_storage_start(uv_loop_t *loop, struct state_kv *kv, struct volumes *volumes,
+                                     store_writer_t *writer, int64_t interval_ms);
+/* Stops sampling; frees itself once the samples on their way are back
+ * (before the writer and the KV service stop). NULL is fine. */
+void meter_storage_stop(meter_storage_t *m);
 
 #endif

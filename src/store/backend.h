@@ -58,6 +58,11 @@ typedef struct store__backend {
     int (*volume_list)(store_t *s, store_volume_t **out, size_t *count, mf_error_t *err);
     int (*usage_list)(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                       size_t *count, mf_error_t *err);
+    /* store_usage_storage's statements: claim (1 claimed, 0 another had
+     * it) and add; NULL claimed: prune samples before at_ms. */
+    int (*storage_claim)(store_t *s, int64_t at_ms, bool prune, int *claimed, mf_error_t *err);
+    int (*storage_add)(store_t *s, const char *tenant, const char *name, int64_t hour_ms,
+                       int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err);
     int (*volume_delete)(store_t *s, const char *name, mf_error_t *err);
 
     int (*url_put)(store_t *s, const store_url_t *u, mf_error_t *err);

@@ -60,6 +60,9 @@ enum {
     VOL_GET,
     VOL_LIST,
     USAGE_LIST,
+    STORAGE_CLAIM,
+    STORAGE_PRUNE,
+    STORAGE_ADD,
     VOL_DELETE,
     URL_PUT,
     URL_DELETE,
@@ -185,6 +188,9 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [VOL_GET] = { "vol_get", STORE_VOLUME_GET(P), "t" },
     [VOL_LIST] = { "vol_list", STORE_VOLUME_LIST, "" },
     [USAGE_LIST] = { "usage_list", STORE_USAGE_LIST(P), "ii" },
+    [STORAGE_CLAIM] = { "storage_claim", STORE_STORAGE_CLAIM(P), "i" },
+    [STORAGE_PRUNE] = { "storage_prune", STORE_STORAGE_PRUNE(P), "i" },
+    [STORAGE_ADD] = { "storage_add", STORE_STORAGE_ADD(P), "ttiii" },
     [VOL_DELETE] = { "vol_delete", STORE_VOLUME_DELETE(P), "t" },
     [URL_PUT] = { "url_put", STORE_URL_PUT(P), "ttii" },
     [URL_DELETE] = { "url_delete", STORE_URL_DELETE(P), "t" },
@@ -875,6 +881,41 @@ static int pg__usage_list(store_t *base, int64_t from_ms, int64_t to_ms, store_u
     return r;
 }
 
+static int pg__storage_claim(store_t *base, int64_t at_ms, bool prune, int *claimed,
+                             mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.int64(b.ctx, 1, at_ms);
+    PGresult *res;
+    int r = store__pg_run(pg(base)->conn, stmt(prune ? STORAGE_PRUNE : STORAGE_CLAIM), &p, &res,
+                          "claim a storage sample", err);
+    if (r < 0)
+        return r;
+    if (claimed)
+        *claimed = strtoll(PQcmdTuples(res), NULL, 10) > 0;
+    PQclear(res);
+    return 0;
+}
+
+static int pg__storage_add(store_t *base, const char *tenant, const char *name, int64_t hour_ms,
+                           int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err)
+{
+    store_pg_params_t p = { 0 };
+    store__binder_t b = store__pg_binder(&p);
+    b.text(b.ctx, 1, tenant);
+    b.text(b.ctx, 2, name);
+    b.int64(b.ctx, 3, hour_ms);
+    b.int64(b.ctx, 4, kv_byte_ms);
+    b.int64(b.ctx, 5, volume_byte_ms);
+    PGresult *res;
+    int r = store__pg_run(pg(base)->conn, stmt(STORAGE_ADD), &p, &res, "add storage to usage",
+                          err);
+    if (r == 0)
+        PQclear(res);
+    return r;
+}
+
 static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)
 {
     int r = pg__delete(pg(base), VOL_DELETE, name, "delete a volume", err);
@@ -936,6 +977,8 @@ static const store__backend_t pg__backend = {
     .volume_get = pg__volume_get,
     .volume_list = pg__volume_list,
     .usage_list = pg__usage_list,
+    .storage_claim = pg__storage_claim,
+    .storage_add = pg__storage_add,
     .volume_delete = pg__volume_delete,
     .url_put = pg__url_put,
     .url_delete = pg__url_delete,

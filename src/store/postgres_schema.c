@@ -438,6 +438,10 @@ static const char *const pg__migrations[] = {
     /* 17: record keys (store_record_t.key_id): the access key that made
      * each call, for an invoker to read its own calls only. */
     "ALTER TABLE invocations ADD COLUMN key_id text COLLATE \"C\";",
+    /* 18: storage (rows.h, STORE_STORAGE_*): usage of KV stores and
+     * volumes over time, and the samples taken (one server counts the
+     * shared KV stores of each). */
+    STORE_STORAGE_TABLES("bigint") ";",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -106,6 +106,8 @@ void store_usage_add(store_usage_t *to, const store_usage_t *u, int sign)
     to->egress_bytes += sign * u->egress_bytes;
     to->kv_ops += sign * u->kv_ops;
     to->log_bytes += sign * u->log_bytes;
+    to->kv_byte_ms += sign * u->kv_byte_ms;
+    to->volume_byte_ms += sign * u->volume_byte_ms;
 }
 
 double store_usage_gb_seconds(const store_usage_t *u)
@@ -126,6 +128,8 @@ void store__fill_usage(const store__row_t *row, void *item)
     for (int i = 0; i < 8; i++)
         *q[i] = row->int64(c, 3 + i);
     row->copy_text(c, 11, u->tenant_id, sizeof u->tenant_id);
+    u->kv_byte_ms = row->int64(c, 12);
+    u->volume_byte_ms = row->int64(c, 13);
 }
 
 void store__fill_volume(const store__row_t *row, void *item)

@@ -105,12 +105,31 @@
     " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes"
 #define STORE_USAGE_INSERT_BY_ID                                                                   \
     "INSERT INTO usage (" STORE_USAGE_KEY ", " STORE_USAGE_COLUMNS ") "
+/* Storage over time (store_usage_storage; the migration "storage"): a
+ * sample is claimed once (P(1), its time) before the KV stores count, and
+ * each store's or volume's bytes × ms go into its own usage row (P(1)
+ * tenant, P(2) "kv:NAME" or "volume:NAME", P(3) the hour, P(4) and P(5)
+ * the KV and volume byte-ms), part -1 (records' rows have their own). */
+#define STORE_STORAGE_CLAIM(P)                                                                     \
+    "INSERT INTO storage_samples (at_ms) VALUES (" P(1) ") ON CONFLICT DO NOTHING"
+#define STORE_STORAGE_PRUNE(P) "DELETE FROM storage_samples WHERE at_ms < " P(1)
+#define STORE_STORAGE_ADD(P)                                                                       \
+    "INSERT INTO usage (" STORE_USAGE_KEY ", " STORE_USAGE_COLUMNS ", kv_byte_ms, volume_byte_ms)" \
+    " VALUES (" P(1) ", " P(2) ", '', " P(3) ", -1, 0, 0, 0, 0, 0, 0, 0, 0, " P(4) ", " P(5) ")"   \
+    " ON CONFLICT (" STORE_USAGE_KEY ") DO UPDATE SET"                                             \
+    " kv_byte_ms = usage.kv_byte_ms + excluded.kv_byte_ms,"                                        \
+    " volume_byte_ms = usage.volume_byte_ms + excluded.volume_byte_ms"
+#define STORE_STORAGE_TABLES(INT)                                                                  \
+    "ALTER TABLE usage ADD COLUMN kv_byte_ms " INT " NOT NULL DEFAULT 0;"                          \
+    "ALTER TABLE usage ADD COLUMN volume_byte_ms " INT " NOT NULL DEFAULT 0;"                      \
+    "CREATE TABLE storage_samples (at_ms " INT " PRIMARY KEY)"
 #define STORE_USAGE_SUM(C) "CAST(sum(" C ") AS bigint)" /* PostgreSQL's would be numeric */
 #define STORE_USAGE_LIST(P)                                                                        \
     "SELECT tenant, function, hour_ms, " STORE_USAGE_SUM("requests") ","                           \
     STORE_USAGE_SUM("billed_ms") "," STORE_USAGE_SUM("mb_ms") "," STORE_USAGE_SUM("cpu_ms") ","    \
     STORE_USAGE_SUM("max_rss_kb") "," STORE_USAGE_SUM("egress_bytes") ","                          \
-    STORE_USAGE_SUM("kv_ops") "," STORE_USAGE_SUM("log_bytes") ", tenant_id FROM usage"           \
+    STORE_USAGE_SUM("kv_ops") "," STORE_USAGE_SUM("log_bytes") ", tenant_id,"                     \
+    STORE_USAGE_SUM("kv_byte_ms") "," STORE_USAGE_SUM("volume_byte_ms") " FROM usage"              \
     " WHERE hour_ms >= " P(1) " AND hour_ms < " P(2)                                               \
     " GROUP BY tenant, function, tenant_id, hour_ms ORDER BY hour_ms, tenant, function, tenant_id"
 #define STORE_USAGE_INSERT                                                                         \

@@ -146,6 +146,9 @@ static const char *const store__migrations[] = {
     /* 13: record keys (store_record_t.key_id): the access key that made
      * each call, for an invoker to read its own calls only. */
     "ALTER TABLE invocations ADD COLUMN key_id TEXT;",
+    /* 14: storage (rows.h, STORE_STORAGE_*): usage of KV stores and
+     * volumes over time, and the samples taken. */
+    STORE_STORAGE_TABLES("INTEGER") ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -763,6 +766,8 @@ static const store__backend_t sqlite__backend = {
     .volume_list = store__sqlite_volume_list,
     .usage_list = store__sqlite_usage_list,
     .volume_delete = store__sqlite_volume_delete,
+    .storage_claim = store__sqlite_storage_claim,
+    .storage_add = store__sqlite_storage_add,
     .url_put = store__sqlite_url_put,
     .url_delete = store__sqlite_url_delete,
     .url_list = store__sqlite_url_list,

@@ -71,6 +71,10 @@ int store__sqlite_volume_list(store_t *s, store_volume_t **out, size_t *count, m
 int store__sqlite_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                              size_t *count, mf_error_t *err);
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err);
+int store__sqlite_storage_claim(store_t *s, int64_t at_ms, bool prune, int *claimed,
+                                mf_error_t *err);
+int store__sqlite_storage_add(store_t *s, const char *tenant, const char *name, int64_t hour_ms,
+                              int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err);
 int store__sqlite_url_put(store_t *s, const store_url_t *u, mf_error_t *err);
 int store__sqlite_url_delete(store_t *s, const char *function, mf_error_t *err);
 int store__sqlite_url_list(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);

@@ -204,6 +204,25 @@ int store_volume_list(store_t *s, store_volume_t **out, size_t *count, mf_error_
     return STORE__CALL(s, volume_list, err, out, count, err);
 }
 
+int store_usage_storage(store_t *s, int64_t at_ms, int64_t interval_ms,
+                        const store_storage_t *kv, size_t nkv, const store_storage_t *volumes,
+                        size_t nvolumes, mf_error_t *err)
+{
+    int64_t hour = (at_ms - 1) - (at_ms - 1) % 3600000;
+    int claimed = 0;
+    /* Samples older than a day cannot come again: they go. */
+    int r = STORE__CALL(s, storage_claim, err, at_ms - 86400000, true, NULL, err);
+    if (r == 0 && nkv)
+        r = STORE__CALL(s, storage_claim, err, at_ms, false, &claimed, err);
+    for (size_t i = 0; r == 0 && claimed && i < nkv; i++)
+        r = STORE__CALL(s, storage_add, err, kv[i].tenant, kv[i].name, hour,
+                        kv[i].bytes * interval_ms, (int64_t)0, err);
+    for (size_t i = 0; r == 0 && i < nvolumes; i++)
+        r = STORE__CALL(s, storage_add, err, volumes[i].tenant, volumes[i].name, hour, (int64_t)0,
+                        volumes[i].bytes * interval_ms, err);
+    return r;
+}
+
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                      size_t *count, mf_error_t *err)
 {

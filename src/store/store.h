@@ -325,6 +325,9 @@ typedef struct store_usage {
     char tenant_id[STORE_TENANT_ID_MAX + 1];
     int64_t hour_ms;          /* the hour's start, wall clock */
     int64_t requests, billed_ms, mb_ms, cpu_ms, max_rss_kb, egress_bytes, kv_ops, log_bytes;
+    /* Storage held over time (store_usage_storage): bytes × ms of KV
+     * values and of volumes' files. */
+    int64_t kv_byte_ms, volume_byte_ms;
 } store_usage_t;
 
 /* What rec meters (its hour, the tenant and function; a request only
@@ -337,6 +340,21 @@ void store_usage_add(store_usage_t *to, const store_usage_t *u, int sign);
 double store_usage_gb_seconds(const store_usage_t *u);
 /* Every hour from from_ms (inclusive) to to_ms (exclusive), by hour, then
  * tenant, function and tenant id; free *out. */
+/* What one tenant's store or volume held: usage's function is
+ * "kv:STORE" or "volume:NAME" for it. */
+typedef struct store_storage {
+    char tenant[TENANT_MAX + 1];
+    char name[TENANT_QNAME_MAX + 8];
+    int64_t bytes;
+} store_storage_t;
+/* Adds to usage what storage held for the interval_ms up to at_ms (which
+ * names the sample: a minute's end, the same on every server), in the
+ * hour of at_ms - 1: each volume of this server's (every server keeps its
+ * own), and each KV store when this is the first server to record the
+ * sample (the KV stores may be shared), so each is counted once. */
+int store_usage_storage(store_t *s, int64_t at_ms, int64_t interval_ms,
+                        const store_storage_t *kv, size_t nkv, const store_storage_t *volumes,
+                        size_t nvolumes, mf_error_t *err);
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                      size_t *count, mf_error_t *err);
 

@@ -71,6 +71,39 @@ int store__sqlite_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_u
     return r;
 }
 
+int store__sqlite_storage_claim(store_t *s, int64_t at_ms, bool prune, int *claimed,
+                                mf_error_t *err)
+{
+    sqlite3 *db = store__handle(s);
+    sqlite3_stmt *st = NULL;
+    const char *sql = prune ? STORE_STORAGE_PRUNE(P) : STORE_STORAGE_CLAIM(P);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return store__sqlite_fail(db, err, "claim a storage sample");
+    int r = store__step_done(db, st, sqlite3_bind_int64(st, 1, at_ms) == SQLITE_OK,
+                             "claim a storage sample", err);
+    if (r == 0 && claimed)
+        *claimed = sqlite3_changes(db) > 0;
+    sqlite3_finalize(st);
+    return r;
+}
+
+int store__sqlite_storage_add(store_t *s, const char *tenant, const char *name, int64_t hour_ms,
+                              int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err)
+{
+    sqlite3 *db = store__handle(s);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, STORE_STORAGE_ADD(P), -1, &st, NULL) != SQLITE_OK)
+        return store__sqlite_fail(db, err, "add storage to usage");
+    bool ok = sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC) == SQLITE_OK &&
+              sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 3, hour_ms) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 4, kv_byte_ms) == SQLITE_OK &&
+              sqlite3_bind_int64(st, 5, volume_byte_ms) == SQLITE_OK;
+    int r = store__step_done(db, st, ok, "add storage to usage", err);
+    sqlite3_finalize(st);
+    return r;
+}
+
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err)
 {
     int r = store__run_keyed(store__handle(s), STORE_VOLUME_DELETE(P), name, "delete a volume",

@@ -102,7 +102,8 @@ static void test_every_price_counts(void **state)
 {
     (void)state;
     const char text[] = "{\"currency\": \"EUR\", \"request_per_million\": 1, \"gb_second\": 2,"
-                        " \"cpu_second\": 3, \"egress_gb\": 4, \"kv_ops_per_million\": 5}";
+                        " \"cpu_second\": 3, \"egress_gb\": 4, \"kv_ops_per_million\": 5,"
+                        " \"kv_gb_month\": 6, \"volume_gb_month\": 7}";
     meter_prices_t p;
     mf_error_t err = MF_ERROR_INIT;
     assert_int_equal(meter_prices_parse(text, sizeof text - 1, "p.json", &p, &err), 0);
@@ -110,6 +111,10 @@ static void test_every_price_counts(void **state)
     /* 1 + 2×1 GB-s + 3×1 CPU-s + 4×0.5 GB + 5×2 million ops */
     assert_true(fabs(meter_usage_cost(&p, &u) - (1 + 2 + 3 + 2 + 10)) < 1e-9);
     assert_string_equal(p.currency, "EUR");
+    /* Storage: one GB-month of KV values and half of one of volumes. */
+    store_usage_t held = { .kv_byte_ms = (int64_t)METER_BYTE_MS_PER_GB_MONTH,
+                           .volume_byte_ms = (int64_t)METER_BYTE_MS_PER_GB_MONTH / 2 };
+    assert_true(meter_usage_cost(&p, &held) == 6 + 3.5);
 }
 
 static void test_bad_prices_and_words_are_named(void **state)
