@@ -261,7 +261,7 @@ static void test_to_json_shape(void **state)
               "\"log_level\":\"DEBUG\",\"system_log_level\":null,\"version\":7,"
               "\"code_sha256\":\"ab\","
               "\"code_size\":42,\"created\":\"1970-01-01T00:00:00.000Z\","
-              "\"updated\":\"2023-11-14T22:13:20.123Z\"}");
+              "\"updated\":\"2023-11-14T22:13:20.123Z\",\"tenant\":\"default\"}");
     free(text);
     json_decref(j);
     fn_clear(&f);
