@@ -39,6 +39,18 @@
     STORE_USAGE_COLUMNS ") GROUP BY function, h ORDER BY function, h" STORE_USAGE_ADD ";"          \
     "  RETURN NULL;"                                                                               \
     " END $$"
+/* The same by tenant id too (migration 16): rows gives each record's
+ * function, tenant id, hour and quantities. */
+#define PG_USAGE_BY_ID_FN(name, rows)                                                              \
+    "FUNCTION " name "() RETURNS trigger LANGUAGE plpgsql AS $$"                                  \
+    " BEGIN INSERT INTO usage (" STORE_USAGE_KEY ", " STORE_USAGE_COLUMNS ")"                       \
+    " SELECT " PG_USAGE_TENANT ", " PG_USAGE_LOCAL ", t, h, pg_backend_pid(),"                     \
+    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"                   \
+    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes) FROM (" rows ")"                             \
+    " AS d(function, t, h, " STORE_USAGE_COLUMNS ") GROUP BY function, t, h"                       \
+    " ORDER BY function, t, h" STORE_USAGE_ADD_BY_ID ";"                                           \
+    "  RETURN NULL;"                                                                               \
+    " END $$"
 #define PG_USAGE_IN_FN                                                                             \
     PG_USAGE_FN("mayfly_usage_in", "SELECT function, " STORE_USAGE_HOUR("n.") " AS h, "            \
                 STORE_USAGE_VALUES("n.", "+") " FROM n")
@@ -397,44 +409,14 @@ static const char *const pg__migrations[] = {
     "ALTER TABLE usage ADD COLUMN tenant_id text COLLATE \"C\" NOT NULL DEFAULT '';"
     "ALTER TABLE usage DROP CONSTRAINT usage_pkey;"
     "ALTER TABLE usage ADD PRIMARY KEY (tenant, function, tenant_id, hour_ms, part);"
-    "CREATE OR REPLACE FUNCTION mayfly_usage_in() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN "
-    "INSERT INTO usage (tenant, function, tenant_id, hour_ms, part, " STORE_USAGE_COLUMNS ") "
-    "SELECT " PG_USAGE_TENANT ", " PG_USAGE_LOCAL ", t, h, pg_backend_pid(),"
-    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"
-    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes)"
-    " FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") " AS h, "
-    STORE_USAGE_VALUES("n.", "+") " FROM n) AS d(function, t, h, " STORE_USAGE_COLUMNS ")"
-    " GROUP BY function, t, h ORDER BY function, t, h"
-    " ON CONFLICT (tenant, function, tenant_id, hour_ms, part) DO UPDATE SET"
-    " requests = usage.requests + excluded.requests,"
-    " billed_ms = usage.billed_ms + excluded.billed_ms, mb_ms = usage.mb_ms + excluded.mb_ms,"
-    " cpu_ms = usage.cpu_ms + excluded.cpu_ms,"
-    " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"
-    " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"
-    " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes;"
-    "  RETURN NULL;"
-    " END $$;"
-    "CREATE OR REPLACE FUNCTION mayfly_usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$"
-    " BEGIN "
-    "INSERT INTO usage (tenant, function, tenant_id, hour_ms, part, " STORE_USAGE_COLUMNS ") "
-    "SELECT " PG_USAGE_TENANT ", " PG_USAGE_LOCAL ", t, h, pg_backend_pid(),"
-    "  sum(requests), sum(billed_ms), sum(mb_ms), sum(cpu_ms), sum(max_rss_kb),"
-    "  sum(egress_bytes), sum(kv_ops), sum(log_bytes)"
-    " FROM (SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") ", "
-    STORE_USAGE_VALUES("n.", "+") " FROM n UNION ALL SELECT function, o.tenant_id, "
-    STORE_USAGE_HOUR("o.") ", " STORE_USAGE_VALUES("o.", "-") " FROM o)"
-    " AS d(function, t, h, " STORE_USAGE_COLUMNS ")"
-    " GROUP BY function, t, h ORDER BY function, t, h"
-    " ON CONFLICT (tenant, function, tenant_id, hour_ms, part) DO UPDATE SET"
-    " requests = usage.requests + excluded.requests,"
-    " billed_ms = usage.billed_ms + excluded.billed_ms, mb_ms = usage.mb_ms + excluded.mb_ms,"
-    " cpu_ms = usage.cpu_ms + excluded.cpu_ms,"
-    " max_rss_kb = usage.max_rss_kb + excluded.max_rss_kb,"
-    " egress_bytes = usage.egress_bytes + excluded.egress_bytes,"
-    " kv_ops = usage.kv_ops + excluded.kv_ops, log_bytes = usage.log_bytes + excluded.log_bytes;"
-    "  RETURN NULL;"
-    " END $$;",
+    "CREATE OR REPLACE " PG_USAGE_BY_ID_FN("mayfly_usage_in",
+                                           "SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.")
+                                           " AS h, " STORE_USAGE_VALUES("n.", "+") " FROM n") ";"
+    "CREATE OR REPLACE " PG_USAGE_BY_ID_FN(
+        "mayfly_usage_moved",
+        "SELECT function, n.tenant_id, " STORE_USAGE_HOUR("n.") ", " STORE_USAGE_VALUES("n.", "+")
+        " FROM n UNION ALL SELECT function, o.tenant_id, " STORE_USAGE_HOUR("o.") ", "
+        STORE_USAGE_VALUES("o.", "-") " FROM o") ";",
     /* 17: record keys (store_record_t.key_id): the access key that made
      * each call, for an invoker to read its own calls only. */
     "ALTER TABLE invocations ADD COLUMN key_id text COLLATE \"C\";",
