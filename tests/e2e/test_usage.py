@@ -20,7 +20,10 @@ WORKER_PY = """
 import time
 
 def handler(event, context):
+    if not isinstance(event, dict) or "Records" in event:
+        event = {}  # a topic's delivery
     print("x" * event.get("print", 0))
+    hog = [b"x" * (1 << 20) for _ in range(event.get("alloc_mb", 0))]
     time.sleep(event.get("sleep", 0))
     if event.get("fail"):
         raise RuntimeError("asked to fail")
@@ -50,28 +53,59 @@ def deployed_and_called(srv, name, n):
     wait_for("the records", lambda: len(records(srv, name)) == n)
 
 
+# The calls mixed_load makes of name that run besides the schedule's
+# fires: four sync (one a timeout), two async events (one retried) and a
+# topic's delivery; and one of name-oom, killed out of memory.
+MIXED_CALLS = 7
+
+
+def final_records(srv, name):
+    return [x for x in records(srv, name) if x["status"] not in ("queued", "running")
+            and (x["status"] == "success" or x["attempts"] >= 1)]
+
+
+def fires(srv, name):
+    r = requests.get(f"{srv.url}/v1/schedules/{name}", timeout=60)
+    assert r.status_code == 200, r.text
+    return len([f for f in r.json()["fires"] if f["request_id"]])
+
+
 def mixed_load(srv, name):
-    """Calls of every outcome; the request ids of all of them."""
+    """Calls of every outcome and trigger (the server runs with a test
+    clock, which fires the schedule)."""
     deploy_py(srv, name, WORKER_PY, memory_mb=1024, timeout_s=2,
               **{"async": {"max_retries": 1}})
-    ids = []
+    # Out of memory: a timeout far beyond what the allocation takes, so
+    # that the call ends with the kill whatever the machine's load.
+    deploy_py(srv, name + "-oom", WORKER_PY, memory_mb=1024, timeout_s=120)
+    r = invoke(srv, name + "-oom", {"alloc_mb": 1400}, timeout=300)
+    assert r.headers.get("X-Mayfly-Function-Error"), r.text
     for event in ({"print": 10}, {"print": 3000, "sleep": 0.2}, {"fail": True},
                   {"sleep": 5}):
-        r = invoke(srv, name, event)
-        ids.append(r.headers["X-Mayfly-Request-Id"] if "X-Mayfly-Request-Id" in r.headers
-                   else None)
+        invoke(srv, name, event, timeout=120)
     for event in ({"print": 5}, {"fail": True}):
         r = invoke(srv, name, event, headers={"X-Mayfly-Invocation-Type": "Event"})
         assert r.status_code == 202, r.text
+    for method, path, body in (
+            ("PUT", f"/v1/topics/{name}", None),
+            ("POST", f"/v1/topics/{name}/subscriptions", {"function": name}),
+            ("POST", f"/v1/topics/{name}/publish", {"message": "m"}),
+            ("PUT", f"/v1/schedules/{name}", {"expression": "rate(1 minute)", "function": name}),
+            ("POST", "/v1/test/clock", {"advance_s": 61})):
+        r = requests.request(method, f"{srv.url}{path}", json=body, timeout=60)
+        assert r.status_code in (200, 201, 202), (path, r.text)
     # Every call has its final record: the failing event after its retry.
-    wait_for("every call's final record", lambda: len(
-        [x for x in records(srv, name) if x["status"] not in ("queued", "running")
-         and (x["status"] == "success" or x["attempts"] >= 1)]) == 6, timeout=120)
+    wait_for("every call's final record", lambda: fires(srv, name) and len(
+        final_records(srv, name)) == MIXED_CALLS + fires(srv, name), timeout=180)
+    recs = records(srv, name)
+    assert {(x["trigger"] or "").split(":")[0] for x in recs} >= {"invoke", "schedule", "topic"}
+    oom = records(srv, name + "-oom")
+    assert [(x["status"], x["error_type"]) for x in oom] == [("oom", "Runtime.OutOfMemory")]
     wait_for("the failing event's retry", lambda: any(
         x["status"] == "error" and x["attempts"] == 2 for x in records(srv, name)), timeout=120)
 
 
-def assert_usage_is_the_records_sum(srv, name):
+def assert_usage_is_the_records_sum(srv, name, calls=None):
     recs = records(srv, name)
     ran = [x for x in recs if x["status"] not in ("queued", "running", "throttled")]
     doc = usage(srv, granularity="hour", **{"from": "2000-01-01T00:00:00Z"})
@@ -79,33 +113,38 @@ def assert_usage_is_the_records_sum(srv, name):
     assert rows, doc
     total = {k: sum(x[k] for x in rows) for k in
              ("requests", "billed_ms", "cpu_ms", "egress_bytes", "kv_ops", "log_bytes")}
-    assert total["requests"] == len(ran) == 6, (total, recs)
-    assert total["billed_ms"] == sum(x["billed_ms"] for x in recs)
-    assert total["cpu_ms"] == sum(x["cpu_ms"] for x in recs)
-    assert total["log_bytes"] == sum(x["log_bytes"] for x in recs)
-    assert total["kv_ops"] == sum(x["kv_ops"] for x in recs)
+    want = calls if calls is not None else MIXED_CALLS + fires(srv, name)
+    assert total["requests"] == len(ran) == want, (total, recs)
+    for k in ("billed_ms", "cpu_ms", "egress_bytes", "kv_ops", "log_bytes"):
+        assert total[k] == sum(x[k] for x in recs), k
     # At 1,024 MB a GB-second is a billed second, in each row and record
     # alike (both are exact quotients of whole numbers), and billed_ms sums
     # as shown above.
     assert all(x["gb_seconds"] == x["billed_ms"] / 1000 for x in rows + recs), (rows, recs)
     gb_s = sum(x["gb_seconds"] for x in rows)
-    # A line of 3,000 characters at least.
-    assert total["log_bytes"] >= 3000
+    # A line of 3,000 characters at least (of the mixed load's).
+    assert calls is not None or total["log_bytes"] >= 3000
     # Lambda's prices by default.
     assert doc["currency"] == "USD" and doc["prices"]["gb_second"] == 0.0000166667
     cost = total["requests"] / 1e6 * 0.20 + gb_s * 0.0000166667
     assert sum(x["cost"] for x in rows) == pytest.approx(cost, rel=1e-12)
 
 
+def now_utc():
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @pytest.fixture(scope="module")
 def srv(module_server_factory):
-    return module_server_factory("--retry-base-ms", "100")
+    return module_server_factory("--retry-base-ms", "100", "--test-clock", now_utc())
 
 
 def test_usage_equals_the_records_after_a_mixed_load(srv):
     name = unique("metered")
     mixed_load(srv, name)
     assert_usage_is_the_records_sum(srv, name)
+    assert_usage_is_the_records_sum(srv, name + "-oom", calls=1)
 
 
 def test_metrics_keep_running_totals(srv):
@@ -189,7 +228,8 @@ def test_a_prices_file_sets_the_prices(server, tmp_path):
     doc = usage(srv, **{"from": "2000-01-01T00:00:00Z"})
     assert doc["currency"] == "EUR"
     assert doc["prices"] == {"currency": "EUR", "request_per_million": 2, "gb_second": 0.5,
-                             "cpu_second": 0.25, "egress_gb": 0, "kv_ops_per_million": 0}
+                             "cpu_second": 0.25, "egress_gb": 0, "kv_ops_per_million": 0,
+                             "kv_gb_month": 0, "volume_gb_month": 0}
     by_hand = 1 / 1e6 * 2 + 0.5 * rec["billed_ms"] / 1000 * 0.5 + rec["cpu_ms"] / 1000 * 0.25
     assert doc["totals"]["cost"] == pytest.approx(by_hand, rel=1e-12)
 
@@ -212,10 +252,12 @@ def test_a_bad_prices_file_stops_the_start(tmp_path, content, mentions):
 
 
 def test_usage_equals_the_records_on_postgresql(pg, server):
-    srv = server("--store", database(pg, "mayfly_usage"), "--retry-base-ms", "100")
+    srv = server("--store", database(pg, "mayfly_usage"), "--retry-base-ms", "100",
+                 "--test-clock", now_utc())
     name = unique("metered-pg")
     mixed_load(srv, name)
     assert_usage_is_the_records_sum(srv, name)
+    assert_usage_is_the_records_sum(srv, name + "-oom", calls=1)
 
 
 def test_cli_prints_a_table_csv_and_json(srv):
