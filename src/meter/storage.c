@@ -142,6 +142,7 @@ meter_storage_t *meter_storage_start(uv_loop_t *loop, state_kv_t *kv, volumes_t 
     m->interval_ms = interval_ms > 0 ? interval_ms : METER_STORAGE_INTERVAL_MS;
     m->started_ms = clock_wall_ms();
     uv_timer_init(loop, &m->timer);
+    uv_unref((uv_handle_t *)&m->timer); /* it never keeps a stopping server up */
     m->timer.data = m;
     int64_t next = m->started_ms - m->started_ms % m->interval_ms + m->interval_ms;
     uv_timer_start(&m->timer, on_tick, (uint64_t)(next - m->started_ms), 0);

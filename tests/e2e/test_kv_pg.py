@@ -139,7 +139,7 @@ def test_stats_count_reads_and_writes_and_stores_list_them(srv):
     assert s["max_bytes"] > 0 and s["max_keys"] > 0
     r = requests.get(f"{srv.url}/v1/kv", timeout=60)
     assert r.status_code == 200, r.text
-    assert {"name": store, "keys": 2, "bytes": 10} in r.json()["stores"]
+    assert {"name": store, "tenant": "default", "keys": 2, "bytes": 10} in r.json()["stores"]
     # A store that holds nothing: zeros, and not listed.
     empty = unique("pg-empty")
     assert stats(srv, empty)["keys"] == 0
