@@ -26,9 +26,9 @@ struct meter_storage {
     store_writer_t *writer;
     int64_t interval_ms;
     int64_t started_ms;
-    int pending;  /* samples on their way (a KV read, then a write) */
+    int pending; /* samples on their way (a KV read, then a write) */
     bool stopping;
-    bool closed;  /* the timer's handle is closed */
+    bool closed; /* the timer's handle is closed */
 };
 
 typedef struct sample {
@@ -126,9 +126,9 @@ static void on_tick(uv_timer_t *t)
     }
     m->pending++;
     if (m->kv)
-        state_kv_read(m->kv, &(state_kv_query_t){ .kind = STATE_KV_READ_STORES }, kv_read, s);
+        state_kv_read(m->kv, &(state_kv_query_t){.kind = STATE_KV_READ_STORES}, kv_read, s);
     else
-        kv_read(s, 0, &(state_kv_answer_t){ 0 }, NULL);
+        kv_read(s, 0, &(state_kv_answer_t){0}, NULL);
 }
 
 meter_storage_t *meter_storage_start(uv_loop_t *loop, state_kv_t *kv, volumes_t *volumes,

@@ -95,7 +95,7 @@ static void test_accounts_and_arns(void **state)
     assert_string_equal(arn, want);
     tenant_arn("sns", "eu-west-1", "", "news", arn, sizeof arn);
     assert_string_equal(arn, "arn:aws:sns:eu-west-1:000000000000:news");
-    const char *known[] = { "team-a", "team-b", NULL };
+    const char *known[] = {"team-a", "team-b", NULL};
     assert_true(tenant_of_account(b, known, t));
     assert_string_equal(t, "team-b");
     assert_true(tenant_of_account("000000000000", known, t));
@@ -107,13 +107,13 @@ static void test_strip_takes_the_tenants_out_of_a_message(void **state)
 {
     (void)state;
     static const char *const cases[][2] = {
-        { "no function named team-a~orders", "no function named orders" },
-        { "`team-a~x` and team-b~y, z", "`x` and y, z" },
-        { "function orders is busy", "function orders is busy" },
+        {"no function named team-a~orders", "no function named orders"},
+        {"`team-a~x` and team-b~y, z", "`x` and y, z"},
+        {"function orders is busy", "function orders is busy"},
         /* Not a tenant: inside a word, or too long, or upper case. */
-        { "Team~x a_b~y", "Team~x a_b~y" },
-        { "abcdefghijklmnopqrstuvwxyz0123456~x", "abcdefghijklmnopqrstuvwxyz0123456~x" },
-        { "", "" },
+        {"Team~x a_b~y", "Team~x a_b~y"},
+        {"abcdefghijklmnopqrstuvwxyz0123456~x", "abcdefghijklmnopqrstuvwxyz0123456~x"},
+        {"", ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char msg[128];
