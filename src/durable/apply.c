@@ -20,6 +20,9 @@
  * row, a second more each time, before the execution fails with its
  * error. */
 #define DURABLE_MAX_FAILURES 3
+/* How long an execution a spent block budget holds waits before it tries
+ * again (the budget's period may roll over, or the budget be raised). */
+#define DURABLE_HELD_RETRY_MS 5000
 
 void durable__job_free(job_t *j)
 {
@@ -337,6 +340,15 @@ static int apply_end(store_queue_t *q, job_t *j, mf_error_t *err)
     if ((r = read_log(q, ex, &log, err)) < 0)
         return r;
     ex->token[0] = '\0'; /* the invocation's token dies with it */
+    if (j->held) {
+        /* A spent block budget (meter/budget.h) refused the invocation:
+         * the execution waits, as a queued event does, counted neither as
+         * an invocation nor as a failure; its own timeout still runs. */
+        ex->invocations--;
+        int64_t wake = j->now_ms + DURABLE_HELD_RETRY_MS;
+        ex->next_wake_ms = ex->deadline_ms && ex->deadline_ms < wake ? ex->deadline_ms : wake;
+        return save(q, ex, &log, true, err);
+    }
 
     json_t *answer = NULL;
     const char *status = NULL;

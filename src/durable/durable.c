@@ -185,6 +185,9 @@ static void begun(durable_t *d, job_t *j)
                              &(exec_call_opts_t){.trigger = trigger}, on_invoked, end, &err);
     if (r < 0) {
         buf_release(&event);
+        if (r == -EDQUOT)
+            log_info("durable", "execution %s waits: %s", j->ex.id, err.msg);
+        end->held = r == -EDQUOT;
         snprintf(end->fail_type, sizeof end->fail_type, "%s",
                  r == -ENOENT ? "ResourceNotFoundException" : "Mayfly.InvokeFailed");
         end->fail_message = xstrdup(err.msg);

@@ -89,6 +89,7 @@ typedef struct job {
     bool answered; /* END: the function answered a status */
     char fail_type[128];
     char *fail_message;
+    bool held;     /* END: a spent block budget refused the invocation */
     durable_checkpoint_req_t cp;
     json_t *payload, *error; /* CALLBACK, STOP, CHAINED_DONE */
     size_t ord;              /* CHAINED_DONE: the caller's operation */

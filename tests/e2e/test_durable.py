@@ -333,6 +333,34 @@ def test_three_steps_each_run_once(srv, code):
     assert [e["id"] for e in listed] == [eid]
 
 
+def test_a_spent_block_budget_holds_an_execution_until_raised(server, code, tmp_path):
+    # Each call costs 1.0 exactly (docs/metering.md, "Budgets").
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"request_per_million": 1000000, "gb_second": 0}))
+    srv = server("--prices", prices)
+    name, spender = unique("dheld"), unique("dspend")
+    deploy(srv, name, "threeSteps", code)
+    deploy(srv, spender, "answerer", code, durable=None)
+    budget = {"tenant": "default", "period": "day", "amount": 1, "action": "block"}
+    r = requests.put(f"{srv.url}/v1/budgets/cap", json=budget, timeout=30)
+    assert r.status_code == 201, r.text
+    invoke(srv, spender, {})
+    assert requests.get(f"{srv.url}/v1/budgets/cap", timeout=30).json()["blocking"] is True
+    tag = unique("t")
+    eid = start_async(srv, name, {"x": 4, "tag": tag})["execution_id"]
+    # It waits, tried again now and then, failing nothing and running no step.
+    wait_for("the execution to be held twice", lambda: srv.stderr().count(
+        f"execution {eid} waits") >= 2, timeout=120)
+    ex = execution(srv, eid)
+    assert ex["status"] == "RUNNING" and ex["invocations"] == 0, ex
+    assert ran(srv, name, tag) == []
+    r = requests.put(f"{srv.url}/v1/budgets/cap", json={**budget, "amount": 100}, timeout=30)
+    assert r.status_code == 200, r.text
+    ex = wait_status(srv, eid)
+    assert ex["status"] == "SUCCEEDED" and ex["result"] == {"total": 13}, ex
+    assert ran(srv, name, tag) == ["one", "two", "three"]
+
+
 def test_wait_suspends_and_resumes(srv, code):
     name = unique("dwait")
     # The invocation's time is shorter than the wait: the SDK suspends.
