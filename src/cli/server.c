@@ -1017,6 +1017,7 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     storage = meter_storage_start(st.loop, st.kv, volumes, obs_writer, o.storage_interval_ms);
+    meter_storage_set_budgets(storage, budgets);
     if (url_table_open(store, &urls, &err) < 0) {
         fprintf(stderr, "mayfly server: %s\n", err.msg);
         r = CLI_EXIT_ERROR;

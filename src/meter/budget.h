@@ -135,6 +135,10 @@ void budgets_set_released(budgets_t *b, void (*released)(void *ud), void *ud);
 
 /* A call ended, metered u costing cost (meter_observe hands it on). */
 void budgets_observe(budgets_t *b, const store_usage_t *u, double cost);
+/* Usage the calls did not bring (storage's, meter/storage.c) was written:
+ * the spend is read again from the store, as a shared store's is every
+ * few seconds. NULL is fine. */
+void budgets_refresh(budgets_t *b);
 /* exec_set_admit's check: 0, or -EDQUOT with a message naming the budget
  * that refuses calls of function. Memory only. */
 int budgets_admit(void *b, const char *function, mf_error_t *err);

@@ -419,6 +419,12 @@ static void refresh(budgets_t *b, int64_t now)
     store_writer_submit_read(b->writer, refresh_apply, refresh_done, j);
 }
 
+void budgets_refresh(budgets_t *b)
+{
+    if (b && !b->stopping && !b->refreshing)
+        refresh(b, clock_wall_ms());
+}
+
 static void on_tick(uv_timer_t *t)
 {
     budgets_t *b = t->data;

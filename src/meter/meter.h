@@ -112,6 +112,8 @@ struct state_kv;
 struct volumes;
 meter_storage_t *meter_storage_start(uv_loop_t *loop, struct state_kv *kv, struct volumes *volumes,
                                      store_writer_t *writer, int64_t interval_ms);
+/* Budgets read their spend again after each sample written (NULL: none). */
+void meter_storage_set_budgets(meter_storage_t *m, struct budgets *b);
 /* Stops sampling; frees itself once the samples on their way are back
  * (before the writer and the KV service stop). NULL is fine. */
 void meter_storage_stop(meter_storage_t *m);

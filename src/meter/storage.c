@@ -9,6 +9,8 @@
  * nobody measured. */
 #include "meter/meter.h"
 
+#include "meter/budget.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +29,7 @@ struct meter_storage {
     int64_t interval_ms;
     int64_t started_ms;
     int pending; /* samples on their way (a KV read, then a write) */
+    struct budgets *budgets; /* read again once storage is written, or NULL */
     bool stopping;
     bool closed; /* the timer's handle is closed */
 };
@@ -75,6 +78,8 @@ static void sample_written(void *arg, int r, const mf_error_t *err)
     sample_t *s = arg;
     if (r < 0)
         log_warn("meter", "storage at %lld not counted: %s", (long long)s->at_ms, err->msg);
+    else if (!s->m->stopping && (s->nkv || s->nvolumes))
+        budgets_refresh(s->m->budgets); /* storage's cost counts in budgets */
     sample_free(s);
 }
 
@@ -154,6 +159,11 @@ static void on_closed(uv_handle_t *h)
     meter_storage_t *m = h->data;
     m->closed = true;
     storage_free_if_done(m);
+}
+
+void meter_storage_set_budgets(meter_storage_t *m, struct budgets *b)
+{
+    m->budgets = b;
 }
 
 void meter_storage_stop(meter_storage_t *m)

@@ -369,3 +369,23 @@ def test_on_postgresql_every_node_keeps_the_budget_and_counts_the_others_calls(s
     wait_for("the budget gone from A",
              lambda: requests.get(f"{a.url}/v1/budgets/shared", timeout=60).status_code == 404)
     assert invoke(a, fn, {}).status_code == 200
+
+
+def test_storage_counts_in_a_budget(server, tmp_path):
+    # Only storage costs here: 10^3 bytes held for the one-second sample
+    # are 10^6 byte-ms, and a GB-month is 2.628 × 10^18 of them, so at this
+    # price each sample costs about 1.0.
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"currency": "EUR", "request_per_million": 0, "gb_second": 0,
+                                "kv_gb_month": 2.628e12}))
+    srv = server("--prices", path, "--storage-interval", "1")
+    fn = unique("stored")
+    deploy_py(srv, fn, ECHO_PY)
+    r = put_budget(srv, "storage", tenant="default", period="day", amount=2.5, action="block")
+    assert r.status_code == 201, r.text
+    r = requests.put(f"{srv.url}/v1/kv/{unique('st')}/k", data=b"x" * 999, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    # No call is made: what the store holds spends the budget.
+    wait_for("storage to spend the budget", lambda: get_budget(srv, "storage")["blocking"],
+             timeout=120)
+    assert_error(invoke(srv, fn, {}), 402, "budget_exceeded", "storage")
