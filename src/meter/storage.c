@@ -28,7 +28,7 @@ struct meter_storage {
     store_writer_t *writer;
     int64_t interval_ms;
     int64_t started_ms;
-    int pending; /* samples on their way (a KV read, then a write) */
+    int pending;             /* samples on their way (a KV read, then a write) */
     struct budgets *budgets; /* read again once storage is written, or NULL */
     bool stopping;
     bool closed; /* the timer's handle is closed */
