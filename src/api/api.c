@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "auth/sigv4.h"
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/json.h"
@@ -41,18 +39,19 @@ static api_route_t *routes;
 bool api__who(const http_request_t *req, const api_ctx_t *ctx, api_who_t *out)
 {
     memset(out, 0, sizeof *out);
+    /* Through an instance's own listener, whatever the route (the second
+     * door's /mayfly/v1, the Lambda SDKs' durable API): the function. */
     exec_caller_t c;
-    if (api__inside(req, &c)) {
+    if (exec_caller(req, &c) == 0) {
         out->inside = true;
         tenant_of(c.fn->name, out->tenant);
         return true;
     }
-    const char *authz = http_request_header(req, "Authorization");
-    char id[128];
-    if (!ctx->keys || !ctx->keys->count || (authz && !strncasecmp(authz, "Bearer ", 7)))
-        out->key = auth_bearer_key(ctx->keys, authz);
-    else if (sigv4_key_id(req, id, sizeof id))
-        out->key = auth_keys_find(ctx->keys, id);
+    /* The key the route's check found (bearer_check, the Lambda API's
+     * signature check), or the development key without keys. */
+    out->key = req->principal ? req->principal
+               : !ctx->keys || !ctx->keys->count ? auth_bearer_key(ctx->keys, NULL)
+                                                : NULL;
     if (!out->key)
         return false;
     snprintf(out->tenant, sizeof out->tenant, "%s", out->key->tenant);
@@ -239,6 +238,7 @@ static int bearer_check(http_request_t *req, const api_route_t *rt, buf_t *refus
                  "\"missing or wrong credentials: send `Authorization: Bearer ID:SECRET`\"}}\n");
         return 401;
     }
+    req->principal = key;
     if (auth_role_allows(key->role, rt->action))
         return 0;
     char what[160];

@@ -322,6 +322,7 @@ static bool lambda_authorized(http_request_t *req, api_ctx_t *ctx)
         /* The key's role must allow what the request does: reads are
          * GETs, an invoke is Invoke's POST, the rest deploys. */
         const auth_key_t *key = auth_keys_find(ctx->keys, res.access_key_id);
+        req->principal = key; /* who the handler's api__who finds */
         auth_action_t action = req->method == HTTP_GET || req->method == HTTP_HEAD
                                    ? AUTH_READ
                                : strstr(req->path, "/invocations") ||

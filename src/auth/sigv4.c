@@ -39,9 +39,6 @@ static void sig_parts_release(sig_parts_t *p)
     buf_release(&p->expires);
 }
 #define cleanup_sig_parts __attribute__((cleanup(sig_parts_release)))
-#define SIG_PARTS_INIT                                                                             \
-    { .algorithm = BUF_INIT, .credential = BUF_INIT, .signed_headers = BUF_INIT,                   \
-      .signature = BUF_INIT, .date = BUF_INIT, .expires = BUF_INIT }
 
 static const char *const error_types[] = {
     [SIGV4_OK] = NULL,
@@ -806,7 +803,14 @@ static int verify(const sigv4_request_t *req, const char *service, const auth_ke
             return reject(res, err, SIGV4_MISSING, "Missing Authentication Token");
     }
 
-    cleanup_sig_parts sig_parts_t parts = SIG_PARTS_INIT;
+    cleanup_sig_parts sig_parts_t parts = {
+        .algorithm = BUF_INIT,
+        .credential = BUF_INIT,
+        .signed_headers = BUF_INIT,
+        .signature = BUF_INIT,
+        .date = BUF_INIT,
+        .expires = BUF_INIT,
+    };
     int r = res->presigned ? parts_from_query(query, &parts, res, err)
                            : parts_from_header(authz, &parts, res, err);
     if (r == 0 && !res->presigned)
@@ -956,25 +960,4 @@ int sigv4_verify_http(const http_request_t *req, const char *service, const auth
     sigv4_request_t r;
     from_http(&r, req);
     return sigv4_verify(&r, service, keys, now_ms, res, err);
-}
-
-bool sigv4_key_id(const http_request_t *req, char *out, size_t size)
-{
-    const char *query = req->query ? req->query : "";
-    const char *authz = http_request_header(req, "Authorization");
-    bool presigned = query_has(query, "X-Amz-Algorithm");
-    cleanup_sig_parts sig_parts_t parts = SIG_PARTS_INIT;
-    sigv4_result_t res = { 0 };
-    mf_error_t err = MF_ERROR_INIT;
-    out[0] = '\0';
-    if ((!presigned && !authz) || (presigned ? parts_from_query(query, &parts, &res, &err)
-                                             : parts_from_header(authz, &parts, &res, &err)) < 0 ||
-        !parts.has_credential)
-        return false;
-    size_t n = strcspn(parts.credential.data, "/");
-    if (n == 0 || n >= size)
-        return false;
-    memcpy(out, parts.credential.data, n);
-    out[n] = '\0';
-    return true;
 }

@@ -145,10 +145,4 @@ int sigv4_verify_http_head(const http_request_t *req, const char *service,
                            const auth_keys_t *keys, int64_t now_ms, sigv4_result_t *res,
                            mf_error_t *err);
 
-/* The access key id a request's signature names (its Authorization
- * header's Credential, or a presigned request's X-Amz-Credential) into
- * out; false when it names none. It says nothing of whether the
- * signature holds: ask once sigv4_verify_http has said so. */
-bool sigv4_key_id(const http_request_t *req, char *out, size_t size);
-
 #endif

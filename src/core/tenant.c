@@ -88,24 +88,6 @@ void tenant_arn(const char *service, const char *region, const char *kind, const
              tenant_local(qname));
 }
 
-bool tenant_of_account(const char *account, const char *const *known, char out[TENANT_MAX + 1])
-{
-    char a[13];
-    tenant_account(TENANT_DEFAULT, a);
-    if (!strcmp(a, account)) {
-        snprintf(out, TENANT_MAX + 1, "%s", TENANT_DEFAULT);
-        return true;
-    }
-    for (; known && *known; known++) {
-        tenant_account(*known, a);
-        if (!strcmp(a, account)) {
-            snprintf(out, TENANT_MAX + 1, "%s", *known);
-            return true;
-        }
-    }
-    return false;
-}
-
 static bool tenant__char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';

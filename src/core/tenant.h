@@ -50,8 +50,5 @@ void tenant_strip(char *msg);
  * its tenant's, the name the one within it. */
 void tenant_arn(const char *service, const char *region, const char *kind, const char *qname,
                 char *out, size_t size);
-/* The tenant whose account id is account into out, among the known
- * tenants (a NULL-terminated list; "default" always); false when none. */
-bool tenant_of_account(const char *account, const char *const *known, char out[TENANT_MAX + 1]);
 
 #endif

@@ -87,6 +87,9 @@ typedef struct http_request {
      * running clears it: from then on the handler owns that state. */
     void (*unhandled_cb)(struct http_request *req);
     void *data;                    /* the handler's (or its head check's) */
+    /* Who sent it, as the route's check of its credentials found (the
+     * router's user's, opaque here); NULL until a check has. */
+    const void *principal;
 } http_request_t;
 
 /* The value of header name (case-insensitive) in the request's head, or

@@ -501,35 +501,46 @@ static bool pg__record_replaces(const store_record_t *next, const store_record_t
  * (were a an ending and c not, b would have to be an ending to replace a
  * and not one to be replaced by c). */
 typedef struct {
-    store_record_t *recs; /* shallow copies: their strings are the batch's */
+    const store_record_t **recs;
     size_t n;
+    /* Shallow copies of the few records that replace one carrying the
+     * caller's key without one of their own: the key goes with them, as
+     * the upsert keeps it. Made only then (count of them at most). */
+    store_record_t *keyed;
+    size_t n_keyed;
 } pg_recs_t;
 
 static void pg__records_fold(const store_record_t *recs, size_t count, pg_recs_t *out)
 {
-    out->recs = xmalloc((count ? count : 1) * sizeof *out->recs);
-    out->n = 0;
+    *out = (pg_recs_t){ .recs = xmalloc((count ? count : 1) * sizeof *out->recs) };
     map_t at = MAP_INIT;
     for (size_t i = 0; i < count; i++) {
         uintptr_t k = (uintptr_t)map_get(&at, recs[i].request_id);
         if (!k) {
-            out->recs[out->n++] = recs[i];
+            out->recs[out->n++] = &recs[i];
             map_put(&at, recs[i].request_id, (void *)(uintptr_t)out->n);
-        } else if (pg__record_replaces(&recs[i], &out->recs[k - 1])) {
-            /* The caller's key stays, as the upsert keeps it. */
-            char key[sizeof recs[i].key_id];
-            memcpy(key, out->recs[k - 1].key_id, sizeof key);
-            out->recs[k - 1] = recs[i];
-            if (!recs[i].key_id[0])
-                memcpy(out->recs[k - 1].key_id, key, sizeof key);
+            continue;
         }
+        const store_record_t *cur = out->recs[k - 1];
+        if (!pg__record_replaces(&recs[i], cur))
+            continue;
+        if (recs[i].key_id[0] || !cur->key_id[0]) {
+            out->recs[k - 1] = &recs[i];
+            continue;
+        }
+        if (!out->keyed)
+            out->keyed = xmalloc(count * sizeof *out->keyed);
+        store_record_t *copy = &out->keyed[out->n_keyed++];
+        *copy = recs[i];
+        memcpy(copy->key_id, cur->key_id, sizeof copy->key_id);
+        out->recs[k - 1] = copy;
     }
     map_release(&at);
 }
 
 static void bind_folded(void *ctx, size_t i, const store__binder_t *b)
 {
-    store__bind_record(b, &((pg_recs_t *)ctx)->recs[i]);
+    store__bind_record(b, ((pg_recs_t *)ctx)->recs[i]);
 }
 
 /* The records, folded (so that no statement has one request's row twice,
@@ -542,6 +553,7 @@ static int pg__records_write(store_t *base, const store_record_t *recs, size_t c
     int r = store__pg_run_rows(pg(base)->conn, stmt(REC_PUT), f.n, bind_folded, NULL, &f,
                                "write invocation records", err);
     free(f.recs);
+    free(f.keyed);
     return r;
 }
 
@@ -884,36 +896,21 @@ static int pg__usage_list(store_t *base, int64_t from_ms, int64_t to_ms, store_u
 static int pg__storage_claim(store_t *base, int64_t at_ms, bool prune, int *claimed,
                              mf_error_t *err)
 {
-    store_pg_params_t p = { 0 };
-    store__binder_t b = store__pg_binder(&p);
-    b.int64(b.ctx, 1, at_ms);
-    PGresult *res;
-    int r = store__pg_run(pg(base)->conn, stmt(prune ? STORAGE_PRUNE : STORAGE_CLAIM), &p, &res,
-                          "claim a storage sample", err);
-    if (r < 0)
-        return r;
-    if (claimed)
-        *claimed = strtoll(PQcmdTuples(res), NULL, 10) > 0;
-    PQclear(res);
-    return 0;
+    int64_t changed = 0;
+    int r = pg__write(pg(base), prune ? STORAGE_PRUNE : STORAGE_CLAIM, store__bind_at, &at_ms,
+                      &changed, "claim a storage sample", err);
+    if (r == 0 && claimed)
+        *claimed = changed > 0;
+    return r;
 }
 
 static int pg__storage_add(store_t *base, const char *tenant, const char *name, int64_t hour_ms,
                            int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err)
 {
-    store_pg_params_t p = { 0 };
-    store__binder_t b = store__pg_binder(&p);
-    b.text(b.ctx, 1, tenant);
-    b.text(b.ctx, 2, name);
-    b.int64(b.ctx, 3, hour_ms);
-    b.int64(b.ctx, 4, kv_byte_ms);
-    b.int64(b.ctx, 5, volume_byte_ms);
-    PGresult *res;
-    int r = store__pg_run(pg(base)->conn, stmt(STORAGE_ADD), &p, &res, "add storage to usage",
-                          err);
-    if (r == 0)
-        PQclear(res);
-    return r;
+    int64_t changed = 0;
+    store__storage_row_t row = { tenant, name, hour_ms, kv_byte_ms, volume_byte_ms };
+    return pg__write(pg(base), STORAGE_ADD, store__bind_storage, &row, &changed,
+                     "add storage to usage", err);
 }
 
 static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)

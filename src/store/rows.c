@@ -282,6 +282,19 @@ int store__bind_volume(const store__binder_t *b, const void *item)
     return b->text(c, 1, v->name) || b->int64(c, 2, v->size_mb) || b->int64(c, 3, v->created_ms);
 }
 
+int store__bind_storage(const store__binder_t *b, const void *item)
+{
+    const store__storage_row_t *r = item;
+    void *c = b->ctx;
+    return b->text(c, 1, r->tenant) || b->text(c, 2, r->name) || b->int64(c, 3, r->hour_ms) ||
+           b->int64(c, 4, r->kv_byte_ms) || b->int64(c, 5, r->volume_byte_ms);
+}
+
+int store__bind_at(const store__binder_t *b, const void *item)
+{
+    return b->int64(b->ctx, 1, *(const int64_t *)item);
+}
+
 int store__bind_url(const store__binder_t *b, const void *item)
 {
     const store_url_t *u = item;

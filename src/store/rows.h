@@ -338,5 +338,13 @@ int store__bind_log(const store__binder_t *b, const store_log_t *l);
  * from a store_url_t (item, as store__fill_fn's). */
 int store__bind_volume(const store__binder_t *b, const void *item);
 int store__bind_url(const store__binder_t *b, const void *item);
+/* STORE_STORAGE_ADD's parameters from a store__storage_row_t, and
+ * STORE_STORAGE_CLAIM's and _PRUNE's from an int64_t time. */
+typedef struct store__storage_row {
+    const char *tenant, *name;
+    int64_t hour_ms, kv_byte_ms, volume_byte_ms;
+} store__storage_row_t;
+int store__bind_storage(const store__binder_t *b, const void *item);
+int store__bind_at(const store__binder_t *b, const void *item);
 
 #endif

@@ -71,37 +71,37 @@ int store__sqlite_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_u
     return r;
 }
 
-int store__sqlite_storage_claim(store_t *s, int64_t at_ms, bool prune, int *claimed,
-                                mf_error_t *err)
+/* Runs sql once, its parameters bound by bind from item. */
+static int storage_run(store_t *s, const char *sql,
+                       int (*bind)(const store__binder_t *b, const void *item), const void *item,
+                       const char *what, mf_error_t *err)
 {
     sqlite3 *db = store__handle(s);
     sqlite3_stmt *st = NULL;
-    const char *sql = prune ? STORE_STORAGE_PRUNE(P) : STORE_STORAGE_CLAIM(P);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return store__sqlite_fail(db, err, "claim a storage sample");
-    int r = store__step_done(db, st, sqlite3_bind_int64(st, 1, at_ms) == SQLITE_OK,
-                             "claim a storage sample", err);
-    if (r == 0 && claimed)
-        *claimed = sqlite3_changes(db) > 0;
+        return store__sqlite_fail(db, err, what);
+    store__binder_t b = store__sqlite_binder(st);
+    int r = store__step_done(db, st, !bind(&b, item), what, err);
     sqlite3_finalize(st);
+    return r;
+}
+
+int store__sqlite_storage_claim(store_t *s, int64_t at_ms, bool prune, int *claimed,
+                                mf_error_t *err)
+{
+    int r = storage_run(s, prune ? STORE_STORAGE_PRUNE(P) : STORE_STORAGE_CLAIM(P),
+                        store__bind_at, &at_ms, "claim a storage sample", err);
+    if (r == 0 && claimed)
+        *claimed = sqlite3_changes(store__handle(s)) > 0;
     return r;
 }
 
 int store__sqlite_storage_add(store_t *s, const char *tenant, const char *name, int64_t hour_ms,
                               int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err)
 {
-    sqlite3 *db = store__handle(s);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, STORE_STORAGE_ADD(P), -1, &st, NULL) != SQLITE_OK)
-        return store__sqlite_fail(db, err, "add storage to usage");
-    bool ok = sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC) == SQLITE_OK &&
-              sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC) == SQLITE_OK &&
-              sqlite3_bind_int64(st, 3, hour_ms) == SQLITE_OK &&
-              sqlite3_bind_int64(st, 4, kv_byte_ms) == SQLITE_OK &&
-              sqlite3_bind_int64(st, 5, volume_byte_ms) == SQLITE_OK;
-    int r = store__step_done(db, st, ok, "add storage to usage", err);
-    sqlite3_finalize(st);
-    return r;
+    store__storage_row_t row = { tenant, name, hour_ms, kv_byte_ms, volume_byte_ms };
+    return storage_run(s, STORE_STORAGE_ADD(P), store__bind_storage, &row,
+                       "add storage to usage", err);
 }
 
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err)

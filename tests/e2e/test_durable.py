@@ -428,6 +428,24 @@ def test_callback_from_outside_sigv4_and_cli(srv, code):
     assert p.returncode == 1 and p.stderr
 
 
+def test_a_durable_function_of_another_tenant_runs_its_steps(srv, code):
+    # Its SDK reaches the API inside its sandbox, whose caller is the
+    # function, of the tenant team-z: its executions are that tenant's.
+    name = unique("dother")
+    body = {"runtime": "nodejs", "handler": "index.threeSteps", "timeout_s": 30,
+            "memory_mb": 256, "code": {"zip_base64": code},
+            "durable": {"execution_timeout_s": 3600, "retention_days": 1}}
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json=body, headers=OTHER, timeout=120)
+    assert r.status_code == 201, r.text
+    r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", json={"x": 4, "tag": unique("t")},
+                      headers=OTHER, timeout=180)
+    assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+    assert r.json() == {"total": 13}
+    arn = r.headers["X-Mayfly-Durable-Execution-Arn"]
+    account = requests.get(f"{srv.url}/v1/whoami", headers=OTHER, timeout=30).json()["account_id"]
+    assert arn.split(":")[4] == account, arn
+
+
 def test_another_tenant_finds_no_execution_by_its_id(srv, code):
     name = unique("dtenant")
     deploy(srv, name, "approval", code, timeout_s=5)
@@ -443,6 +461,10 @@ def test_another_tenant_finds_no_execution_by_its_id(srv, code):
     assert r.status_code == 404, r.text
     listed = requests.get(f"{srv.url}/v1/durable-executions", headers=OTHER, timeout=30).json()
     assert eid not in [e["id"] for e in listed["executions"]]
+    # A name reaching into another tenant is no name.
+    r = requests.get(f"{srv.url}/v1/durable-executions", params={"function": f"default~{name}"},
+                     headers=OTHER, timeout=30)
+    assert r.status_code == 400 and "function" in r.text, r.text
     # Through the Lambda API: the real ARN is another account's, and the
     # same id under the caller's own account and a function of the same
     # name is no execution of its either.
