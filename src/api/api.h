@@ -106,6 +106,9 @@ void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
  * doors, and /v1/durable-executions. */
 void api__durable_register(http_router_t *router, api_ctx_t *ctx);
+/* GET /v1/functions/{name}/advice and POST /v1/functions/{name}/tune
+ * (api/advice.c, watch/advisor.h and watch/tune.h). */
+void api__advice_register(http_router_t *router, api_ctx_t *ctx);
 /* GET /v1/cluster/nodes (cluster_nodes.c). */
 void api__cluster_nodes_register(http_router_t *router, api_ctx_t *ctx);
 void api__durable_release(void);

@@ -73,6 +73,8 @@ static void collect_gauges(void *ud)
     uint64_t now = clock_mono_ns();
     for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
         exec_pool_t *p = value;
+        if (p->copy)
+            continue;
         unsigned counts[] = { p->n_starting, p->n_idle, p->n_busy, p->n_stopping };
         for (int i = 0; i < 4; i++) {
             const char *labels[] = { p->name, states[i] };
@@ -184,6 +186,21 @@ static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)
     fn_copy(&p->fn, fn);
     map_put(&ex->pools, p->name, p);
     return p;
+}
+
+int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *err)
+{
+    if (ex->shutting_down)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    if (strlen(key) > TENANT_QNAME_MAX || map_get(&ex->pools, key))
+        return mf_error_plain(err, EEXIST, "%s is in use", key);
+    exec_pool_t *p = xcalloc(1, sizeof *p);
+    p->ex = ex;
+    snprintf(p->name, sizeof p->name, "%s", key);
+    fn_copy(&p->fn, fn);
+    p->copy = true;
+    map_put(&ex->pools, p->name, p);
+    return 0;
 }
 
 static void pool_release(exec_pool_t *p)
@@ -317,6 +334,10 @@ static void record_and_finish(exec_t *ex, invocation_t *inv)
         obs_records_add(ex->records, &rec);
     }
 
+    if (inv->copy) {
+        inv->done(inv, inv->ud);
+        return;
+    }
     const char *labels[] = { inv->function, inv_status_name(inv->status) };
     char kind[16];
     snprintf(kind, sizeof kind, "%.*s", (int)strcspn(inv->trigger, ":"), inv->trigger);
@@ -469,7 +490,8 @@ void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
     p->start_error_prefixed = per_call_prefix;
     p->start_error_ms = clock_wall_ms();
     const char *labels[] = { p->name };
-    metrics_inc(ex->m_start_failures, labels, 1);
+    if (!p->copy)
+        metrics_inc(ex->m_start_failures, labels, 1);
     log_warn("exec", "%s: an instance failed to start (%s: %s), %u in a row; calls fail at once "
              "for the next %llu ms",
              p->name, type, reason, p->start_failures, (unsigned long long)delay_ms);
@@ -881,7 +903,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     if (r < 0)
         return r;
     if (ex->admit && !(opts && opts->request_id && opts->attempt > 0) &&
-        (r = ex->admit(ex->admit_ud, p->name, err)) < 0)
+        (r = ex->admit(ex->admit_ud, p->copy ? p->fn.name : p->name, err)) < 0)
         return r;
     if (opts && opts->no_wait && (p->queue_head || !pool_can_start_for(p, tenant_id, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
@@ -907,6 +929,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     inv->deadline_ns = inv->enqueued_ns + (uint64_t)p->fn.timeout_s * 1000000000u;
     inv->attempts = opts && opts->attempt > 0 ? opts->attempt : 1;
     inv->no_record = opts && opts->no_record;
+    inv->copy = p->copy;
     if (opts && opts->replay_of)
         snprintf(inv->replay_of, sizeof inv->replay_of, "%s", opts->replay_of);
     inv->call_depth = opts ? opts->call_depth : 0;

@@ -127,6 +127,7 @@ struct invocation {
     uint64_t log_bytes;          /* log bytes so far, bounded per invocation */
     bool log_truncated;
     bool no_record;
+    bool copy;                   /* a call of a settings copy (exec_copy_define) */
 };
 
 typedef struct exec_config {
@@ -376,6 +377,15 @@ typedef struct exec_start_health {
 } exec_start_health_t;
 
 void exec_start_health(exec_t *ex, const char *name, exec_start_health_t *out);
+
+/* A copy of a function's settings, run apart from the function (the
+ * tuner, watch/tune.h): its calls go to exec_invoke_opts with key as the
+ * name (a name no function has; calls must be no_record), in instances
+ * of its own, and exec_function_removed(ex, key) stops them. Inside,
+ * its instances are fn's (fn->name, its permissions); its calls count
+ * in no metric, and a budget admits them as fn's. -EEXIST when key is
+ * in use, -ESHUTDOWN while the server stops. */
+int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *err);
 
 /* A function's code or settings changed: new calls get the new version and
  * instances of the old one stop once they are idle. */

@@ -67,6 +67,9 @@ struct exec_pool {
     char name[TENANT_QNAME_MAX + 1];
     fn_t fn;                     /* the current version's settings */
     bool removed;
+    /* A settings copy run apart from its function (exec_copy_define):
+     * never read from the registry, and its calls in no metric. */
+    bool copy;
     exec_instance_t *instances;
     exec_instance_t *idle;       /* LIFO: the most recently used on top */
     unsigned n_starting, n_idle, n_busy, n_stopping;
