@@ -52,8 +52,8 @@ static void print_advice(const json_t *a)
     const json_t *mem = json_object_get(a, "memory");
     if (mem) {
         const json_t *cpu = json_object_get(a, "cpu");
-        printf("memory       p99 peak %.1f MB (%.0f%% of memory_mb): %s\n",
-               num(mem, "peak_p99_mb"), num(mem, "used_ratio") * 100, str(mem, "verdict"));
+        printf("memory       p99 peak %.1f MB (%.0f%% of memory_mb): %s\n", num(mem, "peak_p99_mb"),
+               num(mem, "used_ratio") * 100, str(mem, "verdict"));
         printf("cpu          %.2f ms CPU in %.2f ms per call at a share of %.3f cores: %s\n",
                num(cpu, "cpu_ms_per_call"), num(cpu, "duration_ms_per_call"), num(cpu, "share"),
                json_is_true(json_object_get(cpu, "cpu_bound")) ? "CPU-bound" : "not CPU-bound");

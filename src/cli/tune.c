@@ -91,8 +91,8 @@ static void print_table(const json_t *t)
 {
     const json_t *sizes = json_object_get(t, "sizes");
     size_t n = json_array_size(sizes);
-    static const char *const header[] = { "MEMORY_MB", "COLD_MS", "P50_MS", "P90_MS",
-                                          "COST_PER_MILLION", "OK", "ERRORS" };
+    static const char *const header[] = {"MEMORY_MB",        "COLD_MS", "P50_MS", "P90_MS",
+                                         "COST_PER_MILLION", "OK",      "ERRORS"};
     buf_t *cells = calloc(n ? n * 7 : 1, sizeof *cells);
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(sizes, i);

@@ -38,8 +38,8 @@ double watch_cost_per_million(const meter_prices_t *prices, int memory_mb, doubl
     if (billed < 1)
         billed = 1;
     double gb_s = (double)memory_mb / 1024.0 * billed / 1000.0;
-    return prices->request_per_million + 1e6 * (gb_s * prices->gb_second +
-                                                cpu_ms / 1000.0 * prices->cpu_second);
+    return prices->request_per_million +
+           1e6 * (gb_s * prices->gb_second + cpu_ms / 1000.0 * prices->cpu_second);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -156,8 +156,8 @@ static json_t *size_json(const watch_advice_input_t *in, const cpu_use_t *u, int
  * stops helping, the one with the least cost × duration. */
 static int best_cpu_size(const watch_advice_input_t *in, const cpu_use_t *u, int floor_mb)
 {
-    static const int steps[] = { 128,  256,  512,  1024, 1536, 1792, 2048,
-                                 3008, 3584, 4096, 5376, 7168, 8960, 10240 };
+    static const int steps[] = {128,  256,  512,  1024, 1536, 1792, 2048,
+                                3008, 3584, 4096, 5376, 7168, 8960, 10240};
     int top = round_step(u->parallelism * WATCH_MB_PER_CPU);
     int cores_top = round_step((double)(in->cores ? in->cores : 1) * WATCH_MB_PER_CPU);
     if (top > cores_top)
@@ -179,8 +179,7 @@ static int best_cpu_size(const watch_advice_input_t *in, const cpu_use_t *u, int
         double d = predict_ms(in, u, m);
         double score = d * watch_cost_per_million(in->prices, m, d, u->cpu_ms);
         /* Within a part in a million is a tie: the smaller size wins. */
-        if (score < best_score * (1 - 1e-6) ||
-            (score <= best_score * (1 + 1e-6) && m < best)) {
+        if (score < best_score * (1 - 1e-6) || (score <= best_score * (1 + 1e-6) && m < best)) {
             best_score = score;
             best = m;
         }
@@ -225,20 +224,19 @@ json_t *watch_advise(const watch_advice_input_t *in)
     iso(in->from_ms, since_s);
     iso(ran ? from : in->from_ms, from_s);
     iso(ran ? to : in->to_ms, to_s);
-    json_t *evidence = json_pack("{sI ss ss ss sI sI sI sI sb}", "records", (json_int_t)ran,
-                                 "since", since_s, "from", from_s, "to", to_s, "successes",
-                                 (json_int_t)successes, "errors", (json_int_t)errors, "ooms",
-                                 (json_int_t)ooms, "timeouts", (json_int_t)timeouts, "truncated",
-                                 in->truncated);
+    json_t *evidence = json_pack(
+        "{sI ss ss ss sI sI sI sI sb}", "records", (json_int_t)ran, "since", since_s, "from",
+        from_s, "to", to_s, "successes", (json_int_t)successes, "errors", (json_int_t)errors,
+        "ooms", (json_int_t)ooms, "timeouts", (json_int_t)timeouts, "truncated", in->truncated);
     double days = (double)(in->to_ms - in->from_ms) / 86400000.0;
     if (!ran) {
         free(peaks);
         buf_t msg = BUF_INIT;
         buf_addf(&msg, "no calls of %s in the last %.0f days: nothing to advise from yet",
                  in->function, days);
-        json_t *out = json_pack("{ss si ss ss% so}", "function", in->function, "memory_mb",
-                                in->memory_mb, "confidence", "none", "message", msg.data,
-                                msg.len, "evidence", evidence);
+        json_t *out =
+            json_pack("{ss si ss ss% so}", "function", in->function, "memory_mb", in->memory_mb,
+                      "confidence", "none", "message", msg.data, msg.len, "evidence", evidence);
         buf_release(&msg);
         return out;
     }
@@ -274,8 +272,10 @@ json_t *watch_advise(const watch_advice_input_t *in)
         if (ooms)
             buf_addf(&msg, "%zu of %zu calls ran out of memory at %d MB", ooms, ran, oom_mb);
         else
-            buf_addf(&msg, "the p99 memory peak (%.0f MB) is %.0f%% of memory_mb %d: little "
-                     "headroom before an out-of-memory kill", p99_mb, used * 100, in->memory_mb);
+            buf_addf(&msg,
+                     "the p99 memory peak (%.0f MB) is %.0f%% of memory_mb %d: little "
+                     "headroom before an out-of-memory kill",
+                     p99_mb, used * 100, in->memory_mb);
     } else if (!strcmp(verdict, "waste")) {
         buf_addf(&msg, "the p99 memory peak (%.0f MB) is only %.0f%% of memory_mb %d", p99_mb,
                  used * 100, in->memory_mb);
@@ -284,19 +284,25 @@ json_t *watch_advise(const watch_advice_input_t *in)
                  used * 100, in->memory_mb);
     }
     if (u.bound)
-        buf_addf(&msg, "; CPU-bound (it used %.0f%% of its CPU share), so more memory runs it "
-                 "faster", (u.ratio > 1 ? 1 : u.ratio) * 100);
+        buf_addf(&msg,
+                 "; CPU-bound (it used %.0f%% of its CPU share), so more memory runs it "
+                 "faster",
+                 (u.ratio > 1 ? 1 : u.ratio) * 100);
     if (timeouts)
         buf_addf(&msg, "; %zu calls timed out", timeouts);
     if (ran < WATCH_ADVICE_MIN_CALLS) {
-        buf_addf(&msg, "; unsure: only %zu calls in the last %.0f days, at least %d are needed "
-                 "for a confident answer", ran, days, WATCH_ADVICE_MIN_CALLS);
+        buf_addf(&msg,
+                 "; unsure: only %zu calls in the last %.0f days, at least %d are needed "
+                 "for a confident answer",
+                 ran, days, WATCH_ADVICE_MIN_CALLS);
         if (rec < in->memory_mb) {
             buf_addf(&msg, ", so a smaller size (%d MB) is not recommended yet", rec);
             rec = in->memory_mb;
         }
     }
-    const char *change = rec > in->memory_mb ? "increase" : rec < in->memory_mb ? "decrease" : "none";
+    const char *change = rec > in->memory_mb   ? "increase"
+                         : rec < in->memory_mb ? "decrease"
+                                               : "none";
     if (rec != in->memory_mb)
         buf_addf(&msg, "; recommended: %d MB", rec);
     else
@@ -305,19 +311,19 @@ json_t *watch_advise(const watch_advice_input_t *in)
     json_t *memory = json_pack("{sf sf sf ss}", "peak_p99_mb", round(p99_mb * 10) / 10,
                                "peak_max_mb", round((double)peak_max / 1024.0 * 10) / 10,
                                "used_ratio", round(used * 1000) / 1000, "verdict", verdict);
-    json_t *cpu = json_pack("{sf sf sf sf sb sf}", "share",
-                            round(watch_cpu_share(in->memory_mb, in->cores) * 1000) / 1000,
-                            "cpu_ms_per_call", round(u.cpu_ms * 100) / 100,
-                            "duration_ms_per_call", round(u.duration_ms * 100) / 100, "used_ratio",
-                            round(u.ratio * 1000) / 1000, "cpu_bound", u.bound, "parallelism",
-                            round(u.parallelism * 100) / 100);
+    json_t *cpu =
+        json_pack("{sf sf sf sf sb sf}", "share",
+                  round(watch_cpu_share(in->memory_mb, in->cores) * 1000) / 1000, "cpu_ms_per_call",
+                  round(u.cpu_ms * 100) / 100, "duration_ms_per_call",
+                  round(u.duration_ms * 100) / 100, "used_ratio", round(u.ratio * 1000) / 1000,
+                  "cpu_bound", u.bound, "parallelism", round(u.parallelism * 100) / 100);
     json_t *recommended = size_json(in, &u, rec);
     json_object_set_new(recommended, "change", json_string(change));
-    json_t *out = json_pack("{ss si ss ss% so so so so ss so}", "function", in->function,
-                            "memory_mb", in->memory_mb, "confidence", confidence, "message",
-                            msg.data, msg.len, "memory", memory, "cpu", cpu, "current",
-                            size_json(in, &u, in->memory_mb), "recommended", recommended,
-                            "currency", in->prices->currency, "evidence", evidence);
+    json_t *out =
+        json_pack("{ss si ss ss% so so so so ss so}", "function", in->function, "memory_mb",
+                  in->memory_mb, "confidence", confidence, "message", msg.data, msg.len, "memory",
+                  memory, "cpu", cpu, "current", size_json(in, &u, in->memory_mb), "recommended",
+                  recommended, "currency", in->prices->currency, "evidence", evidence);
     buf_release(&msg);
     return out;
 }

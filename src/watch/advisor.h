@@ -50,18 +50,18 @@
 
 typedef enum {
     WATCH_CALL_SUCCESS,
-    WATCH_CALL_ERROR,   /* the function's own error */
+    WATCH_CALL_ERROR, /* the function's own error */
     WATCH_CALL_TIMEOUT,
     WATCH_CALL_OOM,
-    WATCH_CALL_OTHER,   /* throttled, queued, running: did not run to an end */
+    WATCH_CALL_OTHER, /* throttled, queued, running: did not run to an end */
 } watch_call_status_t;
 
 /* What the advisor reads of one call's record. */
 typedef struct watch_call {
     int64_t start_ms;
     double duration_ms;
-    int memory_mb;              /* the size it ran at */
-    int64_t max_rss_kb;         /* its instance's memory high-water mark */
+    int memory_mb;      /* the size it ran at */
+    int64_t max_rss_kb; /* its instance's memory high-water mark */
     int64_t cpu_ms;
     bool cold_start;
     watch_call_status_t status;
@@ -80,14 +80,14 @@ double watch_cost_per_million(const meter_prices_t *prices, int memory_mb, doubl
                               double cpu_ms);
 
 typedef struct watch_advice_input {
-    const char *function;       /* as the answer names it (the name within its tenant) */
-    int memory_mb;              /* its current size */
-    unsigned cores;             /* the machine's (at least 1) */
+    const char *function; /* as the answer names it (the name within its tenant) */
+    int memory_mb;        /* its current size */
+    unsigned cores;       /* the machine's (at least 1) */
     const meter_prices_t *prices;
-    const watch_call_t *calls;  /* newest first or in any order */
+    const watch_call_t *calls; /* newest first or in any order */
     size_t n;
-    int64_t from_ms, to_ms;     /* the window read */
-    bool truncated;             /* more calls were in the window than were read */
+    int64_t from_ms, to_ms; /* the window read */
+    bool truncated;         /* more calls were in the window than were read */
 } watch_advice_input_t;
 
 /* The advice, as GET /v1/functions/{name}/advice answers it:

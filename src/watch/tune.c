@@ -8,7 +8,7 @@
 #include "core/xalloc.h"
 #include "watch/tune.h"
 
-static const int default_sizes[] = { 128, 256, 512, 1024, 2048 };
+static const int default_sizes[] = {128, 256, 512, 1024, 2048};
 
 const char *watch_tune_strategy_name(watch_tune_strategy_t s)
 {
@@ -27,8 +27,7 @@ static int cmp_int(const void *a, const void *b)
 
 static int parse_sizes(const json_t *v, watch_tune_request_t *out, mf_error_t *err)
 {
-    if (!json_is_array(v) || json_array_size(v) < 1 ||
-        json_array_size(v) > WATCH_TUNE_SIZES_MAX)
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > WATCH_TUNE_SIZES_MAX)
         return mf_error_plain(err, EINVAL,
                               "memory_mb: must be an array of 1 to %d sizes in MB, e.g. "
                               "[128, 256, 512, 1024, 2048]",
@@ -219,17 +218,16 @@ json_t *watch_tune_table(const watch_tune_request_t *rq, const watch_tune_run_t 
         row_t *row = &rows[i];
         row->memory_mb = rq->sizes[i];
         row->eligible = m > 0 && successes == n && n == rq->runs;
-        json_t *o = json_pack("{si si si si so}", "memory_mb", rq->sizes[i], "runs", n,
-                              "successes", successes, "errors", n - successes, "error_types",
-                              types);
+        json_t *o = json_pack("{si si si si so}", "memory_mb", rq->sizes[i], "runs", n, "successes",
+                              successes, "errors", n - successes, "error_types", types);
         json_object_set_new(o, "cold_ms", cold);
         json_object_set_new(o, "cold_init_ms", cold_init);
         if (m) {
             qsort(d, m, sizeof *d, cmp_double);
             qsort(cpu, m, sizeof *cpu, cmp_double);
             row->p50 = percentile(d, m, 0.5);
-            row->cost = watch_cost_per_million(prices, rq->sizes[i], row->p50,
-                                               percentile(cpu, m, 0.5));
+            row->cost =
+                watch_cost_per_million(prices, rq->sizes[i], row->p50, percentile(cpu, m, 0.5));
             json_object_set_new(o, "p50_ms", json_real(round2(row->p50)));
             json_object_set_new(o, "p90_ms", json_real(round2(percentile(d, m, 0.9))));
             json_object_set_new(o, "cost_per_million", json_real(row->cost));
@@ -286,6 +284,6 @@ json_t *watch_tune_table(const watch_tune_request_t *rq, const watch_tune_run_t 
     else
         snprintf(msg, sizeof msg, "no size ran every call without an error: none is recommended");
     return json_pack("{ss si ss so so ss}", "strategy", watch_tune_strategy_name(rq->strategy),
-                     "runs", rq->runs, "currency", prices->currency, "sizes", sizes,
-                     "recommended", rec, "message", msg);
+                     "runs", rq->runs, "currency", prices->currency, "sizes", sizes, "recommended",
+                     rec, "message", msg);
 }

@@ -31,7 +31,7 @@
 typedef enum { WATCH_TUNE_BALANCED, WATCH_TUNE_COST, WATCH_TUNE_SPEED } watch_tune_strategy_t;
 
 typedef struct watch_tune_request {
-    char *event;                /* the event as compact JSON ("{}" when left out) */
+    char *event; /* the event as compact JSON ("{}" when left out) */
     size_t event_len;
     int sizes[WATCH_TUNE_SIZES_MAX]; /* ascending, no two alike */
     size_t n_sizes;
@@ -52,9 +52,9 @@ const char *watch_tune_strategy_name(watch_tune_strategy_t s);
 /* One run's outcome. */
 typedef struct watch_tune_run {
     watch_call_status_t status;
-    char error_type[64];        /* the function's errorType for an error, else "" */
+    char error_type[64]; /* the function's errorType for an error, else "" */
     bool cold_start;
-    double init_ms;             /* its instance's start, when cold */
+    double init_ms; /* its instance's start, when cold */
     double duration_ms;
     int64_t cpu_ms;
     int64_t max_rss_kb;

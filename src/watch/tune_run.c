@@ -15,17 +15,17 @@
 typedef struct tune {
     uv_loop_t *loop;
     exec_t *ex;
-    fn_t fn;                    /* the function's settings when the tune began */
+    fn_t fn; /* the function's settings when the tune began */
     watch_tune_request_t rq;
     meter_prices_t prices;
     watch_tune_done_fn done;
     void *ud;
-    watch_tune_run_t *runs;     /* rq.runs per size */
+    watch_tune_run_t *runs; /* rq.runs per size */
     int done_runs[WATCH_TUNE_SIZES_MAX];
-    size_t size;                /* the size being run */
+    size_t size;                    /* the size being run */
     char key[TENANT_QNAME_MAX + 1]; /* its copy's, "" when none is defined */
-    uv_timer_t *next;           /* the next step, from a fresh loop turn */
-    int failed;                 /* a negative errno that ends the tune, or 0 */
+    uv_timer_t *next;               /* the next step, from a fresh loop turn */
+    int failed;                     /* a negative errno that ends the tune, or 0 */
     mf_error_t err;
 } tune_t;
 
@@ -148,7 +148,7 @@ static void step(tune_t *t)
     }
     buf_t event = BUF_INIT;
     buf_add(&event, t->rq.event, t->rq.event_len);
-    exec_call_opts_t opts = { .no_record = true, .trigger = "tune" };
+    exec_call_opts_t opts = {.no_record = true, .trigger = "tune"};
     int r = exec_invoke_opts(t->ex, t->key, &event, &opts, on_call_done, t, &t->err);
     if (r < 0) {
         buf_release(&event);
@@ -163,9 +163,8 @@ int watch_tune_start(uv_loop_t *loop, exec_t *ex, const fn_t *fn, watch_tune_req
 {
     if (map_get(&tuning, fn->name)) {
         watch_tune_request_release(rq);
-        return mf_error_plain(err, EBUSY,
-                              "%s is being tuned already: one tune of a function at a time",
-                              fn->name);
+        return mf_error_plain(
+            err, EBUSY, "%s is being tuned already: one tune of a function at a time", fn->name);
     }
     tune_t *t = xcalloc(1, sizeof *t);
     t->loop = loop;
@@ -182,8 +181,7 @@ int watch_tune_start(uv_loop_t *loop, exec_t *ex, const fn_t *fn, watch_tune_req
     uv_timer_init(loop, t->next);
     t->next->data = t;
     map_put(&tuning, t->fn.name, t);
-    log_info("watch", "tuning %s at %zu sizes, %d runs each", fn->name, t->rq.n_sizes,
-             t->rq.runs);
+    log_info("watch", "tuning %s at %zu sizes, %d runs each", fn->name, t->rq.n_sizes, t->rq.runs);
     schedule(t);
     return 0;
 }
