@@ -15,7 +15,8 @@ import threading
 import pytest
 import requests
 
-from conftest import (assert_error, deploy_py, invoke_ok, metric, metrics, unique, wait_for)
+from conftest import (assert_error, b64, database, deploy_py, invoke_ok, make_zip, metric,
+                      metrics, unique, wait_for)
 
 # Holds $MB MiB from its start (b"x" * n writes every byte), so its
 # instance's memory high-water mark is that much above the runtime's own,
@@ -314,3 +315,65 @@ def test_the_cli_advises_and_tunes(srv, tmp_path):
         assert out.returncode == 2, (args, out.stdout, out.stderr)
     out = srv.cli("tune", "--help")
     assert out.returncode == 0 and "really runs" in out.stdout
+
+
+KEYS = {
+    "dev": ("AKIASIZEDEV00000001", "dev-secret", "default", "developer"),
+    "other": ("AKIASIZEOTHER000001", "other-secret", "team-b", "developer"),
+}
+
+
+def auth(role):
+    key_id, secret, _, _ = KEYS[role]
+    return {"Authorization": f"Bearer {key_id}:{secret}"}
+
+
+def test_names_resolve_within_the_callers_tenant(server, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("".join(" ".join(k) + "\n" for k in KEYS.values()))
+    srv = server("--keys", keys)
+    name = unique("mine")
+    body = {"runtime": "python3", "handler": "app.handler", "memory_mb": 512, "timeout_s": 60,
+            "code": {"zip_base64": b64(make_zip({"app.py": SPIN_PY}))}}
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json=body, headers=auth("other"),
+                     timeout=60)
+    assert r.status_code == 201, r.text
+    for _ in range(2):
+        r = requests.post(f"{srv.url}/v1/functions/{name}/invoke", data=b'{"n": 100}',
+                          headers=auth("other"), timeout=60)
+        assert r.status_code == 200, r.text
+
+    def advised():
+        r = requests.get(f"{srv.url}/v1/functions/{name}/advice", headers=auth("other"),
+                         timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json() if r.json()["evidence"]["records"] == 2 else None
+    a = wait_for("the advice over both calls", advised)
+    assert a["function"] == name and a["memory_mb"] == 512
+    # Another tenant's key does not see it, to advise or to tune.
+    r = requests.get(f"{srv.url}/v1/functions/{name}/advice", headers=auth("dev"), timeout=60)
+    assert_error(r, 404, "not_found")
+    r = requests.post(f"{srv.url}/v1/functions/{name}/tune", json={"runs": 1},
+                      headers=auth("dev"), timeout=60)
+    assert_error(r, 404, "not_found")
+    r = requests.post(f"{srv.url}/v1/functions/{name}/tune",
+                      json={"event": {"n": 100}, "memory_mb": [256], "runs": 2},
+                      headers=auth("other"), timeout=900)
+    assert r.status_code == 200, r.text
+    assert r.json()["function"] == name and r.json()["sizes"][0]["successes"] == 2
+
+
+def test_on_postgresql_the_advice_reads_the_records_and_tuning_leaves_them(server, pg):
+    db = database(pg, "mayfly_sizing")
+    srv = server("--store", db, "--sandbox-pool", "0", "--zygotes", "0")
+    name = unique("pg")
+    deploy_py(srv, name, SPIN_PY, memory_mb=1024, timeout_s=120)
+    call_n(srv, name, 3, {"n": 1000})
+    a = advice(srv, name)
+    assert a["confidence"] == "low" and a["evidence"]["records"] == 3, a
+    before = live_state(srv, name)
+    r = tune(srv, name, {"event": {"n": 1000}, "memory_mb": [128, 256], "runs": 2})
+    assert r.status_code == 200, r.text
+    assert [row["successes"] for row in r.json()["sizes"]] == [2, 2]
+    assert live_state(srv, name) == before
+    assert advice(srv, name)["evidence"]["records"] == 3
