@@ -164,6 +164,13 @@ void exec_meter_record(exec_t *ex, const store_record_t *rec)
         ex->meter(ex->meter_ud, rec);
 }
 
+void exec_meter_unrecorded(exec_t *ex, const store_record_t *rec)
+{
+    exec_meter_record(ex, rec);
+    if (ex->records)
+        obs_records_usage_only(ex->records, rec);
+}
+
 void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud)
 {
     ex->admit = admit;

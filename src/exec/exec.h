@@ -183,6 +183,9 @@ void exec_set_meter(exec_t *ex, void (*observe)(void *ud, const store_record_t *
 /* A record that a caller writes itself (an async event's, no_record) goes
  * to the meter's observe through this, when the call is over. */
 void exec_meter_record(exec_t *ex, const store_record_t *rec);
+/* A call that has no record (a tuning run's) is metered all the same:
+ * the meter's observe, and its usage in the store. */
+void exec_meter_unrecorded(exec_t *ex, const store_record_t *rec);
 /* Asked before a call starts, unless it is an async event's attempt
  * (whose queue asks its own question: invoke/async.h's hold): 0 lets it
  * start, a negative errno refuses it with err (-EDQUOT: a budget is

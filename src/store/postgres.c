@@ -63,6 +63,7 @@ enum {
     STORAGE_CLAIM,
     STORAGE_PRUNE,
     STORAGE_ADD,
+    USAGE_PUT,
     VOL_DELETE,
     URL_PUT,
     URL_DELETE,
@@ -191,6 +192,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [STORAGE_CLAIM] = { "storage_claim", STORE_STORAGE_CLAIM(P), "i" },
     [STORAGE_PRUNE] = { "storage_prune", STORE_STORAGE_PRUNE(P), "i" },
     [STORAGE_ADD] = { "storage_add", STORE_STORAGE_ADD(P), "ttiii" },
+    [USAGE_PUT] = { "usage_put", STORE_USAGE_PUT(P), "tttiiiiiiiii" },
     [VOL_DELETE] = { "vol_delete", STORE_VOLUME_DELETE(P), "t" },
     [URL_PUT] = { "url_put", STORE_URL_PUT(P), "ttii" },
     [URL_DELETE] = { "url_delete", STORE_URL_DELETE(P), "t" },
@@ -913,6 +915,13 @@ static int pg__storage_add(store_t *base, const char *tenant, const char *name, 
                      "add storage to usage", err);
 }
 
+static int pg__usage_put(store_t *base, const store_usage_t *u, mf_error_t *err)
+{
+    int64_t changed = 0;
+    return pg__write(pg(base), USAGE_PUT, store__bind_usage, u, &changed, "add a call to usage",
+                     err);
+}
+
 static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)
 {
     int r = pg__delete(pg(base), VOL_DELETE, name, "delete a volume", err);
@@ -976,6 +985,7 @@ static const store__backend_t pg__backend = {
     .usage_list = pg__usage_list,
     .storage_claim = pg__storage_claim,
     .storage_add = pg__storage_add,
+    .usage_put = pg__usage_put,
     .volume_delete = pg__volume_delete,
     .url_put = pg__url_put,
     .url_delete = pg__url_delete,

@@ -768,6 +768,7 @@ static const store__backend_t sqlite__backend = {
     .volume_delete = store__sqlite_volume_delete,
     .storage_claim = store__sqlite_storage_claim,
     .storage_add = store__sqlite_storage_add,
+    .usage_put = store__sqlite_usage_put,
     .url_put = store__sqlite_url_put,
     .url_delete = store__sqlite_url_delete,
     .url_list = store__sqlite_url_list,

@@ -104,7 +104,7 @@ static void on_call_done(invocation_t *inv, void *ud)
     invocation_record(inv, &rec);
     snprintf(rec.function, sizeof rec.function, "%s", t->fn.name);
     snprintf(rec.trigger, sizeof rec.trigger, "tune");
-    exec_meter_record(t->ex, &rec);
+    exec_meter_unrecorded(t->ex, &rec);
     if (inv->error_type && !strcmp(inv->error_type, "Mayfly.ShuttingDown") && !t->failed)
         t->failed = mf_error_plain(&t->err, ESHUTDOWN, "the server is shutting down");
     invocation_free(inv);

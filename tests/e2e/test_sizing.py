@@ -157,6 +157,12 @@ def live_state(srv, name):
     return fn, recs, series
 
 
+def reported_requests(srv, name):
+    r = requests.get(f"{srv.url}/v1/usage", params={"function": name}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()["totals"]["requests"]
+
+
 def reserved(srv):
     return metric(metrics(srv), "mayfly_instance_memory_bytes", kind="reserved")
 
@@ -168,6 +174,7 @@ def test_tuning_a_cpu_bound_function_leaves_the_live_one_alone(srv):
     before = live_state(srv, name)
     held = reserved(srv)
     used_before = metric(metrics(srv), "mayfly_usage_requests_total", function=name)
+    reported_before = reported_requests(srv, name)
 
     r = tune(srv, name, {"event": {"n": 400000}, "memory_mb": [1024, 128], "runs": 3})
     assert r.status_code == 200, r.text
@@ -190,6 +197,9 @@ def test_tuning_a_cpu_bound_function_leaves_the_live_one_alone(srv):
     assert live_state(srv, name) == before
     assert metric(metrics(srv), "mayfly_usage_requests_total", function=name) == \
         used_before + 6
+    # And the usage report, which budgets read too, has them durably.
+    wait_for("the runs in the usage report",
+             lambda: reported_requests(srv, name) == reported_before + 6)
     # The copies show in no series of their own either.
     assert not [k for k in metrics(srv) if any(v.startswith("#") for _, v in k[1])]
     # The copies' instances are gone.
@@ -372,8 +382,11 @@ def test_on_postgresql_the_advice_reads_the_records_and_tuning_leaves_them(serve
     a = advice(srv, name)
     assert a["confidence"] == "low" and a["evidence"]["records"] == 3, a
     before = live_state(srv, name)
+    reported_before = reported_requests(srv, name)
     r = tune(srv, name, {"event": {"n": 1000}, "memory_mb": [128, 256], "runs": 2})
     assert r.status_code == 200, r.text
     assert [row["successes"] for row in r.json()["sizes"]] == [2, 2]
     assert live_state(srv, name) == before
+    wait_for("the runs in the usage report",
+             lambda: reported_requests(srv, name) == reported_before + 4)
     assert advice(srv, name)["evidence"]["records"] == 3
