@@ -291,6 +291,8 @@ def test_queue_metrics_and_dead_letters(server, receiver):
     drive(srv, "dead", "firing", lambda: None)
     (dl,) = requests.get(f"{srv.url}/v1/functions/{fn}/dead-letters",
                          timeout=60).json()["dead_letters"]
+    # Fixed, and the dead letter run again: it succeeds and is gone.
+    deploy_py(srv, fn, "def handler(event, context):\n    return 1\n")
     r = requests.post(f"{srv.url}/v1/functions/{fn}/dead-letters/{dl['id']}/redrive", timeout=60)
     assert r.status_code == 202, r.text
     drive(srv, "dead", "resolved", lambda: None)

@@ -47,9 +47,10 @@ static void test_a_body_parses_with_its_defaults(void **state)
     assert_int_equal(r.for_s, 0);
     assert_string_equal(r.severity, "warning");
     assert_int_equal(r.notify.n, 0);
-    r = parsed("{\"tenant\":\"other\",\"budget\":\"cap\",\"metric\":\"budget_used\",\"op\":\">\","
-               "\"threshold\":0.9,\"window_s\":10,\"for_s\":5,\"severity\":\"critical\","
-               "\"notify\":[{\"webhook\":\"https://h/x\"},{\"function\":\"f\"},{\"topic\":\"t\"}]}");
+    r = parsed(
+        "{\"tenant\":\"other\",\"budget\":\"cap\",\"metric\":\"budget_used\",\"op\":\">\","
+        "\"threshold\":0.9,\"window_s\":10,\"for_s\":5,\"severity\":\"critical\","
+        "\"notify\":[{\"webhook\":\"https://h/x\"},{\"function\":\"f\"},{\"topic\":\"t\"}]}");
     assert_string_equal(r.tenant, "other");
     assert_string_equal(r.budget, "cap");
     assert_int_equal(r.notify.n, 3);
