@@ -67,13 +67,12 @@ extern const store__alert_ops_t store__pg_alert_ops;
         1) ", " P(2) ", " P(3) ", " P(4) ", " P(5) ", " P(1) ") RETURNING id"
 /* LOCK: the backend's words that keep two claims apart ("" where one
  * writer at a time is all there is). */
-#define STORE_NOTE_CLAIM(P, LOCK)                                                                   \
-    "UPDATE alert_outbox SET claimed_by = " P(                                                      \
-        1) ", claimed_ms = " P(2) " WHERE id IN (SELECT id FROM alert_outbox WHERE done_ms IS "     \
-                                  "NULL AND next_ms <= " P(2) " AND (claimed_by IS NULL OR "        \
-                                                              "claimed_ms < " P(3) ") ORDER BY "    \
-                                                                                   "id LIMIT " P(4) \
-                                                                                       LOCK         \
+#define STORE_NOTE_CLAIM(P, LOCK)                                                                  \
+    "UPDATE alert_outbox SET claimed_by = " P(1) ", claimed_ms = " P(                              \
+        2) " WHERE id IN (SELECT id FROM alert_outbox WHERE done_ms IS "                           \
+           "NULL AND next_ms <= " P(2) " AND (claimed_by IS NULL OR "                              \
+                                       "claimed_ms < " P(3) ") ORDER BY "                          \
+                                                            "id LIMIT " P(4) LOCK                  \
         ") RETURNING " STORE_NOTE_COLUMNS
 #define STORE_NOTE_FINISH(P)                                                                       \
     "UPDATE alert_outbox SET done_ms = " P(2) ", delivered = " P(3) ", last_error = " P(           \

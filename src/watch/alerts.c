@@ -30,6 +30,8 @@
 #define CLAIM_LIMIT 8
 #define INFLIGHT_MAX 4
 #define KEEP_DONE_MS (7LL * 24 * 3600 * 1000)
+/* A shared store: rules other servers put or deleted are read this often. */
+#define REFRESH_MS 5000
 
 typedef struct series {
     struct series *next;
@@ -62,8 +64,11 @@ struct alerts {
     int64_t next_due_ms; /* INT64_MAX: nothing known to be due */
     int64_t last_sweep_ms;
     bool claiming;
-    int inflight; /* notifications on their way (webhooks, events, publishes) */
-    int work;     /* webhooks on the thread pool */
+    bool refreshing;
+    int64_t last_refresh_ms;
+    uint64_t changes; /* puts and deletes made here: a read asked for before one is stale */
+    int inflight;     /* notifications on their way (webhooks, events, publishes) */
+    int work;         /* webhooks on the thread pool */
     bool stopping, closing;
     atomic_bool abort_work;
 };
@@ -656,12 +661,18 @@ static void claim_done(void *arg, int r, const mf_error_t *err)
     free(j);
 }
 
+static void refresh(alerts_t *a, int64_t now);
+
 static void on_deliver(uv_timer_t *t)
 {
     alerts_t *a = t->data;
-    if (a->stopping || a->claiming || a->inflight >= INFLIGHT_MAX)
+    if (a->stopping)
         return;
     int64_t now = clock_wall_ms();
+    if (a->cfg.shared && !a->refreshing && now - a->last_refresh_ms >= REFRESH_MS)
+        refresh(a, now);
+    if (a->claiming || a->inflight >= INFLIGHT_MAX)
+        return;
     /* Another server's claims that went stale, and (shared) notifications
      * other servers queued: looked for now and then. */
     if (now - a->last_sweep_ms >= ALERTS_CLAIM_STALE_MS / 2) {
@@ -808,7 +819,7 @@ int alerts_open(uv_loop_t *loop, store_t *s, store_writer_t *writer, registry_t 
     snprintf(a->node, sizeof a->node, "%s", cfg->node ? cfg->node : "local");
     snprintf(a->url, sizeof a->url, "http://127.0.0.1");
     a->next_due_ms = 0; /* what a server before left */
-    a->last_sweep_ms = clock_wall_ms();
+    a->last_sweep_ms = a->last_refresh_ms = clock_wall_ms();
     for (size_t i = 0; i < n; i++) {
         alert_rule_t c;
         mf_error_t e = MF_ERROR_INIT;
@@ -891,6 +902,80 @@ void alerts_close(alerts_t *a)
         alerts_free(a);
 }
 
+/* ---- a shared store: what other servers changed ------------------------- */
+
+typedef struct refresh_job {
+    alerts_t *a;
+    uint64_t changes;
+    store_alert_rule_t *list;
+    size_t n;
+} refresh_job_t;
+
+static int refresh_apply(void *db, void *arg, mf_error_t *err)
+{
+    refresh_job_t *j = arg;
+    return store_alert_rule_list(db, &j->list, &j->n, err);
+}
+
+static void unlink_rule(alerts_t *a, rule_live_t *gone)
+{
+    for (rule_live_t **pp = &a->head; *pp; pp = &(*pp)->next)
+        if (*pp == gone) {
+            *pp = gone->next;
+            break;
+        }
+    live_free(gone);
+}
+
+static void refresh_done(void *arg, int r, const mf_error_t *err)
+{
+    refresh_job_t *j = arg;
+    alerts_t *a = j->a;
+    a->refreshing = false;
+    if (r < 0) {
+        log_warn("alerts", "reading the rules again: %s", err->msg);
+    } else if (j->changes == a->changes && !a->stopping) {
+        /* Deleted elsewhere: gone here too. */
+        for (rule_live_t *l = a->head, *next; l; l = next) {
+            next = l->next;
+            bool kept = false;
+            for (size_t i = 0; i < j->n && !kept; i++)
+                kept = !strcmp(j->list[i].name, l->key);
+            if (!kept)
+                unlink_rule(a, l);
+        }
+        /* Made or changed elsewhere: as the store keeps it. A rule with
+         * the same settings keeps this server's own state. */
+        for (size_t i = 0; i < j->n; i++) {
+            alert_rule_t c;
+            mf_error_t e = MF_ERROR_INIT;
+            if (parse_stored(&j->list[i], &c, &e) < 0)
+                continue;
+            rule_live_t *l = find(a, j->list[i].name);
+            if (l && alert_rule_same(&l->cfg, &c))
+                continue;
+            if (l)
+                unlink_rule(a, l);
+            l = live_new(a, &c);
+            l->created_ms = j->list[i].created_ms;
+            l->updated_ms = j->list[i].updated_ms;
+            state_load(l, j->list[i].state_json);
+        }
+    }
+    store_alert_rule_list_free(j->list, j->n);
+    free(j);
+}
+
+static void refresh(alerts_t *a, int64_t now)
+{
+    refresh_job_t *j = xcalloc(1, sizeof *j);
+    j->a = a;
+    j->changes = a->changes;
+    a->refreshing = true;
+    a->last_refresh_ms = now;
+    store_writer_submit_read(a->writer, refresh_apply, refresh_done, j);
+}
+
 /* ---- put, delete, show --------------------------------------------------- */
 
 typedef struct put_job {
@@ -931,6 +1016,7 @@ static void put_done(void *arg, int r, const mf_error_t *err)
             l->updated_ms = j->row.updated_ms;
         }
     }
+    a->changes++;
     j->done(j->ud, r, j->created, err);
     free(j->row.config_json);
     free(j);
@@ -976,6 +1062,7 @@ static void delete_done(void *arg, int r, const mf_error_t *err)
             }
         live_free(l);
     }
+    j->a->changes++;
     j->done(j->ud, r, false, err);
     free(j);
 }

@@ -473,3 +473,28 @@ def test_rules_are_their_tenants(server, tmp_path):
     assert names("admin") == [("default", "ours"), ("team-b", "mine")]
     r = requests.get(f"{srv.url}/v1/alerts/ours", headers=auth("other"), timeout=60)
     assert r.status_code == 404
+
+
+def test_on_postgresql_a_rule_reaches_every_node_and_notifies_once(server, receiver, pg):
+    from conftest import database
+    db = database(pg, "mayfly_alerts")
+    a = server("--store", db, *FAST, "--sandbox-pool", "0", "--zygotes", "0")
+    b = server("--store", db, *FAST, "--sandbox-pool", "0", "--zygotes", "0")
+    fn = unique("shared")
+    deploy_py(a, fn, APP_PY)
+    assert put_rule(a, "shared", function=fn, metric="error_rate", op=">", threshold=0.5,
+                    window_s=2, notify=[{"webhook": receiver.url}]).status_code == 201
+    wait_for("the rule on B", lambda: requests.get(f"{b.url}/v1/alerts/shared",
+                                                   timeout=60).status_code == 200)
+    wait_for(f"{fn} on B", lambda: invoke(b, fn, {}).status_code == 200)
+    # B's calls fail: B's rule fires; its one notification is delivered by
+    # one node, once.
+    drive(b, "shared", "firing", lambda: invoke(b, fn, {"fail": True}))
+    wait_for("the firing notification", lambda: receiver.statuses() == ["firing"])
+    wait_for("the delivery counted",
+             lambda: notes_metric(a, "delivered") + notes_metric(b, "delivered") == 1)
+    assert receiver.posts == 1
+    # Deleted on A, it is gone from B.
+    assert requests.delete(f"{a.url}/v1/alerts/shared", timeout=60).status_code == 204
+    wait_for("the rule gone from B", lambda: requests.get(f"{b.url}/v1/alerts/shared",
+                                                          timeout=60).status_code == 404)

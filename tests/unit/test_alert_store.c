@@ -128,8 +128,7 @@ static void test_the_outbox_is_claimed_once(void **state)
     store_alert_note_list_free(c, nc);
     /* n1 delivered; n2 failed: due again later, unclaimed. */
     expect(store_alert_note_finish(s1, a[0].id, true, now + 5, NULL, &err), 0);
-    expect(store_alert_note_retry(s1, a[1].id, 1, now + 100, "the receiver answered 500", &err),
-           0);
+    expect(store_alert_note_retry(s1, a[1].id, 1, now + 100, "the receiver answered 500", &err), 0);
     store_alert_note_list_free(a, na);
     expect(store_alert_note_claim(s1, "node-a", now + 99, now - 60000, 8, &a, &na, &err), 0);
     assert_int_equal(na, 0);
@@ -169,8 +168,8 @@ static void test_the_outbox_is_claimed_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rules_round_trip_and_keep_their_state,
-                                        setup_backend, teardown),
+        cmocka_unit_test_setup_teardown(test_rules_round_trip_and_keep_their_state, setup_backend,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_the_outbox_is_claimed_once, setup_backend, teardown),
     };
     return run_on_both_backends("alert rules in the store", tests);
