@@ -174,11 +174,11 @@ json_t *budget_json(const budget_t *b)
     json_t *alerts = json_array();
     for (size_t i = 0; i < b->n_alerts; i++)
         json_array_append_new(alerts, json_real(b->alert_at[i]));
-    json_t *doc = json_pack("{ss ss so ss sf so ss}", "name", b->name, "tenant", b->tenant,
-                            "function", b->function[0] ? json_string(b->function) : json_null(),
-                            "period", b->period == METER_DAY ? "day" : "month", "amount",
-                            b->amount, "alert_at", alerts, "action",
-                            b->action == BUDGET_BLOCK ? "block" : "alert");
+    json_t *doc =
+        json_pack("{ss ss so ss sf so ss}", "name", b->name, "tenant", b->tenant, "function",
+                  b->function[0] ? json_string(b->function) : json_null(), "period",
+                  b->period == METER_DAY ? "day" : "month", "amount", b->amount, "alert_at", alerts,
+                  "action", b->action == BUDGET_BLOCK ? "block" : "alert");
     /* Left out when empty: budgets stored before it read back the same. */
     if (b->notify.n)
         json_object_set_new(doc, "notify", notify_json(&b->notify));

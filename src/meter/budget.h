@@ -49,8 +49,8 @@ bool budget_valid_name(const char *s);
  * "function" (optional, null or absent for every function), "period":
  * "day"|"month", "amount" (> 0), "alert_at" (1 to 16 fractions in
  * (0, 10], default [0.5, 0.8, 1.0]), "action": "alert" (default) |
- * "block", "notify": targets (core/notify.h) each crossing is sent to}; "name" may be there when it is name. -EINVAL naming the field
- * otherwise, and for a field it does not know. */
+ * "block", "notify": targets (core/notify.h) each crossing is sent to}; "name" may be there when it
+ * is name. -EINVAL naming the field otherwise, and for a field it does not know. */
 int budget_parse(const char *text, size_t len, const char *name, budget_t *out, mf_error_t *err);
 /* The settings as budget_parse takes them (and as the store keeps them). */
 json_t *budget_json(const budget_t *b);
