@@ -28,7 +28,10 @@
 
 #define DELIVER_TICK_MS 250
 #define CLAIM_LIMIT 8
-#define INFLIGHT_MAX 4
+/* Notifications on their way at once: a webhook holds one of libuv's
+ * thread pool's threads (4 by default, shared with name resolution and
+ * file work) for up to ALERTS_WEBHOOK_TIMEOUT_MS, so never more than half. */
+#define INFLIGHT_MAX 2
 #define KEEP_DONE_MS (7LL * 24 * 3600 * 1000)
 /* A shared store: rules other servers put or deleted are read this often. */
 #define REFRESH_MS 5000

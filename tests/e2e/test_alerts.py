@@ -498,3 +498,45 @@ def test_on_postgresql_a_rule_reaches_every_node_and_notifies_once(server, recei
     assert requests.delete(f"{a.url}/v1/alerts/shared", timeout=60).status_code == 204
     wait_for("the rule gone from B", lambda: requests.get(f"{b.url}/v1/alerts/shared",
                                                           timeout=60).status_code == 404)
+
+
+def test_the_cli(shared_server, tmp_path):
+    srv = shared_server
+    p = srv.cli("alert", "put", "cli-rule", "--function", "f", "--metric", "p99_duration_ms",
+                "--op", ">", "--threshold", "500", "--window", "60", "--for", "30",
+                "--severity", "critical", "--notify-webhook", "http://127.0.0.1:9/a",
+                "--notify-function", "pager", "--notify-topic", "ops")
+    assert p.returncode == 0, p.stderr
+    assert "created alert rule cli-rule" in p.stdout
+    p = srv.cli("alert", "get", "cli-rule")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert (doc["metric"], doc["op"], doc["threshold"], doc["window_s"], doc["for_s"],
+            doc["severity"]) == ("p99_duration_ms", ">", 500, 60, 30, "critical")
+    assert doc["notify"] == [{"webhook": "http://127.0.0.1:9/a"}, {"function": "pager"},
+                             {"topic": "ops"}]
+    rule = tmp_path / "rule.json"
+    rule.write_text(json.dumps({"function": "*", "metric": "absent", "window_s": 600}))
+    p = srv.cli("alert", "put", "cli-file", "--file", str(rule))
+    assert p.returncode == 0, p.stderr
+    p = srv.cli("alert", "ls")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["TENANT", "NAME", "WATCHES", "METRIC", "RULE", "STATE", "VALUE"]
+    assert any(l.split()[:4] == ["default", "cli-rule", "f", "p99_duration_ms"] for l in lines)
+    assert any(l.split()[:4] == ["default", "cli-file", "*", "absent"] for l in lines)
+    # A bad rule is the server's 400 (exit 1); bad usage exits 2.
+    p = srv.cli("alert", "put", "cli-bad", "--function", "f", "--metric", "error_rate",
+                "--op", ">", "--threshold", "5")
+    assert p.returncode == 1 and "threshold" in p.stderr
+    p = srv.cli("alert", "put", "cli-bad", "--function", "f", "--op", "=")
+    assert p.returncode == 2 and "--op" in p.stderr
+    p = srv.cli("alert", "put", "cli-bad", "--file", str(rule), "--metric", "absent")
+    assert p.returncode == 2
+    p = srv.cli("alert", "--help")
+    assert p.returncode == 0 and "mayfly alert put" in p.stdout
+    for name in ("cli-rule", "cli-file"):
+        p = srv.cli("alert", "rm", name)
+        assert p.returncode == 0, p.stderr
+    p = srv.cli("alert", "get", "cli-rule")
+    assert p.returncode == 1 and "cli-rule" in p.stderr
