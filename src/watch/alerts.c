@@ -405,10 +405,37 @@ static void evaluate(alerts_t *a, rule_live_t *l, int64_t now, fn_t *fns, size_t
     store_writer_submit(a->writer, true, state_apply, state_done, j);
 }
 
+/* The windows of functions no rule covers any longer (a rule deleted or
+ * changed, a function gone) go. */
+static void drop_windows(alerts_t *a)
+{
+    size_t n = 0, k = 0;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&a->windows, &it, &key, &value);)
+        n++;
+    char **gone = xcalloc(n + 1, sizeof *gone);
+    for (size_t it = 0; map_next(&a->windows, &it, &key, &value);) {
+        bool wanted = false;
+        for (rule_live_t *l = a->head; l && !wanted; l = l->next)
+            wanted = alert_metric_windowed(l->cfg.metric) && covers(&l->cfg, key);
+        if (!wanted)
+            gone[k++] = xstrdup(key);
+    }
+    for (size_t i = 0; i < k; i++) {
+        free(map_remove(&a->windows, gone[i]));
+        free(gone[i]);
+    }
+    free(gone);
+}
+
 static void on_eval(uv_timer_t *t)
 {
     alerts_t *a = t->data;
-    if (a->stopping || !a->head)
+    if (a->stopping)
+        return;
+    drop_windows(a);
+    if (!a->head)
         return;
     int64_t now = clock_wall_ms();
     fn_t *fns = NULL;
@@ -900,7 +927,6 @@ void alerts_close(alerts_t *a)
     uv_close((uv_handle_t *)a->eval, free_handle);
     uv_close((uv_handle_t *)a->deliver, free_handle);
     a->closing = true;
-    a->head = a->head; /* the collector may still read it until the metrics go */
     if (!a->work)
         alerts_free(a);
 }
