@@ -1,7 +1,7 @@
 /* Where a notification goes (docs/alerts.md, "Notifications"): an alert
  * rule's "notify" and a budget's, a list of targets each one of
  * {"webhook": URL}, {"function": NAME} or {"topic": NAME}. Kept here,
- * beside the other small JSON helpers, because two rooms take the same
+ * beside the other small JSON pieces, because two rooms take the same
  * list: meter/ (budgets) and watch/ (alert rules, and the delivery of
  * both). Pure: parsing and printing only. */
 #ifndef MAYFLY_CORE_NOTIFY_H

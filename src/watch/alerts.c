@@ -78,7 +78,7 @@ struct alerts {
 
 static metrics_family_t *m_alerts, *m_notes;
 
-/* ---- helpers ------------------------------------------------------------ */
+/* ---- small pieces -------------------------------------------------------- */
 
 static void note_due(alerts_t *a, int64_t at)
 {
