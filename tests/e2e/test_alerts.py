@@ -240,16 +240,20 @@ def test_each_windowed_metric_goes_pending_firing_resolved(server, receiver):
     deploy_py(srv, fn, APP_PY, timeout_s=1)
     idle = lambda: None
     cases = [
-        # (metric, op, threshold, breach load, heal load)
-        ("timeout_rate", ">", 0.5, one_call(srv, fn, {"sleep": 3}), one_call(srv, fn, {})),
-        ("p50_duration_ms", ">", 200, one_call(srv, fn, {"sleep": 0.4}), one_call(srv, fn, {})),
-        ("p99_duration_ms", ">", 200, one_call(srv, fn, {"sleep": 0.4}), one_call(srv, fn, {})),
-        ("invocations", ">", 3, one_call(srv, fn, {}), idle),
-        ("absent", None, None, idle, one_call(srv, fn, {})),
+        # (metric, op, threshold, window_s, breach load, heal load); the
+        # invocations' window is long enough for 4 calls however slow the
+        # machine is
+        ("timeout_rate", ">", 0.5, 2, one_call(srv, fn, {"sleep": 3}), one_call(srv, fn, {})),
+        ("p50_duration_ms", ">", 200, 2, one_call(srv, fn, {"sleep": 0.4}),
+         one_call(srv, fn, {})),
+        ("p99_duration_ms", ">", 200, 2, one_call(srv, fn, {"sleep": 0.4}),
+         one_call(srv, fn, {})),
+        ("invocations", ">", 3, 20, one_call(srv, fn, {}), idle),
+        ("absent", None, None, 2, idle, one_call(srv, fn, {})),
     ]
-    for metric, op, threshold, breach, heal in cases:
+    for metric, op, threshold, window_s, breach, heal in cases:
         name = metric.replace("_", "-")
-        body = dict(function=fn, metric=metric, window_s=2, for_s=1,
+        body = dict(function=fn, metric=metric, window_s=window_s, for_s=1,
                     notify=[{"webhook": receiver.url}])
         if op:
             body.update(op=op, threshold=threshold)
