@@ -24,6 +24,7 @@
 #include "exec/exec.h"
 #include "invoke/async.h"
 #include "meter/budget.h"
+#include "watch/alerts.h"
 #include "meter/meter.h"
 #include "trigger/topics.h"
 #include "durable/durable.h"
@@ -62,6 +63,7 @@ typedef struct server_opts {
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
     meter_prices_t prices;          /* --prices, or Lambda's list prices */
     int64_t storage_interval_ms;    /* --storage-interval (0: meter's default) */
+    unsigned alert_interval_s;      /* --alert-interval-s */
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
@@ -137,7 +139,8 @@ static const char usage_text[] =
     "  --uid-range FIRST:COUNT   user ids sandboxes run as, one per sandbox (default\n"
     "                            1879048192:65536; as root only)\n"
     "  --retry-base-ms N         async retry schedule: function errors retry after\n"
-    "                            about 1x and 2x N ms (default 60000)\n"
+    "                            about 1x and 2x N ms (default 60000); alert\n"
+    "                            notifications retry after 1x, 2x, 4x … N ms\n"
     "  --max-async-event-kb N    largest async event in KiB (default 256)\n"
     "  --shutdown-grace S        seconds a stop waits for running async events (default 10)\n"
     "  --lease-s S               nodes sharing a --store: seconds without a beat after\n"
@@ -150,6 +153,8 @@ static const char usage_text[] =
     "                            (docs/metering.md; default: Lambda's x86 list prices)\n"
     "  --storage-interval S      seconds between samples of what KV stores and volumes\n"
     "                            hold, for storage's usage (default 60)\n"
+    "  --alert-interval-s S      seconds between evaluations of the alert rules\n"
+    "                            (docs/alerts.md; default 10)\n"
     "  --egress-hosts FILE       extra name-to-address entries the gateway resolves\n"
     "                            first, in /etc/hosts syntax (e.g. for split-horizon DNS)\n"
     "  --egress-max-connections N\n"
@@ -197,6 +202,7 @@ enum {
     OPT_EGRESS_MAX_CONNS,
     OPT_PRICES,
     OPT_STORAGE_INTERVAL,
+    OPT_ALERT_INTERVAL,
     OPT_DISABLE_EGRESS,
     OPT_EGRESS_SPLICE,
     OPT_RETENTION_DAYS,
@@ -245,6 +251,7 @@ static const struct option long_opts[] = {
     { "default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS },
     { "prices", required_argument, NULL, OPT_PRICES },
     { "storage-interval", required_argument, NULL, OPT_STORAGE_INTERVAL },
+    { "alert-interval-s", required_argument, NULL, OPT_ALERT_INTERVAL },
     { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
@@ -530,6 +537,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                                    optarg);
             o->storage_interval_ms = (int64_t)v * 1000;
             break;
+        case OPT_ALERT_INTERVAL:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--alert-interval-s must be seconds from 1 to 3600, not `%s`",
+                                   optarg);
+            o->alert_interval_s = (unsigned)v;
+            break;
         case OPT_PRICES: {
             mf_error_t err = MF_ERROR_INIT;
             if (meter_prices_load(optarg, &o->prices, &err) < 0)
@@ -773,6 +786,20 @@ static void opts_release(server_opts_t *o)
     o->exec.egress_hosts = NULL;
 }
 
+/* Each finished call's record goes to the meter and to the alert rules'
+ * windows (exec_set_meter takes one observer). */
+typedef struct observers {
+    meter_t *meter;
+    alerts_t *alerts;
+} observers_t;
+
+static void observe_call(void *ud, const store_record_t *rec)
+{
+    observers_t *o = ud;
+    meter_observe(o->meter, rec);
+    alerts_observe(o->alerts, rec);
+}
+
 /* A budget lets calls through again: the events it held may run. */
 static void release_held(void *ud)
 {
@@ -946,6 +973,8 @@ int cmd_server(int argc, char **argv)
     meter_t *meter = NULL;
     meter_storage_t *storage = NULL;
     budgets_t *budgets = NULL;
+    alerts_t *alerts = NULL;
+    observers_t observers = { 0 };
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
@@ -963,7 +992,8 @@ int cmd_server(int argc, char **argv)
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     exec_set_volume_resolver(st.exec, volumes_mount_point, volumes);
     meter = meter_new(&o.prices);
-    exec_set_meter(st.exec, meter_observe, meter);
+    observers.meter = meter;
+    exec_set_meter(st.exec, observe_call, &observers);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     o.async.region = o.exec.region;
@@ -1025,6 +1055,24 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     url_table_set_writer(urls, obs_writer);
+    /* Alert rules (watch/alerts.h): evaluated from memory every
+     * --alert-interval-s; their notifications, and the budgets', go
+     * through the store's outbox, and what a server before left
+     * undelivered is delivered now. */
+    if (alerts_open(st.loop, store, obs_writer, registry,
+                    &(alerts_config_t){ .interval_s = o.alert_interval_s,
+                                        .retry_base_ms = o.async.retry_base_ms,
+                                        .node = node_id,
+                                        .shared = o.store != NULL },
+                    &alerts, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
+    alerts_set_sources(alerts, st.async, st.topics, budgets);
+    budgets_set_crossed(budgets, alerts_budget_crossed, alerts_kick, alerts);
+    observers.alerts = alerts;
 
     /* After the queue (fires are its events); catches up on what came due
      * while the server was down. */
@@ -1048,6 +1096,7 @@ int cmd_server(int argc, char **argv)
                       .obs_writer = obs_writer,
                       .prices = &o.prices,
                       .budgets = budgets,
+                      .alerts = alerts,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region,
@@ -1091,6 +1140,11 @@ int cmd_server(int argc, char **argv)
     uv_signal_start(&st.sigint, on_signal, SIGINT);
 
     http_server_address(st.http, addr, sizeof addr);
+    {
+        char url[320];
+        snprintf(url, sizeof url, "http://%s", addr);
+        alerts_set_url(alerts, url);
+    }
     log_info("server", "mayfly listening on %s", addr);
     /* The contract's ready line, on stdout, flushed at once: scripts and
      * tests wait for it. */
@@ -1105,6 +1159,8 @@ out:
     /* The queue goes before the budgets' last jobs come back: they no
      * longer reach it. */
     budgets_stop(budgets);
+    alerts_stop(alerts); /* no more deliveries through the queue and topics closing below */
+    observers.alerts = NULL;
     meter_storage_stop(storage); /* before the KV stores and the writer it reads and writes by */
     /* Nothing more heard: what is on its way is dropped as it comes back. */
     api_cluster_stop(st.cluster);
@@ -1126,6 +1182,7 @@ out:
     obs_logs_free(logs);
     store_writer_stop(obs_writer); /* writes what the two above handed it */
     budgets_close(budgets);        /* after the writes it handed the writer came back */
+    alerts_close(alerts);          /* the same; freed once its last webhook is back */
     registry_set_writer(registry, NULL);
     obs_loop_close(loop_obs);
     /* Let the loop run the close callbacks of the timers freed above. */

@@ -11,6 +11,7 @@
 
 struct store_listener;
 struct store__budget_ops;
+struct store__alert_ops;
 
 typedef struct store__backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
@@ -71,6 +72,8 @@ typedef struct store__backend {
     int (*url_list)(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);
     /* Budgets (store/budgets.h); NULL: none kept. */
     const struct store__budget_ops *budgets;
+    /* Alert rules and their outbox (store/alerts.h); NULL: none kept. */
+    const struct store__alert_ops *alerts;
 } store__backend_t;
 
 struct store {

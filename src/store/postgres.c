@@ -18,6 +18,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
 #include "store/listen.h"
 #include "store/postgres_internal.h"
@@ -247,6 +248,8 @@ static int pg__connect(const char *url, bool migrate, pg_store_t **out, mf_error
         r = store__pg_prepare(s->conn, pg__stmts, STMT_COUNT, err);
     if (r == 0)
         r = store__pg_prepare(s->conn, store__pg_budget_stmts, store__pg_budget_stmt_count, err);
+    if (r == 0)
+        r = store__pg_prepare(s->conn, store__pg_alert_stmts, store__pg_alert_stmt_count, err);
     if (r < 0) {
         pg__close(&s->base);
         return r;
@@ -991,4 +994,5 @@ static const store__backend_t pg__backend = {
     .url_delete = pg__url_delete,
     .url_list = pg__url_list,
     .budgets = &store__pg_budget_ops,
+    .alerts = &store__pg_alert_ops,
 };

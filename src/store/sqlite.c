@@ -21,6 +21,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
 #include "store/sqlite_internal.h"
 
@@ -149,6 +150,10 @@ static const char *const store__migrations[] = {
     /* 14: storage (rows.h, STORE_STORAGE_*): usage of KV stores and
      * volumes over time, and the samples taken. */
     STORE_STORAGE_TABLES("INTEGER") ";",
+    /* 15: alert rules (store/alerts.h): each rule's settings and state by
+     * its qualified name, and the notifications to deliver (the outbox),
+     * written before they are sent. */
+    STORE_ALERTS_TABLES("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT") ";",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -773,4 +778,5 @@ static const store__backend_t sqlite__backend = {
     .url_delete = store__sqlite_url_delete,
     .url_list = store__sqlite_url_list,
     .budgets = &store__sqlite_budget_ops,
+    .alerts = &store__sqlite_alert_ops,
 };
