@@ -32,13 +32,23 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
 
-EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
+EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap examples/hello-go/bootstrap
+
+# Go builds offline and self-contained: no module proxy, no toolchain
+# download, no user's go env file; the build cache under build/ (so a fresh
+# clone, CI as root and `make clean` all see the same state); static
+# binaries, since the sandbox offers no dynamic loader setup worth paying for.
+GO      ?= go
+GO_ENV  := GOCACHE=$(CURDIR)/build/go-cache GOPATH=$(CURDIR)/build/go-path GOENV=off \
+	GOPROXY=off GOSUMDB=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=linux
+GO_BUILD := build -trimpath -buildvcs=false -ldflags=-s\ -w
+GO_RUNTIME_SRC := runtimes/go/go.mod $(wildcard runtimes/go/*.go)
 
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev postgresql libpq-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
 	libcap-dev libnftnl-dev libmnl-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests \
-	zip unzip \
+	zip unzip golang-go \
 	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils e2fsprogs tzdata
 # npm and Node's headers (for the native addon aws-lambda-ric builds) only
 # when this machine's node lacks them: a NodeSource nodejs bundles both and
@@ -122,6 +132,11 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 # dynamic loader work on a cold start.
 examples/%/bootstrap: examples/%/main.c runtimes/c/mayfly_runtime.c runtimes/c/mayfly_runtime.h
 	$(CC) -std=gnu17 -O2 -Wall -Wextra -Werror -static -Iruntimes/c -o $@ $< runtimes/c/mayfly_runtime.c
+
+# A Go function is its package plus runtimes/go (go.mod's replace points
+# there), built into the package's `bootstrap` for `provided.al2023`.
+examples/hello-go/bootstrap: examples/hello-go/go.mod $(wildcard examples/hello-go/*.go) $(GO_RUNTIME_SRC)
+	cd $(@D) && $(GO_ENV) $(GO) $(GO_BUILD) -o bootstrap .
 
 run: deps all
 	./scripts/run.sh
