@@ -325,6 +325,7 @@ def test_a_panic_is_reported_with_its_stack_and_the_process_replaced(srv, go_fn)
     # The stack starts where the panic was raised, in the function's code,
     # with the runtime's own frames left out.
     assert labels[:2] == ["main.explode", "main.handler"], err["stackTrace"]
+    assert all(label.startswith("main.") for label in labels), err["stackTrace"]
     assert all(f["path"].endswith("main.go") and f["line"] > 0 for f in err["stackTrace"][:2])
     rec = get_record(srv, rid)
     assert (rec["status"], rec["error_type"], rec["error_message"]) == (
