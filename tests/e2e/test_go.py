@@ -148,6 +148,11 @@ func handler(ctx context.Context, ev Event) (any, error) {
 		return "logged", nil
 	case "pid":
 		return os.Getpid(), nil
+	case "goroutine-panic":
+		done := make(chan struct{})
+		go func() { defer close(done); explode(ev.What) }()
+		<-done
+		return "unreachable", nil
 	case "kv":
 		return kv(ctx, ev)
 	case "nothing":
@@ -342,6 +347,21 @@ def test_a_panic_is_reported_with_its_stack_and_the_process_replaced(srv, go_fn)
     _, err = invoke_error(srv, name, {"op": "index", "what": "xyzzy"})
     assert err["errorType"] == "boundsError", err
     assert err["errorMessage"] == "runtime error: index out of range [5] with length 1"
+
+
+def test_a_panic_in_another_goroutine_ends_the_process_and_fails_the_call(srv, go_fn):
+    """No recover can catch it: Go ends the process, the call fails as a
+    runtime that exited, and the next call starts a new one."""
+    name = unique("go-gopanic")
+    deploy_go(srv, name, go_fn)
+    r, err = invoke_error(srv, name, {"op": "goroutine-panic", "what": "xyzzy"})
+    assert err["errorType"] == "Runtime.ExitError", err
+    assert "exit status 2" in err["errorMessage"], err
+    rid = r.headers["X-Mayfly-Request-Id"]
+    wait_for("Go's own panic report in the log",
+             lambda: any("panic: boom: xyzzy" in e.get("message", "")
+                         for e in get_logs(srv, name, rid)))
+    assert invoke_ok(srv, name, {"op": "pid"}).headers["X-Mayfly-Cold-Start"] == "1"
 
 
 def test_a_malformed_event_is_an_unmarshal_error(srv, go_fn):
