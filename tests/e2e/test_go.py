@@ -304,6 +304,11 @@ def test_a_handler_error_is_lambdas_error_shape_in_the_answer_and_the_record(srv
     assert rec["status"] == "error"
     assert rec["error_type"] == "errorString"
     assert rec["error_message"] == "bad input: xyzzy"
+    # The log says so too, under the call's id.
+    rid = r.headers["X-Mayfly-Request-Id"]
+    wait_for("the error's line in the log",
+             lambda: any("[ERROR] errorString: bad input: xyzzy" in e.get("message", "")
+                         for e in get_logs(srv, name, rid)))
 
     # A type of the function's own, and an explicit *mayfly.Error wrapped.
     _, err = invoke_error(srv, name, {"op": "custom", "what": "qty"})
