@@ -37,7 +37,7 @@ EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap examples/hello-
 # Go builds offline and self-contained: no module proxy, no toolchain
 # download, no user's go env file; the build cache under build/ (so a fresh
 # clone, CI as root and `make clean` all see the same state); static
-# binaries, since the sandbox offers no dynamic loader setup worth paying for.
+# binaries, which have no dynamic loading to do on a cold start.
 GO      ?= go
 GO_ENV  := GOCACHE=$(CURDIR)/build/go-cache GOPATH=$(CURDIR)/build/go-path GOENV=off \
 	GOPROXY=off GOSUMDB=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=linux
