@@ -133,7 +133,8 @@ static const char usage_text[] =
     "  --zygotes N               python3 and nodejs runtimes each kept started ahead\n"
     "                            for cold starts (default 2; 0: none)\n"
     "  --java-zygotes N          JVMs kept started ahead for each Java runtime the\n"
-    "                            host has a JDK for (java17, java21) (default 1; 0: none)\n"
+    "                            host has a JDK for (java17, java21) (default 1, or 0\n"
+    "                            with --zygotes 0; 0: none)\n"
     "  --jvm-dir DIR             where the JDKs of the Java runtimes are (default\n"
     "                            /usr/lib/jvm; only JDKs under /usr are used)\n"
     "  --sandbox-memory-mb N     memory of all instances together, in MiB; a new\n"
@@ -836,7 +837,7 @@ int cmd_server(int argc, char **argv)
         .async = ASYNC_CONFIG_DEFAULT,
         .sandbox_pool = 4,
         .zygotes = 2,
-        .java_zygotes = 1,
+        .java_zygotes = UINT_MAX, /* 1, or 0 with --zygotes 0 */
         .uid_first = SANDBOX_UID_FIRST_DEFAULT,
         .uid_count = SANDBOX_UID_COUNT_DEFAULT,
         .retention = {.days = 7, .max_bytes = (int64_t)1024 << 20},
@@ -901,6 +902,8 @@ int cmd_server(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
     o.exec.runtimes_dir = resolved;
+    if (o.java_zygotes == UINT_MAX)
+        o.java_zygotes = o.zygotes ? 1 : 0;
     /* Before anything asks which JDK runs a Java runtime. */
     if (o.jvm_dir)
         jvm_set_root(o.jvm_dir);
