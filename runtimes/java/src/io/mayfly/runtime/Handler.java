@@ -151,6 +151,7 @@ final class Handler {
             JavaType[] params = MAPPER.getTypeFactory().constructType(cls)
                     .findTypeParameters(RequestHandler.class);
             JavaType in = params.length == 2 ? params[0] : MAPPER.constructType(Object.class);
+            prepare(in, params.length == 2 ? params[1] : null);
             return new Handler(Shape.REQUEST_HANDLER, instantiate(cls), null, in, true, false);
         }
         if (methodName == null)
@@ -179,7 +180,27 @@ final class Handler {
         boolean ctx = p.length > 0 && p[p.length - 1] == Context.class;
         int events = p.length - (ctx ? 1 : 0);
         JavaType in = events == 1 ? MAPPER.constructType(best.getGenericParameterTypes()[0]) : null;
+        prepare(in, returnsVoid ? null : MAPPER.constructType(best.getGenericReturnType()));
         return new Handler(Shape.METHOD, inst, best, in, ctx, returnsVoid);
+    }
+
+    /**
+     * Builds Jackson's deserializer of the event's type and serializer of
+     * the result's now, in the instance's init, which runs with every CPU:
+     * the calls, which run under the function's CPU share, find them in
+     * the mapper's caches. Introspecting a class is most of a first call's
+     * cost otherwise.
+     */
+    private static void prepare(JavaType in, JavaType out) {
+        try {
+            if (in != null && in.getRawClass() != InputStream.class
+                    && in.getRawClass() != byte[].class)
+                MAPPER.readerFor(in);
+            if (out != null && out.getRawClass() != Object.class)
+                MAPPER.writerFor(out);
+        } catch (RuntimeException e) {
+            // The call reports what is wrong with the type, as without this.
+        }
     }
 
     /** (event), (event, Context), (Context), (), or the stream shapes. */
