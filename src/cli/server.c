@@ -40,6 +40,7 @@
 #include "store/store.h"
 #include "trigger/schedules.h"
 #include "trigger/url.h"
+#include "registry/jvm.h"
 
 typedef struct server_opts {
     char host[256];
@@ -50,6 +51,8 @@ typedef struct server_opts {
     const char *runtimes_dir;
     unsigned sandbox_pool;
     unsigned zygotes;
+    unsigned java_zygotes;
+    const char *jvm_dir;         /* --jvm-dir: where the JDKs are (default /usr/lib/jvm) */
     uint32_t uid_first, uid_count;
     uint64_t sandbox_memory_mb;  /* 0: from the machine's size */
     uint64_t sandbox_max_pids;   /* 0: from the machine's size */
@@ -129,6 +132,11 @@ static const char usage_text[] =
     "  --sandbox-pool N          sandboxes kept prepared for cold starts (default 4; 0: none)\n"
     "  --zygotes N               python3 and nodejs runtimes each kept started ahead\n"
     "                            for cold starts (default 2; 0: none)\n"
+    "  --java-zygotes N          JVMs kept started ahead for each Java runtime the\n"
+    "                            host has a JDK for (java17, java21) (default 1, or 0\n"
+    "                            with --zygotes 0; 0: none)\n"
+    "  --jvm-dir DIR             where the JDKs of the Java runtimes are (default\n"
+    "                            /usr/lib/jvm; only JDKs under /usr are used)\n"
     "  --sandbox-memory-mb N     memory of all instances together, in MiB; a new\n"
     "                            instance starts only while it fits, and the kernel\n"
     "                            enforces it (default: the machine's memory, or its\n"
@@ -196,7 +204,7 @@ enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_STORE, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_STREAM, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
-    OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
+    OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_JAVA_ZYGOTES, OPT_JVM_DIR, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
     OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
     OPT_EGRESS_MAX_CONNS,
@@ -241,6 +249,8 @@ static const struct option long_opts[] = {
     { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
     { "sandbox-pool", required_argument, NULL, OPT_SANDBOX_POOL },
     { "zygotes", required_argument, NULL, OPT_ZYGOTES },
+    { "java-zygotes", required_argument, NULL, OPT_JAVA_ZYGOTES },
+    { "jvm-dir", required_argument, NULL, OPT_JVM_DIR },
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
     { "lease-s", required_argument, NULL, OPT_LEASE },
     { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
@@ -487,6 +497,15 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--zygotes must be a number from 0 to 64, not `%s`", optarg);
             o->zygotes = (unsigned)v;
             break;
+        case OPT_JAVA_ZYGOTES:
+            if (!parse_uint(optarg, 0, 64, &v))
+                return usage_error("--java-zygotes must be a number from 0 to 64, not `%s`",
+                                   optarg);
+            o->java_zygotes = (unsigned)v;
+            break;
+        case OPT_JVM_DIR:
+            o->jvm_dir = optarg;
+            break;
         case OPT_RETRY_BASE:
             if (!parse_uint(optarg, 10, 3600000, &v))
                 return usage_error("--retry-base-ms must be a number from 10 to 3600000, not `%s`", optarg);
@@ -718,9 +737,12 @@ static int set_sandbox_budget(sandbox_system_t *sandboxes, server_opts_t *o, mf_
 {
     sandbox_capacity_t cap;
     sandbox_system_capacity(sandboxes, &cap);
-    /* The pool and the zygotes (python3 and nodejs, --zygotes of each)
+    /* The pool and the zygotes (python3 and nodejs, --zygotes of each;
+     * a JVM per --java-zygotes for each Java runtime the host has)
      * exist only for a root server. */
-    unsigned prepared = geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes : 0;
+    unsigned javas = (jvm_home("java17") != NULL) + (jvm_home("java21") != NULL);
+    unsigned prepared =
+        geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes + javas * o->java_zygotes : 0;
     uint64_t pool_mb = (uint64_t)prepared * SANDBOX_POOL_MEMORY_MB;
     uint64_t memory = o->sandbox_memory_mb, pids = o->sandbox_max_pids;
     if (!memory) {
@@ -815,6 +837,7 @@ int cmd_server(int argc, char **argv)
         .async = ASYNC_CONFIG_DEFAULT,
         .sandbox_pool = 4,
         .zygotes = 2,
+        .java_zygotes = UINT_MAX, /* 1, or 0 with --zygotes 0 */
         .uid_first = SANDBOX_UID_FIRST_DEFAULT,
         .uid_count = SANDBOX_UID_COUNT_DEFAULT,
         .retention = {.days = 7, .max_bytes = (int64_t)1024 << 20},
@@ -879,6 +902,11 @@ int cmd_server(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
     o.exec.runtimes_dir = resolved;
+    if (o.java_zygotes == UINT_MAX)
+        o.java_zygotes = o.zygotes ? 1 : 0;
+    /* Before anything asks which JDK runs a Java runtime. */
+    if (o.jvm_dir)
+        jvm_set_root(o.jvm_dir);
 
     /* The uids and the budget before the pool: prepared sandboxes take a
      * uid each and count against the budget. */
@@ -996,6 +1024,8 @@ int cmd_server(int argc, char **argv)
     exec_set_meter(st.exec, observe_call, &observers);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
+    if (geteuid() == 0 && exec_start_java_zygotes(st.exec, o.java_zygotes, &err) < 0)
+        log_warn("server", "no pre-started JVMs: %s", err.msg);
     o.async.region = o.exec.region;
     /* The node list shows where this node's API listens. */
     char address[300];

@@ -88,7 +88,7 @@ static void collect_gauges(void *ud)
                 (double)ex->cfg.memory_budget_mb * 1048576);
     metrics_set(ex->m_memory, (const char *[]){ "reserved" },
                 (double)ex->memory_used_mb * 1048576);
-    static const char *const kinds[] = { "generic", "python3", "nodejs" };
+    static const char *const kinds[] = { "generic", "python3", "nodejs", "java17", "java21" };
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         const char *labels[] = { kinds[i] };
         metrics_set(ex->m_pool, labels,

@@ -197,6 +197,10 @@ void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud);
  * the sandbox pool, so their functions' cold starts skip the interpreter's
  * start. */
 int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
+/* The same for the Java runtimes the host has a JDK for (java17, java21):
+ * count JVMs of each, started ahead with the runtime's and Jackson's
+ * classes loaded, each serving a function of up to JVM_ZYGOTE_MAX_MB. */
+int exec_start_java_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
 
 /* Starts an invocation of function name with event (whose memory it takes
  * over). done(inv, ud) is called exactly once when it ends, possibly before
