@@ -899,6 +899,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
             p->removed = false;
         } else {
             p = pool_new(ex, &fn);
+            exec__runtime_seen(ex, fn.runtime);
         }
         fn_clear(&fn);
     }
@@ -1060,6 +1061,7 @@ uint64_t exec_instances(const exec_t *ex)
 
 void exec_function_changed(exec_t *ex, const fn_t *fn)
 {
+    exec__runtime_seen(ex, fn->runtime);
     exec_pool_t *p = map_get(&ex->pools, fn->name);
     if (!p)
         return; /* nothing running: the next call reads the registry */

@@ -199,7 +199,9 @@ void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud);
 int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
 /* The same for the Java runtimes the host has a JDK for (java17, java21):
  * count JVMs of each, started ahead with the runtime's and Jackson's
- * classes loaded, each serving a function of up to JVM_ZYGOTE_MAX_MB. */
+ * classes loaded, each serving a function of up to JVM_ZYGOTE_MAX_MB.
+ * A runtime's JVMs start when the server first sees a function of it:
+ * now for those stored, else at its deploy or its first call. */
 int exec_start_java_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
 
 /* Starts an invocation of function name with event (whose memory it takes

@@ -229,24 +229,53 @@ int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
     return 0;
 }
 
+static const char *const java_runtimes[] = { "java17", "java21" };
+
+static int java_zygotes_start(exec_t *ex, size_t i, mf_error_t *err)
+{
+    ex->java_started |= 1u << i;
+    char **argv = jvm_argv(java_runtimes[i], ex->cfg.runtimes_dir, JVM_ZYGOTE_MAX_MB);
+    if (!argv)
+        return 0; /* no JDK for it here */
+    char **env = NULL;
+    size_t n = 0;
+    env_runtime(&env, &n, java_runtimes[i]);
+    int r = sandbox_system_add_zygotes(ex->sandboxes, java_runtimes[i], argv, env,
+                                       ex->cfg.runtimes_dir, ex->java_zygotes, err);
+    strv_free(argv);
+    strv_free(env);
+    return r;
+}
+
+void exec__runtime_seen(exec_t *ex, const char *runtime)
+{
+    for (size_t i = 0; ex->java_zygotes && i < sizeof java_runtimes / sizeof *java_runtimes; i++) {
+        mf_error_t err;
+        if (!strcmp(runtime, java_runtimes[i]) && !(ex->java_started & (1u << i)) &&
+            java_zygotes_start(ex, i, &err) < 0)
+            log_warn("exec", "no pre-started JVMs for %s: %s", runtime, err.msg);
+    }
+}
+
+/* A JVM costs a few hundred milliseconds of CPU and tens of MB: the
+ * zygotes of a Java runtime start with the first function of it that the
+ * server sees (here for those stored, else at its deploy or first call). */
 int exec_start_java_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
 {
-    static const char *const runtimes[] = { "java17", "java21" };
-    for (size_t i = 0; i < sizeof runtimes / sizeof *runtimes; i++) {
-        char **argv = jvm_argv(runtimes[i], ex->cfg.runtimes_dir, JVM_ZYGOTE_MAX_MB);
-        if (!argv)
-            continue; /* no JDK for it here */
-        char **env = NULL;
-        size_t n = 0;
-        env_runtime(&env, &n, runtimes[i]);
-        int r = sandbox_system_add_zygotes(ex->sandboxes, runtimes[i], argv, env,
-                                           ex->cfg.runtimes_dir, count, err);
-        strv_free(argv);
-        strv_free(env);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    ex->java_zygotes = count;
+    if (!count)
+        return 0;
+    fn_t *fns = NULL;
+    size_t n = 0;
+    int r = registry_list(ex->registry, &fns, &n, err);
+    for (size_t i = 0; r == 0 && i < sizeof java_runtimes / sizeof *java_runtimes; i++)
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(fns[k].runtime, java_runtimes[i])) {
+                r = java_zygotes_start(ex, i, err);
+                break;
+            }
+    fn_list_free(fns, n);
+    return r;
 }
 
 /* ---- logs ------------------------------------------------------------------ */

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (REPO, assert_error, deploy, get_logs, get_record, invoke, invoke_error,
-                      invoke_ok, metric, metrics, run_cli, unique, wait_for)
+from conftest import (REPO, assert_error, deploy, deploy_py, get_logs, get_record, invoke,
+                      invoke_error, invoke_ok, metric, metrics, run_cli, unique, wait_for)
 
 API_JAR = REPO / "runtimes" / "java" / "lambda-api.jar"
 
@@ -349,3 +349,17 @@ def test_java21_is_refused_on_a_server_without_a_jdk_21(server, package, tmp_pat
     # java17 is there, through the link.
     name = java(srv, package, "example.Pojo")
     assert invoke_ok(srv, name, {"item": "y", "quantity": 1}).json()["total"] == 3
+
+
+def test_jvms_start_with_the_first_java_function_only(server, package):
+    """A JVM zygote costs CPU and memory: a server without Java functions
+    keeps none, and the first deploy starts them; after a restart, the
+    stored Java function starts them at once."""
+    srv = server()
+    deploy_py(srv, unique("py"), "def handler(event, context):\n    return 1\n")
+    wait_for("the python3 zygote", lambda: zygote_ready(srv, "python3"))
+    assert not zygote_ready(srv)
+    java(srv, package, "example.Pojo")
+    wait_for("a java17 zygote after the deploy", lambda: zygote_ready(srv))
+    srv.restart()
+    wait_for("a java17 zygote at start", lambda: zygote_ready(srv))
