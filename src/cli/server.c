@@ -737,12 +737,11 @@ static int set_sandbox_budget(sandbox_system_t *sandboxes, server_opts_t *o, mf_
 {
     sandbox_capacity_t cap;
     sandbox_system_capacity(sandboxes, &cap);
-    /* The pool and the zygotes (python3 and nodejs, --zygotes of each;
-     * a JVM per --java-zygotes for each Java runtime the host has)
-     * exist only for a root server. */
-    unsigned javas = (jvm_home("java17") != NULL) + (jvm_home("java21") != NULL);
-    unsigned prepared =
-        geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes + javas * o->java_zygotes : 0;
+    /* The pool and the zygotes (python3 and nodejs, --zygotes of each)
+     * exist only for a root server. JVM zygotes start later, with the
+     * first Java function, and the kernel's limit grows by their share
+     * then (taken from the reserve). */
+    unsigned prepared = geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes : 0;
     uint64_t pool_mb = (uint64_t)prepared * SANDBOX_POOL_MEMORY_MB;
     uint64_t memory = o->sandbox_memory_mb, pids = o->sandbox_max_pids;
     if (!memory) {
