@@ -424,6 +424,9 @@ static const char *const pg__migrations[] = {
      * volumes over time, and the samples taken (one server counts the
      * shared KV stores of each). */
     STORE_STORAGE_TABLES("bigint") ";",
+    /* 19: prewarmed (store_record_t.prewarmed): the call ran on an
+     * instance the adaptive keep-alive started ahead of it. */
+    "ALTER TABLE invocations ADD COLUMN prewarmed bigint NOT NULL DEFAULT 0;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))
