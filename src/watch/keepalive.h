@@ -18,8 +18,10 @@
 /* The histogram's range: this many bins of bin_ms each (4 hours at the
  * default minute). An idle time past it counts as out of range. */
 #define KEEPALIVE_BINS 240
-/* Fewer idle times than this are too little history for the histogram. */
-#define KEEPALIVE_MIN_SAMPLES 5
+/* Fewer idle times than this are too little history for the histogram:
+ * three that agree are a rhythm (a timer's), and a function called every
+ * half hour has three within two hours. */
+#define KEEPALIVE_MIN_SAMPLES 3
 /* The windows are taken at these percentiles of the idle times... */
 #define KEEPALIVE_HEAD_PERCENTILE 5.0
 #define KEEPALIVE_TAIL_PERCENTILE 99.0

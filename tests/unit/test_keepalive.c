@@ -56,7 +56,7 @@ static void test_little_history_stays_warm_past_the_longest_idle_time(void **sta
 {
     (void)state;
     keepalive_hist_t h = { 0 };
-    add_n(&h, 2, 2 * MIN_MS + 30000); /* 2.5 minutes: bin 2, which ends at 3 */
+    add_n(&h, 1, 2 * MIN_MS + 30000); /* 2.5 minutes: bin 2, which ends at 3 */
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
     assert_int_equal(w.prewarm_ms, 0);
