@@ -192,7 +192,6 @@ static void on_forget(void *ud, const char *function)
 void keepalive_set_attach(keepalive_set_t *s, struct exec *ex)
 {
     static const exec_keep_warm_policy_t policy = {
-        .observe = on_observe, .decide = on_decide, .forget = on_forget
-    };
+        .observe = on_observe, .decide = on_decide, .forget = on_forget};
     exec_set_keep_warm(ex, &policy, s);
 }

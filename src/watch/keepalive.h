@@ -39,7 +39,7 @@
 #define KEEPALIVE_DECAY_AT 10000
 
 typedef struct keepalive_config {
-    uint64_t bin_ms;             /* --keep-alive-bin-s, in ms (> 0) */
+    uint64_t bin_ms; /* --keep-alive-bin-s, in ms (> 0) */
     /* The fixed policy's keep-alive (--idle-timeout) and the upper bound
      * of any adaptive keep-alive window. */
     uint64_t max_keep_alive_ms;
@@ -47,9 +47,9 @@ typedef struct keepalive_config {
 
 typedef struct keepalive_hist {
     uint32_t bins[KEEPALIVE_BINS];
-    uint32_t out_of_range;       /* idle times of KEEPALIVE_BINS bins or more */
-    uint32_t n;                  /* all idle times counted (in and out of range) */
-    uint64_t longest_ms;         /* the longest idle time seen */
+    uint32_t out_of_range; /* idle times of KEEPALIVE_BINS bins or more */
+    uint32_t n;            /* all idle times counted (in and out of range) */
+    uint64_t longest_ms;   /* the longest idle time seen */
 } keepalive_hist_t;
 
 typedef enum {

@@ -81,6 +81,18 @@ def test_a_periodic_function_is_prewarmed_and_not_kept_warm_between_calls(server
             - metric(before, "mayfly_idle_instance_memory_mb_seconds_total", function=name))
     assert 0 < idle < 0.8 * 128 * elapsed, (idle, elapsed)
 
+    # Paused right after a call (its instance stopped, its pre-warm due in
+    # 3.6 s): no instance starts for it.
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json={"max_concurrency": 0}, timeout=30)
+    assert r.status_code == 200, r.text
+    time.sleep(3 * period)
+    samples = metrics(srv)
+    assert metric(samples, "mayfly_prewarms_total", function=name) == \
+        metric(after, "mayfly_prewarms_total", function=name)
+    assert instances(srv, name, "starting", "idle", "busy") == 0
+    # A clean stop (exit 0: no leak, no timer left behind).
+    srv.stop()
+
 
 def test_a_function_called_once_never_stays_warm_long(server):
     # Adaptive by the server's default: one call, no history, one bin (2 s)

@@ -16,7 +16,7 @@
 
 #define MIN_MS (60 * 1000ull)
 
-static const keepalive_config_t cfg = { .bin_ms = MIN_MS, .max_keep_alive_ms = 10 * MIN_MS };
+static const keepalive_config_t cfg = {.bin_ms = MIN_MS, .max_keep_alive_ms = 10 * MIN_MS};
 
 static keepalive_window_t decide(const keepalive_hist_t *h)
 {
@@ -34,7 +34,7 @@ static void add_n(keepalive_hist_t *h, int n, uint64_t idle_ms)
 static void test_a_function_called_once_gets_one_bin(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
     assert_int_equal(w.prewarm_ms, 0);
@@ -45,8 +45,8 @@ static void test_a_function_called_once_gets_one_bin(void **state)
 static void test_one_bin_never_passes_the_fixed_keep_alive(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
-    keepalive_config_t small = { .bin_ms = MIN_MS, .max_keep_alive_ms = 20000 };
+    keepalive_hist_t h = {0};
+    keepalive_config_t small = {.bin_ms = MIN_MS, .max_keep_alive_ms = 20000};
     keepalive_window_t w;
     keepalive_decide(&h, &small, &w);
     assert_int_equal(w.keep_alive_ms, 20000);
@@ -55,7 +55,7 @@ static void test_one_bin_never_passes_the_fixed_keep_alive(void **state)
 static void test_little_history_stays_warm_past_the_longest_idle_time(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, 1, 2 * MIN_MS + 30000); /* 2.5 minutes: bin 2, which ends at 3 */
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
@@ -71,7 +71,7 @@ static void test_a_periodic_function_is_prewarmed(void **state)
 {
     (void)state;
     /* Every 90 s: every idle time in bin 1 (1 to 2 minutes). */
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, KEEPALIVE_MIN_SAMPLES, 90000);
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
@@ -86,7 +86,7 @@ static void test_a_periodic_function_is_prewarmed(void **state)
 static void test_one_sample_short_of_enough_is_still_fallback(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, KEEPALIVE_MIN_SAMPLES - 1, 90000);
     assert_int_equal(decide(&h).basis, KEEPALIVE_FALLBACK);
     add_n(&h, 1, 90000);
@@ -96,7 +96,7 @@ static void test_one_sample_short_of_enough_is_still_fallback(void **state)
 static void test_a_frequent_function_stays_warm_without_prewarm(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, 50, 5000); /* every few seconds: bin 0 */
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
@@ -107,7 +107,7 @@ static void test_a_frequent_function_stays_warm_without_prewarm(void **state)
 static void test_the_tail_sets_the_end_of_the_window(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     /* 100 idle times: 5 % at 2 minutes, the rest at 5, and one at 7: the
      * 99th percentile is the 99th idle time, at 5 minutes (bin 5). */
     add_n(&h, 5, 2 * MIN_MS + 1000);
@@ -126,14 +126,14 @@ static void test_the_tail_sets_the_end_of_the_window(void **state)
 static void test_the_keep_alive_window_is_capped_by_the_fixed_one(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, 20, 30 * MIN_MS); /* every half hour: bin 30 */
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
     assert_int_equal(w.prewarm_ms, (uint64_t)(30 * MIN_MS * 0.9));
     /* 31 × 1.1 − 27 = 7.1 minutes: under 10. */
     assert_int_equal(w.keep_alive_ms, (uint64_t)(31 * MIN_MS * 1.1) - w.prewarm_ms);
-    keepalive_config_t tight = { .bin_ms = MIN_MS, .max_keep_alive_ms = 5 * MIN_MS };
+    keepalive_config_t tight = {.bin_ms = MIN_MS, .max_keep_alive_ms = 5 * MIN_MS};
     keepalive_decide(&h, &tight, &w);
     assert_int_equal(w.keep_alive_ms, 5 * MIN_MS);
 }
@@ -141,7 +141,7 @@ static void test_the_keep_alive_window_is_capped_by_the_fixed_one(void **state)
 static void test_idle_times_out_of_range_give_a_short_keep_alive(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, 6, 5 * 60 * MIN_MS); /* every 5 hours: past the 4-hour range */
     add_n(&h, 4, 2 * MIN_MS);
     assert_int_equal(h.out_of_range, 6);
@@ -162,7 +162,7 @@ static void test_an_even_histogram_falls_back_to_the_fixed_keep_alive(void **sta
 {
     (void)state;
     /* Idle times spread over every bin: no rhythm to learn. */
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     for (int i = 0; i < KEEPALIVE_BINS; i++)
         add_n(&h, 3, (uint64_t)i * MIN_MS + 1000);
     assert_true(keepalive_hist_cv(&h) < KEEPALIVE_MIN_CV);
@@ -175,7 +175,7 @@ static void test_an_even_histogram_falls_back_to_the_fixed_keep_alive(void **sta
 static void test_the_cv_of_one_full_bin(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     assert_true(keepalive_hist_cv(&h) == 0);
     add_n(&h, 10, 3 * MIN_MS);
     /* One bin of 240 holds everything: sqrt(239). */
@@ -186,7 +186,7 @@ static void test_the_cv_of_one_full_bin(void **state)
 static void test_the_histogram_halves_past_its_bound(void **state)
 {
     (void)state;
-    keepalive_hist_t h = { 0 };
+    keepalive_hist_t h = {0};
     add_n(&h, KEEPALIVE_DECAY_AT, 90000);
     assert_int_equal(h.n, KEEPALIVE_DECAY_AT);
     add_n(&h, 1, 3 * MIN_MS);
