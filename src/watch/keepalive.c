@@ -23,8 +23,6 @@ void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint
     else
         h->out_of_range++;
     h->n++;
-    if (idle_ms > h->longest_ms)
-        h->longest_ms = idle_ms;
 }
 
 double keepalive_hist_cv(const keepalive_hist_t *h)
@@ -74,16 +72,11 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
 {
     memset(out, 0, sizeof *out);
     uint64_t bin = cfg->bin_ms;
-    if (h->n == 0) {
-        /* Called once: nothing says a second call is coming soon. */
-        fallback(out, bin, cfg);
-        return;
-    }
     if (h->n < KEEPALIVE_MIN_SAMPLES) {
-        /* A few idle times: warm a little past the longest of them, so
-         * that a function called again at the same pace finds one. */
-        uint64_t end = (h->longest_ms / bin + 1) * bin;
-        fallback(out, (uint64_t)((double)end * (1 + KEEPALIVE_MARGIN)), cfg);
+        /* Called once, or a few times: nothing yet says when the next
+         * call comes, and most such functions are rare ones, for which a
+         * long keep-alive is memory held for nothing. */
+        fallback(out, bin, cfg);
         return;
     }
     if ((double)h->out_of_range > KEEPALIVE_MAX_OUT_OF_RANGE * h->n) {

@@ -49,7 +49,6 @@ typedef struct keepalive_hist {
     uint32_t bins[KEEPALIVE_BINS];
     uint32_t out_of_range; /* idle times of KEEPALIVE_BINS bins or more */
     uint32_t n;            /* all idle times counted (in and out of range) */
-    uint64_t longest_ms;   /* the longest idle time seen */
 } keepalive_hist_t;
 
 typedef enum {
@@ -72,9 +71,8 @@ typedef struct keepalive_window {
 void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint64_t idle_ms);
 
 /* The windows h gives:
- * - no idle time yet (a function called once): a short keep-alive, one bin;
- * - fewer than KEEPALIVE_MIN_SAMPLES: warm until a little past the
- *   longest idle time seen, no pre-warm;
+ * - fewer than KEEPALIVE_MIN_SAMPLES idle times (a function called once,
+ *   or a few times): a short keep-alive, one bin;
  * - mostly out of range: one bin (the next call is unlikely to be soon);
  * - bin counts too even (CV below KEEPALIVE_MIN_CV): the fixed keep-alive;
  * - otherwise the histogram: pre-warm at the head percentile's bin start

@@ -4,14 +4,18 @@ says, and starts one again ahead of an expected call; "fixed" is
 --idle-timeout as before. Every check reads the server's own records,
 counters and the function's JSON; the waits are generous deadlines."""
 
+import subprocess
 import time
 
+import pytest
 import requests
 
 from conftest import (
+    MAYFLY_BIN,
     assert_error,
     deploy_py,
     fn_body,
+    free_port,
     get_record,
     invoke_ok,
     metric,
@@ -122,7 +126,7 @@ def test_a_function_called_once_never_stays_warm_long(server):
     assert rec["cold_start"] is False and rec["prewarmed"] is False, rec
 
 
-def test_keep_warm_is_validated_shown_and_kept_across_a_restart(server):
+def test_keep_warm_is_validated_shown_and_kept_across_a_restart(server, tmp_path):
     srv = server()
     name = unique("ka-set")
     url = f"{srv.url}/v1/functions/{name}"
@@ -152,3 +156,27 @@ def test_keep_warm_is_validated_shown_and_kept_across_a_restart(server):
     assert r.status_code == 200, r.text
     assert r.json()["keep_warm"]["policy"] == "fixed"
     assert r.json()["keep_warm"]["setting"] is None
+    # The CLI sets it too, and the server's refusal names the field.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text(NOOP)
+    p = srv.cli("deploy", name, app, "--keep-warm", "adaptive")
+    assert p.returncode == 0, p.stderr
+    assert keep_warm(srv, name)["setting"] == "adaptive"
+    p = srv.cli("deploy", name, app, "--keep-warm", "default")
+    assert p.returncode == 0, p.stderr
+    assert keep_warm(srv, name)["setting"] is None
+    p = srv.cli("deploy", name, app, "--keep-warm", "always")
+    assert p.returncode != 0 and "keep_warm" in p.stderr, (p.returncode, p.stderr)
+
+
+@pytest.mark.parametrize("args,mention", [
+    (["--keep-warm", "sometimes"], "--keep-warm"),
+    (["--keep-alive-bin-s", "0"], "--keep-alive-bin-s"),
+    (["--keep-alive-bin-s", "3601"], "--keep-alive-bin-s"),
+])
+def test_bad_keep_alive_flags_exit_2_naming_them(tmp_path, args, mention):
+    p = subprocess.run([MAYFLY_BIN, "server", "--listen", f"127.0.0.1:{free_port()}", "--data",
+                        str(tmp_path / "d"), *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert mention in p.stderr

@@ -52,19 +52,19 @@ static void test_one_bin_never_passes_the_fixed_keep_alive(void **state)
     assert_int_equal(w.keep_alive_ms, 20000);
 }
 
-static void test_little_history_stays_warm_past_the_longest_idle_time(void **state)
+static void test_little_history_gets_one_bin_too(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
-    add_n(&h, 1, 2 * MIN_MS + 30000); /* 2.5 minutes: bin 2, which ends at 3 */
+    add_n(&h, 1, 2 * MIN_MS + 30000);
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
     assert_int_equal(w.prewarm_ms, 0);
-    assert_int_equal(w.keep_alive_ms, (uint64_t)(3 * MIN_MS * 1.1));
-    /* ... and never past the fixed keep-alive. */
-    add_n(&h, 1, 30 * MIN_MS);
+    assert_int_equal(w.keep_alive_ms, MIN_MS);
+    add_n(&h, KEEPALIVE_MIN_SAMPLES - 2, 30 * MIN_MS);
     w = decide(&h);
-    assert_int_equal(w.keep_alive_ms, cfg.max_keep_alive_ms);
+    assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
+    assert_int_equal(w.keep_alive_ms, MIN_MS);
 }
 
 static void test_a_periodic_function_is_prewarmed(void **state)
@@ -222,7 +222,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_function_called_once_gets_one_bin),
         cmocka_unit_test(test_one_bin_never_passes_the_fixed_keep_alive),
-        cmocka_unit_test(test_little_history_stays_warm_past_the_longest_idle_time),
+        cmocka_unit_test(test_little_history_gets_one_bin_too),
         cmocka_unit_test(test_a_periodic_function_is_prewarmed),
         cmocka_unit_test(test_one_sample_short_of_enough_is_still_fallback),
         cmocka_unit_test(test_a_frequent_function_stays_warm_without_prewarm),
