@@ -32,13 +32,32 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=build/asan/tests/replay_%)
 
-EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap
+EXAMPLES := examples/hello-c/bootstrap examples/noop-c/bootstrap examples/hello-go/bootstrap
+
+# Go builds offline and self-contained: no module proxy, no toolchain
+# download, no user's go env file; the build cache under build/ (so a fresh
+# clone, CI as root and `make clean` all see the same state); static
+# binaries, which have no dynamic loading to do on a cold start.
+GO      ?= go
+GO_ENV  := GOCACHE=$(CURDIR)/build/go-cache GOPATH=$(CURDIR)/build/go-path GOENV=off \
+	GOPROXY=off GOSUMDB=off GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=linux
+GO_BUILD := build -trimpath -buildvcs=false -ldflags=-s\ -w
+GO_RUNTIME_SRC := runtimes/go/go.mod $(wildcard runtimes/go/*.go)
+
+# The Java runtime (runtimes/java): the Lambda interfaces functions compile
+# against, the runtime, and a class-data-sharing archive per JDK; built
+# with javac and jar alone, against Debian's Jackson.
+JACKSON_CP := /usr/share/java/jackson-databind.jar:/usr/share/java/jackson-core.jar:/usr/share/java/jackson-annotations.jar
+JAVA_API_SRC := $(shell find runtimes/java/api -name '*.java' | sort)
+JAVA_RT_SRC := $(shell find runtimes/java/src -name '*.java' | sort)
+JAVA_RUNTIME := runtimes/java/lambda-api.jar runtimes/java/mayfly-runtime.jar runtimes/java/cds/.stamp
+JAVA_EXAMPLES := examples/hello-java/hello.jar
 
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev postgresql libpq-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
-	libcap-dev libnftnl-dev libmnl-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist python3-requests \
-	zip unzip \
+	libcap-dev libnftnl-dev libmnl-dev libcmocka-dev openjdk-17-jdk-headless libjackson2-databind-java python3 python3-pytest python3-pytest-xdist python3-requests \
+	zip unzip golang-go \
 	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils e2fsprogs tzdata
 # npm and Node's headers (for the native addon aws-lambda-ric builds) only
 # when this machine's node lacks them: a NodeSource nodejs bundles both and
@@ -51,7 +70,7 @@ JS_DIR := tests/e2e/js
 
 .PHONY: all deps run test unit fuzz-replay e2e fuzz bench clean format
 
-all: bin/mayfly $(EXAMPLES) runtimes/python3/__pycache__/.stamp
+all: bin/mayfly $(EXAMPLES) runtimes/python3/__pycache__/.stamp $(JAVA_RUNTIME) $(JAVA_EXAMPLES)
 
 # The Python runtime's module, compiled ahead: the sandbox mounts runtimes/
 # read-only, and compiling it on every cold start would cost milliseconds.
@@ -123,6 +142,38 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 examples/%/bootstrap: examples/%/main.c runtimes/c/mayfly_runtime.c runtimes/c/mayfly_runtime.h
 	$(CC) -std=gnu17 -O2 -Wall -Wextra -Werror -static -Iruntimes/c -o $@ $< runtimes/c/mayfly_runtime.c
 
+# A Go function is its package plus runtimes/go (go.mod's replace points
+# there), built into the package's `bootstrap` for `provided.al2023`.
+examples/hello-go/bootstrap: examples/hello-go/go.mod $(wildcard examples/hello-go/*.go) $(GO_RUNTIME_SRC)
+	cd $(@D) && $(GO_ENV) $(GO) $(GO_BUILD) -o bootstrap .
+
+runtimes/java/lambda-api.jar: $(JAVA_API_SRC)
+	@rm -rf build/java/api && mkdir -p build/java/api
+	@echo "  JAVA $@"
+	@javac --release 17 -nowarn -d build/java/api $^
+	@jar cf $@ -C build/java/api .
+
+runtimes/java/mayfly-runtime.jar: $(JAVA_RT_SRC) runtimes/java/lambda-api.jar
+	@rm -rf build/java/rt && mkdir -p build/java/rt
+	@echo "  JAVA $@"
+	@javac --release 17 -Xlint:all -Werror -cp runtimes/java/lambda-api.jar:$(JACKSON_CP) \
+		-d build/java/rt $(JAVA_RT_SRC)
+	@jar cf $@ -C build/java/rt .
+
+runtimes/java/cds/.stamp: runtimes/java/mayfly-runtime.jar runtimes/java/lambda-api.jar \
+		runtimes/java/build-cds.sh
+	@runtimes/java/build-cds.sh runtimes build/java/cds-root
+	@touch $@
+
+# A Java function is its classes in a jar (or a zip of .class files and
+# lib/*.jar), compiled against runtimes/java/lambda-api.jar.
+examples/hello-java/hello.jar: $(wildcard examples/hello-java/src/*/*.java) runtimes/java/lambda-api.jar
+	@rm -rf build/java/hello && mkdir -p build/java/hello
+	@echo "  JAVA $@"
+	@javac --release 17 -cp runtimes/java/lambda-api.jar -d build/java/hello \
+		$(wildcard examples/hello-java/src/*/*.java)
+	@jar cf $@ -C build/java/hello .
+
 run: deps all
 	./scripts/run.sh
 
@@ -171,6 +222,7 @@ format:
 	clang-format -i $(SRC) $(shell find src -name '*.h') $(UNIT_SRC) $(FUZZ_SRC)
 
 clean:
-	rm -rf build bin $(EXAMPLES) runtimes/python3/__pycache__
+	rm -rf build bin $(EXAMPLES) runtimes/python3/__pycache__ $(JAVA_RUNTIME) runtimes/java/cds \
+		$(JAVA_EXAMPLES)
 
 -include $(shell find build -name '*.d' 2>/dev/null)

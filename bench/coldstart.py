@@ -15,7 +15,9 @@ HTTP and scheduling.
 Interleaved with the cold starts, the same process times the baselines
 with os.posix_spawn + os.waitpid: /bin/true (against the sandboxed C
 function), `python3 -c pass` and `node -e 0` (against the python3 and
-nodejs functions, with the interpreters the sandboxes run). run.sh pins
+nodejs functions, with the interpreters the sandboxes run), and `java -cp
+hello.jar example.Hello` (against the java17 hello example: a JVM started
+bare, with its default flags, running the same class's main). run.sh pins
 this process, and so the baselines' children, to the load generator's CPU.
 
 Writes one JSON document with every sample to --out.
@@ -34,6 +36,12 @@ RUNTIMES = {
     "c": ("noop-c", "posix_spawn /bin/true", ["/bin/true"]),
     "python": ("noop-python", "python3 -c pass", ["/usr/bin/python3", "-c", "pass"]),
     "node": ("noop-node", "node -e 0", ["/usr/bin/node", "-e", "0"]),
+    # The hello example against the same class run by a bare JVM (the
+    # host's `java`, Debian's JDK 17: what java17 runs on), with the
+    # interfaces' jar its class implements; the paths are filled in from
+    # --examples.
+    "java": ("hello-java", "java -cp hello.jar example.Hello",
+             ["/usr/bin/java", "-cp", "JARS", "example.Hello"]),
 }
 
 SPAWN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -96,7 +104,7 @@ def main():
     ap.add_argument("--url", required=True)
     ap.add_argument("--server-pid", type=int, required=True)
     ap.add_argument("--examples", required=True, help="the repository's examples/ folder")
-    ap.add_argument("--runtimes", default="c,python,node")
+    ap.add_argument("--runtimes", default="c,python,node,java")
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--out", required=True)
@@ -106,6 +114,9 @@ def main():
     result = {"n": args.n, "runtimes": {}, "baselines": {}}
     for rt in args.runtimes.split(","):
         folder, base_name, base_argv = RUNTIMES[rt]
+        jars = "%s:%s" % (os.path.join(args.examples, folder, "hello.jar"),
+                          os.path.join(args.examples, "..", "runtimes", "java", "lambda-api.jar"))
+        base_argv = [jars if a == "JARS" else a for a in base_argv]
         entry = result["runtimes"][rt] = {"samples": [], "errors": [], "baseline": base_name}
         base = result["baselines"].setdefault(base_name, {"argv": base_argv, "samples_ms": [],
                                                            "errors": []})

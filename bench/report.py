@@ -25,6 +25,7 @@ HTTP_ROWS = [
     ("warm-c", "mayfly warm, C (provided)"),
     ("warm-python", "mayfly warm, python3"),
     ("warm-node", "mayfly warm, nodejs"),
+    ("warm-java", "mayfly warm, java17 (hello-java)"),
 ]
 # The async row (bench/run.sh row_async): one server, sync and async runs
 # alternating, to the same C no-op (and to a copy with max_concurrency 1).
@@ -39,7 +40,7 @@ COMMIT_RUNS = [
     ("async-low-c32", "noop-c-low", "32 connections, max_concurrency 1"),
     ("async-event-c1", "noop-c", "1 connection, events run meanwhile"),
 ]
-COLD = [("c", "C (provided)"), ("python", "python3"), ("node", "nodejs")]
+COLD = [("c", "C (provided)"), ("python", "python3"), ("node", "nodejs"), ("java", "java17")]
 # The noisy row's neighbours (bench/neighbour.c), each on a server of its own.
 NOISY = [
     ("spin", "spinning the CPU (4 threads)"),
@@ -381,7 +382,7 @@ def plot(out, rows, cold, bases, png):
                 label = dict(HTTP_ROWS)[r["name"]].replace(" (ceiling)", "")
                 label = {"nginx": "nginx (ceiling)", "fcgiwrap": "nginx+fcgiwrap (CGI)",
                          "warm-c": "mayfly C", "warm-python": "mayfly python3",
-                         "warm-node": "mayfly nodejs"}[r["name"]]
+                         "warm-node": "mayfly nodejs", "warm-java": "mayfly java17"}[r["name"]]
                 f.write('"%s" %g %g %g\n' % (label, p[50], p[90], p[99]))
     cd = os.path.join(out, "plot-cold.dat")
     with open(cd, "w") as f:
@@ -390,7 +391,8 @@ def plot(out, rows, cold, bases, png):
             if "total" in c:
                 parts = [c["sandbox"], max(c["init"], 0), c["first"], max(c["rest"], 0)]
                 f.write('"%s cold" %g %g %g %g 0 %g %g\n' % (
-                    {"c": "C", "python": "python3", "node": "nodejs"}[rt], *parts, c["total"],
+                    {"c": "C", "python": "python3", "node": "nodejs", "java": "java17"}[rt],
+                    *parts, c["total"],
                     max(sum(parts), c["total"])))
             b = bases.get(c.get("baseline") or "", {})
             if b.get("median") is not None:
@@ -631,6 +633,12 @@ def main():
         add("5", "%s cold start / bare `%s`" % (dict(COLD)[rt], bname),
             "%s / %s ms" % (f_ms(cr.get("total")), f_ms(b.get("median"))),
             div(cr.get("total"), b.get("median")) if ok(cr.get("status", "")) else None, 1, "<=")
+    # Issue 19: a Java hello's cold start against a bare JVM running it.
+    jname = "java -cp hello.jar example.Hello"
+    cr, b = cold.get("java", {}), bases.get(jname, {})
+    add("5", "java17 cold start / bare `%s`" % jname,
+        "%s / %s ms" % (f_ms(cr.get("total")), f_ms(b.get("median"))),
+        div(cr.get("total"), b.get("median")) if ok(cr.get("status", "")) else None, 0.5, "<=")
     fc = by["fcgiwrap"]
     add("6", "warm C throughput / nginx+fcgiwrap",
         "%s / %s req/s" % (f_int(c["rps"]), f_int(fc["rps"])),

@@ -8,7 +8,7 @@
 #
 #   nginx        the ceiling: nginx (1 worker) answering a fixed 200 `{}`
 #   fcgiwrap     the classic peer: nginx + fcgiwrap forking a tiny CGI program
-#   warm-RT      mayfly's no-op functions (C, python3, nodejs), warm
+#   warm-RT      mayfly's no-op functions (C, python3, nodejs; java17's hello), warm
 #   async        asynchronous invocations of the C no-op (202 once the event
 #                is fsync'd in a group commit), side by side with the same
 #                function called synchronously on the same server, and what
@@ -400,9 +400,11 @@ deploy_example() { # name folder [flags]
 }
 
 warm_one() {
-    local rt=$1
-    deploy_example "noop-$rt" "$SNAP/examples/noop-$rt" --max-concurrency 64 \
-        || fail "could not deploy examples/noop-$rt"
+    local rt=$1 dir=noop-$1
+    # Java's warm row calls the hello example (a POJO in and out).
+    [ "$rt" = java ] && dir=hello-java
+    deploy_example "noop-$rt" "$SNAP/examples/$dir" --max-concurrency 64 \
+        || fail "could not deploy examples/$dir"
     check_post "$MF_URL/v1/functions/noop-$rt/invoke" || fail "the first invoke failed"
     http_runs "warm-$rt" "$MF_URL/v1/functions/noop-$rt/invoke"
     kill -0 "$MF_PID" 2>/dev/null || fail "the server died during the run; see bench/out/server-warm.log"
@@ -411,7 +413,7 @@ warm_one() {
 row_warm() {
     start_mayfly warm
     local rt
-    for rt in c python node; do
+    for rt in c python node java; do
         row "warm-$rt" warm_one "$rt"
     done
     # Keep what the server said about its instances.

@@ -32,7 +32,10 @@ static const struct {
     { "callback", cmd_callback, "complete a durable execution's callback" },
     { "nodes", cmd_nodes, "list the nodes sharing the server's database" },
     { "usage", cmd_usage, "what the calls metered and cost, per period and function" },
+    { "alert", cmd_alert, "alert rules that notify when a metric breaches" },
     { "budget", cmd_budget, "cap what a tenant's calls cost in a day or a month" },
+    { "advise", cmd_advise, "right-size a function's memory from its recent calls" },
+    { "tune", cmd_tune, "run an event at several memory sizes and compare" },
     { "tenant", cmd_tenant, "list the tenants the access keys name (admins)" },
     { "whoami", cmd_whoami, "show the access key in use: tenant, role, account" },
 };

@@ -318,6 +318,8 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__usage_register(router, ctx);
     api__tenants_register(router, ctx);
     api__budgets_register(router, ctx);
+    api__advice_register(router, ctx);
+    api__alerts_register(router, ctx);
 }
 
 void api_release(void)

@@ -53,6 +53,7 @@ typedef struct api_ctx {
     struct put_job *puts;        /* creates and updates in flight (api/functions.c) */
     struct delete_job *deletes;  /* deletes in flight (api/functions.c) */
     const struct meter_prices *prices; /* unit prices of usage reports (--prices) */
+    struct alerts *alerts;       /* watch/alerts.h's live set, or NULL: no /v1/alerts routes */
     struct budgets *budgets;     /* meter/budget.h's live set, or NULL: no /v1/budgets routes */
 } api_ctx_t;
 
@@ -101,11 +102,16 @@ void api__usage_register(http_router_t *router, api_ctx_t *ctx);
 void api__tenants_register(http_router_t *router, api_ctx_t *ctx);
 /* /v1/budgets (api/budgets.c). */
 void api__budgets_register(http_router_t *router, api_ctx_t *ctx);
+/* /v1/alerts (api/alerts.c). */
+void api__alerts_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both
  * doors, and /v1/durable-executions. */
 void api__durable_register(http_router_t *router, api_ctx_t *ctx);
+/* GET /v1/functions/{name}/advice and POST /v1/functions/{name}/tune
+ * (api/advice.c, watch/advisor.h and watch/tune.h). */
+void api__advice_register(http_router_t *router, api_ctx_t *ctx);
 /* GET /v1/cluster/nodes (cluster_nodes.c). */
 void api__cluster_nodes_register(http_router_t *router, api_ctx_t *ctx);
 void api__durable_release(void);

@@ -29,6 +29,11 @@ int cmd_whoami(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 /* Budgets: caps on what calls cost (cli/budget.c). */
 int cmd_budget(int argc, char **argv);
+/* Sizing: the advisor and power tuning (cli/advise.c, cli/tune.c). */
+int cmd_advise(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+/* Alert rules and their notifications (cli/alert.c). */
+int cmd_alert(int argc, char **argv);
 /* The nodes sharing the database (cli/nodes.c). */
 int cmd_nodes(int argc, char **argv);
 /* Durable executions (cli/executions.c). */

@@ -24,6 +24,7 @@
 #include "exec/exec.h"
 #include "invoke/async.h"
 #include "meter/budget.h"
+#include "watch/alerts.h"
 #include "meter/meter.h"
 #include "trigger/topics.h"
 #include "durable/durable.h"
@@ -40,6 +41,7 @@
 #include "trigger/schedules.h"
 #include "trigger/url.h"
 #include "watch/keepalive.h"
+#include "registry/jvm.h"
 
 typedef struct server_opts {
     char host[256];
@@ -51,6 +53,8 @@ typedef struct server_opts {
     unsigned sandbox_pool;
     unsigned zygotes;
     unsigned keep_alive_bin_s;   /* --keep-alive-bin-s */
+    unsigned java_zygotes;
+    const char *jvm_dir;         /* --jvm-dir: where the JDKs are (default /usr/lib/jvm) */
     uint32_t uid_first, uid_count;
     uint64_t sandbox_memory_mb;  /* 0: from the machine's size */
     uint64_t sandbox_max_pids;   /* 0: from the machine's size */
@@ -64,6 +68,7 @@ typedef struct server_opts {
     egress_hosts_t *egress_hosts;   /* loaded from it; exec.egress_hosts points here */
     meter_prices_t prices;          /* --prices, or Lambda's list prices */
     int64_t storage_interval_ms;    /* --storage-interval (0: meter's default) */
+    unsigned alert_interval_s;      /* --alert-interval-s */
     obs_retention_config_t retention;
     const char *otlp_endpoint;      /* --otlp-endpoint, or NULL */
     state_kv_config_t kv;           /* --kv-max-* */
@@ -135,6 +140,11 @@ static const char usage_text[] =
     "  --sandbox-pool N          sandboxes kept prepared for cold starts (default 4; 0: none)\n"
     "  --zygotes N               python3 and nodejs runtimes each kept started ahead\n"
     "                            for cold starts (default 2; 0: none)\n"
+    "  --java-zygotes N          JVMs kept started ahead for each Java runtime the\n"
+    "                            host has a JDK for (java17, java21) (default 1, or 0\n"
+    "                            with --zygotes 0; 0: none)\n"
+    "  --jvm-dir DIR             where the JDKs of the Java runtimes are (default\n"
+    "                            /usr/lib/jvm; only JDKs under /usr are used)\n"
     "  --sandbox-memory-mb N     memory of all instances together, in MiB; a new\n"
     "                            instance starts only while it fits, and the kernel\n"
     "                            enforces it (default: the machine's memory, or its\n"
@@ -145,7 +155,8 @@ static const char usage_text[] =
     "  --uid-range FIRST:COUNT   user ids sandboxes run as, one per sandbox (default\n"
     "                            1879048192:65536; as root only)\n"
     "  --retry-base-ms N         async retry schedule: function errors retry after\n"
-    "                            about 1x and 2x N ms (default 60000)\n"
+    "                            about 1x and 2x N ms (default 60000); alert\n"
+    "                            notifications retry after 1x, 2x, 4x … N ms\n"
     "  --max-async-event-kb N    largest async event in KiB (default 256)\n"
     "  --shutdown-grace S        seconds a stop waits for running async events (default 10)\n"
     "  --lease-s S               nodes sharing a --store: seconds without a beat after\n"
@@ -158,6 +169,8 @@ static const char usage_text[] =
     "                            (docs/metering.md; default: Lambda's x86 list prices)\n"
     "  --storage-interval S      seconds between samples of what KV stores and volumes\n"
     "                            hold, for storage's usage (default 60)\n"
+    "  --alert-interval-s S      seconds between evaluations of the alert rules\n"
+    "                            (docs/alerts.md; default 10)\n"
     "  --egress-hosts FILE       extra name-to-address entries the gateway resolves\n"
     "                            first, in /etc/hosts syntax (e.g. for split-horizon DNS)\n"
     "  --egress-max-connections N\n"
@@ -199,12 +212,13 @@ enum {
     OPT_LISTEN = 256, OPT_DATA, OPT_STORE, OPT_KEYS, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_ZIP, OPT_MAX_UNZIPPED, OPT_MAX_FILES,
     OPT_IDLE_TIMEOUT, OPT_MAX_QUEUE, OPT_MAX_STREAM, OPT_MAX_PIDS, OPT_REGION, OPT_RUNTIMES_DIR,
-    OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
+    OPT_SANDBOX_POOL, OPT_ZYGOTES, OPT_JAVA_ZYGOTES, OPT_JVM_DIR, OPT_RETRY_BASE, OPT_MAX_ASYNC_EVENT, OPT_SHUTDOWN_GRACE,
     OPT_SANDBOX_MEMORY, OPT_SANDBOX_MAX_PIDS, OPT_UID_RANGE,
     OPT_MAX_CONNS_PER_CLIENT, OPT_MAX_BUFFERED_BODY, OPT_DEFAULT_EGRESS, OPT_EGRESS_HOSTS,
     OPT_EGRESS_MAX_CONNS,
     OPT_PRICES,
     OPT_STORAGE_INTERVAL,
+    OPT_ALERT_INTERVAL,
     OPT_DISABLE_EGRESS,
     OPT_EGRESS_SPLICE,
     OPT_RETENTION_DAYS,
@@ -245,6 +259,8 @@ static const struct option long_opts[] = {
     { "runtimes-dir", required_argument, NULL, OPT_RUNTIMES_DIR },
     { "sandbox-pool", required_argument, NULL, OPT_SANDBOX_POOL },
     { "zygotes", required_argument, NULL, OPT_ZYGOTES },
+    { "java-zygotes", required_argument, NULL, OPT_JAVA_ZYGOTES },
+    { "jvm-dir", required_argument, NULL, OPT_JVM_DIR },
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
     { "lease-s", required_argument, NULL, OPT_LEASE },
     { "keep-warm", required_argument, NULL, OPT_KEEP_WARM },
@@ -257,6 +273,7 @@ static const struct option long_opts[] = {
     { "default-egress", required_argument, NULL, OPT_DEFAULT_EGRESS },
     { "prices", required_argument, NULL, OPT_PRICES },
     { "storage-interval", required_argument, NULL, OPT_STORAGE_INTERVAL },
+    { "alert-interval-s", required_argument, NULL, OPT_ALERT_INTERVAL },
     { "egress-hosts", required_argument, NULL, OPT_EGRESS_HOSTS },
     { "egress-max-connections", required_argument, NULL, OPT_EGRESS_MAX_CONNS },
     { "disable-egress", no_argument, NULL, OPT_DISABLE_EGRESS },
@@ -492,6 +509,15 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--zygotes must be a number from 0 to 64, not `%s`", optarg);
             o->zygotes = (unsigned)v;
             break;
+        case OPT_JAVA_ZYGOTES:
+            if (!parse_uint(optarg, 0, 64, &v))
+                return usage_error("--java-zygotes must be a number from 0 to 64, not `%s`",
+                                   optarg);
+            o->java_zygotes = (unsigned)v;
+            break;
+        case OPT_JVM_DIR:
+            o->jvm_dir = optarg;
+            break;
         case OPT_RETRY_BASE:
             if (!parse_uint(optarg, 10, 3600000, &v))
                 return usage_error("--retry-base-ms must be a number from 10 to 3600000, not `%s`", optarg);
@@ -551,6 +577,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--storage-interval must be seconds from 1 to 3600, not `%s`",
                                    optarg);
             o->storage_interval_ms = (int64_t)v * 1000;
+            break;
+        case OPT_ALERT_INTERVAL:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--alert-interval-s must be seconds from 1 to 3600, not `%s`",
+                                   optarg);
+            o->alert_interval_s = (unsigned)v;
             break;
         case OPT_PRICES: {
             mf_error_t err = MF_ERROR_INIT;
@@ -727,9 +759,12 @@ static int set_sandbox_budget(sandbox_system_t *sandboxes, server_opts_t *o, mf_
 {
     sandbox_capacity_t cap;
     sandbox_system_capacity(sandboxes, &cap);
-    /* The pool and the zygotes (python3 and nodejs, --zygotes of each)
+    /* The pool and the zygotes (python3 and nodejs, --zygotes of each;
+     * a JVM per --java-zygotes for each Java runtime the host has)
      * exist only for a root server. */
-    unsigned prepared = geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes : 0;
+    unsigned javas = (jvm_home("java17") != NULL) + (jvm_home("java21") != NULL);
+    unsigned prepared =
+        geteuid() == 0 ? o->sandbox_pool + 2 * o->zygotes + javas * o->java_zygotes : 0;
     uint64_t pool_mb = (uint64_t)prepared * SANDBOX_POOL_MEMORY_MB;
     uint64_t memory = o->sandbox_memory_mb, pids = o->sandbox_max_pids;
     if (!memory) {
@@ -795,6 +830,20 @@ static void opts_release(server_opts_t *o)
     o->exec.egress_hosts = NULL;
 }
 
+/* Each finished call's record goes to the meter and to the alert rules'
+ * windows (exec_set_meter takes one observer). */
+typedef struct observers {
+    meter_t *meter;
+    alerts_t *alerts;
+} observers_t;
+
+static void observe_call(void *ud, const store_record_t *rec)
+{
+    observers_t *o = ud;
+    meter_observe(o->meter, rec);
+    alerts_observe(o->alerts, rec);
+}
+
 /* A budget lets calls through again: the events it held may run. */
 static void release_held(void *ud)
 {
@@ -811,6 +860,7 @@ int cmd_server(int argc, char **argv)
         .sandbox_pool = 4,
         .zygotes = 2,
         .keep_alive_bin_s = 60,
+        .java_zygotes = UINT_MAX, /* 1, or 0 with --zygotes 0 */
         .uid_first = SANDBOX_UID_FIRST_DEFAULT,
         .uid_count = SANDBOX_UID_COUNT_DEFAULT,
         .retention = {.days = 7, .max_bytes = (int64_t)1024 << 20},
@@ -875,6 +925,11 @@ int cmd_server(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
     o.exec.runtimes_dir = resolved;
+    if (o.java_zygotes == UINT_MAX)
+        o.java_zygotes = o.zygotes ? 1 : 0;
+    /* Before anything asks which JDK runs a Java runtime. */
+    if (o.jvm_dir)
+        jvm_set_root(o.jvm_dir);
 
     /* The uids and the budget before the pool: prepared sandboxes take a
      * uid each and count against the budget. */
@@ -970,6 +1025,8 @@ int cmd_server(int argc, char **argv)
     keepalive_set_t *keep_alive = NULL;
     meter_storage_t *storage = NULL;
     budgets_t *budgets = NULL;
+    alerts_t *alerts = NULL;
+    observers_t observers = { 0 };
     obs_records_t *records = obs_records_new(st.loop, obs_writer);
     obs_logs_t *logs = obs_logs_new(st.loop, obs_writer);
     obs_retention_t *retention = obs_retention_start(st.loop, obs_writer, &o.retention);
@@ -987,12 +1044,15 @@ int cmd_server(int argc, char **argv)
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     exec_set_volume_resolver(st.exec, volumes_mount_point, volumes);
     meter = meter_new(&o.prices);
-    exec_set_meter(st.exec, meter_observe, meter);
+    observers.meter = meter;
+    exec_set_meter(st.exec, observe_call, &observers);
     keep_alive = keepalive_set_new(&(keepalive_config_t){
         .bin_ms = (uint64_t)o.keep_alive_bin_s * 1000, .max_keep_alive_ms = o.exec.idle_timeout_ms });
     keepalive_set_attach(keep_alive, st.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
+    if (geteuid() == 0 && exec_start_java_zygotes(st.exec, o.java_zygotes, &err) < 0)
+        log_warn("server", "no pre-started JVMs: %s", err.msg);
     o.async.region = o.exec.region;
     /* The node list shows where this node's API listens. */
     char address[300];
@@ -1052,6 +1112,24 @@ int cmd_server(int argc, char **argv)
         goto out;
     }
     url_table_set_writer(urls, obs_writer);
+    /* Alert rules (watch/alerts.h): evaluated from memory every
+     * --alert-interval-s; their notifications, and the budgets', go
+     * through the store's outbox, and what a server before left
+     * undelivered is delivered now. */
+    if (alerts_open(st.loop, store, obs_writer, registry,
+                    &(alerts_config_t){ .interval_s = o.alert_interval_s,
+                                        .retry_base_ms = o.async.retry_base_ms,
+                                        .node = node_id,
+                                        .shared = o.store != NULL },
+                    &alerts, &err) < 0) {
+        fprintf(stderr, "mayfly server: %s\n", err.msg);
+        r = CLI_EXIT_ERROR;
+        st.http = NULL;
+        goto out;
+    }
+    alerts_set_sources(alerts, st.async, st.topics, budgets);
+    budgets_set_crossed(budgets, alerts_budget_crossed, alerts_kick, alerts);
+    observers.alerts = alerts;
 
     /* After the queue (fires are its events); catches up on what came due
      * while the server was down. */
@@ -1075,6 +1153,7 @@ int cmd_server(int argc, char **argv)
                       .obs_writer = obs_writer,
                       .prices = &o.prices,
                       .budgets = budgets,
+                      .alerts = alerts,
                       .code_limits = o.code,
                       .keys = &keys,
                       .region = o.exec.region,
@@ -1118,6 +1197,11 @@ int cmd_server(int argc, char **argv)
     uv_signal_start(&st.sigint, on_signal, SIGINT);
 
     http_server_address(st.http, addr, sizeof addr);
+    {
+        char url[320];
+        snprintf(url, sizeof url, "http://%s", addr);
+        alerts_set_url(alerts, url);
+    }
     log_info("server", "mayfly listening on %s", addr);
     /* The contract's ready line, on stdout, flushed at once: scripts and
      * tests wait for it. */
@@ -1132,6 +1216,8 @@ out:
     /* The queue goes before the budgets' last jobs come back: they no
      * longer reach it. */
     budgets_stop(budgets);
+    alerts_stop(alerts); /* no more deliveries through the queue and topics closing below */
+    observers.alerts = NULL;
     meter_storage_stop(storage); /* before the KV stores and the writer it reads and writes by */
     /* Nothing more heard: what is on its way is dropped as it comes back. */
     api_cluster_stop(st.cluster);
@@ -1154,6 +1240,7 @@ out:
     obs_logs_free(logs);
     store_writer_stop(obs_writer); /* writes what the two above handed it */
     budgets_close(budgets);        /* after the writes it handed the writer came back */
+    alerts_close(alerts);          /* the same; freed once its last webhook is back */
     registry_set_writer(registry, NULL);
     obs_loop_close(loop_obs);
     /* Let the loop run the close callbacks of the timers freed above. */

@@ -84,6 +84,8 @@ static void collect_gauges(void *ud)
     uint64_t now = clock_mono_ns();
     for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
         exec_pool_t *p = value;
+        if (p->copy)
+            continue;
         unsigned counts[] = { p->n_starting, p->n_idle, p->n_busy, p->n_stopping };
         for (int i = 0; i < 4; i++) {
             const char *labels[] = { p->name, states[i] };
@@ -101,7 +103,7 @@ static void collect_gauges(void *ud)
                 (double)ex->cfg.memory_budget_mb * 1048576);
     metrics_set(ex->m_memory, (const char *[]){ "reserved" },
                 (double)ex->memory_used_mb * 1048576);
-    static const char *const kinds[] = { "generic", "python3", "nodejs" };
+    static const char *const kinds[] = { "generic", "python3", "nodejs", "java17", "java21" };
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         const char *labels[] = { kinds[i] };
         metrics_set(ex->m_pool, labels,
@@ -177,6 +179,13 @@ void exec_meter_record(exec_t *ex, const store_record_t *rec)
         ex->meter(ex->meter_ud, rec);
 }
 
+void exec_meter_unrecorded(exec_t *ex, const store_record_t *rec)
+{
+    exec_meter_record(ex, rec);
+    if (ex->records)
+        obs_records_usage_only(ex->records, rec);
+}
+
 void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud)
 {
     ex->admit = admit;
@@ -204,6 +213,21 @@ static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)
 static void free_handle(uv_handle_t *h)
 {
     free(h);
+}
+
+int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *err)
+{
+    if (ex->shutting_down)
+        return mf_error_plain(err, ESHUTDOWN, "the server is shutting down");
+    if (strlen(key) > TENANT_QNAME_MAX || map_get(&ex->pools, key))
+        return mf_error_plain(err, EEXIST, "%s is in use", key);
+    exec_pool_t *p = xcalloc(1, sizeof *p);
+    p->ex = ex;
+    snprintf(p->name, sizeof p->name, "%s", key);
+    fn_copy(&p->fn, fn);
+    p->copy = true;
+    map_put(&ex->pools, p->name, p);
+    return 0;
 }
 
 static void pool_release(exec_pool_t *p)
@@ -339,6 +363,10 @@ static void record_and_finish(exec_t *ex, invocation_t *inv)
         obs_records_add(ex->records, &rec);
     }
 
+    if (inv->copy) {
+        inv->done(inv, inv->ud);
+        return;
+    }
     const char *labels[] = { inv->function, inv_status_name(inv->status) };
     char kind[16];
     snprintf(kind, sizeof kind, "%.*s", (int)strcspn(inv->trigger, ":"), inv->trigger);
@@ -494,7 +522,8 @@ void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
     p->start_error_prefixed = per_call_prefix;
     p->start_error_ms = clock_wall_ms();
     const char *labels[] = { p->name };
-    metrics_inc(ex->m_start_failures, labels, 1);
+    if (!p->copy)
+        metrics_inc(ex->m_start_failures, labels, 1);
     log_warn("exec", "%s: an instance failed to start (%s: %s), %u in a row; calls fail at once "
              "for the next %llu ms",
              p->name, type, reason, p->start_failures, (unsigned long long)delay_ms);
@@ -928,13 +957,20 @@ void exec_keep_warm(exec_t *ex, const fn_t *fn, exec_keep_warm_t *out)
 void exec__keep_warm_window(exec_pool_t *p, exec_keep_warm_t *out)
 {
     exec_keep_warm(p->ex, &p->fn, out);
+    if (p->copy) {
+        /* A tuner's copy learns nothing and is never pre-warmed: its
+         * instances go when the copy does. */
+        out->policy = out->basis = "fixed";
+        out->keep_alive_ms = p->ex->cfg.idle_timeout_ms;
+        out->prewarm_ms = 0;
+    }
 }
 
 void exec__idle_account(exec_instance_t *inst, uint64_t now, bool go_on)
 {
     if (!inst->idle_acct_ns)
         return;
-    if (now > inst->idle_acct_ns)
+    if (now > inst->idle_acct_ns && !inst->pool->copy)
         metrics_inc(inst->pool->ex->m_idle_mb_s, (const char *[]){ inst->pool->name },
                     (double)inst->memory_mb * (double)(now - inst->idle_acct_ns) / 1e9);
     inst->idle_acct_ns = go_on ? now : 0;
@@ -945,7 +981,7 @@ void exec__idle_account(exec_instance_t *inst, uint64_t now, bool go_on)
 static void keep_warm_observe(exec_pool_t *p)
 {
     exec_t *ex = p->ex;
-    if (!ex->keep_warm.observe || !p->last_end_ns)
+    if (!ex->keep_warm.observe || !p->last_end_ns || p->copy)
         return;
     uint64_t now = clock_mono_ns(), idle_ms = 0;
     bool running = p->n_busy || p->queue_head;
@@ -1012,6 +1048,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
             p->removed = false;
         } else {
             p = pool_new(ex, &fn);
+            exec__runtime_seen(ex, fn.runtime);
         }
         fn_clear(&fn);
     }
@@ -1023,7 +1060,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     if (r < 0)
         return r;
     if (ex->admit && !(opts && opts->request_id && opts->attempt > 0) &&
-        (r = ex->admit(ex->admit_ud, p->name, err)) < 0)
+        (r = ex->admit(ex->admit_ud, p->copy ? p->fn.name : p->name, err)) < 0)
         return r;
     if (opts && opts->no_wait && (p->queue_head || !pool_can_start_for(p, tenant_id, true)))
         return mf_error_plain(err, EAGAIN, "%s has no room for another call now", p->name);
@@ -1049,6 +1086,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     inv->deadline_ns = inv->enqueued_ns + (uint64_t)p->fn.timeout_s * 1000000000u;
     inv->attempts = opts && opts->attempt > 0 ? opts->attempt : 1;
     inv->no_record = opts && opts->no_record;
+    inv->copy = p->copy;
     if (opts && opts->replay_of)
         snprintf(inv->replay_of, sizeof inv->replay_of, "%s", opts->replay_of);
     inv->call_depth = opts ? opts->call_depth : 0;
@@ -1173,6 +1211,7 @@ uint64_t exec_instances(const exec_t *ex)
 
 void exec_function_changed(exec_t *ex, const fn_t *fn)
 {
+    exec__runtime_seen(ex, fn->runtime);
     exec_pool_t *p = map_get(&ex->pools, fn->name);
     if (!p)
         return; /* nothing running: the next call reads the registry */

@@ -130,6 +130,7 @@ struct invocation {
     uint64_t log_bytes;          /* log bytes so far, bounded per invocation */
     bool log_truncated;
     bool no_record;
+    bool copy;                   /* a call of a settings copy (exec_copy_define) */
 };
 
 typedef struct exec_config {
@@ -188,6 +189,9 @@ void exec_set_meter(exec_t *ex, void (*observe)(void *ud, const store_record_t *
 /* A record that a caller writes itself (an async event's, no_record) goes
  * to the meter's observe through this, when the call is over. */
 void exec_meter_record(exec_t *ex, const store_record_t *rec);
+/* A call that has no record (a tuning run's) is metered all the same:
+ * the meter's observe, and its usage in the store. */
+void exec_meter_unrecorded(exec_t *ex, const store_record_t *rec);
 /* Asked before a call starts, unless it is an async event's attempt
  * (whose queue asks its own question: invoke/async.h's hold): 0 lets it
  * start, a negative errno refuses it with err (-EDQUOT: a budget is
@@ -226,6 +230,12 @@ void exec_keep_warm(exec_t *ex, const fn_t *fn, exec_keep_warm_t *out);
  * the sandbox pool, so their functions' cold starts skip the interpreter's
  * start. */
 int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
+/* The same for the Java runtimes the host has a JDK for (java17, java21):
+ * count JVMs of each, started ahead with the runtime's and Jackson's
+ * classes loaded, each serving a function of up to JVM_ZYGOTE_MAX_MB.
+ * A runtime's JVMs start when the server first sees a function of it:
+ * now for those stored, else at its deploy or its first call. */
+int exec_start_java_zygotes(exec_t *ex, unsigned count, mf_error_t *err);
 
 /* Starts an invocation of function name with event (whose memory it takes
  * over). done(inv, ud) is called exactly once when it ends, possibly before
@@ -409,6 +419,15 @@ typedef struct exec_start_health {
 } exec_start_health_t;
 
 void exec_start_health(exec_t *ex, const char *name, exec_start_health_t *out);
+
+/* A copy of a function's settings, run apart from the function (the
+ * tuner, watch/tune.h): its calls go to exec_invoke_opts with key as the
+ * name (a name no function has; calls must be no_record), in instances
+ * of its own, and exec_function_removed(ex, key) stops them. Inside,
+ * its instances are fn's (fn->name, its permissions); its calls count
+ * in no metric, and a budget admits them as fn's. -EEXIST when key is
+ * in use, -ESHUTDOWN while the server stops. */
+int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *err);
 
 /* A function's code or settings changed: new calls get the new version and
  * instances of the old one stop once they are idle. */

@@ -72,6 +72,9 @@ struct exec_pool {
     char name[TENANT_QNAME_MAX + 1];
     fn_t fn;                     /* the current version's settings */
     bool removed;
+    /* A settings copy run apart from its function (exec_copy_define):
+     * never read from the registry, and its calls in no metric. */
+    bool copy;
     exec_instance_t *instances;
     exec_instance_t *idle;       /* LIFO: the most recently used on top */
     unsigned n_starting, n_idle, n_busy, n_stopping;
@@ -100,6 +103,10 @@ struct exec_pool {
 
 struct exec {
     uv_loop_t *loop;
+    /* JVM zygotes per Java runtime (exec_start_java_zygotes), started when
+     * the first function of that runtime is seen; bit i: runtime i started. */
+    unsigned java_zygotes;
+    unsigned java_started;
     sandbox_system_t *sandboxes;
     registry_t *registry;
     obs_records_t *records;
@@ -180,6 +187,9 @@ void exec__instance_deliver(exec_instance_t *inst);
 /* The runtime is waiting for work and has none: idle it (or stop it if its
  * version is old or the pool is going). */
 void exec__instance_idle(exec_instance_t *inst);
+/* A function of runtime is served here: a Java runtime's zygotes start
+ * now if they have not (exec_start_java_zygotes). */
+void exec__runtime_seen(exec_t *ex, const char *runtime);
 void exec__instance_stop(exec_instance_t *inst);
 /* Takes an instance off its pool's idle stack (if it is there). */
 void exec__idle_stack_remove(exec_instance_t *inst);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "exec/exec_internal.h"
+#include "registry/jvm.h"
 
 /* A line longer than this is cut into pieces of this size. */
 #define LOG_LINE_MAX (64 * 1024)
@@ -177,9 +178,15 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
  * those variables already. */
 static const char *zygote_for(const fn_t *fn)
 {
-    if (strcmp(fn->runtime, "python3") && strcmp(fn->runtime, "nodejs"))
+    bool java = jvm_is_java(fn->runtime);
+    if (strcmp(fn->runtime, "python3") && strcmp(fn->runtime, "nodejs") && !java)
         return NULL;
-    static const char *const startup[] = { "PYTHON", "NODE_", "LD_", "MALLOC_", "GLIBC_" };
+    /* A zygote's JVM sized its heap before it knew its function. */
+    if (java && fn->memory_mb > JVM_ZYGOTE_MAX_MB)
+        return NULL;
+    static const char *const startup[] = { "PYTHON",      "NODE_",          "LD_",
+                                           "MALLOC_",     "GLIBC_",         "JAVA_TOOL_OPTIONS",
+                                           "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS" };
     const char *key;
     json_t *value;
     json_object_foreach(fn->env, key, value) {
@@ -190,8 +197,11 @@ static const char *zygote_for(const fn_t *fn)
     return fn->runtime;
 }
 
-static char **build_argv(const char *runtime)
+/* NULL only for a Java runtime whose JDK this host lacks. */
+static char **build_argv(const char *runtime, const char *runtime_dir, unsigned memory_mb)
 {
+    if (jvm_is_java(runtime))
+        return jvm_argv(runtime, runtime_dir, memory_mb);
     char **argv = xcalloc(3, sizeof *argv);
     if (!strcmp(runtime, "python3")) {
         argv[0] = xstrdup("/usr/bin/python3");
@@ -209,7 +219,7 @@ int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
 {
     static const char *const runtimes[] = { "python3", "nodejs" };
     for (size_t i = 0; i < sizeof runtimes / sizeof *runtimes; i++) {
-        char **argv = build_argv(runtimes[i]);
+        char **argv = build_argv(runtimes[i], ex->cfg.runtimes_dir, 0);
         char **env = NULL;
         size_t n = 0;
         env_runtime(&env, &n, runtimes[i]);
@@ -221,6 +231,55 @@ int exec_start_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
             return r;
     }
     return 0;
+}
+
+static const char *const java_runtimes[] = { "java17", "java21" };
+
+static int java_zygotes_start(exec_t *ex, size_t i, mf_error_t *err)
+{
+    ex->java_started |= 1u << i;
+    char **argv = jvm_argv(java_runtimes[i], ex->cfg.runtimes_dir, JVM_ZYGOTE_MAX_MB);
+    if (!argv)
+        return 0; /* no JDK for it here */
+    char **env = NULL;
+    size_t n = 0;
+    env_runtime(&env, &n, java_runtimes[i]);
+    int r = sandbox_system_add_zygotes(ex->sandboxes, java_runtimes[i], argv, env,
+                                       ex->cfg.runtimes_dir, ex->java_zygotes, err);
+    strv_free(argv);
+    strv_free(env);
+    return r;
+}
+
+void exec__runtime_seen(exec_t *ex, const char *runtime)
+{
+    for (size_t i = 0; ex->java_zygotes && i < sizeof java_runtimes / sizeof *java_runtimes; i++) {
+        mf_error_t err;
+        if (!strcmp(runtime, java_runtimes[i]) && !(ex->java_started & (1u << i)) &&
+            java_zygotes_start(ex, i, &err) < 0)
+            log_warn("exec", "no pre-started JVMs for %s: %s", runtime, err.msg);
+    }
+}
+
+/* A JVM costs a few hundred milliseconds of CPU and tens of MB: the
+ * zygotes of a Java runtime start with the first function of it that the
+ * server sees (here for those stored, else at its deploy or first call). */
+int exec_start_java_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
+{
+    ex->java_zygotes = count;
+    if (!count)
+        return 0;
+    fn_t *fns = NULL;
+    size_t n = 0;
+    int r = registry_list(ex->registry, &fns, &n, err);
+    for (size_t i = 0; r == 0 && i < sizeof java_runtimes / sizeof *java_runtimes; i++)
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(fns[k].runtime, java_runtimes[i])) {
+                r = java_zygotes_start(ex, i, err);
+                break;
+            }
+    fn_list_free(fns, n);
+    return r;
 }
 
 /* ---- logs ------------------------------------------------------------------ */
@@ -954,7 +1013,16 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     buf_init(&inst->partial[1], 0);
 
     char *code_dir = registry_code_dir(ex->registry, &p->fn);
-    char **argv = build_argv(p->fn.runtime);
+    char **argv = build_argv(p->fn.runtime, ex->cfg.runtimes_dir, (unsigned)p->fn.memory_mb);
+    if (!argv) {
+        buf_release(&inst->partial[0]);
+        buf_release(&inst->partial[1]);
+        free(volume_paths);
+        free(code_dir);
+        free(inst);
+        return mf_error_set(err, ENOENT, "runtime %s: this server has no JDK for it",
+                            p->fn.runtime);
+    }
     snprintf(inst->argv0, sizeof inst->argv0, "%s", argv[0]);
     char **envp = build_env(inst, ex, &p->fn);
     char hostname[64];

@@ -11,7 +11,7 @@
 #include "core/json.h"
 
 /* A whole body is small: settings, never usage. */
-#define BUDGET_BODY_MAX 4096
+#define BUDGET_BODY_MAX 16384
 
 static bool name_chars(const char *s, size_t max)
 {
@@ -119,9 +119,11 @@ static int parse_field(const char *key, const json_t *v, const char *name, budge
             return mf_error_plain(err, EINVAL, "action: must be alert or block");
         return 0;
     }
+    if (!strcmp(key, "notify"))
+        return notify_parse(v, "notify", &b->notify, err);
     return mf_error_plain(err, EINVAL,
                           "%.64s: not a budget's field (tenant, function, period, amount, "
-                          "alert_at, action)",
+                          "alert_at, action, notify)",
                           key);
 }
 
@@ -172,10 +174,15 @@ json_t *budget_json(const budget_t *b)
     json_t *alerts = json_array();
     for (size_t i = 0; i < b->n_alerts; i++)
         json_array_append_new(alerts, json_real(b->alert_at[i]));
-    return json_pack("{ss ss so ss sf so ss}", "name", b->name, "tenant", b->tenant, "function",
-                     b->function[0] ? json_string(b->function) : json_null(), "period",
-                     b->period == METER_DAY ? "day" : "month", "amount", b->amount, "alert_at",
-                     alerts, "action", b->action == BUDGET_BLOCK ? "block" : "alert");
+    json_t *doc =
+        json_pack("{ss ss so ss sf so ss}", "name", b->name, "tenant", b->tenant, "function",
+                  b->function[0] ? json_string(b->function) : json_null(), "period",
+                  b->period == METER_DAY ? "day" : "month", "amount", b->amount, "alert_at", alerts,
+                  "action", b->action == BUDGET_BLOCK ? "block" : "alert");
+    /* Left out when empty: budgets stored before it read back the same. */
+    if (b->notify.n)
+        json_object_set_new(doc, "notify", notify_json(&b->notify));
+    return doc;
 }
 
 bool budget_covers(const budget_t *b, const char *qname)

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "core/error.h"
+#include "core/notify.h"
 #include "core/tenant.h"
 #include "meter/meter.h"
 #include "store/store.h"
@@ -39,6 +40,7 @@ typedef struct budget {
     double alert_at[BUDGET_ALERTS_MAX];  /* ascending, no two alike */
     size_t n_alerts;
     budget_action_t action;
+    notify_list_t notify; /* where each crossing is sent (docs/alerts.md) */
 } budget_t;
 
 /* Whether s is a budget's name. */
@@ -47,8 +49,8 @@ bool budget_valid_name(const char *s);
  * "function" (optional, null or absent for every function), "period":
  * "day"|"month", "amount" (> 0), "alert_at" (1 to 16 fractions in
  * (0, 10], default [0.5, 0.8, 1.0]), "action": "alert" (default) |
- * "block"}; "name" may be there when it is name. -EINVAL naming the field
- * otherwise, and for a field it does not know. */
+ * "block", "notify": targets (core/notify.h) each crossing is sent to}; "name" may be there when it
+ * is name. -EINVAL naming the field otherwise, and for a field it does not know. */
 int budget_parse(const char *text, size_t len, const char *name, budget_t *out, mf_error_t *err);
 /* The settings as budget_parse takes them (and as the store keeps them). */
 json_t *budget_json(const budget_t *b);
@@ -145,6 +147,19 @@ int budgets_admit(void *b, const char *function, mf_error_t *err);
 /* The async queue's hold (async_set_hold): whether function's events wait
  * for a budget, and why (into why). */
 bool budgets_held(void *b, const char *function, char *why, size_t len);
+
+/* What the budget name of tenant has spent of its amount in its period
+ * (1 is all of it): false when there is no such budget. Memory only. */
+bool budgets_used(budgets_t *b, const char *tenant, const char *name, double *used);
+/* Called on the writer's thread (db its store_t) in the transaction that
+ * records a crossing, once per crossing recorded, so that what it writes
+ * (watch/alerts.h's outbox) is there if and only if the crossing is; then
+ * after(ud) on the loop once it is committed. */
+struct store_budget_crossing;
+typedef int (*budgets_crossed_fn)(void *ud, void *db, const budget_t *b,
+                                  const struct store_budget_crossing *c, mf_error_t *err);
+void budgets_set_crossed(budgets_t *b, budgets_crossed_fn crossed, void (*after)(void *ud),
+                         void *ud);
 
 /* A put's or a delete's end: r 0 or the store's error. */
 typedef void (*budgets_done_cb)(void *ud, int r, bool created, const mf_error_t *err);

@@ -51,6 +51,9 @@ struct budgets {
     uint64_t next_id;
     void (*released)(void *ud);
     void *released_ud;
+    budgets_crossed_fn crossed; /* budgets_set_crossed's */
+    void (*crossed_after)(void *ud);
+    void *crossed_ud;
 };
 
 static const char *period_word(const budget_t *b)
@@ -119,6 +122,7 @@ static budget_live_t *live_new(budgets_t *b, const budget_t *cfg, int64_t now, b
 
 typedef struct crossing_job {
     budgets_t *b;
+    budget_t cfg; /* the budget's settings when it crossed (its notify) */
     store_budget_crossing_t c;
     unsigned bit;
     uint64_t gen;
@@ -132,6 +136,8 @@ static int crossing_apply(void *db, void *arg, mf_error_t *err)
     int r = store_budget_crossing_add(db, &j->c, &added, err);
     if (r == 0 && !added)
         j->bit = 0; /* recorded before: by this server before a restart, or by another */
+    else if (r == 0 && j->b->crossed)
+        r = j->b->crossed(j->b->crossed_ud, db, &j->cfg, &j->c, err);
     return r;
 }
 
@@ -145,6 +151,8 @@ static void crossing_done(void *arg, int r, const mf_error_t *err)
         if (l && l->st.gen == j->gen)
             l->st.crossed &= ~j->bit; /* tried again at its next change */
     } else if (j->bit) {
+        if (j->b->crossed_after)
+            j->b->crossed_after(j->b->crossed_ud);
         char from[32];
         clock_format_iso8601(j->c.period_ms, from, sizeof from);
         log_warn("budget",
@@ -191,6 +199,7 @@ static void update(budgets_t *b, budget_live_t *l, int64_t now)
         crossing_job_t *j = xcalloc(1, sizeof *j);
         j->b = b;
         j->bit = 1u << i;
+        j->cfg = l->cfg;
         j->gen = l->st.gen;
         snprintf(j->currency, sizeof j->currency, "%s", b->prices.currency);
         snprintf(j->c.budget, sizeof j->c.budget, "%s", l->key);
@@ -262,6 +271,27 @@ bool budgets_held(void *ud, const char *function, char *why, size_t len)
              l->cfg.name, l->cfg.tenant, budget_state_spend(&l->st), l->cfg.amount,
              b->prices.currency, period_word(&l->cfg), until);
     return true;
+}
+
+bool budgets_used(budgets_t *b, const char *tenant, const char *name, double *used)
+{
+    char key[TENANT_QNAME_MAX + 1];
+    if (!b || !tenant_qualify(tenant, name, key, sizeof key))
+        return false;
+    budget_live_t *l = find(b, key, true);
+    if (!l)
+        return false;
+    update(b, l, clock_wall_ms());
+    *used = budget_state_spend(&l->st) / l->cfg.amount;
+    return true;
+}
+
+void budgets_set_crossed(budgets_t *b, budgets_crossed_fn crossed, void (*after)(void *ud),
+                         void *ud)
+{
+    b->crossed = crossed;
+    b->crossed_after = after;
+    b->crossed_ud = ud;
 }
 
 void budgets_set_released(budgets_t *b, void (*released)(void *ud), void *ud)

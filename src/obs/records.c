@@ -37,6 +37,26 @@ bool obs_records_status_valid(const char *status)
     return false;
 }
 
+static int usage_apply(void *db, void *arg, mf_error_t *err)
+{
+    return store_usage_put(db, arg, err);
+}
+
+static void usage_done(void *arg, int r, const mf_error_t *err)
+{
+    const store_usage_t *u = arg;
+    if (r < 0)
+        log_warn("records", "usage of a call of %s not counted: %s", u->function, err->msg);
+    free(arg);
+}
+
+void obs_records_usage_only(obs_records_t *r, const store_record_t *rec)
+{
+    store_usage_t *u = xmalloc(sizeof *u);
+    store_usage_of(rec, u);
+    store_writer_submit(r->writer, false, usage_apply, usage_done, u);
+}
+
 static void on_flush_timer(uv_timer_t *t)
 {
     obs_records_flush(t->data);

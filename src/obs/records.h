@@ -26,6 +26,9 @@ void obs_records_add(obs_records_t *r, const store_record_t *rec);
  * waiting in the batch, if any: for records that change state (an async
  * event's queued, running, done). */
 void obs_records_set(obs_records_t *r, const store_record_t *rec);
+/* Counts what rec metered in usage without writing it as a record: a
+ * call whose function's records must not show it (a tuning run's). */
+void obs_records_usage_only(obs_records_t *r, const store_record_t *rec);
 /* Hands every queued record to the writer now. */
 void obs_records_flush(obs_records_t *r);
 /* Calls cb(ud) on the loop once every record added so far is written. */

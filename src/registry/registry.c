@@ -7,6 +7,7 @@
  * Every validation error is -EINVAL with a message that starts with the
  * field's name, so the API can answer 400 with something a user can act on. */
 #include "registry/registry.h"
+#include "registry/jvm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -132,7 +133,7 @@ static bool reg__digits(const char *s, size_t n)
     return true;
 }
 
-/* Maps Lambda's runtime names onto the three mayfly runs. The version in
+/* Maps Lambda's runtime names onto those mayfly runs. The version in
  * an alias is not honoured: the host's python3 or node runs the function. */
 static const char *reg__canonical_runtime(const char *s)
 {
@@ -144,6 +145,9 @@ static const char *reg__canonical_runtime(const char *s)
         return "nodejs";
     if (!strcmp(s, "provided") || !strcmp(s, "provided.al2") || !strcmp(s, "provided.al2023"))
         return "provided";
+    /* The Java runtimes keep their version: each runs on its own JDK. */
+    if (!strcmp(s, "java17") || !strcmp(s, "java21"))
+        return s;
     return NULL;
 }
 
@@ -171,8 +175,48 @@ static bool reg__handler_shape(const char *h)
     return strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-") >= mod;
 }
 
+/* `package.Class` or `package.Class::method`, each part a Java
+ * identifier (`$` included, for nested classes). */
+static bool reg__java_handler_shape(const char *h)
+{
+    const char *sep = strstr(h, "::");
+    size_t cls_len = sep ? (size_t)(sep - h) : strlen(h);
+    bool start = true;
+    for (size_t i = 0; i < cls_len; i++) {
+        if (h[i] == '.' && !start) {
+            start = true;
+            continue;
+        }
+        if (start ? !reg__ident_start(h[i]) : !reg__ident_char(h[i]))
+            return false;
+        start = false;
+    }
+    if (start)
+        return false;
+    if (!sep)
+        return true;
+    const char *m = sep + 2;
+    if (!reg__ident_start(*m))
+        return false;
+    while (*++m)
+        if (!reg__ident_char(*m))
+            return false;
+    return true;
+}
+
 static int reg__check_handler(const fn_t *f, mf_error_t *err)
 {
+    if (jvm_is_java(f->runtime)) {
+        if (!f->handler[0])
+            return mf_error_plain(err, EINVAL, "handler: required for runtime %s", f->runtime);
+        if (!reg__java_handler_shape(f->handler))
+            return mf_error_plain(err, EINVAL,
+                                  "handler: must look like `package.Class::method` or "
+                                  "`package.Class` (e.g. `example.Hello::handleRequest`), not "
+                                  "`%s`",
+                                  SHOW(f->handler));
+        return 0;
+    }
     if (!strcmp(f->runtime, "provided")) {
         /* The bootstrap reads _HANDLER as it likes; it only has to survive
          * being put in the environment. */
@@ -1108,9 +1152,17 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
             if (!json_is_string(v))
                 return mf_error_plain(err, EINVAL, "runtime: must be a string");
             return mf_error_plain(
-                err, EINVAL, "runtime: unsupported runtime `%s` (use python3, nodejs or provided)",
+                err, EINVAL,
+                "runtime: unsupported runtime `%s` (use python3, nodejs, java17, java21 or provided)",
                 SHOW(json_string_value(v)));
         }
+        /* Refused now rather than at the first call: the function could
+         * never start on this server. */
+        if (jvm_is_java(rt) && !jvm_home(rt))
+            return mf_error_plain(err, EINVAL,
+                                  "runtime: this server has no Java %s (no JDK %s%s in its JVM "
+                                  "folder)",
+                                  rt + 4, rt + 4, strcmp(rt, "java17") ? " or newer" : "");
         snprintf(f->runtime, sizeof f->runtime, "%s", rt);
         snprintf(f->runtime_name, sizeof f->runtime_name, "%s", s);
     } else if (create) {

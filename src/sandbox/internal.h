@@ -50,9 +50,10 @@ typedef struct sandbox__host_entry {
     char *link;      /* the symlink's target when kind is SYMLINK */
     char *step_bind; /* "bind /lib64": the step name a failure reports */
     char *step_ro;   /* "remount /lib64 read-only" */
+    char *owned;     /* host, when it was found at start rather than a constant */
 } sandbox__host_entry_t;
 
-#define SANDBOX__MAX_HOST_ENTRIES 8
+#define SANDBOX__MAX_HOST_ENTRIES 10
 
 struct sandbox__pool;
 

@@ -5,6 +5,7 @@
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -84,6 +85,7 @@ static void host_entry_init(sandbox__host_entry_t *e, const char *host)
 
 static void host_entry_free(sandbox__host_entry_t *e)
 {
+    free(e->owned);
     free(e->link);
     free(e->step_bind);
     free(e->step_ro);
@@ -336,6 +338,18 @@ int sandbox_system_init(sandbox_system_t **out, mf_error_t *err)
                                       "/etc/alternatives"};
     for (size_t i = 0; i < sizeof etc / sizeof *etc; i++)
         host_entry_init(&sys->etc[sys->netc++], etc[i]);
+    /* Debian's JDKs keep their configuration in /etc/java-N-openjdk
+     * (their lib/jvm.cfg and conf/ link there), without which the JVM
+     * does not start: each one the host has, as far as room is left. */
+    glob_t jdks;
+    if (glob("/etc/java-*", GLOB_ONLYDIR | GLOB_NOSORT, NULL, &jdks) == 0) {
+        for (size_t i = 0; i < jdks.gl_pathc && sys->netc < SANDBOX__MAX_HOST_ENTRIES; i++) {
+            sandbox__host_entry_t *e = &sys->etc[sys->netc++];
+            e->owned = xstrdup(jdks.gl_pathv[i]);
+            host_entry_init(e, e->owned);
+        }
+        globfree(&jdks);
+    }
 
     r = sandbox__cgsys_init(&sys->cg, err);
     if (r < 0) {

@@ -11,6 +11,7 @@
 
 struct store_listener;
 struct store__budget_ops;
+struct store__alert_ops;
 
 typedef struct store__backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
@@ -63,6 +64,7 @@ typedef struct store__backend {
     int (*storage_claim)(store_t *s, int64_t at_ms, bool prune, int *claimed, mf_error_t *err);
     int (*storage_add)(store_t *s, const char *tenant, const char *name, int64_t hour_ms,
                        int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err);
+    int (*usage_put)(store_t *s, const store_usage_t *u, mf_error_t *err);
     int (*volume_delete)(store_t *s, const char *name, mf_error_t *err);
 
     int (*url_put)(store_t *s, const store_url_t *u, mf_error_t *err);
@@ -70,6 +72,8 @@ typedef struct store__backend {
     int (*url_list)(store_t *s, store_url_t **out, size_t *count, mf_error_t *err);
     /* Budgets (store/budgets.h); NULL: none kept. */
     const struct store__budget_ops *budgets;
+    /* Alert rules and their outbox (store/alerts.h); NULL: none kept. */
+    const struct store__alert_ops *alerts;
 } store__backend_t;
 
 struct store {

@@ -18,6 +18,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
 #include "store/listen.h"
 #include "store/postgres_internal.h"
@@ -63,6 +64,7 @@ enum {
     STORAGE_CLAIM,
     STORAGE_PRUNE,
     STORAGE_ADD,
+    USAGE_PUT,
     VOL_DELETE,
     URL_PUT,
     URL_DELETE,
@@ -192,6 +194,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [STORAGE_CLAIM] = { "storage_claim", STORE_STORAGE_CLAIM(P), "i" },
     [STORAGE_PRUNE] = { "storage_prune", STORE_STORAGE_PRUNE(P), "i" },
     [STORAGE_ADD] = { "storage_add", STORE_STORAGE_ADD(P), "ttiii" },
+    [USAGE_PUT] = { "usage_put", STORE_USAGE_PUT(P), "tttiiiiiiiii" },
     [VOL_DELETE] = { "vol_delete", STORE_VOLUME_DELETE(P), "t" },
     [URL_PUT] = { "url_put", STORE_URL_PUT(P), "ttii" },
     [URL_DELETE] = { "url_delete", STORE_URL_DELETE(P), "t" },
@@ -246,6 +249,8 @@ static int pg__connect(const char *url, bool migrate, pg_store_t **out, mf_error
         r = store__pg_prepare(s->conn, pg__stmts, STMT_COUNT, err);
     if (r == 0)
         r = store__pg_prepare(s->conn, store__pg_budget_stmts, store__pg_budget_stmt_count, err);
+    if (r == 0)
+        r = store__pg_prepare(s->conn, store__pg_alert_stmts, store__pg_alert_stmt_count, err);
     if (r < 0) {
         pg__close(&s->base);
         return r;
@@ -914,6 +919,13 @@ static int pg__storage_add(store_t *base, const char *tenant, const char *name, 
                      "add storage to usage", err);
 }
 
+static int pg__usage_put(store_t *base, const store_usage_t *u, mf_error_t *err)
+{
+    int64_t changed = 0;
+    return pg__write(pg(base), USAGE_PUT, store__bind_usage, u, &changed, "add a call to usage",
+                     err);
+}
+
 static int pg__volume_delete(store_t *base, const char *name, mf_error_t *err)
 {
     int r = pg__delete(pg(base), VOL_DELETE, name, "delete a volume", err);
@@ -977,9 +989,11 @@ static const store__backend_t pg__backend = {
     .usage_list = pg__usage_list,
     .storage_claim = pg__storage_claim,
     .storage_add = pg__storage_add,
+    .usage_put = pg__usage_put,
     .volume_delete = pg__volume_delete,
     .url_put = pg__url_put,
     .url_delete = pg__url_delete,
     .url_list = pg__url_list,
     .budgets = &store__pg_budget_ops,
+    .alerts = &store__pg_alert_ops,
 };

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
 #include "store/backend.h"
 #include "store/postgres_internal.h"
@@ -424,7 +425,11 @@ static const char *const pg__migrations[] = {
      * volumes over time, and the samples taken (one server counts the
      * shared KV stores of each). */
     STORE_STORAGE_TABLES("bigint") ";",
-    /* 19: prewarmed (store_record_t.prewarmed): the call ran on an
+    /* 19: alert rules (store/alerts.h): each rule's settings and state by
+     * its qualified name, and the notifications to deliver (the outbox),
+     * written before they are sent and claimed by one server at a time. */
+    STORE_ALERTS_TABLES("text COLLATE \"C\"", "bigint", "bigserial PRIMARY KEY") ";",
+    /* 20: prewarmed (store_record_t.prewarmed): the call ran on an
      * instance the adaptive keep-alive started ahead of it. */
     "ALTER TABLE invocations ADD COLUMN prewarmed bigint NOT NULL DEFAULT 0;",
 };

@@ -292,6 +292,17 @@ int store__bind_storage(const store__binder_t *b, const void *item)
            b->int64(c, 4, r->kv_byte_ms) || b->int64(c, 5, r->volume_byte_ms);
 }
 
+int store__bind_usage(const store__binder_t *b, const void *item)
+{
+    const store_usage_t *u = item;
+    void *c = b->ctx;
+    return b->text(c, 1, u->tenant) || b->text(c, 2, u->function) || b->text(c, 3, u->tenant_id) ||
+           b->int64(c, 4, u->hour_ms) || b->int64(c, 5, u->requests) ||
+           b->int64(c, 6, u->billed_ms) || b->int64(c, 7, u->mb_ms) || b->int64(c, 8, u->cpu_ms) ||
+           b->int64(c, 9, u->max_rss_kb) || b->int64(c, 10, u->egress_bytes) ||
+           b->int64(c, 11, u->kv_ops) || b->int64(c, 12, u->log_bytes);
+}
+
 int store__bind_at(const store__binder_t *b, const void *item)
 {
     return b->int64(b->ctx, 1, *(const int64_t *)item);

@@ -122,6 +122,12 @@
     " ON CONFLICT (" STORE_USAGE_KEY ") DO UPDATE SET"                                             \
     " kv_byte_ms = usage.kv_byte_ms + excluded.kv_byte_ms,"                                        \
     " volume_byte_ms = usage.volume_byte_ms + excluded.volume_byte_ms"
+/* A call metered without a record (a tuning run's: store_usage_put):
+ * P(1) tenant, P(2) function, P(3) tenant id, P(4) the hour, then the
+ * quantities of STORE_USAGE_COLUMNS as P(5)…P(12), in part -2. */
+#define STORE_USAGE_PUT(P)                                                                         \
+    STORE_USAGE_INSERT_BY_ID "VALUES (" P(1) ", " P(2) ", " P(3) ", " P(4) ", -2, " P(5) ", " P(6)  \
+    ", " P(7) ", " P(8) ", " P(9) ", " P(10) ", " P(11) ", " P(12) ")" STORE_USAGE_ADD_BY_ID
 #define STORE_STORAGE_TABLES(INT)                                                                  \
     "ALTER TABLE usage ADD COLUMN kv_byte_ms " INT " NOT NULL DEFAULT 0;"                          \
     "ALTER TABLE usage ADD COLUMN volume_byte_ms " INT " NOT NULL DEFAULT 0;"                      \
@@ -349,5 +355,7 @@ typedef struct store__storage_row {
 } store__storage_row_t;
 int store__bind_storage(const store__binder_t *b, const void *item);
 int store__bind_at(const store__binder_t *b, const void *item);
+/* STORE_USAGE_PUT's parameters from a store_usage_t. */
+int store__bind_usage(const store__binder_t *b, const void *item);
 
 #endif

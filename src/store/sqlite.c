@@ -21,6 +21,7 @@
 #include "core/map.h"
 #include "core/xalloc.h"
 #include "store/backend.h"
+#include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
 #include "store/sqlite_internal.h"
 
@@ -149,7 +150,11 @@ static const char *const store__migrations[] = {
     /* 14: storage (rows.h, STORE_STORAGE_*): usage of KV stores and
      * volumes over time, and the samples taken. */
     STORE_STORAGE_TABLES("INTEGER") ";",
-    /* 15: prewarmed (store_record_t.prewarmed): the call ran on an
+    /* 15: alert rules (store/alerts.h): each rule's settings and state by
+     * its qualified name, and the notifications to deliver (the outbox),
+     * written before they are sent. */
+    STORE_ALERTS_TABLES("TEXT", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT") ";",
+    /* 16: prewarmed (store_record_t.prewarmed): the call ran on an
      * instance the adaptive keep-alive started ahead of it. */
     "ALTER TABLE invocations ADD COLUMN prewarmed INTEGER NOT NULL DEFAULT 0;",
 };
@@ -772,8 +777,10 @@ static const store__backend_t sqlite__backend = {
     .volume_delete = store__sqlite_volume_delete,
     .storage_claim = store__sqlite_storage_claim,
     .storage_add = store__sqlite_storage_add,
+    .usage_put = store__sqlite_usage_put,
     .url_put = store__sqlite_url_put,
     .url_delete = store__sqlite_url_delete,
     .url_list = store__sqlite_url_list,
     .budgets = &store__sqlite_budget_ops,
+    .alerts = &store__sqlite_alert_ops,
 };

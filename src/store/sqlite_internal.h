@@ -73,6 +73,7 @@ int store__sqlite_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_u
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err);
 int store__sqlite_storage_claim(store_t *s, int64_t at_ms, bool prune, int *claimed,
                                 mf_error_t *err);
+int store__sqlite_usage_put(store_t *s, const store_usage_t *u, mf_error_t *err);
 int store__sqlite_storage_add(store_t *s, const char *tenant, const char *name, int64_t hour_ms,
                               int64_t kv_byte_ms, int64_t volume_byte_ms, mf_error_t *err);
 int store__sqlite_url_put(store_t *s, const store_url_t *u, mf_error_t *err);

@@ -223,6 +223,11 @@ int store_usage_storage(store_t *s, int64_t at_ms, int64_t interval_ms,
     return r;
 }
 
+int store_usage_put(store_t *s, const store_usage_t *u, mf_error_t *err)
+{
+    return STORE__CALL(s, usage_put, err, u, err);
+}
+
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                      size_t *count, mf_error_t *err)
 {

@@ -359,6 +359,9 @@ typedef struct store_storage {
 int store_usage_storage(store_t *s, int64_t at_ms, int64_t interval_ms,
                         const store_storage_t *kv, size_t nkv, const store_storage_t *volumes,
                         size_t nvolumes, mf_error_t *err);
+/* Adds u (store_usage_of's, for a call that has no record: a tuning
+ * run's) to usage, in a row of its own beside the records' rows. */
+int store_usage_put(store_t *s, const store_usage_t *u, mf_error_t *err);
 int store_usage_list(store_t *s, int64_t from_ms, int64_t to_ms, store_usage_t **out,
                      size_t *count, mf_error_t *err);
 

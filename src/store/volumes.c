@@ -104,6 +104,11 @@ int store__sqlite_storage_add(store_t *s, const char *tenant, const char *name, 
                        "add storage to usage", err);
 }
 
+int store__sqlite_usage_put(store_t *s, const store_usage_t *u, mf_error_t *err)
+{
+    return storage_run(s, STORE_USAGE_PUT(P), store__bind_usage, u, "add a call to usage", err);
+}
+
 int store__sqlite_volume_delete(store_t *s, const char *name, mf_error_t *err)
 {
     int r = store__run_keyed(store__handle(s), STORE_VOLUME_DELETE(P), name, "delete a volume",

@@ -305,7 +305,7 @@ static const bad_case_t bad_cases[] = {
      "name: does not match the name in the path"},
     {"{\"handler\":\"app.handler\"}", "runtime: required when creating a function"},
     {"{\"runtime\":\"java11\",\"handler\":\"app.handler\"}",
-     "runtime: unsupported runtime `java11` (use python3, nodejs or provided)"},
+     "runtime: unsupported runtime `java11` (use python3, nodejs, java17, java21 or provided)"},
     {"{\"runtime\":\"python2.7\",\"handler\":\"app.handler\"}", "runtime: unsupported runtime"},
     {"{\"runtime\":\"python3.\",\"handler\":\"app.handler\"}", "runtime: unsupported runtime"},
     {"{\"runtime\":\"python3.x\",\"handler\":\"app.handler\"}", "runtime: unsupported runtime"},

@@ -1,0 +1,3 @@
+module mayfly/runtime
+
+go 1.19
