@@ -447,6 +447,110 @@ unset multiplot
     subprocess.run(["gnuplot", gp], check=True)
 
 
+# ---- keep-alive policies (bench/keepalive.py) ---------------------------------------
+
+KEEPALIVE_LABELS = {
+    "fixed-1": "fixed 1 min",
+    "fixed-5": "fixed 5 min",
+    "fixed-10": "fixed 10 min",
+    "adaptive": "adaptive (windows at most 10 min)",
+    "adaptive-4h": "adaptive (windows up to the histogram's 4 h)",
+}
+
+
+def keepalive_section(out, env):
+    """The keep-alive row's table and its paragraph, as lines."""
+    doc = read_json(out, "keepalive")
+    L = ["### Keep-alive policies on a replayed trace (cold starts and idle memory)", ""]
+    if not doc:
+        return L + ["Not measured (status: %s)." % status(out, "keepalive"), ""]
+    t = doc.get("trace", {})
+    minute = doc.get("minute_s", 1)
+    L.append("| policy | server flags | calls | cold starts | cold % | idle instance memory, "
+             "MB-s (GB-min per trace hour) | pre-warms used / wasted | errors |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for r in doc.get("policies", []):
+        L.append("| %s | `%s` | %s | %s | %.2f | %s (%.1f) | %s / %s | %s |" % (
+            KEEPALIVE_LABELS.get(r["policy"], r["policy"]), " ".join(r["flags"]),
+            f_int(r["invocations"]), f_int(r["cold_starts"]), r["cold_pct"] or 0,
+            f_int(r["idle_mb_s"]), r["idle_gb_min_per_hour"], f_int(r["prewarms_used"]),
+            f_int(r["prewarms_wasted"]), r["n_errors"]))
+    L.append("")
+    kinds = [k for k in ("rare", "timer", "poisson", "bursty", "frequent")
+             if k in t.get("by_kind", {})]
+    if doc.get("policies") and kinds:
+        L.append("| cold starts / calls by kind of function | " +
+                 " | ".join("%s (%d functions)" % (k, t["by_kind"][k]) for k in kinds) + " |")
+        L.append("|---|" + "---|" * len(kinds))
+        for r in doc["policies"]:
+            bk = r.get("by_kind", {})
+            L.append("| %s | %s |" % (KEEPALIVE_LABELS.get(r["policy"], r["policy"]), " | ".join(
+                "%s / %s" % (f_int(bk.get(k, {}).get("cold_starts")),
+                             f_int(bk.get(k, {}).get("invocations"))) for k in kinds)))
+        L.append("")
+    L.append(
+        "bench/keepalive.py: a trace of %d functions (seed %s) shaped like the Azure Functions "
+        "2019 trace's published distributions (Shahrad et al., ATC '20): %.0f %% of them called "
+        "less than once an hour, %.0f %% more than once a minute; timers with periods of 2 "
+        "minutes to 2 hours, Poisson arrivals, bursts, and frequent functions with lognormal "
+        "inter-arrival times (CV 1 to 3). Replayed against a fresh server per policy (one "
+        "trace minute = %g s, so `--keep-alive-bin-s` is one trace minute and `--idle-timeout` "
+        "scaled alike), every function the C no-op (%s) at %s MB. The first %g trace hours "
+        "warm up (not counted); the figures are the server's own counters "
+        "(mayfly_cold_starts_total, mayfly_invocations_total, "
+        "mayfly_idle_instance_memory_mb_seconds_total, mayfly_prewarms_total) over the %g "
+        "hours after. Status: %s." % (
+            t.get("functions", 0), doc.get("seed"), 100 * t.get("share_under_once_an_hour", 0),
+            100 * t.get("share_over_once_a_minute", 0), minute, doc.get("example", "noop-c"),
+            doc.get("memory_mb", 128), doc.get("warmup_hours", 0), doc.get("hours", 0),
+            status(out, "keepalive")))
+    L.append("")
+    return L
+
+
+def keepalive_target(out, policy="adaptive"):
+    """(measured, cold-start ratio, idle-memory ratio) of target 18 for an
+    adaptive policy, or None when not measured."""
+    doc = read_json(out, "keepalive")
+    by = {r["policy"]: r for r in doc.get("policies", [])}
+    a, f = by.get(policy), by.get("fixed-10")
+    if not a or not f:
+        return None
+    return ("%s / %s cold starts; idle memory %s / %s MB-s (%s)" % (
+        f_int(a["cold_starts"]), f_int(f["cold_starts"]), f_int(a["idle_mb_s"]),
+        f_int(f["idle_mb_s"]), f_ratio(div(a["idle_mb_s"], f["idle_mb_s"]))),
+        div(a["cold_starts"], f["cold_starts"]), div(a["idle_mb_s"], f["idle_mb_s"]))
+
+
+def keepalive_plot(out, png):
+    """Cold-start percentage against idle instance memory, one point per
+    policy, as the paper plots its policies."""
+    doc = read_json(out, "keepalive")
+    if not doc.get("policies"):
+        return
+    dat = os.path.join(out, "plot-keepalive.dat")
+    with open(dat, "w") as f:
+        for r in doc["policies"]:
+            f.write('%g %g "%s"\n' % (r["idle_gb_min_per_hour"], r["cold_pct"] or 0,
+                                      KEEPALIVE_LABELS.get(r["policy"], r["policy"])))
+    gp = os.path.join(out, "keepalive.gp")
+    with open(gp, "w") as f:
+        f.write("""set terminal pngcairo size 900,560 font "sans,10" noenhanced
+set output "%(png)s"
+set title "Keep-alive policies on the replayed trace: cold starts against idle instance memory\\n(bench/keepalive.py; lower left is better)"
+set xlabel "idle instance memory, GB-minutes per trace hour"
+set ylabel "cold starts, %% of calls"
+set grid
+set key off
+set xrange [0:*]
+set yrange [0:*]
+set offsets graph 0.05, graph 0.25, graph 0.1, graph 0.05
+plot "%(dat)s" using 1:2 with points pt 7 ps 1.6 lc rgb "#4c72b0", \\
+     "" using 1:2:3 with labels offset 1,0.8 left
+""" % {"png": png, "dat": dat})
+    subprocess.run(["gnuplot", gp], check=True)
+
+
 # ---- the report --------------------------------------------------------------------
 
 def main():
@@ -454,6 +558,7 @@ def main():
     ap.add_argument("--out-dir", default="bench/out")
     ap.add_argument("--results", default="bench/RESULTS.md")
     ap.add_argument("--plot", default="bench/latency.png")
+    ap.add_argument("--keepalive-plot", default="bench/keepalive.png")
     args = ap.parse_args()
     out = args.out_dir
 
@@ -487,14 +592,14 @@ def main():
     # A subset of the suite's rows (BENCH_ROWS) leaves out the targets of
     # the others.
     chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
-                         "payloads kv triggers cluster propagation metering").split())
+                         "payloads kv triggers cluster propagation metering keepalive").split())
 
     def add(num, what, measured, ratio, target, cmp, note=""):
         needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
                  "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
                  "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv",
                  "14": "triggers", "15": "propagation", "16": "cluster",
-                 "17": "metering"}[num].split()
+                 "17": "metering", "18": "keepalive"}[num].split()
         if not chosen.issuperset(needs):
             return
         if ratio is None:
@@ -638,6 +743,16 @@ def main():
     add("15", "an update made on one node, served by another (two nodes on one PostgreSQL): "
         "median ms from the PUT's 200 to the new version's answer / 1 s",
         "%s ms" % f_ms(pr.get("served_ms")), pr.get("served_over_target"), 1, "<=")
+    ka = keepalive_target(out)
+    if ka:
+        add("18", "adaptive keep-alive / fixed 10 minutes on a replayed trace: cold starts, "
+            "with idle instance memory at most the fixed one's (its ratio in brackets)",
+            ka[0], ka[1] if ka[2] is not None and ka[2] <= 1 else None, 0.5, "<=")
+    ka = keepalive_target(out, "adaptive-4h")
+    if ka:
+        add("18", "the same, adaptive windows bounded by the histogram's 4 h range (as in the "
+            "paper) rather than by the fixed 10 minutes",
+            ka[0], ka[1] if ka[2] is not None and ka[2] <= 1 else None, 0.5, "<=")
     add("11", "cold start of a function without egress rules / with --disable-egress",
         "%s / %s ms" % (f_ms(eg.get("cold_ms_on")), f_ms(eg.get("cold_ms_off"))),
         eg.get("cold_ratio"), 1.05, "<=")
@@ -653,7 +768,7 @@ def main():
       "a function's protection from its neighbours'; 11 is the egress gateway's; 12 is what "
       "keeping each call's event and result costs; 13 is the key-value store's; 14 is the "
       "triggers'; 15 and 16 are the cluster's (several nodes on one PostgreSQL); 17 is "
-      "metering's (tenants, usage and budgets).")
+      "metering's (tenants, usage and budgets); 18 is the adaptive keep-alive's.")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -1111,6 +1226,10 @@ def main():
               env.get("wrk_latency", "-t1 -c1").split(" -s ")[0], env.get("server_cpu", "0"),
               env.get("load_cpu", "1")))
         w("")
+    if "keepalive" in chosen:
+        L.extend(keepalive_section(out, env))
+        w("![keep-alive policies: cold starts against idle memory](keepalive.png)")
+        w("")
     failed = [(n, s) for n, s in sorted(
         (os.path.basename(p), read(p, "").strip())
         for p in glob.glob(os.path.join(out, "status", "*"))) if not s.startswith("ok")]
@@ -1135,6 +1254,11 @@ def main():
         plot(out, rows, cold, bases, args.plot)
     except (OSError, subprocess.CalledProcessError) as e:
         L.insert(L.index("## Targets"), "**The plot could not be drawn: %s**\n" % e)
+    if "keepalive" in chosen:
+        try:
+            keepalive_plot(out, args.keepalive_plot)
+        except (OSError, subprocess.CalledProcessError) as e:
+            L.insert(L.index("## Targets"), "**The keep-alive plot could not be drawn: %s**\n" % e)
     with open(args.results, "w") as f:
         f.write("\n".join(L))
     print("\n".join(L[L.index("## Targets"):L.index("## Raw figures")]))

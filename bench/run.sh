@@ -44,6 +44,11 @@
 #                server with keys, prices and a block budget covering it, its calls
 #                signed by a tenant's key, against the same on a server in
 #                development mode, alternated)
+#   keepalive    keep-alive policies on a replayed trace (bench/keepalive.py: a seeded
+#                trace shaped like the Azure Functions 2019 trace, one trace minute a
+#                second, replayed against a fresh server per policy, fixed 1, 5 and 10
+#                minutes and adaptive; cold starts and idle instance memory from the
+#                server's counters; about 25 minutes)
 #   noisy-MODE   a victim (the C no-op) at 1 connection, its neighbour idle
 #                and then misbehaving (bench/neighbour.c: spin the CPU,
 #                fork-bomb, flood its Runtime API, flood its output), runs
@@ -79,7 +84,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation metering"
+ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation metering keepalive"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
 PY=/usr/bin/python3
 OUT=bench/out
@@ -663,6 +668,14 @@ row_cluster() {
         || fail "bench/cluster.py failed (see bench/out/cluster.json)"
 }
 
+# ---- keep-alive --------------------------------------------------------------------
+
+row_keepalive() {
+    LOAD_TIMEOUT=3600 load $PY bench/keepalive.py --mayfly "$MAYFLY" --server-cpu "$SERVER_CPU" \
+        --example "$SNAP/examples/noop-c" --out "$OUT/keepalive.json" \
+        || fail "bench/keepalive.py failed (see bench/out/keepalive.json)"
+}
+
 # ---- propagation -----------------------------------------------------------------
 
 row_propagation() {
@@ -688,13 +701,13 @@ $PY bench/machine.py info >"$OUT/machine.json"
 $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
 {
     echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    changed=$(git status --porcelain -- . ':!bench/RESULTS.md' ':!bench/latency.png' 2>/dev/null || true)
+    changed=$(git status --porcelain -- . ':!bench/RESULTS.md' ':!bench/latency.png' ':!bench/keepalive.png' 2>/dev/null || true)
     if [ -n "$changed" ]; then
         echo "dirty=1"
         echo "dirty_files=$(printf '%s\n' "$changed" | wc -l)"
         echo "dirty_dirs=$(printf '%s\n' "$changed" | cut -c4- | cut -d/ -f1 | sort -u | paste -sd, -)"
         # Names the uncommitted state measured: the same diff, the same hash.
-        echo "dirty_diff=$(git diff HEAD -- . ':!bench/RESULTS.md' ':!bench/latency.png' | sha256sum | cut -c1-12)"
+        echo "dirty_diff=$(git diff HEAD -- . ':!bench/RESULTS.md' ':!bench/latency.png' ':!bench/keepalive.png' | sha256sum | cut -c1-12)"
     else
         echo "dirty=0"
     fi
@@ -729,11 +742,13 @@ done
 echo "elapsed_s=$(($(date +%s) - started))" >>"$OUT/run.env"
 $PY bench/machine.py load "$TMP/cpu-snapshot.json" --self $$ >"$OUT/load.json" || true
 # Only the whole suite rewrites the committed report.
-RESULTS=bench/RESULTS.md PLOT=bench/latency.png
-for r in $ALL_ROWS; do selected "$r" || { RESULTS=$OUT/RESULTS.md PLOT=$OUT/latency.png; }; done
+RESULTS=bench/RESULTS.md PLOT=bench/latency.png KPLOT=bench/keepalive.png
+for r in $ALL_ROWS; do
+    selected "$r" || { RESULTS=$OUT/RESULTS.md PLOT=$OUT/latency.png KPLOT=$OUT/keepalive.png; }
+done
 say "writing $RESULTS and $PLOT"
 $PY bench/report.py --out-dir "$OUT" --results "$RESULTS" --plot "$PLOT" \
-    || die "bench/report.py failed"
+    --keepalive-plot "$KPLOT" || die "bench/report.py failed"
 # The ceiling is what every ratio is measured against: without it the suite
 # itself is broken (the other rows fail on their own and are reported so).
 if selected nginx && [ "$(cat "$OUT/status/nginx")" != ok ]; then

@@ -261,6 +261,16 @@ void api__function_put(http_request_t *req, api_ctx_t *ctx, const char *name, bu
 static json_t *function_json(api_ctx_t *ctx, const fn_t *fn)
 {
     json_t *out = fn_to_json(fn);
+    /* The keep-alive's windows now (docs/keep-alive.md); "setting" is
+     * the function's own keep_warm, null for the server's default. */
+    exec_keep_warm_t kw;
+    exec_keep_warm(ctx->exec, fn, &kw);
+    json_object_set_new(out, "keep_warm",
+                        json_pack("{ss sf sf sI ss s:s?}", "policy", kw.policy, "keep_alive_s",
+                                  (double)kw.keep_alive_ms / 1000.0, "prewarm_s",
+                                  (double)kw.prewarm_ms / 1000.0, "samples",
+                                  (json_int_t)kw.samples, "basis", kw.basis, "setting",
+                                  fn->keep_warm[0] ? fn->keep_warm : NULL));
     exec_start_health_t h;
     exec_start_health(ctx->exec, fn->name, &h);
     if (!h.consecutive_failures) {

@@ -47,6 +47,9 @@ static json_t *record_json(const store_record_t *r)
     if (r->caller_request_id[0])
         json_object_set_new(o, "caller_request_id", json_string(r->caller_request_id));
     json_object_set_new(o, "kv_ops", json_integer(r->kv_ops));
+    /* Run by an instance the adaptive keep-alive started ahead of it
+     * (docs/keep-alive.md). */
+    json_object_set_new(o, "prewarmed", json_boolean(r->prewarmed));
     /* What the call metered (docs/metering.md). */
     json_object_set_new(o, "gb_seconds",
                         json_real((double)r->memory_mb / 1024.0 * (double)r->billed_ms / 1000.0));

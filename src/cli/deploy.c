@@ -33,6 +33,7 @@ static const char deploy_usage[] =
     "                     [--egress RULES]... [--permission KIND:NAME]...\n"
     "                     [--volume NAME:/mnt/DIR[:ro]]...\n"
     "                     [--tenancy per_tenant] [--max-instances-per-tenant N]\n"
+    "                     [--keep-warm adaptive|fixed|default]\n"
     "\n"
     "Creates the function NAME, or updates it, from PATH: a folder (zipped on the\n"
     "fly, keeping executable bits and symlinks) or a .zip file sent as it is.\n"
@@ -49,6 +50,9 @@ static const char deploy_usage[] =
     "  --env K=V              an environment variable; repeat for more\n"
     "  --max-concurrency N    instances at once, 0-1000 (default 10; 0 pauses it)\n"
     "  --tmp-mb N             size of /tmp, 16-10240 (default 64)\n"
+    "  --keep-warm P          how long idle instances stay warm: adaptive (learnt\n"
+    "                         from the time between calls), fixed (the server's\n"
+    "                         --idle-timeout) or default (the server's --keep-warm)\n"
     "  --log-format F         Text (default) or JSON: how the runtime writes log\n"
     "                         lines, as Lambda's LoggingConfig LogFormat\n"
     "  --log-level LEVEL      with JSON, the lowest level logged: TRACE, DEBUG, INFO\n"
@@ -90,6 +94,7 @@ enum {
     OPT_VOLUME,
     OPT_TENANCY,
     OPT_MAX_INSTANCES_PER_TENANT,
+    OPT_KEEP_WARM,
 };
 
 static const struct option deploy_options[] = {
@@ -107,6 +112,7 @@ static const struct option deploy_options[] = {
     {"volume", required_argument, NULL, OPT_VOLUME},
     {"tenancy", required_argument, NULL, OPT_TENANCY},
     {"max-instances-per-tenant", required_argument, NULL, OPT_MAX_INSTANCES_PER_TENANT},
+    {"keep-warm", required_argument, NULL, OPT_KEEP_WARM},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -341,20 +347,22 @@ int cmd_deploy(int argc, char **argv)
         case OPT_RUNTIME:
         case OPT_HANDLER:
         case OPT_LOG_FORMAT:
-        case OPT_LOG_LEVEL: {
+        case OPT_LOG_LEVEL:
+        case OPT_KEEP_WARM: {
             /* The server checks the values and names what it accepts. */
             static const char *const keys[][2] = {
-                {"runtime", "runtime"},
-                {"handler", "handler"},
-                {"log_format", "log-format"},
-                {"log_level", "log-level"},
+                {"runtime", "runtime"},       {"handler", "handler"},
+                {"log_format", "log-format"}, {"log_level", "log-level"},
+                {"keep_warm", "keep-warm"},
             };
             const char *const *key = keys[opt == OPT_RUNTIME      ? 0
                                           : opt == OPT_HANDLER    ? 1
                                           : opt == OPT_LOG_FORMAT ? 2
-                                                                  : 3];
-            json_t *val = opt == OPT_LOG_LEVEL && !strcmp(optarg, "default") ? json_null()
-                                                                             : json_string(optarg);
+                                          : opt == OPT_LOG_LEVEL  ? 3
+                                                                  : 4];
+            json_t *val = (opt == OPT_LOG_LEVEL || opt == OPT_KEEP_WARM) && !strcmp(optarg, "default")
+                              ? json_null()
+                              : json_string(optarg);
             if (!val)
                 return cli_usage_error("deploy", deploy_usage, "--%s: not valid UTF-8", key[1]);
             json_object_set_new(settings, key[0], val);

@@ -40,6 +40,7 @@
 #include "store/store.h"
 #include "trigger/schedules.h"
 #include "trigger/url.h"
+#include "watch/keepalive.h"
 #include "registry/jvm.h"
 
 typedef struct server_opts {
@@ -51,6 +52,7 @@ typedef struct server_opts {
     const char *runtimes_dir;
     unsigned sandbox_pool;
     unsigned zygotes;
+    unsigned keep_alive_bin_s;   /* --keep-alive-bin-s */
     unsigned java_zygotes;
     const char *jvm_dir;         /* --jvm-dir: where the JDKs are (default /usr/lib/jvm) */
     uint32_t uid_first, uid_count;
@@ -122,7 +124,13 @@ static const char usage_text[] =
     "  --max-zip-mb N            largest code zip in MiB (default 50)\n"
     "  --max-unzipped-mb N       largest unpacked code package in MiB (default 250)\n"
     "  --max-files N             most files in a code package (default 10000)\n"
-    "  --idle-timeout S          seconds an idle instance is kept warm (default 300)\n"
+    "  --idle-timeout S          seconds an idle instance is kept warm (default 300):\n"
+    "                            the fixed keep-alive, and the longest an adaptive\n"
+    "                            one may be (docs/keep-alive.md)\n"
+    "  --keep-warm adaptive|fixed  the keep-alive of functions without keep_warm\n"
+    "                            (default fixed)\n"
+    "  --keep-alive-bin-s S      the adaptive keep-alive's histogram bin, 1-3600\n"
+    "                            seconds (default 60; 240 bins)\n"
     "  --max-queue N             calls waiting per function before 429 (default 100)\n"
     "  --max-stream-mb N         largest answer a function streams (Lambda's\n"
     "                            RESPONSE_STREAM), in MiB, 1-4096 (default 200)\n"
@@ -224,6 +232,8 @@ enum {
     OPT_CLOCK_OFFSET,
     OPT_URL_DOMAIN,
     OPT_LEASE,
+    OPT_KEEP_WARM,
+    OPT_KEEP_ALIVE_BIN,
 };
 
 static const struct option long_opts[] = {
@@ -253,6 +263,8 @@ static const struct option long_opts[] = {
     { "jvm-dir", required_argument, NULL, OPT_JVM_DIR },
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
     { "lease-s", required_argument, NULL, OPT_LEASE },
+    { "keep-warm", required_argument, NULL, OPT_KEEP_WARM },
+    { "keep-alive-bin-s", required_argument, NULL, OPT_KEEP_ALIVE_BIN },
     { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
     { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
     { "sandbox-memory-mb", required_argument, NULL, OPT_SANDBOX_MEMORY },
@@ -510,6 +522,16 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (!parse_uint(optarg, 10, 3600000, &v))
                 return usage_error("--retry-base-ms must be a number from 10 to 3600000, not `%s`", optarg);
             o->async.retry_base_ms = (unsigned)v;
+            break;
+        case OPT_KEEP_WARM:
+            if (strcmp(optarg, "adaptive") && strcmp(optarg, "fixed"))
+                return usage_error("--keep-warm must be adaptive or fixed, not `%s`", optarg);
+            o->exec.keep_warm_adaptive = !strcmp(optarg, "adaptive");
+            break;
+        case OPT_KEEP_ALIVE_BIN:
+            if (!parse_uint(optarg, 1, 3600, &v))
+                return usage_error("--keep-alive-bin-s must be seconds from 1 to 3600, not `%s`", optarg);
+            o->keep_alive_bin_s = (unsigned)v;
             break;
         case OPT_LEASE:
             if (!parse_uint(optarg, 1, 3600, &v))
@@ -836,6 +858,7 @@ int cmd_server(int argc, char **argv)
         .async = ASYNC_CONFIG_DEFAULT,
         .sandbox_pool = 4,
         .zygotes = 2,
+        .keep_alive_bin_s = 60,
         .java_zygotes = UINT_MAX, /* 1, or 0 with --zygotes 0 */
         .uid_first = SANDBOX_UID_FIRST_DEFAULT,
         .uid_count = SANDBOX_UID_COUNT_DEFAULT,
@@ -998,6 +1021,7 @@ int cmd_server(int argc, char **argv)
     http_router_init(&router);
     url_table_t *urls = NULL;
     meter_t *meter = NULL;
+    keepalive_set_t *keep_alive = NULL;
     meter_storage_t *storage = NULL;
     budgets_t *budgets = NULL;
     alerts_t *alerts = NULL;
@@ -1021,6 +1045,9 @@ int cmd_server(int argc, char **argv)
     meter = meter_new(&o.prices);
     observers.meter = meter;
     exec_set_meter(st.exec, observe_call, &observers);
+    keep_alive = keepalive_set_new(&(keepalive_config_t){
+        .bin_ms = (uint64_t)o.keep_alive_bin_s * 1000, .max_keep_alive_ms = o.exec.idle_timeout_ms });
+    keepalive_set_attach(keep_alive, st.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);
     if (geteuid() == 0 && exec_start_java_zygotes(st.exec, o.java_zygotes, &err) < 0)
@@ -1203,6 +1230,7 @@ out:
     async_close(st.async);
     schedules_close(st.schedules); /* after the queue has called back its fires */
     exec_free(st.exec);
+    keepalive_set_free(keep_alive);
     volumes_close(volumes); /* after the instances that mounted them */
     if (otlp)
         obs_otlp_free(otlp);

@@ -55,6 +55,17 @@ static void metrics_setup(exec_t *ex)
         "The sandboxes' memory budget (kind=budget, 0 when unbounded) and how much of it "
         "running instances hold (kind=reserved: the sum of their memory_mb).",
         mem_kind, NULL, 0);
+    ex->m_idle_mb_s = metrics_family_new(
+        METRICS_COUNTER, "mayfly_idle_instance_memory_mb_seconds_total",
+        "Memory held by idle instances: memory_mb times the seconds each instance waited idle "
+        "(an instance started ahead of a call counts from its start until it serves one).",
+        fn, NULL, 0);
+    static const char *const fn_outcome[] = { "function", "outcome", NULL };
+    ex->m_prewarms = metrics_family_new(
+        METRICS_COUNTER, "mayfly_prewarms_total",
+        "Instances the adaptive keep-alive started ahead of a call, by whether one used it "
+        "(used) or it stopped first (wasted).",
+        fn_outcome, NULL, 0);
     static const char *const kind[] = { "kind", NULL };
     ex->m_pool = metrics_family_new(METRICS_GAUGE, "mayfly_sandbox_pool_ready",
                                     "Sandboxes prepared ahead for cold starts, by kind "
@@ -83,6 +94,10 @@ static void collect_gauges(void *ud)
         const char *labels[] = { p->name };
         metrics_set(ex->m_backoff, labels,
                     p->backoff_until_ns > now ? (double)(p->backoff_until_ns - now) / 1e9 : 0);
+        /* Idle time so far counts now, not only when the instance leaves
+         * idle: the counter is current whenever it is read. */
+        for (exec_instance_t *i = p->instances; i; i = i->next)
+            exec__idle_account(i, now, true);
     }
     metrics_set(ex->m_memory, (const char *[]){ "budget" },
                 (double)ex->cfg.memory_budget_mb * 1048576);
@@ -195,6 +210,11 @@ static exec_pool_t *pool_new(exec_t *ex, const fn_t *fn)
     return p;
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *err)
 {
     if (ex->shutting_down)
@@ -212,6 +232,8 @@ int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *er
 
 static void pool_release(exec_pool_t *p)
 {
+    if (p->prewarm_timer)
+        uv_close((uv_handle_t *)p->prewarm_timer, free_handle);
     fn_clear(&p->fn);
     free(p->start_error_type);
     free(p->start_error_reason);
@@ -371,6 +393,7 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->max_rss_kb = (int64_t)inv->max_rss_kb;
     rec->cpu_ms = (int64_t)inv->cpu_ms;
     rec->cold_start = inv->cold_start;
+    rec->prewarmed = inv->prewarmed;
     rec->init_ms = inv->init_ms;
     rec->error_type = inv->error_type;
     rec->error_message = inv->error_message;
@@ -428,8 +451,10 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
     inv->instance = NULL;
     uv_timer_stop(&inst->timer);
     snprintf(inst->last_request_id, sizeof inst->last_request_id, "%s", inv->request_id);
+    inst->ended_call = true;
 
     if (inv->delivered_ns) {
+        inst->pool->last_end_ns = clock_mono_ns();
         inv->duration_ms = (double)(clock_mono_ns() - inv->delivered_ns) / 1e6;
         inv->billed_ms = (uint64_t)ceil(inv->duration_ms);
         if (inv->billed_ms == 0)
@@ -638,6 +663,11 @@ static void assign(exec_instance_t *inst, invocation_t *inv)
     inst->inv = inv;
     inv->instance = inst;
     inv->cold_start = !inst->initialized;
+    if (inst->prewarm_pending) {
+        inst->prewarm_pending = false;
+        inv->prewarmed = true;
+        metrics_inc(inst->pool->ex->m_prewarms, (const char *[]){ inst->pool->name, "used" }, 1);
+    }
     if (inst->next_req)
         exec__instance_deliver(inst);
     else
@@ -884,6 +914,125 @@ static void record_policy(invocation_t *inv, const fn_record_t *rec)
     *p = '\0';
 }
 
+/* ---- adaptive keep-alive ---------------------------------------------------- */
+
+void exec_set_keep_warm(exec_t *ex, const exec_keep_warm_policy_t *policy, void *ud)
+{
+    ex->keep_warm = *policy;
+    ex->keep_warm_ud = ud;
+}
+
+static bool keep_warm_adaptive(const exec_t *ex, const fn_t *fn)
+{
+    if (!ex->keep_warm.decide || !strcmp(fn->keep_warm, "fixed"))
+        return false;
+    return !strcmp(fn->keep_warm, "adaptive") || ex->cfg.keep_warm_adaptive;
+}
+
+void exec_keep_warm(exec_t *ex, const fn_t *fn, exec_keep_warm_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (ex->keep_warm.decide)
+        ex->keep_warm.decide(ex->keep_warm_ud, fn->name, out);
+    if (!keep_warm_adaptive(ex, fn)) {
+        out->policy = "fixed";
+        out->basis = "fixed";
+        out->keep_alive_ms = ex->cfg.idle_timeout_ms;
+        out->prewarm_ms = 0;
+        return;
+    }
+    out->policy = "adaptive";
+    if (out->keep_alive_ms > ex->cfg.idle_timeout_ms)
+        out->keep_alive_ms = ex->cfg.idle_timeout_ms;
+    if (out->prewarm_ms && fn->tenancy.per_tenant) {
+        /* An instance serves one tenant id, which a call ahead of time
+         * does not know: no pre-warm, warm through both windows instead. */
+        out->keep_alive_ms += out->prewarm_ms;
+        out->prewarm_ms = 0;
+        if (out->keep_alive_ms > ex->cfg.idle_timeout_ms)
+            out->keep_alive_ms = ex->cfg.idle_timeout_ms;
+    }
+}
+
+void exec__keep_warm_window(exec_pool_t *p, exec_keep_warm_t *out)
+{
+    exec_keep_warm(p->ex, &p->fn, out);
+    if (p->copy) {
+        /* A tuner's copy learns nothing and is never pre-warmed: its
+         * instances go when the copy does. */
+        out->policy = out->basis = "fixed";
+        out->keep_alive_ms = p->ex->cfg.idle_timeout_ms;
+        out->prewarm_ms = 0;
+    }
+}
+
+void exec__idle_account(exec_instance_t *inst, uint64_t now, bool go_on)
+{
+    if (!inst->idle_acct_ns)
+        return;
+    if (now > inst->idle_acct_ns && !inst->pool->copy)
+        metrics_inc(inst->pool->ex->m_idle_mb_s, (const char *[]){ inst->pool->name },
+                    (double)inst->memory_mb * (double)(now - inst->idle_acct_ns) / 1e9);
+    inst->idle_acct_ns = go_on ? now : 0;
+}
+
+/* A call arrives: the time since the function's last call ended is an
+ * idle time, or 0 while another call is running or waiting. */
+static void keep_warm_observe(exec_pool_t *p)
+{
+    exec_t *ex = p->ex;
+    if (!ex->keep_warm.observe || !p->last_end_ns || p->copy)
+        return;
+    uint64_t now = clock_mono_ns(), idle_ms = 0;
+    bool running = p->n_busy || p->queue_head;
+    for (exec_instance_t *i = p->instances; i && !running && p->n_starting; i = i->next)
+        running = i->state == INST_STARTING && i->inv;
+    if (!running && now > p->last_end_ns)
+        idle_ms = (now - p->last_end_ns) / 1000000;
+    ex->keep_warm.observe(ex->keep_warm_ud, p->name, idle_ms);
+}
+
+
+/* The pre-warm window is over: an instance starts for the call expected
+ * soon, unless one is there already or the function may not have one
+ * now (paused, at its concurrency, in start back-off, or without room in
+ * the memory budget: a pre-warm never stops another function's instance). */
+static void on_prewarm(uv_timer_t *t)
+{
+    exec_pool_t *p = t->data;
+    exec_t *ex = p->ex;
+    if (ex->shutting_down || p->removed || !keep_warm_adaptive(ex, &p->fn) ||
+        p->fn.max_concurrency == 0 || p->fn.tenancy.per_tenant)
+        return;
+    if (p->idle || p->n_starting || p->n_busy || p->queue_head || pool_full(p) ||
+        p->start_failures)
+        return;
+    uint64_t budget = ex->cfg.memory_budget_mb;
+    if (budget && ex->memory_used_mb + (uint64_t)p->fn.memory_mb > budget)
+        return;
+    exec_instance_t *inst;
+    mf_error_t err = MF_ERROR_INIT;
+    if (exec__instance_start(p, &inst, &err) < 0) {
+        log_warn("exec", "pre-warming an instance of %s: %s", p->name, err.msg);
+        return;
+    }
+    inst->prewarm_pending = true;
+    inst->idle_acct_ns = clock_mono_ns();
+    log_debug("exec", "instance %s of %s started ahead of its next call", inst->id, p->name);
+}
+
+void exec__prewarm_arm(exec_pool_t *p, uint64_t delay_ms)
+{
+    if (!p->prewarm_timer) {
+        p->prewarm_timer = xmalloc(sizeof *p->prewarm_timer);
+        uv_timer_init(p->ex->loop, p->prewarm_timer);
+        p->prewarm_timer->data = p;
+        /* Never what keeps the loop (and so a stop) waiting. */
+        uv_unref((uv_handle_t *)p->prewarm_timer);
+    }
+    uv_timer_start(p->prewarm_timer, on_prewarm, delay_ms, 0);
+}
+
 int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call_opts_t *opts,
                      invocation_done_cb done, void *ud, mf_error_t *err)
 {
@@ -959,6 +1108,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
         exec__fail_paused(p, inv);
         return 0;
     }
+    keep_warm_observe(p);
     if (ex->handoff && ex->handoff(ex->handoff_ud, inv))
         return 0;
     if (p->fn.tenancy.per_tenant && p->n_queued >= ex->cfg.max_queue &&
@@ -1083,6 +1233,10 @@ void exec_function_removed(exec_t *ex, const char *name)
     if (!p)
         return;
     p->removed = true;
+    if (p->prewarm_timer)
+        uv_timer_stop(p->prewarm_timer);
+    if (ex->keep_warm.forget)
+        ex->keep_warm.forget(ex->keep_warm_ud, name);
     invocation_t *inv;
     while ((inv = queue_pop(p)))
         exec__fail(ex, inv, INV_ERROR, "ResourceNotFoundException",
@@ -1112,6 +1266,8 @@ void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud)
             exec__fail(ex, inv, INV_ERROR, "Mayfly.ShuttingDown",
                            "the server is shutting down");
         p->removed = true;
+        if (p->prewarm_timer)
+            uv_timer_stop(p->prewarm_timer);
         for (exec_instance_t *inst = p->instances, *next; inst; inst = next) {
             next = inst->next;
             exec__instance_stop(inst);
@@ -1127,11 +1283,6 @@ void exec_shutdown(exec_t *ex, void (*done)(void *ud), void *ud)
         ex->shutdown_done = NULL;
         done(ud);
     }
-}
-
-static void free_handle(uv_handle_t *h)
-{
-    free(h);
 }
 
 void exec_free(exec_t *ex)

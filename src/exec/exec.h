@@ -76,6 +76,9 @@ struct invocation {
     char *error_type;            /* NULL on success */
     char *error_message;
     bool cold_start;
+    /* Run by an instance the adaptive keep-alive started ahead of it (its
+     * first call): not a cold start when the instance was ready. */
+    bool prewarmed;
     double init_ms;              /* the instance's start, on a cold start */
     double sandbox_ms;           /* of which creating the sandbox */
     double duration_ms;          /* event handed over → answer */
@@ -152,6 +155,9 @@ typedef struct exec_config {
     struct obs_otlp *otlp;       /* --otlp-endpoint: spans of every call, or NULL */
     /* A streamed answer's bound (--max-stream-mb; 0: 200 MiB, Lambda's). */
     size_t max_stream_bytes;
+    /* --keep-warm adaptive: the policy of functions without keep_warm
+     * (docs/keep-alive.md); false: fixed. */
+    bool keep_warm_adaptive;
 } exec_config_t;
 
 #define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }
@@ -192,6 +198,33 @@ void exec_meter_unrecorded(exec_t *ex, const store_record_t *rec);
  * spent, meter/budget.h). It must answer from memory. NULL: none. */
 typedef int (*exec_admit_fn)(void *ud, const char *function, mf_error_t *err);
 void exec_set_admit(exec_t *ex, exec_admit_fn admit, void *ud);
+
+/* Adaptive keep-alive (docs/keep-alive.md). The policy that learns lives
+ * above exec (watch/keepalive.h); exec tells it when calls come and asks
+ * it, after each call of a function whose policy is adaptive, how long
+ * the instance stays warm and whether it stops and is started again
+ * ahead of the next call. */
+typedef struct exec_keep_warm {
+    const char *policy;          /* "adaptive" or "fixed" */
+    uint64_t keep_alive_ms;      /* an idle instance waits this long */
+    uint64_t prewarm_ms;         /* 0, or: stop after a call, start again this long after it */
+    uint32_t samples;            /* idle times the windows stand on */
+    const char *basis;           /* "histogram", "fallback" or "fixed" */
+} exec_keep_warm_t;
+
+typedef struct exec_keep_warm_policy {
+    /* A call of function arrived idle_ms after its previous call ended. */
+    void (*observe)(void *ud, const char *function, uint64_t idle_ms);
+    /* Fills keep_alive_ms, prewarm_ms, samples and basis for function now. */
+    void (*decide)(void *ud, const char *function, exec_keep_warm_t *out);
+    /* The function was deleted: its history goes. */
+    void (*forget)(void *ud, const char *function);
+} exec_keep_warm_policy_t;
+
+/* Without a policy every function keeps the fixed --idle-timeout. */
+void exec_set_keep_warm(exec_t *ex, const exec_keep_warm_policy_t *policy, void *ud);
+/* The windows function fn's instances get now (GET /v1/functions/{name}). */
+void exec_keep_warm(exec_t *ex, const fn_t *fn, exec_keep_warm_t *out);
 
 /* Keeps count pre-started python3 and nodejs runtimes (zygotes) ready in
  * the sandbox pool, so their functions' cold starts skip the interpreter's

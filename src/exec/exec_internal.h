@@ -58,6 +58,11 @@ typedef struct exec_instance {
     uint64_t cpu_wait_ns_last;   /* its runtime's CPU wait then (an event's attempt), or 0 */
     bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
     egress_box_t *egress;        /* its way out, when its function has egress rules */
+    /* Adaptive keep-alive (docs/keep-alive.md). */
+    uint64_t keep_alive_ms;      /* how long it waits idle this time */
+    bool ended_call;             /* it answered a call and has not been idle since */
+    bool prewarm_pending;        /* started ahead of a call, and has served none yet */
+    uint64_t idle_acct_ns;       /* idle (or pre-warmed, unused) since, not yet counted; 0: not */
     struct exec_instance *next_idle;
     struct exec_instance *prev, *next; /* every instance of the pool */
 } exec_instance_t;
@@ -89,6 +94,11 @@ struct exec_pool {
     char *start_error_reason;    /* "Runtime exited with error: exit status 1" */
     bool start_error_prefixed;   /* calls get "RequestId: … Error: " + reason */
     int64_t start_error_ms;      /* when it happened (wall clock) */
+    /* Adaptive keep-alive: when its last call ended (0: none yet), and the
+     * timer that starts an instance ahead of the next one (NULL until
+     * first needed; unref'd). */
+    uint64_t last_end_ns;
+    uv_timer_t *prewarm_timer;
 };
 
 struct exec {
@@ -127,6 +137,9 @@ struct exec {
     uint64_t queue_timer_due;    /* when it fires (0: not armed) */
     metrics_family_t *m_invocations, *m_duration, *m_cold, *m_instances, *m_pool;
     metrics_family_t *m_start_failures, *m_backoff, *m_memory;
+    metrics_family_t *m_idle_mb_s, *m_prewarms;
+    exec_keep_warm_policy_t keep_warm; /* exec_set_keep_warm; decide NULL: none */
+    void *keep_warm_ud;
 };
 
 /* exec.c */
@@ -158,6 +171,14 @@ void exec__instance_freed(exec_t *ex, exec_pool_t *p, unsigned memory_mb);
  * done callback. error_type NULL means success; result's memory is taken. */
 void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
                     const char *error_type, const char *error_message);
+
+/* The keep-alive windows of p's function now (exec_keep_warm's). */
+void exec__keep_warm_window(exec_pool_t *p, exec_keep_warm_t *out);
+/* Starts an instance of p ahead of its next call, delay_ms from now. */
+void exec__prewarm_arm(exec_pool_t *p, uint64_t delay_ms);
+/* Counts the memory-seconds inst spent idle (or pre-warmed and unused)
+ * up to now; go_on: it still is. */
+void exec__idle_account(exec_instance_t *inst, uint64_t now, bool go_on);
 
 /* instance.c */
 int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err);

@@ -53,11 +53,15 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
         return;
     if (inst->state == INST_IDLE)
         uv_timer_stop(&inst->timer); /* the idle timeout */
+    uint64_t now = clock_mono_ns();
+    exec__idle_account(inst, now, false);
     if (state == INST_STOPPING)
         p->ex->memory_stopping_mb += inst->memory_mb;
     (*state_counter(p, inst->state))--;
     (*state_counter(p, state))++;
     inst->state = state;
+    if (state == INST_IDLE)
+        inst->idle_acct_ns = now;
 }
 
 void exec__idle_stack_remove(exec_instance_t *inst)
@@ -675,6 +679,10 @@ void exec__instance_stop(exec_instance_t *inst)
     }
     if (inst->state == INST_IDLE)
         exec__idle_stack_remove(inst);
+    if (inst->prewarm_pending) {
+        inst->prewarm_pending = false;
+        metrics_inc(inst->pool->ex->m_prewarms, (const char *[]){ inst->pool->name, "wasted" }, 1);
+    }
     exec__instance_set_state(inst, INST_STOPPING);
     uv_timer_stop(&inst->timer);
     uv_close((uv_handle_t *)&inst->timer, on_handle_closed);
@@ -742,8 +750,7 @@ void exec__instance_arm_timer(exec_instance_t *inst)
         return;
     }
     if (inst->state == INST_IDLE) {
-        due = inst->frozen ? inst->idle_since_ns +
-                                 (uint64_t)inst->pool->ex->cfg.idle_timeout_ms * 1000000
+        due = inst->frozen ? inst->idle_since_ns + inst->keep_alive_ms * 1000000
                            : inst->idle_since_ns + FREEZE_AFTER_NS;
     } else {
         if (inst->inv)
@@ -773,12 +780,12 @@ static void on_timer(uv_timer_t *t)
             exec__instance_arm_timer(inst);
             return;
         }
-        if (now < inst->idle_since_ns + (uint64_t)p->ex->cfg.idle_timeout_ms * 1000000) {
+        if (now < inst->idle_since_ns + inst->keep_alive_ms * 1000000) {
             exec__instance_arm_timer(inst);
             return;
         }
-        log_debug("exec", "instance %s of %s idle for %u ms: stopping", inst->id, p->name,
-                  p->ex->cfg.idle_timeout_ms);
+        log_debug("exec", "instance %s of %s idle for %llu ms: stopping", inst->id, p->name,
+                  (unsigned long long)inst->keep_alive_ms);
         exec__instance_stop(inst);
         return;
     }
@@ -889,10 +896,24 @@ void exec__instance_idle(exec_instance_t *inst)
 {
     exec_pool_t *p = inst->pool;
     exec_t *ex = p->ex;
+    bool ended_call = inst->ended_call;
+    inst->ended_call = false;
     if (p->removed || inst->version != p->fn.version || ex->shutting_down) {
         exec__instance_stop(inst);
         return;
     }
+    exec_keep_warm_t kw;
+    exec__keep_warm_window(p, &kw);
+    if (ended_call && kw.prewarm_ms && !p->queue_head) {
+        /* The next call is not expected before the pre-warm window: no
+         * instance meanwhile, and a new one started ahead of it. */
+        log_debug("exec", "instance %s of %s: stopping until %llu ms from now", inst->id, p->name,
+                  (unsigned long long)kw.prewarm_ms);
+        exec__instance_stop(inst);
+        exec__prewarm_arm(p, kw.prewarm_ms);
+        return;
+    }
+    inst->keep_alive_ms = kw.keep_alive_ms;
     exec__instance_set_state(inst, INST_IDLE);
     inst->next_idle = p->idle;
     p->idle = inst;

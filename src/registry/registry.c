@@ -86,7 +86,7 @@ static const char *const reg__payloads[] = {"full", "errors", "off", NULL};
 static const char *const reg__fields[] = {
     "name",   "runtime",     "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
     "env",    "async",       "code",    "log_format", "log_level", "system_log_level", "egress",
-    "record", "permissions", "volumes", "durable", "tenancy", "max_instances_per_tenant", NULL,
+    "record", "permissions", "volumes", "durable", "tenancy", "max_instances_per_tenant", "keep_warm", NULL,
 };
 static const char *const reg__record_fields[] = {
     "payloads",
@@ -509,6 +509,25 @@ static int reg__logging(const json_t *body, fn_t *f, mf_error_t *err)
     return 0;
 }
 
+/* keep_warm: "adaptive" or "fixed"; null goes back to the server's
+ * default. */
+static int reg__keep_warm(const json_t *body, fn_t *f, mf_error_t *err)
+{
+    static const char *const policies[] = {"adaptive", "fixed", NULL};
+    const json_t *v = json_object_get(body, "keep_warm");
+    if (!v)
+        return 0;
+    if (json_is_null(v)) {
+        f->keep_warm[0] = '\0';
+        return 0;
+    }
+    const char *policy = reg__choice(v, policies);
+    if (!policy)
+        return mf_error_plain(err, EINVAL, "keep_warm: must be \"adaptive\", \"fixed\" or null");
+    snprintf(f->keep_warm, sizeof f->keep_warm, "%s", policy);
+    return 0;
+}
+
 static void reg__size_str(uint64_t n, char *out, size_t size)
 {
     if (n && n % (1u << 20) == 0)
@@ -755,6 +774,8 @@ static json_t *reg__config(const fn_t *f)
     if (f->durable.enabled)
         json_object_set_new(cfg, "durable", fn_durable_json(&f->durable));
     fn_tenancy_to_json(&f->tenancy, cfg);
+    if (f->keep_warm[0])
+        json_object_set_new(cfg, "keep_warm", json_string(f->keep_warm));
     return cfg;
 }
 
@@ -848,6 +869,7 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     reg__cfg_str(cfg, "system_log_level", f->system_log_level, sizeof f->system_log_level);
     fn_durable_read(cfg, &f->durable);
     fn_tenancy_read(cfg, &f->tenancy);
+    reg__cfg_str(cfg, "keep_warm", f->keep_warm, sizeof f->keep_warm);
     json_decref(cfg);
 
     f->version = sf->version;
@@ -1217,6 +1239,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         return rc;
 
     if ((rc = reg__logging(body, f, err)) < 0)
+        return rc;
+    if ((rc = reg__keep_warm(body, f, err)) < 0)
         return rc;
 
     v = json_object_get(body, "code");

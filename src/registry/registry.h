@@ -94,6 +94,10 @@ typedef struct fn {
     char log_format[8];          /* "Text" (default) or "JSON" */
     char log_level[8];           /* TRACE, DEBUG, INFO, WARN, ERROR or FATAL */
     char system_log_level[8];    /* the platform's own lines: DEBUG, INFO or WARN */
+    /* How long an idle instance stays warm (docs/keep-alive.md): "fixed"
+     * (the server's --idle-timeout), "adaptive" (learnt from the time
+     * between its calls), or "" for the server's default (--keep-warm). */
+    char keep_warm[12];
     int64_t version;
     char code_sha256[65];
     int64_t code_size;           /* unpacked */

@@ -429,6 +429,9 @@ static const char *const pg__migrations[] = {
      * its qualified name, and the notifications to deliver (the outbox),
      * written before they are sent and claimed by one server at a time. */
     STORE_ALERTS_TABLES("text COLLATE \"C\"", "bigint", "bigserial PRIMARY KEY") ";",
+    /* 20: prewarmed (store_record_t.prewarmed): the call ran on an
+     * instance the adaptive keep-alive started ahead of it. */
+    "ALTER TABLE invocations ADD COLUMN prewarmed bigint NOT NULL DEFAULT 0;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

@@ -60,6 +60,7 @@ void store__fill_record(const store__row_t *row, void *item)
     rec->result_flags = (int)row->int64(c, 27);
     row->copy_text(c, 28, rec->tenant_id, sizeof rec->tenant_id);
     row->copy_text(c, 29, rec->key_id, sizeof rec->key_id);
+    rec->prewarmed = (int)row->int64(c, 30);
 }
 
 void store__fill_log(const store__row_t *row, void *item)
@@ -226,7 +227,8 @@ int store__bind_record(const store__binder_t *b, const store_record_t *rec)
            b->int64(c, 24, rec->event_bytes) || b->int64(c, 25, rec->event_flags) ||
            b->blob(c, 26, rec->result, rec->result_len) || b->int64(c, 27, rec->result_bytes) ||
            b->int64(c, 28, rec->result_flags) || b->text(c, 29, rec->tenant_id) ||
-           b->text(c, 30, rec->key_id[0] ? rec->key_id : NULL);
+           b->text(c, 30, rec->key_id[0] ? rec->key_id : NULL) ||
+           b->int64(c, 31, rec->prewarmed);
 }
 
 void store_record_filter_tenant(store_record_filter_t *f, const char *tenant)

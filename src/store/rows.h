@@ -51,9 +51,12 @@
 /* The caller's access key (migration "record keys"): parameter 30, column
  * 29; each backend keeps the stored one when a record comes without. */
 #define STORE_REC_KEY_ID " key_id"
+/* Whether an instance started ahead of the call ran it (migration
+ * "prewarmed"): parameter 31, column 30. */
+#define STORE_REC_PREWARMED " prewarmed"
 #define STORE_REC_GET(P)                                                                           \
     "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID ","                 \
-    STORE_REC_KEY_ID                                                                               \
+    STORE_REC_KEY_ID "," STORE_REC_PREWARMED                                                       \
     " FROM invocations WHERE request_id = " P(1)
 
 /* Usage (docs/metering.md): what each record meters, summed per tenant,
@@ -151,10 +154,10 @@
  * statements rather than "P(1) IS NULL OR function = P(1)" so that one
  * function's records are read from the (function, start_ms) index, in
  * order, rather than found among everyone's. */
-#define STORE_REC_FIND_ROWID_COL 30
+#define STORE_REC_FIND_ROWID_COL 31
 #define STORE_REC_FIND(P, function_cond)                                                           \
     "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0," STORE_REC_TENANT_ID ","               \
-    STORE_REC_KEY_ID ", rowid"                                                                     \
+    STORE_REC_KEY_ID "," STORE_REC_PREWARMED ", rowid"                                                                   \
     " FROM invocations"                                                                            \
     " WHERE start_ms >= " P(6) " AND start_ms <= " P(7) function_cond                              \
     " AND (" P(2) " IS NULL OR status = " P(2) ")"                                                 \

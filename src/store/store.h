@@ -162,6 +162,10 @@ typedef struct store_record {
      * trigger, a function, development mode). A record replaced by one
      * without (an async event's next attempt) keeps the one it had. */
     char key_id[STORE_KEY_ID_MAX + 1];
+    /* The call ran on an instance started ahead of it by the adaptive
+     * keep-alive (docs/keep-alive.md): its first call, whose init was done
+     * before it came. 0 in records older than the field. */
+    int prewarmed;
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */

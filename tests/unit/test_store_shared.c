@@ -254,6 +254,7 @@ static void make_full_record(store_record_t *r, char *event, size_t event_len, c
     r->max_rss_kb = 40960;
     r->cpu_ms = 9;
     r->cold_start = 1;
+    r->prewarmed = 1;
     r->init_ms = 101.5;
     r->error_type = (char *)"Runtime.Error";
     r->error_message = (char *)"it broke: \"quoted\" and ünïcode";
@@ -302,7 +303,7 @@ static void assert_record_equal(const store_record_t *want, const store_record_t
 #define RECORD_INTS(r)                                                                             \
     { r->version, r->start_ms,   r->billed_ms,   r->memory_mb,    r->max_rss_kb,  r->cpu_ms,       \
       r->cold_start, r->attempts, r->kv_ops, r->event_bytes, r->result_bytes, r->event_flags,     \
-      r->result_flags }
+      r->result_flags, r->prewarmed }
     int64_t want_ints[] = RECORD_INTS(want), got_ints[] = RECORD_INTS(got);
 #undef RECORD_INTS
     assert_memory_equal(got_ints, want_ints, sizeof want_ints);
