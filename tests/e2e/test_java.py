@@ -267,6 +267,9 @@ def test_timeout_is_lambdas_and_the_next_call_runs(srv, package):
     r, doc = invoke_error(srv, name, {"ms": 600000})
     assert doc["errorMessage"] == "Task timed out after 1.00 seconds", doc
     assert get_record(srv, r.headers["X-Mayfly-Request-Id"])["status"] == "timeout"
+    # The timed-out JVM is gone; the next call starts another, whose start
+    # counts in the call's time: a busy machine must not time that out.
+    deploy(srv, name, package, runtime="java17", handler="example.Calls::sleep", timeout_s=60)
     assert invoke_ok(srv, name, {"ms": 1}).json() == "awake"
 
 
