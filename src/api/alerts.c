@@ -14,46 +14,8 @@
 #include "core/xalloc.h"
 #include "watch/alerts.h"
 
+#define KIND "alert rules"
 #define ALERT_BODY_LIMIT (64 * 1024)
-
-/* The tenant a request is about (wanted, or the key's own when NULL) into
- * out; false, having answered 403, when the key may not reach it. */
-static bool scope(http_request_t *req, api_ctx_t *ctx, const char *wanted, char out[TENANT_MAX + 1])
-{
-    const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
-    const char *own = key ? key->tenant : TENANT_DEFAULT;
-    if (wanted && strcmp(wanted, own) && !(key && key->role == AUTH_ADMIN)) {
-        http_respond_error(req, 403, "forbidden",
-                           "a key of the tenant %s may not reach the alert rules of the tenant %s: "
-                           "only an admin may",
-                           own, wanted);
-        return false;
-    }
-    snprintf(out, TENANT_MAX + 1, "%s", wanted ? wanted : own);
-    return true;
-}
-
-/* The tenant the request names, ?tenant= or else X-Mayfly-Tenant,
- * checked: false having answered 400 when it is not a tenant's name;
- * *given says whether one was there. */
-static bool query_tenant(http_request_t *req, char out[TENANT_MAX + 1], bool *given)
-{
-    buf_t t = BUF_INIT;
-    *given = http_request_query(req, "tenant", &t);
-    const char *header = http_request_header(req, "X-Mayfly-Tenant");
-    if (!*given && header) {
-        buf_adds(&t, header);
-        *given = true;
-    }
-    bool ok = !*given || tenant_valid(t.data, t.len);
-    if (ok && *given)
-        snprintf(out, TENANT_MAX + 1, "%s", t.data);
-    buf_release(&t);
-    if (!ok)
-        http_respond_error(req, 400, "bad_request", "tenant: must match [a-z0-9-]{1,%d}",
-                           TENANT_MAX);
-    return ok;
-}
 
 static bool valid_name(http_request_t *req)
 {
@@ -64,22 +26,12 @@ static bool valid_name(http_request_t *req)
     return false;
 }
 
-/* The request's own tenant, or the ?tenant= an admin names. */
-static bool request_tenant(http_request_t *req, api_ctx_t *ctx, char out[TENANT_MAX + 1])
-{
-    char named[TENANT_MAX + 1];
-    bool given;
-    return query_tenant(req, named, &given) && scope(req, ctx, given ? named : NULL, out);
-}
-
 static void handle_list(http_request_t *req, api_ctx_t *ctx)
 {
-    char named[TENANT_MAX + 1], tenant[TENANT_MAX + 1];
-    bool given;
-    if (!query_tenant(req, named, &given) || !scope(req, ctx, given ? named : NULL, tenant))
+    char tenant[TENANT_MAX + 1];
+    bool every;
+    if (!api__owned_tenant(req, ctx, KIND, tenant, &every))
         return;
-    const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
-    bool every = !given && key && key->role == AUTH_ADMIN;
     cleanup_json json_t *out =
         json_pack("{so}", "alerts", alerts_list(ctx->alerts, every ? NULL : tenant));
     http_respond_json(req, 200, out);
@@ -88,7 +40,7 @@ static void handle_list(http_request_t *req, api_ctx_t *ctx)
 static void handle_get(http_request_t *req, api_ctx_t *ctx)
 {
     char tenant[TENANT_MAX + 1];
-    if (!valid_name(req) || !request_tenant(req, ctx, tenant))
+    if (!valid_name(req) || !api__owned_tenant(req, ctx, KIND, tenant, NULL))
         return;
     cleanup_json json_t *doc = alerts_show(ctx->alerts, tenant, req->params[0], true);
     if (!doc) {
@@ -125,17 +77,16 @@ static void handle_put(http_request_t *req, api_ctx_t *ctx)
 {
     if (!valid_name(req))
         return;
-    const auth_key_t *key = auth_bearer_key(ctx->keys, http_request_header(req, "Authorization"));
     alert_rule_t *rule = xmalloc(sizeof *rule);
     mf_error_t err = MF_ERROR_INIT;
     if (alert_rule_parse(req->body.data ? req->body.data : "", req->body.len, req->params[0],
-                         key ? key->tenant : TENANT_DEFAULT, rule, &err) < 0) {
+                         api__owned_default(req, ctx), rule, &err) < 0) {
         http_respond_error(req, 400, "bad_request", "%s", err.msg);
         free(rule);
         return;
     }
     put_t *p = xcalloc(1, sizeof *p);
-    if (!scope(req, ctx, rule->tenant, p->tenant)) {
+    if (!api__owned_scope(req, ctx, KIND, rule->tenant, p->tenant)) {
         free(p);
         free(rule);
         return;
@@ -159,7 +110,7 @@ static void deleted(void *ud, int r, bool created, const mf_error_t *err)
 static void handle_delete(http_request_t *req, api_ctx_t *ctx)
 {
     char tenant[TENANT_MAX + 1];
-    if (!valid_name(req) || !request_tenant(req, ctx, tenant))
+    if (!valid_name(req) || !api__owned_tenant(req, ctx, KIND, tenant, NULL))
         return;
     alerts_delete(ctx->alerts, tenant, req->params[0], deleted, req);
 }

@@ -102,6 +102,18 @@ void api__usage_register(http_router_t *router, api_ctx_t *ctx);
 void api__tenants_register(http_router_t *router, api_ctx_t *ctx);
 /* /v1/budgets (api/budgets.c). */
 void api__budgets_register(http_router_t *router, api_ctx_t *ctx);
+/* Objects a tenant keeps by name (api/owned.c: budgets, alert rules;
+ * kind names them in a refusal). api__owned_scope: the tenant wanted
+ * (NULL: the key's own) into out, or false having answered 403 when the
+ * key may not reach it. api__owned_tenant: the same for the tenant the
+ * request names (?tenant= or X-Mayfly-Tenant), 400 for a bad one; *every
+ * (when every is not NULL) says whether an admin named none, for lists
+ * of every tenant's. api__owned_default: the key's own tenant. */
+bool api__owned_scope(http_request_t *req, api_ctx_t *ctx, const char *kind, const char *wanted,
+                      char out[TENANT_MAX + 1]);
+bool api__owned_tenant(http_request_t *req, api_ctx_t *ctx, const char *kind,
+                       char out[TENANT_MAX + 1], bool *every);
+const char *api__owned_default(http_request_t *req, api_ctx_t *ctx);
 /* /v1/alerts (api/alerts.c). */
 void api__alerts_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
