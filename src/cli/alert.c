@@ -93,17 +93,6 @@ static bool parse_seconds(const char *s, long *out)
     return true;
 }
 
-static void alert_path(buf_t *path, const char *name, const char *tenant)
-{
-    buf_adds(path, "/v1/alerts");
-    if (name) {
-        buf_addch(path, '/');
-        cli_url_encode(path, name);
-    }
-    if (tenant)
-        cli_query_add(path, "tenant", tenant);
-}
-
 static void add_target(json_t *body, const char *kind, const char *to)
 {
     json_t *list = json_object_get(body, "notify");
@@ -113,6 +102,9 @@ static void add_target(json_t *body, const char *kind, const char *to)
     }
     json_array_append_new(list, json_pack("{ss}", kind, to));
 }
+
+/* The command's paths and its ls, get and rm (cli/owned.c), below. */
+static const cli_owned_t owned;
 
 static int alert_put(int argc, char **argv)
 {
@@ -192,7 +184,7 @@ static int alert_put(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
         const char *tenant = json_string_value(json_object_get(body, "tenant"));
-        alert_path(&path, name, NULL);
+        cli_owned_path(&owned, &path, name, NULL);
         if (tenant) {
             json_t *doc = json_loadb(text.data, text.len, 0, NULL);
             if (json_is_object(doc)) {
@@ -205,7 +197,7 @@ static int alert_put(int argc, char **argv)
     } else {
         if (!json_object_get(body, "metric"))
             return cli_usage_error("alert put", alert_usage, "missing --metric (or --file)");
-        alert_path(&path, name, NULL);
+        cli_owned_path(&owned, &path, name, NULL);
         json_dump_buf(&text, body);
     }
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
@@ -248,100 +240,19 @@ static void fill_row(buf_t *cells, const json_t *a)
         buf_adds(&cells[6], json_array_size(json_object_get(a, "series")) > 1 ? "(series)" : "-");
 }
 
-/* The commands that take NAME and --tenant (get, rm), and ls, which
- * takes --tenant and --json: their one parse. */
-static int parse_common(int argc, char **argv, const char *cmd, bool ls, const char **tenant,
-                        bool *json, const char **name)
-{
-    static const struct option options[] = {
-        {"tenant", required_argument, NULL, OPT_TENANT},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    cli_getopt_begin(argc, argv, cmd);
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(alert_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (opt == OPT_TENANT)
-            *tenant = optarg;
-        else if (opt == OPT_JSON && ls)
-            *json = true;
-        else
-            return cli_usage_error(cmd, alert_usage, NULL);
-    }
-    if (ls) {
-        if (optind < argc)
-            return cli_usage_error(cmd, alert_usage, "unexpected argument `%s`", argv[optind]);
-        return -1;
-    }
-    return cli_last_operand(argc, argv, cmd, alert_usage, "NAME", name);
-}
-
-static int alert_ls(int argc, char **argv)
-{
-    const char *tenant = NULL, *name = NULL;
-    bool json = false;
-    int rc = parse_common(argc, argv, "alert ls", true, &tenant, &json, &name);
-    if (rc >= 0)
-        return rc;
-    cleanup_buf buf_t path = BUF_INIT;
-    alert_path(&path, NULL, tenant);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if ((rc = cli_check_status(&resp, 200, 200)) != CLI_EXIT_OK)
-        return rc;
-    if (json) {
-        cli_print_body(&resp.body);
-        return CLI_EXIT_OK;
-    }
-    return cli_print_json_list(&resp, "alert ls", "alerts", LS_COLS, ls_header, fill_row);
-}
-
-static int alert_get(int argc, char **argv)
-{
-    const char *tenant = NULL, *name = NULL;
-    bool json = false;
-    int rc = parse_common(argc, argv, "alert get", false, &tenant, &json, &name);
-    if (rc >= 0)
-        return rc;
-    cleanup_buf buf_t path = BUF_INIT;
-    alert_path(&path, name, tenant);
-    return cli_get_and_print_json("alert get", path.data);
-}
-
-static int alert_rm(int argc, char **argv)
-{
-    const char *tenant = NULL, *name = NULL;
-    bool json = false;
-    int rc = parse_common(argc, argv, "alert rm", false, &tenant, &json, &name);
-    if (rc >= 0)
-        return rc;
-    cleanup_buf buf_t path = BUF_INIT;
-    alert_path(&path, name, tenant);
-    return cli_delete(path.data, "alert rule", name);
-}
+static const cli_owned_t owned = {
+    .cmd = "alert",
+    .path = "/v1/alerts",
+    .key = "alerts",
+    .noun = "alert rule",
+    .usage = alert_usage,
+    .ncols = LS_COLS,
+    .header = ls_header,
+    .fill_row = fill_row,
+    .put = alert_put,
+};
 
 int cmd_alert(int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error("alert", alert_usage, "missing a command: put, ls, get or rm");
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(alert_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "put"))
-        return alert_put(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "ls"))
-        return alert_ls(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "get"))
-        return alert_get(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "rm"))
-        return alert_rm(argc - 1, argv + 1);
-    return cli_usage_error("alert", alert_usage, "unknown command `%s`: put, ls, get or rm",
-                           argv[1]);
+    return cli_owned_command(&owned, argc, argv);
 }

@@ -79,16 +79,8 @@ static json_t *alert_list(const char *s)
     }
 }
 
-static void budget_path(buf_t *path, const char *name, const char *tenant)
-{
-    buf_adds(path, "/v1/budgets");
-    if (name) {
-        buf_addch(path, '/');
-        cli_url_encode(path, name);
-    }
-    if (tenant)
-        cli_query_add(path, "tenant", tenant);
-}
+/* The command's paths and its ls, get and rm (cli/owned.c), below. */
+static const cli_owned_t owned;
 
 static int budget_put(int argc, char **argv)
 {
@@ -154,7 +146,7 @@ static int budget_put(int argc, char **argv)
     if (!amount)
         return cli_usage_error("budget put", budget_usage, "missing --amount");
     cleanup_buf buf_t path = BUF_INIT, text = BUF_INIT;
-    budget_path(&path, name, NULL);
+    cli_owned_path(&owned, &path, name, NULL);
     json_dump_buf(&text, body);
     cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
     client_header_t type = {"Content-Type", "application/json"};
@@ -184,100 +176,19 @@ static void fill_row(buf_t *cells, const json_t *b)
              json_is_true(json_object_get(b, "blocking")) ? " (blocking)" : "");
 }
 
-/* The commands that take NAME and --tenant (get, rm), and ls, which
- * takes --tenant and --json: their one parse. */
-static int parse_common(int argc, char **argv, const char *cmd, bool ls, const char **tenant,
-                        bool *json, const char **name)
-{
-    static const struct option options[] = {
-        {"tenant", required_argument, NULL, OPT_TENANT},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    cli_getopt_begin(argc, argv, cmd);
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(budget_usage, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (opt == OPT_TENANT)
-            *tenant = optarg;
-        else if (opt == OPT_JSON && ls)
-            *json = true;
-        else
-            return cli_usage_error(cmd, budget_usage, NULL);
-    }
-    if (ls) {
-        if (optind < argc)
-            return cli_usage_error(cmd, budget_usage, "unexpected argument `%s`", argv[optind]);
-        return -1;
-    }
-    return cli_last_operand(argc, argv, cmd, budget_usage, "NAME", name);
-}
-
-static int budget_ls(int argc, char **argv)
-{
-    const char *tenant = NULL, *name = NULL;
-    bool json = false;
-    int rc = parse_common(argc, argv, "budget ls", true, &tenant, &json, &name);
-    if (rc >= 0)
-        return rc;
-    cleanup_buf buf_t path = BUF_INIT;
-    budget_path(&path, NULL, tenant);
-    cleanup_response client_response_t resp = CLIENT_RESPONSE_INIT;
-    if (cli_request("GET", path.data, NULL, 0, NULL, 0, &resp))
-        return CLI_EXIT_ERROR;
-    if ((rc = cli_check_status(&resp, 200, 200)) != CLI_EXIT_OK)
-        return rc;
-    if (json) {
-        cli_print_body(&resp.body);
-        return CLI_EXIT_OK;
-    }
-    return cli_print_json_list(&resp, "budget ls", "budgets", LS_COLS, ls_header, fill_row);
-}
-
-static int budget_get(int argc, char **argv)
-{
-    const char *tenant = NULL, *name = NULL;
-    bool json = false;
-    int rc = parse_common(argc, argv, "budget get", false, &tenant, &json, &name);
-    if (rc >= 0)
-        return rc;
-    cleanup_buf buf_t path = BUF_INIT;
-    budget_path(&path, name, tenant);
-    return cli_get_and_print_json("budget get", path.data);
-}
-
-static int budget_rm(int argc, char **argv)
-{
-    const char *tenant = NULL, *name = NULL;
-    bool json = false;
-    int rc = parse_common(argc, argv, "budget rm", false, &tenant, &json, &name);
-    if (rc >= 0)
-        return rc;
-    cleanup_buf buf_t path = BUF_INIT;
-    budget_path(&path, name, tenant);
-    return cli_delete(path.data, "budget", name);
-}
+static const cli_owned_t owned = {
+    .cmd = "budget",
+    .path = "/v1/budgets",
+    .key = "budgets",
+    .noun = "budget",
+    .usage = budget_usage,
+    .ncols = LS_COLS,
+    .header = ls_header,
+    .fill_row = fill_row,
+    .put = budget_put,
+};
 
 int cmd_budget(int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error("budget", budget_usage, "missing a command: put, ls, get or rm");
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(budget_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "put"))
-        return budget_put(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "ls"))
-        return budget_ls(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "get"))
-        return budget_get(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "rm"))
-        return budget_rm(argc - 1, argv + 1);
-    return cli_usage_error("budget", budget_usage, "unknown command `%s`: put, ls, get or rm",
-                           argv[1]);
+    return cli_owned_command(&owned, argc, argv);
 }

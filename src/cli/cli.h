@@ -74,6 +74,24 @@ int cli_check_status(const client_response_t *resp, long ok_a, long ok_b);
 int cli_list_command(int argc, char **argv, const char *cmd, const char *usage, const char *path,
                      const char *key, size_t ncols, const char *const *header,
                      void (*fill_row)(buf_t *cells, const json_t *item));
+/* A tenant's named objects at PATH/{name} (budgets, alert rules): the
+ * command CMD's put is its own, and ls [--tenant T] [--json], get NAME
+ * [--tenant T] and rm NAME [--tenant T] are cli/owned.c's, a list shown
+ * as a table by fill_row. */
+typedef struct cli_owned {
+    const char *cmd;             /* "budget" */
+    const char *path;            /* "/v1/budgets" */
+    const char *key;             /* the list's array: "budgets" */
+    const char *noun;            /* what rm says it deleted: "budget" */
+    const char *usage;
+    size_t ncols;
+    const char *const *header;
+    void (*fill_row)(buf_t *cells, const json_t *item);
+    int (*put)(int argc, char **argv);
+} cli_owned_t;
+/* PATH, /NAME when name is set, ?tenant=T when tenant is. */
+void cli_owned_path(const cli_owned_t *o, buf_t *path, const char *name, const char *tenant);
+int cli_owned_command(const cli_owned_t *o, int argc, char **argv);
 /* DELETE path; on 204 (or 200) prints "deleted WHAT NAME". An exit code. */
 int cli_delete(const char *path, const char *what, const char *name);
 /* The same for a JSON array in hand. */
