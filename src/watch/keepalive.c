@@ -55,6 +55,33 @@ static int percentile_bin(const keepalive_hist_t *h, double pct)
     return KEEPALIVE_BINS;
 }
 
+/* The bin, tail or later, whose end makes the cheapest keep-alive end
+ * for h's idle times: each idle time that ends before it costs its
+ * length (nearly the same wherever the end is past it), each one past it
+ * the end's length and a cold start (KEEPALIVE_COLD_COST_BINS). Moving
+ * the end one bin on spares the next bin's idle times their cold start
+ * and costs every later one (out of range too) a bin more. The first
+ * cheapest wins. */
+static int cheapest_end_bin(const keepalive_hist_t *h, int tail)
+{
+    double later = h->out_of_range; /* idle times past the end's bin */
+    for (int i = tail + 1; i < KEEPALIVE_BINS; i++)
+        later += h->bins[i];
+    double cost = 0, best_cost = 0; /* relative to the end at the tail */
+    int best = tail;
+    for (int e = tail + 1; e < KEEPALIVE_BINS && later > 0; e++) {
+        later -= h->bins[e];
+        /* The bin's idle times: a cold start and (e + C) bins before,
+         * about e + 0.5 bins now; every later one a bin more. */
+        cost += later - (double)h->bins[e] * (KEEPALIVE_COLD_COST_BINS - 0.5);
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = e;
+        }
+    }
+    return best;
+}
+
 static uint64_t at_most(uint64_t v, uint64_t max)
 {
     return v < max ? v : max;
@@ -95,6 +122,8 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
      * bounded above), means no pre-warm: stay warm after the call. */
     if (head > 0 && head < KEEPALIVE_BINS)
         out->prewarm_ms = (uint64_t)((double)head * (double)bin * (1 - KEEPALIVE_MARGIN));
+    if (tail < KEEPALIVE_BINS)
+        tail = cheapest_end_bin(h, tail);
     uint64_t end = tail >= KEEPALIVE_BINS
                        ? cfg->max_keep_alive_ms + out->prewarm_ms
                        : (uint64_t)((double)(tail + 1) * (double)bin * (1 + KEEPALIVE_MARGIN));

@@ -28,6 +28,13 @@
 /* ...with this margin: the pre-warm window shrinks by it, the end of the
  * keep-alive window grows by it. */
 #define KEEPALIVE_MARGIN 0.10
+/* Past the tail percentile, the keep-alive window reaches further while
+ * the idle time it adds costs less than the cold starts it spares, a cold
+ * start priced at this many bins of one idle instance (the fixed policy's
+ * default: ten minutes held to spare one). A function called often has
+ * few idle times past its 99th percentile, and a longer window costs it
+ * next to nothing: cut at the percentile, each of those is a cold start. */
+#define KEEPALIVE_COLD_COST_BINS 10.0
 /* A histogram whose bin counts vary less than this (their coefficient of
  * variation) says nothing about when the next call comes. */
 #define KEEPALIVE_MIN_CV 2.0
@@ -76,8 +83,9 @@ void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint
  * - mostly out of range: one bin (the next call is unlikely to be soon);
  * - bin counts too even (CV below KEEPALIVE_MIN_CV): the fixed keep-alive;
  * - otherwise the histogram: pre-warm at the head percentile's bin start
- *   less the margin, warm until the tail percentile's bin end plus the
- *   margin.
+ *   less the margin, warm until the end of the tail percentile's bin, or
+ *   of a later bin when that is cheaper (KEEPALIVE_COLD_COST_BINS), plus
+ *   the margin.
  * Every fallback is basis KEEPALIVE_FALLBACK, and every keep-alive window
  * is at most cfg->max_keep_alive_ms. */
 void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,

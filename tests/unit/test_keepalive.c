@@ -108,11 +108,13 @@ static void test_the_tail_sets_the_end_of_the_window(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
-    /* 100 idle times: 5 % at 2 minutes, the rest at 5, and one at 7: the
-     * 99th percentile is the 99th idle time, at 5 minutes (bin 5). */
+    /* 100 idle times: 5 % at 2 minutes, the rest at 5, and one at 40: the
+     * 99th percentile is the 99th idle time, at 5 minutes (bin 5), and
+     * waiting 35 minutes more for the one at 40 costs more than its cold
+     * start. */
     add_n(&h, 5, 2 * MIN_MS + 1000);
     add_n(&h, 94, 5 * MIN_MS + 1000);
-    add_n(&h, 1, 7 * MIN_MS + 1000);
+    add_n(&h, 1, 40 * MIN_MS + 1000);
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
     assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
@@ -121,6 +123,28 @@ static void test_the_tail_sets_the_end_of_the_window(void **state)
     add_n(&h, 2, 7 * MIN_MS + 1000);
     w = decide(&h);
     assert_int_equal(w.keep_alive_ms, (uint64_t)(8 * MIN_MS * 1.1) - w.prewarm_ms);
+}
+
+static void test_the_window_reaches_past_the_tail_when_it_is_cheap(void **state)
+{
+    (void)state;
+    /* Called every few seconds, with 1 % of its idle times at 3 minutes:
+     * the 99th percentile is in bin 0, and a window that ends there
+     * makes each of those a cold start, where 3 minutes more of the
+     * instance cost less than the 10 bins a cold start is priced at. */
+    keepalive_hist_t h = {0};
+    add_n(&h, 990, 5000);
+    add_n(&h, 10, 3 * MIN_MS + 1000);
+    keepalive_window_t w = decide(&h);
+    assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(4 * MIN_MS * 1.1));
+    /* At 20 minutes the same idle times are cheaper as cold starts. */
+    keepalive_hist_t far = {0};
+    add_n(&far, 990, 5000);
+    add_n(&far, 10, 20 * MIN_MS + 1000);
+    w = decide(&far);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(MIN_MS * 1.1));
 }
 
 static void test_the_keep_alive_window_is_capped_by_the_fixed_one(void **state)
@@ -227,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_one_sample_short_of_enough_is_still_fallback),
         cmocka_unit_test(test_a_frequent_function_stays_warm_without_prewarm),
         cmocka_unit_test(test_the_tail_sets_the_end_of_the_window),
+        cmocka_unit_test(test_the_window_reaches_past_the_tail_when_it_is_cheap),
         cmocka_unit_test(test_the_keep_alive_window_is_capped_by_the_fixed_one),
         cmocka_unit_test(test_idle_times_out_of_range_give_a_short_keep_alive),
         cmocka_unit_test(test_an_even_histogram_falls_back_to_the_fixed_keep_alive),
