@@ -17,6 +17,8 @@ void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint
         n += h->out_of_range /= 2;
         h->n = n;
     }
+    memmove(h->recent_ms + 1, h->recent_ms, sizeof h->recent_ms - sizeof h->recent_ms[0]);
+    h->recent_ms[0] = idle_ms;
     uint64_t bin = idle_ms / cfg->bin_ms;
     if (bin < KEEPALIVE_BINS)
         h->bins[bin]++;
@@ -99,11 +101,31 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
 {
     memset(out, 0, sizeof *out);
     uint64_t bin = cfg->bin_ms;
-    if (h->n < KEEPALIVE_MIN_SAMPLES) {
-        /* Called once, or a few times: nothing yet says when the next
-         * call comes, and most such functions are rare ones, for which a
-         * long keep-alive is memory held for nothing. */
+    if (h->n == 0) {
+        /* Called once: nothing yet says when the next call comes, and
+         * most such functions are rare ones, for which a long keep-alive
+         * is memory held for nothing. */
         fallback(out, bin, cfg);
+        return;
+    }
+    if (h->n < KEEPALIVE_MIN_SAMPLES) {
+        /* A few idle times: the next is expected like them (a timer's
+         * period is known after its second call, long before its third
+         * idle time). An instance waits from the shortest one's bin to
+         * the end of the longest one's, so a guess that is wrong holds
+         * about a bin of memory. */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (uint32_t i = 0; i < h->n; i++) {
+            uint64_t b = h->recent_ms[i] / bin;
+            lo = b < lo ? b : lo;
+            hi = b > hi ? b : hi;
+        }
+        fallback(out, bin, cfg);
+        if (hi >= KEEPALIVE_BINS)
+            return;
+        out->prewarm_ms = (uint64_t)((double)lo * (double)bin * (1 - KEEPALIVE_MARGIN));
+        uint64_t end = (uint64_t)((double)(hi + 1) * (double)bin * (1 + KEEPALIVE_MARGIN));
+        out->keep_alive_ms = at_most(end - out->prewarm_ms, cfg->max_keep_alive_ms);
         return;
     }
     if ((double)h->out_of_range > KEEPALIVE_MAX_OUT_OF_RANGE * h->n) {

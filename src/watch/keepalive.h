@@ -56,6 +56,9 @@ typedef struct keepalive_hist {
     uint32_t bins[KEEPALIVE_BINS];
     uint32_t out_of_range; /* idle times of KEEPALIVE_BINS bins or more */
     uint32_t n;            /* all idle times counted (in and out of range) */
+    /* The last idle times, most recent first: too few for the histogram,
+     * they still say when the next call may come. */
+    uint64_t recent_ms[KEEPALIVE_MIN_SAMPLES - 1];
 } keepalive_hist_t;
 
 typedef enum {
@@ -78,8 +81,13 @@ typedef struct keepalive_window {
 void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint64_t idle_ms);
 
 /* The windows h gives:
- * - fewer than KEEPALIVE_MIN_SAMPLES idle times (a function called once,
- *   or a few times): a short keep-alive, one bin;
+ * - no idle time yet (a function called once): a short keep-alive, one
+ *   bin;
+ * - fewer than KEEPALIVE_MIN_SAMPLES (a function called twice or three
+ *   times): the next idle time is expected as long as the last ones, so
+ *   pre-warm at the start of the shortest one's bin less the margin, warm
+ *   until the end of the longest one's plus the margin (one bin when one
+ *   is out of range);
  * - mostly out of range: one bin (the next call is unlikely to be soon);
  * - bin counts too even (CV below KEEPALIVE_MIN_CV): the fixed keep-alive;
  * - otherwise the histogram: pre-warm at the head percentile's bin start

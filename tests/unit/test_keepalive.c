@@ -52,19 +52,51 @@ static void test_one_bin_never_passes_the_fixed_keep_alive(void **state)
     assert_int_equal(w.keep_alive_ms, 20000);
 }
 
-static void test_little_history_gets_one_bin_too(void **state)
+static void test_little_history_is_expected_again(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
+    /* One idle time of 2.5 minutes (bin 2): the next is expected as long,
+     * pre-warmed from the bin's start less 10 % to its end plus 10 %. */
     add_n(&h, 1, 2 * MIN_MS + 30000);
+    keepalive_window_t w = decide(&h);
+    assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
+    assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(3 * MIN_MS * 1.1) - w.prewarm_ms);
+    /* A second, of 6 minutes: the window spans both, from the shorter's
+     * bin to the longer's. */
+    add_n(&h, 1, 6 * MIN_MS + 1000);
+    w = decide(&h);
+    assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
+    assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(7 * MIN_MS * 1.1) - w.prewarm_ms);
+    /* Only the last KEEPALIVE_MIN_SAMPLES - 1 count, and the window is
+     * capped: after one of 30 minutes, 6 and 30 give at most 10. */
+    add_n(&h, 1, 30 * MIN_MS);
+    assert_int_equal(h.recent_ms[0], 30 * MIN_MS);
+    assert_int_equal(h.recent_ms[1], 6 * MIN_MS + 1000);
+}
+
+static void test_little_history_out_of_range_gets_one_bin(void **state)
+{
+    (void)state;
+    keepalive_hist_t h = {0};
+    add_n(&h, 1, 5 * 60 * MIN_MS); /* 5 hours: past the range */
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
     assert_int_equal(w.prewarm_ms, 0);
     assert_int_equal(w.keep_alive_ms, MIN_MS);
-    add_n(&h, KEEPALIVE_MIN_SAMPLES - 2, 30 * MIN_MS);
+    /* Two idle times, one of them in range: still one bin. */
+    add_n(&h, 1, 3 * MIN_MS);
     w = decide(&h);
-    assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
+    assert_int_equal(w.prewarm_ms, 0);
     assert_int_equal(w.keep_alive_ms, MIN_MS);
+    /* Calls that overlap (idle times of 0): warm a bin and a tenth. */
+    keepalive_hist_t busy = {0};
+    add_n(&busy, 2, 0);
+    w = decide(&busy);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(MIN_MS * 1.1));
 }
 
 static void test_a_periodic_function_is_prewarmed(void **state)
@@ -246,7 +278,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_function_called_once_gets_one_bin),
         cmocka_unit_test(test_one_bin_never_passes_the_fixed_keep_alive),
-        cmocka_unit_test(test_little_history_gets_one_bin_too),
+        cmocka_unit_test(test_little_history_is_expected_again),
+        cmocka_unit_test(test_little_history_out_of_range_gets_one_bin),
         cmocka_unit_test(test_a_periodic_function_is_prewarmed),
         cmocka_unit_test(test_one_sample_short_of_enough_is_still_fallback),
         cmocka_unit_test(test_a_frequent_function_stays_warm_without_prewarm),
