@@ -109,11 +109,11 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
         return;
     }
     if (h->n < KEEPALIVE_MIN_SAMPLES) {
-        /* A few idle times: the next is expected like them (a timer's
-         * period is known after its second call, long before its third
-         * idle time). An instance waits from the shortest one's bin to
-         * the end of the longest one's, so a guess that is wrong holds
-         * about a bin of memory. */
+        /* Two idle times that agree: the next is expected like them (a
+         * timer's period is known after its third call, long before its
+         * fourth). An instance waits from the shorter one's bin to the
+         * end of the longer one's, so a guess that is wrong holds a bin
+         * or two of memory. */
         uint64_t lo = UINT64_MAX, hi = 0;
         for (uint32_t i = 0; i < h->n; i++) {
             uint64_t b = h->recent_ms[i] / bin;
@@ -121,7 +121,11 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
             hi = b > hi ? b : hi;
         }
         fallback(out, bin, cfg);
-        if (hi >= KEEPALIVE_BINS)
+        /* One idle time, or two that disagree (by more than a bin and
+         * the margin), is no rhythm yet: a rare function's, which a
+         * window spanning them would hold warm for hours. */
+        if (hi >= KEEPALIVE_BINS || h->n < 2 ||
+            (hi - lo > 1 && (double)(hi - lo) > KEEPALIVE_MARGIN * (double)hi))
             return;
         out->prewarm_ms = (uint64_t)((double)lo * (double)bin * (1 - KEEPALIVE_MARGIN));
         uint64_t end = (uint64_t)((double)(hi + 1) * (double)bin * (1 + KEEPALIVE_MARGIN));

@@ -83,11 +83,11 @@ void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint
 /* The windows h gives:
  * - no idle time yet (a function called once): a short keep-alive, one
  *   bin;
- * - fewer than KEEPALIVE_MIN_SAMPLES (a function called twice or three
- *   times): the next idle time is expected as long as the last ones, so
- *   pre-warm at the start of the shortest one's bin less the margin, warm
- *   until the end of the longest one's plus the margin (one bin when one
- *   is out of range);
+ * - fewer than KEEPALIVE_MIN_SAMPLES: one bin, unless there are two, in
+ *   range, that agree (bins at most one apart, or apart by at most the
+ *   margin of the longer): then the next is expected like them, so
+ *   pre-warm at the start of the shorter one's bin less the margin, warm
+ *   until the end of the longer one's plus the margin;
  * - mostly out of range: one bin (the next call is unlikely to be soon);
  * - bin counts too even (CV below KEEPALIVE_MIN_CV): the fixed keep-alive;
  * - otherwise the histogram: pre-warm at the head percentile's bin start

@@ -56,39 +56,45 @@ static void test_little_history_is_expected_again(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
-    /* One idle time of 2.5 minutes (bin 2): the next is expected as long,
-     * pre-warmed from the bin's start less 10 % to its end plus 10 %. */
+    /* One idle time of 2.5 minutes: no rhythm yet, one bin. */
     add_n(&h, 1, 2 * MIN_MS + 30000);
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
-    assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
-    assert_int_equal(w.keep_alive_ms, (uint64_t)(3 * MIN_MS * 1.1) - w.prewarm_ms);
-    /* A second, of 6 minutes: the window spans both, from the shorter's
-     * bin to the longer's. */
-    add_n(&h, 1, 6 * MIN_MS + 1000);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, MIN_MS);
+    /* A second of 3.2 minutes (the next bin): they agree, and the next
+     * is expected like them, pre-warmed from the shorter one's bin start
+     * less 10 % to the longer one's end plus 10 %. */
+    add_n(&h, 1, 3 * MIN_MS + 12000);
     w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
     assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
-    assert_int_equal(w.keep_alive_ms, (uint64_t)(7 * MIN_MS * 1.1) - w.prewarm_ms);
-    /* Only the last KEEPALIVE_MIN_SAMPLES - 1 count, and the window is
-     * capped: after one of 30 minutes, 6 and 30 give at most 10. */
-    add_n(&h, 1, 30 * MIN_MS);
-    assert_int_equal(h.recent_ms[0], 30 * MIN_MS);
-    assert_int_equal(h.recent_ms[1], 6 * MIN_MS + 1000);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(4 * MIN_MS * 1.1) - w.prewarm_ms);
+    assert_int_equal(h.recent_ms[0], 3 * MIN_MS + 12000);
+    assert_int_equal(h.recent_ms[1], 2 * MIN_MS + 30000);
+    /* Two that disagree (a rare function's 20 and 200 minutes): one bin,
+     * not hours of an instance spanning them. */
+    keepalive_hist_t rare = {0};
+    add_n(&rare, 1, 20 * MIN_MS);
+    add_n(&rare, 1, 200 * MIN_MS);
+    w = decide(&rare);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, MIN_MS);
+    /* Within the margin of the longer: 100 and 108 minutes agree. */
+    keepalive_hist_t hourly = {0};
+    add_n(&hourly, 1, 100 * MIN_MS);
+    add_n(&hourly, 1, 108 * MIN_MS);
+    w = decide(&hourly);
+    assert_int_equal(w.prewarm_ms, (uint64_t)(100 * MIN_MS * 0.9));
 }
 
 static void test_little_history_out_of_range_gets_one_bin(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
-    add_n(&h, 1, 5 * 60 * MIN_MS); /* 5 hours: past the range */
+    add_n(&h, 2, 5 * 60 * MIN_MS); /* 5 hours: past the range */
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
-    assert_int_equal(w.prewarm_ms, 0);
-    assert_int_equal(w.keep_alive_ms, MIN_MS);
-    /* Two idle times, one of them in range: still one bin. */
-    add_n(&h, 1, 3 * MIN_MS);
-    w = decide(&h);
     assert_int_equal(w.prewarm_ms, 0);
     assert_int_equal(w.keep_alive_ms, MIN_MS);
     /* Calls that overlap (idle times of 0): warm a bin and a tenth. */
