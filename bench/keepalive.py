@@ -268,19 +268,30 @@ def run_policy(args, name, policy, timeout_min, calls, kinds, tmp, code):
         cold = d.get("mayfly_cold_starts_total", 0)
         idle = d.get("mayfly_idle_instance_memory_mb_seconds_total", 0)
         by_kind = {}
+        # The same counters per function, to tell where each policy's cold
+        # starts and idle memory come from.
+        by_function = {}
         for (key, fn), v in after.items():
             kind = fn.split("-", 1)[1]
             k = by_kind.setdefault(kind, {"invocations": 0, "cold_starts": 0, "idle_mb_s": 0})
+            f = by_function.setdefault(fn, {"invocations": 0, "cold_starts": 0, "idle_mb_s": 0,
+                                            "prewarms_used": 0, "prewarms_wasted": 0})
             delta = v - mark.get((key, fn), 0)
             if key.startswith("mayfly_invocations_total"):
                 k["invocations"] += delta
+                f["invocations"] += delta
             elif key == "mayfly_cold_starts_total":
                 k["cold_starts"] += delta
+                f["cold_starts"] += delta
             elif key == "mayfly_idle_instance_memory_mb_seconds_total":
                 k["idle_mb_s"] += delta
+                f["idle_mb_s"] += delta
+            elif key.startswith("mayfly_prewarms_total:"):
+                f["prewarms_" + key.split(":", 1)[1]] = delta
         return {
             "policy": name,
             "by_kind": by_kind,
+            "by_function": by_function,
             "flags": flags,
             "invocations": invocations,
             "failed": invocations - d.get("mayfly_invocations_total", 0),
@@ -299,6 +310,23 @@ def run_policy(args, name, policy, timeout_min, calls, kinds, tmp, code):
         }
     finally:
         benchlib.stop_server(p)
+
+
+def print_by_function(runs):
+    """Per function, cold starts (and idle MB-s) under each policy run, for
+    the functions with a cold start under any of them."""
+    if not runs:
+        return
+    names = sorted({fn for r in runs for fn in r["by_function"]})
+    print("%-18s %6s  %s" % ("function", "calls",
+                             "  ".join("%-16s" % r["policy"] for r in runs)))
+    for fn in names:
+        cells = [r["by_function"].get(fn, {}) for r in runs]
+        if not any(c.get("cold_starts") for c in cells):
+            continue
+        calls = max(c.get("invocations", 0) for c in cells)
+        print("%-18s %6d  %s" % (fn, calls, "  ".join(
+            "%3d cold %7.0f" % (c.get("cold_starts", 0), c.get("idle_mb_s", 0)) for c in cells)))
 
 
 def main():
@@ -347,6 +375,7 @@ def main():
               flush=True)
         if r["n_errors"]:
             rc = 1
+    print_by_function(result["policies"])
     by = {r["policy"]: r for r in result["policies"]}
     a, f10 = by.get("adaptive"), by.get("fixed-10")
     if a and f10 and f10["cold_starts"] and f10["idle_mb_s"]:

@@ -17,6 +17,8 @@ void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint
         n += h->out_of_range /= 2;
         h->n = n;
     }
+    memmove(h->recent_ms + 1, h->recent_ms, sizeof h->recent_ms - sizeof h->recent_ms[0]);
+    h->recent_ms[0] = idle_ms;
     uint64_t bin = idle_ms / cfg->bin_ms;
     if (bin < KEEPALIVE_BINS)
         h->bins[bin]++;
@@ -55,6 +57,33 @@ static int percentile_bin(const keepalive_hist_t *h, double pct)
     return KEEPALIVE_BINS;
 }
 
+/* The bin, tail or later, whose end makes the cheapest keep-alive end
+ * for h's idle times: each idle time that ends before it costs its
+ * length (nearly the same wherever the end is past it), each one past it
+ * the end's length and a cold start (KEEPALIVE_COLD_COST_BINS). Moving
+ * the end one bin on spares the next bin's idle times their cold start
+ * and costs every later one (out of range too) a bin more. The first
+ * cheapest wins. */
+static int cheapest_end_bin(const keepalive_hist_t *h, int tail)
+{
+    double later = h->out_of_range; /* idle times past the end's bin */
+    for (int i = tail + 1; i < KEEPALIVE_BINS; i++)
+        later += h->bins[i];
+    double cost = 0, best_cost = 0; /* relative to the end at the tail */
+    int best = tail;
+    for (int e = tail + 1; e < KEEPALIVE_BINS && later > 0; e++) {
+        later -= h->bins[e];
+        /* The bin's idle times: a cold start and (e + C) bins before,
+         * about e + 0.5 bins now; every later one a bin more. */
+        cost += later - (double)h->bins[e] * (KEEPALIVE_COLD_COST_BINS - 0.5);
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = e;
+        }
+    }
+    return best;
+}
+
 static uint64_t at_most(uint64_t v, uint64_t max)
 {
     return v < max ? v : max;
@@ -72,11 +101,35 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
 {
     memset(out, 0, sizeof *out);
     uint64_t bin = cfg->bin_ms;
-    if (h->n < KEEPALIVE_MIN_SAMPLES) {
-        /* Called once, or a few times: nothing yet says when the next
-         * call comes, and most such functions are rare ones, for which a
-         * long keep-alive is memory held for nothing. */
+    if (h->n == 0) {
+        /* Called once: nothing yet says when the next call comes, and
+         * most such functions are rare ones, for which a long keep-alive
+         * is memory held for nothing. */
         fallback(out, bin, cfg);
+        return;
+    }
+    if (h->n < KEEPALIVE_MIN_SAMPLES) {
+        /* Two idle times that agree: the next is expected like them (a
+         * timer's period is known after its third call, long before its
+         * fourth). An instance waits from the shorter one's bin to the
+         * end of the longer one's, so a guess that is wrong holds a bin
+         * or two of memory. */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (uint32_t i = 0; i < h->n; i++) {
+            uint64_t b = h->recent_ms[i] / bin;
+            lo = b < lo ? b : lo;
+            hi = b > hi ? b : hi;
+        }
+        fallback(out, bin, cfg);
+        /* One idle time, or two that disagree (by more than a bin and
+         * the margin), is no rhythm yet: a rare function's, which a
+         * window spanning them would hold warm for hours. */
+        if (hi >= KEEPALIVE_BINS || h->n < 2 ||
+            (hi - lo > 1 && (double)(hi - lo) > KEEPALIVE_MARGIN * (double)hi))
+            return;
+        out->prewarm_ms = (uint64_t)((double)lo * (double)bin * (1 - KEEPALIVE_MARGIN));
+        uint64_t end = (uint64_t)((double)(hi + 1) * (double)bin * (1 + KEEPALIVE_MARGIN));
+        out->keep_alive_ms = at_most(end - out->prewarm_ms, cfg->max_keep_alive_ms);
         return;
     }
     if ((double)h->out_of_range > KEEPALIVE_MAX_OUT_OF_RANGE * h->n) {
@@ -95,6 +148,8 @@ void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,
      * bounded above), means no pre-warm: stay warm after the call. */
     if (head > 0 && head < KEEPALIVE_BINS)
         out->prewarm_ms = (uint64_t)((double)head * (double)bin * (1 - KEEPALIVE_MARGIN));
+    if (tail < KEEPALIVE_BINS)
+        tail = cheapest_end_bin(h, tail);
     uint64_t end = tail >= KEEPALIVE_BINS
                        ? cfg->max_keep_alive_ms + out->prewarm_ms
                        : (uint64_t)((double)(tail + 1) * (double)bin * (1 + KEEPALIVE_MARGIN));

@@ -28,6 +28,13 @@
 /* ...with this margin: the pre-warm window shrinks by it, the end of the
  * keep-alive window grows by it. */
 #define KEEPALIVE_MARGIN 0.10
+/* Past the tail percentile, the keep-alive window reaches further while
+ * the idle time it adds costs less than the cold starts it spares, a cold
+ * start priced at this many bins of one idle instance (the fixed policy's
+ * default: ten minutes held to spare one). A function called often has
+ * few idle times past its 99th percentile, and a longer window costs it
+ * next to nothing: cut at the percentile, each of those is a cold start. */
+#define KEEPALIVE_COLD_COST_BINS 10.0
 /* A histogram whose bin counts vary less than this (their coefficient of
  * variation) says nothing about when the next call comes. */
 #define KEEPALIVE_MIN_CV 2.0
@@ -49,6 +56,9 @@ typedef struct keepalive_hist {
     uint32_t bins[KEEPALIVE_BINS];
     uint32_t out_of_range; /* idle times of KEEPALIVE_BINS bins or more */
     uint32_t n;            /* all idle times counted (in and out of range) */
+    /* The last idle times, most recent first: too few for the histogram,
+     * they still say when the next call may come. */
+    uint64_t recent_ms[KEEPALIVE_MIN_SAMPLES - 1];
 } keepalive_hist_t;
 
 typedef enum {
@@ -71,13 +81,19 @@ typedef struct keepalive_window {
 void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint64_t idle_ms);
 
 /* The windows h gives:
- * - fewer than KEEPALIVE_MIN_SAMPLES idle times (a function called once,
- *   or a few times): a short keep-alive, one bin;
+ * - no idle time yet (a function called once): a short keep-alive, one
+ *   bin;
+ * - fewer than KEEPALIVE_MIN_SAMPLES: one bin, unless there are two, in
+ *   range, that agree (bins at most one apart, or apart by at most the
+ *   margin of the longer): then the next is expected like them, so
+ *   pre-warm at the start of the shorter one's bin less the margin, warm
+ *   until the end of the longer one's plus the margin;
  * - mostly out of range: one bin (the next call is unlikely to be soon);
  * - bin counts too even (CV below KEEPALIVE_MIN_CV): the fixed keep-alive;
  * - otherwise the histogram: pre-warm at the head percentile's bin start
- *   less the margin, warm until the tail percentile's bin end plus the
- *   margin.
+ *   less the margin, warm until the end of the tail percentile's bin, or
+ *   of a later bin when that is cheaper (KEEPALIVE_COLD_COST_BINS), plus
+ *   the margin.
  * Every fallback is basis KEEPALIVE_FALLBACK, and every keep-alive window
  * is at most cfg->max_keep_alive_ms. */
 void keepalive_decide(const keepalive_hist_t *h, const keepalive_config_t *cfg,

@@ -52,19 +52,57 @@ static void test_one_bin_never_passes_the_fixed_keep_alive(void **state)
     assert_int_equal(w.keep_alive_ms, 20000);
 }
 
-static void test_little_history_gets_one_bin_too(void **state)
+static void test_little_history_is_expected_again(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
+    /* One idle time of 2.5 minutes: no rhythm yet, one bin. */
     add_n(&h, 1, 2 * MIN_MS + 30000);
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
     assert_int_equal(w.prewarm_ms, 0);
     assert_int_equal(w.keep_alive_ms, MIN_MS);
-    add_n(&h, KEEPALIVE_MIN_SAMPLES - 2, 30 * MIN_MS);
+    /* A second of 3.2 minutes (the next bin): they agree, and the next
+     * is expected like them, pre-warmed from the shorter one's bin start
+     * less 10 % to the longer one's end plus 10 %. */
+    add_n(&h, 1, 3 * MIN_MS + 12000);
     w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
+    assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(4 * MIN_MS * 1.1) - w.prewarm_ms);
+    assert_int_equal(h.recent_ms[0], 3 * MIN_MS + 12000);
+    assert_int_equal(h.recent_ms[1], 2 * MIN_MS + 30000);
+    /* Two that disagree (a rare function's 20 and 200 minutes): one bin,
+     * not hours of an instance spanning them. */
+    keepalive_hist_t rare = {0};
+    add_n(&rare, 1, 20 * MIN_MS);
+    add_n(&rare, 1, 200 * MIN_MS);
+    w = decide(&rare);
+    assert_int_equal(w.prewarm_ms, 0);
     assert_int_equal(w.keep_alive_ms, MIN_MS);
+    /* Within the margin of the longer: 100 and 108 minutes agree. */
+    keepalive_hist_t hourly = {0};
+    add_n(&hourly, 1, 100 * MIN_MS);
+    add_n(&hourly, 1, 108 * MIN_MS);
+    w = decide(&hourly);
+    assert_int_equal(w.prewarm_ms, (uint64_t)(100 * MIN_MS * 0.9));
+}
+
+static void test_little_history_out_of_range_gets_one_bin(void **state)
+{
+    (void)state;
+    keepalive_hist_t h = {0};
+    add_n(&h, 2, 5 * 60 * MIN_MS); /* 5 hours: past the range */
+    keepalive_window_t w = decide(&h);
+    assert_int_equal(w.basis, KEEPALIVE_FALLBACK);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, MIN_MS);
+    /* Calls that overlap (idle times of 0): warm a bin and a tenth. */
+    keepalive_hist_t busy = {0};
+    add_n(&busy, 2, 0);
+    w = decide(&busy);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(MIN_MS * 1.1));
 }
 
 static void test_a_periodic_function_is_prewarmed(void **state)
@@ -108,11 +146,13 @@ static void test_the_tail_sets_the_end_of_the_window(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
-    /* 100 idle times: 5 % at 2 minutes, the rest at 5, and one at 7: the
-     * 99th percentile is the 99th idle time, at 5 minutes (bin 5). */
+    /* 100 idle times: 5 % at 2 minutes, the rest at 5, and one at 40: the
+     * 99th percentile is the 99th idle time, at 5 minutes (bin 5), and
+     * waiting 35 minutes more for the one at 40 costs more than its cold
+     * start. */
     add_n(&h, 5, 2 * MIN_MS + 1000);
     add_n(&h, 94, 5 * MIN_MS + 1000);
-    add_n(&h, 1, 7 * MIN_MS + 1000);
+    add_n(&h, 1, 40 * MIN_MS + 1000);
     keepalive_window_t w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
     assert_int_equal(w.prewarm_ms, (uint64_t)(2 * MIN_MS * 0.9));
@@ -121,6 +161,28 @@ static void test_the_tail_sets_the_end_of_the_window(void **state)
     add_n(&h, 2, 7 * MIN_MS + 1000);
     w = decide(&h);
     assert_int_equal(w.keep_alive_ms, (uint64_t)(8 * MIN_MS * 1.1) - w.prewarm_ms);
+}
+
+static void test_the_window_reaches_past_the_tail_when_it_is_cheap(void **state)
+{
+    (void)state;
+    /* Called every few seconds, with 1 % of its idle times at 3 minutes:
+     * the 99th percentile is in bin 0, and a window that ends there
+     * makes each of those a cold start, where 3 minutes more of the
+     * instance cost less than the 10 bins a cold start is priced at. */
+    keepalive_hist_t h = {0};
+    add_n(&h, 990, 5000);
+    add_n(&h, 10, 3 * MIN_MS + 1000);
+    keepalive_window_t w = decide(&h);
+    assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
+    assert_int_equal(w.prewarm_ms, 0);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(4 * MIN_MS * 1.1));
+    /* At 20 minutes the same idle times are cheaper as cold starts. */
+    keepalive_hist_t far = {0};
+    add_n(&far, 990, 5000);
+    add_n(&far, 10, 20 * MIN_MS + 1000);
+    w = decide(&far);
+    assert_int_equal(w.keep_alive_ms, (uint64_t)(MIN_MS * 1.1));
 }
 
 static void test_the_keep_alive_window_is_capped_by_the_fixed_one(void **state)
@@ -222,11 +284,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_function_called_once_gets_one_bin),
         cmocka_unit_test(test_one_bin_never_passes_the_fixed_keep_alive),
-        cmocka_unit_test(test_little_history_gets_one_bin_too),
+        cmocka_unit_test(test_little_history_is_expected_again),
+        cmocka_unit_test(test_little_history_out_of_range_gets_one_bin),
         cmocka_unit_test(test_a_periodic_function_is_prewarmed),
         cmocka_unit_test(test_one_sample_short_of_enough_is_still_fallback),
         cmocka_unit_test(test_a_frequent_function_stays_warm_without_prewarm),
         cmocka_unit_test(test_the_tail_sets_the_end_of_the_window),
+        cmocka_unit_test(test_the_window_reaches_past_the_tail_when_it_is_cheap),
         cmocka_unit_test(test_the_keep_alive_window_is_capped_by_the_fixed_one),
         cmocka_unit_test(test_idle_times_out_of_range_give_a_short_keep_alive),
         cmocka_unit_test(test_an_even_histogram_falls_back_to_the_fixed_keep_alive),
