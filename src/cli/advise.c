@@ -42,9 +42,10 @@ static void print_advice(const json_t *a)
     printf("function     %s (memory_mb %d)\n", str(a, "function"),
            (int)json_integer_value(json_object_get(a, "memory_mb")));
     printf("confidence   %s\n", str(a, "confidence"));
-    printf("evidence     %lld calls from %s to %s: %lld successes, %lld errors, %lld ooms, %lld "
+    long long records = (long long)json_integer_value(json_object_get(ev, "records"));
+    printf("evidence     %lld call%s from %s to %s: %lld successes, %lld errors, %lld ooms, %lld "
            "timeouts\n",
-           (long long)json_integer_value(json_object_get(ev, "records")), str(ev, "from"),
+           records, records == 1 ? "" : "s", str(ev, "from"),
            str(ev, "to"), (long long)json_integer_value(json_object_get(ev, "successes")),
            (long long)json_integer_value(json_object_get(ev, "errors")),
            (long long)json_integer_value(json_object_get(ev, "ooms")),
