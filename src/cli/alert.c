@@ -93,15 +93,6 @@ static bool parse_seconds(const char *s, long *out)
     return true;
 }
 
-static void add_target(json_t *body, const char *kind, const char *to)
-{
-    json_t *list = json_object_get(body, "notify");
-    if (!list) {
-        list = json_array();
-        json_object_set_new(body, "notify", list);
-    }
-    json_array_append_new(list, json_pack("{ss}", kind, to));
-}
 
 /* The command's paths and its ls, get and rm (cli/owned.c), below. */
 static const cli_owned_t owned;
@@ -163,9 +154,9 @@ static int alert_put(int argc, char **argv)
             json_object_set_new(body, opt == OPT_WINDOW ? "window_s" : "for_s", json_integer(s));
             break;
         case OPT_SEVERITY: json_object_set_new(body, "severity", json_string(optarg)); break;
-        case OPT_WEBHOOK: add_target(body, "webhook", optarg); break;
-        case OPT_NOTIFY_FUNCTION: add_target(body, "function", optarg); break;
-        case OPT_TOPIC: add_target(body, "topic", optarg); break;
+        case OPT_WEBHOOK: cli_notify_add(body, "webhook", optarg); break;
+        case OPT_NOTIFY_FUNCTION: cli_notify_add(body, "function", optarg); break;
+        case OPT_TOPIC: cli_notify_add(body, "topic", optarg); break;
         default: return cli_usage_error("alert put", alert_usage, NULL);
         }
     }

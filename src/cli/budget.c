@@ -17,6 +17,8 @@
 static const char budget_usage[] =
     "usage: mayfly budget put NAME --tenant T [--function F] --period day|month\n"
     "                         --amount X [--alert-at 0.5,0.8,1] [--action alert|block]\n"
+    "                         [--notify-webhook URL]... [--notify-function F]...\n"
+    "                         [--notify-topic T]...\n"
     "       mayfly budget ls [--tenant T] [--json]\n"
     "       mayfly budget get NAME [--tenant T]\n"
     "       mayfly budget rm NAME [--tenant T]\n"
@@ -42,10 +44,14 @@ static const char budget_usage[] =
     "  --amount X          the cap, in the prices' currency\n"
     "  --alert-at LIST     comma-separated fractions of the amount (0.5,0.8,1)\n"
     "  --action A          alert (default: record and log) or block\n"
+    "  --notify-webhook URL, --notify-function F, --notify-topic T\n"
+    "                      where each threshold crossed is also sent, as an\n"
+    "                      alert is (docs/alerts.md; repeatable)\n"
     "  --json              ls: the server's JSON\n"
     "  -h, --help          show this help\n";
 
-enum { OPT_TENANT = 256, OPT_FUNCTION, OPT_PERIOD, OPT_AMOUNT, OPT_ALERT_AT, OPT_ACTION, OPT_JSON };
+enum { OPT_TENANT = 256, OPT_FUNCTION, OPT_PERIOD, OPT_AMOUNT, OPT_ALERT_AT, OPT_ACTION, OPT_JSON,
+       OPT_WEBHOOK, OPT_NOTIFY_FUNCTION, OPT_TOPIC };
 
 static bool parse_number(const char *s, double *out)
 {
@@ -91,6 +97,9 @@ static int budget_put(int argc, char **argv)
         {"amount", required_argument, NULL, OPT_AMOUNT},
         {"alert-at", required_argument, NULL, OPT_ALERT_AT},
         {"action", required_argument, NULL, OPT_ACTION},
+        {"notify-webhook", required_argument, NULL, OPT_WEBHOOK},
+        {"notify-function", required_argument, NULL, OPT_NOTIFY_FUNCTION},
+        {"notify-topic", required_argument, NULL, OPT_TOPIC},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -132,6 +141,9 @@ static int budget_put(int argc, char **argv)
                                        "--action must be alert or block, not `%s`", optarg);
             json_object_set_new(body, "action", json_string(optarg));
             break;
+        case OPT_WEBHOOK: cli_notify_add(body, "webhook", optarg); break;
+        case OPT_NOTIFY_FUNCTION: cli_notify_add(body, "function", optarg); break;
+        case OPT_TOPIC: cli_notify_add(body, "topic", optarg); break;
         default: return cli_usage_error("budget put", budget_usage, NULL);
         }
     }

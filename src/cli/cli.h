@@ -92,6 +92,9 @@ typedef struct cli_owned {
 /* PATH, /NAME when name is set, ?tenant=T when tenant is. */
 void cli_owned_path(const cli_owned_t *o, buf_t *path, const char *name, const char *tenant);
 int cli_owned_command(const cli_owned_t *o, int argc, char **argv);
+/* Appends {KIND: TO} (a notification target: webhook, function or topic,
+ * docs/alerts.md) to body's "notify" list, made when missing. */
+void cli_notify_add(json_t *body, const char *kind, const char *to);
 /* DELETE path; on 204 (or 200) prints "deleted WHAT NAME". An exit code. */
 int cli_delete(const char *path, const char *what, const char *name);
 /* The same for a JSON array in hand. */

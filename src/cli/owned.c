@@ -96,3 +96,13 @@ int cli_owned_command(const cli_owned_t *o, int argc, char **argv)
         return run(o, argv[1], argc - 1, argv + 1);
     return cli_usage_error(o->cmd, o->usage, "unknown command `%s`: put, ls, get or rm", argv[1]);
 }
+
+void cli_notify_add(json_t *body, const char *kind, const char *to)
+{
+    json_t *list = json_object_get(body, "notify");
+    if (!list) {
+        list = json_array();
+        json_object_set_new(body, "notify", list);
+    }
+    json_array_append_new(list, json_pack("{ss}", kind, to));
+}

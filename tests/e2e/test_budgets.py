@@ -312,7 +312,8 @@ def test_budgets_are_their_tenants(server, tmp_path):
 def test_the_cli_puts_lists_shows_and_removes_budgets(server, prices):
     srv = server("--prices", prices)
     p = srv.cli("budget", "put", "nightly", "--tenant", "default", "--period", "day",
-                "--amount", "2.5", "--alert-at", "0.5,1", "--action", "block")
+                "--amount", "2.5", "--alert-at", "0.5,1", "--action", "block",
+                "--notify-webhook", "http://127.0.0.1:9/hook", "--notify-topic", "spend")
     assert p.returncode == 0, p.stderr
     assert "created budget nightly" in p.stdout
     p = srv.cli("budget", "ls")
@@ -322,6 +323,7 @@ def test_the_cli_puts_lists_shows_and_removes_budgets(server, prices):
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["amount"] == 2.5 and doc["alert_at"] == [0.5, 1.0] and doc["crossings"] == []
+    assert doc["notify"] == [{"webhook": "http://127.0.0.1:9/hook"}, {"topic": "spend"}], doc
     p = srv.cli("budget", "put", "nightly", "--tenant", "default", "--period", "day",
                 "--amount", "lots")
     assert p.returncode == 2 and "--amount" in p.stderr
