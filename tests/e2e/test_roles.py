@@ -132,12 +132,18 @@ def test_an_invoker_invokes_and_reads_its_calls_only(srv):
     assert r.status_code == 202, r.text
     mine = r.json()["request_id"]
 
+    last = []
+
     def own_done():
         got = requests.get(f"{srv.url}/v1/invocations/{mine}", headers=auth("invoker"),
                            timeout=60)
+        last[:] = [got.status_code, got.text]
         return got.status_code == 200 and got.json()["status"] == "success"
     # Three test files share the machine: the event may wait behind theirs.
-    wait_for("the invoker's async call", own_done, timeout=300)
+    try:
+        wait_for("the invoker's async call", own_done, timeout=300)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; its record read last: {last}") from None
 
 
 def test_tenants_are_for_admins(srv):
