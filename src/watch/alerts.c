@@ -455,6 +455,7 @@ void alerts_observe(alerts_t *a, const store_record_t *rec)
 {
     if (!a || !a->head)
         return;
+    int64_t now = clock_wall_ms();
     alert_window_t *w = map_get(&a->windows, rec->function);
     if (!w) {
         bool wanted = false;
@@ -462,9 +463,9 @@ void alerts_observe(alerts_t *a, const store_record_t *rec)
             wanted = alert_metric_windowed(l->cfg.metric) && covers(&l->cfg, rec->function);
         if (!wanted)
             return;
-        w = window_of(a, rec->function, true, clock_wall_ms());
+        w = window_of(a, rec->function, true, now);
     }
-    alert_window_add(w, clock_wall_ms(), rec->status, rec->duration_ms, rec->cold_start != 0);
+    alert_window_add(w, now, rec->status, rec->duration_ms, rec->cold_start != 0);
 }
 
 /* ---- delivery ------------------------------------------------------------ */
