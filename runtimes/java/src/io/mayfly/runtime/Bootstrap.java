@@ -251,6 +251,10 @@ public final class Bootstrap {
             }
             System.out.flush();
             System.err.flush();
+            /* Before the answer: once answered, the call is over and its
+             * unfinished last line would name a call no longer running. */
+            if (concurrent)
+                CallOutput.endCall();
             try {
                 RuntimeApi.Response r;
                 if (error == null) {
@@ -275,7 +279,7 @@ public final class Bootstrap {
                 System.exit(1);
             }
             if (concurrent) {
-                CallOutput.endCall();
+                CallOutput.endCall(); /* what the answer's report printed */
                 CallOutput.CALL.remove();
                 CallOutput.TraceProperties.TRACE.remove();
             }
