@@ -1869,8 +1869,17 @@ static int api_call(const char *method, const char *content_type, const void *bo
 {
     buf_reset(&api.error);
     api.status = 0;
+    /* The call making it: the server attributes the request to it on an
+     * instance serving many calls at once (docs/concurrency.md). */
+    size_t mark = api.headers.len;
+    if (call_id)
+        buf_printf(&api.headers, "Lambda-Runtime-Aws-Request-Id: %s\r\n", call_id);
     int rc = conn_request_typed(&api.conn, method, api.path.data, api.headers.data, content_type,
                                 body, len, has_body);
+    if (api.headers.data) {
+        api.headers.len = mark;
+        api.headers.data[mark] = '\0';
+    }
     if (rc < 0) {
         buf_addstr(&api.error, describe(rc));
         return rc;

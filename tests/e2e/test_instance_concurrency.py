@@ -57,6 +57,12 @@ def worker(k):
             end = time.thread_time() + ev["spin_s"]
             while time.thread_time() < end:
                 pass
+        for _ in range(ev.get("kv", 0)):
+            k = http.client.HTTPConnection(host, int(port))
+            k.request("POST", "/mayfly/v1/kv/" + ev["store"] + "/n/incr", b'{"by": 1}',
+                      {"Lambda-Runtime-Aws-Request-Id": rid})
+            assert k.getresponse().status == 200
+            k.close()
         time.sleep(ev.get("sleep", 0))
         out = {"tag": ev.get("tag"), "t0": t0, "t1": time.time(), "pid": INSTANCE,
                "max": os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
@@ -227,3 +233,15 @@ def test_the_scheduler_fills_an_instance_before_starting_another(srv):
     assert {r.status_code for r in rs} <= {200, 429}
     ok = [r for r in rs if r.status_code == 200]
     assert len({r.json()["pid"] for r in ok}) == 1
+
+
+def test_the_platform_api_counts_each_request_for_the_call_it_names(srv):
+    store = unique("kv")
+    name = deploy_threads(srv, 4, permissions=[f"kv:{store}"])
+    invoke_ok(srv, name, {"tag": "warm"})
+    rs = call_all(srv, name, [{"tag": i, "kv": i + 1, "store": store, "sleep": 1}
+                              for i in range(4)])
+    for i, r in enumerate(rs):
+        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+        rec = get_record(srv, r.headers["X-Mayfly-Request-Id"])
+        assert rec["kv_ops"] == i + 1, (i, rec)
