@@ -88,9 +88,10 @@ static void handle_next(http_request_t *req, void *ud)
         inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
         exec__start_succeeded(inst->pool);
         /* Init ran with every core, as Lambda boosts it; calls get the CPU
-         * share the function's memory buys. */
+         * share the function's memory buys, each: an instance serving many
+         * at once gets as many shares (its calls are billed so). */
         mf_error_t err = MF_ERROR_INIT;
-        if (sandbox_cap_cpu(&inst->sb, &err) < 0)
+        if (sandbox_cap_cpu(&inst->sb, inst->memory_mb * inst->n_lanes, &err) < 0)
             log_warn("exec", "capping the CPU of instance %s of %s: %s", inst->id, inst->pool->name,
                      err.msg);
     }

@@ -77,6 +77,7 @@ struct sandbox__cg {
     struct sandbox__cgsys *sys;
     unsigned memory_mb;      /* the limit last written */
     bool capped;             /* sandbox__cg_cap_cpu was called */
+    unsigned cpu_mb;         /* the memory its CPU quota is for (0: its memory_mb) */
     char *id;
     char *path;
     bool created[CTL_COUNT]; /* per hierarchy */
@@ -855,7 +856,7 @@ static int write_quota(struct sandbox__cg *cg, const char **step)
 {
     const struct sandbox__cgsys *cs = cg->sys;
     const hier_t *hc = &cs->hier[cs->ctl[CTL_CPU]];
-    uint64_t q = cpu_quota_us(cs, cg->memory_mb);
+    uint64_t q = cpu_quota_us(cs, cg->cpu_mb ? cg->cpu_mb : cg->memory_mb);
     char text[64];
     if (cs->version == SANDBOX_CGROUP_V2) {
         snprintf(text, sizeof text, "%" PRIu64 " %d", q, SANDBOX_CPU_PERIOD_US);
@@ -901,6 +902,7 @@ static int cg_set_limits(struct sandbox__cg *cg, unsigned memory_mb, const char 
     if (r == 0 && hc && cg->capped) {
         unsigned old = cg->memory_mb;
         cg->memory_mb = memory_mb;
+        cg->cpu_mb = 0;
         r = write_quota(cg, step);
         cg->memory_mb = old;
     }
@@ -1113,11 +1115,12 @@ int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_
     return 0;
 }
 
-int sandbox__cg_cap_cpu(struct sandbox__cg *cg, mf_error_t *err)
+int sandbox__cg_cap_cpu(struct sandbox__cg *cg, unsigned cpu_mb, mf_error_t *err)
 {
     const char *step = "";
     if (cg->sys->ctl[CTL_CPU] < 0)
         return 0;
+    cg->cpu_mb = cpu_mb;
     int r = write_quota(cg, &step);
     if (r < 0)
         return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, step);

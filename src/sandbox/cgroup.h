@@ -77,7 +77,7 @@ int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memor
  * once capped), on a live cgroup too. */
 int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_t *err);
 /* Gives the cgroup its CPU quota from its memory (see sandbox_cap_cpu). */
-int sandbox__cg_cap_cpu(struct sandbox__cg *cg, mf_error_t *err);
+int sandbox__cg_cap_cpu(struct sandbox__cg *cg, unsigned cpu_mb, mf_error_t *err);
 /* Freezes (true) or thaws (false) every process in the cgroup: one write.
  * -ENOTSUP without a freezer. */
 int sandbox__cg_freeze(struct sandbox__cg *cg, bool frozen);

@@ -1503,11 +1503,11 @@ void sandbox_reset_peak(sandbox_t *sb)
         sandbox__cg_reset_peak(sb->cg);
 }
 
-int sandbox_cap_cpu(sandbox_t *sb, mf_error_t *err)
+int sandbox_cap_cpu(sandbox_t *sb, unsigned cpu_mb, mf_error_t *err)
 {
     if (!sb->cg)
         return mf_error_set(err, EINVAL, "sandbox: no cgroup to cap");
-    int r = sandbox__cg_cap_cpu(sb->cg, err);
+    int r = sandbox__cg_cap_cpu(sb->cg, cpu_mb, err);
     if (r < 0)
         mf_error_wrap(err, "sandbox: cap the CPU");
     return r;

@@ -265,8 +265,10 @@ void sandbox_reset_peak(sandbox_t *sb);
  * weight. Call it once the runtime has initialised: until then the
  * sandbox may use every CPU, so a cold start is not slowed down. A pooled
  * sandbox gets its function's quota here too. Without a cpu controller it
- * does nothing and returns 0. */
-int sandbox_cap_cpu(sandbox_t *sb, mf_error_t *err);
+ * does nothing and returns 0. cpu_mb, when not 0, is the memory the quota
+ * is for instead of the sandbox's own (an instance serving many calls at
+ * once gets each call's share). */
+int sandbox_cap_cpu(sandbox_t *sb, unsigned cpu_mb, mf_error_t *err);
 /* Freezes every process of the sandbox (v1 freezer.state FROZEN, v2
  * cgroup.freeze 1): one write to a file kept open, cheap enough for every
  * call, so that nothing the function left running after its answer uses

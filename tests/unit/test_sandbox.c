@@ -1180,7 +1180,7 @@ static void test_cpu_cap_follows_memory(void **state)
     assert_true(read_file_at(dir, v2 ? "cpu.max" : "cpu.cfs_quota_us", text, sizeof text));
     assert_string_equal(text, v2 ? "max 100000" : "-1");
 
-    assert_int_equal(sandbox_cap_cpu(&sb, &err), 0);
+    assert_int_equal(sandbox_cap_cpu(&sb, 0, &err), 0);
     uint64_t quota = 128ull * SANDBOX_CPU_PERIOD_US / 1769; /* 1447 us */
     char want[64];
     if (v2) {
@@ -1215,7 +1215,7 @@ static void test_cpu_cap_follows_memory(void **state)
     base_config(&cfg, argv);
     cfg.memory_mb = (unsigned)huge;
     assert_int_equal(sandbox_spawn(sys, &cfg, &sb, &e2), 0);
-    assert_int_equal(sandbox_cap_cpu(&sb, &e2), 0);
+    assert_int_equal(sandbox_cap_cpu(&sb, 0, &e2), 0);
     assert_true(ctl_dir(sb.pid, "cpu", dir, sizeof dir));
     assert_true(read_file_at(dir, v2 ? "cpu.max" : "cpu.cfs_quota_us", text, sizeof text));
     assert_int_equal(strtoull(text, NULL, 10), (uint64_t)capc.cpus * SANDBOX_CPU_PERIOD_US);
@@ -1326,7 +1326,7 @@ static void test_pooled_sandbox_gets_the_same(void **state)
         fail_msg("pooled sandbox (uid %u) said:\n%s", sb.uid, out.data);
     buf_release(&out);
 
-    assert_int_equal(sandbox_cap_cpu(&sb, &err), 0);
+    assert_int_equal(sandbox_cap_cpu(&sb, 0, &err), 0);
     char dir[512], text[64];
     assert_true(ctl_dir(sb.pid, "cpu", dir, sizeof dir));
     bool v2 = sandbox_system_cgroup_version(sys) == SANDBOX_CGROUP_V2;
