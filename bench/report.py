@@ -619,14 +619,17 @@ def issue19_targets(add, by, cold, bases, why, usable, ok):
         "req/s, not a ratio", needs="warm-java", reason=why("warm-java"))
 
 
-def peers_section(by, env):
-    """mayfly against each peer, side by side, as lines."""
+def peers_section(by, env, chosen):
+    """mayfly against each peer, side by side, as lines (those with a row
+    of this run)."""
     L = ["### mayfly against the peers (same figures as above)", ""]
     L.append("| figure | mayfly | peer | mayfly / peer |")
     L.append("|---|---|---|---|")
 
     def line(what, a, b, key, fmt, unit, lower_better=False):
         ra, rb = by[a], by[b]
+        if a not in chosen and b not in chosen:
+            return
         va = ra["pct"].get(50) if key == "p50" else ra["pct"].get(99) if key == "p99" \
             else ra[key]
         vb = rb["pct"].get(50) if key == "p50" else rb["pct"].get(99) if key == "p99" \
@@ -1015,7 +1018,7 @@ def main():
           for r in rows if r.get("rps_all")) + ".")
     w("")
     if chosen & {"ofw-node", "ofw-python", "ofw-fork", "rie-c", "conc-node", "conc-python"}:
-        L.extend(peers_section(by, env))
+        L.extend(peers_section(by, env, chosen))
     w("### Async invocations (one server; sync and async runs alternate)")
     w("")
     w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | status |")

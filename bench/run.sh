@@ -477,7 +477,7 @@ PEERS_OUT=$ROOT/$OUT/peers
 
 peer_build() { # X archive-prefix source-folder package binary-name [ldflags]
     local x=$1 prefix=$2 src=$3 pkg=$4 name=$5 ldflags=${6:-} archives archive sha bin gov log
-    archives=$(find "$PEERS_DIR" -maxdepth 1 -name "$prefix-*.tar.gz" 2>/dev/null | sort)
+    archives=$(find "$PEERS_DIR" -maxdepth 1 -name "$prefix-*.tar.gz" 2>/dev/null | sort || true)
     if [ ! -d "$PEERS_DIR" ] || [ -z "$archives" ]; then
         printf -v "PEER_${x}_MISSING" '%s' "not measured: peer sources not found in $PEERS_SHOWN"
         return 0
@@ -529,7 +529,7 @@ build_peers() {
     PEER_RIE_MISSING='' PEER_RIE_ERR='' PEER_RIE_VERSION='' PEER_RIE_BIN=''
     if [ $need_ofw = 1 ]; then
         local v
-        v=$(find "$PEERS_DIR" -maxdepth 1 -name 'of-watchdog-*.tar.gz' 2>/dev/null | sort | tail -n 1)
+        v=$(find "$PEERS_DIR" -maxdepth 1 -name 'of-watchdog-*.tar.gz' 2>/dev/null | sort | tail -n 1 || true)
         v=${v##*/of-watchdog-}
         # Its own Makefile stamps the version in the same way.
         peer_build OFW of-watchdog of-watchdog . of-watchdog "-X main.Version=${v%.tar.gz}"
@@ -545,7 +545,6 @@ need_peer() { # OFW|RIE
     local absent=PEER_$1_MISSING err=PEER_$1_ERR
     if [ -n "${!absent}" ]; then
         echo "${!absent}" >"$OUT/status/$ROW"
-        say "$ROW: ${!absent}"
         exit 0
     fi
     [ -z "${!err}" ] || fail "${!err}"
