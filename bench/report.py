@@ -146,6 +146,19 @@ def http_row(out, name, row_name=None, latency=True, throughput=True):
     row["other_cpu"] = other_cpu(out, name)
     if row["status"] == "ok" and ((throughput and row["rps"] is None) or (latency and not lat)):
         row["status"] = "failed: no wrk result"
+    # mayfly's rows: the server's own count of calls that did not succeed
+    # (they answer 200 too, with X-Amz-Function-Error).
+    before = json.loads(read(os.path.join(out, "calls-%s.before.json" % name), "null") or "null")
+    after = json.loads(read(os.path.join(out, "calls-%s.after.json" % name), "null") or "null")
+    if before is not None and after is not None:
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        bad = {k: v for k, v in delta.items() if k != "success" and v > 0}
+        total = sum(delta.values())
+        row["failed_calls"] = sum(bad.values())
+        if bad and row["status"] == "ok" and row["failed_calls"] > 0.001 * total:
+            row["status"] = "failed: %s of %s calls did not succeed (%s): its req/s counts " \
+                "their quick failures" % (f_int(row["failed_calls"]), f_int(total), ", ".join(
+                    "%s %s" % (k, f_int(v)) for k, v in sorted(bad.items())))
     return row
 
 
@@ -1010,7 +1023,10 @@ def main():
       "stall had waited, so a rare stall shows in p90/p99 in proportion to the time it lasts. "
       "Every row is measured the same way.")
     w("")
-    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row. Other "
+    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row; a "
+      "mayfly row whose calls failed on the server (they answer 200 with X-Amz-Function-Error, "
+      "as Lambda's Invoke does; counted by mayfly_invocations_total) in more than 0.1 % of its "
+      "calls fails. Other "
       "CPU use: CPU time of processes outside the suite while the row ran; "
       "anything but a few seconds means the figures of that row were disturbed. "
       "Throughput of each run: " + "; ".join(
@@ -1402,7 +1418,8 @@ def main():
       "if missing, builds, runs bench/run.sh for about 20 minutes, and rewrites this file and "
       "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
       "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ASYNC_LOW, "
-      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_NOISY_MODES, BENCH_UPDATES, BENCH_ROWS (see bench/run.sh; a subset "
+      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_NOISY_MODES, BENCH_UPDATES, BENCH_PEERS (the peers' "
+      "source archives, default ../shared/peers), BENCH_ROWS (see bench/run.sh; a subset "
       "of rows, e.g. "
       "`BENCH_ROWS=async bench/run.sh`, writes bench/out/RESULTS.md instead of this file).")
     w("")

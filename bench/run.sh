@@ -440,14 +440,47 @@ deploy_example() { # name folder [flags]
     MAYFLY_URL=$MF_URL "$MAYFLY" deploy "$name" "$dir" $(cat "$dir/deploy.args") "$@" >/dev/null
 }
 
+# A function's calls by status (mayfly_invocations_total on /metrics) into
+# bench/out/$2: a call that failed answers 200 too (with
+# X-Amz-Function-Error, as Lambda's Invoke does), so wrk alone cannot tell
+# a row's failures from its throughput; the report compares the counts
+# taken before and after the row's runs.
+fn_calls() { # function file
+    $PY - "$MF_URL/metrics" "$1" >"$OUT/$2" <<'PYEOF' || true
+import json, re, sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=60).read().decode()
+res = {}
+for line in text.splitlines():
+    m = re.match(r'mayfly_invocations_total\{(.*)\} (\S+)$', line)
+    if m and ('function="%s"' % sys.argv[2]) in m.group(1):
+        st = re.search(r'status="([^"]*)"', m.group(1))
+        key = st.group(1) if st else "?"
+        res[key] = res.get(key, 0) + float(m.group(2))
+print(json.dumps(res))
+PYEOF
+}
+
 warm_one() {
-    local rt=$1 dir=noop-$1
+    local rt=$1 dir=noop-$1 url c
     # Java's warm row calls the hello example (a POJO in and out).
     [ "$rt" = java ] && dir=hello-java
+    url=$MF_URL/v1/functions/noop-$rt/invoke
     deploy_example "noop-$rt" "$SNAP/examples/$dir" --max-concurrency 64 \
         || fail "could not deploy examples/$dir"
-    check_post "$MF_URL/v1/functions/noop-$rt/invoke" || fail "the first invoke failed"
-    http_runs "warm-$rt" "$MF_URL/v1/functions/noop-$rt/invoke"
+    check_post "$url" || fail "the first invoke failed"
+    if [ "$rt" = java ]; then
+        # A JVM's start takes a few hundred ms of CPU: 32 starting at once on
+        # the server's one CPU take longer than an instance's 10 s to ask for
+        # work, and the failures then stop the function for 30 s. Connections
+        # are added a few at a time first, as load ramps up, so instances
+        # start a few at a time; the runs below are of warm instances.
+        for c in 1 2 4 8 16; do
+            load wrk -t1 -c"$c" -d2s -s bench/post.lua "$url" >>"$OUT/wrk-warm-java-ramp.txt" 2>&1
+        done
+    fi
+    fn_calls "noop-$rt" "calls-warm-$rt.before.json"
+    http_runs "warm-$rt" "$url"
+    fn_calls "noop-$rt" "calls-warm-$rt.after.json"
     kill -0 "$MF_PID" 2>/dev/null || fail "the server died during the run; see bench/out/server-warm.log"
 }
 
@@ -692,7 +725,9 @@ def find(d):
 sys.exit(0 if find(doc) == 32 else 1)
 PYEOF
     check_post "$url" || fail "the first invoke failed"
+    fn_calls "$fn" "calls-conc-$rt.before.json"
     http_runs "conc-$rt" "$url"
+    fn_calls "$fn" "calls-conc-$rt.after.json"
     $PY -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
         "$MF_URL/metrics" >"$OUT/server-conc-$rt.metrics" 2>&1 || true
     stop_mayfly "conc-$rt"
