@@ -26,7 +26,26 @@ HTTP_ROWS = [
     ("warm-python", "mayfly warm, python3"),
     ("warm-node", "mayfly warm, nodejs"),
     ("warm-java", "mayfly warm, java17 (hello-java)"),
+    ("conc-python", "mayfly warm, python3, instance_concurrency 32"),
+    ("conc-node", "mayfly warm, nodejs, instance_concurrency 32"),
+    # The peers (issue 19), built from their source archives.
+    ("ofw-python", "of-watchdog http mode, Python upstream (Flask behind waitress)"),
+    ("ofw-node", "of-watchdog http mode, Node.js upstream (node:http)"),
+    ("ofw-fork", "of-watchdog fork mode (streaming), a C no-op forked per request"),
+    ("rie-c", "AWS Lambda RIE, C bootstrap (examples/noop-c): 1 connection only, it fails "
+     "under concurrent calls (upstream issue #97)"),
 ]
+# Rows measured at 1 connection only.
+LATENCY_ONLY = {"rie-c"}
+# Short names in the latency plot.
+PLOT_LABELS = {
+    "nginx": "nginx (ceiling)", "fcgiwrap": "nginx+fcgiwrap (CGI)", "warm-c": "mayfly C",
+    "warm-python": "mayfly python3", "warm-node": "mayfly nodejs", "warm-java": "mayfly java17",
+    "conc-python": "mayfly python3 ic32", "conc-node": "mayfly nodejs ic32",
+    "ofw-python": "of-watchdog+Python", "ofw-node": "of-watchdog+Node.js",
+    "ofw-fork": "of-watchdog fork, C", "rie-c": "Lambda RIE, C",
+}
+WARM_RTS = ("c", "python", "node", "java")
 # The async row (bench/run.sh row_async): one server, sync and async runs
 # alternating, to the same C no-op (and to a copy with max_concurrency 1).
 ASYNC_ROWS = [
@@ -105,9 +124,10 @@ def f_other(v):
     return "—" if not v else "%.0f s in %.0f s" % v
 
 
-def http_row(out, name, row_name=None, latency=True):
+def http_row(out, name, row_name=None, latency=True, throughput=True):
     """wrk's figures of a row; row_name: the suite row whose status it has
-    (default: its own); latency: whether it has 1-connection runs."""
+    (default: its own); latency: whether it has 1-connection runs;
+    throughput: whether it has 32-connection runs."""
     row = {"name": name, "status": status(out, row_name or name), "rps": None, "pct": {},
            "runs_thr": 0,
            "runs_lat": 0, "errors": 0, "requests": 0}
@@ -118,13 +138,32 @@ def http_row(out, name, row_name=None, latency=True):
     row["runs_thr"], row["runs_lat"] = len(thr), len(lat)
     row["rps"] = median([t["rps"] for t in thr])
     row["rps_all"] = [t["rps"] for t in thr]
+    row["rps_c1"] = median([t["rps"] for t in lat if t["rps"] is not None])
     for p in (50, 75, 90, 99):
         row["pct"][p] = median([t["pct"][p] for t in lat if p in t["pct"]])
     row["errors"] = sum(t["non2xx"] + t["socket_errors"] for t in thr + lat)
     row["requests"] = sum(t["requests"] for t in thr + lat)
     row["other_cpu"] = other_cpu(out, name)
-    if row["status"] == "ok" and (row["rps"] is None or (latency and not lat)):
+    if row["status"] == "ok" and ((throughput and row["rps"] is None) or (latency and not lat)):
         row["status"] = "failed: no wrk result"
+    # mayfly's rows: the server's own count of calls that did not succeed
+    # (they answer 200 too, with X-Amz-Function-Error).
+    before = json.loads(read(os.path.join(out, "calls-%s.before.json" % name), "null") or "null")
+    after = json.loads(read(os.path.join(out, "calls-%s.after.json" % name), "null") or "null")
+    if before is not None and after is not None:
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        bad = {k: v for k, v in delta.items() if k != "success" and v > 0}
+        total = sum(delta.values())
+        row["failed_calls"] = sum(bad.values())
+        quick = sum(v for k, v in bad.items() if k != "timeout")
+        said = "%s of %s calls did not succeed (%s)" % (
+            f_int(row["failed_calls"]), f_int(total),
+            ", ".join("%s %s" % (k, f_int(v)) for k, v in sorted(bad.items())))
+        # Failures that answer at once make req/s meaningless; timeouts
+        # only lower it.
+        if bad and row["status"] == "ok":
+            row["status"] = ("failed: %s: its req/s counts their quick failures" % said
+                             if quick > 0.001 * total else "ok, but " + said)
     return row
 
 
@@ -379,10 +418,7 @@ def plot(out, rows, cold, bases, png):
         for r in rows:
             p = r["pct"]
             if r["runs_lat"] and all(p.get(k) for k in (50, 90, 99)):
-                label = dict(HTTP_ROWS)[r["name"]].replace(" (ceiling)", "")
-                label = {"nginx": "nginx (ceiling)", "fcgiwrap": "nginx+fcgiwrap (CGI)",
-                         "warm-c": "mayfly C", "warm-python": "mayfly python3",
-                         "warm-node": "mayfly nodejs", "warm-java": "mayfly java17"}[r["name"]]
+                label = PLOT_LABELS.get(r["name"], r["name"])
                 f.write('"%s" %g %g %g\n' % (label, p[50], p[90], p[99]))
     cd = os.path.join(out, "plot-cold.dat")
     with open(cd, "w") as f:
@@ -551,6 +587,122 @@ plot "%(dat)s" using 1:2 with points pt 7 ps 1.6 lc rgb "#4c72b0", \\
     subprocess.run(["gnuplot", gp], check=True)
 
 
+# ---- issue 19: the peers, Java, instance_concurrency ---------------------------------
+
+def issue19_targets(add, by, cold, bases, why, usable, ok):
+    """Target 19's rows: mayfly's warm no-ops against of-watchdog with the
+    same language's upstream (default settings, then instance_concurrency
+    32), warm C against nginx (and against the estimated limit of a call that
+    crosses to another process), warm C's p99, Java's cold start and warm
+    throughput."""
+    ng, c = by["nginx"], by["warm-c"]
+
+    def thr(a, b):
+        ra, rb = by[a], by[b]
+        return ("%s / %s req/s" % (f_int(ra["rps"]), f_int(rb["rps"])),
+                div(ra["rps"], rb["rps"]) if usable(ra) and usable(rb) else None)
+
+    for rt, label, peer, plabel in (("node", "nodejs", "ofw-node", "Node.js"),
+                                    ("python", "python3", "ofw-python", "Python")):
+        meas, ratio = thr("warm-" + rt, peer)
+        add("19", "warm %s no-op throughput / of-watchdog http mode with a %s upstream, "
+            "32 connections (default settings)" % (label, plabel), meas, ratio, 1.0, ">=",
+            needs="warm-%s %s" % (rt, peer), reason=why(peer, "warm-" + rt))
+    for rt, label, peer, plabel in (("node", "nodejs", "ofw-node", "Node.js"),
+                                    ("python", "python3", "ofw-python", "Python")):
+        meas, ratio = thr("conc-" + rt, peer)
+        add("19", "%s no-op with instance_concurrency 32 / of-watchdog http mode with a %s "
+            "upstream, 32 connections" % (label, plabel), meas, ratio, 1.5, ">=",
+            needs="conc-%s %s" % (rt, peer), reason=why(peer, "conc-" + rt))
+    meas, ratio = thr("warm-c", "nginx")
+    add("19", "warm C no-op throughput / nginx's fixed 200, 32 connections", meas, ratio, 0.35,
+        ">=", needs="warm-c nginx", reason=why("nginx", "warm-c"))
+    add("19", "the same against the estimated limit for a call that crosses to another "
+        "process (0.44)", meas, ratio, 0.44, ">=", needs="warm-c nginx",
+        reason=why("nginx", "warm-c"))
+    add("19", "warm C p99 / nginx p99, 1 connection",
+        "%s / %s ms" % (f_ms(c["pct"].get(99)), f_ms(ng["pct"].get(99))),
+        div(c["pct"].get(99), ng["pct"].get(99)) if usable(c) and usable(ng) else None, 3, "<=",
+        needs="warm-c nginx", reason=why("nginx", "warm-c"))
+    # A Java hello's cold start against a bare JVM running it (the cold row).
+    jname = "java -cp hello.jar example.Hello"
+    cr, b = cold.get("java", {}), bases.get(jname, {})
+    add("19", "java17 cold start / bare `%s`" % jname,
+        "%s / %s ms" % (f_ms(cr.get("total")), f_ms(b.get("median"))),
+        div(cr.get("total"), b.get("median")) if ok(cr.get("status", "")) else None, 0.5, "<=",
+        needs="cold")
+    j = by["warm-java"]
+    add("19", "java17 warm throughput (examples/hello-java, a POJO in and out), 32 connections",
+        "%s req/s" % f_int(j["rps"]), j["rps"] if usable(j) else None, None, None,
+        "req/s, not a ratio", needs="warm-java", reason=why("warm-java"))
+
+
+def peers_section(by, env, chosen):
+    """mayfly against each peer, side by side, as lines (those with a row
+    of this run)."""
+    L = ["### mayfly against the peers (same figures as above)", ""]
+    L.append("| figure | mayfly | peer | mayfly / peer |")
+    L.append("|---|---|---|---|")
+
+    def line(what, a, b, key, fmt, unit, lower_better=False):
+        ra, rb = by[a], by[b]
+        if a not in chosen and b not in chosen:
+            return
+        va = ra["pct"].get(50) if key == "p50" else ra["pct"].get(99) if key == "p99" \
+            else ra[key]
+        vb = rb["pct"].get(50) if key == "p50" else rb["pct"].get(99) if key == "p99" \
+            else rb[key]
+        if not ra["status"].startswith("ok"):
+            va = None
+        if not rb["status"].startswith("ok"):
+            vb = None
+        shown_b = fmt(vb) if vb is not None else (rb["status"] if not rb["status"].startswith("ok")
+                                                  else "—")
+        L.append("| %s | %s | %s | %s |" % (
+            what, "%s %s" % (fmt(va), unit) if va is not None else "—",
+            "%s %s" % (shown_b, unit) if vb is not None else shown_b, f_ratio(div(va, vb))))
+
+    for rt, label, peer, plabel in (("node", "nodejs", "ofw-node", "of-watchdog + Node.js"),
+                                    ("python", "python3", "ofw-python", "of-watchdog + Python")):
+        line("%s, 32 connections: mayfly warm / %s" % (label, plabel), "warm-" + rt, peer, "rps",
+             f_int, "req/s")
+        line("%s, 32 connections: mayfly with instance_concurrency 32 / %s" % (label, plabel),
+             "conc-" + rt, peer, "rps", f_int, "req/s")
+        line("%s, 1 connection: mayfly warm / %s" % (label, plabel), "warm-" + rt, peer,
+             "rps_c1", f_int, "req/s")
+        line("%s, 1 connection, p50: mayfly warm / %s" % (label, plabel), "warm-" + rt, peer,
+             "p50", f_ms, "ms")
+    line("C, 32 connections: mayfly warm / of-watchdog fork mode", "warm-c", "ofw-fork", "rps",
+         f_int, "req/s")
+    line("C, 1 connection: mayfly warm / of-watchdog fork mode", "warm-c", "ofw-fork", "rps_c1",
+         f_int, "req/s")
+    line("C, 1 connection: mayfly warm / Lambda RIE", "warm-c", "rie-c", "rps_c1", f_int, "req/s")
+    line("C, 1 connection, p50: mayfly warm / Lambda RIE", "warm-c", "rie-c", "p50", f_ms, "ms")
+    line("C, 1 connection, p99: mayfly warm / Lambda RIE", "warm-c", "rie-c", "p99", f_ms, "ms")
+    L.append("")
+    L.append(
+        "The peers, built from their source archives (BENCH_PEERS, default ../shared/peers) "
+        "with Debian's Go %s into bench/out/peers/ and never part of mayfly: OpenFaaS's "
+        "of-watchdog %s and the AWS Lambda Runtime Interface Emulator %s. Each runs with its "
+        "defaults on the server's CPU, its upstream or bootstrap with it, on a fresh process "
+        "per row, measured as every row above. of-watchdog http mode starts its upstream "
+        "(`fprocess`) and forwards each request to it: for Node.js a node:http server "
+        "(bench/ofw_node.js) that parses the JSON body and awaits a no-op handler, for Python "
+        "OpenFaaS's python3-http template's shape, a Flask app behind waitress (Debian's "
+        "python3-flask %s, python3-waitress %s, 4 threads; bench/ofw_python.py). Fork mode "
+        "(`mode=streaming`) forks and execs bench/fork_noop.c per request. The RIE runs "
+        "examples/noop-c, built against runtimes/c as mayfly's warm C row runs it, as its "
+        "`provided` bootstrap, and is measured at 1 connection only: it serves one call at a "
+        "time and fails under concurrent calls (upstream issue #97). mayfly's "
+        "instance_concurrency rows deploy the same no-ops with `--instance-concurrency 32` on a "
+        "server of their own." % (
+            env.get("go", "?"), (env.get("of_watchdog") or "?").split(" (")[0],
+            (env.get("rie") or "?").split(" (")[0], env.get("flask", "?"),
+            env.get("waitress", "?")))
+    L.append("")
+    return L
+
+
 # ---- the report --------------------------------------------------------------------
 
 def main():
@@ -566,7 +718,7 @@ def main():
                .splitlines() if "=" in line)
     machine = json.loads(read(os.path.join(out, "machine.json"), "{}") or "{}")
     load = json.loads(read(os.path.join(out, "load.json"), "{}") or "{}")
-    rows = [http_row(out, name) for name, _ in HTTP_ROWS]
+    rows = [http_row(out, name, throughput=name not in LATENCY_ONLY) for name, _ in HTTP_ROWS]
     by = {r["name"]: r for r in rows}
     arows = [http_row(out, name, "async", name != "async-low") for name, _ in ASYNC_ROWS]
     aby = {r["name"]: r for r in arows}
@@ -593,17 +745,34 @@ def main():
     # the others.
     chosen = set(env.get("rows", "nginx fcgiwrap warm async cold sandbox-rate density noisy egress "
                          "payloads kv triggers cluster propagation metering keepalive").split())
+    # The warm row is each of its runtimes too (warm-c, …, alone).
+    if "warm" in chosen:
+        chosen.update("warm-" + rt for rt in WARM_RTS)
+    if any("warm-" + rt in chosen for rt in WARM_RTS):
+        chosen.add("warm")
 
-    def add(num, what, measured, ratio, target, cmp, note=""):
-        needs = {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
-                 "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
-                 "9": "async", "10": "noisy", "11": "egress", "12": "payloads", "13": "kv",
-                 "14": "triggers", "15": "propagation", "16": "cluster",
-                 "17": "metering", "18": "keepalive"}[num].split()
+    def why(*names):
+        """The first of these HTTP rows' statuses that is not ok, as the
+        reason a target was not measured (e.g. a peer's sources missing)."""
+        for n in names:
+            if not ok(by[n]["status"]):
+                return by[n]["status"]
+        return None
+
+    def add(num, what, measured, ratio, target, cmp, note="", needs=None, reason=None):
+        needs = (needs or {"1": "nginx warm", "2": "nginx warm", "3": "nginx warm", "4": "cold",
+                           "5": "cold", "6": "fcgiwrap warm", "7": "density", "8": "sandbox-rate",
+                           "9": "async", "10": "noisy", "11": "egress", "12": "payloads",
+                           "13": "kv", "14": "triggers", "15": "propagation", "16": "cluster",
+                           "17": "metering", "18": "keepalive"}[num]).split()
         if not chosen.issuperset(needs):
             return
+        if target is None:
+            met = "reported" if ratio is not None else reason or "failed (not measured)"
+            ratios.append((num, what, measured, ratio, "—", met, note))
+            return
         if ratio is None:
-            met = "failed (not measured)"
+            met = reason or "failed (not measured)"
         else:
             met = "met" if (ratio >= target if cmp == ">=" else ratio <= target) else "not met"
         ratios.append((num, what, measured, ratio, "%s %s" % (cmp, target), met, note))
@@ -633,12 +802,6 @@ def main():
         add("5", "%s cold start / bare `%s`" % (dict(COLD)[rt], bname),
             "%s / %s ms" % (f_ms(cr.get("total")), f_ms(b.get("median"))),
             div(cr.get("total"), b.get("median")) if ok(cr.get("status", "")) else None, 1, "<=")
-    # Issue 19: a Java hello's cold start against a bare JVM running it.
-    jname = "java -cp hello.jar example.Hello"
-    cr, b = cold.get("java", {}), bases.get(jname, {})
-    add("5", "java17 cold start / bare `%s`" % jname,
-        "%s / %s ms" % (f_ms(cr.get("total")), f_ms(b.get("median"))),
-        div(cr.get("total"), b.get("median")) if ok(cr.get("status", "")) else None, 0.5, "<=")
     fc = by["fcgiwrap"]
     add("6", "warm C throughput / nginx+fcgiwrap",
         "%s / %s req/s" % (f_int(c["rps"]), f_int(fc["rps"])),
@@ -743,6 +906,7 @@ def main():
     add("15", "an update made on one node, served by another (two nodes on one PostgreSQL): "
         "median ms from the PUT's 200 to the new version's answer / 1 s",
         "%s ms" % f_ms(pr.get("served_ms")), pr.get("served_over_target"), 1, "<=")
+    issue19_targets(add, by, cold, bases, why, usable, ok)
     ka = keepalive_target(out)
     if ka:
         add("18", "adaptive keep-alive / fixed 10 minutes on a replayed trace: cold starts, "
@@ -768,7 +932,9 @@ def main():
       "a function's protection from its neighbours'; 11 is the egress gateway's; 12 is what "
       "keeping each call's event and result costs; 13 is the key-value store's; 14 is the "
       "triggers'; 15 and 16 are the cluster's (several nodes on one PostgreSQL); 17 is "
-      "metering's (tenants, usage and budgets); 18 is the adaptive keep-alive's.")
+      "metering's (tenants, usage and budgets); 18 is the adaptive keep-alive's; 19 is "
+      "issue 19's (runtimes and speed: mayfly against the peers a user would pick instead, "
+      "Java).")
     w("")
     w("- **Date:** %s" % env.get("date", "?"))
     w("- **Commit:** `%s`%s; bin/mayfly sha256 `%s…`" % (
@@ -787,9 +953,15 @@ def main():
     w("- **Load:** throughput `wrk %s`, latency `wrk %s` (POST `{}` for every row; the async "
       "enqueues add `X-Mayfly-Invocation-Type: Event`, bench/event.lua)" % (
           env.get("wrk_throughput", "?"), env.get("wrk_latency", "?")))
-    w("- **Versions:** nginx %s, fcgiwrap %s, wrk %s, python3 %s, node %s" % (
+    peers = [(k, label) for k, label in (("of_watchdog", "of-watchdog"), ("rie", "Lambda RIE"))
+             if env.get(k)]
+    w("- **Versions:** nginx %s, fcgiwrap %s, wrk %s, python3 %s, node %s%s" % (
         env.get("nginx", "?"), env.get("fcgiwrap", "?"), env.get("wrk", "?"),
-        env.get("python3", "?"), env.get("node", "?")))
+        env.get("python3", "?"), env.get("node", "?"),
+        "".join(", %s %s" % (label, env[k]) for k, label in peers) +
+        (", go %s, python3-flask %s, python3-waitress %s" % (
+            env.get("go", "?"), env.get("flask", "?"), env.get("waitress", "?"))
+         if peers else "")))
     if load:
         busy = load.get("other_cpu_s", 0)
         el = load.get("elapsed_s") or 1
@@ -839,13 +1011,14 @@ def main():
     w("")
     w("### HTTP, warm (medians; throughput at 32 connections, latency at 1 connection)")
     w("")
-    w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | other CPU use "
-      "| status |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| row | req/s | runs | req/s, 1 connection | p50 ms | p75 ms | p90 ms | p99 ms | runs "
+      "| errors | other CPU use | status |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["pct"]
-        w("| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s | %s |" % (
-            dict(HTTP_ROWS)[r["name"]], f_int(r["rps"]), r["runs_thr"], f_ms(p.get(50)),
+        w("| %s | %s | %d | %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
+            dict(HTTP_ROWS)[r["name"]], f_int(r["rps"]), r["runs_thr"], f_int(r["rps_c1"]),
+            f_ms(p.get(50)),
             f_ms(p.get(75)), f_ms(p.get(90)), f_ms(p.get(99)), r["runs_lat"],
             "%d of %s" % (r["errors"], f_int(r["requests"])) if r["errors"] else "0",
             f_other(r["other_cpu"]), r["status"]))
@@ -855,13 +1028,18 @@ def main():
       "stall had waited, so a rare stall shows in p90/p99 in proportion to the time it lasts. "
       "Every row is measured the same way.")
     w("")
-    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row. Other "
+    w("Errors are non-2xx answers plus socket errors (wrk), over every run of the row; a "
+      "mayfly row whose calls failed on the server (they answer 200 with X-Amz-Function-Error, "
+      "as Lambda's Invoke does; counted by mayfly_invocations_total) other than by a timeout "
+      "in more than 0.1 % of its calls fails. Other "
       "CPU use: CPU time of processes outside the suite while the row ran; "
       "anything but a few seconds means the figures of that row were disturbed. "
       "Throughput of each run: " + "; ".join(
           "%s %s" % (r["name"], ", ".join(f_int(x) for x in r.get("rps_all", [])))
           for r in rows if r.get("rps_all")) + ".")
     w("")
+    if chosen & {"ofw-node", "ofw-python", "ofw-fork", "rie-c", "conc-node", "conc-python"}:
+        L.extend(peers_section(by, env, chosen))
     w("### Async invocations (one server; sync and async runs alternate)")
     w("")
     w("| row | req/s | runs | p50 ms | p75 ms | p90 ms | p99 ms | runs | errors | status |")
@@ -1245,7 +1423,8 @@ def main():
       "if missing, builds, runs bench/run.sh for about 20 minutes, and rewrites this file and "
       "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
       "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ASYNC_LOW, "
-      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_NOISY_MODES, BENCH_UPDATES, BENCH_ROWS (see bench/run.sh; a subset "
+      "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_NOISY_MODES, BENCH_UPDATES, BENCH_PEERS (the peers' "
+      "source archives, default ../shared/peers), BENCH_ROWS (see bench/run.sh; a subset "
       "of rows, e.g. "
       "`BENCH_ROWS=async bench/run.sh`, writes bench/out/RESULTS.md instead of this file).")
     w("")

@@ -9,6 +9,16 @@
 #   nginx        the ceiling: nginx (1 worker) answering a fixed 200 `{}`
 #   fcgiwrap     the classic peer: nginx + fcgiwrap forking a tiny CGI program
 #   warm-RT      mayfly's no-op functions (C, python3, nodejs; java17's hello), warm
+#                (warm-c, warm-python, warm-node, warm-java: one runtime alone)
+#   ofw-node     the peers (issue 19), built from their source archives in
+#   ofw-python   BENCH_PEERS (build_peers below): OpenFaaS's of-watchdog in http
+#   ofw-fork     mode with a Node.js upstream (bench/ofw_node.js) and with a Python
+#   rie-c        one (Flask behind waitress, bench/ofw_python.py), of-watchdog forking
+#                a C no-op per request (bench/fork_noop.c), and the AWS Lambda Runtime
+#                Interface Emulator running examples/noop-c as its bootstrap (1
+#                connection only: it fails under concurrent calls, upstream issue #97)
+#   conc-RT      mayfly's nodejs and python3 no-ops deployed with
+#                --instance-concurrency 32 (conc-node, conc-python), warm
 #   async        asynchronous invocations of the C no-op (202 once the event
 #                is fsync'd in a group commit), side by side with the same
 #                function called synchronously on the same server, and what
@@ -65,6 +75,8 @@
 # seconds a backlog of events may take to run), BENCH_NOISY_MODES (spin fork
 # api log: the noisy row's neighbours),
 # BENCH_UPDATES (20: the propagation row's updates),
+# BENCH_PEERS (../shared/peers from the repository's root: the peers' source
+# archives; without them the peer rows say so and the rest runs),
 # BENCH_ROWS (all: space-separated subset of the row names above, with
 # warm, density and noisy meaning every runtime or neighbour). A subset writes its report to
 # bench/out/RESULTS.md and bench/out/latency.png, leaving bench/RESULTS.md
@@ -84,8 +96,13 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 ASYNC_LOW=${BENCH_ASYNC_LOW:-1}
 DRAIN_TIMEOUT=${BENCH_ASYNC_DRAIN_TIMEOUT:-900}
 NOISY_MODES=${BENCH_NOISY_MODES:-spin fork api log}
-ALL_ROWS="nginx fcgiwrap warm async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation metering keepalive"
+ALL_ROWS="nginx fcgiwrap warm ofw-node ofw-python ofw-fork rie-c conc-node conc-python async cold sandbox-rate density responsive noisy egress payloads kv triggers cluster propagation metering keepalive"
 ROWS=${BENCH_ROWS:-$ALL_ROWS}
+# The warm row's runtimes, each of which can also be chosen alone.
+WARM_RTS="c python node java"
+PEERS_DIR=${BENCH_PEERS:-$ROOT/../shared/peers}
+# As the report shows it (no path of this machine for the default).
+PEERS_SHOWN=${BENCH_PEERS:-../shared/peers}
 PY=/usr/bin/python3
 OUT=bench/out
 MAYFLY=$ROOT/bin/mayfly
@@ -104,8 +121,11 @@ die() { say "error: $*" >&2; exit 1; }
 
 install_deps() {
     local missing=() p
+    # golang-go builds the peers; python3-flask and python3-waitress are
+    # of-watchdog's Python upstream (OpenFaaS's python3-http template).
     for p in wrk nginx-light fcgiwrap taskset:util-linux timeout:coreutils gcc pkg-config \
-        libseccomp-dev libcap-dev libjansson-dev libuv1-dev libssl-dev; do
+        libseccomp-dev libcap-dev libjansson-dev libuv1-dev libssl-dev golang-go \
+        python3-flask python3-waitress; do
         local cmd=${p%%:*} pkg=${p##*:}
         if [ "$cmd" != "$pkg" ]; then
             command -v "$cmd" >/dev/null || missing+=("$pkg")
@@ -126,7 +146,10 @@ install_deps
 
 # ---- temp dir, processes, clean-up ----------------------------------------
 
-rm -rf "$OUT"
+# Everything but the peers' built binaries (bench/out/peers, kept by their
+# archives' sha256 so that a second run does not build them again).
+mkdir -p "$OUT"
+find "$OUT" -mindepth 1 -maxdepth 1 ! -name peers -exec rm -rf {} +
 mkdir -p "$OUT/status"
 TMP=$(mktemp -d /tmp/mayfly-bench.XXXXXX)
 
@@ -198,11 +221,22 @@ EOF
 http_runs() {
     local name=$1 url=$2 i
     load wrk "${WRK_THROUGHPUT[@]}" -d"${WARMUP}s" -s bench/post.lua "$url" >"$OUT/wrk-$name-warmup.txt" 2>&1
+    throughput_runs "$name" "$url"
+    latency_runs "$name" "$url"
+}
+
+throughput_runs() {
+    local name=$1 url=$2 i
     for i in $(seq "$RUNS"); do
         load wrk "${WRK_THROUGHPUT[@]}" -d"${DUR}s" --latency -s bench/post.lua "$url" \
             >"$OUT/wrk-$name-c32-$i.txt" 2>&1
         say "$name: $(grep -h 'Requests/sec' "$OUT/wrk-$name-c32-$i.txt" || echo 'no result')"
     done
+}
+
+# RUNS latency runs alone (the RIE's row: after a warm-up at 1 connection).
+latency_runs() {
+    local name=$1 url=$2 i
     for i in $(seq "$RUNS"); do
         load wrk "${WRK_LATENCY[@]}" -d"${DUR}s" --latency -s bench/post.lua "$url" \
             >"$OUT/wrk-$name-c1-$i.txt" 2>&1
@@ -247,6 +281,13 @@ row() {
     say "$name: $(cat "$OUT/status/$name")"
 }
 selected() { case " $ROWS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# The warm row runs when it or one of its runtimes (warm-RT) is chosen.
+warm_selected() {
+    local rt
+    selected warm && return 0
+    for rt in $WARM_RTS; do selected "warm-$rt" && return 0; done
+    return 1
+}
 
 # ---- nginx and fcgiwrap -----------------------------------------------------
 
@@ -399,21 +440,55 @@ deploy_example() { # name folder [flags]
     MAYFLY_URL=$MF_URL "$MAYFLY" deploy "$name" "$dir" $(cat "$dir/deploy.args") "$@" >/dev/null
 }
 
+# A function's calls by status (mayfly_invocations_total on /metrics) into
+# bench/out/$2: a call that failed answers 200 too (with
+# X-Amz-Function-Error, as Lambda's Invoke does), so wrk alone cannot tell
+# a row's failures from its throughput; the report compares the counts
+# taken before and after the row's runs.
+fn_calls() { # function file
+    $PY - "$MF_URL/metrics" "$1" >"$OUT/$2" <<'PYEOF' || true
+import json, re, sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=60).read().decode()
+res = {}
+for line in text.splitlines():
+    m = re.match(r'mayfly_invocations_total\{(.*)\} (\S+)$', line)
+    if m and ('function="%s"' % sys.argv[2]) in m.group(1):
+        st = re.search(r'status="([^"]*)"', m.group(1))
+        key = st.group(1) if st else "?"
+        res[key] = res.get(key, 0) + float(m.group(2))
+print(json.dumps(res))
+PYEOF
+}
+
 warm_one() {
-    local rt=$1 dir=noop-$1
+    local rt=$1 dir=noop-$1 url c
     # Java's warm row calls the hello example (a POJO in and out).
     [ "$rt" = java ] && dir=hello-java
+    url=$MF_URL/v1/functions/noop-$rt/invoke
     deploy_example "noop-$rt" "$SNAP/examples/$dir" --max-concurrency 64 \
         || fail "could not deploy examples/$dir"
-    check_post "$MF_URL/v1/functions/noop-$rt/invoke" || fail "the first invoke failed"
-    http_runs "warm-$rt" "$MF_URL/v1/functions/noop-$rt/invoke"
+    check_post "$url" || fail "the first invoke failed"
+    if [ "$rt" = java ]; then
+        # A JVM's start takes a few hundred ms of CPU: 32 starting at once on
+        # the server's one CPU take longer than an instance's 10 s to ask for
+        # work, and the failures then stop the function for 30 s. Connections
+        # are added a few at a time first, as load ramps up, so instances
+        # start a few at a time; the runs below are of warm instances.
+        for c in 1 2 4 8 16; do
+            load wrk -t1 -c"$c" -d2s -s bench/post.lua "$url" >>"$OUT/wrk-warm-java-ramp.txt" 2>&1
+        done
+    fi
+    fn_calls "noop-$rt" "calls-warm-$rt.before.json"
+    http_runs "warm-$rt" "$url"
+    fn_calls "noop-$rt" "calls-warm-$rt.after.json"
     kill -0 "$MF_PID" 2>/dev/null || fail "the server died during the run; see bench/out/server-warm.log"
 }
 
 row_warm() {
     start_mayfly warm
     local rt
-    for rt in c python node java; do
+    for rt in $WARM_RTS; do
+        selected warm || selected "warm-$rt" || continue
         row "warm-$rt" warm_one "$rt"
     done
     # Keep what the server said about its instances.
@@ -421,6 +496,245 @@ row_warm() {
         "$MF_URL/metrics" >"$OUT/server-warm.metrics" 2>&1 || true
     stop_mayfly warm
 }
+
+# ---- the peers (issue 19) ---------------------------------------------------------
+
+# The peers' binaries, built from their source archives in PEERS_DIR once per
+# archive (bench/out/peers/NAME-SHA12, kept across runs; rebuilt when the
+# archive or Debian's Go changes), offline: Debian's golang, no module proxy,
+# no toolchain download, the archive's own vendor/ folder. Run before the
+# rows; for each peer (OFW: of-watchdog, RIE: the Lambda RIE) it sets
+# PEER_X_BIN, or PEER_X_MISSING (no sources: the rows are not measured) or
+# PEER_X_ERR (the build failed: the rows fail), and PEER_X_VERSION.
+PEERS_OUT=$ROOT/$OUT/peers
+
+peer_build() { # X archive-prefix source-folder package binary-name [ldflags]
+    local x=$1 prefix=$2 src=$3 pkg=$4 name=$5 ldflags=${6:-} archives archive sha bin gov log
+    archives=$(find "$PEERS_DIR" -maxdepth 1 -name "$prefix-*.tar.gz" 2>/dev/null | sort || true)
+    if [ ! -d "$PEERS_DIR" ] || [ -z "$archives" ]; then
+        printf -v "PEER_${x}_MISSING" '%s' "not measured: peer sources not found in $PEERS_SHOWN"
+        return 0
+    fi
+    archive=$(printf '%s\n' "$archives" | tail -n 1)
+    sha=$(sha256sum "$archive" | cut -c1-64)
+    gov=$(go version 2>/dev/null || echo none)
+    bin=$PEERS_OUT/$name-${sha:0:12}
+    log=$PEERS_OUT/build-$name.log
+    # of-watchdog-0.9.13.tar.gz: 0.9.13; aws-lambda-rie-1.28-vendored.tar.gz: 1.28.
+    local ver=${archive##*/}
+    ver=${ver#"$prefix-"}
+    ver=${ver%.tar.gz}
+    ver=${ver%-vendored}
+    printf -v "PEER_${x}_VERSION" '%s' "$ver (${archive##*/}, sha256 ${sha:0:12}…)"
+    printf -v "PEER_${x}_BIN" '%s' "$bin"
+    if [ -x "$bin" ] && [ "$(cat "$bin.go" 2>/dev/null)" = "$gov" ]; then
+        say "peers: $name $ver already built from ${archive##*/} ($bin)"
+        return 0
+    fi
+    say "peers: building $name $ver from $archive with $gov"
+    mkdir -p "$PEERS_OUT" "$TMP/peer-src-$name"
+    rm -f "$bin" "$bin.go"
+    if ! {
+        tar -xzf "$archive" -C "$TMP/peer-src-$name" &&
+            (cd "$TMP/peer-src-$name/$src" &&
+                env GOTOOLCHAIN=local GOPROXY=off GOSUMDB=off GOFLAGS=-mod=vendor CGO_ENABLED=0 \
+                    GOENV=off GOCACHE="$TMP/go-cache" GOPATH="$TMP/go-path" \
+                    go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin.new" "$pkg")
+    } >"$log" 2>&1; then
+        printf -v "PEER_${x}_ERR" '%s' "could not build $name from ${archive##*/} (see bench/out/peers/build-$name.log: $(tail -n 3 "$log" | tr '\n' ' ' | cut -c1-300))"
+        rm -f "$bin.new"
+        rm -rf "$TMP/peer-src-$name"
+        return 0
+    fi
+    mv "$bin.new" "$bin"
+    echo "$gov" >"$bin.go"
+    rm -rf "$TMP/peer-src-$name"
+}
+
+build_peers() {
+    local need_ofw=0 need_rie=0 r
+    for r in ofw-node ofw-python ofw-fork; do selected "$r" && need_ofw=1; done
+    selected rie-c && need_rie=1
+    # Read through ${!name} (need_peer).
+    # shellcheck disable=SC2034
+    PEER_OFW_MISSING='' PEER_OFW_ERR='' PEER_OFW_VERSION='' PEER_OFW_BIN=''
+    # shellcheck disable=SC2034
+    PEER_RIE_MISSING='' PEER_RIE_ERR='' PEER_RIE_VERSION='' PEER_RIE_BIN=''
+    if [ $need_ofw = 1 ]; then
+        local v
+        v=$(find "$PEERS_DIR" -maxdepth 1 -name 'of-watchdog-*.tar.gz' 2>/dev/null | sort | tail -n 1 || true)
+        v=${v##*/of-watchdog-}
+        # Its own Makefile stamps the version in the same way.
+        peer_build OFW of-watchdog of-watchdog . of-watchdog "-X main.Version=${v%.tar.gz}"
+    fi
+    if [ $need_rie = 1 ]; then
+        peer_build RIE aws-lambda-rie rie ./cmd/aws-lambda-rie aws-lambda-rie
+    fi
+}
+
+# Ends a peer row here when its peer is not there (the row says why, the
+# suite goes on) or did not build (the row fails).
+need_peer() { # OFW|RIE
+    local absent=PEER_$1_MISSING err=PEER_$1_ERR
+    if [ -n "${!absent}" ]; then
+        echo "${!absent}" >"$OUT/status/$ROW"
+        exit 0
+    fi
+    [ -z "${!err}" ] || fail "${!err}"
+}
+
+# Whether a TCP port is taken on any address.
+port_taken() {
+    ! $PY -c 'import socket, sys; s = socket.socket(); s.bind(("0.0.0.0", int(sys.argv[1])))' "$1" \
+        2>/dev/null
+}
+
+# Tracks the children of $1 (a peer's upstream or bootstrap), so that the
+# row's end stops them too.
+track_children() {
+    local kid
+    # shellcheck disable=SC2013
+    for kid in $(cat /proc/"$1"/task/*/children 2>/dev/null); do track "$kid"; done
+}
+
+# SIGKILL to a peer's process and the children it had (of-watchdog waits
+# its write timeout, 10 s, on SIGTERM before it stops; nothing of it is
+# measured after its runs).
+stop_peer() {
+    local pid st
+    while read -r pid st; do
+        if ours "$pid" "$st"; then
+            kill -KILL "$pid" 2>/dev/null || true
+            # Reaped here, so that bash does not report it as killed.
+            wait "$pid" 2>/dev/null || true
+        fi
+    done <"$PIDS"
+}
+
+# of-watchdog 0.9.x on SERVER_CPU, with its defaults but for the settings
+# given as NAME=VALUE (its configuration is its environment), on a free
+# port; waits for its first 200 and sets OFW_PID and OFW_URL. Its upstream
+# process (http mode) or forked functions run on the same CPU.
+start_ofw() {
+    local tag=$1 dir=$TMP/$1 port
+    shift
+    port=$(free_port)
+    mkdir -p "$dir"
+    # Its Prometheus listener has a fixed port, 8081, on every address.
+    if port_taken 8081; then
+        fail "of-watchdog's metrics port 8081 is taken on this machine (it cannot be moved)"
+    fi
+    env -i PATH=/usr/bin:/bin HOME="$dir" TMPDIR="$dir" port="$port" "$@" \
+        taskset -c "$SERVER_CPU" "$PEER_OFW_BIN" >"$OUT/$tag.log" 2>&1 &
+    OFW_PID=$!
+    track $OFW_PID
+    OFW_URL=http://127.0.0.1:$port/
+    wait_http "$OFW_URL"
+    track_children "$OFW_PID"
+}
+
+ofw_http_row() { # tag, fprocess
+    local tag=$1 fprocess=$2 up
+    need_peer OFW
+    up=$(free_port)
+    # As OpenFaaS's templates: the upstream on its own port, of-watchdog
+    # starting it (fprocess) and forwarding each request to it.
+    start_ofw "$tag" mode=http fprocess="$fprocess" upstream_url="http://127.0.0.1:$up" \
+        UPSTREAM_PORT="$up"
+    http_runs "$tag" "$OFW_URL"
+    kill -0 "$OFW_PID" 2>/dev/null || fail "of-watchdog exited during the run; see bench/out/$tag.log"
+    stop_peer
+}
+
+row_ofw_node() {
+    ofw_http_row ofw-node "/usr/bin/node $ROOT/bench/ofw_node.js"
+}
+
+row_ofw_python() {
+    $PY -c 'import flask, waitress' 2>/dev/null \
+        || fail "python3-flask and python3-waitress are not installed"
+    ofw_http_row ofw-python "$PY $ROOT/bench/ofw_python.py"
+}
+
+row_ofw_fork() {
+    need_peer OFW
+    gcc -std=gnu17 -O2 -Wall -Wextra -o "$TMP/fork_noop" bench/fork_noop.c \
+        || fail "bench/fork_noop.c does not build"
+    # streaming: one fork and exec of the fprocess per request.
+    start_ofw ofw-fork mode=streaming fprocess="$TMP/fork_noop"
+    http_runs ofw-fork "$OFW_URL"
+    kill -0 "$OFW_PID" 2>/dev/null || fail "of-watchdog exited during the run; see bench/out/ofw-fork.log"
+    stop_peer
+}
+
+# The RIE with examples/noop-c (built against runtimes/c, as mayfly's warm C
+# row runs it) as its `provided` bootstrap, at 1 connection only: the RIE
+# serves one call at a time and fails under concurrent ones (upstream issue
+# #97).
+row_rie_c() {
+    need_peer RIE
+    local dir=$TMP/rie port api url
+    mkdir -p "$dir"
+    gcc -std=gnu17 -O2 -Wall -Wextra -I"$SNAP/runtimes/c" -o "$dir/bootstrap" \
+        "$SNAP/examples/noop-c/main.c" "$SNAP/runtimes/c/mayfly_runtime.c" \
+        || fail "examples/noop-c does not build"
+    port=$(free_port)
+    api=$(free_port)
+    env -i -C "$dir" PATH=/usr/bin:/bin HOME="$dir" \
+        taskset -c "$SERVER_CPU" "$PEER_RIE_BIN" --log-level error \
+        --runtime-api-address "127.0.0.1:$api" --runtime-interface-emulator-address "127.0.0.1:$port" \
+        "$dir/bootstrap" >"$OUT/rie-c.log" 2>&1 &
+    local rpid=$!
+    track $rpid
+    url=http://127.0.0.1:$port/2015-03-31/functions/function/invocations
+    # The first call starts the bootstrap.
+    wait_http "$url"
+    track_children "$rpid"
+    load wrk "${WRK_LATENCY[@]}" -d"${WARMUP}s" -s bench/post.lua "$url" >"$OUT/wrk-rie-c-warmup.txt" 2>&1
+    latency_runs rie-c "$url"
+    kill -0 "$rpid" 2>/dev/null || fail "the RIE exited during the run; see bench/out/rie-c.log"
+    stop_peer
+}
+
+# ---- mayfly with instance_concurrency ------------------------------------------------
+
+# The nodejs or python3 no-op (as warm-RT) deployed with 32 calls at once per
+# instance, on a server of its own.
+conc_one() {
+    local rt=$1 fn=noop-$1-ic32 url
+    start_mayfly "conc-$rt"
+    url=$MF_URL/v1/functions/$fn/invoke
+    if ! deploy_example "$fn" "$SNAP/examples/noop-$rt" --max-concurrency 64 \
+        --instance-concurrency 32 2>"$TMP/deploy-$fn.err"; then
+        fail "could not deploy examples/noop-$rt with --instance-concurrency 32:" \
+            "$(head -n 1 "$TMP/deploy-$fn.err" | cut -c1-300)"
+    fi
+    # A server that ignored the setting would measure the default instead.
+    $PY - "$MF_URL/v1/functions/$fn" <<'PYEOF' || fail "the function's settings do not show instance_concurrency 32"
+import json, sys, urllib.request
+doc = json.load(urllib.request.urlopen(sys.argv[1]))
+def find(d):
+    if isinstance(d, dict):
+        if "instance_concurrency" in d:
+            return d["instance_concurrency"]
+        for v in d.values():
+            r = find(v)
+            if r is not None:
+                return r
+    return None
+sys.exit(0 if find(doc) == 32 else 1)
+PYEOF
+    check_post "$url" || fail "the first invoke failed"
+    fn_calls "$fn" "calls-conc-$rt.before.json"
+    http_runs "conc-$rt" "$url"
+    fn_calls "$fn" "calls-conc-$rt.after.json"
+    $PY -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+        "$MF_URL/metrics" >"$OUT/server-conc-$rt.metrics" 2>&1 || true
+    stop_mayfly "conc-$rt"
+}
+
+row_conc_node() { conc_one node; }
+row_conc_python() { conc_one python; }
 
 # ---- async ------------------------------------------------------------------
 
@@ -696,6 +1010,8 @@ cp bin/mayfly "$SNAP/bin/mayfly"
 cp -a runtimes examples src "$SNAP/"
 MAYFLY=$SNAP/bin/mayfly
 
+build_peers
+
 say "suite start: $RUNS runs of ${DUR}s per HTTP figure, $COLD_STARTS cold starts per runtime, $DENSITY instances for density"
 $PY bench/machine.py info >"$OUT/machine.json"
 $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
@@ -730,11 +1046,17 @@ $PY bench/machine.py snapshot "$TMP/cpu-snapshot.json"
     echo "wrk=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
     echo "python3=$(/usr/bin/python3 -c 'import platform; print(platform.python_version())')"
     echo "node=$(/usr/bin/node --version 2>/dev/null)"
+    echo "peers_dir=$PEERS_SHOWN"
+    echo "of_watchdog=${PEER_OFW_VERSION:-${PEER_OFW_MISSING:-}}"
+    echo "rie=${PEER_RIE_VERSION:-${PEER_RIE_MISSING:-}}"
+    echo "go=$(go version 2>/dev/null | awk '{print $3}' | sed 's/^go//')"
+    echo "flask=$(dpkg-query -W -f='${Version}' python3-flask 2>/dev/null)"
+    echo "waitress=$(dpkg-query -W -f='${Version}' python3-waitress 2>/dev/null)"
 } >"$OUT/run.env"
 started=$(date +%s)
 
 for r in $ALL_ROWS; do
-    if selected "$r"; then
+    if selected "$r" || { [ "$r" = warm ] && warm_selected; }; then
         row "$r" "row_${r//-/_}"
     fi
 done
