@@ -594,6 +594,22 @@ def invoke(srv, name, event=None, raw=None, headers=None, timeout=60):
                          headers=headers or {}, timeout=timeout)
 
 
+def invoke_all(srv, name, events, timeout=300):
+    """Invokes name with every event at once (a thread each); returns the
+    responses in the events' order."""
+    import threading
+    out = [None] * len(events)
+
+    def one(i):
+        out[i] = invoke(srv, name, events[i], timeout=timeout)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(events))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def invoke_ok(srv, name, event=None, timeout=60):
     """Invokes and asserts a successful call; returns the response."""
     r = invoke(srv, name, event, timeout=timeout)

@@ -11,13 +11,12 @@ per call; a call that times out fails alone, and the instance goes on."""
 
 import io
 import subprocess
-import threading
 import zipfile
 
 import pytest
 
 from conftest import (REPO, build_c_bootstrap, deploy, executable, get_logs, get_record, invoke,
-                      unique, wait_for)
+                      invoke_all, unique, wait_for)
 from test_go import build_go_bootstrap
 
 SLOTS = 8
@@ -204,18 +203,6 @@ def deploy_slow(srv, packages, kind, **settings):
     return name
 
 
-def call_all(srv, name, events):
-    """Invokes name with every event at once; returns the responses in order."""
-    out = [None] * len(events)
-
-    def one(i):
-        out[i] = invoke(srv, name, events[i], timeout=300)
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(events))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
 
 
 def warm(srv, name):
@@ -239,7 +226,7 @@ def test_eight_slow_calls_share_one_instance_and_overlap_each_with_its_own_resul
     name = deploy_slow(srv, packages, kind)
     token = warm(srv, name)
     tags = [f"call{i}x" for i in range(SLOTS)]
-    responses = call_all(srv, name, [{"tag": t, "sleep_ms": "1000"} for t in tags])
+    responses = invoke_all(srv, name, [{"tag": t, "sleep_ms": "1000"} for t in tags])
 
     results = []
     for tag, r in zip(tags, responses):
@@ -285,7 +272,7 @@ def test_a_call_past_its_deadline_fails_alone_and_the_instance_goes_on(srv, pack
     # One sleeps past its deadline; the others well inside theirs.
     events = [{"tag": t, "sleep_ms": "1000"} for t in tags]
     events[0]["sleep_ms"] = str((timeout_s + 3) * 1000)
-    responses = call_all(srv, name, events)
+    responses = invoke_all(srv, name, events)
 
     late = responses[0]
     assert late.headers.get("X-Mayfly-Function-Error") == "Unhandled", late.text
@@ -302,7 +289,7 @@ def test_a_call_past_its_deadline_fails_alone_and_the_instance_goes_on(srv, pack
     wait_for("the late call's last line",
              lambda: any(f"slept {tags[0]}" in m
                          for m in (e.get("message", "") for e in get_logs(srv, name))))
-    again = call_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "500"} for i in range(SLOTS)])
+    again = invoke_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "500"} for i in range(SLOTS)])
     for r in again:
         assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
         assert r.json()["token"] == token, r.text

@@ -4,15 +4,13 @@ bootstrap in plain Python that keeps AWS_LAMBDA_MAX_CONCURRENCY polls open,
 one thread and one connection each, as the contract asks of any runtime.
 mayfly's own runtimes have their own files (test_concurrency_*.py)."""
 
-import json
-import threading
 from pathlib import Path
 
 import pytest
 import requests
 
 from conftest import (assert_error, deploy, executable, get_logs, get_record, instance_cgroups,
-                      invoke, invoke_ok, unique, wait_for)
+                      invoke_all, invoke_ok, unique, wait_for)
 
 BOOTSTRAP = rb'''#!/usr/bin/python3
 import http.client, json, os, sys, threading, time
@@ -96,19 +94,6 @@ def deploy_threads(srv, n, **settings):
     return name
 
 
-def call_all(srv, name, events):
-    """Invokes name with every event at once; returns the responses in order."""
-    out = [None] * len(events)
-
-    def one(i):
-        out[i] = invoke(srv, name, events[i], timeout=120)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(events))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
 
 
 def test_the_setting_is_checked_shown_and_kept(srv):
@@ -134,7 +119,7 @@ def test_the_setting_is_checked_shown_and_kept(srv):
 
 def test_eight_slow_calls_share_one_instance_and_overlap(srv):
     name = deploy_threads(srv, 8)
-    rs = call_all(srv, name, [{"tag": i, "together": True, "sleep": 0.2} for i in range(8)])
+    rs = invoke_all(srv, name, [{"tag": i, "together": True, "sleep": 0.2} for i in range(8)])
     outs = []
     for i, r in enumerate(rs):
         assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
@@ -163,7 +148,7 @@ def test_eight_slow_calls_share_one_instance_and_overlap(srv):
 
 def test_the_cpu_of_calls_in_flight_together_is_shared_between_them(srv):
     name = deploy_threads(srv, 2, memory_mb=3538)  # two vCPUs' worth: no cap in the way
-    rs = call_all(srv, name, [{"tag": "spin", "together": True, "spin_s": 0.6},
+    rs = invoke_all(srv, name, [{"tag": "spin", "together": True, "spin_s": 0.6},
                               {"tag": "idle", "together": True, "sleep": 0.6}])
     recs = [get_record(srv, r.headers["X-Mayfly-Request-Id"]) for r in rs]
     for r in rs:
@@ -178,7 +163,7 @@ def test_the_cpu_of_calls_in_flight_together_is_shared_between_them(srv):
 def test_one_calls_timeout_leaves_the_others_and_the_instance(srv):
     name = deploy_threads(srv, 8, timeout_s=3)
     events = [{"tag": i, "sleep": 0.5} for i in range(7)] + [{"tag": "slow", "sleep": 6}]
-    rs = call_all(srv, name, events)
+    rs = invoke_all(srv, name, events)
     pids = set()
     for r in rs[:7]:
         assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
@@ -200,7 +185,7 @@ def test_one_calls_timeout_leaves_the_others_and_the_instance(srv):
 def test_an_instance_whose_every_lane_timed_out_is_replaced(srv):
     name = deploy_threads(srv, 2, timeout_s=1)
     first = invoke_ok(srv, name, {"tag": "warm"}).json()["pid"]
-    rs = call_all(srv, name, [{"sleep": 600}, {"sleep": 600}])
+    rs = invoke_all(srv, name, [{"sleep": 600}, {"sleep": 600}])
     for r in rs:
         assert "Task timed out" in r.json()["errorMessage"], r.text
     nxt = invoke_ok(srv, name, {"tag": "next"})
@@ -218,7 +203,7 @@ def test_polls_past_the_concurrency_are_refused(srv):
 
 def test_lines_naming_no_call_go_to_the_function_not_to_a_call(srv):
     name = deploy_threads(srv, 4)
-    rs = call_all(srv, name, [{"tag": i, "together": True, "untagged": i == 0} for i in range(4)])
+    rs = invoke_all(srv, name, [{"tag": i, "together": True, "untagged": i == 0} for i in range(4)])
     for r in rs:
         assert r.status_code == 200, r.text
     line = wait_for("the untagged line", lambda: [x for x in get_logs(srv, name)
@@ -229,12 +214,12 @@ def test_lines_naming_no_call_go_to_the_function_not_to_a_call(srv):
 
 def test_the_scheduler_fills_an_instance_before_starting_another(srv):
     name = deploy_threads(srv, 4)
-    rs = call_all(srv, name, [{"tag": i, "together": True} for i in range(8)])
+    rs = invoke_all(srv, name, [{"tag": i, "together": True} for i in range(8)])
     pids = {r.json()["pid"] for r in rs}
     assert len(pids) == 2, pids
     # max_concurrency bounds calls, not instances: 4 at once with 4 lanes is one instance.
     name = deploy_threads(srv, 4, max_concurrency=4)
-    rs = call_all(srv, name, [{"tag": i, "together": True} for i in range(8)])
+    rs = invoke_all(srv, name, [{"tag": i, "together": True} for i in range(8)])
     assert {r.status_code for r in rs} <= {200, 429}
     ok = [r for r in rs if r.status_code == 200]
     assert len({r.json()["pid"] for r in ok}) == 1
@@ -244,7 +229,7 @@ def test_the_platform_api_counts_each_request_for_the_call_it_names(srv):
     store = unique("kv")
     name = deploy_threads(srv, 4, permissions=[f"kv:{store}"])
     invoke_ok(srv, name, {"tag": "warm"})
-    rs = call_all(srv, name, [{"tag": i, "kv": i + 1, "store": store, "sleep": 1}
+    rs = invoke_all(srv, name, [{"tag": i, "kv": i + 1, "store": store, "sleep": 1}
                               for i in range(4)])
     for i, r in enumerate(rs):
         assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text

@@ -115,14 +115,7 @@ public final class Bootstrap {
         String spec = env.getOrDefault("_HANDLER", "");
         CallContext.Function fn = new CallContext.Function(env);
 
-        RuntimeApi api;
-        try {
-            api = new RuntimeApi(address);
-        } catch (IOException e) {
-            System.err.println("mayfly runtime: " + e.getMessage());
-            System.exit(1);
-            return;
-        }
+        RuntimeApi api = connect(address);
 
         Handler handler;
         try {
@@ -176,17 +169,7 @@ public final class Bootstrap {
         ClassLoader loader = Thread.currentThread().getContextClassLoader();
         Thread[] threads = new Thread[n];
         for (int i = 0; i < n; i++) {
-            RuntimeApi api = first;
-            if (i > 0) {
-                try {
-                    api = new RuntimeApi(address);
-                } catch (IOException e) {
-                    System.err.println("mayfly runtime: " + e.getMessage());
-                    System.exit(1);
-                    return;
-                }
-            }
-            RuntimeApi mine = api;
+            RuntimeApi mine = i > 0 ? connect(address) : first;
             threads[i] = new Thread(() -> serve(mine, handler, fn, log, true),
                     "mayfly-call-" + (i + 1));
             threads[i].setContextClassLoader(loader);
@@ -285,6 +268,17 @@ public final class Bootstrap {
             }
             if (fatal)
                 System.exit(1); /* a JVM out of memory is not to be trusted again */
+        }
+    }
+
+    /** A connection to the Runtime API; without one the runtime cannot go on. */
+    private static RuntimeApi connect(String address) {
+        try {
+            return new RuntimeApi(address);
+        } catch (IOException e) {
+            System.err.println("mayfly runtime: " + e.getMessage());
+            System.exit(1);
+            throw new IllegalStateException(e); /* not reached */
         }
     }
 
