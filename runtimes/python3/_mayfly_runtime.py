@@ -296,27 +296,30 @@ class RuntimeConnection:
                     raise RuntimeAPIError("connection closed mid-response")
                 first = False
                 buf += data
-            lines = buf[:end].split(b"\r\n")
+            # One decode of the whole block: str methods on it are cheaper
+            # than a decode per header, and latin-1 maps bytes one to one.
+            lines = buf[:end].decode("latin-1").split("\r\n")
             rest = buf[end + 4:]
             status_line = lines[0].split(None, 2)
-            if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
-                raise RuntimeAPIError(f"bad status line {lines[0][:80]!r}")
+            if len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+                raise RuntimeAPIError(f"bad status line {lines[0][:80].encode('latin-1')!r}")
             try:
                 status = int(status_line[1])
             except ValueError:
-                raise RuntimeAPIError(f"bad status line {lines[0][:80]!r}") from None
+                raise RuntimeAPIError(f"bad status line {lines[0][:80].encode('latin-1')!r}") \
+                    from None
             headers = {}
             for line in lines[1:]:
-                name, sep, value = line.partition(b":")
+                name, sep, value = line.partition(":")
                 if not sep:
-                    raise RuntimeAPIError(f"bad header line {line[:80]!r}")
-                headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+                    raise RuntimeAPIError(f"bad header line {line[:80].encode('latin-1')!r}")
+                headers[name.strip().lower()] = value.strip()
             if 100 <= status < 200:
                 # An interim response (100 Continue): the real one follows.
                 self.buf = rest
                 continue
             break
-        keep = status_line[0] != b"HTTP/1.0" and \
+        keep = status_line[0] != "HTTP/1.0" and \
             headers.get("connection", "").lower() != "close"
         te = headers.get("transfer-encoding", "").lower()
         if te and te != "identity":
@@ -847,6 +850,8 @@ def header_safe(value):
 
 def quote_id(request_id):
     """Request ids go into a URL path; keep them to unreserved characters."""
+    if request_id.isascii() and request_id.replace("-", "").isalnum():
+        return request_id.encode("ascii")  # a UUID, as every platform's is
     if all(c.isalnum() or c in "-._~" for c in request_id) and request_id.isascii():
         return request_id.encode("ascii")
     return "".join(c if (c.isascii() and (c.isalnum() or c in "-._~"))
