@@ -44,12 +44,12 @@ const fs = require('fs');
 const util = require('util');
 
 // Zygote mode: mayfly started this runtime before knowing its function.
-// Node itself, the modules above and this file are loaded and the per-call
-// path is warm (see warmUp()); say so on the descriptor, then wait there
-// for the function's environment ("K=V" strings, NUL-separated, one
-// message). Its code is at /var/task when it arrives. Nothing before this
-// reads the function's environment; readEnvironment() does, after it.
-function becomeFunction(fd) {
+// Node itself and the modules above are loaded; say so on the descriptor,
+// then wait there for the function's environment ("K=V" strings,
+// NUL-separated, one message). Its code is at /var/task when it arrives.
+// Everything below reads the environment, so this comes first.
+if (process.env.MAYFLY_ZYGOTE_FD) {
+  const fd = Number(process.env.MAYFLY_ZYGOTE_FD);
   fs.writeSync(fd, 'r');
   const buf = Buffer.alloc(1 << 20);
   const n = fs.readSync(fd, buf, 0, buf.length, null);
@@ -538,13 +538,13 @@ class RuntimeConnection {
 // ---------------------------------------------------------------------------
 // Loading the handler
 
-let TASK_ROOT = '/var/task';
+const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
 
 // The platform's helpers (require('mayfly')), after every folder a
 // function's own module of that name could be in. Node reads NODE_PATH
 // once at its start, before a zygote knows its function: the lookup list
 // is made again from the function's NODE_PATH and this folder.
-function setModulePaths() {
+{
   const Module = require('module');
   const own = process.env.NODE_PATH;
   process.env.NODE_PATH = [own, path.join(__dirname, 'lib')].filter(Boolean).join(path.delimiter);
@@ -771,20 +771,13 @@ function createResponseStream(urlPath, highWaterMark) {
 // ---------------------------------------------------------------------------
 // Invocations
 
-let ENV = {};
-
-// What the function's environment says, once it is known.
-function readEnvironment() {
-  TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
-  ENV = {
-    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
-    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
-    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
-    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
-  };
-  setModulePaths();
-}
+const ENV = {
+  functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+  functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+  memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+  logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+  logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+};
 
 let conn = null;
 let handler = null;
@@ -1293,85 +1286,7 @@ function onCrash(err, rejection, promise) {
   // has been delivered.
 }
 
-// A zygote runs the per-call path (a request's bytes, the parser, an
-// invocation's context, a result's JSON, the pipelined answer) through a
-// connection whose socket answers at once, WARM_CALLS times, before it
-// says it is ready: V8 has compiled that code by then, so an instance
-// does not spend its first calls (a burst's, often) warming it up. The
-// zygote starts before any call waits for it; nothing of this outlives it
-// but the compiled code. Nothing is printed or sent anywhere.
-const WARM_CALLS = 2000;
-
-function warmUp() {
-  const id = '00000000-0000-4000-8000-000000000000';
-  const event = Buffer.from('{"key":"value","n":1,"list":[1,2,3],"nested":{"ok":true}}');
-  const nextAnswer = Buffer.from(`HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: ${id}\r\n` +
-    'Lambda-Runtime-Deadline-Ms: 1700000000000\r\n' +
-    'Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:warm\r\n' +
-    'Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0\r\n' +
-    'Mayfly-Traceparent: 00-00000000000000000000000000000000-0000000000000000-00\r\n' +
-    `Content-Type: application/json\r\nContent-Length: ${event.length}\r\n\r\n${event}`, 'latin1');
-  const ackAnswer = Buffer.from('HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n' +
-    'Content-Length: 16\r\n\r\n{"status":"OK"}\n', 'latin1');
-  const env = { ...process.env };
-  return new Promise((resolve) => {
-    // A server on the loopback of the zygote's own network: the calls go
-    // through the same sockets, streams and parser as the real ones.
-    let c = null;
-    const server = net.createServer((s) => {
-      s.setNoDelay(true);
-      let calls = 0;
-      let pending = '';
-      s.on('data', (data) => {
-        pending += data.toString('latin1');
-        let out = [];
-        for (;;) {
-          const end = pending.indexOf('\r\n\r\n');
-          if (end < 0) break;
-          const get = pending.startsWith('GET');
-          const cl = get ? 0 : Number((/content-length: *(\d+)/i.exec(pending.slice(0, end)) || [0, 0])[1]);
-          if (pending.length < end + 4 + cl) break;
-          pending = pending.slice(end + 4 + cl);
-          if (get && ++calls > WARM_CALLS) {
-            // Done: the last poll is dropped unanswered, with its connection.
-            const sock = c.sock;
-            c.sock = null;
-            c.queue = [];
-            sock.destroy();
-            s.destroy();
-            server.close();
-            resolve();
-            return;
-          }
-          out.push(get ? nextAnswer : ackAnswer);
-        }
-        if (out.length) s.write(out.length === 1 ? out[0] : Buffer.concat(out));
-      });
-      s.on('error', () => {});
-    });
-    server.on('error', () => resolve()); // no loopback: no warm-up
-    server.listen(0, '127.0.0.1', () => {
-      c = new RuntimeConnection(`127.0.0.1:${server.address().port}`);
-      handler = async () => ({ ok: true });
-      next(c);
-    });
-  }).then(() => {
-    handler = null;
-    current = null;
-    delete global[REQUEST_ID];
-    delete global[TENANT_ID];
-    for (const key of Object.keys(process.env)) if (!(key in env)) delete process.env[key];
-    Object.assign(process.env, env);
-  });
-}
-
 async function main() {
-  if (process.env.MAYFLY_ZYGOTE_FD) {
-    const fd = Number(process.env.MAYFLY_ZYGOTE_FD);
-    await warmUp();
-    becomeFunction(fd);
-  }
-  readEnvironment();
   patchConsole();
   try {
     conn = new RuntimeConnection(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
