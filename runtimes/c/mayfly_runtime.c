@@ -18,7 +18,7 @@
  * in a statically linked bootstrap and inside a sandbox without NSS files.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem, MSG_NOSIGNAL, SOCK_CLOEXEC */
+#define _GNU_SOURCE /* memmem, MSG_NOSIGNAL, SOCK_CLOEXEC, fopencookie */
 #endif
 
 #include "mayfly_runtime.h"
@@ -28,6 +28,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -1410,124 +1412,387 @@ static int post_and_next(conn_t *c, const char *path, const void *body, size_t b
     return rc;
 }
 
-int mayfly_runtime_run(mayfly_handler_fn handler)
-{
-    conn_t c;
-    mayfly_response_t res = {0};
-    buf_t path = {0}, request_id = {0}, stream_path = {0};
-    res.stream.fd = -1;
-    int rc = conn_init(&c, getenv("AWS_LAMBDA_RUNTIME_API"));
-    if (rc < 0) {
-        fprintf(stderr, "mayfly runtime: bad AWS_LAMBDA_RUNTIME_API\n");
-        return 1;
-    }
-    /* A pipe makes stdout fully buffered; the function's log lines should
-     * appear as they are printed, not when the buffer fills. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
+/* --- Many calls at once (AWS_LAMBDA_MAX_CONCURRENCY) ----------------------
+ *
+ * With N > 1 the platform hands the instance up to N calls at once: N
+ * threads each run the loop below on a connection of their own. The
+ * instance's stdout and stderr are shared by the calls, and the platform
+ * files a line under the call whose request id it carries; so each thread
+ * knows its call's id (call_id), and stdout and stderr become streams that
+ * gather each thread's bytes into lines of its own and write every line in
+ * one write(2), tagged "TIMESTAMP\tREQUEST_ID\tLEVEL\t" when the thread
+ * serves a call. A thread the handler started has no call: its lines go out
+ * as they are. */
 
+static int concurrency = 1;
+static _Thread_local const char *call_id;
+
+/* AWS_LAMBDA_MAX_CONCURRENCY: 1 when absent or not a number from 1 on. */
+static int max_concurrency(void)
+{
+    const char *s = getenv("AWS_LAMBDA_MAX_CONCURRENCY");
+    long n = 0;
+    if (!s || !*s)
+        return 1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 1;
+        n = n * 10 + (*s - '0');
+        if (n > 100000)
+            return 1;
+    }
+    return n >= 1 ? (int)n : 1;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* "2024-05-01T12:00:00.123Z", as Lambda's runtimes stamp their lines. */
+static void add_timestamp(buf_t *b)
+{
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+}
+
+/* One record in Lambda's text format, its own line breaks kept inside it as
+ * "\r" (the platform reads the log a line at a time), in one write. */
+static void write_record(int fd, const char *level, const char *msg, size_t len)
+{
+    buf_t line = {0};
+    add_timestamp(&line);
+    buf_printf(&line, "\t%s\t%s\t", call_id ? call_id : "", level);
+    size_t at = line.len;
+    buf_add(&line, msg, len);
+    for (char *p = line.data + at; p < line.data + line.len; p++)
+        if (*p == '\n')
+            *p = '\r';
+    buf_add(&line, "\n", 1);
+    write_all(fd, line.data, line.len);
+    buf_release(&line);
+}
+
+void mayfly_log(const char *fmt, ...)
+{
+    buf_t msg = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf_vprintf(&msg, fmt, ap) < 0)
+        buf_addstr(&msg, fmt);
+    va_end(ap);
+    size_t len = msg.len;
+    if (len && msg.data[len - 1] == '\n')
+        len--;
+    fflush(stdout); /* what was printf'd before goes out before */
+    write_record(STDOUT_FILENO, "INFO", msg.data, len);
+    buf_release(&msg);
+}
+
+const char *mayfly_request_id(void)
+{
+    return call_id;
+}
+
+/* stdout and stderr with N > 1 (see above): fopencookie streams, unbuffered
+ * so that each printf reaches log_stream_write in the thread that made it. */
+typedef struct log_stream {
+    int fd;
+    const char *level;
+    int index;
+} log_stream_t;
+
+static log_stream_t log_streams[2] = {
+    {.fd = STDOUT_FILENO, .level = "INFO", .index = 0},
+    {.fd = STDERR_FILENO, .level = "ERROR", .index = 1},
+};
+static _Thread_local buf_t log_partial[2]; /* this thread's unfinished lines */
+
+static void log_stream_line(const log_stream_t *s, const char *line, size_t len)
+{
+    if (call_id) {
+        write_record(s->fd, s->level, line, len);
+    } else {
+        buf_t b = {0};
+        buf_add(&b, line, len);
+        buf_add(&b, "\n", 1);
+        write_all(s->fd, b.data, b.len);
+        buf_release(&b);
+    }
+}
+
+static ssize_t log_stream_write(void *cookie, const char *data, size_t len)
+{
+    const log_stream_t *s = cookie;
+    buf_t *part = &log_partial[s->index];
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            buf_add(part, p, (size_t)(end - p));
+            break;
+        }
+        if (part->len) {
+            buf_add(part, p, (size_t)(nl - p));
+            log_stream_line(s, part->data, part->len);
+            part->len = 0;
+        } else {
+            log_stream_line(s, p, (size_t)(nl - p));
+        }
+        p = nl + 1;
+    }
+    return (ssize_t)len;
+}
+
+/* A call's unfinished last line is its own: ended at the call's end. */
+static void log_streams_end_call(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    for (int i = 0; i < 2; i++) {
+        if (log_partial[i].len) {
+            log_stream_line(&log_streams[i], log_partial[i].data, log_partial[i].len);
+            log_partial[i].len = 0;
+        }
+    }
+}
+
+static void log_streams_install(void)
+{
+    cookie_io_functions_t io = {.write = log_stream_write};
+    fflush(stdout);
+    fflush(stderr);
+    FILE *out = fopencookie(&log_streams[0], "w", io);
+    FILE *err = fopencookie(&log_streams[1], "w", io);
+    if (!out || !err)
+        die_oom();
+    setvbuf(out, NULL, _IONBF, 0);
+    setvbuf(err, NULL, _IONBF, 0);
+    stdout = out;
+    stderr = err;
+}
+
+/* --- Serving calls ----------------------------------------------------- */
+
+/* One loop's state: with N > 1 each thread has its own. */
+typedef struct worker {
+    mayfly_handler_fn handler;
+    conn_t c;
+    mayfly_response_t res;
+    buf_t path, request_id, stream_path;
+} worker_t;
+
+/* An answer the platform refused with a 4xx after the call's deadline: with
+ * N > 1 the platform failed the call at its deadline and goes on with the
+ * instance, so the late answer is expected and nothing to report. */
+static bool late_answer(int status, const mayfly_event_t *ev)
+{
+    return concurrency > 1 && status >= 400 && status < 500 && ev->deadline_ms > 0 &&
+           mayfly_event_remaining_ms(ev) == 0;
+}
+
+/* Serves calls until the Runtime API fails or answers nonsense. */
+static void worker_run(worker_t *w)
+{
+    conn_t *c = &w->c;
+    mayfly_response_t *res = &w->res;
     bool have_next = false;
     for (;;) {
-        rc = have_next ? 0
-                       : conn_request(&c, "GET", API_PREFIX "/invocation/next", NULL, NULL, 0,
-                                      false);
+        int rc = have_next ? 0
+                           : conn_request(c, "GET", API_PREFIX "/invocation/next", NULL, NULL, 0,
+                                          false);
         have_next = false;
         if (rc < 0) {
             fprintf(stderr, "mayfly runtime: waiting for the next event failed: %s\n",
                     describe(rc));
             break;
         }
-        if (c.status != 200) {
-            fprintf(stderr, "mayfly runtime: next event: HTTP %d: %.200s\n", c.status, c.body.data);
+        if (c->status != 200) {
+            fprintf(stderr, "mayfly runtime: next event: HTTP %d: %.200s\n", c->status,
+                    c->body.data);
             break;
         }
-        if (!c.hdr.request_id || !*c.hdr.request_id) {
+        if (!c->hdr.request_id || !*c->hdr.request_id) {
             fprintf(stderr, "mayfly runtime: the next event carries no request id\n");
             break;
         }
 
         mayfly_event_t ev = {
-            .body = c.body.data,
-            .body_len = c.body.len,
-            .request_id = c.hdr.request_id,
-            .invoked_function_arn = c.hdr.function_arn ? c.hdr.function_arn : "",
-            .trace_id = c.hdr.trace_id ? c.hdr.trace_id : "",
-            .client_context = c.hdr.client_context,
-            .cognito_identity = c.hdr.cognito_identity,
-            .deadline_ms = parse_ms(c.hdr.deadline_ms),
+            .body = c->body.data,
+            .body_len = c->body.len,
+            .request_id = c->hdr.request_id,
+            .invoked_function_arn = c->hdr.function_arn ? c->hdr.function_arn : "",
+            .trace_id = c->hdr.trace_id ? c->hdr.trace_id : "",
+            .client_context = c->hdr.client_context,
+            .cognito_identity = c->hdr.cognito_identity,
+            .deadline_ms = parse_ms(c->hdr.deadline_ms),
         };
-        if (*ev.trace_id)
-            setenv("_X_AMZN_TRACE_ID", ev.trace_id, 1);
-        else
-            unsetenv("_X_AMZN_TRACE_ID");
-        buf_reset(&request_id);
-        buf_addstr(&request_id, ev.request_id);
-        buf_reset(&path);
-        buf_addstr(&path, API_PREFIX "/invocation/");
-        add_path_segment(&path, ev.request_id);
+        /* The environment is the process's: with calls side by side it
+         * cannot name each one's trace, which is in ev.trace_id. */
+        if (concurrency == 1) {
+            if (*ev.trace_id)
+                setenv("_X_AMZN_TRACE_ID", ev.trace_id, 1);
+            else
+                unsetenv("_X_AMZN_TRACE_ID");
+        }
+        buf_reset(&w->request_id);
+        buf_addstr(&w->request_id, ev.request_id);
+        buf_reset(&w->path);
+        buf_addstr(&w->path, API_PREFIX "/invocation/");
+        add_path_segment(&w->path, ev.request_id);
 
-        response_reset(&res);
-        buf_reset(&stream_path);
-        buf_addstr(&stream_path, path.data);
-        buf_addstr(&stream_path, "/response");
-        res.api = &c;
-        res.path = stream_path.data;
-        int hrc = handler(&ev, &res);
+        response_reset(res);
+        buf_reset(&w->stream_path);
+        buf_addstr(&w->stream_path, w->path.data);
+        buf_addstr(&w->stream_path, "/response");
+        res->api = c;
+        res->path = w->stream_path.data;
+        call_id = w->request_id.data;
+        int hrc = w->handler(&ev, res);
 
         /* What the handler printed belongs to this invocation: out before
          * the result is. */
-        fflush(stdout);
-        fflush(stderr);
-        if (res.streaming) {
-            bool failed = hrc != 0 || res.is_error;
-            if (failed && !res.is_error)
-                mayfly_response_error(&res, "HandlerError", "handler returned %d", hrc);
+        if (concurrency > 1) {
+            log_streams_end_call();
+        } else {
+            fflush(stdout);
+            fflush(stderr);
+        }
+        if (res->streaming) {
+            bool failed = hrc != 0 || res->is_error;
+            if (failed && !res->is_error)
+                mayfly_response_error(res, "HandlerError", "handler returned %d", hrc);
             if (failed)
-                fprintf(stderr, "[ERROR] %s: %s\n", res.error_type.data, res.error_message.data);
-            int st = stream_end(&res, failed);
-            if (st < 0 || st >= 300)
+                fprintf(stderr, "[ERROR] %s: %s\n", res->error_type.data,
+                        res->error_message.data);
+            int st = stream_end(res, failed);
+            if ((st < 0 || st >= 300) && !late_answer(st, &ev))
                 fprintf(stderr, "mayfly runtime: the streamed response of %s: %s\n",
-                        request_id.data, st < 0 ? describe(st) : "refused");
+                        w->request_id.data, st < 0 ? describe(st) : "refused");
+            call_id = NULL;
             continue;
         }
-        if (hrc == 0 && !res.is_error) {
-            buf_addstr(&path, "/response");
-            if (!res.written)
-                buf_addstr(&res.body, "null");
+        if (hrc == 0 && !res->is_error) {
+            buf_addstr(&w->path, "/response");
+            if (!res->written)
+                buf_addstr(&res->body, "null");
             int post_status = 0;
-            rc = post_and_next(&c, path.data, res.body.data, res.body.len, &post_status);
+            rc = post_and_next(c, w->path.data, res->body.data, res->body.len, &post_status);
             if (rc == 0) {
                 have_next = true;
-                if (post_status >= 300)
-                    fprintf(stderr, "mayfly runtime: %s answered HTTP %d\n", path.data,
+                if (post_status >= 300 && !late_answer(post_status, &ev))
+                    fprintf(stderr, "mayfly runtime: %s answered HTTP %d\n", w->path.data,
                             post_status);
+                call_id = NULL;
                 continue;
             }
-            if (rc == -ECONNRESET)
+            if (rc == -ECONNRESET) {
+                call_id = NULL;
                 continue; /* posted; the poll for more goes on a new connection */
+            }
             if (rc == -EAGAIN)
-                rc = conn_request(&c, "POST", path.data, NULL, res.body.data, res.body.len, true);
+                rc = conn_request(c, "POST", w->path.data, NULL, res->body.data, res->body.len,
+                                  true);
         } else {
-            buf_addstr(&path, "/error");
-            if (!res.is_error)
-                mayfly_response_error(&res, "HandlerError", "handler returned %d", hrc);
-            rc = post_error(&c, path.data, res.error_type.data, res.error_message.data);
+            buf_addstr(&w->path, "/error");
+            if (!res->is_error)
+                mayfly_response_error(res, "HandlerError", "handler returned %d", hrc);
+            rc = post_error(c, w->path.data, res->error_type.data, res->error_message.data);
         }
         if (rc < 0) {
-            fprintf(stderr, "mayfly runtime: reporting %s failed: %s\n", request_id.data,
+            fprintf(stderr, "mayfly runtime: reporting %s failed: %s\n", w->request_id.data,
                     describe(rc));
             break;
         }
-        if (c.status >= 300)
-            fprintf(stderr, "mayfly runtime: %s answered HTTP %d: %.200s\n", path.data, c.status,
-                    c.body.data);
+        if (c->status >= 300 && !late_answer(c->status, &ev))
+            fprintf(stderr, "mayfly runtime: %s answered HTTP %d: %.200s\n", w->path.data,
+                    c->status, c->body.data);
+        call_id = NULL;
     }
-    conn_release(&c);
-    buf_release(&res.body);
-    buf_release(&res.error_type);
-    buf_release(&res.error_message);
-    buf_release(&path);
-    buf_release(&stream_path);
-    buf_release(&request_id);
+    call_id = NULL;
+}
+
+static void worker_release(worker_t *w)
+{
+    conn_release(&w->c);
+    buf_release(&w->res.body);
+    buf_release(&w->res.error_type);
+    buf_release(&w->res.error_message);
+    buf_release(&w->path);
+    buf_release(&w->stream_path);
+    buf_release(&w->request_id);
+}
+
+/* With N > 1: the first loop to end ends the process, as one loop's end
+ * does with N = 1 (the platform starts another). */
+static sem_t workers_done;
+
+static void *worker_thread(void *arg)
+{
+    worker_run(arg);
+    sem_post(&workers_done);
+    return NULL;
+}
+
+static int run_concurrent(mayfly_handler_fn handler, const conn_t *proto, int n)
+{
+    log_streams_install();
+    sem_init(&workers_done, 0, 0);
+    for (int i = 0; i < n; i++) {
+        worker_t *w = calloc(1, sizeof *w);
+        if (!w)
+            die_oom();
+        w->handler = handler;
+        w->c = *proto; /* the parsed address; each opens its own connection */
+        w->res.stream.fd = -1;
+        pthread_t t;
+        int rc = pthread_create(&t, NULL, worker_thread, w);
+        if (rc) {
+            fprintf(stderr, "mayfly runtime: cannot start call thread %d of %d: %s\n", i + 1, n,
+                    strerror(rc));
+            if (i == 0)
+                return 1;
+            break; /* fewer threads serve fewer calls at once */
+        }
+        pthread_detach(t);
+    }
+    while (sem_wait(&workers_done) < 0 && errno == EINTR)
+        ;
+    fflush(stdout);
+    fflush(stderr);
+    return 1;
+}
+
+int mayfly_runtime_run(mayfly_handler_fn handler)
+{
+    worker_t w = {.handler = handler};
+    w.res.stream.fd = -1;
+    int rc = conn_init(&w.c, getenv("AWS_LAMBDA_RUNTIME_API"));
+    if (rc < 0) {
+        fprintf(stderr, "mayfly runtime: bad AWS_LAMBDA_RUNTIME_API\n");
+        return 1;
+    }
+    concurrency = max_concurrency();
+    if (concurrency > 1)
+        return run_concurrent(handler, &w.c, concurrency);
+    /* A pipe makes stdout fully buffered; the function's log lines should
+     * appear as they are printed, not when the buffer fills. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    worker_run(&w);
+    worker_release(&w);
     return 1;
 }
 
@@ -1559,7 +1824,9 @@ int mayfly_runtime_init_error(const char *error_type, const char *fmt, ...)
 
 /* --- The platform's API (MAYFLY_API) ------------------------------------ */
 
-static struct {
+/* Each thread has its own connection (and storage for answers): with N > 1
+ * calls side by side each reaches the API by itself. */
+static _Thread_local struct {
     bool ready;
     conn_t conn;
     buf_t prefix; /* the URL's path: "/mayfly/v1" */
@@ -1602,8 +1869,17 @@ static int api_call(const char *method, const char *content_type, const void *bo
 {
     buf_reset(&api.error);
     api.status = 0;
+    /* The call making it: the server attributes the request to it on an
+     * instance serving many calls at once (docs/concurrency.md). */
+    size_t mark = api.headers.len;
+    if (call_id)
+        buf_printf(&api.headers, "Lambda-Runtime-Aws-Request-Id: %s\r\n", call_id);
     int rc = conn_request_typed(&api.conn, method, api.path.data, api.headers.data, content_type,
                                 body, len, has_body);
+    if (api.headers.data) {
+        api.headers.len = mark;
+        api.headers.data[mark] = '\0';
+    }
     if (rc < 0) {
         buf_addstr(&api.error, describe(rc));
         return rc;

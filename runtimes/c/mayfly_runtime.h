@@ -38,7 +38,11 @@
  * - stdout is made line buffered, and stdout and stderr are flushed before
  *   each result is posted, so what the handler prints is attributed to its
  *   invocation and shows up promptly in `mayfly logs`.
- * - Nothing here is thread-safe: call the library from one thread.
+ * - One call at a time, unless the function sets instance_concurrency: then
+ *   the platform says AWS_LAMBDA_MAX_CONCURRENCY=N and the library serves N
+ *   calls at once, N threads each running the handler on a connection of
+ *   its own (see "Many calls at once" below).  Otherwise nothing here is
+ *   thread-safe: call the library from one thread.
  * - Memory allocation failure aborts the process with a message (the
  *   platform restarts it); every other failure is reported.
  */
@@ -105,6 +109,48 @@ typedef int (*mayfly_handler_fn)(const mayfly_event_t *event, mayfly_response_t 
  * nonsense, after printing why on stderr; the return value is then an exit
  * status for main (1).  The platform starts a new process when it needs one. */
 int mayfly_runtime_run(mayfly_handler_fn handler);
+
+/* --- Many calls at once ----------------------------------------------------
+ *
+ * With AWS_LAMBDA_MAX_CONCURRENCY=N above 1 (a function deployed with
+ * "instance_concurrency": N), mayfly_runtime_run() starts N threads, each
+ * serving one call at a time on its own connection to the Runtime API, and
+ * waits; when one of them meets a failure of the Runtime API the process
+ * ends, as with one.  Then:
+ * - The handler runs in N threads at once: it must be thread-safe (what it
+ *   keeps in static or global variables is shared by every call; guard it,
+ *   or make it _Thread_local).  Each call has its own event and response.
+ *   Build with -pthread.
+ * - _X_AMZN_TRACE_ID is not set (the environment is the process's, shared
+ *   by the calls): each call's trace is in event->trace_id.
+ * - The instance's stdout and stderr are shared, and the platform files a
+ *   line under the call whose request id it carries.  So stdout and stderr
+ *   become unbuffered streams that gather what each thread prints into lines
+ *   and write each line whole, in one write(2), as
+ *   "TIMESTAMP\tREQUEST_ID\tINFO\tLINE" (ERROR for stderr) when the thread
+ *   is serving a call: printf(), puts() and fprintf(stderr, ...) in the
+ *   handler are filed under its call.  A line the handler leaves unfinished
+ *   is ended when it returns.  What threads of the handler's own print, and
+ *   what is written to file descriptors 1 and 2 directly (write(2)), goes
+ *   out as it is: the platform files it under the call in flight when there
+ *   is exactly one, else under the function.
+ * - The platform's API calls below (mayfly_kv_*, mayfly_invoke, ...) may be
+ *   made from any thread: each thread has its own connection.
+ * - A call whose deadline passes is failed by the platform while the
+ *   instance goes on serving the others; the library ignores the refusal of
+ *   its late answer. */
+
+/* Writes one log record, in Lambda's text format:
+ * "TIMESTAMP\tREQUEST_ID\tINFO\tMESSAGE" (the request id of the calling
+ * thread's call, empty outside a call), in one write to stdout.  A trailing
+ * newline of the message is dropped and the message's own line breaks are
+ * kept in the record as "\r", so a record of many lines stays one line of
+ * the log, filed under its call. */
+void mayfly_log(const char *fmt, ...) MAYFLY__PRINTF(1, 2);
+
+/* The request id of the call the calling thread is serving, or NULL outside
+ * a call (before the first, and in threads the handler started). */
+const char *mayfly_request_id(void);
 
 /* Report a failure to initialise (a missing configuration, an unreachable
  * dependency) before calling mayfly_runtime_run(): POSTs
@@ -190,7 +236,8 @@ int mayfly_json_get_string(const char *json, size_t len, const char *key, char *
  *               transport errors as themselves
  * and mayfly_api_error() says what the server answered.  Values and
  * results point into library storage that the next of these calls
- * reuses: copy what you keep.  Not thread-safe, as the rest. */
+ * reuses: copy what you keep.  Each thread has its own connection and
+ * storage: with N calls at once each call's thread may use these. */
 
 typedef struct mayfly_kv_put_opts {
     int64_t ttl_s;            /* expire after this many seconds; 0: never */
@@ -223,7 +270,7 @@ int mayfly_publish(const char *topic, const char *message, size_t len, const cha
                    const char *attributes_json, const char **message_id);
 /* The last call's error message ("" after a success), and its HTTP status
  * (0 when none came). */
-const char *mayfly_api_error(void);
+const char *mayfly_api_error(void); /* the calling thread's */
 int mayfly_api_status(void);
 
 #ifdef __cplusplus

@@ -96,6 +96,11 @@ func apiDo(ctx context.Context, method, path string, body []byte, header http.He
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	// The call making it: the server attributes the request to it on an
+	// instance serving many calls at once (docs/concurrency.md).
+	if lc, ok := FromContext(ctx); ok && lc.RequestID != "" {
+		req.Header.Set("Lambda-Runtime-Aws-Request-Id", lc.RequestID)
+	}
 	resp, err := apiClient.Do(req)
 	if err != nil {
 		return nil, nil, err

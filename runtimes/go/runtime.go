@@ -53,8 +53,35 @@ func Start(handler interface{}) {
 }
 
 // StartHandler runs h for every invocation, and never returns.
+//
+// With AWS_LAMBDA_MAX_CONCURRENCY=N above 1 (a function deployed with
+// "instance_concurrency": N) it serves N invocations at once: N goroutines,
+// each polling for its next invocation and answering it on an HTTP
+// connection of its own, so h must be safe for concurrent use. Each
+// invocation's ctx is its own; _X_AMZN_TRACE_ID is not set then (the
+// environment is the process's, shared by the calls), the trace is in
+// FromContext's TraceID. The instance's stdout is shared by the calls
+// too: lines written with Logf carry their call's request id, which is
+// how the platform files them under it. A call past its deadline is failed
+// by the platform while the others go on; its late answer's refusal is
+// expected and not reported. A panic still ends the process, and with it
+// the calls beside the one that panicked.
 func StartHandler(h Handler) {
-	c := newRuntimeClient()
+	n := maxConcurrency()
+	if n == 1 {
+		serve(newRuntimeClient(), h)
+	}
+	for i := 0; i < n; i++ {
+		c := newRuntimeClient()
+		c.concurrent = true
+		go serve(c, h)
+	}
+	select {}
+}
+
+// serve runs the loop of one worker until the Runtime API fails, and then
+// ends the process: the platform starts another.
+func serve(c *runtimeClient, h Handler) {
 	for {
 		inv, err := c.next()
 		if err != nil {
@@ -65,6 +92,16 @@ func StartHandler(h Handler) {
 			os.Exit(1)
 		}
 	}
+}
+
+// maxConcurrency is AWS_LAMBDA_MAX_CONCURRENCY: 1 when absent or not a
+// number from 1 on.
+func maxConcurrency() int {
+	n, err := strconv.Atoi(os.Getenv("AWS_LAMBDA_MAX_CONCURRENCY"))
+	if err != nil || n < 1 || n > 100000 {
+		return 1
+	}
+	return n
 }
 
 // InitError reports err as the function's init error (what a caller waiting
@@ -83,6 +120,9 @@ func InitError(err error) {
 type runtimeClient struct {
 	base string // http://HOST:PORT
 	http *http.Client
+	// concurrent: one of N workers (AWS_LAMBDA_MAX_CONCURRENCY above 1),
+	// each with its own client and so its own connection.
+	concurrent bool
 }
 
 type invocation struct {
@@ -103,12 +143,19 @@ func newRuntimeClient() *runtimeClient {
 // newHTTPClient is a client for the platform's listeners on loopback: never
 // through a proxy from the environment, no compression, no timeout (the
 // long poll waits as long as it takes; the platform bounds every call).
+//
+// It keeps up to 4 idle connections, or one per call the instance serves
+// at once when that is more (the platform's API, used by every call).
 func newHTTPClient() *http.Client {
+	idle := 4
+	if n := maxConcurrency(); n > idle {
+		idle = n
+	}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{}).DialContext,
 		DisableCompression:  true,
-		MaxIdleConnsPerHost: 4,
+		MaxIdleConnsPerHost: idle,
 		IdleConnTimeout:     50 * time.Second,
 	}}
 }
@@ -155,10 +202,12 @@ func (c *runtimeClient) handle(h Handler, inv *invocation) (exit bool) {
 		ctx, cancel = context.WithDeadline(ctx, inv.lc.Deadline)
 	}
 	defer cancel()
-	if inv.lc.TraceID != "" {
-		os.Setenv("_X_AMZN_TRACE_ID", inv.lc.TraceID)
-	} else {
-		os.Unsetenv("_X_AMZN_TRACE_ID")
+	if !c.concurrent {
+		if inv.lc.TraceID != "" {
+			os.Setenv("_X_AMZN_TRACE_ID", inv.lc.TraceID)
+		} else {
+			os.Unsetenv("_X_AMZN_TRACE_ID")
+		}
 	}
 
 	out, doc, panicked := call(ctx, h, inv.payload)
@@ -169,16 +218,49 @@ func (c *runtimeClient) handle(h Handler, inv *invocation) (exit bool) {
 	} else {
 		// The error goes to the function's log too, as mayfly's other
 		// runtimes write it; a panic's with its stack.
-		fmt.Fprintf(os.Stderr, "[ERROR] %s: %s\n", doc.Type, doc.Message)
-		for _, f := range doc.StackTrace {
-			fmt.Fprintf(os.Stderr, "\t%s (%s:%d)\n", f.Label, f.Path, f.Line)
+		if c.concurrent {
+			// One record that names its call, as the calls share stdout.
+			var b strings.Builder
+			fmt.Fprintf(&b, "[ERROR] %s: %s", doc.Type, doc.Message)
+			for _, f := range doc.StackTrace {
+				fmt.Fprintf(&b, "\n\t%s (%s:%d)", f.Label, f.Path, f.Line)
+			}
+			writeRecord(os.Stderr, ctx, "ERROR", b.String())
+		} else {
+			fmt.Fprintf(os.Stderr, "[ERROR] %s: %s\n", doc.Type, doc.Message)
+			for _, f := range doc.StackTrace {
+				fmt.Fprintf(os.Stderr, "\t%s (%s:%d)\n", f.Label, f.Path, f.Line)
+			}
 		}
 		err = c.postError(path+"/error", *doc)
 	}
+	var refused *refusedError
+	if err != nil && c.concurrent && errors.As(err, &refused) && refused.status < 500 &&
+		inv.deadlineOK && !time.Now().Before(inv.lc.Deadline) {
+		// The platform failed the call at its deadline and went on with
+		// the instance: the late answer's refusal is expected.
+		err = nil
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "mayfly runtime: reporting %s: %v\n", inv.lc.RequestID, err)
+		if c.concurrent {
+			writeRecord(os.Stderr, ctx, "ERROR",
+				fmt.Sprintf("mayfly runtime: reporting %s: %v", inv.lc.RequestID, err))
+		} else {
+			fmt.Fprintf(os.Stderr, "mayfly runtime: reporting %s: %v\n", inv.lc.RequestID, err)
+		}
 	}
 	return panicked
+}
+
+// refusedError is an answer the Runtime API refused.
+type refusedError struct {
+	path   string
+	status int
+	msg    []byte
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("POST %s: HTTP %d: %.200s", e.path, e.status, e.msg)
 }
 
 // call runs the handler, turning its error or panic into an error document.
@@ -238,7 +320,7 @@ func (c *runtimeClient) post(path string, body []byte, header http.Header) error
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		if resp.StatusCode >= 300 {
-			return fmt.Errorf("POST %s: HTTP %d: %.200s", path, resp.StatusCode, msg)
+			return &refusedError{path: path, status: resp.StatusCode, msg: msg}
 		}
 		return nil
 	}

@@ -29,6 +29,7 @@
 static const char deploy_usage[] =
     "usage: mayfly deploy NAME PATH [--runtime RT] [--handler H] [--memory MB]\n"
     "                     [--timeout S] [--env K=V]... [--max-concurrency N] [--tmp-mb N]\n"
+    "                     [--instance-concurrency N]\n"
     "                     [--log-format Text|JSON] [--log-level LEVEL]\n"
     "                     [--egress RULES]... [--permission KIND:NAME]...\n"
     "                     [--volume NAME:/mnt/DIR[:ro]]...\n"
@@ -48,7 +49,9 @@ static const char deploy_usage[] =
     "  --memory MB            memory limit, 128-10240 (default 128)\n"
     "  --timeout S            time limit per invocation, 1-900 (default 3)\n"
     "  --env K=V              an environment variable; repeat for more\n"
-    "  --max-concurrency N    instances at once, 0-1000 (default 10; 0 pauses it)\n"
+    "  --max-concurrency N    calls at once, 0-1000 (default 10; 0 pauses it)\n"
+    "  --instance-concurrency N\n"
+    "                         calls one instance serves at once, 1-1600 (default 1)\n"
     "  --tmp-mb N             size of /tmp, 16-10240 (default 64)\n"
     "  --keep-warm P          how long idle instances stay warm: adaptive (learnt\n"
     "                         from the time between calls), fixed (the server's\n"
@@ -95,6 +98,7 @@ enum {
     OPT_TENANCY,
     OPT_MAX_INSTANCES_PER_TENANT,
     OPT_KEEP_WARM,
+    OPT_INSTANCE_CONCURRENCY,
 };
 
 static const struct option deploy_options[] = {
@@ -113,6 +117,7 @@ static const struct option deploy_options[] = {
     {"tenancy", required_argument, NULL, OPT_TENANCY},
     {"max-instances-per-tenant", required_argument, NULL, OPT_MAX_INSTANCES_PER_TENANT},
     {"keep-warm", required_argument, NULL, OPT_KEEP_WARM},
+    {"instance-concurrency", required_argument, NULL, OPT_INSTANCE_CONCURRENCY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -372,6 +377,9 @@ int cmd_deploy(int argc, char **argv)
         case OPT_TIMEOUT: field = "timeout_s", flag = "timeout"; break;
         case OPT_MAX_CONCURRENCY: field = "max_concurrency", flag = "max-concurrency"; break;
         case OPT_TMP_MB: field = "tmp_mb", flag = "tmp-mb"; break;
+        case OPT_INSTANCE_CONCURRENCY:
+            field = "instance_concurrency", flag = "instance-concurrency";
+            break;
         case OPT_MAX_INSTANCES_PER_TENANT:
             field = "max_instances_per_tenant", flag = "max-instances-per-tenant";
             break;

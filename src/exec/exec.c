@@ -440,16 +440,23 @@ void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *
     record_and_finish(ex, inv);
 }
 
-void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
+void exec__complete(exec_lane_t *lane, inv_status_t status, buf_t *result,
                     const char *error_type, const char *error_message)
 {
-    invocation_t *inv = inst->inv;
+    invocation_t *inv = lane->inv;
+    exec_instance_t *inst = lane->inst;
     exec_t *ex = inst->pool->ex;
-    if (inv->delivered_ns)
+    if (inv->delivered_ns) {
         exec__instance_logs_settle(inst);
-    inst->inv = NULL;
+        exec__cpu_share(inst);
+    }
+    lane->inv = NULL;
     inv->instance = NULL;
-    uv_timer_stop(&inst->timer);
+    inv->lane = NULL;
+    inst->n_assigned--;
+    if (inv->delivered_ns)
+        inst->n_delivered--;
+    exec__instance_arm_timer(inst); /* its other calls' deadlines, if any */
     snprintf(inst->last_request_id, sizeof inst->last_request_id, "%s", inv->request_id);
     inst->ended_call = true;
 
@@ -460,19 +467,16 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
         if (inv->billed_ms == 0)
             inv->billed_ms = 1;
         /* Max memory is the instance's high-water mark, as Lambda reports
-         * "Max Memory Used" for its execution environment. */
+         * "Max Memory Used" for its execution environment; CPU is the
+         * call's share of what the sandbox used while it ran
+         * (exec__cpu_share). */
         sandbox_stats_t st;
-        if (sandbox_stats(&inst->sb, SANDBOX_STAT_MEMORY | SANDBOX_STAT_CPU, &st) == 0) {
+        if (sandbox_stats(&inst->sb, SANDBOX_STAT_MEMORY, &st) == 0)
             inv->max_rss_kb = st.memory_peak_bytes / 1024;
-            /* CPU since the reading the last call ended with (an idle
-             * runtime uses next to none). */
-            if (st.cpu_ns >= inst->cpu_ns_last)
-                inv->cpu_ms = (st.cpu_ns - inst->cpu_ns_last) / 1000000;
-            inst->cpu_ns_last = st.cpu_ns;
-        }
+        inv->cpu_ms = inv->cpu_ns / 1000000;
         uint64_t wait_ns;
-        if (inst->cpu_wait_ns_last && sandbox_cpu_wait(&inst->sb, &wait_ns) == 0 &&
-            wait_ns >= inst->cpu_wait_ns_last)
+        if (inst->cpu_wait_ns_last && inst->n_lanes == 1 &&
+            sandbox_cpu_wait(&inst->sb, &wait_ns) == 0 && wait_ns >= inst->cpu_wait_ns_last)
             inv->cpu_wait_ms = (double)(wait_ns - inst->cpu_wait_ns_last) / 1e6;
     }
     inv->status = status;
@@ -486,15 +490,20 @@ void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
         inv->error_message = xstrdup(error_message ? error_message : "");
     }
     if (inv->delivered_ns && inst->egress) {
+        /* The connections made since the last call ended: an instance
+         * serving many calls at once cannot tell whose they are, and gives
+         * them to the call that ends first. */
         free(inv->egress_json);
         inv->egress_json = egress_box_call_end(inst->egress, &inv->egress_bytes);
+        if (inst->n_delivered)
+            egress_box_call_begin(inst->egress);
     }
     if (inv->delivered_ns)
         exec__instance_log_end(inst, inv);
     /* Ended in the middle of a streamed response (a timeout, a crash): the
      * runtime's request is answered with why. */
-    if (inst->stream_req)
-        exec__stream_detach(inst, inv);
+    if (lane->stream_req)
+        exec__stream_detach(lane, inv);
     record_and_finish(ex, inv);
 }
 
@@ -651,27 +660,52 @@ static void assign(exec_instance_t *inst, invocation_t *inv)
 {
     /* The scheduler picks instances by tenant id; this is the last line
      * that keeps one tenant's call off another's instance. */
-    if (strcmp(inst->tenant_id, inv->tenant_id)) {
-        log_error("exec", "%s: instance %s serves another tenant id than call %s: not run there",
-                  inst->pool->name, inst->id, inv->request_id);
+    exec_lane_t *lane = exec__lane_free(inst);
+    if (strcmp(inst->tenant_id, inv->tenant_id) || !lane) {
+        log_error("exec", "%s: instance %s serves another tenant id than call %s, or has no "
+                  "room: not run there", inst->pool->name, inst->id, inv->request_id);
         exec__instance_stop(inst);
         exec__fail(inst->pool->ex, inv, INV_ERROR, "Mayfly.InternalError",
-                   "mayfly picked an instance of another tenant id for this call");
+                   "mayfly picked an instance of another tenant id (or without room) for this "
+                   "call");
         return;
     }
     exec__instance_freeze(inst, false);
-    inst->inv = inv;
+    lane->inv = inv;
+    inst->n_assigned++;
     inv->instance = inst;
+    inv->lane = lane;
     inv->cold_start = !inst->initialized;
     if (inst->prewarm_pending) {
         inst->prewarm_pending = false;
         inv->prewarmed = true;
         metrics_inc(inst->pool->ex->m_prewarms, (const char *[]){ inst->pool->name, "used" }, 1);
     }
-    if (inst->next_req)
-        exec__instance_deliver(inst);
+    if (inst->n_polls)
+        exec__instance_deliver(lane);
     else
         exec__instance_arm_timer(inst);
+}
+
+/* An instance of p of many lanes with room for a call of tenant_id
+ * (starting or running calls already: an idle one is on the idle stack),
+ * while the function runs fewer calls than its max_concurrency; NULL when
+ * none. The fullest goes first, so that the others empty and go. */
+static exec_instance_t *room_take(exec_pool_t *p, const char *tenant_id)
+{
+    if (p->fn.instance_concurrency <= 1)
+        return NULL;
+    unsigned calls = 0;
+    exec_instance_t *best = NULL;
+    for (exec_instance_t *i = p->instances; i; i = i->next) {
+        calls += i->n_assigned;
+        if (i->state == INST_STOPPING || i->state == INST_IDLE || i->version != p->fn.version ||
+            strcmp(i->tenant_id, tenant_id) || !exec__instance_room(i))
+            continue;
+        if (!best || i->n_assigned > best->n_assigned)
+            best = i;
+    }
+    return calls < (unsigned)p->fn.max_concurrency ? best : NULL;
 }
 
 /* ---- the sandboxes' memory budget ----------------------------------------- */
@@ -741,10 +775,13 @@ static void pump_waiting_for_memory(exec_t *ex)
 }
 
 /* Whether the function runs as many instances as it may (starting, idle
- * or busy): always when it is paused (max_concurrency 0). */
+ * or busy): always when it is paused (max_concurrency 0). An instance of
+ * many lanes counts for as many calls. */
 static bool pool_full(const exec_pool_t *p)
 {
-    return p->n_starting + p->n_idle + p->n_busy >= (unsigned)p->fn.max_concurrency;
+    unsigned lanes = p->fn.instance_concurrency > 1 ? (unsigned)p->fn.instance_concurrency : 1;
+    unsigned most = ((unsigned)p->fn.max_concurrency + lanes - 1) / lanes;
+    return p->n_starting + p->n_idle + p->n_busy >= most;
 }
 
 /* Whether a call could start at once: an idle instance, or room for a
@@ -755,7 +792,7 @@ static bool pool_can_start(exec_pool_t *p, bool evict)
 {
     if (p->fn.max_concurrency == 0)
         return false; /* paused */
-    if (p->idle)
+    if (p->idle || room_take(p, ""))
         return true;
     if (p->removed || p->ex->shutting_down || pool_full(p))
         return false;
@@ -774,7 +811,7 @@ static bool pool_can_start_for(exec_pool_t *p, const char *tenant_id, bool evict
         return pool_can_start(p, evict);
     if (p->fn.max_concurrency == 0)
         return false;
-    if (exec__idle_has(p, tenant_id))
+    if (exec__idle_has(p, tenant_id) || room_take(p, tenant_id))
         return true;
     if (p->removed || p->ex->shutting_down || exec__tenant_at_cap(p, tenant_id))
         return false;
@@ -823,6 +860,12 @@ void exec__pool_pump(exec_pool_t *p)
         invocation_t *inv = *pp;
         if (p->fn.max_concurrency == 0) {
             exec__fail_paused(p, queue_take(p, pp));
+            pp = &p->queue_head;
+            continue;
+        }
+        exec_instance_t *room = room_take(p, inv->tenant_id);
+        if (room) {
+            assign(room, queue_take(p, pp));
             pp = &p->queue_head;
             continue;
         }
@@ -986,7 +1029,7 @@ static void keep_warm_observe(exec_pool_t *p)
     uint64_t now = clock_mono_ns(), idle_ms = 0;
     bool running = p->n_busy || p->queue_head;
     for (exec_instance_t *i = p->instances; i && !running && p->n_starting; i = i->next)
-        running = i->state == INST_STARTING && i->inv;
+        running = i->state == INST_STARTING && i->n_assigned;
     if (!running && now > p->last_end_ns)
         idle_ms = (now - p->last_end_ns) / 1000000;
     ex->keep_warm.observe(ex->keep_warm_ud, p->name, idle_ms);

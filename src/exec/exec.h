@@ -123,6 +123,8 @@ struct invocation {
     void *ud;
     struct invocation *next;     /* in a function's queue */
     struct exec_instance *instance;
+    struct exec_lane *lane;      /* of the instance, while it holds the call */
+    uint64_t cpu_ns;             /* its share of the instance's CPU so far (exec__cpu_share) */
     uint64_t enqueued_ns;
     uint64_t deadline_ns;        /* enqueued + the timeout: the deadline counts from acceptance */
     uint64_t delivered_ns;

@@ -18,10 +18,26 @@ typedef enum {
 } exec_inst_state_t;
 
 typedef struct exec_pool exec_pool_t;
+typedef struct exec_instance exec_instance_t;
+
+/* One call an instance serves at once. An instance has its function's
+ * instance_concurrency lanes: 1 (Lambda's one call per instance) or more,
+ * each its own call, answer and stream, while the polls for work are the
+ * instance's (any poll takes any lane's call). */
+typedef struct exec_lane {
+    exec_instance_t *inst;
+    invocation_t *inv;           /* its call: assigned, and then delivered */
+    http_request_t *answer_req;  /* the one response or error whose body is being read */
+    http_request_t *stream_req;  /* the call's streamed response, while it streams */
+    /* On an instance of many lanes, the call that timed out here while
+     * its runtime was in it: the lane takes no call until the runtime
+     * answers that request id (or the instance stops). "" otherwise. */
+    char stuck_rid[ID_UUID_LEN + 1];
+} exec_lane_t;
 
 #define EXEC_INSTANCE_MAGIC 0x6d666c79u /* "mfly": a live instance */
 
-typedef struct exec_instance {
+struct exec_instance {
     uint32_t magic;              /* EXEC_INSTANCE_MAGIC while it lives */
     exec_pool_t *pool;
     char id[48];
@@ -39,10 +55,17 @@ typedef struct exec_instance {
     uv_pipe_t out[2];            /* the function's stdout and stderr */
     buf_t partial[2];            /* an unfinished line of each */
     uv_timer_t timer;            /* the invocation's deadline, or the idle timeout */
-    http_request_t *next_req;    /* the runtime's pending GET /next */
-    http_request_t *answer_req;  /* the one response or error whose body is being read */
-    http_request_t *stream_req;  /* the call's streamed response, while it streams */
-    invocation_t *inv;           /* the current invocation */
+    /* Its lanes (lane0 when it has one), and the calls they hold:
+     * assigned (delivered or waiting for a poll), delivered, and stuck
+     * (exec_lane_t's stuck_rid). */
+    exec_lane_t *lanes;
+    unsigned n_lanes, n_assigned, n_delivered, n_stuck;
+    exec_lane_t lane0;
+    /* The runtime's pending GET /next polls, at most n_lanes (poll0 when
+     * it has one lane). */
+    http_request_t **polls;
+    unsigned n_polls;
+    http_request_t *poll0;
     char last_request_id[ID_UUID_LEN + 1]; /* late log lines belong to it */
     uint64_t spawn_ns;
     double init_ms;
@@ -54,7 +77,7 @@ typedef struct exec_instance {
     bool logs_paused;            /* its pipes are not read until the next call */
     bool reaped;
     int open_handles;
-    uint64_t cpu_ns_last;        /* the sandbox's CPU time when its call was handed over */
+    uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last hand-over or answer */
     uint64_t cpu_wait_ns_last;   /* its runtime's CPU wait then (an event's attempt), or 0 */
     bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
     egress_box_t *egress;        /* its way out, when its function has egress rules */
@@ -65,7 +88,7 @@ typedef struct exec_instance {
     uint64_t idle_acct_ns;       /* idle (or pre-warmed, unused) since, not yet counted; 0: not */
     struct exec_instance *next_idle;
     struct exec_instance *prev, *next; /* every instance of the pool */
-} exec_instance_t;
+};
 
 struct exec_pool {
     exec_t *ex;
@@ -169,7 +192,7 @@ void exec__timeout_message(const invocation_t *inv, char *out, size_t outlen);
 void exec__instance_freed(exec_t *ex, exec_pool_t *p, unsigned memory_mb);
 /* Ends the instance's invocation with an outcome, records it and calls its
  * done callback. error_type NULL means success; result's memory is taken. */
-void exec__complete(exec_instance_t *inst, inv_status_t status, buf_t *result,
+void exec__complete(exec_lane_t *lane, inv_status_t status, buf_t *result,
                     const char *error_type, const char *error_message);
 
 /* The keep-alive windows of p's function now (exec_keep_warm's). */
@@ -182,11 +205,30 @@ void exec__idle_account(exec_instance_t *inst, uint64_t now, bool go_on);
 
 /* instance.c */
 int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err);
-/* Hands the event of inst->inv to the runtime's pending GET /next. */
-void exec__instance_deliver(exec_instance_t *inst);
+/* Hands the event of lane->inv to one of the runtime's pending polls. */
+void exec__instance_deliver(exec_lane_t *lane);
 /* The runtime is waiting for work and has none: idle it (or stop it if its
  * version is old or the pool is going). */
 void exec__instance_idle(exec_instance_t *inst);
+/* A lane's call ended and the runtime answered it: an instance with no
+ * call left is idle (its runtime polls again within microseconds, so it
+ * is available at once); one serving others has room for one more. */
+void exec__instance_lane_free(exec_instance_t *inst);
+/* The lane whose delivered call is request id rid, or NULL. */
+exec_lane_t *exec__lane_of(exec_instance_t *inst, const char *rid);
+/* A lane holding no call (nor a stuck one), or NULL. */
+exec_lane_t *exec__lane_free(exec_instance_t *inst);
+/* The lane holding a call not yet delivered (waiting for a poll), or NULL. */
+exec_lane_t *exec__lane_waiting(exec_instance_t *inst);
+/* How many more calls the instance can take now. */
+unsigned exec__instance_room(const exec_instance_t *inst);
+/* The call whose log a line of the instance's output belongs to: on an
+ * instance of many lanes, the delivered call whose request id the line
+ * names, or the one delivered call, or NULL. */
+invocation_t *exec__line_call(const exec_instance_t *inst, const char *data, size_t len);
+/* Shares the CPU time the sandbox used since the last reading among the
+ * calls delivered meanwhile (each its part). */
+void exec__cpu_share(exec_instance_t *inst);
 /* A function of runtime is served here: a Java runtime's zygotes start
  * now if they have not (exec_start_java_zygotes). */
 void exec__runtime_seen(exec_t *ex, const char *runtime);
@@ -227,18 +269,18 @@ void exec__runtime_api_routes(http_router_t *router);
 /* inv ended while its response was streaming (a timeout, a crash, a
  * stream too large): the stream's request is let go and answered with why
  * (inv's error). */
-void exec__stream_detach(exec_instance_t *inst, const invocation_t *inv);
+void exec__stream_detach(exec_lane_t *lane, const invocation_t *inv);
 
 /* stream.c: the call's side of a streamed response. */
 /* The runtime began streaming with this content type. */
-void exec__stream_begin(exec_instance_t *inst, const char *content_type);
+void exec__stream_begin(exec_lane_t *lane, const char *content_type);
 /* The stream's next bytes: to the caller's sink, or gathered for a caller
  * that takes the answer whole. Returns 0, or -EFBIG having failed the call
  * (the stream is past its bound) and stopped the instance. */
-int exec__stream_data(exec_instance_t *inst, const char *data, size_t len);
+int exec__stream_data(exec_lane_t *lane, const char *data, size_t len);
 /* The stream ended: error_type NULL for a success, else the function's
  * error from the trailers (doc: its error document, or NULL). */
-void exec__stream_end(exec_instance_t *inst, const char *error_type, const char *error_message,
+void exec__stream_end(exec_lane_t *lane, const char *error_type, const char *error_message,
                       buf_t *doc);
 
 /* trace.c: a call's trace ids (from the caller's traceparent, else its

@@ -141,6 +141,10 @@ static char **build_env(const exec_instance_t *inst, const exec_t *ex, const fn_
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_NAME=%s", fn->name);
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
     env_add(&env, &n, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", fn->memory_mb);
+    /* Lambda Managed Instances' name for how many calls the runtime may
+     * take at once; absent for one, as on Lambda. */
+    if (fn->instance_concurrency > 1)
+        env_add(&env, &n, "AWS_LAMBDA_MAX_CONCURRENCY=%d", fn->instance_concurrency);
     env_add(&env, &n, "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/%s", fn->name);
     env_add(&env, &n, "AWS_LAMBDA_LOG_STREAM_NAME=%s/[$LATEST]%s", day, inst->id);
     env_add(&env, &n, "AWS_REGION=%s", ex->cfg.region);
@@ -290,11 +294,122 @@ int exec_start_java_zygotes(exec_t *ex, unsigned count, mf_error_t *err)
  * pipes after answering only fills the pipe and then blocks. */
 #define BETWEEN_CALLS_LOG_MAX (64 * 1024)
 
-/* The call the instance's output belongs to: the one it is running, or,
- * for lines printed after an answer, the last one. */
+/* ---- lanes ------------------------------------------------------------------ */
+
+exec_lane_t *exec__lane_of(exec_instance_t *inst, const char *rid)
+{
+    for (unsigned i = 0; i < inst->n_lanes; i++) {
+        invocation_t *inv = inst->lanes[i].inv;
+        if (inv && inv->delivered_ns && !strcmp(inv->request_id, rid))
+            return &inst->lanes[i];
+    }
+    return NULL;
+}
+
+exec_lane_t *exec__lane_free(exec_instance_t *inst)
+{
+    for (unsigned i = 0; i < inst->n_lanes; i++)
+        if (!inst->lanes[i].inv && !inst->lanes[i].stuck_rid[0])
+            return &inst->lanes[i];
+    return NULL;
+}
+
+exec_lane_t *exec__lane_waiting(exec_instance_t *inst)
+{
+    if (inst->n_assigned == inst->n_delivered)
+        return NULL;
+    for (unsigned i = 0; i < inst->n_lanes; i++)
+        if (inst->lanes[i].inv && !inst->lanes[i].inv->delivered_ns)
+            return &inst->lanes[i];
+    return NULL;
+}
+
+unsigned exec__instance_room(const exec_instance_t *inst)
+{
+    return inst->n_lanes - inst->n_assigned - inst->n_stuck;
+}
+
+void exec__instance_lane_free(exec_instance_t *inst)
+{
+    if (inst->state != INST_BUSY)
+        return;
+    if (!inst->n_assigned)
+        exec__instance_idle(inst);
+    else if (inst->n_lanes > 1)
+        exec__pool_pump(inst->pool); /* room for a waiting call */
+}
+
+void exec__cpu_share(exec_instance_t *inst)
+{
+    sandbox_stats_t st;
+    if (sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) < 0)
+        return;
+    if (inst->n_delivered && st.cpu_ns > inst->cpu_ns_last) {
+        uint64_t part = (st.cpu_ns - inst->cpu_ns_last) / inst->n_delivered;
+        for (unsigned i = 0; i < inst->n_lanes; i++) {
+            invocation_t *inv = inst->lanes[i].inv;
+            if (inv && inv->delivered_ns)
+                inv->cpu_ns += part;
+        }
+    }
+    /* With no call delivered, what the instance used is nobody's: a call
+     * is billed from its hand-over. */
+    inst->cpu_ns_last = st.cpu_ns;
+}
+
+/* The request id a line names: its first UUID-shaped token (8-4-4-4-12
+ * hex digits, not inside a longer run of them) within its first 256
+ * bytes; false when none. */
+static bool line_request_id(const char *data, size_t len, char out[ID_UUID_LEN + 1])
+{
+    static const unsigned char dash[ID_UUID_LEN] = { [8] = 1, [13] = 1, [18] = 1, [23] = 1 };
+    if (len > 256)
+        len = 256;
+    for (size_t i = 0; i + ID_UUID_LEN <= len; i++) {
+        if (i && (isxdigit((unsigned char)data[i - 1]) || data[i - 1] == '-'))
+            continue;
+        size_t k = 0;
+        for (; k < ID_UUID_LEN; k++) {
+            char c = data[i + k];
+            if (dash[k] ? c != '-' : !isxdigit((unsigned char)c))
+                break;
+        }
+        if (k < ID_UUID_LEN)
+            continue;
+        if (i + ID_UUID_LEN < len &&
+            (isxdigit((unsigned char)data[i + ID_UUID_LEN]) || data[i + ID_UUID_LEN] == '-'))
+            continue;
+        memcpy(out, data + i, ID_UUID_LEN);
+        out[ID_UUID_LEN] = '\0';
+        return true;
+    }
+    return false;
+}
+
+invocation_t *exec__line_call(const exec_instance_t *inst, const char *data, size_t len)
+{
+    if (!inst->n_delivered)
+        return NULL;
+    if (inst->n_lanes > 1 && inst->n_delivered > 1 && data) {
+        char rid[ID_UUID_LEN + 1];
+        exec_lane_t *lane = line_request_id(data, len, rid)
+                                ? exec__lane_of((exec_instance_t *)inst, rid)
+                                : NULL;
+        return lane ? lane->inv : NULL;
+    }
+    for (unsigned i = 0; i < inst->n_lanes; i++) {
+        invocation_t *inv = inst->lanes[i].inv;
+        if (inv && inv->delivered_ns)
+            return inv;
+    }
+    return NULL;
+}
+
+/* The call the instance's output belongs to when it runs one: the one it
+ * is running, or, for lines printed after an answer, the last one. */
 static invocation_t *running_call(const exec_instance_t *inst)
 {
-    return inst->inv && inst->inv->delivered_ns ? inst->inv : NULL;
+    return inst->n_delivered == 1 ? exec__line_call(inst, NULL, 0) : NULL;
 }
 
 static void log_reading(exec_instance_t *inst, bool on)
@@ -335,8 +450,10 @@ static void emit_line(exec_instance_t *inst, int stream, const char *data, size_
     exec_t *ex = inst->pool->ex;
     if (len && data[len - 1] == '\r')
         len--;
-    invocation_t *inv = running_call(inst);
-    const char *rid = inv ? inv->request_id : inst->last_request_id;
+    invocation_t *inv = exec__line_call(inst, data, len);
+    /* A line of an instance serving many calls that names none of them
+     * is the function's, not a call's. */
+    const char *rid = inv ? inv->request_id : inst->n_delivered ? "" : inst->last_request_id;
     if (inv) {
         if (inv->log_truncated)
             return;
@@ -347,7 +464,7 @@ static void emit_line(exec_instance_t *inst, int stream, const char *data, size_
             return;
         }
         inv->log_bytes += len;
-    } else if (inst->state != INST_STOPPING) {
+    } else if (inst->state != INST_STOPPING && !inst->n_delivered) {
         inst->between_calls_log_bytes += len;
         if (inst->between_calls_log_bytes > BETWEEN_CALLS_LOG_MAX) {
             platform_line(inst, rid, "mayfly: over %d bytes of output between calls; the rest "
@@ -364,7 +481,7 @@ static void emit_line(exec_instance_t *inst, int stream, const char *data, size_
  * read (so the function never blocks on its output mid-call), not parsed. */
 static void log_consume(exec_instance_t *inst, int idx, const char *data, size_t len)
 {
-    invocation_t *inv = running_call(inst);
+    invocation_t *inv = inst->n_lanes == 1 ? running_call(inst) : NULL;
     if ((inv && inv->log_truncated) || inst->logs_paused)
         return;
     buf_t *partial = &inst->partial[idx];
@@ -541,6 +658,16 @@ void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv)
 
 /* ---- teardown -------------------------------------------------------------- */
 
+static void lanes_free(exec_instance_t *inst)
+{
+    if (inst->lanes != &inst->lane0)
+        free(inst->lanes);
+    if (inst->polls != &inst->poll0)
+        free(inst->polls);
+    inst->lanes = NULL;
+    inst->polls = NULL;
+}
+
 static void instance_free(exec_instance_t *inst)
 {
     exec_pool_t *p = inst->pool;
@@ -558,6 +685,7 @@ static void instance_free(exec_instance_t *inst)
     buf_release(&inst->partial[1]);
     unsigned memory_mb = inst->memory_mb;
     inst->magic = 0;
+    lanes_free(inst);
     free(inst);
     exec__instance_freed(ex, p, memory_mb);
 }
@@ -592,20 +720,35 @@ static void describe_exit(int wstatus, char *out, size_t outlen)
     }
 }
 
-static void fail_current(exec_instance_t *inst, inv_status_t status, const char *type,
-                         const char *message)
+static void fail_lane(exec_lane_t *lane, inv_status_t status, const char *type,
+                      const char *message)
 {
-    if (running_call(inst) && status != INV_TIMEOUT && !platform_json(inst)) {
+    exec_instance_t *inst = lane->inst;
+    if (lane->inv->delivered_ns && status != INV_TIMEOUT && !platform_json(inst)) {
         /* The runtime could not say what happened: the platform does, as
          * Lambda does, after what the function printed (in JSON, the
          * report's status and errorType say it). */
         exec__instance_logs_settle(inst);
-        platform_line(inst, inst->inv->request_id, "%s", message);
-        platform_line(inst, inst->inv->request_id, "%s", type);
+        platform_line(inst, lane->inv->request_id, "%s", message);
+        platform_line(inst, lane->inv->request_id, "%s", type);
     }
     buf_t result = BUF_INIT;
     exec__error_doc(&result, type, message);
-    exec__complete(inst, status, &result, type, message);
+    exec__complete(lane, status, &result, type, message);
+}
+
+/* Fails every call the instance holds with "RequestId: ID Error: reason". */
+static void fail_lanes(exec_instance_t *inst, inv_status_t status, const char *type,
+                       const char *reason)
+{
+    for (unsigned i = 0; i < inst->n_lanes && inst->n_assigned; i++) {
+        exec_lane_t *lane = &inst->lanes[i];
+        if (!lane->inv)
+            continue;
+        char msg[320];
+        snprintf(msg, sizeof msg, "RequestId: %s Error: %s", lane->inv->request_id, reason);
+        fail_lane(lane, status, type, msg);
+    }
 }
 
 /* The runtime ended before its call was handed over: the call goes back
@@ -614,16 +757,22 @@ static void fail_current(exec_instance_t *inst, inv_status_t status, const char 
  * the call fails with the runtime's exit, at once, as on Lambda. */
 static bool requeue_undelivered(exec_instance_t *inst)
 {
-    invocation_t *inv = inst->inv;
     exec_pool_t *p = inst->pool;
-    if (!inv || inv->delivered_ns || !inst->calls || inv->requeues || p->removed ||
-        p->ex->shutting_down)
-        return false;
-    inst->inv = NULL;
-    inv->instance = NULL;
-    inv->cold_start = false;
-    exec__requeue(p, inv);
-    return true;
+    bool any = false;
+    for (unsigned i = 0; i < inst->n_lanes; i++) {
+        invocation_t *inv = inst->lanes[i].inv;
+        if (!inv || inv->delivered_ns || !inst->calls || inv->requeues || p->removed ||
+            p->ex->shutting_down)
+            continue;
+        inst->lanes[i].inv = NULL;
+        inst->n_assigned--;
+        inv->instance = NULL;
+        inv->lane = NULL;
+        inv->cold_start = false;
+        exec__requeue(p, inv);
+        any = true;
+    }
+    return any;
 }
 
 static void on_exit_ready(uv_poll_t *h, int status, int events)
@@ -656,10 +805,8 @@ static void on_exit_ready(uv_poll_t *h, int status, int events)
     bool failed_start = !inst->initialized && inst->state != INST_STOPPING;
 
     bool requeued = requeue_undelivered(inst);
-    if (inst->inv) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "RequestId: %s Error: %s", inst->inv->request_id, reason);
-        fail_current(inst, st.oom_kills > 0 ? INV_OOM : INV_ERROR, type, msg);
+    if (inst->n_assigned) {
+        fail_lanes(inst, st.oom_kills > 0 ? INV_OOM : INV_ERROR, type, reason);
     } else if (inst->state != INST_STOPPING) {
         log_info("exec", "instance %s of %s exited (%s)", inst->id, p->name, how);
     }
@@ -688,17 +835,17 @@ void exec__instance_stop(exec_instance_t *inst)
     uv_close((uv_handle_t *)&inst->timer, on_handle_closed);
     /* Killing first means the runtime cannot race the API's closing. */
     sandbox_kill(&inst->sb);
-    if (inst->egress && inst->inv && inst->inv->delivered_ns) {
+    invocation_t *cut = inst->egress ? exec__line_call(inst, NULL, 0) : NULL;
+    if (cut) {
         /* A call cut short (a timeout, a crash) keeps the connections it
          * made in its record. */
-        free(inst->inv->egress_json);
-        inst->inv->egress_json = egress_box_call_end(inst->egress, &inst->inv->egress_bytes);
+        free(cut->egress_json);
+        cut->egress_json = egress_box_call_end(inst->egress, &cut->egress_bytes);
     }
     egress_box_close(inst->egress);
     inst->egress = NULL;
-    if (inst->next_req) {
-        http_request_t *req = inst->next_req;
-        inst->next_req = NULL;
+    while (inst->n_polls) {
+        http_request_t *req = inst->polls[--inst->n_polls];
         req->abort_cb = NULL;
         http_respond_error(req, 410, "gone", "this instance is stopping");
     }
@@ -753,8 +900,11 @@ void exec__instance_arm_timer(exec_instance_t *inst)
         due = inst->frozen ? inst->idle_since_ns + inst->keep_alive_ms * 1000000
                            : inst->idle_since_ns + FREEZE_AFTER_NS;
     } else {
-        if (inst->inv)
-            due = inst->inv->deadline_ns;
+        for (unsigned i = 0; i < inst->n_lanes && inst->n_assigned; i++) {
+            const invocation_t *inv = inst->lanes[i].inv;
+            if (inv && (!due || inv->deadline_ns < due))
+                due = inv->deadline_ns;
+        }
         if (!inst->initialized) {
             uint64_t limit = inst->spawn_ns + init_limit_ns(inst);
             if (!due || limit < due)
@@ -789,45 +939,66 @@ static void on_timer(uv_timer_t *t)
         exec__instance_stop(inst);
         return;
     }
-    invocation_t *inv = inst->inv;
-    if (inv && now >= inv->deadline_ns) {
+    bool freed = false;
+    for (unsigned i = 0; i < inst->n_lanes && inst->n_assigned; i++) {
+        exec_lane_t *lane = &inst->lanes[i];
+        invocation_t *inv = lane->inv;
+        if (!inv || now < inv->deadline_ns)
+            continue;
         char msg[64];
         exec__timeout_message(inv, msg, sizeof msg);
-        if (inv->delivered_ns) {
+        if (inv->delivered_ns && inst->n_lanes == 1) {
             /* The runtime is stuck in the handler: only a new instance can
              * serve the next call, as on Lambda. */
-            fail_current(inst, INV_TIMEOUT, "Sandbox.Timedout", msg);
+            fail_lane(lane, INV_TIMEOUT, "Sandbox.Timedout", msg);
             exec__instance_stop(inst);
             return;
         }
+        if (inv->delivered_ns) {
+            /* One of many calls: it fails, the others go on, and the lane
+             * waits for the runtime to give up on it (its late answer); an
+             * instance whose every lane waits so has stopped answering. */
+            snprintf(lane->stuck_rid, sizeof lane->stuck_rid, "%s", inv->request_id);
+            inst->n_stuck++;
+            fail_lane(lane, INV_TIMEOUT, "Sandbox.Timedout", msg);
+            if (inst->n_stuck == inst->n_lanes) {
+                log_info("exec", "instance %s of %s: every call it took timed out unanswered: "
+                         "stopping it", inst->id, p->name);
+                exec__instance_stop(inst);
+                return;
+            }
+            continue;
+        }
         /* Its deadline passed before the instance could take it (a slow
          * start): the instance goes on and may serve later calls. */
-        inst->inv = NULL;
+        lane->inv = NULL;
+        inst->n_assigned--;
         inv->instance = NULL;
+        inv->lane = NULL;
         exec__fail(p->ex, inv, INV_TIMEOUT, "Sandbox.Timedout", "%s", msg);
+        freed = true;
     }
     if (!inst->initialized && now >= inst->spawn_ns + init_limit_ns(inst)) {
         char reason[128];
         snprintf(reason, sizeof reason, "Runtime did not ask for work within %llu s of starting",
                  (unsigned long long)(init_limit_ns(inst) / 1000000000));
-        if (inst->inv) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "RequestId: %s Error: %s", inst->inv->request_id, reason);
-            fail_current(inst, INV_TIMEOUT, "Sandbox.Timedout", msg);
-        }
+        fail_lanes(inst, INV_TIMEOUT, "Sandbox.Timedout", reason);
         exec__start_failed(p, "Sandbox.Timedout", reason, true);
         exec__instance_stop(inst);
         exec__pool_pump(p);
         return;
     }
     exec__instance_arm_timer(inst);
+    if (freed && inst->n_lanes > 1 && inst->state != INST_STOPPING)
+        exec__pool_pump(p); /* room for a waiting call */
 }
 
 /* ---- the hot path ----------------------------------------------------------- */
 
-void exec__instance_deliver(exec_instance_t *inst)
+void exec__instance_deliver(exec_lane_t *lane)
 {
-    invocation_t *inv = inst->inv;
+    exec_instance_t *inst = lane->inst;
+    invocation_t *inv = lane->inv;
     exec_t *ex = inst->pool->ex;
     const fn_t *fn = &inst->pool->fn;
     uint64_t now = clock_mono_ns();
@@ -836,29 +1007,37 @@ void exec__instance_deliver(exec_instance_t *inst)
          * runtime keeps its poll and takes the next call. */
         char msg[64];
         exec__timeout_message(inv, msg, sizeof msg);
-        inst->inv = NULL;
+        lane->inv = NULL;
+        inst->n_assigned--;
         inv->instance = NULL;
+        inv->lane = NULL;
         exec__fail(ex, inv, INV_TIMEOUT, "Sandbox.Timedout", "%s", msg);
-        exec__instance_idle(inst);
+        if (!inst->n_assigned)
+            exec__instance_idle(inst);
+        else
+            exec__instance_lane_free(inst);
         return;
     }
-    http_request_t *req = inst->next_req;
-    inst->next_req = NULL;
+    http_request_t *req = inst->polls[0];
+    inst->polls[0] = inst->polls[--inst->n_polls];
     req->abort_cb = NULL;
     exec__instance_set_state(inst, INST_BUSY);
     inst->calls++;
-    inst->between_calls_log_bytes = 0;
-    if (inst->egress)
-        egress_box_call_begin(inst->egress);
+    if (!inst->n_delivered) {
+        inst->between_calls_log_bytes = 0;
+        if (inst->egress)
+            egress_box_call_begin(inst->egress);
+    }
     log_reading(inst, true);
     platform_start(inst, inv);
 
-    /* A call is billed the CPU its sandbox uses from hand-over to answer,
-     * and nothing a process did between calls. */
-    sandbox_stats_t st;
-    inst->cpu_ns_last = sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) == 0 ? st.cpu_ns : 0;
+    /* A call is billed its share of the CPU its sandbox uses from
+     * hand-over to answer (all of it when it runs alone), and nothing a
+     * process did between calls. */
+    exec__cpu_share(inst);
+    inv->cpu_ns = 0;
     inst->cpu_wait_ns_last = 0; /* stays 0 (unknown) when it cannot be read */
-    if (inv->event_attempt)
+    if (inv->event_attempt && inst->n_lanes == 1)
         sandbox_cpu_wait(&inst->sb, &inst->cpu_wait_ns_last);
     if (inv->cold_start) {
         inv->init_ms = inst->init_ms;
@@ -883,6 +1062,7 @@ void exec__instance_deliver(exec_instance_t *inst)
     http_header_add(req, "Mayfly-Traceparent", "%s", tp);
 
     inv->delivered_ns = now;
+    inst->n_delivered++;
     exec__instance_arm_timer(inst);
     /* The event's bytes go to the runtime as they came: no parse, and no
      * copy unless the call's record keeps them. */
@@ -929,7 +1109,7 @@ void exec__instance_idle(exec_instance_t *inst)
 static void egress_line(void *ud, const char *line)
 {
     exec_instance_t *inst = ud;
-    const invocation_t *inv = running_call(inst);
+    const invocation_t *inv = exec__line_call(inst, NULL, 0);
     platform_line(inst, inv ? inv->request_id : inst->last_request_id, "%s", line);
 }
 
@@ -1011,6 +1191,11 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
              rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
     buf_init(&inst->partial[0], 0);
     buf_init(&inst->partial[1], 0);
+    inst->n_lanes = p->fn.instance_concurrency > 1 ? (unsigned)p->fn.instance_concurrency : 1;
+    inst->lanes = inst->n_lanes == 1 ? &inst->lane0 : xcalloc(inst->n_lanes, sizeof *inst->lanes);
+    inst->polls = inst->n_lanes == 1 ? &inst->poll0 : xcalloc(inst->n_lanes, sizeof *inst->polls);
+    for (unsigned i = 0; i < inst->n_lanes; i++)
+        inst->lanes[i].inst = inst;
 
     char *code_dir = registry_code_dir(ex->registry, &p->fn);
     char **argv = build_argv(p->fn.runtime, ex->cfg.runtimes_dir, (unsigned)p->fn.memory_mb);
@@ -1019,6 +1204,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
         buf_release(&inst->partial[1]);
         free(volume_paths);
         free(code_dir);
+        lanes_free(inst);
         free(inst);
         return mf_error_set(err, ENOENT, "runtime %s: this server has no JDK for it",
                             p->fn.runtime);
@@ -1052,15 +1238,20 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     strv_free(envp);
     if (r < 0) {
         egress_box_close(inst->egress); /* opened when only the go failed */
+        lanes_free(inst);
         free(inst);
         return r;
     }
 
-    r = http_server_open_fd(ex->loop, inst->sb.api_listen_fd, &runtime_api_config,
-                            &ex->runtime_router, inst, &inst->api, err);
+    /* A connection per lane's poll and answer, on top of the usual. */
+    http_server_config_t api_cfg = runtime_api_config;
+    api_cfg.max_connections += 2 * (inst->n_lanes - 1);
+    r = http_server_open_fd(ex->loop, inst->sb.api_listen_fd, &api_cfg, &ex->runtime_router, inst,
+                            &inst->api, err);
     if (r < 0) {
         egress_box_close(inst->egress);
         sandbox_destroy(&inst->sb);
+        lanes_free(inst);
         free(inst);
         return r;
     }

@@ -34,14 +34,27 @@ static void respond_accepted(http_request_t *req)
     http_respond(req, 202, "application/json", ok, sizeof ok - 1);
 }
 
+/* Takes a pending poll out of the instance's list. */
+static void poll_remove(exec_instance_t *inst, http_request_t *req)
+{
+    for (unsigned i = 0; i < inst->n_polls; i++)
+        if (inst->polls[i] == req) {
+            inst->polls[i] = inst->polls[--inst->n_polls];
+            return;
+        }
+}
+
 static void on_next_aborted(http_request_t *req)
 {
     exec_instance_t *inst = req->data;
-    if (inst->next_req != req)
+    unsigned before = inst->n_polls;
+    poll_remove(inst, req);
+    if (inst->n_polls == before)
         return;
-    inst->next_req = NULL;
-    /* Its runtime stopped waiting: it cannot take work until it asks again. */
-    if (inst->state == INST_IDLE) {
+    /* Its runtime stopped waiting: with one lane it cannot take work until
+     * it asks again. (With many, calls are assigned to lanes and wait for
+     * a poll.) */
+    if (inst->state == INST_IDLE && inst->n_lanes == 1) {
         exec__idle_stack_remove(inst);
         exec__instance_set_state(inst, INST_BUSY);
     }
@@ -55,15 +68,19 @@ static void handle_next(http_request_t *req, void *ud)
         respond_lambda_error(req, 410, "Runtime.Stopping", "this instance is stopping");
         return;
     }
-    if (inst->next_req) {
-        respond_lambda_error(req, 409, "InvalidStateTransition",
-                             "another GET /next from this runtime is already waiting");
-        return;
-    }
-    if (inst->inv && inst->inv->delivered_ns) {
-        respond_lambda_error(req, 409, "InvalidStateTransition",
-                             "the current invocation has not been answered: post its response "
-                             "or error first");
+    /* One poll per lane not already running a call. */
+    if (inst->n_polls + inst->n_delivered + inst->n_stuck >= inst->n_lanes) {
+        if (inst->n_lanes == 1 && inst->n_polls)
+            respond_lambda_error(req, 409, "InvalidStateTransition",
+                                 "another GET /next from this runtime is already waiting");
+        else if (inst->n_lanes == 1)
+            respond_lambda_error(req, 409, "InvalidStateTransition",
+                                 "the current invocation has not been answered: post its "
+                                 "response or error first");
+        else
+            respond_lambda_error(req, 409, "InvalidStateTransition",
+                                 "as many GET /next are waiting or invocations unanswered as "
+                                 "AWS_LAMBDA_MAX_CONCURRENCY: answer one first");
         return;
     }
     if (!inst->initialized) {
@@ -77,12 +94,13 @@ static void handle_next(http_request_t *req, void *ud)
             log_warn("exec", "capping the CPU of instance %s of %s: %s", inst->id, inst->pool->name,
                      err.msg);
     }
-    inst->next_req = req;
+    inst->polls[inst->n_polls++] = req;
     req->data = inst;
     req->abort_cb = on_next_aborted;
-    if (inst->inv)
-        exec__instance_deliver(inst);
-    else if (inst->state != INST_IDLE)
+    exec_lane_t *waiting = exec__lane_waiting(inst);
+    if (waiting)
+        exec__instance_deliver(waiting);
+    else if (inst->state != INST_IDLE && !inst->n_assigned)
         exec__instance_idle(inst);
     /* else it was made available when it answered, and now it is polling. */
 }
@@ -93,19 +111,34 @@ static void handle_next(http_request_t *req, void *ud)
  * instance beside it. */
 static void answered(exec_instance_t *inst)
 {
-    if (inst->state == INST_BUSY && !inst->inv)
-        exec__instance_idle(inst);
+    exec__instance_lane_free(inst);
 }
 
-/* The invocation a response or error names, if it is the one in flight. */
-static invocation_t *current(exec_instance_t *inst, http_request_t *req)
+/* A late answer to a call that timed out on an instance of many lanes:
+ * the lane is free again. Answers whether rid was such a call. */
+static bool stuck_answered(exec_instance_t *inst, http_request_t *req, const char *rid)
 {
-    invocation_t *inv = inst->inv;
-    if (!inv || !inv->delivered_ns || strcmp(req->params[0], inv->request_id)) {
-        respond_lambda_error(req, 400, "InvalidRequestID", "Invalid request ID");
-        return NULL;
+    for (unsigned i = 0; inst->n_stuck && i < inst->n_lanes; i++) {
+        exec_lane_t *l = &inst->lanes[i];
+        if (!l->stuck_rid[0] || strcmp(l->stuck_rid, rid))
+            continue;
+        l->stuck_rid[0] = '\0';
+        inst->n_stuck--;
+        respond_lambda_error(req, 410, "InvocationTimedOut",
+                             "this invocation timed out: its answer is not taken");
+        answered(inst);
+        return true;
     }
-    return inv;
+    return false;
+}
+
+/* The lane whose call a response or error names, if it is in flight. */
+static exec_lane_t *current(exec_instance_t *inst, http_request_t *req)
+{
+    exec_lane_t *lane = exec__lane_of(inst, req->params[0]);
+    if (!lane && !stuck_answered(inst, req, req->params[0]))
+        respond_lambda_error(req, 400, "InvalidRequestID", "Invalid request ID");
+    return lane;
 }
 
 /* ---- the head of an answer -------------------------------------------------- */
@@ -115,36 +148,42 @@ static const char answer_is_response[] = "response", answer_is_error[] = "error"
 
 static void answer_dropped(http_request_t *req)
 {
-    exec_instance_t *inst = req->data;
-    if (inst->answer_req == req)
-        inst->answer_req = NULL;
+    exec_lane_t *lane = req->data;
+    if (lane->answer_req == req)
+        lane->answer_req = NULL;
 }
 
 /* A handler took over the answer whose head was checked. */
 static void answer_arrived(exec_instance_t *inst, http_request_t *req)
 {
-    if (inst->answer_req == req)
-        inst->answer_req = NULL;
+    exec_lane_t *lane = exec__lane_of(inst, req->params[0]);
+    if (lane && lane->answer_req == req)
+        lane->answer_req = NULL;
 }
 
 /* The head of a response or error post, before its body is read: it must
- * name the invocation in flight, only one answer's body per instance is
- * read at a time (a runtime cannot make the server hold many bodies), and
- * a response declared larger than a result may be fails the call now. */
+ * name an invocation in flight, only one answer's body per call is read
+ * at a time (a runtime cannot make the server hold many bodies), and a
+ * response declared larger than a result may be fails the call now. A
+ * late answer to a call that timed out on an instance of many lanes
+ * passes, to be refused with its body (current()). */
 static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
 {
     exec_instance_t *inst = http_request_server_data(req);
-    invocation_t *inv = inst->inv;
-    if (!inv || !inv->delivered_ns || strcmp(req->params[0], inv->request_id)) {
+    exec_lane_t *lane = exec__lane_of(inst, req->params[0]);
+    if (!lane) {
+        for (unsigned i = 0; inst->n_stuck && i < inst->n_lanes; i++)
+            if (!strcmp(inst->lanes[i].stuck_rid, req->params[0]))
+                return 0;
         exec__error_doc(refusal, "InvalidRequestID", "Invalid request ID");
         return 400;
     }
     /* A runtime that dropped an answer half-sent and answers again at
      * once (a retry on a new connection) may be seen before the loop reads
      * the first connection's end: the kernel knows already. */
-    if (inst->answer_req && http_request_cut_short(inst->answer_req))
-        inst->answer_req = NULL;
-    if (inst->answer_req || inst->stream_req) {
+    if (lane->answer_req && http_request_cut_short(lane->answer_req))
+        lane->answer_req = NULL;
+    if (lane->answer_req || lane->stream_req) {
         exec__error_doc(refusal, "InvalidStateTransition",
                         "an answer to this invocation is already being received");
         return 409;
@@ -172,13 +211,13 @@ static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
                  (unsigned long long)req->content_length, ex->cfg.max_result_bytes);
         buf_t result = BUF_INIT;
         exec__error_doc(&result, "Function.ResponseSizeTooLarge", msg);
-        exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
+        exec__complete(lane, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
         answered(inst);
         exec__error_doc(refusal, "RequestEntityTooLarge", msg);
         return 413;
     }
-    inst->answer_req = req;
-    req->data = inst;
+    lane->answer_req = req;
+    req->data = lane;
     req->unhandled_cb = answer_dropped;
     return 0;
 }
@@ -187,10 +226,10 @@ static int check_answer_head(http_request_t *req, void *ud, buf_t *refusal)
 
 /* The status and error document a streamed response's request is
  * answered with when its call ended before its stream did. */
-void exec__stream_detach(exec_instance_t *inst, const invocation_t *inv)
+void exec__stream_detach(exec_lane_t *lane, const invocation_t *inv)
 {
-    http_request_t *req = inst->stream_req;
-    inst->stream_req = NULL;
+    http_request_t *req = lane->stream_req;
+    lane->stream_req = NULL;
     req->data = NULL;
     req->abort_cb = NULL;
     const char *type = inv->error_type ? inv->error_type : "InvalidStateTransition";
@@ -231,13 +270,14 @@ static void stream_trailer_error(const http_request_t *req, char **type, char **
 /* More of a streamed response, its end, or its breaking off. */
 static void stream_body(http_request_t *req)
 {
-    exec_instance_t *inst = req->data;
-    if (!inst || inst->stream_req != req) {
+    exec_lane_t *lane = req->data;
+    if (!lane || lane->stream_req != req) {
         buf_reset(&req->body);
         return;
     }
+    exec_instance_t *inst = lane->inst;
     if (req->body.len) {
-        int r = exec__stream_data(inst, req->body.data, req->body.len);
+        int r = exec__stream_data(lane, req->body.data, req->body.len);
         if (r < 0)
             return; /* the call failed, and req was answered and freed */
         buf_reset(&req->body);
@@ -245,12 +285,12 @@ static void stream_body(http_request_t *req)
     if (req->body_error) {
         char msg[256];
         snprintf(msg, sizeof msg, "the streamed response broke off: %s", req->body_error_message);
-        inst->stream_req = NULL;
+        lane->stream_req = NULL;
         req->data = NULL;
         req->abort_cb = NULL;
         buf_t doc = BUF_INIT;
         exec__error_doc(&doc, "Runtime.ResponseStreamError", msg);
-        exec__stream_end(inst, "Runtime.ResponseStreamError", msg, &doc);
+        exec__stream_end(lane, "Runtime.ResponseStreamError", msg, &doc);
         buf_release(&doc);
         respond_lambda_error(req, req->body_error, "InvalidRequest", msg);
         answered(inst);
@@ -258,13 +298,13 @@ static void stream_body(http_request_t *req)
     }
     if (!req->body_done)
         return;
-    inst->stream_req = NULL;
+    lane->stream_req = NULL;
     req->data = NULL;
     req->abort_cb = NULL;
     char *type, *message;
     buf_t doc = BUF_INIT;
     stream_trailer_error(req, &type, &message, &doc);
-    exec__stream_end(inst, type, message, &doc);
+    exec__stream_end(lane, type, message, &doc);
     buf_release(&doc);
     free(type);
     free(message);
@@ -275,32 +315,33 @@ static void stream_body(http_request_t *req)
 /* The runtime's connection closed in the middle of its stream. */
 static void stream_aborted(http_request_t *req)
 {
-    exec_instance_t *inst = req->data;
+    exec_lane_t *lane = req->data;
     req->abort_cb = NULL;
-    if (!inst || inst->stream_req != req) {
+    if (!lane || lane->stream_req != req) {
         http_respond(req, 410, NULL, NULL, 0);
         return;
     }
-    inst->stream_req = NULL;
+    exec_instance_t *inst = lane->inst;
+    lane->stream_req = NULL;
     req->data = NULL;
     http_respond(req, 410, NULL, NULL, 0); /* the client is gone: this frees req */
     static const char msg[] =
         "the runtime closed its connection before the end of its streamed response";
     buf_t doc = BUF_INIT;
     exec__error_doc(&doc, "Runtime.ResponseStreamError", msg);
-    exec__stream_end(inst, "Runtime.ResponseStreamError", msg, &doc);
+    exec__stream_end(lane, "Runtime.ResponseStreamError", msg, &doc);
     buf_release(&doc);
     answered(inst);
 }
 
-static void handle_stream(exec_instance_t *inst, http_request_t *req)
+static void handle_stream(exec_lane_t *lane, http_request_t *req)
 {
-    inst->stream_req = req;
-    req->data = inst;
+    lane->stream_req = req;
+    req->data = lane;
     req->abort_cb = stream_aborted;
     http_request_on_body(req, stream_body);
     const char *ct = http_request_header(req, "Content-Type");
-    exec__stream_begin(inst, ct && *ct ? ct : "application/octet-stream");
+    exec__stream_begin(lane, ct && *ct ? ct : "application/octet-stream");
     /* The server hands over what has arrived once this returns. */
 }
 
@@ -308,10 +349,11 @@ static void handle_response(http_request_t *req, void *ud)
 {
     exec_instance_t *inst = http_request_server_data(req);
     answer_arrived(inst, req);
-    if (!current(inst, req))
+    exec_lane_t *lane = current(inst, req);
+    if (!lane)
         return;
     if (req->body_streamed) {
-        handle_stream(inst, req);
+        handle_stream(lane, req);
         return;
     }
     exec_t *ex = inst->pool->ex;
@@ -323,11 +365,11 @@ static void handle_response(http_request_t *req, void *ud)
                  req->body.len, ex->cfg.max_result_bytes);
         buf_t result = BUF_INIT;
         exec__error_doc(&result, "Function.ResponseSizeTooLarge", msg);
-        exec__complete(inst, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
+        exec__complete(lane, INV_ERROR, &result, "Function.ResponseSizeTooLarge", msg);
         respond_lambda_error(req, 413, "RequestEntityTooLarge", msg);
         return;
     }
-    exec__complete(inst, INV_SUCCESS, &req->body, NULL, NULL);
+    exec__complete(lane, INV_SUCCESS, &req->body, NULL, NULL);
     /* A runtime that sent its next poll right behind this (mayfly's own
      * do) has no use for the acknowledgement before its next event: the
      * two go out together. */
@@ -366,13 +408,14 @@ static void handle_error(http_request_t *req, void *ud)
 {
     exec_instance_t *inst = http_request_server_data(req);
     answer_arrived(inst, req);
-    if (!current(inst, req))
+    exec_lane_t *lane = current(inst, req);
+    if (!lane)
         return;
     char *type, *message;
     parse_error_doc(req, &type, &message);
     buf_t result = BUF_INIT;
     error_result(req, type, message, &result);
-    exec__complete(inst, INV_ERROR, &result, type, message);
+    exec__complete(lane, INV_ERROR, &result, type, message);
     free(type);
     free(message);
     respond_accepted(req);
@@ -389,11 +432,13 @@ static void handle_init_error(http_request_t *req, void *ud)
         inst->initialized = true; /* it ran its init, to this end */
         inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
     }
-    if (inst->inv && !inst->inv->delivered_ns) {
+    /* The calls waiting for it fail with its error (the first with the
+     * document it posted). */
+    for (exec_lane_t *l; (l = exec__lane_waiting(inst));) {
         buf_t result = BUF_INIT;
         error_result(req, type, message, &result);
-        inst->inv->init_ms = inst->init_ms;
-        exec__complete(inst, INV_ERROR, &result, type, message);
+        l->inv->init_ms = inst->init_ms;
+        exec__complete(l, INV_ERROR, &result, type, message);
     }
     exec_pool_t *p = inst->pool;
     if (starting)
@@ -433,8 +478,19 @@ int exec_caller(const http_request_t *req, exec_caller_t *out)
     memset(out, 0, sizeof *out);
     out->fn = &inst->pool->fn;
     out->instance_id = inst->id;
-    invocation_t *inv = inst->inv;
-    if (inv && inv->delivered_ns) {
+    /* The call making the request: the one delivered, or on an instance
+     * serving many at once the one the request names (mayfly's runtimes
+     * send its id with their platform API calls). */
+    invocation_t *inv = NULL;
+    const char *rid = http_request_header(req, "Lambda-Runtime-Aws-Request-Id");
+    exec_lane_t *lane = rid ? exec__lane_of(inst, rid) : NULL;
+    if (lane)
+        inv = lane->inv;
+    else if (inst->n_delivered == 1)
+        for (unsigned i = 0; i < inst->n_lanes && !inv; i++)
+            if (inst->lanes[i].inv && inst->lanes[i].inv->delivered_ns)
+                inv = inst->lanes[i].inv;
+    if (inv) {
         out->request_id = inv->request_id;
         exec__traceparent(inv, out->traceparent, sizeof out->traceparent);
         out->kv_ops = &inv->kv_ops;

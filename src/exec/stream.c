@@ -21,9 +21,9 @@ static size_t stream_bound(const exec_t *ex)
     return ex->cfg.max_stream_bytes ? ex->cfg.max_stream_bytes : STREAM_MAX_DEFAULT;
 }
 
-void exec__stream_begin(exec_instance_t *inst, const char *content_type)
+void exec__stream_begin(exec_lane_t *lane, const char *content_type)
 {
-    invocation_t *inv = inst->inv;
+    invocation_t *inv = lane->inv;
     inv->streamed = true;
     free(inv->content_type);
     inv->content_type = xstrdup(content_type);
@@ -32,9 +32,10 @@ void exec__stream_begin(exec_instance_t *inst, const char *content_type)
         inv->sink->on_head(inv, inv->ud, content_type);
 }
 
-int exec__stream_data(exec_instance_t *inst, const char *data, size_t len)
+int exec__stream_data(exec_lane_t *lane, const char *data, size_t len)
 {
-    invocation_t *inv = inst->inv;
+    invocation_t *inv = lane->inv;
+    exec_instance_t *inst = lane->inst;
     exec_t *ex = inst->pool->ex;
     /* A caller that takes the answer whole gets no more than any result
      * may hold, as Lambda's buffered Invoke of a streaming function. */
@@ -47,10 +48,14 @@ int exec__stream_data(exec_instance_t *inst, const char *data, size_t len)
         exec__error_doc(&doc, "Function.ResponseSizeTooLarge", msg);
         log_debug("exec", "%s: call %s streamed past %zu bytes", inv->function, inv->request_id,
                   bound);
-        exec__complete(inst, INV_ERROR, &doc, "Function.ResponseSizeTooLarge", msg);
+        exec__complete(lane, INV_ERROR, &doc, "Function.ResponseSizeTooLarge", msg);
         /* The handler is still writing: only a new instance can serve the
-         * next call, as after a timeout. */
-        exec__instance_stop(inst);
+         * next call, as after a timeout. An instance serving others goes
+         * on: its runtime's stream was refused, and it polls again. */
+        if (inst->n_lanes == 1)
+            exec__instance_stop(inst);
+        else
+            exec__instance_lane_free(inst);
         return -EFBIG;
     }
     inv->stream_bytes += len;
@@ -70,14 +75,14 @@ int exec__stream_data(exec_instance_t *inst, const char *data, size_t len)
     return 0;
 }
 
-void exec__stream_end(exec_instance_t *inst, const char *error_type, const char *error_message,
+void exec__stream_end(exec_lane_t *lane, const char *error_type, const char *error_message,
                       buf_t *doc)
 {
-    invocation_t *inv = inst->inv;
+    invocation_t *inv = lane->inv;
     if (!error_type) {
         buf_t result = inv->result;
         buf_init(&inv->result, 0);
-        exec__complete(inst, INV_SUCCESS, &result, NULL, NULL);
+        exec__complete(lane, INV_SUCCESS, &result, NULL, NULL);
         return;
     }
     /* The record and a caller that takes the answer whole get the error
@@ -89,14 +94,14 @@ void exec__stream_end(exec_instance_t *inst, const char *error_type, const char 
     } else {
         exec__error_doc(&result, error_type, error_message);
     }
-    exec__complete(inst, INV_ERROR, &result, error_type, error_message);
+    exec__complete(lane, INV_ERROR, &result, error_type, error_message);
 }
 
 void exec_stream_pause(invocation_t *inv, bool paused)
 {
-    exec_instance_t *inst = inv->instance;
-    if (inst && inst->inv == inv && inst->stream_req)
-        http_request_pause_body(inst->stream_req, paused);
+    exec_lane_t *lane = inv->lane;
+    if (lane && lane->inv == inv && lane->stream_req)
+        http_request_pause_body(lane->stream_req, paused);
 }
 
 /* ---- Lambda's HTTP-integration prelude ------------------------------------ */

@@ -77,6 +77,7 @@ typedef struct reg_range {
 static const reg_range_t reg__memory_mb = {"memory_mb", 128, 10240, 128};
 static const reg_range_t reg__timeout_s = {"timeout_s", 1, 900, 3};
 static const reg_range_t reg__max_concurrency = {"max_concurrency", 0, 1000, 10};
+static const reg_range_t reg__instance_concurrency = {"instance_concurrency", 1, 1600, 1};
 static const reg_range_t reg__tmp_mb = {"tmp_mb", 16, 10240, 64};
 static const reg_range_t reg__max_retries = {"async.max_retries", 0, 2, 2};
 static const reg_range_t reg__max_event_age_s = {"async.max_event_age_s", 60, 21600, 21600};
@@ -86,7 +87,8 @@ static const char *const reg__payloads[] = {"full", "errors", "off", NULL};
 static const char *const reg__fields[] = {
     "name",   "runtime",     "handler", "memory_mb",  "timeout_s", "max_concurrency",  "tmp_mb",
     "env",    "async",       "code",    "log_format", "log_level", "system_log_level", "egress",
-    "record", "permissions", "volumes", "durable", "tenancy", "max_instances_per_tenant", "keep_warm", NULL,
+    "record", "permissions", "volumes", "durable", "tenancy", "max_instances_per_tenant", "keep_warm",
+    "instance_concurrency", NULL,
 };
 static const char *const reg__record_fields[] = {
     "payloads",
@@ -747,6 +749,7 @@ static void reg__defaults(fn_t *f, const char *name)
     f->memory_mb = reg__memory_mb.def;
     f->timeout_s = reg__timeout_s.def;
     f->max_concurrency = reg__max_concurrency.def;
+    f->instance_concurrency = reg__instance_concurrency.def;
     f->tmp_mb = reg__tmp_mb.def;
     f->env = json_object();
     f->egress = json_array();
@@ -776,6 +779,8 @@ static json_t *reg__config(const fn_t *f)
     fn_tenancy_to_json(&f->tenancy, cfg);
     if (f->keep_warm[0])
         json_object_set_new(cfg, "keep_warm", json_string(f->keep_warm));
+    if (f->instance_concurrency > 1)
+        json_object_set_new(cfg, "instance_concurrency", json_integer(f->instance_concurrency));
     return cfg;
 }
 
@@ -828,6 +833,7 @@ static int reg__from_stored(const store_function_t *sf, fn_t *f, mf_error_t *err
     f->memory_mb = reg__cfg_int(cfg, "memory_mb", f->memory_mb);
     f->timeout_s = reg__cfg_int(cfg, "timeout_s", f->timeout_s);
     f->max_concurrency = reg__cfg_int(cfg, "max_concurrency", f->max_concurrency);
+    f->instance_concurrency = reg__cfg_int(cfg, "instance_concurrency", f->instance_concurrency);
     f->tmp_mb = reg__cfg_int(cfg, "tmp_mb", f->tmp_mb);
     json_t *env = json_object_get(cfg, "env");
     if (json_is_object(env)) {
@@ -1189,6 +1195,8 @@ static int reg__apply(registry_t *r, const char *name, const json_t *body, bool 
         (rc = reg__int(body, "timeout_s", &reg__timeout_s, &f->timeout_s, err)) < 0 ||
         (rc = reg__int(body, "max_concurrency", &reg__max_concurrency, &f->max_concurrency, err)) <
             0 ||
+        (rc = reg__int(body, "instance_concurrency", &reg__instance_concurrency,
+                       &f->instance_concurrency, err)) < 0 ||
         (rc = reg__int(body, "tmp_mb", &reg__tmp_mb, &f->tmp_mb, err)) < 0)
         return rc;
 
@@ -1726,6 +1734,7 @@ json_t *fn_to_json(const fn_t *f)
     if (f->durable.enabled)
         json_object_set_new(out, "durable", fn_durable_json(&f->durable));
     fn_tenancy_to_json(&f->tenancy, out);
+    json_object_set_new(out, "instance_concurrency", json_integer(f->instance_concurrency));
     return out;
 }
 

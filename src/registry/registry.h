@@ -68,6 +68,11 @@ typedef struct fn {
     int memory_mb;               /* 128–10240, default 128 */
     int timeout_s;               /* 1–900, default 3 */
     int max_concurrency;         /* 1–1000, default 10 */
+    /* How many calls one instance serves at once (Lambda Managed
+     * Instances' per-environment concurrency): 1–1600, default 1, one
+     * call per instance as on Lambda. Its runtime gets it as
+     * AWS_LAMBDA_MAX_CONCURRENCY. */
+    int instance_concurrency;
     int tmp_mb;                  /* 16–10240, default 64 */
     json_t *env;                 /* object of string → string, owned */
     /* Where the function may connect (src/egress/policy.h): an array of

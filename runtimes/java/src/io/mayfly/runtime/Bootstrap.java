@@ -137,6 +137,74 @@ public final class Bootstrap {
             return;
         }
 
+        int n = maxConcurrency(env);
+        if (n == 1) {
+            serve(api, handler, fn, log, false);
+            return;
+        }
+        serveConcurrently(api, address, handler, fn, log, n);
+    }
+
+    /** AWS_LAMBDA_MAX_CONCURRENCY: 1 when absent or not a number from 1 on. */
+    private static int maxConcurrency(Map<String, String> env) {
+        try {
+            int n = Integer.parseInt(env.getOrDefault("AWS_LAMBDA_MAX_CONCURRENCY", "1"));
+            return n >= 1 && n <= 100000 ? n : 1;
+        } catch (NumberFormatException e) {
+            return 1;
+        }
+    }
+
+    /**
+     * With AWS_LAMBDA_MAX_CONCURRENCY=N above 1: N threads each serve one
+     * call at a time on a connection of their own (the first reuses the
+     * connection that loaded the handler), sharing the handler, which must
+     * then be thread-safe, as on Lambda's managed instances. Each call has
+     * its own Context; System.out, System.err and the LambdaLogger name
+     * the call of the thread that writes (CallOutput), and so does the
+     * trace header's system property.
+     */
+    private static void serveConcurrently(RuntimeApi first, String address, Handler handler,
+            CallContext.Function fn, Log log, int n) {
+        System.out.flush();
+        System.err.flush();
+        FileOutputStream outFd = new FileOutputStream(FileDescriptor.out);
+        FileOutputStream errFd = new FileOutputStream(FileDescriptor.err);
+        CallOutput.install(outFd, errFd);
+        log.concurrent(outFd);
+        System.setProperties(new CallOutput.TraceProperties(System.getProperties()));
+        ClassLoader loader = Thread.currentThread().getContextClassLoader();
+        Thread[] threads = new Thread[n];
+        for (int i = 0; i < n; i++) {
+            RuntimeApi api = first;
+            if (i > 0) {
+                try {
+                    api = new RuntimeApi(address);
+                } catch (IOException e) {
+                    System.err.println("mayfly runtime: " + e.getMessage());
+                    System.exit(1);
+                    return;
+                }
+            }
+            RuntimeApi mine = api;
+            threads[i] = new Thread(() -> serve(mine, handler, fn, log, true),
+                    "mayfly-call-" + (i + 1));
+            threads[i].setContextClassLoader(loader);
+            threads[i].start();
+        }
+        for (Thread t : threads) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        System.exit(1);
+    }
+
+    /** One loop: asks for a call, runs it, answers it; until the Runtime API fails. */
+    private static void serve(RuntimeApi api, Handler handler, CallContext.Function fn, Log log,
+            boolean concurrent) {
         for (;;) {
             RuntimeApi.Response next;
             try {
@@ -155,19 +223,25 @@ public final class Bootstrap {
             String requestId = next.header("lambda-runtime-aws-request-id");
             if (requestId == null)
                 requestId = "";
-            log.requestId = requestId;
             String trace = next.header("lambda-runtime-trace-id");
-            if (trace != null)
-                System.setProperty("com.amazonaws.xray.traceHeader", trace);
-            else
-                System.clearProperty("com.amazonaws.xray.traceHeader");
+            if (concurrent) {
+                CallOutput.CALL.set(requestId);
+                CallOutput.TraceProperties.TRACE.set(trace);
+            } else {
+                log.requestId = requestId;
+                if (trace != null)
+                    System.setProperty("com.amazonaws.xray.traceHeader", trace);
+                else
+                    System.clearProperty("com.amazonaws.xray.traceHeader");
+            }
             String base = PREFIX + "/invocation/" + quoteId(requestId);
 
             Map<String, Object> error = null;
             byte[] result = null;
             boolean fatal = false;
+            CallContext ctx = null;
             try {
-                Context ctx = context(fn, requestId, next, log);
+                ctx = context(fn, requestId, next, log);
                 result = handler.invoke(next.body, ctx);
             } catch (Handler.Fault e) {
                 error = errorObject(e.type, e.getMessage(), e.getCause(), true);
@@ -177,6 +251,10 @@ public final class Bootstrap {
             }
             System.out.flush();
             System.err.flush();
+            /* Before the answer: once answered, the call is over and its
+             * unfinished last line would name a call no longer running. */
+            if (concurrent)
+                CallOutput.endCall();
             try {
                 RuntimeApi.Response r;
                 if (error == null) {
@@ -186,7 +264,12 @@ public final class Bootstrap {
                     r = api.post(base + "/error", json(error), "Lambda-Runtime-Function-Error-Type: "
                             + headerSafe((String) error.get("errorType")) + "\r\n");
                 }
-                if (r.status >= 300)
+                /* With many calls at once the platform fails a call at its
+                 * deadline and goes on with the instance: the late answer's
+                 * refusal is expected. */
+                boolean late = concurrent && r.status >= 400 && r.status < 500 && ctx != null
+                        && ctx.getRemainingTimeInMillis() == 0;
+                if (r.status >= 300 && !late)
                     System.err.println("mayfly runtime: the answer for " + requestId
                             + " got HTTP " + r.status + ": "
                             + new String(r.body, StandardCharsets.UTF_8));
@@ -195,12 +278,17 @@ public final class Bootstrap {
                         + e.getMessage());
                 System.exit(1);
             }
+            if (concurrent) {
+                CallOutput.endCall(); /* what the answer's report printed */
+                CallOutput.CALL.remove();
+                CallOutput.TraceProperties.TRACE.remove();
+            }
             if (fatal)
                 System.exit(1); /* a JVM out of memory is not to be trusted again */
         }
     }
 
-    private static Context context(CallContext.Function fn, String requestId,
+    private static CallContext context(CallContext.Function fn, String requestId,
             RuntimeApi.Response next, Log log) throws Handler.Fault {
         long deadline = 0;
         String d = next.header("lambda-runtime-deadline-ms");

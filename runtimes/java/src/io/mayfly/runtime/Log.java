@@ -2,6 +2,7 @@ package io.mayfly.runtime;
 
 import com.amazonaws.services.lambda.runtime.LambdaLogger;
 import com.amazonaws.services.lambda.runtime.logging.LogLevel;
+import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
@@ -13,16 +14,28 @@ import java.time.Instant;
  * become "\r"), and in JSON format (AWS_LAMBDA_LOG_FORMAT=JSON) one object
  * with the time, level, message and request id. System.out and System.err
  * reach the log as they are: the platform tags each line with the call in
- * flight.
+ * flight. With many calls at once each record names its call (see
+ * concurrent), and System.out and System.err are CallOutput's.
  */
 final class Log implements LambdaLogger {
     private final PrintStream out;
     private boolean json;
     private LogLevel minimum = LogLevel.UNDEFINED;
     volatile String requestId;
+    /*
+     * With many calls at once (CallOutput): each record names its thread's
+     * call, in Lambda's text format "TIMESTAMP\tREQUEST_ID\tLEVEL\tMESSAGE"
+     * or JSON's AWSRequestId, and is written in one write to fd.
+     */
+    private FileOutputStream fd;
 
     Log(PrintStream out) {
         this.out = out;
+    }
+
+    /** Many calls at once: records go to fd, each naming its call. */
+    void concurrent(FileOutputStream fd) {
+        this.fd = fd;
     }
 
     /** Reads Lambda's log settings from the function's environment. */
@@ -60,6 +73,7 @@ final class Log implements LambdaLogger {
         if (level != LogLevel.UNDEFINED && minimum != LogLevel.UNDEFINED
                 && level.ordinal() < minimum.ordinal())
             return;
+        String id = fd == null ? requestId : CallOutput.CALL.get();
         String line;
         if (json) {
             StringBuilder sb = new StringBuilder(message.length() + 128);
@@ -69,15 +83,22 @@ final class Log implements LambdaLogger {
             Json.quote(sb, level == LogLevel.UNDEFINED ? "INFO" : level.name());
             sb.append(",\"message\":");
             Json.quote(sb, message);
-            if (requestId != null) {
+            if (id != null) {
                 sb.append(",\"AWSRequestId\":");
-                Json.quote(sb, requestId);
+                Json.quote(sb, id);
             }
             line = sb.append('}').toString();
         } else {
             line = message.replace('\n', '\r');
             if (line.endsWith("\r"))
                 line = line.substring(0, line.length() - 1);
+            if (fd != null && id != null)
+                line = CallOutput.head(id, level == LogLevel.UNDEFINED ? "INFO" : level.name())
+                        + line;
+        }
+        if (fd != null) {
+            CallOutput.emit(fd, (line + "\n").getBytes(StandardCharsets.UTF_8));
+            return;
         }
         synchronized (out) {
             out.print(line);

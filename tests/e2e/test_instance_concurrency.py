@@ -1,0 +1,247 @@
+"""instance_concurrency (Lambda Managed Instances' contract), the server's
+side, seen through a runtime nobody here wrote the server for: a `provided`
+bootstrap in plain Python that keeps AWS_LAMBDA_MAX_CONCURRENCY polls open,
+one thread and one connection each, as the contract asks of any runtime.
+mayfly's own runtimes have their own files (test_concurrency_*.py)."""
+
+import json
+import threading
+
+import pytest
+import requests
+
+from conftest import (assert_error, deploy, executable, get_logs, get_record, invoke, invoke_ok,
+                      unique, wait_for)
+
+BOOTSTRAP = rb'''#!/usr/bin/python3
+import http.client, json, os, sys, threading, time
+
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+N = int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "1"))
+INSTANCE = os.urandom(8).hex()  # every sandbox's bootstrap is pid 2: this tells them apart
+API = "/2018-06-01/runtime/invocation/"
+
+def say(line):
+    os.write(1, (line + "\n").encode())  # one write per line
+
+def extra_polls():
+    # N more polls beside this call: at least one is past the concurrency.
+    # Accepted ones wait for a call that never comes; the first answer is
+    # a refusal.
+    got = []
+    done = threading.Event()
+    def poll():
+        c = http.client.HTTPConnection(host, int(port))
+        c.request("GET", API + "next")
+        r = c.getresponse()
+        r.read()
+        got.append(r.status)
+        done.set()
+    for _ in range(N):
+        threading.Thread(target=poll, daemon=True).start()
+    done.wait()
+    return got[0]
+
+def worker(k):
+    c = http.client.HTTPConnection(host, int(port))
+    while True:
+        c.request("GET", API + "next")
+        r = c.getresponse()
+        ev = json.loads(r.read() or b"{}")
+        rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+        t0 = time.time()
+        say(f"{rid} worker {k} starts {ev.get('tag')}")
+        if ev.get("untagged"):
+            say("a line that names no call")
+        if ev.get("spin_s"):
+            end = time.thread_time() + ev["spin_s"]
+            while time.thread_time() < end:
+                pass
+        for _ in range(ev.get("kv", 0)):
+            k = http.client.HTTPConnection(host, int(port))
+            k.request("POST", "/mayfly/v1/kv/" + ev["store"] + "/n/incr", b'{"by": 1}',
+                      {"Lambda-Runtime-Aws-Request-Id": rid})
+            assert k.getresponse().status == 200
+            k.close()
+        time.sleep(ev.get("sleep", 0))
+        out = {"tag": ev.get("tag"), "t0": t0, "t1": time.time(), "pid": INSTANCE,
+               "max": os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"),
+               "deadline": r.getheader("Lambda-Runtime-Deadline-Ms")}
+        if ev.get("extra_poll"):
+            out["extra_poll"] = extra_polls()
+        c.request("POST", API + rid + "/response", json.dumps(out))
+        a = c.getresponse()
+        a.read()
+        say(f"{rid} answered with HTTP {a.status}")
+
+for k in range(N):
+    threading.Thread(target=worker, args=(k,), daemon=True).start()
+threading.Event().wait()
+'''
+
+
+@pytest.fixture(scope="module")
+def srv(module_server_factory):
+    return module_server_factory()
+
+
+def deploy_threads(srv, n, **settings):
+    name = unique("lanes")
+    deploy(srv, name, {"bootstrap": executable(BOOTSTRAP)}, runtime="provided", handler=None,
+           instance_concurrency=n, **settings)
+    return name
+
+
+def call_all(srv, name, events):
+    """Invokes name with every event at once; returns the responses in order."""
+    out = [None] * len(events)
+
+    def one(i):
+        out[i] = invoke(srv, name, events[i], timeout=120)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(events))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_the_setting_is_checked_shown_and_kept(srv):
+    name = unique("lanes")
+    for bad in (0, 1601, "8", 2.5, True):
+        r = requests.put(f"{srv.url}/v1/functions/{name}",
+                         json={"runtime": "provided", "instance_concurrency": bad,
+                               "code": {"zip_base64": ""}}, timeout=30)
+        assert_error(r, 400, "bad_request", "instance_concurrency", "1 to 1600")
+    name = deploy_threads(srv, 8)
+    fn = requests.get(f"{srv.url}/v1/functions/{name}", timeout=30).json()
+    assert fn["instance_concurrency"] == 8
+    # An update without it keeps it; null goes back to 1.
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json={"timeout_s": 30}, timeout=30)
+    assert r.status_code == 200 and r.json()["instance_concurrency"] == 8, r.text
+    r = requests.put(f"{srv.url}/v1/functions/{name}", json={"instance_concurrency": None},
+                     timeout=30)
+    assert r.status_code == 200 and r.json()["instance_concurrency"] == 1, r.text
+    srv.restart()
+    fn = requests.get(f"{srv.url}/v1/functions/{name}", timeout=30).json()
+    assert fn["instance_concurrency"] == 1
+
+
+def test_eight_slow_calls_share_one_instance_and_overlap(srv):
+    name = deploy_threads(srv, 8)
+    rs = call_all(srv, name, [{"tag": i, "sleep": 1.5} for i in range(8)])
+    outs = []
+    for i, r in enumerate(rs):
+        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+        out = r.json()
+        assert out["tag"] == i  # its own result
+        assert out["max"] == "8"
+        outs.append((out, r.headers["X-Mayfly-Request-Id"]))
+    assert len({o["pid"] for o, _ in outs}) == 1, "the eight calls ran on one instance"
+    # They overlap: every call started before every other one ended.
+    assert max(o["t0"] for o, _ in outs) < min(o["t1"] for o, _ in outs)
+    recs = [get_record(srv, rid) for _, rid in outs]
+    assert sum(1 for rec in recs if rec["cold_start"]) <= 8
+    for (out, rid), rec in zip(outs, recs):
+        assert rec["status"] == "success"
+        assert rec["billed_ms"] >= 1500 and rec["memory_mb"] == 128 and rec["max_rss_kb"] > 0
+        assert rec["cpu_ms"] is not None and rec["cpu_ms"] >= 0
+        # Its own lines, and none of the others'.
+        lines = [x["message"] for x in get_logs(srv, name, rid)]
+        assert any(f"starts {out['tag']}" in m for m in lines), lines
+        others = [m for m in lines if " starts " in m and f"starts {out['tag']}" not in m]
+        assert not others, others
+        assert any(m.startswith("END RequestId: " + rid) for m in lines)
+    # The deadlines are each call's own.
+    assert len({o["deadline"] for o, _ in outs}) >= 1
+
+
+def test_the_cpu_of_calls_in_flight_together_is_shared_between_them(srv):
+    name = deploy_threads(srv, 2, memory_mb=3538)  # two vCPUs' worth: no cap in the way
+    rs = call_all(srv, name, [{"tag": "spin", "spin_s": 0.6}, {"tag": "idle", "sleep": 0.6}])
+    recs = [get_record(srv, r.headers["X-Mayfly-Request-Id"]) for r in rs]
+    for r in rs:
+        assert r.status_code == 200, r.text
+    # The instance used at least the spinner's 600 ms of CPU; the two calls
+    # ran together, so each got a part of it, and together all of it.
+    total = recs[0]["cpu_ms"] + recs[1]["cpu_ms"]
+    assert total >= 550, recs
+    assert recs[1]["cpu_ms"] > 0, "the sleeping call had its share"
+
+
+def test_one_calls_timeout_leaves_the_others_and_the_instance(srv):
+    name = deploy_threads(srv, 8, timeout_s=3)
+    events = [{"tag": i, "sleep": 0.5} for i in range(7)] + [{"tag": "slow", "sleep": 6}]
+    rs = call_all(srv, name, events)
+    pids = set()
+    for r in rs[:7]:
+        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+        pids.add(r.json()["pid"])
+    slow = rs[7]
+    assert slow.headers.get("X-Mayfly-Function-Error") == "Unhandled"
+    assert "Task timed out after 3.00 seconds" in slow.json()["errorMessage"]
+    rec = get_record(srv, slow.headers["X-Mayfly-Request-Id"])
+    assert rec["status"] == "timeout"
+    # The runtime's late answer is refused, and the instance goes on.
+    wait_for("the late answer", lambda: [x for x in get_logs(srv, name)
+                                         if "answered with HTTP 410" in x["message"]])
+    after = invoke_ok(srv, name, {"tag": "after"}).json()
+    assert after["pid"] in pids
+    assert not get_record(srv, invoke_ok(srv, name, {}).headers["X-Mayfly-Request-Id"])[
+        "cold_start"]
+
+
+def test_an_instance_whose_every_lane_timed_out_is_replaced(srv):
+    name = deploy_threads(srv, 2, timeout_s=1)
+    first = invoke_ok(srv, name, {"tag": "warm"}).json()["pid"]
+    rs = call_all(srv, name, [{"sleep": 600}, {"sleep": 600}])
+    for r in rs:
+        assert "Task timed out" in r.json()["errorMessage"], r.text
+    nxt = invoke_ok(srv, name, {"tag": "next"})
+    assert nxt.json()["pid"] != first
+    assert get_record(srv, nxt.headers["X-Mayfly-Request-Id"])["cold_start"]
+
+
+def test_polls_past_the_concurrency_are_refused(srv):
+    name = deploy_threads(srv, 3)
+    # Inside a call, up to 2 polls wait and 1 call runs: of 3 more polls,
+    # one at least is one too many.
+    out = invoke_ok(srv, name, {"extra_poll": True}).json()
+    assert out["extra_poll"] == 409
+
+
+def test_lines_naming_no_call_go_to_the_function_not_to_a_call(srv):
+    name = deploy_threads(srv, 4)
+    rs = call_all(srv, name, [{"tag": i, "sleep": 1, "untagged": i == 0} for i in range(4)])
+    for r in rs:
+        assert r.status_code == 200, r.text
+    line = wait_for("the untagged line", lambda: [x for x in get_logs(srv, name)
+                                                  if x["message"] == "a line that names no call"])
+    # With four calls in flight it could be anyone's: it is nobody's.
+    assert line[0]["request_id"] in ("", None), line
+
+
+def test_the_scheduler_fills_an_instance_before_starting_another(srv):
+    name = deploy_threads(srv, 4)
+    rs = call_all(srv, name, [{"tag": i, "sleep": 1} for i in range(8)])
+    pids = {r.json()["pid"] for r in rs}
+    assert len(pids) == 2, pids
+    # max_concurrency bounds calls, not instances: 4 at once with 4 lanes is one instance.
+    name = deploy_threads(srv, 4, max_concurrency=4)
+    rs = call_all(srv, name, [{"tag": i, "sleep": 1} for i in range(8)])
+    assert {r.status_code for r in rs} <= {200, 429}
+    ok = [r for r in rs if r.status_code == 200]
+    assert len({r.json()["pid"] for r in ok}) == 1
+
+
+def test_the_platform_api_counts_each_request_for_the_call_it_names(srv):
+    store = unique("kv")
+    name = deploy_threads(srv, 4, permissions=[f"kv:{store}"])
+    invoke_ok(srv, name, {"tag": "warm"})
+    rs = call_all(srv, name, [{"tag": i, "kv": i + 1, "store": store, "sleep": 1}
+                              for i in range(4)])
+    for i, r in enumerate(rs):
+        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+        rec = get_record(srv, r.headers["X-Mayfly-Request-Id"])
+        assert rec["kv_ops"] == i + 1, (i, rec)
