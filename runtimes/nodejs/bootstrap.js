@@ -783,6 +783,9 @@ let conn = null;
 let handler = null;
 let current = null; // the invocation whose result has not been delivered yet
 let crashed = false; // an uncaught exception: exit once in-flight work is out
+// AWS_LAMBDA_MAX_CONCURRENCY: the calls served at once (see "Many calls at
+// once" below); with 1, everything here works as it always has.
+let concurrency = 1;
 
 function fatal(message) {
   process.stderr.write(`mayfly runtime: ${message}\n`);
@@ -799,7 +802,8 @@ function parseHeaderJson(value, name) {
 }
 
 class Invocation {
-  constructor(headers, body) {
+  constructor(headers, body, connection) {
+    this.conn = connection;
     this.id = headers['lambda-runtime-aws-request-id'] || '';
     this.headers = headers;
     this.body = body;
@@ -855,15 +859,25 @@ class Invocation {
     const callback = (err, result) => {
       if (!inv.claim()) return;
       if (err !== undefined && err !== null) inv.fail(err);
-      else if (waits) inv.deferred = { result };
+      else if (waits && concurrency === 1) inv.deferred = { result };
       else inv.succeed(result);
     };
     return [ctx, done, callback];
   }
 
   run() {
+    if (concurrency > 1) {
+      // The request id is the call's own, wherever its code runs next.
+      calls.add(this);
+      callStore.run(this, () => this.runHandler());
+      return;
+    }
     global[REQUEST_ID] = this.id;
     global[TENANT_ID] = this.headers['lambda-runtime-aws-tenant-id'];
+    this.runHandler();
+  }
+
+  runHandler() {
     const trace = this.headers['lambda-runtime-trace-id'];
     if (trace) process.env._X_AMZN_TRACE_ID = trace;
     else delete process.env._X_AMZN_TRACE_ID;
@@ -942,8 +956,12 @@ class Invocation {
     if (this.finished) return;
     this.finished = true;
     if (current === this) current = null;
+    if (concurrency > 1) {
+      this.endLines();
+      calls.delete(this);
+    }
     if (crashed) process.exit(1);
-    next();
+    next(this.conn);
   }
 
   succeed(result) {
@@ -981,36 +999,226 @@ class Invocation {
   // one write: the server can then answer both in one write too. An error
   // report goes alone.
   post(urlPath, body, headers, pipelineNext) {
-    const posted = conn.request('POST', urlPath, body, headers);
+    const c = this.conn;
+    if (concurrency > 1) this.endLines();
+    // Corked, the two requests leave in one writev: one system call, not two.
+    const corked = pipelineNext ? c.sock : null;
+    if (corked) corked.cork();
+    const posted = c.request('POST', urlPath, body, headers);
     let polled = null;
     if (pipelineNext) {
-      polled = conn.request('GET', NEXT_PATH, null, '');
+      polled = c.request('GET', NEXT_PATH, null, '');
       polled.catch(() => {}); // handled below, once the result is answered
     }
+    if (corked) corked.uncork();
     posted.then((res) => {
-      if (res.status >= 300) {
+      // With many calls at once, a call past its deadline was failed by
+      // the platform and its late answer is refused (4xx): nothing is wrong.
+      if (res.status >= 300 && !(concurrency > 1 && res.status >= 400 && res.status < 500)) {
         process.stderr.write(`mayfly runtime: ${urlPath} answered ${res.status}: ${res.body.toString('utf8', 0, 200)}\n`);
       }
       if (current === this) current = null;
+      if (concurrency > 1) calls.delete(this);
       if (crashed) process.exit(1);
-      if (polled) polled.then(startInvocation, () => next());
-      else next();
+      if (polled) polled.then((r) => startInvocation(r, c), () => next(c));
+      else next(c);
     }, (err) => fatal(`reporting ${this.id} failed: ${err.message}`));
   }
 }
 
 const NEXT_PATH = `${API_PREFIX}/invocation/next`;
 
-function startInvocation(res) {
+// ---------------------------------------------------------------------------
+// Many calls at once
+//
+// With AWS_LAMBDA_MAX_CONCURRENCY=N > 1 (the function's instance_concurrency)
+// this process serves up to N calls at once, as Lambda's Node.js runtime does
+// on managed instances: N loops, each with a connection of its own holding
+// one poll for the next event, run their handlers side by side on the event
+// loop.
+//
+// The platform tells the calls' log lines apart by the request id in each
+// (the first UUID in its first 256 bytes). An AsyncLocalStorage carries each
+// call's invocation into everything its code schedules, and
+// global[REQUEST_ID] reads it from there, so console's lines name the call
+// they come from. process.stdout.write and process.stderr.write are wrapped
+// to write whole lines during a call, a line without the call's request id
+// in its first 256 bytes getting Lambda's prefix, "TIME\tID\tINFO\t"
+// ("ERROR" on stderr), or with AWS_LAMBDA_LOG_FORMAT=JSON becoming a JSON
+// record with requestId; what is written outside any call goes out as it is.
+//
+// With other calls in flight the event loop does not empty while a handler
+// works, so callbackWaitsForEmptyEventLoop is not waited for (a callback's
+// result is sent at once), and a non-async handler that neither returns a
+// value nor calls back is ended by its deadline, unless every loop is in
+// such a handler and the event loop empties. An uncaught exception ends the
+// process, as with one call: every call in flight is answered with it.
+
+let callStore = null; // the AsyncLocalStorage of the invocations
+const calls = new Set(); // the invocations whose answer is not acknowledged
+
+function maxConcurrency() {
+  const n = Number(process.env.AWS_LAMBDA_MAX_CONCURRENCY || '1');
+  return Number.isInteger(n) && n > 1 ? n : 1;
+}
+
+// line with the request id of inv in its first 256 bytes.
+function tagLine(inv, level, line) {
+  const at = line.indexOf(inv.id);
+  if (at >= 0 && at + inv.id.length <= 256 &&
+      (at < 64 || Buffer.byteLength(line.slice(0, at + inv.id.length)) <= 256)) {
+    return line;
+  }
+  if (logJson) {
+    return JSON.stringify({ timestamp: new Date().toISOString(), level, requestId: inv.id, message: line });
+  }
+  return `${new Date().toISOString()}\t${inv.id}\t${level}\t${line}`;
+}
+
+// Wraps stream.write (stdout or stderr): during a call, whole lines, each
+// tagged; the part of a line not yet ended waits in inv[key]. Returns the
+// stream's own write.
+function wrapWrite(stream, level, key) {
+  const write = stream.write.bind(stream);
+  stream.write = (chunk, encoding, callback) => {
+    const inv = callStore.getStore();
+    if (!inv) return write(chunk, encoding, callback);
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    let text;
+    if (typeof chunk === 'string') {
+      text = !encoding || encoding === 'utf8' || encoding === 'utf-8' ? chunk
+        : Buffer.from(chunk, encoding).toString('utf8');
+    } else {
+      text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+    }
+    let out = '';
+    const partial = inv[key];
+    if (partial) {
+      inv[key] = '';
+      // A log record (a console line, tagged already) after a print
+      // without a newline: the print is a line of its own.
+      if (text.endsWith('\n') && tagLine(inv, level, text) === text) out = `${tagLine(inv, level, partial)}\n`;
+      else text = partial + text;
+    }
+    const end = text.lastIndexOf('\n');
+    if (end >= 0) {
+      for (const line of text.slice(0, end).split('\n')) out += `${tagLine(inv, level, line)}\n`;
+      text = text.slice(end + 1);
+    }
+    if (text.length > 65536) {
+      out += `${tagLine(inv, level, text)}\n`;
+      text = '';
+    }
+    inv[key] = text;
+    if (out) return write(out, 'utf8', callback);
+    if (callback) process.nextTick(callback);
+    return true;
+  };
+  return write;
+}
+
+let writeOut = null; // process.stdout's and process.stderr's own writes
+let writeErr = null;
+
+// What a call printed without a final newline, as lines of their own
+// before its answer goes out.
+Invocation.prototype.endLines = function endLines() {
+  if (this.partialOut) {
+    writeOut(`${tagLine(this, 'INFO', this.partialOut)}\n`);
+    this.partialOut = '';
+  }
+  if (this.partialErr) {
+    writeErr(`${tagLine(this, 'ERROR', this.partialErr)}\n`);
+    this.partialErr = '';
+  }
+};
+
+function serveConcurrently() {
+  const { AsyncLocalStorage } = require('async_hooks');
+  callStore = new AsyncLocalStorage();
+  Object.defineProperty(global, REQUEST_ID, {
+    configurable: true,
+    get: () => callStore.getStore()?.id,
+    set: () => {},
+  });
+  Object.defineProperty(global, TENANT_ID, {
+    configurable: true,
+    get: () => callStore.getStore()?.headers['lambda-runtime-aws-tenant-id'],
+    set: () => {},
+  });
+  writeOut = wrapWrite(process.stdout, 'INFO', 'partialOut');
+  writeErr = wrapWrite(process.stderr, 'ERROR', 'partialErr');
+  process.on('beforeExit', onBeforeExitConcurrent);
+  process.on('uncaughtException', (err) => onCrashConcurrent(err, false));
+  process.on('unhandledRejection', (reason, promise) => onCrashConcurrent(reason, true, promise));
+  for (let i = 0; i < concurrency; i++) next(i === 0 ? conn : new RuntimeConnection(conn.hostHeader));
+}
+
+// Every loop is in a handler and nothing is left to run: as with one call,
+// each such handler is over.
+function onBeforeExitConcurrent() {
+  for (const inv of calls) {
+    if (inv.finished || !inv.claim()) continue;
+    if (inv.returnedPromise) {
+      inv.fail(runtimeError('Runtime.NodeJsExit',
+        'The handler\'s promise never settled and nothing else was left to run'));
+    } else {
+      inv.succeed(null);
+    }
+  }
+}
+
+function onCrashConcurrent(err, rejection, promise) {
+  let report = toRuntimeError(err);
+  if (rejection) {
+    let reason;
+    try {
+      reason = String(err);
+    } catch (_) {
+      reason = typeof err;
+    }
+    report = { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: reason, trace: report.trace };
+    const logged = runtimeError('Runtime.UnhandledPromiseRejection', reason);
+    logged.reason = err;
+    logged.promise = promise;
+    logError('Unhandled Promise Rejection', logged);
+  } else {
+    logError('Uncaught Exception', err);
+  }
+  if (crashed) return;
+  crashed = true;
+  const body = JSON.stringify(report);
+  const answers = [];
+  for (const inv of calls) {
+    if (inv.finished) continue;
+    if (inv.response && inv.response.started()) {
+      inv.response.fail(report);
+      answers.push(inv.response.done);
+      continue;
+    }
+    inv.finished = true;
+    inv.claimed = true;
+    inv.endLines();
+    answers.push(inv.conn.request('POST', `${inv.base}/error`, body,
+      `Lambda-Runtime-Function-Error-Type: ${headerSafe(report.errorType)}\r\n`).catch(() => {}));
+  }
+  const quit = () => process.exit(1);
+  Promise.all(answers).then(quit, quit);
+}
+
+function startInvocation(res, c) {
   if (res.status !== 200) {
     fatal(`next event: HTTP ${res.status}: ${res.body.toString('utf8', 0, 200)}`);
   }
-  current = new Invocation(res.headers, res.body);
+  current = new Invocation(res.headers, res.body, c);
   current.run();
 }
 
-function next() {
-  conn.request('GET', NEXT_PATH, null, '').then(startInvocation,
+function next(c) {
+  c.request('GET', NEXT_PATH, null, '').then((res) => startInvocation(res, c),
     (err) => fatal(`waiting for the next event failed: ${err.message}`));
 }
 
@@ -1068,7 +1276,7 @@ function onCrash(err, rejection, promise) {
     inv.claimed = true;
     const body = JSON.stringify(report);
     const done = () => process.exit(1);
-    conn.request('POST', `${inv.base}/error`, body,
+    inv.conn.request('POST', `${inv.base}/error`, body,
       `Lambda-Runtime-Function-Error-Type: ${headerSafe(report.errorType)}\r\n`).then(done, done);
   } else if (!(inv && conn.pending)) {
     // Between invocations: nothing to report to.
@@ -1106,10 +1314,15 @@ async function main() {
     process.exit(1);
   }
 
+  concurrency = maxConcurrency();
+  if (concurrency > 1) {
+    serveConcurrently();
+    return;
+  }
   process.on('beforeExit', onBeforeExit);
   process.on('uncaughtException', (err) => onCrash(err, false));
   process.on('unhandledRejection', (reason, promise) => onCrash(reason, true, promise));
-  next();
+  next(conn);
 }
 
 main();

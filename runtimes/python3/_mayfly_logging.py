@@ -52,7 +52,7 @@ def configure(logging, runtime):
 
     handler = LambdaLoggerHandler()
     if runtime._log_json:
-        handler.setFormatter(_json_formatter(logging))
+        handler.setFormatter(_json_formatter(logging, runtime))
     else:
         handler.setFormatter(logging.Formatter(_TEXT_FORMAT, _DATE_FORMAT))
     handler.addFilter(LambdaLoggerFilter())
@@ -85,7 +85,7 @@ def _json_encoder():
     return json.JSONEncoder(ensure_ascii=False, default=_not_serializable).encode
 
 
-def _json_formatter(logging):
+def _json_formatter(logging, runtime):
     dumps = _json_encoder()
 
     class JsonFormatter(logging.Formatter):
@@ -119,6 +119,12 @@ def _json_formatter(logging):
             for key, value in record.__dict__.items():
                 if key not in _RECORD_FIELDS and key not in doc:
                     doc[key] = value
+            if runtime._slot is not None:
+                # A worker of an instance serving many calls at once: the
+                # platform looks for the request id in a line's first 256
+                # bytes, so it goes before the message.
+                doc = {"timestamp": doc.pop("timestamp"), "level": doc.pop("level"),
+                       "requestId": doc.pop("requestId"), **doc}
             return dumps({k: v for k, v in doc.items() if v is not None}) + "\n"
 
     return JsonFormatter()

@@ -29,6 +29,7 @@ Why it looks the way it does:
   in the sandbox, so nothing is written there at run time.
 """
 
+import io
 import os
 import sys
 import time
@@ -295,27 +296,30 @@ class RuntimeConnection:
                     raise RuntimeAPIError("connection closed mid-response")
                 first = False
                 buf += data
-            lines = buf[:end].split(b"\r\n")
+            # One decode of the whole block: str methods on it are cheaper
+            # than a decode per header, and latin-1 maps bytes one to one.
+            lines = buf[:end].decode("latin-1").split("\r\n")
             rest = buf[end + 4:]
             status_line = lines[0].split(None, 2)
-            if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
-                raise RuntimeAPIError(f"bad status line {lines[0][:80]!r}")
+            if len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+                raise RuntimeAPIError(f"bad status line {lines[0][:80].encode('latin-1')!r}")
             try:
                 status = int(status_line[1])
             except ValueError:
-                raise RuntimeAPIError(f"bad status line {lines[0][:80]!r}") from None
+                raise RuntimeAPIError(f"bad status line {lines[0][:80].encode('latin-1')!r}") \
+                    from None
             headers = {}
             for line in lines[1:]:
-                name, sep, value = line.partition(b":")
+                name, sep, value = line.partition(":")
                 if not sep:
-                    raise RuntimeAPIError(f"bad header line {line[:80]!r}")
-                headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+                    raise RuntimeAPIError(f"bad header line {line[:80].encode('latin-1')!r}")
+                headers[name.strip().lower()] = value.strip()
             if 100 <= status < 200:
                 # An interim response (100 Continue): the real one follows.
                 self.buf = rest
                 continue
             break
-        keep = status_line[0] != b"HTTP/1.0" and \
+        keep = status_line[0] != "HTTP/1.0" and \
             headers.get("connection", "").lower() != "close"
         te = headers.get("transfer-encoding", "").lower()
         if te and te != "identity":
@@ -508,7 +512,7 @@ class ResponseStream:
             status, _, reply = conn._read_response()
         finally:
             conn.close()
-        if status >= 300:
+        if status >= 300 and not (_slot is not None and 400 <= status < 500):
             sys.stderr.write(f"mayfly runtime: streamed response answered {status}: "
                              f"{reply[:200].decode('utf-8', 'replace')}\n")
         return status
@@ -721,6 +725,8 @@ def write_log(text):
     """Writes one record as one line of the function's log."""
     if text.endswith("\n"):
         text = text[:-1]
+    if _slot is not None:
+        flush_logs()  # a worker's print without a newline is a line of its own
     sys.stdout.write(text.replace("\n", "\r") + "\n")
 
 
@@ -799,18 +805,29 @@ def log_error(err):
     runtime does: in text, [ERROR] Type: message, then the traceback, as one
     line; in JSON, the error object with a timestamp and level."""
     if _log_json:
-        line = json_dumps({"timestamp": time.strftime(_DATE_FORMAT, time.gmtime()),
-                           "level": "ERROR",
-                           "errorMessage": err.get("errorMessage", ""),
-                           "errorType": err.get("errorType", ""),
-                           "requestId": err.get("requestId", ""),
-                           "stackTrace": err.get("stackTrace", [])})
+        doc = {"timestamp": time.strftime(_DATE_FORMAT, time.gmtime()),
+               "level": "ERROR",
+               "errorMessage": err.get("errorMessage", ""),
+               "errorType": err.get("errorType", ""),
+               "requestId": err.get("requestId", ""),
+               "stackTrace": err.get("stackTrace", [])}
+        if _slot is not None:
+            # In a worker the request id goes first (see _LineWriter).
+            doc = {"timestamp": doc.pop("timestamp"), "level": "ERROR",
+                   "requestId": doc.pop("requestId"), **doc}
+        line = json_dumps(doc)
     else:
-        line = "[ERROR]"
-        if err.get("errorType"):
-            line += " " + err["errorType"]
+        text = err.get("errorType") or ""
         if err.get("errorMessage"):
-            line += (":" if err.get("errorType") else "") + " " + err["errorMessage"]
+            text += (": " if text else "") + err["errorMessage"]
+        if _slot is not None and err.get("requestId"):
+            # In a worker, Lambda's text format with the request id (see
+            # _LineWriter): "[ERROR]\tTIME\tID\tType: message".
+            now = time.time()
+            line = "[ERROR]\t%s.%03dZ\t%s\t%s" % (time.strftime(_DATE_FORMAT, time.gmtime(now)),
+                                                 now % 1 * 1000, err["requestId"], text)
+        else:
+            line = "[ERROR] " + text if text else "[ERROR]"
         lines = [line, "Traceback (most recent call last):"]
         for entry in err.get("stackTrace") or ():
             if entry == "":
@@ -833,6 +850,8 @@ def header_safe(value):
 
 def quote_id(request_id):
     """Request ids go into a URL path; keep them to unreserved characters."""
+    if request_id.isascii() and request_id.replace("-", "").isalnum():
+        return request_id.encode("ascii")  # a UUID, as every platform's is
     if all(c.isalnum() or c in "-._~" for c in request_id) and request_id.isascii():
         return request_id.encode("ascii")
     return "".join(c if (c.isascii() and (c.isalnum() or c in "-._~"))
@@ -886,7 +905,7 @@ def post_error(conn, path, err):
     body = json_dumps(err).encode("utf-8")
     header = b"Lambda-Runtime-Function-Error-Type: " + header_safe(err.get("errorType", "")) + b"\r\n"
     status, _, reply = conn.request(b"POST", path, body, header)
-    if status >= 300:
+    if status >= 300 and not (_slot is not None and 400 <= status < 500):
         sys.stderr.write(f"mayfly runtime: {path.decode()} answered {status}: "
                          f"{reply[:200].decode('utf-8', 'replace')}\n")
 
@@ -928,6 +947,246 @@ def run_streaming(handler, event, context, conn, address, base, request_id):
         stream.close()
 
 
+# --- Many calls at once -----------------------------------------------------
+#
+# With AWS_LAMBDA_MAX_CONCURRENCY=N > 1 (the function's instance_concurrency)
+# the instance serves up to N calls at once, the way Lambda's Python runtime
+# does on managed instances: the handler's module is imported once, then N
+# worker processes are forked from the process that imported it (its
+# memory is shared with them until written), each running serve() with a
+# connection of its own, so each keeps one poll for the next event open.
+# Processes rather than threads: Python code holds the GIL, so threads
+# would serve N calls at the speed of one.
+#
+# The instance's stdout and stderr are shared by its workers, and the
+# platform tells their lines apart by the request id in each (the first
+# UUID in its first 256 bytes). A worker's sys.stdout and sys.stderr
+# therefore write whole lines, each in one write(2) (a line of up to 4 KiB
+# reaches the pipe whole, never mixed with another worker's), and a line
+# that does not carry the call's request id in its first 256 bytes is given
+# it in Lambda's format: "[INFO]\tTIME\tID\tline" ("[ERROR]" for stderr), or,
+# with AWS_LAMBDA_LOG_FORMAT=JSON, {"timestamp", "level", "requestId",
+# "message"}. The logging handler's records carry the id already.
+#
+# A worker that dies during a call (os._exit, a signal, the kernel's
+# out-of-memory killer) takes only that call: the parent answers it with
+# Lambda's Runtime.ExitError and forks a new worker in its place. One that
+# exits between calls does so because the Runtime API failed or refused it,
+# which the others will meet too: the parent stops them and exits, and the
+# platform replaces the instance.
+
+# This worker's slot in the table of calls in flight (a _CallSlot), or None
+# outside a worker: the only state serve() reads to know it is one.
+_slot = None
+
+
+class _CallSlot:
+    """A worker's entry in memory shared with the parent: the request id of
+    the call in flight, empty between calls."""
+
+    SIZE = 256
+
+    def __init__(self, shm, index):
+        self.shm = shm
+        self.off = index * self.SIZE
+
+    def start(self, request_id):
+        data = request_id.encode("utf-8", "replace")[:self.SIZE - 1] + b"\0"
+        self.shm[self.off:self.off + len(data)] = data
+
+    def end(self):
+        global _request_id
+        self.shm[self.off] = 0
+        _request_id = None
+
+    def read(self):
+        data = self.shm[self.off:self.off + self.SIZE]
+        return data[:data.find(b"\0")].decode("utf-8", "replace")
+
+
+class _LineWriter(io.RawIOBase):
+    """A worker's stdout or stderr below its buffers: whole lines, each
+    tagged with the call's request id and written in one write(2)."""
+
+    def __init__(self, fd, level):
+        io.RawIOBase.__init__(self)
+        self.fd = fd
+        self.level = level
+        self.partial = b""
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.fd
+
+    def write(self, data):
+        n = len(data)
+        data = self.partial + bytes(data)
+        end = data.rfind(b"\n") + 1
+        self.partial = data[end:]
+        if end:
+            for line in data[:end - 1].split(b"\n"):
+                self.emit(line)
+        if len(self.partial) > 65536:
+            self.end_line()
+        return n
+
+    def end_line(self):
+        """Writes what is left of a line (a print without a newline) as a
+        line of its own, before its call's answer goes out."""
+        if self.partial:
+            line, self.partial = self.partial, b""
+            self.emit(line)
+
+    def emit(self, line):
+        request_id = _request_id
+        if request_id and request_id.encode("utf-8", "replace") not in line[:256]:
+            now = time.time()
+            stamp = time.strftime(_DATE_FORMAT, time.gmtime(now)) + ".%03dZ" % (now % 1 * 1000)
+            if _log_json:
+                line = json_dumps({"timestamp": stamp, "level": self.level,
+                                   "requestId": request_id,
+                                   "message": line.decode("utf-8", "replace")}).encode()
+            else:
+                line = b"[%s]\t%s\t%s\t%s" % (self.level.encode(), stamp.encode(),
+                                              request_id.encode("utf-8", "replace"), line)
+        view = memoryview(line + b"\n")
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # the log is gone: so is everything that reads it
+
+
+def _flush_worker_logs():
+    _flush_streams()
+    for writer in _line_writers:
+        writer.end_line()
+
+
+_flush_streams = None
+_line_writers = ()
+
+
+def _become_worker(slot):
+    """Turns a freshly forked process into a worker: its slot, and standard
+    streams that tag their lines."""
+    global _slot, _line_writers, _flush_streams, flush_logs
+    _slot = slot
+    out, err = _LineWriter(1, "INFO"), _LineWriter(2, "ERROR")
+    _line_writers = (out, err)
+    replaced = {}
+    for name, writer in (("stdout", out), ("stderr", err)):
+        old = getattr(sys, name)
+        new = io.TextIOWrapper(io.BufferedWriter(writer),
+                               encoding=getattr(old, "encoding", None) or "utf-8",
+                               errors=getattr(old, "errors", None) or "strict",
+                               line_buffering=True)
+        setattr(sys, name, new)
+        if old is not None:
+            replaced[id(old)] = new
+    # Handlers the function's module made (logging.basicConfig() and the
+    # like) hold the streams they were given: they get the new ones.
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        for ref in list(getattr(logging, "_handlerList", ())):
+            handler = ref()
+            stream = getattr(handler, "stream", None)
+            if stream is not None and id(stream) in replaced:
+                handler.stream = replaced[id(stream)]
+    _flush_streams = flush_logs
+    flush_logs = _flush_worker_logs
+
+
+def _exit_code(exc):
+    """What a SystemExit makes of a process's status, as Python decides it."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xff
+    sys.stderr.write(f"{exc.code}\n")
+    return 1
+
+
+def _describe_exit(status):
+    """A dead worker's status in the platform's (and Lambda's) words."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == 9:
+            return "signal: killed"
+        import signal
+
+        return f"signal: {signal.strsignal(sig) or sig}"
+    if os.WIFEXITED(status):
+        return f"exit status {os.WEXITSTATUS(status)}"
+    return f"status {status}"
+
+
+def serve_workers(handler, conn, address, n):
+    """Forks n workers and waits on them; never returns."""
+    import mmap
+
+    shm = mmap.mmap(-1, n * _CallSlot.SIZE)
+    workers = {}
+
+    def spawn(index):
+        flush_logs()  # nothing buffered here is written twice
+        pid = os.fork()
+        if pid:
+            workers[pid] = index
+            return
+        code = 1
+        try:
+            _become_worker(_CallSlot(shm, index))
+            serve(RuntimeConnection(address), handler, address)
+        except SystemExit as e:
+            code = _exit_code(e)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            try:
+                flush_logs()
+            finally:
+                os._exit(code)
+
+    for index in range(n):
+        spawn(index)
+    invocation_prefix = (API_PREFIX + "/invocation/").encode()
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            sys.exit(1)
+        index = workers.pop(pid, None)
+        if index is None:
+            continue
+        slot = _CallSlot(shm, index)
+        request_id = slot.read()
+        if not request_id:
+            # Between calls: the Runtime API is gone or refused the worker.
+            for other in workers:
+                try:
+                    os.kill(other, 9)
+                except OSError:
+                    pass
+            sys.exit(os.waitstatus_to_exitcode(status) & 0xff or 1)
+        slot.end()
+        err = make_error(f"RequestId: {request_id} Error: Runtime exited with error: "
+                         f"{_describe_exit(status)}", "Runtime.ExitError", None, request_id)
+        log_error(err)
+        try:
+            post_error(conn, invocation_prefix + quote_id(request_id) + b"/error", err)
+        except RuntimeAPIError as e:
+            sys.stderr.write(f"mayfly runtime: reporting {request_id} failed: {e}\n")
+            sys.exit(1)
+        spawn(index)
+
+
 def become(fd):
     """Zygote mode: mayfly started this runtime before knowing its function.
     Everything up to here (the interpreter, this module) is initialised; say
@@ -950,7 +1209,6 @@ def become(fd):
 
 
 def run():
-    global _request_id, _tenant_id
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     handler_spec = os.environ.get("_HANDLER", "")
@@ -992,6 +1250,24 @@ def run():
         # The module imported but raised while running its top level.
         init_error(conn, error_from_exception(e))
 
+    concurrency = max_concurrency()
+    if concurrency > 1:
+        serve_workers(handler, conn, address, concurrency)
+    serve(conn, handler, address)
+
+
+def max_concurrency():
+    """AWS_LAMBDA_MAX_CONCURRENCY: how many calls the instance serves at
+    once (1 when absent or not a number)."""
+    try:
+        return max(1, int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "1")))
+    except ValueError:
+        return 1
+
+
+def serve(conn, handler, address):
+    """The loop: one call at a time on conn, forever."""
+    global _request_id, _tenant_id
     streaming = bool(getattr(handler, "_mayfly_streaming", False))
     next_path = (API_PREFIX + "/invocation/next").encode()
     invocation_prefix = (API_PREFIX + "/invocation/").encode()
@@ -1013,6 +1289,8 @@ def run():
             sys.exit(1)
         request_id = headers.get("lambda-runtime-aws-request-id", "")
         _request_id = request_id
+        if _slot is not None:
+            _slot.start(request_id)
         _tenant_id = headers.get("lambda-runtime-aws-tenant-id")
         trace_id = headers.get("lambda-runtime-trace-id")
         if trace_id:
@@ -1035,6 +1313,8 @@ def run():
                 raise FaultError(UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}")
             if streaming:
                 run_streaming(handler, event, context, conn, address, base, request_id)
+                if _slot is not None:
+                    _slot.end()
                 continue
             result = handler(event, context)
             if isinstance(result, (bytes, bytearray)):
@@ -1058,7 +1338,10 @@ def run():
                     reply = b""
                 else:
                     status, _, reply = conn.request(b"POST", base + b"/response", payload)
-                if status >= 300:
+                # With many calls at once, a call past its deadline was
+                # failed by the platform and its late answer is refused
+                # (4xx): nothing is wrong with this worker.
+                if status >= 300 and not (_slot is not None and 400 <= status < 500):
                     sys.stderr.write(f"mayfly runtime: response for {request_id} answered "
                                      f"{status}: {reply[:200].decode('utf-8', 'replace')}\n")
             else:
@@ -1067,4 +1350,6 @@ def run():
         except RuntimeAPIError as e:
             sys.stderr.write(f"mayfly runtime: reporting {request_id} failed: {e}\n")
             sys.exit(1)
+        if _slot is not None:
+            _slot.end()
 

@@ -51,9 +51,14 @@ function base() {
 function request(method, path, body, headers, retried) {
   const { host, port, prefix } = base();
   return new Promise((resolve, reject) => {
+    // The call making the request (the runtime keeps it under Lambda's
+    // symbol): on an instance serving many calls at once the server
+    // attributes the request to that call (docs/concurrency.md).
+    const call = global[Symbol.for('aws.lambda.runtime.requestId')];
     const req = http.request({ host, port, method, path: prefix + path, agent,
                                headers: Object.assign({}, headers || {},
-                                 body ? { 'Content-Length': body.length } : {}) }, (res) => {
+                                 body ? { 'Content-Length': body.length } : {},
+                                 call ? { 'Lambda-Runtime-Aws-Request-Id': call } : {}) }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers,

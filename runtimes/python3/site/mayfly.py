@@ -21,6 +21,7 @@ import base64
 import http.client
 import json
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -71,6 +72,18 @@ def _base():
     return url.hostname or "127.0.0.1", url.port or 80, url.path.rstrip("/")
 
 
+def _with_call(headers):
+    """headers, and the request id of the call making the request: on an
+    instance serving many calls at once, the server attributes the request
+    to that call (docs/concurrency.md)."""
+    headers = dict(headers or {})
+    runtime = sys.modules.get("_mayfly_runtime")
+    request_id = getattr(runtime, "_request_id", None)
+    if request_id:
+        headers["Lambda-Runtime-Aws-Request-Id"] = request_id
+    return headers
+
+
 def _request(method, path, body=None, headers=None):
     """One request on this thread's connection; returns (status, headers, body)."""
     host, port, prefix = _base()
@@ -84,7 +97,7 @@ def _request(method, path, body=None, headers=None):
             conn = http.client.HTTPConnection(host, port, timeout=900)
             _local.conn = conn
         try:
-            conn.request(method, prefix + path, body=body, headers=headers or {})
+            conn.request(method, prefix + path, body=body, headers=_with_call(headers))
             resp = conn.getresponse()
             data = resp.read()
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
