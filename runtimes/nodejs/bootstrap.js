@@ -1172,22 +1172,7 @@ function onBeforeExitConcurrent() {
 }
 
 function onCrashConcurrent(err, rejection, promise) {
-  let report = toRuntimeError(err);
-  if (rejection) {
-    let reason;
-    try {
-      reason = String(err);
-    } catch (_) {
-      reason = typeof err;
-    }
-    report = { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: reason, trace: report.trace };
-    const logged = runtimeError('Runtime.UnhandledPromiseRejection', reason);
-    logged.reason = err;
-    logged.promise = promise;
-    logError('Unhandled Promise Rejection', logged);
-  } else {
-    logError('Uncaught Exception', err);
-  }
+  const report = crashReport(err, rejection, promise);
   if (crashed) return;
   crashed = true;
   const body = JSON.stringify(report);
@@ -1244,7 +1229,9 @@ function onBeforeExit() {
 
 // A crash during an invocation is that invocation's error; then the runtime
 // exits, because its state is unknowable, and mayfly starts a fresh one.
-function onCrash(err, rejection, promise) {
+// Logs an uncaught exception or an unhandled rejection and returns the
+// error report it makes.
+function crashReport(err, rejection, promise) {
   let report = toRuntimeError(err);
   if (rejection) {
     let reason;
@@ -1263,6 +1250,11 @@ function onCrash(err, rejection, promise) {
   } else {
     logError('Uncaught Exception', err);
   }
+  return report;
+}
+
+function onCrash(err, rejection, promise) {
+  const report = crashReport(err, rejection, promise);
   if (crashed) return;
   crashed = true;
   const inv = current;

@@ -13,8 +13,8 @@ whose handler throws fails alone."""
 
 import pytest
 
-from conftest import deploy, get_record, unique
-from test_concurrency_python import (SLOTS, call_all, check_eight_slow_calls,
+from conftest import deploy, get_record, invoke_all, unique
+from test_concurrency_python import (SLOTS, check_eight_slow_calls,
                                      check_late_call_fails_alone, ok, warm)
 
 JS_FN = r"""
@@ -70,7 +70,7 @@ def test_a_call_that_throws_fails_alone(srv):
     tags = [f"fail{i}x" for i in range(SLOTS)]
     events = [{"tag": t, "sleep_ms": "1000"} for t in tags]
     events[0]["fail"] = True
-    responses = call_all(srv, name, events)
+    responses = invoke_all(srv, name, events)
 
     failed = responses[0]
     assert failed.headers.get("X-Mayfly-Function-Error") == "Unhandled", failed.text

@@ -10,11 +10,10 @@ line left unfinished), in the text and the JSON log format, with metering
 per call; a call past its deadline fails alone and the instance goes on;
 a worker that dies in a call fails that call alone and is replaced."""
 
-import threading
 
 import pytest
 
-from conftest import deploy, get_logs, get_record, invoke, unique, wait_for
+from conftest import deploy, get_logs, get_record, invoke, invoke_all, unique, wait_for
 
 SLOTS = 8
 
@@ -58,18 +57,6 @@ def srv(module_server_factory):
     return module_server_factory()
 
 
-def call_all(srv, name, events):
-    """Invokes name with every event at once; returns the responses in order."""
-    out = [None] * len(events)
-
-    def one(i):
-        out[i] = invoke(srv, name, events[i], timeout=300)
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(events))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
 
 
 def warm(srv, name):
@@ -93,7 +80,7 @@ def check_eight_slow_calls(srv, name, plain_lines):
     result, its own lines (plain_lines(tag) and "slept TAG") and metering."""
     token = warm(srv, name)
     tags = [f"call{i}x" for i in range(SLOTS)]
-    responses = call_all(srv, name, [{"tag": t, "sleep_ms": "1000"} for t in tags])
+    responses = invoke_all(srv, name, [{"tag": t, "sleep_ms": "1000"} for t in tags])
 
     results = []
     for tag, r in zip(tags, responses):
@@ -143,7 +130,7 @@ def check_late_call_fails_alone(srv, name, timeout_s):
     tags = [f"late{i}x" for i in range(SLOTS)]
     events = [{"tag": t, "sleep_ms": "1000"} for t in tags]
     events[0]["sleep_ms"] = str((timeout_s + 3) * 1000)
-    responses = call_all(srv, name, events)
+    responses = invoke_all(srv, name, events)
 
     late = responses[0]
     assert late.headers.get("X-Mayfly-Function-Error") == "Unhandled", late.text
@@ -155,7 +142,7 @@ def check_late_call_fails_alone(srv, name, timeout_s):
 
     wait_for("the late call's last line",
              lambda: any(f"slept {tags[0]}" in m for m in messages(srv, name)))
-    again = call_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "500"} for i in range(SLOTS)])
+    again = invoke_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "500"} for i in range(SLOTS)])
     for r in again:
         assert ok(r), r.text
         assert r.json()["token"] == token, r.text
@@ -185,7 +172,7 @@ def test_a_worker_that_dies_fails_its_call_alone_and_is_replaced(srv):
     tags = [f"exit{i}x" for i in range(SLOTS)]
     events = [{"tag": t, "sleep_ms": "1000"} for t in tags]
     events[0]["exit"] = True
-    responses = call_all(srv, name, events)
+    responses = invoke_all(srv, name, events)
 
     dead = responses[0]
     rid = dead.headers["X-Mayfly-Request-Id"]
@@ -199,7 +186,7 @@ def test_a_worker_that_dies_fails_its_call_alone_and_is_replaced(srv):
         assert r.json()["tag"] == tag and r.json()["token"] == token, r.text
     # The worker was forked again: 8 calls are in the instance at once (each
     # waits until all 8 have come in).
-    again = call_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "0", "barrier": "again",
+    again = invoke_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "0", "barrier": "again",
                                   "of": SLOTS} for i in range(SLOTS)])
     for r in again:
         assert ok(r), r.text

@@ -230,6 +230,7 @@ static void test_to_json_shape(void **state)
     f.memory_mb = 256;
     f.timeout_s = 5;
     f.max_concurrency = 2;
+    f.instance_concurrency = 4;
     f.tmp_mb = 64;
     f.env = json_pack("{s:s}", "A", "1");
     f.egress = json_pack("[s,s]", "api.example.com:443", "10.0.0.0/8");
@@ -261,7 +262,7 @@ static void test_to_json_shape(void **state)
               "\"log_level\":\"DEBUG\",\"system_log_level\":null,\"version\":7,"
               "\"code_sha256\":\"ab\","
               "\"code_size\":42,\"created\":\"1970-01-01T00:00:00.000Z\","
-              "\"updated\":\"2023-11-14T22:13:20.123Z\",\"tenant\":\"default\"}");
+              "\"updated\":\"2023-11-14T22:13:20.123Z\",\"tenant\":\"default\",\"instance_concurrency\":4}");
     free(text);
     json_decref(j);
     fn_clear(&f);
