@@ -129,6 +129,9 @@ static const char usage_text[] =
     "                            one may be (docs/keep-alive.md)\n"
     "  --keep-warm adaptive|fixed  the keep-alive of functions without keep_warm\n"
     "                            (default fixed)\n"
+    "  --max-starting N          instances starting at once, of every function;\n"
+    "                            more wait for one to finish starting (default\n"
+    "                            twice the CPUs the server may use, at least 2)\n"
     "  --keep-alive-bin-s S      the adaptive keep-alive's histogram bin, 1-3600\n"
     "                            seconds (default 60; 240 bins)\n"
     "  --max-queue N             calls waiting per function before 429 (default 100)\n"
@@ -233,6 +236,7 @@ enum {
     OPT_URL_DOMAIN,
     OPT_LEASE,
     OPT_KEEP_WARM,
+    OPT_MAX_STARTING,
     OPT_KEEP_ALIVE_BIN,
 };
 
@@ -264,6 +268,7 @@ static const struct option long_opts[] = {
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
     { "lease-s", required_argument, NULL, OPT_LEASE },
     { "keep-warm", required_argument, NULL, OPT_KEEP_WARM },
+    { "max-starting", required_argument, NULL, OPT_MAX_STARTING },
     { "keep-alive-bin-s", required_argument, NULL, OPT_KEEP_ALIVE_BIN },
     { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
     { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
@@ -527,6 +532,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (strcmp(optarg, "adaptive") && strcmp(optarg, "fixed"))
                 return usage_error("--keep-warm must be adaptive or fixed, not `%s`", optarg);
             o->exec.keep_warm_adaptive = !strcmp(optarg, "adaptive");
+            break;
+        case OPT_MAX_STARTING:
+            if (!parse_uint(optarg, 1, 1024, &v))
+                return usage_error("--max-starting must be a number from 1 to 1024, not `%s`",
+                                   optarg);
+            o->exec.max_starting = v;
             break;
         case OPT_KEEP_ALIVE_BIN:
             if (!parse_uint(optarg, 1, 3600, &v))

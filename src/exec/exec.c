@@ -1,5 +1,6 @@
 /* Pools and the scheduler: which instance runs which invocation. */
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,13 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     ex->queue_timer = xmalloc(sizeof *ex->queue_timer);
     uv_timer_init(loop, ex->queue_timer);
     ex->queue_timer->data = ex;
+    cpu_set_t cpus;
+    unsigned ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? (unsigned)CPU_COUNT(&cpus) : 1;
+    ex->max_starting = cfg->max_starting ? cfg->max_starting : ncpu * 2 > 2 ? ncpu * 2 : 2;
+    ex->start_room_timer = xmalloc(sizeof *ex->start_room_timer);
+    uv_timer_init(loop, ex->start_room_timer);
+    ex->start_room_timer->data = ex;
+    uv_unref((uv_handle_t *)ex->start_room_timer);
     metrics_setup(ex);
     metrics_add_collector(collect_gauges, ex);
     registry_set_code_guard(registry, code_in_use, ex);
@@ -538,6 +546,37 @@ void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
              p->name, type, reason, p->start_failures, (unsigned long long)delay_ms);
 }
 
+static void on_start_room(uv_timer_t *t)
+{
+    exec_t *ex = t->data;
+    size_t n = 0, k = 0;
+    const char *key;
+    void *value;
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
+        n += ((exec_pool_t *)value)->waiting_for_start;
+    if (!n)
+        return;
+    /* Pumping may free pools: collect first. Each takes what room there
+     * is, in turn. */
+    exec_pool_t **pools = xcalloc(n, sizeof *pools);
+    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
+        exec_pool_t *p = value;
+        if (p->waiting_for_start && k < n) {
+            p->waiting_for_start = false;
+            pools[k++] = p;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        exec__pool_pump(pools[i]);
+    free(pools);
+}
+
+void exec__start_room(exec_t *ex)
+{
+    if (ex->start_room_timer && !uv_is_active((uv_handle_t *)ex->start_room_timer))
+        uv_timer_start(ex->start_room_timer, on_start_room, 0, 0);
+}
+
 void exec__start_succeeded(exec_pool_t *p)
 {
     if (!p->start_failures)
@@ -909,6 +948,10 @@ void exec__pool_pump(exec_pool_t *p)
             pp = &p->queue_head;
             continue;
         }
+        if (ex->n_starting_all >= ex->max_starting) {
+            p->waiting_for_start = true;
+            break; /* the calls wait for a start under way to finish (exec__start_room) */
+        }
         if (!memory_admits(p, true))
             break; /* the calls wait for memory, and then throttle as at max_concurrency */
         inv = queue_take(p, pp);
@@ -1053,6 +1096,8 @@ static void on_prewarm(uv_timer_t *t)
     uint64_t budget = ex->cfg.memory_budget_mb;
     if (budget && ex->memory_used_mb + (uint64_t)p->fn.memory_mb > budget)
         return;
+    if (ex->n_starting_all >= ex->max_starting)
+        return; /* calls come first: this start is only ahead of one */
     exec_instance_t *inst;
     mf_error_t err = MF_ERROR_INIT;
     if (exec__instance_start(p, &inst, &err) < 0) {
@@ -1165,7 +1210,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     /* Under tenant isolation, other tenant ids' idle instances are room. */
     bool room_elsewhere = p->fn.tenancy.per_tenant && exec__idle_other_oldest(p, inv->tenant_id);
     if (!exec__idle_has(p, inv->tenant_id) && p->n_queued >= ex->cfg.max_queue &&
-        ((pool_full(p) && !room_elsewhere) || p->waiting_for_memory)) {
+        ((pool_full(p) && !room_elsewhere) || p->waiting_for_memory || p->waiting_for_start)) {
         exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
                    "Rate exceeded: %s has %d calls running and %u waiting", p->name,
                    p->fn.max_concurrency, p->n_queued);
@@ -1338,6 +1383,8 @@ void exec_free(exec_t *ex)
         pool_release(value);
     map_release(&ex->pools);
     uv_close((uv_handle_t *)ex->queue_timer, free_handle);
+    uv_close((uv_handle_t *)ex->start_room_timer, free_handle);
+    ex->start_room_timer = NULL;
     map_release(&ex->code_users);
     registry_set_code_guard(ex->registry, NULL, NULL);
     http_router_release(&ex->runtime_router);

@@ -160,6 +160,11 @@ typedef struct exec_config {
     /* --keep-warm adaptive: the policy of functions without keep_warm
      * (docs/keep-alive.md); false: fixed. */
     bool keep_warm_adaptive;
+    /* Instances starting at once, of every function (--max-starting; 0:
+     * twice the CPUs the server may use, at least 2). A start past it
+     * waits for one under way to finish: runtimes started all at once on
+     * too few CPUs each take longer than their init limit. */
+    unsigned max_starting;
 } exec_config_t;
 
 #define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }

@@ -113,6 +113,9 @@ struct exec_pool {
     /* A start was refused for want of memory in the sandboxes' budget: the
      * pool is pumped again when an instance anywhere is freed. */
     bool waiting_for_memory;
+    /* A start waited for room among the instances starting at once
+     * (exec_config_t's max_starting). */
+    bool waiting_for_start;
     char *start_error_type;      /* the last failure, for calls failed meanwhile */
     char *start_error_reason;    /* "Runtime exited with error: exit status 1" */
     bool start_error_prefixed;   /* calls get "RequestId: … Error: " + reason */
@@ -139,6 +142,9 @@ struct exec {
     map_t code_users;            /* code sha → instances running it (a count) */
     http_router_t runtime_router;
     unsigned n_instances;        /* not yet freed */
+    unsigned n_starting_all;     /* instances starting, of every pool */
+    unsigned max_starting;       /* at most at once (exec_config_t's, or its default) */
+    uv_timer_t *start_room_timer; /* pumps the pools waiting for start room (unref'd) */
     uint64_t instance_seq;
     bool shutting_down;
     void (*shutdown_done)(void *);
@@ -182,6 +188,9 @@ void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
                         bool per_call_prefix);
 /* The instance asked for work: its function's runtime can start. */
 void exec__start_succeeded(exec_pool_t *p);
+/* An instance is no longer starting: pools waiting for room among the
+ * starts under way are pumped (soon, from the loop, not from here). */
+void exec__start_room(exec_t *ex);
 /* Ends an invocation that is not (or no longer) on an instance with an
  * error of the platform's making, records it and calls its done callback. */
 void exec__fail(exec_t *ex, invocation_t *inv, inv_status_t status, const char *error_type,

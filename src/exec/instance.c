@@ -59,7 +59,12 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
         p->ex->memory_stopping_mb += inst->memory_mb;
     (*state_counter(p, inst->state))--;
     (*state_counter(p, state))++;
+    bool was_starting = inst->state == INST_STARTING;
     inst->state = state;
+    if (was_starting) {
+        p->ex->n_starting_all--;
+        exec__start_room(p->ex);
+    }
     if (state == INST_IDLE)
         inst->idle_acct_ns = now;
 }
@@ -675,6 +680,10 @@ static void instance_free(exec_instance_t *inst)
     sandbox_destroy(&inst->sb);
     exec__code_release(ex, inst->code_sha);
     (*state_counter(p, inst->state))--;
+    if (inst->state == INST_STARTING) {
+        ex->n_starting_all--;
+        exec__start_room(ex);
+    }
     if (inst->prev)
         inst->prev->next = inst->next;
     else
@@ -897,8 +906,10 @@ void exec__instance_arm_timer(exec_instance_t *inst)
         return;
     }
     if (inst->state == INST_IDLE) {
-        due = inst->frozen ? inst->idle_since_ns + inst->keep_alive_ms * 1000000
-                           : inst->idle_since_ns + FREEZE_AFTER_NS;
+        /* One whose runtime is still in a call that timed out (a stuck
+         * lane) is not frozen: the runtime's late answer frees the lane. */
+        due = inst->frozen || inst->n_stuck ? inst->idle_since_ns + inst->keep_alive_ms * 1000000
+                                            : inst->idle_since_ns + FREEZE_AFTER_NS;
     } else {
         for (unsigned i = 0; i < inst->n_lanes && inst->n_assigned; i++) {
             const invocation_t *inv = inst->lanes[i].inv;
@@ -924,7 +935,7 @@ static void on_timer(uv_timer_t *t)
     exec_pool_t *p = inst->pool;
     uint64_t now = clock_mono_ns();
     if (inst->state == INST_IDLE) {
-        if (!inst->frozen) {
+        if (!inst->frozen && !inst->n_stuck) {
             if (now >= inst->idle_since_ns + FREEZE_AFTER_NS)
                 exec__instance_freeze(inst, true);
             exec__instance_arm_timer(inst);
@@ -1278,6 +1289,7 @@ int exec__instance_start(exec_pool_t *p, exec_instance_t **out, mf_error_t *err)
     exec__code_acquire(ex, inst->code_sha);
     inst->state = INST_STARTING;
     p->n_starting++;
+    ex->n_starting_all++;
     inst->memory_mb = (unsigned)p->fn.memory_mb;
     ex->memory_used_mb += inst->memory_mb;
     exec__instance_arm_timer(inst); /* the init limit */

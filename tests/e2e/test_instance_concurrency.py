@@ -260,3 +260,41 @@ def test_an_instance_of_many_lanes_gets_each_calls_cpu_share(srv):
         d for d in instance_cgroups(srv.proc.pid) if d.name not in before])
     q, p = cpu_quota(dirs)
     assert q == pytest.approx(p * 4 * 128 / 1769, rel=0.02), (q, p)
+
+
+SLOW_START = rb'''#!/usr/bin/python3
+import http.client, json, os, time
+
+# Each instance says when its runtime began and when it was ready to work.
+t0 = time.time()
+time.sleep(0.5)
+t1 = time.time()
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+c = http.client.HTTPConnection(host, int(port))
+while True:
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    time.sleep(2)
+    c.request("POST", "/2018-06-01/runtime/invocation/" + rid + "/response",
+              json.dumps({"started": t0, "ready": t1}))
+    c.getresponse().read()
+'''
+
+
+def test_starts_beyond_max_starting_wait_for_one_to_finish(server):
+    srv = server("--max-starting", "1")
+    name = unique("starts")
+    deploy(srv, name, {"bootstrap": executable(SLOW_START)}, runtime="provided", handler=None,
+           max_concurrency=4)
+    rs = invoke_all(srv, name, [{} for _ in range(4)])
+    spans = set()
+    for r in rs:
+        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+        spans.add((r.json()["started"], r.json()["ready"]))
+    # One start at a time: no instance began before another was ready.
+    spans = sorted(spans)
+    assert len(spans) >= 2, spans
+    for (s0, r0), (s1, _) in zip(spans, spans[1:]):
+        assert s1 >= r0, spans
