@@ -120,7 +120,10 @@ int watch_series_parse(const char *metric, const char *from, const char *to, con
                                   (long long)step_s, n, WATCH_SERIES_MAX_POINTS, (long long)fit);
         }
     } else {
-        step_s = DEFAULT_STEP_S;
+        /* The smallest multiple of a minute that fits: computed, then
+         * one more minute when moving from back adds a point. */
+        int64_t per = 1000LL * DEFAULT_STEP_S * WATCH_SERIES_MAX_POINTS;
+        step_s = DEFAULT_STEP_S * ((span + per - 1) / per);
         while (count_points(floor_to(t_from, step_s * 1000), t_to, step_s * 1000) >
                WATCH_SERIES_MAX_POINTS)
             step_s += DEFAULT_STEP_S;
