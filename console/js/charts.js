@@ -63,7 +63,7 @@ export function timeChart(title, seriesList, names) {
     height: 220,
     series,
     axes: [axis, { ...axis, label: unit, size: 60 }],
-    scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
   };
   requestAnimationFrame(() => {
     const width = Math.max(260, Math.min(box.clientWidth || 560, 900));
@@ -84,7 +84,8 @@ export function categoryChart(title, labels, values, unit) {
   const opts = {
     width: 560,
     height: 220,
-    scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    legend: { show: false },
+    scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
       { stroke: text, grid: { show: false }, splits: () => xs, values: () => labels },
       { stroke: text, grid: { stroke: grid }, label: unit, size: 60 },

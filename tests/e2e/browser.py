@@ -65,7 +65,9 @@ class Browser:
         out = []
         for url in self.requests:
             u = urlsplit(url)
-            if u.scheme in ("data", "blob", "about"):
+            # Chromium's own pages (its first tab's chrome://) and inline
+            # data never touch the network.
+            if u.scheme in ("data", "blob", "about", "chrome", "chrome-extension", "devtools"):
                 continue
             if (u.scheme, u.netloc) != (want.scheme, want.netloc):
                 out.append(url)

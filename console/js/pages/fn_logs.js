@@ -15,7 +15,8 @@ export function render(panel, fn) {
   let controller = null;
   let count = 0;
   function start() {
-    controller = new AbortController();
+    const mine = new AbortController();
+    controller = mine;
     replace(state, "following…");
     toggle.textContent = "Pause";
     // Lines of the last five minutes first, then every new one.
@@ -31,13 +32,13 @@ export function render(panel, fn) {
         replace(state, "following, " + count + (count === 1 ? " line" : " lines"));
         if (stick) pre.scrollTop = pre.scrollHeight;
       },
-      controller.signal,
+      mine.signal,
     ).then(
       () => {
-        if (!controller.signal.aborted) replace(state, "the server ended the stream");
+        if (!mine.signal.aborted) replace(state, "the server ended the stream");
       },
       (e) => {
-        if (!controller.signal.aborted) replace(state, errorBox(e));
+        if (!mine.signal.aborted) replace(state, errorBox(e));
       },
     );
   }
