@@ -19,8 +19,16 @@ RELEASE_CFLAGS := -O2 -fno-omit-frame-pointer
 SAN_FLAGS      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 ASAN_CFLAGS    := -O1 -fno-omit-frame-pointer $(SAN_FLAGS)
 
+# The console's files (console/, hidden ones left out), embedded into the
+# binary by a C source the build writes (scripts/console_embed.c): written
+# again when a file changes, or one comes or goes (a folder's time changes).
+CONSOLE_FILES := $(shell find console -type f ! -path '*/.*' 2>/dev/null | LC_ALL=C sort)
+CONSOLE_DIRS  := $(shell find console -type d ! -path '*/.*' 2>/dev/null)
+CONSOLE_GEN   := build/gen/console/assets.c
+CONSOLE_EMBED := build/tools/console_embed
+
 # Every source file but main.c goes into the library the unit tests link.
-SRC     := $(shell find src -name '*.c' | sort)
+SRC     := $(shell find src -name '*.c' | sort) $(CONSOLE_GEN)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 
 REL_OBJ  := $(SRC:%.c=build/rel/%.o)
@@ -108,6 +116,17 @@ build/asan/mayfly: $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LINK $@"
 	@$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CONSOLE_EMBED): scripts/console_embed.c src/console/types.c src/console/path.c src/console/console.h
+	@mkdir -p $(@D)
+	@echo "  CC   $@"
+	@$(CC) $(CFLAGS_COMMON) -O1 -o $@ scripts/console_embed.c src/console/types.c \
+		src/console/path.c -lcrypto
+
+$(CONSOLE_GEN): $(CONSOLE_EMBED) $(CONSOLE_FILES) $(CONSOLE_DIRS)
+	@mkdir -p $(@D)
+	@echo "  GEN  $@"
+	@$(CONSOLE_EMBED) $@ console $(CONSOLE_FILES)
 
 build/rel/%.o: %.c
 	@mkdir -p $(@D)

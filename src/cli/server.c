@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
 #include "cli/commands.h"
 #include "cluster/cluster.h"
+#include "console/console.h"
 #include "core/cleanup.h"
 #include "core/clock.h"
 #include "core/fs.h"
@@ -74,6 +76,7 @@ typedef struct server_opts {
     state_kv_config_t kv;           /* --kv-max-* */
     schedules_config_t schedules;   /* --test-clock, --clock-offset */
     const char *url_domain;         /* --url-domain, or NULL */
+    const char *console_dir;        /* --console-dir, or NULL: the embedded console */
 } server_opts_t;
 
 typedef struct server_state {
@@ -197,6 +200,9 @@ static const char usage_text[] =
     "  --url-domain D            also serve each function URL at http://NAME.D/ (by the\n"
     "                            Host header; D may end with :PORT, as the URLs shown\n"
     "                            then do); URLs are always at /url/NAME/ too\n"
+    "  --console-dir DIR         serve /console/ from the files under DIR, read at each\n"
+    "                            request (for working on the console; default: the\n"
+    "                            files built into this binary)\n"
     "  --disable-egress          no gateway at all: functions with egress rules fail\n"
     "                            to start (the rest are as they are without it)\n"
     "  --test-clock TIME         for tests: the schedules' clock stands still at TIME\n"
@@ -231,6 +237,7 @@ enum {
     OPT_TEST_CLOCK,
     OPT_CLOCK_OFFSET,
     OPT_URL_DOMAIN,
+    OPT_CONSOLE_DIR,
     OPT_LEASE,
     OPT_KEEP_WARM,
     OPT_KEEP_ALIVE_BIN,
@@ -288,6 +295,7 @@ static const struct option long_opts[] = {
     { "test-clock", required_argument, NULL, OPT_TEST_CLOCK },
     { "clock-offset", required_argument, NULL, OPT_CLOCK_OFFSET },
     { "url-domain", required_argument, NULL, OPT_URL_DOMAIN },
+    { "console-dir", required_argument, NULL, OPT_CONSOLE_DIR },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -667,6 +675,13 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                                    optarg);
             o->url_domain = optarg;
             break;
+        case OPT_CONSOLE_DIR: {
+            struct stat cst;
+            if (stat(optarg, &cst) < 0 || !S_ISDIR(cst.st_mode))
+                return usage_error("--console-dir must be a folder, not `%s`", optarg);
+            o->console_dir = optarg;
+            break;
+        }
         case OPT_EGRESS_SPLICE:
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
                 return usage_error("--egress-splice must be `on` or `off`, not `%s`", optarg);
@@ -1166,6 +1181,7 @@ int cmd_server(int argc, char **argv)
                       .durable = st.durable,
                       .node_id = node_id };
     api_register(&router, &api);
+    console_register(&router, st.loop, o.console_dir);
     /* With a shared store, what other nodes change reaches this one's
      * memory, and their log lines its followers. */
     if (o.store) {

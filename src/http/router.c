@@ -66,6 +66,11 @@ static bool pattern_matches(const char *pat, const char *path, slice_t *spans, b
         const char *send = strchr(path, '/');
         size_t slen = send ? (size_t)(send - path) : strlen(path);
         if (plen >= 2 && pat[0] == '{' && pat[plen - 1] == '}') {
+            /* "{name**}", the pattern's last segment, takes the rest of
+             * the path, slashes and all. */
+            bool rest = plen >= 4 && !pend && !memcmp(pat + plen - 3, "**", 2);
+            if (rest)
+                slen = strlen(path);
             if (slen == 0 || *nspans == HTTP_MAX_PARAMS)
                 return false;
             slashes[*nspans] = pat[plen - 2] == '*';

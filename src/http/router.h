@@ -2,7 +2,9 @@
  * path parameters, a body limit and an optional head check per route.
  * A parameter is one path segment, percent-decoded; one that decodes to a
  * '/' is refused (400), unless its name ends with '*' ("{key*}": a KV key
- * may hold slashes, sent as %2F). Routes are tried in the order added, so
+ * may hold slashes, sent as %2F). A last segment "{name**}" takes the rest
+ * of the path, one segment or more, slashes and all (the console's assets:
+ * "/console/{path**}"); its handler checks the segments. Routes are tried in the order added, so
  * a literal segment ("/_stats") is added before a parameter that would
  * also match it. */
 #ifndef MAYFLY_HTTP_ROUTER_H

@@ -271,6 +271,33 @@ static void test_router_slash_parameter_and_literal_first(void **state)
     http_router_release(&rt);
 }
 
+/* A last parameter {x**} takes the rest of the path, slashes (plain and
+ * escaped) and all; it is never empty, and "/c/" itself is its own route. */
+static void test_router_rest_parameter(void **state)
+{
+    http_router_t rt;
+    http_router_init(&rt);
+    http_router_add(&rt, HTTP_GET, "/c/", noop, NULL, 0);
+    http_router_add(&rt, HTTP_GET, "/c/{path**}", noop, NULL, 0);
+    http_request_t req = { .method = HTTP_GET, .path = "/c/a/b%2Fc/d.js" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 0);
+    assert_string_equal(req.route->pattern, "/c/{path**}");
+    assert_int_equal(req.nparams, 1);
+    assert_string_equal(req.params[0], "a/b/c/d.js");
+    free(req.params[0]);
+    req = (http_request_t){ .method = HTTP_GET, .path = "/c/" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 0);
+    assert_string_equal(req.route->pattern, "/c/");
+    assert_int_equal(req.nparams, 0);
+    req = (http_request_t){ .method = HTTP_GET, .path = "/c/x%zz" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 400);
+    req = (http_request_t){ .method = HTTP_POST, .path = "/c/a/b" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 405);
+    req = (http_request_t){ .method = HTTP_GET, .path = "/d/a/b" };
+    assert_int_equal(http_router_match(&rt, &req, NULL), 404);
+    http_router_release(&rt);
+}
+
 static void test_percent_decode(void **state)
 {
     buf_t b = BUF_INIT;
@@ -527,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_router_statuses),
         cmocka_unit_test(test_router_allow_lists_methods),
         cmocka_unit_test(test_router_slash_parameter_and_literal_first),
+        cmocka_unit_test(test_router_rest_parameter),
         cmocka_unit_test(test_percent_decode),
         cmocka_unit_test(test_head_check_refuses_before_the_body),
         cmocka_unit_test(test_body_limit_comes_after_a_passed_check),
