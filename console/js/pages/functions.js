@@ -50,7 +50,7 @@ export async function render(main) {
   const from = now - 3600 * 1000;
   replace(
     body,
-    h("p", { class: "muted" }, "Calls and errors over the last hour, by minute; p99 and cold starts over the same hour; cost since midnight UTC."),
+    h("p", { class: "muted" }, "Calls and errors over the last hour, by minute; p99 duration over the latest clock hour with calls, cold starts over the last hour; cost since midnight UTC."),
     pagedList(fns, PAGE, (page, box) => {
       const stats = new Map();
       const cells = new Map();
@@ -68,7 +68,7 @@ export async function render(main) {
             series(f.name, "invocations", from, now, 60),
             series(f.name, "errors", from, now, 60),
             series(f.name, "duration_p99", from, now, 3600),
-            series(f.name, "cold_starts", from, now, 3600),
+            series(f.name, "cold_starts", from, now, 60),
           ]).then(([inv, err, p99, cold]) => {
             const ok = (r) => (r.status === "fulfilled" ? r.value : null);
             const calls = sum(ok(inv));
