@@ -116,6 +116,8 @@ bool api__owned_tenant(http_request_t *req, api_ctx_t *ctx, const char *kind,
 const char *api__owned_default(http_request_t *req, api_ctx_t *ctx);
 /* /v1/alerts (api/alerts.c). */
 void api__alerts_register(http_router_t *router, api_ctx_t *ctx);
+/* GET /v1/functions/{name}/series (api/series.c, watch/series.h). */
+void api__series_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both

@@ -12,6 +12,7 @@
 struct store_listener;
 struct store__budget_ops;
 struct store__alert_ops;
+struct store__series_ops;
 
 typedef struct store__backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
@@ -74,6 +75,8 @@ typedef struct store__backend {
     const struct store__budget_ops *budgets;
     /* Alert rules and their outbox (store/alerts.h); NULL: none kept. */
     const struct store__alert_ops *alerts;
+    /* Aggregates of records over time (store/series.h); NULL: none. */
+    const struct store__series_ops *series;
 } store__backend_t;
 
 struct store {

@@ -20,6 +20,7 @@
 #include "store/backend.h"
 #include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
+#include "store/series_backend.h"
 #include "store/listen.h"
 #include "store/postgres_internal.h"
 
@@ -251,6 +252,8 @@ static int pg__connect(const char *url, bool migrate, pg_store_t **out, mf_error
         r = store__pg_prepare(s->conn, store__pg_budget_stmts, store__pg_budget_stmt_count, err);
     if (r == 0)
         r = store__pg_prepare(s->conn, store__pg_alert_stmts, store__pg_alert_stmt_count, err);
+    if (r == 0)
+        r = store__pg_prepare(s->conn, store__pg_series_stmts, store__pg_series_stmt_count, err);
     if (r < 0) {
         pg__close(&s->base);
         return r;
@@ -995,5 +998,6 @@ static const store__backend_t pg__backend = {
     .url_delete = pg__url_delete,
     .url_list = pg__url_list,
     .budgets = &store__pg_budget_ops,
+    .series = &store__pg_series_ops,
     .alerts = &store__pg_alert_ops,
 };

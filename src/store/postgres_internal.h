@@ -91,6 +91,8 @@ extern const store_pg_stmt_t store__pg_budget_stmts[];
 extern const size_t store__pg_budget_stmt_count;
 extern const store_pg_stmt_t store__pg_alert_stmts[];
 extern const size_t store__pg_alert_stmt_count;
+extern const store_pg_stmt_t store__pg_series_stmts[];
+extern const size_t store__pg_series_stmt_count;
 
 #define STORE_PG_MAX_PARAMS 32
 

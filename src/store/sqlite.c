@@ -23,6 +23,7 @@
 #include "store/backend.h"
 #include "store/alerts_backend.h"
 #include "store/budgets_backend.h"
+#include "store/series_backend.h"
 #include "store/sqlite_internal.h"
 
 static const char *const store__migrations[] = {
@@ -782,5 +783,6 @@ static const store__backend_t sqlite__backend = {
     .url_delete = store__sqlite_url_delete,
     .url_list = store__sqlite_url_list,
     .budgets = &store__sqlite_budget_ops,
+    .series = &store__sqlite_series_ops,
     .alerts = &store__sqlite_alert_ops,
 };
