@@ -66,7 +66,8 @@ DEB_PKGS := gcc make pkg-config libuv1-dev libhttp-parser-dev libjansson-dev \
 	libsqlite3-dev postgresql libpq-dev libzip-dev libcurl4-openssl-dev libssl-dev libseccomp-dev \
 	libcap-dev libnftnl-dev libmnl-dev libcmocka-dev openjdk-17-jdk-headless libjackson2-databind-java python3 python3-pytest python3-pytest-xdist python3-requests \
 	zip unzip golang-go \
-	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils e2fsprogs tzdata
+	iproute2 procps nodejs awscli python3-boto3 cmake g++ xz-utils e2fsprogs tzdata \
+	chromium chromium-driver python3-selenium
 # npm and Node's headers (for the native addon aws-lambda-ric builds) only
 # when this machine's node lacks them: a NodeSource nodejs bundles both and
 # conflicts with Debian's npm package.
