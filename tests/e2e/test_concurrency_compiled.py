@@ -15,11 +15,11 @@ import zipfile
 
 import pytest
 
-from conftest import (REPO, build_c_bootstrap, deploy, executable, get_logs, get_record, invoke,
-                      invoke_all, unique, wait_for)
+from conftest import (REPO, build_c_bootstrap, deploy, executable, get_record, invoke_all, unique,
+                      wait_for)
+from test_concurrency_python import SLOTS, check_late_call_fails_alone, messages, warm
 from test_go import build_go_bootstrap
 
-SLOTS = 8
 API_JAR = REPO / "runtimes" / "java" / "lambda-api.jar"
 
 # Each handler: logs "stdout line TAG", "stderr line TAG" and its logger's
@@ -205,16 +205,8 @@ def deploy_slow(srv, packages, kind, **settings):
 
 
 
-def warm(srv, name):
-    """One call, so that the instance is up before the calls that count:
-    returns its token."""
-    r = invoke(srv, name, {"tag": "warm", "sleep_ms": "0"}, timeout=300)
-    assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
-    return r.json()["token"]
 
 
-def messages(srv, name, rid):
-    return [e.get("message", "") for e in get_logs(srv, name, rid)]
 
 
 KINDS = ["c", "java", "go"]
@@ -266,33 +258,5 @@ def test_eight_slow_calls_share_one_instance_and_overlap_each_with_its_own_resul
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_call_past_its_deadline_fails_alone_and_the_instance_goes_on(srv, packages, kind):
     timeout_s = 15
-    name = deploy_slow(srv, packages, kind, timeout_s=timeout_s)
-    token = warm(srv, name)
-    tags = [f"late{i}x" for i in range(SLOTS)]
-    # One sleeps past its deadline; the others well inside theirs.
-    events = [{"tag": t, "sleep_ms": "1000"} for t in tags]
-    events[0]["sleep_ms"] = str((timeout_s + 3) * 1000)
-    responses = invoke_all(srv, name, events)
-
-    late = responses[0]
-    assert late.headers.get("X-Mayfly-Function-Error") == "Unhandled", late.text
-    assert late.json()["errorMessage"].startswith("Task timed out"), late.text
-    assert get_record(srv, late.headers["X-Mayfly-Request-Id"])["status"] == "timeout"
-    for tag, r in zip(tags[1:], responses[1:]):
-        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, (
-            tag, r.status_code, r.text)
-        assert r.json()["tag"] == tag and r.json()["token"] == token, r.text
-
-    # The late call ends in its time; its answer is refused. Then every
-    # slot serves again, in the same instance: 8 calls at once need the
-    # late call's worker too.
-    wait_for("the late call's last line",
-             lambda: any(f"slept {tags[0]}" in m
-                         for m in (e.get("message", "") for e in get_logs(srv, name))))
-    again = invoke_all(srv, name, [{"tag": f"again{i}x", "sleep_ms": "500"} for i in range(SLOTS)])
-    for r in again:
-        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
-        assert r.json()["token"] == token, r.text
-    # The refusal of the late answer is expected: nothing alarming logged.
-    lines = [e.get("message", "") for e in get_logs(srv, name)]
-    assert not any("mayfly runtime" in m for m in lines), [m for m in lines if "runtime" in m]
+    check_late_call_fails_alone(srv, deploy_slow(srv, packages, kind, timeout_s=timeout_s),
+                                timeout_s)
