@@ -1674,6 +1674,44 @@ int registry_fetch_code(registry_t *r, const char *sha, mf_error_t *err)
     return rc;
 }
 
+int registry_code_zip(registry_t *r, const char *sha, buf_t *out, bool *as_uploaded,
+                      mf_error_t *err)
+{
+    *as_uploaded = false;
+    if (!reg__sha_shape(sha))
+        return mf_error_plain(err, EINVAL, "registry: `%s` is not a package's SHA-256",
+                              SHOW(sha));
+    if (r->code_db) {
+        uv_mutex_lock(&r->code_lock);
+        int rc = store_code_get(r->code_db, sha, out, err);
+        uv_mutex_unlock(&r->code_lock);
+        if (rc == 0) {
+            *as_uploaded = true;
+            return 0;
+        }
+        /* Gone from the store (a package nothing uses any more, dropped
+         * as this read came): the tree, while this server still has it. */
+        if (rc != -ENOENT)
+            return rc;
+    }
+    cleanup_free char *dir = xasprintf("%s/%s", r->code_root, sha);
+    if (access(dir, F_OK) < 0)
+        return mf_error_plain(err, ENOENT, "registry: code package %s is not here", sha);
+    return code_zip(dir, out, err);
+}
+
+int registry_code_files(registry_t *r, const char *sha, code_file_t **out, size_t *count,
+                        mf_error_t *err)
+{
+    *out = NULL;
+    *count = 0;
+    int rc = registry_fetch_code(r, sha, err);
+    if (rc < 0)
+        return rc;
+    cleanup_free char *dir = xasprintf("%s/%s", r->code_root, sha);
+    return code_files(dir, out, count, err);
+}
+
 void registry_fetch_end(registry_t *r)
 {
     reg__uploads_end(r);
