@@ -1786,7 +1786,7 @@ static json_t *fn_to_json_base(const fn_t *f)
     json_t *perms = f->permissions ? json_deep_copy(f->permissions) : json_array();
     json_t *vols = f->volumes ? json_deep_copy(f->volumes) : json_array();
     return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
-                     "s:s?, s:s?, s:I, s:s, s:I, s:s, s:s}",
+                     "s:s?, s:s?, s:I, s:s, s:I, s:I, s:s, s:s}",
                      "name", tenant_local(f->name), "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
                      "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "permissions", perms,
@@ -1795,7 +1795,8 @@ static json_t *fn_to_json_base(const fn_t *f)
                      f->log_level[0] ? f->log_level : NULL, "system_log_level",
                      f->system_log_level[0] ? f->system_log_level : NULL, "version",
                      (json_int_t)f->version, "code_sha256", f->code_sha256, "code_size",
-                     (json_int_t)f->code_size, "created", created, "updated", updated);
+                     (json_int_t)f->code_size, "zip_size", (json_int_t)f->zip_size, "created",
+                     created, "updated", updated);
 }
 
 void fn_copy(fn_t *dst, const fn_t *src)
