@@ -207,7 +207,8 @@ static void handle_code(http_request_t *req, api_ctx_t *ctx)
     snprintf(etag, sizeof etag, "\"%s\"", fn.code_sha256);
     /* The package's SHA-256 names its files, whichever bytes carry them. */
     if (console_etag_matches(http_request_header(req, "If-None-Match"), etag)) {
-        http_header_add(req, "ETag", "%s", etag);
+        /* The tag the 200 would carry: weak where the zip is made again. */
+        http_header_add(req, "ETag", "%s%s", store_keeps_code(ctx->store) ? "" : "W/", etag);
         http_header_add(req, "Cache-Control", "private, no-cache");
         http_respond(req, 304, NULL, NULL, 0);
         fn_clear(&fn);

@@ -169,6 +169,7 @@ def test_a_client_holding_the_package_gets_304(srv, deployed):
         r = requests.get(url, headers={"If-None-Match": tag}, timeout=60)
         assert r.status_code == 304, (tag, r.status_code)
         assert r.content == b""
+        assert r.headers["ETag"] == f'W/"{sha}"'
     r = requests.get(url, headers={"If-None-Match": '"' + "0" * 64 + '"'}, timeout=60)
     assert r.status_code == 200 and r.content
 
@@ -333,6 +334,9 @@ def test_on_postgresql_the_download_is_the_uploaded_zip(pg, server):
     assert r.content == upload
     assert r.headers["ETag"] == f'"{fn["code_sha256"]}"'
     assert r.headers["X-Mayfly-Code-Source"] == "uploaded"
+    r = requests.get(f"{srv.url}/v1/functions/{name}/code",
+                     headers={"If-None-Match": f'"{fn["code_sha256"]}"'}, timeout=60)
+    assert r.status_code == 304 and r.headers["ETag"] == f'"{fn["code_sha256"]}"'
     tree = as_tree(list_files(srv, name, limit=2)[0])
     assert tree == {"app.py": ("file", 0o644, len(APP), None),
                     "lib": ("dir", 0o755, 0, None),
