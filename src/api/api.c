@@ -321,6 +321,7 @@ void api_register(http_router_t *router, api_ctx_t *ctx)
     api__advice_register(router, ctx);
     api__alerts_register(router, ctx);
     api__series_register(router, ctx);
+    api__code_register(router, ctx);
 }
 
 void api_release(void)

@@ -118,6 +118,9 @@ const char *api__owned_default(http_request_t *req, api_ctx_t *ctx);
 void api__alerts_register(http_router_t *router, api_ctx_t *ctx);
 /* GET /v1/functions/{name}/series (api/series.c, watch/series.h). */
 void api__series_register(http_router_t *router, api_ctx_t *ctx);
+/* GET /v1/functions/{name}/code and …/code/files (api/code.c): the
+ * package as a zip, and its entries a page at a time. */
+void api__code_register(http_router_t *router, api_ctx_t *ctx);
 void api__schedules_register(http_router_t *router, api_ctx_t *ctx);
 void api__topics_register(http_router_t *router, api_ctx_t *ctx);
 /* Durable executions (api/durable.c): Lambda's 2025-12-01 actions, on both

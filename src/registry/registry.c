@@ -1674,6 +1674,44 @@ int registry_fetch_code(registry_t *r, const char *sha, mf_error_t *err)
     return rc;
 }
 
+int registry_code_zip(registry_t *r, const char *sha, buf_t *out, bool *as_uploaded,
+                      mf_error_t *err)
+{
+    *as_uploaded = false;
+    if (!reg__sha_shape(sha))
+        return mf_error_plain(err, EINVAL, "registry: `%s` is not a package's SHA-256",
+                              SHOW(sha));
+    if (r->code_db) {
+        uv_mutex_lock(&r->code_lock);
+        int rc = store_code_get(r->code_db, sha, out, err);
+        uv_mutex_unlock(&r->code_lock);
+        if (rc == 0) {
+            *as_uploaded = true;
+            return 0;
+        }
+        /* Gone from the store (a package nothing uses any more, dropped
+         * as this read came): the tree, while this server still has it. */
+        if (rc != -ENOENT)
+            return rc;
+    }
+    cleanup_free char *dir = xasprintf("%s/%s", r->code_root, sha);
+    if (access(dir, F_OK) < 0)
+        return mf_error_plain(err, ENOENT, "registry: code package %s is not here", sha);
+    return code_zip(dir, out, err);
+}
+
+int registry_code_files(registry_t *r, const char *sha, code_file_t **out, size_t *count,
+                        mf_error_t *err)
+{
+    *out = NULL;
+    *count = 0;
+    int rc = registry_fetch_code(r, sha, err);
+    if (rc < 0)
+        return rc;
+    cleanup_free char *dir = xasprintf("%s/%s", r->code_root, sha);
+    return code_files(dir, out, count, err);
+}
+
 void registry_fetch_end(registry_t *r)
 {
     reg__uploads_end(r);
@@ -1748,7 +1786,7 @@ static json_t *fn_to_json_base(const fn_t *f)
     json_t *perms = f->permissions ? json_deep_copy(f->permissions) : json_array();
     json_t *vols = f->volumes ? json_deep_copy(f->volumes) : json_array();
     return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
-                     "s:s?, s:s?, s:I, s:s, s:I, s:s, s:s}",
+                     "s:s?, s:s?, s:I, s:s, s:I, s:I, s:s, s:s}",
                      "name", tenant_local(f->name), "runtime", f->runtime, "handler", f->handler, "memory_mb",
                      f->memory_mb, "timeout_s", f->timeout_s, "max_concurrency", f->max_concurrency,
                      "tmp_mb", f->tmp_mb, "env", env, "egress", egress, "permissions", perms,
@@ -1757,7 +1795,8 @@ static json_t *fn_to_json_base(const fn_t *f)
                      f->log_level[0] ? f->log_level : NULL, "system_log_level",
                      f->system_log_level[0] ? f->system_log_level : NULL, "version",
                      (json_int_t)f->version, "code_sha256", f->code_sha256, "code_size",
-                     (json_int_t)f->code_size, "created", created, "updated", updated);
+                     (json_int_t)f->code_size, "zip_size", (json_int_t)f->zip_size, "created",
+                     created, "updated", updated);
 }
 
 void fn_copy(fn_t *dst, const fn_t *src)

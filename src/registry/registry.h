@@ -250,6 +250,18 @@ void registry_fetch_begin(registry_t *r);
 int registry_fetch_code(registry_t *r, const char *sha, mf_error_t *err);
 void registry_fetch_end(registry_t *r);
 
+/* A package read back for its owner (GET /v1/functions/{name}/code…), on
+ * any thread between registry_fetch_begin and registry_fetch_end.
+ * registry_code_zip: with a store that keeps code packages, the zip as it
+ * was uploaded, byte for byte (*as_uploaded true); else the unpacked tree
+ * zipped again (code_zip: the same tree, other bytes). registry_code_files:
+ * the unpacked tree's entries (code_files), unpacked from the store's
+ * copy first when this server lacks it. -ENOENT when neither is here. */
+int registry_code_zip(registry_t *r, const char *sha, buf_t *out, bool *as_uploaded,
+                      mf_error_t *err);
+int registry_code_files(registry_t *r, const char *sha, code_file_t **out, size_t *count,
+                        mf_error_t *err);
+
 
 /* Takes name's row (NULL: it is gone) into the registry, on the loop;
  * *what says what that did and, when created or changed, *out is the

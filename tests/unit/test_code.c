@@ -403,6 +403,131 @@ static void test_remove(void **state)
     assert_int_equal(code_remove(root, "", &err), -EINVAL);
 }
 
+/* An unpacked package read back: every entry, sorted, with its type,
+ * mode, size and a symlink's target; and zipped again, it unpacks to the
+ * same entries, and the same tree always gives the same bytes. */
+static void test_files_and_zip_again(void **state)
+{
+    const char *root = *state;
+    cleanup_buf buf_t zip = BUF_INIT;
+    make_zip(&zip, {"index.py", Z_FILE, "print(1)\n", 0}, {"empty/", Z_DIR, NULL, 0},
+             {"bin/run", Z_EXEC, "#!/bin/sh\n", 0}, {"lib/deep/data.txt", Z_FILE, "12345", 0},
+             {"lib/link", Z_LINK, "deep/data.txt", 0}, {"lib-b.txt", Z_FILE, "b", 0});
+    mf_error_t err = MF_ERROR_INIT;
+    char sha[65];
+    int64_t size;
+    assert_int_equal(install(root, &zip, NULL, sha, &size, &err), 0);
+    cleanup_free char *pkg = xasprintf("%s/%s", root, sha);
+
+    code_file_t *files;
+    size_t n;
+    if (code_files(pkg, &files, &n, &err) < 0)
+        fail_msg("code_files: %s", err.msg);
+    static const struct {
+        const char *path;
+        code_file_type_t type;
+        unsigned mode;
+        int64_t size;
+        const char *target;
+    } want[] = {
+        {"bin", CODE_FILE_DIR, 0755, 0, NULL},
+        {"bin/run", CODE_FILE_REGULAR, 0755, 10, NULL},
+        {"empty", CODE_FILE_DIR, 0755, 0, NULL},
+        {"index.py", CODE_FILE_REGULAR, 0644, 9, NULL},
+        {"lib", CODE_FILE_DIR, 0755, 0, NULL},
+        {"lib-b.txt", CODE_FILE_REGULAR, 0644, 1, NULL},
+        {"lib/deep", CODE_FILE_DIR, 0755, 0, NULL},
+        {"lib/deep/data.txt", CODE_FILE_REGULAR, 0644, 5, NULL},
+        {"lib/link", CODE_FILE_SYMLINK, 0777, 13, "deep/data.txt"},
+    };
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(files[i].path, want[i].path);
+        assert_int_equal(files[i].type, want[i].type);
+        assert_int_equal(files[i].mode, want[i].mode);
+        assert_int_equal(files[i].size, want[i].size);
+        if (want[i].target)
+            assert_string_equal(files[i].target, want[i].target);
+        else
+            assert_null(files[i].target);
+    }
+
+    cleanup_buf buf_t again = BUF_INIT, twice = BUF_INIT;
+    if (code_zip(pkg, &again, &err) < 0)
+        fail_msg("code_zip: %s", err.msg);
+    assert_int_equal(code_zip(pkg, &twice, &err), 0);
+    assert_int_equal(again.len, twice.len);
+    assert_memory_equal(again.data, twice.data, again.len);
+
+    char sha2[65];
+    int64_t size2;
+    if (install(root, &again, NULL, sha2, &size2, &err) < 0)
+        fail_msg("install the zip made again: %s", err.msg);
+    assert_string_not_equal(sha, sha2);
+    assert_int_equal(size, size2);
+    cleanup_free char *pkg2 = xasprintf("%s/%s", root, sha2);
+    code_file_t *files2;
+    size_t n2;
+    assert_int_equal(code_files(pkg2, &files2, &n2, &err), 0);
+    assert_int_equal(n2, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(files2[i].path, files[i].path);
+        assert_int_equal(files2[i].type, files[i].type);
+        assert_int_equal(files2[i].mode, files[i].mode);
+        assert_int_equal(files2[i].size, files[i].size);
+    }
+    code_files_free(files, n);
+    code_files_free(files2, n2);
+
+    /* A directory that is not there. */
+    cleanup_free char *gone = xasprintf("%s/%064d", root, 0);
+    assert_int_equal(code_files(gone, &files, &n, &err), -ENOENT);
+    assert_int_equal(code_zip(gone, &again, &err), -ENOENT);
+}
+
+/* A package with no entries zips to the 22 bytes of an empty zip, which
+ * libzip reads back as one. */
+static void test_empty_package_zips(void **state)
+{
+    const char *root = *state;
+    cleanup_free char *pkg = xasprintf("%s/empty", root);
+    assert_int_equal(mkdir(pkg, 0755), 0);
+    mf_error_t err = MF_ERROR_INIT;
+    cleanup_buf buf_t zip = BUF_INIT;
+    assert_int_equal(code_zip(pkg, &zip, &err), 0);
+    assert_int_equal(zip.len, 22);
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *src = zip_source_buffer_create(zip.data, zip.len, 0, &ze);
+    zip_t *za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+    assert_non_null(za);
+    assert_int_equal(zip_get_num_entries(za, 0), 0);
+    zip_discard(za);
+    zip_error_fini(&ze);
+}
+
+static void test_cursor_round_trips(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"a", "lib/deep/data.txt", "\xc3\xbc.txt", "x y+z/"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        cleanup_buf buf_t c = BUF_INIT, back = BUF_INIT;
+        code_cursor_format(&c, paths[i], strlen(paths[i]));
+        assert_int_equal(strncmp(c.data, "p.", 2), 0);
+        assert_null(strpbrk(c.data, "+/="));
+        assert_int_equal(code_cursor_parse(c.data, c.len, &back), 0);
+        assert_string_equal(back.data, paths[i]);
+    }
+    static const char *const bad[] = {"", "p.", "Ymlu", "p.Ymlu=", "p.Y+lu", "p.AA", "p.Ymlu!",
+                                      "p.Ymm"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cleanup_buf buf_t out = BUF_INIT;
+        if (code_cursor_parse(bad[i], strlen(bad[i]), &out) != -EINVAL)
+            fail_msg("`%s` parsed", bad[i]);
+        assert_int_equal(out.len, 0);
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
@@ -423,6 +548,9 @@ int main(void)
         T(test_declared_size_over_limit),
         T(test_zip_bomb_counted_as_written),
         T(test_remove),
+        T(test_files_and_zip_again),
+        T(test_empty_package_zips),
+        T(test_cursor_round_trips),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

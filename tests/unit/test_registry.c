@@ -246,6 +246,7 @@ static void test_to_json_shape(void **state)
     f.version = 7;
     snprintf(f.code_sha256, sizeof f.code_sha256, "ab");
     f.code_size = 42;
+    f.zip_size = 30;
     f.created_ms = 0;
     f.updated_ms = 1700000000123;
     json_t *j = fn_to_json(&f);
@@ -261,7 +262,7 @@ static void test_to_json_shape(void **state)
               "\"log_format\":\"JSON\","
               "\"log_level\":\"DEBUG\",\"system_log_level\":null,\"version\":7,"
               "\"code_sha256\":\"ab\","
-              "\"code_size\":42,\"created\":\"1970-01-01T00:00:00.000Z\","
+              "\"code_size\":42,\"zip_size\":30,\"created\":\"1970-01-01T00:00:00.000Z\","
               "\"updated\":\"2023-11-14T22:13:20.123Z\",\"tenant\":\"default\",\"instance_concurrency\":4}");
     free(text);
     json_decref(j);

@@ -49,7 +49,7 @@ function code(fn) {
       ["Package size", fmtBytes(fn.code_size)],
       ["SHA-256", h("code", { class: "hash" }, fn.code_sha256 || "–")],
     ]),
-    h("p", { class: "muted" }, "The server keeps the package by its digest; `mayfly get " + fn.name + "` shows the same."),
+    h("p", { class: "muted" }, "Its files and the zip: ", h("a", { href: "#/functions/" + enc(fn.name) + "/code" }, "Code"), "."),
   );
 }
 

@@ -1,9 +1,10 @@
-// One function: a tab bar over its settings and charts, the invoke form,
-// its records, live logs, triggers, dead letters and sizing.
+// One function: a tab bar over its settings and charts, its code, the
+// invoke form, its records, live logs, triggers, dead letters and sizing.
 
 import { enc, getJSON } from "../api.js";
 import { errorBox, h, loading, replace } from "../ui.js";
 import * as overview from "./fn_overview.js";
+import * as code from "./fn_code.js";
 import * as invoke from "./fn_invoke.js";
 import * as records from "./fn_records.js";
 import * as logs from "./fn_logs.js";
@@ -13,6 +14,7 @@ import * as sizing from "./fn_sizing.js";
 
 const TABS = [
   ["overview", "Overview", overview],
+  ["code", "Code", code],
   ["invoke", "Invoke", invoke],
   ["records", "Records", records],
   ["logs", "Logs", logs],
