@@ -271,6 +271,16 @@ static json_t *function_json(api_ctx_t *ctx, const fn_t *fn)
                                   (double)kw.prewarm_ms / 1000.0, "samples",
                                   (json_int_t)kw.samples, "basis", kw.basis, "setting",
                                   fn->keep_warm[0] ? fn->keep_warm : NULL));
+    /* Its function URL's address, null without one (GET …/url has its
+     * settings): a client learns whether there is one without a 404. */
+    if (url_table_get(ctx->urls, fn->name)) {
+        buf_t addr = BUF_INIT;
+        api__url_address(ctx, fn->name, &addr);
+        json_object_set_new(out, "url", json_string(addr.data));
+        buf_release(&addr);
+    } else {
+        json_object_set_new(out, "url", json_null());
+    }
     exec_start_health_t h;
     exec_start_health(ctx->exec, fn->name, &h);
     if (!h.consecutive_failures) {

@@ -50,6 +50,11 @@ static json_t *record_json(const store_record_t *r)
     /* Run by an instance the adaptive keep-alive started ahead of it
      * (docs/keep-alive.md). */
     json_object_set_new(o, "prewarmed", json_boolean(r->prewarmed));
+    /* The cold-start breakdown with init_ms (docs/observability.md):
+     * null when not known. */
+    json_object_set_new(o, "queue_ms", r->queue_ms < 0 ? json_null() : json_real(r->queue_ms));
+    json_object_set_new(o, "sandbox_ms",
+                        r->sandbox_ms < 0 ? json_null() : json_real(r->sandbox_ms));
     /* What the call metered (docs/metering.md). */
     json_object_set_new(o, "gb_seconds",
                         json_real((double)r->memory_mb / 1024.0 * (double)r->billed_ms / 1000.0));

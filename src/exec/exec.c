@@ -403,6 +403,13 @@ void invocation_record(const invocation_t *inv, store_record_t *rec)
     rec->cold_start = inv->cold_start;
     rec->prewarmed = inv->prewarmed;
     rec->init_ms = inv->init_ms;
+    /* The breakdown (store.h): the wait known once the call was handed
+     * over; the sandbox's part on a cold start whose init ended (handed
+     * over, or failed in its init). */
+    rec->queue_ms = inv->delivered_ns && inv->delivered_ns >= inv->enqueued_ns
+                        ? (double)(inv->delivered_ns - inv->enqueued_ns) / 1e6
+                        : -1;
+    rec->sandbox_ms = inv->cold_start && inv->init_ms > 0 ? inv->sandbox_ms : -1;
     rec->error_type = inv->error_type;
     rec->error_message = inv->error_message;
     rec->attempts = inv->attempts;

@@ -439,6 +439,8 @@ static void handle_init_error(http_request_t *req, void *ud)
         buf_t result = BUF_INIT;
         error_result(req, type, message, &result);
         l->inv->init_ms = inst->init_ms;
+        l->inv->sandbox_ms =
+            (double)(inst->sb.timings.ready_ns - inst->sb.timings.start_ns) / 1e6;
         exec__complete(l, INV_ERROR, &result, type, message);
     }
     exec_pool_t *p = inst->pool;

@@ -120,14 +120,15 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     /* Many records a statement, each column an array (store__pg_run_rows). */
     [REC_PUT] = { "rec_put",
                   "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ","
-                  STORE_REC_TENANT_ID "," STORE_REC_KEY_ID "," STORE_REC_PREWARMED ")"
+                  STORE_REC_TENANT_ID "," STORE_REC_KEY_ID "," STORE_REC_PREWARMED ","
+                  STORE_REC_PHASES ")"
                   " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],"
                   " $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],"
                   " $10::bigint[], $11::bigint[], $12::float8[], $13::text[], $14::text[],"
                   " $15::bigint[], $16::text[], $17::text[], $18::text[], $19::bigint[],"
                   " $20::text[], $21::bigint[], $22::bigint[], $23::bytea[], $24::bigint[],"
                   " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[], $29::text[],"
-                  " $30::text[], $31::bigint[])"
+                  " $30::text[], $31::bigint[], $32::float8[], $33::float8[])"
                   " ON CONFLICT (request_id) DO UPDATE SET"
                   " function = excluded.function, version = excluded.version,"
                   " status = excluded.status, start_ms = excluded.start_ms,"
@@ -144,7 +145,8 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " result = excluded.result, result_bytes = excluded.result_bytes,"
                   " result_flags = excluded.result_flags, tenant_id = excluded.tenant_id,"
                   " key_id = COALESCE(excluded.key_id, invocations.key_id),"
-                  " prewarmed = excluded.prewarmed,"
+                  " prewarmed = excluded.prewarmed, queue_ms = excluded.queue_ms,"
+                  " sandbox_ms = excluded.sandbox_ms,"
                   " rowid = DEFAULT"
                   /* Nodes write records of one call in their own batches: the
                    * node that queued an event may write "queued" after the
@@ -155,7 +157,7 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " OR (excluded.attempts = invocations.attempts"
                   " AND (invocations.status IN ('queued', 'running')"
                   " OR excluded.status NOT IN ('queued', 'running')))",
-                  "ttttttttttttttttttttttttttttttt" },
+                  "ttttttttttttttttttttttttttttttttt" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
     [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiitt" },
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiitt" },

@@ -94,7 +94,7 @@ extern const size_t store__pg_alert_stmt_count;
 extern const store_pg_stmt_t store__pg_series_stmts[];
 extern const size_t store__pg_series_stmt_count;
 
-#define STORE_PG_MAX_PARAMS 32
+#define STORE_PG_MAX_PARAMS 40
 
 /* A statement's parameters, every one in binary: numbers in network byte
  * order, text and bytea as their bytes. Filled through store__pg_binder;

@@ -432,6 +432,10 @@ static const char *const pg__migrations[] = {
     /* 20: prewarmed (store_record_t.prewarmed): the call ran on an
      * instance the adaptive keep-alive started ahead of it. */
     "ALTER TABLE invocations ADD COLUMN prewarmed bigint NOT NULL DEFAULT 0;",
+    /* 21: phases (store_record_t.queue_ms, .sandbox_ms): the cold-start
+     * breakdown; NULL when not known. */
+    "ALTER TABLE invocations ADD COLUMN queue_ms double precision;"
+    "ALTER TABLE invocations ADD COLUMN sandbox_ms double precision;",
 };
 
 #define PG_SCHEMA_VERSION ((int)(sizeof pg__migrations / sizeof pg__migrations[0]))

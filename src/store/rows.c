@@ -61,6 +61,8 @@ void store__fill_record(const store__row_t *row, void *item)
     row->copy_text(c, 28, rec->tenant_id, sizeof rec->tenant_id);
     row->copy_text(c, 29, rec->key_id, sizeof rec->key_id);
     rec->prewarmed = (int)row->int64(c, 30);
+    rec->queue_ms = row->real(c, 31);
+    rec->sandbox_ms = row->real(c, 32);
 }
 
 void store__fill_log(const store__row_t *row, void *item)
@@ -209,6 +211,12 @@ int store__bind_function(const store__binder_t *b, const store_function_t *f)
            b->int64(c, 6, f->created_ms) || b->int64(c, 7, f->updated_ms);
 }
 
+/* A time that may not be known (< 0): NULL then. */
+static int bind_known(const store__binder_t *b, int i, double ms)
+{
+    return ms < 0 ? b->text(b->ctx, i, NULL) : b->real(b->ctx, i, ms);
+}
+
 int store__bind_record(const store__binder_t *b, const store_record_t *rec)
 {
     void *c = b->ctx;
@@ -228,7 +236,8 @@ int store__bind_record(const store__binder_t *b, const store_record_t *rec)
            b->blob(c, 26, rec->result, rec->result_len) || b->int64(c, 27, rec->result_bytes) ||
            b->int64(c, 28, rec->result_flags) || b->text(c, 29, rec->tenant_id) ||
            b->text(c, 30, rec->key_id[0] ? rec->key_id : NULL) ||
-           b->int64(c, 31, rec->prewarmed);
+           b->int64(c, 31, rec->prewarmed) || bind_known(b, 32, rec->queue_ms) ||
+           bind_known(b, 33, rec->sandbox_ms);
 }
 
 void store_record_filter_tenant(store_record_filter_t *f, const char *tenant)

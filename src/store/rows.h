@@ -54,9 +54,14 @@
 /* Whether an instance started ahead of the call ran it (migration
  * "prewarmed"): parameter 31, column 30. */
 #define STORE_REC_PREWARMED " prewarmed"
+/* The cold-start breakdown (migration "phases"): parameters 32 and 33,
+ * NULL when not known (a record's -1); read back as columns 31 and 32
+ * through STORE_REC_PHASES_READ, which gives -1 for NULL. */
+#define STORE_REC_PHASES " queue_ms, sandbox_ms"
+#define STORE_REC_PHASES_READ " COALESCE(queue_ms, -1), COALESCE(sandbox_ms, -1)"
 #define STORE_REC_GET(P)                                                                           \
     "SELECT " STORE_REC_COLUMNS "," STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID ","                 \
-    STORE_REC_KEY_ID "," STORE_REC_PREWARMED                                                       \
+    STORE_REC_KEY_ID "," STORE_REC_PREWARMED "," STORE_REC_PHASES_READ                             \
     " FROM invocations WHERE request_id = " P(1)
 
 /* Usage (docs/metering.md): what each record meters, summed per tenant,
@@ -154,10 +159,10 @@
  * statements rather than "P(1) IS NULL OR function = P(1)" so that one
  * function's records are read from the (function, start_ms) index, in
  * order, rather than found among everyone's. */
-#define STORE_REC_FIND_ROWID_COL 31
+#define STORE_REC_FIND_ROWID_COL 33
 #define STORE_REC_FIND(P, function_cond)                                                           \
     "SELECT " STORE_REC_COLUMNS ", NULL, 0, 0, NULL, 0, 0," STORE_REC_TENANT_ID ","               \
-    STORE_REC_KEY_ID "," STORE_REC_PREWARMED ", rowid"                                                                   \
+    STORE_REC_KEY_ID "," STORE_REC_PREWARMED "," STORE_REC_PHASES_READ ", rowid"                   \
     " FROM invocations"                                                                            \
     " WHERE start_ms >= " P(6) " AND start_ms <= " P(7) function_cond                              \
     " AND (" P(2) " IS NULL OR status = " P(2) ")"                                                 \
@@ -336,7 +341,8 @@ int store__url_without_function(mf_error_t *err, const char *function);
 /* STORE_FN_COLUMNS as parameters 1 to 7. */
 int store__bind_function(const store__binder_t *b, const store_function_t *f);
 /* STORE_REC_COLUMNS and STORE_REC_PAYLOADS as parameters 1 to 28, then
- * the tenant id as 29. */
+ * the tenant id as 29, the key id 30, prewarmed 31, and STORE_REC_PHASES
+ * as 32 and 33. */
 int store__bind_record(const store__binder_t *b, const store_record_t *rec);
 /* STORE_REC_FIND's parameters; limit + 1 rows are asked for, so that one
  * more than wanted says whether there is a next page. */

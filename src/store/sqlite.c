@@ -158,6 +158,10 @@ static const char *const store__migrations[] = {
     /* 16: prewarmed (store_record_t.prewarmed): the call ran on an
      * instance the adaptive keep-alive started ahead of it. */
     "ALTER TABLE invocations ADD COLUMN prewarmed INTEGER NOT NULL DEFAULT 0;",
+    /* 17: phases (store_record_t.queue_ms, .sandbox_ms): the cold-start
+     * breakdown; NULL when not known. */
+    "ALTER TABLE invocations ADD COLUMN queue_ms REAL;"
+    "ALTER TABLE invocations ADD COLUMN sandbox_ms REAL;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof store__migrations / sizeof store__migrations[0]))
@@ -239,9 +243,9 @@ static int store__prepare_all(sqlite_store_t *s, mf_error_t *err)
         (r = store__prepare(s,
                             "INSERT OR REPLACE INTO invocations (" STORE_REC_COLUMNS ","
                             STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID "," STORE_REC_KEY_ID
-                            "," STORE_REC_PREWARMED ") VALUES (" STORE_REC_VALUES(P)
-                            ", COALESCE(?30, (SELECT key_id"
-                            " FROM invocations WHERE request_id = ?1)), ?31)",
+                            "," STORE_REC_PREWARMED "," STORE_REC_PHASES
+                            ") VALUES (" STORE_REC_VALUES(P) ", COALESCE(?30, (SELECT key_id"
+                            " FROM invocations WHERE request_id = ?1)), ?31, ?32, ?33)",
                             &s->rec_put, err)) < 0 ||
         (r = store__prepare(s, STORE_REC_GET(P), &s->rec_get, err)) < 0 ||
         (r = store__prepare(s, STORE_REC_FIND_ONE(P), &s->rec_find, err)) < 0 ||

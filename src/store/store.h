@@ -166,6 +166,13 @@ typedef struct store_record {
      * keep-alive (docs/keep-alive.md): its first call, whose init was done
      * before it came. 0 in records older than the field. */
     int prewarmed;
+    /* The cold-start breakdown with init_ms (docs/observability.md):
+     * queue_ms from the call's acceptance to its hand-over to the runtime
+     * (the wait, a cold start's included); sandbox_ms, of init_ms, making
+     * the sandbox, on a cold start. -1 when not known: a call never handed
+     * over, a warm start's sandbox_ms, records older than the fields. */
+    double queue_ms;
+    double sandbox_ms;
 } store_record_t;
 
 #define STORE_PAYLOAD_TRUNCATED 1 /* cut at the function's max_payload_kb */

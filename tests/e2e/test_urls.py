@@ -500,6 +500,28 @@ def test_settings_shown_and_removed(srv):
     assert r.status_code == 401
 
 
+def test_the_functions_document_says_whether_it_has_a_url(srv):
+    # A client (the console) learns it from the function, without a 404.
+    name = unique("has-url")
+    assert deploy(srv, name, {"app.py": API_PY})["url"] is None
+
+    def shown():
+        one = v1(srv, "GET", f"/v1/functions/{name}").json()["url"]
+        listed = [f for f in v1(srv, "GET", "/v1/functions").json()["functions"]
+                  if f["name"] == name]
+        assert listed and listed[0]["url"] == one
+        return one
+
+    assert shown() is None
+    url = set_url(srv, name, auth="key")["url"]
+    assert url == f"http://{name}.{DOMAIN}/"
+    assert shown() == url
+    # Updating the function keeps its URL, and the answer says so.
+    assert deploy(srv, name, {"app.py": API_PY}, memory_mb=256)["url"] == url
+    assert v1(srv, "DELETE", f"/v1/functions/{name}/url").status_code == 204
+    assert shown() is None
+
+
 @pytest.mark.parametrize("body,mentions", [
     ({"auth": "maybe"}, "auth"),
     ({"auth": None}, "auth"),

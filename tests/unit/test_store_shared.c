@@ -256,6 +256,8 @@ static void make_full_record(store_record_t *r, char *event, size_t event_len, c
     r->cold_start = 1;
     r->prewarmed = 1;
     r->init_ms = 101.5;
+    r->queue_ms = 187.25;
+    r->sandbox_ms = 12.125;
     r->error_type = (char *)"Runtime.Error";
     r->error_message = (char *)"it broke: \"quoted\" and ünïcode";
     r->attempts = 3;
@@ -300,6 +302,8 @@ static void assert_record_equal(const store_record_t *want, const store_record_t
     assert_string_equal(got->status, want->status);
     assert_true(got->duration_ms == want->duration_ms);
     assert_true(got->init_ms == want->init_ms);
+    assert_true(got->queue_ms == want->queue_ms);
+    assert_true(got->sandbox_ms == want->sandbox_ms);
 #define RECORD_INTS(r)                                                                             \
     { r->version, r->start_ms,   r->billed_ms,   r->memory_mb,    r->max_rss_kb,  r->cpu_ms,       \
       r->cold_start, r->attempts, r->kv_ops, r->event_bytes, r->result_bytes, r->event_flags,     \
@@ -335,10 +339,14 @@ static void test_a_record_and_its_binary_payloads_round_trip(void **state)
 
     /* An empty payload is kept (not NULL); none at all stays none; and a
      * record without the optional fields reads back without them. */
-    store_record_t bare = { .request_id = "bare-1", .function = "fn", .status = "success" };
+    store_record_t bare = { .request_id = "bare-1", .function = "fn", .status = "success",
+                            .queue_ms = -1, .sandbox_ms = -1 };
     bare.event = (char *)"";
     write_records(s, &bare, 1);
     assert_int_equal(store_record_get(s, "bare-1", &out, &err), 0);
+    /* Times not known are kept as not known (NULL), not as 0 ms. */
+    assert_true(out.queue_ms == -1);
+    assert_true(out.sandbox_ms == -1);
     assert_non_null(out.event);
     assert_int_equal(out.event_len, 0);
     assert_null(out.result);
@@ -358,7 +366,20 @@ static void test_a_record_and_its_binary_payloads_round_trip(void **state)
     assert_null(list[0].result);
     assert_string_equal(list[0].error_message, in.error_message);
     assert_string_equal(list[1].request_id, "bare-1");
+    /* The breakdown is in listings too; a warm call's sandbox not known. */
+    assert_true(list[0].queue_ms == in.queue_ms && list[0].sandbox_ms == in.sandbox_ms);
+    assert_true(list[1].queue_ms == -1 && list[1].sandbox_ms == -1);
     store_record_list_free(list, n);
+
+    /* A record written again (a call that moved on) takes the new times;
+     * a 0 ms wait is a known one. */
+    bare.queue_ms = 0;
+    bare.sandbox_ms = 3.5;
+    write_records(s, &bare, 1);
+    assert_int_equal(store_record_get(s, "bare-1", &out, &err), 0);
+    assert_true(out.queue_ms == 0);
+    assert_true(out.sandbox_ms == 3.5);
+    store_record_clear(&out);
     store_close(s);
 }
 

@@ -6,7 +6,12 @@ import { errorBox, facts, fmtTime, h, loading, replace, table } from "../ui.js";
 
 const TOPICS_LOOKED_AT = 50;
 
+// The function's document says whether it has a URL (its "url", null
+// without), so a function without one costs no request that fails: the
+// browser logs every failed fetch as an error.
 async function urlCard(fn) {
+  const none = () => h("p", { class: "muted", id: "no-url" }, "No URL. `mayfly url set " + fn.name + " --auth none|key` gives it one.");
+  if (!fn.url) return none();
   try {
     const u = await getJSON(`/v1/functions/${enc(fn.name)}/url`);
     return facts([
@@ -17,7 +22,7 @@ async function urlCard(fn) {
       ["Created", fmtTime(u.created)],
     ]);
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return h("p", { class: "muted" }, "No URL. `mayfly url " + fn.name + " --auth none|key` gives it one.");
+    if (e instanceof ApiError && e.status === 404) return none(); // removed since the page loaded
     return errorBox(e);
   }
 }

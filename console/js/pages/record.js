@@ -44,22 +44,45 @@ export function recordSummary(rec) {
   ]);
 }
 
-// The cold start as a bar: runtime init, then the handler's duration.
-function coldBar(rec) {
-  if (!rec.cold_start) return h("p", { class: "muted" }, "A warm start: the call found an instance ready, no start-up time.");
-  const init = rec.init_ms || 0;
+// Where the call's time went, as a bar (docs/observability.md): the wait
+// before its instance started (queue_ms less the start), making the
+// sandbox, the runtime's init (init_ms less the sandbox), then the handler.
+// A warm call has only the wait and the handler.
+export function phases(rec) {
+  const known = (v) => typeof v === "number" && v >= 0;
   const run = rec.duration_ms || 0;
-  const total = init + run || 1;
-  const seg = (cls, ms, label) => {
-    const el = h("span", { class: "seg " + cls, title: label + ": " + fmtMs(ms) });
+  if (!rec.cold_start) {
+    return known(rec.queue_ms) ? [["queue", "waiting", rec.queue_ms], ["run", "handler", run]] : [["run", "handler", run]];
+  }
+  const init = rec.init_ms || 0;
+  const sandbox = known(rec.sandbox_ms) ? Math.min(rec.sandbox_ms, init) : null;
+  const out = [];
+  if (known(rec.queue_ms)) out.push(["queue", "waiting", Math.max(0, rec.queue_ms - init)]);
+  if (sandbox === null) out.push(["init", "start", init]); // a record older than the breakdown
+  else out.push(["sandbox", "sandbox", sandbox], ["init", "runtime init", init - sandbox]);
+  out.push(["run", "handler", run]);
+  return out;
+}
+
+function coldBar(rec) {
+  const parts = phases(rec);
+  const total = parts.reduce((a, p) => a + p[2], 0) || 1;
+  const seg = ([cls, label, ms]) => {
+    const el = h("span", { class: "seg " + cls, "data-phase": cls, title: label + ": " + fmtMs(ms) });
     el.style.width = ((ms / total) * 100).toFixed(2) + "%"; // CSSOM, allowed by the CSP
     return el;
   };
+  const said = parts.map(([, label, ms]) => label + " " + fmtMs(ms)).join(", ");
   return h(
     "div",
-    { class: "cold" },
-    h("div", { class: "bar", role: "img", "aria-label": `cold start: init ${fmtMs(init)}, handler ${fmtMs(run)}` }, seg("init", init, "init"), seg("run", run, "handler")),
-    h("p", { class: "legend" }, h("span", { class: "key init" }), " runtime init " + fmtMs(init) + "   ", h("span", { class: "key run" }), " handler " + fmtMs(run)),
+    { class: "cold", id: "phases" },
+    h("p", { class: "muted" }, rec.cold_start ? "A cold start: a new instance started for this call." : "A warm start: the call found an instance ready, no start-up time."),
+    h("div", { class: "bar", role: "img", "aria-label": (rec.cold_start ? "cold start: " : "warm start: ") + said }, parts.map(seg)),
+    h(
+      "ul",
+      { class: "legend phases" },
+      parts.map(([cls, label, ms]) => h("li", { "data-phase": cls }, h("span", { class: "key " + cls }), " " + label + " ", h("span", { class: "ms" }, fmtMs(ms)))),
+    ),
   );
 }
 
