@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "console/console.h"
+#include "http/request.h"
 #include "core/cleanup.h"
 #include "core/json.h"
 #include "core/utf8.h"
@@ -206,7 +206,7 @@ static void handle_code(http_request_t *req, api_ctx_t *ctx)
     char etag[70];
     snprintf(etag, sizeof etag, "\"%s\"", fn.code_sha256);
     /* The package's SHA-256 names its files, whichever bytes carry them. */
-    if (console_etag_matches(http_request_header(req, "If-None-Match"), etag)) {
+    if (http_etag_matches(http_request_header(req, "If-None-Match"), etag)) {
         /* The tag the 200 would carry: weak where the zip is made again. */
         http_header_add(req, "ETag", "%s%s", store_keeps_code(ctx->store) ? "" : "W/", etag);
         http_header_add(req, "Cache-Control", "private, no-cache");

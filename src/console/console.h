@@ -49,11 +49,6 @@ int console_path_check(const char *path, size_t len, char out[CONSOLE_PATH_MAX +
  * a file never changes under its name and may be cached for good. */
 bool console_name_hashed(const char *path);
 
-/* Whether an If-None-Match header value (a list of entity tags, weak or
- * strong, or "*") matches etag (quoted, as sent in ETag): the weak
- * comparison RFC 9110 asks of If-None-Match. */
-bool console_etag_matches(const char *if_none_match, const char *etag);
-
 /* Adds GET and HEAD /console, /console/ and /console/{path**} to router:
  * the embedded assets, or, with dir (--console-dir DIR, for working on the
  * console), the files under dir read at each request off the loop. dir

@@ -17,6 +17,7 @@
 #include "core/codec.h"
 #include "core/json.h"
 #include "core/xalloc.h"
+#include "http/request.h"
 #include "http/server.h"
 
 #define CONSOLE_CSP                                                                              \
@@ -89,7 +90,7 @@ static void respond_asset(http_request_t *req, const char *path, const char *sha
     http_header_add(req, "Cache-Control", "%s",
                     console_name_hashed(path) ? "public, max-age=31536000, immutable"
                                               : "no-cache");
-    if (console_etag_matches(http_request_header(req, "If-None-Match"), etag)) {
+    if (http_etag_matches(http_request_header(req, "If-None-Match"), etag)) {
         http_respond(req, 304, NULL, NULL, 0);
         return;
     }

@@ -49,6 +49,37 @@ bool http_token(const char *s)
     return true;
 }
 
+bool http_etag_matches(const char *if_none_match, const char *etag)
+{
+    if (!if_none_match || !etag)
+        return false;
+    size_t elen = strlen(etag);
+    const char *p = if_none_match;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            return false;
+        if (*p == '*')
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        const char *end;
+        if (*p == '"') {
+            const char *close = strchr(p + 1, '"');
+            if (!close)
+                return false;
+            end = close + 1;
+        } else {
+            end = p + strcspn(p, ",");
+        }
+        size_t n = (size_t)(end - p);
+        if (n == elen && !memcmp(p, etag, n))
+            return true;
+        p = end;
+    }
+}
+
 int http_percent_decode(buf_t *out, const char *s, size_t len, bool plus_is_space)
 {
     for (size_t i = 0; i < len; i++) {

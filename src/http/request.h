@@ -109,6 +109,11 @@ void http_request_free(http_request_t *req);
 bool http_tchar(unsigned char c);
 bool http_token(const char *s);
 
+/* Whether an If-None-Match header value (a list of entity tags, weak or
+ * strong, or "*") matches etag (quoted, as sent in ETag): the weak
+ * comparison RFC 9110 asks of If-None-Match. NULL matches nothing. */
+bool http_etag_matches(const char *if_none_match, const char *etag);
+
 /* Decodes %XX escapes (and '+' as space when plus_is_space) into out;
  * returns -EINVAL on a bad escape or a decoded NUL. */
 int http_percent_decode(buf_t *out, const char *s, size_t len, bool plus_is_space);

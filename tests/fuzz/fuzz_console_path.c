@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "console/console.h"
+#include "http/request.h"
 
 static void fail(const char *why, const char *path)
 {
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t hlen = nl ? size - plen - 1 : 0;
     memcpy(header, nl ? nl + 1 : data, hlen);
     header[hlen] = '\0';
-    (void)console_etag_matches(header, "\"0123456789abcdef0123456789abcdef\"");
+    (void)http_etag_matches(header, "\"0123456789abcdef0123456789abcdef\"");
     free(header);
     return 0;
 }
