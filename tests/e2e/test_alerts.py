@@ -219,7 +219,8 @@ def test_every_function_of_the_tenant_is_its_own_series(server, receiver):
     doc = drive(srv, "each", "firing", load)
     series = {s["function"]: s for s in doc["series"]}
     assert series[bad]["state"] == "firing" and series[bad]["value"] == 1
-    assert series[good]["state"] == "ok" and series[good]["value"] == 0
+    # Its own value: 0, or no data when its last call fell out of the window.
+    assert series[good]["state"] == "ok" and series[good]["value"] in (0, None)
     assert doc["value"] is None  # several series: each says its own
     wait_for("the firing notification", lambda: receiver.statuses() == ["firing"])
     assert receiver.delivered[0]["alerts"][0]["labels"]["function"] == bad
