@@ -28,7 +28,7 @@ function settings(fn) {
     ["Timeout", fmtSeconds(fn.timeout_s)],
     ["/tmp", fmtMB(fn.tmp_mb)],
     ["Max concurrency", fn.max_concurrency + " calls"],
-    ["Instance concurrency", (fn.instance_concurrency || 1) + " calls per instance"],
+    ["Instance concurrency", ((n) => n + (n === 1 ? " call" : " calls") + " per instance")(fn.instance_concurrency || 1)],
     ["Async retries", fn.async ? fn.async.max_retries + " retries, events kept " + fn.async.max_event_age_s + " s" : "–"],
     ["On success / failure", fn.async ? (fn.async.on_success || "–") + " / " + (fn.async.on_failure || "–") : "–"],
     ["Keep warm", fn.keep_warm ? fn.keep_warm.policy + ", " + fn.keep_warm.keep_alive_s + " s" : "–"],
