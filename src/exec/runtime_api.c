@@ -490,9 +490,7 @@ int exec_caller(const http_request_t *req, exec_caller_t *out)
     if (lane)
         inv = lane->inv;
     else if (inst->n_delivered == 1)
-        for (unsigned i = 0; i < inst->n_lanes && !inv; i++)
-            if (inst->lanes[i].inv && inst->lanes[i].inv->delivered_ns)
-                inv = inst->lanes[i].inv;
+        inv = exec__line_call(inst, NULL, 0);
     if (inv) {
         out->request_id = inv->request_id;
         exec__traceparent(inv, out->traceparent, sizeof out->traceparent);
