@@ -548,9 +548,10 @@ void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
     const char *labels[] = { p->name };
     if (!p->copy)
         metrics_inc(ex->m_start_failures, labels, 1);
-    log_warn("exec", "%s: an instance failed to start (%s: %s), %u in a row; calls fail at once "
-             "for the next %llu ms",
-             p->name, type, reason, p->start_failures, (unsigned long long)delay_ms);
+    log_warn("exec", "%s: an instance failed to start (%s: %s), %u in a row; for the next %llu ms "
+             "calls %s",
+             p->name, type, reason, p->start_failures, (unsigned long long)delay_ms,
+             p->n_busy ? "wait for its busy instances" : "fail at once");
 }
 
 static void on_start_room(uv_timer_t *t)
@@ -830,6 +831,17 @@ static bool pool_full(const exec_pool_t *p)
     return p->n_starting + p->n_idle + p->n_busy >= most;
 }
 
+/* Whether a call that finds no instance free waits rather than starting
+ * one (or failing at once) while the function's starts fail: one try at
+ * a time, and in the back-off it waits for the instances that did start
+ * (exec__pool_pump). */
+static bool start_waits(const exec_pool_t *p)
+{
+    if (!p->start_failures)
+        return false;
+    return clock_mono_ns() < p->backoff_until_ns ? p->n_busy > 0 : p->n_starting > 0;
+}
+
 /* Whether a call could start at once: an idle instance, or room for a
  * new one (a function whose starts fail tries one at a time; in its
  * back-off a call fails at once, which also counts as starting). With
@@ -842,7 +854,7 @@ static bool pool_can_start(exec_pool_t *p, bool evict)
         return true;
     if (p->removed || p->ex->shutting_down || pool_full(p))
         return false;
-    if (p->start_failures && p->n_starting && clock_mono_ns() >= p->backoff_until_ns)
+    if (start_waits(p))
         return false;
     return memory_admits(p, evict);
 }
@@ -867,7 +879,7 @@ static bool pool_can_start_for(exec_pool_t *p, const char *tenant_id, bool evict
             return false;
         exec__instance_stop(victim);
     }
-    if (p->start_failures && p->n_starting && clock_mono_ns() >= p->backoff_until_ns)
+    if (start_waits(p))
         return false;
     return memory_admits(p, evict);
 }
@@ -938,14 +950,12 @@ void exec__pool_pump(exec_pool_t *p)
                       victim->id, p->name);
             exec__instance_stop(victim);
         }
-        if (p->start_failures) {
-            if (clock_mono_ns() < p->backoff_until_ns) {
-                fail_backing_off(p, queue_take(p, pp));
-                pp = &p->queue_head;
-                continue;
-            }
-            if (p->n_starting)
-                break; /* one try at a time: the calls wait for its outcome */
+        if (start_waits(p))
+            break; /* for the start being tried, or for the instances that did start */
+        if (p->start_failures && clock_mono_ns() < p->backoff_until_ns) {
+            fail_backing_off(p, queue_take(p, pp));
+            pp = &p->queue_head;
+            continue;
         }
         if ((uint64_t)p->fn.memory_mb > ex->cfg.memory_budget_mb && ex->cfg.memory_budget_mb) {
             exec__fail(ex, queue_take(p, pp), INV_ERROR, "Mayfly.InsufficientMemory",

@@ -117,6 +117,64 @@ def test_an_init_error_fails_each_call_with_the_runtimes_error(srv):
     assert fn["start_failures"]["last_error"]["errorType"] == "Runtime.ImportModuleError"
 
 
+# Instances started before FAIL_AFTER (seconds since the epoch) serve; the
+# ones started after it fail their init. A call with "hold" keeps its
+# instance busy until that many seconds after FAIL_AFTER.
+FAILS_LATER = """import os, sys, time
+FAIL_AFTER = float(os.environ["FAIL_AFTER"])
+if time.time() > FAIL_AFTER:
+    sys.exit("no more instances")
+def handler(event, context):
+    while time.time() < FAIL_AFTER + event.get("hold", 0):
+        time.sleep(0.02)
+    return "served"
+"""
+
+
+def test_calls_wait_for_the_instances_that_did_start_when_a_scale_up_fails(srv):
+    """A start that fails while an instance of the function is busy (on a
+    loaded machine, a start slowed past its init timeout) fails the call
+    that asked for it, as on Lambda, but the calls that arrive in the
+    back-off after it wait for the instance that is serving rather than
+    fail at once."""
+    name = unique("scaleup")
+    margin = 4.0
+    for _ in range(4):
+        fail_after = time.time() + margin
+        deploy_py(srv, name, FAILS_LATER, timeout_s=120,
+                  env={"FAIL_AFTER": repr(fail_after)})
+        first = {}
+        holder = threading.Thread(target=lambda: first.update(
+            r=invoke(srv, name, {"hold": 12}, timeout=180)))
+        holder.start()
+        wait_for("the first instance to be busy", lambda: holder.is_alive() is False or metric(
+            metrics(srv), "mayfly_instances", function=name, state="busy") == 1)
+        if holder.is_alive():
+            break
+        holder.join()
+        margin *= 2  # it started after FAIL_AFTER on a slow machine: again, with more room
+    else:
+        pytest.fail("the first instance never started before FAIL_AFTER")
+    time.sleep(max(0.0, fail_after - time.time()) + 0.1)
+    # Calls until one lands in a back-off: each that finds none asks for a
+    # start, which fails (and lengthens the back-off); the first that
+    # arrives inside one waits for the busy instance and is served by it.
+    outcomes = []
+    for _ in range(8):
+        r = invoke(srv, name, {}, timeout=180)
+        outcomes.append((r.headers.get("X-Mayfly-Function-Error"), r.text))
+        if "X-Mayfly-Function-Error" not in r.headers:
+            break
+    holder.join()
+    assert first["r"].status_code == 200 and first["r"].json() == "served", first["r"].text
+    assert outcomes[-1] == (None, '"served"'), outcomes
+    assert len(outcomes) >= 2, outcomes  # a start was tried, and failed, first
+    assert all(err == "Unhandled" and "Runtime.ExitError" in text
+               for err, text in outcomes[:-1]), outcomes
+    fn = requests.get(f"{srv.url}/v1/functions/{name}", timeout=10).json()
+    assert fn["start_failures"]["consecutive"] == len(outcomes) - 1, (fn, outcomes)
+
+
 def test_a_runtime_that_dies_during_a_call_fails_that_call(srv):
     name = unique("dies")
     deploy_py(srv, name, "import os\ndef handler(event, context):\n    os._exit(7)\n")
