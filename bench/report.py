@@ -1420,7 +1420,7 @@ def main():
     w("## How to reproduce")
     w("")
     w("`make bench` as root on Debian 12 (it installs wrk, nginx-light, fcgiwrap and gnuplot "
-      "if missing, builds, runs bench/run.sh for about 20 minutes, and rewrites this file and "
+      "if missing, builds, runs bench/run.sh for about an hour, and rewrites this file and "
       "latency.png; raw outputs stay in bench/out/). Knobs: BENCH_RUNS, BENCH_DURATION, "
       "BENCH_COLD_STARTS, BENCH_DENSITY, BENCH_DENSITY_RUNS, BENCH_ASYNC_LOW, "
       "BENCH_ASYNC_DRAIN_TIMEOUT, BENCH_NOISY_MODES, BENCH_UPDATES, BENCH_PEERS (the peers' "
