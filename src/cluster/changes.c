@@ -9,6 +9,7 @@
  * is one batch, and the same thing changed twice is read once. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,7 @@ static bool changes__wait(cluster_changes_t *c, int fd, int ms)
 static void changes__thread(void *arg)
 {
     cluster_changes_t *c = arg;
+    pthread_setname_np(pthread_self(), "mayfly-changes");
     unsigned backoff = 0;
     for (;;) {
         mf_error_t err = MF_ERROR_INIT;

@@ -5,8 +5,8 @@
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
-#include <glob.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -975,6 +975,7 @@ static pool_kind_t *pool_needy(sandbox__pool_t *pool)
 static void *pool_main(void *arg)
 {
     sandbox__pool_t *pool = arg;
+    pthread_setname_np(pthread_self(), "mayfly-sbpool");
     pthread_mutex_lock(&pool->lock);
     while (!pool->stop) {
         pool_kind_t *kind = pool_needy(pool);

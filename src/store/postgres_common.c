@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +432,7 @@ static void pg__link_poke(void *ud)
 static void pg__link_thread(void *arg)
 {
     pg_link_t *l = arg;
+    pthread_setname_np(pthread_self(), "mayfly-pglink");
     uint64_t wait_ms = STORE_RETRY_FIRST_MS;
     uv_mutex_lock(&l->lock);
     while (!l->resetting && !l->stop) {

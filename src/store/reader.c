@@ -1,6 +1,7 @@
 /* A pool of reader threads (see store/reader.h). */
 #include "store/reader.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/xalloc.h"
@@ -52,6 +53,7 @@ static void readers__run(reader_job_t *j, void *db)
 static void readers__thread(void *arg)
 {
     reader_thread_t *t = arg;
+    pthread_setname_np(pthread_self(), "mayfly-reader");
     store_readers_t *p = t->pool;
     uv_mutex_lock(&p->lock);
     for (;;) {

@@ -2,6 +2,7 @@
 #include "store/writer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/clock.h"
@@ -558,6 +559,7 @@ static void writer__linger(store_writer_t *w, writer_job_t **batch, writer_job_t
 static void writer__thread(void *arg)
 {
     store_writer_t *w = arg;
+    pthread_setname_np(pthread_self(), "mayfly-writer");
     for (;;) {
         uv_mutex_lock(&w->lock);
         for (;;) {
