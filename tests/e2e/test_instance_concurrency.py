@@ -166,19 +166,26 @@ def test_one_calls_timeout_leaves_the_others_and_the_instance(srv):
     # could fail the slow call before it ever ran (then no late answer).
     invoke_ok(srv, name, {"tag": "warm"})
     events = [{"tag": i, "sleep": 0.5} for i in range(7)] + [{"tag": "slow", "sleep": 12}]
-    rs = invoke_all(srv, name, events)
-    pids = set()
-    for r in rs[:7]:
-        assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
-        pids.add(r.json()["pid"])
-    slow = rs[7]
-    assert slow.headers.get("X-Mayfly-Function-Error") == "Unhandled"
-    assert "Task timed out after 5.00 seconds" in slow.json()["errorMessage"]
-    rec = get_record(srv, slow.headers["X-Mayfly-Request-Id"])
-    assert rec["status"] == "timeout"
+    # On a loaded machine the slow call's deadline may pass before the
+    # runtime polls for it (it never runs, so no late answer): then again.
+    for _ in range(3):
+        rs = invoke_all(srv, name, events)
+        pids = set()
+        for r in rs[:7]:
+            assert r.status_code == 200 and "X-Mayfly-Function-Error" not in r.headers, r.text
+            pids.add(r.json()["pid"])
+        slow = rs[7]
+        assert slow.headers.get("X-Mayfly-Function-Error") == "Unhandled"
+        assert "Task timed out after 5.00 seconds" in slow.json()["errorMessage"]
+        rec = get_record(srv, slow.headers["X-Mayfly-Request-Id"])
+        assert rec["status"] == "timeout"
+        if rec["queue_ms"] is not None:
+            break
+    else:
+        pytest.fail(f"the slow call never reached the runtime in three tries: {rec}")
     # The runtime's late answer is refused, and the instance goes on.
-    wait_for("the late answer", lambda: [x for x in get_logs(srv, name)
-                                         if "answered with HTTP 410" in x["message"]])
+    wait_for(f"the late answer to {rec}", lambda: [x for x in get_logs(srv, name)
+                                                   if "answered with HTTP 410" in x["message"]])
     after = invoke_ok(srv, name, {"tag": "after"}).json()
     assert after["pid"] in pids
     assert not get_record(srv, invoke_ok(srv, name, {}).headers["X-Mayfly-Request-Id"])[
