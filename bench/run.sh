@@ -873,7 +873,7 @@ EOF
     for i in $(seq "$DENSITY_RUNS"); do
         # Every call of the burst gets an instance of its own only if they
         # may all start at once and all connect from one address.
-        start_mayfly "density-$rt-$i" --max-queue 1000 --max-starting "$DENSITY" \
+        start_mayfly "density-$rt-$i" --max-queue 1000 --max-starting "$((DENSITY < 1024 ? DENSITY : 1024))" \
             --max-connections-per-client 0
         LOAD_TIMEOUT=300 load $PY bench/density.py --url "$MF_URL" --server-pid "$MF_PID" \
             --name "dense-$rt" --spec "$spec" --code "$code" --n "$DENSITY" \

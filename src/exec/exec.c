@@ -831,20 +831,23 @@ static bool pool_full(const exec_pool_t *p)
     return p->n_starting + p->n_idle + p->n_busy >= most;
 }
 
-/* Whether a call that finds no instance free waits rather than starting
- * one (or failing at once) while the function's starts fail: one try at
- * a time, and in the back-off it waits for the instances that did start
- * (exec__pool_pump). */
-static bool start_waits(const exec_pool_t *p)
+/* Whether a call of tenant_id that finds no instance free waits rather
+ * than starting one (or failing at once) while the function's starts
+ * fail: one try at a time, and in the back-off it waits for the instances
+ * that did start and may serve it (exec__pool_pump). */
+static bool start_waits(const exec_pool_t *p, const char *tenant_id)
 {
     if (!p->start_failures)
         return false;
-    return clock_mono_ns() < p->backoff_until_ns ? p->n_busy > 0 : p->n_starting > 0;
+    if (clock_mono_ns() >= p->backoff_until_ns)
+        return p->n_starting > 0;
+    return p->n_busy && (!p->fn.tenancy.per_tenant || exec__tenant_busy(p, tenant_id));
 }
 
 /* Whether a call could start at once: an idle instance, or room for a
  * new one (a function whose starts fail tries one at a time; in its
- * back-off a call fails at once, which also counts as starting). With
+ * back-off a call waits for its busy instances, or with none fails at
+ * once, which also counts as starting). With
  * evict, idle instances of other functions may be stopped for the room. */
 static bool pool_can_start(exec_pool_t *p, bool evict)
 {
@@ -854,7 +857,7 @@ static bool pool_can_start(exec_pool_t *p, bool evict)
         return true;
     if (p->removed || p->ex->shutting_down || pool_full(p))
         return false;
-    if (start_waits(p))
+    if (start_waits(p, ""))
         return false;
     return memory_admits(p, evict);
 }
@@ -879,7 +882,7 @@ static bool pool_can_start_for(exec_pool_t *p, const char *tenant_id, bool evict
             return false;
         exec__instance_stop(victim);
     }
-    if (start_waits(p))
+    if (start_waits(p, tenant_id))
         return false;
     return memory_admits(p, evict);
 }
@@ -950,8 +953,14 @@ void exec__pool_pump(exec_pool_t *p)
                       victim->id, p->name);
             exec__instance_stop(victim);
         }
-        if (start_waits(p))
-            break; /* for the start being tried, or for the instances that did start */
+        if (start_waits(p, inv->tenant_id)) {
+            /* For the start being tried, or for the instances that did
+             * start; under tenant isolation other tenant ids go first. */
+            if (!tenants)
+                break;
+            pp = &inv->next;
+            continue;
+        }
         if (p->start_failures && clock_mono_ns() < p->backoff_until_ns) {
             fail_backing_off(p, queue_take(p, pp));
             pp = &p->queue_head;

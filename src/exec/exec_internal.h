@@ -235,6 +235,9 @@ unsigned exec__instance_room(const exec_instance_t *inst);
  * instance of many lanes, the delivered call whose request id the line
  * names, or the one delivered call, or NULL. */
 invocation_t *exec__line_call(const exec_instance_t *inst, const char *data, size_t len);
+/* The call an instance runs when it runs exactly one (its output and its
+ * in-function API requests belong to it), or NULL. */
+invocation_t *exec__running_call(const exec_instance_t *inst);
 /* Shares the CPU time the sandbox used since the last reading among the
  * calls delivered meanwhile (each its part). */
 void exec__cpu_share(exec_instance_t *inst);
@@ -272,6 +275,8 @@ unsigned exec__tenant_instances(const exec_pool_t *p, const char *tenant_id);
 /* Whether tenant_id holds as many instances as the function's
  * max_instances_per_tenant lets it (never, without a cap). */
 bool exec__tenant_at_cap(const exec_pool_t *p, const char *tenant_id);
+/* Whether an instance of tenant_id is running a call. */
+bool exec__tenant_busy(const exec_pool_t *p, const char *tenant_id);
 
 /* runtime_api.c */
 void exec__runtime_api_routes(http_router_t *router);

@@ -410,9 +410,7 @@ invocation_t *exec__line_call(const exec_instance_t *inst, const char *data, siz
     return NULL;
 }
 
-/* The call the instance's output belongs to when it runs one: the one it
- * is running, or, for lines printed after an answer, the last one. */
-static invocation_t *running_call(const exec_instance_t *inst)
+invocation_t *exec__running_call(const exec_instance_t *inst)
 {
     return inst->n_delivered == 1 ? exec__line_call(inst, NULL, 0) : NULL;
 }
@@ -486,7 +484,7 @@ static void emit_line(exec_instance_t *inst, int stream, const char *data, size_
  * read (so the function never blocks on its output mid-call), not parsed. */
 static void log_consume(exec_instance_t *inst, int idx, const char *data, size_t len)
 {
-    invocation_t *inv = inst->n_lanes == 1 ? running_call(inst) : NULL;
+    invocation_t *inv = inst->n_lanes == 1 ? exec__running_call(inst) : NULL;
     if ((inv && inv->log_truncated) || inst->logs_paused)
         return;
     buf_t *partial = &inst->partial[idx];

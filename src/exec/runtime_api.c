@@ -489,8 +489,8 @@ int exec_caller(const http_request_t *req, exec_caller_t *out)
     exec_lane_t *lane = rid ? exec__lane_of(inst, rid) : NULL;
     if (lane)
         inv = lane->inv;
-    else if (inst->n_delivered == 1)
-        inv = exec__line_call(inst, NULL, 0);
+    else
+        inv = exec__running_call(inst);
     if (inv) {
         out->request_id = inv->request_id;
         exec__traceparent(inv, out->traceparent, sizeof out->traceparent);

@@ -51,6 +51,14 @@ unsigned exec__tenant_instances(const exec_pool_t *p, const char *tenant_id)
     return n;
 }
 
+bool exec__tenant_busy(const exec_pool_t *p, const char *tenant_id)
+{
+    for (const exec_instance_t *inst = p->instances; inst; inst = inst->next)
+        if (inst->state == INST_BUSY && !strcmp(inst->tenant_id, tenant_id))
+            return true;
+    return false;
+}
+
 bool exec__tenant_at_cap(const exec_pool_t *p, const char *tenant_id)
 {
     int cap = p->fn.tenancy.max_instances_per_tenant;

@@ -147,7 +147,7 @@ def test_calls_wait_for_the_instances_that_did_start_when_a_scale_up_fails(srv):
         holder = threading.Thread(target=lambda: first.update(
             r=invoke(srv, name, {"hold": 12}, timeout=180)))
         holder.start()
-        wait_for("the first instance to be busy", lambda: holder.is_alive() is False or metric(
+        wait_for("the first instance to be busy", lambda: not holder.is_alive() or metric(
             metrics(srv), "mayfly_instances", function=name, state="busy") == 1)
         if holder.is_alive():
             break
