@@ -130,7 +130,8 @@ zip_b64 = benchlib.zip_files
 
 def start_server(mayfly, cpu, tmp, tag, *extra):
     # Idle instances stay for the whole run.
-    return benchlib.start_server(mayfly, cpu, tmp, tag, "--idle-timeout", "600", *extra)
+    return benchlib.start_server(mayfly, cpu, tmp, tag, "--keep-warm", "fixed", "--idle-timeout",
+                                 "600", *extra)
 
 
 def cpu_s(pid):

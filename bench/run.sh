@@ -401,8 +401,11 @@ start_mayfly() {
     shift
     port=$(free_port)
     mkdir -p "$TMP/data-$tag"
+    # A fixed keep-alive of 10 minutes: a row's instances stay warm through
+    # all of it, whatever pauses it makes (the keepalive row measures the
+    # policies).
     taskset -c "$SERVER_CPU" "$MAYFLY" server --listen "127.0.0.1:$port" --data "$TMP/data-$tag" \
-        --log-level warn --idle-timeout 600 "$@" >"$OUT/server-$tag.out" 2>"$OUT/server-$tag.log" &
+        --log-level warn --keep-warm fixed --idle-timeout 600 "$@" >"$OUT/server-$tag.out" 2>"$OUT/server-$tag.log" &
     MF_PID=$!
     track $MF_PID
     MF_URL=http://127.0.0.1:$port

@@ -127,11 +127,14 @@ static const char usage_text[] =
     "  --max-zip-mb N            largest code zip in MiB (default 50)\n"
     "  --max-unzipped-mb N       largest unpacked code package in MiB (default 250)\n"
     "  --max-files N             most files in a code package (default 10000)\n"
-    "  --idle-timeout S          seconds an idle instance is kept warm (default 300):\n"
-    "                            the fixed keep-alive, and the longest an adaptive\n"
-    "                            one may be (docs/keep-alive.md)\n"
+    "  --idle-timeout S          seconds an idle instance of a function with the\n"
+    "                            fixed keep-alive is kept warm (default 300)\n"
     "  --keep-warm adaptive|fixed  the keep-alive of functions without keep_warm\n"
-    "                            (default fixed)\n"
+    "                            (default adaptive: learnt from the time between\n"
+    "                            calls, docs/keep-alive.md)\n"
+    "  --keep-alive-max-s S      the longest an adaptive keep-alive keeps an idle\n"
+    "                            instance warm, 1-864000 seconds (default the\n"
+    "                            histogram's range: 240 bins, 4 hours)\n"
     "  --max-starting N          instances starting at once, of every function;\n"
     "                            more wait for one to finish starting (default\n"
     "                            twice the CPUs the server may use, at least 2)\n"
@@ -245,6 +248,7 @@ enum {
     OPT_KEEP_WARM,
     OPT_MAX_STARTING,
     OPT_KEEP_ALIVE_BIN,
+    OPT_KEEP_ALIVE_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -277,6 +281,7 @@ static const struct option long_opts[] = {
     { "keep-warm", required_argument, NULL, OPT_KEEP_WARM },
     { "max-starting", required_argument, NULL, OPT_MAX_STARTING },
     { "keep-alive-bin-s", required_argument, NULL, OPT_KEEP_ALIVE_BIN },
+    { "keep-alive-max-s", required_argument, NULL, OPT_KEEP_ALIVE_MAX },
     { "max-async-event-kb", required_argument, NULL, OPT_MAX_ASYNC_EVENT },
     { "shutdown-grace", required_argument, NULL, OPT_SHUTDOWN_GRACE },
     { "sandbox-memory-mb", required_argument, NULL, OPT_SANDBOX_MEMORY },
@@ -551,6 +556,12 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (!parse_uint(optarg, 1, 3600, &v))
                 return usage_error("--keep-alive-bin-s must be seconds from 1 to 3600, not `%s`", optarg);
             o->keep_alive_bin_s = (unsigned)v;
+            break;
+        case OPT_KEEP_ALIVE_MAX:
+            if (!parse_uint(optarg, 1, 864000, &v))
+                return usage_error("--keep-alive-max-s must be seconds from 1 to 864000, not `%s`",
+                                   optarg);
+            o->exec.keep_alive_max_ms = (uint64_t)v * 1000;
             break;
         case OPT_LEASE:
             if (!parse_uint(optarg, 1, 3600, &v))
@@ -892,6 +903,7 @@ int cmd_server(int argc, char **argv)
         .kv = STATE_KV_CONFIG_DEFAULT,
     };
     meter_prices_default(&o.prices);
+    o.exec.keep_warm_adaptive = true; /* docs/keep-alive.md, "Results" */
     int r = parse_opts(argc, argv, &o);
     if (r < 0)
         return CLI_EXIT_OK;
@@ -1066,13 +1078,22 @@ int cmd_server(int argc, char **argv)
         log_info("server", "traces go to %s (OTLP/HTTP, JSON)", o.otlp_endpoint);
     }
     o.exec.otlp = otlp;
+    if (!o.exec.keep_alive_max_ms)
+        o.exec.keep_alive_max_ms = (uint64_t)o.keep_alive_bin_s * 1000 * KEEPALIVE_BINS;
+    if (o.exec.keep_warm_adaptive)
+        log_info("server", "keep-alive: adaptive for functions without keep_warm, idle "
+                 "instances warm for at most %llu s (fixed: %u s)",
+                 (unsigned long long)(o.exec.keep_alive_max_ms / 1000), o.exec.idle_timeout_ms / 1000);
+    else
+        log_info("server", "keep-alive: fixed %u s for functions without keep_warm",
+                 o.exec.idle_timeout_ms / 1000);
     st.exec = exec_new(st.loop, sandboxes, registry, records, logs, &o.exec);
     exec_set_volume_resolver(st.exec, volumes_mount_point, volumes);
     meter = meter_new(&o.prices);
     observers.meter = meter;
     exec_set_meter(st.exec, observe_call, &observers);
     keep_alive = keepalive_set_new(&(keepalive_config_t){
-        .bin_ms = (uint64_t)o.keep_alive_bin_s * 1000, .max_keep_alive_ms = o.exec.idle_timeout_ms });
+        .bin_ms = (uint64_t)o.keep_alive_bin_s * 1000, .max_keep_alive_ms = o.exec.keep_alive_max_ms });
     keepalive_set_attach(keep_alive, st.exec);
     if (geteuid() == 0 && exec_start_zygotes(st.exec, o.zygotes, &err) < 0)
         log_warn("server", "no pre-started runtimes: %s", err.msg);

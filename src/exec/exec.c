@@ -1054,16 +1054,15 @@ void exec_keep_warm(exec_t *ex, const fn_t *fn, exec_keep_warm_t *out)
         return;
     }
     out->policy = "adaptive";
-    if (out->keep_alive_ms > ex->cfg.idle_timeout_ms)
-        out->keep_alive_ms = ex->cfg.idle_timeout_ms;
     if (out->prewarm_ms && fn->tenancy.per_tenant) {
         /* An instance serves one tenant id, which a call ahead of time
          * does not know: no pre-warm, warm through both windows instead. */
         out->keep_alive_ms += out->prewarm_ms;
         out->prewarm_ms = 0;
-        if (out->keep_alive_ms > ex->cfg.idle_timeout_ms)
-            out->keep_alive_ms = ex->cfg.idle_timeout_ms;
     }
+    uint64_t max = ex->cfg.keep_alive_max_ms;
+    if (max && out->keep_alive_ms > max)
+        out->keep_alive_ms = max;
 }
 
 void exec__keep_warm_window(exec_pool_t *p, exec_keep_warm_t *out)

@@ -158,8 +158,12 @@ typedef struct exec_config {
     /* A streamed answer's bound (--max-stream-mb; 0: 200 MiB, Lambda's). */
     size_t max_stream_bytes;
     /* --keep-warm adaptive: the policy of functions without keep_warm
-     * (docs/keep-alive.md); false: fixed. */
+     * (docs/keep-alive.md); false: fixed. The server's default is
+     * adaptive. */
     bool keep_warm_adaptive;
+    /* The longest adaptive keep-alive window (--keep-alive-max-s; 0: the
+     * policy's own bound). --idle-timeout is only the fixed policy's. */
+    uint64_t keep_alive_max_ms;
     /* Instances starting at once, of every function (--max-starting; 0:
      * twice the CPUs the server may use, at least 2). A start past it
      * waits for one under way to finish: runtimes started all at once on

@@ -47,8 +47,9 @@
 
 typedef struct keepalive_config {
     uint64_t bin_ms; /* --keep-alive-bin-s, in ms (> 0) */
-    /* The fixed policy's keep-alive (--idle-timeout) and the upper bound
-     * of any adaptive keep-alive window. */
+    /* The longest keep-alive window (--keep-alive-max-s; by default the
+     * histogram's range, as in the paper), which is also the window of a
+     * function whose history shows no rhythm. */
     uint64_t max_keep_alive_ms;
 } keepalive_config_t;
 
@@ -89,7 +90,8 @@ void keepalive_hist_add(keepalive_hist_t *h, const keepalive_config_t *cfg, uint
  *   pre-warm at the start of the shorter one's bin less the margin, warm
  *   until the end of the longer one's plus the margin;
  * - mostly out of range: one bin (the next call is unlikely to be soon);
- * - bin counts too even (CV below KEEPALIVE_MIN_CV): the fixed keep-alive;
+ * - bin counts too even (CV below KEEPALIVE_MIN_CV): the longest window,
+ *   max_keep_alive_ms (the paper's standard keep-alive over the range);
  * - otherwise the histogram: pre-warm at the head percentile's bin start
  *   less the margin, warm until the end of the tail percentile's bin, or
  *   of a later bin when that is cheaper (KEEPALIVE_COLD_COST_BINS), plus

@@ -204,7 +204,7 @@ def code():
 
 @pytest.fixture(scope="module")
 def srv(module_server_factory):
-    return module_server_factory("--idle-timeout", "1", env={
+    return module_server_factory("--keep-warm", "fixed", "--idle-timeout", "1", env={
         "MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET},{OTHER_ID}:{OTHER_SECRET}:team-z"})
 
 
@@ -759,7 +759,7 @@ def test_metrics_count_executions(srv, code):
 
 
 def test_kill9_during_step_resumes(server, code):
-    srv = server("--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
+    srv = server("--keep-warm", "fixed", "--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
     name = unique("dslow")
     deploy(srv, name, "slow", code)
     tag = unique("t")
@@ -797,7 +797,7 @@ def test_tokens_inside_the_function(srv, code):
 
 
 def test_sigterm_keeps_a_waiting_execution(server, code):
-    srv = server("--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
+    srv = server("--keep-warm", "fixed", "--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
     name = unique("dterm")
     deploy(srv, name, "approval", code, timeout_s=5)
     tag = unique("t")
@@ -812,7 +812,7 @@ def test_sigterm_keeps_a_waiting_execution(server, code):
 
 
 def test_kill9_during_wait_resumes(server, code):
-    srv = server("--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
+    srv = server("--keep-warm", "fixed", "--idle-timeout", "1", env={"MAYFLY_ACCESS_KEYS": f"{KEY_ID}:{KEY_SECRET}"})
     name = unique("dcrash")
     deploy(srv, name, "waiter", code, timeout_s=6)
     tag = unique("t")

@@ -1,7 +1,7 @@
 """Keep-alive that learns (docs/keep-alive.md): keep_warm "adaptive" keeps
 an idle instance warm as long as the function's history of idle times
-says, and starts one again ahead of an expected call; "fixed" is
---idle-timeout as before. Every check reads the server's own records,
+says, and starts one again ahead of an expected call, and is the server's
+default; "fixed" keeps it --idle-timeout. Every check reads the server's own records,
 counters and the function's JSON; the waits are generous deadlines."""
 
 import subprocess
@@ -101,7 +101,7 @@ def test_a_periodic_function_is_prewarmed_and_not_kept_warm_between_calls(server
 def test_a_function_called_once_never_stays_warm_long(server):
     # Adaptive by the server's default: one call, no history, one bin (2 s)
     # of keep-alive, far under the fixed 600 s.
-    srv = server("--keep-warm", "adaptive", "--keep-alive-bin-s", "2", "--idle-timeout", "600")
+    srv = server("--keep-alive-bin-s", "2", "--idle-timeout", "600")
     name = unique("ka-once")
     deploy_py(srv, name, NOOP)
     rec = call(srv, name)
@@ -137,12 +137,14 @@ def test_keep_warm_is_validated_shown_and_kept_across_a_restart(server, tmp_path
     assert r.status_code == 201, r.text
     assert r.json()["keep_warm"]["policy"] == "adaptive"
     assert r.json()["keep_warm"]["setting"] == "adaptive"
-    # The server's default is fixed: without the field, fixed.
+    # The server's default is adaptive: without the field, adaptive, and
+    # with no history one bin (a minute) of keep-alive.
     other = unique("ka-default")
     r = requests.put(f"{srv.url}/v1/functions/{other}", json=fn_body(), timeout=30)
     assert r.status_code == 201, r.text
-    assert r.json()["keep_warm"] == {"policy": "fixed", "keep_alive_s": 300.0, "prewarm_s": 0.0,
-                                     "samples": 0, "basis": "fixed", "setting": None}
+    assert r.json()["keep_warm"] == {"policy": "adaptive", "keep_alive_s": 60.0,
+                                     "prewarm_s": 0.0, "samples": 0, "basis": "fallback",
+                                     "setting": None}
     # An update that leaves it out keeps it; a bad one changes nothing.
     r = requests.put(url, json={"memory_mb": 256}, timeout=30)
     assert r.status_code == 200 and r.json()["keep_warm"]["setting"] == "adaptive", r.text
@@ -154,7 +156,7 @@ def test_keep_warm_is_validated_shown_and_kept_across_a_restart(server, tmp_path
     # null goes back to the server's default.
     r = requests.put(url, json={"keep_warm": None}, timeout=30)
     assert r.status_code == 200, r.text
-    assert r.json()["keep_warm"]["policy"] == "fixed"
+    assert r.json()["keep_warm"]["policy"] == "adaptive"
     assert r.json()["keep_warm"]["setting"] is None
     # The CLI sets it too, and the server's refusal names the field.
     app = tmp_path / "app"
@@ -170,8 +172,43 @@ def test_keep_warm_is_validated_shown_and_kept_across_a_restart(server, tmp_path
     assert p.returncode != 0 and "keep_warm" in p.stderr, (p.returncode, p.stderr)
 
 
+def test_the_server_wide_policy_and_the_longest_window_come_from_their_flags(server):
+    # --keep-warm fixed makes functions without keep_warm fixed, at
+    # --idle-timeout.
+    srv = server("--keep-warm", "fixed", "--idle-timeout", "7")
+    name = unique("ka-srv-fixed")
+    deploy_py(srv, name, NOOP)
+    assert keep_warm(srv, name) == {"policy": "fixed", "keep_alive_s": 7.0, "prewarm_s": 0.0,
+                                    "samples": 0, "basis": "fixed", "setting": None}
+    srv.stop()
+    # --idle-timeout is the fixed policy's only: an adaptive window of one
+    # 10 s bin outlives an idle timeout of 1 s, and the instance is still
+    # warm after it...
+    srv = server("--keep-alive-bin-s", "10", "--idle-timeout", "1")
+    name = unique("ka-longer")
+    deploy_py(srv, name, NOOP)
+    assert keep_warm(srv, name)["keep_alive_s"] == 10.0
+    rec = call(srv, name)
+    assert rec["cold_start"] is True, rec
+    time.sleep(3)
+    rec = call(srv, name)
+    assert rec["cold_start"] is False, rec
+    srv.stop()
+    # ...while --keep-alive-max-s bounds it.
+    srv = server("--keep-alive-bin-s", "10", "--keep-alive-max-s", "4")
+    name = unique("ka-bounded")
+    deploy_py(srv, name, NOOP)
+    assert keep_warm(srv, name)["keep_alive_s"] == 4.0
+    call(srv, name)
+    wait_for("the instance to stop after the longest window",
+             lambda: instances(srv, name, "starting", "idle", "busy", "stopping") == 0,
+             timeout=120)
+
+
 @pytest.mark.parametrize("args,mention", [
     (["--keep-warm", "sometimes"], "--keep-warm"),
+    (["--keep-alive-max-s", "0"], "--keep-alive-max-s"),
+    (["--keep-alive-max-s", "864001"], "--keep-alive-max-s"),
     (["--keep-alive-bin-s", "0"], "--keep-alive-bin-s"),
     (["--keep-alive-bin-s", "3601"], "--keep-alive-bin-s"),
 ])

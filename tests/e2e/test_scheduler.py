@@ -96,8 +96,9 @@ def instance_processes(srv):
 
 
 def test_idle_instances_stop_with_their_process_and_cgroup(server):
-    # Long enough for the test to find the instance first on any machine.
-    srv = server("--idle-timeout", "5")
+    # Long enough for the test to find the instance first on any machine;
+    # the fixed keep-alive, which --idle-timeout sets.
+    srv = server("--keep-warm", "fixed", "--idle-timeout", "5")
     name = unique("idle")
     deploy_py(srv, name, ECHO_PY)
     sent = time.monotonic()

@@ -1,7 +1,7 @@
 /* The adaptive keep-alive's policy (watch/keepalive.h): histograms of idle
  * times passed in, and the windows they give. Bins of one minute, the
- * fixed keep-alive 10 minutes, as a server with --keep-alive-bin-s 60
- * --idle-timeout 600. */
+ * longest window 10 minutes, as a server with --keep-alive-bin-s 60
+ * --keep-alive-max-s 600. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +42,7 @@ static void test_a_function_called_once_gets_one_bin(void **state)
     assert_true(w.keep_alive_ms < cfg.max_keep_alive_ms);
 }
 
-static void test_one_bin_never_passes_the_fixed_keep_alive(void **state)
+static void test_one_bin_never_passes_the_longest_window(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
@@ -185,7 +185,7 @@ static void test_the_window_reaches_past_the_tail_when_it_is_cheap(void **state)
     assert_int_equal(w.keep_alive_ms, (uint64_t)(MIN_MS * 1.1));
 }
 
-static void test_the_keep_alive_window_is_capped_by_the_fixed_one(void **state)
+static void test_the_keep_alive_window_is_capped_by_the_longest_one(void **state)
 {
     (void)state;
     keepalive_hist_t h = {0};
@@ -212,7 +212,7 @@ static void test_idle_times_out_of_range_give_a_short_keep_alive(void **state)
     assert_int_equal(w.keep_alive_ms, MIN_MS);
     assert_int_equal(w.prewarm_ms, 0);
     /* At most half out of range: the histogram again, and its tail out
-     * of range keeps the fixed window. */
+     * of range keeps the longest window. */
     add_n(&h, 2, 2 * MIN_MS);
     w = decide(&h);
     assert_int_equal(w.basis, KEEPALIVE_HISTOGRAM);
@@ -220,7 +220,7 @@ static void test_idle_times_out_of_range_give_a_short_keep_alive(void **state)
     assert_int_equal(w.keep_alive_ms, cfg.max_keep_alive_ms);
 }
 
-static void test_an_even_histogram_falls_back_to_the_fixed_keep_alive(void **state)
+static void test_an_even_histogram_falls_back_to_the_longest_window(void **state)
 {
     (void)state;
     /* Idle times spread over every bin: no rhythm to learn. */
@@ -283,7 +283,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_function_called_once_gets_one_bin),
-        cmocka_unit_test(test_one_bin_never_passes_the_fixed_keep_alive),
+        cmocka_unit_test(test_one_bin_never_passes_the_longest_window),
         cmocka_unit_test(test_little_history_is_expected_again),
         cmocka_unit_test(test_little_history_out_of_range_gets_one_bin),
         cmocka_unit_test(test_a_periodic_function_is_prewarmed),
@@ -291,9 +291,9 @@ int main(void)
         cmocka_unit_test(test_a_frequent_function_stays_warm_without_prewarm),
         cmocka_unit_test(test_the_tail_sets_the_end_of_the_window),
         cmocka_unit_test(test_the_window_reaches_past_the_tail_when_it_is_cheap),
-        cmocka_unit_test(test_the_keep_alive_window_is_capped_by_the_fixed_one),
+        cmocka_unit_test(test_the_keep_alive_window_is_capped_by_the_longest_one),
         cmocka_unit_test(test_idle_times_out_of_range_give_a_short_keep_alive),
-        cmocka_unit_test(test_an_even_histogram_falls_back_to_the_fixed_keep_alive),
+        cmocka_unit_test(test_an_even_histogram_falls_back_to_the_longest_window),
         cmocka_unit_test(test_the_cv_of_one_full_bin),
         cmocka_unit_test(test_the_histogram_halves_past_its_bound),
         cmocka_unit_test(test_the_set_keeps_a_history_per_function),
