@@ -45,6 +45,13 @@ static const char *const ctl_names[CTL_COUNT] = {"freezer", "memory", "cpu", "cp
 #define SERVER_CPU_WEIGHT "400"
 #define SANDBOXES_CPU_WEIGHT "100"
 
+/* A sandbox prepared ahead (sandbox__cg_background), against the
+ * smallest instance's 74 shares (128 MB) or weight 7: an eighth or less.
+ * It starts only on CPU that instances leave, yet a JVM still gets ready
+ * within the pool's set-up timeout while every CPU is busy. */
+#define BACKGROUND_CPU_SHARES "8"
+#define BACKGROUND_CPU_WEIGHT "1"
+
 /* The kernel's smallest CFS quota. */
 #define MIN_QUOTA_US 1000
 
@@ -76,6 +83,7 @@ struct sandbox__cgsys {
 struct sandbox__cg {
     struct sandbox__cgsys *sys;
     unsigned memory_mb;      /* the limit last written */
+    bool background;         /* sandbox__cg_background: the lowest CPU weight */
     bool capped;             /* sandbox__cg_cap_cpu was called */
     unsigned cpu_mb;         /* the memory its CPU quota is for (0: its memory_mb) */
     char *id;
@@ -871,34 +879,43 @@ static int write_quota(struct sandbox__cg *cg, const char **step)
     return r;
 }
 
-/* The memory limit and, following it as on Lambda (1769 MB = one CPU), the
- * CPU weight (a relative share) and, once capped, the quota. Callable
- * again on a live cgroup (a pooled sandbox gets its function's limits
- * when it is handed out). */
+/* The CPU weight (a relative share) that memory_mb buys, as on Lambda
+ * (1769 MB = one CPU). */
+static int cg_set_weight(struct sandbox__cg *cg, unsigned memory_mb, const char **step)
+{
+    struct sandbox__cgsys *cs = cg->sys;
+    if (cs->ctl[CTL_CPU] < 0)
+        return 0;
+    int fd = cs->hier[cs->ctl[CTL_CPU]].fd;
+    char cpu[32];
+    if (cs->version == SANDBOX_CGROUP_V1) {
+        uint64_t shares = (uint64_t)memory_mb * 1024 / MB_PER_CPU;
+        snprintf(cpu, sizeof cpu, "%" PRIu64, shares < 2 ? 2 : shares);
+        return write_atf(fd, cg->id, *step = "cpu.shares", cpu);
+    }
+    uint64_t weight = (uint64_t)memory_mb * 100 / MB_PER_CPU;
+    snprintf(cpu, sizeof cpu, "%" PRIu64, weight < 1 ? 1 : weight > 10000 ? 10000 : weight);
+    return write_atf(fd, cg->id, *step = "cpu.weight", cpu);
+}
+
+/* The memory limit and, following it as on Lambda, the CPU weight and,
+ * once capped, the quota. Callable again on a live cgroup (a pooled
+ * sandbox gets its function's limits when it is handed out). */
 static int cg_set_limits(struct sandbox__cg *cg, unsigned memory_mb, const char **step)
 {
     struct sandbox__cgsys *cs = cg->sys;
     const char *id = cg->id;
-    char mem[32], cpu[32];
+    char mem[32];
     snprintf(mem, sizeof mem, "%" PRIu64, (uint64_t)memory_mb << 20);
     const hier_t *hm = &cs->hier[cs->ctl[CTL_MEMORY]];
     const hier_t *hc = cs->ctl[CTL_CPU] >= 0 ? &cs->hier[cs->ctl[CTL_CPU]] : NULL;
     int r = write_memory_limit(cs, hm->fd, id, mem, step);
-    if (cs->version == SANDBOX_CGROUP_V1) {
-        uint64_t shares = (uint64_t)memory_mb * 1024 / MB_PER_CPU;
-        snprintf(cpu, sizeof cpu, "%" PRIu64, shares < 2 ? 2 : shares);
-        if (r == 0 && hc)
-            r = write_atf(hc->fd, id, *step = "cpu.shares", cpu);
-    } else {
-        uint64_t weight = (uint64_t)memory_mb * 100 / MB_PER_CPU;
-        snprintf(cpu, sizeof cpu, "%" PRIu64, weight < 1 ? 1 : weight > 10000 ? 10000 : weight);
-        /* No swap: a function over its memory is killed, as on Lambda,
-         * rather than slowed down by swapping. */
-        if (r == 0 && cs->swap_max)
-            r = write_atf(hm->fd, id, *step = "memory.swap.max", "0");
-        if (r == 0 && hc)
-            r = write_atf(hc->fd, id, *step = "cpu.weight", cpu);
-    }
+    /* No swap on v2: a function over its memory is killed, as on Lambda,
+     * rather than slowed down by swapping. */
+    if (r == 0 && cs->version != SANDBOX_CGROUP_V1 && cs->swap_max)
+        r = write_atf(hm->fd, id, *step = "memory.swap.max", "0");
+    if (r == 0)
+        r = cg_set_weight(cg, memory_mb, step);
     if (r == 0 && hc && cg->capped) {
         unsigned old = cg->memory_mb;
         cg->memory_mb = memory_mb;
@@ -1106,12 +1123,35 @@ void sandbox__cg_destroy(struct sandbox__cg *cg)
 int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_t *err)
 {
     const char *step = "";
-    if (memory_mb == cg->memory_mb)
-        return 0; /* the usual case: a pooled sandbox has the default already */
-    int r = cg_set_limits(cg, memory_mb, &step);
+    int r = 0;
+    if (memory_mb == cg->memory_mb) {
+        /* The usual case: a pooled sandbox has the smallest memory
+         * already, and only its weight changes. */
+        if (cg->background && (r = cg_set_weight(cg, memory_mb, &step)) < 0)
+            return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, step);
+        cg->background = false;
+        return 0;
+    }
+    r = cg_set_limits(cg, memory_mb, &step);
     if (r < 0)
         return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, step);
     cg->memory_mb = memory_mb;
+    cg->background = false;
+    return 0;
+}
+
+int sandbox__cg_background(struct sandbox__cg *cg, mf_error_t *err)
+{
+    struct sandbox__cgsys *cs = cg->sys;
+    if (cs->ctl[CTL_CPU] < 0)
+        return 0;
+    bool v1 = cs->version == SANDBOX_CGROUP_V1;
+    const char *file = v1 ? "cpu.shares" : "cpu.weight";
+    int r = write_atf(cs->hier[cs->ctl[CTL_CPU]].fd, cg->id, file,
+                      v1 ? BACKGROUND_CPU_SHARES : BACKGROUND_CPU_WEIGHT);
+    if (r < 0)
+        return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, file);
+    cg->background = true;
     return 0;
 }
 

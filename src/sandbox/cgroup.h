@@ -76,6 +76,10 @@ int sandbox__cg_create(struct sandbox__cgsys *cs, const char *id, unsigned memor
 /* Sets the memory limit and the CPU share that follows it (and the quota,
  * once capped), on a live cgroup too. */
 int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_t *err);
+/* Gives the cgroup the lowest CPU weight, for a sandbox prepared ahead of
+ * any call: its runtime starts on the CPU that instances leave, and slows
+ * no instance's start. sandbox__cg_set_memory gives it its function's. */
+int sandbox__cg_background(struct sandbox__cg *cg, mf_error_t *err);
 /* Gives the cgroup its CPU quota from its memory (see sandbox_cap_cpu). */
 int sandbox__cg_cap_cpu(struct sandbox__cg *cg, unsigned cpu_mb, mf_error_t *err);
 /* Freezes (true) or thaws (false) every process in the cgroup: one write.

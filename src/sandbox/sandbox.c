@@ -711,6 +711,10 @@ static int start_child(sandbox_system_t *sys, sandbox__child_t *child, const cha
     /* The cgroup first, so the child can be put in it before it does
      * anything worth accounting. */
     r = sandbox__cg_create(sys->cg, id, memory_mb, max_pids, &st->cg, err);
+    /* A sandbox prepared ahead starts on the CPU that instances leave:
+     * it is for a start to come, and must not slow one under way. */
+    if (r == 0 && child->pooled)
+        r = sandbox__cg_background(st->cg, err);
     if (r < 0) {
         mf_error_wrap(err, "sandbox");
         sandbox__volume_trees_close(child);
@@ -938,12 +942,21 @@ static int pool_prepare(sandbox__pool_t *pool, const pool_kind_t *kind, started_
     int r = start_child(pool->sys, &child, id, POOL_MEMORY_MB, pool->max_pids, st, err);
     if (r < 0)
         return r;
-    /* The one-byte "prepared" message, or a failure report. */
+    /* The one-byte "prepared" message, or a failure report. The sandbox
+     * starts with the lowest CPU weight (start_child), so that it slows no
+     * instance's start; if busy instances leave it too little CPU to get
+     * ready in half the time it has, it gets the weight an instance of
+     * its memory has for the other half. */
     struct pollfd p = {.fd = st->sync_fd, .events = POLLIN};
     int n;
     do
-        n = poll(&p, 1, SANDBOX__SETUP_TIMEOUT_MS);
+        n = poll(&p, 1, SANDBOX__SETUP_TIMEOUT_MS / 2);
     while (n < 0 && errno == EINTR);
+    if (n == 0 && sandbox__cg_set_memory(st->cg, POOL_MEMORY_MB, err) == 0) {
+        do
+            n = poll(&p, 1, SANDBOX__SETUP_TIMEOUT_MS / 2);
+        while (n < 0 && errno == EINTR);
+    }
     char buf[sizeof(sandbox__report_t)];
     ssize_t got = n > 0 ? recv(st->sync_fd, buf, sizeof buf, 0) : -1;
     if (got == 1 && buf[0] == SANDBOX__PREPARED)

@@ -6,7 +6,17 @@ import re
 
 import requests
 
-from conftest import deploy, deploy_py, invoke_ok, unique, wait_for
+from pathlib import Path
+
+from conftest import (
+    deploy,
+    deploy_py,
+    instance_cgroups,
+    invoke_ok,
+    sandboxes_cgroups,
+    unique,
+    wait_for,
+)
 
 # Reports what a function sees of itself. /proc/self/environ is the
 # environment the process was exec'd with: a zygote's has MAYFLY_ZYGOTE_FD,
@@ -90,6 +100,42 @@ def test_a_python_zygote_becomes_the_function_with_its_settings(server):
     assert got["uid"] not in (0, 65534)
     # Its init is a fork of the server: not a word of the server's flags.
     assert "--listen" not in got["init_cmdline"] and "server" not in got["init_cmdline"]
+
+
+def _cpu_weight(d):
+    """A sandbox cgroup folder's CPU weight: v1 cpu.shares or v2
+    cpu.weight, None in a hierarchy without either."""
+    for name in ("cpu.shares", "cpu.weight"):
+        f = Path(d) / name
+        if f.exists():
+            return name, int(f.read_text())
+    return None
+
+
+def test_prepared_sandboxes_wait_at_the_lowest_cpu_weight_and_an_instance_gets_its_own(server):
+    # A sandbox prepared ahead (a zygote's runtime starting, say) must not
+    # slow an instance's start beside it: it runs at the lowest weight.
+    srv = _pooled_server(server)
+    pid = srv.proc.pid
+
+    def pool_weights():
+        return [w for s in sandboxes_cgroups(pid) for d in s.iterdir()
+                if d.is_dir() and d.name.startswith("pool-") and (w := _cpu_weight(d))]
+
+    wait_for("prepared sandboxes", lambda: len(pool_weights()) >= 2, timeout=120)
+    for name, w in pool_weights():
+        assert w == {"cpu.shares": 8, "cpu.weight": 1}[name], (name, w)
+    # Handed out to a function of 128 MB (the pool's own memory), the
+    # sandbox gets the weight its memory buys (1769 MB a CPU).
+    fn = unique("zweight")
+    deploy_py(srv, fn, "def handler(e, c):\n    return 1\n", memory_mb=128)
+    r = invoke_ok(srv, fn)
+    assert r.headers["X-Mayfly-Cold-Start"] == "1"
+    weights = [w for d in instance_cgroups(pid) if (w := _cpu_weight(d))]
+    assert weights
+    for name, w in weights:
+        assert w == {"cpu.shares": 128 * 1024 // 1769, "cpu.weight": 128 * 100 // 1769}[name], \
+            (name, w)
 
 
 def test_a_zygote_is_not_used_when_the_env_changes_how_python_starts(server):
