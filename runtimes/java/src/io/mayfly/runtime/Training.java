@@ -4,10 +4,14 @@ import com.amazonaws.services.lambda.runtime.Context;
 import com.amazonaws.services.lambda.runtime.RequestHandler;
 import com.amazonaws.services.lambda.runtime.RequestStreamHandler;
 import java.io.ByteArrayOutputStream;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
@@ -15,7 +19,9 @@ import java.util.Map;
 /**
  * What a call runs, run once without a function: the class loader, the
  * handler shapes, Jackson's mapping of a POJO, a map, a string and a
- * number both ways, a context, a log record, an error object. A zygote
+ * number both ways, a context, a log record, an error object, a class
+ * read from a jar through a function's class loader, and a Runtime API
+ * exchange over a loopback connection. A zygote
  * runs it before it reports ready, so that a call finds these classes
  * loaded and linked; the build runs it (--train) to record them in the
  * class-data-sharing archive.
@@ -126,5 +132,93 @@ public final class Training {
             Bootstrap.quoteId("a-b");
         }
         new RuntimeApi.Response(200, Map.of(), new byte[0]).header("x");
+        jarClass(event, ctx);
+        runtimeApi();
+    }
+
+    /**
+     * A handler class read from a jar by a function's class loader, as a
+     * function's are (the zip and jar readers, the verifier): this
+     * runtime's own jar, whose folder serves as a task root. Best effort.
+     */
+    private static void jarClass(byte[] event, Context ctx) throws Throwable {
+        File jar;
+        try {
+            jar = new File(Training.class.getProtectionDomain().getCodeSource().getLocation()
+                    .toURI());
+        } catch (java.net.URISyntaxException | RuntimeException e) {
+            return;
+        }
+        if (!jar.isFile())
+            return;
+        ClassLoader loader = Handler.functionLoader(jar.getParent(),
+                Training.class.getClassLoader());
+        Handler.load(Training.class.getName() + "$Pojo", loader).invoke(event, ctx);
+    }
+
+    /**
+     * A GET /next and its answer with a peer of its own on 127.0.0.1, so
+     * that the socket classes and the native networking library are loaded
+     * before the function's connection needs them (otherwise about half a
+     * zygote's specialisation). Best effort: without a loopback interface
+     * the function's first connection only costs more.
+     */
+    private static void runtimeApi() {
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            Thread peer = new Thread(() -> answer(server), "mayfly-training");
+            peer.start();
+            RuntimeApi api = new RuntimeApi("127.0.0.1:" + server.getLocalPort());
+            try {
+                RuntimeApi.Response next = api.next();
+                api.post(RuntimeApi.PREFIX + "/invocation/"
+                        + Bootstrap.quoteId(next.header("lambda-runtime-aws-request-id"))
+                        + "/response", "{}".getBytes(StandardCharsets.UTF_8), null);
+            } finally {
+                api.close();
+            }
+            peer.join();
+        } catch (IOException | InterruptedException e) {
+            // Nothing trained; nothing else depends on it.
+        }
+    }
+
+    private static final byte[][] ANSWERS = {
+        ("HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: training\r\n"
+                + "Lambda-Runtime-Deadline-Ms: 0\r\nContent-Length: 2\r\n\r\n{}")
+                .getBytes(StandardCharsets.US_ASCII),
+        "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+                .getBytes(StandardCharsets.US_ASCII),
+    };
+
+    /** The peer: answers two requests, then closes (and so does the listener). */
+    private static void answer(ServerSocket server) {
+        try (server; Socket s = server.accept()) {
+            InputStream in = s.getInputStream();
+            OutputStream out = s.getOutputStream();
+            for (byte[] a : ANSWERS) {
+                skipRequest(in);
+                out.write(a);
+                out.flush();
+            }
+        } catch (IOException e) {
+            // The client sees the connection close and gives up.
+        }
+    }
+
+    /** Reads one request: its head, then as many bytes as Content-Length says. */
+    private static void skipRequest(InputStream in) throws IOException {
+        StringBuilder head = new StringBuilder();
+        while (head.length() < 65536 && !head.toString().endsWith("\r\n\r\n")) {
+            int c = in.read();
+            if (c < 0)
+                throw new IOException("closed");
+            head.append((char) c);
+        }
+        String h = head.toString().toLowerCase(java.util.Locale.ROOT);
+        int at = h.indexOf("content-length:");
+        if (at >= 0) {
+            int end = h.indexOf('\r', at);
+            in.readNBytes(Integer.parseInt(h.substring(at + 15, end).trim()));
+        }
     }
 }
