@@ -181,12 +181,22 @@ def test_a_failing_call_shows_event_error_and_logs_and_replays(srv, console, art
     console.driver.execute_script(
         "const s = document.getElementById('f-status'); s.value = 'error';")
     console.wait_css("#filter-apply").click()
-    link = console.wait(f"the record {request_id} in the list", lambda: next(
-        (a for a in console.all("table.records a.record-link")
-         if a.get_attribute("data-request-id") == request_id), None))
-    assert "success" not in console.text("table.records")
-    console.screenshot(artifacts, "records")
-    link.click()
+
+    def open_record():
+        # The filtered list (no successful call in it) replaces the one
+        # shown before it: a link found in the old one is gone (stale), and
+        # the wait looks again.
+        if "success" in console.text("table.records"):
+            return False
+        link = next((a for a in console.all("table.records a.record-link")
+                     if a.get_attribute("data-request-id") == request_id), None)
+        if link is None:
+            return False
+        console.screenshot(artifacts, "records")
+        link.click()
+        return True
+
+    console.wait(f"the record {request_id} in the filtered list", open_record)
     console.wait_text("#record-event", '"why": "for the record page"')
     console.wait_text("main", "ValueError: asked to fail: for the record page")
     console.wait_text("#record-logs", 'failer got {"fail": true, "why": "for the record page"}')
