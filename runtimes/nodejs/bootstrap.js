@@ -647,6 +647,72 @@ const METADATA_PRELUDE_CONTENT_TYPE = 'application/vnd.awslambda.http-integratio
 const TRAILER_ERROR_TYPE = 'Lambda-Runtime-Function-Error-Type';
 const TRAILER_ERROR_BODY = 'Lambda-Runtime-Function-Error-Body';
 
+// Lambda's invoke store: the call's request id, X-Ray trace id and tenant
+// id, which the @aws/lambda-invoke-store package hands to whoever asks for
+// it (the AWS SDK's trace header, Powertools) when the runtime keeps one at
+// globalThis.awslambda.InvokeStore. With one call at a time it holds the
+// current call's; with AWS_LAMBDA_MAX_CONCURRENCY above 1 an
+// AsyncLocalStorage carries each call's into everything its code schedules
+// (process.env._X_AMZN_TRACE_ID, one for the whole process, names only the
+// call that started last).
+const INVOKE_KEYS = Object.freeze({
+  REQUEST_ID: Symbol.for('_AWS_LAMBDA_REQUEST_ID'),
+  X_RAY_TRACE_ID: Symbol.for('_AWS_LAMBDA_X_RAY_TRACE_ID'),
+  TENANT_ID: Symbol.for('_AWS_LAMBDA_TENANT_ID'),
+});
+
+class InvokeStore {
+  constructor() {
+    this.PROTECTED_KEYS = INVOKE_KEYS;
+    this.current = undefined;
+    this.als = null; // set when calls run side by side
+  }
+
+  getContext() {
+    return this.als ? this.als.getStore() : this.current;
+  }
+
+  hasContext() {
+    return this.getContext() !== undefined;
+  }
+
+  get(key) {
+    return this.getContext()?.[key];
+  }
+
+  set(key, value) {
+    if (Object.values(INVOKE_KEYS).includes(key)) {
+      throw new Error(`Cannot modify protected Lambda context field: ${String(key)}`);
+    }
+    let context = this.getContext();
+    if (!context) {
+      if (this.als) throw new Error('No context available');
+      context = this.current = {};
+    }
+    context[key] = value;
+  }
+
+  run(context, fn) {
+    if (this.als) return this.als.run(context, fn);
+    this.current = context;
+    return fn();
+  }
+
+  getRequestId() {
+    return this.get(INVOKE_KEYS.REQUEST_ID) ?? '-';
+  }
+
+  getXRayTraceId() {
+    return this.get(INVOKE_KEYS.X_RAY_TRACE_ID);
+  }
+
+  getTenantId() {
+    return this.get(INVOKE_KEYS.TENANT_ID);
+  }
+}
+InvokeStore.PROTECTED_KEYS = INVOKE_KEYS;
+const invokeStore = new InvokeStore();
+
 global.awslambda = {
   streamifyResponse(fn, options) {
     fn[HANDLER_STREAMING] = STREAM_RESPONSE;
@@ -667,6 +733,12 @@ global.awslambda = {
     }
   },
 };
+
+// AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA keeps the store out of the global
+// object, as the package itself does then.
+if (!['1', 'true'].includes(process.env.AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA || '')) {
+  global.awslambda.InvokeStore = invokeStore;
+}
 
 // The Writable a streaming handler gets, and the promise of the Runtime
 // API's answer once it has ended (resolves to the status).
@@ -866,15 +938,20 @@ class Invocation {
   }
 
   run() {
+    const invoke = {
+      [INVOKE_KEYS.REQUEST_ID]: this.id,
+      [INVOKE_KEYS.X_RAY_TRACE_ID]: this.headers['lambda-runtime-trace-id'] || undefined,
+      [INVOKE_KEYS.TENANT_ID]: this.headers['lambda-runtime-aws-tenant-id'],
+    };
     if (concurrency > 1) {
       // The request id is the call's own, wherever its code runs next.
       calls.add(this);
-      callStore.run(this, () => this.runHandler());
+      callStore.run(this, () => invokeStore.run(invoke, () => this.runHandler()));
       return;
     }
     global[REQUEST_ID] = this.id;
     global[TENANT_ID] = this.headers['lambda-runtime-aws-tenant-id'];
-    this.runHandler();
+    invokeStore.run(invoke, () => this.runHandler());
   }
 
   runHandler() {
@@ -1139,6 +1216,7 @@ Invocation.prototype.endLines = function endLines() {
 function serveConcurrently() {
   const { AsyncLocalStorage } = require('async_hooks');
   callStore = new AsyncLocalStorage();
+  invokeStore.als = new AsyncLocalStorage();
   Object.defineProperty(global, REQUEST_ID, {
     configurable: true,
     get: () => callStore.getStore()?.id,

@@ -9,11 +9,16 @@ its own result and its own log lines (process.stdout.write,
 process.stderr.write, console after an await, and a line left
 unfinished), in the text and the JSON log format, with metering per call;
 a call past its deadline fails alone and the instance goes on; a call
-whose handler throws fails alone."""
+whose handler throws fails alone. Lambda's invoke store (the real
+@aws/lambda-invoke-store package, which the AWS SDK asks for the call's
+trace id) names each call's own ids after an await, one call at a time or
+many."""
+
+from pathlib import Path
 
 import pytest
 
-from conftest import deploy, get_record, invoke_all, unique
+from conftest import deploy, get_record, invoke, invoke_all, unique
 from test_concurrency_python import (SLOTS, check_eight_slow_calls,
                                      check_late_call_fails_alone, ok, warm)
 
@@ -36,6 +41,39 @@ exports.handler = async (event, context) => {
     remaining_ms: context.getRemainingTimeInMillis() };
 };
 """
+
+
+# The package from the tests' own npm tree, bundled with the function as a
+# user would.
+INVOKE_STORE = Path(__file__).parent / "js" / "node_modules" / "@aws" / "lambda-invoke-store"
+
+STORE_FN = r"""
+const crypto = require('crypto');
+const { InvokeStore } = require('@aws/lambda-invoke-store');
+
+const TOKEN = crypto.randomUUID(); // once per instance
+
+exports.handler = async (event, context) => {
+  // This call's until another call starts: the runtime sets it just before.
+  const envTrace = process.env._X_AMZN_TRACE_ID;
+  const start = Date.now() / 1000;
+  const store = await InvokeStore.getInstanceAsync();
+  await new Promise((resolve) => setTimeout(resolve, Number(event.sleep_ms)));
+  return { rid: context.awsRequestId, token: TOKEN, start, end: Date.now() / 1000,
+    store_rid: store.getRequestId(), store_trace: store.getXRayTraceId() ?? null,
+    env_trace: envTrace ?? null, global: store === globalThis.awslambda.InvokeStore,
+    has: store.hasContext() };
+};
+"""
+
+
+def store_files():
+    files = {"index.js": STORE_FN}
+    for f in INVOKE_STORE.rglob("*"):
+        if f.is_file():
+            files[f"node_modules/@aws/lambda-invoke-store/{f.relative_to(INVOKE_STORE)}"] = \
+                f.read_bytes()
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +117,32 @@ def test_a_call_that_throws_fails_alone(srv):
     for tag, r in zip(tags[1:], responses[1:]):
         assert ok(r), (tag, r.status_code, r.text)
         assert r.json()["tag"] == tag and r.json()["token"] == token, r.text
+
+
+@pytest.mark.parametrize("slots", [1, SLOTS])
+def test_the_invoke_store_names_each_calls_own_ids_after_an_await(srv, slots):
+    name = unique("conc-js-store")
+    deploy(srv, name, store_files(), runtime="nodejs", handler="index.handler",
+           instance_concurrency=slots)
+    token = warm(srv, name)
+    if slots == 1:
+        # One call at a time, one after the other on the one instance.
+        responses = [invoke(srv, name, {"sleep_ms": "10"}) for _ in range(3)]
+    else:
+        responses = invoke_all(srv, name, [{"sleep_ms": "1000"} for _ in range(slots)])
+    outs = []
+    for r in responses:
+        assert ok(r), (r.status_code, r.text)
+        out = r.json()
+        # The package found the runtime's store and not one of its own.
+        assert out["global"] and out["has"], out
+        assert out["token"] == token, out
+        assert out["store_rid"] == out["rid"] == r.headers["X-Mayfly-Request-Id"], out
+        assert out["env_trace"] and out["store_trace"] == out["env_trace"], out
+        outs.append(out)
+    assert len({o["store_trace"] for o in outs}) == len(outs)
+    if slots > 1:
+        # The calls overlapped in the one instance, so a store for the
+        # whole process would have named another call's ids.
+        first_end = min(o["end"] for o in outs)
+        assert sum(o["start"] < first_end for o in outs) > 1, outs
