@@ -109,16 +109,23 @@ int http_router_match(const http_router_t *r, http_request_t *req, buf_t *allow)
     bool slashes[HTTP_MAX_PARAMS];
     size_t nspans;
 
+    bool head_allowed = false;
     for (size_t i = 0; i < r->nroutes; i++) {
         const http_route_t *rt = &r->routes[i];
         if (!pattern_matches(rt->pattern, req->path, spans, slashes, &nspans))
             continue;
-        if (rt->method != req->method) {
-            if (allow) {
+        /* HEAD is GET without the body (RFC 9110 9.3.2): a GET route
+         * answers it, the server leaving the body out. */
+        bool head_of_get = req->method == HTTP_HEAD && rt->method == HTTP_GET;
+        if (rt->method != req->method && !head_of_get) {
+            if (allow && !(rt->method == HTTP_HEAD && head_allowed)) {
                 if (allow->len)
                     buf_adds(allow, ", ");
                 buf_adds(allow, http_method_str(rt->method));
+                if (rt->method == HTTP_GET && !head_allowed)
+                    buf_adds(allow, ", HEAD");
             }
+            head_allowed = head_allowed || rt->method == HTTP_GET || rt->method == HTTP_HEAD;
             path_known = true;
             continue;
         }

@@ -1184,13 +1184,18 @@ void http_stream_begin(http_request_t *req, int status, const char *content_type
     if (!req->conn)
         return;
     buf_t head = BUF_INIT;
+    /* A stream's head answers HEAD, and the connection closes after it:
+     * the body, which may never end (a log followed), is not sent, and
+     * the handler's writes then go nowhere, as after a client left. */
+    if (req->method == HTTP_HEAD)
+        req->keep_alive = false;
     build_head(&head, req, status, content_type, HEAD_CHUNKED);
-    conn_write(req->conn, &head, NULL, false);
+    conn_write(req->conn, &head, NULL, req->method == HTTP_HEAD);
 }
 
 void http_stream_write(http_request_t *req, const void *data, size_t len)
 {
-    if (!req->conn || !len)
+    if (!req->conn || !len || req->method == HTTP_HEAD)
         return;
     buf_t chunk = BUF_INIT;
     buf_addf(&chunk, "%zx\r\n", len);
@@ -1206,7 +1211,7 @@ void http_stream_end(http_request_t *req)
 
 void http_stream_end_trailers(http_request_t *req, const buf_t *trailers)
 {
-    if (req->conn) {
+    if (req->conn && req->method != HTTP_HEAD) {
         buf_t chunk = BUF_INIT;
         buf_adds(&chunk, "0\r\n");
         if (trailers)

@@ -99,10 +99,47 @@ def test_wrong_method_is_405(shared_server):
     r = requests.patch(f"{shared_server.url}/v1/functions/x", json={}, timeout=10)
     assert_error(r, 405, "method_not_allowed")
     allow = r.headers.get("Allow", "")
-    for m in ("GET", "PUT", "DELETE"):
+    for m in ("GET", "HEAD", "PUT", "DELETE"):
         assert m in allow, f"Allow header {allow!r} lacks {m}"
+    assert allow.count("HEAD") == 1, allow
     r = requests.post(f"{shared_server.url}/healthz", timeout=10)
     assert_error(r, 405, "method_not_allowed")
+
+
+def test_head_is_get_without_the_body(shared_server):
+    name = f"head-{time.monotonic_ns()}"
+    r = requests.put(f"{shared_server.url}/v1/functions/{name}", json=fn_body(), timeout=30)
+    assert r.status_code == 201, r.text
+    for path in ("/healthz", f"/v1/functions/{name}", f"/v1/functions/{name}/code"):
+        got = requests.get(f"{shared_server.url}{path}", timeout=30)
+        assert got.status_code == 200, (path, got.text)
+        with RawConn(shared_server.port) as c:
+            # HEAD, then GET on the same connection: the HEAD's answer is a
+            # head with the GET's length and no body, so the next bytes are
+            # the GET's answer.
+            c.send(get_req(path).replace(b"GET ", b"HEAD ", 1) + get_req("/healthz"))
+            head = c.read_response(head_only=True)
+            assert head.status_code == 200, (path, head.status_code)
+            assert int(head.headers["content-length"]) == len(got.content), (path, head.headers)
+            assert head.headers["content-type"] == got.headers["Content-Type"], path
+            after = c.read_response()
+            assert after.status_code == 200 and after.json() == requests.get(
+                f"{shared_server.url}/healthz", timeout=10).json(), (path, after.body[:200])
+    # A missing one is 404 with the error's length and no body either.
+    with RawConn(shared_server.port) as c:
+        c.send(get_req("/v1/functions/head-missing").replace(b"GET ", b"HEAD ", 1)
+               + get_req("/healthz"))
+        assert c.read_response(head_only=True).status_code == 404
+        assert c.read_response().status_code == 200
+    # A stream's head (a log followed, which never ends): the head, then
+    # the server closes the connection, sending nothing of the body.
+    with RawConn(shared_server.port) as c:
+        c.send(get_req(f"/v1/functions/{name}/logs?follow=1").replace(b"GET ", b"HEAD ", 1))
+        head = c.read_response(head_only=True)
+        assert head.status_code == 200 and head.headers.get("connection") == "close", head.headers
+        assert c.wait_closed(60), "the server kept a HEAD of a stream open"
+        assert c.buf == b"", c.buf[:200]
+    assert requests.get(f"{shared_server.url}/healthz", timeout=10).status_code == 200
 
 
 def test_garbage_is_400_and_the_server_stays_up(shared_server):
