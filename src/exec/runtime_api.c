@@ -64,6 +64,14 @@ static void on_next_aborted(http_request_t *req)
 static void handle_next(http_request_t *req, void *ud)
 {
     exec_instance_t *inst = http_request_server_data(req);
+    if (req->method == HTTP_HEAD) {
+        /* The router answers HEAD with a GET route: here that would hand
+         * out a call whose event the runtime never reads. */
+        http_header_add(req, "Allow", "GET");
+        respond_lambda_error(req, 405, "InvalidRequestMethod",
+                             "GET /next hands out the next invocation; HEAD cannot");
+        return;
+    }
     if (inst->state == INST_STOPPING) {
         respond_lambda_error(req, 410, "Runtime.Stopping", "this instance is stopping");
         return;

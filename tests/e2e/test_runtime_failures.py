@@ -213,6 +213,31 @@ def test_a_call_assigned_to_a_runtime_that_exits_between_calls_goes_to_another(s
     assert metric(metrics(srv), "mayfly_instance_start_failures_total", function=name) == 0
 
 
+# A bootstrap that asks for the next call with HEAD first: refused, it
+# loses no call, and its GET then gets the call.
+HEAD_THEN_GET = """#!/usr/bin/python3
+import json, os, urllib.error, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+try:
+    urllib.request.urlopen(urllib.request.Request(api + "next", method="HEAD"))
+    head = 200
+except urllib.error.HTTPError as e:
+    head = e.code
+with urllib.request.urlopen(api + "next") as r:
+    rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+    event = json.loads(r.read())
+body = json.dumps({"head": head, "event": event}).encode()
+urllib.request.urlopen(urllib.request.Request(api + rid + "/response", data=body, method="POST"))
+"""
+
+
+def test_a_head_for_the_next_call_is_refused_and_loses_no_call(srv):
+    name = unique("head-next")
+    deploy_script(srv, name, HEAD_THEN_GET, timeout_s=30)
+    r = invoke_ok(srv, name, {"n": 1})
+    assert r.json() == {"head": 405, "event": {"n": 1}}, r.text
+
+
 NEVER_ASKS = "#!/bin/sh\nexec sleep 600\n"
 
 
