@@ -49,8 +49,8 @@ static const char *const ctl_names[CTL_COUNT] = {"freezer", "memory", "cpu", "cp
  * smallest instance's 74 shares (128 MB) or weight 7: an eighth or less.
  * It starts only on CPU that instances leave, yet a JVM still gets ready
  * within the pool's set-up timeout while every CPU is busy. */
-#define BACKGROUND_CPU_SHARES "8"
-#define BACKGROUND_CPU_WEIGHT "1"
+#define BACKGROUND_CPU_SHARES 8
+#define BACKGROUND_CPU_WEIGHT 1
 
 /* The kernel's smallest CFS quota. */
 #define MIN_QUOTA_US 1000
@@ -879,9 +879,10 @@ static int write_quota(struct sandbox__cg *cg, const char **step)
     return r;
 }
 
-/* The CPU weight (a relative share) that memory_mb buys, as on Lambda
- * (1769 MB = one CPU). */
-static int cg_set_weight(struct sandbox__cg *cg, unsigned memory_mb, const char **step)
+/* Writes the cgroup's CPU weight: shares on v1 (cpu.shares, from 2),
+ * weight on v2 (cpu.weight, 1 to 10000), each brought within its range. */
+static int cg_write_weight(struct sandbox__cg *cg, uint64_t shares, uint64_t weight,
+                           const char **step)
 {
     struct sandbox__cgsys *cs = cg->sys;
     if (cs->ctl[CTL_CPU] < 0)
@@ -889,13 +890,19 @@ static int cg_set_weight(struct sandbox__cg *cg, unsigned memory_mb, const char 
     int fd = cs->hier[cs->ctl[CTL_CPU]].fd;
     char cpu[32];
     if (cs->version == SANDBOX_CGROUP_V1) {
-        uint64_t shares = (uint64_t)memory_mb * 1024 / MB_PER_CPU;
         snprintf(cpu, sizeof cpu, "%" PRIu64, shares < 2 ? 2 : shares);
         return write_atf(fd, cg->id, *step = "cpu.shares", cpu);
     }
-    uint64_t weight = (uint64_t)memory_mb * 100 / MB_PER_CPU;
     snprintf(cpu, sizeof cpu, "%" PRIu64, weight < 1 ? 1 : weight > 10000 ? 10000 : weight);
     return write_atf(fd, cg->id, *step = "cpu.weight", cpu);
+}
+
+/* The CPU weight (a relative share) that memory_mb buys, as on Lambda
+ * (1769 MB = one CPU). */
+static int cg_set_weight(struct sandbox__cg *cg, unsigned memory_mb, const char **step)
+{
+    return cg_write_weight(cg, (uint64_t)memory_mb * 1024 / MB_PER_CPU,
+                           (uint64_t)memory_mb * 100 / MB_PER_CPU, step);
 }
 
 /* The memory limit and, following it as on Lambda, the CPU weight and,
@@ -1142,15 +1149,10 @@ int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_
 
 int sandbox__cg_background(struct sandbox__cg *cg, mf_error_t *err)
 {
-    struct sandbox__cgsys *cs = cg->sys;
-    if (cs->ctl[CTL_CPU] < 0)
-        return 0;
-    bool v1 = cs->version == SANDBOX_CGROUP_V1;
-    const char *file = v1 ? "cpu.shares" : "cpu.weight";
-    int r = write_atf(cs->hier[cs->ctl[CTL_CPU]].fd, cg->id, file,
-                      v1 ? BACKGROUND_CPU_SHARES : BACKGROUND_CPU_WEIGHT);
+    const char *step = "";
+    int r = cg_write_weight(cg, BACKGROUND_CPU_SHARES, BACKGROUND_CPU_WEIGHT, &step);
     if (r < 0)
-        return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, file);
+        return mf_error_set(err, -r, "cgroup: %s/%s", cg->id, step);
     cg->background = true;
     return 0;
 }

@@ -141,19 +141,19 @@ public final class Training {
      * function's are (the zip and jar readers, the verifier): this
      * runtime's own jar, whose folder serves as a task root. Best effort.
      */
-    private static void jarClass(byte[] event, Context ctx) throws Throwable {
-        File jar;
+    private static void jarClass(byte[] event, Context ctx) {
         try {
-            jar = new File(Training.class.getProtectionDomain().getCodeSource().getLocation()
-                    .toURI());
-        } catch (java.net.URISyntaxException | RuntimeException e) {
-            return;
+            File jar = new File(Training.class.getProtectionDomain().getCodeSource()
+                    .getLocation().toURI());
+            if (!jar.isFile())
+                return;
+            ClassLoader loader = Handler.functionLoader(jar.getParent(),
+                    Training.class.getClassLoader());
+            Handler.load(Training.class.getName() + "$Pojo", loader).invoke(event, ctx);
+        } catch (Throwable t) {
+            // Nothing trained; nothing else depends on it (an Error, too,
+            // is the training's own and must not stop the runtime).
         }
-        if (!jar.isFile())
-            return;
-        ClassLoader loader = Handler.functionLoader(jar.getParent(),
-                Training.class.getClassLoader());
-        Handler.load(Training.class.getName() + "$Pojo", loader).invoke(event, ctx);
     }
 
     /**
@@ -177,7 +177,7 @@ public final class Training {
                 api.close();
             }
             peer.join();
-        } catch (IOException | InterruptedException e) {
+        } catch (IOException | InterruptedException | RuntimeException e) {
             // Nothing trained; nothing else depends on it.
         }
     }
