@@ -20,11 +20,16 @@ from conftest import (assert_error, b64, database, deploy_py, invoke_ok, make_zi
 
 # Holds $MB MiB from its start (b"x" * n writes every byte), so its
 # instance's memory high-water mark is that much above the runtime's own,
-# while its calls take next to no CPU.
+# while its calls take next to no CPU. Each call waits 50 ms, as one that
+# waits on I/O does: a size's cost then follows its memory, whatever the
+# machine's load. A call of a millisecond or so would be billed 1 ms or 2
+# by how busy the machine is, and a size's cost compared with another's
+# would follow that rounding.
 HOLD_PY = """
-import os
+import os, time
 HELD = b"x" * (int(os.environ["MB"]) << 20)
 def handler(event, context):
+    time.sleep(0.05)
     return len(HELD)
 """
 
