@@ -4,12 +4,12 @@
  * {name} comes qualified with the caller's tenant, as on every
  * /v1/functions route. */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "core/clock.h"
+#include "core/cpus.h"
 #include "core/json.h"
 #include "core/xalloc.h"
 #include "exec/exec.h"
@@ -19,16 +19,6 @@
 
 /* The tune's body holds an event: as large as a synchronous call's. */
 #define TUNE_BODY_LIMIT ((6u << 20) + 64 * 1024)
-
-/* The cores the sandboxes share, as the CPU caps count them. */
-static unsigned machine_cores(void)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-    return 1;
-}
 
 static bool valid_name(http_request_t *req)
 {
@@ -69,7 +59,7 @@ static void advice_answer(http_request_t *req, api_ctx_t *ctx, void *arg, int r,
         watch_advice_input_t in = {
             .function = tenant_local(a->function),
             .memory_mb = a->memory_mb,
-            .cores = machine_cores(),
+            .cores = cpus_usable(), /* the cores the sandboxes share */
             .prices = ctx->prices ? ctx->prices : &defaults,
             .calls = a->calls,
             .n = a->n,

@@ -138,6 +138,13 @@ static const char usage_text[] =
     "  --max-starting N          instances starting at once, of every function;\n"
     "                            more wait for one to finish starting (default\n"
     "                            twice the CPUs the server may use, at least 2)\n"
+    "  --scale-out cpu-aware|eager  while every CPU is busy, a short call that\n"
+    "                            finds no instance free waits a moment for a busy\n"
+    "                            one (cpu-aware, the default), or always starts\n"
+    "                            another (eager)\n"
+    "  --busy-cpu-percent N      CPU-aware scale-out counts every CPU busy while the\n"
+    "                            server and its sandboxes use N%% of the CPUs it\n"
+    "                            may use, 5-100 (default 80)\n"
     "  --keep-alive-bin-s S      the adaptive keep-alive's histogram bin, 1-3600\n"
     "                            seconds (default 60; 240 bins)\n"
     "  --max-queue N             calls waiting per function before 429 (default 100)\n"
@@ -249,6 +256,8 @@ enum {
     OPT_MAX_STARTING,
     OPT_KEEP_ALIVE_BIN,
     OPT_KEEP_ALIVE_MAX,
+    OPT_SCALE_OUT,
+    OPT_BUSY_CPU_PERCENT,
 };
 
 static const struct option long_opts[] = {
@@ -279,6 +288,8 @@ static const struct option long_opts[] = {
     { "retry-base-ms", required_argument, NULL, OPT_RETRY_BASE },
     { "lease-s", required_argument, NULL, OPT_LEASE },
     { "keep-warm", required_argument, NULL, OPT_KEEP_WARM },
+    { "scale-out", required_argument, NULL, OPT_SCALE_OUT },
+    { "busy-cpu-percent", required_argument, NULL, OPT_BUSY_CPU_PERCENT },
     { "max-starting", required_argument, NULL, OPT_MAX_STARTING },
     { "keep-alive-bin-s", required_argument, NULL, OPT_KEEP_ALIVE_BIN },
     { "keep-alive-max-s", required_argument, NULL, OPT_KEEP_ALIVE_MAX },
@@ -545,6 +556,17 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
             if (strcmp(optarg, "adaptive") && strcmp(optarg, "fixed"))
                 return usage_error("--keep-warm must be adaptive or fixed, not `%s`", optarg);
             o->exec.keep_warm_adaptive = !strcmp(optarg, "adaptive");
+            break;
+        case OPT_SCALE_OUT:
+            if (strcmp(optarg, "cpu-aware") && strcmp(optarg, "eager"))
+                return usage_error("--scale-out must be cpu-aware or eager, not `%s`", optarg);
+            o->exec.scale_out_eager = !strcmp(optarg, "eager");
+            break;
+        case OPT_BUSY_CPU_PERCENT:
+            if (!parse_uint(optarg, 5, 100, &v))
+                return usage_error("--busy-cpu-percent must be a number from 5 to 100, not `%s`",
+                                   optarg);
+            o->exec.busy_cpu_percent = (unsigned)v;
             break;
         case OPT_MAX_STARTING:
             if (!parse_uint(optarg, 1, 1024, &v))

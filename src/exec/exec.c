@@ -1,11 +1,11 @@
 /* Pools and the scheduler: which instance runs which invocation. */
 #include <errno.h>
-#include <sched.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/cpus.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -67,6 +67,17 @@ static void metrics_setup(exec_t *ex)
         "Instances the adaptive keep-alive started ahead of a call, by whether one used it "
         "(used) or it stopped first (wasted).",
         fn_outcome, NULL, 0);
+    ex->m_held = metrics_family_new(
+        METRICS_COUNTER, "mayfly_scale_out_waits_total",
+        "Calls that found no instance free and waited for a busy one rather than starting "
+        "another, as every CPU was busy (CPU-aware scale-out).",
+        fn, NULL, 0);
+    ex->m_busy = metrics_family_new(
+        METRICS_GAUGE, "mayfly_cpu_busy_ratio",
+        "The share of the CPUs the server may use that it and its sandboxes used, averaged "
+        "over the last few ms while calls ran (CPU-aware scale-out counts them all busy from "
+        "0.8, or --busy-cpu-percent).",
+        NULL, NULL, 0);
     static const char *const kind[] = { "kind", NULL };
     ex->m_pool = metrics_family_new(METRICS_GAUGE, "mayfly_sandbox_pool_ready",
                                     "Sandboxes prepared ahead for cold starts, by kind "
@@ -100,6 +111,7 @@ static void collect_gauges(void *ud)
         for (exec_instance_t *i = p->instances; i; i = i->next)
             exec__idle_account(i, now, true);
     }
+    metrics_set(ex->m_busy, NULL, ex->busy_share > 0 ? ex->busy_share : 0);
     metrics_set(ex->m_memory, (const char *[]){ "budget" },
                 (double)ex->cfg.memory_budget_mb * 1048576);
     metrics_set(ex->m_memory, (const char *[]){ "reserved" },
@@ -151,8 +163,7 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     ex->queue_timer = xmalloc(sizeof *ex->queue_timer);
     uv_timer_init(loop, ex->queue_timer);
     ex->queue_timer->data = ex;
-    cpu_set_t cpus;
-    unsigned ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? (unsigned)CPU_COUNT(&cpus) : 1;
+    unsigned ncpu = cpus_usable();
     ex->max_starting = cfg->max_starting ? cfg->max_starting : ncpu * 2 > 2 ? ncpu * 2 : 2;
     ex->start_room_timer = xmalloc(sizeof *ex->start_room_timer);
     uv_timer_init(loop, ex->start_room_timer);
@@ -160,6 +171,7 @@ exec_t *exec_new(uv_loop_t *loop, sandbox_system_t *sandboxes, registry_t *regis
     uv_unref((uv_handle_t *)ex->start_room_timer);
     metrics_setup(ex);
     metrics_add_collector(collect_gauges, ex);
+    exec__busy_init(ex);
     registry_set_code_guard(registry, code_in_use, ex);
     egress_config_t ecfg = {.hosts = cfg->egress_hosts,
                             .max_connections = cfg->egress_max_connections,
@@ -240,6 +252,7 @@ int exec_copy_define(exec_t *ex, const char *key, const fn_t *fn, mf_error_t *er
 
 static void pool_release(exec_pool_t *p)
 {
+    exec__busy_unhold(p);
     if (p->prewarm_timer)
         uv_close((uv_handle_t *)p->prewarm_timer, free_handle);
     fn_clear(&p->fn);
@@ -302,6 +315,7 @@ static void queue_push(exec_pool_t *p, invocation_t *inv)
         p->queue_head = inv;
     p->queue_tail = inv;
     p->n_queued++;
+    inv->queued_ns = clock_mono_ns();
 }
 
 static void queue_timer_arm(exec_t *ex, uint64_t due);
@@ -478,6 +492,7 @@ void exec__complete(exec_lane_t *lane, inv_status_t status, buf_t *result,
     if (inv->delivered_ns) {
         inst->pool->last_end_ns = clock_mono_ns();
         inv->duration_ms = (double)(clock_mono_ns() - inv->delivered_ns) / 1e6;
+        exec__busy_call_ended(inst->pool, inv->duration_ms);
         inv->billed_ms = (uint64_t)ceil(inv->duration_ms);
         if (inv->billed_ms == 0)
             inv->billed_ms = 1;
@@ -974,6 +989,8 @@ void exec__pool_pump(exec_pool_t *p)
             pp = &p->queue_head;
             continue;
         }
+        if (!tenants && exec__busy_hold(p, inv))
+            break; /* it waits for a busy instance while the CPUs are full */
         if (ex->n_starting_all >= ex->max_starting) {
             p->waiting_for_start = true;
             break; /* the calls wait for a start under way to finish (exec__start_room) */
@@ -1410,6 +1427,7 @@ void exec_free(exec_t *ex)
     uv_close((uv_handle_t *)ex->queue_timer, free_handle);
     uv_close((uv_handle_t *)ex->start_room_timer, free_handle);
     ex->start_room_timer = NULL;
+    exec__busy_free(ex);
     map_release(&ex->code_users);
     registry_set_code_guard(ex->registry, NULL, NULL);
     http_router_release(&ex->runtime_router);

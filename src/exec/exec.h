@@ -126,6 +126,8 @@ struct invocation {
     struct exec_lane *lane;      /* of the instance, while it holds the call */
     uint64_t cpu_ns;             /* its share of the instance's CPU so far (exec__cpu_share) */
     uint64_t enqueued_ns;
+    uint64_t queued_ns;          /* when it last joined its function's queue */
+    bool held;                   /* it waited for a busy instance (CPU-aware scale-out) */
     uint64_t deadline_ns;        /* enqueued + the timeout: the deadline counts from acceptance */
     uint64_t delivered_ns;
     int requeues;                /* times it went back to the queue (at most once) */
@@ -169,6 +171,14 @@ typedef struct exec_config {
      * waits for one under way to finish: runtimes started all at once on
      * too few CPUs each take longer than their init limit. */
     unsigned max_starting;
+    /* --scale-out eager: a call that finds no instance free always starts
+     * one; false (cpu-aware, the default): while every CPU is busy a
+     * short call waits a moment for a busy instance instead (busy.c). */
+    bool scale_out_eager;
+    /* The share of the CPUs the server may use, in percent, from which
+     * cpu-aware scale-out counts them all busy (--busy-cpu-percent; 0:
+     * 80). */
+    unsigned busy_cpu_percent;
 } exec_config_t;
 
 #define EXEC_CONFIG_DEFAULT { NULL, "us-east-1", 300000, 100, 128, 6u << 20, 1u << 20, 0, NULL, 256, false }

@@ -125,6 +125,11 @@ struct exec_pool {
      * first needed; unref'd). */
     uint64_t last_end_ns;
     uv_timer_t *prewarm_timer;
+    /* CPU-aware scale-out (busy.c): its calls' average duration and its
+     * starts' average time (ms; 0: none yet), and whether calls wait in
+     * its queue for a busy instance (counted in exec_t's n_held). */
+    double call_ms_avg, start_ms_avg;
+    bool held;
 };
 
 struct exec {
@@ -169,6 +174,17 @@ struct exec {
     metrics_family_t *m_idle_mb_s, *m_prewarms;
     exec_keep_warm_policy_t keep_warm; /* exec_set_keep_warm; decide NULL: none */
     void *keep_warm_ud;
+    /* CPU-aware scale-out (busy.c): the sampling timer (NULL: eager),
+     * the share of the usable CPUs the server and its sandboxes used on
+     * average, the last sample (their CPU time, when), the usable CPUs,
+     * the instances busy of every pool, and the pools holding calls. */
+    uv_timer_t *busy_timer;
+    double busy_share;
+    uint64_t busy_cpu_ns, busy_at_ns;
+    unsigned busy_cpus;
+    unsigned n_busy_all;
+    unsigned n_held;
+    metrics_family_t *m_held, *m_busy;
 };
 
 /* exec.c */
@@ -260,6 +276,23 @@ void exec__instance_arm_timer(exec_instance_t *inst);
 void exec__instance_logs_settle(exec_instance_t *inst);
 /* Ends inv's log with Lambda's END and REPORT lines. */
 void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv);
+
+/* busy.c: CPU-aware scale-out (see there). */
+void exec__busy_init(exec_t *ex);
+void exec__busy_free(exec_t *ex);
+/* An instance took a call: the sampling runs while any does. */
+void exec__busy_kick(exec_t *ex);
+/* Whether every CPU is busy, by the latest samples. */
+bool exec__busy_saturated(const exec_t *ex);
+/* Whether inv, which found no instance free and room for a new one,
+ * waits for one of p's busy instances instead: then p is held (pumped
+ * again on the next sample) and the wait counted. */
+bool exec__busy_hold(exec_pool_t *p, invocation_t *inv);
+/* p holds no call any more (it is being pumped, or freed). */
+void exec__busy_unhold(exec_pool_t *p);
+/* A call of p ended after duration_ms; an instance of p started in init_ms. */
+void exec__busy_call_ended(exec_pool_t *p, double duration_ms);
+void exec__busy_started(exec_pool_t *p, double init_ms);
 
 /* tenancy.c: instances by tenant id (exec_instance_t's tenant_id). */
 /* Takes the most recently idle instance serving tenant_id off the pool's

@@ -60,6 +60,12 @@ void exec__instance_set_state(exec_instance_t *inst, exec_inst_state_t state)
     (*state_counter(p, inst->state))--;
     (*state_counter(p, state))++;
     bool was_starting = inst->state == INST_STARTING;
+    if (inst->state == INST_BUSY)
+        p->ex->n_busy_all--;
+    if (state == INST_BUSY) {
+        p->ex->n_busy_all++;
+        exec__busy_kick(p->ex);
+    }
     inst->state = state;
     if (was_starting) {
         p->ex->n_starting_all--;

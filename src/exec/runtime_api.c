@@ -94,6 +94,7 @@ static void handle_next(http_request_t *req, void *ud)
     if (!inst->initialized) {
         inst->initialized = true;
         inst->init_ms = (double)(clock_mono_ns() - inst->spawn_ns) / 1e6;
+        exec__busy_started(inst->pool, inst->init_ms);
         exec__start_succeeded(inst->pool);
         /* Init ran with every core, as Lambda boosts it; calls get the CPU
          * share the function's memory buys, each: an instance serving many

@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/cleanup.h"
+#include "core/cpus.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -78,6 +79,9 @@ struct sandbox__cgsys {
     bool oom_kill_field; /* memory.oom_control has the oom_kill counter */
     /* v2 */
     bool swap_max, peak, kill_file;
+    /* <tag>'s CPU time (v1 cpuacct.usage, v2 cpu.stat): the server's and
+     * every sandbox's; -1 until opened, -errno when it cannot be. */
+    int usage_fd;
 };
 
 struct sandbox__cg {
@@ -566,15 +570,6 @@ static int weigh(struct sandbox__cgsys *cs, mf_error_t *err)
     return 0;
 }
 
-static unsigned affinity_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return (unsigned)CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
-
 static int init_v1(struct sandbox__cgsys *cs, mount_line_t mounts[CTL_COUNT],
                    const char *cgroup_file, mf_error_t *err)
 {
@@ -688,7 +683,8 @@ int sandbox__cgsys_init(struct sandbox__cgsys **out, mf_error_t *err)
     snprintf(cs->tag, sizeof cs->tag, "server-%d-%llu", (int)getpid(), start);
     for (int i = 0; i < CTL_COUNT; i++)
         cs->hier[i].fd = -1;
-    cs->cpus = affinity_cpus();
+    cs->usage_fd = -1;
+    cs->cpus = cpus_usable();
 
     cleanup_buf buf_t mountinfo = BUF_INIT;
     cleanup_buf buf_t cgroups = BUF_INIT;
@@ -754,10 +750,44 @@ unsigned sandbox__cgsys_cpus(const struct sandbox__cgsys *cs)
     return cs->cpus;
 }
 
+int sandbox__cgsys_cpu_ns(struct sandbox__cgsys *cs, uint64_t *ns)
+{
+    bool v2 = cs->version == SANDBOX_CGROUP_V2;
+    int c = cs->ctl[v2 ? CTL_MEMORY : CTL_CPUACCT];
+    if (cs->usage_fd == -1) {
+        if (c < 0 || !cs->hier[c].path) {
+            cs->usage_fd = -ENOTSUP;
+        } else {
+            cleanup_free char *file =
+                xasprintf("%s/%s", cs->hier[c].path, v2 ? "cpu.stat" : "cpuacct.usage");
+            cs->usage_fd = open(file, O_RDONLY | O_CLOEXEC);
+            if (cs->usage_fd < 0)
+                cs->usage_fd = -errno;
+        }
+    }
+    if (cs->usage_fd < 0)
+        return cs->usage_fd;
+    char text[512];
+    ssize_t n = pread_str(cs->usage_fd, text, sizeof text);
+    if (n < 0)
+        return (int)n;
+    if (!v2) {
+        *ns = strtoull(text, NULL, 10);
+        return 0;
+    }
+    uint64_t usec;
+    if (!keyed_u64(text, "usage_usec", &usec))
+        return -EINVAL;
+    *ns = usec * 1000;
+    return 0;
+}
+
 void sandbox__cgsys_free(struct sandbox__cgsys *cs)
 {
     if (!cs)
         return;
+    if (cs->usage_fd >= 0)
+        close(cs->usage_fd);
     for (size_t i = 0; i < cs->nhier; i++) {
         hier_t *h = &cs->hier[i];
         if (h->fd >= 0) {

@@ -60,6 +60,10 @@ sandbox_cgroup_version_t sandbox__cgsys_version(const struct sandbox__cgsys *cs)
 void sandbox__cgsys_limits(const struct sandbox__cgsys *cs, uint64_t *memory_bytes, uint64_t *pids);
 /* The CPUs the server may run on (its affinity when it started). */
 unsigned sandbox__cgsys_cpus(const struct sandbox__cgsys *cs);
+/* The CPU time the server and every sandbox have used so far, in ns
+ * (<tag>'s cpuacct.usage on v1, cpu.stat's usage_usec on v2): 0, or
+ * -errno (-ENOTSUP without CPU accounting). */
+int sandbox__cgsys_cpu_ns(struct sandbox__cgsys *cs, uint64_t *ns);
 /* Writes the limits of all sandboxes together on <tag>/sandboxes (0
  * lifts one). */
 int sandbox__cgsys_set_budget(struct sandbox__cgsys *cs, uint64_t memory_bytes, uint64_t pids,

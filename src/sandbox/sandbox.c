@@ -437,6 +437,11 @@ void sandbox_system_capacity(const sandbox_system_t *sys, sandbox_capacity_t *ou
     out->cpus = sandbox__cgsys_cpus(sys->cg);
 }
 
+int sandbox_system_cpu_ns(sandbox_system_t *sys, uint64_t *ns)
+{
+    return sandbox__cgsys_cpu_ns(sys->cg, ns);
+}
+
 /* The budget as the kernel enforces it: the instances' memory plus what
  * prepared sandboxes may hold. */
 static int write_budget(sandbox_system_t *sys, mf_error_t *err)

@@ -180,6 +180,10 @@ typedef struct sandbox_capacity {
 } sandbox_capacity_t;
 
 void sandbox_system_capacity(const sandbox_system_t *sys, sandbox_capacity_t *out);
+/* The CPU time the server and every sandbox have used so far, in ns (from
+ * the server's cgroups): 0, or -errno (-ENOTSUP where the cgroups do not
+ * account CPU). */
+int sandbox_system_cpu_ns(sandbox_system_t *sys, uint64_t *ns);
 
 /* The budget of all sandboxes together, enforced by the kernel as limits
  * on their common parent cgroup, so that it holds even if admission is
