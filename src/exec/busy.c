@@ -33,11 +33,16 @@
  * and answer anyway); one that runs below BUSY_LOW of it rests until its
  * bucket is full again, and the next call goes to another idle instance
  * (the most recently used that is not resting). When every idle instance
- * rests, the call takes the most recent all the same and one more
- * instance starts beside (one at a time, within the function's
- * max_concurrency and the memory budget), so that the function's calls
- * spread over as many quotas as they use; even with the CPUs all busy,
- * as the instance it spares waits for its quota, not for a CPU. Only
+ * rests, the call takes the most recent all the same and, once that has
+ * happened to BUSY_SPARE_AFTER calls in a row with no other call of the
+ * function running, one more instance starts beside (one at a time, within the function's
+ * max_concurrency and the memory budget), so that calls that come one
+ * after another spread over as many quotas as they use; even with the
+ * CPUs all busy, as the instance it spares waits for its quota, not for
+ * a CPU. All this only while no other call of the function waits: calls
+ * that come many at once scale out by the rule above, take the most
+ * recently used instance (the warmest caches), and a spare for each would
+ * undo the rule. Only
  * for functions whose calls are short, as above: a long call uses its
  * quota whichever instance runs it. */
 #include <stdlib.h>
@@ -64,6 +69,9 @@
  * rests from below BUSY_LOW of the bucket until it is full. */
 #define BUSY_BUCKET 0.4
 #define BUSY_LOW 0.1
+/* Calls in a row that found every idle instance resting before one more
+ * starts. */
+#define BUSY_SPARE_AFTER 4
 /* A function's average call duration and start time: recent ones count
  * most (about the last 8). */
 #define BUSY_FN_ALPHA 0.125
@@ -207,7 +215,8 @@ void exec__busy_used(exec_instance_t *inst, uint64_t used_ns)
 
 bool exec__busy_rotates(const exec_pool_t *p)
 {
-    return p->ex->busy_timer && calls_short(p);
+    /* The call being placed is the only one waiting. */
+    return p->ex->busy_timer && calls_short(p) && p->n_queued <= 1;
 }
 
 bool exec__busy_resting(exec_instance_t *inst)
@@ -223,6 +232,12 @@ bool exec__busy_resting(exec_instance_t *inst)
 void exec__busy_spare(exec_pool_t *p)
 {
     exec_t *ex = p->ex;
+    /* Only for calls that come one after another, and kept coming: the
+     * function has no other call running, and the last BUSY_SPARE_AFTER
+     * calls all found every idle instance resting (the last calls of a
+     * burst, as it drains, are not a reason to start one). */
+    if (p->n_busy || ++p->all_resting < BUSY_SPARE_AFTER)
+        return;
     if (!exec__busy_rotates(p) || p->n_starting || p->removed || ex->shutting_down ||
         p->fn.tenancy.per_tenant || p->fn.max_concurrency == 0 || p->start_failures ||
         ex->n_starting_all >= ex->max_starting ||

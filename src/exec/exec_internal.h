@@ -136,6 +136,8 @@ struct exec_pool {
      * its queue for a busy instance (counted in exec_t's n_held). */
     double call_ms_avg, start_ms_avg;
     bool held;
+    /* Calls in a row that found every idle instance resting (busy.c). */
+    unsigned all_resting;
 };
 
 struct exec {
@@ -303,7 +305,7 @@ void exec__busy_unhold(exec_pool_t *p);
 /* The sandbox of inst used used_ns of CPU since the last reading. */
 void exec__busy_used(exec_instance_t *inst, uint64_t used_ns);
 /* Whether idle instances of p are picked by the CPU quota they have left
- * (its calls are short), and whether inst is resting: it used its quota's
+ * (its calls are short, and no other waits), and whether inst is resting: it used its quota's
  * recent share and would be held back by it, so another idle instance
  * serves the next call if there is one. */
 bool exec__busy_rotates(const exec_pool_t *p);

@@ -24,6 +24,7 @@ exec_instance_t *exec__idle_take(exec_pool_t *p, const char *tenant_id)
             first = pp;
         if (rotate && exec__busy_resting(inst))
             continue;
+        p->all_resting = 0;
         *pp = inst->next_idle;
         inst->next_idle = NULL;
         return inst;
