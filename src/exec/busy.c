@@ -216,7 +216,7 @@ void exec__busy_used(exec_instance_t *inst, uint64_t used_ns)
 bool exec__busy_rotates(const exec_pool_t *p)
 {
     /* The call being placed is the only one waiting. */
-    return p->ex->busy_timer && calls_short(p) && p->n_queued <= 1;
+    return p->ex && p->ex->busy_timer && calls_short(p) && p->n_queued <= 1;
 }
 
 bool exec__busy_resting(exec_instance_t *inst)
