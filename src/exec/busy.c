@@ -21,30 +21,7 @@
  * through calls (one ended within the bound) or the call has waited less
  * than the bound: busy instances that stop answering, or calls that turn
  * long, start instances again. A queue longer than the server's
- * --max-queue starts instances too.
- *
- * The other side of the same rule: a function's instance gets the CPU
- * its memory buys (a 128 MB one, 7% of a CPU: 1,447 µs per 20 ms), and
- * one that short calls keep busy back to back uses that up and is held
- * back by the kernel until the next period, its call with it (the 12 ms
- * p99 of a C no-op at one connection). So each instance keeps a bucket
- * of the quota it has left, refilled at the quota's rate up to
- * BUSY_BUCKET of a period's, less the CPU it used (read at each hand-over
- * and answer anyway); one that runs below BUSY_LOW of it rests until its
- * bucket is full again, and the next call goes to another idle instance
- * (the most recently used that is not resting). When every idle instance
- * rests, the call takes the most recent all the same and, once that has
- * happened to BUSY_SPARE_AFTER calls in a row with no other call of the
- * function running, one more instance starts beside (one at a time, within the function's
- * max_concurrency and the memory budget), so that calls that come one
- * after another spread over as many quotas as they use; even with the
- * CPUs all busy, as the instance it spares waits for its quota, not for
- * a CPU. All this only while no other call of the function waits: calls
- * that come many at once scale out by the rule above, take the most
- * recently used instance (the warmest caches), and a spare for each would
- * undo the rule. Only
- * for functions whose calls are short, as above: a long call uses its
- * quota whichever instance runs it. */
+ * --max-queue starts instances too. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,13 +42,6 @@
 #define BUSY_HOLD_DEFAULT_MS 10.0
 #define BUSY_HOLD_MIN_MS 1.0
 #define BUSY_HOLD_MAX_MS 100.0
-/* An instance's bucket: at most this share of a period's quota, and it
- * rests from below BUSY_LOW of the bucket until it is full. */
-#define BUSY_BUCKET 0.4
-#define BUSY_LOW 0.1
-/* Calls in a row that found every idle instance resting before one more
- * starts. */
-#define BUSY_SPARE_AFTER 4
 /* A function's average call duration and start time: recent ones count
  * most (about the last 8). */
 #define BUSY_FN_ALPHA 0.125
@@ -176,87 +146,6 @@ static double hold_bound_ms(const exec_pool_t *p)
     return b < BUSY_HOLD_MIN_MS ? BUSY_HOLD_MIN_MS : b > BUSY_HOLD_MAX_MS ? BUSY_HOLD_MAX_MS : b;
 }
 
-/* Whether the function's calls are short: under the time one of its
- * starts takes (on average). */
-static bool calls_short(const exec_pool_t *p)
-{
-    return p->call_ms_avg > 0 && p->call_ms_avg <= hold_bound_ms(p);
-}
-
-/* Refills inst's bucket up to now; false when it has no quota. */
-static bool bucket_fill(exec_instance_t *inst, uint64_t now, double *size)
-{
-    uint64_t quota_us = sandbox_cpu_quota_us(&inst->sb);
-    if (!quota_us)
-        return false;
-    *size = (double)quota_us * 1000 * BUSY_BUCKET;
-    if (!inst->cpu_at_ns) {
-        inst->cpu_left_ns = *size;
-    } else if (now > inst->cpu_at_ns) {
-        /* quota_us per period is that many ns per ns of the period's. */
-        inst->cpu_left_ns += (double)(now - inst->cpu_at_ns) * (double)quota_us /
-                             (double)SANDBOX_CPU_PERIOD_US;
-        if (inst->cpu_left_ns > *size)
-            inst->cpu_left_ns = *size;
-    }
-    inst->cpu_at_ns = now;
-    return true;
-}
-
-void exec__busy_used(exec_instance_t *inst, uint64_t used_ns)
-{
-    double size;
-    if (!bucket_fill(inst, clock_mono_ns(), &size))
-        return;
-    inst->cpu_left_ns -= (double)used_ns;
-    if (inst->cpu_left_ns < size * BUSY_LOW)
-        inst->cpu_resting = true;
-}
-
-bool exec__busy_rotates(const exec_pool_t *p)
-{
-    /* The call being placed is the only one waiting. */
-    return p->ex && p->ex->busy_timer && calls_short(p) && p->n_queued <= 1;
-}
-
-bool exec__busy_resting(exec_instance_t *inst)
-{
-    if (!inst->cpu_resting)
-        return false;
-    double size;
-    if (!bucket_fill(inst, clock_mono_ns(), &size) || inst->cpu_left_ns >= size)
-        inst->cpu_resting = false;
-    return inst->cpu_resting;
-}
-
-void exec__busy_spare(exec_pool_t *p)
-{
-    exec_t *ex = p->ex;
-    /* Only for calls that come one after another, and kept coming: the
-     * function has no other call running, and the last BUSY_SPARE_AFTER
-     * calls all found every idle instance resting (the last calls of a
-     * burst, as it drains, are not a reason to start one). */
-    if (p->n_busy || ++p->all_resting < BUSY_SPARE_AFTER)
-        return;
-    if (!exec__busy_rotates(p) || p->n_starting || p->removed || ex->shutting_down ||
-        p->fn.tenancy.per_tenant || p->fn.max_concurrency == 0 || p->start_failures ||
-        ex->n_starting_all >= ex->max_starting ||
-        exec__pool_full(p) || !exec__memory_fits(p))
-        return;
-    exec_instance_t *inst;
-    mf_error_t err = MF_ERROR_INIT;
-    if (exec__instance_start(p, &inst, &err) < 0) {
-        log_warn("exec", "starting a spare instance of %s: %s", p->name, err.msg);
-        return;
-    }
-    if (!p->copy) {
-        const char *labels[] = { p->name };
-        metrics_inc(ex->m_spares, labels, 1);
-    }
-    log_debug("exec", "instance %s of %s started beside instances resting on their CPU quota",
-              inst->id, p->name);
-}
-
 bool exec__busy_hold(exec_pool_t *p, invocation_t *inv)
 {
     exec_t *ex = p->ex;
@@ -264,7 +153,7 @@ bool exec__busy_hold(exec_pool_t *p, invocation_t *inv)
         p->n_queued > ex->cfg.max_queue)
         return false;
     double bound = hold_bound_ms(p);
-    if (!calls_short(p))
+    if (p->call_ms_avg <= 0 || p->call_ms_avg > bound)
         return false;
     /* Its instances are getting through calls (one ended within the
      * bound), or the call has not yet waited as long as a start takes. */

@@ -72,11 +72,6 @@ static void metrics_setup(exec_t *ex)
         "Calls that found no instance free and waited for a busy one rather than starting "
         "another, as every CPU was busy (CPU-aware scale-out).",
         fn, NULL, 0);
-    ex->m_spares = metrics_family_new(
-        METRICS_COUNTER, "mayfly_spare_instances_total",
-        "Instances started beside a function's idle ones because each had used the recent "
-        "share of its CPU quota (a function of short calls spreads over more quotas).",
-        fn, NULL, 0);
     ex->m_busy = metrics_family_new(
         METRICS_GAUGE, "mayfly_cpu_busy_ratio",
         "The share of the CPUs the server may use that it and its sandboxes used, averaged "
@@ -844,17 +839,11 @@ static void pump_waiting_for_memory(exec_t *ex)
 /* Whether the function runs as many instances as it may (starting, idle
  * or busy): always when it is paused (max_concurrency 0). An instance of
  * many lanes counts for as many calls. */
-bool exec__pool_full(const exec_pool_t *p)
+static bool pool_full(const exec_pool_t *p)
 {
     unsigned lanes = p->fn.instance_concurrency > 1 ? (unsigned)p->fn.instance_concurrency : 1;
     unsigned most = ((unsigned)p->fn.max_concurrency + lanes - 1) / lanes;
     return p->n_starting + p->n_idle + p->n_busy >= most;
-}
-
-bool exec__memory_fits(const exec_pool_t *p)
-{
-    uint64_t budget = p->ex->cfg.memory_budget_mb;
-    return !budget || p->ex->memory_used_mb + (uint64_t)p->fn.memory_mb <= budget;
 }
 
 /* Whether a call of tenant_id that finds no instance free waits rather
@@ -881,7 +870,7 @@ static bool pool_can_start(exec_pool_t *p, bool evict)
         return false; /* paused */
     if (p->idle || room_take(p, ""))
         return true;
-    if (p->removed || p->ex->shutting_down || exec__pool_full(p))
+    if (p->removed || p->ex->shutting_down || pool_full(p))
         return false;
     if (start_waits(p, ""))
         return false;
@@ -902,7 +891,7 @@ static bool pool_can_start_for(exec_pool_t *p, const char *tenant_id, bool evict
         return true;
     if (p->removed || p->ex->shutting_down || exec__tenant_at_cap(p, tenant_id))
         return false;
-    if (exec__pool_full(p)) {
+    if (pool_full(p)) {
         exec_instance_t *victim = exec__idle_other_oldest(p, tenant_id);
         if (!victim || !evict)
             return false;
@@ -969,7 +958,7 @@ void exec__pool_pump(exec_pool_t *p)
             pp = &inv->next; /* waits for an instance of its own to free up */
             continue;
         }
-        if (exec__pool_full(p)) {
+        if (pool_full(p)) {
             /* Room taken by idle instances of other tenant ids is given
              * back: the one idle longest stops. */
             exec_instance_t *victim = tenants ? exec__idle_other_oldest(p, inv->tenant_id) : NULL;
@@ -1143,8 +1132,11 @@ static void on_prewarm(uv_timer_t *t)
     if (ex->shutting_down || p->removed || !keep_warm_adaptive(ex, &p->fn) ||
         p->fn.max_concurrency == 0 || p->fn.tenancy.per_tenant)
         return;
-    if (p->idle || p->n_starting || p->n_busy || p->queue_head || exec__pool_full(p) ||
-        p->start_failures || !exec__memory_fits(p))
+    if (p->idle || p->n_starting || p->n_busy || p->queue_head || pool_full(p) ||
+        p->start_failures)
+        return;
+    uint64_t budget = ex->cfg.memory_budget_mb;
+    if (budget && ex->memory_used_mb + (uint64_t)p->fn.memory_mb > budget)
         return;
     if (ex->n_starting_all >= ex->max_starting)
         return; /* calls come first: this start is only ahead of one */
@@ -1260,7 +1252,7 @@ int exec_invoke_opts(exec_t *ex, const char *name, buf_t *event, const exec_call
     /* Under tenant isolation, other tenant ids' idle instances are room. */
     bool room_elsewhere = p->fn.tenancy.per_tenant && exec__idle_other_oldest(p, inv->tenant_id);
     if (!exec__idle_has(p, inv->tenant_id) && p->n_queued >= ex->cfg.max_queue &&
-        ((exec__pool_full(p) && !room_elsewhere) || p->waiting_for_memory || p->waiting_for_start)) {
+        ((pool_full(p) && !room_elsewhere) || p->waiting_for_memory || p->waiting_for_start)) {
         exec__fail(ex, inv, INV_THROTTLED, "TooManyRequestsException",
                    "Rate exceeded: %s has %d calls running and %u waiting", p->name,
                    p->fn.max_concurrency, p->n_queued);
@@ -1307,7 +1299,7 @@ bool exec_at_limit(exec_t *ex, const char *name)
     exec_pool_t *p = map_get(&ex->pools, name);
     if (!p || p->removed || p->idle)
         return false;
-    return p->queue_head || exec__pool_full(p);
+    return p->queue_head || pool_full(p);
 }
 
 void invocation_free(invocation_t *inv)

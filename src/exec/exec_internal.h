@@ -80,12 +80,6 @@ struct exec_instance {
     uint64_t cpu_ns_last;        /* the sandbox's CPU time at the last hand-over or answer */
     uint64_t cpu_wait_ns_last;   /* its runtime's CPU wait then (an event's attempt), or 0 */
     bool frozen;                 /* idle, its processes frozen (no CPU) until its next call */
-    /* What is left of its CPU quota (busy.c): a bucket refilled at the
-     * quota's rate, less the CPU it used, as of cpu_at_ns; resting: it
-     * ran low and is passed over until full again. */
-    double cpu_left_ns;
-    uint64_t cpu_at_ns;
-    bool cpu_resting;
     egress_box_t *egress;        /* its way out, when its function has egress rules */
     /* Adaptive keep-alive (docs/keep-alive.md). */
     uint64_t keep_alive_ms;      /* how long it waits idle this time */
@@ -136,8 +130,6 @@ struct exec_pool {
      * its queue for a busy instance (counted in exec_t's n_held). */
     double call_ms_avg, start_ms_avg;
     bool held;
-    /* Calls in a row that found every idle instance resting (busy.c). */
-    unsigned all_resting;
 };
 
 struct exec {
@@ -192,7 +184,7 @@ struct exec {
     unsigned busy_cpus;
     unsigned n_busy_all;
     unsigned n_held;
-    metrics_family_t *m_held, *m_busy, *m_spares;
+    metrics_family_t *m_held, *m_busy;
 };
 
 /* exec.c */
@@ -201,10 +193,6 @@ void exec__error_doc(buf_t *out, const char *type, const char *message);
 void exec__code_acquire(exec_t *ex, const char *sha);
 void exec__code_release(exec_t *ex, const char *sha);
 void exec__pool_pump(exec_pool_t *p);
-/* Whether p has as many instances as its max_concurrency allows. */
-bool exec__pool_full(const exec_pool_t *p);
-/* Whether one more instance of p fits the sandboxes' memory budget. */
-bool exec__memory_fits(const exec_pool_t *p);
 /* Puts an invocation back at the head of its pool's queue. */
 void exec__requeue(exec_pool_t *p, invocation_t *inv);
 /* An instance died or gave up before it asked for work: counts the failure,
@@ -302,17 +290,6 @@ bool exec__busy_saturated(const exec_t *ex);
 bool exec__busy_hold(exec_pool_t *p, invocation_t *inv);
 /* p holds no call any more (it is being pumped, or freed). */
 void exec__busy_unhold(exec_pool_t *p);
-/* The sandbox of inst used used_ns of CPU since the last reading. */
-void exec__busy_used(exec_instance_t *inst, uint64_t used_ns);
-/* Whether idle instances of p are picked by the CPU quota they have left
- * (its calls are short, and no other waits), and whether inst is resting: it used its quota's
- * recent share and would be held back by it, so another idle instance
- * serves the next call if there is one. */
-bool exec__busy_rotates(const exec_pool_t *p);
-bool exec__busy_resting(exec_instance_t *inst);
-/* Every idle instance of p is resting: one more starts, if none is
- * starting and p has room for it. */
-void exec__busy_spare(exec_pool_t *p);
 /* A call of p ended after duration_ms; an instance of p started in init_ms. */
 void exec__busy_call_ended(exec_pool_t *p, double duration_ms);
 void exec__busy_started(exec_pool_t *p, double init_ms);

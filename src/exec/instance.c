@@ -355,8 +355,6 @@ void exec__cpu_share(exec_instance_t *inst)
     sandbox_stats_t st;
     if (sandbox_stats(&inst->sb, SANDBOX_STAT_CPU, &st) < 0)
         return;
-    if (st.cpu_ns > inst->cpu_ns_last && inst->cpu_ns_last)
-        exec__busy_used(inst, st.cpu_ns - inst->cpu_ns_last);
     if (inst->n_delivered && st.cpu_ns > inst->cpu_ns_last) {
         uint64_t part = (st.cpu_ns - inst->cpu_ns_last) / inst->n_delivered;
         for (unsigned i = 0; i < inst->n_lanes; i++) {

@@ -12,30 +12,16 @@
 exec_instance_t *exec__idle_take(exec_pool_t *p, const char *tenant_id)
 {
     /* The stack is most recently used first: the first match is the one
-     * whose caches are warmest, unless it is resting on its CPU quota
-     * (busy.c) and another is not. */
-    bool rotate = exec__busy_rotates(p);
-    exec_instance_t **first = NULL;
+     * whose caches are warmest. */
     for (exec_instance_t **pp = &p->idle; *pp; pp = &(*pp)->next_idle) {
         exec_instance_t *inst = *pp;
         if (strcmp(inst->tenant_id, tenant_id))
             continue;
-        if (!first)
-            first = pp;
-        if (rotate && exec__busy_resting(inst))
-            continue;
-        p->all_resting = 0;
         *pp = inst->next_idle;
         inst->next_idle = NULL;
         return inst;
     }
-    if (!first)
-        return NULL;
-    exec_instance_t *inst = *first;
-    *first = inst->next_idle;
-    inst->next_idle = NULL;
-    exec__busy_spare(p);
-    return inst;
+    return NULL;
 }
 
 bool exec__idle_has(const exec_pool_t *p, const char *tenant_id)

@@ -1200,13 +1200,6 @@ int sandbox__cg_cap_cpu(struct sandbox__cg *cg, unsigned cpu_mb, mf_error_t *err
     return 0;
 }
 
-uint64_t sandbox__cg_quota_us(const struct sandbox__cg *cg)
-{
-    if (!cg->capped)
-        return 0;
-    return cpu_quota_us(cg->sys, cg->cpu_mb ? cg->cpu_mb : cg->memory_mb);
-}
-
 int sandbox__cg_rename(struct sandbox__cg *cg, const char *id, mf_error_t *err)
 {
     struct sandbox__cgsys *cs = cg->sys;

@@ -86,9 +86,6 @@ int sandbox__cg_set_memory(struct sandbox__cg *cg, unsigned memory_mb, mf_error_
 int sandbox__cg_background(struct sandbox__cg *cg, mf_error_t *err);
 /* Gives the cgroup its CPU quota from its memory (see sandbox_cap_cpu). */
 int sandbox__cg_cap_cpu(struct sandbox__cg *cg, unsigned cpu_mb, mf_error_t *err);
-/* The quota sandbox__cg_cap_cpu wrote, in µs per SANDBOX_CPU_PERIOD_US; 0
- * before it (or without a cpu controller). */
-uint64_t sandbox__cg_quota_us(const struct sandbox__cg *cg);
 /* Freezes (true) or thaws (false) every process in the cgroup: one write.
  * -ENOTSUP without a freezer. */
 int sandbox__cg_freeze(struct sandbox__cg *cg, bool frozen);

@@ -1532,11 +1532,6 @@ int sandbox_cap_cpu(sandbox_t *sb, unsigned cpu_mb, mf_error_t *err)
     return r;
 }
 
-uint64_t sandbox_cpu_quota_us(const sandbox_t *sb)
-{
-    return sb->cg ? sandbox__cg_quota_us(sb->cg) : 0;
-}
-
 int sandbox_freeze(sandbox_t *sb)
 {
     if (!sb->cg)

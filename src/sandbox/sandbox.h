@@ -273,9 +273,6 @@ void sandbox_reset_peak(sandbox_t *sb);
  * is for instead of the sandbox's own (an instance serving many calls at
  * once gets each call's share). */
 int sandbox_cap_cpu(sandbox_t *sb, unsigned cpu_mb, mf_error_t *err);
-/* The CPU quota sandbox_cap_cpu gave the sandbox, in µs per
- * SANDBOX_CPU_PERIOD_US; 0 while it has none. */
-uint64_t sandbox_cpu_quota_us(const sandbox_t *sb);
 /* Freezes every process of the sandbox (v1 freezer.state FROZEN, v2
  * cgroup.freeze 1): one write to a file kept open, cheap enough for every
  * call, so that nothing the function left running after its answer uses
