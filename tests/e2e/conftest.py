@@ -544,6 +544,14 @@ def raw_request(port, method, path, body=b"", headers=None, timeout=60):
 # ---------------------------------------------------------------- functions
 
 
+def assert_server_refuses(tmp_path, args, mention):
+    """`mayfly server` with bad flags args exits 2 and names mention."""
+    p = subprocess.run([MAYFLY_BIN, "server", "--listen", f"127.0.0.1:{free_port()}", "--data",
+                        str(tmp_path / "d"), *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert mention in p.stderr
+
+
 def unique(prefix):
     """A function name no other test (or earlier run) uses."""
     return f"{prefix}-{os.urandom(4).hex()}"

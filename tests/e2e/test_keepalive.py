@@ -4,18 +4,16 @@ says, and starts one again ahead of an expected call, and is the server's
 default; "fixed" keeps it --idle-timeout. Every check reads the server's own records,
 counters and the function's JSON; the waits are generous deadlines."""
 
-import subprocess
 import time
 
 import pytest
 import requests
 
 from conftest import (
-    MAYFLY_BIN,
+    assert_server_refuses,
     assert_error,
     deploy_py,
     fn_body,
-    free_port,
     get_record,
     invoke_ok,
     metric,
@@ -213,7 +211,4 @@ def test_the_server_wide_policy_and_the_longest_window_come_from_their_flags(ser
     (["--keep-alive-bin-s", "3601"], "--keep-alive-bin-s"),
 ])
 def test_bad_keep_alive_flags_exit_2_naming_them(tmp_path, args, mention):
-    p = subprocess.run([MAYFLY_BIN, "server", "--listen", f"127.0.0.1:{free_port()}", "--data",
-                        str(tmp_path / "d"), *args], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2, p
-    assert mention in p.stderr
+    assert_server_refuses(tmp_path, args, mention)
