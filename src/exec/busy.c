@@ -63,25 +63,14 @@ static void busy_sample(exec_t *ex)
     ex->busy_at_ns = now;
 }
 
-/* Pools that held calls get another look: calls waiting since then may
- * have waited their bound, or the CPUs may have room again. Pumping may
- * free pools: they are collected first. */
-static void pump_held(exec_t *ex)
+/* A pool that held calls gets another look: they may have waited their
+ * bound by now, or the CPUs may have room again. */
+static bool take_held(exec_pool_t *p)
 {
-    size_t n = ex->n_held, k = 0;
-    exec_pool_t **pools = xcalloc(n, sizeof *pools);
-    const char *key;
-    void *value;
-    for (size_t it = 0; k < n && map_next(&ex->pools, &it, &key, &value);) {
-        exec_pool_t *p = value;
-        if (p->held) {
-            exec__busy_unhold(p);
-            pools[k++] = p;
-        }
-    }
-    for (size_t i = 0; i < k; i++)
-        exec__pool_pump(pools[i]);
-    free(pools);
+    if (!p->held)
+        return false;
+    exec__busy_unhold(p);
+    return true;
 }
 
 static void on_busy_tick(uv_timer_t *t)
@@ -89,8 +78,8 @@ static void on_busy_tick(uv_timer_t *t)
     exec_t *ex = t->data;
     busy_sample(ex);
     if (ex->n_held)
-        pump_held(ex);
-    if (!ex->n_busy_all && !ex->n_starting_all && !ex->n_held)
+        exec__pump_pools(ex, ex->n_held, take_held);
+    if (!ex->n_busy_all && !ex->n_held)
         uv_timer_stop(t);
 }
 
@@ -134,7 +123,8 @@ void exec__busy_kick(exec_t *ex)
     uv_timer_start(ex->busy_timer, on_busy_tick, BUSY_SAMPLE_MS, BUSY_SAMPLE_MS);
 }
 
-bool exec__busy_saturated(const exec_t *ex)
+/* Whether every CPU is busy, by the latest samples. */
+static bool busy_saturated(const exec_t *ex)
 {
     unsigned pc = ex->cfg.busy_cpu_percent ? ex->cfg.busy_cpu_percent : BUSY_FULL_PERCENT;
     return ex->busy_timer && ex->busy_share * 100 >= pc;
@@ -161,7 +151,7 @@ bool exec__busy_hold(exec_pool_t *p, invocation_t *inv)
     bool progress = p->last_end_ns && now - p->last_end_ns < bound_ns;
     if (!progress && now - inv->queued_ns >= bound_ns)
         return false;
-    if (!exec__busy_saturated(ex))
+    if (!busy_saturated(ex))
         return false;
     if (!p->held) {
         p->held = true;

@@ -569,29 +569,35 @@ void exec__start_failed(exec_pool_t *p, const char *type, const char *reason,
              p->n_busy ? "wait for its busy instances" : "fail at once");
 }
 
-static void on_start_room(uv_timer_t *t)
+void exec__pump_pools(exec_t *ex, size_t most, bool (*take)(exec_pool_t *p))
 {
-    exec_t *ex = t->data;
-    size_t n = 0, k = 0;
+    if (!most)
+        return;
+    exec_pool_t **pools = xcalloc(most, sizeof *pools);
+    size_t k = 0;
     const char *key;
     void *value;
-    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);)
-        n += ((exec_pool_t *)value)->waiting_for_start;
-    if (!n)
-        return;
-    /* Pumping may free pools: collect first. Each takes what room there
-     * is, in turn. */
-    exec_pool_t **pools = xcalloc(n, sizeof *pools);
-    for (size_t it = 0; map_next(&ex->pools, &it, &key, &value);) {
-        exec_pool_t *p = value;
-        if (p->waiting_for_start && k < n) {
-            p->waiting_for_start = false;
-            pools[k++] = p;
-        }
-    }
+    for (size_t it = 0; k < most && map_next(&ex->pools, &it, &key, &value);)
+        if (take(value))
+            pools[k++] = value;
     for (size_t i = 0; i < k; i++)
         exec__pool_pump(pools[i]);
     free(pools);
+}
+
+static bool take_waiting_for_start(exec_pool_t *p)
+{
+    if (!p->waiting_for_start)
+        return false;
+    p->waiting_for_start = false;
+    return true;
+}
+
+/* Each pool waiting for start room takes what room there is, in turn. */
+static void on_start_room(uv_timer_t *t)
+{
+    exec_t *ex = t->data;
+    exec__pump_pools(ex, ex->pools.len, take_waiting_for_start);
 }
 
 void exec__start_room(exec_t *ex)
@@ -989,7 +995,7 @@ void exec__pool_pump(exec_pool_t *p)
             pp = &p->queue_head;
             continue;
         }
-        if (!tenants && exec__busy_hold(p, inv))
+        if (exec__busy_hold(p, inv))
             break; /* it waits for a busy instance while the CPUs are full */
         if (ex->n_starting_all >= ex->max_starting) {
             p->waiting_for_start = true;

@@ -193,6 +193,10 @@ void exec__error_doc(buf_t *out, const char *type, const char *message);
 void exec__code_acquire(exec_t *ex, const char *sha);
 void exec__code_release(exec_t *ex, const char *sha);
 void exec__pool_pump(exec_pool_t *p);
+/* Pumps the pools that take (which clears what it tested) picks, at most
+ * most of them, in map order. Pumping may free pools: they are collected
+ * first. */
+void exec__pump_pools(exec_t *ex, size_t most, bool (*take)(exec_pool_t *p));
 /* Puts an invocation back at the head of its pool's queue. */
 void exec__requeue(exec_pool_t *p, invocation_t *inv);
 /* An instance died or gave up before it asked for work: counts the failure,
@@ -282,10 +286,9 @@ void exec__busy_init(exec_t *ex);
 void exec__busy_free(exec_t *ex);
 /* An instance took a call: the sampling runs while any does. */
 void exec__busy_kick(exec_t *ex);
-/* Whether every CPU is busy, by the latest samples. */
-bool exec__busy_saturated(const exec_t *ex);
 /* Whether inv, which found no instance free and room for a new one,
- * waits for one of p's busy instances instead: then p is held (pumped
+ * waits for one of p's busy instances instead (never under tenant
+ * isolation): then p is held (pumped
  * again on the next sample) and the wait counted. */
 bool exec__busy_hold(exec_pool_t *p, invocation_t *inv);
 /* p holds no call any more (it is being pumped, or freed). */

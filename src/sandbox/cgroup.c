@@ -80,7 +80,7 @@ struct sandbox__cgsys {
     /* v2 */
     bool swap_max, peak, kill_file;
     /* <tag>'s CPU time (v1 cpuacct.usage, v2 cpu.stat): the server's and
-     * every sandbox's; -1 until opened, -errno when it cannot be. */
+     * every sandbox's; -errno when it cannot be opened. */
     int usage_fd;
 };
 
@@ -675,6 +675,21 @@ static int init_v2(struct sandbox__cgsys *cs, const char *base, const char *cgro
     return 0;
 }
 
+/* Opens <tag>'s CPU time for sandbox__cgsys_cpu_ns: cpuacct.usage in the
+ * cpuacct hierarchy on v1, cpu.stat (always there) on v2. */
+static void open_usage(struct sandbox__cgsys *cs)
+{
+    bool v2 = cs->version == SANDBOX_CGROUP_V2;
+    int c = cs->ctl[v2 ? CTL_MEMORY : CTL_CPUACCT];
+    if (c < 0 || !cs->hier[c].path)
+        return; /* stays -ENOTSUP */
+    cleanup_free char *file =
+        xasprintf("%s/%s", cs->hier[c].path, v2 ? "cpu.stat" : "cpuacct.usage");
+    cs->usage_fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (cs->usage_fd < 0)
+        cs->usage_fd = -errno;
+}
+
 int sandbox__cgsys_init(struct sandbox__cgsys **out, mf_error_t *err)
 {
     struct sandbox__cgsys *cs = xcalloc(1, sizeof *cs);
@@ -683,7 +698,7 @@ int sandbox__cgsys_init(struct sandbox__cgsys **out, mf_error_t *err)
     snprintf(cs->tag, sizeof cs->tag, "server-%d-%llu", (int)getpid(), start);
     for (int i = 0; i < CTL_COUNT; i++)
         cs->hier[i].fd = -1;
-    cs->usage_fd = -1;
+    cs->usage_fd = -ENOTSUP;
     cs->cpus = cpus_usable();
 
     cleanup_buf buf_t mountinfo = BUF_INIT;
@@ -730,6 +745,7 @@ int sandbox__cgsys_init(struct sandbox__cgsys **out, mf_error_t *err)
         sandbox__cgsys_free(cs);
         return r;
     }
+    open_usage(cs);
     *out = cs;
     return 0;
 }
@@ -752,26 +768,13 @@ unsigned sandbox__cgsys_cpus(const struct sandbox__cgsys *cs)
 
 int sandbox__cgsys_cpu_ns(struct sandbox__cgsys *cs, uint64_t *ns)
 {
-    bool v2 = cs->version == SANDBOX_CGROUP_V2;
-    int c = cs->ctl[v2 ? CTL_MEMORY : CTL_CPUACCT];
-    if (cs->usage_fd == -1) {
-        if (c < 0 || !cs->hier[c].path) {
-            cs->usage_fd = -ENOTSUP;
-        } else {
-            cleanup_free char *file =
-                xasprintf("%s/%s", cs->hier[c].path, v2 ? "cpu.stat" : "cpuacct.usage");
-            cs->usage_fd = open(file, O_RDONLY | O_CLOEXEC);
-            if (cs->usage_fd < 0)
-                cs->usage_fd = -errno;
-        }
-    }
     if (cs->usage_fd < 0)
         return cs->usage_fd;
     char text[512];
     ssize_t n = pread_str(cs->usage_fd, text, sizeof text);
     if (n < 0)
         return (int)n;
-    if (!v2) {
+    if (cs->version == SANDBOX_CGROUP_V1) {
         *ns = strtoull(text, NULL, 10);
         return 0;
     }
