@@ -171,8 +171,8 @@ int store_idem_list(store_queue_t *q, int64_t since_ms,
 /* Deletes the keys created before before_ms. */
 int store_idem_prune(store_queue_t *q, int64_t before_ms, mf_error_t *err);
 /* Deletes attempt histories that began before attempts_before_ms and dead
- * letters written before dead_before_ms, all of them in batches of 1,000;
- * says how many of each went. */
+ * letters written before dead_before_ms, in batches of 1,000 looked at in
+ * the order they were made (queue_rows.h); says how many of each went. */
 int store_queue_prune(store_queue_t *q, int64_t attempts_before_ms, int64_t dead_before_ms,
                       int64_t *attempts, int64_t *dead, mf_error_t *err);
 

@@ -509,7 +509,7 @@ static int pg_queue__prune_kind(store_queue_t *q, int id, int64_t before_ms, int
         if (r < 0)
             return r;
         *n += k;
-        if (k < STORE_QUEUE_PRUNE_BATCH)
+        if (k == 0)
             return 0;
     }
 }

@@ -133,14 +133,23 @@
     "SELECT " STORE_IDEM_COLUMNS " FROM idempotency_keys WHERE created_ms >= " P(1)
 #define STORE_IDEM_PRUNE(P) "DELETE FROM idempotency_keys WHERE created_ms < " P(1)
 /* One batch of store_queue_prune: P(1) the time, P(2) the batch's size,
- * STORE_QUEUE_PRUNE_BATCH (again until a batch is not full). */
+ * STORE_QUEUE_PRUNE_BATCH (again until a batch deletes nothing). Neither
+ * table has an index on its time: a batch looks at its first P(2) rows by
+ * key and deletes those of them old enough (attempts: request ids are made
+ * in time order, and an event's attempts start within its maximum age of
+ * it; dead letters: ids in the order written), so that the last batch,
+ * which finds none, does not read the whole table on the queue's writer,
+ * where acceptances wait. An attempt not yet old among the first keys
+ * only slows a round down: the next batch looks past what this one
+ * deleted. */
 #define STORE_QUEUE_PRUNE_BATCH 1000
 #define STORE_PRUNE_ATTEMPTS(P)                                                                    \
-    "DELETE FROM attempts WHERE (request_id, attempt) IN (SELECT request_id, attempt"              \
-    " FROM attempts WHERE start_ms < " P(1) " LIMIT " P(2) ")"
+    "DELETE FROM attempts WHERE (request_id, attempt) IN (SELECT request_id, attempt FROM"         \
+    " (SELECT request_id, attempt, start_ms FROM attempts ORDER BY request_id, attempt LIMIT "    \
+    P(2) ") AS head WHERE start_ms < " P(1) ")"
 #define STORE_PRUNE_DEAD(P)                                                                        \
-    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE time_ms < " P(1)      \
-    " ORDER BY id LIMIT " P(2) ")"
+    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM (SELECT id, time_ms FROM dead_letters"   \
+    " ORDER BY id LIMIT " P(2) ") AS head WHERE time_ms < " P(1) ")"
 #define STORE_FORGET_EVENTS(P) "DELETE FROM events WHERE function = " P(1)
 #define STORE_FORGET_DL(P) "DELETE FROM dead_letters WHERE function = " P(1)
 #define STORE_FORGET_IDEM(P) "DELETE FROM idempotency_keys WHERE function = " P(1)

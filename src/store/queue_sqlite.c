@@ -554,8 +554,8 @@ static int queue__idem_prune(store_queue_t *base, int64_t before_ms, mf_error_t 
     return queue__delete_by_id(sq(base), Q_IDEM_PRUNE, before_ms, "prune idempotency keys", err);
 }
 
-/* One batched DELETE ... WHERE time < ?1 LIMIT ?2, again until a batch is
- * not full. */
+/* One batch (STORE_PRUNE_ATTEMPTS, STORE_PRUNE_DEAD), again until a batch
+ * deletes nothing. */
 static int queue__prune_kind(sqlite_queue_t *q, const char *sql, int64_t before_ms, int64_t *n,
                              mf_error_t *err)
 {
@@ -573,7 +573,7 @@ static int queue__prune_kind(sqlite_queue_t *q, const char *sql, int64_t before_
         int64_t k = sqlite3_changes64(q->db);
         *n += k;
         sqlite3_reset(st);
-        if (k < STORE_QUEUE_PRUNE_BATCH)
+        if (k == 0)
             break;
     }
     sqlite3_finalize(st);

@@ -194,13 +194,17 @@
 
 /* Oldest first, by the indexes the tables have: records by start_ms, log
  * lines by id (their order of writing, and of time_ms); P(1) the newest
- * time to delete, P(2) at most how many. */
+ * time to delete, P(2) at most how many. Log lines have no index on
+ * time_ms: only the oldest P(2) lines by id are looked at, those of them
+ * old enough deleted. (Filtering the whole table by time_ms instead would
+ * read every line, to find none, on each look that finds nothing to
+ * delete: at the size bound, several times a second.) */
 #define STORE_PRUNE_RECORDS(P)                                                                     \
     "DELETE FROM invocations WHERE rowid IN (SELECT rowid FROM invocations"                       \
     " WHERE start_ms <= " P(1) " ORDER BY start_ms LIMIT " P(2) ")"
 #define STORE_PRUNE_LINES(P)                                                                       \
-    "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE time_ms <= " P(1)                    \
-    " ORDER BY id LIMIT " P(2) ")"
+    "DELETE FROM logs WHERE id IN (SELECT id FROM (SELECT id, time_ms FROM logs ORDER BY id"      \
+    " LIMIT " P(2) ") AS head WHERE time_ms <= " P(1) ")"
 /* The time of the oldest row of a kind but P(1). */
 #define STORE_OLDEST_RECORD(P)                                                                     \
     "SELECT start_ms FROM invocations ORDER BY start_ms LIMIT 1 OFFSET " P(1)

@@ -506,6 +506,61 @@ static void test_attempts_put_list(void **state)
 
 /* ---- dead letters -------------------------------------------------------- */
 
+/* Pruning takes what is old enough, however many, and nothing newer:
+ * attempts past several batches of 1,000, with one of the first keys not
+ * yet old (a retry of an early event) in the way of the first batch, and
+ * dead letters by the time they were written. */
+static void test_prune_attempts_and_dead_letters(void **state)
+{
+    store_queue_t *q = open_queue(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    char id[32];
+    for (int i = 0; i < 2500; i++) {
+        store_attempt_t a = {0};
+        snprintf(a.request_id, sizeof a.request_id, "a%05d", i);
+        a.attempt = 1;
+        a.start_ms = 1000 + i;
+        snprintf(a.status, sizeof a.status, "error");
+        assert_int_equal(store_attempt_put(q, &a, &err), 0);
+    }
+    put_attempt(q, "a00000", 2, "success", NULL, NULL); /* starts at 1700000000002 */
+    put_attempt(q, "b", 1, "success", NULL, NULL);
+    store_dead_letter_t dl;
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "dl-%d", i);
+        make_dead_letter(&dl, "fn", id, NULL, NULL, NULL, 0, i < 3 ? 100 + i : 1700000000000);
+        snprintf(dl.condition, sizeof dl.condition, "RetriesExhausted");
+        assert_int_equal(store_dead_letter_put(q, &dl, 0, &err), 0);
+    }
+
+    int64_t attempts = 0, dead = 0;
+    assert_int_equal(store_queue_prune(q, 1000000, 1000000, &attempts, &dead, &err), 0);
+    assert_int_equal(attempts, 2500);
+    assert_int_equal(dead, 3);
+    store_attempt_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_attempt_list(q, "a00000", &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].attempt, 2);
+    store_attempt_list_free(list, n);
+    assert_int_equal(store_attempt_list(q, "a02499", &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    store_attempt_list_free(list, n);
+    assert_int_equal(store_attempt_list(q, "b", &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    store_attempt_list_free(list, n);
+    store_dead_letter_t *dls = NULL;
+    assert_int_equal(store_dead_letter_list(q, "fn", 10, &dls, &n, &err), 0);
+    assert_int_equal(n, 2);
+    store_dead_letter_list_free(dls, n);
+
+    /* Again: nothing is old enough now. */
+    attempts = dead = 0;
+    assert_int_equal(store_queue_prune(q, 1000000, 1000000, &attempts, &dead, &err), 0);
+    assert_int_equal(attempts + dead, 0);
+    store_queue_close(q);
+}
+
 static void test_dead_letter_put_get_delete(void **state)
 {
     store_queue_t *q = open_queue(*state);
@@ -1543,6 +1598,7 @@ int main(void)
         T(test_qevent_body_round_trips_bytes),
         T(test_qevent_body_missing_is_enoent),
         T(test_attempts_put_list),
+        T(test_prune_attempts_and_dead_letters),
         T(test_dead_letter_put_get_delete),
         T(test_dead_letter_from_seq),
         T(test_dead_letter_list_and_counts),
