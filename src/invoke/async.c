@@ -1571,14 +1571,16 @@ static void async__on_kick(uv_idle_t *h)
     uv_idle_stop(h);
     if (a->after_head) {
         /* These jobs go to the queue once the records added so far are
-         * written (by the records' own writer). */
+         * written (by the records' own writer), in the records' own time:
+         * an event's queued, running and done records then share one
+         * batch, and one row write, more often than not. */
         after_batch_t *b = xmalloc(sizeof *b);
         b->a = a;
         b->head = a->after_head;
         b->next = a->after_batches;
         a->after_batches = b;
         a->after_head = a->after_tail = NULL;
-        obs_records_sync(a->records, async__after_records_written, b);
+        obs_records_after(a->records, async__after_records_written, b);
     }
     /* Functions marked while this pass runs wait for the next one. */
     afn_t *fn = a->dirty_head;

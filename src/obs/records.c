@@ -25,7 +25,16 @@ struct obs_records {
      * done within one batch more often than not, and only its last state
      * needs writing. */
     map_t index;
+    /* What waits for the pending records (obs_records_after): each goes
+     * to the writer as a barrier behind them when they are flushed. */
+    struct records_waiter *waiters, **waiters_tail;
 };
+
+typedef struct records_waiter {
+    void (*cb)(void *ud);
+    void *ud;
+    struct records_waiter *next;
+} records_waiter_t;
 
 bool obs_records_status_valid(const char *status)
 {
@@ -69,6 +78,7 @@ obs_records_t *obs_records_new(uv_loop_t *loop, store_writer_t *writer)
     r->timer = xmalloc(sizeof *r->timer);
     uv_timer_init(loop, r->timer);
     r->timer->data = r;
+    r->waiters_tail = &r->waiters;
     return r;
 }
 
@@ -226,12 +236,36 @@ void obs_records_flush(obs_records_t *r)
     map_clear(&r->index);
     /* Its size counts while the writer holds it for a store that is away. */
     store_writer_submit_sized(r->writer, false, bytes, batch_apply, batch_done, b);
+    records_waiter_t *w = r->waiters;
+    r->waiters = NULL;
+    r->waiters_tail = &r->waiters;
+    while (w) {
+        records_waiter_t *next = w->next;
+        store_writer_barrier(r->writer, w->cb, w->ud);
+        free(w);
+        w = next;
+    }
 }
 
 void obs_records_sync(obs_records_t *r, void (*cb)(void *ud), void *ud)
 {
     obs_records_flush(r);
     store_writer_barrier(r->writer, cb, ud);
+}
+
+void obs_records_after(obs_records_t *r, void (*cb)(void *ud), void *ud)
+{
+    if (!r->count) {
+        /* Every record added so far is with the writer already. */
+        store_writer_barrier(r->writer, cb, ud);
+        return;
+    }
+    records_waiter_t *w = xmalloc(sizeof *w);
+    w->cb = cb;
+    w->ud = ud;
+    w->next = NULL;
+    *r->waiters_tail = w;
+    r->waiters_tail = &w->next;
 }
 
 void obs_records_flush_wait(obs_records_t *r)

@@ -33,6 +33,12 @@ void obs_records_usage_only(obs_records_t *r, const store_record_t *rec);
 void obs_records_flush(obs_records_t *r);
 /* Calls cb(ud) on the loop once every record added so far is written. */
 void obs_records_sync(obs_records_t *r, void (*cb)(void *ud), void *ud);
+/* The same without hurrying them: they go to the writer when the batch
+ * would have anyway (its timer, or its size), and cb runs after their
+ * commit. For work that must follow records but need not be soon (an
+ * async event's removal from the queue, which follows its last record),
+ * so that an event's queued, running and done states are written once. */
+void obs_records_after(obs_records_t *r, void (*cb)(void *ud), void *ud);
 /* Blocks until every record added so far is written (for a stopping
  * server, which has no loop iteration left to wait in). */
 void obs_records_flush_wait(obs_records_t *r);

@@ -17,6 +17,7 @@
 #include "store_jobs.h"
 
 #include "core/buf.h"
+#include "obs/records.h"
 
 /* ---- functions ----------------------------------------------------------- */
 
@@ -234,6 +235,71 @@ static void test_writer_writes_records_and_logs_off_the_loop(void **state)
     for (size_t i = 0; i < n; i++)
         assert_string_equal(lines[i].request_id, "ok-rec-0");
     store_log_list_free(lines, n);
+    store_close(s);
+}
+
+/* obs_records_after: its callback waits for the records' own flush (not
+ * hurried: a record set again meanwhile is written once, in its last
+ * state) and runs once they are committed; with nothing pending, after
+ * what the writer has already. */
+typedef struct after_seen {
+    store_t *s;
+    int calls;
+    char status[16];
+} after_seen_t;
+
+static void after_cb(void *ud)
+{
+    after_seen_t *a = ud;
+    mf_error_t err = MF_ERROR_INIT;
+    store_record_t rec;
+    a->calls++;
+    if (store_record_get(a->s, "after-1", &rec, &err) == 0) {
+        snprintf(a->status, sizeof a->status, "%s", rec.status);
+        store_record_clear(&rec);
+    }
+}
+
+static void test_records_after_waits_for_their_flush(void **state)
+{
+    store_t *s = open_store(*state);
+    mf_error_t err = MF_ERROR_INIT;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    store_writer_db_t db;
+    store_writer_t *w = NULL;
+    assert_int_equal(store_writer_db(s, &db, &err), 0);
+    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    obs_records_t *records = obs_records_new(&loop, w);
+
+    after_seen_t early = { .s = s }, seen = { .s = s };
+    obs_records_after(records, after_cb, &early); /* nothing pending */
+    store_record_t rec = { 0 };
+    snprintf(rec.request_id, sizeof rec.request_id, "after-1");
+    snprintf(rec.function, sizeof rec.function, "fn");
+    snprintf(rec.status, sizeof rec.status, "queued");
+    rec.start_ms = 1700000000000;
+    obs_records_set(records, &rec);
+    obs_records_after(records, after_cb, &seen);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(seen.calls, 0);
+    snprintf(rec.status, sizeof rec.status, "success");
+    obs_records_set(records, &rec);
+    /* A writer does not keep a loop alive by itself: a guard timer does. */
+    uv_timer_t guard;
+    uv_timer_init(&loop, &guard);
+    uv_timer_start(&guard, on_guard, 60000, 0);
+    while (!seen.calls || !early.calls)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    assert_int_equal(seen.calls, 1);
+    assert_string_equal(seen.status, "success");
+    assert_int_equal(early.calls, 1);
+
+    obs_records_free(records);
+    store_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
     store_close(s);
 }
 
@@ -1008,6 +1074,7 @@ static void test_prune_over_the_size_bound_takes_the_oldest(void **state)
     cmocka_unit_test_setup_teardown(test_missing_is_enoent, setup, teardown),                      \
     cmocka_unit_test_setup_teardown(test_writer_writes_records_and_logs_off_the_loop, setup,       \
                                     teardown),                                                     \
+    cmocka_unit_test_setup_teardown(test_records_after_waits_for_their_flush, setup, teardown),    \
     cmocka_unit_test_setup_teardown(test_a_record_and_its_binary_payloads_round_trip, setup,       \
                                     teardown),                                                     \
     cmocka_unit_test_setup_teardown(test_find_filters_as_documented, setup, teardown),             \
