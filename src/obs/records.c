@@ -231,8 +231,15 @@ void obs_records_flush(obs_records_t *r)
         if (rec->egress_json)
             bytes += strlen(rec->egress_json);
     }
-    r->pending = NULL;
-    r->count = r->cap = 0;
+    /* The next batch starts with room for as many as this one had:
+     * growing from nothing by doubling, batch after batch, copied the
+     * records (near a KiB each) several times over. */
+    size_t room = 64;
+    while (room < r->count)
+        room *= 2;
+    r->pending = xmalloc(room * sizeof *r->pending);
+    r->cap = room;
+    r->count = 0;
     map_clear(&r->index);
     /* Its size counts while the writer holds it for a store that is away. */
     store_writer_submit_sized(r->writer, false, bytes, batch_apply, batch_done, b);
