@@ -65,13 +65,7 @@ static inline void on_guard(uv_timer_t *t)
 static inline void run_jobs(store_t *s, job_t **jobs, size_t n)
 {
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    mf_error_t err = MF_ERROR_INIT;
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    if (store_writer_db(s, &db, &err) < 0)
-        fail_msg("store_writer_db: %s", err.msg);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    store_writer_t *w = start_writer(s, &loop);
     int reached = 0;
     /* A writer does not keep a loop alive by itself: a guard timer does. */
     uv_timer_t guard;

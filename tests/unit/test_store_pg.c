@@ -130,11 +130,7 @@ static void test_a_lost_connection_is_reported_as_such(void **state)
      * it owes. */
     s = open_store(b);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    assert_int_equal(store_writer_db(s, &db, &err), 0);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    store_writer_t *w = start_writer(s, &loop);
     pg_kill_connections(c);
     store_record_t rec = { .request_id = "r", .function = "fn", .status = "success" };
     job_t j = { .recs = &rec, .n_recs = 1, .r = 1 };

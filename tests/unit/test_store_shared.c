@@ -263,13 +263,8 @@ static void after_cb(void *ud)
 static void test_records_after_waits_for_their_flush(void **state)
 {
     store_t *s = open_store(*state);
-    mf_error_t err = MF_ERROR_INIT;
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    store_writer_db_t db;
-    store_writer_t *w = NULL;
-    assert_int_equal(store_writer_db(s, &db, &err), 0);
-    assert_int_equal(store_writer_start(&loop, &db, NULL, NULL, &w, &err), 0);
+    store_writer_t *w = start_writer(s, &loop);
     obs_records_t *records = obs_records_new(&loop, w);
 
     after_seen_t early = { .s = s }, seen = { .s = s };
