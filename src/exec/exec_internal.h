@@ -288,8 +288,8 @@ void exec__busy_free(exec_t *ex);
 void exec__busy_kick(exec_t *ex);
 /* Whether inv, which found no instance free and room for a new one,
  * waits for one of p's busy instances instead (never under tenant
- * isolation): then p is held (pumped
- * again on the next sample) and the wait counted. */
+ * isolation): then p is held (pumped again on the next sample) and the
+ * wait counted. */
 bool exec__busy_hold(exec_pool_t *p, invocation_t *inv);
 /* p holds no call any more (it is being pumped, or freed). */
 void exec__busy_unhold(exec_pool_t *p);
