@@ -145,6 +145,11 @@ static const char usage_text[] =
     "  --busy-cpu-percent N      CPU-aware scale-out counts every CPU busy while the\n"
     "                            server and its sandboxes use N%% of the CPUs it\n"
     "                            may use, 5-100 (default 80)\n"
+    "  --accept-first N|off      while events are being accepted and the event\n"
+    "                            loop is busy N%% of the time (0-100, default 90; 0:\n"
+    "                            whatever the loop), queued events run at most 2\n"
+    "                            attempts in all, taking turns, so that accepting\n"
+    "                            goes first (off: never)\n"
     "  --keep-alive-bin-s S      the adaptive keep-alive's histogram bin, 1-3600\n"
     "                            seconds (default 60; 240 bins)\n"
     "  --max-queue N             calls waiting per function before 429 (default 100)\n"
@@ -258,6 +263,7 @@ enum {
     OPT_KEEP_ALIVE_MAX,
     OPT_SCALE_OUT,
     OPT_BUSY_CPU_PERCENT,
+    OPT_ACCEPT_FIRST,
 };
 
 static const struct option long_opts[] = {
@@ -290,6 +296,7 @@ static const struct option long_opts[] = {
     { "keep-warm", required_argument, NULL, OPT_KEEP_WARM },
     { "scale-out", required_argument, NULL, OPT_SCALE_OUT },
     { "busy-cpu-percent", required_argument, NULL, OPT_BUSY_CPU_PERCENT },
+    { "accept-first", required_argument, NULL, OPT_ACCEPT_FIRST },
     { "max-starting", required_argument, NULL, OPT_MAX_STARTING },
     { "keep-alive-bin-s", required_argument, NULL, OPT_KEEP_ALIVE_BIN },
     { "keep-alive-max-s", required_argument, NULL, OPT_KEEP_ALIVE_MAX },
@@ -567,6 +574,15 @@ static int parse_opts(int argc, char **argv, server_opts_t *o)
                 return usage_error("--busy-cpu-percent must be a number from 5 to 100, not `%s`",
                                    optarg);
             o->exec.busy_cpu_percent = (unsigned)v;
+            break;
+        case OPT_ACCEPT_FIRST:
+            if (!strcmp(optarg, "off"))
+                o->async.accept_first_percent = -1;
+            else if (parse_uint(optarg, 0, 100, &v))
+                o->async.accept_first_percent = (int)v;
+            else
+                return usage_error("--accept-first must be a number from 0 to 100 or off, not "
+                                   "`%s`", optarg);
             break;
         case OPT_MAX_STARTING:
             if (!parse_uint(optarg, 1, 1024, &v))

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,7 @@ struct afn {
     uint64_t enqueued, attempts, retries;
     bool dirty;
     afn_t *next_dirty;
+    async_fg_node_t fg;          /* its place in the foreground's line (limit.h) */
     bool held;                   /* its events wait (async_set_hold), for held_why */
     char held_why[320];
 };
@@ -123,6 +125,7 @@ struct async {
     aevent_t **heap;
     size_t heap_n, heap_cap;
     uv_timer_t *retry_timer;
+    uv_timer_t *fg_timer;        /* async__on_fg_timer */
     uv_timer_t *prune_timer;
     uv_timer_t *grace_timer;
     uv_idle_t *kick;             /* runs dispatch and pending commits once the loop is free */
@@ -134,6 +137,7 @@ struct async {
     uint64_t rng;
     size_t kept_bytes;           /* of the events' bodies in memory */
     uint64_t n_running;
+    async_fg_t fg;               /* the foreground (limit.h) */
     bool stopping;
     bool closing;                /* the writer is draining for good */
     /* This node (store/nodes.h). */
@@ -152,7 +156,7 @@ struct async {
     void (*stop_done)(void *ud);
     void *stop_ud;
     metrics_family_t *m_depth, *m_age, *m_running, *m_limit, *m_dead, *m_enqueued, *m_attempts,
-        *m_retries, *m_commits, *m_commit_s, *m_commit_jobs, *m_pruned;
+        *m_retries, *m_fg_waits, *m_commits, *m_commit_s, *m_commit_jobs, *m_pruned;
 };
 
 static void async__kick(async_t *a);
@@ -326,6 +330,64 @@ static void async__mark_dirty(async_t *a, afn_t *fn)
         a->dirty_tail = fn;
     }
     async__kick(a);
+}
+
+/* ---- the foreground (limit.h) ------------------------------------------------- */
+
+static bool async__fg_on(async_t *a)
+{
+    int pct = a->cfg.accept_first_percent;
+    return pct >= 0 && async_fg_on(&a->fg, uv_now(a->loop), obs_loop_demand(), pct / 100.0);
+}
+
+static void async__fg_released(async_fg_node_t *n, void *ud)
+{
+    async__mark_dirty(ud, (afn_t *)((char *)n - offsetof(afn_t, fg)));
+}
+
+/* While functions wait in line, the foreground is looked at every window:
+ * attempts that run long end no sooner for the accepting having stopped. */
+static void async__on_fg_timer(uv_timer_t *t)
+{
+    async_t *a = t->data;
+    if (!a->fg.head)
+        uv_timer_stop(t);
+    else if (!async__fg_on(a))
+        async_fg_release(&a->fg, async__fg_released, a);
+}
+
+/* Whether fn waits in line instead of starting an attempt now. */
+static bool async__fg_wait(async_t *a, afn_t *fn, bool *turn)
+{
+    bool was_waiting = fn->fg.waiting;
+    if (!async_fg_wait(&a->fg, &fn->fg, a->n_running, async__fg_on(a), turn))
+        return false;
+    if (!was_waiting)
+        metrics_inc(a->m_fg_waits, (const char *[]){ fn->name }, 1);
+    if (!uv_is_active((uv_handle_t *)a->fg_timer))
+        uv_timer_start(a->fg_timer, async__on_fg_timer, ASYNC_FG_WINDOW_MS, ASYNC_FG_WINDOW_MS);
+    return true;
+}
+
+/* Attempts ended or a dispatch did: with room left, the next in line has
+ * its turn. */
+static void async__fg_pass_turn(async_t *a)
+{
+    async_fg_node_t *n = async_fg_next(&a->fg, a->n_running);
+    if (n && !a->stopping)
+        async__fg_released(n, a);
+}
+
+/* An accepted event is in the queue (its row committed): counted, recorded
+ * as queued, kept for its run; and it counts towards the foreground. */
+static void async__accepted(async_t *a, aevent_t *ev, buf_t *body)
+{
+    afn_t *fn = ev->fn;
+    fn->enqueued++;
+    metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
+    async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
+    async__hold(a, ev, body);
+    async_fg_accepted(&a->fg, uv_now(a->loop));
 }
 
 /* ev waits, held (async_set_hold): its record says why. */
@@ -596,10 +658,7 @@ static void async__accept_done(void *arg, int r, const mf_error_t *err)
              * job has removed the row. */
             async__event_free(a, ev);
         } else {
-            fn->enqueued++;
-            metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
-            async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
-            async__hold(a, ev, &j->body);
+            async__accepted(a, ev, &j->body);
         }
         j->cb(j->ud, 0, rid, false, err);
     }
@@ -788,10 +847,7 @@ static void async__batch_done(void *arg, int r, const mf_error_t *err)
              * job has removed the row. */
             async__event_free(a, ev);
         } else {
-            fn->enqueued++;
-            metrics_inc(a->m_enqueued, (const char *[]){ fn->name }, 1);
-            async__record_basic(ev, "queued", ev->q.enqueued_ms, a->records);
-            async__hold(a, ev, &j->bodies[i]);
+            async__accepted(a, ev, &j->bodies[i]);
         }
         buf_release(&j->bodies[i]);
     }
@@ -1267,6 +1323,7 @@ static void async__attempt_ended(async_t *a, aevent_t *ev, invocation_t *inv)
             async__mark_dirty(a, fn);
     }
     a->n_running--;
+    async__fg_pass_turn(a);
     ev->q.running = 0;
     if (ev->orphan) {
         async__event_free(a, ev);
@@ -1459,8 +1516,10 @@ static int async__start(async_t *a, afn_t *fn, aevent_t *ev)
 /* Under tenant isolation the first ready event may have to wait for its
  * tenant id (at its max_instances_per_tenant) while events of other
  * tenant ids behind it could start now: those start, in their order, so
- * one busy tenant id does not hold up the rest. */
-static void async__start_other_tenants(async_t *a, afn_t *fn, const aevent_t *first)
+ * one busy tenant id does not hold up the rest, within the foreground's
+ * turns as async__dispatch_ready's (*turn). */
+static void async__start_other_tenants(async_t *a, afn_t *fn, const aevent_t *first,
+                                       bool *turn)
 {
     const char *blocked[TENANT_BLOCKED_MAX] = { first->q.tenant_id };
     size_t nblocked = 1, looked = 0;
@@ -1475,6 +1534,8 @@ static void async__start_other_tenants(async_t *a, afn_t *fn, const aevent_t *fi
             prev = ev;
             continue;
         }
+        if (async__fg_wait(a, fn, turn))
+            return;
         /* Out of the FIFO while it starts, as the first one is. */
         prev->next_ready = ev->next_ready;
         if (fn->ready_tail == ev)
@@ -1495,8 +1556,10 @@ static void async__start_other_tenants(async_t *a, afn_t *fn, const aevent_t *fi
 
 /* Starts the function's ready events while it has room for them, in their
  * order: the first one whose body is not in memory stops the pass until
- * it (and those after it that may start now) are read back. */
-static void async__dispatch_fn(async_t *a, afn_t *fn)
+ * it (and those after it that may start now) are read back. While the
+ * foreground holds attempts, the function waits in line for room or for
+ * its turn (*turn: it has one start before those in line). */
+static void async__dispatch_ready(async_t *a, afn_t *fn, bool *turn)
 {
     if (a->hold && fn->ready_head && !a->stopping) {
         char why[sizeof fn->held_why];
@@ -1521,6 +1584,8 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
                 async__load_bodies(a, fn, (uint64_t)async__limit(fn) - fn->n_running);
             break;
         }
+        if (async__fg_wait(a, fn, turn))
+            break;
         async__ready_pop(fn);
         int64_t now = clock_wall_ms();
         if (fn->known && !ev->held &&
@@ -1532,10 +1597,23 @@ static void async__dispatch_fn(async_t *a, afn_t *fn)
         if (r < 0) {
             async__ready_unpop(fn, ev);
             if (r == -EAGAIN && fn->tenancy.per_tenant)
-                async__start_other_tenants(a, fn, ev);
+                async__start_other_tenants(a, fn, ev, turn);
             break;
         }
     }
+}
+
+/* The function's dispatch: in its turn, if it had one (the foreground's,
+ * limit.h), after which the next in line may have room. */
+static void async__dispatch_fn(async_t *a, afn_t *fn)
+{
+    bool turn = false;
+    if (a->fg.head && !async__fg_on(a))
+        async_fg_release(&a->fg, async__fg_released, a);
+    else
+        turn = async_fg_take_turn(&a->fg, &fn->fg);
+    async__dispatch_ready(a, fn, &turn);
+    async__fg_pass_turn(a);
 }
 
 /* Submits the queue jobs of a batch whose records are written. */
@@ -1792,6 +1870,10 @@ static void async__metrics_setup(async_t *a)
                                        "Attempts started at async events.", fn, NULL, 0);
     a->m_retries = metrics_family_new(METRICS_COUNTER, "mayfly_async_retries_total",
                                       "Async events scheduled for another attempt.", fn, NULL, 0);
+    a->m_fg_waits = metrics_family_new(METRICS_COUNTER, "mayfly_async_foreground_waits_total",
+                                       "Times a function's events waited in line for one of "
+                                       "the few attempts the queue runs while accepting goes "
+                                       "first.", fn, NULL, 0);
     a->m_commits = metrics_family_new(METRICS_COUNTER, "mayfly_queue_commits_total",
                                       "Group commits of the async queue, by whether they "
                                       "fsync'd.", sync, NULL, 0);
@@ -2233,6 +2315,8 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
         return r;
     }
     a->retry_timer = async__timer(a);
+    a->fg_timer = async__timer(a);
+    async_fg_init(&a->fg);
     a->prune_timer = async__timer(a);
     a->grace_timer = async__timer(a);
     a->beat_timer = async__timer(a);
@@ -2318,6 +2402,7 @@ void async_close(async_t *a)
     uv_close((uv_handle_t *)a->beat_timer, async__free_handle);
     uv_close((uv_handle_t *)a->take_timer, async__free_handle);
     uv_close((uv_handle_t *)a->retry_timer, async__free_handle);
+    uv_close((uv_handle_t *)a->fg_timer, async__free_handle);
     uv_close((uv_handle_t *)a->prune_timer, async__free_handle);
     uv_close((uv_handle_t *)a->grace_timer, async__free_handle);
     uv_close((uv_handle_t *)a->kick, async__free_handle);

@@ -59,10 +59,14 @@ typedef struct async_config {
     const char *node;
     const char *address;
     unsigned lease_ms;
+    /* Accepting goes first (invoke/limit.h, the foreground) while the event
+     * loop's demand is at least this many percent (90); 0: whenever events
+     * are being accepted; -1: never. */
+    int accept_first_percent;
 } async_config_t;
 
 #define ASYNC_CONFIG_DEFAULT                                                                       \
-    { 60000, 256u << 10, 10000, "us-east-1", 7, 14, (size_t)64 << 20, NULL, NULL, 15000 }
+    { 60000, 256u << 10, 10000, "us-east-1", 7, 14, (size_t)64 << 20, NULL, NULL, 15000, 90 }
 
 /* An idempotency key is remembered this long. */
 #define ASYNC_IDEMPOTENCY_MS (24LL * 3600 * 1000)

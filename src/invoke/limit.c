@@ -1,6 +1,8 @@
 /* See limit.h. */
 #include "invoke/limit.h"
 
+#include <stddef.h>
+
 /* Weight of the newest attempt in the smoothed share. */
 #define SMOOTHING 0.1
 /* The limit's cut for an attempt while most are held up. */
@@ -75,4 +77,84 @@ int async_limit_get(const async_limit_t *l, int max)
     int n = (int)l->cap;
     int lo = (int)floor_for(max);
     return n < lo ? lo : n > max ? max : n;
+}
+
+/* ---- the foreground ---------------------------------------------------------- */
+
+void async_fg_init(async_fg_t *f)
+{
+    *f = (async_fg_t){ 0 };
+}
+
+/* The windows moved on to now_ms. */
+static void fg_roll(async_fg_t *f, uint64_t now_ms)
+{
+    if (now_ms < f->window_start_ms || now_ms - f->window_start_ms >= 2 * ASYNC_FG_WINDOW_MS) {
+        f->accepts_now = f->accepts_last = 0;
+        f->window_start_ms = now_ms;
+    } else if (now_ms - f->window_start_ms >= ASYNC_FG_WINDOW_MS) {
+        f->accepts_last = f->accepts_now;
+        f->accepts_now = 0;
+        f->window_start_ms += ASYNC_FG_WINDOW_MS;
+    }
+}
+
+void async_fg_accepted(async_fg_t *f, uint64_t now_ms)
+{
+    fg_roll(f, now_ms);
+    f->accepts_now++;
+}
+
+bool async_fg_on(async_fg_t *f, uint64_t now_ms, double loop_demand, double at_least)
+{
+    fg_roll(f, now_ms);
+    return f->accepts_now + f->accepts_last >= ASYNC_FG_ACCEPTS && loop_demand >= at_least;
+}
+
+void async_fg_release(async_fg_t *f, void (*release)(async_fg_node_t *n, void *ud), void *ud)
+{
+    async_fg_node_t *n = f->head;
+    f->head = f->tail = NULL;
+    while (n) {
+        async_fg_node_t *next = n->next;
+        n->next = NULL;
+        n->waiting = false;
+        release(n, ud);
+        n = next;
+    }
+}
+
+bool async_fg_take_turn(async_fg_t *f, async_fg_node_t *n)
+{
+    if (f->head != n)
+        return false;
+    f->head = n->next;
+    if (!f->head)
+        f->tail = NULL;
+    n->next = NULL;
+    n->waiting = false;
+    return true;
+}
+
+bool async_fg_wait(async_fg_t *f, async_fg_node_t *n, uint64_t running, bool on, bool *turn)
+{
+    if (!on || (running < ASYNC_FG_ATTEMPTS && (!f->head || *turn))) {
+        *turn = false;
+        return false;
+    }
+    if (!n->waiting) {
+        n->waiting = true;
+        n->next = NULL;
+        if (f->tail)
+            f->tail->next = n;
+        else
+            f->head = n;
+        f->tail = n;
+    }
+    return true;
+}
+
+async_fg_node_t *async_fg_next(const async_fg_t *f, uint64_t running)
+{
+    return running < ASYNC_FG_ATTEMPTS ? f->head : NULL;
 }

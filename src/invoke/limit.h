@@ -19,6 +19,7 @@
 #define MAYFLY_INVOKE_LIMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* The share of recent attempts held up above which the limit falls, and
  * below which it may rise (smoothed over attempts). */
@@ -60,5 +61,55 @@ void async_limit_sample(async_limit_t *l, const async_limit_sample_t *s, int max
 /* How many attempts may run now: between min(ASYNC_LIMIT_FLOOR, max) and
  * max. */
 int async_limit_get(const async_limit_t *l, int max);
+
+/* ---- The foreground ----------------------------------------------------------
+ * While events are being accepted (at least ASYNC_FG_ACCEPTS in the last
+ * one or two windows of ASYNC_FG_WINDOW_MS) and the event loop is
+ * saturated (its demand at least the server's --accept-first share, 0.9
+ * by default: obs/loop.h), accepting goes first:
+ * all functions together run at most ASYNC_FG_ATTEMPTS attempts, taking
+ * turns in the order they came to wait, so that what the accepted events
+ * cost to run does not slow the accepting in proportion to the work each
+ * brings (a topic's three deliveries a publish against an enqueue's one).
+ * Once the accepting stops or the loop has room, every waiting function
+ * runs its backlog at its own limit again. The line is intrusive: a
+ * function's queue state holds its async_fg_node_t. */
+#define ASYNC_FG_WINDOW_MS 100
+#define ASYNC_FG_ACCEPTS 16
+/* As many as one function's floor: a topic's subscribers together get what
+ * one function's enqueued events do. */
+#define ASYNC_FG_ATTEMPTS ASYNC_LIMIT_FLOOR
+
+typedef struct async_fg_node {
+    struct async_fg_node *next;
+    bool waiting;
+} async_fg_node_t;
+
+typedef struct async_fg {
+    uint64_t window_start_ms;
+    unsigned accepts_now, accepts_last;
+    async_fg_node_t *head, *tail;    /* waiting for a turn, first come first */
+} async_fg_t;
+
+void async_fg_init(async_fg_t *f);
+/* An event was accepted at now_ms (a monotonic clock). */
+void async_fg_accepted(async_fg_t *f, uint64_t now_ms);
+/* Whether the foreground holds attempts at now_ms, the loop at demand and
+ * saturated from at_least on (over 1: never). */
+bool async_fg_on(async_fg_t *f, uint64_t now_ms, double loop_demand, double at_least);
+/* Empties the line, calling release for each node in it, first to last. */
+void async_fg_release(async_fg_t *f, void (*release)(async_fg_node_t *n, void *ud), void *ud);
+/* A function's dispatch begins: true when it was first in line, which is
+ * its turn (it leaves the line). */
+bool async_fg_take_turn(async_fg_t *f, async_fg_node_t *n);
+/* Whether the function of n must wait (and is now in line, at its end
+ * unless already there) before starting another attempt, running of them
+ * running in all, while the foreground is on: when they are all taken, or
+ * others wait before it and this is not its turn. A start uses up the
+ * turn (*turn becomes false). */
+bool async_fg_wait(async_fg_t *f, async_fg_node_t *n, uint64_t running, bool on, bool *turn);
+/* The node whose turn is next when running attempts leave room (NULL:
+ * none, or no room). */
+async_fg_node_t *async_fg_next(const async_fg_t *f, uint64_t running);
 
 #endif

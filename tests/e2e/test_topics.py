@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import (RECORDER_PY, assert_error, build_c_bootstrap, dead_letters, deploy,
-                      deploy_py, executable, get_logs, get_record, invoke_ok, metric, metrics,
-                      unique, wait_for)
+from conftest import (RECORDER_PY, assert_error, assert_server_refuses, build_c_bootstrap,
+                      dead_letters, deploy, deploy_py, executable, get_logs, get_record,
+                      invoke_ok, metric, metrics, unique, wait_for)
 
 RETRY_BASE_MS = 200
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -375,6 +375,58 @@ def test_kill_9_right_after_the_202s_loses_no_delivery(server):
     for name in subs:
         seen = {sns_of(r["event"])["Message"] for r in printed(srv, name)}
         assert seen == {f"m{i}" for i in range(count)}, (name, sorted(seen))
+
+
+def flood_of_publishes(srv, subscribers, messages):
+    """A topic of that many slow subscribers (0.3 s a delivery), each
+    publish 202'd; returns the subscribers and the delivery ids."""
+    topic = unique("flood")
+    subs = [unique(f"flood{i}") for i in range(subscribers)]
+    slow = RECORDER_PY.replace("return {", "__import__('time').sleep(0.3)\n    return {")
+    for name in subs:
+        deploy_py(srv, name, slow, max_concurrency=8)
+    put_topic(srv, topic)
+    for name in subs:
+        subscribe(srv, topic, name)
+    with ThreadPoolExecutor(4) as pool:
+        docs = list(pool.map(lambda i: published(publish(srv, topic, f"m{i}")), range(messages)))
+    return subs, [d["request_id"] for doc in docs for d in doc["deliveries"]]
+
+
+def foreground_waits(srv, subs):
+    m = metrics(srv)
+    return sum(metric(m, "mayfly_async_foreground_waits_total", function=n) for n in subs)
+
+
+def test_while_publishes_come_in_their_deliveries_take_turns_at_a_few_attempts(server):
+    """Accepting goes first (docs/async.md): while events are being
+    accepted and the loop is busy (here at any demand, --accept-first 0),
+    all functions together run 2 attempts and the rest wait in line. One
+    publish to 16 subscribers is 16 accepts at once, so the first two
+    deliveries hold every attempt and the next ones wait; once the
+    publishes stop, everything runs and nothing is lost."""
+    srv = server("--accept-first", "0")
+    subs, rids = flood_of_publishes(srv, 16, 5)
+    assert len(rids) == 80
+    for rid in rids:
+        assert get_record(srv, rid, timeout=300)["status"] == "success"
+    assert foreground_waits(srv, subs) > 0
+    for name in subs:
+        assert len(printed(srv, name)) == 5, name
+        assert queue_of(srv, name)["depth"] == 0
+
+
+def test_accept_first_off_never_holds_deliveries(server):
+    srv = server("--accept-first", "off")
+    subs, rids = flood_of_publishes(srv, 16, 5)
+    for rid in rids:
+        assert get_record(srv, rid, timeout=300)["status"] == "success"
+    assert foreground_waits(srv, subs) == 0
+
+
+@pytest.mark.parametrize("value", ["101", "-1", "x", "on"])
+def test_bad_accept_first_flags_exit_2_naming_them(tmp_path, value):
+    assert_server_refuses(tmp_path, ["--accept-first", value], "--accept-first")
 
 
 # ---------------------------------------------------------------- lifecycle
