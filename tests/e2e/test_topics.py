@@ -105,6 +105,20 @@ def subscriptions(srv, topic):
     return r.json()["subscriptions"]
 
 
+def slow_topic(srv, prefix, count, sleep_s, max_concurrency):
+    """A new topic with count subscribers, recorders that sleep sleep_s a
+    delivery; returns the topic and the subscribers' names."""
+    topic = unique(prefix)
+    subs = [unique(f"{prefix}{i}") for i in range(count)]
+    slow = RECORDER_PY.replace("return {", f"__import__('time').sleep({sleep_s})\n    return {{")
+    for name in subs:
+        deploy_py(srv, name, slow, max_concurrency=max_concurrency)
+    put_topic(srv, topic)
+    for name in subs:
+        subscribe(srv, topic, name)
+    return topic, subs
+
+
 def sns_of(event):
     """The Sns part of an SNS Lambda event, checking the envelope."""
     assert set(event) == {"Records"} and len(event["Records"]) == 1, event
@@ -340,16 +354,9 @@ def test_publish_helpers_of_node_and_c(srv, tmp_path):
 
 def test_kill_9_right_after_the_202s_loses_no_delivery(server):
     srv = server("--retry-base-ms", RETRY_BASE_MS)
-    topic = unique("durable")
-    subs = [unique(f"durable{i}") for i in range(3)]
     # One at a time and slow, so that most deliveries are still queued when
     # the server dies (the test holds either way: every 202 must be kept).
-    slow = RECORDER_PY.replace("return {", "__import__('time').sleep(0.2)\n    return {")
-    for name in subs:
-        deploy_py(srv, name, slow, max_concurrency=1)
-    put_topic(srv, topic)
-    for name in subs:
-        subscribe(srv, topic, name)
+    topic, subs = slow_topic(srv, "durable", 3, 0.2, max_concurrency=1)
 
     def one(i):
         return published(publish(srv, topic, f"m{i}"))
@@ -378,16 +385,10 @@ def test_kill_9_right_after_the_202s_loses_no_delivery(server):
 
 
 def flood_of_publishes(srv, subscribers, messages):
-    """A topic of that many slow subscribers (0.3 s a delivery), each
-    publish 202'd; returns the subscribers and the delivery ids."""
-    topic = unique("flood")
-    subs = [unique(f"flood{i}") for i in range(subscribers)]
-    slow = RECORDER_PY.replace("return {", "__import__('time').sleep(0.3)\n    return {")
-    for name in subs:
-        deploy_py(srv, name, slow, max_concurrency=8)
-    put_topic(srv, topic)
-    for name in subs:
-        subscribe(srv, topic, name)
+    """A topic of that many slow subscribers (0.3 s a delivery) and that
+    many messages published to it from 4 threads, each 202'd; returns the
+    subscribers and the delivery ids."""
+    topic, subs = slow_topic(srv, "flood", subscribers, 0.3, max_concurrency=8)
     with ThreadPoolExecutor(4) as pool:
         docs = list(pool.map(lambda i: published(publish(srv, topic, f"m{i}")), range(messages)))
     return subs, [d["request_id"] for doc in docs for d in doc["deliveries"]]
