@@ -65,6 +65,28 @@ void buf_addch(buf_t *b, char c)
     buf_add(b, &c, 1);
 }
 
+void buf_add_uint(buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void buf_add_int(buf_t *b, long long v)
+{
+    if (v < 0) {
+        buf_addch(b, '-');
+        /* -(v + 1) + 1: LLONG_MIN's magnitude has no long long. */
+        buf_add_uint(b, (unsigned long long)(-(v + 1)) + 1);
+        return;
+    }
+    buf_add_uint(b, (unsigned long long)v);
+}
+
 void buf_vaddf(buf_t *b, const char *fmt, va_list ap)
 {
     va_list cp;

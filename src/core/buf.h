@@ -29,6 +29,9 @@ void buf_grow(buf_t *b, size_t extra);
 void buf_add(buf_t *b, const void *data, size_t len);
 void buf_adds(buf_t *b, const char *s);
 void buf_addch(buf_t *b, char c);
+/* v in decimal, as printf's %lld and %llu write it, without printf. */
+void buf_add_int(buf_t *b, long long v);
+void buf_add_uint(buf_t *b, unsigned long long v);
 void buf_addf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vaddf(buf_t *b, const char *fmt, va_list ap);
 void buf_reset(buf_t *b);

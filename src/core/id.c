@@ -51,10 +51,17 @@ static void pool_bytes(unsigned char r[16])
 
 static void format_uuid(const unsigned char r[16], char out[ID_UUID_LEN + 1])
 {
-    snprintf(out, ID_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
-             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+    /* 8-4-4-4-12 lower-case hex digits (without printf: every call makes
+     * one). */
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[r[i] >> 4];
+        *o++ = hex[r[i] & 15];
+    }
+    *o = '\0';
 }
 
 void id_uuid4(char out[ID_UUID_LEN + 1])

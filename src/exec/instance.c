@@ -454,6 +454,23 @@ static void platform_line(exec_instance_t *inst, const char *rid, const char *fm
                     (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* The same for a line of count fixed parts, without printf: every call
+ * writes START and END. */
+static void platform_join(exec_instance_t *inst, const char *rid, const char *const parts[],
+                          size_t count)
+{
+    char line[512];
+    size_t n = 0;
+    for (size_t i = 0; i < count && n < sizeof line - 1; i++) {
+        size_t k = strlen(parts[i]);
+        if (k > sizeof line - 1 - n)
+            k = sizeof line - 1 - n;
+        memcpy(line + n, parts[i], k);
+        n += k;
+    }
+    obs_logs_append(inst->pool->ex->logs, inst->pool->name, rid, 1, line, n);
+}
+
 static void emit_line(exec_instance_t *inst, int stream, const char *data, size_t len)
 {
     exec_t *ex = inst->pool->ex;
@@ -586,10 +603,13 @@ static void platform_start(exec_instance_t *inst, const invocation_t *inv)
      * line, and in its JSON events as Lambda's tenantId. */
     if (!platform_json(inst)) {
         if (inv->tenant_id[0])
-            platform_line(inst, rid, "START RequestId: %s Version: $LATEST TenantId: %s", rid,
-                          inv->tenant_id);
+            platform_join(inst, rid,
+                          (const char *[]){ "START RequestId: ", rid,
+                                            " Version: $LATEST TenantId: ", inv->tenant_id },
+                          4);
         else
-            platform_line(inst, rid, "START RequestId: %s Version: $LATEST", rid);
+            platform_join(inst, rid,
+                          (const char *[]){ "START RequestId: ", rid, " Version: $LATEST" }, 3);
     } else if (!platform_quiet(inst)) {
         char t[32];
         clock_format_iso8601(clock_wall_ms(), t, sizeof t);
@@ -651,7 +671,7 @@ void exec__instance_log_end(exec_instance_t *inst, const invocation_t *inv)
         clock_format_iso8601(clock_wall_ms(), t, sizeof t);
         platform_line(inst, rid, "%s %s %s", t, rid, inv->error_message);
     }
-    platform_line(inst, rid, "END RequestId: %s", rid);
+    platform_join(inst, rid, (const char *[]){ "END RequestId: ", rid }, 2);
     char init[64] = "";
     if (inv->cold_start)
         snprintf(init, sizeof init, "Init Duration: %.2f ms\t", inv->init_ms);

@@ -68,8 +68,12 @@ void obs_logs_append(obs_logs_t *l, const char *function, const char *request_id
     store_log_t *line = &l->pending[l->count++];
     memset(line, 0, sizeof *line);
     line->time_ms = clock_wall_ms();
-    snprintf(line->function, sizeof line->function, "%s", function);
-    snprintf(line->request_id, sizeof line->request_id, "%s", request_id ? request_id : "");
+    /* Cut to their fields, as snprintf would, without it (three lines a
+     * call); the memset above ends them. */
+    memcpy(line->function, function, strnlen(function, sizeof line->function - 1));
+    if (request_id)
+        memcpy(line->request_id, request_id,
+               strnlen(request_id, sizeof line->request_id - 1));
     line->stream = stream;
     line->message = xstrndup(msg, len);
     line->len = len;

@@ -1,4 +1,5 @@
 /* Core helpers: buffers, base64, JSON quoting, errors, fs. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -132,6 +133,34 @@ static void test_uuid_shape(void **state)
     assert_int_equal(strlen(a), 36);
     assert_int_equal(a[14], '4');
     assert_string_not_equal(a, b);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a[i], '-');
+        else
+            assert_non_null(strchr("0123456789abcdef", a[i]));
+    }
+}
+
+static void test_buf_add_int_writes_what_printf_does(void **state)
+{
+    const long long ints[] = { 0, 7, -1, 10, -10, 1234567890123LL, LLONG_MAX, LLONG_MIN };
+    const unsigned long long uints[] = { 0, 9, 10, 18446744073709551615ULL };
+    char want[32];
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        buf_t b = BUF_INIT;
+        buf_adds(&b, "x");
+        buf_add_int(&b, ints[i]);
+        snprintf(want, sizeof want, "x%lld", ints[i]);
+        assert_string_equal(b.data, want);
+        buf_release(&b);
+    }
+    for (size_t i = 0; i < sizeof uints / sizeof *uints; i++) {
+        buf_t b = BUF_INIT;
+        buf_add_uint(&b, uints[i]);
+        snprintf(want, sizeof want, "%llu", uints[i]);
+        assert_string_equal(b.data, want);
+        buf_release(&b);
+    }
 }
 
 static void test_map_put_get_remove_grow(void **state)
@@ -177,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_error_wrap),
         cmocka_unit_test(test_fs_mkdir_rm_write),
         cmocka_unit_test(test_uuid_shape),
+        cmocka_unit_test(test_buf_add_int_writes_what_printf_does),
         cmocka_unit_test(test_uuid7_is_time_ordered),
         cmocka_unit_test(test_map_put_get_remove_grow),
     };

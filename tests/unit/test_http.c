@@ -1,5 +1,6 @@
 /* The HTTP request reader and the router: what a client's bytes turn into,
  * and the errors bad bytes get. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,32 @@ static void test_simple_get(void **state)
     assert_false(http_request_query(reqs[0], "lim", &q));
     buf_release(&q);
     assert_true(reqs[0]->keep_alive);
+    free_all(reqs, n);
+    http_reader_release(&r);
+}
+
+/* Headers of the shapes http_header_add writes without printf come out as
+ * printf would write them, and any other shape still goes through it. */
+static void test_header_add_shapes(void **state)
+{
+    http_reader_t r;
+    http_reader_init(&r, on_head, NULL, NULL);
+    const char in[] = "GET /v1/functions/hello HTTP/1.1\r\nHost: h\r\n\r\n";
+    http_request_t *reqs[4];
+    size_t n;
+    feed_all(&r, in, sizeof in - 1, reqs, &n);
+    assert_int_equal(n, 1);
+    http_request_t *req = reqs[0];
+    http_header_add(req, "A", "%s", "text");
+    http_header_add(req, "B", "%d", -5);
+    http_header_add(req, "C", "%lld", LLONG_MIN);
+    http_header_add(req, "D", "%llu", ULLONG_MAX);
+    http_header_add(req, "E", "%.3f", 1.5);
+    http_header_add(req, "F", "1");
+    http_header_add(req, "G", "arn:%s:%d", "x", 7);
+    assert_string_equal(req->resp_headers.data,
+                        "A: text\r\nB: -5\r\nC: -9223372036854775808\r\n"
+                        "D: 18446744073709551615\r\nE: 1.500\r\nF: 1\r\nG: arn:x:7\r\n");
     free_all(reqs, n);
     http_reader_release(&r);
 }
@@ -548,6 +575,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
+        cmocka_unit_test(test_header_add_shapes),
         cmocka_unit_test(test_pipelined_in_order),
         cmocka_unit_test(test_chunked_body_split_reads),
         cmocka_unit_test(test_bad_input_statuses),
