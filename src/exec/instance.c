@@ -2,6 +2,7 @@
  * endpoint, its log pipes, and its deadline and idle timers. */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -560,20 +561,32 @@ static void on_log_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
  * line (the pipes and the Runtime API are separate descriptors: the loop
  * may see the answer first). Bounded, so a flood cannot hold the loop;
  * what is left is read as usual. An unfinished last line ends with the
- * call. */
+ * call. One poll of both pipes first: most calls print nothing, and a
+ * read of each would be two system calls a call for nothing. */
 void exec__instance_logs_settle(exec_instance_t *inst)
 {
+    struct pollfd pfd[2];
     for (int i = 0; i < 2; i++) {
         uv_handle_t *h = (uv_handle_t *)&inst->out[i];
         uv_os_fd_t fd;
-        if (uv_is_closing(h) || uv_fileno(h, &fd) < 0)
+        pfd[i] = (struct pollfd){ .fd = -1 }; /* poll skips it */
+        if (!uv_is_closing(h) && uv_fileno(h, &fd) == 0)
+            pfd[i] = (struct pollfd){ .fd = fd, .events = POLLIN };
+    }
+    if (poll(pfd, 2, 0) < 0)
+        pfd[0].revents = pfd[1].revents = POLLIN; /* read as before */
+    for (int i = 0; i < 2; i++) {
+        if (pfd[i].fd < 0)
             continue;
-        for (size_t total = 0; total < (1u << 20) && !inst->logs_paused;) {
-            ssize_t n = read(fd, log_slab, sizeof log_slab);
+        for (size_t total = 0; (pfd[i].revents & (POLLIN | POLLHUP)) && total < (1u << 20) &&
+                               !inst->logs_paused;) {
+            ssize_t n = read(pfd[i].fd, log_slab, sizeof log_slab);
             if (n <= 0)
                 break;
             log_consume(inst, i, log_slab, (size_t)n);
             total += (size_t)n;
+            if ((size_t)n < sizeof log_slab)
+                break; /* drained: the rest comes as usual */
         }
         buf_t *partial = &inst->partial[i];
         if (partial->len) {
