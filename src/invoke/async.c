@@ -2298,6 +2298,13 @@ int async_open(uv_loop_t *loop, const char *where, exec_t *exec, registry_t *reg
     }
     a->shared = store_queue_shared(a->rq);
     async__metrics_setup(a);
+    if (a->cfg.accept_first_percent < 0)
+        log_info("async", "accepting first: off (queued events run at their own limits always)");
+    else
+        log_info("async",
+                 "accepting first: while events are being accepted and the event loop is busy "
+                 "%d%% of the time, queued events run %d attempts in all",
+                 a->cfg.accept_first_percent, ASYNC_FG_ATTEMPTS);
     store_writer_db_t wdb;
     if ((r = store_queue_writer_db(where, &wdb, err)) < 0 ||
         (r = store_writer_start(loop, &wdb, async__on_commit, a, &a->writer, err)) < 0) {
