@@ -578,8 +578,8 @@ void exec__instance_logs_settle(exec_instance_t *inst)
     for (int i = 0; i < 2; i++) {
         if (pfd[i].fd < 0)
             continue;
-        for (size_t total = 0; (pfd[i].revents & (POLLIN | POLLHUP)) && total < (1u << 20) &&
-                               !inst->logs_paused;) {
+        bool readable = pfd[i].revents & (POLLIN | POLLHUP);
+        for (size_t total = 0; readable && total < (1u << 20) && !inst->logs_paused;) {
             ssize_t n = read(pfd[i].fd, log_slab, sizeof log_slab);
             if (n <= 0)
                 break;

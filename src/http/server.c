@@ -1109,14 +1109,15 @@ static bool response_keeps_alive(const http_request_t *req)
 }
 
 /* content_length: the body's size, HEAD_CHUNKED for a stream, or HEAD_NONE
- * for a status that carries no body. */
+ * for a status that carries no body; extra: room to leave after the head
+ * (a small body that follows it in the same buffer). */
 #define HEAD_CHUNKED (-1)
 #define HEAD_NONE (-2)
 
 static void build_head(buf_t *head, http_request_t *req, int status, const char *content_type,
-                       long long content_length)
+                       long long content_length, size_t extra)
 {
-    buf_grow(head, 128 + req->resp_headers.len);
+    buf_grow(head, 128 + req->resp_headers.len + extra);
     buf_adds(head, "HTTP/1.1 ");
     buf_add_int(head, status);
     buf_addch(head, ' ');
@@ -1147,9 +1148,8 @@ void http_respond_buf(http_request_t *req, int status, const char *content_type,
         buf_t head = BUF_INIT;
         bool no_body = status == 204 || status == 304;
         /* A small answer goes out with its head, in one buffer sized once. */
-        if (!no_body && body->len <= 16384)
-            buf_grow(&head, 128 + req->resp_headers.len + body->len);
-        build_head(&head, req, status, content_type, no_body ? HEAD_NONE : (long long)body->len);
+        build_head(&head, req, status, content_type, no_body ? HEAD_NONE : (long long)body->len,
+                   !no_body && body->len <= 16384 ? body->len : 0);
         bool close_after = !response_keeps_alive(req);
         if (no_body || req->method == HTTP_HEAD) {
             conn_write(conn, &head, NULL, close_after);
@@ -1217,7 +1217,7 @@ void http_stream_begin(http_request_t *req, int status, const char *content_type
      * the handler's writes then go nowhere, as after a client left. */
     if (req->method == HTTP_HEAD)
         req->keep_alive = false;
-    build_head(&head, req, status, content_type, HEAD_CHUNKED);
+    build_head(&head, req, status, content_type, HEAD_CHUNKED, 0);
     conn_write(req->conn, &head, NULL, req->method == HTTP_HEAD);
 }
 

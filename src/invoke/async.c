@@ -1584,14 +1584,18 @@ static void async__dispatch_ready(async_t *a, afn_t *fn, bool *turn)
                 async__load_bodies(a, fn, (uint64_t)async__limit(fn) - fn->n_running);
             break;
         }
-        if (async__fg_wait(a, fn, turn))
-            break;
         async__ready_pop(fn);
         int64_t now = clock_wall_ms();
         if (fn->known && !ev->held &&
             now - ev->q.enqueued_ms > (int64_t)fn->cfg.max_event_age_s * 1000) {
+            /* Too old to run: it takes no attempt, so it neither waits
+             * for nor uses up a turn. */
             async__finish(a, ev, NULL, "EventAgeExceeded");
             continue;
+        }
+        if (async__fg_wait(a, fn, turn)) {
+            async__ready_unpop(fn, ev);
+            break;
         }
         int r = async__start(a, fn, ev);
         if (r < 0) {
