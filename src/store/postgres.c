@@ -42,13 +42,15 @@ enum {
     FN_DELETE,
     FN_LIST,
     CODE_REFS,
+    REC_STAGE,
     REC_PUT,
     REC_GET,
     REC_FIND,
     REC_FIND_ALL,
     PURGE_RECORDS,
     PURGE_LINES,
-    LOG_PUT,
+    LOG_IDS_BEFORE,
+    LOG_IDS_AFTER,
     LOG_LIST,
     LOG_REMOTE,
     LOG_LAST_ID,
@@ -107,6 +109,17 @@ enum {
     "pg_column_size(ROW(id, time_ms, function, request_id, stream)) + pg_column_size(message))"   \
     " FROM (SELECT * FROM logs ORDER BY id DESC LIMIT 100) AS l), 0))::bigint"
 
+/* A record's columns as the binder gives them (store__bind_record), the
+ * session's table the COPY of a write's records fills (REC_STAGE), and a
+ * write's lines' COPY, in the binder's order and their own (the ids
+ * follow it). */
+#define PG_REC_PUT_COLUMNS                                                                         \
+    STORE_REC_COLUMNS "," STORE_REC_PAYLOADS "," STORE_REC_TENANT_ID "," STORE_REC_KEY_ID          \
+    "," STORE_REC_PREWARMED "," STORE_REC_PHASES
+#define PG_RECORDS_IN "pg_temp.mayfly_records_in"
+#define PG_LOG_COPY                                                                                \
+    "COPY logs (time_ms, function, request_id, stream, message, node) FROM STDIN"
+
 /* A log line's columns on PostgreSQL: STORE_LOG_LIST's and the server
  * that wrote it (pg__fill_log). */
 #define PG_LOG_COLUMNS "id, time_ms, function, request_id, stream, message, coalesce(node, '')"
@@ -117,18 +130,16 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
     [FN_DELETE] = { "fn_delete", STORE_FN_DELETE(P), "t" },
     [FN_LIST] = { "fn_list", STORE_FN_LIST, "" },
     [CODE_REFS] = { "code_refs", STORE_CODE_REFS(P), "t" },
-    /* Many records a statement, each column an array (store__pg_run_rows). */
+    /* A record's upsert takes its rows from a table of the session's
+     * own, which a COPY fills (pg__records_write): the rows are taken out
+     * as they go in, and none outlives its transaction. */
+    [REC_STAGE] = { "rec_stage",
+                    "CREATE TEMP TABLE " PG_RECORDS_IN " ON COMMIT DELETE ROWS AS SELECT "
+                    PG_REC_PUT_COLUMNS " FROM invocations WITH NO DATA",
+                    NULL },
     [REC_PUT] = { "rec_put",
-                  "INSERT INTO invocations (" STORE_REC_COLUMNS "," STORE_REC_PAYLOADS ","
-                  STORE_REC_TENANT_ID "," STORE_REC_KEY_ID "," STORE_REC_PREWARMED ","
-                  STORE_REC_PHASES ")"
-                  " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],"
-                  " $5::bigint[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[],"
-                  " $10::bigint[], $11::bigint[], $12::float8[], $13::text[], $14::text[],"
-                  " $15::bigint[], $16::text[], $17::text[], $18::text[], $19::bigint[],"
-                  " $20::text[], $21::bigint[], $22::bigint[], $23::bytea[], $24::bigint[],"
-                  " $25::bigint[], $26::bytea[], $27::bigint[], $28::bigint[], $29::text[],"
-                  " $30::text[], $31::bigint[], $32::float8[], $33::float8[])"
+                  "WITH r AS (DELETE FROM " PG_RECORDS_IN " RETURNING *)"
+                  " INSERT INTO invocations (" PG_REC_PUT_COLUMNS ") SELECT * FROM r"
                   " ON CONFLICT (request_id) DO UPDATE SET"
                   " function = excluded.function, version = excluded.version,"
                   " status = excluded.status, start_ms = excluded.start_ms,"
@@ -157,21 +168,20 @@ static const store_pg_stmt_t pg__stmts[STMT_COUNT] = {
                   " OR (excluded.attempts = invocations.attempts"
                   " AND (invocations.status IN ('queued', 'running')"
                   " OR excluded.status NOT IN ('queued', 'running')))",
-                  "ttttttttttttttttttttttttttttttttt" },
+                  "" },
     [REC_GET] = { "rec_get", STORE_REC_GET(P), "t" },
     [REC_FIND] = { "rec_find", STORE_REC_FIND_ONE(P), "tttidiiiiitt" },
     [REC_FIND_ALL] = { "rec_find_all", STORE_REC_FIND_ALL(P), "tttidiiiiitt" },
     [PURGE_RECORDS] = { "purge_records", STORE_PURGE_RECORDS(P), "t" },
     [PURGE_LINES] = { "purge_lines", STORE_PURGE_LINES(P), "t" },
-    /* Many lines a statement, each column an array (pg__logs_write), in
-     * their order; a line carries its server's name, and the ids come
-     * back for the announcement of the batch. */
-    [LOG_PUT] = { "log_put",
-                  "INSERT INTO logs (time_ms, function, request_id, stream, message, node)"
-                  " SELECT t, f, r, s, m, n FROM unnest($1::bigint[], $2::text[], $3::text[],"
-                  " $4::bigint[], $5::bytea[], $6::text[]) WITH ORDINALITY AS"
-                  " u(t, f, r, s, m, n, o) ORDER BY o RETURNING id",
-                  "tttttt" },
+    /* The ids the lines of a COPY (PG_LOG_COPY) were given lie past the
+     * first and up to the second (with other servers' between). */
+    [LOG_IDS_BEFORE] = { "log_ids_before",
+                         "SELECT coalesce(pg_sequence_last_value("
+                         "pg_get_serial_sequence('logs', 'id')::regclass), 0)",
+                         "" },
+    [LOG_IDS_AFTER] = { "log_ids_after",
+                        "SELECT currval(pg_get_serial_sequence('logs', 'id'))", "" },
     [LOG_LIST] = { "log_list",
                    "SELECT " PG_LOG_COLUMNS " FROM logs WHERE function = $1"
                    " AND ($2 IS NULL OR request_id = $2) AND time_ms >= $3 AND id > $4"
@@ -549,20 +559,47 @@ static void pg__records_fold(const store_record_t *recs, size_t count, pg_recs_t
     map_release(&at);
 }
 
-static void bind_folded(void *ctx, size_t i, const store__binder_t *b)
+/* Some of a write's folded records, bound from a list of them. */
+typedef struct {
+    const store_record_t **recs;
+} pg_rec_list_t;
+
+static void bind_listed(void *ctx, size_t i, const store__binder_t *b)
 {
-    store__bind_record(b, ((pg_recs_t *)ctx)->recs[i]);
+    store__bind_record(b, ((pg_rec_list_t *)ctx)->recs[i]);
 }
 
 /* The records, folded (so that no statement has one request's row twice,
- * which an upsert refuses), many a statement. */
+ * which an upsert refuses). A call's one record (store_record_t.first:
+ * no row of it can be there) goes straight into the table with one COPY;
+ * the rest with one more into the session's table, and the upsert from
+ * there. */
 static int pg__records_write(store_t *base, const store_record_t *recs, size_t count,
                              mf_error_t *err)
 {
     pg_recs_t f;
     pg__records_fold(recs, count, &f);
-    int r = store__pg_run_rows(pg(base)->conn, stmt(REC_PUT), f.n, bind_folded, NULL, &f,
-                               "write invocation records", err);
+    const char *what = "write invocation records";
+    PGconn *c = pg(base)->conn;
+    /* Partitioned in place: the first ones, then the others. */
+    size_t n_first = 0;
+    for (size_t i = 0; i < f.n; i++)
+        if (f.recs[i]->first) {
+            const store_record_t *t = f.recs[n_first];
+            f.recs[n_first++] = f.recs[i];
+            f.recs[i] = t;
+        }
+    pg_rec_list_t firsts = { f.recs }, others = { f.recs + n_first };
+    int r = store__pg_copy_rows(c, "COPY invocations (" PG_REC_PUT_COLUMNS ") FROM STDIN",
+                                n_first, bind_listed, &firsts, what, err);
+    if (r == 0)
+        r = store__pg_copy_rows(c, "COPY " PG_RECORDS_IN " FROM STDIN", f.n - n_first,
+                                bind_listed, &others, what, err);
+    if (r == 0 && f.n > n_first) {
+        PGresult *res;
+        if ((r = store__pg_run(c, stmt(REC_PUT), NULL, &res, what, err)) == 0)
+            PQclear(res);
+    }
     free(f.recs);
     free(f.keyed);
     return r;
@@ -693,27 +730,35 @@ static void pg__line_bind(void *ctx, size_t i, const store__binder_t *b)
     b->text(b->ctx, 6, l->node);
 }
 
-static void pg__lines_ids(void *ctx, const PGresult *res)
+/* The one number a statement answers (LOG_IDS_BEFORE, LOG_IDS_AFTER). */
+static int pg__one_id(PGconn *c, int which, int64_t *out, mf_error_t *err)
 {
-    pg_lines_t *l = ctx;
-    for (int row = 0; row < PQntuples(res); row++) {
-        int64_t id = store__pg_int(res, row, 0);
-        l->first = id < l->first ? id : l->first;
-        l->last = id > l->last ? id : l->last;
-    }
+    PGresult *res;
+    int r = store__pg_run(c, stmt(which), NULL, &res, "write log lines", err);
+    if (r == 0)
+        *out = store__pg_int(res, 0, 0);
+    PQclear(res);
+    return r;
 }
 
-/* Many lines a statement (store__pg_run_rows). */
+/* The lines with one COPY, in their order; with other servers, the range
+ * of ids they were given is announced. */
 static int pg__logs_write(store_t *base, const store_log_t *lines, size_t count,
                           mf_error_t *err)
 {
     pg_store_t *s = pg(base);
-    pg_lines_t l = { lines, s->node[0] ? s->node : NULL, INT64_MAX, INT64_MIN };
-    int r = store__pg_run_rows(s->conn, stmt(LOG_PUT), count, pg__line_bind, pg__lines_ids, &l,
-                               "write log lines", err);
-    if (r < 0 || !count || !s->node[0])
+    pg_lines_t l = { lines, s->node[0] ? s->node : NULL, 0, 0 };
+    if (!count)
+        return 0;
+    int r = s->node[0] ? pg__one_id(s->conn, LOG_IDS_BEFORE, &l.first, err) : 0;
+    if (r == 0)
+        r = store__pg_copy_rows(s->conn, PG_LOG_COPY, count, pg__line_bind, &l,
+                                "write log lines", err);
+    if (r < 0 || !s->node[0])
         return r;
-    return pg__announce_lines(s, lines, count, l.first, l.last, err);
+    if ((r = pg__one_id(s->conn, LOG_IDS_AFTER, &l.last, err)) < 0)
+        return r;
+    return pg__announce_lines(s, lines, count, l.first + 1, l.last, err);
 }
 
 static int pg__logs_put(store_t *base, const store_log_t *lines, size_t count, mf_error_t *err)

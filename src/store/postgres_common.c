@@ -726,6 +726,12 @@ static int pg__prepare_set(PGconn *c, const store_pg_stmt_t *stmts, size_t count
         const store_pg_stmt_t *st = &stmts[i];
         if (!st->sql)
             continue;
+        if (!st->types) {
+            int r = pg__exec(c, st->sql, "set up a session", err);
+            if (r < 0)
+                return r;
+            continue;
+        }
         Oid types[STORE_PG_MAX_PARAMS];
         int n = 0;
         for (const char *t = st->types; *t && n < STORE_PG_MAX_PARAMS; t++)
@@ -853,133 +859,143 @@ int store__pg_run_each(PGconn *c, const char *stmt, size_t count,
     return r;
 }
 
-/* ---- many rows a statement --------------------------------------------- */
+/* ---- many rows a COPY --------------------------------------------------- */
 
-/* One statement's rows: each column's array literal, in text. */
-typedef struct pg_arrays {
-    buf_t col[STORE_PG_MAX_PARAMS];
-    int n;       /* columns bound */
-    size_t rows; /* rows before the one being bound */
-} pg_arrays_t;
+/* The COPY's data in text format: rows of tab-separated columns, NULL as
+ * \N, backslash, tab, newline and carriage return escaped. Sent in
+ * pieces of about PG_COPY_PIECE bytes. */
+#define PG_COPY_PIECE ((size_t)256 << 10)
 
-static int slot(int i);
+typedef struct pg_copy {
+    PGconn *c;
+    buf_t data;
+    int next;     /* the column bound next, from 1 */
+    bool out_of_order;
+    bool lost;    /* a piece could not be sent */
+} pg_copy_t;
 
-/* Column i, ready for the next element. */
-static buf_t *arr_col(pg_arrays_t *a, int i)
+static buf_t *copy_col(pg_copy_t *cp, int i)
 {
-    buf_t *b = &a->col[slot(i)];
-    if (i > a->n)
-        a->n = i;
-    buf_add(b, a->rows ? "," : "{", 1);
-    return b;
+    if (i != cp->next)
+        cp->out_of_order = true;
+    if (i > 1)
+        buf_addch(&cp->data, '\t');
+    cp->next = i + 1;
+    return &cp->data;
 }
 
-static int arr_int64(void *ctx, int i, int64_t v)
+static int copy_int64(void *ctx, int i, int64_t v)
 {
-    buf_addf(arr_col(ctx, i), "%lld", (long long)v);
+    buf_add_int(copy_col(ctx, i), (long long)v);
     return 0;
 }
 
-static int arr_real(void *ctx, int i, double v)
+static int copy_real(void *ctx, int i, double v)
 {
-    buf_t *b = arr_col(ctx, i);
+    buf_t *b = copy_col(ctx, i);
     if (isnan(v))
-        buf_addf(b, "NaN");
+        buf_adds(b, "NaN");
     else if (isinf(v))
-        buf_addf(b, "%sInfinity", v < 0 ? "-" : "");
+        buf_adds(b, v < 0 ? "-Infinity" : "Infinity");
     else
         buf_addf(b, "%.17g", v); /* enough digits to read back the same double */
     return 0;
 }
 
-/* Quoted, with " and \ escaped; NULL unquoted. */
-static int arr_text(void *ctx, int i, const char *v)
+static int copy_text(void *ctx, int i, const char *v)
 {
-    buf_t *b = arr_col(ctx, i);
+    buf_t *b = copy_col(ctx, i);
     if (!v) {
-        buf_add(b, "NULL", 4);
+        buf_add(b, "\\N", 2);
         return 0;
     }
-    buf_add(b, "\"", 1);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            buf_add(b, "\\", 1);
-        buf_add(b, p, 1);
+    const char *run = v;
+    for (const char *p = v;; p++) {
+        char e = *p == '\\' ? '\\' : *p == '\t' ? 't' : *p == '\n' ? 'n' : *p == '\r' ? 'r' : 0;
+        if (!e && *p)
+            continue;
+        buf_add(b, run, (size_t)(p - run));
+        if (!*p)
+            break;
+        buf_addch(b, '\\');
+        buf_addch(b, e);
+        run = p + 1;
     }
-    buf_add(b, "\"", 1);
     return 0;
 }
 
-/* Bytes as bytea's hex input ("\\x…" inside the quotes). */
-static int arr_blob(void *ctx, int i, const void *v, size_t len)
+/* Bytes as bytea's hex input, its backslash escaped ("\\x…"). */
+static int copy_blob(void *ctx, int i, const void *v, size_t len)
 {
-    buf_t *b = arr_col(ctx, i);
+    buf_t *b = copy_col(ctx, i);
     if (!v) {
-        buf_add(b, "NULL", 4);
+        buf_add(b, "\\N", 2);
         return 0;
     }
-    buf_add(b, "\"\\\\x", 4);
+    buf_add(b, "\\\\x", 3);
     buf_grow(b, 2 * len + 1);
     codec_hex(b->data + b->len, v, len);
     b->len += 2 * len;
-    buf_add(b, "\"", 1);
     return 0;
 }
 
-typedef struct pg_rows {
-    pg_arrays_t *chunks;
-    size_t n;
-    void (*take)(void *ctx, const PGresult *res);
-    void *ctx;
-} pg_rows_t;
-
-static void pg__rows_bind(void *ctx, size_t k, const store__binder_t *b)
+static void copy_flush(pg_copy_t *cp)
 {
-    pg_arrays_t *a = &((pg_rows_t *)ctx)->chunks[k];
-    for (int i = 1; i <= a->n; i++)
-        b->text(b->ctx, i, a->col[i - 1].data);
+    if (cp->data.len && !cp->lost &&
+        PQputCopyData(cp->c, cp->data.data, (int)cp->data.len) != 1)
+        cp->lost = true;
+    buf_reset(&cp->data);
 }
 
-static void pg__rows_take(void *ctx, size_t k, const PGresult *res)
+int store__pg_copy_rows(PGconn *c, const char *copy_sql, size_t count,
+                        void (*bind)(void *ctx, size_t i, const store__binder_t *b), void *ctx,
+                        const char *what, mf_error_t *err)
 {
-    pg_rows_t *r = ctx;
-    (void)k;
-    if (r->take)
-        r->take(r->ctx, res);
-}
-
-int store__pg_run_rows(PGconn *c, const char *stmt, size_t count,
-                       void (*bind)(void *ctx, size_t i, const store__binder_t *b),
-                       void (*take)(void *ctx, const PGresult *res), void *ctx,
-                       const char *what, mf_error_t *err)
-{
-    pg_rows_t rows = { .take = take, .ctx = ctx };
-    store__binder_t b = { .int64 = arr_int64, .real = arr_real, .text = arr_text,
-                          .blob = arr_blob };
-    for (size_t i = 0; i < count;) {
-        rows.chunks = xrealloc(rows.chunks, (rows.n + 1) * sizeof *rows.chunks);
-        pg_arrays_t *a = &rows.chunks[rows.n++];
-        a->n = 0;
-        a->rows = 0;
-        for (int k = 0; k < STORE_PG_MAX_PARAMS; k++)
-            buf_init(&a->col[k], 0);
-        b.ctx = a;
-        size_t bytes = 0;
-        for (; i < count && a->rows < STORE_PG_ROWS_MAX && bytes < STORE_PG_ROWS_BYTES; i++) {
-            bind(ctx, i, &b);
-            a->rows++;
-            bytes = 0;
-            for (int k = 0; k < a->n; k++)
-                bytes += a->col[k].len;
-        }
-        for (int k = 0; k < a->n; k++)
-            buf_add(&a->col[k], "}", 2); /* and the NUL */
+    if (count == 0)
+        return 0;
+    pg_link_t *held;
+    int r = pg__enter(c, what, &held, err);
+    if (r < 0)
+        return r;
+    PGresult *res = PQexec(c, copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        r = store__pg_fail(c, res, what, err);
+        PQclear(res);
+        pg__leave(held);
+        return r;
     }
-    int r = store__pg_run_each(c, stmt, rows.n, pg__rows_bind, pg__rows_take, &rows, what, err);
-    for (size_t k = 0; k < rows.n; k++)
-        for (int i = 0; i < STORE_PG_MAX_PARAMS; i++)
-            buf_release(&rows.chunks[k].col[i]);
-    free(rows.chunks);
+    PQclear(res);
+    pg_copy_t cp = { .c = c };
+    buf_init(&cp.data, PG_COPY_PIECE + 4096);
+    store__binder_t b = { .ctx = &cp, .int64 = copy_int64, .real = copy_real, .text = copy_text,
+                          .blob = copy_blob };
+    for (size_t i = 0; i < count && !cp.lost && !cp.out_of_order; i++) {
+        cp.next = 1;
+        bind(ctx, i, &b);
+        buf_addch(&cp.data, '\n');
+        if (cp.data.len >= PG_COPY_PIECE)
+            copy_flush(&cp);
+    }
+    if (!cp.out_of_order)
+        copy_flush(&cp);
+    buf_release(&cp.data);
+    /* A binder that skipped a column is this program's mistake: the COPY
+     * is ended with an error rather than fed a row in the wrong shape. */
+    if (PQputCopyEnd(c, cp.out_of_order ? "columns bound out of order" : NULL) != 1)
+        cp.lost = true;
+    while ((res = PQgetResult(c))) {
+        /* Still copying: the end could not be sent (the connection is
+         * gone), and nothing more will come. */
+        bool stuck = PQresultStatus(res) == PGRES_COPY_IN;
+        if (r == 0 && !pg__ok(res))
+            r = store__pg_fail(c, stuck ? NULL : res, what, err);
+        PQclear(res);
+        if (stuck)
+            break;
+    }
+    if (r == 0 && (cp.lost || cp.out_of_order))
+        r = store__pg_fail(c, NULL, what, err);
+    pg__leave(held);
     return r;
 }
 

@@ -79,7 +79,10 @@ typedef struct store_pg_stmt {
 
 /* Prepares each of stmts (an entry without SQL, a statement the caller
  * has no need of, is left out), and again whenever c is made again (stmts
- * must live as long as c: a static table). */
+ * must live as long as c: a static table). An entry whose types are NULL
+ * is not a statement to prepare but the session's set-up (a table of its
+ * own, store__pg_copy_rows): it runs, in its place in the order, on each
+ * new session. */
 int store__pg_prepare(PGconn *c, const store_pg_stmt_t *stmts, size_t count, mf_error_t *err);
 
 /* The connection of a store_t of postgres.c's, for the files that keep
@@ -125,21 +128,18 @@ int store__pg_run_each(PGconn *c, const char *stmt, size_t count,
                        void (*bind)(void *ctx, size_t i, const store__binder_t *b),
                        void (*take)(void *ctx, size_t i, const PGresult *res), void *ctx,
                        const char *what, mf_error_t *err);
-/* Writes count rows with few statements: stmt takes each column as an
- * array (INSERT … SELECT … FROM unnest($1::T[], …), every parameter
- * declared text), and bind(ctx, i, binder) binds row i's columns as it
- * would one row's parameters. Up to STORE_PG_ROWS_MAX rows, or about
- * STORE_PG_ROWS_BYTES of arrays, go in a statement (PostgreSQL parses,
- * plans and starts it once instead of once a row), and the statements
- * together (store__pg_run_each); take (may be NULL) gets each answer, in
- * order. Text and bytes arrive intact, whatever they hold; a NULL stays
- * NULL. */
-#define STORE_PG_ROWS_MAX 1024
-#define STORE_PG_ROWS_BYTES ((size_t)8 << 20)
-int store__pg_run_rows(PGconn *c, const char *stmt, size_t count,
-                       void (*bind)(void *ctx, size_t i, const store__binder_t *b),
-                       void (*take)(void *ctx, const PGresult *res), void *ctx,
-                       const char *what, mf_error_t *err);
+/* Writes count rows with one COPY copy_sql (… FROM STDIN, text format):
+ * bind(ctx, i, binder) binds row i's columns, in their order from 1, as
+ * it would one row's parameters. Cheaper for PostgreSQL than the same
+ * rows as a statement's parameters, however many a statement (arrays
+ * unnested cost it twice as much: nothing to parse but the rows, and the
+ * heap takes them many at a time), but with no answer: a statement
+ * that needs one (an upsert, RETURNING) copies into a session's own
+ * table first (store_pg_stmt_t.types NULL). Text and bytes arrive
+ * intact; a NULL stays NULL. In a transaction, as any statement. */
+int store__pg_copy_rows(PGconn *c, const char *copy_sql, size_t count,
+                        void (*bind)(void *ctx, size_t i, const store__binder_t *b), void *ctx,
+                        const char *what, mf_error_t *err);
 /* As store__pg_run for a write whose answer is needed only once its
  * transaction is about to commit: on a writer's connection in a batch run
  * without savepoints (store_writer_link_t.defer) it is sent at once and

@@ -227,19 +227,22 @@ static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void
     }
     assert_int_equal(pg_db_int(b, "SELECT count(*) FROM invocations"), N);
 
-    /* A record's columns arrive as they were, whatever an array's text
-     * makes of them: quotes, braces and commas in text, NULL apart from
-     * "" and "NULL", payload bytes with NUL and bytes that are not UTF-8,
-     * a double to its last digit, and numbers at their limits. */
+    /* A record's columns arrive as they were, whatever COPY's text makes
+     * of them: tabs, newlines, carriage returns, backslashes, quotes,
+     * braces and commas in text, NULL apart from "", "NULL" and "\\N",
+     * payload bytes with NUL, backslashes and bytes that are not UTF-8, a
+     * double to its last digit, and numbers at their limits. */
     static const char payload[] = "{\"a\": \"b,c\"}\0\xff\\";
     store_record_t odd = { .function = "f\"n{,}", .status = "error", .start_ms = INT64_MAX,
                            .duration_ms = 0.1 + 0.2, .init_ms = 1e-300, .billed_ms = -1,
                            .error_type = (char *)"NULL", .error_message = (char *)"",
+                           .egress_bytes = 7, .trigger = "\\N",
                            .egress_json = NULL, .event = (char *)payload,
                            .event_len = sizeof payload, .result = NULL, .attempts = 2,
                            .kv_ops = INT64_MIN };
     snprintf(odd.request_id, sizeof odd.request_id, "odd \"one\"");
     snprintf(odd.replay_of, sizeof odd.replay_of, "a\\\"b");
+    snprintf(odd.caller_request_id, sizeof odd.caller_request_id, "t\tn\nr\r\\N\\");
     assert_int_equal(store_records_put(s, &odd, 1, &err), 0);
     assert_int_equal(store_record_get(s, odd.request_id, &got, &err), 0);
     assert_string_equal(got.function, odd.function);
@@ -251,21 +254,25 @@ static void test_many_rows_are_written_at_once_and_a_bad_one_fails_them_all(void
     assert_string_equal(got.error_message, "");
     assert_null(got.egress_json);
     assert_string_equal(got.replay_of, "a\\\"b");
+    assert_string_equal(got.caller_request_id, "t\tn\nr\r\\N\\");
+    assert_string_equal(got.trigger, "\\N");
+    assert_int_equal(got.egress_bytes, 7);
     assert_int_equal(got.event_len, sizeof payload);
     assert_memory_equal(got.event, payload, sizeof payload);
     assert_null(got.result);
     assert_int_equal(got.kv_ops, INT64_MIN);
     store_record_clear(&got);
 
-    /* Lines go as arrays of their columns: bytes that mean something in
-     * an array's text (quotes, backslashes, braces, commas, NUL, bytes
-     * that are not UTF-8) and an empty line arrive as they were. */
-    static const char tricky[] = "a\"b\\c{d},e NULL\0f\xff\n";
+    /* Lines go as COPY's text: bytes that mean something there or in an
+     * array's (tabs, newlines, carriage returns, backslashes, \\N, quotes,
+     * braces, commas, NUL, bytes that are not UTF-8) and an empty line
+     * arrive as they were. */
+    static const char tricky[] = "a\"b\\c{d},e NULL\0f\xff\n\t\r\\N";
     for (int i = 0; i < N; i += 7) {
         lines[i].message = (char *)(i % 2 ? tricky : "");
         lines[i].len = i % 2 ? sizeof tricky : 0;
     }
-    snprintf(lines[1].request_id, sizeof lines[1].request_id, "q\"uo\\te{,}");
+    snprintf(lines[1].request_id, sizeof lines[1].request_id, "q\"uo\\te{,}\t\n\\N");
     assert_int_equal(store_logs_put(s, lines, N, &err), 0);
     store_log_t *out = NULL;
     size_t n = 0;
