@@ -9,7 +9,8 @@
 #   nginx        the ceiling: nginx (1 worker) answering a fixed 200 `{}`
 #   fcgiwrap     the classic peer: nginx + fcgiwrap forking a tiny CGI program
 #   warm-RT      mayfly's no-op functions (C, python3, nodejs; java17's hello), warm
-#                (warm-c, warm-python, warm-node, warm-java: one runtime alone)
+#                (warm-c, warm-python, warm-node, warm-java: one runtime alone);
+#                warm-c also measures the C no-op at 1,769 MB at 1 connection
 #   ofw-node     the peers (issue 19), built from their source archives in
 #   ofw-python   BENCH_PEERS (build_peers below): OpenFaaS's of-watchdog in http
 #   ofw-fork     mode with a Node.js upstream (bench/ofw_node.js) and with a Python
@@ -484,7 +485,25 @@ warm_one() {
     fn_calls "noop-$rt" "calls-warm-$rt.before.json"
     http_runs "warm-$rt" "$url"
     fn_calls "noop-$rt" "calls-warm-$rt.after.json"
+    [ "$rt" = c ] && warm_c_one_cpu
     kill -0 "$MF_PID" 2>/dev/null || fail "the server died during the run; see bench/out/server-warm.log"
+}
+
+# The C no-op again at 1,769 MB, a whole CPU's quota (the size at which
+# Lambda gives a function one vCPU), at 1 connection only: at 128 MB a
+# client sending calls back to back has the instance use up its 7 % of a
+# CPU, and the kernel holds it until the next 20 ms period, which is then
+# what its p99 measures; nginx, the row it is compared with, has a CPU.
+warm_c_one_cpu() {
+    local url=$MF_URL/v1/functions/noop-c-1cpu/invoke
+    deploy_example noop-c-1cpu "$SNAP/examples/noop-c" --memory 1769 \
+        || fail "could not deploy examples/noop-c at 1769 MB"
+    check_post "$url" || fail "the first invoke at 1769 MB failed"
+    fn_calls noop-c-1cpu calls-warm-c-1cpu.before.json
+    load wrk "${WRK_LATENCY[@]}" -d"${WARMUP}s" -s bench/post.lua "$url" \
+        >"$OUT/wrk-warm-c-1cpu-warmup.txt" 2>&1
+    latency_runs warm-c-1cpu "$url"
+    fn_calls noop-c-1cpu calls-warm-c-1cpu.after.json
 }
 
 row_warm() {
