@@ -870,14 +870,18 @@ typedef struct pg_copy {
     PGconn *c;
     buf_t data;
     int next;     /* the column bound next, from 1 */
-    bool out_of_order;
     bool lost;    /* a piece could not be sent */
 } pg_copy_t;
 
+/* Column i of the row, after the ones before it: a binder that skips or
+ * repeats one is a bug in this program (as slot's parameter out of
+ * range), not something a request can cause. */
 static buf_t *copy_col(pg_copy_t *cp, int i)
 {
-    if (i != cp->next)
-        cp->out_of_order = true;
+    if (i != cp->next) {
+        log_error("store", "column %d of a PostgreSQL COPY bound where %d was due", i, cp->next);
+        abort();
+    }
     if (i > 1)
         buf_addch(&cp->data, '\t');
     cp->next = i + 1;
@@ -939,11 +943,16 @@ static int copy_blob(void *ctx, int i, const void *v, size_t len)
     return 0;
 }
 
+/* What is gathered, in pieces libpq's int length can say (a row is far
+ * smaller: its payloads and lines are bounded before they get here). */
 static void copy_flush(pg_copy_t *cp)
 {
-    if (cp->data.len && !cp->lost &&
-        PQputCopyData(cp->c, cp->data.data, (int)cp->data.len) != 1)
-        cp->lost = true;
+    for (size_t at = 0; at < cp->data.len && !cp->lost;) {
+        size_t n = cp->data.len - at < PG_COPY_PIECE ? cp->data.len - at : PG_COPY_PIECE;
+        if (PQputCopyData(cp->c, cp->data.data + at, (int)n) != 1)
+            cp->lost = true;
+        at += n;
+    }
     buf_reset(&cp->data);
 }
 
@@ -969,19 +978,16 @@ int store__pg_copy_rows(PGconn *c, const char *copy_sql, size_t count,
     buf_init(&cp.data, PG_COPY_PIECE + 4096);
     store__binder_t b = { .ctx = &cp, .int64 = copy_int64, .real = copy_real, .text = copy_text,
                           .blob = copy_blob };
-    for (size_t i = 0; i < count && !cp.lost && !cp.out_of_order; i++) {
+    for (size_t i = 0; i < count && !cp.lost; i++) {
         cp.next = 1;
         bind(ctx, i, &b);
         buf_addch(&cp.data, '\n');
         if (cp.data.len >= PG_COPY_PIECE)
             copy_flush(&cp);
     }
-    if (!cp.out_of_order)
-        copy_flush(&cp);
+    copy_flush(&cp);
     buf_release(&cp.data);
-    /* A binder that skipped a column is this program's mistake: the COPY
-     * is ended with an error rather than fed a row in the wrong shape. */
-    if (PQputCopyEnd(c, cp.out_of_order ? "columns bound out of order" : NULL) != 1)
+    if (PQputCopyEnd(c, NULL) != 1)
         cp.lost = true;
     while ((res = PQgetResult(c))) {
         /* Still copying: the end could not be sent (the connection is
@@ -993,7 +999,7 @@ int store__pg_copy_rows(PGconn *c, const char *copy_sql, size_t count,
         if (stuck)
             break;
     }
-    if (r == 0 && (cp.lost || cp.out_of_order))
+    if (r == 0 && cp.lost)
         r = store__pg_fail(c, NULL, what, err);
     pg__leave(held);
     return r;
