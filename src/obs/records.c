@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/map.h"
+#include "core/pace.h"
 #include "core/xalloc.h"
 #include "obs/payload.h"
 
@@ -194,8 +195,10 @@ static void keep_payloads(store_record_t *rec)
 static int batch_apply(void *db, void *arg, mf_error_t *err)
 {
     records_batch_t *b = arg;
-    for (size_t i = 0; i < b->count; i++)
+    for (size_t i = 0; i < b->count; i++) {
         keep_payloads(&b->recs[i]);
+        pace_point();
+    }
     return store_records_write(db, b->recs, b->count, err);
 }
 

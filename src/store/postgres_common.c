@@ -18,6 +18,7 @@
 #include "core/codec.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/pace.h"
 #include "core/xalloc.h"
 #include "store/health.h"
 
@@ -982,6 +983,7 @@ int store__pg_copy_rows(PGconn *c, const char *copy_sql, size_t count,
         cp.next = 1;
         bind(ctx, i, &b);
         buf_addch(&cp.data, '\n');
+        pace_point();
         if (cp.data.len >= PG_COPY_PIECE)
             copy_flush(&cp);
     }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "core/pace.h"
 #include "core/xalloc.h"
 
 typedef struct reader_job {
@@ -54,6 +55,7 @@ static void readers__thread(void *arg)
 {
     reader_thread_t *t = arg;
     pthread_setname_np(pthread_self(), "mayfly-reader");
+    pace_background();
     store_readers_t *p = t->pool;
     uv_mutex_lock(&p->lock);
     for (;;) {

@@ -5,10 +5,12 @@
 #include "store/backend.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pace.h"
 #include "core/xalloc.h"
 
 int store__sqlite_fail(sqlite3 *db, mf_error_t *err, const char *what)
@@ -34,8 +36,53 @@ int store__sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, mf_e
     return 0;
 }
 
+/* Every few thousand of a statement's steps: a background thread's long
+ * statement gives way now and then (core/pace.h). Never interrupts. */
+static int sqlite__progress(void *ud)
+{
+    (void)ud;
+    pace_point();
+    return 0;
+}
+
+/* A commit writes every page its transaction touched, a checkpoint copies
+ * pages back into the database: runs of hundreds of writes inside one of
+ * SQLite's steps, which its progress handler does not see. The unix VFS
+ * lets its system calls be replaced: its page writes pass a pace point
+ * too. */
+typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
+static pwrite_fn real_pwrite, real_pwrite64;
+
+static ssize_t paced_pwrite(int fd, const void *buf, size_t n, off_t at)
+{
+    pace_point();
+    return real_pwrite(fd, buf, n, at);
+}
+
+static ssize_t paced_pwrite64(int fd, const void *buf, size_t n, off_t at)
+{
+    pace_point();
+    return real_pwrite64(fd, buf, n, at);
+}
+
+static void sqlite__pace_writes(void)
+{
+    sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+    if (!vfs || vfs->iVersion < 3 || !vfs->xGetSystemCall || !vfs->xSetSystemCall)
+        return;
+    real_pwrite = (pwrite_fn)vfs->xGetSystemCall(vfs, "pwrite");
+    if (real_pwrite)
+        vfs->xSetSystemCall(vfs, "pwrite", (sqlite3_syscall_ptr)paced_pwrite);
+    real_pwrite64 = (pwrite_fn)vfs->xGetSystemCall(vfs, "pwrite64");
+    if (real_pwrite64)
+        vfs->xSetSystemCall(vfs, "pwrite64", (sqlite3_syscall_ptr)paced_pwrite64);
+}
+
+static pthread_once_t pace_once = PTHREAD_ONCE_INIT;
+
 int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
 {
+    pthread_once(&pace_once, sqlite__pace_writes);
     sqlite3 *db = NULL;
     /* NOMUTEX: a connection is used from one thread at a time, so SQLite's
      * own per-connection mutex would be pure overhead. */
@@ -49,6 +96,7 @@ int store__sqlite_open(const char *path, sqlite3 **out, mf_error_t *err)
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_progress_handler(db, 2000, sqlite__progress, NULL);
 
     /* journal_mode answers with the mode it ended up in; a file system that
      * cannot do WAL (no shared memory) would silently stay in DELETE mode. */

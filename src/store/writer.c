@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/pace.h"
 #include "core/xalloc.h"
 #include "store/health.h"
 
@@ -560,6 +561,7 @@ static void writer__thread(void *arg)
 {
     store_writer_t *w = arg;
     pthread_setname_np(pthread_self(), "mayfly-writer");
+    pace_background();
     for (;;) {
         uv_mutex_lock(&w->lock);
         for (;;) {

@@ -13,11 +13,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <sqlite3.h>
 
 #include "tmpdir.h"
 
 #include "core/cleanup.h"
 #include "core/fs.h"
+#include "core/pace.h"
 #include "core/xalloc.h"
 #include "store/store.h"
 #include "store/writer.h"
@@ -111,6 +114,66 @@ static void test_reopen_shares_the_file_and_keeps_no_code(void **state)
     store_close(s);
 }
 
+/* A batch of 2,000 records with 1 KiB events each, in one transaction:
+ * many statements, and a commit of many pages. */
+static void put_many_records(store_t *s)
+{
+    enum { N = 2000 };
+    static char event[1024];
+    memset(event, 'e', sizeof event);
+    store_record_t *recs = xcalloc(N, sizeof *recs);
+    for (int i = 0; i < N; i++) {
+        snprintf(recs[i].request_id, sizeof recs[i].request_id, "pace-%d-%lu", i,
+                 (unsigned long)pthread_self() % 100000);
+        snprintf(recs[i].function, sizeof recs[i].function, "f");
+        snprintf(recs[i].status, sizeof recs[i].status, "success");
+        recs[i].start_ms = 1700000000000 + i;
+        recs[i].first = true;
+        recs[i].event = event;
+        recs[i].event_len = sizeof event;
+        recs[i].event_bytes = sizeof event;
+    }
+    mf_error_t err = MF_ERROR_INIT;
+    if (store_records_put(s, recs, N, &err) < 0)
+        fail_msg("store_records_put: %s", err.msg);
+    free(recs);
+}
+
+static void *write_in_background(void *arg)
+{
+    pace_background();
+    put_many_records(arg);
+    return (void *)(uintptr_t)pace_yields();
+}
+
+/* A background thread's long write gives way now and then (core/pace.h):
+ * in its statements (SQLite's progress handler) and in its commit's page
+ * writes (the unix VFS's pwrite, replaced once a store is open). The
+ * loop's own thread never does. */
+static void test_background_writes_give_way(void **state)
+{
+    store_t *s = open_store(*state);
+    sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(vfs);
+    sqlite3_syscall_ptr pw = vfs->xGetSystemCall(vfs, "pwrite64");
+    sqlite3_syscall_ptr pw32 = vfs->xGetSystemCall(vfs, "pwrite");
+    assert_true(pw != NULL || pw32 != NULL);
+    if (pw)
+        assert_ptr_not_equal(pw, (sqlite3_syscall_ptr)pwrite64);
+    if (pw32)
+        assert_ptr_not_equal(pw32, (sqlite3_syscall_ptr)pwrite);
+
+    put_many_records(s);
+    assert_int_equal(pace_yields(), 0);
+
+    pthread_t t;
+    void *yields = NULL;
+    assert_int_equal(pthread_create(&t, NULL, write_in_background, s), 0);
+    assert_int_equal(pthread_join(t, &yields), 0);
+    assert_true((uintptr_t)yields > 0);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +182,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_open_is_ebusy, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_uncreatable_dir, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_background_writes_give_way, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,34 @@
+/* Background threads giving way to the event loop and the sandboxes.
+ *
+ * A writer's batch (a few hundred records and log lines in one
+ * transaction) or a reader's scan is a run of a few milliseconds of CPU on
+ * the CPUs the event loop and the sandboxes share. A kernel built without
+ * preemption (PREEMPT_NONE, as many servers' are) lets such a run go on
+ * until the scheduler's next tick (4 ms at 250 Hz) even when the loop or a
+ * sandbox became ready meanwhile: a call that finishes then waits for it.
+ * A thread marked as background therefore gives way (sched_yield) at the
+ * points it passes, once every PACE_STEP_NS of work: whatever else is
+ * ready on its CPU runs first, and the thread carries on at once when
+ * nothing is. It loses no share of the CPU it would have had: the
+ * scheduler still owes it what it gave away. */
+#ifndef MAYFLY_CORE_PACE_H
+#define MAYFLY_CORE_PACE_H
+
+#include <stdint.h>
+
+/* Work between two yields, at most (give or take one step). */
+#define PACE_STEP_NS 100000u
+
+/* Marks the calling thread as a background one (for its life). */
+void pace_background(void);
+
+/* A point between two small steps of work: gives way if the calling thread
+ * is a background one that has worked PACE_STEP_NS since it last did (or
+ * since it was marked). Costs a clock read on a background thread, and
+ * nothing on any other. */
+void pace_point(void);
+
+/* How many times the calling thread gave way (for tests). */
+uint64_t pace_yields(void);
+
+#endif
