@@ -2,15 +2,16 @@
  *
  * A writer's batch (a few hundred records and log lines in one
  * transaction) or a reader's scan is a run of a few milliseconds of CPU on
- * the CPUs the event loop and the sandboxes share. A kernel built without
- * preemption (PREEMPT_NONE, as many servers' are) lets such a run go on
- * until the scheduler's next tick (4 ms at 250 Hz) even when the loop or a
- * sandbox became ready meanwhile: a call that finishes then waits for it.
- * A thread marked as background therefore gives way (sched_yield) at the
+ * the CPUs the event loop and the sandboxes share. When the loop or a
+ * sandbox becomes ready meanwhile, the kernel's scheduler commonly lets the
+ * running thread finish its time slice first (EEVDF's run to parity, CFS's
+ * wake-up granularity), and it looks again at its next tick (4 ms at
+ * 250 Hz): a call that had finished waits that long to be answered. A
+ * thread marked as background therefore gives way (sched_yield) at the
  * points it passes, once every PACE_STEP_NS of work: whatever else is
  * ready on its CPU runs first, and the thread carries on at once when
- * nothing is. It loses no share of the CPU it would have had: the
- * scheduler still owes it what it gave away. */
+ * nothing is. It loses no share of the CPU: the scheduler still owes it
+ * what it gave away. */
 #ifndef MAYFLY_CORE_PACE_H
 #define MAYFLY_CORE_PACE_H
 
