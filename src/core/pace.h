@@ -8,10 +8,13 @@
  * wake-up granularity), and it looks again at its next tick (4 ms at
  * 250 Hz): a call that had finished waits that long to be answered. A
  * thread marked as background therefore gives way (sched_yield) at the
- * points it passes, once every PACE_STEP_NS of work: whatever else is
- * ready on its CPU runs first, and the thread carries on at once when
- * nothing is. It loses no share of the CPU: the scheduler still owes it
- * what it gave away. */
+ * points it passes, once every PACE_STEP_NS of work, and carries on at
+ * once when nothing else is ready. A yield reorders the threads of the
+ * yielding one's own cgroup (the event loop's, the server's): the loop,
+ * if ready, runs next. A sandbox, in a cgroup of its own, runs next only
+ * when the scheduler's fairness between cgroups picks it. A yield changes
+ * the order, not the weights: the thread's share of the CPU over time is
+ * what it was. */
 #ifndef MAYFLY_CORE_PACE_H
 #define MAYFLY_CORE_PACE_H
 

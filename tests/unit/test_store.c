@@ -115,16 +115,16 @@ static void test_reopen_shares_the_file_and_keeps_no_code(void **state)
 }
 
 /* A batch of 2,000 records with 1 KiB events each, in one transaction:
- * many statements, and a commit of many pages. */
-static void put_many_records(store_t *s)
+ * many statements, and a commit of many pages. Their ids start with
+ * prefix. */
+static void put_many_records(store_t *s, const char *prefix)
 {
     enum { N = 2000 };
     static char event[1024];
     memset(event, 'e', sizeof event);
     store_record_t *recs = xcalloc(N, sizeof *recs);
     for (int i = 0; i < N; i++) {
-        snprintf(recs[i].request_id, sizeof recs[i].request_id, "pace-%d-%lu", i,
-                 (unsigned long)pthread_self() % 100000);
+        snprintf(recs[i].request_id, sizeof recs[i].request_id, "%s-%d", prefix, i);
         snprintf(recs[i].function, sizeof recs[i].function, "f");
         snprintf(recs[i].status, sizeof recs[i].status, "success");
         recs[i].start_ms = 1700000000000 + i;
@@ -142,7 +142,7 @@ static void put_many_records(store_t *s)
 static void *write_in_background(void *arg)
 {
     pace_background();
-    put_many_records(arg);
+    put_many_records(arg, "background");
     return (void *)(uintptr_t)pace_yields();
 }
 
@@ -163,7 +163,7 @@ static void test_background_writes_give_way(void **state)
     if (pw32)
         assert_ptr_not_equal(pw32, (sqlite3_syscall_ptr)pwrite);
 
-    put_many_records(s);
+    put_many_records(s, "loop");
     assert_int_equal(pace_yields(), 0);
 
     pthread_t t;
