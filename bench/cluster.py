@@ -11,7 +11,9 @@ The C no-op (examples/noop-c, max_concurrency 64): warm synchronous
 invokes and asynchronous enqueues from 32 connections (wrk -c32), each
 run after the backlog of the one before has drained, alternated, RUNS
 times, medians. Targets: PostgreSQL's enqueues >= 0.5x SQLite's, its warm
-invokes >= 0.9x.
+invokes >= 0.9x. How much of its CPU the node left idle is recorded for
+every store run: a node that idles under 32 connections is waiting for
+its load (wrk shares its CPU with the database), not working.
 
 Scaling: three nodes on one PostgreSQL, each in a cgroup of its own
 limited to half a CPU (cpu.cfs_quota_us on cgroup v1, cpu.max on v2; the
@@ -231,27 +233,48 @@ def wrk_all(urls, load_cpu, duration, lua):
     return sum(rates)
 
 
-def measure(tag, urls, store, a, samples, runs, cgroups=()):
+def cpu_ticks(cpu):
+    """(idle, total) clock ticks of one CPU so far (/proc/stat; idle
+    counts iowait too)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%s " % cpu):
+                t = [int(x) for x in line.split()[1:]]
+                return t[3] + t[4], sum(t[:8])
+    raise RuntimeError("cpu%s is not in /proc/stat" % cpu)
+
+
+def measure(tag, urls, store, a, samples, runs, cgroups=(), idle_cpu=None):
     """Warm invokes and enqueues against urls, drained between runs. With
     the nodes' cgroups, also the CPUs they used meanwhile (CPU seconds
     over wall seconds, summed over the nodes), and their CPU
-    milliseconds per thousand requests."""
+    milliseconds per thousand requests. With idle_cpu (the CPU a node is
+    pinned to), the share of it left idle meanwhile: a node that idles
+    under 32 connections is waiting for its load."""
     wrk_all(urls, a.load_cpu, 2, POST_LUA)
     wrk_all(urls, a.load_cpu, 2, EVENT_LUA)
     drain(urls, store)
     for _ in range(runs):
         for kind, lua in (("invoke", POST_LUA), ("enqueue", EVENT_LUA)):
             cpu0, t0 = sum(cg.cpu_s() for cg in cgroups), time.monotonic()
+            idle0 = cpu_ticks(idle_cpu) if idle_cpu is not None else None
             rps = wrk_all(urls, a.load_cpu, a.duration, lua)
             cpu, wall = sum(cg.cpu_s() for cg in cgroups) - cpu0, time.monotonic() - t0
+            if idle0 is not None:
+                idle1 = cpu_ticks(idle_cpu)
+                samples.setdefault("%s_%s_server_idle" % (tag, kind), []).append(
+                    (idle1[0] - idle0[0]) / max(1, idle1[1] - idle0[1]))
             samples.setdefault("%s_%s_rps" % (tag, kind), []).append(rps)
             if cgroups:
                 samples.setdefault("%s_%s_cpus" % (tag, kind), []).append(cpu / wall)
                 samples.setdefault("%s_%s_cpu_ms_per_1k" % (tag, kind), []).append(
                     1e6 * cpu / (rps * wall))
         drain(urls, store)
-        print("cluster: %s invoke %.1f enqueue %.1f%s" % (
+        print("cluster: %s invoke %.1f enqueue %.1f%s%s" % (
             tag, samples[tag + "_invoke_rps"][-1], samples[tag + "_enqueue_rps"][-1],
+            " (server CPU idle: invoke %.3f enqueue %.3f)" % (
+                samples[tag + "_invoke_server_idle"][-1],
+                samples[tag + "_enqueue_server_idle"][-1]) if idle_cpu is not None else "",
             " (node CPUs used: invoke %.2f enqueue %.2f)" % (
                 samples[tag + "_invoke_cpus"][-1], samples[tag + "_enqueue_cpus"][-1])
             if cgroups else ""), flush=True)
@@ -277,7 +300,7 @@ def main():
                 p, url = start_node(a.mayfly, tmp, tag, store, cpu=a.server_cpu)
                 procs.append(p)
                 deploy_noop(url, code)
-                measure(tag, [url], store, a, s, 1)
+                measure(tag, [url], store, a, s, 1, idle_cpu=a.server_cpu)
                 benchlib.stop_server(p)
                 procs.remove(p)
         # ---- scaling: one node at half a CPU, then three. The nodes'

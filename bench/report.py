@@ -1344,6 +1344,13 @@ def main():
                            ("nodes1_enqueue_rps", "one node at half a CPU, async enqueues"),
                            ("nodes3_enqueue_rps", "three nodes at half a CPU each, summed")):
             w("| %s, 32 connections a node, req/s | %s |" % (label, f_int(cl.get(key))))
+        for kind in ("invoke", "enqueue"):
+            idle = [cl.get("%s_%s_server_idle" % (tag, kind)) for tag in ("sqlite", "pg")]
+            if None not in idle:
+                w("| one node on SQLite / on PostgreSQL, %s: share of the server CPU it left "
+                  "idle | %.3f / %.3f |"
+                  % ("warm sync invokes" if kind == "invoke" else "async enqueues",
+                     idle[0], idle[1]))
         for n in (1, 3):
             for kind in ("invoke", "enqueue"):
                 cpus = cl.get("nodes%d_%s_cpus" % (n, kind))
@@ -1359,7 +1366,9 @@ def main():
           "the store's rows with the node pinned to the server CPU and PostgreSQL to the load "
           "CPU, the scaling rows with each node in a cgroup of half a CPU (its sandboxes under "
           "it) and PostgreSQL on any CPU; `wrk -t1 -c32` per node on the load CPU for %ss per "
-          "figure, %s runs, each after the last one's backlog drained, medians. Three nodes "
+          "figure, %s runs, each after the last one's backlog drained, medians. A node that "
+          "leaves its CPU idle under 32 connections waits: for its requests (wrk shares its "
+          "CPU with the database) or, enqueueing, for the database's commits. Three nodes "
           "that use less than their 1.5 CPUs are held back by the box (two CPUs for them, "
           "their database and the load), not by their quota. Status: %s." % (
                                                        env.get("duration", "10"),
