@@ -12,8 +12,9 @@ invokes and asynchronous enqueues from 32 connections (wrk -c32), each
 run after the backlog of the one before has drained, alternated, RUNS
 times, medians. Targets: PostgreSQL's enqueues >= 0.5x SQLite's, its warm
 invokes >= 0.9x. How much of its CPU the node left idle is recorded for
-every store run: a node that idles under 32 connections is waiting for
-its load (wrk shares its CPU with the database), not working.
+every store run: a node that idles under 32 connections is waiting, for
+its requests (wrk shares its CPU with the database) or, enqueueing, for
+the database's commits.
 
 Scaling: three nodes on one PostgreSQL, each in a cgroup of its own
 limited to half a CPU (cpu.cfs_quota_us on cgroup v1, cpu.max on v2; the
@@ -249,8 +250,7 @@ def measure(tag, urls, store, a, samples, runs, cgroups=(), idle_cpu=None):
     the nodes' cgroups, also the CPUs they used meanwhile (CPU seconds
     over wall seconds, summed over the nodes), and their CPU
     milliseconds per thousand requests. With idle_cpu (the CPU a node is
-    pinned to), the share of it left idle meanwhile: a node that idles
-    under 32 connections is waiting for its load."""
+    pinned to), the share of it left idle meanwhile."""
     wrk_all(urls, a.load_cpu, 2, POST_LUA)
     wrk_all(urls, a.load_cpu, 2, EVENT_LUA)
     drain(urls, store)
@@ -270,14 +270,15 @@ def measure(tag, urls, store, a, samples, runs, cgroups=(), idle_cpu=None):
                 samples.setdefault("%s_%s_cpu_ms_per_1k" % (tag, kind), []).append(
                     1e6 * cpu / (rps * wall))
         drain(urls, store)
-        print("cluster: %s invoke %.1f enqueue %.1f%s%s" % (
-            tag, samples[tag + "_invoke_rps"][-1], samples[tag + "_enqueue_rps"][-1],
-            " (server CPU idle: invoke %.3f enqueue %.3f)" % (
-                samples[tag + "_invoke_server_idle"][-1],
-                samples[tag + "_enqueue_server_idle"][-1]) if idle_cpu is not None else "",
-            " (node CPUs used: invoke %.2f enqueue %.2f)" % (
-                samples[tag + "_invoke_cpus"][-1], samples[tag + "_enqueue_cpus"][-1])
-            if cgroups else ""), flush=True)
+        line = "cluster: %s invoke %.1f enqueue %.1f" % (
+            tag, samples[tag + "_invoke_rps"][-1], samples[tag + "_enqueue_rps"][-1])
+        for key, what, fmt in (("server_idle", "server CPU idle", "%.3f"),
+                               ("cpus", "node CPUs used", "%.2f")):
+            if tag + "_invoke_" + key in samples:
+                line += (" (%s: invoke " + fmt + " enqueue " + fmt + ")") % (
+                    what, samples[tag + "_invoke_" + key][-1],
+                    samples[tag + "_enqueue_" + key][-1])
+        print(line, flush=True)
 
 
 def main():
